@@ -1,0 +1,41 @@
+"""Search spaces, one registry: `get_space("v1-sync")`, `list_spaces()`.
+
+A space knows nothing of training; the trainer sees only the SearchSpace interface.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .base import Arch, ArchitectureError, SearchSpace
+
+_REGISTRY: dict[str, Callable[[], SearchSpace]] = {}
+
+
+def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
+    _REGISTRY[name] = factory
+
+
+def list_spaces() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_space(name: str) -> SearchSpace:
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise ValueError(f"unknown search space {name!r}; available: "
+                         f"{', '.join(_REGISTRY)}") from None
+
+
+def _register_builtin() -> None:
+    from .depth.space import DepthSpace
+    for version in (1, 2):
+        for sync in (True, False):
+            space_name = f"v{version}-{'sync' if sync else 'nonsync'}"
+            register_space(space_name, lambda v=version, s=sync: DepthSpace(v, s))
+
+
+_register_builtin()
+
+__all__ = ["Arch", "ArchitectureError", "SearchSpace", "get_space", "list_spaces",
+           "register_space"]

@@ -1,0 +1,194 @@
+"""`depthnas` command line: search, train, spaces, rank, evaluate, export, predict, demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from . import config as config_mod
+from .config import Config
+
+# flag -> (config path, type); None as type means a store_true flag
+CONFIG_FLAGS: dict[str, tuple[str, Any, str]] = {
+    "--space": ("space", str, "search space (see `depthnas spaces`)"),
+    "--data": ("data.spec", str, "synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH"),
+    "--out": ("out", str, "run directory"),
+    "--seed": ("seed", int, "random seed"),
+    "--device": ("device", str, "auto | cpu | cuda | cuda:N"),
+    "--backbone": ("model.backbone", str, "timm backbone name"),
+    "--backbone-weights": ("model.backbone_weights", str, "local .safetensors/.pth backbone weights"),
+    "--features": ("model.features", int, "decoder channels"),
+    "--image-size": ("data.image_size", str, "H,W (multiples of 32) or one number"),
+    "--batch-size": ("data.batch_size", int, "batch size"),
+    "--epochs": ("supernet.epochs", int, "super-net epochs per iteration"),
+    "--standalone-epochs": ("standalone.epochs", int, "epochs of each stand-alone training"),
+    "--iterations": ("search.iterations", int, "T: search iterations"),
+    "--top-k": ("search.top_k", int, "architectures trained stand-alone per iteration"),
+    "--method": ("search.method", str, "evolution | random"),
+    "--landmarks": ("landmarks.store", str, "landmark store JSON to reuse and extend"),
+    "--num-landmarks": ("landmarks.num", int, "M: landmarks in the first iteration"),
+    "--lambda-max": ("landmarks.lambda_max", float, "final landmark weight"),
+    "--schedule": ("landmarks.schedule", str, "constant | cosine-increasing | cosine-decreasing | step"),
+    "--pairs": ("landmarks.pairs", int, "m: landmark pairs per step (0 = all)"),
+    "--max-params": ("search.max_params", int, "parameter budget for searched models"),
+    "--precision": (None, str, "fp32 | bf16 (both super-net and stand-alone)"),
+}
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file (overrides the preset)")
+    p.add_argument("--preset", choices=sorted(config_mod.PRESETS), help="starting configuration")
+    for flag, (_, typ, help_) in CONFIG_FLAGS.items():
+        p.add_argument(flag, type=typ, default=None, help=help_)
+    p.add_argument("--no-landmarks", action="store_true", help="plain SPOS (same total epochs)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted in the log)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config field, e.g. --set search.population=20")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    cfg = config_mod.load(args.config, args.preset)
+    updates: list[str] = []
+    for flag, (path, _, _) in CONFIG_FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is None:
+            continue
+        if flag == "--precision":
+            updates += [f"supernet.precision={value}", f"standalone.precision={value}"]
+        else:
+            updates.append(f"{path}={value}")
+    if args.no_landmarks:
+        updates.append("landmarks.enabled=false")
+    if args.channels_last:
+        updates += ["supernet.channels_last=true", "standalone.channels_last=true"]
+    if args.skip_bad:
+        updates.append("data.skip_bad=true")
+    config_mod.apply_dotted(cfg, updates + list(args.set))
+    return cfg
+
+
+def _guard_out(out: Path, resume: bool, marker: str) -> None:
+    if (out / marker).exists() and not resume:
+        raise SystemExit(f"error: {out} already holds a run; pass --resume to continue it "
+                         "or choose another --out")
+
+
+# ---- commands ---------------------------------------------------------------------
+def cmd_search(args: argparse.Namespace) -> int:
+    from .pipeline import run
+    cfg = build_config(args)
+    _guard_out(Path(cfg.out), args.resume, "config.yaml")
+    run(cfg, progress=not args.no_progress)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from depthnas.spaces import get_space
+    from .data import load_splits
+    from .standalone import train_standalone
+    from .trainer import seed_everything
+    cfg = build_config(args)
+    text = Path(args.arch).read_text() if Path(args.arch).is_file() else args.arch
+    if text.strip().startswith("{"):
+        cfg.space = json.loads(text).get("space", cfg.space)
+    elif ":" in text:
+        cfg.space = text.split(":", 1)[0].strip()
+    space = get_space(cfg.space)
+    arch = space.parse(text)
+    out = Path(args.out or cfg.out)
+    _guard_out(out, args.resume, "config.yaml")
+    cfg.out = str(out)
+    seed_everything(cfg.seed)
+    result = train_standalone(cfg, space, arch, load_splits(cfg), out,
+                              progress=not args.no_progress)
+    print(f"{result['arch']}: validation SSI loss {result['val_loss']:.5f} "
+          f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
+    return 0
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from depthnas.spaces import get_space, list_spaces
+    for name in list_spaces():
+        print(get_space(name).describe())
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from .rank import rank_run
+    report = rank_run(args.run, args.truth, threshold=args.threshold,
+                      limit=args.limit, progress=not args.no_progress)
+    for k, v in report.items():
+        print(f"{k:20s} {v:.4f}" if isinstance(v, float) else f"{k:20s} {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="depthnas", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("search", help="landmark-regularized architecture search")
+    add_config_args(s)
+    s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.set_defaults(func=cmd_search)
+
+    t = sub.add_parser("train", help="train one architecture stand-alone")
+    t.add_argument("--arch", required=True, help="architecture string, JSON, or a JSON file")
+    add_config_args(t)
+    t.add_argument("--resume", action="store_true", help="continue the training in --out")
+    t.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("spaces", help="list the search spaces and their sizes")
+    sp.set_defaults(func=cmd_spaces)
+
+    r = sub.add_parser("rank", help="ranking metrics of a run's super-net against a truth table")
+    r.add_argument("--run", required=True, help="search run directory")
+    r.add_argument("--truth", required=True, help="JSON/CSV table: architecture -> stand-alone loss")
+    r.add_argument("--threshold", type=float, default=None, help="sparse Kendall tau bin width")
+    r.add_argument("--limit", type=int, default=None, help="score at most this many architectures")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=cmd_rank)
+
+    for register in _extensions():
+        register(sub)
+    return p
+
+
+def _extensions() -> list[Callable[[Any], None]]:
+    """Commands that live beside their packages (evaluate, export, predict, demo)."""
+    found = []
+    for module, name in (("depthnas.evaluate", "register"), ("depthnas.export.cli", "register"),
+                         ("depthnas.app.cli", "register")):
+        try:
+            mod = __import__(module, fromlist=[name])
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue
+        found.append(getattr(mod, name))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, config_mod.ConfigError) as err:
+        if args.verbose:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

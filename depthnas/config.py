@@ -1,0 +1,230 @@
+"""Typed run configuration: dataclass defaults < preset < YAML file < CLI flags.
+
+Every field can be set from YAML (nested sections) or from the command line as
+`--set section.field=value`; the common ones also have their own flags.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet18"
+    features: int = 64
+    backbone_weights: str | None = None      # local .safetensors / .pth; random init if None
+    first_block_input: str = "duplicate"     # paper: duplicate the encoder feature; or "zeros"
+
+
+@dataclass
+class DataConfig:
+    spec: str = "synthetic"                  # synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH
+    image_size: tuple[int, int] = (256, 256)
+    synthetic_samples: int = 512
+    val_fraction: float = 0.15
+    reg_fraction: float = 0.15               # the split the landmark regularizer evaluates on
+    batch_size: int = 8
+    num_workers: int = 0
+    augment: bool = True
+    skip_bad: bool = False
+    depth_kind: str = "depth"                # what folder: files hold: depth or disparity
+
+
+@dataclass
+class TrainConfig:
+    """One training run: the super-net, or one stand-alone architecture."""
+    epochs: int = 30
+    steps_per_epoch: int | None = None       # cap an epoch (None: the whole train split)
+    lr: float = 1e-3                         # decoder (and super-net ops)
+    backbone_lr: float = 1e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    loss: str = "ssi"                        # ssi | ssi-image | ssitrim
+    precision: str = "fp32"                  # fp32 | bf16 (autocast)
+    channels_last: bool = False
+    log_every: int = 10
+
+
+@dataclass
+class LandmarkConfig:
+    enabled: bool = True
+    num: int = 10                            # M landmarks in the first iteration
+    tau: int | None = None                   # Hamming threshold; None: the space's default
+    pairs: int = 1                           # m pairs per step; 0 = all pairs (Eq. 4)
+    lambda_max: float = 10.0
+    schedule: str = "cosine-increasing"      # constant | cosine-increasing | cosine-decreasing | step
+    warmup_epochs: float = 0.0               # lambda = 0 before this
+    ramp_epochs: float = 0.0                 # linear ramp for constant / decreasing schedules
+    store: str | None = None                 # landmark store JSON to reuse and extend
+
+
+@dataclass
+class SearchConfig:
+    iterations: int = 3                      # T
+    top_k: int = 3                           # trained stand-alone after each iteration
+    method: str = "evolution"                # evolution | random
+    population: int = 50
+    generations: int = 20
+    parents: int = 10
+    mutations: int = 25
+    crossovers: int = 25
+    mutation_prob: float = 0.1
+    random_candidates: int = 1000            # random-search budget
+    calib_batches: int = 10                  # BN recalibration batches per candidate
+    val_batches: int | None = None           # None: the whole validation split
+    max_params: int | None = None
+    max_latency_ms: float | None = None
+    rank_samples: int = 0                    # extra random archs trained stand-alone to report Kendall tau
+    sparse_threshold: float | None = None    # S-KdT bin width; None: 1% of the truth range
+
+
+@dataclass
+class Config:
+    space: str = "v1-sync"
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs/search"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    supernet: TrainConfig = field(default_factory=TrainConfig)
+    standalone: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20))
+    landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Small enough for a laptop CPU: a full pipeline in a few minutes.
+    "quick": {
+        "model": {"backbone": "mobilenetv3_small_050", "features": 32},
+        "data": {"image_size": [64, 64], "synthetic_samples": 160, "batch_size": 8},
+        "supernet": {"epochs": 4, "lr": 2e-3, "backbone_lr": 1e-3},
+        "standalone": {"epochs": 4, "lr": 2e-3, "backbone_lr": 1e-3},
+        "landmarks": {"num": 4},
+        "search": {"iterations": 2, "top_k": 2, "population": 12, "generations": 3,
+                   "parents": 4, "mutations": 4, "crossovers": 4, "calib_batches": 4,
+                   "random_candidates": 30, "rank_samples": 4},
+    },
+    # The paper's depth experiment (section 5.3), sized for a GPU.
+    "paper": {
+        "model": {"backbone": "resnext101_32x8d", "features": 256},
+        "data": {"image_size": [384, 384], "batch_size": 8},
+        "supernet": {"epochs": 100, "precision": "bf16", "channels_last": True},
+        "standalone": {"epochs": 60, "precision": "bf16", "channels_last": True},
+        "landmarks": {"num": 10, "pairs": 1, "lambda_max": 10.0},
+        "search": {"iterations": 3, "top_k": 3, "rank_samples": 20},
+    },
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return _coerce(value, args[0], where)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace("x", ",").split(",") if v]
+        if isinstance(value, int):
+            value = [value, value]
+        args = typing.get_args(hint)
+        return tuple(_coerce(v, args[0], where) for v in value)
+    if hint is bool:
+        if isinstance(value, str):
+            if value.lower() in ("true", "1", "yes", "on"):
+                return True
+            if value.lower() in ("false", "0", "no", "off"):
+                return False
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return bool(value)
+    if hint in (int, float, str):
+        try:
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from None
+    return value
+
+
+def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    for key, value in updates.items():
+        where = f"{prefix}{key}"
+        if key not in hints:
+            valid = ", ".join(hints)
+            raise ConfigError(f"unknown config key {where!r}; valid keys here: {valid}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            _merge(current, value, where + ".")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], where))
+
+
+def apply(cfg: Config, updates: dict[str, Any]) -> Config:
+    _merge(cfg, updates)
+    return cfg
+
+
+def apply_dotted(cfg: Config, assignments: list[str]) -> Config:
+    """Apply `section.field=value` strings (values parsed as YAML scalars)."""
+    for item in assignments:
+        path, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        nested: dict[str, Any] = {}
+        cursor = nested
+        keys = path.strip().split(".")
+        for k in keys[:-1]:
+            cursor = cursor.setdefault(k, {})
+        cursor[keys[-1]] = yaml.safe_load(raw)
+        _merge(cfg, nested)
+    return cfg
+
+
+def load(path: str | Path | None = None, preset: str | None = None) -> Config:
+    cfg = Config()
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
+        apply(cfg, PRESETS[preset])
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+        apply(cfg, data)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return list(v)
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(cfg))
+
+
+def dump(cfg: Config, path: str | Path) -> None:
+    from .io import atomic_write_text
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    return apply(Config(), data)

@@ -1,0 +1,149 @@
+"""Evaluation metrics for relative (affine-invariant) disparity predictions.
+
+Protocol, following the MiDaS evaluation (Ranftl et al., TPAMI 2020):
+
+1. Align the prediction to the target per image in *disparity* space by least-squares
+   scale and shift over the mask (the network only knows depth up to an affine map of
+   inverse depth). A degenerate fit (constant prediction) falls back to the best
+   constant, the mean target disparity, which is the true least-squares answer.
+2. Clamp the aligned disparity from below before inverting it, since alignment can
+   make far pixels zero or negative: to ``1 / depth_cap`` when a cap is given (NYU:
+   10 m), else to ``1e-3 *`` the image's largest valid target disparity (predicted
+   depth at most 1000x the nearest ground-truth depth).
+3. Convert both to depth (``1 / disparity``) and evaluate only pixels that are in the
+   mask, have target disparity > 0 and, with a cap, target depth <= ``depth_cap``.
+
+Per image: ``absrel = mean |d_pred - d_gt| / d_gt``; ``delta1 = 100 * fraction`` of
+pixels with ``max(d_pred/d_gt, d_gt/d_pred) > 1.25`` -- the *bad-pixel* percentage
+MiDaS reports, so lower is better, unlike the usual "delta < 1.25 accuracy";
+``rmse = sqrt(mean (d_pred - d_gt)^2)`` in the target's depth units. Each is averaged
+over images that have evaluated pixels; ``ssi`` is :class:`SSILoss` (batch
+reduction) on the raw inputs, the search's validation score. With nothing to
+evaluate every value is 0.0 (never NaN); :class:`MetricAccumulator` exposes the image
+count so callers can tell "perfect" from "empty".
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from depthnas.ssi_loss import SSILoss, compute_scale_and_shift, prepare_inputs
+
+__all__ = ["align_prediction", "depth_metrics", "MetricAccumulator", "METRIC_NAMES"]
+
+METRIC_NAMES: tuple[str, ...] = ("ssi", "absrel", "delta1", "rmse")
+_PIXEL_METRICS: tuple[str, ...] = ("absrel", "delta1", "rmse")
+_DELTA_THRESHOLD = 1.25
+_REL_DISPARITY_FLOOR = 1e-3
+
+
+def _affine_params(p: Tensor, d: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image ``(scale, shift)`` for prepared inputs, never the 0/0 fallback."""
+    scale, shift = compute_scale_and_shift(p, d, m)
+    mf = m.to(p.dtype)
+    mean_d = (mf * d).sum((1, 2)) / mf.sum((1, 2)).clamp(min=1.0)
+    # A degenerate fit returns scale == shift == 0. For a real fit that pair implies
+    # mean_d == 0, so substituting mean_d is exact in both cases.
+    shift = torch.where((scale == 0) & (shift == 0), mean_d, shift)
+    return scale, shift
+
+
+def align_prediction(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """``s * prediction + t`` per image (least squares over the mask), returned in the
+    prediction's shape. Invalid pixels are mapped too, which suits visualisation."""
+    p, d, m = prepare_inputs(prediction, target, mask)
+    scale, shift = _affine_params(p, d, m)
+    raw = prediction.reshape(p.shape).to(p.dtype)  # prepare_inputs zeroed invalid pixels
+    return (scale[:, None, None] * raw + shift[:, None, None]).reshape(prediction.shape)
+
+
+@torch.no_grad()
+def _per_image(
+    prediction: Tensor, target: Tensor, mask: Tensor, depth_cap: float | None
+) -> tuple[dict[str, Tensor], Tensor]:
+    """Per-image ``absrel/delta1/rmse`` ``[B]`` and the bool ``[B]`` of evaluated images."""
+    p, d, m = prepare_inputs(prediction, target, mask)
+    scale, shift = _affine_params(p, d, m)
+    aligned = scale[:, None, None] * p + shift[:, None, None]
+    evaluate = m & (d > 0)
+    if depth_cap is not None:
+        if depth_cap <= 0:
+            raise ValueError(f"depth_cap must be > 0, got {depth_cap}")
+        floor = torch.full_like(scale, 1.0 / depth_cap)
+        evaluate &= d >= 1.0 / depth_cap
+    else:
+        floor = _REL_DISPARITY_FLOOR * torch.where(m, d, 0.0).amax((1, 2)).clamp(min=0.0)
+    aligned = torch.maximum(aligned, floor[:, None, None])
+    # Safe denominators: pixels not evaluated may hold 0 disparity (1/0 = inf).
+    pred_depth = 1.0 / torch.where(evaluate, aligned, 1.0)
+    gt_depth = 1.0 / torch.where(evaluate, d, 1.0)
+    ev = evaluate.to(p.dtype)
+    n = ev.sum((1, 2))
+    n_safe = n.clamp(min=1.0)
+    err = pred_depth - gt_depth
+    ratio = torch.maximum(pred_depth / gt_depth, gt_depth / pred_depth)
+    per = {
+        "absrel": (ev * err.abs() / gt_depth).sum((1, 2)) / n_safe,
+        "delta1": 100.0 * (ev * (ratio > _DELTA_THRESHOLD).to(p.dtype)).sum((1, 2)) / n_safe,
+        "rmse": torch.sqrt((ev * err * err).sum((1, 2)) / n_safe),
+    }
+    return per, n > 0
+
+
+@torch.no_grad()
+def _ssi(prediction: Tensor, target: Tensor, mask: Tensor) -> float:
+    return float(SSILoss()(prediction, target, mask))
+
+
+def depth_metrics(
+    prediction: Tensor, target: Tensor, mask: Tensor, depth_cap: float | None = None
+) -> dict[str, float]:
+    """``{"ssi", "absrel", "delta1", "rmse"}`` for one batch of disparity maps
+    (``[B,1,H,W]`` or ``[B,H,W]``), averaged over images with evaluated pixels."""
+    per, valid = _per_image(prediction, target, mask, depth_cap)
+    count = max(int(valid.sum()), 1)
+    out = {"ssi": _ssi(prediction, target, mask)}
+    for name in _PIXEL_METRICS:
+        out[name] = float(torch.where(valid, per[name], 0.0).sum()) / count
+    return out
+
+
+class MetricAccumulator:
+    """Dataset-level metrics from per-batch updates over a validation loop.
+
+    Pixel metrics are averaged per image over the whole run (not per batch), so a
+    small last batch does not skew them. ``ssi`` is a batch-reduced loss, so each
+    batch's value is weighted by its number of images with valid pixels.
+    """
+
+    def __init__(self, depth_cap: float | None = None) -> None:
+        self.depth_cap = depth_cap
+        self.reset()
+
+    def reset(self) -> None:
+        self._sums = dict.fromkeys(_PIXEL_METRICS, 0.0)
+        self._images = 0
+        self._ssi_sum = 0.0
+        self._ssi_weight = 0
+
+    @property
+    def count(self) -> int:
+        """Images that had evaluated pixels so far."""
+        return self._images
+
+    def update(self, prediction: Tensor, target: Tensor, mask: Tensor) -> None:
+        per, valid = _per_image(prediction, target, mask, self.depth_cap)
+        for name in _PIXEL_METRICS:
+            self._sums[name] += float(torch.where(valid, per[name], 0.0).sum())
+        self._images += int(valid.sum())
+        m = mask.reshape(mask.shape[0], -1) != 0
+        weight = int(m.any(dim=1).sum())
+        if weight:
+            self._ssi_sum += weight * _ssi(prediction, target, mask)
+            self._ssi_weight += weight
+
+    def compute(self) -> dict[str, float]:
+        out = {"ssi": self._ssi_sum / max(self._ssi_weight, 1)}
+        for name in _PIXEL_METRICS:
+            out[name] = self._sums[name] / max(self._images, 1)
+        return out

@@ -1,0 +1,102 @@
+"""Scoring one path of a super-net: BN recalibration, then the validation loss.
+
+For models that split into `encode` (architecture-independent backbone +
+laterals) and `decode` (the searched part), the encoder runs once per batch and
+its features are cached, so scoring a candidate costs only decoder passes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .bn_calibration import recalibrate
+from .task import Task, move
+from .trainer import autocast
+
+
+def fixed_batches(dataset: Dataset, batch_size: int, limit: int | None, seed: int,
+                  shuffle: bool) -> list[dict[str, Any]]:
+    """The same batches every call: a candidate's score never depends on luck."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=False,
+                        generator=torch.Generator().manual_seed(seed))
+    out = []
+    for i, batch in enumerate(loader):
+        if limit is not None and i >= limit:
+            break
+        out.append(batch)
+    return out
+
+
+class PathEvaluator:
+    def __init__(self, model: nn.Module, task: Task, calib_set: Dataset, val_set: Dataset, *,
+                 batch_size: int = 8, calib_batches: int = 10, val_batches: int | None = None,
+                 device: torch.device | str = "cpu", precision: str = "fp32",
+                 cache_features: bool = True, seed: int = 0):
+        self.model, self.task = model, task
+        self.device, self.precision = torch.device(device), precision
+        self.calib = fixed_batches(calib_set, batch_size, calib_batches, seed, shuffle=True)
+        self.val = fixed_batches(val_set, batch_size, val_batches, seed, shuffle=False)
+        self.split = cache_features and hasattr(model, "encode") and hasattr(model, "decode")
+        self._cache: tuple[list, list] | None = None
+
+    def _encode_all(self, batches: list[dict[str, Any]]) -> list[list[torch.Tensor]]:
+        out = []
+        for b in batches:
+            x = self.task.inputs(move(b, self.device))
+            out.append([f.detach() for f in self.model.encode(x)])
+        return out
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """(Re)compute cached encoder features; call after the weights change."""
+        self._cache = None
+        if self.split:
+            self.model.eval()
+            with autocast(self.device, self.precision):
+                self._cache = (self._encode_all(self.calib), self._encode_all(self.val))
+
+    def _modules(self) -> list[nn.Module]:
+        if self.split and hasattr(self.model, "decoder_modules"):
+            return self.model.decoder_modules()
+        return [self.model]
+
+    @torch.no_grad()
+    def score(self, arch: Any) -> float:
+        """Validation score of `arch` (lower is better) after BN recalibration."""
+        if self.split and self._cache is None:
+            self.refresh()
+        model = self.model
+        with autocast(self.device, self.precision):
+            if self.split:
+                calib_feats, val_feats = self._cache
+                recalibrate(self._modules(), lambda f: model.decode(f, arch), calib_feats)
+                outputs = (model.decode(f, arch) for f in val_feats)
+            else:
+                def run(b):
+                    return model(self.task.inputs(move(b, self.device)), arch)
+                recalibrate(self._modules(), run, self.calib)
+                model.eval()
+                outputs = (run(b) for b in self.val)
+            total, count = 0.0, 0
+            for out, batch in zip(outputs, self.val):
+                s, n = self.task.score(out, move(batch, self.device))
+                total, count = total + s, count + n
+        return total / max(count, 1)
+
+
+@torch.no_grad()
+def evaluate_fixed(model: nn.Module, task: Task, val_set: Dataset, *, batch_size: int = 8,
+                   device: torch.device | str = "cpu", precision: str = "fp32") -> float:
+    """Validation score of a stand-alone model with its own running statistics."""
+    device = torch.device(device)
+    model.eval()
+    total, count = 0.0, 0
+    for batch in DataLoader(val_set, batch_size=batch_size):
+        batch = move(batch, device)
+        with autocast(device, precision):
+            s, n = task.score(model(task.inputs(batch)), batch)
+        total, count = total + s, count + n
+    return total / max(count, 1)

@@ -1,0 +1,154 @@
+"""Search on a trained super-net: SPOS evolutionary search and random search.
+
+Fitness is a score to minimise (the super-net validation loss of a path after BN
+recalibration). Every generation is checkpointed, so a long search resumes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Callable
+
+from tqdm.auto import tqdm
+
+from depthnas.spaces import Arch, SearchSpace
+
+from .config import SearchConfig
+from .io import atomic_write_json
+
+log = logging.getLogger("depthnas.evolution")
+Score = Callable[[Arch], float]
+Constraint = Callable[[Arch], bool]
+
+
+def _rng_state(rng: random.Random) -> list:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_rng_state(rng: random.Random, state: list) -> None:
+    rng.setstate((state[0], tuple(state[1]), state[2]))
+
+
+class Search:
+    """Shared bookkeeping: memoised scores, constraints, checkpoints."""
+
+    def __init__(self, space: SearchSpace, score: Score, rng: random.Random,
+                 constraint: Constraint | None = None, checkpoint: str | Path | None = None,
+                 progress: bool = True, exclude: set[Arch] | None = None):
+        self.space, self._score, self.rng = space, score, rng
+        self.constraint = constraint
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.progress = progress
+        self.exclude = exclude or set()
+        self.scores: dict[Arch, float] = {}
+        self.rejected = 0
+
+    def allowed(self, arch: Arch) -> bool:
+        if arch in self.exclude:
+            return False
+        if self.constraint is not None and not self.constraint(arch):
+            self.rejected += 1
+            return False
+        return True
+
+    def evaluate(self, archs: list[Arch], desc: str) -> None:
+        todo = [a for a in archs if a not in self.scores]
+        for a in tqdm(todo, desc=desc, leave=False, disable=not self.progress):
+            self.scores[a] = float(self._score(a))
+
+    def ranked(self) -> list[tuple[Arch, float]]:
+        return sorted(self.scores.items(), key=lambda kv: kv[1])
+
+    def save(self, **state) -> None:
+        if self.checkpoint is None:
+            return
+        atomic_write_json(self.checkpoint, {
+            "space": self.space.name, "rng": _rng_state(self.rng),
+            "scores": [[self.space.to_string(a), s] for a, s in self.scores.items()],
+            "rejected": self.rejected, **state})
+
+    def load(self) -> dict | None:
+        if self.checkpoint is None or not self.checkpoint.is_file():
+            return None
+        data = json.loads(self.checkpoint.read_text())
+        if data.get("space") != self.space.name:
+            raise ValueError(f"search checkpoint {self.checkpoint} is for space {data.get('space')!r}")
+        _set_rng_state(self.rng, data["rng"])
+        self.scores = {self.space.from_string(a): s for a, s in data["scores"]}
+        self.rejected = data.get("rejected", 0)
+        return data
+
+    def fresh(self, make: Callable[[], Arch], taken: set[Arch], tries: int = 50) -> Arch | None:
+        """A candidate that is new (not seen, not taken) and satisfies the constraint."""
+        for _ in range(tries):
+            a = make()
+            if a not in taken and a not in self.scores and self.allowed(a):
+                return a
+        return None
+
+
+def evolutionary_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng: random.Random,
+                        **kw) -> list[tuple[Arch, float]]:
+    """SPOS's genetic search: keep the best `parents`, make `mutations` mutants
+    (each gene resampled with probability `mutation_prob`) and `crossovers`
+    uniform crossovers of parents, fill the population with random samples."""
+    s = Search(space, score, rng, **kw)
+    state = s.load() or {"generation": 0, "population": []}
+    population = [space.from_string(a) for a in state["population"]]
+    for gen in range(state["generation"], cfg.generations):
+        taken = set(population)
+        if gen > 0:
+            parents = [a for a, _ in s.ranked()[:cfg.parents]]
+            population = list(parents)
+            taken = set(population)
+            for _ in range(cfg.mutations):
+                a = s.fresh(lambda: space.mutate(rng.choice(parents), rng, cfg.mutation_prob), taken)
+                if a is not None:
+                    population.append(a)
+                    taken.add(a)
+            for _ in range(cfg.crossovers):
+                a = s.fresh(lambda: space.crossover(rng.choice(parents), rng.choice(parents), rng), taken)
+                if a is not None:
+                    population.append(a)
+                    taken.add(a)
+        while len(population) < cfg.population:
+            a = s.fresh(lambda: space.sample(rng), taken)
+            if a is None:
+                break  # the space (under the constraint) is exhausted
+            population.append(a)
+            taken.add(a)
+        s.evaluate(population, f"generation {gen + 1}/{cfg.generations}")
+        best_arch, best = s.ranked()[0]
+        log.info("generation %d: best %.5f %s (%d evaluated)", gen + 1, best,
+                 space.to_string(best_arch), len(s.scores))
+        s.save(generation=gen + 1, population=[space.to_string(a) for a in population])
+    return s.ranked()
+
+
+def random_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng: random.Random,
+                  **kw) -> list[tuple[Arch, float]]:
+    """The baseline: score `random_candidates` distinct random architectures."""
+    s = Search(space, score, rng, **kw)
+    s.load()
+    taken: set[Arch] = set()
+    while len(s.scores) < cfg.random_candidates:
+        a = s.fresh(lambda: space.sample(rng), taken)
+        if a is None:
+            break
+        s.evaluate([a], "random search")
+        if len(s.scores) % 10 == 0:
+            s.save()
+    s.save()
+    return s.ranked()
+
+
+SEARCHERS = {"evolution": evolutionary_search, "random": random_search}
+
+
+def run_search(method: str, *args, **kw) -> list[tuple[Arch, float]]:
+    if method not in SEARCHERS:
+        raise ValueError(f"unknown search method {method!r}; expected one of {list(SEARCHERS)}")
+    return SEARCHERS[method](*args, **kw)

@@ -1,0 +1,181 @@
+"""Landmark architectures (paper section 4): diverse sampling, the store of their
+stand-alone results, and the pairwise ranking regularizer."""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import random
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, default_collate
+
+from depthnas.spaces import Arch, SearchSpace
+
+from .config import LandmarkConfig
+from .io import atomic_write_json
+from .schedule import landmark_lambda
+from .task import Task, move
+
+log = logging.getLogger("depthnas.landmarks")
+
+
+# ---- Algorithm 1: diverse landmark sampling --------------------------------------
+def sample_landmarks(space: SearchSpace, num: int, tau: int, rng: random.Random,
+                     exclude: Sequence[Arch] = (), max_tries: int = 100_000) -> list[Arch]:
+    """A random root plus architectures reached by repeated single-gene mutations
+    of it, each kept once its Hamming distance to the root exceeds `tau`."""
+    n_genes = len(space.gene_choices())
+    if not 0 <= tau < n_genes:
+        raise ValueError(f"tau={tau} must lie in [0, {n_genes - 1}] for {space.name} "
+                         f"({n_genes} genes): no architecture is further than {n_genes}")
+    seen = set(exclude)
+    root = space.sample(rng)
+    while root in seen:
+        root = space.sample(rng)
+    out = [root]
+    seen.add(root)
+    walk, tries = root, 0
+    while len(out) < num:
+        tries += 1
+        if tries > max_tries:
+            raise RuntimeError(f"found only {len(out)} of {num} landmarks with tau={tau}; "
+                               "lower tau or the number of landmarks")
+        walk = space.mutate(walk, rng)
+        if space.hamming(walk, root) > tau:
+            if walk not in seen:
+                out.append(walk)
+                seen.add(walk)
+            walk = root  # restart, so landmarks spread around the root, not along one path
+    return out
+
+
+def default_tau(space: SearchSpace) -> int:
+    """Require most genes to differ from the root (NAS-Bench-201: 5 of 6 in the paper)."""
+    return getattr(space, "landmark_tau", max(1, (3 * len(space.gene_choices())) // 5))
+
+
+# ---- the store ---------------------------------------------------------------------
+class LandmarkStore:
+    """A JSON file of architecture -> stand-alone validation loss with provenance.
+
+    Entries are reused only when their recipe (space, data, resolution, backbone,
+    epochs, loss, ...) matches the current run: a loss from another set-up is not
+    comparable.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.entries: list[dict[str, Any]] = []
+        if self.path.is_file():
+            import json
+            try:
+                data = json.loads(self.path.read_text())
+                self.entries = list(data["entries"])
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"landmark store {self.path} is not valid "
+                                 f"(expected {{'entries': [...]}}): {err}") from err
+
+    def find(self, arch_string: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
+        for e in self.entries:
+            if e["arch"] == arch_string and e.get("recipe") == recipe:
+                return e
+        return None
+
+    def matching(self, space: str, recipe: dict[str, Any]) -> list[dict[str, Any]]:
+        return [e for e in self.entries if e["space"] == space and e.get("recipe") == recipe]
+
+    def add(self, arch_string: str, space: str, val_loss: float, recipe: dict[str, Any],
+            **extra: Any) -> dict[str, Any]:
+        entry = {"arch": arch_string, "space": space, "val_loss": float(val_loss),
+                 "recipe": recipe, "date": _dt.datetime.now().isoformat(timespec="seconds"),
+                 **extra}
+        self.entries = [e for e in self.entries
+                        if not (e["arch"] == arch_string and e.get("recipe") == recipe)]
+        self.entries.append(entry)
+        self.save()
+        return entry
+
+    def save(self) -> None:
+        atomic_write_json(self.path, {"version": 1, "entries": self.entries})
+
+
+# ---- the regularizer ---------------------------------------------------------------
+def all_pairs(n: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
+class LandmarkRegularizer:
+    """R = sum over pairs (i better than j) of max(0, L(a_i) - L(a_j)) (Eq. 4), or
+    over m pairs drawn uniformly per step (Eq. 6), weighted by lambda(step).
+
+    L is the super-net loss on a batch of the regularizer split, disjoint from
+    the batches that train L_s. When the model splits into encode/decode, the
+    backbone runs once for all landmarks of a step: same losses and gradients as
+    separate passes, at the cost of decoder passes only.
+    """
+
+    def __init__(self, landmarks: Sequence[tuple[Arch, float]], reg_set: Dataset, task: Task,
+                 cfg: LandmarkConfig, *, batch_size: int, device: torch.device | str,
+                 seed: int = 0, total_epochs: int = 1):
+        self.task, self.cfg, self.reg_set = task, cfg, reg_set
+        self.batch_size, self.device, self.seed = batch_size, torch.device(device), seed
+        self.total_epochs = max(total_epochs, 1)
+        if len(reg_set) < 1:
+            raise ValueError("the regularizer split is empty; raise data.reg_fraction")
+        self.set_landmarks(landmarks)
+
+    def set_landmarks(self, landmarks: Sequence[tuple[Arch, float]]) -> None:
+        """Landmarks sorted best (lowest stand-alone loss) first."""
+        self.landmarks = sorted(landmarks, key=lambda p: p[1])
+        self.pairs = all_pairs(len(self.landmarks))
+
+    def lam(self, step: int, total_steps: int) -> float:
+        progress = step / max(total_steps - 1, 1)
+        return landmark_lambda(progress, self.cfg.lambda_max, self.cfg.schedule,
+                               warmup=self.cfg.warmup_epochs / self.total_epochs,
+                               ramp=self.cfg.ramp_epochs / self.total_epochs)
+
+    def draw_pairs(self, rng: random.Random) -> list[tuple[int, int]]:
+        """m pairs uniformly over all pairs, without replacement (the authors'
+        sampler favoured high indices); m = 0 or m >= #pairs means all pairs."""
+        m = self.cfg.pairs
+        if m <= 0 or m >= len(self.pairs):
+            return list(self.pairs)
+        return rng.sample(self.pairs, m)
+
+    def batch(self, step: int) -> dict[str, Any]:
+        n = len(self.reg_set)
+        per_cycle = max(n // self.batch_size, 1)
+        cycle, pos = divmod(step, per_cycle)
+        order = list(range(n))
+        random.Random(self.seed * 7_919 + cycle).shuffle(order)
+        idx = order[pos * self.batch_size:(pos + 1) * self.batch_size] or order[:self.batch_size]
+        return move(default_collate([self.reg_set[i] for i in idx]), self.device)
+
+    def penalty(self, model: nn.Module, batch: dict[str, Any],
+                pairs: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, int]:
+        """Unweighted hinge sum over `pairs` and the number of violated pairs."""
+        needed = sorted({k for p in pairs for k in p})
+        x = self.task.inputs(batch)
+        split = hasattr(model, "encode") and hasattr(model, "decode")
+        feats = model.encode(x) if split else None
+        losses = {}
+        for k in needed:
+            arch = self.landmarks[k][0]
+            out = model.decode(feats, arch) if split else model(x, arch)
+            losses[k] = self.task.loss(out, batch)
+        hinge = [torch.relu(losses[i] - losses[j]) for i, j in pairs]
+        total = torch.stack(hinge).sum()
+        return total, sum(int(h.detach() > 0) for h in hinge)
+
+    def __call__(self, model: nn.Module, step: int, total_steps: int):
+        lam = self.lam(step, total_steps)
+        if lam == 0.0 or len(self.landmarks) < 2:
+            return None, {"lambda": lam}
+        pairs = self.draw_pairs(random.Random(self.seed * 104_729 + step))
+        r, violated = self.penalty(model, self.batch(step), pairs)
+        return lam * r, {"lambda": lam, "reg": float(r.detach()),
+                         "reg_violated": violated / len(pairs)}

@@ -1,0 +1,31 @@
+"""Measured latency of a stand-alone model, for latency-constrained search."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from depthnas.spaces import Arch, SearchSpace
+
+from .config import Config
+from .models import model_kwargs
+
+
+@torch.no_grad()
+def measure_latency(space: SearchSpace, arch: Arch, cfg: Config, device: torch.device,
+                    repeats: int = 5, warmup: int = 2) -> float:
+    """Median milliseconds of one forward pass at the configured image size, batch 1."""
+    kw = dict(model_kwargs(cfg.model), backbone_weights=None)
+    model = space.build_fixed(arch, **kw).to(device).eval()
+    x = torch.randn(1, 3, *cfg.data.image_size, device=device)
+    times = []
+    for i in range(warmup + repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append((time.perf_counter() - t) * 1000)
+    return sorted(times)[len(times) // 2]

@@ -1,0 +1,223 @@
+"""The landmark-regularized search (paper Algorithm 1, Figure 2).
+
+    landmarks (diverse, trained stand-alone)
+      -> T x [ train super-net with R -> search it -> train top-K stand-alone
+               -> add them to the landmarks ]
+      -> best stand-alone architecture found
+
+`landmarks.enabled = False` is plain SPOS with the same total epochs. Every
+stage persists its results, so rerunning the same command resumes a killed run.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from depthnas.spaces import Arch, SearchSpace, get_space
+
+from . import config as config_mod
+from .config import Config
+from .data import load_splits
+from .evaluation import PathEvaluator
+from .evolution import run_search
+from .io import append_jsonl, atomic_write_json
+from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
+from .models import model_kwargs, model_metadata, path_parameters
+from .ranking import ranking_report
+from .standalone import arch_slug, recipe, train_standalone
+from .task import make_task
+from .trainer import Trainer, resolve_device, seed_everything
+
+log = logging.getLogger("depthnas.pipeline")
+
+
+def store_recipe(cfg: Config) -> dict[str, Any]:
+    """Store entries are shared across seeds: a landmark's loss is a property of
+    the architecture under a training recipe, not of one run's seed."""
+    return {k: v for k, v in recipe(cfg).items() if k != "seed"}
+
+
+def make_constraint(space: SearchSpace, cfg: Config, device: torch.device
+                    ) -> Callable[[Arch], bool] | None:
+    checks = []
+    if cfg.search.max_params is not None:
+        params: dict[Arch, int] = {}
+
+        def params_ok(a: Arch) -> bool:
+            if a not in params:
+                params[a] = path_parameters(space, a, cfg.model)
+            return params[a] <= cfg.search.max_params
+        checks.append(params_ok)
+    if cfg.search.max_latency_ms is not None:
+        from .latency import measure_latency
+        latency: dict[Arch, float] = {}
+
+        def latency_ok(a: Arch) -> bool:
+            if a not in latency:
+                latency[a] = measure_latency(space, a, cfg, device)
+            return latency[a] <= cfg.search.max_latency_ms
+        checks.append(latency_ok)
+    if not checks:
+        return None
+    return lambda a: all(c(a) for c in checks)
+
+
+class SearchRun:
+    def __init__(self, cfg: Config, *, progress: bool = True, say: Callable[[str], None] = print):
+        self.cfg, self.progress, self.say = cfg, progress, say
+        self.out = Path(cfg.out)
+        self.space = get_space(cfg.space)
+        self.device = resolve_device(cfg.device)
+        self.store = LandmarkStore(cfg.landmarks.store or self.out / "landmarks.json")
+        self.trained: dict[Arch, dict[str, Any]] = {}
+
+    # ---- stand-alone results -----------------------------------------------------
+    def standalone(self, arch: Arch, role: str) -> float:
+        s = self.space.to_string(arch)
+        entry = self.store.find(s, store_recipe(self.cfg))
+        if entry is None:
+            self.say(f"  training stand-alone [{role}] {s}")
+            result = train_standalone(self.cfg, self.space, arch, self.splits,
+                                      self.out / "standalone" / arch_slug(s),
+                                      progress=self.progress, device=self.device)
+            entry = self.store.add(s, self.space.name, result["val_loss"], store_recipe(self.cfg),
+                                   params=result["params"], train_time_s=result["train_time_s"],
+                                   device=result["device"], seed=self.cfg.seed,
+                                   model=str(self.out / "standalone" / arch_slug(s) / "model.safetensors"))
+        self.trained[arch] = {"arch": s, "val_loss": entry["val_loss"], "role": role,
+                              "params": entry.get("params"), "model": entry.get("model")}
+        return entry["val_loss"]
+
+    def initial_landmarks(self) -> list[Arch]:
+        """Fixed once per run directory, so a resumed run uses the same set."""
+        path = self.out / "initial_landmarks.json"
+        if path.is_file():
+            import json
+            return [self.space.from_string(s) for s in json.loads(path.read_text())]
+        lm = self.cfg.landmarks
+        reused = [self.space.from_string(e["arch"])
+                  for e in self.store.matching(self.space.name, store_recipe(self.cfg))]
+        tau = lm.tau if lm.tau is not None else default_tau(self.space)
+        new = sample_landmarks(self.space, lm.num - len(reused), tau,
+                               random.Random(self.cfg.seed), exclude=reused) \
+            if lm.num > len(reused) else []
+        archs = reused + new
+        if reused:
+            self.say(f"reusing {len(reused)} landmark(s) from {self.store.path}")
+        atomic_write_json(path, [self.space.to_string(a) for a in archs])
+        return archs
+
+    # ---- the pipeline ------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cfg, space = self.cfg, self.space
+        start = time.time()
+        self.out.mkdir(parents=True, exist_ok=True)
+        config_mod.dump(cfg, self.out / "config.yaml")
+        seed_everything(cfg.seed)
+        self.splits = load_splits(cfg)
+        atomic_write_json(self.out / "splits.json", self.splits.manifest())
+        task = make_task(space, cfg.supernet.loss)
+        self.say(f"space {space.name} ({space.size():,} architectures), data {cfg.data.spec}, "
+                 f"device {self.device}, landmarks {'on' if cfg.landmarks.enabled else 'off'}")
+
+        landmarks: list[tuple[Arch, float]] = []
+        if cfg.landmarks.enabled:
+            archs = self.initial_landmarks()
+            self.say(f"stage 1: {len(archs)} landmark(s) stand-alone")
+            landmarks = [(a, self.standalone(a, "landmark")) for a in archs]
+
+        T, E = cfg.search.iterations, cfg.supernet.epochs
+        supernet = space.build_supernet(**model_kwargs(cfg.model))
+        regularizer = None
+        if cfg.landmarks.enabled:
+            regularizer = LandmarkRegularizer(landmarks, self.splits.reg, task, cfg.landmarks,
+                                              batch_size=cfg.data.batch_size, device=self.device,
+                                              seed=cfg.seed, total_epochs=T * E)
+        trainer = Trainer(supernet, task, cfg.supernet, self.splits.train, out_dir=self.out,
+                          total_epochs=T * E, seed=cfg.seed, device=self.device,
+                          sample_arch=space.sample, regularizer=regularizer,
+                          metadata=model_metadata(space, None, cfg.model, cfg.data.image_size, task.name),
+                          name="supernet", progress=self.progress, batch_size=cfg.data.batch_size,
+                          num_workers=cfg.data.num_workers)
+        evaluator = PathEvaluator(trainer.model, task, self.splits.train, self.splits.val,
+                                  batch_size=cfg.data.batch_size,
+                                  calib_batches=cfg.search.calib_batches,
+                                  val_batches=cfg.search.val_batches, device=self.device,
+                                  precision=cfg.supernet.precision, seed=cfg.seed)
+        constraint = make_constraint(space, cfg, self.device)
+        landmark_set = {a for a, _ in landmarks}
+        for t in range(T):
+            self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
+            trainer.fit(until_epoch=(t + 1) * E)
+            evaluator.refresh()
+            ranked = run_search(cfg.search.method, space, evaluator.score, cfg.search,
+                                random.Random(cfg.seed * 31 + t), constraint=constraint,
+                                checkpoint=self.out / f"search_{t + 1}.json",
+                                progress=self.progress)
+            top = [a for a, _ in ranked if a not in self.trained][:cfg.search.top_k]
+            append_jsonl(self.out / "metrics.jsonl", {
+                "phase": "search", "iteration": t + 1, "evaluated": len(ranked),
+                "best_supernet_score": ranked[0][1], "best": space.to_string(ranked[0][0])})
+            self.say(f"  searched {len(ranked)} architectures; training the top {len(top)}")
+            for a in top:
+                loss = self.standalone(a, f"top-{t + 1}")
+                if cfg.landmarks.enabled and t < T - 1:
+                    landmarks.append((a, loss))
+                    landmark_set.add(a)
+            if regularizer is not None:
+                regularizer.set_landmarks(landmarks)
+
+        rank_rng = random.Random(cfg.seed * 97 + 1)
+        for _ in range(cfg.search.rank_samples):
+            a = space.sample(rank_rng)
+            while a in self.trained:
+                a = space.sample(rank_rng)
+            self.standalone(a, "rank")
+        return self.finish(evaluator, landmark_set, time.time() - start)
+
+    def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch], elapsed: float) -> dict[str, Any]:
+        space, cfg = self.space, self.cfg
+        for a, rec in self.trained.items():
+            rec["supernet_score"] = evaluator.score(a)
+            rec["landmark"] = a in landmark_set
+        searched = [(a, r) for a, r in self.trained.items() if r["role"].startswith("top")]
+        best_arch, best = min(searched, key=lambda kv: kv[1]["val_loss"])
+        held_out = [r for r in self.trained.values() if not r["landmark"]]
+        ranking = None
+        if len(held_out) >= 2:
+            ranking = ranking_report([r["val_loss"] for r in held_out],
+                                     [r["supernet_score"] for r in held_out],
+                                     cfg.search.sparse_threshold)
+        best_json = {**space.to_json(best_arch), "val_loss": best["val_loss"],
+                     "supernet_score": best["supernet_score"], "params": best["params"],
+                     "found_in": best["role"]}
+        atomic_write_json(self.out / "best_arch.json", best_json)
+        if best.get("model") and Path(best["model"]).is_file():
+            (self.out / "best").mkdir(exist_ok=True)
+            shutil.copyfile(best["model"], self.out / "best" / "model.safetensors")
+        summary = {"space": space.name, "landmarks": cfg.landmarks.enabled,
+                   "elapsed_s": round(elapsed, 1), "best": best_json, "ranking": ranking,
+                   "architectures": list(self.trained.values())}
+        atomic_write_json(self.out / "results.json", summary)
+        append_jsonl(self.out / "metrics.jsonl", {"phase": "result", **(ranking or {}),
+                                                  "best_val_loss": best["val_loss"]})
+        from .report import write_report
+        write_report(self.out, summary)
+        self.say(f"best architecture: {best_json['string']}  stand-alone val loss "
+                 f"{best['val_loss']:.5f}  ({self.out / 'best_arch.json'})")
+        if ranking is not None:
+            self.say(f"super-net ranking on {ranking['n']} non-landmark architectures trained "
+                     f"stand-alone: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "
+                     f"{ranking['sparse_kendall_tau']:+.3f} (threshold {ranking['sparse_threshold']:.2g})")
+        self.say(f"done in {elapsed / 60:.1f} min; report: {self.out / 'report.md'}")
+        return summary
+
+
+def run(cfg: Config, **kw) -> dict[str, Any]:
+    return SearchRun(cfg, **kw).run()

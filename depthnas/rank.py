@@ -1,0 +1,73 @@
+"""`depthnas rank`: score a run's super-net against a table of stand-alone results."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm.auto import tqdm
+
+from depthnas.spaces import ArchitectureError, get_space
+
+from . import config as config_mod
+from .checkpoint import Checkpointer
+from .data import load_splits
+from .evaluation import PathEvaluator
+from .io import atomic_write_json
+from .models import model_kwargs
+from .ranking import ranking_report
+from .task import make_task
+from .trainer import resolve_device
+
+
+def run_landmarks(run: Path) -> set[str]:
+    results = run / "results.json"
+    if results.is_file():
+        return {a["arch"] for a in json.loads(results.read_text())["architectures"] if a["landmark"]}
+    initial = run / "initial_landmarks.json"
+    return set(json.loads(initial.read_text())) if initial.is_file() else set()
+
+
+def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | None = None,
+             limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+    from .truth import load_truth
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run} is not a search run (no config.yaml)")
+    cfg = config_mod.from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+    space = get_space(cfg.space)
+    truth = load_truth(truth_path)
+    landmarks = run_landmarks(run)
+    archs, values, foreign = [], [], 0
+    for text, value in truth.items():
+        try:
+            arch = space.parse(text)
+        except ArchitectureError:
+            foreign += 1
+            continue
+        if space.to_string(arch) in landmarks:
+            continue
+        archs.append(arch)
+        values.append(value)
+    if limit is not None:
+        archs, values = archs[:limit], values[:limit]
+    if len(archs) < 2:
+        raise ValueError(f"{truth_path}: fewer than two non-landmark architectures of space "
+                         f"{space.name} ({foreign} entries belong to other spaces)")
+    device = resolve_device(cfg.device)
+    supernet = space.build_supernet(**model_kwargs(cfg.model)).to(device)
+    Checkpointer(run / "checkpoints").load(supernet)
+    splits = load_splits(cfg)
+    evaluator = PathEvaluator(supernet, make_task(space, cfg.supernet.loss), splits.train,
+                              splits.val, batch_size=cfg.data.batch_size,
+                              calib_batches=cfg.search.calib_batches,
+                              val_batches=cfg.search.val_batches, device=device,
+                              precision=cfg.supernet.precision, seed=cfg.seed)
+    scores = [evaluator.score(a) for a in tqdm(archs, desc="scoring", disable=not progress)]
+    report = ranking_report(values, scores, threshold)
+    report["landmarks_excluded"] = sum(1 for t in truth if t in landmarks)
+    atomic_write_json(run / "rank.json", {**report, "truth": str(truth_path),
+                                          "scores": {space.to_string(a): s
+                                                     for a, s in zip(archs, scores)}})
+    return report

@@ -1,0 +1,68 @@
+"""Ranking agreement between super-net scores and stand-alone results (scipy only).
+
+All inputs are losses or errors: lower is better on both sides.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def _pair(truth: Sequence[float], predicted: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    t, p = np.asarray(truth, dtype=float), np.asarray(predicted, dtype=float)
+    if t.shape != p.shape or t.ndim != 1:
+        raise ValueError(f"truth and prediction must be equal-length lists, got {t.shape} and {p.shape}")
+    if len(t) < 2:
+        raise ValueError("ranking metrics need at least two architectures")
+    return t, p
+
+
+def kendall_tau(truth: Sequence[float], predicted: Sequence[float]) -> float:
+    """Kendall tau-b (handles ties on either side)."""
+    t, p = _pair(truth, predicted)
+    return float(stats.kendalltau(t, p, variant="b").statistic)
+
+
+def sparse_kendall_tau(truth: Sequence[float], predicted: Sequence[float], threshold: float) -> float:
+    """S-KdT: ground-truth values in the same bin of width `threshold` count as
+    ties (bin = floor(value / threshold)), so noise-level differences do not
+    count as ranking errors."""
+    if threshold <= 0:
+        raise ValueError(f"sparse Kendall tau threshold must be > 0, got {threshold}")
+    t, p = _pair(truth, predicted)
+    return float(stats.kendalltau(np.floor(t / threshold), p, variant="b").statistic)
+
+
+def spearman_rho(truth: Sequence[float], predicted: Sequence[float]) -> float:
+    t, p = _pair(truth, predicted)
+    return float(stats.spearmanr(t, p).statistic)
+
+
+def top_percentile(truth: Sequence[float], predicted: Sequence[float]) -> float:
+    """Where the architecture with the best predicted score really ranks, as a
+    percentage of the evaluated set (lower is better; 100/n = it is the best)."""
+    t, p = _pair(truth, predicted)
+    best = int(np.argmin(p))
+    rank = int(stats.rankdata(t, method="min")[best])
+    return 100.0 * rank / len(t)
+
+
+def default_threshold(truth: Sequence[float]) -> float:
+    """1% of the ground-truth range, used when the caller gives no threshold."""
+    t = np.asarray(truth, dtype=float)
+    span = float(t.max() - t.min())
+    return span / 100.0 if span > 0 else 1.0
+
+
+def ranking_report(truth: Sequence[float], predicted: Sequence[float],
+                   threshold: float | None = None) -> dict[str, float]:
+    threshold = threshold if threshold is not None else default_threshold(truth)
+    out = {"n": len(truth), "kendall_tau": kendall_tau(truth, predicted),
+           "sparse_kendall_tau": sparse_kendall_tau(truth, predicted, threshold),
+           "sparse_threshold": threshold, "spearman_rho": spearman_rho(truth, predicted),
+           "top_percentile": top_percentile(truth, predicted)}
+    return {k: (v if not (isinstance(v, float) and math.isnan(v)) else float("nan"))
+            for k, v in out.items()}

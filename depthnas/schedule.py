@@ -1,0 +1,37 @@
+"""The landmark weight lambda as one function of training progress (paper Eq. 7, Table 5)."""
+from __future__ import annotations
+
+import math
+
+SCHEDULES = ("constant", "cosine-increasing", "cosine-decreasing", "step")
+
+
+def landmark_lambda(progress: float, lambda_max: float, schedule: str = "cosine-increasing",
+                    warmup: float = 0.0, ramp: float = 0.0) -> float:
+    """lambda at `progress` in [0, 1] of super-net training.
+
+    warmup: fraction of training with lambda = 0 (the paper's t_w).
+    ramp: fraction after warm-up over which constant / decreasing / step schedules
+    rise linearly from 0 (the paper's 10-epoch ramp), avoiding an abrupt jump.
+    cosine-increasing goes 0 -> lambda_max and reaches lambda_max exactly at
+    progress = 1 (the paper's pick; the authors' code never reached the maximum).
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown lambda schedule {schedule!r}; expected one of {SCHEDULES}")
+    if not 0.0 <= warmup < 1.0:
+        raise ValueError(f"warm-up fraction must be in [0, 1), got {warmup}")
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup or (progress == warmup and warmup > 0):
+        return 0.0
+    # position inside the regularised part of training, in [0, 1]
+    s = (progress - warmup) / (1.0 - warmup)
+    if schedule == "cosine-increasing":
+        return lambda_max * 0.5 * (1.0 - math.cos(math.pi * s))
+    ramp_s = ramp / (1.0 - warmup) if ramp > 0 else 0.0
+    gain = min(1.0, s / ramp_s) if ramp_s > 0 else 1.0
+    if schedule == "constant":
+        return lambda_max * gain
+    if schedule == "cosine-decreasing":
+        return lambda_max * gain * 0.5 * (1.0 + math.cos(math.pi * s))
+    # step: full weight for the first half of regularised training, a tenth after
+    return lambda_max * gain * (1.0 if s < 0.5 else 0.1)

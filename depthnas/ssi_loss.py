@@ -1,0 +1,250 @@
+"""Scale-and-shift-invariant depth losses (Ranftl et al., "Towards Robust Monocular
+Depth Estimation", TPAMI 2020), in disparity space over a validity mask.
+
+Three deliberate departures from the public MiDaS code, each for correctness:
+
+* An image whose alignment is degenerate (constant prediction, fewer than two valid
+  pixels) contributes nothing: it is dropped from numerators *and* denominators.
+  MiDaS instead scored it against an all-zero prediction.
+* The least-squares fit is computed on mean-centred values. It is the same solution
+  as the closed form ``s = (a11*b0 - a01*b1)/det``, but the closed form subtracts two
+  large nearly equal products and loses most float32 digits when disparities carry
+  a large offset; centring also makes "det == 0" a clean test.
+* ``ssitrim`` takes the median over valid pixels only and really drops the largest
+  ``trim`` fraction of residuals per image (the public copy counted invalid pixels
+  as zeros and sliced the ``(values, indices)`` tuple, trimming nothing).
+
+Every loss runs in float32 (float64 stays float64) with autocast disabled, because
+bf16 sums over ~10^5 pixels lose the small residuals the loss is made of.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "prepare_inputs",
+    "compute_scale_and_shift",
+    "robust_normalise",
+    "SSILoss",
+    "SSITrimLoss",
+    "build_loss",
+    "LOSS_NAMES",
+]
+
+# A fit is degenerate when the prediction's spread over valid pixels is below this
+# many float epsilons of its magnitude: such a spread is rounding noise from the mean,
+# and dividing by it would give an arbitrary, huge scale and gradient.
+_DEGENERATE_ULPS = 64.0
+
+
+def _as_bhw(x: Tensor, name: str) -> Tensor:
+    if x.dim() == 4 and x.shape[1] == 1:
+        return x[:, 0]
+    if x.dim() == 3:
+        return x
+    raise ValueError(f"{name} must be [B,1,H,W] or [B,H,W], got shape {tuple(x.shape)}")
+
+
+def prepare_inputs(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Bring inputs to ``[B,H,W]``, a float32/float64 compute dtype and a bool mask.
+
+    Invalid pixels are set to zero so that NaN/inf placeholders in the ground truth
+    cannot leak into masked sums (``0 * nan`` is still NaN). A float mask is
+    binarised (non-zero = valid): the trimmed loss needs a set of valid pixels, and
+    every loss here should agree on what "valid" means.
+    """
+    p = _as_bhw(prediction, "prediction")
+    d = _as_bhw(target, "target")
+    m = _as_bhw(mask, "mask")
+    if p.shape != d.shape or p.shape != m.shape:
+        raise ValueError(
+            f"prediction {tuple(p.shape)}, target {tuple(d.shape)} and mask {tuple(m.shape)} must match"
+        )
+    dtype = torch.float64 if torch.float64 in (p.dtype, d.dtype) else torch.float32
+    m = m if m.dtype == torch.bool else m != 0
+    p = torch.where(m, p.to(dtype), 0.0)
+    d = torch.where(m, d.to(dtype), 0.0)
+    return p, d, m
+
+
+def _fit(p: Tensor, d: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-image least-squares ``(scale, shift, ok)`` for prepared inputs; ``m`` float."""
+    n = m.sum((1, 2))
+    n_safe = torch.where(n > 0, n, 1.0)
+    mean_p = (m * p).sum((1, 2)) / n_safe
+    mean_d = (m * d).sum((1, 2)) / n_safe
+    pc = m * (p - mean_p[:, None, None])
+    dc = m * (d - mean_d[:, None, None])
+    sxx = (pc * pc).sum((1, 2))  # == det / a11
+    sxy = (pc * dc).sum((1, 2))
+    with torch.no_grad():
+        amp = (m * p).abs().amax((1, 2))
+        tol = n * (_DEGENERATE_ULPS * torch.finfo(p.dtype).eps * amp) ** 2
+        ok = (n >= 2) & (sxx > tol)
+    # The safe denominator keeps the unused branch finite, so torch.where's backward
+    # never multiplies a zero gradient by inf (which would give NaN).
+    scale = torch.where(ok, sxy / torch.where(ok, sxx, 1.0), 0.0)
+    shift = torch.where(ok, mean_d - scale * mean_p, 0.0)
+    return scale, shift, ok
+
+
+def compute_scale_and_shift(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image ``(scale [B], shift [B])`` minimising ``sum M (s*p + t - d)^2``.
+
+    Degenerate images (constant prediction, < 2 valid pixels) get ``scale = shift = 0``
+    with finite gradients.
+    """
+    p, d, m = prepare_inputs(prediction, target, mask)
+    scale, shift, _ = _fit(p, d, m.to(p.dtype))
+    return scale, shift
+
+
+def robust_normalise(x: Tensor, mask: Tensor) -> Tensor:
+    """``(x - median) / mean|x - median|`` per image, statistics over valid pixels only.
+
+    The median is the lower median (as ``torch.median``), found by sorting with
+    invalid pixels pushed to +inf so the valid ones come first; the scale is clamped
+    at 1e-6 so a constant map normalises to zeros instead of dividing by zero.
+    Returns ``[B,H,W]``; invalid pixels are 0.
+    """
+    x, _, m = prepare_inputs(x, x, mask)
+    return _robust_normalise(x, m)
+
+
+def _robust_normalise(x: Tensor, m: Tensor) -> Tensor:
+    flat = x.flatten(1)
+    valid = m.flatten(1)
+    n = valid.sum(1)
+    ordered = torch.where(valid, flat, math.inf).sort(dim=1).values
+    mid = ((n - 1).clamp(min=0) // 2)[:, None]
+    median = torch.where(n > 0, ordered.gather(1, mid)[:, 0], 0.0)
+    centred = torch.where(m, x - median[:, None, None], 0.0)
+    mad = centred.abs().sum((1, 2)) / n.clamp(min=1).to(x.dtype)
+    scale = torch.where(n > 0, mad.clamp(min=1e-6), 1.0)
+    return centred / scale[:, None, None]
+
+
+def _reduce(num: Tensor, den: Tensor, reduction: str) -> Tensor:
+    """Batch: sum(num)/sum(den). Image: mean of num/den over images with den > 0.
+
+    Denominators are pixel counts, so clamping at 1 only matters when the numerator
+    is 0 too; the result then stays 0 and keeps its autograd graph.
+    """
+    if reduction == "batch":
+        return num.sum() / den.sum().clamp(min=1.0)
+    has = den > 0
+    per_image = num / torch.where(has, den, 1.0)
+    return torch.where(has, per_image, 0.0).sum() / has.sum().clamp(min=1)
+
+
+def _gradient_matching(residual: Tensor, m: Tensor, scales: int, reduction: str) -> Tensor:
+    """Multi-scale L1 on finite differences of the masked residual ``R = M * (p - d)``.
+
+    A difference counts only when both neighbours are valid, so mask borders add no
+    spurious edges; each scale is normalised by its own (subsampled) valid count.
+    """
+    total = residual.new_zeros(())
+    for k in range(scales):
+        step = 2**k
+        r = residual[:, ::step, ::step]
+        mk = m[:, ::step, ::step]
+        gx = (r[:, :, 1:] - r[:, :, :-1]).abs() * (mk[:, :, 1:] * mk[:, :, :-1])
+        gy = (r[:, 1:, :] - r[:, :-1, :]).abs() * (mk[:, 1:, :] * mk[:, :-1, :])
+        total = total + _reduce(gx.sum((1, 2)) + gy.sum((1, 2)), mk.sum((1, 2)), reduction)
+    return total
+
+
+def _check_common(alpha: float, scales: int) -> None:
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if scales < 1:
+        raise ValueError(f"scales must be >= 1, got {scales}")
+
+
+class SSILoss(nn.Module):
+    """ssi-MSE + ``alpha`` * multi-scale gradient matching (MiDaS eq. 4 and 11).
+
+    ``reduction="batch"`` pools numerators and denominators over the batch (images
+    with more valid pixels weigh more); ``"image"`` averages per-image values over
+    images that have valid pixels.
+    """
+
+    def __init__(self, alpha: float = 0.5, scales: int = 4, reduction: str = "batch") -> None:
+        super().__init__()
+        _check_common(alpha, scales)
+        if reduction not in ("batch", "image"):
+            raise ValueError(f"reduction must be 'batch' or 'image', got {reduction!r}")
+        self.alpha = alpha
+        self.scales = scales
+        self.reduction = reduction
+
+    def forward(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        with torch.autocast(prediction.device.type, enabled=False):
+            p, d, m = prepare_inputs(prediction, target, mask)
+            mf = m.to(p.dtype)
+            scale, shift, ok = _fit(p, d, mf)
+            mf = mf * ok[:, None, None].to(p.dtype)  # degenerate images drop out entirely
+            residual = mf * (scale[:, None, None] * p + shift[:, None, None] - d)
+            loss = _reduce((residual * residual).sum((1, 2)), 2.0 * mf.sum((1, 2)), self.reduction)
+            if self.alpha > 0:
+                loss = loss + self.alpha * _gradient_matching(residual, mf, self.scales, self.reduction)
+            return loss
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, scales={self.scales}, reduction={self.reduction!r}"
+
+
+class SSITrimLoss(nn.Module):
+    """Robust ssi loss of MiDaS v3: trimmed MAE on robustly normalised maps.
+
+    Prediction and target are normalised separately (:func:`robust_normalise`), the
+    largest ``trim`` fraction of each image's valid residuals is dropped (keeping
+    ``floor(n * (1 - trim))``, as the original intended), and the kept sum is divided
+    by ``2 * n`` pooled over the batch, so a dropped outlier still counts as a pixel.
+    """
+
+    def __init__(self, trim: float = 0.2, alpha: float = 0.5, scales: int = 4) -> None:
+        super().__init__()
+        _check_common(alpha, scales)
+        if not 0.0 <= trim < 1.0:
+            raise ValueError(f"trim must be in [0, 1), got {trim}")
+        self.trim = trim
+        self.alpha = alpha
+        self.scales = scales
+
+    def forward(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        with torch.autocast(prediction.device.type, enabled=False):
+            p, d, m = prepare_inputs(prediction, target, mask)
+            mf = m.to(p.dtype)
+            residual = mf * (_robust_normalise(p, m) - _robust_normalise(d, m))
+            valid = m.flatten(1)
+            n = valid.sum(1)
+            ordered = torch.where(valid, residual.flatten(1).abs(), math.inf).sort(dim=1).values
+            # float64 and a tiny nudge so that e.g. 10 * 0.8 keeps 8, not 7.
+            keep = torch.floor(n.double() * (1.0 - self.trim) + 1e-9).long()
+            rank = torch.arange(ordered.shape[1], device=ordered.device)
+            kept = torch.where(rank[None, :] < keep[:, None], ordered, 0.0).sum()
+            loss = kept / (2.0 * mf.sum()).clamp(min=1.0)
+            if self.alpha > 0:
+                loss = loss + self.alpha * _gradient_matching(residual, mf, self.scales, "batch")
+            return loss
+
+    def extra_repr(self) -> str:
+        return f"trim={self.trim}, alpha={self.alpha}, scales={self.scales}"
+
+
+LOSS_NAMES: tuple[str, ...] = ("ssi", "ssi-image", "ssitrim")
+
+
+def build_loss(name: str, **kw: float | int | str) -> nn.Module:
+    """Loss by config name; keyword arguments go to the loss constructor."""
+    if name == "ssi":
+        return SSILoss(**kw)  # type: ignore[arg-type]
+    if name == "ssi-image":
+        return SSILoss(reduction="image", **kw)  # type: ignore[arg-type]
+    if name == "ssitrim":
+        return SSITrimLoss(**kw)  # type: ignore[arg-type]
+    raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSS_NAMES)}")

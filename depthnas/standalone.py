@@ -1,0 +1,77 @@
+"""Training one architecture on its own: `depthnas train`, landmarks and top-K.
+
+Writes into its folder: config.yaml, metrics.jsonl, checkpoints/, the final
+model.safetensors and result.json (validation loss with provenance). A folder
+whose result.json matches the architecture and recipe is reused, not retrained.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from depthnas.spaces import Arch, SearchSpace
+
+from . import config as config_mod
+from .checkpoint import save_model
+from .config import Config
+from .evaluation import evaluate_fixed
+from .io import atomic_write_json
+from .models import count_parameters, model_kwargs, model_metadata
+from .task import make_task
+from .trainer import Trainer, resolve_device
+
+
+def recipe(cfg: Config) -> dict[str, Any]:
+    """What makes two stand-alone losses comparable."""
+    t = cfg.standalone
+    return {"space": cfg.space, "data": cfg.data.spec, "image_size": list(cfg.data.image_size),
+            "synthetic_samples": cfg.data.synthetic_samples, "backbone": cfg.model.backbone,
+            "backbone_weights": cfg.model.backbone_weights, "features": cfg.model.features,
+            "epochs": t.epochs, "steps_per_epoch": t.steps_per_epoch, "lr": t.lr,
+            "backbone_lr": t.backbone_lr, "loss": t.loss, "batch_size": cfg.data.batch_size,
+            "seed": cfg.seed}
+
+
+def arch_slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
+                     out_dir: str | Path, *, progress: bool = True,
+                     device: torch.device | None = None) -> dict[str, Any]:
+    out_dir = Path(out_dir)
+    arch_string = space.to_string(arch)
+    rec = recipe(cfg)
+    result_path = out_dir / "result.json"
+    if result_path.is_file():
+        done = json.loads(result_path.read_text())
+        if done.get("arch") == arch_string and done.get("recipe") == rec:
+            return done
+    device = device or resolve_device(cfg.device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_mod.dump(cfg, out_dir / "config.yaml")
+    task = make_task(space, cfg.standalone.loss)
+    model = space.build_fixed(arch, **model_kwargs(cfg.model))
+    meta = model_metadata(space, arch, cfg.model, cfg.data.image_size, task.name)
+    trainer = Trainer(model, task, cfg.standalone, splits.train, out_dir=out_dir,
+                      total_epochs=cfg.standalone.epochs, seed=cfg.seed, device=device,
+                      metadata=meta, name="standalone", progress=progress,
+                      batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers)
+    start = time.time()
+    trainer.fit()
+    val = evaluate_fixed(trainer.model, task, splits.val, batch_size=cfg.data.batch_size,
+                         device=device, precision=cfg.standalone.precision)
+    save_model(out_dir / "model.safetensors", trainer.model, meta)
+    result = {"arch": arch_string, "space": space.name, "val_loss": val,
+              "params": count_parameters(trainer.model), "recipe": rec,
+              "train_time_s": round(time.time() - start, 2), "device": str(device),
+              "date": _dt.datetime.now().isoformat(timespec="seconds"),
+              "architecture": space.to_json(arch)}
+    atomic_write_json(result_path, result)
+    return result

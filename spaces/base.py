@@ -1,0 +1,122 @@
+"""The one interface the trainer, landmark sampler and evolutionary search see.
+
+An architecture is a tuple of integer genes, one per searchable choice. Everything
+generic (size, uniform sampling, single-element mutation, crossover, Hamming
+distance) follows from `gene_choices`; a concrete space adds the human-readable
+forms (string, JSON) and knows how to build a super-net or a fixed model.
+"""
+from __future__ import annotations
+
+import math
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from torch import nn
+
+
+class ArchitectureError(ValueError):
+    """An architecture string, JSON or gene list that does not belong to a space."""
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture of one space: hashable, so it can key dictionaries."""
+
+    space: str
+    genes: tuple[int, ...]
+
+
+class SearchSpace(ABC):
+    name: str
+
+    # ---- what a concrete space defines -------------------------------------------
+    @abstractmethod
+    def gene_choices(self) -> tuple[int, ...]:
+        """Number of options of every gene, in encoding order."""
+
+    @abstractmethod
+    def to_string(self, arch: Arch) -> str: ...
+
+    @abstractmethod
+    def from_string(self, text: str) -> Arch: ...
+
+    @abstractmethod
+    def to_json(self, arch: Arch) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def from_json(self, data: dict[str, Any]) -> Arch: ...
+
+    @abstractmethod
+    def build_supernet(self, **model_kw: Any) -> nn.Module:
+        """A model holding every candidate op; forward(x, arch) runs one path."""
+
+    @abstractmethod
+    def build_fixed(self, arch: Arch, **model_kw: Any) -> nn.Module:
+        """A stand-alone model holding only `arch`'s parameters, whose state-dict
+        keys are a subset of the super-net's so weights copy across by name."""
+
+    def describe(self) -> str:
+        """Human summary for `depthnas spaces`."""
+        return f"{self.name}: {self.size():,} architectures"
+
+    # ---- generic machinery ---------------------------------------------------------
+    def size(self) -> int:
+        return math.prod(self.gene_choices())
+
+    def make(self, genes: Sequence[int]) -> Arch:
+        genes = tuple(int(g) for g in genes)
+        choices = self.gene_choices()
+        if len(genes) != len(choices):
+            raise ArchitectureError(
+                f"{self.name}: expected {len(choices)} genes, got {len(genes)}")
+        for i, (g, n) in enumerate(zip(genes, choices)):
+            if not 0 <= g < n:
+                raise ArchitectureError(f"{self.name}: gene {i} = {g} is outside 0..{n - 1}")
+        return Arch(self.name, genes)
+
+    def check(self, arch: Arch) -> Arch:
+        if arch.space != self.name:
+            raise ArchitectureError(
+                f"architecture belongs to space {arch.space!r}, not {self.name!r}")
+        return self.make(arch.genes)
+
+    def sample(self, rng: random.Random) -> Arch:
+        return Arch(self.name, tuple(rng.randrange(n) for n in self.gene_choices()))
+
+    def mutate(self, arch: Arch, rng: random.Random, prob: float | None = None) -> Arch:
+        """prob=None: change exactly one gene (the paper's landmark mutation);
+        otherwise resample each gene with probability `prob` (SPOS evolution),
+        forcing at least one change so a mutation never returns its parent."""
+        genes = list(arch.genes)
+        choices = self.gene_choices()
+        mutable = [i for i, n in enumerate(choices) if n > 1]
+        if prob is None:
+            targets = [rng.choice(mutable)]
+        else:
+            targets = [i for i in mutable if rng.random() < prob] or [rng.choice(mutable)]
+        for i in targets:
+            genes[i] = rng.choice([v for v in range(choices[i]) if v != genes[i]])
+        return Arch(self.name, tuple(genes))
+
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        """Uniform crossover: each gene from either parent with equal probability."""
+        return Arch(self.name, tuple(x if rng.random() < 0.5 else y
+                                     for x, y in zip(a.genes, b.genes)))
+
+    @staticmethod
+    def hamming(a: Arch, b: Arch) -> int:
+        if len(a.genes) != len(b.genes):
+            raise ArchitectureError("Hamming distance needs architectures of one space")
+        return sum(x != y for x, y in zip(a.genes, b.genes))
+
+    def parse(self, text_or_json: str | dict[str, Any]) -> Arch:
+        """Accept either form: a dict/JSON text, or the compact string."""
+        if isinstance(text_or_json, dict):
+            return self.from_json(text_or_json)
+        text = text_or_json.strip()
+        if text.startswith("{"):
+            import json
+            return self.from_json(json.loads(text))
+        return self.from_string(text)

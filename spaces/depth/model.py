@@ -1,0 +1,180 @@
+"""A MiDaS-style depth network whose fusion blocks come from the search space.
+
+    image -> timm backbone (strides 4, 8, 16, 32) -> 3x3 lateral convs to F channels
+          -> fusion blocks, coarse to fine, each upsampling x2 -> head -> inverse depth
+
+The same class is the super-net (arch=None: every candidate op, one path per
+forward, chosen by the `arch` argument) and a stand-alone model (arch given: only
+that path's modules). Parameter names are identical, so a fixed model loads the
+super-net's weights for its path with a plain state-dict subset.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..base import Arch
+from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN
+from .space import EDGES, NUM_BLOCKS, BlockChoice, DepthSpace
+
+EDGE_KEYS = {e: "e" + e.replace("<-", "") for e in EDGES}  # "2<-0" -> "e20"
+BACKBONE_STRIDES = (4, 8, 16, 32)
+
+
+class Interpolate(nn.Module):
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2, mode=self.mode, align_corners=True)
+
+
+def make_upsample(name: str, channels: int) -> nn.Module:
+    if name in ("bilinear", "bicubic"):
+        return Interpolate(name)
+    if name == "transposed_conv":
+        return nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1)
+    if name == "pixel_shuffle":
+        return nn.Sequential(ReLUConvBN(channels, 4 * channels, 1), nn.PixelShuffle(2))
+    raise ValueError(f"unknown upsample op {name!r}")
+
+
+class FusionCell(nn.Module):
+    """One searched fusion block: nodes 2 and 3 sum their incoming edges."""
+
+    def __init__(self, channels: int, edge_ops: dict[str, tuple[str, ...]],
+                 upsample_ops: tuple[str, ...]):
+        super().__init__()
+        self.edges = nn.ModuleDict({EDGE_KEYS[e]: ChoiceEdge(edge_ops[e], channels)
+                                    for e in EDGES})
+        self.upsample = nn.ModuleDict({u: make_upsample(u, channels) for u in upsample_ops})
+
+    def _node(self, inputs: dict[str, torch.Tensor], choice: BlockChoice, target: str):
+        out = None
+        for edge in EDGES:
+            if edge.startswith(target) and choice.op(edge) != "none":
+                y = self.edges[EDGE_KEYS[edge]](inputs[edge[-1]], choice.op(edge))
+                out = y if out is None else out + y
+        return out
+
+    def forward(self, x0: torch.Tensor, x1: torch.Tensor, choice: BlockChoice) -> torch.Tensor:
+        nodes = {"0": x0, "1": x1}
+        node2 = self._node(nodes, choice, "2")
+        # A node with no live input is zero; dropping its edges is exactly that.
+        nodes["2"] = node2 if node2 is not None else torch.zeros_like(x1)
+        node3 = self._node(nodes, choice, "3")
+        if node3 is None:
+            node3 = torch.zeros_like(x1)
+        return self.upsample[choice.upsample](node3)
+
+
+class Head(nn.Sequential):
+    """MiDaS head: non-negative relative inverse depth at the input's resolution."""
+
+    def __init__(self, features: int):
+        super().__init__(
+            nn.Conv2d(features, features // 2, 3, padding=1),
+            Interpolate("bilinear"),
+            nn.Conv2d(features // 2, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 1, 1),
+            nn.ReLU(),
+        )
+
+
+def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
+    """A timm feature extractor at strides 4..32; random init unless a local file
+    is given (.safetensors, or .pth read with weights_only so no pickle runs)."""
+    kw: dict = {}
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"backbone weights file not found: {path}")
+        if path.suffix not in (".safetensors", ".pth", ".pt", ".bin"):
+            raise ValueError(f"backbone weights {path}: expected .safetensors or .pth")
+        kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+    try:
+        backbone = timm.create_model(name, features_only=True, out_indices=(1, 2, 3, 4), **kw)
+    except RuntimeError as err:
+        if "Unknown model" in str(err):
+            raise ValueError(f"unknown timm backbone {name!r} (see timm.list_models())") from err
+        raise
+    strides = tuple(backbone.feature_info.reduction())
+    if strides != BACKBONE_STRIDES:
+        raise ValueError(f"backbone {name!r} gives feature strides {strides}; "
+                         f"the depth decoder needs {BACKBONE_STRIDES}")
+    return backbone
+
+
+class DepthNet(nn.Module):
+    def __init__(self, space: DepthSpace, arch: Arch | None = None, *,
+                 backbone: str = "resnet18", features: int = 64,
+                 backbone_weights: str | Path | None = None,
+                 first_block_input: str = "duplicate"):
+        super().__init__()
+        if first_block_input not in ("duplicate", "zeros"):
+            raise ValueError(f"first_block_input must be 'duplicate' or 'zeros', "
+                             f"got {first_block_input!r}")
+        self.space = space
+        self.arch = arch
+        self.first_block_input = first_block_input
+        self.backbone_name = backbone
+        self.features = features
+        self.backbone = create_backbone(backbone, backbone_weights)
+        self.laterals = nn.ModuleList(
+            nn.Conv2d(c, features, 3, padding=1, bias=False)
+            for c in self.backbone.feature_info.channels())
+        fixed = space.blocks(arch) if arch is not None else None
+        cells = []
+        for i in range(NUM_BLOCKS):
+            if fixed is None:
+                edge_ops = {e: EDGE_OPS for e in EDGES}
+                ups = space.upsample_ops
+            else:
+                edge_ops = {e: (fixed[i].op(e),) for e in EDGES}
+                ups = (fixed[i].upsample,)
+            cells.append(FusionCell(features, edge_ops, ups))
+        self.blocks = nn.ModuleList(cells)  # coarse (stride 32) to fine (stride 4)
+        self.head = Head(features)
+
+    @property
+    def is_supernet(self) -> bool:
+        return self.arch is None
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Backbone + lateral features, fine to coarse. Architecture-independent,
+        so a batch's features can be computed once for many paths."""
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[-2] % 32 or x.shape[-1] % 32:
+            raise ValueError(f"DepthNet input must be [B, 3, H, W] with H and W multiples "
+                             f"of 32, got {list(x.shape)}")
+        return [lat(f) for lat, f in zip(self.laterals, self.backbone(x))]
+
+    def decode(self, features: list[torch.Tensor], arch: Arch | None = None) -> torch.Tensor:
+        choices = self._choices(arch)
+        path = features[-1] if self.first_block_input == "duplicate" else torch.zeros_like(features[-1])
+        for i, (cell, lateral) in enumerate(zip(self.blocks, reversed(features))):
+            path = cell(path, lateral, choices[i])
+        return self.head(path)
+
+    def forward(self, x: torch.Tensor, arch: Arch | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x), arch)
+
+    def _choices(self, arch: Arch | None) -> list[BlockChoice]:
+        if self.arch is not None:
+            if arch is not None and arch != self.arch:
+                raise ValueError("this is a fixed model of "
+                                 f"{self.space.to_string(self.arch)}; it cannot run "
+                                 f"{self.space.to_string(arch)}")
+            arch = self.arch
+        elif arch is None:
+            raise ValueError("the super-net needs an architecture: model(x, arch)")
+        return self.space.blocks(arch)
+
+    def decoder_modules(self) -> list[nn.Module]:
+        """Modules whose statistics depend on the path (used by BN recalibration)."""
+        return [self.blocks, self.head]

@@ -1,0 +1,205 @@
+"""The MiDaS fusion-block search space (paper section 5.3, Figure 4, Table 4).
+
+Each of the four fusion blocks is a cell with nodes 0 (previous, coarser block),
+1 (lateral backbone feature), 2 = e(2<-0) + e(2<-1) and 3 = e(3<-0) + e(3<-1) +
+e(3<-2); the block's output is node 3 upsampled x2. V1 fixes the upsampling to
+bilinear, V2 searches it. Sync spaces give all four blocks the same choices (the
+blocks keep their own weights); non-sync spaces choose per block.
+
+Encoding (genes): per block, the five edge ops in EDGES order, then in V2 the
+upsampling op; sync spaces encode one block, non-sync spaces four, coarse to fine.
+
+Dead cells: when no path joins node 3 to an input the block outputs zeros. They
+stay in the space so the counts match the paper (3,125 ... 2.4e16); they simply
+train and score badly. `is_dead_cell` lets benchmarks exclude them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..base import Arch, ArchitectureError, SearchSpace
+from ..ops import EDGE_OPS
+
+EDGES = ("2<-0", "2<-1", "3<-0", "3<-1", "3<-2")
+UPSAMPLE_OPS = ("bilinear", "bicubic", "transposed_conv", "pixel_shuffle")
+NUM_BLOCKS = 4
+
+# Compact one-line form: short codes; full names are accepted when parsing.
+EDGE_CODES = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "c1",
+              "nor_conv_3x3": "c3", "avg_pool_3x3": "ap"}
+UPSAMPLE_CODES = {"bilinear": "bil", "bicubic": "bic", "transposed_conv": "tconv",
+                  "pixel_shuffle": "ps"}
+
+
+def _lookup(token: str, codes: dict[str, str], what: str, where: str) -> str:
+    for name, code in codes.items():
+        if token in (name, code):
+            return name
+    valid = ", ".join(f"{c} ({n})" for n, c in codes.items())
+    raise ArchitectureError(f"{where}: unknown {what} {token!r}; expected one of {valid}")
+
+
+@dataclass(frozen=True)
+class BlockChoice:
+    """The decoded choices of one fusion block."""
+
+    edges: tuple[str, ...]  # op per edge, in EDGES order
+    upsample: str
+
+    def op(self, edge: str) -> str:
+        return self.edges[EDGES.index(edge)]
+
+
+def is_dead_cell(block: BlockChoice) -> bool:
+    """True when node 3 receives nothing from node 0 or node 1."""
+    e = dict(zip(EDGES, block.edges))
+    node2_alive = e["2<-0"] != "none" or e["2<-1"] != "none"
+    return (e["3<-0"] == "none" and e["3<-1"] == "none"
+            and (e["3<-2"] == "none" or not node2_alive))
+
+
+class DepthSpace(SearchSpace):
+    def __init__(self, version: int, sync: bool):
+        if version not in (1, 2):
+            raise ValueError(f"depth space version must be 1 or 2, got {version}")
+        self.version = version
+        self.sync = sync
+        self.name = f"v{version}-{'sync' if sync else 'nonsync'}"
+        self.upsample_ops = UPSAMPLE_OPS if version == 2 else ("bilinear",)
+        self._block_genes = len(EDGES) + (1 if version == 2 else 0)
+
+    # ---- encoding ----------------------------------------------------------------
+    def gene_choices(self) -> tuple[int, ...]:
+        block = (len(EDGE_OPS),) * len(EDGES) + ((len(UPSAMPLE_OPS),) if self.version == 2 else ())
+        return block * (1 if self.sync else NUM_BLOCKS)
+
+    def blocks(self, arch: Arch) -> list[BlockChoice]:
+        """Per-block choices, coarse to fine (always four, also for sync spaces)."""
+        genes = self.check(arch).genes
+        n = self._block_genes
+        per_block = [genes[i:i + n] for i in range(0, len(genes), n)]
+        if self.sync:
+            per_block = per_block * NUM_BLOCKS
+        return [BlockChoice(tuple(EDGE_OPS[g] for g in b[:len(EDGES)]),
+                            UPSAMPLE_OPS[b[len(EDGES)]] if self.version == 2 else "bilinear")
+                for b in per_block]
+
+    def _block_genes_of(self, block: BlockChoice) -> list[int]:
+        genes = [EDGE_OPS.index(op) for op in block.edges]
+        if self.version == 2:
+            genes.append(UPSAMPLE_OPS.index(block.upsample))
+        return genes
+
+    def from_blocks(self, blocks: list[BlockChoice]) -> Arch:
+        if len(blocks) != NUM_BLOCKS:
+            raise ArchitectureError(f"{self.name}: expected {NUM_BLOCKS} blocks, got {len(blocks)}")
+        if self.version == 1:
+            for i, b in enumerate(blocks):
+                if b.upsample != "bilinear":
+                    raise ArchitectureError(
+                        f"{self.name}: block {i} upsample {b.upsample!r}; V1 spaces fix "
+                        "bilinear upsampling (use a v2 space to search it)")
+        if self.sync:
+            for i, b in enumerate(blocks[1:], start=1):
+                if b != blocks[0]:
+                    raise ArchitectureError(
+                        f"{self.name}: block {i} differs from block 0, but a sync space "
+                        "gives all blocks the same choices")
+            blocks = blocks[:1]
+        return self.make([g for b in blocks for g in self._block_genes_of(b)])
+
+    # ---- string form: "v2-sync:c3,skip,none,c1,ap+bic" ------------------------------
+    def to_string(self, arch: Arch) -> str:
+        blocks = self.blocks(arch)[:1] if self.sync else self.blocks(arch)
+        parts = []
+        for b in blocks:
+            s = ",".join(EDGE_CODES[op] for op in b.edges)
+            if self.version == 2:
+                s += "+" + UPSAMPLE_CODES[b.upsample]
+            parts.append(s)
+        return f"{self.name}:{'/'.join(parts)}"
+
+    def from_string(self, text: str) -> Arch:
+        space, sep, body = text.strip().partition(":")
+        if not sep:
+            raise ArchitectureError(
+                f"architecture string {text!r} lacks the space prefix, e.g. "
+                f"'{self.name}:c3,skip,none,c1,ap{'+bil' if self.version == 2 else ''}'")
+        if space != self.name:
+            raise ArchitectureError(
+                f"architecture string is for space {space!r}, not {self.name!r}")
+        parts = body.split("/")
+        expected = 1 if self.sync else NUM_BLOCKS
+        if len(parts) != expected:
+            raise ArchitectureError(
+                f"{self.name}: expected {expected} block(s) separated by '/', got {len(parts)}")
+        blocks = []
+        for i, part in enumerate(parts):
+            where = f"{self.name} block {i}"
+            edge_part, plus, up = part.partition("+")
+            if self.version == 2 and not plus:
+                raise ArchitectureError(f"{where}: missing '+<upsample>' (V2 searches upsampling)")
+            if self.version == 1 and plus:
+                raise ArchitectureError(f"{where}: V1 fixes bilinear upsampling; drop '+{up}'")
+            tokens = [t.strip() for t in edge_part.split(",")]
+            if len(tokens) != len(EDGES):
+                raise ArchitectureError(
+                    f"{where}: expected {len(EDGES)} edge ops ({', '.join(EDGES)}), got {len(tokens)}")
+            edges = tuple(_lookup(t, EDGE_CODES, "edge op", f"{where} edge {e}")
+                          for t, e in zip(tokens, EDGES))
+            upsample = (_lookup(up.strip(), UPSAMPLE_CODES, "upsample op", where)
+                        if self.version == 2 else "bilinear")
+            blocks.append(BlockChoice(edges, upsample))
+        return self.from_blocks(blocks * (NUM_BLOCKS if self.sync else 1))
+
+    # ---- JSON form ---------------------------------------------------------------
+    def to_json(self, arch: Arch) -> dict[str, Any]:
+        blocks = []
+        for b in self.blocks(arch):
+            d: dict[str, str] = dict(zip(EDGES, b.edges))
+            if self.version == 2:
+                d["upsample"] = b.upsample
+            blocks.append(d)
+        return {"space": self.name, "string": self.to_string(arch), "blocks": blocks}
+
+    def from_json(self, data: dict[str, Any]) -> Arch:
+        if data.get("space") != self.name:
+            raise ArchitectureError(
+                f"architecture JSON is for space {data.get('space')!r}, not {self.name!r}")
+        raw = data.get("blocks")
+        if not isinstance(raw, list):
+            raise ArchitectureError(f"{self.name}: architecture JSON needs a 'blocks' list")
+        blocks = []
+        allowed = set(EDGES) | ({"upsample"} if self.version == 2 else set())
+        for i, d in enumerate(raw):
+            where = f"{self.name} block {i}"
+            keys = set(d)
+            if keys != allowed:
+                missing, extra = sorted(allowed - keys), sorted(keys - allowed)
+                raise ArchitectureError(
+                    f"{where}: wrong edge set (missing {missing}, unexpected {extra})")
+            edges = tuple(_lookup(str(d[e]), EDGE_CODES, "edge op", f"{where} edge {e}")
+                          for e in EDGES)
+            up = (_lookup(str(d["upsample"]), UPSAMPLE_CODES, "upsample op", where)
+                  if self.version == 2 else "bilinear")
+            blocks.append(BlockChoice(edges, up))
+        return self.from_blocks(blocks)
+
+    # ---- models ------------------------------------------------------------------
+    def build_supernet(self, **model_kw: Any):
+        from .model import DepthNet
+        return DepthNet(self, arch=None, **model_kw)
+
+    def build_fixed(self, arch: Arch, **model_kw: Any):
+        from .model import DepthNet
+        return DepthNet(self, arch=self.check(arch), **model_kw)
+
+    def has_dead_cell(self, arch: Arch) -> bool:
+        return any(is_dead_cell(b) for b in self.blocks(arch))
+
+    def describe(self) -> str:
+        up = ", ".join(self.upsample_ops)
+        return (f"{self.name:12s} {self.size():>20,d} architectures  "
+                f"({'blocks share choices' if self.sync else 'choices per block'}; "
+                f"edges {' '.join(EDGES)}; ops {', '.join(EDGE_OPS)}; upsample {up})")
