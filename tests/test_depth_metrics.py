@@ -1,0 +1,183 @@
+"""Spec tests for the evaluation metrics (REFERENCE.md section 2, last item)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from depthnas.depth_metrics import METRIC_NAMES, MetricAccumulator, align_prediction, depth_metrics
+
+# Prediction [a, a, b, b] and target [a-e, a+e, b+e, b-e]: the residual is orthogonal
+# to both the prediction and the constant, so least squares gives s = 1, t = 0 and
+# every metric is a closed form of these numbers.
+_P = [1.0, 1.0, 4.0, 4.0]
+_D = [0.7, 1.3, 4.3, 3.7]
+
+
+def _image(pred_values: list[float], target_values: list[float], garbage: float = 0.0):
+    """3x3 double image: the first four pixels carry values, the rest are masked out."""
+    pred = torch.full((1, 1, 3, 3), garbage, dtype=torch.float64)
+    target = torch.full((1, 1, 3, 3), garbage, dtype=torch.float64)
+    mask = torch.zeros(1, 1, 3, 3, dtype=torch.bool)
+    pred.view(-1)[:4] = torch.tensor(pred_values, dtype=torch.float64)
+    target.view(-1)[:4] = torch.tensor(target_values, dtype=torch.float64)
+    mask.view(-1)[:4] = True
+    return pred, target, mask
+
+
+def _expected(pred_disp: list[float], target_disp: list[float]) -> dict[str, float]:
+    dp = [1.0 / v for v in pred_disp]
+    dg = [1.0 / v for v in target_disp]
+    n = len(dp)
+    return {
+        "absrel": sum(abs(p - g) / g for p, g in zip(dp, dg)) / n,
+        "delta1": 100.0 * sum(max(p / g, g / p) > 1.25 for p, g in zip(dp, dg)) / n,
+        "rmse": math.sqrt(sum((p - g) ** 2 for p, g in zip(dp, dg)) / n),
+    }
+
+
+def test_perfect_affine_prediction_scores_zero():
+    g = torch.Generator().manual_seed(0)
+    target = 0.1 + 0.9 * torch.rand(3, 1, 48, 48, generator=g)
+    pred = 3.0 * target - 0.5  # negative raw values are fine: only the aligned map counts
+    mask = torch.rand(3, 1, 48, 48, generator=g) > 0.2
+    out = depth_metrics(pred, target, mask)
+    assert set(out) == set(METRIC_NAMES)
+    assert out["absrel"] < 1e-5 and out["delta1"] == 0.0 and out["rmse"] < 1e-4 and out["ssi"] < 1e-6
+
+
+def test_known_perturbation_matches_hand_values():
+    pred, target, mask = _image(_P, _D, garbage=123.0)
+    out = depth_metrics(pred, target, mask)
+    assert out["absrel"] == pytest.approx(0.1875)  # mean |d/p - 1| = (.3+.3+.075+.075)/4
+    assert out["delta1"] == pytest.approx(50.0)  # 1/0.7 and 1.3 exceed 1.25
+    exp = _expected(_P, _D)
+    assert out["absrel"] == pytest.approx(exp["absrel"]) and out["delta1"] == pytest.approx(exp["delta1"])
+    assert out["rmse"] == pytest.approx(exp["rmse"], rel=1e-9)
+    assert out["rmse"] == pytest.approx(0.2437432, abs=1e-6)
+
+
+def test_metrics_are_invariant_to_prediction_scale_and_shift():
+    pred, target, mask = _image(_P, _D)
+    base = depth_metrics(pred, target, mask)
+    moved = depth_metrics(0.2 * pred + 9.0, target, mask)
+    for name in METRIC_NAMES:
+        assert moved[name] == pytest.approx(base[name], rel=1e-9, abs=1e-12)
+
+
+def test_depth_cap_excludes_far_targets_and_clamps_prediction():
+    # a = 0.08, e = 0.03, b = 1, e = 0.03: target depths 20 m (excluded by the 10 m cap),
+    # 9.09 m (kept; its prediction 0.08 is clamped to 0.1, i.e. 10 m), ~1 m, ~1 m.
+    p = [0.08, 0.08, 1.0, 1.0]
+    d = [0.05, 0.11, 1.03, 0.97]
+    pred, target, mask = _image(p, d)
+    out = depth_metrics(pred, target, mask, depth_cap=10.0)
+    exp = _expected([0.1, 1.0, 1.0], d[1:])
+    for name in ("absrel", "delta1", "rmse"):
+        assert out[name] == pytest.approx(exp[name], rel=1e-9), name
+    uncapped = depth_metrics(pred, target, mask)
+    exp_uncapped = _expected(p, d)
+    for name in ("absrel", "delta1", "rmse"):
+        assert uncapped[name] == pytest.approx(exp_uncapped[name], rel=1e-9), name
+
+
+def test_masked_and_zero_target_pixels_are_ignored():
+    pred, target, mask = _image(_P, _D)
+    base = depth_metrics(pred, target, mask)
+    noisy_pred, noisy_target = pred.clone(), target.clone()
+    noisy_pred.view(-1)[4:] = torch.tensor([1e3, -7.0, 0.0, 5.0, 2.0], dtype=torch.float64)
+    noisy_target.view(-1)[4:] = torch.tensor([float("nan"), float("inf"), 0.0, 1e-9, 2.0], dtype=torch.float64)
+    assert depth_metrics(noisy_pred, noisy_target, mask) == pytest.approx(base)
+    # A pixel inside the mask with target disparity 0 (infinitely far, e.g. sky) is not scored.
+    with_sky = mask.clone()
+    with_sky.view(-1)[6] = True
+    sky_target = target.clone()
+    sky_target.view(-1)[6] = 0.0
+    out = depth_metrics(pred, sky_target, with_sky)
+    # Alignment still sees the sky pixel (it is in the mask), so compare against the fit.
+    aligned = align_prediction(pred, sky_target, with_sky).view(-1)[:4].tolist()
+    exp = _expected(aligned, _D)
+    for name in ("absrel", "delta1", "rmse"):
+        assert out[name] == pytest.approx(exp[name], rel=1e-9), name
+
+
+def test_metrics_average_over_images_with_valid_pixels():
+    pred, target, mask = _image(_P, _D)
+    perfect_pred, perfect_target, perfect_mask = _image([1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0])
+    empty_mask = torch.zeros_like(mask)
+    out = depth_metrics(
+        torch.cat([pred, perfect_pred, pred]),
+        torch.cat([target, perfect_target, target]),
+        torch.cat([mask, perfect_mask, empty_mask]),
+    )
+    assert out["absrel"] == pytest.approx(0.1875 / 2)
+    assert out["delta1"] == pytest.approx(25.0)
+
+
+def test_empty_mask_is_nan_free():
+    pred = torch.rand(2, 1, 8, 8)
+    target = torch.rand(2, 1, 8, 8)
+    out = depth_metrics(pred, target, torch.zeros(2, 1, 8, 8, dtype=torch.bool))
+    assert out == {"ssi": 0.0, "absrel": 0.0, "delta1": 0.0, "rmse": 0.0}
+    acc = MetricAccumulator()
+    acc.update(pred, target, torch.zeros(2, 1, 8, 8, dtype=torch.bool))
+    assert acc.count == 0 and all(math.isfinite(v) for v in acc.compute().values())
+
+
+def test_constant_prediction_is_finite_and_aligned_to_mean_target():
+    target = torch.tensor([[[0.2, 0.4], [0.6, 0.8]]])
+    mask = torch.ones(1, 2, 2, dtype=torch.bool)
+    pred = torch.full((1, 2, 2), 5.0)
+    torch.testing.assert_close(align_prediction(pred, target, mask), torch.full((1, 2, 2), 0.5))
+    out = depth_metrics(pred, target, mask)
+    assert all(math.isfinite(v) for v in out.values())
+    exp = _expected([0.5] * 4, [0.2, 0.4, 0.6, 0.8])
+    assert out["absrel"] == pytest.approx(exp["absrel"], rel=1e-5)
+
+
+def test_negative_aligned_disparity_is_clamped_not_nan():
+    # Far pixels with a prediction ordered the wrong way go negative after alignment.
+    target = torch.tensor([[[0.01, 0.5], [0.9, 1.0]]])
+    pred = torch.tensor([[[1.0, 0.4], [0.9, 1.0]]])
+    mask = torch.ones(1, 2, 2, dtype=torch.bool)
+    out = depth_metrics(pred, target, mask)
+    assert all(math.isfinite(v) for v in out.values())
+    for cap in (10.0, 200.0):
+        assert all(math.isfinite(v) for v in depth_metrics(pred, target, mask, depth_cap=cap).values())
+
+
+def test_align_prediction_matches_lstsq_and_keeps_shape():
+    g = torch.Generator().manual_seed(1)
+    pred = torch.rand(2, 1, 8, 8, generator=g, dtype=torch.float64)
+    target = torch.rand(2, 1, 8, 8, generator=g, dtype=torch.float64)
+    mask = torch.rand(2, 1, 8, 8, generator=g) > 0.4
+    aligned = align_prediction(pred, target, mask)
+    assert aligned.shape == pred.shape
+    for i in range(2):
+        m = mask[i, 0].numpy()
+        a = np.stack([pred[i, 0].numpy()[m], np.ones(m.sum())], axis=1)
+        (s, t), *_ = np.linalg.lstsq(a, target[i, 0].numpy()[m], rcond=None)
+        np.testing.assert_allclose(aligned[i, 0].numpy(), s * pred[i, 0].numpy() + t, atol=1e-12)
+
+
+def test_accumulator_matches_one_big_batch():
+    g = torch.Generator().manual_seed(2)
+    target = 0.05 + torch.rand(5, 1, 16, 16, generator=g)
+    pred = target + 0.2 * torch.rand(5, 1, 16, 16, generator=g)
+    mask = torch.rand(5, 1, 16, 16, generator=g) > 0.3
+    mask[3] = False  # one empty image must not count in any mean
+    acc = MetricAccumulator(depth_cap=15.0)
+    acc.update(pred[:2], target[:2], mask[:2])
+    acc.update(pred[2:], target[2:], mask[2:])
+    assert acc.count == 4
+    whole = depth_metrics(pred, target, mask, depth_cap=15.0)
+    got = acc.compute()
+    for name in ("absrel", "delta1", "rmse"):
+        assert got[name] == pytest.approx(whole[name], rel=1e-5), name
+    ssi_a = depth_metrics(pred[:2], target[:2], mask[:2])["ssi"]
+    ssi_b = depth_metrics(pred[2:], target[2:], mask[2:])["ssi"]
+    assert got["ssi"] == pytest.approx((2 * ssi_a + 2 * ssi_b) / 4, rel=1e-6)
+    acc.reset()
+    assert acc.count == 0 and acc.compute()["absrel"] == 0.0

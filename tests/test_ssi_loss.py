@@ -1,0 +1,380 @@
+"""Spec tests for the scale-and-shift-invariant losses (REFERENCE.md section 2)."""
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+
+from depthnas.ssi_loss import (
+    LOSS_NAMES,
+    SSILoss,
+    SSITrimLoss,
+    build_loss,
+    compute_scale_and_shift,
+    robust_normalise,
+)
+
+
+def _rand(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=g, dtype=dtype)
+
+
+def _batch(b: int = 3, h: int = 16, w: int = 16, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """Prediction, target and a ragged mask (different valid counts per image)."""
+    pred = _rand((b, h, w), seed, dtype)
+    target = _rand((b, h, w), seed + 1, dtype)
+    mask = _rand((b, h, w), seed + 2) > 0.3
+    return pred, target, mask
+
+
+def _finite_loss_and_grad(loss_fn, pred, target, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    pred = pred.clone().requires_grad_(True)
+    loss = loss_fn(pred, target, mask)
+    loss.backward()
+    assert loss.dim() == 0
+    assert torch.isfinite(loss), loss
+    assert pred.grad is not None and torch.isfinite(pred.grad).all()
+    return loss.detach(), pred.grad
+
+
+# ---------------------------------------------------------------- alignment
+
+
+def test_scale_and_shift_matches_numpy_lstsq():
+    pred, target, mask = _batch(dtype=torch.float64)
+    scale, shift = compute_scale_and_shift(pred, target, mask)
+    for i in range(pred.shape[0]):
+        m = mask[i].numpy()
+        a = np.stack([pred[i].numpy()[m], np.ones(m.sum())], axis=1)
+        (s, t), *_ = np.linalg.lstsq(a, target[i].numpy()[m], rcond=None)
+        assert scale[i].item() == pytest.approx(s, abs=1e-12)
+        assert shift[i].item() == pytest.approx(t, abs=1e-12)
+
+
+def test_scale_and_shift_recovers_affine_map_in_float32_with_large_offset():
+    # The uncentred closed form loses most float32 digits here (a00*a11 ~ a01^2).
+    target = _rand((2, 64, 64), 3)
+    pred = (target - 0.25) / 0.01 + 1000.0
+    scale, shift = compute_scale_and_shift(pred, target, torch.ones_like(target, dtype=torch.bool))
+    torch.testing.assert_close(scale, torch.full((2,), 0.01), rtol=1e-4, atol=0)
+    torch.testing.assert_close(shift, torch.full((2,), 0.25 - 10.0), rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.3, 1234.5678])
+def test_degenerate_fit_is_zero_without_nan(value: float):
+    pred = torch.full((3, 128, 128), value, requires_grad=True)
+    target = _rand((3, 128, 128), 4)
+    mask = torch.ones(3, 128, 128, dtype=torch.bool)
+    mask[1] = False
+    mask[2] = False
+    mask[2, 5, 7] = True  # a single valid pixel
+    scale, shift = compute_scale_and_shift(pred, target, mask)
+    assert torch.equal(scale, torch.zeros(3)) and torch.equal(shift, torch.zeros(3))
+    (scale.sum() + shift.sum()).backward()
+    assert torch.isfinite(pred.grad).all()
+
+
+# ---------------------------------------------------------------- SSILoss
+
+
+def _reference_ssi(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, alpha: float, scales: int) -> float:
+    """Batch-reduced SSI loss by explicit loops, straight from the REFERENCE formulas."""
+    b, h, w = pred.shape
+    data_num = data_den = 0.0
+    residuals = np.zeros_like(pred)
+    for i in range(b):
+        valid = mask[i]
+        a = np.stack([pred[i][valid], np.ones(valid.sum())], axis=1)
+        (s, t), *_ = np.linalg.lstsq(a, target[i][valid], rcond=None)
+        for y in range(h):
+            for x in range(w):
+                if valid[y, x]:
+                    r = s * pred[i, y, x] + t - target[i, y, x]
+                    residuals[i, y, x] = r
+                    data_num += r * r
+                    data_den += 2.0
+    grad_total = 0.0
+    for k in range(scales):
+        step = 2**k
+        num = den = 0.0
+        for i in range(b):
+            r = residuals[i, ::step, ::step]
+            m = mask[i, ::step, ::step]
+            den += m.sum()
+            for y in range(r.shape[0]):
+                for x in range(r.shape[1]):
+                    if x + 1 < r.shape[1] and m[y, x] and m[y, x + 1]:
+                        num += abs(r[y, x + 1] - r[y, x])
+                    if y + 1 < r.shape[0] and m[y, x] and m[y + 1, x]:
+                        num += abs(r[y + 1, x] - r[y, x])
+        grad_total += num / den
+    return data_num / data_den + alpha * grad_total
+
+
+def test_ssi_matches_hand_computation_float64():
+    pred = np.array(
+        [
+            [[0.1, 0.5, 0.9, 0.3], [0.7, 0.2, 0.4, 0.8], [0.6, 0.0, 0.35, 0.55], [0.25, 0.45, 0.65, 0.85]],
+            [[1.0, 2.0, 3.0, 4.0], [2.0, 5.0, 1.0, 3.0], [4.0, 4.5, 0.5, 2.5], [3.5, 1.5, 2.2, 0.7]],
+        ]
+    )
+    target = np.array(
+        [
+            [[0.3, 0.1, 0.8, 0.2], [0.9, 0.4, 0.5, 0.6], [0.7, 0.15, 0.3, 0.75], [0.2, 0.5, 0.95, 0.4]],
+            [[0.2, 0.4, 0.5, 0.9], [0.3, 0.8, 0.1, 0.6], [0.7, 1.0, 0.0, 0.4], [0.5, 0.35, 0.45, 0.05]],
+        ]
+    )
+    mask = np.ones_like(pred, dtype=bool)
+    mask[0, 0, 1] = mask[0, 2, 2] = mask[0, 3, 3] = False
+    mask[1, 1, 0] = mask[1, 1, 1] = False
+    expected = _reference_ssi(pred, target, mask, alpha=0.5, scales=4)
+    got = SSILoss()(torch.from_numpy(pred), torch.from_numpy(target), torch.from_numpy(mask))
+    assert got.dtype == torch.float64
+    assert got.item() == pytest.approx(expected, abs=1e-10, rel=0)
+    # alpha = 0 isolates the data term, so a wrong gradient term cannot hide a wrong data term.
+    data_only = SSILoss(alpha=0.0)(torch.from_numpy(pred), torch.from_numpy(target), torch.from_numpy(mask))
+    assert data_only.item() == pytest.approx(_reference_ssi(pred, target, mask, 0.0, 4), abs=1e-10, rel=0)
+    assert expected > data_only.item() + 1e-3
+
+
+@pytest.mark.parametrize("reduction", ["batch", "image"])
+@pytest.mark.parametrize("a, b", [(0.01, 0.0), (3.0, -2.0), (250.0, 40.0), (-1.5, 0.3)])
+def test_ssi_invariant_to_scale_and_shift(reduction: str, a: float, b: float):
+    pred, target, mask = _batch(seed=10)
+    loss = SSILoss(reduction=reduction)
+    base = loss(pred, target, mask)
+    assert base > 0.01
+    torch.testing.assert_close(loss(a * pred + b, target, mask), base, rtol=1e-4, atol=1e-6)
+
+
+def test_ssi_zero_for_affine_prediction():
+    target = _rand((4, 64, 64), 11)
+    mask = _rand((4, 64, 64), 12) > 0.2
+    pred = 7.0 * target - 3.0
+    pred[~mask] = 1e3  # garbage where invalid must not matter
+    assert SSILoss()(pred, target, mask).item() < 1e-6
+    assert SSILoss(reduction="image")(pred, target, mask).item() < 1e-6
+
+
+def test_ssi_accepts_channel_dim_and_float_mask():
+    pred, target, mask = _batch(seed=13)
+    loss = SSILoss()
+    ref = loss(pred, target, mask)
+    torch.testing.assert_close(loss(pred[:, None], target[:, None], mask[:, None].float()), ref)
+
+
+def test_ssi_ignores_nan_in_invalid_target_pixels():
+    pred, target, mask = _batch(seed=14)
+    poisoned = target.clone()
+    poisoned[~mask] = float("nan")
+    _finite_loss_and_grad(SSILoss(), pred, poisoned, mask)
+    torch.testing.assert_close(SSILoss()(pred, poisoned, mask), SSILoss()(pred, target, mask))
+
+
+@pytest.mark.parametrize("loss_fn", [SSILoss(), SSILoss(reduction="image"), SSITrimLoss()])
+def test_degenerate_inputs_give_finite_loss_and_grad(loss_fn):
+    target = _rand((3, 32, 32), 15)
+    constant = torch.full((3, 32, 32), 0.7)
+    full = torch.ones(3, 32, 32, dtype=torch.bool)
+    _finite_loss_and_grad(loss_fn, constant, target, full)
+    empty_loss, grad = _finite_loss_and_grad(loss_fn, _rand((3, 32, 32), 16), target, torch.zeros_like(full))
+    assert empty_loss.item() == 0.0 and torch.count_nonzero(grad) == 0
+    single = torch.zeros_like(full)
+    single[:, 3, 4] = True
+    _finite_loss_and_grad(loss_fn, _rand((3, 32, 32), 17), target, single)
+
+
+@pytest.mark.parametrize("reduction", ["batch", "image"])
+def test_degenerate_image_contributes_nothing(reduction: str):
+    pred, target, _ = _batch(b=2, seed=18)
+    mask = torch.ones(2, 16, 16, dtype=torch.bool)
+    loss = SSILoss(reduction=reduction)
+    good_only = loss(pred[:1], target[:1], mask[:1])
+    constant = pred.clone()
+    constant[1] = 0.42
+    torch.testing.assert_close(loss(constant, target, mask), good_only)
+    single = mask.clone()
+    single[1] = False
+    single[1, 2, 2] = True
+    torch.testing.assert_close(loss(pred, target, single), good_only)
+
+
+def test_image_and_batch_reduction_differ_only_for_unequal_valid_counts():
+    pred, target, _ = _batch(b=2, h=32, w=32, seed=19)
+    batch_loss, image_loss = SSILoss(reduction="batch"), SSILoss(reduction="image")
+    # Equal counts at every scale: pooling and per-image averaging coincide.
+    same = _rand((1, 32, 32), 20).expand(2, 32, 32) > 0.3
+    torch.testing.assert_close(batch_loss(pred, target, same), image_loss(pred, target, same))
+    ragged = same.clone()
+    ragged[1, :24] = False  # image 1 keeps a quarter of its pixels
+    assert abs(batch_loss(pred, target, ragged) - image_loss(pred, target, ragged)) > 1e-3
+    # Image reduction = plain mean of the single-image losses.
+    singles = [image_loss(pred[i : i + 1], target[i : i + 1], ragged[i : i + 1]) for i in range(2)]
+    torch.testing.assert_close(image_loss(pred, target, ragged), (singles[0] + singles[1]) / 2)
+
+
+def test_image_reduction_skips_empty_images():
+    pred, target, mask = _batch(b=2, seed=21)
+    loss = SSILoss(reduction="image")
+    with_empty = mask.clone()
+    with_empty[1] = False
+    torch.testing.assert_close(loss(pred, target, with_empty), loss(pred[:1], target[:1], mask[:1]))
+
+
+def test_gradient_term_uses_alpha_and_scales():
+    pred, target, mask = _batch(seed=22)
+    data = SSILoss(alpha=0.0)(pred, target, mask)
+    one = SSILoss(alpha=1.0, scales=1)(pred, target, mask)
+    four = SSILoss(alpha=1.0, scales=4)(pred, target, mask)
+    half = SSILoss(alpha=0.5, scales=4)(pred, target, mask)
+    assert one > data and four > one
+    torch.testing.assert_close(half - data, (four - data) / 2)
+
+
+def test_loss_under_bf16_autocast_is_float32_and_close():
+    pred, target, mask = _batch(b=2, h=64, w=64, seed=23)
+    pred16 = pred.bfloat16().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for loss_fn in (SSILoss(), SSITrimLoss()):
+            got = loss_fn(pred16, target, mask)
+            assert got.dtype == torch.float32
+            torch.testing.assert_close(got, loss_fn(pred16.detach().float(), target, mask))
+            got.backward()
+    assert pred16.grad is not None and torch.isfinite(pred16.grad.float()).all()
+
+
+# ---------------------------------------------------------------- SSITrimLoss
+
+
+@pytest.mark.parametrize("a, b", [(0.05, 0.0), (4.0, -3.0), (900.0, 17.0)])
+def test_ssitrim_invariant_to_scale_and_shift(a: float, b: float):
+    pred, target, mask = _batch(seed=30)
+    loss = SSITrimLoss()
+    base = loss(pred, target, mask)
+    assert base > 0.01
+    torch.testing.assert_close(loss(a * pred + b, target, mask), base, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(loss(pred, a * target + b, mask), base, rtol=1e-4, atol=1e-6)
+
+
+# Ten valid values whose lower median is 0 and mean |x| is 1, so robust normalisation
+# leaves them unchanged; permuting them keeps both statistics, so residuals are exact.
+_TRIM_TARGET = [-3.0, -1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 3.0]
+# Swap -3 <-> 3 (residuals 6, 6) and the first -1 <-> first 1 (residuals 2, 2).
+_TRIM_PRED = [3.0, 1.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0, 1.0, -3.0]
+
+
+def _trim_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    pred = torch.zeros(1, 4, 4)
+    target = torch.zeros(1, 4, 4)
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask.view(-1)[:10] = True
+    pred.view(-1)[:10] = torch.tensor(_TRIM_PRED)
+    target.view(-1)[:10] = torch.tensor(_TRIM_TARGET)
+    pred.view(-1)[10:] = 50.0  # invalid pixels, must be ignored
+    return pred, target, mask
+
+
+@pytest.mark.parametrize(
+    "trim, expected",
+    [
+        (0.0, (6 + 6 + 2 + 2) / 20),  # nothing dropped
+        (0.1, (6 + 2 + 2) / 20),  # keep floor(9.0) = 9: one 6 dropped
+        (0.2, (2 + 2) / 20),  # keep 8: both 6s dropped
+        (0.4, 0.0),  # keep 6: only zero residuals left
+    ],
+)
+def test_ssitrim_drops_exactly_the_largest_fraction(trim: float, expected: float):
+    pred, target, mask = _trim_case()
+    got = SSITrimLoss(trim=trim, alpha=0.0)(pred, target, mask)
+    assert got.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_ssitrim_ignores_huge_outliers_within_the_trim():
+    # Values -50 and 50 swap places: two residuals of 100 (20% of 10 valid pixels),
+    # every other residual is exactly 0, and both maps keep median 0 and mean |x| = 10.
+    pred, target, mask = _trim_case()
+    values = torch.tensor([-50.0, 0, 0, 0, 0, 0, 0, 0, 0, 50.0])
+    target.view(-1)[:10] = values
+    pred.view(-1)[:10] = values.flip(0)
+    assert SSITrimLoss(trim=0.0, alpha=0.0)(pred, target, mask).item() == pytest.approx(1.0)
+    assert SSITrimLoss(trim=0.2, alpha=0.0)(pred, target, mask).item() == pytest.approx(0.0, abs=1e-7)
+    # Scaled and shifted, the outliers are still the ones dropped.
+    shifted = SSITrimLoss(trim=0.2, alpha=0.0)(3.0 * pred + 1.0, target, mask)
+    assert shifted.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_robust_normalise_uses_valid_pixels_only():
+    # Two thirds of the pixels are invalid zeros: counting them would make the median 0.
+    x = torch.zeros(2, 6, 6)
+    mask = torch.zeros(2, 6, 6, dtype=torch.bool)
+    values = torch.linspace(5.0, 9.0, 12)
+    x.view(2, -1)[:, :12] = values
+    mask.view(2, -1)[:, :12] = True
+    mask[1, 0, 0] = False  # 11 valid values in image 1
+    out = robust_normalise(x, mask)
+    for i in range(2):
+        valid = x[i][mask[i]]
+        med = valid.median()  # lower median, as torch.median
+        expected = (valid - med) / (valid - med).abs().mean()
+        torch.testing.assert_close(out[i][mask[i]], expected)
+        assert torch.all(out[i][~mask[i]] == 0)
+
+
+def test_ssitrim_median_ignores_invalid_pixels():
+    # Valid pixels: prediction = 2 * target + 3, exactly equivalent after normalisation.
+    # Most pixels are invalid; a median counting them as zeros breaks the equivalence.
+    target = 1.0 + _rand((2, 16, 16), 31)
+    mask = torch.zeros(2, 16, 16, dtype=torch.bool)
+    mask[:, :5] = True
+    pred = 2.0 * target + 3.0
+    assert SSITrimLoss()(pred, target, mask).item() < 1e-5
+
+
+def test_ssitrim_gradient_term_on_normalised_residual():
+    pred, target, mask = _batch(seed=32)
+    without = SSITrimLoss(alpha=0.0)(pred, target, mask)
+    with_grad = SSITrimLoss(alpha=0.5)(pred, target, mask)
+    assert with_grad > without
+
+
+# ---------------------------------------------------------------- build_loss
+
+
+def test_build_loss_names():
+    assert isinstance(build_loss("ssi"), SSILoss) and build_loss("ssi").reduction == "batch"
+    assert build_loss("ssi-image").reduction == "image"
+    trim = build_loss("ssitrim", trim=0.3, alpha=0.0)
+    assert isinstance(trim, SSITrimLoss) and trim.trim == 0.3 and trim.alpha == 0.0
+    assert build_loss("ssi", alpha=0.0, scales=2).scales == 2
+
+
+def test_build_loss_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError) as info:
+        build_loss("l1-silog")
+    message = str(info.value)
+    assert "l1-silog" in message
+    for name in LOSS_NAMES:
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: SSILoss(reduction="mean"),
+        lambda: SSILoss(alpha=-1.0),
+        lambda: SSILoss(scales=0),
+        lambda: SSITrimLoss(trim=1.0),
+    ],
+)
+def test_invalid_arguments_raise(factory):
+    with pytest.raises(ValueError):
+        factory()
+
+
+def test_shape_mismatch_raises():
+    with pytest.raises(ValueError):
+        SSILoss()(torch.rand(2, 8, 8), torch.rand(2, 8, 9), torch.ones(2, 8, 8, dtype=torch.bool))
+    with pytest.raises(ValueError):
+        SSILoss()(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), torch.ones(2, 3, 8, 8, dtype=torch.bool))
