@@ -85,6 +85,10 @@ class Head(nn.Sequential):
             nn.Conv2d(32, 1, 1),
             nn.ReLU(),
         )
+        # With a random-init backbone the last conv can start negative everywhere;
+        # the final ReLU would then pass no gradient at all. A positive bias keeps
+        # the output alive at the start of training.
+        nn.init.constant_(self[4].bias, 1.0)
 
 
 def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:

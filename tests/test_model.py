@@ -1,0 +1,123 @@
+"""The MiDaS-style model: one path per forward, fixed models share weights by name."""
+import random
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from depthnas.bn_calibration import batchnorms, recalibrate
+from depthnas.spaces import get_space
+from depthnas.spaces.depth import create_backbone
+
+KW = dict(backbone="resnet18", features=16)
+
+
+def copy_path_weights(fixed, supernet):
+    sup = supernet.state_dict()
+    fixed.load_state_dict({k: sup[k] for k in fixed.state_dict()})
+
+
+@pytest.mark.parametrize("name, text", [
+    ("v1-sync", "v1-sync:c3,skip,ap,c1,c3"),
+    ("v2-sync", "v2-sync:c3,c1,skip,ap,c3+ps"),
+    ("v2-nonsync", "v2-nonsync:c3,c1,skip,ap,c3+ps/c1,none,c3,skip,ap+tconv/"
+                   "skip,c3,none,c1,c1+bic/none,none,none,none,none+bil"),
+])
+def test_fixed_model_with_supernet_weights_gives_the_same_output(name, text):
+    torch.manual_seed(0)
+    space = get_space(name)
+    arch = space.from_string(text)
+    supernet = space.build_supernet(**KW).eval()
+    fixed = space.build_fixed(arch, **KW).eval()
+    copy_path_weights(fixed, supernet)
+    x = torch.randn(2, 3, 64, 96)
+    torch.testing.assert_close(fixed(x), supernet(x, arch), rtol=0, atol=0)
+
+
+def test_fixed_model_holds_only_its_path():
+    space = get_space("v2-sync")
+    arch = space.from_string("v2-sync:none,skip,ap,none,skip+bil")
+    fixed, supernet = space.build_fixed(arch, **KW), space.build_supernet(**KW)
+    # no conv on any edge and a parameter-free upsample: the fusion blocks hold nothing
+    assert sum(p.numel() for p in fixed.blocks.parameters()) == 0
+    assert sum(p.numel() for p in supernet.blocks.parameters()) > 0
+    assert set(fixed.state_dict()) < set(supernet.state_dict())
+
+
+def test_supernet_runs_exactly_one_path():
+    space = get_space("v1-sync")
+    arch = space.from_string("v1-sync:c3,none,none,skip,c3")
+    net = space.build_supernet(**KW)
+    net(torch.randn(2, 3, 64, 64), arch).mean().backward()
+    for name, p in net.named_parameters():
+        if ".edges." in name:
+            used = ".ops.nor_conv_3x3." in name and (".e20." in name or ".e32." in name)
+            assert (p.grad is not None) == used, name
+
+
+def test_output_is_nonnegative_and_input_sized():
+    space = get_space("v2-sync")
+    net = space.build_supernet(**KW).eval()
+    y = net(torch.randn(1, 3, 96, 128), space.sample(random.Random(0)))
+    assert y.shape == (1, 1, 96, 128) and (y >= 0).all()
+
+
+def test_input_size_must_be_multiple_of_32():
+    space = get_space("v1-sync")
+    net = space.build_supernet(**KW)
+    with pytest.raises(ValueError, match=r"multiples of 32, got \[1, 3, 70, 64\]"):
+        net(torch.randn(1, 3, 70, 64), space.sample(random.Random(0)))
+
+
+def test_supernet_requires_an_architecture_and_fixed_rejects_another():
+    space = get_space("v1-sync")
+    with pytest.raises(ValueError, match="needs an architecture"):
+        space.build_supernet(**KW)(torch.randn(1, 3, 64, 64))
+    a, b = space.from_string("v1-sync:c3,c3,c3,c3,c3"), space.from_string("v1-sync:c1,c1,c1,c1,c1")
+    with pytest.raises(ValueError, match="cannot run"):
+        space.build_fixed(a, **KW)(torch.randn(1, 3, 64, 64), b)
+
+
+def test_first_block_input_zeros_differs_from_duplicate():
+    torch.manual_seed(0)
+    space = get_space("v1-sync")
+    arch = space.from_string("v1-sync:c3,c3,c3,c3,c3")
+    dup = space.build_fixed(arch, **KW).eval()
+    zeros = space.build_fixed(arch, first_block_input="zeros", **KW).eval()
+    zeros.load_state_dict(dup.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    assert not torch.allclose(dup(x), zeros(x))
+
+
+def test_local_backbone_weights(tmp_path):
+    ref = create_backbone("resnet18")
+    torch.nn.init.constant_(ref.conv1.weight, 0.125)
+    path = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
+    loaded = create_backbone("resnet18", path)
+    assert torch.all(loaded.conv1.weight == 0.125)
+
+
+def test_missing_backbone_weights_and_unknown_backbone():
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        create_backbone("resnet18", "nope.safetensors")
+    with pytest.raises(ValueError, match="unknown timm backbone 'resnet_does_not_exist'"):
+        create_backbone("resnet_does_not_exist")
+
+
+def test_bn_recalibration_estimates_statistics_of_the_path():
+    torch.manual_seed(0)
+    space = get_space("v1-sync")
+    arch = space.from_string("v1-sync:c3,c3,c3,c3,c3")
+    net = space.build_supernet(**KW).eval()
+    batches = [torch.randn(2, 3, 64, 64) * 3 + 1 for _ in range(3)]
+    feats = [net.encode(b) for b in batches]
+    bns = batchnorms(net.decoder_modules())
+    n = recalibrate(net.decoder_modules(), lambda f: net.decode(f, arch), feats)
+    assert n == 3 and not any(bn.training for bn in bns)
+    used = [bn for bn in bns if bn.num_batches_tracked > 0]
+    unused = [bn for bn in bns if bn.num_batches_tracked == 0]
+    assert used and unused  # only the path's layers saw data
+    for bn in unused:
+        assert torch.all(bn.running_mean == 0) and torch.all(bn.running_var == 1)
+    assert all(bn.momentum == 0.1 for bn in bns)  # restored

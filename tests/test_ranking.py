@@ -1,0 +1,48 @@
+"""Ranking metrics on hand-made inputs."""
+import pytest
+
+from depthnas.ranking import (kendall_tau, ranking_report, sparse_kendall_tau, spearman_rho,
+                              top_percentile)
+
+
+def test_identical_and_reversed_orders():
+    truth = [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert kendall_tau(truth, [1, 2, 3, 4, 5]) == pytest.approx(1.0)
+    assert kendall_tau(truth, [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman_rho(truth, [10, 20, 30, 40, 50]) == pytest.approx(1.0)
+
+
+def test_kendall_tau_by_hand():
+    # pairs: (1,2)+ (1,3)+ (1,4)+ (2,3)- (2,4)+ (3,4)+ -> (5 - 1) / 6
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+
+
+def test_sparse_kendall_tau_treats_close_truth_values_as_ties():
+    truth = [0.100, 0.101, 0.200, 0.201]
+    predicted = [2, 1, 4, 3]  # swaps only within noise-level pairs
+    # 4 concordant, 2 discordant pairs
+    assert kendall_tau(truth, predicted) == pytest.approx((4 - 2) / 6)
+    # bins of width 0.01: {0.100, 0.101} and {0.200, 0.201}: the two swapped pairs
+    # become ties in the truth, so no pair is discordant; tau-b = 4 / sqrt((6-2) * 6)
+    assert sparse_kendall_tau(truth, predicted, threshold=0.01) == pytest.approx(4 / 24 ** 0.5)
+    with pytest.raises(ValueError, match="threshold must be > 0"):
+        sparse_kendall_tau(truth, predicted, 0)
+
+
+def test_top_percentile_of_the_best_predicted():
+    truth = [0.5, 0.1, 0.3, 0.2]
+    assert top_percentile(truth, [9, 1, 5, 6]) == 25.0   # predicted best is the true best
+    assert top_percentile(truth, [1, 9, 5, 6]) == 100.0  # predicted best is the true worst
+
+
+def test_report_states_its_threshold():
+    r = ranking_report([1.0, 2.0, 3.0], [1.0, 3.0, 2.0], threshold=0.5)
+    assert r["sparse_threshold"] == 0.5 and r["n"] == 3
+    assert r["kendall_tau"] == pytest.approx(1 / 3)
+
+
+def test_needs_two_equal_length_lists():
+    with pytest.raises(ValueError, match="at least two"):
+        kendall_tau([1.0], [1.0])
+    with pytest.raises(ValueError, match="equal-length"):
+        kendall_tau([1.0, 2.0], [1.0, 2.0, 3.0])

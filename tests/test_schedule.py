@@ -1,0 +1,52 @@
+"""The landmark weight schedule (paper Eq. 7 and Table 5)."""
+import pytest
+
+from depthnas.schedule import SCHEDULES, landmark_lambda
+
+LAMBDA_MAX = 10.0  # the paper's pick
+
+
+def curve(schedule, **kw):
+    return [landmark_lambda(i / 1000, LAMBDA_MAX, schedule, **kw) for i in range(1001)]
+
+
+def test_cosine_increasing_reaches_lambda_max_exactly_at_the_end():
+    values = curve("cosine-increasing")
+    assert values[0] == 0.0
+    assert values[-1] == LAMBDA_MAX  # exactly; the authors' code never got there
+    assert all(a <= b for a, b in zip(values, values[1:]))
+
+
+def test_cosine_decreasing_starts_at_max_and_decays_to_zero():
+    values = curve("cosine-decreasing")
+    assert values[0] == pytest.approx(LAMBDA_MAX)
+    assert values[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_constant_and_step():
+    assert set(curve("constant")) == {LAMBDA_MAX}
+    step = curve("step")
+    assert step[0] == LAMBDA_MAX and step[-1] == pytest.approx(LAMBDA_MAX / 10)
+    assert all(a >= b for a, b in zip(step, step[1:]))
+
+
+def test_warmup_keeps_lambda_at_zero_then_increases():
+    values = curve("cosine-increasing", warmup=0.2)
+    assert all(v == 0.0 for v in values[:201])
+    assert values[-1] == LAMBDA_MAX
+    assert all(a <= b for a, b in zip(values, values[1:]))
+
+
+def test_linear_ramp_for_constant_and_decreasing():
+    ramped = curve("constant", ramp=0.1)
+    assert ramped[0] == 0.0 and ramped[50] == pytest.approx(LAMBDA_MAX / 2)
+    assert ramped[100] == pytest.approx(LAMBDA_MAX) and ramped[-1] == LAMBDA_MAX
+    dec = curve("cosine-decreasing", ramp=0.1)
+    assert dec[0] == 0.0 and max(dec) > 0.9 * LAMBDA_MAX
+
+
+def test_unknown_schedule():
+    with pytest.raises(ValueError, match="unknown lambda schedule 'linear'"):
+        landmark_lambda(0.5, 10, "linear")
+    assert len(SCHEDULES) == 4

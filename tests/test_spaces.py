@@ -1,0 +1,142 @@
+"""The depth search space, as the paper defines it (section 5.3, Table 4)."""
+import json
+import random
+
+import pytest
+
+from depthnas.spaces import Arch, ArchitectureError, get_space, list_spaces
+from depthnas.spaces.depth import EDGES, is_dead_cell
+from depthnas.spaces.depth.space import BlockChoice
+
+
+@pytest.mark.parametrize("name, size", [
+    ("v1-sync", 3_125),                       # 5^5
+    ("v1-nonsync", 95_367_431_640_625),       # 3,125^4 = 9.5e13
+    ("v2-sync", 12_500),                      # 5^5 * 4
+    ("v2-nonsync", 24_414_062_500_000_000),   # 12,500^4 = 2.4e16
+])
+def test_space_sizes_match_the_paper(name, size):
+    assert get_space(name).size() == size
+
+
+def test_paper_rounded_sizes():
+    assert f"{get_space('v1-nonsync').size():.1e}" == "9.5e+13"
+    assert f"{get_space('v2-nonsync').size():.1e}" == "2.4e+16"
+
+
+def test_five_edges_per_block():
+    assert EDGES == ("2<-0", "2<-1", "3<-0", "3<-1", "3<-2")
+
+
+@pytest.mark.parametrize("name", ["v1-sync", "v1-nonsync", "v2-sync", "v2-nonsync"])
+def test_string_and_json_round_trip(name):
+    space = get_space(name)
+    rng = random.Random(0)
+    for _ in range(50):
+        a = space.sample(rng)
+        assert space.from_string(space.to_string(a)) == a
+        assert space.from_json(json.loads(json.dumps(space.to_json(a)))) == a
+        assert space.parse(space.to_string(a)) == a
+
+
+def test_string_form_is_readable():
+    space = get_space("v2-sync")
+    a = space.from_string("v2-sync:c3,skip,none,c1,ap+ps")
+    block = space.blocks(a)[0]
+    assert block.edges == ("nor_conv_3x3", "skip_connect", "none", "nor_conv_1x1", "avg_pool_3x3")
+    assert block.upsample == "pixel_shuffle"
+    # long names are accepted too
+    assert space.from_string("v2-sync:nor_conv_3x3,skip_connect,none,nor_conv_1x1,"
+                             "avg_pool_3x3+pixel_shuffle") == a
+
+
+def test_sync_ties_all_four_blocks():
+    space = get_space("v1-sync")
+    a = space.sample(random.Random(3))
+    blocks = space.blocks(a)
+    assert len(blocks) == 4 and all(b == blocks[0] for b in blocks)
+    data = space.to_json(a)
+    data["blocks"][2]["3<-2"] = "none" if data["blocks"][2]["3<-2"] != "none" else "skip_connect"
+    with pytest.raises(ArchitectureError, match="block 2 differs"):
+        space.from_json(data)
+
+
+@pytest.mark.parametrize("space, text, fragment", [
+    ("v1-sync", "v1-sync:c3,skip,none,c1,conv7", "edge 3<-2: unknown edge op 'conv7'"),
+    ("v1-sync", "v1-sync:c3,skip,none,c1", "expected 5 edge ops"),
+    ("v1-sync", "v1-sync:c3,skip,none,c1,ap+bil", "V1 fixes bilinear"),
+    ("v1-sync", "v1-sync:c3,skip,none,c1,ap/c3,skip,none,c1,ap", "expected 1 block"),
+    ("v1-sync", "v2-sync:c3,skip,none,c1,ap+bil", "space 'v2-sync', not 'v1-sync'"),
+    ("v1-sync", "c3,skip,none,c1,ap", "lacks the space prefix"),
+    ("v2-sync", "v2-sync:c3,skip,none,c1,ap", "missing '\\+<upsample>'"),
+    ("v2-sync", "v2-sync:c3,skip,none,c1,ap+nearest", "unknown upsample op 'nearest'"),
+])
+def test_bad_strings_name_the_offending_part(space, text, fragment):
+    with pytest.raises(ArchitectureError, match=fragment):
+        get_space(space).from_string(text)
+
+
+def test_nonsync_needs_four_blocks():
+    with pytest.raises(ArchitectureError, match="expected 4 block"):
+        get_space("v1-nonsync").from_string("v1-nonsync:c3,skip,none,c1,ap")
+
+
+def test_wrong_edge_set_in_json():
+    space = get_space("v1-sync")
+    data = space.to_json(space.sample(random.Random(0)))
+    for block in data["blocks"]:
+        block["2<-3"] = block.pop("3<-2")
+    with pytest.raises(ArchitectureError, match=r"wrong edge set \(missing \['3<-2'\], unexpected \['2<-3'\]\)"):
+        space.from_json(data)
+
+
+def test_architecture_from_another_space_is_rejected():
+    a = get_space("v2-sync").sample(random.Random(0))
+    with pytest.raises(ArchitectureError, match="belongs to space 'v2-sync'"):
+        get_space("v1-sync").to_string(a)
+    with pytest.raises(ArchitectureError, match="gene 0 = 7"):
+        get_space("v1-sync").make([7, 0, 0, 0, 0])
+
+
+def test_unknown_space():
+    with pytest.raises(ValueError, match="unknown search space 'v3-sync'"):
+        get_space("v3-sync")
+    assert {"v1-sync", "v1-nonsync", "v2-sync", "v2-nonsync"} <= set(list_spaces())
+
+
+def test_uniform_sampling_covers_every_op():
+    space = get_space("v1-sync")
+    rng = random.Random(1)
+    counts = [0] * 5
+    for _ in range(5000):
+        counts[space.sample(rng).genes[0]] += 1
+    assert all(900 < c < 1100 for c in counts), counts
+
+
+def test_single_element_mutation_and_hamming():
+    space = get_space("v2-nonsync")
+    rng = random.Random(2)
+    a = space.sample(rng)
+    for _ in range(100):
+        b = space.mutate(a, rng)
+        assert space.hamming(a, b) == 1
+    c = space.mutate(a, rng, prob=0.5)
+    assert space.hamming(a, c) >= 1
+
+
+def test_crossover_takes_every_gene_from_a_parent():
+    space = get_space("v2-nonsync")
+    rng = random.Random(4)
+    a, b = space.sample(rng), space.sample(rng)
+    child = space.crossover(a, b, rng)
+    assert all(g in (x, y) for g, x, y in zip(child.genes, a.genes, b.genes))
+
+
+def test_dead_cells_stay_in_the_space_and_are_detected():
+    dead = BlockChoice(("skip_connect", "skip_connect", "none", "none", "none"), "bilinear")
+    alive = BlockChoice(("none", "none", "none", "skip_connect", "none"), "bilinear")
+    assert is_dead_cell(dead) and not is_dead_cell(alive)
+    space = get_space("v1-sync")
+    assert space.has_dead_cell(space.from_string("v1-sync:none,none,none,none,none"))
+    assert not space.has_dead_cell(space.from_string("v1-sync:none,c1,none,none,skip"))
+    assert isinstance(space.from_string("v1-sync:none,none,none,none,none"), Arch)
