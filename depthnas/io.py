@@ -35,5 +35,6 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
         fh.write(json.dumps(record) + "\n")

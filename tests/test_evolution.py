@@ -1,0 +1,53 @@
+"""SPOS evolutionary search and random search on a known fitness landscape."""
+import random
+
+from depthnas.config import SearchConfig
+from depthnas.evolution import evolutionary_search, random_search
+from depthnas.spaces import get_space
+
+SPACE = get_space("v1-sync")
+TARGET = SPACE.from_string("v1-sync:c3,skip,ap,c1,none")
+
+
+def distance(a):
+    return float(SPACE.hamming(a, TARGET))
+
+
+def test_evolution_finds_the_optimum_and_never_repeats_a_candidate():
+    seen = []
+
+    def score(a):
+        seen.append(a)
+        return distance(a)
+
+    ranked = evolutionary_search(SPACE, score, SearchConfig(), random.Random(0), progress=False)
+    assert ranked[0] == (TARGET, 0.0)
+    assert len(seen) == len(set(seen))            # duplicates rejected
+    assert len(seen) <= 50 + 19 * 50              # population 50, 20 generations
+
+
+def test_constraint_is_respected():
+    def no_conv3(a):
+        return "c3" not in SPACE.to_string(a)
+    cfg = SearchConfig(population=20, generations=5)
+    ranked = evolutionary_search(SPACE, distance, cfg, random.Random(1), constraint=no_conv3,
+                                 progress=False)
+    assert all(no_conv3(a) for a, _ in ranked)
+
+
+def test_checkpoint_resume_gives_the_uninterrupted_result(tmp_path):
+    cfg = SearchConfig(population=16, generations=6, parents=4, mutations=6, crossovers=6)
+    full = evolutionary_search(SPACE, distance, cfg, random.Random(2), progress=False)
+    ckpt = tmp_path / "search.json"
+    half = SearchConfig(**{**cfg.__dict__, "generations": 3})
+    evolutionary_search(SPACE, distance, half, random.Random(2), checkpoint=ckpt, progress=False)
+    resumed = evolutionary_search(SPACE, distance, cfg, random.Random(999), checkpoint=ckpt,
+                                  progress=False)
+    assert resumed == full
+
+
+def test_random_search_scores_distinct_architectures():
+    ranked = random_search(SPACE, distance, SearchConfig(random_candidates=40), random.Random(0),
+                           progress=False)
+    assert len(ranked) == 40 == len({a for a, _ in ranked})
+    assert [s for _, s in ranked] == sorted(s for _, s in ranked)

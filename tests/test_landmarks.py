@@ -1,0 +1,122 @@
+"""Landmark regularization (paper section 4): sampling, store, regularizer."""
+import random
+from collections import Counter
+
+import pytest
+import torch
+
+from depthnas.config import LandmarkConfig
+from depthnas.landmarks import LandmarkRegularizer, LandmarkStore, all_pairs, sample_landmarks
+from depthnas.spaces import get_space
+from depthnas.task import DepthTask
+from toys import TINY_MODEL, BlobDepth
+
+
+def test_diverse_landmarks_are_far_from_the_root():
+    space = get_space("v1-nonsync")
+    landmarks = sample_landmarks(space, num=10, tau=10, rng=random.Random(0))
+    root, rest = landmarks[0], landmarks[1:]
+    assert len(set(landmarks)) == 10  # M = 10 distinct
+    assert all(space.hamming(a, root) > 10 for a in rest)
+    assert sample_landmarks(space, 10, 10, random.Random(0)) == landmarks  # per seed
+
+
+def test_tau_beyond_the_encoding_is_an_error():
+    with pytest.raises(ValueError, match="tau=5 must lie in"):
+        sample_landmarks(get_space("v1-sync"), 3, tau=5, rng=random.Random(0))
+
+
+def test_landmarks_avoid_excluded_architectures():
+    space = get_space("v1-sync")
+    exclude = sample_landmarks(space, 5, 3, random.Random(1))
+    new = sample_landmarks(space, 5, 3, random.Random(1), exclude=exclude)
+    assert not set(new) & set(exclude)
+
+
+def test_store_keeps_provenance_and_matches_recipes(tmp_path):
+    store = LandmarkStore(tmp_path / "lm.json")
+    recipe = {"data": "synthetic", "image_size": [64, 64], "epochs": 2}
+    store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.25, recipe, params=10)
+    reloaded = LandmarkStore(tmp_path / "lm.json")
+    entry = reloaded.find("v1-sync:c3,c3,c3,c3,c3", recipe)
+    assert entry["val_loss"] == 0.25 and entry["recipe"] == recipe and "date" in entry
+    assert reloaded.find("v1-sync:c3,c3,c3,c3,c3", {**recipe, "epochs": 3}) is None
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="bad.json is not valid"):
+        LandmarkStore(tmp_path / "bad.json")
+
+
+def make_regularizer(landmarks, pairs=0):
+    return LandmarkRegularizer(landmarks, BlobDepth(8, seed=1), DepthTask(), LandmarkConfig(pairs=pairs),
+                               batch_size=4, device="cpu")
+
+
+def supernet_losses(net, reg, archs):
+    batch = reg.batch(0)
+    with torch.no_grad():
+        feats = net.encode(batch["image"])
+        return [float(reg.task.loss(net.decode(feats, a), batch)) for a in archs]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    torch.manual_seed(0)
+    space = get_space("v1-sync")
+    net = space.build_supernet(**TINY_MODEL)
+    archs = [space.from_string(s) for s in ("v1-sync:c3,c3,c3,c3,c3", "v1-sync:none,skip,none,c1,ap",
+                                            "v1-sync:c1,none,skip,skip,c3")]
+    return space, net, archs
+
+
+def test_regularizer_is_zero_when_orders_agree_and_positive_otherwise(toy):
+    space, net, archs = toy
+    reg = make_regularizer([(a, 0.0) for a in archs])
+    losses = supernet_losses(net, reg, archs)
+    agreeing = make_regularizer(list(zip(archs, losses)))         # same order as the super-net
+    reversed_ = make_regularizer(list(zip(archs, [-v for v in losses])))
+    r_ok, violated_ok = agreeing.penalty(net, agreeing.batch(0), agreeing.pairs)
+    r_bad, violated_bad = reversed_.penalty(net, reversed_.batch(0), reversed_.pairs)
+    assert float(r_ok.detach()) == 0.0 and violated_ok == 0
+    assert float(r_bad.detach()) > 0 and violated_bad == 3
+
+
+def test_one_step_reduces_a_violated_pairs_hinge(toy):
+    space, _, archs = toy
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL)
+    probe = make_regularizer([(a, 0.0) for a in archs[:2]])
+    la, lb = supernet_losses(net, probe, archs[:2])
+    # claim the super-net's worse architecture is the better one: a violated pair
+    worse, better = (archs[0], archs[1]) if la > lb else (archs[1], archs[0])
+    reg = make_regularizer([(worse, 0.1), (better, 0.2)])
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)  # a small step: first-order decrease
+    batch = reg.batch(0)
+    before, _ = reg.penalty(net, batch, reg.pairs)
+    assert float(before.detach()) > 0
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after, _ = reg.penalty(net, batch, reg.pairs)
+    assert float(after) < float(before)
+
+
+def test_pairs_are_drawn_uniformly(toy):
+    space, _, _ = toy
+    landmarks = [(space.sample(random.Random(i)), float(i)) for i in range(6)]
+    reg = make_regularizer(landmarks, pairs=1)
+    rng = random.Random(0)
+    counts = Counter(tuple(reg.draw_pairs(rng)[0]) for _ in range(15_000))
+    assert set(counts) == set(all_pairs(6))  # all 15 pairs
+    assert max(counts.values()) / min(counts.values()) < 1.25  # ~1000 each
+
+
+def test_lambda_follows_the_schedule_and_is_zero_in_warmup(toy):
+    space, net, archs = toy
+    reg = LandmarkRegularizer([(a, float(i)) for i, a in enumerate(archs)], BlobDepth(8), DepthTask(),
+                              LandmarkConfig(warmup_epochs=1), batch_size=4, device="cpu",
+                              total_epochs=4)
+    term, logs = reg(net, 0, 100)
+    assert term is None and logs["lambda"] == 0.0
+    assert reg.lam(99, 100) == 10.0  # lambda_max at the last step
+    term, logs = reg(net, 60, 100)
+    assert term is not None and 0 < logs["lambda"] < 10

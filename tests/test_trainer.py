@@ -1,0 +1,78 @@
+"""SPOS training: a killed run resumes to the same final weights; checkpoints are atomic."""
+import json
+
+import pytest
+import torch
+
+from depthnas.config import LandmarkConfig, TrainConfig
+from depthnas.landmarks import LandmarkRegularizer
+from depthnas.spaces import get_space
+from depthnas.task import DepthTask
+from depthnas.trainer import Trainer, cosine_factor
+from toys import TINY_MODEL, BlobDepth
+
+SPACE = get_space("v2-sync")
+CFG = TrainConfig(epochs=3, lr=2e-3, backbone_lr=1e-3, log_every=1)
+
+
+def make_trainer(out, regularized=True):
+    torch.manual_seed(0)
+    net = SPACE.build_supernet(**TINY_MODEL)
+    reg = None
+    if regularized:
+        landmarks = [(SPACE.from_string(s), v) for s, v in
+                     (("v2-sync:c3,c3,c3,c3,c3+bil", 0.1), ("v2-sync:none,skip,none,c1,ap+ps", 0.3))]
+        reg = LandmarkRegularizer(landmarks, BlobDepth(8, seed=5), DepthTask(), LandmarkConfig(),
+                                  batch_size=4, device="cpu", total_epochs=3)
+    return Trainer(net, DepthTask(), CFG, BlobDepth(8), out_dir=out, total_epochs=3, seed=7,
+                   sample_arch=SPACE.sample, regularizer=reg, batch_size=4, progress=False)
+
+
+def test_resume_reaches_the_same_final_weights(tmp_path):
+    full = make_trainer(tmp_path / "full")
+    full.fit()
+    killed = make_trainer(tmp_path / "killed")
+    killed.fit(until_epoch=2)                # "killed" after epoch 2
+    resumed = make_trainer(tmp_path / "killed")
+    resumed.fit()                            # a fresh process picks up the checkpoint
+    assert resumed.state.epoch == 3 and resumed.state.step == full.state.step
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_logs_and_checkpoints(tmp_path):
+    t = make_trainer(tmp_path)
+    t.fit(until_epoch=1)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert steps and all({"lambda", "lr", "grad_norm"} <= set(r) for r in steps)
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "epoch_0001"
+    assert (tmp_path / "checkpoints" / "epoch_0001" / "model.safetensors").is_file()
+    assert not list((tmp_path / "checkpoints").glob(".*"))  # no temporaries left behind
+    assert list((tmp_path / "tb").iterdir())  # TensorBoard events
+
+
+def test_training_reduces_the_loss(tmp_path):
+    net = SPACE.build_fixed(SPACE.from_string("v2-sync:c3,c3,c3,c3,c3+bil"), **TINY_MODEL)
+    t = Trainer(net, DepthTask(), TrainConfig(epochs=6, lr=3e-3, backbone_lr=3e-3, log_every=1),
+                BlobDepth(16), out_dir=tmp_path, total_epochs=6, batch_size=4, progress=False)
+    t.fit()
+    losses = [json.loads(line)["train_loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+              if "train_loss" in line]
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_nonfinite_loss_is_reported(tmp_path):
+    t = make_trainer(tmp_path, regularized=False)
+    batch = BlobDepth(4).items
+    bad = {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
+    bad["image"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
+        t.train_step(bad, SPACE.sample(__import__("random").Random(0)))
+
+
+def test_cosine_learning_rate_schedule():
+    assert cosine_factor(0, 100) == 1.0
+    assert cosine_factor(100, 100) == pytest.approx(0.01)
+    assert cosine_factor(50, 100) == pytest.approx(0.505)
