@@ -1,0 +1,164 @@
+"""Shared machinery of the on-disk loaders: sample references, readers, validation, Dataset.
+
+A *reader* knows one on-disk layout. ``index()`` pairs files by name only (cheap: no
+file is opened), ``read()`` loads one sample's arrays, and :meth:`Reader.load` turns
+them into the common raw form ``(rgb uint8 HxWx3, disparity float32 HxW, valid bool
+HxW)`` after the content checks every format shares.
+"""
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .io import DatasetError
+
+__all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "DEPTH_KINDS", "logger", "pair_by_stem",
+           "files_with_suffix"]
+
+logger = logging.getLogger("depthnas.datasets")
+
+DEPTH_KINDS = ("depth", "disparity")
+
+RawSample = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    """One sample on disk.
+
+    ``id`` is stable across machines (a path relative to the dataset root, or
+    ``file.mat#index``) and is what split manifests record. ``group`` names the scene:
+    samples of one group always land in the same split, so near-duplicate video frames
+    cannot leak from train into validation.
+    """
+
+    id: str
+    image: str
+    depth: str
+    mask: str | None = None
+    group: str = ""
+    index: int = -1  # position inside a container file (NYUv2 .mat)
+
+
+class Reader(ABC):
+    """One dataset layout rooted at ``root``.
+
+    ``value_kind`` says what ``read`` returns: metric ``"depth"`` (converted to
+    1/depth) or ``"disparity"``-like values (larger = closer, used as they are).
+    """
+
+    kind: str = ""
+    value_kind: str = "depth"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+
+    def require_dir(self, path: Path, what: str) -> Path:
+        if not path.is_dir():
+            raise DatasetError(f"{self.kind}: {what} folder not found: {path}")
+        return path
+
+    def rel(self, path: Path) -> str:
+        """Path relative to the dataset root, POSIX style (portable manifest ids)."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    @abstractmethod
+    def index(self) -> tuple[list[SampleRef], list[str]]:
+        """Pair files by name. Returns (samples, problems); each problem names a file."""
+
+    @abstractmethod
+    def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rgb uint8 HxWx3, values float HxW, format-specific valid mask bool HxW)."""
+
+    def load(self, ref: SampleRef) -> RawSample:
+        """Read one sample and check its content; raises DatasetError naming the file."""
+        rgb, values, valid = self.read(ref)
+        if values.shape != rgb.shape[:2]:
+            raise DatasetError(
+                f"depth map {ref.depth} is {values.shape[1]}x{values.shape[0]} (WxH) but its image "
+                f"{ref.image} is {rgb.shape[1]}x{rgb.shape[0]}"
+            )
+        values = values.astype(np.float32, copy=False)
+        # NaN is not a convention for "unknown" in any of the formats (they use 0, inf or a
+        # mask), so it signals a broken export rather than missing measurements.
+        if np.isnan(values).any():
+            raise DatasetError(f"depth map {ref.depth} contains NaN values")
+        valid = valid & np.isfinite(values)
+        if self.value_kind == "depth":
+            valid &= values > 0
+        if not valid.any():
+            raise DatasetError(f"depth map {ref.depth} has no valid pixel")
+        if self.value_kind == "depth":
+            disparity = np.zeros_like(values)
+            np.divide(1.0, values, out=disparity, where=valid)
+        else:
+            disparity = np.where(valid, values, 0.0).astype(np.float32)
+        return rgb, disparity, valid
+
+
+class PairedDepthDataset(Dataset):
+    """A map-style Dataset over a reader's samples; items come from ``transform``."""
+
+    def __init__(
+        self,
+        reader: Reader,
+        refs: list[SampleRef],
+        transform: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, torch.Tensor]],
+    ) -> None:
+        self.reader = reader
+        self.refs = list(refs)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def ids(self) -> list[str]:
+        return [r.id for r in self.refs]
+
+    def raw(self, i: int) -> RawSample:
+        return self.reader.load(self.refs[i])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.transform(*self.raw(i))
+
+
+def files_with_suffix(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Regular files in ``folder`` (not recursive) with one of ``suffixes`` (case-insensitive), sorted."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def pair_by_stem(images: list[Path], depths: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Pair files whose names match up to the suffix.
+
+    Returns (pairs sorted by stem, problems). A stem with two candidate files (say
+    ``a.png`` and ``a.npy``) is a problem too: guessing which one is meant would hide
+    a stale export.
+    """
+    problems: list[str] = []
+    ambiguous: set[str] = set()
+
+    def by_stem(files: list[Path], what: str) -> dict[str, Path]:
+        out: dict[str, Path] = {}
+        for p in files:
+            if p.stem in out:
+                problems.append(f"ambiguous {what} files for '{p.stem}': {out[p.stem]} and {p}")
+                ambiguous.add(p.stem)
+            else:
+                out[p.stem] = p
+        return out
+
+    img, dep = by_stem(images, "image"), by_stem(depths, "depth")
+    problems += [f"image {img[s]} has no depth map" for s in sorted(img.keys() - dep.keys())]
+    problems += [f"depth map {dep[s]} has no image" for s in sorted(dep.keys() - img.keys())]
+    pairs = [(img[s], dep[s]) for s in sorted(img.keys() & dep.keys()) if s not in ambiguous]
+    return pairs, problems

@@ -1,0 +1,56 @@
+"""DIODE (Vasiljevic et al., 2019): ``<split>/<indoors|outdoors>/scene_*/scan_*/<name>.png``
+with ``<name>_depth.npy`` (metres, HxWx1) and ``<name>_depth_mask.npy`` (1 = valid).
+
+PATH may be the dataset root, a split (``train``/``val``) or any folder below; every
+``.png`` found recursively is a sample.  The scan's scene is the split group.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .base import Reader, SampleRef
+from .io import DatasetError, read_npy, read_rgb
+
+__all__ = ["DIODEReader"]
+
+_DEPTH, _MASK = "_depth.npy", "_depth_mask.npy"
+
+
+class DIODEReader(Reader):
+    kind = "diode"
+
+    def index(self) -> tuple[list[SampleRef], list[str]]:
+        self.require_dir(self.root, "dataset")
+        refs: list[SampleRef] = []
+        problems: list[str] = []
+        for folder, _, names in sorted(os.walk(self.root)):
+            d = Path(folder)
+            present = set(names)
+            stems = sorted(n[:-4] for n in names if n.lower().endswith(".png"))
+            for stem in stems:
+                img, dep, msk = d / f"{stem}.png", d / f"{stem}{_DEPTH}", d / f"{stem}{_MASK}"
+                missing = [p.name for p in (dep, msk) if p.name not in present]
+                if missing:
+                    problems.append(f"image {img} has no {' / '.join(missing)}")
+                    continue
+                # scene_x/scan_y: the scene is the scan folder's parent.
+                group = self.rel(d.parent) if d.name.startswith("scan_") else self.rel(d)
+                refs.append(SampleRef(id=self.rel(img), image=str(img), depth=str(dep), mask=str(msk), group=group))
+            stem_set = set(stems)
+            for n in sorted(names):
+                if n.endswith(_MASK):
+                    continue
+                if n.endswith(_DEPTH) and n[: -len(_DEPTH)] not in stem_set:
+                    problems.append(f"depth map {d / n} has no image")
+        return refs, problems
+
+    def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rgb = read_rgb(ref.image)
+        depth = read_npy(ref.depth)
+        mask = read_npy(str(ref.mask))
+        if mask.shape != depth.shape:
+            raise DatasetError(f"mask {ref.mask} is {mask.shape}, its depth map {ref.depth} is {depth.shape}")
+        return rgb, depth.astype(np.float32), mask > 0

@@ -1,0 +1,116 @@
+"""File readers shared by the loaders: RGB images, 16-bit PNG, npy and PFM depth maps.
+
+Every reader raises :class:`DatasetError` naming the file, because a bare OpenCV
+``None`` or a numpy traceback deep inside a DataLoader worker does not tell a user
+which of thousands of files is broken.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = ["DatasetError", "read_rgb", "read_png", "read_npy", "read_pfm", "write_pfm", "read_depth_file",
+           "IMAGE_SUFFIXES", "DEPTH_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+DEPTH_SUFFIXES = (".png", ".npy", ".pfm")
+
+
+class DatasetError(ValueError):
+    """Bad dataset input (missing, unpaired, unreadable or invalid files); the message names the file."""
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image as uint8 HxWx3 RGB."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)  # returns None (no exception) on failure
+    if img is None:
+        raise DatasetError(f"cannot read image {path} (missing, corrupt or unsupported format)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_png(path: str | Path) -> np.ndarray:
+    """Read a single-channel PNG keeping its bit depth (uint8 or uint16)."""
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise DatasetError(f"cannot read depth map {path} (missing, corrupt or unsupported format)")
+    if arr.ndim == 3:  # some tools save grey maps as 3 identical channels
+        arr = arr[:, :, 0]
+    return arr
+
+
+def read_npy(path: str | Path) -> np.ndarray:
+    """Read a numeric npy array, squeezing a trailing singleton channel (DIODE stores HxWx1)."""
+    try:
+        arr = np.load(str(path), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DatasetError(f"cannot read array {path}: {e}") from e
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise DatasetError(f"expected a 2-D numeric map in {path}, got shape {arr.shape} dtype {arr.dtype}")
+    return arr
+
+
+_PFM_HEADER = re.compile(rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)\s")
+
+
+def read_pfm(path: str | Path) -> np.ndarray:
+    """Read a PFM file as float32 HxW (grey) or HxWx3 (colour), rows top-to-bottom.
+
+    PFM stores rows bottom-to-top; a negative scale means little-endian.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DatasetError(f"cannot read PFM {path}: {e}") from e
+    m = _PFM_HEADER.match(data)
+    if m is None:
+        raise DatasetError(f"not a PFM file (bad header): {path}")
+    channels = 3 if m.group(1) == b"PF" else 1
+    width, height, scale = int(m.group(2)), int(m.group(3)), float(m.group(4))
+    dtype = np.dtype("<f4") if scale < 0 else np.dtype(">f4")
+    count = width * height * channels
+    body = data[m.end():]
+    if len(body) < count * 4:
+        raise DatasetError(f"truncated PFM {path}: expected {count * 4} data bytes, found {len(body)}")
+    arr = np.frombuffer(body, dtype=dtype, count=count).astype(np.float32)
+    shape = (height, width, channels) if channels == 3 else (height, width)
+    return np.ascontiguousarray(np.flipud(arr.reshape(shape)))
+
+
+def write_pfm(path: str | Path, array: np.ndarray) -> None:
+    """Write float32 HxW or HxWx3 (rows top-to-bottom) as little-endian PFM."""
+    arr = np.asarray(array, np.float32)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        kind = b"Pf"
+    elif arr.ndim == 3 and arr.shape[2] == 3:
+        kind = b"PF"
+    else:
+        raise ValueError(f"PFM holds HxW or HxWx3 arrays, got shape {arr.shape}")
+    h, w = arr.shape[:2]
+    body = np.flipud(arr).astype("<f4").tobytes()
+    Path(path).write_bytes(kind + b"\n%d %d\n-1.0\n" % (w, h) + body)
+
+
+def read_depth_file(path: str | Path, *, png_scale: float = 1.0) -> np.ndarray:
+    """Read a depth/disparity map (png, npy or pfm) as float32 HxW.
+
+    PNG integer values are multiplied by ``png_scale`` (e.g. 1e-3 for millimetres).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".png":
+        return read_png(path).astype(np.float32) * np.float32(png_scale)
+    if suffix == ".npy":
+        return read_npy(path).astype(np.float32)
+    if suffix == ".pfm":
+        arr = read_pfm(path)
+        if arr.ndim == 3:  # colour PFM: the channels of a depth map are copies
+            arr = arr[:, :, 0]
+        return arr
+    raise DatasetError(f"unsupported depth file type {suffix!r}: {path} (use png, npy or pfm)")
+

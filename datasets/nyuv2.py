@@ -1,0 +1,112 @@
+"""NYU Depth v2, in the two layouts people have on disk.
+
+* BTS/ZoeDepth "sync" layout: ``<scene>/rgb_XXXXX.jpg`` + ``<scene>/sync_depth_XXXXX.png``
+  (uint16 millimetres, 0 = no measurement), scenes possibly nested below the root
+  (``sync/``, ``official_splits/test/``).  Frames of one scene are near-duplicates, so
+  the scene folder is the split group.
+* The official labeled set ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5): datasets
+  ``images`` [N,3,W,H] uint8 and ``depths`` [N,W,H] float metres.  h5py sees MATLAB's
+  column-major arrays transposed, hence the ``.T`` below to get H x W.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .base import Reader, SampleRef
+from .io import DatasetError, read_png, read_rgb
+
+__all__ = ["NYUv2SyncReader", "NYUv2MatReader", "nyuv2_reader"]
+
+_RGB = re.compile(r"^rgb_(\d+)\.jpg$", re.IGNORECASE)
+_DEPTH = re.compile(r"^sync_depth_(\d+)\.png$", re.IGNORECASE)
+
+
+class NYUv2SyncReader(Reader):
+    kind = "nyuv2"
+
+    def index(self) -> tuple[list[SampleRef], list[str]]:
+        self.require_dir(self.root, "dataset")
+        refs: list[SampleRef] = []
+        problems: list[str] = []
+        for folder, _, names in sorted(os.walk(self.root)):
+            rgbs = {m.group(1): n for n in names if (m := _RGB.match(n))}
+            depths = {m.group(1): n for n in names if (m := _DEPTH.match(n))}
+            d = Path(folder)
+            problems += [f"image {d / rgbs[k]} has no depth map (sync_depth_{k}.png)"
+                         for k in sorted(rgbs.keys() - depths.keys())]
+            problems += [f"depth map {d / depths[k]} has no image (rgb_{k}.jpg)"
+                         for k in sorted(depths.keys() - rgbs.keys())]
+            group = self.rel(d)
+            refs += [SampleRef(id=self.rel(d / rgbs[k]), image=str(d / rgbs[k]), depth=str(d / depths[k]), group=group)
+                     for k in sorted(rgbs.keys() & depths.keys())]
+        return refs, problems
+
+    def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rgb = read_rgb(ref.image)
+        raw = read_png(ref.depth)
+        if raw.dtype != np.uint16:
+            raise DatasetError(f"depth map {ref.depth} should be 16-bit millimetres, got {raw.dtype}")
+        depth = raw.astype(np.float32) / 1000.0
+        return rgb, depth, raw > 0
+
+
+class NYUv2MatReader(Reader):
+    """The labeled .mat; the HDF5 handle is opened lazily once per process (h5py handles
+    must not cross a fork into DataLoader workers)."""
+
+    kind = "nyuv2"
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(root)
+        self._h5 = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_h5"], state["_pid"] = None, None  # spawn-based workers reopen the file
+        return state
+
+    def _file(self):
+        import h5py
+
+        if self._h5 is None or self._pid != os.getpid():
+            try:
+                self._h5 = h5py.File(self.root, "r")
+            except OSError as e:
+                raise DatasetError(f"cannot open {self.root} as an HDF5 (MATLAB v7.3) file: {e}") from e
+            self._pid = os.getpid()
+        return self._h5
+
+    def index(self) -> tuple[list[SampleRef], list[str]]:
+        if not self.root.is_file():
+            raise DatasetError(f"nyuv2: file not found: {self.root}")
+        f = self._file()
+        for key in ("images", "depths"):
+            if key not in f:
+                raise DatasetError(f"{self.root} has no '{key}' dataset (expected the NYUv2 labeled .mat)")
+        n_img, n_dep = f["images"].shape, f["depths"].shape
+        if len(n_img) != 4 or n_img[1] != 3 or len(n_dep) != 3 or n_img[0] != n_dep[0] or n_img[2:] != n_dep[1:]:
+            raise DatasetError(f"{self.root}: 'images' {n_img} and 'depths' {n_dep} do not match "
+                               "([N,3,W,H] and [N,W,H] expected)")
+        name = self.root.name
+        refs = [SampleRef(id=f"{name}#{i:05d}", image=str(self.root), depth=f"{self.root}#depths[{i}]",
+                          group=f"{name}#{i:05d}", index=i) for i in range(n_img[0])]
+        return refs, []
+
+    def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        f = self._file()
+        try:
+            rgb = np.ascontiguousarray(f["images"][ref.index].transpose(2, 1, 0)).astype(np.uint8)
+            depth = np.ascontiguousarray(f["depths"][ref.index].T).astype(np.float32)
+        except (OSError, KeyError) as e:  # a truncated/corrupt HDF5 chunk
+            raise DatasetError(f"cannot read sample {ref.index} of {self.root}: {e}") from e
+        return rgb, depth, np.ones(depth.shape, bool)
+
+
+def nyuv2_reader(path: str | Path) -> Reader:
+    """The .mat reader for a file path, the sync-layout reader otherwise."""
+    return NYUv2MatReader(path) if str(path).lower().endswith(".mat") else NYUv2SyncReader(path)

@@ -1,0 +1,204 @@
+"""``build_splits``: a dataset spec -> deterministic train / reg / val Datasets.
+
+Three disjoint splits: ``train`` trains the super-net, ``reg`` is the held-out part
+of the training data on which the landmark regulariser scores architectures (the
+paper splits the training set in two), ``val`` ranks architectures.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from .base import DEPTH_KINDS, PairedDepthDataset, Reader, SampleRef, logger
+from .diode import DIODEReader
+from .folder import FolderReader
+from .io import DatasetError
+from .nyuv2 import nyuv2_reader
+from .redweb import ReDWebReader
+from .synthetic import VAL_INDEX_OFFSET, SyntheticDepth
+from .transforms import DepthTransform, check_image_size
+
+__all__ = ["Splits", "build_splits", "KINDS", "split_counts"]
+
+_READERS: dict[str, Callable[[str, str], Reader]] = {
+    "redweb": lambda path, depth_kind: ReDWebReader(path),
+    "nyuv2": lambda path, depth_kind: nyuv2_reader(path),
+    "diode": lambda path, depth_kind: DIODEReader(path),
+    "folder": lambda path, depth_kind: FolderReader(path, depth_kind),
+}
+KINDS: tuple[str, ...] = ("synthetic", *_READERS)
+
+_MAX_LISTED = 5  # problems quoted in one message; the rest are counted
+
+
+@dataclass
+class Splits:
+    """The three Datasets plus what is needed to reproduce them."""
+
+    train: Dataset
+    reg: Dataset
+    val: Dataset
+    seed: int
+    spec: str = ""
+    skipped: list[str] = field(default_factory=list)
+
+    def manifest(self) -> dict[str, Any]:
+        """JSON-able record for a run directory: sample ids per split, seed, spec, skipped files."""
+        return {
+            "spec": self.spec,
+            "seed": self.seed,
+            "train": list(self.train.ids()),
+            "reg": list(self.reg.ids()),
+            "val": list(self.val.ids()),
+            "skipped": list(self.skipped),
+        }
+
+
+def split_counts(n: int, val_fraction: float, reg_fraction: float) -> tuple[int, int, int]:
+    """(train, reg, val) sizes; a positive fraction always yields at least one sample."""
+    for name, frac in (("val_fraction", val_fraction), ("reg_fraction", reg_fraction)):
+        if not 0.0 <= frac < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {frac}")
+    n_val = max(1, round(n * val_fraction)) if val_fraction > 0 else 0
+    n_reg = max(1, round(n * reg_fraction)) if reg_fraction > 0 else 0
+    n_train = n - n_val - n_reg
+    if n_train < 1:
+        raise DatasetError(f"{n} samples are too few for val_fraction={val_fraction}, reg_fraction={reg_fraction}")
+    return n_train, n_reg, n_val
+
+
+def _parse_spec(spec: str) -> tuple[str, str]:
+    kind, sep, path = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r} in spec {spec!r}; known kinds: {', '.join(KINDS)} "
+                         "(use 'synthetic' or 'KIND:PATH')")
+    if kind == "synthetic":
+        if path.strip():
+            raise ValueError(f"'synthetic' takes no path, got spec {spec!r}")
+        return kind, ""
+    if not sep or not path.strip():
+        raise ValueError(f"spec {spec!r} needs a path: '{kind}:PATH'")
+    return kind, path.strip()
+
+
+def _report(problems: list[str], skip_bad: bool, total: int, where: str) -> None:
+    """Raise on bad samples, or (skip_bad) warn how many were skipped -- never silently."""
+    if not problems:
+        return
+    listed = "; ".join(problems[:_MAX_LISTED]) + (f"; ... ({len(problems) - _MAX_LISTED} more)"
+                                                  if len(problems) > _MAX_LISTED else "")
+    if not skip_bad:
+        raise DatasetError(f"{where}: {len(problems)} bad sample(s): {listed} (pass skip_bad=True to skip them)")
+    logger.warning("%s: skipped %d of %d samples with bad input: %s", where, len(problems), total, listed)
+
+
+def _assign_groups(refs: list[SampleRef], seed: int, val_fraction: float, reg_fraction: float
+                   ) -> tuple[list[SampleRef], list[SampleRef], list[SampleRef]]:
+    """Shuffle whole groups with the seed and fill val, then reg; the rest trains.
+
+    With only a handful of scenes, whole groups overshoot the held-out sizes and starve
+    train; below half the intended train size we fall back to a per-sample split (and
+    log it): a slightly leaky split beats an unusable one.
+    """
+    n_train, n_reg, n_val = split_counts(len(refs), val_fraction, reg_fraction)
+    groups: dict[str, list[SampleRef]] = {}
+    for r in sorted(refs, key=lambda r: r.id):
+        groups.setdefault(r.group or r.id, []).append(r)
+    names = sorted(groups)
+    order = np.random.default_rng([seed, 0x5EED]).permutation(len(names))
+    val: list[SampleRef] = []
+    reg: list[SampleRef] = []
+    train: list[SampleRef] = []
+    for k in order:
+        g = groups[names[k]]
+        if len(val) < n_val:
+            val += g
+        elif len(reg) < n_reg:
+            reg += g
+        else:
+            train += g
+    if len(train) >= max(1, n_train // 2):
+        return train, reg, val
+    logger.warning("too few scene groups (%d) for a scene-level split; splitting per sample", len(names))
+    flat = [r for k in order for r in groups[names[k]]]
+    return flat[n_val + n_reg:], flat[n_val:n_val + n_reg], flat[:n_val]
+
+
+def _synthetic_splits(image_size: tuple[int, int], seed: int, n: int, val_fraction: float,
+                      reg_fraction: float, augment: bool) -> Splits:
+    # train and reg are disjoint index ranges of one stream; val has its own index range
+    # far away, so it stays the same when synthetic_samples changes.
+    n_train, n_reg, n_val = split_counts(n, val_fraction, reg_fraction)
+    return Splits(
+        train=SyntheticDepth(n_train, image_size, seed, augment),
+        reg=SyntheticDepth(n_reg, image_size, seed, False, index_offset=n_train),
+        val=SyntheticDepth(n_val, image_size, seed, False, index_offset=VAL_INDEX_OFFSET),
+        seed=seed,
+        spec="synthetic",
+    )
+
+
+def build_splits(
+    spec: str,
+    image_size: tuple[int, int],
+    seed: int = 0,
+    *,
+    synthetic_samples: int = 256,
+    val_fraction: float = 0.15,
+    reg_fraction: float = 0.15,
+    augment: bool = True,
+    skip_bad: bool = False,
+    depth_kind: str = "depth",
+) -> Splits:
+    """Build deterministic train / reg / val splits for ``spec``.
+
+    ``spec`` is ``"synthetic"`` or ``"KIND:PATH"`` with KIND in redweb, nyuv2, diode,
+    folder.  ``depth_kind`` ("depth" or "disparity") applies to ``folder``; the other
+    formats have fixed conventions.  Only ``train`` is augmented.  Bad inputs raise
+    :class:`DatasetError` naming the file; with ``skip_bad`` every sample is loaded and
+    checked here so broken ones are skipped (and counted in a warning) up front.
+    """
+    image_size = check_image_size(image_size)
+    if depth_kind not in DEPTH_KINDS:
+        raise ValueError(f"depth_kind must be one of {DEPTH_KINDS}, got {depth_kind!r}")
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    kind, path = _parse_spec(spec)
+    if kind == "synthetic":
+        return _synthetic_splits(image_size, seed, synthetic_samples, val_fraction, reg_fraction, augment)
+
+    reader = _READERS[kind](path, depth_kind)
+    refs, problems = reader.index()
+    where = f"{kind}:{Path(path).expanduser()}"
+    total = len(refs) + len(problems)
+    if skip_bad:  # load everything now, so the skip count is known before training starts
+        good: list[SampleRef] = []
+        for ref in refs:
+            try:
+                reader.load(ref)
+            except DatasetError as e:
+                problems.append(str(e))
+            else:
+                good.append(ref)
+        refs = good
+    _report(problems, skip_bad, total, where)
+    if not refs:
+        raise DatasetError(f"{where}: no usable samples found")
+
+    train, reg, val = _assign_groups(refs, seed, val_fraction, reg_fraction)
+    evaluate = DepthTransform(image_size, augment=False)
+    return Splits(
+        train=PairedDepthDataset(reader, train, DepthTransform(image_size, augment=augment)),
+        reg=PairedDepthDataset(reader, reg, evaluate),
+        val=PairedDepthDataset(reader, val, evaluate),
+        seed=seed,
+        spec=spec,
+        skipped=problems if skip_bad else [],
+    )

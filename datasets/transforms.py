@@ -1,0 +1,213 @@
+"""MiDaS-style input/target transforms on top of albumentations 2.
+
+Training: resize keeping the aspect ratio so the image just covers the network size
+(MiDaS "lower_bound", sides rounded to multiples of 32), random crop to the network
+size, horizontal flip and light colour jitter.  Evaluation: the same resize, then a
+centre crop.  The image is resized bicubically; the target and its validity mask
+with nearest neighbour, so invalid pixels never bleed into valid ones and target
+values are never invented between a foreground edge and the background.
+
+The target is disparity (larger = closer).  It is min-max normalised to [0, 1] over
+the valid pixels *after* cropping, so every item spans the full range; the
+scale-and-shift-invariant loss does not care about the affine normalisation anyway.
+"""
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from albumentations.augmentations.geometric import functional as fgeometric
+from albumentations.core.transforms_interface import BaseTransformInitSchema
+from pydantic import Field
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MidasResize",
+    "DepthTransform",
+    "normalize_image",
+    "normalize_target",
+    "prepare_image",
+    "check_image_size",
+    "midas_resize_shape",
+]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+_MEAN255 = np.array(IMAGENET_MEAN, np.float32) * 255.0
+_INV_STD255 = 1.0 / (np.array(IMAGENET_STD, np.float32) * 255.0)
+
+
+def check_image_size(image_size: tuple[int, int] | list[int] | int) -> tuple[int, int]:
+    """Validate a network input size (H, W): positive multiples of 32 (the encoder stride)."""
+    if isinstance(image_size, (int, np.integer)):
+        image_size = (int(image_size), int(image_size))
+    try:
+        h, w = (int(v) for v in image_size)
+        ok = (h, w) == tuple(image_size) and h > 0 and w > 0 and h % 32 == 0 and w % 32 == 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"image_size must be (H, W) with positive multiples of 32, got {image_size!r}")
+    return h, w
+
+
+def _constrain_to_multiple(x: float, multiple: int, min_val: int) -> int:
+    """Round to the nearest multiple, but never below ``min_val`` (MiDaS' rule)."""
+    y = int(round(x / multiple) * multiple)
+    if y < min_val:
+        y = int(np.ceil(x / multiple) * multiple)
+    return y
+
+
+def midas_resize_shape(height: int, width: int, target: tuple[int, int], multiple: int = 32) -> tuple[int, int]:
+    """Size (H, W) that keeps the aspect ratio and covers ``target`` (MiDaS lower_bound)."""
+    th, tw = target
+    scale = max(th / height, tw / width)
+    return (_constrain_to_multiple(scale * height, multiple, th), _constrain_to_multiple(scale * width, multiple, tw))
+
+
+class MidasResize(A.DualTransform):
+    """Aspect-preserving resize so the output covers (height, width), sides multiples of ``multiple``.
+
+    Albumentations has no "lower bound + multiple of 32" resize: SmallestMaxSize neither
+    rounds to a multiple nor guarantees both sides cover a non-square target.
+    """
+
+    class InitSchema(BaseTransformInitSchema):
+        height: int = Field(ge=1)
+        width: int = Field(ge=1)
+        multiple: int = Field(ge=1)
+        interpolation: int
+        mask_interpolation: int
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        multiple: int = 32,
+        interpolation: int = cv2.INTER_CUBIC,
+        mask_interpolation: int = cv2.INTER_NEAREST,
+        p: float = 1.0,
+    ) -> None:
+        super().__init__(p=p)
+        self.height, self.width, self.multiple = height, width, multiple
+        self.interpolation, self.mask_interpolation = interpolation, mask_interpolation
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        h, w = params["shape"][:2]
+        return {"out_shape": midas_resize_shape(h, w, (self.height, self.width), self.multiple)}
+
+    def apply(self, img: np.ndarray, out_shape: tuple[int, int], **params: Any) -> np.ndarray:
+        return fgeometric.resize(img, out_shape, self.interpolation)
+
+    def apply_to_mask(self, mask: np.ndarray, out_shape: tuple[int, int], **params: Any) -> np.ndarray:
+        return fgeometric.resize(mask, out_shape, self.mask_interpolation)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("height", "width", "multiple", "interpolation", "mask_interpolation")
+
+
+def normalize_image(rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 RGB -> float32 3xHxW, ImageNet mean/std."""
+    x = (rgb.astype(np.float32) - _MEAN255) * _INV_STD255
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def normalize_target(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-image min-max of disparity over valid pixels to [0, 1]; invalid pixels are 0.
+
+    A constant (or empty) valid set maps to 0: the loss skips such images (det == 0).
+    """
+    out = np.zeros(disparity.shape, np.float32)
+    if valid.any():
+        v = disparity[valid]
+        lo, hi = float(v.min()), float(v.max())
+        if hi > lo:
+            out[valid] = (v - lo) / (hi - lo)
+    return out
+
+
+class DepthTransform:
+    """(rgb uint8 HxWx3, disparity float32 HxW, valid bool HxW) -> dataset item dict.
+
+    Item: ``image`` float32 [3,H,W] (ImageNet-normalised), ``target`` float32 [1,H,W]
+    in [0,1], ``mask`` bool [1,H,W]; H, W == ``image_size``.
+
+    Randomness: albumentations 2 keeps its own generators, seeded once at
+    construction, so forked DataLoader workers would all replay the same
+    augmentations.  We therefore (re)seed them lazily in each process from
+    ``torch.initial_seed()``, which PyTorch makes distinct per worker and derives from
+    ``torch.manual_seed`` (reproducible runs) without consuming the global torch RNG.
+    """
+
+    def __init__(self, image_size: tuple[int, int], augment: bool = False) -> None:
+        self.image_size = check_image_size(image_size)
+        self.augment = augment
+        h, w = self.image_size
+        ops: list[A.BasicTransform] = [MidasResize(h, w)]
+        if augment:
+            ops += [
+                A.RandomCrop(height=h, width=w),
+                A.HorizontalFlip(p=0.5),
+                # Light jitter: depth cues survive, colour statistics vary a little.
+                A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.8),
+            ]
+        else:
+            ops.append(A.CenterCrop(height=h, width=w))
+        self.pipeline = A.Compose(ops, additional_targets={"disparity": "mask"}, seed=0)
+        self._seeded_pid: int | None = None
+
+    def _ensure_seeded(self) -> None:
+        pid = os.getpid()
+        if self._seeded_pid != pid:
+            seed = torch.initial_seed() % (2**63)
+            self.pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
+            self._seeded_pid = pid
+
+    def __call__(self, rgb: np.ndarray, disparity: np.ndarray, valid: np.ndarray) -> dict[str, torch.Tensor]:
+        if self.augment:
+            self._ensure_seeded()
+        valid = np.asarray(valid, bool)
+        disp = np.where(valid, disparity, 0.0).astype(np.float32)  # no NaN/inf reaches the resize
+        out = self.pipeline(image=np.ascontiguousarray(rgb), mask=valid.astype(np.uint8), disparity=disp)
+        img, mask, disp = out["image"], out["mask"].astype(bool), out["disparity"]
+        if img.shape[:2] != self.image_size:  # guards the contract the trainer relies on
+            raise RuntimeError(f"transform produced {img.shape[:2]}, expected {self.image_size}")
+        target = normalize_target(disp, mask)
+        return {
+            "image": torch.from_numpy(normalize_image(img)),
+            "target": torch.from_numpy(target)[None],
+            "mask": torch.from_numpy(mask)[None],
+        }
+
+
+def prepare_image(rgb_uint8_hwc: np.ndarray, net_size: int) -> torch.Tensor:
+    """Inference input: [1,3,h,w] float32, aspect kept, longer side ~``net_size``, sides multiples of 32.
+
+    Bicubic resize and ImageNet normalisation, as in training.  The caller resizes the
+    prediction back to the original size.
+    """
+    rgb = np.asarray(rgb_uint8_hwc)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4):
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
+    rgb = rgb[:, :, :3]
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {rgb.dtype}")
+    if net_size < 32:
+        raise ValueError(f"net_size must be >= 32, got {net_size}")
+    h, w = rgb.shape[:2]
+    scale = net_size / max(h, w)
+    nh = max(32, int(round(h * scale / 32)) * 32)
+    nw = max(32, int(round(w * scale / 32)) * 32)
+    if (nh, nw) != (h, w):
+        rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_CUBIC)
+    return torch.from_numpy(normalize_image(rgb))[None]

@@ -1,0 +1,475 @@
+"""On-disk loaders (ReDWeb, NYUv2 sync + labeled .mat, DIODE, folder), build_splits and bad input."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from depthnas.datasets import DatasetError, Splits, build_splits, read_pfm, write_pfm
+from depthnas.datasets.diode import DIODEReader
+from depthnas.datasets.folder import FolderReader
+from depthnas.datasets.nyuv2 import NYUv2MatReader, NYUv2SyncReader
+from depthnas.datasets.redweb import ReDWebReader
+
+H, W = 48, 64  # raw sample size on disk
+SIZE = (32, 64)  # network size used with the builders
+
+
+# ----------------------------------------------------------------------- writers
+def _rgb(seed: int, h: int = H, w: int = W) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(40, 200, (1, 1, 3))
+    return np.clip(base + rng.integers(-30, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def _depth_m(seed: int, h: int = H, w: int = W) -> np.ndarray:
+    """Metric depth growing towards the top, like a ground plane, in [1, 6] m."""
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(6.0, 1.0, h, dtype=np.float32)[:, None]
+    return (rows + rng.uniform(0, 0.2, (h, w))).astype(np.float32)
+
+
+def _save_rgb(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def _save_png(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), arr)
+
+
+def make_folder(root: Path, n: int = 8, fmt: str = "png") -> Path:
+    for i in range(n):
+        _save_rgb(root / "images" / f"s{i:03d}.jpg", _rgb(i))
+        depth = _depth_m(i)
+        kind = fmt if fmt != "mixed" else ("png", "npy", "pfm")[i % 3]
+        (root / "depth").mkdir(parents=True, exist_ok=True)
+        if kind == "png":
+            _save_png(root / "depth" / f"s{i:03d}.png", np.round(depth * 1000).astype(np.uint16))
+        elif kind == "npy":
+            np.save(root / "depth" / f"s{i:03d}.npy", depth)
+        else:
+            write_pfm(root / "depth" / f"s{i:03d}.pfm", depth)
+    return root
+
+
+def make_redweb(root: Path, n: int = 8) -> Path:
+    for i in range(n):
+        _save_rgb(root / "Imgs" / f"r{i}.jpg", _rgb(i))
+        rd = np.tile(np.linspace(0, 254, W).astype(np.uint8), (H, 1))  # closer to the right
+        rd[:20] = 255  # "sky"
+        _save_png(root / "RDs" / f"r{i}.png", rd)
+    return root
+
+
+def make_nyu_sync(root: Path, scenes: int = 6, frames: int = 3) -> Path:
+    for s in range(scenes):
+        d = root / "sync" / f"scene_{s:02d}"
+        for f in range(frames):
+            k = s * 10 + f
+            _save_rgb(d / f"rgb_{k:05d}.jpg", _rgb(k))
+            mm = np.round(_depth_m(k) * 1000).astype(np.uint16)
+            mm[:, :4] = 0  # unmeasured border
+            _save_png(d / f"sync_depth_{k:05d}.png", mm)
+    return root
+
+
+def make_nyu_mat(path: Path, n: int = 6, h: int = H, w: int = W) -> tuple[np.ndarray, np.ndarray]:
+    rgbs = np.stack([_rgb(i, h, w) for i in range(n)])
+    depths = np.stack([_depth_m(i, h, w) for i in range(n)])
+    with h5py.File(path, "w") as f:  # MATLAB v7.3 layout as h5py sees it: transposed
+        f.create_dataset("images", data=rgbs.transpose(0, 3, 2, 1))  # [N,3,W,H]
+        f.create_dataset("depths", data=depths.transpose(0, 2, 1).astype(np.float64))  # [N,W,H]
+    return rgbs, depths
+
+
+def make_diode(root: Path, scenes: int = 4, scans: int = 2) -> Path:
+    for s in range(scenes):
+        for c in range(scans):
+            d = root / "val" / ("indoors" if s % 2 else "outdoor") / f"scene_{s:05d}" / f"scan_{c:05d}"
+            name = f"{s:05d}_{c:05d}_indoors_000_010"
+            k = s * 10 + c
+            _save_rgb(d / f"{name}.png", _rgb(k))
+            np.save(d / f"{name}_depth.npy", _depth_m(k)[:, :, None])
+            mask = np.ones((H, W), np.float32)
+            mask[-3:] = 0
+            np.save(d / f"{name}_depth_mask.npy", mask)
+    return root
+
+
+def load_all(splits: Splits) -> list[dict]:
+    return [ds[i] for ds in (splits.train, splits.reg, splits.val) for i in range(len(ds))]
+
+
+def check_items(splits: Splits) -> None:
+    for item in load_all(splits):
+        assert item["image"].shape == (3, *SIZE) and item["image"].dtype == torch.float32
+        assert item["target"].shape == (1, *SIZE) and item["mask"].shape == (1, *SIZE)
+        assert item["mask"].dtype == torch.bool and bool(item["mask"].any())
+        t = item["target"]
+        assert float(t.min()) >= 0.0 and float(t.max()) <= 1.0 + 1e-6
+
+
+def check_disjoint(splits: Splits, total: int) -> None:
+    m = splits.manifest()
+    json.dumps(m)  # JSON-able
+    parts = [set(m[k]) for k in ("train", "reg", "val")]
+    assert sum(len(p) for p in parts) == total == len(set().union(*parts))
+    assert all(len(p) > 0 for p in parts)
+
+
+# ------------------------------------------------------------------------ formats
+def test_folder_png16_millimetres(tmp_path):
+    root = make_folder(tmp_path / "f", fmt="png")
+    splits = build_splits(f"folder:{root}", SIZE, seed=0)
+    check_items(splits)
+    check_disjoint(splits, 8)
+    rgb, disp, valid = splits.val.raw(0)
+    sid = Path(splits.val.ids()[0]).stem
+    depth = _depth_m(int(sid[1:]))
+    assert valid.all()
+    np.testing.assert_allclose(disp, 1.0 / (np.round(depth * 1000) / 1000), rtol=1e-5)
+
+
+def test_folder_mixed_npy_pfm_png_and_disparity_kind(tmp_path):
+    root = make_folder(tmp_path / "f", n=9, fmt="mixed")
+    splits = build_splits(f"folder:{root}", SIZE, seed=1)
+    check_items(splits)
+    reader = FolderReader(root)
+    refs, problems = reader.index()
+    assert not problems and len(refs) == 9
+    for ref in refs:
+        _, disp, valid = reader.load(ref)
+        expected = 1.0 / _depth_m(int(Path(ref.image).stem[1:]))
+        np.testing.assert_allclose(disp, expected, rtol=2e-3)  # png rounds to millimetres
+    # The same files read as disparity: used as they are (larger = closer), no inversion.
+    _, disp, _ = FolderReader(root, "disparity").load(refs[1])  # refs[1] is an npy file
+    np.testing.assert_allclose(disp, _depth_m(1))
+
+
+def test_redweb_convention_larger_is_closer_and_255_invalid(tmp_path):
+    root = make_redweb(tmp_path / "ReDWeb_V1")
+    splits = build_splits(f"redweb:{root}", SIZE, seed=0)
+    check_items(splits)
+    check_disjoint(splits, 8)
+    reader = ReDWebReader(root)
+    refs, _ = reader.index()
+    _, disp, valid = reader.load(refs[0])
+    assert not valid[:20].any() and valid[20:].all()
+    assert disp[20, -1] > disp[20, 0]  # values are used directly: 254 (right) is closest
+    item = splits.val[0]
+    # 255 rows stay invalid in the item: 48x64 is resized to 64x64 (MiDaS rounds to multiples
+    # of 32), so sky rows 0..19 become 0..26, and the centre crop keeps rows 16..47.
+    mask = item["mask"][0]
+    assert not bool(mask[:9].any()) and bool(mask[12:].all())
+    row = item["target"][0, -1]
+    assert float(row[-1]) > float(row[0])
+
+
+def test_nyu_sync_layout_scene_grouped_splits(tmp_path):
+    root = make_nyu_sync(tmp_path / "nyu")
+    splits = build_splits(f"nyuv2:{root}", SIZE, seed=0)
+    check_items(splits)
+    check_disjoint(splits, 18)
+    m = splits.manifest()
+    scenes = {k: {Path(i).parent.name for i in m[k]} for k in ("train", "reg", "val")}
+    assert not (scenes["train"] & scenes["val"] or scenes["train"] & scenes["reg"] or scenes["reg"] & scenes["val"])
+    reader = NYUv2SyncReader(root)
+    refs, problems = reader.index()
+    assert not problems
+    _, disp, valid = reader.load(refs[0])
+    assert not valid[:, :4].any() and valid[:, 4:].all()  # 0 mm = no measurement
+    assert (disp[:, :4] == 0).all()
+    np.testing.assert_allclose(disp[:, 4:], 1.0 / (np.round(_depth_m(0) * 1000) / 1000)[:, 4:], rtol=1e-5)
+
+
+def test_few_scenes_fall_back_to_per_sample_split(tmp_path, caplog):
+    root = make_nyu_sync(tmp_path / "nyu", scenes=2, frames=5)
+    with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
+        splits = build_splits(f"nyuv2:{root}", SIZE, seed=0)
+    assert (len(splits.train), len(splits.reg), len(splits.val)) == (6, 2, 2)
+    assert "splitting per sample" in caplog.text
+    check_disjoint(splits, 10)
+
+
+def test_nyu_labeled_mat_transposed_layout(tmp_path):
+    path = tmp_path / "nyu_depth_v2_labeled.mat"
+    rgbs, depths = make_nyu_mat(path)
+    reader = NYUv2MatReader(path)
+    refs, problems = reader.index()
+    assert len(refs) == 6 and not problems
+    rgb, disp, valid = reader.load(refs[4])
+    np.testing.assert_array_equal(rgb, rgbs[4])  # H x W x 3, not W x H
+    np.testing.assert_allclose(disp, 1.0 / depths[4], rtol=1e-6)
+    assert valid.all()
+    splits = build_splits(f"nyuv2:{path}", SIZE, seed=0)
+    check_items(splits)
+    check_disjoint(splits, 6)
+    assert splits.manifest()["val"][0].startswith("nyu_depth_v2_labeled.mat#")
+
+
+def test_nyu_mat_works_in_dataloader_workers(tmp_path):
+    path = tmp_path / "nyu_depth_v2_labeled.mat"
+    make_nyu_mat(path)
+    splits = build_splits(f"nyuv2:{path}", SIZE, seed=0)
+    splits.val[0]  # open the HDF5 handle in the parent first: workers must not reuse it
+    loader = torch.utils.data.DataLoader(splits.train, batch_size=2, num_workers=2)
+    batches = list(loader)
+    assert sum(b["image"].shape[0] for b in batches) == len(splits.train)
+
+
+def test_diode_layout_with_masks(tmp_path):
+    root = make_diode(tmp_path / "diode")
+    splits = build_splits(f"diode:{root}", SIZE, seed=0)
+    check_items(splits)
+    check_disjoint(splits, 8)
+    reader = DIODEReader(root / "val")  # a split folder works as PATH too
+    refs, problems = reader.index()
+    assert len(refs) == 8 and not problems
+    assert all(r.group == Path(r.id).parent.parent.as_posix() for r in refs)  # scene, not scan
+    _, disp, valid = reader.load(refs[0])
+    assert not valid[-3:].any() and valid[:-3].all()
+    scene, scan = (int(v) for v in Path(refs[0].id).stem.split("_")[:2])
+    np.testing.assert_allclose(disp[:-3], 1.0 / _depth_m(scene * 10 + scan)[:-3], rtol=1e-6)
+
+
+def test_splits_deterministic_per_seed_and_vary_with_seed(tmp_path):
+    root = make_folder(tmp_path / "f", n=20, fmt="npy")
+    a = build_splits(f"folder:{root}", SIZE, seed=3).manifest()
+    b = build_splits(f"folder:{root}", SIZE, seed=3).manifest()
+    c = build_splits(f"folder:{root}", SIZE, seed=4).manifest()
+    assert a == b and a["seed"] == 3
+    assert a["val"] != c["val"]
+    assert (len(a["train"]), len(a["reg"]), len(a["val"])) == (14, 3, 3)
+
+
+def test_motorcycle_middlebury_disparity_as_folder(tmp_path):
+    """scikit-image's Middlebury pair: inf = invalid disparity; saved as npy (0 = invalid)
+    and as PFM (inf kept), plus a half-size copy, loaded as a disparity folder."""
+    from skimage.data import stereo_motorcycle
+
+    left, _, disp = stereo_motorcycle()
+    root = tmp_path / "middlebury"
+    _save_rgb(root / "images" / "motorcycle.png", left)
+    (root / "depth").mkdir()
+    write_pfm(root / "depth" / "motorcycle.pfm", disp)  # inf stays inf
+    _save_rgb(root / "images" / "motorcycle_npy.png", left)
+    np.save(root / "depth" / "motorcycle_npy.npy", np.where(np.isfinite(disp), disp, 0).astype(np.float32))
+    small = cv2.resize(left, (left.shape[1] // 2, left.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    _save_rgb(root / "images" / "motorcycle_half.png", small)
+    write_pfm(root / "depth" / "motorcycle_half.pfm",
+              cv2.resize(disp, small.shape[1::-1], interpolation=cv2.INTER_NEAREST) / 2)
+
+    reader = FolderReader(root, "disparity")
+    refs, problems = reader.index()
+    assert not problems and len(refs) == 3
+    finite = np.isfinite(disp)
+    for ref in (r for r in refs if "half" not in r.id):  # full size: pfm (inf) and npy (0)
+        _, d, valid = reader.load(ref)
+        np.testing.assert_array_equal(valid, finite)
+        np.testing.assert_allclose(d[valid], disp[finite])
+        assert 0.85 < valid.mean() < 0.99  # ~7% occluded/unknown pixels
+    splits = build_splits(f"folder:{root}", (96, 128), seed=0, depth_kind="disparity",
+                          val_fraction=0.34, reg_fraction=0.34)
+    for ds in (splits.train, splits.reg, splits.val):
+        item = ds[0]
+        assert item["image"].shape == (3, 96, 128)
+        mask, t = item["mask"][0], item["target"][0]
+        assert 0.8 < float(mask.float().mean()) < 0.995
+        assert float(t[mask].min()) == 0.0 and float(t[mask].max()) == pytest.approx(1.0)
+    # The scene is farther at the top: mean target (disparity) is larger at the bottom.
+    item = splits.val[0]
+    t, m = item["target"][0], item["mask"][0]
+    assert float(t[:32][m[:32]].mean()) < float(t[-32:][m[-32:]].mean())
+
+
+# ---------------------------------------------------------------------- PFM format
+def test_pfm_roundtrip_and_bottom_to_top_storage(tmp_path):
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    path = tmp_path / "x.pfm"
+    write_pfm(path, arr)
+    np.testing.assert_array_equal(read_pfm(path), arr)
+    raw = path.read_bytes()
+    header_end = raw.index(b"-1.0\n") + 5
+    first_row = np.frombuffer(raw[header_end:header_end + 16], "<f4")
+    np.testing.assert_array_equal(first_row, arr[-1])  # the file starts with the bottom row
+    colour = np.random.default_rng(0).random((5, 6, 3)).astype(np.float32)
+    write_pfm(path, colour)
+    np.testing.assert_array_equal(read_pfm(path), colour)
+    # Big-endian files (positive scale) are read too.
+    path.write_bytes(b"Pf\n4 3\n1.0\n" + np.flipud(arr).astype(">f4").tobytes())
+    np.testing.assert_array_equal(read_pfm(path), arr)
+
+
+@pytest.mark.parametrize("content", [b"P6\n4 3\n255\n", b"Pf\n4 3\n-1.0\n" + b"\0" * 10])
+def test_pfm_bad_files_name_the_file(tmp_path, content):
+    path = tmp_path / "bad.pfm"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match="bad.pfm"):
+        read_pfm(path)
+
+
+# ----------------------------------------------------------------------- bad input
+def _expect_build_error(spec: str, match: str) -> None:
+    with pytest.raises(DatasetError, match=match):
+        build_splits(spec, SIZE, seed=0)
+
+
+def _expect_load_error(spec: str, match: str) -> None:
+    splits = build_splits(spec, SIZE, seed=0)  # pairing is fine; content is checked on load
+    with pytest.raises(DatasetError, match=match):
+        load_all(splits)
+
+
+def _expect_skipped(spec: str, caplog, n_ok: int, n_bad: int, name: str) -> None:
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
+        splits = build_splits(spec, SIZE, seed=0, skip_bad=True)
+    m = splits.manifest()
+    assert sum(len(m[k]) for k in ("train", "reg", "val")) == n_ok
+    assert len(m["skipped"]) == n_bad and any(name in s for s in m["skipped"])
+    warnings = [r for r in caplog.records if r.name == "depthnas.datasets" and r.levelno == logging.WARNING]
+    assert warnings and f"skipped {n_bad} of {n_ok + n_bad}" in warnings[-1].getMessage()
+    assert name in warnings[-1].getMessage()
+    load_all(splits)  # every remaining sample loads
+
+
+def test_unknown_kind_and_malformed_specs():
+    with pytest.raises(ValueError, match=r"'kitti'.*synthetic, redweb, nyuv2, diode, folder"):
+        build_splits("kitti:/data", SIZE)
+    with pytest.raises(ValueError, match="needs a path"):
+        build_splits("folder", SIZE)
+    with pytest.raises(ValueError, match=r"\(100, 64\)"):
+        build_splits("synthetic", (100, 64))
+    with pytest.raises(ValueError, match="depth_kind"):
+        build_splits("synthetic", SIZE, depth_kind="metres")
+
+
+@pytest.mark.parametrize("kind", ["folder", "redweb", "nyuv2", "diode"])
+def test_missing_folder_names_path(tmp_path, kind):
+    missing = tmp_path / "nope"
+    _expect_build_error(f"{kind}:{missing}", "nope")
+    with pytest.raises(DatasetError, match="nope"):
+        build_splits(f"{kind}:{missing}", SIZE, skip_bad=True)  # nothing to skip: still an error
+
+
+def test_missing_subfolder_named(tmp_path):
+    root = make_folder(tmp_path / "f")
+    for p in (root / "depth").iterdir():
+        p.unlink()
+    (root / "depth").rmdir()
+    _expect_build_error(f"folder:{root}", "depth folder not found")
+
+
+def test_image_without_depth_and_depth_without_image(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=8)
+    _save_rgb(root / "images" / "lonely.jpg", _rgb(99))
+    _expect_build_error(f"folder:{root}", "lonely.jpg has no depth")
+    _expect_skipped(f"folder:{root}", caplog, 8, 1, "lonely.jpg")
+    (root / "images" / "lonely.jpg").unlink()
+    np.save(root / "depth" / "orphan.npy", _depth_m(0))
+    _expect_build_error(f"folder:{root}", "orphan.npy has no image")
+    _expect_skipped(f"folder:{root}", caplog, 8, 1, "orphan.npy")
+
+
+def test_ambiguous_depth_files(tmp_path):
+    root = make_folder(tmp_path / "f", n=8)
+    np.save(root / "depth" / "s000.npy", _depth_m(0))
+    _expect_build_error(f"folder:{root}", "ambiguous depth files for 's000'")
+
+
+def test_corrupt_image(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=8)
+    (root / "images" / "s003.jpg").write_bytes(b"definitely not a jpeg")
+    _expect_load_error(f"folder:{root}", "cannot read image .*s003.jpg")
+    _expect_skipped(f"folder:{root}", caplog, 7, 1, "s003.jpg")
+
+
+def test_corrupt_depth_png(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=8)
+    (root / "depth" / "s002.png").write_bytes(b"\x89PNG garbage")
+    _expect_load_error(f"folder:{root}", "s002.png")
+    _expect_skipped(f"folder:{root}", caplog, 7, 1, "s002.png")
+
+
+def test_depth_size_differs_from_image(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=8, fmt="npy")
+    np.save(root / "depth" / "s005.npy", _depth_m(5, H // 2, W))
+    _expect_load_error(f"folder:{root}", r"s005.npy is 64x24 .*s005.jpg is 64x48")
+    _expect_skipped(f"folder:{root}", caplog, 7, 1, "s005.npy")
+
+
+def test_all_invalid_depth(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=8, fmt="png")
+    _save_png(root / "depth" / "s001.png", np.zeros((H, W), np.uint16))
+    _expect_load_error(f"folder:{root}", "s001.png has no valid pixel")
+    _expect_skipped(f"folder:{root}", caplog, 7, 1, "s001.png")
+
+
+def test_nan_depth(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=8, fmt="pfm")
+    d = _depth_m(4)
+    d[10, 10] = np.nan
+    write_pfm(root / "depth" / "s004.pfm", d)
+    _expect_load_error(f"folder:{root}", "s004.pfm contains NaN")
+    _expect_skipped(f"folder:{root}", caplog, 7, 1, "s004.pfm")
+
+
+def test_error_surfaces_through_dataset_getitem(tmp_path):
+    root = make_folder(tmp_path / "f", n=8)
+    (root / "images" / "s006.jpg").write_bytes(b"")
+    splits = build_splits(f"folder:{root}", SIZE, seed=0)
+    ds = next(d for d in (splits.train, splits.reg, splits.val) if any("s006" in i for i in d.ids()))
+    idx = next(i for i, s in enumerate(ds.ids()) if "s006" in s)
+    with pytest.raises(DatasetError, match="s006.jpg"):
+        ds[idx]
+
+
+def test_redweb_unpaired_and_all_sky(tmp_path, caplog):
+    root = make_redweb(tmp_path / "rw")
+    _save_png(root / "RDs" / "r3.png", np.full((H, W), 255, np.uint8))
+    _expect_load_error(f"redweb:{root}", "r3.png has no valid pixel")
+    (root / "RDs" / "r5.png").unlink()
+    _expect_build_error(f"redweb:{root}", "r5.jpg has no depth")
+    _expect_skipped(f"redweb:{root}", caplog, 6, 2, "r3.png")
+
+
+def test_nyu_sync_missing_depth_and_8bit_depth(tmp_path, caplog):
+    root = make_nyu_sync(tmp_path / "nyu")
+    (root / "sync" / "scene_01" / "sync_depth_00011.png").unlink()
+    _expect_build_error(f"nyuv2:{root}", "rgb_00011.jpg has no depth")
+    _save_png(root / "sync" / "scene_01" / "sync_depth_00011.png", np.full((H, W), 7, np.uint8))
+    _expect_load_error(f"nyuv2:{root}", "sync_depth_00011.png should be 16-bit")
+    _expect_skipped(f"nyuv2:{root}", caplog, 17, 1, "sync_depth_00011.png")
+
+
+def test_nyu_mat_bad_files(tmp_path):
+    path = tmp_path / "bad.mat"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=np.zeros((3, 3, W, H), np.uint8))
+        f.create_dataset("depths", data=np.ones((2, W, H)))
+    _expect_build_error(f"nyuv2:{path}", "bad.mat.*do not match")
+    not_hdf5 = tmp_path / "old.mat"
+    not_hdf5.write_bytes(b"MATLAB 5.0 MAT-file")
+    _expect_build_error(f"nyuv2:{not_hdf5}", "old.mat")
+
+
+def test_diode_missing_mask(tmp_path, caplog):
+    root = make_diode(tmp_path / "diode")
+    victim = next(root.rglob("*_depth_mask.npy"))
+    victim.unlink()
+    name = victim.name.replace("_depth_mask.npy", ".png")
+    _expect_build_error(f"diode:{root}", f"{name} has no .*_depth_mask.npy")
+    _expect_skipped(f"diode:{root}", caplog, 7, 1, name)
+
+
+def test_too_few_samples(tmp_path):
+    root = make_folder(tmp_path / "f", n=2, fmt="npy")
+    _expect_build_error(f"folder:{root}", "too few")

@@ -1,0 +1,176 @@
+"""MiDaS-style transforms: resize rule, crops, target/mask handling, randomness, inference input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD, DepthTransform, prepare_image
+from depthnas.datasets.transforms import check_image_size, midas_resize_shape, normalize_target
+
+
+def _sample(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    disp = rng.uniform(0.1, 2.0, (h, w)).astype(np.float32)
+    valid = rng.random((h, w)) > 0.2
+    return rgb, disp, valid
+
+
+@pytest.mark.parametrize(
+    ("shape", "target", "expected"),
+    [
+        ((480, 640), (256, 256), (256, 352)),  # 256 * 640/480 = 341.3 -> 352 (nearest multiple, >= 256)
+        ((640, 480), (256, 256), (352, 256)),
+        ((100, 100), (128, 128), (128, 128)),  # upscaling
+        ((500, 741), (64, 96), (64, 96)),
+        ((300, 1000), (128, 128), (128, 416)),
+        ((256, 256), (256, 256), (256, 256)),  # identity
+        ((48, 64), (32, 64), (64, 64)),  # MiDaS rounds 48 to the nearest multiple (64), not down
+    ],
+)
+def test_midas_resize_shape(shape, target, expected):
+    out = midas_resize_shape(*shape, target)
+    assert out == expected
+    assert out[0] >= target[0] and out[1] >= target[1] and out[0] % 32 == 0 and out[1] % 32 == 0
+
+
+@pytest.mark.parametrize("bad", [(100, 128), (128, 0), (-32, 32), (32,), "big", (32.5, 32)])
+def test_check_image_size_rejects_and_names_value(bad):
+    with pytest.raises(ValueError, match="multiples of 32"):
+        check_image_size(bad)
+
+
+def test_check_image_size_accepts():
+    assert check_image_size((64, 96)) == (64, 96)
+    assert check_image_size([32, 32]) == (32, 32)
+
+
+@pytest.mark.parametrize("augment", [True, False])
+@pytest.mark.parametrize("shape", [(48, 70), (200, 100), (64, 96), (31, 33)])
+def test_item_shapes_and_dtypes(augment, shape):
+    t = DepthTransform((64, 96), augment=augment)
+    item = t(*_sample(*shape))
+    assert item["image"].shape == (3, 64, 96) and item["image"].dtype == torch.float32
+    assert item["target"].shape == (1, 64, 96) and item["target"].dtype == torch.float32
+    assert item["mask"].shape == (1, 64, 96) and item["mask"].dtype == torch.bool
+    tgt = item["target"][item["mask"]]
+    assert float(tgt.min()) == 0.0 and float(tgt.max()) == pytest.approx(1.0)
+    assert float(item["target"][~item["mask"]].abs().sum()) == 0.0
+
+
+def test_eval_centre_crop_is_exact_when_no_resize_needed():
+    rgb, disp, valid = _sample(64, 160)
+    item = DepthTransform((64, 96), augment=False)(rgb, disp, valid)
+    crop = slice(32, 128)  # (160 - 96) / 2 = 32
+    np.testing.assert_array_equal(item["mask"][0].numpy(), valid[:, crop])
+    np.testing.assert_allclose(item["target"][0].numpy(), normalize_target(disp[:, crop], valid[:, crop]), atol=1e-6)
+    mean = np.array(IMAGENET_MEAN, np.float32)[:, None, None] * 255
+    std = np.array(IMAGENET_STD, np.float32)[:, None, None] * 255
+    np.testing.assert_allclose(item["image"].numpy() * std + mean, rgb[:, crop].transpose(2, 0, 1), atol=1e-3)
+
+
+def test_target_and_mask_use_nearest_neighbour():
+    """Upscaling by 2: every output target value must be one of the input values, and the
+    mask must be the input mask repeated -- no interpolated depths across edges."""
+    rgb, disp, valid = _sample(32, 48, seed=3)
+    item = DepthTransform((64, 96), augment=False)(rgb, disp, valid)
+    expected_mask = np.repeat(np.repeat(valid, 2, axis=0), 2, axis=1)
+    np.testing.assert_array_equal(item["mask"][0].numpy(), expected_mask)
+    src = normalize_target(disp, valid)[valid]
+    out = item["target"][0].numpy()[expected_mask]
+    assert np.isin(np.round(out, 5), np.round(src, 5)).all()
+
+
+def test_augmentation_keeps_image_target_and_mask_aligned():
+    """A bright left half with near (large) disparity: after random crops and flips the
+    bright pixels must still be the high-target ones and the invalid stripe must follow."""
+    h, w = 64, 128
+    rgb = np.full((h, w, 3), 30, np.uint8)
+    rgb[:, : w // 2] = 220
+    disp = np.where(np.arange(w)[None, :] < w // 2, 2.0, 1.0).repeat(h, axis=0).astype(np.float32)
+    valid = np.ones((h, w), bool)
+    valid[:, w // 2 - 4 : w // 2] = False  # invalid stripe just left of the edge
+    rgb[:, w // 2 - 4 : w // 2] = 120
+    t = DepthTransform((64, 96), augment=True)
+    flips = set()
+    for _ in range(20):
+        item = t(rgb, disp, valid)
+        bright = item["image"].mean(dim=0) > 1.0
+        dark = item["image"].mean(dim=0) < -1.0
+        tgt, mask = item["target"][0], item["mask"][0]
+        assert bool((tgt[bright & mask] == 1).all()) and bool((tgt[dark & mask] == 0).all())
+        assert not bool(mask[bright | dark].logical_not().any())  # invalid only on the grey stripe
+        flips.add(bool(bright[:, 0].all()))
+    assert flips == {True, False}, "horizontal flips should occur both ways"
+
+
+def test_eval_has_no_randomness_and_colour_jitter_only_in_training():
+    rgb, disp, valid = _sample(80, 120)
+    ev = DepthTransform((64, 96), augment=False)
+    a, b = ev(rgb, disp, valid), ev(rgb, disp, valid)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    tr = DepthTransform((64, 96), augment=True)
+    outs = [tr(rgb, disp, valid)["image"] for _ in range(5)]
+    assert any(not torch.equal(outs[0], o) for o in outs[1:])
+
+
+def test_augmentation_reproducible_from_torch_seed():
+    rgb, disp, valid = _sample(80, 120)
+
+    def run() -> list[torch.Tensor]:
+        torch.manual_seed(123)
+        t = DepthTransform((64, 96), augment=True)
+        return [t(rgb, disp, valid)["image"] for _ in range(3)]
+
+    first, second = run(), run()
+    assert all(torch.equal(x, y) for x, y in zip(first, second))
+
+
+class _SameSample(Dataset):
+    def __init__(self) -> None:
+        self.sample = _sample(80, 120)
+        self.t = DepthTransform((64, 96), augment=True)
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> dict:
+        return self.t(*self.sample)
+
+
+def test_dataloader_workers_do_not_replay_the_same_augmentations():
+    """albumentations seeds its generator at construction; forked workers would copy it.
+    Each worker's first item must still differ."""
+    loader = DataLoader(_SameSample(), batch_size=1, num_workers=2, shuffle=False)
+    a, b = [batch["image"] for batch in loader]
+    assert not torch.equal(a, b)
+
+
+def test_normalize_target_edge_cases():
+    d = np.array([[1.0, 1.0], [1.0, 1.0]], np.float32)
+    np.testing.assert_array_equal(normalize_target(d, np.ones((2, 2), bool)), np.zeros((2, 2)))
+    np.testing.assert_array_equal(normalize_target(d, np.zeros((2, 2), bool)), np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize(
+    ("shape", "net", "expected"),
+    [((480, 640, 3), 384, (288, 384)), ((640, 480, 3), 384, (384, 288)), ((500, 741, 3), 256, (160, 256)),
+     ((10, 1000, 3), 256, (32, 256)), ((384, 384, 3), 384, (384, 384))],
+)
+def test_prepare_image(shape, net, expected):
+    rgb = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    x = prepare_image(rgb, net)
+    assert x.shape == (1, 3, *expected) and x.dtype == torch.float32
+
+
+def test_prepare_image_normalises_with_imagenet_stats():
+    rgb = np.empty((64, 64, 3), np.uint8)
+    rgb[:] = np.round(np.array(IMAGENET_MEAN) * 255).astype(np.uint8)
+    x = prepare_image(rgb, 64)
+    assert float(x.abs().max()) < 0.02
+    grey = prepare_image(rgb[:, :, 0], 64)  # a grey image is accepted as 3 equal channels
+    assert grey.shape == (1, 3, 64, 64)
+    with pytest.raises(ValueError, match="uint8"):
+        prepare_image(rgb.astype(np.float32), 64)
