@@ -69,7 +69,8 @@ def make_constraint(space: SearchSpace, cfg: Config, device: torch.device
 
 
 class SearchRun:
-    def __init__(self, cfg: Config, *, progress: bool = True, say: Callable[[str], None] = print):
+    def __init__(self, cfg: Config, *, progress: bool = True,
+                 say: Callable[[str], None] = lambda msg: print(msg, flush=True)):
         self.cfg, self.progress, self.say = cfg, progress, say
         self.out = Path(cfg.out)
         self.space = get_space(cfg.space)
@@ -140,12 +141,13 @@ class SearchRun:
             landmarks = [(a, self.standalone(a, "landmark")) for a in archs]
 
         T, E = cfg.search.iterations, cfg.supernet.epochs
-        supernet = space.build_supernet(**model_kwargs(cfg.model))
+        supernet = space.build_supernet(**model_kwargs(cfg.model, space))
         regularizer = None
         if cfg.landmarks.enabled:
             regularizer = LandmarkRegularizer(landmarks, self.splits.reg, task, cfg.landmarks,
                                               batch_size=cfg.data.batch_size, device=self.device,
-                                              seed=cfg.seed, total_epochs=T * E)
+                                              seed=cfg.seed, total_epochs=T * E,
+                                              num_workers=cfg.data.num_workers)
         trainer = Trainer(supernet, task, cfg.supernet, self.splits.train, out_dir=self.out,
                           total_epochs=T * E, seed=cfg.seed, device=self.device,
                           sample_arch=space.sample, regularizer=regularizer,
