@@ -1,0 +1,1 @@
+"""The Gradio demo (`demo`) and its `depthnas demo` command (`cli`)."""

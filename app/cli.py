@@ -1,0 +1,55 @@
+"""`depthnas demo` (registered by depthnas.cli)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    d = sub.add_parser("demo", help="serve a Gradio demo of a trained model")
+    d.add_argument("--model", help="model.onnx, a model.safetensors or a run folder "
+                                   "(default: the newest run under --runs)")
+    d.add_argument("--runs", default="runs", help="where to look for runs without --model")
+    d.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (0.0.0.0 exposes the demo to the network)")
+    d.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    d.add_argument("--device", default="cpu", help="PyTorch models: cpu | cuda | auto")
+    d.set_defaults(func=cmd_demo)
+
+
+def default_examples_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "depthnas" / "examples"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Gradio polls its own server through httpx; at INFO that is a line per request.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    model = args.model
+    if model is None:
+        from .demo import find_latest_run
+        run = find_latest_run(args.runs)
+        if run is None:
+            print(f"error: no --model given and no run under {args.runs}/ holds "
+                  "best/model.safetensors; make one with `make search` "
+                  "(or `depthnas search --preset quick`), or pass --model", file=sys.stderr)
+            return 2
+        print(f"using the newest run: {run}")
+        model = run
+    from depthnas.export.cli import resolve_device
+    from depthnas.export.inference import load_estimator
+
+    from .demo import DepthDemo, launch
+    demo = DepthDemo(load_estimator(model, device=resolve_device(args.device)),
+                     examples_dir=default_examples_dir())
+    print(f"serving {demo.estimator.info.arch} on http://{args.host}:{args.port} "
+          "(Ctrl-C stops)")
+    try:
+        launch(demo, args.host, args.port, block=True)
+    finally:
+        demo.close()
+    return 0

@@ -1,0 +1,199 @@
+"""`depthnas demo`: a Gradio app that shows what a searched model sees.
+
+Layout follows the depth demos people know (MiDaS, Depth Anything): a photo in,
+the photo and its colourised depth in an image slider, downloads of the 16-bit
+PNG and the raw .npy, example photos, and a panel describing the model with its
+measured latency. The upload is decoded here, not by gr.Image's preprocessing,
+so a non-image or an oversized photo gets a message that says so (gr.Error)
+instead of a generic component failure.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from depthnas.export.images import ImageReadError, colorize, read_rgb, save_prediction
+from depthnas.export.inference import DepthEstimator, measure_latency
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 4096                # px, either side of an upload
+MAX_BYTES = 20 * 2**20         # 20 MB per upload
+EXAMPLES = ("motorcycle", "astronaut", "coffee")
+_KEEP_RESULTS = 32             # result folders kept on disk (older ones are deleted)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_side: int = MAX_SIDE
+    max_bytes: int = MAX_BYTES
+
+
+def find_latest_run(root: str | Path = "runs") -> Path | None:
+    """The run folder under `root` whose best/model.safetensors is newest, if any."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    models = [p for p in root.rglob("best/model.safetensors") if p.is_file()]
+    if not models:
+        return None
+    return max(models, key=lambda p: p.stat().st_mtime).parent.parent
+
+
+def example_images(folder: str | Path) -> list[Path]:
+    """scikit-image's bundled photos as PNGs (written once; gr.Examples wants files)."""
+    from skimage import data
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    makers = {"motorcycle": lambda: data.stereo_motorcycle()[0],
+              "astronaut": data.astronaut, "coffee": data.coffee}
+    paths = []
+    for name in EXAMPLES:
+        path = folder / f"{name}.png"
+        if not path.is_file():
+            tmp = path.with_suffix(".tmp.png")
+            Image.fromarray(makers[name]()).save(tmp)
+            tmp.replace(path)  # a half-written example never shows up
+        paths.append(path)
+    return paths
+
+
+def check_upload(path: Path, name: str, limits: Limits) -> None:
+    """Reject before decoding: too many bytes, or a header that says too many pixels."""
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise gr.Error(f"{name} is {size / 2**20:.1f} MB; the limit is "
+                       f"{limits.max_bytes / 2**20:.0f} MB.")
+    try:
+        with Image.open(path) as im:   # reads the header only
+            w, h = im.size
+    except Exception:
+        raise gr.Error(f"{name} is not an image this demo can read "
+                       "(PNG, JPEG, WebP, BMP, TIFF).") from None
+    if max(w, h) > limits.max_side:
+        raise gr.Error(f"{name} is {w}×{h} px; the limit is {limits.max_side} px a side. "
+                       "Downscale it, or use `depthnas predict` for large photos.")
+
+
+def model_card(estimator: DepthEstimator, latency_ms: float, runs: int) -> str:
+    i = estimator.info
+    h, w = i.image_size
+    params = f"{i.parameters / 1e6:.2f} M" if i.parameters else "unknown"
+    return "\n".join([
+        "### Model",
+        f"**Architecture** `{i.arch}`  ",
+        f"**Space** {i.space} · **Backbone** {i.backbone} · **Parameters** {params}  ",
+        f"**Backend** {i.backend} · **File** `{i.source.name}`  ",
+        f"**Latency** {latency_ms:.1f} ms (median of {runs} runs at {w}×{h}, "
+        "pre- and post-processing included)  ",
+        "Output: relative inverse depth — bright is near, dark is far; "
+        "the scale and offset are unknown.",
+    ])
+
+
+class DepthDemo:
+    """The app's state: the estimator, where results go, the upload limits."""
+
+    def __init__(self, estimator: DepthEstimator, *, examples_dir: str | Path | None = None,
+                 limits: Limits = Limits(), latency_runs: int = 5):
+        self.estimator = estimator
+        self.limits = limits
+        self.workdir = Path(tempfile.mkdtemp(prefix="depthnas-demo-"))
+        self.examples_dir = Path(examples_dir) if examples_dir else self.workdir / "examples"
+        self._results: collections.deque[Path] = collections.deque()
+        self.latency_runs = latency_runs
+        self.latency_ms = measure_latency(estimator, runs=latency_runs)
+
+    def run(self, payload: Any) -> tuple[tuple[np.ndarray, np.ndarray], list[str], str]:
+        """One prediction. `payload` is gr.Image's raw value (preprocess=False)."""
+        path, name = _payload_path(payload)
+        if path is None:
+            raise gr.Error("Upload an image first (or click an example).")
+        check_upload(path, name, self.limits)
+        try:
+            rgb = read_rgb(path)
+        except ImageReadError:
+            raise gr.Error(f"{name} is not an image this demo can read.") from None
+        t0 = time.perf_counter()
+        depth = self.estimator.predict(rgb)
+        ms = (time.perf_counter() - t0) * 1000.0
+        files = save_prediction(depth, self._result_dir(), Path(name).stem or "image")
+        h, w = rgb.shape[:2]
+        status = (f"{name}: {w}×{h} px, inference {ms:.0f} ms. "
+                  "Drag the slider to compare; downloads are at full size.")
+        return (rgb, colorize(depth)), [str(files["png16"]), str(files["npy"])], status
+
+    def _result_dir(self) -> Path:
+        folder = Path(tempfile.mkdtemp(dir=self.workdir, prefix="result-"))
+        self._results.append(folder)
+        # Gradio has copied older results into its own cache by now; ours can go.
+        while len(self._results) > _KEEP_RESULTS:
+            shutil.rmtree(self._results.popleft(), ignore_errors=True)
+        return folder
+
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def build(self) -> gr.Blocks:
+        info = self.estimator.info
+        with gr.Blocks(title="depthnas depth demo") as blocks:
+            gr.Markdown("# depthnas: monocular depth\nUpload a photo; the searched "
+                        "decoder estimates its relative inverse depth.")
+            with gr.Row():
+                with gr.Column():
+                    image = gr.Image(label="Photo", type="filepath",
+                                     sources=["upload", "clipboard"], elem_id="input-image")
+                    button = gr.Button("Estimate depth", variant="primary",
+                                       elem_id="predict-btn")
+                    gr.Examples(examples=[[str(p)] for p in example_images(self.examples_dir)],
+                                inputs=[image], label="Examples (scikit-image)")
+                with gr.Column():
+                    slider = gr.ImageSlider(label="Photo | depth (inferno: bright = near)",
+                                            type="numpy", format="png", interactive=False,
+                                            elem_id="depth-slider")
+                    files = gr.File(label="Downloads: 16-bit PNG (min-max scaled), raw .npy",
+                                    file_count="multiple", interactive=False,
+                                    elem_id="downloads")
+                    status = gr.Markdown(elem_id="status")
+            gr.Markdown(model_card(self.estimator, self.latency_ms, self.latency_runs),
+                        elem_id="model-card")
+            # preprocess=False: run() decodes the upload itself, so bad files get a
+            # message naming the problem (gr.Image would fail inside PIL first).
+            button.click(self.run, inputs=image, outputs=[slider, files, status],
+                         preprocess=False, api_name="predict")
+        log.info("demo for %s (%s)", info.arch, info.backend)
+        return blocks
+
+
+def _payload_path(payload: Any) -> tuple[Path | None, str]:
+    """gr.Image's serialised value (a FileData dict) -> (local path, display name)."""
+    if payload is None:
+        return None, ""
+    if isinstance(payload, dict):
+        raw = payload.get("path")
+        name = payload.get("orig_name") or (Path(raw).name if raw else "")
+    else:  # a plain path, e.g. when called from Python
+        raw, name = str(payload), Path(str(payload)).name
+    if not raw:
+        return None, ""
+    return Path(raw), name
+
+
+def launch(demo: DepthDemo, host: str = "127.0.0.1", port: int | None = None, *,
+           block: bool = True) -> gr.Blocks:
+    """Queue on (one prediction at a time per event; requests wait their turn)."""
+    blocks = demo.build()
+    blocks.queue(default_concurrency_limit=1, max_size=32)
+    blocks.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
+                  max_file_size=demo.limits.max_bytes, quiet=not block, show_error=False)
+    return blocks

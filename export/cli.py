@@ -1,0 +1,81 @@
+"""`depthnas export` and `depthnas predict` (registered by depthnas.cli)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("export", help="export a trained model to one self-contained ONNX file")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="search run or training folder (uses best/model.safetensors)")
+    src.add_argument("--checkpoint", help="a model.safetensors written by search or train")
+    e.add_argument("--arch", help="architecture string; optional, the model file holds it "
+                                  "(given, it must match)")
+    e.add_argument("--out", help="ONNX file to write (default: model.onnx beside the model)")
+    e.add_argument("--check", action="store_true",
+                   help="compare onnxruntime with PyTorch at two input sizes; "
+                        "fail above 1e-4 relative difference")
+    e.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
+                   help="auto: torch.export-based (dynamo) exporter, falling back to the "
+                        "legacy TorchScript one if it fails; legacy is ~20x faster")
+    e.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18, >= 17)")
+    e.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="depth maps for an image or a folder of images")
+    p.add_argument("--model", required=True,
+                   help="model.onnx, a model.safetensors, or a run folder")
+    p.add_argument("--input", required=True, help="an image or a folder of images")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", default="cpu", help="PyTorch models: cpu | cuda | auto")
+    p.add_argument("--colormap", default="inferno", help="matplotlib colormap of the preview")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from depthnas.models import resolve_model_file
+
+    from .onnx_export import DEFAULT_OPSET, PARITY_RTOL, check_parity, export_onnx
+    model_file = resolve_model_file(args.run or args.checkpoint)
+    out = Path(args.out) if args.out else model_file.with_suffix(".onnx")
+    result = export_onnx(model_file, out, arch=args.arch, exporter=args.exporter,
+                         opset=args.opset or DEFAULT_OPSET)
+    size_mb = result.path.stat().st_size / 2**20
+    print(f"{result.metadata['arch']} -> {result.path} ({size_mb:.1f} MB, "
+          f"{result.exporter} exporter, opset {result.metadata['opset']})")
+    if not args.check:
+        return 0
+    failed = False
+    for r in check_parity(result.path, model_file):
+        shape = "x".join(map(str, r.shape))
+        print(f"parity {shape:>14}: max abs {r.max_abs:.3e}  relative {r.max_rel:.3e}  "
+              f"{'ok' if r.ok else 'FAIL'}")
+        failed |= not r.ok
+        if r.ref_max == 0:
+            print(f"warning: PyTorch's output is all zeros for the random {shape} input "
+                  "(the head ends in a ReLU), so this comparison proves little")
+    if failed:
+        print(f"error: {result.path} differs from {model_file} by more than "
+              f"{PARITY_RTOL:g} relative", file=sys.stderr)
+        return 1
+    return 0
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .inference import load_estimator
+    from .predict import predict_paths
+    estimator = load_estimator(args.model, device=resolve_device(args.device))
+    report = predict_paths(estimator, args.input, args.out, colormap=args.colormap,
+                           progress=not args.no_progress)
+    print(f"{len(report.written)} image(s) -> {args.out}; {len(report.skipped)} skipped "
+          f"(unreadable)")
+    return 0 if report.written else 1

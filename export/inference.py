@@ -1,0 +1,166 @@
+"""One inference interface, two backends: `estimator.predict(rgb_uint8) -> float32 HxW`.
+
+`depthnas predict` and the demo only see `DepthEstimator`; whether an exported
+ONNX file runs in onnxruntime or a `model.safetensors` runs in PyTorch is decided
+once, by `load_estimator(path)`.
+
+Preprocessing is the training one (`depthnas.datasets.prepare_image`):
+keep the aspect ratio, longer side about the model's image size, sides multiples
+of 32, bicubic. The prediction is resized back to the photo's original size so
+every output pixel matches an input pixel; bilinearly, not bicubically as MiDaS
+does, because cubic overshoot invents values outside the network's output range
+(negative inverse depth next to edges).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD, prepare_image
+
+_MEAN = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    source: Path
+    backend: str                 # "onnxruntime (CPUExecutionProvider)" | "pytorch (cpu)"
+    arch: str
+    space: str
+    backbone: str
+    image_size: tuple[int, int]  # (H, W) the model was trained at
+    parameters: int
+
+    @property
+    def net_size(self) -> int:
+        """Longer side of the network input."""
+        return max(self.image_size)
+
+
+class DepthEstimator(ABC):
+    """A loaded model that turns a photo into relative inverse depth (larger = nearer)."""
+
+    info: ModelInfo
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 RGB (HxW grey and RGBA accepted) -> float32 HxW at the same size."""
+        rgb = np.asarray(rgb)
+        h, w = rgb.shape[:2]
+        x = prepare_image(rgb, self.info.net_size)          # [1,3,h',w'] normalised
+        out = self._forward(x)                               # [h', w'] float32
+        if out.shape != (h, w):
+            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    @abstractmethod
+    def _forward(self, x: torch.Tensor) -> np.ndarray:
+        """ImageNet-normalised [1,3,H,W] -> raw network output [H,W]."""
+
+
+def load_torch_model(path: str | Path, device: str | torch.device = "cpu"
+                     ) -> tuple[torch.nn.Module, dict[str, Any], Path]:
+    """`depthnas.models.load_model`, with a damaged file reported by name."""
+    from safetensors import SafetensorError
+
+    from depthnas.models import load_model, resolve_model_file
+    path = resolve_model_file(path)
+    try:
+        model, meta = load_model(path, device)
+    except SafetensorError as err:
+        raise ValueError(f"{path}: not a readable safetensors model file ({err})") from err
+    return model, meta, path
+
+
+class TorchEstimator(DepthEstimator):
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
+        from depthnas.models import count_parameters
+        self.device = torch.device(device)
+        self.model, meta, self.path = load_torch_model(path, self.device)
+        self.info = ModelInfo(
+            source=self.path, backend=f"pytorch ({self.device})", arch=str(meta["arch"]),
+            space=str(meta["space"]), backbone=str(meta["backbone"]),
+            image_size=_image_size(meta, self.path), parameters=count_parameters(self.model))
+
+    @torch.inference_mode()
+    def _forward(self, x: torch.Tensor) -> np.ndarray:
+        y = self.model(x.to(self.device))
+        return y[0, 0].float().cpu().numpy()
+
+
+class OnnxEstimator(DepthEstimator):
+    """Runs a file written by `depthnas export`; its graph normalises, so it is fed [0,1]."""
+
+    def __init__(self, path: str | Path, providers: list[str] | None = None):
+        import onnxruntime as ort
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"ONNX model not found: {self.path}")
+        if providers is None:
+            # CUDA when this onnxruntime build has it, else the CPU.
+            preferred = ("CUDAExecutionProvider", "CPUExecutionProvider")
+            providers = [p for p in preferred if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(self.path), providers=providers)
+        except Exception as err:  # onnxruntime raises its own untyped Fail/InvalidGraph
+            raise ValueError(f"{self.path}: onnxruntime cannot load it ({err})") from err
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        if "image_size" not in meta or "arch" not in meta:
+            raise ValueError(f"{self.path}: no depthnas metadata (arch, image_size); "
+                             "export the model with `depthnas export`")
+        self.input_name = self.session.get_inputs()[0].name
+        self.info = ModelInfo(
+            source=self.path,
+            backend=f"onnxruntime ({self.session.get_providers()[0]})",
+            arch=meta["arch"], space=meta.get("space", ""), backbone=meta.get("backbone", ""),
+            image_size=_image_size(meta, self.path), parameters=int(meta.get("parameters", 0)))
+
+    def _forward(self, x: torch.Tensor) -> np.ndarray:
+        # prepare_image is the one definition of the inference resize; undoing its
+        # normalisation gives the resized image in [0,1] (to float rounding, ~1e-7),
+        # which is what the exported graph takes.
+        x01 = (x * _STD + _MEAN).numpy()
+        y = self.session.run(None, {self.input_name: x01})[0]
+        return np.asarray(y[0, 0], dtype=np.float32)
+
+
+def _image_size(meta: dict[str, Any], path: Path) -> tuple[int, int]:
+    raw = meta.get("image_size")
+    if isinstance(raw, str):
+        import json
+        raw = json.loads(raw)
+    try:
+        h, w = (int(v) for v in raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: metadata image_size {raw!r} is not [H, W]") from None
+    return h, w
+
+
+def load_estimator(path: str | Path, device: str = "cpu") -> DepthEstimator:
+    """An ONNX file (.onnx) runs in onnxruntime; a model file or run folder in PyTorch."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return OnnxEstimator(path)
+    return TorchEstimator(path, device=device)
+
+
+def measure_latency(estimator: DepthEstimator, runs: int = 5, warmup: int = 1) -> float:
+    """Median milliseconds of one `predict` on a random photo at the model's input size."""
+    h, w = estimator.info.image_size
+    rgb = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    for _ in range(warmup):
+        estimator.predict(rgb)
+    times = []
+    for _ in range(max(1, runs)):
+        t0 = time.perf_counter()
+        estimator.predict(rgb)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)

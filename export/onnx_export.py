@@ -1,0 +1,247 @@
+"""ONNX export of a stand-alone depth model, and its parity check against PyTorch.
+
+The file is self-contained (no `.onnx.data` beside it) and takes what any image
+library gives after a divide by 255: float32 RGB in [0, 1], NCHW, with dynamic
+batch, height and width (H and W multiples of 32, the encoder's stride). ImageNet
+normalisation is part of the graph, so a user cannot forget it. `metadata_props`
+say what the model is and how to feed it.
+
+Exporter choice (measured on torch 2.14.1, 2-core CPU, mobilenetv3_small_050):
+both exporters give a graph that matches PyTorch to ~6e-7 at several sizes,
+including bilinear/bicubic align_corners=True upsampling. The dynamo exporter
+(`torch.export` + `dynamic_shapes`) is PyTorch's maintained path, so `auto` tries
+it first; it spends ~30-40 s in symbolic-shape decompositions even for the
+smallest model, and needs a batch of 2 in the example input or it specialises
+the batch to 1. The legacy TorchScript exporter (`dynamo=False`) takes ~1-2 s and
+is deprecated; `auto` falls back to it when the dynamo exporter raises, and
+`--exporter legacy` picks it outright where export time matters (the tests).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD
+from depthnas.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+Exporter = Literal["auto", "dynamo", "legacy"]
+DEFAULT_OPSET = 18
+MIN_OPSET = 17
+INPUT_NAME = "image"
+OUTPUT_NAME = "inverse_depth"
+OUTPUT_MEANING = ("relative inverse depth (disparity up to an unknown scale and shift; "
+                  "larger = nearer), float32 [batch, 1, height, width]")
+INPUT_MEANING = ("float32 RGB in [0, 1], NCHW [batch, 3, height, width], height and width "
+                 "multiples of 32; ImageNet mean/std normalisation is inside the graph")
+PARITY_RTOL = 1e-4
+_MAX_PROTO_BYTES = 2**31 - 1  # protobuf's limit for one self-contained file
+
+
+class NormalizedDepthModel(nn.Module):
+    """[0,1] RGB in, the model's output out: normalisation baked into the graph."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        # Not "mean"/"std": the dynamo exporter also names values after ops, and an
+        # unoptimised export with a buffer called "mean" had a duplicate name.
+        self.register_buffer("imagenet_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("imagenet_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net((image - self.imagenet_mean) / self.imagenet_std)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    exporter: str          # the exporter that produced the file: "dynamo" | "legacy"
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Parity:
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float         # max |onnx - torch| / max |torch|
+    ref_max: float         # max |torch|: 0 means the comparison proves little
+
+    @property
+    def ok(self) -> bool:
+        return self.max_rel <= PARITY_RTOL
+
+
+def load_for_export(model_path: str | Path, arch: str | None = None
+                    ) -> tuple[NormalizedDepthModel, dict[str, Any], Path]:
+    """The model file's network wrapped for export; `arch`, if given, must match it."""
+    from .inference import load_torch_model
+    net, meta, path = load_torch_model(model_path, "cpu")
+    if arch:
+        from depthnas.spaces import get_space
+        space = get_space(meta["space"])
+        given = space.to_string(space.parse(arch))
+        if given != meta["arch"]:
+            raise ValueError(f"{path}: holds {meta['arch']}, but --arch says {given}; "
+                             "the model file's own architecture is used, drop --arch")
+    return NormalizedDepthModel(net).eval(), meta, path
+
+
+def onnx_metadata(meta: dict[str, Any], model: nn.Module, exporter: str,
+                  opset: int) -> dict[str, str]:
+    h, w = (int(v) for v in meta["image_size"])
+    return {
+        "format": "depthnas-onnx/1",
+        "arch": str(meta["arch"]),
+        "space": str(meta["space"]),
+        "backbone": str(meta["backbone"]),
+        "features": str(meta["features"]),
+        "image_size": json.dumps([h, w]),
+        "input": INPUT_MEANING,
+        "mean": json.dumps(list(IMAGENET_MEAN)),
+        "std": json.dumps(list(IMAGENET_STD)),
+        "output": OUTPUT_MEANING,
+        "parameters": str(sum(p.numel() for p in model.parameters())),
+        "exporter": exporter,
+        "opset": str(opset),
+    }
+
+
+def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = None,
+                exporter: Exporter = "auto", opset: int = DEFAULT_OPSET) -> ExportResult:
+    """Write one self-contained ONNX file; returns where, and which exporter made it."""
+    import onnx
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset {opset} is too old; use {MIN_OPSET} or newer")
+    model, meta, path = load_for_export(model_path, arch)
+    h, w = (int(v) for v in meta["image_size"])
+    # Batch 2: torch.export specialises a dimension whose example size is 0 or 1.
+    example = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+
+    proto, used = None, exporter
+    if exporter in ("auto", "dynamo"):
+        try:
+            proto, used = _export_dynamo(model, example, opset), "dynamo"
+        except Exception as err:  # any failure of torch.export / the ONNX translation
+            if exporter == "dynamo":
+                raise RuntimeError(f"{path}: the dynamo ONNX exporter failed: {err}") from err
+            log.warning("dynamo ONNX exporter failed (%s: %s); using the legacy exporter",
+                        type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+    if proto is None:
+        proto, used = _export_legacy(model, example, opset), "legacy"
+
+    _name_dynamic_dims(proto)
+    props = onnx_metadata(meta, model, used, opset)
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    proto.doc_string = f"depthnas {props['arch']}: {OUTPUT_MEANING}"
+    if proto.ByteSize() > _MAX_PROTO_BYTES:
+        raise ValueError(f"{path}: the model is over 2 GB and cannot be one self-contained "
+                         "ONNX file")
+    onnx.checker.check_model(proto)
+    out = atomic_write(out, lambda tmp: onnx.save_model(proto, tmp, save_as_external_data=False))
+    return ExportResult(Path(out), used, props)
+
+
+def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int):
+    from torch.export import Dim
+    batch = Dim("batch", min=1, max=1024)
+    # H = 32 * h32: the encoder needs multiples of 32, and torch.export must be told so
+    # or it refuses the shape check in DepthNet.encode. Up to 16384 px a side.
+    h32, w32 = Dim("h32", min=1, max=512), Dim("w32", min=1, max=512)
+    with _quiet_loggers("onnx_ir", "onnxscript"):  # dozens of INFO lines per pass
+        program = torch.onnx.export(
+            model, (example,), dynamo=True, opset_version=opset, external_data=False,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes={"image": {0: batch, 2: 32 * h32, 3: 32 * w32}},
+            # Keep the ONNX optimizer on (the default): it constant-folds and drops the
+            # hundreds of nodes the decompositions leave unused.
+            optimize=True, verbose=False, report=False)
+    return program.model_proto
+
+
+@contextlib.contextmanager
+def _quiet_loggers(*names: str) -> Iterator[None]:
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _export_legacy(model: nn.Module, example: torch.Tensor, opset: int):
+    buf = io.BytesIO()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        # Deprecation notice of this exporter, and TracerWarnings from the shape check
+        # in DepthNet.encode (evaluated once at trace time, which is what we want).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(model, (example,), buf, dynamo=False, opset_version=opset,
+                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+                          do_constant_folding=True)
+    import onnx
+    return onnx.load_model_from_string(buf.getvalue())
+
+
+def _name_dynamic_dims(proto) -> None:
+    """Call the dynamic dims batch/height/width on the input and output.
+
+    The dynamo exporter names them after its symbols ('32*h32', or
+    '16*TruncToInt(2.0*ToFloat(s39))' for the output); people reading the model (and
+    onnxruntime's shape checks) are better served by saying input and output share
+    them. Intermediate value_info is dropped: it still uses the old symbols and is
+    only a hint that onnxruntime recomputes.
+    """
+    names = {0: "batch", 2: "height", 3: "width"}
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        for i, dim in enumerate(value.type.tensor_type.shape.dim):
+            if i in names:
+                dim.ClearField("dim_value")
+                dim.dim_param = names[i]
+    del proto.graph.value_info[:]
+
+
+def check_parity(onnx_path: str | Path, model_path: str | Path,
+                 shapes: list[tuple[int, int, int, int]] | None = None,
+                 seed: int = 0) -> list[Parity]:
+    """Run onnxruntime and PyTorch on the same random [0,1] inputs and compare."""
+    import onnxruntime as ort
+    model, meta, _ = load_for_export(model_path)
+    if shapes is None:
+        h, w = (int(v) for v in meta["image_size"])
+        # Two sizes, the second with another batch and aspect ratio: the dynamic axes.
+        shapes = [(1, 3, h, w), (2, 3, h + 64, w + 32)]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    gen = torch.Generator().manual_seed(seed)
+    results = []
+    for shape in shapes:
+        x = torch.rand(*shape, generator=gen)
+        with torch.inference_mode():
+            ref = model(x).numpy()
+        got = session.run(None, {name: x.numpy()})[0]
+        if got.shape != ref.shape:
+            raise ValueError(f"{onnx_path}: output shape {got.shape} for input {shape}, "
+                             f"PyTorch gives {ref.shape}")
+        diff = float(np.abs(got.astype(np.float64) - ref).max())
+        scale = float(np.abs(ref).max())
+        rel = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
+        results.append(Parity(tuple(shape), diff, rel, scale))
+    return results

@@ -1,0 +1,62 @@
+"""`depthnas predict`: depth maps for one image or a folder of them.
+
+A folder is read non-recursively, files with an image suffix in name order. A file
+that cannot be decoded is reported and skipped; the run goes on and ends with a
+count, so one bad photo in a thousand does not cost the other 999.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .images import DEFAULT_COLORMAP, IMAGE_SUFFIXES, ImageReadError, read_rgb, save_prediction
+from .inference import DepthEstimator
+
+
+@dataclass
+class PredictReport:
+    written: dict[Path, dict[str, Path]] = field(default_factory=dict)  # input -> outputs
+    skipped: list[tuple[Path, str]] = field(default_factory=list)       # input, reason
+
+
+def collect_inputs(path: str | Path) -> list[Path]:
+    """A file is taken as given (a bad one is reported later); a folder gives its images."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.iterdir()
+                      if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    raise FileNotFoundError(f"input not found: {path}")
+
+
+def unique_stems(paths: list[Path]) -> dict[Path, str]:
+    """Output name stems; `a.jpg` and `a.png` in one folder get `a_jpg` and `a_png`."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    return {p: p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
+            for p in paths}
+
+
+def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | Path, *,
+                  colormap: str = DEFAULT_COLORMAP, progress: bool = True) -> PredictReport:
+    paths = collect_inputs(inputs)
+    if not paths:
+        raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    stems = unique_stems(paths)
+    report = PredictReport()
+    bar = tqdm(paths, desc="predict", unit="img", disable=not progress or len(paths) == 1)
+    for path in bar:
+        try:
+            rgb = read_rgb(path)
+        except ImageReadError as err:
+            report.skipped.append((path, str(err)))
+            tqdm.write(f"skipped {err}", file=sys.stderr)
+            continue
+        depth = estimator.predict(rgb)
+        report.written[path] = save_prediction(depth, out_dir, stems[path], colormap)
+    return report

@@ -1,0 +1,82 @@
+"""The Gradio demo, called over HTTP with gradio_client as any API user would."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from depthnas.app.demo import EXAMPLES, find_latest_run
+from depthnas.cli import main
+
+pytest_plugins = ["fixtures_models"]
+# Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
+
+
+@pytest.fixture(scope="module")
+def client(demo_server, tmp_path_factory: pytest.TempPathFactory) -> Client:
+    return Client(demo_server.url, verbose=False,
+                  download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+def test_predict_over_the_api(client: Client, photos: Path) -> None:
+    (before, depth), files, status = client.predict(handle_file(str(photos / "coffee.jpg")),
+                                                    api_name="/predict")
+    h, w = 134, 200
+    assert Image.open(before).size == (w, h)
+    depth_rgb = np.asarray(Image.open(depth).convert("RGB"))
+    assert depth_rgb.shape == (h, w, 3) and depth_rgb.std() > 0
+    names = sorted(Path(f).name for f in files)
+    assert names == ["coffee-depth.npy", "coffee-depth16.png"]
+    png16 = cv2.imread(next(f for f in files if f.endswith(".png")), cv2.IMREAD_UNCHANGED)
+    raw = np.load(next(f for f in files if f.endswith(".npy")))
+    assert png16.dtype == np.uint16 and png16.shape == raw.shape == (h, w)
+    assert png16.min() == 0 and png16.max() == 65535
+    assert "coffee.jpg" in status and "ms" in status
+
+
+def test_non_image_gets_a_message(client: Client, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(Exception, match="notes.txt is not an image"):
+        client.predict(handle_file(str(notes)), api_name="/predict")
+
+
+def test_oversized_image_gets_a_message(client: Client, tmp_path: Path) -> None:
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (4100, 8)).save(wide)           # few bytes, too many pixels a side
+    with pytest.raises(Exception, match="4100×8 px; the limit is 4096"):
+        client.predict(handle_file(str(wide)), api_name="/predict")
+    # ... and the server still answers afterwards.
+    small = tmp_path / "small.png"
+    Image.new("RGB", (40, 30), (120, 80, 40)).save(small)
+    (_, depth), _, _ = client.predict(handle_file(str(small)), api_name="/predict")
+    assert Image.open(depth).size == (40, 30)
+
+
+def test_page_shows_model_card_and_examples(demo_server) -> None:
+    import httpx
+    page = httpx.get(demo_server.url, timeout=30).text
+    card = "### Model"
+    assert card in page and demo_server.demo.estimator.info.arch in page
+    assert "Latency" in page and "Parameters" in page
+    assert sorted(p.name for p in demo_server.examples_dir.glob("*.png")) == sorted(
+        f"{n}.png" for n in EXAMPLES)
+
+
+def test_newest_run_is_found(tmp_path: Path, make_model) -> None:
+    assert find_latest_run(tmp_path / "runs") is None
+    old = make_model(tmp_path / "runs" / "a" / "best" / "model.safetensors")
+    new = make_model(tmp_path / "runs" / "b" / "best" / "model.safetensors")
+    os.utime(old, (1_000_000, 1_000_000))
+    assert find_latest_run(tmp_path / "runs") == new.parent.parent
+
+
+def test_demo_without_a_run_says_how_to_make_one(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--runs", str(tmp_path / "runs")]) == 2
+    assert "make search" in capsys.readouterr().err

@@ -1,0 +1,91 @@
+"""`depthnas export`: one self-contained ONNX file, dynamic shapes, metadata, parity."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from depthnas.cli import main
+from depthnas.export.onnx_export import check_parity, export_onnx, load_for_export
+
+pytest_plugins = ["fixtures_models"]
+
+
+def _dims(value) -> list:
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def test_cli_export_with_check(run_dir: Path, arch: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "model.onnx"
+    rc = main(["export", "--run", str(run_dir), "--out", str(out), "--check",
+               "--exporter", "legacy"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no .onnx.data
+    parity = [line for line in text.splitlines() if line.startswith("parity")]
+    assert len(parity) == 2 and all(line.endswith("ok") for line in parity), text
+    assert "max abs" in parity[0] and "relative" in parity[0]
+
+    proto = onnx.load(str(out), load_external_data=False)
+    onnx.checker.check_model(proto)
+    assert max(op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")) >= 17
+    assert _dims(proto.graph.input[0]) == ["batch", 3, "height", "width"]
+    assert _dims(proto.graph.output[0]) == ["batch", 1, "height", "width"]
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert props["arch"] == arch
+    assert props["space"] == "v2-nonsync"
+    assert props["backbone"] == "mobilenetv3_small_050"
+    assert json.loads(props["image_size"]) == [64, 64]
+    assert json.loads(props["mean"]) == pytest.approx([0.485, 0.456, 0.406])
+    assert json.loads(props["std"]) == pytest.approx([0.229, 0.224, 0.225])
+    assert "relative inverse depth" in props["output"]
+    assert "[0, 1]" in props["input"]
+    assert int(props["parameters"]) > 0
+
+
+def test_parity_at_other_sizes(onnx_file: Path, model_file: Path) -> None:
+    # Batch 3 and non-square sizes the export never saw: the axes really are dynamic.
+    for r in check_parity(onnx_file, model_file, shapes=[(3, 3, 32, 96), (1, 3, 160, 64)]):
+        assert r.ok and r.max_rel < 1e-4, r
+
+
+def test_check_detects_a_different_model(onnx_file: Path, make_model, tmp_path: Path) -> None:
+    other = make_model(tmp_path / "other.safetensors", seed=1)
+    results = check_parity(onnx_file, other)
+    assert not any(r.ok for r in results)
+
+
+def test_arch_flag_must_match_the_model_file(model_file: Path, arch: str) -> None:
+    _, meta, _ = load_for_export(model_file, arch=arch)
+    assert meta["arch"] == arch
+    wrong = arch.replace("c3,skip,none,c1,ap+bic", "c1,skip,none,c1,ap+bic")
+    with pytest.raises(ValueError, match=str(model_file)):
+        load_for_export(model_file, arch=wrong)
+
+
+def test_unreadable_model_files_are_named(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "missing.safetensors"
+    assert main(["export", "--checkpoint", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+    bogus = tmp_path / "bogus.safetensors"
+    bogus.write_bytes(b"not safetensors")
+    assert main(["export", "--checkpoint", str(bogus)]) == 2
+    assert str(bogus) in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.environ.get("DEPTHNAS_SLOW_TESTS") != "1",
+                    reason="the dynamo exporter takes ~40 s on 2 cores; "
+                           "set DEPTHNAS_SLOW_TESTS=1 to run it")
+def test_dynamo_exporter(model_file: Path, tmp_path: Path) -> None:
+    result = export_onnx(model_file, tmp_path / "dyn.onnx", exporter="dynamo")
+    assert result.exporter == "dynamo"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dyn.onnx"]
+    proto = onnx.load(str(result.path), load_external_data=False)
+    assert _dims(proto.graph.input[0]) == ["batch", 3, "height", "width"]
+    results = check_parity(result.path, model_file, shapes=[(1, 3, 64, 64), (2, 3, 96, 128)])
+    assert all(r.ok for r in results), results
+    assert np.isfinite([r.max_abs for r in results]).all()

@@ -1,0 +1,110 @@
+"""`depthnas predict` and the two inference backends behind it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from depthnas.cli import main
+from depthnas.export.images import colorize, read_rgb, to_uint16
+from depthnas.export.inference import OnnxEstimator, TorchEstimator, load_estimator
+
+pytest_plugins = ["fixtures_models"]
+
+SIZES = {"coffee": (134, 200), "astro": (100, 77), "ramp16": (50, 90)}  # (H, W)
+
+
+def test_predict_folder_skips_the_corrupt_file(onnx_file: Path, photos: Path,
+                                               tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    rc = main(["predict", "--model", str(onnx_file), "--input", str(photos),
+               "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "3 image(s)" in captured.out and "1 skipped" in captured.out
+    assert "corrupt.jpg" in captured.err          # reported, by name
+    assert not list(out.glob("corrupt*")) and not list(out.glob("README*"))
+    for stem, (h, w) in SIZES.items():
+        color = cv2.imread(str(out / f"{stem}-depth.png"), cv2.IMREAD_UNCHANGED)
+        png16 = cv2.imread(str(out / f"{stem}-depth16.png"), cv2.IMREAD_UNCHANGED)
+        raw = np.load(out / f"{stem}-depth.npy")
+        assert color.shape == (h, w, 3) and color.dtype == np.uint8
+        assert png16.shape == (h, w) and png16.dtype == np.uint16
+        assert raw.shape == (h, w) and raw.dtype == np.float32
+        # Full range, min-max scaled: the 16-bit file is a monotone map of the raw output.
+        assert png16.min() == 0 and png16.max() == 65535
+        assert png16.flat[np.argmax(raw)] == 65535 and png16.flat[np.argmin(raw)] == 0
+
+
+def test_all_unreadable_is_an_error(onnx_file: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert main(["predict", "--model", str(onnx_file), "--input", str(bad),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 1
+
+
+def test_backends_agree(onnx_file: Path, run_dir: Path, photos: Path) -> None:
+    onnx_est, torch_est = load_estimator(onnx_file), load_estimator(run_dir)
+    assert isinstance(onnx_est, OnnxEstimator) and isinstance(torch_est, TorchEstimator)
+    assert onnx_est.info.arch == torch_est.info.arch
+    assert onnx_est.info.parameters == torch_est.info.parameters
+    rgb = read_rgb(photos / "coffee.jpg")
+    a, b = onnx_est.predict(rgb), torch_est.predict(rgb)
+    assert a.shape == b.shape == rgb.shape[:2]
+    assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
+
+
+def test_predict_with_a_model_file_and_one_image(model_file: Path, photos: Path,
+                                                 tmp_path: Path) -> None:
+    rc = main(["predict", "--model", str(model_file), "--input", str(photos / "astro.png"),
+               "--out", str(tmp_path)])
+    assert rc == 0
+    assert np.load(tmp_path / "astro-depth.npy").shape == SIZES["astro"]
+
+
+def test_read_rgb_keeps_16_bit_grey_and_drops_alpha(photos: Path) -> None:
+    ramp = read_rgb(photos / "ramp16.png")
+    assert ramp.shape == (50, 90, 3) and ramp.dtype == np.uint8
+    assert ramp.min() == 0 and ramp.max() == 255        # scaled, not clipped at 255
+    assert read_rgb(photos / "astro.png").shape == (100, 77, 3)
+
+
+def test_same_stem_gets_distinct_names(onnx_file: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(src / "a.png")
+    Image.fromarray(pixels).save(src / "a.jpg")
+    assert main(["predict", "--model", str(onnx_file), "--input", str(src),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert {p.name for p in (tmp_path / "out").glob("*.npy")} == {"a_png-depth.npy",
+                                                                  "a_jpg-depth.npy"}
+
+
+def test_colour_and_16_bit_scaling() -> None:
+    d = np.array([[1.0, 2.0], [3.0, 5.0]], np.float32)
+    assert to_uint16(d).tolist() == [[0, 16384], [32768, 65535]]
+    assert to_uint16(np.full((2, 2), 7.0)).max() == 0      # constant: no division by zero
+    c = colorize(d)
+    assert c.shape == (2, 2, 3) and c.dtype == np.uint8
+    assert c[1, 1].sum() > c[0, 0].sum()                   # inferno: near is bright
+
+
+def test_missing_model_is_named(photos: Path, tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "nope.onnx"
+    assert main(["predict", "--model", str(missing), "--input", str(photos),
+                 "--out", str(tmp_path)]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_onnx_without_metadata_is_rejected(onnx_file: Path, tmp_path: Path) -> None:
+    import onnx
+    proto = onnx.load(str(onnx_file))
+    del proto.metadata_props[:]
+    plain = tmp_path / "plain.onnx"
+    onnx.save(proto, str(plain))
+    with pytest.raises(ValueError, match="plain.onnx"):
+        OnnxEstimator(plain)
