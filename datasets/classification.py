@@ -73,8 +73,11 @@ def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
 class _ArrayUnpickler(pickle.Unpickler):
     """Admits the globals a numpy array needs and nothing else."""
 
-    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
-               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+    # Arrays pickled by numpy 1.x or 2.x (protocol <= 4: _reconstruct; 5: _frombuffer),
+    # and bytes pickled by Python 3 at protocol 2 (_codecs.encode); none of these runs code.
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:

@@ -46,6 +46,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, type=typ, default=None, help=help_)
     p.add_argument("--no-landmarks", action="store_true", help="plain SPOS (same total epochs)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the backbone (first steps are slower while it compiles)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted in the log)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config field, e.g. --set search.population=20")
@@ -67,6 +69,8 @@ def build_config(args: argparse.Namespace) -> Config:
         updates.append("landmarks.enabled=false")
     if args.channels_last:
         updates += ["supernet.channels_last=true", "standalone.channels_last=true"]
+    if args.compile:
+        updates += ["supernet.compile=true", "standalone.compile=true"]
     if args.skip_bad:
         updates.append("data.skip_bad=true")
     config_mod.apply_dotted(cfg, updates + list(args.set))
@@ -77,6 +81,13 @@ def _guard_out(out: Path, resume: bool, marker: str) -> None:
     if (out / marker).exists() and not resume:
         raise SystemExit(f"error: {out} already holds a run; pass --resume to continue it "
                          "or choose another --out")
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. "File name too long" for a DARTS Genotype(...) string
+        return False
 
 
 # ---- commands ---------------------------------------------------------------------
@@ -94,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .standalone import train_standalone
     from .trainer import seed_everything
     cfg = build_config(args)
-    text = Path(args.arch).read_text() if Path(args.arch).is_file() else args.arch
+    text = Path(args.arch).read_text() if _is_file(args.arch) else args.arch
     if text.strip().startswith("{"):
         cfg.space = json.loads(text).get("space", cfg.space)
     elif ":" in text:

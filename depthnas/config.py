@@ -21,11 +21,17 @@ class ModelConfig:
     features: int = 64
     backbone_weights: str | None = None      # local .safetensors / .pth; random init if None
     first_block_input: str = "duplicate"     # paper: duplicate the encoder feature; or "zeros"
+    # Classification spaces (nb201, darts); the depth spaces ignore these.
+    channels: int = 16                       # C: stem/first-stage channels (NAS-Bench-201: 16)
+    cells_per_stage: int = 5                 # nb201: N cells per stage (benchmark: 5)
+    darts_layers: int = 5                    # darts: total cells, reductions at 1/3 and 2/3
+    num_classes: int = 10                    # digits and CIFAR-10 both have 10
 
 
 @dataclass
 class DataConfig:
     spec: str = "synthetic"                  # synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH
+                                             # classification spaces: digits | cifar10:PATH
     image_size: tuple[int, int] = (256, 256)
     synthetic_samples: int = 512
     val_fraction: float = 0.15
@@ -49,6 +55,7 @@ class TrainConfig:
     loss: str = "ssi"                        # ssi | ssi-image | ssitrim
     precision: str = "fp32"                  # fp32 | bf16 (autocast)
     channels_last: bool = False
+    compile: bool = False                    # torch.compile the backbone (see trainer.compile_model)
     log_every: int = 10
 
 

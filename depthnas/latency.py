@@ -15,7 +15,7 @@ from .models import model_kwargs
 def measure_latency(space: SearchSpace, arch: Arch, cfg: Config, device: torch.device,
                     repeats: int = 5, warmup: int = 2) -> float:
     """Median milliseconds of one forward pass at the configured image size, batch 1."""
-    kw = dict(model_kwargs(cfg.model), backbone_weights=None)
+    kw = dict(model_kwargs(cfg.model, space), backbone_weights=None)
     model = space.build_fixed(arch, **kw).to(device).eval()
     x = torch.randn(1, 3, *cfg.data.image_size, device=device)
     times = []

@@ -19,7 +19,16 @@ from .config import ModelConfig
 FORMAT = "depthnas-model/1"
 
 
-def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
+def is_classification(space: SearchSpace | None) -> bool:
+    return space is not None and getattr(space, "task_kind", "depth") == "classification"
+
+
+def model_kwargs(cfg: ModelConfig, space: SearchSpace | None = None) -> dict[str, Any]:
+    """Constructor arguments of `space`'s models. Each classification space names
+    the ModelConfig fields it takes (`space.model_kwargs`); depth spaces, and callers
+    that pass no space, get the decoder settings."""
+    if is_classification(space):
+        return space.model_kwargs(cfg)  # type: ignore[union-attr]
     return {"backbone": cfg.backbone, "features": cfg.features,
             "backbone_weights": cfg.backbone_weights,
             "first_block_input": cfg.first_block_input}
@@ -27,10 +36,16 @@ def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
 
 def model_metadata(space: SearchSpace, arch: Arch | None, cfg: ModelConfig,
                    image_size: tuple[int, int] | list[int], task: str = "depth") -> dict[str, Any]:
-    return {"format": FORMAT, "task": task, "space": space.name,
+    meta = {"format": FORMAT, "task": task, "space": space.name,
             "arch": space.to_string(arch) if arch is not None else "",
             "backbone": cfg.backbone, "features": cfg.features,
             "first_block_input": cfg.first_block_input, "image_size": list(image_size)}
+    if is_classification(space):
+        # These models see fixed-size images whatever data.image_size says, and are
+        # rebuilt from their own settings, not the decoder's.
+        meta.update(image_size=list(getattr(space, "input_size", image_size)),
+                    model=space.model_kwargs(cfg))  # type: ignore[attr-defined]
+    return meta
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -39,7 +54,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def path_parameters(space: SearchSpace, arch: Arch, cfg: ModelConfig) -> int:
     """Parameters of the stand-alone model of `arch`, without allocating it."""
-    kw = dict(model_kwargs(cfg), backbone_weights=None)
+    kw = dict(model_kwargs(cfg, space), backbone_weights=None)
     with torch.device("meta"):
         return count_parameters(space.build_fixed(arch, **kw))
 
@@ -71,6 +86,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     arch = space.parse(meta["arch"])
     cfg = ModelConfig(backbone=meta["backbone"], features=int(meta["features"]),
                       first_block_input=meta.get("first_block_input", "duplicate"))
-    model = space.build_fixed(arch, **model_kwargs(cfg))
+    # Classification models record their constructor arguments as they were built.
+    if is_classification(space) and not isinstance(meta.get("model"), dict):
+        raise ValueError(f"{path}: a {space.name} model file needs its 'model' settings in the metadata")
+    kw = dict(meta["model"]) if is_classification(space) else model_kwargs(cfg)
+    model = space.build_fixed(arch, **kw)
     load_weights(path, model)
     return model.to(device).eval(), meta

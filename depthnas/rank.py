@@ -56,7 +56,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
         raise ValueError(f"{truth_path}: fewer than two non-landmark architectures of space "
                          f"{space.name} ({foreign} entries belong to other spaces)")
     device = resolve_device(cfg.device)
-    supernet = space.build_supernet(**model_kwargs(cfg.model)).to(device)
+    supernet = space.build_supernet(**model_kwargs(cfg.model, space)).to(device)
     Checkpointer(run / "checkpoints").load(supernet)
     splits = load_splits(cfg)
     evaluator = PathEvaluator(supernet, make_task(space, cfg.supernet.loss), splits.train,

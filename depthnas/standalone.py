@@ -7,6 +7,7 @@ whose result.json matches the architecture and recipe is reused, not retrained.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import re
 import time
@@ -15,14 +16,14 @@ from typing import Any
 
 import torch
 
-from depthnas.spaces import Arch, SearchSpace
+from depthnas.spaces import Arch, SearchSpace, get_space
 
 from . import config as config_mod
 from .checkpoint import save_model
 from .config import Config
 from .evaluation import evaluate_fixed
 from .io import atomic_write_json
-from .models import count_parameters, model_kwargs, model_metadata
+from .models import count_parameters, is_classification, model_kwargs, model_metadata
 from .task import make_task
 from .trainer import Trainer, resolve_device
 
@@ -30,16 +31,28 @@ from .trainer import Trainer, resolve_device
 def recipe(cfg: Config) -> dict[str, Any]:
     """What makes two stand-alone losses comparable."""
     t = cfg.standalone
-    return {"space": cfg.space, "data": cfg.data.spec, "image_size": list(cfg.data.image_size),
-            "synthetic_samples": cfg.data.synthetic_samples, "backbone": cfg.model.backbone,
-            "backbone_weights": cfg.model.backbone_weights, "features": cfg.model.features,
-            "epochs": t.epochs, "steps_per_epoch": t.steps_per_epoch, "lr": t.lr,
-            "backbone_lr": t.backbone_lr, "loss": t.loss, "batch_size": cfg.data.batch_size,
-            "seed": cfg.seed}
+    rec = {"space": cfg.space, "data": cfg.data.spec, "image_size": list(cfg.data.image_size),
+           "synthetic_samples": cfg.data.synthetic_samples, "backbone": cfg.model.backbone,
+           "backbone_weights": cfg.model.backbone_weights, "features": cfg.model.features,
+           "epochs": t.epochs, "steps_per_epoch": t.steps_per_epoch, "lr": t.lr,
+           "backbone_lr": t.backbone_lr, "loss": t.loss, "batch_size": cfg.data.batch_size,
+           "seed": cfg.seed}
+    # Classification models are sized by their own settings (channels, cells), not
+    # backbone/features; added only for them so depth landmark stores keep matching.
+    space = get_space(cfg.space)
+    if is_classification(space):
+        rec["model"] = model_kwargs(cfg.model, space)
+    return rec
 
 
 def arch_slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+    # A file name stops at 255 bytes. Only longer slugs (DARTS genotypes, ~330) are
+    # cut, to a readable prefix plus a hash of the whole string; shorter ones (every
+    # depth and NB201 architecture) stay as they were, so existing run folders resolve.
+    if len(slug) > 200:
+        slug = f"{slug[:150]}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return slug
 
 
 def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
@@ -57,7 +70,7 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     out_dir.mkdir(parents=True, exist_ok=True)
     config_mod.dump(cfg, out_dir / "config.yaml")
     task = make_task(space, cfg.standalone.loss)
-    model = space.build_fixed(arch, **model_kwargs(cfg.model))
+    model = space.build_fixed(arch, **model_kwargs(cfg.model, space))
     meta = model_metadata(space, arch, cfg.model, cfg.data.image_size, task.name)
     trainer = Trainer(model, task, cfg.standalone, splits.train, out_dir=out_dir,
                       total_epochs=cfg.standalone.epochs, seed=cfg.seed, device=device,

@@ -44,14 +44,42 @@ class DepthTask:
         return float(self.loss(output, batch)) * n, n
 
 
+class ClassificationTask:
+    """Image classification: cross-entropy to train; the search ranks by validation
+    accuracy. The machinery minimises, so `score` is the error rate (1 - accuracy)
+    and a stand-alone "val_loss" of a classification run is an error rate in [0, 1]."""
+
+    name = "classification"
+    # TrainConfig.loss defaults to the depth loss; it means "the task's own loss" here.
+    LOSS_NAMES = ("ce", "cross_entropy", "ssi")
+
+    def __init__(self, loss: str = "ce"):
+        if loss not in self.LOSS_NAMES:
+            raise ValueError(f"classification spaces train with cross-entropy; loss {loss!r} is a "
+                             "depth loss (leave supernet.loss / standalone.loss unset, or 'ce')")
+
+    def inputs(self, batch: dict[str, Any]) -> torch.Tensor:
+        return batch["image"]
+
+    def loss(self, output: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        return nn.functional.cross_entropy(output.float(), batch["label"])
+
+    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[float, int]:
+        wrong = (output.argmax(dim=1) != batch["label"]).sum()
+        return float(wrong), output.shape[0]
+
+
 def move(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
             for k, v in batch.items()}
 
 
 def make_task(space, loss: str = "ssi") -> Task:
-    """The task a space's models solve (depth spaces output inverse depth maps)."""
+    """The task a space's models solve: depth spaces output inverse depth maps,
+    classification spaces (`task_kind = "classification"`) class logits."""
     kind = getattr(space, "task_kind", "depth")
     if kind == "depth":
         return DepthTask(loss)
+    if kind == "classification":
+        return ClassificationTask(loss)
     raise ValueError(f"space {space.name!r} has unsupported task kind {kind!r}")

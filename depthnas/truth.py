@@ -3,6 +3,15 @@
 Accepted forms: JSON {"arch": loss}, {"arch": {"mean": loss, ...}}, a landmark
 store {"entries": [{"arch", "val_loss"}]}, a list of such entries, a benchmark
 table {"architectures": {...}}, or CSV with columns arch,val_loss (or arch,mean).
+
+Lower is better everywhere, except for accuracies: an entry (JSON key or CSV
+column) named `accuracy` holds a top-1 accuracy in percent, as NAS-Bench-201
+reports it, and is stored as the error rate 1 - accuracy / 100 in [0, 1]. That
+is the unit a classification space's stand-alone training records (its
+validation score is the error rate), so table values and trained values rank
+together. An entry with both a loss key and `accuracy` uses the loss key. A table
+whose accuracies are all <= 1 is refused: those look like fractions, and reading
+them as percent would silently turn 93% into 0.93%.
 """
 from __future__ import annotations
 
@@ -12,29 +21,48 @@ from pathlib import Path
 from typing import Any
 
 LOSS_KEYS = ("mean", "val_loss", "loss", "score")
+ACCURACY_KEYS = ("accuracy",)
 
 
-def _value(arch: str, v: Any, path: Path) -> float:
+def _value(arch: str, v: Any, path: Path, accuracies: list[float]) -> float:
     if isinstance(v, (int, float)):
         return float(v)
     if isinstance(v, dict):
         for k in LOSS_KEYS:
             if k in v:
                 return float(v[k])
-    raise ValueError(f"{path}: entry {arch!r} has no loss (expected a number or one of {LOSS_KEYS})")
+        for k in ACCURACY_KEYS:
+            if k in v:
+                acc = float(v[k])
+                if not 0.0 <= acc <= 100.0:
+                    raise ValueError(f"{path}: entry {arch!r} has {k} {acc}; expected percent in [0, 100]")
+                accuracies.append(acc)
+                return 1.0 - acc / 100.0
+    raise ValueError(f"{path}: entry {arch!r} has no loss (expected a number or one of "
+                     f"{LOSS_KEYS}, or an accuracy in percent under {ACCURACY_KEYS})")
+
+
+def _check_percent(accuracies: list[float], path: Path) -> None:
+    if accuracies and max(accuracies) <= 1.0:
+        raise ValueError(f"{path}: every accuracy is <= 1, which looks like fractions; "
+                         "'accuracy' is in percent (multiply by 100)")
 
 
 def load_truth(path: str | Path) -> dict[str, float]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"truth table not found: {path}")
+    accuracies: list[float] = []
     if path.suffix.lower() == ".csv":
         with open(path, newline="") as fh:
             rows = list(csv.DictReader(fh))
         if not rows or "arch" not in rows[0]:
             raise ValueError(f"{path}: CSV needs a header with an 'arch' column")
-        return {r["arch"]: _value(r["arch"], {k: float(v) for k, v in r.items()
-                                              if k in LOSS_KEYS and v}, path) for r in rows}
+        keys = LOSS_KEYS + ACCURACY_KEYS
+        table = {r["arch"]: _value(r["arch"], {k: float(v) for k, v in r.items() if k in keys and v},
+                                   path, accuracies) for r in rows}
+        _check_percent(accuracies, path)
+        return table
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -44,7 +72,10 @@ def load_truth(path: str | Path) -> dict[str, float]:
     if isinstance(data, dict) and "entries" in data:
         data = data["entries"]
     if isinstance(data, list):
-        return {e["arch"]: _value(e["arch"], e, path) for e in data}
-    if isinstance(data, dict):
-        return {k: _value(k, v, path) for k, v in data.items()}
-    raise ValueError(f"{path}: unrecognised truth table layout")
+        table = {e["arch"]: _value(e["arch"], e, path, accuracies) for e in data}
+    elif isinstance(data, dict):
+        table = {k: _value(k, v, path, accuracies) for k, v in data.items()}
+    else:
+        raise ValueError(f"{path}: unrecognised truth table layout")
+    _check_percent(accuracies, path)
+    return table

@@ -33,6 +33,11 @@ def _register_builtin() -> None:
         for sync in (True, False):
             space_name = f"v{version}-{'sync' if sync else 'nonsync'}"
             register_space(space_name, lambda v=version, s=sync: DepthSpace(v, s))
+    # Classification cell spaces (paper section 5.1-5.2) on the same machinery.
+    from .darts.space import DartsSpace
+    from .nb201.space import NB201Space
+    register_space("nb201", NB201Space)
+    register_space("darts", DartsSpace)
 
 
 _register_builtin()

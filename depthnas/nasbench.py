@@ -1,0 +1,162 @@
+"""Ground truth for the nb201 space from a NAS-Bench-201 / NATS-Bench benchmark
+file the user already owns (this tool downloads nothing).
+
+    python -m depthnas.nasbench BENCHMARK --all --out nb201_truth.json
+    depthnas search --space nb201 --data cifar10:PATH --set search.truth_table=nb201_truth.json
+
+BENCHMARK is either
+  * a NATS-Bench topology file or its fast-mode folder (NATS-tss-v1_0-3ffb9*),
+    read with the `nats_bench` package, or
+  * a NAS-Bench-201 `.pth` file (NAS-Bench-201-v1_*.pth), read with `nas_201_api`.
+Neither package is a dependency: each is imported only here, when needed. Both
+load their files with pickle / torch.load, so only open files you trust.
+
+The exported table maps each canonical NB201 string to {"accuracy": percent},
+the benchmark's mean over seeds (is_random=False) after the last epoch; by default
+the validation accuracy of the `cifar10-valid` protocol with the 200-epoch
+schedule, the setting NAS-Bench-201 searches with. `depthnas.truth` reads
+`accuracy` as the error rate 1 - accuracy/100, the unit of the space's own
+stand-alone results. Export every architecture the run may train (e.g. --all):
+the search uses the table where it has an entry and trains otherwise, and
+benchmark numbers do not rank together with a different training recipe's.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import random
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from depthnas.spaces import get_space
+
+from .io import atomic_write_json
+
+DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
+SETS = ("valid", "test", "valtest", "train")
+
+
+PIP_NAMES = {"nats_bench": "nats_bench", "nas_201_api": "nas-bench-201"}
+
+
+def _import(module: str, what: str) -> Any:
+    try:
+        return __import__(module)
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise
+        raise ImportError(f"reading {what} needs the optional module `{module}`, which is not "
+                          f"installed (pip install {PIP_NAMES[module]})") from None
+
+
+def open_benchmark(path: str | Path) -> Any:
+    """The benchmark API object for `path` (see the module docstring for the formats)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"benchmark file not found: {path} (a NATS-Bench NATS-tss-* file or "
+                                "folder, or a NAS-Bench-201 .pth file; nothing is downloaded)")
+    if path.suffix == ".pth":
+        api_mod = _import("nas_201_api", f"the NAS-Bench-201 file {path}")
+        return api_mod.NASBench201API(str(path), verbose=False)
+    nats = _import("nats_bench", f"the NATS-Bench benchmark {path}")
+    # A folder is the fast-mode archive (one small file per architecture).
+    return nats.create(str(path), "tss", fast_mode=path.is_dir(), verbose=False)
+
+
+def _more_info(api: Any, index: int, dataset: str, hp: str) -> dict[str, Any]:
+    # nats_bench and nas_201_api >= 2.0 take hp; nas_201_api 1.x a 12-epoch flag instead.
+    params = inspect.signature(api.get_more_info).parameters
+    if "hp" in params:
+        return api.get_more_info(index, dataset, iepoch=None, hp=hp, is_random=False)
+    if hp not in ("12", "200"):
+        raise ValueError(f"this nas_201_api version has only the 12- and 200-epoch results, not hp={hp}")
+    return api.get_more_info(index, dataset, iepoch=None, use_12epochs_result=hp == "12", is_random=False)
+
+
+def query_accuracy(api: Any, arch: str, *, dataset: str = "cifar10-valid", hp: str = "200",
+                   setname: str = "valid") -> float:
+    """Top-1 accuracy in percent of `arch` (an NB201 string) on `setname`."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown benchmark dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    index = api.query_index_by_arch(arch)
+    if index is None or index < 0:
+        raise ValueError(f"architecture {arch} is not in the benchmark")
+    info = _more_info(api, int(index), dataset, str(hp))
+    key = f"{setname}-accuracy"
+    if info.get(key) is None:
+        have = sorted(k for k in info if k.endswith("-accuracy"))
+        raise ValueError(f"the benchmark has no {key} for {dataset} (it has {', '.join(have)})")
+    return float(info[key])
+
+
+def architectures(indices: Iterable[int]) -> list[str]:
+    """NB201 strings of the given indices into the space's genes in mixed-radix order."""
+    space = get_space("nb201")
+    radix = space.gene_choices()
+    out = []
+    for i in indices:
+        genes = []
+        for n in reversed(radix):
+            i, g = divmod(i, n)
+            genes.append(g)
+        out.append(space.to_string(space.make(genes[::-1])))
+    return out
+
+
+def all_architectures() -> list[str]:
+    """All 15,625 NB201 strings."""
+    return architectures(range(get_space("nb201").size()))
+
+
+def export_truth(benchmark: str | Path | Any, archs: Iterable[str], out: str | Path, *,
+                 dataset: str = "cifar10-valid", hp: str = "200", setname: str = "valid") -> dict[str, Any]:
+    """Write a truth table JSON for `archs` and return it. `benchmark` is a path, or
+    an already opened API object (opening a full benchmark takes minutes)."""
+    space = get_space("nb201")
+    api = open_benchmark(benchmark) if isinstance(benchmark, (str, Path)) else benchmark
+    table: dict[str, dict[str, float]] = {}
+    for text in archs:
+        arch = space.to_string(space.from_string(text))  # canonical: the search looks this up
+        table[arch] = {"accuracy": query_accuracy(api, arch, dataset=dataset, hp=hp, setname=setname)}
+    data = {"source": str(benchmark) if isinstance(benchmark, (str, Path)) else type(api).__name__,
+            "space": space.name, "dataset": dataset, "hp": str(hp), "metric": f"{setname}-accuracy",
+            "unit": "accuracy in percent; read as error = 1 - accuracy / 100",
+            "architectures": table}
+    atomic_write_json(out, data)
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m depthnas.nasbench",
+                                description="Export an nb201 truth table from a benchmark file you own.")
+    p.add_argument("benchmark", help="NATS-tss-* file/folder or NAS-Bench-201-v1_*.pth")
+    p.add_argument("--out", required=True, help="truth table JSON to write")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--archs", help="text file: one NB201 architecture string per line")
+    which.add_argument("--all", action="store_true", help="all 15,625 architectures")
+    which.add_argument("--random", type=int, metavar="N", help="N architectures sampled uniformly")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random")
+    p.add_argument("--dataset", default="cifar10-valid", choices=DATASETS)
+    p.add_argument("--hp", default="200", help="training schedule: 12 or 200 (epochs)")
+    p.add_argument("--set", dest="setname", default="valid", choices=SETS, help="evaluation split")
+    args = p.parse_args(argv)
+    try:
+        if args.archs:
+            archs = [line.strip() for line in Path(args.archs).read_text().splitlines() if line.strip()]
+        elif args.all:
+            archs = all_architectures()
+        else:
+            size = get_space("nb201").size()
+            archs = architectures(random.Random(args.seed).sample(range(size), min(args.random, size)))
+        data = export_truth(args.benchmark, archs, args.out, dataset=args.dataset, hp=args.hp,
+                            setname=args.setname)
+    except (ImportError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{len(data['architectures'])} architectures -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

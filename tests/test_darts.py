@@ -1,0 +1,144 @@
+"""DARTS space: encoding and size, Genotype strings, super-net/fixed equivalence."""
+import random
+
+import pytest
+import torch
+
+from depthnas.cli import main
+from depthnas.spaces import ArchitectureError, get_space
+from depthnas.spaces.darts import Genotype
+
+SPACE = get_space("darts")
+KW = dict(channels=4, layers=3)
+
+# As published in the DARTS repository (cnn/genotypes.py).
+DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+            "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+            "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+            "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+            "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+# The same genotype written canonically (within a node, the lower input first).
+DARTS_V2_CANONICAL = (
+    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+    "('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), "
+    "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+    "('max_pool_3x3', 1), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), "
+    "('skip_connect', 2), ('max_pool_3x3', 1), ('skip_connect', 2)], reduce_concat=[2, 3, 4, 5])")
+DARTS_V1_RANGE = ("Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), "
+                  "('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+                  "('skip_connect', 2)], normal_concat=range(2, 6), reduce=[('max_pool_3x3', 0), "
+                  "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('max_pool_3x3', 0), "
+                  "('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], reduce_concat=range(2, 6))")
+
+
+def _nodes(edges):
+    """Per node, the set of (op, input): what the network computes, order-free."""
+    return [frozenset(edges[k:k + 2]) for k in range(0, len(edges), 2)]
+
+
+def test_encoding_and_size():
+    per_node = [(1, 7, 7), (3, 7, 7), (6, 7, 7), (10, 7, 7)]  # C(n, 2) distinct input pairs
+    assert SPACE.gene_choices() == tuple(c for node in per_node for c in node) * 2
+    assert SPACE.size() == (1 * 3 * 6 * 10 * 7 ** 8) ** 2 == 1_076_746_950_455_072_400
+
+
+def test_darts_v2_round_trip():
+    arch = SPACE.from_string(DARTS_V2)
+    assert SPACE.to_string(arch) == DARTS_V2_CANONICAL
+    assert SPACE.from_string(DARTS_V2_CANONICAL) == arch
+    published = SPACE.genotype(arch)
+    theirs = eval_free_genotype(DARTS_V2)
+    assert _nodes(published.normal) == _nodes(theirs["normal"])
+    assert _nodes(published.reduce) == _nodes(theirs["reduce"])
+    assert SPACE.from_json(SPACE.to_json(arch)) == arch
+
+
+def eval_free_genotype(text):
+    import ast
+    call = ast.parse(text, mode="eval").body
+    return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg in ("normal", "reduce")}
+
+
+def test_range_concat_and_positional_fields_parse():
+    arch = SPACE.from_string(DARTS_V1_RANGE)
+    g = SPACE.genotype(arch)
+    assert g.normal_concat == g.reduce_concat == [2, 3, 4, 5]
+    positional = f"Genotype({g.normal!r}, [2, 3, 4, 5], {g.reduce!r}, [2, 3, 4, 5])"
+    assert SPACE.from_string(positional) == arch
+    assert isinstance(g, Genotype) and str(g) == SPACE.to_string(arch)
+
+
+def test_random_genotypes_round_trip():
+    rng = random.Random(0)
+    for _ in range(300):
+        a = SPACE.sample(rng)
+        for b in (a, SPACE.mutate(a, rng), SPACE.mutate(a, rng, prob=0.3),
+                  SPACE.crossover(a, SPACE.sample(rng), rng)):
+            assert SPACE.from_string(SPACE.to_string(b)) == b
+
+
+def test_mutation_never_touches_the_single_choice_gene():
+    rng = random.Random(0)
+    a = SPACE.sample(rng)
+    for _ in range(200):
+        b = SPACE.mutate(a, rng)
+        assert SPACE.hamming(a, b) == 1
+        assert b.genes[0] == 0 and b.genes[12] == 0  # node 2 can only take inputs (0, 1)
+
+
+@pytest.mark.parametrize("text,message", [
+    (DARTS_V2.replace("('dil_conv_3x3', 2)", "('none', 2)"), "'none' is never part"),
+    (DARTS_V2.replace("('dil_conv_3x3', 2)", "('skip_connect', 0)", 1), "takes input 0 twice"),
+    (DARTS_V2.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)"), "input 5 is out of range"),
+    (DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[4, 5]"), "concat is not searched"),
+    (DARTS_V2.replace("('max_pool_3x3', 1)], reduce_concat", "], reduce_concat"), "must list 8"),
+    ("Genotype(normal=__import__('os').system('false'), normal_concat=[2], reduce=[], reduce_concat=[2])",
+     "not a literal"),
+    ("__import__('os').system('false')", "expected 'Genotype("),
+    ("Genotype(normal=[", "not a Genotype"),
+])
+def test_bad_genotypes_are_refused_without_evaluating(text, message):
+    with pytest.raises(ArchitectureError, match=__import__("re").escape(message)):
+        SPACE.from_string(text)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_supernet_path_equals_fixed_network(train):
+    torch.manual_seed(0)
+    supernet = SPACE.build_supernet(**KW).train(train)
+    x = torch.randn(2, 3, 32, 32)
+    rng = random.Random(2)
+    for arch in [SPACE.from_string(DARTS_V2)] + [SPACE.sample(rng) for _ in range(2)]:
+        fixed = SPACE.build_fixed(arch, **KW).train(train)
+        state = supernet.state_dict()
+        assert set(fixed.state_dict()) <= set(state)
+        fixed.load_state_dict({k: state[k] for k in fixed.state_dict()})
+        with torch.no_grad():
+            torch.testing.assert_close(supernet(x, arch), fixed(x), rtol=0, atol=0)
+
+
+def test_network_layout_and_published_parameter_count():
+    net = SPACE.build_fixed(SPACE.from_string(DARTS_V2), **KW)
+    assert [c.reduction for c in net.cells] == [False, True, True]
+    assert SPACE.build_fixed(SPACE.from_string(DARTS_V2)).reduction_at == (1, 3)  # default 5 layers
+    # DARTS V2 at its CIFAR-10 evaluation size (C=36, 20 cells, no auxiliary head):
+    # "param size = 3.349342MB" in the DARTS logs.
+    with torch.device("meta"):
+        big = SPACE.build_fixed(SPACE.from_string(DARTS_V2), channels=36, layers=20)
+    assert sum(p.numel() for p in big.parameters()) == 3_349_342
+
+
+def test_spaces_command_prints_the_sizes(capsys):
+    assert main(["spaces"]) == 0
+    out = capsys.readouterr().out
+    assert "1,076,746,950,455,072,400" in out and "15,625" in out
+
+
+def test_run_folder_names_fit_the_file_system():
+    from depthnas.standalone import arch_slug
+    rng = random.Random(0)
+    slugs = {arch_slug(SPACE.to_string(SPACE.sample(rng))) for _ in range(200)}
+    assert len(slugs) == 200 and max(map(len, slugs)) <= 200
+    nb201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    assert arch_slug(nb201) == ("nor_conv_3x3_0_nor_conv_3x3_0_avg_pool_3x3_1_"
+                                "skip_connect_0_nor_conv_3x3_1_skip_connect_2")  # unchanged by the cap

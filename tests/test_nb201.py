@@ -1,0 +1,129 @@
+"""NAS-Bench-201 space: size, benchmark strings, super-net/fixed equivalence, model files."""
+import random
+
+import pytest
+import torch
+
+from depthnas.checkpoint import save_model
+from depthnas.config import ModelConfig
+from depthnas.landmarks import default_tau, sample_landmarks
+from depthnas.models import load_model, model_kwargs, model_metadata, path_parameters
+from depthnas.spaces import ArchitectureError, get_space
+
+SPACE = get_space("nb201")
+KW = dict(channels=8, cells_per_stage=1)
+
+# Written by hand in the benchmark's own notation.
+BENCH_STRINGS = {
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|":
+        (3, 3, 4, 1, 3, 1),
+    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|":
+        (4, 2, 1, 2, 1, 1),
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|": (0, 0, 0, 0, 0, 0),
+}
+
+
+def test_size_and_settings():
+    assert SPACE.size() == 15625
+    assert SPACE.gene_choices() == (5,) * 6
+    assert SPACE.task_kind == "classification"
+    assert default_tau(SPACE) == 5  # the paper's NAS-Bench-201 setting
+
+
+@pytest.mark.parametrize("text,genes", BENCH_STRINGS.items())
+def test_benchmark_strings_round_trip(text, genes):
+    arch = SPACE.from_string(text)
+    assert arch.genes == genes
+    assert SPACE.to_string(arch) == text
+    assert SPACE.from_json(SPACE.to_json(arch)) == arch
+    assert SPACE.parse(text) == arch
+
+
+def test_edge_meaning():
+    text = next(iter(BENCH_STRINGS))
+    ops = SPACE.edge_ops(SPACE.from_string(text))
+    assert ops == {(1, 0): "nor_conv_3x3", (2, 0): "nor_conv_3x3", (2, 1): "avg_pool_3x3",
+                   (3, 0): "skip_connect", (3, 1): "nor_conv_3x3", (3, 2): "skip_connect"}
+
+
+def test_every_architecture_has_a_distinct_string():
+    rng = random.Random(0)
+    archs = {SPACE.sample(rng) for _ in range(2000)}
+    strings = {SPACE.to_string(a) for a in archs}
+    assert len(strings) == len(archs)
+    assert all(SPACE.from_string(s) in archs for s in strings)
+
+
+def test_inputs_in_any_order_parse_to_the_canonical_string():
+    shuffled = "|nor_conv_3x3~0|+|avg_pool_3x3~1|nor_conv_3x3~0|+|skip_connect~2|skip_connect~0|nor_conv_3x3~1|"
+    assert SPACE.to_string(SPACE.from_string(shuffled)) == next(iter(BENCH_STRINGS))
+
+
+@pytest.mark.parametrize("text,token", [
+    ("|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", "conv_3x3~0"),
+    ("|none~0|+|none~0|none~2|+|none~0|none~1|none~2|", "none~2"),
+    ("|none~0|+|none~0|none~0|+|none~0|none~1|none~2|", "none~0"),
+    ("|none~0|+|none~0|none1|+|none~0|none~1|none~2|", "none1"),
+    ("|none~0|+|none~0|none~1|+|none~0|none~1|", "|none~0|none~1|"),
+    ("|none~0|+|none~0|none~1|", "2 node group"),
+])
+def test_bad_strings_name_the_offending_token(text, token):
+    with pytest.raises(ArchitectureError, match=r"(?s).*" + __import__("re").escape(token)):
+        SPACE.from_string(text)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_supernet_path_equals_fixed_network(train):
+    torch.manual_seed(0)
+    supernet = SPACE.build_supernet(**KW)
+    supernet.train(train)
+    x = torch.randn(4, 3, 32, 32)
+    rng = random.Random(1)
+    for arch in [SPACE.from_string(s) for s in BENCH_STRINGS] + [SPACE.sample(rng) for _ in range(4)]:
+        fixed = SPACE.build_fixed(arch, **KW).train(train)
+        state = supernet.state_dict()
+        assert set(fixed.state_dict()) <= set(state)
+        fixed.load_state_dict({k: state[k] for k in fixed.state_dict()})
+        with torch.no_grad():
+            torch.testing.assert_close(supernet(x, arch), fixed(x), rtol=0, atol=0)
+
+
+def test_macro_network_matches_the_benchmark_parameter_counts():
+    # NAS-Bench-201 (C=16, N=5, CIFAR-10) ranges from 0.073306 MB (all none) to
+    # 1.531546 MB (all nor_conv_3x3) of parameters.
+    all_conv = SPACE.make((3,) * 6)
+    assert path_parameters(SPACE, all_conv, ModelConfig()) == 1_531_546
+    assert path_parameters(SPACE, SPACE.make((0,) * 6), ModelConfig()) == 73_306
+
+
+def test_network_shape_and_errors():
+    net = SPACE.build_supernet(**KW, num_classes=7)
+    arch = SPACE.sample(random.Random(0))
+    assert net(torch.randn(2, 3, 32, 32), arch).shape == (2, 7)
+    with pytest.raises(ValueError, match="needs an architecture"):
+        net(torch.randn(1, 3, 32, 32))
+    other = SPACE.mutate(arch, random.Random(0))
+    with pytest.raises(ValueError, match="cannot run"):
+        SPACE.build_fixed(arch, **KW)(torch.randn(1, 3, 32, 32), other)
+    with pytest.raises(ValueError, match="no backbone"):
+        SPACE.build_supernet(backbone_weights="x.pth")
+
+
+def test_landmarks_with_the_paper_tau():
+    archs = sample_landmarks(SPACE, 5, tau=5, rng=random.Random(0))
+    assert all(SPACE.hamming(a, archs[0]) == 6 for a in archs[1:])
+
+
+def test_model_kwargs_and_model_file_round_trip(tmp_path):
+    cfg = ModelConfig(channels=8, cells_per_stage=1)
+    assert model_kwargs(cfg, SPACE) == {"channels": 8, "cells_per_stage": 1, "num_classes": 10}
+    arch = SPACE.from_string(next(iter(BENCH_STRINGS)))
+    model = SPACE.build_fixed(arch, **model_kwargs(cfg, SPACE)).eval()
+    meta = model_metadata(SPACE, arch, cfg, (256, 256), "classification")
+    assert meta["image_size"] == [32, 32]
+    save_model(tmp_path / "model.safetensors", model, meta)
+    loaded, meta2 = load_model(tmp_path)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+    assert meta2["arch"] == SPACE.to_string(arch)
