@@ -4,8 +4,11 @@ Depth Estimation", TPAMI 2020), in disparity space over a validity mask.
 Three deliberate departures from the public MiDaS code, each for correctness:
 
 * An image whose alignment is degenerate (constant prediction, fewer than two valid
-  pixels) contributes nothing: it is dropped from numerators *and* denominators.
-  MiDaS instead scored it against an all-zero prediction.
+  pixels) is aligned by the least-squares optimum that remains: scale 0, shift =
+  mean target. It therefore pays the target's variance, and its gradient is zero
+  and finite, never NaN. Dropping such images (zero loss) would reward a network
+  whose final ReLU dies into a constant map: we saw quick-preset trainings
+  collapse that way. MiDaS scored them against an all-zero prediction instead.
 * The least-squares fit is computed on mean-centred values. It is the same solution
   as the closed form ``s = (a11*b0 - a01*b1)/det``, but the closed form subtracts two
   large nearly equal products and loses most float32 digits when disparities carry
@@ -87,15 +90,15 @@ def _fit(p: Tensor, d: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     # The safe denominator keeps the unused branch finite, so torch.where's backward
     # never multiplies a zero gradient by inf (which would give NaN).
     scale = torch.where(ok, sxy / torch.where(ok, sxx, 1.0), 0.0)
-    shift = torch.where(ok, mean_d - scale * mean_p, 0.0)
+    shift = torch.where(ok, mean_d - scale * mean_p, mean_d)
     return scale, shift, ok
 
 
 def compute_scale_and_shift(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Per-image ``(scale [B], shift [B])`` minimising ``sum M (s*p + t - d)^2``.
 
-    Degenerate images (constant prediction, < 2 valid pixels) get ``scale = shift = 0``
-    with finite gradients.
+    Degenerate images (constant prediction, < 2 valid pixels) get ``scale = 0`` and
+    ``shift = mean target`` (the least-squares optimum left), with finite gradients.
     """
     p, d, m = prepare_inputs(prediction, target, mask)
     scale, shift, _ = _fit(p, d, m.to(p.dtype))
@@ -185,8 +188,9 @@ class SSILoss(nn.Module):
         with torch.autocast(prediction.device.type, enabled=False):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)
-            scale, shift, ok = _fit(p, d, mf)
-            mf = mf * ok[:, None, None].to(p.dtype)  # degenerate images drop out entirely
+            scale, shift, _ = _fit(p, d, mf)
+            # fewer than two valid pixels: nothing to align, so the image drops out
+            mf = mf * (mf.sum((1, 2)) >= 2)[:, None, None].to(p.dtype)
             residual = mf * (scale[:, None, None] * p + shift[:, None, None] - d)
             loss = _reduce((residual * residual).sum((1, 2)), 2.0 * mf.sum((1, 2)), self.reduction)
             if self.alpha > 0:

@@ -121,3 +121,19 @@ def test_bn_recalibration_estimates_statistics_of_the_path():
     for bn in unused:
         assert torch.all(bn.running_mean == 0) and torch.all(bn.running_var == 1)
     assert all(bn.momentum == 0.1 for bn in bns)  # restored
+
+
+class NotWeights:
+    """Any non-tensor object in a pickle: loading it must not execute anything."""
+
+
+def test_pth_backbone_weights_are_read_without_running_pickles(tmp_path):
+    ref = create_backbone("resnet18")
+    torch.nn.init.constant_(ref.conv1.weight, 0.25)
+    good = tmp_path / "resnet18.pth"
+    torch.save(ref.state_dict(), good)
+    assert torch.all(create_backbone("resnet18", good).conv1.weight == 0.25)
+    evil = tmp_path / "evil.pth"
+    torch.save({"conv1.weight": NotWeights()}, evil)
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported global|not allowlisted"):
+        create_backbone("resnet18", evil)

@@ -63,7 +63,7 @@ def test_scale_and_shift_recovers_affine_map_in_float32_with_large_offset():
 
 
 @pytest.mark.parametrize("value", [0.0, 0.3, 1234.5678])
-def test_degenerate_fit_is_zero_without_nan(value: float):
+def test_degenerate_fit_falls_back_to_the_mean_without_nan(value: float):
     pred = torch.full((3, 128, 128), value, requires_grad=True)
     target = _rand((3, 128, 128), 4)
     mask = torch.ones(3, 128, 128, dtype=torch.bool)
@@ -71,7 +71,9 @@ def test_degenerate_fit_is_zero_without_nan(value: float):
     mask[2] = False
     mask[2, 5, 7] = True  # a single valid pixel
     scale, shift = compute_scale_and_shift(pred, target, mask)
-    assert torch.equal(scale, torch.zeros(3)) and torch.equal(shift, torch.zeros(3))
+    # constant prediction: the best fit left is s = 0, t = mean target
+    assert torch.equal(scale, torch.zeros(3))
+    torch.testing.assert_close(shift, torch.stack([target[0].mean(), torch.tensor(0.0), target[2, 5, 7]]))
     (scale.sum() + shift.sum()).backward()
     assert torch.isfinite(pred.grad).all()
 
@@ -187,14 +189,26 @@ def test_degenerate_inputs_give_finite_loss_and_grad(loss_fn):
 
 
 @pytest.mark.parametrize("reduction", ["batch", "image"])
-def test_degenerate_image_contributes_nothing(reduction: str):
+def test_constant_prediction_pays_the_target_variance(reduction: str):
+    """A collapsed (constant) output must never score better than trying: it pays
+    var(target) / 2, so a network cannot lower the loss by letting its ReLU die."""
+    _, target, _ = _batch(b=1, seed=18)
+    mask = torch.ones(1, 16, 16, dtype=torch.bool)
+    constant = torch.full((1, 16, 16), 0.42, requires_grad=True)
+    loss = SSILoss(alpha=0.0, reduction=reduction)(constant, target, mask)
+    torch.testing.assert_close(loss, target.var(unbiased=False) / 2)
+    loss.backward()
+    assert torch.isfinite(constant.grad).all()
+    assert float(SSILoss(reduction=reduction)(constant, target, mask)) > float(
+        SSILoss(reduction=reduction)(3 * target + 1, target, mask))
+
+
+@pytest.mark.parametrize("reduction", ["batch", "image"])
+def test_image_with_a_single_valid_pixel_contributes_nothing(reduction: str):
     pred, target, _ = _batch(b=2, seed=18)
     mask = torch.ones(2, 16, 16, dtype=torch.bool)
     loss = SSILoss(reduction=reduction)
     good_only = loss(pred[:1], target[:1], mask[:1])
-    constant = pred.clone()
-    constant[1] = 0.42
-    torch.testing.assert_close(loss(constant, target, mask), good_only)
     single = mask.clone()
     single[1] = False
     single[1, 2, 2] = True

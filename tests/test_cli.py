@@ -1,0 +1,89 @@
+"""End to end through the command line, at a tiny size."""
+import json
+
+import pytest
+import yaml
+
+from depthnas.cli import main
+
+TINY = ["--preset", "quick", "--image-size", "64", "--no-progress",
+        "--set", "data.synthetic_samples=40", "--set", "supernet.steps_per_epoch=2",
+        "--set", "standalone.steps_per_epoch=2", "--epochs", "1", "--standalone-epochs", "1",
+        "--num-landmarks", "3", "--iterations", "2", "--top-k", "1",
+        "--set", "search.rank_samples=2", "--set", "search.population=4",
+        "--set", "search.generations=2", "--set", "search.parents=2",
+        "--set", "search.mutations=1", "--set", "search.crossovers=1",
+        "--set", "search.calib_batches=1", "--set", "search.val_batches=1"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search") / "run"
+    assert main(["search", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_search_writes_the_promised_files(run_dir, capsys):
+    for name in ("best_arch.json", "config.yaml", "metrics.jsonl", "results.json", "report.md",
+                 "ranking.png", "splits.json", "landmarks.json", "best/model.safetensors"):
+        assert (run_dir / name).is_file(), name
+    best = json.loads((run_dir / "best_arch.json").read_text())
+    assert best["space"] == "v1-sync" and best["string"].startswith("v1-sync:")
+    results = json.loads((run_dir / "results.json").read_text())
+    roles = [a["role"] for a in results["architectures"]]
+    # 3 landmarks, top-1 after each of 2 iterations, 2 ranking samples
+    assert roles.count("landmark") == 3 and roles.count("rank") == 2
+    assert {"top-1", "top-2"} <= set(roles)
+    # the first iteration's top-1 joined the landmarks; the last one did not
+    by_role = {a["role"]: a for a in results["architectures"]}
+    assert by_role["top-1"]["landmark"] and not by_role["top-2"]["landmark"]
+    assert results["ranking"]["n"] == 3  # top-2 + two random, landmarks excluded
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["landmarks"]["num"] == 3 and cfg["data"]["image_size"] == [64, 64]
+    store = json.loads((run_dir / "landmarks.json").read_text())["entries"]
+    assert len(store) == 7 and all({"recipe", "date", "val_loss"} <= set(e) for e in store)
+
+
+def test_existing_run_needs_resume(run_dir, capsys):
+    with pytest.raises(SystemExit, match="pass --resume"):
+        main(["search", *TINY, "--out", str(run_dir)])
+
+
+def test_resuming_a_finished_run_retrains_nothing(run_dir, capsys):
+    assert main(["search", *TINY, "--out", str(run_dir), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "training stand-alone" not in out and "best architecture" in out
+
+
+def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
+    results = json.loads((run_dir / "results.json").read_text())["architectures"]
+    truth = {a["arch"]: a["val_loss"] for a in results}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "truth.json"),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "kendall_tau" in out and "landmarks_excluded   4" in out
+    report = json.loads((run_dir / "rank.json").read_text())
+    assert report["n"] == 3
+
+
+def test_train_one_architecture(tmp_path, capsys):
+    out = tmp_path / "one"
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TINY, "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["arch"] == "v1-sync:c3,skip,none,c1,ap" and result["val_loss"] > 0
+    assert (out / "model.safetensors").is_file()
+    assert "validation SSI loss" in capsys.readouterr().out
+
+
+def test_bad_architecture_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,conv9", *TINY,
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "unknown edge op 'conv9'" in capsys.readouterr().err
+
+
+def test_spaces_lists_exact_sizes(capsys):
+    assert main(["spaces"]) == 0
+    out = capsys.readouterr().out
+    for size in ("3,125", "95,367,431,640,625", "12,500", "24,414,062,500,000,000"):
+        assert size in out
