@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -77,9 +76,6 @@ def test_unreadable_model_files_are_named(tmp_path: Path, capsys) -> None:
     assert str(bogus) in capsys.readouterr().err
 
 
-@pytest.mark.skipif(os.environ.get("DEPTHNAS_SLOW_TESTS") != "1",
-                    reason="the dynamo exporter takes ~40 s on 2 cores; "
-                           "set DEPTHNAS_SLOW_TESTS=1 to run it")
 def test_dynamo_exporter(model_file: Path, tmp_path: Path) -> None:
     result = export_onnx(model_file, tmp_path / "dyn.onnx", exporter="dynamo")
     assert result.exporter == "dynamo"
