@@ -17,13 +17,25 @@ import os
 import random
 from typing import Any
 
-import albumentations as A
 import cv2
 import numpy as np
 import torch
-from albumentations.augmentations.geometric import functional as fgeometric
-from albumentations.core.transforms_interface import BaseTransformInitSchema
-from pydantic import Field
+
+try:  # needed only to build a DepthTransform; rendering and normalisation work without it
+    import albumentations as A
+    from albumentations.augmentations.geometric import functional as fgeometric
+    from albumentations.core.transforms_interface import BaseTransformInitSchema
+    from pydantic import Field
+    _ALBUMENTATIONS_ERROR: ImportError | None = None
+except ImportError as _err:  # e.g. a GPU image without albumentations (benchmarks/depth_proxy)
+    import types as _types
+    _ALBUMENTATIONS_ERROR = _err
+    A = _types.SimpleNamespace(DualTransform=object)  # lets MidasResize's definition import
+    fgeometric = None
+    BaseTransformInitSchema = object
+
+    def Field(*args: Any, **kwargs: Any) -> None:  # noqa: N802 (pydantic's name)
+        return None
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -148,6 +160,9 @@ class DepthTransform:
     """
 
     def __init__(self, image_size: tuple[int, int], augment: bool = False) -> None:
+        if _ALBUMENTATIONS_ERROR is not None:
+            raise ImportError(f"DepthTransform needs albumentations>=2 ({_ALBUMENTATIONS_ERROR})"
+                              ) from _ALBUMENTATIONS_ERROR
         self.image_size = check_image_size(image_size)
         self.augment = augment
         h, w = self.image_size

@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""Build the depth ranking benchmark: stand-alone proxy losses of random V1-sync and
+V2-sync decoders on the synthetic data, 2 seeds each (README.md beside this file).
+
+    # on one H100/H200 (about 4-5 minutes; see README.md)
+    python benchmarks/depth_proxy/build_table.py --workers 12 --time-budget 270
+    # tiny smoke test on a CPU
+    python benchmarks/depth_proxy/build_table.py --preset cpu --v1 4 --v2 2 --workers 1 \
+        --work /tmp/dp --out /tmp/dp/table.json
+
+Several trainings run at once (`--workers` processes, each pulling the next
+(architecture, seed) job from one queue, arch-major, so a partial table holds both
+seeds of nearly every architecture). The synthetic splits are rendered once into a
+tensor file and held on the GPU by every worker. Every finished training is appended
+to `<work>/trainings.jsonl`: a killed run continues where it stopped. With
+`--time-budget` no training starts that would end past the budget (judged from the
+median training time so far); the table is then written from what finished.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import queue
+import random
+import signal
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+import proxy  # noqa: E402
+from depthnas import config as config_mod  # noqa: E402
+from depthnas.io import append_jsonl, atomic_write_json  # noqa: E402
+from depthnas.spaces import get_space  # noqa: E402
+
+SPACES = ("v1-sync", "v2-sync")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(proxy.HERE / "table.json"), help="table JSON to write")
+    p.add_argument("--work", default=str(proxy.HERE / "work"),
+                   help="data cache and trainings.jsonl (resume state)")
+    p.add_argument("--v1", type=int, default=60, help="V1-sync architectures")
+    p.add_argument("--v2", type=int, default=30, help="V2-sync architectures")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds per architecture")
+    p.add_argument("--arch-seed", type=int, default=0, help="seed of the architecture draw")
+    p.add_argument("--workers", type=int, default=12,
+                   help="training processes at once (0: train in this process, for debugging)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per training process (default 1)")
+    p.add_argument("--render-processes", type=int, default=min(16, os.cpu_count() or 1))
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="seconds from start after which no training is started (and none "
+                        "that would end past it, by the median training time)")
+    p.add_argument("--grace", type=float, default=30.0,
+                   help="seconds past the budget that trainings in flight may take")
+    p.add_argument("--preset", default="gpu", choices=sorted(proxy.PRESETS))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a depthnas config field, e.g. --set standalone.epochs=10")
+    p.add_argument("--device", default="auto")
+    return p.parse_args(argv)
+
+
+def planned_jobs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Architectures per space (a prefix-stable draw) and the jobs, arch-major, the
+    spaces interleaved in proportion (2 V1 per V2 at the defaults)."""
+    counts = {"v1-sync": args.v1, "v2-sync": args.v2}
+    archs: dict[str, list[str]] = {}
+    for k, name in enumerate(SPACES):
+        space = get_space(name)
+        archs[name] = [space.to_string(a) for a in
+                       proxy.random_archs(space, counts[name], random.Random(args.arch_seed * 1009 + k))]
+    order = sorted(((i / max(len(archs[name]), 1), k, s) for k, name in enumerate(SPACES)
+                    for i, s in enumerate(archs[name])))
+    jobs = [{"space": s.split(":")[0], "arch": s, "seed": seed}
+            for _, _, s in order for seed in args.seeds]
+    for i, j in enumerate(jobs):
+        j["id"] = i
+    return jobs, archs
+
+
+def read_done(path: Path, key: str) -> dict[tuple[str, int], dict[str, Any]]:
+    """Finished trainings of this recipe; a diverged one counts as finished (it would
+    diverge again), other errors are retried."""
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    if not path.is_file():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        if rec.get("recipe_key") != key:
+            continue
+        if rec.get("val_loss") is not None or rec.get("error_kind") == "diverged":
+            done[(rec["arch"], rec["seed"])] = rec
+    return done
+
+
+def run_job(cfg, job: dict[str, Any], splits, device, work: Path) -> dict[str, Any]:
+    space = get_space(job["space"])
+    arch = space.from_string(job["arch"])
+    try:
+        return proxy.train_proxy(cfg, space, arch, splits, job["seed"], device,
+                                 work / "scratch" / f"job{job['id']}")
+    except FloatingPointError as err:
+        return {"arch": job["arch"], "space": job["space"], "seed": job["seed"], "val_loss": None,
+                "error_kind": "diverged", "error": str(err)}
+
+
+def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str, threads: int,
+                work: str, jobs, results, stop) -> None:
+    torch.set_num_threads(threads)
+    failures = 0
+    try:
+        cfg = config_mod.from_dict(cfg_dict)
+        dev = proxy.resolve(device)
+        splits = proxy.TensorSplits(data_path, dev)
+        results.put({"type": "ready", "worker": rank, "device": proxy.device_name(dev)})
+        while not stop.is_set():
+            try:
+                job = jobs.get(timeout=1.0)
+            except queue.Empty:
+                break
+            if job is None:
+                break
+            t0 = time.time()
+            try:
+                rec = run_job(cfg, job, splits, dev, Path(work))
+                rec["job_wall_s"] = round(time.time() - t0, 2)  # build + train + evaluate
+                failures = 0
+            except Exception as err:  # noqa: BLE001 - recorded, retried on the next run
+                failures += 1
+                rec = {"arch": job["arch"], "space": job["space"], "seed": job["seed"],
+                       "val_loss": None, "error_kind": type(err).__name__,
+                       "error": traceback.format_exc(limit=3)}
+            results.put({"type": "result", "worker": rank, "job": job["id"], **rec})
+            if failures >= 3:
+                results.put({"type": "fatal", "worker": rank, "error": "3 failures in a row; stopping"})
+                break
+    except BaseException:  # noqa: BLE001
+        results.put({"type": "fatal", "worker": rank, "error": traceback.format_exc()})
+    finally:
+        results.put({"type": "exit", "worker": rank})
+
+
+class Progress:
+    def __init__(self, total: int, already: int, start: float):
+        self.total, self.already, self.start = total, already, start
+        self.walls: list[float] = []
+        self.first: float | None = None
+
+    def add(self, rec: dict[str, Any]) -> str:
+        now = time.time()
+        self.first = self.first or now
+        if rec.get("train_time_s"):
+            self.walls.append(rec.get("job_wall_s") or rec["train_time_s"])
+        n = len(self.walls)
+        rate = 60.0 * n / max(now - self.start, 1e-6)
+        loss = rec.get("val_loss")
+        what = f"val {loss:.5f}" if loss is not None else f"FAILED ({rec.get('error_kind')})"
+        return (f"[{now - self.start:6.1f}s] {self.already + n}/{self.total} done | "
+                f"{rate:5.1f} trainings/min overall | {rec['arch']} seed {rec['seed']} {what} "
+                f"({rec.get('train_time_s', 0):.1f}s, worker {rec.get('worker')})")
+
+    def median_wall(self) -> float | None:
+        return statistics.median(self.walls) if self.walls else None
+
+
+def build_table(cfg, args, archs: dict[str, list[str]], done: dict[tuple[str, int], dict[str, Any]],
+                meta: dict[str, Any]) -> dict[str, Any]:
+    entries: dict[str, dict[str, Any]] = {}
+    failed = []
+    for name in SPACES:
+        for s in archs[name]:
+            recs = [done.get((s, seed)) for seed in args.seeds]
+            seeds = [r["val_loss"] if r else None for r in recs]
+            finite = [v for v in seeds if v is not None and math.isfinite(v)]
+            if any(r is not None and r.get("val_loss") is None for r in recs):
+                failed.append({"arch": s, "seeds": args.seeds,
+                               "errors": [r.get("error_kind") if r else None for r in recs]})
+            if not finite:
+                continue
+            params = next(r["params"] for r in recs if r and r.get("params"))
+            entries[s] = {"space": name, "seeds": seeds, "mean": sum(finite) / len(finite),
+                          "n_seeds": len(finite), "params": params,
+                          "train_time_s": [r.get("train_time_s") if r else None for r in recs]}
+    agreement = proxy.seed_agreement(entries)
+    d = cfg.data
+    sizes = {k: len(v) for k, v in proxy.split_indices(cfg).items()}
+    steps = cfg.standalone.epochs * min(sizes["train"] // d.batch_size,
+                                        cfg.standalone.steps_per_epoch or 10**9)
+    return {
+        "description": "Stand-alone proxy validation SSI loss (lower is better) of random "
+                       "dead-cell-free depth decoders on depthnas' synthetic scenes; "
+                       "benchmarks/depth_proxy/README.md",
+        "config": {"preset": args.preset, "overrides": args.set, "recipe": proxy.standalone_recipe(cfg),
+                   "recipe_key": proxy.digest(proxy.standalone_recipe(cfg)),
+                   "seeds": args.seeds, "arch_seed": args.arch_seed,
+                   "requested": {"v1-sync": args.v1, "v2-sync": args.v2},
+                   "data_seed": proxy.DATA_SEED, "augment": False, "split_sizes": sizes,
+                   "steps_per_training": steps, "depthnas_config": config_mod.to_dict(cfg)},
+        "device": meta.get("device"), "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "torch": torch.__version__, "timing": meta.get("timing", {}),
+        "seed_kendall_tau": agreement["kendall_tau"],
+        "seed_median_abs_diff": agreement["median_abs_diff"],
+        "seed_pairs": agreement["n_pairs"],
+        "counts": {name: sum(1 for e in entries.values() if e["space"] == name) for name in SPACES},
+        "failed": failed,
+        "architectures": entries,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    start = time.time()
+    args = parse_args(argv)
+    cfg = proxy.make_config(args.preset, args.set)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    key = proxy.digest(proxy.standalone_recipe(cfg))
+    log_path = work / "trainings.jsonl"
+    jobs, archs = planned_jobs(args)
+    done = read_done(log_path, key)
+    pending = [j for j in jobs if (j["arch"], j["seed"]) not in done]
+    say = lambda msg: print(msg, flush=True)  # noqa: E731
+    say(f"proxy recipe {key}: {cfg.model.backbone} features {cfg.model.features}, "
+        f"{cfg.data.image_size[0]}x{cfg.data.image_size[1]}, batch {cfg.data.batch_size}, "
+        f"{cfg.standalone.epochs} epochs, {cfg.standalone.precision}; "
+        f"{len(jobs)} trainings planned, {len(done)} already in {log_path}, {len(pending)} to run")
+    meta: dict[str, Any] = {"device": None}
+    stopped_by_budget = False
+    ran = 0
+
+    def on_term(signum, frame):  # `timeout` sends SIGTERM: still write the table
+        raise KeyboardInterrupt(f"signal {signum}")
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    procs = []
+    try:
+        if pending:
+            data_path = proxy.render_data(cfg, work, processes=args.render_processes, say=say)
+            progress = Progress(len(jobs), len(done), start)
+            cfg_dict = config_mod.to_dict(cfg)
+            if args.workers <= 0:
+                torch.set_num_threads(proxy.worker_threads(args.threads, 1))
+                dev = proxy.resolve(args.device)
+                meta["device"] = proxy.device_name(dev)
+                splits = proxy.TensorSplits(data_path, dev)
+                for job in pending:
+                    if args.time_budget and time.time() - start > args.time_budget:
+                        stopped_by_budget = True
+                        break
+                    rec = proxy.clean({**run_job(cfg, job, splits, dev, work), "worker": 0})
+                    rec["recipe_key"] = key
+                    append_jsonl(log_path, rec)
+                    done[(rec["arch"], rec["seed"])] = rec
+                    ran += 1
+                    say(progress.add(rec))
+            else:
+                import multiprocessing as mp
+                ctx = mp.get_context("spawn")  # CUDA cannot be forked
+                job_q, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+                for j in pending:
+                    job_q.put(j)
+                k = min(args.workers, len(pending))
+                for _ in range(k):
+                    job_q.put(None)
+                job_q.cancel_join_thread()  # jobs left unread at a stop must not block our exit
+                threads = proxy.worker_threads(args.threads, k)
+                for rank in range(k):
+                    p = ctx.Process(target=worker_main, daemon=True,
+                                    args=(rank, cfg_dict, str(data_path), args.device, threads,
+                                          str(work), job_q, results, stop))
+                    p.start()
+                    procs.append(p)
+                say(f"started {k} worker processes ({threads} CPU thread(s) each)")
+                exited: set[int] = set()
+                stop_at = None
+                while len(exited) < k:
+                    try:
+                        msg = results.get(timeout=1.0)
+                    except queue.Empty:
+                        msg = None
+                    if msg is not None:
+                        kind = msg.pop("type")
+                        if kind == "ready":
+                            meta["device"] = meta["device"] or msg["device"]
+                        elif kind == "result":
+                            rec = proxy.clean({**msg, "recipe_key": key})
+                            append_jsonl(log_path, rec)
+                            if rec.get("val_loss") is not None or rec.get("error_kind") == "diverged":
+                                done[(rec["arch"], rec["seed"])] = rec
+                            ran += 1
+                            say(progress.add(rec))
+                        elif kind == "fatal":
+                            say(f"worker {msg['worker']} failed:\n{msg['error']}")
+                        elif kind == "exit":
+                            exited.add(msg["worker"])
+                    exited |= {r for r, p in enumerate(procs) if not p.is_alive() and p.exitcode not in (None, 0)}
+                    now = time.time() - start
+                    if args.time_budget is not None and not stop.is_set():
+                        m = progress.median_wall()
+                        if now > args.time_budget or (m is not None and now + 1.05 * m > args.time_budget):
+                            stop.set()
+                            stop_at = now
+                            stopped_by_budget = True
+                            say(f"[{now:6.1f}s] time budget: no new trainings (median training "
+                                f"{m or 0:.1f}s); waiting up to {args.grace:.0f}s for those in flight")
+                    if stop_at is not None and now - stop_at > args.grace:
+                        say(f"[{now:6.1f}s] grace period over: stopping the workers")
+                        break
+    except KeyboardInterrupt as err:
+        say(f"interrupted ({err}); writing the table from what finished")
+        stopped_by_budget = True
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=10)
+        wall = time.time() - start
+        stopped_by_budget = stopped_by_budget and any((j["arch"], j["seed"]) not in done for j in jobs)
+        meta["timing"] = {"wall_s": round(wall, 1), "trainings_this_run": ran,
+                          "trainings_per_min": round(60.0 * ran / max(wall, 1e-6), 2),
+                          "workers": args.workers, "time_budget_s": args.time_budget,
+                          "stopped_by_budget": stopped_by_budget}
+        if meta["device"] is None:
+            prev = Path(args.out)
+            if prev.is_file():
+                meta["device"] = json.loads(prev.read_text()).get("device")
+        table = build_table(cfg, args, archs, done, meta)
+        atomic_write_json(args.out, proxy.clean(table))
+        tau = table["seed_kendall_tau"]
+        fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
+        say(f"table: {table['counts']} architectures -> {args.out}")
+        say(f"seed-to-seed Kendall tau: v1-sync {fmt(tau.get('v1-sync'))}, v2-sync "
+            f"{fmt(tau.get('v2-sync'))}, overall {fmt(tau.get('overall'))} "
+            f"(pairs {table['seed_pairs']}); median |seed0 - seed1| "
+            f"{ {k: (None if v is None else round(v, 6)) for k, v in table['seed_median_abs_diff'].items()} }")
+        say(f"{ran} trainings in {wall:.0f}s ({meta['timing']['trainings_per_min']} per minute) "
+            f"on {meta['device']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The depth proxy benchmark on one GPU, in one command (ends within ~7.5 minutes on an H100):
+#
+#   bash benchmarks/depth_proxy/gpu_run.sh          # from the repository root
+#
+#  1. installs depthnas (pip -e, no deps, no index; else a PYTHONPATH tree as in
+#     benchmarks/gpu_check.sh) and checks the imports the scripts need;
+#  2. build_table.py: 60 V1-sync + 30 V2-sync architectures x 2 seeds, 12 training
+#     processes, no training started after TABLE_BUDGET s (in-flight ones get
+#     TABLE_GRACE s more);
+#  3. ranking.py: SPOS vs SPOS + landmarks, seeds 0 1 2, in what is left of TOTAL_BUDGET.
+#
+# Writes to $OUT (default ./out), flat, 7 files: gpu_run.log, build_table.log, table.json,
+# trainings.jsonl, ranking.log, ranking.json, ranking.md. Work files (rendered data,
+# super-net run folders) go to $WORK (default /tmp/depth_proxy_work). Rerunning with the
+# same $WORK resumes the table (trainings.jsonl) instead of starting over.
+#
+# Every setting is an environment variable. A CPU smoke test of this very script:
+#   SKIP_INSTALL=1 PYTHON=.venv/bin/python PRESET=cpu V1=6 V2=2 WORKERS=2 TABLE_BUDGET=40 \
+#   SEEDS=0 NUM_LANDMARKS=3 RANK_EPOCHS=2 RANK_ARGS="--calib-batches 1 --warmup-s 2" \
+#   OUT=/tmp/dp_out WORK=/tmp/dp_work bash benchmarks/depth_proxy/gpu_run.sh
+set -uo pipefail
+START=$(date +%s)
+OUT=${OUT:-$PWD/out}
+WORK=${WORK:-/tmp/depth_proxy_work}
+PY=${PYTHON:-python3}
+PRESET=${PRESET:-gpu}
+V1=${V1:-60}
+V2=${V2:-30}
+WORKERS=${WORKERS:-12}
+TOTAL_BUDGET=${TOTAL_BUDGET:-450}     # seconds for the whole script (hard stops end it by ~+15 s)
+TABLE_BUDGET=${TABLE_BUDGET:-250}     # no new stand-alone training after this (from the table's start)
+TABLE_GRACE=${TABLE_GRACE:-25}
+RANK_BUDGET=${RANK_BUDGET:-150}       # at most; less if the table ran late
+SPACES=${SPACES:-v1-sync}             # "v1-sync v2-sync" for both rows of Table 4 (halves the epochs)
+SEEDS=${SEEDS:-0 1 2}
+NUM_LANDMARKS=${NUM_LANDMARKS:-10}
+RANK_EPOCHS=${RANK_EPOCHS:-34}        # requested super-net epochs (x44 steps); the budget may cut it
+TABLE_ARGS=${TABLE_ARGS:-}
+RANK_ARGS=${RANK_ARGS:-}
+mkdir -p "$OUT" "$WORK"
+LOG="$OUT/gpu_run.log"
+: > "$LOG"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 GRADIO_ANALYTICS_ENABLED=False MPLBACKEND=Agg
+
+say() { echo "== $(date +%H:%M:%S) [+$(( $(date +%s) - START ))s] $*" | tee -a "$LOG"; }
+elapsed() { echo $(( $(date +%s) - START )); }
+
+# ---- 1. depthnas ------------------------------------------------------------------------------
+if [ -z "${SKIP_INSTALL:-}" ]; then
+    say "pip install --no-deps --no-build-isolation --no-index -e ."
+    if ! $PY -m pip install -q --no-deps --no-build-isolation --no-index -e . >> "$LOG" 2>&1; then
+        say "pip install failed (see log); using a PYTHONPATH tree instead"
+        PKG=/tmp/depthnas_pkg
+        rm -rf "$PKG" && mkdir -p "$PKG" && cp -r depthnas "$PKG/"
+        for d in spaces datasets export app; do
+            [ -d "$d" ] && ln -s "$PWD/$d" "$PKG/depthnas/$d"
+        done
+        export PYTHONPATH=$PKG${PYTHONPATH:+:$PYTHONPATH}
+    fi
+fi
+say "environment"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+  nproc
+  $PY - <<'EOF'
+import platform, torch, timm
+import depthnas, depthnas.datasets.synthetic, depthnas.trainer, depthnas.landmarks, depthnas.evaluation
+print("python", platform.python_version(), "| torch", torch.__version__, "| timm", timm.__version__,
+      "| cuda", torch.cuda.is_available() and torch.cuda.get_device_name(0), "| depthnas", depthnas.__file__)
+EOF
+} 2>&1 | tee -a "$LOG"
+if [ "${PIPESTATUS[0]}" -ne 0 ]; then say "environment check FAILED"; exit 1; fi
+
+# ---- 2. the table --------------------------------------------------------------------------------
+say "build_table.py: V1 $V1, V2 $V2, $WORKERS workers, budget ${TABLE_BUDGET}s + ${TABLE_GRACE}s"
+timeout -k 10 $(( TABLE_BUDGET + TABLE_GRACE + 60 )) \
+    $PY benchmarks/depth_proxy/build_table.py --preset "$PRESET" --v1 "$V1" --v2 "$V2" \
+        --workers "$WORKERS" --time-budget "$TABLE_BUDGET" --grace "$TABLE_GRACE" \
+        --work "$WORK" --out "$OUT/table.json" $TABLE_ARGS 2>&1 | tee "$OUT/build_table.log"
+say "build_table exit ${PIPESTATUS[0]}"
+cp "$WORK/trainings.jsonl" "$OUT/trainings.jsonl" 2>/dev/null
+if [ ! -f "$OUT/table.json" ]; then say "no table: stopping"; exit 1; fi
+
+# ---- 3. the experiment ---------------------------------------------------------------------------
+LEFT=$(( TOTAL_BUDGET - $(elapsed) - 10 ))
+[ "$RANK_BUDGET" -gt "$LEFT" ] && RANK_BUDGET=$LEFT
+if [ "$RANK_BUDGET" -lt 45 ]; then
+    say "only ${RANK_BUDGET}s left: skipping ranking.py (run it alone: see README.md)"
+    exit 0
+fi
+say "ranking.py: $SPACES, seeds $SEEDS, M=$NUM_LANDMARKS, budget ${RANK_BUDGET}s"
+timeout -k 5 $(( RANK_BUDGET + 20 )) \
+    $PY benchmarks/ranking.py --table "$OUT/table.json" --spaces $SPACES --seeds $SEEDS \
+        --num-landmarks "$NUM_LANDMARKS" --epochs "$RANK_EPOCHS" --time-budget "$RANK_BUDGET" \
+        --work "$WORK" --json "$OUT/ranking.json" --md "$OUT/ranking.md" $RANK_ARGS 2>&1 \
+        | tee "$OUT/ranking.log"
+say "ranking exit ${PIPESTATUS[0]}"
+say "done in $(elapsed)s; files in $OUT"
+ls -la "$OUT" | tee -a "$LOG"

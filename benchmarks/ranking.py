@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""The paper's central experiment (Table 4) on the depth proxy benchmark: does
+landmark regularization raise the super-net's (sparse) Kendall tau?
+
+For each space and seed, SPOS and SPOS + landmarks train a super-net for the same
+number of epochs on the same data and configuration as the table
+(benchmarks/depth_proxy/table.json). The M landmarks come from the table: the
+diverse sampler (Algorithm 1, `sample_landmarks`) draws M architectures, and each is
+replaced by its nearest not-yet-chosen table architecture (Hamming distance, ties
+broken at random with the seed), so their stand-alone losses are the table's means,
+not new trainings. They are left out of the evaluation set of both runs of that
+seed. Every other table architecture of the space is then scored by the trained
+super-net (`PathEvaluator`: BN recalibration, cached encoder features) and ranked
+against the table: Kendall tau, sparse Kendall tau (threshold = the table's median
+|seed0 - seed1| in that space: differences below the seed noise count as ties),
+Spearman rho, and the table rank of the architecture the super-net scores best.
+
+    python benchmarks/ranking.py --table benchmarks/depth_proxy/table.json \
+        --spaces v1-sync --seeds 0 1 2 --time-budget 150 --json ranking.json
+
+The runs go concurrently, one process each. With --time-budget, every run first
+trains a few seconds at once to measure the contended step time; the parent then
+fixes one epoch count for all runs (the requested one, or fewer if it would not
+fit), so SPOS and SPOS + landmarks always get equal epochs. Each run directory
+(<work>/ranking/<space>_<method>_s<seed>) holds config.yaml, checkpoints/ and
+initial_landmarks.json, so `depthnas rank RUN --truth TABLE` re-scores it; its
+config.yaml `seed` is the data seed (what `depthnas rank` rebuilds the splits from),
+the training seed is in run.json.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import queue
+import random
+import shutil
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent / "depth_proxy"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import proxy  # noqa: E402
+from depthnas import config as config_mod  # noqa: E402
+from depthnas.evaluation import PathEvaluator  # noqa: E402
+from depthnas.io import atomic_write_json, atomic_write_text  # noqa: E402
+from depthnas.landmarks import default_tau, sample_landmarks  # noqa: E402
+from depthnas.models import model_kwargs, model_metadata  # noqa: E402
+from depthnas.ranking import default_threshold, kendall_tau, ranking_report  # noqa: E402
+from depthnas.spaces import SearchSpace, get_space  # noqa: E402
+from depthnas.task import make_task  # noqa: E402
+from depthnas.trainer import seed_everything  # noqa: E402
+
+METHODS = ("spos", "landmarks")
+LABEL = {"spos": "SPOS", "landmarks": "SPOS+landmarks"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", default=str(proxy.HERE / "table.json"))
+    p.add_argument("--spaces", nargs="+", default=["v1-sync"], choices=["v1-sync", "v2-sync"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--num-landmarks", type=int, default=10, help="M")
+    p.add_argument("--tau", type=int, default=None, help="landmark Hamming threshold (default: the space's)")
+    p.add_argument("--epochs", type=int, default=34,
+                   help="super-net epochs (each a pass over the training split: 44 steps at the "
+                        "gpu preset); the time budget may lower it, equally for every run")
+    p.add_argument("--min-epochs", type=int, default=1)
+    p.add_argument("--lambda-max", type=float, default=10.0)
+    p.add_argument("--schedule", default="cosine-increasing")
+    p.add_argument("--pairs", type=int, default=1, help="m landmark pairs per step")
+    p.add_argument("--calib-batches", type=int, default=10)
+    p.add_argument("--val-batches", type=int, default=None)
+    p.add_argument("--threshold", type=float, default=None,
+                   help="sparse Kendall tau bin width (default: the table's median |seed0 - seed1|)")
+    p.add_argument("--time-budget", type=float, default=None, help="seconds for the whole script")
+    p.add_argument("--warmup-s", type=float, default=6.0, help="timed training per run before planning")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per run (default 1)")
+    p.add_argument("--in-process", action="store_true", help="runs one after another in this process")
+    p.add_argument("--work", default=str(proxy.HERE / "work"))
+    p.add_argument("--json", default=None, help="results JSON (default <work>/ranking.json)")
+    p.add_argument("--md", default=None, help="also write the Table 4 text as markdown here")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field after the table's (e.g. supernet.lr=2e-3)")
+    p.add_argument("--device", default="auto")
+    return p.parse_args(argv)
+
+
+# ---- landmarks from the table ---------------------------------------------------------------
+def choose_landmarks(space: SearchSpace, table_archs: list[str], num: int, tau: int,
+                     rng: random.Random) -> list[dict[str, Any]]:
+    """Algorithm 1's diverse sample, each member mapped to the nearest unused table entry."""
+    pool = [space.from_string(s) for s in table_archs]
+    rng.shuffle(pool)  # the tie-break order among equally near entries
+    wanted = sample_landmarks(space, num, tau, rng)
+    chosen: list[dict[str, Any]] = []
+    used: set = set()
+    for w in wanted:
+        best = min((a for a in pool if a not in used), key=lambda a: space.hamming(a, w))
+        used.add(best)
+        chosen.append({"arch": space.to_string(best), "sampled": space.to_string(w),
+                       "hamming_to_sampled": space.hamming(best, w)})
+    return chosen
+
+
+# ---- one run ----------------------------------------------------------------------------------
+def run_config(base: dict[str, Any], spec: dict[str, Any], args: argparse.Namespace, epochs: int):
+    cfg = config_mod.from_dict(base)
+    cfg.space = spec["space"]
+    cfg.seed = proxy.DATA_SEED
+    cfg.supernet.epochs = epochs
+    lm = cfg.landmarks
+    lm.enabled = spec["method"] == "landmarks"
+    lm.num, lm.tau, lm.pairs = args.num_landmarks, spec["tau"], args.pairs
+    lm.lambda_max, lm.schedule = args.lambda_max, args.schedule
+    cfg.search.iterations = 1
+    cfg.search.calib_batches, cfg.search.val_batches = args.calib_batches, args.val_batches
+    cfg.search.sparse_threshold = spec["threshold"]
+    cfg.out = spec["run_dir"]
+    config_mod.apply_dotted(cfg, list(args.set))
+    return cfg
+
+
+def build_run(cfg, spec: dict[str, Any], splits, device, out_dir: Path, final_checkpoint: bool):
+    space = get_space(spec["space"])
+    task = make_task(space, cfg.supernet.loss)
+    seed = spec["seed"]
+    seed_everything(seed)
+    supernet = space.build_supernet(**model_kwargs(cfg.model, space))
+    reg = None
+    if spec["method"] == "landmarks":
+        marks = [(space.from_string(m["arch"]), m["loss"]) for m in spec["landmarks"]]
+        reg = proxy.TensorLandmarkRegularizer(marks, splits.reg, task, cfg.landmarks,
+                                              batch_size=cfg.data.batch_size, device=device,
+                                              seed=seed, total_epochs=cfg.supernet.epochs)
+    trainer = proxy.TensorTrainer(
+        supernet, task, cfg.supernet, splits.train, out_dir=out_dir,
+        total_epochs=cfg.supernet.epochs, seed=seed, device=device, sample_arch=space.sample,
+        regularizer=reg, metadata=model_metadata(space, None, cfg.model, cfg.data.image_size, task.name),
+        name="supernet", progress=False, batch_size=cfg.data.batch_size,
+        final_checkpoint=final_checkpoint, metrics_file=final_checkpoint)
+    return space, task, trainer
+
+
+def make_evaluator(cfg, trainer, task, splits, device) -> PathEvaluator:
+    return PathEvaluator(trainer.model, task, splits.train, splits.val, batch_size=cfg.data.batch_size,
+                         calib_batches=cfg.search.calib_batches, val_batches=cfg.search.val_batches,
+                         device=device, precision=cfg.supernet.precision, seed=proxy.DATA_SEED)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def warmup(base, spec, args, splits, device, seconds: float) -> dict[str, float]:
+    """Seconds per training step (all runs warm up together) and per scored architecture,
+    on a throw-away super-net: the real one is built afterwards from its seed."""
+    cfg = run_config(base, spec, args, epochs=1)
+    cfg.landmarks.schedule = "constant"  # the landmark passes run from the first step
+    space, task, trainer = build_run(cfg, spec, splits, device, Path(spec["run_dir"]) / "warmup", False)
+    rng = random.Random(12345)
+    batches = trainer._batches(0)
+
+    def step(k: int) -> None:
+        nonlocal batches
+        try:
+            b = next(batches)
+        except StopIteration:
+            batches = trainer._batches(k)
+            b = next(batches)
+        trainer.train_step(b, space.sample(rng))
+    for k in range(3):
+        step(k)
+    sync(device)
+    t0, n = time.time(), 0
+    while time.time() - t0 < seconds or n < 3:
+        step(n)
+        n += 1
+    sync(device)
+    step_s = (time.time() - t0) / n
+    ev = make_evaluator(cfg, trainer, task, splits, device)
+    t0 = time.time()
+    ev.refresh()
+    refresh_s = time.time() - t0
+    t0 = time.time()
+    for s in spec["score_archs"][:3]:
+        ev.score(space.from_string(s))
+    score_s = (time.time() - t0) / max(len(spec["score_archs"][:3]), 1)
+    return {"step_s": step_s, "steps_timed": n, "score_s": score_s, "refresh_s": refresh_s}
+
+
+def train_and_score(base, spec, args, splits, device, epochs: int) -> dict[str, Any]:
+    run_dir = Path(spec["run_dir"])
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    cfg = run_config(base, spec, args, epochs)
+    config_mod.dump(cfg, run_dir / "config.yaml")
+    # The held-out landmarks of this seed, for both methods (SPOS trains without them);
+    # `depthnas rank` leaves the architectures listed here out of its evaluation.
+    atomic_write_json(run_dir / "initial_landmarks.json", [m["arch"] for m in spec["landmarks"]])
+    space, task, trainer = build_run(cfg, spec, splits, device, run_dir, True)
+    t0 = time.time()
+    trainer.fit(resume=False)
+    sync(device)
+    train_s = time.time() - t0
+    t0 = time.time()
+    ev = make_evaluator(cfg, trainer, task, splits, device)
+    ev.refresh()
+    scores = {s: ev.score(space.from_string(s)) for s in spec["score_archs"]}
+    score_s = time.time() - t0
+    epochs_logged = [r for r in trainer.history if "train_loss" in r]
+    last = epochs_logged[-1] if epochs_logged else {}
+    result = {**{k: v for k, v in spec.items() if k != "score_archs"},
+              "training_seed": spec["seed"], "epochs": epochs, "steps": trainer.state.step,
+              "train_time_s": round(train_s, 1), "score_time_s": round(score_s, 1),
+              "final_train_loss": last.get("train_loss"), "final_reg": last.get("train_reg"),
+              "final_reg_violated": last.get("train_reg_violated"),
+              "device": proxy.device_name(device), "scores": scores}
+    atomic_write_json(run_dir / "run.json", proxy.clean(result))
+    return result
+
+
+def worker_main(spec, base, args, data_path, device, threads, msgs, go, plan_event, plan_value) -> None:
+    torch.set_num_threads(threads)
+    try:
+        dev = proxy.resolve(device)
+        splits = proxy.TensorSplits(data_path, dev)
+        msgs.put({"type": "ready", "run": spec["name"]})
+        if args.time_budget is not None:
+            go.wait()
+            rate = warmup(base, spec, args, splits, dev, args.warmup_s)
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()  # the throw-away super-net is gone
+            msgs.put({"type": "rate", "run": spec["name"], **rate})
+        plan_event.wait()
+        if plan_value.value <= 0:
+            return
+        result = train_and_score(base, spec, args, splits, dev, plan_value.value)
+        msgs.put({"type": "result", "run": spec["name"], "result": result})
+    except BaseException:  # noqa: BLE001
+        msgs.put({"type": "fatal", "run": spec["name"], "error": traceback.format_exc()})
+
+
+# ---- statistics and the table -------------------------------------------------------------------
+def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
+              thresholds: dict[str, float]) -> dict[str, Any]:
+    per_run = []
+    for r in sorted(runs, key=lambda r: (r["space"], METHODS.index(r["method"]), r["seed"])):
+        space = r["space"]
+        held = {m["arch"] for m in r["landmarks"]}
+        ev = [a for a in truth[space] if a not in held]
+        t = [truth[space][a] for a in ev]
+        p = [r["scores"][a] for a in ev]
+        rep = ranking_report(t, p, thresholds[space])
+        best = min(ev, key=lambda a: r["scores"][a])
+        full_rank = sorted(truth[space], key=truth[space].get)
+        lm_order = [m["arch"] for m in r["landmarks"]]
+        lm_tau = (kendall_tau([truth[space][a] for a in lm_order], [r["scores"][a] for a in lm_order])
+                  if len(lm_order) >= 2 else None)
+        per_run.append({"space": space, "method": r["method"], "seed": r["seed"], **rep,
+                        "best_found": best, "best_found_loss": truth[space][best],
+                        "best_found_table_rank": full_rank.index(best) + 1,
+                        "table_size": len(full_rank), "landmark_kendall_tau": lm_tau,
+                        "epochs": r["epochs"], "steps": r["steps"]})
+    summary: dict[str, Any] = {}
+    for space in sorted({r["space"] for r in per_run}):
+        for method in METHODS:
+            rows = [r for r in per_run if r["space"] == space and r["method"] == method]
+            if not rows:
+                continue
+            agg = {}
+            for key in ("sparse_kendall_tau", "kendall_tau", "spearman_rho", "best_found_table_rank",
+                        "best_found_loss", "top_percentile", "landmark_kendall_tau"):
+                vals = np.array([r[key] for r in rows if r[key] is not None and math.isfinite(r[key])],
+                                dtype=float)  # tau is undefined (NaN) when one side is all ties
+                agg[key] = {"mean": float(vals.mean()) if len(vals) else None,
+                            "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                            "n": len(vals), "values": [r[key] for r in rows]}
+            summary.setdefault(space, {})[method] = {"n_runs": len(rows), **agg,
+                                                     "n_eval": rows[0]["n"],
+                                                     "table_size": rows[0]["table_size"]}
+    return {"per_run": per_run, "summary": summary}
+
+
+def table4(summary: dict[str, Any], thresholds: dict[str, float], seeds: list[int]) -> str:
+    def ms(d: dict[str, Any], fmt: str) -> str:
+        if d["mean"] is None:
+            return "n/a"
+        short = f" ({d['n']} of {len(d['values'])} defined)" if d["n"] < len(d["values"]) else ""
+        return f"{d['mean']:{fmt}} ± {d['std']:{fmt}}{short}"
+    lines = [f"Table 4 (depth proxy, synthetic scenes): mean ± std over seeds {seeds}",
+             "| space | method | S-KdT | KdT | Spearman | best-found table rank | best-found loss | n eval |",
+             "|---|---|---|---|---|---|---|---|"]
+    for space, methods in summary.items():
+        for method, s in methods.items():
+            lines.append(f"| {space} | {LABEL[method]} | {ms(s['sparse_kendall_tau'], '.3f')} | "
+                         f"{ms(s['kendall_tau'], '.3f')} | {ms(s['spearman_rho'], '.3f')} | "
+                         f"{ms(s['best_found_table_rank'], '.1f')} of {s['table_size']} | "
+                         f"{ms(s['best_found_loss'], '.5f')} | {s['n_eval']} |")
+    lines.append("S-KdT thresholds (median |seed0 - seed1| of the table): "
+                 + ", ".join(f"{k} {v:.3g}" for k, v in thresholds.items()))
+    return "\n".join(lines)
+
+
+def markdown(out: dict[str, Any], table: dict[str, Any]) -> str:
+    """Table 4 plus per-run numbers and provenance, ready for benchmarks/RESULTS.md."""
+    plan = out["plan"]
+    lines = [out["table4"], "",
+             f"Device {out['device']}; {out['date']}; torch {out['torch']}; command `{out['command']}`.",
+             f"Table: {out['table']} ({table.get('device')}, {table.get('date')}; counts {table.get('counts')}; "
+             f"seed-to-seed Kendall tau {table.get('seed_kendall_tau')}).",
+             f"Super-nets: {plan['epochs']} epochs x {plan['steps_per_epoch']} steps each (requested "
+             f"{plan['requested_epochs']}); landmarks M = {out['settings']['num_landmarks']}, "
+             f"tau {out['settings']['tau']}, lambda_max {out['settings']['lambda_max']}, "
+             f"{out['settings']['schedule']}, {out['settings']['pairs']} pair(s) per step; "
+             f"{out['settings']['landmark_choice']}.", "",
+             "| space | method | seed | S-KdT | KdT | Spearman | best-found (table rank) | landmark KdT |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def f(v: Any, fmt: str = "+.3f") -> str:
+        return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+    for r in out["per_run"]:
+        lines.append(f"| {r['space']} | {LABEL[r['method']]} | {r['seed']} | {f(r['sparse_kendall_tau'])} | "
+                     f"{f(r['kendall_tau'])} | {f(r['spearman_rho'])} | `{r['best_found']}` "
+                     f"({r['best_found_table_rank']}/{r['table_size']}, {r['best_found_loss']:.5f}) | "
+                     f"{f(r['landmark_kendall_tau'])} |")
+    if out["missing_runs"]:
+        lines.append(f"\nMissing runs: {', '.join(out['missing_runs'])}")
+    return "\n".join(lines)
+
+
+# ---- main -----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    start = time.time()
+    args = parse_args(argv)
+    say = lambda msg: print(msg, flush=True)  # noqa: E731
+    table = json.loads(Path(args.table).read_text())
+    base = table["config"]["depthnas_config"]
+    base_cfg = config_mod.from_dict(base)
+    work = Path(args.work)
+    truth: dict[str, dict[str, float]] = {}
+    thresholds: dict[str, float] = {}
+    for space_name in args.spaces:
+        entries = {a: e["mean"] for a, e in table["architectures"].items() if e["space"] == space_name}
+        if len(entries) < args.num_landmarks + 2:
+            raise SystemExit(f"{args.table}: {len(entries)} {space_name} architectures; need at least "
+                             f"{args.num_landmarks + 2} ({args.num_landmarks} landmarks + 2 to rank)")
+        truth[space_name] = entries
+        thr = args.threshold or (table.get("seed_median_abs_diff") or {}).get(space_name)
+        if not thr:
+            thr = default_threshold(list(entries.values()))
+            say(f"{space_name}: no seed noise in the table; S-KdT threshold = 1% of the range")
+        thresholds[space_name] = float(thr)
+
+    specs = []
+    for space_name in args.spaces:
+        space = get_space(space_name)
+        tau = args.tau if args.tau is not None else default_tau(space)
+        for seed in args.seeds:
+            marks = choose_landmarks(space, sorted(truth[space_name]), args.num_landmarks, tau,
+                                     random.Random(seed))
+            for m in marks:
+                m["loss"] = truth[space_name][m["arch"]]
+            for method in METHODS:
+                name = f"{space_name}_{method}_s{seed}"
+                specs.append({"name": name, "space": space_name, "method": method, "seed": seed,
+                              "tau": tau, "landmarks": marks, "threshold": thresholds[space_name],
+                              "run_dir": str(work / "ranking" / name),
+                              "score_archs": sorted(truth[space_name])})
+    data_path = proxy.render_data(base_cfg, work, processes=min(16, os.cpu_count() or 1), say=say)
+    steps_per_epoch = len(proxy.split_indices(base_cfg)["train"]) // base_cfg.data.batch_size
+    if base_cfg.supernet.steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, base_cfg.supernet.steps_per_epoch)
+    say(f"{len(specs)} super-net runs ({', '.join(args.spaces)}; seeds {args.seeds}; "
+        f"{args.num_landmarks} landmarks from the table); requested {args.epochs} epochs x "
+        f"{steps_per_epoch} steps")
+
+    results: list[dict[str, Any]] = []
+    plan: dict[str, Any] = {"requested_epochs": args.epochs, "epochs": args.epochs,
+                            "steps_per_epoch": steps_per_epoch}
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    procs = []
+    try:
+        if args.in_process:
+            torch.set_num_threads(proxy.worker_threads(args.threads, 1))
+            dev = proxy.resolve(args.device)
+            splits = proxy.TensorSplits(data_path, dev)
+            for spec in specs:
+                r = train_and_score(base, spec, args, splits, dev, args.epochs)
+                results.append(r)
+                say(f"[{time.time() - start:6.1f}s] {spec['name']}: {r['steps']} steps, "
+                    f"train {r['train_time_s']}s, scoring {r['score_time_s']}s")
+        else:
+            import multiprocessing as mp
+            ctx = mp.get_context("spawn")
+            msgs, go, plan_event = ctx.Queue(), ctx.Event(), ctx.Event()
+            plan_value = ctx.Value("i", 0)
+            threads = proxy.worker_threads(args.threads, len(specs))
+            for spec in specs:
+                p = ctx.Process(target=worker_main, daemon=True,
+                                args=(spec, base, args, str(data_path), args.device, threads, msgs,
+                                      go, plan_event, plan_value))
+                p.start()
+                procs.append(p)
+            say(f"started {len(procs)} processes ({threads} CPU thread(s) each)")
+            ready, rates, fatal = set(), {}, set()
+            planned = False
+            deadline = (start + args.time_budget) if args.time_budget else None
+            while len(results) + len(fatal) < len(specs):
+                try:
+                    msg = msgs.get(timeout=1.0)
+                except queue.Empty:
+                    msg = None
+                    dead = {s["name"] for s, p in zip(specs, procs) if not p.is_alive()}
+                    done_names = {r["name"] for r in results} | fatal
+                    if dead - done_names and msgs.empty():
+                        time.sleep(1.0)
+                        if msgs.empty():
+                            for name in dead - done_names:
+                                say(f"{name}: process ended without a result")
+                                fatal.add(name)
+                if msg is not None:
+                    kind = msg["type"]
+                    if kind == "ready":
+                        ready.add(msg["run"])
+                    elif kind == "rate":
+                        rates[msg["run"]] = msg
+                        say(f"[{time.time() - start:6.1f}s] {msg['run']}: {1000 * msg['step_s']:.1f} ms/step "
+                            f"contended ({msg['steps_timed']} steps), {msg['score_s']:.2f} s/arch scoring")
+                    elif kind == "result":
+                        results.append(msg["result"])
+                        r = msg["result"]
+                        say(f"[{time.time() - start:6.1f}s] {r['name']}: {r['steps']} steps in "
+                            f"{r['train_time_s']}s, scored {len(r['scores'])} archs in {r['score_time_s']}s")
+                    elif kind == "fatal":
+                        fatal.add(msg["run"])
+                        say(f"{msg['run']} failed:\n{msg['error']}")
+                alive = len(specs) - len(fatal)
+                if args.time_budget is None and not planned:
+                    plan_value.value = args.epochs
+                    plan_event.set()
+                    planned = True
+                elif not planned and not go.is_set() and len(ready) >= alive:
+                    say(f"[{time.time() - start:6.1f}s] all {alive} runs ready; timing {args.warmup_s:.0f}s "
+                        "of concurrent training")
+                    go.set()
+                elif not planned and go.is_set() and len(rates) >= alive:
+                    step_s = 1.1 * max(r["step_s"] for r in rates.values())
+                    n_score = max(len(s["score_archs"]) for s in specs)
+                    score_s = 1.2 * max(r["refresh_s"] + n_score * r["score_s"] for r in rates.values())
+                    left = deadline - time.time() - score_s - 10.0
+                    fit = int(left // (step_s * steps_per_epoch))
+                    epochs = max(args.min_epochs, min(args.epochs, fit))
+                    plan.update(epochs=epochs, step_s=step_s, score_s_estimate=score_s,
+                                seconds_left_for_training=round(left, 1),
+                                epochs_that_fit=fit)
+                    say(f"[{time.time() - start:6.1f}s] plan: {epochs} epochs ({epochs * steps_per_epoch} "
+                        f"steps) per run; {step_s * 1000:.1f} ms/step contended, {left:.0f}s left for "
+                        f"training, scoring ~{score_s:.0f}s"
+                        + ("" if epochs == args.epochs else f" (requested {args.epochs}: cut to fit)"))
+                    plan_value.value = epochs
+                    plan_event.set()
+                    planned = True
+                if deadline is not None and time.time() > deadline + 10:
+                    say("time budget exceeded by 10s: stopping the remaining runs")
+                    break
+    except KeyboardInterrupt as err:
+        say(f"interrupted ({err}); writing what finished")
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=10)
+
+    out: dict[str, Any] = {
+        "description": "SPOS vs SPOS + landmarks on the depth proxy table (benchmarks/ranking.py)",
+        "table": str(args.table), "table_date": table.get("date"), "table_device": table.get("device"),
+        "device": results[0]["device"] if results else None,
+        "date": _dt.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
+        "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
+        "settings": {"spaces": args.spaces, "seeds": args.seeds, "num_landmarks": args.num_landmarks,
+                     "tau": {s["space"]: s["tau"] for s in specs}, "lambda_max": args.lambda_max,
+                     "schedule": args.schedule, "pairs": args.pairs, "calib_batches": args.calib_batches,
+                     "val_batches": args.val_batches, "iterations": 1,
+                     "landmark_choice": "sample_landmarks (Algorithm 1), each mapped to the nearest "
+                                        "unused table architecture by Hamming distance",
+                     "sparse_threshold": thresholds,
+                     "sparse_threshold_rule": "median |seed0 - seed1| of the table in that space"
+                     if args.threshold is None else "given (--threshold)"},
+        "plan": plan, "wall_s": round(time.time() - start, 1),
+        "missing_runs": sorted({s["name"] for s in specs} - {r["name"] for r in results}),
+    }
+    complete = [r for r in results
+                if any(o["space"] == r["space"] and o["seed"] == r["seed"] and o["method"] != r["method"]
+                       for o in results)]
+    if results:
+        out.update(summarize(results, truth, thresholds))
+        out["paired_runs"] = len(complete) // 2
+        out["landmarks"] = {f"{s['space']}_s{s['seed']}": s["landmarks"] for s in specs
+                            if s["method"] == "landmarks"}
+        out["runs"] = [{k: v for k, v in r.items() if k != "landmarks"} for r in results]
+        text = table4(out["summary"], thresholds, args.seeds)
+        out["table4"] = text
+        say("\n" + text)
+        for r in out["per_run"]:
+            say(f"  {r['space']} {LABEL[r['method']]:15s} seed {r['seed']}: S-KdT {r['sparse_kendall_tau']:+.3f} "
+                f"KdT {r['kendall_tau']:+.3f} best-found rank {r['best_found_table_rank']}/{r['table_size']}"
+                f" ({r['epochs']} epochs, {r['steps']} steps)")
+        if args.md:
+            atomic_write_text(args.md, markdown(out, table) + "\n")
+    else:
+        say("no run finished")
+    json_path = Path(args.json) if args.json else work / "ranking.json"
+    atomic_write_json(json_path, proxy.clean(out))
+    say(f"wrote {json_path} in {time.time() - start:.0f}s")
+    return 0 if results else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

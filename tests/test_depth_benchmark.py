@@ -1,0 +1,180 @@
+"""The depth proxy benchmark (benchmarks/depth_proxy/build_table.py) and the SPOS vs
+SPOS + landmarks experiment (benchmarks/ranking.py), end to end at a tiny size on the
+CPU: valid JSON, a table that `depthnas rank --truth` accepts, and data/batches that
+match depthnas' own synthetic splits and trainer. No timing assertions."""
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks" / "depth_proxy"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import build_table  # noqa: E402
+import proxy  # noqa: E402
+import ranking as ranking_bench  # noqa: E402
+
+from depthnas.cli import main as cli_main  # noqa: E402
+from depthnas.spaces import get_space  # noqa: E402
+from depthnas.truth import load_truth  # noqa: E402
+
+V1, V2, LANDMARKS = 6, 2, 3
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("depth_proxy")
+
+
+@pytest.fixture(scope="module")
+def table_path(work):
+    out = work / "table.json"
+    # one worker process: the spawn/queue path the GPU run takes
+    assert build_table.main(["--preset", "cpu", "--v1", str(V1), "--v2", str(V2), "--workers", "1",
+                             "--render-processes", "1", "--threads", "1", "--work", str(work / "w"),
+                             "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def ranking_result(work, table_path):
+    out = work / "ranking.json"
+    md = work / "ranking.md"
+    assert ranking_bench.main(["--table", str(table_path), "--spaces", "v1-sync", "--seeds", "0",
+                               "--num-landmarks", str(LANDMARKS), "--epochs", "1",
+                               "--calib-batches", "1", "--in-process", "--threads", "1",
+                               "--work", str(work / "w"), "--json", str(out), "--md", str(md)]) == 0
+    assert md.read_text().startswith("Table 4")
+    return json.loads(out.read_text())
+
+
+def test_table_is_complete_and_loads_as_truth(table_path):
+    table = json.loads(table_path.read_text())
+    archs = table["architectures"]
+    assert table["counts"] == {"v1-sync": V1, "v2-sync": V2} and len(archs) == V1 + V2
+    for arch, e in archs.items():
+        space = get_space(e["space"])
+        assert not space.has_dead_cell(space.from_string(arch))
+        assert len(e["seeds"]) == 2 and all(v > 0 for v in e["seeds"])
+        assert e["mean"] == pytest.approx(sum(e["seeds"]) / 2) and e["params"] > 0
+    assert table["seed_pairs"]["overall"] == V1 + V2
+    assert -1.0 <= table["seed_kendall_tau"]["v1-sync"] <= 1.0
+    assert table["seed_median_abs_diff"]["v1-sync"] > 0
+    assert table["config"]["recipe"]["backbone"] == "mobilenetv3_small_050"
+    assert table["device"] and table["date"]
+    truth = load_truth(table_path)
+    assert truth == {a: e["mean"] for a, e in archs.items()}
+
+
+def test_table_build_resumes_without_retraining(work, table_path, capsys):
+    before = json.loads(table_path.read_text())["architectures"]
+    again = work / "table_again.json"
+    assert build_table.main(["--preset", "cpu", "--v1", str(V1), "--v2", str(V2), "--workers", "1",
+                             "--work", str(work / "w"), "--out", str(again)]) == 0
+    assert "0 to run" in capsys.readouterr().out
+    assert json.loads(again.read_text())["architectures"] == before
+
+
+def test_ranking_experiment_writes_table4(ranking_result, table_path):
+    table = json.loads(table_path.read_text())
+    res = ranking_result
+    assert {r["method"] for r in res["per_run"]} == {"spos", "landmarks"}
+    marks = res["landmarks"]["v1-sync_s0"]
+    assert len(marks) == LANDMARKS and len({m["arch"] for m in marks}) == LANDMARKS
+    for m in marks:  # landmarks are table entries with the table's loss
+        assert table["architectures"][m["arch"]]["mean"] == pytest.approx(m["loss"])
+    for r in res["per_run"]:
+        assert r["n"] == V1 - LANDMARKS  # landmarks left out of the evaluation set
+        assert r["best_found"] not in {m["arch"] for m in marks}
+        assert 1 <= r["best_found_table_rank"] <= V1
+        assert r["sparse_threshold"] == pytest.approx(table["seed_median_abs_diff"]["v1-sync"])
+    s = res["summary"]["v1-sync"]
+    assert set(s) == {"spos", "landmarks"}
+    assert "SPOS+landmarks" in res["table4"] and res["plan"]["epochs"] == 1
+    assert not res["missing_runs"]
+
+
+def test_depthnas_rank_accepts_the_table(ranking_result, work, table_path, capsys):
+    run = work / "w" / "ranking" / "v1-sync_landmarks_s0"
+    for name in ("config.yaml", "initial_landmarks.json", "run.json"):
+        assert (run / name).is_file(), name
+    assert cli_main(["rank", "--run", str(run), "--truth", str(table_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "kendall_tau" in out and f"landmarks_excluded   {LANDMARKS}" in out
+    rank = json.loads((run / "rank.json").read_text())
+    assert rank["n"] == V1 - LANDMARKS
+    # the stock data path (SyntheticDepth + transforms) scores as the tensor path did
+    mine = next(r for r in ranking_result["runs"] if r["name"] == "v1-sync_landmarks_s0")["scores"]
+    for arch, score in rank["scores"].items():
+        assert score == pytest.approx(mine[arch], rel=1e-4, abs=1e-6)
+
+
+def test_tensor_data_and_batches_match_depthnas(work, table_path):
+    from depthnas.config import TrainConfig
+    from depthnas.data import load_splits
+    from depthnas.task import DepthTask
+    from depthnas.trainer import Trainer
+    cfg = proxy.make_config("cpu")
+    tensors = proxy.TensorSplits(proxy.render_data(cfg, work / "w"), torch.device("cpu"))
+    stock = load_splits(cfg)  # build_splits("synthetic", ..., augment=False)
+    for name in ("train", "reg", "val"):
+        a, b = getattr(tensors, name), getattr(stock, name)
+        assert len(a) == len(b)
+        for i in (0, len(b) - 1):
+            for k in ("image", "target", "mask"):
+                assert torch.allclose(a[i][k].float(), b[i][k].float(), atol=1e-6), (name, i, k)
+    model = torch.nn.Conv2d(3, 1, 1)
+    kw = dict(out_dir=work / "t", total_epochs=2, seed=3, batch_size=4, progress=False)
+    mine = proxy.TensorTrainer(model, DepthTask(), TrainConfig(), tensors.train, **kw)
+    theirs = Trainer(model, DepthTask(), TrainConfig(), stock.train, **kw)
+    for epoch in (0, 1):
+        for x, y in zip(mine._batches(epoch), theirs._batches(epoch), strict=True):
+            assert torch.allclose(x["image"], y["image"], atol=1e-6)
+            assert torch.equal(x["target"], y["target"])
+
+
+def test_training_reads_batches_from_the_tensors(work, table_path, monkeypatch):
+    """Both trainer and regularizer must take their batches from the device tensors: a
+    DataLoader with pin_memory over CUDA tensors (the stock path) fails on the GPU."""
+    from depthnas.config import LandmarkConfig, TrainConfig
+    from depthnas.task import DepthTask
+    cfg = proxy.make_config("cpu")
+    tensors = proxy.TensorSplits(proxy.render_data(cfg, work / "w"), torch.device("cpu"))
+    calls = []
+    real = proxy.TensorDepthSet.batch
+    monkeypatch.setattr(proxy.TensorDepthSet, "batch",
+                        lambda self, idx: calls.append(len(self)) or real(self, idx))
+    space = get_space("v1-sync")
+    net = space.build_supernet(backbone="mobilenetv3_small_050", features=16)
+    marks = [(a, float(i)) for i, a in enumerate(proxy.random_archs(space, 2, random.Random(0)))]
+    reg = proxy.TensorLandmarkRegularizer(marks, tensors.reg, DepthTask(),
+                                          LandmarkConfig(schedule="constant"), batch_size=4,
+                                          device="cpu", total_epochs=1)
+    cfg_t = TrainConfig(epochs=1, steps_per_epoch=2)
+    trainer = proxy.TensorTrainer(net, DepthTask(), cfg_t, tensors.train, out_dir=work / "t2",
+                                  total_epochs=1, batch_size=4, progress=False,
+                                  sample_arch=space.sample, regularizer=reg)
+    trainer.fit(resume=False)
+    assert calls.count(len(tensors.train)) == 2 and calls.count(len(tensors.reg)) == 2
+    assert not (work / "t2" / "checkpoints").exists()  # no per-epoch I/O
+
+
+def test_landmarks_are_diverse_table_entries():
+    space = get_space("v1-sync")
+    table = [space.to_string(a) for a in proxy.random_archs(space, 30, random.Random(0))]
+    marks = ranking_bench.choose_landmarks(space, table, 10, 3, random.Random(1))
+    chosen = [m["arch"] for m in marks]
+    assert len(set(chosen)) == 10 and set(chosen) <= set(table)
+    again = ranking_bench.choose_landmarks(space, table, 10, 3, random.Random(1))
+    assert [m["arch"] for m in again] == chosen  # a function of the seed
