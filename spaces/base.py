@@ -120,3 +120,16 @@ class SearchSpace(ABC):
             import json
             return self.from_json(json.loads(text))
         return self.from_string(text)
+
+
+def resolve_arch(space: SearchSpace, fixed: Arch | None, given: Arch | None) -> Arch:
+    """The architecture a model runs: a fixed model runs its own (and refuses
+    another), the super-net runs the one it is given (and needs one)."""
+    if fixed is not None:
+        if given is not None and given != fixed:
+            raise ValueError(f"this is a fixed model of {space.to_string(fixed)}; "
+                             f"it cannot run {space.to_string(given)}")
+        return fixed
+    if given is None:
+        raise ValueError("the super-net needs an architecture: model(x, arch)")
+    return given

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..base import Arch
+from ..base import Arch, resolve_arch
 from .ops import FactorizedReduce, ReLUConvBN, make_darts_op
 from .space import DARTS_OPS, NODES, DartsSpace
 
@@ -106,13 +106,7 @@ class DartsNet(nn.Module):
         return self.arch is None
 
     def _cells(self, arch: Arch | None) -> dict[str, list[NodeChoice]]:
-        if self.arch is not None:
-            if arch is not None and arch != self.arch:
-                raise ValueError(f"this is a fixed model of {self.space.to_string(self.arch)}; "
-                                 f"it cannot run {self.space.to_string(arch)}")
-            arch = self.arch
-        elif arch is None:
-            raise ValueError("the super-net needs an architecture: model(x, arch)")
+        arch = resolve_arch(self.space, self.arch, arch)
         return self.space.cells(arch)
 
     def forward(self, x: torch.Tensor, arch: Arch | None = None) -> torch.Tensor:

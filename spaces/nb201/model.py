@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..base import Arch
+from ..base import Arch, resolve_arch
 from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN
 from .space import EDGES, NUM_NODES, NB201Space
 
@@ -96,13 +96,7 @@ class NB201Net(nn.Module):
         return self.arch is None
 
     def _ops(self, arch: Arch | None) -> dict[tuple[int, int], str]:
-        if self.arch is not None:
-            if arch is not None and arch != self.arch:
-                raise ValueError(f"this is a fixed model of {self.space.to_string(self.arch)}; "
-                                 f"it cannot run {self.space.to_string(arch)}")
-            arch = self.arch
-        elif arch is None:
-            raise ValueError("the super-net needs an architecture: model(x, arch)")
+        arch = resolve_arch(self.space, self.arch, arch)
         return self.space.edge_ops(arch)
 
     def forward(self, x: torch.Tensor, arch: Arch | None = None) -> torch.Tensor:
