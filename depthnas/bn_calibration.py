@@ -19,24 +19,75 @@ def batchnorms(modules: Iterable[nn.Module]) -> list[nn.modules.batchnorm._Batch
             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
+class _Done(Exception):
+    """Raised from a hook once the last BN layer of a forward has run."""
+
+
+class _StopAfterLastBN:
+    """Records which BN layers a forward runs, then stops later forwards right
+    after the last of them."""
+
+    def __init__(self, bns: list[nn.Module]):
+        self.calls: list[nn.Module] = []
+        self.handles = [bn.register_forward_hook(self._record) for bn in bns]
+
+    def _record(self, module, inputs, output) -> None:
+        self.calls.append(module)
+
+    def arm(self) -> bool:
+        """Switch from recording to stopping; False if no BN layer ran."""
+        self.remove()
+        if not self.calls:
+            return False
+        last = self.calls[-1]
+        self.expected, self.seen = self.calls.count(last), 0
+        self.handles = [last.register_forward_hook(self._stop)]
+        return True
+
+    def _stop(self, module, inputs, output) -> None:
+        self.seen += 1
+        if self.seen == self.expected:
+            self.seen = 0
+            raise _Done
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
 @torch.no_grad()
 def recalibrate(modules: Iterable[nn.Module], forward: Callable[[object], object],
-                batches: Iterable[object]) -> int:
+                batches: Iterable[object], stop_after_last_bn: bool = False) -> int:
     """Reset the BN layers under `modules`, then run forward(batch) on each batch
     with those layers in train mode and momentum=None (an exact mean over the
-    batches). Returns the number of batches used; the modules end in eval mode."""
+    batches). Returns the number of batches used; the modules end in eval mode.
+
+    stop_after_last_bn: the first batch records which BN layers the forward runs;
+    later forwards stop right after the last of them (nothing after it changes a
+    statistic), and when none ran, no batch follows the first. Same statistics,
+    less work: in the depth decoder the finest block's upsampling (unless pixel
+    shuffle) comes after the last BN. `forward` must let exceptions through."""
     bns = batchnorms(modules)
     saved = [(bn, bn.momentum, bn.training) for bn in bns]
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None
         bn.train()
+    stopper = _StopAfterLastBN(bns) if stop_after_last_bn else None
     count = 0
     try:
         for batch in batches:
-            forward(batch)
+            if stopper is not None and count == 1 and not stopper.arm():
+                break  # no BN layer on this path: nothing to estimate
+            try:
+                forward(batch)
+            except _Done:
+                pass
             count += 1
     finally:
+        if stopper is not None:
+            stopper.remove()
         for bn, momentum, _ in saved:
             bn.momentum = momentum
             bn.eval()

@@ -2,7 +2,13 @@
 
 For models that split into `encode` (architecture-independent backbone +
 laterals) and `decode` (the searched part), the encoder runs once per batch and
-its features are cached, so scoring a candidate costs only decoder passes.
+its features are cached, so scoring a candidate costs only decoder passes; BN
+recalibration runs them only as far as the path's last BatchNorm layer (the head
+is skipped outright when the model offers `decode_for_calibration`).
+
+Both modes score the same thing: the model runs in eval mode (the backbone with
+its trained running statistics) and only the decoder's BatchNorm layers are
+reset and re-estimated for the path.
 """
 from __future__ import annotations
 
@@ -40,7 +46,8 @@ class PathEvaluator:
         self.calib = fixed_batches(calib_set, batch_size, calib_batches, seed, shuffle=True)
         self.val = fixed_batches(val_set, batch_size, val_batches, seed, shuffle=False)
         self.split = cache_features and hasattr(model, "encode") and hasattr(model, "decode")
-        self._cache: tuple[list, list] | None = None
+        # (calibration features, validation features, validation batches on the device)
+        self._cache: tuple[list, list, list] | None = None
 
     def _encode_all(self, batches: list[dict[str, Any]]) -> list[list[torch.Tensor]]:
         out = []
@@ -49,6 +56,11 @@ class PathEvaluator:
             out.append([f.detach() for f in self.model.encode(x)])
         return out
 
+    def _without_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The batch on the device minus its input tensor: scoring reads targets only."""
+        x = self.task.inputs(batch)
+        return move({k: v for k, v in batch.items() if v is not x}, self.device)
+
     @torch.no_grad()
     def refresh(self) -> None:
         """(Re)compute cached encoder features; call after the weights change."""
@@ -56,10 +68,12 @@ class PathEvaluator:
         if self.split:
             self.model.eval()
             with autocast(self.device, self.precision):
-                self._cache = (self._encode_all(self.calib), self._encode_all(self.val))
+                calib, val = self._encode_all(self.calib), self._encode_all(self.val)
+            self._cache = (calib, val, [self._without_inputs(b) for b in self.val])
 
     def _modules(self) -> list[nn.Module]:
-        if self.split and hasattr(self.model, "decoder_modules"):
+        """The modules whose BatchNorm statistics depend on the path."""
+        if hasattr(self.model, "decoder_modules"):
             return self.model.decoder_modules()
         return [self.model]
 
@@ -69,20 +83,23 @@ class PathEvaluator:
         if self.split and self._cache is None:
             self.refresh()
         model = self.model
+        model.eval()  # recalibrate() switches the decoder's BN layers alone to train mode
         with autocast(self.device, self.precision):
             if self.split:
-                calib_feats, val_feats = self._cache
-                recalibrate(self._modules(), lambda f: model.decode(f, arch), calib_feats)
-                outputs = (model.decode(f, arch) for f in val_feats)
+                calib_feats, val_feats, val_batches = self._cache
+                calib_decode = getattr(model, "decode_for_calibration", model.decode)
+                recalibrate(self._modules(), lambda f: calib_decode(f, arch), calib_feats,
+                            stop_after_last_bn=True)
+                results = ((model.decode(f, arch), b) for f, b in zip(val_feats, val_batches))
             else:
                 def run(b):
-                    return model(self.task.inputs(move(b, self.device)), arch)
-                recalibrate(self._modules(), run, self.calib)
-                model.eval()
-                outputs = (run(b) for b in self.val)
+                    return model(self.task.inputs(b), arch)
+                recalibrate(self._modules(), lambda b: run(move(b, self.device)), self.calib)
+                moved = (move(b, self.device) for b in self.val)
+                results = ((run(b), b) for b in moved)
             total, count = 0.0, 0
-            for out, batch in zip(outputs, self.val):
-                s, n = self.task.score(out, move(batch, self.device))
+            for out, batch in results:
+                s, n = self.task.score(out, batch)
                 total, count = total + s, count + n
         return total / max(count, 1)
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from depthnas.spaces import Arch, SearchSpace
 
@@ -107,6 +107,29 @@ def all_pairs(n: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(n) for j in range(i + 1, n)]
 
 
+def step_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """The regularizer-split indices of optimizer step `step`: a function of the step
+    alone, so a resumed run draws the same batches."""
+    per_cycle = max(n // batch_size, 1)
+    cycle, pos = divmod(step, per_cycle)
+    order = list(range(n))
+    random.Random(seed * 7_919 + cycle).shuffle(order)
+    return order[pos * batch_size:(pos + 1) * batch_size] or order[:batch_size]
+
+
+class _StepBatches:
+    """Batch sampler: the indices of steps start, start + 1, ... (endless)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int):
+        self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            yield step_indices(self.n, self.batch_size, self.seed, step)
+            step += 1
+
+
 class LandmarkRegularizer:
     """R = sum over pairs (i better than j) of max(0, L(a_i) - L(a_j)) (Eq. 4), or
     over m pairs drawn uniformly per step (Eq. 6), weighted by lambda(step).
@@ -114,15 +137,26 @@ class LandmarkRegularizer:
     L is the super-net loss on a batch of the regularizer split, disjoint from
     the batches that train L_s. When the model splits into encode/decode, the
     backbone runs once for all landmarks of a step: same losses and gradients as
-    separate passes, at the cost of decoder passes only.
+    separate passes, at the cost of decoder passes only (`share_encoder=False`
+    runs a full forward per landmark, for reference and tests).
+
+    Regularizer batches are prefetched by a DataLoader (`num_workers` processes,
+    pinned memory on CUDA), so reading the regularizer split does not stall the
+    training loop. The split must not be augmented at random (it is not): a batch
+    is then the same whichever worker reads it.
     """
 
     def __init__(self, landmarks: Sequence[tuple[Arch, float]], reg_set: Dataset, task: Task,
                  cfg: LandmarkConfig, *, batch_size: int, device: torch.device | str,
-                 seed: int = 0, total_epochs: int = 1):
+                 seed: int = 0, total_epochs: int = 1, num_workers: int = 0,
+                 share_encoder: bool = True):
         self.task, self.cfg, self.reg_set = task, cfg, reg_set
         self.batch_size, self.device, self.seed = batch_size, torch.device(device), seed
         self.total_epochs = max(total_epochs, 1)
+        self.num_workers, self.share_encoder = num_workers, share_encoder
+        self.channels_last = False  # set by a Trainer that trains channels-last
+        self._batches: Any = None   # iterator of the prefetching loader
+        self._next_step: int | None = None
         if len(reg_set) < 1:
             raise ValueError("the regularizer split is empty; raise data.reg_fraction")
         self.set_landmarks(landmarks)
@@ -147,20 +181,27 @@ class LandmarkRegularizer:
         return rng.sample(self.pairs, m)
 
     def batch(self, step: int) -> dict[str, Any]:
-        n = len(self.reg_set)
-        per_cycle = max(n // self.batch_size, 1)
-        cycle, pos = divmod(step, per_cycle)
-        order = list(range(n))
-        random.Random(self.seed * 7_919 + cycle).shuffle(order)
-        idx = order[pos * self.batch_size:(pos + 1) * self.batch_size] or order[:self.batch_size]
-        return move(default_collate([self.reg_set[i] for i in idx]), self.device)
+        """The regularizer batch of `step` (see `step_indices`), on the device."""
+        if self._batches is None or step != self._next_step:
+            # first call, a resumed run, or steps skipped while lambda was 0
+            loader = DataLoader(self.reg_set, num_workers=self.num_workers,
+                                batch_sampler=_StepBatches(len(self.reg_set), self.batch_size,
+                                                           self.seed, step),
+                                collate_fn=default_collate,
+                                pin_memory=self.device.type == "cuda")
+            self._batches = iter(loader)
+        batch = next(self._batches)
+        self._next_step = step + 1
+        return move(batch, self.device)
 
     def penalty(self, model: nn.Module, batch: dict[str, Any],
                 pairs: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, int]:
         """Unweighted hinge sum over `pairs` and the number of violated pairs."""
         needed = sorted({k for p in pairs for k in p})
         x = self.task.inputs(batch)
-        split = hasattr(model, "encode") and hasattr(model, "decode")
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        split = self.share_encoder and hasattr(model, "encode") and hasattr(model, "decode")
         feats = model.encode(x) if split else None
         losses = {}
         for k in needed:
@@ -177,5 +218,12 @@ class LandmarkRegularizer:
             return None, {"lambda": lam}
         pairs = self.draw_pairs(random.Random(self.seed * 104_729 + step))
         r, violated = self.penalty(model, self.batch(step), pairs)
-        return lam * r, {"lambda": lam, "reg": float(r.detach()),
-                         "reg_violated": violated / len(pairs)}
+        term = lam * r
+        if not violated:
+            # Every hinge is exactly 0 and so is its gradient: cut the term from the
+            # graph, so backward skips the regularizer's encoder and decoder passes.
+            # (The only other effect: ops used by the landmarks alone get no
+            # gradient, as for any op off the sampled path, instead of a zero one.)
+            term = term.detach()
+        return term, {"lambda": lam, "reg": float(r.detach()),
+                      "reg_violated": violated / len(pairs)}

@@ -61,6 +61,25 @@ def autocast(device: torch.device, precision: str):
     return nullcontext()
 
 
+def compile_model(model: nn.Module) -> nn.Module:
+    """torch.compile the part of `model` where it pays and stays valid for every path.
+
+    The super-net's forward is Python control flow over the sampled architecture
+    (which edges run, which op, which upsampling): compiling it whole would guard on
+    the architecture and recompile for every new path, then fall back to eager once
+    dynamo's recompile limit (8) is hit. The backbone is architecture-independent and
+    holds most of the FLOPs, so it alone is compiled, for the super-net and for
+    stand-alone models alike (the same compiled code then serves both, which keeps
+    their timings comparable). `nn.Module.compile` works in place: parameter names
+    stay as they are, so checkpoints and the super-net -> stand-alone weight copy by
+    name are unaffected. Models without a backbone are left eager.
+    """
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, nn.Module):
+        backbone.compile()
+    return model
+
+
 def cosine_factor(step: int, total: int, floor: float = 0.01) -> float:
     """Learning-rate multiplier: cosine from 1 to `floor` over `total` steps."""
     t = min(step, total) / max(total, 1)
@@ -96,6 +115,10 @@ class Trainer:
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+            if regularizer is not None and hasattr(regularizer, "channels_last"):
+                regularizer.channels_last = True  # its batches take the same layout
+        if cfg.compile:
+            compile_model(self.model)
         self.task, self.cfg, self.train_set = task, cfg, train_set
         self.out_dir = Path(out_dir)
         self.total_epochs, self.seed = total_epochs, seed
@@ -171,27 +194,34 @@ class Trainer:
         x = self.task.inputs(batch)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        logs: dict[str, float] = {}
         with autocast(self.device, self.cfg.precision):
             out = self.model(x, arch) if arch is not None else self.model(x)
             loss = self.task.loss(out, batch)
             total = loss
-            logs: dict[str, float] = {"loss": float(loss.detach())}
             if self.regularizer is not None:
                 term, reg_logs = self.regularizer(self.model, self.state.step, self.total_steps)
                 logs.update(reg_logs)
                 if term is not None:
                     total = total + term
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"{self.name}: non-finite loss at step {self.state.step} "
-                                     f"({logs}); lower the learning rate or check the data")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        if self.cfg.grad_clip:
-            logs["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(),
-                                                               self.cfg.grad_clip))
+        # Values are read back to the host (a device sync) only once backward has been
+        # queued: a sync between the forward passes would leave the GPU idle while
+        # Python queues the next pass. The check still precedes the update, so a
+        # non-finite step changes no weight.
+        if not torch.isfinite(total):
+            logs = {"loss": float(loss.detach()), **logs}
+            raise FloatingPointError(f"{self.name}: non-finite loss at step {self.state.step} "
+                                     f"({logs}); lower the learning rate or check the data")
+        grad_norm = (nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                     if self.cfg.grad_clip else None)
         self.optimizer.step()
         self.scheduler.step()
         self.state.step += 1
+        logs = {"loss": float(loss.detach()), **logs}
+        if grad_norm is not None:
+            logs["grad_norm"] = float(grad_norm)
         return logs
 
     def fit(self, until_epoch: int | None = None, resume: bool = True,

@@ -158,12 +158,22 @@ class DepthNet(nn.Module):
                              f"of 32, got {list(x.shape)}")
         return [lat(f) for lat, f in zip(self.laterals, self.backbone(x))]
 
-    def decode(self, features: list[torch.Tensor], arch: Arch | None = None) -> torch.Tensor:
+    def decode(self, features: list[torch.Tensor], arch: Arch | None = None, *,
+               head: bool = True) -> torch.Tensor:
+        """Fusion blocks then the head; head=False stops before the head and returns
+        the finest fusion block's output (F channels at half the input size)."""
         choices = self._choices(arch)
         path = features[-1] if self.first_block_input == "duplicate" else torch.zeros_like(features[-1])
         for i, (cell, lateral) in enumerate(zip(self.blocks, reversed(features))):
             path = cell(path, lateral, choices[i])
-        return self.head(path)
+        return self.head(path) if head else path
+
+    def decode_for_calibration(self, features: list[torch.Tensor],
+                               arch: Arch | None = None) -> torch.Tensor:
+        """The part of decode() that BN recalibration must run: every BatchNorm of
+        the decoder sits in the fusion blocks (the head has none), so the head, at
+        full resolution and about 60% of the decoder's FLOPs, is skipped."""
+        return self.decode(features, arch, head=False)
 
     def forward(self, x: torch.Tensor, arch: Arch | None = None) -> torch.Tensor:
         return self.decode(self.encode(x), arch)

@@ -1,0 +1,536 @@
+"""Step-time benchmark (issue 8): three ratios, measured in one run, on one device.
+
+(a) super-net step on one sampled path  vs  the stand-alone model of that path
+    (same weights, same batch; target <= 1.05x)
+(b) landmark-regularized step (L_s on a train batch + one landmark pair on a
+    regularizer batch, the real LandmarkRegularizer with a shared encoder)
+    vs  the plain SPOS step, at equal batch sizes (target <= 1.6x); also the naive
+    version (three full forward/backward passes; the paper setup measured 2.06x)
+(c) evolutionary-search candidate scoring with cached backbone + lateral features
+    (PathEvaluator cache_features=True)  vs  a full forward per candidate
+    (cache_features=False) (target >= 5x at the paper's configuration on GPU)
+
+Every step is the real `Trainer.train_step` (autocast, channels-last, AdamW, grad
+clipping) on random tensors: images, targets in [0, 1], masks. Timing: warm-up
+steps, then rounds in which every variant of a part runs once (interleaved, so
+clock, thermal and load drift hit all variants alike), a device sync around each
+measured call; a ratio is the median of the per-round ratios. Learning rates are
+0: every kernel of the update still runs, but the weights stay fixed, so whether
+the landmark pair is violated is decided once and stays so (a violated pair
+backpropagates through the regularizer's passes; a satisfied one is cut from the
+graph).
+
+Data loading is excluded on both sides of every ratio: batches are staged on the
+device beforehand (the trainer prefetches its batches, the regularizer its own).
+
+    python benchmarks/step_time.py --preset cpu
+    python benchmarks/step_time.py --preset paper --json out.json   # on a GPU
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from depthnas.config import LandmarkConfig, TrainConfig  # noqa: E402
+from depthnas.evaluation import PathEvaluator  # noqa: E402
+from depthnas.landmarks import LandmarkRegularizer  # noqa: E402
+from depthnas.spaces import get_space  # noqa: E402
+from depthnas.task import DepthTask  # noqa: E402
+from depthnas.trainer import Trainer, autocast, compile_model  # noqa: E402
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # < 60 s on 2 CPU cores. resnet18 keeps the backbone the larger part of the
+    # step, as resnext101 is at the paper's size (a tiny mobilenet would not).
+    # One thread by default: on a shared machine, OpenMP threads waiting on each
+    # other under oversubscription made every op ~10x slower (--threads 2 to try).
+    "cpu": dict(backbone="resnet18", image_size=64, features=32, batch_size=4,
+                precision="fp32", channels_last=False, warmup=2, iters=9,
+                calib_batches=3, val_batches=3, candidates=3, device="cpu", threads=1),
+    # The paper's depth experiment (section 5.3) on one GPU.
+    "paper": dict(backbone="resnext101_32x8d", image_size=384, features=256, batch_size=8,
+                  precision="bf16", channels_last=True, warmup=5, iters=20,
+                  calib_batches=10, val_batches=10, candidates=5, device="cuda", threads=None),
+}
+
+TARGETS = {"a": ("<=", 1.05), "b": ("<=", 1.6), "c": (">=", 5.0)}
+
+# Dense tensor-core peaks from NVIDIA's data sheets (TFLOP/s). fp32 runs use TF32
+# for convolutions (PyTorch's default, torch.backends.cudnn.allow_tf32 = True).
+SPEC_PEAKS = {
+    "H200": {"bf16": 989.4, "fp32": 494.7},
+    "H100 PCIe": {"bf16": 756.0, "fp32": 378.0},
+    "H100": {"bf16": 989.4, "fp32": 494.7},      # SXM / HBM3
+    "A100": {"bf16": 312.0, "fp32": 156.0},
+}
+
+
+# ---- environment ------------------------------------------------------------------
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} (CPU, {torch.get_num_threads()} threads)"
+
+
+def spec_peak(name: str, precision: str) -> float | None:
+    for key, peaks in SPEC_PEAKS.items():
+        if key in name:
+            return peaks[precision]
+    return None
+
+
+def measured_matmul_peak(device: torch.device, precision: str) -> float | None:
+    """Achievable dense peak on this card: an 8192^3 matrix product (bf16, or fp32
+    with TF32 allowed as for convolutions), median of 10 after 3 warm-ups."""
+    if device.type != "cuda":
+        return None
+    n = 8192
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        times = []
+        for i in range(13):
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            a @ b
+            torch.cuda.synchronize()
+            if i >= 3:
+                times.append(time.perf_counter() - t)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    del a, b
+    torch.cuda.empty_cache()
+    return 2 * n ** 3 / statistics.median(times) / 1e12
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---- data -------------------------------------------------------------------------
+def random_batch(n: int, size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    return {"image": torch.randn(n, 3, size, size, generator=gen),
+            "target": torch.rand(n, 1, size, size, generator=gen),
+            "mask": torch.rand(n, 1, size, size, generator=gen) > 0.1}
+
+
+class ListSet(torch.utils.data.Dataset):
+    """Samples of a stacked batch, as a Dataset."""
+
+    def __init__(self, batch: dict[str, torch.Tensor]):
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return len(next(iter(self.batch.values())))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.batch.items()}
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+class StagedRegularizer(LandmarkRegularizer):
+    """The real regularizer, fed one batch already on the device (data loading is
+    left out of both sides of ratio (b))."""
+
+    staged: dict[str, torch.Tensor]
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        return self.staged
+
+
+# ---- timing -----------------------------------------------------------------------
+def interleaved(variants: dict[str, Callable[[], Any]], warmup: int, iters: int,
+                device: torch.device) -> dict[str, list[float]]:
+    """Seconds per call of each variant: warm-up calls, then `iters` rounds in
+    which each variant runs once."""
+    for _ in range(warmup):
+        for fn in variants.values():
+            fn()
+    sync(device)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(iters):
+        for name, fn in variants.items():
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+# ---- the benchmark ----------------------------------------------------------------
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda, but torch sees no GPU (use --preset cpu)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.image_size % 32:
+        raise SystemExit("error: --image-size must be a multiple of 32")
+    parts = [p for p in "abc" if p in args.parts]
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    space = get_space(args.space)
+    rng = random.Random(args.seed)
+
+    def sample_live():
+        while True:
+            a = space.sample(rng)
+            if not space.has_dead_cell(a):
+                return a
+
+    path = sample_live()
+    landmark_pair = [sample_live(), sample_live()]
+    candidates = [sample_live() for _ in range(args.candidates)]
+    model_kw = dict(backbone=args.backbone, features=args.features)
+    task = DepthTask("ssi")
+    cfg = TrainConfig(lr=0.0, backbone_lr=0.0, precision=args.precision,
+                      channels_last=args.channels_last, compile=False, log_every=10**9)
+    B, S = args.batch_size, args.image_size
+    train_batch = to_device(random_batch(B, S, gen), device)
+    reg_batch = to_device(random_batch(B, S, gen), device)
+    tmp = tempfile.TemporaryDirectory(prefix="step_time_")
+    dummy = ListSet(random_batch(B, 32, gen))
+
+    def trainer(model, name):
+        return Trainer(model, task, cfg, dummy, out_dir=Path(tmp.name) / name, total_epochs=1,
+                       device=device, progress=False, batch_size=B, name=name)
+
+    sup_t = trainer(space.build_supernet(**model_kw), "supernet")
+    results: dict[str, Any] = {"variants": {}, "ratios": {}}
+    times: dict[str, list[float]] = {}
+    flops: dict[str, int] = {}
+
+    def measure(variants: dict[str, Callable[[], Any]], rounds_hook=None, iters=None) -> None:
+        if not args.no_flops:  # eager, before any compilation
+            for name, fn in variants.items():
+                flops[name] = count_flops(fn)
+        if args.compile:
+            for m in compiled_models:
+                if id(m) not in compiled:
+                    compile_model(m)
+                    compiled.add(id(m))
+        for i in range(args.warmup + (iters or args.iters)):
+            if rounds_hook is not None:
+                rounds_hook(i)
+            t = interleaved(variants, 0, 1, device)
+            if i >= args.warmup:
+                for k, v in t.items():
+                    times.setdefault(k, []).extend(v)
+
+    def free() -> None:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    compiled_models, compiled = [sup_t.model], set()
+
+    # ---- (a) super-net path vs stand-alone model, same weights and batch --------------
+    if "a" in parts:
+        fixed = space.build_fixed(path, **model_kw)
+        sup_sd = sup_t.model.state_dict()
+        fixed.load_state_dict({k: sup_sd[k].cpu() for k in fixed.state_dict()})
+        del sup_sd
+        fix_t = trainer(fixed, "standalone")
+        compiled_models.append(fix_t.model)
+        measure({"supernet_path": lambda: sup_t.train_step(train_batch, path),
+                 "standalone": lambda: fix_t.train_step(train_batch, None)},
+                iters=2 * args.iters)  # the cheapest part and the tightest target
+        compiled_models.pop()
+        del fix_t, fixed
+        free()
+
+    # ---- (b) landmark-regularized step vs plain SPOS step ------------------------------
+    if "b" in parts:
+        def regularizer(share: bool) -> StagedRegularizer:
+            lcfg = LandmarkConfig(pairs=1, lambda_max=10.0, schedule="constant")
+            reg = StagedRegularizer([(a, float(i)) for i, a in enumerate(landmark_pair)],
+                                    ListSet(random_batch(1, 32, gen)), task, lcfg, batch_size=B,
+                                    device=device, share_encoder=share)
+            reg.staged = reg_batch
+            reg.channels_last = args.channels_last
+            return reg
+
+        # the super-net's loss of each landmark on the regularizer batch (fixed: lr = 0)
+        sup_t.model.train()
+        with torch.no_grad(), autocast(device, args.precision):
+            x = reg_batch["image"]
+            if args.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            feats = sup_t.model.encode(x)
+            pair_losses = [float(task.loss(sup_t.model.decode(feats, a), reg_batch))
+                           for a in landmark_pair]
+            del feats, x
+        # landmark 0 is the "better" one (stand-alone loss 0.0 < 1.0): the pair is
+        # violated when its super-net loss is the higher
+        if pair_losses[0] <= pair_losses[1]:
+            landmark_pair.reverse()
+            pair_losses.reverse()
+        results["pair_losses"] = pair_losses
+        regs = {"shared_violated": regularizer(True), "naive_violated": regularizer(False),
+                "shared_satisfied": regularizer(True)}
+        regs["shared_satisfied"].set_landmarks([(landmark_pair[0], 1.0), (landmark_pair[1], 0.0)])
+
+        def step_with(reg):
+            def fn():
+                sup_t.regularizer = reg
+                return sup_t.train_step(train_batch, path)
+            return fn
+
+        measure({"spos_plain": step_with(None),
+                 "landmark_shared_violated": step_with(regs["shared_violated"]),
+                 "landmark_shared_satisfied": step_with(regs["shared_satisfied"]),
+                 "landmark_naive_violated": step_with(regs["naive_violated"])})
+        sup_t.regularizer = None
+        del regs
+        free()
+
+    # ---- (c) candidate scoring: cached encoder features vs a full forward --------------
+    if "c" in parts:
+        calib = ListSet(random_batch(args.calib_batches * B, S, gen))
+        val = ListSet(random_batch(args.val_batches * B, S, gen))
+        ev_kw = dict(batch_size=B, calib_batches=args.calib_batches, val_batches=args.val_batches,
+                     device=device, precision=args.precision, seed=args.seed)
+        cached = PathEvaluator(sup_t.model, task, calib, val, cache_features=True, **ev_kw)
+        full = PathEvaluator(sup_t.model, task, calib, val, cache_features=False, **ev_kw)
+        if not args.no_flops:
+            flops["refresh_cache"] = count_flops(cached.refresh)
+        sync(device)
+        t0 = time.perf_counter()
+        cached.refresh()
+        sync(device)
+        times["refresh_cache"] = [time.perf_counter() - t0]
+        cand = {"i": 0}  # the candidate of a round, the same for both variants
+
+        def set_round(i):
+            cand["i"] = i % len(candidates)
+
+        measure({"score_cached": lambda: cached.score(candidates[cand["i"]]),
+                 "score_full_forward": lambda: full.score(candidates[cand["i"]])},
+                rounds_hook=set_round)
+        diffs = []
+        for a in candidates:  # both modes must score alike
+            s1, s2 = cached.score(a), full.score(a)
+            diffs.append(abs(s1 - s2) / max(abs(s2), 1e-12))
+        results["score_rel_diff_max"] = max(diffs)
+        del cached, full
+        free()
+
+    if device.type == "cuda":
+        results["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        rec = {"median_ms": med * 1e3, "min_ms": min(ts) * 1e3, "n": len(ts)}
+        if name in flops:
+            rec["gflop"] = flops[name] / 1e9
+            rec["tflops"] = flops[name] / med / 1e12
+        results["variants"][name] = rec
+
+    def ratio(num: str, den: str) -> tuple[float | None, float | None]:
+        """(median of per-round ratios, ratio of medians); the first pairs calls made
+        back to back, so load that drifts over the run cancels."""
+        if num not in times or den not in times:
+            return None, None
+        paired = statistics.median(a / b for a, b in zip(times[num], times[den]))
+        return paired, statistics.median(times[num]) / statistics.median(times[den])
+
+    results["ratios_of_medians"] = {}
+    for key, num, den in (("a_supernet_over_standalone", "supernet_path", "standalone"),
+                          ("b_landmark_shared_over_plain", "landmark_shared_violated", "spos_plain"),
+                          ("b_landmark_shared_satisfied_over_plain", "landmark_shared_satisfied",
+                           "spos_plain"),
+                          ("b_naive_over_plain", "landmark_naive_violated", "spos_plain"),
+                          ("c_full_over_cached", "score_full_forward", "score_cached")):
+        results["ratios"][key], results["ratios_of_medians"][key] = ratio(num, den)
+    results["archs"] = {"path": space.to_string(path),
+                        "landmarks": [space.to_string(a) for a in landmark_pair],
+                        "candidates": [space.to_string(a) for a in candidates]}
+    tmp.cleanup()
+    return results
+
+
+def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
+    device = torch.device(args.device)
+    name = device_name(device)
+    spec = spec_peak(name, args.precision) if device.type == "cuda" else None
+    measured = measured_matmul_peak(device, args.precision) if args.peak else None
+    try:
+        import timm
+        timm_version = timm.__version__
+    except ImportError:  # pragma: no cover
+        timm_version = None
+    meta = {
+        "device": name, "torch": torch.__version__, "timm": timm_version,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "python": platform.python_version(),
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name] + sys.argv),
+        "preset": args.preset, "space": args.space, "backbone": args.backbone,
+        "image_size": args.image_size, "features": args.features, "batch_size": args.batch_size,
+        "precision": args.precision, "channels_last": args.channels_last,
+        "compile": args.compile, "warmup": args.warmup, "iters": args.iters,
+        "calib_batches": args.calib_batches, "val_batches": args.val_batches,
+        "peak_spec_tflops": spec, "peak_spec_note":
+            "dense tensor-core peak from NVIDIA's data sheet (fp32 runs: TF32)" if spec else None,
+        "peak_measured_matmul_tflops": measured,
+    }
+    out = {"meta": meta, **results}
+    prec = args.precision + ("+channels_last" if args.channels_last else "") + \
+        ("+compile" if args.compile else " eager")
+    print(f"\nstep_time: {name} | torch {torch.__version__} | {prec}")
+    print(f"  {args.backbone} {args.image_size}x{args.image_size}, features {args.features}, "
+          f"batch {args.batch_size}, space {args.space}; median of {args.iters} rounds "
+          f"({2 * args.iters} for (a)) after {args.warmup} warm-up")
+    if spec or measured:
+        parts = []
+        if spec:
+            parts.append(f"spec {spec:.0f} TFLOP/s (dense {'bf16' if args.precision == 'bf16' else 'TF32'})")
+        if measured:
+            parts.append(f"measured 8192^3 matmul {measured:.0f} TFLOP/s")
+        print("  peak: " + "; ".join(parts))
+    labels = {
+        "supernet_path": "(a) super-net step, one path",
+        "standalone": "(a) stand-alone step, same path",
+        "spos_plain": "(b) plain SPOS step",
+        "landmark_shared_violated": "(b) + landmark pair, shared encoder (violated)",
+        "landmark_shared_satisfied": "(b) + landmark pair, shared encoder (satisfied)",
+        "landmark_naive_violated": "(b) + landmark pair, 3 full passes (violated)",
+        "score_cached": "(c) candidate score, cached features",
+        "score_full_forward": "(c) candidate score, full forward",
+        "refresh_cache": "(c) cache refresh (once per search)",
+    }
+    head = f"  {'variant':50s} {'median ms':>10s} {'GFLOP':>9s} {'TFLOP/s':>8s}"
+    if spec:
+        head += f" {'%spec':>6s}"
+    if measured:
+        head += f" {'%mm':>6s}"
+    print(head)
+    for key, rec in out["variants"].items():
+        line = f"  {labels.get(key, key):50s} {rec['median_ms']:10.2f}"
+        if "gflop" in rec:
+            line += f" {rec['gflop']:9.1f} {rec['tflops']:8.2f}"
+            rec["frac_spec_peak"] = rec["tflops"] / spec if spec else None
+            rec["frac_measured_peak"] = rec["tflops"] / measured if measured else None
+            if spec:
+                line += f" {100 * rec['tflops'] / spec:5.1f}%"
+            if measured:
+                line += f" {100 * rec['tflops'] / measured:5.1f}%"
+        print(line)
+    r = out["ratios"]
+    verdicts = {}
+
+    def verdict(part: str, value: float | None) -> str:
+        if value is None:
+            return "not measured"
+        op, goal = TARGETS[part]
+        ok = value <= goal if op == "<=" else value >= goal
+        verdicts[part] = ok
+        return f"target {op} {goal}x: {'met' if ok else 'NOT met'}"
+
+    if "max_memory_allocated_gib" in out:
+        print(f"  peak GPU memory allocated {out['max_memory_allocated_gib']:.1f} GiB")
+    print(f"  device: {name}; ratios are medians of per-round ratios (calls made back to back)")
+    if r["a_supernet_over_standalone"] is not None:
+        print(f"RATIO (a) super-net path / stand-alone step = "
+              f"{r['a_supernet_over_standalone']:.3f}x  ({verdict('a', r['a_supernet_over_standalone'])})")
+    if r["b_landmark_shared_over_plain"] is not None:
+        print(f"RATIO (b) landmark step (shared encoder, pair violated) / plain SPOS = "
+              f"{r['b_landmark_shared_over_plain']:.3f}x  ({verdict('b', r['b_landmark_shared_over_plain'])}); "
+              f"pair satisfied {r['b_landmark_shared_satisfied_over_plain']:.3f}x; "
+              f"naive 3 passes {r['b_naive_over_plain']:.3f}x (paper setup: 2.06x)")
+    if r["c_full_over_cached"] is not None:
+        print(f"RATIO (c) candidate score full forward / cached features = "
+              f"{r['c_full_over_cached']:.2f}x  ({verdict('c', r['c_full_over_cached'])}"
+              f"{'; the target is set for the paper config on GPU' if device.type != 'cuda' else ''});"
+              f" scores agree to {out['score_rel_diff_max']:.1e} (relative)")
+    out["targets_met"] = verdicts
+    return out
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    p.add_argument("--device", help="cpu | cuda | cuda:N (default: the preset's)")
+    p.add_argument("--space", default="v2-nonsync")
+    p.add_argument("--backbone")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--features", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--precision", choices=("fp32", "bf16"))
+    cl = p.add_mutually_exclusive_group()
+    cl.add_argument("--channels-last", dest="channels_last", action="store_true", default=None)
+    cl.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--compile", action="store_true", help="torch.compile the backbones")
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--iters", type=int)
+    p.add_argument("--calib-batches", type=int)
+    p.add_argument("--val-batches", type=int)
+    p.add_argument("--candidates", type=int, help="architectures cycled in part (c)")
+    p.add_argument("--parts", default="abc", help="which ratios to measure, e.g. 'ab'")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
+    p.add_argument("--no-peak", dest="peak", action="store_false",
+                   help="skip the matmul peak measurement (GPU)")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+    for k, v in PRESETS[args.preset].items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, v)
+    if args.compile and args.warmup < 2:
+        args.warmup = 2  # the first calls compile
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    start = time.time()
+    results = run(args)
+    out = report(args, results)
+    out["meta"]["wall_s"] = round(time.time() - start, 1)
+    print(f"  wall time {out['meta']['wall_s']} s")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2))
+        print(f"  wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""benchmarks/step_time.py runs end to end (tiny sizes; no timing assertions: the
+targets are checked by the benchmark itself, on the hardware it names), and the
+performance options reach the trainer."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from depthnas.cli import build_config, build_parser
+from depthnas.spaces import get_space
+from depthnas.trainer import compile_model
+from toys import TINY_MODEL
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_step_time_cpu_preset_prints_the_three_ratios(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "step_time.py"), "--preset", "cpu",
+           "--backbone", TINY_MODEL["backbone"], "--features", "16", "--image-size", "64",
+           "--batch-size", "2", "--warmup", "0", "--iters", "1", "--calib-batches", "1",
+           "--val-batches", "1", "--candidates", "1", "--threads", "1", "--json", str(out)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout
+    for part in ("(a)", "(b)", "(c)"):
+        assert f"RATIO {part}" in text, text
+    assert "CPU" in text  # the device is named
+    result = json.loads(out.read_text())
+    ratios = result["ratios"]
+    for key in ("a_supernet_over_standalone", "b_landmark_shared_over_plain",
+                "b_naive_over_plain", "c_full_over_cached"):
+        assert ratios[key] is not None and ratios[key] > 0, key
+    assert result["meta"]["device"] and result["meta"]["torch"] == torch.__version__
+    assert result["score_rel_diff_max"] < 1e-4  # cached and full scoring agree
+
+
+def test_compile_flag_reaches_both_trainings():
+    args = build_parser().parse_args(["search", "--compile", "--channels-last"])
+    cfg = build_config(args)
+    assert cfg.supernet.compile and cfg.standalone.compile
+    assert not build_config(build_parser().parse_args(["search"])).supernet.compile
+
+
+def test_compile_keeps_parameter_names():
+    space = get_space("v1-sync")
+    net = space.build_supernet(**TINY_MODEL)
+    keys = list(net.state_dict())
+    compile_model(net)  # lazily: nothing is compiled until the first call
+    assert list(net.state_dict()) == keys
+    assert net.backbone._compiled_call_impl is not None

@@ -1,0 +1,202 @@
+"""The shortcuts that make search cheap compute exactly what the slow way computes.
+
+(i)   the landmark penalty with one shared encoder pass == separate full passes
+      (loss and every parameter gradient, BatchNorm in train mode);
+(ii)  candidate scores with cached encoder features == a full forward per candidate
+      (both: backbone in eval mode, decoder BN recalibrated);
+(iii) a super-net path == the stand-alone model holding its weights (copied by name),
+      for v1 and v2 spaces, every upsampling op included;
+plus the regularizer's prefetched batches and its satisfied-pair shortcut.
+"""
+import random
+
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from depthnas.bn_calibration import batchnorms, recalibrate
+from depthnas.config import LandmarkConfig
+from depthnas.evaluation import PathEvaluator
+from depthnas.landmarks import LandmarkRegularizer, step_indices
+from depthnas.spaces import get_space
+from depthnas.task import DepthTask
+from toys import TINY_MODEL, BlobDepth
+
+TASK = DepthTask()
+
+
+def regularizer(landmarks, data, share=True, pairs=0, num_workers=0):
+    return LandmarkRegularizer(landmarks, data, TASK, LandmarkConfig(pairs=pairs),
+                               batch_size=4, device="cpu", share_encoder=share,
+                               num_workers=num_workers)
+
+
+def as_double(batch):
+    return {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
+
+
+# ---- (i) shared encoder --------------------------------------------------------------
+def test_shared_encoder_penalty_equals_separate_passes_loss_and_gradients():
+    space = get_space("v2-nonsync")
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL).double().train()
+    rng = random.Random(3)
+    archs = []
+    while len(archs) < 3:
+        a = space.sample(rng)
+        if not space.has_dead_cell(a):
+            archs.append(a)
+    data = BlobDepth(8, size=32, seed=2)
+    batch = as_double(default_collate([data[i] for i in range(4)]))
+    with torch.no_grad():
+        feats = net.encode(batch["image"])
+        losses = [float(TASK.loss(net.decode(feats, a), batch)) for a in archs]
+    # stand-alone order opposite to the super-net's: every pair is violated
+    landmarks = list(zip(archs, [-v for v in losses]))
+
+    results = {}
+    for share in (True, False):
+        net.zero_grad(set_to_none=True)
+        reg = regularizer(landmarks, data, share=share)
+        r, violated = reg.penalty(net, batch, reg.pairs)
+        r.backward()
+        grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+        results[share] = (r.detach(), violated, grads)
+    (r_s, v_s, g_s), (r_f, v_f, g_f) = results[True], results[False]
+    assert v_s == v_f == 3 and float(r_s) > 0
+    torch.testing.assert_close(r_s, r_f, rtol=1e-10, atol=1e-12)
+    assert g_s.keys() == g_f.keys()
+    assert any(n.startswith("backbone.") for n in g_s)  # the penalty reaches the backbone
+    for n in g_s:
+        torch.testing.assert_close(g_s[n], g_f[n], rtol=1e-7, atol=1e-10, msg=n)
+
+
+def test_satisfied_pairs_are_cut_from_the_graph():
+    space = get_space("v1-sync")
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL).train()
+    a, b = space.from_string("v1-sync:c3,c3,c3,c3,c3"), space.from_string("v1-sync:none,skip,none,c1,ap")
+    data = BlobDepth(8, seed=1)
+    probe = regularizer([(a, 0.0), (b, 1.0)], data)
+    r, violated = probe.penalty(net, probe.batch(0), probe.pairs)
+    ordered = [(a, 0.0), (b, 1.0)] if violated else [(b, 0.0), (a, 1.0)]  # now violated
+    lcfg = LandmarkConfig(schedule="constant", pairs=1)
+    swapped = [(ordered[0][0], 1.0), (ordered[1][0], 0.0)]           # satisfied
+    for landmarks, expect_grad in ((ordered, True), (swapped, False)):
+        reg = LandmarkRegularizer(landmarks, data, TASK, lcfg, batch_size=4, device="cpu")
+        term, logs = reg(net, 0, 10)
+        assert term is not None and logs["lambda"] == 10.0
+        assert term.requires_grad is expect_grad
+        assert (logs["reg_violated"] == 1.0) is expect_grad
+
+
+# ---- regularizer batches ---------------------------------------------------------------
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_regularizer_batches_are_a_function_of_the_step(num_workers):
+    data = BlobDepth(10, size=32, seed=4)
+    reg = regularizer([], data, num_workers=num_workers)
+    reg.set_landmarks([])
+
+    def expected(step):
+        return default_collate([data[i] for i in step_indices(len(data), 4, 0, step)])
+
+    for step in [0, 1, 2, 3, 7, 8, 2]:  # in order, a jump ahead, a jump back
+        got = reg.batch(step)
+        for k, v in expected(step).items():
+            assert torch.equal(got[k], v), (step, k)
+
+
+# ---- (ii) cached features ----------------------------------------------------------------
+def test_cached_and_full_forward_scores_agree():
+    space = get_space("v2-nonsync")
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL)
+    # give the backbone's BN running statistics a life of their own, so eval-mode
+    # and train-mode backbones differ
+    with torch.no_grad():
+        for bn in batchnorms([net.backbone]):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    backbone_before = {k: v.clone() for k, v in net.backbone.state_dict().items()}
+    calib, val = BlobDepth(12, size=32, seed=5), BlobDepth(8, size=32, seed=6)
+    kw = dict(batch_size=4, calib_batches=3, device="cpu")
+    cached = PathEvaluator(net, TASK, calib, val, cache_features=True, **kw)
+    full = PathEvaluator(net, TASK, calib, val, cache_features=False, **kw)
+    archs = [space.from_string(s) for s in (
+        "v2-nonsync:c3,c1,skip,c3,ap+ps/c1,c3,ap,skip,c3+tconv/c3,c3,c3,c3,c3+bic/skip,c1,ap,c3,none+bil",
+        "v2-nonsync:c1,c1,c1,c1,c1+ps/c1,c1,c1,c1,c1+ps/c1,c1,c1,c1,c1+ps/c1,c1,c1,c1,c1+ps")]
+    for arch in archs:
+        s_cached, s_full = cached.score(arch), full.score(arch)
+        assert s_cached == pytest.approx(s_full, rel=1e-5, abs=1e-7), space.to_string(arch)
+    # scoring recalibrates the decoder only: the backbone's statistics are untouched
+    for k, v in net.backbone.state_dict().items():
+        assert torch.equal(v, backbone_before[k]), k
+    assert not batchnorms([net.head])  # why recalibration may skip the head
+
+
+@pytest.mark.parametrize("text", [
+    "v2-nonsync:c3,c1,skip,c3,ap+ps/c1,c3,ap,skip,c3+tconv/c3,c3,c3,c3,c3+bic/skip,c1,ap,c3,none+ps",
+    "v2-nonsync:c3,c1,skip,c3,ap+bil/c1,c3,ap,skip,c3+bic/c3,c3,c3,c3,c3+ps/c3,c1,ap,skip,none+tconv",
+    "v2-sync:skip,ap,none,skip,ap+bil",  # no BatchNorm on the path at all
+])
+def test_recalibration_stopped_at_the_last_bn_gives_the_same_statistics(text):
+    space = get_space(text.split(":")[0])
+    arch = space.from_string(text)
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL).eval()
+    with torch.no_grad():
+        feats = [net.encode(torch.randn(2, 3, 64, 64)) for _ in range(3)]
+    stats = {}
+    for stop in (False, True):
+        n = recalibrate(net.decoder_modules(), lambda f: net.decode_for_calibration(f, arch),
+                        feats, stop_after_last_bn=stop)
+        stats[stop] = (n, {k: v.clone() for k, v in net.state_dict().items() if "running" in k})
+    (n_full, full), (n_stop, stopped) = stats[False], stats[True]
+    assert n_full == 3 and n_stop == (1 if text.startswith("v2-sync") else 3)
+    for k in full:
+        torch.testing.assert_close(stopped[k], full[k], rtol=0, atol=0, msg=k)
+    assert all(not bn.training for bn in batchnorms([net]))
+
+
+# ---- (iii) super-net path == stand-alone model ---------------------------------------------
+ARCHS = [
+    "v1-sync:c3,skip,ap,c1,c3",
+    "v1-nonsync:c3,c1,none,skip,ap/c1,c1,c1,c1,c1/skip,ap,c3,none,c3/c3,c3,c3,c3,c3",
+    "v2-sync:c3,skip,ap,c1,c3+ps",
+    "v2-sync:c1,c3,skip,c3,ap+tconv",
+    "v2-nonsync:c3,c1,none,skip,ap+ps/c1,c1,c1,c1,c1+tconv/skip,ap,c3,none,c3+bic/c3,ap,skip,c1,c3+bil",
+]
+
+
+@pytest.mark.parametrize("text", ARCHS)
+def test_supernet_path_equals_standalone_model(text):
+    space = get_space(text.split(":")[0])
+    arch = space.from_string(text)
+    torch.manual_seed(0)
+    sup = space.build_supernet(**TINY_MODEL)
+    fixed = space.build_fixed(arch, **TINY_MODEL)
+    # random affine BN parameters, so every BN layer's weights matter
+    with torch.no_grad():
+        for bn in batchnorms([sup]):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+    sup_sd = sup.state_dict()
+    fixed.load_state_dict({k: sup_sd[k] for k in fixed.state_dict()})
+    x = torch.randn(2, 3, 32, 32)
+
+    sup.train(), fixed.train()
+    out_s, out_f = sup(x, arch), fixed(x)
+    torch.testing.assert_close(out_s, out_f, rtol=1e-5, atol=1e-6)
+    out_s.square().mean().backward()
+    out_f.square().mean().backward()
+    sup_params = dict(sup.named_parameters())
+    for name, p in fixed.named_parameters():
+        g_s = sup_params[name].grad
+        if p.grad is None:
+            assert g_s is None, name
+        else:
+            torch.testing.assert_close(g_s, p.grad, rtol=1e-4, atol=1e-7, msg=name)
+
+    sup.eval(), fixed.eval()  # running statistics were updated identically above
+    with torch.no_grad():
+        torch.testing.assert_close(sup(x, arch), fixed(x), rtol=1e-5, atol=1e-6)
