@@ -1,0 +1,111 @@
+"""`depthnas evaluate`: depth metrics of a trained model on a data set.
+
+Evaluation follows the MiDaS protocol on the raw samples (original resolution,
+the data's own units), not on the normalised training crops: the prediction is
+resized back to the image, aligned to the ground-truth disparity by least-squares
+scale and shift, and compared there (SSI loss) and in depth (AbsRel, delta1 bad
+pixels, RMSE, with an optional cap in the data's depth unit, e.g. 10 m for NYU).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .depth_metrics import MetricAccumulator
+from .io import atomic_write_json
+
+SPLITS = ("all", "train", "reg", "val")
+
+
+def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = 256,
+                skip_bad: bool = False, depth_kind: str = "depth"
+                ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(id, rgb uint8, target disparity, valid mask) per sample of `split`."""
+    from depthnas.datasets import build_splits
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    # "all": no held-out fractions, so every sample lands in one part (a one-image
+    # folder is a valid evaluation set). The transform's size does not matter: only
+    # raw samples are read.
+    fractions = {"val_fraction": 0.0, "reg_fraction": 0.0} if split == "all" else {}
+    splits = build_splits(spec, (64, 64), seed=seed, synthetic_samples=synthetic_samples,
+                          augment=False, skip_bad=skip_bad, depth_kind=depth_kind, **fractions)
+    parts = {"train": splits.train, "reg": splits.reg, "val": splits.val}
+    chosen = [splits.train] if split == "all" else [parts[split]]
+    for ds in chosen:
+        reader = getattr(ds, "reader", None)
+        kind = getattr(reader, "value_kind", "depth")
+        for i in range(len(ds)):
+            raw = ds.raw(i)
+            rgb, values = raw[0], raw[1].astype(np.float64)
+            valid = raw[2] if len(raw) > 2 else np.ones(values.shape, bool)
+            valid = valid & np.isfinite(values) & (values > 0)
+            disparity = np.where(valid, 1.0 / np.where(valid, values, 1.0), 0.0) \
+                if kind == "depth" else np.where(valid, values, 0.0)
+            sample_id = ds.ids()[i] if hasattr(ds, "ids") else str(i)
+            yield sample_id, rgb, disparity, valid
+
+
+@torch.no_grad()
+def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap: float | None = None,
+             net_size: int | None = None, device: str = "cpu", progress: bool = True,
+             **data_kw: Any) -> dict[str, Any]:
+    from depthnas.datasets import prepare_image
+    from .models import load_model
+    model, meta = load_model(model_path, device)
+    size = net_size or max(meta.get("image_size") or [384])
+    acc = MetricAccumulator(depth_cap=depth_cap)
+    samples = raw_samples(spec, split, **data_kw)
+    for _, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
+        x = prepare_image(rgb, size).to(device)
+        pred = F.interpolate(model(x), size=disparity.shape, mode="bilinear", align_corners=False)
+        acc.update(pred[:, 0].float().cpu(), torch.from_numpy(disparity).float()[None],
+                   torch.from_numpy(valid)[None])
+    if acc.count == 0:
+        raise ValueError(f"{spec}: no sample with valid depth to evaluate")
+    return {"model": str(model_path), "arch": meta.get("arch"), "data": spec, "split": split,
+            "samples": acc.count, "depth_cap": depth_cap, "net_size": size, **acc.compute()}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    report = evaluate(args.checkpoint, args.data, split=args.split, depth_cap=args.depth_cap,
+                      net_size=args.net_size, device=args.device, progress=not args.no_progress,
+                      seed=args.seed, skip_bad=args.skip_bad, depth_kind=args.depth_kind,
+                      synthetic_samples=args.synthetic_samples)
+    for k in ("ssi", "absrel", "delta1", "rmse"):
+        print(f"{k:8s} {report[k]:.5f}" + ("  (% of pixels off by > 1.25x)" if k == "delta1" else ""))
+    print(f"on {report['samples']} sample(s) of {args.data} [{args.split}]")
+    if args.out:
+        out = Path(args.out)
+    elif Path(args.checkpoint).is_dir():
+        out = Path(args.checkpoint) / "eval.json"
+    else:
+        out = Path(args.checkpoint).with_suffix(".eval.json")
+    atomic_write_json(out, report)
+    print(f"wrote {out}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="depth metrics of a trained model on a data set")
+    p.add_argument("--checkpoint", required=True, help="model.safetensors, training or search run folder")
+    p.add_argument("--data", required=True, help="synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH")
+    p.add_argument("--split", choices=SPLITS, default="all", help="which part of the data (default all)")
+    p.add_argument("--depth-cap", type=float, default=None, help="ignore ground truth beyond this depth (e.g. 10 for NYU)")
+    p.add_argument("--net-size", type=int, default=None, help="inference size (default: the training size)")
+    p.add_argument("--depth-kind", choices=("depth", "disparity"), default="depth",
+                   help="what folder: depth files hold")
+    p.add_argument("--seed", type=int, default=0, help="split seed (for --split train/reg/val)")
+    p.add_argument("--synthetic-samples", type=int, default=64, help="synthetic scenes to evaluate")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="JSON file (default: beside the model)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
