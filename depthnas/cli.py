@@ -90,17 +90,30 @@ def _is_file(text: str) -> bool:
         return False
 
 
+def _join_ranks(cfg: Config) -> None:
+    """Under torchrun: join the process group (see depthnas.distributed)."""
+    from . import distributed
+    from .trainer import resolve_device
+    distributed.init(resolve_device(cfg.device))
+    if not distributed.is_main():  # rank 0 reports; the others only warn
+        logging.getLogger().setLevel(logging.WARNING)
+
+
 # ---- commands ---------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
+    from . import distributed
     from .pipeline import run
     cfg = build_config(args)
+    _join_ranks(cfg)
     _guard_out(Path(cfg.out), args.resume, "config.yaml")
+    distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
     run(cfg, progress=not args.no_progress)
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
+    from . import distributed
     from .data import load_splits
     from .standalone import train_standalone
     from .trainer import seed_everything
@@ -113,13 +126,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     space = get_space(cfg.space)
     arch = space.parse(text)
     out = Path(args.out or cfg.out)
+    _join_ranks(cfg)
     _guard_out(out, args.resume, "config.yaml")
+    distributed.barrier()
     cfg.out = str(out)
     seed_everything(cfg.seed)
     result = train_standalone(cfg, space, arch, load_splits(cfg), out,
-                              progress=not args.no_progress)
-    print(f"{result['arch']}: validation SSI loss {result['val_loss']:.5f} "
-          f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
+                              progress=not args.no_progress, distributed=True)
+    if distributed.is_main():
+        print(f"{result['arch']}: validation SSI loss {result['val_loss']:.5f} "
+              f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
     return 0
 
 
@@ -199,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        joined = sys.modules.get("depthnas.distributed")
+        if joined is not None:
+            joined.cleanup()  # leave torchrun's process group, if joined
 
 
 if __name__ == "__main__":

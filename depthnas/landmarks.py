@@ -66,8 +66,8 @@ class LandmarkStore:
     comparable.
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, persist: bool = True):
+        self.path, self.persist = Path(path), persist  # persist=False: in memory only
         self.entries: list[dict[str, Any]] = []
         if self.path.is_file():
             import json
@@ -99,6 +99,8 @@ class LandmarkStore:
         return entry
 
     def save(self) -> None:
+        if not self.persist:
+            return
         atomic_write_json(self.path, {"version": 1, "entries": self.entries})
 
 
@@ -117,16 +119,25 @@ def step_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
     return order[pos * batch_size:(pos + 1) * batch_size] or order[:batch_size]
 
 
-class _StepBatches:
-    """Batch sampler: the indices of steps start, start + 1, ... (endless)."""
+def shard_indices(indices: list[int], rank: int, world: int) -> list[int]:
+    """Rank `rank`'s disjoint slice of a step's batch (all of it in a single process;
+    one sample, shared, if the batch has fewer samples than there are ranks)."""
+    return indices[rank::world] or [indices[rank % len(indices)]]
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int):
+
+class _StepBatches:
+    """Batch sampler: the indices of steps start, start + 1, ... (endless), this
+    rank's slice of them under data-parallel training."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int,
+                 shard: tuple[int, int] = (0, 1)):
         self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start
+        self.shard = shard
 
     def __iter__(self):
         step = self.start
         while True:
-            yield step_indices(self.n, self.batch_size, self.seed, step)
+            yield shard_indices(step_indices(self.n, self.batch_size, self.seed, step), *self.shard)
             step += 1
 
 
@@ -144,6 +155,10 @@ class LandmarkRegularizer:
     pinned memory on CUDA), so reading the regularizer split does not stall the
     training loop. The split must not be augmented at random (it is not): a batch
     is then the same whichever worker reads it.
+
+    Under data-parallel training the Trainer sets `shard = (rank, world)`: each
+    rank then evaluates the landmarks on its disjoint slice of the step's batch,
+    and DDP averages the ranks' hinge gradients.
     """
 
     def __init__(self, landmarks: Sequence[tuple[Arch, float]], reg_set: Dataset, task: Task,
@@ -155,6 +170,7 @@ class LandmarkRegularizer:
         self.total_epochs = max(total_epochs, 1)
         self.num_workers, self.share_encoder = num_workers, share_encoder
         self.channels_last = False  # set by a Trainer that trains channels-last
+        self.shard = (0, 1)         # (rank, world): set by a data-parallel Trainer
         self._batches: Any = None   # iterator of the prefetching loader
         self._next_step: int | None = None
         if len(reg_set) < 1:
@@ -186,7 +202,7 @@ class LandmarkRegularizer:
             # first call, a resumed run, or steps skipped while lambda was 0
             loader = DataLoader(self.reg_set, num_workers=self.num_workers,
                                 batch_sampler=_StepBatches(len(self.reg_set), self.batch_size,
-                                                           self.seed, step),
+                                                           self.seed, step, self.shard),
                                 collate_fn=default_collate,
                                 pin_memory=self.device.type == "cuda")
             self._batches = iter(loader)

@@ -7,6 +7,12 @@
 
 `landmarks.enabled = False` is plain SPOS with the same total epochs. Every
 stage persists its results, so rerunning the same command resumes a killed run.
+
+Under torchrun the super-net trains data-parallel on all ranks; the stand-alone
+trainings of each stage (landmarks, top-K, ranking samples) are shared out, each
+rank training its share on its own device, and the results are gathered so that
+every rank holds the same landmark list. Rank 0 alone searches the super-net
+(the others receive the top-K) and writes the run's files.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import logging
 import random
 import shutil
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +29,7 @@ import torch
 from depthnas.spaces import Arch, SearchSpace, get_space
 
 from . import config as config_mod
+from . import distributed as dist
 from .config import Config
 from .data import load_splits
 from .evaluation import PathEvaluator
@@ -71,11 +79,16 @@ def make_constraint(space: SearchSpace, cfg: Config, device: torch.device
 class SearchRun:
     def __init__(self, cfg: Config, *, progress: bool = True,
                  say: Callable[[str], None] = lambda msg: print(msg, flush=True)):
-        self.cfg, self.progress, self.say = cfg, progress, say
+        self.cfg, self.progress = cfg, progress
+        self.say = say if dist.is_main() else (lambda msg: None)  # rank 0 reports
         self.out = Path(cfg.out)
         self.space = get_space(cfg.space)
         self.device = resolve_device(cfg.device)
-        self.store = LandmarkStore(cfg.landmarks.store or self.out / "landmarks.json")
+        # Every rank keeps the same store in memory (rank 0's file, then the same
+        # additions in the same order); rank 0 alone writes it.
+        self.store = LandmarkStore(cfg.landmarks.store or self.out / "landmarks.json",
+                                   persist=dist.is_main())
+        self.store.entries = dist.broadcast_object(self.store.entries)
         self.trained: dict[Arch, dict[str, Any]] = {}
         self.truth: dict[str, float] = {}
         if cfg.search.truth_table:
@@ -83,31 +96,59 @@ class SearchRun:
             self.truth = load_truth(cfg.search.truth_table)
 
     # ---- stand-alone results -----------------------------------------------------
-    def standalone(self, arch: Arch, role: str) -> float:
-        s = self.space.to_string(arch)
-        entry = self.store.find(s, store_recipe(self.cfg))
-        if entry is None and s in self.truth:  # a benchmark table stands in for training
-            entry = self.store.add(s, self.space.name, self.truth[s], store_recipe(self.cfg),
-                                   source=self.cfg.search.truth_table)
-        if entry is None:
-            self.say(f"  training stand-alone [{role}] {s}")
-            result = train_standalone(self.cfg, self.space, arch, self.splits,
-                                      self.out / "standalone" / arch_slug(s),
-                                      progress=self.progress, device=self.device)
-            entry = self.store.add(s, self.space.name, result["val_loss"], store_recipe(self.cfg),
-                                   params=result["params"], train_time_s=result["train_time_s"],
-                                   device=result["device"], seed=self.cfg.seed,
-                                   model=str(self.out / "standalone" / arch_slug(s) / "model.safetensors"))
-        self.trained[arch] = {"arch": s, "val_loss": entry["val_loss"], "role": role,
-                              "params": entry.get("params"), "model": entry.get("model")}
-        return entry["val_loss"]
+    def standalone(self, archs: list[Arch], role: str) -> list[float]:
+        """Stand-alone losses of `archs`: from the store or the truth table, or
+        trained. Trainings are shared out across the ranks (each an ordinary
+        single-process training in its own folder); every rank gets every result."""
+        rec, world = store_recipe(self.cfg), dist.world_size()
+        strings = [self.space.to_string(a) for a in archs]
+        for s in strings:  # a benchmark table stands in for training
+            if self.store.find(s, rec) is None and s in self.truth:
+                self.store.add(s, self.space.name, self.truth[s], rec,
+                               source=self.cfg.search.truth_table)
+        todo = [s for s in strings if self.store.find(s, rec) is None]
+        owner = {s: r for r in range(world) for s in dist.shard(todo, r, world)}
+        mine: dict[str, dict[str, Any]] = {}
+        for s in todo:
+            self.say(f"  training stand-alone [{role}] {s}" +
+                     (f" on rank {owner[s]}" if world > 1 else ""))
+            if owner[s] == dist.rank():
+                # A stand-alone result depends on the architecture and the seed, not
+                # on which rank trains it or on what this process trained before.
+                seed_everything(zlib.crc32(f"{self.cfg.seed}:{s}".encode()))
+                mine[s] = train_standalone(self.cfg, self.space, self.space.from_string(s),
+                                           self.splits, self.out / "standalone" / arch_slug(s),
+                                           progress=self.progress and dist.is_main(),
+                                           device=self.device)
+        results = {s: (r, res) for r, part in enumerate(dist.gather_objects(mine))
+                   for s, res in part.items()}
+        for s in todo:  # the same additions, in the same order, on every rank
+            result = results[s][1]
+            self.store.add(s, self.space.name, result["val_loss"], rec,
+                           params=result["params"], train_time_s=result["train_time_s"],
+                           device=result["device"], seed=self.cfg.seed,
+                           model=str(self.out / "standalone" / arch_slug(s) / "model.safetensors"))
+        losses = []
+        for a, s in zip(archs, strings):
+            entry = self.store.find(s, rec)
+            self.trained[a] = {"arch": s, "val_loss": entry["val_loss"], "role": role,
+                               "params": entry.get("params"), "model": entry.get("model")}
+            if world > 1 and s in results:
+                self.trained[a]["trained_on_rank"] = results[s][0]
+            losses.append(entry["val_loss"])
+        return losses
 
     def initial_landmarks(self) -> list[Arch]:
-        """Fixed once per run directory, so a resumed run uses the same set."""
+        """Fixed once per run directory, so a resumed run uses the same set (chosen
+        by rank 0 under torchrun, and sent to the other ranks)."""
+        strings = self._initial_landmarks() if dist.is_main() else None
+        return [self.space.from_string(s) for s in dist.broadcast_object(strings)]
+
+    def _initial_landmarks(self) -> list[str]:
         path = self.out / "initial_landmarks.json"
         if path.is_file():
             import json
-            return [self.space.from_string(s) for s in json.loads(path.read_text())]
+            return list(json.loads(path.read_text()))
         lm = self.cfg.landmarks
         reused = [self.space.from_string(e["arch"])
                   for e in self.store.matching(self.space.name, store_recipe(self.cfg))]
@@ -115,32 +156,38 @@ class SearchRun:
         new = sample_landmarks(self.space, lm.num - len(reused), tau,
                                random.Random(self.cfg.seed), exclude=reused) \
             if lm.num > len(reused) else []
-        archs = reused + new
+        strings = [self.space.to_string(a) for a in reused + new]
         if reused:
             self.say(f"reusing {len(reused)} landmark(s) from {self.store.path}")
-        atomic_write_json(path, [self.space.to_string(a) for a in archs])
-        return archs
+        atomic_write_json(path, strings)
+        return strings
 
     # ---- the pipeline ------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         cfg, space = self.cfg, self.space
         start = time.time()
-        self.out.mkdir(parents=True, exist_ok=True)
-        config_mod.dump(cfg, self.out / "config.yaml")
+        main = dist.is_main()
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            config_mod.dump(cfg, self.out / "config.yaml")
         seed_everything(cfg.seed)
         self.splits = load_splits(cfg)
-        atomic_write_json(self.out / "splits.json", self.splits.manifest())
+        if main:
+            atomic_write_json(self.out / "splits.json", self.splits.manifest())
         task = make_task(space, cfg.supernet.loss)
+        world = dist.world_size()
         self.say(f"space {space.name} ({space.size():,} architectures), data {cfg.data.spec}, "
-                 f"device {self.device}, landmarks {'on' if cfg.landmarks.enabled else 'off'}")
+                 f"device {self.device}" + (f" x {world} ranks" if world > 1 else "") +
+                 f", landmarks {'on' if cfg.landmarks.enabled else 'off'}")
 
         landmarks: list[tuple[Arch, float]] = []
         if cfg.landmarks.enabled:
             archs = self.initial_landmarks()
             self.say(f"stage 1: {len(archs)} landmark(s) stand-alone")
-            landmarks = [(a, self.standalone(a, "landmark")) for a in archs]
+            landmarks = list(zip(archs, self.standalone(archs, "landmark")))
 
         T, E = cfg.search.iterations, cfg.supernet.epochs
+        seed_everything(cfg.seed)  # the super-net's initial weights follow the seed alone
         supernet = space.build_supernet(**model_kwargs(cfg.model, space))
         regularizer = None
         if cfg.landmarks.enabled:
@@ -153,29 +200,35 @@ class SearchRun:
                           sample_arch=space.sample, regularizer=regularizer,
                           metadata=model_metadata(space, None, cfg.model, cfg.data.image_size, task.name),
                           name="supernet", progress=self.progress, batch_size=cfg.data.batch_size,
-                          num_workers=cfg.data.num_workers)
-        evaluator = PathEvaluator(trainer.model, task, self.splits.train, self.splits.val,
-                                  batch_size=cfg.data.batch_size,
-                                  calib_batches=cfg.search.calib_batches,
-                                  val_batches=cfg.search.val_batches, device=self.device,
-                                  precision=cfg.supernet.precision, seed=cfg.seed)
-        constraint = make_constraint(space, cfg, self.device)
+                          num_workers=cfg.data.num_workers, distributed=True)
+        # The search runs on rank 0; the other ranks wait for its top-K.
+        evaluator = constraint = None
+        if main:
+            evaluator = PathEvaluator(trainer.model, task, self.splits.train, self.splits.val,
+                                      batch_size=cfg.data.batch_size,
+                                      calib_batches=cfg.search.calib_batches,
+                                      val_batches=cfg.search.val_batches, device=self.device,
+                                      precision=cfg.supernet.precision, seed=cfg.seed)
+            constraint = make_constraint(space, cfg, self.device)
         landmark_set = {a for a, _ in landmarks}
         for t in range(T):
             self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
             trainer.fit(until_epoch=(t + 1) * E)
-            evaluator.refresh()
-            ranked = run_search(cfg.search.method, space, evaluator.score, cfg.search,
-                                random.Random(cfg.seed * 31 + t), constraint=constraint,
-                                checkpoint=self.out / f"search_{t + 1}.json",
-                                progress=self.progress)
-            top = [a for a, _ in ranked if a not in self.trained][:cfg.search.top_k]
-            append_jsonl(self.out / "metrics.jsonl", {
-                "phase": "search", "iteration": t + 1, "evaluated": len(ranked),
-                "best_supernet_score": ranked[0][1], "best": space.to_string(ranked[0][0])})
-            self.say(f"  searched {len(ranked)} architectures; training the top {len(top)}")
-            for a in top:
-                loss = self.standalone(a, f"top-{t + 1}")
+            top = None
+            if main:
+                evaluator.refresh()
+                ranked = run_search(cfg.search.method, space, evaluator.score, cfg.search,
+                                    random.Random(cfg.seed * 31 + t), constraint=constraint,
+                                    checkpoint=self.out / f"search_{t + 1}.json",
+                                    progress=self.progress)
+                top = [space.to_string(a) for a, _ in ranked
+                       if a not in self.trained][:cfg.search.top_k]
+                append_jsonl(self.out / "metrics.jsonl", {
+                    "phase": "search", "iteration": t + 1, "evaluated": len(ranked),
+                    "best_supernet_score": ranked[0][1], "best": space.to_string(ranked[0][0])})
+                self.say(f"  searched {len(ranked)} architectures; training the top {len(top)}")
+            top = [space.from_string(s) for s in dist.broadcast_object(top)]
+            for a, loss in zip(top, self.standalone(top, f"top-{t + 1}")):
                 if cfg.landmarks.enabled and t < T - 1:
                     landmarks.append((a, loss))
                     landmark_set.add(a)
@@ -183,12 +236,15 @@ class SearchRun:
                 regularizer.set_landmarks(landmarks)
 
         rank_rng = random.Random(cfg.seed * 97 + 1)
+        samples: list[Arch] = []
         for _ in range(cfg.search.rank_samples):
             a = space.sample(rank_rng)
-            while a in self.trained:
+            while a in self.trained or a in samples:
                 a = space.sample(rank_rng)
-            self.standalone(a, "rank")
-        return self.finish(evaluator, landmark_set, time.time() - start)
+            samples.append(a)
+        self.standalone(samples, "rank")
+        summary = self.finish(evaluator, landmark_set, time.time() - start) if main else None
+        return dist.broadcast_object(summary)
 
     def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch], elapsed: float) -> dict[str, Any]:
         space, cfg = self.space, self.cfg

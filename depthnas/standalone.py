@@ -3,6 +3,10 @@
 Writes into its folder: config.yaml, metrics.jsonl, checkpoints/, the final
 model.safetensors and result.json (validation loss with provenance). A folder
 whose result.json matches the architecture and recipe is reused, not retrained.
+
+`distributed=True` (`depthnas train` under torchrun) trains the one model
+data-parallel over the ranks; rank 0 writes the folder and every rank returns
+its result. Inside a search each rank trains its own architectures alone.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import torch
 from depthnas.spaces import Arch, SearchSpace, get_space
 
 from . import config as config_mod
+from . import distributed as dist
 from .checkpoint import save_model
 from .config import Config
 from .evaluation import evaluate_fixed
@@ -57,7 +62,8 @@ def arch_slug(text: str) -> str:
 
 def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
                      out_dir: str | Path, *, progress: bool = True,
-                     device: torch.device | None = None) -> dict[str, Any]:
+                     device: torch.device | None = None,
+                     distributed: bool = False) -> dict[str, Any]:
     out_dir = Path(out_dir)
     arch_string = space.to_string(arch)
     rec = recipe(cfg)
@@ -67,24 +73,30 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
         if done.get("arch") == arch_string and done.get("recipe") == rec:
             return done
     device = device or resolve_device(cfg.device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_mod.dump(cfg, out_dir / "config.yaml")
     task = make_task(space, cfg.standalone.loss)
     model = space.build_fixed(arch, **model_kwargs(cfg.model, space))
     meta = model_metadata(space, arch, cfg.model, cfg.data.image_size, task.name)
     trainer = Trainer(model, task, cfg.standalone, splits.train, out_dir=out_dir,
                       total_epochs=cfg.standalone.epochs, seed=cfg.seed, device=device,
                       metadata=meta, name="standalone", progress=progress,
-                      batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers)
+                      batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
+                      distributed=distributed)
+    if trainer.writes:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config_mod.dump(cfg, out_dir / "config.yaml")
     start = time.time()
     trainer.fit()
-    val = evaluate_fixed(trainer.model, task, splits.val, batch_size=cfg.data.batch_size,
-                         device=device, precision=cfg.standalone.precision)
-    save_model(out_dir / "model.safetensors", trainer.model, meta)
-    result = {"arch": arch_string, "space": space.name, "val_loss": val,
-              "params": count_parameters(trainer.model), "recipe": rec,
-              "train_time_s": round(time.time() - start, 2), "device": str(device),
-              "date": _dt.datetime.now().isoformat(timespec="seconds"),
-              "architecture": space.to_json(arch)}
-    atomic_write_json(result_path, result)
-    return result
+    result = None
+    if trainer.writes:  # every replica holds the same weights: rank 0 evaluates
+        val = evaluate_fixed(trainer.model, task, splits.val, batch_size=cfg.data.batch_size,
+                             device=device, precision=cfg.standalone.precision)
+        save_model(out_dir / "model.safetensors", trainer.model, meta)
+        result = {"arch": arch_string, "space": space.name, "val_loss": val,
+                  "params": count_parameters(trainer.model), "recipe": rec,
+                  "train_time_s": round(time.time() - start, 2), "device": str(device),
+                  "date": _dt.datetime.now().isoformat(timespec="seconds"),
+                  "architecture": space.to_json(arch)}
+        if trainer.distributed:
+            result["ranks"] = trainer.world
+        atomic_write_json(result_path, result)
+    return dist.broadcast_object(result) if trainer.distributed else result

@@ -3,6 +3,14 @@
 Everything random in an epoch (batch order, augmentation, sampled paths) is
 seeded from (seed, epoch), so resuming from an epoch checkpoint replays the rest
 of a run exactly and reaches the same final weights.
+
+With `distributed=True` under torchrun the loop runs data-parallel with
+DistributedDataParallel: every rank samples the same path each step (the path
+generator is seeded per epoch alike on all ranks), reads its own shard of the
+training split (DistributedSampler, reseeded per epoch) and, through the
+regularizer, its own slice of the step's regularizer batch; gradients are
+averaged by DDP. Rank 0 alone logs and checkpoints (the unwrapped model's state
+dict, so a checkpoint resumes under DDP or in a single process alike).
 """
 from __future__ import annotations
 
@@ -18,8 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from . import distributed as dist
 from .checkpoint import Checkpointer
 from .config import TrainConfig
 from .io import append_jsonl
@@ -48,9 +58,10 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA when available; under torchrun a CUDA device is this rank's GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return dist.local_device(torch.device(name))
 
 
 def autocast(device: torch.device, precision: str):
@@ -98,6 +109,35 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
 
+class StepLoss(nn.Module):
+    """One training step's loss as a single forward: the task loss of the sampled
+    path plus the regularizer's term. Under DDP this is the wrapped module, so the
+    landmark passes (which call model.encode/decode, not model.forward) also run
+    inside DDP's forward, and its search of the autograd graph for the parameters
+    a step leaves unused (the ops off the sampled path) sees every pass."""
+
+    def __init__(self, model: nn.Module, task: Task, regularizer: Regularizer | None,
+                 channels_last: bool):
+        super().__init__()
+        self.model = model
+        self.task, self.regularizer, self.channels_last = task, regularizer, channels_last
+
+    def forward(self, batch: dict[str, Any], arch: Any, step: int, total_steps: int
+                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(total loss, task loss, the regularizer's numbers to log)."""
+        x = self.task.inputs(batch)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self.model(x, arch) if arch is not None else self.model(x)
+        loss = self.task.loss(out, batch)
+        total, logs = loss, {}
+        if self.regularizer is not None:
+            term, logs = self.regularizer(self.model, step, total_steps)
+            if term is not None:
+                total = total + term
+        return total, loss, logs
+
+
 @dataclass
 class TrainState:
     epoch: int = 0          # epochs completed
@@ -110,7 +150,12 @@ class Trainer:
                  device: torch.device | str = "cpu", sample_arch: ArchSampler | None = None,
                  regularizer: Regularizer | None = None, metadata: dict[str, Any] | None = None,
                  name: str = "train", progress: bool = True, batch_size: int = 8,
-                 num_workers: int = 0):
+                 num_workers: int = 0, distributed: bool = False):
+        # Data-parallel over the torchrun ranks, or (False, or a single process) on
+        # this process alone; `writes`: this process logs and checkpoints.
+        self.distributed = distributed and dist.world_size() > 1
+        self.rank, self.world = (dist.rank(), dist.world_size()) if self.distributed else (0, 1)
+        self.writes = self.rank == 0
         self.device = torch.device(device)
         self.model = model.to(self.device)
         if cfg.channels_last:
@@ -124,12 +169,13 @@ class Trainer:
         self.total_epochs, self.seed = total_epochs, seed
         self.sample_arch, self.regularizer = sample_arch, regularizer
         self.metadata = metadata or {}
-        self.name, self.show_progress = name, progress
+        self.name, self.show_progress = name, progress and self.writes
         self.batch_size, self.num_workers = batch_size, num_workers
-        if len(train_set) < batch_size:
+        if len(train_set) < batch_size * self.world:
             raise ValueError(f"training split has {len(train_set)} samples, fewer than "
-                             f"the batch size {batch_size}")
-        self.steps_per_epoch = len(train_set) // batch_size
+                             f"the batch size {batch_size}" +
+                             (f" times {self.world} ranks" if self.world > 1 else ""))
+        self.steps_per_epoch = (len(train_set) // self.world) // batch_size
         if cfg.steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, cfg.steps_per_epoch)
         self.total_steps = self.steps_per_epoch * total_epochs
@@ -139,6 +185,16 @@ class Trainer:
         self.state = TrainState()
         self.checkpoints = Checkpointer(self.out_dir / "checkpoints")
         self._writer = None
+        self.step_loss: nn.Module = StepLoss(self.model, task, regularizer, cfg.channels_last)
+        if self.distributed:
+            if regularizer is not None and hasattr(regularizer, "shard"):
+                regularizer.shard = (self.rank, self.world)  # a slice of each step's batch
+            from torch.nn.parallel import DistributedDataParallel
+            # Ops off the sampled path get no gradient: find_unused_parameters. Every
+            # rank samples the same path, so the unused sets agree.
+            self.step_loss = DistributedDataParallel(
+                self.step_loss, device_ids=[self.device] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
 
     # ---- persistence -------------------------------------------------------------
     def _state_dict(self) -> dict[str, Any]:
@@ -147,10 +203,17 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict()}
 
     def save(self) -> Path:
+        """Checkpoint the epoch (rank 0 writes; the others wait until it has)."""
         meta = dict(self.metadata, epoch=self.state.epoch, step=self.state.step)
-        return self.checkpoints.save(self.state.epoch, self.model, self._state_dict(), meta)
+        path = self.checkpoints.folder / f"epoch_{self.state.epoch:04d}"
+        if self.writes:
+            path = self.checkpoints.save(self.state.epoch, self.model, self._state_dict(), meta)
+        if self.distributed:
+            dist.barrier()
+        return path
 
     def try_resume(self) -> bool:
+        """Load the latest checkpoint (every rank the same one) if there is one."""
         if self.checkpoints.latest() is None:
             return False
         state = self.checkpoints.load(self.model)
@@ -161,6 +224,8 @@ class Trainer:
 
     # ---- logging -----------------------------------------------------------------
     def log(self, record: dict[str, Any]) -> None:
+        if not self.writes:
+            return
         record = {"phase": self.name, **record}
         append_jsonl(self.out_dir / "metrics.jsonl", record)
         if self._writer is None:
@@ -179,10 +244,18 @@ class Trainer:
     # ---- training ----------------------------------------------------------------
     def _batches(self, epoch: int) -> Iterator[dict[str, Any]]:
         s = epoch_seed(self.seed, epoch)
-        seed_everything(s)  # augmentation draws from the global generators
-        loader = DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
-                            drop_last=True, num_workers=self.num_workers,
-                            generator=torch.Generator().manual_seed(s),
+        # Augmentation draws from the global generators, and loader workers from
+        # `generator`: offset by the rank so ranks augment differently (rank 0 and a
+        # single process draw exactly as before).
+        seed_everything(s + self.rank)
+        sampler = None
+        if self.distributed:  # the same permutation on every rank, a disjoint shard each
+            sampler = DistributedSampler(self.train_set, num_replicas=self.world, rank=self.rank,
+                                         shuffle=True, seed=s, drop_last=True)
+            sampler.set_epoch(epoch)
+        loader = DataLoader(self.train_set, batch_size=self.batch_size, shuffle=sampler is None,
+                            sampler=sampler, drop_last=True, num_workers=self.num_workers,
+                            generator=torch.Generator().manual_seed(s + self.rank),
                             pin_memory=self.device.type == "cuda")
         for i, batch in enumerate(loader):
             if i >= self.steps_per_epoch:
@@ -191,26 +264,18 @@ class Trainer:
 
     def train_step(self, batch: dict[str, Any], arch: Any) -> dict[str, float]:
         self.model.train()
-        x = self.task.inputs(batch)
-        if self.cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        logs: dict[str, float] = {}
         with autocast(self.device, self.cfg.precision):
-            out = self.model(x, arch) if arch is not None else self.model(x)
-            loss = self.task.loss(out, batch)
-            total = loss
-            if self.regularizer is not None:
-                term, reg_logs = self.regularizer(self.model, self.state.step, self.total_steps)
-                logs.update(reg_logs)
-                if term is not None:
-                    total = total + term
+            total, loss, logs = self.step_loss(batch, arch, self.state.step, self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        total.backward()  # under DDP: gradients averaged over the ranks here
         # Values are read back to the host (a device sync) only once backward has been
         # queued: a sync between the forward passes would leave the GPU idle while
         # Python queues the next pass. The check still precedes the update, so a
-        # non-finite step changes no weight.
-        if not torch.isfinite(total):
+        # non-finite step changes no weight (on any rank: they all stop together).
+        nonfinite = not bool(torch.isfinite(total))
+        if self.distributed:
+            nonfinite = dist.any_true(nonfinite, self.device)
+        if nonfinite:
             logs = {"loss": float(loss.detach()), **logs}
             raise FloatingPointError(f"{self.name}: non-finite loss at step {self.state.step} "
                                      f"({logs}); lower the learning rate or check the data")
@@ -252,6 +317,11 @@ class Trainer:
             record = {"step": self.state.step, "epoch": self.state.epoch,
                       "epoch_time_s": time.time() - start,
                       **{f"train_{k}": v / max(n, 1) for k, v in sums.items()}}
+            if self.distributed:
+                # BatchNorm statistics follow rank 0 (as DDP's per-forward broadcast
+                # does); then every replica must hold the same weights, or it raises.
+                dist.sync_buffers(self.model)
+                record["replica_checksums"] = dist.check_replicas(self.model, self.name)
             if on_epoch_end is not None:
                 record.update(on_epoch_end(self) or {})
             self.log(record)

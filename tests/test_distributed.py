@@ -1,0 +1,135 @@
+"""Data-parallel training under torchrun: 2-process gloo runs on CPU, the sharding
+of stand-alone trainings and regularizer batches, and checkpoints that move
+between DDP and a single process."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from depthnas import config as config_mod
+from depthnas.cli import main
+from depthnas.data import load_splits
+from depthnas.distributed import shard, state_checksum
+from depthnas.landmarks import shard_indices, step_indices
+from depthnas.models import model_kwargs
+from depthnas.spaces import get_space
+from depthnas.task import make_task
+from depthnas.trainer import Trainer
+from test_cli import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+# Batch 4: two steps per rank and epoch; all landmark pairs, logged every step.
+DDP = [*TINY, "--batch-size", "4", "--pairs", "0", "--set", "supernet.log_every=1"]
+
+
+def torchrun(*args: str) -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "NO_ALBUMENTATIONS_UPDATE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(port), "-m", "depthnas", *args],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp") / "run"
+    return out, torchrun("search", *DDP, "--out", str(out))
+
+
+def test_shards_cover_every_item_once():
+    for n in range(12):
+        items = [f"arch{i}" for i in range(n)]
+        for world in (1, 2, 3, 4):
+            shares = [shard(items, r, world) for r in range(world)]
+            assert sorted(sum(shares, [])) == sorted(items)          # nothing lost, no repeats
+            assert max(map(len, shares)) - min(map(len, shares)) <= 1  # balanced
+    assert shard(["a", "b", "c"]) == ["a", "b", "c"]  # a single process trains everything
+    with pytest.raises(ValueError):
+        shard([1, 2], 2, 2)
+
+
+def test_regularizer_batches_are_split_across_ranks():
+    for step in range(5):
+        batch = step_indices(20, 8, seed=3, step=step)
+        slices = [shard_indices(batch, r, 2) for r in range(2)]
+        assert sorted(slices[0] + slices[1]) == sorted(batch) and not set(slices[0]) & set(slices[1])
+        assert shard_indices(batch, 0, 1) == batch
+
+
+def test_ddp_search_is_complete_and_ranks_agree(ddp_run):
+    out, stdout = ddp_run
+    for name in ("best_arch.json", "results.json", "report.md", "metrics.jsonl", "landmarks.json",
+                 "config.yaml", "splits.json", "best/model.safetensors", "checkpoints/latest"):
+        assert (out / name).is_file(), name
+    assert stdout.count("best architecture:") == 1 and "x 2 ranks" in stdout  # rank 0 reports
+    rows = records(out / "metrics.jsonl")
+    steps = [r["step"] for r in rows if r.get("phase") == "supernet" and "loss" in r]
+    assert steps == [1, 2, 3, 4]  # 2 epochs x 2 steps, each logged once (by rank 0)
+    epochs = [r for r in rows if "replica_checksums" in r]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    for r in epochs:  # both ranks held identical weights and BN statistics after each epoch
+        assert len(r["replica_checksums"]) == 2 and len(set(r["replica_checksums"])) == 1
+    assert any(r.get("reg", 0) > 0 for r in rows)  # the landmark hinge trained through DDP
+    assert len([r for r in rows if r.get("phase") == "search"]) == 2
+    assert len([r for r in rows if r.get("phase") == "result"]) == 1
+
+
+def test_standalone_trainings_are_shared_out_without_overlap(ddp_run):
+    out, _ = ddp_run
+    archs = json.loads((out / "results.json").read_text())["architectures"]
+    initial = json.loads((out / "initial_landmarks.json").read_text())
+    landmarks = [a for a in archs if a["role"] == "landmark"]
+    assert sorted(a["arch"] for a in landmarks) == sorted(initial)  # each landmark once
+    assert {a["trained_on_rank"] for a in landmarks} == {0, 1}
+    by_rank = {r: [a["arch"] for a in landmarks if a["trained_on_rank"] == r] for r in (0, 1)}
+    assert by_rank == {r: shard(initial, r, 2) for r in (0, 1)}
+    assert len({a["arch"] for a in archs}) == len(archs) == 7
+    assert {a["trained_on_rank"] for a in archs if a["role"] == "rank"} == {0, 1}
+    store = json.loads((out / "landmarks.json").read_text())["entries"]
+    assert sorted(e["arch"] for e in store) == sorted(a["arch"] for a in archs)
+    for a in archs:  # each in its own folder, written by the rank that trained it
+        assert json.loads(Path(a["model"]).with_name("result.json").read_text())["arch"] == a["arch"]
+
+
+def test_ddp_checkpoint_resumes_in_one_process(ddp_run, tmp_path):
+    out, _ = ddp_run
+    shutil.copytree(out / "checkpoints", tmp_path / "checkpoints")
+    cfg = config_mod.load(str(out / "config.yaml"))
+    space = get_space(cfg.space)
+    trainer = Trainer(space.build_supernet(**model_kwargs(cfg.model, space)), make_task(space),
+                      cfg.supernet, load_splits(cfg).train, out_dir=tmp_path, total_epochs=3,
+                      seed=cfg.seed, sample_arch=space.sample, batch_size=cfg.data.batch_size,
+                      progress=False)
+    assert trainer.try_resume() and trainer.state.epoch == 2 and trainer.state.step == 4
+    last = [r for r in records(out / "metrics.jsonl") if "replica_checksums" in r][-1]
+    assert state_checksum(trainer.model) == last["replica_checksums"][0]  # what every rank held
+    trainer.fit()  # and training goes on in this process
+    assert trainer.state.epoch == 3 and (tmp_path / "checkpoints" / "epoch_0003").is_dir()
+
+
+def test_train_resumes_under_ddp(tmp_path, capsys):
+    out, arch = tmp_path / "one", "v1-sync:c3,skip,none,c1,ap"
+    assert main(["train", "--arch", arch, *TINY, "--out", str(out)]) == 0  # one process, 1 epoch
+    stdout = torchrun("train", "--arch", arch, *TINY, "--standalone-epochs", "2",
+                      "--out", str(out), "--resume")
+    assert stdout.count("validation SSI loss") == 1
+    result = json.loads((out / "result.json").read_text())
+    assert result["ranks"] == 2 and result["recipe"]["epochs"] == 2 and result["val_loss"] > 0
+    rows = [r for r in records(out / "metrics.jsonl") if "epoch_time_s" in r]
+    assert [r["epoch"] for r in rows] == [1, 2]  # epoch 2 continued from the 1-process checkpoint
+    assert "replica_checksums" not in rows[0] and len(set(rows[1]["replica_checksums"])) == 1
+    assert (out / "checkpoints" / "latest").read_text().strip() == "epoch_0002"
