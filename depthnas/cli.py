@@ -77,6 +77,11 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars on a terminal only: in a log file tqdm's redraws become noise."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
 def _guard_out(out: Path, resume: bool, marker: str) -> None:
     if (out / marker).exists() and not resume:
         raise SystemExit(f"error: {out} already holds a run; pass --resume to continue it "
@@ -107,7 +112,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     _join_ranks(cfg)
     _guard_out(Path(cfg.out), args.resume, "config.yaml")
     distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
-    run(cfg, progress=not args.no_progress)
+    run(cfg, progress=show_progress(args))
     return 0
 
 
@@ -132,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg.out = str(out)
     seed_everything(cfg.seed)
     result = train_standalone(cfg, space, arch, load_splits(cfg), out,
-                              progress=not args.no_progress, distributed=True)
+                              progress=show_progress(args), distributed=True)
     if distributed.is_main():
         print(f"{result['arch']}: validation SSI loss {result['val_loss']:.5f} "
               f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
@@ -149,7 +154,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 def cmd_rank(args: argparse.Namespace) -> int:
     from .rank import rank_run
     report = rank_run(args.run, args.truth, threshold=args.threshold,
-                      limit=args.limit, progress=not args.no_progress)
+                      limit=args.limit, progress=show_progress(args))
     for k, v in report.items():
         print(f"{k:20s} {v:.4f}" if isinstance(v, float) else f"{k:20s} {v}")
     return 0

@@ -9,7 +9,6 @@ pixels, RMSE, with an optional cap in the data's depth unit, e.g. 10 m for NYU).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -75,8 +74,9 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .cli import show_progress
     report = evaluate(args.checkpoint, args.data, split=args.split, depth_cap=args.depth_cap,
-                      net_size=args.net_size, device=args.device, progress=not args.no_progress,
+                      net_size=args.net_size, device=args.device, progress=show_progress(args),
                       seed=args.seed, skip_bad=args.skip_bad, depth_kind=args.depth_kind,
                       synthetic_samples=args.synthetic_samples)
     for k in ("ssi", "absrel", "delta1", "rmse"):

@@ -75,7 +75,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict_paths
     estimator = load_estimator(args.model, device=resolve_device(args.device))
     report = predict_paths(estimator, args.input, args.out, colormap=args.colormap,
-                           progress=not args.no_progress)
+                           progress=_progress(args))
     print(f"{len(report.written)} image(s) -> {args.out}; {len(report.skipped)} skipped "
           f"(unreadable)")
     return 0 if report.written else 1
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    from depthnas.cli import show_progress  # the CLI module imports this one
+    return show_progress(args)

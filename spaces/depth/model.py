@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import Arch
+from ..base import Arch, resolve_arch
 from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN
 from .space import EDGES, NUM_BLOCKS, BlockChoice, DepthSpace
 
@@ -179,15 +179,7 @@ class DepthNet(nn.Module):
         return self.decode(self.encode(x), arch)
 
     def _choices(self, arch: Arch | None) -> list[BlockChoice]:
-        if self.arch is not None:
-            if arch is not None and arch != self.arch:
-                raise ValueError("this is a fixed model of "
-                                 f"{self.space.to_string(self.arch)}; it cannot run "
-                                 f"{self.space.to_string(arch)}")
-            arch = self.arch
-        elif arch is None:
-            raise ValueError("the super-net needs an architecture: model(x, arch)")
-        return self.space.blocks(arch)
+        return self.space.blocks(resolve_arch(self.space, self.arch, arch))
 
     def decoder_modules(self) -> list[nn.Module]:
         """Modules whose statistics depend on the path (used by BN recalibration)."""
