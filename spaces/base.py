@@ -133,3 +133,16 @@ def resolve_arch(space: SearchSpace, fixed: Arch | None, given: Arch | None) -> 
     if given is None:
         raise ValueError("the super-net needs an architecture: model(x, arch)")
     return given
+
+
+def inherit_weights(fixed: nn.Module, supernet: nn.Module) -> nn.Module:
+    """Load a fixed model with the super-net's weights for its path. Works because
+    a fixed model's parameter names are a subset of the super-net's (one
+    ChoiceEdge naming scheme for both)."""
+    source = supernet.state_dict()
+    missing = [k for k in fixed.state_dict() if k not in source]
+    if missing:
+        raise ValueError(f"the super-net lacks {len(missing)} of the fixed model's tensors "
+                         f"(e.g. {missing[0]}): built from different spaces or settings?")
+    fixed.load_state_dict({k: source[k] for k in fixed.state_dict()})
+    return fixed

@@ -7,14 +7,10 @@ from safetensors.torch import save_file
 
 from depthnas.bn_calibration import batchnorms, recalibrate
 from depthnas.spaces import get_space
+from depthnas.spaces.base import inherit_weights
 from depthnas.spaces.depth import create_backbone
 
 KW = dict(backbone="resnet18", features=16)
-
-
-def copy_path_weights(fixed, supernet):
-    sup = supernet.state_dict()
-    fixed.load_state_dict({k: sup[k] for k in fixed.state_dict()})
 
 
 @pytest.mark.parametrize("name, text", [
@@ -29,7 +25,7 @@ def test_fixed_model_with_supernet_weights_gives_the_same_output(name, text):
     arch = space.from_string(text)
     supernet = space.build_supernet(**KW).eval()
     fixed = space.build_fixed(arch, **KW).eval()
-    copy_path_weights(fixed, supernet)
+    inherit_weights(fixed, supernet)
     x = torch.randn(2, 3, 64, 96)
     torch.testing.assert_close(fixed(x), supernet(x, arch), rtol=0, atol=0)
 
@@ -137,3 +133,10 @@ def test_pth_backbone_weights_are_read_without_running_pickles(tmp_path):
     torch.save({"conv1.weight": NotWeights()}, evil)
     with pytest.raises(Exception, match="(?i)weights_only|unsupported global|not allowlisted"):
         create_backbone("resnet18", evil)
+
+
+def test_inherit_weights_names_a_mismatch():
+    v2 = get_space("v2-sync")
+    fixed = v2.build_fixed(v2.from_string("v2-sync:c3,c3,c3,c3,c3+ps"), **KW)
+    with pytest.raises(ValueError, match="super-net lacks"):
+        inherit_weights(fixed, get_space("v1-sync").build_supernet(**KW))

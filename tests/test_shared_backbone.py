@@ -18,6 +18,7 @@ from depthnas.bn_calibration import batchnorms, recalibrate
 from depthnas.config import LandmarkConfig
 from depthnas.evaluation import PathEvaluator
 from depthnas.landmarks import LandmarkRegularizer, step_indices
+from depthnas.spaces.base import inherit_weights
 from depthnas.spaces import get_space
 from depthnas.task import DepthTask
 from toys import TINY_MODEL, BlobDepth
@@ -180,8 +181,7 @@ def test_supernet_path_equals_standalone_model(text):
         for bn in batchnorms([sup]):
             bn.weight.uniform_(0.5, 1.5)
             bn.bias.uniform_(-0.2, 0.2)
-    sup_sd = sup.state_dict()
-    fixed.load_state_dict({k: sup_sd[k] for k in fixed.state_dict()})
+    inherit_weights(fixed, sup)
     x = torch.randn(2, 3, 32, 32)
 
     sup.train(), fixed.train()
