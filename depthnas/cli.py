@@ -121,7 +121,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
     from .data import load_splits
     from .standalone import train_standalone
-    from .trainer import seed_everything
     cfg = build_config(args)
     text = Path(args.arch).read_text() if _is_file(args.arch) else args.arch
     if text.strip().startswith("{"):
@@ -135,7 +134,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     _guard_out(out, args.resume, "config.yaml")
     distributed.barrier()
     cfg.out = str(out)
-    seed_everything(cfg.seed)
     result = train_standalone(cfg, space, arch, load_splits(cfg), out,
                               progress=show_progress(args), distributed=True)
     if distributed.is_main():

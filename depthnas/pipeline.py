@@ -20,7 +20,6 @@ import logging
 import random
 import shutil
 import time
-import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -113,9 +112,6 @@ class SearchRun:
             self.say(f"  training stand-alone [{role}] {s}" +
                      (f" on rank {owner[s]}" if world > 1 else ""))
             if owner[s] == dist.rank():
-                # A stand-alone result depends on the architecture and the seed, not
-                # on which rank trains it or on what this process trained before.
-                seed_everything(zlib.crc32(f"{self.cfg.seed}:{s}".encode()))
                 mine[s] = train_standalone(self.cfg, self.space, self.space.from_string(s),
                                            self.splits, self.out / "standalone" / arch_slug(s),
                                            progress=self.progress and dist.is_main(),

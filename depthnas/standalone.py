@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from .evaluation import evaluate_fixed
 from .io import atomic_write_json
 from .models import count_parameters, is_classification, model_kwargs, model_metadata
 from .task import make_task
-from .trainer import Trainer, resolve_device
+from .trainer import Trainer, resolve_device, seed_everything
 
 
 def recipe(cfg: Config) -> dict[str, Any]:
@@ -73,6 +74,10 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
         if done.get("arch") == arch_string and done.get("recipe") == rec:
             return done
     device = device or resolve_device(cfg.device)
+    # A stand-alone result depends on the architecture and the seed alone: not on
+    # the entry point (`depthnas train`, landmark or top-K training), on which rank
+    # trains it, or on what the process trained before.
+    seed_everything(zlib.crc32(f"{cfg.seed}:{arch_string}".encode()))
     task = make_task(space, cfg.standalone.loss)
     model = space.build_fixed(arch, **model_kwargs(cfg.model, space))
     meta = model_metadata(space, arch, cfg.model, cfg.data.image_size, task.name)

@@ -87,3 +87,14 @@ def test_spaces_lists_exact_sizes(capsys):
     out = capsys.readouterr().out
     for size in ("3,125", "95,367,431,640,625", "12,500", "24,414,062,500,000,000"):
         assert size in out
+
+
+def test_train_reproduces_a_landmarks_standalone_loss(run_dir, tmp_path, capsys):
+    """Stand-alone scores come from the same code as `depthnas train`: training a
+    landmark again with the same recipe and seed gives the search's number."""
+    results = json.loads((run_dir / "results.json").read_text())["architectures"]
+    landmark = next(a for a in results if a["role"] == "landmark")
+    out = tmp_path / "again"
+    assert main(["train", "--arch", landmark["arch"], *TINY, "--out", str(out)]) == 0
+    again = json.loads((out / "result.json").read_text())
+    assert again["val_loss"] == pytest.approx(landmark["val_loss"], rel=1e-6)
