@@ -39,15 +39,16 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
     parts = {"train": splits.train, "reg": splits.reg, "val": splits.val}
     chosen = [splits.train] if split == "all" else [parts[split]]
     for ds in chosen:
-        reader = getattr(ds, "reader", None)
-        kind = getattr(reader, "value_kind", "depth")
         for i in range(len(ds)):
             raw = ds.raw(i)
-            rgb, values = raw[0], raw[1].astype(np.float64)
-            valid = raw[2] if len(raw) > 2 else np.ones(values.shape, bool)
-            valid = valid & np.isfinite(values) & (values > 0)
-            disparity = np.where(valid, 1.0 / np.where(valid, values, 1.0), 0.0) \
-                if kind == "depth" else np.where(valid, values, 0.0)
+            if len(raw) == 3:  # readers already give the common form: disparity + mask
+                rgb, disparity, valid = raw
+                disparity = disparity.astype(np.float64)
+            else:  # synthetic scenes: (rgb, metric depth), every pixel valid
+                rgb, depth = raw
+                valid = np.isfinite(depth) & (depth > 0)
+                disparity = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
+            valid = valid & np.isfinite(disparity) & (disparity > 0)
             sample_id = ds.ids()[i] if hasattr(ds, "ids") else str(i)
             yield sample_id, rgb, disparity, valid
 

@@ -62,6 +62,29 @@ def test_a_perfect_model_scores_zero(motorcycle, model, monkeypatch):
         assert report[k] == pytest.approx(0.0, abs=1e-4), k
 
 
+def test_depth_folder_is_evaluated_in_disparity(tmp_path, model, monkeypatch):
+    """Depth files (png16 millimetres) are read as disparity once: a model that
+    answers an affine map of 1/depth scores ~0."""
+    root = tmp_path / "nyu-like"
+    (root / "images").mkdir(parents=True)
+    (root / "depth").mkdir()
+    rng = np.random.default_rng(0)
+    depth_mm = rng.integers(500, 9000, size=(48, 64)).astype(np.uint16)
+    cv2.imwrite(str(root / "images" / "a.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    cv2.imwrite(str(root / "depth" / "a.png"), depth_mm)
+    disparity = (1000.0 / depth_mm).astype(np.float32)
+
+    class Oracle:
+        def __call__(self, x):
+            import torch
+            return torch.from_numpy(disparity)[None, None] * 0.5 + 1
+
+    monkeypatch.setattr("depthnas.models.load_model", lambda path, device: (Oracle(), {"image_size": [64, 64]}))
+    report = evaluate(model, f"folder:{root}", depth_kind="depth", depth_cap=10.0, progress=False)
+    for k in ("ssi", "absrel", "delta1", "rmse"):
+        assert report[k] == pytest.approx(0.0, abs=1e-4), k
+
+
 def test_unknown_split_is_an_error(motorcycle, model):
     root, _ = motorcycle
     with pytest.raises(ValueError, match="unknown split 'test'"):
