@@ -167,7 +167,7 @@ class Trainer:
         self.task, self.cfg, self.train_set = task, cfg, train_set
         self.out_dir = Path(out_dir)
         self.total_epochs, self.seed = total_epochs, seed
-        self.sample_arch, self.regularizer = sample_arch, regularizer
+        self.sample_arch = sample_arch
         self.metadata = metadata or {}
         self.name, self.show_progress = name, progress and self.writes
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -185,7 +185,8 @@ class Trainer:
         self.state = TrainState()
         self.checkpoints = Checkpointer(self.out_dir / "checkpoints")
         self._writer = None
-        self.step_loss: nn.Module = StepLoss(self.model, task, regularizer, cfg.channels_last)
+        self._loss = StepLoss(self.model, task, regularizer, cfg.channels_last)
+        self.step_loss: nn.Module = self._loss
         if self.distributed:
             if regularizer is not None and hasattr(regularizer, "shard"):
                 regularizer.shard = (self.rank, self.world)  # a slice of each step's batch
@@ -195,6 +196,16 @@ class Trainer:
             self.step_loss = DistributedDataParallel(
                 self.step_loss, device_ids=[self.device] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
+
+    @property
+    def regularizer(self) -> Regularizer | None:
+        """The term each step adds (the landmark penalty); assigning one takes effect
+        at the next step, under DDP as well."""
+        return self._loss.regularizer
+
+    @regularizer.setter
+    def regularizer(self, regularizer: Regularizer | None) -> None:
+        self._loss.regularizer = regularizer
 
     # ---- persistence -------------------------------------------------------------
     def _state_dict(self) -> dict[str, Any]:

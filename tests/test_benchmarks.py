@@ -37,6 +37,10 @@ def test_step_time_cpu_preset_prints_the_three_ratios(tmp_path):
         assert ratios[key] is not None and ratios[key] > 0, key
     assert result["meta"]["device"] and result["meta"]["torch"] == torch.__version__
     assert result["score_rel_diff_max"] < 1e-4  # cached and full scoring agree
+    # the regularized variants really ran the landmark passes: more FLOPs than plain
+    gflop = {k: v["gflop"] for k, v in result["variants"].items()}
+    assert gflop["spos_plain"] < gflop["landmark_shared_satisfied"] < gflop["landmark_shared_violated"]
+    assert gflop["landmark_shared_violated"] < gflop["landmark_naive_violated"]
 
 
 def test_compile_flag_reaches_both_trainings():
