@@ -8,7 +8,7 @@ from depthnas.config import LandmarkConfig, TrainConfig
 from depthnas.landmarks import LandmarkRegularizer
 from depthnas.spaces import get_space
 from depthnas.task import DepthTask
-from depthnas.trainer import Trainer, cosine_factor
+from depthnas.trainer import Trainer, cosine_factor, make_optimizer
 from toys import TINY_MODEL, BlobDepth
 
 SPACE = get_space("v2-sync")
@@ -76,3 +76,31 @@ def test_cosine_learning_rate_schedule():
     assert cosine_factor(0, 100) == 1.0
     assert cosine_factor(100, 100) == pytest.approx(0.01)
     assert cosine_factor(50, 100) == pytest.approx(0.505)
+
+
+def test_optimizer_is_fused_adamw_with_a_backbone_group_and_matches_the_loop():
+    """The fused kernel is a speed choice only: same updates as AdamW's per-tensor loop."""
+    torch.manual_seed(0)
+    net = SPACE.build_supernet(**TINY_MODEL)
+    opt = make_optimizer(net, CFG)
+    assert opt.defaults["fused"]
+    backbone = {id(p) for p in net.backbone.parameters()}
+    assert [g["lr"] for g in opt.param_groups] == [CFG.lr, CFG.backbone_lr]
+    assert all(id(p) in backbone for p in opt.param_groups[1]["params"])
+    ref = [p.detach().clone().requires_grad_() for g in opt.param_groups for p in g["params"]]
+    n_rest = len(opt.param_groups[0]["params"])
+    loop = torch.optim.AdamW([{"params": ref[:n_rest], "lr": CFG.lr},
+                              {"params": ref[n_rest:], "lr": CFG.backbone_lr}],
+                             weight_decay=CFG.weight_decay, foreach=False)
+    live = [p for g in opt.param_groups for p in g["params"]]
+    start = [p.detach().clone() for p in live]
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        for a, b in zip(live, ref):
+            a.grad = torch.randn(a.shape, generator=gen)
+            b.grad = a.grad.clone()
+        opt.step()
+        loop.step()
+    moved = min((a.detach() - s).abs().max().item() for a, s in zip(live, start))
+    apart = max((a.detach() - b.detach()).abs().max().item() for a, b in zip(live, ref))
+    assert moved > 1e-5 and apart < 1e-6
