@@ -100,8 +100,8 @@ class PathEvaluator:
             total, count = 0.0, 0
             for out, batch in results:
                 s, n = self.task.score(out, batch)
-                total, count = total + s, count + n
-        return total / max(count, 1)
+                total, count = total + s.double(), count + n
+        return float(total) / max(count, 1)  # the one read-back of the score
 
 
 @torch.no_grad()
@@ -115,5 +115,5 @@ def evaluate_fixed(model: nn.Module, task: Task, val_set: Dataset, *, batch_size
         batch = move(batch, device)
         with autocast(device, precision):
             s, n = task.score(model(task.inputs(batch)), batch)
-        total, count = total + s, count + n
-    return total / max(count, 1)
+        total, count = total + s.double(), count + n
+    return float(total) / max(count, 1)

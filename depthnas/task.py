@@ -19,8 +19,10 @@ class Task(Protocol):
     def loss(self, output: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         """Differentiable training loss (mean over the batch)."""
 
-    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[float, int]:
-        """(sum, count) of the validation score over the batch: lower is better."""
+    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        """(sum, count) of the validation score over the batch: lower is better.
+        The sum stays a device tensor: callers add up a whole split and read it
+        back once, since a read-back per batch would stall the GPU's queue."""
 
 
 class DepthTask:
@@ -39,9 +41,9 @@ class DepthTask:
     def loss(self, output: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         return self.criterion(output.float(), batch["target"], batch["mask"])
 
-    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[float, int]:
+    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         n = output.shape[0]
-        return float(self.loss(output, batch)) * n, n
+        return self.loss(output, batch).detach().double() * n, n
 
 
 class ClassificationTask:
@@ -64,9 +66,9 @@ class ClassificationTask:
     def loss(self, output: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         return nn.functional.cross_entropy(output.float(), batch["label"])
 
-    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[float, int]:
+    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         wrong = (output.argmax(dim=1) != batch["label"]).sum()
-        return float(wrong), output.shape[0]
+        return wrong.double(), output.shape[0]
 
 
 def move(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
