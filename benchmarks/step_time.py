@@ -47,6 +47,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from depthnas.cli import fixed_shape_kernels  # noqa: E402
 from depthnas.config import LandmarkConfig, TrainConfig  # noqa: E402
 from depthnas.evaluation import PathEvaluator  # noqa: E402
 from depthnas.landmarks import LandmarkRegularizer  # noqa: E402
@@ -201,6 +202,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("error: --device cuda, but torch sees no GPU (use --preset cpu)")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cudnn_benchmark:
+        fixed_shape_kernels()  # what `depthnas search` / `train` do
     if args.image_size % 32:
         raise SystemExit("error: --image-size must be a multiple of 32")
     parts = [p for p in "abc" if p in args.parts]
@@ -403,7 +406,8 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
         "preset": args.preset, "space": args.space, "backbone": args.backbone,
         "image_size": args.image_size, "features": args.features, "batch_size": args.batch_size,
         "precision": args.precision, "channels_last": args.channels_last,
-        "compile": args.compile, "warmup": args.warmup, "iters": args.iters,
+        "compile": args.compile, "cudnn_benchmark": args.cudnn_benchmark,
+        "warmup": args.warmup, "iters": args.iters,
         "calib_batches": args.calib_batches, "val_batches": args.val_batches,
         "peak_spec_tflops": spec, "peak_spec_note":
             "dense tensor-core peak from NVIDIA's data sheet (fp32 runs: TF32)" if spec else None,
@@ -411,7 +415,8 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
     }
     out = {"meta": meta, **results}
     prec = args.precision + ("+channels_last" if args.channels_last else "") + \
-        ("+compile" if args.compile else " eager")
+        ("+compile" if args.compile else " eager") + \
+        ("" if args.cudnn_benchmark or device.type != "cuda" else ", cudnn heuristics")
     print(f"\nstep_time: {name} | torch {torch.__version__} | {prec}")
     print(f"  {args.backbone} {args.image_size}x{args.image_size}, features {args.features}, "
           f"batch {args.batch_size}, space {args.space}; median of {args.iters} rounds "
@@ -497,6 +502,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     cl.add_argument("--channels-last", dest="channels_last", action="store_true", default=None)
     cl.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbones")
+    p.add_argument("--no-cudnn-benchmark", dest="cudnn_benchmark", action="store_false",
+                   help="keep cuDNN's heuristic algorithm choice (the CLI times them)")
     p.add_argument("--warmup", type=int)
     p.add_argument("--iters", type=int)
     p.add_argument("--calib-batches", type=int)

@@ -104,12 +104,22 @@ def _join_ranks(cfg: Config) -> None:
         logging.getLogger().setLevel(logging.WARNING)
 
 
+def fixed_shape_kernels() -> None:
+    """Search and training run at one input size, so let cuDNN time its convolution
+    algorithms once per shape and keep the fastest, as timm's and MiDaS' training
+    scripts do. Only for these commands: evaluate/predict see images of many sizes,
+    and each new size would pay the timing again."""
+    import torch
+    torch.backends.cudnn.benchmark = True
+
+
 # ---- commands ---------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     from . import distributed
     from .pipeline import run
     cfg = build_config(args)
     _join_ranks(cfg)
+    fixed_shape_kernels()
     _guard_out(Path(cfg.out), args.resume, "config.yaml")
     distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
     run(cfg, progress=show_progress(args))
@@ -131,6 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     arch = space.parse(text)
     out = Path(args.out or cfg.out)
     _join_ranks(cfg)
+    fixed_shape_kernels()
     _guard_out(out, args.resume, "config.yaml")
     distributed.barrier()
     cfg.out = str(out)
