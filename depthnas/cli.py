@@ -131,6 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
     from .data import load_splits
     from .standalone import train_standalone
+    from .task import make_task
     cfg = build_config(args)
     text = Path(args.arch).read_text() if _is_file(args.arch) else args.arch
     if text.strip().startswith("{"):
@@ -148,7 +149,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train_standalone(cfg, space, arch, load_splits(cfg), out,
                               progress=show_progress(args), distributed=True)
     if distributed.is_main():
-        print(f"{result['arch']}: validation SSI loss {result['val_loss']:.5f} "
+        score = make_task(space, cfg.standalone.loss).score_name
+        print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
               f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
     return 0
 

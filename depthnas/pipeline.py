@@ -263,6 +263,7 @@ class SearchRun:
             (self.out / "best").mkdir(exist_ok=True)
             shutil.copyfile(best["model"], self.out / "best" / "model.safetensors")
         summary = {"space": space.name, "landmarks": cfg.landmarks.enabled,
+                   "score_name": evaluator.task.score_name,
                    "elapsed_s": round(elapsed, 1), "best": best_json, "ranking": ranking,
                    "architectures": list(self.trained.values())}
         atomic_write_json(self.out / "results.json", summary)
@@ -270,8 +271,8 @@ class SearchRun:
                                                   "best_val_loss": best["val_loss"]})
         from .report import write_report
         write_report(self.out, summary)
-        self.say(f"best architecture: {best_json['string']}  stand-alone val loss "
-                 f"{best['val_loss']:.5f}  ({self.out / 'best_arch.json'})")
+        self.say(f"best architecture: {best_json['string']}  stand-alone validation "
+                 f"{summary['score_name']} {best['val_loss']:.5f}  ({self.out / 'best_arch.json'})")
         if ranking is not None:
             self.say(f"super-net ranking on {ranking['n']} non-landmark architectures trained "
                      f"stand-alone: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "

@@ -19,15 +19,15 @@ def _records(out: Path, phase: str) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("phase") == phase and "loss" in r]
 
 
-def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None) -> str:
+def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score: str) -> str:
     fig, ax = plt.subplots(figsize=(5, 4))
     for landmark, colour, label in ((True, "tab:orange", "landmark"), (False, "tab:blue", "held out")):
         pts = [a for a in archs if a["landmark"] == landmark]
         if pts:
             ax.scatter([a["val_loss"] for a in pts], [a["supernet_score"] for a in pts],
                        c=colour, label=label, s=25)
-    ax.set_xlabel("stand-alone validation loss")
-    ax.set_ylabel("super-net validation loss")
+    ax.set_xlabel(f"stand-alone validation {score}")
+    ax.set_ylabel(f"super-net validation {score}")
     title = "super-net vs stand-alone"
     if ranking:
         title += f"\nKendall tau {ranking['kendall_tau']:+.3f} on {ranking['n']} held-out archs"
@@ -73,10 +73,11 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     archs = summary["architectures"]
     ranking = summary.get("ranking")
     best = summary["best"]
+    score = summary.get("score_name", "loss")  # results.json of older runs lack it
     lines = [f"# depthnas search report: {summary['space']}", "",
              f"- landmark regularization: {'on' if summary['landmarks'] else 'off (plain SPOS)'}",
              f"- wall time: {summary['elapsed_s'] / 60:.1f} min",
-             f"- best architecture: `{best['string']}` (stand-alone val loss "
+             f"- best architecture: `{best['string']}` (stand-alone validation {score} "
              f"{best['val_loss']:.5f}, {best['params']:,} parameters, found in {best['found_in']})",
              ""]
     if ranking:
@@ -86,14 +87,14 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
                   f"| {ranking['n']} | {ranking['kendall_tau']:+.3f} | "
                   f"{ranking['sparse_kendall_tau']:+.3f} ({ranking['sparse_threshold']:.2g}) | "
                   f"{ranking['spearman_rho']:+.3f} | {ranking['top_percentile']:.0f}% |", ""]
-    lines += [f"![ranking]({_scatter(out, archs, ranking)})", ""]
+    lines += [f"![ranking]({_scatter(out, archs, ranking, score)})", ""]
     training, lam = _curves(out)
     if training:
         lines += ["## Super-net training", "", f"![training]({training})", ""]
     if lam:
         lines += [f"![lambda]({lam})", ""]
     lines += ["## Architectures trained stand-alone", "",
-              "| architecture | role | stand-alone loss | super-net loss |", "|---|---|---|---|"]
+              f"| architecture | role | stand-alone {score} | super-net {score} |", "|---|---|---|---|"]
     for a in sorted(archs, key=lambda r: r["val_loss"]):
         lines.append(f"| `{a['arch']}` | {a['role']} | {a['val_loss']:.5f} | {a['supernet_score']:.5f} |")
     path = out / "report.md"

@@ -13,6 +13,7 @@ from torch import nn
 
 class Task(Protocol):
     name: str
+    score_name: str  # what `score` measures, for people: "SSI loss", "error rate"
 
     def inputs(self, batch: dict[str, Any]) -> torch.Tensor: ...
 
@@ -34,6 +35,8 @@ class DepthTask:
         from .ssi_loss import build_loss
         self.criterion: nn.Module = build_loss(loss)
         self.loss_name = loss
+        self.score_name = {"ssi": "SSI loss", "ssi-image": "SSI loss (image mean)",
+                           "ssitrim": "trimmed SSI loss"}[loss]
 
     def inputs(self, batch: dict[str, Any]) -> torch.Tensor:
         return batch["image"]
@@ -52,6 +55,7 @@ class ClassificationTask:
     and a stand-alone "val_loss" of a classification run is an error rate in [0, 1]."""
 
     name = "classification"
+    score_name = "error rate"
     # TrainConfig.loss defaults to the depth loss; it means "the task's own loss" here.
     LOSS_NAMES = ("ce", "cross_entropy", "ssi")
 

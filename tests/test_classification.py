@@ -228,6 +228,8 @@ def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread):
     assert NB201.from_string(best["string"]) == NB201.from_json(best)
     assert 0.0 <= best["val_loss"] <= 1.0  # an error rate
     assert results["landmarks"] is True
+    assert results["score_name"] == "error rate"
+    assert "stand-alone validation error rate" in (out / "report.md").read_text()
     assert sum(a["landmark"] for a in results["architectures"]) >= 3
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("train_reg" in r for r in records if r.get("phase") == "supernet")
@@ -237,7 +239,7 @@ def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread):
     assert meta["space"] == "nb201" and model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
-def test_tiny_darts_standalone_training(tmp_path, one_thread):
+def test_tiny_darts_standalone_training(tmp_path, one_thread, capsys):
     genotype = get_space("darts").to_string(get_space("darts").sample(__import__("random").Random(0)))
     out = tmp_path / "darts"
     argv = ["train", "--space", "darts", "--data", "digits", "--arch", genotype, "--out", str(out),
@@ -245,6 +247,7 @@ def test_tiny_darts_standalone_training(tmp_path, one_thread):
             "--set", "data.batch_size=8", "--set", "standalone.epochs=1",
             "--set", "standalone.steps_per_epoch=2"]
     assert main(argv) == 0
+    assert "validation error rate" in capsys.readouterr().out  # not "SSI loss"
     result = json.loads((out / "result.json").read_text())
     assert result["arch"] == genotype and 0.0 <= result["val_loss"] <= 1.0
     assert result["recipe"]["model"] == {"channels": 4, "layers": 3, "num_classes": 10}
