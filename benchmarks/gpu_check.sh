@@ -14,6 +14,10 @@
 # /work/.library/device/KINDS.md), which is all this check imports. Wheels in
 # .whl/ (carried) are installed first if present; none are needed today.
 #
+# step_time.py lets cuDNN time its algorithms (cudnn.benchmark), as `depthnas search`
+# does; the first GPU figures in RESULTS.md (2026-11-28) predate that and ran with
+# cuDNN's heuristics, so the bf16 stage also says what the timing bought.
+#
 # DRY_RUN=1 runs the same stages on the CPU at a tiny size (to check the script
 # itself on a machine without a GPU; its numbers mean nothing).
 set -uo pipefail
