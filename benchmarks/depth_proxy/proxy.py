@@ -39,6 +39,7 @@ from scipy import stats
 from torch.utils.data import DataLoader, Dataset
 
 from depthnas import config as config_mod
+from depthnas.cli import fixed_shape_kernels
 from depthnas.config import Config
 from depthnas.evaluation import evaluate_fixed
 from depthnas.io import append_jsonl
@@ -329,6 +330,9 @@ def device_name(device: torch.device) -> str:
 
 
 def resolve(device: str) -> torch.device:
+    """The training device of this process; its convolutions are tuned as in
+    `depthnas train` (every proxy training runs at one input size)."""
+    fixed_shape_kernels()
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
