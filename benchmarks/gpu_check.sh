@@ -26,7 +26,8 @@ DRY_RUN=${DRY_RUN:-0}
 if [ "$DRY_RUN" = 1 ]; then
     export CHECK_DEVICE=cpu
     SMALL=(--device cpu --backbone mobilenetv3_small_050 --image-size 64 --features 16
-           --batch-size 2 --warmup 0 --iters 1 --calib-batches 1 --val-batches 1 --candidates 1)
+           --batch-size 2 --warmup 0 --iters 1 --calib-batches 1 --val-batches 1 --candidates 1
+           --score-rounds 1 --score-warmup 0)
 else
     export CHECK_DEVICE=cuda
     SMALL=()
@@ -126,10 +127,13 @@ assert abs(ra - rb) <= 1e-5 * max(abs(rb), 1e-6) and rel < 1e-3
 ev = dict(batch_size=8, calib_batches=2, device=dev)
 c = PathEvaluator(net, task, BlobDepth(16, seed=3), BlobDepth(16, seed=4), cache_features=True, **ev)
 f = PathEvaluator(net, task, BlobDepth(16, seed=3), BlobDepth(16, seed=4), cache_features=False, **ev)
+h = PathEvaluator(net, task, BlobDepth(16, seed=3), BlobDepth(16, seed=4), cache_features=True,
+                  cache_device="host", **ev)
 for a in archs:
-    sc, sf = c.score(a), f.score(a)
-    print(f"score cached {sc:.6f} full {sf:.6f}")
-    assert abs(sc - sf) <= 1e-4 * abs(sf)
+    sc, sf, sh = c.score(a), f.score(a), h.score(a)
+    print(f"score cached {sc:.6f} full {sf:.6f} host-cached {sh:.6f}")
+    assert abs(sc - sf) <= 1e-4 * abs(sf) and abs(sh - sc) <= 1e-6 * abs(sc)
+assert c.cached_on.type == dev.type and h.cached_on.type == "cpu"
 print("CUDA SANITY OK")
 EOF
 if [ $? -eq 0 ]; then say "sanity passed"; else say "sanity FAILED (see log)"; fi
@@ -146,7 +150,7 @@ run_bench() {  # name, time limit, extra args...
         "$@" "${SMALL[@]}" 2>&1 | tee -a "$LOG"
     say "$name exit ${PIPESTATUS[0]}"
 }
-run_bench bf16 180 --precision bf16 --channels-last
+run_bench bf16 240 --precision bf16 --channels-last
 run_bench fp32 150 --precision fp32 --no-channels-last --no-peak
 # compile only the backbone (see trainer.compile_model); parts (a) and (b)
 run_bench compile 240 --precision bf16 --channels-last --compile --parts ab --iters 8 --no-peak

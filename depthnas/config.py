@@ -84,7 +84,9 @@ class SearchConfig:
     crossovers: int = 25
     mutation_prob: float = 0.1
     random_candidates: int = 1000            # random-search budget
-    calib_batches: int = 10                  # BN recalibration batches per candidate
+    # BN recalibration batches per candidate: SPOS re-estimates with a few hundred
+    # (its tester: 200 training batches); fewer make the statistics, and the ranking, noisy.
+    calib_batches: int = 200
     val_batches: int | None = None           # None: the whole validation split
     max_params: int | None = None
     max_latency_ms: float | None = None

@@ -9,6 +9,10 @@ is skipped outright when the model offers `decode_for_calibration`).
 Both modes score the same thing: the model runs in eval mode (the backbone with
 its trained running statistics) and only the decoder's BatchNorm layers are
 reset and re-estimated for the path.
+
+The cache lives on the GPU while it fits in half of the memory free when it is
+built, else in pinned host memory, copied in batch by batch (at the paper's size
+one batch holds 50 MB of features; SPOS-style recalibration uses a few hundred).
 """
 from __future__ import annotations
 
@@ -36,25 +40,60 @@ def fixed_batches(dataset: Dataset, batch_size: int, limit: int | None, seed: in
     return out
 
 
+def cache_on_device(batch_bytes: int, batches: int, device: torch.device,
+                    free_bytes: int | None = None) -> bool:
+    """Whether `batches` cached batches of `batch_bytes` each may stay on `device`:
+    always on a CPU; on a GPU while they take at most half the free memory."""
+    if device.type != "cuda":
+        return True
+    if free_bytes is None:
+        free_bytes = torch.cuda.mem_get_info(device)[0]
+    return batch_bytes * batches <= free_bytes // 2
+
+
 class PathEvaluator:
     def __init__(self, model: nn.Module, task: Task, calib_set: Dataset, val_set: Dataset, *,
-                 batch_size: int = 8, calib_batches: int = 10, val_batches: int | None = None,
+                 batch_size: int = 8, calib_batches: int = 200, val_batches: int | None = None,
                  device: torch.device | str = "cpu", precision: str = "fp32",
-                 cache_features: bool = True, seed: int = 0):
+                 cache_features: bool = True, seed: int = 0, cache_device: str = "auto"):
         self.model, self.task = model, task
         self.device, self.precision = torch.device(device), precision
         self.calib = fixed_batches(calib_set, batch_size, calib_batches, seed, shuffle=True)
         self.val = fixed_batches(val_set, batch_size, val_batches, seed, shuffle=False)
         self.split = cache_features and hasattr(model, "encode") and hasattr(model, "decode")
+        if cache_device not in ("auto", "device", "host"):
+            raise ValueError(f"cache_device must be auto, device or host, got {cache_device!r}")
+        self.cache_device = cache_device
+        self.cached_on: torch.device | None = None  # where refresh() put the features
         # (calibration features, validation features, validation batches on the device)
         self._cache: tuple[list, list, list] | None = None
 
+    def _place(self, first: list[torch.Tensor], batches: int) -> torch.device:
+        if self.cache_device == "device":
+            return self.device
+        nbytes = sum(f.numel() * f.element_size() for f in first)
+        if self.cache_device == "auto" and cache_on_device(nbytes, batches, self.device):
+            return self.device
+        return torch.device("cpu")
+
     def _encode_all(self, batches: list[dict[str, Any]]) -> list[list[torch.Tensor]]:
-        out = []
+        out: list[list[torch.Tensor]] = []
         for b in batches:
             x = self.task.inputs(move(b, self.device))
-            out.append([f.detach() for f in self.model.encode(x)])
+            feats = [f.detach() for f in self.model.encode(x)]
+            if self.cached_on is None:
+                self.cached_on = self._place(feats, len(self.calib) + len(self.val))
+            if self.cached_on != self.device:
+                # pinned, so the copy back overlaps the decoder's work
+                feats = [f.to(self.cached_on).pin_memory() if torch.cuda.is_available()
+                         else f.to(self.cached_on) for f in feats]
+            out.append(feats)
         return out
+
+    def _fetch(self, feats: list[list[torch.Tensor]]):
+        """Cached features batch by batch, on the compute device."""
+        for f in feats:
+            yield [t.to(self.device, non_blocking=True) for t in f]
 
     def _without_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         """The batch on the device minus its input tensor: scoring reads targets only."""
@@ -64,7 +103,7 @@ class PathEvaluator:
     @torch.no_grad()
     def refresh(self) -> None:
         """(Re)compute cached encoder features; call after the weights change."""
-        self._cache = None
+        self._cache, self.cached_on = None, None
         if self.split:
             self.model.eval()
             with autocast(self.device, self.precision):
@@ -88,9 +127,10 @@ class PathEvaluator:
             if self.split:
                 calib_feats, val_feats, val_batches = self._cache
                 calib_decode = getattr(model, "decode_for_calibration", model.decode)
-                recalibrate(self._modules(), lambda f: calib_decode(f, arch), calib_feats,
-                            stop_after_last_bn=True)
-                results = ((model.decode(f, arch), b) for f, b in zip(val_feats, val_batches))
+                recalibrate(self._modules(), lambda f: calib_decode(f, arch),
+                            self._fetch(calib_feats), stop_after_last_bn=True)
+                results = ((model.decode(f, arch), b)
+                           for f, b in zip(self._fetch(val_feats), val_batches))
             else:
                 def run(b):
                     return model(self.task.inputs(b), arch)

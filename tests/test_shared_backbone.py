@@ -16,7 +16,7 @@ from torch.utils.data import default_collate
 
 from depthnas.bn_calibration import batchnorms, recalibrate
 from depthnas.config import LandmarkConfig
-from depthnas.evaluation import PathEvaluator
+from depthnas.evaluation import PathEvaluator, cache_on_device
 from depthnas.landmarks import LandmarkRegularizer, step_indices
 from depthnas.spaces.base import inherit_weights
 from depthnas.spaces import get_space
@@ -133,6 +133,30 @@ def test_cached_and_full_forward_scores_agree():
     for k, v in net.backbone.state_dict().items():
         assert torch.equal(v, backbone_before[k]), k
     assert not batchnorms([net.head])  # why recalibration may skip the head
+
+
+def test_feature_cache_stays_on_the_gpu_only_while_it_fits_in_half_the_free_memory():
+    mib = 2**20
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    # the paper's size: 50 MiB of features per batch, 200 + 40 batches = 12 GiB
+    assert cache_on_device(50 * mib, 240, cuda, free_bytes=100 * 1024 * mib)
+    assert not cache_on_device(50 * mib, 240, cuda, free_bytes=20 * 1024 * mib)
+    assert cache_on_device(50 * mib, 240, cpu, free_bytes=0)  # on a CPU it is host memory anyway
+
+
+def test_host_cached_scores_equal_device_cached_ones():
+    space = get_space("v2-nonsync")
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL)
+    calib, val = BlobDepth(8, size=32, seed=5), BlobDepth(8, size=32, seed=6)
+    kw = dict(batch_size=4, calib_batches=2, device="cpu")
+    on_device = PathEvaluator(net, TASK, calib, val, **kw)
+    on_host = PathEvaluator(net, TASK, calib, val, cache_device="host", **kw)
+    arch = space.sample(random.Random(3))
+    assert on_host.score(arch) == on_device.score(arch)
+    assert on_host.cached_on == torch.device("cpu")
+    with pytest.raises(ValueError, match="cache_device"):
+        PathEvaluator(net, TASK, calib, val, cache_device="gpu", **kw)
 
 
 @pytest.mark.parametrize("text", [
