@@ -37,7 +37,6 @@ import os
 import queue
 import random
 import shutil
-import signal
 import sys
 import time
 import traceback
@@ -392,9 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     plan: dict[str, Any] = {"requested_epochs": args.epochs, "epochs": args.epochs,
                             "steps_per_epoch": steps_per_epoch}
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    old_term = signal.signal(signal.SIGTERM, on_term)
+    old_term = proxy.interrupt_on_sigterm()
     procs = []
     try:
         if args.in_process:
@@ -483,12 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         say(f"interrupted ({err}); writing what finished")
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=10)
+        proxy.stop_workers(procs, old_term)
 
     out: dict[str, Any] = {
         "description": "SPOS vs SPOS + landmarks on the depth proxy table (benchmarks/ranking.py)",

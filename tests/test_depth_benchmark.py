@@ -178,3 +178,48 @@ def test_landmarks_are_diverse_table_entries():
     assert len(set(chosen)) == 10 and set(chosen) <= set(table)
     again = ranking_bench.choose_landmarks(space, table, 10, 3, random.Random(1))
     assert [m["arch"] for m in again] == chosen  # a function of the seed
+
+
+def test_sigterm_stops_the_workers_and_still_writes_the_table(tmp_path):
+    """What `timeout` does to a GPU run that overruns: the table of what finished survives."""
+    import os
+    import signal
+    import subprocess
+    import time
+    out, work = tmp_path / "table.json", tmp_path / "w"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "depth_proxy" / "build_table.py"),
+           "--preset", "cpu", "--v1", "40", "--v2", "0", "--workers", "1", "--threads", "1",
+           "--render-processes", "1", "--work", str(work), "--out", str(out)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+    try:
+        log = work / "trainings.jsonl"
+        deadline = time.time() + 240
+        while not (log.is_file() and log.read_text().strip()) and proc.poll() is None:
+            assert time.time() < deadline, "no training finished in 240 s"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stdout
+    assert "interrupted (signal 15)" in stdout
+    table = json.loads(out.read_text())
+    finished = len(log.read_text().splitlines())
+    assert 1 <= finished < 80 and table["timing"]["stopped_by_budget"] is True
+    # the worker went with the parent: soon nothing is left in its process group
+    # (multiprocessing's resource tracker leaves once the parent's pipe closes)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        left = subprocess.run(["ps", "-o", "pid,args", "-g", str(proc.pid)],
+                              capture_output=True, text=True).stdout
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"processes left behind:\n{left}")

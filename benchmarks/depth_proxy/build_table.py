@@ -25,7 +25,6 @@ import math
 import os
 import queue
 import random
-import signal
 import statistics
 import sys
 import time
@@ -242,9 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     stopped_by_budget = False
     ran = 0
 
-    def on_term(signum, frame):  # `timeout` sends SIGTERM: still write the table
-        raise KeyboardInterrupt(f"signal {signum}")
-    old_term = signal.signal(signal.SIGTERM, on_term)
+    old_term = proxy.interrupt_on_sigterm()  # `timeout` sends SIGTERM: still write the table
     procs = []
     try:
         if pending:
@@ -323,12 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"interrupted ({err}); writing the table from what finished")
         stopped_by_budget = True
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=10)
+        proxy.stop_workers(procs, old_term)
         wall = time.time() - start
         stopped_by_budget = stopped_by_budget and any((j["arch"], j["seed"]) not in done for j in jobs)
         meta["timing"] = {"wall_s": round(wall, 1), "trainings_this_run": ran,

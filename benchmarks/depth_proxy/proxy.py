@@ -118,6 +118,27 @@ def _render_one(job: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]
     return rgb, normalize_target(disparity, np.ones(depth.shape, bool))
 
 
+def interrupt_on_sigterm():
+    """Make SIGTERM (what `timeout` sends) raise KeyboardInterrupt in this process, so
+    the caller's clean-up still writes what finished. Returns the previous handler."""
+    import signal
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    return signal.signal(signal.SIGTERM, on_term)
+
+
+def stop_workers(procs: Sequence[Any], old_handler: Any) -> None:
+    """Put the SIGTERM handler back, then end and reap the worker processes."""
+    import signal
+    signal.signal(signal.SIGTERM, old_handler)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=10)
+
+
 def _default_sigterm() -> None:
     """Pool workers must not inherit a parent's SIGTERM handler (the pool ends them so)."""
     import signal
