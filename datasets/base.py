@@ -90,9 +90,12 @@ class Reader(ABC):
             )
         values = values.astype(np.float32, copy=False)
         # NaN is not a convention for "unknown" in any of the formats (they use 0, inf or a
-        # mask), so it signals a broken export rather than missing measurements.
-        if np.isnan(values).any():
-            raise DatasetError(f"depth map {ref.depth} contains NaN values")
+        # mask), so NaN where the format says "valid" signals a broken export; under the
+        # format's own invalid mask (DIODE's) it is just an unmeasured pixel.
+        nan = np.isnan(values)
+        if (nan & valid).any():
+            raise DatasetError(f"depth map {ref.depth} contains {int((nan & valid).sum())} NaN "
+                               "values at pixels its format marks valid")
         valid = valid & np.isfinite(values)
         if self.value_kind == "depth":
             valid &= values > 0

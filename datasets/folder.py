@@ -4,7 +4,8 @@ Depth files may be 16-bit PNG, ``.npy`` or ``.pfm``.  ``depth_kind`` says what t
 
 * ``"depth"``: metric depth; PNG integers are millimetres (the common 16-bit export),
   npy/pfm are metres (units cancel in the min-max target anyway).  Values <= 0 or
-  non-finite are invalid.
+  infinite are invalid; NaN is an error naming the file (a broken export: write 0
+  or inf for unknown pixels).
 * ``"disparity"``: disparity-like values, larger = closer (stereo disparity, relative
   inverse depth).  0 and inf are invalid, as in the Middlebury/KITTI exports.
 """

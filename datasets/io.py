@@ -24,8 +24,13 @@ class DatasetError(ValueError):
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image as uint8 HxWx3 RGB."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)  # returns None (no exception) on failure
+    """Read an image as uint8 HxWx3 RGB in its stored pixel grid.
+
+    An EXIF orientation tag is ignored: the depth map beside the image has no such
+    tag and was made on the stored grid, so rotating the image alone would pair
+    pixels with the wrong depth (silently, for a 180-degree tag or a mirror)."""
+    # returns None (no exception) on failure
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise DatasetError(f"cannot read image {path} (missing, corrupt or unsupported format)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -418,8 +418,40 @@ def test_nan_depth(tmp_path, caplog):
     d = _depth_m(4)
     d[10, 10] = np.nan
     write_pfm(root / "depth" / "s004.pfm", d)
-    _expect_load_error(f"folder:{root}", "s004.pfm contains NaN")
+    _expect_load_error(f"folder:{root}", "s004.pfm contains 1 NaN values at pixels its format marks valid")
     _expect_skipped(f"folder:{root}", caplog, 7, 1, "s004.pfm")
+
+
+def test_nan_under_the_formats_own_mask_is_just_unmeasured(tmp_path):
+    root = make_diode(tmp_path / "diode", scenes=1, scans=1)
+    depth_file = next(root.rglob("*_depth.npy"))
+    depth = np.load(depth_file)
+    depth[-3:] = np.nan  # the rows DIODE's mask marks invalid
+    np.save(depth_file, depth)
+    reader = DIODEReader(root)
+    _, disp, valid = reader.load(reader.index()[0][0])
+    assert not valid[-3:].any() and np.isfinite(disp).all()
+
+
+def test_exif_orientation_does_not_turn_the_image_against_its_depth(tmp_path):
+    """A phone photo tagged "rotate 180" is stored upside down; its depth map, made on
+    the stored pixels, has no tag. The pair must stay as stored."""
+    from PIL import Image
+    root = tmp_path / "f"
+    (root / "images").mkdir(parents=True)
+    (root / "depth").mkdir()
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[:, : W // 2] = 255  # left half white in the stored grid
+    exif = Image.Exif()
+    exif[0x0112] = 3  # Orientation: rotate 180
+    Image.fromarray(rgb).save(root / "images" / "s000.jpg", exif=exif, quality=95)
+    depth = np.full((H, W), 4.0, np.float32)
+    depth[:, : W // 2] = 1.0  # the white half is near
+    np.save(root / "depth" / "s000.npy", depth)
+    reader = FolderReader(root)
+    img, disp, _ = reader.load(reader.index()[0][0])
+    assert img[:, : W // 2].mean() > 200 and img[:, W // 2:].mean() < 50
+    assert disp[:, : W // 2].mean() > disp[:, W // 2:].mean()
 
 
 def test_error_surfaces_through_dataset_getitem(tmp_path):
