@@ -18,7 +18,9 @@ pixels with ``max(d_pred/d_gt, d_gt/d_pred) > 1.25`` -- the *bad-pixel* percenta
 MiDaS reports, so lower is better, unlike the usual "delta < 1.25 accuracy";
 ``rmse = sqrt(mean (d_pred - d_gt)^2)`` in the target's depth units. Each is averaged
 over images that have evaluated pixels; ``ssi`` is :class:`SSILoss` (batch
-reduction) on the raw inputs, the search's validation score. With nothing to
+reduction) against the target min-max normalised per image, as training targets
+are, so it is the search's validation score whatever the data's units (on raw
+ReDWeb values 0-254 it would be ~10^3 times larger). With nothing to
 evaluate every value is 0.0 (never NaN); :class:`MetricAccumulator` exposes the image
 count so callers can tell "perfect" from "empty".
 """
@@ -90,9 +92,23 @@ def _per_image(
     return per, n > 0
 
 
+def _min_max(target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image min-max of the target over valid pixels to [0, 1] (the training
+    target, `datasets.transforms.normalize_target`); a constant image maps to 0.
+    Returns ``[B,H,W]`` target and mask."""
+    _, d, m = prepare_inputs(target, target, mask)
+    big = torch.finfo(d.dtype).max
+    lo = torch.where(m, d, big).amin((1, 2))[:, None, None]
+    hi = torch.where(m, d, -big).amax((1, 2))[:, None, None]
+    span = hi - lo
+    ok = m & (span > 0)
+    return torch.where(ok, (d - lo) / torch.where(span > 0, span, 1.0), 0.0), m
+
+
 @torch.no_grad()
 def _ssi(prediction: Tensor, target: Tensor, mask: Tensor) -> float:
-    return float(SSILoss()(prediction, target, mask))
+    d, m = _min_max(target, mask)
+    return float(SSILoss()(prediction.reshape(d.shape), d, m))
 
 
 def depth_metrics(

@@ -3,8 +3,13 @@
 Evaluation follows the MiDaS protocol on the raw samples (original resolution,
 the data's own units), not on the normalised training crops: the prediction is
 resized back to the image, aligned to the ground-truth disparity by least-squares
-scale and shift, and compared there (SSI loss) and in depth (AbsRel, delta1 bad
-pixels, RMSE, with an optional cap in the data's depth unit, e.g. 10 m for NYU).
+scale and shift, and compared there (SSI loss, against the per-image min-max target
+as in training) and in depth (AbsRel, delta1 bad pixels, RMSE, with an optional cap
+in the data's depth unit, e.g. 10 m for NYU).
+
+Synthetic scenes have no original resolution: they are rendered at the model's
+training size, and `--split all` means the held-out validation scenes (the
+training scenes are `--split train`).
 """
 from __future__ import annotations
 
@@ -24,20 +29,26 @@ SPLITS = ("all", "train", "reg", "val")
 
 
 def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = 256,
-                skip_bad: bool = False, depth_kind: str = "depth"
+                skip_bad: bool = False, depth_kind: str = "depth",
+                image_size: tuple[int, int] = (384, 384)
                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """(id, rgb uint8, target disparity, valid mask) per sample of `split`."""
-    from depthnas.datasets import build_splits
+    """(id, rgb uint8, target disparity, valid mask) per sample of `split`.
+    `image_size` is the rendering size of synthetic scenes; files keep their own."""
+    from depthnas.datasets import SyntheticDepth, build_splits
+    from depthnas.datasets.synthetic import VAL_INDEX_OFFSET
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    # "all": no held-out fractions, so every sample lands in one part (a one-image
-    # folder is a valid evaluation set). The transform's size does not matter: only
-    # raw samples are read.
-    fractions = {"val_fraction": 0.0, "reg_fraction": 0.0} if split == "all" else {}
-    splits = build_splits(spec, (64, 64), seed=seed, synthetic_samples=synthetic_samples,
-                          augment=False, skip_bad=skip_bad, depth_kind=depth_kind, **fractions)
-    parts = {"train": splits.train, "reg": splits.reg, "val": splits.val}
-    chosen = [splits.train] if split == "all" else [parts[split]]
+    if spec.strip().lower() == "synthetic" and split == "all":
+        # scenes no training run has seen: the validation index range
+        chosen = [SyntheticDepth(synthetic_samples, image_size, seed, index_offset=VAL_INDEX_OFFSET)]
+    else:
+        # "all": no held-out fractions, so every sample lands in one part (a one-image
+        # folder is a valid evaluation set).
+        fractions = {"val_fraction": 0.0, "reg_fraction": 0.0} if split == "all" else {}
+        splits = build_splits(spec, image_size, seed=seed, synthetic_samples=synthetic_samples,
+                              augment=False, skip_bad=skip_bad, depth_kind=depth_kind, **fractions)
+        parts = {"train": splits.train, "reg": splits.reg, "val": splits.val}
+        chosen = [splits.train] if split == "all" else [parts[split]]
     for ds in chosen:
         for i in range(len(ds)):
             raw = ds.raw(i)
@@ -60,9 +71,10 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
     from depthnas.datasets import prepare_image
     from .models import load_model
     model, meta = load_model(model_path, device)
-    size = net_size or max(meta.get("image_size") or [384])
+    trained_at = tuple(meta.get("image_size") or (384, 384))
+    size = net_size or max(trained_at)
     acc = MetricAccumulator(depth_cap=depth_cap)
-    samples = raw_samples(spec, split, **data_kw)
+    samples = raw_samples(spec, split, image_size=trained_at, **data_kw)
     for _, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
         x = prepare_image(rgb, size).to(device)
         pred = F.interpolate(model(x), size=disparity.shape, mode="bilinear", align_corners=False)
@@ -98,7 +110,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="depth metrics of a trained model on a data set")
     p.add_argument("--checkpoint", required=True, help="model.safetensors, training or search run folder")
     p.add_argument("--data", required=True, help="synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH")
-    p.add_argument("--split", choices=SPLITS, default="all", help="which part of the data (default all)")
+    p.add_argument("--split", choices=SPLITS, default="all",
+                   help="which part of the data (default all; for synthetic: held-out scenes)")
     p.add_argument("--depth-cap", type=float, default=None, help="ignore ground truth beyond this depth (e.g. 10 for NYU)")
     p.add_argument("--net-size", type=int, default=None, help="inference size (default: the training size)")
     p.add_argument("--depth-kind", choices=("depth", "disparity"), default="depth",

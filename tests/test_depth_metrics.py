@@ -48,6 +48,22 @@ def test_perfect_affine_prediction_scores_zero():
     assert out["absrel"] < 1e-5 and out["delta1"] == 0.0 and out["rmse"] < 1e-4 and out["ssi"] < 1e-6
 
 
+def test_ssi_is_the_training_score_whatever_the_targets_units():
+    """`ssi` scores against the per-image min-max target, as training and the search do:
+    raw ReDWeb values (0-254) or disparity in 1/m must not change it."""
+    from depthnas.datasets.transforms import normalize_target
+    from depthnas.ssi_loss import SSILoss
+    g = torch.Generator().manual_seed(1)
+    target = 0.2 + torch.rand(2, 1, 32, 32, generator=g)
+    pred = target + 0.2 * torch.rand(2, 1, 32, 32, generator=g)
+    mask = torch.rand(2, 1, 32, 32, generator=g) > 0.1
+    base = depth_metrics(pred, target, mask)["ssi"]
+    assert depth_metrics(pred, 254.0 * target + 3.0, mask)["ssi"] == pytest.approx(base, rel=1e-5)
+    normalised = torch.stack([torch.from_numpy(normalize_target(t[0].numpy(), m[0].numpy()))[None]
+                              for t, m in zip(target, mask)])
+    assert base == pytest.approx(float(SSILoss()(pred, normalised, mask)), rel=1e-5)
+
+
 def test_known_perturbation_matches_hand_values():
     pred, target, mask = _image(_P, _D, garbage=123.0)
     out = depth_metrics(pred, target, mask)

@@ -94,3 +94,13 @@ def test_unknown_split_is_an_error(motorcycle, model):
 def test_synthetic_validation_split(model):
     report = evaluate(model, "synthetic", split="val", synthetic_samples=20, progress=False)
     assert report["samples"] == 3 and np.isfinite(report["ssi"])
+
+
+def test_synthetic_all_means_held_out_scenes_at_the_training_size():
+    from depthnas.datasets.synthetic import VAL_INDEX_OFFSET
+    from depthnas.evaluate import raw_samples
+    got = list(raw_samples("synthetic", "all", synthetic_samples=2, image_size=(32, 64)))
+    assert [s[0] for s in got] == [f"synthetic:0:{VAL_INDEX_OFFSET + i}" for i in range(2)]
+    assert all(rgb.shape == (32, 64, 3) and disp.shape == (32, 64) for _, rgb, disp, _ in got)
+    train = list(raw_samples("synthetic", "train", synthetic_samples=10, image_size=(32, 64)))
+    assert train[0][0] == "synthetic:0:0"  # the training scenes, when asked for
