@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,22 @@ LOSS_KEYS = ("mean", "val_loss", "loss", "score")
 ACCURACY_KEYS = ("accuracy",)
 
 
-def _value(arch: str, v: Any, path: Path, accuracies: list[float]) -> float:
+def _finite(arch: str, v: Any, path: Path) -> float:
+    x = float(v)
+    if not math.isfinite(x):
+        raise ValueError(f"{path}: entry {arch!r} has loss {x}; a table holds finite losses "
+                         "(leave a failed training out, or null in a benchmark table's 'mean')")
+    return x
+
+
+def _value(arch: str, v: Any, path: Path, accuracies: list[float]) -> float | None:
+    """The entry's loss; None for a benchmark entry whose every seed failed."""
     if isinstance(v, (int, float)):
-        return float(v)
+        return _finite(arch, v, path)
     if isinstance(v, dict):
         for k in LOSS_KEYS:
             if k in v:
-                return float(v[k])
+                return None if v[k] is None else _finite(arch, v[k], path)
         for k in ACCURACY_KEYS:
             if k in v:
                 acc = float(v[k])
@@ -59,10 +69,10 @@ def load_truth(path: str | Path) -> dict[str, float]:
         if not rows or "arch" not in rows[0]:
             raise ValueError(f"{path}: CSV needs a header with an 'arch' column")
         keys = LOSS_KEYS + ACCURACY_KEYS
-        table = {r["arch"]: _value(r["arch"], {k: float(v) for k, v in r.items() if k in keys and v},
-                                   path, accuracies) for r in rows}
+        values = {r["arch"]: _value(r["arch"], {k: float(v) for k, v in r.items() if k in keys and v},
+                                    path, accuracies) for r in rows}
         _check_percent(accuracies, path)
-        return table
+        return {k: v for k, v in values.items() if v is not None}
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -72,10 +82,10 @@ def load_truth(path: str | Path) -> dict[str, float]:
     if isinstance(data, dict) and "entries" in data:
         data = data["entries"]
     if isinstance(data, list):
-        table = {e["arch"]: _value(e["arch"], e, path, accuracies) for e in data}
+        values = {e["arch"]: _value(e["arch"], e, path, accuracies) for e in data}
     elif isinstance(data, dict):
-        table = {k: _value(k, v, path, accuracies) for k, v in data.items()}
+        values = {k: _value(k, v, path, accuracies) for k, v in data.items()}
     else:
         raise ValueError(f"{path}: unrecognised truth table layout")
     _check_percent(accuracies, path)
-    return table
+    return {k: v for k, v in values.items() if v is not None}

@@ -46,3 +46,17 @@ def test_needs_two_equal_length_lists():
         kendall_tau([1.0], [1.0])
     with pytest.raises(ValueError, match="equal-length"):
         kendall_tau([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_truth_tables_hold_finite_losses(tmp_path):
+    import json
+    from depthnas.truth import load_truth
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"v1-sync:c3,c3,c3,c3,c3": NaN, "v1-sync:c1,c1,c1,c1,c1": 0.3}')
+    with pytest.raises(ValueError, match=r"'v1-sync:c3,c3,c3,c3,c3' has loss nan"):
+        load_truth(bad)
+    # a benchmark table marks an architecture whose every seed diverged with a null mean
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({"architectures": {"a": {"mean": None, "seeds": [None, None]},
+                                                   "b": {"mean": 0.2, "seeds": [0.2, 0.2]}}}))
+    assert load_truth(table) == {"b": 0.2}
