@@ -154,9 +154,11 @@ class DepthTransform:
 
     Randomness: albumentations 2 keeps its own generators, seeded once at
     construction, so forked DataLoader workers would all replay the same
-    augmentations.  We therefore (re)seed them lazily in each process from
-    ``torch.initial_seed()``, which PyTorch makes distinct per worker and derives from
-    ``torch.manual_seed`` (reproducible runs) without consuming the global torch RNG.
+    augmentations.  We therefore (re)seed them lazily from ``torch.initial_seed()``,
+    which PyTorch makes distinct per worker and derives from ``torch.manual_seed``,
+    whenever the process or that seed changes: the trainer seeds every epoch, so an
+    epoch's augmentations depend on (seed, epoch) alone and a resumed run replays
+    them (keyed on the process alone, they depended on all the process did before).
     """
 
     def __init__(self, image_size: tuple[int, int], augment: bool = False) -> None:
@@ -177,14 +179,14 @@ class DepthTransform:
         else:
             ops.append(A.CenterCrop(height=h, width=w))
         self.pipeline = A.Compose(ops, additional_targets={"disparity": "mask"}, seed=0)
-        self._seeded_pid: int | None = None
+        self._seeded_by: tuple[int, int] | None = None
 
     def _ensure_seeded(self) -> None:
-        pid = os.getpid()
-        if self._seeded_pid != pid:
-            seed = torch.initial_seed() % (2**63)
+        key = (os.getpid(), torch.initial_seed())
+        if self._seeded_by != key:
+            seed = key[1] % (2**63)
             self.pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
-            self._seeded_pid = pid
+            self._seeded_by = key
 
     def __call__(self, rgb: np.ndarray, disparity: np.ndarray, valid: np.ndarray) -> dict[str, torch.Tensor]:
         if self.augment:

@@ -200,10 +200,14 @@ class LandmarkRegularizer:
         """The regularizer batch of `step` (see `step_indices`), on the device."""
         if self._batches is None or step != self._next_step:
             # first call, a resumed run, or steps skipped while lambda was 0
+            # Its own generator: drawing the workers' base seed from torch's global
+            # generator would shift the training split's augmentation whenever a
+            # resumed run re-creates this loader.
             loader = DataLoader(self.reg_set, num_workers=self.num_workers,
                                 batch_sampler=_StepBatches(len(self.reg_set), self.batch_size,
                                                            self.seed, step, self.shard),
                                 collate_fn=default_collate,
+                                generator=torch.Generator().manual_seed(self.seed * 7_919 + step),
                                 pin_memory=self.device.type == "cuda")
             self._batches = iter(loader)
         batch = next(self._batches)

@@ -104,3 +104,54 @@ def test_optimizer_is_fused_adamw_with_a_backbone_group_and_matches_the_loop():
     moved = min((a.detach() - s).abs().max().item() for a, s in zip(live, start))
     apart = max((a.detach() - b.detach()).abs().max().item() for a, b in zip(live, ref))
     assert moved > 1e-5 and apart < 1e-6
+
+
+def _resume_matches(make, tmp_path) -> None:
+    full = make(tmp_path / "full")
+    full.fit()
+    make(tmp_path / "killed").fit(until_epoch=1)
+    resumed = make(tmp_path / "killed")  # new objects, as in a fresh process
+    resumed.fit()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_resume_replays_the_augmentations(tmp_path):
+    """Random crops and flips of epoch k depend on (seed, k) alone, not on what the
+    process did before (albumentations keeps generators of its own)."""
+    from depthnas.datasets import SyntheticDepth
+    cfg = TrainConfig(epochs=2, steps_per_epoch=2, lr=2e-3, backbone_lr=1e-3, log_every=100)
+
+    def make(out):
+        torch.manual_seed(0)
+        net = SPACE.build_supernet(**TINY_MODEL)
+        data = SyntheticDepth(8, (64, 64), seed=0, augment=True)
+        return Trainer(net, DepthTask(), cfg, data, out_dir=out, total_epochs=2, seed=3,
+                       sample_arch=SPACE.sample, batch_size=4, progress=False)
+    _resume_matches(make, tmp_path)
+
+
+def test_resume_with_the_regularizer_replays_the_training_augmentations(tmp_path):
+    """Re-creating the regularizer's loader on resume must not draw from torch's global
+    generator, which the digits training split augments with."""
+    from depthnas.config import Config
+    from depthnas.datasets.classification import build_classification_splits
+    from depthnas.models import model_kwargs
+    from depthnas.task import make_task
+    space = get_space("nb201")
+    cfg = Config(space="nb201")
+    cfg.model.cells_per_stage, cfg.model.channels = 1, 8
+    tcfg = TrainConfig(epochs=2, steps_per_epoch=3, lr=2e-3, backbone_lr=1e-3, log_every=100)
+    splits = build_classification_splits("digits", seed=0)
+    task = make_task(space, "ce")
+
+    def make(out):
+        torch.manual_seed(0)
+        net = space.build_supernet(**model_kwargs(cfg.model, space))
+        landmarks = [(space.sample(__import__("random").Random(i)), float(i)) for i in range(3)]
+        reg = LandmarkRegularizer(landmarks, splits.reg, task, LandmarkConfig(schedule="constant"),
+                                  batch_size=8, device="cpu", total_epochs=2)
+        return Trainer(net, task, tcfg, splits.train, out_dir=out, total_epochs=2, seed=7,
+                       sample_arch=space.sample, regularizer=reg, batch_size=8, progress=False)
+    _resume_matches(make, tmp_path)
