@@ -1,0 +1,19 @@
+"""The wheel holds every package: an editable install finds missing subpackages in the
+source tree, so only a check of the package list catches them before users do."""
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_folder_is_installed_under_depthnas():
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed, dirs = set(cfg["packages"]), cfg["package-dir"]
+    found = set()
+    for package, folder in dirs.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join([package, *rel.parts]))
+    assert found == listed, f"missing from pyproject: {sorted(found - listed)}"
+    # never top-level packages named like common libraries (datasets, app)
+    assert all(p == "depthnas" or p.startswith("depthnas.") for p in listed)
