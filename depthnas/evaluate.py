@@ -69,8 +69,8 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
              net_size: int | None = None, device: str = "cpu", progress: bool = True,
              **data_kw: Any) -> dict[str, Any]:
     from depthnas.datasets import prepare_image
-    from .models import load_model
-    model, meta = load_model(model_path, device)
+    from .models import load_depth_model
+    model, meta = load_depth_model(model_path, device)
     trained_at = tuple(meta.get("image_size") or (384, 384))
     size = net_size or max(trained_at)
     acc = MetricAccumulator(depth_cap=depth_cap)

@@ -72,6 +72,17 @@ def resolve_model_file(path: str | Path) -> Path:
     return path
 
 
+def load_depth_model(path: str | Path, device: str | torch.device = "cpu"
+                     ) -> tuple[nn.Module, dict[str, Any]]:
+    """`load_model` for the tools that need inverse-depth maps (evaluate, export,
+    predict, demo): a classification model is refused by name, not run as one."""
+    model, meta = load_model(path, device)
+    if meta.get("task", "depth") != "depth":
+        raise ValueError(f"{resolve_model_file(path)} holds a {meta['space']} {meta['task']} model; "
+                         "evaluate, export, predict and the demo work on depth models")
+    return model, meta
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a stand-alone model from its file; returns (model in eval mode, metadata)."""
     path = resolve_model_file(path)

@@ -68,13 +68,13 @@ class DepthEstimator(ABC):
 
 def load_torch_model(path: str | Path, device: str | torch.device = "cpu"
                      ) -> tuple[torch.nn.Module, dict[str, Any], Path]:
-    """`depthnas.models.load_model`, with a damaged file reported by name."""
+    """`depthnas.models.load_depth_model`, with a damaged file reported by name."""
     from safetensors import SafetensorError
 
-    from depthnas.models import load_model, resolve_model_file
+    from depthnas.models import load_depth_model, resolve_model_file
     path = resolve_model_file(path)
     try:
-        model, meta = load_model(path, device)
+        model, meta = load_depth_model(path, device)
     except SafetensorError as err:
         raise ValueError(f"{path}: not a readable safetensors model file ({err})") from err
     return model, meta, path

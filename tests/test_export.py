@@ -76,6 +76,28 @@ def test_unreadable_model_files_are_named(tmp_path: Path, capsys) -> None:
     assert str(bogus) in capsys.readouterr().err
 
 
+def test_classification_models_are_refused_by_name(tmp_path: Path, capsys) -> None:
+    """An NB201 model outputs class logits: exported or run as a depth map it would
+    give a [batch, 10] "inverse_depth" and constant pictures, so the tools say no."""
+    import random
+    from depthnas.checkpoint import save_model
+    from depthnas.config import ModelConfig
+    from depthnas.models import model_metadata
+    from depthnas.spaces import get_space
+    space = get_space("nb201")
+    arch = space.sample(random.Random(0))
+    cfg = ModelConfig(cells_per_stage=1, channels=4)
+    meta = model_metadata(space, arch, cfg, (32, 32), task="classification")
+    path = save_model(tmp_path / "nb.safetensors", space.build_fixed(arch, **meta["model"]), meta)
+    for argv in (["export", "--checkpoint", str(path), "--out", str(tmp_path / "nb.onnx")],
+                 ["predict", "--model", str(path), "--input", str(tmp_path), "--out", str(tmp_path / "p")],
+                 ["evaluate", "--checkpoint", str(path), "--data", "synthetic"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{path} holds a nb201 classification model" in err, (argv, err)
+    assert not (tmp_path / "nb.onnx").exists()
+
+
 def test_dynamo_exporter(model_file: Path, tmp_path: Path) -> None:
     result = export_onnx(model_file, tmp_path / "dyn.onnx", exporter="dynamo")
     assert result.exporter == "dynamo"
