@@ -123,6 +123,18 @@ class NotWeights:
     """Any non-tensor object in a pickle: loading it must not execute anything."""
 
 
+def test_backbones_whose_levels_start_at_stride_4():
+    """ResNets number stride 4 as level 1, ConvNeXt as level 0: both must work."""
+    space = get_space("v1-sync")
+    net = space.build_fixed(space.sample(random.Random(0)), backbone="convnext_atto",
+                            features=8)
+    assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+    with pytest.raises(ValueError, match="channels-last"):
+        space.build_supernet(backbone="swin_tiny_patch4_window7_224", features=8)
+    with pytest.raises(ValueError, match=r"strides \(16, 16, 16\)"):
+        space.build_supernet(backbone="vit_small_patch16_224", features=8)
+
+
 def test_pth_backbone_weights_are_read_without_running_pickles(tmp_path):
     ref = create_backbone("resnet18")
     torch.nn.init.constant_(ref.conv1.weight, 0.25)

@@ -91,6 +91,30 @@ class Head(nn.Sequential):
         nn.init.constant_(self[4].bias, 1.0)
 
 
+def _stride_levels(name: str) -> tuple[int, ...]:
+    """timm's feature levels of `name` at strides 4, 8, 16, 32: (1, 2, 3, 4) for
+    ResNets and MobileNets, which also expose stride 2, but (0, 1, 2, 3) for
+    ConvNeXt-like models. Read from a weightless copy on the meta device."""
+    try:
+        with torch.device("meta"):
+            probe = timm.create_model(name, features_only=True)
+    except RuntimeError as err:
+        if "Unknown model" in str(err):
+            raise ValueError(f"unknown timm backbone {name!r} (see timm.list_models())") from err
+        raise
+    if "NHWC" in str(getattr(probe, "output_fmt", "NCHW")):
+        raise ValueError(f"backbone {name!r} returns channels-last (NHWC) feature maps; "
+                         "the depth decoder takes NCHW ones (CNN backbones: resnet*, "
+                         "resnext*, convnext*, efficientnet*, mobilenetv3*, regnet*)")
+    reductions = list(probe.feature_info.reduction())
+    missing = [s for s in BACKBONE_STRIDES if s not in reductions]
+    if missing:
+        raise ValueError(f"backbone {name!r} gives feature strides {tuple(reductions)}; "
+                         f"the depth decoder needs {BACKBONE_STRIDES}")
+    # the deepest level of each stride (a stage may end with the same reduction twice)
+    return tuple(len(reductions) - 1 - reductions[::-1].index(s) for s in BACKBONE_STRIDES)
+
+
 def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
     """A timm feature extractor at strides 4..32; random init unless a local file
     is given (.safetensors, or .pth read with weights_only so no pickle runs)."""
@@ -102,12 +126,7 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
         if path.suffix not in (".safetensors", ".pth", ".pt", ".bin"):
             raise ValueError(f"backbone weights {path}: expected .safetensors or .pth")
         kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
-    try:
-        backbone = timm.create_model(name, features_only=True, out_indices=(1, 2, 3, 4), **kw)
-    except RuntimeError as err:
-        if "Unknown model" in str(err):
-            raise ValueError(f"unknown timm backbone {name!r} (see timm.list_models())") from err
-        raise
+    backbone = timm.create_model(name, features_only=True, out_indices=_stride_levels(name), **kw)
     strides = tuple(backbone.feature_info.reduction())
     if strides != BACKBONE_STRIDES:
         raise ValueError(f"backbone {name!r} gives feature strides {strides}; "
