@@ -113,6 +113,32 @@ def fixed_shape_kernels() -> None:
     torch.backends.cudnn.benchmark = True
 
 
+def _space_of(text: str, explicit: str | None, default: str) -> str:
+    """The space an architecture belongs to: --space if given, else what the text
+    names (JSON "space", a "v1-sync:" prefix), else the one space whose parser
+    accepts it (NB201's "|op~0|+..." and DARTS' "Genotype(...)" carry no name)."""
+    from depthnas.spaces import ArchitectureError, get_space, list_spaces
+    if explicit:
+        return explicit
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            return str(json.loads(stripped).get("space", default))
+        except (ValueError, AttributeError):
+            return default  # parse() says what is wrong with it
+    head = stripped.split(":", 1)[0].strip()
+    if ":" in stripped and head in list_spaces():
+        return head
+    accepted = []
+    for name in list_spaces():
+        try:
+            get_space(name).from_string(stripped)
+            accepted.append(name)
+        except (ArchitectureError, ValueError):
+            pass
+    return accepted[0] if len(accepted) == 1 else default
+
+
 # ---- commands ---------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     from . import distributed
@@ -134,10 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .task import make_task
     cfg = build_config(args)
     text = Path(args.arch).read_text() if _is_file(args.arch) else args.arch
-    if text.strip().startswith("{"):
-        cfg.space = json.loads(text).get("space", cfg.space)
-    elif ":" in text:
-        cfg.space = text.split(":", 1)[0].strip()
+    cfg.space = _space_of(text, explicit=args.space, default=cfg.space)
     space = get_space(cfg.space)
     arch = space.parse(text)
     out = Path(args.out or cfg.out)

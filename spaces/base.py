@@ -112,14 +112,31 @@ class SearchSpace(ABC):
         return sum(x != y for x, y in zip(a.genes, b.genes))
 
     def parse(self, text_or_json: str | dict[str, Any]) -> Arch:
-        """Accept either form: a dict/JSON text, or the compact string."""
-        if isinstance(text_or_json, dict):
-            return self.from_json(text_or_json)
-        text = text_or_json.strip()
-        if text.startswith("{"):
-            import json
-            return self.from_json(json.loads(text))
-        return self.from_string(text)
+        """Accept either form: a dict/JSON text, or the compact string. Anything
+        malformed raises ArchitectureError quoting the input."""
+        import json
+        data: Any = text_or_json
+        if isinstance(data, str) and data.strip().startswith("{"):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as err:
+                raise ArchitectureError(f"{self.name}: architecture JSON is not valid JSON ({err})") from err
+        if not isinstance(data, (str, dict)):
+            raise ArchitectureError(f"{self.name}: an architecture is a string or a JSON object, "
+                                    f"not {type(data).__name__}")
+        try:
+            if isinstance(data, str):
+                return self.from_string(data.strip())
+            if "string" in data and set(data) <= {"space", "string"}:  # JSON with the string only
+                if data.get("space", self.name) != self.name:
+                    raise ArchitectureError(f"architecture JSON is for space {data['space']!r}, "
+                                            f"not {self.name!r}")
+                return self.from_string(str(data["string"]).strip())
+            return self.from_json(data)
+        except (TypeError, AttributeError, KeyError, IndexError) as err:
+            # a value of the wrong type deep inside: say which input, not which line
+            raise ArchitectureError(f"{self.name}: cannot read architecture {text_or_json!r} "
+                                    f"({type(err).__name__}: {err})") from err
 
 
 def resolve_arch(space: SearchSpace, fixed: Arch | None, given: Arch | None) -> Arch:

@@ -140,3 +140,37 @@ def test_dead_cells_stay_in_the_space_and_are_detected():
     assert space.has_dead_cell(space.from_string("v1-sync:none,none,none,none,none"))
     assert not space.has_dead_cell(space.from_string("v1-sync:none,c1,none,none,skip"))
     assert isinstance(space.from_string("v1-sync:none,none,none,none,none"), Arch)
+
+
+@pytest.mark.parametrize("space,given,fragment", [
+    ("darts", "Genotype(normal=[], normal_concat=5, reduce=[], reduce_concat=[2])", "cannot read"),
+    ("darts", "Genotype(normal={[]: 1}, normal_concat=[2], reduce=[], reduce_concat=[2])", "not a literal"),
+    ("v1-sync", '{"space": "v1-sync", "blocks": [1, 2, 3, 4]}', "block 0: expected an object"),
+    ("v1-sync", ["x"], "not list"),
+    ("v1-sync", "{bad json", "not valid JSON"),
+])
+def test_malformed_input_raises_architecture_error(space, given, fragment):
+    with pytest.raises(ArchitectureError, match=fragment):
+        get_space(space).parse(given)
+
+
+def test_json_forms_the_readme_promises():
+    v1 = get_space("v1-sync")
+    arch = v1.from_string("v1-sync:c3,skip,none,c1,ap")
+    assert v1.parse({"space": "v1-sync", "string": "v1-sync:c3,skip,none,c1,ap"}) == arch
+    one_block = {"space": "v1-sync", "blocks": [dict(zip(EDGES, ("c3", "skip", "none", "c1", "ap")))]}
+    assert v1.parse(one_block) == arch  # a sync space: one block says it all
+    nb = get_space("nb201")
+    spaced = "| nor_conv_3x3 ~ 0 |+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    assert nb.to_string(nb.parse(spaced)) == spaced.replace(" ", "")
+
+
+def test_train_finds_the_space_of_an_unprefixed_architecture():
+    from depthnas.cli import _space_of
+    darts = get_space("darts")
+    genotype = darts.to_string(darts.sample(random.Random(0)))
+    nb = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    assert _space_of(nb, None, "v1-sync") == "nb201"
+    assert _space_of(genotype, None, "v1-sync") == "darts"
+    assert _space_of("v2-sync:c3,skip,none,c1,ap+ps", None, "v1-sync") == "v2-sync"
+    assert _space_of(nb, "nb201", "v1-sync") == "nb201"

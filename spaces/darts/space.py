@@ -67,7 +67,7 @@ def _literal(node: ast.expr, field: str) -> Any:
             pass
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         raise ArchitectureError(f"darts: {field} = {ast.unparse(node)!r} is not a literal "
                                 "(lists of ('op', input) tuples and integer lists only)") from None
 

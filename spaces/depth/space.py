@@ -174,6 +174,8 @@ class DepthSpace(SearchSpace):
         allowed = set(EDGES) | ({"upsample"} if self.version == 2 else set())
         for i, d in enumerate(raw):
             where = f"{self.name} block {i}"
+            if not isinstance(d, dict):
+                raise ArchitectureError(f"{where}: expected an object of edge ops, got {d!r}")
             keys = set(d)
             if keys != allowed:
                 missing, extra = sorted(allowed - keys), sorted(keys - allowed)
@@ -184,6 +186,8 @@ class DepthSpace(SearchSpace):
             up = (_lookup(str(d["upsample"]), UPSAMPLE_CODES, "upsample op", where)
                   if self.version == 2 else "bilinear")
             blocks.append(BlockChoice(edges, up))
+        if self.sync and len(blocks) == 1:  # one block says it all in a sync space
+            blocks *= NUM_BLOCKS
         return self.from_blocks(blocks)
 
     # ---- models ------------------------------------------------------------------

@@ -71,13 +71,13 @@ class NB201Space(SearchSpace):
             part = part.strip()
             if not (part.startswith("|") and part.endswith("|")):
                 raise ArchitectureError(f"{self.name}: node {i} group {part!r} must start and end with '|'")
-            tokens = [t for t in part.split("|") if t != ""]
+            tokens = [t.strip() for t in part.split("|") if t.strip() != ""]
             if len(tokens) != i:
                 raise ArchitectureError(
                     f"{self.name}: node {i} group {part!r} has {len(tokens)} edge(s), expected {i} "
                     f"(one from each of nodes {', '.join(map(str, range(i)))})")
             for token in tokens:
-                op, tilde, src = token.partition("~")
+                op, tilde, src = (s.strip() for s in token.partition("~"))
                 if not tilde or not src.strip().isdigit():
                     raise ArchitectureError(
                         f"{self.name}: token {token!r} of node {i} is not 'op~input'")
