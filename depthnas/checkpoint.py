@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write, atomic_write_text, default_permissions
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
@@ -68,6 +68,7 @@ class Checkpointer:
         final = self.folder / f"epoch_{epoch:04d}"
         tmp = Path(tempfile.mkdtemp(prefix=f".epoch_{epoch:04d}.", dir=self.folder))
         try:
+            default_permissions(tmp)
             save_model(tmp / MODEL_FILE, model, metadata)
             atomic_write(tmp / STATE_FILE, lambda p: torch.save(state, p))
             if final.exists():  # a rerun of the same epoch replaces it

@@ -8,15 +8,32 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: done once, at import
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def default_permissions(path: str | Path) -> None:
+    """Give a file or folder made by mkstemp/mkdtemp (owner-only) the permissions
+    open()/mkdir() would have given it, before it is renamed into place."""
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_UMASK)
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call write(tmp_path) on a temporary file in the target folder, fsync it,
-    then rename it over `path` (rename is atomic on one filesystem)."""
+    then rename it over `path` (rename is atomic on one filesystem). The file gets
+    the permissions open() would give it (mkstemp makes it owner-only, 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        default_permissions(tmp)  # after: a writer may replace the file it was given
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -155,3 +155,20 @@ def test_resume_with_the_regularizer_replays_the_training_augmentations(tmp_path
         return Trainer(net, task, tcfg, splits.train, out_dir=out, total_epochs=2, seed=7,
                        sample_arch=space.sample, regularizer=reg, batch_size=8, progress=False)
     _resume_matches(make, tmp_path)
+
+
+def test_written_files_get_the_umask_permissions_not_owner_only(tmp_path):
+    """Atomic writes go through mkstemp/mkdtemp (mode 0600/0700); a model another
+    user serves must still be readable."""
+    import os
+    import stat
+    from depthnas.io import _UMASK, atomic_write_json
+    if _UMASK & 0o044:
+        pytest.skip(f"this process's umask {_UMASK:03o} hides group/other read anyway")
+    f = atomic_write_json(tmp_path / "a.json", {"x": 1})
+    t = make_trainer(tmp_path / "run", regularized=False)
+    t.fit(until_epoch=1)
+    ckpt = t.checkpoints.latest()
+    for path in (f, ckpt, ckpt / "model.safetensors"):
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        assert mode & 0o044 == 0o044, (path, oct(mode))
