@@ -34,12 +34,22 @@ def collect_inputs(path: str | Path) -> list[Path]:
 
 
 def unique_stems(paths: list[Path]) -> dict[Path, str]:
-    """Output name stems; `a.jpg` and `a.png` in one folder get `a_jpg` and `a_png`."""
+    """Output name stems; `a.jpg` and `a.png` in one folder get `a_jpg` and `a_png`,
+    and names still alike (`a.jpg`, `a.JPG`) a counter, so no output overwrites another."""
     counts: dict[str, int] = {}
     for p in paths:
         counts[p.stem] = counts.get(p.stem, 0) + 1
-    return {p: p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
-            for p in paths}
+    out: dict[Path, str] = {}
+    taken: set[str] = set()
+    for p in paths:
+        stem = p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
+        name, k = stem, 1
+        while name in taken:
+            k += 1
+            name = f"{stem}_{k}"
+        taken.add(name)
+        out[p] = name
+    return out
 
 
 def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | Path, *,

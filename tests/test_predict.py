@@ -108,3 +108,12 @@ def test_onnx_without_metadata_is_rejected(onnx_file: Path, tmp_path: Path) -> N
     onnx.save(proto, str(plain))
     with pytest.raises(ValueError, match="plain.onnx"):
         OnnxEstimator(plain)
+
+
+def test_output_names_never_collide():
+    from pathlib import Path
+    from depthnas.export.predict import unique_stems
+    paths = [Path("d/a.jpg"), Path("d/a.JPG"), Path("d/a.png"), Path("d/a_jpg.png"), Path("d/b.png")]
+    names = unique_stems(paths)
+    assert len(set(names.values())) == len(paths)
+    assert names[Path("d/b.png")] == "b" and names[Path("d/a.png")] == "a_png"
