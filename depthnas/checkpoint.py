@@ -51,7 +51,11 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_weights(path: str | Path, model: nn.Module) -> None:
     state = load_file(str(path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shapes differ: another backbone or width than recorded
+        raise ValueError(f"{path}: weights do not fit the model its metadata describes "
+                         f"({str(err).splitlines()[-1].strip()})") from err
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not match the model "
                          f"(missing {missing[:5]}..., unexpected {unexpected[:5]}...)")

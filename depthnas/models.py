@@ -93,10 +93,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
                          "loaded as a model — use the run's best/model.safetensors")
     if not meta.get("arch"):
         raise ValueError(f"{path} holds a super-net, not one architecture")
-    space = get_space(meta["space"])
-    arch = space.parse(meta["arch"])
-    cfg = ModelConfig(backbone=meta["backbone"], features=int(meta["features"]),
-                      first_block_input=meta.get("first_block_input", "duplicate"))
+    try:
+        space = get_space(meta["space"])
+        arch = space.parse(meta["arch"])
+        cfg = ModelConfig(backbone=meta["backbone"], features=int(meta["features"]),
+                          first_block_input=meta.get("first_block_input", "duplicate"))
+    except (KeyError, ValueError, TypeError) as err:
+        raise ValueError(f"{path}: metadata does not describe a model ({type(err).__name__}: "
+                         f"{err})") from err
     # Classification models record their constructor arguments as they were built.
     if is_classification(space) and not isinstance(meta.get("model"), dict):
         raise ValueError(f"{path}: a {space.name} model file needs its 'model' settings in the metadata")

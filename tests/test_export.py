@@ -76,6 +76,21 @@ def test_unreadable_model_files_are_named(tmp_path: Path, capsys) -> None:
     assert str(bogus) in capsys.readouterr().err
 
 
+def test_model_files_whose_metadata_lies_are_named(model_file: Path, tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    from depthnas.models import load_model
+    with safe_open(str(model_file), "pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(str(model_file))
+    bad = tmp_path / "bad.safetensors"
+    for key, value, says in (("features", "16", "do not fit"), ("features", "abc", "invalid literal"),
+                             ("space", "nope", "unknown search space")):
+        save_file(tensors, str(bad), metadata={**meta, key: value})
+        with pytest.raises(ValueError, match=f"{bad}.*{says}"):
+            load_model(bad)
+
+
 def test_classification_models_are_refused_by_name(tmp_path: Path, capsys) -> None:
     """An NB201 model outputs class logits: exported or run as a depth map it would
     give a [batch, 10] "inverse_depth" and constant pictures, so the tools say no."""
