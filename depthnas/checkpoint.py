@@ -99,6 +99,12 @@ class Checkpointer:
         load_weights(path / MODEL_FILE, model)
         return torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
 
+    def clear(self) -> None:
+        """Remove every checkpoint (a training that starts over must not later resume
+        from, or prune its own epochs in favour of, another training's)."""
+        if self.folder.is_dir():
+            shutil.rmtree(self.folder)
+
     def _prune(self) -> None:
         epochs = sorted(p for p in self.folder.glob("epoch_*") if p.is_dir())
         for old in epochs[:-self.keep]:

@@ -25,7 +25,7 @@ from depthnas.spaces import Arch, SearchSpace, get_space
 
 from . import config as config_mod
 from . import distributed as dist
-from .checkpoint import save_model
+from .checkpoint import MODEL_FILE, Checkpointer, read_metadata, save_model
 from .config import Config
 from .evaluation import evaluate_fixed
 from .io import atomic_write_json
@@ -61,6 +61,17 @@ def arch_slug(text: str) -> str:
     return slug
 
 
+def _resumable(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> bool:
+    """Resume only a training of this architecture and recipe: a folder reused with
+    other settings would otherwise continue (or, with fewer epochs, skip) the old
+    training and report its model under the new recipe."""
+    latest = Checkpointer(out_dir / "checkpoints").latest()
+    if latest is None:
+        return True
+    meta = read_metadata(latest / MODEL_FILE)
+    return meta.get("arch") == arch_string and meta.get("recipe") == rec
+
+
 def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
                      out_dir: str | Path, *, progress: bool = True,
                      device: torch.device | None = None,
@@ -80,7 +91,7 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     seed_everything(zlib.crc32(f"{cfg.seed}:{arch_string}".encode()))
     task = make_task(space, cfg.standalone.loss)
     model = space.build_fixed(arch, **model_kwargs(cfg.model, space))
-    meta = model_metadata(space, arch, cfg.model, cfg.data.image_size, task.name)
+    meta = dict(model_metadata(space, arch, cfg.model, cfg.data.image_size, task.name), recipe=rec)
     trainer = Trainer(model, task, cfg.standalone, splits.train, out_dir=out_dir,
                       total_epochs=cfg.standalone.epochs, seed=cfg.seed, device=device,
                       metadata=meta, name="standalone", progress=progress,
@@ -90,7 +101,7 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
         out_dir.mkdir(parents=True, exist_ok=True)
         config_mod.dump(cfg, out_dir / "config.yaml")
     start = time.time()
-    trainer.fit()
+    trainer.fit(resume=_resumable(out_dir, arch_string, rec))
     result = None
     if trainer.writes:  # every replica holds the same weights: rank 0 evaluates
         val = evaluate_fixed(trainer.model, task, splits.val, batch_size=cfg.data.batch_size,

@@ -310,10 +310,13 @@ class Trainer:
     def fit(self, until_epoch: int | None = None, resume: bool = True,
             on_epoch_end: Callable[["Trainer"], dict[str, float] | None] | None = None) -> TrainState:
         """Train until `until_epoch` (default: all epochs), resuming from the last
-        checkpoint when one exists; checkpoint after every epoch."""
+        checkpoint when one exists (`resume=False`: start over, removing checkpoints
+        found in the folder); checkpoint after every epoch."""
         until = self.total_epochs if until_epoch is None else min(until_epoch, self.total_epochs)
         if resume:
             self.try_resume()
+        elif self.writes and self.checkpoints.latest() is not None:
+            self.checkpoints.clear()
         while self.state.epoch < until:
             epoch = self.state.epoch
             rng = random.Random(epoch_seed(self.seed, epoch) + 1)

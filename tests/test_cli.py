@@ -98,3 +98,16 @@ def test_train_reproduces_a_landmarks_standalone_loss(run_dir, tmp_path, capsys)
     assert main(["train", "--arch", landmark["arch"], *TINY, "--out", str(out)]) == 0
     again = json.loads((out / "result.json").read_text())
     assert again["val_loss"] == pytest.approx(landmark["val_loss"], rel=1e-6)
+
+
+def test_retraining_a_folder_with_another_recipe_starts_over(tmp_path):
+    """`--resume` on a folder trained with more epochs must not report the old model
+    under the new recipe: it trains afresh, as in an empty folder."""
+    arch = "v1-sync:c3,skip,none,c1,ap"
+    reused, fresh = tmp_path / "reused", tmp_path / "fresh"
+    assert main(["train", "--arch", arch, *TINY, "--standalone-epochs", "2", "--out", str(reused)]) == 0
+    assert main(["train", "--arch", arch, *TINY, "--out", str(reused), "--resume"]) == 0
+    assert main(["train", "--arch", arch, *TINY, "--out", str(fresh)]) == 0
+    got, want = (json.loads((d / "result.json").read_text()) for d in (reused, fresh))
+    assert got["recipe"]["epochs"] == 1 and got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-6)
+    assert sorted(p.name for p in (reused / "checkpoints").glob("epoch_*")) == ["epoch_0001"]
