@@ -23,7 +23,24 @@ def test_evolution_finds_the_optimum_and_never_repeats_a_candidate():
     ranked = evolutionary_search(SPACE, score, SearchConfig(), random.Random(0), progress=False)
     assert ranked[0] == (TARGET, 0.0)
     assert len(seen) == len(set(seen))            # duplicates rejected
-    assert len(seen) <= 50 + 19 * 50              # population 50, 20 generations
+    assert len(seen) == 20 * 50                   # 50 new candidates in each of 20 generations
+
+
+def test_every_generation_scores_a_full_population_under_a_tight_budget():
+    """A budget admitting ~8% of the space must not cut generations short: mutants
+    and crossovers that break it are replaced by random samples that keep it."""
+    draws = [SPACE.sample(random.Random(i)) for i in range(3000)]
+    share = sum(SPACE.to_string(a).count("none") >= 3 for a in draws) / len(draws)
+    assert 0.04 < share < 0.08  # 5.8% of the space has 3 or more `none` edges
+    seen = set()
+
+    def score(a):
+        seen.add(a)
+        return distance(a)
+    cfg = SearchConfig(population=12, generations=4, parents=4, mutations=4, crossovers=4)
+    evolutionary_search(SPACE, score, cfg, random.Random(3), progress=False,
+                        constraint=lambda a: SPACE.to_string(a).count("none") >= 3)
+    assert len(seen) == 4 * 12
 
 
 def test_constraint_is_respected():
