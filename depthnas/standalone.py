@@ -35,14 +35,18 @@ from .trainer import Trainer, resolve_device, seed_everything
 
 
 def recipe(cfg: Config) -> dict[str, Any]:
-    """What makes two stand-alone losses comparable."""
-    t = cfg.standalone
-    rec = {"space": cfg.space, "data": cfg.data.spec, "image_size": list(cfg.data.image_size),
-           "synthetic_samples": cfg.data.synthetic_samples, "backbone": cfg.model.backbone,
-           "backbone_weights": cfg.model.backbone_weights, "features": cfg.model.features,
+    """What makes two stand-alone losses comparable: everything that changes the
+    model, its training data and schedule, or the validation split that scores it."""
+    t, d = cfg.standalone, cfg.data
+    rec = {"space": cfg.space, "data": d.spec, "image_size": list(d.image_size),
+           "synthetic_samples": d.synthetic_samples, "val_fraction": d.val_fraction,
+           "reg_fraction": d.reg_fraction, "augment": d.augment, "depth_kind": d.depth_kind,
+           "backbone": cfg.model.backbone, "backbone_weights": cfg.model.backbone_weights,
+           "features": cfg.model.features, "first_block_input": cfg.model.first_block_input,
            "epochs": t.epochs, "steps_per_epoch": t.steps_per_epoch, "lr": t.lr,
-           "backbone_lr": t.backbone_lr, "loss": t.loss, "batch_size": cfg.data.batch_size,
-           "seed": cfg.seed}
+           "backbone_lr": t.backbone_lr, "weight_decay": t.weight_decay,
+           "grad_clip": t.grad_clip, "precision": t.precision, "loss": t.loss,
+           "batch_size": d.batch_size, "seed": cfg.seed}
     # Classification models are sized by their own settings (channels, cells), not
     # backbone/features; added only for them so depth landmark stores keep matching.
     space = get_space(cfg.space)

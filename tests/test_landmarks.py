@@ -120,3 +120,18 @@ def test_lambda_follows_the_schedule_and_is_zero_in_warmup(toy):
     assert reg.lam(99, 100) == 10.0  # lambda_max at the last step
     term, logs = reg(net, 60, 100)
     assert term is not None and 0 < logs["lambda"] < 10
+
+
+def test_stand_alone_recipe_covers_what_changes_the_loss():
+    """A stored loss is reused only for the same model, data, split and schedule."""
+    from depthnas.config import Config
+    from depthnas.standalone import recipe
+    base = recipe(Config())
+    for field, value in (("model.first_block_input", "zeros"), ("data.val_fraction", 0.3),
+                         ("data.reg_fraction", 0.3), ("data.augment", False),
+                         ("standalone.weight_decay", 0.1), ("standalone.grad_clip", 0.0),
+                         ("standalone.precision", "bf16"), ("data.depth_kind", "disparity")):
+        cfg = Config()
+        section, name = field.split(".")
+        setattr(getattr(cfg, section), name, value)
+        assert recipe(cfg) != base, field
