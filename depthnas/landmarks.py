@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import random
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -68,15 +69,35 @@ class LandmarkStore:
 
     def __init__(self, path: str | Path, persist: bool = True):
         self.path, self.persist = Path(path), persist  # persist=False: in memory only
-        self.entries: list[dict[str, Any]] = []
-        if self.path.is_file():
-            import json
+        self.entries: list[dict[str, Any]] = self._read()
+
+    def _read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        import json
+        try:
+            return list(json.loads(self.path.read_text())["entries"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"landmark store {self.path} is not valid "
+                             f"(expected {{'entries': [...]}}): {err}") from err
+
+    @contextmanager
+    def _exclusive(self):
+        """Runs sharing a store take turns: each re-reads it under a lock and adds to
+        what the others wrote (a plain rewrite would drop their new entries)."""
+        if not self.persist:
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
             try:
-                data = json.loads(self.path.read_text())
-                self.entries = list(data["entries"])
-            except (ValueError, KeyError, TypeError) as err:
-                raise ValueError(f"landmark store {self.path} is not valid "
-                                 f"(expected {{'entries': [...]}}): {err}") from err
+                import fcntl
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            except ImportError:  # not POSIX: no lock, the merge still narrows the window
+                pass
+            if self.path.is_file():
+                self.entries = self._read()
+            yield
 
     def find(self, arch_string: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
         for e in self.entries:
@@ -92,10 +113,11 @@ class LandmarkStore:
         entry = {"arch": arch_string, "space": space, "val_loss": float(val_loss),
                  "recipe": recipe, "date": _dt.datetime.now().isoformat(timespec="seconds"),
                  **extra}
-        self.entries = [e for e in self.entries
-                        if not (e["arch"] == arch_string and e.get("recipe") == recipe)]
-        self.entries.append(entry)
-        self.save()
+        with self._exclusive():
+            self.entries = [e for e in self.entries
+                            if not (e["arch"] == arch_string and e.get("recipe") == recipe)]
+            self.entries.append(entry)
+            self.save()
         return entry
 
     def save(self) -> None:

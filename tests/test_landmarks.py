@@ -135,3 +135,13 @@ def test_stand_alone_recipe_covers_what_changes_the_loss():
         section, name = field.split(".")
         setattr(getattr(cfg, section), name, value)
         assert recipe(cfg) != base, field
+
+
+def test_runs_sharing_a_store_keep_each_others_entries(tmp_path):
+    path = tmp_path / "store.json"
+    recipe = {"data": "synthetic", "epochs": 2}
+    first, second = LandmarkStore(path), LandmarkStore(path)  # two runs, opened together
+    first.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.25, recipe)
+    second.add("v1-sync:c1,c1,c1,c1,c1", "v1-sync", 0.30, recipe)
+    assert {e["arch"] for e in LandmarkStore(path).entries} == {"v1-sync:c3,c3,c3,c3,c3",
+                                                                "v1-sync:c1,c1,c1,c1,c1"}
