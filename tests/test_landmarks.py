@@ -97,7 +97,7 @@ def test_one_step_reduces_a_violated_pairs_hinge(toy):
     before.backward()
     opt.step()
     after, _ = reg.penalty(net, batch, reg.pairs)
-    assert float(after) < float(before)
+    assert float(after.detach()) < float(before.detach())
 
 
 def test_pairs_are_drawn_uniformly(toy):
