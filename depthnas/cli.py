@@ -12,11 +12,11 @@ from typing import Any, Callable
 from . import config as config_mod
 from .config import Config
 
-# flag -> (config path, type); None as type means a store_true flag
-CONFIG_FLAGS: dict[str, tuple[str, Any, str]] = {
+# flag -> (config path, type, help); "--precision" sets both trainings
+COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--space": ("space", str, "search space (see `depthnas spaces`)"),
     "--data": ("data.spec", str, "synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH"),
-    "--out": ("out", str, "run directory"),
+    "--out": ("out", str, "run directory (default: runs/<command>-<date>-<time>)"),
     "--seed": ("seed", int, "random seed"),
     "--device": ("device", str, "auto | cpu | cuda | cuda:N"),
     "--backbone": ("model.backbone", str, "timm backbone name"),
@@ -24,6 +24,9 @@ CONFIG_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--features": ("model.features", int, "decoder channels"),
     "--image-size": ("data.image_size", str, "H,W (multiples of 32) or one number"),
     "--batch-size": ("data.batch_size", int, "batch size"),
+    "--precision": ("", str, "fp32 | bf16 (both super-net and stand-alone)"),
+}
+SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--epochs": ("supernet.epochs", int, "super-net epochs per iteration"),
     "--standalone-epochs": ("standalone.epochs", int, "epochs of each stand-alone training"),
     "--iterations": ("search.iterations", int, "T: search iterations"),
@@ -35,16 +38,27 @@ CONFIG_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--schedule": ("landmarks.schedule", str, "constant | cosine-increasing | cosine-decreasing | step"),
     "--pairs": ("landmarks.pairs", int, "m: landmark pairs per step (0 = all)"),
     "--max-params": ("search.max_params", int, "parameter budget for searched models"),
-    "--precision": (None, str, "fp32 | bf16 (both super-net and stand-alone)"),
 }
+TRAIN_FLAGS: dict[str, tuple[str, Any, str]] = {
+    "--epochs": ("standalone.epochs", int, "training epochs"),
+}
+# Settings a resumed run may change: where and how fast it runs, not what it computes.
+RESUME_MAY_CHANGE = {"device", "data.num_workers", "supernet.compile", "standalone.compile",
+                     "supernet.channels_last", "standalone.channels_last"}
 
 
-def add_config_args(p: argparse.ArgumentParser) -> None:
+def config_flags(command: str) -> dict[str, tuple[str, Any, str]]:
+    return {**COMMON_FLAGS, **(SEARCH_FLAGS if command == "search" else TRAIN_FLAGS)}
+
+
+def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
+    p.set_defaults(config_command=command)
     p.add_argument("--config", help="YAML config file (overrides the preset)")
     p.add_argument("--preset", choices=sorted(config_mod.PRESETS), help="starting configuration")
-    for flag, (_, typ, help_) in CONFIG_FLAGS.items():
+    for flag, (_, typ, help_) in config_flags(command).items():
         p.add_argument(flag, type=typ, default=None, help=help_)
-    p.add_argument("--no-landmarks", action="store_true", help="plain SPOS (same total epochs)")
+    if command == "search":
+        p.add_argument("--no-landmarks", action="store_true", help="plain SPOS (same total epochs)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the backbone (first steps are slower while it compiles)")
@@ -54,10 +68,10 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def build_config(args: argparse.Namespace) -> Config:
-    cfg = config_mod.load(args.config, args.preset)
+def _updates(args: argparse.Namespace, command: str) -> list[str]:
+    """The `section.field=value` assignments the command line asks for."""
     updates: list[str] = []
-    for flag, (path, _, _) in CONFIG_FLAGS.items():
+    for flag, (path, _, _) in config_flags(command).items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is None:
             continue
@@ -65,7 +79,7 @@ def build_config(args: argparse.Namespace) -> Config:
             updates += [f"supernet.precision={value}", f"standalone.precision={value}"]
         else:
             updates.append(f"{path}={value}")
-    if args.no_landmarks:
+    if getattr(args, "no_landmarks", False):
         updates.append("landmarks.enabled=false")
     if args.channels_last:
         updates += ["supernet.channels_last=true", "standalone.channels_last=true"]
@@ -73,8 +87,44 @@ def build_config(args: argparse.Namespace) -> Config:
         updates += ["supernet.compile=true", "standalone.compile=true"]
     if args.skip_bad:
         updates.append("data.skip_bad=true")
-    config_mod.apply_dotted(cfg, updates + list(args.set))
+    return updates + list(args.set)
+
+
+def _resumed(saved: Path, updates: list[str]) -> Config:
+    """A resumed run's own config.yaml; flags may repeat it, not change it."""
+    cfg = config_mod.load(saved)
+    before = config_mod.flat(cfg)
+    config_mod.apply_dotted(cfg, updates)
+    after = config_mod.flat(cfg)
+    changed = [k for k in after if after[k] != before[k] and k not in RESUME_MAY_CHANGE]
+    if changed:
+        diff = "; ".join(f"{k}: saved {before[k]!r}, given {after[k]!r}" for k in changed)
+        raise config_mod.ConfigError(
+            f"--resume continues the run with its own {saved}, and these settings differ "
+            f"from it: {diff}. Drop them to continue, or start a new run in another --out")
     return cfg
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Preset < --config < flags, validated; with --resume, the run's saved config
+    (flags may then only repeat it, or change the device and speed options)."""
+    from . import distributed
+    command = getattr(args, "config_command", "search")
+    updates = _updates(args, command)
+    saved = Path(args.out) / "config.yaml" if args.out else None
+    if getattr(args, "resume", False) and saved is not None and saved.is_file():
+        if args.preset or args.config:
+            logging.getLogger("depthnas").info("resuming with %s (--preset/--config not applied)", saved)
+        cfg = _resumed(saved, updates)
+    else:
+        cfg = config_mod.load(args.config, args.preset)
+        config_mod.apply_dotted(cfg, updates)
+    if not cfg.out:
+        if distributed.launched():
+            raise config_mod.ConfigError("under torchrun pass --out: every rank must name the "
+                                         "same run folder")
+        cfg.out = config_mod.default_out(command)
+    return config_mod.validate(cfg)
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -82,10 +132,15 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not args.no_progress and sys.stderr.isatty()
 
 
-def _guard_out(out: Path, resume: bool, marker: str) -> None:
-    if (out / marker).exists() and not resume:
-        raise SystemExit(f"error: {out} already holds a run; pass --resume to continue it "
-                         "or choose another --out")
+# What a run folder holds once work has started (config.yaml and splits.json alone
+# are a start that failed before any training: starting over loses nothing).
+RUN_MARKERS = ("checkpoints", "standalone", "metrics.jsonl", "result.json", "results.json")
+
+
+def _guard_out(out: Path, resume: bool) -> None:
+    if not resume and any((out / m).exists() for m in RUN_MARKERS):
+        raise config_mod.ConfigError(f"{out} already holds a run; pass --resume to continue "
+                                     "it, or choose another --out")
 
 
 def _is_file(text: str) -> bool:
@@ -146,7 +201,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     _join_ranks(cfg)
     fixed_shape_kernels()
-    _guard_out(Path(cfg.out), args.resume, "config.yaml")
+    _guard_out(Path(cfg.out), args.resume)
     distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
     run(cfg, progress=show_progress(args))
     return 0
@@ -163,12 +218,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg.space = _space_of(text, explicit=args.space, default=cfg.space)
     space = get_space(cfg.space)
     arch = space.parse(text)
-    out = Path(args.out or cfg.out)
+    out = Path(cfg.out)
     _join_ranks(cfg)
     fixed_shape_kernels()
-    _guard_out(out, args.resume, "config.yaml")
+    _guard_out(out, args.resume)
     distributed.barrier()
-    cfg.out = str(out)
     result = train_standalone(cfg, space, arch, load_splits(cfg), out,
                               progress=show_progress(args), distributed=True)
     if distributed.is_main():
@@ -200,13 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("search", help="landmark-regularized architecture search")
-    add_config_args(s)
+    add_config_args(s, "search")
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
     s.set_defaults(func=cmd_search)
 
     t = sub.add_parser("train", help="train one architecture stand-alone")
     t.add_argument("--arch", required=True, help="architecture string, JSON, or a JSON file")
-    add_config_args(t)
+    add_config_args(t, "train")
     t.add_argument("--resume", action="store_true", help="continue the training in --out")
     t.set_defaults(func=cmd_train)
 
@@ -254,6 +308,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.verbose:
+            raise
+        out = getattr(args, "out", None)
+        hint = (f"; continue with the same command and --resume (run folder {out})"
+                if args.command in ("search", "train") and out else "")
+        print(f"\ninterrupted{hint}", file=sys.stderr)
+        return 130
     finally:
         joined = sys.modules.get("depthnas.distributed")
         if joined is not None:

@@ -100,7 +100,7 @@ class Config:
     space: str = "v1-sync"
     seed: int = 0
     device: str = "auto"
-    out: str = "runs/search"
+    out: str = ""                            # "": runs/<command>-<date>-<time> (default_out)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     supernet: TrainConfig = field(default_factory=TrainConfig)
@@ -206,6 +206,54 @@ def apply_dotted(cfg: Config, assignments: list[str]) -> Config:
     return cfg
 
 
+def validate(cfg: Config) -> Config:
+    """Check every choice-valued field at once, before any work starts: a typo in
+    a schedule name must not surface after hours of landmark training."""
+    from depthnas.spaces import get_space
+
+    from .schedule import SCHEDULES
+    from .ssi_loss import LOSS_NAMES
+    problems: list[str] = []
+
+    def choose(where: str, value: Any, allowed: tuple) -> None:
+        if value not in allowed:
+            problems.append(f"{where}={value!r} (expected one of {', '.join(map(str, allowed))})")
+
+    try:
+        space = get_space(cfg.space)
+    except ValueError as err:
+        problems.append(f"space: {err}")
+        space = None
+    classification = getattr(space, "task_kind", "depth") == "classification"
+    choose("landmarks.schedule", cfg.landmarks.schedule, SCHEDULES)
+    choose("search.method", cfg.search.method, ("evolution", "random"))
+    choose("model.first_block_input", cfg.model.first_block_input, ("duplicate", "zeros"))
+    choose("data.depth_kind", cfg.data.depth_kind, ("depth", "disparity"))
+    for name in ("supernet", "standalone"):
+        t: TrainConfig = getattr(cfg, name)
+        choose(f"{name}.precision", t.precision, ("fp32", "bf16"))
+        choose(f"{name}.loss", t.loss, LOSS_NAMES + (("ce", "cross_entropy") if classification else ()))
+        if t.epochs < 1:
+            problems.append(f"{name}.epochs={t.epochs} (expected >= 1)")
+    for where, value in (("data.batch_size", cfg.data.batch_size),
+                         ("search.population", cfg.search.population),
+                         ("search.iterations", cfg.search.iterations)):
+        if value < 1:
+            problems.append(f"{where}={value} (expected >= 1)")
+    if cfg.search.parents > cfg.search.population:
+        problems.append(f"search.parents={cfg.search.parents} exceeds search.population="
+                        f"{cfg.search.population}")
+    if not classification:
+        from depthnas.datasets.transforms import check_image_size
+        try:
+            check_image_size(cfg.data.image_size)
+        except ValueError as err:
+            problems.append(f"data.image_size: {err}")
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return cfg
+
+
 def load(path: str | Path | None = None, preset: str | None = None) -> Config:
     cfg = Config()
     if preset is not None:
@@ -216,11 +264,37 @@ def load(path: str | Path | None = None, preset: str | None = None) -> Config:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from err
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a YAML mapping at the top level")
-        apply(cfg, data)
+        try:
+            apply(cfg, data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
     return cfg
+
+
+def default_out(command: str) -> str:
+    """A fresh run folder per command and start time, so runs never collide."""
+    import datetime as _dt
+    return f"runs/{command}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def flat(cfg: Config) -> dict[str, Any]:
+    """`{"section.field": value}` of every field (what --set addresses)."""
+    out: dict[str, Any] = {}
+
+    def walk(d: dict[str, Any], prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+    walk(to_dict(cfg), "")
+    return out
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

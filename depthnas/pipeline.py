@@ -80,6 +80,8 @@ class SearchRun:
                  say: Callable[[str], None] = lambda msg: print(msg, flush=True)):
         self.cfg, self.progress = cfg, progress
         self.say = say if dist.is_main() else (lambda msg: None)  # rank 0 reports
+        if not cfg.out:
+            cfg.out = config_mod.default_out("search")
         self.out = Path(cfg.out)
         self.space = get_space(cfg.space)
         self.device = resolve_device(cfg.device)

@@ -58,10 +58,21 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` is CUDA when available; under torchrun a CUDA device is this rank's GPU."""
+    """`auto` is CUDA when available; under torchrun a CUDA device is this rank's GPU.
+    A device that does not exist here is a ValueError that says what does."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    return dist.local_device(torch.device(name))
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: torch sees no CUDA GPU here; use --device cpu "
+                             "(or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} GPU(s) visible")
+    return dist.local_device(device)
 
 
 def autocast(device: torch.device, precision: str):

@@ -16,6 +16,12 @@ TINY = ["--preset", "quick", "--image-size", "64", "--no-progress",
         "--set", "search.calib_batches=1", "--set", "search.val_batches=1"]
 
 
+# `depthnas train` with the same stand-alone recipe as TINY's search
+TRAIN_TINY = ["--preset", "quick", "--image-size", "64", "--no-progress",
+              "--set", "data.synthetic_samples=40", "--set", "standalone.steps_per_epoch=2",
+              "--epochs", "1"]
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("search") / "run"
@@ -45,8 +51,63 @@ def test_search_writes_the_promised_files(run_dir, capsys):
 
 
 def test_existing_run_needs_resume(run_dir, capsys):
-    with pytest.raises(SystemExit, match="pass --resume"):
-        main(["search", *TINY, "--out", str(run_dir)])
+    assert main(["search", *TINY, "--out", str(run_dir)]) == 2
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+
+
+def test_resume_refuses_settings_that_differ_from_the_saved_config(run_dir, capsys):
+    """--resume continues with the run's config.yaml: a flag that changes what it
+    computes is an error naming the field, not a silent switch mid-run."""
+    assert main(["search", *TINY, "--out", str(run_dir), "--resume", "--seed", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "seed: saved 0, given 7" in err and "another --out" in err
+    # the saved settings are used without repeating them; device may change
+    assert main(["search", "--out", str(run_dir), "--resume", "--device", "cpu", "--no-progress"]) == 0
+
+
+def test_a_failed_start_does_not_block_the_retry(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", *TINY, "--data", f"folder:{tmp_path / 'nope'}", "--out", str(out)]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["search", *TINY, "--data", f"folder:{tmp_path / 'nope'}", "--out", str(out)]) == 2
+    assert "already holds a run" not in capsys.readouterr().err
+
+
+def test_bad_choices_fail_before_any_training(tmp_path, capsys):
+    argv = ["search", *TINY, "--schedule", "cosine", "--set", "search.method=genetic",
+            "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "landmarks.schedule='cosine'" in err and "search.method='genetic'" in err
+    assert not (tmp_path / "run").exists()
+    assert main(["search", *TINY, "--device", "gpu", "--out", str(tmp_path / "r2")]) == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err
+
+
+def test_runs_without_out_get_their_own_folders(monkeypatch, tmp_path):
+    from depthnas.cli import build_config, build_parser
+    monkeypatch.chdir(tmp_path)
+    cfg = build_config(build_parser().parse_args(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3"]))
+    assert cfg.out.startswith("runs/train-") and len(cfg.out) == len("runs/train-20261128-093000")
+
+
+def test_train_epochs_flag_sets_the_stand_alone_epochs():
+    from depthnas.cli import build_config, build_parser
+    args = build_parser().parse_args(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--preset", "quick",
+                                      "--epochs", "1", "--out", "x"])
+    assert build_config(args).standalone.epochs == 1
+    with pytest.raises(SystemExit):  # search-only flags are not train's
+        build_parser().parse_args(["train", "--arch", "a", "--num-landmarks", "3"])
+
+
+def test_interrupt_says_how_to_resume(monkeypatch, tmp_path, capsys):
+    import depthnas.pipeline
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(depthnas.pipeline, "run", interrupted)
+    assert main(["search", *TINY, "--out", str(tmp_path / "r")]) == 130
+    assert f"--resume (run folder {tmp_path / 'r'})" in capsys.readouterr().err
 
 
 def test_resuming_a_finished_run_retrains_nothing(run_dir, capsys):
@@ -69,7 +130,7 @@ def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
 
 def test_train_one_architecture(tmp_path, capsys):
     out = tmp_path / "one"
-    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TINY, "--out", str(out)]) == 0
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 0
     result = json.loads((out / "result.json").read_text())
     assert result["arch"] == "v1-sync:c3,skip,none,c1,ap" and result["val_loss"] > 0
     assert (out / "model.safetensors").is_file()
@@ -77,7 +138,7 @@ def test_train_one_architecture(tmp_path, capsys):
 
 
 def test_bad_architecture_is_a_clear_error(tmp_path, capsys):
-    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,conv9", *TINY,
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,conv9", *TRAIN_TINY,
                  "--out", str(tmp_path / "x")]) == 2
     assert "unknown edge op 'conv9'" in capsys.readouterr().err
 
@@ -95,7 +156,7 @@ def test_train_reproduces_a_landmarks_standalone_loss(run_dir, tmp_path, capsys)
     results = json.loads((run_dir / "results.json").read_text())["architectures"]
     landmark = next(a for a in results if a["role"] == "landmark")
     out = tmp_path / "again"
-    assert main(["train", "--arch", landmark["arch"], *TINY, "--out", str(out)]) == 0
+    assert main(["train", "--arch", landmark["arch"], *TRAIN_TINY, "--out", str(out)]) == 0
     again = json.loads((out / "result.json").read_text())
     assert again["val_loss"] == pytest.approx(landmark["val_loss"], rel=1e-6)
 
@@ -105,9 +166,11 @@ def test_retraining_a_folder_with_another_recipe_starts_over(tmp_path):
     under the new recipe: it trains afresh, as in an empty folder."""
     arch = "v1-sync:c3,skip,none,c1,ap"
     reused, fresh = tmp_path / "reused", tmp_path / "fresh"
-    assert main(["train", "--arch", arch, *TINY, "--standalone-epochs", "2", "--out", str(reused)]) == 0
-    assert main(["train", "--arch", arch, *TINY, "--out", str(reused), "--resume"]) == 0
-    assert main(["train", "--arch", arch, *TINY, "--out", str(fresh)]) == 0
+    assert main(["train", "--arch", arch, *TRAIN_TINY, "--epochs", "2", "--out", str(reused)]) == 0
+    # a new recipe in a used folder: --resume would refuse it, so the saved config goes
+    (reused / "config.yaml").unlink()
+    assert main(["train", "--arch", arch, *TRAIN_TINY, "--out", str(reused), "--resume"]) == 0
+    assert main(["train", "--arch", arch, *TRAIN_TINY, "--out", str(fresh)]) == 0
     got, want = (json.loads((d / "result.json").read_text()) for d in (reused, fresh))
     assert got["recipe"]["epochs"] == 1 and got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-6)
     assert sorted(p.name for p in (reused / "checkpoints").glob("epoch_*")) == ["epoch_0001"]

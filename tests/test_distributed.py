@@ -20,7 +20,7 @@ from depthnas.models import model_kwargs
 from depthnas.spaces import get_space
 from depthnas.task import make_task
 from depthnas.trainer import Trainer
-from test_cli import TINY
+from test_cli import TINY, TRAIN_TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 # Batch 4: two steps per rank and epoch; all landmark pairs, logged every step.
@@ -121,11 +121,18 @@ def test_ddp_checkpoint_resumes_in_one_process(ddp_run, tmp_path):
     assert trainer.state.epoch == 3 and (tmp_path / "checkpoints" / "epoch_0003").is_dir()
 
 
-def test_train_resumes_under_ddp(tmp_path, capsys):
+def test_train_resumes_under_ddp(tmp_path, capsys, monkeypatch):
     out, arch = tmp_path / "one", "v1-sync:c3,skip,none,c1,ap"
-    assert main(["train", "--arch", arch, *TINY, "--out", str(out)]) == 0  # one process, 1 epoch
-    stdout = torchrun("train", "--arch", arch, *TINY, "--standalone-epochs", "2",
-                      "--out", str(out), "--resume")
+    argv = ["--arch", arch, *TRAIN_TINY, "--epochs", "2", "--out", str(out)]
+    fit = Trainer.fit
+
+    def killed_after_epoch_1(self, *a, **k):
+        fit(self, until_epoch=1)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "fit", killed_after_epoch_1)
+    assert main(["train", *argv]) == 130  # one process, killed after epoch 1 of 2
+    monkeypatch.undo()
+    stdout = torchrun("train", *argv, "--resume")
     assert stdout.count("validation SSI loss") == 1
     result = json.loads((out / "result.json").read_text())
     assert result["ranks"] == 2 and result["recipe"]["epochs"] == 2 and result["val_loss"] > 0
