@@ -94,7 +94,7 @@ def _report(problems: list[str], skip_bad: bool, total: int, where: str) -> None
     listed = "; ".join(problems[:_MAX_LISTED]) + (f"; ... ({len(problems) - _MAX_LISTED} more)"
                                                   if len(problems) > _MAX_LISTED else "")
     if not skip_bad:
-        raise DatasetError(f"{where}: {len(problems)} bad sample(s): {listed} (pass skip_bad=True to skip them)")
+        raise DatasetError(f"{where}: {len(problems)} bad sample(s): {listed} (--skip-bad, or data.skip_bad: true, leaves them out)")
     logger.warning("%s: skipped %d of %d samples with bad input: %s", where, len(problems), total, listed)
 
 

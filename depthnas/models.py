@@ -69,6 +69,9 @@ def resolve_model_file(path: str | Path) -> Path:
         raise FileNotFoundError(f"{path} holds no model.safetensors (nor best/model.safetensors)")
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
+    if path.suffix.lower() == ".onnx":
+        raise ValueError(f"{path} is an ONNX export; this needs the model.safetensors it was "
+                         "exported from (or its run folder)")
     return path
 
 

@@ -148,15 +148,21 @@ class SearchRun:
             import json
             return list(json.loads(path.read_text()))
         lm = self.cfg.landmarks
-        reused = [self.space.from_string(e["arch"])
-                  for e in self.store.matching(self.space.name, store_recipe(self.cfg))]
+        stored = self.store.matching(self.space.name, store_recipe(self.cfg))
+        # at most M: a store grown by earlier runs may hold more than this run asks for
+        reused = [self.space.from_string(e["arch"]) for e in stored][:lm.num]
         tau = lm.tau if lm.tau is not None else default_tau(self.space)
         new = sample_landmarks(self.space, lm.num - len(reused), tau,
                                random.Random(self.cfg.seed), exclude=reused) \
             if lm.num > len(reused) else []
         strings = [self.space.to_string(a) for a in reused + new]
         if reused:
-            self.say(f"reusing {len(reused)} landmark(s) from {self.store.path}")
+            self.say(f"reusing {len(reused)} of {len(stored)} stored landmark(s) from "
+                     f"{self.store.path}")
+        other = sum(e["space"] == self.space.name for e in self.store.entries) - len(stored)
+        if other:
+            self.say(f"{self.store.path} holds {other} {self.space.name} result(s) of another "
+                     "recipe (data, size, model or training differ): not comparable, not reused")
         atomic_write_json(path, strings)
         return strings
 
@@ -249,8 +255,12 @@ class SearchRun:
         for a, rec in self.trained.items():
             rec["supernet_score"] = evaluator.score(a)
             rec["landmark"] = a in landmark_set
-        searched = [(a, r) for a, r in self.trained.items() if r["role"].startswith("top")]
-        best_arch, best = min(searched, key=lambda kv: kv[1]["val_loss"])
+        # The best stand-alone architecture the search produced: a searched top-K or a
+        # landmark (trained for the search too). Ranking samples are left out: they
+        # are there to measure the super-net, and are no product of the search.
+        found = [(a, r) for a, r in self.trained.items()
+                 if r["role"].startswith("top") or r["role"] == "landmark"]
+        best_arch, best = min(found, key=lambda kv: kv[1]["val_loss"])
         held_out = [r for r in self.trained.values() if not r["landmark"]]
         ranking = None
         if len(held_out) >= 2:

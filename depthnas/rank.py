@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import yaml
 from tqdm.auto import tqdm
 
-from depthnas.spaces import ArchitectureError, get_space
+from depthnas.spaces import ArchitectureError, get_space, list_spaces
 
 from . import config as config_mod
 from .checkpoint import Checkpointer
@@ -19,6 +20,17 @@ from .models import model_kwargs
 from .ranking import ranking_report
 from .task import make_task
 from .trainer import resolve_device
+
+
+log = logging.getLogger("depthnas.rank")
+
+
+def _parses(space: Any, text: str) -> bool:
+    try:
+        space.parse(text)
+        return True
+    except ArchitectureError:
+        return False
 
 
 def run_landmarks(run: Path) -> set[str]:
@@ -39,22 +51,32 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     space = get_space(cfg.space)
     truth = load_truth(truth_path)
     landmarks = run_landmarks(run)
-    archs, values, foreign = [], [], 0
+    archs, values, foreign, invalid, skipped = [], [], 0, [], 0
+    others = [get_space(n) for n in list_spaces() if n != space.name]
     for text, value in truth.items():
         try:
             arch = space.parse(text)
-        except ArchitectureError:
-            foreign += 1
+        except ArchitectureError as err:
+            if any(_parses(o, text) for o in others):
+                foreign += 1  # a table may hold several spaces
+            else:
+                invalid.append(f"{text!r} ({err})")
             continue
         if space.to_string(arch) in landmarks:
+            skipped += 1
             continue
         archs.append(arch)
         values.append(value)
     if limit is not None:
         archs, values = archs[:limit], values[:limit]
+    if invalid:
+        log.warning("%s: %d entr%s of space %s could not be read, left out: %s", truth_path,
+                    len(invalid), "y" if len(invalid) == 1 else "ies", space.name,
+                    "; ".join(invalid[:3]) + (" ..." if len(invalid) > 3 else ""))
     if len(archs) < 2:
-        raise ValueError(f"{truth_path}: fewer than two non-landmark architectures of space "
-                         f"{space.name} ({foreign} entries belong to other spaces)")
+        raise ValueError(f"{truth_path}: fewer than two architectures of space {space.name} to "
+                         f"rank ({len(archs)} usable; {skipped} are the run's landmarks, "
+                         f"{foreign} belong to other spaces, {len(invalid)} could not be read)")
     device = resolve_device(cfg.device)
     supernet = space.build_supernet(**model_kwargs(cfg.model, space)).to(device)
     Checkpointer(run / "checkpoints").load(supernet)

@@ -69,8 +69,16 @@ def load_truth(path: str | Path) -> dict[str, float]:
         if not rows or "arch" not in rows[0]:
             raise ValueError(f"{path}: CSV needs a header with an 'arch' column")
         keys = LOSS_KEYS + ACCURACY_KEYS
-        values = {r["arch"]: _value(r["arch"], {k: float(v) for k, v in r.items() if k in keys and v},
-                                    path, accuracies) for r in rows}
+        values = {}
+        for line, r in enumerate(rows, start=2):
+            if None in r:  # more fields than the header: commas of an unquoted string
+                raise ValueError(f"{path} line {line}: more fields than the header; quote "
+                                 'architecture strings that hold commas ("v1-sync:c3,skip,...")')
+            try:
+                numbers = {k: float(v) for k, v in r.items() if k in keys and v}
+            except ValueError as err:
+                raise ValueError(f"{path} line {line}: {err}") from None
+            values[r["arch"]] = _value(r["arch"], numbers, path, accuracies)
         _check_percent(accuracies, path)
         return {k: v for k, v in values.items() if v is not None}
     try:
@@ -82,6 +90,10 @@ def load_truth(path: str | Path) -> dict[str, float]:
     if isinstance(data, dict) and "entries" in data:
         data = data["entries"]
     if isinstance(data, list):
+        if not all(isinstance(e, dict) and "arch" in e for e in data):
+            raise ValueError(f"{path}: a list table needs objects with an 'arch' key (the "
+                             "architecture string) and a loss under one of "
+                             f"{LOSS_KEYS} or an accuracy")
         values = {e["arch"]: _value(e["arch"], e, path, accuracies) for e in data}
     elif isinstance(data, dict):
         values = {k: _value(k, v, path, accuracies) for k, v in data.items()}

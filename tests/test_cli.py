@@ -128,6 +128,18 @@ def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
     assert report["n"] == 3
 
 
+def test_rank_says_what_it_left_out(run_dir, tmp_path, capsys):
+    results = json.loads((run_dir / "results.json").read_text())["architectures"]
+    truth = {a["arch"]: a["val_loss"] for a in results if a["landmark"]}
+    truth["v1-sync:c3,c3,c3,c3,c9"] = 0.3        # a typo: not silently "another space"
+    truth["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"] = 0.2
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "truth.json"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "0 usable; 4 are the run's landmarks, 1 belong to other spaces, 1 could not be read" in err
+
+
 def test_train_one_architecture(tmp_path, capsys):
     out = tmp_path / "one"
     assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 0

@@ -91,6 +91,11 @@ def test_model_files_whose_metadata_lies_are_named(model_file: Path, tmp_path: P
             load_model(bad)
 
 
+def test_an_onnx_file_where_weights_are_needed_is_explained(onnx_file: Path, capsys) -> None:
+    assert main(["evaluate", "--checkpoint", str(onnx_file), "--data", "synthetic"]) == 2
+    assert f"{onnx_file} is an ONNX export" in capsys.readouterr().err
+
+
 def test_classification_models_are_refused_by_name(tmp_path: Path, capsys) -> None:
     """An NB201 model outputs class logits: exported or run as a depth map it would
     give a [batch, 10] "inverse_depth" and constant pictures, so the tools say no."""

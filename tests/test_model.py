@@ -123,6 +123,13 @@ class NotWeights:
     """Any non-tensor object in a pickle: loading it must not execute anything."""
 
 
+def test_unreadable_backbone_weights_are_named(tmp_path):
+    bad = tmp_path / "resnet18.safetensors"
+    bad.write_bytes(b"not safetensors at all")
+    with pytest.raises(ValueError, match=f"backbone weights {bad}: cannot load"):
+        create_backbone("resnet18", bad)
+
+
 def test_backbones_whose_levels_start_at_stride_4():
     """ResNets number stride 4 as level 1, ConvNeXt as level 0: both must work."""
     space = get_space("v1-sync")

@@ -60,3 +60,15 @@ def test_truth_tables_hold_finite_losses(tmp_path):
     table.write_text(json.dumps({"architectures": {"a": {"mean": None, "seeds": [None, None]},
                                                    "b": {"mean": 0.2, "seeds": [0.2, 0.2]}}}))
     assert load_truth(table) == {"b": 0.2}
+
+
+def test_truth_table_mistakes_are_explained(tmp_path):
+    from depthnas.truth import load_truth
+    unquoted = tmp_path / "t.csv"
+    unquoted.write_text("arch,loss\nv1-sync:c3,skip,none,c1,ap,0.2\n")
+    with pytest.raises(ValueError, match=r"t.csv line 2: .*quote architecture strings"):
+        load_truth(unquoted)
+    keyless = tmp_path / "t.json"
+    keyless.write_text('[{"architecture": "v1-sync:c3,skip,none,c1,ap", "loss": 0.1}]')
+    with pytest.raises(ValueError, match="needs objects with an 'arch' key"):
+        load_truth(keyless)

@@ -126,7 +126,14 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
         if path.suffix not in (".safetensors", ".pth", ".pt", ".bin"):
             raise ValueError(f"backbone weights {path}: expected .safetensors or .pth")
         kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
-    backbone = timm.create_model(name, features_only=True, out_indices=_stride_levels(name), **kw)
+    levels = _stride_levels(name)
+    try:
+        backbone = timm.create_model(name, features_only=True, out_indices=levels, **kw)
+    except Exception as err:  # safetensors/torch.load/timm errors alike: name the file
+        if weights is None:
+            raise
+        raise ValueError(f"backbone weights {weights}: cannot load them into {name!r} "
+                         f"({type(err).__name__}: {err})") from err
     strides = tuple(backbone.feature_info.reduction())
     if strides != BACKBONE_STRIDES:
         raise ValueError(f"backbone {name!r} gives feature strides {strides}; "
