@@ -89,7 +89,7 @@ class LandmarkStore:
             yield
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+        with open(self.path.with_name(f".{self.path.name}.lock"), "a") as lock:
             try:
                 import fcntl
                 fcntl.flock(lock, fcntl.LOCK_EX)
