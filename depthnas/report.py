@@ -12,11 +12,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def _records(out: Path, phase: str) -> list[dict[str, Any]]:
+    """Step logs of `phase`; a run too short to log a step falls back to its
+    per-epoch means (train_loss, train_reg, train_lambda)."""
     path = out / "metrics.jsonl"
     if not path.is_file():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("phase") == phase and "loss" in r]
+    rows = [r for r in rows if r.get("phase") == phase]
+    steps = [r for r in rows if "loss" in r]
+    if steps:
+        return steps
+    return [{"step": r["step"], **{k[len("train_"):]: v for k, v in r.items() if k.startswith("train_")}}
+            for r in rows if "train_loss" in r]
 
 
 def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score: str) -> str:

@@ -31,7 +31,8 @@ def run_dir(tmp_path_factory):
 
 def test_search_writes_the_promised_files(run_dir, capsys):
     for name in ("best_arch.json", "config.yaml", "metrics.jsonl", "results.json", "report.md",
-                 "ranking.png", "splits.json", "landmarks.json", "best/model.safetensors"):
+                 "ranking.png", "training.png", "lambda.png", "splits.json", "landmarks.json",
+                 "best/model.safetensors"):
         assert (run_dir / name).is_file(), name
     best = json.loads((run_dir / "best_arch.json").read_text())
     assert best["space"] == "v1-sync" and best["string"].startswith("v1-sync:")
