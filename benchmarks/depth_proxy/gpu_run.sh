@@ -13,7 +13,8 @@
 # Writes to $OUT (default ./out), flat, 7 files: gpu_run.log, build_table.log, table.json,
 # trainings.jsonl, ranking.log, ranking.json, ranking.md. Work files (rendered data,
 # super-net run folders) go to $WORK (default /tmp/depth_proxy_work). Rerunning with the
-# same $WORK resumes the table (trainings.jsonl) instead of starting over.
+# same $WORK resumes the table (trainings.jsonl) instead of starting over; a fresh $WORK
+# starts from the committed benchmarks/depth_proxy/trainings.jsonl (preset gpu).
 #
 # Every setting is an environment variable. A CPU smoke test of this very script:
 #   SKIP_INSTALL=1 PYTHON=.venv/bin/python PRESET=cpu V1=6 V2=2 WORKERS=2 TABLE_BUDGET=40 \
@@ -72,6 +73,13 @@ EOF
 if [ "${PIPESTATUS[0]}" -ne 0 ]; then say "environment check FAILED"; exit 1; fi
 
 # ---- 2. the table --------------------------------------------------------------------------------
+# Continue the committed table: its trainings.jsonl seeds a fresh $WORK (entries of
+# another recipe are ignored by build_table.py, so a changed recipe starts over).
+COMMITTED=benchmarks/depth_proxy/trainings.jsonl
+if [ "$PRESET" = gpu ] && [ ! -f "$WORK/trainings.jsonl" ] && [ -f "$COMMITTED" ]; then
+    cp "$COMMITTED" "$WORK/trainings.jsonl"
+    say "resuming the committed table: $(wc -l < "$COMMITTED") trainings from $COMMITTED"
+fi
 say "build_table.py: V1 $V1, V2 $V2, $WORKERS workers, budget ${TABLE_BUDGET}s + ${TABLE_GRACE}s"
 timeout -k 10 $(( TABLE_BUDGET + TABLE_GRACE + 60 )) \
     $PY benchmarks/depth_proxy/build_table.py --preset "$PRESET" --v1 "$V1" --v2 "$V2" \
