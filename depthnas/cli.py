@@ -43,7 +43,8 @@ TRAIN_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--epochs": ("standalone.epochs", int, "training epochs"),
 }
 # Settings a resumed run may change: where and how fast it runs, not what it computes.
-RESUME_MAY_CHANGE = {"device", "data.num_workers", "supernet.compile", "standalone.compile",
+# (`out` too: the same folder may be named another way, or have moved.)
+RESUME_MAY_CHANGE = {"out", "device", "data.num_workers", "supernet.compile", "standalone.compile",
                      "supernet.channels_last", "standalone.channels_last"}
 
 
@@ -111,8 +112,11 @@ def build_config(args: argparse.Namespace) -> Config:
     from . import distributed
     command = getattr(args, "config_command", "search")
     updates = _updates(args, command)
+    resume = getattr(args, "resume", False)
+    if resume and not args.out:
+        raise config_mod.ConfigError("--resume needs --out: the folder of the run to continue")
     saved = Path(args.out) / "config.yaml" if args.out else None
-    if getattr(args, "resume", False) and saved is not None and saved.is_file():
+    if resume and saved is not None and saved.is_file():
         if args.preset or args.config:
             logging.getLogger("depthnas").info("resuming with %s (--preset/--config not applied)", saved)
         cfg = _resumed(saved, updates)
@@ -124,6 +128,7 @@ def build_config(args: argparse.Namespace) -> Config:
             raise config_mod.ConfigError("under torchrun pass --out: every rank must name the "
                                          "same run folder")
         cfg.out = config_mod.default_out(command)
+    args.resolved_out = cfg.out  # for the Ctrl-C hint
     return config_mod.validate(cfg)
 
 
@@ -211,7 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from . import distributed
     from .data import load_splits
-    from .standalone import train_standalone
+    from .standalone import train_standalone, trained_arch
     from .task import make_task
     cfg = build_config(args)
     text = Path(args.arch).read_text() if _is_file(args.arch) else args.arch
@@ -219,6 +224,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     space = get_space(cfg.space)
     arch = space.parse(text)
     out = Path(cfg.out)
+    trained = trained_arch(out)
+    if args.resume and trained is not None and trained != space.to_string(arch):
+        raise config_mod.ConfigError(f"{out} holds a training of {trained}; --resume continues "
+                                     "it, so --arch must name it (or choose another --out)")
     _join_ranks(cfg)
     fixed_shape_kernels()
     _guard_out(out, args.resume)
@@ -311,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.verbose:
             raise
-        out = getattr(args, "out", None)
-        hint = (f"; continue with the same command and --resume (run folder {out})"
+        out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
+        hint = (f"; continue with: depthnas {args.command} --out {out} --resume"
                 if args.command in ("search", "train") and out else "")
         print(f"\ninterrupted{hint}", file=sys.stderr)
         return 130

@@ -240,9 +240,12 @@ def validate(cfg: Config) -> Config:
                          ("search.iterations", cfg.search.iterations)):
         if value < 1:
             problems.append(f"{where}={value} (expected >= 1)")
-    if cfg.search.parents > cfg.search.population:
-        problems.append(f"search.parents={cfg.search.parents} exceeds search.population="
-                        f"{cfg.search.population}")
+    s = cfg.search
+    if s.parents > s.population:
+        problems.append(f"search.parents={s.parents} exceeds search.population={s.population}")
+    if s.mutations + s.crossovers > s.population:
+        problems.append(f"search.mutations + search.crossovers = {s.mutations + s.crossovers} "
+                        f"exceed search.population={s.population} (new candidates per generation)")
     if not classification:
         from depthnas.datasets.transforms import check_image_size
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import random
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -81,24 +80,6 @@ class LandmarkStore:
             raise ValueError(f"landmark store {self.path} is not valid "
                              f"(expected {{'entries': [...]}}): {err}") from err
 
-    @contextmanager
-    def _exclusive(self):
-        """Runs sharing a store take turns: each re-reads it under a lock and adds to
-        what the others wrote (a plain rewrite would drop their new entries)."""
-        if not self.persist:
-            yield
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(f".{self.path.name}.lock"), "a") as lock:
-            try:
-                import fcntl
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            except ImportError:  # not POSIX: no lock, the merge still narrows the window
-                pass
-            if self.path.is_file():
-                self.entries = self._read()
-            yield
-
     def find(self, arch_string: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
         for e in self.entries:
             if e["arch"] == arch_string and e.get("recipe") == recipe:
@@ -113,17 +94,34 @@ class LandmarkStore:
         entry = {"arch": arch_string, "space": space, "val_loss": float(val_loss),
                  "recipe": recipe, "date": _dt.datetime.now().isoformat(timespec="seconds"),
                  **extra}
-        with self._exclusive():
-            self.entries = [e for e in self.entries
-                            if not (e["arch"] == arch_string and e.get("recipe") == recipe)]
-            self.entries.append(entry)
-            self.save()
+        self.entries = [e for e in self.entries
+                        if not (e["arch"] == arch_string and e.get("recipe") == recipe)]
+        self.entries.append(entry)
+        self.save()
         return entry
 
     def save(self) -> None:
+        """Write this run's entries plus what other runs sharing the file added since
+        it was read: runs take turns under a lock and merge, where a plain rewrite
+        would drop the others' new entries. The entries in memory stay this run's
+        own (under DDP every rank must hold the same ones)."""
         if not self.persist:
             return
-        atomic_write_json(self.path, {"version": 1, "entries": self.entries})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(f".{self.path.name}.lock"), "a") as lock:
+            try:
+                import fcntl
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            except ImportError:  # not POSIX: no lock; the merge still narrows the window
+                pass
+            mine = {_key(e) for e in self.entries}
+            theirs = [e for e in self._read() if _key(e) not in mine]
+            atomic_write_json(self.path, {"version": 1, "entries": theirs + self.entries})
+
+
+def _key(entry: dict[str, Any]) -> tuple[str, str]:
+    import json
+    return entry["arch"], json.dumps(entry.get("recipe"), sort_keys=True)
 
 
 # ---- the regularizer ---------------------------------------------------------------

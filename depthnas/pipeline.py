@@ -247,10 +247,12 @@ class SearchRun:
                 a = space.sample(rank_rng)
             samples.append(a)
         self.standalone(samples, "rank")
-        summary = self.finish(evaluator, landmark_set, time.time() - start) if main else None
+        summary = (self.finish(evaluator, landmark_set, time.time() - start, constraint)
+                   if main else None)
         return dist.broadcast_object(summary)
 
-    def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch], elapsed: float) -> dict[str, Any]:
+    def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch], elapsed: float,
+               constraint: Callable[[Arch], bool] | None = None) -> dict[str, Any]:
         space, cfg = self.space, self.cfg
         for a, rec in self.trained.items():
             rec["supernet_score"] = evaluator.score(a)
@@ -258,8 +260,11 @@ class SearchRun:
         # The best stand-alone architecture the search produced: a searched top-K or a
         # landmark (trained for the search too). Ranking samples are left out: they
         # are there to measure the super-net, and are no product of the search.
+        # Landmarks are drawn without the budget (--max-params, latency): they count
+        # only when they keep it.
         found = [(a, r) for a, r in self.trained.items()
-                 if r["role"].startswith("top") or r["role"] == "landmark"]
+                 if r["role"].startswith("top")
+                 or (r["role"] == "landmark" and (constraint is None or constraint(a)))]
         best_arch, best = min(found, key=lambda kv: kv[1]["val_loss"])
         held_out = [r for r in self.trained.values() if not r["landmark"]]
         ranking = None

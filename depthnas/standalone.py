@@ -65,15 +65,25 @@ def arch_slug(text: str) -> str:
     return slug
 
 
+def trained_arch(out_dir: str | Path) -> str | None:
+    """The architecture a training folder holds (finished or checkpointed), if any."""
+    out_dir = Path(out_dir)
+    if (out_dir / "result.json").is_file():
+        return json.loads((out_dir / "result.json").read_text()).get("arch")
+    latest = Checkpointer(out_dir / "checkpoints").latest()
+    return read_metadata(latest / MODEL_FILE).get("arch") if latest is not None else None
+
+
 def _resumable(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> bool:
     """Resume only a training of this architecture and recipe: a folder reused with
     other settings would otherwise continue (or, with fewer epochs, skip) the old
-    training and report its model under the new recipe."""
+    training and report its model under the new recipe. Checkpoints from before
+    recipes were recorded resume when the architecture matches."""
     latest = Checkpointer(out_dir / "checkpoints").latest()
     if latest is None:
         return True
     meta = read_metadata(latest / MODEL_FILE)
-    return meta.get("arch") == arch_string and meta.get("recipe") == rec
+    return meta.get("arch") == arch_string and meta.get("recipe", rec) == rec
 
 
 def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,

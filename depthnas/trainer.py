@@ -178,8 +178,6 @@ class Trainer:
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-            if regularizer is not None and hasattr(regularizer, "channels_last"):
-                regularizer.channels_last = True  # its batches take the same layout
         if cfg.compile:
             compile_model(self.model)
         self.task, self.cfg, self.train_set = task, cfg, train_set
@@ -203,11 +201,10 @@ class Trainer:
         self.state = TrainState()
         self.checkpoints = Checkpointer(self.out_dir / "checkpoints")
         self._writer = None
-        self._loss = StepLoss(self.model, task, regularizer, cfg.channels_last)
+        self._loss = StepLoss(self.model, task, None, cfg.channels_last)
+        self.regularizer = regularizer
         self.step_loss: nn.Module = self._loss
         if self.distributed:
-            if regularizer is not None and hasattr(regularizer, "shard"):
-                regularizer.shard = (self.rank, self.world)  # a slice of each step's batch
             from torch.nn.parallel import DistributedDataParallel
             # Ops off the sampled path get no gradient: find_unused_parameters. Every
             # rank samples the same path, so the unused sets agree.
@@ -223,6 +220,11 @@ class Trainer:
 
     @regularizer.setter
     def regularizer(self, regularizer: Regularizer | None) -> None:
+        if regularizer is not None:
+            if self.cfg.channels_last and hasattr(regularizer, "channels_last"):
+                regularizer.channels_last = True  # its batches take the model's layout
+            if hasattr(regularizer, "shard"):
+                regularizer.shard = (self.rank, self.world)  # this rank's slice of a batch
         self._loss.regularizer = regularizer
 
     # ---- persistence -------------------------------------------------------------

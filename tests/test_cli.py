@@ -108,7 +108,7 @@ def test_interrupt_says_how_to_resume(monkeypatch, tmp_path, capsys):
         raise KeyboardInterrupt
     monkeypatch.setattr(depthnas.pipeline, "run", interrupted)
     assert main(["search", *TINY, "--out", str(tmp_path / "r")]) == 130
-    assert f"--resume (run folder {tmp_path / 'r'})" in capsys.readouterr().err
+    assert f"depthnas search --out {tmp_path / 'r'} --resume" in capsys.readouterr().err
 
 
 def test_resuming_a_finished_run_retrains_nothing(run_dir, capsys):
@@ -187,3 +187,35 @@ def test_retraining_a_folder_with_another_recipe_starts_over(tmp_path):
     got, want = (json.loads((d / "result.json").read_text()) for d in (reused, fresh))
     assert got["recipe"]["epochs"] == 1 and got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-6)
     assert sorted(p.name for p in (reused / "checkpoints").glob("epoch_*")) == ["epoch_0001"]
+
+
+def test_resume_finds_the_run_however_out_is_spelled(run_dir, monkeypatch, capsys):
+    monkeypatch.chdir(run_dir.parent)
+    assert main(["search", "--out", f"{run_dir.name}/", "--resume", "--no-progress"]) == 0
+    assert main(["search", "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+
+
+def test_train_resume_refuses_another_architecture(tmp_path, capsys):
+    out = tmp_path / "one"
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 0
+    assert main(["train", "--arch", "v1-sync:c1,c1,c1,c1,c1", *TRAIN_TINY, "--out", str(out),
+                 "--resume"]) == 2
+    assert "holds a training of v1-sync:c3,skip,none,c1,ap" in capsys.readouterr().err
+    assert json.loads((out / "result.json").read_text())["arch"] == "v1-sync:c3,skip,none,c1,ap"
+
+
+def test_the_best_architecture_keeps_the_parameter_budget(run_dir, tmp_path):
+    """Landmarks are drawn without the budget; one over it may not be the result."""
+    results = json.loads((run_dir / "results.json").read_text())["architectures"]
+    sizes = sorted(a["params"] for a in results if a["landmark"])
+    budget = sizes[len(sizes) // 2]
+    out = tmp_path / "budget"
+    assert main(["search", *TINY, "--max-params", str(budget), "--out", str(out)]) == 0
+    best = json.loads((out / "best_arch.json").read_text())
+    assert best["params"] <= budget
+
+
+def test_more_new_candidates_than_the_population_is_refused(capsys):
+    assert main(["search", *TINY, "--set", "search.mutations=4"]) == 2
+    assert "exceed search.population=4" in capsys.readouterr().err

@@ -145,3 +145,16 @@ def test_runs_sharing_a_store_keep_each_others_entries(tmp_path):
     second.add("v1-sync:c1,c1,c1,c1,c1", "v1-sync", 0.30, recipe)
     assert {e["arch"] for e in LandmarkStore(path).entries} == {"v1-sync:c3,c3,c3,c3,c3",
                                                                 "v1-sync:c1,c1,c1,c1,c1"}
+
+
+def test_merging_keeps_every_ranks_entries_identical(tmp_path):
+    """Under DDP rank 0 writes the store and the others keep it in memory: an entry
+    another run wrote meanwhile goes to the file, not into one rank's memory only."""
+    path = tmp_path / "store.json"
+    recipe = {"data": "synthetic", "epochs": 2}
+    rank0, rank1 = LandmarkStore(path), LandmarkStore(path, persist=False)
+    LandmarkStore(path).add("v1-sync:c1,c1,c1,c1,c1", "v1-sync", 0.3, recipe)  # another run
+    for store in (rank0, rank1):
+        store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.25, recipe)
+    assert [e["arch"] for e in rank0.entries] == [e["arch"] for e in rank1.entries]
+    assert len(LandmarkStore(path).entries) == 2
