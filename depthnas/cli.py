@@ -232,6 +232,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     fixed_shape_kernels()
     _guard_out(out, args.resume)
     distributed.barrier()
+    if distributed.is_main():
+        print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
     result = train_standalone(cfg, space, arch, load_splits(cfg), out,
                               progress=show_progress(args), distributed=True)
     if distributed.is_main():

@@ -182,7 +182,7 @@ class SearchRun:
         world = dist.world_size()
         self.say(f"space {space.name} ({space.size():,} architectures), data {cfg.data.spec}, "
                  f"device {self.device}" + (f" x {world} ranks" if world > 1 else "") +
-                 f", landmarks {'on' if cfg.landmarks.enabled else 'off'}")
+                 f", landmarks {'on' if cfg.landmarks.enabled else 'off'}; run folder {self.out}")
 
         landmarks: list[tuple[Arch, float]] = []
         if cfg.landmarks.enabled:
