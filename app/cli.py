@@ -46,10 +46,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DepthDemo, launch
     demo = DepthDemo(load_estimator(model, device=resolve_device(args.device)),
                      examples_dir=default_examples_dir())
-    print(f"serving {demo.estimator.info.arch} on http://{args.host}:{args.port} "
+    print(f"starting the demo of {demo.estimator.info.arch} on http://{args.host}:{args.port} "
           "(Ctrl-C stops)")
     try:
         launch(demo, args.host, args.port, block=True)
+    except OSError as err:  # the port is taken, or the host is not this machine's
+        print(f"error: cannot serve on {args.host}:{args.port} ({err}); pass another --port",
+              file=sys.stderr)
+        return 2
     finally:
         demo.close()
     return 0

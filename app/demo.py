@@ -40,11 +40,19 @@ class Limits:
 
 
 def find_latest_run(root: str | Path = "runs") -> Path | None:
-    """The run folder under `root` whose best/model.safetensors is newest, if any."""
+    """The run folder under `root` whose best/model.safetensors (a depth model: runs
+    of the classification spaces are passed over) is newest, if any."""
+    from depthnas.checkpoint import read_metadata
     root = Path(root)
     if not root.is_dir():
         return None
-    models = [p for p in root.rglob("best/model.safetensors") if p.is_file()]
+
+    def depth_model(p: Path) -> bool:
+        try:
+            return read_metadata(p).get("task", "depth") == "depth"
+        except Exception:  # unreadable: the loader will name it if it is chosen
+            return True
+    models = [p for p in root.rglob("best/model.safetensors") if p.is_file() and depth_model(p)]
     if not models:
         return None
     return max(models, key=lambda p: p.stat().st_mtime).parent.parent

@@ -241,6 +241,9 @@ def validate(cfg: Config) -> Config:
         if value < 1:
             problems.append(f"{where}={value} (expected >= 1)")
     s = cfg.search
+    if s.top_k < 0 or (s.top_k == 0 and not cfg.landmarks.enabled):
+        problems.append(f"search.top_k={s.top_k}: without landmarks a search needs top_k >= 1 "
+                        "(the architectures it trains stand-alone and returns)")
     if s.parents > s.population:
         problems.append(f"search.parents={s.parents} exceeds search.population={s.population}")
     if s.mutations + s.crossovers > s.population:

@@ -14,10 +14,12 @@ from .models import model_kwargs
 @torch.no_grad()
 def measure_latency(space: SearchSpace, arch: Arch, cfg: Config, device: torch.device,
                     repeats: int = 5, warmup: int = 2) -> float:
-    """Median milliseconds of one forward pass at the configured image size, batch 1."""
+    """Median milliseconds of one forward pass at the size the model sees, batch 1:
+    the configured image size, or a classification space's fixed input (32x32)."""
     kw = dict(model_kwargs(cfg.model, space), backbone_weights=None)
     model = space.build_fixed(arch, **kw).to(device).eval()
-    x = torch.randn(1, 3, *cfg.data.image_size, device=device)
+    size = getattr(space, "input_size", cfg.data.image_size)
+    x = torch.randn(1, 3, *size, device=device)
     times = []
     for i in range(warmup + repeats):
         if device.type == "cuda":

@@ -106,7 +106,9 @@ class SearchRun:
         for s in strings:  # a benchmark table stands in for training
             if self.store.find(s, rec) is None and s in self.truth:
                 self.store.add(s, self.space.name, self.truth[s], rec,
-                               source=self.cfg.search.truth_table)
+                               source=self.cfg.search.truth_table,
+                               params=path_parameters(self.space, self.space.from_string(s),
+                                                      self.cfg.model))
         todo = [s for s in strings if self.store.find(s, rec) is None]
         owner = {s: r for r in range(world) for s in dist.shard(todo, r, world)}
         mine: dict[str, dict[str, Any]] = {}
@@ -241,7 +243,8 @@ class SearchRun:
 
         rank_rng = random.Random(cfg.seed * 97 + 1)
         samples: list[Arch] = []
-        for _ in range(cfg.search.rank_samples):
+        # (never more than the space has left: a small space could run out)
+        for _ in range(min(cfg.search.rank_samples, space.size() - len(self.trained))):
             a = space.sample(rank_rng)
             while a in self.trained or a in samples:
                 a = space.sample(rank_rng)

@@ -75,6 +75,10 @@ def _curves(out: Path) -> tuple[str | None, str | None]:
     return "training.png", lam_png
 
 
+def _count(n: int | None) -> str:
+    return "unknown" if n is None else f"{n:,}"
+
+
 def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     out = Path(out)
     archs = summary["architectures"]
@@ -85,7 +89,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
              f"- landmark regularization: {'on' if summary['landmarks'] else 'off (plain SPOS)'}",
              f"- wall time: {summary['elapsed_s'] / 60:.1f} min",
              f"- best architecture: `{best['string']}` (stand-alone validation {score} "
-             f"{best['val_loss']:.5f}, {best['params']:,} parameters, found in {best['found_in']})",
+             f"{best['val_loss']:.5f}, {_count(best['params'])} parameters, found in {best['found_in']})",
              ""]
     if ranking:
         lines += ["## Ranking of held-out architectures (landmarks excluded)", "",

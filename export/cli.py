@@ -64,10 +64,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def resolve_device(name: str) -> str:
-    if name == "auto":
-        import torch
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    """`auto`, `cpu`, `cuda`, `cuda:N`; one this machine lacks is a clear ValueError."""
+    from depthnas.trainer import resolve_device as checked
+    return str(checked(name))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -48,6 +48,20 @@ def make_model_file(path: Path, seed: int = 0, arch: str = ARCH) -> Path:
     return path
 
 
+def make_classification_model_file(path: Path) -> Path:
+    """An NB201 model file as a classification search writes it."""
+    import random
+    from depthnas.checkpoint import save_model
+    from depthnas.config import ModelConfig
+    from depthnas.models import model_metadata
+    from depthnas.spaces import get_space
+    space = get_space("nb201")
+    arch = space.sample(random.Random(0))
+    meta = model_metadata(space, arch, ModelConfig(cells_per_stage=1, channels=4), (32, 32),
+                          task="classification")
+    return save_model(path, space.build_fixed(arch, **meta["model"]), meta)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

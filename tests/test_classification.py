@@ -5,6 +5,8 @@ import sys
 
 import numpy as np
 import pytest
+import random
+
 import torch
 
 from depthnas import config as config_mod
@@ -251,3 +253,34 @@ def test_tiny_darts_standalone_training(tmp_path, one_thread, capsys):
     result = json.loads((out / "result.json").read_text())
     assert result["arch"] == genotype and 0.0 <= result["val_loss"] <= 1.0
     assert result["recipe"]["model"] == {"channels": 4, "layers": 3, "num_classes": 10}
+
+
+def test_latency_budget_is_measured_at_the_models_own_input_size(monkeypatch):
+    """NB201 models see 32x32 whatever data.image_size says."""
+    from depthnas.config import Config
+    from depthnas.latency import measure_latency
+    seen = []
+    build = NB201.build_fixed
+
+    def recording(arch, **kw):
+        model = build(arch, **kw)
+        model.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
+        return model
+    monkeypatch.setattr(NB201, "build_fixed", recording)
+    cfg = Config(space="nb201")
+    cfg.model.cells_per_stage, cfg.model.channels = 1, 4
+    cfg.data.image_size = (256, 256)
+    measure_latency(NB201, NB201.sample(random.Random(0)), cfg, torch.device("cpu"),
+                    repeats=1, warmup=0)
+    assert seen == [(1, 3, 32, 32)]
+
+
+def test_report_of_a_truth_table_search_without_parameter_counts(tmp_path):
+    from depthnas.report import write_report
+    best = {"string": "nb201-arch", "val_loss": 0.1, "params": None, "found_in": "top-1"}
+    summary = {"space": "nb201", "landmarks": True, "elapsed_s": 1.0, "best": best, "ranking": None,
+               "score_name": "error rate",
+               "architectures": [{"arch": "a", "val_loss": 0.1, "supernet_score": 0.2, "landmark": False,
+                                  "role": "top-1"}]}
+    text = write_report(tmp_path, summary).read_text()
+    assert "unknown parameters" in text

@@ -80,6 +80,8 @@ def test_bad_choices_fail_before_any_training(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "landmarks.schedule='cosine'" in err and "search.method='genetic'" in err
+    assert main(["search", *TINY, "--no-landmarks", "--top-k", "0", "--out", str(tmp_path / "r3")]) == 2
+    assert "search.top_k=0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
     assert main(["search", *TINY, "--device", "gpu", "--out", str(tmp_path / "r2")]) == 2
     assert "unknown device 'gpu'" in capsys.readouterr().err

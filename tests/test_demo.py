@@ -77,6 +77,27 @@ def test_newest_run_is_found(tmp_path: Path, make_model) -> None:
     assert find_latest_run(tmp_path / "runs") == new.parent.parent
 
 
+def test_newest_depth_run_is_found_past_a_classification_one(tmp_path: Path, make_model) -> None:
+    from fixtures_models import make_classification_model_file
+    depth = make_model(tmp_path / "runs" / "depth" / "best" / "model.safetensors")
+    os.utime(depth, (1_000_000, 1_000_000))
+    (tmp_path / "runs" / "nb201" / "best").mkdir(parents=True)
+    make_classification_model_file(tmp_path / "runs" / "nb201" / "best" / "model.safetensors")
+    assert find_latest_run(tmp_path / "runs") == depth.parent.parent
+
+
+def test_bad_device_and_busy_port_are_messages(run_dir: Path, capsys) -> None:
+    import socket
+    assert main(["demo", "--model", str(run_dir), "--device", "gpu"]) == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["demo", "--model", str(run_dir), "--port", str(port)]) == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 def test_demo_without_a_run_says_how_to_make_one(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--runs", str(tmp_path / "runs")]) == 2
     assert "make search" in capsys.readouterr().err

@@ -99,16 +99,8 @@ def test_an_onnx_file_where_weights_are_needed_is_explained(onnx_file: Path, cap
 def test_classification_models_are_refused_by_name(tmp_path: Path, capsys) -> None:
     """An NB201 model outputs class logits: exported or run as a depth map it would
     give a [batch, 10] "inverse_depth" and constant pictures, so the tools say no."""
-    import random
-    from depthnas.checkpoint import save_model
-    from depthnas.config import ModelConfig
-    from depthnas.models import model_metadata
-    from depthnas.spaces import get_space
-    space = get_space("nb201")
-    arch = space.sample(random.Random(0))
-    cfg = ModelConfig(cells_per_stage=1, channels=4)
-    meta = model_metadata(space, arch, cfg, (32, 32), task="classification")
-    path = save_model(tmp_path / "nb.safetensors", space.build_fixed(arch, **meta["model"]), meta)
+    from fixtures_models import make_classification_model_file
+    path = make_classification_model_file(tmp_path / "nb.safetensors")
     for argv in (["export", "--checkpoint", str(path), "--out", str(tmp_path / "nb.onnx")],
                  ["predict", "--model", str(path), "--input", str(tmp_path), "--out", str(tmp_path / "p")],
                  ["evaluate", "--checkpoint", str(path), "--data", "synthetic"]):
