@@ -1,12 +1,11 @@
 """Classification data, task, truth tables, the benchmark adapter, and a tiny search."""
 import json
 import pickle
+import random
 import sys
 
 import numpy as np
 import pytest
-import random
-
 import torch
 
 from depthnas import config as config_mod
