@@ -129,7 +129,12 @@ class PairedDepthDataset(Dataset):
         return [r.id for r in self.refs]
 
     def raw(self, i: int) -> RawSample:
-        return self.reader.load(self.refs[i])
+        try:
+            return self.reader.load(self.refs[i])
+        except DatasetError as err:
+            # Content is checked when a sample is first read, mid-run: say the way out.
+            raise DatasetError(f"{err} (--skip-bad checks every sample up front and leaves "
+                               "bad ones out)") from err
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.transform(*self.raw(i))

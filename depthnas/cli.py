@@ -24,7 +24,7 @@ COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--features": ("model.features", int, "decoder channels"),
     "--image-size": ("data.image_size", str, "H,W (multiples of 32) or one number"),
     "--batch-size": ("data.batch_size", int, "batch size"),
-    "--precision": ("", str, "fp32 | bf16 (both super-net and stand-alone)"),
+    "--precision": ("", str, "fp32 | bf16 (autocast)"),
 }
 SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--epochs": ("supernet.epochs", int, "super-net epochs per iteration"),
@@ -65,7 +65,8 @@ def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
                    help="torch.compile the backbone (first steps are slower while it compiles)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted in the log)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any config field, e.g. --set search.population=20")
+                   help="any config field, e.g. --set data.num_workers=4" +
+                        (" --set search.population=20" if command == "search" else ""))
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -116,7 +117,10 @@ def build_config(args: argparse.Namespace) -> Config:
     if resume and not args.out:
         raise config_mod.ConfigError("--resume needs --out: the folder of the run to continue")
     saved = Path(args.out) / "config.yaml" if args.out else None
-    if resume and saved is not None and saved.is_file():
+    if resume and not saved.is_file():
+        raise config_mod.ConfigError(f"nothing to resume in {args.out} (no config.yaml): check "
+                                     "the folder name, or drop --resume to start a run there")
+    if resume:
         if args.preset or args.config:
             logging.getLogger("depthnas").info("resuming with %s (--preset/--config not applied)", saved)
         cfg = _resumed(saved, updates)
@@ -219,7 +223,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .standalone import train_standalone, trained_arch
     from .task import make_task
     cfg = build_config(args)
-    text = Path(args.arch).read_text() if _is_file(args.arch) else args.arch
+    arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
+    if not arch_arg:
+        raise config_mod.ConfigError("--arch is needed" + (
+            f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
+    text = Path(arch_arg).read_text() if _is_file(arch_arg) else arch_arg
     cfg.space = _space_of(text, explicit=args.space, default=cfg.space)
     space = get_space(cfg.space)
     arch = space.parse(text)
@@ -264,15 +272,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("search", help="landmark-regularized architecture search")
+    s = sub.add_parser(
+        "search", help="landmark-regularized architecture search",
+        description="Landmark-regularized architecture search: train landmarks stand-alone, "
+                    "train the super-net with their ranking penalty, search it, train the "
+                    "top-K stand-alone; T times. Example: depthnas search --preset quick")
     add_config_args(s, "search")
-    s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its saved config.yaml (flags that "
+                        "would change it are refused)")
     s.set_defaults(func=cmd_search)
 
-    t = sub.add_parser("train", help="train one architecture stand-alone")
-    t.add_argument("--arch", required=True, help="architecture string, JSON, or a JSON file")
+    t = sub.add_parser(
+        "train", help="train one architecture stand-alone",
+        description="Train one architecture on its own. Example: depthnas train --arch "
+                    "runs/quick-x/best_arch.json --preset quick --epochs 20")
+    t.add_argument("--arch", help="architecture string, JSON, or a JSON file "
+                                  "(with --resume: the folder's own, if left out)")
     add_config_args(t, "train")
-    t.add_argument("--resume", action="store_true", help="continue the training in --out")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the training in --out with its saved config.yaml")
     t.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("spaces", help="list the search spaces and their sizes")

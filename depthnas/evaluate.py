@@ -30,7 +30,8 @@ SPLITS = ("all", "train", "reg", "val")
 
 def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = 256,
                 skip_bad: bool = False, depth_kind: str = "depth",
-                image_size: tuple[int, int] = (384, 384)
+                image_size: tuple[int, int] = (384, 384),
+                val_fraction: float = 0.15, reg_fraction: float = 0.15
                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(id, rgb uint8, target disparity, valid mask) per sample of `split`.
     `image_size` is the rendering size of synthetic scenes; files keep their own."""
@@ -44,7 +45,8 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
     else:
         # "all": no held-out fractions, so every sample lands in one part (a one-image
         # folder is a valid evaluation set).
-        fractions = {"val_fraction": 0.0, "reg_fraction": 0.0} if split == "all" else {}
+        fractions = ({"val_fraction": 0.0, "reg_fraction": 0.0} if split == "all" else
+                     {"val_fraction": val_fraction, "reg_fraction": reg_fraction})
         splits = build_splits(spec, image_size, seed=seed, synthetic_samples=synthetic_samples,
                               augment=False, skip_bad=skip_bad, depth_kind=depth_kind, **fractions)
         parts = {"train": splits.train, "reg": splits.reg, "val": splits.val}
@@ -86,21 +88,47 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
             "samples": acc.count, "depth_cap": depth_cap, "net_size": size, **acc.compute()}
 
 
+def run_config(model_path: str | Path) -> Any:
+    """The config.yaml of the search run or training a model comes from, if any."""
+    from . import config as config_mod
+    p = Path(model_path)
+    for folder in ([p] if p.is_dir() else []) + [p.parent, p.parent.parent]:
+        if (folder / "config.yaml").is_file():
+            return config_mod.load(folder / "config.yaml")
+    return None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .cli import show_progress
-    report = evaluate(args.checkpoint, args.data, split=args.split, depth_cap=args.depth_cap,
-                      net_size=args.net_size, device=args.device, progress=show_progress(args),
-                      seed=args.seed, skip_bad=args.skip_bad, depth_kind=args.depth_kind,
-                      synthetic_samples=args.synthetic_samples)
+    # The run's own data, seed and split fractions by default: re-splitting with other
+    # ones would score samples the model trained on as "val".
+    run = run_config(args.checkpoint)
+    data = args.data or (run.data.spec if run else None)
+    if data is None:
+        raise ValueError(f"--data is needed: {args.checkpoint} has no run config.yaml to take it from")
+    same = run is not None and run.data.spec == data
+    pick = (lambda flag, field, default: flag if flag is not None else
+            (getattr(run.data, field) if same else default))
+    kw = dict(seed=args.seed if args.seed is not None else (run.seed if same else 0),
+              synthetic_samples=pick(args.synthetic_samples, "synthetic_samples", 64),
+              depth_kind=pick(args.depth_kind, "depth_kind", "depth"),
+              skip_bad=args.skip_bad or (same and run.data.skip_bad))
+    if same:
+        kw.update(val_fraction=run.data.val_fraction, reg_fraction=run.data.reg_fraction)
+        if args.split != "all":
+            print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
+    report = evaluate(args.checkpoint, data, split=args.split, depth_cap=args.depth_cap,
+                      net_size=args.net_size, device=args.device, progress=show_progress(args), **kw)
     for k in ("ssi", "absrel", "delta1", "rmse"):
         print(f"{k:8s} {report[k]:.5f}" + ("  (% of pixels off by > 1.25x)" if k == "delta1" else ""))
-    print(f"on {report['samples']} sample(s) of {args.data} [{args.split}]")
+    print(f"on {report['samples']} sample(s) of {data} [{args.split}]")
+    name = "eval" if args.split == "all" else f"eval-{args.split}"
     if args.out:
         out = Path(args.out)
     elif Path(args.checkpoint).is_dir():
-        out = Path(args.checkpoint) / "eval.json"
+        out = Path(args.checkpoint) / f"{name}.json"
     else:
-        out = Path(args.checkpoint).with_suffix(".eval.json")
+        out = Path(args.checkpoint).with_suffix(f".{name}.json")
     atomic_write_json(out, report)
     print(f"wrote {out}")
     return 0
@@ -109,15 +137,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="depth metrics of a trained model on a data set")
     p.add_argument("--checkpoint", required=True, help="model.safetensors, training or search run folder")
-    p.add_argument("--data", required=True, help="synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH")
+    p.add_argument("--data", default=None,
+                   help="synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH "
+                        "(default: the run's own data)")
     p.add_argument("--split", choices=SPLITS, default="all",
                    help="which part of the data (default all; for synthetic: held-out scenes)")
     p.add_argument("--depth-cap", type=float, default=None, help="ignore ground truth beyond this depth (e.g. 10 for NYU)")
     p.add_argument("--net-size", type=int, default=None, help="inference size (default: the training size)")
-    p.add_argument("--depth-kind", choices=("depth", "disparity"), default="depth",
-                   help="what folder: depth files hold")
-    p.add_argument("--seed", type=int, default=0, help="split seed (for --split train/reg/val)")
-    p.add_argument("--synthetic-samples", type=int, default=64, help="synthetic scenes to evaluate")
+    p.add_argument("--depth-kind", choices=("depth", "disparity"), default=None,
+                   help="what folder: depth files hold (default: the run's, else depth)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="split seed for --split train/reg/val (default: the run's, else 0)")
+    p.add_argument("--synthetic-samples", type=int, default=None,
+                   help="synthetic scenes (default: the run's, else 64)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="JSON file (default: beside the model)")

@@ -161,10 +161,16 @@ class SearchRun:
         if reused:
             self.say(f"reusing {len(reused)} of {len(stored)} stored landmark(s) from "
                      f"{self.store.path}")
-        other = sum(e["space"] == self.space.name for e in self.store.entries) - len(stored)
+        recipe = store_recipe(self.cfg)
+        other = [e for e in self.store.entries
+                 if e["space"] == self.space.name and e.get("recipe") != recipe]
         if other:
-            self.say(f"{self.store.path} holds {other} {self.space.name} result(s) of another "
-                     "recipe (data, size, model or training differ): not comparable, not reused")
+            theirs = other[0].get("recipe") or {}
+            diff = [f"{k}: stored {theirs.get(k)!r}, this run {recipe.get(k)!r}"
+                    for k in sorted(set(theirs) | set(recipe)) if theirs.get(k) != recipe.get(k)]
+            self.say(f"{self.store.path} holds {len(other)} {self.space.name} result(s) of another "
+                     f"recipe, not comparable, not reused ({'; '.join(diff[:4])}"
+                     f"{' ...' if len(diff) > 4 else ''})")
         atomic_write_json(path, strings)
         return strings
 

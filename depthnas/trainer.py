@@ -14,6 +14,7 @@ dict, so a checkpoint resumes under DDP or in a single process alike).
 """
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -36,6 +37,7 @@ from .io import append_jsonl
 from .task import Task, move
 
 ArchSampler = Callable[[random.Random], Any]
+log = logging.getLogger("depthnas.trainer")
 
 
 class Regularizer(Protocol):
@@ -190,7 +192,8 @@ class Trainer:
         if len(train_set) < batch_size * self.world:
             raise ValueError(f"training split has {len(train_set)} samples, fewer than "
                              f"the batch size {batch_size}" +
-                             (f" times {self.world} ranks" if self.world > 1 else ""))
+                             (f" times {self.world} ranks" if self.world > 1 else "") +
+                             " (lower --batch-size, or add data)")
         self.steps_per_epoch = (len(train_set) // self.world) // batch_size
         if cfg.steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, cfg.steps_per_epoch)
@@ -251,6 +254,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.state = TrainState(epoch=int(state["epoch"]), step=int(state["step"]))
+        if self.writes:
+            log.info("%s: resuming after epoch %d of %d (step %d) from %s", self.name,
+                     self.state.epoch, self.total_epochs, self.state.step, self.checkpoints.latest())
         return True
 
     # ---- logging -----------------------------------------------------------------

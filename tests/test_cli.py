@@ -177,16 +177,22 @@ def test_train_reproduces_a_landmarks_standalone_loss(run_dir, tmp_path, capsys)
 
 
 def test_retraining_a_folder_with_another_recipe_starts_over(tmp_path):
-    """`--resume` on a folder trained with more epochs must not report the old model
-    under the new recipe: it trains afresh, as in an empty folder."""
-    arch = "v1-sync:c3,skip,none,c1,ap"
+    """A folder trained with more epochs must not report its old model under a new
+    recipe (the CLI refuses such a --resume; the library must not rely on that)."""
+    from depthnas.cli import build_config, build_parser
+    from depthnas.data import load_splits
+    from depthnas.spaces import get_space
+    from depthnas.standalone import train_standalone
+    space = get_space("v1-sync")
+    arch = space.from_string("v1-sync:c3,skip,none,c1,ap")
+
+    def train(out, epochs):
+        cfg = build_config(build_parser().parse_args(
+            ["train", "--arch", "x", *TRAIN_TINY, "--epochs", str(epochs), "--out", str(out)]))
+        return train_standalone(cfg, space, arch, load_splits(cfg), out, progress=False)
     reused, fresh = tmp_path / "reused", tmp_path / "fresh"
-    assert main(["train", "--arch", arch, *TRAIN_TINY, "--epochs", "2", "--out", str(reused)]) == 0
-    # a new recipe in a used folder: --resume would refuse it, so the saved config goes
-    (reused / "config.yaml").unlink()
-    assert main(["train", "--arch", arch, *TRAIN_TINY, "--out", str(reused), "--resume"]) == 0
-    assert main(["train", "--arch", arch, *TRAIN_TINY, "--out", str(fresh)]) == 0
-    got, want = (json.loads((d / "result.json").read_text()) for d in (reused, fresh))
+    train(reused, 2)
+    got, want = train(reused, 1), train(fresh, 1)
     assert got["recipe"]["epochs"] == 1 and got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-6)
     assert sorted(p.name for p in (reused / "checkpoints").glob("epoch_*")) == ["epoch_0001"]
 
@@ -221,3 +227,37 @@ def test_the_best_architecture_keeps_the_parameter_budget(run_dir, tmp_path):
 def test_more_new_candidates_than_the_population_is_refused(capsys):
     assert main(["search", *TINY, "--set", "search.mutations=4"]) == 2
     assert "exceed search.population=4" in capsys.readouterr().err
+
+
+def test_evaluate_a_run_on_its_own_validation_split(run_dir, capsys):
+    """Without --data, evaluate takes the run's data, seed and fractions: its val split
+    is the run's (6 of 40 synthetic scenes), not a re-split that mixes in training data."""
+    splits = json.loads((run_dir / "splits.json").read_text())
+    assert main(["evaluate", "--checkpoint", str(run_dir), "--split", "val", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"on {len(splits['val'])} sample(s) of synthetic [val]" in out
+    assert (run_dir / "eval-val.json").is_file()
+
+
+def test_train_resume_takes_the_architecture_from_its_folder(tmp_path, capsys, monkeypatch):
+    from depthnas.trainer import Trainer
+    out = tmp_path / "t"
+    argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--epochs", "2",
+            "--out", str(out)]
+    fit = Trainer.fit
+
+    def killed(self, *a, **k):
+        fit(self, until_epoch=1)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "fit", killed)
+    assert main(argv) == 130
+    hint = capsys.readouterr().err.strip().splitlines()[-1]
+    monkeypatch.undo()
+    command = hint.split("continue with: depthnas ", 1)[1].split()
+    assert main(command + ["--no-progress"]) == 0  # exactly what it said
+    assert json.loads((out / "result.json").read_text())["arch"] == "v1-sync:c3,skip,none,c1,ap"
+
+
+def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
+    assert main(["search", "--out", str(tmp_path / "typo"), "--resume"]) == 2
+    assert "nothing to resume in" in capsys.readouterr().err
