@@ -54,6 +54,19 @@ class NYUv2SyncReader(Reader):
         return rgb, depth, raw > 0
 
 
+def _scene_names(f, n: int) -> list[str] | None:
+    """The per-frame scene names of the labeled .mat (a MATLAB cell array of strings:
+    HDF5 references to uint16 character arrays), or None if absent or malformed."""
+    if "scenes" not in f:
+        return None
+    try:
+        refs = np.asarray(f["scenes"]).reshape(-1)
+        names = ["".join(map(chr, np.asarray(f[r]).reshape(-1))) for r in refs]
+    except (TypeError, ValueError, KeyError, OSError):
+        return None
+    return names if len(names) == n and all(names) else None
+
+
 class NYUv2MatReader(Reader):
     """The labeled .mat; the HDF5 handle is opened lazily once per process (h5py handles
     must not cross a fork into DataLoader workers)."""
@@ -93,8 +106,12 @@ class NYUv2MatReader(Reader):
             raise DatasetError(f"{self.root}: 'images' {n_img} and 'depths' {n_dep} do not match "
                                "([N,3,W,H] and [N,W,H] expected)")
         name = self.root.name
+        scenes = _scene_names(f, n_img[0])
+        # Frames of one room are near-duplicates: split by scene when the file says
+        # which (the labeled .mat's `scenes`), so no room is in train and val at once.
+        groups = scenes or [f"{name}#{i:05d}" for i in range(n_img[0])]
         refs = [SampleRef(id=f"{name}#{i:05d}", image=str(self.root), depth=f"{self.root}#depths[{i}]",
-                          group=f"{name}#{i:05d}", index=i) for i in range(n_img[0])]
+                          group=groups[i], index=i) for i in range(n_img[0])]
         return refs, []
 
     def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -81,12 +81,17 @@ def make_nyu_sync(root: Path, scenes: int = 6, frames: int = 3) -> Path:
     return root
 
 
-def make_nyu_mat(path: Path, n: int = 6, h: int = H, w: int = W) -> tuple[np.ndarray, np.ndarray]:
+def make_nyu_mat(path: Path, n: int = 6, h: int = H, w: int = W,
+                 scenes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     rgbs = np.stack([_rgb(i, h, w) for i in range(n)])
     depths = np.stack([_depth_m(i, h, w) for i in range(n)])
     with h5py.File(path, "w") as f:  # MATLAB v7.3 layout as h5py sees it: transposed
         f.create_dataset("images", data=rgbs.transpose(0, 3, 2, 1))  # [N,3,W,H]
         f.create_dataset("depths", data=depths.transpose(0, 2, 1).astype(np.float64))  # [N,W,H]
+        if scenes is not None:  # a cell array of strings: references to uint16 char arrays
+            chars = [f.create_dataset(f"#refs#/s{i}", data=np.array([[ord(c)] for c in s], np.uint16))
+                     for i, s in enumerate(scenes)]
+            f.create_dataset("scenes", data=np.array([[c.ref for c in chars]], dtype=h5py.ref_dtype))
     return rgbs, depths
 
 
@@ -213,6 +218,20 @@ def test_nyu_labeled_mat_transposed_layout(tmp_path):
     check_items(splits)
     check_disjoint(splits, 6)
     assert splits.manifest()["val"][0].startswith("nyu_depth_v2_labeled.mat#")
+
+
+def test_nyu_mat_splits_by_scene(tmp_path):
+    """Frames of one room never land in both train and val."""
+    scenes = [f"kitchen_{i // 3:04d}" for i in range(30)]  # 10 rooms, 3 frames each
+    path = tmp_path / "nyu_depth_v2_labeled.mat"
+    make_nyu_mat(path, n=30, scenes=scenes)
+    refs, _ = NYUv2MatReader(path).index()
+    assert [r.group for r in refs] == scenes
+    splits = build_splits(f"nyuv2:{path}", SIZE, seed=0)
+    m = splits.manifest()
+    room = {f"{path.name}#{i:05d}": s for i, s in enumerate(scenes)}
+    parts = {k: {room[i] for i in m[k]} for k in ("train", "reg", "val")}
+    assert not (parts["train"] & parts["val"] or parts["train"] & parts["reg"] or parts["reg"] & parts["val"])
 
 
 def test_nyu_mat_works_in_dataloader_workers(tmp_path):
