@@ -41,13 +41,7 @@ def main() -> None:
         net = space.build_supernet(backbone=args.backbone, features=args.features)
     rng = random.Random(args.seed)
 
-    def live():
-        while True:
-            a = space.sample(rng)
-            if not space.has_dead_cell(a):
-                return a
-
-    path, l1, l2 = live(), live(), live()
+    path, l1, l2 = space.sample_live(rng), space.sample_live(rng), space.sample_live(rng)
     shape = (args.batch_size, 3, args.image_size, args.image_size)
     x, xr = torch.randn(shape, device="meta"), torch.randn(shape, device="meta")
     net.train()
@@ -79,7 +73,7 @@ def main() -> None:
         feats = net.encode(x)
         ratios = []
         for _ in range(args.candidates):
-            a = live()
+            a = space.sample_live(rng)
             dec = tflop(lambda: net.decode(feats, a))
             # what PathEvaluator runs: no head, and each forward after the first
             # stops at the path's last BN layer

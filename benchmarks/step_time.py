@@ -216,15 +216,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     space = get_space(args.space)
     rng = random.Random(args.seed)
 
-    def sample_live():
-        while True:
-            a = space.sample(rng)
-            if not space.has_dead_cell(a):
-                return a
-
-    path = sample_live()
-    landmark_pair = [sample_live(), sample_live()]
-    candidates = [sample_live() for _ in range(args.candidates)]
+    path = space.sample_live(rng)
+    landmark_pair = [space.sample_live(rng), space.sample_live(rng)]
+    candidates = [space.sample_live(rng) for _ in range(args.candidates)]
     model_kw = dict(backbone=args.backbone, features=args.features)
     task = DepthTask("ssi")
     cfg = TrainConfig(lr=0.0, backbone_lr=0.0, precision=args.precision,

@@ -42,11 +42,7 @@ def test_shared_encoder_penalty_equals_separate_passes_loss_and_gradients():
     torch.manual_seed(0)
     net = space.build_supernet(**TINY_MODEL).double().train()
     rng = random.Random(3)
-    archs = []
-    while len(archs) < 3:
-        a = space.sample(rng)
-        if not space.has_dead_cell(a):
-            archs.append(a)
+    archs = [space.sample_live(rng) for _ in range(3)]
     data = BlobDepth(8, size=32, seed=2)
     batch = as_double(default_collate([data[i] for i in range(4)]))
     with torch.no_grad():

@@ -15,6 +15,7 @@ train and score badly. `is_dead_cell` lets benchmarks exclude them.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,6 +202,14 @@ class DepthSpace(SearchSpace):
 
     def has_dead_cell(self, arch: Arch) -> bool:
         return any(is_dead_cell(b) for b in self.blocks(arch))
+
+    def sample_live(self, rng: random.Random) -> Arch:
+        """A uniform sample among architectures without a dead cell (benchmarks and
+        tests that need every block to compute something)."""
+        while True:
+            a = self.sample(rng)
+            if not self.has_dead_cell(a):
+                return a
 
     def describe(self) -> str:
         up = ", ".join(self.upsample_ops)
