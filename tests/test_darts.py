@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from depthnas.cli import main
-from depthnas.spaces.base import inherit_weights
 from depthnas.spaces import ArchitectureError, get_space
 from depthnas.spaces.darts import Genotype
+from toys import assert_paths_equal_fixed_models
 
 SPACE = get_space("darts")
 KW = dict(channels=4, layers=3)
@@ -109,13 +109,8 @@ def test_supernet_path_equals_fixed_network(train):
     supernet = SPACE.build_supernet(**KW).train(train)
     x = torch.randn(2, 3, 32, 32)
     rng = random.Random(2)
-    for arch in [SPACE.from_string(DARTS_V2)] + [SPACE.sample(rng) for _ in range(2)]:
-        fixed = SPACE.build_fixed(arch, **KW).train(train)
-        state = supernet.state_dict()
-        assert set(fixed.state_dict()) <= set(state)
-        inherit_weights(fixed, supernet)
-        with torch.no_grad():
-            torch.testing.assert_close(supernet(x, arch), fixed(x), rtol=0, atol=0)
+    archs = [SPACE.from_string(DARTS_V2)] + [SPACE.sample(rng) for _ in range(2)]
+    assert_paths_equal_fixed_models(SPACE, supernet, archs, x, KW, train)
 
 
 def test_network_layout_and_published_parameter_count():

@@ -8,8 +8,8 @@ from depthnas.checkpoint import save_model
 from depthnas.config import ModelConfig
 from depthnas.landmarks import default_tau, sample_landmarks
 from depthnas.models import load_model, model_kwargs, model_metadata, path_parameters
-from depthnas.spaces.base import inherit_weights
 from depthnas.spaces import ArchitectureError, get_space
+from toys import assert_paths_equal_fixed_models
 
 SPACE = get_space("nb201")
 KW = dict(channels=8, cells_per_stage=1)
@@ -80,13 +80,8 @@ def test_supernet_path_equals_fixed_network(train):
     supernet.train(train)
     x = torch.randn(4, 3, 32, 32)
     rng = random.Random(1)
-    for arch in [SPACE.from_string(s) for s in BENCH_STRINGS] + [SPACE.sample(rng) for _ in range(4)]:
-        fixed = SPACE.build_fixed(arch, **KW).train(train)
-        state = supernet.state_dict()
-        assert set(fixed.state_dict()) <= set(state)
-        inherit_weights(fixed, supernet)
-        with torch.no_grad():
-            torch.testing.assert_close(supernet(x, arch), fixed(x), rtol=0, atol=0)
+    archs = [SPACE.from_string(s) for s in BENCH_STRINGS] + [SPACE.sample(rng) for _ in range(4)]
+    assert_paths_equal_fixed_models(SPACE, supernet, archs, x, KW, train)
 
 
 def test_macro_network_matches_the_benchmark_parameter_counts():

@@ -24,3 +24,16 @@ class BlobDepth(Dataset):
 
     def __getitem__(self, i):
         return self.items[i]
+
+
+def assert_paths_equal_fixed_models(space, supernet, archs, x, model_kw, train: bool) -> None:
+    """Each architecture's super-net path computes exactly what its fixed model does
+    once the fixed model inherits the super-net's weights (names are a subset)."""
+    from depthnas.spaces.base import inherit_weights
+    state = supernet.state_dict()
+    for arch in archs:
+        fixed = space.build_fixed(arch, **model_kw).train(train)
+        assert set(fixed.state_dict()) <= set(state)
+        inherit_weights(fixed, supernet)
+        with torch.no_grad():
+            torch.testing.assert_close(supernet(x, arch), fixed(x), rtol=0, atol=0)
