@@ -1,10 +1,14 @@
 """ReDWeb V1 (Xian et al., CVPR 2018): ``Imgs/*.jpg`` with ``RDs/*.png`` of the same stem.
 
-Convention: an RD map is 8-bit *relative* depth derived from stereo disparity, so we
-treat it as disparity-like -- larger values are closer -- and use the values directly
-as the disparity target (no inversion).  255 marks invalid pixels (mostly sky), so
-valid values are 0..254; 0 is the farthest valid value, not "unknown".  The per-image
-min-max normalisation downstream makes the 8-bit scale irrelevant.
+Convention: an RD map is 8-bit relative depth: small values are near, large values
+far, and 255 marks invalid pixels (mostly sky).  MiDaS' authors read it as *negative*
+disparity (isl-org/MiDaS#16: ``disp = -rd / 255``, then min-max), and so do we: the
+disparity target is ``254 - rd`` over the valid values 0..254, so 0 (the nearest
+valid value) becomes the largest.  The per-image min-max normalisation downstream
+makes the 8-bit offset and scale irrelevant.  (Reading RD as disparity instead
+would still train under the plain SSI loss, whose least-squares scale may turn
+negative, but the network would learn a depth-like output: "bright = near" in the
+demo would be wrong and the trimmed loss, which fits no sign, would fail.)
 """
 from __future__ import annotations
 
@@ -33,4 +37,5 @@ class ReDWebReader(Reader):
     def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rgb = read_rgb(ref.image)
         rd = read_png(ref.depth)
-        return rgb, rd.astype(np.float32), rd != REDWEB_INVALID
+        valid = rd != REDWEB_INVALID
+        return rgb, (REDWEB_INVALID - 1 - rd.astype(np.float32)), valid

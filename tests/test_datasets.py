@@ -63,7 +63,7 @@ def make_folder(root: Path, n: int = 8, fmt: str = "png") -> Path:
 def make_redweb(root: Path, n: int = 8) -> Path:
     for i in range(n):
         _save_rgb(root / "Imgs" / f"r{i}.jpg", _rgb(i))
-        rd = np.tile(np.linspace(0, 254, W).astype(np.uint8), (H, 1))  # closer to the right
+        rd = np.tile(np.linspace(0, 254, W).astype(np.uint8), (H, 1))  # farther to the right
         rd[:20] = 255  # "sky"
         _save_png(root / "RDs" / f"r{i}.png", rd)
     return root
@@ -159,7 +159,9 @@ def test_folder_mixed_npy_pfm_png_and_disparity_kind(tmp_path):
     np.testing.assert_allclose(disp, _depth_m(1))
 
 
-def test_redweb_convention_larger_is_closer_and_255_invalid(tmp_path):
+def test_redweb_rd_is_negative_disparity_and_255_invalid(tmp_path):
+    # MiDaS reads an RD map as negative disparity (isl-org/MiDaS#16): 0 is the nearest
+    # valid value, 254 the farthest, 255 invalid (sky).
     root = make_redweb(tmp_path / "ReDWeb_V1")
     splits = build_splits(f"redweb:{root}", SIZE, seed=0)
     check_items(splits)
@@ -168,14 +170,15 @@ def test_redweb_convention_larger_is_closer_and_255_invalid(tmp_path):
     refs, _ = reader.index()
     _, disp, valid = reader.load(refs[0])
     assert not valid[:20].any() and valid[20:].all()
-    assert disp[20, -1] > disp[20, 0]  # values are used directly: 254 (right) is closest
+    assert disp[20, 0] > disp[20, -1]  # RD 0 (left) is the nearest: the largest disparity
+    np.testing.assert_allclose(disp[20, 0] - disp[20, -1], 254.0)  # linear in RD, no inversion
     item = splits.val[0]
     # 255 rows stay invalid in the item: 48x64 is resized to 64x64 (MiDaS rounds to multiples
     # of 32), so sky rows 0..19 become 0..26, and the centre crop keeps rows 16..47.
     mask = item["mask"][0]
     assert not bool(mask[:9].any()) and bool(mask[12:].all())
     row = item["target"][0, -1]
-    assert float(row[-1]) > float(row[0])
+    assert float(row[0]) > float(row[-1])
 
 
 def test_nyu_sync_layout_scene_grouped_splits(tmp_path):
