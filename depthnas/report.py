@@ -28,8 +28,11 @@ def _records(out: Path, phase: str) -> list[dict[str, Any]]:
 
 def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score: str) -> str:
     fig, ax = plt.subplots(figsize=(5, 4))
-    for landmark, colour, label in ((True, "tab:orange", "landmark"), (False, "tab:blue", "held out")):
-        pts = [a for a in archs if a["landmark"] == landmark]
+    groups = (("landmark", "tab:orange", lambda a: a["landmark"]),
+              ("random sample (ranked)", "tab:blue", lambda a: a["role"] == "rank"),
+              ("searched top-K", "tab:green", lambda a: not a["landmark"] and a["role"] != "rank"))
+    for label, colour, member in groups:
+        pts = [a for a in archs if member(a)]
         if pts:
             ax.scatter([a["val_loss"] for a in pts], [a["supernet_score"] for a in pts],
                        c=colour, label=label, s=25)
@@ -37,7 +40,7 @@ def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score
     ax.set_ylabel(f"super-net validation {score}")
     title = "super-net vs stand-alone"
     if ranking:
-        title += f"\nKendall tau {ranking['kendall_tau']:+.3f} on {ranking['n']} held-out archs"
+        title += f"\nKendall tau {ranking['kendall_tau']:+.3f} on {ranking['n']} random archs"
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -92,7 +95,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
              f"{best['val_loss']:.5f}, {_count(best['params'])} parameters, found in {best['found_in']})",
              ""]
     if ranking:
-        lines += ["## Ranking of held-out architectures (landmarks excluded)", "",
+        lines += ["## Ranking of the random sample (`search.rank_samples`; no landmark, no searched top-K)", "",
                   "| n | Kendall tau | sparse Kendall tau (threshold) | Spearman rho | best predicted, percentile |",
                   "|---|---|---|---|---|",
                   f"| {ranking['n']} | {ranking['kendall_tau']:+.3f} | "
