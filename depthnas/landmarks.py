@@ -200,7 +200,10 @@ class LandmarkRegularizer:
     def set_landmarks(self, landmarks: Sequence[tuple[Arch, float]]) -> None:
         """Landmarks sorted best (lowest stand-alone loss) first."""
         self.landmarks = sorted(landmarks, key=lambda p: p[1])
-        self.pairs = all_pairs(len(self.landmarks))
+        # Only pairs where i is strictly better than j: landmarks of equal stand-alone
+        # loss (frequent in coarse truth tables) have no order to enforce.
+        losses = [loss for _, loss in self.landmarks]
+        self.pairs = [(i, j) for i, j in all_pairs(len(losses)) if losses[i] < losses[j]]
 
     def lam(self, step: int, total_steps: int) -> float:
         progress = step / max(total_steps - 1, 1)
@@ -254,7 +257,7 @@ class LandmarkRegularizer:
 
     def __call__(self, model: nn.Module, step: int, total_steps: int):
         lam = self.lam(step, total_steps)
-        if lam == 0.0 or len(self.landmarks) < 2:
+        if lam == 0.0 or not self.pairs:
             return None, {"lambda": lam}
         pairs = self.draw_pairs(random.Random(self.seed * 104_729 + step))
         r, violated = self.penalty(model, self.batch(step), pairs)

@@ -110,6 +110,17 @@ def test_pairs_are_drawn_uniformly(toy):
     assert max(counts.values()) / min(counts.values()) < 1.25  # ~1000 each
 
 
+def test_landmarks_of_equal_loss_form_no_pair(toy):
+    """R sums over pairs where i is better than j: a tie has no order to enforce."""
+    space, net, archs = toy
+    reg = make_regularizer([(archs[0], 0.1), (archs[1], 0.1), (archs[2], 0.3)])
+    assert sorted(reg.pairs) == [(0, 2), (1, 2)]
+    all_tied = make_regularizer([(a, 0.1) for a in archs])
+    assert all_tied.pairs == []
+    term, logs = all_tied(net, 99, 100)  # lambda is at its maximum, yet nothing to rank
+    assert term is None and logs["lambda"] == 10.0
+
+
 def test_lambda_follows_the_schedule_and_is_zero_in_warmup(toy):
     space, net, archs = toy
     reg = LandmarkRegularizer([(a, float(i)) for i, a in enumerate(archs)], BlobDepth(8), DepthTask(),
