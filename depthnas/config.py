@@ -68,7 +68,7 @@ class LandmarkConfig:
     lambda_max: float = 10.0
     schedule: str = "cosine-increasing"      # constant | cosine-increasing | cosine-decreasing | step
     warmup_epochs: float = 0.0               # lambda = 0 before this
-    ramp_epochs: float = 0.0                 # linear ramp for constant / decreasing schedules
+    ramp_epochs: float = 0.0                 # linear ramp before constant / decreasing / step (paper preset: 10)
     store: str | None = None                 # landmark store JSON to reuse and extend
 
 
@@ -129,7 +129,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"image_size": [384, 384], "batch_size": 8},
         "supernet": {"epochs": 100, "precision": "bf16", "channels_last": True},
         "standalone": {"epochs": 60, "precision": "bf16", "channels_last": True},
-        "landmarks": {"num": 10, "pairs": 1, "lambda_max": 10.0},
+        # ramp_epochs acts only when another schedule than the increasing cosine is chosen
+        "landmarks": {"num": 10, "pairs": 1, "lambda_max": 10.0, "ramp_epochs": 10.0},
         "search": {"iterations": 3, "top_k": 3, "rank_samples": 20},
     },
 }

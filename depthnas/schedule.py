@@ -12,7 +12,8 @@ def landmark_lambda(progress: float, lambda_max: float, schedule: str = "cosine-
 
     warmup: fraction of training with lambda = 0 (the paper's t_w).
     ramp: fraction after warm-up over which constant / decreasing / step schedules
-    rise linearly from 0 (the paper's 10-epoch ramp), avoiding an abrupt jump.
+    rise linearly from 0 to lambda_max (the paper's 10-epoch ramp, avoiding an abrupt
+    jump); the schedule itself starts after the ramp, from its own beginning.
     cosine-increasing goes 0 -> lambda_max and reaches lambda_max exactly at
     progress = 1 (the paper's pick; the authors' code never reached the maximum).
     """
@@ -28,10 +29,12 @@ def landmark_lambda(progress: float, lambda_max: float, schedule: str = "cosine-
     if schedule == "cosine-increasing":
         return lambda_max * 0.5 * (1.0 - math.cos(math.pi * s))
     ramp_s = ramp / (1.0 - warmup) if ramp > 0 else 0.0
-    gain = min(1.0, s / ramp_s) if ramp_s > 0 else 1.0
+    if s < ramp_s:
+        return lambda_max * s / ramp_s
+    s = (s - ramp_s) / (1.0 - ramp_s) if ramp_s < 1.0 else 1.0
     if schedule == "constant":
-        return lambda_max * gain
+        return lambda_max
     if schedule == "cosine-decreasing":
-        return lambda_max * gain * 0.5 * (1.0 + math.cos(math.pi * s))
-    # step: full weight for the first half of regularised training, a tenth after
-    return lambda_max * gain * (1.0 if s < 0.5 else 0.1)
+        return lambda_max * 0.5 * (1.0 + math.cos(math.pi * s))
+    # step: full weight for the first half of the schedule, a tenth after
+    return lambda_max * (1.0 if s < 0.5 else 0.1)

@@ -42,8 +42,13 @@ def test_linear_ramp_for_constant_and_decreasing():
     ramped = curve("constant", ramp=0.1)
     assert ramped[0] == 0.0 and ramped[50] == pytest.approx(LAMBDA_MAX / 2)
     assert ramped[100] == pytest.approx(LAMBDA_MAX) and ramped[-1] == LAMBDA_MAX
+    # the ramp comes before the schedule: the decreasing cosine starts from lambda_max
     dec = curve("cosine-decreasing", ramp=0.1)
-    assert dec[0] == 0.0 and max(dec) > 0.9 * LAMBDA_MAX
+    assert dec[0] == 0.0 and dec[100] == pytest.approx(LAMBDA_MAX) and max(dec) == dec[100]
+    assert dec[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(dec[100:], dec[101:]))
+    step = curve("step", ramp=0.1)
+    assert step[100] == LAMBDA_MAX and step[549] == LAMBDA_MAX and step[551] == LAMBDA_MAX / 10
 
 
 def test_unknown_schedule():
