@@ -98,6 +98,9 @@ def run_config(model_path: str | Path) -> Any:
     return None
 
 
+NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .cli import show_progress
     # The run's own data, seed and split fractions by default: re-splitting with other
@@ -117,7 +120,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         kw.update(val_fraction=run.data.val_fraction, reg_fraction=run.data.reg_fraction)
         if args.split != "all":
             print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
-    report = evaluate(args.checkpoint, data, split=args.split, depth_cap=args.depth_cap,
+    depth_cap = args.depth_cap
+    if depth_cap is None and data.split(":", 1)[0] == "nyuv2":
+        depth_cap = NYU_DEPTH_CAP
+        print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
+              "(--depth-cap 0 for none)")
+    elif depth_cap is not None and depth_cap <= 0:
+        depth_cap = None
+    report = evaluate(args.checkpoint, data, split=args.split, depth_cap=depth_cap,
                       net_size=args.net_size, device=args.device, progress=show_progress(args), **kw)
     for k in ("ssi", "absrel", "delta1", "rmse"):
         print(f"{k:8s} {report[k]:.5f}" + ("  (% of pixels off by > 1.25x)" if k == "delta1" else ""))
@@ -142,7 +152,9 @@ def register(sub: Any) -> None:
                         "(default: the run's own data)")
     p.add_argument("--split", choices=SPLITS, default="all",
                    help="which part of the data (default all; for synthetic: held-out scenes)")
-    p.add_argument("--depth-cap", type=float, default=None, help="ignore ground truth beyond this depth (e.g. 10 for NYU)")
+    p.add_argument("--depth-cap", type=float, default=None,
+                   help=f"ignore ground truth beyond this depth in metres (default: {NYU_DEPTH_CAP:g} for "
+                        "nyuv2:, none otherwise; 0 = none)")
     p.add_argument("--net-size", type=int, default=None, help="inference size (default: the training size)")
     p.add_argument("--depth-kind", choices=("depth", "disparity"), default=None,
                    help="what folder: depth files hold (default: the run's, else depth)")

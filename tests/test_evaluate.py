@@ -104,3 +104,17 @@ def test_synthetic_all_means_held_out_scenes_at_the_training_size():
     assert all(rgb.shape == (32, 64, 3) and disp.shape == (32, 64) for _, rgb, disp, _ in got)
     train = list(raw_samples("synthetic", "train", synthetic_samples=10, image_size=(32, 64)))
     assert train[0][0] == "synthetic:0:0"  # the training scenes, when asked for
+
+
+def test_nyuv2_is_capped_at_10_m_by_default(tmp_path, model, capsys):
+    """The standard NYUv2 evaluation ignores ground truth beyond 10 m."""
+    from test_datasets import make_nyu_sync
+    root = make_nyu_sync(tmp_path / "nyu", scenes=2, frames=1)
+    capped, uncapped = tmp_path / "capped.json", tmp_path / "uncapped.json"
+    assert main(["evaluate", "--checkpoint", str(model), "--data", f"nyuv2:{root}",
+                 "--out", str(capped), "--no-progress"]) == 0
+    assert "capped at 10 m" in capsys.readouterr().out
+    assert json.loads(capped.read_text())["depth_cap"] == 10.0
+    assert main(["evaluate", "--checkpoint", str(model), "--data", f"nyuv2:{root}",
+                 "--depth-cap", "0", "--out", str(uncapped), "--no-progress"]) == 0
+    assert json.loads(uncapped.read_text())["depth_cap"] is None
