@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run", required=True, help="search run directory")
     r.add_argument("--truth", required=True, help="JSON/CSV table: architecture -> stand-alone loss")
     r.add_argument("--threshold", type=float, default=None, help="sparse Kendall tau bin width")
-    r.add_argument("--limit", type=int, default=None, help="score at most this many architectures")
+    r.add_argument("--limit", type=int, default=None, help="score a random sample of at most this many architectures (seeded by the run's seed)")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_rank)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,11 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
             continue
         archs.append(arch)
         values.append(value)
-    if limit is not None:
-        archs, values = archs[:limit], values[:limit]
+    if limit is not None and limit < len(archs):
+        # a seeded random sample, as Kendall tau asks; the table's first rows may be
+        # ordered (by loss, by space) and would bias it
+        keep = sorted(random.Random(cfg.seed).sample(range(len(archs)), limit))
+        archs, values = [archs[i] for i in keep], [values[i] for i in keep]
     if invalid:
         log.warning("%s: %d entr%s of space %s could not be read, left out: %s", truth_path,
                     len(invalid), "y" if len(invalid) == 1 else "ies", space.name,
@@ -88,7 +92,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
                               precision=cfg.supernet.precision, seed=cfg.seed)
     scores = [evaluator.score(a) for a in tqdm(archs, desc="scoring", disable=not progress)]
     report = ranking_report(values, scores, threshold)
-    report["landmarks_excluded"] = sum(1 for t in truth if t in landmarks)
+    report["landmarks_excluded"] = skipped
     atomic_write_json(run / "rank.json", {**report, "truth": str(truth_path),
                                           "scores": {space.to_string(a): s
                                                      for a, s in zip(archs, scores)}})
