@@ -47,6 +47,11 @@ def test_search_writes_the_promised_files(run_dir, capsys):
     # Kendall tau on the random sample alone, as in the paper: neither the landmarks nor
     # the super-net's own top-K picks, so SPOS and SPOS + landmarks rank the same set
     assert results["ranking"]["n"] == 2
+    # the answer is the best stand-alone loss among the search's candidates (not the
+    # ranking samples, which only measure the super-net)
+    found = [a for a in results["architectures"] if a["role"] != "rank"]
+    winner = min(found, key=lambda a: a["val_loss"])
+    assert best["string"] == winner["arch"] and best["val_loss"] == winner["val_loss"]
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert cfg["landmarks"]["num"] == 3 and cfg["data"]["image_size"] == [64, 64]
     store = json.loads((run_dir / "landmarks.json").read_text())["entries"]
@@ -131,6 +136,18 @@ def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
     assert "kendall_tau" in out and "landmarks_excluded   4" in out
     report = json.loads((run_dir / "rank.json").read_text())
     assert report["n"] == 3
+    # truth first, super-net scores second: S-KdT bins the truth, with 1% of its range
+    from depthnas.ranking import ranking_report
+    used = [truth[a] for a in report["scores"]]
+    expected = ranking_report(used, list(report["scores"].values()))
+    for k in ("kendall_tau", "sparse_kendall_tau", "spearman_rho", "top_percentile", "sparse_threshold"):
+        assert report[k] == pytest.approx(expected[k], nan_ok=True), k
+    assert report["sparse_threshold"] == pytest.approx((max(used) - min(used)) / 100)
+    assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "truth.json"),
+                 "--limit", "2", "--threshold", "0.05", "--no-progress"]) == 0
+    sample = json.loads((run_dir / "rank.json").read_text())
+    assert sample["n"] == 2 and set(sample["scores"]) < set(report["scores"])
+    assert sample["sparse_threshold"] == 0.05
 
 
 def test_rank_says_what_it_left_out(run_dir, tmp_path, capsys):
@@ -258,8 +275,29 @@ def test_train_resume_takes_the_architecture_from_its_folder(tmp_path, capsys, m
     command = hint.split("continue with: depthnas ", 1)[1].split()
     assert main(command + ["--no-progress"]) == 0  # exactly what it said
     assert json.loads((out / "result.json").read_text())["arch"] == "v1-sync:c3,skip,none,c1,ap"
+    from test_trainer import epochs_trained
+    assert epochs_trained(out) == [1, 2]  # continued with epoch 2, did not start over
 
 
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "typo"), "--resume"]) == 2
     assert "nothing to resume in" in capsys.readouterr().err
+
+
+def test_the_landmark_penalty_reads_the_split_disjoint_from_training(tmp_path, monkeypatch):
+    """L(a_i), L(a_j) are taken on the reg split, never on batches that train L_s."""
+    from depthnas import pipeline
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(self, landmarks, reg_set, *a, **k):
+        seen["ids"] = list(reg_set.ids())
+        raise Stop
+    monkeypatch.setattr(pipeline.LandmarkRegularizer, "__init__", spy)
+    out = tmp_path / "run"
+    with pytest.raises(Stop):
+        main(["search", *TINY, "--out", str(out)])
+    splits = json.loads((out / "splits.json").read_text())
+    assert seen["ids"] == splits["reg"] and not set(seen["ids"]) & set(splits["train"])

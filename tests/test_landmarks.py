@@ -129,8 +129,16 @@ def test_lambda_follows_the_schedule_and_is_zero_in_warmup(toy):
     term, logs = reg(net, 0, 100)
     assert term is None and logs["lambda"] == 0.0
     assert reg.lam(99, 100) == 10.0  # lambda_max at the last step
+    assert reg.lam(20, 100) == 0.0  # still inside the 1-of-4-epoch warm-up
+    # then the increasing cosine over the remaining 3/4: at progress 60/99, s = 0.4747
+    assert reg.lam(60, 100) == pytest.approx(4.6038, abs=1e-4)
     term, logs = reg(net, 60, 100)
-    assert term is not None and 0 < logs["lambda"] < 10
+    assert term is not None and logs["lambda"] == reg.lam(60, 100)
+    ramped = LandmarkRegularizer([(a, float(i)) for i, a in enumerate(archs)], BlobDepth(8), DepthTask(),
+                                 LandmarkConfig(schedule="constant", ramp_epochs=2), batch_size=4,
+                                 device="cpu", total_epochs=4)
+    assert ramped.lam(25, 101) == pytest.approx(5.0)  # halfway up a 2-of-4-epoch ramp
+    assert ramped.lam(50, 101) == pytest.approx(10.0) and ramped.lam(100, 101) == 10.0
 
 
 def test_stand_alone_recipe_covers_what_changes_the_loss():

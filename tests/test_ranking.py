@@ -25,6 +25,9 @@ def test_sparse_kendall_tau_treats_close_truth_values_as_ties():
     # bins of width 0.01: {0.100, 0.101} and {0.200, 0.201}: the two swapped pairs
     # become ties in the truth, so no pair is discordant; tau-b = 4 / sqrt((6-2) * 6)
     assert sparse_kendall_tau(truth, predicted, threshold=0.01) == pytest.approx(4 / 24 ** 0.5)
+    # floor, not round: 0.104 and 0.106 share the bin [0.10, 0.11) although 0.106 is
+    # nearer 0.11; one tie in the truth leaves tau-b = 2 / sqrt(2 * 3)
+    assert sparse_kendall_tau([0.104, 0.106, 0.3], [2, 1, 3], 0.01) == pytest.approx(2 / 6 ** 0.5)
     with pytest.raises(ValueError, match="threshold must be > 0"):
         sparse_kendall_tau(truth, predicted, 0)
 

@@ -131,6 +131,24 @@ def test_cached_and_full_forward_scores_agree():
     assert not batchnorms([net.head])  # why recalibration may skip the head
 
 
+@pytest.mark.parametrize("cache_features", [True, False])
+def test_a_score_starts_from_recalibrated_decoder_statistics(cache_features):
+    """SPOS fitness: BN statistics of the scored path are re-estimated every time, so
+    whatever the decoder's running statistics held before cannot change a score."""
+    space = get_space("v1-sync")
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL)
+    ev = PathEvaluator(net, TASK, BlobDepth(12, size=32, seed=5), BlobDepth(8, size=32, seed=6),
+                       batch_size=4, calib_batches=3, device="cpu", cache_features=cache_features)
+    arch = space.from_string("v1-sync:c3,c1,skip,c3,ap")
+    first = ev.score(arch)
+    with torch.no_grad():
+        for bn in batchnorms([net.blocks]):
+            bn.running_mean.uniform_(-3.0, 3.0)
+            bn.running_var.uniform_(5.0, 9.0)
+    assert ev.score(arch) == first
+
+
 def test_feature_cache_stays_on_the_gpu_only_while_it_fits_in_half_the_free_memory():
     mib = 2**20
     cuda, cpu = torch.device("cuda"), torch.device("cpu")

@@ -28,6 +28,12 @@ def make_trainer(out, regularized=True):
                    sample_arch=SPACE.sample, regularizer=reg, batch_size=4, progress=False)
 
 
+def epochs_trained(out) -> list[int]:
+    """The epochs a run folder's metrics.jsonl says were trained, in order."""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r["epoch"] for r in records if "epoch_time_s" in r]
+
+
 def test_resume_reaches_the_same_final_weights(tmp_path):
     full = make_trainer(tmp_path / "full")
     full.fit()
@@ -36,6 +42,8 @@ def test_resume_reaches_the_same_final_weights(tmp_path):
     resumed = make_trainer(tmp_path / "killed")
     resumed.fit()                            # a fresh process picks up the checkpoint
     assert resumed.state.epoch == 3 and resumed.state.step == full.state.step
+    # it continued from epoch 3 (a deterministic restart would reach the same weights)
+    assert epochs_trained(tmp_path / "killed") == [1, 2, 3]
     a, b = full.model.state_dict(), resumed.model.state_dict()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
@@ -112,6 +120,7 @@ def _resume_matches(make, tmp_path) -> None:
     make(tmp_path / "killed").fit(until_epoch=1)
     resumed = make(tmp_path / "killed")  # new objects, as in a fresh process
     resumed.fit()
+    assert epochs_trained(tmp_path / "killed") == [1, 2]
     a, b = full.model.state_dict(), resumed.model.state_dict()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
