@@ -10,7 +10,6 @@ the app), not depth quality, so no training is needed.
 """
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Iterator
 
@@ -60,12 +59,6 @@ def make_classification_model_file(path: Path) -> Path:
     meta = model_metadata(space, arch, ModelConfig(cells_per_stage=1, channels=4), (32, 32),
                           task="classification")
     return save_model(path, space.build_fixed(arch, **meta["model"]), meta)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -129,10 +122,11 @@ def demo_server(onnx_file: Path, tmp_path_factory: pytest.TempPathFactory
     from depthnas.export.inference import load_estimator
     examples = tmp_path_factory.mktemp("examples")
     demo = DepthDemo(load_estimator(onnx_file), examples_dir=examples, latency_runs=2)
-    port = free_port()
-    blocks = launch(demo, "127.0.0.1", port, block=False)
+    # port None: gradio binds the first free port from 7860 itself, so no other process
+    # can take a probed port before the server binds it
+    blocks = launch(demo, "127.0.0.1", None, block=False)
     try:
-        yield DemoServer(f"http://127.0.0.1:{port}/", demo, blocks, examples)
+        yield DemoServer(f"http://127.0.0.1:{blocks.server_port}/", demo, blocks, examples)
     finally:
         blocks.close()
         demo.close()
