@@ -137,7 +137,7 @@ class PairedDepthDataset(Dataset):
                                "bad ones out)") from err
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.transform(*self.raw(i))
+        return self.transform(*self.raw(i), index=i)
 
 
 def files_with_suffix(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:

@@ -590,4 +590,4 @@ class SyntheticDepth(Dataset):
         if i < 0:
             i += self.num_samples
         rgb, depth = self.raw(i)
-        return self.transform(rgb, 1.0 / depth, np.ones(depth.shape, bool))
+        return self.transform(rgb, 1.0 / depth, np.ones(depth.shape, bool), index=self.index_offset + i)

@@ -154,11 +154,15 @@ class DepthTransform:
 
     Randomness: albumentations 2 keeps its own generators, seeded once at
     construction, so forked DataLoader workers would all replay the same
-    augmentations.  We therefore (re)seed them lazily from ``torch.initial_seed()``,
-    which PyTorch makes distinct per worker and derives from ``torch.manual_seed``,
-    whenever the process or that seed changes: the trainer seeds every epoch, so an
-    epoch's augmentations depend on (seed, epoch) alone and a resumed run replays
-    them (keyed on the process alone, they depended on all the process did before).
+    augmentations.  The datasets pass each sample's index, and the augmentation of
+    a sample is then a function of (index, the seed torch was last given) alone:
+    the trainer seeds every epoch, so an epoch's crops and flips depend on (seed,
+    epoch, sample) and on nothing the process drew before.  A resumed run replays
+    them, and the search's fixed calibration batches are the same whether or not
+    stand-alone trainings ran earlier in the process.  In a DataLoader worker the
+    seed is the loader's base seed (torch's per-worker seed minus the worker id),
+    so one worker or several give the same items.  Without an index (a direct
+    call) the generators are seeded once per process and seed, then run on.
     """
 
     def __init__(self, image_size: tuple[int, int], augment: bool = False) -> None:
@@ -179,18 +183,26 @@ class DepthTransform:
         else:
             ops.append(A.CenterCrop(height=h, width=w))
         self.pipeline = A.Compose(ops, additional_targets={"disparity": "mask"}, seed=0)
-        self._seeded_by: tuple[int, int] | None = None
+        self._seeded_by: tuple[int, int, int | None] | None = None
 
-    def _ensure_seeded(self) -> None:
-        key = (os.getpid(), torch.initial_seed())
-        if self._seeded_by != key:
-            seed = key[1] % (2**63)
-            self.pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
-            self._seeded_by = key
+    def _seed(self, index: int | None) -> None:
+        if index is None:  # torch's own seed, distinct per worker
+            base = torch.initial_seed() % (2**63)
+            key = (os.getpid(), base, None)
+            if self._seeded_by == key:
+                return  # run on with the generators seeded for this process and seed
+        else:  # the loader's base seed, the same in every worker
+            worker = torch.utils.data.get_worker_info()
+            base = (torch.initial_seed() - (worker.id if worker is not None else 0)) % (2**63)
+            key = (os.getpid(), base, index)
+        seq = np.random.SeedSequence([base] if index is None else [base, int(index)])
+        self.pipeline.set_random_state(np.random.default_rng(seq), random.Random(int(seq.generate_state(1)[0])))
+        self._seeded_by = key
 
-    def __call__(self, rgb: np.ndarray, disparity: np.ndarray, valid: np.ndarray) -> dict[str, torch.Tensor]:
+    def __call__(self, rgb: np.ndarray, disparity: np.ndarray, valid: np.ndarray,
+                 index: int | None = None) -> dict[str, torch.Tensor]:
         if self.augment:
-            self._ensure_seeded()
+            self._seed(index)
         valid = np.asarray(valid, bool)
         disp = np.where(valid, disparity, 0.0).astype(np.float32)  # no NaN/inf reaches the resize
         out = self.pipeline(image=np.ascontiguousarray(rgb), mask=valid.astype(np.uint8), disparity=disp)

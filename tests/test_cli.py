@@ -301,3 +301,37 @@ def test_the_landmark_penalty_reads_the_split_disjoint_from_training(tmp_path, m
         main(["search", *TINY, "--out", str(out)])
     splits = json.loads((out / "splits.json").read_text())
     assert seen["ids"] == splits["reg"] and not set(seen["ids"]) & set(splits["train"])
+
+
+def test_a_search_killed_mid_run_resumes_to_the_uninterrupted_result(run_dir, tmp_path, monkeypatch,
+                                                                     capsys):
+    """Killed in iteration 2 (after its super-net epochs, during the search), then
+    `--resume`: the same architectures, losses and super-net scores as run_dir's
+    uninterrupted run with the same flags."""
+    from depthnas import pipeline
+    real, calls = pipeline.run_search, []
+
+    def killed_in_iteration_2(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(pipeline, "run_search", killed_in_iteration_2)
+    out = tmp_path / "killed"
+    assert main(["search", *TINY, "--out", str(out)]) == 130
+    assert not (out / "results.json").exists()
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["search", *TINY, "--out", str(out), "--resume"]) == 0
+    resumed = capsys.readouterr().out
+    assert "[landmark]" not in resumed and "[top-1]" not in resumed  # not trained again
+
+    def summary(folder):
+        r = json.loads((folder / "results.json").read_text())
+        return r["best"]["string"], {a["arch"]: (a["role"], a["val_loss"], a["supernet_score"])
+                                     for a in r["architectures"]}
+    got, want = summary(out), summary(run_dir)
+    assert got[0] == want[0] and got[1].keys() == want[1].keys()
+    for arch, (role, val, score) in want[1].items():
+        assert got[1][arch][0] == role
+        assert got[1][arch][1:] == pytest.approx((val, score), rel=1e-5), arch

@@ -148,6 +148,39 @@ def test_dataloader_workers_do_not_replay_the_same_augmentations():
     assert not torch.equal(a, b)
 
 
+class _Indexed(Dataset):
+    def __init__(self) -> None:
+        self.sample = _sample(80, 120)
+        self.t = DepthTransform((64, 96), augment=True)
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, i: int) -> dict:
+        return self.t(*self.sample, index=i)
+
+
+def test_an_augmentation_depends_on_the_seed_and_the_sample_alone():
+    """Not on what was drawn before (a resumed run, calibration batches drawn after
+    other trainings) nor on the number of DataLoader workers."""
+    data = _Indexed()
+
+    def images(workers, seed=0, warm_up=0):
+        for _ in range(warm_up):
+            data[0]  # draws that must leave no trace
+        loader = DataLoader(data, batch_size=1, num_workers=workers,
+                            generator=torch.Generator().manual_seed(seed))
+        return [b["image"] for b in loader]
+    torch.manual_seed(3)
+    first = images(0)
+    torch.manual_seed(3)
+    assert all(torch.equal(a, b) for a, b in zip(first, images(0, warm_up=5)))
+    assert len({bytes(x.numpy()) for x in first}) == 6            # samples differ
+    torch.manual_seed(4)
+    assert not all(torch.equal(a, b) for a, b in zip(first, images(0)))  # seeds differ
+    assert all(torch.equal(a, b) for a, b in zip(images(1), images(2)))  # 1 or 2 workers
+
+
 def test_normalize_target_edge_cases():
     d = np.array([[1.0, 1.0], [1.0, 1.0]], np.float32)
     np.testing.assert_array_equal(normalize_target(d, np.ones((2, 2), bool)), np.zeros((2, 2)))
