@@ -335,3 +335,19 @@ def test_a_search_killed_mid_run_resumes_to_the_uninterrupted_result(run_dir, tm
     for arch, (role, val, score) in want[1].items():
         assert got[1][arch][0] == role
         assert got[1][arch][1:] == pytest.approx((val, score), rel=1e-5), arch
+
+
+def test_a_second_search_reuses_the_stored_landmarks_and_random_search_runs(run_dir, tmp_path,
+                                                                          capsys):
+    """--landmarks STORE: landmarks trained by an earlier run of the same recipe are not
+    trained again (the paper's point: their cost is paid once); --method random is the
+    baseline searcher, scoring `random_candidates` distinct architectures."""
+    store = tmp_path / "store.json"
+    store.write_text((run_dir / "landmarks.json").read_text())
+    out = tmp_path / "second"
+    assert main(["search", *TINY, "--landmarks", str(store), "--method", "random",
+                 "--set", "search.random_candidates=5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "reusing 3 of 7 stored landmark(s)" in printed and "[landmark]" not in printed
+    scores = json.loads((out / "search_1.json").read_text())["scores"]
+    assert len(scores) == 5 and len({json.dumps(s[0]) for s in scores}) == 5
