@@ -39,11 +39,12 @@ def test_predict_folder_skips_the_corrupt_file(onnx_file: Path, photos: Path,
         assert png16.flat[np.argmax(raw)] == 65535 and png16.flat[np.argmin(raw)] == 0
 
 
-def test_all_unreadable_is_an_error(onnx_file: Path, tmp_path: Path) -> None:
+def test_all_unreadable_is_an_error(onnx_file: Path, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     assert main(["predict", "--model", str(onnx_file), "--input", str(bad),
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 1
+    assert "bad.png" in capsys.readouterr().err  # the file at fault is named
 
 
 def test_backends_agree(onnx_file: Path, run_dir: Path, photos: Path) -> None:

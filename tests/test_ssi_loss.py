@@ -374,21 +374,21 @@ def test_build_loss_unknown_name_lists_valid_names():
 
 
 @pytest.mark.parametrize(
-    "factory",
+    ("factory", "message"),
     [
-        lambda: SSILoss(reduction="mean"),
-        lambda: SSILoss(alpha=-1.0),
-        lambda: SSILoss(scales=0),
-        lambda: SSITrimLoss(trim=1.0),
+        (lambda: SSILoss(reduction="mean"), "reduction"),
+        (lambda: SSILoss(alpha=-1.0), "alpha must be >= 0, got -1.0"),
+        (lambda: SSILoss(scales=0), "scales must be >= 1, got 0"),
+        (lambda: SSITrimLoss(trim=1.0), r"trim must be in \[0, 1\), got 1.0"),
     ],
 )
-def test_invalid_arguments_raise(factory):
-    with pytest.raises(ValueError):
+def test_invalid_arguments_raise(factory, message):
+    with pytest.raises(ValueError, match=message):
         factory()
 
 
 def test_shape_mismatch_raises():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"target \(2, 8, 9\)"):
         SSILoss()(torch.rand(2, 8, 8), torch.rand(2, 8, 9), torch.ones(2, 8, 8, dtype=torch.bool))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"\[B,1,H,W\] or \[B,H,W\], got shape \(2, 3, 8, 8\)"):
         SSILoss()(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), torch.ones(2, 3, 8, 8, dtype=torch.bool))
