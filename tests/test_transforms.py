@@ -129,15 +129,18 @@ def test_augmentation_reproducible_from_torch_seed():
 
 
 class _SameSample(Dataset):
-    def __init__(self) -> None:
-        self.sample = _sample(80, 120)
+    """One image, augmented n times: passing the item's index (as depthnas' datasets do)
+    or not (a direct call)."""
+
+    def __init__(self, n: int = 2, indexed: bool = False) -> None:
+        self.sample, self.n, self.indexed = _sample(80, 120), n, indexed
         self.t = DepthTransform((64, 96), augment=True)
 
     def __len__(self) -> int:
-        return 2
+        return self.n
 
     def __getitem__(self, i: int) -> dict:
-        return self.t(*self.sample)
+        return self.t(*self.sample, index=i if self.indexed else None)
 
 
 def test_dataloader_workers_do_not_replay_the_same_augmentations():
@@ -148,22 +151,10 @@ def test_dataloader_workers_do_not_replay_the_same_augmentations():
     assert not torch.equal(a, b)
 
 
-class _Indexed(Dataset):
-    def __init__(self) -> None:
-        self.sample = _sample(80, 120)
-        self.t = DepthTransform((64, 96), augment=True)
-
-    def __len__(self) -> int:
-        return 6
-
-    def __getitem__(self, i: int) -> dict:
-        return self.t(*self.sample, index=i)
-
-
 def test_an_augmentation_depends_on_the_seed_and_the_sample_alone():
     """Not on what was drawn before (a resumed run, calibration batches drawn after
     other trainings) nor on the number of DataLoader workers."""
-    data = _Indexed()
+    data = _SameSample(6, indexed=True)
 
     def images(workers, seed=0, warm_up=0):
         for _ in range(warm_up):
