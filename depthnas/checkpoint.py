@@ -11,6 +11,7 @@ rebuild the model (space, architecture string, backbone, features, ...).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -23,6 +24,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .io import atomic_write, atomic_write_text, default_permissions
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
@@ -38,8 +41,11 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
-    with safe_open(str(path), framework="pt") as fh:
-        raw = fh.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = fh.metadata() or {}
+    except Exception as err:  # SafetensorError, OSError: truncated, empty, not safetensors
+        raise ValueError(f"{path}: not a readable safetensors model file ({err})") from err
     out: dict[str, Any] = {}
     for k, v in raw.items():
         try:
@@ -50,7 +56,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def load_weights(path: str | Path, model: nn.Module) -> None:
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except Exception as err:  # SafetensorError, OSError
+        raise ValueError(f"{path}: not a readable safetensors model file ({err})") from err
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shapes differ: another backbone or width than recorded
@@ -65,6 +74,7 @@ class Checkpointer:
     def __init__(self, folder: str | Path, keep: int = 2):
         self.folder = Path(folder)
         self.keep = keep
+        self.loaded: Path | None = None  # the epoch the last load() read
 
     def save(self, epoch: int, model: nn.Module, state: dict[str, Any],
              metadata: dict[str, Any] | None = None) -> Path:
@@ -86,18 +96,54 @@ class Checkpointer:
         return final
 
     def latest(self) -> Path | None:
+        """The newest complete epoch: the one `latest` names, else (pointer lost or
+        naming a removed epoch) the newest epoch folder holding both files."""
         pointer = self.folder / "latest"
-        if not pointer.is_file():
-            return None
-        path = self.folder / pointer.read_text().strip()
-        return path if (path / STATE_FILE).is_file() else None
+        if pointer.is_file():
+            path = self.folder / pointer.read_text().strip()
+            if self._complete(path):
+                return path
+        epochs = self._epochs()
+        return epochs[-1] if epochs else None
 
     def load(self, model: nn.Module, path: Path | None = None) -> dict[str, Any]:
-        path = path or self.latest()
-        if path is None:
+        """Load `path`, or the newest epoch that can be read: one damaged on disk
+        after it was written (a full disk, a copy cut short) is named and skipped for
+        the one before, so resuming costs an epoch, not the run."""
+        if path is not None:
+            return self._load(model, path)
+        newest = self.latest()
+        if newest is None:
             raise FileNotFoundError(f"no checkpoint under {self.folder}")
+        candidates = [newest] + [p for p in reversed(self._epochs()) if p.name < newest.name]
+        errors = []
+        for p in candidates:
+            try:
+                state = self._load(model, p)
+            except ValueError as err:
+                errors.append(str(err))
+                log.warning("skipping an unreadable checkpoint: %s", err)
+                continue
+            self.loaded = p
+            return state
+        raise ValueError(f"no readable checkpoint under {self.folder}: " + "; ".join(errors)
+                         + " (delete the folder to start over)")
+
+    def _load(self, model: nn.Module, path: Path) -> dict[str, Any]:
         load_weights(path / MODEL_FILE, model)
-        return torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated zip, EOF, pickle errors
+            raise ValueError(f"{path / STATE_FILE}: unreadable training state ({err})") from err
+
+    @staticmethod
+    def _complete(path: Path) -> bool:
+        return (path / STATE_FILE).is_file() and (path / MODEL_FILE).is_file()
+
+    def _epochs(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.glob("epoch_*") if p.is_dir() and self._complete(p))
 
     def clear(self) -> None:
         """Remove every checkpoint (a training that starts over must not later resume

@@ -256,7 +256,7 @@ class Trainer:
         self.state = TrainState(epoch=int(state["epoch"]), step=int(state["step"]))
         if self.writes:
             log.info("%s: resuming after epoch %d of %d (step %d) from %s", self.name,
-                     self.state.epoch, self.total_epochs, self.state.step, self.checkpoints.latest())
+                     self.state.epoch, self.total_epochs, self.state.step, self.checkpoints.loaded)
         return True
 
     # ---- logging -----------------------------------------------------------------

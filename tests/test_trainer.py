@@ -49,6 +49,41 @@ def test_resume_reaches_the_same_final_weights(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
+@pytest.mark.parametrize("damage", ["truncated state", "empty weights", "lost pointer"])
+def test_resume_survives_a_damaged_checkpoint(tmp_path, damage, caplog):
+    """A checkpoint damaged after it was written (a full disk, a copy cut short) is
+    named and skipped: the run resumes from the epoch before and ends as an
+    uninterrupted one would; a lost `latest` pointer finds the newest epoch."""
+    full = make_trainer(tmp_path / "full")
+    full.fit()
+    make_trainer(tmp_path / "killed").fit(until_epoch=2)
+    ckpt = tmp_path / "killed" / "checkpoints"
+    if damage == "truncated state":
+        state = ckpt / "epoch_0002" / "state.pt"
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    elif damage == "empty weights":
+        (ckpt / "epoch_0002" / "model.safetensors").write_bytes(b"")
+    else:
+        (ckpt / "latest").unlink()
+    resumed = make_trainer(tmp_path / "killed")
+    with caplog.at_level("WARNING"):
+        resumed.fit()
+    expected_from = "epoch_0002" if damage == "lost pointer" else "epoch_0001"
+    assert resumed.checkpoints.loaded.name == expected_from
+    if damage != "lost pointer":
+        assert "epoch_0002" in caplog.text and "unreadable" in caplog.text
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_no_readable_checkpoint_is_a_clear_error(tmp_path):
+    make_trainer(tmp_path).fit(until_epoch=1)
+    (tmp_path / "checkpoints" / "epoch_0001" / "state.pt").write_bytes(b"PK")
+    with pytest.raises(ValueError, match=r"no readable checkpoint under .*epoch_0001.*state.pt"):
+        make_trainer(tmp_path).fit()
+
+
 def test_logs_and_checkpoints(tmp_path):
     t = make_trainer(tmp_path)
     t.fit(until_epoch=1)
