@@ -6,6 +6,7 @@ Every field can be set from YAML (nested sections) or from the command line as
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -150,8 +151,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin is tuple:
         if isinstance(value, str):
             value = [v for v in value.replace("x", ",").split(",") if v]
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             value = [value, value]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"{where}: expected H,W or one number, got {value!r}")
         args = typing.get_args(hint)
         return tuple(_coerce(v, args[0], where) for v in value)
     if hint is bool:
@@ -163,6 +166,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return bool(value)
     if hint in (int, float, str):
+        if isinstance(value, (list, tuple, dict)) or (value is None and hint is not str):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
         try:
             return hint(value)
         except (TypeError, ValueError):
@@ -236,7 +243,16 @@ def validate(cfg: Config) -> Config:
         choose(f"{name}.loss", t.loss, LOSS_NAMES + (("ce", "cross_entropy") if classification else ()))
         if t.epochs < 1:
             problems.append(f"{name}.epochs={t.epochs} (expected >= 1)")
+        for field, value in (("log_every", t.log_every), ("steps_per_epoch", 1 if t.steps_per_epoch is None else t.steps_per_epoch)):
+            if value < 1:
+                problems.append(f"{name}.{field}={value} (expected >= 1)")
+        for field, value in (("lr", t.lr), ("backbone_lr", t.backbone_lr),
+                             ("weight_decay", t.weight_decay), ("grad_clip", t.grad_clip)):
+            if not math.isfinite(value) or value < 0:
+                problems.append(f"{name}.{field}={value} (expected a finite number >= 0)")
     for where, value in (("data.batch_size", cfg.data.batch_size),
+                         ("model.features", cfg.model.features),
+                         ("model.channels", cfg.model.channels),
                          ("search.population", cfg.search.population),
                          ("search.iterations", cfg.search.iterations)):
         if value < 1:

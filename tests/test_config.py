@@ -40,3 +40,27 @@ def test_image_size_forms():
     assert cfg.data.image_size == (128, 128)
     args = build_parser().parse_args(["search", "--image-size", "96x160"])
     assert build_config(args).data.image_size == (96, 160)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.image_size=64.5", "data.image_size: expected H,W or one number, got 64.5"),
+    ("data.image_size=", "data.image_size: expected H,W or one number"),
+    ("data.image_size=null", "data.image_size: expected H,W or one number, got None"),
+    ("standalone.epochs=2.7", "standalone.epochs: expected a whole number, got 2.7"),
+    ("out=[1, 2]", "out: expected str, got [1, 2]"),
+])
+def test_values_of_the_wrong_shape_name_their_key(override, message):
+    with pytest.raises(C.ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        C.apply_dotted(C.Config(), [override])
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("standalone.log_every=0", "standalone.log_every=0 (expected >= 1)"),
+    ("supernet.steps_per_epoch=0", "supernet.steps_per_epoch=0"),
+    ("model.features=0", "model.features=0 (expected >= 1)"),
+    ("standalone.lr=-1", "standalone.lr=-1.0 (expected a finite number >= 0)"),
+    ("supernet.grad_clip=nan", "supernet.grad_clip=nan"),
+])
+def test_values_that_cannot_train_are_refused_before_any_work(override, message):
+    with pytest.raises(C.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        C.validate(C.apply_dotted(C.Config(), [override]))
