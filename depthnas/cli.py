@@ -95,6 +95,26 @@ def _updates(args: argparse.Namespace, command: str) -> list[str]:
 def _resumed(saved: Path, updates: list[str]) -> Config:
     """A resumed run's own config.yaml; flags may repeat it, not change it."""
     cfg = config_mod.load(saved)
+    # Every run writes every field: a file lacking some was damaged (or cut), and
+    # filling them with defaults would retrain the run at another size.
+    import yaml
+    raw = yaml.safe_load(saved.read_text()) or {}
+    written = set(config_mod.flat(Config()))
+    present: set[str] = set()
+
+    def walk(d: dict, prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                present.add(f"{prefix}{k}")
+    walk(raw if isinstance(raw, dict) else {}, "")
+    missing = sorted(written - present)
+    if missing:
+        raise config_mod.ConfigError(
+            f"{saved} lacks {len(missing)} field(s) every run writes ({', '.join(missing[:6])}"
+            f"{' ...' if len(missing) > 6 else ''}): damaged? Restore it, or start a new run "
+            "in another --out")
     before = config_mod.flat(cfg)
     config_mod.apply_dotted(cfg, updates)
     after = config_mod.flat(cfg)

@@ -351,3 +351,17 @@ def test_a_second_search_reuses_the_stored_landmarks_and_random_search_runs(run_
     assert "reusing 3 of 7 stored landmark(s)" in printed and "[landmark]" not in printed
     scores = json.loads((out / "search_1.json").read_text())["scores"]
     assert len(scores) == 5 and len({json.dumps(s[0]) for s in scores}) == 5
+
+
+def test_resume_refuses_a_damaged_config_yaml(run_dir, tmp_path, capsys):
+    """Defaults must not fill in what a cut config.yaml lost: that would retrain the
+    run at another size and overwrite its settings."""
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    text = (copy / "config.yaml").read_text()
+    (copy / "config.yaml").write_text(text[:40])
+    assert main(["search", "--out", str(copy), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "config.yaml lacks" in err and "damaged?" in err
+    assert (copy / "config.yaml").read_text() == text[:40]  # left as it was
