@@ -94,6 +94,21 @@ def test_local_backbone_weights(tmp_path):
     assert torch.all(loaded.conv1.weight == 0.125)
 
 
+def test_backbone_weights_of_another_model_are_refused(tmp_path, caplog):
+    """timm loads features_only weights non-strictly: a depthnas model file (or any
+    other network's) would silently leave the backbone at random init."""
+    other = tmp_path / "other.safetensors"
+    save_file({"decoder.conv.weight": torch.ones(4, 4, 3, 3)}, str(other))
+    with pytest.raises(ValueError, match=r"none of the \d+ weight tensors of 'resnet18' are in it"):
+        create_backbone("resnet18", other)
+    ref = create_backbone("resnet18").state_dict()
+    partial = tmp_path / "partial.safetensors"
+    save_file({k: v.contiguous() for k, v in ref.items() if not k.startswith("layer4")}, str(partial))
+    with caplog.at_level("WARNING"):
+        create_backbone("resnet18", partial)
+    assert "are not in it and stay randomly initialised: layer4." in caplog.text
+
+
 def test_missing_backbone_weights_and_unknown_backbone():
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         create_backbone("resnet18", "nope.safetensors")

@@ -10,6 +10,7 @@ super-net's weights for its path with a plain state-dict subset.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import timm
@@ -20,6 +21,8 @@ from torch import nn
 from ..base import Arch, resolve_arch
 from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN
 from .space import EDGES, NUM_BLOCKS, BlockChoice, DepthSpace
+
+log = logging.getLogger(__name__)
 
 EDGE_KEYS = {e: "e" + e.replace("<-", "") for e in EDGES}  # "2<-0" -> "e20"
 BACKBONE_STRIDES = (4, 8, 16, 32)
@@ -127,6 +130,7 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
             raise ValueError(f"backbone weights {path}: expected .safetensors or .pth")
         kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
     levels = _stride_levels(name)
+    rng = torch.get_rng_state()
     try:
         backbone = timm.create_model(name, features_only=True, out_indices=levels, **kw)
     except Exception as err:  # safetensors/torch.load/timm errors alike: name the file
@@ -134,11 +138,33 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
             raise
         raise ValueError(f"backbone weights {weights}: cannot load them into {name!r} "
                          f"({type(err).__name__}: {err})") from err
+    if weights is not None:
+        _check_loaded(backbone, name, levels, weights, rng)
     strides = tuple(backbone.feature_info.reduction())
     if strides != BACKBONE_STRIDES:
         raise ValueError(f"backbone {name!r} gives feature strides {strides}; "
                          f"the depth decoder needs {BACKBONE_STRIDES}")
     return backbone
+
+
+def _check_loaded(backbone: nn.Module, name: str, levels: tuple[int, ...], weights: str | Path,
+                  rng: torch.Tensor) -> None:
+    """timm loads a feature extractor's weights non-strictly: a file of another model
+    would leave the backbone at random init with only a log line. Compare against
+    the same random init (same RNG state): a weight equal to it was not loaded."""
+    after = torch.get_rng_state()
+    torch.set_rng_state(rng)
+    fresh = dict(timm.create_model(name, features_only=True, out_indices=levels).named_parameters())
+    torch.set_rng_state(after)
+    kernels = [(k, p) for k, p in backbone.named_parameters() if p.dim() > 1]
+    untouched = [k for k, p in kernels if k in fresh and torch.equal(p, fresh[k])]
+    if len(untouched) == len(kernels):
+        raise ValueError(f"backbone weights {weights}: none of the {len(kernels)} weight tensors "
+                         f"of {name!r} are in it (a checkpoint of another model?)")
+    if untouched:
+        log.warning("backbone weights %s: %d of %d weight tensors of %r are not in it and stay "
+                    "randomly initialised: %s", weights, len(untouched), len(kernels), name,
+                    ", ".join(untouched[:5]) + (" ..." if len(untouched) > 5 else ""))
 
 
 class DepthNet(nn.Module):
