@@ -75,10 +75,18 @@ class LandmarkStore:
             return []
         import json
         try:
-            return list(json.loads(self.path.read_text())["entries"])
+            entries = list(json.loads(self.path.read_text())["entries"])
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"landmark store {self.path} is not valid "
                              f"(expected {{'entries': [...]}}): {err}") from err
+        for i, e in enumerate(entries):
+            bad = [k for k, kind in (("arch", str), ("space", str), ("val_loss", (int, float)))
+                   if not isinstance(e, dict) or not isinstance(e.get(k), kind)
+                   or isinstance(e.get(k), bool)]
+            if bad:
+                raise ValueError(f"landmark store {self.path}: entry {i} lacks or mistypes "
+                                 f"{', '.join(bad)} (each entry needs arch, space and val_loss)")
+        return entries
 
     def find(self, arch_string: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
         for e in self.entries:

@@ -1,4 +1,5 @@
 """Landmark regularization (paper section 4): sampling, store, regularizer."""
+import json
 import random
 from collections import Counter
 
@@ -177,3 +178,12 @@ def test_merging_keeps_every_ranks_entries_identical(tmp_path):
         store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.25, recipe)
     assert [e["arch"] for e in rank0.entries] == [e["arch"] for e in rank1.entries]
     assert len(LandmarkStore(path).entries) == 2
+
+
+def test_a_hand_written_store_entry_without_its_space_is_named(tmp_path):
+    path = tmp_path / "store.json"
+    path.write_text(json.dumps({"entries": [{"arch": "v1-sync:c3,c3,c3,c3,c3", "space": "v1-sync",
+                                             "val_loss": 0.2},
+                                            {"arch": "v1-sync:c1,c1,c1,c1,c1", "val_loss": 0.3}]}))
+    with pytest.raises(ValueError, match=r"store.json: entry 1 lacks or mistypes space"):
+        LandmarkStore(path)
