@@ -54,6 +54,8 @@ def unique_stems(paths: list[Path]) -> dict[Path, str]:
 
 def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | Path, *,
                   colormap: str = DEFAULT_COLORMAP, progress: bool = True) -> PredictReport:
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ValueError(f"--out {out_dir} is a file; it must name a folder for the predictions")
     paths = collect_inputs(inputs)
     if not paths:
         raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")

@@ -118,3 +118,12 @@ def test_output_names_never_collide():
     names = unique_stems(paths)
     assert len(set(names.values())) == len(paths)
     assert names[Path("d/b.png")] == "b" and names[Path("d/a.png")] == "a_png"
+
+
+def test_out_naming_a_file_is_an_error(onnx_file: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    taken = tmp_path / "results.json"
+    taken.write_text("{}")
+    assert main(["predict", "--model", str(onnx_file), "--input", str(photos),
+                 "--out", str(taken), "--no-progress"]) == 2
+    assert "results.json is a file; it must name a folder" in capsys.readouterr().err
+    assert taken.read_text() == "{}"
