@@ -26,6 +26,8 @@ ACCURACY_KEYS = ("accuracy",)
 
 
 def _finite(arch: str, v: Any, path: Path) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{path}: entry {arch!r} has loss {v!r}; expected a number")
     x = float(v)
     if not math.isfinite(x):
         raise ValueError(f"{path}: entry {arch!r} has loss {x}; a table holds finite losses "
@@ -35,7 +37,7 @@ def _finite(arch: str, v: Any, path: Path) -> float:
 
 def _value(arch: str, v: Any, path: Path, accuracies: list[float]) -> float | None:
     """The entry's loss; None for a benchmark entry whose every seed failed."""
-    if isinstance(v, (int, float)):
+    if isinstance(v, (int, float, str)):  # bool is an int: _finite refuses it by name
         return _finite(arch, v, path)
     if isinstance(v, dict):
         for k in LOSS_KEYS:
@@ -43,7 +45,7 @@ def _value(arch: str, v: Any, path: Path, accuracies: list[float]) -> float | No
                 return None if v[k] is None else _finite(arch, v[k], path)
         for k in ACCURACY_KEYS:
             if k in v:
-                acc = float(v[k])
+                acc = _finite(arch, v[k], path)
                 if not 0.0 <= acc <= 100.0:
                     raise ValueError(f"{path}: entry {arch!r} has {k} {acc}; expected percent in [0, 100]")
                 accuracies.append(acc)
@@ -78,6 +80,8 @@ def load_truth(path: str | Path) -> dict[str, float]:
                 numbers = {k: float(v) for k, v in r.items() if k in keys and v}
             except ValueError as err:
                 raise ValueError(f"{path} line {line}: {err}") from None
+            if r["arch"] in values:
+                raise ValueError(f"{path} line {line}: {r['arch']!r} is listed a second time")
             values[r["arch"]] = _value(r["arch"], numbers, path, accuracies)
         _check_percent(accuracies, path)
         return {k: v for k, v in values.items() if v is not None}

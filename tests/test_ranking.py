@@ -1,4 +1,5 @@
 """Ranking metrics on hand-made inputs."""
+import json
 import pytest
 
 from depthnas.ranking import (kendall_tau, ranking_report, sparse_kendall_tau, spearman_rho,
@@ -75,3 +76,11 @@ def test_truth_table_mistakes_are_explained(tmp_path):
     keyless.write_text('[{"architecture": "v1-sync:c3,skip,none,c1,ap", "loss": 0.1}]')
     with pytest.raises(ValueError, match="needs objects with an 'arch' key"):
         load_truth(keyless)
+    for bad, shown in (({"a": {"mean": "x"}}, "'x'"), ({"a": True, "b": 0.2}, "True")):
+        keyless.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=f"t.json: entry 'a' has loss {shown}; expected a number"):
+            load_truth(keyless)
+    twice = tmp_path / "twice.csv"
+    twice.write_text('arch,loss\n"v1-sync:c3,skip,none,c1,ap",0.2\n"v1-sync:c3,skip,none,c1,ap",0.3\n')
+    with pytest.raises(ValueError, match="twice.csv line 3: .* is listed a second time"):
+        load_truth(twice)
