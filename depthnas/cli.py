@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from . import config as config_mod
 from .config import Config
+from .io import read_text
 
 # flag -> (config path, type, help); "--precision" sets both trainings
 COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
@@ -98,7 +99,7 @@ def _resumed(saved: Path, updates: list[str]) -> Config:
     # Every run writes every field: a file lacking some was damaged (or cut), and
     # filling them with defaults would retrain the run at another size.
     import yaml
-    raw = yaml.safe_load(saved.read_text()) or {}
+    raw = yaml.safe_load(read_text(saved)) or {}
     written = set(config_mod.flat(Config()))
     present: set[str] = set()
 
@@ -247,7 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not arch_arg:
         raise config_mod.ConfigError("--arch is needed" + (
             f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
-    text = Path(arch_arg).read_text() if _is_file(arch_arg) else arch_arg
+    text = read_text(arch_arg) if _is_file(arch_arg) else arch_arg
     cfg.space = _space_of(text, explicit=args.space, default=cfg.space)
     space = get_space(cfg.space)
     arch = space.parse(text)

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from .io import read_text
+
 
 @dataclass
 class ModelConfig:
@@ -243,13 +245,13 @@ def validate(cfg: Config) -> Config:
         choose(f"{name}.loss", t.loss, LOSS_NAMES + (("ce", "cross_entropy") if classification else ()))
         if t.epochs < 1:
             problems.append(f"{name}.epochs={t.epochs} (expected >= 1)")
-        for field, value in (("log_every", t.log_every), ("steps_per_epoch", 1 if t.steps_per_epoch is None else t.steps_per_epoch)):
+        for key, value in (("log_every", t.log_every), ("steps_per_epoch", 1 if t.steps_per_epoch is None else t.steps_per_epoch)):
             if value < 1:
-                problems.append(f"{name}.{field}={value} (expected >= 1)")
-        for field, value in (("lr", t.lr), ("backbone_lr", t.backbone_lr),
+                problems.append(f"{name}.{key}={value} (expected >= 1)")
+        for key, value in (("lr", t.lr), ("backbone_lr", t.backbone_lr),
                              ("weight_decay", t.weight_decay), ("grad_clip", t.grad_clip)):
             if not math.isfinite(value) or value < 0:
-                problems.append(f"{name}.{field}={value} (expected a finite number >= 0)")
+                problems.append(f"{name}.{key}={value} (expected a finite number >= 0)")
     for where, value in (("data.batch_size", cfg.data.batch_size),
                          ("model.features", cfg.model.features),
                          ("model.channels", cfg.model.channels),
@@ -288,7 +290,7 @@ def load(path: str | Path | None = None, preset: str | None = None) -> Config:
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(read_text(path)) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({err})") from err
         if not isinstance(data, dict):

@@ -5,7 +5,6 @@ recalibration). Every generation is checkpointed, so a long search resumes.
 """
 from __future__ import annotations
 
-import json
 import logging
 import random
 from pathlib import Path
@@ -16,7 +15,7 @@ from tqdm.auto import tqdm
 from depthnas.spaces import Arch, SearchSpace
 
 from .config import SearchConfig
-from .io import atomic_write_json
+from .io import atomic_write_json, read_json
 
 log = logging.getLogger("depthnas.evolution")
 Score = Callable[[Arch], float]
@@ -77,7 +76,7 @@ class Search:
     def load(self) -> dict | None:
         if self.checkpoint is None or not self.checkpoint.is_file():
             return None
-        data = json.loads(self.checkpoint.read_text())
+        data = read_json(self.checkpoint)
         if data.get("space") != self.space.name:
             raise ValueError(f"search checkpoint {self.checkpoint} is for space {data.get('space')!r}")
         _set_rng_state(self.rng, data["rng"])

@@ -17,6 +17,22 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def read_text(path: str | Path) -> str:
+    """A text file's content; a binary or non-UTF-8 file is named in the error."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content; a damaged or non-JSON file is named in the error."""
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
 def default_permissions(path: str | Path) -> None:
     """Give a file or folder made by mkstemp/mkdtemp (owner-only) the permissions
     open()/mkdir() would have given it, before it is renamed into place."""

@@ -33,7 +33,7 @@ from .config import Config
 from .data import load_splits
 from .evaluation import PathEvaluator
 from .evolution import run_search
-from .io import append_jsonl, atomic_write_json
+from .io import append_jsonl, atomic_write_json, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
 from .models import model_kwargs, model_metadata, path_parameters
 from .ranking import ranking_report
@@ -147,8 +147,7 @@ class SearchRun:
     def _initial_landmarks(self) -> list[str]:
         path = self.out / "initial_landmarks.json"
         if path.is_file():
-            import json
-            return list(json.loads(path.read_text()))
+            return list(read_json(path))
         lm = self.cfg.landmarks
         stored = self.store.matching(self.space.name, store_recipe(self.cfg))
         # at most M: a store grown by earlier runs may hold more than this run asks for

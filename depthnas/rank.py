@@ -1,7 +1,6 @@
 """`depthnas rank`: score a run's super-net against a table of stand-alone results."""
 from __future__ import annotations
 
-import json
 import logging
 import random
 from pathlib import Path
@@ -16,7 +15,7 @@ from . import config as config_mod
 from .checkpoint import Checkpointer
 from .data import load_splits
 from .evaluation import PathEvaluator
-from .io import atomic_write_json
+from .io import atomic_write_json, read_json, read_text
 from .models import model_kwargs
 from .ranking import ranking_report
 from .task import make_task
@@ -37,9 +36,9 @@ def _parses(space: Any, text: str) -> bool:
 def run_landmarks(run: Path) -> set[str]:
     results = run / "results.json"
     if results.is_file():
-        return {a["arch"] for a in json.loads(results.read_text())["architectures"] if a["landmark"]}
+        return {a["arch"] for a in read_json(results)["architectures"] if a["landmark"]}
     initial = run / "initial_landmarks.json"
-    return set(json.loads(initial.read_text())) if initial.is_file() else set()
+    return set(read_json(initial)) if initial.is_file() else set()
 
 
 def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | None = None,
@@ -48,7 +47,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a search run (no config.yaml)")
-    cfg = config_mod.from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+    cfg = config_mod.from_dict(yaml.safe_load(read_text(run / "config.yaml")))
     space = get_space(cfg.space)
     truth = load_truth(truth_path)
     landmarks = run_landmarks(run)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import re
 import time
 import zlib
@@ -28,7 +27,7 @@ from . import distributed as dist
 from .checkpoint import MODEL_FILE, Checkpointer, read_metadata, save_model
 from .config import Config
 from .evaluation import evaluate_fixed
-from .io import atomic_write_json
+from .io import atomic_write_json, read_json
 from .models import count_parameters, is_classification, model_kwargs, model_metadata
 from .task import make_task
 from .trainer import Trainer, resolve_device, seed_everything
@@ -69,7 +68,7 @@ def trained_arch(out_dir: str | Path) -> str | None:
     """The architecture a training folder holds (finished or checkpointed), if any."""
     out_dir = Path(out_dir)
     if (out_dir / "result.json").is_file():
-        return json.loads((out_dir / "result.json").read_text()).get("arch")
+        return read_json(out_dir / "result.json").get("arch")
     latest = Checkpointer(out_dir / "checkpoints").latest()
     return read_metadata(latest / MODEL_FILE).get("arch") if latest is not None else None
 
@@ -95,7 +94,7 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     rec = recipe(cfg)
     result_path = out_dir / "result.json"
     if result_path.is_file():
-        done = json.loads(result_path.read_text())
+        done = read_json(result_path)
         if done.get("arch") == arch_string and done.get("recipe") == rec:
             return done
     device = device or resolve_device(cfg.device)

@@ -16,10 +16,12 @@ them as percent would silently turn 93% into 0.93%.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 from pathlib import Path
 from typing import Any
+
+from .io import read_json, read_text
 
 LOSS_KEYS = ("mean", "val_loss", "loss", "score")
 ACCURACY_KEYS = ("accuracy",)
@@ -66,8 +68,7 @@ def load_truth(path: str | Path) -> dict[str, float]:
         raise FileNotFoundError(f"truth table not found: {path}")
     accuracies: list[float] = []
     if path.suffix.lower() == ".csv":
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
         if not rows or "arch" not in rows[0]:
             raise ValueError(f"{path}: CSV needs a header with an 'arch' column")
         keys = LOSS_KEYS + ACCURACY_KEYS
@@ -85,10 +86,7 @@ def load_truth(path: str | Path) -> dict[str, float]:
             values[r["arch"]] = _value(r["arch"], numbers, path, accuracies)
         _check_percent(accuracies, path)
         return {k: v for k, v in values.items() if v is not None}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    data = read_json(path)
     if isinstance(data, dict) and "architectures" in data:
         data = data["architectures"]
     if isinstance(data, dict) and "entries" in data:

@@ -365,3 +365,27 @@ def test_resume_refuses_a_damaged_config_yaml(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "config.yaml lacks" in err and "damaged?" in err
     assert (copy / "config.yaml").read_text() == text[:40]  # left as it was
+
+
+def test_binary_or_damaged_files_are_named(run_dir, tmp_path, capsys):
+    """A non-UTF-8 --config, --arch file or --truth CSV, or a cut run file on --resume:
+    the error names the file, not only the decoder's complaint."""
+    import shutil
+    binary = tmp_path / "photo.yaml"
+    binary.write_bytes(b"\xff\xd8\xff\xe0 not text")
+    assert main(["search", "--config", str(binary), "--out", str(tmp_path / "a")]) == 2
+    assert f"{binary}: not a UTF-8 text file" in capsys.readouterr().err
+    arch = tmp_path / "best_arch.json"
+    arch.write_bytes(b"\xff\xfe")
+    assert main(["train", "--arch", str(arch), *TRAIN_TINY, "--out", str(tmp_path / "b")]) == 2
+    assert f"{arch}: not a UTF-8 text file" in capsys.readouterr().err
+    csv_file = tmp_path / "truth.csv"
+    csv_file.write_bytes(b"arch,loss\n\xff\n")
+    assert main(["rank", "--run", str(run_dir), "--truth", str(csv_file), "--no-progress"]) == 2
+    assert f"{csv_file}: not a UTF-8 text file" in capsys.readouterr().err
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / "results.json").unlink()  # unfinished: the resume reads its run files
+    (copy / "initial_landmarks.json").write_text('["v1-sync:c3,')
+    assert main(["search", "--out", str(copy), "--resume", "--no-progress"]) == 2
+    assert "initial_landmarks.json: not valid JSON" in capsys.readouterr().err

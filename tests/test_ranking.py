@@ -1,5 +1,6 @@
 """Ranking metrics on hand-made inputs."""
 import json
+
 import pytest
 
 from depthnas.ranking import (kendall_tau, ranking_report, sparse_kendall_tau, spearman_rho,
