@@ -26,6 +26,16 @@ def default_examples_dir() -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        print(f"error: --port {args.port} is not a port number (1-65535)", file=sys.stderr)
+        return 2
+    import socket
+    try:
+        socket.getaddrinfo(args.host, args.port)
+    except (socket.gaierror, UnicodeError) as err:
+        print(f"error: --host {args.host!r} is not an address this machine can resolve ({err})",
+              file=sys.stderr)
+        return 2
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     # Gradio polls its own server through httpx; at INFO that is a line per request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -51,7 +61,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         launch(demo, args.host, args.port, block=True)
     except OSError as err:  # the port is taken, or the host is not this machine's
-        print(f"error: cannot serve on {args.host}:{args.port} ({err}); pass another --port",
+        print(f"error: cannot serve on {args.host}:{args.port} ({err}): the port is taken (pass "
+              "another --port) or the host is not an address of this machine",
               file=sys.stderr)
         return 2
     finally:

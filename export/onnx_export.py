@@ -124,6 +124,9 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
     import onnx
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} is too old; use {MIN_OPSET} or newer")
+    newest = onnx.defs.onnx_opset_version()
+    if opset > newest:
+        raise ValueError(f"opset {opset} is newer than this onnx package knows ({newest})")
     model, meta, path = load_for_export(model_path, arch)
     h, w = (int(v) for v in meta["image_size"])
     # Batch 2: torch.export specialises a dimension whose example size is 0 or 1.

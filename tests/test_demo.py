@@ -96,6 +96,10 @@ def test_bad_device_and_busy_port_are_messages(run_dir: Path, capsys) -> None:
         port = busy.getsockname()[1]
         assert main(["demo", "--model", str(run_dir), "--port", str(port)]) == 2
     assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert main(["demo", "--model", str(run_dir), "--port", "99999"]) == 2
+    assert "--port 99999 is not a port number" in capsys.readouterr().err
+    assert main(["demo", "--model", str(run_dir), "--host", "999.1.1.1"]) == 2
+    assert "--host '999.1.1.1' is not an address" in capsys.readouterr().err
 
 
 def test_demo_without_a_run_says_how_to_make_one(tmp_path: Path, capsys) -> None:

@@ -119,3 +119,10 @@ def test_dynamo_exporter(model_file: Path, tmp_path: Path) -> None:
     results = check_parity(result.path, model_file, shapes=[(1, 3, 64, 64), (2, 3, 96, 128)])
     assert all(r.ok for r in results), results
     assert np.isfinite([r.max_abs for r in results]).all()
+
+
+def test_an_opset_outside_what_onnx_knows_is_named(model_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="opset 16 is too old; use 17 or newer"):
+        export_onnx(model_file, tmp_path / "m.onnx", opset=16)
+    with pytest.raises(ValueError, match="opset 99 is newer than this onnx package knows"):
+        export_onnx(model_file, tmp_path / "m.onnx", opset=99)
