@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import config as config_mod
 from .config import Config
@@ -173,6 +174,32 @@ def _guard_out(out: Path, resume: bool) -> None:
                                      "it, or choose another --out")
 
 
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """One process (or one torchrun job, through its rank 0) per run folder: two
+    writing the same checkpoints, store and results leave them inconsistent."""
+    from . import distributed
+    if not distributed.is_main():
+        yield
+        return
+    import fcntl
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".depthnas.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            raise config_mod.ConfigError(f"{out} is in use by another depthnas process (pid "
+                                         f"{holder}); wait for it to end, or choose another --out"
+                                         ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield  # the lock goes with the file's closing, also when the process dies
+
+
 def _is_file(text: str) -> bool:
     try:
         return Path(text).is_file()
@@ -232,8 +259,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     _join_ranks(cfg)
     fixed_shape_kernels()
     _guard_out(Path(cfg.out), args.resume)
-    distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
-    run(cfg, progress=show_progress(args))
+    with _run_lock(Path(cfg.out)):
+        distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
+        run(cfg, progress=show_progress(args))
     return 0
 
 
@@ -260,11 +288,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     _join_ranks(cfg)
     fixed_shape_kernels()
     _guard_out(out, args.resume)
-    distributed.barrier()
-    if distributed.is_main():
-        print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
-    result = train_standalone(cfg, space, arch, load_splits(cfg), out,
-                              progress=show_progress(args), distributed=True)
+    with _run_lock(out):
+        distributed.barrier()
+        if distributed.is_main():
+            print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
+        result = train_standalone(cfg, space, arch, load_splits(cfg), out,
+                                  progress=show_progress(args), distributed=True)
     if distributed.is_main():
         score = make_task(space, cfg.standalone.loss).score_name
         print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "

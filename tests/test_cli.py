@@ -389,3 +389,20 @@ def test_binary_or_damaged_files_are_named(run_dir, tmp_path, capsys):
     (copy / "initial_landmarks.json").write_text('["v1-sync:c3,')
     assert main(["search", "--out", str(copy), "--resume", "--no-progress"]) == 2
     assert "initial_landmarks.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused(run_dir, tmp_path, capsys):
+    import fcntl
+    import os
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    with open(copy / ".depthnas.lock", "a+") as held:  # as a running search holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.truncate(0)
+        held.write("4242\n")
+        held.flush()
+        assert main(["search", "--out", str(copy), "--resume", "--no-progress"]) == 2
+    assert f"{copy} is in use by another depthnas process (pid 4242)" in capsys.readouterr().err
+    assert main(["search", "--out", str(copy), "--resume", "--no-progress"]) == 0  # released
+    assert (copy / ".depthnas.lock").read_text().strip() == str(os.getpid())
