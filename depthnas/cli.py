@@ -276,6 +276,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not arch_arg:
         raise config_mod.ConfigError("--arch is needed" + (
             f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
+    if not _is_file(arch_arg) and (arch_arg.endswith(".json") or ("/" in arch_arg and ":" not in arch_arg)):
+        # a path, not an architecture string (those carry "space:" or no "/")
+        raise FileNotFoundError(f"--arch {arch_arg}: no such file")
     text = read_text(arch_arg) if _is_file(arch_arg) else arch_arg
     cfg.space = _space_of(text, explicit=args.space, default=cfg.space)
     space = get_space(cfg.space)

@@ -406,3 +406,10 @@ def test_a_run_folder_in_use_by_another_process_is_refused(run_dir, tmp_path, ca
     assert f"{copy} is in use by another depthnas process (pid 4242)" in capsys.readouterr().err
     assert main(["search", "--out", str(copy), "--resume", "--no-progress"]) == 0  # released
     assert (copy / ".depthnas.lock").read_text().strip() == str(os.getpid())
+
+
+def test_a_mistyped_arch_file_is_not_read_as_an_architecture(tmp_path, capsys):
+    missing = tmp_path / "runs" / "x" / "best_arch.jsn"
+    for arg in (str(missing), str(tmp_path / "best_arch.json")):
+        assert main(["train", "--arch", arg, *TRAIN_TINY, "--out", str(tmp_path / "t")]) == 2
+        assert f"--arch {arg}: no such file" in capsys.readouterr().err
