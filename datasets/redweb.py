@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Reader, SampleRef, files_with_suffix, pair_by_stem
-from .io import IMAGE_SUFFIXES, read_png, read_rgb
+from .io import IMAGE_SUFFIXES, DatasetError, read_png, read_rgb
 
 __all__ = ["ReDWebReader", "REDWEB_INVALID"]
 
@@ -37,5 +37,7 @@ class ReDWebReader(Reader):
     def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rgb = read_rgb(ref.image)
         rd = read_png(ref.depth)
+        if rd.dtype != np.uint8:  # 255 marks invalid pixels only in the 8-bit maps
+            raise DatasetError(f"{ref.depth}: a {rd.dtype} RD map; ReDWeb's RDs are 8-bit")
         valid = rd != REDWEB_INVALID
         return rgb, (REDWEB_INVALID - 1 - rd.astype(np.float32)), valid

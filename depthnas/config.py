@@ -252,6 +252,18 @@ def validate(cfg: Config) -> Config:
                              ("weight_decay", t.weight_decay), ("grad_clip", t.grad_clip)):
             if not math.isfinite(value) or value < 0:
                 problems.append(f"{name}.{key}={value} (expected a finite number >= 0)")
+    d = cfg.data
+    if not d.spec.strip():
+        problems.append("data.spec is empty (synthetic, or KIND:PATH)")
+    for where, value in (("data.val_fraction", d.val_fraction), ("data.reg_fraction", d.reg_fraction)):
+        if not 0.0 <= value < 1.0:
+            problems.append(f"{where}={value} (expected a fraction in [0, 1))")
+    if d.val_fraction + d.reg_fraction >= 1.0:
+        problems.append(f"data.val_fraction + data.reg_fraction = {d.val_fraction + d.reg_fraction} "
+                        "leave nothing to train on")
+    if d.num_workers < 0 or d.synthetic_samples < 3:
+        problems.append(f"data.num_workers={d.num_workers}, data.synthetic_samples="
+                        f"{d.synthetic_samples} (expected >= 0 and >= 3: one sample per split)")
     for where, value in (("data.batch_size", cfg.data.batch_size),
                          ("model.features", cfg.model.features),
                          ("model.channels", cfg.model.channels),

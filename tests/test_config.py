@@ -64,3 +64,15 @@ def test_values_of_the_wrong_shape_name_their_key(override, message):
 def test_values_that_cannot_train_are_refused_before_any_work(override, message):
     with pytest.raises(C.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         C.validate(C.apply_dotted(C.Config(), [override]))
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.spec=''", "data.spec is empty"),
+    ("data.val_fraction=1.5", "data.val_fraction=1.5"),
+    ("data.reg_fraction=0.6", "leave nothing to train on"),
+    ("data.synthetic_samples=2", "data.synthetic_samples=2"),
+])
+def test_data_settings_that_cannot_split_are_refused_up_front(override, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.validate(C.apply_dotted(C.Config(), [override, "data.val_fraction=0.5"]
+                                  if "reg_fraction" in override else [override]))

@@ -159,6 +159,15 @@ def test_folder_mixed_npy_pfm_png_and_disparity_kind(tmp_path):
     np.testing.assert_allclose(disp, _depth_m(1))
 
 
+def test_a_16_bit_redweb_map_is_named(tmp_path):
+    root = make_redweb(tmp_path / "ReDWeb_V1", n=1)
+    _save_png(root / "RDs" / "r0.png", np.full((H, W), 300, np.uint16))
+    reader = ReDWebReader(root)
+    refs, _ = reader.index()
+    with pytest.raises(ValueError, match=r"r0.png: a uint16 RD map; ReDWeb's RDs are 8-bit"):
+        reader.load(refs[0])
+
+
 def test_redweb_rd_is_negative_disparity_and_255_invalid(tmp_path):
     # MiDaS reads an RD map as negative disparity (isl-org/MiDaS#16): 0 is the nearest
     # valid value, 254 the farthest, 255 invalid (sky).
