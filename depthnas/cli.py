@@ -295,7 +295,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         distributed.barrier()
         if distributed.is_main():
             print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
-        result = train_standalone(cfg, space, arch, load_splits(cfg), out,
+        splits = load_splits(cfg)
+        if distributed.is_main():  # as a search records them: which samples, what was skipped
+            from .io import atomic_write_json
+            atomic_write_json(out / "splits.json", splits.manifest())
+        result = train_standalone(cfg, space, arch, splits, out,
                                   progress=show_progress(args), distributed=True)
     if distributed.is_main():
         score = make_task(space, cfg.standalone.loss).score_name

@@ -169,6 +169,8 @@ def test_train_one_architecture(tmp_path, capsys):
     assert result["arch"] == "v1-sync:c3,skip,none,c1,ap" and result["val_loss"] > 0
     assert (out / "model.safetensors").is_file()
     assert "validation SSI loss" in capsys.readouterr().out
+    splits = json.loads((out / "splits.json").read_text())
+    assert splits["skipped"] == [] and len(splits["train"]) + len(splits["val"]) + len(splits["reg"]) == 40
 
 
 def test_bad_architecture_is_a_clear_error(tmp_path, capsys):
