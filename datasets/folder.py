@@ -11,12 +11,15 @@ Depth files may be 16-bit PNG, ``.npy`` or ``.pfm``.  ``depth_kind`` says what t
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from .base import DEPTH_KINDS, Reader, SampleRef, files_with_suffix, pair_by_stem
 from .io import DEPTH_SUFFIXES, IMAGE_SUFFIXES, read_depth_file, read_rgb
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FolderReader"]
 
@@ -29,6 +32,7 @@ class FolderReader(Reader):
         if depth_kind not in DEPTH_KINDS:
             raise ValueError(f"depth_kind must be one of {DEPTH_KINDS}, got {depth_kind!r}")
         self.value_kind = depth_kind
+        self._warned_8bit = False
 
     def index(self) -> tuple[list[SampleRef], list[str]]:
         imgs = self.require_dir(self.root / "images", "images")
@@ -41,6 +45,14 @@ class FolderReader(Reader):
         rgb = read_rgb(ref.image)
         png_scale = 1e-3 if self.value_kind == "depth" else 1.0  # millimetres -> metres
         values = read_depth_file(ref.depth, png_scale=png_scale)
+        if (self.value_kind == "depth" and not self._warned_8bit
+                and ref.depth.lower().endswith(".png") and values.max() <= 0.255):
+            # nothing beyond 255 mm: an 8-bit file. 8-bit depth maps are rare; 8-bit
+            # pictures of depth often show near as bright
+            self._warned_8bit = True
+            log.warning("%s looks like an 8-bit PNG, read as depth in millimetres (larger = "
+                        "farther); if brighter means nearer, pass --set data.depth_kind=disparity",
+                        ref.depth)
         # For depth, the base class drops values <= 0; a disparity of 0 means "no match".
         valid = np.ones(values.shape, bool) if self.value_kind == "depth" else values > 0
         return rgb, values, valid

@@ -143,6 +143,26 @@ def test_folder_png16_millimetres(tmp_path):
     np.testing.assert_allclose(disp, 1.0 / (np.round(depth * 1000) / 1000), rtol=1e-5)
 
 
+def test_an_8_bit_depth_png_is_flagged_once(tmp_path, caplog):
+    """8-bit 'depth' PNGs are mostly pictures where bright means near: say how to read
+    them as disparity, once per dataset, and read them as asked."""
+    root = make_folder(tmp_path / "f", n=3, fmt="png")
+    for p in sorted((root / "depth").glob("*.png")):
+        _save_png(p, np.tile(np.arange(W, dtype=np.uint8), (H, 1)) + 1)
+    reader = FolderReader(root, "depth")
+    refs, _ = reader.index()
+    with caplog.at_level("WARNING"):
+        for ref in refs:
+            reader.load(ref)
+    assert caplog.text.count("looks like an 8-bit PNG") == 1
+    assert "--set data.depth_kind=disparity" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        make_folder(tmp_path / "g", n=1, fmt="png")
+        FolderReader(tmp_path / "g", "depth").load(FolderReader(tmp_path / "g", "depth").index()[0][0])
+    assert "8-bit" not in caplog.text  # 16-bit millimetres are what the layout expects
+
+
 def test_folder_mixed_npy_pfm_png_and_disparity_kind(tmp_path):
     root = make_folder(tmp_path / "f", n=9, fmt="mixed")
     splits = build_splits(f"folder:{root}", SIZE, seed=1)
