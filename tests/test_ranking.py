@@ -53,13 +53,18 @@ def test_needs_two_equal_length_lists():
         kendall_tau([1.0, 2.0], [1.0, 2.0, 3.0])
 
 
-def test_truth_tables_hold_finite_losses(tmp_path):
-    import json
+def refused(path, text: str, match: str) -> None:
+    """A truth table with this text is refused with an error matching `match`."""
     from depthnas.truth import load_truth
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"v1-sync:c3,c3,c3,c3,c3": NaN, "v1-sync:c1,c1,c1,c1,c1": 0.3}')
-    with pytest.raises(ValueError, match=r"'v1-sync:c3,c3,c3,c3,c3' has loss nan"):
-        load_truth(bad)
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_truth(path)
+
+
+def test_truth_tables_hold_finite_losses(tmp_path):
+    from depthnas.truth import load_truth
+    refused(tmp_path / "bad.json", '{"v1-sync:c3,c3,c3,c3,c3": NaN, "v1-sync:c1,c1,c1,c1,c1": 0.3}',
+            r"'v1-sync:c3,c3,c3,c3,c3' has loss nan")
     # a benchmark table marks an architecture whose every seed diverged with a null mean
     table = tmp_path / "table.json"
     table.write_text(json.dumps({"architectures": {"a": {"mean": None, "seeds": [None, None]},
@@ -68,20 +73,12 @@ def test_truth_tables_hold_finite_losses(tmp_path):
 
 
 def test_truth_table_mistakes_are_explained(tmp_path):
-    from depthnas.truth import load_truth
-    unquoted = tmp_path / "t.csv"
-    unquoted.write_text("arch,loss\nv1-sync:c3,skip,none,c1,ap,0.2\n")
-    with pytest.raises(ValueError, match=r"t.csv line 2: .*quote architecture strings"):
-        load_truth(unquoted)
-    keyless = tmp_path / "t.json"
-    keyless.write_text('[{"architecture": "v1-sync:c3,skip,none,c1,ap", "loss": 0.1}]')
-    with pytest.raises(ValueError, match="needs objects with an 'arch' key"):
-        load_truth(keyless)
+    refused(tmp_path / "t.csv", "arch,loss\nv1-sync:c3,skip,none,c1,ap,0.2\n",
+            r"t.csv line 2: .*quote architecture strings")
+    refused(tmp_path / "t.json", '[{"architecture": "v1-sync:c3,skip,none,c1,ap", "loss": 0.1}]',
+            "needs objects with an 'arch' key")
     for bad, shown in (({"a": {"mean": "x"}}, "'x'"), ({"a": True, "b": 0.2}, "True")):
-        keyless.write_text(json.dumps(bad))
-        with pytest.raises(ValueError, match=f"t.json: entry 'a' has loss {shown}; expected a number"):
-            load_truth(keyless)
-    twice = tmp_path / "twice.csv"
-    twice.write_text('arch,loss\n"v1-sync:c3,skip,none,c1,ap",0.2\n"v1-sync:c3,skip,none,c1,ap",0.3\n')
-    with pytest.raises(ValueError, match="twice.csv line 3: .* is listed a second time"):
-        load_truth(twice)
+        refused(tmp_path / "t.json", json.dumps(bad), f"t.json: entry 'a' has loss {shown}; expected a number")
+    refused(tmp_path / "twice.csv",
+            'arch,loss\n"v1-sync:c3,skip,none,c1,ap",0.2\n"v1-sync:c3,skip,none,c1,ap",0.3\n',
+            "twice.csv line 3: .* is listed a second time")
