@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 
 from . import config as config_mod
 from .config import Config
-from .io import read_text
+from .io import atomic_write_json, read_text
 
 # flag -> (config path, type, help); "--precision" sets both trainings
 COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
@@ -101,17 +101,8 @@ def _resumed(saved: Path, updates: list[str]) -> Config:
     # filling them with defaults would retrain the run at another size.
     import yaml
     raw = yaml.safe_load(read_text(saved)) or {}
-    written = set(config_mod.flat(Config()))
-    present: set[str] = set()
-
-    def walk(d: dict, prefix: str) -> None:
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                present.add(f"{prefix}{k}")
-    walk(raw if isinstance(raw, dict) else {}, "")
-    missing = sorted(written - present)
+    present = set(config_mod.flatten(raw)) if isinstance(raw, dict) else set()
+    missing = sorted(set(config_mod.flat(Config())) - present)
     if missing:
         raise config_mod.ConfigError(
             f"{saved} lacks {len(missing)} field(s) every run writes ({', '.join(missing[:6])}"
@@ -276,10 +267,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not arch_arg:
         raise config_mod.ConfigError("--arch is needed" + (
             f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
-    if not _is_file(arch_arg) and (arch_arg.endswith(".json") or ("/" in arch_arg and ":" not in arch_arg)):
+    is_file = _is_file(arch_arg)
+    if not is_file and (arch_arg.endswith(".json") or ("/" in arch_arg and ":" not in arch_arg)):
         # a path, not an architecture string (those carry "space:" or no "/")
         raise FileNotFoundError(f"--arch {arch_arg}: no such file")
-    text = read_text(arch_arg) if _is_file(arch_arg) else arch_arg
+    text = read_text(arch_arg) if is_file else arch_arg
     cfg.space = _space_of(text, explicit=args.space, default=cfg.space)
     space = get_space(cfg.space)
     arch = space.parse(text)
@@ -297,7 +289,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
         splits = load_splits(cfg)
         if distributed.is_main():  # as a search records them: which samples, what was skipped
-            from .io import atomic_write_json
             atomic_write_json(out / "splits.json", splits.manifest())
         result = train_standalone(cfg, space, arch, splits, out,
                                   progress=show_progress(args), distributed=True)

@@ -320,18 +320,20 @@ def default_out(command: str) -> str:
     return f"runs/{command}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
 
 
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"section.field": value}` of a nested mapping (sections are dicts)."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def flat(cfg: Config) -> dict[str, Any]:
     """`{"section.field": value}` of every field (what --set addresses)."""
-    out: dict[str, Any] = {}
-
-    def walk(d: dict[str, Any], prefix: str) -> None:
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                out[f"{prefix}{k}"] = v
-    walk(to_dict(cfg), "")
-    return out
+    return flatten(to_dict(cfg))
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from depthnas.spaces import Arch, SearchSpace
 
 from .config import LandmarkConfig
-from .io import atomic_write_json
+from .io import atomic_write_json, read_json
 from .schedule import landmark_lambda
 from .task import Task, move
 
@@ -73,9 +73,8 @@ class LandmarkStore:
     def _read(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
-        import json
         try:
-            entries = list(json.loads(self.path.read_text())["entries"])
+            entries = list(read_json(self.path)["entries"])
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"landmark store {self.path} is not valid "
                              f"(expected {{'entries': [...]}}): {err}") from err

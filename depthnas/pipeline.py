@@ -149,7 +149,8 @@ class SearchRun:
         if path.is_file():
             return list(read_json(path))
         lm = self.cfg.landmarks
-        stored = self.store.matching(self.space.name, store_recipe(self.cfg))
+        recipe = store_recipe(self.cfg)
+        stored = self.store.matching(self.space.name, recipe)
         # at most M: a store grown by earlier runs may hold more than this run asks for
         reused = [self.space.from_string(e["arch"]) for e in stored][:lm.num]
         tau = lm.tau if lm.tau is not None else default_tau(self.space)
@@ -160,7 +161,6 @@ class SearchRun:
         if reused:
             self.say(f"reusing {len(reused)} of {len(stored)} stored landmark(s) from "
                      f"{self.store.path}")
-        recipe = store_recipe(self.cfg)
         other = [e for e in self.store.entries
                  if e["space"] == self.space.name and e.get("recipe") != recipe]
         if other:
