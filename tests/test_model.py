@@ -174,3 +174,21 @@ def test_inherit_weights_names_a_mismatch():
     fixed = v2.build_fixed(v2.from_string("v2-sync:c3,c3,c3,c3,c3+ps"), **KW)
     with pytest.raises(ValueError, match="super-net lacks"):
         inherit_weights(fixed, get_space("v1-sync").build_supernet(**KW))
+
+
+def test_pixel_shuffle_upsampling_starts_as_nearest_neighbour():
+    # ICNR: the four sub-pixels of each output pixel start equal (no checkerboard)
+    space = get_space("v2-sync")
+    model = space.build_fixed(space.from_string("v2-sync:c3,c3,c3,skip,none+ps"),
+                              backbone="resnet18", features=16)
+    up = model.blocks[0].upsample["pixel_shuffle"]
+    x = torch.randn(2, 16, 5, 6)
+    for mode in (up.train, up.eval):
+        mode()
+        y = up(x)
+        assert y.shape == (2, 16, 10, 12)
+        for i, j in ((0, 1), (1, 0), (1, 1)):
+            torch.testing.assert_close(y[..., i::2, j::2], y[..., 0::2, 0::2])
+    # i.e. nearest-neighbour upsampling of one C -> C ReLU-conv-BN
+    nearest = torch.nn.functional.interpolate(up[0](x)[:, ::4], scale_factor=2, mode="nearest")
+    torch.testing.assert_close(y, nearest)
