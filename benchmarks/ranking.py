@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import math
 import os
 import queue
@@ -53,7 +52,7 @@ import torch  # noqa: E402
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
 from depthnas.evaluation import PathEvaluator  # noqa: E402
-from depthnas.io import atomic_write_json, atomic_write_text  # noqa: E402
+from depthnas.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from depthnas.landmarks import default_tau, sample_landmarks  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
 from depthnas.ranking import default_threshold, kendall_tau, ranking_report  # noqa: E402
@@ -341,19 +340,33 @@ def markdown(out: dict[str, Any], table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def load_table(path: str | Path) -> dict[str, Any]:
+    """A table written by build_table.py; anything else is refused with the file named."""
+    table = read_json(path)
+    if not isinstance(table, dict) or "architectures" not in table \
+            or "depthnas_config" not in (table.get("config") or {}):
+        raise SystemExit(f"{path}: not a depth proxy table (build_table.py writes one: it holds "
+                         "'architectures' and 'config.depthnas_config')")
+    for arch, e in table["architectures"].items():
+        if not isinstance(e, dict) or "space" not in e or "mean" not in e:
+            raise SystemExit(f"{path}: entry {arch!r} lacks 'space' or 'mean'")
+    return table
+
+
 # ---- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     start = time.time()
     args = parse_args(argv)
     say = lambda msg: print(msg, flush=True)  # noqa: E731
-    table = json.loads(Path(args.table).read_text())
+    table = load_table(args.table)
     base = table["config"]["depthnas_config"]
     base_cfg = config_mod.from_dict(base)
     work = Path(args.work)
     truth: dict[str, dict[str, float]] = {}
     thresholds: dict[str, float] = {}
     for space_name in args.spaces:
-        entries = {a: e["mean"] for a, e in table["architectures"].items() if e["space"] == space_name}
+        entries = {a: e["mean"] for a, e in table["architectures"].items()
+                   if e["space"] == space_name and e["mean"] is not None}  # None: every seed diverged
         if len(entries) < args.num_landmarks + 2:
             raise SystemExit(f"{args.table}: {len(entries)} {space_name} architectures; need at least "
                              f"{args.num_landmarks + 2} ({args.num_landmarks} landmarks + 2 to rank)")

@@ -223,3 +223,22 @@ def test_sigterm_stops_the_workers_and_still_writes_the_table(tmp_path):
                               capture_output=True, text=True).stdout
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail(f"processes left behind:\n{left}")
+
+
+def test_ranking_refuses_a_file_that_is_not_a_table(tmp_path, table_path):
+    cut = tmp_path / "cut.json"
+    cut.write_text(table_path.read_text()[:200])
+    with pytest.raises(ValueError, match="cut.json: not valid JSON"):
+        ranking_bench.load_table(cut)
+    truth_only = tmp_path / "plain.json"
+    truth_only.write_text(json.dumps({"v1-sync:c3,skip,none,c1,ap": 0.1}))
+    with pytest.raises(SystemExit, match="plain.json: not a depth proxy table"):
+        ranking_bench.load_table(truth_only)
+    table = json.loads(table_path.read_text())
+    first = next(iter(table["architectures"]))
+    del table["architectures"][first]["mean"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(table))
+    with pytest.raises(SystemExit, match=f"broken.json: entry '{first}' lacks"):
+        ranking_bench.load_table(broken)
+    assert ranking_bench.load_table(table_path)["architectures"]

@@ -40,7 +40,7 @@ import torch  # noqa: E402
 
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
-from depthnas.io import append_jsonl, atomic_write_json  # noqa: E402
+from depthnas.io import append_jsonl, atomic_write_json, read_json  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
 
 SPACES = ("v1-sync", "v2-sync")
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         if meta["device"] is None:
             prev = Path(args.out)
             if prev.is_file():
-                meta["device"] = json.loads(prev.read_text()).get("device")
+                meta["device"] = read_json(prev).get("device")
         table = build_table(cfg, args, archs, done, meta)
         atomic_write_json(args.out, proxy.clean(table))
         tau = table["seed_kendall_tau"]
