@@ -296,7 +296,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         score = make_task(space, cfg.standalone.loss).score_name
         print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
               f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
+        _warn_if_no_better_than_constant(result, score)
     return 0
+
+
+def _warn_if_no_better_than_constant(result: dict, score: str) -> None:
+    base = result.get("constant_prediction_loss")
+    if base is None or result["val_loss"] < 0.99 * base:
+        return
+    print(f"warning: a constant prediction scores {base:.5f}: this model learned (almost) "
+          "nothing. An output of zeros everywhere means the head's final ReLU died; try a "
+          "lower --set standalone.lr=..., more --set standalone.epochs=..., or a pretrained "
+          "backbone (--set model.backbone_weights=FILE)", file=sys.stderr)
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:

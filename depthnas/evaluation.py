@@ -157,3 +157,16 @@ def evaluate_fixed(model: nn.Module, task: Task, val_set: Dataset, *, batch_size
             s, n = task.score(model(task.inputs(batch)), batch)
         total, count = total + s.double(), count + n
     return float(total) / max(count, 1)
+
+
+def constant_score(task: Task, val_set: Dataset, *, batch_size: int = 8) -> float | None:
+    """The validation score of predicting one value everywhere (depth tasks; None for
+    others): the level of a model that learned nothing, or whose final ReLU died.
+    Under the scale-and-shift-invariant loss every constant scores the same."""
+    if getattr(task, "name", None) != "depth":
+        return None
+    total, count = 0.0, 0
+    for batch in DataLoader(val_set, batch_size=batch_size):
+        s, n = task.score(torch.ones_like(batch["target"], dtype=torch.float32), batch)
+        total, count = total + s.double(), count + n
+    return float(total) / max(count, 1)

@@ -26,7 +26,7 @@ from . import config as config_mod
 from . import distributed as dist
 from .checkpoint import MODEL_FILE, Checkpointer, read_metadata, save_model
 from .config import Config
-from .evaluation import evaluate_fixed
+from .evaluation import constant_score, evaluate_fixed
 from .io import atomic_write_json, read_json
 from .models import count_parameters, is_classification, model_kwargs, model_metadata
 from .task import make_task
@@ -121,6 +121,8 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
                              device=device, precision=cfg.standalone.precision)
         save_model(out_dir / "model.safetensors", trainer.model, meta)
         result = {"arch": arch_string, "space": space.name, "val_loss": val,
+                  "constant_prediction_loss": constant_score(task, splits.val,
+                                                             batch_size=cfg.data.batch_size),
                   "params": count_parameters(trainer.model), "recipe": rec,
                   "train_time_s": round(time.time() - start, 2), "device": str(device),
                   "date": _dt.datetime.now().isoformat(timespec="seconds"),

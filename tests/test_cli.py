@@ -173,6 +173,16 @@ def test_train_one_architecture(tmp_path, capsys):
     assert splits["skipped"] == [] and len(splits["train"]) + len(splits["val"]) + len(splits["reg"]) == 40
 
 
+def test_train_warns_when_the_model_is_no_better_than_a_constant(tmp_path, capsys):
+    out = tmp_path / "frozen"
+    frozen = ["--set", "standalone.lr=0", "--set", "standalone.backbone_lr=0"]
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, *frozen,
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["val_loss"] >= 0.99 * result["constant_prediction_loss"] > 0
+    assert "learned (almost) nothing" in capsys.readouterr().err
+
+
 def test_bad_architecture_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,conv9", *TRAIN_TINY,
                  "--out", str(tmp_path / "x")]) == 2

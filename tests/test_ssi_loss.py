@@ -392,3 +392,19 @@ def test_shape_mismatch_raises():
         SSILoss()(torch.rand(2, 8, 8), torch.rand(2, 8, 9), torch.ones(2, 8, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"\[B,1,H,W\] or \[B,H,W\], got shape \(2, 3, 8, 8\)"):
         SSILoss()(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), torch.ones(2, 3, 8, 8, dtype=torch.bool))
+
+
+def test_constant_prediction_score_is_any_constants_score():
+    """`depthnas train` compares a model with this level: every constant prediction
+    scores it (scale and shift invariance), and it is not zero."""
+    from depthnas.evaluation import constant_score
+    from depthnas.task import ClassificationTask, DepthTask
+    from toys import BlobDepth
+    data, task = BlobDepth(n=6, size=32), DepthTask("ssi")
+    base = constant_score(task, data, batch_size=4)
+    batch = torch.utils.data.default_collate([data[i] for i in range(6)])
+    for c in (0.0, 1.0, 7.5):
+        s, n = task.score(torch.full_like(batch["target"], c), batch)
+        assert float(s) / n == pytest.approx(base, rel=1e-6)
+    assert base > 0.01
+    assert constant_score(ClassificationTask(), data) is None
