@@ -296,11 +296,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         score = make_task(space, cfg.standalone.loss).score_name
         print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
               f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
-        _warn_if_no_better_than_constant(result, score)
+        _warn_if_no_better_than_constant(result)
     return 0
 
 
-def _warn_if_no_better_than_constant(result: dict, score: str) -> None:
+def _warn_if_no_better_than_constant(result: dict) -> None:
     base = result.get("constant_prediction_loss")
     if base is None or result["val_loss"] < 0.99 * base:
         return
