@@ -9,6 +9,7 @@ from depthnas.bn_calibration import batchnorms, recalibrate
 from depthnas.spaces import get_space
 from depthnas.spaces.base import inherit_weights
 from depthnas.spaces.depth import create_backbone
+from depthnas.spaces.depth.model import make_upsample
 
 KW = dict(backbone="resnet18", features=16)
 
@@ -178,10 +179,7 @@ def test_inherit_weights_names_a_mismatch():
 
 def test_pixel_shuffle_upsampling_starts_as_nearest_neighbour():
     # ICNR: the four sub-pixels of each output pixel start equal (no checkerboard)
-    space = get_space("v2-sync")
-    model = space.build_fixed(space.from_string("v2-sync:c3,c3,c3,skip,none+ps"),
-                              backbone="resnet18", features=16)
-    up = model.blocks[0].upsample["pixel_shuffle"]
+    up = make_upsample("pixel_shuffle", 16)
     x = torch.randn(2, 16, 5, 6)
     for mode in (up.train, up.eval):
         mode()
@@ -196,10 +194,7 @@ def test_pixel_shuffle_upsampling_starts_as_nearest_neighbour():
 
 def test_transposed_conv_upsampling_starts_as_bilinear():
     # away from the border, the FCN init is exactly bilinear x2 upsampling
-    space = get_space("v2-sync")
-    model = space.build_fixed(space.from_string("v2-sync:c3,c3,c3,skip,none+tconv"),
-                              backbone="resnet18", features=16)
-    up = model.blocks[0].upsample["transposed_conv"]
+    up = make_upsample("transposed_conv", 16)
     x = torch.randn(2, 16, 6, 7)
     bilinear = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
     torch.testing.assert_close(up(x)[..., 1:-1, 1:-1], bilinear[..., 1:-1, 1:-1])
