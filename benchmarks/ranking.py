@@ -51,7 +51,7 @@ import torch  # noqa: E402
 
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
-from depthnas.evaluation import PathEvaluator  # noqa: E402
+from depthnas.evaluation import PathEvaluator, constant_score  # noqa: E402
 from depthnas.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from depthnas.landmarks import default_tau, sample_landmarks  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
@@ -219,6 +219,8 @@ def train_and_score(base, spec, args, splits, device, epochs: int) -> dict[str, 
     ev.refresh()
     scores = {s: ev.score(space.from_string(s)) for s in spec["score_archs"]}
     score_s = time.time() - t0
+    # a path whose head's final ReLU died outputs a constant: its score is this
+    constant = constant_score(task, splits.val, batch_size=cfg.data.batch_size)
     epochs_logged = [r for r in trainer.history if "train_loss" in r]
     last = epochs_logged[-1] if epochs_logged else {}
     result = {**{k: v for k, v in spec.items() if k != "score_archs"},
@@ -226,7 +228,7 @@ def train_and_score(base, spec, args, splits, device, epochs: int) -> dict[str, 
               "train_time_s": round(train_s, 1), "score_time_s": round(score_s, 1),
               "final_train_loss": last.get("train_loss"), "final_reg": last.get("train_reg"),
               "final_reg_violated": last.get("train_reg_violated"),
-              "device": proxy.device_name(device), "scores": scores}
+              "device": proxy.device_name(device), "scores": scores, "constant_score": constant}
     atomic_write_json(run_dir / "run.json", proxy.clean(result))
     return result
 
@@ -253,6 +255,15 @@ def worker_main(spec, base, args, data_path, device, threads, msgs, go, plan_eve
 
 
 # ---- statistics and the table -------------------------------------------------------------------
+def at_constant(scores: list[float], constant: float | None) -> float | None:
+    """The fraction of paths the super-net scores at a constant prediction's loss
+    (within 0.1%): paths whose shared head's final ReLU died. Their order is float
+    noise, so a run where most paths sit there ranks nothing."""
+    if constant is None or not scores:
+        return None
+    return sum(abs(x - constant) <= 1e-3 * constant for x in scores) / len(scores)
+
+
 def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
               thresholds: dict[str, float]) -> dict[str, Any]:
     per_run = []
@@ -272,6 +283,7 @@ def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
                         "best_found": best, "best_found_loss": truth[space][best],
                         "best_found_table_rank": full_rank.index(best) + 1,
                         "table_size": len(full_rank), "landmark_kendall_tau": lm_tau,
+                        "at_constant": at_constant(p, r.get("constant_score")),
                         "epochs": r["epochs"], "steps": r["steps"]})
     summary: dict[str, Any] = {}
     for space in sorted({r["space"] for r in per_run}):
@@ -293,7 +305,8 @@ def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
     return {"per_run": per_run, "summary": summary}
 
 
-def table4(summary: dict[str, Any], thresholds: dict[str, float], seeds: list[int]) -> str:
+def table4(summary: dict[str, Any], thresholds: dict[str, float], seeds: list[int],
+           per_run: list[dict[str, Any]]) -> str:
     def ms(d: dict[str, Any], fmt: str) -> str:
         if d["mean"] is None:
             return "n/a"
@@ -310,6 +323,11 @@ def table4(summary: dict[str, Any], thresholds: dict[str, float], seeds: list[in
                          f"{ms(s['best_found_loss'], '.5f')} | {s['n_eval']} |")
     lines.append("S-KdT thresholds (median |seed0 - seed1| of the table): "
                  + ", ".join(f"{k} {v:.3g}" for k, v in thresholds.items()))
+    collapsed = [f"{r['space']} {LABEL[r['method']]} seed {r['seed']} ({r['at_constant']:.0%})"
+                 for r in per_run if (r.get("at_constant") or 0) > 0.5]
+    if collapsed:
+        lines.append("Collapsed super-nets (more than half of the paths score a constant "
+                     "prediction's loss, so their order is noise): " + ", ".join(collapsed))
     return "\n".join(lines)
 
 
@@ -325,8 +343,9 @@ def markdown(out: dict[str, Any], table: dict[str, Any]) -> str:
              f"tau {out['settings']['tau']}, lambda_max {out['settings']['lambda_max']}, "
              f"{out['settings']['schedule']}, {out['settings']['pairs']} pair(s) per step; "
              f"{out['settings']['landmark_choice']}.", "",
-             "| space | method | seed | S-KdT | KdT | Spearman | best-found (table rank) | landmark KdT |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| space | method | seed | S-KdT | KdT | Spearman | best-found (table rank) | landmark KdT "
+             "| paths at constant |",
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def f(v: Any, fmt: str = "+.3f") -> str:
         return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
@@ -334,7 +353,7 @@ def markdown(out: dict[str, Any], table: dict[str, Any]) -> str:
         lines.append(f"| {r['space']} | {LABEL[r['method']]} | {r['seed']} | {f(r['sparse_kendall_tau'])} | "
                      f"{f(r['kendall_tau'])} | {f(r['spearman_rho'])} | `{r['best_found']}` "
                      f"({r['best_found_table_rank']}/{r['table_size']}, {r['best_found_loss']:.5f}) | "
-                     f"{f(r['landmark_kendall_tau'])} |")
+                     f"{f(r['landmark_kendall_tau'])} | {f(r.get('at_constant'), '.0%')} |")
     if out["missing_runs"]:
         lines.append(f"\nMissing runs: {', '.join(out['missing_runs'])}")
     return "\n".join(lines)
@@ -522,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         out["landmarks"] = {f"{s['space']}_s{s['seed']}": s["landmarks"] for s in specs
                             if s["method"] == "landmarks"}
         out["runs"] = [{k: v for k, v in r.items() if k != "landmarks"} for r in results]
-        text = table4(out["summary"], thresholds, args.seeds)
+        text = table4(out["summary"], thresholds, args.seeds, out["per_run"])
         out["table4"] = text
         say("\n" + text)
         for r in out["per_run"]:

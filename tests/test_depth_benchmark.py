@@ -99,6 +99,9 @@ def test_ranking_experiment_writes_table4(ranking_result, table_path):
         assert r["best_found"] not in {m["arch"] for m in marks}
         assert 1 <= r["best_found_table_rank"] <= V1
         assert r["sparse_threshold"] == pytest.approx(table["seed_median_abs_diff"]["v1-sync"])
+        assert 0.0 <= r["at_constant"] <= 1.0
+    constants = {run["constant_score"] for run in res["runs"]}  # one validation split, one level
+    assert len(constants) == 1 and constants.pop() > 0
     s = res["summary"]["v1-sync"]
     assert set(s) == {"spos", "landmarks"}
     assert "SPOS+landmarks" in res["table4"] and res["plan"]["epochs"] == 1
@@ -242,3 +245,19 @@ def test_ranking_refuses_a_file_that_is_not_a_table(tmp_path, table_path):
     with pytest.raises(SystemExit, match=f"broken.json: entry '{first}' lacks"):
         ranking_bench.load_table(broken)
     assert ranking_bench.load_table(table_path)["architectures"]
+
+
+def test_a_super_net_scoring_its_paths_at_the_constant_level_is_flagged():
+    truth = {"v1-sync": {f"a{i}": 0.1 + 0.01 * i for i in range(6)}}
+    constant = 0.2
+    def run(method, scores):
+        return {"space": "v1-sync", "method": method, "seed": 0, "landmarks": [],
+                "epochs": 1, "steps": 1, "constant_score": constant, "scores": scores}
+    dead = {a: constant * (1 + 1e-5 * i) for i, a in enumerate(truth["v1-sync"])}  # float noise
+    alive = {a: 0.5 * v for a, v in truth["v1-sync"].items()}
+    out = ranking_bench.summarize([run("spos", alive), run("landmarks", dead)], truth, {"v1-sync": 0.001})
+    by_method = {r["method"]: r["at_constant"] for r in out["per_run"]}
+    assert by_method == {"spos": 0.0, "landmarks": 1.0}
+    text = ranking_bench.table4(out["summary"], {"v1-sync": 0.001}, [0], out["per_run"])
+    assert "Collapsed super-nets" in text and "v1-sync SPOS+landmarks seed 0 (100%)" in text
+    assert "SPOS seed" not in text.split("Collapsed super-nets")[1]
