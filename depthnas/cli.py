@@ -96,18 +96,7 @@ def _updates(args: argparse.Namespace, command: str) -> list[str]:
 
 def _resumed(saved: Path, updates: list[str]) -> Config:
     """A resumed run's own config.yaml; flags may repeat it, not change it."""
-    cfg = config_mod.load(saved)
-    # Every run writes every field: a file lacking some was damaged (or cut), and
-    # filling them with defaults would retrain the run at another size.
-    import yaml
-    raw = yaml.safe_load(read_text(saved)) or {}
-    present = set(config_mod.flatten(raw)) if isinstance(raw, dict) else set()
-    missing = sorted(set(config_mod.flat(Config())) - present)
-    if missing:
-        raise config_mod.ConfigError(
-            f"{saved} lacks {len(missing)} field(s) every run writes ({', '.join(missing[:6])}"
-            f"{' ...' if len(missing) > 6 else ''}): damaged? Restore it, or start a new run "
-            "in another --out")
+    cfg = config_mod.load(saved, complete=True)
     before = config_mod.flat(cfg)
     config_mod.apply_dotted(cfg, updates)
     after = config_mod.flat(cfg)

@@ -291,7 +291,11 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-def load(path: str | Path | None = None, preset: str | None = None) -> Config:
+def load(path: str | Path | None = None, preset: str | None = None, *,
+         complete: bool = False) -> Config:
+    """Defaults < preset < the YAML file. `complete=True` (a run's own config.yaml,
+    which lists every field) refuses a file lacking fields: it was damaged or cut,
+    and filling them with defaults would retrain the run at another size."""
     cfg = Config()
     if preset is not None:
         if preset not in PRESETS:
@@ -307,6 +311,12 @@ def load(path: str | Path | None = None, preset: str | None = None) -> Config:
             raise ConfigError(f"{path}: not valid YAML ({err})") from err
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+        missing = sorted(set(flat(cfg)) - set(flatten(data))) if complete else []
+        if missing:
+            raise ConfigError(
+                f"{path} lacks {len(missing)} field(s) every run writes ({', '.join(missing[:6])}"
+                f"{' ...' if len(missing) > 6 else ''}): damaged? Restore it, or start a new run "
+                "in another --out")
         try:
             apply(cfg, data)
         except ConfigError as err:
