@@ -50,7 +50,7 @@ class DIODEReader(Reader):
     def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rgb = read_rgb(ref.image)
         depth = read_npy(ref.depth)
-        mask = read_npy(str(ref.mask))
+        mask = read_npy(str(ref.mask), allow_bool=True)
         if mask.shape != depth.shape:
             raise DatasetError(f"mask {ref.mask} is {mask.shape}, its depth map {ref.depth} is {depth.shape}")
         return rgb, depth.astype(np.float32), mask > 0

@@ -7,7 +7,9 @@ Depth files may be 16-bit PNG, ``.npy`` or ``.pfm``.  ``depth_kind`` says what t
   infinite are invalid; NaN is an error naming the file (a broken export: write 0
   or inf for unknown pixels).
 * ``"disparity"``: disparity-like values, larger = closer (stereo disparity, relative
-  inverse depth).  0 and inf are invalid, as in the Middlebury/KITTI exports.
+  inverse depth).  0 and inf are invalid, as in the Middlebury/KITTI exports, and so
+  are negative values (some exports write -1 for "no match"; a warning says so once);
+  NaN is an error, as for depth.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import DEPTH_KINDS, Reader, SampleRef, files_with_suffix, pair_by_stem
-from .io import DEPTH_SUFFIXES, IMAGE_SUFFIXES, read_depth_file, read_rgb
+from .io import DEPTH_SUFFIXES, IMAGE_SUFFIXES, DatasetError, read_depth_file, read_png, read_rgb
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ class FolderReader(Reader):
         if depth_kind not in DEPTH_KINDS:
             raise ValueError(f"depth_kind must be one of {DEPTH_KINDS}, got {depth_kind!r}")
         self.value_kind = depth_kind
-        self._warned_8bit = False
+        self._warned_8bit = self._warned_negative = False
 
     def index(self) -> tuple[list[SampleRef], list[str]]:
         imgs = self.require_dir(self.root / "images", "images")
@@ -43,16 +45,32 @@ class FolderReader(Reader):
 
     def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rgb = read_rgb(ref.image)
-        png_scale = 1e-3 if self.value_kind == "depth" else 1.0  # millimetres -> metres
-        values = read_depth_file(ref.depth, png_scale=png_scale)
-        if (self.value_kind == "depth" and not self._warned_8bit
-                and ref.depth.lower().endswith(".png") and values.max() <= 0.255):
-            # nothing beyond 255 mm: an 8-bit file. 8-bit depth maps are rare; 8-bit
-            # pictures of depth often show near as bright
+        if ref.depth.lower().endswith(".png"):
+            raw = read_png(ref.depth)
+            if self.value_kind == "depth":
+                self._check_8bit(raw, ref.depth)
+            values = raw.astype(np.float32) * np.float32(1e-3 if self.value_kind == "depth" else 1.0)
+        else:
+            values = read_depth_file(ref.depth)
+        if self.value_kind == "depth":
+            # the base class drops values <= 0 and inf, and names a file with NaN
+            return rgb, values, np.ones(values.shape, bool)
+        if np.isnan(values).any():
+            raise DatasetError(f"disparity map {ref.depth} contains {int(np.isnan(values).sum())} NaN "
+                               "values (write 0 or inf for unknown pixels)")
+        negative = values < 0
+        if negative.any() and not self._warned_negative:
+            self._warned_negative = True
+            log.warning("%s has %d negative disparities, read as invalid (as is 0, 'no match'); "
+                        "if the map is shifted relative inverse depth, shift it to >= 0 first",
+                        ref.depth, int(negative.sum()))
+        return rgb, values, values > 0
+
+    def _check_8bit(self, raw: np.ndarray, path: str) -> None:
+        # Nothing beyond 255 mm: an 8-bit file. 8-bit depth maps are rare; 8-bit
+        # pictures of depth often show near as bright.
+        if not self._warned_8bit and (raw.dtype == np.uint8 or raw.max() <= 255):
             self._warned_8bit = True
             log.warning("%s looks like an 8-bit PNG, read as depth in millimetres (larger = "
                         "farther); if brighter means nearer, pass --set data.depth_kind=disparity",
-                        ref.depth)
-        # For depth, the base class drops values <= 0; a disparity of 0 means "no match".
-        valid = np.ones(values.shape, bool) if self.value_kind == "depth" else values > 0
-        return rgb, values, valid
+                        path)

@@ -29,11 +29,32 @@ def read_rgb(path: str | Path) -> np.ndarray:
     An EXIF orientation tag is ignored: the depth map beside the image has no such
     tag and was made on the stored grid, so rotating the image alone would pair
     pixels with the wrong depth (silently, for a 180-degree tag or a mirror)."""
-    # returns None (no exception) on failure
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DatasetError(f"cannot read image {path}: {e.strerror or e}") from e
+    if not data:
+        raise DatasetError(f"cannot read image {path}: the file is empty")
+    if data[:2] == _JPEG_SOI and _jpeg_truncated(data):
+        # OpenCV decodes a cut JPEG without error, filling the missing rows with grey
+        raise DatasetError(f"truncated JPEG {path}: the file ends inside the image data")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
-        raise DatasetError(f"cannot read image {path} (missing, corrupt or unsupported format)")
+        raise DatasetError(f"cannot read image {path} (corrupt or unsupported format)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+_JPEG_SOI, _JPEG_SOS, _JPEG_EOI = b"\xff\xd8", b"\xff\xda", b"\xff\xd9"
+
+
+def _jpeg_truncated(data: bytes) -> bool:
+    """True when no end-of-image marker follows the last start-of-scan marker.
+
+    Entropy-coded data cannot contain 0xFFD9, so the marker after the last scan is
+    the image's own end; an EXIF thumbnail's EOI comes before every scan, and bytes
+    some cameras append after the EOI do not matter."""
+    sos = data.rfind(_JPEG_SOS)
+    return sos < 0 or data.rfind(_JPEG_EOI) < sos
 
 
 def read_png(path: str | Path) -> np.ndarray:
@@ -41,25 +62,44 @@ def read_png(path: str | Path) -> np.ndarray:
     arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise DatasetError(f"cannot read depth map {path} (missing, corrupt or unsupported format)")
-    if arr.ndim == 3:  # some tools save grey maps as 3 identical channels
-        arr = arr[:, :, 0]
-    return arr
+    return _single_channel(arr, path)
 
 
-def read_npy(path: str | Path) -> np.ndarray:
-    """Read a numeric npy array, squeezing a trailing singleton channel (DIODE stores HxWx1)."""
+def _single_channel(arr: np.ndarray, path: str | Path) -> np.ndarray:
+    """HxW from a map some tools save as 3 identical channels (+ alpha). Channels that
+    differ are a colour picture of depth (a colour map), not depth: an error."""
+    if arr.ndim == 2:
+        return arr
+    colour = arr[:, :, :3]
+    same = colour == colour[:, :, :1]
+    if np.issubdtype(arr.dtype, np.floating):
+        same |= np.isnan(colour) & np.isnan(colour[:, :, :1])
+    if not same.all():
+        raise DatasetError(f"depth map {path} has {arr.shape[2]} channels that differ: a colour "
+                           "image, not a depth map (a colour-mapped visualisation cannot be read "
+                           "back as depth); store depth as a single-channel PNG, npy or PFM")
+    return np.ascontiguousarray(arr[:, :, 0])
+
+
+def read_npy(path: str | Path, *, allow_bool: bool = False) -> np.ndarray:
+    """Read a real-valued npy array, squeezing a trailing singleton channel (DIODE stores
+    HxWx1). ``allow_bool``: a validity mask may be stored as booleans."""
     try:
         arr = np.load(str(path), allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise DatasetError(f"cannot read array {path}: {e}") from e
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-        raise DatasetError(f"expected a 2-D numeric map in {path}, got shape {arr.shape} dtype {arr.dtype}")
+    real = (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+            or (allow_bool and arr.dtype == np.bool_))
+    if arr.ndim != 2 or not real:
+        raise DatasetError(f"expected a 2-D real-valued map in {path}, got shape {arr.shape} "
+                           f"dtype {arr.dtype}")
     return arr
 
 
-_PFM_HEADER = re.compile(rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)\s")
+# Each header field ends at one whitespace character, or CRLF from a Windows writer.
+_PFM_HEADER = re.compile(rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)(?:\r\n|\s)")
 
 
 def read_pfm(path: str | Path) -> np.ndarray:
@@ -79,8 +119,10 @@ def read_pfm(path: str | Path) -> np.ndarray:
     dtype = np.dtype("<f4") if scale < 0 else np.dtype(">f4")
     count = width * height * channels
     body = data[m.end():]
-    if len(body) < count * 4:
-        raise DatasetError(f"truncated PFM {path}: expected {count * 4} data bytes, found {len(body)}")
+    if len(body) != count * 4:
+        what = "truncated PFM" if len(body) < count * 4 else "PFM with trailing bytes (wrong size in the header?)"
+        raise DatasetError(f"{what} {path}: {width}x{height}x{channels} needs {count * 4} data "
+                           f"bytes, found {len(body)}")
     arr = np.frombuffer(body, dtype=dtype, count=count).astype(np.float32)
     shape = (height, width, channels) if channels == 3 else (height, width)
     return np.ascontiguousarray(np.flipud(arr.reshape(shape)))
@@ -113,9 +155,6 @@ def read_depth_file(path: str | Path, *, png_scale: float = 1.0) -> np.ndarray:
     if suffix == ".npy":
         return read_npy(path).astype(np.float32)
     if suffix == ".pfm":
-        arr = read_pfm(path)
-        if arr.ndim == 3:  # colour PFM: the channels of a depth map are copies
-            arr = arr[:, :, 0]
-        return arr
+        return _single_channel(read_pfm(path), path)
     raise DatasetError(f"unsupported depth file type {suffix!r}: {path} (use png, npy or pfm)")
 

@@ -556,3 +556,85 @@ def test_diode_missing_mask(tmp_path, caplog):
 def test_too_few_samples(tmp_path):
     root = make_folder(tmp_path / "f", n=2, fmt="npy")
     _expect_build_error(f"folder:{root}", "too few")
+
+
+# ------------------------------------------------------- files that decode, but wrongly
+def test_a_truncated_jpeg_is_an_error_not_grey_rows(tmp_path, caplog):
+    """OpenCV decodes a cut JPEG without complaint and paints the missing rows grey."""
+    root = make_folder(tmp_path / "f", n=8)
+    path = root / "images" / "s006.jpg"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    _expect_load_error(f"folder:{root}", "truncated JPEG .*s006.jpg")
+    _expect_skipped(f"folder:{root}", caplog, 7, 1, "s006.jpg")
+    # a camera's bytes after the end-of-image marker are harmless
+    path.write_bytes(data + b"\0trailer")
+    assert FolderReader(root).load(FolderReader(root).index()[0][6])[0].shape == (H, W, 3)
+
+
+def test_a_colour_mapped_depth_png_is_refused_and_grey_copies_are_read(tmp_path):
+    root = make_folder(tmp_path / "f", n=2)
+    mm = np.round(_depth_m(1) * 1000).astype(np.uint16)
+    _save_png(root / "depth" / "s001.png", np.dstack([mm, mm, mm]))  # three identical channels
+    reader = FolderReader(root)
+    refs, _ = reader.index()
+    np.testing.assert_allclose(reader.load(refs[1])[1], 1.0 / (mm / 1000.0), rtol=1e-5)
+    colour = cv2.applyColorMap(np.tile(np.arange(W, dtype=np.uint8), (H, 1)), cv2.COLORMAP_JET)
+    _save_png(root / "depth" / "s001.png", colour)
+    with pytest.raises(DatasetError, match=r"s001.png has 3 channels that differ"):
+        reader.load(refs[1])
+    colour_pfm = np.dstack([_depth_m(1), _depth_m(1), 2 * _depth_m(1)])
+    (root / "depth" / "s001.png").unlink()
+    write_pfm(root / "depth" / "s001.pfm", colour_pfm)
+    with pytest.raises(DatasetError, match=r"s001.pfm has 3 channels that differ"):
+        reader.load(reader.index()[0][1])
+
+
+def test_a_full_range_8_bit_depth_png_is_flagged(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=1)
+    _save_png(root / "depth" / "s000.png", np.tile(np.linspace(1, 255, W).astype(np.uint8), (H, 1)))
+    reader = FolderReader(root, "depth")
+    with caplog.at_level("WARNING"):
+        reader.load(reader.index()[0][0])
+    assert "looks like an 8-bit PNG" in caplog.text
+
+
+def test_disparity_maps_nan_is_an_error_and_negatives_are_invalid_with_a_warning(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=2, fmt="npy")
+    disp = 1.0 / _depth_m(0)
+    disp[0, :8] = -1.0  # a stereo export's "no match"
+    np.save(root / "depth" / "s000.npy", disp)
+    bad = 1.0 / _depth_m(1)
+    bad[3, 3] = np.nan
+    np.save(root / "depth" / "s001.npy", bad)
+    reader = FolderReader(root, "disparity")
+    refs, _ = reader.index()
+    with caplog.at_level("WARNING"):
+        _, values, valid = reader.load(refs[0])
+    assert "8 negative disparities, read as invalid" in caplog.text
+    assert not valid[0, :8].any() and valid[1:].all()
+    with pytest.raises(DatasetError, match=r"s001.npy contains 1 NaN"):
+        reader.load(refs[1])
+
+
+def test_pfm_with_windows_line_ends_and_pfm_with_extra_bytes(tmp_path):
+    arr = np.random.default_rng(3).random((40, 60)).astype(np.float32)
+    path = tmp_path / "crlf.pfm"
+    path.write_bytes(b"Pf\r\n60 40\r\n-1.0\r\n" + np.flipud(arr).astype("<f4").tobytes())
+    np.testing.assert_array_equal(read_pfm(path), arr)
+    path.write_bytes(b"Pf\n30 40\n-1.0\n" + np.flipud(arr).astype("<f4").tobytes())  # width halved
+    with pytest.raises(DatasetError, match=r"crlf.pfm: 30x40x1 needs 4800 data bytes, found 9600"):
+        read_pfm(path)
+
+
+def test_diode_bool_mask_is_read_and_a_complex_depth_array_is_refused(tmp_path):
+    root = make_diode(tmp_path / "diode", scenes=1, scans=1)
+    mask_file = next(root.rglob("*_depth_mask.npy"))
+    np.save(mask_file, np.load(mask_file) > 0)
+    reader = DIODEReader(root)
+    ref = reader.index()[0][0]
+    valid = reader.load(ref)[2]
+    assert valid[:-3].all() and not valid[-3:].any()
+    np.save(ref.depth, _depth_m(0).astype(np.complex64))
+    with pytest.raises(DatasetError, match=r"real-valued map in .*_depth.npy.*complex64"):
+        reader.load(ref)
