@@ -61,7 +61,9 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
                 rgb, depth = raw
                 valid = np.isfinite(depth) & (depth > 0)
                 disparity = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
-            valid = valid & np.isfinite(disparity) & (disparity > 0)
+            # Disparity 0 stays in (ReDWeb's farthest level, as in training): the SSI
+            # counts it, and the depth metrics skip it themselves (1/0 has no depth).
+            valid = valid & np.isfinite(disparity)
             sample_id = ds.ids()[i] if hasattr(ds, "ids") else str(i)
             yield sample_id, rgb, disparity, valid
 
@@ -121,7 +123,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.split != "all":
             print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
     depth_cap = args.depth_cap
-    if depth_cap is None and data.split(":", 1)[0] == "nyuv2":
+    if depth_cap is None and data.split(":", 1)[0].strip().lower() == "nyuv2":
         depth_cap = NYU_DEPTH_CAP
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
               "(--depth-cap 0 for none)")

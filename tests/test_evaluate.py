@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from depthnas.cli import main
-from depthnas.evaluate import evaluate
+from depthnas.evaluate import evaluate, raw_samples
 from fixtures_models import make_model_file
 
 
@@ -111,10 +111,23 @@ def test_nyuv2_is_capped_at_10_m_by_default(tmp_path, model, capsys):
     from test_datasets import make_nyu_sync
     root = make_nyu_sync(tmp_path / "nyu", scenes=2, frames=1)
     capped, uncapped = tmp_path / "capped.json", tmp_path / "uncapped.json"
-    assert main(["evaluate", "--checkpoint", str(model), "--data", f"nyuv2:{root}",
+    assert main(["evaluate", "--checkpoint", str(model), "--data", f"NYUv2:{root}",  # any case
                  "--out", str(capped), "--no-progress"]) == 0
     assert "capped at 10 m" in capsys.readouterr().out
     assert json.loads(capped.read_text())["depth_cap"] == 10.0
     assert main(["evaluate", "--checkpoint", str(model), "--data", f"nyuv2:{root}",
                  "--depth-cap", "0", "--out", str(uncapped), "--no-progress"]) == 0
     assert json.loads(uncapped.read_text())["depth_cap"] is None
+
+
+def test_redweb_farthest_level_is_evaluated_as_in_training(tmp_path):
+    """RD 254 is ReDWeb's farthest valid level (disparity 0): training keeps it, so the
+    evaluation's SSI must too (the depth metrics skip it: it has no finite depth)."""
+    from test_datasets import make_redweb
+    from depthnas.datasets import build_splits
+    root = make_redweb(tmp_path / "ReDWeb_V1", n=2)
+    (_, _, disparity, valid), _ = list(raw_samples(f"redweb:{root}", "all", image_size=(32, 64)))
+    _, _, trained_valid = build_splits(f"redweb:{root}", (32, 64), val_fraction=0.0,
+                                       reg_fraction=0.0).train.raw(0)
+    assert (disparity[valid] == 0).any()
+    np.testing.assert_array_equal(valid, trained_valid)
