@@ -9,7 +9,9 @@ from depthnas.bn_calibration import batchnorms, recalibrate
 from depthnas.spaces import get_space
 from depthnas.spaces.base import inherit_weights
 from depthnas.spaces.depth import create_backbone
-from depthnas.spaces.depth.model import make_upsample
+from depthnas.spaces.depth import BlockChoice, is_dead_cell
+from depthnas.spaces.depth.model import FusionCell, make_upsample
+from depthnas.spaces.ops import EDGE_OPS
 
 KW = dict(backbone="resnet18", features=16)
 
@@ -198,3 +200,26 @@ def test_transposed_conv_upsampling_starts_as_bilinear():
     x = torch.randn(2, 16, 6, 7)
     bilinear = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
     torch.testing.assert_close(up(x)[..., 1:-1, 1:-1], bilinear[..., 1:-1, 1:-1])
+
+
+@pytest.mark.parametrize("upsample", ["bilinear", "transposed_conv", "pixel_shuffle"])
+def test_a_dead_cell_outputs_zeros_whatever_its_biases(upsample):
+    """REFERENCE: when no path reaches node 3 from node 0 or 1 the block outputs zeros.
+    Here node 2 is dead and only it feeds node 3, through a 3x3 convolution whose
+    BatchNorm (and the upsampling's bias) would otherwise add a constant."""
+    torch.manual_seed(0)
+    edges = {e: EDGE_OPS for e in ("2<-0", "2<-1", "3<-0", "3<-1", "3<-2")}
+    cell = FusionCell(8, edges, (upsample,)).eval()
+    for m in cell.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.bias.data.fill_(0.3)
+            m.running_mean.fill_(0.5)
+        elif isinstance(m, torch.nn.ConvTranspose2d):
+            m.bias.data.fill_(0.2)
+    choice = BlockChoice(("none", "none", "none", "none", "nor_conv_3x3"), upsample)
+    assert is_dead_cell(choice)
+    x0, x1 = torch.randn(2, 8, 6, 5), torch.randn(2, 8, 6, 5)
+    out = cell(x0, x1, choice)
+    assert out.shape == (2, 8, 12, 10) and not out.any()
+    alive = BlockChoice(("none", "none", "nor_conv_3x3", "none", "none"), upsample)
+    assert cell(x0, x1, alive).shape == out.shape

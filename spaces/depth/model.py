@@ -21,7 +21,7 @@ from torch import nn
 
 from ..base import Arch, resolve_arch
 from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN
-from .space import EDGES, NUM_BLOCKS, BlockChoice, DepthSpace
+from .space import EDGES, NUM_BLOCKS, BlockChoice, DepthSpace, is_dead_cell
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,11 @@ class FusionCell(nn.Module):
         return out
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor, choice: BlockChoice) -> torch.Tensor:
+        if is_dead_cell(choice):
+            # No input reaches node 3: the block outputs zeros, as the space defines.
+            # Running its ops on zeros would add BatchNorm shifts and biases instead.
+            b, c, h, w = x1.shape
+            return x1.new_zeros(b, c, 2 * h, 2 * w)
         nodes = {"0": x0, "1": x1}
         node2 = self._node(nodes, choice, "2")
         # A node with no live input is zero; dropping its edges is exactly that.
