@@ -37,10 +37,12 @@ __all__ = [
     "LOSS_NAMES",
 ]
 
-# A fit is degenerate when the prediction's spread over valid pixels is below this
-# many float epsilons of its magnitude: such a spread is rounding noise from the mean,
-# and dividing by it would give an arbitrary, huge scale and gradient.
-_DEGENERATE_ULPS = 64.0
+# A fit is degenerate when the prediction is constant over the valid pixels, or its
+# spread (RMS about the mean) is below this many float epsilons of its magnitude: such
+# a spread is the mean's rounding error, and dividing by it would give an arbitrary,
+# huge scale and gradient. It must stay small: a float32 map near 100 that varies by
+# 1e-3 (~130 distinct values) is a real prediction, and 64 epsilons called it constant.
+_DEGENERATE_ULPS = 4.0
 
 
 def _as_bhw(x: Tensor, name: str) -> Tensor:
@@ -74,7 +76,11 @@ def prepare_inputs(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Te
 
 
 def _fit(p: Tensor, d: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-image least-squares ``(scale, shift, ok)`` for prepared inputs; ``m`` float."""
+    """Per-image least-squares ``(scale, mean_p, mean_d)`` for prepared inputs, ``m``
+    float. The fit is ``scale * (p - mean_p) + mean_d``: the shift is
+    ``mean_d - scale * mean_p``, but adding that form back to ``scale * p`` cancels two
+    large terms when the prediction carries an offset, so the aligned map is formed
+    from the centred prediction instead."""
     n = m.sum((1, 2))
     n_safe = torch.where(n > 0, n, 1.0)
     mean_p = (m * p).sum((1, 2)) / n_safe
@@ -86,12 +92,14 @@ def _fit(p: Tensor, d: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     with torch.no_grad():
         amp = (m * p).abs().amax((1, 2))
         tol = n * (_DEGENERATE_ULPS * torch.finfo(p.dtype).eps * amp) ** 2
-        ok = (n >= 2) & (sxx > tol)
+        valid = m > 0
+        varies = torch.where(valid, p, -math.inf).amax((1, 2)) > torch.where(valid, p, math.inf).amin((1, 2))
+        ok = (n >= 2) & varies & (sxx > tol)
     # The safe denominator keeps the unused branch finite, so torch.where's backward
-    # never multiplies a zero gradient by inf (which would give NaN).
+    # never multiplies a zero gradient by inf (which would give NaN). A degenerate
+    # image gets scale 0: the fit left is its mean target.
     scale = torch.where(ok, sxy / torch.where(ok, sxx, 1.0), 0.0)
-    shift = torch.where(ok, mean_d - scale * mean_p, mean_d)
-    return scale, shift, ok
+    return scale, mean_p, mean_d
 
 
 def compute_scale_and_shift(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -101,8 +109,8 @@ def compute_scale_and_shift(prediction: Tensor, target: Tensor, mask: Tensor) ->
     ``shift = mean target`` (the least-squares optimum left), with finite gradients.
     """
     p, d, m = prepare_inputs(prediction, target, mask)
-    scale, shift, _ = _fit(p, d, m.to(p.dtype))
-    return scale, shift
+    scale, mean_p, mean_d = _fit(p, d, m.to(p.dtype))
+    return scale, mean_d - scale * mean_p
 
 
 def robust_normalise(x: Tensor, mask: Tensor) -> Tensor:
@@ -188,10 +196,11 @@ class SSILoss(nn.Module):
         with torch.autocast(prediction.device.type, enabled=False):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)
-            scale, shift, _ = _fit(p, d, mf)
+            scale, mean_p, mean_d = _fit(p, d, mf)
             # fewer than two valid pixels: nothing to align, so the image drops out
             mf = mf * (mf.sum((1, 2)) >= 2)[:, None, None].to(p.dtype)
-            residual = mf * (scale[:, None, None] * p + shift[:, None, None] - d)
+            aligned = scale[:, None, None] * (p - mean_p[:, None, None]) + mean_d[:, None, None]
+            residual = mf * (aligned - d)
             loss = _reduce((residual * residual).sum((1, 2)), 2.0 * mf.sum((1, 2)), self.reduction)
             if self.alpha > 0:
                 loss = loss + self.alpha * _gradient_matching(residual, mf, self.scales, self.reduction)

@@ -408,3 +408,17 @@ def test_constant_prediction_score_is_any_constants_score():
         assert float(s) / n == pytest.approx(base, rel=1e-6)
     assert base > 0.01
     assert constant_score(ClassificationTask(), data) is None
+
+
+def test_a_small_spread_on_a_large_offset_is_a_prediction_not_a_constant():
+    """Invariance to scale and shift must hold in float32 as long as the prediction
+    really varies: p * 1e-3 + 100 has ~130 distinct float32 values per image."""
+    gen = torch.Generator().manual_seed(0)
+    p = torch.rand(2, 1, 32, 32, generator=gen)
+    d = p + 0.01 * torch.rand(2, 1, 32, 32, generator=gen)  # a good prediction of d
+    m = torch.ones_like(d, dtype=torch.bool)
+    squeezed = p * 1e-3 + 100.0
+    exact = float(SSILoss()(squeezed.double(), d.double(), m))  # the same float32 values
+    # was 1.26 (the fit called it constant), then 0.0170 (s * p + t cancelled digits)
+    assert float(SSILoss()(squeezed, d, m)) == pytest.approx(exact, rel=0.01)
+    assert float(SSILoss()(torch.full_like(p, 100.0), d, m)) > 10 * exact  # constant: pays the variance
