@@ -62,6 +62,15 @@ class Search:
         for a in tqdm(todo, desc=desc, leave=False, disable=not self.progress):
             self.scores[a] = float(self._score(a))
 
+    def require_candidates(self) -> None:
+        """A search that found nothing to score is an error that says why."""
+        if self.scores:
+            return
+        why = (f"the search constraint rejected all {self.rejected} candidates drawn; raise "
+               "search.max_params / search.max_latency_ms" if self.rejected else
+               "every candidate drawn was excluded (landmarks, or architectures seen before)")
+        raise ValueError(f"no {self.space.name} architecture to score: {why}")
+
     def ranked(self) -> list[tuple[Arch, float]]:
         return sorted(self.scores.items(), key=lambda kv: kv[1])
 
@@ -125,6 +134,7 @@ def evolutionary_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng
             population.append(a)
             taken.add(a)
         s.evaluate(population, f"generation {gen + 1}/{cfg.generations}")
+        s.require_candidates()
         best_arch, best = s.ranked()[0]
         log.info("generation %d: best %.5f %s (%d evaluated)", gen + 1, best,
                  space.to_string(best_arch), len(s.scores))
@@ -146,6 +156,7 @@ def random_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng: rand
         if len(s.scores) % 10 == 0:
             s.save()
     s.save()
+    s.require_candidates()
     return s.ranked()
 
 

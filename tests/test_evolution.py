@@ -1,6 +1,8 @@
 """SPOS evolutionary search and random search on a known fitness landscape."""
 import random
 
+import pytest
+
 from depthnas.config import SearchConfig
 from depthnas.evolution import evolutionary_search, random_search
 from depthnas.spaces import get_space
@@ -50,6 +52,14 @@ def test_constraint_is_respected():
     ranked = evolutionary_search(SPACE, distance, cfg, random.Random(1), constraint=no_conv3,
                                  progress=False)
     assert all(no_conv3(a) for a, _ in ranked)
+
+
+@pytest.mark.parametrize("search", [evolutionary_search, random_search])
+def test_a_constraint_no_architecture_meets_is_a_clear_error(search):
+    cfg = SearchConfig(population=10, generations=2, random_candidates=10)
+    with pytest.raises(ValueError, match=r"no v1-sync architecture to score: the search "
+                                         r"constraint rejected all \d+ candidates.*max_params"):
+        search(SPACE, distance, cfg, random.Random(0), constraint=lambda a: False, progress=False)
 
 
 def test_checkpoint_resume_gives_the_uninterrupted_result(tmp_path):
