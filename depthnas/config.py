@@ -252,6 +252,18 @@ def validate(cfg: Config) -> Config:
                              ("weight_decay", t.weight_decay), ("grad_clip", t.grad_clip)):
             if not math.isfinite(value) or value < 0:
                 problems.append(f"{name}.{key}={value} (expected a finite number >= 0)")
+    lm = cfg.landmarks
+    if lm.enabled:
+        total = cfg.search.iterations * cfg.supernet.epochs  # lambda's clock: T * E epochs
+        ramp = lm.ramp_epochs if lm.schedule != "cosine-increasing" else 0.0
+        if min(lm.warmup_epochs, lm.ramp_epochs) < 0:
+            problems.append(f"landmarks.warmup_epochs={lm.warmup_epochs}, landmarks.ramp_epochs="
+                            f"{lm.ramp_epochs} (expected >= 0)")
+        elif lm.warmup_epochs + ramp >= total:
+            problems.append(f"landmarks.warmup_epochs + landmarks.ramp_epochs = "
+                            f"{lm.warmup_epochs + ramp:g} leave none of the super-net's "
+                            f"{total} epochs (search.iterations x supernet.epochs) at lambda_max "
+                            f"for the {lm.schedule} schedule")
     d = cfg.data
     if not d.spec.strip():
         problems.append("data.spec is empty (synthetic, or KIND:PATH)")

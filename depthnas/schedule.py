@@ -29,9 +29,12 @@ def landmark_lambda(progress: float, lambda_max: float, schedule: str = "cosine-
     if schedule == "cosine-increasing":
         return lambda_max * 0.5 * (1.0 - math.cos(math.pi * s))
     ramp_s = ramp / (1.0 - warmup) if ramp > 0 else 0.0
+    if ramp_s >= 1.0:
+        raise ValueError(f"a ramp of {ramp:g} after a warm-up of {warmup:g} leaves no training "
+                         f"at lambda_max for the {schedule} schedule; shorten the ramp")
     if s < ramp_s:
         return lambda_max * s / ramp_s
-    s = (s - ramp_s) / (1.0 - ramp_s) if ramp_s < 1.0 else 1.0
+    s = (s - ramp_s) / (1.0 - ramp_s)
     if schedule == "constant":
         return lambda_max
     if schedule == "cosine-decreasing":

@@ -55,3 +55,21 @@ def test_unknown_schedule():
     with pytest.raises(ValueError, match="unknown lambda schedule 'linear'"):
         landmark_lambda(0.5, 10, "linear")
     assert len(SCHEDULES) == 4
+
+
+def test_a_ramp_longer_than_the_training_left_is_refused_not_silently_short_of_lambda_max():
+    # A constant schedule with this ramp would have stopped at 8.33 of 10.
+    with pytest.raises(ValueError, match="shorten the ramp"):
+        landmark_lambda(1.0, 10.0, "constant", warmup=0.5, ramp=0.6)
+    assert landmark_lambda(1.0, 10.0, "cosine-increasing", warmup=0.5, ramp=0.6) == 10.0  # no ramp
+
+
+def test_config_names_a_ramp_the_super_net_epochs_cannot_hold():
+    from depthnas.config import ConfigError, load, validate
+    cfg = load(preset="paper")
+    cfg.supernet.epochs = 3  # T * E = 9 epochs, the paper's ramp is 10
+    validate(cfg)  # the increasing cosine has no ramp
+    cfg.landmarks.schedule = "constant"
+    with pytest.raises(ConfigError, match=r"warmup_epochs \+ landmarks.ramp_epochs = 10 leave none "
+                                          r"of the super-net's 9 epochs"):
+        validate(cfg)
