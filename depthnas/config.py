@@ -256,6 +256,9 @@ def validate(cfg: Config) -> Config:
     if lm.enabled:
         total = cfg.search.iterations * cfg.supernet.epochs  # lambda's clock: T * E epochs
         ramp = lm.ramp_epochs if lm.schedule != "cosine-increasing" else 0.0
+        if lm.num < 2:
+            problems.append(f"landmarks.num={lm.num}: the ranking penalty needs pairs, so >= 2 "
+                            "landmarks (--no-landmarks runs plain SPOS)")
         if min(lm.warmup_epochs, lm.ramp_epochs) < 0:
             problems.append(f"landmarks.warmup_epochs={lm.warmup_epochs}, landmarks.ramp_epochs="
                             f"{lm.ramp_epochs} (expected >= 0)")

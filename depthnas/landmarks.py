@@ -27,10 +27,14 @@ def sample_landmarks(space: SearchSpace, num: int, tau: int, rng: random.Random,
                      exclude: Sequence[Arch] = (), max_tries: int = 100_000) -> list[Arch]:
     """A random root plus architectures reached by repeated single-gene mutations
     of it, each kept once its Hamming distance to the root exceeds `tau`."""
-    n_genes = len(space.gene_choices())
+    if num < 1:
+        raise ValueError(f"the number of landmarks must be >= 1, got {num}")
+    # A gene with one choice never differs, so only the others bound the distance.
+    n_genes = sum(c > 1 for c in space.gene_choices())
     if not 0 <= tau < n_genes:
-        raise ValueError(f"tau={tau} must lie in [0, {n_genes - 1}] for {space.name} "
-                         f"({n_genes} genes): no architecture is further than {n_genes}")
+        raise ValueError(f"tau={tau} must lie in [0, {n_genes - 1}] for {space.name}: no "
+                         f"architecture is further than {n_genes} from another ({n_genes} genes "
+                         "have a choice)")
     seen = set(exclude)
     root = space.sample(rng)
     while root in seen:
@@ -53,7 +57,8 @@ def sample_landmarks(space: SearchSpace, num: int, tau: int, rng: random.Random,
 
 
 def default_tau(space: SearchSpace) -> int:
-    """Require most genes to differ from the root (NAS-Bench-201: 5 of 6 in the paper)."""
+    """Require most genes to differ from the root (NAS-Bench-201: tau = 5 in the paper, so
+    all 6 edges differ)."""
     return getattr(space, "landmark_tau", max(1, (3 * len(space.gene_choices())) // 5))
 
 

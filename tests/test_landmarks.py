@@ -27,6 +27,15 @@ def test_tau_beyond_the_encoding_is_an_error():
         sample_landmarks(get_space("v1-sync"), 3, tau=5, rng=random.Random(0))
 
 
+def test_the_tau_bound_counts_only_genes_with_a_choice_and_m_must_be_positive():
+    darts = get_space("darts")
+    assert len(darts.gene_choices()) == 24 and sum(c > 1 for c in darts.gene_choices()) == 22
+    with pytest.raises(ValueError, match=r"tau=22 must lie in \[0, 21\] for darts"):
+        sample_landmarks(darts, 3, tau=22, rng=random.Random(0))  # was 100,000 futile tries
+    with pytest.raises(ValueError, match="number of landmarks must be >= 1, got 0"):
+        sample_landmarks(get_space("v1-sync"), 0, tau=3, rng=random.Random(0))
+
+
 def test_landmarks_avoid_excluded_architectures():
     space = get_space("v1-sync")
     exclude = sample_landmarks(space, 5, 3, random.Random(1))

@@ -64,7 +64,7 @@ def test_a_ramp_longer_than_the_training_left_is_refused_not_silently_short_of_l
     assert landmark_lambda(1.0, 10.0, "cosine-increasing", warmup=0.5, ramp=0.6) == 10.0  # no ramp
 
 
-def test_config_names_a_ramp_the_super_net_epochs_cannot_hold():
+def test_config_refuses_landmark_settings_that_cannot_act():
     from depthnas.config import ConfigError, load, validate
     cfg = load(preset="paper")
     cfg.supernet.epochs = 3  # T * E = 9 epochs, the paper's ramp is 10
@@ -72,4 +72,7 @@ def test_config_names_a_ramp_the_super_net_epochs_cannot_hold():
     cfg.landmarks.schedule = "constant"
     with pytest.raises(ConfigError, match=r"warmup_epochs \+ landmarks.ramp_epochs = 10 leave none "
                                           r"of the super-net's 9 epochs"):
+        validate(cfg)
+    cfg.landmarks.schedule, cfg.landmarks.num = "cosine-increasing", 1
+    with pytest.raises(ConfigError, match=r"landmarks.num=1: the ranking penalty needs pairs"):
         validate(cfg)

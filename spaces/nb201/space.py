@@ -27,7 +27,8 @@ EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_
 class NB201Space(SearchSpace):
     name = "nb201"
     task_kind = "classification"
-    # The paper's NAS-Bench-201 setting: landmarks differ from the root in 5 of 6 edges.
+    # The paper's NAS-Bench-201 setting, tau = 5: as a landmark must differ from the
+    # root in more than tau edges, it differs in all 6.
     landmark_tau = 5
     # Inputs are fixed-size classification images (the data builders produce 32x32).
     input_size = (32, 32)
