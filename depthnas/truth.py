@@ -96,7 +96,12 @@ def load_truth(path: str | Path) -> dict[str, float]:
             raise ValueError(f"{path}: a list table needs objects with an 'arch' key (the "
                              "architecture string) and a loss under one of "
                              f"{LOSS_KEYS} or an accuracy")
-        values = {e["arch"]: _value(e["arch"], e, path, accuracies) for e in data}
+        values = {}
+        for i, e in enumerate(data):
+            if e["arch"] in values:  # the last would silently win, as a dict keeps one
+                raise ValueError(f"{path}: entry {i}: {e['arch']!r} is listed a second time "
+                                 "(a landmark store holding two recipes' results? keep one)")
+            values[e["arch"]] = _value(e["arch"], e, path, accuracies)
     elif isinstance(data, dict):
         values = {k: _value(k, v, path, accuracies) for k, v in data.items()}
     else:

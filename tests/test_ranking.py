@@ -82,3 +82,5 @@ def test_truth_table_mistakes_are_explained(tmp_path):
     refused(tmp_path / "twice.csv",
             'arch,loss\n"v1-sync:c3,skip,none,c1,ap",0.2\n"v1-sync:c3,skip,none,c1,ap",0.3\n',
             "twice.csv line 3: .* is listed a second time")
+    refused(tmp_path / "twice.json", json.dumps([{"arch": "a", "loss": 0.5}, {"arch": "a", "loss": 0.1}]),
+            "twice.json: entry 1: 'a' is listed a second time")
