@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -16,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (0.0.0.0 exposes the demo to the network)")
     d.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    d.add_argument("--device", default="cpu", help="PyTorch models: cpu | cuda | auto")
+    d.add_argument("--device", default="cpu",
+                   help="cpu | cuda | auto (ONNX models: onnxruntime's CPU or CUDA provider)")
     d.set_defaults(func=cmd_demo)
 
 
@@ -50,14 +53,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 2
         print(f"using the newest run: {run}")
         model = run
-    from depthnas.export.cli import resolve_device
     from depthnas.export.inference import load_estimator
 
     from .demo import DepthDemo, launch
-    demo = DepthDemo(load_estimator(model, device=resolve_device(args.device)),
+    demo = DepthDemo(load_estimator(model, device=args.device),
                      examples_dir=default_examples_dir())
     print(f"starting the demo of {demo.estimator.info.arch} on http://{args.host}:{args.port} "
           "(Ctrl-C stops)")
+    # `kill` (SIGTERM) must clean up as Ctrl-C does: the work folder holds every result.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = (signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+                if main_thread else None)
     try:
         launch(demo, args.host, args.port, block=True)
     except OSError as err:  # the port is taken, or the host is not this machine's
@@ -66,5 +72,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         demo.close()
     return 0

@@ -87,7 +87,7 @@ def check_upload(path: Path, name: str, limits: Limits) -> None:
             w, h = im.size
     except Exception:
         raise gr.Error(f"{name} is not an image this demo can read "
-                       "(PNG, JPEG, WebP, BMP, TIFF).") from None
+                       "(PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
     if max(w, h) > limits.max_side:
         raise gr.Error(f"{name} is {w}×{h} px; the limit is {limits.max_side} px a side. "
                        "Downscale it, or use `depthnas predict` for large photos.")

@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, config_mod.ConfigError) as err:
+    except (ValueError, OSError, config_mod.ConfigError) as err:  # OSError: a path's fault
         if args.verbose:
             raise
         print(f"error: {err}", file=sys.stderr)

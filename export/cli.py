@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model.onnx, a model.safetensors, or a run folder")
     p.add_argument("--input", required=True, help="an image or a folder of images")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="cpu", help="PyTorch models: cpu | cuda | auto")
+    p.add_argument("--device", default="cpu",
+                   help="cpu | cuda | auto (ONNX models: onnxruntime's CPU or CUDA provider)")
     p.add_argument("--colormap", default="inferno", help="matplotlib colormap of the preview")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
@@ -40,6 +41,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .onnx_export import DEFAULT_OPSET, PARITY_RTOL, check_parity, export_onnx
     model_file = resolve_model_file(args.run or args.checkpoint)
     out = Path(args.out) if args.out else model_file.with_suffix(".onnx")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; name the ONNX file to write (e.g. {out / 'model.onnx'})")
+    if out.suffix.lower() != ".onnx":
+        raise ValueError(f"--out {out}: an ONNX file must end in .onnx (predict and the demo "
+                         "choose onnxruntime by that suffix)")
     result = export_onnx(model_file, out, arch=args.arch, exporter=args.exporter,
                          opset=args.opset or DEFAULT_OPSET)
     size_mb = result.path.stat().st_size / 2**20
@@ -63,16 +69,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_device(name: str) -> str:
-    """`auto`, `cpu`, `cuda`, `cuda:N`; one this machine lacks is a clear ValueError."""
-    from depthnas.trainer import resolve_device as checked
-    return str(checked(name))
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .images import check_colormap
     from .inference import load_estimator
     from .predict import predict_paths
-    estimator = load_estimator(args.model, device=resolve_device(args.device))
+    check_colormap(args.colormap)  # before a model loads or a folder is made
+    estimator = load_estimator(args.model, device=args.device)
     report = predict_paths(estimator, args.input, args.out, colormap=args.colormap,
                            progress=_progress(args))
     print(f"{len(report.written)} image(s) -> {args.out}; {len(report.skipped)} skipped "

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 DEFAULT_COLORMAP = "inferno"
 
 
@@ -84,6 +84,11 @@ def _lut(name: str) -> np.ndarray:
     return (cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255.0 + 0.5).astype(np.uint8)
 
 
+def check_colormap(name: str) -> None:
+    """ValueError for a name matplotlib does not know (before any work is done)."""
+    _lut(name)
+
+
 def colorize(depth: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
     """uint8 HxWx3 RGB visualisation of a relative inverse-depth map (bright = near)."""
     idx = np.round(_normalise01(depth) * 255.0).astype(np.uint8)
@@ -95,11 +100,12 @@ def to_uint16(depth: np.ndarray) -> np.ndarray:
     return np.round(_normalise01(depth) * 65535.0).astype(np.uint16)
 
 
+OUTPUT_SUFFIXES = ("-depth.png", "-depth16.png", "-depth.npy")  # what a prediction writes
+
+
 def output_paths(out_dir: str | Path, stem: str) -> dict[str, Path]:
-    out_dir = Path(out_dir)
-    return {"color": out_dir / f"{stem}-depth.png",
-            "png16": out_dir / f"{stem}-depth16.png",
-            "npy": out_dir / f"{stem}-depth.npy"}
+    return {key: Path(out_dir) / f"{stem}{suffix}"
+            for key, suffix in zip(("color", "png16", "npy"), OUTPUT_SUFFIXES)}
 
 
 def save_prediction(depth: np.ndarray, out_dir: str | Path, stem: str,

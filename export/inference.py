@@ -134,22 +134,43 @@ class OnnxEstimator(DepthEstimator):
 
 def _image_size(meta: dict[str, Any], path: Path) -> tuple[int, int]:
     raw = meta.get("image_size")
-    if isinstance(raw, str):
-        import json
-        raw = json.loads(raw)
     try:
+        if isinstance(raw, str):
+            import json
+            raw = json.loads(raw)
         h, w = (int(v) for v in raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # json's decode error is a ValueError
         raise ValueError(f"{path}: metadata image_size {raw!r} is not [H, W]") from None
     return h, w
 
 
 def load_estimator(path: str | Path, device: str = "cpu") -> DepthEstimator:
-    """An ONNX file (.onnx) runs in onnxruntime; a model file or run folder in PyTorch."""
+    """An ONNX file (.onnx) runs in onnxruntime; a model file or run folder in PyTorch.
+    `device`: cpu, cuda[:N] or auto; one this machine (or onnxruntime build) lacks is a
+    ValueError that says what there is."""
     path = Path(path)
     if path.suffix.lower() == ".onnx":
-        return OnnxEstimator(path)
-    return TorchEstimator(path, device=device)
+        return OnnxEstimator(path, providers=onnx_providers(device))
+    from depthnas.trainer import resolve_device
+    return TorchEstimator(path, device=str(resolve_device(device)))
+
+
+def onnx_providers(device: str) -> list[str]:
+    """onnxruntime execution providers for a device name (its CUDA build, not torch's)."""
+    import onnxruntime as ort
+    available = ort.get_available_providers()
+    cuda = "CUDAExecutionProvider" in available
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "auto":
+        return (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
+    if device.split(":")[0] == "cuda":
+        if not cuda:
+            raise ValueError(f"--device {device}: this onnxruntime has no CUDA provider "
+                             f"(it has {', '.join(available)}); use --device cpu, or install "
+                             "onnxruntime-gpu")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
 def measure_latency(estimator: DepthEstimator, runs: int = 5, warmup: int = 1) -> float:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .images import DEFAULT_COLORMAP, IMAGE_SUFFIXES, ImageReadError, read_rgb, save_prediction
+from .images import (DEFAULT_COLORMAP, IMAGE_SUFFIXES, OUTPUT_SUFFIXES, ImageReadError,
+                     check_colormap, read_rgb, save_prediction)
 from .inference import DepthEstimator
 
 
@@ -22,14 +23,18 @@ class PredictReport:
     skipped: list[tuple[Path, str]] = field(default_factory=list)       # input, reason
 
 
-def collect_inputs(path: str | Path) -> list[Path]:
-    """A file is taken as given (a bad one is reported later); a folder gives its images."""
+def collect_inputs(path: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """A file is taken as given (a bad one is reported later); a folder gives its images,
+    except, when it is also the output folder, the depth maps predict wrote there."""
     path = Path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(p for p in path.iterdir()
-                      if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        found = sorted(p for p in path.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if out_dir is not None and Path(out_dir).resolve() == path.resolve():
+            found = [p for p in found if not p.name.endswith(OUTPUT_SUFFIXES)]
+        return found
     raise FileNotFoundError(f"input not found: {path}")
 
 
@@ -56,7 +61,8 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
                   colormap: str = DEFAULT_COLORMAP, progress: bool = True) -> PredictReport:
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ValueError(f"--out {out_dir} is a file; it must name a folder for the predictions")
-    paths = collect_inputs(inputs)
+    check_colormap(colormap)
+    paths = collect_inputs(inputs, out_dir)
     if not paths:
         raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     stems = unique_stems(paths)

@@ -105,3 +105,37 @@ def test_bad_device_and_busy_port_are_messages(run_dir: Path, capsys) -> None:
 def test_demo_without_a_run_says_how_to_make_one(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--runs", str(tmp_path / "runs")]) == 2
     assert "make search" in capsys.readouterr().err
+
+
+def test_sigterm_cleans_up_the_work_folder_as_ctrl_c_does(onnx_file: Path, tmp_path: Path) -> None:
+    """`kill` of a demo left /tmp/depthnas-demo-* behind, full of result .npy files."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, TMPDIR=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "depthnas", "demo", "--model", str(onnx_file),
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180  # a readiness wait on a busy CI machine, not a timing
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the demo did not start serving"
+            with socket.socket() as c:
+                if c.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        assert list(tmp_path.glob("depthnas-demo-*"))  # the work folder exists while serving
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not list(tmp_path.glob("depthnas-demo-*"))

@@ -126,3 +126,14 @@ def test_an_opset_outside_what_onnx_knows_is_named(model_file: Path, tmp_path: P
         export_onnx(model_file, tmp_path / "m.onnx", opset=16)
     with pytest.raises(ValueError, match="opset 99 is newer than this onnx package knows"):
         export_onnx(model_file, tmp_path / "m.onnx", opset=99)
+
+
+def test_out_must_name_an_onnx_file_and_is_checked_before_exporting(run_dir: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    assert main(["export", "--run", str(run_dir), "--out", str(folder), "--exporter", "legacy"]) == 2
+    assert f"--out {folder} is a folder; name the ONNX file" in capsys.readouterr().err
+    assert main(["export", "--run", str(run_dir), "--out", str(tmp_path / "m.bin")]) == 2
+    assert "must end in .onnx" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"] and not any(folder.iterdir())

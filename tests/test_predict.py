@@ -127,3 +127,46 @@ def test_out_naming_a_file_is_an_error(onnx_file: Path, photos: Path, tmp_path: 
                  "--out", str(taken), "--no-progress"]) == 2
     assert "results.json is a file; it must name a folder" in capsys.readouterr().err
     assert taken.read_text() == "{}"
+
+
+def test_predicting_into_the_input_folder_twice_skips_its_own_outputs(onnx_file: Path, photos: Path,
+                                                                      tmp_path: Path, capsys) -> None:
+    import shutil
+    same = tmp_path / "same"
+    shutil.copytree(photos, same)
+    args = ["predict", "--model", str(onnx_file), "--input", str(same), "--out", str(same), "--no-progress"]
+    assert main(args) == 0 and main(args) == 0
+    assert capsys.readouterr().out.count("3 image(s)") == 2
+    assert not list(same.glob("*-depth-depth*")) and not list(same.glob("*-depth16-depth*"))
+
+
+def test_an_unknown_colormap_is_refused_before_any_work(onnx_file: Path, photos: Path,
+                                                        tmp_path: Path, capsys) -> None:
+    out = tmp_path / "o"
+    assert main(["predict", "--model", str(onnx_file), "--input", str(photos), "--out", str(out),
+                 "--colormap", "nope", "--no-progress"]) == 2
+    assert "unknown colormap 'nope'" in capsys.readouterr().err and not out.exists()
+
+
+def test_device_chooses_onnxruntime_providers(onnx_file: Path, photos: Path, tmp_path: Path,
+                                              capsys) -> None:
+    import onnxruntime as ort
+    assert load_estimator(onnx_file, device="cpu").info.backend == "onnxruntime (CPUExecutionProvider)"
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert main(["predict", "--model", str(onnx_file), "--input", str(photos),
+                     "--out", str(tmp_path / "o"), "--device", "cuda"]) == 2
+        assert "this onnxruntime has no CUDA provider" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        load_estimator(onnx_file, device="gpu")
+
+
+def test_malformed_size_metadata_names_the_file(onnx_file: Path, tmp_path: Path) -> None:
+    import onnx
+    proto = onnx.load(str(onnx_file))
+    for prop in proto.metadata_props:
+        if prop.key == "image_size":
+            prop.value = "[64 64]"
+    bad = tmp_path / "bad-meta.onnx"
+    onnx.save(proto, str(bad))
+    with pytest.raises(ValueError, match=r"bad-meta.onnx: metadata image_size '\[64 64\]' is not \[H, W\]"):
+        OnnxEstimator(bad)
