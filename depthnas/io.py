@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -68,6 +69,25 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    """Append one JSON line. A last line a kill cut short gets its newline first, so
+    the new record starts a line of its own instead of gluing onto the torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab+") as fh:
+        torn = fh.tell() > 0 and (fh.seek(-1, os.SEEK_END) or fh.read(1)) != b"\n"
+        fh.write((b"\n" if torn else b"") + (json.dumps(record) + "\n").encode())
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log. A line that does not decode (a write cut by a
+    kill) is skipped with a warning naming it: the log is a record, not a resume state."""
+    records = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            logging.getLogger("depthnas.io").warning("%s line %d: skipped, not a JSON record (%s)",
+                                                     path, number, err)
+    return records

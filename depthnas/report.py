@@ -1,7 +1,6 @@
 """`report.md` with plots for a search run: ranking scatter, lambda, training curves."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .io import read_jsonl  # noqa: E402
+
 
 def _records(out: Path, phase: str) -> list[dict[str, Any]]:
     """Step logs of `phase`; a run too short to log a step falls back to its
@@ -17,8 +18,7 @@ def _records(out: Path, phase: str) -> list[dict[str, Any]]:
     path = out / "metrics.jsonl"
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("phase") == phase]
+    rows = [r for r in read_jsonl(path) if r.get("phase") == phase]
     steps = [r for r in rows if "loss" in r]
     if steps:
         return steps

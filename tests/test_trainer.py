@@ -216,3 +216,18 @@ def test_written_files_get_the_umask_permissions_not_owner_only(tmp_path):
     for path in (f, ckpt, ckpt / "model.safetensors"):
         mode = stat.S_IMODE(os.stat(path).st_mode)
         assert mode & 0o044 == 0o044, (path, oct(mode))
+
+
+def test_a_log_line_torn_by_a_kill_is_skipped_and_the_next_record_starts_its_own_line(tmp_path, caplog):
+    from depthnas.io import append_jsonl, read_jsonl
+    from depthnas.report import _records
+    log = tmp_path / "metrics.jsonl"
+    append_jsonl(log, {"phase": "supernet", "step": 1, "loss": 0.5})
+    with open(log, "a") as fh:
+        fh.write('{"phase": "supernet", "step": 2, "lo')  # kill -9 mid-write
+    append_jsonl(log, {"phase": "supernet", "step": 3, "loss": 0.3})
+    with caplog.at_level("WARNING"):
+        records = read_jsonl(log)
+    assert [r["step"] for r in records] == [1, 3]
+    assert "metrics.jsonl line 2: skipped" in caplog.text
+    assert [r["step"] for r in _records(tmp_path, "supernet")] == [1, 3]  # report.md still renders

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import math
 import os
 import queue
@@ -40,7 +39,7 @@ import torch  # noqa: E402
 
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
-from depthnas.io import append_jsonl, atomic_write_json, read_json  # noqa: E402
+from depthnas.io import append_jsonl, atomic_write_json, read_json, read_jsonl  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
 
 SPACES = ("v1-sync", "v2-sync")
@@ -95,11 +94,7 @@ def read_done(path: Path, key: str) -> dict[tuple[str, int], dict[str, Any]]:
     done: dict[tuple[str, int], dict[str, Any]] = {}
     if not path.is_file():
         return done
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
+    for rec in read_jsonl(path):  # a line cut by a kill is skipped
         if rec.get("recipe_key") != key:
             continue
         if rec.get("val_loss") is not None or rec.get("error_kind") == "diverged":
