@@ -167,6 +167,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 return False
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return bool(value)
+    if hint is str:
+        if value is None:  # `out:` left empty in YAML, `--set out=`: the field's "unset"
+            return ""
+        if isinstance(value, bool):  # YAML reads yes/no/on/off as booleans
+            raise ConfigError(f"{where}: expected text, got {value!r} (quote it: "
+                              f"{where}='{'yes' if value else 'no'}' in YAML)")
     if hint in (int, float, str):
         if isinstance(value, (list, tuple, dict)) or (value is None and hint is not str):
             raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
@@ -267,6 +273,27 @@ def validate(cfg: Config) -> Config:
                             f"{lm.warmup_epochs + ramp:g} leave none of the super-net's "
                             f"{total} epochs (search.iterations x supernet.epochs) at lambda_max "
                             f"for the {lm.schedule} schedule")
+    if not math.isfinite(lm.lambda_max) or lm.lambda_max < 0:
+        problems.append(f"landmarks.lambda_max={lm.lambda_max} (expected a finite number >= 0)")
+    if lm.pairs < 0:
+        problems.append(f"landmarks.pairs={lm.pairs} (expected >= 0; 0 = all pairs)")
+    s = cfg.search
+    for where, value, least in (("search.generations", s.generations, 1),
+                                ("search.random_candidates", s.random_candidates, 1),
+                                ("search.calib_batches", s.calib_batches, 1),
+                                ("search.val_batches", s.val_batches, 1),
+                                ("search.rank_samples", s.rank_samples, 0),
+                                ("search.parents", s.parents, 1),
+                                ("search.mutations", s.mutations, 0),
+                                ("search.crossovers", s.crossovers, 0)):
+        if value is not None and value < least:
+            problems.append(f"{where}={value} (expected >= {least})")
+    if not 0.0 <= s.mutation_prob <= 1.0:
+        problems.append(f"search.mutation_prob={s.mutation_prob} (expected a probability)")
+    for where, value in (("search.max_params", s.max_params), ("search.max_latency_ms", s.max_latency_ms),
+                         ("search.sparse_threshold", s.sparse_threshold)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            problems.append(f"{where}={value} (expected a finite number > 0, or none)")
     d = cfg.data
     if not d.spec.strip():
         problems.append("data.spec is empty (synthetic, or KIND:PATH)")
@@ -286,7 +313,6 @@ def validate(cfg: Config) -> Config:
                          ("search.iterations", cfg.search.iterations)):
         if value < 1:
             problems.append(f"{where}={value} (expected >= 1)")
-    s = cfg.search
     if s.top_k < 0 or (s.top_k == 0 and not cfg.landmarks.enabled):
         problems.append(f"search.top_k={s.top_k}: without landmarks a search needs top_k >= 1 "
                         "(the architectures it trains stand-alone and returns)")

@@ -66,7 +66,27 @@ def test_values_of_the_wrong_shape_name_their_key(override, message):
     (["data.val_fraction=1.5"], "data.val_fraction=1.5"),
     (["data.val_fraction=0.5", "data.reg_fraction=0.6"], "leave nothing to train on"),
     (["data.synthetic_samples=2"], "data.synthetic_samples=2"),
+    # each of these used to surface after landmark and super-net training, or never
+    (["landmarks.lambda_max=nan"], "landmarks.lambda_max=nan (expected a finite number >= 0)"),
+    (["landmarks.lambda_max=-5"], "landmarks.lambda_max=-5.0"),
+    (["landmarks.pairs=-1"], "landmarks.pairs=-1"),
+    (["search.generations=0"], "search.generations=0 (expected >= 1)"),
+    (["search.val_batches=0"], "search.val_batches=0 (expected >= 1)"),
+    (["search.calib_batches=0"], "search.calib_batches=0 (expected >= 1)"),
+    (["search.max_params=-3"], "search.max_params=-3 (expected a finite number > 0, or none)"),
+    (["search.sparse_threshold=nan"], "search.sparse_threshold=nan"),
+    (["search.mutation_prob=1.5"], "search.mutation_prob=1.5"),
 ])
 def test_values_that_cannot_train_are_refused_before_any_work(overrides, message):
     with pytest.raises(C.ConfigError, match=re.escape(message)):
         C.validate(C.apply_dotted(C.Config(), overrides))
+
+
+def test_an_empty_text_value_is_unset_not_the_string_none(tmp_path):
+    cfg = C.apply_dotted(C.Config(), ["out="])
+    assert cfg.out == ""  # the default run folder, not ./None
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("out:\n")
+    assert C.load(yaml_file).out == ""
+    with pytest.raises(C.ConfigError, match="data.spec: expected text, got False"):
+        C.apply_dotted(C.Config(), ["data.spec=no"])
