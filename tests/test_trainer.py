@@ -229,5 +229,6 @@ def test_a_log_line_torn_by_a_kill_is_skipped_and_the_next_record_starts_its_own
     with caplog.at_level("WARNING"):
         records = read_jsonl(log)
     assert [r["step"] for r in records] == [1, 3]
+    assert log.read_text().count("\n") == 3  # no blank line after a whole one
     assert "metrics.jsonl line 2: skipped" in caplog.text
     assert [r["step"] for r in _records(tmp_path, "supernet")] == [1, 3]  # report.md still renders
