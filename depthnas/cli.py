@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 from . import config as config_mod
 from .config import Config
 from .io import atomic_write_json, read_text
+from .runs import FAILED_START_LEFTOVERS, RUN_MARKERS, run_kind
 
 # flag -> (config path, type, help); "--precision" sets both trainings
 COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
@@ -118,6 +119,8 @@ def build_config(args: argparse.Namespace) -> Config:
     resume = getattr(args, "resume", False)
     if resume and not args.out:
         raise config_mod.ConfigError("--resume needs --out: the folder of the run to continue")
+    if args.out:
+        _check_kind(Path(args.out), command, resume)
     saved = Path(args.out) / "config.yaml" if args.out else None
     if resume and not saved.is_file():
         raise config_mod.ConfigError(f"nothing to resume in {args.out} (no config.yaml): check "
@@ -143,15 +146,26 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not args.no_progress and sys.stderr.isatty()
 
 
-# What a run folder holds once work has started (config.yaml and splits.json alone
-# are a start that failed before any training: starting over loses nothing).
-RUN_MARKERS = ("checkpoints", "standalone", "metrics.jsonl", "result.json", "results.json")
+def _check_kind(out: Path, command: str, resume: bool) -> None:
+    """A search must not resume (or start in) a training's folder, nor the reverse:
+    the wrong command's errors would advise deleting a folder that holds a model."""
+    kind = run_kind(out)
+    if kind is not None and kind != command:
+        hint = f" (or continue it with `depthnas {kind} --out {out} --resume`)" if resume else ""
+        raise config_mod.ConfigError(f"{out} is a `depthnas {kind}` run, not a {command} run; "
+                                     f"choose another --out{hint}")
 
 
 def _guard_out(out: Path, resume: bool) -> None:
-    if not resume and any((out / m).exists() for m in RUN_MARKERS):
+    if resume:
+        return
+    if any((out / m).exists() for m in RUN_MARKERS):
         raise config_mod.ConfigError(f"{out} already holds a run; pass --resume to continue "
                                      "it, or choose another --out")
+    from . import distributed
+    if distributed.is_main():
+        for leftover in FAILED_START_LEFTOVERS:
+            (out / leftover).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
