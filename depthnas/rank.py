@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tqdm.auto import tqdm
 
 from depthnas.spaces import ArchitectureError, get_space, list_spaces
@@ -15,11 +15,12 @@ from . import config as config_mod
 from .checkpoint import Checkpointer
 from .data import load_splits
 from .evaluation import PathEvaluator
-from .io import atomic_write_json, read_json, read_text
+from .io import atomic_write_json, read_json
 from .models import model_kwargs
 from .ranking import ranking_report
+from .runs import run_kind
 from .task import make_task
-from .trainer import resolve_device
+from .trainer import resolve_device, seed_everything
 
 
 log = logging.getLogger("depthnas.rank")
@@ -41,13 +42,25 @@ def run_landmarks(run: Path) -> set[str]:
     return set(read_json(initial)) if initial.is_file() else set()
 
 
+def check_options(threshold: float | None, limit: int | None) -> None:
+    """`rank`'s options, checked before anything is read or scored."""
+    if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"--threshold must be a finite bin width > 0, got {threshold}")
+    if limit is not None and limit < 2:
+        raise ValueError(f"--limit must be >= 2 (ranking needs two architectures), got {limit}")
+
+
 def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | None = None,
              limit: int | None = None, progress: bool = True) -> dict[str, Any]:
     from .truth import load_truth
+    check_options(threshold, limit)
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a search run (no config.yaml)")
-    cfg = config_mod.from_dict(yaml.safe_load(read_text(run / "config.yaml")))
+    if run_kind(run) == "train":
+        raise ValueError(f"{run} is a `depthnas train` run, not a search run (a stand-alone "
+                         "model, no super-net); pass the folder of a `depthnas search`")
+    cfg = config_mod.load(run / "config.yaml")
     space = get_space(cfg.space)
     truth = load_truth(truth_path)
     landmarks = run_landmarks(run)
@@ -67,6 +80,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
             continue
         archs.append(arch)
         values.append(value)
+    usable = len(archs)
     if limit is not None and limit < len(archs):
         # a seeded random sample, as Kendall tau asks; the table's first rows may be
         # ordered (by loss, by space) and would bias it
@@ -78,12 +92,20 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
                     "; ".join(invalid[:3]) + (" ..." if len(invalid) > 3 else ""))
     if len(archs) < 2:
         raise ValueError(f"{truth_path}: fewer than two architectures of space {space.name} to "
-                         f"rank ({len(archs)} usable; {skipped} are the run's landmarks, "
+                         f"rank ({usable} usable; {skipped} are the run's landmarks, "
                          f"{foreign} belong to other spaces, {len(invalid)} could not be read)")
+    if usable != len(archs):
+        log.info("scoring a random sample of %d of %d usable architectures (--limit)",
+                 len(archs), usable)
     device = resolve_device(cfg.device)
+    # Seeded as the search seeds itself (pipeline.SearchRun.run): the calibration
+    # batches' augmentation follows torch's seed, so an unseeded process would
+    # recalibrate BatchNorm on other crops and score differently on every call.
+    seed_everything(cfg.seed)
+    splits = load_splits(cfg)
+    seed_everything(cfg.seed)  # as before the search builds its super-net
     supernet = space.build_supernet(**model_kwargs(cfg.model, space)).to(device)
     Checkpointer(run / "checkpoints").load(supernet)
-    splits = load_splits(cfg)
     evaluator = PathEvaluator(supernet, make_task(space, cfg.supernet.loss), splits.train,
                               splits.val, batch_size=cfg.data.batch_size,
                               calib_batches=cfg.search.calib_batches,
