@@ -14,6 +14,8 @@ training scenes are `--split train`).
 from __future__ import annotations
 
 import argparse
+import math
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -68,15 +70,49 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
             yield sample_id, rgb, disparity, valid
 
 
+MIN_NET_SIZE = 32  # prepare_image's smallest input side
+
+
+def check_net_size(net_size: int | None) -> None:
+    """None is the training size; anything else must be a usable inference size."""
+    if net_size is not None and net_size < MIN_NET_SIZE:
+        raise ValueError(f"--net-size must be >= {MIN_NET_SIZE} (pixels of the longer side), "
+                         f"got {net_size}; leave it out for the training size")
+
+
+def check_depth_cap(depth_cap: float | None) -> float | None:
+    """A depth in the data's unit, or None; 0 means none, as --depth-cap documents."""
+    if depth_cap is None:
+        return None
+    if not math.isfinite(depth_cap) or depth_cap < 0:
+        raise ValueError(f"--depth-cap must be a finite depth >= 0 (0 = no cap), got {depth_cap}")
+    return depth_cap if depth_cap > 0 else None
+
+
+def check_out(out: str | None) -> Path | None:
+    """--out names the JSON file to write; a folder would fail only after the evaluation."""
+    if out is None:
+        return None
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", os.sep)):
+        raise ValueError(f"--out {out} is a folder; name the JSON file to write "
+                         f"(e.g. {path / 'eval.json'})")
+    return path
+
+
 @torch.no_grad()
 def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap: float | None = None,
-             net_size: int | None = None, device: str = "cpu", progress: bool = True,
+             net_size: int | None = None, device: str | torch.device = "cpu", progress: bool = True,
              **data_kw: Any) -> dict[str, Any]:
     from depthnas.datasets import prepare_image
     from .models import load_depth_model
+    from .trainer import resolve_device
+    check_net_size(net_size)
+    depth_cap = check_depth_cap(depth_cap)
+    device = resolve_device(str(device))  # a GPU that is not there: a clear error, not torch's
     model, meta = load_depth_model(model_path, device)
     trained_at = tuple(meta.get("image_size") or (384, 384))
-    size = net_size or max(trained_at)
+    size = net_size if net_size is not None else max(trained_at)
     acc = MetricAccumulator(depth_cap=depth_cap)
     samples = raw_samples(spec, split, image_size=trained_at, **data_kw)
     for _, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
@@ -105,6 +141,14 @@ NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .cli import show_progress
+    # Options first: a mistake is reported before the model loads and the data is read.
+    out = check_out(args.out)
+    check_net_size(args.net_size)
+    depth_cap = check_depth_cap(args.depth_cap)
+    if args.synthetic_samples is not None and args.synthetic_samples < 1:
+        raise ValueError(f"--synthetic-samples must be >= 1, got {args.synthetic_samples}")
+    from .trainer import resolve_device
+    device = resolve_device(args.device)
     # The run's own data, seed and split fractions by default: re-splitting with other
     # ones would score samples the model trained on as "val".
     run = run_config(args.checkpoint)
@@ -122,25 +166,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         kw.update(val_fraction=run.data.val_fraction, reg_fraction=run.data.reg_fraction)
         if args.split != "all":
             print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
-    depth_cap = args.depth_cap
-    if depth_cap is None and data.split(":", 1)[0].strip().lower() == "nyuv2":
+    if args.depth_cap is None and data.split(":", 1)[0].strip().lower() == "nyuv2":
         depth_cap = NYU_DEPTH_CAP
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
               "(--depth-cap 0 for none)")
-    elif depth_cap is not None and depth_cap <= 0:
-        depth_cap = None
     report = evaluate(args.checkpoint, data, split=args.split, depth_cap=depth_cap,
-                      net_size=args.net_size, device=args.device, progress=show_progress(args), **kw)
+                      net_size=args.net_size, device=device, progress=show_progress(args), **kw)
     for k in ("ssi", "absrel", "delta1", "rmse"):
         print(f"{k:8s} {report[k]:.5f}" + ("  (% of pixels off by > 1.25x)" if k == "delta1" else ""))
     print(f"on {report['samples']} sample(s) of {data} [{args.split}]")
     name = "eval" if args.split == "all" else f"eval-{args.split}"
-    if args.out:
-        out = Path(args.out)
-    elif Path(args.checkpoint).is_dir():
-        out = Path(args.checkpoint) / f"{name}.json"
-    else:
-        out = Path(args.checkpoint).with_suffix(f".{name}.json")
+    if out is None:  # beside the model
+        out = (Path(args.checkpoint) / f"{name}.json" if Path(args.checkpoint).is_dir() else
+               Path(args.checkpoint).with_suffix(f".{name}.json"))
     atomic_write_json(out, report)
     print(f"wrote {out}")
     return 0
@@ -165,7 +203,7 @@ def register(sub: Any) -> None:
     p.add_argument("--synthetic-samples", type=int, default=None,
                    help="synthetic scenes (default: the run's, else 64)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--out", default=None, help="JSON file (default: beside the model)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)

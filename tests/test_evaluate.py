@@ -131,3 +131,55 @@ def test_redweb_farthest_level_is_evaluated_as_in_training(tmp_path):
                                        reg_fraction=0.0).train.raw(0)
     assert (disparity[valid] == 0).any()
     np.testing.assert_array_equal(valid, trained_valid)
+
+
+def test_a_gpu_that_is_not_there_is_a_clear_error(model, monkeypatch, capsys):
+    """--device cuda on a machine without one: the device check search uses, not torch's
+    driver traceback."""
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["evaluate", "--checkpoint", str(model), "--data", "synthetic",
+                 "--synthetic-samples", "1", "--device", "cuda", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: device 'cuda'") and "no CUDA GPU" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("option, value, says", [
+    ("--net-size", "0", "--net-size must be >= 32 (pixels of the longer side), got 0"),
+    ("--net-size", "10", "--net-size must be >= 32 (pixels of the longer side), got 10"),
+    ("--depth-cap", "nan", "--depth-cap must be a finite depth >= 0 (0 = no cap), got nan"),
+    ("--depth-cap", "inf", "--depth-cap must be a finite depth >= 0 (0 = no cap), got inf"),
+    ("--depth-cap", "-1", "--depth-cap must be a finite depth >= 0 (0 = no cap), got -1"),
+    ("--synthetic-samples", "0", "--synthetic-samples must be >= 1, got 0"),
+])
+def test_bad_options_are_named_before_the_model_is_loaded(model, monkeypatch, capsys,
+                                                          option, value, says):
+    def no_evaluation(path, device):
+        raise AssertionError("the model was loaded before the options were checked")
+    monkeypatch.setattr("depthnas.models.load_model", no_evaluation)
+    assert main(["evaluate", "--checkpoint", str(model), "--data", "synthetic",
+                 option, value, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {says}") and err.count("\n") == 1, err  # one line
+
+
+def test_net_size_zero_is_refused_not_read_as_the_training_size(model):
+    with pytest.raises(ValueError, match="--net-size must be >= 32"):
+        evaluate(model, "synthetic", net_size=0, synthetic_samples=1, progress=False)
+
+
+def test_out_naming_a_folder_is_refused_before_evaluating(model, tmp_path, monkeypatch, capsys):
+    """--out names the JSON file; a folder (as `depthnas export` says too) is an error
+    up front, not an IsADirectoryError after the whole evaluation."""
+    def no_evaluation(path, device):
+        raise AssertionError("evaluated before --out was checked")
+    monkeypatch.setattr("depthnas.models.load_model", no_evaluation)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for out in (str(folder), f"{folder}/", f"{tmp_path / 'not-yet'}/"):
+        assert main(["evaluate", "--checkpoint", str(model), "--data", "synthetic",
+                     "--out", out, "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --out {out} is a folder; name the JSON file to write"), err
+    assert list(folder.iterdir()) == [] and not (tmp_path / "not-yet").exists()
