@@ -120,6 +120,7 @@ class SearchRun:
                                            self.splits, self.out / "standalone" / arch_slug(s),
                                            progress=self.progress and dist.is_main(),
                                            device=self.device)
+                self._keep_time()
         results = {s: (r, res) for r, part in enumerate(dist.gather_objects(mine))
                    for s, res in part.items()}
         for s in todo:  # the same additions, in the same order, on every rank
@@ -173,10 +174,22 @@ class SearchRun:
         atomic_write_json(path, strings)
         return strings
 
+    # ---- wall time over sessions ------------------------------------------------
+    def _elapsed(self) -> float:
+        """Seconds this run has worked, over every session that resumed it."""
+        return self._earlier_s + time.time() - self._session_start
+
+    def _keep_time(self) -> None:
+        """Record the wall time so far: a resumed run continues it, not from zero."""
+        if dist.is_main():
+            atomic_write_json(self.out / "elapsed.json", {"elapsed_s": round(self._elapsed(), 1)})
+
     # ---- the pipeline ------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         cfg, space = self.cfg, self.space
-        start = time.time()
+        clock = self.out / "elapsed.json"
+        self._earlier_s = float(read_json(clock)["elapsed_s"]) if clock.is_file() else 0.0
+        self._session_start = time.time()
         main = dist.is_main()
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -187,6 +200,9 @@ class SearchRun:
             atomic_write_json(self.out / "splits.json", self.splits.manifest())
         task = make_task(space, cfg.supernet.loss)
         world = dist.world_size()
+        if cfg.landmarks.store and not self.store.path.is_file() and cfg.landmarks.enabled:
+            self.say(f"landmark store {self.store.path} does not exist yet: starting a new one "
+                     "(a typo in --landmarks would retrain every landmark)")
         self.say(f"space {space.name} ({space.size():,} architectures), data {cfg.data.spec}, "
                  f"device {self.device}" + (f" x {world} ranks" if world > 1 else "") +
                  f", landmarks {'on' if cfg.landmarks.enabled else 'off'}; run folder {self.out}")
@@ -225,6 +241,7 @@ class SearchRun:
         for t in range(T):
             self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
             trainer.fit(until_epoch=(t + 1) * E)
+            self._keep_time()
             top = None
             if main:
                 evaluator.refresh()
@@ -255,7 +272,7 @@ class SearchRun:
                 a = space.sample(rank_rng)
             samples.append(a)
         self.standalone(samples, "rank")
-        summary = (self.finish(evaluator, landmark_set, time.time() - start, constraint)
+        summary = (self.finish(evaluator, landmark_set, self._elapsed(), constraint)
                    if main else None)
         return dist.broadcast_object(summary)
 
@@ -290,6 +307,12 @@ class SearchRun:
         if best.get("model") and Path(best["model"]).is_file():
             (self.out / "best").mkdir(exist_ok=True)
             shutil.copyfile(best["model"], self.out / "best" / "model.safetensors")
+        else:  # a stored result whose model file was moved or deleted, or a truth table
+            source = best.get("model") or "a looked-up result"
+            self.say(f"warning: no model file for the best architecture ({source}), so no "
+                     "best/model.safetensors to export; train it with `depthnas train --arch "
+                     f"'{best_json['string']}' --config {self.out / 'config.yaml'} --out "
+                     f"{self.out / 'best'}`")
         summary = {"space": space.name, "landmarks": cfg.landmarks.enabled,
                    "score_name": evaluator.task.score_name,
                    "elapsed_s": round(elapsed, 1), "best": best_json, "ranking": ranking,

@@ -81,6 +81,18 @@ def test_a_failed_start_does_not_block_the_retry(tmp_path, capsys):
     assert "already holds a run" not in capsys.readouterr().err
 
 
+def test_a_retry_draws_its_own_landmarks_not_the_failed_starts(tmp_path, capsys):
+    """A start that failed after drawing its landmarks (here: at the first landmark's
+    backbone) left initial_landmarks.json, and a corrected fresh start trained those."""
+    out, typo = tmp_path / "run", tmp_path / "landmark.json"
+    assert main(["search", *TINY, "--backbone", "nope", "--landmarks", str(typo),
+                 "--out", str(out)]) != 0
+    assert f"landmark store {typo} does not exist yet" in capsys.readouterr().out
+    first = json.loads((out / "initial_landmarks.json").read_text())
+    assert main(["search", *TINY, "--backbone", "nope", "--seed", "5", "--out", str(out)]) != 0
+    assert json.loads((out / "initial_landmarks.json").read_text()) != first
+
+
 def test_bad_choices_fail_before_any_training(tmp_path, capsys):
     argv = ["search", *TINY, "--schedule", "cosine", "--set", "search.method=genetic",
             "--out", str(tmp_path / "run")]
@@ -121,9 +133,12 @@ def test_interrupt_says_how_to_resume(monkeypatch, tmp_path, capsys):
 
 
 def test_resuming_a_finished_run_retrains_nothing(run_dir, capsys):
+    before = json.loads((run_dir / "results.json").read_text())["elapsed_s"]
     assert main(["search", *TINY, "--out", str(run_dir), "--resume"]) == 0
     out = capsys.readouterr().out
     assert "training stand-alone" not in out and "best architecture" in out
+    # the wall time goes on from the earlier sessions' (it was reset to the resume's)
+    assert json.loads((run_dir / "results.json").read_text())["elapsed_s"] >= before > 0
 
 
 def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
@@ -171,6 +186,20 @@ def test_train_one_architecture(tmp_path, capsys):
     assert "validation SSI loss" in capsys.readouterr().out
     splits = json.loads((out / "splits.json").read_text())
     assert splits["skipped"] == [] and len(splits["train"]) + len(splits["val"]) + len(splits["reg"]) == 40
+    # a search must not resume here: it trained landmarks into the folder, then failed
+    # with advice to delete it, model and all
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["search", *TINY, "--out", str(out), "--resume"]) == 2
+    assert "is a `depthnas train` run, not a search run" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_train_refuses_a_search_folder(run_dir, capsys):
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(run_dir),
+                 "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "is a `depthnas search` run, not a train run" in err
+    assert f"depthnas search --out {run_dir} --resume" in err
 
 
 def test_train_warns_when_the_model_is_no_better_than_a_constant(tmp_path, capsys):
@@ -425,3 +454,81 @@ def test_a_mistyped_arch_file_is_not_read_as_an_architecture(tmp_path, capsys):
     for arg in (str(missing), str(tmp_path / "best_arch.json")):
         assert main(["train", "--arch", arg, *TRAIN_TINY, "--out", str(tmp_path / "t")]) == 2
         assert f"--arch {arg}: no such file" in capsys.readouterr().err
+
+
+def _truth_of(run_dir, path):
+    """The run's own stand-alone results as a truth table."""
+    results = json.loads((run_dir / "results.json").read_text())["architectures"]
+    path.write_text(json.dumps({a["arch"]: a["val_loss"] for a in results}))
+    return path
+
+
+def test_rank_is_reproducible_and_scores_as_the_search_did(run_dir, tmp_path):
+    """`depthnas rank` seeds itself from the run's seed, as the search did before scoring:
+    whatever torch seed the process starts with (another one in every new process), the
+    BN calibration batches are the same, so are the scores, and they are the search's."""
+    import torch
+    from depthnas.rank import rank_run
+    truth = _truth_of(run_dir, tmp_path / "truth.json")
+    reports = []
+    for process_seed in (1, 2):  # two processes' random states
+        torch.manual_seed(process_seed)
+        rank_run(run_dir, truth, progress=False)
+        reports.append(json.loads((run_dir / "rank.json").read_text()))
+    first, second = reports
+    assert first["scores"] == second["scores"]
+    for k in ("kendall_tau", "sparse_kendall_tau", "spearman_rho", "top_percentile"):
+        assert first[k] == pytest.approx(second[k], nan_ok=True), k
+    searched = {a["arch"]: a["supernet_score"]
+                for a in json.loads((run_dir / "results.json").read_text())["architectures"]}
+    for arch, score in first["scores"].items():
+        assert score == pytest.approx(searched[arch], rel=1e-5), arch
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--limit", "-1"], "--limit must be >= 2 (ranking needs two architectures), got -1"),
+    (["--limit", "0"], "--limit must be >= 2 (ranking needs two architectures), got 0"),
+    (["--limit", "1"], "--limit must be >= 2 (ranking needs two architectures), got 1"),
+    (["--threshold", "nan"], "--threshold must be a finite bin width > 0, got nan"),
+    (["--threshold", "inf"], "--threshold must be a finite bin width > 0, got inf"),
+    (["--threshold", "-1"], "--threshold must be a finite bin width > 0, got -1"),
+    (["--threshold", "0"], "--threshold must be a finite bin width > 0, got 0"),
+])
+def test_rank_options_are_checked_before_scoring(run_dir, tmp_path, monkeypatch, capsys,
+                                                 flags, says):
+    def no_scoring(*args, **kw):
+        raise AssertionError("scoring started before the options were checked")
+    monkeypatch.setattr("depthnas.rank.PathEvaluator", no_scoring)
+    truth = _truth_of(run_dir, tmp_path / "truth.json")
+    assert main(["rank", "--run", str(run_dir), "--truth", str(truth), *flags,
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {says}") and err.count("\n") == 1, err
+
+
+def test_rank_names_a_damaged_config_yaml(run_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("space: v1-sync\ndata: {spec: synthetic\n")  # cut short
+    truth = _truth_of(run_dir, tmp_path / "truth.json")
+    assert main(["rank", "--run", str(run), "--truth", str(truth), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(run / "config.yaml") in err, err
+    assert "Traceback" not in err
+
+
+def test_rank_says_a_train_run_is_not_a_search_run(run_dir, tmp_path, capsys):
+    """A `depthnas train` folder has a config.yaml and checkpoints too, of one stand-alone
+    model: rank says so instead of calling its checkpoints unreadable (and advising to
+    delete the folder), finished or not."""
+    out = tmp_path / "one"
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 0
+    capsys.readouterr()
+    truth = _truth_of(run_dir, tmp_path / "truth.json")
+    for state in ("finished", "killed before its result"):
+        assert main(["rank", "--run", str(out), "--truth", str(truth), "--no-progress"]) == 2, state
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {out} is a `depthnas train` run, not a search run"), (state, err)
+        assert "delete" not in err
+        (out / "result.json").unlink(missing_ok=True)  # as a training killed mid-way
+        (out / "model.safetensors").unlink(missing_ok=True)
