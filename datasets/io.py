@@ -44,17 +44,45 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-_JPEG_SOI, _JPEG_SOS, _JPEG_EOI = b"\xff\xd8", b"\xff\xda", b"\xff\xd9"
+_JPEG_SOI = b"\xff\xd8"
 
 
 def _jpeg_truncated(data: bytes) -> bool:
-    """True when no end-of-image marker follows the last start-of-scan marker.
+    """True when the file ends before the image's end-of-image marker.
 
-    Entropy-coded data cannot contain 0xFFD9, so the marker after the last scan is
-    the image's own end; an EXIF thumbnail's EOI comes before every scan, and bytes
-    some cameras append after the EOI do not matter."""
-    sos = data.rfind(_JPEG_SOS)
-    return sos < 0 or data.rfind(_JPEG_EOI) < sos
+    Walks the marker segments from the start, skipping each scan's entropy-coded
+    data (where 0xFF is followed by 0x00 or a restart marker), until the EOI: what a
+    camera appends after it (a motion photo's video) is never looked at. A layout
+    this walk does not follow is left to the decoder, not called truncated."""
+    n, i = len(data), 2
+    while True:
+        if i >= n:
+            return True
+        if data[i] != 0xFF:
+            return False
+        while i < n and data[i] == 0xFF:  # fill bytes before a marker
+            i += 1
+        if i >= n:
+            return True
+        marker = data[i]
+        i += 1
+        if marker == 0xD9:  # EOI
+            return False
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            continue
+        if i + 2 > n:
+            return True
+        i += int.from_bytes(data[i:i + 2], "big")
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
+            while True:
+                j = data.find(b"\xff", i)
+                if j < 0 or j + 1 >= n:
+                    return True
+                if data[j + 1] == 0x00 or 0xD0 <= data[j + 1] <= 0xD7:
+                    i = j + 2
+                    continue
+                i = j
+                break
 
 
 def read_png(path: str | Path) -> np.ndarray:
@@ -99,6 +127,7 @@ def read_npy(path: str | Path, *, allow_bool: bool = False) -> np.ndarray:
 
 
 # Each header field ends at one whitespace character, or CRLF from a Windows writer.
+_PFM_SLACK = 16  # bytes tolerated after the data
 _PFM_HEADER = re.compile(rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)(?:\r\n|\s)")
 
 
@@ -119,7 +148,9 @@ def read_pfm(path: str | Path) -> np.ndarray:
     dtype = np.dtype("<f4") if scale < 0 else np.dtype(">f4")
     count = width * height * channels
     body = data[m.end():]
-    if len(body) != count * 4:
+    # A few bytes after the data are padding or a newline; more is a header whose size
+    # does not describe the data (reading it would pair the values with wrong pixels).
+    if not count * 4 <= len(body) <= count * 4 + _PFM_SLACK:
         what = "truncated PFM" if len(body) < count * 4 else "PFM with trailing bytes (wrong size in the header?)"
         raise DatasetError(f"{what} {path}: {width}x{height}x{channels} needs {count * 4} data "
                            f"bytes, found {len(body)}")

@@ -157,13 +157,16 @@ def _check_kind(out: Path, command: str, resume: bool) -> None:
 
 
 def _guard_out(out: Path, resume: bool) -> None:
-    if resume:
-        return
-    if any((out / m).exists() for m in RUN_MARKERS):
+    if not resume and any((out / m).exists() for m in RUN_MARKERS):
         raise config_mod.ConfigError(f"{out} already holds a run; pass --resume to continue "
                                      "it, or choose another --out")
+
+
+def _clear_failed_start(out: Path, resume: bool) -> None:
+    """A fresh start in a folder a failed start left: its drawn landmarks go. Called
+    holding the run lock, so a run still starting there keeps its own."""
     from . import distributed
-    if distributed.is_main():
+    if not resume and distributed.is_main():
         for leftover in FAILED_START_LEFTOVERS:
             (out / leftover).unlink(missing_ok=True)
 
@@ -254,6 +257,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     fixed_shape_kernels()
     _guard_out(Path(cfg.out), args.resume)
     with _run_lock(Path(cfg.out)):
+        _clear_failed_start(Path(cfg.out), args.resume)
         distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
         run(cfg, progress=show_progress(args))
     return 0

@@ -262,9 +262,12 @@ def validate(cfg: Config) -> Config:
     if lm.enabled:
         total = cfg.search.iterations * cfg.supernet.epochs  # lambda's clock: T * E epochs
         ramp = lm.ramp_epochs if lm.schedule != "cosine-increasing" else 0.0
-        if lm.num < 2:
+        # the searched top-K join the landmarks after every iteration but the last
+        joining = (cfg.search.iterations - 1) * cfg.search.top_k
+        if lm.num < 0 or lm.num + joining < 2:
             problems.append(f"landmarks.num={lm.num}: the ranking penalty needs pairs, so >= 2 "
-                            "landmarks (--no-landmarks runs plain SPOS)")
+                            "landmarks, counting the top-K that join after each iteration "
+                            "(--no-landmarks runs plain SPOS)")
         if min(lm.warmup_epochs, lm.ramp_epochs) < 0:
             problems.append(f"landmarks.warmup_epochs={lm.warmup_epochs}, landmarks.ramp_epochs="
                             f"{lm.ramp_epochs} (expected >= 0)")

@@ -110,7 +110,9 @@ def compute_scale_and_shift(prediction: Tensor, target: Tensor, mask: Tensor) ->
     """
     p, d, m = prepare_inputs(prediction, target, mask)
     scale, mean_p, mean_d = _fit(p, d, m.to(p.dtype))
-    return scale, mean_d - scale * mean_p
+    # scale 0 (a degenerate fit): the shift is the mean target, even where mean_p is
+    # not finite (0 * inf would make it NaN)
+    return scale, torch.where(scale == 0, mean_d, mean_d - scale * mean_p)
 
 
 def robust_normalise(x: Tensor, mask: Tensor) -> Tensor:

@@ -99,7 +99,7 @@ class TorchEstimator(DepthEstimator):
 class OnnxEstimator(DepthEstimator):
     """Runs a file written by `depthnas export`; its graph normalises, so it is fed [0,1]."""
 
-    def __init__(self, path: str | Path, providers: list[str] | None = None):
+    def __init__(self, path: str | Path, providers: list[Any] | None = None):
         import onnxruntime as ort
         self.path = Path(path)
         if not self.path.is_file():
@@ -155,7 +155,7 @@ def load_estimator(path: str | Path, device: str = "cpu") -> DepthEstimator:
     return TorchEstimator(path, device=str(resolve_device(device)))
 
 
-def onnx_providers(device: str) -> list[str]:
+def onnx_providers(device: str) -> list[Any]:
     """onnxruntime execution providers for a device name (its CUDA build, not torch's)."""
     import onnxruntime as ort
     available = ort.get_available_providers()
@@ -164,12 +164,13 @@ def onnx_providers(device: str) -> list[str]:
         return ["CPUExecutionProvider"]
     if device == "auto":
         return (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
-    if device.split(":")[0] == "cuda":
+    kind, _, index = device.partition(":")
+    if kind == "cuda" and (index == "" or index.isdigit()):
         if not cuda:
             raise ValueError(f"--device {device}: this onnxruntime has no CUDA provider "
                              f"(it has {', '.join(available)}); use --device cpu, or install "
                              "onnxruntime-gpu")
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
     raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 

@@ -567,8 +567,9 @@ def test_a_truncated_jpeg_is_an_error_not_grey_rows(tmp_path, caplog):
     path.write_bytes(data[: len(data) // 3])
     _expect_load_error(f"folder:{root}", "truncated JPEG .*s006.jpg")
     _expect_skipped(f"folder:{root}", caplog, 7, 1, "s006.jpg")
-    # a camera's bytes after the end-of-image marker are harmless
-    path.write_bytes(data + b"\0trailer")
+    # what a camera appends after the end-of-image marker (a motion photo's video,
+    # whose bytes hold start-of-scan markers too) is harmless
+    path.write_bytes(data + b"\0ftypmp42\xff\xda\x00\x0c video")
     assert FolderReader(root).load(FolderReader(root).index()[0][6])[0].shape == (H, W, 3)
 
 
@@ -622,6 +623,8 @@ def test_pfm_with_windows_line_ends_and_pfm_with_extra_bytes(tmp_path):
     path = tmp_path / "crlf.pfm"
     path.write_bytes(b"Pf\r\n60 40\r\n-1.0\r\n" + np.flipud(arr).astype("<f4").tobytes())
     np.testing.assert_array_equal(read_pfm(path), arr)
+    path.write_bytes(b"Pf\n60 40\n-1.0\n" + np.flipud(arr).astype("<f4").tobytes() + b"\n")
+    np.testing.assert_array_equal(read_pfm(path), arr)  # a newline after the data is padding
     path.write_bytes(b"Pf\n30 40\n-1.0\n" + np.flipud(arr).astype("<f4").tobytes())  # width halved
     with pytest.raises(DatasetError, match=r"crlf.pfm: 30x40x1 needs 4800 data bytes, found 9600"):
         read_pfm(path)

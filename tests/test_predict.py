@@ -170,3 +170,15 @@ def test_malformed_size_metadata_names_the_file(onnx_file: Path, tmp_path: Path)
     onnx.save(proto, str(bad))
     with pytest.raises(ValueError, match=r"bad-meta.onnx: metadata image_size '\[64 64\]' is not \[H, W\]"):
         OnnxEstimator(bad)
+
+
+def test_cuda_device_index_reaches_onnxruntime(monkeypatch) -> None:
+    import onnxruntime as ort
+    from depthnas.export.inference import onnx_providers
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert onnx_providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert onnx_providers("auto")[0] == "CUDAExecutionProvider"
+    assert onnx_providers("cpu") == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="unknown device 'cuda:x'"):
+        onnx_providers("cuda:x")

@@ -74,5 +74,7 @@ def test_config_refuses_landmark_settings_that_cannot_act():
                                           r"of the super-net's 9 epochs"):
         validate(cfg)
     cfg.landmarks.schedule, cfg.landmarks.num = "cosine-increasing", 1
+    validate(cfg)  # T = 3: the top-3 of the first iteration join the one landmark
+    cfg.search.iterations = 1
     with pytest.raises(ConfigError, match=r"landmarks.num=1: the ranking penalty needs pairs"):
         validate(cfg)

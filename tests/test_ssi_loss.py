@@ -422,3 +422,11 @@ def test_a_small_spread_on_a_large_offset_is_a_prediction_not_a_constant():
     # was 1.26 (the fit called it constant), then 0.0170 (s * p + t cancelled digits)
     assert float(SSILoss()(squeezed, d, m)) == pytest.approx(exact, rel=0.01)
     assert float(SSILoss()(torch.full_like(p, 100.0), d, m)) > 10 * exact  # constant: pays the variance
+
+
+def test_a_degenerate_fit_keeps_the_mean_target_shift_even_beside_an_infinite_pixel():
+    pred = torch.full((1, 8, 8), 0.5)
+    pred[0, 0, 0] = float("inf")
+    target = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0))
+    scale, shift = compute_scale_and_shift(pred, target, torch.ones_like(target, dtype=torch.bool))
+    assert float(scale) == 0.0 and float(shift) == pytest.approx(float(target.mean()))
