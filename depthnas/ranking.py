@@ -30,8 +30,8 @@ def sparse_kendall_tau(truth: Sequence[float], predicted: Sequence[float], thres
     """S-KdT: ground-truth values in the same bin of width `threshold` count as
     ties (bin = floor(value / threshold)), so noise-level differences do not
     count as ranking errors."""
-    if threshold <= 0:
-        raise ValueError(f"sparse Kendall tau threshold must be > 0, got {threshold}")
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"sparse Kendall tau threshold must be a finite number > 0, got {threshold}")
     t, p = _pair(truth, predicted)
     return float(stats.kendalltau(np.floor(t / threshold), p, variant="b").statistic)
 
@@ -43,11 +43,12 @@ def spearman_rho(truth: Sequence[float], predicted: Sequence[float]) -> float:
 
 def top_percentile(truth: Sequence[float], predicted: Sequence[float]) -> float:
     """Where the architecture with the best predicted score really ranks, as a
-    percentage of the evaluated set (lower is better; 100/n = it is the best)."""
+    percentage of the evaluated set (lower is better; 100/n = it is the best).
+    Architectures tied for the best score are an even chance each: their mean rank
+    counts, not whichever the input order put first."""
     t, p = _pair(truth, predicted)
-    best = int(np.argmin(p))
-    rank = int(stats.rankdata(t, method="min")[best])
-    return 100.0 * rank / len(t)
+    ranks = stats.rankdata(t, method="min")
+    return 100.0 * float(ranks[p == p.min()].mean()) / len(t)
 
 
 def default_threshold(truth: Sequence[float]) -> float:

@@ -30,14 +30,18 @@ def test_sparse_kendall_tau_treats_close_truth_values_as_ties():
     # floor, not round: 0.104 and 0.106 share the bin [0.10, 0.11) although 0.106 is
     # nearer 0.11; one tie in the truth leaves tau-b = 2 / sqrt(2 * 3)
     assert sparse_kendall_tau([0.104, 0.106, 0.3], [2, 1, 3], 0.01) == pytest.approx(2 / 6 ** 0.5)
-    with pytest.raises(ValueError, match="threshold must be > 0"):
-        sparse_kendall_tau(truth, predicted, 0)
+    for bad in (0, float("nan")):
+        with pytest.raises(ValueError, match="threshold must be a finite number > 0"):
+            sparse_kendall_tau(truth, predicted, bad)
 
 
 def test_top_percentile_of_the_best_predicted():
     truth = [0.5, 0.1, 0.3, 0.2]
     assert top_percentile(truth, [9, 1, 5, 6]) == 25.0   # predicted best is the true best
     assert top_percentile(truth, [1, 9, 5, 6]) == 100.0  # predicted best is the true worst
+    # a tie for the best score is an even chance, whatever the input order
+    assert top_percentile(truth, [1, 1, 5, 6]) == top_percentile(truth[::-1], [1, 1, 5, 6][::-1]) == 62.5
+    assert top_percentile(truth, [3, 3, 3, 3]) == 62.5  # a constant super-net: the mean rank
 
 
 def test_report_states_its_threshold():
