@@ -30,7 +30,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """Decode any image PIL reads into uint8 HxWx3 RGB, EXIF rotation applied.
 
     Alpha is dropped; 16-bit and float grey images are brought to 8 bits instead of
-    being clipped at 255 (what a plain ``convert("RGB")`` would do).
+    being clipped at 255 (what a plain ``convert("RGB")`` would do), integers by the
+    bit depth their values use (a 12-bit image in a 16-bit file by 4095).
     """
     path = Path(path)
     try:
@@ -56,7 +57,10 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
             lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
             arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
         else:
-            arr = arr / 257.0  # 0..65535 -> 0..255
+            # Scale by the bit depth the values use: 10- and 12-bit sensor data is
+            # stored in 16-bit files, and 0..4095 read as 0..65535 is almost black.
+            bits = max(8, int(np.nanmax(arr)).bit_length()) if arr.size else 16
+            arr = arr * (255.0 / (2**bits - 1))
         grey = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
     return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))

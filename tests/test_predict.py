@@ -73,6 +73,13 @@ def test_read_rgb_keeps_16_bit_grey_and_drops_alpha(photos: Path) -> None:
     assert read_rgb(photos / "astro.png").shape == (100, 77, 3)
 
 
+def test_a_12_bit_image_in_a_16_bit_file_uses_the_8_bit_range(tmp_path: Path) -> None:
+    path = tmp_path / "sensor12.png"
+    Image.fromarray(np.linspace(0, 4095, 40 * 60).reshape(40, 60).astype(np.uint16)).save(path)
+    rgb = read_rgb(path)
+    assert rgb.min() == 0 and rgb.max() == 255  # was 0..15: almost black
+
+
 def test_same_stem_gets_distinct_names(onnx_file: Path, tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
