@@ -76,20 +76,26 @@ def example_images(folder: str | Path) -> list[Path]:
     return paths
 
 
+def _upload_error(message: str) -> gr.Error:
+    """A user's upload mistake: a message in their browser, not a traceback on the
+    server's console for every bad file."""
+    return gr.Error(message, print_exception=False)
+
+
 def check_upload(path: Path, name: str, limits: Limits) -> None:
     """Reject before decoding: too many bytes, or a header that says too many pixels."""
     size = path.stat().st_size
     if size > limits.max_bytes:
-        raise gr.Error(f"{name} is {size / 2**20:.1f} MB; the limit is "
+        raise _upload_error(f"{name} is {size / 2**20:.1f} MB; the limit is "
                        f"{limits.max_bytes / 2**20:.0f} MB.")
     try:
         with Image.open(path) as im:   # reads the header only
             w, h = im.size
     except Exception:
-        raise gr.Error(f"{name} is not an image this demo can read "
+        raise _upload_error(f"{name} is not an image this demo can read "
                        "(PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
     if max(w, h) > limits.max_side:
-        raise gr.Error(f"{name} is {w}×{h} px; the limit is {limits.max_side} px a side. "
+        raise _upload_error(f"{name} is {w}×{h} px; the limit is {limits.max_side} px a side. "
                        "Downscale it, or use `depthnas predict` for large photos.")
 
 
@@ -126,12 +132,12 @@ class DepthDemo:
         """One prediction. `payload` is gr.Image's raw value (preprocess=False)."""
         path, name = _payload_path(payload)
         if path is None:
-            raise gr.Error("Upload an image first (or click an example).")
+            raise _upload_error("Upload an image first (or click an example).")
         check_upload(path, name, self.limits)
         try:
             rgb = read_rgb(path)
         except ImageReadError:
-            raise gr.Error(f"{name} is not an image this demo can read.") from None
+            raise _upload_error(f"{name} is not an image this demo can read.") from None
         t0 = time.perf_counter()
         depth = self.estimator.predict(rgb)
         ms = (time.perf_counter() - t0) * 1000.0

@@ -40,11 +40,13 @@ def test_predict_over_the_api(client: Client, photos: Path) -> None:
     assert "coffee.jpg" in status and "ms" in status
 
 
-def test_non_image_gets_a_message(client: Client, tmp_path: Path) -> None:
+def test_non_image_gets_a_message(client: Client, tmp_path: Path, capfd) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
+    capfd.readouterr()
     with pytest.raises(Exception, match="notes.txt is not an image"):
         client.predict(handle_file(str(notes)), api_name="/predict")
+    assert "Traceback" not in capfd.readouterr().err  # a user's mistake, not the server's
 
 
 def test_oversized_image_gets_a_message(client: Client, tmp_path: Path) -> None:
