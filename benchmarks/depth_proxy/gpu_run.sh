@@ -43,6 +43,9 @@ mkdir -p "$OUT" "$WORK"
 LOG="$OUT/gpu_run.log"
 : > "$LOG"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 GRADIO_ANALYTICS_ENABLED=False MPLBACKEND=Agg
+# `python -` puts the working folder first on sys.path, where the checkout's depthnas/
+# (without spaces/ and datasets/) would hide the installed or laid-out package.
+export PYTHONSAFEPATH=1
 
 say() { echo "== $(date +%H:%M:%S) [+$(( $(date +%s) - START ))s] $*" | tee -a "$LOG"; }
 elapsed() { echo $(( $(date +%s) - START )); }
@@ -81,23 +84,31 @@ if [ "$PRESET" = gpu ] && [ ! -f "$WORK/trainings.jsonl" ] && [ -f "$COMMITTED" 
     say "resuming the committed table: $(wc -l < "$COMMITTED") trainings from $COMMITTED"
 fi
 say "build_table.py: V1 $V1, V2 $V2, $WORKERS workers, budget ${TABLE_BUDGET}s + ${TABLE_GRACE}s"
+# The trainings so far reach $OUT every 15 s: if the device's own time limit ends this
+# call before build_table.py does, the next call still resumes from them.
+( while sleep 15; do
+      [ -f "$WORK/trainings.jsonl" ] && cp "$WORK/trainings.jsonl" "$OUT/trainings.jsonl.part" \
+          && mv "$OUT/trainings.jsonl.part" "$OUT/trainings.jsonl"
+  done ) &
+COPIER=$!
 timeout -k 10 $(( TABLE_BUDGET + TABLE_GRACE + 60 )) \
     $PY benchmarks/depth_proxy/build_table.py --preset "$PRESET" --v1 "$V1" --v2 "$V2" \
         --workers "$WORKERS" --time-budget "$TABLE_BUDGET" --grace "$TABLE_GRACE" \
         --work "$WORK" --out "$OUT/table.json" $TABLE_ARGS 2>&1 | tee "$OUT/build_table.log"
 say "build_table exit ${PIPESTATUS[0]}"
+kill "$COPIER" 2>/dev/null; wait "$COPIER" 2>/dev/null
 cp "$WORK/trainings.jsonl" "$OUT/trainings.jsonl" 2>/dev/null
 if [ ! -f "$OUT/table.json" ]; then say "no table: stopping"; exit 1; fi
 
 # ---- 3. the experiment ---------------------------------------------------------------------------
 LEFT=$(( TOTAL_BUDGET - $(elapsed) - 10 ))
 [ "$RANK_BUDGET" -gt "$LEFT" ] && RANK_BUDGET=$LEFT
-if [ "$RANK_BUDGET" -lt 45 ]; then
+if [ "$RANK_BUDGET" -lt 100 ]; then  # six processes need ~40 s to start and warm up
     say "only ${RANK_BUDGET}s left: skipping ranking.py (run it alone: see README.md)"
     exit 0
 fi
 say "ranking.py: $SPACES, seeds $SEEDS, M=$NUM_LANDMARKS, budget ${RANK_BUDGET}s"
-timeout -k 5 $(( RANK_BUDGET + 20 )) \
+timeout -k 5 $(( RANK_BUDGET + 45 )) \
     $PY benchmarks/ranking.py --table "$OUT/table.json" --spaces $SPACES --seeds $SEEDS \
         --num-landmarks "$NUM_LANDMARKS" --epochs "$RANK_EPOCHS" --time-budget "$RANK_BUDGET" \
         --work "$WORK" --json "$OUT/ranking.json" --md "$OUT/ranking.md" $RANK_ARGS 2>&1 \
