@@ -89,14 +89,18 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as fh:
             batch = _ArrayUnpickler(fh, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise ValueError(f"{path} is not a CIFAR-10 python batch ({err})") from err
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            MemoryError) as err:  # a flipped byte can ask for a huge allocation
+        raise ValueError(f"{path} is not a CIFAR-10 python batch ({type(err).__name__}: {err})") from err
     if not isinstance(batch, dict):
         raise ValueError(f"{path} is not a CIFAR-10 python batch (no dict inside)")
     data, labels = batch.get(b"data", batch.get("data")), batch.get(b"labels", batch.get("labels"))
     if data is None or labels is None:
         raise ValueError(f"{path}: CIFAR-10 batch lacks 'data' or 'labels'")
-    data, labels = np.asarray(data), np.asarray(labels, dtype=np.int64)
+    data, labels = np.asarray(data), np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{path}: 'labels' are {labels.dtype}, expected integers in 0..9")
+    labels = labels.astype(np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * IMAGE_SIZE * IMAGE_SIZE:
         raise ValueError(f"{path}: 'data' is {data.dtype} {data.shape}, expected uint8 [N, 3072]")
     if labels.shape != (data.shape[0],) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
@@ -109,6 +113,9 @@ def load_cifar10(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     root = Path(path).expanduser()
     if not (root / CIFAR10_TRAIN_FILES[0]).is_file() and (root / "cifar-10-batches-py").is_dir():
         root = root / "cifar-10-batches-py"
+    if root.is_file():
+        raise FileNotFoundError(f"cifar10:{root} is a file; pass the folder of the python batches "
+                                "(extract cifar-10-python.tar.gz: tar xzf, then cifar10:PATH/cifar-10-batches-py)")
     if not root.is_dir():
         raise FileNotFoundError(f"CIFAR-10 folder not found: {root}")
     names = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)

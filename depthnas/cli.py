@@ -245,7 +245,15 @@ def _space_of(text: str, explicit: str | None, default: str) -> str:
             accepted.append(name)
         except (ArchitectureError, ValueError):
             pass
-    return accepted[0] if len(accepted) == 1 else default
+    if len(accepted) == 1:
+        return accepted[0]
+    # None reads it: let the parser of the space it looks like say what is wrong (a
+    # depth space's "lacks the space prefix" would mislead about a broken NB201 cell).
+    if stripped.startswith("|") and "nb201" in list_spaces():
+        return "nb201"
+    if stripped.startswith("Genotype(") and "darts" in list_spaces():
+        return "darts"
+    return default
 
 
 # ---- commands ---------------------------------------------------------------------

@@ -92,9 +92,10 @@ class SearchRun:
         self.store.entries = dist.broadcast_object(self.store.entries)
         self.trained: dict[Arch, dict[str, Any]] = {}
         self.truth: dict[str, float] = {}
-        if cfg.search.truth_table:
-            from .truth import load_truth
-            self.truth = load_truth(cfg.search.truth_table)
+        if cfg.search.truth_table:  # keyed by canonical strings, as lookups are
+            from .truth import for_space, load_truth
+            self.truth = for_space(load_truth(cfg.search.truth_table), self.space,
+                                   cfg.search.truth_table).values
 
     # ---- stand-alone results -----------------------------------------------------
     def standalone(self, archs: list[Arch], role: str) -> list[float]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from depthnas.spaces import ArchitectureError, get_space, list_spaces
+from depthnas.spaces import get_space
 
 from . import config as config_mod
 from .checkpoint import Checkpointer
@@ -24,14 +24,6 @@ from .trainer import resolve_device, seed_everything
 
 
 log = logging.getLogger("depthnas.rank")
-
-
-def _parses(space: Any, text: str) -> bool:
-    try:
-        space.parse(text)
-        return True
-    except ArchitectureError:
-        return False
 
 
 def run_landmarks(run: Path) -> set[str]:
@@ -52,7 +44,7 @@ def check_options(threshold: float | None, limit: int | None) -> None:
 
 def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | None = None,
              limit: int | None = None, progress: bool = True) -> dict[str, Any]:
-    from .truth import load_truth
+    from .truth import for_space, load_truth
     check_options(threshold, limit)
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
@@ -62,23 +54,15 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
                          "model, no super-net); pass the folder of a `depthnas search`")
     cfg = config_mod.load(run / "config.yaml")
     space = get_space(cfg.space)
-    truth = load_truth(truth_path)
+    table = for_space(load_truth(truth_path), space, truth_path)
+    foreign, invalid = table.foreign, table.invalid
     landmarks = run_landmarks(run)
-    archs, values, foreign, invalid, skipped = [], [], 0, [], 0
-    others = [get_space(n) for n in list_spaces() if n != space.name]
-    for text, value in truth.items():
-        try:
-            arch = space.parse(text)
-        except ArchitectureError as err:
-            if any(_parses(o, text) for o in others):
-                foreign += 1  # a table may hold several spaces
-            else:
-                invalid.append(f"{text!r} ({err})")
-            continue
-        if space.to_string(arch) in landmarks:
+    archs, values, skipped = [], [], 0
+    for text, value in table.values.items():
+        if text in landmarks:
             skipped += 1
             continue
-        archs.append(arch)
+        archs.append(space.from_string(text))
         values.append(value)
     usable = len(archs)
     if limit is not None and limit < len(archs):

@@ -110,7 +110,8 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     lines += ["## Architectures trained stand-alone", "",
               f"| architecture | role | stand-alone {score} | super-net {score} |", "|---|---|---|---|"]
     for a in sorted(archs, key=lambda r: r["val_loss"]):
-        lines.append(f"| `{a['arch']}` | {a['role']} | {a['val_loss']:.5f} | {a['supernet_score']:.5f} |")
+        arch = a["arch"].replace("|", "\\|")  # NB201 strings: a bare | splits the table cell
+        lines.append(f"| `{arch}` | {a['role']} | {a['val_loss']:.5f} | {a['supernet_score']:.5f} |")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,53 @@ def load_truth(path: str | Path) -> dict[str, float]:
         raise ValueError(f"{path}: unrecognised truth table layout")
     _check_percent(accuracies, path)
     return {k: v for k, v in values.items() if v is not None}
+
+
+@dataclass
+class SpaceTruth:
+    """A table's entries of one space, keyed by the space's canonical string."""
+    values: dict[str, float] = field(default_factory=dict)
+    foreign: int = 0                                   # rows of other spaces
+    invalid: list[str] = field(default_factory=list)   # rows no space reads, with why
+
+
+def for_space(truth: dict[str, float], space: Any, source: str | Path) -> SpaceTruth:
+    """The rows of `truth` that are architectures of `space`, under its canonical
+    string: a table may spell an architecture otherwise (NB201 tokens of a node in
+    another order, a DARTS genotype as published) and may hold other spaces' rows.
+    Two spellings of one architecture with different losses are an error; a
+    classification table with a value above 1 is one too (error rates are
+    fractions: that looks like accuracy in percent without the `accuracy` key)."""
+    from depthnas.spaces import ArchitectureError, get_space, list_spaces
+    others = [get_space(n) for n in list_spaces() if n != space.name]
+    out, spelled = SpaceTruth(), {}
+    for text, value in truth.items():
+        try:
+            key = space.to_string(space.parse(text))
+        except ArchitectureError as err:
+            if any(_parses(o, text) for o in others):
+                out.foreign += 1
+            else:
+                out.invalid.append(f"{text!r} ({err})")
+            continue
+        if key in out.values and out.values[key] != value:
+            raise ValueError(f"{source}: {spelled[key]!r} and {text!r} are the same {space.name} "
+                             f"architecture with losses {out.values[key]} and {value}")
+        out.values[key], spelled[key] = value, text
+    if getattr(space, "task_kind", "depth") == "classification":
+        above = [k for k, v in out.values.items() if v > 1.0]
+        if above:
+            raise ValueError(f"{source}: {len(above)} {space.name} entr{'y' if len(above) == 1 else 'ies'} "
+                             f"above 1 (e.g. {above[0]!r}: {out.values[above[0]]}), but a classification "
+                             "table holds error rates in [0, 1]; put accuracies in percent under "
+                             "'accuracy'")
+    return out
+
+
+def _parses(space: Any, text: str) -> bool:
+    from depthnas.spaces import ArchitectureError
+    try:
+        space.parse(text)
+        return True
+    except ArchitectureError:
+        return False

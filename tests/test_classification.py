@@ -99,6 +99,41 @@ def test_cifar10_missing_files_are_named(tmp_path):
         load_cifar10(tmp_path / "nowhere")
 
 
+def test_damaged_cifar10_batches_and_an_archive_given_as_the_folder_are_named(tmp_path):
+    root = _write_cifar(tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="is a file; pass the folder of the python batches"):
+        load_cifar10(root / "data_batch_1")
+    with open(root / "data_batch_2", "wb") as fh:  # labels as class names
+        pickle.dump({b"data": np.zeros((30, 3072), np.uint8), b"labels": ["cat"] * 30}, fh)
+    with pytest.raises(ValueError, match=r"data_batch_2: 'labels' are <U3, expected integers"):
+        load_cifar10(root)
+    other = _write_cifar(tmp_path / "d")
+    raw = bytearray((other / "data_batch_1").read_bytes())
+    raw[40] ^= 0xFF  # a flipped byte: the unpickler may ask for a huge allocation
+    (other / "data_batch_1").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="data_batch_1"):
+        load_cifar10(other)
+
+
+def test_a_broken_nb201_string_gets_the_nb201_parser_s_message(capsys):
+    assert main(["train", "--arch", "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|",
+                 "--data", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "nb201" in err and "lacks the space prefix" not in err
+
+
+def test_report_escapes_the_bars_of_nb201_strings_in_its_table(tmp_path):
+    from depthnas.report import write_report
+    arch = "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
+    entry = {"arch": arch, "role": "landmark", "val_loss": 0.2, "supernet_score": 0.3,
+             "landmark": True, "params": 1000}
+    write_report(tmp_path, {"space": "nb201", "landmarks": True, "elapsed_s": 60.0, "ranking": None,
+                            "best": {"string": arch, "val_loss": 0.2, "params": 1000, "found_in": "landmark"},
+                            "architectures": [entry]})
+    row = [line for line in (tmp_path / "report.md").read_text().splitlines() if "landmark |" in line][0]
+    assert row.replace("\\|", "").count("|") == 5  # four cells: the arch's bars are escaped
+
+
 class _Evil:
     def __reduce__(self):
         return (print, ("pwned",))

@@ -88,3 +88,27 @@ def test_truth_table_mistakes_are_explained(tmp_path):
             "twice.csv line 3: .* is listed a second time")
     refused(tmp_path / "twice.json", json.dumps([{"arch": "a", "loss": 0.5}, {"arch": "a", "loss": 0.1}]),
             "twice.json: entry 1: 'a' is listed a second time")
+
+
+NB201_ARCH = "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
+NB201_SWAPPED = "|skip_connect~0|+|none~1|avg_pool_3x3~0|+|nor_conv_3x3~2|none~1|nor_conv_1x1~0|"
+
+
+def test_a_table_row_counts_under_its_space_s_canonical_spelling():
+    """A truth table may write an NB201 cell's tokens in another order; lookups by the
+    search (canonical strings) used to miss such rows and retrain the architecture."""
+    from depthnas.spaces import get_space
+    from depthnas.truth import for_space
+    nb201 = get_space("nb201")
+    table = for_space({NB201_SWAPPED: 0.2, "v1-sync:c3,skip,none,c1,ap": 0.1, "junk": 0.3}, nb201, "t.json")
+    assert table.values == {NB201_ARCH: 0.2} and table.foreign == 1 and len(table.invalid) == 1
+    assert for_space({NB201_ARCH: 0.2, NB201_SWAPPED: 0.2}, nb201, "t.json").values == {NB201_ARCH: 0.2}
+    with pytest.raises(ValueError, match="are the same nb201 architecture with losses 0.2 and 0.9"):
+        for_space({NB201_ARCH: 0.2, NB201_SWAPPED: 0.9}, nb201, "t.json")
+
+
+def test_percent_accuracies_without_the_accuracy_key_are_refused_for_classification():
+    from depthnas.spaces import get_space
+    from depthnas.truth import for_space
+    with pytest.raises(ValueError, match=r"t.json: 1 nb201 entry above 1 .* put accuracies in percent under 'accuracy'"):
+        for_space({NB201_ARCH: 78.8}, get_space("nb201"), "t.json")
