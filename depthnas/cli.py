@@ -18,7 +18,8 @@ from .runs import FAILED_START_LEFTOVERS, RUN_MARKERS, run_kind
 # flag -> (config path, type, help); "--precision" sets both trainings
 COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--space": ("space", str, "search space (see `depthnas spaces`)"),
-    "--data": ("data.spec", str, "synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH"),
+    "--data": ("data.spec", str, "depth: synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | "
+                                 "folder:PATH; classification (nb201, darts): digits | cifar10:PATH"),
     "--out": ("out", str, "run directory (default: runs/<command>-<date>-<time>)"),
     "--seed": ("seed", int, "random seed"),
     "--device": ("device", str, "auto | cpu | cuda | cuda:N"),
