@@ -322,8 +322,8 @@ def _warn_if_no_better_than_constant(result: dict) -> None:
         return
     print(f"warning: a constant prediction scores {base:.5f}: this model learned (almost) "
           "nothing. An output of zeros everywhere means the head's final ReLU died; try a "
-          "lower --set standalone.lr=..., more --set standalone.epochs=..., or a pretrained "
-          "backbone (--set model.backbone_weights=FILE)", file=sys.stderr)
+          "lower --set standalone.lr=..., more --epochs, or a pretrained backbone "
+          "(--backbone-weights FILE)", file=sys.stderr)
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from . import config as config_mod
 from . import distributed as dist
 from .config import Config
 from .data import load_splits
-from .evaluation import PathEvaluator
+from .evaluation import PathEvaluator, constant_score
 from .evolution import run_search
 from .io import append_jsonl, atomic_write_json, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
@@ -314,9 +314,11 @@ class SearchRun:
                      "best/model.safetensors to export; train it with `depthnas train --arch "
                      f"'{best_json['string']}' --config {self.out / 'config.yaml'} --out "
                      f"{self.out / 'best'}`")
+        constant = constant_score(evaluator.task, self.splits.val, batch_size=cfg.data.batch_size)
         summary = {"space": space.name, "landmarks": cfg.landmarks.enabled,
                    "score_name": evaluator.task.score_name,
                    "elapsed_s": round(elapsed, 1), "best": best_json, "ranking": ranking,
+                   "constant_prediction_loss": constant,
                    "architectures": list(self.trained.values())}
         atomic_write_json(self.out / "results.json", summary)
         append_jsonl(self.out / "metrics.jsonl", {"phase": "result", **(ranking or {}),
@@ -329,8 +331,31 @@ class SearchRun:
             self.say(f"super-net ranking on {ranking['n']} random architectures trained "
                      f"stand-alone: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "
                      f"{ranking['sparse_kendall_tau']:+.3f} (threshold {ranking['sparse_threshold']:.2g})")
+        self._warn_if_collapsed(constant)
         self.say(f"done in {elapsed / 60:.1f} min; report: {self.out / 'report.md'}")
         return summary
+
+    def _warn_if_collapsed(self, constant: float | None) -> None:
+        """Say so when models scored no better than predicting one value everywhere (a
+        head whose final ReLU died): such a score ranks nothing. The super-net's best
+        paths at that level mean its live paths scored worse than a constant, and the
+        search then picked paths for being dead."""
+        if constant is None:
+            return
+        trained = list(self.trained.values())
+        dead = [r for r in trained if r["val_loss"] >= 0.99 * constant]
+        if dead:
+            self.say(f"warning: {len(dead)} of {len(trained)} architectures trained stand-alone "
+                     f"scored no better than a constant prediction ({constant:.5f}): they learned "
+                     "nothing; more --standalone-epochs or a lower --set standalone.lr=... help")
+        picked = [r for r in trained if r["role"].startswith("top")]
+        flat = [r for r in picked if abs(r["supernet_score"] - constant) <= 1e-3 * constant]
+        if flat:
+            self.say(f"warning: the super-net scores {len(flat)} of the {len(picked)} architectures "
+                     f"the search picked at a constant prediction's level ({constant:.5f}): those "
+                     "paths output one value everywhere, and were picked because the live paths "
+                     "scored worse; train the super-net longer (--epochs) or at a lower "
+                     "--set supernet.lr=...")
 
 
 def run(cfg: Config, **kw) -> dict[str, Any]:

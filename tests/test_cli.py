@@ -532,3 +532,22 @@ def test_rank_says_a_train_run_is_not_a_search_run(run_dir, tmp_path, capsys):
         assert "delete" not in err
         (out / "result.json").unlink(missing_ok=True)  # as a training killed mid-way
         (out / "model.safetensors").unlink(missing_ok=True)
+
+
+def test_a_search_says_when_its_models_or_its_picks_are_at_a_constant_prediction_s_level():
+    """make search once picked super-net paths that output one value everywhere (their
+    loss, the target variance, beat the live paths') and said nothing."""
+    from depthnas.pipeline import SearchRun
+    run, said = SearchRun.__new__(SearchRun), []
+    run.say = said.append
+    run.trained = {i: {"role": role, "val_loss": loss, "supernet_score": score}
+                   for i, (role, loss, score) in enumerate([
+                       ("landmark", 0.174, 0.2026), ("top-1", 0.20036, 0.20036),
+                       ("top-1", 0.193, 0.20036), ("top-2", 0.173, 0.2051)])}
+    run._warn_if_collapsed(0.20036)
+    assert any("1 of 4 architectures trained stand-alone scored no better than a constant" in m
+               for m in said)
+    assert any("scores 2 of the 3 architectures the search picked at a constant" in m for m in said)
+    said.clear()
+    run._warn_if_collapsed(None)  # classification: no constant level
+    assert not said
