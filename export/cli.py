@@ -9,7 +9,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("export", help="export a trained model to one self-contained ONNX file")
     src = e.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", help="search run or training folder (uses best/model.safetensors)")
+    src.add_argument("--run", help="search run (uses best/model.safetensors) or training folder "
+                                   "(its model.safetensors)")
     src.add_argument("--checkpoint", help="a model.safetensors written by search or train")
     e.add_argument("--arch", help="architecture string; optional, the model file holds it "
                                   "(given, it must match)")
