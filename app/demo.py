@@ -87,16 +87,16 @@ def check_upload(path: Path, name: str, limits: Limits) -> None:
     size = path.stat().st_size
     if size > limits.max_bytes:
         raise _upload_error(f"{name} is {size / 2**20:.1f} MB; the limit is "
-                       f"{limits.max_bytes / 2**20:.0f} MB.")
+                            f"{limits.max_bytes / 2**20:.0f} MB.")
     try:
         with Image.open(path) as im:   # reads the header only
             w, h = im.size
     except Exception:
         raise _upload_error(f"{name} is not an image this demo can read "
-                       "(PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
+                            "(PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
     if max(w, h) > limits.max_side:
         raise _upload_error(f"{name} is {w}×{h} px; the limit is {limits.max_side} px a side. "
-                       "Downscale it, or use `depthnas predict` for large photos.")
+                            "Downscale it, or use `depthnas predict` for large photos.")
 
 
 def model_card(estimator: DepthEstimator, latency_ms: float, runs: int) -> str:

@@ -51,7 +51,7 @@ import torch  # noqa: E402
 
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
-from depthnas.evaluation import PathEvaluator, constant_score  # noqa: E402
+from depthnas.evaluation import PathEvaluator, at_constant_level, constant_score  # noqa: E402
 from depthnas.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from depthnas.landmarks import default_tau, sample_landmarks  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
@@ -261,7 +261,7 @@ def at_constant(scores: list[float], constant: float | None) -> float | None:
     noise, so a run where most paths sit there ranks nothing."""
     if constant is None or not scores:
         return None
-    return sum(abs(x - constant) <= 1e-3 * constant for x in scores) / len(scores)
+    return sum(at_constant_level(x, constant) for x in scores) / len(scores)
 
 
 def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],

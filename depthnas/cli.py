@@ -318,7 +318,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _warn_if_no_better_than_constant(result: dict) -> None:
     base = result.get("constant_prediction_loss")
-    if base is None or result["val_loss"] < 0.99 * base:
+    from .evaluation import learned_nothing
+    if not learned_nothing(result["val_loss"], base):
         return
     print(f"warning: a constant prediction scores {base:.5f}: this model learned (almost) "
           "nothing. An output of zeros everywhere means the head's final ReLU died; try a "

@@ -171,3 +171,16 @@ def constant_score(task: Task, val_set: Dataset, *, batch_size: int = 8) -> floa
     if getattr(task, "name", None) != "depth":
         return None
     return evaluate_fixed(_Constant(), task, val_set, batch_size=batch_size)
+
+
+def learned_nothing(loss: float, constant: float | None) -> bool:
+    """A stand-alone score within 1% of a constant prediction's, or worse: the model
+    learned (almost) nothing."""
+    return constant is not None and loss >= 0.99 * constant
+
+
+def at_constant_level(score: float, constant: float | None) -> bool:
+    """A score within 0.1% of a constant prediction's: the output is one value
+    everywhere (a head whose final ReLU died), and its order among such scores is
+    float noise."""
+    return constant is not None and abs(score - constant) <= 1e-3 * constant

@@ -31,7 +31,7 @@ from . import config as config_mod
 from . import distributed as dist
 from .config import Config
 from .data import load_splits
-from .evaluation import PathEvaluator, constant_score
+from .evaluation import PathEvaluator, at_constant_level, constant_score, learned_nothing
 from .evolution import run_search
 from .io import append_jsonl, atomic_write_json, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
@@ -343,13 +343,13 @@ class SearchRun:
         if constant is None:
             return
         trained = list(self.trained.values())
-        dead = [r for r in trained if r["val_loss"] >= 0.99 * constant]
+        dead = [r for r in trained if learned_nothing(r["val_loss"], constant)]
         if dead:
             self.say(f"warning: {len(dead)} of {len(trained)} architectures trained stand-alone "
                      f"scored no better than a constant prediction ({constant:.5f}): they learned "
                      "nothing; more --standalone-epochs or a lower --set standalone.lr=... help")
         picked = [r for r in trained if r["role"].startswith("top")]
-        flat = [r for r in picked if abs(r["supernet_score"] - constant) <= 1e-3 * constant]
+        flat = [r for r in picked if at_constant_level(r["supernet_score"], constant)]
         if flat:
             self.say(f"warning: the super-net scores {len(flat)} of the {len(picked)} architectures "
                      f"the search picked at a constant prediction's level ({constant:.5f}): those "
