@@ -141,14 +141,12 @@ NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .cli import show_progress
-    # Options first: a mistake is reported before the model loads and the data is read.
+    # Options evaluate() does not see first (it checks --net-size and --device itself,
+    # before the model loads): a mistake is reported before the data is read.
     out = check_out(args.out)
-    check_net_size(args.net_size)
     depth_cap = check_depth_cap(args.depth_cap)
     if args.synthetic_samples is not None and args.synthetic_samples < 1:
         raise ValueError(f"--synthetic-samples must be >= 1, got {args.synthetic_samples}")
-    from .trainer import resolve_device
-    device = resolve_device(args.device)
     # The run's own data, seed and split fractions by default: re-splitting with other
     # ones would score samples the model trained on as "val".
     run = run_config(args.checkpoint)
@@ -171,7 +169,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
               "(--depth-cap 0 for none)")
     report = evaluate(args.checkpoint, data, split=args.split, depth_cap=depth_cap,
-                      net_size=args.net_size, device=device, progress=show_progress(args), **kw)
+                      net_size=args.net_size, device=args.device, progress=show_progress(args), **kw)
     for k in ("ssi", "absrel", "delta1", "rmse"):
         print(f"{k:8s} {report[k]:.5f}" + ("  (% of pixels off by > 1.25x)" if k == "delta1" else ""))
     print(f"on {report['samples']} sample(s) of {data} [{args.split}]")
