@@ -132,7 +132,14 @@ class SearchSpace(ABC):
                     raise ArchitectureError(f"architecture JSON is for space {data['space']!r}, "
                                             f"not {self.name!r}")
                 return self.from_string(str(data["string"]).strip())
-            return self.from_json(data)
+            arch = self.from_json(data)
+            # best_arch.json carries both forms; one edited by hand must not be
+            # silently overruled by the other
+            if isinstance(data.get("string"), str) and self.from_string(data["string"].strip()) != arch:
+                raise ArchitectureError(
+                    f"{self.name}: architecture JSON's 'string' {data['string']!r} disagrees with "
+                    f"the rest of it ({self.to_string(arch)!r}); make them match or delete one")
+            return arch
         except (TypeError, AttributeError, KeyError, IndexError) as err:
             # a value of the wrong type deep inside: say which input, not which line
             raise ArchitectureError(f"{self.name}: cannot read architecture {text_or_json!r} "

@@ -174,3 +174,20 @@ def test_train_finds_the_space_of_an_unprefixed_architecture():
     assert _space_of(genotype, None, "v1-sync") == "darts"
     assert _space_of("v2-sync:c3,skip,none,c1,ap+ps", None, "v1-sync") == "v2-sync"
     assert _space_of(nb, "nb201", "v1-sync") == "nb201"
+
+
+@pytest.mark.parametrize("name", ["v1-sync", "v2-nonsync", "nb201", "darts"])
+def test_a_json_whose_string_disagrees_with_its_structure_is_refused(name):
+    """best_arch.json holds the one-line string beside the structured form. A user
+    who edits one of them must not get the other one silently."""
+    space = get_space(name)
+    a, b = space.sample(random.Random(1)), space.sample(random.Random(2))
+    assert a != b
+    data = space.to_json(a)
+    assert space.parse(data) == a
+    assert space.parse({**data, "string": space.to_string(a)}) == a
+    edited = {**data, "string": space.to_string(b)}
+    with pytest.raises(ArchitectureError, match="'string' .* disagrees with the rest of it"):
+        space.parse(edited)
+    with pytest.raises(ArchitectureError, match="disagrees"):
+        space.parse(json.dumps(edited))
