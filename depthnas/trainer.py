@@ -333,7 +333,8 @@ class Trainer:
         found in the folder); checkpoint after every epoch."""
         until = self.total_epochs if until_epoch is None else min(until_epoch, self.total_epochs)
         if resume:
-            self.try_resume()
+            if self.state.epoch == 0:  # later calls continue from memory
+                self.try_resume()
         elif self.writes and self.checkpoints.latest() is not None:
             self.checkpoints.clear()
         while self.state.epoch < until:

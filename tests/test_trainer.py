@@ -49,6 +49,24 @@ def test_resume_reaches_the_same_final_weights(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
+def test_fitting_in_stages_continues_from_memory_without_announcing_a_resume(tmp_path, caplog):
+    """The search trains its super-net in T stages on one Trainer. The second stage
+    used to reload the checkpoint it had just written and log 'resuming after
+    epoch 1' in a run that was never interrupted."""
+    staged = make_trainer(tmp_path / "staged")
+    staged.fit(until_epoch=1)
+    with caplog.at_level("INFO", logger="depthnas.trainer"):
+        staged.fit(until_epoch=1)  # nothing left to train (a resumed search's later stages)
+        assert staged.checkpoints.latest() is not None  # and nothing deleted
+        staged.fit(until_epoch=3)
+    assert "resuming" not in caplog.text
+    full = make_trainer(tmp_path / "full")
+    full.fit()
+    a, b = full.model.state_dict(), staged.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
 @pytest.mark.parametrize("damage", ["truncated state", "empty weights", "lost pointer"])
 def test_resume_survives_a_damaged_checkpoint(tmp_path, damage, caplog):
     """A checkpoint damaged after it was written (a full disk, a copy cut short) is
