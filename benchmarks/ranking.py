@@ -13,7 +13,8 @@ seed. Every other table architecture of the space is then scored by the trained
 super-net (`PathEvaluator`: BN recalibration, cached encoder features) and ranked
 against the table: Kendall tau, sparse Kendall tau (threshold = the table's median
 |seed0 - seed1| in that space: differences below the seed noise count as ties),
-Spearman rho, and the table rank of the architecture the super-net scores best.
+Spearman rho, and the table rank of the architecture the search would pick (the
+best super-net score, paths at a constant prediction's level last).
 
     python benchmarks/ranking.py --table benchmarks/depth_proxy/table.json \
         --spaces v1-sync --seeds 0 1 2 --time-budget 150 --json ranking.json
@@ -51,7 +52,8 @@ import torch  # noqa: E402
 
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
-from depthnas.evaluation import PathEvaluator, at_constant_level, constant_score  # noqa: E402
+from depthnas.evaluation import (PathEvaluator, at_constant_level, constant_score,  # noqa: E402
+                                 search_order)
 from depthnas.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from depthnas.landmarks import default_tau, sample_landmarks  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
@@ -274,7 +276,8 @@ def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
         t = [truth[space][a] for a in ev]
         p = [r["scores"][a] for a in ev]
         rep = ranking_report(t, p, thresholds[space])
-        best = min(ev, key=lambda a: r["scores"][a])
+        # what `depthnas search` would pick: paths at the constant level rank last
+        best = min(ev, key=lambda a: search_order(r["scores"][a], r.get("constant_score")))
         full_rank = sorted(truth[space], key=truth[space].get)
         lm_order = [m["arch"] for m in r["landmarks"]]
         lm_tau = (kendall_tau([truth[space][a] for a in lm_order], [r["scores"][a] for a in lm_order])

@@ -184,3 +184,12 @@ def at_constant_level(score: float, constant: float | None) -> bool:
     everywhere (a head whose final ReLU died), and its order among such scores is
     float noise."""
     return constant is not None and abs(score - constant) <= 1e-3 * constant
+
+
+def search_order(score: float, constant: float | None) -> tuple[bool, float]:
+    """The order in which a search picks super-net paths: by score, except that paths
+    at a constant prediction's level come after every other. Such a path's head died
+    in the shared weights, so its score (the target variance) says nothing about the
+    architecture, yet it beats live paths that a short super-net training left
+    slightly worse than a constant: `make search` used to pick them."""
+    return at_constant_level(score, constant), score

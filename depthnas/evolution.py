@@ -2,13 +2,18 @@
 
 Fitness is a score to minimise (the super-net validation loss of a path after BN
 recalibration). Every generation is checkpointed, so a long search resumes.
+
+An `order` (a sort key of a score; default: the score) decides the ranking, for
+parents and for the result alike; the recorded scores stay the true values. The
+search pipeline uses it to rank last the paths whose score says nothing about the
+architecture (`evaluation.search_order`).
 """
 from __future__ import annotations
 
 import logging
 import random
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
@@ -20,6 +25,7 @@ from .io import atomic_write_json, read_json
 log = logging.getLogger("depthnas.evolution")
 Score = Callable[[Arch], float]
 Constraint = Callable[[Arch], bool]
+Order = Callable[[float], Any]
 # Random draws in a row that may all be duplicates or break the constraint before
 # the space counts as exhausted: with a budget that admits 8% of a space, 50 misses
 # in a row happen in 1.5% of draws, which cut generations short; 1000 in 10^-36.
@@ -40,8 +46,10 @@ class Search:
 
     def __init__(self, space: SearchSpace, score: Score, rng: random.Random,
                  constraint: Constraint | None = None, checkpoint: str | Path | None = None,
-                 progress: bool = True, exclude: set[Arch] | None = None):
+                 progress: bool = True, exclude: set[Arch] | None = None,
+                 order: Order | None = None):
         self.space, self._score, self.rng = space, score, rng
+        self.order = order
         self.constraint = constraint
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress
@@ -72,7 +80,8 @@ class Search:
         raise ValueError(f"no {self.space.name} architecture to score: {why}")
 
     def ranked(self) -> list[tuple[Arch, float]]:
-        return sorted(self.scores.items(), key=lambda kv: kv[1])
+        order = self.order or (lambda score: score)
+        return sorted(self.scores.items(), key=lambda kv: order(kv[1]))
 
     def save(self, **state) -> None:
         if self.checkpoint is None:

@@ -16,6 +16,7 @@ every rank holds the same landmark list. Rank 0 alone searches the super-net
 """
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import shutil
@@ -31,7 +32,8 @@ from . import config as config_mod
 from . import distributed as dist
 from .config import Config
 from .data import load_splits
-from .evaluation import PathEvaluator, at_constant_level, constant_score, learned_nothing
+from .evaluation import (PathEvaluator, at_constant_level, constant_score, learned_nothing,
+                         search_order)
 from .evolution import run_search
 from .io import append_jsonl, atomic_write_json, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
@@ -238,7 +240,9 @@ class SearchRun:
                                       val_batches=cfg.search.val_batches, device=self.device,
                                       precision=cfg.supernet.precision, seed=cfg.seed)
             constraint = make_constraint(space, cfg, self.device)
+        self.constant = constant_score(task, self.splits.val, batch_size=cfg.data.batch_size)
         landmark_set = {a for a, _ in landmarks}
+        self.picks = self.flat_picks = 0
         for t in range(T):
             self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
             trainer.fit(until_epoch=(t + 1) * E)
@@ -249,13 +253,22 @@ class SearchRun:
                 ranked = run_search(cfg.search.method, space, evaluator.score, cfg.search,
                                     random.Random(cfg.seed * 31 + t), constraint=constraint,
                                     checkpoint=self.out / f"search_{t + 1}.json",
-                                    progress=self.progress)
-                top = [space.to_string(a) for a, _ in ranked
-                       if a not in self.trained][:cfg.search.top_k]
+                                    progress=self.progress,
+                                    order=functools.partial(search_order, constant=self.constant))
+                picked = [(a, score) for a, score in ranked if a not in self.trained][:cfg.search.top_k]
+                top = [space.to_string(a) for a, _ in picked]
+                flat = sum(at_constant_level(score, self.constant) for _, score in ranked)
+                # judged when picked: the super-net keeps training, and a path live
+                # then may output a constant by the end
+                self.flat_picks += sum(at_constant_level(score, self.constant) for _, score in picked)
+                self.picks += len(picked)
                 append_jsonl(self.out / "metrics.jsonl", {
                     "phase": "search", "iteration": t + 1, "evaluated": len(ranked),
-                    "best_supernet_score": ranked[0][1], "best": space.to_string(ranked[0][0])})
-                self.say(f"  searched {len(ranked)} architectures; training the top {len(top)}")
+                    "at_constant_level": flat, "best_supernet_score": ranked[0][1],
+                    "best": space.to_string(ranked[0][0])})
+                self.say(f"  searched {len(ranked)} architectures; training the top {len(top)}" +
+                         (f" ({flat} super-net path(s) output one value everywhere and rank last)"
+                          if flat else ""))
             top = [space.from_string(s) for s in dist.broadcast_object(top)]
             for a, loss in zip(top, self.standalone(top, f"top-{t + 1}")):
                 if cfg.landmarks.enabled and t < T - 1:
@@ -314,7 +327,7 @@ class SearchRun:
                      "best/model.safetensors to export; train it with `depthnas train --arch "
                      f"'{best_json['string']}' --config {self.out / 'config.yaml'} --out "
                      f"{self.out / 'best'}`")
-        constant = constant_score(evaluator.task, self.splits.val, batch_size=cfg.data.batch_size)
+        constant = self.constant
         summary = {"space": space.name, "landmarks": cfg.landmarks.enabled,
                    "score_name": evaluator.task.score_name,
                    "elapsed_s": round(elapsed, 1), "best": best_json, "ranking": ranking,
@@ -337,9 +350,8 @@ class SearchRun:
 
     def _warn_if_collapsed(self, constant: float | None) -> None:
         """Say so when models scored no better than predicting one value everywhere (a
-        head whose final ReLU died): such a score ranks nothing. The super-net's best
-        paths at that level mean its live paths scored worse than a constant, and the
-        search then picked paths for being dead."""
+        head whose final ReLU died): such a score ranks nothing. The search ranks such
+        super-net paths last, so a pick at that level means it found too few live ones."""
         if constant is None:
             return
         trained = list(self.trained.values())
@@ -348,14 +360,11 @@ class SearchRun:
             self.say(f"warning: {len(dead)} of {len(trained)} architectures trained stand-alone "
                      f"scored no better than a constant prediction ({constant:.5f}): they learned "
                      "nothing; more --standalone-epochs or a lower --set standalone.lr=... help")
-        picked = [r for r in trained if r["role"].startswith("top")]
-        flat = [r for r in picked if at_constant_level(r["supernet_score"], constant)]
-        if flat:
-            self.say(f"warning: the super-net scores {len(flat)} of the {len(picked)} architectures "
-                     f"the search picked at a constant prediction's level ({constant:.5f}): those "
-                     "paths output one value everywhere, and were picked because the live paths "
-                     "scored worse; train the super-net longer (--epochs) or at a lower "
-                     "--set supernet.lr=...")
+        if self.flat_picks:
+            self.say(f"warning: {self.flat_picks} of the {self.picks} architectures the search "
+                     f"picked were at a constant prediction's level ({constant:.5f}) in the "
+                     "super-net: those paths output one value everywhere, and were picked for want "
+                     "of live ones; train the super-net longer (--epochs) or search more candidates")
 
 
 def run(cfg: Config, **kw) -> dict[str, Any]:

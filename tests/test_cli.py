@@ -544,10 +544,45 @@ def test_a_search_says_when_its_models_or_its_picks_are_at_a_constant_prediction
                    for i, (role, loss, score) in enumerate([
                        ("landmark", 0.174, 0.2026), ("top-1", 0.20036, 0.20036),
                        ("top-1", 0.193, 0.20036), ("top-2", 0.173, 0.2051)])}
+    run.picks, run.flat_picks = 3, 0  # the picks' scores when they were picked
     run._warn_if_collapsed(0.20036)
     assert any("1 of 4 architectures trained stand-alone scored no better than a constant" in m
                for m in said)
-    assert any("scores 2 of the 3 architectures the search picked at a constant" in m for m in said)
+    # the final super-net scores two picks at that level, but they were live when picked
+    assert not any("picked" in m for m in said)
+    said.clear()
+    run.flat_picks = 2
+    run._warn_if_collapsed(0.20036)
+    assert any("2 of the 3 architectures the search picked were at a constant" in m
+               and "for want of live ones" in m for m in said)
     said.clear()
     run._warn_if_collapsed(None)  # classification: no constant level
     assert not said
+
+
+def test_the_search_picks_live_paths_before_paths_at_the_constant_level(tmp_path, monkeypatch,
+                                                                        capsys):
+    """The pipeline hands the search its order: a super-net path at a constant
+    prediction's level (here every path whose first edge is avg_pool) loses to live
+    paths with a worse score, and the log counts them."""
+    from depthnas import pipeline
+    constant = 0.2
+    monkeypatch.setattr(pipeline, "constant_score", lambda *a, **k: constant)
+
+    def score(self, arch):
+        text = pipeline.get_space("v1-sync").to_string(arch)
+        return constant if text.split(":")[1].startswith("ap") else 0.25 + 0.001 * text.count("c")
+    monkeypatch.setattr(pipeline.PathEvaluator, "score", score)
+    out = tmp_path / "run"
+    assert main(["search", *TINY, "--no-landmarks", "--set", "search.population=12",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    picks = [a for a in results["architectures"] if a["role"].startswith("top")]
+    assert picks and not any(a["arch"].split(":")[1].startswith("ap") for a in picks)
+    log = capsys.readouterr().out
+    assert "super-net path(s) output one value everywhere and rank last" in log
+    assert "picked for want of live ones" not in log
+    searches = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+                if '"search"' in line]
+    assert len(searches) == 2 and all(r["at_constant_level"] > 0 for r in searches)
+    assert results["constant_prediction_loss"] == constant

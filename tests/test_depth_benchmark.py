@@ -261,3 +261,16 @@ def test_a_super_net_scoring_its_paths_at_the_constant_level_is_flagged():
     text = ranking_bench.table4(out["summary"], {"v1-sync": 0.001}, [0], out["per_run"])
     assert "Collapsed super-nets" in text and "v1-sync SPOS+landmarks seed 0 (100%)" in text
     assert "SPOS seed" not in text.split("Collapsed super-nets")[1]
+
+
+def test_the_best_found_is_what_the_search_would_pick_not_a_dead_path():
+    """A path at the constant level beats every live path by score; `depthnas search`
+    ranks it last, and the benchmark's 'best found' follows the search."""
+    truth = {"v1-sync": {f"a{i}": 0.1 + 0.01 * i for i in range(6)}}
+    constant = 0.2
+    scores = {"a0": 0.31, "a1": 0.30, "a2": 0.32, "a3": constant, "a4": constant * (1 + 1e-5),
+              "a5": 0.33}
+    run = {"space": "v1-sync", "method": "spos", "seed": 0, "landmarks": [], "epochs": 1,
+           "steps": 1, "constant_score": constant, "scores": scores}
+    (row,) = ranking_bench.summarize([run], truth, {"v1-sync": 0.001})["per_run"]
+    assert row["best_found"] == "a1" and row["best_found_table_rank"] == 2

@@ -120,3 +120,32 @@ def test_search_budgets_on_parameters_and_latency_reject_what_breaks_them(monkey
     cfg.search.max_params = path_parameters(SPACE, small, cfg.model)
     ok = make_constraint(SPACE, cfg, "cpu")
     assert ok(small) and not ok(big)
+
+
+@pytest.mark.parametrize("search", [evolutionary_search, random_search])
+def test_paths_at_a_constant_prediction_s_level_rank_after_every_live_path(search):
+    """make search used to pick super-net paths whose head died: their loss (the
+    target variance, 0.20036 on the quick preset's scenes) beat live paths that a
+    short training left at 0.2026-0.2215. With the search order they rank last, as
+    parents and as results, and keep their true scores."""
+    from functools import partial
+
+    from depthnas.evaluation import search_order
+    constant = 0.20036
+    dead = lambda a: SPACE.to_string(a).split(":")[1].startswith("ap")  # noqa: E731
+
+    def score(a):
+        return constant if dead(a) else 0.2026 + 0.001 * distance(a)
+    cfg = SearchConfig(population=12, generations=4, parents=4, mutations=4, crossovers=4,
+                       random_candidates=40)
+    ranked = search(SPACE, score, cfg, random.Random(5), progress=False,
+                    order=partial(search_order, constant=constant))
+    flags = [dead(a) for a, _ in ranked]
+    assert any(flags) and not flags[0]
+    assert flags == sorted(flags)                    # every live path before every dead one
+    assert all(s == score(a) for a, s in ranked)     # the scores are the true values
+    live = [s for a, s in ranked if not dead(a)]
+    assert live == sorted(live)
+    # without the order, the dead paths win, as they did
+    plain = search(SPACE, score, cfg, random.Random(5), progress=False)
+    assert dead(plain[0][0])
