@@ -276,6 +276,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from . import distributed
     from .data import load_splits
+    from .models import is_classification
     from .standalone import train_standalone, trained_arch
     from .task import make_task
     cfg = build_config(args)
@@ -312,14 +313,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         score = make_task(space, cfg.standalone.loss).score_name
         print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
               f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
-        _warn_if_no_better_than_constant(result)
+        _warn_if_no_better_than_constant(result, classifies=is_classification(space))
     return 0
 
 
-def _warn_if_no_better_than_constant(result: dict) -> None:
+def _warn_if_no_better_than_constant(result: dict, classifies: bool = False) -> None:
     base = result.get("constant_prediction_loss")
     from .evaluation import learned_nothing
     if not learned_nothing(result["val_loss"], base):
+        return
+    if classifies:
+        print(f"warning: naming the most frequent class for every image scores {base:.5f}: this "
+              "model learned (almost) nothing; try a lower --set standalone.lr=... or more "
+              "--epochs", file=sys.stderr)
         return
     print(f"warning: a constant prediction scores {base:.5f}: this model learned (almost) "
           "nothing. An output of zeros everywhere means the head's final ReLU died; try a "

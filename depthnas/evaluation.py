@@ -165,12 +165,20 @@ class _Constant(nn.Module):
 
 
 def constant_score(task: Task, val_set: Dataset, *, batch_size: int = 8) -> float | None:
-    """The validation score of predicting one value everywhere (depth tasks; None for
-    others): the level of a model that learned nothing, or whose final ReLU died.
-    Under the scale-and-shift-invariant loss every constant scores the same."""
-    if getattr(task, "name", None) != "depth":
-        return None
-    return evaluate_fixed(_Constant(), task, val_set, batch_size=batch_size)
+    """The best validation score of an output that ignores the input: the level of a
+    model that learned nothing. Depth: one value everywhere (also what a head whose
+    final ReLU died outputs); under the scale-and-shift-invariant loss every constant
+    scores the same. Classification: the same logits for every image, which at best
+    name the most frequent class. None for other tasks."""
+    kind = getattr(task, "name", None)
+    if kind == "depth":
+        return evaluate_fixed(_Constant(), task, val_set, batch_size=batch_size)
+    if kind == "classification":
+        labels = torch.cat([b["label"] for b in DataLoader(val_set, batch_size=max(batch_size, 256))])
+        if not len(labels):
+            return None
+        return 1.0 - torch.bincount(labels).max().item() / len(labels)
+    return None
 
 
 def learned_nothing(loss: float, constant: float | None) -> bool:
@@ -180,16 +188,17 @@ def learned_nothing(loss: float, constant: float | None) -> bool:
 
 
 def at_constant_level(score: float, constant: float | None) -> bool:
-    """A score within 0.1% of a constant prediction's: the output is one value
-    everywhere (a head whose final ReLU died), and its order among such scores is
-    float noise."""
+    """A score within 0.1% of a constant prediction's: the output ignores the input
+    (depth: one value everywhere, from a head whose final ReLU died), and its order
+    among such scores is float noise."""
     return constant is not None and abs(score - constant) <= 1e-3 * constant
 
 
 def search_order(score: float, constant: float | None) -> tuple[bool, float]:
     """The order in which a search picks super-net paths: by score, except that paths
-    at a constant prediction's level come after every other. Such a path's head died
-    in the shared weights, so its score (the target variance) says nothing about the
-    architecture, yet it beats live paths that a short super-net training left
-    slightly worse than a constant: `make search` used to pick them."""
+    at a constant prediction's level come after every other. Such a path's output
+    collapsed in the shared weights, so its score (for depth, the target variance)
+    says nothing about the architecture, yet it beats live paths that a short
+    super-net training left slightly worse than a constant: `make search` used to
+    pick them."""
     return at_constant_level(score, constant), score

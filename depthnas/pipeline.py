@@ -267,7 +267,7 @@ class SearchRun:
                     "at_constant_level": flat, "best_supernet_score": ranked[0][1],
                     "best": space.to_string(ranked[0][0])})
                 self.say(f"  searched {len(ranked)} architectures; training the top {len(top)}" +
-                         (f" ({flat} super-net path(s) output one value everywhere and rank last)"
+                         (f" ({flat} super-net path(s) at a constant prediction's level rank last)"
                           if flat else ""))
             top = [space.from_string(s) for s in dist.broadcast_object(top)]
             for a, loss in zip(top, self.standalone(top, f"top-{t + 1}")):
@@ -363,7 +363,7 @@ class SearchRun:
         if self.flat_picks:
             self.say(f"warning: {self.flat_picks} of the {self.picks} architectures the search "
                      f"picked were at a constant prediction's level ({constant:.5f}) in the "
-                     "super-net: those paths output one value everywhere, and were picked for want "
+                     "super-net: those paths ignore their input, and were picked for want "
                      "of live ones; train the super-net longer (--epochs) or search more candidates")
 
 

@@ -176,6 +176,37 @@ def test_classification_task():
         make_task(NB201, "ssitrim")
 
 
+def test_a_classifier_that_ignores_its_input_is_at_the_constant_level(digits, capsys):
+    """Same logits for every image name one class; at best the most frequent one. That
+    error rate is the level `depthnas train` and the search compare with, as the
+    constant map is for depth (a chance-level classifier used to pass unremarked)."""
+    from depthnas.cli import _warn_if_no_better_than_constant
+    from depthnas.evaluation import at_constant_level, constant_score, evaluate_fixed, learned_nothing
+    labels = torch.stack([digits.val[i]["label"] for i in range(len(digits.val))])
+    counts = torch.bincount(labels, minlength=10)
+    base = constant_score(ClassificationTask(), digits.val, batch_size=16)
+    assert base == pytest.approx(1 - counts.max().item() / len(labels))
+    assert 0.85 < base < 0.95  # digits: ten nearly equal classes
+
+    class Constant(torch.nn.Module):
+        def __init__(self, cls):
+            super().__init__()
+            self.cls = cls
+
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.full((x.shape[0],), self.cls), 10).float()
+    scores = [evaluate_fixed(Constant(c), ClassificationTask(), digits.val) for c in range(10)]
+    assert min(scores) == pytest.approx(base)
+    assert at_constant_level(min(scores), base) and learned_nothing(max(scores), base)
+    _warn_if_no_better_than_constant({"val_loss": 0.9, "constant_prediction_loss": base},
+                                     classifies=True)
+    err = capsys.readouterr().err
+    assert "most frequent class for every image" in err and "ReLU" not in err
+    _warn_if_no_better_than_constant({"val_loss": 0.2, "constant_prediction_loss": base},
+                                     classifies=True)
+    assert capsys.readouterr().err == ""
+
+
 # ---- truth tables ------------------------------------------------------------------------
 def test_truth_accuracy_is_read_as_error_rate(tmp_path):
     csv = tmp_path / "t.csv"
@@ -265,6 +296,7 @@ def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread):
     assert 0.0 <= best["val_loss"] <= 1.0  # an error rate
     assert results["landmarks"] is True
     assert results["score_name"] == "error rate"
+    assert 0.85 < results["constant_prediction_loss"] < 0.95  # one class named for every image
     assert "stand-alone validation error rate" in (out / "report.md").read_text()
     assert sum(a["landmark"] for a in results["architectures"]) >= 3
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
