@@ -407,12 +407,29 @@ def _extensions() -> list[Callable[[Any], None]]:
     return found
 
 
+class _PlainFormatter(logging.Formatter):
+    """Log lines in the voice of the CLI's own output: information as plain text,
+    anything else prefixed with its level, as in 'warning: ...'."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno == logging.INFO else f"{record.levelname.lower()}: {text}"
+
+
+def _log_handler(verbose: bool) -> logging.Handler:
+    """--verbose (debug) lines also name their logger."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s") if verbose
+                         else _PlainFormatter("%(message)s"))
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        handlers=[_log_handler(args.verbose)])
     try:
         return args.func(args)
     except (ValueError, OSError, config_mod.ConfigError) as err:  # OSError: a path's fault

@@ -145,8 +145,8 @@ def evolutionary_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng
         s.evaluate(population, f"generation {gen + 1}/{cfg.generations}")
         s.require_candidates()
         best_arch, best = s.ranked()[0]
-        log.info("generation %d: best %.5f %s (%d evaluated)", gen + 1, best,
-                 space.to_string(best_arch), len(s.scores))
+        log.info("  generation %d/%d: best %.5f %s (%d evaluated)", gen + 1, cfg.generations,
+                 best, space.to_string(best_arch), len(s.scores))
         s.save(generation=gen + 1, population=[space.to_string(a) for a in population])
     return s.ranked()
 

@@ -586,3 +586,21 @@ def test_the_search_picks_live_paths_before_paths_at_the_constant_level(tmp_path
                 if '"search"' in line]
     assert len(searches) == 2 and all(r["at_constant_level"] > 0 for r in searches)
     assert results["constant_prediction_loss"] == constant
+
+
+def test_log_lines_speak_like_the_rest_of_the_output():
+    """Search logs mixed 'INFO depthnas.evolution: ...' lines with the pipeline's own
+    plain ones; now information is plain and a warning says 'warning:', as the CLI's
+    own warnings do. --verbose keeps the logger names for debugging."""
+    import logging
+
+    from depthnas.cli import _log_handler
+    def line(handler, level, msg):
+        record = logging.LogRecord("depthnas.evolution", level, __file__, 1, msg, None, None)
+        return handler.format(record)
+    plain = _log_handler(verbose=False)
+    assert line(plain, logging.INFO, "  generation 1/3: best 0.2") == "  generation 1/3: best 0.2"
+    assert line(plain, logging.WARNING, "skipping a checkpoint") == "warning: skipping a checkpoint"
+    assert line(plain, logging.ERROR, "x") == "error: x"
+    verbose = _log_handler(verbose=True)
+    assert line(verbose, logging.DEBUG, "x") == "DEBUG depthnas.evolution: x"
