@@ -309,20 +309,28 @@ class Trainer:
         # queued: a sync between the forward passes would leave the GPU idle while
         # Python queues the next pass. The check still precedes the update, so a
         # non-finite step changes no weight (on any rank: they all stop together).
-        nonfinite = not bool(torch.isfinite(total))
-        if self.distributed:
-            nonfinite = dist.any_true(nonfinite, self.device)
-        if nonfinite:
+        # A finite loss can still give non-finite gradients (a sqrt or a division at
+        # zero): the norm is checked too, or NaN weights would be checkpointed and
+        # every resume would fail on them.
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        grad_norm = (nn.utils.get_total_norm([p.grad for p in params]) if params
+                     else total.new_zeros(()))
+        finite = torch.stack([torch.isfinite(total.detach()), torch.isfinite(grad_norm)]).tolist()
+        bad_loss, bad_grad = not finite[0], not finite[1]  # one read-back for both
+        if self.distributed:  # gradients are averaged, so every rank sees the same norm
+            bad_loss = dist.any_true(bad_loss, self.device)
+        if bad_loss or bad_grad:
             logs = {"loss": float(loss.detach()), **logs}
-            raise FloatingPointError(f"{self.name}: non-finite loss at step {self.state.step} "
+            what = "loss" if bad_loss else "gradient"
+            raise FloatingPointError(f"{self.name}: non-finite {what} at step {self.state.step} "
                                      f"({logs}); lower the learning rate or check the data")
-        grad_norm = (nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-                     if self.cfg.grad_clip else None)
+        if self.cfg.grad_clip:
+            nn.utils.clip_grads_with_norm_(params, self.cfg.grad_clip, grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.state.step += 1
         logs = {"loss": float(loss.detach()), **logs}
-        if grad_norm is not None:
+        if self.cfg.grad_clip:
             logs["grad_norm"] = float(grad_norm)
         return logs
 

@@ -133,6 +133,24 @@ def test_nonfinite_loss_is_reported(tmp_path):
         t.train_step(bad, SPACE.sample(__import__("random").Random(0)))
 
 
+def test_a_finite_loss_with_non_finite_gradients_changes_no_weight(tmp_path):
+    """sqrt at zero: the loss is finite, its gradient is not. The step used to apply
+    the NaN gradient, checkpoint NaN weights, and make every resume fail."""
+    class SqrtTask(DepthTask):
+        def loss(self, output, batch):
+            return output.abs().sqrt().mean() * 0.0 + (output * 0.0).abs().sqrt().sum()
+    torch.manual_seed(0)
+    net = SPACE.build_fixed(SPACE.from_string("v2-sync:c3,c3,c3,c3,c3+bil"), **TINY_MODEL)
+    t = Trainer(net, SqrtTask(), CFG, BlobDepth(8), out_dir=tmp_path, total_epochs=1,
+                batch_size=4, progress=False)
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    batch = {k: torch.stack([b[k] for b in BlobDepth(4).items]) for k in BlobDepth(4).items[0]}
+    with pytest.raises(FloatingPointError, match="non-finite gradient at step 0"):
+        t.train_step(batch, None)
+    for k, v in net.named_parameters():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=k)
+
+
 def test_cosine_learning_rate_schedule():
     assert cosine_factor(0, 100) == 1.0
     assert cosine_factor(100, 100) == pytest.approx(0.01)
