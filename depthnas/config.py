@@ -303,6 +303,8 @@ def validate(cfg: Config) -> Config:
     for where, value in (("data.val_fraction", d.val_fraction), ("data.reg_fraction", d.reg_fraction)):
         if not 0.0 <= value < 1.0:
             problems.append(f"{where}={value} (expected a fraction in [0, 1))")
+    if d.val_fraction == 0:  # every score (stand-alone and super-net) is on this split
+        problems.append("data.val_fraction=0 leaves nothing to score architectures on")
     if d.val_fraction + d.reg_fraction >= 1.0:
         problems.append(f"data.val_fraction + data.reg_fraction = {d.val_fraction + d.reg_fraction} "
                         "leave nothing to train on")

@@ -141,7 +141,9 @@ class PathEvaluator:
             for out, batch in results:
                 s, n = self.task.score(out, batch)
                 total, count = total + s.double(), count + n
-        return float(total) / max(count, 1)  # the one read-back of the score
+        if not count:
+            raise ValueError("the validation split is empty: nothing to score a path on")
+        return float(total) / count  # the one read-back of the score
 
 
 @torch.no_grad()
@@ -156,7 +158,9 @@ def evaluate_fixed(model: nn.Module, task: Task, val_set: Dataset, *, batch_size
         with autocast(device, precision):
             s, n = task.score(model(task.inputs(batch)), batch)
         total, count = total + s.double(), count + n
-    return float(total) / max(count, 1)
+    if not count:
+        raise ValueError("the validation split is empty: nothing to score the model on")
+    return float(total) / count
 
 
 class _Constant(nn.Module):

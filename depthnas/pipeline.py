@@ -199,6 +199,9 @@ class SearchRun:
             config_mod.dump(cfg, self.out / "config.yaml")
         seed_everything(cfg.seed)
         self.splits = load_splits(cfg)
+        if cfg.landmarks.enabled and len(self.splits.reg) == 0:  # before any training
+            raise ValueError("data.reg_fraction=0 leaves the landmark regularizer no data to "
+                             "evaluate landmarks on; set it > 0, or search with --no-landmarks")
         if main:
             atomic_write_json(self.out / "splits.json", self.splits.manifest())
         task = make_task(space, cfg.supernet.loss)

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 from depthnas.cli import main
@@ -604,3 +605,18 @@ def test_log_lines_speak_like_the_rest_of_the_output():
     assert line(plain, logging.ERROR, "x") == "error: x"
     verbose = _log_handler(verbose=True)
     assert line(verbose, logging.DEBUG, "x") == "DEBUG depthnas.evolution: x"
+
+
+def test_landmarks_without_a_regularizer_split_are_refused_before_any_training(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", *TINY, "--set", "data.reg_fraction=0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "data.reg_fraction=0 leaves the landmark regularizer no data" in err
+    assert not (out / "standalone").exists()
+
+
+def test_an_empty_validation_split_is_an_error_not_a_perfect_score():
+    from depthnas.evaluation import evaluate_fixed
+    from depthnas.task import DepthTask
+    with pytest.raises(ValueError, match="validation split is empty"):
+        evaluate_fixed(torch.nn.Identity(), DepthTask(), [])

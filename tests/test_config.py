@@ -65,6 +65,8 @@ def test_values_of_the_wrong_shape_name_their_key(override, message):
     (["data.spec=''"], "data.spec is empty"),
     (["data.val_fraction=1.5"], "data.val_fraction=1.5"),
     (["data.val_fraction=0.5", "data.reg_fraction=0.6"], "leave nothing to train on"),
+    # every score used to come out 0.0, the best, and the search picked at random
+    (["data.val_fraction=0"], "data.val_fraction=0 leaves nothing to score architectures on"),
     (["data.synthetic_samples=2"], "data.synthetic_samples=2"),
     # each of these used to surface after landmark and super-net training, or never
     (["landmarks.lambda_max=nan"], "landmarks.lambda_max=nan (expected a finite number >= 0)"),
