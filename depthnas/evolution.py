@@ -11,6 +11,7 @@ architecture (`evaluation.search_order`).
 from __future__ import annotations
 
 import logging
+import math
 import random
 from pathlib import Path
 from typing import Any, Callable
@@ -69,6 +70,9 @@ class Search:
         todo = [a for a in archs if a not in self.scores]
         for a in tqdm(todo, desc=desc, leave=False, disable=not self.progress):
             self.scores[a] = float(self._score(a))
+            if not math.isfinite(self.scores[a]):
+                log.warning("%s scores %s in the super-net (its path diverged); it ranks last",
+                            self.space.to_string(a), self.scores[a])
 
     def require_candidates(self) -> None:
         """A search that found nothing to score is an error that says why."""
@@ -81,7 +85,12 @@ class Search:
 
     def ranked(self) -> list[tuple[Arch, float]]:
         order = self.order or (lambda score: score)
-        return sorted(self.scores.items(), key=lambda kv: order(kv[1]))
+
+        def key(item: tuple[Arch, float]) -> tuple:
+            # NaN compares false with everything: left in the sort, it scrambles it
+            score = item[1]
+            return (False, order(score)) if math.isfinite(score) else (True,)
+        return sorted(self.scores.items(), key=key)
 
     def save(self, **state) -> None:
         if self.checkpoint is None:

@@ -149,3 +149,21 @@ def test_paths_at_a_constant_prediction_s_level_rank_after_every_live_path(searc
     # without the order, the dead paths win, as they did
     plain = search(SPACE, score, cfg, random.Random(5), progress=False)
     assert dead(plain[0][0])
+
+
+@pytest.mark.parametrize("search", [evolutionary_search, random_search])
+def test_a_diverged_path_s_nan_score_ranks_last_and_leaves_the_order_intact(search, caplog):
+    """NaN compares false with everything: one NaN in the sort scrambled parents, the
+    picks and the logged best."""
+    nan_genes = lambda a: SPACE.to_string(a).split(":")[1].startswith("c1")  # noqa: E731
+
+    def score(a):
+        return float("nan") if nan_genes(a) else distance(a)
+    cfg = SearchConfig(population=12, generations=4, parents=4, mutations=4, crossovers=4,
+                       random_candidates=40)
+    with caplog.at_level("WARNING", logger="depthnas.evolution"):
+        ranked = search(SPACE, score, cfg, random.Random(2), progress=False)
+    finite = [s for _, s in ranked if s == s]
+    assert len(finite) < len(ranked)                       # some paths diverged
+    assert finite == sorted(finite) and ranked[:len(finite)] == [kv for kv in ranked if kv[1] == kv[1]]
+    assert "diverged" in caplog.text and "ranks last" in caplog.text
