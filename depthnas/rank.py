@@ -96,6 +96,11 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
                               val_batches=cfg.search.val_batches, device=device,
                               precision=cfg.supernet.precision, seed=cfg.seed)
     scores = [evaluator.score(a) for a in tqdm(archs, desc="scoring", disable=not progress)]
+    diverged = [space.to_string(a) for a, s in zip(archs, scores) if not math.isfinite(s)]
+    if diverged:
+        log.warning("%d path(s) score non-finite in the super-net (diverged), left out of the "
+                    "ranking: %s", len(diverged), "; ".join(diverged[:3]) +
+                    (" ..." if len(diverged) > 3 else ""))
     report = ranking_report(values, scores, threshold)
     report["landmarks_excluded"] = skipped
     atomic_write_json(run / "rank.json", {**report, "truth": str(truth_path),

@@ -112,3 +112,22 @@ def test_percent_accuracies_without_the_accuracy_key_are_refused_for_classificat
     from depthnas.truth import for_space
     with pytest.raises(ValueError, match=r"t.json: 1 nb201 entry above 1 .* put accuracies in percent under 'accuracy'"):
         for_space({NB201_ARCH: 78.8}, get_space("nb201"), "t.json")
+
+
+def test_sparse_kendall_tau_bins_values_on_a_bin_edge_where_they_belong():
+    """floor(0.3 / 0.1) is 2 in floating point: 0.3 shared 0.2's bin, and 93% and 94%
+    accuracy (error 0.07 and 0.06) one bin at threshold 0.01."""
+    assert sparse_kendall_tau([0.2, 0.3], [1.0, 2.0], 0.1) == pytest.approx(1.0)
+    errors = [1 - a / 100 for a in range(90, 98)]  # eight evenly spaced accuracies
+    assert sparse_kendall_tau(errors, errors, 0.01) == pytest.approx(1.0)
+
+
+def test_a_diverged_path_is_left_out_of_every_metric_not_spread_into_all_of_them():
+    report = ranking_report([1.0, 2.0, 3.0, 4.0], [1.0, float("nan"), 3.0, 4.0])
+    assert report["n"] == 3 and report["non_finite"] == 1
+    assert report["kendall_tau"] == pytest.approx(1.0) and report["top_percentile"] == pytest.approx(100 / 3)
+    clean = ranking_report([1.0, 2.0, 3.0], [1.0, 3.0, 4.0])
+    assert "non_finite" not in clean
+    # nothing finite left: numbers say so, no exception at the end of a finished search
+    empty = ranking_report([1.0, 2.0], [float("nan"), float("inf")])
+    assert empty["n"] == 0 and empty["kendall_tau"] != empty["kendall_tau"]
