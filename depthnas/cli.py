@@ -70,7 +70,7 @@ def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted in the log)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config field, e.g. --set data.num_workers=4" +
-                        (" --set search.population=20" if command == "search" else ""))
+                        (" --set search.generations=10" if command == "search" else ""))
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -345,7 +345,9 @@ def cmd_rank(args: argparse.Namespace) -> int:
     report = rank_run(args.run, args.truth, threshold=args.threshold,
                       limit=args.limit, progress=show_progress(args))
     for k, v in report.items():
-        print(f"{k:20s} {v:.4f}" if isinstance(v, float) else f"{k:20s} {v}")
+        # the threshold is a loss difference, often below 1e-4: .4f printed 0.0000
+        fmt = ".4g" if k == "sparse_threshold" else ".4f"
+        print(f"{k:20s} {v:{fmt}}" if isinstance(v, float) else f"{k:20s} {v}")
     return 0
 
 

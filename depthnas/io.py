@@ -26,10 +26,19 @@ def read_text(path: str | Path) -> str:
         raise ValueError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
 
 
-def read_json(path: str | Path) -> Any:
-    """A JSON file's content; a damaged or non-JSON file is named in the error."""
+def read_json(path: str | Path, unique_keys: bool = False) -> Any:
+    """A JSON file's content; a damaged or non-JSON file is named in the error.
+    unique_keys: an object that repeats a key is an error (JSON itself keeps the
+    last one silently), for files people write by hand."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise ValueError(f"{path}: key {key!r} is listed a second time")
+            out[key] = value
+        return out
     try:
-        return json.loads(read_text(path))
+        return json.loads(read_text(path), object_pairs_hook=pairs if unique_keys else None)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 

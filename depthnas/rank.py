@@ -31,6 +31,9 @@ def run_landmarks(run: Path) -> set[str]:
     if results.is_file():
         return {a["arch"] for a in read_json(results)["architectures"] if a["landmark"]}
     initial = run / "initial_landmarks.json"
+    log.warning("%s has no results.json (the search has not finished): only its initial "
+                "landmarks are left out of the ranking, not the top-K that later iterations "
+                "added to them", run)
     return set(read_json(initial)) if initial.is_file() else set()
 
 

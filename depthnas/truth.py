@@ -69,9 +69,13 @@ def load_truth(path: str | Path) -> dict[str, float]:
         raise FileNotFoundError(f"truth table not found: {path}")
     accuracies: list[float] = []
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
+        # Excel's "CSV UTF-8" starts with a byte-order mark; "arch, val_loss" has spaces
+        reader = csv.DictReader(io.StringIO(read_text(path).removeprefix("\ufeff"), newline=""))
+        reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
+        rows = list(reader)
         if not rows or "arch" not in rows[0]:
-            raise ValueError(f"{path}: CSV needs a header with an 'arch' column")
+            raise ValueError(f"{path}: CSV needs a header with an 'arch' column (its header: "
+                             f"{', '.join(reader.fieldnames) or 'none'})")
         keys = LOSS_KEYS + ACCURACY_KEYS
         values = {}
         for line, r in enumerate(rows, start=2):
@@ -87,7 +91,7 @@ def load_truth(path: str | Path) -> dict[str, float]:
             values[r["arch"]] = _value(r["arch"], numbers, path, accuracies)
         _check_percent(accuracies, path)
         return {k: v for k, v in values.items() if v is not None}
-    data = read_json(path)
+    data = read_json(path, unique_keys=True)
     if isinstance(data, dict) and "architectures" in data:
         data = data["architectures"]
     if isinstance(data, dict) and "entries" in data:

@@ -620,3 +620,18 @@ def test_an_empty_validation_split_is_an_error_not_a_perfect_score():
     from depthnas.task import DepthTask
     with pytest.raises(ValueError, match="validation split is empty"):
         evaluate_fixed(torch.nn.Identity(), DepthTask(), [])
+
+
+def test_rank_states_a_small_threshold_and_warns_about_an_unfinished_run(run_dir, tmp_path, capsys,
+                                                                         caplog):
+    import shutil
+    truth = _truth_of(run_dir, tmp_path / "truth.json")
+    assert main(["rank", "--run", str(run_dir), "--truth", str(truth), "--threshold", "5e-05",
+                 "--no-progress"]) == 0
+    assert "sparse_threshold     5e-05" in capsys.readouterr().out  # was 0.0000
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run_dir, unfinished)
+    (unfinished / "results.json").unlink()
+    with caplog.at_level("WARNING", logger="depthnas.rank"):
+        assert main(["rank", "--run", str(unfinished), "--truth", str(truth), "--no-progress"]) == 0
+    assert "has no results.json (the search has not finished)" in caplog.text

@@ -131,3 +131,21 @@ def test_a_diverged_path_is_left_out_of_every_metric_not_spread_into_all_of_them
     # nothing finite left: numbers say so, no exception at the end of a finished search
     empty = ranking_report([1.0, 2.0], [float("nan"), float("inf")])
     assert empty["n"] == 0 and empty["kendall_tau"] != empty["kendall_tau"]
+
+
+def test_hand_written_truth_tables_read_as_their_author_meant(tmp_path):
+    from depthnas.truth import load_truth
+    # Excel's "CSV UTF-8" adds a byte-order mark; people put spaces after commas
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("\ufeffarch, val_loss\nv1-sync:c3,0.1\n".replace("v1-sync:c3", '"v1-sync:c3"')
+                    .encode("utf-8"))
+    assert load_truth(bom) == {"v1-sync:c3": 0.1}
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("architecture,val_loss\nx,0.1\n")
+    with pytest.raises(ValueError, match=r"'arch' column \(its header: architecture, val_loss\)"):
+        load_truth(wrong)
+    # a JSON object keeps the last of two equal keys silently; the list and CSV forms refuse
+    twice = tmp_path / "twice.json"
+    twice.write_text('{"v1-sync:c3,c3,c3,c3,c3": 0.1, "v1-sync:c3,c3,c3,c3,c3": 0.9}')
+    with pytest.raises(ValueError, match=r"twice.json: key 'v1-sync:c3,c3,c3,c3,c3' is listed a second time"):
+        load_truth(twice)
