@@ -112,10 +112,9 @@ class Checkpointer:
         the one before, so resuming costs an epoch, not the run."""
         if path is not None:
             return self._load(model, path)
-        newest = self.latest()
-        if newest is None:
+        candidates = self._newest_first()
+        if not candidates:
             raise FileNotFoundError(f"no checkpoint under {self.folder}")
-        candidates = [newest] + [p for p in reversed(self._epochs()) if p.name < newest.name]
         errors = []
         for p in candidates:
             try:
@@ -128,6 +127,23 @@ class Checkpointer:
             return state
         raise ValueError(f"no readable checkpoint under {self.folder}: " + "; ".join(errors)
                          + " (delete the folder to start over)")
+
+    def latest_metadata(self) -> dict[str, Any] | None:
+        """The model metadata (architecture, recipe) of the newest checkpoint whose
+        metadata reads, skipping a damaged one as load() does; None without any."""
+        for p in self._newest_first():
+            try:
+                return read_metadata(p / MODEL_FILE)
+            except ValueError:
+                continue
+        return None
+
+    def _newest_first(self) -> list[Path]:
+        """latest(), then the complete epochs before it, newest first."""
+        newest = self.latest()
+        if newest is None:
+            return []
+        return [newest] + [p for p in reversed(self._epochs()) if p.name < newest.name]
 
     def _load(self, model: nn.Module, path: Path) -> dict[str, Any]:
         load_weights(path / MODEL_FILE, model)

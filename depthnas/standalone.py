@@ -24,7 +24,7 @@ from depthnas.spaces import Arch, SearchSpace, get_space
 
 from . import config as config_mod
 from . import distributed as dist
-from .checkpoint import MODEL_FILE, Checkpointer, read_metadata, save_model
+from .checkpoint import Checkpointer, save_model
 from .config import Config
 from .evaluation import constant_score, evaluate_fixed
 from .io import atomic_write_json, read_json
@@ -69,8 +69,8 @@ def trained_arch(out_dir: str | Path) -> str | None:
     out_dir = Path(out_dir)
     if (out_dir / "result.json").is_file():
         return read_json(out_dir / "result.json").get("arch")
-    latest = Checkpointer(out_dir / "checkpoints").latest()
-    return read_metadata(latest / MODEL_FILE).get("arch") if latest is not None else None
+    meta = Checkpointer(out_dir / "checkpoints").latest_metadata()
+    return meta.get("arch") if meta is not None else None
 
 
 def _resumable(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> bool:
@@ -78,10 +78,9 @@ def _resumable(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> bool:
     other settings would otherwise continue (or, with fewer epochs, skip) the old
     training and report its model under the new recipe. Checkpoints from before
     recipes were recorded resume when the architecture matches."""
-    latest = Checkpointer(out_dir / "checkpoints").latest()
-    if latest is None:
+    meta = Checkpointer(out_dir / "checkpoints").latest_metadata()
+    if meta is None:
         return True
-    meta = read_metadata(latest / MODEL_FILE)
     return meta.get("arch") == arch_string and meta.get("recipe", rec) == rec
 
 

@@ -635,3 +635,26 @@ def test_rank_states_a_small_threshold_and_warns_about_an_unfinished_run(run_dir
     with caplog.at_level("WARNING", logger="depthnas.rank"):
         assert main(["rank", "--run", str(unfinished), "--truth", str(truth), "--no-progress"]) == 0
     assert "has no results.json (the search has not finished)" in caplog.text
+
+
+def test_a_training_whose_newest_checkpoint_is_damaged_resumes_from_the_one_before(tmp_path, capsys,
+                                                                                    monkeypatch):
+    """The trainer skips a damaged epoch for the one before, but reading the newest
+    epoch's metadata (which architecture, which recipe) raised first, so every resume
+    of that training failed until the folder was deleted by hand."""
+    from depthnas.trainer import Trainer
+    out = tmp_path / "t"
+    argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--epochs", "3",
+            "--out", str(out), "--no-progress"]
+    fit = Trainer.fit
+
+    def killed(self, *a, **k):
+        fit(self, until_epoch=2)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "fit", killed)
+    assert main(argv) == 130
+    monkeypatch.undo()
+    (out / "checkpoints" / "epoch_0002" / "model.safetensors").write_bytes(b"cut short")
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0
+    assert json.loads((out / "result.json").read_text())["arch"] == "v1-sync:c3,skip,none,c1,ap"
