@@ -14,6 +14,7 @@ dict, so a checkpoint resumes under DDP or in a single process alike).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -51,6 +52,15 @@ class Regularizer(Protocol):
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**31 - 1)
+
+
+def _seed_worker(seed: int, worker_id: int) -> None:
+    """A loader worker's torch seed: `seed + worker_id`, as the main process has `seed`
+    when there are no workers. The depth transform seeds each sample from this seed
+    minus the worker id, so its crops and flips are the same for any number of
+    workers, and a run resumed with another data.num_workers trains on the same data.
+    (Left to torch, the workers' seeds come from the loader's generator instead.)"""
+    torch.manual_seed(seed + worker_id)
 
 
 def seed_everything(seed: int) -> None:
@@ -293,6 +303,7 @@ class Trainer:
         loader = DataLoader(self.train_set, batch_size=self.batch_size, shuffle=sampler is None,
                             sampler=sampler, drop_last=True, num_workers=self.num_workers,
                             generator=torch.Generator().manual_seed(s + self.rank),
+                            worker_init_fn=functools.partial(_seed_worker, s + self.rank),
                             pin_memory=self.device.type == "cuda")
         for i, batch in enumerate(loader):
             if i >= self.steps_per_epoch:

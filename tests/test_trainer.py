@@ -268,3 +268,22 @@ def test_a_log_line_torn_by_a_kill_is_skipped_and_the_next_record_starts_its_own
     assert log.read_text().count("\n") == 3  # no blank line after a whole one
     assert "metrics.jsonl line 2: skipped" in caplog.text
     assert [r["step"] for r in _records(tmp_path, "supernet")] == [1, 3]  # report.md still renders
+
+
+def test_the_training_data_is_the_same_for_any_number_of_loader_workers(tmp_path):
+    """data.num_workers may change on --resume: with workers, torch drew their seeds
+    from the loader's generator and the crops, flips and jitter differed from a run
+    without workers, so the resumed run trained on other data."""
+    from depthnas.datasets import build_splits
+    train = build_splits("synthetic", (32, 32), seed=0, synthetic_samples=16, augment=True).train
+
+    def first_batches(workers):
+        torch.manual_seed(0)
+        net = SPACE.build_supernet(**TINY_MODEL)
+        t = Trainer(net, DepthTask(), CFG, train, out_dir=tmp_path / f"w{workers}", total_epochs=1,
+                    seed=7, batch_size=4, progress=False, num_workers=workers)
+        return [b["image"] for _, b in zip(range(2), t._batches(0))]
+    base = first_batches(0)
+    for workers in (1, 2):
+        for a, b in zip(base, first_batches(workers)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"{workers} workers")
