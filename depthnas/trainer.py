@@ -354,6 +354,9 @@ class Trainer:
         if resume:
             if self.state.epoch == 0:  # later calls continue from memory
                 self.try_resume()
+        elif self.state.epoch > 0:  # clearing would drop the epochs this object holds
+            raise ValueError(f"{self.name}: fit(resume=False) on a Trainer that has trained "
+                             f"{self.state.epoch} epoch(s); build a new Trainer to start over")
         elif self.writes and self.checkpoints.latest() is not None:
             self.checkpoints.clear()
         while self.state.epoch < until:

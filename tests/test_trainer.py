@@ -60,6 +60,9 @@ def test_fitting_in_stages_continues_from_memory_without_announcing_a_resume(tmp
         assert staged.checkpoints.latest() is not None  # and nothing deleted
         staged.fit(until_epoch=3)
     assert "resuming" not in caplog.text
+    with pytest.raises(ValueError, match=r"fit\(resume=False\) on a Trainer that has trained 3"):
+        staged.fit(resume=False)  # it used to delete the checkpoints and keep going
+    assert staged.checkpoints.latest() is not None
     full = make_trainer(tmp_path / "full")
     full.fit()
     a, b = full.model.state_dict(), staged.model.state_dict()
