@@ -79,6 +79,8 @@ class Checkpointer:
     def save(self, epoch: int, model: nn.Module, state: dict[str, Any],
              metadata: dict[str, Any] | None = None) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(".epoch_*"):  # a save killed mid-way: a full model copy
+            shutil.rmtree(stale, ignore_errors=True)
         final = self.folder / f"epoch_{epoch:04d}"
         tmp = Path(tempfile.mkdtemp(prefix=f".epoch_{epoch:04d}.", dir=self.folder))
         try:

@@ -114,6 +114,10 @@ def test_logs_and_checkpoints(tmp_path):
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "epoch_0001"
     assert (tmp_path / "checkpoints" / "epoch_0001" / "model.safetensors").is_file()
     assert not list((tmp_path / "checkpoints").glob(".*"))  # no temporaries left behind
+    # nor from a save that a kill cut short, which the next save clears away
+    (tmp_path / "checkpoints" / ".epoch_0002.killed").mkdir()
+    t.fit(until_epoch=2)
+    assert not list((tmp_path / "checkpoints").glob(".*"))
     assert list((tmp_path / "tb").iterdir())  # TensorBoard events
 
 
