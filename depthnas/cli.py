@@ -432,8 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         handlers=[_log_handler(args.verbose)])
+    finished = False
     try:
-        return args.func(args)
+        code = args.func(args)
+        finished = True
+        return code
     except (ValueError, OSError, config_mod.ConfigError) as err:  # OSError: a path's fault
         if args.verbose:
             raise
@@ -450,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         joined = sys.modules.get("depthnas.distributed")
         if joined is not None:
-            joined.cleanup()  # leave torchrun's process group, if joined
+            joined.cleanup(finished)  # leave torchrun's process group, if joined
 
 
 if __name__ == "__main__":

@@ -65,8 +65,15 @@ def init(device: torch.device) -> None:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
 
 
-def cleanup() -> None:
+def cleanup(finished: bool = False) -> None:
+    """Leave the process group. `finished` (every rank returned normally): wait for
+    the others first, so no rank tears the group down under a collective another
+    still completes (gloo then aborted a rank at exit, "terminate called without an
+    active exception", once in a clean-clone test run). After an error the ranks may
+    sit in different collectives, so there is no barrier then."""
     if active():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
