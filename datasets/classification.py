@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .transforms import loader_base_seed
+
 __all__ = ["CLASSIFICATION_KINDS", "ClassificationSplits", "ImageClassificationDataset",
            "build_classification_splits", "is_classification_spec", "load_cifar10", "load_digits"]
 
@@ -171,11 +173,13 @@ class ImageClassificationDataset(Dataset):
         k = int(self.index[i])
         x = _as_unit(self.images[k])
         if self.augment:
-            # The trainer seeds torch's global generator per epoch, so this replays on resume.
+            # Seeded by the epoch's seed and the sample: a resumed run replays it, and
+            # any number of loader workers gives the same crops and flips.
+            rng = np.random.default_rng([loader_base_seed(), i])
             x = F.pad(x, (self.pad,) * 4)
-            dy, dx = (int(v) for v in torch.randint(0, 2 * self.pad + 1, (2,)))
+            dy, dx = (int(v) for v in rng.integers(0, 2 * self.pad + 1, 2))
             x = x[:, dy:dy + IMAGE_SIZE, dx:dx + IMAGE_SIZE]
-            if self.flip and bool(torch.rand(()) < 0.5):
+            if self.flip and rng.random() < 0.5:
                 x = x.flip(-1)
         x = (x - self.mean) / self.std
         if x.shape[0] == 1:  # grey sources feed the 3-channel stem

@@ -56,6 +56,14 @@ _MEAN255 = np.array(IMAGENET_MEAN, np.float32) * 255.0
 _INV_STD255 = 1.0 / (np.array(IMAGENET_STD, np.float32) * 255.0)
 
 
+def loader_base_seed() -> int:
+    """The seed the trainer last gave torch, the same in the main process and in every
+    DataLoader worker (torch seeds worker k with the trainer's seed + k). Augmentation
+    seeded from it and the sample's index does not depend on data.num_workers."""
+    worker = torch.utils.data.get_worker_info()
+    return (torch.initial_seed() - (worker.id if worker is not None else 0)) % (2**63)
+
+
 def check_image_size(image_size: tuple[int, int] | list[int] | int) -> tuple[int, int]:
     """Validate a network input size (H, W): positive multiples of 32 (the encoder stride)."""
     if isinstance(image_size, (int, np.integer)):
@@ -191,9 +199,8 @@ class DepthTransform:
             key = (os.getpid(), base, None)
             if self._seeded_by == key:
                 return  # run on with the generators seeded for this process and seed
-        else:  # the loader's base seed, the same in every worker
-            worker = torch.utils.data.get_worker_info()
-            base = (torch.initial_seed() - (worker.id if worker is not None else 0)) % (2**63)
+        else:
+            base = loader_base_seed()
             key = (os.getpid(), base, index)
         seq = np.random.SeedSequence([base] if index is None else [base, int(index)])
         self.pipeline.set_random_state(np.random.default_rng(seq), random.Random(int(seq.generate_state(1)[0])))

@@ -1,4 +1,5 @@
 """Classification data, task, truth tables, the benchmark adapter, and a tiny search."""
+import functools
 import json
 import pickle
 import random
@@ -14,6 +15,7 @@ from depthnas.datasets.classification import (build_classification_splits, is_cl
                                               load_cifar10)
 from depthnas.spaces import get_space
 from depthnas.task import ClassificationTask, make_task
+from depthnas.trainer import _seed_worker
 from depthnas.truth import load_truth
 
 NB201 = get_space("nb201")
@@ -54,6 +56,20 @@ def test_augmentation_only_on_train_and_replayable(digits):
     torch.manual_seed(3)
     assert torch.equal(a, digits.train[5]["image"])
     assert torch.equal(digits.val[5]["image"], digits.val[5]["image"])
+
+
+def test_augmentation_is_the_same_for_any_number_of_loader_workers(digits):
+    """data.num_workers may change on --resume; the crops and flips must not. They drew
+    from torch's global generator, which each worker seeds differently."""
+    def first_batch(workers, seed=11):
+        torch.manual_seed(seed)  # what the trainer does at every epoch, and in its workers
+        loader = torch.utils.data.DataLoader(digits.train, batch_size=16, num_workers=workers,
+                                             worker_init_fn=functools.partial(_seed_worker, seed))
+        return next(iter(loader))["image"]
+    base = first_batch(0)
+    for workers in (1, 2):
+        assert torch.equal(base, first_batch(workers)), f"{workers} workers"
+    assert not torch.equal(base, first_batch(0, seed=12))  # another epoch, other crops
 
 
 def test_spec_errors():
