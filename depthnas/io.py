@@ -103,3 +103,24 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             logging.getLogger("depthnas.io").warning("%s line %d: skipped, not a JSON record (%s)",
                                                      path, number, err)
     return records
+
+
+def drop_jsonl_records(path: str | Path, stale: Callable[[dict[str, Any]], bool]) -> int:
+    """Rewrite a JSON-lines log (atomically) without the records `stale` picks; lines
+    that are not JSON records stay. Returns how many records were dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in read_text(path).splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and stale(record):
+            dropped += 1
+        else:
+            kept.append(line)
+    if dropped:
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+    return dropped

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from . import distributed as dist
 from .checkpoint import Checkpointer
 from .config import TrainConfig
-from .io import append_jsonl
+from .io import append_jsonl, drop_jsonl_records
 from .task import Task, move
 
 ArchSampler = Callable[[random.Random], Any]
@@ -214,6 +214,7 @@ class Trainer:
         self.state = TrainState()
         self.checkpoints = Checkpointer(self.out_dir / "checkpoints")
         self._writer = None
+        self._purge_step: int | None = None
         self._loss = StepLoss(self.model, task, None, cfg.channels_last)
         self.regularizer = regularizer
         self.step_loss: nn.Module = self._loss
@@ -265,11 +266,24 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.state = TrainState(epoch=int(state["epoch"]), step=int(state["step"]))
         if self.writes:
+            self._drop_records_after(self.state.step)
             log.info("%s: resuming after epoch %d of %d (step %d) from %s", self.name,
                      self.state.epoch, self.total_epochs, self.state.step, self.checkpoints.loaded)
         return True
 
     # ---- logging -----------------------------------------------------------------
+    def _drop_records_after(self, step: int) -> None:
+        """A run killed mid-epoch logged steps its checkpoint does not hold; the resumed
+        run logs them again. Keep one record per step: drop the stale ones here, and
+        tell TensorBoard to do the same with its events (purge_step)."""
+        self._purge_step = step + 1
+        dropped = drop_jsonl_records(
+            self.out_dir / "metrics.jsonl",
+            lambda r: r.get("phase") == self.name and isinstance(r.get("step"), int) and r["step"] > step)
+        if dropped:
+            log.info("%s: dropped %d metrics.jsonl record(s) of steps after the checkpoint "
+                     "(step %d); they are trained and logged again", self.name, dropped, step)
+
     def log(self, record: dict[str, Any]) -> None:
         if not self.writes:
             return
@@ -277,7 +291,7 @@ class Trainer:
         append_jsonl(self.out_dir / "metrics.jsonl", record)
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
-            self._writer = SummaryWriter(str(self.out_dir / "tb"))
+            self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self._purge_step)
         step = record.get("step", self.state.step)
         for k, v in record.items():
             if isinstance(v, (int, float)) and k not in ("step", "epoch"):

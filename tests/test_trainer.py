@@ -49,6 +49,20 @@ def test_resume_reaches_the_same_final_weights(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
+def test_a_run_killed_after_logging_an_epoch_keeps_one_record_per_step(tmp_path):
+    """A kill between an epoch's log lines and its checkpoint: the resumed run trains
+    that epoch again and used to log every one of its steps a second time."""
+    killed = make_trainer(tmp_path / "run", regularized=False)
+    killed.fit(until_epoch=2)
+    killed.checkpoints.folder.joinpath("epoch_0002").rename(tmp_path / "moved")  # never saved
+    resumed = make_trainer(tmp_path / "run", regularized=False)
+    resumed.fit()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if "loss" in r]
+    assert steps == list(range(1, resumed.state.step + 1))
+    assert epochs_trained(tmp_path / "run") == [1, 2, 3]
+
+
 def test_fitting_in_stages_continues_from_memory_without_announcing_a_resume(tmp_path, caplog):
     """The search trains its super-net in T stages on one Trainer. The second stage
     used to reload the checkpoint it had just written and log 'resuming after
