@@ -23,6 +23,14 @@ __all__ = ["NYUv2SyncReader", "NYUv2MatReader", "nyuv2_reader"]
 
 _RGB = re.compile(r"^rgb_(\d+)\.jpg$", re.IGNORECASE)
 _DEPTH = re.compile(r"^sync_depth_(\d+)\.png$", re.IGNORECASE)
+_SESSION = re.compile(r"(_\d{4})[a-z]$")
+
+
+def room(scene: str) -> str:
+    """NYUv2 names recording sessions of one room with a letter: `kitchen_0028a` and
+    `kitchen_0028b` film the same kitchen. Split by room, or one can land in train and
+    the other in validation."""
+    return _SESSION.sub(r"\1", scene)
 
 
 class NYUv2SyncReader(Reader):
@@ -40,7 +48,7 @@ class NYUv2SyncReader(Reader):
                          for k in sorted(rgbs.keys() - depths.keys())]
             problems += [f"depth map {d / depths[k]} has no image (rgb_{k}.jpg)"
                          for k in sorted(depths.keys() - rgbs.keys())]
-            group = self.rel(d)
+            group = room(self.rel(d))
             refs += [SampleRef(id=self.rel(d / rgbs[k]), image=str(d / rgbs[k]), depth=str(d / depths[k]), group=group)
                      for k in sorted(rgbs.keys() & depths.keys())]
         return refs, problems
@@ -109,7 +117,7 @@ class NYUv2MatReader(Reader):
         scenes = _scene_names(f, n_img[0])
         # Frames of one room are near-duplicates: split by scene when the file says
         # which (the labeled .mat's `scenes`), so no room is in train and val at once.
-        groups = scenes or [f"{name}#{i:05d}" for i in range(n_img[0])]
+        groups = [room(s) for s in scenes] if scenes else [f"{name}#{i:05d}" for i in range(n_img[0])]
         refs = [SampleRef(id=f"{name}#{i:05d}", image=str(self.root), depth=f"{self.root}#depths[{i}]",
                           group=groups[i], index=i) for i in range(n_img[0])]
         return refs, []

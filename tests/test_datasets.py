@@ -253,15 +253,17 @@ def test_nyu_labeled_mat_transposed_layout(tmp_path):
 
 
 def test_nyu_mat_splits_by_scene(tmp_path):
-    """Frames of one room never land in both train and val."""
-    scenes = [f"kitchen_{i // 3:04d}" for i in range(30)]  # 10 rooms, 3 frames each
+    """Frames of one room never land in both train and val, nor do two recording
+    sessions of one room (NYUv2's `kitchen_0003a` and `kitchen_0003b`)."""
+    # 10 rooms, 2 sessions each, 3 frames each
+    scenes = [f"kitchen_{i // 6:04d}{'ab'[i // 3 % 2]}" for i in range(60)]
     path = tmp_path / "nyu_depth_v2_labeled.mat"
-    make_nyu_mat(path, n=30, scenes=scenes)
+    make_nyu_mat(path, n=60, scenes=scenes)
     refs, _ = NYUv2MatReader(path).index()
-    assert [r.group for r in refs] == scenes
+    assert [r.group for r in refs] == [s[:-1] for s in scenes]
     splits = build_splits(f"nyuv2:{path}", SIZE, seed=0)
     m = splits.manifest()
-    room = {f"{path.name}#{i:05d}": s for i, s in enumerate(scenes)}
+    room = {f"{path.name}#{i:05d}": s[:-1] for i, s in enumerate(scenes)}
     parts = {k: {room[i] for i in m[k]} for k in ("train", "reg", "val")}
     assert not (parts["train"] & parts["val"] or parts["train"] & parts["reg"] or parts["reg"] & parts["val"])
 
