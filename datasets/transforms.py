@@ -113,7 +113,7 @@ class MidasResize(A.DualTransform):
         width: int,
         multiple: int = 32,
         interpolation: int = cv2.INTER_CUBIC,
-        mask_interpolation: int = cv2.INTER_NEAREST,
+        mask_interpolation: int = cv2.INTER_NEAREST_EXACT,
         p: float = 1.0,
     ) -> None:
         super().__init__(p=p)

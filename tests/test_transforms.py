@@ -198,3 +198,15 @@ def test_prepare_image_normalises_with_imagenet_stats():
     assert grey.shape == (1, 3, 64, 64)
     with pytest.raises(ValueError, match="uint8"):
         prepare_image(rgb.astype(np.float32), 64)
+
+
+def test_the_target_is_resized_onto_the_same_pixel_centres_as_the_image():
+    """OpenCV's INTER_NEAREST samples floor(x * scale), not the pixel centre the
+    bicubic image resize samples: the depth sat about half a source pixel left of
+    the image (and a flip moved it right)."""
+    from depthnas.datasets.transforms import MidasResize
+    ramp = np.tile(np.arange(800, dtype=np.float32), (320, 1))  # value = source column
+    out = MidasResize(128, 320)(image=ramp.copy(), mask=ramp)
+    inner = slice(20, -20)  # away from the borders, where cubic clamps
+    image_x, target_x = out["image"][0, inner].mean(), out["mask"][0, inner].mean()
+    assert abs(image_x - 399.5) < 0.01 and abs(target_x - image_x) < 0.05
