@@ -29,9 +29,10 @@ class DIODEReader(Reader):
         for folder, _, names in sorted(os.walk(self.root)):
             d = Path(folder)
             present = set(names)
-            stems = sorted(n[:-4] for n in names if n.lower().endswith(".png"))
+            images = {n[:-4]: n for n in names if n.lower().endswith(".png")}  # a.PNG stays a.PNG
+            stems = sorted(images)
             for stem in stems:
-                img, dep, msk = d / f"{stem}.png", d / f"{stem}{_DEPTH}", d / f"{stem}{_MASK}"
+                img, dep, msk = d / images[stem], d / f"{stem}{_DEPTH}", d / f"{stem}{_MASK}"
                 missing = [p.name for p in (dep, msk) if p.name not in present]
                 if missing:
                     problems.append(f"image {img} has no {' / '.join(missing)}")
@@ -42,8 +43,9 @@ class DIODEReader(Reader):
             stem_set = set(stems)
             for n in sorted(names):
                 if n.endswith(_MASK):
-                    continue
-                if n.endswith(_DEPTH) and n[: -len(_DEPTH)] not in stem_set:
+                    if n[: -len(_MASK)] not in stem_set:
+                        problems.append(f"depth mask {d / n} has no image")
+                elif n.endswith(_DEPTH) and n[: -len(_DEPTH)] not in stem_set:
                     problems.append(f"depth map {d / n} has no image")
         return refs, problems
 

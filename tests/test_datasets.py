@@ -555,6 +555,20 @@ def test_diode_missing_mask(tmp_path, caplog):
     _expect_skipped(f"diode:{root}", caplog, 7, 1, name)
 
 
+def test_diode_image_with_an_upper_case_suffix_and_an_orphan_mask(tmp_path, caplog):
+    """`a.PNG` was indexed as `a.png`, a file that does not exist, and failed only when
+    first read; a mask without its image was skipped without a word."""
+    root = make_diode(tmp_path / "diode")
+    image = next(root.rglob("*.png"))
+    image.rename(image.with_suffix(".PNG"))
+    refs, problems = DIODEReader(root).index()
+    assert not problems and len(refs) == 8
+    loaded = [r for r in refs if r.image.endswith(".PNG")]
+    assert len(loaded) == 1 and DIODEReader(root).load(loaded[0])[0].shape == (H, W, 3)
+    np.save(image.parent / "orphan_depth_mask.npy", np.ones((H, W), np.float32))
+    _expect_build_error(f"diode:{root}", "depth mask .*orphan_depth_mask.npy has no image")
+
+
 def test_too_few_samples(tmp_path):
     root = make_folder(tmp_path / "f", n=2, fmt="npy")
     _expect_build_error(f"folder:{root}", "too few")
