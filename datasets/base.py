@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .io import DatasetError
+from .transforms import SampleTransform
 
 __all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "DEPTH_KINDS", "logger", "pair_by_stem",
            "files_with_suffix"]
@@ -116,7 +116,7 @@ class PairedDepthDataset(Dataset):
         self,
         reader: Reader,
         refs: list[SampleRef],
-        transform: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, torch.Tensor]],
+        transform: SampleTransform,
     ) -> None:
         self.reader = reader
         self.refs = list(refs)

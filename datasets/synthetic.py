@@ -22,12 +22,11 @@ hits a surface, so depth is finite and positive everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from torch.utils.data import Dataset
 
-from .transforms import DepthTransform, check_image_size
+from .transforms import DepthTransform, SampleTransform, check_image_size
 
 __all__ = ["render_scene", "SyntheticDepth", "VAL_INDEX_OFFSET"]
 
@@ -543,9 +542,10 @@ class SyntheticDepth(Dataset):
     samples every epoch and rendering dominates the cost on CPU.  With DataLoader
     workers each worker fills its own cache.
 
-    ``transform(rgb, disparity, valid) -> item dict`` is applied on every access (so
-    random augmentation differs between epochs); by default the MiDaS-style transform
-    of :mod:`.transforms` with ``augment``.
+    ``transform(rgb, disparity, valid, index=i) -> item dict`` (a
+    :class:`~.transforms.SampleTransform`) is applied on every access (so random
+    augmentation differs between epochs); by default the MiDaS-style transform of
+    :mod:`.transforms` with ``augment``.
     """
 
     def __init__(
@@ -556,7 +556,7 @@ class SyntheticDepth(Dataset):
         augment: bool = False,
         *,
         index_offset: int = 0,
-        transform: Callable[[np.ndarray, np.ndarray, np.ndarray], dict] | None = None,
+        transform: SampleTransform | None = None,
     ) -> None:
         self.image_size = check_image_size(image_size)
         if num_samples < 0:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ except ImportError as _err:  # e.g. a GPU image without albumentations (benchmar
         return None
 
 __all__ = [
+    "SampleTransform",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MidasResize",
@@ -54,6 +55,14 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 _MEAN255 = np.array(IMAGENET_MEAN, np.float32) * 255.0
 _INV_STD255 = 1.0 / (np.array(IMAGENET_STD, np.float32) * 255.0)
+
+
+class SampleTransform(Protocol):
+    """What a depth dataset calls to turn a raw sample into an item. ``index`` is the
+    sample's position in the dataset, for augmentation seeded per sample."""
+
+    def __call__(self, rgb: np.ndarray, disparity: np.ndarray, valid: np.ndarray,
+                 index: int | None = None) -> dict[str, torch.Tensor]: ...
 
 
 def loader_base_seed() -> int:

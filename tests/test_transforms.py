@@ -210,3 +210,16 @@ def test_the_target_is_resized_onto_the_same_pixel_centres_as_the_image():
     inner = slice(20, -20)  # away from the borders, where cubic clamps
     image_x, target_x = out["image"][0, inner].mean(), out["mask"][0, inner].mean()
     assert abs(image_x - 399.5) < 0.01 and abs(target_x - image_x) < 0.05
+
+
+def test_a_custom_transform_receives_the_sample_index():
+    """The datasets pass `index=`; the type they declared said (rgb, disparity, valid),
+    and a transform written to it raised TypeError."""
+    from depthnas.datasets import SyntheticDepth
+    seen = []
+
+    def transform(rgb, disparity, valid, index=None):
+        seen.append(index)
+        return {"shape": rgb.shape}
+    data = SyntheticDepth(3, (32, 32), index_offset=10, transform=transform)
+    assert data[2]["shape"] == (32, 32, 3) and seen == [12]
