@@ -91,6 +91,9 @@ def check_upload(path: Path, name: str, limits: Limits) -> None:
     try:
         with Image.open(path) as im:   # reads the header only
             w, h = im.size
+    except Image.DecompressionBombError:  # the header alone says far too many pixels
+        raise _upload_error(f"{name} has too many pixels to decode; the limit is "
+                            f"{limits.max_side} px a side.") from None
     except Exception:
         raise _upload_error(f"{name} is not an image this demo can read "
                             "(PNG, JPEG, WebP, BMP, TIFF, GIF).") from None

@@ -141,3 +141,12 @@ def test_sigterm_cleans_up_the_work_folder_as_ctrl_c_does(onnx_file: Path, tmp_p
             proc.kill()
             proc.wait()
     assert not list(tmp_path.glob("depthnas-demo-*"))
+
+
+def test_a_decompression_bomb_gets_the_size_message(tmp_path: Path) -> None:
+    """Pillow refuses to open such a header at all; the demo said 'not an image'."""
+    from depthnas.app.demo import Limits, check_upload
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (14000, 14000)).save(bomb)  # a few kB, 196 M pixels
+    with pytest.raises(Exception, match="bomb.png has too many pixels.*4096 px a side"):
+        check_upload(bomb, "bomb.png", Limits())
