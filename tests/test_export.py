@@ -39,8 +39,11 @@ def test_cli_export_with_check(run_dir: Path, arch: str, tmp_path: Path, capsys)
     assert props["space"] == "v2-nonsync"
     assert props["backbone"] == "mobilenetv3_small_050"
     assert json.loads(props["image_size"]) == [64, 64]
-    assert json.loads(props["mean"]) == pytest.approx([0.485, 0.456, 0.406])
-    assert json.loads(props["std"]) == pytest.approx([0.229, 0.224, 0.225])
+    # ImageNet normalisation is inside the graph; keys named "mean"/"std" invited a
+    # consumer to apply it a second time
+    assert "mean" not in props and "std" not in props
+    assert json.loads(props["applied_in_graph_mean"]) == pytest.approx([0.485, 0.456, 0.406])
+    assert json.loads(props["applied_in_graph_std"]) == pytest.approx([0.229, 0.224, 0.225])
     assert "relative inverse depth" in props["output"]
     assert "[0, 1]" in props["input"]
     assert int(props["parameters"]) > 0
