@@ -1,5 +1,10 @@
 """Generic folder dataset: ``images/`` and ``depth/`` with matching file stems.
 
+Subfolders are scenes: ``images/walk_01/0001.jpg`` pairs with ``depth/walk_01/0001.png``,
+and all frames of ``walk_01`` land in one split, so near-duplicate frames of a video
+cannot sit in train and validation at once. Files directly in ``images/`` are
+independent samples.
+
 Depth files may be 16-bit PNG, ``.npy`` or ``.pfm``.  ``depth_kind`` says what they hold:
 
 * ``"depth"``: metric depth; PNG integers are millimetres (the common 16-bit export),
@@ -39,8 +44,21 @@ class FolderReader(Reader):
     def index(self) -> tuple[list[SampleRef], list[str]]:
         imgs = self.require_dir(self.root / "images", "images")
         deps = self.require_dir(self.root / "depth", "depth")
-        pairs, problems = pair_by_stem(files_with_suffix(imgs, IMAGE_SUFFIXES), files_with_suffix(deps, DEPTH_SUFFIXES))
-        refs = [SampleRef(id=self.rel(i), image=str(i), depth=str(d), group=self.rel(i)) for i, d in pairs]
+        refs: list[SampleRef] = []
+        problems: list[str] = []
+        scenes = sorted({p.parent.relative_to(imgs) for p in imgs.rglob("*") if p.is_file()} |
+                        {p.parent.relative_to(deps) for p in deps.rglob("*") if p.is_file()})
+        for scene in scenes:
+            image_dir, depth_dir = imgs / scene, deps / scene
+            images = files_with_suffix(image_dir, IMAGE_SUFFIXES) if image_dir.is_dir() else []
+            depths = files_with_suffix(depth_dir, DEPTH_SUFFIXES) if depth_dir.is_dir() else []
+            if not images and not depths:
+                continue  # a folder of other files (notes, thumbnails)
+            pairs, found = pair_by_stem(images, depths)
+            problems += found
+            refs += [SampleRef(id=self.rel(i), image=str(i), depth=str(d),
+                               group=self.rel(image_dir) if scene.parts else self.rel(i))
+                     for i, d in pairs]
         return refs, problems
 
     def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

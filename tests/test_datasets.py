@@ -163,6 +163,26 @@ def test_an_8_bit_depth_png_is_flagged_once(tmp_path, caplog):
     assert "8-bit" not in caplog.text  # 16-bit millimetres are what the layout expects
 
 
+def test_folder_subfolders_are_scenes_kept_in_one_split(tmp_path):
+    """Frames of a video are near-duplicates: split per file, they leaked from train
+    into validation. Subfolders were not read at all."""
+    root = tmp_path / "f"
+    for scene in range(10):
+        make_folder(root / "tmp" / f"walk_{scene:02d}", n=3)
+        for kind in ("images", "depth"):
+            (root / kind).mkdir(exist_ok=True)
+            (root / "tmp" / f"walk_{scene:02d}" / kind).rename(root / kind / f"walk_{scene:02d}")
+    make_folder(root, n=2)  # and two loose files
+    splits = build_splits(f"folder:{root}", SIZE, seed=0)
+    check_disjoint(splits, 32)
+    m = splits.manifest()
+    scenes = {k: {Path(i).parent.name for i in m[k] if "walk_" in i} for k in ("train", "reg", "val")}
+    assert not (scenes["train"] & scenes["val"] or scenes["train"] & scenes["reg"] or scenes["reg"] & scenes["val"])
+    assert sum(len(v) for v in scenes.values()) == 10
+    (root / "depth" / "walk_03" / "s001.png").unlink()
+    _expect_build_error(f"folder:{root}", r"image .*walk_03/s001.jpg has no depth map")
+
+
 def test_folder_mixed_npy_pfm_png_and_disparity_kind(tmp_path):
     root = make_folder(tmp_path / "f", n=9, fmt="mixed")
     splits = build_splits(f"folder:{root}", SIZE, seed=1)
