@@ -26,7 +26,7 @@ class DIODEReader(Reader):
         self.require_dir(self.root, "dataset")
         refs: list[SampleRef] = []
         problems: list[str] = []
-        for folder, _, names in sorted(os.walk(self.root)):
+        for folder, _, names in sorted(os.walk(self.root, followlinks=True)):  # linked-in folders count
             d = Path(folder)
             present = set(names)
             images = {n[:-4]: n for n in names if n.lower().endswith(".png")}  # a.PNG stays a.PNG

@@ -19,6 +19,7 @@ Depth files may be 16-bit PNG, ``.npy`` or ``.pfm``.  ``depth_kind`` says what t
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,8 @@ class FolderReader(Reader):
         deps = self.require_dir(self.root / "depth", "depth")
         refs: list[SampleRef] = []
         problems: list[str] = []
-        scenes = sorted({p.parent.relative_to(imgs) for p in imgs.rglob("*") if p.is_file()} |
-                        {p.parent.relative_to(deps) for p in deps.rglob("*") if p.is_file()})
+        scenes = sorted({Path(d).relative_to(top) for top in (imgs, deps)
+                         for d, _, files in os.walk(top, followlinks=True) if files})
         for scene in scenes:
             image_dir, depth_dir = imgs / scene, deps / scene
             images = files_with_suffix(image_dir, IMAGE_SUFFIXES) if image_dir.is_dir() else []

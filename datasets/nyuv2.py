@@ -40,7 +40,7 @@ class NYUv2SyncReader(Reader):
         self.require_dir(self.root, "dataset")
         refs: list[SampleRef] = []
         problems: list[str] = []
-        for folder, _, names in sorted(os.walk(self.root)):
+        for folder, _, names in sorted(os.walk(self.root, followlinks=True)):  # linked-in folders count
             rgbs = {m.group(1): n for n in names if (m := _RGB.match(n))}
             depths = {m.group(1): n for n in names if (m := _DEPTH.match(n))}
             d = Path(folder)

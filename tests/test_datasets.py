@@ -247,6 +247,30 @@ def test_nyu_sync_layout_scene_grouped_splits(tmp_path):
     np.testing.assert_allclose(disp[:, 4:], 1.0 / (np.round(_depth_m(0) * 1000) / 1000)[:, 4:], rtol=1e-5)
 
 
+def test_scene_folders_that_are_symlinks_are_read(tmp_path):
+    """A dataset assembled from links (a shared copy linked into a project) read as empty."""
+    def link_children(real, linked):
+        linked.mkdir(parents=True)
+        for child in real.iterdir():
+            (linked / child.name).symlink_to(child, target_is_directory=child.is_dir())
+
+    for kind, make in (("nyuv2", make_nyu_sync), ("diode", make_diode), ("folder", None)):
+        real, linked = tmp_path / f"{kind}-real", tmp_path / f"{kind}-linked"
+        if kind == "folder":  # scene subfolders images/s<k>/, depth/s<k>/ linked one by one
+            for k in range(4):
+                make_folder(real / "scenes" / f"s{k}", n=3)
+                for sub in ("images", "depth"):
+                    (real / sub).mkdir(exist_ok=True)
+                    (real / "scenes" / f"s{k}" / sub).rename(real / sub / f"s{k}")
+            for sub in ("images", "depth"):
+                link_children(real / sub, linked / sub)
+        else:
+            make(real)
+            link_children(real, linked)
+        assert len(load_all(build_splits(f"{kind}:{linked}", SIZE, seed=0))) == \
+            len(load_all(build_splits(f"{kind}:{real}", SIZE, seed=0))) > 0, kind
+
+
 def test_few_scenes_fall_back_to_per_sample_split(tmp_path, caplog):
     root = make_nyu_sync(tmp_path / "nyu", scenes=2, frames=5)
     with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
