@@ -59,6 +59,22 @@ def path_parameters(space: SearchSpace, arch: Arch, cfg: ModelConfig) -> int:
         return count_parameters(space.build_fixed(arch, **kw))
 
 
+def smallest_architecture(space: SearchSpace, cfg: ModelConfig) -> tuple[Arch, int]:
+    """A small architecture of `space` and its parameter count: each gene in turn set to
+    its cheapest option. Exact where a path's parameters add up over its genes (the
+    depth spaces, NB201), a witness elsewhere. A parameter budget below it is checked
+    before any training, not after the super-net has trained."""
+    genes = [0] * len(space.gene_choices())
+    best = path_parameters(space, space.make(genes), cfg)
+    for i, n in enumerate(space.gene_choices()):
+        for option in range(1, n):
+            trial = genes[:i] + [option] + genes[i + 1:]
+            params = path_parameters(space, space.make(trial), cfg)
+            if params < best:
+                best, genes = params, trial
+    return space.make(genes), best
+
+
 def resolve_model_file(path: str | Path) -> Path:
     """Accept a model file, a stand-alone training folder or a search run folder."""
     path = Path(path)

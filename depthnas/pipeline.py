@@ -38,7 +38,7 @@ from .evaluation import (PathEvaluator, at_constant_level, constant_score, learn
 from .evolution import run_search
 from .io import append_jsonl, atomic_write_json, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
-from .models import model_kwargs, model_metadata, path_parameters
+from .models import model_kwargs, model_metadata, path_parameters, smallest_architecture
 from .ranking import ranking_report
 from .standalone import arch_slug, recipe, train_standalone
 from .task import make_task
@@ -188,6 +188,16 @@ class SearchRun:
         if dist.is_main():
             atomic_write_json(self.out / "elapsed.json", {"elapsed_s": round(self._elapsed(), 1)})
 
+    def _check_param_budget(self, budget: int) -> None:
+        """Fail now, not when the search starts after hours of training (and a
+        resumed run may not change the budget)."""
+        arch, params = smallest_architecture(self.space, self.cfg.model)
+        if params > budget:
+            raise ValueError(f"search.max_params={budget:,}: no {self.space.name} architecture fits; "
+                             f"the smallest, {self.space.to_string(arch)}, has {params:,} parameters "
+                             f"with backbone {self.cfg.model.backbone} (raise the budget, or choose "
+                             "a smaller backbone or model.features)")
+
     # ---- the pipeline ------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         cfg, space = self.cfg, self.space
@@ -203,6 +213,8 @@ class SearchRun:
         if cfg.landmarks.enabled and len(self.splits.reg) == 0:  # before any training
             raise ValueError("data.reg_fraction=0 leaves the landmark regularizer no data to "
                              "evaluate landmarks on; set it > 0, or search with --no-landmarks")
+        if cfg.search.max_params is not None:  # every rank: all raise, none waits
+            self._check_param_budget(cfg.search.max_params)
         if main:
             atomic_write_json(self.out / "splits.json", self.splits.manifest())
         task = make_task(space, cfg.supernet.loss)

@@ -285,6 +285,17 @@ def test_the_best_architecture_keeps_the_parameter_budget(run_dir, tmp_path):
     assert best["params"] <= budget
 
 
+def test_a_parameter_budget_no_architecture_meets_is_refused_before_training(tmp_path, capsys):
+    """It used to fail only when the search started, after the landmarks and the
+    super-net had trained, and --resume may not change the budget."""
+    out = tmp_path / "tight"
+    assert main(["search", *TINY, "--max-params", "1000", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "search.max_params=1,000: no v1-sync architecture fits" in err
+    assert "v1-sync:none,none,none,none,none" in err  # the backbone and head alone
+    assert not (out / "standalone").exists() and not (out / "checkpoints").exists()
+
+
 def test_more_new_candidates_than_the_population_is_refused(capsys):
     assert main(["search", *TINY, "--set", "search.mutations=4"]) == 2
     assert "exceed search.population=4" in capsys.readouterr().err
