@@ -271,7 +271,7 @@ def validate(cfg: Config) -> Config:
         if min(lm.warmup_epochs, lm.ramp_epochs) < 0:
             problems.append(f"landmarks.warmup_epochs={lm.warmup_epochs}, landmarks.ramp_epochs="
                             f"{lm.ramp_epochs} (expected >= 0)")
-        elif lm.warmup_epochs + ramp >= total:
+        elif total >= 1 and lm.warmup_epochs + ramp >= total:  # (total < 1 is named below)
             problems.append(f"landmarks.warmup_epochs + landmarks.ramp_epochs = "
                             f"{lm.warmup_epochs + ramp:g} leave none of the super-net's "
                             f"{total} epochs (search.iterations x supernet.epochs) at lambda_max "
@@ -308,9 +308,10 @@ def validate(cfg: Config) -> Config:
     if d.val_fraction + d.reg_fraction >= 1.0:
         problems.append(f"data.val_fraction + data.reg_fraction = {d.val_fraction + d.reg_fraction} "
                         "leave nothing to train on")
-    if d.num_workers < 0 or d.synthetic_samples < 3:
-        problems.append(f"data.num_workers={d.num_workers}, data.synthetic_samples="
-                        f"{d.synthetic_samples} (expected >= 0 and >= 3: one sample per split)")
+    if d.num_workers < 0:
+        problems.append(f"data.num_workers={d.num_workers} (expected >= 0)")
+    if d.synthetic_samples < 3:
+        problems.append(f"data.synthetic_samples={d.synthetic_samples} (expected >= 3: one sample per split)")
     for where, value in (("data.batch_size", cfg.data.batch_size),
                          ("model.features", cfg.model.features),
                          ("model.channels", cfg.model.channels),

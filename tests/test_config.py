@@ -84,6 +84,19 @@ def test_values_that_cannot_train_are_refused_before_any_work(overrides, message
         C.validate(C.apply_dotted(C.Config(), overrides))
 
 
+@pytest.mark.parametrize(("overrides", "named", "not_named"), [
+    # one check named both fields, the valid one included
+    (["data.num_workers=-1"], "data.num_workers=-1 (expected >= 0)", "synthetic_samples"),
+    (["data.synthetic_samples=2"], "data.synthetic_samples=2", "num_workers"),
+    # the landmark schedule's complaint about 0 epochs came first, a side effect
+    (["search.iterations=0"], "search.iterations=0 (expected >= 1)", "warmup_epochs"),
+])
+def test_an_error_names_the_field_at_fault_alone(overrides, named, not_named):
+    with pytest.raises(C.ConfigError) as err:
+        C.validate(C.apply_dotted(C.Config(), overrides))
+    assert named in str(err.value) and not_named not in str(err.value)
+
+
 def test_an_empty_text_value_is_unset_not_the_string_none(tmp_path):
     cfg = C.apply_dotted(C.Config(), ["out="])
     assert cfg.out == ""  # the default run folder, not ./None
