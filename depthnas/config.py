@@ -338,6 +338,21 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, but a key given twice in one mapping is an error: YAML keeps the last
+    silently, and a config edited by hand often holds a stale line above a new one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
 def load(path: str | Path | None = None, preset: str | None = None, *,
          complete: bool = False) -> Config:
     """Defaults < preset < the YAML file. `complete=True` (a run's own config.yaml,
@@ -353,7 +368,7 @@ def load(path: str | Path | None = None, preset: str | None = None, *,
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(read_text(path)) or {}
+            data = yaml.load(read_text(path), Loader=_UniqueKeyLoader) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({err})") from err
         if not isinstance(data, dict):

@@ -105,3 +105,13 @@ def test_an_empty_text_value_is_unset_not_the_string_none(tmp_path):
     assert C.load(yaml_file).out == ""
     with pytest.raises(C.ConfigError, match="data.spec: expected text, got False"):
         C.apply_dotted(C.Config(), ["data.spec=no"])
+
+
+def test_a_key_given_twice_in_a_yaml_config_is_an_error(tmp_path):
+    """YAML keeps the last one silently; a hand-edited config often has a stale line."""
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  batch_size: 8\n  batch_size: 4\n")
+    with pytest.raises(C.ConfigError, match=r"(?s)c.yaml: .*key 'batch_size' appears twice.*line 3"):
+        C.load(path)
+    path.write_text("data:\n  batch_size: 8\nmodel:\n  features: 16\n")
+    assert C.load(path).data.batch_size == 8
