@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -205,6 +206,42 @@ def _is_file(text: str) -> bool:
         return False
 
 
+def read_arch_arg(value: str) -> tuple[str, str | None]:
+    """An --arch value: a file (best_arch.json, or a file holding the one-line string)
+    or the architecture itself. Returns (the architecture's text, the file or None)."""
+    from depthnas.spaces import ArchitectureError
+    if not _is_file(value):
+        if value.endswith(".json") or ("/" in value and ":" not in value):
+            # a path, not an architecture string (those carry "space:" or no "/")
+            raise FileNotFoundError(f"--arch {value}: no such file")
+        return value, None
+    text = read_text(value).strip()
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        if text.startswith("{"):
+            raise ArchitectureError(f"--arch {value}: not valid JSON ({err})") from None
+        return text, value  # the one-line string
+    if isinstance(data, str):
+        return data, value
+    if not isinstance(data, dict):
+        raise ArchitectureError(f"--arch {value} holds a JSON {type(data).__name__}; an architecture "
+                                "file holds a JSON object (as best_arch.json does) or the one-line string")
+    return text, value
+
+
+@contextlib.contextmanager
+def naming_arch_file(source: str | None):
+    """Errors about an architecture read from a file name that file."""
+    from depthnas.spaces import ArchitectureError
+    try:
+        yield
+    except ArchitectureError as err:
+        if source is None:
+            raise
+        raise ArchitectureError(f"--arch {source}: {err}") from None
+
+
 def _join_ranks(cfg: Config) -> None:
     """Under torchrun: join the process group (see depthnas.distributed)."""
     from . import distributed
@@ -239,6 +276,9 @@ def _space_of(text: str, explicit: str | None, default: str) -> str:
     head = stripped.split(":", 1)[0].strip()
     if ":" in stripped and head in list_spaces():
         return head
+    if ":" in stripped and re.fullmatch(r"[A-Za-z][\w-]*", head):  # "v9:c3,..."
+        raise ArchitectureError(f"architecture {stripped!r} names space {head!r}, which does not "
+                                f"exist (spaces: {', '.join(list_spaces())})")
     accepted = []
     for name in list_spaces():
         try:
@@ -284,14 +324,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not arch_arg:
         raise config_mod.ConfigError("--arch is needed" + (
             f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
-    is_file = _is_file(arch_arg)
-    if not is_file and (arch_arg.endswith(".json") or ("/" in arch_arg and ":" not in arch_arg)):
-        # a path, not an architecture string (those carry "space:" or no "/")
-        raise FileNotFoundError(f"--arch {arch_arg}: no such file")
-    text = read_text(arch_arg) if is_file else arch_arg
-    cfg.space = _space_of(text, explicit=args.space, default=cfg.space)
-    space = get_space(cfg.space)
-    arch = space.parse(text)
+    text, source = read_arch_arg(arch_arg)
+    with naming_arch_file(source):
+        cfg.space = _space_of(text, explicit=args.space, default=cfg.space)
+        space = get_space(cfg.space)
+        arch = space.parse(text)
     out = Path(cfg.out)
     trained = trained_arch(out)
     if args.resume and trained is not None and trained != space.to_string(arch):

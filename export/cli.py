@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--run", help="search run (uses best/model.safetensors) or training folder "
                                    "(its model.safetensors)")
     src.add_argument("--checkpoint", help="a model.safetensors written by search or train")
-    e.add_argument("--arch", help="architecture string; optional, the model file holds it "
+    e.add_argument("--arch", help="architecture string or JSON file; optional, the model file holds it "
                                   "(given, it must match)")
     e.add_argument("--out", help="ONNX file to write (default: model.onnx beside the model)")
     e.add_argument("--check", action="store_true",
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from depthnas.cli import naming_arch_file, read_arch_arg
     from depthnas.models import resolve_model_file
 
     from .onnx_export import DEFAULT_OPSET, PARITY_RTOL, check_parity, export_onnx
@@ -47,8 +48,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".onnx":
         raise ValueError(f"--out {out}: an ONNX file must end in .onnx (predict and the demo "
                          "choose onnxruntime by that suffix)")
-    result = export_onnx(model_file, out, arch=args.arch, exporter=args.exporter,
-                         opset=args.opset or DEFAULT_OPSET)
+    arch, source = read_arch_arg(args.arch) if args.arch else (None, None)
+    with naming_arch_file(source):
+        result = export_onnx(model_file, out, arch=arch, exporter=args.exporter,
+                             opset=args.opset or DEFAULT_OPSET)
     size_mb = result.path.stat().st_size / 2**20
     print(f"{result.metadata['arch']} -> {result.path} ({size_mb:.1f} MB, "
           f"{result.exporter} exporter, opset {result.metadata['opset']})")

@@ -219,6 +219,28 @@ def test_bad_architecture_is_a_clear_error(tmp_path, capsys):
     assert "unknown edge op 'conv9'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"space": "v1-sync", "string": "v1-sync:c3,c3,c3,c3,c3",}', "bad.json: not valid JSON"),
+    ('[1, 2]', "bad.json holds a JSON list; an architecture file holds a JSON object"),
+    ('{"space": "v1-sync", "blocks": [{"edges": {}}]}', "bad.json: v1-sync"),
+])
+def test_a_bad_architecture_file_is_named(tmp_path, capsys, content, message):
+    """The errors quoted the JSON parser or the space, not the file; a list was read
+    as an architecture string lacking its space prefix."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["train", "--arch", str(bad), *TRAIN_TINY, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(bad) in err
+
+
+def test_an_unknown_space_in_an_architecture_string_is_named(tmp_path, capsys):
+    """It said "for space 'v9', not 'v1-sync'", v1-sync being only the preset's default."""
+    assert main(["train", "--arch", "v9:c3,skip,none,c1,ap", *TRAIN_TINY,
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "names space 'v9', which does not exist (spaces: v1-sync" in capsys.readouterr().err
+
+
 def test_spaces_lists_exact_sizes(capsys):
     assert main(["spaces"]) == 0
     out = capsys.readouterr().out

@@ -69,6 +69,20 @@ def test_arch_flag_must_match_the_model_file(model_file: Path, arch: str) -> Non
         load_for_export(model_file, arch=wrong)
 
 
+def test_export_takes_an_architecture_file_as_train_does(model_file: Path, arch: str, tmp_path: Path,
+                                                        capsys) -> None:
+    """README: both forms are accepted everywhere; export read the path as a string."""
+    wrong = arch.replace("c3,skip,none,c1,ap+bic", "c1,skip,none,c1,ap+bic")
+    arch_file = tmp_path / "best_arch.json"
+    arch_file.write_text(json.dumps({"space": "v2-nonsync", "string": wrong}))
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(model_file), "--arch", str(arch_file), "--out", str(out)]) == 2
+    assert f"--arch says {wrong}" in capsys.readouterr().err  # read from the file, then compared
+    arch_file.write_text('{"space": "v2-nonsync", "string": }')
+    assert main(["export", "--checkpoint", str(model_file), "--arch", str(arch_file), "--out", str(out)]) == 2
+    assert f"--arch {arch_file}: not valid JSON" in capsys.readouterr().err
+
+
 def test_unreadable_model_files_are_named(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "missing.safetensors"
     assert main(["export", "--checkpoint", str(missing)]) == 2
