@@ -97,19 +97,22 @@ def _updates(args: argparse.Namespace, command: str) -> list[str]:
     return updates + list(args.set)
 
 
-def _resumed(saved: Path, updates: list[str]) -> Config:
-    """A resumed run's own config.yaml; flags may repeat it, not change it."""
+def _resumed(saved: Path, updates: list[str], args: argparse.Namespace) -> Config:
+    """A resumed run's own config.yaml. Flags, --preset and --config may repeat it
+    (the first command rerun with --resume), not change it."""
     cfg = config_mod.load(saved, complete=True)
     before = config_mod.flat(cfg)
-    config_mod.apply_dotted(cfg, updates)
-    after = config_mod.flat(cfg)
-    changed = [k for k in after if after[k] != before[k] and k not in RESUME_MAY_CHANGE]
+    given = config_mod.load(args.config, args.preset)  # what the command asks for, checked
+    config_mod.apply_dotted(given, updates)
+    after = config_mod.flat(given)
+    named = config_mod.named_fields(args.config, args.preset) | {u.partition("=")[0].strip() for u in updates}
+    changed = [k for k in sorted(named) if k in after and after[k] != before[k] and k not in RESUME_MAY_CHANGE]
     if changed:
         diff = "; ".join(f"{k}: saved {before[k]!r}, given {after[k]!r}" for k in changed)
         raise config_mod.ConfigError(
             f"--resume continues the run with its own {saved}, and these settings differ "
             f"from it: {diff}. Drop them to continue, or start a new run in another --out")
-    return cfg
+    return config_mod.apply_dotted(cfg, updates)  # only device and speed options can differ
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -128,9 +131,7 @@ def build_config(args: argparse.Namespace) -> Config:
         raise config_mod.ConfigError(f"nothing to resume in {args.out} (no config.yaml): check "
                                      "the folder name, or drop --resume to start a run there")
     if resume:
-        if args.preset or args.config:
-            logging.getLogger("depthnas").info("resuming with %s (--preset/--config not applied)", saved)
-        cfg = _resumed(saved, updates)
+        cfg = _resumed(saved, updates, args)
     else:
         cfg = config_mod.load(args.config, args.preset)
         config_mod.apply_dotted(cfg, updates)

@@ -353,6 +353,26 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's own mapping, before defaults fill it in."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.load(read_text(path), Loader=_UniqueKeyLoader) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+    return data
+
+
+def named_fields(path: str | Path | None, preset: str | None) -> set[str]:
+    """The `section.field`s a preset and a config file set themselves."""
+    keys = set(flatten(PRESETS[preset])) if preset in PRESETS else set()
+    return keys | (set(flatten(read_yaml(path))) if path is not None else set())
+
+
 def load(path: str | Path | None = None, preset: str | None = None, *,
          complete: bool = False) -> Config:
     """Defaults < preset < the YAML file. `complete=True` (a run's own config.yaml,
@@ -364,15 +384,7 @@ def load(path: str | Path | None = None, preset: str | None = None, *,
             raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
         apply(cfg, PRESETS[preset])
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.load(read_text(path), Loader=_UniqueKeyLoader) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from err
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+        data = read_yaml(path)
         missing = sorted(set(flat(cfg)) - set(flatten(data))) if complete else []
         if missing:
             raise ConfigError(

@@ -74,6 +74,21 @@ def test_resume_refuses_settings_that_differ_from_the_saved_config(run_dir, caps
     assert main(["search", "--out", str(run_dir), "--resume", "--device", "cpu", "--no-progress"]) == 0
 
 
+def test_resume_checks_a_config_file_as_it_checks_flags(run_dir, tmp_path, capsys):
+    """--config was ignored under --resume (one info line), so a file asking for other
+    epochs, or not even valid, resumed as if it agreed."""
+    other = tmp_path / "other.yaml"
+    other.write_text("supernet:\n  epochs: 5\n")
+    assert main(["search", "--config", str(other), "--out", str(run_dir), "--resume"]) == 2
+    assert "supernet.epochs: saved 1, given 5" in capsys.readouterr().err
+    other.write_text("search:\n  generations: three\n")
+    assert main(["search", "--config", str(other), "--out", str(run_dir), "--resume"]) == 2
+    assert "generations" in capsys.readouterr().err
+    # the run's own config.yaml, passed back, agrees with itself
+    assert main(["search", "--config", str(run_dir / "config.yaml"), "--out", str(run_dir),
+                 "--resume", "--no-progress"]) == 0
+
+
 def test_a_failed_start_does_not_block_the_retry(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["search", *TINY, "--data", f"folder:{tmp_path / 'nope'}", "--out", str(out)]) == 2
