@@ -128,7 +128,8 @@ class Checkpointer:
             self.loaded = p
             return state
         raise ValueError(f"no readable checkpoint under {self.folder}: " + "; ".join(errors)
-                         + " (delete the folder to start over)")
+                         + f" (delete {self.folder} to train this model from the start; the "
+                         "rest of the run folder, such as stand-alone results, is kept and reused)")
 
     def latest_metadata(self) -> dict[str, Any] | None:
         """The model metadata (architecture, recipe) of the newest checkpoint whose

@@ -115,8 +115,10 @@ def test_resume_survives_a_damaged_checkpoint(tmp_path, damage, caplog):
 def test_no_readable_checkpoint_is_a_clear_error(tmp_path):
     make_trainer(tmp_path).fit(until_epoch=1)
     (tmp_path / "checkpoints" / "epoch_0001" / "state.pt").write_bytes(b"PK")
-    with pytest.raises(ValueError, match=r"no readable checkpoint under .*epoch_0001.*state.pt"):
+    with pytest.raises(ValueError, match=r"no readable checkpoint under .*epoch_0001.*state.pt") as err:
         make_trainer(tmp_path).fit()
+    # the way out deletes the checkpoints, not the run folder (hours of landmarks)
+    assert f"delete {tmp_path / 'checkpoints'} to train this model from the start" in str(err.value)
 
 
 def test_logs_and_checkpoints(tmp_path):
