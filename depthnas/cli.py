@@ -299,10 +299,23 @@ def _space_of(text: str, explicit: str | None, default: str) -> str:
 
 
 # ---- commands ---------------------------------------------------------------------
+def check_model_builds(cfg: Config, space: Any) -> None:
+    """Build the super-net on the meta device (no memory, no weights read): an unknown
+    backbone or one without the strides the decoder needs fails here, before the run
+    folder is written, not when the first landmark starts training."""
+    import torch
+
+    from .models import model_kwargs
+    with torch.device("meta"):
+        space.build_supernet(**dict(model_kwargs(cfg.model, space), backbone_weights=None))
+
+
 def cmd_search(args: argparse.Namespace) -> int:
+    from depthnas.spaces import get_space
     from . import distributed
     from .pipeline import run
     cfg = build_config(args)
+    check_model_builds(cfg, get_space(cfg.space))
     _join_ranks(cfg)
     fixed_shape_kernels()
     _guard_out(Path(cfg.out), args.resume)
@@ -330,6 +343,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.space = _space_of(text, explicit=args.space, default=cfg.space)
         space = get_space(cfg.space)
         arch = space.parse(text)
+    check_model_builds(cfg, space)
     out = Path(cfg.out)
     trained = trained_arch(out)
     if args.resume and trained is not None and trained != space.to_string(arch):

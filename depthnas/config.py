@@ -297,6 +297,12 @@ def validate(cfg: Config) -> Config:
                          ("search.sparse_threshold", s.sparse_threshold)):
         if value is not None and not (math.isfinite(value) and value > 0):
             problems.append(f"{where}={value} (expected a finite number > 0, or none)")
+    weights = cfg.model.backbone_weights
+    if weights:  # found missing only when the first model is built, after work has begun
+        if not Path(weights).is_file():
+            problems.append(f"model.backbone_weights={weights}: no such file")
+        elif Path(weights).suffix not in (".safetensors", ".pth", ".pt", ".bin"):
+            problems.append(f"model.backbone_weights={weights}: expected .safetensors or .pth")
     d = cfg.data
     if not d.spec.strip():
         problems.append("data.spec is empty (synthetic, or KIND:PATH)")

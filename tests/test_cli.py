@@ -89,6 +89,20 @@ def test_resume_checks_a_config_file_as_it_checks_flags(run_dir, tmp_path, capsy
                  "--resume", "--no-progress"]) == 0
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--backbone", "resnet9000"], "unknown timm backbone 'resnet9000'"),
+    (["--backbone-weights", "nope.safetensors"], "model.backbone_weights=nope.safetensors: no such file"),
+])
+def test_a_bad_backbone_is_refused_before_the_run_folder_is_written(tmp_path, capsys, flags, message):
+    """Both surfaced when the first landmark began training, and left a config.yaml
+    behind that --resume could never continue."""
+    for command in (["search"], ["train", "--arch", "v1-sync:c3,skip,none,c1,ap"]):
+        out = tmp_path / command[0]
+        assert main([*command, *TINY[:4], *flags, "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+        assert not out.exists()
+
+
 def test_a_failed_start_does_not_block_the_retry(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["search", *TINY, "--data", f"folder:{tmp_path / 'nope'}", "--out", str(out)]) == 2
