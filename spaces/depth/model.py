@@ -167,13 +167,21 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
         kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
     levels = _stride_levels(name)
     rng = torch.get_rng_state()
+    timm_log = logging.getLogger("timm")
+    level = timm_log.level
+    if weights is not None:  # timm's own line lists every missing key; _check_loaded says it briefly
+        timm_log.setLevel(logging.ERROR)
     try:
         backbone = timm.create_model(name, features_only=True, out_indices=levels, **kw)
     except Exception as err:  # safetensors/torch.load/timm errors alike: name the file
         if weights is None:
             raise
+        lines = str(err).strip().splitlines()  # a size mismatch is listed per tensor
+        detail = "; ".join(line.strip() for line in lines[:3]) + (" ..." if len(lines) > 3 else "")
         raise ValueError(f"backbone weights {weights}: cannot load them into {name!r} "
-                         f"({type(err).__name__}: {err})") from err
+                         f"({type(err).__name__}: {detail})") from err
+    finally:
+        timm_log.setLevel(level)
     if weights is not None:
         _check_loaded(backbone, name, levels, weights, rng)
     strides = tuple(backbone.feature_info.reduction())
