@@ -94,8 +94,9 @@ class Reader(ABC):
         # format's own invalid mask (DIODE's) it is just an unmeasured pixel.
         nan = np.isnan(values)
         if (nan & valid).any():
-            raise DatasetError(f"depth map {ref.depth} contains {int((nan & valid).sum())} NaN "
-                               "values at pixels its format marks valid")
+            n = int((nan & valid).sum())
+            raise DatasetError(f"depth map {ref.depth} has {n} NaN value{'s' if n > 1 else ''} "
+                               "outside its invalid-pixel mask (write 0 or inf for unknown pixels)")
         valid = valid & np.isfinite(values)
         if self.value_kind == "depth":
             valid &= values > 0

@@ -88,7 +88,8 @@ class FolderReader(Reader):
     def _check_8bit(self, raw: np.ndarray, path: str) -> None:
         # Nothing beyond 255 mm: an 8-bit file. 8-bit depth maps are rare; 8-bit
         # pictures of depth often show near as bright.
-        if not self._warned_8bit and (raw.dtype == np.uint8 or raw.max() <= 255):
+        # (all zeros is "no valid pixel", an error of its own)
+        if not self._warned_8bit and raw.any() and (raw.dtype == np.uint8 or raw.max() <= 255):
             self._warned_8bit = True
             log.warning("%s looks like an 8-bit PNG, read as depth in millimetres (larger = "
                         "farther); if brighter means nearer, pass --set data.depth_kind=disparity",

@@ -113,6 +113,11 @@ def read_npy(path: str | Path, *, allow_bool: bool = False) -> np.ndarray:
     """Read a real-valued npy array, squeezing a trailing singleton channel (DIODE stores
     HxWx1). ``allow_bool``: a validity mask may be stored as booleans."""
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if magic != b"\x93NUMPY":  # numpy would call any other file "pickled data"
+            raise DatasetError(f"cannot read array {path}: not a .npy file "
+                               f"({'empty' if not magic else 'it does not start with the .npy header'})")
         arr = np.load(str(path), allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise DatasetError(f"cannot read array {path}: {e}") from e

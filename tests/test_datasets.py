@@ -508,6 +508,14 @@ def test_all_invalid_depth(tmp_path, caplog):
     _save_png(root / "depth" / "s001.png", np.zeros((H, W), np.uint16))
     _expect_load_error(f"folder:{root}", "s001.png has no valid pixel")
     _expect_skipped(f"folder:{root}", caplog, 7, 1, "s001.png")
+    assert "8-bit" not in caplog.text  # all zeros is no measurement, not an 8-bit picture
+
+
+def test_a_file_that_is_not_npy_is_called_so(tmp_path):
+    """numpy calls any non-.npy file 'pickled (object) data' and suggests allow_pickle."""
+    root = make_folder(tmp_path / "f", n=8, fmt="npy")
+    (root / "depth" / "s002.npy").write_bytes(b"garbage, not an array")
+    _expect_load_error(f"folder:{root}", "s002.npy: not a .npy file")
 
 
 def test_nan_depth(tmp_path, caplog):
@@ -515,7 +523,7 @@ def test_nan_depth(tmp_path, caplog):
     d = _depth_m(4)
     d[10, 10] = np.nan
     write_pfm(root / "depth" / "s004.pfm", d)
-    _expect_load_error(f"folder:{root}", "s004.pfm contains 1 NaN values at pixels its format marks valid")
+    _expect_load_error(f"folder:{root}", "s004.pfm has 1 NaN value outside its invalid-pixel mask")
     _expect_skipped(f"folder:{root}", caplog, 7, 1, "s004.pfm")
 
 
