@@ -47,8 +47,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from .demo import find_latest_run
         run = find_latest_run(args.runs)
         if run is None:
-            print(f"error: no --model given and no run under {args.runs}/ holds "
-                  "best/model.safetensors; make one with `make search` "
+            print(f"error: no --model given and no run under {args.runs}/ holds a depth model "
+                  "(a search's best/model.safetensors, a training's model.safetensors); make one with `make search` "
                   "(or `depthnas search --preset quick`), or pass --model", file=sys.stderr)
             return 2
         print(f"using the newest run: {run}")

@@ -40,8 +40,9 @@ class Limits:
 
 
 def find_latest_run(root: str | Path = "runs") -> Path | None:
-    """The run folder under `root` whose best/model.safetensors (a depth model: runs
-    of the classification spaces are passed over) is newest, if any."""
+    """The run folder under `root` with the newest model, if any: a search's
+    best/model.safetensors or a `depthnas train` run's model.safetensors (not the
+    stand-alone trainings inside a search). Classification models are passed over."""
     from depthnas.checkpoint import read_metadata
     root = Path(root)
     if not root.is_dir():
@@ -52,10 +53,16 @@ def find_latest_run(root: str | Path = "runs") -> Path | None:
             return read_metadata(p).get("task", "depth") == "depth"
         except Exception:  # unreadable: the loader will name it if it is chosen
             return True
-    models = [p for p in root.rglob("best/model.safetensors") if p.is_file() and depth_model(p)]
+    def run_of(model: Path) -> Path | None:
+        if model.parent.name == "best":
+            return model.parent.parent
+        trained = (model.parent / "result.json").is_file() and model.parent.parent.name != "standalone"
+        return model.parent if trained else None
+    models = [p for p in root.rglob("model.safetensors")
+              if p.is_file() and run_of(p) is not None and depth_model(p)]
     if not models:
         return None
-    return max(models, key=lambda p: p.stat().st_mtime).parent.parent
+    return run_of(max(models, key=lambda p: p.stat().st_mtime))
 
 
 def example_images(folder: str | Path) -> list[Path]:

@@ -79,6 +79,20 @@ def test_newest_run_is_found(tmp_path: Path, make_model) -> None:
     assert find_latest_run(tmp_path / "runs") == new.parent.parent
 
 
+def test_a_train_run_is_found_but_not_a_searchs_stand_alone_models(tmp_path: Path, make_model) -> None:
+    """`depthnas train` writes model.safetensors at the top of its folder; the demo
+    looked for best/ only and said no run existed."""
+    search = make_model(tmp_path / "runs" / "s" / "best" / "model.safetensors")
+    os.utime(search, (1_000_000, 1_000_000))
+    inner = make_model(tmp_path / "runs" / "s" / "standalone" / "v1" / "model.safetensors")
+    (inner.parent / "result.json").write_text("{}")
+    assert find_latest_run(tmp_path / "runs") == search.parent.parent
+    trained = make_model(tmp_path / "runs" / "t" / "model.safetensors")
+    (trained.parent / "result.json").write_text("{}")
+    os.utime(inner, (1_000, 1_000))
+    assert find_latest_run(tmp_path / "runs") == trained.parent
+
+
 def test_newest_depth_run_is_found_past_a_classification_one(tmp_path: Path, make_model) -> None:
     from fixtures_models import make_classification_model_file
     depth = make_model(tmp_path / "runs" / "depth" / "best" / "model.safetensors")
