@@ -84,10 +84,14 @@ def resolve_model_file(path: str | Path) -> Path:
                 return candidate
         raise FileNotFoundError(f"{path} holds no model.safetensors (nor best/model.safetensors)")
     if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
+        raise FileNotFoundError(f"{path}: no such file or folder (give a model.safetensors, or "
+                                "the folder of a search or training run)")
     if path.suffix.lower() == ".onnx":
         raise ValueError(f"{path} is an ONNX export; this needs the model.safetensors it was "
                          "exported from (or its run folder)")
+    if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"):
+        raise ValueError(f"{path} is an image, not a model: give a model.safetensors written by "
+                         "depthnas, or its run folder")
     return path
 
 

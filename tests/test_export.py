@@ -91,6 +91,14 @@ def test_unreadable_model_files_are_named(tmp_path: Path, capsys) -> None:
     bogus.write_bytes(b"not safetensors")
     assert main(["export", "--checkpoint", str(bogus)]) == 2
     assert str(bogus) in capsys.readouterr().err
+    # a photo given as the model says what a model is; a missing run folder is not
+    # called a "model file"
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8 not really")
+    assert main(["predict", "--model", str(photo), "--input", str(photo), "--out", str(tmp_path / "p")]) == 2
+    assert "photo.jpg is an image, not a model" in capsys.readouterr().err
+    assert main(["export", "--run", str(tmp_path / "norun")]) == 2
+    assert f"{tmp_path / 'norun'}: no such file or folder" in capsys.readouterr().err
 
 
 def test_model_files_whose_metadata_lies_are_named(model_file: Path, tmp_path: Path) -> None:
