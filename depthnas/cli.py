@@ -489,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         finished = True
         return code
+    except BrokenPipeError:  # `depthnas spaces | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes at exit
+        return 0
     except (ValueError, OSError, config_mod.ConfigError) as err:  # OSError: a path's fault
         if args.verbose:
             raise

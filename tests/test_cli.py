@@ -720,3 +720,18 @@ def test_a_training_whose_newest_checkpoint_is_damaged_resumes_from_the_one_befo
     capsys.readouterr()
     assert main([*argv, "--resume"]) == 0
     assert json.loads((out / "result.json").read_text())["arch"] == "v1-sync:c3,skip,none,c1,ap"
+
+
+def test_output_piped_into_a_reader_that_leaves_early_is_not_an_error():
+    """`depthnas spaces | head -1` ended with 'error: [Errno 32] Broken pipe'."""
+    import os
+    import subprocess
+    import sys
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run([sys.executable, "-m", "depthnas", "spaces"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and "Broken pipe" not in done.stderr and "Error" not in done.stderr
