@@ -47,7 +47,7 @@ def check_options(threshold: float | None, limit: int | None) -> None:
 
 def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | None = None,
              limit: int | None = None, progress: bool = True) -> dict[str, Any]:
-    from .truth import for_space, load_truth
+    from .truth import for_space, load_truth, recorded_setup
     check_options(threshold, limit)
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
@@ -59,6 +59,13 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     space = get_space(cfg.space)
     table = for_space(load_truth(truth_path), space, truth_path)
     foreign, invalid = table.foreign, table.invalid
+    ours = config_mod.flat(cfg)
+    differ = {k: v for k, v in recorded_setup(truth_path).items() if ours.get(k) != v}
+    if differ:
+        log.warning("%s was trained with %s; this run has %s: its stand-alone ranking may not be "
+                    "the one this super-net can reproduce", truth_path,
+                    ", ".join(f"{k}={v}" for k, v in differ.items()),
+                    ", ".join(f"{k}={ours.get(k)}" for k in differ))
     landmarks = run_landmarks(run)
     archs, values, skipped = [], [], 0
     for text, value in table.values.items():

@@ -115,6 +115,23 @@ def load_truth(path: str | Path) -> dict[str, float]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def recorded_setup(path: str | Path) -> dict[str, Any]:
+    """The model and data a benchmark table's stand-alone trainings used (as config
+    fields: model.backbone, model.features, data.image_size, data.spec), where the
+    table records them (`benchmarks/depth_proxy` tables do); else {}."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return {}
+    data = read_json(path)
+    recipe = data.get("config", {}).get("recipe") if isinstance(data, dict) else None
+    if not isinstance(recipe, dict):
+        return {}
+    found = {"model.backbone": recipe.get("backbone"), "model.features": recipe.get("features"),
+             "data.image_size": (recipe.get("data") or {}).get("image_size"),
+             "data.spec": (recipe.get("data") or {}).get("spec")}
+    return {k: v for k, v in found.items() if v is not None}
+
+
 @dataclass
 class SpaceTruth:
     """A table's entries of one space, keyed by the space's canonical string."""

@@ -195,6 +195,25 @@ def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
     assert sample["sparse_threshold"] == 0.05
 
 
+def test_rank_warns_when_the_table_was_trained_with_another_model(run_dir, tmp_path, caplog):
+    """A benchmark table records its recipe; ranking a run of another model or image
+    size against it compared different things without a word."""
+    results = json.loads((run_dir / "results.json").read_text())["architectures"]
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    recipe = {"backbone": cfg["model"]["backbone"], "features": cfg["model"]["features"],
+              "data": {"spec": "synthetic", "image_size": cfg["data"]["image_size"]}}
+    table = {"config": {"recipe": recipe},
+             "architectures": {a["arch"]: {"mean": a["val_loss"]} for a in results}}
+    path = tmp_path / "table.json"
+    for features, warned in ((cfg["model"]["features"], False), (16, True)):
+        recipe["features"] = features
+        path.write_text(json.dumps(table))
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["rank", "--run", str(run_dir), "--truth", str(path), "--no-progress"]) == 0
+        assert ("was trained with model.features=16; this run has model.features=32" in caplog.text) == warned
+
+
 def test_rank_says_what_it_left_out(run_dir, tmp_path, capsys):
     results = json.loads((run_dir / "results.json").read_text())["architectures"]
     truth = {a["arch"]: a["val_loss"] for a in results if a["landmark"]}
