@@ -113,13 +113,17 @@ def test_a_failed_start_does_not_block_the_retry(tmp_path, capsys):
 
 def test_a_retry_draws_its_own_landmarks_not_the_failed_starts(tmp_path, capsys):
     """A start that failed after drawing its landmarks (here: at the first landmark's
-    backbone) left initial_landmarks.json, and a corrected fresh start trained those."""
+    backbone, whose weights file is damaged) left initial_landmarks.json, and a
+    corrected fresh start trained those."""
     out, typo = tmp_path / "run", tmp_path / "landmark.json"
-    assert main(["search", *TINY, "--backbone", "nope", "--landmarks", str(typo),
+    damaged = tmp_path / "weights.safetensors"
+    damaged.write_bytes(b"not safetensors")
+    assert main(["search", *TINY, "--backbone-weights", str(damaged), "--landmarks", str(typo),
                  "--out", str(out)]) != 0
     assert f"landmark store {typo} does not exist yet" in capsys.readouterr().out
     first = json.loads((out / "initial_landmarks.json").read_text())
-    assert main(["search", *TINY, "--backbone", "nope", "--seed", "5", "--out", str(out)]) != 0
+    assert main(["search", *TINY, "--backbone-weights", str(damaged), "--seed", "5",
+                 "--out", str(out)]) != 0
     assert json.loads((out / "initial_landmarks.json").read_text()) != first
 
 
