@@ -69,7 +69,7 @@ class LandmarkConfig:
     tau: int | None = None                   # Hamming threshold; None: the space's default
     pairs: int = 1                           # m pairs per step; 0 = all pairs (Eq. 4)
     lambda_max: float = 10.0
-    schedule: str = "cosine-increasing"      # constant | cosine-increasing | cosine-decreasing | step
+    schedule: str = "cosine-increasing"      # or constant, cosine-decreasing, step, step-increasing
     warmup_epochs: float = 0.0               # lambda = 0 before this
     ramp_epochs: float = 0.0                 # linear ramp before constant / decreasing / step (paper preset: 10)
     store: str | None = None                 # landmark store JSON to reuse and extend
@@ -227,7 +227,7 @@ def validate(cfg: Config) -> Config:
     a schedule name must not surface after hours of landmark training."""
     from depthnas.spaces import get_space
 
-    from .schedule import SCHEDULES
+    from .schedule import INCREASING, SCHEDULES
     from .ssi_loss import LOSS_NAMES
     problems: list[str] = []
 
@@ -261,7 +261,7 @@ def validate(cfg: Config) -> Config:
     lm = cfg.landmarks
     if lm.enabled:
         total = cfg.search.iterations * cfg.supernet.epochs  # lambda's clock: T * E epochs
-        ramp = lm.ramp_epochs if lm.schedule != "cosine-increasing" else 0.0
+        ramp = lm.ramp_epochs if lm.schedule not in INCREASING else 0.0
         # the searched top-K join the landmarks after every iteration but the last
         joining = (cfg.search.iterations - 1) * cfg.search.top_k
         if lm.num < 0 or lm.num + joining < 2:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import math
 
-SCHEDULES = ("constant", "cosine-increasing", "cosine-decreasing", "step")
+SCHEDULES = ("constant", "cosine-increasing", "cosine-decreasing", "step", "step-increasing")
+# Table 5's increasing schedules start from (near) 0, so they need no ramp.
+INCREASING = ("cosine-increasing", "step-increasing")
 
 
 def landmark_lambda(progress: float, lambda_max: float, schedule: str = "cosine-increasing",
@@ -11,11 +13,13 @@ def landmark_lambda(progress: float, lambda_max: float, schedule: str = "cosine-
     """lambda at `progress` in [0, 1] of super-net training.
 
     warmup: fraction of training with lambda = 0 (the paper's t_w).
-    ramp: fraction after warm-up over which constant / decreasing / step schedules
-    rise linearly from 0 to lambda_max (the paper's 10-epoch ramp, avoiding an abrupt
-    jump); the schedule itself starts after the ramp, from its own beginning.
+    ramp: fraction after warm-up over which the constant and decreasing schedules
+    (constant, cosine-decreasing, step) rise linearly from 0 to lambda_max (the
+    paper's 10-epoch ramp, avoiding an abrupt jump); the schedule itself starts after
+    the ramp, from its own beginning. The increasing ones take no ramp:
     cosine-increasing goes 0 -> lambda_max and reaches lambda_max exactly at
-    progress = 1 (the paper's pick; the authors' code never reached the maximum).
+    progress = 1 (the paper's pick; the authors' code never reached the maximum);
+    step-increasing holds a tenth of lambda_max for the first half, then all of it.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown lambda schedule {schedule!r}; expected one of {SCHEDULES}")
@@ -28,6 +32,8 @@ def landmark_lambda(progress: float, lambda_max: float, schedule: str = "cosine-
     s = (progress - warmup) / (1.0 - warmup)
     if schedule == "cosine-increasing":
         return lambda_max * 0.5 * (1.0 - math.cos(math.pi * s))
+    if schedule == "step-increasing":  # the mirror of "step"
+        return lambda_max * (0.1 if s < 0.5 else 1.0)
     ramp_s = ramp / (1.0 - warmup) if ramp > 0 else 0.0
     if ramp_s >= 1.0:
         raise ValueError(f"a ramp of {ramp:g} after a warm-up of {warmup:g} leaves no training "

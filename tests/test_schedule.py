@@ -31,6 +31,14 @@ def test_constant_and_step():
     assert all(a >= b for a, b in zip(step, step[1:]))
 
 
+def test_step_increasing_mirrors_step_and_takes_no_ramp():
+    """Table 5's fifth schedule: the second increasing one, beside the cosine."""
+    values = curve("step-increasing", ramp=0.1)  # a ramp is for the other schedules
+    assert values[0] == pytest.approx(LAMBDA_MAX / 10) and values[499] == values[0]
+    assert values[501] == values[-1] == LAMBDA_MAX
+    assert all(a <= b for a, b in zip(values, values[1:]))
+
+
 def test_warmup_keeps_lambda_at_zero_then_increases():
     values = curve("cosine-increasing", warmup=0.2)
     assert all(v == 0.0 for v in values[:201])
@@ -54,7 +62,7 @@ def test_linear_ramp_for_constant_and_decreasing():
 def test_unknown_schedule():
     with pytest.raises(ValueError, match="unknown lambda schedule 'linear'"):
         landmark_lambda(0.5, 10, "linear")
-    assert len(SCHEDULES) == 4
+    assert len(SCHEDULES) == 5  # Table 5's five
 
 
 def test_a_ramp_longer_than_the_training_left_is_refused_not_silently_short_of_lambda_max():
