@@ -5,10 +5,12 @@
 #   bash benchmarks/gpu_check.sh          # from the repository root
 #
 # Writes to $OUT (the device tool's folder) or benchmarks/gpu_out: gpu_check.log,
-# bf16_ab.json, bf16_c.json, fp32_ab.json, compile_ab.json (5 files). Finishes within
+# bf16_c.json, bf16_ab.json, fp32_ab.json, compile_ab.json (5 files). Finishes within
 # BUDGET_S (420 s): each stage has a hard time limit, parts (a)+(b) and (c) run as
 # separate stages so a slow (c) cannot take the (a)/(b) figures with it, and a stage
 # whose limit no longer fits in what is left is skipped, not started to be killed.
+# Exit status 0 only if the sanity check and every stage that ran succeeded (a
+# skipped stage is not a failure; the log's last lines name the failed ones).
 #
 # No venv and no network there: the machine's python3 already holds torch,
 # torchvision, timm, tqdm, pyyaml, safetensors, scipy and tensorboard (see
@@ -23,6 +25,7 @@
 # itself on a machine without a GPU; its numbers mean nothing).
 set -uo pipefail
 START=$(date +%s)
+FAILED=""  # stages that failed or timed out: the exit status says so, not only the log
 DRY_RUN=${DRY_RUN:-0}
 if [ "$DRY_RUN" = 1 ]; then
     export CHECK_DEVICE=cpu
@@ -140,7 +143,7 @@ for a in archs:
 assert c.cached_on.type == dev.type and h.cached_on.type == "cpu"
 print("CUDA SANITY OK")
 EOF
-if [ $? -eq 0 ]; then say "sanity passed"; else say "sanity FAILED (see log)"; fi
+if [ $? -eq 0 ]; then say "sanity passed"; else say "sanity FAILED (see log)"; FAILED="$FAILED sanity"; fi
 tail -n 12 "$LOG"
 
 # ---- the benchmarks ----------------------------------------------------------------------
@@ -151,13 +154,18 @@ run_bench() {  # name, time limit, extra args...
     say "step_time $name (limit ${limit}s): $*"
     timeout "$limit" $PY benchmarks/step_time.py --preset paper --json "$OUT/$name.json" \
         "$@" "${SMALL[@]}" 2>&1 | tee -a "$LOG"
-    say "$name exit ${PIPESTATUS[0]}"
+    local code=${PIPESTATUS[0]}
+    say "$name exit $code$([ "$code" = 124 ] && echo ' (timed out: no JSON)')"
+    [ "$code" -eq 0 ] || FAILED="$FAILED $name"
 }
-# Most important first: issue 8's (a) and (b), then (c), then the other precisions.
+# Most important first: (c) at the default 200 + 40 batch mix has never been timed on
+# a GPU (issue 8's last unmeasured target), then (a) and (b) again on today's code,
+# then the other precisions (compile runs only with BUDGET_S >= ~560).
+run_bench bf16_c 180 --precision bf16 --channels-last --parts c --no-peak
 run_bench bf16_ab 120 --precision bf16 --channels-last --parts ab
-run_bench bf16_c 150 --precision bf16 --channels-last --parts c --no-peak
-run_bench fp32_ab 100 --precision fp32 --no-channels-last --parts ab --no-peak
+run_bench fp32_ab 120 --precision fp32 --no-channels-last --parts ab --no-peak
 # compile only the backbone (see trainer.compile_model); parts (a) and (b)
 run_bench compile_ab 200 --precision bf16 --channels-last --compile --parts ab --iters 8 --no-peak
-say "done in $(( $(date +%s) - START ))s; files in $OUT"
+say "done in $(( $(date +%s) - START ))s; files in $OUT${FAILED:+; FAILED:$FAILED}"
 ls -la "$OUT" | tee -a "$LOG"
+[ -z "$FAILED" ]

@@ -95,7 +95,8 @@ timeout -k 10 $(( TABLE_BUDGET + TABLE_GRACE + 60 )) \
     $PY benchmarks/depth_proxy/build_table.py --preset "$PRESET" --v1 "$V1" --v2 "$V2" \
         --workers "$WORKERS" --time-budget "$TABLE_BUDGET" --grace "$TABLE_GRACE" \
         --work "$WORK" --out "$OUT/table.json" $TABLE_ARGS 2>&1 | tee "$OUT/build_table.log"
-say "build_table exit ${PIPESTATUS[0]}"
+TABLE_EXIT=${PIPESTATUS[0]}
+say "build_table exit $TABLE_EXIT"
 kill "$COPIER" 2>/dev/null; wait "$COPIER" 2>/dev/null
 cp "$WORK/trainings.jsonl" "$OUT/trainings.jsonl" 2>/dev/null
 if [ ! -f "$OUT/table.json" ]; then say "no table: stopping"; exit 1; fi
@@ -105,7 +106,7 @@ LEFT=$(( TOTAL_BUDGET - $(elapsed) - 10 ))
 [ "$RANK_BUDGET" -gt "$LEFT" ] && RANK_BUDGET=$LEFT
 if [ "$RANK_BUDGET" -lt 100 ]; then  # six processes need ~40 s to start and warm up
     say "only ${RANK_BUDGET}s left: skipping ranking.py (run it alone: see README.md)"
-    exit 0
+    exit "$TABLE_EXIT"
 fi
 say "ranking.py: $SPACES, seeds $SEEDS, M=$NUM_LANDMARKS, budget ${RANK_BUDGET}s"
 timeout -k 5 $(( RANK_BUDGET + 45 )) \
@@ -113,6 +114,9 @@ timeout -k 5 $(( RANK_BUDGET + 45 )) \
         --num-landmarks "$NUM_LANDMARKS" --epochs "$RANK_EPOCHS" --time-budget "$RANK_BUDGET" \
         --work "$WORK" --json "$OUT/ranking.json" --md "$OUT/ranking.md" $RANK_ARGS 2>&1 \
         | tee "$OUT/ranking.log"
-say "ranking exit ${PIPESTATUS[0]}"
+RANK_EXIT=${PIPESTATUS[0]}
+say "ranking exit $RANK_EXIT"
 say "done in $(elapsed)s; files in $OUT"
 ls -la "$OUT" | tee -a "$LOG"
+# non-zero when either step failed or timed out (the log says which)
+[ "$TABLE_EXIT" -eq 0 ] && [ "$RANK_EXIT" -eq 0 ]
