@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from . import config as config_mod
+from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
-from .io import atomic_write_json, read_text
-from .runs import FAILED_START_LEFTOVERS, RUN_MARKERS, run_kind
+from .io import atomic_write_json
+from .runs import check_kind, clear_failed_start, guard_out, run_lock
 
 # flag -> (config path, type, help); "--precision" sets both trainings
 COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
@@ -125,7 +123,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if resume and not args.out:
         raise config_mod.ConfigError("--resume needs --out: the folder of the run to continue")
     if args.out:
-        _check_kind(Path(args.out), command, resume)
+        check_kind(Path(args.out), command, resume)
     saved = Path(args.out) / "config.yaml" if args.out else None
     if resume and not saved.is_file():
         raise config_mod.ConfigError(f"nothing to resume in {args.out} (no config.yaml): check "
@@ -149,100 +147,6 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not args.no_progress and sys.stderr.isatty()
 
 
-def _check_kind(out: Path, command: str, resume: bool) -> None:
-    """A search must not resume (or start in) a training's folder, nor the reverse:
-    the wrong command's errors would advise deleting a folder that holds a model."""
-    kind = run_kind(out)
-    if kind is not None and kind != command:
-        hint = f" (or continue it with `depthnas {kind} --out {out} --resume`)" if resume else ""
-        raise config_mod.ConfigError(f"{out} is a `depthnas {kind}` run, not a {command} run; "
-                                     f"choose another --out{hint}")
-
-
-def _guard_out(out: Path, resume: bool) -> None:
-    if not resume and any((out / m).exists() for m in RUN_MARKERS):
-        raise config_mod.ConfigError(f"{out} already holds a run; pass --resume to continue "
-                                     "it, or choose another --out")
-
-
-def _clear_failed_start(out: Path, resume: bool) -> None:
-    """A fresh start in a folder a failed start left: its drawn landmarks go. Called
-    holding the run lock, so a run still starting there keeps its own."""
-    from . import distributed
-    if not resume and distributed.is_main():
-        for leftover in FAILED_START_LEFTOVERS:
-            (out / leftover).unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _run_lock(out: Path) -> Iterator[None]:
-    """One process (or one torchrun job, through its rank 0) per run folder: two
-    writing the same checkpoints, store and results leave them inconsistent."""
-    from . import distributed
-    if not distributed.is_main():
-        yield
-        return
-    import fcntl
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".depthnas.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "?"
-            raise config_mod.ConfigError(f"{out} is in use by another depthnas process (pid "
-                                         f"{holder}); wait for it to end, or choose another --out"
-                                         ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        yield  # the lock goes with the file's closing, also when the process dies
-
-
-def _is_file(text: str) -> bool:
-    try:
-        return Path(text).is_file()
-    except OSError:  # e.g. "File name too long" for a DARTS Genotype(...) string
-        return False
-
-
-def read_arch_arg(value: str) -> tuple[str, str | None]:
-    """An --arch value: a file (best_arch.json, or a file holding the one-line string)
-    or the architecture itself. Returns (the architecture's text, the file or None)."""
-    from depthnas.spaces import ArchitectureError
-    if not _is_file(value):
-        if value.endswith(".json") or ("/" in value and ":" not in value):
-            # a path, not an architecture string (those carry "space:" or no "/")
-            raise FileNotFoundError(f"--arch {value}: no such file")
-        return value, None
-    text = read_text(value).strip()
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        if text.startswith("{"):
-            raise ArchitectureError(f"--arch {value}: not valid JSON ({err})") from None
-        return text, value  # the one-line string
-    if isinstance(data, str):
-        return data, value
-    if not isinstance(data, dict):
-        raise ArchitectureError(f"--arch {value} holds a JSON {type(data).__name__}; an architecture "
-                                "file holds a JSON object (as best_arch.json does) or the one-line string")
-    return text, value
-
-
-@contextlib.contextmanager
-def naming_arch_file(source: str | None):
-    """Errors about an architecture read from a file name that file."""
-    from depthnas.spaces import ArchitectureError
-    try:
-        yield
-    except ArchitectureError as err:
-        if source is None:
-            raise
-        raise ArchitectureError(f"--arch {source}: {err}") from None
-
-
 def _join_ranks(cfg: Config) -> None:
     """Under torchrun: join the process group (see depthnas.distributed)."""
     from . import distributed
@@ -259,43 +163,6 @@ def fixed_shape_kernels() -> None:
     and each new size would pay the timing again."""
     import torch
     torch.backends.cudnn.benchmark = True
-
-
-def _space_of(text: str, explicit: str | None, default: str) -> str:
-    """The space an architecture belongs to: --space if given, else what the text
-    names (JSON "space", a "v1-sync:" prefix), else the one space whose parser
-    accepts it (NB201's "|op~0|+..." and DARTS' "Genotype(...)" carry no name)."""
-    from depthnas.spaces import ArchitectureError, get_space, list_spaces
-    if explicit:
-        return explicit
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            return str(json.loads(stripped).get("space", default))
-        except (ValueError, AttributeError):
-            return default  # parse() says what is wrong with it
-    head = stripped.split(":", 1)[0].strip()
-    if ":" in stripped and head in list_spaces():
-        return head
-    if ":" in stripped and re.fullmatch(r"[A-Za-z][\w-]*", head):  # "v9:c3,..."
-        raise ArchitectureError(f"architecture {stripped!r} names space {head!r}, which does not "
-                                f"exist (spaces: {', '.join(list_spaces())})")
-    accepted = []
-    for name in list_spaces():
-        try:
-            get_space(name).from_string(stripped)
-            accepted.append(name)
-        except (ArchitectureError, ValueError):
-            pass
-    if len(accepted) == 1:
-        return accepted[0]
-    # None reads it: let the parser of the space it looks like say what is wrong (a
-    # depth space's "lacks the space prefix" would mislead about a broken NB201 cell).
-    if stripped.startswith("|") and "nb201" in list_spaces():
-        return "nb201"
-    if stripped.startswith("Genotype(") and "darts" in list_spaces():
-        return "darts"
-    return default
 
 
 # ---- commands ---------------------------------------------------------------------
@@ -318,9 +185,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_model_builds(cfg, get_space(cfg.space))
     _join_ranks(cfg)
     fixed_shape_kernels()
-    _guard_out(Path(cfg.out), args.resume)
-    with _run_lock(Path(cfg.out)):
-        _clear_failed_start(Path(cfg.out), args.resume)
+    guard_out(Path(cfg.out), args.resume)
+    with run_lock(Path(cfg.out)):
+        clear_failed_start(Path(cfg.out), args.resume)
         distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
         run(cfg, progress=show_progress(args))
     return 0
@@ -340,7 +207,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
     text, source = read_arch_arg(arch_arg)
     with naming_arch_file(source):
-        cfg.space = _space_of(text, explicit=args.space, default=cfg.space)
+        cfg.space = space_of(text, explicit=args.space, default=cfg.space)
         space = get_space(cfg.space)
         arch = space.parse(text)
     check_model_builds(cfg, space)
@@ -351,8 +218,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                      "it, so --arch must name it (or choose another --out)")
     _join_ranks(cfg)
     fixed_shape_kernels()
-    _guard_out(out, args.resume)
-    with _run_lock(out):
+    guard_out(out, args.resume)
+    with run_lock(out):
         distributed.barrier()
         if distributed.is_main():
             print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)

@@ -1,7 +1,13 @@
-"""What a run folder holds: which command made it, and whether work has started there."""
+"""Run folders: which command made one, whether work has started there, and the
+guards a command passes before it works in one (kind, fresh start, one process)."""
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
+from typing import Iterator
+
+from .config import ConfigError
 
 # Once work has started a folder holds one of these. config.yaml, splits.json and the
 # drawn initial_landmarks.json alone are a start that failed before any training:
@@ -26,3 +32,54 @@ def run_kind(out: str | Path) -> str | None:
         return "train" if trained_arch(out) else None
     except ValueError:  # a damaged checkpoint: the loader names it when it is read
         return None
+
+
+def check_kind(out: Path, command: str, resume: bool) -> None:
+    """A search must not resume (or start in) a training's folder, nor the reverse:
+    the wrong command's errors would advise deleting a folder that holds a model."""
+    kind = run_kind(out)
+    if kind is not None and kind != command:
+        hint = f" (or continue it with `depthnas {kind} --out {out} --resume`)" if resume else ""
+        raise ConfigError(f"{out} is a `depthnas {kind}` run, not a {command} run; "
+                                     f"choose another --out{hint}")
+
+
+def guard_out(out: Path, resume: bool) -> None:
+    if not resume and any((out / m).exists() for m in RUN_MARKERS):
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue "
+                                     "it, or choose another --out")
+
+
+def clear_failed_start(out: Path, resume: bool) -> None:
+    """A fresh start in a folder a failed start left: its drawn landmarks go. Called
+    holding the run lock, so a run still starting there keeps its own."""
+    from . import distributed
+    if not resume and distributed.is_main():
+        for leftover in FAILED_START_LEFTOVERS:
+            (out / leftover).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """One process (or one torchrun job, through its rank 0) per run folder: two
+    writing the same checkpoints, store and results leave them inconsistent."""
+    from . import distributed
+    if not distributed.is_main():
+        yield
+        return
+    import fcntl
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".depthnas.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            raise ConfigError(f"{out} is in use by another depthnas process (pid "
+                                         f"{holder}); wait for it to end, or choose another --out"
+                                         ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield  # the lock goes with the file's closing, also when the process dies

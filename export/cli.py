@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from depthnas.cli import naming_arch_file, read_arch_arg
+    from depthnas.arch_arg import naming_arch_file, read_arch_arg
     from depthnas.models import resolve_model_file
 
     from .onnx_export import DEFAULT_OPSET, PARITY_RTOL, check_parity, export_onnx

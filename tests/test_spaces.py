@@ -166,14 +166,14 @@ def test_json_forms_the_readme_promises():
 
 
 def test_train_finds_the_space_of_an_unprefixed_architecture():
-    from depthnas.cli import _space_of
+    from depthnas.arch_arg import space_of
     darts = get_space("darts")
     genotype = darts.to_string(darts.sample(random.Random(0)))
     nb = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
-    assert _space_of(nb, None, "v1-sync") == "nb201"
-    assert _space_of(genotype, None, "v1-sync") == "darts"
-    assert _space_of("v2-sync:c3,skip,none,c1,ap+ps", None, "v1-sync") == "v2-sync"
-    assert _space_of(nb, "nb201", "v1-sync") == "nb201"
+    assert space_of(nb, None, "v1-sync") == "nb201"
+    assert space_of(genotype, None, "v1-sync") == "darts"
+    assert space_of("v2-sync:c3,skip,none,c1,ap+ps", None, "v1-sync") == "v2-sync"
+    assert space_of(nb, "nb201", "v1-sync") == "nb201"
 
 
 @pytest.mark.parametrize("name", ["v1-sync", "v2-nonsync", "nb201", "darts"])

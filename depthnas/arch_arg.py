@@ -1,0 +1,92 @@
+"""An architecture given on the command line (--arch): its one-line string, its JSON,
+or a file holding either (best_arch.json); which space it belongs to; errors that
+name the file it came from."""
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+from typing import Iterator
+
+from .io import read_text
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. "File name too long" for a DARTS Genotype(...) string
+        return False
+
+
+def read_arch_arg(value: str) -> tuple[str, str | None]:
+    """An --arch value: a file (best_arch.json, or a file holding the one-line string)
+    or the architecture itself. Returns (the architecture's text, the file or None)."""
+    from depthnas.spaces import ArchitectureError
+    if not _is_file(value):
+        if value.endswith(".json") or ("/" in value and ":" not in value):
+            # a path, not an architecture string (those carry "space:" or no "/")
+            raise FileNotFoundError(f"--arch {value}: no such file")
+        return value, None
+    text = read_text(value).strip()
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        if text.startswith("{"):
+            raise ArchitectureError(f"--arch {value}: not valid JSON ({err})") from None
+        return text, value  # the one-line string
+    if isinstance(data, str):
+        return data, value
+    if not isinstance(data, dict):
+        raise ArchitectureError(f"--arch {value} holds a JSON {type(data).__name__}; an architecture "
+                                "file holds a JSON object (as best_arch.json does) or the one-line string")
+    return text, value
+
+
+@contextlib.contextmanager
+def naming_arch_file(source: str | None) -> Iterator[None]:
+    """Errors about an architecture read from a file name that file."""
+    from depthnas.spaces import ArchitectureError
+    try:
+        yield
+    except ArchitectureError as err:
+        if source is None:
+            raise
+        raise ArchitectureError(f"--arch {source}: {err}") from None
+
+
+def space_of(text: str, explicit: str | None, default: str) -> str:
+    """The space an architecture belongs to: --space if given, else what the text
+    names (JSON "space", a "v1-sync:" prefix), else the one space whose parser
+    accepts it (NB201's "|op~0|+..." and DARTS' "Genotype(...)" carry no name)."""
+    from depthnas.spaces import ArchitectureError, get_space, list_spaces
+    if explicit:
+        return explicit
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            return str(json.loads(stripped).get("space", default))
+        except (ValueError, AttributeError):
+            return default  # parse() says what is wrong with it
+    head = stripped.split(":", 1)[0].strip()
+    if ":" in stripped and head in list_spaces():
+        return head
+    if ":" in stripped and re.fullmatch(r"[A-Za-z][\w-]*", head):  # "v9:c3,..."
+        raise ArchitectureError(f"architecture {stripped!r} names space {head!r}, which does not "
+                                f"exist (spaces: {', '.join(list_spaces())})")
+    accepted = []
+    for name in list_spaces():
+        try:
+            get_space(name).from_string(stripped)
+            accepted.append(name)
+        except (ArchitectureError, ValueError):
+            pass
+    if len(accepted) == 1:
+        return accepted[0]
+    # None reads it: let the parser of the space it looks like say what is wrong (a
+    # depth space's "lacks the space prefix" would mislead about a broken NB201 cell).
+    if stripped.startswith("|") and "nb201" in list_spaces():
+        return "nb201"
+    if stripped.startswith("Genotype(") and "darts" in list_spaces():
+        return "darts"
+    return default
