@@ -75,14 +75,14 @@ def test_a_ramp_longer_than_the_training_left_is_refused_not_silently_short_of_l
 def test_config_refuses_landmark_settings_that_cannot_act():
     from depthnas.config import ConfigError, load, validate
     cfg = load(preset="paper")
-    cfg.supernet.epochs = 3  # T * E = 9 epochs, the paper's ramp is 10
+    cfg.supernet.epochs = 3  # T * E = 2 * 3 = 6 epochs, the paper's ramp is 10
     validate(cfg)  # the increasing cosine has no ramp
     cfg.landmarks.schedule = "constant"
     with pytest.raises(ConfigError, match=r"warmup_epochs \+ landmarks.ramp_epochs = 10 leave none "
-                                          r"of the super-net's 9 epochs"):
+                                          r"of the super-net's 6 epochs"):
         validate(cfg)
     cfg.landmarks.schedule, cfg.landmarks.num = "cosine-increasing", 1
-    validate(cfg)  # T = 3: the top-3 of the first iteration join the one landmark
+    validate(cfg)  # T = 2: the top-3 of the first iteration join the one landmark
     cfg.search.iterations = 1
     with pytest.raises(ConfigError, match=r"landmarks.num=1: the ranking penalty needs pairs"):
         validate(cfg)
