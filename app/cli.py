@@ -48,8 +48,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run = find_latest_run(args.runs)
         if run is None:
             print(f"error: no --model given and no run under {args.runs}/ holds a depth model "
-                  "(a search's best/model.safetensors, a training's model.safetensors); make one with `make search` "
-                  "(or `depthnas search --preset quick`), or pass --model", file=sys.stderr)
+                  "(a search's best/model.safetensors, a training's model.safetensors); make "
+                  "one with `make search` (or `depthnas search --preset quick`), or pass --model",
+                  file=sys.stderr)
             return 2
         print(f"using the newest run: {run}")
         model = run

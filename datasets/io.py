@@ -115,12 +115,13 @@ def read_npy(path: str | Path, *, allow_bool: bool = False) -> np.ndarray:
     try:
         with open(path, "rb") as fh:
             magic = fh.read(6)
-        if magic != b"\x93NUMPY":  # numpy would call any other file "pickled data"
-            raise DatasetError(f"cannot read array {path}: not a .npy file "
-                               f"({'empty' if not magic else 'it does not start with the .npy header'})")
-        arr = np.load(str(path), allow_pickle=False)
+        if magic == b"\x93NUMPY":
+            arr = np.load(str(path), allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise DatasetError(f"cannot read array {path}: {e}") from e
+    if magic != b"\x93NUMPY":  # numpy would call any other file "pickled data"
+        raise DatasetError(f"cannot read array {path}: not a .npy file "
+                           f"({'empty' if not magic else 'it does not start with the .npy header'})")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     real = (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
