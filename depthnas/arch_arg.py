@@ -38,8 +38,9 @@ def read_arch_arg(value: str) -> tuple[str, str | None]:
     if isinstance(data, str):
         return data, value
     if not isinstance(data, dict):
-        raise ArchitectureError(f"--arch {value} holds a JSON {type(data).__name__}; an architecture "
-                                "file holds a JSON object (as best_arch.json does) or the one-line string")
+        raise ArchitectureError(f"--arch {value} holds a JSON {type(data).__name__}; an "
+                                "architecture file holds a JSON object (as best_arch.json "
+                                "does) or the one-line string")
     return text, value
 
 

@@ -103,8 +103,10 @@ def _resumed(saved: Path, updates: list[str], args: argparse.Namespace) -> Confi
     given = config_mod.load(args.config, args.preset)  # what the command asks for, checked
     config_mod.apply_dotted(given, updates)
     after = config_mod.flat(given)
-    named = config_mod.named_fields(args.config, args.preset) | {u.partition("=")[0].strip() for u in updates}
-    changed = [k for k in sorted(named) if k in after and after[k] != before[k] and k not in RESUME_MAY_CHANGE]
+    named = (config_mod.named_fields(args.config, args.preset)
+             | {u.partition("=")[0].strip() for u in updates})
+    changed = [k for k in sorted(named)
+               if k in after and after[k] != before[k] and k not in RESUME_MAY_CHANGE]
     if changed:
         diff = "; ".join(f"{k}: saved {before[k]!r}, given {after[k]!r}" for k in changed)
         raise config_mod.ConfigError(

@@ -279,7 +279,8 @@ class Trainer:
         self._purge_step = step + 1
         dropped = drop_jsonl_records(
             self.out_dir / "metrics.jsonl",
-            lambda r: r.get("phase") == self.name and isinstance(r.get("step"), int) and r["step"] > step)
+            lambda r: (r.get("phase") == self.name and isinstance(r.get("step"), int)
+                       and r["step"] > step))
         if dropped:
             log.info("%s: dropped %d metrics.jsonl record(s) of steps after the checkpoint "
                      "(step %d); they are trained and logged again", self.name, dropped, step)

@@ -12,8 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--run", help="search run (uses best/model.safetensors) or training folder "
                                    "(its model.safetensors)")
     src.add_argument("--checkpoint", help="a model.safetensors written by search or train")
-    e.add_argument("--arch", help="architecture string or JSON file; optional, the model file holds it "
-                                  "(given, it must match)")
+    e.add_argument("--arch", help="architecture string or JSON file; optional, the model "
+                                  "file holds it (given, it must match)")
     e.add_argument("--out", help="ONNX file to write (default: model.onnx beside the model)")
     e.add_argument("--check", action="store_true",
                    help="compare onnxruntime with PyTorch at two input sizes; "

@@ -6,10 +6,11 @@ once, by `load_estimator(path)`.
 
 Preprocessing is MiDaS' inference one (`depthnas.datasets.prepare_image`): keep
 the aspect ratio, longer side about the model's image size, sides multiples of 32,
-bicubic, so the whole photo is seen (training instead covers the size and crops). The prediction is resized back to the photo's original size so
-every output pixel matches an input pixel; bilinearly, not bicubically as MiDaS
-does, because cubic overshoot invents values outside the network's output range
-(negative inverse depth next to edges).
+bicubic, so the whole photo is seen (training instead covers the size and crops).
+The prediction is resized back to the photo's original size so every output pixel
+matches an input pixel; bilinearly, not bicubically as MiDaS does, because cubic
+overshoot invents values outside the network's output range (negative inverse
+depth next to edges).
 """
 from __future__ import annotations
 
