@@ -194,7 +194,7 @@ class SearchRun:
         arch, params = smallest_architecture(self.space, self.cfg.model)
         if params > budget:
             raise ValueError(f"search.max_params={budget:,}: no {self.space.name} architecture fits; "
-                             f"the smallest, {self.space.to_string(arch)}, has {params:,} parameters "
+                             f"the smallest found, {self.space.to_string(arch)}, has {params:,} parameters "
                              f"with backbone {self.cfg.model.backbone} (raise the budget, or choose "
                              "a smaller backbone or model.features)")
 
