@@ -97,22 +97,33 @@ def _updates(args: argparse.Namespace, command: str) -> list[str]:
 
 def _resumed(saved: Path, updates: list[str], args: argparse.Namespace) -> Config:
     """A resumed run's own config.yaml. Flags, --preset and --config may repeat it
-    (the first command rerun with --resume), not change it."""
+    (the first command rerun with --resume), not change it; only where and how fast
+    it runs (RESUME_MAY_CHANGE) may differ."""
     cfg = config_mod.load(saved, complete=True)
     before = config_mod.flat(cfg)
     given = config_mod.load(args.config, args.preset)  # what the command asks for, checked
     config_mod.apply_dotted(given, updates)
     after = config_mod.flat(given)
-    named = (config_mod.named_fields(args.config, args.preset)
-             | {u.partition("=")[0].strip() for u in updates})
-    changed = [k for k in sorted(named)
-               if k in after and after[k] != before[k] and k not in RESUME_MAY_CHANGE]
+    flagged = config_mod.assigned_fields(updates)
+    named = (config_mod.named_fields(args.config, args.preset) | flagged) & set(after)
+    changed = [k for k in sorted(named) if after[k] != before[k] and k not in RESUME_MAY_CHANGE]
     if changed:
-        diff = "; ".join(f"{k}: saved {before[k]!r}, given {after[k]!r}" for k in changed)
+        source = " / ".join(f for f, on in ((f"--preset {args.preset}", args.preset),
+                                            (f"--config {args.config}", args.config)) if on)
+
+        def said_by(k: str) -> str:
+            return "" if k in flagged else f" (by {source})"
+        diff = "; ".join(f"{k}: saved {before[k]!r}, given {after[k]!r}{said_by(k)}"
+                         for k in changed)
         raise config_mod.ConfigError(
-            f"--resume continues the run with its own {saved}, and these settings differ "
-            f"from it: {diff}. Drop them to continue, or start a new run in another --out")
-    return config_mod.apply_dotted(cfg, updates)  # only device and speed options can differ
+            f"--resume continues the run with its own {saved}, which holds every setting, and "
+            f"these differ from it: {diff}. Drop them to continue, or start a new run in "
+            "another --out")
+    may_change: dict[str, Any] = {}
+    for k in named & RESUME_MAY_CHANGE:
+        section, _, field = k.rpartition(".")
+        (may_change.setdefault(section, {}) if section else may_change)[field] = after[k]
+    return config_mod.apply(cfg, may_change)
 
 
 def build_config(args: argparse.Namespace) -> Config:

@@ -208,20 +208,31 @@ def apply(cfg: Config, updates: dict[str, Any]) -> Config:
     return cfg
 
 
+def _nested(item: str) -> dict[str, Any]:
+    """`a.b=value` as {"a": {"b": value}} (the value parsed as YAML)."""
+    path, sep, raw = item.partition("=")
+    if not sep:
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    nested: dict[str, Any] = {}
+    cursor = nested
+    keys = path.strip().split(".")
+    for k in keys[:-1]:
+        cursor = cursor.setdefault(k, {})
+    cursor[keys[-1]] = yaml.safe_load(raw)
+    return nested
+
+
 def apply_dotted(cfg: Config, assignments: list[str]) -> Config:
     """Apply `section.field=value` strings (values parsed as YAML scalars)."""
     for item in assignments:
-        path, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        nested: dict[str, Any] = {}
-        cursor = nested
-        keys = path.strip().split(".")
-        for k in keys[:-1]:
-            cursor = cursor.setdefault(k, {})
-        cursor[keys[-1]] = yaml.safe_load(raw)
-        _merge(cfg, nested)
+        _merge(cfg, _nested(item))
     return cfg
+
+
+def assigned_fields(assignments: list[str]) -> set[str]:
+    """The `section.field`s `section.field=value` strings set (`data={batch_size: 2}`
+    sets data.batch_size)."""
+    return {k for item in assignments for k in flatten(_nested(item))}
 
 
 def validate(cfg: Config) -> Config:
@@ -354,8 +365,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+                continue
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            try:
+                twice = key in seen
+            except TypeError:  # a list or mapping as a key: the base class says so
+                break
+            if twice:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
             seen.add(key)

@@ -84,6 +84,12 @@ def test_resume_checks_a_config_file_as_it_checks_flags(run_dir, tmp_path, capsy
     other.write_text("search:\n  generations: three\n")
     assert main(["search", "--config", str(other), "--out", str(run_dir), "--resume"]) == 2
     assert "generations" in capsys.readouterr().err
+    # a value from the preset is named as such: the user typed no epochs
+    assert main(["search", "--preset", "paper", "--out", str(run_dir), "--resume"]) == 2
+    assert "supernet.epochs: saved 1, given 100 (by --preset paper)" in capsys.readouterr().err
+    # a whole section given with --set is checked field by field
+    assert main(["search", "--set", "supernet={epochs: 99}", "--out", str(run_dir), "--resume"]) == 2
+    assert "supernet.epochs: saved 1, given 99. Drop" in capsys.readouterr().err
     # the run's own config.yaml, passed back, agrees with itself
     assert main(["search", "--config", str(run_dir / "config.yaml"), "--out", str(run_dir),
                  "--resume", "--no-progress"]) == 0

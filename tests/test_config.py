@@ -115,3 +115,15 @@ def test_a_key_given_twice_in_a_yaml_config_is_an_error(tmp_path):
         C.load(path)
     path.write_text("data:\n  batch_size: 8\nmodel:\n  features: 16\n")
     assert C.load(path).data.batch_size == 8
+
+
+def test_yaml_merge_keys_still_work_and_a_complex_key_is_a_config_error(tmp_path):
+    """The duplicate-key check must not break `<<: *anchor` (an explicit key overrides
+    a merged one), nor turn a list used as a key into a traceback."""
+    path = tmp_path / "c.yaml"
+    path.write_text("supernet: &b {epochs: 3, lr: 0.01}\nstandalone: {<<: *b, epochs: 60}\n")
+    cfg = C.load(path)
+    assert (cfg.standalone.lr, cfg.standalone.epochs, cfg.supernet.epochs) == (0.01, 60, 3)
+    path.write_text("? [a, b]\n: 1\n")
+    with pytest.raises(C.ConfigError, match="not valid YAML"):
+        C.load(path)
