@@ -47,18 +47,26 @@ class FolderReader(Reader):
         deps = self.require_dir(self.root / "depth", "depth")
         refs: list[SampleRef] = []
         problems: list[str] = []
-        scenes = sorted({Path(d).relative_to(top) for top in (imgs, deps)
-                         for d, _, files in os.walk(top, followlinks=True) if files})
-        for scene in scenes:
+        found = {top: {Path(d).relative_to(top) for d, _, files in os.walk(top, followlinks=True)
+                       if files} for top in (imgs, deps)}
+        one_sided = sorted(p for p in found[imgs] ^ found[deps] if p.parts
+                           and not ((imgs if p in found[deps] else deps) / p).is_dir())
+        if one_sided:  # previews, thumbnails: a scene has both folders
+            names = ", ".join(p.as_posix() for p in one_sided[:3])
+            log.warning("%s: %d subfolder(s) on only one side of images/ and depth/ are not "
+                        "read: %s%s", self.root, len(one_sided), names,
+                        " ..." if len(one_sided) > 3 else "")
+        for scene in sorted((found[imgs] | found[deps]) - set(one_sided)):
             image_dir, depth_dir = imgs / scene, deps / scene
             images = files_with_suffix(image_dir, IMAGE_SUFFIXES) if image_dir.is_dir() else []
             depths = files_with_suffix(depth_dir, DEPTH_SUFFIXES) if depth_dir.is_dir() else []
             if not images and not depths:
-                continue  # a folder of other files (notes, thumbnails)
-            pairs, found = pair_by_stem(images, depths)
-            problems += found
-            refs += [SampleRef(id=self.rel(i), image=str(i), depth=str(d),
-                               group=self.rel(image_dir) if scene.parts else self.rel(i))
+                continue  # a folder of other files (notes)
+            pairs, problems_here = pair_by_stem(images, depths)
+            problems += problems_here
+            # the first-level subfolder is the scene: walk_01/left and walk_01/right too
+            group = (lambda i: self.rel(imgs / scene.parts[0])) if scene.parts else self.rel
+            refs += [SampleRef(id=self.rel(i), image=str(i), depth=str(d), group=group(i))
                      for i, d in pairs]
         return refs, problems
 

@@ -183,6 +183,27 @@ def test_folder_subfolders_are_scenes_kept_in_one_split(tmp_path):
     _expect_build_error(f"folder:{root}", r"image .*walk_03/s001.jpg has no depth map")
 
 
+def test_folder_subfolders_on_one_side_are_left_out_and_nested_ones_join_their_scene(tmp_path, caplog):
+    """depth/vis/ (previews) or images/thumbs/ have no counterpart: not samples, not
+    errors. walk/left and walk/right are views of one scene: one split."""
+    root = tmp_path / "f"
+    for scene in range(8):
+        for view in ("left", "right"):
+            make_folder(root / "tmp" / f"walk{scene}{view}", n=2)
+            for kind in ("images", "depth"):
+                (root / kind / f"walk{scene}").mkdir(parents=True, exist_ok=True)
+                (root / "tmp" / f"walk{scene}{view}" / kind).rename(root / kind / f"walk{scene}" / view)
+    make_folder(root / "tmp" / "vis", n=2)
+    (root / "tmp" / "vis" / "depth").rename(root / "depth" / "vis")
+    with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
+        splits = build_splits(f"folder:{root}", SIZE, seed=0)
+    assert "1 subfolder(s) on only one side of images/ and depth/ are not read: vis" in caplog.text
+    check_disjoint(splits, 32)
+    m = splits.manifest()
+    scenes = {k: {Path(i).parts[1] for i in m[k]} for k in ("train", "reg", "val")}
+    assert not (scenes["train"] & scenes["val"] or scenes["train"] & scenes["reg"] or scenes["reg"] & scenes["val"])
+
+
 def test_folder_mixed_npy_pfm_png_and_disparity_kind(tmp_path):
     root = make_folder(tmp_path / "f", n=9, fmt="mixed")
     splits = build_splits(f"folder:{root}", SIZE, seed=1)
