@@ -123,12 +123,15 @@ def recorded_setup(path: str | Path) -> dict[str, Any]:
     if path.suffix.lower() == ".csv":
         return {}
     data = read_json(path)
-    recipe = data.get("config", {}).get("recipe") if isinstance(data, dict) else None
+    config = data.get("config") if isinstance(data, dict) else None
+    recipe = config.get("recipe") if isinstance(config, dict) else None
     if not isinstance(recipe, dict):
         return {}
+    # build_table.py nests the data settings; a stand-alone recipe (result.json) does not
+    nested = recipe.get("data") if isinstance(recipe.get("data"), dict) else {}
     found = {"model.backbone": recipe.get("backbone"), "model.features": recipe.get("features"),
-             "data.image_size": (recipe.get("data") or {}).get("image_size"),
-             "data.spec": (recipe.get("data") or {}).get("spec")}
+             "data.image_size": nested.get("image_size", recipe.get("image_size")),
+             "data.spec": nested.get("spec", recipe.get("data") if not nested else None)}
     return {k: v for k, v in found.items() if v is not None}
 
 

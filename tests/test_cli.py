@@ -222,6 +222,10 @@ def test_rank_warns_when_the_table_was_trained_with_another_model(run_dir, tmp_p
         with caplog.at_level("WARNING"):
             assert main(["rank", "--run", str(run_dir), "--truth", str(path), "--no-progress"]) == 0
         assert ("was trained with model.features=16; this run has model.features=32" in caplog.text) == warned
+    # other shapes of "config" are no setup to compare, not a traceback
+    for config in (None, "x", {"recipe": {"data": "synthetic", "features": 16}}):
+        path.write_text(json.dumps({**table, "config": config}))
+        assert main(["rank", "--run", str(run_dir), "--truth", str(path), "--no-progress"]) == 0
 
 
 def test_rank_says_what_it_left_out(run_dir, tmp_path, capsys):
