@@ -38,7 +38,8 @@ SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--landmarks": ("landmarks.store", str, "landmark store JSON to reuse and extend"),
     "--num-landmarks": ("landmarks.num", int, "M: landmarks in the first iteration"),
     "--lambda-max": ("landmarks.lambda_max", float, "final landmark weight"),
-    "--schedule": ("landmarks.schedule", str, "constant | cosine-increasing | cosine-decreasing | step"),
+    "--schedule": ("landmarks.schedule", str, "lambda schedule: cosine-increasing (default), "
+                   "constant, cosine-decreasing, step, step-increasing"),
     "--pairs": ("landmarks.pairs", int, "m: landmark pairs per step (0 = all)"),
     "--max-params": ("search.max_params", int, "parameter budget for searched models"),
 }

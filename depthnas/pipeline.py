@@ -205,6 +205,8 @@ class SearchRun:
         self._earlier_s = float(read_json(clock)["elapsed_s"]) if clock.is_file() else 0.0
         self._session_start = time.time()
         main = dist.is_main()
+        if cfg.search.max_params is not None:  # every rank: all raise, none waits
+            self._check_param_budget(cfg.search.max_params)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             config_mod.dump(cfg, self.out / "config.yaml")
@@ -213,8 +215,6 @@ class SearchRun:
         if cfg.landmarks.enabled and len(self.splits.reg) == 0:  # before any training
             raise ValueError("data.reg_fraction=0 leaves the landmark regularizer no data to "
                              "evaluate landmarks on; set it > 0, or search with --no-landmarks")
-        if cfg.search.max_params is not None:  # every rank: all raise, none waits
-            self._check_param_budget(cfg.search.max_params)
         if main:
             atomic_write_json(self.out / "splits.json", self.splits.manifest())
         task = make_task(space, cfg.supernet.loss)

@@ -377,7 +377,7 @@ def test_a_parameter_budget_no_architecture_meets_is_refused_before_training(tmp
     err = capsys.readouterr().err
     assert "search.max_params=1,000: no v1-sync architecture fits" in err
     assert "v1-sync:none,none,none,none,none" in err  # the backbone and head alone
-    assert not (out / "standalone").exists() and not (out / "checkpoints").exists()
+    assert not (out / "config.yaml").exists()  # nothing written: a retry starts clean
 
 
 def test_more_new_candidates_than_the_population_is_refused(capsys):
