@@ -370,9 +370,17 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         finished = True
         return code
-    except BrokenPipeError:  # `depthnas spaces | head`: the reader left, nothing is wrong
+    except BrokenPipeError:  # `depthnas spaces | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes at exit
-        return 0
+        out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
+        if args.command not in ("search", "train") or not out:
+            return 0  # a listing cut short is what `| head` asked for
+        try:  # work stopped half-way: say how to go on
+            print(f"output pipe closed; continue with: depthnas {args.command} --out {out} --resume",
+                  file=sys.stderr)
+        except OSError:
+            pass
+        return 141  # as a shell reports a process ended by SIGPIPE
     except (ValueError, OSError, config_mod.ConfigError) as err:  # OSError: a path's fault
         if args.verbose:
             raise

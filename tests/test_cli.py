@@ -768,3 +768,20 @@ def test_output_piped_into_a_reader_that_leaves_early_is_not_an_error():
     finally:
         os.close(write)
     assert done.returncode == 0 and "Broken pipe" not in done.stderr and "Error" not in done.stderr
+
+
+def test_a_search_whose_output_pipe_closes_says_how_to_continue(tmp_path):
+    """Work stopped half-way is not a success: exit 141 (SIGPIPE's), with the resume hint."""
+    import os
+    import subprocess
+    import sys
+    out = tmp_path / "run"
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "depthnas", "search", *TINY, "--out", str(out)],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr[-500:]
+    assert f"continue with: depthnas search --out {out} --resume" in done.stderr
