@@ -64,10 +64,11 @@ class FolderReader(Reader):
                 continue  # a folder of other files (notes)
             pairs, problems_here = pair_by_stem(images, depths)
             problems += problems_here
-            # the first-level subfolder is the scene: walk_01/left and walk_01/right too
-            group = (lambda i: self.rel(imgs / scene.parts[0])) if scene.parts else self.rel
-            refs += [SampleRef(id=self.rel(i), image=str(i), depth=str(d), group=group(i))
-                     for i, d in pairs]
+            # the first-level subfolder is the scene: walk_01/left and walk_01/right too;
+            # files directly in images/ are each their own
+            scene_group = self.rel(imgs / scene.parts[0]) if scene.parts else None
+            refs += [SampleRef(id=self.rel(i), image=str(i), depth=str(d),
+                               group=scene_group or self.rel(i)) for i, d in pairs]
         return refs, problems
 
     def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

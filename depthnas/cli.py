@@ -13,6 +13,7 @@ from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .io import atomic_write_json
 from .runs import check_kind, clear_failed_start, guard_out, run_lock
+from .schedule import SCHEDULES
 
 # flag -> (config path, type, help); "--precision" sets both trainings
 COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
@@ -38,8 +39,8 @@ SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--landmarks": ("landmarks.store", str, "landmark store JSON to reuse and extend"),
     "--num-landmarks": ("landmarks.num", int, "M: landmarks in the first iteration"),
     "--lambda-max": ("landmarks.lambda_max", float, "final landmark weight"),
-    "--schedule": ("landmarks.schedule", str, "lambda schedule: cosine-increasing (default), "
-                   "constant, cosine-decreasing, step, step-increasing"),
+    "--schedule": ("landmarks.schedule", str, "lambda schedule (default cosine-increasing): "
+                   + ", ".join(SCHEDULES)),
     "--pairs": ("landmarks.pairs", int, "m: landmark pairs per step (0 = all)"),
     "--max-params": ("search.max_params", int, "parameter budget for searched models"),
 }
@@ -120,11 +121,8 @@ def _resumed(saved: Path, updates: list[str], args: argparse.Namespace) -> Confi
             f"--resume continues the run with its own {saved}, which holds every setting, and "
             f"these differ from it: {diff}. Drop them to continue, or start a new run in "
             "another --out")
-    may_change: dict[str, Any] = {}
-    for k in named & RESUME_MAY_CHANGE:
-        section, _, field = k.rpartition(".")
-        (may_change.setdefault(section, {}) if section else may_change)[field] = after[k]
-    return config_mod.apply(cfg, may_change)
+    allowed = {k: after[k] for k in named & RESUME_MAY_CHANGE}  # device, workers, ...
+    return config_mod.apply(cfg, config_mod.unflatten(allowed))
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -359,6 +357,14 @@ def _log_handler(verbose: bool) -> logging.Handler:
     return handler
 
 
+def _resume_hint(args: argparse.Namespace) -> str:
+    """How to continue a search or training stopped half-way ('' for other commands)."""
+    out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
+    if args.command not in ("search", "train") or not out:
+        return ""
+    return f"continue with: depthnas {args.command} --out {out} --resume"
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -372,12 +378,11 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:  # `depthnas spaces | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes at exit
-        out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
-        if args.command not in ("search", "train") or not out:
+        hint = _resume_hint(args)
+        if not hint:
             return 0  # a listing cut short is what `| head` asked for
         try:  # work stopped half-way: say how to go on
-            print(f"output pipe closed; continue with: depthnas {args.command} --out {out} --resume",
-                  file=sys.stderr)
+            print(f"output pipe closed; {hint}", file=sys.stderr)
         except OSError:
             pass
         return 141  # as a shell reports a process ended by SIGPIPE
@@ -389,10 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.verbose:
             raise
-        out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
-        hint = (f"; continue with: depthnas {args.command} --out {out} --resume"
-                if args.command in ("search", "train") and out else "")
-        print(f"\ninterrupted{hint}", file=sys.stderr)
+        hint = _resume_hint(args)
+        print(f"\ninterrupted{'; ' + hint if hint else ''}", file=sys.stderr)
         return 130
     finally:
         joined = sys.modules.get("depthnas.distributed")

@@ -208,18 +208,24 @@ def apply(cfg: Config, updates: dict[str, Any]) -> Config:
     return cfg
 
 
+def unflatten(fields: dict[str, Any]) -> dict[str, Any]:
+    """`{"a.b": value}` as {"a": {"b": value}}: what `apply` takes (flatten's inverse)."""
+    nested: dict[str, Any] = {}
+    for path, value in fields.items():
+        cursor = nested
+        keys = path.strip().split(".")
+        for k in keys[:-1]:
+            cursor = cursor.setdefault(k, {})
+        cursor[keys[-1]] = value
+    return nested
+
+
 def _nested(item: str) -> dict[str, Any]:
     """`a.b=value` as {"a": {"b": value}} (the value parsed as YAML)."""
     path, sep, raw = item.partition("=")
     if not sep:
         raise ConfigError(f"--set expects key=value, got {item!r}")
-    nested: dict[str, Any] = {}
-    cursor = nested
-    keys = path.strip().split(".")
-    for k in keys[:-1]:
-        cursor = cursor.setdefault(k, {})
-    cursor[keys[-1]] = yaml.safe_load(raw)
-    return nested
+    return unflatten({path: yaml.safe_load(raw)})
 
 
 def apply_dotted(cfg: Config, assignments: list[str]) -> Config:
@@ -312,9 +318,10 @@ def validate(cfg: Config) -> Config:
             problems.append(f"{where}={value} (expected a finite number > 0, or none)")
     weights = cfg.model.backbone_weights
     if weights:  # found missing only when the first model is built, after work has begun
+        from depthnas.spaces.depth.model import WEIGHT_SUFFIXES
         if not Path(weights).is_file():
             problems.append(f"model.backbone_weights={weights}: no such file")
-        elif Path(weights).suffix not in (".safetensors", ".pth", ".pt", ".bin"):
+        elif Path(weights).suffix not in WEIGHT_SUFFIXES:
             problems.append(f"model.backbone_weights={weights}: expected .safetensors or .pth")
     d = cfg.data
     if not d.spec.strip():
@@ -357,7 +364,6 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-
 class _UniqueKeyLoader(yaml.SafeLoader):
     """safe_load, but a key given twice in one mapping is an error: YAML keeps the last
     silently, and a config edited by hand often holds a stale line above a new one."""
@@ -377,6 +383,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A config file's own mapping, before defaults fill it in."""

@@ -41,13 +41,13 @@ def check_kind(out: Path, command: str, resume: bool) -> None:
     if kind is not None and kind != command:
         hint = f" (or continue it with `depthnas {kind} --out {out} --resume`)" if resume else ""
         raise ConfigError(f"{out} is a `depthnas {kind}` run, not a {command} run; "
-                                     f"choose another --out{hint}")
+                          f"choose another --out{hint}")
 
 
 def guard_out(out: Path, resume: bool) -> None:
     if not resume and any((out / m).exists() for m in RUN_MARKERS):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue "
-                                     "it, or choose another --out")
+                          "it, or choose another --out")
 
 
 def clear_failed_start(out: Path, resume: bool) -> None:
@@ -75,9 +75,8 @@ def run_lock(out: Path) -> Iterator[None]:
         except BlockingIOError:
             fh.seek(0)
             holder = fh.read().strip() or "?"
-            raise ConfigError(f"{out} is in use by another depthnas process (pid "
-                                         f"{holder}); wait for it to end, or choose another --out"
-                                         ) from None
+            raise ConfigError(f"{out} is in use by another depthnas process (pid {holder}); "
+                              "wait for it to end, or choose another --out") from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"{os.getpid()}\n")

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 EDGE_KEYS = {e: "e" + e.replace("<-", "") for e in EDGES}  # "2<-0" -> "e20"
 BACKBONE_STRIDES = (4, 8, 16, 32)
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # local backbone weight files
 
 
 class Interpolate(nn.Module):
@@ -162,7 +163,7 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
         path = Path(weights)
         if not path.is_file():
             raise FileNotFoundError(f"backbone weights file not found: {path}")
-        if path.suffix not in (".safetensors", ".pth", ".pt", ".bin"):
+        if path.suffix not in WEIGHT_SUFFIXES:
             raise ValueError(f"backbone weights {path}: expected .safetensors or .pth")
         kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
     levels = _stride_levels(name)
