@@ -30,6 +30,34 @@ def run_dir(tmp_path_factory):
     return out
 
 
+def train_killed_after(epochs, argv, monkeypatch):
+    """`depthnas train argv`, Ctrl-C'd once `epochs` epochs are checkpointed; its exit code."""
+    from depthnas.trainer import Trainer
+    fit = Trainer.fit
+
+    def killed(self, *a, **k):
+        fit(self, until_epoch=epochs)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "fit", killed)
+    try:
+        return main(argv)
+    finally:
+        monkeypatch.undo()
+
+
+def run_with_closed_stdout(args):
+    """`python -m depthnas args` writing into a pipe whose reader is already gone."""
+    import os
+    import subprocess
+    import sys
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-m", "depthnas", *args], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write)
+
 def test_search_writes_the_promised_files(run_dir, capsys):
     for name in ("best_arch.json", "config.yaml", "metrics.jsonl", "results.json", "report.md",
                  "ranking.png", "training.png", "lambda.png", "splits.json", "landmarks.json",
@@ -396,19 +424,11 @@ def test_evaluate_a_run_on_its_own_validation_split(run_dir, capsys):
 
 
 def test_train_resume_takes_the_architecture_from_its_folder(tmp_path, capsys, monkeypatch):
-    from depthnas.trainer import Trainer
     out = tmp_path / "t"
     argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--epochs", "2",
             "--out", str(out)]
-    fit = Trainer.fit
-
-    def killed(self, *a, **k):
-        fit(self, until_epoch=1)
-        raise KeyboardInterrupt
-    monkeypatch.setattr(Trainer, "fit", killed)
-    assert main(argv) == 130
+    assert train_killed_after(1, argv, monkeypatch) == 130
     hint = capsys.readouterr().err.strip().splitlines()[-1]
-    monkeypatch.undo()
     command = hint.split("continue with: depthnas ", 1)[1].split()
     assert main(command + ["--no-progress"]) == 0  # exactly what it said
     assert json.loads((out / "result.json").read_text())["arch"] == "v1-sync:c3,skip,none,c1,ap"
@@ -737,18 +757,10 @@ def test_a_training_whose_newest_checkpoint_is_damaged_resumes_from_the_one_befo
     """The trainer skips a damaged epoch for the one before, but reading the newest
     epoch's metadata (which architecture, which recipe) raised first, so every resume
     of that training failed until the folder was deleted by hand."""
-    from depthnas.trainer import Trainer
     out = tmp_path / "t"
     argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--epochs", "3",
             "--out", str(out), "--no-progress"]
-    fit = Trainer.fit
-
-    def killed(self, *a, **k):
-        fit(self, until_epoch=2)
-        raise KeyboardInterrupt
-    monkeypatch.setattr(Trainer, "fit", killed)
-    assert main(argv) == 130
-    monkeypatch.undo()
+    assert train_killed_after(2, argv, monkeypatch) == 130
     (out / "checkpoints" / "epoch_0002" / "model.safetensors").write_bytes(b"cut short")
     capsys.readouterr()
     assert main([*argv, "--resume"]) == 0
@@ -757,31 +769,13 @@ def test_a_training_whose_newest_checkpoint_is_damaged_resumes_from_the_one_befo
 
 def test_output_piped_into_a_reader_that_leaves_early_is_not_an_error():
     """`depthnas spaces | head -1` ended with 'error: [Errno 32] Broken pipe'."""
-    import os
-    import subprocess
-    import sys
-    read, write = os.pipe()
-    os.close(read)  # the reader is gone before the first line
-    try:
-        done = subprocess.run([sys.executable, "-m", "depthnas", "spaces"], stdout=write,
-                              stderr=subprocess.PIPE, text=True, timeout=120)
-    finally:
-        os.close(write)
+    done = run_with_closed_stdout(["spaces"])
     assert done.returncode == 0 and "Broken pipe" not in done.stderr and "Error" not in done.stderr
 
 
 def test_a_search_whose_output_pipe_closes_says_how_to_continue(tmp_path):
     """Work stopped half-way is not a success: exit 141 (SIGPIPE's), with the resume hint."""
-    import os
-    import subprocess
-    import sys
     out = tmp_path / "run"
-    read, write = os.pipe()
-    os.close(read)
-    try:
-        done = subprocess.run([sys.executable, "-m", "depthnas", "search", *TINY, "--out", str(out)],
-                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=300)
-    finally:
-        os.close(write)
+    done = run_with_closed_stdout(["search", *TINY, "--out", str(out)])
     assert done.returncode == 141, done.stderr[-500:]
     assert f"continue with: depthnas search --out {out} --resume" in done.stderr
