@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["DatasetError", "read_rgb", "read_png", "read_npy", "read_pfm", "write_pfm", "read_depth_file",
+__all__ = ["DatasetError", "read_rgb", "to_uint8", "read_png", "read_npy", "read_pfm", "write_pfm", "read_depth_file",
            "IMAGE_SUFFIXES", "DEPTH_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -38,10 +38,40 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if data[:2] == _JPEG_SOI and _jpeg_truncated(data):
         # OpenCV decodes a cut JPEG without error, filling the missing rows with grey
         raise DatasetError(f"truncated JPEG {path}: the file ends inside the image data")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    return cv2.cvtColor(decode_bgr8(data, path), cv2.COLOR_BGR2RGB)
+
+
+def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
+    """uint8 HxWx3 BGR from encoded image bytes, in the stored pixel grid; a 16-bit
+    image (PNG, TIFF) is scaled by the bit depth it uses (`to_uint8`), where OpenCV's
+    plain colour decode keeps the high byte and turns 12-bit sensor data black."""
+    buf = np.frombuffer(data, np.uint8)
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    img = cv2.imdecode(buf, flags | cv2.IMREAD_ANYDEPTH)
+    if img is not None and img.dtype == np.uint16:
+        return to_uint8(img)
+    if img is not None and img.dtype != np.uint8:  # float TIFF and the like: as before
+        img = cv2.imdecode(buf, flags)
     if img is None:
         raise DatasetError(f"cannot read image {path} (corrupt or unsupported format)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+# Bit depths sensors store in 16-bit files; values are read against the smallest
+# that holds the image's maximum.
+_SENSOR_BITS = (8, 10, 12, 14, 16)
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """uint8 from an unsigned-integer image of up to 16 bits, scaled by the bit depth
+    its values use: 10- to 14-bit sensor data is stored in 16-bit files, and its
+    0..4095 read as 0..65535 is almost black. The depth is the smallest of 8, 10, 12,
+    14 and 16 bits that holds the image's maximum (a dark 12-bit frame whose maximum
+    fits 10 bits is read as 10-bit: brighter, never clipped)."""
+    top = int(img.max()) if img.size else 0
+    bits = next(b for b in _SENSOR_BITS if top < 2**b or b == 16)
+    scaled = img.astype(np.float32) * np.float32(255.0 / (2**bits - 1))
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 
 
 _JPEG_SOI = b"\xff\xd8"

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from depthnas.datasets.io import decode_bgr8, to_uint8
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 DEFAULT_COLORMAP = "inferno"
 
@@ -29,9 +31,10 @@ class ImageReadError(ValueError):
 def read_rgb(path: str | Path) -> np.ndarray:
     """Decode any image PIL reads into uint8 HxWx3 RGB, EXIF rotation applied.
 
-    Alpha is dropped; 16-bit and float grey images are brought to 8 bits instead of
-    being clipped at 255 (what a plain ``convert("RGB")`` would do), integers by the
-    bit depth their values use (a 12-bit image in a 16-bit file by 4095).
+    Alpha is dropped; 16-bit images (grey or colour) and float grey images are
+    brought to 8 bits instead of being clipped at 255 or cut to their high byte
+    (what a plain ``convert("RGB")`` does), integers by the bit depth their values
+    use (a 12-bit image in a 16-bit file by 4095, see `to_uint8`).
     """
     path = Path(path)
     try:
@@ -39,8 +42,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
             # A decompression-bomb warning is an error here: such a file is rejected.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                im = ImageOps.exif_transpose(im)
-                return _to_rgb8(im)
+                if _is_16_bit_colour(im):  # PIL keeps only the high byte of each channel
+                    rgb = cv2.cvtColor(decode_bgr8(path.read_bytes(), path), cv2.COLOR_BGR2RGB)
+                    out = Image.fromarray(rgb)
+                    out.info["exif"] = im.getexif().tobytes()  # for exif_transpose below
+                    return np.asarray(ImageOps.exif_transpose(out))
+                return _to_rgb8(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
@@ -50,18 +57,25 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path}: not a readable image ({err})") from err
 
 
+def _is_16_bit_colour(im: Image.Image) -> bool:
+    """A 16-bit-per-channel colour PNG or TIFF (PIL opens it as 8-bit RGB)."""
+    if im.mode not in ("RGB", "RGBA") or not im.tile:
+        return False
+    args = im.tile[0].args
+    rawmode = args if isinstance(args, str) else (args[0] if args else "")
+    return isinstance(rawmode, str) and ";16" in rawmode
+
+
 def _to_rgb8(im: Image.Image) -> np.ndarray:
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
-        arr = np.asarray(im).astype(np.float64)
+        arr = np.asarray(im)
         if im.mode == "F":
+            arr = arr.astype(np.float64)
             lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
             arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+            grey = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
         else:
-            # Scale by the bit depth the values use: 10- and 12-bit sensor data is
-            # stored in 16-bit files, and 0..4095 read as 0..65535 is almost black.
-            bits = max(8, int(np.nanmax(arr)).bit_length()) if arr.size else 16
-            arr = arr * (255.0 / (2**bits - 1))
-        grey = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
+            grey = to_uint8(np.clip(arr, 0, 65535).astype(np.uint16))
         return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
     return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 

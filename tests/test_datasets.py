@@ -662,6 +662,20 @@ def test_a_truncated_jpeg_is_an_error_not_grey_rows(tmp_path, caplog):
     assert FolderReader(root).load(FolderReader(root).index()[0][6])[0].shape == (H, W, 3)
 
 
+def test_a_12_bit_colour_image_is_scaled_by_its_bit_depth_not_cut_to_its_high_byte(tmp_path):
+    """OpenCV's colour decode keeps each 16-bit channel's high byte: 12-bit sensor data
+    (0..4095) trained as 0..15, almost black."""
+    root = make_folder(tmp_path / "f", n=2)
+    rgb16 = _rgb(0).astype(np.uint16) * 16  # 8-bit content stored as 12-bit
+    _save_png(root / "images" / "s000.png", cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
+    for f in (root / "images").glob("s000.*"):
+        if f.suffix != ".png":
+            f.unlink()
+    reader = FolderReader(root)
+    rgb = reader.load(reader.index()[0][0])[0]
+    np.testing.assert_allclose(rgb.astype(int), _rgb(0).astype(int), atol=1)
+
+
 def test_a_colour_mapped_depth_png_is_refused_and_grey_copies_are_read(tmp_path):
     root = make_folder(tmp_path / "f", n=2)
     mm = np.round(_depth_m(1) * 1000).astype(np.uint16)

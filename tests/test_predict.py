@@ -80,6 +80,43 @@ def test_a_12_bit_image_in_a_16_bit_file_uses_the_8_bit_range(tmp_path: Path) ->
     assert rgb.min() == 0 and rgb.max() == 255  # was 0..15: almost black
 
 
+def _png_with_orientation(path: Path, bgr: np.ndarray, orientation: int) -> None:
+    """A PNG as OpenCV writes it (any bit depth) plus an eXIf chunk holding the tag."""
+    import struct
+    import zlib
+    ok, encoded = cv2.imencode(".png", bgr)
+    assert ok
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = exif.tobytes()[6:]  # PNG's eXIf holds the TIFF header on, without "Exif\0\0"
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body
+    chunk += struct.pack(">I", zlib.crc32(b"eXIf" + body) & 0xFFFFFFFF)
+    data = encoded.tobytes()
+    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length/type, IHDR data, CRC
+    path.write_bytes(data[:ihdr_end] + chunk + data[ihdr_end:])
+
+
+def test_a_12_bit_colour_image_uses_the_8_bit_range_and_keeps_its_orientation(
+        tmp_path: Path) -> None:
+    """PIL opens 16-bit colour as 8-bit RGB, keeping each channel's high byte: a 12-bit
+    photo (0..4095) read as 0..15, almost black."""
+    rgb16 = np.zeros((30, 40, 3), np.uint16)
+    rgb16[..., 0] = np.linspace(0, 4095, 40).astype(np.uint16)  # red ramp, left to right
+    rgb16[..., 2] = 2048
+    path = tmp_path / "sensor12.png"
+    _png_with_orientation(path, rgb16[..., ::-1], orientation=1)
+    rgb = read_rgb(path)
+    assert rgb.dtype == np.uint8 and rgb.shape == (30, 40, 3)
+    assert rgb[0, 0, 0] == 0 and rgb[0, -1, 0] == 255 and rgb[0, 0, 2] == 128
+    _png_with_orientation(path, rgb16[..., ::-1], orientation=6)  # shot rotated: turn 90 deg
+    turned = read_rgb(path)
+    assert turned.shape == (40, 30, 3)
+    assert turned[0, 0, 0] == 0 and turned[-1, 0, 0] == 255  # the ramp now runs downwards
+    tif = tmp_path / "sensor12.tif"
+    assert cv2.imwrite(str(tif), rgb16[..., ::-1])
+    np.testing.assert_array_equal(read_rgb(tif), rgb)
+
+
 def test_same_stem_gets_distinct_names(onnx_file: Path, tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
