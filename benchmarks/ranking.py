@@ -52,7 +52,7 @@ import torch  # noqa: E402
 
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
-from depthnas.evaluation import (PathEvaluator, at_constant_level, constant_score,  # noqa: E402
+from depthnas.evaluation import (PathEvaluator, at_constant_level,  # noqa: E402
                                  search_order)
 from depthnas.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from depthnas.landmarks import default_tau, sample_landmarks  # noqa: E402
@@ -222,7 +222,7 @@ def train_and_score(base, spec, args, splits, device, epochs: int) -> dict[str, 
     scores = {s: ev.score(space.from_string(s)) for s in spec["score_archs"]}
     score_s = time.time() - t0
     # a path whose head's final ReLU died outputs a constant: its score is this
-    constant = constant_score(task, splits.val, batch_size=cfg.data.batch_size)
+    constant = ev.constant_level()  # on the batches the paths were scored on
     epochs_logged = [r for r in trainer.history if "train_loss" in r]
     last = epochs_logged[-1] if epochs_logged else {}
     result = {**{k: v for k, v in spec.items() if k != "score_archs"},

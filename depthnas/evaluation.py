@@ -16,7 +16,7 @@ one batch holds 50 MB of features; SPOS-style recalibration uses a few hundred).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -116,6 +116,13 @@ class PathEvaluator:
             return self.model.decoder_modules()
         return [self.model]
 
+    def constant_level(self) -> float | None:
+        """A constant prediction's score on the batches this evaluator scores on: the
+        level of a collapsed path. With `val_batches` set they are part of the
+        validation split, whose own level differs by far more than the tolerance of
+        `at_constant_level`."""
+        return constant_level(self.task, self.val)
+
     @torch.no_grad()
     def score(self, arch: Any) -> float:
         """Validation score of `arch` (lower is better) after BN recalibration."""
@@ -146,14 +153,19 @@ class PathEvaluator:
         return float(total) / count  # the one read-back of the score
 
 
-@torch.no_grad()
 def evaluate_fixed(model: nn.Module, task: Task, val_set: Dataset, *, batch_size: int = 8,
                    device: torch.device | str = "cpu", precision: str = "fp32") -> float:
     """Validation score of a stand-alone model with its own running statistics."""
-    device = torch.device(device)
+    return _mean_score(model, task, DataLoader(val_set, batch_size=batch_size),
+                       torch.device(device), precision)
+
+
+@torch.no_grad()
+def _mean_score(model: nn.Module, task: Task, batches: Iterable[dict[str, Any]],
+                device: torch.device, precision: str = "fp32") -> float:
     model.eval()
     total, count = 0.0, 0
-    for batch in DataLoader(val_set, batch_size=batch_size):
+    for batch in batches:
         batch = move(batch, device)
         with autocast(device, precision):
             s, n = task.score(model(task.inputs(batch)), batch)
@@ -174,11 +186,16 @@ def constant_score(task: Task, val_set: Dataset, *, batch_size: int = 8) -> floa
     final ReLU died outputs); under the scale-and-shift-invariant loss every constant
     scores the same. Classification: the same logits for every image, which at best
     name the most frequent class. None for other tasks."""
+    return constant_level(task, DataLoader(val_set, batch_size=batch_size))
+
+
+def constant_level(task: Task, batches: Iterable[dict[str, Any]]) -> float | None:
+    """`constant_score` over these batches."""
     kind = getattr(task, "name", None)
     if kind == "depth":
-        return evaluate_fixed(_Constant(), task, val_set, batch_size=batch_size)
+        return _mean_score(_Constant(), task, batches, torch.device("cpu"))
     if kind == "classification":
-        labels = torch.cat([b["label"] for b in DataLoader(val_set, batch_size=max(batch_size, 256))])
+        labels = torch.cat([b["label"] for b in batches])
         if not len(labels):
             return None
         return 1.0 - torch.bincount(labels).max().item() / len(labels)

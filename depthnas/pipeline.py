@@ -256,7 +256,10 @@ class SearchRun:
                                       val_batches=cfg.search.val_batches, device=self.device,
                                       precision=cfg.supernet.precision, seed=cfg.seed)
             constraint = make_constraint(space, cfg, self.device)
+        # The level of a model that learned nothing, on the whole split (where stand-alone
+        # models are scored) and on the search's validation batches (maybe fewer).
         self.constant = constant_score(task, self.splits.val, batch_size=cfg.data.batch_size)
+        search_constant = evaluator.constant_level() if main else None
         landmark_set = {a for a, _ in landmarks}
         self.picks = self.flat_picks = 0
         for t in range(T):
@@ -270,13 +273,14 @@ class SearchRun:
                                     random.Random(cfg.seed * 31 + t), constraint=constraint,
                                     checkpoint=self.out / f"search_{t + 1}.json",
                                     progress=self.progress,
-                                    order=functools.partial(search_order, constant=self.constant))
+                                    order=functools.partial(search_order, constant=search_constant))
                 picked = [(a, score) for a, score in ranked if a not in self.trained][:cfg.search.top_k]
                 top = [space.to_string(a) for a, _ in picked]
-                flat = sum(at_constant_level(score, self.constant) for _, score in ranked)
+                flat = sum(at_constant_level(score, search_constant) for _, score in ranked)
                 # judged when picked: the super-net keeps training, and a path live
                 # then may output a constant by the end
-                self.flat_picks += sum(at_constant_level(score, self.constant) for _, score in picked)
+                self.flat_picks += sum(at_constant_level(score, search_constant)
+                                       for _, score in picked)
                 self.picks += len(picked)
                 append_jsonl(self.out / "metrics.jsonl", {
                     "phase": "search", "iteration": t + 1, "evaluated": len(ranked),

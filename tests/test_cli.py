@@ -680,10 +680,13 @@ def test_the_search_picks_live_paths_before_paths_at_the_constant_level(tmp_path
                                                                         capsys):
     """The pipeline hands the search its order: a super-net path at a constant
     prediction's level (here every path whose first edge is avg_pool) loses to live
-    paths with a worse score, and the log counts them."""
+    paths with a worse score, and the log counts them. The level is the one of the
+    batches the search scores on (the evaluator's); stand-alone results are judged
+    against the whole split's."""
     from depthnas import pipeline
     constant = 0.2
-    monkeypatch.setattr(pipeline, "constant_score", lambda *a, **k: constant)
+    monkeypatch.setattr(pipeline.PathEvaluator, "constant_level", lambda self: constant)
+    monkeypatch.setattr(pipeline, "constant_score", lambda *a, **k: 0.3)
 
     def score(self, arch):
         text = pipeline.get_space("v1-sync").to_string(arch)
@@ -701,7 +704,7 @@ def test_the_search_picks_live_paths_before_paths_at_the_constant_level(tmp_path
     searches = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
                 if '"search"' in line]
     assert len(searches) == 2 and all(r["at_constant_level"] > 0 for r in searches)
-    assert results["constant_prediction_loss"] == constant
+    assert results["constant_prediction_loss"] == 0.3
 
 
 def test_log_lines_speak_like_the_rest_of_the_output():

@@ -16,7 +16,7 @@ from torch.utils.data import default_collate
 
 from depthnas.bn_calibration import batchnorms, recalibrate
 from depthnas.config import LandmarkConfig
-from depthnas.evaluation import PathEvaluator, cache_on_device
+from depthnas.evaluation import PathEvaluator, at_constant_level, cache_on_device, constant_score
 from depthnas.landmarks import LandmarkRegularizer, step_indices
 from depthnas.spaces.base import inherit_weights
 from depthnas.spaces import get_space
@@ -147,6 +147,27 @@ def test_a_score_starts_from_recalibrated_decoder_statistics(cache_features):
             bn.running_mean.uniform_(-3.0, 3.0)
             bn.running_var.uniform_(5.0, 9.0)
     assert ev.score(arch) == first
+
+
+def test_a_collapsed_path_is_at_the_constant_level_of_the_batches_it_is_scored_on():
+    """With search.val_batches set, paths are scored on part of the validation split:
+    a collapsed path (one value everywhere) scores that part's target variance, which
+    the whole split's constant level missed by far more than the 0.1% tolerance, so
+    the search took dead paths for good ones."""
+    space = get_space("v1-sync")
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL)
+    last_conv = [m for m in net.head.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last_conv.weight.zero_()  # the output is relu(bias) everywhere: collapsed
+    val = BlobDepth(12, size=32, seed=6)
+    arch = space.from_string("v1-sync:c3,c1,skip,c3,ap")
+    whole = constant_score(TASK, val, batch_size=4)
+    for val_batches in (None, 1):
+        ev = PathEvaluator(net, TASK, BlobDepth(8, size=32, seed=5), val, batch_size=4,
+                           calib_batches=2, val_batches=val_batches, device="cpu")
+        assert at_constant_level(ev.score(arch), ev.constant_level())
+    assert not at_constant_level(ev.score(arch), whole)  # one batch of three: another level
 
 
 def test_feature_cache_stays_on_the_gpu_only_while_it_fits_in_half_the_free_memory():
