@@ -293,6 +293,9 @@ class Trainer:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
             self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self._purge_step)
+            # Once: a writer reopened later (fit() closes it) must not purge the steps
+            # this session has logged since.
+            self._purge_step = None
         step = record.get("step", self.state.step)
         for k, v in record.items():
             if isinstance(v, (int, float)) and k not in ("step", "epoch"):

@@ -34,6 +34,20 @@ def epochs_trained(out) -> list[int]:
     return [r["epoch"] for r in records if "epoch_time_s" in r]
 
 
+def test_a_resumed_run_trained_in_stages_keeps_every_step_in_tensorboard(tmp_path):
+    """A resume tells TensorBoard to drop the steps after the checkpoint (purge_step).
+    The writer is reopened by each fit() (a search fits once per iteration) and passed
+    that purge step again, so TensorBoard dropped the steps this session had logged."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    make_trainer(tmp_path / "run", regularized=False).fit(until_epoch=1)
+    resumed = make_trainer(tmp_path / "run", regularized=False)
+    resumed.fit(until_epoch=2)
+    resumed.fit()
+    events = EventAccumulator(str(tmp_path / "run" / "tb"))
+    events.Reload()
+    assert sorted(e.step for e in events.Scalars("train/loss")) == list(range(1, resumed.state.step + 1))
+
+
 def test_resume_reaches_the_same_final_weights(tmp_path):
     full = make_trainer(tmp_path / "full")
     full.fit()
