@@ -36,7 +36,7 @@ from .data import load_splits
 from .evaluation import (PathEvaluator, at_constant_level, constant_score, learned_nothing,
                          search_order)
 from .evolution import run_search
-from .io import append_jsonl, atomic_write_json, read_json
+from .io import append_jsonl, atomic_write_json, drop_jsonl_records, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
 from .models import model_kwargs, model_metadata, path_parameters, smallest_architecture
 from .ranking import ranking_report
@@ -198,6 +198,14 @@ class SearchRun:
                              f"with backbone {self.cfg.model.backbone} (raise the budget, or choose "
                              "a smaller backbone or model.features)")
 
+    def _log(self, record: dict[str, Any], *key: str) -> None:
+        """Append `record` to metrics.jsonl in place of an earlier one agreeing on `key`:
+        a resumed run repeats the stages its checkpoints hold (a finished search is
+        read back, a finished run summarised again), and logs them again."""
+        path = self.out / "metrics.jsonl"
+        drop_jsonl_records(path, lambda r: all(r.get(k) == record[k] for k in key))
+        append_jsonl(path, record)
+
     # ---- the pipeline ------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         cfg, space = self.cfg, self.space
@@ -282,10 +290,9 @@ class SearchRun:
                 self.flat_picks += sum(at_constant_level(score, search_constant)
                                        for _, score in picked)
                 self.picks += len(picked)
-                append_jsonl(self.out / "metrics.jsonl", {
-                    "phase": "search", "iteration": t + 1, "evaluated": len(ranked),
-                    "at_constant_level": flat, "best_supernet_score": ranked[0][1],
-                    "best": space.to_string(ranked[0][0])})
+                self._log({"phase": "search", "iteration": t + 1, "evaluated": len(ranked),
+                           "at_constant_level": flat, "best_supernet_score": ranked[0][1],
+                           "best": space.to_string(ranked[0][0])}, "phase", "iteration")
                 self.say(f"  searched {len(ranked)} architectures; training the top {len(top)}" +
                          (f" ({flat} super-net path(s) at a constant prediction's level rank last)"
                           if flat else ""))
@@ -358,8 +365,8 @@ class SearchRun:
                    "constant_prediction_loss": constant,
                    "architectures": list(self.trained.values())}
         atomic_write_json(self.out / "results.json", summary)
-        append_jsonl(self.out / "metrics.jsonl", {"phase": "result", **(ranking or {}),
-                                                  "best_val_loss": best["val_loss"]})
+        self._log({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},
+                  "phase")
         from .report import write_report
         write_report(self.out, summary)
         self.say(f"best architecture: {best_json['string']}  stand-alone validation "

@@ -207,6 +207,10 @@ def test_resuming_a_finished_run_retrains_nothing(run_dir, capsys):
     assert "training stand-alone" not in out and "best architecture" in out
     # the wall time goes on from the earlier sessions' (it was reset to the resume's)
     assert json.loads((run_dir / "results.json").read_text())["elapsed_s"] >= before > 0
+    # one record per search and one result, however often the run was resumed
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records if r["phase"] == "search"] == [1, 2]
+    assert sum(r["phase"] == "result" for r in records) == 1
 
 
 def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
