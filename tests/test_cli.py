@@ -213,6 +213,23 @@ def test_resuming_a_finished_run_retrains_nothing(run_dir, capsys):
     assert sum(r["phase"] == "result" for r in records) == 1
 
 
+def test_a_search_with_a_truth_table_keeps_its_values_out_of_the_landmark_store(
+        run_dir, tmp_path, capsys):
+    """search.truth_table stands in for stand-alone training. Its values were written to
+    the landmark store as results of the run's own recipe, so a later run sharing the
+    store (--landmarks) reused them as trained, whatever set-up made the table."""
+    results = json.loads((run_dir / "results.json").read_text())["architectures"]
+    truth = {a["arch"]: a["val_loss"] + 1.0 for a in results}  # recognisably the table's
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    store = tmp_path / "store.json"
+    assert main(["search", *TINY, "--out", str(tmp_path / "run"), "--landmarks", str(store),
+                 "--set", f"search.truth_table={tmp_path / 'truth.json'}"]) == 0
+    assert "training stand-alone" not in capsys.readouterr().out  # the same run: all looked up
+    looked_up = json.loads((tmp_path / "run" / "results.json").read_text())["architectures"]
+    assert {a["arch"]: a["val_loss"] for a in looked_up} == truth
+    assert not store.exists() or json.loads(store.read_text())["entries"] == []
+
+
 def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
     results = json.loads((run_dir / "results.json").read_text())["architectures"]
     truth = {a["arch"]: a["val_loss"] for a in results}
