@@ -348,6 +348,11 @@ def validate(cfg: Config) -> Config:
     if s.top_k < 0 or (s.top_k == 0 and not cfg.landmarks.enabled):
         problems.append(f"search.top_k={s.top_k}: without landmarks a search needs top_k >= 1 "
                         "(the architectures it trains stand-alone and returns)")
+    budget = [f"search.{k}" for k in ("max_params", "max_latency_ms") if getattr(s, k) is not None]
+    if s.top_k == 0 and budget:
+        problems.append(f"search.top_k=0 with {budget[0]}: the result would be the best landmark "
+                        "within the budget, but landmarks are drawn without it and none may fit; "
+                        "set top_k >= 1 (the search's picks keep the budget)")
     if s.parents > s.population:
         problems.append(f"search.parents={s.parents} exceeds search.population={s.population}")
     if s.mutations + s.crossovers > s.population:

@@ -78,6 +78,8 @@ def test_values_of_the_wrong_shape_name_their_key(override, message):
     (["search.max_params=-3"], "search.max_params=-3 (expected a finite number > 0, or none)"),
     (["search.sparse_threshold=nan"], "search.sparse_threshold=nan"),
     (["search.mutation_prob=1.5"], "search.mutation_prob=1.5"),
+    # the result is then a landmark within the budget, and none may be: a crash at the end
+    (["search.top_k=0", "search.max_params=100000"], "search.top_k=0 with search.max_params"),
 ])
 def test_values_that_cannot_train_are_refused_before_any_work(overrides, message):
     with pytest.raises(C.ConfigError, match=re.escape(message)):
