@@ -228,6 +228,39 @@ def test_sigterm_stops_the_workers_and_still_writes_the_table(tmp_path):
         pytest.fail(f"processes left behind:\n{left}")
 
 
+def test_trainings_that_end_by_the_budget_are_waited_for():
+    """The stop (no new trainings) comes a median training before the budget; the grace
+    counted from the stop killed trainings due to end by the budget itself."""
+    budget, grace = 250.0, 25.0
+    stop_at = budget - 1.05 * 38.0  # a GPU training: 38 s
+    assert not build_table.grace_over(budget + 10.0, stop_at, budget, grace)
+    assert build_table.grace_over(budget + grace + 1.0, stop_at, budget, grace)
+    assert build_table.grace_over(262.0, 236.0, 200.0, grace)  # a stop after the budget
+
+
+def test_a_worker_takes_no_job_it_cannot_finish_by_the_deadline(monkeypatch):
+    """The main process sets its stop once a second: a worker freed just before took
+    another job, which the grace period then killed."""
+    import queue
+    import threading
+    import time
+
+    def job_of(cfg, job, splits, dev, work):
+        time.sleep(0.2)
+        return {"arch": job["arch"], "space": "v1-sync", "seed": 0, "val_loss": 0.1}
+    monkeypatch.setattr(build_table, "run_job", job_of)
+    monkeypatch.setattr(build_table.proxy, "TensorSplits", lambda *a: None)
+    jobs, results = queue.Queue(), queue.Queue()
+    for i in range(5):
+        jobs.put({"id": i, "arch": f"a{i}"})
+    cfg = build_table.config_mod.to_dict(build_table.config_mod.Config())
+    build_table.worker_main(0, cfg, "unused", "cpu", 1, "unused", jobs, results,
+                            threading.Event(), deadline=time.time() + 0.3)
+    messages = [results.get_nowait() for _ in range(results.qsize())]
+    done = [m for m in messages if m["type"] == "result"]
+    assert len(done) == 1 and jobs.qsize() == 4  # after the first: 0.2 s + 0.21 s > 0.3 s
+
+
 def test_ranking_refuses_a_file_that_is_not_a_table(tmp_path, table_path):
     cut = tmp_path / "cut.json"
     cut.write_text(table_path.read_text()[:200])

@@ -62,7 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds from start after which no training is started (and none "
                         "that would end past it, by the median training time)")
     p.add_argument("--grace", type=float, default=30.0,
-                   help="seconds past the budget that trainings in flight may take")
+                   help="seconds past the budget that trainings in flight may take (trainings "
+                        "are stopped at the budget plus this, or this after the stop if later)")
     p.add_argument("--preset", default="gpu", choices=sorted(proxy.PRESETS))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a depthnas config field, e.g. --set standalone.epochs=10")
@@ -114,15 +115,21 @@ def run_job(cfg, job: dict[str, Any], splits, device, work: Path) -> dict[str, A
 
 
 def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str, threads: int,
-                work: str, jobs, results, stop) -> None:
+                work: str, jobs, results, stop, deadline: float | None = None) -> None:
+    """Train jobs until none are left, `stop` is set, or (`deadline`, a time.time()) the
+    next one would end past the deadline by this worker's last training time: the
+    main process sets `stop` only once a second, and a job taken just before is lost."""
     torch.set_num_threads(threads)
-    failures = 0
+    failures, last_wall = 0, None
     try:
         cfg = config_mod.from_dict(cfg_dict)
         dev = proxy.resolve(device)
         splits = proxy.TensorSplits(data_path, dev)
         results.put({"type": "ready", "worker": rank, "device": proxy.device_name(dev)})
         while not stop.is_set():
+            if deadline is not None and last_wall is not None \
+                    and time.time() + 1.05 * last_wall > deadline:
+                break
             try:
                 job = jobs.get(timeout=1.0)
             except queue.Empty:
@@ -132,7 +139,8 @@ def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str
             t0 = time.time()
             try:
                 rec = run_job(cfg, job, splits, dev, Path(work))
-                rec["job_wall_s"] = round(time.time() - t0, 2)  # build + train + evaluate
+                last_wall = time.time() - t0
+                rec["job_wall_s"] = round(last_wall, 2)  # build + train + evaluate
                 failures = 0
             except Exception as err:  # noqa: BLE001 - recorded, retried on the next run
                 failures += 1
@@ -147,6 +155,13 @@ def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str
         results.put({"type": "fatal", "worker": rank, "error": traceback.format_exc()})
     finally:
         results.put({"type": "exit", "worker": rank})
+
+
+def grace_over(now: float, stop_at: float, budget: float, grace: float) -> bool:
+    """Whether trainings still in flight are given up. The stop comes up to a median
+    training before the budget, and trainings started before it may end by the budget
+    itself: the grace counts from the budget (or from a later stop)."""
+    return now > max(stop_at, budget) + grace
 
 
 class Progress:
@@ -272,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                 for rank in range(k):
                     p = ctx.Process(target=worker_main, daemon=True,
                                     args=(rank, cfg_dict, str(data_path), args.device, threads,
-                                          str(work), job_q, results, stop))
+                                          str(work), job_q, results, stop,
+                                          None if args.time_budget is None
+                                          else start + args.time_budget))
                     p.start()
                     procs.append(p)
                 say(f"started {k} worker processes ({threads} CPU thread(s) each)")
@@ -308,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                             stopped_by_budget = True
                             say(f"[{now:6.1f}s] time budget: no new trainings (median training "
                                 f"{m or 0:.1f}s); waiting up to {args.grace:.0f}s for those in flight")
-                    if stop_at is not None and now - stop_at > args.grace:
+                    if stop_at is not None and grace_over(now, stop_at, args.time_budget, args.grace):
                         say(f"[{now:6.1f}s] grace period over: stopping the workers")
                         break
     except KeyboardInterrupt as err:
