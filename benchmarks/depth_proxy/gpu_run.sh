@@ -86,7 +86,10 @@ fi
 say "build_table.py: V1 $V1, V2 $V2, $WORKERS workers, budget ${TABLE_BUDGET}s + ${TABLE_GRACE}s"
 # The trainings so far reach $OUT every 15 s: if the device's own time limit ends this
 # call before build_table.py does, the next call still resumes from them.
-( while sleep 15; do
+# (Its sleep is killed with it: an orphaned sleep would hold the call's output open.)
+( trap 'kill $NAP 2>/dev/null; exit 0' TERM
+  while :; do
+      sleep 15 & NAP=$!; wait $NAP
       [ -f "$WORK/trainings.jsonl" ] && cp "$WORK/trainings.jsonl" "$OUT/trainings.jsonl.part" \
           && mv "$OUT/trainings.jsonl.part" "$OUT/trainings.jsonl"
   done ) &
@@ -99,6 +102,7 @@ TABLE_EXIT=${PIPESTATUS[0]}
 say "build_table exit $TABLE_EXIT"
 kill "$COPIER" 2>/dev/null; wait "$COPIER" 2>/dev/null
 cp "$WORK/trainings.jsonl" "$OUT/trainings.jsonl" 2>/dev/null
+rm -f "$OUT/trainings.jsonl.part"
 if [ ! -f "$OUT/table.json" ]; then say "no table: stopping"; exit 1; fi
 
 # ---- 3. the experiment ---------------------------------------------------------------------------
