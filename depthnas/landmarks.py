@@ -151,25 +151,16 @@ def step_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
     return order[pos * batch_size:(pos + 1) * batch_size] or order[:batch_size]
 
 
-def shard_indices(indices: list[int], rank: int, world: int) -> list[int]:
-    """Rank `rank`'s disjoint slice of a step's batch (all of it in a single process;
-    one sample, shared, if the batch has fewer samples than there are ranks)."""
-    return indices[rank::world] or [indices[rank % len(indices)]]
-
-
 class _StepBatches:
-    """Batch sampler: the indices of steps start, start + 1, ... (endless), this
-    rank's slice of them under data-parallel training."""
+    """Batch sampler: the indices of steps start, start + 1, ... (endless)."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int,
-                 shard: tuple[int, int] = (0, 1)):
+    def __init__(self, n: int, batch_size: int, seed: int, start: int):
         self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start
-        self.shard = shard
 
     def __iter__(self):
         step = self.start
         while True:
-            yield shard_indices(step_indices(self.n, self.batch_size, self.seed, step), *self.shard)
+            yield step_indices(self.n, self.batch_size, self.seed, step)
             step += 1
 
 
@@ -188,9 +179,11 @@ class LandmarkRegularizer:
     training loop. The split must not be augmented at random (it is not): a batch
     is then the same whichever worker reads it.
 
-    Under data-parallel training the Trainer sets `shard = (rank, world)`: each
-    rank then evaluates the landmarks on its disjoint slice of the step's batch,
-    and DDP averages the ranks' hinge gradients.
+    Under data-parallel training every rank evaluates the landmarks on the whole
+    step batch: the term, and so its gradient, is then the same on every rank, and
+    DDP's average of it is the single process's. (Slices per rank would be cheaper,
+    but the mean of hinges taken on slices is another objective: the hinge is not
+    linear, and train-mode BatchNorm would see a slice.)
     """
 
     def __init__(self, landmarks: Sequence[tuple[Arch, float]], reg_set: Dataset, task: Task,
@@ -202,7 +195,6 @@ class LandmarkRegularizer:
         self.total_epochs = max(total_epochs, 1)
         self.num_workers, self.share_encoder = num_workers, share_encoder
         self.channels_last = False  # set by a Trainer that trains channels-last
-        self.shard = (0, 1)         # (rank, world): set by a data-parallel Trainer
         self._batches: Any = None   # iterator of the prefetching loader
         self._next_step: int | None = None
         if len(reg_set) < 1:
@@ -240,7 +232,7 @@ class LandmarkRegularizer:
             # resumed run re-creates this loader.
             loader = DataLoader(self.reg_set, num_workers=self.num_workers,
                                 batch_sampler=_StepBatches(len(self.reg_set), self.batch_size,
-                                                           self.seed, step, self.shard),
+                                                           self.seed, step),
                                 collate_fn=default_collate,
                                 generator=torch.Generator().manual_seed(self.seed * 7_919 + step),
                                 pin_memory=self.device.type == "cuda")

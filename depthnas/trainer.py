@@ -7,8 +7,8 @@ of a run exactly and reaches the same final weights.
 With `distributed=True` under torchrun the loop runs data-parallel with
 DistributedDataParallel: every rank samples the same path each step (the path
 generator is seeded per epoch alike on all ranks), reads its own shard of the
-training split (DistributedSampler, reseeded per epoch) and, through the
-regularizer, its own slice of the step's regularizer batch; gradients are
+training split (DistributedSampler, reseeded per epoch) and the whole of the
+step's regularizer batch (the same landmark term on every rank); gradients are
 averaged by DDP. Rank 0 alone logs and checkpoints (the unwrapped model's state
 dict, so a checkpoint resumes under DDP or in a single process alike).
 """
@@ -237,8 +237,6 @@ class Trainer:
         if regularizer is not None:
             if self.cfg.channels_last and hasattr(regularizer, "channels_last"):
                 regularizer.channels_last = True  # its batches take the model's layout
-            if hasattr(regularizer, "shard"):
-                regularizer.shard = (self.rank, self.world)  # this rank's slice of a batch
         self._loss.regularizer = regularizer
 
     # ---- persistence -------------------------------------------------------------
