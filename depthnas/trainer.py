@@ -263,11 +263,31 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.state = TrainState(epoch=int(state["epoch"]), step=int(state["step"]))
+        saved_step = self.state.step
+        self._rebase_steps()
         if self.writes:
-            self._drop_records_after(self.state.step)
+            self._drop_records_after(saved_step)
             log.info("%s: resuming after epoch %d of %d (step %d) from %s", self.name,
                      self.state.epoch, self.total_epochs, self.state.step, self.checkpoints.loaded)
         return True
+
+    def _rebase_steps(self) -> None:
+        """A checkpoint holds whole epochs. Resumed on another number of ranks, an epoch
+        has another number of steps, and the saved step count sits elsewhere in this
+        run's schedules (past their end from 1 process to 2 ranks: the learning rate
+        at its floor for the rest of the run). Continue them from the epoch instead."""
+        epoch, saved = self.state.epoch, self.state.step
+        if not epoch or saved == epoch * self.steps_per_epoch:
+            return
+        step = epoch * self.steps_per_epoch
+        log.warning("%s: the checkpoint trained %d steps per epoch, this run takes %d "
+                    "(another number of ranks?): the learning rate and the landmark schedule "
+                    "go on from epoch %d's place in this run's, step %d of %d (was %d; the "
+                    "logged steps go on from there too)", self.name,
+                    saved // epoch, self.steps_per_epoch, epoch, step, self.total_steps, saved)
+        self.state.step = step
+        self.scheduler.last_epoch = step - 1
+        self.scheduler.step()  # sets each group's learning rate for `step`
 
     # ---- logging -----------------------------------------------------------------
     def _drop_records_after(self, step: int) -> None:

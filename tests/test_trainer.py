@@ -15,7 +15,7 @@ SPACE = get_space("v2-sync")
 CFG = TrainConfig(epochs=3, lr=2e-3, backbone_lr=1e-3, log_every=1)
 
 
-def make_trainer(out, regularized=True):
+def make_trainer(out, regularized=True, cfg=CFG):
     torch.manual_seed(0)
     net = SPACE.build_supernet(**TINY_MODEL)
     reg = None
@@ -24,7 +24,7 @@ def make_trainer(out, regularized=True):
                      (("v2-sync:c3,c3,c3,c3,c3+bil", 0.1), ("v2-sync:none,skip,none,c1,ap+ps", 0.3))]
         reg = LandmarkRegularizer(landmarks, BlobDepth(8, seed=5), DepthTask(), LandmarkConfig(),
                                   batch_size=4, device="cpu", total_epochs=3)
-    return Trainer(net, DepthTask(), CFG, BlobDepth(8), out_dir=out, total_epochs=3, seed=7,
+    return Trainer(net, DepthTask(), cfg, BlobDepth(8), out_dir=out, total_epochs=3, seed=7,
                    sample_arch=SPACE.sample, regularizer=reg, batch_size=4, progress=False)
 
 
@@ -46,6 +46,26 @@ def test_a_resumed_run_trained_in_stages_keeps_every_step_in_tensorboard(tmp_pat
     events = EventAccumulator(str(tmp_path / "run" / "tb"))
     events.Reload()
     assert sorted(e.step for e in events.Scalars("train/loss")) == list(range(1, resumed.state.step + 1))
+
+
+def test_a_resume_with_other_steps_per_epoch_continues_the_schedules_from_its_epoch(tmp_path,
+                                                                                   caplog):
+    """Resumed on another number of ranks, an epoch has another number of steps. The
+    checkpoint's step count then sat elsewhere in the new schedule: from 1 process to 2
+    ranks past its end, so the learning rate fell to its floor (and lambda to its end)
+    for the rest of the run."""
+    import dataclasses
+    make_trainer(tmp_path / "run", regularized=False).fit(until_epoch=2)  # 2 steps an epoch
+    resumed = make_trainer(tmp_path / "run", regularized=False,
+                           cfg=dataclasses.replace(CFG, steps_per_epoch=1))
+    with caplog.at_level("WARNING"):
+        assert resumed.try_resume()
+    assert "2 steps per epoch" in caplog.text and "this run takes 1" in caplog.text
+    assert resumed.state.step == 2  # 2 epochs of 1 step, not the checkpoint's 4 of 6
+    lrs = [g["lr"] for g in resumed.optimizer.param_groups]
+    assert lrs == pytest.approx([CFG.lr * cosine_factor(2, 3), CFG.backbone_lr * cosine_factor(2, 3)])
+    resumed.fit()
+    assert resumed.state.step == resumed.total_steps == 3
 
 
 def test_resume_reaches_the_same_final_weights(tmp_path):
