@@ -42,7 +42,7 @@ from .models import model_kwargs, model_metadata, path_parameters, smallest_arch
 from .ranking import ranking_report
 from .standalone import arch_slug, recipe, train_standalone
 from .task import make_task
-from .trainer import Trainer, resolve_device, seed_everything
+from .trainer import Trainer, check_batch_fits, resolve_device, seed_everything
 
 log = logging.getLogger("depthnas.pipeline")
 
@@ -220,7 +220,9 @@ class SearchRun:
             config_mod.dump(cfg, self.out / "config.yaml")
         seed_everything(cfg.seed)
         self.splits = load_splits(cfg)
-        if cfg.landmarks.enabled and len(self.splits.reg) == 0:  # before any training
+        # before any training (the super-net's data-parallel batches come after the landmarks)
+        check_batch_fits(len(self.splits.train), cfg.data.batch_size, dist.world_size())
+        if cfg.landmarks.enabled and len(self.splits.reg) == 0:
             raise ValueError("data.reg_fraction=0 leaves the landmark regularizer no data to "
                              "evaluate landmarks on; set it > 0, or search with --no-landmarks")
         if main:

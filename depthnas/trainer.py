@@ -50,6 +50,14 @@ class Regularizer(Protocol):
         Randomness must derive from `step` so a resumed run replays it."""
 
 
+def check_batch_fits(samples: int, batch_size: int, world: int = 1) -> None:
+    """ValueError unless the training split holds one batch for each rank."""
+    if samples < batch_size * world:
+        raise ValueError(f"training split has {samples} samples, fewer than the batch size "
+                         f"{batch_size}" + (f" times {world} ranks" if world > 1 else "") +
+                         " (lower --batch-size, or add data)")
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**31 - 1)
 
@@ -199,11 +207,7 @@ class Trainer:
         self.metadata = metadata or {}
         self.name, self.show_progress = name, progress and self.writes
         self.batch_size, self.num_workers = batch_size, num_workers
-        if len(train_set) < batch_size * self.world:
-            raise ValueError(f"training split has {len(train_set)} samples, fewer than "
-                             f"the batch size {batch_size}" +
-                             (f" times {self.world} ranks" if self.world > 1 else "") +
-                             " (lower --batch-size, or add data)")
+        check_batch_fits(len(train_set), batch_size, self.world)
         self.steps_per_epoch = (len(train_set) // self.world) // batch_size
         if cfg.steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, cfg.steps_per_epoch)

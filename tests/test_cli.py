@@ -213,6 +213,22 @@ def test_resuming_a_finished_run_retrains_nothing(run_dir, capsys):
     assert sum(r["phase"] == "result" for r in records) == 1
 
 
+def test_a_batch_too_large_for_the_ranks_is_refused_before_the_landmarks_train(
+        tmp_path, monkeypatch):
+    """Each rank needs a batch of the training split. The super-net checked so only once
+    it was built, after every landmark had trained; a resume may not lower the batch."""
+    from depthnas import config as config_mod
+    from depthnas import distributed, pipeline
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        "data.synthetic_samples=40", "data.batch_size=16", f"out={tmp_path / 'r'}"])
+    said = []
+    run = pipeline.SearchRun(config_mod.validate(cfg), progress=False, say=said.append)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)  # 28 training samples < 2 x 16
+    with pytest.raises(ValueError, match="fewer than the batch size 16 times 2 ranks"):
+        run.run()
+    assert not any("training stand-alone" in m for m in said)
+
+
 def test_a_search_with_a_truth_table_keeps_its_values_out_of_the_landmark_store(
         run_dir, tmp_path, capsys):
     """search.truth_table stands in for stand-alone training. Its values were written to
