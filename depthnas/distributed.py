@@ -49,7 +49,12 @@ def is_main() -> bool:
 def local_device(device: torch.device) -> torch.device:
     """Under torchrun a CUDA device means this rank's GPU, cuda:LOCAL_RANK."""
     if device.type == "cuda" and launched():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise ValueError(f"torchrun started local rank {local}, but this machine shows "
+                             f"{torch.cuda.device_count()} GPU(s): one GPU per process, so "
+                             "--nproc-per-node must not exceed that (or use --device cpu)")
+        return torch.device("cuda", local)
     return device
 
 

@@ -47,6 +47,21 @@ def ddp_run(tmp_path_factory):
     return out, torchrun("search", *DDP, "--out", str(out))
 
 
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    """torch.cuda.set_device failed with "invalid device ordinal" instead."""
+    import torch
+
+    from depthnas.distributed import local_device
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match="local rank 3, but this machine shows 2 GPU"):
+        local_device(torch.device("cuda"))
+    assert local_device(torch.device("cpu")) == torch.device("cpu")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert local_device(torch.device("cuda")) == torch.device("cuda", 1)
+
+
 def test_shards_cover_every_item_once():
     for n in range(12):
         items = [f"arch{i}" for i in range(n)]
