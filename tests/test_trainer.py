@@ -20,8 +20,10 @@ def make_trainer(out, regularized=True, cfg=CFG):
     net = SPACE.build_supernet(**TINY_MODEL)
     reg = None
     if regularized:
+        # stand-alone order opposite to the super-net's, so the pair is violated and its
+        # hinge trains: the resume tests then replay the penalty's gradients too
         landmarks = [(SPACE.from_string(s), v) for s, v in
-                     (("v2-sync:c3,c3,c3,c3,c3+bil", 0.1), ("v2-sync:none,skip,none,c1,ap+ps", 0.3))]
+                     (("v2-sync:c3,c3,c3,c3,c3+bil", 0.3), ("v2-sync:none,skip,none,c1,ap+ps", 0.1))]
         reg = LandmarkRegularizer(landmarks, BlobDepth(8, seed=5), DepthTask(), LandmarkConfig(),
                                   batch_size=4, device="cpu", total_epochs=3)
     return Trainer(net, DepthTask(), cfg, BlobDepth(8), out_dir=out, total_epochs=3, seed=7,
@@ -153,6 +155,63 @@ def test_no_readable_checkpoint_is_a_clear_error(tmp_path):
         make_trainer(tmp_path).fit()
     # the way out deletes the checkpoints, not the run folder (hours of landmarks)
     assert f"delete {tmp_path / 'checkpoints'} to train this model from the start" in str(err.value)
+
+
+def test_the_landmark_penalty_trains_the_super_net(tmp_path):
+    """The hinge of a violated pair reaches the optimizer: an op that only a landmark
+    uses (off the sampled path) is trained through the penalty, and by nothing else."""
+    path = SPACE.from_string("v2-sync:c1,c1,c1,c1,c1+bic")  # no 3x3 conv, no pixel shuffle
+    batch = {k: torch.stack([b[k] for b in BlobDepth(4).items]) for k in BlobDepth(4).items[0]}
+    after = {}
+    for regularized in (True, False):
+        t = make_trainer(tmp_path / str(regularized), regularized=regularized)
+        if regularized:
+            t.regularizer.cfg = LandmarkConfig(schedule="constant")  # lambda_max at step 0
+        logs = t.train_step(batch, path)
+        if regularized:
+            assert logs["reg_violated"] == 1.0 and logs["lambda"] == 10.0
+        after[regularized] = dict(t.model.named_parameters())
+    fresh = dict(make_trainer(tmp_path / "fresh", regularized=False).model.named_parameters())
+    # (the second landmark ignores node 0, the coarser block: only the last block's
+    # upsampling reaches its output)
+    landmark_only = [k for k in fresh if "nor_conv_3x3" in k or "3.upsample.pixel_shuffle" in k]
+    assert len(landmark_only) == 4 * 5 * 3 + 3
+    assert all(not torch.equal(after[True][k], fresh[k]) for k in landmark_only)
+    assert all(torch.equal(after[False][k], fresh[k]) for k in landmark_only)
+
+
+def test_lambda_rises_from_zero_to_lambda_max_over_a_run(tmp_path):
+    """The increasing cosine: lambda 0 at the first step, lambda_max at the last step
+    of the whole run (across fit() calls and epochs), as in the paper's Eq. 5."""
+    t = make_trainer(tmp_path)
+    t.fit(until_epoch=1)
+    t.fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    lambdas = [r["lambda"] for r in rows if "loss" in r]
+    assert len(lambdas) == t.total_steps == 6
+    assert lambdas[0] == 0.0 and lambdas[-1] == pytest.approx(LandmarkConfig().lambda_max)
+    assert lambdas == sorted(lambdas)
+
+
+def test_a_checkpoint_whose_save_fails_leaves_the_last_one_intact(tmp_path, monkeypatch):
+    """Checkpoints are built under a temporary name and renamed into place: a save that
+    fails half-way (disk full, a kill) leaves the previous epoch as the one to resume."""
+    import depthnas.checkpoint as ckpt
+    make_trainer(tmp_path).fit(until_epoch=1)
+    real = ckpt.torch.save
+
+    def disk_full(obj, f, *a, **k):
+        real(obj, f, *a, **k)  # part of the files is written ...
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(ckpt.torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        make_trainer(tmp_path).fit(until_epoch=2)
+    monkeypatch.undo()
+    folder = tmp_path / "checkpoints"
+    assert (folder / "latest").read_text().strip() == "epoch_0001"
+    assert not (folder / "epoch_0002").exists() and not list(folder.glob(".*"))
+    resumed = make_trainer(tmp_path)
+    assert resumed.try_resume() and resumed.state.epoch == 1
 
 
 def test_logs_and_checkpoints(tmp_path):
