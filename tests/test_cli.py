@@ -485,16 +485,25 @@ def test_the_landmark_penalty_reads_the_split_disjoint_from_training(tmp_path, m
 
     class Stop(Exception):
         pass
+    regularizer_init, trainer_init = pipeline.LandmarkRegularizer.__init__, pipeline.Trainer.__init__
 
-    def spy(self, landmarks, reg_set, *a, **k):
-        seen["ids"] = list(reg_set.ids())
-        raise Stop
-    monkeypatch.setattr(pipeline.LandmarkRegularizer, "__init__", spy)
+    def regularizer_spy(self, landmarks, reg_set, *a, **k):
+        seen["reg"] = list(reg_set.ids())
+        regularizer_init(self, landmarks, reg_set, *a, **k)
+
+    def trainer_spy(self, model, task, cfg, train_set, **k):
+        if k.get("name") == "supernet":  # (stand-alone trainings come first)
+            seen["train"] = list(train_set.ids())
+            raise Stop
+        trainer_init(self, model, task, cfg, train_set, **k)
+    monkeypatch.setattr(pipeline.LandmarkRegularizer, "__init__", regularizer_spy)
+    monkeypatch.setattr(pipeline.Trainer, "__init__", trainer_spy)
     out = tmp_path / "run"
     with pytest.raises(Stop):
         main(["search", *TINY, "--out", str(out)])
     splits = json.loads((out / "splits.json").read_text())
-    assert seen["ids"] == splits["reg"] and not set(seen["ids"]) & set(splits["train"])
+    assert seen["reg"] == splits["reg"] and seen["train"] == splits["train"]
+    assert not set(seen["reg"]) & set(seen["train"])
 
 
 def test_a_search_killed_mid_run_resumes_to_the_uninterrupted_result(run_dir, tmp_path, monkeypatch,

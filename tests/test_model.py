@@ -139,8 +139,12 @@ def test_bn_recalibration_estimates_statistics_of_the_path():
     assert all(bn.momentum == 0.1 for bn in bns)  # restored
 
 
-class NotWeights:
-    """Any non-tensor object in a pickle: loading it must not execute anything."""
+class Payload:
+    """A pickle that runs code when loaded: it writes the file named in PAYLOAD_MARK."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {os.environ['PAYLOAD_MARK']}",))
 
 
 def test_unreadable_backbone_weights_are_named(tmp_path):
@@ -162,16 +166,18 @@ def test_backbones_whose_levels_start_at_stride_4():
         space.build_supernet(backbone="vit_small_patch16_224", features=8)
 
 
-def test_pth_backbone_weights_are_read_without_running_pickles(tmp_path):
+def test_pth_backbone_weights_are_read_without_running_pickles(tmp_path, monkeypatch):
     ref = create_backbone("resnet18")
     torch.nn.init.constant_(ref.conv1.weight, 0.25)
     good = tmp_path / "resnet18.pth"
     torch.save(ref.state_dict(), good)
     assert torch.all(create_backbone("resnet18", good).conv1.weight == 0.25)
-    evil = tmp_path / "evil.pth"
-    torch.save({"conv1.weight": NotWeights()}, evil)
+    evil, mark = tmp_path / "evil.pth", tmp_path / "the-payload-ran"
+    monkeypatch.setenv("PAYLOAD_MARK", str(mark))
+    torch.save({"conv1.weight": Payload()}, evil)
     with pytest.raises(Exception, match="(?i)weights_only|unsupported global|not allowlisted"):
         create_backbone("resnet18", evil)
+    assert not mark.exists()
 
 
 def test_inherit_weights_names_a_mismatch():
