@@ -55,7 +55,11 @@ def test_augmentation_only_on_train_and_replayable(digits):
     a = digits.train[5]["image"]
     torch.manual_seed(3)
     assert torch.equal(a, digits.train[5]["image"])
-    assert torch.equal(digits.val[5]["image"], digits.val[5]["image"])
+    plain = build_classification_splits("digits", seed=0, augment=False)
+    assert torch.equal(digits.val[5]["image"], plain.val[5]["image"])  # val: never augmented
+    assert torch.equal(digits.reg[5]["image"], plain.reg[5]["image"])
+    crops = [digits.train[i]["image"] for i in range(20)]
+    assert any(not torch.equal(c, plain.train[i]["image"]) for i, c in enumerate(crops))
 
 
 def test_augmentation_is_the_same_for_any_number_of_loader_workers(digits):

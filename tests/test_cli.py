@@ -30,6 +30,16 @@ def run_dir(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def run_copy(run_dir, tmp_path):
+    """A copy of run_dir for a test that resumes it: run_dir stays as its search left
+    it, whichever tests ran before."""
+    import shutil
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
 def train_killed_after(epochs, argv, monkeypatch):
     """`depthnas train argv`, Ctrl-C'd once `epochs` epochs are checkpointed; its exit code."""
     from depthnas.trainer import Trainer
@@ -92,34 +102,34 @@ def test_existing_run_needs_resume(run_dir, capsys):
     assert "already holds a run; pass --resume" in capsys.readouterr().err
 
 
-def test_resume_refuses_settings_that_differ_from_the_saved_config(run_dir, capsys):
+def test_resume_refuses_settings_that_differ_from_the_saved_config(run_copy, capsys):
     """--resume continues with the run's config.yaml: a flag that changes what it
     computes is an error naming the field, not a silent switch mid-run."""
-    assert main(["search", *TINY, "--out", str(run_dir), "--resume", "--seed", "7"]) == 2
+    assert main(["search", *TINY, "--out", str(run_copy), "--resume", "--seed", "7"]) == 2
     err = capsys.readouterr().err
     assert "seed: saved 0, given 7" in err and "another --out" in err
     # the saved settings are used without repeating them; device may change
-    assert main(["search", "--out", str(run_dir), "--resume", "--device", "cpu", "--no-progress"]) == 0
+    assert main(["search", "--out", str(run_copy), "--resume", "--device", "cpu", "--no-progress"]) == 0
 
 
-def test_resume_checks_a_config_file_as_it_checks_flags(run_dir, tmp_path, capsys):
+def test_resume_checks_a_config_file_as_it_checks_flags(run_copy, tmp_path, capsys):
     """--config was ignored under --resume (one info line), so a file asking for other
     epochs, or not even valid, resumed as if it agreed."""
     other = tmp_path / "other.yaml"
     other.write_text("supernet:\n  epochs: 5\n")
-    assert main(["search", "--config", str(other), "--out", str(run_dir), "--resume"]) == 2
+    assert main(["search", "--config", str(other), "--out", str(run_copy), "--resume"]) == 2
     assert "supernet.epochs: saved 1, given 5" in capsys.readouterr().err
     other.write_text("search:\n  generations: three\n")
-    assert main(["search", "--config", str(other), "--out", str(run_dir), "--resume"]) == 2
+    assert main(["search", "--config", str(other), "--out", str(run_copy), "--resume"]) == 2
     assert "generations" in capsys.readouterr().err
     # a value from the preset is named as such: the user typed no epochs
-    assert main(["search", "--preset", "paper", "--out", str(run_dir), "--resume"]) == 2
+    assert main(["search", "--preset", "paper", "--out", str(run_copy), "--resume"]) == 2
     assert "supernet.epochs: saved 1, given 100 (by --preset paper)" in capsys.readouterr().err
     # a whole section given with --set is checked field by field
-    assert main(["search", "--set", "supernet={epochs: 99}", "--out", str(run_dir), "--resume"]) == 2
+    assert main(["search", "--set", "supernet={epochs: 99}", "--out", str(run_copy), "--resume"]) == 2
     assert "supernet.epochs: saved 1, given 99. Drop" in capsys.readouterr().err
     # the run's own config.yaml, passed back, agrees with itself
-    assert main(["search", "--config", str(run_dir / "config.yaml"), "--out", str(run_dir),
+    assert main(["search", "--config", str(run_copy / "config.yaml"), "--out", str(run_copy),
                  "--resume", "--no-progress"]) == 0
 
 
@@ -181,13 +191,14 @@ def test_runs_without_out_get_their_own_folders(monkeypatch, tmp_path):
     assert cfg.out.startswith("runs/train-") and len(cfg.out) == len("runs/train-20261128-093000")
 
 
-def test_train_epochs_flag_sets_the_stand_alone_epochs():
+def test_train_epochs_flag_sets_the_stand_alone_epochs(capsys):
     from depthnas.cli import build_config, build_parser
     args = build_parser().parse_args(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--preset", "quick",
                                       "--epochs", "1", "--out", "x"])
     assert build_config(args).standalone.epochs == 1
-    with pytest.raises(SystemExit):  # search-only flags are not train's
+    with pytest.raises(SystemExit) as exit_:  # search-only flags are not train's
         build_parser().parse_args(["train", "--arch", "a", "--num-landmarks", "3"])
+    assert exit_.value.code == 2 and "--num-landmarks" in capsys.readouterr().err
 
 
 def test_interrupt_says_how_to_resume(monkeypatch, tmp_path, capsys):
@@ -200,15 +211,15 @@ def test_interrupt_says_how_to_resume(monkeypatch, tmp_path, capsys):
     assert f"depthnas search --out {tmp_path / 'r'} --resume" in capsys.readouterr().err
 
 
-def test_resuming_a_finished_run_retrains_nothing(run_dir, capsys):
-    before = json.loads((run_dir / "results.json").read_text())["elapsed_s"]
-    assert main(["search", *TINY, "--out", str(run_dir), "--resume"]) == 0
+def test_resuming_a_finished_run_retrains_nothing(run_copy, capsys):
+    before = json.loads((run_copy / "results.json").read_text())["elapsed_s"]
+    assert main(["search", *TINY, "--out", str(run_copy), "--resume"]) == 0
     out = capsys.readouterr().out
     assert "training stand-alone" not in out and "best architecture" in out
     # the wall time goes on from the earlier sessions' (it was reset to the resume's)
-    assert json.loads((run_dir / "results.json").read_text())["elapsed_s"] >= before > 0
+    assert json.loads((run_copy / "results.json").read_text())["elapsed_s"] >= before > 0
     # one record per search and one result, however often the run was resumed
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run_copy / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records if r["phase"] == "search"] == [1, 2]
     assert sum(r["phase"] == "result" for r in records) == 1
 
@@ -407,9 +418,9 @@ def test_retraining_a_folder_with_another_recipe_starts_over(tmp_path):
     assert sorted(p.name for p in (reused / "checkpoints").glob("epoch_*")) == ["epoch_0001"]
 
 
-def test_resume_finds_the_run_however_out_is_spelled(run_dir, monkeypatch, capsys):
-    monkeypatch.chdir(run_dir.parent)
-    assert main(["search", "--out", f"{run_dir.name}/", "--resume", "--no-progress"]) == 0
+def test_resume_finds_the_run_however_out_is_spelled(run_copy, monkeypatch, capsys):
+    monkeypatch.chdir(run_copy.parent)
+    assert main(["search", "--out", f"{run_copy.name}/", "--resume", "--no-progress"]) == 0
     assert main(["search", "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
 

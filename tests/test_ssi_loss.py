@@ -376,7 +376,7 @@ def test_build_loss_unknown_name_lists_valid_names():
 @pytest.mark.parametrize(
     ("factory", "message"),
     [
-        (lambda: SSILoss(reduction="mean"), "reduction"),
+        (lambda: SSILoss(reduction="mean"), r"reduction must be 'batch' or 'image', got 'mean'"),
         (lambda: SSILoss(alpha=-1.0), "alpha must be >= 0, got -1.0"),
         (lambda: SSILoss(scales=0), "scales must be >= 1, got 0"),
         (lambda: SSITrimLoss(trim=1.0), r"trim must be in \[0, 1\), got 1.0"),

@@ -38,8 +38,9 @@ def test_midas_resize_shape(shape, target, expected):
 
 @pytest.mark.parametrize("bad", [(100, 128), (128, 0), (-32, 32), (32,), "big", (32.5, 32)])
 def test_check_image_size_rejects_and_names_value(bad):
-    with pytest.raises(ValueError, match="multiples of 32"):
+    with pytest.raises(ValueError, match="multiples of 32") as err:
         check_image_size(bad)
+    assert repr(bad) in str(err.value) or str(bad) in str(err.value)
 
 
 def test_check_image_size_accepts():
