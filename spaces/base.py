@@ -89,6 +89,7 @@ class SearchSpace(ABC):
         """prob=None: change exactly one gene (the paper's landmark mutation);
         otherwise resample each gene with probability `prob` (SPOS evolution),
         forcing at least one change so a mutation never returns its parent."""
+        self.check(arch)  # another space's genes would be relabelled as this one's
         genes = list(arch.genes)
         choices = self.gene_choices()
         mutable = [i for i, n in enumerate(choices) if n > 1]
@@ -102,13 +103,16 @@ class SearchSpace(ABC):
 
     def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
         """Uniform crossover: each gene from either parent with equal probability."""
+        self.check(a)
+        self.check(b)
         return Arch(self.name, tuple(x if rng.random() < 0.5 else y
                                      for x, y in zip(a.genes, b.genes)))
 
     @staticmethod
     def hamming(a: Arch, b: Arch) -> int:
-        if len(a.genes) != len(b.genes):
-            raise ArchitectureError("Hamming distance needs architectures of one space")
+        if a.space != b.space or len(a.genes) != len(b.genes):
+            raise ArchitectureError(f"Hamming distance needs architectures of one space, "
+                                    f"got {a.space!r} and {b.space!r}")
         return sum(x != y for x, y in zip(a.genes, b.genes))
 
     def parse(self, text_or_json: str | dict[str, Any]) -> Arch:

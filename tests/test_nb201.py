@@ -67,6 +67,11 @@ def test_inputs_in_any_order_parse_to_the_canonical_string():
     ("|none~0|+|none~0|none1|+|none~0|none~1|none~2|", "none1"),
     ("|none~0|+|none~0|none~1|+|none~0|none~1|", "|none~0|none~1|"),
     ("|none~0|+|none~0|none~1|", "2 node group"),
+    # a doubled or stray '|' was skipped as if it were not there
+    ("|none~0||+|none~0|none~1|+|none~0|none~1|none~2|", "empty edge"),
+    ("||none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "empty edge"),
+    ("|none~0|+|none~0|none~01|+|none~0|none~1|none~2|", "none~01"),   # int('01') read it
+    ("|none~0|+|none~0|none~\u00b2|+|none~0|none~1|none~2|", "not 'op~input'"),  # '²'.isdigit()
 ])
 def test_bad_strings_name_the_offending_token(text, token):
     with pytest.raises(ArchitectureError, match=r"(?s).*" + __import__("re").escape(token)):

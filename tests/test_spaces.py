@@ -191,3 +191,20 @@ def test_a_json_whose_string_disagrees_with_its_structure_is_refused(name):
         space.parse(edited)
     with pytest.raises(ArchitectureError, match="disagrees"):
         space.parse(json.dumps(edited))
+    # what the message asks for: with the structured part deleted, the string is read
+    structured = {"blocks", "edges", "normal", "reduce"}
+    kept = {k: v for k, v in edited.items() if k not in structured}
+    assert space.parse({**kept, "val_loss": 0.12}) == b
+
+
+def test_mutation_crossover_and_distance_refuse_another_spaces_architecture():
+    """v2-sync and nb201 both have 6 genes: v2-sync's mutate relabelled an nb201
+    architecture as its own, with a gene out of its range."""
+    v2, nb = get_space("v2-sync"), get_space("nb201")
+    a, b = nb.sample(random.Random(0)), v2.sample(random.Random(0))
+    with pytest.raises(ArchitectureError, match="belongs to space 'nb201'"):
+        v2.mutate(a, random.Random(0))
+    with pytest.raises(ArchitectureError, match="belongs to space 'nb201'"):
+        v2.crossover(b, a, random.Random(0))
+    with pytest.raises(ArchitectureError, match="one space, got 'nb201' and 'v2-sync'"):
+        v2.hamming(a, b)

@@ -31,6 +31,10 @@ WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # local backbone weig
 
 
 class Interpolate(nn.Module):
+    """x2 upsampling with align_corners=True: REFERENCE fixes it for the fusion blocks;
+    the head uses it too, as DPT's MiDaS head does (MidasNet v2.1's head used False).
+    Changing it would invalidate the committed stand-alone tables."""
+
     def __init__(self, mode: str):
         super().__init__()
         self.mode = mode

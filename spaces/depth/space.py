@@ -169,8 +169,11 @@ class DepthSpace(SearchSpace):
             raise ArchitectureError(
                 f"architecture JSON is for space {data.get('space')!r}, not {self.name!r}")
         raw = data.get("blocks")
+        if raw is None and isinstance(data.get("string"), str):  # best_arch.json, blocks deleted
+            return self.from_string(data["string"])
         if not isinstance(raw, list):
-            raise ArchitectureError(f"{self.name}: architecture JSON needs a 'blocks' list")
+            raise ArchitectureError(f"{self.name}: architecture JSON needs a 'blocks' list "
+                                    "or a 'string'")
         blocks = []
         allowed = set(EDGES) | ({"upsample"} if self.version == 2 else set())
         for i, d in enumerate(raw):

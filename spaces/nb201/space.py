@@ -72,14 +72,17 @@ class NB201Space(SearchSpace):
             part = part.strip()
             if not (part.startswith("|") and part.endswith("|")):
                 raise ArchitectureError(f"{self.name}: node {i} group {part!r} must start and end with '|'")
-            tokens = [t.strip() for t in part.split("|") if t.strip() != ""]
+            tokens = [t.strip() for t in part[1:-1].split("|")]
+            if "" in tokens:  # a doubled or stray '|' is a typo, not a separator to skip
+                raise ArchitectureError(f"{self.name}: node {i} group {part!r} has an empty edge "
+                                        "between two '|'")
             if len(tokens) != i:
                 raise ArchitectureError(
                     f"{self.name}: node {i} group {part!r} has {len(tokens)} edge(s), expected {i} "
                     f"(one from each of nodes {', '.join(map(str, range(i)))})")
             for token in tokens:
                 op, tilde, src = (s.strip() for s in token.partition("~"))
-                if not tilde or not src.strip().isdigit():
+                if not tilde or src not in {str(k) for k in range(NUM_NODES)}:
                     raise ArchitectureError(
                         f"{self.name}: token {token!r} of node {i} is not 'op~input'")
                 j = int(src)
