@@ -103,6 +103,8 @@ def test_network_shape_and_errors():
     assert net(torch.randn(2, 3, 32, 32), arch).shape == (2, 7)
     with pytest.raises(ValueError, match="needs an architecture"):
         net(torch.randn(1, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"multiples of 4 .*got \[1, 3, 30, 32\]"):
+        net(torch.randn(1, 3, 30, 32), arch)  # a tensor size mismatch deep inside, before
     other = SPACE.mutate(arch, random.Random(0))
     with pytest.raises(ValueError, match="cannot run"):
         SPACE.build_fixed(arch, **KW)(torch.randn(1, 3, 32, 32), other)

@@ -100,6 +100,10 @@ class NB201Net(nn.Module):
         return self.space.edge_ops(arch)
 
     def forward(self, x: torch.Tensor, arch: Arch | None = None) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[-2] % 4 or x.shape[-1] % 4:
+            # two reductions: the residual's pooling floors where the strided conv rounds up
+            raise ValueError(f"NB201 input must be [B, C, H, W] with H and W multiples of 4 "
+                             f"(32 x 32 in the benchmark), got {list(x.shape)}")
         ops = self._ops(arch)
         h = self.stem(x)
         for layer in self.cells:
