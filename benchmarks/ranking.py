@@ -55,7 +55,7 @@ from depthnas import config as config_mod  # noqa: E402
 from depthnas.evaluation import (PathEvaluator, at_constant_level,  # noqa: E402
                                  search_order)
 from depthnas.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from depthnas.landmarks import default_tau, sample_landmarks  # noqa: E402
+from depthnas.landmarks import default_tau  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
 from depthnas.ranking import default_threshold, kendall_tau, ranking_report  # noqa: E402
 from depthnas.spaces import SearchSpace, get_space  # noqa: E402
@@ -100,18 +100,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # ---- landmarks from the table ---------------------------------------------------------------
 def choose_landmarks(space: SearchSpace, table_archs: list[str], num: int, tau: int,
                      rng: random.Random) -> list[dict[str, Any]]:
-    """Algorithm 1's diverse sample, each member mapped to the nearest unused table entry."""
+    """Algorithm 1 inside the table: a random root, then M - 1 architectures drawn
+    uniformly from the table entries further than `tau` from it (the sampler's own
+    draws mapped to their nearest entries came out no more spread than random ones).
+    With too few that far, the farthest entries make up the rest."""
     pool = [space.from_string(s) for s in table_archs]
-    rng.shuffle(pool)  # the tie-break order among equally near entries
-    wanted = sample_landmarks(space, num, tau, rng)
-    chosen: list[dict[str, Any]] = []
-    used: set = set()
-    for w in wanted:
-        best = min((a for a in pool if a not in used), key=lambda a: space.hamming(a, w))
-        used.add(best)
-        chosen.append({"arch": space.to_string(best), "sampled": space.to_string(w),
-                       "hamming_to_sampled": space.hamming(best, w)})
-    return chosen
+    root = rng.choice(pool)
+    others = [a for a in pool if a != root]
+    far = [a for a in others if space.hamming(a, root) > tau]
+    picks = rng.sample(far, min(num - 1, len(far)))
+    if len(picks) < num - 1:
+        rest = sorted((a for a in others if a not in picks), key=lambda a: -space.hamming(a, root))
+        picks += rest[:num - 1 - len(picks)]
+    return [{"arch": space.to_string(a), "hamming_to_root": space.hamming(a, root)}
+            for a in [root, *picks]]
 
 
 # ---- one run ----------------------------------------------------------------------------------
@@ -266,6 +268,27 @@ def at_constant(scores: list[float], constant: float | None) -> float | None:
     return sum(at_constant_level(x, constant) for x in scores) / len(scores)
 
 
+def beat_constant(scores: list[float], constant: float | None) -> float | None:
+    """The fraction of paths the super-net scores better than a constant prediction
+    (and not at its level): the paths it has learned anything about. A run whose
+    paths are live but nearly all worse than a constant is close to collapse."""
+    if constant is None or not scores:
+        return None
+    return sum(x < constant and not at_constant_level(x, constant) for x in scores) / len(scores)
+
+
+def mean_std(values: list[Any]) -> dict[str, Any]:
+    """Mean and sample standard deviation (ddof=1; None below 2 values) of the finite
+    values; tau is undefined (NaN) when one side is all ties."""
+    vals = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    return {"mean": float(vals.mean()) if len(vals) else None,
+            "std": float(vals.std(ddof=1)) if len(vals) > 1 else None,
+            "n": len(vals), "values": list(values)}
+
+
+PAIRED = ("sparse_kendall_tau", "kendall_tau", "spearman_rho", "best_found_table_rank")
+
+
 def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
               thresholds: dict[str, float]) -> dict[str, Any]:
     per_run = []
@@ -282,11 +305,16 @@ def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
         lm_order = [m["arch"] for m in r["landmarks"]]
         lm_tau = (kendall_tau([truth[space][a] for a in lm_order], [r["scores"][a] for a in lm_order])
                   if len(lm_order) >= 2 else None)
+        eval_rank = sorted(ev, key=truth[space].get)
         per_run.append({"space": space, "method": r["method"], "seed": r["seed"], **rep,
                         "best_found": best, "best_found_loss": truth[space][best],
+                        # the table rank counts the landmarks too; the rank among the
+                        # evaluated architectures does not
                         "best_found_table_rank": full_rank.index(best) + 1,
+                        "best_found_eval_rank": eval_rank.index(best) + 1,
                         "table_size": len(full_rank), "landmark_kendall_tau": lm_tau,
                         "at_constant": at_constant(p, r.get("constant_score")),
+                        "beat_constant": beat_constant(p, r.get("constant_score")),
                         "epochs": r["epochs"], "steps": r["steps"]})
     summary: dict[str, Any] = {}
     for space in sorted({r["space"] for r in per_run}):
@@ -294,43 +322,61 @@ def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
             rows = [r for r in per_run if r["space"] == space and r["method"] == method]
             if not rows:
                 continue
-            agg = {}
-            for key in ("sparse_kendall_tau", "kendall_tau", "spearman_rho", "best_found_table_rank",
-                        "best_found_loss", "top_percentile", "landmark_kendall_tau"):
-                vals = np.array([r[key] for r in rows if r[key] is not None and math.isfinite(r[key])],
-                                dtype=float)  # tau is undefined (NaN) when one side is all ties
-                agg[key] = {"mean": float(vals.mean()) if len(vals) else None,
-                            "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
-                            "n": len(vals), "values": [r[key] for r in rows]}
+            agg = {key: mean_std([r[key] for r in rows])
+                   for key in (*PAIRED, "best_found_eval_rank", "best_found_loss",
+                               "top_percentile", "landmark_kendall_tau", "beat_constant")}
             summary.setdefault(space, {})[method] = {"n_runs": len(rows), **agg,
                                                      "n_eval": rows[0]["n"],
                                                      "table_size": rows[0]["table_size"]}
+        # Each seed's arms share landmarks and evaluation set: the per-seed difference
+        # is the statistic that compares the methods.
+        by_seed = {(r["method"], r["seed"]): r for r in per_run if r["space"] == space}
+        seeds = sorted({seed for m, seed in by_seed if ("spos", seed) in by_seed
+                        and ("landmarks", seed) in by_seed})
+        summary[space]["landmarks_minus_spos"] = {
+            key: mean_std([by_seed["landmarks", seed][key] - by_seed["spos", seed][key]
+                           for seed in seeds]) for key in PAIRED}
     return {"per_run": per_run, "summary": summary}
 
 
-def table4(summary: dict[str, Any], thresholds: dict[str, float], seeds: list[int],
+def table4(summary: dict[str, Any], rules: dict[str, str], thresholds: dict[str, float],
            per_run: list[dict[str, Any]]) -> str:
     def ms(d: dict[str, Any], fmt: str) -> str:
         if d["mean"] is None:
             return "n/a"
         short = f" ({d['n']} of {len(d['values'])} defined)" if d["n"] < len(d["values"]) else ""
-        return f"{d['mean']:{fmt}} ± {d['std']:{fmt}}{short}"
-    lines = [f"Table 4 (depth proxy, synthetic scenes): mean ± std over seeds {seeds}",
+        spread = f" ± {d['std']:{fmt}}" if d["std"] is not None else f" (n = {d['n']})"
+        return f"{d['mean']:{fmt}}{spread}{short}"
+    seeds = sorted({r["seed"] for r in per_run})
+    lines = [f"Table 4 (depth proxy, synthetic scenes): mean ± sample std (ddof=1) over seeds {seeds}",
              "| space | method | S-KdT | KdT | Spearman | best-found table rank | best-found loss | n eval |",
              "|---|---|---|---|---|---|---|---|"]
     for space, methods in summary.items():
-        for method, s in methods.items():
+        for method in METHODS:
+            if method not in methods:
+                continue
+            s = methods[method]
             lines.append(f"| {space} | {LABEL[method]} | {ms(s['sparse_kendall_tau'], '.3f')} | "
                          f"{ms(s['kendall_tau'], '.3f')} | {ms(s['spearman_rho'], '.3f')} | "
                          f"{ms(s['best_found_table_rank'], '.1f')} of {s['table_size']} | "
                          f"{ms(s['best_found_loss'], '.5f')} | {s['n_eval']} |")
-    lines.append("S-KdT thresholds (median |seed0 - seed1| of the table): "
-                 + ", ".join(f"{k} {v:.3g}" for k, v in thresholds.items()))
+    for space, methods in summary.items():
+        d = methods["landmarks_minus_spos"]
+        lines.append(f"{space}, landmarks - SPOS per seed: S-KdT {ms(d['sparse_kendall_tau'], '+.3f')}, "
+                     f"KdT {ms(d['kendall_tau'], '+.3f')}, best-found table rank "
+                     f"{ms(d['best_found_table_rank'], '+.1f')}")
+    lines.append("S-KdT thresholds: " + ", ".join(f"{k} {v:.3g} ({rules[k]})"
+                                                  for k, v in thresholds.items()))
     collapsed = [f"{r['space']} {LABEL[r['method']]} seed {r['seed']} ({r['at_constant']:.0%})"
                  for r in per_run if (r.get("at_constant") or 0) > 0.5]
     if collapsed:
         lines.append("Collapsed super-nets (more than half of the paths score a constant "
                      "prediction's loss, so their order is noise): " + ", ".join(collapsed))
+    weak = [f"{r['space']} {LABEL[r['method']]} seed {r['seed']} ({r['beat_constant']:.0%})"
+            for r in per_run if r.get("beat_constant") is not None and r["beat_constant"] < 0.25]
+    if weak:
+        lines.append("Near collapse (fewer than a quarter of the paths score better than a "
+                     "constant prediction): " + ", ".join(weak))
     return "\n".join(lines)
 
 
@@ -347,8 +393,8 @@ def markdown(out: dict[str, Any], table: dict[str, Any]) -> str:
              f"{out['settings']['schedule']}, {out['settings']['pairs']} pair(s) per step; "
              f"{out['settings']['landmark_choice']}.", "",
              "| space | method | seed | S-KdT | KdT | Spearman | best-found (table rank) | landmark KdT "
-             "| paths at constant |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| paths at constant | paths better than constant |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
 
     def f(v: Any, fmt: str = "+.3f") -> str:
         return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
@@ -356,9 +402,13 @@ def markdown(out: dict[str, Any], table: dict[str, Any]) -> str:
         lines.append(f"| {r['space']} | {LABEL[r['method']]} | {r['seed']} | {f(r['sparse_kendall_tau'])} | "
                      f"{f(r['kendall_tau'])} | {f(r['spearman_rho'])} | `{r['best_found']}` "
                      f"({r['best_found_table_rank']}/{r['table_size']}, {r['best_found_loss']:.5f}) | "
-                     f"{f(r['landmark_kendall_tau'])} | {f(r.get('at_constant'), '.0%')} |")
+                     f"{f(r['landmark_kendall_tau'])} | {f(r.get('at_constant'), '.0%')} | "
+                     f"{f(r.get('beat_constant'), '.0%')} |")
     if out["missing_runs"]:
         lines.append(f"\nMissing runs: {', '.join(out['missing_runs'])}")
+    if out.get("unpaired_runs"):
+        lines.append(f"Left out (the other arm of their seed did not finish): "
+                     f"{', '.join(out['unpaired_runs'])}")
     return "\n".join(lines)
 
 
@@ -386,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     truth: dict[str, dict[str, float]] = {}
     thresholds: dict[str, float] = {}
+    threshold_rules: dict[str, str] = {}
     for space_name in args.spaces:
         entries = {a: e["mean"] for a, e in table["architectures"].items()
                    if e["space"] == space_name and e["mean"] is not None}  # None: every seed diverged
@@ -393,11 +444,15 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{args.table}: {len(entries)} {space_name} architectures; need at least "
                              f"{args.num_landmarks + 2} ({args.num_landmarks} landmarks + 2 to rank)")
         truth[space_name] = entries
-        thr = args.threshold or (table.get("seed_median_abs_diff") or {}).get(space_name)
+        if args.threshold is not None:
+            thr, rule = args.threshold, "given (--threshold)"
+        else:
+            thr = (table.get("seed_median_abs_diff") or {}).get(space_name)
+            rule = "median |seed0 - seed1| of the table"
         if not thr:
-            thr = default_threshold(list(entries.values()))
+            thr, rule = default_threshold(list(entries.values())), "1% of the range (no seed noise in the table)"
             say(f"{space_name}: no seed noise in the table; S-KdT threshold = 1% of the range")
-        thresholds[space_name] = float(thr)
+        thresholds[space_name], threshold_rules[space_name] = float(thr), rule
 
     specs = []
     for space_name in args.spaces:
@@ -527,24 +582,29 @@ def main(argv: list[str] | None = None) -> int:
                      "tau": {s["space"]: s["tau"] for s in specs}, "lambda_max": args.lambda_max,
                      "schedule": args.schedule, "pairs": args.pairs, "calib_batches": args.calib_batches,
                      "val_batches": args.val_batches, "iterations": 1,
-                     "landmark_choice": "sample_landmarks (Algorithm 1), each mapped to the nearest "
-                                        "unused table architecture by Hamming distance",
-                     "sparse_threshold": thresholds,
-                     "sparse_threshold_rule": "median |seed0 - seed1| of the table in that space"
-                     if args.threshold is None else "given (--threshold)"},
+                     "landmark_choice": "Algorithm 1 inside the table: a random root and M - 1 "
+                                        "entries drawn uniformly from those further than tau "
+                                        "from it",
+                     "sparse_threshold": thresholds, "sparse_threshold_rule": threshold_rules},
         "plan": plan, "wall_s": round(time.time() - start, 1),
         "missing_runs": sorted({s["name"] for s in specs} - {r["name"] for r in results}),
     }
+    # Both arms of a seed share its landmarks and evaluation set: only paired seeds
+    # are compared (a run the budget cut or that diverged takes its pair out).
     complete = [r for r in results
                 if any(o["space"] == r["space"] and o["seed"] == r["seed"] and o["method"] != r["method"]
                        for o in results)]
-    if results:
-        out.update(summarize(results, truth, thresholds))
+    unpaired = sorted(r["name"] for r in results if r not in complete)
+    if unpaired:
+        say(f"left out, their other arm did not finish: {', '.join(unpaired)}")
+    out["unpaired_runs"] = unpaired
+    if complete:
+        out.update(summarize(complete, truth, thresholds))
         out["paired_runs"] = len(complete) // 2
         out["landmarks"] = {f"{s['space']}_s{s['seed']}": s["landmarks"] for s in specs
                             if s["method"] == "landmarks"}
         out["runs"] = [{k: v for k, v in r.items() if k != "landmarks"} for r in results]
-        text = table4(out["summary"], thresholds, args.seeds, out["per_run"])
+        text = table4(out["summary"], threshold_rules, thresholds, out["per_run"])
         out["table4"] = text
         say("\n" + text)
         for r in out["per_run"]:
@@ -554,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.md:
             atomic_write_text(args.md, markdown(out, table) + "\n")
     else:
-        say("no run finished")
+        say("no seed finished both runs")
     json_path = Path(args.json) if args.json else work / "ranking.json"
     atomic_write_json(json_path, proxy.clean(out))
     say(f"wrote {json_path} in {time.time() - start:.0f}s")

@@ -103,9 +103,10 @@ def test_ranking_experiment_writes_table4(ranking_result, table_path):
     constants = {run["constant_score"] for run in res["runs"]}  # one validation split, one level
     assert len(constants) == 1 and constants.pop() > 0
     s = res["summary"]["v1-sync"]
-    assert set(s) == {"spos", "landmarks"}
+    assert set(s) == {"spos", "landmarks", "landmarks_minus_spos"}
+    assert s["landmarks_minus_spos"]["sparse_kendall_tau"]["n"] <= 1  # one seed: one difference
     assert "SPOS+landmarks" in res["table4"] and res["plan"]["epochs"] == 1
-    assert not res["missing_runs"]
+    assert not res["missing_runs"] and not res["unpaired_runs"] and res["paired_runs"] == 1
 
 
 def test_depthnas_rank_accepts_the_table(ranking_result, work, table_path, capsys):
@@ -173,14 +174,22 @@ def test_training_reads_batches_from_the_tensors(work, table_path, monkeypatch):
     assert not (work / "t2" / "checkpoints").exists()  # no per-epoch I/O
 
 
-def test_landmarks_are_diverse_table_entries():
+def test_landmarks_are_table_entries_further_than_tau_from_a_root():
+    """Algorithm 1 inside the table. The sampler's own draws, each mapped to its nearest
+    table entry, came out as spread as random entries (and some within tau of the root)."""
     space = get_space("v1-sync")
     table = [space.to_string(a) for a in proxy.random_archs(space, 30, random.Random(0))]
     marks = ranking_bench.choose_landmarks(space, table, 10, 3, random.Random(1))
     chosen = [m["arch"] for m in marks]
     assert len(set(chosen)) == 10 and set(chosen) <= set(table)
+    root = space.from_string(chosen[0])
+    assert all(space.hamming(space.from_string(a), root) > 3 for a in chosen[1:])
+    assert [m["hamming_to_root"] for m in marks][0] == 0
     again = ranking_bench.choose_landmarks(space, table, 10, 3, random.Random(1))
     assert [m["arch"] for m in again] == chosen  # a function of the seed
+    # too few that far: the farthest make up the rest
+    few = ranking_bench.choose_landmarks(space, table, 10, 4, random.Random(1))
+    assert len({m["arch"] for m in few}) == 10
 
 
 def test_sigterm_stops_the_workers_and_still_writes_the_table(tmp_path):
@@ -291,9 +300,50 @@ def test_a_super_net_scoring_its_paths_at_the_constant_level_is_flagged():
     out = ranking_bench.summarize([run("spos", alive), run("landmarks", dead)], truth, {"v1-sync": 0.001})
     by_method = {r["method"]: r["at_constant"] for r in out["per_run"]}
     assert by_method == {"spos": 0.0, "landmarks": 1.0}
-    text = ranking_bench.table4(out["summary"], {"v1-sync": 0.001}, [0], out["per_run"])
+    text = ranking_bench.table4(out["summary"], {"v1-sync": "given"}, {"v1-sync": 0.001},
+                                out["per_run"])
     assert "Collapsed super-nets" in text and "v1-sync SPOS+landmarks seed 0 (100%)" in text
-    assert "SPOS seed" not in text.split("Collapsed super-nets")[1]
+    assert "SPOS seed" not in text.split("Collapsed super-nets")[1].split("\n")[0]
+    assert "S-KdT thresholds: v1-sync 0.001 (given)" in text
+
+
+def test_a_super_net_whose_live_paths_all_score_worse_than_a_constant_is_flagged():
+    """No path at the constant level, yet none better than it: close to collapse, and
+    the 'best found' is then a path the super-net learned nothing about."""
+    truth = {"v1-sync": {f"a{i}": 0.1 + 0.01 * i for i in range(8)}}
+    constant = 0.2
+    worse = {a: 0.21 + 0.001 * i for i, a in enumerate(truth["v1-sync"])}
+    better = {a: 0.1 + 0.001 * i for i, a in enumerate(truth["v1-sync"])}
+    runs = [{"space": "v1-sync", "method": m, "seed": 0, "landmarks": [], "epochs": 1, "steps": 1,
+             "constant_score": constant, "scores": sc}
+            for m, sc in (("spos", better), ("landmarks", worse))]
+    out = ranking_bench.summarize(runs, truth, {"v1-sync": 0.001})
+    assert {r["method"]: r["beat_constant"] for r in out["per_run"]} == {"spos": 1.0, "landmarks": 0.0}
+    text = ranking_bench.table4(out["summary"], {"v1-sync": "x"}, {"v1-sync": 0.001}, out["per_run"])
+    assert "Near collapse" in text and "SPOS+landmarks seed 0 (0%)" in text
+
+
+def test_the_methods_are_compared_seed_by_seed():
+    """Both arms of a seed share its landmarks and evaluation set: the summary holds the
+    per-seed difference, and one value has no standard deviation (it printed +- 0.000)."""
+    truth = {"v1-sync": {f"a{i}": 0.1 + 0.01 * i for i in range(8)}}
+    archs = list(truth["v1-sync"])
+
+    def run(method, seed, order):
+        return {"space": "v1-sync", "method": method, "seed": seed, "landmarks": [], "epochs": 1,
+                "steps": 1, "constant_score": None,
+                "scores": {a: 0.1 + 0.001 * order.index(a) for a in archs}}
+    right, wrong = archs, archs[::-1]
+    runs = [run("spos", 0, wrong), run("landmarks", 0, right),
+            run("spos", 1, wrong), run("landmarks", 1, right)]
+    out = ranking_bench.summarize(runs, truth, {"v1-sync": 0.001})
+    diff = out["summary"]["v1-sync"]["landmarks_minus_spos"]
+    assert diff["kendall_tau"]["mean"] == pytest.approx(2.0) and diff["kendall_tau"]["n"] == 2
+    assert diff["kendall_tau"]["std"] == pytest.approx(0.0)
+    one = ranking_bench.summarize(runs[:2], truth, {"v1-sync": 0.001})
+    text = ranking_bench.table4(one["summary"], {"v1-sync": "x"}, {"v1-sync": 0.001}, one["per_run"])
+    assert "± 0.000" not in text and "(n = 1)" in text
+    assert "landmarks - SPOS per seed: S-KdT +2.000 (n = 1)" in text
 
 
 def test_the_best_found_is_what_the_search_would_pick_not_a_dead_path():
