@@ -345,7 +345,8 @@ def table4(summary: dict[str, Any], rules: dict[str, str], thresholds: dict[str,
         if d["mean"] is None:
             return "n/a"
         short = f" ({d['n']} of {len(d['values'])} defined)" if d["n"] < len(d["values"]) else ""
-        spread = f" ± {d['std']:{fmt}}" if d["std"] is not None else f" (n = {d['n']})"
+        spread = (f" ± {d['std']:{fmt.lstrip('+')}}" if d["std"] is not None
+                  else f" (n = {d['n']})")
         return f"{d['mean']:{fmt}}{spread}{short}"
     seeds = sorted({r["seed"] for r in per_run})
     lines = [f"Table 4 (depth proxy, synthetic scenes): mean ± sample std (ddof=1) over seeds {seeds}",
