@@ -163,8 +163,8 @@ run_bench() {  # name, time limit, extra args...
 # a GPU (issue 8's last unmeasured target), then (a) and (b) again on today's code,
 # then the other precisions (compile runs only with BUDGET_S >= ~560).
 # (c) without FLOP counts: they are hardware-independent (benchmarks/paper_flops.py has
-# them) and would cost three more passes over 240 batches. (a)+(b) took 45-60 s in the
-# last H200 run.
+# them) and would cost three more passes over 240 batches. The last H200 run did (a), (b) and
+# (c) at 10 + 10 batches in 67 s.
 run_bench bf16_c 180 --precision bf16 --channels-last --parts c --no-peak --no-flops
 run_bench bf16_ab 90 --precision bf16 --channels-last --parts ab
 run_bench fp32_ab 120 --precision fp32 --no-channels-last --parts ab --no-peak
