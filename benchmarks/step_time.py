@@ -262,6 +262,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 kind = "warm-up" if i < warmup else "round"
                 print(f"  {kind} {i + 1}/{warmup + (iters or args.iters)}: " +
                       ", ".join(f"{k} {v[0] * 1e3:.1f} ms" for k, v in t.items()), flush=True)
+        # each part's medians as soon as it ends: a run its time limit cuts short (the GPU
+        # script's stages have one) still leaves the parts it finished in the log
+        print("  medians: " + ", ".join(f"{k} {statistics.median(times[k]) * 1e3:.1f} ms"
+                                         for k in variants if k in times), flush=True)
 
     def free() -> None:
         if device.type == "cuda":
