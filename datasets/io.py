@@ -48,13 +48,33 @@ def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
     buf = np.frombuffer(data, np.uint8)
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     img = cv2.imdecode(buf, flags | cv2.IMREAD_ANYDEPTH)
-    if img is not None and img.dtype == np.uint16:
-        return to_uint8(img)
-    if img is not None and img.dtype != np.uint8:  # float TIFF and the like: as before
+    if img is not None and img.dtype not in (np.uint8, np.uint16):  # float TIFF: as before
         img = cv2.imdecode(buf, flags)
     if img is None:
         raise DatasetError(f"cannot read image {path} (corrupt or unsupported format)")
-    return img
+    if data[:4] in _TIFF_MAGIC:
+        img = _tiff_stored_grid(img, data)
+    return to_uint8(img) if img.dtype == np.uint16 else img
+
+
+_TIFF_MAGIC = (b"II*\0", b"MM\0*")
+
+
+def _tiff_stored_grid(img: np.ndarray, data: bytes) -> np.ndarray:
+    """OpenCV's TIFF decoder applies the Orientation tag even when told to ignore it
+    (OpenCV 5.0): undo it, so a TIFF pairs with its depth map as every other format does."""
+    import io
+
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - OpenCV read it; an unreadable tag means none
+        return img
+    undo = {2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1],
+            5: lambda x: x.transpose(1, 0, 2), 6: lambda x: np.rot90(x, 1),
+            7: lambda x: x.transpose(1, 0, 2)[::-1, ::-1], 8: lambda x: np.rot90(x, -1)}
+    return np.ascontiguousarray(undo[orientation](img)) if orientation in undo else img
 
 
 # Bit depths sensors store in 16-bit files; values are read against the smallest

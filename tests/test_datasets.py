@@ -676,6 +676,24 @@ def test_a_12_bit_colour_image_is_scaled_by_its_bit_depth_not_cut_to_its_high_by
     np.testing.assert_allclose(rgb.astype(int), _rgb(0).astype(int), atol=1)
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_tiff_with_an_orientation_tag_is_read_in_its_stored_grid(tmp_path, orientation, bits):
+    """OpenCV's TIFF decoder turns the image by its Orientation tag even when told to
+    ignore it; the depth map beside it is stored unturned, so a 180-degree tag paired
+    every pixel with the wrong depth (and 90 degrees failed on the shape)."""
+    import tifffile
+    root = make_folder(tmp_path / "f", n=2)
+    rgb = _rgb(0)
+    stored = rgb.astype(np.uint16) * 16 if bits == 16 else rgb  # 16: 8-bit content as 12-bit
+    (root / "images" / "s000.jpg").unlink()
+    tifffile.imwrite(root / "images" / "s000.tif", stored, photometric="rgb",
+                     extratags=[(274, "H", 1, orientation, True)])
+    reader = FolderReader(root)
+    loaded = reader.load(reader.index()[0][0])[0]
+    np.testing.assert_allclose(loaded.astype(int), rgb.astype(int), atol=1)
+
+
 def test_a_colour_mapped_depth_png_is_refused_and_grey_copies_are_read(tmp_path):
     root = make_folder(tmp_path / "f", n=2)
     mm = np.round(_depth_m(1) * 1000).astype(np.uint16)

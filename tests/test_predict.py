@@ -115,6 +115,9 @@ def test_a_12_bit_colour_image_uses_the_8_bit_range_and_keeps_its_orientation(
     tif = tmp_path / "sensor12.tif"
     assert cv2.imwrite(str(tif), rgb16[..., ::-1])
     np.testing.assert_array_equal(read_rgb(tif), rgb)
+    import tifffile  # a TIFF's tag is applied once (OpenCV applied it, then PIL again)
+    tifffile.imwrite(tif, rgb16, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    np.testing.assert_array_equal(read_rgb(tif), turned)
 
 
 def test_same_stem_gets_distinct_names(onnx_file: Path, tmp_path: Path) -> None:
