@@ -269,8 +269,8 @@ class Trainer:
         self.state = TrainState(epoch=int(state["epoch"]), step=int(state["step"]))
         saved_step = self.state.step
         self._rebase_steps()
-        if self.writes:
-            self._drop_records_after(saved_step)
+        if self.writes:  # (a rebase may count back: the steps logged past it go too)
+            self._drop_records_after(min(saved_step, self.state.step))
             log.info("%s: resuming after epoch %d of %d (step %d) from %s", self.name,
                      self.state.epoch, self.total_epochs, self.state.step, self.checkpoints.loaded)
         return True

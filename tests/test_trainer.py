@@ -68,6 +68,8 @@ def test_a_resume_with_other_steps_per_epoch_continues_the_schedules_from_its_ep
     assert lrs == pytest.approx([CFG.lr * cosine_factor(2, 3), CFG.backbone_lr * cosine_factor(2, 3)])
     resumed.fit()
     assert resumed.state.step == resumed.total_steps == 3
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]  # one record per step
 
 
 def test_resume_reaches_the_same_final_weights(tmp_path):
