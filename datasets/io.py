@@ -83,14 +83,15 @@ _SENSOR_BITS = (8, 10, 12, 14, 16)
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
-    """uint8 from an unsigned-integer image of up to 16 bits, scaled by the bit depth
-    its values use: 10- to 14-bit sensor data is stored in 16-bit files, and its
-    0..4095 read as 0..65535 is almost black. The depth is the smallest of 8, 10, 12,
-    14 and 16 bits that holds the image's maximum (a dark 12-bit frame whose maximum
-    fits 10 bits is read as 10-bit: brighter, never clipped)."""
-    top = int(img.max()) if img.size else 0
-    bits = next(b for b in _SENSOR_BITS if top < 2**b or b == 16)
-    scaled = img.astype(np.float32) * np.float32(255.0 / (2**bits - 1))
+    """uint8 from an integer image, scaled by the bit depth its values use: 10- to
+    14-bit sensor data is stored in 16-bit files, and its 0..4095 read as 0..65535 is
+    almost black. The depth is the smallest of 8, 10, 12, 14 and 16 bits that holds
+    the image's maximum (a dark 12-bit frame whose maximum fits 10 bits is read as
+    10-bit: brighter, never clipped), or the maximum's own bit length beyond 16.
+    Negative values read as 0."""
+    top = max(int(img.max()), 0) if img.size else 0
+    bits = next((b for b in _SENSOR_BITS if top < 2**b), top.bit_length())
+    scaled = img.astype(np.float64) * (255.0 / (2**bits - 1))
     return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 
 

@@ -75,7 +75,7 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
             arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
             grey = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
         else:
-            grey = to_uint8(np.clip(arr, 0, 65535).astype(np.uint16))
+            grey = to_uint8(arr)
         return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
     return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 

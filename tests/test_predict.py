@@ -80,6 +80,14 @@ def test_a_12_bit_image_in_a_16_bit_file_uses_the_8_bit_range(tmp_path: Path) ->
     assert rgb.min() == 0 and rgb.max() == 255  # was 0..15: almost black
 
 
+def test_a_32_bit_integer_grey_image_is_scaled_by_its_bit_length(tmp_path: Path) -> None:
+    """PIL's mode I holds up to 32 bits: a 20-bit ramp must not saturate at 255."""
+    path = tmp_path / "ramp20.tif"
+    Image.fromarray(np.linspace(0, 2**20 - 1, 30 * 40).reshape(30, 40).astype(np.int32)).save(path)
+    grey = read_rgb(path)[..., 0]
+    assert grey.min() == 0 and grey.max() == 255 and 100 < grey.mean() < 155
+
+
 def _png_with_orientation(path: Path, bgr: np.ndarray, orientation: int) -> None:
     """A PNG as OpenCV writes it (any bit depth) plus an eXIf chunk holding the tag."""
     import struct
