@@ -269,7 +269,7 @@ class SearchRun:
         # The level of a model that learned nothing, on the whole split (where stand-alone
         # models are scored) and on the search's validation batches (maybe fewer).
         self.constant = constant_score(task, self.splits.val, batch_size=cfg.data.batch_size)
-        search_constant = evaluator.constant_level() if main else None
+        self.search_constant = search_constant = evaluator.constant_level() if main else None
         landmark_set = {a for a, _ in landmarks}
         self.picks = self.flat_picks = 0
         for t in range(T):
@@ -377,11 +377,12 @@ class SearchRun:
             self.say(f"super-net ranking on {ranking['n']} random architectures trained "
                      f"stand-alone: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "
                      f"{ranking['sparse_kendall_tau']:+.3f} (threshold {ranking['sparse_threshold']:.2g})")
-        self._warn_if_collapsed(constant)
+        self._warn_if_collapsed(constant, self.search_constant)
         self.say(f"done in {elapsed / 60:.1f} min; report: {self.out / 'report.md'}")
         return summary
 
-    def _warn_if_collapsed(self, constant: float | None) -> None:
+    def _warn_if_collapsed(self, constant: float | None,
+                           search_constant: float | None = None) -> None:
         """Say so when models scored no better than predicting one value everywhere (a
         head whose final ReLU died): such a score ranks nothing. The search ranks such
         super-net paths last, so a pick at that level means it found too few live ones."""
@@ -395,7 +396,8 @@ class SearchRun:
                      "nothing; more --standalone-epochs or a lower --set standalone.lr=... help")
         if self.flat_picks:
             self.say(f"warning: {self.flat_picks} of the {self.picks} architectures the search "
-                     f"picked were at a constant prediction's level ({constant:.5f}) in the "
+                     f"picked were at a constant prediction's level "
+                     f"({constant if search_constant is None else search_constant:.5f}) in the "
                      "super-net: those paths ignore their input, and were picked for want "
                      "of live ones; train the super-net longer (--epochs) or search more candidates")
 
