@@ -94,12 +94,13 @@ class LandmarkStore:
 
     def find(self, arch_string: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
         for e in self.entries:
-            if e["arch"] == arch_string and e.get("recipe") == recipe:
+            if e["arch"] == arch_string and e.get("recipe") == recipe and _trained(e):
                 return e
         return None
 
     def matching(self, space: str, recipe: dict[str, Any]) -> list[dict[str, Any]]:
-        return [e for e in self.entries if e["space"] == space and e.get("recipe") == recipe]
+        return [e for e in self.entries
+                if e["space"] == space and e.get("recipe") == recipe and _trained(e)]
 
     def add(self, arch_string: str, space: str, val_loss: float, recipe: dict[str, Any],
             **extra: Any) -> dict[str, Any]:
@@ -129,6 +130,12 @@ class LandmarkStore:
             mine = {_key(e) for e in self.entries}
             theirs = [e for e in self._read() if _key(e) not in mine]
             atomic_write_json(self.path, {"version": 1, "entries": theirs + self.entries})
+
+
+def _trained(entry: dict[str, Any]) -> bool:
+    """Stores written before 2026-11-29 also hold a truth table's values, marked with
+    their `source`: those were looked up, not trained under the entry's recipe."""
+    return "source" not in entry
 
 
 def _key(entry: dict[str, Any]) -> tuple[str, str]:

@@ -196,3 +196,17 @@ def test_a_hand_written_store_entry_without_its_space_is_named(tmp_path):
                                             {"arch": "v1-sync:c1,c1,c1,c1,c1", "val_loss": 0.3}]}))
     with pytest.raises(ValueError, match=r"store.json: entry 1 lacks or mistypes space"):
         LandmarkStore(path)
+
+
+def test_truth_table_values_in_an_older_store_are_not_taken_for_trained_results(tmp_path):
+    """Before 2026-11-29 a search copied its truth table's values into the store, marked
+    with their source; a later run of the same recipe reused them as trained."""
+    path = tmp_path / "store.json"
+    recipe = {"epochs": 3}
+    path.write_text(json.dumps({"version": 1, "entries": [
+        {"arch": "v1-sync:c3,c3,c3,c3,c3", "space": "v1-sync", "val_loss": 0.1, "recipe": recipe,
+         "source": "table.json"},
+        {"arch": "v1-sync:c1,c1,c1,c1,c1", "space": "v1-sync", "val_loss": 0.2, "recipe": recipe}]}))
+    store = LandmarkStore(path)
+    assert store.find("v1-sync:c3,c3,c3,c3,c3", recipe) is None
+    assert [e["arch"] for e in store.matching("v1-sync", recipe)] == ["v1-sync:c1,c1,c1,c1,c1"]
