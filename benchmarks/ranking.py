@@ -431,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     args = parse_args(argv)
     say = lambda msg: print(msg, flush=True)  # noqa: E731
+    if args.num_landmarks < 2:
+        raise SystemExit(f"--num-landmarks {args.num_landmarks}: the penalty needs at least 2 "
+                         "landmarks (a pair)")
+    if args.threshold is not None and not args.threshold > 0:
+        raise SystemExit(f"--threshold {args.threshold}: the S-KdT bin width must be > 0")
     table = load_table(args.table)
     base = table["config"]["depthnas_config"]
     base_cfg = config_mod.from_dict(base)
@@ -619,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path = Path(args.json) if args.json else work / "ranking.json"
     atomic_write_json(json_path, proxy.clean(out))
     say(f"wrote {json_path} in {time.time() - start:.0f}s")
-    return 0 if results else 1
+    return 0 if complete else 1  # no paired seed: no comparison, no Table 4
 
 
 if __name__ == "__main__":

@@ -270,6 +270,15 @@ def test_a_worker_takes_no_job_it_cannot_finish_by_the_deadline(monkeypatch):
     assert len(done) == 1 and jobs.qsize() == 4  # after the first: 0.2 s + 0.21 s > 0.3 s
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--num-landmarks", "0"], "needs at least 2 landmarks"),  # was a ValueError deep inside
+    (["--threshold", "0"], "bin width must be > 0"),           # was read as "not given"
+])
+def test_ranking_refuses_flags_that_cannot_work(flags, message):
+    with pytest.raises(SystemExit, match=message):
+        ranking_bench.main([*flags, "--table", "unused.json"])
+
+
 def test_ranking_refuses_a_file_that_is_not_a_table(tmp_path, table_path):
     cut = tmp_path / "cut.json"
     cut.write_text(table_path.read_text()[:200])
