@@ -268,6 +268,7 @@ def test_a_worker_takes_no_job_it_cannot_finish_by_the_deadline(monkeypatch):
     messages = [results.get_nowait() for _ in range(results.qsize())]
     done = [m for m in messages if m["type"] == "result"]
     assert len(done) == 1 and jobs.qsize() == 4  # after the first: 0.2 s + 0.21 s > 0.3 s
+    assert messages[-1] == {"type": "exit", "worker": 0, "out_of_time": True}  # the table says why
 
 
 @pytest.mark.parametrize(("flags", "message"), [

@@ -120,7 +120,7 @@ def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str
     next one would end past the deadline by this worker's last training time: the
     main process sets `stop` only once a second, and a job taken just before is lost."""
     torch.set_num_threads(threads)
-    failures, last_wall = 0, None
+    failures, last_wall, out_of_time = 0, None, False
     try:
         cfg = config_mod.from_dict(cfg_dict)
         dev = proxy.resolve(device)
@@ -129,6 +129,7 @@ def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str
         while not stop.is_set():
             if deadline is not None and last_wall is not None \
                     and time.time() + 1.05 * last_wall > deadline:
+                out_of_time = True
                 break
             try:
                 job = jobs.get(timeout=1.0)
@@ -154,7 +155,7 @@ def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str
     except BaseException:  # noqa: BLE001
         results.put({"type": "fatal", "worker": rank, "error": traceback.format_exc()})
     finally:
-        results.put({"type": "exit", "worker": rank})
+        results.put({"type": "exit", "worker": rank, "out_of_time": out_of_time})
 
 
 def grace_over(now: float, stop_at: float, budget: float, grace: float) -> bool:
@@ -315,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                             say(f"worker {msg['worker']} failed:\n{msg['error']}")
                         elif kind == "exit":
                             exited.add(msg["worker"])
+                            # (all workers may leave by their own clocks before the
+                            # median says stop: the budget still stopped the table)
+                            stopped_by_budget |= bool(msg.get("out_of_time"))
                     exited |= {r for r, p in enumerate(procs) if not p.is_alive() and p.exitcode not in (None, 0)}
                     now = time.time() - start
                     if args.time_budget is not None and not stop.is_set():
