@@ -216,6 +216,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: cosine_factor(s, self.total_steps))
         self.state = TrainState()
+        # steps taken minus the schedules' position (not 0 after a resume on another
+        # number of ranks: see _align_schedules)
+        self._schedule_offset = 0
         self.checkpoints = Checkpointer(self.out_dir / "checkpoints")
         self._writer = None
         self._purge_step: int | None = None
@@ -267,31 +270,31 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.state = TrainState(epoch=int(state["epoch"]), step=int(state["step"]))
-        saved_step = self.state.step
-        self._rebase_steps()
-        if self.writes:  # (a rebase may count back: the steps logged past it go too)
-            self._drop_records_after(min(saved_step, self.state.step))
+        self._align_schedules()
+        if self.writes:
+            self._drop_records_after(self.state.step)
             log.info("%s: resuming after epoch %d of %d (step %d) from %s", self.name,
                      self.state.epoch, self.total_epochs, self.state.step, self.checkpoints.loaded)
         return True
 
-    def _rebase_steps(self) -> None:
+    def _align_schedules(self) -> None:
         """A checkpoint holds whole epochs. Resumed on another number of ranks, an epoch
-        has another number of steps, and the saved step count sits elsewhere in this
+        has another number of steps, and the steps taken so far sit elsewhere in this
         run's schedules (past their end from 1 process to 2 ranks: the learning rate
-        at its floor for the rest of the run). Continue them from the epoch instead."""
-        epoch, saved = self.state.epoch, self.state.step
-        if not epoch or saved == epoch * self.steps_per_epoch:
+        at its floor for the rest of the run). The schedules (learning rate, landmark
+        lambda and batches) go on from the epoch instead; the step count, which the
+        logs use, goes on counting the optimizer steps taken."""
+        epoch, taken = self.state.epoch, self.state.step
+        position = epoch * self.steps_per_epoch
+        if not epoch or taken == position:
             return
-        step = epoch * self.steps_per_epoch
+        self._schedule_offset = taken - position
         log.warning("%s: the checkpoint trained %d steps per epoch, this run takes %d "
                     "(another number of ranks?): the learning rate and the landmark schedule "
-                    "go on from epoch %d's place in this run's, step %d of %d (was %d; the "
-                    "logged steps go on from there too)", self.name,
-                    saved // epoch, self.steps_per_epoch, epoch, step, self.total_steps, saved)
-        self.state.step = step
-        self.scheduler.last_epoch = step - 1
-        self.scheduler.step()  # sets each group's learning rate for `step`
+                    "go on from epoch %d's place in this run's, step %d of %d", self.name,
+                    taken // epoch, self.steps_per_epoch, epoch, position, self.total_steps)
+        self.scheduler.last_epoch = position - 1
+        self.scheduler.step()  # sets each group's learning rate for `position`
 
     # ---- logging -----------------------------------------------------------------
     def _drop_records_after(self, step: int) -> None:
@@ -353,7 +356,8 @@ class Trainer:
     def train_step(self, batch: dict[str, Any], arch: Any) -> dict[str, float]:
         self.model.train()
         with autocast(self.device, self.cfg.precision):
-            total, loss, logs = self.step_loss(batch, arch, self.state.step, self.total_steps)
+            total, loss, logs = self.step_loss(batch, arch, self.state.step - self._schedule_offset,
+                                               self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()  # under DDP: gradients averaged over the ranks here
         # Values are read back to the host (a device sync) only once backward has been

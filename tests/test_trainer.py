@@ -55,22 +55,21 @@ def test_a_resume_with_other_steps_per_epoch_continues_the_schedules_from_its_ep
     """Resumed on another number of ranks, an epoch has another number of steps. The
     checkpoint's step count then sat elsewhere in the new schedule: from 1 process to 2
     ranks past its end, so the learning rate fell to its floor (and lambda to its end)
-    for the rest of the run."""
+    for the rest of the run. The logs keep counting the steps taken, once each."""
     import dataclasses
-    make_trainer(tmp_path / "run", regularized=False).fit(until_epoch=2)  # 2 steps an epoch
-    resumed = make_trainer(tmp_path / "run", regularized=False,
-                           cfg=dataclasses.replace(CFG, steps_per_epoch=1))
+    make_trainer(tmp_path / "run").fit(until_epoch=2)  # 2 steps an epoch: 4 of 6
+    resumed = make_trainer(tmp_path / "run", cfg=dataclasses.replace(CFG, steps_per_epoch=1))
     with caplog.at_level("WARNING"):
         assert resumed.try_resume()
     assert "2 steps per epoch" in caplog.text and "this run takes 1" in caplog.text
-    assert resumed.state.step == 2  # 2 epochs of 1 step, not the checkpoint's 4 of 6
-    lrs = [g["lr"] for g in resumed.optimizer.param_groups]
+    lrs = [g["lr"] for g in resumed.optimizer.param_groups]  # epoch 2 of 3: step 2 of 3
     assert lrs == pytest.approx([CFG.lr * cosine_factor(2, 3), CFG.backbone_lr * cosine_factor(2, 3)])
     resumed.fit()
-    assert resumed.state.step == resumed.total_steps == 3
+    assert resumed.scheduler.last_epoch == resumed.total_steps == 3  # the schedule's end
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]  # one record per step
-
+    steps = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5]  # 4 taken before, 1 after
+    assert steps[-1]["lambda"] == pytest.approx(LandmarkConfig().lambda_max)  # its last step
 
 def test_resume_reaches_the_same_final_weights(tmp_path):
     full = make_trainer(tmp_path / "full")
