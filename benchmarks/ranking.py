@@ -4,17 +4,18 @@ landmark regularization raise the super-net's (sparse) Kendall tau?
 
 For each space and seed, SPOS and SPOS + landmarks train a super-net for the same
 number of epochs on the same data and configuration as the table
-(benchmarks/depth_proxy/table.json). The M landmarks come from the table: the
-diverse sampler (Algorithm 1, `sample_landmarks`) draws M architectures, and each is
-replaced by its nearest not-yet-chosen table architecture (Hamming distance, ties
-broken at random with the seed), so their stand-alone losses are the table's means,
-not new trainings. They are left out of the evaluation set of both runs of that
-seed. Every other table architecture of the space is then scored by the trained
+(benchmarks/depth_proxy/table.json). The M landmarks come from the table, by
+Algorithm 1 inside it: a random table architecture as the root, and M - 1 drawn
+uniformly from the table architectures further than tau from it (`choose_landmarks`),
+so their stand-alone losses are the table's means, not new trainings. They are left
+out of the evaluation set of both runs of that seed. Every other table architecture of the space is then scored by the trained
 super-net (`PathEvaluator`: BN recalibration, cached encoder features) and ranked
 against the table: Kendall tau, sparse Kendall tau (threshold = the table's median
 |seed0 - seed1| in that space: differences below the seed noise count as ties),
 Spearman rho, and the table rank of the architecture the search would pick (the
-best super-net score, paths at a constant prediction's level last).
+best super-net score, paths at a constant prediction's level last). Only seeds where
+both methods finished are compared: mean ± sample std over them, and the per-seed
+difference landmarks - SPOS.
 
     python benchmarks/ranking.py --table benchmarks/depth_proxy/table.json \
         --spaces v1-sync --seeds 0 1 2 --time-budget 150 --json ranking.json
