@@ -58,6 +58,11 @@ def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
 
 
 _TIFF_MAGIC = (b"II*\0", b"MM\0*")
+# EXIF orientation -> what turns the displayed image back into the stored one
+_UNDO_ORIENTATION = {
+    2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1],
+    5: lambda x: x.transpose(1, 0, 2), 6: lambda x: np.rot90(x, 1),
+    7: lambda x: x.transpose(1, 0, 2)[::-1, ::-1], 8: lambda x: np.rot90(x, -1)}
 
 
 def _tiff_stored_grid(img: np.ndarray, data: bytes) -> np.ndarray:
@@ -71,10 +76,8 @@ def _tiff_stored_grid(img: np.ndarray, data: bytes) -> np.ndarray:
             orientation = im.getexif().get(0x0112, 1)
     except Exception:  # noqa: BLE001 - OpenCV read it; an unreadable tag means none
         return img
-    undo = {2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1],
-            5: lambda x: x.transpose(1, 0, 2), 6: lambda x: np.rot90(x, 1),
-            7: lambda x: x.transpose(1, 0, 2)[::-1, ::-1], 8: lambda x: np.rot90(x, -1)}
-    return np.ascontiguousarray(undo[orientation](img)) if orientation in undo else img
+    undo = _UNDO_ORIENTATION.get(orientation)
+    return np.ascontiguousarray(undo(img)) if undo is not None else img
 
 
 # Bit depths sensors store in 16-bit files; values are read against the smallest
