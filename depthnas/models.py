@@ -52,11 +52,33 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+class PathParameters:
+    """Parameters of `space`'s stand-alone models under `cfg`, counted on the meta
+    device (nothing allocated) and remembered per architecture.
+
+    A depth model's backbone is the same for every path and takes nearly all of a
+    build's time (about a second for resnext101_32x8d, paid per candidate under a
+    parameter budget), so it is built once and shared by every count."""
+
+    def __init__(self, space: SearchSpace, cfg: ModelConfig):
+        self.space = space
+        self.kw = dict(model_kwargs(cfg, space), backbone_weights=None)
+        if not is_classification(space):
+            from depthnas.spaces.depth import create_backbone
+            with torch.device("meta"):
+                self.kw["backbone"] = create_backbone(cfg.backbone)
+        self._counts: dict[Arch, int] = {}
+
+    def __call__(self, arch: Arch) -> int:
+        if arch not in self._counts:
+            with torch.device("meta"):
+                self._counts[arch] = count_parameters(self.space.build_fixed(arch, **self.kw))
+        return self._counts[arch]
+
+
 def path_parameters(space: SearchSpace, arch: Arch, cfg: ModelConfig) -> int:
     """Parameters of the stand-alone model of `arch`, without allocating it."""
-    kw = dict(model_kwargs(cfg, space), backbone_weights=None)
-    with torch.device("meta"):
-        return count_parameters(space.build_fixed(arch, **kw))
+    return PathParameters(space, cfg)(arch)
 
 
 def smallest_architecture(space: SearchSpace, cfg: ModelConfig) -> tuple[Arch, int]:
@@ -64,12 +86,13 @@ def smallest_architecture(space: SearchSpace, cfg: ModelConfig) -> tuple[Arch, i
     its cheapest option. Exact where a path's parameters add up over its genes (the
     depth spaces, NB201), a witness elsewhere. A parameter budget below it is checked
     before any training, not after the super-net has trained."""
+    count = PathParameters(space, cfg)
     genes = [0] * len(space.gene_choices())
-    best = path_parameters(space, space.make(genes), cfg)
+    best = count(space.make(genes))
     for i, n in enumerate(space.gene_choices()):
         for option in range(1, n):
             trial = genes[:i] + [option] + genes[i + 1:]
-            params = path_parameters(space, space.make(trial), cfg)
+            params = count(space.make(trial))
             if params < best:
                 best, genes = params, trial
     return space.make(genes), best

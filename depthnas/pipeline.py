@@ -38,7 +38,7 @@ from .evaluation import (PathEvaluator, at_constant_level, constant_score, learn
 from .evolution import run_search
 from .io import append_jsonl, atomic_write_json, drop_jsonl_records, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
-from .models import model_kwargs, model_metadata, path_parameters, smallest_architecture
+from .models import PathParameters, model_kwargs, model_metadata, smallest_architecture
 from .ranking import ranking_report
 from .standalone import arch_slug, recipe, train_standalone
 from .task import make_task
@@ -57,13 +57,8 @@ def make_constraint(space: SearchSpace, cfg: Config, device: torch.device
                     ) -> Callable[[Arch], bool] | None:
     checks = []
     if cfg.search.max_params is not None:
-        params: dict[Arch, int] = {}
-
-        def params_ok(a: Arch) -> bool:
-            if a not in params:
-                params[a] = path_parameters(space, a, cfg.model)
-            return params[a] <= cfg.search.max_params
-        checks.append(params_ok)
+        params = PathParameters(space, cfg.model)
+        checks.append(lambda a: params(a) <= cfg.search.max_params)
     if cfg.search.max_latency_ms is not None:
         from .latency import measure_latency
         latency: dict[Arch, float] = {}
@@ -109,10 +104,10 @@ class SearchRun:
         strings = [self.space.to_string(a) for a in archs]
         # A benchmark table stands in for training. Its values stay in this run: in the
         # store they would pass, for a later run of this recipe, as trained under it.
-        looked_up = {s: {"val_loss": self.truth[s],
-                         "params": path_parameters(self.space, self.space.from_string(s),
-                                                   self.cfg.model)}
-                     for s in strings if s in self.truth and self.store.find(s, rec) is None}
+        from_table = [s for s in strings if s in self.truth and self.store.find(s, rec) is None]
+        params = PathParameters(self.space, self.cfg.model) if from_table else None
+        looked_up = {s: {"val_loss": self.truth[s], "params": params(self.space.from_string(s))}
+                     for s in from_table}
         todo = [s for s in strings if s not in looked_up and self.store.find(s, rec) is None]
         owner = {s: r for r in range(world) for s in dist.shard(todo, r, world)}
         mine: dict[str, dict[str, Any]] = {}

@@ -231,3 +231,38 @@ def test_a_dead_cell_outputs_zeros_whatever_its_biases(upsample):
     assert out.shape == (2, 8, 12, 10) and not out.any()
     alive = BlockChoice(("none", "none", "nor_conv_3x3", "none", "none"), upsample)
     assert cell(x0, x1, alive).shape == out.shape
+
+
+def test_path_parameters_match_the_built_models_and_build_the_backbone_once(monkeypatch):
+    from depthnas.config import ModelConfig
+    from depthnas.models import PathParameters
+    import timm
+    space, cfg = get_space("v2-nonsync"), ModelConfig(backbone="resnet18", features=16)
+    archs = [space.sample(random.Random(seed)) for seed in range(3)]
+    archs.append(space.from_string("v2-nonsync:none,none,none,none,none+ps/c3,c1,skip,ap,c3+tconv/"
+                                   "c1,c1,c1,c1,c1+bic/none,none,none,none,none+bil"))  # dead cells
+    assert any(space.has_dead_cell(a) for a in archs)
+    built = []
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: built.append(a) or real(*a, **k))
+    count = PathParameters(space, cfg)
+    counts = [count(a) for a in archs]
+    # one backbone (a probe of its levels, then the model) for every count: the
+    # backbone is most of a build's time
+    assert len(built) == 2
+    monkeypatch.setattr(timm, "create_model", real)
+    for arch, n in zip(archs, counts):
+        model = space.build_fixed(arch, backbone="resnet18", features=16)
+        assert n == sum(p.numel() for p in model.parameters()), space.to_string(arch)
+
+
+def test_a_backbone_given_as_a_module():
+    space = get_space("v1-sync")
+    arch = space.from_string("v1-sync:c3,skip,ap,c1,c3")
+    backbone = create_backbone("resnet18")
+    net = space.build_fixed(arch, backbone=backbone, features=16)
+    assert net.backbone is backbone
+    with pytest.raises(ValueError, match="given as a module"):
+        space.build_fixed(arch, backbone=backbone, backbone_weights="w.safetensors", features=16)
+    with pytest.raises(ValueError, match=r"'Conv2d' has no feature_info"):
+        space.build_fixed(arch, backbone=torch.nn.Conv2d(3, 8, 3), features=16)

@@ -189,11 +189,19 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
         timm_log.setLevel(level)
     if weights is not None:
         _check_loaded(backbone, name, levels, weights, rng)
-    strides = tuple(backbone.feature_info.reduction())
+    _check_strides(backbone, name)
+    return backbone
+
+
+def _check_strides(backbone: nn.Module, name: str) -> None:
+    info = getattr(backbone, "feature_info", None)
+    if not hasattr(info, "reduction"):
+        raise ValueError(f"backbone {name!r} has no feature_info: build it with "
+                         "timm.create_model(..., features_only=True)")
+    strides = tuple(info.reduction())
     if strides != BACKBONE_STRIDES:
         raise ValueError(f"backbone {name!r} gives feature strides {strides}; "
                          f"the depth decoder needs {BACKBONE_STRIDES}")
-    return backbone
 
 
 def _check_loaded(backbone: nn.Module, name: str, levels: tuple[int, ...], weights: str | Path,
@@ -218,7 +226,7 @@ def _check_loaded(backbone: nn.Module, name: str, levels: tuple[int, ...], weigh
 
 class DepthNet(nn.Module):
     def __init__(self, space: DepthSpace, arch: Arch | None = None, *,
-                 backbone: str = "resnet18", features: int = 64,
+                 backbone: str | nn.Module = "resnet18", features: int = 64,
                  backbone_weights: str | Path | None = None,
                  first_block_input: str = "duplicate"):
         super().__init__()
@@ -228,9 +236,15 @@ class DepthNet(nn.Module):
         self.space = space
         self.arch = arch
         self.first_block_input = first_block_input
-        self.backbone_name = backbone
         self.features = features
-        self.backbone = create_backbone(backbone, backbone_weights)
+        if isinstance(backbone, nn.Module):  # built already (a timm features_only model)
+            if backbone_weights is not None:
+                raise ValueError("backbone_weights applies to a backbone given by name; "
+                                 "this backbone was given as a module")
+            _check_strides(backbone, type(backbone).__name__)
+            self.backbone = backbone
+        else:
+            self.backbone = create_backbone(backbone, backbone_weights)
         self.laterals = nn.ModuleList(
             nn.Conv2d(c, features, 3, padding=1, bias=False)
             for c in self.backbone.feature_info.channels())
