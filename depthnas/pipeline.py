@@ -47,12 +47,6 @@ from .trainer import Trainer, check_batch_fits, resolve_device, seed_everything
 log = logging.getLogger("depthnas.pipeline")
 
 
-def store_recipe(cfg: Config) -> dict[str, Any]:
-    """Store entries are shared across seeds: a landmark's loss is a property of
-    the architecture under a training recipe, not of one run's seed."""
-    return {k: v for k, v in recipe(cfg).items() if k != "seed"}
-
-
 def make_constraint(space: SearchSpace, cfg: Config, device: torch.device
                     ) -> Callable[[Arch], bool] | None:
     checks = []
@@ -100,7 +94,7 @@ class SearchRun:
         """Stand-alone losses of `archs`: from the store or the truth table, or
         trained. Trainings are shared out across the ranks (each an ordinary
         single-process training in its own folder); every rank gets every result."""
-        rec, world = store_recipe(self.cfg), dist.world_size()
+        rec, world = recipe(self.cfg), dist.world_size()
         strings = [self.space.to_string(a) for a in archs]
         # A benchmark table stands in for training. Its values stay in this run: in the
         # store they would pass, for a later run of this recipe, as trained under it.
@@ -149,8 +143,8 @@ class SearchRun:
         if path.is_file():
             return list(read_json(path))
         lm = self.cfg.landmarks
-        recipe = store_recipe(self.cfg)
-        stored = self.store.matching(self.space.name, recipe)
+        rec = recipe(self.cfg)
+        stored = self.store.matching(self.space.name, rec)
         # at most M: a store grown by earlier runs may hold more than this run asks for
         reused = [self.space.from_string(e["arch"]) for e in stored][:lm.num]
         tau = lm.tau if lm.tau is not None else default_tau(self.space)
@@ -162,11 +156,11 @@ class SearchRun:
             self.say(f"reusing {len(reused)} of {len(stored)} stored landmark(s) from "
                      f"{self.store.path}")
         other = [e for e in self.store.entries
-                 if e["space"] == self.space.name and e.get("recipe") != recipe]
+                 if e["space"] == self.space.name and e.get("recipe") != rec]
         if other:
             theirs = other[0].get("recipe") or {}
-            diff = [f"{k}: stored {theirs.get(k)!r}, this run {recipe.get(k)!r}"
-                    for k in sorted(set(theirs) | set(recipe)) if theirs.get(k) != recipe.get(k)]
+            diff = [f"{k}: stored {theirs.get(k)!r}, this run {rec.get(k)!r}"
+                    for k in sorted(set(theirs) | set(rec)) if theirs.get(k) != rec.get(k)]
             self.say(f"{self.store.path} holds {len(other)} {self.space.name} result(s) of another "
                      f"recipe, not comparable, not reused ({'; '.join(diff[:4])}"
                      f"{' ...' if len(diff) > 4 else ''})")

@@ -35,7 +35,9 @@ from .trainer import Trainer, resolve_device, seed_everything
 
 def recipe(cfg: Config) -> dict[str, Any]:
     """What makes two stand-alone losses comparable: everything that changes the
-    model, its training data and schedule, or the validation split that scores it."""
+    model, its training data and schedule, or the validation split that scores it.
+    The seed is in it because it draws the split (and the synthetic scenes): a loss
+    on another seed's validation images is not one to rank against."""
     t, d = cfg.standalone, cfg.data
     rec = {"space": cfg.space, "data": d.spec, "image_size": list(d.image_size),
            "synthetic_samples": d.synthetic_samples, "val_fraction": d.val_fraction,

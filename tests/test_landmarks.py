@@ -210,3 +210,25 @@ def test_truth_table_values_in_an_older_store_are_not_taken_for_trained_results(
     store = LandmarkStore(path)
     assert store.find("v1-sync:c3,c3,c3,c3,c3", recipe) is None
     assert [e["arch"] for e in store.matching("v1-sync", recipe)] == ["v1-sync:c1,c1,c1,c1,c1"]
+
+
+def test_a_search_reuses_stored_landmarks_only_of_its_own_seed(tmp_path, capsys):
+    """The seed draws the validation split: a landmark scored on seed 0's validation
+    images is not comparable with this run's losses on seed 1's, so it is not reused."""
+    from depthnas.config import Config
+    from depthnas.pipeline import SearchRun
+    from depthnas.standalone import recipe
+    store_path = tmp_path / "store.json"
+    seed0 = Config(space="v1-sync", seed=0)
+    stored = ["v1-sync:c3,c3,c3,c3,c3", "v1-sync:c1,skip,ap,c1,none"]
+    store = LandmarkStore(store_path)
+    for loss, arch in enumerate(stored):
+        store.add(arch, "v1-sync", 0.1 + loss, recipe(seed0))
+    for seed, reused in ((0, True), (1, False)):
+        cfg = Config(space="v1-sync", seed=seed, out=str(tmp_path / f"run{seed}"))
+        cfg.landmarks.store, cfg.landmarks.num = str(store_path), 3
+        landmarks = SearchRun(cfg, say=print)._initial_landmarks()
+        printed = capsys.readouterr().out
+        assert (landmarks[:2] == stored) == reused, seed
+        if not reused:
+            assert "seed: stored 0, this run 1" in printed
