@@ -208,7 +208,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from . import distributed
-    from .data import load_splits
+    from .data import check_recorded_splits, load_splits
     from .models import is_classification
     from .standalone import train_standalone, trained_arch
     from .task import make_task
@@ -236,6 +236,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if distributed.is_main():
             print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
         splits = load_splits(cfg)
+        check_recorded_splits(splits, out / "splits.json")  # a resume: the same samples
         if distributed.is_main():  # as a search records them: which samples, what was skipped
             atomic_write_json(out / "splits.json", splits.manifest())
         result = train_standalone(cfg, space, arch, splits, out,

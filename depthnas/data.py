@@ -1,7 +1,10 @@
 """From the config's data section to train / regularizer / validation splits."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from .config import Config
+from .io import read_json
 
 
 def load_splits(cfg: Config):
@@ -28,3 +31,34 @@ def load_splits(cfg: Config):
                         synthetic_samples=d.synthetic_samples, val_fraction=d.val_fraction,
                         reg_fraction=d.reg_fraction, augment=d.augment, skip_bad=d.skip_bad,
                         depth_kind=d.depth_kind)
+
+
+SPLIT_NAMES = ("train", "reg", "val")
+
+
+def check_recorded_splits(splits, path: str | Path) -> None:
+    """Refuse when the data no longer splits as `path` (a run's splits.json) recorded
+    at the run's start. The split is drawn from the files found, so a data set that
+    gained or lost files splits differently: a resumed run would train on its own
+    validation samples, and an evaluation of its split would score training ones."""
+    from depthnas.datasets.io import DatasetError
+    path = Path(path)
+    if not path.is_file():
+        return
+    recorded, now = read_json(path), splits.manifest()
+    if all(set(recorded.get(k, [])) == set(now[k]) for k in SPLIT_NAMES):
+        return
+    was = {i: k for k in SPLIT_NAMES for i in recorded.get(k, [])}
+    is_ = {i: k for k in SPLIT_NAMES for i in now[k]}
+    added = sorted(i for i in is_ if i not in was)
+    gone = sorted(i for i in was if i not in is_)
+    moved = sorted(f"{i}: {was[i]} -> {is_[i]}" for i in is_ if i in was and was[i] != is_[i])
+
+    def listed(items: list[str], what: str) -> str:
+        shown = f" ({', '.join(items[:3])}{', ...' if len(items) > 3 else ''})" if items else ""
+        return f"{len(items)} {what}{shown}"
+    raise DatasetError(
+        f"{now.get('spec') or 'the data'} no longer splits as {path} recorded when the run "
+        f"started: {listed(added, 'sample(s) added')}, {listed(gone, 'gone')}, "
+        f"{listed(moved, 'moved between splits')}. Using it would mix the run's training "
+        "and validation samples; restore the data as it was, or start a new run (another --out).")

@@ -33,12 +33,15 @@ SPLITS = ("all", "train", "reg", "val")
 def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = 256,
                 skip_bad: bool = False, depth_kind: str = "depth",
                 image_size: tuple[int, int] = (384, 384),
-                val_fraction: float = 0.15, reg_fraction: float = 0.15
+                val_fraction: float = 0.15, reg_fraction: float = 0.15,
+                recorded: str | Path | None = None
                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(id, rgb uint8, target disparity, valid mask) per sample of `split`.
-    `image_size` is the rendering size of synthetic scenes; files keep their own."""
+    `image_size` is the rendering size of synthetic scenes; files keep their own.
+    `recorded`: a run's splits.json, which the split must still match."""
     from depthnas.datasets import SyntheticDepth, build_splits
     from depthnas.datasets.synthetic import VAL_INDEX_OFFSET
+    from .data import check_recorded_splits
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if spec.strip().lower() == "synthetic" and split == "all":
@@ -51,6 +54,8 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
                      {"val_fraction": val_fraction, "reg_fraction": reg_fraction})
         splits = build_splits(spec, image_size, seed=seed, synthetic_samples=synthetic_samples,
                               augment=False, skip_bad=skip_bad, depth_kind=depth_kind, **fractions)
+        if recorded is not None and split != "all":
+            check_recorded_splits(splits, recorded)
         parts = {"train": splits.train, "reg": splits.reg, "val": splits.val}
         chosen = [splits.train] if split == "all" else [parts[split]]
     for ds in chosen:
@@ -126,13 +131,13 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
             "samples": acc.count, "depth_cap": depth_cap, "net_size": size, **acc.compute()}
 
 
-def run_config(model_path: str | Path) -> Any:
-    """The config.yaml of the search run or training a model comes from, if any."""
-    from . import config as config_mod
+def run_folder(model_path: str | Path) -> Path | None:
+    """The folder (with its config.yaml) of the search run or training a model comes
+    from, if any."""
     p = Path(model_path)
     for folder in ([p] if p.is_dir() else []) + [p.parent, p.parent.parent]:
         if (folder / "config.yaml").is_file():
-            return config_mod.load(folder / "config.yaml")
+            return folder
     return None
 
 
@@ -140,6 +145,7 @@ NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import config as config_mod
     from .cli import show_progress
     # Options evaluate() does not see first (it checks --net-size and --device itself,
     # before the model loads): a mistake is reported before the data is read.
@@ -149,7 +155,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--synthetic-samples must be >= 1, got {args.synthetic_samples}")
     # The run's own data, seed and split fractions by default: re-splitting with other
     # ones would score samples the model trained on as "val".
-    run = run_config(args.checkpoint)
+    folder = run_folder(args.checkpoint)
+    run = config_mod.load(folder / "config.yaml") if folder else None
     data = args.data or (run.data.spec if run else None)
     if data is None:
         raise ValueError(f"--data is needed: {args.checkpoint} has no run config.yaml to take it from")
@@ -163,6 +170,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if same:
         kw.update(val_fraction=run.data.val_fraction, reg_fraction=run.data.reg_fraction)
         if args.split != "all":
+            kw["recorded"] = folder / "splits.json"
             print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
     if args.depth_cap is None and data.split(":", 1)[0].strip().lower() == "nyuv2":
         depth_cap = NYU_DEPTH_CAP

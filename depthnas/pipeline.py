@@ -32,7 +32,7 @@ from depthnas.spaces import Arch, SearchSpace, get_space
 from . import config as config_mod
 from . import distributed as dist
 from .config import Config
-from .data import load_splits
+from .data import check_recorded_splits, load_splits
 from .evaluation import (PathEvaluator, at_constant_level, constant_score, learned_nothing,
                          search_order)
 from .evolution import run_search
@@ -209,6 +209,7 @@ class SearchRun:
             config_mod.dump(cfg, self.out / "config.yaml")
         seed_everything(cfg.seed)
         self.splits = load_splits(cfg)
+        check_recorded_splits(self.splits, self.out / "splits.json")  # a resume: the same samples
         # before any training (the super-net's data-parallel batches come after the landmarks)
         check_batch_fits(len(self.splits.train), cfg.data.batch_size, dist.world_size())
         if cfg.landmarks.enabled and len(self.splits.reg) == 0:

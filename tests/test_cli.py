@@ -839,3 +839,41 @@ def test_a_search_whose_output_pipe_closes_says_how_to_continue(tmp_path):
     done = run_with_closed_stdout(["search", *TINY, "--out", str(out)])
     assert done.returncode == 141, done.stderr[-500:]
     assert f"continue with: depthnas search --out {out} --resume" in done.stderr
+
+
+def test_a_run_refuses_data_that_no_longer_splits_as_it_recorded(tmp_path, capsys):
+    """The split is drawn from the files found: after files are added, a resume would
+    train on the run's own validation samples, and evaluating its split would score
+    training ones. splits.json records the split; both now compare against it."""
+    from test_datasets import make_folder
+    root = make_folder(tmp_path / "data", n=10)
+    out = tmp_path / "run"
+    train = ["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--preset", "quick", "--image-size", "32",
+             "--epochs", "1", "--batch-size", "2", "--set", "standalone.steps_per_epoch=1",
+             "--data", f"folder:{root}", "--no-progress", "--out", str(out)]
+    assert main(train) == 0
+    assert main(["evaluate", "--checkpoint", str(out), "--split", "val", "--no-progress"]) == 0
+    recorded = (out / "splits.json").read_text()
+    make_folder(root, n=14)  # the same 10 samples, and 4 more
+    capsys.readouterr()
+    for command in (train + ["--resume"],
+                    ["evaluate", "--checkpoint", str(out), "--split", "val", "--no-progress"]):
+        assert main(command) == 2, command[0]
+        err = capsys.readouterr().err
+        assert f"no longer splits as {out / 'splits.json'} recorded" in err, err
+        assert ("4 sample(s) added (images/s010.jpg, images/s011.jpg, images/s012.jpg, ...), "
+                "0 gone, 4 moved between splits (images/s") in err
+    assert (out / "splits.json").read_text() == recorded
+    # the whole folder is no split of the run's: evaluating it is fine
+    assert main(["evaluate", "--checkpoint", str(out), "--split", "all", "--no-progress"]) == 0
+
+
+def test_a_search_resume_refuses_data_that_no_longer_splits_as_it_recorded(run_copy, capsys):
+    """As for `train --resume`: here the recorded split is edited instead of the data."""
+    splits = json.loads((run_copy / "splits.json").read_text())
+    splits["val"].append(splits["train"].pop())
+    (run_copy / "splits.json").write_text(json.dumps(splits))
+    assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "0 sample(s) added, 0 gone, 1 moved between splits (synthetic:0:" in err
+    assert ": val -> train)" in err
