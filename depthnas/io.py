@@ -49,10 +49,12 @@ def default_permissions(path: str | Path) -> None:
     os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_UMASK)
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[str], None], *, fsync: bool = True) -> Path:
     """Call write(tmp_path) on a temporary file in the target folder, fsync it,
     then rename it over `path` (rename is atomic on one filesystem). The file gets
-    the permissions open() would give it (mkstemp makes it owner-only, 0600)."""
+    the permissions open() would give it (mkstemp makes it owner-only, 0600).
+    fsync=False for outputs that can be made again: a kill still leaves no torn
+    file under the name, only a power loss can."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -60,8 +62,9 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     try:
         write(tmp)
         default_permissions(tmp)  # after: a writer may replace the file it was given
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -81,8 +81,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     estimator = load_estimator(args.model, device=args.device)
     report = predict_paths(estimator, args.input, args.out, colormap=args.colormap,
                            progress=_progress(args))
-    print(f"{len(report.written)} image(s) -> {args.out}; {len(report.skipped)} skipped "
-          f"(unreadable)")
+    print(f"{len(report.written)} image(s) -> {args.out}; {len(report.skipped)} skipped")
     return 0 if report.written else 1
 
 

@@ -11,6 +11,7 @@ Per prediction three files are written, all at the input's original size:
 from __future__ import annotations
 
 import warnings
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from depthnas.datasets.io import decode_bgr8, to_uint8
+from depthnas.io import atomic_write
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 DEFAULT_COLORMAP = "inferno"
@@ -126,18 +128,64 @@ def output_paths(out_dir: str | Path, stem: str) -> dict[str, Path]:
             for key, suffix in zip(("color", "png16", "npy"), OUTPUT_SUFFIXES)}
 
 
+# A tEXt chunk in every PNG predict writes: "<stem>-depth.png" is also how RGB-D
+# folders name their sensor depth, and only a file carrying it is overwritten.
+_MARK = b"tEXt" + b"Software\0depthnas"
+_MARK_CHUNK = len(_MARK[4:]).to_bytes(4, "big") + _MARK + zlib.crc32(_MARK).to_bytes(4, "big")
+_AFTER_IHDR = 8 + 25  # the PNG signature, then the IHDR chunk (4 + 4 + 13 + 4 bytes)
+
+
+class OutputExistsError(ValueError):
+    """An output name is taken by a file predict did not write; the message names it."""
+
+
+def written_by_depthnas(path: Path, paths: dict[str, Path]) -> bool:
+    """Whether `path`, one of a prediction's `paths`, is an earlier prediction's output:
+    a PNG carries the mark; a .npy counts when the 16-bit PNG written before it does."""
+    png = path if path.suffix.lower() == ".png" else paths["png16"]
+    try:
+        with open(png, "rb") as fh:
+            head = fh.read(_AFTER_IHDR + len(_MARK_CHUNK))
+    except OSError:
+        return False
+    return head[_AFTER_IHDR:] == _MARK_CHUNK
+
+
 def save_prediction(depth: np.ndarray, out_dir: str | Path, stem: str,
                     colormap: str = DEFAULT_COLORMAP) -> dict[str, Path]:
-    """Write the colour PNG, the 16-bit PNG and the raw .npy; returns their paths."""
+    """Write the colour PNG, the 16-bit PNG and the raw .npy, each whole or not at
+    all; returns their paths. A name taken by a file predict did not write (a
+    sensor's depth map, say) is an OutputExistsError, and nothing is written."""
     paths = output_paths(out_dir, stem)
-    paths["color"].parent.mkdir(parents=True, exist_ok=True)
+    foreign = [p for p in paths.values() if p.exists() and not written_by_depthnas(p, paths)]
+    if foreign:
+        raise OutputExistsError(f"{foreign[0]} exists and is not a depthnas prediction; not "
+                                "overwritten (predict into another --out folder)")
     depth = np.asarray(depth, dtype=np.float32)
-    _imwrite(paths["color"], cv2.cvtColor(colorize(depth, colormap), cv2.COLOR_RGB2BGR))
-    _imwrite(paths["png16"], to_uint16(depth))
-    np.save(paths["npy"], depth)
+    # the 16-bit PNG first: its mark vouches for the .npy written after it
+    _write(paths["png16"], lambda tmp: _write_png(tmp, to_uint16(depth)))
+    _write(paths["npy"], lambda tmp: _write_npy(tmp, depth))
+    _write(paths["color"], lambda tmp: _write_png(
+        tmp, cv2.cvtColor(colorize(depth, colormap), cv2.COLOR_RGB2BGR)))
     return paths
 
 
-def _imwrite(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"{path}: could not write the image")
+def _write(path: Path, write) -> None:
+    """Whole or not at all, and a failure (a full disk) names the file."""
+    try:
+        atomic_write(path, write, fsync=False)
+    except OSError as err:
+        raise OSError(f"{path}: could not write it ({err.strerror or err})") from err
+
+
+def _write_png(tmp: str, image: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError("PNG encoding failed")
+    data = buf.tobytes()
+    Path(tmp).write_bytes(data[:_AFTER_IHDR] + _MARK_CHUNK + data[_AFTER_IHDR:])
+
+
+def _write_npy(tmp: str, depth: np.ndarray) -> None:
+    with open(tmp, "wb") as fh:  # a path would get ".npy" appended
+        np.save(fh, depth)

@@ -1,8 +1,9 @@
 """`depthnas predict`: depth maps for one image or a folder of them.
 
 A folder is read non-recursively, files with an image suffix in name order. A file
-that cannot be decoded is reported and skipped; the run goes on and ends with a
-count, so one bad photo in a thousand does not cost the other 999.
+that cannot be decoded, or whose output name a file predict did not write already
+takes, is reported and skipped; the run goes on and ends with a count, so one bad
+photo in a thousand does not cost the other 999.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .images import (DEFAULT_COLORMAP, IMAGE_SUFFIXES, OUTPUT_SUFFIXES, ImageReadError,
-                     check_colormap, read_rgb, save_prediction)
+                     OutputExistsError, check_colormap, read_rgb, save_prediction)
 from .inference import DepthEstimator
 
 
@@ -76,5 +77,9 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
             tqdm.write(f"skipped {err}", file=sys.stderr)
             continue
         depth = estimator.predict(rgb)
-        report.written[path] = save_prediction(depth, out_dir, stems[path], colormap)
+        try:
+            report.written[path] = save_prediction(depth, out_dir, stems[path], colormap)
+        except OutputExistsError as err:
+            report.skipped.append((path, str(err)))
+            tqdm.write(f"skipped {path}: {err}", file=sys.stderr)
     return report

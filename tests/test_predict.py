@@ -237,3 +237,40 @@ def test_cuda_device_index_reaches_onnxruntime(monkeypatch) -> None:
     assert onnx_providers("cpu") == ["CPUExecutionProvider"]
     with pytest.raises(ValueError, match="unknown device 'cuda:x'"):
         onnx_providers("cuda:x")
+
+
+def test_a_file_predict_did_not_write_is_never_overwritten(onnx_file: Path, photos: Path,
+                                                          tmp_path: Path, capsys) -> None:
+    """RGB-D folders name sensor depth `<frame>-depth.png`, as predict names its output:
+    predicting into such a folder must not replace the ground truth."""
+    import shutil
+    same = tmp_path / "same"
+    shutil.copytree(photos, same)
+    sensor = same / "coffee-depth.png"
+    assert cv2.imwrite(str(sensor), np.full((134, 200), 1234, np.uint16))
+    before = sensor.read_bytes()
+    args = ["predict", "--model", str(onnx_file), "--input", str(same), "--out", str(same), "--no-progress"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "2 image(s)" in captured.out and "2 skipped" in captured.out  # coffee and corrupt.jpg
+    assert f"{sensor} exists and is not a depthnas prediction; not overwritten" in captured.err
+    assert sensor.read_bytes() == before
+    assert not (same / "coffee-depth16.png").exists() and not (same / "coffee-depth.npy").exists()
+    assert main(args) == 0  # its own outputs it replaces
+    assert "2 image(s)" in capsys.readouterr().out
+
+
+def test_a_prediction_cut_short_leaves_no_torn_file(onnx_file: Path, photos: Path, tmp_path: Path,
+                                                    monkeypatch, capsys) -> None:
+    """A full disk (or Ctrl-C) half-way through a file leaves no file under its name:
+    a torn .npy would pass for a prediction."""
+    def disk_full(fh, array):
+        fh.write(b"\x93NUMPY partial")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(np, "save", disk_full)
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(onnx_file), "--input", str(photos / "coffee.jpg"),
+                 "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'coffee-depth.npy'}: could not write it (No space left on device)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["coffee-depth16.png"]  # written before, whole
