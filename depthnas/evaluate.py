@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .depth_metrics import MetricAccumulator
-from .io import atomic_write_json
+from .io import atomic_write_json, check_parent_folders
 
 SPLITS = ("all", "train", "reg", "val")
 
@@ -102,6 +102,7 @@ def check_out(out: str | None) -> Path | None:
     if path.is_dir() or out.endswith(("/", os.sep)):
         raise ValueError(f"--out {out} is a folder; name the JSON file to write "
                          f"(e.g. {path / 'eval.json'})")
+    check_parent_folders(path)
     return path
 
 
@@ -147,6 +148,7 @@ NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import config as config_mod
     from .cli import show_progress
+    from .models import resolve_model_file
     # Options evaluate() does not see first (it checks --net-size and --device itself,
     # before the model loads): a mistake is reported before the data is read.
     out = check_out(args.out)
@@ -155,6 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--synthetic-samples must be >= 1, got {args.synthetic_samples}")
     # The run's own data, seed and split fractions by default: re-splitting with other
     # ones would score samples the model trained on as "val".
+    resolve_model_file(args.checkpoint)  # a missing model is named before --data is asked for
     folder = run_folder(args.checkpoint)
     run = config_mod.load(folder / "config.yaml") if folder else None
     data = args.data or (run.data.spec if run else None)

@@ -49,6 +49,16 @@ def default_permissions(path: str | Path) -> None:
     os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_UMASK)
 
 
+def check_parent_folders(path: str | Path, flag: str = "--out") -> None:
+    """A path below a file can only fail when it is written, after the work is done:
+    say so before it starts."""
+    for parent in Path(path).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
+            return
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None], *, fsync: bool = True) -> Path:
     """Call write(tmp_path) on a temporary file in the target folder, fsync it,
     then rename it over `path` (rename is atomic on one filesystem). The file gets

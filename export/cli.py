@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from depthnas.arch_arg import naming_arch_file, read_arch_arg
+    from depthnas.io import check_parent_folders
     from depthnas.models import resolve_model_file
 
     from .onnx_export import DEFAULT_OPSET, PARITY_RTOL, check_parity, export_onnx
@@ -48,6 +49,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".onnx":
         raise ValueError(f"--out {out}: an ONNX file must end in .onnx (predict and the demo "
                          "choose onnxruntime by that suffix)")
+    check_parent_folders(out)
     arch, source = read_arch_arg(args.arch) if args.arch else (None, None)
     with naming_arch_file(source):
         result = export_onnx(model_file, out, arch=arch, exporter=args.exporter,

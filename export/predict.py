@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from depthnas.io import check_parent_folders
+
 from .images import (DEFAULT_COLORMAP, IMAGE_SUFFIXES, OUTPUT_SUFFIXES, ImageReadError,
                      OutputExistsError, check_colormap, read_rgb, save_prediction)
 from .inference import DepthEstimator
@@ -62,6 +64,7 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
                   colormap: str = DEFAULT_COLORMAP, progress: bool = True) -> PredictReport:
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ValueError(f"--out {out_dir} is a file; it must name a folder for the predictions")
+    check_parent_folders(out_dir)
     check_colormap(colormap)
     paths = collect_inputs(inputs, out_dir)
     if not paths:

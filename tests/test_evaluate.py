@@ -183,3 +183,24 @@ def test_out_naming_a_folder_is_refused_before_evaluating(model, tmp_path, monke
         err = capsys.readouterr().err
         assert err.startswith(f"error: --out {out} is a folder; name the JSON file to write"), err
     assert list(folder.iterdir()) == [] and not (tmp_path / "not-yet").exists()
+
+
+def test_a_missing_model_is_named_before_data_is_asked_for(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "nope"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'nope'}: no such file or folder"), err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "predict"])
+def test_an_out_below_a_file_is_refused_before_the_work(model, tmp_path, capsys, command):
+    """Found only when writing, the evaluation or export was lost, with "File exists"."""
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / ("x.json" if command == "evaluate" else "x.onnx" if command == "export"
+                                else "preds")
+    argv = {"evaluate": ["evaluate", "--checkpoint", str(model), "--data", "synthetic"],
+            "export": ["export", "--checkpoint", str(model), "--exporter", "legacy"],
+            "predict": ["predict", "--model", str(model), "--input", str(tmp_path / "afile")]}[command]
+    assert main([*argv, "--out", str(out), "--no-progress"] if command != "export"
+                else [*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --out {out}: {tmp_path / 'afile'} is a file, not a folder\n", err
