@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 Exporter = Literal["auto", "dynamo", "legacy"]
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
+# The TorchScript exporter's newest opset; above it torch fails inside the export with
+# "Unsupported onnx_opset_version" (or only warns, up to its own ONNX_MAX_OPSET).
+LEGACY_MAX_OPSET = getattr(torch.onnx._constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20)
 INPUT_NAME = "image"
 OUTPUT_NAME = "inverse_depth"
 OUTPUT_MEANING = ("relative inverse depth (disparity up to an unknown scale and shift; "
@@ -128,6 +131,9 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
     newest = onnx.defs.onnx_opset_version()
     if opset > newest:
         raise ValueError(f"opset {opset} is newer than this onnx package knows ({newest})")
+    if exporter == "legacy" and opset > LEGACY_MAX_OPSET:
+        raise ValueError(f"opset {opset}: the legacy exporter writes opsets up to "
+                         f"{LEGACY_MAX_OPSET}; choose one of those, or --exporter dynamo")
     model, meta, path = load_for_export(model_path, arch)
     h, w = (int(v) for v in meta["image_size"])
     # Batch 2: torch.export specialises a dimension whose example size is 0 or 1.
@@ -138,8 +144,10 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
         try:
             proto, used = _export_dynamo(model, example, opset), "dynamo"
         except Exception as err:  # any failure of torch.export / the ONNX translation
-            if exporter == "dynamo":
-                raise RuntimeError(f"{path}: the dynamo ONNX exporter failed: {err}") from err
+            if exporter == "dynamo" or opset > LEGACY_MAX_OPSET:
+                raise RuntimeError(f"{path}: the dynamo ONNX exporter failed: {err}" + (
+                    "" if exporter == "dynamo" else f" (the legacy exporter, tried next "
+                    f"otherwise, writes opsets up to {LEGACY_MAX_OPSET})")) from err
             log.warning("dynamo ONNX exporter failed (%s: %s); using the legacy exporter",
                         type(err).__name__, str(err).splitlines()[0] if str(err) else "")
     if proto is None:

@@ -153,6 +153,25 @@ def test_an_opset_outside_what_onnx_knows_is_named(model_file: Path, tmp_path: P
         export_onnx(model_file, tmp_path / "m.onnx", opset=99)
 
 
+def test_an_opset_the_legacy_exporter_cannot_write_is_named(model_file: Path, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    """torch's TorchScript exporter stops at opset 20 (at 24 it failed with a traceback);
+    onnx knows newer ones, which only the dynamo exporter writes."""
+    import depthnas.export.onnx_export as ox
+    assert ox.LEGACY_MAX_OPSET == 20
+    with pytest.raises(ValueError, match="opset 24: the legacy exporter writes opsets up to 20; "
+                                         "choose one of those, or --exporter dynamo"):
+        export_onnx(model_file, tmp_path / "m.onnx", exporter="legacy", opset=24)
+
+    def dynamo_fails(*a, **k):
+        raise RuntimeError("unsupported op")
+    monkeypatch.setattr(ox, "_export_dynamo", dynamo_fails)
+    with pytest.raises(RuntimeError, match=r"dynamo ONNX exporter failed: unsupported op \(the "
+                                           "legacy exporter, tried next otherwise, writes opsets up to 20"):
+        export_onnx(model_file, tmp_path / "m.onnx", exporter="auto", opset=24)
+    assert not list(tmp_path.iterdir())
+
+
 def test_out_must_name_an_onnx_file_and_is_checked_before_exporting(run_dir: Path, tmp_path: Path,
                                                                      capsys) -> None:
     folder = tmp_path / "exports"
