@@ -41,8 +41,10 @@ def read_rgb(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         with warnings.catch_warnings():
-            # A decompression-bomb warning is an error here: such a file is rejected.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # These are the user's own files (the demo checks uploads first): a photo
+            # over PIL's warning level, 89 M pixels (a 100 MP camera, a panorama), is
+            # read; only PIL's error level, twice that, stops it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if _is_16_bit_colour(im):  # PIL keeps only the high byte of each channel
                     rgb = cv2.cvtColor(decode_bgr8(path.read_bytes(), path), cv2.COLOR_BGR2RGB)
@@ -52,8 +54,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
                 return _to_rgb8(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as err:
+    except Image.DecompressionBombError as err:
+        raise ImageReadError(f"{path}: too many pixels to read ({err})") from err
+    except (OSError, ValueError, SyntaxError) as err:
         # PIL raises UnidentifiedImageError (an OSError) for non-images, OSError or
         # SyntaxError for truncated/corrupt files.
         raise ImageReadError(f"{path}: not a readable image ({err})") from err

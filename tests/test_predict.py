@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from depthnas.cli import main
-from depthnas.export.images import colorize, read_rgb, to_uint16
+from depthnas.export.images import ImageReadError, colorize, read_rgb, to_uint16
 from depthnas.export.inference import OnnxEstimator, TorchEstimator, load_estimator
 
 pytest_plugins = ["fixtures_models"]
@@ -274,3 +274,16 @@ def test_a_prediction_cut_short_leaves_no_torn_file(onnx_file: Path, photos: Pat
     err = capsys.readouterr().err
     assert f"{out / 'coffee-depth.npy'}: could not write it (No space left on device)" in err
     assert sorted(p.name for p in out.iterdir()) == ["coffee-depth16.png"]  # written before, whole
+
+
+def test_a_photo_over_pils_warning_level_is_read_and_one_over_its_error_level_named(
+        tmp_path: Path, monkeypatch) -> None:
+    """PIL warns at 89 M pixels (100 MP cameras, panoramas) and refuses at twice that;
+    predict read the former as "not a readable image". Scaled down here."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    big, huge = tmp_path / "big.png", tmp_path / "huge.png"
+    Image.new("RGB", (15, 10), (10, 20, 30)).save(big)    # 150 pixels: PIL warns
+    Image.new("RGB", (30, 10), (10, 20, 30)).save(huge)   # 300 pixels: PIL refuses
+    assert read_rgb(big).shape == (10, 15, 3)
+    with pytest.raises(ImageReadError, match="huge.png: too many pixels to read"):
+        read_rgb(huge)
