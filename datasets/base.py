@@ -8,6 +8,7 @@ HxW)`` after the content checks every format shares.
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from .io import DatasetError
 from .transforms import SampleTransform
 
 __all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "DEPTH_KINDS", "logger", "pair_by_stem",
-           "files_with_suffix"]
+           "files_with_suffix", "walk_folders"]
 
 logger = logging.getLogger("depthnas.datasets")
 
@@ -142,8 +143,33 @@ class PairedDepthDataset(Dataset):
 
 
 def files_with_suffix(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    """Regular files in ``folder`` (not recursive) with one of ``suffixes`` (case-insensitive), sorted."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    """Files in ``folder`` (not recursive) with one of ``suffixes`` (case-insensitive),
+    sorted. A link to nothing (a drive not mounted) is listed, and named when it is
+    read: left out, it would shrink the data set without a word."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes
+                  and (p.is_file() or (p.is_symlink() and not p.exists())))
+
+
+def walk_folders(root: Path) -> list[tuple[Path, list[str]]]:
+    """(folder, file names) of every folder under ``root``, sorted, following linked-in
+    folders (data sets are often put together from links) but reading each real
+    folder once: a second name for a folder, or a link back up the tree, would list
+    its frames again, in train and val at once."""
+    seen: set[tuple[int, int]] = set()
+    out, again = [], []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:
+            again.append(folder)
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort()  # which of two names is read, and which skipped, does not vary
+        out.append((Path(folder), files))
+    if again:
+        logger.warning("%s: %d folder(s) reached again through links are read once: %s%s", root,
+                       len(again), ", ".join(again[:3]), " ..." if len(again) > 3 else "")
+    return sorted(out)
 
 
 def pair_by_stem(images: list[Path], depths: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:

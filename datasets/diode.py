@@ -6,12 +6,9 @@ PATH may be the dataset root, a split (``train``/``val``) or any folder below; e
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
-from .base import Reader, SampleRef
+from .base import Reader, SampleRef, walk_folders
 from .io import DatasetError, read_npy, read_rgb
 
 __all__ = ["DIODEReader"]
@@ -26,8 +23,7 @@ class DIODEReader(Reader):
         self.require_dir(self.root, "dataset")
         refs: list[SampleRef] = []
         problems: list[str] = []
-        for folder, _, names in sorted(os.walk(self.root, followlinks=True)):  # linked-in folders count
-            d = Path(folder)
+        for d, names in walk_folders(self.root):
             present = set(names)
             images = {n[:-4]: n for n in names if n.lower().endswith(".png")}  # a.PNG stays a.PNG
             stems = sorted(images)

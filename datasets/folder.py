@@ -19,12 +19,11 @@ Depth files may be 16-bit PNG, ``.npy`` or ``.pfm``.  ``depth_kind`` says what t
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .base import DEPTH_KINDS, Reader, SampleRef, files_with_suffix, pair_by_stem
+from .base import DEPTH_KINDS, Reader, SampleRef, files_with_suffix, pair_by_stem, walk_folders
 from .io import DEPTH_SUFFIXES, IMAGE_SUFFIXES, DatasetError, read_depth_file, read_png, read_rgb
 
 log = logging.getLogger(__name__)
@@ -47,8 +46,8 @@ class FolderReader(Reader):
         deps = self.require_dir(self.root / "depth", "depth")
         refs: list[SampleRef] = []
         problems: list[str] = []
-        found = {top: {Path(d).relative_to(top) for d, _, files in os.walk(top, followlinks=True)
-                       if files} for top in (imgs, deps)}
+        found = {top: {d.relative_to(top) for d, files in walk_folders(top) if files}
+                 for top in (imgs, deps)}
         one_sided = sorted(p for p in found[imgs] ^ found[deps] if p.parts
                            and not ((imgs if p in found[deps] else deps) / p).is_dir())
         if one_sided:  # previews, thumbnails: a scene has both folders

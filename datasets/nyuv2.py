@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Reader, SampleRef
+from .base import Reader, SampleRef, walk_folders
 from .io import DatasetError, read_png, read_rgb
 
 __all__ = ["NYUv2SyncReader", "NYUv2MatReader", "nyuv2_reader"]
@@ -40,10 +40,9 @@ class NYUv2SyncReader(Reader):
         self.require_dir(self.root, "dataset")
         refs: list[SampleRef] = []
         problems: list[str] = []
-        for folder, _, names in sorted(os.walk(self.root, followlinks=True)):  # linked-in folders count
+        for d, names in walk_folders(self.root):
             rgbs = {m.group(1): n for n in names if (m := _RGB.match(n))}
             depths = {m.group(1): n for n in names if (m := _DEPTH.match(n))}
-            d = Path(folder)
             problems += [f"image {d / rgbs[k]} has no depth map (sync_depth_{k}.png)"
                          for k in sorted(rgbs.keys() - depths.keys())]
             problems += [f"depth map {d / depths[k]} has no image (rgb_{k}.jpg)"

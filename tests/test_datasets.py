@@ -762,3 +762,36 @@ def test_diode_bool_mask_is_read_and_a_complex_depth_array_is_refused(tmp_path):
     np.save(ref.depth, _depth_m(0).astype(np.complex64))
     with pytest.raises(DatasetError, match=r"real-valued map in .*_depth.npy.*complex64"):
         reader.load(ref)
+
+
+def test_linked_in_folders_are_read_once(tmp_path, caplog):
+    """Links are followed (data sets are put together from them), but a second name for
+    a folder listed its frames twice, in train and val at once, and a link back up the
+    tree listed them 40 times."""
+    root = make_nyu_sync(tmp_path / "nyu", scenes=4, frames=3)
+    (root / "train").symlink_to(root / "sync")                       # an alias
+    (root / "sync" / "scene_00" / "up").symlink_to(root / "sync")   # a loop
+    with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
+        refs, problems = NYUv2SyncReader(root).index()
+    assert len(refs) == 12 and not problems
+    assert all(r.id.startswith("sync/scene_") and "/up/" not in r.id for r in refs)
+    assert "folder(s) reached again through links are read once" in caplog.text
+    folder = make_folder(tmp_path / "folder", n=4)
+    (folder / "images" / "again").symlink_to(folder / "images")
+    (folder / "depth" / "again").symlink_to(folder / "depth")
+    assert len(FolderReader(folder).index()[0]) == 4
+
+
+def test_a_link_to_nothing_is_named_not_dropped(tmp_path):
+    """A data set of links to a drive that is not mounted shrank without a word."""
+    root = make_folder(tmp_path / "folder", n=4)
+    (root / "images" / "s010.jpg").symlink_to(tmp_path / "unmounted" / "a.jpg")
+    (root / "depth" / "s010.png").symlink_to(tmp_path / "unmounted" / "a.png")
+    splits = build_splits(f"folder:{root}", (32, 32), val_fraction=0.0, reg_fraction=0.0)
+    assert len(splits.train) == 5
+    skipping = build_splits(f"folder:{root}", (32, 32), val_fraction=0.0, reg_fraction=0.0,
+                            skip_bad=True)
+    assert len(skipping.train) == 4 and any("s010.jpg" in s for s in skipping.skipped)
+    ids = [i for i in range(5) if splits.train.ids()[i].endswith("s010.jpg")]
+    with pytest.raises(DatasetError, match=r"s010\.jpg"):
+        splits.train.raw(ids[0])
