@@ -232,6 +232,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     fixed_shape_kernels()
     guard_out(out, args.resume)
     with run_lock(out):
+        clear_failed_start(out, args.resume)
         distributed.barrier()
         if distributed.is_main():
             print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)

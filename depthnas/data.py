@@ -46,6 +46,9 @@ def check_recorded_splits(splits, path: str | Path) -> None:
     if not path.is_file():
         return
     recorded, now = read_json(path), splits.manifest()
+    if not isinstance(recorded, dict):
+        raise DatasetError(f"{path} is not a record of splits (a JSON object of sample ids "
+                           "per split); restore the run's own")
     if all(set(recorded.get(k, [])) == set(now[k]) for k in SPLIT_NAMES):
         return
     was = {i: k for k in SPLIT_NAMES for i in recorded.get(k, [])}

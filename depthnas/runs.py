@@ -11,9 +11,10 @@ from .config import ConfigError
 
 # Once work has started a folder holds one of these. config.yaml, splits.json and the
 # drawn initial_landmarks.json alone are a start that failed before any training:
-# starting over loses nothing, and must not inherit the failed start's landmarks.
+# starting over loses nothing, and must not inherit the failed start's landmarks, nor
+# be held to its split (the data may have been fixed since, as its error advised).
 RUN_MARKERS = ("checkpoints", "standalone", "metrics.jsonl", "result.json", "results.json")
-FAILED_START_LEFTOVERS = ("initial_landmarks.json",)
+FAILED_START_LEFTOVERS = ("initial_landmarks.json", "splits.json")
 # Files only one command writes.
 KIND_MARKERS = {"search": ("standalone", "results.json", "initial_landmarks.json", "best_arch.json"),
                 "train": ("result.json", "model.safetensors")}

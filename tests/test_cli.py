@@ -877,3 +877,18 @@ def test_a_search_resume_refuses_data_that_no_longer_splits_as_it_recorded(run_c
     err = capsys.readouterr().err
     assert "0 sample(s) added, 0 gone, 1 moved between splits (synthetic:0:" in err
     assert ": val -> train)" in err
+
+
+def test_a_start_that_failed_is_not_held_to_its_split(tmp_path, capsys):
+    """The first start's error advised adding data; starting over with more must not be
+    refused for splitting otherwise than the start that failed."""
+    out = tmp_path / "run"
+    train = ["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--preset", "quick", "--image-size", "32",
+             "--epochs", "1", "--batch-size", "16", "--set", "standalone.steps_per_epoch=1",
+             "--no-progress", "--out", str(out)]
+    assert main([*train, "--set", "data.synthetic_samples=12"]) == 2
+    assert "fewer than the batch size 16" in capsys.readouterr().err
+    assert main([*train, "--set", "data.synthetic_samples=40"]) == 0
+    (out / "splits.json").write_text("[1]")
+    assert main([*train, "--set", "data.synthetic_samples=40", "--resume"]) == 2
+    assert "splits.json is not a record of splits" in capsys.readouterr().err
