@@ -75,29 +75,30 @@ def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _updates(args: argparse.Namespace, command: str) -> list[str]:
-    """The `section.field=value` assignments the command line asks for."""
-    updates: list[str] = []
+def _updates(args: argparse.Namespace, command: str) -> list[config_mod.Assignment]:
+    """The assignments the command line asks for: flags' values as typed, then --set's
+    `section.field=value` (read as YAML), which may override them."""
+    updates: list[config_mod.Assignment] = []
     for flag, (path, _, _) in config_flags(command).items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is None:
             continue
         if flag == "--precision":
-            updates += [f"supernet.precision={value}", f"standalone.precision={value}"]
+            updates += [("supernet.precision", value), ("standalone.precision", value)]
         else:
-            updates.append(f"{path}={value}")
+            updates.append((path, value))
     if getattr(args, "no_landmarks", False):
-        updates.append("landmarks.enabled=false")
+        updates.append(("landmarks.enabled", False))
     if args.channels_last:
-        updates += ["supernet.channels_last=true", "standalone.channels_last=true"]
+        updates += [("supernet.channels_last", True), ("standalone.channels_last", True)]
     if args.compile:
-        updates += ["supernet.compile=true", "standalone.compile=true"]
+        updates += [("supernet.compile", True), ("standalone.compile", True)]
     if args.skip_bad:
-        updates.append("data.skip_bad=true")
+        updates.append(("data.skip_bad", True))
     return updates + list(args.set)
 
 
-def _resumed(saved: Path, updates: list[str], args: argparse.Namespace) -> Config:
+def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.Namespace) -> Config:
     """A resumed run's own config.yaml. Flags, --preset and --config may repeat it
     (the first command rerun with --resume), not change it; only where and how fast
     it runs (RESUME_MAY_CHANGE) may differ."""

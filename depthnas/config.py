@@ -153,8 +153,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return None
         return _coerce(value, args[0], where)
     if origin is tuple:
-        if isinstance(value, str):
-            value = [v for v in value.replace("x", ",").split(",") if v]
+        if isinstance(value, str):  # "64", "64x96", "64,96", "[64, 96]"
+            value = [v.strip() for v in value.strip("[]() ").replace("x", ",").split(",") if v.strip()]
+            value = value * 2 if len(value) == 1 else value
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value, value]
         if not isinstance(value, (list, tuple)) or not value:
@@ -168,6 +169,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             if value.lower() in ("false", "0", "no", "off"):
                 return False
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        # `enabled:` left empty, 2, [1]: a mistake, not a value to guess at
+        if not isinstance(value, (bool, int)) or value not in (0, 1):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return bool(value)
     if hint is str:
         if value is None:  # `out:` left empty in YAML, `--set out=`: the field's "unset"
@@ -176,7 +180,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected text, got {value!r} (quote it: "
                               f"{where}='{'yes' if value else 'no'}' in YAML)")
     if hint in (int, float, str):
-        if isinstance(value, (list, tuple, dict)) or (value is None and hint is not str):
+        if isinstance(value, (list, tuple, dict)) or (value is None and hint is not str) or \
+                (isinstance(value, bool) and hint is not str):  # `seed: true` is no number
             raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
         if hint is int and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{where}: expected a whole number, got {value!r}")
@@ -220,22 +225,35 @@ def unflatten(fields: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def _nested(item: str) -> dict[str, Any]:
-    """`a.b=value` as {"a": {"b": value}} (the value parsed as YAML)."""
+# An assignment: "a.b=value" as --set gives it (value read as YAML), or (path, value)
+# as a typed flag gives it (value taken as typed: `--out "runs/a #2"` is no YAML comment).
+Assignment = str | tuple[str, Any]
+
+
+def _nested(item: Assignment) -> dict[str, Any]:
+    """`a.b=value` as {"a": {"b": value}}."""
+    if isinstance(item, tuple):
+        return unflatten({item[0]: item[1]})
     path, sep, raw = item.partition("=")
     if not sep:
         raise ConfigError(f"--set expects key=value, got {item!r}")
-    return unflatten({path: yaml.safe_load(raw)})
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        reason = str(err).splitlines()[0]
+        raise ConfigError(f"--set {item}: the value is not valid YAML ({reason}; quote it: "
+                          f"--set '{path}=\"...\"')") from None
+    return unflatten({path: value})
 
 
-def apply_dotted(cfg: Config, assignments: list[str]) -> Config:
-    """Apply `section.field=value` strings (values parsed as YAML scalars)."""
+def apply_dotted(cfg: Config, assignments: list[Assignment]) -> Config:
+    """Apply `section.field=value` assignments, in order."""
     for item in assignments:
         _merge(cfg, _nested(item))
     return cfg
 
 
-def assigned_fields(assignments: list[str]) -> set[str]:
+def assigned_fields(assignments: list[Assignment]) -> set[str]:
     """The `section.field`s `section.field=value` strings set (`data={batch_size: 2}`
     sets data.batch_size)."""
     return {k for item in assignments for k in flatten(_nested(item))}

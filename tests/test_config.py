@@ -129,3 +129,37 @@ def test_yaml_merge_keys_still_work_and_a_complex_key_is_a_config_error(tmp_path
     path.write_text("? [a, b]\n: 1\n")
     with pytest.raises(C.ConfigError, match="not valid YAML"):
         C.load(path)
+
+
+@pytest.mark.parametrize("flag, value, field", [
+    ("--out", "runs/t #2", "out"),            # YAML read "#2" as a comment: runs/t
+    ("--out", "010", "out"),                  # YAML 1.1 read an octal 8
+    ("--out", "1:30", "out"),                 # sexagesimal: 90
+    ("--out", "null", "out"),                 # None: a default folder
+    ("--out", "@x", "out"),                   # a YAML scanner traceback
+    ("--data", "folder:/data/scans #3", "data.spec"),
+    ("--landmarks", "stores/a: b #1.json", "landmarks.store"),
+])
+def test_a_flag_value_is_taken_as_typed_not_read_as_yaml(flag, value, field):
+    cfg = build_config(build_parser().parse_args(["search", flag, value]))
+    assert C.flat(cfg)[field] == value
+    for form in ("64", "64x96", "[64, 96]"):  # the forms --image-size documents
+        cfg = build_config(build_parser().parse_args(["search", "--image-size", form]))
+        assert cfg.data.image_size == ((64, 64) if form == "64" else (64, 96))
+
+
+@pytest.mark.parametrize("item, says", [
+    ("landmarks.enabled=", "landmarks.enabled: expected true/false, got None"),
+    ("data.augment=2", "data.augment: expected true/false, got 2"),
+    ("data.augment=[1]", "data.augment: expected true/false, got [1]"),
+    ("seed=true", "seed: expected int, got True"),
+    ("search.max_params=true", "search.max_params: expected int, got True"),
+    ("supernet.lr=on", "supernet.lr: expected float, got True"),
+    ("data.spec=[x", "--set data.spec=[x: the value is not valid YAML (while parsing"),
+])
+def test_set_values_that_are_mistakes_are_named(item, says):
+    """A bool field took any truthy value (`enabled:` left empty turned landmarks off),
+    a number field a bool, and YAML syntax errors ended in a traceback."""
+    with pytest.raises(C.ConfigError) as err:
+        C.apply_dotted(C.Config(), [item])
+    assert str(err.value).startswith(says), str(err.value)
