@@ -12,7 +12,7 @@ from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .io import atomic_write_json
-from .runs import check_kind, clear_failed_start, guard_out, run_lock
+from .runs import RUN_MARKERS, check_kind, clear_failed_start, guard_out, run_lock
 from .schedule import SCHEDULES
 
 # flag -> (config path, type, help); "--precision" sets both trainings
@@ -136,9 +136,16 @@ def build_config(args: argparse.Namespace) -> Config:
     if resume and not args.out:
         raise config_mod.ConfigError("--resume needs --out: the folder of the run to continue")
     if args.out:
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise config_mod.ConfigError(f"--out {args.out} is a file; it must name the run's folder")
         check_kind(Path(args.out), command, resume)
     saved = Path(args.out) / "config.yaml" if args.out else None
     if resume and not saved.is_file():
+        if any((Path(args.out) / m).exists() for m in RUN_MARKERS):
+            raise config_mod.ConfigError(
+                f"the run in {args.out} has lost its config.yaml, which holds every setting it "
+                "resumes with: put it back (from a copy of the run) to resume, or start a new "
+                "run in another --out")
         raise config_mod.ConfigError(f"nothing to resume in {args.out} (no config.yaml): check "
                                      "the folder name, or drop --resume to start a run there")
     if resume:

@@ -892,3 +892,16 @@ def test_a_start_that_failed_is_not_held_to_its_split(tmp_path, capsys):
     (out / "splits.json").write_text("[1]")
     assert main([*train, "--set", "data.synthetic_samples=40", "--resume"]) == 2
     assert "splits.json is not a record of splits" in capsys.readouterr().err
+
+
+def test_a_run_without_its_config_yaml_and_an_out_that_is_a_file_are_named(run_copy, tmp_path,
+                                                                            capsys):
+    """Without config.yaml, --resume said "drop --resume", and without it the folder
+    "already holds a run; pass --resume": each message sent the user to the other."""
+    (run_copy / "config.yaml").unlink()
+    assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 2
+    assert f"the run in {run_copy} has lost its config.yaml" in capsys.readouterr().err
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--out", str(afile)]) == 2
+    assert capsys.readouterr().err == f"error: --out {afile} is a file; it must name the run's folder\n"
