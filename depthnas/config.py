@@ -266,6 +266,7 @@ def validate(cfg: Config) -> Config:
 
     from .schedule import INCREASING, SCHEDULES
     from .ssi_loss import LOSS_NAMES
+    from .task import ClassificationTask
     problems: list[str] = []
 
     def choose(where: str, value: Any, allowed: tuple) -> None:
@@ -285,7 +286,7 @@ def validate(cfg: Config) -> Config:
     for name in ("supernet", "standalone"):
         t: TrainConfig = getattr(cfg, name)
         choose(f"{name}.precision", t.precision, ("fp32", "bf16"))
-        choose(f"{name}.loss", t.loss, LOSS_NAMES + (("ce", "cross_entropy") if classification else ()))
+        choose(f"{name}.loss", t.loss, ClassificationTask.LOSS_NAMES if classification else LOSS_NAMES)
         if t.epochs < 1:
             problems.append(f"{name}.epochs={t.epochs} (expected >= 1)")
         for key, value in (("log_every", t.log_every), ("steps_per_epoch", 1 if t.steps_per_epoch is None else t.steps_per_epoch)):
@@ -376,6 +377,9 @@ def validate(cfg: Config) -> Config:
     if s.mutations + s.crossovers > s.population:
         problems.append(f"search.mutations + search.crossovers = {s.mutations + s.crossovers} "
                         f"exceed search.population={s.population} (new candidates per generation)")
+    if classification and cfg.model.backbone_weights is not None:
+        problems.append(f"model.backbone_weights: space {cfg.space} has no backbone (its cells "
+                        "train from scratch); leave it unset")
     if not classification:
         from depthnas.datasets.transforms import check_image_size
         try:

@@ -38,7 +38,8 @@ from .evaluation import (PathEvaluator, at_constant_level, constant_score, learn
 from .evolution import run_search
 from .io import append_jsonl, atomic_write_json, drop_jsonl_records, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
-from .models import PathParameters, model_kwargs, model_metadata, smallest_architecture
+from .models import (PathParameters, is_classification, model_kwargs, model_metadata,
+                     smallest_architecture)
 from .ranking import ranking_report
 from .standalone import arch_slug, recipe, train_standalone
 from .task import make_task
@@ -182,10 +183,17 @@ class SearchRun:
         resumed run may not change the budget)."""
         arch, params = smallest_architecture(self.space, self.cfg.model)
         if params > budget:
+            if is_classification(self.space):  # sized by their own settings, no backbone
+                sizes = model_kwargs(self.cfg.model, self.space)
+                given = ", ".join(f"{k}={v}" for k, v in sizes.items() if k != "num_classes")
+                advice = ("a smaller model.channels, or fewer cells: model.cells_per_stage "
+                          "(nb201), model.darts_layers (darts)")
+            else:
+                given = f"backbone {self.cfg.model.backbone}"
+                advice = "a smaller backbone or model.features"
             raise ValueError(f"search.max_params={budget:,}: no {self.space.name} architecture fits; "
                              f"the smallest found, {self.space.to_string(arch)}, has {params:,} parameters "
-                             f"with backbone {self.cfg.model.backbone} (raise the budget, or choose "
-                             "a smaller backbone or model.features)")
+                             f"with {given} (raise the budget, or choose {advice})")
 
     def _log(self, record: dict[str, Any], *key: str) -> None:
         """Append `record` to metrics.jsonl in place of an earlier one agreeing on `key`:
