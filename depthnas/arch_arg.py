@@ -24,6 +24,11 @@ def read_arch_arg(value: str) -> tuple[str, str | None]:
     or the architecture itself. Returns (the architecture's text, the file or None)."""
     from depthnas.spaces import ArchitectureError
     if not _is_file(value):
+        if Path(value).is_dir():  # a run folder: its result is one level down
+            best = Path(value) / "best_arch.json"
+            hint = f": --arch {best}" if best.is_file() else " (a search run's best_arch.json)"
+            raise FileNotFoundError(f"--arch {value} is a folder; name the architecture "
+                                    f"file{hint}")
         if value.endswith(".json") or ("/" in value and ":" not in value):
             # a path, not an architecture string (those carry "space:" or no "/")
             raise FileNotFoundError(f"--arch {value}: no such file")

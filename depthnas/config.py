@@ -415,6 +415,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A config file's own mapping, before defaults fill it in."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--config {path} is a folder; name its YAML file (a run's config.yaml)")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:

@@ -73,9 +73,11 @@ def load_truth(path: str | Path) -> dict[str, float]:
         reader = csv.DictReader(io.StringIO(read_text(path).removeprefix("\ufeff"), newline=""))
         reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
         rows = list(reader)
-        if not rows or "arch" not in rows[0]:
+        if "arch" not in reader.fieldnames:
             raise ValueError(f"{path}: CSV needs a header with an 'arch' column (its header: "
                              f"{', '.join(reader.fieldnames) or 'none'})")
+        if not rows:
+            raise ValueError(f"{path}: the CSV has a header and no rows")
         keys = LOSS_KEYS + ACCURACY_KEYS
         values = {}
         for line, r in enumerate(rows, start=2):

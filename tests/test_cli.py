@@ -905,3 +905,21 @@ def test_a_run_without_its_config_yaml_and_an_out_that_is_a_file_are_named(run_c
     afile.write_text("")
     assert main(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--out", str(afile)]) == 2
     assert capsys.readouterr().err == f"error: --out {afile} is a file; it must name the run's folder\n"
+
+
+def test_folders_given_for_files_are_named(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best_arch.json").write_text('{"arch": "v1-sync:c3,c3,c3,c3,c3"}')
+    for argv, says in (
+            (["train", "--arch", str(run)], f"--arch {run} is a folder; name the architecture file: "
+                                            f"--arch {run / 'best_arch.json'}"),
+            (["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--config", str(run)],
+             f"--config {run} is a folder; name its YAML file")):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.startswith(f"error: {says}")
+    header_only = tmp_path / "truth.csv"
+    header_only.write_text("arch,accuracy\n")
+    from depthnas.truth import load_truth
+    with pytest.raises(ValueError, match="truth.csv: the CSV has a header and no rows"):
+        load_truth(header_only)
