@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -152,8 +153,13 @@ class Checkpointer:
         load_weights(path / MODEL_FILE, model)
         try:
             return torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated zip, EOF, pickle errors
-            raise ValueError(f"{path / STATE_FILE}: unreadable training state ({err})") from err
+        except pickle.UnpicklingError as err:
+            # torch's text advises weights_only=False, i.e. running what the file says
+            raise ValueError(f"{path / STATE_FILE}: unreadable training state (damaged, or it "
+                             "holds objects a training state does not: it is not loaded)") from err
+        except Exception as err:  # truncated zip, EOF
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"{path / STATE_FILE}: unreadable training state ({first})") from err
 
     @staticmethod
     def _complete(path: Path) -> bool:

@@ -404,3 +404,15 @@ def test_the_training_data_is_the_same_for_any_number_of_loader_workers(tmp_path
     for workers in (1, 2):
         for a, b in zip(base, first_batches(workers)):
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"{workers} workers")
+
+
+def test_a_state_holding_other_objects_is_refused_without_torchs_advice_to_run_it(tmp_path):
+    """torch's message for such a file advises weights_only=False: running its pickle."""
+    import pickle
+    make_trainer(tmp_path).fit(until_epoch=1)
+    state = tmp_path / "checkpoints" / "epoch_0001" / "state.pt"
+    torch.save({"step": 1, "note": pickle.PickleError("not a plain value")}, state)
+    with pytest.raises(ValueError) as err:
+        make_trainer(tmp_path).fit()
+    assert "holds objects a training state does not: it is not loaded" in str(err.value)
+    assert "weights_only" not in str(err.value)
