@@ -138,3 +138,12 @@ def test_run_folder_names_fit_the_file_system():
     nb201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     assert arch_slug(nb201) == ("nor_conv_3x3_0_nor_conv_3x3_0_avg_pool_3x3_1_"
                                 "skip_connect_0_nor_conv_3x3_1_skip_connect_2")  # unchanged by the cap
+
+
+def test_a_json_genotype_with_another_concat_is_refused_as_its_string_is():
+    arch = SPACE.sample(random.Random(0))
+    data = SPACE.to_json(arch)
+    del data["string"]
+    assert SPACE.parse({**data, "normal_concat": [2, 3, 4, 5]}) == arch
+    with pytest.raises(ArchitectureError, match=r"normal_concat = \[4, 5\]; this space always"):
+        SPACE.parse({**data, "normal_concat": [4, 5]})

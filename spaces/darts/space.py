@@ -166,10 +166,7 @@ class DartsSpace(SearchSpace):
         missing = [f for f in Genotype._fields if f not in fields]
         if missing:
             raise ArchitectureError(f"darts: Genotype lacks {', '.join(missing)}")
-        for name in ("normal_concat", "reduce_concat"):
-            if list(fields[name]) != CONCAT:
-                raise ArchitectureError(f"darts: {name} = {fields[name]!r}; this space always "
-                                        f"concatenates nodes {CONCAT} (concat is not searched)")
+        _check_concat(fields)
         return self.from_genotype(fields["normal"], fields["reduce"])
 
     # ---- JSON form ---------------------------------------------------------------
@@ -183,6 +180,7 @@ class DartsSpace(SearchSpace):
             raise ArchitectureError(
                 f"architecture JSON is for space {data.get('space')!r}, not {self.name!r}")
         if "normal" in data and "reduce" in data:
+            _check_concat(data)  # where given: a JSON of another cell output must not pass
             return self.from_genotype(data["normal"], data["reduce"])
         if isinstance(data.get("string"), str):
             return self.from_string(data["string"])
@@ -207,3 +205,11 @@ class DartsSpace(SearchSpace):
         return (f"{self.name:12s} {self.size():>20,d} architectures  (~{self.size():.2e}; "
                 f"normal + reduction cell, {per_cell:,} each: nodes 2-5 take two distinct "
                 f"inputs; ops {', '.join(DARTS_OPS)})")
+
+
+def _check_concat(fields: dict[str, Any]) -> None:
+    for name in ("normal_concat", "reduce_concat"):
+        if name in fields and (not isinstance(fields[name], (list, tuple, range))
+                               or list(fields[name]) != CONCAT):
+            raise ArchitectureError(f"darts: {name} = {fields[name]!r}; this space always "
+                                    f"concatenates nodes {CONCAT} (concat is not searched)")
