@@ -19,12 +19,19 @@ def _is_file(text: str) -> bool:
         return False
 
 
+def _is_dir(text: str) -> bool:
+    try:
+        return Path(text).is_dir()
+    except OSError:
+        return False
+
+
 def read_arch_arg(value: str) -> tuple[str, str | None]:
     """An --arch value: a file (best_arch.json, or a file holding the one-line string)
     or the architecture itself. Returns (the architecture's text, the file or None)."""
     from depthnas.spaces import ArchitectureError
     if not _is_file(value):
-        if Path(value).is_dir():  # a run folder: its result is one level down
+        if _is_dir(value):  # a run folder: its result is one level down
             best = Path(value) / "best_arch.json"
             hint = f": --arch {best}" if best.is_file() else " (a search run's best_arch.json)"
             raise FileNotFoundError(f"--arch {value} is a folder; name the architecture "
