@@ -36,7 +36,7 @@ from .data import check_recorded_splits, load_splits
 from .evaluation import (PathEvaluator, at_constant_level, constant_score, learned_nothing,
                          search_order)
 from .evolution import run_search
-from .io import append_jsonl, atomic_write_json, drop_jsonl_records, read_json
+from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
 from .models import (PathParameters, is_classification, model_kwargs, model_metadata,
                      smallest_architecture)
@@ -350,8 +350,8 @@ class SearchRun:
                      "found_in": best["role"]}
         atomic_write_json(self.out / "best_arch.json", best_json)
         if best.get("model") and Path(best["model"]).is_file():
-            (self.out / "best").mkdir(exist_ok=True)
-            shutil.copyfile(best["model"], self.out / "best" / "model.safetensors")
+            atomic_write(self.out / "best" / "model.safetensors",
+                         functools.partial(shutil.copyfile, best["model"]))
         else:  # a stored result whose model file was moved or deleted, or a truth table
             source = best.get("model") or "a looked-up result"
             self.say(f"warning: no model file for the best architecture ({source}), so no "
@@ -362,7 +362,10 @@ class SearchRun:
         summary = {"space": space.name, "landmarks": cfg.landmarks.enabled,
                    "score_name": evaluator.task.score_name,
                    "elapsed_s": round(elapsed, 1), "best": best_json, "ranking": ranking,
+                   "rank_samples": cfg.search.rank_samples,
                    "constant_prediction_loss": constant,
+                   "search_constant_loss": self.search_constant,
+                   "picks": self.picks, "flat_picks": self.flat_picks,
                    "architectures": list(self.trained.values())}
         atomic_write_json(self.out / "results.json", summary)
         self._log({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},

@@ -1,0 +1,50 @@
+"""report.md says what the console said: a reader of the report alone must learn that
+models learned nothing, or that no ranking was measured."""
+from depthnas.report import write_report
+
+
+def summary(archs, ranking=None, **extra):
+    best = min(archs, key=lambda a: a["val_loss"])
+    return {"space": "v1-sync", "landmarks": True, "elapsed_s": 60.0, "ranking": ranking,
+            "score_name": "SSI loss",
+            "best": {"string": best["arch"], "val_loss": best["val_loss"], "params": 1000,
+                     "found_in": best["role"]},
+            "architectures": archs, **extra}
+
+
+def arch(name, role, val_loss, supernet_score):
+    return {"arch": f"v1-sync:{name}", "role": role, "val_loss": val_loss,
+            "supernet_score": supernet_score, "landmark": role == "landmark", "params": 1000}
+
+
+def test_models_at_a_constant_predictions_level_are_flagged(tmp_path):
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.150, 0.16),
+             arch("c1,c1,c1,c1,c1", "landmark", 0.199, 0.20),     # within 1% of 0.2: nothing learned
+             arch("ap,ap,ap,ap,ap", "landmark", 0.210, 0.2001)]   # and a flat super-net path
+    text = write_report(tmp_path, summary(archs, constant_prediction_loss=0.2,
+                                          search_constant_loss=0.2, picks=2, flat_picks=1,
+                                          rank_samples=0)).read_text()
+    assert "- a constant prediction's validation SSI loss: 0.20000" in text
+    assert ("- 2 of 3 architectures trained stand-alone scored no better than a constant "
+            "prediction (0.20000): they learned nothing") in text
+    assert "- 1 of the 2 architectures the search picked were at a constant prediction's level" in text
+    assert "- no ranking measured: it needs at least 2 random architectures trained stand-alone, " \
+           "and `search.rank_samples` is 0" in text
+    rows = {line.split("`")[1]: line for line in text.splitlines() if line.startswith("| `")}
+    assert rows["v1-sync:c3,c3,c3,c3,c3"].endswith("| 0.15000 | 0.16000 |")
+    assert rows["v1-sync:c1,c1,c1,c1,c1"].endswith("| 0.19900 * | 0.20000 * |")
+    assert rows["v1-sync:ap,ap,ap,ap,ap"].endswith("| 0.21000 * | 0.20010 * |")
+
+
+def test_an_undefined_or_rough_ranking_is_explained(tmp_path):
+    archs = [arch("c3,c3,c3,c3,c3", "rank", 0.15, 0.2), arch("c1,c1,c1,c1,c1", "rank", 0.17, 0.2)]
+    nan = float("nan")
+    undefined = {"n": 2, "kendall_tau": nan, "sparse_kendall_tau": nan, "sparse_threshold": 2e-4,
+                 "spearman_rho": nan, "top_percentile": 50.0, "non_finite": 1}
+    text = write_report(tmp_path, summary(archs, undefined)).read_text()
+    assert "- 1 ranking sample(s) scored non-finite in the super-net (diverged)" in text
+    assert "- the ranking is undefined: fewer than 2 samples are left, or every super-net score" in text
+    rough = {"n": 3, "kendall_tau": 1 / 3, "sparse_kendall_tau": 1 / 3, "sparse_threshold": 2e-4,
+             "spearman_rho": 0.5, "top_percentile": 33.0}
+    text = write_report(tmp_path, summary(archs, rough)).read_text()
+    assert "- with n = 3, Kendall tau moves in steps of 0.67: a rough figure" in text
