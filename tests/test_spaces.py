@@ -143,7 +143,7 @@ def test_dead_cells_stay_in_the_space_and_are_detected():
 
 
 @pytest.mark.parametrize("space,given,fragment", [
-    ("darts", "Genotype(normal=[], normal_concat=5, reduce=[], reduce_concat=[2])", "cannot read"),
+    ("darts", "Genotype(normal=[], normal_concat=5, reduce=[], reduce_concat=[2])", "normal_concat = 5; this space always"),
     ("darts", "Genotype(normal={[]: 1}, normal_concat=[2], reduce=[], reduce_concat=[2])", "not a literal"),
     ("v1-sync", '{"space": "v1-sync", "blocks": [1, 2, 3, 4]}', "block 0: expected an object"),
     ("v1-sync", ["x"], "not list"),
