@@ -26,15 +26,21 @@ from .trainer import resolve_device, seed_everything
 log = logging.getLogger("depthnas.rank")
 
 
-def run_landmarks(run: Path) -> set[str]:
+def run_left_out(run: Path) -> tuple[set[str], set[str]]:
+    """The run's landmarks (trained with the ranking penalty) and the search's own
+    picks (the super-net's top, a biased sample): left out of the ranking, as the
+    search's report leaves them out, so both measure the same thing."""
     results = run / "results.json"
     if results.is_file():
-        return {a["arch"] for a in read_json(results)["architectures"] if a["landmark"]}
+        archs = read_json(results)["architectures"]
+        landmarks = {a["arch"] for a in archs if a["landmark"]}
+        return landmarks, {a["arch"] for a in archs
+                           if a["role"].startswith("top") and a["arch"] not in landmarks}
     initial = run / "initial_landmarks.json"
     log.warning("%s has no results.json (the search has not finished): only its initial "
                 "landmarks are left out of the ranking, not the top-K that later iterations "
                 "added to them", run)
-    return set(read_json(initial)) if initial.is_file() else set()
+    return (set(read_json(initial)) if initial.is_file() else set()), set()
 
 
 def check_options(threshold: float | None, limit: int | None) -> None:
@@ -66,11 +72,12 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
                     "the one this super-net can reproduce", truth_path,
                     ", ".join(f"{k}={v}" for k, v in differ.items()),
                     ", ".join(f"{k}={ours.get(k)}" for k in differ))
-    landmarks = run_landmarks(run)
-    archs, values, skipped = [], [], 0
+    landmarks, picks = run_left_out(run)
+    archs, values, skipped, picked = [], [], 0, 0
     for text, value in table.values.items():
-        if text in landmarks:
-            skipped += 1
+        if text in landmarks or text in picks:
+            skipped += text in landmarks
+            picked += text in picks
             continue
         archs.append(space.from_string(text))
         values.append(value)
@@ -86,7 +93,8 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
                     "; ".join(invalid[:3]) + (" ..." if len(invalid) > 3 else ""))
     if len(archs) < 2:
         raise ValueError(f"{truth_path}: fewer than two architectures of space {space.name} to "
-                         f"rank ({usable} usable; {skipped} are the run's landmarks, "
+                         f"rank ({usable} usable; {skipped} are the run's landmarks, {picked} "
+                         "its search's picks, "
                          f"{foreign} belong to other spaces, {len(invalid)} could not be read)")
     if usable != len(archs):
         log.info("scoring a random sample of %d of %d usable architectures (--limit)",
@@ -112,7 +120,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
                     "ranking: %s", len(diverged), "; ".join(diverged[:3]) +
                     (" ..." if len(diverged) > 3 else ""))
     report = ranking_report(values, scores, threshold)
-    report["landmarks_excluded"] = skipped
+    report["landmarks_excluded"], report["search_picks_excluded"] = skipped, picked
     atomic_write_json(run / "rank.json", {**report, "truth": str(truth_path),
                                           "scores": {space.to_string(a): s
                                                      for a, s in zip(archs, scores)}})

@@ -1,5 +1,6 @@
 """End to end through the command line, at a tiny size."""
 import json
+import random
 
 import pytest
 import torch
@@ -265,8 +266,12 @@ def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
                  "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "kendall_tau" in out and "landmarks_excluded   4" in out
+    assert "search_picks_excluded 1" in out
     report = json.loads((run_dir / "rank.json").read_text())
-    assert report["n"] == 3
+    # the search's own ranking: landmarks and the search's picks left out of both
+    ranked = json.loads((run_dir / "results.json").read_text())["ranking"]
+    assert report["n"] == ranked["n"] == 2
+    assert report["kendall_tau"] == pytest.approx(ranked["kendall_tau"], nan_ok=True)
     # truth first, super-net scores second: S-KdT bins the truth, with 1% of its range
     from depthnas.ranking import ranking_report
     used = [truth[a] for a in report["scores"]]
@@ -274,6 +279,15 @@ def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
     for k in ("kendall_tau", "sparse_kendall_tau", "spearman_rho", "top_percentile", "sparse_threshold"):
         assert report[k] == pytest.approx(expected[k], nan_ok=True), k
     assert report["sparse_threshold"] == pytest.approx((max(used) - min(used)) / 100)
+    from depthnas.spaces import get_space
+    space = get_space("v1-sync")
+    for seed, value in ((11, 0.3), (12, 0.4)):  # two more, for a sample of them to be a subset
+        truth[space.to_string(space.sample(random.Random(seed)))] = value
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "truth.json"),
+                 "--no-progress"]) == 0
+    report = json.loads((run_dir / "rank.json").read_text())
+    assert report["n"] == 4
     assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "truth.json"),
                  "--limit", "2", "--threshold", "0.05", "--no-progress"]) == 0
     sample = json.loads((run_dir / "rank.json").read_text())
@@ -306,14 +320,15 @@ def test_rank_warns_when_the_table_was_trained_with_another_model(run_dir, tmp_p
 
 def test_rank_says_what_it_left_out(run_dir, tmp_path, capsys):
     results = json.loads((run_dir / "results.json").read_text())["architectures"]
-    truth = {a["arch"]: a["val_loss"] for a in results if a["landmark"]}
+    truth = {a["arch"]: a["val_loss"] for a in results if a["landmark"] or a["role"] == "top-2"}
     truth["v1-sync:c3,c3,c3,c3,c9"] = 0.3        # a typo: not silently "another space"
     truth["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"] = 0.2
     (tmp_path / "truth.json").write_text(json.dumps(truth))
     assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "truth.json"),
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "0 usable; 4 are the run's landmarks, 1 belong to other spaces, 1 could not be read" in err
+    assert ("0 usable; 4 are the run's landmarks, 1 its search's picks, 1 belong to other spaces, "
+            "1 could not be read") in err
 
 
 def test_train_one_architecture(tmp_path, capsys):
