@@ -156,7 +156,7 @@ def walk_folders(root: Path) -> list[tuple[Path, list[str]]]:
     folder once: a second name for a folder, or a link back up the tree, would list
     its frames again, in train and val at once."""
     seen: set[tuple[int, int]] = set()
-    out, again = [], []
+    out, again, nowhere = [], [], []
     for folder, dirs, files in os.walk(root, followlinks=True):
         st = os.stat(folder)
         if (st.st_dev, st.st_ino) in seen:
@@ -166,9 +166,17 @@ def walk_folders(root: Path) -> list[tuple[Path, list[str]]]:
         seen.add((st.st_dev, st.st_ino))
         dirs.sort()  # which of two names is read, and which skipped, does not vary
         out.append((Path(folder), files))
+        # a link to nothing is listed as a file; one without a suffix is most likely a
+        # linked-in folder (a scene on a drive that is not mounted)
+        nowhere += [os.path.join(folder, f) for f in files
+                    if not Path(f).suffix and os.path.islink(os.path.join(folder, f))
+                    and not os.path.exists(os.path.join(folder, f))]
     if again:
         logger.warning("%s: %d folder(s) reached again through links are read once: %s%s", root,
                        len(again), ", ".join(again[:3]), " ..." if len(again) > 3 else "")
+    if nowhere:
+        logger.warning("%s: %d link(s) lead nowhere (a drive not mounted?) and are not read: %s%s",
+                       root, len(nowhere), ", ".join(nowhere[:3]), " ..." if len(nowhere) > 3 else "")
     return sorted(out)
 
 

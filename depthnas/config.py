@@ -149,7 +149,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        # `--backbone-weights "$W"` with W empty: unset, as YAML read it
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
             return None
         return _coerce(value, args[0], where)
     if origin is tuple:
@@ -286,7 +287,11 @@ def validate(cfg: Config) -> Config:
     for name in ("supernet", "standalone"):
         t: TrainConfig = getattr(cfg, name)
         choose(f"{name}.precision", t.precision, ("fp32", "bf16"))
-        choose(f"{name}.loss", t.loss, ClassificationTask.LOSS_NAMES if classification else LOSS_NAMES)
+        if not classification:
+            choose(f"{name}.loss", t.loss, LOSS_NAMES)
+        elif t.loss not in ClassificationTask.LOSS_NAMES:  # the default, "ssi", means "the task's own"
+            problems.append(f"{name}.loss={t.loss!r}: classification spaces train with "
+                            "cross-entropy (ce); leave the loss unset")
         if t.epochs < 1:
             problems.append(f"{name}.epochs={t.epochs} (expected >= 1)")
         for key, value in (("log_every", t.log_every), ("steps_per_epoch", 1 if t.steps_per_epoch is None else t.steps_per_epoch)):

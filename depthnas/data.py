@@ -46,12 +46,14 @@ def check_recorded_splits(splits, path: str | Path) -> None:
     if not path.is_file():
         return
     recorded, now = read_json(path), splits.manifest()
-    if not isinstance(recorded, dict):
-        raise DatasetError(f"{path} is not a record of splits (a JSON object of sample ids "
-                           "per split); restore the run's own")
-    if all(set(recorded.get(k, [])) == set(now[k]) for k in SPLIT_NAMES):
+    if not (isinstance(recorded, dict) and all(
+            isinstance(recorded.get(k), list) and all(isinstance(i, str) for i in recorded[k])
+            for k in SPLIT_NAMES)):
+        raise DatasetError(f"{path} is not a record of splits (a JSON object with lists of "
+                           f"sample ids under {', '.join(SPLIT_NAMES)}); restore the run's own")
+    if all(set(recorded[k]) == set(now[k]) for k in SPLIT_NAMES):
         return
-    was = {i: k for k in SPLIT_NAMES for i in recorded.get(k, [])}
+    was = {i: k for k in SPLIT_NAMES for i in recorded[k]}
     is_ = {i: k for k in SPLIT_NAMES for i in now[k]}
     added = sorted(i for i in is_ if i not in was)
     gone = sorted(i for i in was if i not in is_)

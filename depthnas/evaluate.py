@@ -172,7 +172,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               skip_bad=args.skip_bad or (same and run.data.skip_bad))
     if same:
         kw.update(val_fraction=run.data.val_fraction, reg_fraction=run.data.reg_fraction)
-        if args.split != "all":
+        # --seed, --synthetic-samples, --depth-kind or --skip-bad re-split the data on purpose
+        resplit = [f for f, v in (("--seed", args.seed), ("--synthetic-samples", args.synthetic_samples),
+                                  ("--depth-kind", args.depth_kind)) if v is not None]
+        resplit += ["--skip-bad"] if args.skip_bad and not run.data.skip_bad else []
+        if args.split != "all" and resplit:
+            print(f"split {args.split} drawn again with {', '.join(resplit)} (seed {kw['seed']}): "
+                  "not the run's own, which may overlap the run's training data")
+        elif args.split != "all":
             kw["recorded"] = folder / "splits.json"
             print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
     if args.depth_cap is None and data.split(":", 1)[0].strip().lower() == "nyuv2":

@@ -184,10 +184,12 @@ class SearchRun:
         arch, params = smallest_architecture(self.space, self.cfg.model)
         if params > budget:
             if is_classification(self.space):  # sized by their own settings, no backbone
-                sizes = model_kwargs(self.cfg.model, self.space)
-                given = ", ".join(f"{k}={v}" for k, v in sizes.items() if k != "num_classes")
-                advice = ("a smaller model.channels, or fewer cells: model.cells_per_stage "
-                          "(nb201), model.darts_layers (darts)")
+                field = {"layers": "darts_layers"}  # the model's argument -> its config field
+                sizes = {f"model.{field.get(k, k)}": v
+                         for k, v in model_kwargs(self.cfg.model, self.space).items()
+                         if k != "num_classes"}
+                given = ", ".join(f"{k}={v}" for k, v in sizes.items())
+                advice = f"a smaller {' or '.join(sizes)}"
             else:
                 given = f"backbone {self.cfg.model.backbone}"
                 advice = "a smaller backbone or model.features"

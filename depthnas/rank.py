@@ -13,7 +13,7 @@ from depthnas.spaces import get_space
 
 from . import config as config_mod
 from .checkpoint import Checkpointer
-from .data import load_splits
+from .data import check_recorded_splits, load_splits
 from .evaluation import PathEvaluator
 from .io import atomic_write_json, read_json
 from .models import model_kwargs
@@ -105,6 +105,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     # recalibrate BatchNorm on other crops and score differently on every call.
     seed_everything(cfg.seed)
     splits = load_splits(cfg)
+    check_recorded_splits(splits, run / "splits.json")  # the super-net's own validation split
     seed_everything(cfg.seed)  # as before the search builds its super-net
     supernet = space.build_supernet(**model_kwargs(cfg.model, space)).to(device)
     Checkpointer(run / "checkpoints").load(supernet)

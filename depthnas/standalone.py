@@ -48,14 +48,10 @@ def recipe(cfg: Config) -> dict[str, Any]:
            "backbone_lr": t.backbone_lr, "weight_decay": t.weight_decay,
            "grad_clip": t.grad_clip, "precision": t.precision, "loss": t.loss,
            "batch_size": d.batch_size, "seed": cfg.seed}
-    # Classification models are sized by their own settings (channels, cells) and see
-    # images at their own size: the decoder's and the depth data's fields change
-    # nothing, and would keep a store from matching a run that only differs in them.
+    # Classification models are sized by their own settings (channels, cells), not
+    # backbone/features; added only for them so depth landmark stores keep matching.
     space = get_space(cfg.space)
     if is_classification(space):
-        for key in ("image_size", "synthetic_samples", "depth_kind", "backbone",
-                    "backbone_weights", "features", "first_block_input"):
-            del rec[key]
         rec["model"] = model_kwargs(cfg.model, space)
     return rec
 

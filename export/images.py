@@ -162,8 +162,9 @@ def save_prediction(depth: np.ndarray, out_dir: str | Path, stem: str,
     paths = output_paths(out_dir, stem)
     foreign = [p for p in paths.values() if p.exists() and not written_by_depthnas(p, paths)]
     if foreign:
-        raise OutputExistsError(f"{foreign[0]} exists and is not a depthnas prediction; not "
-                                "overwritten (predict into another --out folder)")
+        raise OutputExistsError(f"{foreign[0]} exists and carries no depthnas mark (a file of "
+                                "yours, or a prediction of a depthnas before the mark): not "
+                                "overwritten; delete it, or predict into another --out folder")
     depth = np.asarray(depth, dtype=np.float32)
     # the 16-bit PNG first: its mark vouches for the .npy written after it
     _write(paths["png16"], lambda tmp: _write_png(tmp, to_uint16(depth)))

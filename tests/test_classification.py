@@ -372,25 +372,17 @@ def test_report_of_a_truth_table_search_without_parameter_counts(tmp_path):
     assert "unknown parameters" in text
 
 
-def test_depth_settings_a_classifier_cannot_use_are_refused_or_left_out_of_its_recipe(tmp_path,
-                                                                                      capsys):
+def test_depth_settings_a_classifier_cannot_use_are_refused(tmp_path, capsys):
     """--backbone-weights trained from random init without a word; a depth loss was
-    refused only after the run folder was written; and image_size, which these models
-    do not read, kept a landmark store from matching."""
+    refused only after the run folder was written."""
     from depthnas.cli import main
-    from depthnas.standalone import recipe
-    for item, says in (("standalone.loss=ssi-image", "standalone.loss='ssi-image' (expected one of "
-                                                     "ce, cross_entropy, ssi)"),
+    for item, says in (("standalone.loss=ssi-image", "standalone.loss='ssi-image': classification "
+                                                     "spaces train with cross-entropy (ce)"),
                        ("model.backbone_weights=w.safetensors", "model.backbone_weights: space "
                                                                 "nb201 has no backbone")):
         assert main(["search", "--space", "nb201", "--data", "digits", "--set", item,
                      "--out", str(tmp_path / "run")]) == 2
         assert says in capsys.readouterr().err
-    small, large = config_mod.Config(space="nb201"), config_mod.Config(space="nb201")
-    large.data.image_size = (96, 96)
-    assert recipe(small) == recipe(large)
-    small.model.channels = 8
-    assert recipe(small) != recipe(large)
 
 
 def test_a_parameter_budget_names_what_sizes_a_classifier(tmp_path, capsys):
@@ -398,5 +390,8 @@ def test_a_parameter_budget_names_what_sizes_a_classifier(tmp_path, capsys):
     assert main(["search", "--space", "nb201", "--data", "digits", "--max-params", "1000",
                  "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "with channels=16, cells_per_stage=5 (raise the budget, or choose a smaller " \
-           "model.channels, or fewer cells" in err and "backbone" not in err
+    assert "with model.channels=16, model.cells_per_stage=5 (raise the budget, or choose a " \
+           "smaller model.channels or model.cells_per_stage)" in err and "backbone" not in err
+    assert main(["search", "--space", "darts", "--data", "digits", "--max-params", "1000",
+                 "--out", str(tmp_path / "darts")]) == 2
+    assert "model.darts_layers=5" in capsys.readouterr().err

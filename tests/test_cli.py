@@ -879,19 +879,33 @@ def test_a_run_refuses_data_that_no_longer_splits_as_it_recorded(tmp_path, capsy
         assert ("4 sample(s) added (images/s010.jpg, images/s011.jpg, images/s012.jpg, ...), "
                 "0 gone, 4 moved between splits (images/s") in err
     assert (out / "splits.json").read_text() == recorded
-    # the whole folder is no split of the run's: evaluating it is fine
+    # the whole folder is no split of the run's, and --seed draws one anew, on purpose
     assert main(["evaluate", "--checkpoint", str(out), "--split", "all", "--no-progress"]) == 0
+    assert main(["evaluate", "--checkpoint", str(out), "--split", "val", "--seed", "3",
+                 "--no-progress"]) == 0
+    assert "split val drawn again with --seed (seed 3): not the run's own" in capsys.readouterr().out
+    for broken in ({"train": 5, "reg": [], "val": []}, {}):
+        (out / "splits.json").write_text(json.dumps(broken))
+        assert main(["evaluate", "--checkpoint", str(out), "--split", "val", "--no-progress"]) == 2
+        assert "splits.json is not a record of splits" in capsys.readouterr().err
 
 
-def test_a_search_resume_refuses_data_that_no_longer_splits_as_it_recorded(run_copy, capsys):
-    """As for `train --resume`: here the recorded split is edited instead of the data."""
+def test_a_search_resume_refuses_data_that_no_longer_splits_as_it_recorded(run_copy, tmp_path,
+                                                                          capsys):
+    """As for `train --resume` (and `rank`, which scores the super-net on the run's
+    validation split): here the recorded split is edited instead of the data."""
     splits = json.loads((run_copy / "splits.json").read_text())
     splits["val"].append(splits["train"].pop())
     (run_copy / "splits.json").write_text(json.dumps(splits))
-    assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert "0 sample(s) added, 0 gone, 1 moved between splits (synthetic:0:" in err
-    assert ": val -> train)" in err
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({a["arch"]: a["val_loss"] for a in json.loads(
+        (run_copy / "results.json").read_text())["architectures"]}))
+    for command in (["search", "--out", str(run_copy), "--resume", "--no-progress"],
+                    ["rank", "--run", str(run_copy), "--truth", str(truth), "--no-progress"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "0 sample(s) added, 0 gone, 1 moved between splits (synthetic:0:" in err
+        assert ": val -> train)" in err
 
 
 def test_a_start_that_failed_is_not_held_to_its_split(tmp_path, capsys):

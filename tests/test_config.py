@@ -163,3 +163,10 @@ def test_set_values_that_are_mistakes_are_named(item, says):
     with pytest.raises(C.ConfigError) as err:
         C.apply_dotted(C.Config(), [item])
     assert str(err.value).startswith(says), str(err.value)
+
+
+def test_an_empty_optional_value_is_unset():
+    """`--backbone-weights "$W"` with W empty read as no weights before flags were taken
+    as typed; it must not become a file named ""."""
+    cfg = build_config(build_parser().parse_args(["search", "--backbone-weights", ""]))
+    assert cfg.model.backbone_weights is None

@@ -779,7 +779,12 @@ def test_linked_in_folders_are_read_once(tmp_path, caplog):
     folder = make_folder(tmp_path / "folder", n=4)
     (folder / "images" / "again").symlink_to(folder / "images")
     (folder / "depth" / "again").symlink_to(folder / "depth")
-    assert len(FolderReader(folder).index()[0]) == 4
+    (folder / "images" / "scene_b").symlink_to(tmp_path / "unmounted" / "b")  # a folder, not there
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
+        assert len(FolderReader(folder).index()[0]) == 4
+    assert "1 link(s) lead nowhere (a drive not mounted?) and are not read" in caplog.text
+    assert "images/scene_b" in caplog.text
 
 
 def test_a_link_to_nothing_is_named_not_dropped(tmp_path):

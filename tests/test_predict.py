@@ -253,7 +253,7 @@ def test_a_file_predict_did_not_write_is_never_overwritten(onnx_file: Path, phot
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "2 image(s)" in captured.out and "2 skipped" in captured.out  # coffee and corrupt.jpg
-    assert f"{sensor} exists and is not a depthnas prediction; not overwritten" in captured.err
+    assert f"{sensor} exists and carries no depthnas mark (a file of yours" in captured.err
     assert sensor.read_bytes() == before
     assert not (same / "coffee-depth16.png").exists() and not (same / "coffee-depth.npy").exists()
     assert main(args) == 0  # its own outputs it replaces
