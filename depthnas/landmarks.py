@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any, Sequence
@@ -102,8 +103,20 @@ class LandmarkStore:
         return [e for e in self.entries
                 if e["space"] == space and e.get("recipe") == recipe and _trained(e)]
 
+    def model_file(self, entry: dict[str, Any]) -> Path | None:
+        """The trained model an entry names. Its path is kept relative to the store's
+        folder, so a store read from elsewhere, or moved with its run, still finds it;
+        stores from before that hold paths relative to where their run was started."""
+        if not entry.get("model"):
+            return None
+        path = Path(entry["model"])
+        beside = self.path.parent / path
+        return beside if not path.is_absolute() and beside.is_file() else path
+
     def add(self, arch_string: str, space: str, val_loss: float, recipe: dict[str, Any],
-            **extra: Any) -> dict[str, Any]:
+            *, model: str | Path | None = None, **extra: Any) -> dict[str, Any]:
+        if model is not None:
+            extra["model"] = os.path.relpath(Path(model).resolve(), self.path.parent.resolve())
         entry = {"arch": arch_string, "space": space, "val_loss": float(val_loss),
                  "recipe": recipe, "date": _dt.datetime.now().isoformat(timespec="seconds"),
                  **extra}

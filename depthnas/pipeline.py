@@ -125,9 +125,12 @@ class SearchRun:
                            model=str(self.out / "standalone" / arch_slug(s) / "model.safetensors"))
         losses = []
         for a, s in zip(archs, strings):
-            entry = looked_up.get(s) or self.store.find(s, rec)
+            stored = self.store.find(s, rec) if s not in looked_up else None
+            entry = looked_up.get(s) or stored
+            model = self.store.model_file(stored) if stored else None
             self.trained[a] = {"arch": s, "val_loss": entry["val_loss"], "role": role,
-                               "params": entry.get("params"), "model": entry.get("model")}
+                               "params": entry.get("params"),
+                               "model": str(model) if model else None}
             if world > 1 and s in results:
                 self.trained[a]["trained_on_rank"] = results[s][0]
             losses.append(entry["val_loss"])

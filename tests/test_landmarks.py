@@ -2,6 +2,7 @@
 import json
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -232,3 +233,25 @@ def test_a_search_reuses_stored_landmarks_only_of_its_own_seed(tmp_path, capsys)
         assert (landmarks[:2] == stored) == reused, seed
         if not reused:
             assert "seed: stored 0, this run 1" in printed
+
+
+def test_a_store_finds_its_models_from_any_working_folder(tmp_path, monkeypatch):
+    """Model paths were kept relative to where the run started: a search reusing the
+    store from another folder (the README's --landmarks workflow) lost the best model."""
+    run = tmp_path / "runs" / "a"
+    model = run / "standalone" / "x" / "model.safetensors"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"weights")
+    monkeypatch.chdir(tmp_path)
+    store = LandmarkStore(Path("runs/a/landmarks.json"))
+    store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.2, {"epochs": 1},
+              model=Path("runs/a/standalone/x/model.safetensors"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = LandmarkStore(Path("../runs/a/landmarks.json"))
+    assert again.model_file(again.entries[0]).read_bytes() == b"weights"
+    moved = tmp_path / "moved"
+    (tmp_path / "runs" / "a").rename(moved)
+    assert LandmarkStore(moved / "landmarks.json").model_file(
+        LandmarkStore(moved / "landmarks.json").entries[0]).read_bytes() == b"weights"
