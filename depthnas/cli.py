@@ -153,6 +153,12 @@ def build_config(args: argparse.Namespace) -> Config:
     else:
         cfg = config_mod.load(args.config, args.preset)
         config_mod.apply_dotted(cfg, updates)
+        # a run's config.yaml names that run's folder: rerunning it (the SPOS comparison,
+        # a longer training of the winner) needs a folder of its own
+        if not args.out and cfg.out and any((Path(cfg.out) / m).exists() for m in RUN_MARKERS):
+            raise config_mod.ConfigError(
+                f"out: {cfg.out} (from {args.config or 'the config'}) holds a run already; pass "
+                f"--out NEW_FOLDER for this one (or --out {cfg.out} --resume to continue that run)")
     if not cfg.out:
         if distributed.launched():
             raise config_mod.ConfigError("under torchrun pass --out: every rank must name the "

@@ -952,3 +952,12 @@ def test_folders_given_for_files_are_named(tmp_path, capsys):
     from depthnas.truth import load_truth
     with pytest.raises(ValueError, match="truth.csv: the CSV has a header and no rows"):
         load_truth(header_only)
+
+
+def test_a_config_yaml_naming_its_own_run_asks_for_an_out(run_dir, capsys):
+    """`--config RUN/config.yaml` (the README's SPOS comparison) got "already holds a run;
+    pass --resume", and --resume then refused the change: advice in a circle."""
+    assert main(["search", "--config", str(run_dir / "config.yaml"), "--no-landmarks"]) == 2
+    err = capsys.readouterr().err
+    assert f"out: {run_dir} (from {run_dir / 'config.yaml'}) holds a run already; pass --out " \
+           "NEW_FOLDER" in err
