@@ -200,6 +200,19 @@ class SearchRun:
                              f"the smallest found, {self.space.to_string(arch)}, has {params:,} parameters "
                              f"with {given} (raise the budget, or choose {advice})")
 
+    def _check_latency_budget(self, budget: float) -> None:
+        """As for parameters: a budget the backbone alone exceeds was found only when the
+        search started, and then each candidate cost a build and seven timed passes
+        (up to a thousand misses in a row, without a word)."""
+        from .latency import measure_latency
+        arch, _ = smallest_architecture(self.space, self.cfg.model)
+        ms = measure_latency(self.space, arch, self.cfg, self.device)
+        if ms > budget:
+            raise ValueError(f"search.max_latency_ms={budget:g}: the smallest {self.space.name} "
+                             f"architecture, {self.space.to_string(arch)}, takes {ms:.1f} ms on "
+                             f"{self.device}; no architecture is likely to fit (raise the budget, "
+                             "or choose a smaller backbone or image size)")
+
     def _log(self, record: dict[str, Any], *key: str) -> None:
         """Append `record` to metrics.jsonl in place of an earlier one agreeing on `key`:
         a resumed run repeats the stages its checkpoints hold (a finished search is
@@ -217,6 +230,8 @@ class SearchRun:
         main = dist.is_main()
         if cfg.search.max_params is not None:  # every rank: all raise, none waits
             self._check_param_budget(cfg.search.max_params)
+        if cfg.search.max_latency_ms is not None:
+            self._check_latency_budget(cfg.search.max_latency_ms)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             config_mod.dump(cfg, self.out / "config.yaml")

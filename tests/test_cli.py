@@ -961,3 +961,14 @@ def test_a_config_yaml_naming_its_own_run_asks_for_an_out(run_dir, capsys):
     err = capsys.readouterr().err
     assert f"out: {run_dir} (from {run_dir / 'config.yaml'}) holds a run already; pass --out " \
            "NEW_FOLDER" in err
+
+
+def test_a_latency_budget_no_architecture_meets_is_refused_before_training(tmp_path, capsys):
+    """It was found only when the search started; then each candidate cost a build and
+    seven timed passes, up to a thousand misses in a row, without output."""
+    out = tmp_path / "fast"
+    assert main(["search", *TINY, "--set", "search.max_latency_ms=0.001", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "search.max_latency_ms=0.001: the smallest v1-sync architecture" in err
+    assert "no architecture is likely to fit" in err
+    assert not (out / "standalone").exists()  # no landmark trained
