@@ -266,3 +266,24 @@ def test_a_backbone_given_as_a_module():
         space.build_fixed(arch, backbone=backbone, backbone_weights="w.safetensors", features=16)
     with pytest.raises(ValueError, match=r"'Conv2d' has no feature_info"):
         space.build_fixed(arch, backbone=torch.nn.Conv2d(3, 8, 3), features=16)
+
+
+def test_backbone_weights_of_a_larger_model_of_the_family_are_named(tmp_path, caplog):
+    """resnet34's file holds every tensor name of resnet18, so it loaded in part
+    without a word."""
+    import timm
+    with torch.device("meta"):
+        names = set(timm.create_model("resnet18").state_dict())
+    big = timm.create_model("resnet34").state_dict()
+    assert names < set(big)
+    path = tmp_path / "r34.safetensors"
+    save_file({k: v.contiguous() for k, v in big.items()}, str(path))
+    with caplog.at_level("WARNING"):
+        create_backbone("resnet18", path)
+    assert "tensor(s) have no place in 'resnet18' (layer1.2." in caplog.text
+    caplog.clear()
+    full = tmp_path / "r18.pth"  # its own full checkpoint, head included: nothing to say
+    torch.save({"state_dict": {f"module.{k}": v for k, v in timm.create_model("resnet18").state_dict().items()}}, full)
+    with caplog.at_level("WARNING"):
+        create_backbone("resnet18", full)
+    assert "no place" not in caplog.text

@@ -189,6 +189,7 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
         timm_log.setLevel(level)
     if weights is not None:
         _check_loaded(backbone, name, levels, weights, rng)
+        _warn_unused(name, weights)
     _check_strides(backbone, name)
     return backbone
 
@@ -202,6 +203,34 @@ def _check_strides(backbone: nn.Module, name: str) -> None:
     if strides != BACKBONE_STRIDES:
         raise ValueError(f"backbone {name!r} gives feature strides {strides}; "
                          f"the depth decoder needs {BACKBONE_STRIDES}")
+
+
+def _file_keys(weights: str | Path) -> set[str]:
+    """Tensor names in a weights file, unwrapped as timm unwraps a checkpoint."""
+    path = Path(weights)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+        with safe_open(str(path), "pt") as f:
+            return set(f.keys())
+    data = torch.load(path, map_location="meta", weights_only=True)
+    for wrapper in ("state_dict", "model"):
+        if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
+            data = data[wrapper]
+    return {k.removeprefix("module.") for k in data} if isinstance(data, dict) else set()
+
+
+def _warn_unused(name: str, weights: str | Path) -> None:
+    """timm loads the tensors whose names match: resnet34's file fills a resnet18, every
+    name of which it holds, without a word. Tensors the whole model has no place
+    for say the file is another network's."""
+    with torch.device("meta"):
+        model_keys = set(timm.create_model(name).state_dict())
+    unused = sorted(_file_keys(weights) - model_keys)
+    if unused:
+        log.warning("backbone weights %s: %d tensor(s) have no place in %r (%s%s): weights of "
+                    "another model? Only the tensors named as in %r were loaded", weights,
+                    len(unused), name, ", ".join(unused[:3]), " ..." if len(unused) > 3 else "",
+                    name)
 
 
 def _check_loaded(backbone: nn.Module, name: str, levels: tuple[int, ...], weights: str | Path,
