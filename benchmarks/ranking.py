@@ -25,7 +25,7 @@ trains a few seconds at once to measure the contended step time; the parent then
 fixes one epoch count for all runs (the requested one, or fewer if it would not
 fit), so SPOS and SPOS + landmarks always get equal epochs. Each run directory
 (<work>/ranking/<space>_<method>_s<seed>) holds config.yaml, checkpoints/ and
-initial_landmarks.json, so `depthnas rank RUN --truth TABLE` re-scores it; its
+initial_landmarks.json, so `depthnas rank --run RUN --truth TABLE` re-scores it; its
 config.yaml `seed` is the data seed (what `depthnas rank` rebuilds the splits from),
 the training seed is in run.json.
 """
