@@ -12,7 +12,7 @@ from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .io import atomic_write_json
-from .runs import RUN_MARKERS, check_kind, clear_failed_start, guard_out, run_lock
+from .runs import RUN_MARKERS, check_kind, clear_failed_start, guard_out, run_kind, run_lock
 from .schedule import SCHEDULES
 
 # flag -> (config path, type, help); "--precision" sets both trainings
@@ -156,9 +156,12 @@ def build_config(args: argparse.Namespace) -> Config:
         # a run's config.yaml names that run's folder: rerunning it (the SPOS comparison,
         # a longer training of the winner) needs a folder of its own
         if not args.out and cfg.out and any((Path(cfg.out) / m).exists() for m in RUN_MARKERS):
-            raise config_mod.ConfigError(
-                f"out: {cfg.out} (from {args.config or 'the config'}) holds a run already; pass "
-                f"--out NEW_FOLDER for this one (or --out {cfg.out} --resume to continue that run)")
+            source = ("--set out=" if "out" in config_mod.assigned_fields(list(args.set))
+                      else f"out: in {args.config}" if args.config else f"--preset {args.preset}")
+            resume = (f" (or --out {cfg.out} --resume to continue that run)"
+                      if run_kind(cfg.out) == command else "")
+            raise config_mod.ConfigError(f"{cfg.out} ({source}) holds a run already; pass "
+                                         f"--out NEW_FOLDER for this one{resume}")
     if not cfg.out:
         if distributed.launched():
             raise config_mod.ConfigError("under torchrun pass --out: every rank must name the "

@@ -105,18 +105,22 @@ class LandmarkStore:
 
     def model_file(self, entry: dict[str, Any]) -> Path | None:
         """The trained model an entry names. Its path is kept relative to the store's
-        folder, so a store read from elsewhere, or moved with its run, still finds it;
-        stores from before that hold paths relative to where their run was started."""
+        folder, so a store read from elsewhere, or moved with its run, still finds it,
+        and absolute, for a copy of the store kept elsewhere; stores from before that
+        hold paths relative to where their run was started."""
         if not entry.get("model"):
             return None
         path = Path(entry["model"])
-        beside = self.path.parent / path
-        return beside if not path.is_absolute() and beside.is_file() else path
+        candidates = [self.path.resolve().parent / path] if not path.is_absolute() else []
+        candidates += [Path(entry["model_abs"])] if entry.get("model_abs") else []
+        return next((c for c in candidates if c.is_file()), path)
 
     def add(self, arch_string: str, space: str, val_loss: float, recipe: dict[str, Any],
             *, model: str | Path | None = None, **extra: Any) -> dict[str, Any]:
         if model is not None:
-            extra["model"] = os.path.relpath(Path(model).resolve(), self.path.parent.resolve())
+            where = Path(model).resolve()
+            extra["model"] = os.path.relpath(where, self.path.resolve().parent)
+            extra["model_abs"] = str(where)
         entry = {"arch": arch_string, "space": space, "val_loss": float(val_loss),
                  "recipe": recipe, "date": _dt.datetime.now().isoformat(timespec="seconds"),
                  **extra}

@@ -395,3 +395,15 @@ def test_a_parameter_budget_names_what_sizes_a_classifier(tmp_path, capsys):
     assert main(["search", "--space", "darts", "--data", "digits", "--max-params", "1000",
                  "--out", str(tmp_path / "darts")]) == 2
     assert "model.darts_layers=5" in capsys.readouterr().err
+
+
+def test_a_latency_budget_a_classifier_misses_is_a_warning(tmp_path, capsys):
+    """A classification space's smallest architecture (by parameters) need not be its
+    fastest (DARTS: max-pool cells against skip ones twice as fast), so the check
+    before training warns; a depth space's is a true lower bound, and refused."""
+    from depthnas.pipeline import SearchRun
+    cfg = config_mod.Config(space="darts", out=str(tmp_path / "run"))
+    cfg.model.channels, cfg.model.darts_layers = 4, 3
+    SearchRun(cfg, say=print)._check_latency_budget(0.001)
+    assert "warning: search.max_latency_ms=0.001: the smallest darts architecture" in \
+        capsys.readouterr().out

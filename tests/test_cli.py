@@ -957,10 +957,14 @@ def test_folders_given_for_files_are_named(tmp_path, capsys):
 def test_a_config_yaml_naming_its_own_run_asks_for_an_out(run_dir, capsys):
     """`--config RUN/config.yaml` (the README's SPOS comparison) got "already holds a run;
     pass --resume", and --resume then refused the change: advice in a circle."""
-    assert main(["search", "--config", str(run_dir / "config.yaml"), "--no-landmarks"]) == 2
+    config = run_dir / "config.yaml"
+    assert main(["search", "--config", str(config), "--no-landmarks"]) == 2
     err = capsys.readouterr().err
-    assert f"out: {run_dir} (from {run_dir / 'config.yaml'}) holds a run already; pass --out " \
-           "NEW_FOLDER" in err
+    assert f"{run_dir} (out: in {config}) holds a run already; pass --out NEW_FOLDER for this " \
+           f"one (or --out {run_dir} --resume to continue that run)" in err
+    # training its winner: no --resume offered, a search run is not a training's to resume
+    assert main(["train", "--config", str(config), "--arch", str(run_dir / "best_arch.json")]) == 2
+    assert capsys.readouterr().err.endswith("pass --out NEW_FOLDER for this one\n")
 
 
 def test_a_latency_budget_no_architecture_meets_is_refused_before_training(tmp_path, capsys):
@@ -970,5 +974,5 @@ def test_a_latency_budget_no_architecture_meets_is_refused_before_training(tmp_p
     assert main(["search", *TINY, "--set", "search.max_latency_ms=0.001", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "search.max_latency_ms=0.001: the smallest v1-sync architecture" in err
-    assert "no architecture is likely to fit" in err
+    assert "and none is faster (raise the budget" in err
     assert not (out / "standalone").exists()  # no landmark trained

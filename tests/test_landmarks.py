@@ -251,6 +251,10 @@ def test_a_store_finds_its_models_from_any_working_folder(tmp_path, monkeypatch)
     monkeypatch.chdir(elsewhere)
     again = LandmarkStore(Path("../runs/a/landmarks.json"))
     assert again.model_file(again.entries[0]).read_bytes() == b"weights"
+    copy = tmp_path / "shared" / "store.json"  # a copy of the store, kept elsewhere
+    copy.parent.mkdir()
+    copy.write_text((tmp_path / "runs" / "a" / "landmarks.json").read_text())
+    assert LandmarkStore(copy).model_file(LandmarkStore(copy).entries[0]).read_bytes() == b"weights"
     moved = tmp_path / "moved"
     (tmp_path / "runs" / "a").rename(moved)
     assert LandmarkStore(moved / "landmarks.json").model_file(

@@ -281,9 +281,16 @@ def test_backbone_weights_of_a_larger_model_of_the_family_are_named(tmp_path, ca
     with caplog.at_level("WARNING"):
         create_backbone("resnet18", path)
     assert "tensor(s) have no place in 'resnet18' (layer1.2." in caplog.text
-    caplog.clear()
-    full = tmp_path / "r18.pth"  # its own full checkpoint, head included: nothing to say
-    torch.save({"state_dict": {f"module.{k}": v for k, v in timm.create_model("resnet18").state_dict().items()}}, full)
-    with caplog.at_level("WARNING"):
-        create_backbone("resnet18", full)
-    assert "no place" not in caplog.text
+    # its own full checkpoint, head included, in the wrappings timm unwraps: nothing to say
+    own = {k: v.contiguous() for k, v in timm.create_model("resnet18").state_dict().items()}
+    wrapped = {"state_dict.pth": {"state_dict": {f"module.{k}": v for k, v in own.items()}},
+               "ema.pth": {"model_ema": own, "epoch": 3},
+               "compiled.pth": {f"_orig_mod.{k}": v for k, v in own.items()}}
+    save_file({f"module.{k}": v for k, v in own.items()}, str(tmp_path / "ddp.safetensors"))
+    for name in [*wrapped, "ddp.safetensors"]:
+        if name in wrapped:
+            torch.save(wrapped[name], tmp_path / name)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            create_backbone("resnet18", tmp_path / name)
+        assert "no place" not in caplog.text, name

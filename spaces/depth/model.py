@@ -205,27 +205,21 @@ def _check_strides(backbone: nn.Module, name: str) -> None:
                          f"the depth decoder needs {BACKBONE_STRIDES}")
 
 
-def _file_keys(weights: str | Path) -> set[str]:
-    """Tensor names in a weights file, unwrapped as timm unwraps a checkpoint."""
-    path = Path(weights)
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-        with safe_open(str(path), "pt") as f:
-            return set(f.keys())
-    data = torch.load(path, map_location="meta", weights_only=True)
-    for wrapper in ("state_dict", "model"):
-        if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
-            data = data[wrapper]
-    return {k.removeprefix("module.") for k in data} if isinstance(data, dict) else set()
-
-
 def _warn_unused(name: str, weights: str | Path) -> None:
     """timm loads the tensors whose names match: resnet34's file fills a resnet18, every
-    name of which it holds, without a word. Tensors the whole model has no place
-    for say the file is another network's."""
+    name of which it holds, without a word. Tensors the whole model has no place for,
+    in its own naming (its top-level modules; the classifier aside), say the file is
+    another network's. Read as timm reads it: wrappers (EMA first), DDP and compile
+    prefixes removed; names in another scheme (a paper's original checkpoint, which
+    timm renames) are left to `_check_loaded`."""
+    from timm.models import load_state_dict
     with torch.device("meta"):
-        model_keys = set(timm.create_model(name).state_dict())
-    unused = sorted(_file_keys(weights) - model_keys)
+        full = timm.create_model(name)
+    names = set(full.state_dict())
+    head = str(full.pretrained_cfg.get("classifier") or "").split(".")[0]
+    ours = {k.split(".")[0] for k in names} - {head}
+    unused = sorted(k for k in load_state_dict(str(weights))
+                    if k not in names and k.split(".")[0] in ours)
     if unused:
         log.warning("backbone weights %s: %d tensor(s) have no place in %r (%s%s): weights of "
                     "another model? Only the tensors named as in %r were loaded", weights,
