@@ -343,16 +343,16 @@ class SearchRun:
                 a = space.sample(rank_rng)
             samples.append(a)
         self.standalone(samples, "rank")
-        summary = (self.finish(evaluator, landmark_set, self._elapsed(), constraint)
-                   if main else None)
+        summary = self.finish(evaluator, landmark_set, constraint) if main else None
         return dist.broadcast_object(summary)
 
-    def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch], elapsed: float,
+    def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch],
                constraint: Callable[[Arch], bool] | None = None) -> dict[str, Any]:
         space, cfg = self.space, self.cfg
         for a, rec in self.trained.items():
             rec["supernet_score"] = evaluator.score(a)
             rec["landmark"] = a in landmark_set
+        elapsed = self._elapsed()  # the scoring above included: minutes at the paper's size
         # The best stand-alone architecture the search produced: a searched top-K or a
         # landmark (trained for the search too). Ranking samples are left out: they
         # are there to measure the super-net, and are no product of the search.

@@ -976,3 +976,23 @@ def test_a_latency_budget_no_architecture_meets_is_refused_before_training(tmp_p
     assert "search.max_latency_ms=0.001: the smallest v1-sync architecture" in err
     assert "and none is faster (raise the budget" in err
     assert not (out / "standalone").exists()  # no landmark trained
+
+
+def test_the_wall_time_includes_the_final_scoring(tmp_path, monkeypatch):
+    """The report's wall time was taken before every trained architecture was scored in
+    the super-net: minutes at the paper's size, here a second per architecture."""
+    import time
+    from depthnas.pipeline import SearchRun
+    finish = SearchRun.finish
+
+    def slow_finish(self, evaluator, *a, **k):
+        score = evaluator.score
+        evaluator.score = lambda arch: (time.sleep(1.0), score(arch))[1]
+        return finish(self, evaluator, *a, **k)
+    monkeypatch.setattr(SearchRun, "finish", slow_finish)
+    start = time.time()
+    assert main(["search", *TINY, "--out", str(tmp_path / "run")]) == 0
+    wall = time.time() - start
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert len(results["architectures"]) == 7  # 7 s of scoring
+    assert results["elapsed_s"] >= wall - 4
