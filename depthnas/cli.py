@@ -12,7 +12,7 @@ from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .io import atomic_write_json
-from .runs import RUN_MARKERS, check_kind, clear_failed_start, guard_out, run_kind, run_lock
+from .runs import check_kind, clear_failed_start, guard_out, holds_run, run_kind, run_lock
 from .schedule import SCHEDULES
 
 # flag -> (config path, type, help); "--precision" sets both trainings
@@ -141,7 +141,7 @@ def build_config(args: argparse.Namespace) -> Config:
         check_kind(Path(args.out), command, resume)
     saved = Path(args.out) / "config.yaml" if args.out else None
     if resume and not saved.is_file():
-        if any((Path(args.out) / m).exists() for m in RUN_MARKERS):
+        if holds_run(args.out):
             raise config_mod.ConfigError(
                 f"the run in {args.out} has lost its config.yaml, which holds every setting it "
                 "resumes with: put it back (from a copy of the run) to resume, or start a new "
@@ -155,7 +155,7 @@ def build_config(args: argparse.Namespace) -> Config:
         config_mod.apply_dotted(cfg, updates)
         # a run's config.yaml names that run's folder: rerunning it (the SPOS comparison,
         # a longer training of the winner) needs a folder of its own
-        if not args.out and cfg.out and any((Path(cfg.out) / m).exists() for m in RUN_MARKERS):
+        if not args.out and cfg.out and holds_run(cfg.out):
             source = ("--set out=" if "out" in config_mod.assigned_fields(list(args.set))
                       else f"out: in {args.config}" if args.config else f"--preset {args.preset}")
             resume = (f" (or --out {cfg.out} --resume to continue that run)"

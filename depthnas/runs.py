@@ -45,8 +45,13 @@ def check_kind(out: Path, command: str, resume: bool) -> None:
                           f"choose another --out{hint}")
 
 
+def holds_run(out: str | Path) -> bool:
+    """Whether work has started in `out` (more than a failed start's leftovers)."""
+    return any((Path(out) / m).exists() for m in RUN_MARKERS)
+
+
 def guard_out(out: Path, resume: bool) -> None:
-    if not resume and any((out / m).exists() for m in RUN_MARKERS):
+    if not resume and holds_run(out):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue "
                           "it, or choose another --out")
 
