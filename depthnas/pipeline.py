@@ -181,10 +181,15 @@ class SearchRun:
         if dist.is_main():
             atomic_write_json(self.out / "elapsed.json", {"elapsed_s": round(self._elapsed(), 1)})
 
+    @functools.cached_property
+    def _smallest(self) -> tuple[Arch, int]:
+        """The smallest architecture and its parameters, for both budgets' checks."""
+        return smallest_architecture(self.space, self.cfg.model)
+
     def _check_param_budget(self, budget: int) -> None:
         """Fail now, not when the search starts after hours of training (and a
         resumed run may not change the budget)."""
-        arch, params = smallest_architecture(self.space, self.cfg.model)
+        arch, params = self._smallest
         if params > budget:
             if is_classification(self.space):  # sized by their own settings, no backbone
                 field = {"layers": "darts_layers"}  # the model's argument -> its config field
@@ -209,7 +214,7 @@ class SearchRun:
         (DARTS: max-pool cells against skip ones), so there it is a warning. Rank 0
         measures for all: ranks timing apart could decide apart."""
         from .latency import measure_latency
-        arch, _ = smallest_architecture(self.space, self.cfg.model)
+        arch, _ = self._smallest
         ms = measure_latency(self.space, arch, self.cfg, self.device) if dist.is_main() else None
         ms = dist.broadcast_object(ms)
         if ms <= budget:
