@@ -154,17 +154,23 @@ def written_by_depthnas(path: Path, paths: dict[str, Path]) -> bool:
     return head[_AFTER_IHDR:] == _MARK_CHUNK
 
 
-def save_prediction(depth: np.ndarray, out_dir: str | Path, stem: str,
-                    colormap: str = DEFAULT_COLORMAP) -> dict[str, Path]:
-    """Write the colour PNG, the 16-bit PNG and the raw .npy, each whole or not at
-    all; returns their paths. A name taken by a file predict did not write (a
-    sensor's depth map, say) is an OutputExistsError, and nothing is written."""
+def check_outputs_free(out_dir: str | Path, stem: str) -> None:
+    """OutputExistsError when a file predict did not write takes one of the names."""
     paths = output_paths(out_dir, stem)
     foreign = [p for p in paths.values() if p.exists() and not written_by_depthnas(p, paths)]
     if foreign:
         raise OutputExistsError(f"{foreign[0]} exists and carries no depthnas mark (a file of "
                                 "yours, or a prediction of a depthnas before the mark): not "
                                 "overwritten; delete it, or predict into another --out folder")
+
+
+def save_prediction(depth: np.ndarray, out_dir: str | Path, stem: str,
+                    colormap: str = DEFAULT_COLORMAP) -> dict[str, Path]:
+    """Write the colour PNG, the 16-bit PNG and the raw .npy, each whole or not at
+    all; returns their paths. A name taken by a file predict did not write (a
+    sensor's depth map, say) is an OutputExistsError, and nothing is written."""
+    check_outputs_free(out_dir, stem)
+    paths = output_paths(out_dir, stem)
     depth = np.asarray(depth, dtype=np.float32)
     # the 16-bit PNG first: its mark vouches for the .npy written after it
     _write(paths["png16"], lambda tmp: _write_png(tmp, to_uint16(depth)))

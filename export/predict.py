@@ -16,7 +16,8 @@ from tqdm import tqdm
 from depthnas.io import check_parent_folders
 
 from .images import (DEFAULT_COLORMAP, IMAGE_SUFFIXES, OUTPUT_SUFFIXES, ImageReadError,
-                     OutputExistsError, check_colormap, read_rgb, save_prediction)
+                     OutputExistsError, check_colormap, check_outputs_free, read_rgb,
+                     save_prediction)
 from .inference import DepthEstimator
 
 
@@ -79,8 +80,9 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
             report.skipped.append((path, str(err)))
             tqdm.write(f"skipped {err}", file=sys.stderr)
             continue
-        depth = estimator.predict(rgb)
         try:
+            check_outputs_free(out_dir, stems[path])  # before the inference it would waste
+            depth = estimator.predict(rgb)
             report.written[path] = save_prediction(depth, out_dir, stems[path], colormap)
         except OutputExistsError as err:
             report.skipped.append((path, str(err)))
