@@ -87,17 +87,19 @@ class SearchSpace(ABC):
 
     def mutate(self, arch: Arch, rng: random.Random, prob: float | None = None) -> Arch:
         """prob=None: change exactly one gene (the paper's landmark mutation);
-        otherwise resample each gene with probability `prob` (SPOS evolution),
-        forcing at least one change so a mutation never returns its parent."""
+        otherwise resample each gene with probability `prob` (SPOS evolution: a
+        resampled gene may draw its own value again), forcing one change if none
+        happened so a mutation never returns its parent."""
         self.check(arch)  # another space's genes would be relabelled as this one's
         genes = list(arch.genes)
         choices = self.gene_choices()
         mutable = [i for i, n in enumerate(choices) if n > 1]
-        if prob is None:
-            targets = [rng.choice(mutable)]
-        else:
-            targets = [i for i in mutable if rng.random() < prob] or [rng.choice(mutable)]
-        for i in targets:
+        if prob is not None:
+            for i in mutable:
+                if rng.random() < prob:
+                    genes[i] = rng.randrange(choices[i])
+        if tuple(genes) == arch.genes:
+            i = rng.choice(mutable)
             genes[i] = rng.choice([v for v in range(choices[i]) if v != genes[i]])
         return Arch(self.name, tuple(genes))
 

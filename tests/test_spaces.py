@@ -124,6 +124,18 @@ def test_single_element_mutation_and_hamming():
     assert space.hamming(a, c) >= 1
 
 
+def test_evolution_mutation_resamples_genes_as_spos_does():
+    """SPOS resamples each gene with probability p from all its values, its own
+    included: at p = 1 a gene with n values changes with probability 1 - 1/n."""
+    space = get_space("v1-nonsync")
+    rng = random.Random(5)
+    expected = sum(1 - 1 / n for n in space.gene_choices() if n > 1)
+    parents = [space.sample(rng) for _ in range(2000)]
+    mean = sum(space.hamming(a, space.mutate(a, rng, prob=1.0)) for a in parents) / len(parents)
+    assert abs(mean - expected) < 0.3, (mean, expected)
+    assert all(space.mutate(a, rng, prob=0.0) != a for a in parents[:100])  # never the parent
+
+
 def test_crossover_takes_every_gene_from_a_parent():
     space = get_space("v2-nonsync")
     rng = random.Random(4)
