@@ -152,7 +152,7 @@ def normalize_image(rgb: np.ndarray) -> np.ndarray:
 def normalize_target(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per-image min-max of disparity over valid pixels to [0, 1]; invalid pixels are 0.
 
-    A constant (or empty) valid set maps to 0: the loss skips such images (det == 0).
+    A constant (or empty) valid set maps to 0: such a target gives a loss of 0.
     """
     out = np.zeros(disparity.shape, np.float32)
     if valid.any():

@@ -39,22 +39,11 @@ _DELTA_THRESHOLD = 1.25
 _REL_DISPARITY_FLOOR = 1e-3
 
 
-def _affine_params(p: Tensor, d: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-image ``(scale, shift)`` for prepared inputs, never the 0/0 fallback."""
-    scale, shift = compute_scale_and_shift(p, d, m)
-    mf = m.to(p.dtype)
-    mean_d = (mf * d).sum((1, 2)) / mf.sum((1, 2)).clamp(min=1.0)
-    # A degenerate fit returns scale == shift == 0. For a real fit that pair implies
-    # mean_d == 0, so substituting mean_d is exact in both cases.
-    shift = torch.where((scale == 0) & (shift == 0), mean_d, shift)
-    return scale, shift
-
-
 def align_prediction(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """``s * prediction + t`` per image (least squares over the mask), returned in the
     prediction's shape. Invalid pixels are mapped too, which suits visualisation."""
     p, d, m = prepare_inputs(prediction, target, mask)
-    scale, shift = _affine_params(p, d, m)
+    scale, shift = compute_scale_and_shift(p, d, m)
     raw = prediction.reshape(p.shape).to(p.dtype)  # prepare_inputs zeroed invalid pixels
     return (scale[:, None, None] * raw + shift[:, None, None]).reshape(prediction.shape)
 
@@ -65,7 +54,7 @@ def _per_image(
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Per-image ``absrel/delta1/rmse`` ``[B]`` and the bool ``[B]`` of evaluated images."""
     p, d, m = prepare_inputs(prediction, target, mask)
-    scale, shift = _affine_params(p, d, m)
+    scale, shift = compute_scale_and_shift(p, d, m)
     aligned = scale[:, None, None] * p + shift[:, None, None]
     evaluate = m & (d > 0)
     if depth_cap is not None:
