@@ -37,6 +37,8 @@ else
     SMALL=()
 fi
 BUDGET=${BUDGET_S:-420}                       # whole script, seconds
+case $BUDGET in ''|*[!0-9]*)  # bash arithmetic is whole numbers: 300.5 would disable every limit
+    echo "gpu_check.sh: BUDGET_S must be whole seconds, got '$BUDGET'" >&2; exit 2;; esac
 OUT=${OUT:-$PWD/benchmarks/gpu_out}
 mkdir -p "$OUT"
 LOG="$OUT/gpu_check.log"

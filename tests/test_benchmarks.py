@@ -57,3 +57,16 @@ def test_compile_keeps_parameter_names():
     compile_model(net)  # lazily: nothing is compiled until the first call
     assert list(net.state_dict()) == keys
     assert net.backbone._compiled_call_impl is not None
+
+
+def test_gpu_scripts_refuse_a_fractional_budget_before_spending_any_device_time(tmp_path):
+    """Bash arithmetic takes whole numbers only: with BUDGET_S=300.5 every stage of
+    gpu_check.sh ran past its budget, and gpu_run.sh stopped before training."""
+    for script, var in (("gpu_check.sh", "BUDGET_S"), ("depth_proxy/gpu_run.sh", "TABLE_BUDGET")):
+        env = dict(os.environ, **{var: "300.5"}, OUT=str(tmp_path / "out"),
+                   WORK=str(tmp_path / "work"))
+        proc = subprocess.run(["bash", str(ROOT / "benchmarks" / script)], capture_output=True,
+                              text=True, timeout=60, env=env, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"{var} must be" in proc.stderr and "300.5" in proc.stderr
+        assert not (tmp_path / "out").exists()

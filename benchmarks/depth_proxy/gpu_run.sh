@@ -38,6 +38,10 @@ SEEDS=${SEEDS:-0 1 2}
 NUM_LANDMARKS=${NUM_LANDMARKS:-10}
 RANK_EPOCHS=${RANK_EPOCHS:-34}        # requested super-net epochs (x44 steps); the budget may cut it
 TABLE_ARGS=${TABLE_ARGS:-}
+for name in V1 V2 WORKERS TOTAL_BUDGET TABLE_BUDGET TABLE_GRACE RANK_BUDGET RANK_EPOCHS; do
+    case ${!name} in ''|*[!0-9]*)  # bash arithmetic is whole numbers: 300.5 would stop the script
+        echo "gpu_run.sh: $name must be a whole number, got '${!name}'" >&2; exit 2;; esac
+done
 RANK_ARGS=${RANK_ARGS:-}
 mkdir -p "$OUT" "$WORK"
 LOG="$OUT/gpu_run.log"
