@@ -76,7 +76,11 @@ class ClassificationTask:
 
 
 def move(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+    # Only a copy onto the GPU may be asynchronous (the stream orders it before the
+    # kernels that read it). A non-blocking copy to the host returns before the data
+    # has landed, and the CPU would read whatever the buffer held.
+    non_blocking = torch.device(device).type == "cuda"
+    return {k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v
             for k, v in batch.items()}
 
 

@@ -416,3 +416,17 @@ def test_a_state_holding_other_objects_is_refused_without_torchs_advice_to_run_i
         make_trainer(tmp_path).fit()
     assert "holds objects a training state does not: it is not loaded" in str(err.value)
     assert "weights_only" not in str(err.value)
+
+
+def test_batches_copy_asynchronously_only_onto_the_gpu(monkeypatch):
+    """A non-blocking copy to the host returns before the data lands: the constant
+    level (scored on the CPU from GPU-resident batches) read unfinished targets."""
+    from depthnas.task import move
+
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, device, **kw: calls.append(
+        (torch.device(device).type, kw.get("non_blocking", False))) or self)
+    batch = {"image": torch.zeros(1), "target": torch.zeros(1), "name": "x"}
+    move(batch, torch.device("cpu"))
+    move(batch, torch.device("cuda", 0))
+    assert calls == [("cpu", False)] * 2 + [("cuda", True)] * 2
