@@ -227,7 +227,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
     from .data import check_recorded_splits, load_splits
     from .models import is_classification
-    from .standalone import train_standalone, trained_arch
+    from .standalone import ARCH_FILE, train_standalone, trained_arch
     from .task import make_task
     cfg = build_config(args)
     arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
@@ -252,6 +252,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         clear_failed_start(out, args.resume)
         distributed.barrier()
         if distributed.is_main():
+            atomic_write_json(out / ARCH_FILE, space.to_json(arch))
             print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
         splits = load_splits(cfg)
         check_recorded_splits(splits, out / "splits.json")  # a resume: the same samples

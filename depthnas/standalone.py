@@ -32,6 +32,10 @@ from .models import count_parameters, is_classification, model_kwargs, model_met
 from .task import make_task
 from .trainer import Trainer, resolve_device, seed_everything
 
+# What `depthnas train` trains, written before anything else: a run stopped before its
+# first checkpoint still says which architecture `--resume` continues.
+ARCH_FILE = "arch.json"
+
 
 def recipe(cfg: Config) -> dict[str, Any]:
     """What makes two stand-alone losses comparable: everything that changes the
@@ -67,12 +71,18 @@ def arch_slug(text: str) -> str:
 
 
 def trained_arch(out_dir: str | Path) -> str | None:
-    """The architecture a training folder holds (finished or checkpointed), if any."""
+    """The architecture a training folder holds (finished, checkpointed, or named by
+    the arch.json `depthnas train` writes as it starts), if any."""
     out_dir = Path(out_dir)
     if (out_dir / "result.json").is_file():
         return read_json(out_dir / "result.json").get("arch")
     meta = Checkpointer(out_dir / "checkpoints").latest_metadata()
-    return meta.get("arch") if meta is not None else None
+    if meta is not None:
+        return meta.get("arch")
+    if (out_dir / ARCH_FILE).is_file():
+        found = read_json(out_dir / ARCH_FILE)
+        return found.get("string") if isinstance(found, dict) else None
+    return None
 
 
 def _resumable(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> bool:

@@ -265,6 +265,8 @@ class Trainer:
     def try_resume(self) -> bool:
         """Load the latest checkpoint (every rank the same one) if there is one."""
         if self.checkpoints.latest() is None:
+            if self.writes:  # killed in its first epoch: the steps it logged are redone
+                self._drop_records_after(0)
             return False
         state = self.checkpoints.load(self.model)
         self.optimizer.load_state_dict(state["optimizer"])

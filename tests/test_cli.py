@@ -499,6 +499,37 @@ def test_train_resume_takes_the_architecture_from_its_folder(tmp_path, capsys, m
     assert epochs_trained(out) == [1, 2]  # continued with epoch 2, did not start over
 
 
+def test_a_training_stopped_in_its_first_epoch_resumes_as_its_hint_says(tmp_path, capsys,
+                                                                        monkeypatch):
+    """Stopped before its first checkpoint, a training used to say `--resume`, which
+    then asked for --arch: nothing in the folder named the architecture. Its arch.json
+    does now; the steps it logged before the stop are logged once, not twice."""
+    from depthnas.trainer import Trainer
+    step, calls = Trainer.train_step, []
+
+    def stopped_at_step_3(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return step(self, *a, **k)
+    monkeypatch.setattr(Trainer, "train_step", stopped_at_step_3)
+    out = tmp_path / "t"
+    argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out),
+            "--set", "standalone.steps_per_epoch=3", "--set", "standalone.log_every=1"]
+    assert main(argv) == 130
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
+    logged = [json.loads(r)["step"] for r in (out / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [1, 2]
+    monkeypatch.undo()
+    hint = capsys.readouterr().err.strip().splitlines()[-1]
+    command = hint.split("continue with: depthnas ", 1)[1].split()
+    assert main(command + ["--no-progress"]) == 0  # exactly what it said
+    assert json.loads((out / "result.json").read_text())["arch"] == "v1-sync:c3,skip,none,c1,ap"
+    steps = [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+             if "loss" in r]  # the per-step records (an epoch's summary repeats its last step)
+    assert steps == [1, 2, 3]
+
+
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "typo"), "--resume"]) == 2
     assert "nothing to resume in" in capsys.readouterr().err
