@@ -107,7 +107,9 @@ class SearchRun:
         owner = {s: r for r in range(world) for s in dist.shard(todo, r, world)}
         mine: dict[str, dict[str, Any]] = {}
         for s in todo:
-            self.say(f"  training stand-alone [{role}] {s}" +
+            # a resumed run whose training finished before the stop reads its result.json
+            done = (self.out / "standalone" / arch_slug(s) / "result.json").is_file()
+            self.say(f"  {'reusing finished' if done else 'training'} stand-alone [{role}] {s}" +
                      (f" on rank {owner[s]}" if world > 1 else ""))
             if owner[s] == dist.rank():
                 mine[s] = train_standalone(self.cfg, self.space, self.space.from_string(s),
