@@ -227,7 +227,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
     from .data import check_recorded_splits, load_splits
     from .models import is_classification
-    from .standalone import ARCH_FILE, train_standalone, trained_arch
+    from .standalone import ARCH_FILE, other_training, recipe, train_standalone, trained_arch
     from .task import make_task
     cfg = build_config(args)
     arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
@@ -239,12 +239,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.space = space_of(text, explicit=args.space, default=cfg.space)
         space = get_space(cfg.space)
         arch = space.parse(text)
+    config_mod.validate(cfg)  # again: checked above for the preset's space, not --arch's
     check_model_builds(cfg, space)
     out = Path(cfg.out)
     trained = trained_arch(out)
     if args.resume and trained is not None and trained != space.to_string(arch):
         raise config_mod.ConfigError(f"{out} holds a training of {trained}; --resume continues "
                                      "it, so --arch must name it (or choose another --out)")
+    stale = other_training(out, space.to_string(arch), recipe(cfg)) if args.resume else []
+    if stale:  # config.yaml edited since: the training would start over, its epochs lost
+        raise config_mod.ConfigError(
+            f"{out}'s training was made with other settings than its config.yaml now holds "
+            f"({'; '.join(stale)}): --resume would train from scratch over it. Restore "
+            "config.yaml, or start a new run in another --out")
     _join_ranks(cfg)
     fixed_shape_kernels()
     guard_out(out, args.resume)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import logging
 import re
 import time
 import zlib
@@ -31,6 +32,8 @@ from .io import atomic_write_json, read_json
 from .models import count_parameters, is_classification, model_kwargs, model_metadata
 from .task import make_task
 from .trainer import Trainer, resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
 
 # What `depthnas train` trains, written before anything else: a run stopped before its
 # first checkpoint still says which architecture `--resume` continues.
@@ -85,15 +88,23 @@ def trained_arch(out_dir: str | Path) -> str | None:
     return None
 
 
-def _resumable(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> bool:
-    """Resume only a training of this architecture and recipe: a folder reused with
-    other settings would otherwise continue (or, with fewer epochs, skip) the old
-    training and report its model under the new recipe. Checkpoints from before
-    recipes were recorded resume when the architecture matches."""
-    meta = Checkpointer(out_dir / "checkpoints").latest_metadata()
-    if meta is None:
-        return True
-    return meta.get("arch") == arch_string and meta.get("recipe", rec) == rec
+def other_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -> list[str]:
+    """How the training a folder holds (its result, else its newest checkpoint) differs
+    from `arch_string` under `rec`, as "field: saved X, now Y"; [] if it does not, or
+    if the folder holds none. Checkpoints from before recipes were recorded differ
+    only by architecture."""
+    out_dir = Path(out_dir)
+    if (out_dir / "result.json").is_file():
+        saved = read_json(out_dir / "result.json")
+    else:
+        saved = Checkpointer(out_dir / "checkpoints").latest_metadata()
+        if saved is None:
+            return []
+    theirs = saved.get("recipe", rec) if isinstance(saved.get("recipe", rec), dict) else {}
+    diff = [f"arch: saved {saved.get('arch')!r}, now {arch_string!r}"] \
+        if saved.get("arch") != arch_string else []
+    return diff + [f"{k}: saved {theirs.get(k)!r}, now {rec.get(k)!r}"
+                   for k in sorted(set(theirs) | set(rec)) if theirs.get(k) != rec.get(k)]
 
 
 def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
@@ -108,6 +119,11 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
         done = read_json(result_path)
         if done.get("arch") == arch_string and done.get("recipe") == rec:
             return done
+    stale = other_training(out_dir, arch_string, rec)
+    if stale:  # a folder reused under other settings: continuing would mix the two
+        log.warning("%s holds a training of other settings (%s): training %s from scratch "
+                    "there", out_dir, "; ".join(stale[:4]) + (" ..." if len(stale) > 4 else ""),
+                    arch_string)
     device = device or resolve_device(cfg.device)
     # A stand-alone result depends on the architecture and the seed alone: not on
     # the entry point (`depthnas train`, landmark or top-K training), on which rank
@@ -125,7 +141,7 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
         out_dir.mkdir(parents=True, exist_ok=True)
         config_mod.dump(cfg, out_dir / "config.yaml")
     start = time.time()
-    trainer.fit(resume=_resumable(out_dir, arch_string, rec))
+    trainer.fit(resume=not stale)
     result = None
     if trainer.writes:  # every replica holds the same weights: rank 0 evaluates
         val = evaluate_fixed(trainer.model, task, splits.val, batch_size=cfg.data.batch_size,

@@ -385,6 +385,22 @@ def test_depth_settings_a_classifier_cannot_use_are_refused(tmp_path, capsys):
         assert says in capsys.readouterr().err
 
 
+def test_train_checks_its_settings_for_the_space_its_arch_names(tmp_path, capsys):
+    """The space came from --arch after the preset's (v1-sync) had been checked: the
+    weights were recorded and ignored, a depth loss refused only after the run began."""
+    from depthnas.cli import main
+    nb201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"")
+    for item, says in ((f"model.backbone_weights={weights}", "space nb201 has no backbone"),
+                       ("standalone.loss=ssitrim", "classification spaces train with cross-entropy")):
+        out = tmp_path / "run"
+        assert main(["train", "--arch", nb201, "--data", "digits", "--set", item,
+                     "--out", str(out)]) == 2
+        assert says in capsys.readouterr().err
+        assert not out.exists()
+
+
 def test_a_parameter_budget_names_what_sizes_a_classifier(tmp_path, capsys):
     from depthnas.cli import main
     assert main(["search", "--space", "nb201", "--data", "digits", "--max-params", "1000",

@@ -530,6 +530,27 @@ def test_a_training_stopped_in_its_first_epoch_resumes_as_its_hint_says(tmp_path
     assert steps == [1, 2, 3]
 
 
+def test_a_training_resumed_under_an_edited_config_is_refused_not_restarted(tmp_path, capsys,
+                                                                            monkeypatch):
+    """--resume refuses flags that change the recipe, so an edited config.yaml is how
+    one gets changed: the checkpoints were then deleted and training began again."""
+    out = tmp_path / "t"
+    argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--epochs", "2",
+            "--out", str(out)]
+    assert train_killed_after(1, argv, monkeypatch) == 130
+    import yaml
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["standalone"]["lr"] == 0.003
+    saved["standalone"]["lr"] = 0.001
+    (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "lr: saved 0.003, now 0.001" in err and "Restore config.yaml" in err
+    from test_trainer import epochs_trained
+    assert epochs_trained(out) == [1]  # the epoch trained is still there
+
+
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "typo"), "--resume"]) == 2
     assert "nothing to resume in" in capsys.readouterr().err
