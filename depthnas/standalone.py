@@ -25,7 +25,7 @@ from depthnas.spaces import Arch, SearchSpace, get_space
 
 from . import config as config_mod
 from . import distributed as dist
-from .checkpoint import Checkpointer, save_model
+from .checkpoint import Checkpointer, read_metadata, save_model
 from .config import Config
 from .evaluation import constant_score, evaluate_fixed
 from .io import atomic_write_json, read_json
@@ -118,7 +118,11 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     if result_path.is_file():
         done = read_json(result_path)
         if done.get("arch") == arch_string and done.get("recipe") == rec:
-            return done
+            try:
+                read_metadata(out_dir / "model.safetensors")
+                return done
+            except (OSError, ValueError) as err:  # deleted or cut: the last checkpoint has it
+                log.warning("%s; saving it again from the last checkpoint", err)
     stale = other_training(out_dir, arch_string, rec)
     if stale:  # a folder reused under other settings: continuing would mix the two
         log.warning("%s holds a training of other settings (%s): training %s from scratch "

@@ -551,6 +551,26 @@ def test_a_training_resumed_under_an_edited_config_is_refused_not_restarted(tmp_
     assert epochs_trained(out) == [1]  # the epoch trained is still there
 
 
+def test_resuming_a_finished_training_restores_its_lost_model_file(tmp_path, caplog):
+    """result.json was taken as the training's whole output: a deleted or cut
+    model.safetensors was reported as written, and only export found it missing."""
+    from depthnas.checkpoint import read_metadata
+    out = tmp_path / "t"
+    argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]
+    assert main(argv) == 0
+    first = json.loads((out / "result.json").read_text())["val_loss"]
+    model = out / "model.safetensors"
+    for damage in (model.unlink, lambda: model.write_bytes(model.read_bytes()[:1000])):
+        damage()
+        caplog.clear()
+        assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+        assert "saving it again from the last checkpoint" in caplog.text
+        assert read_metadata(model)["arch"] == "v1-sync:c3,skip,none,c1,ap"
+        assert json.loads((out / "result.json").read_text())["val_loss"] == pytest.approx(first)
+    from test_trainer import epochs_trained
+    assert epochs_trained(out) == [1]  # nothing trained again
+
+
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "typo"), "--resume"]) == 2
     assert "nothing to resume in" in capsys.readouterr().err
