@@ -46,8 +46,14 @@ def check_kind(out: Path, command: str, resume: bool) -> None:
 
 
 def holds_run(out: str | Path) -> bool:
-    """Whether work has started in `out` (more than a failed start's leftovers)."""
-    return any((Path(out) / m).exists() for m in RUN_MARKERS)
+    """Whether work has started in `out` (more than a failed start's leftovers). A
+    search's standalone/ counts once one of its trainings has: a first landmark that
+    failed on a bad sample leaves only its config.yaml there."""
+    out = Path(out)
+    if (out / "standalone").is_dir():
+        if any(holds_run(d) for d in (out / "standalone").iterdir() if d.is_dir()):
+            return True
+    return any((out / m).exists() for m in RUN_MARKERS if m != "standalone")
 
 
 def guard_out(out: Path, resume: bool) -> None:

@@ -103,6 +103,24 @@ def test_existing_run_needs_resume(run_dir, capsys):
     assert "already holds a run; pass --resume" in capsys.readouterr().err
 
 
+def test_a_search_whose_first_landmark_failed_to_start_can_start_again(tmp_path, monkeypatch):
+    """A bad sample stops the first landmark before its first step, leaving only its
+    config.yaml in standalone/: the rerun the error advises (--skip-bad, same --out)
+    was refused as a run to resume, and --resume refused the changed flag."""
+    import depthnas.pipeline
+    from depthnas.runs import holds_run
+    out = tmp_path / "r"
+    landmark = out / "standalone" / "v1_sync_c3_c3_none_c1_ap"
+    landmark.mkdir(parents=True)
+    (landmark / "config.yaml").write_text("seed: 0\n")
+    assert not holds_run(out)
+    started = []
+    monkeypatch.setattr(depthnas.pipeline, "run", lambda cfg, **k: started.append(cfg.out))
+    assert main(["search", *TINY, "--out", str(out)]) == 0 and started == [str(out)]
+    (landmark / "metrics.jsonl").write_text("{}\n")  # once it has trained, it is a run
+    assert holds_run(out)
+
+
 def test_resume_refuses_settings_that_differ_from_the_saved_config(run_copy, capsys):
     """--resume continues with the run's config.yaml: a flag that changes what it
     computes is an error naming the field, not a silent switch mid-run."""
