@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -384,6 +385,17 @@ def _log_handler(verbose: bool) -> logging.Handler:
     return handler
 
 
+def _plain_message(err: BaseException) -> str:
+    """An error raised in a DataLoader worker arrives as "Caught DatasetError in
+    DataLoader worker process 1. Original Traceback ...": 30 lines of the worker's
+    stack around the one that names the bad file. Keep that one."""
+    text = str(err)
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return text
+    ends = list(re.finditer(rf"^(?:[\w.]+\.)?{re.escape(type(err).__name__)}: ", text, re.M))
+    return text[ends[-1].end():].strip() if ends else text
+
+
 def _resume_hint(args: argparse.Namespace) -> str:
     """How to continue a search or training stopped half-way ('' for other commands)."""
     out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
@@ -416,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, config_mod.ConfigError) as err:  # OSError: a path's fault
         if args.verbose:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_plain_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if args.verbose:

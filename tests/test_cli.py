@@ -589,6 +589,21 @@ def test_resuming_a_finished_training_restores_its_lost_model_file(tmp_path, cap
     assert epochs_trained(out) == [1]  # nothing trained again
 
 
+def test_a_bad_sample_read_in_a_loader_worker_is_named_in_one_line(tmp_path, capsys):
+    """With data.num_workers > 0 the worker's error came wrapped in its traceback."""
+    from test_datasets import make_folder
+    root = make_folder(tmp_path / "f", n=12)
+    for image in (root / "images").iterdir():  # whichever the worker reads first
+        image.write_bytes(b"definitely not a jpeg")
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY,
+                 "--data", f"folder:{root}", "--batch-size", "2", "--set", "data.val_fraction=0.1",
+                 "--set", "data.reg_fraction=0", "--set", "data.num_workers=1",
+                 "--set", "standalone.steps_per_epoch=5", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot read image" in err and ".jpg" in err
+    assert "Traceback" not in err and "worker" not in err
+
+
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "typo"), "--resume"]) == 2
     assert "nothing to resume in" in capsys.readouterr().err
