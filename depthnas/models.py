@@ -105,6 +105,12 @@ def resolve_model_file(path: str | Path) -> Path:
         for candidate in (path / "best" / "model.safetensors", path / "model.safetensors"):
             if candidate.is_file():
                 return candidate
+        from .runs import holds_run, run_kind
+        kind = run_kind(path)
+        finished = (path / ("results.json" if kind == "search" else "result.json")).is_file()
+        if kind is not None and holds_run(path) and not finished:
+            raise FileNotFoundError(f"{path} holds no model yet: its {'training' if kind == 'train' else kind} stopped before the "
+                                    f"end; finish it with `depthnas {kind} --out {path} --resume`")
         raise FileNotFoundError(f"{path} holds no model.safetensors (nor best/model.safetensors)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file or folder (give a model.safetensors, or "

@@ -604,6 +604,19 @@ def test_a_bad_sample_read_in_a_loader_worker_is_named_in_one_line(tmp_path, cap
     assert "Traceback" not in err and "worker" not in err
 
 
+def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "t"
+    argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--epochs", "2",
+            "--out", str(out)]
+    assert train_killed_after(1, argv, monkeypatch) == 130
+    capsys.readouterr()
+    for command in (["export", "--run", str(out), "--out", str(tmp_path / "m.onnx")],
+                    ["evaluate", "--checkpoint", str(out), "--split", "val"]):
+        assert main(command) == 2
+        assert f"its training stopped before the end; finish it with `depthnas train --out {out} " \
+               "--resume`" in capsys.readouterr().err
+
+
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "typo"), "--resume"]) == 2
     assert "nothing to resume in" in capsys.readouterr().err
