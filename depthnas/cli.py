@@ -5,7 +5,9 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -404,6 +406,15 @@ def _resume_hint(args: argparse.Namespace) -> str:
     return f"continue with: depthnas {args.command} --out {out} --resume"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's pre-emption, `timeout`, `docker stop`), stopping a run as
+    Ctrl-C does: half-written files are removed and the resume command is printed."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -411,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         handlers=[_log_handler(args.verbose)])
     finished = False
+    previous = None
+    if _resume_hint(args) and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = args.func(args)
         finished = True
@@ -430,13 +444,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {_plain_message(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if args.verbose:
             raise
         hint = _resume_hint(args)
-        print(f"\ninterrupted{'; ' + hint if hint else ''}", file=sys.stderr)
-        return 130
+        said = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(f"\n{said}{'; ' + hint if hint else ''}", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130  # as a shell reports them
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         joined = sys.modules.get("depthnas.distributed")
         if joined is not None:
             joined.cleanup(finished)  # leave torchrun's process group, if joined

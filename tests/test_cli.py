@@ -556,7 +556,6 @@ def test_a_training_resumed_under_an_edited_config_is_refused_not_restarted(tmp_
     argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--epochs", "2",
             "--out", str(out)]
     assert train_killed_after(1, argv, monkeypatch) == 130
-    import yaml
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["standalone"]["lr"] == 0.003
     saved["standalone"]["lr"] = 0.001
@@ -615,6 +614,33 @@ def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkey
         assert main(command) == 2
         assert f"its training stopped before the end; finish it with `depthnas train --out {out} " \
                "--resume`" in capsys.readouterr().err
+
+
+def test_a_terminated_training_says_how_to_resume(tmp_path):
+    """SIGTERM is how a scheduler, `timeout` or `docker stop` ends a run: it used to
+    die without the hint (and without removing half-written files)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "t"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "depthnas", "train", "--arch", "v1-sync:c3,skip,none,c1,ap",
+         *TRAIN_TINY, "--epochs", "200", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    try:
+        deadline = time.time() + 240
+        while not (out / "checkpoints").is_dir() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert f"terminated (SIGTERM); continue with: depthnas train --out {out} --resume" in err
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
 
 
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
