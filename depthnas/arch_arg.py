@@ -53,7 +53,26 @@ def read_arch_arg(value: str) -> tuple[str, str | None]:
         raise ArchitectureError(f"--arch {value} holds a JSON {type(data).__name__}; an "
                                 "architecture file holds a JSON object (as best_arch.json "
                                 "does) or the one-line string")
-    return text, value
+    return _from_run_file(data, value) or text, value
+
+
+def _from_run_file(data: dict, value: str) -> str | None:
+    """The architecture of a depthnas file that holds one without being an architecture
+    JSON (a stand-alone result.json); an error naming the file to use for the files
+    that hold many (a search's results, a landmark store). None for anything else."""
+    from depthnas.spaces import ArchitectureError
+    if "string" in data:
+        return None
+    if isinstance(data.get("arch"), str) and "val_loss" in data:  # a training's result.json
+        return data["arch"]
+    best = Path(value).parent / "best_arch.json"
+    if isinstance(data.get("best"), dict) or "scores" in data:
+        raise ArchitectureError(f"--arch {value} is a search's record of many architectures; "
+                                f"its best is in {best}")
+    if isinstance(data.get("entries"), list):
+        raise ArchitectureError(f"--arch {value} is a landmark store of {len(data['entries'])} "
+                                "architectures; pass one of its \"arch\" strings")
+    return None
 
 
 @contextlib.contextmanager
@@ -78,7 +97,10 @@ def space_of(text: str, explicit: str | None, default: str) -> str:
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
-            return str(json.loads(stripped).get("space", default))
+            data = json.loads(stripped)
+            if "space" in data:
+                return str(data["space"])
+            stripped = str(data.get("string", ""))  # {"string": "v2-sync:..."} names it there
         except (ValueError, AttributeError):
             return default  # parse() says what is wrong with it
     head = stripped.split(":", 1)[0].strip()

@@ -188,6 +188,26 @@ def test_train_finds_the_space_of_an_unprefixed_architecture():
     assert space_of(nb, "nb201", "v1-sync") == "nb201"
 
 
+def test_arch_files_a_run_writes_are_read_or_pointed_to_best_arch_json(tmp_path):
+    """A training's result.json names its architecture; a search's results.json and
+    search_N.json and a landmark store hold many. All were "needs a 'blocks' list"."""
+    from depthnas.arch_arg import read_arch_arg, space_of
+    arch = "v2-sync:c3,skip,none,c1,ap+ps"
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps({"arch": arch, "space": "v2-sync", "val_loss": 0.2}))
+    assert read_arch_arg(str(result)) == (arch, str(result))
+    for name, data, says in (
+            ("results.json", {"best": {"string": arch}, "architectures": []}, "its best is in"),
+            ("search_1.json", {"space": "v2-sync", "scores": []}, "its best is in"),
+            ("landmarks.json", {"version": 1, "entries": [{"arch": arch}]},
+             "a landmark store of 1 architectures")):
+        (tmp_path / name).write_text(json.dumps(data))
+        with pytest.raises(ArchitectureError, match=says):
+            read_arch_arg(str(tmp_path / name))
+    # the string names its space: not parsed as the preset's
+    assert space_of(json.dumps({"string": arch}), None, "v1-sync") == "v2-sync"
+
+
 @pytest.mark.parametrize("name", ["v1-sync", "v2-nonsync", "nb201", "darts"])
 def test_a_json_whose_string_disagrees_with_its_structure_is_refused(name):
     """best_arch.json holds the one-line string beside the structured form. A user
