@@ -175,9 +175,18 @@ def test_pth_backbone_weights_are_read_without_running_pickles(tmp_path, monkeyp
     evil, mark = tmp_path / "evil.pth", tmp_path / "the-payload-ran"
     monkeypatch.setenv("PAYLOAD_MARK", str(mark))
     torch.save({"conv1.weight": Payload()}, evil)
-    with pytest.raises(Exception, match="(?i)weights_only|unsupported global|not allowlisted"):
+    with pytest.raises(ValueError, match=f"backbone weights {evil}: not a file of plain tensors"):
         create_backbone("resnet18", evil)
     assert not mark.exists()
+    # a whole pickled model, or a file that is not PyTorch's: named, and torch's advice
+    # (weights_only=False: run the pickle) is not passed on
+    whole, garbage = tmp_path / "whole.pth", tmp_path / "garbage.pth"
+    torch.save(ref, whole)
+    garbage.write_bytes(b"0123456789abcdef")
+    for path in (whole, garbage):
+        with pytest.raises(ValueError, match="save the backbone's state_dict") as err:
+            create_backbone("resnet18", path)
+        assert "weights_only=False" not in str(err.value)
 
 
 def test_inherit_weights_names_a_mismatch():

@@ -181,6 +181,10 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
     except Exception as err:  # safetensors/torch.load/timm errors alike: name the file
         if weights is None:
             raise
+        if "weights_only" in str(err):  # torch's advice, weights_only=False, would run the pickle
+            raise ValueError(f"backbone weights {weights}: not a file of plain tensors (a pickled "
+                             "whole model, or not a PyTorch file at all): save the backbone's "
+                             "state_dict(), with torch.save or safetensors") from err
         lines = str(err).strip().splitlines()  # a size mismatch is listed per tensor
         detail = "; ".join(line.strip() for line in lines[:3]) + (" ..." if len(lines) > 3 else "")
         raise ValueError(f"backbone weights {weights}: cannot load them into {name!r} "
