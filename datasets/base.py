@@ -103,6 +103,10 @@ class Reader(ABC):
             valid &= values > 0
         if not valid.any():
             raise DatasetError(f"depth map {ref.depth} has no valid pixel")
+        lo, hi = float(values[valid].min()), float(values[valid].max())
+        if lo == hi:  # a placeholder export: a loss of 0 and perfect scores, whatever is predicted
+            raise DatasetError(f"depth map {ref.depth} is constant ({lo:g} at every valid pixel): "
+                               "it holds no relative depth to train on or to score")
         if self.value_kind == "depth":
             disparity = np.zeros_like(values)
             np.divide(1.0, values, out=disparity, where=valid)

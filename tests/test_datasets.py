@@ -532,6 +532,15 @@ def test_all_invalid_depth(tmp_path, caplog):
     assert "8-bit" not in caplog.text  # all zeros is no measurement, not an 8-bit picture
 
 
+def test_a_constant_depth_map_is_a_bad_sample(tmp_path, caplog):
+    """It trained at a loss of 0 and scored perfectly: evaluate's metrics were the
+    other samples' times 12/13."""
+    root = make_folder(tmp_path / "f", n=8, fmt="npy")
+    np.save(root / "depth" / "s005.npy", np.full_like(_depth_m(5), 2.5))
+    _expect_load_error(f"folder:{root}", r"s005.npy is constant \(2.5 at every valid pixel\)")
+    _expect_skipped(f"folder:{root}", caplog, 7, 1, "s005.npy")
+
+
 def test_a_file_that_is_not_npy_is_called_so(tmp_path):
     """numpy calls any non-.npy file 'pickled (object) data' and suggests allow_pickle."""
     root = make_folder(tmp_path / "f", n=8, fmt="npy")
