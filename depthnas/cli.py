@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                         handlers=[_log_handler(args.verbose)])
     finished = False
     previous = None
-    if _resume_hint(args) and threading.current_thread() is threading.main_thread():
+    if args.command in ("search", "train") and threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = args.func(args)

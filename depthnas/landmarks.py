@@ -19,6 +19,7 @@ from .config import LandmarkConfig
 from .io import atomic_write_json, read_json
 from .schedule import landmark_lambda
 from .task import Task, move
+from .trainer import quiet_on_sigterm
 
 log = logging.getLogger("depthnas.landmarks")
 
@@ -259,6 +260,7 @@ class LandmarkRegularizer:
                                                            self.seed, step),
                                 collate_fn=default_collate,
                                 generator=torch.Generator().manual_seed(self.seed * 7_919 + step),
+                                worker_init_fn=quiet_on_sigterm,
                                 pin_memory=self.device.type == "cuda")
             self._batches = iter(loader)
         batch = next(self._batches)

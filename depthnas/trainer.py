@@ -17,7 +17,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import random
+import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -69,6 +71,15 @@ def _seed_worker(seed: int, worker_id: int) -> None:
     workers, and a run resumed with another data.num_workers trains on the same data.
     (Left to torch, the workers' seeds come from the loader's generator instead.)"""
     torch.manual_seed(seed + worker_id)
+    quiet_on_sigterm(worker_id)
+
+
+def quiet_on_sigterm(worker_id: int) -> None:
+    """A loader worker's SIGTERM handler. `timeout` or a scheduler signals the whole
+    process group: torch's own handler then kills the worker by the signal, and the
+    main process, already stopping for the same signal, printed that death as a
+    traceback before its resume hint."""
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 
 
 def seed_everything(seed: int) -> None:
