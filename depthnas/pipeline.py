@@ -41,7 +41,7 @@ from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_l
 from .models import (PathParameters, is_classification, model_kwargs, model_metadata,
                      smallest_architecture)
 from .ranking import ranking_report
-from .standalone import arch_slug, recipe, train_standalone
+from .standalone import arch_slug, finished_training, recipe, train_standalone
 from .task import make_task
 from .trainer import Trainer, check_batch_fits, resolve_device, seed_everything
 
@@ -106,11 +106,13 @@ class SearchRun:
         todo = [s for s in strings if s not in looked_up and self.store.find(s, rec) is None]
         owner = {s: r for r in range(world) for s in dist.shard(todo, r, world)}
         mine: dict[str, dict[str, Any]] = {}
+        # a resumed run reads what finished before the stop (decided before any rank
+        # trains: a result another rank writes meanwhile was trained now)
+        finished = {s for s in todo
+                    if finished_training(self.out / "standalone" / arch_slug(s), s, rec)}
         for s in todo:
-            # a resumed run whose training finished before the stop reads its result.json
-            done = (self.out / "standalone" / arch_slug(s) / "result.json").is_file()
-            self.say(f"  {'reusing finished' if done else 'training'} stand-alone [{role}] {s}" +
-                     (f" on rank {owner[s]}" if world > 1 else ""))
+            self.say(f"  {'reusing finished' if s in finished else 'training'} stand-alone "
+                     f"[{role}] {s}" + (f" on rank {owner[s]}" if world > 1 else ""))
             if owner[s] == dist.rank():
                 mine[s] = train_standalone(self.cfg, self.space, self.space.from_string(s),
                                            self.splits, self.out / "standalone" / arch_slug(s),

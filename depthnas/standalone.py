@@ -88,18 +88,34 @@ def trained_arch(out_dir: str | Path) -> str | None:
     return None
 
 
+def finished_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -> dict | None:
+    """The folder's result.json if it is of this architecture and recipe and its model
+    file reads; else None (not trained, other settings, or the model lost)."""
+    path = Path(out_dir) / "result.json"
+    if not path.is_file():
+        return None
+    done = read_json(path)
+    if done.get("arch") != arch_string or done.get("recipe") != rec:
+        return None
+    try:
+        read_metadata(Path(out_dir) / "model.safetensors")
+    except (OSError, ValueError):
+        return None
+    return done
+
+
 def other_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -> list[str]:
-    """How the training a folder holds (its result, else its newest checkpoint) differs
+    """How the training a folder holds (its newest checkpoint, else its result) differs
     from `arch_string` under `rec`, as "field: saved X, now Y"; [] if it does not, or
-    if the folder holds none. Checkpoints from before recipes were recorded differ
-    only by architecture."""
+    if the folder holds none. The checkpoint first: a retrain under new settings that
+    was stopped has its own checkpoints beside the old result.json. Checkpoints from
+    before recipes were recorded differ only by architecture."""
     out_dir = Path(out_dir)
-    if (out_dir / "result.json").is_file():
-        saved = read_json(out_dir / "result.json")
-    else:
-        saved = Checkpointer(out_dir / "checkpoints").latest_metadata()
-        if saved is None:
+    saved = Checkpointer(out_dir / "checkpoints").latest_metadata()
+    if saved is None:
+        if not (out_dir / "result.json").is_file():
             return []
+        saved = read_json(out_dir / "result.json")
     theirs = saved.get("recipe", rec) if isinstance(saved.get("recipe", rec), dict) else {}
     diff = [f"arch: saved {saved.get('arch')!r}, now {arch_string!r}"] \
         if saved.get("arch") != arch_string else []
@@ -115,14 +131,15 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     arch_string = space.to_string(arch)
     rec = recipe(cfg)
     result_path = out_dir / "result.json"
-    if result_path.is_file():
-        done = read_json(result_path)
-        if done.get("arch") == arch_string and done.get("recipe") == rec:
-            try:
-                read_metadata(out_dir / "model.safetensors")
-                return done
-            except (OSError, ValueError) as err:  # deleted or cut: the last checkpoint has it
-                log.warning("%s; saving it again from the last checkpoint", err)
+    done = finished_training(out_dir, arch_string, rec)
+    if done is not None:
+        return done
+    earlier = read_json(result_path) if result_path.is_file() else {}
+    if earlier.get("arch") != arch_string or earlier.get("recipe") != rec:
+        earlier = {}
+    else:  # finished, but its model file is gone or cut: the last checkpoint holds it
+        log.warning("%s holds no readable model.safetensors; saving it again from the last "
+                    "checkpoint", out_dir)
     stale = other_training(out_dir, arch_string, rec)
     if stale:  # a folder reused under other settings: continuing would mix the two
         log.warning("%s holds a training of other settings (%s): training %s from scratch "
@@ -160,5 +177,8 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
                   "architecture": space.to_json(arch)}
         if trainer.distributed:
             result["ranks"] = trainer.world
+        # the model re-saved: how long it trained, where and when are the first session's
+        result.update({k: earlier[k] for k in ("train_time_s", "device", "date", "ranks")
+                       if k in earlier})
         atomic_write_json(result_path, result)
     return dist.broadcast_object(result) if trainer.distributed else result

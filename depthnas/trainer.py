@@ -414,8 +414,10 @@ class Trainer:
         elif self.state.epoch > 0:  # clearing would drop the epochs this object holds
             raise ValueError(f"{self.name}: fit(resume=False) on a Trainer that has trained "
                              f"{self.state.epoch} epoch(s); build a new Trainer to start over")
-        elif self.writes and self.checkpoints.latest() is not None:
-            self.checkpoints.clear()
+        elif self.writes:  # from step 0: an earlier training's checkpoints and records go
+            if self.checkpoints.latest() is not None:
+                self.checkpoints.clear()
+            self._drop_records_after(0)
         while self.state.epoch < until:
             epoch = self.state.epoch
             rng = random.Random(epoch_seed(self.seed, epoch) + 1)

@@ -430,7 +430,7 @@ def test_train_reproduces_a_landmarks_standalone_loss(run_dir, tmp_path, capsys)
     assert again["val_loss"] == pytest.approx(landmark["val_loss"], rel=1e-6)
 
 
-def test_retraining_a_folder_with_another_recipe_starts_over(tmp_path):
+def test_retraining_a_folder_with_another_recipe_starts_over(tmp_path, caplog):
     """A folder trained with more epochs must not report its old model under a new
     recipe (the CLI refuses such a --resume; the library must not rely on that)."""
     from depthnas.cli import build_config, build_parser
@@ -449,6 +449,31 @@ def test_retraining_a_folder_with_another_recipe_starts_over(tmp_path):
     got, want = train(reused, 1), train(fresh, 1)
     assert got["recipe"]["epochs"] == 1 and got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-6)
     assert sorted(p.name for p in (reused / "checkpoints").glob("epoch_*")) == ["epoch_0001"]
+    # the old training's log went with its checkpoints: each epoch is recorded once
+    from test_trainer import epochs_trained
+    assert epochs_trained(reused) == [1]
+
+    # A retrain under other settings stopped after its first epoch resumes from its
+    # own checkpoint: the old result.json beside it made every resume start over.
+    from depthnas.trainer import Trainer
+    save, saves = Trainer.save, []
+
+    def stopped_after_epoch_1(self):
+        path = save(self)
+        saves.append(path)
+        if self.state.epoch == 1:
+            raise KeyboardInterrupt
+        return path
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "save", stopped_after_epoch_1)
+        with pytest.raises(KeyboardInterrupt):
+            train(reused, 3)
+    assert json.loads((reused / "result.json").read_text())["recipe"]["epochs"] == 1  # the old one
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert train(reused, 3)["recipe"]["epochs"] == 3
+    assert "resuming after epoch 1" in caplog.text and "from scratch" not in caplog.text
+    assert epochs_trained(reused) == [1, 2, 3]  # resumed at epoch 2, not started over
 
 
 def test_resume_finds_the_run_however_out_is_spelled(run_copy, monkeypatch, capsys):
@@ -575,7 +600,7 @@ def test_resuming_a_finished_training_restores_its_lost_model_file(tmp_path, cap
     out = tmp_path / "t"
     argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]
     assert main(argv) == 0
-    first = json.loads((out / "result.json").read_text())["val_loss"]
+    first = json.loads((out / "result.json").read_text())
     model = out / "model.safetensors"
     for damage in (model.unlink, lambda: model.write_bytes(model.read_bytes()[:1000])):
         damage()
@@ -583,7 +608,10 @@ def test_resuming_a_finished_training_restores_its_lost_model_file(tmp_path, cap
         assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
         assert "saving it again from the last checkpoint" in caplog.text
         assert read_metadata(model)["arch"] == "v1-sync:c3,skip,none,c1,ap"
-        assert json.loads((out / "result.json").read_text())["val_loss"] == pytest.approx(first)
+        again = json.loads((out / "result.json").read_text())
+        assert again["val_loss"] == pytest.approx(first["val_loss"])
+        # re-saved, not trained: the training's time and date stay the first session's
+        assert (again["train_time_s"], again["date"]) == (first["train_time_s"], first["date"])
     from test_trainer import epochs_trained
     assert epochs_trained(out) == [1]  # nothing trained again
 
