@@ -439,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 141  # as a shell reports a process ended by SIGPIPE
-    except (ValueError, OSError, config_mod.ConfigError) as err:  # OSError: a path's fault
+    except (ValueError, OSError, FloatingPointError, config_mod.ConfigError) as err:
+        # OSError: a path's fault; FloatingPointError: a training diverged
         if args.verbose:
             raise
         print(f"error: {_plain_message(err)}", file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import math
 import os
 from typing import Any, Sequence, TypeVar
 
@@ -66,7 +67,14 @@ def init(device: torch.device) -> None:
     device = local_device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    timeout = datetime.timedelta(seconds=float(os.environ.get("DEPTHNAS_DIST_TIMEOUT_S", 86_400)))
+    raw = os.environ.get("DEPTHNAS_DIST_TIMEOUT_S", "86400")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"DEPTHNAS_DIST_TIMEOUT_S={raw!r}: expected seconds (a number > 0)")
+    timeout = datetime.timedelta(seconds=seconds)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
 
 

@@ -391,7 +391,8 @@ class Trainer:
             logs = {"loss": float(loss.detach()), **logs}
             what = "loss" if bad_loss else "gradient"
             raise FloatingPointError(f"{self.name}: non-finite {what} at step {self.state.step} "
-                                     f"({logs}); lower the learning rate or check the data")
+                                     f"({logs}); lower the learning rate or check the data, in a new --out "
+                                     "(--resume keeps the run's settings)")
         if self.cfg.grad_clip:
             nn.utils.clip_grads_with_norm_(params, self.cfg.grad_clip, grad_norm)
         self.optimizer.step()

@@ -676,6 +676,14 @@ def test_a_terminated_training_says_how_to_resume(tmp_path):
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
 
 
+def test_a_diverged_training_is_an_error_line_not_a_traceback(tmp_path, capsys):
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY,
+                 "--set", "standalone.lr=1e30", "--set", "standalone.backbone_lr=1e30",
+                 "--epochs", "2", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "error: standalone: non-finite" in err and "in a new --out" in err
+
+
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "typo"), "--resume"]) == 2
     assert "nothing to resume in" in capsys.readouterr().err

@@ -62,6 +62,19 @@ def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
     assert local_device(torch.device("cuda")) == torch.device("cuda", 1)
 
 
+@pytest.mark.parametrize("value", ["2h", "0", "nan"])
+def test_a_bad_process_group_timeout_is_named(monkeypatch, value):
+    """It was "could not convert string to float: '2h'", naming no variable."""
+    import torch
+
+    from depthnas import distributed
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("DEPTHNAS_DIST_TIMEOUT_S", value)
+    monkeypatch.setattr(distributed, "active", lambda: False)
+    with pytest.raises(ValueError, match=f"DEPTHNAS_DIST_TIMEOUT_S='{value}': expected seconds"):
+        distributed.init(torch.device("cpu"))
+
+
 def test_shards_cover_every_item_once():
     for n in range(12):
         items = [f"arch{i}" for i in range(n)]
