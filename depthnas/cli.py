@@ -403,7 +403,21 @@ def _resume_hint(args: argparse.Namespace) -> str:
     out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
     if args.command not in ("search", "train") or not out:
         return ""
-    return f"continue with: depthnas {args.command} --out {out} --resume"
+    command = f"depthnas {args.command} --out {out} --resume"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: relaunch so
+        per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ["WORLD_SIZE"]
+        return (f"continue with: torchrun --nproc_per_node {per_node} -m {command} (any "
+                "number of processes resumes it)")
+    return f"continue with: {command}"
+
+
+def _stopped_message(args: argparse.Namespace, stop: KeyboardInterrupt) -> str | None:
+    """What a stopped search or training prints: once, by rank 0 under torchrun."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    hint = _resume_hint(args)
+    said = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+    return f"\n{said}{'; ' + hint if hint else ''}"
 
 
 class Terminated(KeyboardInterrupt):
@@ -448,9 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         if args.verbose:
             raise
-        hint = _resume_hint(args)
-        said = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
-        print(f"\n{said}{'; ' + hint if hint else ''}", file=sys.stderr)
+        message = _stopped_message(args, stop)
+        if message is not None:
+            print(message, file=sys.stderr)
         return 143 if isinstance(stop, Terminated) else 130  # as a shell reports them
     finally:
         if previous is not None:

@@ -684,6 +684,23 @@ def test_a_diverged_training_is_an_error_line_not_a_traceback(tmp_path, capsys):
     assert "error: standalone: non-finite" in err and "in a new --out" in err
 
 
+def test_a_stopped_torchrun_job_says_once_how_to_relaunch_it(monkeypatch):
+    """Every rank printed the hint, and it left out torchrun: followed to the letter,
+    an 8-GPU search resumed in one process."""
+    from depthnas.cli import Terminated, _stopped_message, build_parser
+    args = build_parser().parse_args(["search", "--out", "runs/x"])
+    assert _stopped_message(args, KeyboardInterrupt()) == \
+        "\ninterrupted; continue with: depthnas search --out runs/x --resume"
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    assert _stopped_message(args, Terminated()) is None
+    monkeypatch.setenv("RANK", "0")
+    assert _stopped_message(args, Terminated()) == (
+        "\nterminated (SIGTERM); continue with: torchrun --nproc_per_node 4 -m depthnas search "
+        "--out runs/x --resume (any number of processes resumes it)")
+
+
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "typo"), "--resume"]) == 2
     assert "nothing to resume in" in capsys.readouterr().err
