@@ -411,6 +411,23 @@ def _resume_hint(args: argparse.Namespace) -> str:
     return f"continue with: {command}"
 
 
+def _lost_peers(err: RuntimeError) -> str | None:
+    """Under torchrun, a rank whose collective broke because another rank failed gets
+    gloo's or NCCL's error ("Connection closed by peer"), a traceback of 35 lines
+    after the other rank's own clear message. One line saying so, or None for an
+    error that is not a lost peer."""
+    import torch.distributed as tdist
+    text = str(err)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not (
+            isinstance(err, getattr(tdist, "DistError", ())) or
+            any(k in text for k in ("gloo", "NCCL", "Connection closed by peer"))):
+        return None
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    waited = " (DEPTHNAS_DIST_TIMEOUT_S sets how long ranks wait)" if "imed out" in text else ""
+    return (f"rank {os.environ.get('RANK', '?')}: the ranks lost contact ({first[:200]}){waited}; "
+            "an error another rank printed above, if any, is the cause")
+
+
 def _stopped_message(args: argparse.Namespace, stop: KeyboardInterrupt) -> str | None:
     """What a stopped search or training prints: once, by rank 0 under torchrun."""
     if int(os.environ.get("RANK", "0")) != 0:
@@ -458,6 +475,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         print(f"error: {_plain_message(err)}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        lost = _lost_peers(err)
+        if lost is None or args.verbose:
+            raise
+        print(f"error: {lost}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
         if args.verbose:
