@@ -20,7 +20,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $@
 
+# The stamp alone would miss an editable install removed since (pip uninstall, a
+# moved checkout): then `depthnas.spaces` is not found and the install runs again.
 install: $(VENV)/.installed
+	@$(PY) -c "import importlib.util as u; assert u.find_spec('depthnas.spaces')" 2>/dev/null \
+		|| $(PY) -m pip install --quiet -e ".[dev]"
 
 search: install
 	$(VENV)/bin/depthnas search --preset quick --data synthetic --out $(SEARCH_OUT)
