@@ -403,8 +403,9 @@ def _resume_hint(args: argparse.Namespace) -> str:
     out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
     if args.command not in ("search", "train") or not out:
         return ""
+    from . import distributed
     command = f"depthnas {args.command} --out {out} --resume"
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: relaunch so
+    if distributed.launched():  # by torchrun: relaunch so
         per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ["WORLD_SIZE"]
         return (f"continue with: torchrun --nproc_per_node {per_node} -m {command} (any "
                 "number of processes resumes it)")
@@ -417,8 +418,10 @@ def _lost_peers(err: RuntimeError) -> str | None:
     after the other rank's own clear message. One line saying so, or None for an
     error that is not a lost peer."""
     import torch.distributed as tdist
+
+    from . import distributed
     text = str(err)
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not (
+    if not distributed.launched() or not (
             isinstance(err, getattr(tdist, "DistError", ())) or
             any(k in text for k in ("gloo", "NCCL", "Connection closed by peer"))):
         return None

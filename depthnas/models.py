@@ -109,7 +109,8 @@ def resolve_model_file(path: str | Path) -> Path:
         kind = run_kind(path)
         finished = (path / ("results.json" if kind == "search" else "result.json")).is_file()
         if kind is not None and holds_run(path) and not finished:
-            raise FileNotFoundError(f"{path} holds no model yet: its {'training' if kind == 'train' else kind} stopped before the "
+            what = "training" if kind == "train" else kind
+            raise FileNotFoundError(f"{path} holds no model yet: its {what} stopped before the "
                                     f"end; finish it with `depthnas {kind} --out {path} --resume`")
         raise FileNotFoundError(f"{path} holds no model.safetensors (nor best/model.safetensors)")
     if not path.is_file():

@@ -13,7 +13,8 @@ from .config import ConfigError
 # drawn initial_landmarks.json alone are a start that failed before any training:
 # starting over loses nothing, and must not inherit the failed start's landmarks, nor
 # be held to its split (the data may have been fixed since, as its error advised).
-RUN_MARKERS = ("checkpoints", "standalone", "metrics.jsonl", "result.json", "results.json")
+# (A search's standalone/ counts once one of its trainings holds a marker: see holds_run.)
+RUN_MARKERS = ("checkpoints", "metrics.jsonl", "result.json", "results.json")
 FAILED_START_LEFTOVERS = ("initial_landmarks.json", "splits.json")
 # Files only one command writes.
 KIND_MARKERS = {"search": ("standalone", "results.json", "initial_landmarks.json", "best_arch.json"),
@@ -53,7 +54,7 @@ def holds_run(out: str | Path) -> bool:
     if (out / "standalone").is_dir():
         if any(holds_run(d) for d in (out / "standalone").iterdir() if d.is_dir()):
             return True
-    return any((out / m).exists() for m in RUN_MARKERS if m != "standalone")
+    return any((out / m).exists() for m in RUN_MARKERS)
 
 
 def guard_out(out: Path, resume: bool) -> None:

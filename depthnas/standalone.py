@@ -88,20 +88,26 @@ def trained_arch(out_dir: str | Path) -> str | None:
     return None
 
 
+def _own_result(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> dict | None:
+    """The folder's result.json if it is of this architecture and recipe."""
+    path = out_dir / "result.json"
+    done = read_json(path) if path.is_file() else {}
+    return done if done.get("arch") == arch_string and done.get("recipe") == rec else None
+
+
+def _model_reads(out_dir: Path) -> bool:
+    try:
+        read_metadata(out_dir / "model.safetensors")
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def finished_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -> dict | None:
     """The folder's result.json if it is of this architecture and recipe and its model
     file reads; else None (not trained, other settings, or the model lost)."""
-    path = Path(out_dir) / "result.json"
-    if not path.is_file():
-        return None
-    done = read_json(path)
-    if done.get("arch") != arch_string or done.get("recipe") != rec:
-        return None
-    try:
-        read_metadata(Path(out_dir) / "model.safetensors")
-    except (OSError, ValueError):
-        return None
-    return done
+    done = _own_result(Path(out_dir), arch_string, rec)
+    return done if done is not None and _model_reads(Path(out_dir)) else None
 
 
 def other_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -> list[str]:
@@ -116,7 +122,8 @@ def other_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -
         if not (out_dir / "result.json").is_file():
             return []
         saved = read_json(out_dir / "result.json")
-    theirs = saved.get("recipe", rec) if isinstance(saved.get("recipe", rec), dict) else {}
+    theirs = saved.get("recipe", rec)
+    theirs = theirs if isinstance(theirs, dict) else {}
     diff = [f"arch: saved {saved.get('arch')!r}, now {arch_string!r}"] \
         if saved.get("arch") != arch_string else []
     return diff + [f"{k}: saved {theirs.get(k)!r}, now {rec.get(k)!r}"
@@ -131,13 +138,11 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     arch_string = space.to_string(arch)
     rec = recipe(cfg)
     result_path = out_dir / "result.json"
-    done = finished_training(out_dir, arch_string, rec)
-    if done is not None:
-        return done
-    earlier = read_json(result_path) if result_path.is_file() else {}
-    if earlier.get("arch") != arch_string or earlier.get("recipe") != rec:
-        earlier = {}
-    else:  # finished, but its model file is gone or cut: the last checkpoint holds it
+    earlier = _own_result(out_dir, arch_string, rec) or {}
+    if earlier:
+        if _model_reads(out_dir):
+            return earlier
+        # finished, but its model file is gone or cut: the last checkpoint holds it
         log.warning("%s holds no readable model.safetensors; saving it again from the last "
                     "checkpoint", out_dir)
     stale = other_training(out_dir, arch_string, rec)
