@@ -101,6 +101,27 @@ def _updates(args: argparse.Namespace, command: str) -> list[config_mod.Assignme
     return updates + list(args.set)
 
 
+def _moved_hint(changed: list[str], before: dict[str, Any], after: dict[str, Any]) -> str:
+    """A data folder or weights file that moved cannot be renamed in a run: its
+    results are recorded under the old path (stand-alone results are reused only under
+    the same recipe). A link from the old path to the new one keeps the run whole."""
+    def path(k: str, value: Any) -> str | None:
+        if not isinstance(value, str):
+            return None
+        return value.partition(":")[2] if k == "data.spec" else value
+
+    for k in changed:
+        if k not in ("data.spec", "model.backbone_weights") or (k == "data.spec" and str(
+                before[k]).partition(":")[0] != str(after[k]).partition(":")[0]):
+            continue  # another kind of data set is not a move
+        old, new = path(k, before[k]), path(k, after[k])
+        if old and new and not Path(old).exists() and Path(new).exists():
+            return (f". If {old} moved to {new}, link the old path to it (ln -s "
+                    f"{Path(new).resolve()} {old}) and resume without the flag: the run's "
+                    "results are recorded under the old path")
+    return ""
+
+
 def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.Namespace) -> Config:
     """A resumed run's own config.yaml. Flags, --preset and --config may repeat it
     (the first command rerun with --resume), not change it; only where and how fast
@@ -124,7 +145,7 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
         raise config_mod.ConfigError(
             f"--resume continues the run with its own {saved}, which holds every setting, and "
             f"these differ from it: {diff}. Drop them to continue, or start a new run in "
-            "another --out")
+            f"another --out{_moved_hint(changed, before, after)}")
     allowed = {k: after[k] for k in named & RESUME_MAY_CHANGE}  # device, workers, ...
     return config_mod.apply(cfg, config_mod.unflatten(allowed))
 

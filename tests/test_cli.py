@@ -593,6 +593,28 @@ def test_a_training_resumed_under_an_edited_config_is_refused_not_restarted(tmp_
     assert epochs_trained(out) == [1]  # the epoch trained is still there
 
 
+def test_a_resume_after_the_data_moved_says_to_link_the_old_path(tmp_path, capsys):
+    """The data path is part of the run's recipe (stand-alone results are reused only
+    under it), so --data NEW is refused under --resume; the refusal said only "drop
+    the flag", which a user whose data is gone from the old path cannot do."""
+    from test_datasets import make_folder
+    old = make_folder(tmp_path / "data", n=12)
+    out = tmp_path / "t"
+    argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--batch-size", "4",
+            "--out", str(out)]
+    assert main([*argv, "--data", f"folder:{old}"]) == 0
+    new = old.rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--data", f"folder:{new}"]) == 2
+    err = capsys.readouterr().err
+    assert f"If {old} moved to {new}, link the old path to it (ln -s {new.resolve()} {old})" in err
+    old.symlink_to(new)  # as it says: the run resumes, its recipe unchanged
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    # another kind of data set is not a move: no such advice
+    assert main(["train", "--out", str(out), "--resume", "--data", f"redweb:{new}"]) == 2
+    assert "link the old path" not in capsys.readouterr().err
+
+
 def test_resuming_a_finished_training_restores_its_lost_model_file(tmp_path, caplog):
     """result.json was taken as the training's whole output: a deleted or cut
     model.safetensors was reported as written, and only export found it missing."""
