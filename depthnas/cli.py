@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
@@ -9,7 +10,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
@@ -122,6 +123,23 @@ def _moved_hint(changed: list[str], before: dict[str, Any], after: dict[str, Any
     return ""
 
 
+def _check_paths_remain(cfg: Config, saved: Path) -> None:
+    """A resumed run reads its data and weights where it first found them; gone from
+    there, say so before anything starts, with the way to resume (not only the
+    loader's "folder not found" after the run has begun)."""
+    gone = []
+    data, weights = cfg.data.spec.partition(":")[2], cfg.model.backbone_weights
+    if data and not Path(data).exists():
+        gone.append(f"data.spec {cfg.data.spec}")
+    if weights and not Path(weights).is_file():
+        gone.append(f"model.backbone_weights {weights}")
+    if gone:
+        raise config_mod.ConfigError(
+            f"the run's {' and '.join(gone)} (from {saved}) is not there any more. If it moved, "
+            "link the old path to the new place (ln -s NEW OLD) and resume again: the run's "
+            "results are recorded under the old path")
+
+
 def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.Namespace) -> Config:
     """A resumed run's own config.yaml. Flags, --preset and --config may repeat it
     (the first command rerun with --resume), not change it; only where and how fast
@@ -174,6 +192,7 @@ def build_config(args: argparse.Namespace) -> Config:
                                      "the folder name, or drop --resume to start a run there")
     if resume:
         cfg = _resumed(saved, updates, args)
+        _check_paths_remain(cfg, saved)
     else:
         cfg = config_mod.load(args.config, args.preset)
         config_mod.apply_dotted(cfg, updates)
@@ -466,8 +485,35 @@ class Terminated(KeyboardInterrupt):
     Ctrl-C does: half-written files are removed and the resume command is printed."""
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated
+@contextlib.contextmanager
+def _stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
+    """SIGTERM raises Terminated in the main thread. `timeout` or a scheduler signals
+    the whole process group, loader workers too, and two of torch's hooks then got in
+    the way: its SIGCHLD handler raised "worker killed by signal" over the stop (or
+    as a traceback from the loader's __del__), and a SIGTERM landing in a fork hook
+    was swallowed there. `signalled` records the signal, for an error that still
+    comes of it; a swallowed stop is raised again by signalling once more."""
+    def terminate(signum: int, frame: Any) -> None:
+        signalled.append(signum)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        raise Terminated
+
+    def unraisable(info: Any) -> None:
+        if isinstance(info.exc_value, Terminated):  # later: at once, it lands here again
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        else:
+            hook(info)
+
+    hook, child = sys.unraisablehook, signal.getsignal(signal.SIGCHLD)
+    term = signal.signal(signal.SIGTERM, terminate)
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, term)
+        sys.unraisablehook = hook
+        if not signalled:  # else the loaders, freed after this, would raise it in __del__
+            signal.signal(signal.SIGCHLD, child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -477,11 +523,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         handlers=[_log_handler(args.verbose)])
     finished = False
-    previous = None
-    if args.command in ("search", "train") and threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+    signalled: list[int] = []
+    stoppable = args.command in ("search", "train") and threading.current_thread() is threading.main_thread()
     try:
-        code = args.func(args)
+        with _stop_on_sigterm(signalled) if stoppable else contextlib.nullcontext():
+            code = args.func(args)
         finished = True
         return code
     except BrokenPipeError:  # `depthnas spaces | head`: the reader left
@@ -501,6 +547,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_plain_message(err)}", file=sys.stderr)
         return 2
     except RuntimeError as err:
+        if signalled and not args.verbose:  # a loader worker's death, of the same SIGTERM
+            message = _stopped_message(args, Terminated())
+            if message is not None:
+                print(message, file=sys.stderr)
+            return 143
         lost = _lost_peers(err)
         if lost is None or args.verbose:
             raise
@@ -514,8 +565,6 @@ def main(argv: list[str] | None = None) -> int:
             print(message, file=sys.stderr)
         return 143 if isinstance(stop, Terminated) else 130  # as a shell reports them
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         joined = sys.modules.get("depthnas.distributed")
         if joined is not None:
             joined.cleanup(finished)  # leave torchrun's process group, if joined

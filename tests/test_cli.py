@@ -608,6 +608,11 @@ def test_a_resume_after_the_data_moved_says_to_link_the_old_path(tmp_path, capsy
     assert main(["train", "--out", str(out), "--resume", "--data", f"folder:{new}"]) == 2
     err = capsys.readouterr().err
     assert f"If {old} moved to {new}, link the old path to it (ln -s {new.resolve()} {old})" in err
+    # without the flag: said before the run starts, not as the loader's "folder not found"
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert f"the run's data.spec folder:{old} (from {out / 'config.yaml'}) is not there" in captured.err
+    assert "ln -s NEW OLD" in captured.err and "training" not in captured.out
     old.symlink_to(new)  # as it says: the run resumes, its recipe unchanged
     assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
     # another kind of data set is not a move: no such advice
@@ -696,6 +701,31 @@ def test_a_terminated_training_says_how_to_resume(tmp_path):
            "--resume" in err
     assert "Traceback" not in err and "killed by signal" not in err, err
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+
+
+def test_a_sigterm_swallowed_where_it_landed_still_stops_the_run():
+    """The group's SIGTERM can land in code that cannot raise (a fork hook, a __del__),
+    where the stop was swallowed, and torch's SIGCHLD handler then raised the loader
+    workers' deaths over it: the run ended in a traceback, or went on training."""
+    import os
+    import signal
+    import time
+
+    from depthnas.cli import Terminated, _stop_on_sigterm
+
+    class Landing:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signalled: list[int] = []
+    child = signal.getsignal(signal.SIGCHLD)
+    with pytest.raises(Terminated), _stop_on_sigterm(signalled):
+        Landing()  # its __del__ runs at once, and swallows the Terminated it raises
+        for _ in range(100):
+            time.sleep(0.05)
+    assert signalled == [signal.SIGTERM, signal.SIGTERM]
+    assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL  # no worker's death raised over it
+    signal.signal(signal.SIGCHLD, child)
 
 
 def test_a_diverged_training_is_an_error_line_not_a_traceback(tmp_path, capsys):
