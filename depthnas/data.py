@@ -46,8 +46,10 @@ def check_recorded_splits(splits, path: str | Path) -> None:
     if not path.is_file():
         return
     recorded, now = read_json(path), splits.manifest()
+    # ids: file names for depth data, indices into the training images for classification
     if not (isinstance(recorded, dict) and all(
-            isinstance(recorded.get(k), list) and all(isinstance(i, str) for i in recorded[k])
+            isinstance(recorded.get(k), list) and all(
+                isinstance(i, (str, int)) and not isinstance(i, bool) for i in recorded[k])
             for k in SPLIT_NAMES)):
         raise DatasetError(f"{path} is not a record of splits (a JSON object with lists of "
                            f"sample ids under {', '.join(SPLIT_NAMES)}); restore the run's own")

@@ -325,6 +325,15 @@ def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread):
     from depthnas.models import load_model
     model, meta = load_model(out)
     assert meta["space"] == "nb201" and model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    # its splits.json records image indices, not file names: resume and rank read them
+    assert main(["search", "--out", str(out), "--resume", "--no-progress"]) == 0
+    truth = tmp_path / "truth.json"
+    table = {a["arch"]: a["val_loss"] for a in results["architectures"]}
+    for seed in range(4):  # a user's table holds architectures the run did not train
+        table[NB201.to_string(NB201.sample(random.Random(100 + seed)))] = 0.5 + seed / 10
+    truth.write_text(json.dumps(table))
+    assert main(["rank", "--run", str(out), "--truth", str(truth), "--no-progress"]) == 0
+    assert (out / "rank.json").is_file()
 
 
 def test_tiny_darts_standalone_training(tmp_path, one_thread, capsys):
