@@ -120,7 +120,11 @@ class PathEvaluator:
         """A constant prediction's score on the batches this evaluator scores on: the
         level of a collapsed path. With `val_batches` set they are part of the
         validation split, whose own level differs by far more than the tolerance of
-        `at_constant_level`."""
+        `at_constant_level`. None for classification: an error rate takes few values
+        on these batches, and live paths land on the majority class's by chance (a
+        collapsed classifier need not: it may name another class)."""
+        if getattr(self.task, "name", None) != "depth":
+            return None
         return constant_level(self.task, self.val)
 
     @torch.no_grad()
