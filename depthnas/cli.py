@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import logging
 import os
 import re
@@ -145,10 +146,12 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
     (the first command rerun with --resume), not change it; only where and how fast
     it runs (RESUME_MAY_CHANGE) may differ."""
     cfg = config_mod.load(saved, complete=True)
-    before = config_mod.flat(cfg)
+    # paths compared as absolute ones: the first command repeated (--data data/x) names
+    # the same data as the run's record of it; the record itself is left as it is (an
+    # older run's relative path is in its stand-alone results' recipes)
+    before = config_mod.flat(config_mod.absolute_paths(copy.deepcopy(cfg)))
     given = config_mod.load(args.config, args.preset)  # what the command asks for, checked
-    config_mod.apply_dotted(given, updates)
-    after = config_mod.flat(given)
+    after = config_mod.flat(config_mod.absolute_paths(config_mod.apply_dotted(given, updates)))
     flagged = config_mod.assigned_fields(updates)
     named = (config_mod.named_fields(args.config, args.preset) | flagged) & set(after)
     changed = [k for k in sorted(named) if after[k] != before[k] and k not in RESUME_MAY_CHANGE]
@@ -194,8 +197,8 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg = _resumed(saved, updates, args)
         _check_paths_remain(cfg, saved)
     else:
-        cfg = config_mod.load(args.config, args.preset)
-        config_mod.apply_dotted(cfg, updates)
+        cfg = config_mod.absolute_paths(config_mod.apply_dotted(
+            config_mod.load(args.config, args.preset), updates))
         # a run's config.yaml names that run's folder: rerunning it (the SPOS comparison,
         # a longer training of the winner) needs a folder of its own
         if not args.out and cfg.out and holds_run(cfg.out):
@@ -452,6 +455,18 @@ def _resume_hint(args: argparse.Namespace) -> str:
     return f"continue with: {command}"
 
 
+def _fixed_then(args: argparse.Namespace, err: BaseException) -> str:
+    """A bad sample met mid-run (the regularizer's split is first read after every
+    landmark has trained): the work done is kept, so say how to go on once the file
+    is fixed. Only for data errors, in a folder that holds work."""
+    from depthnas.datasets.io import DatasetError
+    hint = _resume_hint(args)
+    out = getattr(args, "resolved_out", None)
+    if not (isinstance(err, DatasetError) and hint and out and holds_run(out)):
+        return ""
+    return f"\nthe work done so far is kept; once the data is fixed, {hint}"
+
+
 def _lost_peers(err: RuntimeError) -> str | None:
     """Under torchrun, a rank whose collective broke because another rank failed gets
     gloo's or NCCL's error ("Connection closed by peer"), a traceback of 35 lines
@@ -544,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         # OSError: a path's fault; FloatingPointError: a training diverged
         if args.verbose:
             raise
-        print(f"error: {_plain_message(err)}", file=sys.stderr)
+        print(f"error: {_plain_message(err)}{_fixed_then(args, err)}", file=sys.stderr)
         return 2
     except RuntimeError as err:
         if signalled and not args.verbose:  # a loader worker's death, of the same SIGTERM

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -415,6 +416,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def canonical_spec(spec: str) -> str:
+    """`spec` with its kind in lower case and its path absolute: one data set, named
+    one way (folder:data/x, folder:./data/x/ and Folder:/abs/data/x alike)."""
+    kind, sep, path = spec.partition(":")
+    if not sep or not path.strip():
+        return spec.strip().lower()
+    return f"{kind.strip().lower()}:{os.path.abspath(os.path.expanduser(path.strip()))}"
+
+
+def absolute_paths(cfg: Config) -> Config:
+    """A new run records its data and weights by absolute path: a relative one named
+    other files (or none) when the run was resumed, evaluated or ranked from another
+    folder, and the same files named two ways did not compare as the same."""
+    cfg.data.spec = canonical_spec(cfg.data.spec)
+    if cfg.model.backbone_weights:
+        cfg.model.backbone_weights = os.path.abspath(os.path.expanduser(cfg.model.backbone_weights))
+    return cfg
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

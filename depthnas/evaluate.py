@@ -163,7 +163,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = args.data or (run.data.spec if run else None)
     if data is None:
         raise ValueError(f"--data is needed: {args.checkpoint} has no run config.yaml to take it from")
-    same = run is not None and run.data.spec == data
+    same = run is not None and config_mod.canonical_spec(run.data.spec) == config_mod.canonical_spec(data)
     pick = (lambda flag, field, default: flag if flag is not None else
             (getattr(run.data, field) if same else default))
     kw = dict(seed=args.seed if args.seed is not None else (run.seed if same else 0),

@@ -154,7 +154,7 @@ def test_resume_checks_a_config_file_as_it_checks_flags(run_copy, tmp_path, caps
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--backbone", "resnet9000"], "unknown timm backbone 'resnet9000'"),
-    (["--backbone-weights", "nope.safetensors"], "model.backbone_weights=nope.safetensors: no such file"),
+    (["--backbone-weights", "nope.safetensors"], "/nope.safetensors: no such file"),
 ])
 def test_a_bad_backbone_is_refused_before_the_run_folder_is_written(tmp_path, capsys, flags, message):
     """Both surfaced when the first landmark began training, and left a config.yaml
@@ -618,6 +618,57 @@ def test_a_resume_after_the_data_moved_says_to_link_the_old_path(tmp_path, capsy
     # another kind of data set is not a move: no such advice
     assert main(["train", "--out", str(out), "--resume", "--data", f"redweb:{new}"]) == 2
     assert "link the old path" not in capsys.readouterr().err
+
+
+def test_a_relative_data_path_names_the_same_data_from_any_folder(tmp_path, monkeypatch, capsys):
+    """config.yaml kept --data as typed: a resume from another folder found no data,
+    and `evaluate --split val` given the same data by its absolute path re-split it
+    with seed 0, scoring samples the run had trained on as "val"."""
+    from test_datasets import make_folder
+    make_folder(tmp_path / "data", n=12)
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--batch-size", "4",
+            "--seed", "3", "--out", "t"]
+    assert main([*argv, "--data", "folder:data/"]) == 0
+    saved = yaml.safe_load((tmp_path / "t" / "config.yaml").read_text())
+    assert saved["data"]["spec"] == f"folder:{tmp_path / 'data'}"
+    # the first command repeated with --resume names the same data, however spelled
+    assert main([*argv, "--data", "Folder:./data", "--resume"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["train", "--out", "../t", "--resume", "--no-progress"]) == 0
+    for data in ([], ["--data", f"folder:{tmp_path / 'data'}"]):
+        assert main(["evaluate", "--checkpoint", str(tmp_path / "t"), "--split", "val", *data,
+                     "--no-progress"]) == 0
+        assert "split val as the run made it (seed 3" in capsys.readouterr().out
+
+
+def test_a_bad_sample_met_mid_search_says_the_work_is_kept(tmp_path, capsys):
+    """The regularizer's split is first read after every landmark has trained: a
+    corrupt image there stopped the search with the file's name alone, though a
+    resume, once it is fixed, keeps those trainings."""
+    from pathlib import Path
+
+    from depthnas import config as config_mod
+    from depthnas.data import load_splits
+    from test_datasets import make_folder
+    data = make_folder(tmp_path / "data", n=24)
+    argv = ["search", *TINY, "--data", f"folder:{data}", "--batch-size", "4", "--out",
+            str(tmp_path / "s")]
+    cfg = config_mod.apply_dotted(config_mod.load(None, "quick"),
+                                  [("data.spec", f"folder:{data}"), ("seed", 0)])
+    bad = Path(load_splits(cfg).reg.refs[0].image)
+    photo = bad.read_bytes()
+    bad.write_bytes(photo[:40])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert bad.name in err and "the work done so far is kept; once the data is fixed, " \
+        f"continue with: depthnas search --out {tmp_path / 's'} --resume" in err
+    bad.write_bytes(photo)
+    assert main(["search", "--out", str(tmp_path / "s"), "--resume", "--no-progress"]) == 0
+    assert "training stand-alone [landmark]" not in capsys.readouterr().out  # kept, not retrained
 
 
 def test_resuming_a_finished_training_restores_its_lost_model_file(tmp_path, caplog):
