@@ -150,11 +150,21 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
                     f"otherwise, writes opsets up to {LEGACY_MAX_OPSET})")) from err
             log.warning("dynamo ONNX exporter failed (%s: %s); using the legacy exporter",
                         type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+    if proto is not None and _opset_of(proto) != opset:
+        # torch's exporter builds at its own lowest opset (18) and converts down; a
+        # conversion that fails leaves the model at 18, which a runtime of 17 rejects
+        wrote = _opset_of(proto)
+        if exporter == "dynamo" or opset > LEGACY_MAX_OPSET:
+            raise ValueError(f"opset {opset}: the dynamo exporter could not convert this model to "
+                             f"it (it wrote opset {wrote}); use --opset {wrote}" +
+                             (f", or --exporter legacy" if opset <= LEGACY_MAX_OPSET else ""))
+        log.info("the dynamo exporter wrote opset %d, not %d; using the legacy exporter", wrote, opset)
+        proto = None
     if proto is None:
         proto, used = _export_legacy(model, example, opset), "legacy"
 
     _name_dynamic_dims(proto)
-    props = onnx_metadata(meta, model, used, opset)
+    props = onnx_metadata(meta, model, used, _opset_of(proto))
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, props)
     proto.doc_string = f"depthnas {props['arch']}: {OUTPUT_MEANING}"
@@ -166,13 +176,21 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
     return ExportResult(Path(out), used, props)
 
 
+def _opset_of(proto) -> int:
+    return max(op.version for op in proto.opset_import if op.domain in ("", "ai.onnx"))
+
+
 def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int):
     from torch.export import Dim
     batch = Dim("batch", min=1, max=1024)
     # H = 32 * h32: the encoder needs multiples of 32, and torch.export must be told so
     # or it refuses the shape check in DepthNet.encode. Up to 16384 px a side.
     h32, w32 = Dim("h32", min=1, max=512), Dim("w32", min=1, max=512)
-    with _quiet_loggers("onnx_ir", "onnxscript"):  # dozens of INFO lines per pass
+    # dozens of INFO lines per pass; and below opset 18 a notice, and a traceback if
+    # the conversion down fails, which export_onnx sees in the opset written
+    with _quiet_loggers("onnx_ir", "onnxscript"), \
+            _quiet_loggers("onnxscript.version_converter", "torch.onnx._internal.exporter._compat",
+                           level=logging.CRITICAL):
         program = torch.onnx.export(
             model, (example,), dynamo=True, opset_version=opset, external_data=False,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
@@ -184,11 +202,11 @@ def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int):
 
 
 @contextlib.contextmanager
-def _quiet_loggers(*names: str) -> Iterator[None]:
+def _quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+        lg.setLevel(max(lg.getEffectiveLevel(), level))
     try:
         yield
     finally:

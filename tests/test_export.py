@@ -153,6 +153,21 @@ def test_an_opset_outside_what_onnx_knows_is_named(model_file: Path, tmp_path: P
         export_onnx(model_file, tmp_path / "m.onnx", opset=99)
 
 
+def test_the_file_holds_the_opset_asked_for(model_file: Path, tmp_path: Path) -> None:
+    """torch's dynamo exporter builds at opset 18 and converts down; when that failed it
+    kept 18 (and printed a traceback), and the file was labelled opset 17: a runtime
+    of 17, the reason to ask for it, rejects such a file."""
+    import onnx
+    result = export_onnx(model_file, tmp_path / "m.onnx", opset=17)
+    proto = onnx.load(str(result.path))
+    assert [op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] == [17]
+    assert result.metadata["opset"] == "17"
+    with pytest.raises(ValueError, match="opset 17: the dynamo exporter could not convert this "
+                                         "model to it .it wrote opset 18.; use --opset 18, or "
+                                         "--exporter legacy"):
+        export_onnx(model_file, tmp_path / "d.onnx", exporter="dynamo", opset=17)
+
+
 def test_an_opset_the_legacy_exporter_cannot_write_is_named(model_file: Path, tmp_path: Path,
                                                             monkeypatch) -> None:
     """torch's TorchScript exporter stops at opset 20 (at 24 it failed with a traceback);
