@@ -7,6 +7,7 @@ photo in a thousand does not cost the other 999.
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from depthnas.io import check_parent_folders
 
 from .images import (DEFAULT_COLORMAP, IMAGE_SUFFIXES, OUTPUT_SUFFIXES, ImageReadError,
                      OutputExistsError, check_colormap, check_outputs_free, read_rgb,
-                     save_prediction)
+                     save_prediction, written_by_depthnas)
 from .inference import DepthEstimator
 
 
@@ -27,18 +28,24 @@ class PredictReport:
     skipped: list[tuple[Path, str]] = field(default_factory=list)       # input, reason
 
 
-def collect_inputs(path: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """A file is taken as given (a bad one is reported later); a folder gives its images,
-    except, when it is also the output folder, the depth maps predict wrote there."""
+def collect_inputs(path: str | Path, out_dir: str | Path | None = None
+                   ) -> tuple[list[Path], list[Path]]:
+    """(images to predict, images left out). A file is taken as given (a bad one is
+    reported later); a folder gives its images, except, when it is also the output
+    folder, those named as predict's outputs: the depth maps it wrote there, and the
+    ones it did not (a sensor's `a-depth.png` beside `a.png`), which are left out
+    too but returned, to be reported."""
     path = Path(path)
     if path.is_file():
-        return [path]
+        return [path], []
     if path.is_dir():
         found = sorted(p for p in path.iterdir()
                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if out_dir is not None and Path(out_dir).resolve() == path.resolve():
-            found = [p for p in found if not p.name.endswith(OUTPUT_SUFFIXES)]
-        return found
+        if out_dir is None or Path(out_dir).resolve() != path.resolve():
+            return found, []
+        named = [p for p in found if p.name.endswith(OUTPUT_SUFFIXES)]
+        return ([p for p in found if p not in named],
+                [p for p in named if not written_by_depthnas(p, {"png16": p})])
     raise FileNotFoundError(f"input not found: {path}")
 
 
@@ -52,6 +59,7 @@ def unique_stems(paths: list[Path]) -> dict[Path, str]:
     taken: set[str] = set()
     for p in paths:
         stem = p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
+        stem = _fitting(stem)
         name, k = stem, 1
         while name in taken:
             k += 1
@@ -61,17 +69,37 @@ def unique_stems(paths: list[Path]) -> dict[Path, str]:
     return out
 
 
+# A file name stops at 255 bytes; an output adds "-depth16.png" to its stem, and the
+# temporary file it is written to first adds more.
+_MAX_STEM_BYTES = 200
+
+
+def _fitting(stem: str) -> str:
+    """`stem`, or for one too long to name an output a prefix of it and a hash of the
+    whole: before, one such photo stopped the run with "File name too long"."""
+    if len(stem.encode()) <= _MAX_STEM_BYTES:
+        return stem
+    prefix = stem.encode()[:_MAX_STEM_BYTES - 20].decode(errors="ignore")
+    return f"{prefix}_{hashlib.sha256(stem.encode()).hexdigest()[:16]}"
+
+
 def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | Path, *,
                   colormap: str = DEFAULT_COLORMAP, progress: bool = True) -> PredictReport:
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ValueError(f"--out {out_dir} is a file; it must name a folder for the predictions")
     check_parent_folders(out_dir)
     check_colormap(colormap)
-    paths = collect_inputs(inputs, out_dir)
-    if not paths:
-        raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    stems = unique_stems(paths)
+    paths, left_out = collect_inputs(inputs, out_dir)
     report = PredictReport()
+    for path in left_out:
+        report.skipped.append((path, f"{path}: named as predict's outputs "
+                                     f"({', '.join(OUTPUT_SUFFIXES)}) in the --out folder; "
+                                     "rename it to predict it"))
+        tqdm.write(f"skipped {report.skipped[-1][1]}", file=sys.stderr)
+    if not paths:
+        raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})" +
+                                (f"; {len(left_out)} named as predict's outputs" if left_out else ""))
+    stems = unique_stems(paths)
     bar = tqdm(paths, desc="predict", unit="img", disable=not progress or len(paths) == 1)
     for path in bar:
         try:

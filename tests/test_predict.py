@@ -195,6 +195,24 @@ def test_predicting_into_the_input_folder_twice_skips_its_own_outputs(onnx_file:
     assert not list(same.glob("*-depth-depth*")) and not list(same.glob("*-depth16-depth*"))
 
 
+def test_a_photo_whose_name_is_too_long_for_its_outputs_is_still_predicted(
+        onnx_file: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    """A stem of 248 characters plus "-depth16.png" is no file name: the run stopped
+    there, and the photos after it were never predicted."""
+    import shutil
+    folder = tmp_path / "in"
+    folder.mkdir()
+    long = folder / f"{'x' * 248}.jpg"
+    shutil.copy(photos / "coffee.jpg", long)
+    shutil.copy(photos / "coffee.jpg", folder / "zz.jpg")
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(onnx_file), "--input", str(folder), "--out", str(out),
+                 "--no-progress"]) == 0
+    assert "2 image(s)" in capsys.readouterr().out
+    [made] = [p for p in out.glob("x*-depth16.png")]
+    assert made.name.startswith("x" * 180) and len(made.name) < 255
+
+
 def test_an_unknown_colormap_is_refused_before_any_work(onnx_file: Path, photos: Path,
                                                         tmp_path: Path, capsys) -> None:
     out = tmp_path / "o"
@@ -252,8 +270,10 @@ def test_a_file_predict_did_not_write_is_never_overwritten(onnx_file: Path, phot
     args = ["predict", "--model", str(onnx_file), "--input", str(same), "--out", str(same), "--no-progress"]
     assert main(args) == 0
     captured = capsys.readouterr()
-    assert "2 image(s)" in captured.out and "2 skipped" in captured.out  # coffee and corrupt.jpg
+    # coffee and corrupt.jpg; and the sensor's map, named as an output, is said to be left out
+    assert "2 image(s)" in captured.out and "3 skipped" in captured.out
     assert f"{sensor} exists and carries no depthnas mark (a file of yours" in captured.err
+    assert f"skipped {sensor}: named as predict's outputs (-depth.png, " in captured.err
     assert sensor.read_bytes() == before
     assert not (same / "coffee-depth16.png").exists() and not (same / "coffee-depth.npy").exists()
     assert main(args) == 0  # its own outputs it replaces
