@@ -93,6 +93,10 @@ def space_of(text: str, explicit: str | None, default: str) -> str:
     accepts it (NB201's "|op~0|+..." and DARTS' "Genotype(...)" carry no name)."""
     from depthnas.spaces import ArchitectureError, get_space, list_spaces
     if explicit:
+        other = [n for n in _readers(text.strip()) if n != explicit]
+        if other and explicit not in _readers(text.strip()):
+            raise ArchitectureError(f"architecture {text.strip()[:80]!r} is one of space "
+                                    f"{other[0]}, not of --space {explicit}")
         return explicit
     stripped = text.strip()
     if stripped.startswith("{"):
@@ -109,19 +113,26 @@ def space_of(text: str, explicit: str | None, default: str) -> str:
     if ":" in stripped and re.fullmatch(r"[A-Za-z][\w-]*", head):  # "v9:c3,..."
         raise ArchitectureError(f"architecture {stripped!r} names space {head!r}, which does not "
                                 f"exist (spaces: {', '.join(list_spaces())})")
-    accepted = []
-    for name in list_spaces():
-        try:
-            get_space(name).from_string(stripped)
-            accepted.append(name)
-        except (ArchitectureError, ValueError):
-            pass
+    accepted = _readers(stripped)
     if len(accepted) == 1:
         return accepted[0]
     # None reads it: let the parser of the space it looks like say what is wrong (a
     # depth space's "lacks the space prefix" would mislead about a broken NB201 cell).
-    if stripped.startswith("|") and "nb201" in list_spaces():
+    if ("|" in stripped or "~" in stripped) and "nb201" in list_spaces():
         return "nb201"
-    if stripped.startswith("Genotype(") and "darts" in list_spaces():
+    if stripped.lower().startswith("genotype(") and "darts" in list_spaces():
         return "darts"
     return default
+
+
+def _readers(text: str) -> list[str]:
+    """The spaces whose parser reads `text` (a string or JSON)."""
+    from depthnas.spaces import ArchitectureError, get_space, list_spaces
+    accepted = []
+    for name in list_spaces():
+        try:
+            get_space(name).parse(text)
+            accepted.append(name)
+        except (ArchitectureError, ValueError):
+            pass
+    return accepted

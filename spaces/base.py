@@ -120,6 +120,14 @@ class SearchSpace(ABC):
                                     f"got {a.space!r} and {b.space!r}")
         return sum(x != y for x, y in zip(a.genes, b.genes))
 
+    def _from_prefixed(self, text: str) -> Arch:
+        """from_string, also taking "nb201:|...|": depth strings carry their space's
+        name, so a user may well write it before the strings that do not."""
+        prefix = f"{self.name}:"
+        if text.startswith(prefix) and not self.to_string(self.sample(random.Random(0))).startswith(prefix):
+            text = text[len(prefix):].strip()
+        return self.from_string(text)
+
     def parse(self, text_or_json: str | dict[str, Any]) -> Arch:
         """Accept either form: a dict/JSON text, or the compact string. Anything
         malformed raises ArchitectureError quoting the input."""
@@ -135,7 +143,7 @@ class SearchSpace(ABC):
                                     f"not {type(data).__name__}")
         try:
             if isinstance(data, str):
-                return self.from_string(data.strip())
+                return self._from_prefixed(data.strip())
             if "string" in data and set(data) <= {"space", "string"}:  # JSON with the string only
                 if data.get("space", self.name) != self.name:
                     raise ArchitectureError(f"architecture JSON is for space {data['space']!r}, "

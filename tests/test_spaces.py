@@ -195,6 +195,27 @@ def test_train_finds_the_space_of_an_unprefixed_architecture():
     assert space_of(nb, "nb201", "v1-sync") == "nb201"
 
 
+def test_an_architecture_of_another_space_is_named_as_such():
+    """A valid NB201 string under --space v1-sync, one missing its leading '|', or a
+    genotype(...) in lower case were all told they lacked a depth prefix like
+    'v1-sync:c3,...'; "nb201:|...|" was a broken node group."""
+    from depthnas.arch_arg import space_of
+    nb = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    with pytest.raises(ArchitectureError, match="is one of space nb201, not of --space v1-sync"):
+        space_of(nb, "v1-sync", "v1-sync")
+    with pytest.raises(ArchitectureError, match="is one of space v1-sync, not of --space nb201"):
+        space_of("v1-sync:c3,skip,none,c1,ap", "nb201", "v1-sync")
+    assert space_of(nb[1:], None, "v1-sync") == "nb201"  # its own parser says what is wrong
+    with pytest.raises(ArchitectureError, match="must start and end with '|'"):
+        get_space("nb201").parse(nb[1:])
+    assert space_of("genotype(normal=[])", None, "v1-sync") == "darts"
+    assert space_of(f"nb201:{nb}", None, "v1-sync") == "nb201"
+    assert get_space("nb201").parse(f"nb201:{nb}") == get_space("nb201").parse(nb)
+    # a depth string keeps its prefix: a broken one is not read without it
+    with pytest.raises(ArchitectureError, match="unknown edge op 'c9'"):
+        get_space("v1-sync").parse("v1-sync:c9,skip,none,c1,ap")
+
+
 def test_arch_files_a_run_writes_are_read_or_pointed_to_best_arch_json(tmp_path):
     """A training's result.json names its architecture; a search's results.json and
     search_N.json and a landmark store hold many. All were "needs a 'blocks' list"."""
