@@ -125,7 +125,9 @@ def _assign_groups(refs: list[SampleRef], seed: int, val_fraction: float, reg_fr
             train += g
     if len(train) >= max(1, n_train // 2):
         return train, reg, val
-    logger.warning("too few scene groups (%d) for a scene-level split; splitting per sample", len(names))
+    logger.warning("too few scene groups (%d) for a scene-level split; splitting per sample, so "
+                   "frames of one scene may sit in two splits (near-duplicates in train and val)",
+                   len(names))
     flat = [r for k in order for r in groups[names[k]]]
     return flat[n_val + n_reg:], flat[n_val:n_val + n_reg], flat[:n_val]
 
