@@ -256,7 +256,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from . import distributed
     from .pipeline import run
+    from .data import check_data_fits_space
     cfg = build_config(args)
+    check_data_fits_space(cfg)
     check_model_builds(cfg, get_space(cfg.space))
     _join_ranks(cfg)
     fixed_shape_kernels()
@@ -271,7 +273,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from . import distributed
-    from .data import check_recorded_splits, load_splits
+    from .data import check_data_fits_space, check_recorded_splits, load_splits
     from .models import is_classification
     from .standalone import ARCH_FILE, other_training, recipe, train_standalone, trained_arch
     from .task import make_task
@@ -286,6 +288,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         space = get_space(cfg.space)
         arch = space.parse(text)
     config_mod.validate(cfg)  # again: checked above for the preset's space, not --arch's
+    check_data_fits_space(cfg)
     check_model_builds(cfg, space)
     out = Path(cfg.out)
     trained = trained_arch(out)

@@ -7,19 +7,27 @@ from .config import Config
 from .io import read_json
 
 
-def load_splits(cfg: Config):
-    from depthnas.datasets.classification import build_classification_splits, is_classification_spec
+def check_data_fits_space(cfg: Config) -> None:
+    """Depth data for a depth space, images with labels for a classification one:
+    checked by the commands before a run folder is written (a mismatch would fail
+    deep in the first training step, with no 'label' or 'target')."""
+    from depthnas.datasets.classification import is_classification_spec
     from depthnas.spaces import get_space
     d = cfg.data
     classifies = getattr(get_space(cfg.space), "task_kind", "depth") == "classification"
-    # A mismatch would otherwise fail deep in the first training step (no 'label' / 'target').
-    if classifies != is_classification_spec(d.spec):
-        if classifies:
-            raise ValueError(f"space {cfg.space} classifies images: use --data digits (embedded) "
-                             f"or --data cifar10:PATH, not {d.spec!r}")
+    if classifies and not is_classification_spec(d.spec):
+        raise ValueError(f"space {cfg.space} classifies images: use --data digits (embedded) "
+                         f"or --data cifar10:PATH, not {d.spec!r}")
+    if not classifies and is_classification_spec(d.spec):
         raise ValueError(f"{d.spec!r} is a classification dataset; use it with a classification "
                          f"space (nb201, darts), not {cfg.space}")
-    if classifies:
+
+
+def load_splits(cfg: Config):
+    from depthnas.datasets.classification import build_classification_splits, is_classification_spec
+    d = cfg.data
+    check_data_fits_space(cfg)
+    if is_classification_spec(d.spec):
         splits = build_classification_splits(d.spec, seed=cfg.seed, val_fraction=d.val_fraction,
                                              reg_fraction=d.reg_fraction, augment=d.augment)
         if splits.num_classes > cfg.model.num_classes:

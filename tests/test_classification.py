@@ -413,6 +413,21 @@ def test_train_checks_its_settings_for_the_space_its_arch_names(tmp_path, capsys
         assert not out.exists()
 
 
+def test_data_of_the_other_task_is_refused_before_the_run_folder_is_written(tmp_path, capsys):
+    """Found when the splits were loaded: the run folder (config.yaml, arch.json) was
+    written by then, and the rerun with the right --data had to name a new one."""
+    from depthnas.cli import main
+    nb201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    for argv, says in ((["train", "--arch", nb201], "space nb201 classifies images: use --data digits"),
+                       (["search", "--space", "nb201"], "space nb201 classifies images"),
+                       (["search", "--data", "digits"], "'digits' is a classification dataset; use it "
+                                                        "with a classification space")):
+        out = tmp_path / "run"
+        assert main([*argv, "--out", str(out)]) == 2
+        assert says in capsys.readouterr().err
+        assert not out.exists()
+
+
 def test_a_parameter_budget_names_what_sizes_a_classifier(tmp_path, capsys):
     from depthnas.cli import main
     assert main(["search", "--space", "nb201", "--data", "digits", "--max-params", "1000",
