@@ -134,6 +134,10 @@ def _check_paths_remain(cfg: Config, saved: Path) -> None:
         gone.append(f"data.spec {cfg.data.spec}")
     if weights and not Path(weights).is_file():
         gone.append(f"model.backbone_weights {weights}")
+    if gone and not holds_run(saved.parent):  # a start that failed: never read, not moved
+        raise config_mod.ConfigError(
+            f"nothing has run in {saved.parent} yet, and its {' and '.join(gone)} is not "
+            "there: start it again without --resume, naming where the data is")
     if gone:
         raise config_mod.ConfigError(
             f"the run's {' and '.join(gone)} (from {saved}) is not there any more. If it moved, "

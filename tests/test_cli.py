@@ -511,7 +511,20 @@ def test_a_parameter_budget_no_architecture_meets_is_refused_before_training(tmp
     err = capsys.readouterr().err
     assert "search.max_params=1,000: no v1-sync architecture fits" in err
     assert "v1-sync:none,none,none,none,none" in err  # the backbone and head alone
-    assert not (out / "config.yaml").exists()  # nothing written: a retry starts clean
+    assert not out.exists()  # nothing written, not even the lock's folder: a retry starts clean
+
+
+def test_resuming_a_start_that_failed_on_missing_data_says_to_start_again(tmp_path, capsys):
+    """A start refused for data that is not there leaves config.yaml; --resume then
+    said the data was "not there any more" and to link its old path: it never was."""
+    out = tmp_path / "r"
+    assert main(["search", *TINY, "--data", f"folder:{tmp_path / 'nowhere'}", "--out", str(out)]) == 2
+    assert (out / "config.yaml").is_file()
+    capsys.readouterr()
+    assert main(["search", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"nothing has run in {out} yet" in err and "without --resume" in err
+    assert "link" not in err
 
 
 def test_more_new_candidates_than_the_population_is_refused(capsys):
