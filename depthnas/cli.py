@@ -324,11 +324,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         score = make_task(space, cfg.standalone.loss).score_name
         print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
               f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
-        _warn_if_no_better_than_constant(result, classifies=is_classification(space))
+        _warn_if_no_better_than_constant(result, classifies=is_classification(space),
+                                         pretrained=cfg.model.backbone_weights is not None)
     return 0
 
 
-def _warn_if_no_better_than_constant(result: dict, classifies: bool = False) -> None:
+def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
+                                     pretrained: bool = False) -> None:
     base = result.get("constant_prediction_loss")
     from .evaluation import learned_nothing
     if not learned_nothing(result["val_loss"], base):
@@ -340,8 +342,9 @@ def _warn_if_no_better_than_constant(result: dict, classifies: bool = False) -> 
         return
     print(f"warning: a constant prediction scores {base:.5f}: this model learned (almost) "
           "nothing. An output of zeros everywhere means the head's final ReLU died; try a "
-          "lower --set standalone.lr=..., more --epochs, or a pretrained backbone "
-          "(--backbone-weights FILE)", file=sys.stderr)
+          "lower --set standalone.lr=... or more --epochs" +
+          ("" if pretrained else ", or a pretrained backbone (--backbone-weights FILE)"),
+          file=sys.stderr)
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:

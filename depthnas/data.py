@@ -44,11 +44,14 @@ def load_splits(cfg: Config):
 SPLIT_NAMES = ("train", "reg", "val")
 
 
-def check_recorded_splits(splits, path: str | Path) -> None:
+def check_recorded_splits(splits, path: str | Path, *, only: str | None = None,
+                          advice: str = "restore the data as it was, or start a new run "
+                                        "(another --out)") -> None:
     """Refuse when the data no longer splits as `path` (a run's splits.json) recorded
     at the run's start. The split is drawn from the files found, so a data set that
     gained or lost files splits differently: a resumed run would train on its own
-    validation samples, and an evaluation of its split would score training ones."""
+    validation samples, and an evaluation of its split would score training ones.
+    `only`: the one split that must match (an evaluation of it needs no more)."""
     from depthnas.datasets.io import DatasetError
     path = Path(path)
     if not path.is_file():
@@ -61,7 +64,7 @@ def check_recorded_splits(splits, path: str | Path) -> None:
             for k in SPLIT_NAMES)):
         raise DatasetError(f"{path} is not a record of splits (a JSON object with lists of "
                            f"sample ids under {', '.join(SPLIT_NAMES)}); restore the run's own")
-    if all(set(recorded[k]) == set(now[k]) for k in SPLIT_NAMES):
+    if all(set(recorded[k]) == set(now[k]) for k in ([only] if only else SPLIT_NAMES)):
         return
     was = {i: k for k in SPLIT_NAMES for i in recorded[k]}
     is_ = {i: k for k in SPLIT_NAMES for i in now[k]}
@@ -76,4 +79,4 @@ def check_recorded_splits(splits, path: str | Path) -> None:
         f"{now.get('spec') or 'the data'} no longer splits as {path} recorded when the run "
         f"started: {listed(added, 'sample(s) added')}, {listed(gone, 'gone')}, "
         f"{listed(moved, 'moved between splits')}. Using it would mix the run's training "
-        "and validation samples; restore the data as it was, or start a new run (another --out).")
+        f"and validation samples; {advice}.")

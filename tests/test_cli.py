@@ -381,7 +381,13 @@ def test_train_warns_when_the_model_is_no_better_than_a_constant(tmp_path, capsy
                  "--out", str(out)]) == 0
     result = json.loads((out / "result.json").read_text())
     assert result["val_loss"] >= 0.99 * result["constant_prediction_loss"] > 0
-    assert "learned (almost) nothing" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "learned (almost) nothing" in err and "(--backbone-weights FILE)" in err
+    # a training that had pretrained weights is not told to use some
+    from depthnas.cli import _warn_if_no_better_than_constant
+    _warn_if_no_better_than_constant(result, pretrained=True)
+    err = capsys.readouterr().err
+    assert "learned (almost) nothing" in err and "--backbone-weights" not in err
 
 
 def test_bad_architecture_is_a_clear_error(tmp_path, capsys):
@@ -1215,7 +1221,19 @@ def test_a_run_refuses_data_that_no_longer_splits_as_it_recorded(tmp_path, capsy
         assert f"no longer splits as {out / 'splits.json'} recorded" in err, err
         assert ("4 sample(s) added (images/s010.jpg, images/s011.jpg, images/s012.jpg, ...), "
                 "0 gone, 4 moved between splits (images/s") in err
+        assert ("score every sample (--split all)" in err) == (command[0] == "evaluate")
     assert (out / "splits.json").read_text() == recorded
+    # an evaluation of the validation split needs only that split as recorded
+    make_folder(root, n=10)
+    for extra in root.glob("*/s01[0-3].*"):
+        extra.unlink()
+    edited = json.loads(recorded)
+    edited["reg"].append(edited["train"].pop())
+    (out / "splits.json").write_text(json.dumps(edited))
+    assert main(["evaluate", "--checkpoint", str(out), "--split", "val", "--no-progress"]) == 0
+    assert main(["evaluate", "--checkpoint", str(out), "--split", "reg", "--no-progress"]) == 2
+    assert main(train + ["--resume"]) == 2
+    (out / "splits.json").write_text(recorded)
     # the whole folder is no split of the run's, and --seed draws one anew, on purpose
     assert main(["evaluate", "--checkpoint", str(out), "--split", "all", "--no-progress"]) == 0
     assert main(["evaluate", "--checkpoint", str(out), "--split", "val", "--seed", "3",
