@@ -400,11 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--truth", required=True, help="JSON/CSV table: architecture -> stand-alone loss")
     r.add_argument("--threshold", type=float, default=None, help="sparse Kendall tau bin width")
     r.add_argument("--limit", type=int, default=None, help="score a random sample of at most this many architectures (seeded by the run's seed)")
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_rank)
 
     for register in _extensions():
         register(sub)
+    for action in sub._choices_actions:  # `depthnas X --help` opens with what X does
+        command = sub.choices[action.dest]
+        command.description = command.description or action.help
     return p
 
 

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "fail above 1e-4 relative difference")
     e.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
                    help="auto: torch.export-based (dynamo) exporter, falling back to the "
-                        "legacy TorchScript one if it fails; legacy is ~20x faster")
+                        "legacy TorchScript one if it fails (or cannot write the --opset asked for); legacy is a few times faster")
     e.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18, >= 17)")
     e.set_defaults(func=cmd_export)
 

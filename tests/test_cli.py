@@ -1351,3 +1351,16 @@ def test_the_wall_time_includes_the_final_scoring(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert len(results["architectures"]) == 7  # 7 s of scoring
     assert results["elapsed_s"] >= wall - 4
+
+
+def test_every_command_s_help_says_what_it_does():
+    """`depthnas export --help` (and predict, evaluate, demo) listed options only."""
+    import argparse
+
+    from depthnas.cli import build_parser
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {"search", "train", "export", "predict", "evaluate", "demo", "rank"} <= set(sub.choices)
+    for name, command in sub.choices.items():
+        assert command.description, name
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings}"
