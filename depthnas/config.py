@@ -185,6 +185,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, (list, tuple, dict)) or (value is None and hint is not str) or \
                 (isinstance(value, bool) and hint is not str):  # `seed: true` is no number
             raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        if hint is int and isinstance(value, str):  # YAML reads 3e7 as text, not a number
+            try:
+                value = float(value) if not value.strip().lstrip("+-").isdigit() else value
+            except ValueError:
+                pass
         if hint is int and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{where}: expected a whole number, got {value!r}")
         try:

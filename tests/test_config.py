@@ -37,6 +37,15 @@ def test_errors_name_the_key():
         C.load("/nonexistent.yaml")
 
 
+def test_a_whole_number_in_exponent_form_is_read(tmp_path):
+    """YAML reads `max_params: 3e7` as the text '3e7': refused as "expected int"."""
+    (tmp_path / "c.yaml").write_text("search:\n  max_params: 3e7\nseed: '12'\n")
+    cfg = C.load(tmp_path / "c.yaml")
+    assert cfg.search.max_params == 30_000_000 and cfg.seed == 12
+    with pytest.raises(C.ConfigError, match="expected a whole number, got 2500.5"):
+        C.apply_dotted(C.Config(), ["search.max_params=2.5005e3"])
+
+
 def test_image_size_forms():
     cfg = C.apply_dotted(C.Config(), ["data.image_size=128"])
     assert cfg.data.image_size == (128, 128)
