@@ -103,6 +103,8 @@ class SearchRun:
         params = PathParameters(self.space, self.cfg.model) if from_table else None
         looked_up = {s: {"val_loss": self.truth[s], "params": params(self.space.from_string(s))}
                      for s in from_table}
+        for s in from_table:
+            self.say(f"  from the truth table [{role}] {s}: {self.truth[s]:.5f}")
         todo = [s for s in strings if s not in looked_up and self.store.find(s, rec) is None]
         owner = {s: r for r in range(world) for s in dist.shard(todo, r, world)}
         mine: dict[str, dict[str, Any]] = {}
@@ -135,6 +137,8 @@ class SearchRun:
             self.trained[a] = {"arch": s, "val_loss": entry["val_loss"], "role": role,
                                "params": entry.get("params"),
                                "model": str(model) if model else None}
+            if s in looked_up:  # not trained in this run: say where the loss is from
+                self.trained[a]["source"] = "truth table"
             if world > 1 and s in results:
                 self.trained[a]["trained_on_rank"] = results[s][0]
             losses.append(entry["val_loss"])
@@ -332,7 +336,7 @@ class SearchRun:
                 self._log({"phase": "search", "iteration": t + 1, "evaluated": len(ranked),
                            "at_constant_level": flat, "best_supernet_score": ranked[0][1],
                            "best": space.to_string(ranked[0][0])}, "phase", "iteration")
-                self.say(f"  searched {len(ranked)} architectures; training the top {len(top)}" +
+                self.say(f"  searched {len(ranked)} architectures; taking the top {len(top)}" +
                          (f" ({flat} super-net path(s) at a constant prediction's level rank last)"
                           if flat else ""))
             top = [space.from_string(s) for s in dist.broadcast_object(top)]

@@ -166,10 +166,13 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         arch = a["arch"].replace("|", "\\|")  # NB201 strings: a bare | splits the table cell
         dead = " *" if learned_nothing(a["val_loss"], constant) else ""
         flat = " *" if at_constant_level(a["supernet_score"], search_constant) else ""
-        lines.append(f"| `{arch}` | {a['role']} | {a['val_loss']:.5f}{dead} | "
+        table = " (table)" if a.get("source") == "truth table" else ""
+        lines.append(f"| `{arch}` | {a['role']} | {a['val_loss']:.5f}{dead}{table} | "
                      f"{a['supernet_score']:.5f}{flat} |")
     if constant is not None:
         lines += ["", "\\* at a constant prediction's level: the model (or super-net path) "
                       "learned nothing, and its order among such scores is noise"]
+    if any(a.get("source") == "truth table" for a in archs):
+        lines += ["", "(table): looked up in `search.truth_table`, not trained in this run"]
     path = atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     return path

@@ -270,9 +270,13 @@ def test_a_search_with_a_truth_table_keeps_its_values_out_of_the_landmark_store(
     store = tmp_path / "store.json"
     assert main(["search", *TINY, "--out", str(tmp_path / "run"), "--landmarks", str(store),
                  "--set", f"search.truth_table={tmp_path / 'truth.json'}"]) == 0
-    assert "training stand-alone" not in capsys.readouterr().out  # the same run: all looked up
+    out = capsys.readouterr().out
+    assert "training stand-alone" not in out  # the same run: all looked up, and said so
+    assert "from the truth table [landmark] " in out and "training the top" not in out
     looked_up = json.loads((tmp_path / "run" / "results.json").read_text())["architectures"]
     assert {a["arch"]: a["val_loss"] for a in looked_up} == truth
+    assert {a.get("source") for a in looked_up} == {"truth table"}
+    assert "not trained in this run" in (tmp_path / "run" / "report.md").read_text()
     assert not store.exists() or json.loads(store.read_text())["entries"] == []
 
 
