@@ -34,7 +34,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     import socket
     try:
-        socket.getaddrinfo(args.host, args.port)
+        family = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0][0]
     except (socket.gaierror, UnicodeError) as err:
         print(f"error: --host {args.host!r} is not an address this machine can resolve ({err})",
               file=sys.stderr)
@@ -54,6 +54,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 2
         print(f"using the newest run: {run}")
         model = run
+    try:  # before the model loads and "starting the demo" is printed
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            probe.bind((args.host, args.port))
+    except OSError as err:
+        return _cannot_serve(args, err)
     from depthnas.export.inference import load_estimator
 
     from .demo import DepthDemo, launch
@@ -67,13 +73,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 if main_thread else None)
     try:
         launch(demo, args.host, args.port, block=True)
-    except OSError as err:  # the port is taken, or the host is not this machine's
-        print(f"error: cannot serve on {args.host}:{args.port} ({err}): the port is taken (pass "
-              "another --port) or the host is not an address of this machine",
-              file=sys.stderr)
-        return 2
+    except OSError as err:  # taken since the probe above
+        return _cannot_serve(args, err)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
         demo.close()
     return 0
+
+
+def _cannot_serve(args: argparse.Namespace, err: OSError) -> int:
+    print(f"error: cannot serve on {args.host}:{args.port} ({err}): the port is taken (pass "
+          "another --port) or the host is not an address of this machine", file=sys.stderr)
+    return 2

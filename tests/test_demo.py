@@ -104,14 +104,19 @@ def test_newest_depth_run_is_found_past_a_classification_one(tmp_path: Path, mak
 
 def test_bad_device_and_busy_port_are_messages(run_dir: Path, capsys) -> None:
     import socket
-    assert main(["demo", "--model", str(run_dir), "--device", "gpu"]) == 2
+    with socket.socket() as free:  # not 7860: the demo_server fixture may hold it
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    assert main(["demo", "--model", str(run_dir), "--device", "gpu", "--port", str(port)]) == 2
     assert "unknown device 'gpu'" in capsys.readouterr().err
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         assert main(["demo", "--model", str(run_dir), "--port", str(port)]) == 2
-    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert f"cannot serve on 127.0.0.1:{port}" in captured.err
+    assert "starting the demo" not in captured.out  # said before the model loads
     assert main(["demo", "--model", str(run_dir), "--port", "99999"]) == 2
     assert "--port 99999 is not a port number" in capsys.readouterr().err
     assert main(["demo", "--model", str(run_dir), "--host", "999.1.1.1"]) == 2
