@@ -75,10 +75,9 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
         arr = np.asarray(im)
         if im.mode == "F":
-            arr = arr.astype(np.float64)
-            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-            arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-            grey = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
+            if not np.isfinite(arr).any():  # NaN or inf everywhere: no picture to predict on
+                raise ValueError("no finite pixel value in this float image")
+            grey = np.round(_normalise01(arr) * 255.0).astype(np.uint8)  # over finite pixels
         else:
             grey = to_uint8(arr)
         return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))

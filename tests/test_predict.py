@@ -1,6 +1,7 @@
 """`depthnas predict` and the two inference backends behind it."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -78,6 +79,21 @@ def test_a_12_bit_image_in_a_16_bit_file_uses_the_8_bit_range(tmp_path: Path) ->
     Image.fromarray(np.linspace(0, 4095, 40 * 60).reshape(40, 60).astype(np.uint16)).save(path)
     rgb = read_rgb(path)
     assert rgb.min() == 0 and rgb.max() == 255  # was 0..15: almost black
+
+
+def test_a_float_image_is_scaled_over_its_finite_pixels_and_an_all_nan_one_named(tmp_path: Path) -> None:
+    """inf made every pixel NaN (black); an all-NaN image leaked numpy's "All-NaN slice"
+    warning and was predicted as a black picture."""
+    ramp = np.linspace(-1, 3, 30 * 40, dtype=np.float32).reshape(30, 40)
+    ramp[0, 0], ramp[0, 1] = np.inf, np.nan
+    Image.fromarray(ramp).save(tmp_path / "f.tif")
+    grey = read_rgb(tmp_path / "f.tif")[..., 0]
+    assert grey.max() == 255 and grey[0, 2] == 0 and 100 < grey.mean() < 155  # finite range
+    Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImageReadError, match="nan.tif: not a readable image .no finite pixel"):
+            read_rgb(tmp_path / "nan.tif")
 
 
 def test_a_32_bit_integer_grey_image_is_scaled_by_its_bit_length(tmp_path: Path) -> None:
