@@ -33,8 +33,7 @@ from . import config as config_mod
 from . import distributed as dist
 from .config import Config
 from .data import check_recorded_splits, load_splits
-from .evaluation import (PathEvaluator, at_constant_level, constant_score, learned_nothing,
-                         search_order)
+from .evaluation import PathEvaluator, at_constant_level, constant_score, search_order
 from .evolution import run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
@@ -413,7 +412,7 @@ class SearchRun:
         atomic_write_json(self.out / "results.json", summary)
         self._log({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},
                   "phase")
-        from .report import write_report
+        from .report import warnings_of, write_report
         write_report(self.out, summary)
         self.say(f"best architecture: {best_json['string']}  stand-alone validation "
                  f"{summary['score_name']} {best['val_loss']:.5f}  ({self.out / 'best_arch.json'})")
@@ -421,29 +420,10 @@ class SearchRun:
             self.say(f"super-net ranking on {ranking['n']} random architectures trained "
                      f"stand-alone: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "
                      f"{ranking['sparse_kendall_tau']:+.3f} (threshold {ranking['sparse_threshold']:.2g})")
-        self._warn_if_collapsed(constant, self.search_constant)
+        for note in warnings_of(summary):
+            self.say(f"warning: {note}")
         self.say(f"done in {elapsed / 60:.1f} min; report: {self.out / 'report.md'}")
         return summary
-
-    def _warn_if_collapsed(self, constant: float | None,
-                           search_constant: float | None = None) -> None:
-        """Say so when models scored no better than predicting one value everywhere (a
-        head whose final ReLU died): such a score ranks nothing. The search ranks such
-        super-net paths last, so a pick at that level means it found too few live ones."""
-        if constant is None:
-            return
-        trained = list(self.trained.values())
-        dead = [r for r in trained if learned_nothing(r["val_loss"], constant)]
-        if dead:
-            self.say(f"warning: {len(dead)} of {len(trained)} architectures trained stand-alone "
-                     f"scored no better than a constant prediction ({constant:.5f}): they learned "
-                     "nothing; more --standalone-epochs or a lower --set standalone.lr=... help")
-        if self.flat_picks:
-            self.say(f"warning: {self.flat_picks} of the {self.picks} architectures the search "
-                     f"picked were at a constant prediction's level "
-                     f"({constant if search_constant is None else search_constant:.5f}) in the "
-                     "super-net: those paths ignore their input, and were picked for want "
-                     "of live ones; train the super-net longer (--epochs) or search more candidates")
 
 
 def run(cfg: Config, **kw) -> dict[str, Any]:

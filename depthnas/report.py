@@ -91,8 +91,9 @@ def _count(n: int | None) -> str:
     return "unknown" if n is None else f"{n:,}"
 
 
-def _warnings(summary: dict[str, Any]) -> list[str]:
-    """What the console warned about, for a reader of report.md alone."""
+def warnings_of(summary: dict[str, Any]) -> list[str]:
+    """What is wrong with a search's results: printed at its end, and listed in
+    report.md for its reader."""
     archs, ranking = summary["architectures"], summary.get("ranking")
     constant = summary.get("constant_prediction_loss")
     notes = []
@@ -100,11 +101,15 @@ def _warnings(summary: dict[str, Any]) -> list[str]:
     if dead:
         notes.append(f"{len(dead)} of {len(archs)} architectures trained stand-alone scored no "
                      f"better than a constant prediction ({constant:.5f}): they learned nothing "
-                     "(marked * below); more epochs or a lower learning rate help")
-    if summary.get("flat_picks"):
+                     "(marked * in the report's table); more --standalone-epochs or a lower "
+                     "--set standalone.lr=... help")
+    level = summary.get("search_constant_loss")
+    level = constant if level is None else level  # the level of the batches it scored on
+    if summary.get("flat_picks") and level is not None:
         notes.append(f"{summary['flat_picks']} of the {summary['picks']} architectures the search "
-                     "picked were at a constant prediction's level in the super-net: it found "
-                     "too few live paths; train the super-net longer (--epochs)")
+                     f"picked were at a constant prediction's level ({level:.5f}) in the "
+                     "super-net: those paths ignore their input, and were picked for want of "
+                     "live ones; train the super-net longer (--epochs) or search more candidates")
     if ranking is None:
         notes.append(f"no ranking measured: it needs at least 2 random architectures trained "
                      f"stand-alone, and `search.rank_samples` is {summary.get('rank_samples', 0)} "
@@ -140,7 +145,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         lines.append(f"- a constant prediction's validation {score}: {constant:.5f} (a model "
                      "that learned nothing scores about this)")
     lines.append("")
-    notes = _warnings(summary)
+    notes = warnings_of(summary)
     if notes:
         lines += ["## Warnings", "", *(f"- {n}" for n in notes), ""]
     if ranking:

@@ -1071,28 +1071,25 @@ def test_rank_says_a_train_run_is_not_a_search_run(run_dir, tmp_path, capsys):
 
 def test_a_search_says_when_its_models_or_its_picks_are_at_a_constant_prediction_s_level():
     """make search once picked super-net paths that output one value everywhere (their
-    loss, the target variance, beat the live paths') and said nothing."""
-    from depthnas.pipeline import SearchRun
-    run, said = SearchRun.__new__(SearchRun), []
-    run.say = said.append
-    run.trained = {i: {"role": role, "val_loss": loss, "supernet_score": score}
-                   for i, (role, loss, score) in enumerate([
-                       ("landmark", 0.174, 0.2026), ("top-1", 0.20036, 0.20036),
-                       ("top-1", 0.193, 0.20036), ("top-2", 0.173, 0.2051)])}
-    run.picks, run.flat_picks = 3, 0  # the picks' scores when they were picked
-    run._warn_if_collapsed(0.20036)
+    loss, the target variance, beat the live paths') and said nothing. What it says at
+    its end is what report.md lists."""
+    from depthnas.report import warnings_of
+    archs = [{"role": role, "val_loss": loss, "supernet_score": score}
+             for role, loss, score in [("landmark", 0.174, 0.2026), ("top-1", 0.20036, 0.20036),
+                                       ("top-1", 0.193, 0.20036), ("top-2", 0.173, 0.2051)]]
+    summary = {"architectures": archs, "constant_prediction_loss": 0.20036, "picks": 3,
+               "flat_picks": 0, "ranking": {"n": 12, "kendall_tau": 0.5}}
+    said = warnings_of(summary)
     assert any("1 of 4 architectures trained stand-alone scored no better than a constant" in m
                for m in said)
     # the final super-net scores two picks at that level, but they were live when picked
     assert not any("picked" in m for m in said)
-    said.clear()
-    run.flat_picks = 2
-    run._warn_if_collapsed(0.20036, 0.19)  # the level of the batches the search scored on
+    summary.update(flat_picks=2, search_constant_loss=0.19)  # the level the search scored at
     assert any("2 of the 3 architectures the search picked were at a constant" in m
-               and "level (0.19000)" in m and "for want of live ones" in m for m in said)
-    said.clear()
-    run._warn_if_collapsed(None)  # classification: no constant level
-    assert not said
+               and "level (0.19000)" in m and "for want of live ones" in m
+               for m in warnings_of(summary))
+    summary.update(constant_prediction_loss=None, search_constant_loss=None)
+    assert not warnings_of(summary)  # classification: no level to be at
 
 
 def test_the_search_picks_live_paths_before_paths_at_the_constant_level(tmp_path, monkeypatch,
