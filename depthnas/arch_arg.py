@@ -91,7 +91,7 @@ def space_of(text: str, explicit: str | None, default: str) -> str:
     """The space an architecture belongs to: --space if given, else what the text
     names (JSON "space", a "v1-sync:" prefix), else the one space whose parser
     accepts it (NB201's "|op~0|+..." and DARTS' "Genotype(...)" carry no name)."""
-    from depthnas.spaces import ArchitectureError, get_space, list_spaces
+    from depthnas.spaces import ArchitectureError, list_spaces
     if explicit:
         other = [n for n in _readers(text.strip()) if n != explicit]
         if other and explicit not in _readers(text.strip()):

@@ -56,7 +56,7 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
                               augment=False, skip_bad=skip_bad, depth_kind=depth_kind, **fractions)
         if recorded is not None and split != "all":
             check_recorded_splits(splits, recorded, only=split, advice=(
-                f"restore the data as it was, or score every sample (--split all)"))
+                "restore the data as it was, or score every sample (--split all)"))
         parts = {"train": splits.train, "reg": splits.reg, "val": splits.val}
         chosen = [splits.train] if split == "all" else [parts[split]]
     for ds in chosen:

@@ -16,7 +16,7 @@ one batch holds 50 MB of features; SPOS-style recalibration uses a few hundred).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -219,11 +219,17 @@ def at_constant_level(score: float, constant: float | None) -> bool:
     return constant is not None and abs(score - constant) <= 1e-3 * constant
 
 
-def search_order(score: float, constant: float | None) -> tuple[bool, float]:
-    """The order in which a search picks super-net paths: by score, except that paths
-    at a constant prediction's level come after every other. Such a path's output
-    collapsed in the shared weights, so its score (for depth, the target variance)
-    says nothing about the architecture, yet it beats live paths that a short
-    super-net training left slightly worse than a constant: `make search` used to
-    pick them."""
-    return at_constant_level(score, constant), score
+def collapsed(space: Any, arch: Any, score: float, constant: float | None) -> bool:
+    """A super-net path whose output ignores its input, so that its score says nothing
+    about the architecture: by the architecture itself (a dead cell cutting the input
+    off, `space.ignores_input`), or in the shared weights (a head whose final ReLU
+    died: a constant prediction's score)."""
+    return space.ignores_input(arch) or at_constant_level(score, constant)
+
+
+def search_order(space: Any, constant: float | None) -> Callable[[Any, float], tuple[bool, float]]:
+    """The order in which a search picks super-net paths: by score, except that
+    collapsed paths come after every other. Their score (for depth, about the target
+    variance) beats live paths that a short super-net training left slightly worse
+    than a constant: `make search` used to pick them, and report one as its best."""
+    return lambda arch, score: (collapsed(space, arch, score, constant), score)

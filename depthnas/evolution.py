@@ -3,7 +3,7 @@
 Fitness is a score to minimise (the super-net validation loss of a path after BN
 recalibration). Every generation is checkpointed, so a long search resumes.
 
-An `order` (a sort key of a score; default: the score) decides the ranking, for
+An `order` (a sort key of an architecture and its score; default: the score) decides the ranking, for
 parents and for the result alike; the recorded scores stay the true values. The
 search pipeline uses it to rank last the paths whose score says nothing about the
 architecture (`evaluation.search_order`).
@@ -26,7 +26,7 @@ from .io import atomic_write_json, read_json
 log = logging.getLogger("depthnas.evolution")
 Score = Callable[[Arch], float]
 Constraint = Callable[[Arch], bool]
-Order = Callable[[float], Any]
+Order = Callable[[Arch, float], Any]
 # Random draws in a row that may all be duplicates or break the constraint before
 # the space counts as exhausted: with a budget that admits 8% of a space, 50 misses
 # in a row happen in 1.5% of draws, which cut generations short; 1000 in 10^-36.
@@ -84,12 +84,12 @@ class Search:
         raise ValueError(f"no {self.space.name} architecture to score: {why}")
 
     def ranked(self) -> list[tuple[Arch, float]]:
-        order = self.order or (lambda score: score)
+        order = self.order or (lambda arch, score: score)
 
         def key(item: tuple[Arch, float]) -> tuple:
             # NaN compares false with everything: left in the sort, it scrambles it
-            score = item[1]
-            return (False, order(score)) if math.isfinite(score) else (True,)
+            arch, score = item
+            return (False, order(arch, score)) if math.isfinite(score) else (True,)
         return sorted(self.scores.items(), key=key)
 
     def save(self, **state) -> None:

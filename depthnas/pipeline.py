@@ -33,7 +33,7 @@ from . import config as config_mod
 from . import distributed as dist
 from .config import Config
 from .data import check_recorded_splits, load_splits
-from .evaluation import PathEvaluator, at_constant_level, constant_score, search_order
+from .evaluation import PathEvaluator, collapsed, constant_score, search_order
 from .evolution import run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
@@ -323,21 +323,21 @@ class SearchRun:
                                     random.Random(cfg.seed * 31 + t), constraint=constraint,
                                     checkpoint=self.out / f"search_{t + 1}.json",
                                     progress=self.progress,
-                                    order=functools.partial(search_order, constant=search_constant))
+                                    order=search_order(space, search_constant))
                 picked = [(a, score) for a, score in ranked if a not in self.trained][:cfg.search.top_k]
                 top = [space.to_string(a) for a, _ in picked]
-                flat = sum(at_constant_level(score, search_constant) for _, score in ranked)
+                flat = sum(collapsed(space, a, score, search_constant) for a, score in ranked)
                 # judged when picked: the super-net keeps training, and a path live
                 # then may output a constant by the end
-                self.flat_picks += sum(at_constant_level(score, search_constant)
-                                       for _, score in picked)
+                self.flat_picks += sum(collapsed(space, a, score, search_constant)
+                                       for a, score in picked)
                 self.picks += len(picked)
                 self._log({"phase": "search", "iteration": t + 1, "evaluated": len(ranked),
                            "at_constant_level": flat, "best_supernet_score": ranked[0][1],
                            "best": space.to_string(ranked[0][0])}, "phase", "iteration")
                 self.say(f"  searched {len(ranked)} architectures; taking the top {len(top)}" +
-                         (f" ({flat} super-net path(s) at a constant prediction's level rank last)"
-                          if flat else ""))
+                         (f" ({flat} super-net path(s) ignoring their input rank last: at a "
+                          "constant prediction's level, or cut off by a dead cell)" if flat else ""))
             top = [space.from_string(s) for s in dist.broadcast_object(top)]
             for a, loss in zip(top, self.standalone(top, f"top-{t + 1}")):
                 if cfg.landmarks.enabled and t < T - 1:
@@ -364,6 +364,8 @@ class SearchRun:
         for a, rec in self.trained.items():
             rec["supernet_score"] = evaluator.score(a)
             rec["landmark"] = a in landmark_set
+            if space.ignores_input(a):  # said in the report: such a loss ranks nothing
+                rec["ignores_input"] = True
         elapsed = self._elapsed()  # the scoring above included: minutes at the paper's size
         # The best stand-alone architecture the search produced: a searched top-K or a
         # landmark (trained for the search too). Ranking samples are left out: they
@@ -373,7 +375,9 @@ class SearchRun:
         found = [(a, r) for a, r in self.trained.items()
                  if r["role"].startswith("top")
                  or (r["role"] == "landmark" and (constraint is None or constraint(a)))]
-        best_arch, best = min(found, key=lambda kv: kv[1]["val_loss"])
+        # One whose output ignores its input is no depth estimator, whatever its loss
+        # (when every model learned nothing it may score best): only for want of others.
+        best_arch, best = min(found, key=lambda kv: (space.ignores_input(kv[0]), kv[1]["val_loss"]))
         # The ranking is measured on the random sample alone, as in the paper: the
         # searched top-K are the super-net's own picks (and SPOS, with no landmarks,
         # would rank a different, larger set than SPOS + landmarks).

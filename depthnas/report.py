@@ -103,13 +103,18 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
                      f"better than a constant prediction ({constant:.5f}): they learned nothing "
                      "(marked * in the report's table); more --standalone-epochs or a lower "
                      "--set standalone.lr=... help")
+    best = next((a for a in archs if a.get("arch") == (summary.get("best") or {}).get("string")), {})
+    if best.get("ignores_input"):
+        notes.append("the best architecture found has a dead cell: its output is the same for "
+                     "every image. Every candidate did, or scored worse than a constant; search "
+                     "longer (--epochs, search.top_k)")
     level = summary.get("search_constant_loss")
     level = constant if level is None else level  # the level of the batches it scored on
     if summary.get("flat_picks") and level is not None:
         notes.append(f"{summary['flat_picks']} of the {summary['picks']} architectures the search "
-                     f"picked were at a constant prediction's level ({level:.5f}) in the "
-                     "super-net: those paths ignore their input, and were picked for want of "
-                     "live ones; train the super-net longer (--epochs) or search more candidates")
+                     "picked ignored their input in the super-net (at a constant prediction's "
+                     f"level, {level:.5f}, or cut off by a dead cell): picked for want of live "
+                     "ones; train the super-net longer (--epochs) or search more candidates")
     if ranking is None:
         notes.append(f"no ranking measured: it needs at least 2 random architectures trained "
                      f"stand-alone, and `search.rank_samples` is {summary.get('rank_samples', 0)} "
@@ -171,12 +176,16 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         arch = a["arch"].replace("|", "\\|")  # NB201 strings: a bare | splits the table cell
         dead = " *" if learned_nothing(a["val_loss"], constant) else ""
         flat = " *" if at_constant_level(a["supernet_score"], search_constant) else ""
+        cut = ""
+        if a.get("ignores_input"):  # by its architecture: a dead cell cuts the input off
+            dead, flat, cut = " *", " *", " (dead cell)"
         table = " (table)" if a.get("source") == "truth table" else ""
-        lines.append(f"| `{arch}` | {a['role']} | {a['val_loss']:.5f}{dead}{table} | "
+        lines.append(f"| `{arch}`{cut} | {a['role']} | {a['val_loss']:.5f}{dead}{table} | "
                      f"{a['supernet_score']:.5f}{flat} |")
-    if constant is not None:
-        lines += ["", "\\* at a constant prediction's level: the model (or super-net path) "
-                      "learned nothing, and its order among such scores is noise"]
+    if constant is not None or any(a.get("ignores_input") for a in archs):
+        lines += ["", "\\* at a constant prediction's level, or a dead cell (the output ignores "
+                      "the input): the model (or super-net path) learned nothing, and its order "
+                      "among such scores is noise"]
     if any(a.get("source") == "truth table" for a in archs):
         lines += ["", "(table): looked up in `search.truth_table`, not trained in this run"]
     path = atomic_write_text(out / "report.md", "\n".join(lines) + "\n")

@@ -157,7 +157,7 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
         if exporter == "dynamo" or opset > LEGACY_MAX_OPSET:
             raise ValueError(f"opset {opset}: the dynamo exporter could not convert this model to "
                              f"it (it wrote opset {wrote}); use --opset {wrote}" +
-                             (f", or --exporter legacy" if opset <= LEGACY_MAX_OPSET else ""))
+                             (", or --exporter legacy" if opset <= LEGACY_MAX_OPSET else ""))
         log.info("the dynamo exporter wrote opset %d, not %d; using the legacy exporter", wrote, opset)
         proto = None
     if proto is None:

@@ -57,6 +57,12 @@ class SearchSpace(ABC):
         """A stand-alone model holding only `arch`'s parameters, whose state-dict
         keys are a subset of the super-net's so weights copy across by name."""
 
+    def ignores_input(self, arch: Arch) -> bool:
+        """Whether `arch`'s output is the same whatever the input: no op path joins
+        the input to the output (a dead cell where it cuts the network). Such a model
+        learns one output for every image; a search ranks it last, whatever its score."""
+        return False
+
     def describe(self) -> str:
         """Human summary for `depthnas spaces`."""
         return f"{self.name}: {self.size():,} architectures"

@@ -280,6 +280,35 @@ def test_a_search_with_a_truth_table_keeps_its_values_out_of_the_landmark_store(
     assert not store.exists() or json.loads(store.read_text())["entries"] == []
 
 
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # scores all alike
+def test_a_model_that_ignores_its_input_is_not_the_best_found(tmp_path, monkeypatch):
+    """A short super-net training scored dead cells (one output for every image, near
+    a constant prediction's loss but outside the 0.1% that marks one) above the live
+    paths; the search picked them, and one that scored best stand-alone, where every
+    model learned nothing, was reported as the architecture found."""
+    import itertools
+
+    from depthnas import pipeline
+    from depthnas.spaces import get_space
+    space = get_space("v1-sync")
+    monkeypatch.setattr(pipeline.PathEvaluator, "constant_level", lambda self: 0.2)
+    monkeypatch.setattr(pipeline.PathEvaluator, "score",
+                        lambda self, a: 0.19 if space.ignores_input(a) else 0.25)
+    table = {}
+    for genes in itertools.product(range(5), repeat=5):
+        a = space.make(genes)
+        table[space.to_string(a)] = 0.1 if space.ignores_input(a) else 0.2 + sum(genes) / 1000
+    (tmp_path / "truth.json").write_text(json.dumps(table))
+    assert main(["search", *TINY, "--out", str(tmp_path / "run"), "--set", "search.top_k=3",
+                 "--set", "search.method=random", "--set", "search.random_candidates=400",
+                 "--set", f"search.truth_table={tmp_path / 'truth.json'}"]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    best = json.loads((tmp_path / "run" / "best_arch.json").read_text())
+    assert not space.ignores_input(space.parse(best["string"])) and best["val_loss"] >= 0.2
+    picks = [a for a in results["architectures"] if a["role"].startswith("top")]
+    assert picks and not any(space.ignores_input(space.parse(a["arch"])) for a in picks)
+
+
 def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
     results = json.loads((run_dir / "results.json").read_text())["architectures"]
     truth = {a["arch"]: a["val_loss"] for a in results}
@@ -1085,8 +1114,8 @@ def test_a_search_says_when_its_models_or_its_picks_are_at_a_constant_prediction
     # the final super-net scores two picks at that level, but they were live when picked
     assert not any("picked" in m for m in said)
     summary.update(flat_picks=2, search_constant_loss=0.19)  # the level the search scored at
-    assert any("2 of the 3 architectures the search picked were at a constant" in m
-               and "level (0.19000)" in m and "for want of live ones" in m
+    assert any("2 of the 3 architectures the search picked ignored their input" in m
+               and "level, 0.19000," in m and "for want of live ones" in m
                for m in warnings_of(summary))
     summary.update(constant_prediction_loss=None, search_constant_loss=None)
     assert not warnings_of(summary)  # classification: no level to be at
@@ -1115,7 +1144,7 @@ def test_the_search_picks_live_paths_before_paths_at_the_constant_level(tmp_path
     picks = [a for a in results["architectures"] if a["role"].startswith("top")]
     assert picks and not any(a["arch"].split(":")[1].startswith("ap") for a in picks)
     log = capsys.readouterr().out
-    assert "super-net path(s) at a constant prediction's level rank last" in log
+    assert "super-net path(s) ignoring their input rank last" in log
     assert "picked for want of live ones" not in log
     searches = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
                 if '"search"' in line]

@@ -128,8 +128,6 @@ def test_paths_at_a_constant_prediction_s_level_rank_after_every_live_path(searc
     target variance, 0.20036 on the quick preset's scenes) beat live paths that a
     short training left at 0.2026-0.2215. With the search order they rank last, as
     parents and as results, and keep their true scores."""
-    from functools import partial
-
     from depthnas.evaluation import search_order
     constant = 0.20036
     dead = lambda a: SPACE.to_string(a).split(":")[1].startswith("ap")  # noqa: E731
@@ -139,16 +137,34 @@ def test_paths_at_a_constant_prediction_s_level_rank_after_every_live_path(searc
     cfg = SearchConfig(population=12, generations=4, parents=4, mutations=4, crossovers=4,
                        random_candidates=40)
     ranked = search(SPACE, score, cfg, random.Random(5), progress=False,
-                    order=partial(search_order, constant=constant))
-    flags = [dead(a) for a, _ in ranked]
+                    order=search_order(SPACE, constant))
+    flags = [dead(a) or SPACE.ignores_input(a) for a, _ in ranked]  # a dead cell too
     assert any(flags) and not flags[0]
     assert flags == sorted(flags)                    # every live path before every dead one
     assert all(s == score(a) for a, s in ranked)     # the scores are the true values
-    live = [s for a, s in ranked if not dead(a)]
+    live = [s for a, s in ranked if not (dead(a) or SPACE.ignores_input(a))]
     assert live == sorted(live)
     # without the order, the dead paths win, as they did
     plain = search(SPACE, score, cfg, random.Random(5), progress=False)
     assert dead(plain[0][0])
+
+
+def test_a_dead_cell_ranks_after_every_live_path_whatever_its_score():
+    """A dead cell cuts the input off (v1-sync:none,none,none,none,c3): the path's
+    score, near a constant prediction's but outside the 0.1% that marks one, beat the
+    live paths of a short super-net training, and a search reported it as its best."""
+    from depthnas.evaluation import search_order
+    constant = 0.17758
+
+    def score(a):
+        return 0.17985 if SPACE.ignores_input(a) else 0.18 + 0.001 * distance(a)
+    cfg = SearchConfig(random_candidates=600)
+    ranked = random_search(SPACE, score, cfg, random.Random(5), progress=False,
+                           order=search_order(SPACE, constant))
+    flags = [SPACE.ignores_input(a) for a, _ in ranked]
+    assert any(flags) and flags == sorted(flags)
+    assert SPACE.ignores_input(SPACE.parse("v1-sync:none,none,none,none,c3"))
+    assert not SPACE.ignores_input(SPACE.parse("v1-sync:none,none,c3,none,none"))
 
 
 @pytest.mark.parametrize("search", [evolutionary_search, random_search])

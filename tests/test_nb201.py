@@ -130,3 +130,21 @@ def test_model_kwargs_and_model_file_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))
     assert meta2["arch"] == SPACE.to_string(arch)
+
+
+@pytest.mark.parametrize(("arch", "cut_off"), [
+    ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", True),
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|", True),
+    ("|none~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|", True),   # node 2 unreached
+    ("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|", False),  # 0 -> 1 -> 3
+    ("|none~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|", False),
+])
+def test_a_cell_with_no_path_from_input_to_output_makes_a_network_that_ignores_its_input(arch, cut_off):
+    space = get_space("nb201")
+    a = space.parse(arch)
+    assert space.ignores_input(a) == cut_off
+    model = space.build_fixed(a, channels=4, cells_per_stage=1).eval()
+    with torch.no_grad():
+        first, second = (model(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(s)))
+                         for s in (0, 1))
+    assert torch.equal(first, second) == cut_off

@@ -27,7 +27,7 @@ def test_models_at_a_constant_predictions_level_are_flagged(tmp_path):
     assert "- a constant prediction's validation SSI loss: 0.20000" in text
     assert ("- 2 of 3 architectures trained stand-alone scored no better than a constant "
             "prediction (0.20000): they learned nothing") in text
-    assert "- 1 of the 2 architectures the search picked were at a constant prediction's level" in text
+    assert "- 1 of the 2 architectures the search picked ignored their input in the super-net" in text
     assert "- no ranking measured: it needs at least 2 random architectures trained stand-alone, " \
            "and `search.rank_samples` is 0" in text
     rows = {line.split("`")[1]: line for line in text.splitlines() if line.startswith("| `")}
@@ -48,3 +48,16 @@ def test_an_undefined_or_rough_ranking_is_explained(tmp_path):
              "spearman_rho": 0.5, "top_percentile": 33.0}
     text = write_report(tmp_path, summary(archs, rough)).read_text()
     assert "- with n = 3, Kendall tau moves in steps of 0.67: a rough figure" in text
+
+
+def test_a_dead_cell_is_marked_and_a_dead_best_is_warned_about(tmp_path):
+    """v1-sync:none,none,none,none,c3 outputs the same map for every image: it was the
+    best of a search where every model learned nothing, and the report said no more."""
+    dead = {**arch("none,none,none,none,c3", "top-1", 0.1798, 0.1798), "ignores_input": True}
+    archs = [dead, arch("c3,c3,c3,c3,c3", "landmark", 0.203, 0.21)]
+    text = write_report(tmp_path, summary(archs, constant_prediction_loss=0.2)).read_text()
+    assert "- the best architecture found has a dead cell: its output is the same for every image" in text
+    rows = {line.split("`")[1]: line for line in text.splitlines() if line.startswith("| `")}
+    assert rows["v1-sync:none,none,none,none,c3"].startswith("| `v1-sync:none,none,none,none,c3` (dead cell) |")
+    assert rows["v1-sync:none,none,none,none,c3"].endswith("| 0.17980 * | 0.17980 * |")
+    assert "or a dead cell (the output ignores the input)" in text

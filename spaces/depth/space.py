@@ -206,6 +206,11 @@ class DepthSpace(SearchSpace):
     def has_dead_cell(self, arch: Arch) -> bool:
         return any(is_dead_cell(b) for b in self.blocks(arch))
 
+    def ignores_input(self, arch: Arch) -> bool:
+        # the finest block feeds the head: dead, it outputs zeros. A coarser dead block
+        # does not cut the input off: the finer blocks take lateral features.
+        return is_dead_cell(self.blocks(arch)[-1])
+
     def sample_live(self, rng: random.Random) -> Arch:
         """A uniform sample among architectures without a dead cell (benchmarks and
         tests that need every block to compute something)."""

@@ -133,6 +133,17 @@ class NB201Space(SearchSpace):
         from .model import NB201Net
         return NB201Net(self, arch=self.check(arch), **model_kw)
 
+    def ignores_input(self, arch: Arch) -> bool:
+        # Every cell has this architecture, and the network is a chain of cells (with
+        # residual reduction blocks that take only the cell before): one dead cell
+        # hands zeros on, and the output is the same for every image.
+        ops = self.edge_ops(arch)
+        reached = {0}
+        for i in range(1, NUM_NODES):
+            if any(j in reached and ops[(i, j)] != "none" for j in range(i)):
+                reached.add(i)
+        return NUM_NODES - 1 not in reached
+
     def describe(self) -> str:
         return (f"{self.name:12s} {self.size():>20,d} architectures  (NAS-Bench-201 cell: "
                 f"edges {' '.join(EDGE_NAMES)}; ops {', '.join(EDGE_OPS)})")
