@@ -312,6 +312,10 @@ class SearchRun:
         self.search_constant = search_constant = evaluator.constant_level() if main else None
         landmark_set = {a for a, _ in landmarks}
         self.picks = self.flat_picks = 0
+        self.lambda_schedule = None if regularizer is None else {
+            "schedule": cfg.landmarks.schedule, "lambda_max": cfg.landmarks.lambda_max,
+            # the weight of every step (1-based, as logged), thinned to 400 points for the plot
+            **_thinned(lambda i: regularizer.lam(i - 1, trainer.total_steps), trainer.total_steps)}
         for t in range(T):
             self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
             trainer.fit(until_epoch=(t + 1) * E)
@@ -412,6 +416,7 @@ class SearchRun:
                    "constant_prediction_loss": constant,
                    "search_constant_loss": self.search_constant,
                    "picks": self.picks, "flat_picks": self.flat_picks,
+                   "lambda_schedule": self.lambda_schedule,
                    "architectures": list(self.trained.values())}
         atomic_write_json(self.out / "results.json", summary)
         self._log({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},
@@ -428,6 +433,13 @@ class SearchRun:
             self.say(f"warning: {note}")
         self.say(f"done in {elapsed / 60:.1f} min; report: {self.out / 'report.md'}")
         return summary
+
+
+def _thinned(f: Callable[[int], float], n: int, points: int = 400) -> dict[str, list]:
+    """f at steps 1..n, at most `points` of them (both ends kept)."""
+    m = min(n, points)
+    steps = sorted({1 + round(k * (n - 1) / max(m - 1, 1)) for k in range(m)})
+    return {"steps": steps, "lambda": [round(f(i), 6) for i in steps]}
 
 
 def run(cfg: Config, **kw) -> dict[str, Any]:

@@ -36,16 +36,17 @@ def _records(out: Path, phase: str) -> tuple[list[dict[str, Any]], bool]:
 
 def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score: str) -> str:
     fig, ax = plt.subplots(figsize=(5, 4))
-    groups = (("landmark", "tab:orange", lambda a: a["landmark"]),
+    # by role, as the table lists them (a pick that joined the landmarks is a pick)
+    groups = (("landmark", "tab:orange", lambda a: a["role"] == "landmark"),
               ("random sample (ranked)", "tab:blue", lambda a: a["role"] == "rank"),
-              ("searched top-K", "tab:green", lambda a: not a["landmark"] and a["role"] != "rank"))
+              ("searched top-K", "tab:green", lambda a: a["role"].startswith("top")))
     for label, colour, member in groups:
         pts = [a for a in archs if member(a)]
         if pts:
             ax.scatter([a["val_loss"] for a in pts], [a["supernet_score"] for a in pts],
                        c=colour, label=label, s=25)
     ax.set_xlabel(f"stand-alone validation {score}")
-    ax.set_ylabel(f"super-net validation {score}")
+    ax.set_ylabel(f"final super-net validation {score}")
     title = "super-net vs stand-alone"
     if ranking:
         title += f"\nKendall tau {ranking['kendall_tau']:+.3f} on {ranking['n']} random archs"
@@ -56,31 +57,40 @@ def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score
     return "ranking.png"
 
 
-def _curves(out: Path) -> tuple[str | None, str | None]:
+def _curves(out: Path, schedule: dict[str, Any] | None = None) -> tuple[str | None, str | None]:
     rows, per_epoch = _records(out, "supernet")
     if not rows:
         return None, None
     steps = [r["step"] for r in rows]
     style = {"marker": "o", "markersize": 3} if len(rows) < 20 else {}
     xlabel = "step (epoch means)" if per_epoch else "step"
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(steps, [r["loss"] for r in rows], label="super-net loss L_s", **style)
-    if any("reg" in r for r in rows):
-        reg = [(r["step"], r["reg"]) for r in rows if "reg" in r]
-        ax.plot(*zip(*reg), label="landmark hinge R", alpha=0.7, **style)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("loss")
-    # symlog: the hinge is 0 on steps whose pair is in order, which a log scale drops
-    ax.set_yscale("symlog", linthresh=1e-3)
-    ax.legend(fontsize=8)
+    reg = [(r["step"], r["reg"]) for r in rows if "reg" in r]
+    # L_s on a linear axis of its own (a loss within one decade gets no ticks on a log
+    # one); the hinge below it on symlog, as it is 0 on steps whose pair is in order
+    fig, axes = plt.subplots(2 if reg else 1, 1, figsize=(5, 4.4 if reg else 3.2), sharex=True,
+                             squeeze=False)
+    axes[0][0].plot(steps, [r["loss"] for r in rows], **style)
+    axes[0][0].set_ylabel("super-net loss L_s")
+    if reg:
+        axes[1][0].plot(*zip(*reg), color="tab:orange", **style)
+        axes[1][0].set_yscale("symlog", linthresh=1e-3)
+        axes[1][0].set_ylabel("landmark hinge R")
+    axes[-1][0].set_xlabel(xlabel)
     fig.tight_layout()
     _save(fig, out / "training.png")
     lam_png = None
-    if any("lambda" in r for r in rows):
+    if schedule or any("lambda" in r for r in rows):
         fig, ax = plt.subplots(figsize=(5, 2.6))
-        ax.plot(steps, [r.get("lambda", 0.0) for r in rows], **style)
-        ax.set_xlabel(xlabel)
+        if schedule:  # every step's weight, as the regularizer computes it
+            ax.plot(schedule["steps"], schedule["lambda"], label="schedule")
+            ax.set_title(f"{schedule['schedule']}, lambda_max {schedule['lambda_max']:g}", fontsize=9)
+        logged = [(r["step"], r["lambda"]) for r in rows if "lambda" in r]
+        if logged:
+            ax.plot(*zip(*logged), "o", markersize=3, label="logged (epoch means)" if per_epoch
+                    else "logged")
+        ax.set_xlabel("step")
         ax.set_ylabel("lambda")
+        ax.legend(fontsize=8)
         fig.tight_layout()
         _save(fig, out / "lambda.png")
         lam_png = "lambda.png"
@@ -145,7 +155,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
              f"- landmark regularization: {'on' if summary['landmarks'] else 'off (plain SPOS)'}",
              f"- wall time: {summary['elapsed_s'] / 60:.1f} min",
              f"- best architecture: `{best['string']}` (stand-alone validation {score} "
-             f"{best['val_loss']:.5f}, {_count(best['params'])} parameters, found in {best['found_in']})"]
+             f"{best['val_loss']:.5f}, {_count(best['params'])} parameters, role {best['found_in']})"]
     if constant is not None:
         lines.append(f"- a constant prediction's validation {score}: {constant:.5f} (a model "
                      "that learned nothing scores about this)")
@@ -161,7 +171,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
                   f"{ranking['sparse_kendall_tau']:+.3f} ({ranking['sparse_threshold']:.2g}) | "
                   f"{ranking['spearman_rho']:+.3f} | {ranking['top_percentile']:.0f}% |", ""]
     lines += [f"![ranking]({_scatter(out, archs, ranking, score)})", ""]
-    training, lam = _curves(out)
+    training, lam = _curves(out, summary.get("lambda_schedule"))
     if training:
         lines += ["## Super-net training", "", f"![training]({training})", ""]
     if lam:
@@ -171,7 +181,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
               "Roles: `landmark`, trained first to regularize the super-net; `top-N`, picked by "
               "the search after iteration N; `rank`, a random sample that only measures the "
               "ranking.", "",
-              f"| architecture | role | stand-alone {score} | super-net {score} |", "|---|---|---|---|"]
+              f"| architecture | role | stand-alone {score} | final super-net {score} |", "|---|---|---|---|"]
     for a in sorted(archs, key=lambda r: r["val_loss"]):
         arch = a["arch"].replace("|", "\\|")  # NB201 strings: a bare | splits the table cell
         dead = " *" if learned_nothing(a["val_loss"], constant) else ""

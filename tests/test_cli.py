@@ -96,6 +96,14 @@ def test_search_writes_the_promised_files(run_dir, capsys):
     assert cfg["landmarks"]["num"] == 3 and cfg["data"]["image_size"] == [64, 64]
     store = json.loads((run_dir / "landmarks.json").read_text())["entries"]
     assert len(store) == 7 and all({"recipe", "date", "val_loss"} <= set(e) for e in store)
+    # lambda.png draws the schedule of every step, not a line between logged points:
+    # cosine-increasing from 0, reaching lambda_max at the last step
+    lam = results["lambda_schedule"]
+    steps = [r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+             if r.get("phase") == "supernet" and "step" in r]
+    assert lam["schedule"] == "cosine-increasing" and lam["steps"][0] == 1
+    assert lam["lambda"][0] == 0.0 and lam["lambda"][-1] == lam["lambda_max"] == cfg["landmarks"]["lambda_max"]
+    assert lam["steps"][-1] == max(steps)
 
 
 def test_existing_run_needs_resume(run_dir, capsys):
