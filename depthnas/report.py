@@ -141,6 +141,12 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
             n = ranking["n"]
             notes.append(f"with n = {n}, Kendall tau moves in steps of {4 / (n * (n - 1)):.2f}: "
                          "a rough figure")
+        samples = [a for a in archs if a["role"] == "rank"]
+        noise = [a for a in samples if learned_nothing(a["val_loss"], constant)]
+        if samples and 2 * len(noise) >= len(samples):
+            notes.append(f"{len(noise)} of the {len(samples)} ranking samples learned nothing "
+                         "stand-alone: the order the ranking is measured against is mostly "
+                         "noise; more --standalone-epochs make it mean something")
     return notes
 
 

@@ -48,6 +48,11 @@ def test_an_undefined_or_rough_ranking_is_explained(tmp_path):
              "spearman_rho": 0.5, "top_percentile": 33.0}
     text = write_report(tmp_path, summary(archs, rough)).read_text()
     assert "- with n = 3, Kendall tau moves in steps of 0.67: a rough figure" in text
+    assert "ranking samples learned nothing" not in text
+    # the stand-alone order it is measured against: one of two at a constant prediction's level
+    text = write_report(tmp_path, summary(archs, rough, constant_prediction_loss=0.16)).read_text()
+    assert ("- 1 of the 2 ranking samples learned nothing stand-alone: the order the ranking "
+            "is measured against is mostly noise") in text
 
 
 def test_a_dead_cell_is_marked_and_a_dead_best_is_warned_about(tmp_path):
