@@ -97,6 +97,16 @@ def _curves(out: Path, schedule: dict[str, Any] | None = None) -> tuple[str | No
     return "training.png", lam_png
 
 
+def _roles(archs: list[dict[str, Any]]) -> str:
+    """The roles the table holds (a plain SPOS run has no landmark)."""
+    held = {a["role"] if not a["role"].startswith("top") else "top" for a in archs}
+    said = [text for role, text in (
+        ("landmark", "`landmark`, trained first to regularize the super-net"),
+        ("top", "`top-N`, picked by the search after iteration N"),
+        ("rank", "`rank`, a random sample that only measures the ranking")) if role in held]
+    return "Roles: " + "; ".join(said) + "."
+
+
 def _count(n: int | None) -> str:
     return "unknown" if n is None else f"{n:,}"
 
@@ -184,9 +194,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         lines += [f"![lambda]({lam})", ""]
     search_constant = summary.get("search_constant_loss")
     lines += ["## Architectures trained stand-alone", "",
-              "Roles: `landmark`, trained first to regularize the super-net; `top-N`, picked by "
-              "the search after iteration N; `rank`, a random sample that only measures the "
-              "ranking.", "",
+              _roles(archs), "",
               f"| architecture | role | stand-alone {score} | final super-net {score} |", "|---|---|---|---|"]
     for a in sorted(archs, key=lambda r: r["val_loss"]):
         arch = a["arch"].replace("|", "\\|")  # NB201 strings: a bare | splits the table cell

@@ -66,3 +66,10 @@ def test_a_dead_cell_is_marked_and_a_dead_best_is_warned_about(tmp_path):
     assert rows["v1-sync:none,none,none,none,c3"].startswith("| `v1-sync:none,none,none,none,c3` (dead cell) |")
     assert rows["v1-sync:none,none,none,none,c3"].endswith("| 0.17980 * | 0.17980 * |")
     assert "or a dead cell (the output ignores the input)" in text
+
+
+def test_the_roles_line_names_the_roles_the_table_holds(tmp_path):
+    spos = [arch("c3,c3,c3,c3,c3", "top-1", 0.15, 0.2), arch("c1,c1,c1,c1,c1", "rank", 0.17, 0.2)]
+    text = write_report(tmp_path, summary(spos)).read_text()
+    assert ("Roles: `top-N`, picked by the search after iteration N; `rank`, a random sample "
+            "that only measures the ranking.") in text
