@@ -57,6 +57,7 @@ class Reader(ABC):
 
     kind: str = ""
     value_kind: str = "depth"
+    layout: str = ""  # the files it pairs, for "no usable samples" (README's words)
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
@@ -72,6 +73,10 @@ class Reader(ABC):
             return path.relative_to(self.root).as_posix()
         except ValueError:
             return path.as_posix()
+
+    def nothing_found(self) -> str:
+        """What to say when `index` finds no sample: the layout it looks for."""
+        return f"{self.kind} looks for {self.layout}" if self.layout else ""
 
     @abstractmethod
     def index(self) -> tuple[list[SampleRef], list[str]]:

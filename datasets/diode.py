@@ -18,6 +18,7 @@ _DEPTH, _MASK = "_depth.npy", "_depth_mask.npy"
 
 class DIODEReader(Reader):
     kind = "diode"
+    layout = "NAME.png with NAME_depth.npy and NAME_depth_mask.npy, in any folder below PATH"
 
     def index(self) -> tuple[list[SampleRef], list[str]]:
         self.require_dir(self.root, "dataset")

@@ -33,6 +33,8 @@ __all__ = ["FolderReader"]
 
 class FolderReader(Reader):
     kind = "folder"
+    layout = ("images/NAME.jpg|png with depth/NAME.png|npy|pfm of the same NAME (subfolders "
+              "as scenes: images/SCENE/NAME with depth/SCENE/NAME)")
 
     def __init__(self, root: str | Path, depth_kind: str = "depth") -> None:
         super().__init__(root)

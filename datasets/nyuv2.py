@@ -35,6 +35,13 @@ def room(scene: str) -> str:
 
 class NYUv2SyncReader(Reader):
     kind = "nyuv2"
+    layout = ("SCENE/rgb_XXXXX.jpg with SCENE/sync_depth_XXXXX.png (scene folders anywhere "
+              "below PATH), or is given the path of nyu_depth_v2_labeled.mat itself")
+
+    def nothing_found(self) -> str:
+        mats = sorted(self.root.glob("*.mat")) if self.root.is_dir() else []
+        return super().nothing_found() + (f"; {mats[0].name} is here: pass nyuv2:{mats[0]}"
+                                          if mats else "")
 
     def index(self) -> tuple[list[SampleRef], list[str]]:
         self.require_dir(self.root, "dataset")

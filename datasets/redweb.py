@@ -25,6 +25,7 @@ REDWEB_INVALID = 255
 class ReDWebReader(Reader):
     kind = "redweb"
     value_kind = "disparity"
+    layout = "Imgs/NAME.jpg with RDs/NAME.png"
 
     def index(self) -> tuple[list[SampleRef], list[str]]:
         imgs = self.require_dir(self.root / "Imgs", "Imgs")

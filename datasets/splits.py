@@ -192,7 +192,8 @@ def build_splits(
         refs = good
     _report(problems, skip_bad, total, where)
     if not refs:
-        raise DatasetError(f"{where}: no usable samples found")
+        hint = reader.nothing_found()
+        raise DatasetError(f"{where}: no usable samples found" + (f" ({hint})" if hint else ""))
 
     train, reg, val = _assign_groups(refs, seed, val_fraction, reg_fraction)
     evaluate = DepthTransform(image_size, augment=False)

@@ -809,3 +809,17 @@ def test_a_link_to_nothing_is_named_not_dropped(tmp_path):
     ids = [i for i in range(5) if splits.train.ids()[i].endswith("s010.jpg")]
     with pytest.raises(DatasetError, match=r"s010\.jpg"):
         splits.train.raw(ids[0])
+
+
+def test_a_layout_with_no_samples_says_what_it_looks_for(tmp_path):
+    """Both said only "no usable samples found": an empty images/ + depth/, and an NYUv2
+    folder holding the labeled .mat, which must be passed as the file itself."""
+    (tmp_path / "f" / "images").mkdir(parents=True)
+    (tmp_path / "f" / "depth").mkdir()
+    with pytest.raises(DatasetError, match=r"no usable samples found \(folder looks for "
+                                           r"images/NAME.jpg\|png with depth/NAME.png\|npy\|pfm"):
+        build_splits(f"folder:{tmp_path / 'f'}", (64, 64))
+    (tmp_path / "nyu").mkdir()
+    (tmp_path / "nyu" / "nyu_depth_v2_labeled.mat").write_bytes(b"")
+    with pytest.raises(DatasetError, match="nyu_depth_v2_labeled.mat is here: pass nyuv2:"):
+        build_splits(f"nyuv2:{tmp_path / 'nyu'}", (64, 64))
