@@ -300,8 +300,9 @@ def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
         t = [truth[space][a] for a in ev]
         p = [r["scores"][a] for a in ev]
         rep = ranking_report(t, p, thresholds[space])
-        # what `depthnas search` would pick: paths at the constant level rank last
-        best = min(ev, key=lambda a: search_order(r["scores"][a], r.get("constant_score")))
+        # what `depthnas search` would pick: paths whose output ignores the input rank last
+        order, parse = search_order(get_space(space), r.get("constant_score")), get_space(space).parse
+        best = min(ev, key=lambda a: order(parse(a), r["scores"][a]))
         full_rank = sorted(truth[space], key=truth[space].get)
         lm_order = [m["arch"] for m in r["landmarks"]]
         lm_tau = (kendall_tau([truth[space][a] for a in lm_order], [r["scores"][a] for a in lm_order])
