@@ -219,17 +219,19 @@ def at_constant_level(score: float, constant: float | None) -> bool:
     return constant is not None and abs(score - constant) <= 1e-3 * constant
 
 
-def collapsed(space: Any, arch: Any, score: float, constant: float | None) -> bool:
+def collapsed(space: Any, arch: Any, score: float, constant: float | None,
+              model_kw: dict[str, Any] | None = None) -> bool:
     """A super-net path whose output ignores its input, so that its score says nothing
     about the architecture: by the architecture itself (a dead cell cutting the input
-    off, `space.ignores_input`), or in the shared weights (a head whose final ReLU
-    died: a constant prediction's score)."""
-    return space.ignores_input(arch) or at_constant_level(score, constant)
+    off, `space.ignores_input` for models built with `model_kw`), or in the shared
+    weights (a head whose final ReLU died: a constant prediction's score)."""
+    return space.ignores_input(arch, **(model_kw or {})) or at_constant_level(score, constant)
 
 
-def search_order(space: Any, constant: float | None) -> Callable[[Any, float], tuple[bool, float]]:
+def search_order(space: Any, constant: float | None, model_kw: dict[str, Any] | None = None
+                 ) -> Callable[[Any, float], tuple[bool, float]]:
     """The order in which a search picks super-net paths: by score, except that
     collapsed paths come after every other. Their score (for depth, about the target
     variance) beats live paths that a short super-net training left slightly worse
     than a constant: `make search` used to pick them, and report one as its best."""
-    return lambda arch, score: (collapsed(space, arch, score, constant), score)
+    return lambda arch, score: (collapsed(space, arch, score, constant, model_kw), score)

@@ -17,6 +17,7 @@ from depthnas.spaces import Arch, SearchSpace
 
 from .config import LandmarkConfig
 from .io import atomic_write_json, read_json
+from .recipe import same_recipe
 from .schedule import landmark_lambda
 from .task import Task, move
 from .trainer import quiet_on_sigterm
@@ -96,13 +97,13 @@ class LandmarkStore:
 
     def find(self, arch_string: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
         for e in self.entries:
-            if e["arch"] == arch_string and e.get("recipe") == recipe and _trained(e):
+            if e["arch"] == arch_string and same_recipe(e.get("recipe"), recipe) and _trained(e):
                 return e
         return None
 
     def matching(self, space: str, recipe: dict[str, Any]) -> list[dict[str, Any]]:
         return [e for e in self.entries
-                if e["space"] == space and e.get("recipe") == recipe and _trained(e)]
+                if e["space"] == space and same_recipe(e.get("recipe"), recipe) and _trained(e)]
 
     def model_file(self, entry: dict[str, Any]) -> Path | None:
         """The trained model an entry names. Its path is kept relative to the store's
@@ -126,7 +127,7 @@ class LandmarkStore:
                  "recipe": recipe, "date": _dt.datetime.now().isoformat(timespec="seconds"),
                  **extra}
         self.entries = [e for e in self.entries
-                        if not (e["arch"] == arch_string and e.get("recipe") == recipe)]
+                        if not (e["arch"] == arch_string and same_recipe(e.get("recipe"), recipe))]
         self.entries.append(entry)
         self.save()
         return entry

@@ -40,7 +40,8 @@ from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_l
 from .models import (PathParameters, is_classification, model_kwargs, model_metadata,
                      smallest_architecture)
 from .ranking import ranking_report
-from .standalone import arch_slug, finished_training, recipe, train_standalone
+from .recipe import recipe, recipe_diff, same_recipe
+from .standalone import arch_slug, finished_training, train_standalone
 from .task import make_task
 from .trainer import Trainer, check_batch_fits, resolve_device, seed_everything
 
@@ -76,6 +77,7 @@ class SearchRun:
             cfg.out = config_mod.default_out("search")
         self.out = Path(cfg.out)
         self.space = get_space(cfg.space)
+        self.model_kw = model_kwargs(cfg.model, self.space)  # what the models are built with
         self.device = resolve_device(cfg.device)
         # Every rank keeps the same store in memory (rank 0's file, then the same
         # additions in the same order); rank 0 alone writes it.
@@ -167,11 +169,9 @@ class SearchRun:
             self.say(f"reusing {len(reused)} of {len(stored)} stored landmark(s) from "
                      f"{self.store.path}")
         other = [e for e in self.store.entries
-                 if e["space"] == self.space.name and e.get("recipe") != rec]
+                 if e["space"] == self.space.name and not same_recipe(e.get("recipe"), rec)]
         if other:
-            theirs = other[0].get("recipe") or {}
-            diff = [f"{k}: stored {theirs.get(k)!r}, this run {rec.get(k)!r}"
-                    for k in sorted(set(theirs) | set(rec)) if theirs.get(k) != rec.get(k)]
+            diff = recipe_diff(other[0].get("recipe"), rec)
             self.say(f"{self.store.path} holds {len(other)} {self.space.name} result(s) of another "
                      f"recipe, not comparable, not reused ({'; '.join(diff[:4])}"
                      f"{' ...' if len(diff) > 4 else ''})")
@@ -201,7 +201,7 @@ class SearchRun:
             if is_classification(self.space):  # sized by their own settings, no backbone
                 field = {"layers": "darts_layers"}  # the model's argument -> its config field
                 sizes = {f"model.{field.get(k, k)}": v
-                         for k, v in model_kwargs(self.cfg.model, self.space).items()
+                         for k, v in self.model_kw.items()
                          if k != "num_classes"}
                 given = ", ".join(f"{k}={v}" for k, v in sizes.items())
                 advice = f"a smaller {' or '.join(sizes)}"
@@ -284,7 +284,7 @@ class SearchRun:
 
         T, E = cfg.search.iterations, cfg.supernet.epochs
         seed_everything(cfg.seed)  # the super-net's initial weights follow the seed alone
-        supernet = space.build_supernet(**model_kwargs(cfg.model, space))
+        supernet = space.build_supernet(**self.model_kw)
         regularizer = None
         if cfg.landmarks.enabled:
             regularizer = LandmarkRegularizer(landmarks, self.splits.reg, task, cfg.landmarks,
@@ -327,13 +327,14 @@ class SearchRun:
                                     random.Random(cfg.seed * 31 + t), constraint=constraint,
                                     checkpoint=self.out / f"search_{t + 1}.json",
                                     progress=self.progress,
-                                    order=search_order(space, search_constant))
+                                    order=search_order(space, search_constant, self.model_kw))
                 picked = [(a, score) for a, score in ranked if a not in self.trained][:cfg.search.top_k]
                 top = [space.to_string(a) for a, _ in picked]
-                flat = sum(collapsed(space, a, score, search_constant) for a, score in ranked)
+                flat = sum(collapsed(space, a, score, search_constant, self.model_kw)
+                           for a, score in ranked)
                 # judged when picked: the super-net keeps training, and a path live
                 # then may output a constant by the end
-                self.flat_picks += sum(collapsed(space, a, score, search_constant)
+                self.flat_picks += sum(collapsed(space, a, score, search_constant, self.model_kw)
                                        for a, score in picked)
                 self.picks += len(picked)
                 self._log({"phase": "search", "iteration": t + 1, "evaluated": len(ranked),
@@ -368,7 +369,7 @@ class SearchRun:
         for a, rec in self.trained.items():
             rec["supernet_score"] = evaluator.score(a)
             rec["landmark"] = a in landmark_set
-            if space.ignores_input(a):  # said in the report: such a loss ranks nothing
+            if space.ignores_input(a, **self.model_kw):  # in the report: such a loss ranks nothing
                 rec["ignores_input"] = True
         elapsed = self._elapsed()  # the scoring above included: minutes at the paper's size
         # The best stand-alone architecture the search produced: a searched top-K or a
@@ -381,7 +382,8 @@ class SearchRun:
                  or (r["role"] == "landmark" and (constraint is None or constraint(a)))]
         # One whose output ignores its input is no depth estimator, whatever its loss
         # (when every model learned nothing it may score best): only for want of others.
-        best_arch, best = min(found, key=lambda kv: (space.ignores_input(kv[0]), kv[1]["val_loss"]))
+        best_arch, best = min(found, key=lambda kv: (space.ignores_input(kv[0], **self.model_kw),
+                                                     kv[1]["val_loss"]))
         # The ranking is measured on the random sample alone, as in the paper: the
         # searched top-K are the super-net's own picks (and SPOS, with no landmarks,
         # would rank a different, larger set than SPOS + landmarks).

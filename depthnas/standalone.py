@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from depthnas.spaces import Arch, SearchSpace, get_space
+from depthnas.spaces import Arch, SearchSpace
 
 from . import config as config_mod
 from . import distributed as dist
@@ -29,7 +29,8 @@ from .checkpoint import Checkpointer, read_metadata, save_model
 from .config import Config
 from .evaluation import constant_score, evaluate_fixed
 from .io import atomic_write_json, read_json
-from .models import count_parameters, is_classification, model_kwargs, model_metadata
+from .models import count_parameters, model_kwargs, model_metadata
+from .recipe import recipe, recipe_diff, same_recipe
 from .task import make_task
 from .trainer import Trainer, resolve_device, seed_everything
 
@@ -38,29 +39,6 @@ log = logging.getLogger(__name__)
 # What `depthnas train` trains, written before anything else: a run stopped before its
 # first checkpoint still says which architecture `--resume` continues.
 ARCH_FILE = "arch.json"
-
-
-def recipe(cfg: Config) -> dict[str, Any]:
-    """What makes two stand-alone losses comparable: everything that changes the
-    model, its training data and schedule, or the validation split that scores it.
-    The seed is in it because it draws the split (and the synthetic scenes): a loss
-    on another seed's validation images is not one to rank against."""
-    t, d = cfg.standalone, cfg.data
-    rec = {"space": cfg.space, "data": d.spec, "image_size": list(d.image_size),
-           "synthetic_samples": d.synthetic_samples, "val_fraction": d.val_fraction,
-           "reg_fraction": d.reg_fraction, "augment": d.augment, "depth_kind": d.depth_kind,
-           "backbone": cfg.model.backbone, "backbone_weights": cfg.model.backbone_weights,
-           "features": cfg.model.features, "first_block_input": cfg.model.first_block_input,
-           "epochs": t.epochs, "steps_per_epoch": t.steps_per_epoch, "lr": t.lr,
-           "backbone_lr": t.backbone_lr, "weight_decay": t.weight_decay,
-           "grad_clip": t.grad_clip, "precision": t.precision, "loss": t.loss,
-           "batch_size": d.batch_size, "seed": cfg.seed}
-    # Classification models are sized by their own settings (channels, cells), not
-    # backbone/features; added only for them so depth landmark stores keep matching.
-    space = get_space(cfg.space)
-    if is_classification(space):
-        rec["model"] = model_kwargs(cfg.model, space)
-    return rec
 
 
 def arch_slug(text: str) -> str:
@@ -92,7 +70,7 @@ def _own_result(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> dict | 
     """The folder's result.json if it is of this architecture and recipe."""
     path = out_dir / "result.json"
     done = read_json(path) if path.is_file() else {}
-    return done if done.get("arch") == arch_string and done.get("recipe") == rec else None
+    return done if done.get("arch") == arch_string and same_recipe(done.get("recipe"), rec) else None
 
 
 def _model_reads(out_dir: Path) -> bool:
@@ -123,11 +101,9 @@ def other_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -
             return []
         saved = read_json(out_dir / "result.json")
     theirs = saved.get("recipe", rec)
-    theirs = theirs if isinstance(theirs, dict) else {}
     diff = [f"arch: saved {saved.get('arch')!r}, now {arch_string!r}"] \
         if saved.get("arch") != arch_string else []
-    return diff + [f"{k}: saved {theirs.get(k)!r}, now {rec.get(k)!r}"
-                   for k in sorted(set(theirs) | set(rec)) if theirs.get(k) != rec.get(k)]
+    return diff + recipe_diff(theirs, rec, "saved", "now")
 
 
 def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,

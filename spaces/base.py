@@ -57,10 +57,11 @@ class SearchSpace(ABC):
         """A stand-alone model holding only `arch`'s parameters, whose state-dict
         keys are a subset of the super-net's so weights copy across by name."""
 
-    def ignores_input(self, arch: Arch) -> bool:
-        """Whether `arch`'s output is the same whatever the input: no op path joins
-        the input to the output (a dead cell where it cuts the network). Such a model
-        learns one output for every image; a search ranks it last, whatever its score."""
+    def ignores_input(self, arch: Arch, **model_kw: Any) -> bool:
+        """Whether `arch`'s models (built with `model_kw`) give the same output whatever
+        the input: no op path joins the input to the output (a dead cell where it cuts
+        the network). Such a model learns one output for every image; a search ranks
+        it last, whatever its score."""
         return False
 
     def describe(self) -> str:

@@ -155,7 +155,7 @@ def test_lambda_follows_the_schedule_and_is_zero_in_warmup(toy):
 def test_stand_alone_recipe_covers_what_changes_the_loss():
     """A stored loss is reused only for the same model, data, split and schedule."""
     from depthnas.config import Config
-    from depthnas.standalone import recipe
+    from depthnas.recipe import recipe
     base = recipe(Config())
     for field, value in (("model.first_block_input", "zeros"), ("data.val_fraction", 0.3),
                          ("data.reg_fraction", 0.3), ("data.augment", False),
@@ -165,6 +165,23 @@ def test_stand_alone_recipe_covers_what_changes_the_loss():
         section, name = field.split(".")
         setattr(getattr(cfg, section), name, value)
         assert recipe(cfg) != base, field
+
+
+def test_a_store_from_before_paths_were_recorded_absolute_is_still_reused(tmp_path, monkeypatch):
+    """Runs now record --data folder:data/x as an absolute path: a store (or a
+    stand-alone result) written before holds it as typed, and every landmark in it was
+    retrained as "another recipe"."""
+    from depthnas.recipe import recipe_diff, same_recipe
+    monkeypatch.chdir(tmp_path)
+    old = {"data": "folder:data/x", "backbone_weights": "w/r18.safetensors", "epochs": 2}
+    new = {"data": f"folder:{tmp_path / 'data' / 'x'}",
+           "backbone_weights": str(tmp_path / "w" / "r18.safetensors"), "epochs": 2}
+    store = LandmarkStore(tmp_path / "store.json")
+    store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.25, old)
+    assert store.find("v1-sync:c3,c3,c3,c3,c3", new) is not None
+    assert same_recipe(old, new) and not same_recipe({**old, "epochs": 3}, new)
+    assert recipe_diff({**old, "data": "folder:data/y"}, new) == [
+        f"data: stored 'folder:data/y', this run 'folder:{tmp_path / 'data' / 'x'}'"]
 
 
 def test_runs_sharing_a_store_keep_each_others_entries(tmp_path):
@@ -218,7 +235,7 @@ def test_a_search_reuses_stored_landmarks_only_of_its_own_seed(tmp_path, capsys)
     images is not comparable with this run's losses on seed 1's, so it is not reused."""
     from depthnas.config import Config
     from depthnas.pipeline import SearchRun
-    from depthnas.standalone import recipe
+    from depthnas.recipe import recipe
     store_path = tmp_path / "store.json"
     seed0 = Config(space="v1-sync", seed=0)
     stored = ["v1-sync:c3,c3,c3,c3,c3", "v1-sync:c1,skip,ap,c1,none"]

@@ -305,20 +305,28 @@ def test_backbone_weights_of_a_larger_model_of_the_family_are_named(tmp_path, ca
         assert "no place" not in caplog.text, name
 
 
-@pytest.mark.parametrize(("arch", "cut_off"), [
-    ("v1-sync:none,none,none,none,c3", True),       # node 2 unreached, node 3 only from it
-    ("v1-sync:c3,c3,none,none,none", True),
-    ("v1-nonsync:c3,c3,none,none,none/c3,skip,c1,c1,ap/c3,skip,c1,c1,ap/c3,skip,c1,c1,ap", False),
-    ("v1-nonsync:c3,skip,c1,c1,ap/c3,skip,c1,c1,ap/c3,skip,c1,c1,ap/c3,c3,none,none,none", True),
+@pytest.mark.parametrize(("arch", "first", "cut_off"), [
+    ("v1-sync:none,none,none,none,c3", "duplicate", True),  # node 2 unreached, node 3 only from it
+    ("v1-sync:c3,c3,none,none,none", "duplicate", True),
+    ("v1-nonsync:c3,c3,none,none,none/c3,skip,c1,c1,ap/c3,skip,c1,c1,ap/c3,skip,c1,c1,ap",
+     "duplicate", False),
+    ("v1-nonsync:c3,skip,c1,c1,ap/c3,skip,c1,c1,ap/c3,skip,c1,c1,ap/c3,c3,none,none,none",
+     "duplicate", True),
+    # the finest block hears only from node 0, and the block before it is dead
+    ("v1-nonsync:c3,c3,c3,c3,c3/c3,c3,c3,c3,c3/none,none,none,none,none/none,none,skip,none,none",
+     "duplicate", True),
+    # node 3 only from node 0: the encoder feature again, or (the authors' code) zeros
+    ("v1-sync:none,none,c3,none,none", "duplicate", False),
+    ("v1-sync:none,none,c3,none,none", "zeros", True),
 ])
-def test_a_dead_finest_block_makes_a_model_that_ignores_its_input(arch, cut_off):
+def test_a_model_that_ignores_its_input_is_known_by_its_architecture(arch, first, cut_off):
     """A coarser dead block outputs zeros, but the finer blocks still take lateral
-    features; the finest one feeds the head, and dead, leaves it nothing of the image."""
-    from depthnas.spaces import get_space
+    features; a finest block cut off from them (dead, or fed only by a block that
+    carries nothing) leaves the head nothing of the image."""
     space = get_space(arch.split(":")[0])
     a = space.parse(arch)
-    assert space.ignores_input(a) == cut_off
-    model = space.build_fixed(a, backbone="resnet18", features=16).eval()
+    assert space.ignores_input(a, first_block_input=first) == cut_off
+    model = space.build_fixed(a, backbone="resnet18", features=16, first_block_input=first).eval()
     with torch.no_grad():
         first, second = (model(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(s)))
                          for s in (0, 1))

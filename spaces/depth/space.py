@@ -206,10 +206,19 @@ class DepthSpace(SearchSpace):
     def has_dead_cell(self, arch: Arch) -> bool:
         return any(is_dead_cell(b) for b in self.blocks(arch))
 
-    def ignores_input(self, arch: Arch) -> bool:
-        # the finest block feeds the head: dead, it outputs zeros. A coarser dead block
-        # does not cut the input off: the finer blocks take lateral features.
-        return is_dead_cell(self.blocks(arch)[-1])
+    def ignores_input(self, arch: Arch, first_block_input: str = "duplicate", **_: Any) -> bool:
+        # Follow the image through the blocks, coarse to fine: node 1 is a lateral
+        # feature (of the image), node 0 the block before (the coarsest block's: the
+        # encoder feature again, or zeros), and an op edge carries what its source has.
+        # A coarser dead block alone does not cut the image off; one whose node 3 only
+        # hears from a node 0 that carries nothing does, as does a dead finest block.
+        carries = first_block_input == "duplicate"
+        for block in self.blocks(arch):
+            e = dict(zip(EDGES, block.edges))
+            node = {"0": carries, "1": True}
+            node["2"] = any(e[f"2<-{j}"] != "none" and node[j] for j in "01")
+            carries = any(e[f"3<-{j}"] != "none" and node[j] for j in "012")
+        return not carries
 
     def sample_live(self, rng: random.Random) -> Arch:
         """A uniform sample among architectures without a dead cell (benchmarks and

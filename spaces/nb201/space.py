@@ -133,7 +133,7 @@ class NB201Space(SearchSpace):
         from .model import NB201Net
         return NB201Net(self, arch=self.check(arch), **model_kw)
 
-    def ignores_input(self, arch: Arch) -> bool:
+    def ignores_input(self, arch: Arch, **model_kw: Any) -> bool:
         # Every cell has this architecture, and the network is a chain of cells (with
         # residual reduction blocks that take only the cell before): one dead cell
         # hands zeros on, and the output is the same for every image.

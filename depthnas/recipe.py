@@ -1,0 +1,56 @@
+"""What makes two stand-alone losses comparable, and how two records of it compare."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from depthnas.spaces import get_space
+
+from .config import Config, canonical_spec
+from .models import is_classification, model_kwargs
+
+
+def recipe(cfg: Config) -> dict[str, Any]:
+    """What makes two stand-alone losses comparable: everything that changes the
+    model, its training data and schedule, or the validation split that scores it.
+    The seed is in it because it draws the split (and the synthetic scenes): a loss
+    on another seed's validation images is not one to rank against."""
+    t, d = cfg.standalone, cfg.data
+    rec = {"space": cfg.space, "data": d.spec, "image_size": list(d.image_size),
+           "synthetic_samples": d.synthetic_samples, "val_fraction": d.val_fraction,
+           "reg_fraction": d.reg_fraction, "augment": d.augment, "depth_kind": d.depth_kind,
+           "backbone": cfg.model.backbone, "backbone_weights": cfg.model.backbone_weights,
+           "features": cfg.model.features, "first_block_input": cfg.model.first_block_input,
+           "epochs": t.epochs, "steps_per_epoch": t.steps_per_epoch, "lr": t.lr,
+           "backbone_lr": t.backbone_lr, "weight_decay": t.weight_decay,
+           "grad_clip": t.grad_clip, "precision": t.precision, "loss": t.loss,
+           "batch_size": d.batch_size, "seed": cfg.seed}
+    # Classification models are sized by their own settings (channels, cells), not
+    # backbone/features; added only for them so depth landmark stores keep matching.
+    space = get_space(cfg.space)
+    if is_classification(space):
+        rec["model"] = model_kwargs(cfg.model, space)
+    return rec
+
+
+def _canonical(key: str, value: Any) -> Any:
+    """Paths as absolute ones: a run records them so now, runs and stores from before
+    as typed (relative to the folder the run was started in, taken as this one)."""
+    if key == "data" and isinstance(value, str):
+        return canonical_spec(value)
+    if key == "backbone_weights" and isinstance(value, str) and value:
+        return os.path.abspath(os.path.expanduser(value))
+    return value
+
+
+def recipe_diff(theirs: Any, ours: dict[str, Any], their_name: str = "stored",
+                our_name: str = "this run") -> list[str]:
+    """How recipe `theirs` differs from `ours`, as "field: stored X, this run Y"."""
+    theirs = theirs if isinstance(theirs, dict) else {}
+    return [f"{k}: {their_name} {theirs.get(k)!r}, {our_name} {ours.get(k)!r}"
+            for k in sorted(set(theirs) | set(ours))
+            if _canonical(k, theirs.get(k)) != _canonical(k, ours.get(k))]
+
+
+def same_recipe(theirs: Any, ours: dict[str, Any]) -> bool:
+    return isinstance(theirs, dict) and not recipe_diff(theirs, ours)
