@@ -138,6 +138,11 @@ def _check_paths_remain(cfg: Config, saved: Path) -> None:
         raise config_mod.ConfigError(
             f"nothing has run in {saved.parent} yet, and its {' and '.join(gone)} is not "
             "there: start it again without --resume, naming where the data is")
+    relative = [p for p in (data, weights) if p and not os.path.isabs(os.path.expanduser(p))]
+    if gone and relative:  # a run from before paths were recorded absolute
+        raise config_mod.ConfigError(
+            f"the run's {' and '.join(gone)} (from {saved}) is not there: {relative[0]} is "
+            "relative to the folder the run was started in; resume from that folder")
     if gone:
         raise config_mod.ConfigError(
             f"the run's {' and '.join(gone)} (from {saved}) is not there any more. If it moved, "
@@ -522,27 +527,31 @@ def _stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
     as a traceback from the loader's __del__), and a SIGTERM landing in a fork hook
     was swallowed there. `signalled` records the signal, for an error that still
     comes of it; a swallowed stop is raised again by signalling once more."""
+    timers: list[threading.Timer] = []
+
     def terminate(signum: int, frame: Any) -> None:
         signalled.append(signum)
+        # left so: the loaders, freed after the stop, would raise it in __del__
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         raise Terminated
 
     def unraisable(info: Any) -> None:
         if isinstance(info.exc_value, Terminated):  # later: at once, it lands here again
-            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            timers.append(threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)))
+            timers[-1].start()
         else:
             hook(info)
 
-    hook, child = sys.unraisablehook, signal.getsignal(signal.SIGCHLD)
+    hook = sys.unraisablehook
     term = signal.signal(signal.SIGTERM, terminate)
     sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        for timer in timers:  # the run ended first: no signal after the handler is gone
+            timer.cancel()
         signal.signal(signal.SIGTERM, term)
         sys.unraisablehook = hook
-        if not signalled:  # else the loaders, freed after this, would raise it in __del__
-            signal.signal(signal.SIGCHLD, child)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,11 +130,12 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
                      "longer (--epochs, search.top_k)")
     level = summary.get("search_constant_loss")
     level = constant if level is None else level  # the level of the batches it scored on
-    if summary.get("flat_picks") and level is not None:
+    if summary.get("flat_picks"):
+        at = f"at a constant prediction's level, {level:.5f}, or " if level is not None else ""
         notes.append(f"{summary['flat_picks']} of the {summary['picks']} architectures the search "
-                     "picked ignored their input in the super-net (at a constant prediction's "
-                     f"level, {level:.5f}, or cut off by a dead cell): picked for want of live "
-                     "ones; train the super-net longer (--epochs) or search more candidates")
+                     f"picked ignored their input in the super-net ({at}cut off by a dead cell): "
+                     "picked for want of live ones; train the super-net longer (--epochs) or "
+                     "search more candidates")
     if ranking is None:
         notes.append(f"no ranking measured: it needs at least 2 random architectures trained "
                      f"stand-alone, and `search.rank_samples` is {summary.get('rank_samples', 0)} "

@@ -80,23 +80,11 @@ def run_lock(out: Path) -> Iterator[None]:
     if not distributed.is_main():
         yield
         return
+    import fcntl
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        with _locked(out):
-            yield
-    finally:
-        # a start refused inside the lock (a parameter budget no architecture meets)
-        # left a folder holding only the lock file
-        if made and [p.name for p in out.iterdir()] == [".depthnas.lock"]:
-            (out / ".depthnas.lock").unlink()
-            out.rmdir()
-
-
-@contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    import fcntl
-    with open(out / ".depthnas.lock", "a+") as fh:
+    lock = out / ".depthnas.lock"
+    with open(lock, "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -108,4 +96,12 @@ def _locked(out: Path) -> Iterator[None]:
         fh.truncate()
         fh.write(f"{os.getpid()}\n")
         fh.flush()
-        yield  # the lock goes with the file's closing, also when the process dies
+        try:
+            yield  # the lock goes with the file's closing, also when the process dies
+        finally:
+            # a start refused inside the lock (a parameter budget no architecture
+            # meets) left a folder holding only the lock file: removed while held
+            if made and [p.name for p in out.iterdir()] == [lock.name]:
+                lock.unlink()
+                with contextlib.suppress(OSError):  # something arrived meanwhile: keep it
+                    out.rmdir()

@@ -93,8 +93,8 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
     report = PredictReport()
     for path in left_out:
         report.skipped.append((path, f"{path}: named as predict's outputs "
-                                     f"({', '.join(OUTPUT_SUFFIXES)}) in the --out folder; "
-                                     "rename it to predict it"))
+                                     f"({', '.join(OUTPUT_SUFFIXES)}) in the --out folder (a "
+                                     "depth map; a photo so named is predicted once renamed)"))
         tqdm.write(f"skipped {report.skipped[-1][1]}", file=sys.stderr)
     if not paths:
         raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})" +

@@ -703,6 +703,13 @@ def test_a_relative_data_path_names_the_same_data_from_any_folder(tmp_path, monk
         assert main(["evaluate", "--checkpoint", str(tmp_path / "t"), "--split", "val", *data,
                      "--no-progress"]) == 0
         assert "split val as the run made it (seed 3" in capsys.readouterr().out
+    # a run from before, its path recorded as typed: resumed elsewhere, it says where from
+    saved = yaml.safe_load((tmp_path / "t" / "config.yaml").read_text())
+    saved["data"]["spec"] = "folder:data/"
+    (tmp_path / "t" / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    assert main(["train", "--out", "../t", "--resume", "--no-progress"]) == 2
+    assert "data/ is relative to the folder the run was started in; resume from that folder" \
+        in capsys.readouterr().err
 
 
 def test_a_bad_sample_met_mid_search_says_the_work_is_kept(tmp_path, capsys):
@@ -836,6 +843,12 @@ def test_a_sigterm_swallowed_where_it_landed_still_stops_the_run():
             time.sleep(0.05)
     assert signalled == [signal.SIGTERM, signal.SIGTERM]
     assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL  # no worker's death raised over it
+    # a run that ends without a signal leaves the SIGCHLD handler torch installed during it
+    def torch_s(signum, frame):
+        pass
+    with _stop_on_sigterm([]):
+        signal.signal(signal.SIGCHLD, torch_s)
+    assert signal.getsignal(signal.SIGCHLD) is torch_s
     signal.signal(signal.SIGCHLD, child)
 
 
@@ -1126,7 +1139,10 @@ def test_a_search_says_when_its_models_or_its_picks_are_at_a_constant_prediction
                and "level, 0.19000," in m and "for want of live ones" in m
                for m in warnings_of(summary))
     summary.update(constant_prediction_loss=None, search_constant_loss=None)
-    assert not warnings_of(summary)  # classification: no level to be at
+    # classification: no level to be at; only a dead cell cuts a pick's input off
+    assert [m for m in warnings_of(summary) if "(cut off by a dead cell)" in m]
+    summary.update(flat_picks=0)
+    assert not warnings_of(summary)
 
 
 def test_the_search_picks_live_paths_before_paths_at_the_constant_level(tmp_path, monkeypatch,

@@ -66,6 +66,10 @@ def test_a_dead_cell_is_marked_and_a_dead_best_is_warned_about(tmp_path):
     assert rows["v1-sync:none,none,none,none,c3"].startswith("| `v1-sync:none,none,none,none,c3` (dead cell) |")
     assert rows["v1-sync:none,none,none,none,c3"].endswith("| 0.17980 * | 0.17980 * |")
     assert "or a dead cell (the output ignores the input)" in text
+    # a classifier has no constant level to be at, but its dead-cell picks are said
+    text = write_report(tmp_path, summary(archs, picks=2, flat_picks=1)).read_text()
+    assert "- 1 of the 2 architectures the search picked ignored their input in the super-net " \
+           "(cut off by a dead cell)" in text
 
 
 def test_the_roles_line_names_the_roles_the_table_holds(tmp_path):
