@@ -64,6 +64,24 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**31 - 1)
 
 
+def _leaves_parameters_unused(model: nn.Module, task: Task, dataset: Dataset,
+                              device: torch.device) -> bool:
+    """Whether the loss of one training sample leaves parameters of `model` without a
+    gradient. In eval mode, so that no running statistic moves; the same sample on
+    every rank, so that every rank decides alike."""
+    from torch.utils.data import default_collate
+    params = [p for p in model.parameters() if p.requires_grad]
+    was = model.training
+    model.eval()
+    try:
+        batch = move(default_collate([dataset[0]]), device)
+        loss = task.loss(model(task.inputs(batch)), batch)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+    finally:
+        model.train(was)
+    return any(g is None for g in grads)
+
+
 def _seed_worker(seed: int, worker_id: int) -> None:
     """A loader worker's torch seed: `seed + worker_id`, as the main process has `seed`
     when there are no workers. The depth transform seeds each sample from this seed
@@ -239,10 +257,15 @@ class Trainer:
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
             # Ops off the sampled path get no gradient: find_unused_parameters. Every
-            # rank samples the same path, so the unused sets agree.
+            # rank samples the same path, so the unused sets agree. A stand-alone model
+            # needs it only when it leaves some unused (a dead cell's ops); set for a
+            # model that has none, DDP warned on every rank, and traversed the graph
+            # every step for nothing.
+            unused = (sample_arch is not None or regularizer is not None
+                      or _leaves_parameters_unused(self.model, task, train_set, self.device))
             self.step_loss = DistributedDataParallel(
                 self.step_loss, device_ids=[self.device] if self.device.type == "cuda" else None,
-                find_unused_parameters=True)
+                find_unused_parameters=unused)
 
     @property
     def regularizer(self) -> Regularizer | None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from depthnas import config as config_mod
 from depthnas.cli import main
@@ -26,6 +27,10 @@ DDP = [*TINY, "--batch-size", "4", "--pairs", "0", "--set", "supernet.log_every=
 
 
 def torchrun(*args: str) -> str:
+    return torchrun_process(*args).stdout
+
+
+def torchrun_process(*args: str) -> subprocess.CompletedProcess:
     # --standalone: the agent binds its own free port (localhost:0), so no other process
     # can take a port between our probe and torchrun's bind
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
@@ -34,7 +39,7 @@ def torchrun(*args: str) -> str:
                            "--nproc_per_node", "2", "-m", "depthnas", *args],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return proc.stdout
+    return proc
 
 
 def records(path: Path) -> list[dict]:
@@ -171,11 +176,29 @@ def test_train_resumes_under_ddp(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(Trainer, "fit", killed_after_epoch_1)
     assert main(["train", *argv]) == 130  # one process, killed after epoch 1 of 2
     monkeypatch.undo()
-    stdout = torchrun("train", *argv, "--resume")
-    assert stdout.count("validation SSI loss") == 1
+    proc = torchrun_process("train", *argv, "--resume")
+    assert proc.stdout.count("validation SSI loss") == 1
+    # a model that uses every parameter is wrapped without find_unused_parameters (DDP
+    # warned on every rank that it was not needed)
+    assert "find_unused_parameters=True was specified" not in proc.stderr
     result = json.loads((out / "result.json").read_text())
     assert result["ranks"] == 2 and result["recipe"]["epochs"] == 2 and result["val_loss"] > 0
     rows = [r for r in records(out / "metrics.jsonl") if "epoch_time_s" in r]
     assert [r["epoch"] for r in rows] == [1, 2]  # epoch 2 continued from the 1-process checkpoint
     assert "replica_checksums" not in rows[0] and len(set(rows[1]["replica_checksums"])) == 1
     assert (out / "checkpoints" / "latest").read_text().strip() == "epoch_0002"
+
+
+def test_a_stand_alone_model_leaves_parameters_unused_only_with_a_dead_cell():
+    """DDP needs find_unused_parameters for those (a dead cell's ops get no gradient)."""
+    from depthnas.datasets import SyntheticDepth
+    from depthnas.spaces import get_space
+    from depthnas.task import make_task
+    from depthnas.trainer import _leaves_parameters_unused
+    space = get_space("v1-sync")
+    data = SyntheticDepth(2, (64, 64), 0)
+    for arch, unused in (("v1-sync:c3,skip,none,c1,ap", False), ("v1-sync:c3,c3,none,none,none", True)):
+        model = space.build_fixed(space.parse(arch), backbone="resnet18", features=16)
+        stats = [b.clone() for b in model.buffers()]
+        assert _leaves_parameters_unused(model, make_task(space, "ssi"), data, torch.device("cpu")) == unused
+        assert model.training and all(torch.equal(a, b) for a, b in zip(stats, model.buffers()))
