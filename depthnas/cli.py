@@ -236,8 +236,11 @@ def _join_ranks(cfg: Config) -> None:
     from . import distributed
     from .trainer import resolve_device
     distributed.init(resolve_device(cfg.device))
-    if not distributed.is_main():  # rank 0 reports; the others only warn
-        logging.getLogger().setLevel(logging.WARNING)
+    if not distributed.is_main():
+        # rank 0 reports. Every rank reads the same data under the same settings, so
+        # the others' warnings are rank 0's again (one per rank, for each); they say
+        # only what stops them
+        logging.getLogger().setLevel(logging.ERROR)
 
 
 def fixed_shape_kernels() -> None:

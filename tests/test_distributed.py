@@ -202,3 +202,18 @@ def test_a_stand_alone_model_leaves_parameters_unused_only_with_a_dead_cell():
         stats = [b.clone() for b in model.buffers()]
         assert _leaves_parameters_unused(model, make_task(space, "ssi"), data, torch.device("cpu")) == unused
         assert model.training and all(torch.equal(a, b) for a, b in zip(stats, model.buffers()))
+
+
+def test_ranks_other_than_0_keep_their_warnings_to_themselves(monkeypatch):
+    """Every rank reads the same data under the same settings: each warning (a data set
+    with too few scenes, say) was printed once per rank."""
+    import logging
+
+    from depthnas import cli, distributed
+    monkeypatch.setattr(distributed, "init", lambda device: None)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.INFO)
+    for main_rank, level in ((True, logging.INFO), (False, logging.ERROR)):
+        monkeypatch.setattr(distributed, "is_main", lambda: main_rank)
+        cli._join_ranks(config_mod.Config(device="cpu"))
+        assert root.level == level
