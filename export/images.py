@@ -59,7 +59,32 @@ def read_rgb(path: str | Path) -> np.ndarray:
     except (OSError, ValueError, SyntaxError) as err:
         # PIL raises UnidentifiedImageError (an OSError) for non-images, OSError or
         # SyntaxError for truncated/corrupt files.
-        raise ImageReadError(f"{path}: not a readable image ({err})") from err
+        try:
+            rgb = _float_tiff(path)
+        except (OSError, ValueError) as why:
+            raise ImageReadError(f"{path}: not a readable image ({why})") from err
+        if rgb is None:
+            raise ImageReadError(f"{path}: not a readable image ({err})") from err
+        return rgb
+
+
+def _float_tiff(path: Path) -> np.ndarray | None:
+    """A 32-bit float colour TIFF (what OpenCV and HDR tools write), which PIL cannot
+    open, as uint8 RGB: values in [0, 1] as they are, others scaled over their finite
+    range, as float grey images are. None for any other file."""
+    data = path.read_bytes()
+    if data[:4] not in (b"II*\0", b"MM\0*"):
+        return None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.dtype.kind != "f":
+        return None
+    img = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img[:, :, 2::-1]
+    finite = np.isfinite(img)
+    if not finite.any():
+        raise ValueError("no finite pixel value in this float image")
+    lo, hi = float(img[finite].min()), float(img[finite].max())
+    unit = img if lo >= 0.0 and hi <= 1.0 else _normalise01(img)
+    return np.ascontiguousarray(np.round(np.where(finite, unit, 0.0) * 255.0).astype(np.uint8))
 
 
 def _is_16_bit_colour(im: Image.Image) -> bool:

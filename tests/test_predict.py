@@ -96,6 +96,21 @@ def test_a_float_image_is_scaled_over_its_finite_pixels_and_an_all_nan_one_named
             read_rgb(tmp_path / "nan.tif")
 
 
+def test_a_float_colour_tiff_pil_cannot_open_is_read(tmp_path: Path) -> None:
+    """OpenCV writes float32 colour TIFFs that PIL cannot identify: such a photo was
+    skipped as "not a readable image"."""
+    rgb = np.dstack([np.linspace(0, 1, 48 * 64, dtype=np.float32).reshape(48, 64)] * 3)
+    rgb[..., 1] *= 0.5
+    rgb[..., 2] = 0.25
+    assert cv2.imwrite(str(tmp_path / "f.tif"), rgb[..., ::-1])  # OpenCV writes BGR
+    out = read_rgb(tmp_path / "f.tif")
+    assert out.dtype == np.uint8 and out.shape == (48, 64, 3)
+    assert np.abs(out.astype(int) - np.round(rgb * 255)).max() <= 1  # [0, 1] kept as it is
+    assert cv2.imwrite(str(tmp_path / "hdr.tif"), rgb[..., ::-1] * 40.0)  # radiance, not [0, 1]
+    hdr = read_rgb(tmp_path / "hdr.tif")
+    assert hdr.max() == 255 and hdr.min() == 0
+
+
 def test_a_32_bit_integer_grey_image_is_scaled_by_its_bit_length(tmp_path: Path) -> None:
     """PIL's mode I holds up to 32 bits: a 20-bit ramp must not saturate at 255."""
     path = tmp_path / "ramp20.tif"
