@@ -239,8 +239,10 @@ def _join_ranks(cfg: Config) -> None:
     if not distributed.is_main():
         # rank 0 reports. Every rank reads the same data under the same settings, so
         # the others' warnings are rank 0's again (one per rank, for each); they say
-        # only what stops them
+        # only what stops them, and what a rank reads on its own: the checkpoint it
+        # resumes from (one it found damaged makes its weights differ from rank 0's)
         logging.getLogger().setLevel(logging.ERROR)
+        logging.getLogger("depthnas.checkpoint").setLevel(logging.WARNING)
 
 
 def fixed_shape_kernels() -> None:

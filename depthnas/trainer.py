@@ -225,6 +225,15 @@ class Trainer:
         self.writes = self.rank == 0
         self.device = torch.device(device)
         self.model = model.to(self.device)
+        # Ops off the sampled path get no gradient: DDP needs find_unused_parameters
+        # (every rank samples the same path, so the unused sets agree). A stand-alone
+        # model needs it only when it leaves some unused (a dead cell's ops); set for
+        # one that has none, DDP warned on every rank, and traversed the graph every
+        # step for nothing. Probed before compiling: the probe's pass, in eval mode at
+        # batch 1, would otherwise be the compiled model's first.
+        unused = self.distributed and (
+            sample_arch is not None or regularizer is not None
+            or _leaves_parameters_unused(self.model, task, train_set, self.device))
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if cfg.compile:
@@ -256,13 +265,6 @@ class Trainer:
         self.step_loss: nn.Module = self._loss
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
-            # Ops off the sampled path get no gradient: find_unused_parameters. Every
-            # rank samples the same path, so the unused sets agree. A stand-alone model
-            # needs it only when it leaves some unused (a dead cell's ops); set for a
-            # model that has none, DDP warned on every rank, and traversed the graph
-            # every step for nothing.
-            unused = (sample_arch is not None or regularizer is not None
-                      or _leaves_parameters_unused(self.model, task, train_set, self.device))
             self.step_loss = DistributedDataParallel(
                 self.step_loss, device_ids=[self.device] if self.device.type == "cuda" else None,
                 find_unused_parameters=unused)

@@ -69,9 +69,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def _float_tiff(path: Path) -> np.ndarray | None:
-    """A 32-bit float colour TIFF (what OpenCV and HDR tools write), which PIL cannot
-    open, as uint8 RGB: values in [0, 1] as they are, others scaled over their finite
-    range, as float grey images are. None for any other file."""
+    """A float colour TIFF (what OpenCV and HDR tools write), which PIL cannot open, as
+    uint8 RGB (`_float_to_uint8`); None for any other file. Its Orientation tag is not
+    applied (OpenCV reads the stored grid)."""
     data = path.read_bytes()
     if data[:4] not in (b"II*\0", b"MM\0*"):
         return None
@@ -79,12 +79,18 @@ def _float_tiff(path: Path) -> np.ndarray | None:
     if img is None or img.dtype.kind != "f":
         return None
     img = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img[:, :, 2::-1]
+    return np.ascontiguousarray(_float_to_uint8(img))
+
+
+def _float_to_uint8(img: np.ndarray) -> np.ndarray:
+    """Float pixels to 8 bits: values in [0, 1] as they are (a linear image), others
+    min-max over the finite ones (data of any range); NaN and inf become 0."""
     finite = np.isfinite(img)
-    if not finite.any():
+    if not finite.any():  # NaN or inf everywhere: no picture to predict on
         raise ValueError("no finite pixel value in this float image")
     lo, hi = float(img[finite].min()), float(img[finite].max())
-    unit = img if lo >= 0.0 and hi <= 1.0 else _normalise01(img)
-    return np.ascontiguousarray(np.round(np.where(finite, unit, 0.0) * 255.0).astype(np.uint8))
+    unit = np.where(finite, img, 0.0) if lo >= 0.0 and hi <= 1.0 else _normalise01(img)
+    return np.round(unit * 255.0).astype(np.uint8)
 
 
 def _is_16_bit_colour(im: Image.Image) -> bool:
@@ -100,9 +106,7 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
         arr = np.asarray(im)
         if im.mode == "F":
-            if not np.isfinite(arr).any():  # NaN or inf everywhere: no picture to predict on
-                raise ValueError("no finite pixel value in this float image")
-            grey = np.round(_normalise01(arr) * 255.0).astype(np.uint8)  # over finite pixels
+            grey = _float_to_uint8(arr)
         else:
             grey = to_uint8(arr)
         return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))

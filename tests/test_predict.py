@@ -89,6 +89,10 @@ def test_a_float_image_is_scaled_over_its_finite_pixels_and_an_all_nan_one_named
     Image.fromarray(ramp).save(tmp_path / "f.tif")
     grey = read_rgb(tmp_path / "f.tif")[..., 0]
     assert grey.max() == 255 and grey[0, 2] == 0 and 100 < grey.mean() < 155  # finite range
+    # in [0, 1]: a linear image, kept as it is (as a float colour TIFF is), not stretched
+    Image.fromarray(np.linspace(0.2, 0.6, 64, dtype=np.float32).reshape(8, 8)).save(tmp_path / "u.tif")
+    unit = read_rgb(tmp_path / "u.tif")[..., 0]
+    assert unit.min() == round(0.2 * 255) and unit.max() == round(0.6 * 255)
     Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan.tif")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
