@@ -47,7 +47,8 @@ SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--schedule": ("landmarks.schedule", str, "lambda schedule (default cosine-increasing): "
                    + ", ".join(SCHEDULES)),
     "--pairs": ("landmarks.pairs", int, "m: landmark pairs per step (0 = all)"),
-    "--max-params": ("search.max_params", int, "parameter budget for searched models"),
+    "--max-params": ("search.max_params", config_mod.whole_number,
+                     "parameter budget for searched models (e.g. 3e7)"),
 }
 TRAIN_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--epochs": ("standalone.epochs", int, "training epochs"),

@@ -5,6 +5,7 @@ Every field can be set from YAML (nested sections) or from the command line as
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import os
@@ -144,6 +145,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 class ConfigError(ValueError):
     pass
+
+
+def whole_number(text: str) -> int:
+    """A whole number as typed on a command line: 30000000 or 3e7."""
+    try:
+        value = float(text) if not text.strip().lstrip("+-").isdigit() else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid whole number: {text!r}") from None
+    if isinstance(value, float) and not value.is_integer():
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(value)
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

@@ -138,9 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--random", type=int, metavar="N", help="N architectures sampled uniformly")
     p.add_argument("--seed", type=int, default=0, help="seed for --random")
     p.add_argument("--dataset", default="cifar10-valid", choices=DATASETS)
-    p.add_argument("--hp", default="200", help="training schedule: 12 or 200 (epochs)")
+    p.add_argument("--hp", default="200", choices=("12", "200"),
+                   help="training schedule: 12 or 200 (epochs)")
     p.add_argument("--set", dest="setname", default="valid", choices=SETS, help="evaluation split")
     args = p.parse_args(argv)
+    if args.random is not None and args.random < 1:
+        p.error(f"--random {args.random}: sample at least 1 architecture")
     try:
         if args.archs:
             archs = [line.strip() for line in Path(args.archs).read_text().splitlines() if line.strip()]

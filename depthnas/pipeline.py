@@ -377,9 +377,11 @@ class SearchRun:
         # are there to measure the super-net, and are no product of the search.
         # Landmarks are drawn without the budget (--max-params, latency): they count
         # only when they keep it.
+        for a, r in self.trained.items():  # judged once (latency is a measurement)
+            if r["role"] == "landmark" and constraint is not None and not constraint(a):
+                r["over_budget"] = True  # said in the report: why it is not the best
         found = [(a, r) for a, r in self.trained.items()
-                 if r["role"].startswith("top")
-                 or (r["role"] == "landmark" and (constraint is None or constraint(a)))]
+                 if r["role"].startswith("top") or (r["role"] == "landmark" and not r.get("over_budget"))]
         # One whose output ignores its input is no depth estimator, whatever its loss
         # (when every model learned nothing it may score best): only for want of others.
         best_arch, best = min(found, key=lambda kv: (space.ignores_input(kv[0], **self.model_kw),
@@ -428,8 +430,8 @@ class SearchRun:
         self.say(f"best architecture: {best_json['string']}  stand-alone validation "
                  f"{summary['score_name']} {best['val_loss']:.5f}  ({self.out / 'best_arch.json'})")
         if ranking is not None:
-            self.say(f"super-net ranking on {ranking['n']} random architectures trained "
-                     f"stand-alone: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "
+            self.say(f"super-net ranking on {ranking['n']} random architectures, against their "
+                     f"stand-alone losses: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "
                      f"{ranking['sparse_kendall_tau']:+.3f} (threshold {ranking['sparse_threshold']:.2g})")
         for note in warnings_of(summary):
             self.say(f"warning: {note}")

@@ -201,9 +201,9 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         arch = a["arch"].replace("|", "\\|")  # NB201 strings: a bare | splits the table cell
         dead = " *" if learned_nothing(a["val_loss"], constant) else ""
         flat = " *" if at_constant_level(a["supernet_score"], search_constant) else ""
-        cut = ""
+        cut = " (over budget)" if a.get("over_budget") else ""
         if a.get("ignores_input"):  # by its architecture: a dead cell cuts the input off
-            dead, flat, cut = " *", " *", " (dead cell)"
+            dead, flat, cut = " *", " *", cut + " (dead cell)"
         table = " (table)" if a.get("source") == "truth table" else ""
         lines.append(f"| `{arch}`{cut} | {a['role']} | {a['val_loss']:.5f}{dead}{table} | "
                      f"{a['supernet_score']:.5f}{flat} |")
@@ -211,6 +211,9 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         lines += ["", "\\* at a constant prediction's level, or a dead cell (the output ignores "
                       "the input): the model (or super-net path) learned nothing, and its order "
                       "among such scores is noise"]
+    if any(a.get("over_budget") for a in archs):
+        lines += ["", "(over budget): a landmark that breaks `search.max_params` / "
+                      "`search.max_latency_ms`, drawn without the budget; never the best found"]
     if any(a.get("source") == "truth table" for a in archs):
         lines += ["", "(table): looked up in `search.truth_table`, not trained in this run"]
     path = atomic_write_text(out / "report.md", "\n".join(lines) + "\n")

@@ -450,3 +450,14 @@ def test_a_latency_budget_a_classifier_misses_is_a_warning(tmp_path, capsys):
     SearchRun(cfg, say=print)._check_latency_budget(0.001)
     assert "warning: search.max_latency_ms=0.001: the smallest darts architecture" in \
         capsys.readouterr().out
+
+
+def test_the_benchmark_export_refuses_a_schedule_and_a_sample_size_it_cannot_serve(tmp_path, capsys):
+    """NATS looks the schedule up as a key: --hp 50 ended in a KeyError traceback, and
+    --random -1 in random.sample's own message."""
+    from depthnas.nasbench import main as nasbench_main
+    for argv, says in ((["--hp", "50", "--all"], "invalid choice: '50'"),
+                       (["--random", "-1"], "--random -1: sample at least 1 architecture")):
+        with pytest.raises(SystemExit):
+            nasbench_main([str(tmp_path / "bench.pth"), *argv, "--out", str(tmp_path / "t.json")])
+        assert says in capsys.readouterr().err

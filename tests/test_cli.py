@@ -548,6 +548,12 @@ def test_the_best_architecture_keeps_the_parameter_budget(run_dir, tmp_path):
     assert main(["search", *TINY, "--max-params", str(budget), "--out", str(out)]) == 0
     best = json.loads((out / "best_arch.json").read_text())
     assert best["params"] <= budget
+    # the landmarks over it say so (results.json, and the report's table)
+    landmarks = [a for a in json.loads((out / "results.json").read_text())["architectures"]
+                 if a["role"] == "landmark"]
+    assert all(a.get("over_budget", False) == (a["params"] > budget) for a in landmarks)
+    assert any(a["params"] > budget for a in landmarks)
+    assert "(over budget) | landmark |" in (out / "report.md").read_text()
 
 
 def test_a_parameter_budget_no_architecture_meets_is_refused_before_training(tmp_path, capsys):

@@ -179,3 +179,11 @@ def test_an_empty_optional_value_is_unset():
     as typed; it must not become a file named ""."""
     cfg = build_config(build_parser().parse_args(["search", "--backbone-weights", ""]))
     assert cfg.model.backbone_weights is None
+
+
+def test_a_budget_flag_takes_a_whole_number_in_exponent_form():
+    """--set search.max_params=3.8e5 was read, --max-params 3.8e5 refused as no int."""
+    args = build_parser().parse_args(["search", "--max-params", "3.8e5"])
+    assert build_config(args).search.max_params == 380_000
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "--max-params", "2.5"])

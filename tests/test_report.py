@@ -77,3 +77,14 @@ def test_the_roles_line_names_the_roles_the_table_holds(tmp_path):
     text = write_report(tmp_path, summary(spos)).read_text()
     assert ("Roles: `top-N`, picked by the search after iteration N; `rank`, a random sample "
             "that only measures the ranking.") in text
+
+
+def test_a_landmark_over_the_budget_is_marked(tmp_path):
+    """Landmarks are drawn without --max-params: one over it headed the table above the
+    best found, with no word why it was not the best."""
+    over = {**arch("c3,c3,c3,c3,c3", "landmark", 0.15, 0.2), "over_budget": True}
+    archs = [over, arch("c1,c1,c1,c1,c1", "top-1", 0.17, 0.2)]
+    text = write_report(tmp_path, {**summary(archs), "best": {
+        "string": archs[1]["arch"], "val_loss": 0.17, "params": 1000, "found_in": "top-1"}}).read_text()
+    assert "| `v1-sync:c3,c3,c3,c3,c3` (over budget) | landmark |" in text
+    assert "(over budget): a landmark that breaks `search.max_params`" in text
