@@ -93,10 +93,10 @@ def space_of(text: str, explicit: str | None, default: str) -> str:
     accepts it (NB201's "|op~0|+..." and DARTS' "Genotype(...)" carry no name)."""
     from depthnas.spaces import ArchitectureError, list_spaces
     if explicit:
-        other = [n for n in _readers(text.strip()) if n != explicit]
-        if other and explicit not in _readers(text.strip()):
+        readers = _readers(text.strip())
+        if readers and explicit not in readers:
             raise ArchitectureError(f"architecture {text.strip()[:80]!r} is one of space "
-                                    f"{other[0]}, not of --space {explicit}")
+                                    f"{readers[0]}, not of --space {explicit}")
         return explicit
     stripped = text.strip()
     if stripped.startswith("{"):

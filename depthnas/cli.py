@@ -520,6 +520,14 @@ def _stopped_message(args: argparse.Namespace, stop: KeyboardInterrupt) -> str |
     return f"\n{said}{'; ' + hint if hint else ''}"
 
 
+def _stopped(args: argparse.Namespace, stop: KeyboardInterrupt) -> int:
+    """Say that the run stopped, and how to go on; the exit code a shell reports."""
+    message = _stopped_message(args, stop)
+    if message is not None:
+        print(message, file=sys.stderr)
+    return 143 if isinstance(stop, Terminated) else 130
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's pre-emption, `timeout`, `docker stop`), stopping a run as
     Ctrl-C does: half-written files are removed and the resume command is printed."""
@@ -592,10 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except RuntimeError as err:
         if signalled and not args.verbose:  # a loader worker's death, of the same SIGTERM
-            message = _stopped_message(args, Terminated())
-            if message is not None:
-                print(message, file=sys.stderr)
-            return 143
+            return _stopped(args, Terminated())
         lost = _lost_peers(err)
         if lost is None or args.verbose:
             raise
@@ -604,10 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         if args.verbose:
             raise
-        message = _stopped_message(args, stop)
-        if message is not None:
-            print(message, file=sys.stderr)
-        return 143 if isinstance(stop, Terminated) else 130  # as a shell reports them
+        return _stopped(args, stop)
     finally:
         joined = sys.modules.get("depthnas.distributed")
         if joined is not None:

@@ -147,10 +147,15 @@ class ConfigError(ValueError):
     pass
 
 
+def _number(text: str) -> int | float:
+    """Digits as an int, anything else as a float (YAML reads 3e7 as text)."""
+    return int(text) if text.strip().lstrip("+-").isdigit() else float(text)
+
+
 def whole_number(text: str) -> int:
     """A whole number as typed on a command line: 30000000 or 3e7."""
     try:
-        value = float(text) if not text.strip().lstrip("+-").isdigit() else int(text)
+        value = _number(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid whole number: {text!r}") from None
     if isinstance(value, float) and not value.is_integer():
@@ -199,7 +204,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
         if hint is int and isinstance(value, str):  # YAML reads 3e7 as text, not a number
             try:
-                value = float(value) if not value.strip().lstrip("+-").isdigit() else value
+                value = _number(value)
             except ValueError:
                 pass
         if hint is int and isinstance(value, float) and not value.is_integer():
@@ -435,13 +440,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def absolute_path(path: str) -> str:
+    """`path` absolute, `~` expanded, without resolving links (a link is how a moved
+    data folder keeps its recorded path)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def canonical_spec(spec: str) -> str:
     """`spec` with its kind in lower case and its path absolute: one data set, named
     one way (folder:data/x, folder:./data/x/ and Folder:/abs/data/x alike)."""
     kind, sep, path = spec.partition(":")
     if not sep or not path.strip():
         return spec.strip().lower()
-    return f"{kind.strip().lower()}:{os.path.abspath(os.path.expanduser(path.strip()))}"
+    return f"{kind.strip().lower()}:{absolute_path(path.strip())}"
 
 
 def absolute_paths(cfg: Config) -> Config:
@@ -450,7 +461,7 @@ def absolute_paths(cfg: Config) -> Config:
     folder, and the same files named two ways did not compare as the same."""
     cfg.data.spec = canonical_spec(cfg.data.spec)
     if cfg.model.backbone_weights:
-        cfg.model.backbone_weights = os.path.abspath(os.path.expanduser(cfg.model.backbone_weights))
+        cfg.model.backbone_weights = absolute_path(cfg.model.backbone_weights)
     return cfg
 
 

@@ -330,12 +330,12 @@ class SearchRun:
                                     order=search_order(space, search_constant, self.model_kw))
                 picked = [(a, score) for a, score in ranked if a not in self.trained][:cfg.search.top_k]
                 top = [space.to_string(a) for a, _ in picked]
-                flat = sum(collapsed(space, a, score, search_constant, self.model_kw)
-                           for a, score in ranked)
+                flat_paths = {a for a, score in ranked
+                              if collapsed(space, a, score, search_constant, self.model_kw)}
+                flat = len(flat_paths)
                 # judged when picked: the super-net keeps training, and a path live
                 # then may output a constant by the end
-                self.flat_picks += sum(collapsed(space, a, score, search_constant, self.model_kw)
-                                       for a, score in picked)
+                self.flat_picks += sum(a in flat_paths for a, _ in picked)
                 self.picks += len(picked)
                 self._log({"phase": "search", "iteration": t + 1, "evaluated": len(ranked),
                            "at_constant_level": flat, "best_supernet_score": ranked[0][1],
@@ -384,7 +384,7 @@ class SearchRun:
                  if r["role"].startswith("top") or (r["role"] == "landmark" and not r.get("over_budget"))]
         # One whose output ignores its input is no depth estimator, whatever its loss
         # (when every model learned nothing it may score best): only for want of others.
-        best_arch, best = min(found, key=lambda kv: (space.ignores_input(kv[0], **self.model_kw),
+        best_arch, best = min(found, key=lambda kv: (kv[1].get("ignores_input", False),
                                                      kv[1]["val_loss"]))
         # The ranking is measured on the random sample alone, as in the paper: the
         # searched top-K are the super-net's own picks (and SPOS, with no landmarks,

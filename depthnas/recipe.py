@@ -1,12 +1,11 @@
 """What makes two stand-alone losses comparable, and how two records of it compare."""
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from depthnas.spaces import get_space
 
-from .config import Config, canonical_spec
+from .config import Config, absolute_path, canonical_spec
 from .models import is_classification, model_kwargs
 
 
@@ -39,7 +38,7 @@ def _canonical(key: str, value: Any) -> Any:
     if key == "data" and isinstance(value, str):
         return canonical_spec(value)
     if key == "backbone_weights" and isinstance(value, str) and value:
-        return os.path.abspath(os.path.expanduser(value))
+        return absolute_path(value)
     return value
 
 
