@@ -25,12 +25,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
-from depthnas.spaces import Arch, SearchSpace, get_space
+from depthnas.spaces import Arch, get_space
 
 from . import config as config_mod
 from . import distributed as dist
+from .budget import Budget
 from .config import Config
 from .data import check_recorded_splits, load_splits
 from .evaluation import PathEvaluator, collapsed, constant_score, search_order
@@ -48,26 +47,6 @@ from .trainer import Trainer, check_batch_fits, resolve_device, seed_everything
 log = logging.getLogger("depthnas.pipeline")
 
 
-def make_constraint(space: SearchSpace, cfg: Config, device: torch.device
-                    ) -> Callable[[Arch], bool] | None:
-    checks = []
-    if cfg.search.max_params is not None:
-        params = PathParameters(space, cfg.model)
-        checks.append(lambda a: params(a) <= cfg.search.max_params)
-    if cfg.search.max_latency_ms is not None:
-        from .latency import measure_latency
-        latency: dict[Arch, float] = {}
-
-        def latency_ok(a: Arch) -> bool:
-            if a not in latency:
-                latency[a] = measure_latency(space, a, cfg, device)
-            return latency[a] <= cfg.search.max_latency_ms
-        checks.append(latency_ok)
-    if not checks:
-        return None
-    return lambda a: all(c(a) for c in checks)
-
-
 class SearchRun:
     def __init__(self, cfg: Config, *, progress: bool = True,
                  say: Callable[[str], None] = lambda msg: print(msg, flush=True)):
@@ -79,6 +58,7 @@ class SearchRun:
         self.space = get_space(cfg.space)
         self.model_kw = model_kwargs(cfg.model, self.space)  # what the models are built with
         self.device = resolve_device(cfg.device)
+        self.budget = Budget.of(self.space, cfg, self.device)  # judges candidates and landmarks
         # Every rank keeps the same store in memory (rank 0's file, then the same
         # additions in the same order); rank 0 alone writes it.
         self.store = LandmarkStore(cfg.landmarks.store or self.out / "landmarks.json",
@@ -212,28 +192,38 @@ class SearchRun:
                              f"the smallest found, {self.space.to_string(arch)}, has {params:,} parameters "
                              f"with {given} (raise the budget, or choose {advice})")
 
-    def _check_latency_budget(self, budget: float) -> None:
+    def _check_latency_budget(self, budget: float, samples: int = 20) -> None:
         """As for parameters: a budget nothing meets was found only when the search
-        started, which then cost a build and seven timed passes per candidate (up to a
-        thousand misses in a row, without a word). A depth space's smallest
-        architecture runs no fusion-block op at all, a true lower bound, so missing
-        it is an error; a classification space's smallest need not be its fastest
-        (DARTS: max-pool cells against skip ones), so there it is a warning. Rank 0
-        measures for all: ranks timing apart could decide apart."""
-        from .latency import measure_latency
+        started, after the super-net had trained, then cost a build and timed passes per
+        candidate (up to a thousand misses in a row). A depth space's smallest
+        architecture runs no fusion-block op at all, a true lower bound, so missing it
+        is an error. A classification space's smallest need not be its fastest (DARTS:
+        max-pool cells against skip ones), so there `samples` random architectures are
+        timed too, drawn as the search draws its first candidates: none fitting is an
+        error, few a warning. Rank 0 measures for all: ranks timing apart could decide
+        apart; what it timed is kept, and not timed again in the search."""
         arch, _ = self._smallest
-        ms = measure_latency(self.space, arch, self.cfg, self.device) if dist.is_main() else None
-        ms = dist.broadcast_object(ms)
-        if ms <= budget:
-            return
-        said = (f"search.max_latency_ms={budget:g}: the smallest {self.space.name} architecture, "
-                f"{self.space.to_string(arch)}, takes {ms:.1f} ms on {self.device}")
+        timed = [arch]
         if is_classification(self.space):
-            self.say(f"warning: {said}; few architectures, if any, will fit (raise the budget, "
-                     "or choose a smaller model.channels)")
+            rng = random.Random(self.cfg.seed)
+            timed += [self.space.sample(rng) for _ in range(samples)]
+        fits, ms = dist.broadcast_object(
+            ([a for a in timed if self.budget.latency(a) <= budget], self.budget.latency(arch))
+            if dist.is_main() else None)
+        if len(fits) * 4 >= len(timed):
             return
-        raise ValueError(f"{said}, and none is faster (raise the budget, or choose a smaller "
-                         "backbone or image size)")
+        smallest = f"{self.space.to_string(arch)}, takes {ms:.1f} ms"
+        if not is_classification(self.space):
+            raise ValueError(f"search.max_latency_ms={budget:g}: the smallest {self.space.name} "
+                             f"architecture, {smallest} on {self.device}, and none is faster "
+                             "(raise the budget, or choose a smaller backbone or image size)")
+        said = (f"search.max_latency_ms={budget:g}: {len(fits)} of {len(timed)} {self.space.name} "
+                f"architectures timed on {self.device} fit (the smallest by parameters, {smallest})")
+        advice = "raise the budget, or choose a smaller model.channels"
+        if not fits:
+            raise ValueError(f"{said}, so the search would find few, if any, after the "
+                             f"super-net has trained ({advice})")
+        self.say(f"warning: {said}; the search may find few ({advice})")
 
     def _log(self, record: dict[str, Any], *key: str) -> None:
         """Append `record` to metrics.jsonl in place of an earlier one agreeing on `key`:
@@ -298,14 +288,13 @@ class SearchRun:
                           name="supernet", progress=self.progress, batch_size=cfg.data.batch_size,
                           num_workers=cfg.data.num_workers, distributed=True)
         # The search runs on rank 0; the other ranks wait for its top-K.
-        evaluator = constraint = None
+        evaluator = None
         if main:
             evaluator = PathEvaluator(trainer.model, task, self.splits.train, self.splits.val,
                                       batch_size=cfg.data.batch_size,
                                       calib_batches=cfg.search.calib_batches,
                                       val_batches=cfg.search.val_batches, device=self.device,
                                       precision=cfg.supernet.precision, seed=cfg.seed)
-            constraint = make_constraint(space, cfg, self.device)
         # The level of a model that learned nothing, on the whole split (where stand-alone
         # models are scored) and on the search's validation batches (maybe fewer).
         self.constant = constant_score(task, self.splits.val, batch_size=cfg.data.batch_size)
@@ -324,7 +313,7 @@ class SearchRun:
             if main:
                 evaluator.refresh()
                 ranked = run_search(cfg.search.method, space, evaluator.score, cfg.search,
-                                    random.Random(cfg.seed * 31 + t), constraint=constraint,
+                                    random.Random(cfg.seed * 31 + t), constraint=self.budget,
                                     checkpoint=self.out / f"search_{t + 1}.json",
                                     progress=self.progress,
                                     order=search_order(space, search_constant, self.model_kw))
@@ -360,11 +349,10 @@ class SearchRun:
                 a = space.sample(rank_rng)
             samples.append(a)
         self.standalone(samples, "rank")
-        summary = self.finish(evaluator, landmark_set, constraint) if main else None
+        summary = self.finish(evaluator, landmark_set) if main else None
         return dist.broadcast_object(summary)
 
-    def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch],
-               constraint: Callable[[Arch], bool] | None = None) -> dict[str, Any]:
+    def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> dict[str, Any]:
         space, cfg = self.space, self.cfg
         for a, rec in self.trained.items():
             rec["supernet_score"] = evaluator.score(a)
@@ -377,9 +365,13 @@ class SearchRun:
         # are there to measure the super-net, and are no product of the search.
         # Landmarks are drawn without the budget (--max-params, latency): they count
         # only when they keep it.
-        for a, r in self.trained.items():  # judged once (latency is a measurement)
-            if r["role"] == "landmark" and constraint is not None and not constraint(a):
+        for a, r in self.trained.items():
+            if self.budget is None or r["role"] == "rank":  # the ranking samples are no candidates
+                continue
+            # the searched top-K were picked within it (a resumed run may time them anew)
+            if r["role"] == "landmark" and not self.budget(a):
                 r["over_budget"] = True  # said in the report: why it is not the best
+            r.update(self.budget.record(a))
         found = [(a, r) for a, r in self.trained.items()
                  if r["role"].startswith("top") or (r["role"] == "landmark" and not r.get("over_budget"))]
         # One whose output ignores its input is no depth estimator, whatever its loss
@@ -401,7 +393,8 @@ class SearchRun:
                                      cfg.search.sparse_threshold)
         best_json = {**space.to_json(best_arch), "val_loss": best["val_loss"],
                      "supernet_score": best["supernet_score"], "params": best["params"],
-                     "found_in": best["role"]}
+                     "found_in": best["role"],
+                     **({"latency_ms": best["latency_ms"]} if "latency_ms" in best else {})}
         atomic_write_json(self.out / "best_arch.json", best_json)
         if best.get("model") and Path(best["model"]).is_file():
             atomic_write(self.out / "best" / "model.safetensors",

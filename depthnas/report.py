@@ -194,9 +194,11 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     if lam:
         lines += [f"![lambda]({lam})", ""]
     search_constant = summary.get("search_constant_loss")
+    timed = any("latency_ms" in a for a in archs)  # under search.max_latency_ms (batch 1)
     lines += ["## Architectures trained stand-alone", "",
               _roles(archs), "",
-              f"| architecture | role | stand-alone {score} | final super-net {score} |", "|---|---|---|---|"]
+              f"| architecture | role | stand-alone {score} | final super-net {score} |"
+              + (" latency (ms) |" if timed else ""), "|---|---|---|---|" + ("---|" if timed else "")]
     for a in sorted(archs, key=lambda r: r["val_loss"]):
         arch = a["arch"].replace("|", "\\|")  # NB201 strings: a bare | splits the table cell
         dead = " *" if learned_nothing(a["val_loss"], constant) else ""
@@ -205,8 +207,9 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         if a.get("ignores_input"):  # by its architecture: a dead cell cuts the input off
             dead, flat, cut = " *", " *", cut + " (dead cell)"
         table = " (table)" if a.get("source") == "truth table" else ""
+        latency = f" {a['latency_ms']:.1f} |" if "latency_ms" in a else (" |" if timed else "")
         lines.append(f"| `{arch}`{cut} | {a['role']} | {a['val_loss']:.5f}{dead}{table} | "
-                     f"{a['supernet_score']:.5f}{flat} |")
+                     f"{a['supernet_score']:.5f}{flat} |{latency}")
     if constant is not None or any(a.get("ignores_input") for a in archs):
         lines += ["", "\\* at a constant prediction's level, or a dead cell (the output ignores "
                       "the input): the model (or super-net path) learned nothing, and its order "

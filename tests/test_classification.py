@@ -373,6 +373,30 @@ def test_latency_budget_is_measured_at_the_models_own_input_size(monkeypatch):
     assert seen == [(1, 3, 32, 32)]
 
 
+def test_latency_is_measured_in_the_stand_alone_models_precision_and_layout(monkeypatch):
+    """The search hands over the stand-alone model: it was timed in fp32 and the default
+    layout whatever standalone.precision / channels_last said."""
+    from depthnas.config import Config
+    from depthnas.latency import measure_latency
+    seen = []
+    build = NB201.build_fixed
+
+    def recording(arch, **kw):
+        model = build(arch, **kw)
+        model.register_forward_pre_hook(lambda m, args: seen.append(
+            (args[0].is_contiguous(memory_format=torch.channels_last),
+             torch.is_autocast_enabled("cpu"))))
+        return model
+    monkeypatch.setattr(NB201, "build_fixed", recording)
+    cfg = Config(space="nb201")
+    cfg.model.cells_per_stage, cfg.model.channels = 1, 4
+    arch = NB201.sample(random.Random(0))
+    measure_latency(NB201, arch, cfg, torch.device("cpu"), repeats=1, warmup=0)
+    cfg.standalone.precision, cfg.standalone.channels_last = "bf16", True
+    measure_latency(NB201, arch, cfg, torch.device("cpu"), repeats=1, warmup=0)
+    assert seen == [(False, False), (True, True)]
+
+
 def test_report_of_a_truth_table_search_without_parameter_counts(tmp_path):
     from depthnas.report import write_report
     best = {"string": "nb201-arch", "val_loss": 0.1, "params": None, "found_in": "top-1"}
@@ -440,16 +464,43 @@ def test_a_parameter_budget_names_what_sizes_a_classifier(tmp_path, capsys):
     assert "model.darts_layers=5" in capsys.readouterr().err
 
 
-def test_a_latency_budget_a_classifier_misses_is_a_warning(tmp_path, capsys):
+def test_a_latency_budget_few_classifiers_meet_is_a_warning_and_none_an_error(
+        tmp_path, capsys, monkeypatch):
     """A classification space's smallest architecture (by parameters) need not be its
-    fastest (DARTS: max-pool cells against skip ones twice as fast), so the check
-    before training warns; a depth space's is a true lower bound, and refused."""
+    fastest (DARTS: max-pool cells against skip ones twice as fast), so the check before
+    training times 20 random ones too. None fitting used to be a warning, and the search
+    failed after the super-net had trained; now it is refused. Few fitting: a warning.
+    (Stand-in latency: 1 to 2 ms, by a hash of the architecture's string.)"""
+    import zlib
+
+    from depthnas import latency
     from depthnas.pipeline import SearchRun
+    timed = []
+
+    def fake_latency(space, arch, cfg, device):
+        timed.append(arch)
+        return 1 + zlib.crc32(space.to_string(arch).encode()) % 1000 / 1000
+    monkeypatch.setattr(latency, "measure_latency", fake_latency)
     cfg = config_mod.Config(space="darts", out=str(tmp_path / "run"))
     cfg.model.channels, cfg.model.darts_layers = 4, 3
-    SearchRun(cfg, say=print)._check_latency_budget(0.001)
-    assert "warning: search.max_latency_ms=0.001: the smallest darts architecture" in \
-        capsys.readouterr().out
+    cfg.search.max_latency_ms = 0.5
+    run = SearchRun(cfg, say=print)
+    with pytest.raises(ValueError) as refused:
+        run._check_latency_budget(0.5)
+    assert "search.max_latency_ms=0.5: 0 of 21 darts architectures timed on cpu fit" in str(refused.value)
+    assert "so the search would find few, if any, after the super-net has trained" in str(refused.value)
+    assert len(timed) == 21
+    latencies = sorted(run.budget.latency_ms.values())
+    budget = latencies[2]  # a few fit, fewer than a quarter
+    cfg.search.max_latency_ms = budget
+    run = SearchRun(cfg, say=print)
+    run._check_latency_budget(budget)
+    out = capsys.readouterr().out
+    assert f"warning: search.max_latency_ms={budget:g}: 3 of 21 darts architectures timed on cpu " \
+           "fit (the smallest by parameters, Genotype(" in out
+    assert "; the search may find few (raise the budget" in out
+    run._check_latency_budget(latencies[-1])  # all fit: nothing said
+    assert capsys.readouterr().out == ""
 
 
 def test_the_benchmark_export_refuses_a_schedule_and_a_sample_size_it_cannot_serve(tmp_path, capsys):

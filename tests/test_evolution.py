@@ -96,30 +96,33 @@ def test_evolution_beats_random_search_at_equal_evaluations():
         assert evolved[0][1] <= 1.0 and drawn[0][1] >= 5.0, seed
 
 
-def test_search_budgets_on_parameters_and_latency_reject_what_breaks_them(monkeypatch):
-    """--max-params and --max-latency-ms become one constraint; latency is measured once
-    per architecture (here a stand-in: 1 ms per 3x3 convolution edge)."""
-    from depthnas import latency
+def test_search_budgets_on_parameters_and_latency_reject_what_breaks_them():
+    """--max-params and --max-latency-ms become one budget; latency is measured once
+    per architecture (here a stand-in: 1 ms per 3x3 convolution edge), and what was
+    measured is what results.json records."""
+    from depthnas.budget import Budget
     from depthnas.config import Config
     from depthnas.models import path_parameters
-    from depthnas.pipeline import make_constraint
     measured = []
 
     def fake_latency(space, arch, cfg, device):
         measured.append(arch)
         return float(space.to_string(arch).count("c3"))
-    monkeypatch.setattr(latency, "measure_latency", fake_latency)
     cfg = Config()
+    assert Budget.of(SPACE, cfg, "cpu") is None  # no limit set: nothing to judge
     cfg.search.max_latency_ms = 2.0
-    ok = make_constraint(SPACE, cfg, "cpu")
-    assert ok(SPACE.from_string("v1-sync:c3,c3,c1,ap,skip")) and ok(SPACE.from_string("v1-sync:c3,c3,c1,ap,skip"))
+    ok = Budget(SPACE, cfg, "cpu", measure=fake_latency)
+    two = SPACE.from_string("v1-sync:c3,c3,c1,ap,skip")
+    assert ok(two) and ok(two)
     assert not ok(SPACE.from_string("v1-sync:c3,c3,c3,ap,skip"))
     assert len(measured) == 2  # the repeated architecture was not measured again
+    assert ok.record(two) == {"latency_ms": 2.0}
     small, big = SPACE.from_string("v1-sync:skip,skip,skip,skip,skip"), SPACE.from_string("v1-sync:c3,c3,c3,c3,c3")
     cfg.search.max_latency_ms = None
     cfg.search.max_params = path_parameters(SPACE, small, cfg.model)
-    ok = make_constraint(SPACE, cfg, "cpu")
+    ok = Budget(SPACE, cfg, "cpu", measure=fake_latency)
     assert ok(small) and not ok(big)
+    assert ok.record(small) == {} and len(measured) == 2  # parameters alone: nothing timed
 
 
 @pytest.mark.parametrize("search", [evolutionary_search, random_search])
