@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import random
 import shutil
 import time
@@ -383,10 +382,6 @@ class SearchRun:
         # would rank a different, larger set than SPOS + landmarks).
         held_out = [r for r in self.trained.values() if r["role"] == "rank"]
         ranking = None
-        diverged = [r["arch"] for r in held_out if not math.isfinite(r["supernet_score"])]
-        if diverged:
-            self.say(f"warning: {len(diverged)} ranking sample(s) score non-finite in the super-net "
-                     f"(diverged) and are left out of the ranking: {'; '.join(diverged[:3])}")
         if len(held_out) >= 2:
             ranking = ranking_report([r["val_loss"] for r in held_out],
                                      [r["supernet_score"] for r in held_out],

@@ -142,8 +142,11 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
                      "(the paper ranks 20)")
     else:
         if ranking.get("non_finite"):
+            diverged = [a["arch"] for a in summary["architectures"]
+                        if a["role"] == "rank" and not math.isfinite(a["supernet_score"])]
+            named = f": {'; '.join(diverged[:3])}{' ...' if len(diverged) > 3 else ''}" if diverged else ""
             notes.append(f"{ranking['non_finite']} ranking sample(s) scored non-finite in the "
-                         "super-net (diverged) and are left out of the ranking")
+                         f"super-net (diverged) and are left out of the ranking{named}")
         if not math.isfinite(ranking["kendall_tau"]):
             notes.append("the ranking is undefined: fewer than 2 samples are left, or every "
                          "super-net score (or every stand-alone loss) among them is tied, as "
