@@ -69,7 +69,7 @@ def recalibrate(modules: Iterable[nn.Module], forward: Callable[[object], object
     less work: in the depth decoder the finest block's upsampling (unless pixel
     shuffle) comes after the last BN. `forward` must let exceptions through."""
     bns = batchnorms(modules)
-    saved = [(bn, bn.momentum, bn.training) for bn in bns]
+    saved = [(bn, bn.momentum) for bn in bns]
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None
@@ -88,7 +88,7 @@ def recalibrate(modules: Iterable[nn.Module], forward: Callable[[object], object
     finally:
         if stopper is not None:
             stopper.remove()
-        for bn, momentum, _ in saved:
+        for bn, momentum in saved:
             bn.momentum = momentum
-            bn.eval()
+            bn.eval()  # calibrated for evaluation, whatever mode it came in
     return count

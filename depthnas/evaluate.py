@@ -60,6 +60,7 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
         parts = {"train": splits.train, "reg": splits.reg, "val": splits.val}
         chosen = [splits.train] if split == "all" else [parts[split]]
     for ds in chosen:
+        ids = ds.ids()  # once: a list of every sample's name (per sample, quadratic work)
         for i in range(len(ds)):
             raw = ds.raw(i)
             if len(raw) == 3:  # readers already give the common form: disparity + mask
@@ -72,8 +73,7 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
             # Disparity 0 stays in (ReDWeb's farthest level, as in training): the SSI
             # counts it, and the depth metrics skip it themselves (1/0 has no depth).
             valid = valid & np.isfinite(disparity)
-            sample_id = ds.ids()[i] if hasattr(ds, "ids") else str(i)
-            yield sample_id, rgb, disparity, valid
+            yield ids[i], rgb, disparity, valid
 
 
 MIN_NET_SIZE = 32  # prepare_image's smallest input side

@@ -47,20 +47,16 @@ class Search:
 
     def __init__(self, space: SearchSpace, score: Score, rng: random.Random,
                  constraint: Constraint | None = None, checkpoint: str | Path | None = None,
-                 progress: bool = True, exclude: set[Arch] | None = None,
-                 order: Order | None = None):
+                 progress: bool = True, order: Order | None = None):
         self.space, self._score, self.rng = space, score, rng
         self.order = order
         self.constraint = constraint
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress
-        self.exclude = exclude or set()
         self.scores: dict[Arch, float] = {}
         self.rejected = 0
 
     def allowed(self, arch: Arch) -> bool:
-        if arch in self.exclude:
-            return False
         if self.constraint is not None and not self.constraint(arch):
             self.rejected += 1
             return False
@@ -80,7 +76,7 @@ class Search:
             return
         why = (f"the search constraint rejected all {self.rejected} candidates drawn; raise "
                "search.max_params / search.max_latency_ms" if self.rejected else
-               "every candidate drawn was excluded (landmarks, or architectures seen before)")
+               "no new candidate could be drawn (every one drawn had been seen before)")
         raise ValueError(f"no {self.space.name} architecture to score: {why}")
 
     def ranked(self) -> list[tuple[Arch, float]]:
@@ -129,8 +125,7 @@ def evolutionary_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng
     samples to fill up (also for mutants and crossovers that came out duplicates or
     broke the constraint). Parents are not re-scored: their scores are kept."""
     s = Search(space, score, rng, **kw)
-    state = s.load() or {"generation": 0, "population": []}
-    population = [space.from_string(a) for a in state["population"]]
+    state = s.load() or {"generation": 0}
     for gen in range(state["generation"], cfg.generations):
         population, taken = [], set()
         if gen > 0:
