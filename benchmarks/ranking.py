@@ -61,7 +61,7 @@ from depthnas.models import model_kwargs, model_metadata  # noqa: E402
 from depthnas.ranking import default_threshold, kendall_tau, ranking_report  # noqa: E402
 from depthnas.spaces import SearchSpace, get_space  # noqa: E402
 from depthnas.task import make_task  # noqa: E402
-from depthnas.trainer import seed_everything  # noqa: E402
+from depthnas.runtime import seed_everything  # noqa: E402
 
 METHODS = ("spos", "landmarks")
 LABEL = {"spos": "SPOS", "landmarks": "SPOS+landmarks"}

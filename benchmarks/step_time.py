@@ -53,7 +53,8 @@ from depthnas.evaluation import PathEvaluator  # noqa: E402
 from depthnas.landmarks import LandmarkRegularizer  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
 from depthnas.task import DepthTask  # noqa: E402
-from depthnas.trainer import Trainer, autocast, compile_model  # noqa: E402
+from depthnas.runtime import autocast  # noqa: E402
+from depthnas.trainer import Trainer, compile_model  # noqa: E402
 
 PRESETS: dict[str, dict[str, Any]] = {
     # < 60 s on 2 CPU cores. resnet18 keeps the backbone the larger part of the

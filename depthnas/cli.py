@@ -235,7 +235,7 @@ def show_progress(args: argparse.Namespace) -> bool:
 def _join_ranks(cfg: Config) -> None:
     """Under torchrun: join the process group (see depthnas.distributed)."""
     from . import distributed
-    from .trainer import resolve_device
+    from .runtime import resolve_device
     distributed.init(resolve_device(cfg.device))
     if not distributed.is_main():
         # rank 0 reports. Every rank reads the same data under the same settings, so

@@ -113,7 +113,7 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
              **data_kw: Any) -> dict[str, Any]:
     from depthnas.datasets import prepare_image
     from .models import load_depth_model
-    from .trainer import resolve_device
+    from .runtime import resolve_device
     check_net_size(net_size)
     depth_cap = check_depth_cap(depth_cap)
     device = resolve_device(str(device))  # a GPU that is not there: a clear error, not torch's

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .bn_calibration import recalibrate
 from .task import Task, move
-from .trainer import autocast
+from .runtime import autocast
 
 
 def fixed_batches(dataset: Dataset, batch_size: int, limit: int | None, seed: int,

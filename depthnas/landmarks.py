@@ -20,7 +20,7 @@ from .io import atomic_write_json, read_json
 from .recipe import same_recipe
 from .schedule import landmark_lambda
 from .task import Task, move
-from .trainer import quiet_on_sigterm
+from .runtime import quiet_on_sigterm
 
 log = logging.getLogger("depthnas.landmarks")
 

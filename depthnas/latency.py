@@ -9,7 +9,7 @@ from depthnas.spaces import Arch, SearchSpace
 
 from .config import Config
 from .models import model_kwargs
-from .trainer import autocast
+from .runtime import autocast
 
 
 @torch.no_grad()

@@ -41,7 +41,8 @@ from .ranking import ranking_report
 from .recipe import recipe, recipe_diff, same_recipe
 from .standalone import arch_slug, finished_training, train_standalone
 from .task import make_task
-from .trainer import Trainer, check_batch_fits, resolve_device, seed_everything
+from .runtime import resolve_device, seed_everything
+from .trainer import Trainer, check_batch_fits
 
 log = logging.getLogger("depthnas.pipeline")
 

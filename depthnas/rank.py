@@ -20,7 +20,7 @@ from .models import model_kwargs
 from .ranking import ranking_report
 from .runs import run_kind
 from .task import make_task
-from .trainer import resolve_device, seed_everything
+from .runtime import resolve_device, seed_everything
 
 
 log = logging.getLogger("depthnas.rank")

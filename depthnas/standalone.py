@@ -32,7 +32,8 @@ from .io import atomic_write_json, read_json
 from .models import count_parameters, model_kwargs, model_metadata
 from .recipe import recipe, recipe_diff, same_recipe
 from .task import make_task
-from .trainer import Trainer, resolve_device, seed_everything
+from .runtime import resolve_device, seed_everything
+from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 

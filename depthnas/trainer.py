@@ -17,16 +17,12 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import random
-import signal
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -37,6 +33,7 @@ from . import distributed as dist
 from .checkpoint import Checkpointer
 from .config import TrainConfig
 from .io import append_jsonl, drop_jsonl_records
+from .runtime import autocast, quiet_on_sigterm, seed_everything
 from .task import Task, move
 
 ArchSampler = Callable[[random.Random], Any]
@@ -90,46 +87,6 @@ def _seed_worker(seed: int, worker_id: int) -> None:
     (Left to torch, the workers' seeds come from the loader's generator instead.)"""
     torch.manual_seed(seed + worker_id)
     quiet_on_sigterm(worker_id)
-
-
-def quiet_on_sigterm(worker_id: int) -> None:
-    """A loader worker's SIGTERM handler. `timeout` or a scheduler signals the whole
-    process group: torch's own handler then kills the worker by the signal, and the
-    main process, already stopping for the same signal, printed that death as a
-    traceback before its resume hint."""
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` is CUDA when available; under torchrun a CUDA device is this rank's GPU.
-    A device that does not exist here is a ValueError that says what does."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r}: torch sees no CUDA GPU here; use --device cpu "
-                             "(or auto)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} GPU(s) visible")
-    return dist.local_device(device)
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision != "fp32":
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
-    return nullcontext()
 
 
 def compile_model(model: nn.Module) -> nn.Module:

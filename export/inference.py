@@ -152,7 +152,7 @@ def load_estimator(path: str | Path, device: str = "cpu") -> DepthEstimator:
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         return OnnxEstimator(path, providers=onnx_providers(device))
-    from depthnas.trainer import resolve_device
+    from depthnas.runtime import resolve_device
     return TorchEstimator(path, device=str(resolve_device(device)))
 
 

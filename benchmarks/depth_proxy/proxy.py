@@ -47,7 +47,8 @@ from depthnas.landmarks import LandmarkRegularizer, step_indices
 from depthnas.models import count_parameters, model_kwargs
 from depthnas.spaces import Arch, SearchSpace
 from depthnas.task import make_task
-from depthnas.trainer import Trainer, epoch_seed, seed_everything
+from depthnas.runtime import seed_everything
+from depthnas.trainer import Trainer, epoch_seed
 
 HERE = Path(__file__).resolve().parent
 

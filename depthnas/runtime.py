@@ -1,0 +1,55 @@
+"""Where and how a process runs: its device, its precision, its seeds, its signals.
+
+Shared by training, evaluation, export and the landmark workers, none of which should
+need the training loop to ask which device they are on."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from . import distributed as dist
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA when available; under torchrun a CUDA device is this rank's GPU.
+    A device that does not exist here is a ValueError that says what does."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: torch sees no CUDA GPU here; use --device cpu "
+                             "(or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} GPU(s) visible")
+    return dist.local_device(device)
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+    return nullcontext()
+
+
+def quiet_on_sigterm(worker_id: int) -> None:
+    """A loader worker's SIGTERM handler. `timeout` or a scheduler signals the whole
+    process group: torch's own handler then kills the worker by the signal, and the
+    main process, already stopping for the same signal, printed that death as a
+    traceback before its resume hint."""
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
