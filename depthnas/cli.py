@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
+from .config_checks import validate
 from .io import atomic_write_json
 from .runs import check_kind, clear_failed_start, guard_out, holds_run, run_kind, run_lock
 from .schedule import SCHEDULES
@@ -224,7 +225,7 @@ def build_config(args: argparse.Namespace) -> Config:
                                          "same run folder")
         cfg.out = config_mod.default_out(command)
     args.resolved_out = cfg.out  # for the Ctrl-C hint
-    return config_mod.validate(cfg)
+    return validate(cfg)
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -303,7 +304,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.space = space_of(text, explicit=args.space, default=cfg.space)
         space = get_space(cfg.space)
         arch = space.parse(text)
-    config_mod.validate(cfg)  # again: checked above for the preset's space, not --arch's
+    validate(cfg)  # again: checked above for the preset's space, not --arch's
     check_data_fits_space(cfg)
     check_model_builds(cfg, space)
     out = Path(cfg.out)

@@ -39,11 +39,14 @@ def resolve_device(name: str) -> torch.device:
     return dist.local_device(device)
 
 
+PRECISIONS = ("fp32", "bf16")  # bf16: autocast, with fp32 weights and optimizer state
+
+
 def autocast(device: torch.device, precision: str):
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision != "fp32":
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
     return nullcontext()
 
 

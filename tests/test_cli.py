@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from depthnas.cli import main
+from depthnas.config_checks import validate
 
 TINY = ["--preset", "quick", "--image-size", "64", "--no-progress",
         "--set", "data.synthetic_samples=40", "--set", "supernet.steps_per_epoch=2",
@@ -260,7 +261,7 @@ def test_a_batch_too_large_for_the_ranks_is_refused_before_the_landmarks_train(
     cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
         "data.synthetic_samples=40", "data.batch_size=16", f"out={tmp_path / 'r'}"])
     said = []
-    run = pipeline.SearchRun(config_mod.validate(cfg), progress=False, say=said.append)
+    run = pipeline.SearchRun(validate(cfg), progress=False, say=said.append)
     monkeypatch.setattr(distributed, "world_size", lambda: 2)  # 28 training samples < 2 x 16
     with pytest.raises(ValueError, match="fewer than the batch size 16 times 2 ranks"):
         run.run()

@@ -4,6 +4,7 @@ import re
 import pytest
 
 from depthnas import config as C
+from depthnas.config_checks import validate
 from depthnas.cli import build_config, build_parser
 
 
@@ -92,7 +93,7 @@ def test_values_of_the_wrong_shape_name_their_key(override, message):
 ])
 def test_values_that_cannot_train_are_refused_before_any_work(overrides, message):
     with pytest.raises(C.ConfigError, match=re.escape(message)):
-        C.validate(C.apply_dotted(C.Config(), overrides))
+        validate(C.apply_dotted(C.Config(), overrides))
 
 
 @pytest.mark.parametrize(("overrides", "named", "not_named"), [
@@ -104,8 +105,17 @@ def test_values_that_cannot_train_are_refused_before_any_work(overrides, message
 ])
 def test_an_error_names_the_field_at_fault_alone(overrides, named, not_named):
     with pytest.raises(C.ConfigError) as err:
-        C.validate(C.apply_dotted(C.Config(), overrides))
+        validate(C.apply_dotted(C.Config(), overrides))
     assert named in str(err.value) and not_named not in str(err.value)
+
+
+def test_backbone_weights_name_every_kind_of_file_accepted(tmp_path):
+    """.pt and .bin load too; the message named only .safetensors and .pth."""
+    weights = tmp_path / "resnet18.ckpt"
+    weights.write_bytes(b"")
+    with pytest.raises(C.ConfigError, match=re.escape(
+            f"model.backbone_weights={weights}: expected a .safetensors / .pth / .pt / .bin file")):
+        validate(C.apply_dotted(C.Config(), [f"model.backbone_weights={weights}"]))
 
 
 def test_an_empty_text_value_is_unset_not_the_string_none(tmp_path):

@@ -73,7 +73,8 @@ def test_a_ramp_longer_than_the_training_left_is_refused_not_silently_short_of_l
 
 
 def test_config_refuses_landmark_settings_that_cannot_act():
-    from depthnas.config import ConfigError, load, validate
+    from depthnas.config import ConfigError, load
+    from depthnas.config_checks import validate
     cfg = load(preset="paper")
     cfg.supernet.epochs = 3  # T * E = 2 * 3 = 6 epochs, the paper's ramp is 10
     validate(cfg)  # the increasing cosine has no ramp

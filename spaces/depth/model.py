@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 EDGE_KEYS = {e: "e" + e.replace("<-", "") for e in EDGES}  # "2<-0" -> "e20"
 BACKBONE_STRIDES = (4, 8, 16, 32)
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # local backbone weight files
+FIRST_BLOCK_INPUTS = ("duplicate", "zeros")  # what the coarsest block fuses with (REFERENCE)
 
 
 class Interpolate(nn.Module):
@@ -257,7 +258,7 @@ class DepthNet(nn.Module):
                  backbone_weights: str | Path | None = None,
                  first_block_input: str = "duplicate"):
         super().__init__()
-        if first_block_input not in ("duplicate", "zeros"):
+        if first_block_input not in FIRST_BLOCK_INPUTS:
             raise ValueError(f"first_block_input must be 'duplicate' or 'zeros', "
                              f"got {first_block_input!r}")
         self.space = space

@@ -1,0 +1,163 @@
+"""Checks of a whole configuration, before any work starts: a typo in a schedule name
+must not surface after hours of landmark training. Every problem is collected, not
+only the first, and each names its field and what it expects. The allowed values
+are taken from the modules that act on them, so the two cannot drift apart."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ConfigError, TrainConfig
+
+
+class _Problems(list):
+    def choose(self, where: str, value: Any, allowed) -> None:
+        if value not in allowed:
+            self.append(f"{where}={value!r} (expected one of {', '.join(map(str, allowed))})")
+
+    def at_least(self, least: float, *fields: tuple[str, Any]) -> None:
+        for where, value in fields:
+            if value is not None and value < least:
+                self.append(f"{where}={value} (expected >= {least})")
+
+
+def validate(cfg: Config) -> Config:
+    """`cfg` if every field holds, else one ConfigError naming every problem."""
+    from depthnas.spaces import get_space
+    problems = _Problems()
+    try:
+        space = get_space(cfg.space)
+    except ValueError as err:
+        problems.append(f"space: {err}")
+        space = None
+    classification = getattr(space, "task_kind", "depth") == "classification"
+    for name in ("supernet", "standalone"):
+        _check_training(problems, name, getattr(cfg, name), classification)
+    _check_landmarks(problems, cfg)
+    _check_search(problems, cfg)
+    _check_model(problems, cfg, classification)
+    _check_data(problems, cfg, classification)
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return cfg
+
+
+def _check_training(problems: _Problems, name: str, t: TrainConfig, classification: bool) -> None:
+    from .runtime import PRECISIONS
+    from .ssi_loss import LOSS_NAMES
+    from .task import ClassificationTask
+    problems.choose(f"{name}.precision", t.precision, PRECISIONS)
+    if not classification:
+        problems.choose(f"{name}.loss", t.loss, LOSS_NAMES)
+    elif t.loss not in ClassificationTask.LOSS_NAMES:  # the default, "ssi", means "the task's own"
+        problems.append(f"{name}.loss={t.loss!r}: classification spaces train with "
+                        "cross-entropy (ce); leave the loss unset")
+    problems.at_least(1, (f"{name}.epochs", t.epochs), (f"{name}.log_every", t.log_every),
+                      (f"{name}.steps_per_epoch", t.steps_per_epoch))
+    for key, value in (("lr", t.lr), ("backbone_lr", t.backbone_lr),
+                       ("weight_decay", t.weight_decay), ("grad_clip", t.grad_clip)):
+        if not math.isfinite(value) or value < 0:
+            problems.append(f"{name}.{key}={value} (expected a finite number >= 0)")
+
+
+def _check_landmarks(problems: _Problems, cfg: Config) -> None:
+    from .schedule import INCREASING, SCHEDULES
+    lm = cfg.landmarks
+    problems.choose("landmarks.schedule", lm.schedule, SCHEDULES)
+    if lm.enabled:
+        total = cfg.search.iterations * cfg.supernet.epochs  # lambda's clock: T * E epochs
+        ramp = lm.ramp_epochs if lm.schedule not in INCREASING else 0.0
+        # the searched top-K join the landmarks after every iteration but the last
+        joining = (cfg.search.iterations - 1) * cfg.search.top_k
+        if lm.num < 0 or lm.num + joining < 2:
+            problems.append(f"landmarks.num={lm.num}: the ranking penalty needs pairs, so >= 2 "
+                            "landmarks, counting the top-K that join after each iteration "
+                            "(--no-landmarks runs plain SPOS)")
+        if min(lm.warmup_epochs, lm.ramp_epochs) < 0:
+            problems.append(f"landmarks.warmup_epochs={lm.warmup_epochs}, landmarks.ramp_epochs="
+                            f"{lm.ramp_epochs} (expected >= 0)")
+        elif total >= 1 and lm.warmup_epochs + ramp >= total:  # (total < 1 is named elsewhere)
+            problems.append(f"landmarks.warmup_epochs + landmarks.ramp_epochs = "
+                            f"{lm.warmup_epochs + ramp:g} leave none of the super-net's "
+                            f"{total} epochs (search.iterations x supernet.epochs) at lambda_max "
+                            f"for the {lm.schedule} schedule")
+    if not math.isfinite(lm.lambda_max) or lm.lambda_max < 0:
+        problems.append(f"landmarks.lambda_max={lm.lambda_max} (expected a finite number >= 0)")
+    if lm.pairs < 0:
+        problems.append(f"landmarks.pairs={lm.pairs} (expected >= 0; 0 = all pairs)")
+
+
+def _check_search(problems: _Problems, cfg: Config) -> None:
+    from .evolution import SEARCHERS
+    s = cfg.search
+    problems.choose("search.method", s.method, tuple(SEARCHERS))
+    problems.at_least(1, ("search.generations", s.generations),
+                      ("search.random_candidates", s.random_candidates),
+                      ("search.calib_batches", s.calib_batches), ("search.val_batches", s.val_batches),
+                      ("search.parents", s.parents), ("search.population", s.population),
+                      ("search.iterations", s.iterations))
+    problems.at_least(0, ("search.rank_samples", s.rank_samples), ("search.mutations", s.mutations),
+                      ("search.crossovers", s.crossovers))
+    if not 0.0 <= s.mutation_prob <= 1.0:
+        problems.append(f"search.mutation_prob={s.mutation_prob} (expected a probability)")
+    for where, value in (("search.max_params", s.max_params), ("search.max_latency_ms", s.max_latency_ms),
+                         ("search.sparse_threshold", s.sparse_threshold)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            problems.append(f"{where}={value} (expected a finite number > 0, or none)")
+    if s.top_k < 0 or (s.top_k == 0 and not cfg.landmarks.enabled):
+        problems.append(f"search.top_k={s.top_k}: without landmarks a search needs top_k >= 1 "
+                        "(the architectures it trains stand-alone and returns)")
+    budget = [f"search.{k}" for k in ("max_params", "max_latency_ms") if getattr(s, k) is not None]
+    if s.top_k == 0 and budget:
+        problems.append(f"search.top_k=0 with {budget[0]}: the result would be the best landmark "
+                        "within the budget, but landmarks are drawn without it and none may fit; "
+                        "set top_k >= 1 (the search's picks keep the budget)")
+    if s.parents > s.population:
+        problems.append(f"search.parents={s.parents} exceeds search.population={s.population}")
+    if s.mutations + s.crossovers > s.population:
+        problems.append(f"search.mutations + search.crossovers = {s.mutations + s.crossovers} "
+                        f"exceed search.population={s.population} (new candidates per generation)")
+
+
+def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None:
+    from depthnas.spaces.depth.model import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
+    m = cfg.model
+    problems.choose("model.first_block_input", m.first_block_input, FIRST_BLOCK_INPUTS)
+    problems.at_least(1, ("model.features", m.features), ("model.channels", m.channels))
+    weights = m.backbone_weights
+    if weights and classification:
+        problems.append(f"model.backbone_weights: space {cfg.space} has no backbone (its cells "
+                        "train from scratch); leave it unset")
+    elif weights:  # found missing only when the first model is built, after work has begun
+        if not Path(weights).is_file():
+            problems.append(f"model.backbone_weights={weights}: no such file")
+        elif Path(weights).suffix not in WEIGHT_SUFFIXES:
+            problems.append(f"model.backbone_weights={weights}: expected a "
+                            f"{' / '.join(WEIGHT_SUFFIXES)} file")
+
+
+def _check_data(problems: _Problems, cfg: Config, classification: bool) -> None:
+    from depthnas.datasets.base import DEPTH_KINDS
+    d = cfg.data
+    problems.choose("data.depth_kind", d.depth_kind, DEPTH_KINDS)
+    if not d.spec.strip():
+        problems.append("data.spec is empty (synthetic, or KIND:PATH)")
+    for where, value in (("data.val_fraction", d.val_fraction), ("data.reg_fraction", d.reg_fraction)):
+        if not 0.0 <= value < 1.0:
+            problems.append(f"{where}={value} (expected a fraction in [0, 1))")
+    if d.val_fraction == 0:  # every score (stand-alone and super-net) is on this split
+        problems.append("data.val_fraction=0 leaves nothing to score architectures on")
+    if d.val_fraction + d.reg_fraction >= 1.0:
+        problems.append(f"data.val_fraction + data.reg_fraction = {d.val_fraction + d.reg_fraction} "
+                        "leave nothing to train on")
+    problems.at_least(0, ("data.num_workers", d.num_workers))
+    problems.at_least(1, ("data.batch_size", d.batch_size))
+    if d.synthetic_samples < 3:
+        problems.append(f"data.synthetic_samples={d.synthetic_samples} (expected >= 3: one sample per split)")
+    if not classification:
+        from depthnas.datasets.transforms import check_image_size
+        try:
+            check_image_size(d.image_size)
+        except ValueError as err:
+            problems.append(f"data.image_size: {err}")
