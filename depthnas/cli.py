@@ -18,6 +18,7 @@ from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .config_checks import validate
 from .io import atomic_write_json
+from .terminal import show_progress
 from .runs import check_kind, clear_failed_start, guard_out, holds_run, run_kind, run_lock
 from .schedule import SCHEDULES
 
@@ -228,11 +229,6 @@ def build_config(args: argparse.Namespace) -> Config:
     return validate(cfg)
 
 
-def show_progress(args: argparse.Namespace) -> bool:
-    """Progress bars on a terminal only: in a log file tqdm's redraws become noise."""
-    return not args.no_progress and sys.stderr.isatty()
-
-
 def _join_ranks(cfg: Config) -> None:
     """Under torchrun: join the process group (see depthnas.distributed)."""
     from . import distributed
@@ -282,7 +278,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     with run_lock(Path(cfg.out)):
         clear_failed_start(Path(cfg.out), args.resume)
         distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
-        run(cfg, progress=show_progress(args))
+        run(cfg, progress=show_progress(args.no_progress))
     return 0
 
 
@@ -332,7 +328,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if distributed.is_main():  # as a search records them: which samples, what was skipped
             atomic_write_json(out / "splits.json", splits.manifest())
         result = train_standalone(cfg, space, arch, splits, out,
-                                  progress=show_progress(args), distributed=True)
+                                  progress=show_progress(args.no_progress), distributed=True)
     if distributed.is_main():
         score = make_task(space, cfg.standalone.loss).score_name
         print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
@@ -370,7 +366,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 def cmd_rank(args: argparse.Namespace) -> int:
     from .rank import rank_run
     report = rank_run(args.run, args.truth, threshold=args.threshold,
-                      limit=args.limit, progress=show_progress(args))
+                      limit=args.limit, progress=show_progress(args.no_progress))
     for k, v in report.items():
         # the threshold is a loss difference, often below 1e-4: .4f printed 0.0000
         fmt = ".4g" if k == "sparse_threshold" else ".4f"

@@ -148,7 +148,7 @@ NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import config as config_mod
-    from .cli import show_progress
+    from .terminal import show_progress
     from .models import resolve_model_file
     # Options evaluate() does not see first (it checks --net-size and --device itself,
     # before the model loads): a mistake is reported before the data is read.
@@ -188,7 +188,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
               "(--depth-cap 0 for none)")
     report = evaluate(args.checkpoint, data, split=args.split, depth_cap=depth_cap,
-                      net_size=args.net_size, device=args.device, progress=show_progress(args), **kw)
+                      net_size=args.net_size, device=args.device, progress=show_progress(args.no_progress), **kw)
     for k in ("ssi", "absrel", "delta1", "rmse"):
         print(f"{k:8s} {report[k]:.5f}" + ("  (% of pixels off by > 1.25x)" if k == "delta1" else ""))
     print(f"on {report['samples']} sample(s) of {data} [{args.split}]")

@@ -5,19 +5,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+# Figures drawn without pyplot: no backend to choose for the whole process (a notebook
+# that imports this keeps its own), no figure left open in a global registry.
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .evaluation import at_constant_level, learned_nothing  # noqa: E402
-from .io import atomic_write, atomic_write_text, read_jsonl  # noqa: E402
+from .evaluation import at_constant_level, learned_nothing
+from .io import atomic_write, atomic_write_text, read_jsonl
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig: Figure, path: Path) -> None:
     """Whole or not at all, as every file a run writes."""
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
 
 
 def _records(out: Path, phase: str) -> tuple[list[dict[str, Any]], bool]:
@@ -35,7 +33,8 @@ def _records(out: Path, phase: str) -> tuple[list[dict[str, Any]], bool]:
 
 
 def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score: str) -> str:
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
     # by role, as the table lists them (a pick that joined the landmarks is a pick)
     groups = (("landmark", "tab:orange", lambda a: a["role"] == "landmark"),
               ("random sample (ranked)", "tab:blue", lambda a: a["role"] == "rank"),
@@ -67,8 +66,8 @@ def _curves(out: Path, schedule: dict[str, Any] | None = None) -> tuple[str | No
     reg = [(r["step"], r["reg"]) for r in rows if "reg" in r]
     # L_s on a linear axis of its own (a loss within one decade gets no ticks on a log
     # one); the hinge below it on symlog, as it is 0 on steps whose pair is in order
-    fig, axes = plt.subplots(2 if reg else 1, 1, figsize=(5, 4.4 if reg else 3.2), sharex=True,
-                             squeeze=False)
+    fig = Figure(figsize=(5, 4.4 if reg else 3.2))
+    axes = fig.subplots(2 if reg else 1, 1, sharex=True, squeeze=False)
     axes[0][0].plot(steps, [r["loss"] for r in rows], **style)
     axes[0][0].set_ylabel("super-net loss L_s")
     if reg:
@@ -80,7 +79,8 @@ def _curves(out: Path, schedule: dict[str, Any] | None = None) -> tuple[str | No
     _save(fig, out / "training.png")
     lam_png = None
     if schedule or any("lambda" in r for r in rows):
-        fig, ax = plt.subplots(figsize=(5, 2.6))
+        fig = Figure(figsize=(5, 2.6))
+        ax = fig.subplots()
         if schedule:  # every step's weight, as the regularizer computes it
             ax.plot(schedule["steps"], schedule["lambda"], label="schedule")
             ax.set_title(f"{schedule['schedule']}, lambda_max {schedule['lambda_max']:g}", fontsize=9)

@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from depthnas.terminal import show_progress
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("export", help="export a trained model to one self-contained ONNX file")
@@ -82,11 +84,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     check_colormap(args.colormap)  # before a model loads or a folder is made
     estimator = load_estimator(args.model, device=args.device)
     report = predict_paths(estimator, args.input, args.out, colormap=args.colormap,
-                           progress=_progress(args))
+                           progress=show_progress(args.no_progress))
     print(f"{len(report.written)} image(s) -> {args.out}; {len(report.skipped)} skipped")
     return 0 if report.written else 1
 
-
-def _progress(args: argparse.Namespace) -> bool:
-    from depthnas.cli import show_progress  # the CLI module imports this one
-    return show_progress(args)
