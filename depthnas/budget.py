@@ -5,14 +5,17 @@ it measured: latency is a measurement, so an architecture timed twice could pass
 and fail the next time; it is timed once and its figure goes into results.json."""
 from __future__ import annotations
 
+import functools
+import random
 from typing import Callable
 
 import torch
 
 from depthnas.spaces import Arch, SearchSpace
 
+from . import distributed as dist
 from .config import Config
-from .models import PathParameters
+from .models import PathParameters, is_classification, model_kwargs, smallest_architecture
 
 
 class Budget:
@@ -49,3 +52,65 @@ class Budget:
         if self.max_latency_ms is None:
             return {}
         return {"latency_ms": round(self.latency(arch), 3)}
+
+    # ---- before any training -------------------------------------------------------
+    def check_reachable(self, say: Callable[[str], None], samples: int = 20) -> None:
+        """A budget nothing meets was found only when the search started, after hours
+        of training, and then cost a build and timed passes per candidate (up to a
+        thousand misses in a row); a resumed run may not change the budget. So fail now."""
+        if self.max_params is not None:
+            self._check_params()
+        if self.max_latency_ms is not None:
+            self._check_latency(say, samples)
+
+    @functools.cached_property
+    def _smallest(self) -> tuple[Arch, int]:
+        """The smallest architecture and its parameters, for both checks."""
+        return smallest_architecture(self.space, self.cfg.model)
+
+    def _check_params(self) -> None:
+        arch, params = self._smallest
+        if params <= self.max_params:
+            return
+        if is_classification(self.space):  # sized by their own settings, no backbone
+            field = {"layers": "darts_layers"}  # the model's argument -> its config field
+            sizes = {f"model.{field.get(k, k)}": v
+                     for k, v in model_kwargs(self.cfg.model, self.space).items() if k != "num_classes"}
+            given = ", ".join(f"{k}={v}" for k, v in sizes.items())
+            advice = f"a smaller {' or '.join(sizes)}"
+        else:
+            given = f"backbone {self.cfg.model.backbone}"
+            advice = "a smaller backbone or model.features"
+        raise ValueError(f"search.max_params={self.max_params:,}: no {self.space.name} architecture "
+                         f"fits; the smallest found, {self.space.to_string(arch)}, has {params:,} "
+                         f"parameters with {given} (raise the budget, or choose {advice})")
+
+    def _check_latency(self, say: Callable[[str], None], samples: int) -> None:
+        """A depth space's smallest architecture runs no fusion-block op at all, a true
+        lower bound, so missing it is an error. A classification space's smallest need
+        not be its fastest (DARTS: max-pool cells against skip ones), so there `samples`
+        random architectures are timed too, drawn as the search draws its first
+        candidates: none fitting is an error, few a warning. Rank 0 times for all:
+        ranks timing apart could decide apart."""
+        budget, (arch, _) = self.max_latency_ms, self._smallest
+        timed = [arch]
+        if is_classification(self.space):
+            rng = random.Random(self.cfg.seed)
+            timed += [self.space.sample(rng) for _ in range(samples)]
+        fits, ms = dist.broadcast_object(
+            ([a for a in timed if self.latency(a) <= budget], self.latency(arch))
+            if dist.is_main() else None)
+        if len(fits) * 4 >= len(timed):
+            return
+        smallest = f"{self.space.to_string(arch)}, takes {ms:.1f} ms"
+        if not is_classification(self.space):
+            raise ValueError(f"search.max_latency_ms={budget:g}: the smallest {self.space.name} "
+                             f"architecture, {smallest} on {self.device}, and none is faster "
+                             "(raise the budget, or choose a smaller backbone or image size)")
+        said = (f"search.max_latency_ms={budget:g}: {len(fits)} of {len(timed)} {self.space.name} "
+                f"architectures timed on {self.device} fit (the smallest by parameters, {smallest})")
+        advice = "raise the budget, or choose a smaller model.channels"
+        if not fits:
+            raise ValueError(f"{said}, so the search would find few, if any, after the "
+                             f"super-net has trained ({advice})")
+        say(f"warning: {said}; the search may find few ({advice})")

@@ -35,8 +35,7 @@ from .evaluation import PathEvaluator, collapsed, constant_score, search_order
 from .evolution import run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
-from .models import (PathParameters, is_classification, model_kwargs, model_metadata,
-                     smallest_architecture)
+from .models import PathParameters, model_kwargs, model_metadata
 from .ranking import ranking_report
 from .recipe import recipe, recipe_diff, same_recipe
 from .standalone import arch_slug, finished_training, train_standalone
@@ -168,63 +167,6 @@ class SearchRun:
         if dist.is_main():
             atomic_write_json(self.out / "elapsed.json", {"elapsed_s": round(self._elapsed(), 1)})
 
-    @functools.cached_property
-    def _smallest(self) -> tuple[Arch, int]:
-        """The smallest architecture and its parameters, for both budgets' checks."""
-        return smallest_architecture(self.space, self.cfg.model)
-
-    def _check_param_budget(self, budget: int) -> None:
-        """Fail now, not when the search starts after hours of training (and a
-        resumed run may not change the budget)."""
-        arch, params = self._smallest
-        if params > budget:
-            if is_classification(self.space):  # sized by their own settings, no backbone
-                field = {"layers": "darts_layers"}  # the model's argument -> its config field
-                sizes = {f"model.{field.get(k, k)}": v
-                         for k, v in self.model_kw.items()
-                         if k != "num_classes"}
-                given = ", ".join(f"{k}={v}" for k, v in sizes.items())
-                advice = f"a smaller {' or '.join(sizes)}"
-            else:
-                given = f"backbone {self.cfg.model.backbone}"
-                advice = "a smaller backbone or model.features"
-            raise ValueError(f"search.max_params={budget:,}: no {self.space.name} architecture fits; "
-                             f"the smallest found, {self.space.to_string(arch)}, has {params:,} parameters "
-                             f"with {given} (raise the budget, or choose {advice})")
-
-    def _check_latency_budget(self, budget: float, samples: int = 20) -> None:
-        """As for parameters: a budget nothing meets was found only when the search
-        started, after the super-net had trained, then cost a build and timed passes per
-        candidate (up to a thousand misses in a row). A depth space's smallest
-        architecture runs no fusion-block op at all, a true lower bound, so missing it
-        is an error. A classification space's smallest need not be its fastest (DARTS:
-        max-pool cells against skip ones), so there `samples` random architectures are
-        timed too, drawn as the search draws its first candidates: none fitting is an
-        error, few a warning. Rank 0 measures for all: ranks timing apart could decide
-        apart; what it timed is kept, and not timed again in the search."""
-        arch, _ = self._smallest
-        timed = [arch]
-        if is_classification(self.space):
-            rng = random.Random(self.cfg.seed)
-            timed += [self.space.sample(rng) for _ in range(samples)]
-        fits, ms = dist.broadcast_object(
-            ([a for a in timed if self.budget.latency(a) <= budget], self.budget.latency(arch))
-            if dist.is_main() else None)
-        if len(fits) * 4 >= len(timed):
-            return
-        smallest = f"{self.space.to_string(arch)}, takes {ms:.1f} ms"
-        if not is_classification(self.space):
-            raise ValueError(f"search.max_latency_ms={budget:g}: the smallest {self.space.name} "
-                             f"architecture, {smallest} on {self.device}, and none is faster "
-                             "(raise the budget, or choose a smaller backbone or image size)")
-        said = (f"search.max_latency_ms={budget:g}: {len(fits)} of {len(timed)} {self.space.name} "
-                f"architectures timed on {self.device} fit (the smallest by parameters, {smallest})")
-        advice = "raise the budget, or choose a smaller model.channels"
-        if not fits:
-            raise ValueError(f"{said}, so the search would find few, if any, after the "
-                             f"super-net has trained ({advice})")
-        self.say(f"warning: {said}; the search may find few ({advice})")
-
     def _log(self, record: dict[str, Any], *key: str) -> None:
         """Append `record` to metrics.jsonl in place of an earlier one agreeing on `key`:
         a resumed run repeats the stages its checkpoints hold (a finished search is
@@ -240,10 +182,8 @@ class SearchRun:
         self._earlier_s = float(read_json(clock)["elapsed_s"]) if clock.is_file() else 0.0
         self._session_start = time.time()
         main = dist.is_main()
-        if cfg.search.max_params is not None:  # every rank: all raise, none waits
-            self._check_param_budget(cfg.search.max_params)
-        if cfg.search.max_latency_ms is not None:
-            self._check_latency_budget(cfg.search.max_latency_ms)
+        if self.budget is not None:  # every rank: all raise, none waits
+            self.budget.check_reachable(self.say)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             config_mod.dump(cfg, self.out / "config.yaml")

@@ -473,34 +473,31 @@ def test_a_latency_budget_few_classifiers_meet_is_a_warning_and_none_an_error(
     (Stand-in latency: 1 to 2 ms, by a hash of the architecture's string.)"""
     import zlib
 
-    from depthnas import latency
-    from depthnas.pipeline import SearchRun
+    from depthnas.budget import Budget
     timed = []
 
     def fake_latency(space, arch, cfg, device):
         timed.append(arch)
         return 1 + zlib.crc32(space.to_string(arch).encode()) % 1000 / 1000
-    monkeypatch.setattr(latency, "measure_latency", fake_latency)
     cfg = config_mod.Config(space="darts", out=str(tmp_path / "run"))
     cfg.model.channels, cfg.model.darts_layers = 4, 3
     cfg.search.max_latency_ms = 0.5
-    run = SearchRun(cfg, say=print)
+    budget = Budget(get_space("darts"), cfg, torch.device("cpu"), measure=fake_latency)
     with pytest.raises(ValueError) as refused:
-        run._check_latency_budget(0.5)
+        budget.check_reachable(say=print)
     assert "search.max_latency_ms=0.5: 0 of 21 darts architectures timed on cpu fit" in str(refused.value)
     assert "so the search would find few, if any, after the super-net has trained" in str(refused.value)
     assert len(timed) == 21
-    latencies = sorted(run.budget.latency_ms.values())
-    budget = latencies[2]  # a few fit, fewer than a quarter
-    cfg.search.max_latency_ms = budget
-    run = SearchRun(cfg, say=print)
-    run._check_latency_budget(budget)
+    latencies = sorted(budget.latency_ms.values())
+    budget.max_latency_ms = latencies[2]  # a few fit, fewer than a quarter
+    budget.check_reachable(say=print)
     out = capsys.readouterr().out
-    assert f"warning: search.max_latency_ms={budget:g}: 3 of 21 darts architectures timed on cpu " \
-           "fit (the smallest by parameters, Genotype(" in out
+    assert f"warning: search.max_latency_ms={latencies[2]:g}: 3 of 21 darts architectures timed " \
+           "on cpu fit (the smallest by parameters, Genotype(" in out
     assert "; the search may find few (raise the budget" in out
-    run._check_latency_budget(latencies[-1])  # all fit: nothing said
-    assert capsys.readouterr().out == ""
+    budget.max_latency_ms = latencies[-1]  # all fit: nothing said, nothing timed again
+    budget.check_reachable(say=print)
+    assert capsys.readouterr().out == "" and len(timed) == 21
 
 
 def test_the_benchmark_export_refuses_a_schedule_and_a_sample_size_it_cannot_serve(tmp_path, capsys):
