@@ -335,6 +335,10 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
         _warn_if_no_better_than_constant(result, classifies=is_classification(space),
                                          pretrained=cfg.model.backbone_weights is not None)
+        from .evaluation import inverted_note
+        note = inverted_note(result.get("inverted"))
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
     return 0
 
 

@@ -16,7 +16,10 @@ Protocol, following the MiDaS evaluation (Ranftl et al., TPAMI 2020):
 Per image: ``absrel = mean |d_pred - d_gt| / d_gt``; ``delta1 = 100 * fraction`` of
 pixels with ``max(d_pred/d_gt, d_gt/d_pred) > 1.25`` -- the *bad-pixel* percentage
 MiDaS reports, so lower is better, unlike the usual "delta < 1.25 accuracy";
-``rmse = sqrt(mean (d_pred - d_gt)^2)`` in the target's depth units. Each is averaged
+``rmse = sqrt(mean (d_pred - d_gt)^2)`` in the target's depth units; ``inverted =
+100`` if the fit's scale is negative (the model predicts near as far: the alignment
+turns it round, so neither the SSI loss nor the other metrics can tell, but its raw
+output, which predict and the demo show, is upside down). Each is averaged
 over images that have evaluated pixels; ``ssi`` is :class:`SSILoss` (batch
 reduction) against the target min-max normalised per image, as training targets
 are, so it is the search's validation score whatever the data's units (on raw
@@ -31,10 +34,10 @@ from torch import Tensor
 
 from depthnas.ssi_loss import SSILoss, compute_scale_and_shift, prepare_inputs
 
-__all__ = ["align_prediction", "depth_metrics", "MetricAccumulator", "METRIC_NAMES"]
+__all__ = ["align_prediction", "depth_metrics", "inverted", "MetricAccumulator", "METRIC_NAMES"]
 
-METRIC_NAMES: tuple[str, ...] = ("ssi", "absrel", "delta1", "rmse")
-_PIXEL_METRICS: tuple[str, ...] = ("absrel", "delta1", "rmse")
+METRIC_NAMES: tuple[str, ...] = ("ssi", "absrel", "delta1", "rmse", "inverted")
+_PIXEL_METRICS: tuple[str, ...] = ("absrel", "delta1", "rmse", "inverted")  # per image
 _DELTA_THRESHOLD = 1.25
 _REL_DISPARITY_FLOOR = 1e-3
 
@@ -52,7 +55,8 @@ def align_prediction(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor
 def _per_image(
     prediction: Tensor, target: Tensor, mask: Tensor, depth_cap: float | None
 ) -> tuple[dict[str, Tensor], Tensor]:
-    """Per-image ``absrel/delta1/rmse`` ``[B]`` and the bool ``[B]`` of evaluated images."""
+    """Per-image ``absrel/delta1/rmse/inverted`` ``[B]`` and the bool ``[B]`` of evaluated
+    images."""
     p, d, m = prepare_inputs(prediction, target, mask)
     scale, shift = compute_scale_and_shift(p, d, m)
     aligned = scale[:, None, None] * p + shift[:, None, None]
@@ -77,6 +81,7 @@ def _per_image(
         "absrel": (ev * err.abs() / gt_depth).sum((1, 2)) / n_safe,
         "delta1": 100.0 * (ev * (ratio > _DELTA_THRESHOLD).to(p.dtype)).sum((1, 2)) / n_safe,
         "rmse": torch.sqrt((ev * err * err).sum((1, 2)) / n_safe),
+        "inverted": 100.0 * (scale < 0).to(p.dtype),
     }
     return per, n > 0
 
@@ -103,14 +108,21 @@ def _ssi(prediction: Tensor, target: Tensor, mask: Tensor) -> float:
 def depth_metrics(
     prediction: Tensor, target: Tensor, mask: Tensor, depth_cap: float | None = None
 ) -> dict[str, float]:
-    """``{"ssi", "absrel", "delta1", "rmse"}`` for one batch of disparity maps
-    (``[B,1,H,W]`` or ``[B,H,W]``), averaged over images with evaluated pixels."""
-    per, valid = _per_image(prediction, target, mask, depth_cap)
-    count = max(int(valid.sum()), 1)
-    out = {"ssi": _ssi(prediction, target, mask)}
-    for name in _PIXEL_METRICS:
-        out[name] = float(torch.where(valid, per[name], 0.0).sum()) / count
-    return out
+    """:data:`METRIC_NAMES` for one batch of disparity maps (``[B,1,H,W]`` or
+    ``[B,H,W]``), averaged over images with evaluated pixels."""
+    acc = MetricAccumulator(depth_cap)
+    acc.update(prediction, target, mask)
+    return acc.compute()
+
+
+@torch.no_grad()
+def inverted(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[int, int]:
+    """(images whose least-squares fit to the target has a negative scale, images
+    fitted) of one batch: how often a model's raw output has near and far swapped."""
+    p, d, m = prepare_inputs(prediction, target, mask)
+    scale, _ = compute_scale_and_shift(p, d, m)
+    fitted = m.flatten(1).sum(1) >= 2
+    return int((fitted & (scale < 0)).sum()), int(fitted.sum())
 
 
 class MetricAccumulator:

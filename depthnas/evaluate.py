@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .depth_metrics import MetricAccumulator
+from .depth_metrics import METRIC_NAMES, MetricAccumulator
+from .evaluation import inverted_note
 from .io import atomic_write_json, check_parent_folders
 
 SPLITS = ("all", "train", "reg", "val")
@@ -189,9 +191,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               "(--depth-cap 0 for none)")
     report = evaluate(args.checkpoint, data, split=args.split, depth_cap=depth_cap,
                       net_size=args.net_size, device=args.device, progress=show_progress(args.no_progress), **kw)
-    for k in ("ssi", "absrel", "delta1", "rmse"):
-        print(f"{k:8s} {report[k]:.5f}" + ("  (% of pixels off by > 1.25x)" if k == "delta1" else ""))
+    notes = {"delta1": "  (% of pixels off by > 1.25x)",
+             "inverted": "  (% of images with near and far swapped, before alignment)"}
+    for k in METRIC_NAMES:
+        print(f"{k:8s} {report[k]:.5f}{notes.get(k, '')}")
     print(f"on {report['samples']} sample(s) of {data} [{args.split}]")
+    note = inverted_note(report["inverted"], "images")
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
     name = "eval" if args.split == "all" else f"eval-{args.split}"
     if out is None:  # beside the model
         out = (Path(args.checkpoint) / f"{name}.json" if Path(args.checkpoint).is_dir() else

@@ -165,6 +165,36 @@ def evaluate_fixed(model: nn.Module, task: Task, val_set: Dataset, *, batch_size
 
 
 @torch.no_grad()
+def inverted_share(model: nn.Module, val_set: Dataset, *, batch_size: int = 8,
+                   device: torch.device | str = "cpu", precision: str = "fp32") -> float:
+    """% of validation images on which a depth model's raw output has near and far
+    swapped (its least-squares fit to the target needs a negative scale). The SSI loss
+    aligns with a scale of either sign, so it scores such a model as well as one the
+    right way round; predict and the demo show the raw output, upside down."""
+    from .depth_metrics import inverted
+    device = torch.device(device)
+    model.eval()
+    flipped = fitted = 0
+    for batch in DataLoader(val_set, batch_size=batch_size):
+        batch = move(batch, device)
+        with autocast(device, precision):
+            output = model(batch["image"])
+        f, n = inverted(output.float(), batch["target"], batch["mask"])
+        flipped, fitted = flipped + f, fitted + n
+    return 100.0 * flipped / max(fitted, 1)
+
+
+def inverted_note(share: float | None, where: str = "validation images") -> str | None:
+    """The warning for a model mostly upside down (`share`: % of images), else None."""
+    if share is None or share <= 50.0:
+        return None
+    return (f"on {share:.0f}% of the {where} the model's output has near and far swapped: the "
+            "SSI loss fits it with a negative scale, so its scores look fine, but its raw output "
+            "(predict, the demo) is upside down; train longer, with another --seed, or with the "
+            "sign-aware loss (--set standalone.loss=ssitrim)")
+
+
+@torch.no_grad()
 def _mean_score(model: nn.Module, task: Task, batches: Iterable[dict[str, Any]],
                 device: torch.device, precision: str = "fp32") -> float:
     model.eval()

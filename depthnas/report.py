@@ -9,7 +9,7 @@ from typing import Any
 # that imports this keeps its own), no figure left open in a global registry.
 from matplotlib.figure import Figure
 
-from .evaluation import at_constant_level, learned_nothing
+from .evaluation import at_constant_level, inverted_note, learned_nothing
 from .io import atomic_write, atomic_write_text, read_jsonl
 
 
@@ -124,6 +124,9 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
                      "(marked * in the report's table); more --standalone-epochs or a lower "
                      "--set standalone.lr=... help")
     best = next((a for a in archs if a.get("arch") == (summary.get("best") or {}).get("string")), {})
+    note = inverted_note(best.get("inverted"), "validation images")
+    if note:
+        notes.append(f"the best architecture found: {note}")
     if best.get("ignores_input"):
         notes.append("the best architecture found has a dead cell: its output is the same for "
                      "every image. Every candidate did, or scored worse than a constant; search "

@@ -27,7 +27,7 @@ from . import config as config_mod
 from . import distributed as dist
 from .checkpoint import Checkpointer, read_metadata, save_model
 from .config import Config
-from .evaluation import constant_score, evaluate_fixed
+from .evaluation import constant_score, evaluate_fixed, inverted_share
 from .io import atomic_write_json, read_json
 from .models import count_parameters, model_kwargs, model_metadata
 from .recipe import recipe, recipe_diff, same_recipe
@@ -157,6 +157,10 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
                   "train_time_s": round(time.time() - start, 2), "device": str(device),
                   "date": _dt.datetime.now().isoformat(timespec="seconds"),
                   "architecture": space.to_json(arch)}
+        if task.name == "depth":  # near and far swapped scores as well: said, not scored
+            result["inverted"] = round(inverted_share(
+                trainer.model, splits.val, batch_size=cfg.data.batch_size, device=device,
+                precision=cfg.standalone.precision), 1)
         if trainer.distributed:
             result["ranks"] = trainer.world
         # the model re-saved: how long it trained, where and when are the first session's

@@ -396,6 +396,7 @@ def test_train_one_architecture(tmp_path, capsys):
     assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 0
     result = json.loads((out / "result.json").read_text())
     assert result["arch"] == "v1-sync:c3,skip,none,c1,ap" and result["val_loss"] > 0
+    assert 0 <= result["inverted"] <= 100  # % of validation images with near and far swapped
     assert (out / "model.safetensors").is_file()
     assert "validation SSI loss" in capsys.readouterr().out
     splits = json.loads((out / "splits.json").read_text())

@@ -136,10 +136,28 @@ def test_empty_mask_is_nan_free():
     pred = torch.rand(2, 1, 8, 8)
     target = torch.rand(2, 1, 8, 8)
     out = depth_metrics(pred, target, torch.zeros(2, 1, 8, 8, dtype=torch.bool))
-    assert out == {"ssi": 0.0, "absrel": 0.0, "delta1": 0.0, "rmse": 0.0}
+    assert out == {"ssi": 0.0, "absrel": 0.0, "delta1": 0.0, "rmse": 0.0, "inverted": 0.0}
     acc = MetricAccumulator()
     acc.update(pred, target, torch.zeros(2, 1, 8, 8, dtype=torch.bool))
     assert acc.count == 0 and all(math.isfinite(v) for v in acc.compute().values())
+
+
+def test_a_prediction_with_near_and_far_swapped_scores_alike_but_is_counted_inverted():
+    """The SSI fit takes a scale of either sign: a model predicting near as far has the
+    loss and metrics of one the right way round. Only the fit's sign tells them apart,
+    and predict shows the raw output."""
+    from depthnas.depth_metrics import inverted
+    target = 0.1 + torch.rand(4, 1, 16, 16)
+    mask = torch.ones(4, 1, 16, 16, dtype=torch.bool)
+    right, swapped = 2.0 * target + 1.0, -3.0 * target + 5.0
+    a, b = depth_metrics(right, target, mask), depth_metrics(swapped, target, mask)
+    assert a["ssi"] == pytest.approx(b["ssi"], abs=1e-6) and a["absrel"] == pytest.approx(b["absrel"], abs=1e-5)
+    assert a["inverted"] == 0.0 and b["inverted"] == 100.0
+    half = torch.cat([right[:2], swapped[2:]])
+    assert depth_metrics(half, target, mask)["inverted"] == 50.0
+    assert inverted(half, target, mask) == (2, 4)
+    # a constant image has no sign: fitted with scale 0, never inverted
+    assert inverted(torch.ones_like(target), target, mask) == (0, 4)
 
 
 def test_constant_prediction_is_finite_and_aligned_to_mean_target():

@@ -62,6 +62,29 @@ def test_a_perfect_model_scores_zero(motorcycle, model, monkeypatch):
         assert report[k] == pytest.approx(0.0, abs=1e-4), k
 
 
+def test_a_model_with_near_and_far_swapped_scores_well_and_is_called_inverted(
+        motorcycle, model, monkeypatch, capsys, tmp_path):
+    """The alignment's negative scale turns it round, so every metric is ~0; only the
+    fit's sign shows it, and its raw output (predict, the demo) is upside down."""
+    root, disp = motorcycle
+    truth = np.where(np.isfinite(disp), disp, 0).astype(np.float32)
+
+    class Backwards:
+        def __call__(self, x):
+            import torch
+            return 9 - 3 * torch.from_numpy(truth)[None, None]
+
+    monkeypatch.setattr("depthnas.models.load_model", lambda path, device: (Backwards(), {"image_size": [384, 384]}))
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(model), "--data", f"folder:{root}", "--depth-kind",
+                 "disparity", "--out", str(out), "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["absrel"] == pytest.approx(0.0, abs=1e-4) and report["inverted"] == 100.0
+    captured = capsys.readouterr()
+    assert "inverted 100.00000  (% of images with near and far swapped" in captured.out
+    assert "warning: on 100% of the images the model's output has near and far swapped" in captured.err
+
+
 def test_depth_folder_is_evaluated_in_disparity(tmp_path, model, monkeypatch):
     """Depth files (png16 millimetres) are read as disparity once: a model that
     answers an affine map of 1/depth scores ~0."""
@@ -204,3 +227,20 @@ def test_an_out_below_a_file_is_refused_before_the_work(model, tmp_path, capsys,
                 else [*argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err == f"error: --out {out}: {tmp_path / 'afile'} is a file, not a folder\n", err
+
+
+def test_inverted_share_counts_validation_images_with_near_and_far_swapped():
+    """What a stand-alone training records in result.json (a model is upside down on a
+    share of its validation images); here models that read the target off the image."""
+    import torch
+    from depthnas.evaluation import inverted_share
+    target = 0.1 + torch.rand(6, 1, 8, 8)
+    data = [{"image": t.expand(3, -1, -1), "target": t[0], "mask": torch.ones(8, 8, dtype=torch.bool)}
+            for t in target]
+    right = torch.nn.Conv2d(3, 1, 1)
+    with torch.no_grad():
+        right.weight.fill_(1.0), right.bias.fill_(0.0)
+    assert inverted_share(right, data, batch_size=4) == 0.0
+    with torch.no_grad():
+        right.weight.fill_(-1.0)
+    assert inverted_share(right, data, batch_size=4) == 100.0

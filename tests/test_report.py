@@ -92,3 +92,15 @@ def test_a_landmark_over_the_budget_is_marked(tmp_path):
         "string": archs[1]["arch"], "val_loss": 0.17, "params": 1000, "found_in": "top-1"}}).read_text()
     assert "| `v1-sync:c3,c3,c3,c3,c3` (over budget) | landmark |" in text
     assert "(over budget): a landmark that breaks `search.max_params`" in text
+
+
+def test_a_best_architecture_mostly_upside_down_is_warned_about(tmp_path):
+    """Its SSI loss cannot show it (the fit takes a negative scale); its exported model
+    would show near things dark."""
+    best = {**arch("c3,c3,c3,c3,c3", "top-1", 0.15, 0.16), "inverted": 75.0}
+    fine = {**arch("c1,c1,c1,c1,c1", "landmark", 0.17, 0.18), "inverted": 100.0}  # not the best
+    text = write_report(tmp_path, summary([best, fine])).read_text()
+    assert "- the best architecture found: on 75% of the validation images the model's output has " \
+           "near and far swapped" in text
+    best["inverted"] = 50.0  # half: no majority, no warning
+    assert "near and far swapped" not in write_report(tmp_path, summary([best, fine])).read_text()
