@@ -63,9 +63,23 @@ class Reader(ABC):
         self.root = Path(root).expanduser()
 
     def require_dir(self, path: Path, what: str) -> Path:
-        if not path.is_dir():
-            raise DatasetError(f"{self.kind}: {what} folder not found: {path}")
-        return path
+        """`path` if it is a folder, else a DatasetError that says where the data may be:
+        a --data pointing one level off (the data set's parent, or its images/ folder)
+        is the common slip."""
+        if path.is_dir():
+            return path
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.kind}: data folder not found: {self.root}")
+        said = f"{self.kind}: {what} folder not found: {path}"
+        if self.root.name == path.name and (self.root.parent / path.name).is_dir():
+            said += f" ({self.root} is the {what} folder itself: pass {self.root.parent})"
+        else:
+            below = sorted(d for d in self.root.iterdir() if (d / path.name).is_dir())
+            if below:
+                said += (f" (found in {', '.join(str(d) for d in below[:3])}"
+                         f"{' ...' if len(below) > 3 else ''}: pass one of those)")
+        layout = self.nothing_found()
+        raise DatasetError(said + (f"; {layout}" if layout else ""))
 
     def rel(self, path: Path) -> str:
         """Path relative to the dataset root, POSIX style (portable manifest ids)."""

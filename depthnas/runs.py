@@ -99,9 +99,25 @@ def run_lock(out: Path) -> Iterator[None]:
         try:
             yield  # the lock goes with the file's closing, also when the process dies
         finally:
-            # a start refused inside the lock (a parameter budget no architecture
-            # meets) left a folder holding only the lock file: removed while held
-            if made and [p.name for p in out.iterdir()] == [lock.name]:
-                lock.unlink()
-                with contextlib.suppress(OSError):  # something arrived meanwhile: keep it
-                    out.rmdir()
+            # a start refused inside the lock (a budget no architecture meets, data
+            # not found) left a folder of its own making with nothing of value in it:
+            # removed while held
+            if made:
+                _remove_failed_start(out)
+
+
+# What a start writes before any work: a folder holding only these lost nothing.
+STARTING_FILES = {".depthnas.lock", "config.yaml", "arch.json", *FAILED_START_LEFTOVERS}
+
+
+def _remove_failed_start(out: Path) -> None:
+    files = [p for p in out.rglob("*") if not p.is_dir()]
+    if holds_run(out) or any(p.name not in STARTING_FILES for p in files):
+        return
+    for f in files:
+        f.unlink()
+    for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+    with contextlib.suppress(OSError):  # something arrived meanwhile: keep it
+        out.rmdir()

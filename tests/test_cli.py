@@ -190,6 +190,7 @@ def test_a_retry_draws_its_own_landmarks_not_the_failed_starts(tmp_path, capsys)
     out, typo = tmp_path / "run", tmp_path / "landmark.json"
     damaged = tmp_path / "weights.safetensors"
     damaged.write_bytes(b"not safetensors")
+    out.mkdir()  # the user's folder: kept with the failed start's files (one it made goes)
     assert main(["search", *TINY, "--backbone-weights", str(damaged), "--landmarks", str(typo),
                  "--out", str(out)]) != 0
     assert f"landmark store {typo} does not exist yet" in capsys.readouterr().out
@@ -580,12 +581,24 @@ def test_resuming_a_start_that_failed_on_missing_data_says_to_start_again(tmp_pa
     said the data was "not there any more" and to link its old path: it never was."""
     out = tmp_path / "r"
     assert main(["search", *TINY, "--data", f"folder:{tmp_path / 'nowhere'}", "--out", str(out)]) == 2
+    assert not out.exists()  # a folder it made for a start that wrote nothing of value: gone
+    out.mkdir()  # a folder of the user's stays, with what the start wrote
+    assert main(["search", *TINY, "--data", f"folder:{tmp_path / 'nowhere'}", "--out", str(out)]) == 2
     assert (out / "config.yaml").is_file()
     capsys.readouterr()
     assert main(["search", "--out", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
     assert f"nothing has run in {out} yet" in err and "without --resume" in err
     assert "link" not in err
+
+
+def test_a_training_refused_for_its_data_leaves_no_folder(tmp_path, capsys):
+    """It left arch.json and the lock file behind (a search: config.yaml)."""
+    out = tmp_path / "wrong"
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--data",
+                 f"folder:{tmp_path}", "--out", str(out)]) == 2
+    assert "images folder not found" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_more_new_candidates_than_the_population_is_refused(capsys):

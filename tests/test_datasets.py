@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import cv2
@@ -484,6 +485,22 @@ def test_missing_subfolder_named(tmp_path):
         p.unlink()
     (root / "depth").rmdir()
     _expect_build_error(f"folder:{root}", "depth folder not found")
+
+
+def test_a_data_path_one_level_off_says_where_the_data_is(tmp_path):
+    """--data at the data sets' parent, or at a data set's images/ folder, was told
+    only "images folder not found", and a path that did not exist the same."""
+    make_folder(tmp_path / "data" / "mine")
+    make_folder(tmp_path / "data" / "other")
+    with pytest.raises(DatasetError) as parent:
+        build_splits(f"folder:{tmp_path / 'data'}", SIZE)
+    assert (f"images folder not found: {tmp_path / 'data' / 'images'} (found in "
+            f"{tmp_path / 'data' / 'mine'}, {tmp_path / 'data' / 'other'}: pass one of those); "
+            "folder looks for images/NAME.jpg|png with depth/NAME") in str(parent.value)
+    images = tmp_path / "data" / "mine" / "images"
+    _expect_build_error(f"folder:{images}", re.escape(
+        f"({images} is the images folder itself: pass {images.parent})"))
+    _expect_build_error(f"folder:{tmp_path / 'nope'}", re.escape(f"folder: data folder not found: {tmp_path / 'nope'}"))
 
 
 def test_image_without_depth_and_depth_without_image(tmp_path, caplog):
