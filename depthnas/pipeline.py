@@ -350,6 +350,8 @@ class SearchRun:
                    "search_constant_loss": self.search_constant,
                    "picks": self.picks, "flat_picks": self.flat_picks,
                    "lambda_schedule": self.lambda_schedule,
+                   # --skip-bad: said once at the start; the report keeps it for its reader
+                   "skipped_samples": list(getattr(self.splits, "skipped", [])),
                    "architectures": list(self.trained.values())}
         atomic_write_json(self.out / "results.json", summary)
         self._log({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},

@@ -117,6 +117,10 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
     archs, ranking = summary["architectures"], summary.get("ranking")
     constant = summary.get("constant_prediction_loss")
     notes = []
+    skipped = summary.get("skipped_samples") or []
+    if skipped:
+        notes.append(f"{len(skipped)} sample(s) with bad input were skipped (--skip-bad; listed in "
+                     f"splits.json): {'; '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
     dead = [a for a in archs if learned_nothing(a["val_loss"], constant)]
     if dead:
         notes.append(f"{len(dead)} of {len(archs)} architectures trained stand-alone scored no "

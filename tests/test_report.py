@@ -104,3 +104,14 @@ def test_a_best_architecture_mostly_upside_down_is_warned_about(tmp_path):
            "near and far swapped" in text
     best["inverted"] = 50.0  # half: no majority, no warning
     assert "near and far swapped" not in write_report(tmp_path, summary([best, fine])).read_text()
+
+
+def test_samples_skipped_for_bad_input_are_listed_among_the_warnings(tmp_path):
+    """--skip-bad said so once, at the start of a long log; the report did not."""
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.15, 0.16)]
+    skipped = ["images/a.jpg: cannot read", "depth/b.npy: NaN", "depth/c.png: 4x4, image 8x8",
+               "images/d.jpg: cannot read"]
+    text = write_report(tmp_path, summary(archs, skipped_samples=skipped)).read_text()
+    assert "- 4 sample(s) with bad input were skipped (--skip-bad; listed in splits.json): " \
+           "images/a.jpg: cannot read; depth/b.npy: NaN; depth/c.png: 4x4, image 8x8 ..." in text
+    assert "skipped" not in write_report(tmp_path, summary(archs)).read_text()
