@@ -158,8 +158,11 @@ class PairedDepthDataset(Dataset):
             return self.reader.load(self.refs[i])
         except DatasetError as err:
             # Content is checked when a sample is first read, mid-run: say the way out.
-            raise DatasetError(f"{err} (--skip-bad checks every sample up front and leaves "
-                               "bad ones out)") from err
+            spec = f"{self.reader.kind}:{self.reader.root}" + (
+                " --depth-kind disparity" if self.reader.kind == "folder"
+                and self.reader.value_kind == "disparity" else "")
+            raise DatasetError(f"{err} (`depthnas data --data {spec}` lists every bad sample at "
+                               "once; --skip-bad leaves them out)") from err
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.transform(*self.raw(i), index=i)

@@ -23,7 +23,7 @@ from .redweb import ReDWebReader
 from .synthetic import VAL_INDEX_OFFSET, SyntheticDepth
 from .transforms import DepthTransform, check_image_size
 
-__all__ = ["Splits", "build_splits", "KINDS", "split_counts"]
+__all__ = ["Splits", "build_splits", "KINDS", "open_reader", "split_counts"]
 
 _READERS: dict[str, Callable[[str, str], Reader]] = {
     "redweb": lambda path, depth_kind: ReDWebReader(path),
@@ -70,6 +70,14 @@ def split_counts(n: int, val_fraction: float, reg_fraction: float) -> tuple[int,
     if n_train < 1:
         raise DatasetError(f"{n} samples are too few for val_fraction={val_fraction}, reg_fraction={reg_fraction}")
     return n_train, n_reg, n_val
+
+
+def open_reader(spec: str, depth_kind: str = "depth") -> tuple[Reader, str]:
+    """The reader of an on-disk spec (KIND:PATH) and the spec as messages name it."""
+    kind, path = _parse_spec(spec)
+    if kind == "synthetic":
+        raise ValueError("synthetic data is rendered, not read: there is no file to check")
+    return _READERS[kind](path, depth_kind), f"{kind}:{Path(path).expanduser()}"
 
 
 def _parse_spec(spec: str) -> tuple[str, str]:
@@ -172,13 +180,12 @@ def build_splits(
     seed = int(seed)
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    kind, path = _parse_spec(spec)
+    kind, _ = _parse_spec(spec)
     if kind == "synthetic":
         return _synthetic_splits(image_size, seed, synthetic_samples, val_fraction, reg_fraction, augment)
 
-    reader = _READERS[kind](path, depth_kind)
+    reader, where = open_reader(spec, depth_kind)
     refs, problems = reader.index()
-    where = f"{kind}:{Path(path).expanduser()}"
     total = len(refs) + len(problems)
     if skip_bad:  # load everything now, so the skip count is known before training starts
         good: list[SampleRef] = []

@@ -360,6 +360,16 @@ def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
           file=sys.stderr)
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from depthnas.datasets.check import check_data
+    check = check_data(args.data, args.depth_kind, progress=show_progress(args.no_progress))
+    print("\n".join(check.lines()))
+    if check.problems:
+        print(f"{len(check.problems)} bad sample(s): fix them, or leave them out with --skip-bad",
+              file=sys.stderr)
+    return 1 if check.problems else 0
+
+
 def cmd_spaces(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space, list_spaces
     for name in list_spaces():
@@ -404,6 +414,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue the training in --out with its saved config.yaml")
     t.set_defaults(func=cmd_train)
+
+    d = sub.add_parser(
+        "data", help="read every sample of a data set: every bad one at once, and what training sees",
+        description="Read every sample of a data set once: list every bad file at once (a run "
+                    "stops at the first it meets), and show image sizes, valid pixels and the "
+                    "depth range. Exit status 1 if any sample is bad. Example: depthnas data "
+                    "--data folder:/data/mine")
+    d.add_argument("--data", required=True, help="redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH")
+    d.add_argument("--depth-kind", choices=("depth", "disparity"), default="depth",
+                   help="what folder: depth files hold (default depth)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    d.set_defaults(func=cmd_data)
 
     sp = sub.add_parser("spaces", help="list the search spaces and their sizes")
     sp.set_defaults(func=cmd_spaces)

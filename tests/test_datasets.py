@@ -840,3 +840,33 @@ def test_a_layout_with_no_samples_says_what_it_looks_for(tmp_path):
     (tmp_path / "nyu" / "nyu_depth_v2_labeled.mat").write_bytes(b"")
     with pytest.raises(DatasetError, match="nyu_depth_v2_labeled.mat is here: pass nyuv2:"):
         build_splits(f"nyuv2:{tmp_path / 'nyu'}", (64, 64))
+
+
+def test_depthnas_data_names_every_bad_sample_at_once(tmp_path, capsys):
+    """A run reads lazily and stops at the first bad file it meets: three bad files
+    took three runs to find. `depthnas data` reads them all."""
+    from depthnas.cli import main
+    root = make_folder(tmp_path / "f", n=8, fmt="npy")
+    (root / "images" / "s001.jpg").write_bytes(b"\xff\xd8 cut off")
+    nan = _depth_m(2)
+    nan[0, 0] = np.nan
+    np.save(root / "depth" / "s002.npy", nan)
+    np.save(root / "depth" / "s003.npy", _depth_m(3, h=H // 2))
+    assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    bad = [line for line in captured.out.splitlines() if line.startswith("bad: ")]
+    assert len(bad) == 3 and all(any(f"s00{i}" in line for line in bad) for i in (1, 2, 3))
+    assert f"folder:{root}: 5 readable sample(s) in 5 group(s)" in captured.out
+    assert f"image sizes (WxH): {W}x{H} (5)" in captured.out
+    assert "depth over valid pixels: 1 m to 6.2 m" in captured.out  # _depth_m: 1 to 6.2 m
+    assert "3 bad sample(s): fix them, or leave them out with --skip-bad" in captured.err
+    # a run stopped by one of them points here
+    splits = build_splits(f"folder:{root}", SIZE, seed=0)
+    with pytest.raises(DatasetError, match=re.escape(f"`depthnas data --data folder:{root}` lists "
+                                                     "every bad sample at once")):
+        load_all(splits)
+    for i in (1, 2, 3):
+        (root / "images" / f"s00{i}.jpg").unlink()
+        (root / "depth" / f"s00{i}.npy").unlink()
+    assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 0
+    assert ", 0 bad" in capsys.readouterr().out

@@ -1,0 +1,71 @@
+"""Read every sample of a data set once: every bad one named at once, and what
+training will see (sizes, valid pixels, value range).
+
+A run reads samples lazily, so without --skip-bad a bad file stops it when first
+met, one file per run; on data of one's own, this check comes first."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .io import DatasetError
+from .splits import open_reader
+
+__all__ = ["DataCheck", "check_data"]
+
+
+@dataclass
+class DataCheck:
+    where: str
+    value_kind: str                  # what the files hold: "depth" (metres) or "disparity"
+    samples: int = 0                 # readable samples
+    groups: int = 0                  # scenes kept in one split
+    problems: list[str] = field(default_factory=list)
+    sizes: Counter = field(default_factory=Counter)   # (W, H) -> images
+    valid: list[float] = field(default_factory=list)  # fraction of valid pixels, per image
+    low: float = float("inf")        # smallest and largest valid value, in the files' kind
+    high: float = float("-inf")
+
+    def lines(self) -> list[str]:
+        out = [f"{self.where}: {self.samples} readable sample(s) in {self.groups} group(s) "
+               f"(scenes stay in one split), {len(self.problems)} bad"]
+        if self.samples:
+            common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(3))
+            more = f", {len(self.sizes) - 3} other sizes" if len(self.sizes) > 3 else ""
+            out.append(f"image sizes (WxH): {common}{more}")
+            v = np.asarray(self.valid) * 100
+            out.append(f"valid pixels per image: mean {v.mean():.0f}%, least {v.min():.0f}%")
+            unit = " m" if self.value_kind == "depth" else ""
+            out.append(f"{self.value_kind} over valid pixels: {self.low:.4g}{unit} to {self.high:.4g}{unit}")
+        out += [f"bad: {p}" for p in self.problems]
+        return out
+
+
+def check_data(spec: str, depth_kind: str = "depth", progress: bool = False) -> DataCheck:
+    """Index and read every sample of `spec` (KIND:PATH). A data set that cannot be
+    indexed at all (a wrong path) raises DatasetError, as a run would."""
+    from tqdm.auto import tqdm
+    reader, where = open_reader(spec, depth_kind)
+    refs, problems = reader.index()
+    check = DataCheck(where=where, value_kind=reader.value_kind, problems=list(problems))
+    groups = set()
+    for ref in tqdm(refs, desc="reading", disable=not progress):
+        try:
+            rgb, disparity, valid = reader.load(ref)
+        except DatasetError as err:
+            check.problems.append(str(err))
+            continue
+        check.samples += 1
+        groups.add(ref.group)
+        check.sizes[(rgb.shape[1], rgb.shape[0])] += 1
+        check.valid.append(float(valid.mean()))
+        # back to what the files hold: load() turned depth into 1/depth
+        values = 1.0 / disparity[valid] if reader.value_kind == "depth" else disparity[valid]
+        check.low, check.high = min(check.low, float(values.min())), max(check.high, float(values.max()))
+    check.groups = len(groups)
+    if not refs and not check.problems:
+        hint = reader.nothing_found()
+        raise DatasetError(f"{where}: no samples found" + (f" ({hint})" if hint else ""))
+    return check
