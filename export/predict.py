@@ -83,6 +83,21 @@ def _fitting(stem: str) -> str:
     return f"{prefix}_{hashlib.sha256(stem.encode()).hexdigest()[:16]}"
 
 
+def _subfolders_with_images(inputs: str | Path) -> str:
+    """Where the images are when --input names a folder above them (a data set's root,
+    its images in images/): predict reads one folder, not its subfolders."""
+    folder = Path(inputs)
+    if not folder.is_dir():
+        return ""
+    holding = sorted(d for d in folder.iterdir() if d.is_dir() and any(
+        f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()))
+    if not holding:
+        return ""
+    return (f"; its subfolder{'s' if len(holding) > 1 else ''} "
+            f"{', '.join(str(d) for d in holding[:3])}{' ...' if len(holding) > 3 else ''} "
+            f"hold{'' if len(holding) > 1 else 's'} some (predict reads one folder, not its subfolders)")
+
+
 def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | Path, *,
                   colormap: str = DEFAULT_COLORMAP, progress: bool = True) -> PredictReport:
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
@@ -98,7 +113,8 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
         tqdm.write(f"skipped {report.skipped[-1][1]}", file=sys.stderr)
     if not paths:
         raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})" +
-                                (f"; {len(left_out)} named as predict's outputs" if left_out else ""))
+                                (f"; {len(left_out)} named as predict's outputs" if left_out else "") +
+                                _subfolders_with_images(inputs))
     stems = unique_stems(paths)
     bar = tqdm(paths, desc="predict", unit="img", disable=not progress or len(paths) == 1)
     for path in bar:

@@ -48,6 +48,19 @@ def test_all_unreadable_is_an_error(onnx_file: Path, tmp_path: Path, capsys) -> 
     assert "bad.png" in capsys.readouterr().err  # the file at fault is named
 
 
+def test_a_folder_above_the_images_names_the_subfolder_that_holds_them(
+        onnx_file: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    """--input at a data set's root (images in images/) said only "no images"."""
+    import shutil
+    root = tmp_path / "mine"
+    shutil.copytree(photos, root / "images")
+    (root / "depth").mkdir()
+    assert main(["predict", "--model", str(onnx_file), "--input", str(root),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) != 0
+    assert (f"; its subfolder {root / 'images'} holds some (predict reads one folder, not its "
+            "subfolders)") in capsys.readouterr().err
+
+
 def test_backends_agree(onnx_file: Path, run_dir: Path, photos: Path) -> None:
     onnx_est, torch_est = load_estimator(onnx_file), load_estimator(run_dir)
     assert isinstance(onnx_est, OnnxEstimator) and isinstance(torch_est, TorchEstimator)
