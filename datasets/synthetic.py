@@ -577,8 +577,8 @@ class SyntheticDepth(Dataset):
     def ids(self) -> list[str]:
         return [self.sample_id(i) for i in range(self.num_samples)]
 
-    def raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """The rendered (rgb uint8 HxWx3, depth float32 HxW) of sample ``i``, cached."""
+    def rendered(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rendered (rgb uint8 HxWx3, metric depth float32 HxW) of sample ``i``, cached."""
         if not 0 <= i < self.num_samples:
             raise IndexError(f"sample {i} out of range for {self.num_samples} samples")
         if i not in self._cache:
@@ -586,8 +586,13 @@ class SyntheticDepth(Dataset):
             self._cache[i] = render_scene(rng, *self.image_size)
         return self._cache[i]
 
+    def raw(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rgb, disparity, valid) of sample ``i``, the form every reader gives."""
+        rgb, depth = self.rendered(i)
+        valid = np.isfinite(depth) & (depth > 0)  # every pixel: the renderer hits a wall
+        return rgb, np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0).astype(np.float32), valid
+
     def __getitem__(self, i: int) -> dict:
         if i < 0:
             i += self.num_samples
-        rgb, depth = self.raw(i)
-        return self.transform(rgb, 1.0 / depth, np.ones(depth.shape, bool), index=self.index_offset + i)
+        return self.transform(*self.raw(i), index=self.index_offset + i)

@@ -64,14 +64,8 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
     for ds in chosen:
         ids = ds.ids()  # once: a list of every sample's name (per sample, quadratic work)
         for i in range(len(ds)):
-            raw = ds.raw(i)
-            if len(raw) == 3:  # readers already give the common form: disparity + mask
-                rgb, disparity, valid = raw
-                disparity = disparity.astype(np.float64)
-            else:  # synthetic scenes: (rgb, metric depth), every pixel valid
-                rgb, depth = raw
-                valid = np.isfinite(depth) & (depth > 0)
-                disparity = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
+            rgb, disparity, valid = ds.raw(i)
+            disparity = disparity.astype(np.float64)
             # Disparity 0 stays in (ReDWeb's farthest level, as in training): the SSI
             # counts it, and the depth metrics skip it themselves (1/0 has no depth).
             valid = valid & np.isfinite(disparity)

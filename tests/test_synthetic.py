@@ -95,19 +95,22 @@ def test_dataset_items_follow_the_contract():
 
 def test_dataset_renders_from_seed_and_index_and_caches():
     ds = SyntheticDepth(3, (64, 64), seed=4)
-    rgb, depth = ds.raw(2)
+    rgb, depth = ds.rendered(2)
     ref_rgb, ref_depth = render_scene(np.random.default_rng([4, 2]), 64, 64)
     np.testing.assert_array_equal(rgb, ref_rgb)
     np.testing.assert_array_equal(depth, ref_depth)
-    assert ds.raw(2)[0] is rgb  # cached, not re-rendered
+    assert ds.rendered(2)[0] is rgb  # cached, not re-rendered
     with pytest.raises(IndexError):
         ds.raw(3)
+    # raw: the form every reader gives, (rgb, disparity, valid)
+    rgb, disparity, valid = ds.raw(2)
+    assert valid.all() and np.allclose(disparity, 1.0 / ref_depth)
 
 
 def test_eval_items_are_normalised_images_and_disparity_targets():
     ds = SyntheticDepth(2, (64, 64), seed=1, augment=False)
     item = ds[0]
-    rgb, depth = ds.raw(0)
+    rgb, depth = ds.rendered(0)
     mean = np.array(IMAGENET_MEAN, np.float32)[:, None, None]
     std = np.array(IMAGENET_STD, np.float32)[:, None, None]
     back = (item["image"].numpy() * std + mean) * 255.0
