@@ -30,6 +30,7 @@ class Arch:
 
 class SearchSpace(ABC):
     name: str
+    strings_name_space: bool = False  # "v1-sync:c3,..." names its space; an NB201 cell does not
 
     # ---- what a concrete space defines -------------------------------------------
     @abstractmethod
@@ -131,7 +132,7 @@ class SearchSpace(ABC):
         """from_string, also taking "nb201:|...|": depth strings carry their space's
         name, so a user may well write it before the strings that do not."""
         prefix = f"{self.name}:"
-        if text.startswith(prefix) and not self.to_string(self.sample(random.Random(0))).startswith(prefix):
+        if text.startswith(prefix) and not self.strings_name_space:
             text = text[len(prefix):].strip()
         return self.from_string(text)
 

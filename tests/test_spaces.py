@@ -268,3 +268,11 @@ def test_mutation_crossover_and_distance_refuse_another_spaces_architecture():
         v2.crossover(b, a, random.Random(0))
     with pytest.raises(ArchitectureError, match="one space, got 'nb201' and 'v2-sync'"):
         v2.hamming(a, b)
+
+
+@pytest.mark.parametrize("name", ["v1-sync", "v2-nonsync", "nb201", "darts"])
+def test_strings_name_space_says_whether_a_spaces_strings_carry_its_name(name):
+    space = get_space(name)
+    text = space.to_string(space.sample(random.Random(0)))
+    assert text.startswith(f"{name}:") == space.strings_name_space
+    assert space.parse(f"{name}:{text}" if not space.strings_name_space else text) == space.from_string(text)

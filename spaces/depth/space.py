@@ -61,6 +61,8 @@ def is_dead_cell(block: BlockChoice) -> bool:
 
 
 class DepthSpace(SearchSpace):
+    strings_name_space = True
+
     def __init__(self, version: int, sync: bool):
         if version not in (1, 2):
             raise ValueError(f"depth space version must be 1 or 2, got {version}")
