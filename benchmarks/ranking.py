@@ -438,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
                          "landmarks (a pair)")
     if args.threshold is not None and not args.threshold > 0:
         raise SystemExit(f"--threshold {args.threshold}: the S-KdT bin width must be > 0")
+    if len(set(args.seeds)) != len(args.seeds):  # one run counted twice, one folder written twice
+        raise SystemExit(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice")
     table = load_table(args.table)
     base = table["config"]["depthnas_config"]
     base_cfg = config_mod.from_dict(base)

@@ -37,10 +37,29 @@ def run_left_out(run: Path) -> tuple[set[str], set[str]]:
         return landmarks, {a["arch"] for a in archs
                            if a["role"].startswith("top") and a["arch"] not in landmarks}
     initial = run / "initial_landmarks.json"
+    if (run / "run.json").is_file() and initial.is_file():  # benchmarks/ranking.py: no search
+        return set(read_json(initial)), set()
     log.warning("%s has no results.json (the search has not finished): only its initial "
                 "landmarks are left out of the ranking, not the top-K that later iterations "
                 "added to them", run)
     return (set(read_json(initial)) if initial.is_file() else set()), set()
+
+
+def sparse_threshold(given: float | None, configured: float | None, truth_path: str | Path,
+                     space_name: str) -> tuple[float | None, str]:
+    """The sparse Kendall tau's bin width and the rule that chose it: --threshold; else
+    the run's own search.sparse_threshold (a benchmarks/ranking.py run records the one
+    its table says), so that `rank` re-scores a run as the run scored itself; else the
+    table's seed noise; else None, 1% of the truth range."""
+    from .truth import seed_noise
+    if given is not None:
+        return given, "given (--threshold)"
+    if configured is not None:
+        return configured, "the run's search.sparse_threshold"
+    noise = seed_noise(truth_path, space_name)
+    if noise is not None:
+        return noise, "the table's median |seed 0 - seed 1|"
+    return None, "1% of the truth range"
 
 
 def check_options(threshold: float | None, limit: int | None) -> None:
@@ -120,7 +139,9 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
         log.warning("%d path(s) score non-finite in the super-net (diverged), left out of the "
                     "ranking: %s", len(diverged), "; ".join(diverged[:3]) +
                     (" ..." if len(diverged) > 3 else ""))
+    threshold, rule = sparse_threshold(threshold, cfg.search.sparse_threshold, truth_path, space.name)
     report = ranking_report(values, scores, threshold)
+    report["sparse_threshold_rule"] = rule
     report["landmarks_excluded"], report["search_picks_excluded"] = skipped, picked
     atomic_write_json(run / "rank.json", {**report, "truth": str(truth_path),
                                           "scores": {space.to_string(a): s

@@ -137,6 +137,19 @@ def recorded_setup(path: str | Path) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v is not None}
 
 
+def seed_noise(path: str | Path, space_name: str) -> float | None:
+    """The median |seed 0 - seed 1| of a space's losses, where the table records it
+    (`benchmarks/depth_proxy` tables do): the loss difference below which the table's
+    own order is noise, the sparse Kendall tau's natural bin width."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return None
+    data = read_json(path)
+    noise = data.get("seed_median_abs_diff") if isinstance(data, dict) else None
+    value = noise.get(space_name) if isinstance(noise, dict) else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
 @dataclass
 class SpaceTruth:
     """A table's entries of one space, keyed by the space's canonical string."""

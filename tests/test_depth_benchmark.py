@@ -109,15 +109,23 @@ def test_ranking_experiment_writes_table4(ranking_result, table_path):
     assert not res["missing_runs"] and not res["unpaired_runs"] and res["paired_runs"] == 1
 
 
-def test_depthnas_rank_accepts_the_table(ranking_result, work, table_path, capsys):
+def test_depthnas_rank_accepts_the_table(ranking_result, work, table_path, capsys, caplog):
     run = work / "w" / "ranking" / "v1-sync_landmarks_s0"
     for name in ("config.yaml", "initial_landmarks.json", "run.json"):
         assert (run / name).is_file(), name
-    assert cli_main(["rank", "--run", str(run), "--truth", str(table_path), "--no-progress"]) == 0
+    with caplog.at_level("WARNING", logger="depthnas.rank"):
+        assert cli_main(["rank", "--run", str(run), "--truth", str(table_path), "--no-progress"]) == 0
+    assert "has not finished" not in caplog.text  # no search to finish: its landmarks are all
     out = capsys.readouterr().out
     assert "kendall_tau" in out and f"landmarks_excluded   {LANDMARKS}" in out
     rank = json.loads((run / "rank.json").read_text())
     assert rank["n"] == V1 - LANDMARKS
+    # the sparse Kendall tau as the experiment computed it: its threshold (the table's seed
+    # noise, recorded in the run's config), not 1% of the range, which tied nothing
+    own = next(r for r in ranking_result["per_run"] if r["method"] == "landmarks" and r["seed"] == 0)
+    assert rank["sparse_threshold"] == pytest.approx(own["sparse_threshold"])
+    assert rank["sparse_kendall_tau"] == pytest.approx(own["sparse_kendall_tau"], abs=1e-6)
+    assert rank["sparse_threshold_rule"] == "the run's search.sparse_threshold"
     # the stock data path (SyntheticDepth + transforms) scores as the tensor path did
     mine = next(r for r in ranking_result["runs"] if r["name"] == "v1-sync_landmarks_s0")["scores"]
     for arch, score in rank["scores"].items():
@@ -274,6 +282,7 @@ def test_a_worker_takes_no_job_it_cannot_finish_by_the_deadline(monkeypatch):
 @pytest.mark.parametrize(("flags", "message"), [
     (["--num-landmarks", "0"], "needs at least 2 landmarks"),  # was a ValueError deep inside
     (["--threshold", "0"], "bin width must be > 0"),           # was read as "not given"
+    (["--seeds", "0", "0"], "a seed given twice"),  # one run counted twice: "± 0.000"
 ])
 def test_ranking_refuses_flags_that_cannot_work(flags, message):
     with pytest.raises(SystemExit, match=message):
