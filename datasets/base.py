@@ -68,13 +68,15 @@ class Reader(ABC):
         is the common slip."""
         if path.is_dir():
             return path
+        if self.root.is_file():
+            raise DatasetError(f"{self.kind}: {self.root} is a file; {self.kind}:PATH names a folder")
         if not self.root.is_dir():
             raise DatasetError(f"{self.kind}: data folder not found: {self.root}")
         said = f"{self.kind}: {what} folder not found: {path}"
         if self.root.name == path.name and (self.root.parent / path.name).is_dir():
             said += f" ({self.root} is the {what} folder itself: pass {self.root.parent})"
         else:
-            below = sorted(d for d in self.root.iterdir() if (d / path.name).is_dir())
+            below = sorted(d for d in self.root.iterdir() if _is_dir(d / path.name))
             if below:
                 said += (f" (found in {', '.join(str(d) for d in below[:3])}"
                          f"{' ...' if len(below) > 3 else ''}: pass one of those)")
@@ -166,6 +168,15 @@ class PairedDepthDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.transform(*self.raw(i), index=i)
+
+
+def _is_dir(path: Path) -> bool:
+    """is_dir() that says no where it may not look (a root-only lost+found): a hint's
+    search must not replace the error it is for with a PermissionError."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def files_with_suffix(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:

@@ -54,7 +54,7 @@ class Budget:
         return {"latency_ms": round(self.latency(arch), 3)}
 
     # ---- before any training -------------------------------------------------------
-    def check_reachable(self, say: Callable[[str], None], samples: int = 20) -> None:
+    def check_reachable(self, say: Callable[[str], None], samples: int = 10) -> None:
         """A budget nothing meets was found only when the search started, after hours
         of training, and then cost a build and timed passes per candidate (up to a
         thousand misses in a row); a resumed run may not change the budget. So fail now."""
@@ -89,14 +89,22 @@ class Budget:
         """A depth space's smallest architecture runs no fusion-block op at all, a true
         lower bound, so missing it is an error. A classification space's smallest need
         not be its fastest (DARTS: max-pool cells against skip ones), so there `samples`
-        random architectures are timed too, drawn as the search draws its first
-        candidates: none fitting is an error, few a warning. Rank 0 times for all:
-        ranks timing apart could decide apart."""
+        random architectures within the parameter budget are timed too, as the search
+        draws its first candidates (at random; it then keeps their figures): none
+        fitting is an error, few a warning. Rank 0 times for all: ranks timing apart
+        could decide apart."""
         budget, (arch, _) = self.max_latency_ms, self._smallest
         timed = [arch]
         if is_classification(self.space):
             rng = random.Random(self.cfg.seed)
-            timed += [self.space.sample(rng) for _ in range(samples)]
+            for _ in range(samples * 20):  # a tight parameter budget rejects most draws
+                if len(timed) > samples:
+                    break
+                a = self.space.sample(rng)
+                if self.max_params is None or self._params(a) <= self.max_params:
+                    timed.append(a)
+            say(f"search.max_latency_ms={budget:g}: timing {len(timed)} {self.space.name} "
+                f"architectures on {self.device} (the smallest and random ones) before training")
         fits, ms = dist.broadcast_object(
             ([a for a in timed if self.latency(a) <= budget], self.latency(arch))
             if dist.is_main() else None)

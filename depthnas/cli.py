@@ -335,9 +335,9 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
         _warn_if_no_better_than_constant(result, classifies=is_classification(space),
                                          pretrained=cfg.model.backbone_weights is not None)
-        from .evaluation import inverted_note
+        from .evaluation import inverted_note, learned_nothing
         note = inverted_note(result.get("inverted"))
-        if note:
+        if note and not learned_nothing(result["val_loss"], result.get("constant_prediction_loss")):
             print(f"warning: {note}", file=sys.stderr)
     return 0
 
@@ -362,6 +362,10 @@ def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
 
 def cmd_data(args: argparse.Namespace) -> int:
     from depthnas.datasets.check import check_data
+    from depthnas.datasets.classification import is_classification_spec
+    if is_classification_spec(args.data):
+        raise ValueError(f"{args.data} is classification data (labelled images), read as it "
+                         "loads; `depthnas data` checks depth data sets (KIND:PATH)")
     check = check_data(args.data, args.depth_kind, progress=show_progress(args.no_progress))
     print("\n".join(check.lines()))
     if check.problems:

@@ -17,9 +17,11 @@ Per image: ``absrel = mean |d_pred - d_gt| / d_gt``; ``delta1 = 100 * fraction``
 pixels with ``max(d_pred/d_gt, d_gt/d_pred) > 1.25`` -- the *bad-pixel* percentage
 MiDaS reports, so lower is better, unlike the usual "delta < 1.25 accuracy";
 ``rmse = sqrt(mean (d_pred - d_gt)^2)`` in the target's depth units; ``inverted =
-100`` if the fit's scale is negative (the model predicts near as far: the alignment
-turns it round, so neither the SSI loss nor the other metrics can tell, but its raw
-output, which predict and the demo show, is upside down). Each is averaged
+100`` if the prediction is clearly anti-correlated with the target (Pearson r < -0.5:
+the model predicts near as far; the alignment's negative scale turns it round, so
+neither the SSI loss nor the other metrics can tell, but its raw output, which
+predict and the demo show, is upside down; a model that learned nothing has r near
+0 and is not counted). Each is averaged
 over images that have evaluated pixels; ``ssi`` is :class:`SSILoss` (batch
 reduction) against the target min-max normalised per image, as training targets
 are, so it is the search's validation score whatever the data's units (on raw
@@ -81,7 +83,7 @@ def _per_image(
         "absrel": (ev * err.abs() / gt_depth).sum((1, 2)) / n_safe,
         "delta1": 100.0 * (ev * (ratio > _DELTA_THRESHOLD).to(p.dtype)).sum((1, 2)) / n_safe,
         "rmse": torch.sqrt((ev * err * err).sum((1, 2)) / n_safe),
-        "inverted": 100.0 * (scale < 0).to(p.dtype),
+        "inverted": 100.0 * _swapped(p, d, m).to(p.dtype),
     }
     return per, n > 0
 
@@ -115,14 +117,35 @@ def depth_metrics(
     return acc.compute()
 
 
+_SWAPPED_R = -0.5  # Pearson r below which a prediction has near and far swapped
+
+
+def _swapped(p: Tensor, d: Tensor, m: Tensor) -> Tensor:
+    """Per image ``[B]``: prediction and target clearly anti-correlated over the mask.
+    Not the fit's sign alone: a model that learned nothing fits with a sign that is a
+    coin toss, and a constant image (variance from rounding only) has no sign at all."""
+    w = m.to(torch.float64)
+    p, d = p.to(torch.float64), d.to(torch.float64)
+    n = w.sum((1, 2)).clamp(min=1.0)
+    cp = (p - ((w * p).sum((1, 2)) / n)[:, None, None]) * w
+    cd = (d - ((w * d).sum((1, 2)) / n)[:, None, None]) * w
+    vp, vd = (cp * cp).sum((1, 2)), (cd * cd).sum((1, 2))
+
+    def varies(v: Tensor, x: Tensor) -> Tensor:  # more than float rounding around its mean
+        scale = ((w * x.abs()).sum((1, 2)) / n).clamp(min=1e-12)
+        return v / n > (1e-6 * scale) ** 2
+    ok = varies(vp, p) & varies(vd, d)
+    r = (cp * cd).sum((1, 2)) / torch.sqrt(torch.where(ok, vp * vd, 1.0))
+    return ok & (r < _SWAPPED_R)
+
+
 @torch.no_grad()
 def inverted(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[int, int]:
-    """(images whose least-squares fit to the target has a negative scale, images
-    fitted) of one batch: how often a model's raw output has near and far swapped."""
+    """(images whose prediction has near and far swapped, images with two or more valid
+    pixels) of one batch."""
     p, d, m = prepare_inputs(prediction, target, mask)
-    scale, _ = compute_scale_and_shift(p, d, m)
     fitted = m.flatten(1).sum(1) >= 2
-    return int((fitted & (scale < 0)).sum()), int(fitted.sum())
+    return int((fitted & _swapped(p, d, m)).sum()), int(fitted.sum())
 
 
 class MetricAccumulator:

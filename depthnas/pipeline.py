@@ -108,7 +108,8 @@ class SearchRun:
             self.store.add(s, self.space.name, result["val_loss"], rec,
                            params=result["params"], train_time_s=result["train_time_s"],
                            device=result["device"], seed=self.cfg.seed,
-                           model=str(self.out / "standalone" / arch_slug(s) / "model.safetensors"))
+                           model=str(self.out / "standalone" / arch_slug(s) / "model.safetensors"),
+                           **({"inverted": result["inverted"]} if "inverted" in result else {}))
         losses = []
         for a, s in zip(archs, strings):
             stored = self.store.find(s, rec) if s not in looked_up else None
@@ -117,6 +118,8 @@ class SearchRun:
             self.trained[a] = {"arch": s, "val_loss": entry["val_loss"], "role": role,
                                "params": entry.get("params"),
                                "model": str(model) if model else None}
+            if entry.get("inverted") is not None:  # the report warns of a best upside down
+                self.trained[a]["inverted"] = entry["inverted"]
             if s in looked_up:  # not trained in this run: say where the loss is from
                 self.trained[a]["source"] = "truth table"
             if world > 1 and s in results:

@@ -129,7 +129,7 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
                      "--set standalone.lr=... help")
     best = next((a for a in archs if a.get("arch") == (summary.get("best") or {}).get("string")), {})
     note = inverted_note(best.get("inverted"), "validation images")
-    if note:
+    if note and not learned_nothing(best["val_loss"], constant):  # that is said above
         notes.append(f"the best architecture found: {note}")
     if best.get("ignores_input"):
         notes.append("the best architecture found has a dead cell: its output is the same for "

@@ -98,12 +98,14 @@ def run_lock(out: Path) -> Iterator[None]:
         fh.flush()
         try:
             yield  # the lock goes with the file's closing, also when the process dies
-        finally:
-            # a start refused inside the lock (a budget no architecture meets, data
-            # not found) left a folder of its own making with nothing of value in it:
-            # removed while held
+        except Exception:
+            # a start refused inside the lock (a budget no architecture meets, data not
+            # found) left a folder of its own making with nothing of value in it:
+            # removed while held. Not a stopped one (Ctrl-C, SIGTERM, KeyboardInterrupt's
+            # kin): its resume command names this folder.
             if made:
                 _remove_failed_start(out)
+            raise
 
 
 # What a start writes before any work: a folder holding only these lost nothing.

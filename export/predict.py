@@ -89,8 +89,16 @@ def _subfolders_with_images(inputs: str | Path) -> str:
     folder = Path(inputs)
     if not folder.is_dir():
         return ""
-    holding = sorted(d for d in folder.iterdir() if d.is_dir() and any(
-        f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()))
+
+    def has_images(d: Path) -> bool:
+        try:
+            return d.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES
+                                      for f in d.iterdir() if f.is_file())
+        except OSError:  # a folder it may not read: no hint from it
+            return False
+    holding = sorted(d for d in folder.iterdir() if has_images(d))
+    if any(d.name == "images" for d in holding):  # a data set's root: depth/ holds PNGs too
+        holding = [d for d in holding if d.name == "images"]
     if not holding:
         return ""
     return (f"; its subfolder{'s' if len(holding) > 1 else ''} "

@@ -563,6 +563,9 @@ def test_the_best_architecture_keeps_the_parameter_budget(run_dir, tmp_path):
     assert "(over budget) | landmark |" in report and "| latency (ms) |" in report
     # timed: every candidate (the landmarks too); the ranking samples are none
     assert all((a["role"] == "rank") == ("latency_ms" not in a) for a in archs)
+    # each training's share of validation images upside down reaches results.json, where
+    # the report reads it (it stayed in standalone/*/result.json)
+    assert all(0 <= a["inverted"] <= 100 for a in archs)
 
 
 def test_a_parameter_budget_no_architecture_meets_is_refused_before_training(tmp_path, capsys):
@@ -1454,3 +1457,30 @@ def test_every_command_s_help_says_what_it_does():
         assert command.description, name
         for action in command._actions:
             assert action.help, f"{name} {action.option_strings}"
+
+
+def test_a_refused_start_removes_the_folder_it_made_and_a_stopped_one_keeps_it(tmp_path):
+    """A start stopped by Ctrl-C or SIGTERM before its first checkpoint printed its resume
+    command, and the folder it names had been removed with the refused starts'."""
+    from depthnas.cli import Terminated
+    from depthnas.runs import run_lock
+    for stop in (KeyboardInterrupt, Terminated):
+        out = tmp_path / stop.__name__
+        with pytest.raises(stop):
+            with run_lock(out):
+                (out / "config.yaml").write_text("seed: 0\n")
+                raise stop()
+        assert (out / "config.yaml").is_file()
+    refused = tmp_path / "refused"
+    with pytest.raises(ValueError):
+        with run_lock(refused):
+            (refused / "config.yaml").write_text("seed: 0\n")
+            raise ValueError("data not found")
+    assert not refused.exists()
+    kept = tmp_path / "user"  # a folder the start did not make: kept, with what it wrote
+    kept.mkdir()
+    with pytest.raises(ValueError):
+        with run_lock(kept):
+            (kept / "config.yaml").write_text("seed: 0\n")
+            raise ValueError("data not found")
+    assert (kept / "config.yaml").is_file()

@@ -501,6 +501,25 @@ def test_a_data_path_one_level_off_says_where_the_data_is(tmp_path):
     _expect_build_error(f"folder:{images}", re.escape(
         f"({images} is the images folder itself: pass {images.parent})"))
     _expect_build_error(f"folder:{tmp_path / 'nope'}", re.escape(f"folder: data folder not found: {tmp_path / 'nope'}"))
+    note = tmp_path / "notes.txt"
+    note.write_text("x")
+    _expect_build_error(f"folder:{note}", re.escape(f"folder: {note} is a file; folder:PATH names a folder"))
+
+
+def test_the_hints_search_does_not_replace_the_error_with_a_permission_error(tmp_path, monkeypatch):
+    """A mount's root holds a root-only lost+found: looking into it raised EACCES, and
+    the user saw that instead of "images folder not found"."""
+    make_folder(tmp_path / "data" / "mine")
+    (tmp_path / "data" / "lost+found").mkdir()
+    is_dir = Path.is_dir
+
+    def guarded(self):
+        if "lost+found" in self.parts and self.name != "lost+found":
+            raise PermissionError(13, "Permission denied", str(self))
+        return is_dir(self)
+    monkeypatch.setattr(Path, "is_dir", guarded)
+    _expect_build_error(f"folder:{tmp_path / 'data'}", re.escape(
+        f"(found in {tmp_path / 'data' / 'mine'}: pass one of those)"))
 
 
 def test_image_without_depth_and_depth_without_image(tmp_path, caplog):
@@ -870,3 +889,5 @@ def test_depthnas_data_names_every_bad_sample_at_once(tmp_path, capsys):
         (root / "depth" / f"s00{i}.npy").unlink()
     assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 0
     assert ", 0 bad" in capsys.readouterr().out
+    assert main(["data", "--data", "digits"]) == 2  # valid for nb201, not a depth data set
+    assert "digits is classification data" in capsys.readouterr().err

@@ -158,6 +158,14 @@ def test_a_prediction_with_near_and_far_swapped_scores_alike_but_is_counted_inve
     assert inverted(half, target, mask) == (2, 4)
     # a constant image has no sign: fitted with scale 0, never inverted
     assert inverted(torch.ones_like(target), target, mask) == (0, 4)
+    # nor has a model that learned nothing: noise fits with a sign that is a coin toss
+    # (it was counted whenever the toss came out negative)
+    noise = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert inverted(noise, 0.1 + torch.rand(64, 1, 16, 16), torch.ones(64, 1, 16, 16, dtype=torch.bool)) == (0, 64)
+    # a constant target whose variance is float rounding: no sign either, whatever the constant
+    for level in (0.3, 0.7):
+        flat = torch.full_like(target, level)
+        assert inverted(right, flat, mask) == (0, 4) and depth_metrics(right, flat, mask)["inverted"] == 0.0
 
 
 def test_constant_prediction_is_finite_and_aligned_to_mean_target():

@@ -54,7 +54,7 @@ def test_a_folder_above_the_images_names_the_subfolder_that_holds_them(
     import shutil
     root = tmp_path / "mine"
     shutil.copytree(photos, root / "images")
-    (root / "depth").mkdir()
+    shutil.copytree(photos, root / "depth")  # depth maps are PNGs too: not named
     assert main(["predict", "--model", str(onnx_file), "--input", str(root),
                  "--out", str(tmp_path / "out"), "--no-progress"]) != 0
     assert (f"; its subfolder {root / 'images'} holds some (predict reads one folder, not its "

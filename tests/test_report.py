@@ -104,6 +104,9 @@ def test_a_best_architecture_mostly_upside_down_is_warned_about(tmp_path):
            "near and far swapped" in text
     best["inverted"] = 50.0  # half: no majority, no warning
     assert "near and far swapped" not in write_report(tmp_path, summary([best, fine])).read_text()
+    best["inverted"] = 75.0  # a model that learned nothing is said to be one, not upside down
+    text = write_report(tmp_path, summary([best, fine], constant_prediction_loss=0.151)).read_text()
+    assert "near and far swapped" not in text and "learned nothing" in text
 
 
 def test_samples_skipped_for_bad_input_are_listed_among_the_warnings(tmp_path):
