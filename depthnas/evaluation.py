@@ -168,9 +168,9 @@ def evaluate_fixed(model: nn.Module, task: Task, val_set: Dataset, *, batch_size
 def inverted_share(model: nn.Module, val_set: Dataset, *, batch_size: int = 8,
                    device: torch.device | str = "cpu", precision: str = "fp32") -> float:
     """% of validation images on which a depth model's raw output has near and far
-    swapped (its least-squares fit to the target needs a negative scale). The SSI loss
-    aligns with a scale of either sign, so it scores such a model as well as one the
-    right way round; predict and the demo show the raw output, upside down."""
+    swapped (clearly anti-correlated with the target: `depth_metrics.inverted`). The
+    SSI loss aligns with a scale of either sign, so it scores such a model as well as
+    one the right way round; predict and the demo show the raw output, upside down."""
     from .depth_metrics import inverted
     device = torch.device(device)
     model.eval()
