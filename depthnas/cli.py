@@ -28,32 +28,32 @@ COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--data": ("data.spec", str, "depth: synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | "
                                  "folder:PATH; classification (nb201, darts): digits | cifar10:PATH"),
     "--out": ("out", str, "run directory (default: runs/<command>-<date>-<time>)"),
-    "--seed": ("seed", int, "random seed"),
+    "--seed": ("seed", config_mod.whole_number, "random seed"),
     "--device": ("device", str, "auto | cpu | cuda | cuda:N"),
     "--backbone": ("model.backbone", str, "timm backbone name"),
     "--backbone-weights": ("model.backbone_weights", str, "local .safetensors/.pth backbone weights"),
-    "--features": ("model.features", int, "decoder channels"),
+    "--features": ("model.features", config_mod.whole_number, "decoder channels"),
     "--image-size": ("data.image_size", str, "H,W (multiples of 32) or one number"),
-    "--batch-size": ("data.batch_size", int, "batch size"),
+    "--batch-size": ("data.batch_size", config_mod.whole_number, "batch size"),
     "--precision": ("", str, "fp32 | bf16 (autocast)"),
 }
 SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
-    "--epochs": ("supernet.epochs", int, "super-net epochs per iteration"),
-    "--standalone-epochs": ("standalone.epochs", int, "epochs of each stand-alone training"),
-    "--iterations": ("search.iterations", int, "T: search iterations"),
-    "--top-k": ("search.top_k", int, "architectures trained stand-alone per iteration"),
+    "--epochs": ("supernet.epochs", config_mod.whole_number, "super-net epochs per iteration"),
+    "--standalone-epochs": ("standalone.epochs", config_mod.whole_number, "epochs of each stand-alone training"),
+    "--iterations": ("search.iterations", config_mod.whole_number, "T: search iterations"),
+    "--top-k": ("search.top_k", config_mod.whole_number, "architectures trained stand-alone per iteration"),
     "--method": ("search.method", str, "evolution | random"),
     "--landmarks": ("landmarks.store", str, "landmark store JSON to reuse and extend"),
-    "--num-landmarks": ("landmarks.num", int, "M: landmarks in the first iteration"),
+    "--num-landmarks": ("landmarks.num", config_mod.whole_number, "M: landmarks in the first iteration"),
     "--lambda-max": ("landmarks.lambda_max", float, "final landmark weight"),
     "--schedule": ("landmarks.schedule", str, "lambda schedule (default cosine-increasing): "
                    + ", ".join(SCHEDULES)),
-    "--pairs": ("landmarks.pairs", int, "m: landmark pairs per step (0 = all)"),
+    "--pairs": ("landmarks.pairs", config_mod.whole_number, "m: landmark pairs per step (0 = all)"),
     "--max-params": ("search.max_params", config_mod.whole_number,
                      "parameter budget for searched models (e.g. 3e7)"),
 }
 TRAIN_FLAGS: dict[str, tuple[str, Any, str]] = {
-    "--epochs": ("standalone.epochs", int, "training epochs"),
+    "--epochs": ("standalone.epochs", config_mod.whole_number, "training epochs"),
 }
 # Settings a resumed run may change: where and how fast it runs, not what it computes.
 # (`out` too: the same folder may be named another way, or have moved.)
@@ -207,6 +207,10 @@ def build_config(args: argparse.Namespace) -> Config:
                                      "the folder name, or drop --resume to start a run there")
     if resume:
         cfg = _resumed(saved, updates, args)
+        if Path(cfg.out).resolve() != Path(args.out).resolve():  # `--set out=` after --out
+            raise config_mod.ConfigError(
+                f"--resume continues the run in --out {args.out}, but out={cfg.out} names "
+                "another folder: drop it (a run is resumed where it is)")
         _check_paths_remain(cfg, saved)
     else:
         cfg = config_mod.absolute_paths(config_mod.apply_dotted(

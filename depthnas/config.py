@@ -195,8 +195,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if value is None:  # `out:` left empty in YAML, `--set out=`: the field's "unset"
             return ""
         if isinstance(value, bool):  # YAML reads yes/no/on/off as booleans
-            raise ConfigError(f"{where}: expected text, got {value!r} (quote it: "
-                              f"{where}='{'yes' if value else 'no'}' in YAML)")
+            raise ConfigError(f"{where}: expected text, got {value!r} (YAML reads yes/no/"
+                              f"on/off as true/false: quote it, '{'yes' if value else 'no'}')")
     if hint in (int, float, str):
         if isinstance(value, (list, tuple, dict)) or (value is None and hint is not str) or \
                 (isinstance(value, bool) and hint is not str):  # `seed: true` is no number
@@ -266,6 +266,10 @@ def _nested(item: Assignment) -> dict[str, Any]:
         reason = str(err).splitlines()[0]
         raise ConfigError(f"--set {item}: the value is not valid YAML ({reason}; quote it: "
                           f"--set '{path}=\"...\"')") from None
+    if " #" in raw and not (isinstance(value, str) and "#" in value):
+        # YAML drops " #..." as a comment: `--set out=runs/a #2` named runs/a
+        raise ConfigError(f"--set {item}: YAML reads ' #' and what follows as a comment; quote "
+                          f"the value to keep it: --set '{path}=\"{raw.strip()}\"'")
     return unflatten({path: value})
 
 
@@ -325,6 +329,11 @@ def absolute_paths(cfg: Config) -> Config:
     cfg.data.spec = canonical_spec(cfg.data.spec)
     if cfg.model.backbone_weights:
         cfg.model.backbone_weights = absolute_path(cfg.model.backbone_weights)
+    # a resume from elsewhere started a second landmark store beside the first
+    if cfg.landmarks.store:
+        cfg.landmarks.store = absolute_path(cfg.landmarks.store)
+    if cfg.search.truth_table:
+        cfg.search.truth_table = absolute_path(cfg.search.truth_table)
     return cfg
 
 

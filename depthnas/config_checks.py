@@ -32,9 +32,11 @@ def validate(cfg: Config) -> Config:
         problems.append(f"space: {err}")
         space = None
     classification = getattr(space, "task_kind", "depth") == "classification"
+    if not 0 <= cfg.seed < 2**32:  # numpy's bound, said in its words otherwise
+        problems.append(f"seed={cfg.seed} (expected 0 to 2**32 - 1)")
     for name in ("supernet", "standalone"):
         _check_training(problems, name, getattr(cfg, name), classification)
-    _check_landmarks(problems, cfg)
+    _check_landmarks(problems, cfg, space)
     _check_search(problems, cfg)
     _check_model(problems, cfg, classification)
     _check_data(problems, cfg, classification)
@@ -61,10 +63,15 @@ def _check_training(problems: _Problems, name: str, t: TrainConfig, classificati
             problems.append(f"{name}.{key}={value} (expected a finite number >= 0)")
 
 
-def _check_landmarks(problems: _Problems, cfg: Config) -> None:
+def _check_landmarks(problems: _Problems, cfg: Config, space: Any) -> None:
+    from .landmarks import default_tau, landmark_problem
     from .schedule import INCREASING, SCHEDULES
     lm = cfg.landmarks
     problems.choose("landmarks.schedule", lm.schedule, SCHEDULES)
+    if lm.enabled and space is not None and lm.num >= 1:
+        problem = landmark_problem(space, lm.num, default_tau(space) if lm.tau is None else lm.tau)
+        if problem:
+            problems.append(problem)
     if lm.enabled:
         total = cfg.search.iterations * cfg.supernet.epochs  # lambda's clock: T * E epochs
         ramp = lm.ramp_epochs if lm.schedule not in INCREASING else 0.0

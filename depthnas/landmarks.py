@@ -31,13 +31,10 @@ def sample_landmarks(space: SearchSpace, num: int, tau: int, rng: random.Random,
     """A random root plus architectures reached by repeated single-gene mutations
     of it, each kept once its Hamming distance to the root exceeds `tau`."""
     if num < 1:
-        raise ValueError(f"the number of landmarks must be >= 1, got {num}")
-    # A gene with one choice never differs, so only the others bound the distance.
-    n_genes = sum(c > 1 for c in space.gene_choices())
-    if not 0 <= tau < n_genes:
-        raise ValueError(f"tau={tau} must lie in [0, {n_genes - 1}] for {space.name}: no "
-                         f"architecture is further than {n_genes} from another ({n_genes} genes "
-                         "have a choice)")
+        raise ValueError(f"landmarks.num={num}: expected >= 1")
+    problem = landmark_problem(space, num, tau)
+    if problem:
+        raise ValueError(problem)
     seen = set(exclude)
     root = space.sample(rng)
     while root in seen:
@@ -48,8 +45,9 @@ def sample_landmarks(space: SearchSpace, num: int, tau: int, rng: random.Random,
     while len(out) < num:
         tries += 1
         if tries > max_tries:
-            raise RuntimeError(f"found only {len(out)} of {num} landmarks with tau={tau}; "
-                               "lower tau or the number of landmarks")
+            raise ValueError(f"landmarks.num={num}: found only {len(out)} landmarks further than "
+                             f"landmarks.tau={tau} from the root in {max_tries:,} tries (some "
+                             "excluded as already stored); lower either")
         walk = space.mutate(walk, rng)
         if space.hamming(walk, root) > tau:
             if walk not in seen:
@@ -57,6 +55,26 @@ def sample_landmarks(space: SearchSpace, num: int, tau: int, rng: random.Random,
                 seen.add(walk)
             walk = root  # restart, so landmarks spread around the root, not along one path
     return out
+
+
+def landmark_problem(space: SearchSpace, num: int, tau: int) -> str | None:
+    """Why `num` landmarks further than `tau` from a root cannot be drawn in `space`,
+    or None: said before any work, not as a failure after the data has loaded."""
+    choices = [c for c in space.gene_choices() if c > 1]  # a one-choice gene never differs
+    if not 0 <= tau < len(choices):
+        return (f"landmarks.tau={tau}: expected 0 to {len(choices) - 1} for {space.name} (no "
+                f"architecture differs from another in more than its {len(choices)} genes)")
+    # architectures at each Hamming distance from any root: the coefficients of
+    # prod (1 + (c - 1) x) over the genes
+    at = [1]
+    for c in choices:
+        at = [a + (c - 1) * b for a, b in zip(at + [0], [0] + at)]
+    further = sum(at[tau + 1:])
+    if num > 1 + further:
+        return (f"landmarks.num={num}: only {further:,} {space.name} architectures are further than "
+                f"landmarks.tau={tau} from a root, so at most {1 + further:,} landmarks (lower "
+                "landmarks.num or landmarks.tau)")
+    return None
 
 
 def default_tau(space: SearchSpace) -> int:

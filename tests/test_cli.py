@@ -140,6 +140,15 @@ def test_resume_refuses_settings_that_differ_from_the_saved_config(run_copy, cap
     assert main(["search", "--out", str(run_copy), "--resume", "--device", "cpu", "--no-progress"]) == 0
 
 
+def test_resume_refuses_an_out_that_names_another_folder(run_copy, tmp_path, capsys):
+    """`--set out=OTHER` after --out started a whole new run in OTHER, and said nothing."""
+    other = tmp_path / "other"
+    assert main(["search", "--out", str(run_copy), "--resume", "--set", f"out={other}"]) == 2
+    assert f"--resume continues the run in --out {run_copy}, but out={other} names another " \
+           "folder" in capsys.readouterr().err
+    assert not other.exists()
+
+
 def test_resume_checks_a_config_file_as_it_checks_flags(run_copy, tmp_path, capsys):
     """--config was ignored under --resume (one info line), so a file asking for other
     epochs, or not even valid, resumed as if it agreed."""

@@ -161,10 +161,34 @@ def test_yaml_merge_keys_still_work_and_a_complex_key_is_a_config_error(tmp_path
 ])
 def test_a_flag_value_is_taken_as_typed_not_read_as_yaml(flag, value, field):
     cfg = build_config(build_parser().parse_args(["search", flag, value]))
-    assert C.flat(cfg)[field] == value
+    # a store's path is recorded absolute: a resume from elsewhere found no store
+    assert C.flat(cfg)[field] == (C.absolute_path(value) if field == "landmarks.store" else value)
     for form in ("64", "64x96", "[64, 96]"):  # the forms --image-size documents
         cfg = build_config(build_parser().parse_args(["search", "--image-size", form]))
         assert cfg.data.image_size == ((64, 64) if form == "64" else (64, 96))
+
+
+def test_set_with_a_yaml_comment_in_its_value_is_refused_not_cut_short():
+    """`--set out=runs/a #2` named runs/a (YAML drops " #2" as a comment)."""
+    with pytest.raises(C.ConfigError, match=re.escape(
+            "--set out=runs/a #2: YAML reads ' #' and what follows as a comment; quote the "
+            "value to keep it: --set 'out=\"runs/a #2\"'")):
+        build_config(build_parser().parse_args(["search", "--set", "out=runs/a #2"]))
+    cfg = build_config(build_parser().parse_args(["search", "--set", "out='runs/a #2'"]))
+    assert cfg.out == "runs/a #2"
+
+
+def test_whole_number_flags_take_the_forms_set_takes():
+    """--max-params took 3e7, --epochs refused 3e1 with argparse's 'invalid int value'."""
+    cfg = build_config(build_parser().parse_args(["search", "--epochs", "3e1", "--batch-size", "1e1"]))
+    assert (cfg.supernet.epochs, cfg.data.batch_size) == (30, 10)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "--epochs", "2.5"])
+
+
+def test_a_seed_numpy_cannot_take_is_refused_by_name():
+    with pytest.raises(C.ConfigError, match=re.escape("seed=-1 (expected 0 to 2**32 - 1)")):
+        build_config(build_parser().parse_args(["search", "--seed", "-1"]))
 
 
 @pytest.mark.parametrize("item, says", [

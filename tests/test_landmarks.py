@@ -24,17 +24,43 @@ def test_diverse_landmarks_are_far_from_the_root():
 
 
 def test_tau_beyond_the_encoding_is_an_error():
-    with pytest.raises(ValueError, match="tau=5 must lie in"):
+    with pytest.raises(ValueError, match=r"landmarks.tau=5: expected 0 to 4 for v1-sync"):
         sample_landmarks(get_space("v1-sync"), 3, tau=5, rng=random.Random(0))
 
 
 def test_the_tau_bound_counts_only_genes_with_a_choice_and_m_must_be_positive():
     darts = get_space("darts")
     assert len(darts.gene_choices()) == 24 and sum(c > 1 for c in darts.gene_choices()) == 22
-    with pytest.raises(ValueError, match=r"tau=22 must lie in \[0, 21\] for darts"):
+    with pytest.raises(ValueError, match=r"landmarks.tau=22: expected 0 to 21 for darts"):
         sample_landmarks(darts, 3, tau=22, rng=random.Random(0))  # was 100,000 futile tries
-    with pytest.raises(ValueError, match="number of landmarks must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="landmarks.num=0: expected >= 1"):
         sample_landmarks(get_space("v1-sync"), 0, tau=3, rng=random.Random(0))
+
+
+def test_more_landmarks_than_lie_beyond_tau_are_refused_before_any_work():
+    """--num-landmarks 2400 on V1-sync (3,125 architectures) ended in a RuntimeError
+    traceback after the data had loaded. From any root, C(5,4) 4^4 + 4^5 = 2,304 lie
+    further than tau = 3."""
+    from depthnas.config import Config
+    from depthnas.config_checks import validate
+    from depthnas.landmarks import landmark_problem
+    v1 = get_space("v1-sync")
+    assert landmark_problem(v1, 2305, 3) is None
+    assert landmark_problem(v1, 2306, 3) == (
+        "landmarks.num=2306: only 2,304 v1-sync architectures are further than landmarks.tau=3 "
+        "from a root, so at most 2,305 landmarks (lower landmarks.num or landmarks.tau)")
+    cfg = Config()
+    cfg.landmarks.num = 2400
+    with pytest.raises(ValueError, match="landmarks.num=2400: only 2,304"):
+        validate(cfg)
+    cfg.landmarks.num, cfg.landmarks.tau = 10, 99
+    with pytest.raises(ValueError, match="landmarks.tau=99: expected 0 to 4 for v1-sync"):
+        validate(cfg)
+    # the walk stops at the first distance beyond tau, so it seldom reaches 5: a request
+    # the count allows may still not be found, and says so by field, not by traceback
+    with pytest.raises(ValueError, match=r"landmarks.num=2000: found only \d+ landmarks further "
+                                         r"than landmarks.tau=3"):
+        sample_landmarks(v1, 2000, 3, random.Random(0), max_tries=5000)
 
 
 def test_landmarks_avoid_excluded_architectures():
