@@ -31,7 +31,7 @@ def validate(cfg: Config) -> Config:
     except ValueError as err:
         problems.append(f"space: {err}")
         space = None
-    classification = getattr(space, "task_kind", "depth") == "classification"
+    classification = space is not None and space.task_kind == "classification"
     if not 0 <= cfg.seed < 2**32:  # numpy's bound, said in its words otherwise
         problems.append(f"seed={cfg.seed} (expected 0 to 2**32 - 1)")
     for name in ("supernet", "standalone"):

@@ -14,7 +14,7 @@ def check_data_fits_space(cfg: Config) -> None:
     from depthnas.datasets.classification import is_classification_spec
     from depthnas.spaces import get_space
     d = cfg.data
-    classifies = getattr(get_space(cfg.space), "task_kind", "depth") == "classification"
+    classifies = get_space(cfg.space).task_kind == "classification"
     if classifies and not is_classification_spec(d.spec):
         raise ValueError(f"space {cfg.space} classifies images: use --data digits (embedded) "
                          f"or --data cifar10:PATH, not {d.spec!r}")

@@ -80,7 +80,8 @@ def landmark_problem(space: SearchSpace, num: int, tau: int) -> str | None:
 def default_tau(space: SearchSpace) -> int:
     """Require most genes to differ from the root (NAS-Bench-201: tau = 5 in the paper, so
     all 6 edges differ)."""
-    return getattr(space, "landmark_tau", max(1, (3 * len(space.gene_choices())) // 5))
+    return space.landmark_tau if space.landmark_tau is not None else \
+        max(1, (3 * len(space.gene_choices())) // 5)
 
 
 # ---- the store ---------------------------------------------------------------------

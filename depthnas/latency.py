@@ -23,7 +23,7 @@ def measure_latency(space: SearchSpace, arch: Arch, cfg: Config, device: torch.d
     budget."""
     kw = dict(model_kwargs(cfg.model, space), backbone_weights=None)
     model = space.build_fixed(arch, **kw).to(device).eval()
-    size = getattr(space, "input_size", cfg.data.image_size)
+    size = space.input_size or cfg.data.image_size
     x = torch.randn(1, 3, *size, device=device)
     if cfg.standalone.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -20,18 +20,12 @@ FORMAT = "depthnas-model/1"
 
 
 def is_classification(space: SearchSpace | None) -> bool:
-    return space is not None and getattr(space, "task_kind", "depth") == "classification"
+    return space is not None and space.task_kind == "classification"
 
 
-def model_kwargs(cfg: ModelConfig, space: SearchSpace | None = None) -> dict[str, Any]:
-    """Constructor arguments of `space`'s models. Each classification space names
-    the ModelConfig fields it takes (`space.model_kwargs`); depth spaces, and callers
-    that pass no space, get the decoder settings."""
-    if is_classification(space):
-        return space.model_kwargs(cfg)  # type: ignore[union-attr]
-    return {"backbone": cfg.backbone, "features": cfg.features,
-            "backbone_weights": cfg.backbone_weights,
-            "first_block_input": cfg.first_block_input}
+def model_kwargs(cfg: ModelConfig, space: SearchSpace) -> dict[str, Any]:
+    """Constructor arguments of `space`'s models: the ModelConfig fields it takes."""
+    return space.model_kwargs(cfg)
 
 
 def model_metadata(space: SearchSpace, arch: Arch | None, cfg: ModelConfig,
@@ -43,8 +37,7 @@ def model_metadata(space: SearchSpace, arch: Arch | None, cfg: ModelConfig,
     if is_classification(space):
         # These models see fixed-size images whatever data.image_size says, and are
         # rebuilt from their own settings, not the decoder's.
-        meta.update(image_size=list(getattr(space, "input_size", image_size)),
-                    model=space.model_kwargs(cfg))  # type: ignore[attr-defined]
+        meta.update(image_size=list(space.input_size or image_size), model=space.model_kwargs(cfg))
     return meta
 
 
@@ -157,7 +150,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     # Classification models record their constructor arguments as they were built.
     if is_classification(space) and not isinstance(meta.get("model"), dict):
         raise ValueError(f"{path}: a {space.name} model file needs its 'model' settings in the metadata")
-    kw = dict(meta["model"]) if is_classification(space) else model_kwargs(cfg)
+    kw = dict(meta["model"]) if is_classification(space) else model_kwargs(cfg, space)
     model = space.build_fixed(arch, **kw)
     load_weights(path, model)
     return model.to(device).eval(), meta

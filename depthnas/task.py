@@ -87,7 +87,7 @@ def move(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 def make_task(space, loss: str = "ssi") -> Task:
     """The task a space's models solve: depth spaces output inverse depth maps,
     classification spaces (`task_kind = "classification"`) class logits."""
-    kind = getattr(space, "task_kind", "depth")
+    kind = space.task_kind
     if kind == "depth":
         return DepthTask(loss)
     if kind == "classification":

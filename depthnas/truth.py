@@ -181,7 +181,7 @@ def for_space(truth: dict[str, float], space: Any, source: str | Path) -> SpaceT
             raise ValueError(f"{source}: {spelled[key]!r} and {text!r} are the same {space.name} "
                              f"architecture with losses {out.values[key]} and {value}")
         out.values[key], spelled[key] = value, text
-    if getattr(space, "task_kind", "depth") == "classification":
+    if space.task_kind == "classification":
         above = [k for k, v in out.values.items() if v > 1.0]
         if above:
             raise ValueError(f"{source}: {len(above)} {space.name} entr{'y' if len(above) == 1 else 'ies'} "

@@ -3,7 +3,10 @@
 An architecture is a tuple of integer genes, one per searchable choice. Everything
 generic (size, uniform sampling, single-element mutation, crossover, Hamming
 distance) follows from `gene_choices`; a concrete space adds the human-readable
-forms (string, JSON) and knows how to build a super-net or a fixed model.
+forms (string, JSON), the arguments its models take from the run's model settings,
+and knows how to build a super-net or a fixed model. Its class attributes say what
+the rest of depthnas asks of it: the task its models solve, a fixed input size, the
+paper's landmark tau.
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ class Arch:
 
 class SearchSpace(ABC):
     name: str
+    task_kind: str = "depth"                      # or "classification": what the models output
+    input_size: tuple[int, int] | None = None     # a fixed input (CIFAR's 32x32); None: the data's
+    landmark_tau: int | None = None               # Algorithm 1's tau, where the paper fixes one
     strings_name_space: bool = False  # "v1-sync:c3,..." names its space; an NB201 cell does not
 
     # ---- what a concrete space defines -------------------------------------------
@@ -48,6 +54,11 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def from_json(self, data: dict[str, Any]) -> Arch: ...
+
+    @abstractmethod
+    def model_kwargs(self, cfg: Any) -> dict[str, Any]:
+        """The constructor arguments of this space's models, from the run's model
+        settings (a ModelConfig): the fields it takes, under the names it takes them."""
 
     @abstractmethod
     def build_supernet(self, **model_kw: Any) -> nn.Module:

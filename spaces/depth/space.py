@@ -197,6 +197,12 @@ class DepthSpace(SearchSpace):
         return self.from_blocks(blocks)
 
     # ---- models ------------------------------------------------------------------
+    def model_kwargs(self, cfg: Any) -> dict[str, Any]:
+        """The decoder's settings (see depthnas.models); the backbone is timm's."""
+        return {"backbone": cfg.backbone, "features": cfg.features,
+                "backbone_weights": cfg.backbone_weights,
+                "first_block_input": cfg.first_block_input}
+
     def build_supernet(self, **model_kw: Any):
         from .model import DepthNet
         return DepthNet(self, arch=None, **model_kw)
