@@ -39,7 +39,7 @@ from .models import PathParameters, model_kwargs, model_metadata
 from .ranking import ranking_report
 from .recipe import recipe, recipe_diff, same_recipe
 from .standalone import arch_slug, finished_training, train_standalone
-from .task import make_task
+from .task import Task, make_task
 from .runtime import resolve_device, seed_everything
 from .trainer import Trainer, check_batch_fits
 
@@ -180,6 +180,37 @@ class SearchRun:
 
     # ---- the pipeline ------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        """Algorithm 1: landmarks stand-alone; then T times, train the super-net with
+        their ranking penalty, search it, train its top-K stand-alone (they join the
+        landmarks); last, the random sample that measures the ranking."""
+        cfg, space = self.cfg, self.space
+        task = self._prepare()
+        landmarks: list[tuple[Arch, float]] = []
+        if cfg.landmarks.enabled:
+            archs = self.initial_landmarks()
+            self.say(f"stage 1: {len(archs)} landmark(s) stand-alone")
+            landmarks = list(zip(archs, self.standalone(archs, "landmark")))
+        landmark_set = {a for a, _ in landmarks}
+        trainer, regularizer, evaluator = self._supernet(task, landmarks)
+        T, E = cfg.search.iterations, cfg.supernet.epochs
+        for t in range(T):
+            self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
+            trainer.fit(until_epoch=(t + 1) * E)
+            self._keep_time()
+            top = self._search(t, evaluator) if dist.is_main() else None
+            top = [space.from_string(s) for s in dist.broadcast_object(top)]
+            for a, loss in zip(top, self.standalone(top, f"top-{t + 1}")):
+                if cfg.landmarks.enabled and t < T - 1:
+                    landmarks.append((a, loss))
+                    landmark_set.add(a)
+            if regularizer is not None:
+                regularizer.set_landmarks(landmarks)
+        self.standalone(self._rank_samples(), "rank")
+        summary = self.finish(evaluator, landmark_set) if dist.is_main() else None
+        return dist.broadcast_object(summary)
+
+    def _prepare(self) -> Task:
+        """Checks, the run's record (config.yaml, splits.json), its data and task."""
         cfg, space = self.cfg, self.space
         clock = self.out / "elapsed.json"
         self._earlier_s = float(read_json(clock)["elapsed_s"]) if clock.is_file() else 0.0
@@ -200,7 +231,6 @@ class SearchRun:
                              "evaluate landmarks on; set it > 0, or search with --no-landmarks")
         if main:
             atomic_write_json(self.out / "splits.json", self.splits.manifest())
-        task = make_task(space, cfg.supernet.loss)
         world = dist.world_size()
         if cfg.landmarks.store and not self.store.path.is_file() and cfg.landmarks.enabled:
             self.say(f"landmark store {self.store.path} does not exist yet: starting a new one "
@@ -208,31 +238,30 @@ class SearchRun:
         self.say(f"space {space.name} ({space.size():,} architectures), data {cfg.data.spec}, "
                  f"device {self.device}" + (f" x {world} ranks" if world > 1 else "") +
                  f", landmarks {'on' if cfg.landmarks.enabled else 'off'}; run folder {self.out}")
+        return make_task(space, cfg.supernet.loss)
 
-        landmarks: list[tuple[Arch, float]] = []
-        if cfg.landmarks.enabled:
-            archs = self.initial_landmarks()
-            self.say(f"stage 1: {len(archs)} landmark(s) stand-alone")
-            landmarks = list(zip(archs, self.standalone(archs, "landmark")))
-
-        T, E = cfg.search.iterations, cfg.supernet.epochs
+    def _supernet(self, task: Task, landmarks: list[tuple[Arch, float]]
+                  ) -> tuple[Trainer, LandmarkRegularizer | None, PathEvaluator | None]:
+        """The super-net's trainer (with the landmark penalty) and, on rank 0, which
+        alone searches, the evaluator that scores its paths."""
+        cfg, space = self.cfg, self.space
+        total = cfg.search.iterations * cfg.supernet.epochs
         seed_everything(cfg.seed)  # the super-net's initial weights follow the seed alone
         supernet = space.build_supernet(**self.model_kw)
         regularizer = None
         if cfg.landmarks.enabled:
             regularizer = LandmarkRegularizer(landmarks, self.splits.reg, task, cfg.landmarks,
                                               batch_size=cfg.data.batch_size, device=self.device,
-                                              seed=cfg.seed, total_epochs=T * E,
+                                              seed=cfg.seed, total_epochs=total,
                                               num_workers=cfg.data.num_workers)
         trainer = Trainer(supernet, task, cfg.supernet, self.splits.train, out_dir=self.out,
-                          total_epochs=T * E, seed=cfg.seed, device=self.device,
+                          total_epochs=total, seed=cfg.seed, device=self.device,
                           sample_arch=space.sample, regularizer=regularizer,
                           metadata=model_metadata(space, None, cfg.model, cfg.data.image_size, task.name),
                           name="supernet", progress=self.progress, batch_size=cfg.data.batch_size,
                           num_workers=cfg.data.num_workers, distributed=True)
-        # The search runs on rank 0; the other ranks wait for its top-K.
         evaluator = None
-        if main:
+        if dist.is_main():
             evaluator = PathEvaluator(trainer.model, task, self.splits.train, self.splits.val,
                                       batch_size=cfg.data.batch_size,
                                       calib_batches=cfg.search.calib_batches,
@@ -241,59 +270,49 @@ class SearchRun:
         # The level of a model that learned nothing, on the whole split (where stand-alone
         # models are scored) and on the search's validation batches (maybe fewer).
         self.constant = constant_score(task, self.splits.val, batch_size=cfg.data.batch_size)
-        self.search_constant = search_constant = evaluator.constant_level() if main else None
-        landmark_set = {a for a, _ in landmarks}
+        self.search_constant = evaluator.constant_level() if evaluator is not None else None
         self.picks = self.flat_picks = 0
         self.lambda_schedule = None if regularizer is None else {
             "schedule": cfg.landmarks.schedule, "lambda_max": cfg.landmarks.lambda_max,
             # the weight of every step (1-based, as logged), thinned to 400 points for the plot
             **_thinned(lambda i: regularizer.lam(i - 1, trainer.total_steps), trainer.total_steps)}
-        for t in range(T):
-            self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
-            trainer.fit(until_epoch=(t + 1) * E)
-            self._keep_time()
-            top = None
-            if main:
-                evaluator.refresh()
-                ranked = run_search(cfg.search.method, space, evaluator.score, cfg.search,
-                                    random.Random(cfg.seed * 31 + t), constraint=self.budget,
-                                    checkpoint=self.out / f"search_{t + 1}.json",
-                                    progress=self.progress,
-                                    order=search_order(space, search_constant, self.model_kw))
-                picked = [(a, score) for a, score in ranked if a not in self.trained][:cfg.search.top_k]
-                top = [space.to_string(a) for a, _ in picked]
-                flat_paths = {a for a, score in ranked
-                              if collapsed(space, a, score, search_constant, self.model_kw)}
-                flat = len(flat_paths)
-                # judged when picked: the super-net keeps training, and a path live
-                # then may output a constant by the end
-                self.flat_picks += sum(a in flat_paths for a, _ in picked)
-                self.picks += len(picked)
-                self._log({"phase": "search", "iteration": t + 1, "evaluated": len(ranked),
-                           "at_constant_level": flat, "best_supernet_score": ranked[0][1],
-                           "best": space.to_string(ranked[0][0])}, "phase", "iteration")
-                self.say(f"  searched {len(ranked)} architectures; taking the top {len(top)}" +
-                         (f" ({flat} super-net path(s) ignoring their input rank last: at a "
-                          "constant prediction's level, or cut off by a dead cell)" if flat else ""))
-            top = [space.from_string(s) for s in dist.broadcast_object(top)]
-            for a, loss in zip(top, self.standalone(top, f"top-{t + 1}")):
-                if cfg.landmarks.enabled and t < T - 1:
-                    landmarks.append((a, loss))
-                    landmark_set.add(a)
-            if regularizer is not None:
-                regularizer.set_landmarks(landmarks)
+        return trainer, regularizer, evaluator
 
-        rank_rng = random.Random(cfg.seed * 97 + 1)
+    def _search(self, t: int, evaluator: PathEvaluator) -> list[str]:
+        """Iteration t's search of the super-net (rank 0): its top-K not yet trained."""
+        cfg, space, level = self.cfg, self.space, self.search_constant
+        evaluator.refresh()
+        ranked = run_search(cfg.search.method, space, evaluator.score, cfg.search,
+                            random.Random(cfg.seed * 31 + t), constraint=self.budget,
+                            checkpoint=self.out / f"search_{t + 1}.json",
+                            progress=self.progress,
+                            order=search_order(space, level, self.model_kw))
+        picked = [(a, score) for a, score in ranked if a not in self.trained][:cfg.search.top_k]
+        flat_paths = {a for a, score in ranked if collapsed(space, a, score, level, self.model_kw)}
+        flat = len(flat_paths)
+        # judged when picked: the super-net keeps training, and a path live then may
+        # output a constant by the end
+        self.flat_picks += sum(a in flat_paths for a, _ in picked)
+        self.picks += len(picked)
+        self._log({"phase": "search", "iteration": t + 1, "evaluated": len(ranked),
+                   "at_constant_level": flat, "best_supernet_score": ranked[0][1],
+                   "best": space.to_string(ranked[0][0])}, "phase", "iteration")
+        self.say(f"  searched {len(ranked)} architectures; taking the top {len(picked)}" +
+                 (f" ({flat} super-net path(s) ignoring their input rank last: at a "
+                  "constant prediction's level, or cut off by a dead cell)" if flat else ""))
+        return [space.to_string(a) for a, _ in picked]
+
+    def _rank_samples(self) -> list[Arch]:
+        """The random sample that measures the ranking: not landmarks, not picks."""
+        rank_rng = random.Random(self.cfg.seed * 97 + 1)
         samples: list[Arch] = []
         # (never more than the space has left: a small space could run out)
-        for _ in range(min(cfg.search.rank_samples, space.size() - len(self.trained))):
-            a = space.sample(rank_rng)
+        for _ in range(min(self.cfg.search.rank_samples, self.space.size() - len(self.trained))):
+            a = self.space.sample(rank_rng)
             while a in self.trained or a in samples:
-                a = space.sample(rank_rng)
+                a = self.space.sample(rank_rng)
             samples.append(a)
-        self.standalone(samples, "rank")
-        summary = self.finish(evaluator, landmark_set) if main else None
-        return dist.broadcast_object(summary)
+        return samples
 
     def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> dict[str, Any]:
         space, cfg = self.space, self.cfg
