@@ -3,234 +3,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import logging
 import os
 import re
-import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .config_checks import validate
 from .io import atomic_write_json
+from .run_config import add_config_args, build_config
+from .runs import clear_failed_start, guard_out, holds_run, run_lock
+from .stopping import Terminated, stop_on_sigterm
 from .terminal import show_progress
-from .runs import check_kind, clear_failed_start, guard_out, holds_run, run_kind, run_lock
-from .schedule import SCHEDULES
-
-# flag -> (config path, type, help); "--precision" sets both trainings
-COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
-    "--space": ("space", str, "search space (see `depthnas spaces`)"),
-    "--data": ("data.spec", str, "depth: synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | "
-                                 "folder:PATH; classification (nb201, darts): digits | cifar10:PATH"),
-    "--out": ("out", str, "run directory (default: runs/<command>-<date>-<time>)"),
-    "--seed": ("seed", config_mod.whole_number, "random seed"),
-    "--device": ("device", str, "auto | cpu | cuda | cuda:N"),
-    "--backbone": ("model.backbone", str, "timm backbone name"),
-    "--backbone-weights": ("model.backbone_weights", str, "local .safetensors/.pth backbone weights"),
-    "--features": ("model.features", config_mod.whole_number, "decoder channels"),
-    "--image-size": ("data.image_size", str, "H,W (multiples of 32) or one number"),
-    "--batch-size": ("data.batch_size", config_mod.whole_number, "batch size"),
-    "--precision": ("", str, "fp32 | bf16 (autocast)"),
-}
-SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
-    "--epochs": ("supernet.epochs", config_mod.whole_number, "super-net epochs per iteration"),
-    "--standalone-epochs": ("standalone.epochs", config_mod.whole_number, "epochs of each stand-alone training"),
-    "--iterations": ("search.iterations", config_mod.whole_number, "T: search iterations"),
-    "--top-k": ("search.top_k", config_mod.whole_number, "architectures trained stand-alone per iteration"),
-    "--method": ("search.method", str, "evolution | random"),
-    "--landmarks": ("landmarks.store", str, "landmark store JSON to reuse and extend"),
-    "--num-landmarks": ("landmarks.num", config_mod.whole_number, "M: landmarks in the first iteration"),
-    "--lambda-max": ("landmarks.lambda_max", float, "final landmark weight"),
-    "--schedule": ("landmarks.schedule", str, "lambda schedule (default cosine-increasing): "
-                   + ", ".join(SCHEDULES)),
-    "--pairs": ("landmarks.pairs", config_mod.whole_number, "m: landmark pairs per step (0 = all)"),
-    "--max-params": ("search.max_params", config_mod.whole_number,
-                     "parameter budget for searched models (e.g. 3e7)"),
-}
-TRAIN_FLAGS: dict[str, tuple[str, Any, str]] = {
-    "--epochs": ("standalone.epochs", config_mod.whole_number, "training epochs"),
-}
-# Settings a resumed run may change: where and how fast it runs, not what it computes.
-# (`out` too: the same folder may be named another way, or have moved.)
-RESUME_MAY_CHANGE = {"out", "device", "data.num_workers", "supernet.compile", "standalone.compile",
-                     "supernet.channels_last", "standalone.channels_last"}
-
-
-def config_flags(command: str) -> dict[str, tuple[str, Any, str]]:
-    return {**COMMON_FLAGS, **(SEARCH_FLAGS if command == "search" else TRAIN_FLAGS)}
-
-
-def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
-    p.set_defaults(config_command=command)
-    p.add_argument("--config", help="YAML config file (overrides the preset)")
-    p.add_argument("--preset", choices=sorted(config_mod.PRESETS), help="starting configuration")
-    for flag, (_, typ, help_) in config_flags(command).items():
-        p.add_argument(flag, type=typ, default=None, help=help_)
-    if command == "search":
-        p.add_argument("--no-landmarks", action="store_true", help="plain SPOS (same total epochs)")
-    p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the backbone (first steps are slower while it compiles)")
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted in the log)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any config field, e.g. --set data.num_workers=4" +
-                        (" --set search.generations=10" if command == "search" else ""))
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _updates(args: argparse.Namespace, command: str) -> list[config_mod.Assignment]:
-    """The assignments the command line asks for: flags' values as typed, then --set's
-    `section.field=value` (read as YAML), which may override them."""
-    updates: list[config_mod.Assignment] = []
-    for flag, (path, _, _) in config_flags(command).items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is None:
-            continue
-        if flag == "--precision":
-            updates += [("supernet.precision", value), ("standalone.precision", value)]
-        else:
-            updates.append((path, value))
-    if getattr(args, "no_landmarks", False):
-        updates.append(("landmarks.enabled", False))
-    if args.channels_last:
-        updates += [("supernet.channels_last", True), ("standalone.channels_last", True)]
-    if args.compile:
-        updates += [("supernet.compile", True), ("standalone.compile", True)]
-    if args.skip_bad:
-        updates.append(("data.skip_bad", True))
-    return updates + list(args.set)
-
-
-def _moved_hint(changed: list[str], before: dict[str, Any], after: dict[str, Any]) -> str:
-    """A data folder or weights file that moved cannot be renamed in a run: its
-    results are recorded under the old path (stand-alone results are reused only under
-    the same recipe). A link from the old path to the new one keeps the run whole."""
-    def path(k: str, value: Any) -> str | None:
-        if not isinstance(value, str):
-            return None
-        return value.partition(":")[2] if k == "data.spec" else value
-
-    for k in changed:
-        if k not in ("data.spec", "model.backbone_weights") or (k == "data.spec" and str(
-                before[k]).partition(":")[0] != str(after[k]).partition(":")[0]):
-            continue  # another kind of data set is not a move
-        old, new = path(k, before[k]), path(k, after[k])
-        if old and new and not Path(old).exists() and Path(new).exists():
-            return (f". If {old} moved to {new}, link the old path to it (ln -s "
-                    f"{Path(new).resolve()} {old}) and resume without the flag: the run's "
-                    "results are recorded under the old path")
-    return ""
-
-
-def _check_paths_remain(cfg: Config, saved: Path) -> None:
-    """A resumed run reads its data and weights where it first found them; gone from
-    there, say so before anything starts, with the way to resume (not only the
-    loader's "folder not found" after the run has begun)."""
-    gone = []
-    data, weights = cfg.data.spec.partition(":")[2], cfg.model.backbone_weights
-    if data and not Path(data).exists():
-        gone.append(f"data.spec {cfg.data.spec}")
-    if weights and not Path(weights).is_file():
-        gone.append(f"model.backbone_weights {weights}")
-    if gone and not holds_run(saved.parent):  # a start that failed: never read, not moved
-        raise config_mod.ConfigError(
-            f"nothing has run in {saved.parent} yet, and its {' and '.join(gone)} is not "
-            "there: start it again without --resume, naming where the data is")
-    relative = [p for p in (data, weights) if p and not os.path.isabs(os.path.expanduser(p))]
-    if gone and relative:  # a run from before paths were recorded absolute
-        raise config_mod.ConfigError(
-            f"the run's {' and '.join(gone)} (from {saved}) is not there: {relative[0]} is "
-            "relative to the folder the run was started in; resume from that folder")
-    if gone:
-        raise config_mod.ConfigError(
-            f"the run's {' and '.join(gone)} (from {saved}) is not there any more. If it moved, "
-            "link the old path to the new place (ln -s NEW OLD) and resume again: the run's "
-            "results are recorded under the old path")
-
-
-def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.Namespace) -> Config:
-    """A resumed run's own config.yaml. Flags, --preset and --config may repeat it
-    (the first command rerun with --resume), not change it; only where and how fast
-    it runs (RESUME_MAY_CHANGE) may differ."""
-    cfg = config_mod.load(saved, complete=True)
-    # paths compared as absolute ones: the first command repeated (--data data/x) names
-    # the same data as the run's record of it; the record itself is left as it is (an
-    # older run's relative path is in its stand-alone results' recipes)
-    before = config_mod.flat(config_mod.absolute_paths(copy.deepcopy(cfg)))
-    given = config_mod.load(args.config, args.preset)  # what the command asks for, checked
-    after = config_mod.flat(config_mod.absolute_paths(config_mod.apply_dotted(given, updates)))
-    flagged = config_mod.assigned_fields(updates)
-    named = (config_mod.named_fields(args.config, args.preset) | flagged) & set(after)
-    changed = [k for k in sorted(named) if after[k] != before[k] and k not in RESUME_MAY_CHANGE]
-    if changed:
-        source = " / ".join(f for f, on in ((f"--preset {args.preset}", args.preset),
-                                            (f"--config {args.config}", args.config)) if on)
-
-        def said_by(k: str) -> str:
-            return "" if k in flagged else f" (by {source})"
-        diff = "; ".join(f"{k}: saved {before[k]!r}, given {after[k]!r}{said_by(k)}"
-                         for k in changed)
-        raise config_mod.ConfigError(
-            f"--resume continues the run with its own {saved}, which holds every setting, and "
-            f"these differ from it: {diff}. Drop them to continue, or start a new run in "
-            f"another --out{_moved_hint(changed, before, after)}")
-    allowed = {k: after[k] for k in named & RESUME_MAY_CHANGE}  # device, workers, ...
-    return config_mod.apply(cfg, config_mod.unflatten(allowed))
-
-
-def build_config(args: argparse.Namespace) -> Config:
-    """Preset < --config < flags, validated; with --resume, the run's saved config
-    (flags may then only repeat it, or change the device and speed options)."""
-    from . import distributed
-    command = getattr(args, "config_command", "search")
-    updates = _updates(args, command)
-    resume = getattr(args, "resume", False)
-    if resume and not args.out:
-        raise config_mod.ConfigError("--resume needs --out: the folder of the run to continue")
-    if args.out:
-        if Path(args.out).exists() and not Path(args.out).is_dir():
-            raise config_mod.ConfigError(f"--out {args.out} is a file; it must name the run's folder")
-        check_kind(Path(args.out), command, resume)
-    saved = Path(args.out) / "config.yaml" if args.out else None
-    if resume and not saved.is_file():
-        if holds_run(args.out):
-            raise config_mod.ConfigError(
-                f"the run in {args.out} has lost its config.yaml, which holds every setting it "
-                "resumes with: put it back (from a copy of the run) to resume, or start a new "
-                "run in another --out")
-        raise config_mod.ConfigError(f"nothing to resume in {args.out} (no config.yaml): check "
-                                     "the folder name, or drop --resume to start a run there")
-    if resume:
-        cfg = _resumed(saved, updates, args)
-        if Path(cfg.out).resolve() != Path(args.out).resolve():  # `--set out=` after --out
-            raise config_mod.ConfigError(
-                f"--resume continues the run in --out {args.out}, but out={cfg.out} names "
-                "another folder: drop it (a run is resumed where it is)")
-        _check_paths_remain(cfg, saved)
-    else:
-        cfg = config_mod.absolute_paths(config_mod.apply_dotted(
-            config_mod.load(args.config, args.preset), updates))
-        # a run's config.yaml names that run's folder: rerunning it (the SPOS comparison,
-        # a longer training of the winner) needs a folder of its own
-        if not args.out and cfg.out and holds_run(cfg.out):
-            source = ("--set out=" if "out" in config_mod.assigned_fields(list(args.set))
-                      else f"out: in {args.config}" if args.config else f"--preset {args.preset}")
-            resume = (f" (or --out {cfg.out} --resume to continue that run)"
-                      if run_kind(cfg.out) == command else "")
-            raise config_mod.ConfigError(f"{cfg.out} ({source}) holds a run already; pass "
-                                         f"--out NEW_FOLDER for this one{resume}")
-    if not cfg.out:
-        if distributed.launched():
-            raise config_mod.ConfigError("under torchrun pass --out: every rank must name the "
-                                         "same run folder")
-        cfg.out = config_mod.default_out(command)
-    args.resolved_out = cfg.out  # for the Ctrl-C hint
-    return validate(cfg)
 
 
 def _join_ranks(cfg: Config) -> None:
@@ -559,46 +348,6 @@ def _stopped(args: argparse.Namespace, stop: KeyboardInterrupt) -> int:
     return 143 if isinstance(stop, Terminated) else 130
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's pre-emption, `timeout`, `docker stop`), stopping a run as
-    Ctrl-C does: half-written files are removed and the resume command is printed."""
-
-
-@contextlib.contextmanager
-def _stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
-    """SIGTERM raises Terminated in the main thread. `timeout` or a scheduler signals
-    the whole process group, loader workers too, and two of torch's hooks then got in
-    the way: its SIGCHLD handler raised "worker killed by signal" over the stop (or
-    as a traceback from the loader's __del__), and a SIGTERM landing in a fork hook
-    was swallowed there. `signalled` records the signal, for an error that still
-    comes of it; a swallowed stop is raised again by signalling once more."""
-    timers: list[threading.Timer] = []
-
-    def terminate(signum: int, frame: Any) -> None:
-        signalled.append(signum)
-        # left so: the loaders, freed after the stop, would raise it in __del__
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        raise Terminated
-
-    def unraisable(info: Any) -> None:
-        if isinstance(info.exc_value, Terminated):  # later: at once, it lands here again
-            timers.append(threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)))
-            timers[-1].start()
-        else:
-            hook(info)
-
-    hook = sys.unraisablehook
-    term = signal.signal(signal.SIGTERM, terminate)
-    sys.unraisablehook = unraisable
-    try:
-        yield
-    finally:
-        for timer in timers:  # the run ended first: no signal after the handler is gone
-            timer.cancel()
-        signal.signal(signal.SIGTERM, term)
-        sys.unraisablehook = hook
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -609,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     signalled: list[int] = []
     stoppable = args.command in ("search", "train") and threading.current_thread() is threading.main_thread()
     try:
-        with _stop_on_sigterm(signalled) if stoppable else contextlib.nullcontext():
+        with stop_on_sigterm(signalled) if stoppable else contextlib.nullcontext():
             code = args.func(args)
         finished = True
         return code

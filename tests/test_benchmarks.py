@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from depthnas.cli import build_config, build_parser
+from depthnas.cli import build_parser
+from depthnas.run_config import build_config
 from depthnas.spaces import get_space
 from depthnas.trainer import compile_model
 from toys import TINY_MODEL

@@ -223,14 +223,16 @@ def test_bad_choices_fail_before_any_training(tmp_path, capsys):
 
 
 def test_runs_without_out_get_their_own_folders(monkeypatch, tmp_path):
-    from depthnas.cli import build_config, build_parser
+    from depthnas.cli import build_parser
+    from depthnas.run_config import build_config
     monkeypatch.chdir(tmp_path)
     cfg = build_config(build_parser().parse_args(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3"]))
     assert cfg.out.startswith("runs/train-") and len(cfg.out) == len("runs/train-20261128-093000")
 
 
 def test_train_epochs_flag_sets_the_stand_alone_epochs(capsys):
-    from depthnas.cli import build_config, build_parser
+    from depthnas.cli import build_parser
+    from depthnas.run_config import build_config
     args = build_parser().parse_args(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--preset", "quick",
                                       "--epochs", "1", "--out", "x"])
     assert build_config(args).standalone.epochs == 1
@@ -492,7 +494,8 @@ def test_train_reproduces_a_landmarks_standalone_loss(run_dir, tmp_path, capsys)
 def test_retraining_a_folder_with_another_recipe_starts_over(tmp_path, caplog):
     """A folder trained with more epochs must not report its old model under a new
     recipe (the CLI refuses such a --resume; the library must not rely on that)."""
-    from depthnas.cli import build_config, build_parser
+    from depthnas.cli import build_parser
+    from depthnas.run_config import build_config
     from depthnas.data import load_splits
     from depthnas.spaces import get_space
     from depthnas.standalone import train_standalone
@@ -868,7 +871,7 @@ def test_a_sigterm_swallowed_where_it_landed_still_stops_the_run():
     import signal
     import time
 
-    from depthnas.cli import Terminated, _stop_on_sigterm
+    from depthnas.stopping import Terminated, stop_on_sigterm
 
     class Landing:
         def __del__(self):
@@ -876,7 +879,7 @@ def test_a_sigterm_swallowed_where_it_landed_still_stops_the_run():
 
     signalled: list[int] = []
     child = signal.getsignal(signal.SIGCHLD)
-    with pytest.raises(Terminated), _stop_on_sigterm(signalled):
+    with pytest.raises(Terminated), stop_on_sigterm(signalled):
         Landing()  # its __del__ runs at once, and swallows the Terminated it raises
         for _ in range(100):
             time.sleep(0.05)
@@ -885,7 +888,7 @@ def test_a_sigterm_swallowed_where_it_landed_still_stops_the_run():
     # a run that ends without a signal leaves the SIGCHLD handler torch installed during it
     def torch_s(signum, frame):
         pass
-    with _stop_on_sigterm([]):
+    with stop_on_sigterm([]):
         signal.signal(signal.SIGCHLD, torch_s)
     assert signal.getsignal(signal.SIGCHLD) is torch_s
     signal.signal(signal.SIGCHLD, child)
@@ -902,7 +905,8 @@ def test_a_diverged_training_is_an_error_line_not_a_traceback(tmp_path, capsys):
 def test_a_stopped_torchrun_job_says_once_how_to_relaunch_it(monkeypatch):
     """Every rank printed the hint, and it left out torchrun: followed to the letter,
     an 8-GPU search resumed in one process."""
-    from depthnas.cli import Terminated, _stopped_message, build_parser
+    from depthnas.cli import _stopped_message, build_parser
+    from depthnas.stopping import Terminated
     args = build_parser().parse_args(["search", "--out", "runs/x"])
     assert _stopped_message(args, KeyboardInterrupt()) == \
         "\ninterrupted; continue with: depthnas search --out runs/x --resume"
@@ -1471,7 +1475,7 @@ def test_every_command_s_help_says_what_it_does():
 def test_a_refused_start_removes_the_folder_it_made_and_a_stopped_one_keeps_it(tmp_path):
     """A start stopped by Ctrl-C or SIGTERM before its first checkpoint printed its resume
     command, and the folder it names had been removed with the refused starts'."""
-    from depthnas.cli import Terminated
+    from depthnas.stopping import Terminated
     from depthnas.runs import run_lock
     for stop in (KeyboardInterrupt, Terminated):
         out = tmp_path / stop.__name__

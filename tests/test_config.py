@@ -4,8 +4,9 @@ import re
 import pytest
 
 from depthnas import config as C
+from depthnas.cli import build_parser
 from depthnas.config_checks import validate
-from depthnas.cli import build_config, build_parser
+from depthnas.run_config import build_config
 
 
 def test_layering_order(tmp_path):

@@ -1,0 +1,49 @@
+"""A run stopped by SIGTERM as by Ctrl-C: a scheduler's pre-emption, `timeout` or
+`docker stop` leave a run that resumes, with its resume command printed."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from typing import Any, Iterator
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's pre-emption, `timeout`, `docker stop`), stopping a run as
+    Ctrl-C does: half-written files are removed and the resume command is printed."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
+    """SIGTERM raises Terminated in the main thread. `timeout` or a scheduler signals
+    the whole process group, loader workers too, and two of torch's hooks then got in
+    the way: its SIGCHLD handler raised "worker killed by signal" over the stop (or
+    as a traceback from the loader's __del__), and a SIGTERM landing in a fork hook
+    was swallowed there. `signalled` records the signal, for an error that still
+    comes of it; a swallowed stop is raised again by signalling once more."""
+    timers: list[threading.Timer] = []
+
+    def terminate(signum: int, frame: Any) -> None:
+        signalled.append(signum)
+        # left so: the loaders, freed after the stop, would raise it in __del__
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        raise Terminated
+
+    def unraisable(info: Any) -> None:
+        if isinstance(info.exc_value, Terminated):  # later: at once, it lands here again
+            timers.append(threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)))
+            timers[-1].start()
+        else:
+            hook(info)
+
+    hook = sys.unraisablehook
+    term = signal.signal(signal.SIGTERM, terminate)
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        for timer in timers:  # the run ended first: no signal after the handler is gone
+            timer.cancel()
+        signal.signal(signal.SIGTERM, term)
+        sys.unraisablehook = hook
