@@ -126,7 +126,7 @@ def standalone_recipe(cfg: Config) -> dict[str, Any]:
 
 # ---- data --------------------------------------------------------------------------
 def _render_one(job: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    from depthnas.datasets.synthetic import render_scene
+    from depthnas.datasets.render import render_scene
     from depthnas.datasets.transforms import normalize_target
     seed, index, h, w = job
     rgb, depth = render_scene(np.random.default_rng([seed, index]), h, w)
