@@ -115,11 +115,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         distributed.barrier()
         if distributed.is_main():
             atomic_write_json(out / ARCH_FILE, space.to_json(arch))
-            print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
         splits = load_splits(cfg)
         check_recorded_splits(splits, out / "splits.json")  # a resume: the same samples
         if distributed.is_main():  # as a search records them: which samples, what was skipped
             atomic_write_json(out / "splits.json", splits.manifest())
+            # said once the data is there: a refused start's folder is removed
+            print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
         result = train_standalone(cfg, space, arch, splits, out,
                                   progress=show_progress(args.no_progress), distributed=True)
     if distributed.is_main():
@@ -286,6 +287,35 @@ def _plain_message(err: BaseException) -> str:
     return text[ends[-1].end():].strip() if ends else text
 
 
+def _say_once(message: str, wait_s: float = 3.0) -> None:
+    """Print an error once, not once per rank. Under torchrun every rank meets the same
+    refusal (one config, one data set, the same checks): rank 0 says it and leaves a
+    note in the temporary folder; another rank says only what rank 0 did not say
+    within `wait_s` (its own fault, such as a bad sample in its share of the work)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        print(message, file=sys.stderr)
+        return
+    import tempfile
+    import time
+    job = re.sub(r"\W", "_", f"{os.environ.get('TORCHELASTIC_RUN_ID', '')}-"
+                              f"{os.environ.get('MASTER_ADDR', '')}-{os.environ.get('MASTER_PORT', '')}")
+    note = Path(tempfile.gettempdir()) / f"depthnas-error-{job}"
+    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0:
+        print(message, file=sys.stderr)
+        with contextlib.suppress(OSError):
+            note.with_suffix(".tmp").write_text(message)
+            note.with_suffix(".tmp").replace(note)
+        return
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        with contextlib.suppress(OSError):
+            if time.time() - note.stat().st_mtime < 60 and note.read_text() == message:
+                return  # rank 0 said it
+        time.sleep(0.1)
+    print(f"rank {rank}: {message}", file=sys.stderr)
+
+
 def _resume_hint(args: argparse.Namespace) -> str:
     """How to continue a search or training stopped half-way ('' for other commands)."""
     out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
@@ -376,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         # OSError: a path's fault; FloatingPointError: a training diverged
         if args.verbose:
             raise
-        print(f"error: {_plain_message(err)}{_fixed_then(args, err)}", file=sys.stderr)
+        _say_once(f"error: {_plain_message(err)}{_fixed_then(args, err)}")
         return 2
     except RuntimeError as err:
         if signalled and not args.verbose:  # a loader worker's death, of the same SIGTERM

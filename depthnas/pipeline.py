@@ -122,6 +122,10 @@ class SearchRun:
                 self.trained[a]["inverted"] = entry["inverted"]
             if s in looked_up:  # not trained in this run: say where the loss is from
                 self.trained[a]["source"] = "truth table"
+            elif s not in todo and not _inside(model, self.out):  # another run's, from --landmarks
+                self.trained[a]["source"] = "landmark store"
+                if role != "landmark":  # those were counted when drawn
+                    self.say(f"  from the landmark store [{role}] {s}: {entry['val_loss']:.5f}")
             if world > 1 and s in results:
                 self.trained[a]["trained_on_rank"] = results[s][0]
             losses.append(entry["val_loss"])
@@ -390,6 +394,11 @@ class SearchRun:
             self.say(f"warning: {note}")
         self.say(f"done in {elapsed / 60:.1f} min; report: {self.out / 'report.md'}")
         return summary
+
+
+def _inside(path: Path | None, folder: Path) -> bool:
+    """Whether a stored model file lies in `folder` (a result of this run's own)."""
+    return path is not None and Path(path).resolve().is_relative_to(folder.resolve())
 
 
 def _thinned(f: Callable[[int], float], n: int, points: int = 400) -> dict[str, list]:

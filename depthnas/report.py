@@ -216,7 +216,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         cut = " (over budget)" if a.get("over_budget") else ""
         if a.get("ignores_input"):  # by its architecture: a dead cell cuts the input off
             dead, flat, cut = " *", " *", cut + " (dead cell)"
-        table = " (table)" if a.get("source") == "truth table" else ""
+        table = {"truth table": " (table)", "landmark store": " (stored)"}.get(a.get("source"), "")
         latency = f" {a['latency_ms']:.1f} |" if "latency_ms" in a else (" |" if timed else "")
         lines.append(f"| `{arch}`{cut} | {a['role']} | {a['val_loss']:.5f}{dead}{table} | "
                      f"{a['supernet_score']:.5f}{flat} |{latency}")
@@ -229,5 +229,8 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
                       "`search.max_latency_ms`, drawn without the budget; never the best found"]
     if any(a.get("source") == "truth table" for a in archs):
         lines += ["", "(table): looked up in `search.truth_table`, not trained in this run"]
+    if any(a.get("source") == "landmark store" for a in archs):
+        lines += ["", "(stored): read from the landmark store (`--landmarks`), trained by an "
+                      "earlier run under the same recipe"]
     path = atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     return path

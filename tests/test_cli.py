@@ -612,8 +612,9 @@ def test_a_training_refused_for_its_data_leaves_no_folder(tmp_path, capsys):
     out = tmp_path / "wrong"
     assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--data",
                  f"folder:{tmp_path}", "--out", str(out)]) == 2
-    assert "images folder not found" in capsys.readouterr().err
-    assert not out.exists()
+    captured = capsys.readouterr()
+    assert "images folder not found" in captured.err
+    assert not out.exists() and "run folder" not in captured.out  # it named a folder then removed
 
 
 def test_more_new_candidates_than_the_population_is_refused(capsys):
@@ -1018,6 +1019,13 @@ def test_a_second_search_reuses_the_stored_landmarks_and_random_search_runs(run_
                  "--set", "search.random_candidates=5", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "reusing 3 of 7 stored landmark(s)" in printed and "[landmark]" not in printed
+    # where their losses come from: said in results.json and the report (they were not)
+    archs = json.loads((out / "results.json").read_text())["architectures"]
+    assert all(a.get("source") == "landmark store" for a in archs if a["role"] == "landmark")
+    rows = [line for line in (out / "report.md").read_text().splitlines() if "| landmark |" in line]
+    assert rows and all("(stored) |" in line for line in rows)
+    stored_picks = [a for a in archs if a["role"] != "landmark" and a.get("source") == "landmark store"]
+    assert all(f"from the landmark store [{a['role']}] {a['arch']}" in printed for a in stored_picks)
     scores = json.loads((out / "search_1.json").read_text())["scores"]
     assert len(scores) == 5 and len({json.dumps(s[0]) for s in scores}) == 5
 

@@ -220,3 +220,32 @@ def test_ranks_other_than_0_keep_their_warnings_to_themselves(monkeypatch):
         assert root.level == level
     # but a checkpoint it found damaged, which it alone read, is said
     assert checkpoints.isEnabledFor(logging.WARNING)
+
+
+def test_an_error_every_rank_meets_is_printed_once(tmp_path):
+    """A refusal every rank met alike (a budget nothing fits, data not found) was
+    printed once per rank: 8 copies on 8 GPUs."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    out = tmp_path / "tight"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", "-m", "depthnas", "search", *DDP,
+                           "--max-params", "1000", "--out", str(out)],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    said = [line for line in proc.stderr.splitlines() if "search.max_params=1,000: no v1-sync" in line]
+    assert len(said) == 1 and said[0].startswith("error: "), proc.stderr[-3000:]
+    assert not out.exists()
+
+
+def test_an_error_rank_0_did_not_meet_is_said_by_its_rank(monkeypatch, capsys):
+    from depthnas import cli
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("MASTER_PORT", f"test-{os.getpid()}")
+    cli._say_once("error: a bad sample in rank 1's share", wait_s=0.2)
+    assert capsys.readouterr().err == "rank 1: error: a bad sample in rank 1's share\n"
+    monkeypatch.setenv("RANK", "0")
+    cli._say_once("error: the same for all")
+    monkeypatch.setenv("RANK", "1")
+    cli._say_once("error: the same for all", wait_s=0.2)
+    assert capsys.readouterr().err == "error: the same for all\n"
