@@ -5,13 +5,14 @@ A run reads samples lazily, so without --skip-bad a bad file stops it when first
 met, one file per run; on data of one's own, this check comes first."""
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .io import DatasetError
-from .splits import open_reader
+from .splits import assign_groups, open_reader
 
 __all__ = ["DataCheck", "check_data"]
 
@@ -22,6 +23,7 @@ class DataCheck:
     value_kind: str                  # what the files hold: "depth" (metres) or "disparity"
     samples: int = 0                 # readable samples
     groups: int = 0                  # scenes kept in one split
+    scenes_whole: bool = True        # the split keeps each scene whole (enough of them)
     problems: list[str] = field(default_factory=list)
     sizes: Counter = field(default_factory=Counter)   # (W, H) -> images
     valid: list[float] = field(default_factory=list)  # fraction of valid pixels, per image
@@ -29,8 +31,11 @@ class DataCheck:
     high: float = float("-inf")
 
     def lines(self) -> list[str]:
+        kept = ("scenes stay in one split" if self.scenes_whole else
+                "too few to keep each in one split: the split will be per sample, so frames "
+                "of one scene may sit in train and validation")
         out = [f"{self.where}: {self.samples} readable sample(s) in {self.groups} group(s) "
-               f"(scenes stay in one split), {len(self.problems)} bad"]
+               f"({kept}), {len(self.problems)} bad"]
         if self.samples:
             common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(3))
             more = f", {len(self.sizes) - 3} other sizes" if len(self.sizes) > 3 else ""
@@ -43,14 +48,17 @@ class DataCheck:
         return out
 
 
-def check_data(spec: str, depth_kind: str = "depth", progress: bool = False) -> DataCheck:
+def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
+               val_fraction: float = 0.15, reg_fraction: float = 0.15) -> DataCheck:
     """Index and read every sample of `spec` (KIND:PATH). A data set that cannot be
-    indexed at all (a wrong path) raises DatasetError, as a run would."""
+    indexed at all (a wrong path) raises DatasetError, as a run would. The fractions
+    are the run's (data.val_fraction, data.reg_fraction), for whether its split can
+    keep each scene whole."""
     from tqdm.auto import tqdm
     reader, where = open_reader(spec, depth_kind)
     refs, problems = reader.index()
     check = DataCheck(where=where, value_kind=reader.value_kind, problems=list(problems))
-    groups = set()
+    groups, good = set(), []
     for ref in tqdm(refs, desc="reading", disable=not progress):
         try:
             rgb, disparity, valid = reader.load(ref)
@@ -59,12 +67,16 @@ def check_data(spec: str, depth_kind: str = "depth", progress: bool = False) -> 
             continue
         check.samples += 1
         groups.add(ref.group)
+        good.append(ref)
         check.sizes[(rgb.shape[1], rgb.shape[0])] += 1
         check.valid.append(float(valid.mean()))
         # back to what the files hold: load() turned depth into 1/depth
         values = 1.0 / disparity[valid] if reader.value_kind == "depth" else disparity[valid]
         check.low, check.high = min(check.low, float(values.min())), max(check.high, float(values.max()))
     check.groups = len(groups)
+    if len(good) >= 3:  # fewer cannot be split at all; a run says so
+        with contextlib.suppress(DatasetError):
+            check.scenes_whole = assign_groups(good, 0, val_fraction, reg_fraction, warn=False)[3]
     if not refs and not check.problems:
         hint = reader.nothing_found()
         raise DatasetError(f"{where}: no samples found" + (f" ({hint})" if hint else ""))

@@ -106,13 +106,15 @@ def _report(problems: list[str], skip_bad: bool, total: int, where: str) -> None
     logger.warning("%s: skipped %d of %d samples with bad input: %s", where, len(problems), total, listed)
 
 
-def _assign_groups(refs: list[SampleRef], seed: int, val_fraction: float, reg_fraction: float
-                   ) -> tuple[list[SampleRef], list[SampleRef], list[SampleRef]]:
+def assign_groups(refs: list[SampleRef], seed: int, val_fraction: float, reg_fraction: float,
+                  *, warn: bool = True
+                  ) -> tuple[list[SampleRef], list[SampleRef], list[SampleRef], bool]:
     """Shuffle whole groups with the seed and fill val, then reg; the rest trains.
+    Returns (train, reg, val, whether every scene stayed in one split).
 
     With only a handful of scenes, whole groups overshoot the held-out sizes and starve
     train; below half the intended train size we fall back to a per-sample split (and
-    log it): a slightly leaky split beats an unusable one.
+    log it, if `warn`): a slightly leaky split beats an unusable one.
     """
     n_train, n_reg, n_val = split_counts(len(refs), val_fraction, reg_fraction)
     groups: dict[str, list[SampleRef]] = {}
@@ -132,12 +134,13 @@ def _assign_groups(refs: list[SampleRef], seed: int, val_fraction: float, reg_fr
         else:
             train += g
     if len(train) >= max(1, n_train // 2):
-        return train, reg, val
-    logger.warning("too few scene groups (%d) for a scene-level split; splitting per sample, so "
-                   "frames of one scene may sit in two splits (near-duplicates in train and val)",
-                   len(names))
+        return train, reg, val, True
+    if warn:
+        logger.warning("too few scene groups (%d) for a scene-level split; splitting per sample, "
+                       "so frames of one scene may sit in two splits (near-duplicates in train "
+                       "and val)", len(names))
     flat = [r for k in order for r in groups[names[k]]]
-    return flat[n_val + n_reg:], flat[n_val:n_val + n_reg], flat[:n_val]
+    return flat[n_val + n_reg:], flat[n_val:n_val + n_reg], flat[:n_val], False
 
 
 def _synthetic_splits(image_size: tuple[int, int], seed: int, n: int, val_fraction: float,
@@ -202,7 +205,7 @@ def build_splits(
         hint = reader.nothing_found()
         raise DatasetError(f"{where}: no usable samples found" + (f" ({hint})" if hint else ""))
 
-    train, reg, val = _assign_groups(refs, seed, val_fraction, reg_fraction)
+    train, reg, val, _ = assign_groups(refs, seed, val_fraction, reg_fraction)
     evaluate = DepthTransform(image_size, augment=False)
     return Splits(
         train=PairedDepthDataset(reader, train, DepthTransform(image_size, augment=augment)),

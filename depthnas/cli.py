@@ -1,4 +1,4 @@
-"""`depthnas` command line: search, train, spaces, rank, evaluate, export, predict, demo."""
+"""`depthnas` command line: search, train, data, spaces, rank, evaluate, export, predict, demo."""
 from __future__ import annotations
 
 import argparse
@@ -160,7 +160,9 @@ def cmd_data(args: argparse.Namespace) -> int:
     if is_classification_spec(args.data):
         raise ValueError(f"{args.data} is classification data (labelled images), read as it "
                          "loads; `depthnas data` checks depth data sets (KIND:PATH)")
-    check = check_data(args.data, args.depth_kind, progress=show_progress(args.no_progress))
+    defaults = config_mod.DataConfig()  # the split a run would make, at its default fractions
+    check = check_data(args.data, args.depth_kind, progress=show_progress(args.no_progress),
+                       val_fraction=defaults.val_fraction, reg_fraction=defaults.reg_fraction)
     print("\n".join(check.lines()))
     if check.problems:
         print(f"{len(check.problems)} bad sample(s): fix them, or leave them out with --skip-bad",

@@ -84,8 +84,9 @@ def _updates(args: argparse.Namespace, command: str) -> list[config_mod.Assignme
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is None:
             continue
-        if flag == "--precision":
-            updates += [("supernet.precision", value), ("standalone.precision", value)]
+        if flag == "--precision":  # a training has no super-net to set (nor to name)
+            updates += [("standalone.precision", value)] if command == "train" else \
+                [("supernet.precision", value), ("standalone.precision", value)]
         else:
             updates.append((path, value))
     if getattr(args, "no_landmarks", False):

@@ -222,3 +222,11 @@ def test_a_budget_flag_takes_a_whole_number_in_exponent_form():
     assert build_config(args).search.max_params == 380_000
     with pytest.raises(SystemExit):
         build_parser().parse_args(["search", "--max-params", "2.5"])
+
+
+def test_train_precision_names_only_the_training_it_sets(capsys):
+    with pytest.raises(C.ConfigError) as refused:
+        build_config(build_parser().parse_args(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3",
+                                                "--precision", "fp16"]))
+    assert "standalone.precision='fp16'" in str(refused.value)
+    assert "supernet.precision" not in str(refused.value)  # train has no super-net

@@ -891,3 +891,18 @@ def test_depthnas_data_names_every_bad_sample_at_once(tmp_path, capsys):
     assert ", 0 bad" in capsys.readouterr().out
     assert main(["data", "--data", "digits"]) == 2  # valid for nb201, not a depth data set
     assert "digits is classification data" in capsys.readouterr().err
+
+
+def test_depthnas_data_says_when_too_few_scenes_split_per_sample(tmp_path, capsys):
+    """It said "scenes stay in one split" of 2 scenes, which a run then split per sample
+    (with a warning): frames of one scene in train and validation."""
+    from depthnas.cli import main
+    for scenes, said in ((2, "too few to keep each in one split"), (12, "scenes stay in one split")):
+        root = tmp_path / f"s{scenes}"
+        for k in range(scenes):
+            for i in range(24 // scenes):
+                _save_rgb(root / "images" / f"walk_{k}" / f"{i:03d}.jpg", _rgb(k * 10 + i))
+                (root / "depth" / f"walk_{k}").mkdir(parents=True, exist_ok=True)
+                np.save(root / "depth" / f"walk_{k}" / f"{i:03d}.npy", _depth_m(k * 10 + i))
+        assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 0
+        assert f"24 readable sample(s) in {scenes} group(s) ({said}" in capsys.readouterr().out

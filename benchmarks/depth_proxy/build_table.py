@@ -2,8 +2,9 @@
 """Build the depth ranking benchmark: stand-alone proxy losses of random V1-sync and
 V2-sync decoders on the synthetic data, 2 seeds each (README.md beside this file).
 
-    # on one H100/H200 (about 4-5 minutes; see README.md)
-    python benchmarks/depth_proxy/build_table.py --workers 12 --time-budget 270
+    # on one H100/H200 (all 180 trainings: 10-20 minutes, more than one device call;
+    # a budget stops it cleanly and a rerun continues; see README.md)
+    python benchmarks/depth_proxy/build_table.py --workers 12 --time-budget 250
     # tiny smoke test on a CPU
     python benchmarks/depth_proxy/build_table.py --preset cpu --v1 4 --v2 2 --workers 1 \
         --work /tmp/dp --out /tmp/dp/table.json
