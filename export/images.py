@@ -83,13 +83,20 @@ def _float_tiff(path: Path) -> np.ndarray | None:
 
 
 def _float_to_uint8(img: np.ndarray) -> np.ndarray:
-    """Float pixels to 8 bits: values in [0, 1] as they are (a linear image), others
-    min-max over the finite ones (data of any range); NaN and inf become 0."""
+    """Float pixels to 8 bits: values in [0, 1] as they are (a linear image), whole
+    numbers in [0, 255] as 8-bit levels (an 8-bit photo saved as floats: stretching it
+    min-max changed its contrast), others min-max over the finite ones (radiance, data
+    of any range); NaN and inf become 0."""
     finite = np.isfinite(img)
     if not finite.any():  # NaN or inf everywhere: no picture to predict on
         raise ValueError("no finite pixel value in this float image")
     lo, hi = float(img[finite].min()), float(img[finite].max())
-    unit = np.where(finite, img, 0.0) if lo >= 0.0 and hi <= 1.0 else _normalise01(img)
+    if lo >= 0.0 and hi <= 1.0:
+        unit = np.where(finite, img, 0.0)
+    elif lo >= 0.0 and hi <= 255.0 and np.array_equal(img[finite], np.round(img[finite])):
+        unit = np.where(finite, img, 0.0) / 255.0
+    else:
+        unit = _normalise01(img)
     return np.round(unit * 255.0).astype(np.uint8)
 
 

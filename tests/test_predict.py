@@ -106,6 +106,11 @@ def test_a_float_image_is_scaled_over_its_finite_pixels_and_an_all_nan_one_named
     Image.fromarray(np.linspace(0.2, 0.6, 64, dtype=np.float32).reshape(8, 8)).save(tmp_path / "u.tif")
     unit = read_rgb(tmp_path / "u.tif")[..., 0]
     assert unit.min() == round(0.2 * 255) and unit.max() == round(0.6 * 255)
+    # whole numbers in [0, 255]: 8-bit levels saved as floats, kept as levels (min-max
+    # stretched their contrast); radiance (not whole numbers) is still stretched, below
+    Image.fromarray(np.round(np.linspace(40, 90, 64)).astype(np.float32).reshape(8, 8)).save(tmp_path / "l.tif")
+    levels = read_rgb(tmp_path / "l.tif")[..., 0]
+    assert (levels.min(), levels.max()) == (40, 90)
     Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan.tif")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
