@@ -102,8 +102,13 @@ def check_upload(path: Path, name: str, limits: Limits) -> None:
         raise _upload_error(f"{name} has too many pixels to decode; the limit is "
                             f"{limits.max_side} px a side.") from None
     except Exception:
-        raise _upload_error(f"{name} is not an image this demo can read "
-                            "(PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
+        # a float colour TIFF (OpenCV's, an HDR tool's) PIL cannot open, predict reads:
+        # decoded whole to learn its size (its bytes are within the limit above)
+        try:
+            h, w = read_rgb(path).shape[:2]
+        except ImageReadError:
+            raise _upload_error(f"{name} is not an image this demo can read "
+                                "(PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
     if max(w, h) > limits.max_side:
         raise _upload_error(f"{name} is {w}×{h} px; the limit is {limits.max_side} px a side. "
                             "Downscale it, or use `depthnas predict` for large photos.")

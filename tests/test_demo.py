@@ -169,3 +169,20 @@ def test_a_decompression_bomb_gets_the_size_message(tmp_path: Path) -> None:
     Image.new("1", (14000, 14000)).save(bomb)  # a few kB, 196 M pixels
     with pytest.raises(Exception, match="bomb.png has too many pixels.*4096 px a side"):
         check_upload(bomb, "bomb.png", Limits())
+
+
+def test_a_float_colour_tiff_is_checked_by_its_decoded_size(tmp_path: Path) -> None:
+    """PIL cannot open the float colour TIFFs OpenCV writes; predict reads them, and the
+    demo refused them as 'not an image'."""
+    import cv2
+    import numpy as np
+
+    from depthnas.app.demo import Limits, check_upload
+    rgb = np.dstack([np.linspace(0, 1, 48 * 64, dtype=np.float32).reshape(48, 64)] * 3)
+    assert cv2.imwrite(str(tmp_path / "f.tif"), rgb)
+    check_upload(tmp_path / "f.tif", "f.tif", Limits())  # accepted
+    with pytest.raises(Exception, match="f.tif is 64×48 px; the limit is 32 px a side"):
+        check_upload(tmp_path / "f.tif", "f.tif", Limits(max_side=32))
+    (tmp_path / "junk.tif").write_bytes(b"II*\0 not a tiff")
+    with pytest.raises(Exception, match="junk.tif is not an image this demo can read"):
+        check_upload(tmp_path / "junk.tif", "junk.tif", Limits())
