@@ -230,3 +230,25 @@ def test_train_precision_names_only_the_training_it_sets(capsys):
                                                 "--precision", "fp16"]))
     assert "standalone.precision='fp16'" in str(refused.value)
     assert "supernet.precision" not in str(refused.value)  # train has no super-net
+
+
+def test_the_defaults_are_the_papers_hyper_parameters():
+    """Section 5 and the SPOS search it uses: M = 10 landmarks, T = 3 iterations, m = 1
+    pair per step, lambda_max = 10 on the increasing cosine (Table 5), the top-3 trained
+    after each iteration; evolution with a population of 50 over 20 generations, the
+    top-10 as parents, 25 mutations (each gene resampled with probability 0.1) and 25
+    crossovers; BN statistics recalibrated before each path is scored."""
+    cfg = C.Config()
+    lm, s = cfg.landmarks, cfg.search
+    assert (lm.num, s.iterations, lm.pairs, lm.lambda_max, lm.schedule) == (10, 3, 1, 10.0,
+                                                                            "cosine-increasing")
+    assert s.top_k == 3 and s.method == "evolution"
+    assert (s.population, s.generations, s.parents, s.mutations, s.crossovers, s.mutation_prob) == \
+        (50, 20, 10, 25, 25, 0.1)
+    assert s.calib_batches == 200
+    from depthnas.landmarks import default_tau
+    from depthnas.spaces import get_space
+    assert default_tau(get_space("nb201")) == 5  # the paper's tau for NAS-Bench-201
+    assert default_tau(get_space("v1-sync")) == 3  # most of the 5 genes differ from the root
+    paper = C.load(preset="paper")
+    assert (paper.search.iterations, paper.search.top_k, paper.landmarks.num) == (2, 3, 10)

@@ -117,6 +117,28 @@ def test_regularizer_is_zero_when_orders_agree_and_positive_otherwise(toy):
     assert float(r_bad.detach()) > 0 and violated_bad == 3
 
 
+def test_the_penalty_is_lambda_times_the_sum_of_hinges_over_ordered_pairs(toy):
+    """Eq. 4: R = sum over pairs (i better than j stand-alone) of max(0, L_i - L_j) in
+    the super-net; the step's term is lambda_t * R. A mean instead of a sum, or a
+    missing lambda, passed every test of R's sign."""
+    space, net, archs = toy
+    step, total = 49, 100  # half way: 0 < lambda < lambda_max on the increasing cosine
+    probe = make_regularizer([(a, 0.0) for a in archs])
+    batch = probe.batch(step)  # the regularizer batch of that step
+    with torch.no_grad():
+        losses = [float(probe.task.loss(net(batch["image"], a), batch)) for a in archs]
+    # claim the reverse of the super-net's order: every one of the 3 pairs is violated
+    reg = make_regularizer(list(zip(archs, [-v for v in losses])), pairs=0)
+    by_truth = sorted(range(3), key=lambda k: -losses[k])  # best stand-alone first
+    expected = sum(max(0.0, losses[i] - losses[j])
+                   for n, i in enumerate(by_truth) for j in by_truth[n + 1:])
+    r, violated = reg.penalty(net, reg.batch(step), reg.pairs)
+    assert violated == 3 and float(r.detach()) == pytest.approx(expected, rel=1e-5)
+    term, logs = reg(net, step, total)
+    assert logs["lambda"] == pytest.approx(reg.lam(step, total)) and 0 < logs["lambda"] < 10
+    assert float(term.detach()) == pytest.approx(logs["lambda"] * expected, rel=1e-5)
+
+
 def test_one_step_reduces_a_violated_pairs_hinge(toy):
     space, _, archs = toy
     torch.manual_seed(0)

@@ -461,3 +461,36 @@ def test_a_degenerate_fit_keeps_the_mean_target_shift_even_beside_an_infinite_pi
     target = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0))
     scale, shift = compute_scale_and_shift(pred, target, torch.ones_like(target, dtype=torch.bool))
     assert float(scale) == 0.0 and float(shift) == pytest.approx(float(target.mean()))
+
+
+def test_the_default_loss_matches_gradients_at_four_scales_with_weight_one_half():
+    """MiDaS' default: data term + 0.5 * gradient matching over 4 scales (2^0..2^3), each
+    normalised by its own valid count. Checked against a plain numpy reading of the
+    formula on 16x16 images, where scales 2 and 3 contribute (on 4x4 they do not)."""
+    rng = np.random.default_rng(0)
+    pred = rng.random((2, 16, 16))
+    target = rng.random((2, 16, 16))
+    mask = rng.random((2, 16, 16)) > 0.2
+    loss = SSILoss()
+    assert (loss.alpha, loss.scales) == (0.5, 4)
+
+    def reference(scales: int) -> float:
+        res, n = [], 0.0
+        for p, d, m in zip(pred, target, mask):
+            a = np.stack([p[m], np.ones(m.sum())], 1)
+            s, t = np.linalg.lstsq(a, d[m], rcond=None)[0]
+            res.append(np.where(m, s * p + t - d, 0.0))
+            n += m.sum()
+        r, mk = np.stack(res), mask.astype(float)
+        data = (r ** 2).sum() / (2 * n)
+        grad = 0.0
+        for k in range(scales):
+            rk, mm = r[:, ::2 ** k, ::2 ** k], mk[:, ::2 ** k, ::2 ** k]
+            gx = np.abs(np.diff(rk, axis=2)) * mm[:, :, 1:] * mm[:, :, :-1]
+            gy = np.abs(np.diff(rk, axis=1)) * mm[:, 1:, :] * mm[:, :-1, :]
+            grad += (gx.sum() + gy.sum()) / mm.sum()
+        return data + 0.5 * grad
+
+    got = float(loss(torch.from_numpy(pred), torch.from_numpy(target), torch.from_numpy(mask)))
+    assert got == pytest.approx(reference(4), rel=1e-9)
+    assert abs(reference(4) - reference(2)) > 1e-3  # the coarse scales matter here
