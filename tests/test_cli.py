@@ -848,20 +848,23 @@ def test_a_terminated_training_says_how_to_resume(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env=dict(os.environ, HF_HUB_OFFLINE="1"), start_new_session=True)
     try:
-        deadline = time.time() + 240
-        while (not list(tmp_path.glob("runs/*/checkpoints")) and time.time() < deadline
+        deadline = time.time() + 240  # a readiness wait on a busy machine, not a timing
+        while (not list(tmp_path.glob("runs/*/checkpoints/epoch_*")) and time.time() < deadline
                and proc.poll() is None):
             time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1]  # still training: stop it
         os.killpg(proc.pid, signal.SIGTERM)
         err = proc.communicate(timeout=120)[1]
     finally:
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 143, err
     [out] = tmp_path.glob("runs/train-*")
     assert f"terminated (SIGTERM); continue with: depthnas train --out runs/{out.name} " \
            "--resume" in err
     assert "Traceback" not in err and "killed by signal" not in err, err
-    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    # no half-written file (atomic writes: NAME.tmp..., checkpoints: .epoch_NNNN.xxxx)
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name or p.name.startswith(".epoch_")]
 
 
 def test_a_sigterm_swallowed_where_it_landed_still_stops_the_run():
