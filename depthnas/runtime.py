@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,5 +56,12 @@ def quiet_on_sigterm(worker_id: int) -> None:
     """A loader worker's SIGTERM handler. `timeout` or a scheduler signals the whole
     process group: torch's own handler then kills the worker by the signal, and the
     main process, already stopping for the same signal, printed that death as a
-    traceback before its resume hint."""
+    traceback before its resume hint. The worker's file-descriptor sharing thread,
+    whose peer the stop ended mid-handshake, reported a ConnectionResetError too."""
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    hook = sys.excepthook  # what multiprocessing's resource_sharer thread reports through
+
+    def quiet(kind: type, value: BaseException, tb: Any) -> None:
+        if not issubclass(kind, (ConnectionResetError, BrokenPipeError, EOFError)):
+            hook(kind, value, tb)
+    sys.excepthook = quiet

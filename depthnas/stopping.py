@@ -21,29 +21,42 @@ def stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
     the way: its SIGCHLD handler raised "worker killed by signal" over the stop (or
     as a traceback from the loader's __del__), and a SIGTERM landing in a fork hook
     was swallowed there. `signalled` records the signal, for an error that still
-    comes of it; a swallowed stop is raised again by signalling once more."""
+    comes of it; a swallowed stop is raised again by signalling once more.
+
+    A loader worker forked while this handler is set, and signalled before torch sets
+    its own, lets the signal pass: it raised the stop inside the worker's start-up, a
+    traceback under the resume hint. The run, stopping, shuts its workers down."""
     timers: list[threading.Timer] = []
+    home = os.getpid()
 
     def terminate(signum: int, frame: Any) -> None:
+        if os.getpid() != home:  # a forked loader worker, not the run
+            return
         signalled.append(signum)
         # left so: the loaders, freed after the stop, would raise it in __del__
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         raise Terminated
 
     def unraisable(info: Any) -> None:
-        if isinstance(info.exc_value, Terminated):  # later: at once, it lands here again
+        if isinstance(info.exc_value, Terminated) and not ended:  # later: at once, it lands here again
             timers.append(threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)))
             timers[-1].start()
+        elif signalled and "DataLoaderIter" in repr(info.object):
+            pass  # an iterator whose start the stop cut short, freed: nothing to say
         else:
             hook(info)
 
     hook = sys.unraisablehook
+    ended = False
     term = signal.signal(signal.SIGTERM, terminate)
     sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        ended = True
         for timer in timers:  # the run ended first: no signal after the handler is gone
             timer.cancel()
         signal.signal(signal.SIGTERM, term)
-        sys.unraisablehook = hook
+        # after a stop, the loaders it cut short are freed later, with the traceback that
+        # holds them: the filter stays for them (the process is ending)
+        sys.unraisablehook = unraisable if signalled else hook

@@ -1508,3 +1508,31 @@ def test_a_refused_start_removes_the_folder_it_made_and_a_stopped_one_keeps_it(t
             (kept / "config.yaml").write_text("seed: 0\n")
             raise ValueError("data not found")
     assert (kept / "config.yaml").is_file()
+
+
+def test_a_loader_worker_forked_with_the_stop_handler_ends_quietly():
+    """A worker forked while the run's SIGTERM handler was set, and signalled before
+    torch set its own, raised the stop inside its start-up: a traceback under the
+    resume hint (the SIGTERM test failed so in a clean-clone run)."""
+    import os
+    import signal
+    import time
+
+    from depthnas.stopping import stop_on_sigterm
+    signalled: list[int] = []
+    with stop_on_sigterm(signalled):
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the "worker": never returns into pytest
+            try:
+                os.write(ready_w, b"x")
+                time.sleep(30)
+            finally:
+                os._exit(3)  # (a Terminated raised in it ends here, at once)
+        os.read(ready_r, 1)
+        os.kill(pid, signal.SIGTERM)
+        time.sleep(0.5)
+        alive = os.waitpid(pid, os.WNOHANG) == (0, 0)  # it let the signal pass
+        os.kill(pid, signal.SIGKILL)  # as the run's shutdown would end it
+        os.waitpid(pid, 0)
+    assert alive and signalled == []  # the run itself was not stopped
