@@ -171,6 +171,7 @@ def test_a_decompression_bomb_gets_the_size_message(tmp_path: Path) -> None:
         check_upload(bomb, "bomb.png", Limits())
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # PIL, reading the junk file's header
 def test_a_float_colour_tiff_is_checked_by_its_decoded_size(tmp_path: Path) -> None:
     """PIL cannot open the float colour TIFFs OpenCV writes; predict reads them, and the
     demo refused them as 'not an image'."""
