@@ -94,6 +94,11 @@ class Reader(ABC):
         """What to say when `index` finds no sample: the layout it looks for."""
         return f"{self.kind} looks for {self.layout}" if self.layout else ""
 
+    def no_samples(self, where: str, what: str = "usable samples") -> DatasetError:
+        """The error for a data set with nothing to read, saying the layout looked for."""
+        hint = self.nothing_found()
+        return DatasetError(f"{where}: no {what} found" + (f" ({hint})" if hint else ""))
+
     @abstractmethod
     def index(self) -> tuple[list[SampleRef], list[str]]:
         """Pair files by name. Returns (samples, problems); each problem names a file."""

@@ -78,6 +78,5 @@ def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
         with contextlib.suppress(DatasetError):
             check.scenes_whole = assign_groups(good, 0, val_fraction, reg_fraction, warn=False)[3]
     if not refs and not check.problems:
-        hint = reader.nothing_found()
-        raise DatasetError(f"{where}: no samples found" + (f" ({hint})" if hint else ""))
+        raise reader.no_samples(where, "samples")
     return check

@@ -202,8 +202,7 @@ def build_splits(
         refs = good
     _report(problems, skip_bad, total, where)
     if not refs:
-        hint = reader.nothing_found()
-        raise DatasetError(f"{where}: no usable samples found" + (f" ({hint})" if hint else ""))
+        raise reader.no_samples(where)
 
     train, reg, val, _ = assign_groups(refs, seed, val_fraction, reg_fraction)
     evaluate = DepthTransform(image_size, augment=False)

@@ -15,7 +15,7 @@ from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .config_checks import validate
-from .io import atomic_write_json
+from .io import atomic_write_json, atomic_write_text
 from .run_config import add_config_args, build_config
 from .runs import clear_failed_start, guard_out, holds_run, run_lock
 from .stopping import Terminated, stop_on_sigterm
@@ -306,8 +306,7 @@ def _say_once(message: str, wait_s: float = 3.0) -> None:
     if rank == 0:
         print(message, file=sys.stderr)
         with contextlib.suppress(OSError):
-            note.with_suffix(".tmp").write_text(message)
-            note.with_suffix(".tmp").replace(note)
+            atomic_write_text(note, message)  # whole, for a rank reading it meanwhile
         return
     deadline = time.time() + wait_s
     while time.time() < deadline:

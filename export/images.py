@@ -90,10 +90,11 @@ def _float_to_uint8(img: np.ndarray) -> np.ndarray:
     finite = np.isfinite(img)
     if not finite.any():  # NaN or inf everywhere: no picture to predict on
         raise ValueError("no finite pixel value in this float image")
-    lo, hi = float(img[finite].min()), float(img[finite].max())
+    values = img[finite]  # copied once, not per test below
+    lo, hi = float(values.min()), float(values.max())
     if lo >= 0.0 and hi <= 1.0:
         unit = np.where(finite, img, 0.0)
-    elif lo >= 0.0 and hi <= 255.0 and np.array_equal(img[finite], np.round(img[finite])):
+    elif lo >= 0.0 and hi <= 255.0 and np.array_equal(values, np.round(values)):
         unit = np.where(finite, img, 0.0) / 255.0
     else:
         unit = _normalise01(img)
