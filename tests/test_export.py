@@ -153,12 +153,23 @@ def test_an_opset_outside_what_onnx_knows_is_named(model_file: Path, tmp_path: P
         export_onnx(model_file, tmp_path / "m.onnx", opset=99)
 
 
-def test_the_file_holds_the_opset_asked_for(model_file: Path, tmp_path: Path) -> None:
+def test_the_file_holds_the_opset_asked_for(model_file: Path, tmp_path: Path, monkeypatch) -> None:
     """torch's dynamo exporter builds at opset 18 and converts down; when that failed it
     kept 18 (and printed a traceback), and the file was labelled opset 17: a runtime
-    of 17, the reason to ask for it, rejects such a file."""
+    of 17, the reason to ask for it, rejects such a file. The dynamo exporter here
+    stands in for one whose conversion failed (a real dynamo export costs ~30 s; that
+    path has test_dynamo_exporter)."""
     import onnx
+
+    import depthnas.export.onnx_export as ox
+    tried = []
+
+    def dynamo_kept_18(model, example, opset):
+        tried.append(opset)
+        return ox._export_legacy(model, example, 18)
+    monkeypatch.setattr(ox, "_export_dynamo", dynamo_kept_18)
     result = export_onnx(model_file, tmp_path / "m.onnx", opset=17)
+    assert tried == [17] and result.exporter == "legacy"
     proto = onnx.load(str(result.path))
     assert [op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] == [17]
     assert result.metadata["opset"] == "17"
@@ -166,6 +177,7 @@ def test_the_file_holds_the_opset_asked_for(model_file: Path, tmp_path: Path) ->
                                          "model to it .it wrote opset 18.; use --opset 18, or "
                                          "--exporter legacy"):
         export_onnx(model_file, tmp_path / "d.onnx", exporter="dynamo", opset=17)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 
 def test_an_opset_the_legacy_exporter_cannot_write_is_named(model_file: Path, tmp_path: Path,
