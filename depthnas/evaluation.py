@@ -16,7 +16,7 @@ one batch holds 50 MB of features; SPOS-style recalibration uses a few hundred).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from torch.utils.data import DataLoader, Dataset
 from .bn_calibration import recalibrate
 from .task import Task, move
 from .runtime import autocast
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 def fixed_batches(dataset: Dataset, batch_size: int, limit: int | None, seed: int,
@@ -67,6 +70,15 @@ class PathEvaluator:
         self.cached_on: torch.device | None = None  # where refresh() put the features
         # (calibration features, validation features, validation batches on the device)
         self._cache: tuple[list, list, list] | None = None
+
+    @classmethod
+    def for_run(cls, model: nn.Module, task: Task, calib_set: Dataset, val_set: Dataset,
+                cfg: "Config", device: torch.device | str) -> "PathEvaluator":
+        """The evaluator a search run scores with: its batch size, calibration and
+        validation batches, precision and seed (`rank` must score as the search did)."""
+        return cls(model, task, calib_set, val_set, batch_size=cfg.data.batch_size,
+                   calib_batches=cfg.search.calib_batches, val_batches=cfg.search.val_batches,
+                   device=device, precision=cfg.supernet.precision, seed=cfg.seed)
 
     def _place(self, first: list[torch.Tensor], batches: int) -> torch.device:
         if self.cache_device == "device":

@@ -266,11 +266,8 @@ class SearchRun:
                           num_workers=cfg.data.num_workers, distributed=True)
         evaluator = None
         if dist.is_main():
-            evaluator = PathEvaluator(trainer.model, task, self.splits.train, self.splits.val,
-                                      batch_size=cfg.data.batch_size,
-                                      calib_batches=cfg.search.calib_batches,
-                                      val_batches=cfg.search.val_batches, device=self.device,
-                                      precision=cfg.supernet.precision, seed=cfg.seed)
+            evaluator = PathEvaluator.for_run(trainer.model, task, self.splits.train,
+                                              self.splits.val, cfg, self.device)
         # The level of a model that learned nothing, on the whole split (where stand-alone
         # models are scored) and on the search's validation batches (maybe fewer).
         self.constant = constant_score(task, self.splits.val, batch_size=cfg.data.batch_size)

@@ -128,11 +128,8 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     seed_everything(cfg.seed)  # as before the search builds its super-net
     supernet = space.build_supernet(**model_kwargs(cfg.model, space)).to(device)
     Checkpointer(run / "checkpoints").load(supernet)
-    evaluator = PathEvaluator(supernet, make_task(space, cfg.supernet.loss), splits.train,
-                              splits.val, batch_size=cfg.data.batch_size,
-                              calib_batches=cfg.search.calib_batches,
-                              val_batches=cfg.search.val_batches, device=device,
-                              precision=cfg.supernet.precision, seed=cfg.seed)
+    evaluator = PathEvaluator.for_run(supernet, make_task(space, cfg.supernet.loss), splits.train,
+                                      splits.val, cfg, device)
     scores = [evaluator.score(a) for a in tqdm(archs, desc="scoring", disable=not progress)]
     diverged = [space.to_string(a) for a, s in zip(archs, scores) if not math.isfinite(s)]
     if diverged:
