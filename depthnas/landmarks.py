@@ -29,7 +29,8 @@ log = logging.getLogger("depthnas.landmarks")
 def sample_landmarks(space: SearchSpace, num: int, tau: int, rng: random.Random,
                      exclude: Sequence[Arch] = (), max_tries: int = 100_000) -> list[Arch]:
     """A random root plus architectures reached by repeated single-gene mutations
-    of it, each kept once its Hamming distance to the root exceeds `tau`."""
+    of it, each kept once its Hamming distance to the root exceeds `tau` (one gene
+    a step: at exactly tau + 1)."""
     if num < 1:
         raise ValueError(f"landmarks.num={num}: expected >= 1")
     problem = landmark_problem(space, num, tau)
@@ -59,7 +60,9 @@ def sample_landmarks(space: SearchSpace, num: int, tau: int, rng: random.Random,
 
 def landmark_problem(space: SearchSpace, num: int, tau: int) -> str | None:
     """Why `num` landmarks further than `tau` from a root cannot be drawn in `space`,
-    or None: said before any work, not as a failure after the data has loaded."""
+    or None: said before any work, not as a failure after the data has loaded. The
+    walk keeps the first architecture it reaches beyond `tau`, so only those exactly
+    tau + 1 genes from the root can be drawn."""
     choices = [c for c in space.gene_choices() if c > 1]  # a one-choice gene never differs
     if not 0 <= tau < len(choices):
         return (f"landmarks.tau={tau}: expected 0 to {len(choices) - 1} for {space.name} (no "
@@ -69,11 +72,12 @@ def landmark_problem(space: SearchSpace, num: int, tau: int) -> str | None:
     at = [1]
     for c in choices:
         at = [a + (c - 1) * b for a, b in zip(at + [0], [0] + at)]
-    further = sum(at[tau + 1:])
-    if num > 1 + further:
-        return (f"landmarks.num={num}: only {further:,} {space.name} architectures are further than "
-                f"landmarks.tau={tau} from a root, so at most {1 + further:,} landmarks (lower "
-                "landmarks.num or landmarks.tau)")
+    reachable = at[tau + 1]
+    if num > 1 + reachable:
+        return (f"landmarks.num={num}: only {reachable:,} {space.name} architectures lie "
+                f"landmarks.tau + 1 = {tau + 1} genes from a root, where the sampler keeps its "
+                f"landmarks, so at most {1 + reachable:,} landmarks (lower landmarks.num, or "
+                "change landmarks.tau)")
     return None
 
 

@@ -37,30 +37,36 @@ def test_the_tau_bound_counts_only_genes_with_a_choice_and_m_must_be_positive():
         sample_landmarks(get_space("v1-sync"), 0, tau=3, rng=random.Random(0))
 
 
-def test_more_landmarks_than_lie_beyond_tau_are_refused_before_any_work():
+def test_more_landmarks_than_the_walk_can_reach_are_refused_before_any_work():
     """--num-landmarks 2400 on V1-sync (3,125 architectures) ended in a RuntimeError
-    traceback after the data had loaded. From any root, C(5,4) 4^4 + 4^5 = 2,304 lie
-    further than tau = 3."""
+    traceback after the data had loaded. The walk changes one gene a step and keeps the
+    first architecture beyond tau, so every landmark but the root lies exactly tau + 1
+    genes from it: C(5,4) 4^4 = 1,280 of them at tau = 3 (counting all 2,304 beyond
+    tau let 25 landmarks at tau = 0 through, where only 20 lie one gene away)."""
     from depthnas.config import Config
     from depthnas.config_checks import validate
     from depthnas.landmarks import landmark_problem
     v1 = get_space("v1-sync")
-    assert landmark_problem(v1, 2305, 3) is None
-    assert landmark_problem(v1, 2306, 3) == (
-        "landmarks.num=2306: only 2,304 v1-sync architectures are further than landmarks.tau=3 "
-        "from a root, so at most 2,305 landmarks (lower landmarks.num or landmarks.tau)")
+    assert landmark_problem(v1, 1281, 3) is None
+    assert landmark_problem(v1, 1282, 3) == (
+        "landmarks.num=1282: only 1,280 v1-sync architectures lie landmarks.tau + 1 = 4 genes "
+        "from a root, where the sampler keeps its landmarks, so at most 1,281 landmarks (lower "
+        "landmarks.num, or change landmarks.tau)")
+    assert landmark_problem(v1, 21, 0) is None
+    assert landmark_problem(v1, 22, 0).startswith("landmarks.num=22: only 20 v1-sync")
+    assert len(sample_landmarks(v1, 21, 0, random.Random(0))) == 21  # every neighbour reached
     cfg = Config()
     cfg.landmarks.num = 2400
-    with pytest.raises(ValueError, match="landmarks.num=2400: only 2,304"):
+    with pytest.raises(ValueError, match="landmarks.num=2400: only 1,280"):
         validate(cfg)
     cfg.landmarks.num, cfg.landmarks.tau = 10, 99
     with pytest.raises(ValueError, match="landmarks.tau=99: expected 0 to 4 for v1-sync"):
         validate(cfg)
-    # the walk stops at the first distance beyond tau, so it seldom reaches 5: a request
-    # the count allows may still not be found, and says so by field, not by traceback
-    with pytest.raises(ValueError, match=r"landmarks.num=2000: found only \d+ landmarks further "
+    # a request the count allows may still take longer than the tries given (each try
+    # draws a neighbour at random), and says so by field, not by traceback
+    with pytest.raises(ValueError, match=r"landmarks.num=1200: found only \d+ landmarks further "
                                          r"than landmarks.tau=3"):
-        sample_landmarks(v1, 2000, 3, random.Random(0), max_tries=5000)
+        sample_landmarks(v1, 1200, 3, random.Random(0), max_tries=5000)
 
 
 def test_landmarks_avoid_excluded_architectures():
