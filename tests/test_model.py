@@ -242,6 +242,23 @@ def test_a_dead_cell_outputs_zeros_whatever_its_biases(upsample):
     assert cell(x0, x1, alive).shape == out.shape
 
 
+def test_an_edge_from_a_node_no_input_reaches_adds_nothing():
+    """Node 2 without inputs is zero, and its 3x3 conv edge to node 3 ran on those
+    zeros: out came BatchNorm's shift, a constant no input path explains (as a dead
+    cell's would be). The block equals the same block without that edge."""
+    torch.manual_seed(0)
+    edges = {e: EDGE_OPS for e in ("2<-0", "2<-1", "3<-0", "3<-1", "3<-2")}
+    cell = FusionCell(8, edges, ("bilinear",)).eval()
+    for m in cell.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.bias.data.fill_(0.5)  # a trained shift
+    x0, x1 = torch.randn(2, 8, 6, 5), torch.randn(2, 8, 6, 5)
+    with_edge = BlockChoice(("none", "none", "skip_connect", "none", "nor_conv_3x3"), "bilinear")
+    without = BlockChoice(("none", "none", "skip_connect", "none", "none"), "bilinear")
+    assert not is_dead_cell(with_edge)
+    torch.testing.assert_close(cell(x0, x1, with_edge), cell(x0, x1, without))
+
+
 def test_path_parameters_match_the_built_models_and_build_the_backbone_once(monkeypatch):
     from depthnas.config import ModelConfig
     from depthnas.models import PathParameters

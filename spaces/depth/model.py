@@ -95,9 +95,13 @@ class FusionCell(nn.Module):
         self.upsample = nn.ModuleDict({u: make_upsample(u, channels) for u in upsample_ops})
 
     def _node(self, inputs: dict[str, torch.Tensor], choice: BlockChoice, target: str):
+        """The sum of the node's edges from live nodes; None when it has none. An edge
+        from a node no input reaches carries nothing: run on its zeros, a conv edge
+        would add its BatchNorm's shift, a constant no input path explains (the same
+        reason a dead cell outputs zeros)."""
         out = None
         for edge in EDGES:
-            if edge.startswith(target) and choice.op(edge) != "none":
+            if edge.startswith(target) and choice.op(edge) != "none" and edge[-1] in inputs:
                 y = self.edges[EDGE_KEYS[edge]](inputs[edge[-1]], choice.op(edge))
                 out = y if out is None else out + y
         return out
@@ -110,8 +114,8 @@ class FusionCell(nn.Module):
             return x1.new_zeros(b, c, 2 * h, 2 * w)
         nodes = {"0": x0, "1": x1}
         node2 = self._node(nodes, choice, "2")
-        # A node with no live input is zero; dropping its edges is exactly that.
-        nodes["2"] = node2 if node2 is not None else torch.zeros_like(x1)
+        if node2 is not None:
+            nodes["2"] = node2
         node3 = self._node(nodes, choice, "3")
         if node3 is None:
             node3 = torch.zeros_like(x1)
