@@ -14,6 +14,17 @@ class Terminated(KeyboardInterrupt):
     Ctrl-C does: half-written files are removed and the resume command is printed."""
 
 
+def _child_exited(signum: int, frame: Any) -> None:
+    """SIGCHLD after a stop: the loader workers ending, as they should."""
+
+
+def _fork_lock_release(info: Any) -> bool:
+    """logging's after-fork hook failing to release the lock its before-fork hook did
+    not take: the stop was raised in that hook, before it took the lock."""
+    return (isinstance(info.exc_value, RuntimeError)
+            and getattr(info.object, "__module__", None) == "logging")
+
+
 @contextlib.contextmanager
 def stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
     """SIGTERM raises Terminated in the main thread. `timeout` or a scheduler signals
@@ -33,8 +44,11 @@ def stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
         if os.getpid() != home:  # a forked loader worker, not the run
             return
         signalled.append(signum)
-        # left so: the loaders, freed after the stop, would raise it in __del__
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # Replaces torch's SIGCHLD handler, left so: the loaders, freed after the stop,
+        # would raise their workers' deaths in __del__. A handler that does nothing,
+        # not SIG_DFL: a SIGCHLD already pending then raised "Signal 17 ignored due to
+        # race condition" over the stop.
+        signal.signal(signal.SIGCHLD, _child_exited)
         raise Terminated
 
     def unraisable(info: Any) -> None:
@@ -43,6 +57,8 @@ def stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
             timers[-1].start()
         elif signalled and "DataLoaderIter" in repr(info.object):
             pass  # an iterator whose start the stop cut short, freed: nothing to say
+        elif signalled and _fork_lock_release(info):
+            pass  # the stop landed in logging's fork hook before it took its lock
         else:
             hook(info)
 
