@@ -44,6 +44,7 @@ def find_latest_run(root: str | Path = "runs") -> Path | None:
     best/model.safetensors or a `depthnas train` run's model.safetensors (not the
     stand-alone trainings inside a search). Classification models are passed over."""
     from depthnas.checkpoint import read_metadata
+    from depthnas.runs import TRAIN_MODEL, run_of_model
     root = Path(root)
     if not root.is_dir():
         return None
@@ -53,16 +54,11 @@ def find_latest_run(root: str | Path = "runs") -> Path | None:
             return read_metadata(p).get("task", "depth") == "depth"
         except Exception:  # unreadable: the loader will name it if it is chosen
             return True
-    def run_of(model: Path) -> Path | None:
-        if model.parent.name == "best":
-            return model.parent.parent
-        trained = (model.parent / "result.json").is_file() and model.parent.parent.name != "standalone"
-        return model.parent if trained else None
-    models = [p for p in root.rglob("model.safetensors")
-              if p.is_file() and run_of(p) is not None and depth_model(p)]
+    models = [p for p in root.rglob(TRAIN_MODEL)
+              if p.is_file() and run_of_model(p) is not None and depth_model(p)]
     if not models:
         return None
-    return run_of(max(models, key=lambda p: p.stat().st_mtime))
+    return run_of_model(max(models, key=lambda p: p.stat().st_mtime))
 
 
 def example_images(folder: str | Path) -> list[Path]:

@@ -95,10 +95,10 @@ def resolve_model_file(path: str | Path) -> Path:
     """Accept a model file, a stand-alone training folder or a search run folder."""
     path = Path(path)
     if path.is_dir():
-        for candidate in (path / "best" / "model.safetensors", path / "model.safetensors"):
-            if candidate.is_file():
-                return candidate
-        from .runs import holds_run, run_kind
+        from .runs import holds_run, model_of_run, run_kind
+        model = model_of_run(path)
+        if model is not None:
+            return model
         kind = run_kind(path)
         finished = (path / ("results.json" if kind == "search" else "result.json")).is_file()
         if kind is not None and holds_run(path) and not finished:

@@ -38,6 +38,7 @@ from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_l
 from .models import PathParameters, model_kwargs, model_metadata
 from .ranking import ranking_report
 from .recipe import recipe, recipe_diff, same_recipe
+from .runs import SEARCH_MODEL, TRAIN_MODEL
 from .standalone import arch_slug, finished_training, train_standalone
 from .task import Task, make_task
 from .runtime import resolve_device, seed_everything
@@ -108,7 +109,7 @@ class SearchRun:
             self.store.add(s, self.space.name, result["val_loss"], rec,
                            params=result["params"], train_time_s=result["train_time_s"],
                            device=result["device"], seed=self.cfg.seed,
-                           model=str(self.out / "standalone" / arch_slug(s) / "model.safetensors"),
+                           model=str(self.out / "standalone" / arch_slug(s) / TRAIN_MODEL),
                            **({"inverted": result["inverted"]} if "inverted" in result else {}))
         losses = []
         for a, s in zip(archs, strings):
@@ -356,8 +357,7 @@ class SearchRun:
                      **({"latency_ms": best["latency_ms"]} if "latency_ms" in best else {})}
         atomic_write_json(self.out / "best_arch.json", best_json)
         if best.get("model") and Path(best["model"]).is_file():
-            atomic_write(self.out / "best" / "model.safetensors",
-                         functools.partial(shutil.copyfile, best["model"]))
+            atomic_write(self.out / SEARCH_MODEL, functools.partial(shutil.copyfile, best["model"]))
         else:  # a stored result whose model file was moved or deleted, or a truth table
             source = best.get("model") or "a looked-up result"
             self.say(f"warning: no model file for the best architecture ({source}), so no "

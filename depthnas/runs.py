@@ -16,9 +16,33 @@ from .config import ConfigError
 # (A search's standalone/ counts once one of its trainings holds a marker: see holds_run.)
 RUN_MARKERS = ("checkpoints", "metrics.jsonl", "result.json", "results.json")
 FAILED_START_LEFTOVERS = ("initial_landmarks.json", "splits.json")
+# The model a run produces: a search's best architecture, trained; a training's own.
+SEARCH_MODEL = "best/model.safetensors"
+TRAIN_MODEL = "model.safetensors"
 # Files only one command writes.
 KIND_MARKERS = {"search": ("standalone", "results.json", "initial_landmarks.json", "best_arch.json"),
-                "train": ("result.json", "model.safetensors")}
+                "train": ("result.json", TRAIN_MODEL)}
+
+
+def model_of_run(folder: str | Path) -> Path | None:
+    """The model file a search or training folder holds, if any."""
+    for candidate in (Path(folder) / SEARCH_MODEL, Path(folder) / TRAIN_MODEL):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def run_of_model(model: str | Path) -> Path | None:
+    """The search or training folder whose product `model` is; None for anything
+    else, a search's stand-alone trainings (`standalone/<arch>/`) included: those are
+    its landmarks and candidates, not what it found."""
+    model = Path(model)
+    if model.name != TRAIN_MODEL:
+        return None
+    if model.parent.name == Path(SEARCH_MODEL).parent.name:
+        return model.parent.parent
+    trained = (model.parent / "result.json").is_file() and model.parent.parent.name != "standalone"
+    return model.parent if trained else None
 
 
 def run_kind(out: str | Path) -> str | None:

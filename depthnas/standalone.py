@@ -31,6 +31,7 @@ from .evaluation import constant_score, evaluate_fixed, inverted_share
 from .io import atomic_write_json, read_json
 from .models import count_parameters, model_kwargs, model_metadata
 from .recipe import recipe, recipe_diff, same_recipe
+from .runs import TRAIN_MODEL
 from .task import make_task
 from .runtime import resolve_device, seed_everything
 from .trainer import Trainer
@@ -76,7 +77,7 @@ def _own_result(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> dict | 
 
 def _model_reads(out_dir: Path) -> bool:
     try:
-        read_metadata(out_dir / "model.safetensors")
+        read_metadata(out_dir / TRAIN_MODEL)
         return True
     except (OSError, ValueError):
         return False
@@ -149,7 +150,7 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     if trainer.writes:  # every replica holds the same weights: rank 0 evaluates
         val = evaluate_fixed(trainer.model, task, splits.val, batch_size=cfg.data.batch_size,
                              device=device, precision=cfg.standalone.precision)
-        save_model(out_dir / "model.safetensors", trainer.model, meta)
+        save_model(out_dir / TRAIN_MODEL, trainer.model, meta)
         result = {"arch": arch_string, "space": space.name, "val_loss": val,
                   "constant_prediction_loss": constant_score(task, splits.val,
                                                              batch_size=cfg.data.batch_size),
