@@ -22,6 +22,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,8 +137,10 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
                          f"{LEGACY_MAX_OPSET}; choose one of those, or --exporter dynamo")
     model, meta, path = load_for_export(model_path, arch)
     h, w = (int(v) for v in meta["image_size"])
-    # Batch 2: torch.export specialises a dimension whose example size is 0 or 1.
-    example = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+    # Batch 2, and 2 x 32 px a side at least: torch.export specialises a dimension
+    # whose example size is 0 or 1 (here: the batch, and H / 32 of a model trained
+    # at 32 px, which then failed with "Constraints violated (32*h32)!").
+    example = torch.rand(2, 3, max(h, 64), max(w, 64), generator=torch.Generator().manual_seed(0))
 
     proto, used = None, exporter
     if exporter in ("auto", "dynamo"):
@@ -145,11 +148,12 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
             proto, used = _export_dynamo(model, example, opset), "dynamo"
         except Exception as err:  # any failure of torch.export / the ONNX translation
             if exporter == "dynamo" or opset > LEGACY_MAX_OPSET:
-                raise RuntimeError(f"{path}: the dynamo ONNX exporter failed: {err}" + (
-                    "" if exporter == "dynamo" else f" (the legacy exporter, tried next "
-                    f"otherwise, writes opsets up to {LEGACY_MAX_OPSET})")) from err
-            log.warning("dynamo ONNX exporter failed (%s: %s); using the legacy exporter",
-                        type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+                raise ExportError(f"{path}: the dynamo ONNX exporter failed ({_first_line(err)})" + (
+                    "; --exporter legacy may work" if opset <= LEGACY_MAX_OPSET else
+                    f" and the legacy exporter, tried next otherwise, writes opsets up to "
+                    f"{LEGACY_MAX_OPSET}") + " (--verbose shows torch's whole error)") from err
+            log.warning("dynamo ONNX exporter failed (%s); using the legacy exporter",
+                        _first_line(err))
     if proto is not None and _opset_of(proto) != opset:
         # torch's exporter builds at its own lowest opset (18) and converts down; a
         # conversion that fails leaves the model at 18, which a runtime of 17 rejects
@@ -174,6 +178,17 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
     onnx.checker.check_model(proto)
     out = atomic_write(out, lambda tmp: onnx.save_model(proto, tmp, save_as_external_data=False))
     return ExportResult(Path(out), used, props)
+
+
+class ExportError(ValueError):
+    """A model torch could not export; the message says which and what to try."""
+
+
+def _first_line(err: Exception) -> str:
+    """`Type: first line` of an exporter's error (torch's run to a hundred lines,
+    with terminal colour codes)."""
+    lines = [line for line in re.sub(r"\x1b\[[0-9;]*m", "", str(err)).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0].strip()}" if lines else type(err).__name__
 
 
 def _opset_of(proto) -> int:

@@ -191,12 +191,56 @@ def test_an_opset_the_legacy_exporter_cannot_write_is_named(model_file: Path, tm
         export_onnx(model_file, tmp_path / "m.onnx", exporter="legacy", opset=24)
 
     def dynamo_fails(*a, **k):
-        raise RuntimeError("unsupported op")
+        raise RuntimeError("\x1b[31munsupported op\x1b[0m\n" + "torch's internals\n" * 100)
     monkeypatch.setattr(ox, "_export_dynamo", dynamo_fails)
-    with pytest.raises(RuntimeError, match=r"dynamo ONNX exporter failed: unsupported op \(the "
-                                           "legacy exporter, tried next otherwise, writes opsets up to 20"):
+    with pytest.raises(ox.ExportError, match=r"dynamo ONNX exporter failed \(RuntimeError: "
+                                             r"unsupported op\) and the legacy exporter, tried next "
+                                             r"otherwise, writes opsets up to 20 \(--verbose"):
         export_onnx(model_file, tmp_path / "m.onnx", exporter="auto", opset=24)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_dynamo_failure_is_one_error_line(model_file: Path, tmp_path: Path, capsys,
+                                            monkeypatch) -> None:
+    """It was a 142-line traceback (a RuntimeError the CLI does not catch)."""
+    import depthnas.export.onnx_export as ox
+
+    def dynamo_fails(*a, **k):
+        raise RuntimeError("Constraints violated (32*h32)!\n" + "guard\n" * 100)
+    monkeypatch.setattr(ox, "_export_dynamo", dynamo_fails)
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(model_file), "--out", str(out),
+                 "--exporter", "dynamo"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"error: {model_file}: the dynamo ONNX exporter failed (RuntimeError: Constraints "
+        "violated (32*h32)!); --exporter legacy may work (--verbose shows torch's whole error)"]
+    assert not out.exists()
+
+
+def test_the_example_input_lets_every_side_stay_dynamic(tmp_path: Path, monkeypatch) -> None:
+    """torch.export fixes a dimension whose example size is 1: a model trained at 32 px
+    (H / 32 = 1) failed the dynamo export with "Constraints violated (32*h32)!"."""
+    import depthnas.export.onnx_export as ox
+    from depthnas.checkpoint import save_model
+    from depthnas.config import ModelConfig
+    from depthnas.models import model_metadata
+    from depthnas.spaces import get_space
+    from fixtures_models import BACKBONE, FEATURES
+    space = get_space("v1-sync")
+    arch = space.parse("v1-sync:c3,skip,c1,c1,ap")
+    path = save_model(tmp_path / "m.safetensors",
+                      space.build_fixed(arch, backbone=BACKBONE, features=FEATURES),
+                      model_metadata(space, arch, ModelConfig(backbone=BACKBONE, features=FEATURES),
+                                     (32, 96)))
+    shapes = []
+
+    def dynamo(model, example, opset):
+        shapes.append(tuple(example.shape))
+        return ox._export_legacy(model, example, opset)
+    monkeypatch.setattr(ox, "_export_dynamo", dynamo)
+    export_onnx(path, tmp_path / "m.onnx")
+    assert shapes == [(2, 3, 64, 96)]
 
 
 def test_out_must_name_an_onnx_file_and_is_checked_before_exporting(run_dir: Path, tmp_path: Path,
