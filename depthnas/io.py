@@ -50,12 +50,14 @@ def default_permissions(path: str | Path) -> None:
 
 
 def check_parent_folders(path: str | Path, flag: str = "--out") -> None:
-    """A path below a file can only fail when it is written, after the work is done:
-    say so before it starts."""
+    """A path below a file, or in a folder this user may not write in, can only fail
+    when it is written, after the work is done: say so before it starts."""
     for parent in Path(path).parents:
         if parent.exists():
             if not parent.is_dir():
                 raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ValueError(f"{flag} {path}: no permission to write in {parent}")
             return
 
 
@@ -67,7 +69,10 @@ def atomic_write(path: str | Path, write: Callable[[str], None], *, fsync: bool 
     file under the name, only a power loss can."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:  # it named the hidden temporary file, not the one asked for
+        raise type(err)(f"cannot write {path} ({err.strerror})") from None
     os.close(fd)
     try:
         write(tmp)

@@ -215,6 +215,39 @@ def test_a_missing_model_is_named_before_data_is_asked_for(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["evaluate", "export", "predict"])
+def test_an_out_in_a_folder_one_may_not_write_in_is_refused_before_the_work(
+        model, tmp_path, capsys, monkeypatch, command):
+    """The export ran its 24 s and then failed naming a hidden temporary file; predict
+    named its first output, not the folder it could not make. (Simulated: root, who
+    runs the tests here, may write anywhere.)"""
+    import os
+    from pathlib import Path
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: Path(p) != locked and real_access(p, mode, **k))
+    out = locked / ("x.json" if command == "evaluate" else "x.onnx" if command == "export" else "preds")
+    argv = {"evaluate": ["evaluate", "--checkpoint", str(model), "--data", "synthetic", "--no-progress"],
+            "export": ["export", "--checkpoint", str(model), "--exporter", "legacy"],
+            "predict": ["predict", "--model", str(model), "--input", str(tmp_path), "--no-progress"]}[command]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: --out {out}: no permission to write in {locked}\n"
+
+
+def test_a_file_that_cannot_be_written_is_named_not_its_temporary(tmp_path, monkeypatch):
+    import tempfile
+
+    from depthnas.io import atomic_write_text
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".x.json.abc123.tmp"))
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(PermissionError) as caught:
+        atomic_write_text(tmp_path / "x.json", "{}")
+    assert str(caught.value) == f"cannot write {tmp_path / 'x.json'} (Permission denied)"
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "predict"])
 def test_an_out_below_a_file_is_refused_before_the_work(model, tmp_path, capsys, command):
     """Found only when writing, the evaluation or export was lost, with "File exists"."""
     (tmp_path / "afile").write_text("")
