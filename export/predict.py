@@ -17,8 +17,8 @@ from tqdm import tqdm
 from depthnas.io import check_parent_folders
 
 from .images import (DEFAULT_COLORMAP, IMAGE_SUFFIXES, OUTPUT_SUFFIXES, ImageReadError,
-                     OutputExistsError, check_colormap, check_outputs_free, read_rgb,
-                     save_prediction, written_by_depthnas)
+                     OutputExistsError, check_colormap, check_outputs_free, output_paths,
+                     read_rgb, save_prediction, written_by_depthnas)
 from .inference import DepthEstimator
 
 
@@ -67,6 +67,23 @@ def unique_stems(paths: list[Path]) -> dict[Path, str]:
         taken.add(name)
         out[p] = name
     return out
+
+
+def _shared_name_notes(stems: dict[Path, str], out_dir: str | Path) -> list[str]:
+    """What `unique_stems` renamed: inputs of one name (`a.jpg`, `a.webp`) do not get
+    `a-depth.*`, which an earlier run, before the second came, may have left."""
+    groups: dict[str, list[Path]] = {}
+    for p, stem in stems.items():
+        if stem != _fitting(p.stem):
+            groups.setdefault(p.stem, []).append(p)
+    notes = []
+    for name, paths in groups.items():
+        earlier = [q for q in output_paths(out_dir, _fitting(name)).values() if q.is_file()]
+        notes.append(f"{', '.join(p.name for p in paths)} share the name {name!r}: their outputs "
+                     f"are {', '.join(stems[p] + '-depth.*' for p in paths)}" +
+                     (f"; {Path(out_dir) / _fitting(name)}-depth.* of an earlier run are left as "
+                      "they were" if earlier else ""))
+    return notes
 
 
 # A file name stops at 255 bytes; an output adds "-depth16.png" to its stem, and the
@@ -124,6 +141,8 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
                                 (f"; {len(left_out)} named as predict's outputs" if left_out else "") +
                                 _subfolders_with_images(inputs))
     stems = unique_stems(paths)
+    for note in _shared_name_notes(stems, out_dir):
+        tqdm.write(f"note: {note}", file=sys.stderr)
     bar = tqdm(paths, desc="predict", unit="img", disable=not progress or len(paths) == 1)
     for path in bar:
         try:

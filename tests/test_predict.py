@@ -228,6 +228,26 @@ def test_output_names_never_collide():
     assert names[Path("d/b.png")] == "b" and names[Path("d/a.png")] == "a_png"
 
 
+def test_photos_of_one_name_are_told_apart_and_say_so(onnx_file: Path, photos: Path,
+                                                      tmp_path: Path, capsys) -> None:
+    """a.webp added beside a.jpg renamed a.jpg's outputs to a_jpg-depth.*, silently, and
+    a pipeline reading a-depth.npy kept reading the earlier run's."""
+    import shutil
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(photos / "coffee.jpg", folder / "a.jpg")
+    args = ["predict", "--model", str(onnx_file), "--input", str(folder), "--out", str(out),
+            "--no-progress"]
+    assert main(args) == 0 and "note:" not in capsys.readouterr().err
+    assert (out / "a-depth.npy").is_file()
+    Image.open(photos / "astro.png").convert("RGB").save(folder / "a.webp")
+    assert main(args) == 0
+    assert (f"note: a.jpg, a.webp share the name 'a': their outputs are a_jpg-depth.*, "
+            f"a_webp-depth.*; {out / 'a'}-depth.* of an earlier run are left as they were"
+            ) in capsys.readouterr().err
+    assert (out / "a_jpg-depth.npy").is_file() and (out / "a_webp-depth.npy").is_file()
+
+
 def test_out_naming_a_file_is_an_error(onnx_file: Path, photos: Path, tmp_path: Path, capsys) -> None:
     taken = tmp_path / "results.json"
     taken.write_text("{}")
