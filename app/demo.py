@@ -22,7 +22,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from depthnas.export.images import ImageReadError, colorize, read_rgb, save_prediction
+from depthnas.export.images import ImageReadError, colorize, fit_stem, read_rgb, save_prediction
 from depthnas.export.inference import DepthEstimator, measure_latency
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,8 @@ class DepthDemo:
         t0 = time.perf_counter()
         depth = self.estimator.predict(rgb)
         ms = (time.perf_counter() - t0) * 1000.0
-        files = save_prediction(depth, self._result_dir(), Path(name).stem or "image")
+        # (an upload named ".png" must not give hidden downloads; a long name is cut)
+        files = save_prediction(depth, self._result_dir(), fit_stem(Path(name).stem.lstrip(".") or "image"))
         h, w = rgb.shape[:2]
         status = (f"{name}: {w}×{h} px, inference {ms:.0f} ms. "
                   "Drag the slider to compare; downloads are at full size.")

@@ -10,6 +10,7 @@ Per prediction three files are written, all at the input's original size:
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 import zlib
 from functools import lru_cache
@@ -160,6 +161,20 @@ def to_uint16(depth: np.ndarray) -> np.ndarray:
 
 
 OUTPUT_SUFFIXES = ("-depth.png", "-depth16.png", "-depth.npy")  # what a prediction writes
+
+
+# A file name stops at 255 bytes; an output adds "-depth16.png" to its stem, and the
+# temporary file it is written to first adds more.
+_MAX_STEM_BYTES = 200
+
+
+def fit_stem(stem: str) -> str:
+    """`stem`, or for one too long to name an output a prefix of it and a hash of the
+    whole: before, one such photo stopped the run with "File name too long"."""
+    if len(stem.encode()) <= _MAX_STEM_BYTES:
+        return stem
+    prefix = stem.encode()[:_MAX_STEM_BYTES - 20].decode(errors="ignore")
+    return f"{prefix}_{hashlib.sha256(stem.encode()).hexdigest()[:16]}"
 
 
 def output_paths(out_dir: str | Path, stem: str) -> dict[str, Path]:

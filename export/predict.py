@@ -7,7 +7,6 @@ photo in a thousand does not cost the other 999.
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,8 @@ from tqdm import tqdm
 from depthnas.io import check_parent_folders
 
 from .images import (DEFAULT_COLORMAP, IMAGE_SUFFIXES, OUTPUT_SUFFIXES, ImageReadError,
-                     OutputExistsError, check_colormap, check_outputs_free, output_paths,
-                     read_rgb, save_prediction, written_by_depthnas)
+                     OutputExistsError, check_colormap, check_outputs_free, fit_stem,
+                     output_paths, read_rgb, save_prediction, written_by_depthnas)
 from .inference import DepthEstimator
 
 
@@ -59,7 +58,7 @@ def unique_stems(paths: list[Path]) -> dict[Path, str]:
     taken: set[str] = set()
     for p in paths:
         stem = p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
-        stem = _fitting(stem)
+        stem = fit_stem(stem)
         name, k = stem, 1
         while name in taken:
             k += 1
@@ -74,30 +73,16 @@ def _shared_name_notes(stems: dict[Path, str], out_dir: str | Path) -> list[str]
     `a-depth.*`, which an earlier run, before the second came, may have left."""
     groups: dict[str, list[Path]] = {}
     for p, stem in stems.items():
-        if stem != _fitting(p.stem):
+        if stem != fit_stem(p.stem):
             groups.setdefault(p.stem, []).append(p)
     notes = []
     for name, paths in groups.items():
-        earlier = [q for q in output_paths(out_dir, _fitting(name)).values() if q.is_file()]
+        earlier = [q for q in output_paths(out_dir, fit_stem(name)).values() if q.is_file()]
         notes.append(f"{', '.join(p.name for p in paths)} share the name {name!r}: their outputs "
                      f"are {', '.join(stems[p] + '-depth.*' for p in paths)}" +
-                     (f"; {Path(out_dir) / _fitting(name)}-depth.* of an earlier run are left as "
+                     (f"; {Path(out_dir) / fit_stem(name)}-depth.* of an earlier run are left as "
                       "they were" if earlier else ""))
     return notes
-
-
-# A file name stops at 255 bytes; an output adds "-depth16.png" to its stem, and the
-# temporary file it is written to first adds more.
-_MAX_STEM_BYTES = 200
-
-
-def _fitting(stem: str) -> str:
-    """`stem`, or for one too long to name an output a prefix of it and a hash of the
-    whole: before, one such photo stopped the run with "File name too long"."""
-    if len(stem.encode()) <= _MAX_STEM_BYTES:
-        return stem
-    prefix = stem.encode()[:_MAX_STEM_BYTES - 20].decode(errors="ignore")
-    return f"{prefix}_{hashlib.sha256(stem.encode()).hexdigest()[:16]}"
 
 
 def _subfolders_with_images(inputs: str | Path) -> str:

@@ -40,6 +40,20 @@ def test_predict_over_the_api(client: Client, photos: Path) -> None:
     assert "coffee.jpg" in status and "ms" in status
 
 
+@pytest.mark.parametrize("name, stem", [("a" * 240 + ".png", None), ("写真" * 40 + ".jpg", None),
+                                        (".png", "png"), ("", "coffee")])
+def test_an_upload_s_name_gives_visible_downloads_of_a_length_a_file_may_have(
+        demo_server, photos: Path, name: str, stem: str | None) -> None:
+    """An API call's long original name raised "File name too long"; one named ".png"
+    gave hidden downloads (.png-depth16.png)."""
+    _, files, _ = demo_server.demo.run({"path": str(photos / "coffee.jpg"), "orig_name": name})
+    for f in files:
+        assert Path(f).is_file() and not Path(f).name.startswith(".")
+        assert len(Path(f).name.encode()) <= 255
+        if stem is not None:
+            assert Path(f).name.startswith(f"{stem}-depth")
+
+
 def test_non_image_gets_a_message(client: Client, tmp_path: Path, capfd) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
