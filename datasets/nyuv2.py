@@ -2,8 +2,8 @@
 
 * BTS/ZoeDepth "sync" layout: ``<scene>/rgb_XXXXX.jpg`` + ``<scene>/sync_depth_XXXXX.png``
   (uint16 millimetres, 0 = no measurement), scenes possibly nested below the root
-  (``sync/``, ``official_splits/test/``).  Frames of one scene are near-duplicates, so
-  the scene folder is the split group.
+  (``sync/``, ``official_splits/test/``).  Frames of one room are near-duplicates, so
+  the room is the split group (its sessions ``kitchen_0028a``, ``kitchen_0028b`` merged).
 * The official labeled set ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5): datasets
   ``images`` [N,3,W,H] uint8 and ``depths`` [N,W,H] float metres.  h5py sees MATLAB's
   column-major arrays transposed, hence the ``.T`` below to get H x W.

@@ -165,8 +165,8 @@ def cmd_data(args: argparse.Namespace) -> int:
                        val_fraction=defaults.val_fraction, reg_fraction=defaults.reg_fraction)
     print("\n".join(check.lines()))
     if check.problems:
-        print(f"{len(check.problems)} bad sample(s): fix them, or leave them out with --skip-bad",
-              file=sys.stderr)
+        print(f"{len(check.problems)} bad sample(s): fix them, or leave them out of a run with "
+              "--skip-bad (search, train, evaluate)", file=sys.stderr)
     return 1 if check.problems else 0
 
 

@@ -135,8 +135,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     meta = read_metadata(path)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a depthnas model file (metadata format "
-                         f"{meta.get('format')!r}); checkpoints of a super-net cannot be "
-                         "loaded as a model — use the run's best/model.safetensors")
+                         f"{meta.get('format')!r}); give a model.safetensors written by "
+                         "depthnas search or train")
     if not meta.get("arch"):
         raise ValueError(f"{path} holds a super-net, not one architecture")
     try:

@@ -6,7 +6,8 @@
       -> best stand-alone architecture found
 
 `landmarks.enabled = False` is plain SPOS with the same total epochs. Every
-stage persists its results, so rerunning the same command resumes a killed run.
+stage persists its results, so a killed run resumes where it stopped (the same
+command with `--out DIR --resume`).
 
 Under torchrun the super-net trains data-parallel on all ranks; the stand-alone
 trainings of each stage (landmarks, top-K, ranking samples) are shared out, each

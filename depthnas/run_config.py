@@ -38,7 +38,7 @@ SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--method": ("search.method", str, "evolution | random"),
     "--landmarks": ("landmarks.store", str, "landmark store JSON to reuse and extend"),
     "--num-landmarks": ("landmarks.num", config_mod.whole_number, "M: landmarks in the first iteration"),
-    "--lambda-max": ("landmarks.lambda_max", float, "final landmark weight"),
+    "--lambda-max": ("landmarks.lambda_max", float, "peak landmark weight (the final one of the increasing schedules)"),
     "--schedule": ("landmarks.schedule", str, "lambda schedule (default cosine-increasing): "
                    + ", ".join(SCHEDULES)),
     "--pairs": ("landmarks.pairs", config_mod.whole_number, "m: landmark pairs per step (0 = all)"),

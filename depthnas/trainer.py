@@ -99,8 +99,8 @@ def compile_model(model: nn.Module) -> nn.Module:
     holds most of the FLOPs, so it alone is compiled, for the super-net and for
     stand-alone models alike (the same compiled code then serves both, which keeps
     their timings comparable). `nn.Module.compile` works in place: parameter names
-    stay as they are, so checkpoints and the super-net -> stand-alone weight copy by
-    name are unaffected. Models without a backbone are left eager.
+    stay as they are, so checkpoints are unaffected. Models without a backbone are
+    left eager.
     """
     backbone = getattr(model, "backbone", None)
     if isinstance(backbone, nn.Module):
@@ -385,8 +385,7 @@ class Trainer:
             logs["grad_norm"] = float(grad_norm)
         return logs
 
-    def fit(self, until_epoch: int | None = None, resume: bool = True,
-            on_epoch_end: Callable[["Trainer"], dict[str, float] | None] | None = None) -> TrainState:
+    def fit(self, until_epoch: int | None = None, resume: bool = True) -> TrainState:
         """Train until `until_epoch` (default: all epochs), resuming from the last
         checkpoint when one exists (`resume=False`: start over, removing checkpoints
         found in the folder); checkpoint after every epoch."""
@@ -427,8 +426,6 @@ class Trainer:
                 # does); then every replica must hold the same weights, or it raises.
                 dist.sync_buffers(self.model)
                 record["replica_checksums"] = dist.check_replicas(self.model, self.name)
-            if on_epoch_end is not None:
-                record.update(on_epoch_end(self) or {})
             self.log(record)
             self.save()
         self.close()

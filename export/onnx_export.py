@@ -151,7 +151,7 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
                 raise ExportError(f"{path}: the dynamo ONNX exporter failed ({_first_line(err)})" + (
                     "; --exporter legacy may work" if opset <= LEGACY_MAX_OPSET else
                     f" and the legacy exporter, tried next otherwise, writes opsets up to "
-                    f"{LEGACY_MAX_OPSET}") + " (--verbose shows torch's whole error)") from err
+                    f"{LEGACY_MAX_OPSET}") + " (`depthnas -v export ...` shows torch's whole error)") from err
             log.warning("dynamo ONNX exporter failed (%s); using the legacy exporter",
                         _first_line(err))
     if proto is not None and _opset_of(proto) != opset:

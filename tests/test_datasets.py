@@ -156,7 +156,8 @@ def test_an_8_bit_depth_png_is_flagged_once(tmp_path, caplog):
         for ref in refs:
             reader.load(ref)
     assert caplog.text.count("looks like an 8-bit PNG") == 1
-    assert "--set data.depth_kind=disparity" in caplog.text
+    # each spelling where it exists: `data` and `evaluate` take no --set
+    assert "--depth-kind disparity (data, evaluate) or --set data.depth_kind=disparity" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING"):
         make_folder(tmp_path / "g", n=1, fmt="png")
@@ -878,7 +879,7 @@ def test_depthnas_data_names_every_bad_sample_at_once(tmp_path, capsys):
     assert f"folder:{root}: 5 readable sample(s) in 5 group(s)" in captured.out
     assert f"image sizes (WxH): {W}x{H} (5)" in captured.out
     assert "depth over valid pixels: 1 m to 6.2 m" in captured.out  # _depth_m: 1 to 6.2 m
-    assert "3 bad sample(s): fix them, or leave them out with --skip-bad" in captured.err
+    assert "3 bad sample(s): fix them, or leave them out of a run with --skip-bad (search, train, evaluate)" in captured.err
     # a run stopped by one of them points here
     splits = build_splits(f"folder:{root}", SIZE, seed=0)
     with pytest.raises(DatasetError, match=re.escape(f"`depthnas data --data folder:{root}` lists "

@@ -195,7 +195,7 @@ def test_an_opset_the_legacy_exporter_cannot_write_is_named(model_file: Path, tm
     monkeypatch.setattr(ox, "_export_dynamo", dynamo_fails)
     with pytest.raises(ox.ExportError, match=r"dynamo ONNX exporter failed \(RuntimeError: "
                                              r"unsupported op\) and the legacy exporter, tried next "
-                                             r"otherwise, writes opsets up to 20 \(--verbose"):
+                                             r"otherwise, writes opsets up to 20 \(`depthnas -v export"):
         export_onnx(model_file, tmp_path / "m.onnx", exporter="auto", opset=24)
     assert not list(tmp_path.iterdir())
 
@@ -214,7 +214,8 @@ def test_a_dynamo_failure_is_one_error_line(model_file: Path, tmp_path: Path, ca
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
         f"error: {model_file}: the dynamo ONNX exporter failed (RuntimeError: Constraints "
-        "violated (32*h32)!); --exporter legacy may work (--verbose shows torch's whole error)"]
+        "violated (32*h32)!); --exporter legacy may work (`depthnas -v export ...` shows torch's "
+        "whole error)"]
     assert not out.exists()
 
 

@@ -101,10 +101,6 @@ class DartsNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
 
-    @property
-    def is_supernet(self) -> bool:
-        return self.arch is None
-
     def _cells(self, arch: Arch | None) -> dict[str, list[NodeChoice]]:
         arch = resolve_arch(self.space, self.arch, arch)
         return self.space.cells(arch)

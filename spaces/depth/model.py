@@ -293,10 +293,6 @@ class DepthNet(nn.Module):
         self.blocks = nn.ModuleList(cells)  # coarse (stride 32) to fine (stride 4)
         self.head = Head(features)
 
-    @property
-    def is_supernet(self) -> bool:
-        return self.arch is None
-
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Backbone + lateral features, fine to coarse. Architecture-independent,
         so a batch's features can be computed once for many paths."""

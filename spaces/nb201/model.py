@@ -91,10 +91,6 @@ class NB201Net(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes)
 
-    @property
-    def is_supernet(self) -> bool:
-        return self.arch is None
-
     def _ops(self, arch: Arch | None) -> dict[tuple[int, int], str]:
         arch = resolve_arch(self.space, self.arch, arch)
         return self.space.edge_ops(arch)
