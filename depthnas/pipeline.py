@@ -198,6 +198,8 @@ class SearchRun:
             landmarks = list(zip(archs, self.standalone(archs, "landmark")))
         landmark_set = {a for a, _ in landmarks}
         trainer, regularizer, evaluator = self._supernet(task, landmarks)
+        if dist.is_main() and trainer.checkpoints.latest() is None:
+            self._drop_stale_searches()
         T, E = cfg.search.iterations, cfg.supernet.epochs
         for t in range(T):
             self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
@@ -280,6 +282,17 @@ class SearchRun:
             # the weight of every step (1-based, as logged), thinned to 400 points for the plot
             **_thinned(lambda i: regularizer.lam(i - 1, trainer.total_steps), trainer.total_steps)}
         return trainer, regularizer, evaluator
+
+    def _drop_stale_searches(self) -> None:
+        """A super-net that starts from scratch in a folder with searches (its
+        checkpoints deleted, as an unreadable checkpoint's error advises) must not
+        resume them: they ranked the super-net that is gone."""
+        stale = sorted(self.out.glob("search_*.json"))
+        for path in stale:
+            path.unlink()
+        if stale:
+            self.say(f"the super-net trains from the start, so the searches of the earlier one "
+                     f"({', '.join(p.name for p in stale)}) were removed")
 
     def _search(self, t: int, evaluator: PathEvaluator) -> list[str]:
         """Iteration t's search of the super-net (rank 0): its top-K not yet trained."""

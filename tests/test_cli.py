@@ -1011,6 +1011,35 @@ def test_a_search_killed_mid_run_resumes_to_the_uninterrupted_result(run_dir, tm
         assert got[1][arch][1:] == pytest.approx((val, score), rel=1e-5), arch
 
 
+def test_a_super_net_trained_again_from_the_start_is_searched_again(tmp_path, monkeypatch, capsys):
+    """An unreadable checkpoint's error says to delete the checkpoints folder; the
+    super-net then trained from the start, and the search resumed the gone super-net's
+    finished search_1.json instead of searching the new one."""
+    import shutil
+
+    from depthnas import pipeline
+    real, resumed_from = pipeline.run_search, []
+
+    def killed_in_iteration_2(*a, **k):
+        resumed_from.append(k["checkpoint"].is_file())
+        if len(resumed_from) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(pipeline, "run_search", killed_in_iteration_2)
+    out = tmp_path / "run"
+    assert main(["search", *TINY, "--out", str(out)]) == 130
+    assert (out / "search_1.json").is_file()
+    shutil.rmtree(out / "checkpoints")
+    resumed_from.clear()
+    capsys.readouterr()
+    monkeypatch.setattr(pipeline, "run_search", lambda *a, **k: (resumed_from.append(
+        k["checkpoint"].is_file()), real(*a, **k))[1])
+    assert main(["search", *TINY, "--out", str(out), "--resume"]) == 0
+    assert ("the super-net trains from the start, so the searches of the earlier one "
+            "(search_1.json) were removed") in capsys.readouterr().out
+    assert resumed_from == [False, False]
+
+
 def test_a_second_search_reuses_the_stored_landmarks_and_random_search_runs(run_dir, tmp_path,
                                                                           capsys):
     """--landmarks STORE: landmarks trained by an earlier run of the same recipe are not
