@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from depthnas.export.images import ImageReadError, colorize, fit_stem, read_rgb, save_prediction
-from depthnas.export.inference import DepthEstimator, measure_latency
+from depthnas.export.inference import DepthEstimator, predict_latency
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class DepthDemo:
         self.examples_dir = Path(examples_dir) if examples_dir else self.workdir / "examples"
         self._results: collections.deque[Path] = collections.deque()
         self.latency_runs = latency_runs
-        self.latency_ms = measure_latency(estimator, runs=latency_runs)
+        self.latency_ms = predict_latency(estimator, runs=latency_runs)
 
     def run(self, payload: Any) -> tuple[tuple[np.ndarray, np.ndarray], list[str], str]:
         """One prediction. `payload` is gr.Image's raw value (preprocess=False)."""

@@ -175,8 +175,10 @@ def onnx_providers(device: str) -> list[Any]:
     raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
-def measure_latency(estimator: DepthEstimator, runs: int = 5, warmup: int = 1) -> float:
-    """Median milliseconds of one `predict` on a random photo at the model's input size."""
+def predict_latency(estimator: DepthEstimator, runs: int = 5, warmup: int = 1) -> float:
+    """Median milliseconds of one `predict` on a random photo at the model's input size:
+    resizing and normalising included, what a demo user waits for (the search's
+    latency budget, `depthnas.latency`, times the network alone)."""
     h, w = estimator.info.image_size
     rgb = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     for _ in range(warmup):

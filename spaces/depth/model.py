@@ -173,7 +173,7 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
         if not path.is_file():
             raise FileNotFoundError(f"backbone weights file not found: {path}")
         if path.suffix not in WEIGHT_SUFFIXES:
-            raise ValueError(f"backbone weights {path}: expected .safetensors or .pth")
+            raise ValueError(f"backbone weights {path}: expected a {' / '.join(WEIGHT_SUFFIXES)} file")
         kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
     levels = _stride_levels(name)
     rng = torch.get_rng_state()
