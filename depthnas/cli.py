@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -18,7 +19,7 @@ from .config_checks import validate
 from .io import atomic_write_json, atomic_write_text
 from .run_config import add_config_args, build_config
 from .runs import clear_failed_start, guard_out, holds_run, run_lock
-from .stopping import Terminated, stop_on_sigterm
+from .stopping import Terminated, stop_on_signals
 from .terminal import show_progress
 
 
@@ -389,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     signalled: list[int] = []
     stoppable = args.command in ("search", "train") and threading.current_thread() is threading.main_thread()
     try:
-        with stop_on_sigterm(signalled) if stoppable else contextlib.nullcontext():
+        with stop_on_signals(signalled) if stoppable else contextlib.nullcontext():
             code = args.func(args)
         finished = True
         return code
@@ -410,8 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         _say_once(f"error: {_plain_message(err)}{_fixed_then(args, err)}")
         return 2
     except RuntimeError as err:
-        if signalled and not args.verbose:  # a loader worker's death, of the same SIGTERM
-            return _stopped(args, Terminated())
+        if signalled and not args.verbose:  # a loader worker's death, of the same stop
+            return _stopped(args, Terminated() if signalled[0] == signal.SIGTERM else KeyboardInterrupt())
         lost = _lost_peers(err)
         if lost is None or args.verbose:
             raise

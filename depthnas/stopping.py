@@ -1,5 +1,6 @@
-"""A run stopped by SIGTERM as by Ctrl-C: a scheduler's pre-emption, `timeout` or
-`docker stop` leave a run that resumes, with its resume command printed."""
+"""A run stopped by Ctrl-C or SIGTERM (a scheduler's pre-emption, `timeout`, `docker
+stop`) ends with its resume command printed, not with a traceback of its loader
+workers, and leaves a run that resumes."""
 from __future__ import annotations
 
 import contextlib
@@ -8,6 +9,7 @@ import signal
 import sys
 import threading
 from typing import Any, Iterator
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's pre-emption, `timeout`, `docker stop`), stopping a run as
@@ -26,13 +28,14 @@ def _fork_lock_release(info: Any) -> bool:
 
 
 @contextlib.contextmanager
-def stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
-    """SIGTERM raises Terminated in the main thread. `timeout` or a scheduler signals
-    the whole process group, loader workers too, and two of torch's hooks then got in
-    the way: its SIGCHLD handler raised "worker killed by signal" over the stop (or
-    as a traceback from the loader's __del__), and a SIGTERM landing in a fork hook
-    was swallowed there. `signalled` records the signal, for an error that still
-    comes of it; a swallowed stop is raised again by signalling once more.
+def stop_on_signals(signalled: list[int]) -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in the main thread, SIGTERM Terminated. Both
+    reach the whole process group, loader workers too, and two of torch's hooks then
+    got in the way: its SIGCHLD handler raised "worker killed by signal" over the stop
+    (or as a traceback from the loader's __del__), and a stop landing in a fork hook
+    was swallowed there (then the loader raised "worker exited unexpectedly").
+    `signalled` records the signal, for an error that still comes of it; a swallowed
+    stop is raised again by signalling once more.
 
     A loader worker forked while this handler is set, and signalled before torch sets
     its own, lets the signal pass: it raised the stop inside the worker's start-up, a
@@ -49,11 +52,12 @@ def stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
         # not SIG_DFL: a SIGCHLD already pending then raised "Signal 17 ignored due to
         # race condition" over the stop.
         signal.signal(signal.SIGCHLD, _child_exited)
-        raise Terminated
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
     def unraisable(info: Any) -> None:
-        if isinstance(info.exc_value, Terminated) and not ended:  # later: at once, it lands here again
-            timers.append(threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)))
+        if isinstance(info.exc_value, KeyboardInterrupt) and signalled and not ended:
+            # (later, not at once: at once it lands in the same hook again)
+            timers.append(threading.Timer(0.05, os.kill, (os.getpid(), signalled[-1])))
             timers[-1].start()
         elif signalled and "DataLoaderIter" in repr(info.object):
             pass  # an iterator whose start the stop cut short, freed: nothing to say
@@ -64,7 +68,7 @@ def stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
 
     hook = sys.unraisablehook
     ended = False
-    term = signal.signal(signal.SIGTERM, terminate)
+    earlier = {sig: signal.signal(sig, terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
     sys.unraisablehook = unraisable
     try:
         yield
@@ -72,7 +76,8 @@ def stop_on_sigterm(signalled: list[int]) -> Iterator[None]:
         ended = True
         for timer in timers:  # the run ended first: no signal after the handler is gone
             timer.cancel()
-        signal.signal(signal.SIGTERM, term)
+        for sig, handler in earlier.items():
+            signal.signal(sig, handler)
         # after a stop, the loaders it cut short are freed later, with the traceback that
         # holds them: the filter stays for them (the process is ending)
         sys.unraisablehook = unraisable if signalled else hook

@@ -832,16 +832,19 @@ def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkey
                "--resume`" in capsys.readouterr().err
 
 
-def test_a_terminated_training_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_terminated_training_says_how_to_resume(tmp_path, signame):
     """SIGTERM is how a scheduler, `timeout` or `docker stop` ends a run: it used to
     die without the hint (and without removing half-written files). `timeout` signals
     the whole process group, loader workers too, whose deaths printed a traceback;
-    and the run folder may be the default one, named only once the run starts."""
+    and the run folder may be the default one, named only once the run starts. A
+    terminal's Ctrl-C signals the group too (SIGINT), with the same tracebacks."""
     import os
     import signal
     import subprocess
     import sys
     import time
+    sig = getattr(signal, signame)
     proc = subprocess.Popen(
         [sys.executable, "-m", "depthnas", "train", "--arch", "v1-sync:c3,skip,none,c1,ap",
          *TRAIN_TINY, "--epochs", "200", "--set", "data.num_workers=2"],
@@ -853,47 +856,50 @@ def test_a_terminated_training_says_how_to_resume(tmp_path):
                and proc.poll() is None):
             time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()[1]  # still training: stop it
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, sig)
         err = proc.communicate(timeout=120)[1]
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 143, err
+    assert proc.returncode == {"SIGTERM": 143, "SIGINT": 130}[signame], err
     [out] = tmp_path.glob("runs/train-*")
-    assert f"terminated (SIGTERM); continue with: depthnas train --out runs/{out.name} " \
-           "--resume" in err
+    said = {"SIGTERM": "terminated (SIGTERM)", "SIGINT": "interrupted"}[signame]
+    assert f"{said}; continue with: depthnas train --out runs/{out.name} --resume" in err
     assert "Traceback" not in err and "killed by signal" not in err, err
     # no half-written file (atomic writes: NAME.tmp..., checkpoints: .epoch_NNNN.xxxx)
     assert not [p for p in out.rglob("*") if ".tmp" in p.name or p.name.startswith(".epoch_")]
 
 
-def test_a_sigterm_swallowed_where_it_landed_still_stops_the_run():
-    """The group's SIGTERM can land in code that cannot raise (a fork hook, a __del__),
-    where the stop was swallowed, and torch's SIGCHLD handler then raised the loader
-    workers' deaths over it: the run ended in a traceback, or went on training."""
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_stop_swallowed_where_it_landed_still_stops_the_run(signame):
+    """The group's SIGTERM or Ctrl-C can land in code that cannot raise (a fork hook, a
+    __del__), where the stop was swallowed, and torch's SIGCHLD handler then raised the
+    loader workers' deaths over it: the run ended in a traceback, or went on training."""
     import os
     import signal
     import time
 
-    from depthnas.stopping import Terminated, stop_on_sigterm
+    from depthnas.stopping import Terminated, stop_on_signals
+    sig = getattr(signal, signame)
 
     class Landing:
         def __del__(self):
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
 
     signalled: list[int] = []
     child = signal.getsignal(signal.SIGCHLD)
-    with pytest.raises(Terminated), stop_on_sigterm(signalled):
-        Landing()  # its __del__ runs at once, and swallows the Terminated it raises
+    with pytest.raises(KeyboardInterrupt) as stop, stop_on_signals(signalled):
+        Landing()  # its __del__ runs at once, and swallows the stop it raises
         for _ in range(100):
             time.sleep(0.05)
-    assert signalled == [signal.SIGTERM, signal.SIGTERM]
+    assert isinstance(stop.value, Terminated) == (signame == "SIGTERM")
+    assert signalled == [sig, sig]
     after = signal.getsignal(signal.SIGCHLD)  # no worker's death raised over it
     assert callable(after) and after(signal.SIGCHLD, None) is None
     # a run that ends without a signal leaves the SIGCHLD handler torch installed during it
     def torch_s(signum, frame):
         pass
-    with stop_on_sigterm([]):
+    with stop_on_signals([]):
         signal.signal(signal.SIGCHLD, torch_s)
     assert signal.getsignal(signal.SIGCHLD) is torch_s
     signal.signal(signal.SIGCHLD, child)
@@ -1555,13 +1561,13 @@ def test_a_child_exiting_as_the_stop_lands_is_not_reported(monkeypatch):
     import sys
     import threading
 
-    from depthnas.stopping import Terminated, stop_on_sigterm
+    from depthnas.stopping import Terminated, stop_on_signals
     seen: list = []
     monkeypatch.setattr(sys, "unraisablehook", seen.append)  # where Python reports it
     both = {signal.SIGTERM, signal.SIGCHLD}
     child = signal.signal(signal.SIGCHLD, lambda *_: None)  # as torch's loaders set one
     try:
-        with pytest.raises(Terminated), stop_on_sigterm([]):
+        with pytest.raises(Terminated), stop_on_signals([]):
             signal.pthread_sigmask(signal.SIG_BLOCK, both)
             # to this thread: signals to the process may reach another thread at once
             signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
@@ -1582,12 +1588,12 @@ def test_after_a_stop_logging_s_fork_hook_failing_is_not_reported(monkeypatch):
     import sys
     from types import SimpleNamespace
 
-    from depthnas.stopping import stop_on_sigterm
+    from depthnas.stopping import stop_on_signals
 
     def reported(hook_owner, signalled) -> bool:
         seen: list = []
         monkeypatch.setattr(sys, "unraisablehook", seen.append)
-        with stop_on_sigterm(signalled):
+        with stop_on_signals(signalled):
             sys.unraisablehook(SimpleNamespace(
                 exc_type=RuntimeError, exc_value=RuntimeError("cannot release un-acquired lock"),
                 exc_traceback=None, err_msg=None, object=hook_owner))
@@ -1605,9 +1611,9 @@ def test_a_loader_worker_forked_with_the_stop_handler_ends_quietly():
     import signal
     import time
 
-    from depthnas.stopping import stop_on_sigterm
+    from depthnas.stopping import stop_on_signals
     signalled: list[int] = []
-    with stop_on_sigterm(signalled):
+    with stop_on_signals(signalled):
         ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the "worker": never returns into pytest
