@@ -205,6 +205,8 @@ class SearchRun:
             self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
             trainer.fit(until_epoch=(t + 1) * E)
             self._keep_time()
+            if dist.is_main():
+                self._check_search_kept(t, trainer.state.epoch)
             top = self._search(t, evaluator) if dist.is_main() else None
             top = [space.from_string(s) for s in dist.broadcast_object(top)]
             for a, loss in zip(top, self.standalone(top, f"top-{t + 1}")):
@@ -293,6 +295,18 @@ class SearchRun:
         if stale:
             self.say(f"the super-net trains from the start, so the searches of the earlier one "
                      f"({', '.join(p.name for p in stale)}) were removed")
+
+    def _check_search_kept(self, t: int, epoch: int) -> None:
+        """Iteration t's search, finished and since deleted, cannot be redone: the
+        super-net it ranked trained on. Redone regardless, it picked another top-K,
+        and results.json lost the architecture the later iterations had trained with."""
+        path = self.out / f"search_{t + 1}.json"
+        if epoch > (t + 1) * self.cfg.supernet.epochs and not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing, but the super-net has trained past iteration {t + 1} "
+                f"(epoch {epoch}), so that search cannot be redone on the super-net it "
+                f"ranked; restore the file, or delete {self.out / 'checkpoints'} to train the "
+                "super-net again from the start (stand-alone results are kept)")
 
     def _search(self, t: int, evaluator: PathEvaluator) -> list[str]:
         """Iteration t's search of the super-net (rank 0): its top-K not yet trained."""

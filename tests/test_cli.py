@@ -1046,6 +1046,24 @@ def test_a_super_net_trained_again_from_the_start_is_searched_again(tmp_path, mo
     assert resumed_from == [False, False]
 
 
+def test_a_finished_search_deleted_from_a_later_iteration_s_run_is_refused(run_dir, tmp_path,
+                                                                          capsys):
+    """search_1.json deleted (after "not valid JSON", say) once the super-net had trained
+    on: iteration 1's search ran again on the later super-net, picked another top-1, and
+    results.json lost the architecture iteration 2 had trained with as a landmark."""
+    import shutil
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    (out / "results.json").unlink()
+    (out / "search_1.json").unlink()
+    assert main(["search", *TINY, "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert (f"error: {out / 'search_1.json'} is missing, but the super-net has trained past "
+            "iteration 1 (epoch 2), so that search cannot be redone") in err
+    assert f"delete {out / 'checkpoints'} to train the super-net again" in err
+    assert not (out / "results.json").exists()
+
+
 def test_a_second_search_reuses_the_stored_landmarks_and_random_search_runs(run_dir, tmp_path,
                                                                           capsys):
     """--landmarks STORE: landmarks trained by an earlier run of the same recipe are not
