@@ -6,6 +6,7 @@ Every field can be set from YAML (nested sections) or from the command line as
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import os
 import types
@@ -140,6 +141,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         "search": {"iterations": 2, "top_k": 3, "rank_samples": 20},
     },
 }
+
+
+# Settings a resumed run may change: where and how fast it runs, not what it computes.
+# (`out` too: the same folder may be named another way, or have moved.)
+RESUME_MAY_CHANGE = {"out", "device", "data.num_workers", "supernet.compile", "standalone.compile",
+                     "supernet.channels_last", "standalone.channels_last"}
+
+
+def run_record(cfg: Config) -> dict[str, Any]:
+    """What a run computes, as `section.field`s: every setting but those a resume may
+    change, paths absolute. Two starts of one run must agree on it."""
+    fields = flat(absolute_paths(copy.deepcopy(cfg)))
+    return {k: v for k, v in fields.items() if k not in RESUME_MAY_CHANGE}
+
+
+def record_changes(recorded: dict[str, Any], cfg: Config) -> list[str]:
+    """`field: recorded R, now N` for each setting `cfg` computes otherwise than the
+    record (a field the record lacks, from an older depthnas, is not compared)."""
+    now = run_record(cfg)
+    return [f"{k}: {recorded[k]!r} then, {now[k]!r} now" for k in sorted(now)
+            if k in recorded and recorded[k] != now[k]]
 
 
 class ConfigError(ValueError):

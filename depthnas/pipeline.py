@@ -30,6 +30,7 @@ from depthnas.spaces import Arch, get_space
 from . import config as config_mod
 from . import distributed as dist
 from .budget import Budget
+from .checkpoint import Checkpointer
 from .config import Config
 from .data import check_recorded_splits, load_splits
 from .evaluation import PathEvaluator, collapsed, constant_score, search_order
@@ -226,7 +227,8 @@ class SearchRun:
         self._earlier_s = float(read_json(clock)["elapsed_s"]) if clock.is_file() else 0.0
         self._session_start = time.time()
         main = dist.is_main()
-        if self.budget is not None:  # every rank: all raise, none waits
+        self._check_config_kept()  # every rank: all raise, none waits
+        if self.budget is not None:
             self.budget.check_reachable(self.say)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -250,6 +252,18 @@ class SearchRun:
                  f", landmarks {'on' if cfg.landmarks.enabled else 'off'}; run folder {self.out}")
         return make_task(space, cfg.supernet.loss)
 
+    def _check_config_kept(self) -> None:
+        """A resume under a config.yaml edited since the super-net's checkpoints: the
+        run went on with the new settings, the searches already done were of the old
+        ones, and the schedules changed part-way through."""
+        recorded = Checkpointer(self.out / "checkpoints").latest_metadata() or {}
+        changes = config_mod.record_changes(recorded.get("run_config") or {}, self.cfg)
+        if changes:
+            raise config_mod.ConfigError(
+                f"{self.out / 'config.yaml'} differs from the settings the run's super-net "
+                f"trained with ({'; '.join(changes)}); --resume continues a run as it started: "
+                "restore those settings, or start a new run in another --out")
+
     def _supernet(self, task: Task, landmarks: list[tuple[Arch, float]]
                   ) -> tuple[Trainer, LandmarkRegularizer | None, PathEvaluator | None]:
         """The super-net's trainer (with the landmark penalty) and, on rank 0, which
@@ -267,7 +281,9 @@ class SearchRun:
         trainer = Trainer(supernet, task, cfg.supernet, self.splits.train, out_dir=self.out,
                           total_epochs=total, seed=cfg.seed, device=self.device,
                           sample_arch=space.sample, regularizer=regularizer,
-                          metadata=model_metadata(space, None, cfg.model, cfg.data.image_size, task.name),
+                          metadata={**model_metadata(space, None, cfg.model, cfg.data.image_size,
+                                                     task.name),
+                                    "run_config": config_mod.run_record(cfg)},
                           name="supernet", progress=self.progress, batch_size=cfg.data.batch_size,
                           num_workers=cfg.data.num_workers, distributed=True)
         evaluator = None

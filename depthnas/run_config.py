@@ -48,10 +48,6 @@ SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
 TRAIN_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--epochs": ("standalone.epochs", config_mod.whole_number, "training epochs"),
 }
-# Settings a resumed run may change: where and how fast it runs, not what it computes.
-# (`out` too: the same folder may be named another way, or have moved.)
-RESUME_MAY_CHANGE = {"out", "device", "data.num_workers", "supernet.compile", "standalone.compile",
-                     "supernet.channels_last", "standalone.channels_last"}
 
 
 def config_flags(command: str) -> dict[str, tuple[str, Any, str]]:
@@ -150,7 +146,7 @@ def _check_paths_remain(cfg: Config, saved: Path) -> None:
 def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.Namespace) -> Config:
     """A resumed run's own config.yaml. Flags, --preset and --config may repeat it
     (the first command rerun with --resume), not change it; only where and how fast
-    it runs (RESUME_MAY_CHANGE) may differ."""
+    it runs (config_mod.RESUME_MAY_CHANGE) may differ."""
     cfg = config_mod.load(saved, complete=True)
     # paths compared as absolute ones: the first command repeated (--data data/x) names
     # the same data as the run's record of it; the record itself is left as it is (an
@@ -160,7 +156,7 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
     after = config_mod.flat(config_mod.absolute_paths(config_mod.apply_dotted(given, updates)))
     flagged = config_mod.assigned_fields(updates)
     named = (config_mod.named_fields(args.config, args.preset) | flagged) & set(after)
-    changed = [k for k in sorted(named) if after[k] != before[k] and k not in RESUME_MAY_CHANGE]
+    changed = [k for k in sorted(named) if after[k] != before[k] and k not in config_mod.RESUME_MAY_CHANGE]
     if changed:
         source = " / ".join(f for f, on in ((f"--preset {args.preset}", args.preset),
                                             (f"--config {args.config}", args.config)) if on)
@@ -173,7 +169,7 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
             f"--resume continues the run with its own {saved}, which holds every setting, and "
             f"these differ from it: {diff}. Drop them to continue, or start a new run in "
             f"another --out{_moved_hint(changed, before, after)}")
-    allowed = {k: after[k] for k in named & RESUME_MAY_CHANGE}  # device, workers, ...
+    allowed = {k: after[k] for k in named & config_mod.RESUME_MAY_CHANGE}  # device, workers, ...
     return config_mod.apply(cfg, config_mod.unflatten(allowed))
 
 

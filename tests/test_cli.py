@@ -1064,6 +1064,28 @@ def test_a_finished_search_deleted_from_a_later_iteration_s_run_is_refused(run_d
     assert not (out / "results.json").exists()
 
 
+def test_a_search_resumed_under_an_edited_config_yaml_is_refused(run_copy, capsys):
+    """supernet.epochs edited in config.yaml, then --resume: the run went on at the new
+    length, with searches and schedules of the old one; a seed edited there was
+    reported as data that "no longer splits" as recorded."""
+    import yaml
+    path = run_copy / "config.yaml"
+    saved = path.read_text()
+    for field, value in (("supernet.epochs", 3), ("seed", 7)):
+        cfg = yaml.safe_load(saved)
+        section, _, name = field.rpartition(".")
+        (cfg[section] if section else cfg)[name] = value
+        path.write_text(yaml.safe_dump(cfg))
+        assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {path} differs from the settings the run's super-net trained with" in err
+        assert f"{field}: " in err and f"{value} now" in err, err
+    path.write_text(saved)
+    # what a resume may change, it may
+    assert main(["search", "--out", str(run_copy), "--resume", "--no-progress",
+                 "--set", "data.num_workers=0"]) == 0
+
+
 def test_a_second_search_reuses_the_stored_landmarks_and_random_search_runs(run_dir, tmp_path,
                                                                           capsys):
     """--landmarks STORE: landmarks trained by an earlier run of the same recipe are not
