@@ -190,8 +190,14 @@ class SearchRun:
         """Algorithm 1: landmarks stand-alone; then T times, train the super-net with
         their ranking penalty, search it, train its top-K stand-alone (they join the
         landmarks); last, the random sample that measures the ranking."""
-        cfg, space = self.cfg, self.space
         task = self._prepare()
+        try:
+            return self._run(task)
+        finally:  # a stop's too: the work since the last stage took time, even if redone
+            self._keep_time()
+
+    def _run(self, task: Task) -> dict[str, Any]:
+        cfg, space = self.cfg, self.space
         landmarks: list[tuple[Arch, float]] = []
         if cfg.landmarks.enabled:
             archs = self.initial_landmarks()

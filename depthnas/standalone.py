@@ -14,7 +14,6 @@ import datetime as _dt
 import hashlib
 import logging
 import re
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -144,7 +143,6 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     if trainer.writes:
         out_dir.mkdir(parents=True, exist_ok=True)
         config_mod.dump(cfg, out_dir / "config.yaml")
-    start = time.time()
     trainer.fit(resume=not stale)
     result = None
     if trainer.writes:  # every replica holds the same weights: rank 0 evaluates
@@ -155,7 +153,8 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
                   "constant_prediction_loss": constant_score(task, splits.val,
                                                              batch_size=cfg.data.batch_size),
                   "params": count_parameters(trainer.model), "recipe": rec,
-                  "train_time_s": round(time.time() - start, 2), "device": str(device),
+                  # every session's epochs (a stop's partial epoch is redone, not counted)
+                  "train_time_s": round(trainer.state.train_s, 2), "device": str(device),
                   "date": _dt.datetime.now().isoformat(timespec="seconds"),
                   "architecture": space.to_json(arch)}
         if task.name == "depth":  # near and far swapped scores as well: said, not scored

@@ -166,6 +166,7 @@ class StepLoss(nn.Module):
 class TrainState:
     epoch: int = 0          # epochs completed
     step: int = 0           # optimizer steps taken
+    train_s: float = 0.0    # wall seconds of the completed epochs, over every session
 
 
 class Trainer:
@@ -241,7 +242,7 @@ class Trainer:
 
     # ---- persistence -------------------------------------------------------------
     def _state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.state.epoch, "step": self.state.step,
+        return {"epoch": self.state.epoch, "step": self.state.step, "train_s": self.state.train_s,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict()}
 
@@ -264,7 +265,8 @@ class Trainer:
         state = self.checkpoints.load(self.model)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.state = TrainState(epoch=int(state["epoch"]), step=int(state["step"]))
+        self.state = TrainState(epoch=int(state["epoch"]), step=int(state["step"]),
+                                train_s=float(state.get("train_s", 0.0)))  # (older: none)
         self._align_schedules()
         if self.writes:
             self._drop_records_after(self.state.step)
@@ -418,6 +420,7 @@ class Trainer:
                     self.log({"step": self.state.step, "epoch": epoch + n / self.steps_per_epoch,
                               "lr": self.scheduler.get_last_lr()[0], **logs})
             self.state.epoch += 1
+            self.state.train_s += time.time() - start
             record = {"step": self.state.step, "epoch": self.state.epoch,
                       "epoch_time_s": time.time() - start,
                       **{f"train_{k}": v / max(n, 1) for k, v in sums.items()}}

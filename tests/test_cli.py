@@ -676,6 +676,53 @@ def test_a_training_stopped_in_its_first_epoch_resumes_as_its_hint_says(tmp_path
     assert steps == [1, 2, 3]
 
 
+def test_a_resumed_training_s_time_counts_every_session(tmp_path, monkeypatch):
+    """train_time_s (in result.json, and through it the landmark store) counted only the
+    last session: a training stopped after 1 of 2 epochs recorded half its time."""
+    from depthnas.trainer import Trainer
+    save = Trainer.save
+
+    def stopped_after_epoch_1(self):
+        save(self)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "save", stopped_after_epoch_1)
+    out = tmp_path / "t"
+    argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--epochs", "2",
+            "--out", str(out)]
+    assert main(argv) == 130
+    monkeypatch.undo()
+    assert main([*argv, "--resume"]) == 0
+    epochs = [r["epoch_time_s"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+              if "epoch_time_s" in r]
+    assert len(epochs) == 2
+    assert json.loads((out / "result.json").read_text())["train_time_s"] == pytest.approx(
+        sum(epochs), abs=0.05)
+
+
+def test_a_stopped_search_keeps_the_time_it_spent(tmp_path, monkeypatch):
+    """The run's wall time was kept only at stage ends: what a stop cut short was lost
+    (the report of a run stopped 15 times said 18 s). Here the super-net's first step
+    moves the run's clock on 1000 s, and is stopped."""
+    import time
+    from types import SimpleNamespace
+
+    import depthnas.pipeline as pipeline
+    from depthnas.trainer import Trainer
+    skipped = [0.0]
+    monkeypatch.setattr(pipeline, "time", SimpleNamespace(time=lambda: time.time() + skipped[0]))
+    step = Trainer.train_step
+
+    def long_then_stopped(self, batch, arch):
+        if self.name != "supernet":
+            return step(self, batch, arch)
+        skipped[0] += 1000.0
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "train_step", long_then_stopped)
+    out = tmp_path / "run"
+    assert main(["search", *TINY, "--out", str(out)]) == 130
+    assert json.loads((out / "elapsed.json").read_text())["elapsed_s"] >= 1000
+
+
 def test_a_training_resumed_under_an_edited_config_is_refused_not_restarted(tmp_path, capsys,
                                                                             monkeypatch):
     """--resume refuses flags that change the recipe, so an edited config.yaml is how
