@@ -119,9 +119,13 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     if earlier:
         if _model_reads(out_dir):
             return earlier
-        # finished, but its model file is gone or cut: the last checkpoint holds it
-        log.warning("%s holds no readable model.safetensors; saving it again from the last "
-                    "checkpoint", out_dir)
+        # finished, but its model file is gone or cut: a checkpoint left (a training
+        # from before they were removed at the end, or one stopped as it saved) holds it
+        resave = Checkpointer(out_dir / "checkpoints").latest() is not None
+        log.warning("%s holds no readable model.safetensors; %s", out_dir,
+                    "saving it again from the last checkpoint" if resave else "training it again")
+        if not resave:
+            earlier = {}  # trained again: this session's time and date are the training's
     stale = other_training(out_dir, arch_string, rec)
     if stale:  # a folder reused under other settings: continuing would mix the two
         log.warning("%s holds a training of other settings (%s): training %s from scratch "
@@ -167,4 +171,8 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
         result.update({k: earlier[k] for k in ("train_time_s", "device", "date", "ranks")
                        if k in earlier})
         atomic_write_json(result_path, result)
+        # Done: result.json and the model file are what is kept. Each checkpoint also
+        # holds the optimizer state, and a search keeps dozens of trainings: at the
+        # paper's size about 1 GB an epoch, two epochs each, some 75 GB in all.
+        trainer.checkpoints.clear()
     return dist.broadcast_object(result) if trainer.distributed else result
