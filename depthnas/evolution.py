@@ -99,12 +99,16 @@ class Search:
     def load(self) -> dict | None:
         if self.checkpoint is None or not self.checkpoint.is_file():
             return None
-        data = read_json(self.checkpoint)
+        data = read_json(self.checkpoint, expect=dict)
         if data.get("space") != self.space.name:
             raise ValueError(f"search checkpoint {self.checkpoint} is for space {data.get('space')!r}")
-        _set_rng_state(self.rng, data["rng"])
-        self.scores = {self.space.from_string(a): s for a, s in data["scores"]}
-        self.rejected = data.get("rejected", 0)
+        try:
+            _set_rng_state(self.rng, data["rng"])
+            self.scores = {self.space.from_string(a): s for a, s in data["scores"]}
+            self.rejected = int(data.get("rejected", 0))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"search checkpoint {self.checkpoint} is damaged ({type(err).__name__}: "
+                             f"{err}); restore it, or delete it to search again") from None
         return data
 
     def fresh(self, make: Callable[[], Arch], taken: set[Arch], tries: int = 50) -> Arch | None:

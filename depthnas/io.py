@@ -26,10 +26,16 @@ def read_text(path: str | Path) -> str:
         raise ValueError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
 
 
-def read_json(path: str | Path, unique_keys: bool = False) -> Any:
+_JSON_NAMES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
+               bool: "true or false", type(None): "null"}
+
+
+def read_json(path: str | Path, unique_keys: bool = False, expect: type | None = None) -> Any:
     """A JSON file's content; a damaged or non-JSON file is named in the error.
     unique_keys: an object that repeats a key is an error (JSON itself keeps the
-    last one silently), for files people write by hand."""
+    last one silently), for files people write by hand. expect: dict or list, the
+    top level a file must have (a run file of the wrong shape raised a TypeError
+    or KeyError that named no file)."""
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in items:
@@ -38,9 +44,13 @@ def read_json(path: str | Path, unique_keys: bool = False) -> Any:
             out[key] = value
         return out
     try:
-        return json.loads(read_text(path), object_pairs_hook=pairs if unique_keys else None)
+        data = json.loads(read_text(path), object_pairs_hook=pairs if unique_keys else None)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if expect is not None and not isinstance(data, expect):
+        raise ValueError(f"{path}: expected a JSON {_JSON_NAMES[expect]}, found "
+                         f"{_JSON_NAMES.get(type(data), type(data).__name__)}")
+    return data
 
 
 def default_permissions(path: str | Path) -> None:
@@ -116,10 +126,15 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as err:
+            record = err
+        if isinstance(record, dict):
+            records.append(record)
+        else:
             logging.getLogger("depthnas.io").warning("%s line %d: skipped, not a JSON record (%s)",
-                                                     path, number, err)
+                                                     path, number, record if isinstance(
+                                                         record, Exception) else "not an object")
     return records
 
 

@@ -143,7 +143,15 @@ class SearchRun:
     def _initial_landmarks(self) -> list[str]:
         path = self.out / "initial_landmarks.json"
         if path.is_file():
-            return list(read_json(path))
+            strings = read_json(path, expect=list)
+            for s in strings:  # named here: parsed later, an error named no file
+                try:
+                    self.space.from_string(s)
+                except (ValueError, TypeError, AttributeError) as err:
+                    raise ValueError(f"{path}: {s!r} is no {self.space.name} architecture ({err}); "
+                                     "restore the file, or delete it to draw the landmarks "
+                                     "again") from None
+            return strings
         lm = self.cfg.landmarks
         rec = recipe(self.cfg)
         stored = self.store.matching(self.space.name, rec)
@@ -230,7 +238,7 @@ class SearchRun:
         """Checks, the run's record (config.yaml, splits.json), its data and task."""
         cfg, space = self.cfg, self.space
         clock = self.out / "elapsed.json"
-        self._earlier_s = float(read_json(clock)["elapsed_s"]) if clock.is_file() else 0.0
+        self._earlier_s = _recorded_seconds(clock) if clock.is_file() else 0.0
         self._session_start = time.time()
         main = dist.is_main()
         self._check_config_kept()  # every rank: all raise, none waits
@@ -453,6 +461,14 @@ def _thinned(f: Callable[[int], float], n: int, points: int = 400) -> dict[str, 
     m = min(n, points)
     steps = sorted({1 + round(k * (n - 1) / max(m - 1, 1)) for k in range(m)})
     return {"steps": steps, "lambda": [round(f(i), 6) for i in steps]}
+
+
+def _recorded_seconds(clock: Path) -> float:
+    value = read_json(clock, expect=dict).get("elapsed_s")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        raise ValueError(f"{clock}: 'elapsed_s' should be a number of seconds, found {value!r} "
+                         "(delete the file to count from zero)")
+    return float(value)
 
 
 def run(cfg: Config, **kw) -> dict[str, Any]:

@@ -32,17 +32,17 @@ def run_left_out(run: Path) -> tuple[set[str], set[str]]:
     search's report leaves them out, so both measure the same thing."""
     results = run / "results.json"
     if results.is_file():
-        archs = read_json(results)["architectures"]
+        archs = read_json(results, expect=dict).get("architectures") or []
         landmarks = {a["arch"] for a in archs if a["landmark"]}
         return landmarks, {a["arch"] for a in archs
                            if a["role"].startswith("top") and a["arch"] not in landmarks}
     initial = run / "initial_landmarks.json"
     if (run / "run.json").is_file() and initial.is_file():  # benchmarks/ranking.py: no search
-        return set(read_json(initial)), set()
+        return set(read_json(initial, expect=list)), set()
     log.warning("%s has no results.json (the search has not finished): only its initial "
                 "landmarks are left out of the ranking, not the top-K that later iterations "
                 "added to them", run)
-    return (set(read_json(initial)) if initial.is_file() else set()), set()
+    return (set(read_json(initial, expect=list)) if initial.is_file() else set()), set()
 
 
 def sparse_threshold(given: float | None, configured: float | None, truth_path: str | Path,

@@ -57,7 +57,7 @@ def trained_arch(out_dir: str | Path) -> str | None:
     the arch.json `depthnas train` writes as it starts), if any."""
     out_dir = Path(out_dir)
     if (out_dir / "result.json").is_file():
-        return read_json(out_dir / "result.json").get("arch")
+        return read_json(out_dir / "result.json", expect=dict).get("arch")
     meta = Checkpointer(out_dir / "checkpoints").latest_metadata()
     if meta is not None:
         return meta.get("arch")
@@ -70,7 +70,7 @@ def trained_arch(out_dir: str | Path) -> str | None:
 def _own_result(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> dict | None:
     """The folder's result.json if it is of this architecture and recipe."""
     path = out_dir / "result.json"
-    done = read_json(path) if path.is_file() else {}
+    done = read_json(path, expect=dict) if path.is_file() else {}
     return done if done.get("arch") == arch_string and same_recipe(done.get("recipe"), rec) else None
 
 
@@ -100,7 +100,7 @@ def other_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -
     if saved is None:
         if not (out_dir / "result.json").is_file():
             return []
-        saved = read_json(out_dir / "result.json")
+        saved = read_json(out_dir / "result.json", expect=dict)
     theirs = saved.get("recipe", rec)
     diff = [f"arch: saved {saved.get('arch')!r}, now {arch_string!r}"] \
         if saved.get("arch") != arch_string else []

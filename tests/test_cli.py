@@ -1147,6 +1147,42 @@ def test_a_search_resumed_under_an_edited_config_yaml_is_refused(run_copy, capsy
                  "--set", "data.num_workers=0"]) == 0
 
 
+@pytest.mark.parametrize("name, content, said", [
+    ("search_1.json", '{"space": "v1-sync"}', "is damaged (KeyError: 'rng'); restore it, or delete it"),
+    ("search_1.json", "[1, 2]", "search_1.json: expected a JSON object, found array"),
+    ("elapsed.json", "[]", "elapsed.json: expected a JSON object, found array"),
+    ("elapsed.json", '{"elapsed_s": "soon"}', "elapsed.json: 'elapsed_s' should be a number"),
+    ("initial_landmarks.json", '["v1-sync:c3,c3"]', "initial_landmarks.json: 'v1-sync:c3,c3' is no "
+                                                     "v1-sync architecture"),
+])
+def test_a_run_file_of_the_wrong_shape_is_named(run_copy, capsys, name, content, said):
+    """Valid JSON of the wrong shape raised a KeyError, TypeError or AttributeError
+    traceback naming no file (a parse error in initial_landmarks.json named none either)."""
+    (run_copy / name).write_text(content)
+    assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err and "Traceback" not in err, err
+
+
+def test_a_line_of_the_wrong_shape_in_metrics_jsonl_is_skipped(run_copy, capsys):
+    """A `[1, 2]` line ended the run in an AttributeError after all its work, without
+    report.md."""
+    with open(run_copy / "metrics.jsonl", "a") as fh:
+        fh.write("[1, 2]\n")
+    (run_copy / "report.md").unlink()
+    assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 0
+    assert (run_copy / "report.md").is_file()
+
+
+def test_a_training_s_result_json_of_the_wrong_shape_is_named(tmp_path, capsys):
+    out = tmp_path / "t"
+    argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]
+    assert main(argv) == 0
+    (out / "result.json").write_text("[1, 2]")
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert f"{out / 'result.json'}: expected a JSON object, found array" in capsys.readouterr().err
+
+
 def test_a_second_search_reuses_the_stored_landmarks_and_random_search_runs(run_dir, tmp_path,
                                                                           capsys):
     """--landmarks STORE: landmarks trained by an earlier run of the same recipe are not
