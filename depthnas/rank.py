@@ -127,7 +127,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     check_recorded_splits(splits, run / "splits.json")  # the super-net's own validation split
     seed_everything(cfg.seed)  # as before the search builds its super-net
     supernet = space.build_supernet(**model_kwargs(cfg.model, space)).to(device)
-    Checkpointer(run / "checkpoints").load(supernet)
+    epoch = int(Checkpointer(run / "checkpoints").load(supernet)["epoch"])
     evaluator = PathEvaluator.for_run(supernet, make_task(space, cfg.supernet.loss), splits.train,
                                       splits.val, cfg, device)
     scores = [evaluator.score(a) for a in tqdm(archs, desc="scoring", disable=not progress)]
@@ -140,7 +140,12 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     report = ranking_report(values, scores, threshold)
     report["sparse_threshold_rule"] = rule
     report["landmarks_excluded"], report["search_picks_excluded"] = skipped, picked
-    atomic_write_json(run / "rank.json", {**report, "truth": str(truth_path),
+    # which super-net was scored: one of an unfinished run is half-trained, and its
+    # search's later picks are not yet known to be left out
+    report["supernet_epoch"] = epoch
+    report["supernet_epochs"] = cfg.search.iterations * cfg.supernet.epochs
+    report["run_finished"] = (run / "results.json").is_file()
+    atomic_write_json(run / "rank.json", {**report, "truth": str(Path(truth_path).resolve()),
                                           "scores": {space.to_string(a): s
                                                      for a, s in zip(archs, scores)}})
     return report
