@@ -244,6 +244,24 @@ def test_the_example_input_lets_every_side_stay_dynamic(tmp_path: Path, monkeypa
     assert shapes == [(2, 3, 64, 96)]
 
 
+def test_the_readme_s_onnxruntime_example_runs(onnx_file: Path, photos: Path, monkeypatch) -> None:
+    """The README shows how to run the exported file without depthnas; it must work as
+    printed (with this model and photo in place of model.onnx and photo.jpg)."""
+    import re
+    import shutil
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [code] = [c for c in re.findall(r"```python\n(.*?)```", readme, re.S) if "ort.InferenceSession" in c]
+    work = onnx_file.parent / "readme_example"
+    work.mkdir(exist_ok=True)
+    shutil.copy(onnx_file, work / "model.onnx")
+    shutil.copy(photos / "coffee.jpg", work / "photo.jpg")
+    monkeypatch.chdir(work)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["depth"].shape == (134, 200) and np.isfinite(scope["depth"]).all()
+    assert scope["depth"].std() > 0
+
+
 def test_out_must_name_an_onnx_file_and_is_checked_before_exporting(run_dir: Path, tmp_path: Path,
                                                                      capsys) -> None:
     folder = tmp_path / "exports"
