@@ -144,10 +144,17 @@ def interrupt_on_sigterm():
     return signal.signal(signal.SIGTERM, on_term)
 
 
-def stop_workers(procs: Sequence[Any], old_handler: Any) -> None:
-    """Put the SIGTERM handler back, then end and reap the worker processes."""
+def stop_workers(procs: Sequence[Any], old_handler: Any, wait_s: float = 2.0) -> None:
+    """Put the SIGTERM handler back, then reap the worker processes, ending those that
+    have not ended on their own within `wait_s` (together). A worker terminated while
+    it exits skips its clean-up, and the resource tracker then warned of a leaked
+    semaphore at the end of every table."""
     import signal
+    import time
     signal.signal(signal.SIGTERM, old_handler)
+    deadline = time.time() + wait_s
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.time()))
     for p in procs:
         if p.is_alive():
             p.terminate()
