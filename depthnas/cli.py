@@ -323,6 +323,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
     out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
     if args.command not in ("search", "train") or not out:
         return ""
+    if not (Path(out) / "config.yaml").is_file():  # stopped before it kept anything
+        return "nothing was kept yet: run the same command again, without --resume"
     from . import distributed
     command = f"depthnas {args.command} --out {out} --resume"
     if distributed.launched():  # by torchrun: relaunch so

@@ -220,8 +220,7 @@ class SearchRun:
             self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
             trainer.fit(until_epoch=(t + 1) * E)
             self._keep_time()
-            if dist.is_main():
-                self._check_search_kept(t, trainer.state.epoch)
+            self._check_search_kept(t, trainer.state.epoch)  # every rank: all raise, none waits
             top = self._search(t, evaluator) if dist.is_main() else None
             top = [space.from_string(s) for s in dist.broadcast_object(top)]
             for a, loss in zip(top, self.standalone(top, f"top-{t + 1}")):

@@ -68,7 +68,10 @@ def stop_on_signals(signalled: list[int]) -> Iterator[None]:
 
     hook = sys.unraisablehook
     ended = False
-    earlier = {sig: signal.signal(sig, terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # A signal ignored when the run started stays ignored: a script without job control
+    # starts `depthnas search &` so, that the Ctrl-C meant for the script spares it.
+    earlier = {sig: signal.signal(sig, terminate) for sig in (signal.SIGINT, signal.SIGTERM)
+               if signal.getsignal(sig) != signal.SIG_IGN}
     sys.unraisablehook = unraisable
     try:
         yield

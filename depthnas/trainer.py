@@ -304,8 +304,9 @@ class Trainer:
             lambda r: (r.get("phase") == self.name and isinstance(r.get("step"), int)
                        and r["step"] > step))
         if dropped:
-            log.info("%s: dropped %d metrics.jsonl record(s) of steps after the checkpoint "
-                     "(step %d); they are trained and logged again", self.name, dropped, step)
+            log.info("%s: dropped %d metrics.jsonl record(s) of steps %s; they are trained and "
+                     "logged again", self.name, dropped,
+                     f"after the checkpoint (step {step})" if step else "not in any checkpoint")
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.writes:

@@ -1746,6 +1746,34 @@ def test_after_a_stop_logging_s_fork_hook_failing_is_not_reported(monkeypatch):
     assert reported(print, [15])  # another owner: reported
 
 
+def test_a_signal_ignored_at_the_start_stays_ignored():
+    """A script without job control starts `depthnas search &` with SIGINT ignored, so
+    that its own Ctrl-C spares the job; the run's handler took SIGINT over regardless."""
+    import signal
+
+    from depthnas.stopping import stop_on_signals
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stop_on_signals([]):
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_run_stopped_before_it_kept_anything_is_not_told_to_resume(tmp_path):
+    """Stopped before its config.yaml, `depthnas train` said `--resume`, which then
+    failed with "nothing to resume"."""
+    import argparse
+
+    from depthnas.cli import _resume_hint
+    args = argparse.Namespace(command="train", resolved_out=str(tmp_path))
+    assert _resume_hint(args) == "nothing was kept yet: run the same command again, without --resume"
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    assert _resume_hint(args) == f"continue with: depthnas train --out {tmp_path} --resume"
+
+
 def test_a_loader_worker_forked_with_the_stop_handler_ends_quietly():
     """A worker forked while the run's SIGTERM handler was set, and signalled before
     torch set its own, raised the stop inside its start-up: a traceback under the

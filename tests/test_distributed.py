@@ -237,6 +237,24 @@ def test_an_error_every_rank_meets_is_printed_once(tmp_path):
     assert not out.exists()
 
 
+def test_a_deleted_search_is_refused_by_every_rank(ddp_run, tmp_path):
+    """Rank 0 alone checked it: the other ranks then ended in "the ranks lost contact"."""
+    src, _ = ddp_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    (out / "results.json").unlink()
+    (out / "search_1.json").unlink()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", "-m", "depthnas", "search", "--out", str(out),
+                           "--resume", "--no-progress"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    said = [line for line in proc.stderr.splitlines() if "search_1.json is missing" in line]
+    assert len(said) == 1 and said[0].startswith("error: "), proc.stderr[-3000:]
+    assert "lost contact" not in proc.stderr, proc.stderr[-3000:]
+
+
 def test_an_error_rank_0_did_not_meet_is_said_by_its_rank(monkeypatch, capsys):
     from depthnas import cli
     monkeypatch.setenv("WORLD_SIZE", "2")
