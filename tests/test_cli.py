@@ -242,13 +242,19 @@ def test_train_epochs_flag_sets_the_stand_alone_epochs(capsys):
 
 
 def test_interrupt_says_how_to_resume(monkeypatch, tmp_path, capsys):
+    """Once the run has kept its config.yaml, --resume; before, there is nothing to
+    resume (`--resume` said "nothing to resume"), so the command is run again."""
     import depthnas.pipeline
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(depthnas.pipeline, "run", interrupted)
+    monkeypatch.setattr(depthnas.pipeline.SearchRun, "_run", interrupted)  # after its start
     assert main(["search", *TINY, "--out", str(tmp_path / "r")]) == 130
-    assert f"depthnas search --out {tmp_path / 'r'} --resume" in capsys.readouterr().err
+    assert f"continue with: depthnas search --out {tmp_path / 'r'} --resume" in capsys.readouterr().err
+    monkeypatch.setattr(depthnas.pipeline, "run", interrupted)  # before
+    assert main(["search", *TINY, "--out", str(tmp_path / "s")]) == 130
+    assert capsys.readouterr().err.endswith(
+        "interrupted; nothing was kept yet: run the same command again, without --resume\n")
 
 
 def test_resuming_a_finished_run_retrains_nothing(run_copy, capsys):
@@ -974,11 +980,14 @@ def test_a_diverged_training_is_an_error_line_not_a_traceback(tmp_path, capsys):
     assert "error: standalone: non-finite" in err and "in a new --out" in err
 
 
-def test_a_stopped_torchrun_job_says_once_how_to_relaunch_it(monkeypatch):
+def test_a_stopped_torchrun_job_says_once_how_to_relaunch_it(monkeypatch, tmp_path):
     """Every rank printed the hint, and it left out torchrun: followed to the letter,
     an 8-GPU search resumed in one process."""
     from depthnas.cli import _stopped_message, build_parser
     from depthnas.stopping import Terminated
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    (tmp_path / "runs" / "x" / "config.yaml").write_text("seed: 0\n")  # a run that kept its start
     args = build_parser().parse_args(["search", "--out", "runs/x"])
     assert _stopped_message(args, KeyboardInterrupt()) == \
         "\ninterrupted; continue with: depthnas search --out runs/x --resume"
@@ -1488,11 +1497,15 @@ def test_output_piped_into_a_reader_that_leaves_early_is_not_an_error():
 
 
 def test_a_search_whose_output_pipe_closes_says_how_to_continue(tmp_path):
-    """Work stopped half-way is not a success: exit 141 (SIGPIPE's), with the resume hint."""
+    """Work stopped half-way is not a success: exit 141 (SIGPIPE's), with what to do.
+    Here the pipe is closed at the first line, before any work: the folder holding only
+    its start is removed, so the command is run again (--resume found nothing)."""
     out = tmp_path / "run"
     done = run_with_closed_stdout(["search", *TINY, "--out", str(out)])
     assert done.returncode == 141, done.stderr[-500:]
-    assert f"continue with: depthnas search --out {out} --resume" in done.stderr
+    assert "output pipe closed; nothing was kept yet: run the same command again, without " \
+           "--resume" in done.stderr
+    assert not out.exists()
 
 
 def test_a_run_refuses_data_that_no_longer_splits_as_it_recorded(tmp_path, capsys):
