@@ -841,7 +841,6 @@ def test_resuming_a_finished_training_restores_its_lost_model_file(tmp_path, cap
     over a search), so the model is trained again; one stopped as it saved, with its
     last checkpoint still there, is saved again from it."""
     from depthnas.checkpoint import read_metadata
-    from depthnas.trainer import Trainer
     out = tmp_path / "t"
     argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]
     assert main(argv) == 0
