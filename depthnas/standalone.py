@@ -1,7 +1,8 @@
 """Training one architecture on its own: `depthnas train`, landmarks and top-K.
 
-Writes into its folder: config.yaml, metrics.jsonl, checkpoints/, the final
-model.safetensors and result.json (validation loss with provenance). A folder
+Writes into its folder: config.yaml, metrics.jsonl, checkpoints/ (removed once it
+has finished), the final model.safetensors and result.json (validation loss with
+provenance). A folder
 whose result.json matches the architecture and recipe is reused, not retrained.
 
 `distributed=True` (`depthnas train` under torchrun) trains the one model
