@@ -45,18 +45,16 @@ def run_left_out(run: Path) -> tuple[set[str], set[str]]:
     return (set(read_json(initial, expect=list)) if initial.is_file() else set()), set()
 
 
-def sparse_threshold(given: float | None, configured: float | None, truth_path: str | Path,
-                     space_name: str) -> tuple[float | None, str]:
+def sparse_threshold(given: float | None, configured: float | None,
+                     noise: float | None) -> tuple[float | None, str]:
     """The sparse Kendall tau's bin width and the rule that chose it: --threshold; else
     the run's own search.sparse_threshold (a benchmarks/ranking.py run records the one
     its table says), so that `rank` re-scores a run as the run scored itself; else the
-    table's seed noise; else None, 1% of the truth range."""
-    from .truth import seed_noise
+    table's seed noise (`noise`, where it records one); else None, 1% of the truth range."""
     if given is not None:
         return given, "given (--threshold)"
     if configured is not None:
         return configured, "the run's search.sparse_threshold"
-    noise = seed_noise(truth_path, space_name)
     if noise is not None:
         return noise, "the table's median |seed 0 - seed 1|"
     return None, "1% of the truth range"
@@ -72,7 +70,7 @@ def check_options(threshold: float | None, limit: int | None) -> None:
 
 def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | None = None,
              limit: int | None = None, progress: bool = True) -> dict[str, Any]:
-    from .truth import for_space, load_truth, recorded_setup
+    from .truth import for_space, read_table
     check_options(threshold, limit)
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
@@ -82,10 +80,11 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
                          "model, no super-net); pass the folder of a `depthnas search`")
     cfg = config_mod.load(run / "config.yaml")
     space = get_space(cfg.space)
-    table = for_space(load_truth(truth_path), space, truth_path)
+    read = read_table(truth_path)
+    table = for_space(read.values, space, truth_path)
     foreign, invalid = table.foreign, table.invalid
     ours = config_mod.flat(cfg)
-    differ = {k: v for k, v in recorded_setup(truth_path).items() if ours.get(k) != v}
+    differ = {k: v for k, v in read.setup.items() if ours.get(k) != v}
     if differ:
         log.warning("%s was trained with %s; this run has %s: its stand-alone ranking may not be "
                     "the one this super-net can reproduce", truth_path,
@@ -136,7 +135,8 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
         log.warning("%d path(s) score non-finite in the super-net (diverged), left out of the "
                     "ranking: %s", len(diverged), "; ".join(diverged[:3]) +
                     (" ..." if len(diverged) > 3 else ""))
-    threshold, rule = sparse_threshold(threshold, cfg.search.sparse_threshold, truth_path, space.name)
+    threshold, rule = sparse_threshold(threshold, cfg.search.sparse_threshold,
+                                       read.seed_noise.get(space.name))
     report = ranking_report(values, scores, threshold)
     report["sparse_threshold_rule"] = rule
     report["landmarks_excluded"], report["search_picks_excluded"] = skipped, picked

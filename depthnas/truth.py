@@ -63,7 +63,24 @@ def _check_percent(accuracies: list[float], path: Path) -> None:
                          "'accuracy' is in percent (multiply by 100)")
 
 
+@dataclass
+class TruthTable:
+    """A table, read once: its losses, and what a benchmark table records beside them."""
+    values: dict[str, float]
+    # the model and data its trainings used, as config fields (model.backbone,
+    # model.features, data.image_size, data.spec), where recorded (benchmarks/depth_proxy)
+    setup: dict[str, Any] = field(default_factory=dict)
+    # per space, the median |seed 0 - seed 1| of its losses, where recorded: the loss
+    # difference below which the table's own order is noise (the sparse Kendall tau's
+    # natural bin width)
+    seed_noise: dict[str, float] = field(default_factory=dict)
+
+
 def load_truth(path: str | Path) -> dict[str, float]:
+    return read_table(path).values
+
+
+def read_table(path: str | Path) -> TruthTable:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"truth table not found: {path}")
@@ -92,8 +109,8 @@ def load_truth(path: str | Path) -> dict[str, float]:
                 raise ValueError(f"{path} line {line}: {r['arch']!r} is listed a second time")
             values[r["arch"]] = _value(r["arch"], numbers, path, accuracies)
         _check_percent(accuracies, path)
-        return {k: v for k, v in values.items() if v is not None}
-    data = read_json(path, unique_keys=True)
+        return TruthTable({k: v for k, v in values.items() if v is not None})
+    whole = data = read_json(path, unique_keys=True)
     if isinstance(data, dict) and "architectures" in data:
         data = data["architectures"]
     if isinstance(data, dict) and "entries" in data:
@@ -114,17 +131,11 @@ def load_truth(path: str | Path) -> dict[str, float]:
     else:
         raise ValueError(f"{path}: unrecognised truth table layout")
     _check_percent(accuracies, path)
-    return {k: v for k, v in values.items() if v is not None}
+    return TruthTable({k: v for k, v in values.items() if v is not None},
+                      _recorded_setup(whole), _seed_noise(whole))
 
 
-def recorded_setup(path: str | Path) -> dict[str, Any]:
-    """The model and data a benchmark table's stand-alone trainings used (as config
-    fields: model.backbone, model.features, data.image_size, data.spec), where the
-    table records them (`benchmarks/depth_proxy` tables do); else {}."""
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
-        return {}
-    data = read_json(path)
+def _recorded_setup(data: Any) -> dict[str, Any]:
     config = data.get("config") if isinstance(data, dict) else None
     recipe = config.get("recipe") if isinstance(config, dict) else None
     if not isinstance(recipe, dict):
@@ -137,17 +148,12 @@ def recorded_setup(path: str | Path) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v is not None}
 
 
-def seed_noise(path: str | Path, space_name: str) -> float | None:
-    """The median |seed 0 - seed 1| of a space's losses, where the table records it
-    (`benchmarks/depth_proxy` tables do): the loss difference below which the table's
-    own order is noise, the sparse Kendall tau's natural bin width."""
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
-        return None
-    data = read_json(path)
+def _seed_noise(data: Any) -> dict[str, float]:
     noise = data.get("seed_median_abs_diff") if isinstance(data, dict) else None
-    value = noise.get(space_name) if isinstance(noise, dict) else None
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+    if not isinstance(noise, dict):
+        return {}
+    return {k: float(v) for k, v in noise.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0}
 
 
 @dataclass

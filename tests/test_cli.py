@@ -1455,11 +1455,14 @@ def test_rank_states_a_small_threshold_and_warns_about_an_unfinished_run(run_dir
     assert "sparse_threshold_rule given (--threshold)" in out
     # without one: the run's own, else the table's seed noise, else 1% of the range
     from depthnas.rank import sparse_threshold
-    assert sparse_threshold(None, None, truth, "v1-sync") == (None, "1% of the truth range")
+    from depthnas.truth import read_table
+    assert read_table(truth).seed_noise == {}
+    assert sparse_threshold(None, None, None) == (None, "1% of the truth range")
     noisy = tmp_path / "noisy.json"
     noisy.write_text(json.dumps({"architectures": {}, "seed_median_abs_diff": {"v1-sync": 0.002}}))
-    assert sparse_threshold(None, None, noisy, "v1-sync") == (0.002, "the table's median |seed 0 - seed 1|")
-    assert sparse_threshold(None, 0.01, noisy, "v1-sync") == (0.01, "the run's search.sparse_threshold")
+    noise = read_table(noisy).seed_noise.get("v1-sync")
+    assert sparse_threshold(None, None, noise) == (0.002, "the table's median |seed 0 - seed 1|")
+    assert sparse_threshold(None, 0.01, noise) == (0.01, "the run's search.sparse_threshold")
     unfinished = tmp_path / "unfinished"
     shutil.copytree(run_dir, unfinished)
     (unfinished / "results.json").unlink()
