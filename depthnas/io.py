@@ -128,13 +128,14 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            record = err
-        if isinstance(record, dict):
-            records.append(record)
+            why = str(err)
         else:
-            logging.getLogger("depthnas.io").warning("%s line %d: skipped, not a JSON record (%s)",
-                                                     path, number, record if isinstance(
-                                                         record, Exception) else "not an object")
+            if isinstance(record, dict):
+                records.append(record)
+                continue
+            why = "not an object"
+        logging.getLogger("depthnas.io").warning("%s line %d: skipped, not a JSON record (%s)",
+                                                 path, number, why)
     return records
 
 

@@ -421,9 +421,9 @@ class Trainer:
                     self.log({"step": self.state.step, "epoch": epoch + n / self.steps_per_epoch,
                               "lr": self.scheduler.get_last_lr()[0], **logs})
             self.state.epoch += 1
-            self.state.train_s += time.time() - start
-            record = {"step": self.state.step, "epoch": self.state.epoch,
-                      "epoch_time_s": time.time() - start,
+            took = time.time() - start
+            self.state.train_s += took
+            record = {"step": self.state.step, "epoch": self.state.epoch, "epoch_time_s": took,
                       **{f"train_{k}": v / max(n, 1) for k, v in sums.items()}}
             if self.distributed:
                 # BatchNorm statistics follow rank 0 (as DDP's per-forward broadcast

@@ -116,10 +116,8 @@ class FusionCell(nn.Module):
         node2 = self._node(nodes, choice, "2")
         if node2 is not None:
             nodes["2"] = node2
-        node3 = self._node(nodes, choice, "3")
-        if node3 is None:
-            node3 = torch.zeros_like(x1)
-        return self.upsample[choice.upsample](node3)
+        # (not None: a node 3 no live edge reaches is a dead cell's, returned above)
+        return self.upsample[choice.upsample](self._node(nodes, choice, "3"))
 
 
 class Head(nn.Sequential):
