@@ -67,8 +67,10 @@ def load_weights(path: str | Path, model: nn.Module) -> None:
         raise ValueError(f"{path}: weights do not fit the model its metadata describes "
                          f"({str(err).splitlines()[-1].strip()})") from err
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not match the model "
-                         f"(missing {missing[:5]}..., unexpected {unexpected[:5]}...)")
+        parts = [f"{what} {len(keys)}: {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
+                 for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+        raise ValueError(f"{path}: weights do not match the model its metadata describes "
+                         f"({'; '.join(parts)})")
 
 
 class Checkpointer:

@@ -128,7 +128,7 @@ def _check_search(problems: _Problems, cfg: Config) -> None:
 
 
 def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None:
-    from depthnas.spaces.depth.model import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
+    from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
     m = cfg.model
     problems.choose("model.first_block_input", m.first_block_input, FIRST_BLOCK_INPUTS)
     problems.at_least(1, ("model.features", m.features), ("model.channels", m.channels))

@@ -1,8 +1,11 @@
-"""Candidate operations shared by the cell spaces (depth fusion blocks, NAS-Bench-201).
+"""Candidate operations shared by the cell spaces (depth fusion blocks, NAS-Bench-201),
+and the edge that holds an op per name (DARTS uses it with its own ops).
 
 Every op maps C channels to C channels at stride 1, so any op can sit on any edge.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
@@ -50,11 +53,12 @@ class ChoiceEdge(nn.Module):
     The super-net builds it with every candidate; a fixed model builds it with the
     chosen one only. The parameter names (`ops.<name>.*`) are identical in both,
     which is what lets a fixed model take its weights from the super-net by name.
+    `make` builds an op by name (the cell spaces' `make_edge_op`, DARTS' own).
     """
 
-    def __init__(self, names: tuple[str, ...], channels: int, affine: bool = True):
+    def __init__(self, names: tuple[str, ...], make: Callable[[str], nn.Module]):
         super().__init__()
-        self.ops = nn.ModuleDict({n: make_edge_op(n, channels, affine) for n in names})
+        self.ops = nn.ModuleDict({n: make(n) for n in names})
 
     def forward(self, x: torch.Tensor, name: str) -> torch.Tensor:
         return self.ops[name](x)

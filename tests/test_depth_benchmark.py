@@ -77,6 +77,22 @@ def test_table_is_complete_and_loads_as_truth(table_path):
     assert truth == {a: e["mean"] for a, e in archs.items()}
 
 
+@pytest.mark.parametrize("folder", ["depth_proxy", "depth_proxy/small"])
+def test_the_committed_tables_count_the_parameters_a_model_runs(folder):
+    """'params' is derived from the architecture and the recipe: the stand-alone
+    model's parameters, which hold only the ops its path runs."""
+    from depthnas.config import ModelConfig
+    from depthnas.models import PathParameters
+    table = json.loads((ROOT / "benchmarks" / folder / "table.json").read_text())
+    recipe = table["config"]["recipe"]
+    cfg = ModelConfig(backbone=recipe["backbone"], features=recipe["features"],
+                      first_block_input=recipe["first_block_input"])
+    counts = {name: PathParameters(get_space(name), cfg) for name in table["counts"]}
+    for arch, e in table["architectures"].items():
+        space = get_space(e["space"])
+        assert e["params"] == counts[space.name](space.from_string(arch)), arch
+
+
 def test_table_build_resumes_without_retraining(work, table_path, capsys):
     before = json.loads(table_path.read_text())["architectures"]
     again = work / "table_again.json"

@@ -10,6 +10,7 @@ from depthnas.spaces import get_space
 from depthnas.spaces.base import inherit_weights
 from depthnas.spaces.depth import create_backbone
 from depthnas.spaces.depth import BlockChoice, is_dead_cell
+from depthnas.spaces.depth.space import running_blocks
 from depthnas.spaces.depth.model import FusionCell, make_upsample
 from depthnas.spaces.ops import EDGE_OPS
 
@@ -236,10 +237,21 @@ def test_a_dead_cell_outputs_zeros_whatever_its_biases(upsample):
     choice = BlockChoice(("none", "none", "none", "none", "nor_conv_3x3"), upsample)
     assert is_dead_cell(choice)
     x0, x1 = torch.randn(2, 8, 6, 5), torch.randn(2, 8, 6, 5)
-    out = cell(x0, x1, choice)
-    assert out.shape == (2, 8, 12, 10) and not out.any()
+    assert cell(x0, x1, running_blocks([choice])[0]) is None  # nothing, not a constant
     alive = BlockChoice(("none", "none", "nor_conv_3x3", "none", "none"), upsample)
-    assert cell(x0, x1, alive).shape == out.shape
+    assert cell(x0, x1, running_blocks([alive])[0]).shape == (2, 8, 12, 10)
+
+
+def test_a_dead_finest_block_gives_the_head_zeros():
+    torch.manual_seed(0)
+    space = get_space("v2-nonsync")
+    dead = "none,none,none,none,c3+tconv"
+    arch = space.from_string(f"v2-nonsync:c3,c1,skip,ap,c3+ps/c1,none,c3,skip,ap+tconv/"
+                             f"skip,c3,none,c1,c1+bic/{dead}")
+    net = space.build_supernet(**KW).eval()
+    x = torch.randn(2, 3, 64, 64)
+    zeros = torch.zeros(2, KW["features"], 32, 32)
+    torch.testing.assert_close(net(x, arch), net.head(zeros), rtol=0, atol=0)
 
 
 def test_an_edge_from_a_node_no_input_reaches_adds_nothing():
@@ -256,7 +268,62 @@ def test_an_edge_from_a_node_no_input_reaches_adds_nothing():
     with_edge = BlockChoice(("none", "none", "skip_connect", "none", "nor_conv_3x3"), "bilinear")
     without = BlockChoice(("none", "none", "skip_connect", "none", "none"), "bilinear")
     assert not is_dead_cell(with_edge)
-    torch.testing.assert_close(cell(x0, x1, with_edge), cell(x0, x1, without))
+    torch.testing.assert_close(cell(x0, x1, *running_blocks([with_edge])),
+                               cell(x0, x1, *running_blocks([without])))
+
+
+def test_running_blocks_drop_edges_that_see_nothing_or_feed_nothing():
+    def run(*blocks):
+        return [",".join(b.edges) for b in running_blocks(
+            [BlockChoice(tuple(b.split(",")), "bilinear") for b in blocks])]
+    live = "c3,c1,skip,ap,c3"
+    assert run(live) == [live]  # 2<-0 2<-1 3<-0 3<-1 3<-2
+    # node 2 empty: its edge to node 3 sees nothing
+    assert run("none,none,ap,none,c3") == ["none,none,ap,none,none"]
+    # 3<-2 none: nothing reads node 2, so its edges are work thrown away
+    assert run("c3,c1,ap,c1,none") == ["none,none,ap,c1,none"]
+    # a dead block outputs nothing: the next block's edges from node 0 see nothing,
+    # and the block before it feeds nothing
+    assert run(live, "none,none,none,none,c3", "c3,c1,c3,c1,c1", live) == [
+        "none,none,none,none,none", "none,none,none,none,none",
+        "none,c1,none,c1,c1", live]
+    # a block that does not read node 0 leaves the block before it unread
+    assert run(live, "none,c1,none,c1,c1") == ["none,none,none,none,none", "none,c1,none,c1,c1"]
+
+
+def test_a_block_after_a_dead_one_adds_nothing_from_it():
+    """A dead block's zeros used to run through the next block's node-0 edges,
+    adding their BatchNorm shifts: the edge changed the output."""
+    torch.manual_seed(0)
+    space = get_space("v1-nonsync")
+    net = space.build_supernet(**KW).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.bias.data.fill_(0.5)  # a trained shift
+    body = "v1-nonsync:c3,c1,skip,ap,c3/none,none,none,none,c3/{}/c1,c3,skip,ap,c1"
+    with_edge = space.from_string(body.format("none,c1,c3,c1,c1"))
+    without = space.from_string(body.format("none,c1,none,c1,c1"))
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(net(x, with_edge), net(x, without), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["v2-nonsync", "v1-sync"])
+def test_a_fixed_model_holds_exactly_the_fusion_ops_its_path_trains(name):
+    """The super-net's gradients name the ops a path runs; the fixed model of that
+    path holds those and no others, so its parameter count (search.max_params) is
+    what runs."""
+    space = get_space(name)
+    rng = random.Random(0)
+    x = torch.randn(1, 3, 64, 64)
+    net = space.build_supernet(backbone="resnet18", features=8)
+    for _ in range(12):
+        arch = space.sample(rng)
+        net.zero_grad(set_to_none=True)
+        net(x, arch).mean().backward()
+        trained = {n for n, p in net.named_parameters() if n.startswith("blocks.") and p.grad is not None}
+        fixed = space.build_fixed(arch, backbone="resnet18", features=8)
+        held = {n for n, _ in fixed.named_parameters() if n.startswith("blocks.")}
+        assert held == trained, space.to_string(arch)
 
 
 def test_path_parameters_match_the_built_models_and_build_the_backbone_once(monkeypatch):
@@ -348,3 +415,19 @@ def test_a_model_that_ignores_its_input_is_known_by_its_architecture(arch, first
         first, second = (model(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(s)))
                          for s in (0, 1))
     assert torch.equal(first, second) == cut_off
+
+
+def test_a_model_file_holding_other_ops_than_its_architecture_runs_is_named(tmp_path):
+    """A file whose weights are another path's (here ones for node 2's edges, which
+    the recorded architecture never runs) is refused with the keys at fault."""
+    from depthnas.checkpoint import save_model
+    from depthnas.config import ModelConfig
+    from depthnas.models import load_model, model_metadata
+    space, cfg = get_space("v1-sync"), ModelConfig(backbone="resnet18", features=16)
+    written = space.build_fixed(space.from_string("v1-sync:c3,c1,ap,c1,c3"), **KW)
+    recorded = space.from_string("v1-sync:none,none,ap,c1,c3")
+    path = save_model(tmp_path / "model.safetensors", written,
+                      model_metadata(space, recorded, cfg, (64, 64)))
+    with pytest.raises(ValueError, match=r"model.safetensors: weights do not match the model its "
+                                         r"metadata describes \(unexpected \d+: blocks\.0\.edges\.e20"):
+        load_model(path)

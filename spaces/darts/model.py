@@ -11,11 +11,14 @@ model copies its weights from the super-net by name.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
 from ..base import Arch, resolve_arch
-from .ops import FactorizedReduce, ReLUConvBN, make_darts_op
+from ..ops import ChoiceEdge, ReLUConvBN
+from .ops import FactorizedReduce, make_darts_op
 from .space import DARTS_OPS, NODES, DartsSpace
 
 NodeChoice = tuple[str, int, str, int]  # (op_lo, input_lo, op_hi, input_hi)
@@ -23,17 +26,6 @@ NodeChoice = tuple[str, int, str, int]  # (op_lo, input_lo, op_hi, input_hi)
 
 def edge_key(node: int, src: int) -> str:
     return f"n{node}_{src}"
-
-
-class DartsEdge(nn.Module):
-    """One (input -> node) edge holding its candidate ops by name."""
-
-    def __init__(self, names: tuple[str, ...], c: int, stride: int):
-        super().__init__()
-        self.ops = nn.ModuleDict({n: make_darts_op(n, c, stride) for n in names})
-
-    def forward(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        return self.ops[name](x)
 
 
 class DartsCell(nn.Module):
@@ -53,8 +45,8 @@ class DartsCell(nn.Module):
                 ops.setdefault((n, lo), set()).add(op_lo)
                 ops.setdefault((n, hi), set()).add(op_hi)
         self.edges = nn.ModuleDict({
-            edge_key(n, j): DartsEdge(tuple(o for o in DARTS_OPS if o in names), c,
-                                      2 if reduction and j < 2 else 1)
+            edge_key(n, j): ChoiceEdge(tuple(o for o in DARTS_OPS if o in names),
+                                       partial(make_darts_op, c=c, stride=2 if reduction and j < 2 else 1))
             for (n, j), names in sorted(ops.items())})
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, choice: list[NodeChoice]) -> torch.Tensor:

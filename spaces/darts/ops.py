@@ -10,13 +10,6 @@ import torch
 from torch import nn
 
 
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1):
-        super().__init__(nn.ReLU(inplace=False),
-                         nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(c_out))
-
-
 class DilConv(nn.Sequential):
     """ReLU -> depthwise dilated conv -> pointwise conv -> BN."""
 

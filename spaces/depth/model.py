@@ -5,13 +5,14 @@
 
 The same class is the super-net (arch=None: every candidate op, one path per
 forward, chosen by the `arch` argument) and a stand-alone model (arch given: only
-that path's modules). Parameter names are identical, so a fixed model loads the
+the modules that path runs). Parameter names are identical, so a fixed model loads the
 super-net's weights for its path with a plain state-dict subset.
 """
 from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 from pathlib import Path
 
 import timm
@@ -20,15 +21,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import Arch, resolve_arch
-from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN
-from .space import EDGES, NUM_BLOCKS, BlockChoice, DepthSpace, is_dead_cell
+from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN, make_edge_op
+from .space import (EDGES, FIRST_BLOCK_INPUTS, NUM_BLOCKS, WEIGHT_SUFFIXES, BlockChoice, DepthSpace,
+                    has_output, running_blocks)
 
 log = logging.getLogger(__name__)
 
 EDGE_KEYS = {e: "e" + e.replace("<-", "") for e in EDGES}  # "2<-0" -> "e20"
 BACKBONE_STRIDES = (4, 8, 16, 32)
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # local backbone weight files
-FIRST_BLOCK_INPUTS = ("duplicate", "zeros")  # what the coarsest block fuses with (REFERENCE)
 
 
 class Interpolate(nn.Module):
@@ -90,34 +90,24 @@ class FusionCell(nn.Module):
     def __init__(self, channels: int, edge_ops: dict[str, tuple[str, ...]],
                  upsample_ops: tuple[str, ...]):
         super().__init__()
-        self.edges = nn.ModuleDict({EDGE_KEYS[e]: ChoiceEdge(edge_ops[e], channels)
+        self.edges = nn.ModuleDict({EDGE_KEYS[e]: ChoiceEdge(edge_ops[e], partial(make_edge_op, channels=channels))
                                     for e in EDGES})
         self.upsample = nn.ModuleDict({u: make_upsample(u, channels) for u in upsample_ops})
 
-    def _node(self, inputs: dict[str, torch.Tensor], choice: BlockChoice, target: str):
-        """The sum of the node's edges from live nodes; None when it has none. An edge
-        from a node no input reaches carries nothing: run on its zeros, a conv edge
-        would add its BatchNorm's shift, a constant no input path explains (the same
-        reason a dead cell outputs zeros)."""
-        out = None
-        for edge in EDGES:
-            if edge.startswith(target) and choice.op(edge) != "none" and edge[-1] in inputs:
-                y = self.edges[EDGE_KEYS[edge]](inputs[edge[-1]], choice.op(edge))
-                out = y if out is None else out + y
-        return out
-
-    def forward(self, x0: torch.Tensor, x1: torch.Tensor, choice: BlockChoice) -> torch.Tensor:
-        if is_dead_cell(choice):
-            # No input reaches node 3: the block outputs zeros, as the space defines.
-            # Running its ops on zeros would add BatchNorm shifts and biases instead.
-            b, c, h, w = x1.shape
-            return x1.new_zeros(b, c, 2 * h, 2 * w)
+    def forward(self, x0: torch.Tensor | None, x1: torch.Tensor,
+                block: BlockChoice) -> torch.Tensor | None:
+        """`block` comes from `running_blocks`: its edges all have a source and a
+        reader, so a node is the sum of its non-none edges, or nothing. None in (no
+        block before has output) and None out (node 3 has no edge) both mean nothing."""
         nodes = {"0": x0, "1": x1}
-        node2 = self._node(nodes, choice, "2")
-        if node2 is not None:
-            nodes["2"] = node2
-        # (not None: a node 3 no live edge reaches is a dead cell's, returned above)
-        return self.upsample[choice.upsample](self._node(nodes, choice, "3"))
+        for target in "23":
+            out = None
+            for edge in EDGES:
+                if edge[0] == target and block.op(edge) != "none":
+                    y = self.edges[EDGE_KEYS[edge]](nodes[edge[-1]], block.op(edge))
+                    out = y if out is None else out + y
+            nodes[target] = out
+        return None if nodes["3"] is None else self.upsample[block.upsample](nodes["3"])
 
 
 class Head(nn.Sequential):
@@ -278,7 +268,8 @@ class DepthNet(nn.Module):
         self.laterals = nn.ModuleList(
             nn.Conv2d(c, features, 3, padding=1, bias=False)
             for c in self.backbone.feature_info.channels())
-        fixed = space.blocks(arch) if arch is not None else None
+        # A fixed model holds only the ops its path runs (see `running_blocks`).
+        fixed = running_blocks(space.blocks(arch)) if arch is not None else None
         cells = []
         for i in range(NUM_BLOCKS):
             if fixed is None:
@@ -286,7 +277,7 @@ class DepthNet(nn.Module):
                 ups = space.upsample_ops
             else:
                 edge_ops = {e: (fixed[i].op(e),) for e in EDGES}
-                ups = (fixed[i].upsample,)
+                ups = (fixed[i].upsample,) if has_output(fixed[i]) else ()
             cells.append(FusionCell(features, edge_ops, ups))
         self.blocks = nn.ModuleList(cells)  # coarse (stride 32) to fine (stride 4)
         self.head = Head(features)
@@ -307,6 +298,9 @@ class DepthNet(nn.Module):
         path = features[-1] if self.first_block_input == "duplicate" else torch.zeros_like(features[-1])
         for i, (cell, lateral) in enumerate(zip(self.blocks, reversed(features))):
             path = cell(path, lateral, choices[i])
+        if path is None:  # the finest block outputs nothing: zeros, as the space defines
+            b, c, h, w = features[0].shape
+            path = features[0].new_zeros(b, c, 2 * h, 2 * w)
         return self.head(path) if head else path
 
     def decode_for_calibration(self, features: list[torch.Tensor],
@@ -320,7 +314,7 @@ class DepthNet(nn.Module):
         return self.decode(self.encode(x), arch)
 
     def _choices(self, arch: Arch | None) -> list[BlockChoice]:
-        return self.space.blocks(resolve_arch(self.space, self.arch, arch))
+        return running_blocks(self.space.blocks(resolve_arch(self.space, self.arch, arch)))
 
     def decoder_modules(self) -> list[nn.Module]:
         """Modules whose statistics depend on the path (used by BN recalibration)."""

@@ -9,9 +9,11 @@ blocks keep their own weights); non-sync spaces choose per block.
 Encoding (genes): per block, the five edge ops in EDGES order, then in V2 the
 upsampling op; sync spaces encode one block, non-sync spaces four, coarse to fine.
 
-Dead cells: when no path joins node 3 to an input the block outputs zeros. They
-stay in the space so the counts match the paper (3,125 ... 2.4e16); they simply
-train and score badly. `is_dead_cell` lets benchmarks exclude them.
+Dead cells: when no path joins node 3 to an input the block outputs nothing (zeros
+where the head needs a tensor). They stay in the space so the counts match the paper
+(3,125 ... 2.4e16); they simply train and score badly. `is_dead_cell` lets benchmarks
+exclude them. `running_blocks` says which ops a path runs: none on nodes that are
+empty, none whose result nothing reads.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from ..ops import EDGE_OPS
 EDGES = ("2<-0", "2<-1", "3<-0", "3<-1", "3<-2")
 UPSAMPLE_OPS = ("bilinear", "bicubic", "transposed_conv", "pixel_shuffle")
 NUM_BLOCKS = 4
+FIRST_BLOCK_INPUTS = ("duplicate", "zeros")  # what the coarsest block fuses with (REFERENCE)
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # local backbone weight files
 
 # Compact one-line form: short codes; full names are accepted when parsing.
 EDGE_CODES = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "c1",
@@ -58,6 +62,40 @@ def is_dead_cell(block: BlockChoice) -> bool:
     node2_alive = e["2<-0"] != "none" or e["2<-1"] != "none"
     return (e["3<-0"] == "none" and e["3<-1"] == "none"
             and (e["3<-2"] == "none" or not node2_alive))
+
+
+def running_blocks(blocks: list[BlockChoice]) -> list[BlockChoice]:
+    """The blocks as the network runs them: every edge whose op would see nothing,
+    or whose result nothing reads, set to none.
+
+    An edge out of a node no input reaches (node 2 when 2<-0 and 2<-1 are none;
+    node 0 after a block that outputs nothing) would run its op on zeros, and a conv
+    edge would add its BatchNorm's shift, a constant no input path explains. An edge
+    into a node nothing reads (node 2 when 3<-2 is none; every edge of a block whose
+    output the next block does not read) is work thrown away. A fixed model builds
+    only the ops left, so its parameters are the ones that run."""
+    edges = [dict(zip(EDGES, b.edges)) for b in blocks]
+    has_0 = True  # the coarsest block's node 0: the encoder feature (or zeros, by choice)
+    for e in edges:  # coarse to fine: drop edges out of empty nodes
+        has = {"0": has_0, "1": True}
+        for target in "23":
+            for edge in EDGES:
+                if edge[0] == target and not has[edge[-1]]:
+                    e[edge] = "none"
+            has[target] = any(e[edge] != "none" for edge in EDGES if edge[0] == target)
+        has_0 = has["3"]
+    read_3 = True  # the finest block's node 3 feeds the head
+    for e in reversed(edges):  # fine to coarse: drop edges into nodes nothing reads
+        for edge in EDGES:
+            if not read_3 or (edge[0] == "2" and e["3<-2"] == "none"):
+                e[edge] = "none"
+        read_3 = e["3<-0"] != "none" or e["2<-0"] != "none"  # this block reads node 0
+    return [BlockChoice(tuple(e[edge] for edge in EDGES), b.upsample) for e, b in zip(edges, blocks)]
+
+
+def has_output(block: BlockChoice) -> bool:
+    """True when some edge into node 3 runs (for a block of `running_blocks`)."""
+    return any(op != "none" for edge, op in zip(EDGES, block.edges) if edge[0] == "3")
 
 
 class DepthSpace(SearchSpace):

@@ -10,11 +10,13 @@ weights from the super-net with a plain state-dict subset.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
 from ..base import Arch, resolve_arch
-from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN
+from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN, make_edge_op
 from .space import EDGES, NUM_NODES, NB201Space
 
 EDGE_KEYS = {e: f"e{e[0]}{e[1]}" for e in EDGES}  # (2, 1) -> "e21"
@@ -45,7 +47,7 @@ class NB201Cell(nn.Module):
 
     def __init__(self, channels: int, edge_ops: dict[tuple[int, int], tuple[str, ...]]):
         super().__init__()
-        self.edges = nn.ModuleDict({EDGE_KEYS[e]: ChoiceEdge(edge_ops[e], channels) for e in EDGES})
+        self.edges = nn.ModuleDict({EDGE_KEYS[e]: ChoiceEdge(edge_ops[e], partial(make_edge_op, channels=channels)) for e in EDGES})
 
     def forward(self, x: torch.Tensor, ops: dict[tuple[int, int], str]) -> torch.Tensor:
         nodes = [x]
