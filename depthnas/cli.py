@@ -82,7 +82,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import check_data_fits_space, check_recorded_splits, load_splits
     from .models import is_classification
     from .recipe import recipe
-    from .standalone import ARCH_FILE, other_training, train_standalone, trained_arch
+    from .runs import ARCH_FILE, trained_arch
+    from .standalone import other_training, train_standalone
     from .task import make_task
     cfg = build_config(args)
     arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)

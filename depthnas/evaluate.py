@@ -145,7 +145,7 @@ NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import config as config_mod
     from .terminal import show_progress
-    from .models import resolve_model_file
+    from .runs import resolve_model_file
     # Options evaluate() does not see first (it checks --net-size and --device itself,
     # before the model loads): a mistake is reported before the data is read.
     out = check_out(args.out)

@@ -15,6 +15,7 @@ from depthnas.spaces import Arch, SearchSpace, get_space
 
 from .checkpoint import load_weights, read_metadata
 from .config import ModelConfig
+from .runs import resolve_model_file
 
 FORMAT = "depthnas-model/1"
 
@@ -89,33 +90,6 @@ def smallest_architecture(space: SearchSpace, cfg: ModelConfig) -> tuple[Arch, i
             if params < best:
                 best, genes = params, trial
     return space.make(genes), best
-
-
-def resolve_model_file(path: str | Path) -> Path:
-    """Accept a model file, a stand-alone training folder or a search run folder."""
-    path = Path(path)
-    if path.is_dir():
-        from .runs import holds_run, model_of_run, run_kind
-        model = model_of_run(path)
-        if model is not None:
-            return model
-        kind = run_kind(path)
-        finished = (path / ("results.json" if kind == "search" else "result.json")).is_file()
-        if kind is not None and holds_run(path) and not finished:
-            what = "training" if kind == "train" else kind
-            raise FileNotFoundError(f"{path} holds no model yet: its {what} stopped before the "
-                                    f"end; finish it with `depthnas {kind} --out {path} --resume`")
-        raise FileNotFoundError(f"{path} holds no model.safetensors (nor best/model.safetensors)")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file or folder (give a model.safetensors, or "
-                                "the folder of a search or training run)")
-    if path.suffix.lower() == ".onnx":
-        raise ValueError(f"{path} is an ONNX export; this needs the model.safetensors it was "
-                         "exported from (or its run folder)")
-    if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"):
-        raise ValueError(f"{path} is an image, not a model: give a model.safetensors written by "
-                         "depthnas, or its run folder")
-    return path
 
 
 def load_depth_model(path: str | Path, device: str | torch.device = "cpu"

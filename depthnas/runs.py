@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .config import ConfigError
+from .io import read_json
 
 # Once work has started a folder holds one of these. config.yaml, splits.json and the
 # drawn initial_landmarks.json alone are a start that failed before any training:
@@ -19,6 +20,9 @@ FAILED_START_LEFTOVERS = ("initial_landmarks.json", "splits.json")
 # The model a run produces: a search's best architecture, trained; a training's own.
 SEARCH_MODEL = "best/model.safetensors"
 TRAIN_MODEL = "model.safetensors"
+# What `depthnas train` trains, written before anything else: a run stopped before its
+# first checkpoint still says which architecture `--resume` continues.
+ARCH_FILE = "arch.json"
 # Files only one command writes.
 KIND_MARKERS = {"search": ("standalone", "results.json", "initial_landmarks.json", "best_arch.json"),
                 "train": ("result.json", TRAIN_MODEL)}
@@ -53,7 +57,6 @@ def run_kind(out: str | Path) -> str | None:
     for kind, markers in KIND_MARKERS.items():
         if any((out / m).exists() for m in markers):
             return kind
-    from .standalone import trained_arch
     try:
         return "train" if trained_arch(out) else None
     except ValueError:  # a damaged checkpoint: the loader names it when it is read
@@ -133,7 +136,7 @@ def run_lock(out: Path) -> Iterator[None]:
 
 
 # What a start writes before any work: a folder holding only these lost nothing.
-STARTING_FILES = {".depthnas.lock", "config.yaml", "arch.json", *FAILED_START_LEFTOVERS}
+STARTING_FILES = {".depthnas.lock", "config.yaml", ARCH_FILE, *FAILED_START_LEFTOVERS}
 
 
 def _remove_failed_start(out: Path) -> None:
@@ -147,3 +150,45 @@ def _remove_failed_start(out: Path) -> None:
             d.rmdir()
     with contextlib.suppress(OSError):  # something arrived meanwhile: keep it
         out.rmdir()
+
+
+def trained_arch(out_dir: str | Path) -> str | None:
+    """The architecture a training folder holds (finished, checkpointed, or named by
+    the arch.json `depthnas train` writes as it starts), if any."""
+    from .checkpoint import Checkpointer  # torch: not for `depthnas --help`
+    out_dir = Path(out_dir)
+    if (out_dir / "result.json").is_file():
+        return read_json(out_dir / "result.json", expect=dict).get("arch")
+    meta = Checkpointer(out_dir / "checkpoints").latest_metadata()
+    if meta is not None:
+        return meta.get("arch")
+    if (out_dir / ARCH_FILE).is_file():
+        found = read_json(out_dir / ARCH_FILE)
+        return found.get("string") if isinstance(found, dict) else None
+    return None
+
+
+def resolve_model_file(path: str | Path) -> Path:
+    """Accept a model file, a stand-alone training folder or a search run folder."""
+    path = Path(path)
+    if path.is_dir():
+        model = model_of_run(path)
+        if model is not None:
+            return model
+        kind = run_kind(path)
+        finished = (path / ("results.json" if kind == "search" else "result.json")).is_file()
+        if kind is not None and holds_run(path) and not finished:
+            what = "training" if kind == "train" else kind
+            raise FileNotFoundError(f"{path} holds no model yet: its {what} stopped before the "
+                                    f"end; finish it with `depthnas {kind} --out {path} --resume`")
+        raise FileNotFoundError(f"{path} holds no model.safetensors (nor best/model.safetensors)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file or folder (give a model.safetensors, or "
+                                "the folder of a search or training run)")
+    if path.suffix.lower() == ".onnx":
+        raise ValueError(f"{path} is an ONNX export; this needs the model.safetensors it was "
+                         "exported from (or its run folder)")
+    if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"):
+        raise ValueError(f"{path} is an image, not a model: give a model.safetensors written by "
+                         "depthnas, or its run folder")
+    return path

@@ -38,11 +38,6 @@ from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 
-# What `depthnas train` trains, written before anything else: a run stopped before its
-# first checkpoint still says which architecture `--resume` continues.
-ARCH_FILE = "arch.json"
-
-
 def arch_slug(text: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
     # A file name stops at 255 bytes. Only longer slugs (DARTS genotypes, ~330) are
@@ -51,21 +46,6 @@ def arch_slug(text: str) -> str:
     if len(slug) > 200:
         slug = f"{slug[:150]}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
     return slug
-
-
-def trained_arch(out_dir: str | Path) -> str | None:
-    """The architecture a training folder holds (finished, checkpointed, or named by
-    the arch.json `depthnas train` writes as it starts), if any."""
-    out_dir = Path(out_dir)
-    if (out_dir / "result.json").is_file():
-        return read_json(out_dir / "result.json", expect=dict).get("arch")
-    meta = Checkpointer(out_dir / "checkpoints").latest_metadata()
-    if meta is not None:
-        return meta.get("arch")
-    if (out_dir / ARCH_FILE).is_file():
-        found = read_json(out_dir / ARCH_FILE)
-        return found.get("string") if isinstance(found, dict) else None
-    return None
 
 
 def _own_result(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> dict | None:

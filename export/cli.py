@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from depthnas.arch_arg import naming_arch_file, read_arch_arg
     from depthnas.io import check_parent_folders
-    from depthnas.models import resolve_model_file
+    from depthnas.runs import resolve_model_file
 
     from .onnx_export import DEFAULT_OPSET, PARITY_RTOL, check_parity, export_onnx
     model_file = resolve_model_file(args.run or args.checkpoint)

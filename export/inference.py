@@ -69,15 +69,12 @@ class DepthEstimator(ABC):
 
 def load_torch_model(path: str | Path, device: str | torch.device = "cpu"
                      ) -> tuple[torch.nn.Module, dict[str, Any], Path]:
-    """`depthnas.models.load_depth_model`, with a damaged file reported by name."""
-    from safetensors import SafetensorError
-
-    from depthnas.models import load_depth_model, resolve_model_file
+    """`depthnas.models.load_depth_model`, also giving the model file it read (a run
+    folder resolves to its model). A damaged file is a ValueError naming it."""
+    from depthnas.models import load_depth_model
+    from depthnas.runs import resolve_model_file
     path = resolve_model_file(path)
-    try:
-        model, meta = load_depth_model(path, device)
-    except SafetensorError as err:
-        raise ValueError(f"{path}: not a readable safetensors model file ({err})") from err
+    model, meta = load_depth_model(path, device)
     return model, meta, path
 
 

@@ -34,6 +34,7 @@ from torch import nn
 
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD
 from depthnas.io import atomic_write
+from depthnas.models import count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def onnx_metadata(meta: dict[str, Any], model: nn.Module, exporter: str,
         "applied_in_graph_mean": json.dumps(list(IMAGENET_MEAN)),
         "applied_in_graph_std": json.dumps(list(IMAGENET_STD)),
         "output": OUTPUT_MEANING,
-        "parameters": str(sum(p.numel() for p in model.parameters())),
+        "parameters": str(count_parameters(model)),
         "exporter": exporter,
         "opset": str(opset),
     }
