@@ -164,9 +164,7 @@ class PathEvaluator:
             for out, batch in results:
                 s, n = self.task.score(out, batch)
                 total, count = total + s.double(), count + n
-        if not count:
-            raise ValueError("the validation split is empty: nothing to score a path on")
-        return float(total) / count  # the one read-back of the score
+        return _mean(total, count, "a path", self.task)
 
 
 def evaluate_fixed(model: nn.Module, task: Task, val_set: Dataset, *, batch_size: int = 8,
@@ -216,9 +214,17 @@ def _mean_score(model: nn.Module, task: Task, batches: Iterable[dict[str, Any]],
         with autocast(device, precision):
             s, n = task.score(model(task.inputs(batch)), batch)
         total, count = total + s.double(), count + n
-    if not count:
-        raise ValueError("the validation split is empty: nothing to score the model on")
-    return float(total) / count
+    return _mean(total, count, "the model", task)
+
+
+def _mean(total: torch.Tensor | float, count: torch.Tensor | int, what: str, task: Task) -> float:
+    """The split's mean score, read back once."""
+    if not float(count):
+        why = ("" if task.name != "depth" else ", or no image in it has two valid depth pixels "
+               "inside the area scored (validation images are resized and centre-cropped to "
+               "data.image_size)")
+        raise ValueError(f"nothing to score {what} on: the validation split is empty{why}")
+    return float(total) / float(count)
 
 
 class _Constant(nn.Module):

@@ -20,10 +20,11 @@ class Task(Protocol):
     def loss(self, output: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         """Differentiable training loss (mean over the batch)."""
 
-    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        """(sum, count) of the validation score over the batch: lower is better.
-        The sum stays a device tensor: callers add up a whole split and read it
-        back once, since a read-back per batch would stall the GPU's queue."""
+    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | int]:
+        """(sum, count) of the validation score over the examples of the batch that
+        can be scored: lower is better. Both may stay device tensors: callers add up
+        a whole split and read it back once, since a read-back per batch would stall
+        the GPU's queue."""
 
 
 class DepthTask:
@@ -44,8 +45,11 @@ class DepthTask:
     def loss(self, output: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         return self.criterion(output.float(), batch["target"], batch["mask"])
 
-    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        n = output.shape[0]
+    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        # An image with fewer than two valid pixels (sparse ground truth, or valid
+        # pixels only outside the validation crop) drops out of the loss: counted, it
+        # would add a perfect 0 and pull the mean down, to 0.0 for a split of them.
+        n = (batch["mask"].flatten(1).sum(1) >= 2).sum().double()
         return self.loss(output, batch).detach().double() * n, n
 
 

@@ -1444,6 +1444,25 @@ def test_an_empty_validation_split_is_an_error_not_a_perfect_score():
         evaluate_fixed(torch.nn.Identity(), DepthTask(), [])
 
 
+def test_images_without_valid_depth_in_the_scored_crop_do_not_score_zero():
+    """Valid depth only outside the validation crop: each such image added a perfect 0,
+    so a split of them scored 0.0 ('learned nothing' blamed on a dead ReLU)."""
+    from depthnas.evaluation import evaluate_fixed
+    from depthnas.task import DepthTask
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 1, 1)
+
+    def sample(valid: bool):
+        return {"image": torch.randn(3, 8, 8), "target": torch.rand(1, 8, 8) + 0.5,
+                "mask": torch.full((1, 8, 8), valid)}
+    scored, blank = sample(True), sample(False)
+    alone = evaluate_fixed(model, DepthTask(), [scored], batch_size=1)
+    assert alone > 0
+    assert evaluate_fixed(model, DepthTask(), [scored, blank, blank], batch_size=1) == pytest.approx(alone)
+    with pytest.raises(ValueError, match="no image in it has two valid depth pixels inside the area scored"):
+        evaluate_fixed(model, DepthTask(), [blank, blank], batch_size=2)
+
+
 def test_rank_states_a_small_threshold_and_warns_about_an_unfinished_run(run_dir, tmp_path, capsys,
                                                                          caplog, monkeypatch):
     import shutil
