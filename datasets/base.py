@@ -57,7 +57,9 @@ class Reader(ABC):
 
     kind: str = ""
     value_kind: str = "depth"
+    value_label: str = ""  # what `depthnas data` calls the values read, when not value_kind
     layout: str = ""  # the files it pairs, for "no usable samples" (README's words)
+    path_is: str = "a folder"  # what KIND:PATH may name
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
@@ -69,7 +71,8 @@ class Reader(ABC):
         if path.is_dir():
             return path
         if self.root.is_file():
-            raise DatasetError(f"{self.kind}: {self.root} is a file; {self.kind}:PATH names a folder")
+            raise DatasetError(f"{self.kind}: {self.root} is a file; {self.kind}:PATH names "
+                               f"{self.path_is}")
         if not self.root.is_dir():
             raise DatasetError(f"{self.kind}: data folder not found: {self.root}")
         said = f"{self.kind}: {what} folder not found: {path}"
@@ -113,7 +116,7 @@ class Reader(ABC):
         if values.shape != rgb.shape[:2]:
             raise DatasetError(
                 f"depth map {ref.depth} is {values.shape[1]}x{values.shape[0]} (WxH) but its image "
-                f"{ref.image} is {rgb.shape[1]}x{rgb.shape[0]}"
+                f"{ref.image} is {rgb.shape[1]}x{rgb.shape[0]}" + _turned_hint(ref.image, values.shape, rgb.shape)
             )
         values = values.astype(np.float32, copy=False)
         # NaN is not a convention for "unknown" in any of the formats (they use 0, inf or a
@@ -247,3 +250,21 @@ def pair_by_stem(images: list[Path], depths: list[Path]) -> tuple[list[tuple[Pat
     problems += [f"depth map {dep[s]} has no image" for s in sorted(dep.keys() - img.keys())]
     pairs = [(img[s], dep[s]) for s in sorted(img.keys() & dep.keys()) if s not in ambiguous]
     return pairs, problems
+
+
+def _turned_hint(image: Path, depth_shape: tuple[int, ...], rgb_shape: tuple[int, ...]) -> str:
+    """Why sizes that are each other's transpose differ, when the photo says it is
+    shown turned: viewers apply its EXIF tag, depthnas reads the stored pixel grid."""
+    if depth_shape[::-1] != rgb_shape[:2]:
+        return ""
+    try:
+        from PIL import Image
+        with Image.open(image) as im:
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - only a hint; the size error stands without it
+        return ""
+    if orientation not in (5, 6, 7, 8):
+        return ""
+    return (f" as stored: its EXIF orientation tag ({orientation}) turns it on screen, but "
+            "images are read in their stored pixel grid, the one their depth maps are usually "
+            "made on (save the photo turned, or the depth map in the stored grid)")

@@ -21,6 +21,7 @@ __all__ = ["DataCheck", "check_data"]
 class DataCheck:
     where: str
     value_kind: str                  # what the files hold: "depth" (metres) or "disparity"
+    value_label: str = ""            # what the values shown are, when not value_kind
     samples: int = 0                 # readable samples
     groups: int = 0                  # scenes kept in one split
     scenes_whole: bool = True        # the split keeps each scene whole (enough of them)
@@ -43,7 +44,8 @@ class DataCheck:
             v = np.asarray(self.valid) * 100
             out.append(f"valid pixels per image: mean {v.mean():.0f}%, least {v.min():.0f}%")
             unit = " m" if self.value_kind == "depth" else ""
-            out.append(f"{self.value_kind} over valid pixels: {self.low:.4g}{unit} to {self.high:.4g}{unit}")
+            out.append(f"{self.value_label or self.value_kind} over valid pixels: "
+                       f"{self.low:.4g}{unit} to {self.high:.4g}{unit}")
         out += [f"bad: {p}" for p in self.problems]
         return out
 
@@ -57,7 +59,8 @@ def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
     from tqdm.auto import tqdm
     reader, where = open_reader(spec, depth_kind)
     refs, problems = reader.index()
-    check = DataCheck(where=where, value_kind=reader.value_kind, problems=list(problems))
+    check = DataCheck(where=where, value_kind=reader.value_kind, value_label=reader.value_label,
+                      problems=list(problems))
     groups, good = set(), []
     for ref in tqdm(refs, desc="reading", disable=not progress):
         try:
@@ -70,7 +73,7 @@ def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
         good.append(ref)
         check.sizes[(rgb.shape[1], rgb.shape[0])] += 1
         check.valid.append(float(valid.mean()))
-        # back to what the files hold: load() turned depth into 1/depth
+        # metric depth back to metres (load() turned it into 1/depth); disparity as read
         values = 1.0 / disparity[valid] if reader.value_kind == "depth" else disparity[valid]
         check.low, check.high = min(check.low, float(values.min())), max(check.high, float(values.max()))
     check.groups = len(groups)

@@ -6,6 +6,7 @@ which of thousands of files is broken.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -41,15 +42,29 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(decode_bgr8(data, path), cv2.COLOR_BGR2RGB)
 
 
+@contextlib.contextmanager
+def quiet_opencv():
+    """OpenCV logs its own warning for a damaged file ("PNG input buffer is incomplete")
+    to stderr, ahead of the error that names the file; its errors still show."""
+    from cv2.utils import logging as cv_logging
+    level = cv_logging.getLogLevel()
+    cv_logging.setLogLevel(min(level, cv_logging.LOG_LEVEL_ERROR))
+    try:
+        yield
+    finally:
+        cv_logging.setLogLevel(level)
+
+
 def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
     """uint8 HxWx3 BGR from encoded image bytes, in the stored pixel grid; a 16-bit
     image (PNG, TIFF) is scaled by the bit depth it uses (`to_uint8`), where OpenCV's
     plain colour decode keeps the high byte and turns 12-bit sensor data black."""
     buf = np.frombuffer(data, np.uint8)
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    img = cv2.imdecode(buf, flags | cv2.IMREAD_ANYDEPTH)
-    if img is not None and img.dtype not in (np.uint8, np.uint16):  # float TIFF: as before
-        img = cv2.imdecode(buf, flags)
+    with quiet_opencv():
+        img = cv2.imdecode(buf, flags | cv2.IMREAD_ANYDEPTH)
+        if img is not None and img.dtype not in (np.uint8, np.uint16):  # float TIFF: as before
+            img = cv2.imdecode(buf, flags)
     if img is None:
         raise DatasetError(f"cannot read image {path} (corrupt or unsupported format)")
     if data[:4] in _TIFF_MAGIC:
@@ -141,7 +156,8 @@ def _jpeg_truncated(data: bytes) -> bool:
 
 def read_png(path: str | Path) -> np.ndarray:
     """Read a single-channel PNG keeping its bit depth (uint8 or uint16)."""
-    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    with quiet_opencv():
+        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise DatasetError(f"cannot read depth map {path} (missing, corrupt or unsupported format)")
     return _single_channel(arr, path)

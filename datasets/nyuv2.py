@@ -37,6 +37,7 @@ class NYUv2SyncReader(Reader):
     kind = "nyuv2"
     layout = ("SCENE/rgb_XXXXX.jpg with SCENE/sync_depth_XXXXX.png (scene folders anywhere "
               "below PATH), or is given the path of nyu_depth_v2_labeled.mat itself")
+    path_is = "a folder, or the labeled .mat file (nyu_depth_v2_labeled.mat)"
 
     def nothing_found(self) -> str:
         mats = sorted(self.root.glob("*.mat")) if self.root.is_dir() else []

@@ -25,6 +25,7 @@ REDWEB_INVALID = 255
 class ReDWebReader(Reader):
     kind = "redweb"
     value_kind = "disparity"
+    value_label = "disparity (254 - RD)"  # not the RD values the files hold
     layout = "Imgs/NAME.jpg with RDs/NAME.png"
 
     def index(self) -> tuple[list[SampleRef], list[str]]:

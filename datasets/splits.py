@@ -77,6 +77,9 @@ def open_reader(spec: str, depth_kind: str = "depth") -> tuple[Reader, str]:
     kind, path = _parse_spec(spec)
     if kind == "synthetic":
         raise ValueError("synthetic data is rendered, not read: there is no file to check")
+    if depth_kind != "depth" and kind != "folder":  # it would be ignored, silently
+        raise ValueError(f"depth kind {depth_kind!r} applies to folder: data; {kind}: files hold "
+                         "a known kind (leave --depth-kind / data.depth_kind unset)")
     return _READERS[kind](path, depth_kind), f"{kind}:{Path(path).expanduser()}"
 
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from depthnas.datasets.io import decode_bgr8, to_uint8
+from depthnas.datasets.io import decode_bgr8, quiet_opencv, to_uint8
 from depthnas.io import atomic_write
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
@@ -76,7 +76,8 @@ def _float_tiff(path: Path) -> np.ndarray | None:
     data = path.read_bytes()
     if data[:4] not in (b"II*\0", b"MM\0*"):
         return None
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with quiet_opencv():
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.dtype.kind != "f":
         return None
     img = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img[:, :, 2::-1]

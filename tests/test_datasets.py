@@ -231,6 +231,44 @@ def test_a_16_bit_redweb_map_is_named(tmp_path):
         reader.load(refs[0])
 
 
+def test_a_size_mismatch_from_an_exif_turned_photo_says_so(tmp_path):
+    """A phone photo stored 64x48 with Orientation=6 shows as 48x64, the size of its
+    depth map; the bare size error left the user comparing numbers that look equal."""
+    from PIL import Image
+    root = make_folder(tmp_path / "f", n=1, fmt="npy")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_rgb(0)).save(root / "images" / "s000.jpg", exif=exif)
+    np.save(root / "depth" / "s000.npy", _depth_m(0, h=W, w=H))
+    reader = FolderReader(root)
+    with pytest.raises(DatasetError, match=r"is 64x48 as stored: its EXIF orientation tag \(6\) turns it "
+                                           r"on screen, but images are read in their stored pixel grid"):
+        reader.load(reader.index()[0][0])
+    Image.fromarray(_rgb(0)).save(root / "images" / "s000.jpg")  # no tag: the plain error
+    with pytest.raises(DatasetError, match=r"is 64x48$"):
+        reader.load(reader.index()[0][0])
+
+
+def test_a_truncated_png_is_named_without_opencv_s_own_warning(tmp_path, capfd):
+    from depthnas.datasets.io import read_png, read_rgb
+    path = tmp_path / "cut.png"
+    _save_png(path, np.round(_depth_m(0) * 1000).astype(np.uint16))
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DatasetError, match="cut.png"):
+        read_png(path)
+    with pytest.raises(DatasetError, match="cut.png"):
+        read_rgb(path)
+    assert "WARN" not in capfd.readouterr().err
+
+
+def test_a_depth_kind_for_a_data_set_of_known_kind_is_refused(tmp_path):
+    """--depth-kind disparity on redweb/nyuv2/diode was ignored without a word."""
+    root = make_redweb(tmp_path / "ReDWeb_V1", n=3)
+    with pytest.raises(ValueError, match=r"depth kind 'disparity' applies to folder: data; redweb: "
+                                         r"files hold a known kind \(leave --depth-kind"):
+        build_splits(f"redweb:{root}", SIZE, depth_kind="disparity")
+
+
 def test_redweb_rd_is_negative_disparity_and_255_invalid(tmp_path):
     # MiDaS reads an RD map as negative disparity (isl-org/MiDaS#16): 0 is the nearest
     # valid value, 254 the farthest, 255 invalid (sky).
@@ -244,6 +282,9 @@ def test_redweb_rd_is_negative_disparity_and_255_invalid(tmp_path):
     assert not valid[:20].any() and valid[20:].all()
     assert disp[20, 0] > disp[20, -1]  # RD 0 (left) is the nearest: the largest disparity
     np.testing.assert_allclose(disp[20, 0] - disp[20, -1], 254.0)  # linear in RD, no inversion
+    # `depthnas data` says these are 254 - RD, not the RD values a user sees in the files
+    from depthnas.datasets.check import check_data
+    assert "disparity (254 - RD) over valid pixels: 0 to 254" in check_data(f"redweb:{root}").lines()
     item = splits.val[0]
     # 255 rows stay invalid in the item: 48x64 is resized to 64x64 (MiDaS rounds to multiples
     # of 32), so sky rows 0..19 become 0..26, and the centre crop keeps rows 16..47.
@@ -505,6 +546,8 @@ def test_a_data_path_one_level_off_says_where_the_data_is(tmp_path):
     note = tmp_path / "notes.txt"
     note.write_text("x")
     _expect_build_error(f"folder:{note}", re.escape(f"folder: {note} is a file; folder:PATH names a folder"))
+    _expect_build_error(f"nyuv2:{note}", re.escape(f"nyuv2: {note} is a file; nyuv2:PATH names a folder, "
+                                                    "or the labeled .mat file (nyu_depth_v2_labeled.mat)"))
 
 
 def test_the_hints_search_does_not_replace_the_error_with_a_permission_error(tmp_path, monkeypatch):
