@@ -20,7 +20,7 @@ from .folder import FolderReader
 from .io import DatasetError
 from .nyuv2 import nyuv2_reader
 from .redweb import ReDWebReader
-from .synthetic import VAL_INDEX_OFFSET, SyntheticDepth
+from .synthetic import SYNTHETIC_SAMPLES, VAL_INDEX_OFFSET, SyntheticDepth
 from .transforms import DepthTransform, check_image_size
 
 __all__ = ["Splits", "build_splits", "KINDS", "open_reader", "split_counts"]
@@ -165,7 +165,7 @@ def build_splits(
     image_size: tuple[int, int],
     seed: int = 0,
     *,
-    synthetic_samples: int = 256,
+    synthetic_samples: int = SYNTHETIC_SAMPLES,
     val_fraction: float = 0.15,
     reg_fraction: float = 0.15,
     augment: bool = True,

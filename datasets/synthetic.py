@@ -8,11 +8,13 @@ from torch.utils.data import Dataset
 from .render import render_scene
 from .transforms import DepthTransform, SampleTransform, check_image_size
 
-__all__ = ["render_scene", "SyntheticDepth", "VAL_INDEX_OFFSET"]
+__all__ = ["render_scene", "SyntheticDepth", "SYNTHETIC_SAMPLES", "VAL_INDEX_OFFSET"]
 
 # Validation samples are drawn from indices starting here, so the validation set of
 # a seed does not change when the number of training samples does.
 VAL_INDEX_OFFSET = 1 << 30
+# Scenes a run draws by default (data.synthetic_samples holds the same number).
+SYNTHETIC_SAMPLES = 512
 
 
 class SyntheticDepth(Dataset):

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
+
 from .depth_metrics import METRIC_NAMES, MetricAccumulator
 from .evaluation import inverted_note
 from .io import atomic_write_json, check_parent_folders
@@ -32,7 +34,7 @@ from .io import atomic_write_json, check_parent_folders
 SPLITS = ("all", "train", "reg", "val")
 
 
-def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = 256,
+def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = SYNTHETIC_SAMPLES,
                 skip_bad: bool = False, depth_kind: str = "depth",
                 image_size: tuple[int, int] = (384, 384),
                 val_fraction: float = 0.15, reg_fraction: float = 0.15,

@@ -252,3 +252,16 @@ def test_the_defaults_are_the_papers_hyper_parameters():
     assert default_tau(get_space("v1-sync")) == 3  # most of the 5 genes differ from the root
     paper = C.load(preset="paper")
     assert (paper.search.iterations, paper.search.top_k, paper.landmarks.num) == (2, 3, 10)
+
+
+def test_the_library_draws_as_many_synthetic_scenes_as_a_run_by_default():
+    """build_splits drew 256 scenes by default where a run's config draws 512: the
+    same call from Python and from the CLI gave different data."""
+    import inspect
+    from depthnas.config import DataConfig
+    from depthnas.datasets import build_splits
+    from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
+    from depthnas.evaluate import raw_samples
+    assert DataConfig().synthetic_samples == SYNTHETIC_SAMPLES == 512
+    for f in (build_splits, raw_samples):
+        assert inspect.signature(f).parameters["synthetic_samples"].default == SYNTHETIC_SAMPLES
