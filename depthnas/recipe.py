@@ -24,12 +24,20 @@ def recipe(cfg: Config) -> dict[str, Any]:
            "backbone_lr": t.backbone_lr, "weight_decay": t.weight_decay,
            "grad_clip": t.grad_clip, "precision": t.precision, "loss": t.loss,
            "batch_size": d.batch_size, "seed": cfg.seed}
-    # Classification models are sized by their own settings (channels, cells), not
-    # backbone/features; added only for them so depth landmark stores keep matching.
+    # Classification models are sized by their own settings (channels, cells), see
+    # fixed-size images and train with cross-entropy whatever `loss` says: the depth
+    # fields would only stop a store from matching a run that differs in them alone.
     space = get_space(cfg.space)
     if is_classification(space):
-        rec["model"] = model_kwargs(cfg.model, space)
+        for field in DEPTH_ONLY:
+            del rec[field]
+        rec.update(loss="ce", model=model_kwargs(cfg.model, space))
     return rec
+
+
+# Recipe fields a classification training does not read.
+DEPTH_ONLY = ("image_size", "synthetic_samples", "depth_kind", "backbone", "backbone_weights",
+              "features", "first_block_input", "backbone_lr")
 
 
 def _canonical(key: str, value: Any) -> Any:

@@ -518,3 +518,20 @@ def test_the_benchmark_export_refuses_a_schedule_and_a_sample_size_it_cannot_ser
         with pytest.raises(SystemExit):
             nasbench_main([str(tmp_path / "bench.pth"), *argv, "--out", str(tmp_path / "t.json")])
         assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_a_classification_recipe_holds_only_what_its_training_reads(space):
+    """Image size, backbone, features and the depth loss named in the config do not
+    touch a classifier's training; in its recipe they kept a landmark store from
+    matching a run that differed in them alone, and recorded loss 'ssi'."""
+    from depthnas.config import Config
+    from depthnas.recipe import DEPTH_ONLY, recipe, same_recipe
+    a, b = Config(space=space), Config(space=space)
+    b.data.image_size, b.model.backbone, b.model.features = (96, 96), "resnet50", 8
+    b.standalone.loss, b.standalone.backbone_lr = "ce", 1.0
+    rec = recipe(a)
+    assert rec["loss"] == "ce" and not set(DEPTH_ONLY) & set(rec)
+    assert same_recipe(recipe(b), rec)
+    b.standalone.lr *= 2  # what it does read still tells trainings apart
+    assert not same_recipe(recipe(b), rec)
