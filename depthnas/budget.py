@@ -6,7 +6,6 @@ and fail the next time; it is timed once and its figure goes into results.json."
 from __future__ import annotations
 
 import functools
-import random
 from typing import Callable
 
 import torch
@@ -16,6 +15,7 @@ from depthnas.spaces import Arch, SearchSpace
 from . import distributed as dist
 from .config import Config
 from .models import PathParameters, is_classification, model_kwargs, smallest_architecture
+from .runtime import seeded_rng
 
 
 class Budget:
@@ -96,7 +96,7 @@ class Budget:
         budget, (arch, _) = self.max_latency_ms, self._smallest
         timed = [arch]
         if is_classification(self.space):
-            rng = random.Random(self.cfg.seed)
+            rng = seeded_rng(self.cfg.seed, "search", 0)  # the first search's own draws
             for _ in range(samples * 20):  # a tight parameter budget rejects most draws
                 if len(timed) > samples:
                     break

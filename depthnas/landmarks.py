@@ -20,7 +20,7 @@ from .io import atomic_write_json, read_json
 from .recipe import same_recipe
 from .schedule import landmark_lambda
 from .task import Task, move
-from .runtime import quiet_on_sigterm
+from .runtime import quiet_on_sigterm, seeded_rng
 
 log = logging.getLogger("depthnas.landmarks")
 
@@ -196,7 +196,7 @@ def step_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
     per_cycle = max(n // batch_size, 1)
     cycle, pos = divmod(step, per_cycle)
     order = list(range(n))
-    random.Random(seed * 7_919 + cycle).shuffle(order)
+    seeded_rng(seed, "regularizer batches", cycle).shuffle(order)
     return order[pos * batch_size:(pos + 1) * batch_size] or order[:batch_size]
 
 
@@ -313,7 +313,7 @@ class LandmarkRegularizer:
         lam = self.lam(step, total_steps)
         if lam == 0.0 or not self.pairs:
             return None, {"lambda": lam}
-        pairs = self.draw_pairs(random.Random(self.seed * 104_729 + step))
+        pairs = self.draw_pairs(seeded_rng(self.seed, "landmark pairs", step))
         r, violated = self.penalty(model, self.batch(step), pairs)
         term = lam * r
         if not violated:

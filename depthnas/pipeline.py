@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import shutil
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ from .recipe import recipe, recipe_diff, same_recipe
 from .runs import SEARCH_MODEL, TRAIN_MODEL
 from .standalone import arch_slug, finished_training, train_standalone
 from .task import Task, make_task
-from .runtime import resolve_device, seed_everything
+from .runtime import resolve_device, seed_everything, seeded_rng
 from .trainer import Trainer, check_batch_fits
 
 log = logging.getLogger("depthnas.pipeline")
@@ -159,7 +158,7 @@ class SearchRun:
         reused = [self.space.from_string(e["arch"]) for e in stored][:lm.num]
         tau = lm.tau if lm.tau is not None else default_tau(self.space)
         new = sample_landmarks(self.space, lm.num - len(reused), tau,
-                               random.Random(self.cfg.seed), exclude=reused) \
+                               seeded_rng(self.cfg.seed, "landmarks"), exclude=reused) \
             if lm.num > len(reused) else []
         strings = [self.space.to_string(a) for a in reused + new]
         if reused:
@@ -308,6 +307,7 @@ class SearchRun:
         self.constant = constant_score(task, self.splits.val, batch_size=cfg.data.batch_size)
         self.search_constant = evaluator.constant_level() if evaluator is not None else None
         self.picks = self.flat_picks = 0
+        self.final_scores: dict[Arch, float] = {}
         self.lambda_schedule = None if regularizer is None else {
             "schedule": cfg.landmarks.schedule, "lambda_max": cfg.landmarks.lambda_max,
             # the weight of every step (1-based, as logged), thinned to 400 points for the plot
@@ -342,10 +342,12 @@ class SearchRun:
         cfg, space, level = self.cfg, self.space, self.search_constant
         evaluator.refresh()
         ranked = run_search(cfg.search.method, space, evaluator.score, cfg.search,
-                            random.Random(cfg.seed * 31 + t), constraint=self.budget,
+                            seeded_rng(cfg.seed, "search", t), constraint=self.budget,
                             checkpoint=self.out / f"search_{t + 1}.json",
                             progress=self.progress,
                             order=search_order(space, level, self.model_kw))
+        # the last search scored the super-net as the run ends: finish() reads these
+        self.final_scores = dict(ranked)
         picked = [(a, score) for a, score in ranked if a not in self.trained][:cfg.search.top_k]
         flat_paths = {a for a, score in ranked if collapsed(space, a, score, level, self.model_kw)}
         flat = len(flat_paths)
@@ -363,7 +365,7 @@ class SearchRun:
 
     def _rank_samples(self) -> list[Arch]:
         """The random sample that measures the ranking: not landmarks, not picks."""
-        rank_rng = random.Random(self.cfg.seed * 97 + 1)
+        rank_rng = seeded_rng(self.cfg.seed, "rank sample")
         samples: list[Arch] = []
         # (never more than the space has left: a small space could run out)
         for _ in range(min(self.cfg.search.rank_samples, self.space.size() - len(self.trained))):
@@ -376,7 +378,11 @@ class SearchRun:
     def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> dict[str, Any]:
         space, cfg = self.space, self.cfg
         for a, rec in self.trained.items():
-            rec["supernet_score"] = evaluator.score(a)
+            # scored by the last search already, on the same weights and batches, unless
+            # it never met `a` (a landmark, a ranking sample): minutes per path at the
+            # paper's size
+            rec["supernet_score"] = (self.final_scores[a] if a in self.final_scores
+                                     else evaluator.score(a))
             rec["landmark"] = a in landmark_set
             if space.ignores_input(a, **self.model_kw):  # in the report: such a loss ranks nothing
                 rec["ignores_input"] = True

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from .models import model_kwargs
 from .ranking import ranking_report
 from .runs import run_kind
 from .task import make_task
-from .runtime import resolve_device, seed_everything
+from .runtime import resolve_device, seed_everything, seeded_rng
 
 
 log = logging.getLogger("depthnas.rank")
@@ -103,7 +102,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     if limit is not None and limit < len(archs):
         # a seeded random sample, as Kendall tau asks; the table's first rows may be
         # ordered (by loss, by space) and would bias it
-        keep = sorted(random.Random(cfg.seed).sample(range(len(archs)), limit))
+        keep = sorted(seeded_rng(cfg.seed, "rank subset").sample(range(len(archs)), limit))
         archs, values = [archs[i] for i in keep], [values[i] for i in keep]
     if invalid:
         log.warning("%s: %d entr%s of space %s could not be read, left out: %s", truth_path,

@@ -23,6 +23,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def seeded_rng(seed: int, purpose: str, index: int = 0) -> random.Random:
+    """The run's random stream for one purpose (and iteration, step, ...). Streams
+    seeded by arithmetic on the seed met: `seed * 31 + t` for the searches and
+    `seed * 97 + 1` for the ranking sample were both Random(1) at seed 0, so the
+    ranking "sample" was the second search's own first candidates. A string names
+    the stream; Python seeds from its SHA-512, the same in every process and rank."""
+    return random.Random(f"depthnas:{purpose}:{seed}:{index}")
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` is CUDA when available; under torchrun a CUDA device is this rank's GPU.
     A device that does not exist here is a ValueError that says what does."""

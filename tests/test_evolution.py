@@ -186,3 +186,19 @@ def test_a_diverged_path_s_nan_score_ranks_last_and_leaves_the_order_intact(sear
     assert len(finite) < len(ranked)                       # some paths diverged
     assert finite == sorted(finite) and ranked[:len(finite)] == [kv for kv in ranked if kv[1] == kv[1]]
     assert "diverged" in caplog.text and "ranks last" in caplog.text
+
+
+def test_each_purpose_draws_its_own_random_stream():
+    """The searches drew from Random(seed * 31 + t) and the ranking sample from
+    Random(seed * 97 + 1): at seed 0 the second search and the ranking sample were the
+    same stream, so the 'random' sample was that search's own first candidates."""
+    from depthnas.runtime import seeded_rng
+    space = get_space("v1-sync")
+
+    def first(rng, n=5):
+        return [space.sample(rng) for _ in range(n)]
+    for seed in range(3):
+        streams = [first(seeded_rng(seed, "search", t)) for t in range(3)]
+        streams += [first(seeded_rng(seed, "rank sample")), first(seeded_rng(seed, "landmarks"))]
+        assert len({tuple(s) for s in streams}) == len(streams)
+        assert first(seeded_rng(seed, "search", 1)) == first(seeded_rng(seed, "search", 1))  # resumable
