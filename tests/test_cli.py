@@ -918,6 +918,15 @@ def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkey
                "--resume`" in capsys.readouterr().err
 
 
+def _stop_signals_as_from_a_terminal() -> None:
+    """A test session started by a script's background job inherits SIGINT ignored,
+    and a run keeps an ignored Ctrl-C ignored (by design): stop signals as a terminal
+    leaves them."""
+    import signal
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_a_terminated_training_says_how_to_resume(tmp_path, signame):
     """SIGTERM is how a scheduler, `timeout` or `docker stop` ends a run: it used to
@@ -935,7 +944,8 @@ def test_a_terminated_training_says_how_to_resume(tmp_path, signame):
         [sys.executable, "-m", "depthnas", "train", "--arch", "v1-sync:c3,skip,none,c1,ap",
          *TRAIN_TINY, "--epochs", "200", "--set", "data.num_workers=2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env=dict(os.environ, HF_HUB_OFFLINE="1"), start_new_session=True)
+        env=dict(os.environ, HF_HUB_OFFLINE="1"), start_new_session=True,
+        preexec_fn=_stop_signals_as_from_a_terminal)
     try:
         deadline = time.time() + 240  # a readiness wait on a busy machine, not a timing
         while (not list(tmp_path.glob("runs/*/checkpoints/epoch_*")) and time.time() < deadline
@@ -974,10 +984,16 @@ def test_a_stop_swallowed_where_it_landed_still_stops_the_run(signame):
 
     signalled: list[int] = []
     child = signal.getsignal(signal.SIGCHLD)
-    with pytest.raises(KeyboardInterrupt) as stop, stop_on_signals(signalled):
-        Landing()  # its __del__ runs at once, and swallows the stop it raises
-        for _ in range(100):
-            time.sleep(0.05)
+    # as from a terminal (a background job's session inherits SIGINT ignored, and an
+    # ignored signal stays ignored)
+    before = signal.signal(sig, signal.default_int_handler if signame == "SIGINT" else signal.SIG_DFL)
+    try:
+        with pytest.raises(KeyboardInterrupt) as stop, stop_on_signals(signalled):
+            Landing()  # its __del__ runs at once, and swallows the stop it raises
+            for _ in range(100):
+                time.sleep(0.05)
+    finally:
+        signal.signal(sig, before)
     assert isinstance(stop.value, Terminated) == (signame == "SIGTERM")
     assert signalled == [sig, sig]
     after = signal.getsignal(signal.SIGCHLD)  # no worker's death raised over it
