@@ -168,30 +168,33 @@ class PathEvaluator:
 
 
 def evaluate_fixed(model: nn.Module, task: Task, val_set: Dataset, *, batch_size: int = 8,
-                   device: torch.device | str = "cpu", precision: str = "fp32") -> float:
-    """Validation score of a stand-alone model with its own running statistics."""
+                   device: torch.device | str = "cpu", precision: str = "fp32",
+                   observe: Callable[[torch.Tensor, dict[str, Any]], None] | None = None) -> float:
+    """Validation score of a stand-alone model with its own running statistics.
+    `observe(output, batch)` sees every batch's output (`InvertedShare`): one pass
+    over the split for all that is measured on it."""
     return _mean_score(model, task, DataLoader(val_set, batch_size=batch_size),
-                       torch.device(device), precision)
+                       torch.device(device), precision, observe)
 
 
-@torch.no_grad()
-def inverted_share(model: nn.Module, val_set: Dataset, *, batch_size: int = 8,
-                   device: torch.device | str = "cpu", precision: str = "fp32") -> float:
+class InvertedShare:
     """% of validation images on which a depth model's raw output has near and far
     swapped (clearly anti-correlated with the target: `depth_metrics.inverted`). The
     SSI loss aligns with a scale of either sign, so it scores such a model as well as
-    one the right way round; predict and the demo show the raw output, upside down."""
-    from .depth_metrics import inverted
-    device = torch.device(device)
-    model.eval()
-    flipped = fitted = 0
-    for batch in DataLoader(val_set, batch_size=batch_size):
-        batch = move(batch, device)
-        with autocast(device, precision):
-            output = model(batch["image"])
-        f, n = inverted(output.float(), batch["target"], batch["mask"])
-        flipped, fitted = flipped + f, fitted + n
-    return 100.0 * flipped / max(fitted, 1)
+    one the right way round; predict and the demo show the raw output, upside down.
+    Pass it as `evaluate_fixed(observe=...)`."""
+
+    def __init__(self) -> None:
+        self.flipped = self.fitted = 0
+
+    def __call__(self, output: torch.Tensor, batch: dict[str, Any]) -> None:
+        from .depth_metrics import inverted
+        flipped, fitted = inverted(output.float(), batch["target"], batch["mask"])
+        self.flipped, self.fitted = self.flipped + flipped, self.fitted + fitted
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.flipped / max(self.fitted, 1)
 
 
 def inverted_note(share: float | None, where: str = "validation images") -> str | None:
@@ -206,13 +209,17 @@ def inverted_note(share: float | None, where: str = "validation images") -> str 
 
 @torch.no_grad()
 def _mean_score(model: nn.Module, task: Task, batches: Iterable[dict[str, Any]],
-                device: torch.device, precision: str = "fp32") -> float:
+                device: torch.device, precision: str = "fp32",
+                observe: Callable[[torch.Tensor, dict[str, Any]], None] | None = None) -> float:
     model.eval()
     total, count = 0.0, 0
     for batch in batches:
         batch = move(batch, device)
         with autocast(device, precision):
-            s, n = task.score(model(task.inputs(batch)), batch)
+            output = model(task.inputs(batch))
+            s, n = task.score(output, batch)
+        if observe is not None:
+            observe(output, batch)
         total, count = total + s.double(), count + n
     return _mean(total, count, "the model", task)
 

@@ -27,7 +27,7 @@ from . import config as config_mod
 from . import distributed as dist
 from .checkpoint import Checkpointer, read_metadata, save_model
 from .config import Config
-from .evaluation import constant_score, evaluate_fixed, inverted_share
+from .evaluation import InvertedShare, constant_score, evaluate_fixed
 from .io import atomic_write_json, read_json
 from .models import count_parameters, model_kwargs, model_metadata
 from .recipe import recipe, recipe_diff, same_recipe
@@ -131,8 +131,10 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     trainer.fit(resume=not stale)
     result = None
     if trainer.writes:  # every replica holds the same weights: rank 0 evaluates
+        # near and far swapped scores as well (depth): said, not scored
+        flipped = InvertedShare() if task.name == "depth" else None
         val = evaluate_fixed(trainer.model, task, splits.val, batch_size=cfg.data.batch_size,
-                             device=device, precision=cfg.standalone.precision)
+                             device=device, precision=cfg.standalone.precision, observe=flipped)
         save_model(out_dir / TRAIN_MODEL, trainer.model, meta)
         result = {"arch": arch_string, "space": space.name, "val_loss": val,
                   "constant_prediction_loss": constant_score(task, splits.val,
@@ -142,10 +144,8 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
                   "train_time_s": round(trainer.state.train_s, 2), "device": str(device),
                   "date": _dt.datetime.now().isoformat(timespec="seconds"),
                   "architecture": space.to_json(arch)}
-        if task.name == "depth":  # near and far swapped scores as well: said, not scored
-            result["inverted"] = round(inverted_share(
-                trainer.model, splits.val, batch_size=cfg.data.batch_size, device=device,
-                precision=cfg.standalone.precision), 1)
+        if flipped is not None:
+            result["inverted"] = round(flipped.percent, 1)
         if trainer.distributed:
             result["ranks"] = trainer.world
         # the model re-saved: how long it trained, where and when are the first session's

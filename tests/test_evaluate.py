@@ -266,14 +266,20 @@ def test_inverted_share_counts_validation_images_with_near_and_far_swapped():
     """What a stand-alone training records in result.json (a model is upside down on a
     share of its validation images); here models that read the target off the image."""
     import torch
-    from depthnas.evaluation import inverted_share
+    from depthnas.evaluation import InvertedShare, evaluate_fixed
+    from depthnas.task import DepthTask
     target = 0.1 + torch.rand(6, 1, 8, 8)
     data = [{"image": t.expand(3, -1, -1), "target": t[0], "mask": torch.ones(8, 8, dtype=torch.bool)}
             for t in target]
     right = torch.nn.Conv2d(3, 1, 1)
     with torch.no_grad():
         right.weight.fill_(1.0), right.bias.fill_(0.0)
-    assert inverted_share(right, data, batch_size=4) == 0.0
+
+    def share(model) -> float:  # measured in the pass that scores the model
+        counted = InvertedShare()
+        evaluate_fixed(model, DepthTask(), data, batch_size=4, observe=counted)
+        return counted.percent
+    assert share(right) == 0.0
     with torch.no_grad():
         right.weight.fill_(-1.0)
-    assert inverted_share(right, data, batch_size=4) == 100.0
+    assert share(right) == 100.0
