@@ -17,7 +17,7 @@ import pickle
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import safe_open
@@ -56,11 +56,18 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def load_weights(path: str | Path, model: nn.Module) -> None:
+def load_weights(path: str | Path, model: nn.Module,
+                 unused: Callable[[str], bool] | None = None) -> list[str]:
+    """Load `path` into `model`; every tensor must fit. Tensors the model lacks that
+    `unused(name)` says are weights of ops it never runs are left out and returned."""
     try:
         state = load_file(str(path))
     except Exception as err:  # SafetensorError, OSError
         raise ValueError(f"{path}: not a readable safetensors model file ({err})") from err
+    model_keys = set(model.state_dict())
+    dropped = sorted(k for k in state if k not in model_keys and unused is not None and unused(k))
+    for k in dropped:
+        del state[k]
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shapes differ: another backbone or width than recorded
@@ -71,6 +78,7 @@ def load_weights(path: str | Path, model: nn.Module) -> None:
                  for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
         raise ValueError(f"{path}: weights do not match the model its metadata describes "
                          f"({'; '.join(parts)})")
+    return dropped
 
 
 class Checkpointer:

@@ -5,6 +5,8 @@ export, predict and the demo need nothing but the file.
 """
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from .config import ModelConfig
 from .runs import resolve_model_file
 
 FORMAT = "depthnas-model/1"
+log = logging.getLogger(__name__)
 
 
 def is_classification(space: SearchSpace | None) -> bool:
@@ -126,5 +129,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
         raise ValueError(f"{path}: a {space.name} model file needs its 'model' settings in the metadata")
     kw = dict(meta["model"]) if is_classification(space) else model_kwargs(cfg, space)
     model = space.build_fixed(arch, **kw)
-    load_weights(path, model)
+    dropped = load_weights(path, model, None if is_classification(space) else _fusion_op_weight)
+    if dropped:  # written before fixed models left out the ops their path never runs
+        log.info("%s: left out %d tensor(s) of fusion ops this architecture never runs "
+                 "(e.g. %s)", path, len(dropped), dropped[0])
     return model.to(device).eval(), meta
+
+
+def _fusion_op_weight(name: str) -> bool:
+    """A tensor of a fusion block's edge op or upsampling (`blocks.<i>.edges.<e>.ops.<op>.*`,
+    `blocks.<i>.upsample.<op>.*`)."""
+    return re.fullmatch(r"blocks\.\d+\.(edges\.e\d\d\.ops|upsample)\.\w+\..+", name) is not None

@@ -417,17 +417,27 @@ def test_a_model_that_ignores_its_input_is_known_by_its_architecture(arch, first
     assert torch.equal(first, second) == cut_off
 
 
-def test_a_model_file_holding_other_ops_than_its_architecture_runs_is_named(tmp_path):
-    """A file whose weights are another path's (here ones for node 2's edges, which
-    the recorded architecture never runs) is refused with the keys at fault."""
+def test_a_model_file_from_before_pruning_loads_without_its_idle_ops(tmp_path, caplog):
+    """Model files written before fixed models left out the ops their path never runs
+    hold those ops' weights too (here node 2's edges, unread when 3<-2 is none): they
+    load, the idle tensors left out and said; a tensor the model needs stays an error."""
+    import logging
     from depthnas.checkpoint import save_model
     from depthnas.config import ModelConfig
     from depthnas.models import load_model, model_metadata
     space, cfg = get_space("v1-sync"), ModelConfig(backbone="resnet18", features=16)
-    written = space.build_fixed(space.from_string("v1-sync:c3,c1,ap,c1,c3"), **KW)
-    recorded = space.from_string("v1-sync:none,none,ap,c1,c3")
-    path = save_model(tmp_path / "model.safetensors", written,
-                      model_metadata(space, recorded, cfg, (64, 64)))
-    with pytest.raises(ValueError, match=r"model.safetensors: weights do not match the model its "
-                                         r"metadata describes \(unexpected \d+: blocks\.0\.edges\.e20"):
+    arch = space.from_string("v1-sync:c3,c1,ap,c1,none")
+    older = space.build_fixed(space.from_string("v1-sync:c3,c1,ap,c1,c1"), **KW)  # holds e20, e21
+    path = save_model(tmp_path / "model.safetensors", older, model_metadata(space, arch, cfg, (64, 64)))
+    with caplog.at_level(logging.INFO, logger="depthnas.models"):
+        model, _ = load_model(path)
+    assert "fusion ops this architecture never runs (e.g. blocks.0.edges.e20.ops.nor_conv_3x3" in caplog.text
+    x = torch.randn(1, 3, 64, 64)
+    inherit_weights(fixed := space.build_fixed(arch, **KW), older)
+    torch.testing.assert_close(model(x), fixed.eval()(x), rtol=0, atol=0)
+    # a file that lacks what the architecture runs is still refused, naming the tensors
+    path = save_model(tmp_path / "other.safetensors", space.build_fixed(
+        space.from_string("v1-sync:none,none,ap,ap,none"), **KW), model_metadata(space, arch, cfg, (64, 64)))
+    with pytest.raises(ValueError, match=r"other.safetensors: weights do not match the model its "
+                                         r"metadata describes \(missing \d+: blocks\.0\.edges\.e31"):
         load_model(path)
