@@ -7,6 +7,7 @@ from depthnas.spaces import get_space
 
 from .config import Config, absolute_path, canonical_spec
 from .models import is_classification, model_kwargs
+from .task import ClassificationTask
 
 
 def recipe(cfg: Config) -> dict[str, Any]:
@@ -54,6 +55,11 @@ def recipe_diff(theirs: Any, ours: dict[str, Any], their_name: str = "stored",
                 our_name: str = "this run") -> list[str]:
     """How recipe `theirs` differs from `ours`, as "field: stored X, this run Y"."""
     theirs = theirs if isinstance(theirs, dict) else {}
+    if "model" in ours and "model" in theirs:  # classification: records from before they
+        # left out what their training does not read (a resumed run must still match)
+        theirs = {k: v for k, v in theirs.items() if k not in DEPTH_ONLY}
+        if theirs.get("loss") in ClassificationTask.LOSS_NAMES:
+            theirs["loss"] = "ce"
     return [f"{k}: {their_name} {theirs.get(k)!r}, {our_name} {ours.get(k)!r}"
             for k in sorted(set(theirs) | set(ours))
             if _canonical(k, theirs.get(k)) != _canonical(k, ours.get(k))]

@@ -535,3 +535,9 @@ def test_a_classification_recipe_holds_only_what_its_training_reads(space):
     assert same_recipe(recipe(b), rec)
     b.standalone.lr *= 2  # what it does read still tells trainings apart
     assert not same_recipe(recipe(b), rec)
+    # a record from before still matches (a resumed run, a store): it held them all
+    older = {**rec, "loss": "ssi", "image_size": [64, 64], "backbone": "mobilenetv3_small_050",
+             "features": 32, "backbone_lr": 1e-4, "depth_kind": "depth", "synthetic_samples": 512,
+             "first_block_input": "duplicate", "backbone_weights": None}
+    assert same_recipe(older, rec)
+    assert not same_recipe({**older, "lr": 1.0}, rec)
