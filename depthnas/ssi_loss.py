@@ -6,10 +6,10 @@ Three deliberate departures from the public MiDaS code, each for correctness:
 * An image whose alignment is degenerate (a constant prediction over its valid
   pixels) is aligned by the least-squares optimum that remains: scale 0, shift =
   mean target. It therefore pays the target's variance, and its gradient is zero
-  and finite, never NaN. (An image with fewer than two valid pixels has nothing to
-  align; it drops out of the loss.) Dropping such images (zero loss) would reward a network
-  whose final ReLU dies into a constant map: we saw quick-preset trainings
+  and finite, never NaN. Dropping constant predictions (zero loss) would reward a
+  network whose final ReLU dies into a constant map: we saw quick-preset trainings
   collapse that way. MiDaS scored them against an all-zero prediction instead.
+  (An image with fewer than two valid pixels has nothing to align: it drops out.)
 * The least-squares fit is computed on mean-centred values. It is the same solution
   as the closed form ``s = (a11*b0 - a01*b1)/det``, but the closed form subtracts two
   large nearly equal products and loses most float32 digits when disparities carry
