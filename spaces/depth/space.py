@@ -74,16 +74,8 @@ def running_blocks(blocks: list[BlockChoice]) -> list[BlockChoice]:
     into a node nothing reads (node 2 when 3<-2 is none; every edge of a block whose
     output the next block does not read) is work thrown away. A fixed model builds
     only the ops left, so its parameters are the ones that run."""
-    edges = [dict(zip(EDGES, b.edges)) for b in blocks]
-    has_0 = True  # the coarsest block's node 0: the encoder feature (or zeros, by choice)
-    for e in edges:  # coarse to fine: drop edges out of empty nodes
-        has = {"0": has_0, "1": True}
-        for target in "23":
-            for edge in EDGES:
-                if edge[0] == target and not has[edge[-1]]:
-                    e[edge] = "none"
-            has[target] = any(e[edge] != "none" for edge in EDGES if edge[0] == target)
-        has_0 = has["3"]
+    # the coarsest block's node 0 holds the encoder feature (or zeros, by choice)
+    edges = _fed_edges(blocks, first_node_0=True)
     read_3 = True  # the finest block's node 3 feeds the head
     for e in reversed(edges):  # fine to coarse: drop edges into nodes nothing reads
         for edge in EDGES:
@@ -91,6 +83,22 @@ def running_blocks(blocks: list[BlockChoice]) -> list[BlockChoice]:
                 e[edge] = "none"
         read_3 = e["3<-0"] != "none" or e["2<-0"] != "none"  # this block reads node 0
     return [BlockChoice(tuple(e[edge] for edge in EDGES), b.upsample) for e, b in zip(edges, blocks)]
+
+
+def _fed_edges(blocks: list[BlockChoice], first_node_0: bool) -> list[dict[str, str]]:
+    """Per block, coarse to fine, its edges with those out of an empty node set to
+    none; `first_node_0`: whether the coarsest block's node 0 holds something."""
+    edges = [dict(zip(EDGES, b.edges)) for b in blocks]
+    has_0 = first_node_0
+    for e in edges:
+        has = {"0": has_0, "1": True}
+        for target in "23":
+            for edge in EDGES:
+                if edge[0] == target and not has[edge[-1]]:
+                    e[edge] = "none"
+            has[target] = any(e[edge] != "none" for edge in EDGES if edge[0] == target)
+        has_0 = has["3"]
+    return edges
 
 
 def has_output(block: BlockChoice) -> bool:
@@ -255,16 +263,12 @@ class DepthSpace(SearchSpace):
     def ignores_input(self, arch: Arch, first_block_input: str = "duplicate", **_: Any) -> bool:
         # Follow the image through the blocks, coarse to fine: node 1 is a lateral
         # feature (of the image), node 0 the block before (the coarsest block's: the
-        # encoder feature again, or zeros), and an op edge carries what its source has.
-        # A coarser dead block alone does not cut the image off; one whose node 3 only
-        # hears from a node 0 that carries nothing does, as does a dead finest block.
-        carries = first_block_input == "duplicate"
-        for block in self.blocks(arch):
-            e = dict(zip(EDGES, block.edges))
-            node = {"0": carries, "1": True}
-            node["2"] = any(e[f"2<-{j}"] != "none" and node[j] for j in "01")
-            carries = any(e[f"3<-{j}"] != "none" and node[j] for j in "012")
-        return not carries
+        # encoder feature again, or zeros, which carry nothing of the image), and an op
+        # edge carries what its source has. A coarser dead block alone does not cut the
+        # image off; one whose node 3 only hears from a node 0 that carries nothing
+        # does, as does a dead finest block.
+        finest = _fed_edges(self.blocks(arch), first_node_0=first_block_input == "duplicate")[-1]
+        return all(finest[edge] == "none" for edge in EDGES if edge[0] == "3")
 
     def sample_live(self, rng: random.Random) -> Arch:
         """A uniform sample among architectures without a dead cell (benchmarks and
