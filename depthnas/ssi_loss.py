@@ -44,6 +44,9 @@ __all__ = [
 # huge scale and gradient. It must stay small: a float32 map near 100 that varies by
 # 1e-3 (~130 distinct values) is a real prediction, and 64 epsilons called it constant.
 _DEGENERATE_ULPS = 4.0
+# A scale and a shift need two points: an image with fewer valid pixels has nothing to
+# align and drops out (the validation score counts the images it keeps: DepthTask.score).
+MIN_FIT_PIXELS = 2
 
 
 def _as_bhw(x: Tensor, name: str) -> Tensor:
@@ -95,7 +98,7 @@ def _fit(p: Tensor, d: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         tol = n * (_DEGENERATE_ULPS * torch.finfo(p.dtype).eps * amp) ** 2
         valid = m > 0
         varies = torch.where(valid, p, -math.inf).amax((1, 2)) > torch.where(valid, p, math.inf).amin((1, 2))
-        ok = (n >= 2) & varies & (sxx > tol)
+        ok = (n >= MIN_FIT_PIXELS) & varies & (sxx > tol)
     # The safe denominator keeps the unused branch finite, so torch.where's backward
     # never multiplies a zero gradient by inf (which would give NaN). A degenerate
     # image gets scale 0: the fit left is its mean target.
@@ -200,8 +203,7 @@ class SSILoss(nn.Module):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)
             scale, mean_p, mean_d = _fit(p, d, mf)
-            # fewer than two valid pixels: nothing to align, so the image drops out
-            mf = mf * (mf.sum((1, 2)) >= 2)[:, None, None].to(p.dtype)
+            mf = mf * (mf.sum((1, 2)) >= MIN_FIT_PIXELS)[:, None, None].to(p.dtype)
             aligned = scale[:, None, None] * (p - mean_p[:, None, None]) + mean_d[:, None, None]
             residual = mf * (aligned - d)
             loss = _reduce((residual * residual).sum((1, 2)), 2.0 * mf.sum((1, 2)), self.reduction)

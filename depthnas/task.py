@@ -10,6 +10,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from .ssi_loss import MIN_FIT_PIXELS
+
 
 class Task(Protocol):
     name: str
@@ -46,10 +48,10 @@ class DepthTask:
         return self.criterion(output.float(), batch["target"], batch["mask"])
 
     def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        # An image with fewer than two valid pixels (sparse ground truth, or valid
-        # pixels only outside the validation crop) drops out of the loss: counted, it
-        # would add a perfect 0 and pull the mean down, to 0.0 for a split of them.
-        n = (batch["mask"].flatten(1).sum(1) >= 2).sum().double()
+        # An image with too few valid pixels (sparse ground truth, or valid pixels only
+        # outside the validation crop) drops out of the loss: counted, it would add a
+        # perfect 0 and pull the mean down, to 0.0 for a split of them.
+        n = (batch["mask"].flatten(1).sum(1) >= MIN_FIT_PIXELS).sum().double()
         return self.loss(output, batch).detach().double() * n, n
 
 
