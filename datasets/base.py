@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .io import DatasetError
+from .io import DatasetError, exif_orientation
 from .transforms import SampleTransform
 
 __all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "DEPTH_KINDS", "logger", "pair_by_stem",
@@ -257,12 +257,7 @@ def _turned_hint(image: Path, depth_shape: tuple[int, ...], rgb_shape: tuple[int
     shown turned: viewers apply its EXIF tag, depthnas reads the stored pixel grid."""
     if depth_shape[::-1] != rgb_shape[:2]:
         return ""
-    try:
-        from PIL import Image
-        with Image.open(image) as im:
-            orientation = im.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001 - only a hint; the size error stands without it
-        return ""
+    orientation = exif_orientation(image)
     if orientation not in (5, 6, 7, 8):
         return ""
     return (f" as stored: its EXIF orientation tag ({orientation}) turns it on screen, but "

@@ -80,18 +80,23 @@ _UNDO_ORIENTATION = {
     7: lambda x: x.transpose(1, 0, 2)[::-1, ::-1], 8: lambda x: np.rot90(x, -1)}
 
 
-def _tiff_stored_grid(img: np.ndarray, data: bytes) -> np.ndarray:
-    """OpenCV's TIFF decoder applies the Orientation tag even when told to ignore it
-    (OpenCV 5.0): undo it, so a TIFF pairs with its depth map as every other format does."""
+def exif_orientation(source: bytes | str | Path) -> int:
+    """An image's EXIF Orientation tag (encoded bytes or a path), 1 (as stored) when it
+    has none or it cannot be read: the image was (or will be) read without it."""
     import io
 
     from PIL import Image
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            orientation = im.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001 - OpenCV read it; an unreadable tag means none
-        return img
-    undo = _UNDO_ORIENTATION.get(orientation)
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            return int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - an unreadable tag means none
+        return 1
+
+
+def _tiff_stored_grid(img: np.ndarray, data: bytes) -> np.ndarray:
+    """OpenCV's TIFF decoder applies the Orientation tag even when told to ignore it
+    (OpenCV 5.0): undo it, so a TIFF pairs with its depth map as every other format does."""
+    undo = _UNDO_ORIENTATION.get(exif_orientation(data))
     return np.ascontiguousarray(undo(img)) if undo is not None else img
 
 
