@@ -116,7 +116,8 @@ class Reader(ABC):
         if values.shape != rgb.shape[:2]:
             raise DatasetError(
                 f"depth map {ref.depth} is {values.shape[1]}x{values.shape[0]} (WxH) but its image "
-                f"{ref.image} is {rgb.shape[1]}x{rgb.shape[0]}" + _turned_hint(ref.image, values.shape, rgb.shape)
+                f"{ref.image} is {rgb.shape[1]}x{rgb.shape[0]}"
+                + _turned_hint(ref.image, values.shape, rgb.shape)
             )
         values = values.astype(np.float32, copy=False)
         # NaN is not a convention for "unknown" in any of the formats (they use 0, inf or a

@@ -90,8 +90,8 @@ class FusionCell(nn.Module):
     def __init__(self, channels: int, edge_ops: dict[str, tuple[str, ...]],
                  upsample_ops: tuple[str, ...]):
         super().__init__()
-        self.edges = nn.ModuleDict({EDGE_KEYS[e]: ChoiceEdge(edge_ops[e], partial(make_edge_op, channels=channels))
-                                    for e in EDGES})
+        make = partial(make_edge_op, channels=channels)
+        self.edges = nn.ModuleDict({EDGE_KEYS[e]: ChoiceEdge(edge_ops[e], make) for e in EDGES})
         self.upsample = nn.ModuleDict({u: make_upsample(u, channels) for u in upsample_ops})
 
     def forward(self, x0: torch.Tensor | None, x1: torch.Tensor,

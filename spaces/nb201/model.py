@@ -47,7 +47,8 @@ class NB201Cell(nn.Module):
 
     def __init__(self, channels: int, edge_ops: dict[tuple[int, int], tuple[str, ...]]):
         super().__init__()
-        self.edges = nn.ModuleDict({EDGE_KEYS[e]: ChoiceEdge(edge_ops[e], partial(make_edge_op, channels=channels)) for e in EDGES})
+        make = partial(make_edge_op, channels=channels)
+        self.edges = nn.ModuleDict({EDGE_KEYS[e]: ChoiceEdge(edge_ops[e], make) for e in EDGES})
 
     def forward(self, x: torch.Tensor, ops: dict[tuple[int, int], str]) -> torch.Tensor:
         nodes = [x]
