@@ -74,21 +74,22 @@ def split_counts(n: int, val_fraction: float, reg_fraction: float) -> tuple[int,
 
 def open_reader(spec: str, depth_kind: str = "depth") -> tuple[Reader, str]:
     """The reader of an on-disk spec (KIND:PATH) and the spec as messages name it."""
-    kind, path = _parse_spec(spec)
+    kind, path = _parse_spec(spec, depth_kind)
     if kind == "synthetic":
         raise ValueError("synthetic data is rendered, not read: there is no file to check")
-    if depth_kind != "depth" and kind != "folder":  # it would be ignored, silently
-        raise ValueError(f"depth kind {depth_kind!r} applies to folder: data; {kind}: files hold "
-                         "a known kind (leave --depth-kind / data.depth_kind unset)")
     return _READERS[kind](path, depth_kind), f"{kind}:{Path(path).expanduser()}"
 
 
-def _parse_spec(spec: str) -> tuple[str, str]:
+def _parse_spec(spec: str, depth_kind: str = "depth") -> tuple[str, str]:
     kind, sep, path = spec.partition(":")
     kind = kind.strip().lower()
     if kind not in KINDS:
         raise ValueError(f"unknown dataset kind {kind!r} in spec {spec!r}; known kinds: {', '.join(KINDS)} "
                          "(use 'synthetic' or 'KIND:PATH')")
+    if depth_kind != "depth" and kind != "folder":  # it would be ignored, silently
+        held = "synthetic scenes hold" if kind == "synthetic" else f"{kind}: files hold"
+        raise ValueError(f"depth kind {depth_kind!r} applies to folder: data; {held} a known "
+                         "kind (leave --depth-kind / data.depth_kind unset)")
     if kind == "synthetic":
         if path.strip():
             raise ValueError(f"'synthetic' takes no path, got spec {spec!r}")
@@ -186,7 +187,7 @@ def build_splits(
     seed = int(seed)
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    kind, _ = _parse_spec(spec)
+    kind, _ = _parse_spec(spec, depth_kind)
     if kind == "synthetic":
         return _synthetic_splits(image_size, seed, synthetic_samples, val_fraction, reg_fraction, augment)
 

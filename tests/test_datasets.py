@@ -262,11 +262,13 @@ def test_a_truncated_png_is_named_without_opencv_s_own_warning(tmp_path, capfd):
 
 
 def test_a_depth_kind_for_a_data_set_of_known_kind_is_refused(tmp_path):
-    """--depth-kind disparity on redweb/nyuv2/diode was ignored without a word."""
+    """--depth-kind disparity on synthetic/redweb/nyuv2/diode was ignored without a word."""
     root = make_redweb(tmp_path / "ReDWeb_V1", n=3)
     with pytest.raises(ValueError, match=r"depth kind 'disparity' applies to folder: data; redweb: "
                                          r"files hold a known kind \(leave --depth-kind"):
         build_splits(f"redweb:{root}", SIZE, depth_kind="disparity")
+    with pytest.raises(ValueError, match=r"applies to folder: data; synthetic scenes hold a known kind"):
+        build_splits("synthetic", SIZE, depth_kind="disparity")
 
 
 def test_redweb_rd_is_negative_disparity_and_255_invalid(tmp_path):
