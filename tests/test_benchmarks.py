@@ -3,6 +3,7 @@ targets are checked by the benchmark itself, on the hardware it names), and the
 performance options reach the trainer."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,16 @@ def test_gpu_scripts_refuse_a_fractional_budget_before_spending_any_device_time(
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert f"{var} must be" in proc.stderr and "300.5" in proc.stderr
         assert not (tmp_path / "out").exists()
+
+
+def test_gpu_run_reports_a_step_its_timeout_stopped_as_3_not_as_the_tools_timeout(tmp_path):
+    """The device tool reads exit 124/137 as "the whole call ran out of time", though
+    a step stopped by its own `timeout` leaves its files and the script goes on."""
+    script = (ROOT / "benchmarks" / "depth_proxy" / "gpu_run.sh").read_text()
+    say = re.search(r"^say\(\).*$", script, re.M).group(0)
+    stopped = re.search(r"^stopped_is_3\(\) \{.*?^\}$", script, re.M | re.S).group(0)
+    program = (f"START=$(date +%s); LOG={tmp_path}/log\n{say}\n{stopped}\n"
+               "for rc in 0 1 124 137; do stopped_is_3 $rc build_table.py; done")
+    proc = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["0", "1", "3", "3"], proc.stdout + proc.stderr
+    assert "build_table.py overran its own time budget" in (tmp_path / "log").read_text()

@@ -32,7 +32,7 @@ WORKERS=${WORKERS:-12}
 TOTAL_BUDGET=${TOTAL_BUDGET:-450}     # seconds for the whole script (hard stops end it by ~+15 s)
 TABLE_BUDGET=${TABLE_BUDGET:-250}     # no new stand-alone training after this (from the table's start)
 TABLE_GRACE=${TABLE_GRACE:-25}
-RANK_BUDGET=${RANK_BUDGET:-150}       # at most; less if the table ran late
+RANK_BUDGET=${RANK_BUDGET:-150}       # at most; less if the table ran late; 0: table only
 SPACES=${SPACES:-v1-sync}             # "v1-sync v2-sync" for both rows of Table 4 (halves the epochs)
 SEEDS=${SEEDS:-0 1 2}
 NUM_LANDMARKS=${NUM_LANDMARKS:-10}
@@ -53,6 +53,17 @@ export PYTHONSAFEPATH=1
 
 say() { echo "== $(date +%H:%M:%S) [+$(( $(date +%s) - START ))s] $*" | tee -a "$LOG"; }
 elapsed() { echo $(( $(date +%s) - START )); }
+# A step stopped by its `timeout` (124, or 137 after -k) exits 3 instead: the device tool
+# reads 124/137 as "the whole call ran out of time", though the files written up to the
+# stop are all there and the script carried on.
+stopped_is_3() {
+    if [ "$1" -eq 124 ] || [ "$1" -eq 137 ]; then
+        say "$2 overran its own time budget and was stopped; what it wrote is kept (exit 3)" >&2
+        echo 3
+    else
+        echo "$1"
+    fi
+}
 
 # ---- 1. depthnas ------------------------------------------------------------------------------
 if [ -z "${SKIP_INSTALL:-}" ]; then
@@ -103,6 +114,7 @@ timeout -k 10 $(( TABLE_BUDGET + TABLE_GRACE + 60 )) \
         --workers "$WORKERS" --time-budget "$TABLE_BUDGET" --grace "$TABLE_GRACE" \
         --work "$WORK" --out "$OUT/table.json" $TABLE_ARGS 2>&1 | tee "$OUT/build_table.log"
 TABLE_EXIT=${PIPESTATUS[0]}
+TABLE_EXIT=$(stopped_is_3 "$TABLE_EXIT" build_table.py)
 say "build_table exit $TABLE_EXIT"
 kill "$COPIER" 2>/dev/null; wait "$COPIER" 2>/dev/null
 cp "$WORK/trainings.jsonl" "$OUT/trainings.jsonl" 2>/dev/null
@@ -111,7 +123,12 @@ if [ ! -f "$OUT/table.json" ]; then say "no table: stopping"; exit 1; fi
 
 # ---- 3. the experiment ---------------------------------------------------------------------------
 LEFT=$(( TOTAL_BUDGET - $(elapsed) - 10 ))
+RANK_BUDGET_ASKED=$RANK_BUDGET
 [ "$RANK_BUDGET" -gt "$LEFT" ] && RANK_BUDGET=$LEFT
+if [ "$RANK_BUDGET_ASKED" -eq 0 ]; then
+    say "RANK_BUDGET=0: ranking.py not run, as asked"
+    exit "$TABLE_EXIT"
+fi
 if [ "$RANK_BUDGET" -lt 100 ]; then  # six processes need ~40 s to start and warm up
     say "only ${RANK_BUDGET}s left: skipping ranking.py (run it alone: see README.md)"
     exit "$TABLE_EXIT"
@@ -123,6 +140,7 @@ timeout -k 5 $(( RANK_BUDGET + 45 )) \
         --work "$WORK" --json "$OUT/ranking.json" --md "$OUT/ranking.md" $RANK_ARGS 2>&1 \
         | tee "$OUT/ranking.log"
 RANK_EXIT=${PIPESTATUS[0]}
+RANK_EXIT=$(stopped_is_3 "$RANK_EXIT" ranking.py)
 say "ranking exit $RANK_EXIT"
 say "done in $(elapsed)s; files in $OUT"
 ls -la "$OUT" | tee -a "$LOG"
