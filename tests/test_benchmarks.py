@@ -43,6 +43,10 @@ def test_step_time_cpu_preset_prints_the_three_ratios(tmp_path):
     gflop = {k: v["gflop"] for k, v in result["variants"].items()}
     assert gflop["spos_plain"] < gflop["landmark_shared_satisfied"] < gflop["landmark_shared_violated"]
     assert gflop["landmark_shared_violated"] < gflop["landmark_naive_violated"]
+    # each timed step's own verdict on the pair: what (b) says it timed
+    assert result["reg_violated_seen"] == {"landmark_shared_violated": [1.0],
+                                           "landmark_naive_violated": [1.0],
+                                           "landmark_shared_satisfied": [0.0]}
 
 
 def test_compile_flag_reaches_both_trainings():
