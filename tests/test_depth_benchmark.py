@@ -4,6 +4,7 @@ CPU: valid JSON, a table that `depthnas rank --truth` accepts, and data/batches 
 match depthnas' own synthetic splits and trainer. No timing assertions."""
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import proxy  # noqa: E402
 import ranking as ranking_bench  # noqa: E402
 
 from depthnas.cli import main as cli_main  # noqa: E402
+from depthnas.io import read_jsonl  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
 from depthnas.truth import load_truth  # noqa: E402
 
@@ -75,6 +77,9 @@ def test_table_is_complete_and_loads_as_truth(table_path):
     assert table["device"] and table["date"]
     truth = load_truth(table_path)
     assert truth == {a: e["mean"] for a, e in archs.items()}
+    # each training says when it ran: the recipe key does not cover code changes
+    lines = read_jsonl(table_path.parent / "w" / "trainings.jsonl")
+    assert lines and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", r["trained"]) for r in lines)
 
 
 @pytest.mark.parametrize("folder", ["depth_proxy", "depth_proxy/small"])

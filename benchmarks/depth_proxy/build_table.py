@@ -104,6 +104,14 @@ def read_done(path: Path, key: str) -> dict[tuple[str, int], dict[str, Any]]:
     return done
 
 
+def finished(result: dict[str, Any], key: str) -> dict[str, Any]:
+    """A training's line in trainings.jsonl. `trained` (UTC) tells which code trained
+    it: the recipe key covers settings, not changes to the model or loss code, and a
+    table resumed across such a change holds trainings of both."""
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    return proxy.clean({**result, "recipe_key": key, "trained": when})
+
+
 def run_job(cfg, job: dict[str, Any], splits, device, work: Path) -> dict[str, Any]:
     space = get_space(job["space"])
     arch = space.from_string(job["arch"])
@@ -269,8 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     if args.time_budget and time.time() - start > args.time_budget:
                         stopped_by_budget = True
                         break
-                    rec = proxy.clean({**run_job(cfg, job, splits, dev, work), "worker": 0})
-                    rec["recipe_key"] = key
+                    rec = finished({**run_job(cfg, job, splits, dev, work), "worker": 0}, key)
                     append_jsonl(log_path, rec)
                     done[(rec["arch"], rec["seed"])] = rec
                     ran += 1
@@ -307,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                         if kind == "ready":
                             meta["device"] = meta["device"] or msg["device"]
                         elif kind == "result":
-                            rec = proxy.clean({**msg, "recipe_key": key})
+                            rec = finished(msg, key)
                             append_jsonl(log_path, rec)
                             if rec.get("val_loss") is not None or rec.get("error_kind") == "diverged":
                                 done[(rec["arch"], rec["seed"])] = rec
