@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
 
+from .config import canonical_spec
 from .depth_metrics import METRIC_NAMES, MetricAccumulator
 from .evaluation import inverted_note
 from .io import atomic_write_json, check_parent_folders
@@ -141,6 +143,18 @@ def run_folder(model_path: str | Path) -> Path | None:
     return None
 
 
+def report_name(split: str, other_data: str | None) -> str:
+    """`eval`, `eval-val`, ...; with the data set's kind and folder name when it is not
+    the run's own (`eval-val-nyuv2-nyu`): scoring a model on a second data set wrote
+    over the first one's report."""
+    name = "eval" if split == "all" else f"eval-{split}"
+    if other_data:
+        kind, _, path = canonical_spec(other_data).partition(":")  # folder:. -> its name
+        slug = re.sub(r"[^\w-]+", "_", "-".join(p for p in (kind, Path(path).name) if p))
+        name += f"-{slug.strip('_')}"
+    return name
+
+
 NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
 
 
@@ -195,8 +209,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     note = inverted_note(report["inverted"], "images")
     if note:
         print(f"warning: {note}", file=sys.stderr)
-    name = "eval" if args.split == "all" else f"eval-{args.split}"
     if out is None:  # beside the model
+        name = report_name(args.split, None if same else data)
         out = (Path(args.checkpoint) / f"{name}.json" if Path(args.checkpoint).is_dir() else
                Path(args.checkpoint).with_suffix(f".{name}.json"))
     atomic_write_json(out, report)

@@ -44,6 +44,20 @@ def test_motorcycle_evaluated_end_to_end(motorcycle, model, tmp_path, capsys):
     assert "absrel" in printed and "delta1" in printed
 
 
+def test_reports_on_two_data_sets_are_two_files_beside_the_model(motorcycle, model, tmp_path):
+    """Both wrote MODEL.eval.json: scoring on a second data set lost the first's report."""
+    root, _ = motorcycle
+    lone = tmp_path / "model.safetensors"
+    lone.write_bytes(model.read_bytes())
+    assert main(["evaluate", "--checkpoint", str(lone), "--data", f"folder:{root}",
+                 "--depth-kind", "disparity", "--no-progress"]) == 0
+    assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
+                 "--synthetic-samples", "2", "--no-progress"]) == 0
+    folder = json.loads((tmp_path / f"model.eval-folder-{root.name}.json").read_text())
+    synthetic = json.loads((tmp_path / "model.eval-synthetic.json").read_text())
+    assert folder["samples"] == 1 and synthetic["samples"] == 2
+
+
 def test_a_perfect_model_scores_zero(motorcycle, model, monkeypatch):
     """The metric pipeline (resize back, align, invert) is exact: a model that returns
     an affine map of the true disparity scores ~0 on every metric."""
