@@ -11,6 +11,7 @@ Per prediction three files are written, all at the input's original size:
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 import zlib
 from functools import lru_cache
@@ -172,10 +173,16 @@ _MAX_STEM_BYTES = 200
 def fit_stem(stem: str) -> str:
     """`stem`, or for one too long to name an output a prefix of it and a hash of the
     whole: before, one such photo stopped the run with "File name too long"."""
-    if len(stem.encode()) <= _MAX_STEM_BYTES:
+    raw = os.fsencode(stem)  # as the file system stores it: a name that is not UTF-8
+    if len(raw) <= _MAX_STEM_BYTES:  # (an old zip, a camera) must not stop the run
         return stem
-    prefix = stem.encode()[:_MAX_STEM_BYTES - 20].decode(errors="ignore")
-    return f"{prefix}_{hashlib.sha256(stem.encode()).hexdigest()[:16]}"
+    prefix, size = "", 0
+    for ch in stem:  # whole characters: a cut through a UTF-8 sequence is no name
+        size += len(os.fsencode(ch))
+        if size > _MAX_STEM_BYTES - 20:
+            break
+        prefix += ch
+    return f"{prefix}_{hashlib.sha256(raw).hexdigest()[:16]}"
 
 
 def output_paths(out_dir: str | Path, stem: str) -> dict[str, Path]:

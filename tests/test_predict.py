@@ -1,6 +1,7 @@
 """`depthnas predict` and the two inference backends behind it."""
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -284,6 +285,28 @@ def test_a_photo_whose_name_is_too_long_for_its_outputs_is_still_predicted(
     assert "2 image(s)" in capsys.readouterr().out
     [made] = [p for p in out.glob("x*-depth16.png")]
     assert made.name.startswith("x" * 180) and len(made.name) < 255
+
+
+def test_photos_whose_names_are_not_utf8_are_predicted(onnx_file: Path, photos: Path,
+                                                      tmp_path: Path, capsys) -> None:
+    """A Latin-1 name (an old zip, a camera) stopped the whole run before its first
+    photo with "surrogates not allowed"; a long UTF-8 one is cut between characters."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    jpeg = (photos / "coffee.jpg").read_bytes()
+    names = [b"caf\xe9.jpg", "\u00e9".encode() * 120 + b".jpg", b"zz.jpg"]
+    for name in names:
+        with open(os.path.join(os.fsencode(folder), name), "wb") as f:
+            f.write(jpeg)
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(onnx_file), "--input", str(folder), "--out", str(out),
+                 "--no-progress"]) == 0
+    assert "3 image(s)" in capsys.readouterr().out
+    made = {os.fsencode(p.name) for p in out.glob("*-depth16.png")}
+    assert {b"caf\xe9-depth16.png", b"zz-depth16.png"} < made
+    [cut] = made - {b"caf\xe9-depth16.png", b"zz-depth16.png"}
+    cut.decode()  # whole characters only: still UTF-8
+    assert cut.startswith("\u00e9".encode() * 90) and len(cut) < 255
 
 
 def test_an_unknown_colormap_is_refused_before_any_work(onnx_file: Path, photos: Path,
