@@ -38,6 +38,20 @@ def save_model(path: str | Path, model: nn.Module, metadata: dict[str, Any] | No
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
+def _torch_save_hint(path: Path) -> str:
+    """What a torch.save file (a zip, or a pickle before torch 1.6) is told: its
+    header read as a safetensors length gives "header too large"."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        return ""
+    if head == b"PK" or head[:1] == b"\x80":
+        return ("; it looks like a torch.save file: depthnas reads the model.safetensors "
+                "its runs write (with the architecture in its metadata), or their .onnx export")
+    return ""
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -46,7 +60,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as fh:
             raw = fh.metadata() or {}
     except Exception as err:  # SafetensorError, OSError: truncated, empty, not safetensors
-        raise ValueError(f"{path}: not a readable safetensors model file ({err})") from err
+        raise ValueError(f"{path}: not a readable safetensors model file ({err})"
+                         f"{_torch_save_hint(path)}") from err
     out: dict[str, Any] = {}
     for k, v in raw.items():
         try:

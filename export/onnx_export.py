@@ -98,8 +98,8 @@ def load_for_export(model_path: str | Path, arch: str | None = None
         space = get_space(meta["space"])
         given = space.to_string(space.parse(arch))
         if given != meta["arch"]:
-            raise ValueError(f"{path}: holds {meta['arch']}, but --arch says {given}; "
-                             "the model file's own architecture is used, drop --arch")
+            raise ValueError(f"{path}: holds {meta['arch']}, but --arch says {given}; not "
+                             "exported (a model file exports its own architecture: drop --arch)")
     return NormalizedDepthModel(net).eval(), meta, path
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from depthnas.cli import main
 from depthnas.export.onnx_export import check_parity, export_onnx, load_for_export
@@ -77,7 +78,9 @@ def test_export_takes_an_architecture_file_as_train_does(model_file: Path, arch:
     arch_file.write_text(json.dumps({"space": "v2-nonsync", "string": wrong}))
     out = tmp_path / "m.onnx"
     assert main(["export", "--checkpoint", str(model_file), "--arch", str(arch_file), "--out", str(out)]) == 2
-    assert f"--arch says {wrong}" in capsys.readouterr().err  # read from the file, then compared
+    err = capsys.readouterr().err
+    assert f"--arch says {wrong}; not exported" in err  # read from the file, then compared
+    assert not out.exists()
     arch_file.write_text('{"space": "v2-nonsync", "string": }')
     assert main(["export", "--checkpoint", str(model_file), "--arch", str(arch_file), "--out", str(out)]) == 2
     assert f"--arch {arch_file}: not valid JSON" in capsys.readouterr().err
@@ -91,6 +94,12 @@ def test_unreadable_model_files_are_named(tmp_path: Path, capsys) -> None:
     bogus.write_bytes(b"not safetensors")
     assert main(["export", "--checkpoint", str(bogus)]) == 2
     assert str(bogus) in capsys.readouterr().err
+    # a torch.save file read as safetensors gives "header too large": say what it is
+    pickled = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(2)}, pickled)
+    assert main(["export", "--checkpoint", str(pickled)]) == 2
+    assert "model.pt: not a readable safetensors model file" in (err := capsys.readouterr().err)
+    assert "it looks like a torch.save file" in err
     # a photo given as the model says what a model is; a missing run folder is not
     # called a "model file"
     photo = tmp_path / "photo.jpg"
