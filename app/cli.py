@@ -9,12 +9,14 @@ import sys
 import threading
 from pathlib import Path
 
+from depthnas.io import path_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("demo", help="serve a Gradio demo of a trained model")
-    d.add_argument("--model", help="model.onnx, a model.safetensors or a run folder "
+    d.add_argument("--model", type=path_arg, help="model.onnx, a model.safetensors or a run folder "
                                    "(default: the newest run under --runs)")
-    d.add_argument("--runs", default="runs", help="where to look for runs without --model")
+    d.add_argument("--runs", default="runs", type=path_arg, help="where to look for runs without --model")
     d.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (0.0.0.0 exposes the demo to the network)")
     d.add_argument("--port", type=int, default=7860, help="port (default 7860)")

@@ -16,7 +16,7 @@ from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .config_checks import validate
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_json, atomic_write_text, path_arg
 from .run_config import add_config_args, build_config
 from .runs import clear_failed_start, guard_out, holds_run, run_lock
 from .stopping import Terminated, stop_on_signals
@@ -233,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_spaces)
 
     r = sub.add_parser("rank", help="ranking metrics of a run's super-net against a truth table")
-    r.add_argument("--run", required=True, help="search run directory")
-    r.add_argument("--truth", required=True, help="JSON/CSV table: architecture -> stand-alone loss")
+    r.add_argument("--run", required=True, type=path_arg, help="search run directory")
+    r.add_argument("--truth", required=True, type=path_arg, help="JSON/CSV table: architecture -> stand-alone loss")
     r.add_argument("--threshold", type=float, default=None, help="sparse Kendall tau bin width")
     r.add_argument("--limit", type=int, default=None, help="score a random sample of at most this many architectures (seeded by the run's seed)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")

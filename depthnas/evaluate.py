@@ -31,7 +31,7 @@ from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
 from .config import canonical_spec
 from .depth_metrics import METRIC_NAMES, MetricAccumulator
 from .evaluation import inverted_note
-from .io import atomic_write_json, check_parent_folders
+from .io import atomic_write_json, check_parent_folders, path_arg
 
 SPLITS = ("all", "train", "reg", "val")
 
@@ -220,7 +220,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="depth metrics of a trained model on a data set")
-    p.add_argument("--checkpoint", required=True, help="model.safetensors, training or search run folder")
+    p.add_argument("--checkpoint", required=True, type=path_arg, help="model.safetensors, training or search run folder")
     p.add_argument("--data", default=None,
                    help="synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH "
                         "(default: the run's own data)")
@@ -238,6 +238,6 @@ def register(sub: Any) -> None:
                    help="synthetic scenes (default: the run's, else 64)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
-    p.add_argument("--out", default=None, help="JSON file (default: beside the model)")
+    p.add_argument("--out", default=None, type=path_arg, help="JSON file (default: beside the model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)

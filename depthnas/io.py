@@ -1,6 +1,7 @@
 """Atomic file writes: a crash mid-write never leaves a truncated file behind."""
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -16,6 +17,15 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+
+def path_arg(text: str) -> str:
+    """argparse type of a file or folder option. An empty one is refused: it is
+    usually a script's unset variable, and read as "." it predicted the whole
+    current folder, or wrote into it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path (an unset variable in a script?)")
+    return text
 
 
 def read_text(path: str | Path) -> str:

@@ -31,7 +31,7 @@ from typing import Any, Iterable
 
 from depthnas.spaces import get_space
 
-from .io import atomic_write_json
+from .io import atomic_write_json, path_arg
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 SETS = ("valid", "test", "valtest", "train")
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m depthnas.nasbench",
                                 description="Export an nb201 truth table from a benchmark file you own.")
     p.add_argument("benchmark", help="NATS-tss-* file/folder or NAS-Bench-201-v1_*.pth")
-    p.add_argument("--out", required=True, help="truth table JSON to write")
+    p.add_argument("--out", required=True, type=path_arg, help="truth table JSON to write")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--archs", help="text file: one NB201 architecture string per line")
     which.add_argument("--all", action="store_true", help="all 15,625 architectures")

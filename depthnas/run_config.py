@@ -12,6 +12,7 @@ from typing import Any
 from . import config as config_mod
 from .config import Config
 from .config_checks import validate
+from .io import path_arg
 from .runs import check_kind, holds_run, run_kind
 from .schedule import SCHEDULES
 
@@ -56,7 +57,7 @@ def config_flags(command: str) -> dict[str, tuple[str, Any, str]]:
 
 def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
     p.set_defaults(config_command=command)
-    p.add_argument("--config", help="YAML config file (overrides the preset)")
+    p.add_argument("--config", type=path_arg, help="YAML config file (overrides the preset)")
     p.add_argument("--preset", choices=sorted(config_mod.PRESETS), help="starting configuration")
     for flag, (_, typ, help_) in config_flags(command).items():
         p.add_argument(flag, type=typ, default=None, help=help_)

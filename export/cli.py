@@ -5,18 +5,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from depthnas.io import path_arg
 from depthnas.terminal import show_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("export", help="export a trained model to one self-contained ONNX file")
     src = e.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", help="search run (uses best/model.safetensors) or training folder "
+    src.add_argument("--run", type=path_arg, help="search run (uses best/model.safetensors) or training folder "
                                    "(its model.safetensors)")
-    src.add_argument("--checkpoint", help="a model.safetensors written by search or train")
+    src.add_argument("--checkpoint", type=path_arg, help="a model.safetensors written by search or train")
     e.add_argument("--arch", help="architecture string or JSON file; optional, the model "
                                   "file holds it (given, it must match)")
-    e.add_argument("--out", help="ONNX file to write (default: model.onnx beside the model)")
+    e.add_argument("--out", type=path_arg, help="ONNX file to write (default: model.onnx beside the model)")
     e.add_argument("--check", action="store_true",
                    help="compare onnxruntime with PyTorch at two input sizes; "
                         "fail above 1e-4 relative difference")
@@ -27,10 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="depth maps for an image or a folder of images")
-    p.add_argument("--model", required=True,
+    p.add_argument("--model", required=True, type=path_arg,
                    help="model.onnx, a model.safetensors, or a run folder")
-    p.add_argument("--input", required=True, help="an image or a folder of images")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--input", required=True, type=path_arg, help="an image or a folder of images")
+    p.add_argument("--out", required=True, type=path_arg, help="output folder")
     p.add_argument("--device", default="cpu",
                    help="cpu | cuda | auto (ONNX models: onnxruntime's CPU or CUDA provider)")
     p.add_argument("--colormap", default="inferno", help="matplotlib colormap of the preview")

@@ -241,6 +241,24 @@ def test_train_epochs_flag_sets_the_stand_alone_epochs(capsys):
     assert exit_.value.code == 2 and "--num-landmarks" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [
+    ["predict", "--model", "m.onnx", "--input", "photos", "--out", ""],
+    ["predict", "--model", "m.onnx", "--input", " ", "--out", "depth"],
+    ["export", "--checkpoint", ""], ["evaluate", "--checkpoint", ""],
+    ["rank", "--run", "", "--truth", "t.json"], ["demo", "--model", ""], ["search", "--config", ""]])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(argv, tmp_path, monkeypatch, capsys):
+    """`--out "$OUT"` with OUT unset: predict wrote into the folder it ran in, and an
+    empty --input predicted every image there."""
+    from depthnas.cli import build_parser
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    flag = argv[[a.strip() for a in argv].index("") - 1]
+    assert exit_.value.code == 2
+    assert f"argument {flag}: empty path" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_interrupt_says_how_to_resume(monkeypatch, tmp_path, capsys):
     """Once the run has kept its config.yaml, --resume; before, there is nothing to
     resume (`--resume` said "nothing to resume"), so the command is run again."""
