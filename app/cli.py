@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     d.add_argument("--device", default="cpu",
                    help="cpu | cuda | auto (ONNX models: onnxruntime's CPU or CUDA provider)")
+    d.add_argument("--net-size", type=int, default=None,
+                   help="longer side the network sees (default: the training size's)")
     d.set_defaults(func=cmd_demo)
 
 
@@ -65,7 +67,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from depthnas.export.inference import load_estimator
 
     from .demo import DepthDemo, launch
-    demo = DepthDemo(load_estimator(model, device=args.device),
+    demo = DepthDemo(load_estimator(model, device=args.device, net_size=args.net_size),
                      examples_dir=default_examples_dir())
     print(f"starting the demo of {demo.estimator.info.arch} on http://{args.host}:{args.port} "
           "(Ctrl-C stops)")

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu",
                    help="cpu | cuda | auto (ONNX models: onnxruntime's CPU or CUDA provider)")
     p.add_argument("--colormap", default="inferno", help="matplotlib colormap of the preview")
+    p.add_argument("--net-size", type=int, default=None,
+                   help="longer side the network sees, rounded to a multiple of 32 (default: "
+                        "the training size's); larger gives finer maps of large photos, slower")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
@@ -83,7 +86,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import load_estimator
     from .predict import predict_paths
     check_colormap(args.colormap)  # before a model loads or a folder is made
-    estimator = load_estimator(args.model, device=args.device)
+    estimator = load_estimator(args.model, device=args.device, net_size=args.net_size)
     report = predict_paths(estimator, args.input, args.out, colormap=args.colormap,
                            progress=show_progress(args.no_progress))
     print(f"{len(report.written)} image(s) -> {args.out}; {len(report.skipped)} skipped")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 from abc import ABC, abstractmethod
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,12 @@ class ModelInfo:
     backbone: str
     image_size: tuple[int, int]  # (H, W) the model was trained at
     parameters: int
+    inference_size: int | None = None  # longer side to run at; None: the training size's
 
     @property
     def net_size(self) -> int:
         """Longer side of the network input."""
-        return max(self.image_size)
+        return self.inference_size or max(self.image_size)
 
 
 class DepthEstimator(ABC):
@@ -142,15 +144,23 @@ def _image_size(meta: dict[str, Any], path: Path) -> tuple[int, int]:
     return h, w
 
 
-def load_estimator(path: str | Path, device: str = "cpu") -> DepthEstimator:
+def load_estimator(path: str | Path, device: str = "cpu", net_size: int | None = None
+                   ) -> DepthEstimator:
     """An ONNX file (.onnx) runs in onnxruntime; a model file or run folder in PyTorch.
     `device`: cpu, cuda[:N] or auto; one this machine (or onnxruntime build) lacks is a
-    ValueError that says what there is."""
+    ValueError that says what there is. `net_size`: the longer side the network sees
+    (None: the training size's). The decoder is fully convolutional, so a model trained
+    on small crops can be run larger on a large photo, for a finer map."""
+    from depthnas.evaluate import check_net_size
+    check_net_size(net_size)  # before a model loads
     path = Path(path)
     if path.suffix.lower() == ".onnx":
-        return OnnxEstimator(path, providers=onnx_providers(device))
-    from depthnas.runtime import resolve_device
-    return TorchEstimator(path, device=str(resolve_device(device)))
+        estimator: DepthEstimator = OnnxEstimator(path, providers=onnx_providers(device))
+    else:
+        from depthnas.runtime import resolve_device
+        estimator = TorchEstimator(path, device=str(resolve_device(device)))
+    estimator.info = dataclasses.replace(estimator.info, inference_size=net_size)
+    return estimator
 
 
 def onnx_providers(device: str) -> list[Any]:

@@ -73,6 +73,28 @@ def test_backends_agree(onnx_file: Path, run_dir: Path, photos: Path) -> None:
     assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
 
 
+def test_net_size_runs_the_network_larger_with_either_backend(onnx_file: Path, run_dir: Path,
+                                                              photos: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    """A model trained on small crops runs at any multiple of 32: --net-size lets a
+    large photo get a finer map than the training size gives."""
+    trained = max(load_estimator(onnx_file).info.image_size)
+    seen: list[tuple[int, ...]] = []
+    for model in (onnx_file, run_dir):
+        est = load_estimator(model, net_size=trained * 2)
+        forward = est._forward
+        est._forward = lambda x, f=forward: seen.append(tuple(x.shape[-2:])) or f(x)
+        assert est.predict(read_rgb(photos / "coffee.jpg")).shape == SIZES["coffee"]
+    assert seen and all(max(s) == trained * 2 for s in seen)
+    photo = str(photos / "coffee.jpg")
+    assert main(["predict", "--model", str(onnx_file), "--input", photo, "--out", str(tmp_path),
+                 "--net-size", str(trained * 2)]) == 0
+    assert np.load(tmp_path / "coffee-depth.npy").shape == SIZES["coffee"]
+    assert main(["predict", "--model", str(onnx_file), "--input", photo, "--out", str(tmp_path),
+                 "--net-size", "16"]) == 2
+    assert "--net-size must be >= 32" in capsys.readouterr().err
+
+
 def test_predict_with_a_model_file_and_one_image(model_file: Path, photos: Path,
                                                  tmp_path: Path) -> None:
     rc = main(["predict", "--model", str(model_file), "--input", str(photos / "astro.png"),
