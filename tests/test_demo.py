@@ -123,6 +123,8 @@ def test_bad_device_and_busy_port_are_messages(run_dir: Path, capsys) -> None:
         port = free.getsockname()[1]
     assert main(["demo", "--model", str(run_dir), "--device", "gpu", "--port", str(port)]) == 2
     assert "unknown device 'gpu'" in capsys.readouterr().err
+    assert main(["demo", "--model", str(run_dir), "--net-size", "8", "--port", str(port)]) == 2
+    assert "--net-size must be >= 32" in capsys.readouterr().err  # reaches the model's loading
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
