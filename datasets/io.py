@@ -161,8 +161,12 @@ def _jpeg_truncated(data: bytes) -> bool:
 
 def read_png(path: str | Path) -> np.ndarray:
     """Read a single-channel PNG keeping its bit depth (uint8 or uint16)."""
+    try:  # read here, not by cv2.imread: a file name that is not UTF-8 crashed it
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DatasetError(f"cannot read depth map {path}: {e.strerror or e}") from e
     with quiet_opencv():
-        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if arr is None:
         raise DatasetError(f"cannot read depth map {path} (missing, corrupt or unsupported format)")
     return _single_channel(arr, path)

@@ -386,6 +386,10 @@ def _stopped(args: argparse.Namespace, stop: KeyboardInterrupt) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # A file name that is not UTF-8 reaches Python with surrogate escapes; a strict
+    # UTF-8 stdout raised UnicodeEncodeError on it mid-report. Its bytes go out as stored.
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         handlers=[_log_handler(args.verbose)])

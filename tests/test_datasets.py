@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -952,3 +955,19 @@ def test_depthnas_data_says_when_too_few_scenes_split_per_sample(tmp_path, capsy
                 np.save(root / "depth" / f"walk_{k}" / f"{i:03d}.npy", _depth_m(k * 10 + i))
         assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 0
         assert f"24 readable sample(s) in {scenes} group(s) ({said}" in capsys.readouterr().out
+
+
+def test_file_names_that_are_not_utf8_are_read_and_reported(tmp_path):
+    """cv2.imread crashed the process (SIGSEGV) on such a name, and a strict UTF-8
+    stdout stopped `depthnas data` on the report line naming one."""
+    root = make_folder(tmp_path / "f", n=4)
+    base = os.fsencode(root)
+    os.rename(base + b"/images/s000.jpg", base + b"/images/caf\xe9.jpg")
+    os.rename(base + b"/depth/s000.png", base + b"/depth/caf\xe9.png")
+    os.rename(base + b"/images/s001.jpg", base + b"/images/orph\xe9.jpg")  # now unpaired
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict", HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "depthnas", "data", "--data", f"folder:{root}"],
+                          capture_output=True, env=env, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert b"3 readable sample(s)" in proc.stdout and b"orph\xe9.jpg has no depth map" in proc.stdout
