@@ -267,6 +267,16 @@ def learned_nothing(loss: float, constant: float | None) -> bool:
     return constant is not None and loss >= 0.99 * constant
 
 
+def unlearned_note(searches: list[int], level: float, best: float | None = None) -> str:
+    """What a search whose super-net beat no constant prediction means, and the fix."""
+    which = f"search{'es' if len(searches) > 1 else ''} {', '.join(map(str, searches))}"
+    best_s = f"; the best path scored {best:.5f}" if best is not None else ""
+    return (f"in {which} no super-net path scored better than a constant prediction "
+            f"({level:.5f}{best_s}): the super-net had not learned yet, so the search's order "
+            "and picks are noise, as is the super-net side of any ranking; train it longer "
+            "(--epochs, super-net epochs per iteration)")
+
+
 def at_constant_level(score: float, constant: float | None) -> bool:
     """A score within 0.1% of a constant prediction's: the output ignores the input
     (depth: one value everywhere, from a head whose final ReLU died), and its order

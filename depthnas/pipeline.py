@@ -32,7 +32,8 @@ from .budget import Budget
 from .checkpoint import Checkpointer
 from .config import Config
 from .data import check_recorded_splits, load_splits
-from .evaluation import PathEvaluator, collapsed, constant_score, search_order
+from .evaluation import (PathEvaluator, collapsed, constant_score, learned_nothing, search_order,
+                         unlearned_note)
 from .evolution import run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
@@ -307,6 +308,7 @@ class SearchRun:
         self.constant = constant_score(task, self.splits.val, batch_size=cfg.data.batch_size)
         self.search_constant = evaluator.constant_level() if evaluator is not None else None
         self.picks = self.flat_picks = 0
+        self.unlearned: list[int] = []  # searches whose super-net beat no constant prediction
         self.final_scores: dict[Arch, float] = {}
         self.lambda_schedule = None if regularizer is None else {
             "schedule": cfg.landmarks.schedule, "lambda_max": cfg.landmarks.lambda_max,
@@ -361,6 +363,10 @@ class SearchRun:
         self.say(f"  searched {len(ranked)} architectures; taking the top {len(picked)}" +
                  (f" ({flat} super-net path(s) ignoring their input rank last: at a "
                   "constant prediction's level, or cut off by a dead cell)" if flat else ""))
+        live = [score for a, score in ranked if a not in flat_paths]
+        if live and learned_nothing(min(live), level):
+            self.unlearned.append(t + 1)
+            self.say(f"  warning: {unlearned_note([t + 1], level, min(live))}")
         return [space.to_string(a) for a, _ in picked]
 
     def _rank_samples(self) -> list[Arch]:
@@ -435,6 +441,7 @@ class SearchRun:
                    "constant_prediction_loss": constant,
                    "search_constant_loss": self.search_constant,
                    "picks": self.picks, "flat_picks": self.flat_picks,
+                   "unlearned_searches": self.unlearned,
                    "lambda_schedule": self.lambda_schedule,
                    # --skip-bad: said once at the start; the report keeps it for its reader
                    "skipped_samples": list(getattr(self.splits, "skipped", [])),

@@ -9,7 +9,7 @@ from typing import Any
 # that imports this keeps its own), no figure left open in a global registry.
 from matplotlib.figure import Figure
 
-from .evaluation import at_constant_level, inverted_note, learned_nothing
+from .evaluation import inverted_note, learned_nothing, unlearned_note
 from .io import atomic_write, atomic_write_text, read_jsonl
 
 
@@ -137,6 +137,8 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
                      "longer (--epochs, search.top_k)")
     level = summary.get("search_constant_loss")
     level = constant if level is None else level  # the level of the batches it scored on
+    if summary.get("unlearned_searches") and level is not None:
+        notes.append(unlearned_note(summary["unlearned_searches"], level))
     if summary.get("flat_picks"):
         at = f"at a constant prediction's level, {level:.5f}, or " if level is not None else ""
         notes.append(f"{summary['flat_picks']} of the {summary['picks']} architectures the search "
@@ -212,7 +214,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     for a in sorted(archs, key=lambda r: r["val_loss"]):
         arch = a["arch"].replace("|", "\\|")  # NB201 strings: a bare | splits the table cell
         dead = " *" if learned_nothing(a["val_loss"], constant) else ""
-        flat = " *" if at_constant_level(a["supernet_score"], search_constant) else ""
+        flat = " *" if learned_nothing(a["supernet_score"], search_constant) else ""
         cut = " (over budget)" if a.get("over_budget") else ""
         if a.get("ignores_input"):  # by its architecture: a dead cell cuts the input off
             dead, flat, cut = " *", " *", cut + " (dead cell)"
@@ -221,9 +223,9 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         lines.append(f"| `{arch}`{cut} | {a['role']} | {a['val_loss']:.5f}{dead}{table} | "
                      f"{a['supernet_score']:.5f}{flat} |{latency}")
     if constant is not None or any(a.get("ignores_input") for a in archs):
-        lines += ["", "\\* at a constant prediction's level, or a dead cell (the output ignores "
-                      "the input): the model (or super-net path) learned nothing, and its order "
-                      "among such scores is noise"]
+        lines += ["", "\\* no better than a constant prediction (within 1%, or worse), or a dead "
+                      "cell (the output ignores the input): the model (or super-net path) "
+                      "learned nothing, and its order among such scores is noise"]
     if any(a.get("over_budget") for a in archs):
         lines += ["", "(over budget): a landmark that breaks `search.max_params` / "
                       "`search.max_latency_ms`, drawn without the budget; never the best found"]

@@ -1463,6 +1463,24 @@ def test_the_search_picks_live_paths_before_paths_at_the_constant_level(tmp_path
                 if '"search"' in line]
     assert len(searches) == 2 and all(r["at_constant_level"] > 0 for r in searches)
     assert results["constant_prediction_loss"] == 0.3
+    # every live path (0.25 and up) is worse than a constant prediction (0.2): the
+    # super-net learned nothing, and the picks are noise
+    assert results["unlearned_searches"] == [1, 2]
+    for which in ("search 1", "search 2", "searches 1, 2"):  # as each ends, then in the summary
+        assert f"warning: in {which} no super-net path scored better than a constant" in log
+    assert "in searches 1, 2 no super-net path" in (out / "report.md").read_text()
+
+
+def test_a_super_net_that_beats_a_constant_prediction_is_not_warned_about(tmp_path, monkeypatch,
+                                                                           capsys):
+    from depthnas import pipeline
+    monkeypatch.setattr(pipeline.PathEvaluator, "constant_level", lambda self: 0.2)
+    monkeypatch.setattr(pipeline.PathEvaluator, "score",
+                        lambda self, arch: 0.19 - 0.001 * str(arch).count("c"))
+    out = tmp_path / "run"
+    assert main(["search", *TINY, "--no-landmarks", "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["unlearned_searches"] == []
+    assert "no super-net path scored better" not in capsys.readouterr().out
 
 
 def test_log_lines_speak_like_the_rest_of_the_output():

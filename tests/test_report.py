@@ -36,6 +36,23 @@ def test_models_at_a_constant_predictions_level_are_flagged(tmp_path):
     assert rows["v1-sync:ap,ap,ap,ap,ap"].endswith("| 0.21000 * | 0.20010 * |")
 
 
+def test_a_super_net_that_beat_no_constant_prediction_is_said_so(tmp_path):
+    """make search's super-net once scored every path 0.2018-0.2185 against a constant
+    prediction's 0.20036: none was marked, and nothing said the picks were noise."""
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.177, 0.2044),
+             arch("c1,c1,c1,c1,c1", "rank", 0.175, 0.1985),       # within 1%: no better
+             arch("ap,ap,ap,ap,ap", "landmark", 0.173, 0.19)]
+    text = write_report(tmp_path, summary(archs, constant_prediction_loss=0.2,
+                                          search_constant_loss=0.2, picks=2, flat_picks=0,
+                                          unlearned_searches=[1, 2], rank_samples=3)).read_text()
+    assert ("- in searches 1, 2 no super-net path scored better than a constant prediction "
+            "(0.20000): the super-net had not learned yet") in text
+    rows = {line.split("`")[1]: line for line in text.splitlines() if line.startswith("| `")}
+    assert rows["v1-sync:c3,c3,c3,c3,c3"].endswith("| 0.17700 | 0.20440 * |")
+    assert rows["v1-sync:c1,c1,c1,c1,c1"].endswith("| 0.17500 | 0.19850 * |")
+    assert rows["v1-sync:ap,ap,ap,ap,ap"].endswith("| 0.17300 | 0.19000 |")
+
+
 def test_an_undefined_or_rough_ranking_is_explained(tmp_path):
     nan = float("nan")
     archs = [arch("c3,c3,c3,c3,c3", "rank", 0.15, 0.2), arch("c1,c1,c1,c1,c1", "rank", 0.17, 0.2),
