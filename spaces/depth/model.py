@@ -10,6 +10,7 @@ super-net's weights for its path with a plain state-dict subset.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from functools import partial
@@ -165,12 +166,10 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
         kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
     levels = _stride_levels(name)
     rng = torch.get_rng_state()
-    timm_log = logging.getLogger("timm")
-    level = timm_log.level
-    if weights is not None:  # timm's own line lists every missing key; _check_loaded says it briefly
-        timm_log.setLevel(logging.ERROR)
     try:
-        backbone = timm.create_model(name, features_only=True, out_indices=levels, **kw)
+        # timm's own line lists every missing key; _check_loaded says it briefly
+        with _timm_errors_only() if weights is not None else contextlib.nullcontext():
+            backbone = timm.create_model(name, features_only=True, out_indices=levels, **kw)
     except Exception as err:  # safetensors/torch.load/timm errors alike: name the file
         if weights is None:
             raise
@@ -182,8 +181,6 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
         detail = "; ".join(line.strip() for line in lines[:3]) + (" ..." if len(lines) > 3 else "")
         raise ValueError(f"backbone weights {weights}: cannot load them into {name!r} "
                          f"({type(err).__name__}: {detail})") from err
-    finally:
-        timm_log.setLevel(level)
     if weights is not None:
         _check_loaded(backbone, name, levels, weights, rng)
         _warn_unused(name, weights)
@@ -202,6 +199,19 @@ def _check_strides(backbone: nn.Module, name: str) -> None:
                          f"the depth decoder needs {BACKBONE_STRIDES}")
 
 
+@contextlib.contextmanager
+def _timm_errors_only():
+    """timm's info lines while it reads a weights file ("Loaded  from checkpoint ...",
+    once per model built: dozens in a search) say nothing the checks here do not."""
+    timm_log = logging.getLogger("timm")
+    level = timm_log.level
+    timm_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        timm_log.setLevel(level)
+
+
 def _warn_unused(name: str, weights: str | Path) -> None:
     """timm loads the tensors whose names match: resnet34's file fills a resnet18, every
     name of which it holds, without a word. Tensors the whole model has no place for,
@@ -215,8 +225,9 @@ def _warn_unused(name: str, weights: str | Path) -> None:
     names = set(full.state_dict())
     head = str(full.pretrained_cfg.get("classifier") or "").split(".")[0]
     ours = {k.split(".")[0] for k in names} - {head}
-    unused = sorted(k for k in load_state_dict(str(weights))
-                    if k not in names and k.split(".")[0] in ours)
+    with _timm_errors_only():
+        stored = load_state_dict(str(weights))
+    unused = sorted(k for k in stored if k not in names and k.split(".")[0] in ours)
     if unused:
         log.warning("backbone weights %s: %d tensor(s) have no place in %r (%s%s): weights of "
                     "another model? Only the tensors named as in %r were loaded", weights,
