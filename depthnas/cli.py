@@ -83,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .models import is_classification
     from .recipe import recipe
     from .runs import ARCH_FILE, trained_arch
-    from .standalone import other_training, train_standalone
+    from .standalone import finished_training, other_training, train_standalone
     from .task import make_task
     cfg = build_config(args)
     arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
@@ -122,7 +122,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if distributed.is_main():  # as a search records them: which samples, what was skipped
             atomic_write_json(out / "splits.json", splits.manifest())
             # said once the data is there: a refused start's folder is removed
-            print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
+            if args.resume and finished_training(out, space.to_string(arch), recipe(cfg)):
+                print(f"{space.to_string(arch)} finished its training in {out} already: "
+                      "its result, not trained again", flush=True)
+            else:
+                print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
         result = train_standalone(cfg, space, arch, splits, out,
                                   progress=show_progress(args.no_progress), distributed=True)
     if distributed.is_main():

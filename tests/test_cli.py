@@ -687,6 +687,10 @@ def test_train_resume_takes_the_architecture_from_its_folder(tmp_path, capsys, m
     assert json.loads((out / "result.json").read_text())["arch"] == "v1-sync:c3,skip,none,c1,ap"
     from test_trainer import epochs_trained
     assert epochs_trained(out) == [1, 2]  # continued with epoch 2, did not start over
+    capsys.readouterr()
+    assert main(command + ["--no-progress"]) == 0  # finished: its result, said as such
+    said = capsys.readouterr().out
+    assert "finished its training in" in said and "training v1-sync" not in said
 
 
 def test_a_training_stopped_in_its_first_epoch_resumes_as_its_hint_says(tmp_path, capsys,
