@@ -16,7 +16,7 @@ from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .config_checks import validate
-from .io import atomic_write_json, atomic_write_text, path_arg
+from .io import WriteError, atomic_write_json, atomic_write_text, path_arg
 from .run_config import add_config_args, build_config
 from .runs import clear_failed_start, guard_out, holds_run, run_lock
 from .stopping import Terminated, stop_on_signals
@@ -341,14 +341,16 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
 def _fixed_then(args: argparse.Namespace, err: BaseException) -> str:
     """A bad sample met mid-run (the regularizer's split is first read after every
-    landmark has trained): the work done is kept, so say how to go on once the file
-    is fixed. Only for data errors, in a folder that holds work."""
+    landmark has trained), or a file that could not be written (a full disk): the
+    work done is kept, so say how to go on once that is fixed. Only for those, in a
+    folder that holds work."""
     from depthnas.datasets.io import DatasetError
     hint = _resume_hint(args)
     out = getattr(args, "resolved_out", None)
-    if not (isinstance(err, DatasetError) and hint and out and holds_run(out)):
+    if not (isinstance(err, (DatasetError, WriteError)) and hint and out and holds_run(out)):
         return ""
-    return f"\nthe work done so far is kept; once the data is fixed, {hint}"
+    fixed = "the data is fixed" if isinstance(err, DatasetError) else "the file can be written"
+    return f"\nthe work done so far is kept; once {fixed}, {hint}"
 
 
 def _lost_peers(err: RuntimeError) -> str | None:

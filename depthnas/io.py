@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -81,6 +83,30 @@ def check_parent_folders(path: str | Path, flag: str = "--out") -> None:
             return
 
 
+class WriteError(OSError):
+    """A file that could not be written (a full disk, a quota): its message names the
+    file, where the writer's own (safetensors', torch.save's) did not."""
+
+    def __init__(self, path: str | Path, reason: str, code: int | None = None):
+        super().__init__(f"cannot write {path} ({reason})")
+        self.errno = code
+
+
+def _write_failure(path: Path, err: Exception) -> WriteError | None:
+    """`err` of a writer as a WriteError naming the file, if it is one: an OSError, or
+    any error while the disk holds under 1 MiB (torch.save on a full disk says only
+    "unexpected pos"). None for other errors, which are the writer's own."""
+    if isinstance(err, OSError) and err.strerror:
+        return WriteError(path, err.strerror, err.errno)
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+    if free < 2**20:
+        return WriteError(path, f"no space left on the device: {free} bytes free", errno.ENOSPC)
+    return None
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None], *, fsync: bool = True) -> Path:
     """Call write(tmp_path) on a temporary file in the target folder, fsync it,
     then rename it over `path` (rename is atomic on one filesystem). The file gets
@@ -101,6 +127,12 @@ def atomic_write(path: str | Path, write: Callable[[str], None], *, fsync: bool 
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except Exception as err:
+        failed = _write_failure(path, err)  # asked before the partial file goes
+        Path(tmp).unlink(missing_ok=True)
+        if failed is None:
+            raise
+        raise failed from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -693,6 +693,28 @@ def test_train_resume_takes_the_architecture_from_its_folder(tmp_path, capsys, m
     assert "finished its training in" in said and "training v1-sync" not in said
 
 
+def test_a_full_disk_mid_training_is_one_line_and_the_way_to_go_on(tmp_path, capsys, monkeypatch):
+    import errno
+    from depthnas import checkpoint
+    calls = []
+
+    def second_save_fails(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save_file(tensors, path, metadata=metadata)
+    from safetensors.torch import save_file
+    monkeypatch.setattr(checkpoint, "save_file", second_save_fails)
+    out = tmp_path / "t"
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--epochs", "2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot write " in err and "(No space left on device)" in err
+    assert f"the work done so far is kept; once the file can be written, continue with: " \
+           f"depthnas train --out {out} --resume" in err
+    assert "Traceback" not in err
+
+
 def test_a_training_stopped_in_its_first_epoch_resumes_as_its_hint_says(tmp_path, capsys,
                                                                         monkeypatch):
     """Stopped before its first checkpoint, a training used to say `--resume`, which

@@ -371,6 +371,32 @@ def test_written_files_get_the_umask_permissions_not_owner_only(tmp_path):
         assert mode & 0o044 == 0o044, (path, oct(mode))
 
 
+def test_a_write_that_fails_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path,
+                                                                           monkeypatch):
+    """safetensors said "No space left on device (os error 28)" and torch.save
+    "unexpected pos", neither naming the file, in a 40-line traceback."""
+    import errno
+    import shutil
+    from depthnas import io
+    target = tmp_path / "state.pt"
+
+    def disk_full(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(io.WriteError, match=r"cannot write .*state\.pt \(No space left on device\)"):
+        io.atomic_write(target, disk_full)
+
+    def torch_on_a_full_disk(tmp):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda p: usage._replace(free=4096))
+    with pytest.raises(io.WriteError, match=r"state\.pt \(no space left on the device: 4096 bytes"):
+        io.atomic_write(target, torch_on_a_full_disk)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda p: usage._replace(free=2**30))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # room left: the writer's own error
+        io.atomic_write(target, torch_on_a_full_disk)
+    assert not any(tmp_path.iterdir())  # no temporary file left behind
+
+
 def test_a_log_line_torn_by_a_kill_is_skipped_and_the_next_record_starts_its_own_line(tmp_path, caplog):
     from depthnas.io import append_jsonl, read_jsonl
     from depthnas.report import _records
