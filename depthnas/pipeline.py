@@ -271,11 +271,25 @@ class SearchRun:
         ones, and the schedules changed part-way through."""
         recorded = Checkpointer(self.out / "checkpoints").latest_metadata() or {}
         changes = config_mod.record_changes(recorded.get("run_config") or {}, self.cfg)
+        what = "super-net"
+        if not recorded:  # stopped among the landmarks: their results record the recipe
+            what, changes = "stand-alone trainings", self._standalone_changes()
         if changes:
             raise config_mod.ConfigError(
-                f"{self.out / 'config.yaml'} differs from the settings the run's super-net "
+                f"{self.out / 'config.yaml'} differs from the settings the run's {what} "
                 f"trained with ({'; '.join(changes)}); --resume continues a run as it started: "
                 "restore those settings, or start a new run in another --out")
+
+    def _standalone_changes(self) -> list[str]:
+        """How the recipe now differs from that of a stand-alone result this run holds:
+        a resume would train it again over its result (a landmark finished before the
+        stop was overwritten)."""
+        rec = recipe(self.cfg)
+        for path in sorted((self.out / "standalone").glob("*/result.json")):
+            done = read_json(path, expect=dict)
+            if done.get("arch") and not same_recipe(done.get("recipe"), rec):
+                return recipe_diff(done.get("recipe"), rec, "saved", "now")
+        return []
 
     def _supernet(self, task: Task, landmarks: list[tuple[Arch, float]]
                   ) -> tuple[Trainer, LandmarkRegularizer | None, PathEvaluator | None]:

@@ -1235,6 +1235,27 @@ def test_a_search_resumed_under_an_edited_config_yaml_is_refused(run_copy, capsy
                  "--set", "data.num_workers=0"]) == 0
 
 
+def test_a_search_stopped_among_its_landmarks_refuses_an_edited_config_yaml(run_copy, capsys):
+    """Before the super-net's first checkpoint the edit went unseen: a warning, then a
+    finished landmark was trained again over its result under the new settings."""
+    import shutil
+
+    import yaml
+    shutil.rmtree(run_copy / "checkpoints")  # as if stopped before the super-net trained
+    (run_copy / "results.json").unlink()
+    results = sorted((run_copy / "standalone").glob("*/result.json"))
+    before = [p.read_text() for p in results]
+    path = run_copy / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["standalone"]["lr"] = 0.004
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {path} differs from the settings the run's stand-alone trainings trained " \
+           "with (lr: saved 0.003, now 0.004)" in err
+    assert [p.read_text() for p in results] == before  # nothing trained over
+
+
 @pytest.mark.parametrize("name, content, said", [
     ("search_1.json", '{"space": "v1-sync"}', "is damaged (KeyError: 'rng'); restore it, or delete it"),
     ("search_1.json", "[1, 2]", "search_1.json: expected a JSON object, found array"),
