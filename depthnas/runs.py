@@ -113,8 +113,10 @@ def run_lock(out: Path) -> Iterator[None]:
     lock = out / ".depthnas.lock"
     with open(lock, "a+") as fh:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            # a POSIX lock, not flock: forked DataLoader workers inherit the file but not
+            # this lock, so after a kill -9 they no longer hold the folder for seconds
+            fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (BlockingIOError, PermissionError):  # EAGAIN or EACCES, by platform
             fh.seek(0)
             holder = fh.read().strip() or "?"
             raise ConfigError(f"{out} is in use by another depthnas process (pid {holder}); "

@@ -1354,20 +1354,49 @@ def test_binary_or_damaged_files_are_named(run_dir, tmp_path, capsys):
 
 
 def test_a_run_folder_in_use_by_another_process_is_refused(run_dir, tmp_path, capsys):
-    import fcntl
     import os
     import shutil
+    import subprocess
+    import sys
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
-    with open(copy / ".depthnas.lock", "a+") as held:  # as a running search holds it
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        held.truncate(0)
-        held.write("4242\n")
-        held.flush()
+    holder = subprocess.Popen(  # as a running search holds it (POSIX locks are per process)
+        [sys.executable, "-c", "import fcntl, sys\n"
+         f"fh = open({str(copy / '.depthnas.lock')!r}, 'a+')\n"
+         "fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+         "fh.truncate(0); fh.write('4242\\n'); fh.flush()\n"
+         "print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
         assert main(["search", "--out", str(copy), "--resume", "--no-progress"]) == 2
+    finally:
+        holder.communicate("")
     assert f"{copy} is in use by another depthnas process (pid 4242)" in capsys.readouterr().err
     assert main(["search", "--out", str(copy), "--resume", "--no-progress"]) == 0  # released
     assert (copy / ".depthnas.lock").read_text().strip() == str(os.getpid())
+
+
+def test_a_run_folder_lock_is_not_held_by_the_processes_a_run_forked(tmp_path):
+    """DataLoader workers are forked: after a kill -9 of the run they lived on for
+    seconds, holding the folder's flock, and an immediate --resume was refused."""
+    import os
+    import signal
+    import time
+
+    from depthnas.runs import run_lock
+    out = tmp_path / "run"
+    with run_lock(out):
+        child = os.fork()
+        if child == 0:  # a worker that outlives the run
+            time.sleep(30)
+            os._exit(0)
+    try:
+        with run_lock(out):  # the run is gone: the folder is free
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
 
 
 def test_a_mistyped_arch_file_is_not_read_as_an_architecture(tmp_path, capsys):
