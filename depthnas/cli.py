@@ -430,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         if lost is None or args.verbose:
             raise
         print(f"error: {lost}", file=sys.stderr)
+        hint = _resume_hint(args) if int(os.environ.get("RANK", "0")) == 0 else ""
+        if hint:  # the work kept is the same as after a Ctrl-C
+            print(hint, file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
         if args.verbose:

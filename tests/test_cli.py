@@ -1080,9 +1080,10 @@ def test_a_stopped_torchrun_job_says_once_how_to_relaunch_it(monkeypatch, tmp_pa
         "--out runs/x --resume (any number of processes resumes it)")
 
 
-def test_a_rank_that_loses_its_peers_says_so_in_one_line(monkeypatch, capsys):
+def test_a_rank_that_loses_its_peers_says_so_in_one_line(monkeypatch, capsys, tmp_path):
     """When one rank fails, the others' collectives break: each printed a 35-line gloo
-    traceback after the failing rank's clear error."""
+    traceback after the failing rank's clear error. Rank 0 then says how to go on,
+    as after a Ctrl-C."""
     import depthnas.cli
 
     def peer_gone(args):
@@ -1093,10 +1094,21 @@ def test_a_rank_that_loses_its_peers_says_so_in_one_line(monkeypatch, capsys):
         main(["search", "--out", "x"])
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
+    monkeypatch.chdir(tmp_path)
     assert main(["search", "--out", "x"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: rank 0: the ranks lost contact ([../third_party/gloo") and \
-        "Connection closed by peer" in err and "\n" not in err
+    lost, hint = capsys.readouterr().err.strip().splitlines()
+    assert lost.startswith("error: rank 0: the ranks lost contact ([../third_party/gloo") and \
+        "Connection closed by peer" in lost
+    assert hint == "nothing was kept yet: run the same command again, without --resume"
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "config.yaml").write_text("seed: 0\n")  # a run that has started
+    assert main(["search", "--out", "x"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[1] == (
+        "continue with: torchrun --nproc_per_node 2 -m depthnas search --out x --resume "
+        "(any number of processes resumes it)")
+    monkeypatch.setenv("RANK", "1")  # one hint, from rank 0
+    assert main(["search", "--out", "x"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
