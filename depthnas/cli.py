@@ -18,7 +18,7 @@ from .config import Config
 from .config_checks import validate
 from .io import WriteError, atomic_write_json, atomic_write_text, path_arg
 from .run_config import add_config_args, build_config
-from .runs import clear_failed_start, guard_out, holds_run, run_lock
+from .runs import claim_folder, clear_failed_start, guard_out, holds_run, run_lock
 from .stopping import Terminated, stop_on_signals
 from .terminal import show_progress
 
@@ -58,6 +58,15 @@ def check_model_builds(cfg: Config, space: Any) -> None:
         space.build_supernet(**dict(model_kwargs(cfg.model, space), backbone_weights=None))
 
 
+def _claim_fresh_out(cfg: Config, args: argparse.Namespace) -> bool:
+    """A run folder named by the clock (no --out) is made now, under the first free
+    name: runs started in the same second each get their own."""
+    if not getattr(args, "fresh_out", False):
+        return False
+    cfg.out = args.resolved_out = str(claim_folder(Path(cfg.out)))
+    return True
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from . import distributed
@@ -68,8 +77,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_model_builds(cfg, get_space(cfg.space))
     _join_ranks(cfg)
     fixed_shape_kernels()
+    fresh = _claim_fresh_out(cfg, args)
     guard_out(Path(cfg.out), args.resume)
-    with run_lock(Path(cfg.out)):
+    with run_lock(Path(cfg.out), made=fresh or None):
         clear_failed_start(Path(cfg.out), args.resume)
         distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
         run(cfg, progress=show_progress(args.no_progress))
@@ -111,8 +121,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             "config.yaml, or start a new run in another --out")
     _join_ranks(cfg)
     fixed_shape_kernels()
+    fresh = _claim_fresh_out(cfg, args)
+    out = Path(cfg.out)
     guard_out(out, args.resume)
-    with run_lock(out):
+    with run_lock(out, made=fresh or None):
         clear_failed_start(out, args.resume)
         distributed.barrier()
         if distributed.is_main():

@@ -220,5 +220,6 @@ def build_config(args: argparse.Namespace) -> Config:
             raise config_mod.ConfigError("under torchrun pass --out: every rank must name the "
                                          "same run folder")
         cfg.out = config_mod.default_out(command)
+        args.fresh_out = True  # claimed by the command (runs.claim_folder)
     args.resolved_out = cfg.out  # for the Ctrl-C hint
     return validate(cfg)

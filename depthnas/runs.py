@@ -99,16 +99,31 @@ def clear_failed_start(out: Path, resume: bool) -> None:
             (out / leftover).unlink(missing_ok=True)
 
 
+def claim_folder(out: Path) -> Path:
+    """`out`, or else `out-2`, `out-3`, ...: the first that did not exist, made here.
+    Two runs started in the same second (a script's seeds, launched together) were
+    given one folder by the clock, and all but one were refused."""
+    folder, k = out, 1
+    while True:
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            k += 1
+            folder = out.with_name(f"{out.name}-{k}")
+
+
 @contextlib.contextmanager
-def run_lock(out: Path) -> Iterator[None]:
+def run_lock(out: Path, made: bool | None = None) -> Iterator[None]:
     """One process (or one torchrun job, through its rank 0) per run folder: two
-    writing the same checkpoints, store and results leave them inconsistent."""
+    writing the same checkpoints, store and results leave them inconsistent.
+    `made`: the folder is this command's own (default: it did not exist yet)."""
     from . import distributed
     if not distributed.is_main():
         yield
         return
     import fcntl
-    made = not out.exists()
+    made = not out.exists() if made is None else made
     out.mkdir(parents=True, exist_ok=True)
     lock = out / ".depthnas.lock"
     with open(lock, "a+") as fh:

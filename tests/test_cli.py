@@ -230,6 +230,25 @@ def test_runs_without_out_get_their_own_folders(monkeypatch, tmp_path):
     assert cfg.out.startswith("runs/train-") and len(cfg.out) == len("runs/train-20261128-093000")
 
 
+def test_runs_started_in_the_same_second_get_a_folder_each(monkeypatch, tmp_path, capsys):
+    """`depthnas search --seed 1 & depthnas search --seed 2 &` both chose
+    runs/search-<second> and the second was refused as "in use"."""
+    from depthnas import config as config_mod
+    from depthnas.runs import claim_folder
+    monkeypatch.chdir(tmp_path)
+    first = claim_folder(tmp_path / "runs" / "train-20261129-184750")
+    assert claim_folder(first) == first.with_name(first.name + "-2")
+    assert claim_folder(first) == first.with_name(first.name + "-3")
+    monkeypatch.setattr(config_mod, "default_out", lambda command: "runs/train-20261129-184750")
+    arch = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY]
+    assert main(arch) == 0
+    assert (tmp_path / "runs" / "train-20261129-184750-4" / "model.safetensors").is_file()
+    # a start refused inside the lock removes the folder it claimed
+    assert main([*arch, "--data", "folder:nowhere"]) == 2
+    assert not (tmp_path / "runs" / "train-20261129-184750-5").exists()
+    assert "folder" in capsys.readouterr().err
+
+
 def test_train_epochs_flag_sets_the_stand_alone_epochs(capsys):
     from depthnas.cli import build_parser
     from depthnas.run_config import build_config
