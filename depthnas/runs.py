@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -99,6 +100,18 @@ def clear_failed_start(out: Path, resume: bool) -> None:
             (out / leftover).unlink(missing_ok=True)
 
 
+# What a write killed mid-way (kill -9, power loss) leaves: io.atomic_write's mkstemp
+# file (".model.safetensors.k3j_x9a1.tmp") and safetensors' own (".tmpAb12Cd"), each
+# up to a model's size, which nothing would ever remove.
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$|^\.tmp[A-Za-z0-9]{6}$")
+
+
+def _sweep_temporaries(out: Path) -> None:
+    for path in out.rglob(".*"):
+        if _TEMPORARY.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+
+
 def claim_folder(out: Path) -> Path:
     """`out`, or else `out-2`, `out-3`, ...: the first that did not exist, made here.
     Two runs started in the same second (a script's seeds, launched together) were
@@ -140,6 +153,7 @@ def run_lock(out: Path, made: bool | None = None) -> Iterator[None]:
         fh.truncate()
         fh.write(f"{os.getpid()}\n")
         fh.flush()
+        _sweep_temporaries(out)  # held: no other process is writing them
         try:
             yield  # the lock goes with the file's closing, also when the process dies
         except Exception:

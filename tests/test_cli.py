@@ -1408,6 +1408,23 @@ def test_a_run_folder_in_use_by_another_process_is_refused(run_dir, tmp_path, ca
     assert (copy / ".depthnas.lock").read_text().strip() == str(os.getpid())
 
 
+def test_temporary_files_a_kill_left_are_removed_when_the_folder_is_next_locked(tmp_path):
+    """kill -9 mid-write left an empty mkstemp file and safetensors' own model-sized
+    temporary in the folder, which no resume removed."""
+    from depthnas.runs import run_lock
+    out = tmp_path / "run"
+    left = [out / "standalone" / "a" / ".model.safetensors.uvj8fd1r.tmp",
+            out / "standalone" / "a" / ".tmpNWsRWZ", out / ".results.json.k3j_x9a1.tmp"]
+    kept = [out / "standalone" / "a" / "model.safetensors", out / ".hidden_notes.tmp",
+            out / "notes.tmp"]
+    for p in left + kept:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    with run_lock(out):
+        assert not any(p.exists() for p in left)
+    assert all(p.exists() for p in kept)
+
+
 def test_a_run_folder_lock_is_not_held_by_the_processes_a_run_forked(tmp_path):
     """DataLoader workers are forked: after a kill -9 of the run they lived on for
     seconds, holding the folder's flock, and an immediate --resume was refused."""
