@@ -88,8 +88,11 @@ class WriteError(OSError):
     file, where the writer's own (safetensors', torch.save's) did not."""
 
     def __init__(self, path: str | Path, reason: str, code: int | None = None):
-        super().__init__(f"cannot write {path} ({reason})")
-        self.errno = code
+        super().__init__(code, reason)  # errno and strerror, as an OSError has them
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path} ({self.strerror})"
 
 
 def _write_failure(path: Path, err: Exception) -> WriteError | None:
