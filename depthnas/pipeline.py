@@ -96,8 +96,9 @@ class SearchRun:
         finished = {s for s in todo
                     if finished_training(self.out / "standalone" / arch_slug(s), s, rec)}
         for s in todo:
-            self.say(f"  {'reusing finished' if s in finished else 'training'} stand-alone "
-                     f"[{role}] {s}" + (f" on rank {owner[s]}" if world > 1 else ""))
+            self.say(f"  reusing finished stand-alone [{role}] {s}" if s in finished else
+                     f"  training stand-alone [{role}] {s}" +
+                     (f" on rank {owner[s]}" if world > 1 else ""))
             if owner[s] == dist.rank():
                 mine[s] = train_standalone(self.cfg, self.space, self.space.from_string(s),
                                            self.splits, self.out / "standalone" / arch_slug(s),
@@ -129,7 +130,7 @@ class SearchRun:
                 self.trained[a]["source"] = "landmark store"
                 if role != "landmark":  # those were counted when drawn
                     self.say(f"  from the landmark store [{role}] {s}: {entry['val_loss']:.5f}")
-            if world > 1 and s in results:
+            if world > 1 and s in results and s not in finished:  # read back: trained before
                 self.trained[a]["trained_on_rank"] = results[s][0]
             losses.append(entry["val_loss"])
         return losses

@@ -255,6 +255,25 @@ def test_a_deleted_search_is_refused_by_every_rank(ddp_run, tmp_path):
     assert "lost contact" not in proc.stderr, proc.stderr[-3000:]
 
 
+def test_results_read_back_on_a_resume_record_no_rank(ddp_run, tmp_path):
+    """A stand-alone result finished before the stop was recorded as trained on rank 0
+    of the resumed session (README: only those trained in the last session are)."""
+    src, _ = ddp_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    (out / "results.json").unlink()  # stopped as the run ended: every training is done,
+    (out / "landmarks.json").unlink()  # and (stopped sooner still) none yet in the store
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", "-m", "depthnas", "search", "--out", str(out),
+                           "--resume", "--no-progress"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    archs = json.loads((out / "results.json").read_text())["architectures"]
+    assert len(archs) == 7 and not any("trained_on_rank" in a for a in archs)
+    assert "reusing finished stand-alone" in proc.stdout and " on rank " not in proc.stdout
+
+
 def test_an_error_rank_0_did_not_meet_is_said_by_its_rank(monkeypatch, capsys):
     from depthnas import cli
     monkeypatch.setenv("WORLD_SIZE", "2")
