@@ -286,10 +286,12 @@ class Trainer:
         if not epoch or taken == position:
             return
         self._schedule_offset = taken - position
+        schedules = ("the learning rate and the landmark schedule go" if self.regularizer
+                     is not None else "the learning rate goes")  # a stand-alone has no lambda
         log.warning("%s: the checkpoint trained %d steps per epoch, this run takes %d "
-                    "(another number of ranks?): the learning rate and the landmark schedule "
-                    "go on from epoch %d's place in this run's, step %d of %d", self.name,
-                    taken // epoch, self.steps_per_epoch, epoch, position, self.total_steps)
+                    "(another number of ranks?): %s on from epoch %d's place in this "
+                    "run's, step %d of %d", self.name, taken // epoch, self.steps_per_epoch,
+                    schedules, epoch, position, self.total_steps)
         self.scheduler.last_epoch = position - 1
         self.scheduler.step()  # sets each group's learning rate for `position`
 

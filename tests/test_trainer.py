@@ -62,6 +62,14 @@ def test_a_resume_with_other_steps_per_epoch_continues_the_schedules_from_its_ep
     with caplog.at_level("WARNING"):
         assert resumed.try_resume()
     assert "2 steps per epoch" in caplog.text and "this run takes 1" in caplog.text
+    assert "the learning rate and the landmark schedule go on" in caplog.text
+    plain = tmp_path / "plain"  # a stand-alone training has no landmark schedule to name
+    make_trainer(plain, regularized=False).fit(until_epoch=2)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert make_trainer(plain, regularized=False,
+                            cfg=dataclasses.replace(CFG, steps_per_epoch=1)).try_resume()
+    assert "the learning rate goes on" in caplog.text and "landmark" not in caplog.text
     lrs = [g["lr"] for g in resumed.optimizer.param_groups]  # epoch 2 of 3: step 2 of 3
     assert lrs == pytest.approx([CFG.lr * cosine_factor(2, 3), CFG.backbone_lr * cosine_factor(2, 3)])
     resumed.fit()
