@@ -205,7 +205,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
              "inverted": "  (% of images with near and far swapped, before alignment)"}
     for k in METRIC_NAMES:
         print(f"{k:8s} {report[k]:.5f}{notes.get(k, '')}")
-    print(f"on {report['samples']} sample(s) of {data} [{args.split}]")
+    unseen = data.strip().lower() == "synthetic" and args.split == "all"  # see raw_samples
+    print(f"on {report['samples']} sample(s) of {data} "
+          f"[{'all: scenes no run trains on' if unseen else args.split}]")
     note = inverted_note(report["inverted"], "images")
     if note:
         print(f"warning: {note}", file=sys.stderr)

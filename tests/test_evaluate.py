@@ -44,15 +44,19 @@ def test_motorcycle_evaluated_end_to_end(motorcycle, model, tmp_path, capsys):
     assert "absrel" in printed and "delta1" in printed
 
 
-def test_reports_on_two_data_sets_are_two_files_beside_the_model(motorcycle, model, tmp_path):
-    """Both wrote MODEL.eval.json: scoring on a second data set lost the first's report."""
+def test_reports_on_two_data_sets_are_two_files_beside_the_model(motorcycle, model, tmp_path,
+                                                                  capsys):
+    """Both wrote MODEL.eval.json: scoring on a second data set lost the first's report.
+    Synthetic "all" is scenes no run trains on, and says so (it read as every sample)."""
     root, _ = motorcycle
     lone = tmp_path / "model.safetensors"
     lone.write_bytes(model.read_bytes())
     assert main(["evaluate", "--checkpoint", str(lone), "--data", f"folder:{root}",
                  "--depth-kind", "disparity", "--no-progress"]) == 0
+    assert f"on 1 sample(s) of folder:{root} [all]" in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
                  "--synthetic-samples", "2", "--no-progress"]) == 0
+    assert "on 2 sample(s) of synthetic [all: scenes no run trains on]" in capsys.readouterr().out
     folder = json.loads((tmp_path / f"model.eval-folder-{root.name}.json").read_text())
     synthetic = json.loads((tmp_path / "model.eval-synthetic.json").read_text())
     assert folder["samples"] == 1 and synthetic["samples"] == 2
