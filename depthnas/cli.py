@@ -48,14 +48,18 @@ def fixed_shape_kernels() -> None:
 
 # ---- commands ---------------------------------------------------------------------
 def check_model_builds(cfg: Config, space: Any) -> None:
-    """Build the super-net on the meta device (no memory, no weights read): an unknown
-    backbone or one without the strides the decoder needs fails here, before the run
-    folder is written, not when the first landmark starts training."""
+    """Build the super-net on the meta device (no memory): an unknown backbone or one
+    without the strides the decoder needs fails here, before the run folder is
+    written, not when the first landmark starts training. A backbone weights file is
+    read once here, for the same reason."""
     import torch
 
     from .models import model_kwargs
     with torch.device("meta"):
         space.build_supernet(**dict(model_kwargs(cfg.model, space), backbone_weights=None))
+    if cfg.model.backbone_weights:  # a file of another model: said before "run folder ..."
+        from depthnas.spaces.depth.model import create_backbone
+        create_backbone(cfg.model.backbone, cfg.model.backbone_weights)
 
 
 def _claim_fresh_out(cfg: Config, args: argparse.Namespace) -> bool:

@@ -712,6 +712,21 @@ def test_train_resume_takes_the_architecture_from_its_folder(tmp_path, capsys, m
     assert "finished its training in" in said and "training v1-sync" not in said
 
 
+def test_backbone_weights_of_another_model_are_refused_before_a_run_folder_is_named(tmp_path,
+                                                                                   capsys):
+    """It printed "training ... run folder X", then failed, and removed X."""
+    import torch
+    from safetensors.torch import save_file
+    other = tmp_path / "other.safetensors"
+    save_file({"decoder.conv.weight": torch.ones(4, 4, 3, 3)}, str(other))
+    out = tmp_path / "t"
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY,
+                 "--backbone-weights", str(other), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "none of the" in captured.err and "are in it" in captured.err
+    assert "run folder" not in captured.out and not out.exists()
+
+
 def test_a_full_disk_mid_training_is_one_line_and_the_way_to_go_on(tmp_path, capsys, monkeypatch):
     import errno
     from depthnas import checkpoint
