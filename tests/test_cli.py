@@ -192,20 +192,21 @@ def test_a_failed_start_does_not_block_the_retry(tmp_path, capsys):
     assert "already holds a run" not in capsys.readouterr().err
 
 
-def test_a_retry_draws_its_own_landmarks_not_the_failed_starts(tmp_path, capsys):
-    """A start that failed after drawing its landmarks (here: at the first landmark's
-    backbone, whose weights file is damaged) left initial_landmarks.json, and a
-    corrected fresh start trained those."""
+def test_a_retry_draws_its_own_landmarks_not_the_failed_starts(tmp_path, capsys, monkeypatch):
+    """A start that failed after drawing its landmarks (here: as the first landmark's
+    training starts) left initial_landmarks.json, and a corrected fresh start trained
+    those."""
+    from depthnas import pipeline
+
+    def fails(*args, **kwargs):
+        raise ValueError("the first landmark's training failed")
+    monkeypatch.setattr(pipeline, "train_standalone", fails)
     out, typo = tmp_path / "run", tmp_path / "landmark.json"
-    damaged = tmp_path / "weights.safetensors"
-    damaged.write_bytes(b"not safetensors")
     out.mkdir()  # the user's folder: kept with the failed start's files (one it made goes)
-    assert main(["search", *TINY, "--backbone-weights", str(damaged), "--landmarks", str(typo),
-                 "--out", str(out)]) != 0
+    assert main(["search", *TINY, "--landmarks", str(typo), "--out", str(out)]) != 0
     assert f"landmark store {typo} does not exist yet" in capsys.readouterr().out
     first = json.loads((out / "initial_landmarks.json").read_text())
-    assert main(["search", *TINY, "--backbone-weights", str(damaged), "--seed", "5",
-                 "--out", str(out)]) != 0
+    assert main(["search", *TINY, "--seed", "5", "--out", str(out)]) != 0
     assert json.loads((out / "initial_landmarks.json").read_text()) != first
 
 
