@@ -36,6 +36,12 @@ from .io import atomic_write_json, check_parent_folders, path_arg
 SPLITS = ("all", "train", "reg", "val")
 
 
+def unseen_scenes(spec: str, split: str) -> bool:
+    """Synthetic data's "all": scenes no training run has seen (the validation index
+    range), not every sample of a split."""
+    return spec.strip().lower() == "synthetic" and split == "all"
+
+
 def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = SYNTHETIC_SAMPLES,
                 skip_bad: bool = False, depth_kind: str = "depth",
                 image_size: tuple[int, int] = (384, 384),
@@ -50,8 +56,7 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
     from .data import check_recorded_splits
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    if spec.strip().lower() == "synthetic" and split == "all":
-        # scenes no training run has seen: the validation index range
+    if unseen_scenes(spec, split):
         chosen = [SyntheticDepth(synthetic_samples, image_size, seed, index_offset=VAL_INDEX_OFFSET)]
     else:
         # "all": no held-out fractions, so every sample lands in one part (a one-image
@@ -205,9 +210,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
              "inverted": "  (% of images with near and far swapped, before alignment)"}
     for k in METRIC_NAMES:
         print(f"{k:8s} {report[k]:.5f}{notes.get(k, '')}")
-    unseen = data.strip().lower() == "synthetic" and args.split == "all"  # see raw_samples
     print(f"on {report['samples']} sample(s) of {data} "
-          f"[{'all: scenes no run trains on' if unseen else args.split}]")
+          f"[{'all: scenes no run trains on' if unseen_scenes(data, args.split) else args.split}]")
     note = inverted_note(report["inverted"], "images")
     if note:
         print(f"warning: {note}", file=sys.stderr)
