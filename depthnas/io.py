@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -108,6 +109,16 @@ def _write_failure(path: Path, err: Exception) -> WriteError | None:
     if free < 2**20:
         return WriteError(path, f"no space left on the device: {free} bytes free", errno.ENOSPC)
     return None
+
+
+# The temporary files a write killed mid-way (kill -9, power loss) leaves: atomic_write's
+# own (mkstemp below: ".model.safetensors.k3j_x9a1.tmp") and the one safetensors writes
+# before it renames (".tmpAb12Cd").
+_KILLED_WRITE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$|^\.tmp[A-Za-z0-9]{6}$")
+
+
+def is_left_by_a_killed_write(name: str) -> bool:
+    return _KILLED_WRITE.match(name) is not None
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None], *, fsync: bool = True) -> Path:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from pathlib import Path
 from typing import Iterator
 
 from .config import ConfigError
-from .io import read_json
+from .io import is_left_by_a_killed_write, read_json
 
 # Once work has started a folder holds one of these. config.yaml, splits.json and the
 # drawn initial_landmarks.json alone are a start that failed before any training:
@@ -100,15 +99,11 @@ def clear_failed_start(out: Path, resume: bool) -> None:
             (out / leftover).unlink(missing_ok=True)
 
 
-# What a write killed mid-way (kill -9, power loss) leaves: io.atomic_write's mkstemp
-# file (".model.safetensors.k3j_x9a1.tmp") and safetensors' own (".tmpAb12Cd"), each
-# up to a model's size, which nothing would ever remove.
-_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$|^\.tmp[A-Za-z0-9]{6}$")
-
-
 def _sweep_temporaries(out: Path) -> None:
+    """What writes killed mid-way left (each up to a model's size): nothing else would
+    ever remove it."""
     for path in out.rglob(".*"):
-        if _TEMPORARY.match(path.name) and path.is_file():
+        if is_left_by_a_killed_write(path.name) and path.is_file():
             path.unlink(missing_ok=True)
 
 
