@@ -14,10 +14,10 @@ depth next to edges).
 """
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from abc import ABC, abstractmethod
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
