@@ -22,7 +22,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from depthnas.export.images import ImageReadError, colorize, fit_stem, read_rgb, save_prediction
+from depthnas.export.images import ImageReadError, colorize, fit_stem, read_photo, save_prediction
 from depthnas.export.inference import DepthEstimator, predict_latency
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def check_upload(path: Path, name: str, limits: Limits) -> None:
         # a float colour TIFF (OpenCV's, an HDR tool's) PIL cannot open, predict reads:
         # decoded whole to learn its size (its bytes are within the limit above)
         try:
-            h, w = read_rgb(path).shape[:2]
+            h, w = read_photo(path).shape[:2]
         except ImageReadError:
             raise _upload_error(f"{name} is not an image this demo can read "
                                 "(PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
@@ -146,7 +146,7 @@ class DepthDemo:
             raise _upload_error("Upload an image first (or click an example).")
         check_upload(path, name, self.limits)
         try:
-            rgb = read_rgb(path)
+            rgb = read_photo(path)
         except ImageReadError:
             raise _upload_error(f"{name} is not an image this demo can read.") from None
         t0 = time.perf_counter()

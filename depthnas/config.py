@@ -335,13 +335,18 @@ def absolute_path(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
+def split_spec(spec: str) -> tuple[str, str]:
+    """A data spec's kind (lower case) and path ("" for none): `Folder: x/` -> ("folder", "x/").
+    Checking them is the data loaders' work."""
+    kind, _, path = spec.partition(":")
+    return kind.strip().lower(), path.strip()
+
+
 def canonical_spec(spec: str) -> str:
     """`spec` with its kind in lower case and its path absolute: one data set, named
     one way (folder:data/x, folder:./data/x/ and Folder:/abs/data/x alike)."""
-    kind, sep, path = spec.partition(":")
-    if not sep or not path.strip():
-        return spec.strip().lower()
-    return f"{kind.strip().lower()}:{absolute_path(path.strip())}"
+    kind, path = split_spec(spec)
+    return f"{kind}:{absolute_path(path)}" if path else spec.strip().lower()
 
 
 def absolute_paths(cfg: Config) -> Config:

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
 
-from .config import canonical_spec
+from .config import canonical_spec, split_spec
 from .depth_metrics import METRIC_NAMES, MetricAccumulator
 from .evaluation import inverted_note
 from .io import atomic_write_json, check_parent_folders, path_arg
@@ -39,7 +39,7 @@ SPLITS = ("all", "train", "reg", "val")
 def unseen_scenes(spec: str, split: str) -> bool:
     """Synthetic data's "all": scenes no training run has seen (the validation index
     range), not every sample of a split."""
-    return spec.strip().lower() == "synthetic" and split == "all"
+    return split_spec(spec) == ("synthetic", "") and split == "all"
 
 
 def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = SYNTHETIC_SAMPLES,
@@ -154,7 +154,7 @@ def report_name(split: str, other_data: str | None) -> str:
     over the first one's report."""
     name = "eval" if split == "all" else f"eval-{split}"
     if other_data:
-        kind, _, path = canonical_spec(other_data).partition(":")  # folder:. -> its name
+        kind, path = split_spec(canonical_spec(other_data))  # folder:. -> its name
         slug = re.sub(r"[^\w-]+", "_", "-".join(p for p in (kind, Path(path).name) if p))
         name += f"-{slug.strip('_')}"
     return name
@@ -200,7 +200,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         elif args.split != "all":
             kw["recorded"] = folder / "splits.json"
             print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
-    if args.depth_cap is None and data.split(":", 1)[0].strip().lower() == "nyuv2":
+    if args.depth_cap is None and split_spec(data)[0] == "nyuv2":
         depth_cap = NYU_DEPTH_CAP
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
               "(--depth-cap 0 for none)")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config as config_mod
-from .config import Config
+from .config import Config, split_spec
 from .config_checks import validate
 from .io import path_arg
 from .runs import check_kind, holds_run, run_kind
@@ -104,11 +104,11 @@ def _moved_hint(changed: list[str], before: dict[str, Any], after: dict[str, Any
     def path(k: str, value: Any) -> str | None:
         if not isinstance(value, str):
             return None
-        return value.partition(":")[2] if k == "data.spec" else value
+        return split_spec(value)[1] if k == "data.spec" else value
 
     for k in changed:
-        if k not in ("data.spec", "model.backbone_weights") or (k == "data.spec" and str(
-                before[k]).partition(":")[0] != str(after[k]).partition(":")[0]):
+        if k not in ("data.spec", "model.backbone_weights") or (k == "data.spec" and split_spec(
+                str(before[k]))[0] != split_spec(str(after[k]))[0]):
             continue  # another kind of data set is not a move
         old, new = path(k, before[k]), path(k, after[k])
         if old and new and not Path(old).exists() and Path(new).exists():
@@ -123,7 +123,7 @@ def _check_paths_remain(cfg: Config, saved: Path) -> None:
     there, say so before anything starts, with the way to resume (not only the
     loader's "folder not found" after the run has begun)."""
     gone = []
-    data, weights = cfg.data.spec.partition(":")[2], cfg.model.backbone_weights
+    data, weights = split_spec(cfg.data.spec)[1], cfg.model.backbone_weights
     if data and not Path(data).exists():
         gone.append(f"data.spec {cfg.data.spec}")
     if weights and not Path(weights).is_file():

@@ -32,8 +32,11 @@ class ImageReadError(ValueError):
     """A file that is not a readable image; the message names the file."""
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
+def read_photo(path: str | Path) -> np.ndarray:
     """Decode any image PIL reads into uint8 HxWx3 RGB, EXIF rotation applied.
+
+    A photo to predict on is turned upright as its camera meant it; a training image
+    is not (`depthnas.datasets.io.read_rgb`): its depth map was made on the stored grid.
 
     Alpha is dropped; 16-bit images (grey or colour) and float grey images are
     brought to 8 bits instead of being clipped at 255 or cut to their high byte

@@ -17,7 +17,7 @@ from depthnas.io import check_parent_folders
 
 from .images import (DEFAULT_COLORMAP, IMAGE_SUFFIXES, OUTPUT_SUFFIXES, ImageReadError,
                      OutputExistsError, check_colormap, check_outputs_free, fit_stem,
-                     output_paths, read_rgb, save_prediction, written_by_depthnas)
+                     output_paths, read_photo, save_prediction, written_by_depthnas)
 from .inference import DepthEstimator
 
 
@@ -131,7 +131,7 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
     bar = tqdm(paths, desc="predict", unit="img", disable=not progress or len(paths) == 1)
     for path in bar:
         try:
-            rgb = read_rgb(path)
+            rgb = read_photo(path)
         except ImageReadError as err:
             report.skipped.append((path, str(err)))
             tqdm.write(f"skipped {err}", file=sys.stderr)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from depthnas.cli import main
-from depthnas.export.images import ImageReadError, colorize, read_rgb, to_uint16
+from depthnas.export.images import ImageReadError, colorize, read_photo, to_uint16
 from depthnas.export.inference import OnnxEstimator, TorchEstimator, load_estimator
 
 pytest_plugins = ["fixtures_models"]
@@ -67,7 +67,7 @@ def test_backends_agree(onnx_file: Path, run_dir: Path, photos: Path) -> None:
     assert isinstance(onnx_est, OnnxEstimator) and isinstance(torch_est, TorchEstimator)
     assert onnx_est.info.arch == torch_est.info.arch
     assert onnx_est.info.parameters == torch_est.info.parameters
-    rgb = read_rgb(photos / "coffee.jpg")
+    rgb = read_photo(photos / "coffee.jpg")
     a, b = onnx_est.predict(rgb), torch_est.predict(rgb)
     assert a.shape == b.shape == rgb.shape[:2]
     assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
@@ -84,7 +84,7 @@ def test_net_size_runs_the_network_larger_with_either_backend(onnx_file: Path, r
         est = load_estimator(model, net_size=trained * 2)
         forward = est._forward
         est._forward = lambda x, f=forward: seen.append(tuple(x.shape[-2:])) or f(x)
-        assert est.predict(read_rgb(photos / "coffee.jpg")).shape == SIZES["coffee"]
+        assert est.predict(read_photo(photos / "coffee.jpg")).shape == SIZES["coffee"]
     assert seen and all(max(s) == trained * 2 for s in seen)
     photo = str(photos / "coffee.jpg")
     assert main(["predict", "--model", str(onnx_file), "--input", photo, "--out", str(tmp_path),
@@ -104,16 +104,16 @@ def test_predict_with_a_model_file_and_one_image(model_file: Path, photos: Path,
 
 
 def test_read_rgb_keeps_16_bit_grey_and_drops_alpha(photos: Path) -> None:
-    ramp = read_rgb(photos / "ramp16.png")
+    ramp = read_photo(photos / "ramp16.png")
     assert ramp.shape == (50, 90, 3) and ramp.dtype == np.uint8
     assert ramp.min() == 0 and ramp.max() == 255        # scaled, not clipped at 255
-    assert read_rgb(photos / "astro.png").shape == (100, 77, 3)
+    assert read_photo(photos / "astro.png").shape == (100, 77, 3)
 
 
 def test_a_12_bit_image_in_a_16_bit_file_uses_the_8_bit_range(tmp_path: Path) -> None:
     path = tmp_path / "sensor12.png"
     Image.fromarray(np.linspace(0, 4095, 40 * 60).reshape(40, 60).astype(np.uint16)).save(path)
-    rgb = read_rgb(path)
+    rgb = read_photo(path)
     assert rgb.min() == 0 and rgb.max() == 255  # was 0..15: almost black
 
 
@@ -123,22 +123,22 @@ def test_a_float_image_is_scaled_over_its_finite_pixels_and_an_all_nan_one_named
     ramp = np.linspace(-1, 3, 30 * 40, dtype=np.float32).reshape(30, 40)
     ramp[0, 0], ramp[0, 1] = np.inf, np.nan
     Image.fromarray(ramp).save(tmp_path / "f.tif")
-    grey = read_rgb(tmp_path / "f.tif")[..., 0]
+    grey = read_photo(tmp_path / "f.tif")[..., 0]
     assert grey.max() == 255 and grey[0, 2] == 0 and 100 < grey.mean() < 155  # finite range
     # in [0, 1]: a linear image, kept as it is (as a float colour TIFF is), not stretched
     Image.fromarray(np.linspace(0.2, 0.6, 64, dtype=np.float32).reshape(8, 8)).save(tmp_path / "u.tif")
-    unit = read_rgb(tmp_path / "u.tif")[..., 0]
+    unit = read_photo(tmp_path / "u.tif")[..., 0]
     assert unit.min() == round(0.2 * 255) and unit.max() == round(0.6 * 255)
     # whole numbers in [0, 255]: 8-bit levels saved as floats, kept as levels (min-max
     # stretched their contrast); radiance (not whole numbers) is still stretched, below
     Image.fromarray(np.round(np.linspace(40, 90, 64)).astype(np.float32).reshape(8, 8)).save(tmp_path / "l.tif")
-    levels = read_rgb(tmp_path / "l.tif")[..., 0]
+    levels = read_photo(tmp_path / "l.tif")[..., 0]
     assert (levels.min(), levels.max()) == (40, 90)
     Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan.tif")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ImageReadError, match="nan.tif: not a readable image .no finite pixel"):
-            read_rgb(tmp_path / "nan.tif")
+            read_photo(tmp_path / "nan.tif")
 
 
 def test_a_float_colour_tiff_pil_cannot_open_is_read(tmp_path: Path) -> None:
@@ -148,11 +148,11 @@ def test_a_float_colour_tiff_pil_cannot_open_is_read(tmp_path: Path) -> None:
     rgb[..., 1] *= 0.5
     rgb[..., 2] = 0.25
     assert cv2.imwrite(str(tmp_path / "f.tif"), rgb[..., ::-1])  # OpenCV writes BGR
-    out = read_rgb(tmp_path / "f.tif")
+    out = read_photo(tmp_path / "f.tif")
     assert out.dtype == np.uint8 and out.shape == (48, 64, 3)
     assert np.abs(out.astype(int) - np.round(rgb * 255)).max() <= 1  # [0, 1] kept as it is
     assert cv2.imwrite(str(tmp_path / "hdr.tif"), rgb[..., ::-1] * 40.0)  # radiance, not [0, 1]
-    hdr = read_rgb(tmp_path / "hdr.tif")
+    hdr = read_photo(tmp_path / "hdr.tif")
     assert hdr.max() == 255 and hdr.min() == 0
 
 
@@ -160,7 +160,7 @@ def test_a_32_bit_integer_grey_image_is_scaled_by_its_bit_length(tmp_path: Path)
     """PIL's mode I holds up to 32 bits: a 20-bit ramp must not saturate at 255."""
     path = tmp_path / "ramp20.tif"
     Image.fromarray(np.linspace(0, 2**20 - 1, 30 * 40).reshape(30, 40).astype(np.int32)).save(path)
-    grey = read_rgb(path)[..., 0]
+    grey = read_photo(path)[..., 0]
     assert grey.min() == 0 and grey.max() == 255 and 100 < grey.mean() < 155
 
 
@@ -189,19 +189,19 @@ def test_a_12_bit_colour_image_uses_the_8_bit_range_and_keeps_its_orientation(
     rgb16[..., 2] = 2048
     path = tmp_path / "sensor12.png"
     _png_with_orientation(path, rgb16[..., ::-1], orientation=1)
-    rgb = read_rgb(path)
+    rgb = read_photo(path)
     assert rgb.dtype == np.uint8 and rgb.shape == (30, 40, 3)
     assert rgb[0, 0, 0] == 0 and rgb[0, -1, 0] == 255 and rgb[0, 0, 2] == 128
     _png_with_orientation(path, rgb16[..., ::-1], orientation=6)  # shot rotated: turn 90 deg
-    turned = read_rgb(path)
+    turned = read_photo(path)
     assert turned.shape == (40, 30, 3)
     assert turned[0, 0, 0] == 0 and turned[-1, 0, 0] == 255  # the ramp now runs downwards
     tif = tmp_path / "sensor12.tif"
     assert cv2.imwrite(str(tif), rgb16[..., ::-1])
-    np.testing.assert_array_equal(read_rgb(tif), rgb)
+    np.testing.assert_array_equal(read_photo(tif), rgb)
     import tifffile  # a TIFF's tag is applied once (OpenCV applied it, then PIL again)
     tifffile.imwrite(tif, rgb16, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
-    np.testing.assert_array_equal(read_rgb(tif), turned)
+    np.testing.assert_array_equal(read_photo(tif), turned)
 
 
 def test_same_stem_gets_distinct_names(onnx_file: Path, tmp_path: Path) -> None:
@@ -422,6 +422,6 @@ def test_a_photo_over_pils_warning_level_is_read_and_one_over_its_error_level_na
     big, huge = tmp_path / "big.png", tmp_path / "huge.png"
     Image.new("RGB", (15, 10), (10, 20, 30)).save(big)    # 150 pixels: PIL warns
     Image.new("RGB", (30, 10), (10, 20, 30)).save(huge)   # 300 pixels: PIL refuses
-    assert read_rgb(big).shape == (10, 15, 3)
+    assert read_photo(big).shape == (10, 15, 3)
     with pytest.raises(ImageReadError, match="huge.png: too many pixels to read"):
-        read_rgb(huge)
+        read_photo(huge)
