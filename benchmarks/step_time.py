@@ -87,6 +87,23 @@ SPEC_PEAKS = {
 
 
 # ---- environment ------------------------------------------------------------------
+def driver_version() -> str | None:
+    """The NVIDIA driver's version as nvidia-smi reports it (torch does not say), or
+    None without one: a figure moves with the driver as much as with torch."""
+    import shutil
+    import subprocess
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = out.strip().splitlines()[:1]
+    return first[0].strip() if first and first[0].strip() else None
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -446,6 +463,8 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
     meta = {
         "device": name, "torch": torch.__version__, "timm": timm_version,
         "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+        "driver": driver_version() if device.type == "cuda" else None,
         "python": platform.python_version(),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name] + sys.argv),
@@ -464,7 +483,8 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
     prec = args.precision + ("+channels_last" if args.channels_last else "") + \
         ("+compile" if args.compile else " eager") + \
         ("" if args.cudnn_benchmark or device.type != "cuda" else ", cudnn heuristics")
-    print(f"\nstep_time: {name} | torch {torch.__version__} | {prec}")
+    stack = "".join(f" | {k} {meta[k]}" for k in ("cuda", "cudnn", "driver") if meta.get(k))
+    print(f"\nstep_time: {name} | torch {torch.__version__}{stack} | {prec}")
     print(f"  {args.backbone} {args.image_size}x{args.image_size}, features {args.features}, "
           f"batch {args.batch_size}, space {args.space}; median of {args.iters} rounds "
           f"({2 * args.iters} for (a), {args.score_rounds} after {args.score_warmup} for (c)) "

@@ -89,3 +89,19 @@ def test_gpu_run_reports_a_step_its_timeout_stopped_as_3_not_as_the_tools_timeou
     proc = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["0", "1", "3", "3"], proc.stdout + proc.stderr
     assert "build_table.py overran its own time budget" in (tmp_path / "log").read_text()
+
+
+def test_step_time_records_the_driver_nvidia_smi_reports(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import step_time
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert step_time.driver_version() is None  # no nvidia-smi: nothing made up
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho '550.54.15'\necho '550.54.15'\n")
+    smi.chmod(0o755)
+    assert step_time.driver_version() == "550.54.15"  # one line per card: the first
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    assert step_time.driver_version() is None
