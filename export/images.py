@@ -75,8 +75,8 @@ def read_photo(path: str | Path) -> np.ndarray:
 
 def _float_tiff(path: Path) -> np.ndarray | None:
     """A float colour TIFF (what OpenCV and HDR tools write), which PIL cannot open, as
-    uint8 RGB (`_float_to_uint8`); None for any other file. Its Orientation tag is not
-    applied (OpenCV reads the stored grid)."""
+    uint8 RGB (`_float_to_uint8`); None for any other file. OpenCV's TIFF decoder
+    applies its Orientation tag, as `read_photo` does for every photo."""
     data = path.read_bytes()
     if data[:4] not in (b"II*\0", b"MM\0*"):
         return None

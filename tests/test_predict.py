@@ -156,6 +156,18 @@ def test_a_float_colour_tiff_pil_cannot_open_is_read(tmp_path: Path) -> None:
     assert hdr.max() == 255 and hdr.min() == 0
 
 
+def test_a_float_colour_tiff_shot_rotated_is_turned_upright(tmp_path: Path) -> None:
+    """Like every other photo, its Orientation tag is applied (here by OpenCV, as PIL
+    cannot open the file); the stored grid would give the prediction on its side."""
+    import tifffile
+    rgb = np.zeros((4, 6, 3), np.float32)
+    rgb[0, 0] = (1.0, 0.0, 0.0)
+    tifffile.imwrite(tmp_path / "r.tif", rgb, photometric="rgb", extratags=[(274, 3, 1, 6, True)])
+    upright = read_photo(tmp_path / "r.tif")
+    assert upright.shape == (6, 4, 3)  # orientation 6: turned 90 degrees clockwise
+    assert tuple(upright[0, -1]) == (255, 0, 0)  # the stored top-left, now top-right
+
+
 def test_a_32_bit_integer_grey_image_is_scaled_by_its_bit_length(tmp_path: Path) -> None:
     """PIL's mode I holds up to 32 bits: a 20-bit ramp must not saturate at 255."""
     path = tmp_path / "ramp20.tif"
