@@ -14,9 +14,10 @@ import cv2
 import numpy as np
 
 __all__ = ["DatasetError", "read_rgb", "to_uint8", "read_png", "read_npy", "read_pfm", "write_pfm", "read_depth_file",
-           "IMAGE_SUFFIXES", "DEPTH_SUFFIXES"]
+           "IMAGE_SUFFIXES", "PHOTO_SUFFIXES", "DEPTH_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # training images (OpenCV)
+PHOTO_SUFFIXES = IMAGE_SUFFIXES + (".gif",)  # photos to predict on (PIL reads GIF too)
 DEPTH_SUFFIXES = (".png", ".npy", ".pfm")
 
 

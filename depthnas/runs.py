@@ -214,7 +214,8 @@ def resolve_model_file(path: str | Path) -> Path:
     if path.suffix.lower() == ".onnx":
         raise ValueError(f"{path} is an ONNX export; this needs the model.safetensors it was "
                          "exported from (or its run folder)")
-    if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"):
+    from depthnas.datasets.io import PHOTO_SUFFIXES  # deferred: the package imports torch
+    if path.suffix.lower() in PHOTO_SUFFIXES:
         raise ValueError(f"{path} is an image, not a model: give a model.safetensors written by "
                          "depthnas, or its run folder")
     return path
