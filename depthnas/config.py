@@ -9,6 +9,7 @@ import argparse
 import copy
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -283,7 +284,7 @@ def _nested(item: Assignment) -> dict[str, Any]:
     if not sep:
         raise ConfigError(f"--set expects key=value, got {item!r}")
     try:
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=_UniqueKeyLoader)  # as a config file reads it
     except yaml.YAMLError as err:
         reason = str(err).splitlines()[0]
         raise ConfigError(f"--set {item}: the value is not valid YAML ({reason}; quote it: "
@@ -308,9 +309,25 @@ def assigned_fields(assignments: list[Assignment]) -> set[str]:
     return {k for item in assignments for k in flatten(_nested(item))}
 
 
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """safe_load, but a key given twice in one mapping is an error: YAML keeps the last
-    silently, and a config edited by hand often holds a stale line above a new one."""
+    silently, and a config edited by hand often holds a stale line above a new one.
+    Integers are decimal, as flags read them: YAML 1.1 reads `seed: 010` as octal 8,
+    0x64 as 100 and 1:30 as 90 (base 60); here 010 is 10 and the others stay text."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != _INT_TAG]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = str(self.construct_scalar(node)).replace("_", "")
+        try:
+            return int(text, 10)
+        except ValueError:  # an explicit `!!int 0x10`: YAML's own reading
+            return super().construct_yaml_int(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
@@ -327,6 +344,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_implicit_resolver(_INT_TAG, re.compile(r"^[-+]?[0-9][0-9_]*$"), list("-+0123456789"))
+_UniqueKeyLoader.add_constructor(_INT_TAG, _UniqueKeyLoader.construct_yaml_int)
 
 
 def absolute_path(path: str) -> str:

@@ -187,6 +187,20 @@ def test_whole_number_flags_take_the_forms_set_takes():
         build_parser().parse_args(["search", "--epochs", "2.5"])
 
 
+def test_whole_numbers_are_decimal_in_flags_set_and_yaml_alike(tmp_path):
+    """YAML 1.1 read `--set seed=010` as octal 8 where `--seed 010` gave 10, and took
+    0x64 as 100 (the error then said (100, 100)) and 1:30 as 90."""
+    flag = build_config(build_parser().parse_args(["search", "--seed", "010"]))
+    dotted = build_config(build_parser().parse_args(["search", "--set", "seed=010"]))
+    (tmp_path / "c.yaml").write_text("seed: 010\nsupernet:\n  epochs: 1_000\n")
+    filed = C.load(tmp_path / "c.yaml")
+    assert flag.seed == dotted.seed == filed.seed == 10 and filed.supernet.epochs == 1000
+    for item, says in (("seed=0x10", "seed: expected int, got '0x10'"),
+                       ("supernet.epochs=1:30", "supernet.epochs: expected int, got '1:30'")):
+        with pytest.raises(C.ConfigError, match=re.escape(says)):
+            C.apply_dotted(C.Config(), [item])
+
+
 def test_a_seed_numpy_cannot_take_is_refused_by_name():
     with pytest.raises(C.ConfigError, match=re.escape("seed=-1 (expected 0 to 2**32 - 1)")):
         build_config(build_parser().parse_args(["search", "--seed", "-1"]))
