@@ -201,12 +201,14 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
 def cmd_rank(args: argparse.Namespace) -> int:
     from .rank import rank_run
-    report = rank_run(args.run, args.truth, threshold=args.threshold,
-                      limit=args.limit, progress=show_progress(args.no_progress))
+    report = rank_run(args.run, args.truth, threshold=args.threshold, limit=args.limit,
+                      progress=show_progress(args.no_progress), device=args.device, out=args.out)
+    written = report.pop("written_to")
     for k, v in report.items():
         # the threshold is a loss difference, often below 1e-4: .4f printed 0.0000
         fmt = ".4g" if k == "sparse_threshold" else ".4f"
         print(f"{k:20s} {v:{fmt}}" if isinstance(v, float) else f"{k:20s} {v}")
+    print(f"wrote {written}")
     return 0
 
 
@@ -257,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--truth", required=True, type=path_arg, help="JSON/CSV table: architecture -> stand-alone loss")
     r.add_argument("--threshold", type=float, default=None, help="sparse Kendall tau bin width")
     r.add_argument("--limit", type=int, default=None, help="score a random sample of at most this many architectures (seeded by the run's seed)")
+    r.add_argument("--device", default="auto", help="where to score: auto (default), cpu, cuda or cuda:N")
+    r.add_argument("--out", type=path_arg, default=None, help="report file (default RUN/rank.json)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_rank)
 

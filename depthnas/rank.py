@@ -13,7 +13,7 @@ from depthnas.spaces import get_space
 from . import config as config_mod
 from .checkpoint import Checkpointer
 from .data import check_recorded_splits, load_splits
-from .evaluation import PathEvaluator
+from .evaluation import PathEvaluator, learned_nothing
 from .io import atomic_write_json, read_json
 from .models import model_kwargs
 from .ranking import ranking_report
@@ -67,8 +67,43 @@ def check_options(threshold: float | None, limit: int | None) -> None:
         raise ValueError(f"--limit must be >= 2 (ranking needs two architectures), got {limit}")
 
 
+def _run_config(run: Path) -> config_mod.Config:
+    """The run's config.yaml as its super-net trained with it: a cut file would fill
+    in defaults (200 calibration batches for the quick preset's 4), an edited one
+    other settings, and either scores every path otherwise than the run did."""
+    cfg = config_mod.load(run / "config.yaml", complete=True)
+    recorded = Checkpointer(run / "checkpoints").latest_metadata() or {}
+    changes = config_mod.record_changes(recorded.get("run_config") or {}, cfg)
+    if changes:
+        raise config_mod.ConfigError(
+            f"{run / 'config.yaml'} differs from the settings the run's super-net trained with "
+            f"({'; '.join(changes)}): restore them to rank the run as it searched")
+    return cfg
+
+
+def _check_order(values: list[float], truth_path: str | Path) -> None:
+    """A table whose losses are all equal has no order to agree with; negative ones are
+    no loss or error rate this tool writes (another quantity, or the sign flipped)."""
+    if len(values) >= 2 and min(values) == max(values):
+        raise ValueError(f"{truth_path}: all {len(values)} architectures to rank have the same "
+                         f"loss ({values[0]}): there is no order to measure")
+    negative = sum(v < 0 for v in values)
+    if negative:
+        log.warning("%s: %d loss(es) below 0 (lowest %s), which no loss or error rate is: "
+                    "is this another quantity, or one where higher is better?", truth_path,
+                    negative, min(values))
+
+
+def _finite_or_none(value: Any) -> Any:
+    """NaN (no ranking: too few finite scores, or every path scored alike) as JSON null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | None = None,
-             limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+             limit: int | None = None, progress: bool = True, device: str = "auto",
+             out: str | Path | None = None) -> dict[str, Any]:
+    """Score the run's super-net on the table's architectures and compare the orders;
+    writes `out` (default RUN/rank.json) and returns the report."""
     from .truth import for_space, read_table
     check_options(threshold, limit)
     run = Path(run_dir)
@@ -77,7 +112,8 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     if run_kind(run) == "train":
         raise ValueError(f"{run} is a `depthnas train` run, not a search run (a stand-alone "
                          "model, no super-net); pass the folder of a `depthnas search`")
-    cfg = config_mod.load(run / "config.yaml")
+    cfg = _run_config(run)
+    torch_device = resolve_device(device)
     space = get_space(cfg.space)
     read = read_table(truth_path)
     table = for_space(read.values, space, truth_path)
@@ -89,6 +125,9 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
                     "the one this super-net can reproduce", truth_path,
                     ", ".join(f"{k}={v}" for k, v in differ.items()),
                     ", ".join(f"{k}={ours.get(k)}" for k in differ))
+    if foreign:
+        log.info("%s: %d row(s) of other spaces left out (this run searched %s)", truth_path,
+                 foreign, space.name)
     landmarks, picks = run_left_out(run)
     archs, values, skipped, picked = [], [], 0, 0
     for text, value in table.values.items():
@@ -113,10 +152,10 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
                          f"rank ({usable} usable; {skipped} are the run's landmarks, {picked} "
                          "its search's picks, "
                          f"{foreign} belong to other spaces, {len(invalid)} could not be read)")
+    _check_order(values, truth_path)
     if usable != len(archs):
         log.info("scoring a random sample of %d of %d usable architectures (--limit)",
                  len(archs), usable)
-    device = resolve_device(cfg.device)
     # Seeded as the search seeds itself (pipeline.SearchRun.run): the calibration
     # batches' augmentation follows torch's seed, so an unseeded process would
     # recalibrate BatchNorm on other crops and score differently on every call.
@@ -124,11 +163,17 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     splits = load_splits(cfg)
     check_recorded_splits(splits, run / "splits.json")  # the super-net's own validation split
     seed_everything(cfg.seed)  # as before the search builds its super-net
-    supernet = space.build_supernet(**model_kwargs(cfg.model, space)).to(device)
+    supernet = space.build_supernet(**model_kwargs(cfg.model, space)).to(torch_device)
     epoch = int(Checkpointer(run / "checkpoints").load(supernet)["epoch"])
     evaluator = PathEvaluator.for_run(supernet, make_task(space, cfg.supernet.loss), splits.train,
-                                      splits.val, cfg, device)
+                                      splits.val, cfg, torch_device)
     scores = [evaluator.score(a) for a in tqdm(archs, desc="scoring", disable=not progress)]
+    level = evaluator.constant_level()
+    live = [s for s in scores if math.isfinite(s)]
+    learned = not (live and learned_nothing(min(live), level))
+    if not learned:
+        log.warning("no scored path beat a constant prediction (%.5f; best %.5f): this super-net "
+                    "had not learned yet, so its side of the ranking is noise", level, min(live))
     diverged = [space.to_string(a) for a, s in zip(archs, scores) if not math.isfinite(s)]
     if diverged:
         log.warning("%d path(s) score non-finite in the super-net (diverged), left out of the "
@@ -144,7 +189,10 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     report["supernet_epoch"] = epoch
     report["supernet_epochs"] = cfg.search.iterations * cfg.supernet.epochs
     report["run_finished"] = (run / "results.json").is_file()
-    atomic_write_json(run / "rank.json", {**report, "truth": str(Path(truth_path).resolve()),
-                                          "scores": {space.to_string(a): s
-                                                     for a, s in zip(archs, scores)}})
+    report["constant_level"], report["supernet_learned"] = level, learned
+    out = Path(out) if out is not None else run / "rank.json"
+    atomic_write_json(out, {k: _finite_or_none(v) for k, v in report.items()} | {
+        "truth": str(Path(truth_path).resolve()),
+        "scores": {space.to_string(a): _finite_or_none(s) for a, s in zip(archs, scores)}})
+    report["written_to"] = str(out)
     return report

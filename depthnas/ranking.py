@@ -20,10 +20,16 @@ def _pair(truth: Sequence[float], predicted: Sequence[float]) -> tuple[np.ndarra
     return t, p
 
 
+def _no_order(*sides: np.ndarray) -> bool:
+    """A side whose values are all equal has no order: every rank correlation with it
+    is undefined (NaN), which scipy would add a ConstantInputWarning to."""
+    return any(float(np.ptp(x)) == 0.0 for x in sides)
+
+
 def kendall_tau(truth: Sequence[float], predicted: Sequence[float]) -> float:
     """Kendall tau-b (handles ties on either side)."""
     t, p = _pair(truth, predicted)
-    return float(stats.kendalltau(t, p, variant="b").statistic)
+    return math.nan if _no_order(t, p) else float(stats.kendalltau(t, p, variant="b").statistic)
 
 
 def sparse_kendall_tau(truth: Sequence[float], predicted: Sequence[float], threshold: float) -> float:
@@ -35,12 +41,13 @@ def sparse_kendall_tau(truth: Sequence[float], predicted: Sequence[float], thres
     t, p = _pair(truth, predicted)
     # rounded before the floor: 0.3 / 0.1 is 2.9999999999999996, which put 0.3 in
     # 0.2's bin (and 93% and 94% accuracy in one bin at threshold 0.01)
-    return float(stats.kendalltau(np.floor(np.round(t / threshold, 9)), p, variant="b").statistic)
+    bins = np.floor(np.round(t / threshold, 9))
+    return math.nan if _no_order(bins, p) else float(stats.kendalltau(bins, p, variant="b").statistic)
 
 
 def spearman_rho(truth: Sequence[float], predicted: Sequence[float]) -> float:
     t, p = _pair(truth, predicted)
-    return float(stats.spearmanr(t, p).statistic)
+    return math.nan if _no_order(t, p) else float(stats.spearmanr(t, p).statistic)
 
 
 def top_percentile(truth: Sequence[float], predicted: Sequence[float]) -> float:

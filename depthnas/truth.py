@@ -82,6 +82,8 @@ def load_truth(path: str | Path) -> dict[str, float]:
 
 def read_table(path: str | Path) -> TruthTable:
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"truth table {path} is a folder; name its JSON or CSV file")
     if not path.is_file():
         raise FileNotFoundError(f"truth table not found: {path}")
     accuracies: list[float] = []
@@ -89,7 +91,9 @@ def read_table(path: str | Path) -> TruthTable:
         # Excel's "CSV UTF-8" starts with a byte-order mark; "arch, val_loss" has spaces
         reader = csv.DictReader(io.StringIO(read_text(path).removeprefix("\ufeff"), newline=""))
         reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
-        rows = list(reader)
+        # each row with the line it ends on: blank lines are skipped and a quoted
+        # field may span lines, so counting rows named the wrong line
+        rows = [(r, reader.line_num) for r in reader]
         if "arch" not in reader.fieldnames:
             raise ValueError(f"{path}: CSV needs a header with an 'arch' column (its header: "
                              f"{', '.join(reader.fieldnames) or 'none'})")
@@ -97,7 +101,7 @@ def read_table(path: str | Path) -> TruthTable:
             raise ValueError(f"{path}: the CSV has a header and no rows")
         keys = LOSS_KEYS + ACCURACY_KEYS
         values = {}
-        for line, r in enumerate(rows, start=2):
+        for r, line in rows:
             if None in r:  # more fields than the header: commas of an unquoted string
                 raise ValueError(f"{path} line {line}: more fields than the header; quote "
                                  'architecture strings that hold commas ("v1-sync:c3,skip,...")')
@@ -145,6 +149,9 @@ def _recorded_setup(data: Any) -> dict[str, Any]:
     found = {"model.backbone": recipe.get("backbone"), "model.features": recipe.get("features"),
              "data.image_size": nested.get("image_size", recipe.get("image_size")),
              "data.spec": nested.get("spec", recipe.get("data") if not nested else None)}
+    if found["data.spec"] == "synthetic":  # how many scenes were drawn matters there alone
+        found["data.synthetic_samples"] = nested.get("synthetic_samples",
+                                                     recipe.get("synthetic_samples"))
     return {k: v for k, v in found.items() if v is not None}
 
 

@@ -428,6 +428,14 @@ def test_rank_warns_when_the_table_was_trained_with_another_model(run_dir, tmp_p
         with caplog.at_level("WARNING"):
             assert main(["rank", "--run", str(run_dir), "--truth", str(path), "--no-progress"]) == 0
         assert ("was trained with model.features=16; this run has model.features=32" in caplog.text) == warned
+    recipe["features"] = cfg["model"]["features"]
+    for samples, warned in ((cfg["data"]["synthetic_samples"], False), (1024, True)):  # other scenes
+        recipe["data"]["synthetic_samples"] = samples
+        path.write_text(json.dumps(table))
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["rank", "--run", str(run_dir), "--truth", str(path), "--no-progress"]) == 0
+        assert ("was trained with data.synthetic_samples=1024" in caplog.text) == warned
     # other shapes of "config" are no setup to compare, not a traceback
     for config in (None, "x", {"recipe": {"data": "synthetic", "features": 16}}):
         path.write_text(json.dumps({**table, "config": config}))
@@ -1529,6 +1537,81 @@ def test_rank_names_a_damaged_config_yaml(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(run / "config.yaml") in err, err
     assert "Traceback" not in err
+
+
+def test_rank_refuses_a_config_yaml_cut_or_edited_since_the_super_net_trained(run_copy, tmp_path, capsys):
+    """A line lost from config.yaml silently became the default (200 calibration
+    batches instead of 4), an edited one another setting: either scored every path
+    otherwise than the search had."""
+    truth = _truth_of(run_copy, tmp_path / "truth.json")
+    saved = (run_copy / "config.yaml").read_text()
+    assert "calib_batches: 1\n" in saved
+    (run_copy / "config.yaml").write_text(saved.replace("  calib_batches: 1\n", ""))
+    assert main(["rank", "--run", str(run_copy), "--truth", str(truth), "--no-progress"]) == 2
+    assert "lacks 1 field(s) every run writes (search.calib_batches)" in capsys.readouterr().err
+    (run_copy / "config.yaml").write_text(saved.replace("calib_batches: 1\n", "calib_batches: 3\n"))
+    assert main(["rank", "--run", str(run_copy), "--truth", str(truth), "--no-progress"]) == 2
+    assert ("differs from the settings the run's super-net trained with (search.calib_batches"
+            in capsys.readouterr().err)
+
+
+def test_rank_scores_where_told_writes_where_told_and_says_where(run_copy, tmp_path, capsys):
+    """A run started with --device cuda could not be ranked on a machine without one:
+    the error told to use a --device that `rank` did not have."""
+    truth = _truth_of(run_copy, tmp_path / "truth.json")
+    saved = (run_copy / "config.yaml").read_text()
+    (run_copy / "config.yaml").write_text(saved.replace("device: auto", "device: cuda:3"))
+    (run_copy / "rank.json").unlink(missing_ok=True)  # written by rank tests before
+    out = tmp_path / "against-truth.json"
+    assert main(["rank", "--run", str(run_copy), "--truth", str(truth), "--device", "cpu",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["n"] == 2 and not (run_copy / "rank.json").exists()
+    assert report["constant_level"] > 0 and isinstance(report["supernet_learned"], bool)
+
+
+@pytest.mark.parametrize("level, warned", [(1e-6, True), (1e6, False)])
+def test_rank_warns_when_no_path_beat_a_constant_prediction(run_dir, tmp_path, monkeypatch, caplog,
+                                                           level, warned):
+    """The search warned that its super-net had learned nothing; `rank` then printed a
+    Kendall tau of that noise as plainly as any other."""
+    from depthnas.evaluation import PathEvaluator
+    monkeypatch.setattr(PathEvaluator, "constant_level", lambda self: level)
+    truth = _truth_of(run_dir, tmp_path / "truth.json")
+    out = tmp_path / "rank.json"
+    with caplog.at_level("WARNING"):
+        assert main(["rank", "--run", str(run_dir), "--truth", str(truth), "--out", str(out),
+                     "--no-progress"]) == 0
+    assert ("this super-net had not learned yet, so its side of the ranking is noise"
+            in caplog.text) == warned
+    assert json.loads(out.read_text())["supernet_learned"] is not warned
+
+
+def test_rank_refuses_a_table_without_order_and_writes_no_nan(run_dir, tmp_path, monkeypatch, capsys,
+                                                              caplog):
+    results = json.loads((run_dir / "results.json").read_text())["architectures"]
+    flat = {a["arch"]: 0.2 for a in results}
+    (tmp_path / "flat.json").write_text(json.dumps(flat))
+    assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "flat.json"),
+                 "--no-progress"]) == 2
+    assert "have the same loss (0.2): there is no order to measure" in capsys.readouterr().err
+    # a super-net that scores every path alike: no tau, written as null (NaN is no JSON)
+    from depthnas.evaluation import PathEvaluator
+    monkeypatch.setattr(PathEvaluator, "score", lambda self, arch: 0.25)
+    truth = _truth_of(run_dir, tmp_path / "truth.json")
+    out = tmp_path / "rank.json"
+    assert main(["rank", "--run", str(run_dir), "--truth", str(truth), "--out", str(out),
+                 "--no-progress"]) == 0
+    text = out.read_text()
+    assert "NaN" not in text and json.loads(text)["kendall_tau"] is None
+    # losses below 0 are no loss: said
+    negative = {a: -v for a, v in json.loads(truth.read_text()).items()}
+    (tmp_path / "neg.json").write_text(json.dumps(negative))
+    with caplog.at_level("WARNING"):
+        assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "neg.json"),
+                     "--out", str(out), "--no-progress"]) == 0
+    assert "loss(es) below 0" in caplog.text
 
 
 def test_rank_says_a_train_run_is_not_a_search_run(run_dir, tmp_path, capsys):

@@ -44,6 +44,21 @@ def test_top_percentile_of_the_best_predicted():
     assert top_percentile(truth, [3, 3, 3, 3]) == 62.5  # a constant super-net: the mean rank
 
 
+def test_a_side_without_order_gives_no_correlation_and_no_warning():
+    """A collapsed super-net scores every path alike: tau is undefined (NaN), said by
+    the number, not by scipy's ConstantInputWarning with its source path."""
+    import math
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = ranking_report([0.1, 0.2, 0.3], [0.5, 0.5, 0.5])
+        assert math.isnan(r["kendall_tau"]) and math.isnan(r["spearman_rho"])
+        assert math.isnan(r["sparse_kendall_tau"])
+        # every truth value in one bin: the sparse tau has no order to meet either
+        assert math.isnan(sparse_kendall_tau([0.100, 0.101, 0.102], [1, 2, 3], threshold=0.01))
+    assert kendall_tau([0.1, 0.2, 0.3], [1, 2, 3]) == pytest.approx(1.0)
+
+
 def test_report_states_its_threshold():
     r = ranking_report([1.0, 2.0, 3.0], [1.0, 3.0, 2.0], threshold=0.5)
     assert r["sparse_threshold"] == 0.5 and r["n"] == 3
@@ -88,6 +103,12 @@ def test_truth_table_mistakes_are_explained(tmp_path):
             "twice.csv line 3: .* is listed a second time")
     refused(tmp_path / "twice.json", json.dumps([{"arch": "a", "loss": 0.5}, {"arch": "a", "loss": 0.1}]),
             "twice.json: entry 1: 'a' is listed a second time")
+    # the line a mistake is on, past blank lines (the row count named line 3 here)
+    refused(tmp_path / "gaps.csv", 'arch,val_loss\n\n\n\n"v1-sync:c3,c3,none,c1,ap",0.1\n\n'
+            '"v1-sync:c3,c3,c1,c3,c1",abc\n', "gaps.csv line 7: could not convert")
+    with pytest.raises(ValueError, match=f"truth table {tmp_path} is a folder; name its JSON or CSV file"):
+        from depthnas.truth import load_truth
+        load_truth(tmp_path)
 
 
 NB201_ARCH = "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
