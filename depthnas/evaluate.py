@@ -166,7 +166,7 @@ NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import config as config_mod
     from .terminal import show_progress
-    from .runs import resolve_model_file
+    from .models import check_depth_model
     # Options evaluate() does not see first (it checks --net-size and --device itself,
     # before the model loads): a mistake is reported before the data is read.
     out = check_out(args.out)
@@ -175,7 +175,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--synthetic-samples must be >= 1, got {args.synthetic_samples}")
     # The run's own data, seed and split fractions by default: re-splitting with other
     # ones would score samples the model trained on as "val".
-    resolve_model_file(args.checkpoint)  # a missing model is named before --data is asked for
+    # a missing model, or a classifier, is named before --data is asked for
+    check_depth_model(args.checkpoint)
     folder = run_folder(args.checkpoint)
     run = config_mod.load(folder / "config.yaml") if folder else None
     data = args.data or (run.data.spec if run else None)

@@ -100,10 +100,20 @@ def load_depth_model(path: str | Path, device: str | torch.device = "cpu"
     """`load_model` for the tools that need inverse-depth maps (evaluate, export,
     predict, demo): a classification model is refused by name, not run as one."""
     model, meta = load_model(path, device)
+    _refuse_other_task(path, meta)
+    return model, meta
+
+
+def check_depth_model(path: str | Path) -> None:
+    """ValueError for a model file (or run) of another task, read from its metadata
+    alone: before a command prints what it will do with it."""
+    _refuse_other_task(path, read_metadata(resolve_model_file(path)))
+
+
+def _refuse_other_task(path: str | Path, meta: dict[str, Any]) -> None:
     if meta.get("task", "depth") != "depth":
         raise ValueError(f"{resolve_model_file(path)} holds a {meta['space']} {meta['task']} model; "
                          "evaluate, export, predict and the demo work on depth models")
-    return model, meta
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:

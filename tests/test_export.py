@@ -142,6 +142,16 @@ def test_classification_models_are_refused_by_name(tmp_path: Path, capsys) -> No
         err = capsys.readouterr().err
         assert f"{path} holds a nb201 classification model" in err, (argv, err)
     assert not (tmp_path / "nb.onnx").exists()
+    # in its run folder, before evaluate says which split of the run's data it scores
+    from depthnas import config as config_mod
+    run = tmp_path / "run"
+    run.mkdir()
+    path.rename(run / "model.safetensors")
+    cfg = config_mod.apply_dotted(config_mod.Config(), ["space=nb201", "data.spec=digits"])
+    config_mod.dump(cfg, run / "config.yaml")
+    assert main(["evaluate", "--checkpoint", str(run), "--split", "val"]) == 2
+    captured = capsys.readouterr()
+    assert "holds a nb201 classification model" in captured.err and "split val" not in captured.out
 
 
 def test_dynamo_exporter(model_file: Path, tmp_path: Path) -> None:
