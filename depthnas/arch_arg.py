@@ -87,16 +87,29 @@ def naming_arch_file(source: str | None) -> Iterator[None]:
         raise ArchitectureError(f"--arch {source}: {err}") from None
 
 
-def space_of(text: str, explicit: str | None, default: str) -> str:
-    """The space an architecture belongs to: --space if given, else what the text
-    names (JSON "space", a "v1-sync:" prefix), else the one space whose parser
-    accepts it (NB201's "|op~0|+..." and DARTS' "Genotype(...)" carry no name)."""
+def _shown(text: str, limit: int = 80) -> str:
+    """An architecture quoted in a message: a JSON one by its string, a long one cut
+    with "..." (cut silently, an NB201 string read as complete and one edge short)."""
+    shown = text.strip()
+    if shown.startswith("{"):
+        try:
+            shown = str(json.loads(shown).get("string", shown))
+        except (ValueError, AttributeError):
+            pass
+    return repr(shown if len(shown) <= limit else shown[:limit - 3] + "...")
+
+
+def space_of(text: str, explicit: str | None, default: str, named_by: str = "--space") -> str:
+    """The space an architecture belongs to: `explicit` if given (by `named_by`: the
+    flag, or a config file), else what the text names (JSON "space", a "v1-sync:"
+    prefix), else the one space whose parser accepts it (NB201's "|op~0|+..." and
+    DARTS' "Genotype(...)" carry no name)."""
     from depthnas.spaces import ArchitectureError, list_spaces
     if explicit:
         readers = _readers(text.strip())
         if readers and explicit not in readers:
-            raise ArchitectureError(f"architecture {text.strip()[:80]!r} is one of space "
-                                    f"{readers[0]}, not of --space {explicit}")
+            raise ArchitectureError(f"architecture {_shown(text)} is one of space "
+                                    f"{readers[0]}, not of {named_by}{'' if named_by.endswith('=') else ' '}{explicit}")
         return explicit
     stripped = text.strip()
     if stripped.startswith("{"):

@@ -105,8 +105,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise config_mod.ConfigError("--arch is needed" + (
             f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
     text, source = read_arch_arg(arch_arg)
+    # a space set by --space, or by --config / --set (a run's config.yaml reused), is
+    # one the user chose: an --arch of another space is refused, not followed
+    named_by = "--space" if args.space else next(
+        (by for by, fields in (("--set space=", config_mod.assigned_fields(args.set or [])),
+                               (f"--config {args.config}: space",
+                                config_mod.named_fields(args.config, None) if args.config else set()))
+         if "space" in fields), None)
     with naming_arch_file(source):
-        cfg.space = space_of(text, explicit=args.space, default=cfg.space)
+        cfg.space = space_of(text, explicit=cfg.space if named_by else None, default=cfg.space,
+                             named_by=named_by or "--space")
         space = get_space(cfg.space)
         arch = space.parse(text)
     validate(cfg)  # again: checked above for the preset's space, not --arch's

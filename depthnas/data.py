@@ -21,6 +21,11 @@ def check_data_fits_space(cfg: Config) -> None:
     if not classifies and is_classification_spec(d.spec):
         raise ValueError(f"{d.spec!r} is a classification dataset; use it with a classification "
                          f"space (nb201, darts), not {cfg.space}")
+    if d.skip_bad and (classifies or d.spec.strip().lower() == "synthetic"):
+        # a CIFAR-10 batch file is read whole, scenes are rendered: no sample to leave out
+        raise ValueError(f"--skip-bad (data.skip_bad) leaves out bad files of depth data read "
+                         f"from disk; {d.spec!r} has none to skip (a damaged CIFAR-10 batch "
+                         "is named: replace it)")
 
 
 def load_splits(cfg: Config):

@@ -69,9 +69,25 @@ class SearchRun:
         self.trained: dict[Arch, dict[str, Any]] = {}
         self.truth: dict[str, float] = {}
         if cfg.search.truth_table:  # keyed by canonical strings, as lookups are
-            from .truth import for_space, load_truth
-            self.truth = for_space(load_truth(cfg.search.truth_table), self.space,
-                                   cfg.search.truth_table).values
+            self.truth = self._truth_table(cfg.search.truth_table)
+
+    def _truth_table(self, path: str) -> dict[str, float]:
+        """The table's rows of this space. One with none (another space's table, a
+        typo'd column of strings) would stand in for nothing: every architecture
+        trained, for hours, without a word."""
+        from .truth import for_space, load_truth
+        table = for_space(load_truth(path), self.space, path)
+        left = ", ".join(part for part in (
+            f"{table.foreign} of other spaces" if table.foreign else "",
+            f"{len(table.invalid)} no space reads (e.g. {table.invalid[0]})" if table.invalid else "")
+            if part)
+        if not table.values:
+            raise config_mod.ConfigError(f"search.truth_table {path} holds no architecture of space "
+                                         f"{self.space.name} ({left or 'it is empty'})")
+        if left and dist.is_main():
+            log.warning("search.truth_table %s: %d row(s) of space %s stand in for training; "
+                        "left out: %s", path, len(table.values), self.space.name, left)
+        return table.values
 
     # ---- stand-alone results -----------------------------------------------------
     def standalone(self, archs: list[Arch], role: str) -> list[float]:
@@ -380,9 +396,12 @@ class SearchRun:
                  (f" ({flat} super-net path(s) ignoring their input rank last: at a "
                   "constant prediction's level, or cut off by a dead cell)" if flat else ""))
         live = [score for a, score in ranked if a not in flat_paths]
-        if live and learned_nothing(min(live), level):
+        # classification keeps no level of the scored batches (see constant_level): the
+        # split's majority-class error judges whether anything was learned
+        floor = level if level is not None else self.constant
+        if live and learned_nothing(min(live), floor):
             self.unlearned.append(t + 1)
-            self.say(f"  warning: {unlearned_note([t + 1], level, min(live))}")
+            self.say(f"  warning: {unlearned_note([t + 1], floor, min(live))}")
         return [space.to_string(a) for a, _ in picked]
 
     def _rank_samples(self) -> list[Arch]:

@@ -13,7 +13,7 @@ from depthnas.spaces import get_space
 from . import config as config_mod
 from .checkpoint import Checkpointer
 from .data import check_recorded_splits, load_splits
-from .evaluation import PathEvaluator, learned_nothing
+from .evaluation import PathEvaluator, constant_score, learned_nothing
 from .io import atomic_write_json, read_json
 from .models import model_kwargs
 from .ranking import ranking_report
@@ -168,10 +168,14 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     evaluator = PathEvaluator.for_run(supernet, make_task(space, cfg.supernet.loss), splits.train,
                                       splits.val, cfg, torch_device)
     scores = [evaluator.score(a) for a in tqdm(archs, desc="scoring", disable=not progress)]
+    # classification: the majority class's error on the split (the evaluator keeps no
+    # level of its own there); None where there is none to compare with
     level = evaluator.constant_level()
+    if level is None:
+        level = constant_score(evaluator.task, splits.val, batch_size=cfg.data.batch_size)
     live = [s for s in scores if math.isfinite(s)]
-    learned = not (live and learned_nothing(min(live), level))
-    if not learned:
+    learned = None if level is None or not live else not learned_nothing(min(live), level)
+    if learned is False:
         log.warning("no scored path beat a constant prediction (%.5f; best %.5f): this super-net "
                     "had not learned yet, so its side of the ranking is noise", level, min(live))
     diverged = [space.to_string(a) for a, s in zip(archs, scores) if not math.isfinite(s)]

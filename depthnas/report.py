@@ -206,6 +206,8 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     if lam:
         lines += [f"![lambda]({lam})", ""]
     search_constant = summary.get("search_constant_loss")
+    if search_constant is None:  # classification: the split's majority-class error
+        search_constant = constant
     timed = any("latency_ms" in a for a in archs)  # under search.max_latency_ms (batch 1)
     lines += ["## Architectures trained stand-alone", "",
               _roles(archs), "",

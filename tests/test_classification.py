@@ -336,7 +336,11 @@ def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread):
         table[NB201.to_string(NB201.sample(random.Random(100 + seed)))] = 0.5 + seed / 10
     truth.write_text(json.dumps(table))
     assert main(["rank", "--run", str(out), "--truth", str(truth), "--no-progress"]) == 0
-    assert (out / "rank.json").is_file()
+    ranked = json.loads((out / "rank.json").read_text())
+    # judged against naming the majority class, not taken as learned for want of a level
+    level = results["constant_prediction_loss"]
+    assert ranked["constant_level"] == pytest.approx(level)
+    assert ranked["supernet_learned"] is (min(ranked["scores"].values()) < 0.99 * level)
 
 
 def test_tiny_darts_standalone_training(tmp_path, one_thread, capsys):
@@ -351,6 +355,31 @@ def test_tiny_darts_standalone_training(tmp_path, one_thread, capsys):
     result = json.loads((out / "result.json").read_text())
     assert result["arch"] == genotype and 0.0 <= result["val_loss"] <= 1.0
     assert result["recipe"]["model"] == {"channels": 4, "layers": 3, "num_classes": 10}
+
+
+def test_train_refuses_an_arch_of_another_space_than_its_config_names(tmp_path, capsys):
+    """A run's config.yaml reused with --config and a genotype of another space
+    silently trained that space instead of the one the file named."""
+    genotype = get_space("darts").to_string(get_space("darts").sample(random.Random(0)))
+    config = tmp_path / "nb201.yaml"
+    config.write_text("space: nb201\ndata:\n  spec: digits\n")
+    argv = ["train", "--arch", genotype, "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main(argv + ["--config", str(config)]) == 2
+    assert f"is one of space darts, not of --config {config}: space nb201" in capsys.readouterr().err
+    assert main(argv + ["--data", "digits", "--set", "space=nb201"]) == 2
+    assert "is one of space darts, not of --set space=nb201" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("data", ["digits", "synthetic"])
+def test_skip_bad_is_refused_where_there_is_no_file_to_skip(tmp_path, capsys, data):
+    """--skip-bad was accepted with classification data and did nothing: a damaged
+    CIFAR-10 batch still stopped the run."""
+    space = "nb201" if data == "digits" else "v1-sync"
+    arch = ARCH_A if data == "digits" else "v1-sync:c3,skip,none,c1,ap"
+    assert main(["train", "--space", space, "--data", data, "--arch", arch, "--skip-bad",
+                 "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert f"{data!r} has none to skip" in capsys.readouterr().err
 
 
 def test_latency_budget_is_measured_at_the_models_own_input_size(monkeypatch):

@@ -1,6 +1,7 @@
 """End to end through the command line, at a tiny size."""
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -343,6 +344,28 @@ def test_a_search_with_a_truth_table_keeps_its_values_out_of_the_landmark_store(
     assert {a.get("source") for a in looked_up} == {"truth table"}
     assert "not trained in this run" in (tmp_path / "run" / "report.md").read_text()
     assert not store.exists() or json.loads(store.read_text())["entries"] == []
+
+
+def test_a_truth_table_of_another_space_is_refused_and_left_out_rows_said(tmp_path, caplog):
+    """A table with no row of the run's space stood in for nothing: every architecture
+    was trained, for hours, without a word about the table."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline
+    nb201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    table = tmp_path / "truth.json"
+    table.write_text(json.dumps({nb201: 0.1}))
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        f"out={tmp_path / 'r'}", f"search.truth_table={table}"])
+    with pytest.raises(config_mod.ConfigError, match=re.escape(
+            f"search.truth_table {table} holds no architecture of space v1-sync (1 of other spaces)")):
+        pipeline.SearchRun(validate(cfg), progress=False)
+    table.write_text(json.dumps({nb201: 0.1, "v1-sync:c3,c3,c3,c3,c9": 0.2,
+                                 "v1-sync:c3,c3,c3,c3,c1": 0.3}))
+    with caplog.at_level("WARNING"):
+        run = pipeline.SearchRun(validate(cfg), progress=False)
+    assert run.truth == {"v1-sync:c3,c3,c3,c3,c1": 0.3}
+    assert ("1 row(s) of space v1-sync stand in for training; left out: 1 of other spaces, "
+            "1 no space reads (e.g. 'v1-sync:c3,c3,c3,c3,c9'") in caplog.text
 
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # scores all alike

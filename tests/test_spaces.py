@@ -1,6 +1,7 @@
 """The depth search space, as the paper defines it (section 5.3, Table 4)."""
 import json
 import random
+import re
 
 import pytest
 
@@ -205,6 +206,10 @@ def test_an_architecture_of_another_space_is_named_as_such():
         space_of(nb, "v1-sync", "v1-sync")
     with pytest.raises(ArchitectureError, match="is one of space v1-sync, not of --space nb201"):
         space_of("v1-sync:c3,skip,none,c1,ap", "nb201", "v1-sync")
+    # a long one is cut visibly, not into what reads as a whole string an edge short
+    with pytest.raises(ArchitectureError, match=re.escape(f"architecture {nb[:77] + '...'!r} is one "
+                                                          "of space nb201, not of --space darts")):
+        space_of(nb, "darts", "darts")
     assert space_of(nb[1:], None, "v1-sync") == "nb201"  # its own parser says what is wrong
     with pytest.raises(ArchitectureError, match="must start and end with '|'"):
         get_space("nb201").parse(nb[1:])
