@@ -114,10 +114,12 @@ def export_truth(benchmark: str | Path | Any, archs: Iterable[str], out: str | P
     """Write a truth table JSON for `archs` and return it. `benchmark` is a path, or
     an already opened API object (opening a full benchmark takes minutes)."""
     space = get_space("nb201")
+    # canonical, as the search looks them up; read before the benchmark, whose opening
+    # takes minutes, so that a typo is named at once
+    canonical = [space.to_string(space.from_string(text)) for text in archs]
     api = open_benchmark(benchmark) if isinstance(benchmark, (str, Path)) else benchmark
     table: dict[str, dict[str, float]] = {}
-    for text in archs:
-        arch = space.to_string(space.from_string(text))  # canonical: the search looks this up
+    for arch in canonical:
         table[arch] = {"accuracy": query_accuracy(api, arch, dataset=dataset, hp=hp, setname=setname)}
     data = {"source": str(benchmark) if isinstance(benchmark, (str, Path)) else type(api).__name__,
             "space": space.name, "dataset": dataset, "hp": str(hp), "metric": f"{setname}-accuracy",

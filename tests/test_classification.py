@@ -259,7 +259,7 @@ class _StubAPI:
         return {"train-accuracy": 99.0, "valid-accuracy": {7: 91.25, 11: 85.0}[index]}
 
 
-def test_nasbench_export_round_trips_through_truth(tmp_path):
+def test_nasbench_export_round_trips_through_truth(tmp_path, monkeypatch):
     from depthnas.nasbench import export_truth
     api = _StubAPI()
     shuffled_a = "|nor_conv_3x3~0|+|avg_pool_3x3~1|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -268,6 +268,13 @@ def test_nasbench_export_round_trips_through_truth(tmp_path):
     assert load_truth(tmp_path / "truth.json") == pytest.approx({ARCH_A: 0.0875, ARCH_B: 0.15})
     with pytest.raises(ValueError, match="no test-accuracy"):
         export_truth(api, [ARCH_A], tmp_path / "t2.json", setname="test")
+    # a typo is named before the benchmark opens (minutes for a full NATS file)
+    opened = []
+    monkeypatch.setattr("depthnas.nasbench.open_benchmark", lambda path: opened.append(path) or api)
+    with pytest.raises(ValueError, match="nor_conv_9x9"):
+        export_truth(tmp_path / "bench.pth", [ARCH_A, ARCH_A.replace("nor_conv_3x3", "nor_conv_9x9", 1)],
+                     tmp_path / "t3.json")
+    assert opened == [] and not (tmp_path / "t3.json").exists()
 
 
 def test_nasbench_missing_file_or_package(tmp_path, monkeypatch):
