@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import math
 import os
 import random
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from depthnas.spaces import Arch, SearchSpace
+from depthnas.spaces import Arch, SearchSpace, get_space
 
 from .config import LandmarkConfig
 from .io import atomic_write_json, read_json
@@ -99,9 +100,14 @@ class LandmarkStore:
 
     def __init__(self, path: str | Path, persist: bool = True):
         self.path, self.persist = Path(path), persist  # persist=False: in memory only
+        if self.path.is_dir():  # else taken for a new store, and refused at the first write
+            raise ValueError(f"landmark store {self.path} is a folder; name a JSON file "
+                             f"(e.g. {self.path / 'landmarks.json'})")
         self.entries: list[dict[str, Any]] = self._read()
 
     def _read(self) -> list[dict[str, Any]]:
+        """The entries, checked, each architecture in its space's own spelling: a store
+        may be written by hand, and "c3" and "nor_conv_3x3" name one landmark."""
         if not self.path.is_file():
             return []
         try:
@@ -109,14 +115,22 @@ class LandmarkStore:
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"landmark store {self.path} is not valid "
                              f"(expected {{'entries': [...]}}): {err}") from err
+        kept: dict[tuple[str, str], dict[str, Any]] = {}  # the last of one arch and recipe
+        spaces: dict[str, SearchSpace] = {}
         for i, e in enumerate(entries):
-            bad = [k for k, kind in (("arch", str), ("space", str), ("val_loss", (int, float)))
-                   if not isinstance(e, dict) or not isinstance(e.get(k), kind)
-                   or isinstance(e.get(k), bool)]
-            if bad:
-                raise ValueError(f"landmark store {self.path}: entry {i} lacks or mistypes "
-                                 f"{', '.join(bad)} (each entry needs arch, space and val_loss)")
-        return entries
+            where = f"landmark store {self.path}: entry {i}"
+            problem = _entry_problem(e)
+            if problem:
+                raise ValueError(f"{where} {problem}")
+            try:
+                if e["space"] not in spaces:
+                    spaces[e["space"]] = get_space(e["space"])
+                space = spaces[e["space"]]
+                e = dict(e, arch=space.to_string(space.parse(e["arch"])))
+            except ValueError as err:
+                raise ValueError(f"{where} ({e['arch']!r}, space {e['space']!r}): {err}") from None
+            kept[_key(e)] = e
+        return list(kept.values())
 
     def find(self, arch_string: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
         for e in self.entries:
@@ -138,7 +152,8 @@ class LandmarkStore:
         path = Path(entry["model"])
         candidates = [self.path.resolve().parent / path] if not path.is_absolute() else []
         candidates += [Path(entry["model_abs"])] if entry.get("model_abs") else []
-        return next((c for c in candidates if c.is_file()), path)
+        # none there: the path as the store means it (beside the store), for messages
+        return next((c for c in candidates if c.is_file()), candidates[0] if candidates else path)
 
     def add(self, arch_string: str, space: str, val_loss: float, recipe: dict[str, Any],
             *, model: str | Path | None = None, **extra: Any) -> dict[str, Any]:
@@ -172,6 +187,26 @@ class LandmarkStore:
             mine = {_key(e) for e in self.entries}
             theirs = [e for e in self._read() if _key(e) not in mine]
             atomic_write_json(self.path, {"version": 1, "entries": theirs + self.entries})
+
+
+def _entry_problem(e: Any) -> str | None:
+    """What is wrong with a store entry, or None. Optional fields are checked too: a
+    bad one failed late (the report of a finished search) or with a traceback."""
+    if not isinstance(e, dict):
+        return "is not an object"
+    bad = [k for k, kind in (("arch", str), ("space", str), ("val_loss", (int, float)))
+           if not isinstance(e.get(k), kind) or isinstance(e.get(k), bool)]
+    if bad:
+        return f"lacks or mistypes {', '.join(bad)} (each entry needs arch, space and val_loss)"
+    if not math.isfinite(e["val_loss"]) or e["val_loss"] < 0:
+        return f"has val_loss {e['val_loss']}; a stand-alone loss is finite and >= 0"
+    params = e.get("params")
+    if params is not None and (isinstance(params, bool) or not isinstance(params, int) or params < 0):
+        return f"has params {params!r}; expected a whole number of parameters"
+    for k in ("model", "model_abs"):
+        if e.get(k) is not None and not isinstance(e[k], str):
+            return f"has {k} {e[k]!r}; expected the path of a model file"
+    return None
 
 
 def _trained(entry: dict[str, Any]) -> bool:

@@ -188,6 +188,12 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     if constant is not None:
         lines.append(f"- a constant prediction's validation {score}: {constant:.5f} (a model "
                      "that learned nothing scores about this)")
+    searched = summary.get("search_constant_loss")
+    if searched is not None and constant is not None and abs(searched - constant) > 1e-9:
+        # search.val_batches: the super-net is scored on part of the split, whose own
+        # level its scores are marked against
+        lines.append(f"- on the validation batches the search scores super-net paths on: "
+                     f"{searched:.5f} (`search.val_batches`); super-net scores are judged by this")
     lines.append("")
     notes = warnings_of(summary)
     if notes:

@@ -135,3 +135,19 @@ def test_samples_skipped_for_bad_input_are_listed_among_the_warnings(tmp_path):
     assert "- 4 sample(s) with bad input were skipped (--skip-bad; listed in splits.json): " \
            "images/a.jpg: cannot read; depth/b.npy: NaN; depth/c.png: 4x4, image 8x8 ..." in text
     assert "skipped" not in write_report(tmp_path, summary(archs)).read_text()
+
+
+def test_the_level_super_net_scores_are_judged_by_is_stated_when_it_differs(tmp_path):
+    """With search.val_batches the super-net is scored on part of the split: its scores
+    were marked against a level (0.16965) the report's header did not give (0.18640)."""
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.150, 0.171),
+             arch("c1,c1,c1,c1,c1", "landmark", 0.160, 0.165)]
+    text = write_report(tmp_path, summary(archs, constant_prediction_loss=0.1864,
+                                          search_constant_loss=0.16965, rank_samples=0)).read_text()
+    assert ("- on the validation batches the search scores super-net paths on: 0.16965 "
+            "(`search.val_batches`); super-net scores are judged by this") in text
+    rows = {line.split("`")[1]: line for line in text.splitlines() if line.startswith("| `")}
+    assert rows["v1-sync:c3,c3,c3,c3,c3"].endswith("| 0.15000 | 0.17100 * |")
+    same = write_report(tmp_path, summary(archs, constant_prediction_loss=0.1864,
+                                          search_constant_loss=0.1864, rank_samples=0)).read_text()
+    assert "on the validation batches" not in same
