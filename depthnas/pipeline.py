@@ -67,6 +67,7 @@ class SearchRun:
                                    persist=dist.is_main())
         self.store.entries = dist.broadcast_object(self.store.entries)
         self.trained: dict[Arch, dict[str, Any]] = {}
+        self.splits: Any = None  # loaded by _prepare
         self.truth: dict[str, float] = {}
         if cfg.search.truth_table:  # keyed by canonical strings, as lookups are
             self.truth = self._truth_table(cfg.search.truth_table)
@@ -94,7 +95,7 @@ class SearchRun:
         """Stand-alone losses of `archs`: from the store or the truth table, or
         trained. Trainings are shared out across the ranks (each an ordinary
         single-process training in its own folder); every rank gets every result."""
-        rec, world = recipe(self.cfg), dist.world_size()
+        rec, world = recipe(self.cfg, self.splits), dist.world_size()
         strings = [self.space.to_string(a) for a in archs]
         # A benchmark table stands in for training. Its values stay in this run: in the
         # store they would pass, for a later run of this recipe, as trained under it.
@@ -170,7 +171,7 @@ class SearchRun:
                                      "again") from None
             return strings
         lm = self.cfg.landmarks
-        rec = recipe(self.cfg)
+        rec = recipe(self.cfg, self.splits)
         stored = self.store.matching(self.space.name, rec)
         # at most M: a store grown by earlier runs may hold more than this run asks for
         reused = [self.space.from_string(e["arch"]) for e in stored][:lm.num]

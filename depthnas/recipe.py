@@ -1,6 +1,8 @@
 """What makes two stand-alone losses comparable, and how two records of it compare."""
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from depthnas.spaces import get_space
@@ -10,11 +12,14 @@ from .models import is_classification, model_kwargs
 from .task import ClassificationTask
 
 
-def recipe(cfg: Config) -> dict[str, Any]:
+def recipe(cfg: Config, splits: Any = None) -> dict[str, Any]:
     """What makes two stand-alone losses comparable: everything that changes the
     model, its training data and schedule, or the validation split that scores it.
     The seed is in it because it draws the split (and the synthetic scenes): a loss
-    on another seed's validation images is not one to rank against."""
+    on another seed's validation images is not one to rank against. With the loaded
+    `splits`, it also holds a digest of which samples each split holds: a folder: data
+    set with files added or removed is named by the same spec, and its losses were
+    reused as comparable."""
     t, d = cfg.standalone, cfg.data
     rec = {"space": cfg.space, "data": d.spec, "image_size": list(d.image_size),
            "synthetic_samples": d.synthetic_samples, "val_fraction": d.val_fraction,
@@ -33,7 +38,19 @@ def recipe(cfg: Config) -> dict[str, Any]:
         for field in DEPTH_ONLY:
             del rec[field]
         rec.update(loss="ce", model=model_kwargs(cfg.model, space))
+    if splits is not None:
+        rec[SAMPLES] = samples_digest(splits)
     return rec
+
+
+SAMPLES = "samples"  # the recipe field of the splits' digest
+
+
+def samples_digest(splits: Any) -> str:
+    """A short digest of the sample ids in train, reg and val (and those skipped as bad)."""
+    m = splits.manifest()
+    held = [list(m.get(k) or []) for k in ("train", "reg", "val", "skipped")]
+    return hashlib.sha256(json.dumps(held).encode()).hexdigest()[:16]
 
 
 # Recipe fields a classification training does not read.
@@ -60,9 +77,14 @@ def recipe_diff(theirs: Any, ours: dict[str, Any], their_name: str = "stored",
         theirs = {k: v for k, v in theirs.items() if k not in DEPTH_ONLY}
         if theirs.get("loss") in ClassificationTask.LOSS_NAMES:
             theirs["loss"] = "ce"
+    # the samples' digest is compared where both hold one: records from before it, and
+    # checks made before the data is read (a resume's), go by the settings alone
+    keys = set(theirs) | set(ours)
+    if SAMPLES not in theirs or SAMPLES not in ours:
+        keys.discard(SAMPLES)
     return [f"{k}: {their_name} {theirs.get(k)!r}, {our_name} {ours.get(k)!r}"
-            for k in sorted(set(theirs) | set(ours))
-            if _canonical(k, theirs.get(k)) != _canonical(k, ours.get(k))]
+            + (" (the data's files, or how they split, changed)" if k == SAMPLES else "")
+            for k in sorted(keys) if _canonical(k, theirs.get(k)) != _canonical(k, ours.get(k))]
 
 
 def same_recipe(theirs: Any, ours: dict[str, Any]) -> bool:

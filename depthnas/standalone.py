@@ -94,7 +94,7 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
                      distributed: bool = False) -> dict[str, Any]:
     out_dir = Path(out_dir)
     arch_string = space.to_string(arch)
-    rec = recipe(cfg)
+    rec = recipe(cfg, splits)
     result_path = out_dir / "result.json"
     earlier = _own_result(out_dir, arch_string, rec) or {}
     if earlier:

@@ -1,6 +1,7 @@
 """Landmark regularization (paper section 4): sampling, store, regularizer."""
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -306,6 +307,34 @@ def test_a_search_reuses_stored_landmarks_only_of_its_own_seed(tmp_path, capsys)
             assert "seed: stored 0, this run 1" in printed
 
 
+def test_a_hand_written_store_is_read_in_the_space_s_spelling_and_checked_whole(tmp_path):
+    """Full op names were announced as reused and trained again (the lookup compared
+    raw strings), one landmark could be drawn twice; a bad optional field failed at
+    the report of a finished search, NaN became the best architecture, a folder was
+    taken for a new store, and a string no space reads did not name the store."""
+    path = tmp_path / "store.json"
+    recipe = {"epochs": 1}
+    entry = {"space": "v1-sync", "val_loss": 0.2, "recipe": recipe}
+    path.write_text(json.dumps({"entries": [
+        {**entry, "arch": "v1-sync:nor_conv_3x3,skip_connect,none,nor_conv_1x1,avg_pool_3x3"},
+        {**entry, "arch": "v1-sync:c3, skip, none, c1, ap", "val_loss": 0.3}]}))
+    store = LandmarkStore(path)
+    assert [(e["arch"], e["val_loss"]) for e in store.entries] == [("v1-sync:c3,skip,none,c1,ap", 0.3)]
+    assert store.find("v1-sync:c3,skip,none,c1,ap", recipe)["val_loss"] == 0.3
+    for bad, says in (({"val_loss": float("nan")}, "has val_loss nan; a stand-alone loss is finite"),
+                      ({"val_loss": -0.1}, "has val_loss -0.1"),
+                      ({"params": "428k"}, "has params '428k'; expected a whole number"),
+                      ({"model": 123}, "has model 123; expected the path of a model file"),
+                      ({"arch": "v1-sync:foo,bar"}, "entry 0 ('v1-sync:foo,bar', space 'v1-sync'): "),
+                      ({"arch": "v2-sync:c3,c3,c3,c3,c3,bil"}, "entry 0 ('v2-sync:c3,c3,c3,c3,c3,bil'")):
+        path.write_text(json.dumps({"entries": [{**entry, "arch": "v1-sync:c3,c3,c3,c3,c3", **bad}]}))
+        with pytest.raises(ValueError, match=re.escape(f"landmark store {path}: entry 0 ") + ".*"
+                           + re.escape(says.split("entry 0 ")[-1])):
+            LandmarkStore(path)
+    with pytest.raises(ValueError, match=re.escape(f"landmark store {tmp_path} is a folder; name a JSON file")):
+        LandmarkStore(tmp_path)
+
+
 def test_a_store_finds_its_models_from_any_working_folder(tmp_path, monkeypatch):
     """Model paths were kept relative to where the run started: a search reusing the
     store from another folder (the README's --landmarks workflow) lost the best model."""
@@ -330,3 +359,32 @@ def test_a_store_finds_its_models_from_any_working_folder(tmp_path, monkeypatch)
     (tmp_path / "runs" / "a").rename(moved)
     assert LandmarkStore(moved / "landmarks.json").model_file(
         LandmarkStore(moved / "landmarks.json").entries[0]).read_bytes() == b"weights"
+    # gone everywhere: named where the store means it, beside the store, not relative
+    # to whatever folder the reader is in
+    (moved / "standalone" / "x" / "model.safetensors").unlink()
+    gone = LandmarkStore(moved / "landmarks.json")
+    assert gone.model_file(gone.entries[0]) == moved / "standalone" / "x" / "model.safetensors"
+
+
+def test_stored_losses_of_a_data_folder_that_changed_since_are_not_reused(tmp_path):
+    """A folder: data set with files added keeps its spec: its stored losses, scored on
+    other validation images, were reused as comparable."""
+    from depthnas.config import Config
+    from depthnas.data import load_splits
+    from depthnas.recipe import recipe, recipe_diff, same_recipe
+    from test_datasets import make_folder
+    cfg = Config()
+    cfg.data.spec, cfg.data.image_size = f"folder:{make_folder(tmp_path / 'mine', n=8)}", (64, 64)
+    before = recipe(cfg, load_splits(cfg))
+    assert same_recipe(recipe(cfg, load_splits(cfg)), before)  # read again: the same samples
+    store = LandmarkStore(tmp_path / "store.json")
+    store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.2, before)
+    make_folder(tmp_path / "mine", n=12)  # four more images
+    after = recipe(cfg, load_splits(cfg))
+    assert store.find("v1-sync:c3,c3,c3,c3,c3", after) is None
+    assert any(d.startswith("samples: stored") and d.endswith("(the data's files, or how they split, changed)")
+               for d in recipe_diff(before, after))
+    # records from before the digest, and checks made before the data is read, go by
+    # the settings alone
+    assert same_recipe({k: v for k, v in before.items() if k != "samples"}, after)
+    assert same_recipe(before, recipe(cfg))
