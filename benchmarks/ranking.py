@@ -580,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         say(f"interrupted ({err}); writing what finished")
     finally:
-        proxy.stop_workers(procs, old_term)
+        proxy.stop_workers(procs)  # SIGTERM ignored until the results are written
 
     out: dict[str, Any] = {
         "description": "SPOS vs SPOS + landmarks on the depth proxy table (benchmarks/ranking.py)",
@@ -627,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         say("no seed finished both runs")
     json_path = Path(args.json) if args.json else work / "ranking.json"
     atomic_write_json(json_path, proxy.clean(out))
+    proxy.restore_sigterm(old_term)
     say(f"wrote {json_path} in {time.time() - start:.0f}s")
     return 0 if complete else 1  # no paired seed: no comparison, no Table 4
 

@@ -240,7 +240,12 @@ def test_sigterm_stops_the_workers_and_still_writes_the_table(tmp_path):
         while not (log.is_file() and log.read_text().strip()) and proc.poll() is None:
             assert time.time() < deadline, "no training finished in 240 s"
             time.sleep(0.5)
+        # as GNU timeout does it: to the process, then at once to its whole group (the
+        # second, after the first restored the default handler, killed the build
+        # before it wrote the table)
         proc.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGTERM)
         stdout, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -264,6 +269,36 @@ def test_sigterm_stops_the_workers_and_still_writes_the_table(tmp_path):
                               capture_output=True, text=True).stdout
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail(f"processes left behind:\n{left}")
+
+
+def test_the_table_is_written_where_asked_never_over_another_recipe_s(tmp_path, capsys):
+    """--out defaulted to the committed H200 table, which a CPU smoke run replaced;
+    --seeds 0 0 gave a seed-to-seed tau of +1."""
+    args = build_table.parse_args(["--work", str(tmp_path / "w")])
+    assert args.out == str(tmp_path / "w" / "table.json")
+    other = tmp_path / "table.json"
+    other.write_text(json.dumps({"config": {"recipe_key": "aaaa"}}))
+    with pytest.raises(SystemExit, match="holds a table of another recipe .aaaa, this build bbbb."):
+        build_table.check_out(other, "bbbb")
+    build_table.check_out(other, "aaaa")  # its own: resumed
+    other.write_text("{ damaged")
+    build_table.check_out(other, "bbbb")  # written again from trainings.jsonl
+    with pytest.raises(SystemExit, match="is a folder"):
+        build_table.check_out(tmp_path, "bbbb")
+    with pytest.raises(SystemExit):
+        build_table.parse_args(["--seeds", "0", "0"])
+    assert "--seeds 0 0: each seed once" in capsys.readouterr().err
+
+
+def test_a_build_in_which_no_training_finished_exits_non_zero(tmp_path, capsys):
+    """gpu_run.sh reads the exit status: a table of failures exited 0, each failure
+    printed without its reason."""
+    assert build_table.main(["--preset", "cpu", "--v1", "3", "--v2", "0", "--workers", "1",
+                             "--render-processes", "1", "--threads", "1", "--work", str(tmp_path),
+                             "--set", "model.backbone=nosuchnet"]) == 1
+    out = capsys.readouterr().out
+    assert "error: no training of this run finished (3 failed" in out
+    assert "FAILED (ValueError: " in out and "nosuchnet" in out
 
 
 def test_trainings_that_end_by_the_budget_are_waited_for():

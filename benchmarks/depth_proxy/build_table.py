@@ -48,9 +48,12 @@ SPACES = ("v1-sync", "v2-sync")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=str(proxy.HERE / "table.json"), help="table JSON to write")
+    # not the committed table by default: a CPU smoke run replaced the H200 one
+    p.add_argument("--out", default=None, help="table JSON to write (default WORK/table.json; one "
+                   "of another recipe is refused)")
     p.add_argument("--work", default=str(proxy.HERE / "work"),
-                   help="data cache and trainings.jsonl (resume state)")
+                   help="data cache and trainings.jsonl, the resume state (default "
+                        "benchmarks/depth_proxy/work, which git ignores)")
     p.add_argument("--v1", type=int, default=60, help="V1-sync architectures")
     p.add_argument("--v2", type=int, default=30, help="V2-sync architectures")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds per architecture")
@@ -69,7 +72,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a depthnas config field, e.g. --set standalone.epochs=10")
     p.add_argument("--device", default="auto")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):  # seed 0 twice: a seed-to-seed tau of +1
+        p.error(f"--seeds {' '.join(map(str, args.seeds))}: each seed once")
+    for name in ("v1", "v2"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name} must be >= 0, got {getattr(args, name)}")
+    args.out = args.out or str(Path(args.work) / "table.json")
+    return args
+
+
+def check_out(out: Path, key: str) -> None:
+    """Before any training: `out` must be a file this build may write, and not a table
+    of another recipe (another preset, other --set), which it would replace."""
+    if out.is_dir():
+        raise SystemExit(f"error: --out {out} is a folder; name the table's JSON file")
+    if not out.parent.is_dir():
+        raise SystemExit(f"error: --out {out}: folder {out.parent} does not exist")
+    if out.is_file():
+        try:
+            theirs = (read_json(out).get("config") or {}).get("recipe_key")
+        except (ValueError, AttributeError):
+            return  # damaged: rebuilt from trainings.jsonl
+        if theirs is not None and theirs != key:
+            raise SystemExit(f"error: {out} holds a table of another recipe ({theirs}, this build "
+                             f"{key}); choose another --out, or move it away")
 
 
 def planned_jobs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
@@ -130,12 +157,13 @@ def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str
     main process sets `stop` only once a second, and a job taken just before is lost."""
     torch.set_num_threads(threads)
     failures, last_wall, out_of_time = 0, None, False
+    parent = os.getppid()  # a parent killed -9 leaves its workers training for nothing
     try:
         cfg = config_mod.from_dict(cfg_dict)
         dev = proxy.resolve(device)
         splits = proxy.TensorSplits(data_path, dev)
         results.put({"type": "ready", "worker": rank, "device": proxy.device_name(dev)})
-        while not stop.is_set():
+        while not stop.is_set() and os.getppid() == parent:
             if deadline is not None and last_wall is not None \
                     and time.time() + 1.05 * last_wall > deadline:
                 out_of_time = True
@@ -188,7 +216,9 @@ class Progress:
         n = len(self.walls)
         rate = 60.0 * n / max(now - self.start, 1e-6)
         loss = rec.get("val_loss")
-        what = f"val {loss:.5f}" if loss is not None else f"FAILED ({rec.get('error_kind')})"
+        reason = (rec.get("error") or "").strip().splitlines()[-1:]  # the exception's own line
+        what = f"val {loss:.5f}" if loss is not None else \
+            f"FAILED ({reason[0] if reason else rec.get('error_kind')})"
         return (f"[{now - self.start:6.1f}s] {self.already + n}/{self.total} done | "
                 f"{rate:5.1f} trainings/min overall | {rec['arch']} seed {rec['seed']} {what} "
                 f"({rec.get('train_time_s', 0):.1f}s, worker {rec.get('worker')})")
@@ -248,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     key = proxy.digest(proxy.standalone_recipe(cfg))
+    check_out(Path(args.out), key)
     log_path = work / "trainings.jsonl"
     jobs, archs = planned_jobs(args)
     done = read_done(log_path, key)
@@ -259,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(jobs)} trainings planned, {len(done)} already in {log_path}, {len(pending)} to run")
     meta: dict[str, Any] = {"device": None}
     stopped_by_budget = False
-    ran = 0
+    ran = finished_ok = 0  # trainings this run, and those of them that gave a result
 
     old_term = proxy.interrupt_on_sigterm()  # `timeout` sends SIGTERM: still write the table
     procs = []
@@ -281,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                     append_jsonl(log_path, rec)
                     done[(rec["arch"], rec["seed"])] = rec
                     ran += 1
+                    finished_ok += 1
                     say(progress.add(rec))
             else:
                 import multiprocessing as mp
@@ -318,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                             append_jsonl(log_path, rec)
                             if rec.get("val_loss") is not None or rec.get("error_kind") == "diverged":
                                 done[(rec["arch"], rec["seed"])] = rec
+                                finished_ok += 1
                             ran += 1
                             say(progress.add(rec))
                         elif kind == "fatal":
@@ -344,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"interrupted ({err}); writing the table from what finished")
         stopped_by_budget = True
     finally:
-        proxy.stop_workers(procs, old_term)
+        proxy.stop_workers(procs)  # SIGTERM ignored until the table is written
         wall = time.time() - start
         stopped_by_budget = stopped_by_budget and any((j["arch"], j["seed"]) not in done for j in jobs)
         meta["timing"] = {"wall_s": round(wall, 1), "trainings_this_run": ran,
@@ -353,10 +386,13 @@ def main(argv: list[str] | None = None) -> int:
                           "stopped_by_budget": stopped_by_budget}
         if meta["device"] is None:
             prev = Path(args.out)
-            if prev.is_file():
-                meta["device"] = read_json(prev).get("device")
+            try:
+                meta["device"] = read_json(prev).get("device") if prev.is_file() else None
+            except (ValueError, AttributeError):  # damaged: rebuilt from trainings.jsonl
+                say(f"{prev} is damaged: writing it again from {log_path}")
         table = build_table(cfg, args, archs, done, meta)
         atomic_write_json(args.out, proxy.clean(table))
+        proxy.restore_sigterm(old_term)
         tau = table["seed_kendall_tau"]
         fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
         say(f"table: {table['counts']} architectures -> {args.out}")
@@ -366,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{ {k: (None if v is None else round(v, 6)) for k, v in table['seed_median_abs_diff'].items()} }")
         say(f"{ran} trainings in {wall:.0f}s ({meta['timing']['trainings_per_min']} per minute) "
             f"on {meta['device']}")
+    if pending and not finished_ok:  # gpu_run.sh reads the exit status: a table of failures
+        say(f"error: no training of this run finished ({ran} failed; their errors are in "
+            f"{log_path}, a worker's own above)")
+        return 1
     return 0
 
 

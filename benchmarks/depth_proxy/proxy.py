@@ -140,18 +140,24 @@ def interrupt_on_sigterm():
     import signal
 
     def on_term(signum, frame):
+        # once: GNU timeout's second SIGTERM (to the whole group) follows at once, and
+        # raised again it would break off the writing of what finished
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt(f"signal {signum}")
     return signal.signal(signal.SIGTERM, on_term)
 
 
-def stop_workers(procs: Sequence[Any], old_handler: Any, wait_s: float = 2.0) -> None:
-    """Put the SIGTERM handler back, then reap the worker processes, ending those that
-    have not ended on their own within `wait_s` (together). A worker terminated while
-    it exits skips its clean-up, and the resource tracker then warned of a leaked
-    semaphore at the end of every table."""
+def stop_workers(procs: Sequence[Any], wait_s: float = 2.0) -> None:
+    """Ignore SIGTERM from here on, then reap the worker processes, ending those that
+    have not ended on their own within `wait_s` (together). GNU timeout sends SIGTERM
+    twice (to the child, then its group): with the default handler back, the second
+    killed the process before it wrote what finished. The caller restores its handler
+    once that is written (`restore_sigterm`). A worker terminated while it exits
+    skips its clean-up, and the resource tracker then warned of a leaked semaphore at
+    the end of every table."""
     import signal
     import time
-    signal.signal(signal.SIGTERM, old_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     deadline = time.time() + wait_s
     for p in procs:
         p.join(timeout=max(0.0, deadline - time.time()))
@@ -160,6 +166,11 @@ def stop_workers(procs: Sequence[Any], old_handler: Any, wait_s: float = 2.0) ->
             p.terminate()
     for p in procs:
         p.join(timeout=10)
+
+
+def restore_sigterm(old_handler: Any) -> None:
+    import signal
+    signal.signal(signal.SIGTERM, old_handler)
 
 
 def _default_sigterm() -> None:
