@@ -435,3 +435,23 @@ def test_the_best_found_is_what_the_search_would_pick_not_a_dead_path():
            "steps": 1, "constant_score": constant, "scores": scores}
     (row,) = ranking_bench.summarize([run], truth, {"v1-sync": 0.001})["per_run"]
     assert row["best_found"] == LIVE[1] and row["best_found_table_rank"] == 2
+
+
+def test_a_worker_leaves_when_its_parent_is_gone(monkeypatch):
+    """After a kill -9 of build_table, its workers trained on for nobody (device time)."""
+    import queue
+    import threading
+    parents = iter([100, 100, 1])  # at the start, before job 1, before job 2: re-parented
+
+    def job_of(cfg, job, splits, dev, work):
+        return {"arch": job["arch"], "space": "v1-sync", "seed": 0, "val_loss": 0.1}
+    monkeypatch.setattr(build_table, "run_job", job_of)
+    monkeypatch.setattr(build_table.proxy, "TensorSplits", lambda *a: None)
+    monkeypatch.setattr(build_table.os, "getppid", lambda: next(parents, 1))
+    jobs, results = queue.Queue(), queue.Queue()
+    for i in range(3):
+        jobs.put({"id": i, "arch": f"a{i}"})
+    cfg = build_table.config_mod.to_dict(build_table.config_mod.Config())
+    build_table.worker_main(0, cfg, "unused", "cpu", 1, "unused", jobs, results, threading.Event())
+    messages = [results.get_nowait() for _ in range(results.qsize())]
+    assert [m["arch"] for m in messages if m["type"] == "result"] == ["a0"] and jobs.qsize() == 2
