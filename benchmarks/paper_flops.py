@@ -36,6 +36,15 @@ def main() -> None:
     p.add_argument("--candidates", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    from depthnas.spaces import list_spaces
+    depth = [s for s in list_spaces() if get_space(s).task_kind == "depth"]
+    if args.space not in depth:
+        p.error(f"--space {args.space}: one of {', '.join(depth)} (the decoder search spaces)")
+    for name in ("candidates", "calib_batches", "val_batches", "batch_size", "features"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.image_size < 32 or args.image_size % 32:
+        p.error(f"--image-size must be a multiple of 32, got {args.image_size}")
     space = get_space(args.space)
     with torch.device("meta"):
         net = space.build_supernet(backbone=args.backbone, features=args.features)

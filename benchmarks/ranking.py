@@ -57,6 +57,7 @@ from depthnas.evaluation import (PathEvaluator, at_constant_level,  # noqa: E402
                                  search_order)
 from depthnas.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from depthnas.landmarks import default_tau  # noqa: E402
+from depthnas.schedule import SCHEDULES  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
 from depthnas.ranking import default_threshold, kendall_tau, ranking_report  # noqa: E402
 from depthnas.spaces import SearchSpace, get_space  # noqa: E402
@@ -417,7 +418,10 @@ def markdown(out: dict[str, Any], table: dict[str, Any]) -> str:
 
 def load_table(path: str | Path) -> dict[str, Any]:
     """A table written by build_table.py; anything else is refused with the file named."""
-    table = read_json(path)
+    try:
+        table = read_json(path)
+    except (OSError, ValueError) as err:  # missing, unreadable, not JSON: one line, not a traceback
+        raise SystemExit(f"--table: {err}") from None
     if not isinstance(table, dict) or "architectures" not in table \
             or "depthnas_config" not in (table.get("config") or {}):
         raise SystemExit(f"{path}: not a depth proxy table (build_table.py writes one: it holds "
@@ -440,6 +444,22 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--threshold {args.threshold}: the S-KdT bin width must be > 0")
     if len(set(args.seeds)) != len(args.seeds):  # one run counted twice, one folder written twice
         raise SystemExit(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice")
+    # before the table is read and any run starts: these ran to a "landmarks" arm
+    # without a penalty, untrained super-nets, or a traceback after the runs
+    for name, least in (("pairs", 1), ("epochs", 1), ("min_epochs", 1), ("calib_batches", 0)):
+        if getattr(args, name) < least:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= {least}, got {getattr(args, name)}")
+    if args.val_batches is not None and args.val_batches < 1:
+        raise SystemExit(f"--val-batches must be >= 1 (or left out: the whole split), got {args.val_batches}")
+    if args.schedule not in SCHEDULES:
+        raise SystemExit(f"--schedule {args.schedule}: one of {', '.join(SCHEDULES)}")
+    try:
+        config_mod.apply_dotted(config_mod.Config(), list(args.set))
+    except config_mod.ConfigError as err:
+        raise SystemExit(f"--set: {err}") from None
+    for flag, path in (("--json", args.json), ("--md", args.md)):
+        if path and Path(path).is_dir():
+            raise SystemExit(f"{flag} {path} is a folder; name the file to write")
     table = load_table(args.table)
     base = table["config"]["depthnas_config"]
     base_cfg = config_mod.from_dict(base)

@@ -597,7 +597,31 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.score_warmup = args.warmup
     if args.compile and args.warmup < 2:
         args.warmup = 2  # the first calls compile
+    check_args(p, args)
     return args
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One line per mistake before any work: some ran to an empty table with exit 0,
+    others to a traceback, --json to one after the whole run."""
+    from depthnas.spaces import get_space, list_spaces
+    depth = [s for s in list_spaces() if get_space(s).task_kind == "depth"]
+    if args.space not in depth:
+        p.error(f"--space {args.space}: one of {', '.join(depth)} (the decoder search spaces)")
+    if not args.parts or set(args.parts) - set("abc"):
+        p.error(f"--parts {args.parts!r}: letters of 'abc', e.g. 'ab'")
+    for name in ("iters", "score_rounds", "candidates", "batch_size", "features", "val_batches"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("warmup", "score_warmup", "calib_batches"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    try:
+        torch.device(args.device)
+    except RuntimeError:
+        p.error(f"--device {args.device}: cpu, cuda or cuda:N")
+    if args.json and Path(args.json).is_dir():
+        p.error(f"--json {args.json} is a folder; name the file to write")
 
 
 def main(argv: list[str] | None = None) -> int:

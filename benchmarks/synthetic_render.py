@@ -13,12 +13,25 @@ import numpy as np
 from depthnas.datasets import render_scene
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo ("x86_64" alone says little), else what Python knows."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     p.add_argument("--scenes", type=int, default=10)
     args = p.parse_args()
-    print(f"CPU: {platform.processor() or platform.machine()}")
+    if args.scenes < 1 or min(args.sizes) < 8:
+        p.error("--scenes must be >= 1 and every --sizes value >= 8 pixels")
+    print(f"CPU: {cpu_name()} (one process, numpy)")
     for size in args.sizes:
         render_scene(np.random.default_rng(0), size, size)  # warm-up
         times = []

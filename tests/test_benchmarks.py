@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from depthnas.cli import build_parser
@@ -17,6 +18,15 @@ from depthnas.trainer import compile_model
 from toys import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench_module(name):
+    """A script of benchmarks/ imported as a module (they are scripts, not a package)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def test_step_time_cpu_preset_prints_the_three_ratios(tmp_path):
@@ -92,11 +102,7 @@ def test_gpu_run_reports_a_step_its_timeout_stopped_as_3_not_as_the_tools_timeou
 
 
 def test_step_time_records_the_driver_nvidia_smi_reports(tmp_path, monkeypatch):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import step_time
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    step_time = _bench_module("step_time")
     monkeypatch.setenv("PATH", str(tmp_path))
     assert step_time.driver_version() is None  # no nvidia-smi: nothing made up
     smi = tmp_path / "nvidia-smi"
@@ -105,3 +111,41 @@ def test_step_time_records_the_driver_nvidia_smi_reports(tmp_path, monkeypatch):
     assert step_time.driver_version() == "550.54.15"  # one line per card: the first
     smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
     assert step_time.driver_version() is None
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--parts", "xyz"], "--parts 'xyz': letters of 'abc'"),   # ran to an empty table, exit 0
+    (["--iters", "0"], "--iters must be >= 1"),
+    (["--score-rounds", "0"], "--score-rounds must be >= 1"),  # silently ran --iters rounds
+    (["--candidates", "0"], "--candidates must be >= 1"),      # ZeroDivisionError
+    (["--space", "nb201"], "--space nb201: one of v1-sync"),   # AttributeError
+    (["--device", "tpu"], "--device tpu: cpu, cuda or cuda:N"),
+])
+def test_step_time_names_a_bad_option_before_any_work(flags, says, capsys):
+    with pytest.raises(SystemExit):
+        _bench_module("step_time").parse(["--preset", "cpu", *flags])
+    assert says in capsys.readouterr().err
+
+
+def test_step_time_refuses_a_folder_as_json_before_the_run(tmp_path, capsys):
+    """The results were computed, then lost to IsADirectoryError."""
+    with pytest.raises(SystemExit):
+        _bench_module("step_time").parse(["--preset", "cpu", "--json", str(tmp_path)])
+    assert "is a folder; name the file to write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--pairs", "0"], "--pairs must be >= 1"),   # a "landmarks" arm without a penalty
+    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--schedule", "bogus"], "--schedule bogus: one of constant"),
+    (["--set", "foo=1"], "--set: unknown config key 'foo'"),
+    (["--table", "/nonexistent/table.json"], "--table: "),
+])
+def test_ranking_names_a_bad_option_before_any_run(flags, says):
+    sys.path.insert(0, str(ROOT / "benchmarks" / "depth_proxy"))
+    try:
+        ranking = _bench_module("ranking")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks" / "depth_proxy"))
+    with pytest.raises(SystemExit, match=re.escape(says)):
+        ranking.main(flags)
