@@ -400,14 +400,12 @@ def markdown(out: dict[str, Any], table: dict[str, Any]) -> str:
              "| paths at constant | paths better than constant |",
              "|---|---|---|---|---|---|---|---|---|---|"]
 
-    def f(v: Any, fmt: str = "+.3f") -> str:
-        return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
     for r in out["per_run"]:
-        lines.append(f"| {r['space']} | {LABEL[r['method']]} | {r['seed']} | {f(r['sparse_kendall_tau'])} | "
-                     f"{f(r['kendall_tau'])} | {f(r['spearman_rho'])} | `{r['best_found']}` "
+        lines.append(f"| {r['space']} | {LABEL[r['method']]} | {r['seed']} | {shown(r['sparse_kendall_tau'])} | "
+                     f"{shown(r['kendall_tau'])} | {shown(r['spearman_rho'])} | `{r['best_found']}` "
                      f"({r['best_found_table_rank']}/{r['table_size']}, {r['best_found_loss']:.5f}) | "
-                     f"{f(r['landmark_kendall_tau'])} | {f(r.get('at_constant'), '.0%')} | "
-                     f"{f(r.get('beat_constant'), '.0%')} |")
+                     f"{shown(r['landmark_kendall_tau'])} | {shown(r.get('at_constant'), '.0%')} | "
+                     f"{shown(r.get('beat_constant'), '.0%')} |")
     if out["missing_runs"]:
         lines.append(f"\nMissing runs: {', '.join(out['missing_runs'])}")
     if out.get("unpaired_runs"):
@@ -430,6 +428,11 @@ def load_table(path: str | Path) -> dict[str, Any]:
         if not isinstance(e, dict) or "space" not in e or "mean" not in e:
             raise SystemExit(f"{path}: entry {arch!r} lacks 'space' or 'mean'")
     return table
+
+
+def shown(v: Any, fmt: str = "+.3f") -> str:
+    """A metric as the tables print it: "n/a" for none or NaN (a tau of no order), not "+nan"."""
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
 
 
 # ---- main -----------------------------------------------------------------------------------------
@@ -638,8 +641,8 @@ def main(argv: list[str] | None = None) -> int:
         out["table4"] = text
         say("\n" + text)
         for r in out["per_run"]:
-            say(f"  {r['space']} {LABEL[r['method']]:15s} seed {r['seed']}: S-KdT {r['sparse_kendall_tau']:+.3f} "
-                f"KdT {r['kendall_tau']:+.3f} best-found rank {r['best_found_table_rank']}/{r['table_size']}"
+            say(f"  {r['space']} {LABEL[r['method']]:15s} seed {r['seed']}: S-KdT {shown(r['sparse_kendall_tau'])} "
+                f"KdT {shown(r['kendall_tau'])} best-found rank {r['best_found_table_rank']}/{r['table_size']}"
                 f" ({r['epochs']} epochs, {r['steps']} steps)")
         if args.md:
             atomic_write_text(args.md, markdown(out, table) + "\n")
