@@ -310,16 +310,19 @@ def assigned_fields(assignments: list[Assignment]) -> set[str]:
 
 
 _INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """safe_load, but a key given twice in one mapping is an error: YAML keeps the last
     silently, and a config edited by hand often holds a stale line above a new one.
-    Integers are decimal, as flags read them: YAML 1.1 reads `seed: 010` as octal 8,
-    0x64 as 100 and 1:30 as 90 (base 60); here 010 is 10 and the others stay text."""
+    Numbers are decimal, as flags read them: YAML 1.1 reads `seed: 010` as octal 8,
+    0x64 as 100 and 1:30 as 90 (base 60). Here those stay text, which a number field
+    reads as flags do (010 as 10, the others refused) and a text field keeps as
+    typed (an `out: 0812` keeps its zero, as config.yaml writes it)."""
 
     yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag != _INT_TAG]
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
@@ -346,7 +349,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_implicit_resolver(_INT_TAG, re.compile(r"^[-+]?[0-9][0-9_]*$"), list("-+0123456789"))
+_UniqueKeyLoader.add_implicit_resolver(_INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"),
+                                       list("-+0123456789"))
+# YAML 1.1's floats without the base-60 form (1:30.5)
+_UniqueKeyLoader.add_implicit_resolver(_FLOAT_TAG, re.compile(
+    r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
 _UniqueKeyLoader.add_constructor(_INT_TAG, _UniqueKeyLoader.construct_yaml_int)
 
 

@@ -1,6 +1,7 @@
 """From the config's data section to train / regularizer / validation splits."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from .config import Config
@@ -21,17 +22,29 @@ def check_data_fits_space(cfg: Config) -> None:
     if not classifies and is_classification_spec(d.spec):
         raise ValueError(f"{d.spec!r} is a classification dataset; use it with a classification "
                          f"space (nb201, darts), not {cfg.space}")
-    if d.skip_bad and (classifies or d.spec.strip().lower() == "synthetic"):
+
+
+def skip_bad_unused(cfg: Config) -> str | None:
+    """Why data.skip_bad does nothing for this data, or None. Said, not refused: runs
+    saved with it (a script that always passes --skip-bad) must still resume."""
+    from depthnas.config import split_spec
+    from depthnas.datasets.classification import is_classification_spec
+    d = cfg.data
+    if d.skip_bad and (is_classification_spec(d.spec) or split_spec(d.spec)[0] == "synthetic"):
         # a CIFAR-10 batch file is read whole, scenes are rendered: no sample to leave out
-        raise ValueError(f"--skip-bad (data.skip_bad) leaves out bad files of depth data read "
-                         f"from disk; {d.spec!r} has none to skip (a damaged CIFAR-10 batch "
-                         "is named: replace it)")
+        return (f"--skip-bad (data.skip_bad) leaves out bad files of depth data read from "
+                f"disk; {d.spec!r} has none to skip, so it does nothing here (a damaged "
+                "CIFAR-10 batch is named: replace it)")
+    return None
 
 
 def load_splits(cfg: Config):
     from depthnas.datasets.classification import build_classification_splits, is_classification_spec
     d = cfg.data
     check_data_fits_space(cfg)
+    note = skip_bad_unused(cfg)
+    if note:
+        logging.getLogger("depthnas.data").warning(note)
     if is_classification_spec(d.spec):
         splits = build_classification_splits(d.spec, seed=cfg.seed, val_fraction=d.val_fraction,
                                              reg_fraction=d.reg_fraction, augment=d.augment)

@@ -73,21 +73,21 @@ class SearchRun:
             self.truth = self._truth_table(cfg.search.truth_table)
 
     def _truth_table(self, path: str) -> dict[str, float]:
-        """The table's rows of this space. One with none (another space's table, a
-        typo'd column of strings) would stand in for nothing: every architecture
-        trained, for hours, without a word."""
+        """The table's rows of this space. Rows left out are said: a table with none
+        (another space's, a typo'd column of strings) stood in for nothing, and every
+        architecture trained, for hours, without a word."""
         from .truth import for_space, load_truth
         table = for_space(load_truth(path), self.space, path)
         left = ", ".join(part for part in (
             f"{table.foreign} of other spaces" if table.foreign else "",
             f"{len(table.invalid)} no space reads (e.g. {table.invalid[0]})" if table.invalid else "")
             if part)
-        if not table.values:
-            raise config_mod.ConfigError(f"search.truth_table {path} holds no architecture of space "
-                                         f"{self.space.name} ({left or 'it is empty'})")
-        if left and dist.is_main():
-            log.warning("search.truth_table %s: %d row(s) of space %s stand in for training; "
-                        "left out: %s", path, len(table.values), self.space.name, left)
+        if not table.values and not left:
+            left = "nothing: the table is empty"
+        if left and dist.is_main():  # warned, not refused: a run saved so must still resume
+            log.warning("search.truth_table %s: %d row(s) of space %s stand in for training%s; "
+                        "left out: %s", path, len(table.values), self.space.name,
+                        "" if table.values else ": none, so every architecture is trained", left)
         return table.values
 
     # ---- stand-alone results -----------------------------------------------------

@@ -106,6 +106,8 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     writes `out` (default RUN/rank.json) and returns the report."""
     from .truth import for_space, read_table
     check_options(threshold, limit)
+    if out is not None and Path(out).is_dir():  # found only after every path was scored
+        raise ValueError(f"--out {out} is a folder; name the report file (e.g. {Path(out) / 'rank.json'})")
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a search run (no config.yaml)")

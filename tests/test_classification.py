@@ -378,15 +378,20 @@ def test_train_refuses_an_arch_of_another_space_than_its_config_names(tmp_path, 
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("data", ["digits", "synthetic"])
-def test_skip_bad_is_refused_where_there_is_no_file_to_skip(tmp_path, capsys, data):
-    """--skip-bad was accepted with classification data and did nothing: a damaged
-    CIFAR-10 batch still stopped the run."""
-    space = "nb201" if data == "digits" else "v1-sync"
-    arch = ARCH_A if data == "digits" else "v1-sync:c3,skip,none,c1,ap"
-    assert main(["train", "--space", space, "--data", data, "--arch", arch, "--skip-bad",
-                 "--out", str(tmp_path / "r"), "--no-progress"]) == 2
-    assert f"{data!r} has none to skip" in capsys.readouterr().err
+@pytest.mark.parametrize("data, says", [("digits", True), ("synthetic", True), ("folder:x", False)])
+def test_skip_bad_is_said_to_do_nothing_where_there_is_no_file_to_skip(data, says):
+    """--skip-bad was accepted with classification data and did nothing, silently: a
+    damaged CIFAR-10 batch still stopped the run. Said, not refused: a run saved with
+    it must still resume."""
+    from depthnas.config import Config
+    from depthnas.data import check_data_fits_space, skip_bad_unused
+    cfg = Config(space="nb201" if data == "digits" else "v1-sync")
+    cfg.data.spec, cfg.data.skip_bad = data, True
+    check_data_fits_space(cfg)  # no error
+    note = skip_bad_unused(cfg)
+    assert (note is not None and f"{data!r} has none to skip, so it does nothing here" in note) == says
+    cfg.data.skip_bad = False
+    assert skip_bad_unused(cfg) is None
 
 
 def test_latency_budget_is_measured_at_the_models_own_input_size(monkeypatch):

@@ -195,6 +195,13 @@ def test_whole_numbers_are_decimal_in_flags_set_and_yaml_alike(tmp_path):
     (tmp_path / "c.yaml").write_text("seed: 010\nsupernet:\n  epochs: 1_000\n")
     filed = C.load(tmp_path / "c.yaml")
     assert flag.seed == dotted.seed == filed.seed == 10 and filed.supernet.epochs == 1000
+    # a text field keeps what was typed (config.yaml writes `out: 0812` unquoted)
+    (tmp_path / "o.yaml").write_text("out: 0812\nsupernet:\n  lr: 1:30.5\n")
+    with pytest.raises(C.ConfigError, match=re.escape("supernet.lr: expected float, got '1:30.5'")):
+        C.load(tmp_path / "o.yaml")
+    (tmp_path / "o.yaml").write_text("out: 0812\n")
+    assert C.load(tmp_path / "o.yaml").out == "0812"
+    assert C.apply_dotted(C.Config(), ["out=010"]).out == "010"
     for item, says in (("seed=0x10", "seed: expected int, got '0x10'"),
                        ("supernet.epochs=1:30", "supernet.epochs: expected int, got '1:30'")):
         with pytest.raises(C.ConfigError, match=re.escape(says)):

@@ -301,6 +301,16 @@ def test_a_build_in_which_no_training_finished_exits_non_zero(tmp_path, capsys):
     assert "FAILED (ValueError: " in out and "nosuchnet" in out
 
 
+def test_a_build_its_budget_stopped_before_any_training_ended_is_no_failure(tmp_path, capsys):
+    """The exit status said failure (1) for a budget stop: nothing had failed."""
+    assert build_table.main(["--preset", "cpu", "--v1", "2", "--v2", "0", "--workers", "1",
+                             "--render-processes", "1", "--threads", "1", "--work", str(tmp_path / "w"),
+                             "--out", str(tmp_path / "new" / "table.json"),  # its folder is made
+                             "--time-budget", "0.01", "--grace", "0"]) == 0
+    assert "error:" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "new" / "table.json").read_text())["timing"]["stopped_by_budget"]
+
+
 def test_trainings_that_end_by_the_budget_are_waited_for():
     """The stop (no new trainings) comes a median training before the budget; the grace
     counted from the stop killed trainings due to end by the budget itself."""

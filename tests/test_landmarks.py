@@ -388,3 +388,19 @@ def test_stored_losses_of_a_data_folder_that_changed_since_are_not_reused(tmp_pa
     # the settings alone
     assert same_recipe({k: v for k, v in before.items() if k != "samples"}, after)
     assert same_recipe(before, recipe(cfg))
+
+
+def test_the_samples_digest_is_of_ids_not_of_the_messages_of_skipped_files():
+    """Skipped samples are recorded as messages (paths, a library's wording): an update
+    that rewords one changed the digest, and stored landmarks were trained again."""
+    from depthnas.recipe import samples_digest
+
+    class Splits:
+        def __init__(self, skipped, val):
+            self.m = {"train": ["a", "b"], "reg": ["c"], "val": val, "skipped": skipped}
+
+        def manifest(self):
+            return self.m
+    one = samples_digest(Splits(["x.png: cannot read (libpng 1.6)"], ["d"]))
+    assert samples_digest(Splits(["x.png: cannot read (libpng 1.7)"], ["d"])) == one
+    assert samples_digest(Splits([], ["d", "e"])) != one

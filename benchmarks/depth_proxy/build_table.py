@@ -83,12 +83,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def check_out(out: Path, key: str) -> None:
-    """Before any training: `out` must be a file this build may write, and not a table
-    of another recipe (another preset, other --set), which it would replace."""
+    """Before any training: `out` must not be a folder, nor a table of another recipe
+    (another preset, other --set), which it would replace. (Its folder is made.)"""
     if out.is_dir():
         raise SystemExit(f"error: --out {out} is a folder; name the table's JSON file")
-    if not out.parent.is_dir():
-        raise SystemExit(f"error: --out {out}: folder {out.parent} does not exist")
     if out.is_file():
         try:
             theirs = (read_json(out).get("config") or {}).get("recipe_key")
@@ -290,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(jobs)} trainings planned, {len(done)} already in {log_path}, {len(pending)} to run")
     meta: dict[str, Any] = {"device": None}
     stopped_by_budget = False
-    ran = finished_ok = 0  # trainings this run, and those of them that gave a result
+    ran = finished_ok = fatal = 0  # trainings this run, those that gave a result; workers lost
 
     old_term = proxy.interrupt_on_sigterm()  # `timeout` sends SIGTERM: still write the table
     procs = []
@@ -354,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                             ran += 1
                             say(progress.add(rec))
                         elif kind == "fatal":
+                            fatal += 1
                             say(f"worker {msg['worker']} failed:\n{msg['error']}")
                         elif kind == "exit":
                             exited.add(msg["worker"])
@@ -402,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{ {k: (None if v is None else round(v, 6)) for k, v in table['seed_median_abs_diff'].items()} }")
         say(f"{ran} trainings in {wall:.0f}s ({meta['timing']['trainings_per_min']} per minute) "
             f"on {meta['device']}")
-    if pending and not finished_ok:  # gpu_run.sh reads the exit status: a table of failures
+    # gpu_run.sh reads the exit status: a table of failures is one; a budget that
+    # stopped the build before its first training ended is not
+    if (ran or fatal) and not finished_ok:
         say(f"error: no training of this run finished ({ran} failed; their errors are in "
             f"{log_path}, a worker's own above)")
         return 1
