@@ -195,8 +195,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return _coerce(value, args[0], where)
     if origin is tuple:
         if isinstance(value, str):  # "64", "64x96", "64,96", "[64, 96]"
-            value = [v.strip() for v in value.strip("[]() ").replace("x", ",").split(",") if v.strip()]
-            value = value * 2 if len(value) == 1 else value
+            parts = [v.strip() for v in value.strip("[]() ").replace("x", ",").split(",")]
+            if any(not v for v in parts):  # "64x", "x64", "64,,96": a side left out
+                raise ConfigError(f"{where}: expected H,W or one number, got {value!r}")
+            value = parts * 2 if len(parts) == 1 else parts
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value, value]
         if not isinstance(value, (list, tuple)) or not value:

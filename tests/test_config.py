@@ -59,6 +59,8 @@ def test_image_size_forms():
     ("data.image_size=64.5", "data.image_size: expected H,W or one number, got 64.5"),
     ("data.image_size=", "data.image_size: expected H,W or one number"),
     ("data.image_size=null", "data.image_size: expected H,W or one number, got None"),
+    ("data.image_size=64x", "data.image_size: expected H,W or one number, got '64x'"),  # read as 64x64
+    ("data.image_size=x64", "data.image_size: expected H,W or one number, got 'x64'"),
     ("standalone.epochs=2.7", "standalone.epochs: expected a whole number, got 2.7"),
     ("out=[1, 2]", "out: expected str, got [1, 2]"),
 ])
