@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
 from .config import canonical_spec, split_spec
 from .depth_metrics import METRIC_NAMES, MetricAccumulator
 from .evaluation import inverted_note
-from .io import atomic_write_json, check_parent_folders, path_arg
+from .io import atomic_write_json, check_out_file, path_arg
 
 SPLITS = ("all", "train", "reg", "val")
 
@@ -100,18 +99,6 @@ def check_depth_cap(depth_cap: float | None) -> float | None:
     return depth_cap if depth_cap > 0 else None
 
 
-def check_out(out: str | None) -> Path | None:
-    """--out names the JSON file to write; a folder would fail only after the evaluation."""
-    if out is None:
-        return None
-    path = Path(out)
-    if path.is_dir() or out.endswith(("/", os.sep)):
-        raise ValueError(f"--out {out} is a folder; name the JSON file to write "
-                         f"(e.g. {path / 'eval.json'})")
-    check_parent_folders(path)
-    return path
-
-
 @torch.no_grad()
 def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap: float | None = None,
              net_size: int | None = None, device: str | torch.device = "cpu", progress: bool = True,
@@ -169,7 +156,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .models import check_depth_model
     # Options evaluate() does not see first (it checks --net-size and --device itself,
     # before the model loads): a mistake is reported before the data is read.
-    out = check_out(args.out)
+    out = check_out_file(args.out, "eval.json")
     depth_cap = check_depth_cap(args.depth_cap)
     if args.synthetic_samples is not None and args.synthetic_samples < 1:
         raise ValueError(f"--synthetic-samples must be >= 1, got {args.synthetic_samples}")

@@ -84,6 +84,19 @@ def check_parent_folders(path: str | Path, flag: str = "--out") -> None:
             return
 
 
+def check_out_file(out: str | None, example: str) -> Path | None:
+    """--out names a JSON file to write (`example`: its usual name); a folder would fail
+    only after the work, when the file is written."""
+    if out is None:
+        return None
+    path = Path(out)
+    if path.is_dir() or str(out).endswith(("/", os.sep)):
+        raise ValueError(f"--out {out} is a folder; name the JSON file to write "
+                         f"(e.g. {path / example})")
+    check_parent_folders(path)
+    return path
+
+
 class WriteError(OSError):
     """A file that could not be written (a full disk, a quota): its message names the
     file, where the writer's own (safetensors', torch.save's) did not."""

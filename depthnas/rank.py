@@ -14,7 +14,7 @@ from . import config as config_mod
 from .checkpoint import Checkpointer
 from .data import check_recorded_splits, load_splits
 from .evaluation import PathEvaluator, constant_score, learned_nothing
-from .io import atomic_write_json, read_json
+from .io import atomic_write_json, check_out_file, read_json
 from .models import model_kwargs
 from .ranking import ranking_report
 from .runs import run_kind
@@ -106,8 +106,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     writes `out` (default RUN/rank.json) and returns the report."""
     from .truth import for_space, read_table
     check_options(threshold, limit)
-    if out is not None and Path(out).is_dir():  # found only after every path was scored
-        raise ValueError(f"--out {out} is a folder; name the report file (e.g. {Path(out) / 'rank.json'})")
+    check_out_file(out, "rank.json")  # a folder was found only after every path was scored
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a search run (no config.yaml)")
