@@ -55,7 +55,7 @@ import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
 from depthnas.evaluation import (PathEvaluator, at_constant_level,  # noqa: E402
                                  search_order)
-from depthnas.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from depthnas.io import atomic_write_json, atomic_write_text, finite_json, read_json  # noqa: E402
 from depthnas.landmarks import default_tau  # noqa: E402
 from depthnas.schedule import SCHEDULES  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
@@ -235,7 +235,7 @@ def train_and_score(base, spec, args, splits, device, epochs: int) -> dict[str, 
               "final_train_loss": last.get("train_loss"), "final_reg": last.get("train_reg"),
               "final_reg_violated": last.get("train_reg_violated"),
               "device": proxy.device_name(device), "scores": scores, "constant_score": constant}
-    atomic_write_json(run_dir / "run.json", proxy.clean(result))
+    atomic_write_json(run_dir / "run.json", finite_json(result))
     return result
 
 
@@ -649,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         say("no seed finished both runs")
     json_path = Path(args.json) if args.json else work / "ranking.json"
-    atomic_write_json(json_path, proxy.clean(out))
+    atomic_write_json(json_path, finite_json(out))
     proxy.restore_sigterm(old_term)
     say(f"wrote {json_path} in {time.time() - start:.0f}s")
     return 0 if complete else 1  # no paired seed: no comparison, no Table 4

@@ -5,6 +5,7 @@ import argparse
 import errno
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -82,6 +83,18 @@ def check_parent_folders(path: str | Path, flag: str = "--out") -> None:
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise ValueError(f"{flag} {path}: no permission to write in {parent}")
             return
+
+
+def finite_json(obj: Any) -> Any:
+    """NaN/inf -> None throughout (dicts, lists), so the JSON written is valid for
+    strict parsers too: json.dumps writes a bare NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
 
 
 def check_out_file(out: str | None, example: str) -> Path | None:

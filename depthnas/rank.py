@@ -14,7 +14,7 @@ from . import config as config_mod
 from .checkpoint import Checkpointer
 from .data import check_recorded_splits, load_splits
 from .evaluation import PathEvaluator, constant_score, learned_nothing
-from .io import atomic_write_json, check_out_file, read_json
+from .io import atomic_write_json, check_out_file, finite_json, read_json
 from .models import model_kwargs
 from .ranking import ranking_report
 from .runs import run_kind
@@ -92,11 +92,6 @@ def _check_order(values: list[float], truth_path: str | Path) -> None:
         log.warning("%s: %d loss(es) below 0 (lowest %s), which no loss or error rate is: "
                     "is this another quantity, or one where higher is better?", truth_path,
                     negative, min(values))
-
-
-def _finite_or_none(value: Any) -> Any:
-    """NaN (no ranking: too few finite scores, or every path scored alike) as JSON null."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | None = None,
@@ -196,8 +191,8 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     report["run_finished"] = (run / "results.json").is_file()
     report["constant_level"], report["supernet_learned"] = level, learned
     out = Path(out) if out is not None else run / "rank.json"
-    atomic_write_json(out, {k: _finite_or_none(v) for k, v in report.items()} | {
-        "truth": str(Path(truth_path).resolve()),
-        "scores": {space.to_string(a): _finite_or_none(s) for a, s in zip(archs, scores)}})
+    # NaN (no ranking: too few finite scores, or every path scored alike) as JSON null
+    atomic_write_json(out, finite_json({**report, "truth": str(Path(truth_path).resolve()),
+                                        "scores": {space.to_string(a): s for a, s in zip(archs, scores)}}))
     report["written_to"] = str(out)
     return report

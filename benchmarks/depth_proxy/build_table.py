@@ -40,7 +40,7 @@ import torch  # noqa: E402
 
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
-from depthnas.io import append_jsonl, atomic_write_json, read_json, read_jsonl  # noqa: E402
+from depthnas.io import append_jsonl, atomic_write_json, finite_json, read_json, read_jsonl  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
 
 SPACES = ("v1-sync", "v2-sync")
@@ -134,7 +134,7 @@ def finished(result: dict[str, Any], key: str) -> dict[str, Any]:
     it: the recipe key covers settings, not changes to the model or loss code, and a
     table resumed across such a change holds trainings of both."""
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
-    return proxy.clean({**result, "recipe_key": key, "trained": when})
+    return finite_json({**result, "recipe_key": key, "trained": when})
 
 
 def run_job(cfg, job: dict[str, Any], splits, device, work: Path) -> dict[str, Any]:
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             except (ValueError, AttributeError):  # damaged: rebuilt from trainings.jsonl
                 say(f"{prev} is damaged: writing it again from {log_path}")
         table = build_table(cfg, args, archs, done, meta)
-        atomic_write_json(args.out, proxy.clean(table))
+        atomic_write_json(args.out, finite_json(table))
         proxy.restore_sigterm(old_term)
         tau = table["seed_kendall_tau"]
         fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731

@@ -366,17 +366,6 @@ def seed_agreement(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"kendall_tau": tau, "median_abs_diff": diff, "n_pairs": n}
 
 
-def clean(obj: Any) -> Any:
-    """NaN/inf -> None, so the JSON written is valid for strict parsers too."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean(v) for v in obj]
-    return obj
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
