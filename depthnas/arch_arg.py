@@ -99,17 +99,17 @@ def _shown(text: str, limit: int = 80) -> str:
     return repr(shown if len(shown) <= limit else shown[:limit - 3] + "...")
 
 
-def space_of(text: str, explicit: str | None, default: str, named_by: str = "--space") -> str:
-    """The space an architecture belongs to: `explicit` if given (by `named_by`: the
-    flag, or a config file), else what the text names (JSON "space", a "v1-sync:"
-    prefix), else the one space whose parser accepts it (NB201's "|op~0|+..." and
-    DARTS' "Genotype(...)" carry no name)."""
+def space_of(text: str, explicit: str | None, default: str, named_by: str | None = None) -> str:
+    """The space an architecture belongs to: `explicit` if given (`named_by` says how,
+    e.g. "--config run/config.yaml: space nb201"; default "--space NAME"), else what
+    the text names (JSON "space", a "v1-sync:" prefix), else the one space whose
+    parser accepts it (NB201's "|op~0|+..." and DARTS' "Genotype(...)" carry no name)."""
     from depthnas.spaces import ArchitectureError, list_spaces
     if explicit:
         readers = _readers(text.strip())
         if readers and explicit not in readers:
             raise ArchitectureError(f"architecture {_shown(text)} is one of space "
-                                    f"{readers[0]}, not of {named_by}{'' if named_by.endswith('=') else ' '}{explicit}")
+                                    f"{readers[0]}, not of {named_by or f'--space {explicit}'}")
         return explicit
     stripped = text.strip()
     if stripped.startswith("{"):

@@ -71,6 +71,19 @@ def _claim_fresh_out(cfg: Config, args: argparse.Namespace) -> bool:
     return True
 
 
+def _space_chosen_by(args: argparse.Namespace, space: str) -> str | None:
+    """The option that set the space, as a message names it, or None. A space set by
+    --space, --set or --config (a run's config.yaml reused) is one the user chose: an
+    --arch of another space is refused, not followed."""
+    if args.space:
+        return f"--space {space}"
+    if "space" in config_mod.assigned_fields(args.set or []):
+        return f"--set space={space}"
+    if args.config and "space" in config_mod.named_fields(args.config, None):
+        return f"--config {args.config}: space {space}"
+    return None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from . import distributed
@@ -105,16 +118,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise config_mod.ConfigError("--arch is needed" + (
             f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
     text, source = read_arch_arg(arch_arg)
-    # a space set by --space, or by --config / --set (a run's config.yaml reused), is
-    # one the user chose: an --arch of another space is refused, not followed
-    named_by = "--space" if args.space else next(
-        (by for by, fields in (("--set space=", config_mod.assigned_fields(args.set or [])),
-                               (f"--config {args.config}: space",
-                                config_mod.named_fields(args.config, None) if args.config else set()))
-         if "space" in fields), None)
+    named_by = _space_chosen_by(args, cfg.space)
     with naming_arch_file(source):
         cfg.space = space_of(text, explicit=cfg.space if named_by else None, default=cfg.space,
-                             named_by=named_by or "--space")
+                             named_by=named_by)
         space = get_space(cfg.space)
         arch = space.parse(text)
     validate(cfg)  # again: checked above for the preset's space, not --arch's
