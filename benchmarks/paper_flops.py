@@ -37,7 +37,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     from depthnas.spaces import list_spaces
-    depth = [s for s in list_spaces() if get_space(s).task_kind == "depth"]
+    depth = list_spaces("depth")
     if args.space not in depth:
         p.error(f"--space {args.space}: one of {', '.join(depth)} (the decoder search spaces)")
     for name in ("candidates", "calib_batches", "val_batches", "batch_size", "features"):

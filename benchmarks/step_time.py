@@ -604,8 +604,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """One line per mistake before any work: some ran to an empty table with exit 0,
     others to a traceback, --json to one after the whole run."""
-    from depthnas.spaces import get_space, list_spaces
-    depth = [s for s in list_spaces() if get_space(s).task_kind == "depth"]
+    from depthnas.spaces import list_spaces
+    depth = list_spaces("depth")
     if args.space not in depth:
         p.error(f"--space {args.space}: one of {', '.join(depth)} (the decoder search spaces)")
     if not args.parts or set(args.parts) - set("abc"):

@@ -15,8 +15,11 @@ def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
     _REGISTRY[name] = factory
 
 
-def list_spaces() -> list[str]:
-    return list(_REGISTRY)
+def list_spaces(task_kind: str | None = None) -> list[str]:
+    """The registered spaces; with `task_kind` ("depth", "classification") those of it."""
+    if task_kind is None:
+        return list(_REGISTRY)
+    return [name for name in _REGISTRY if get_space(name).task_kind == task_kind]
 
 
 def get_space(name: str) -> SearchSpace:
