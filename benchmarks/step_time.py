@@ -51,6 +51,7 @@ from depthnas.cli import fixed_shape_kernels  # noqa: E402
 from depthnas.config import LandmarkConfig, TrainConfig  # noqa: E402
 from depthnas.evaluation import PathEvaluator  # noqa: E402
 from depthnas.landmarks import LandmarkRegularizer  # noqa: E402
+from depthnas.runtime import cpu_model  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
 from depthnas.task import DepthTask  # noqa: E402
 from depthnas.runtime import autocast  # noqa: E402
@@ -107,15 +108,7 @@ def driver_version() -> str | None:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} (CPU, {torch.get_num_threads()} threads)"
+    return f"{cpu_model()} (CPU, {torch.get_num_threads()} threads)"
 
 
 def spec_peak(name: str, precision: str) -> float | None:

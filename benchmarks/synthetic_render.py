@@ -5,23 +5,12 @@
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
 
 from depthnas.datasets import render_scene
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo ("x86_64" alone says little), else what Python knows."""
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from depthnas.runtime import cpu_model
 
 
 def main() -> None:
@@ -31,7 +20,7 @@ def main() -> None:
     args = p.parse_args()
     if args.scenes < 1 or min(args.sizes) < 8:
         p.error("--scenes must be >= 1 and every --sizes value >= 8 pixels")
-    print(f"CPU: {cpu_name()} (one process, numpy)")
+    print(f"CPU: {cpu_model()} (one process, numpy)")
     for size in args.sizes:
         render_scene(np.random.default_rng(0), size, size)  # warm-up
         times = []

@@ -50,6 +50,20 @@ def resolve_device(name: str) -> torch.device:
     return dist.local_device(device)
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("x86_64" alone says little in a
+    benchmark's record), else what Python knows."""
+    import platform
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 PRECISIONS = ("fp32", "bf16")  # bf16: autocast, with fp32 weights and optimizer state
 
 
