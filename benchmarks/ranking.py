@@ -57,9 +57,9 @@ from depthnas.evaluation import (PathEvaluator, at_constant_level,  # noqa: E402
                                  search_order)
 from depthnas.io import atomic_write_json, atomic_write_text, finite_json, read_json  # noqa: E402
 from depthnas.landmarks import default_tau  # noqa: E402
-from depthnas.schedule import SCHEDULES  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
 from depthnas.ranking import default_threshold, kendall_tau, ranking_report  # noqa: E402
+from depthnas.schedule import SCHEDULES  # noqa: E402
 from depthnas.spaces import SearchSpace, get_space  # noqa: E402
 from depthnas.task import make_task  # noqa: E402
 from depthnas.runtime import seed_everything  # noqa: E402
