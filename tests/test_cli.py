@@ -1390,6 +1390,7 @@ def test_a_second_search_reuses_the_stored_landmarks_and_random_search_runs(run_
     assert rows and all("(stored) |" in line for line in rows)
     stored_picks = [a for a in archs if a["role"] != "landmark" and a.get("source") == "landmark store"]
     assert all(f"from the landmark store [{a['role']}] {a['arch']}" in printed for a in stored_picks)
+    assert printed.count("from the landmark store [") == len(stored_picks)  # and no others
     scores = json.loads((out / "search_1.json").read_text())["scores"]
     assert len(scores) == 5 and len({json.dumps(s[0]) for s in scores}) == 5
 

@@ -1,4 +1,5 @@
 """SPOS evolutionary search and random search on a known fitness landscape."""
+import json
 import random
 
 import pytest
@@ -26,6 +27,26 @@ def test_evolution_finds_the_optimum_and_never_repeats_a_candidate():
     assert ranked[0] == (TARGET, 0.0)
     assert len(seen) == len(set(seen))            # duplicates rejected
     assert len(seen) == 20 * 50                   # 50 new candidates in each of 20 generations
+
+
+def test_mutants_resample_genes_with_the_configured_probability(monkeypatch):
+    """SPOS evolution: each gene of a mutant is resampled with probability 0.1
+    (mutation_prob), not the landmark sampler's one-gene change."""
+    probs = []
+    mutate = type(SPACE).mutate
+
+    def spy(self, arch, rng, prob=None):
+        probs.append(prob)
+        return mutate(self, arch, rng, prob)
+    monkeypatch.setattr(type(SPACE), "mutate", spy)
+    cfg = SearchConfig(population=12, generations=3, parents=4, mutations=4, crossovers=4)
+    assert cfg.mutation_prob == 0.1
+    evolutionary_search(SPACE, distance, cfg, random.Random(0), progress=False)
+    assert len(probs) >= 2 * 4 and set(probs) == {0.1}
+    probs.clear()
+    evolutionary_search(SPACE, distance, SearchConfig(**{**cfg.__dict__, "mutation_prob": 0.3}),
+                        random.Random(0), progress=False)
+    assert probs and set(probs) == {0.3}
 
 
 def test_every_generation_scores_a_full_population_under_a_tight_budget():
@@ -68,6 +89,29 @@ def test_checkpoint_resume_gives_the_uninterrupted_result(tmp_path):
     ckpt = tmp_path / "search.json"
     half = SearchConfig(**{**cfg.__dict__, "generations": 3})
     evolutionary_search(SPACE, distance, half, random.Random(2), checkpoint=ckpt, progress=False)
+    resumed = evolutionary_search(SPACE, distance, cfg, random.Random(999), checkpoint=ckpt,
+                                  progress=False)
+    assert resumed == full
+
+
+def test_an_interrupted_search_keeps_every_finished_generation(tmp_path):
+    """Ctrl-C in generation 4 of 6 loses that generation only: the checkpoint holds
+    generations 1-3, and the resumed search ends where an uninterrupted one does."""
+    cfg = SearchConfig(population=16, generations=6, parents=4, mutations=6, crossovers=6)
+    full = evolutionary_search(SPACE, distance, cfg, random.Random(2), progress=False)
+    ckpt = tmp_path / "search.json"
+    scored = []
+
+    def interrupted(a):
+        if len(scored) == 3 * 16 + 5:
+            raise KeyboardInterrupt
+        scored.append(a)
+        return distance(a)
+    with pytest.raises(KeyboardInterrupt):
+        evolutionary_search(SPACE, interrupted, cfg, random.Random(2), checkpoint=ckpt,
+                            progress=False)
+    saved = json.loads(ckpt.read_text())
+    assert saved["generation"] == 3 and len(saved["scores"]) == 3 * 16
     resumed = evolutionary_search(SPACE, distance, cfg, random.Random(999), checkpoint=ckpt,
                                   progress=False)
     assert resumed == full

@@ -78,15 +78,24 @@ def test_supernet_requires_an_architecture_and_fixed_rejects_another():
         space.build_fixed(a, **KW)(torch.randn(1, 3, 64, 64), b)
 
 
-def test_first_block_input_zeros_differs_from_duplicate():
+def test_first_block_input_is_the_encoder_feature_duplicated_or_zeros():
+    """The coarsest block has no predecessor: the paper duplicates the lateral
+    feature into node 0 (the default); the authors' code fed zeros."""
     torch.manual_seed(0)
     space = get_space("v1-sync")
     arch = space.from_string("v1-sync:c3,c3,c3,c3,c3")
     dup = space.build_fixed(arch, **KW).eval()
     zeros = space.build_fixed(arch, first_block_input="zeros", **KW).eval()
     zeros.load_state_dict(dup.state_dict())
+    seen = {}
+    for name, net in (("duplicate", dup), ("zeros", zeros)):
+        net.blocks[0].register_forward_pre_hook(lambda m, args, name=name: seen.setdefault(name, args))
     x = torch.randn(1, 3, 64, 64)
     assert not torch.allclose(dup(x), zeros(x))
+    node0, node1 = seen["duplicate"][:2]
+    assert node1.abs().sum() > 0 and torch.equal(node0, node1)
+    node0, node1 = seen["zeros"][:2]
+    assert torch.equal(node0, torch.zeros_like(node1))
 
 
 def test_local_backbone_weights(tmp_path, caplog):
@@ -197,6 +206,39 @@ def test_inherit_weights_names_a_mismatch():
     fixed = v2.build_fixed(v2.from_string("v2-sync:c3,c3,c3,c3,c3+ps"), **KW)
     with pytest.raises(ValueError, match="super-net lacks"):
         inherit_weights(fixed, get_space("v1-sync").build_supernet(**KW))
+
+
+def test_v1_upsamples_bilinearly_with_aligned_corners():
+    """REFERENCE fixes V1's upsampling: bilinear, align_corners=True (corner pixels
+    keep their values; with False they would be blended)."""
+    assert get_space("v1-sync").upsample_ops == ("bilinear",)
+    up = make_upsample("bilinear", 8)
+    x = torch.randn(2, 8, 5, 7)
+    y = up(x)
+    torch.testing.assert_close(y, torch.nn.functional.interpolate(
+        x, scale_factor=2, mode="bilinear", align_corners=True))
+    for i, j in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+        torch.testing.assert_close(y[..., i, j], x[..., i, j])
+
+
+def test_decoder_parameters_counted_by_hand_from_the_reference():
+    """Laterals: 3x3, no bias; edges: nor_conv = ReLU -> Conv(no bias) -> BN; head:
+    conv f->f/2 3x3, x2, conv f/2->32 3x3, ReLU, conv 32->1 1x1, ReLU. With f = 16
+    and resnet18's levels (64, 128, 256, 512 channels), for c3,c1,skip,ap,c3:"""
+    f = 16
+    laterals = 3 * 3 * (64 + 128 + 256 + 512) * f                  # 138,240
+    conv3, conv1 = 3 * 3 * f * f + 2 * f, f * f + 2 * f            # + BN weight and bias
+    blocks = 4 * (conv3 + conv1 + 0 + 0 + conv3)                    # skip, avg_pool: none
+    head = (9 * f * f // 2 + f // 2) + (9 * f // 2 * 32 + 32) + (32 + 1)
+    assert (laterals, blocks, head) == (138_240, 19_840, 3_529)
+    net = get_space("v1-sync").build_fixed(get_space("v1-sync").from_string("v1-sync:c3,c1,skip,ap,c3"),
+                                           backbone="resnet18", features=f)
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+    assert (count(net.laterals), count(net.blocks), count(net.head)) == (laterals, blocks, head)
+    assert count(net) - count(net.backbone) == laterals + blocks + head
+    assert isinstance(net.head[-1], torch.nn.ReLU)  # non-negative inverse depth
 
 
 def test_pixel_shuffle_upsampling_starts_as_nearest_neighbour():

@@ -65,6 +65,17 @@ def test_report_states_its_threshold():
     assert r["kendall_tau"] == pytest.approx(1 / 3)
 
 
+def test_default_threshold_is_one_percent_of_the_truth_range():
+    """Without a threshold, truth values closer than 1% of their range tie: here
+    0.1 and 0.1005 (range 0.3, bin width 0.003) share a bin, so swapping them
+    costs the sparse tau nothing while the plain tau drops."""
+    truth, predicted = [0.1, 0.1005, 0.25, 0.4], [2.0, 1.0, 3.0, 4.0]
+    r = ranking_report(truth, predicted)
+    assert r["sparse_threshold"] == pytest.approx(0.003)
+    assert r["sparse_kendall_tau"] == pytest.approx(5 / (5 * 6) ** 0.5)  # tau-b, one tie in truth
+    assert r["kendall_tau"] == pytest.approx(4 / 6)
+
+
 def test_needs_two_equal_length_lists():
     with pytest.raises(ValueError, match="at least two"):
         kendall_tau([1.0], [1.0])

@@ -1,4 +1,6 @@
 """The landmark weight schedule (paper Eq. 7 and Table 5)."""
+import math
+
 import pytest
 
 from depthnas.schedule import SCHEDULES, landmark_lambda
@@ -15,6 +17,9 @@ def test_cosine_increasing_reaches_lambda_max_exactly_at_the_end():
     assert values[0] == 0.0
     assert values[-1] == LAMBDA_MAX  # exactly; the authors' code never got there
     assert all(a <= b for a, b in zip(values, values[1:]))
+    # a cosine, not a straight line: 0.5 * (1 - cos(pi * t)) * lambda_max
+    assert values[250] == pytest.approx(LAMBDA_MAX * (1 - math.cos(math.pi / 4)) / 2)  # 1.464
+    assert values[500] == pytest.approx(LAMBDA_MAX / 2)
 
 
 def test_cosine_decreasing_starts_at_max_and_decays_to_zero():
@@ -22,6 +27,7 @@ def test_cosine_decreasing_starts_at_max_and_decays_to_zero():
     assert values[0] == pytest.approx(LAMBDA_MAX)
     assert values[-1] == pytest.approx(0.0, abs=1e-12)
     assert all(a >= b for a, b in zip(values, values[1:]))
+    assert values[250] == pytest.approx(LAMBDA_MAX * (1 + math.cos(math.pi / 4)) / 2)  # 8.536
 
 
 def test_constant_and_step():

@@ -150,6 +150,11 @@ def test_crossover_takes_every_gene_from_a_parent():
     a, b = space.sample(rng), space.sample(rng)
     child = space.crossover(a, b, rng)
     assert all(g in (x, y) for g, x, y in zip(child.genes, a.genes, b.genes))
+    # uniform: where the parents differ, each gene comes from either with probability 1/2
+    differ = [i for i, (x, y) in enumerate(zip(a.genes, b.genes)) if x != y]
+    children = [space.crossover(a, b, rng) for _ in range(2000)]
+    from_a = sum(c.genes[i] == a.genes[i] for c in children for i in differ)
+    assert len(differ) >= 10 and abs(from_a / (len(children) * len(differ)) - 0.5) < 0.02
 
 
 def test_dead_cells_stay_in_the_space_and_are_detected():
