@@ -5,9 +5,11 @@ import os
 from pathlib import Path
 
 import cv2
+import gradio as gr
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from PIL import Image
 
 from depthnas.app.demo import EXAMPLES, find_latest_run
@@ -58,7 +60,7 @@ def test_non_image_gets_a_message(client: Client, tmp_path: Path, capfd) -> None
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     capfd.readouterr()
-    with pytest.raises(Exception, match="notes.txt is not an image"):
+    with pytest.raises(AppError, match="notes.txt is not an image"):
         client.predict(handle_file(str(notes)), api_name="/predict")
     assert "Traceback" not in capfd.readouterr().err  # a user's mistake, not the server's
 
@@ -66,7 +68,7 @@ def test_non_image_gets_a_message(client: Client, tmp_path: Path, capfd) -> None
 def test_oversized_image_gets_a_message(client: Client, tmp_path: Path) -> None:
     wide = tmp_path / "wide.png"
     Image.new("RGB", (4100, 8)).save(wide)           # few bytes, too many pixels a side
-    with pytest.raises(Exception, match="4100×8 px; the limit is 4096"):
+    with pytest.raises(AppError, match="4100×8 px; the limit is 4096"):
         client.predict(handle_file(str(wide)), api_name="/predict")
     # ... and the server still answers afterwards.
     small = tmp_path / "small.png"
@@ -183,7 +185,7 @@ def test_a_decompression_bomb_gets_the_size_message(tmp_path: Path) -> None:
     from depthnas.app.demo import Limits, check_upload
     bomb = tmp_path / "bomb.png"
     Image.new("1", (14000, 14000)).save(bomb)  # a few kB, 196 M pixels
-    with pytest.raises(Exception, match="bomb.png has too many pixels.*4096 px a side"):
+    with pytest.raises(gr.Error, match="bomb.png has too many pixels.*4096 px a side"):
         check_upload(bomb, "bomb.png", Limits())
 
 
@@ -198,8 +200,8 @@ def test_a_float_colour_tiff_is_checked_by_its_decoded_size(tmp_path: Path) -> N
     rgb = np.dstack([np.linspace(0, 1, 48 * 64, dtype=np.float32).reshape(48, 64)] * 3)
     assert cv2.imwrite(str(tmp_path / "f.tif"), rgb)
     check_upload(tmp_path / "f.tif", "f.tif", Limits())  # accepted
-    with pytest.raises(Exception, match="f.tif is 64×48 px; the limit is 32 px a side"):
+    with pytest.raises(gr.Error, match="f.tif is 64×48 px; the limit is 32 px a side"):
         check_upload(tmp_path / "f.tif", "f.tif", Limits(max_side=32))
     (tmp_path / "junk.tif").write_bytes(b"II*\0 not a tiff")
-    with pytest.raises(Exception, match="junk.tif is not an image this demo can read"):
+    with pytest.raises(gr.Error, match="junk.tif is not an image this demo can read"):
         check_upload(tmp_path / "junk.tif", "junk.tif", Limits())
