@@ -370,8 +370,9 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.grad is not None]
         grad_norm = (nn.utils.get_total_norm([p.grad for p in params]) if params
                      else total.new_zeros(()))
-        finite = torch.stack([torch.isfinite(total.detach()), torch.isfinite(grad_norm)]).tolist()
-        bad_loss, bad_grad = not finite[0], not finite[1]  # one read-back for both
+        # one read-back for both (the norm is logged, clipped or not)
+        total_value, norm_value = torch.stack([total.detach().float(), grad_norm.float()]).tolist()
+        bad_loss, bad_grad = not math.isfinite(total_value), not math.isfinite(norm_value)
         if self.distributed:  # gradients are averaged, so every rank sees the same norm
             bad_loss = dist.any_true(bad_loss, self.device)
         if bad_loss or bad_grad:
@@ -385,10 +386,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.state.step += 1
-        logs = {"loss": float(loss.detach()), **logs}
-        if self.cfg.grad_clip:
-            logs["grad_norm"] = float(grad_norm)
-        return logs
+        return {"loss": float(loss.detach()), **logs, "grad_norm": norm_value}
 
     def fit(self, until_epoch: int | None = None, resume: bool = True) -> TrainState:
         """Train until `until_epoch` (default: all epochs), resuming from the last
