@@ -166,9 +166,15 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
             return "" if k in flagged else f" (by {source})"
         diff = "; ".join(f"{k}: saved {before[k]!r}, given {after[k]!r}{said_by(k)}"
                          for k in changed)
+        # A preset's values may change between depthnas versions (the quick preset's
+        # supernet.grad_clip did): the first command repeated then names them.
+        preset_only = args.preset and not args.config and not any(k in flagged for k in changed)
+        hint = (f" (--preset {args.preset}'s values may differ from those of the depthnas that "
+                f"started this run: `depthnas {args.config_command} --out {args.out} --resume` "
+                "continues it as saved)") if preset_only else ""
         raise config_mod.ConfigError(
             f"--resume continues the run with its own {saved}, which holds every setting, and "
-            f"these differ from it: {diff}. Drop them to continue, or start a new run in "
+            f"these differ from it: {diff}. Drop them to continue{hint}, or start a new run in "
             f"another --out{_moved_hint(changed, before, after)}")
     allowed = {k: after[k] for k in named & config_mod.RESUME_MAY_CHANGE}  # device, workers, ...
     return config_mod.apply(cfg, config_mod.unflatten(allowed))

@@ -162,6 +162,16 @@ def test_resume_checks_a_config_file_as_it_checks_flags(run_copy, tmp_path, caps
     # a value from the preset is named as such: the user typed no epochs
     assert main(["search", "--preset", "paper", "--out", str(run_copy), "--resume"]) == 2
     assert "supernet.epochs: saved 1, given 100 (by --preset paper)" in capsys.readouterr().err
+    # a preset may change between versions (the quick one stopped clipping the super-net's
+    # gradients): the first command, repeated, then says how to continue as saved
+    saved = run_copy / "config.yaml"
+    text = saved.read_text()
+    saved.write_text(text.replace("  grad_clip: 0.0\n", "  grad_clip: 1.0\n", 1))
+    assert main(["search", *TINY, "--out", str(run_copy), "--resume"]) == 2
+    assert ("supernet.grad_clip: saved 1.0, given 0.0 (by --preset quick). Drop them to continue "
+            "(--preset quick's values may differ from those of the depthnas that started this run: "
+            f"`depthnas search --out {run_copy} --resume` continues it as saved)") in capsys.readouterr().err
+    saved.write_text(text)
     # a whole section given with --set is checked field by field
     assert main(["search", "--set", "supernet={epochs: 99}", "--out", str(run_copy), "--resume"]) == 2
     assert "supernet.epochs: saved 1, given 99. Drop" in capsys.readouterr().err
