@@ -150,11 +150,16 @@ def test_crossover_takes_every_gene_from_a_parent():
     a, b = space.sample(rng), space.sample(rng)
     child = space.crossover(a, b, rng)
     assert all(g in (x, y) for g, x, y in zip(child.genes, a.genes, b.genes))
-    # uniform: where the parents differ, each gene comes from either with probability 1/2
+    # uniform: where the parents differ, each gene comes from either parent with
+    # probability 1/2, independently (not one cut point, not a whole parent at a time)
     differ = [i for i, (x, y) in enumerate(zip(a.genes, b.genes)) if x != y]
+    assert len(differ) >= 10
     children = [space.crossover(a, b, rng) for _ in range(2000)]
-    from_a = sum(c.genes[i] == a.genes[i] for c in children for i in differ)
-    assert len(differ) >= 10 and abs(from_a / (len(children) * len(differ)) - 0.5) < 0.02
+    for i in differ:
+        assert abs(sum(c.genes[i] == a.genes[i] for c in children) / 2000 - 0.5) < 0.05, i
+    first, last = differ[0], differ[-1]  # independent: the two ends agree half the time
+    same = sum((c.genes[first] == a.genes[first]) == (c.genes[last] == a.genes[last]) for c in children)
+    assert abs(same / 2000 - 0.5) < 0.05
 
 
 def test_dead_cells_stay_in_the_space_and_are_detected():
