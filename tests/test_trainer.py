@@ -1,4 +1,5 @@
 """SPOS training: a killed run resumes to the same final weights; checkpoints are atomic."""
+import dataclasses
 import json
 
 import pytest
@@ -221,6 +222,28 @@ def test_a_checkpoint_whose_save_fails_leaves_the_last_one_intact(tmp_path, monk
     assert not (folder / "epoch_0002").exists() and not list(folder.glob(".*"))
     resumed = make_trainer(tmp_path)
     assert resumed.try_resume() and resumed.state.epoch == 1
+
+
+def test_clipping_caps_each_step_and_the_logged_norm_is_the_unclipped_one(tmp_path, monkeypatch):
+    """grad_clip caps the gradient norm an update uses; 0 turns clipping off (the quick
+    preset's super-net). Either way the log holds the norm before clipping."""
+    import torch.nn as nn
+    used = []
+    clip = nn.utils.clip_grads_with_norm_
+
+    def spy(params, max_norm, total_norm, *a, **k):
+        clip(params, max_norm, total_norm, *a, **k)
+        used.append(float(nn.utils.get_total_norm([p.grad for p in params])))
+    monkeypatch.setattr(nn.utils, "clip_grads_with_norm_", spy)
+    logged = {}
+    for grad_clip in (1e-3, 0.0):
+        out = tmp_path / str(grad_clip)
+        make_trainer(out, cfg=dataclasses.replace(CFG, grad_clip=grad_clip)).fit(until_epoch=1)
+        records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        logged[grad_clip] = [r["grad_norm"] for r in records if "loss" in r]
+    assert used and all(n == pytest.approx(1e-3, rel=1e-3) for n in used)  # capped, while on only
+    assert len(used) == 2 and len(logged[0.0]) == len(logged[1e-3]) == 2  # 8 samples, batch 4
+    assert all(n > 1e-3 for n in logged[1e-3] + logged[0.0])
 
 
 def test_logs_and_checkpoints(tmp_path):
