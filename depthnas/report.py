@@ -32,28 +32,48 @@ def _records(out: Path, phase: str) -> tuple[list[dict[str, Any]], bool]:
             for r in rows if "train_loss" in r], True
 
 
-def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score: str) -> str:
+def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score: str,
+             levels: tuple[float | None, float | None] = (None, None)) -> str:
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
-    # by role, as the table lists them (a pick that joined the landmarks is a pick)
+    # by role, as the table lists them (a pick that joined the landmarks is a pick);
+    # the ranked sample filled, as the Kendall tau is measured on it alone
     groups = (("landmark", "tab:orange", lambda a: a["role"] == "landmark"),
               ("random sample (ranked)", "tab:blue", lambda a: a["role"] == "rank"),
               ("searched top-K", "tab:green", lambda a: a["role"].startswith("top")))
     for label, colour, member in groups:
         pts = [a for a in archs if member(a)]
         if pts:
+            filled = label.startswith("random")
             ax.scatter([a["val_loss"] for a in pts], [a["supernet_score"] for a in pts],
-                       c=colour, label=label, s=25)
-    ax.set_xlabel(f"stand-alone validation {score}")
-    ax.set_ylabel(f"final super-net validation {score}")
+                       label=label, s=25, edgecolors=colour, facecolors=colour if filled else "none")
+    standalone, supernet = levels
+    if standalone is not None:
+        ax.axvline(standalone, color="grey", lw=0.8, ls="--", label="constant prediction")
+    if supernet is not None:
+        ax.axhline(supernet, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"stand-alone validation {score} (lower is better)")
+    ax.set_ylabel(f"final super-net {score} (lower is better)")
     title = "super-net vs stand-alone"
     if ranking:
-        title += f"\nKendall tau {ranking['kendall_tau']:+.3f} on {ranking['n']} random archs"
+        title += f"\nKendall tau {ranking['kendall_tau']:+.3f} on the {ranking['n']} random samples (filled)"
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     _save(fig, out / "ranking.png")
     return "ranking.png"
+
+
+def _iteration_ends(out: Path) -> list[int]:
+    """The super-net steps at which a search iteration ended and the next began: the
+    last step logged before each search record but the final one."""
+    ends, last = [], None
+    for r in read_jsonl(out / "metrics.jsonl"):
+        if r.get("phase") == "supernet" and "step" in r:
+            last = r["step"]
+        elif r.get("phase") == "search" and last is not None and last not in ends:
+            ends.append(last)
+    return ends[:-1]
 
 
 def _curves(out: Path, schedule: dict[str, Any] | None = None) -> tuple[str | None, str | None]:
@@ -68,12 +88,26 @@ def _curves(out: Path, schedule: dict[str, Any] | None = None) -> tuple[str | No
     # one); the hinge below it on symlog, as it is 0 on steps whose pair is in order
     fig = Figure(figsize=(5, 4.4 if reg else 3.2))
     axes = fig.subplots(2 if reg else 1, 1, sharex=True, squeeze=False)
-    axes[0][0].plot(steps, [r["loss"] for r in rows], **style)
+    axes[0][0].plot(steps, [r["loss"] for r in rows], lw=0.8, label="logged steps (one path each)"
+                    if not per_epoch else None, **style)
+    if not per_epoch:  # a step's loss is one random path's: the epoch means show the trend
+        means = [(r["step"], r["train_loss"]) for r in read_jsonl(out / "metrics.jsonl")
+                 if r.get("phase") == "supernet" and "train_loss" in r]
+        if means:
+            axes[0][0].plot(*zip(*means), color="black", lw=1.4, label="epoch means")
     axes[0][0].set_ylabel("super-net loss L_s")
     if reg:
         axes[1][0].plot(*zip(*reg), color="tab:orange", **style)
         axes[1][0].set_yscale("symlog", linthresh=1e-3)
         axes[1][0].set_ylabel("landmark hinge R")
+    ends = _iteration_ends(out)
+    for row in axes:
+        for i, step in enumerate(ends):
+            row[0].axvline(step, color="grey", lw=0.8, ls="--",
+                           label="a search iteration ends" if i == 0 else None)
+    if ends or not per_epoch:
+        axes[0][0].legend(fontsize=7)
+    axes[0][0].set_title(f"super-net training, {len(ends) + 1} iteration(s)", fontsize=9)
     axes[-1][0].set_xlabel(xlabel)
     fig.tight_layout()
     _save(fig, out / "training.png")
@@ -170,6 +204,12 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
             notes.append(f"{len(noise)} of the {len(samples)} ranking samples learned nothing "
                          "stand-alone: the order the ranking is measured against is mostly "
                          "noise; more --standalone-epochs make it mean something")
+        flat = [a for a in samples if learned_nothing(a["supernet_score"], level)]
+        if samples and 2 * len(flat) >= len(samples):
+            notes.append(f"{len(flat)} of the {len(samples)} ranking samples score no better than "
+                         f"a constant prediction ({level:.5f}) in the final super-net: its order "
+                         "of them, and the Kendall tau, are mostly noise; train the super-net "
+                         "longer (--epochs)")
     return notes
 
 
@@ -184,7 +224,14 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
              f"- landmark regularization: {'on' if summary['landmarks'] else 'off (plain SPOS)'}",
              f"- wall time: {summary['elapsed_s'] / 60:.1f} min",
              f"- best architecture: `{best['string']}` (stand-alone validation {score} "
-             f"{best['val_loss']:.5f}, {_count(best['params'])} parameters, role {best['found_in']})"]
+             f"{best['val_loss']:.5f}, {_count(best['params'])} parameters, role {best['found_in']}): "
+             "the lowest stand-alone loss among the landmarks and the searched top-K (the "
+             "random ranking samples are not candidates)"]
+    picks = [a for a in archs if a["role"].startswith("top")]
+    if picks and not best["found_in"].startswith("top"):
+        pick = min(picks, key=lambda a: a["val_loss"])
+        lines.append(f"- best searched pick: `{pick['arch']}` ({pick['role']}, stand-alone "
+                     f"{score} {pick['val_loss']:.5f})")
     if constant is not None:
         lines.append(f"- a constant prediction's validation {score}: {constant:.5f} (a model "
                      "that learned nothing scores about this)")
@@ -200,20 +247,21 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         lines += ["## Warnings", "", *(f"- {n}" for n in notes), ""]
     if ranking:
         lines += ["## Ranking of the random sample (`search.rank_samples`; no landmark, no searched top-K)", "",
-                  "| n | Kendall tau | sparse Kendall tau (threshold) | Spearman rho | best predicted, percentile |",
+                  "| n | Kendall tau | sparse Kendall tau (threshold) | Spearman rho | "
+                  "super-net's favourite: stand-alone percentile (lower is better; 100/n = the best) |",
                   "|---|---|---|---|---|",
                   f"| {ranking['n']} | {ranking['kendall_tau']:+.3f} | "
                   f"{ranking['sparse_kendall_tau']:+.3f} ({ranking['sparse_threshold']:.2g}) | "
                   f"{ranking['spearman_rho']:+.3f} | {ranking['top_percentile']:.0f}% |", ""]
-    lines += [f"![ranking]({_scatter(out, archs, ranking, score)})", ""]
+    search_constant = summary.get("search_constant_loss")
+    if search_constant is None:  # classification: the split's majority-class error
+        search_constant = constant
+    lines += [f"![ranking]({_scatter(out, archs, ranking, score, (constant, search_constant))})", ""]
     training, lam = _curves(out, summary.get("lambda_schedule"))
     if training:
         lines += ["## Super-net training", "", f"![training]({training})", ""]
     if lam:
         lines += [f"![lambda]({lam})", ""]
-    search_constant = summary.get("search_constant_loss")
-    if search_constant is None:  # classification: the split's majority-class error
-        search_constant = constant
     timed = any("latency_ms" in a for a in archs)  # under search.max_latency_ms (batch 1)
     lines += ["## Architectures trained stand-alone", "",
               _roles(archs), "",
@@ -230,6 +278,9 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         latency = f" {a['latency_ms']:.1f} |" if "latency_ms" in a else (" |" if timed else "")
         lines.append(f"| `{arch}`{cut} | {a['role']} | {a['val_loss']:.5f}{dead}{table} | "
                      f"{a['supernet_score']:.5f}{flat} |{latency}")
+    lines += ["", f"final super-net {score}: the path's score with the super-net's weights after "
+                  "its last iteration; `top-N` were picked on iteration N's weights (metrics.jsonl, "
+                  "`\"phase\": \"search\"`)"]
     if constant is not None or any(a.get("ignores_input") for a in archs):
         lines += ["", "\\* no better than a constant prediction (within 1%, or worse), or a dead "
                       "cell (the output ignores the input): the model (or super-net path) "

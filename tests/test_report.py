@@ -151,3 +151,26 @@ def test_the_level_super_net_scores_are_judged_by_is_stated_when_it_differs(tmp_
     same = write_report(tmp_path, summary(archs, constant_prediction_loss=0.1864,
                                           search_constant_loss=0.1864, rank_samples=0)).read_text()
     assert "on the validation batches" not in same
+
+
+def test_a_ranking_of_super_net_scores_at_the_constant_level_is_called_noise(tmp_path):
+    """make search once reported Kendall tau +1.000 on 3 samples whose super-net scores
+    (0.1995, 0.2011, 0.2051) were all within 1% of a constant prediction's 0.20036, each
+    marked * in the table, with nothing said beside the tau."""
+    archs = [arch("c3,c3,c3,c3,c3", "rank", 0.175, 0.1995), arch("c1,c1,c1,c1,c1", "rank", 0.179, 0.2011),
+             arch("ap,ap,ap,ap,ap", "rank", 0.194, 0.2051), arch("skip,c3,c3,c3,c3", "landmark", 0.173, 0.19),
+             arch("c3,skip,c3,c3,c3", "top-1", 0.180, 0.18)]
+    perfect = {"n": 3, "kendall_tau": 1.0, "sparse_kendall_tau": 1.0, "sparse_threshold": 2e-4,
+               "spearman_rho": 1.0, "top_percentile": 33.3}
+    text = write_report(tmp_path, summary(archs, perfect, constant_prediction_loss=0.20036,
+                                          search_constant_loss=0.20036)).read_text()
+    assert ("- 3 of the 3 ranking samples score no better than a constant prediction (0.20036) in "
+            "the final super-net: its order of them, and the Kendall tau, are mostly noise") in text
+    # the winner is a landmark: the report says what it was chosen among, and the best pick
+    assert "role landmark): the lowest stand-alone loss among the landmarks and the searched top-K" in text
+    assert "- best searched pick: `v1-sync:c3,skip,c3,c3,c3` (top-1, stand-alone SSI loss 0.18000)" in text
+    live = [dict(a, supernet_score=0.15 + i / 100) if a["role"] == "rank" else a
+            for i, a in enumerate(archs)]
+    text = write_report(tmp_path, summary(live, perfect, constant_prediction_loss=0.20036,
+                                          search_constant_loss=0.20036)).read_text()
+    assert "in the final super-net: its order" not in text
