@@ -18,18 +18,23 @@ def _save(fig: Figure, path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
-def _records(out: Path, phase: str) -> tuple[list[dict[str, Any]], bool]:
+def _log(out: Path) -> list[dict[str, Any]]:
+    """The run's metrics.jsonl, read once for all its plots ([] without one)."""
+    path = out / "metrics.jsonl"
+    return read_jsonl(path) if path.is_file() else []
+
+
+def _epoch_means(log: list[dict[str, Any]], phase: str) -> list[dict[str, Any]]:
+    """Per-epoch means of `phase` (train_loss, train_reg, ...) under their step names."""
+    return [{"step": r["step"], **{k[len("train_"):]: v for k, v in r.items() if k.startswith("train_")}}
+            for r in log if r.get("phase") == phase and "train_loss" in r]
+
+
+def _records(log: list[dict[str, Any]], phase: str) -> tuple[list[dict[str, Any]], bool]:
     """Step logs of `phase`, and False; a run too short to log a step falls back to
     its per-epoch means (train_loss, train_reg, train_lambda), and True."""
-    path = out / "metrics.jsonl"
-    if not path.is_file():
-        return [], False
-    rows = [r for r in read_jsonl(path) if r.get("phase") == phase]
-    steps = [r for r in rows if "loss" in r]
-    if steps:
-        return steps, False
-    return [{"step": r["step"], **{k[len("train_"):]: v for k, v in r.items() if k.startswith("train_")}}
-            for r in rows if "train_loss" in r], True
+    steps = [r for r in log if r.get("phase") == phase and "loss" in r]
+    return (steps, False) if steps else (_epoch_means(log, phase), True)
 
 
 def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score: str,
@@ -38,13 +43,12 @@ def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score
     ax = fig.subplots()
     # by role, as the table lists them (a pick that joined the landmarks is a pick);
     # the ranked sample filled, as the Kendall tau is measured on it alone
-    groups = (("landmark", "tab:orange", lambda a: a["role"] == "landmark"),
-              ("random sample (ranked)", "tab:blue", lambda a: a["role"] == "rank"),
-              ("searched top-K", "tab:green", lambda a: a["role"].startswith("top")))
-    for label, colour, member in groups:
+    groups = (("landmark", "tab:orange", False, lambda a: a["role"] == "landmark"),
+              ("random sample (ranked)", "tab:blue", True, lambda a: a["role"] == "rank"),
+              ("searched top-K", "tab:green", False, lambda a: a["role"].startswith("top")))
+    for label, colour, filled, member in groups:
         pts = [a for a in archs if member(a)]
         if pts:
-            filled = label.startswith("random")
             ax.scatter([a["val_loss"] for a in pts], [a["supernet_score"] for a in pts],
                        label=label, s=25, edgecolors=colour, facecolors=colour if filled else "none")
     standalone, supernet = levels
@@ -64,11 +68,11 @@ def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score
     return "ranking.png"
 
 
-def _iteration_ends(out: Path) -> list[int]:
+def _iteration_ends(log: list[dict[str, Any]]) -> list[int]:
     """The super-net steps at which a search iteration ended and the next began: the
     last step logged before each search record but the final one."""
     ends, last = [], None
-    for r in read_jsonl(out / "metrics.jsonl"):
+    for r in log:
         if r.get("phase") == "supernet" and "step" in r:
             last = r["step"]
         elif r.get("phase") == "search" and last is not None and last not in ends:
@@ -77,7 +81,8 @@ def _iteration_ends(out: Path) -> list[int]:
 
 
 def _curves(out: Path, schedule: dict[str, Any] | None = None) -> tuple[str | None, str | None]:
-    rows, per_epoch = _records(out, "supernet")
+    log = _log(out)
+    rows, per_epoch = _records(log, "supernet")
     if not rows:
         return None, None
     steps = [r["step"] for r in rows]
@@ -91,16 +96,16 @@ def _curves(out: Path, schedule: dict[str, Any] | None = None) -> tuple[str | No
     axes[0][0].plot(steps, [r["loss"] for r in rows], lw=0.8, label="logged steps (one path each)"
                     if not per_epoch else None, **style)
     if not per_epoch:  # a step's loss is one random path's: the epoch means show the trend
-        means = [(r["step"], r["train_loss"]) for r in read_jsonl(out / "metrics.jsonl")
-                 if r.get("phase") == "supernet" and "train_loss" in r]
+        means = _epoch_means(log, "supernet")
         if means:
-            axes[0][0].plot(*zip(*means), color="black", lw=1.4, label="epoch means")
+            axes[0][0].plot([r["step"] for r in means], [r["loss"] for r in means],
+                            color="black", lw=1.4, label="epoch means")
     axes[0][0].set_ylabel("super-net loss L_s")
     if reg:
         axes[1][0].plot(*zip(*reg), color="tab:orange", **style)
         axes[1][0].set_yscale("symlog", linthresh=1e-3)
         axes[1][0].set_ylabel("landmark hinge R")
-    ends = _iteration_ends(out)
+    ends = _iteration_ends(log)
     for row in axes:
         for i, step in enumerate(ends):
             row[0].axvline(step, color="grey", lw=0.8, ls="--",
@@ -145,6 +150,13 @@ def _count(n: int | None) -> str:
     return "unknown" if n is None else f"{n:,}"
 
 
+def _search_level(summary: dict[str, Any]) -> float | None:
+    """The constant-prediction level super-net scores are judged by: that of the batches
+    the search scored on, else (classification) the split's majority-class error."""
+    level = summary.get("search_constant_loss")
+    return summary.get("constant_prediction_loss") if level is None else level
+
+
 def warnings_of(summary: dict[str, Any]) -> list[str]:
     """What is wrong with a search's results: printed at its end, and listed in
     report.md for its reader."""
@@ -169,8 +181,7 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
         notes.append("the best architecture found has a dead cell: its output is the same for "
                      "every image. Every candidate did, or scored worse than a constant; search "
                      "longer (--epochs, search.top_k)")
-    level = summary.get("search_constant_loss")
-    level = constant if level is None else level  # the level of the batches it scored on
+    level = _search_level(summary)
     if summary.get("unlearned_searches") and level is not None:
         notes.append(unlearned_note(summary["unlearned_searches"], level))
     if summary.get("flat_picks"):
@@ -253,9 +264,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
                   f"| {ranking['n']} | {ranking['kendall_tau']:+.3f} | "
                   f"{ranking['sparse_kendall_tau']:+.3f} ({ranking['sparse_threshold']:.2g}) | "
                   f"{ranking['spearman_rho']:+.3f} | {ranking['top_percentile']:.0f}% |", ""]
-    search_constant = summary.get("search_constant_loss")
-    if search_constant is None:  # classification: the split's majority-class error
-        search_constant = constant
+    search_constant = _search_level(summary)
     lines += [f"![ranking]({_scatter(out, archs, ranking, score, (constant, search_constant))})", ""]
     training, lam = _curves(out, summary.get("lambda_schedule"))
     if training:
