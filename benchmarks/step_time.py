@@ -51,10 +51,9 @@ from depthnas.cli import fixed_shape_kernels  # noqa: E402
 from depthnas.config import LandmarkConfig, TrainConfig  # noqa: E402
 from depthnas.evaluation import PathEvaluator  # noqa: E402
 from depthnas.landmarks import LandmarkRegularizer  # noqa: E402
-from depthnas.runtime import cpu_model  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
 from depthnas.task import DepthTask  # noqa: E402
-from depthnas.runtime import autocast  # noqa: E402
+from depthnas.runtime import autocast, cpu_model  # noqa: E402
 from depthnas.trainer import Trainer, compile_model  # noqa: E402
 
 PRESETS: dict[str, dict[str, Any]] = {
