@@ -430,7 +430,7 @@ def test_a_write_that_fails_on_a_full_disk_names_the_file_and_leaves_nothing(tmp
 
 def test_a_log_line_torn_by_a_kill_is_skipped_and_the_next_record_starts_its_own_line(tmp_path, caplog):
     from depthnas.io import append_jsonl, read_jsonl
-    from depthnas.report import _records
+    from depthnas.report import _log, _records
     log = tmp_path / "metrics.jsonl"
     append_jsonl(log, {"phase": "supernet", "step": 1, "loss": 0.5})
     with open(log, "a") as fh:
@@ -441,7 +441,7 @@ def test_a_log_line_torn_by_a_kill_is_skipped_and_the_next_record_starts_its_own
     assert [r["step"] for r in records] == [1, 3]
     assert log.read_text().count("\n") == 3  # no blank line after a whole one
     assert "metrics.jsonl line 2: skipped" in caplog.text
-    assert [r["step"] for r in _records(tmp_path, "supernet")[0]] == [1, 3]  # report.md still renders
+    assert [r["step"] for r in _records(_log(tmp_path), "supernet")[0]] == [1, 3]  # report.md still renders
 
 
 def test_the_training_data_is_the_same_for_any_number_of_loader_workers(tmp_path):
