@@ -14,7 +14,7 @@ import logging
 import math
 import random
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Hashable, Iterable
 
 from tqdm.auto import tqdm
 
@@ -54,6 +54,7 @@ class Search:
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress
         self.scores: dict[Arch, float] = {}
+        self.seen: set[Hashable] = set()  # the function keys of the scored architectures
         self.rejected = 0
 
     def allowed(self, arch: Arch) -> bool:
@@ -66,6 +67,7 @@ class Search:
         todo = [a for a in archs if a not in self.scores]
         for a in tqdm(todo, desc=desc, leave=False, disable=not self.progress):
             self.scores[a] = float(self._score(a))
+            self.seen.add(self.space.function_key(a))
             if not math.isfinite(self.scores[a]):
                 log.warning("%s scores %s in the super-net (its path diverged); it ranks last",
                             self.space.to_string(a), self.scores[a])
@@ -76,7 +78,7 @@ class Search:
             return
         why = (f"the search constraint rejected all {self.rejected} candidates drawn; raise "
                "search.max_params / search.max_latency_ms" if self.rejected else
-               "no new candidate could be drawn (every one drawn had been seen before)")
+               "no new candidate could be drawn (every one drawn builds a model scored before)")
         raise ValueError(f"no {self.space.name} architecture to score: {why}")
 
     def ranked(self) -> list[tuple[Arch, float]]:
@@ -105,18 +107,24 @@ class Search:
         try:
             _set_rng_state(self.rng, data["rng"])
             self.scores = {self.space.from_string(a): s for a, s in data["scores"]}
+            self.seen = {self.space.function_key(a) for a in self.scores}
             self.rejected = int(data.get("rejected", 0))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"search checkpoint {self.checkpoint} is damaged ({type(err).__name__}: "
                              f"{err}); restore it, or delete it to search again") from None
         return data
 
-    def fresh(self, make: Callable[[], Arch], taken: set[Arch], tries: int = 50) -> Arch | None:
-        """A candidate that is new (not seen, not taken) and satisfies the constraint;
-        None after `tries` misses in a row."""
+    def fresh(self, make: Callable[[], Arch], taken: set[Hashable], tries: int = 50) -> Arch | None:
+        """A candidate whose model is new (not scored, not in `taken`, the keys of
+        this generation's candidates so far) and satisfies the constraint, its key
+        added to `taken`; None after `tries` misses in a row. Two strings that build
+        one model score alike on the super-net: scoring both would waste an
+        evaluation and a place in the generation."""
         for _ in range(tries):
             a = make()
-            if a not in taken and a not in self.scores and self.allowed(a):
+            key = self.space.function_key(a)
+            if key not in taken and key not in self.seen and self.allowed(a):
+                taken.add(key)
                 return a
         return None
 
@@ -131,25 +139,23 @@ def evolutionary_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng
     s = Search(space, score, rng, **kw)
     state = s.load() or {"generation": 0}
     for gen in range(state["generation"], cfg.generations):
-        population, taken = [], set()
+        population: list[Arch] = []
+        taken: set[Hashable] = set()
         if gen > 0:
             parents = [a for a, _ in s.ranked()[:cfg.parents]]
             for _ in range(cfg.mutations):
                 a = s.fresh(lambda: space.mutate(rng.choice(parents), rng, cfg.mutation_prob), taken)
                 if a is not None:
                     population.append(a)
-                    taken.add(a)
             for _ in range(cfg.crossovers):
                 a = s.fresh(lambda: space.crossover(rng.choice(parents), rng.choice(parents), rng), taken)
                 if a is not None:
                     population.append(a)
-                    taken.add(a)
         while len(population) < cfg.population:
             a = s.fresh(lambda: space.sample(rng), taken, tries=RANDOM_TRIES)
             if a is None:
                 break  # the space (under the constraint) is exhausted
             population.append(a)
-            taken.add(a)
         s.evaluate(population, f"generation {gen + 1}/{cfg.generations}")
         s.require_candidates()
         best_arch, best = s.ranked()[0]
@@ -161,10 +167,10 @@ def evolutionary_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng
 
 def random_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng: random.Random,
                   **kw) -> list[tuple[Arch, float]]:
-    """The baseline: score `random_candidates` distinct random architectures."""
+    """The baseline: score `random_candidates` random architectures, distinct models."""
     s = Search(space, score, rng, **kw)
     s.load()
-    taken: set[Arch] = set()
+    taken: set[Hashable] = set()
     while len(s.scores) < cfg.random_candidates:
         a = s.fresh(lambda: space.sample(rng), taken, tries=RANDOM_TRIES)
         if a is None:
@@ -175,6 +181,20 @@ def random_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng: rand
     s.save()
     s.require_candidates()
     return s.ranked()
+
+
+def new_models(space: SearchSpace, archs: Iterable[Arch], taken: Iterable[Arch], n: int) -> list[Arch]:
+    """The first `n` of `archs` that build a model none of `taken` builds, one per
+    model: a search's picks, or a random sample, to train stand-alone."""
+    keys = {space.function_key(a) for a in taken}
+    out: list[Arch] = []
+    for a in archs:
+        if len(out) >= n:
+            break
+        if space.function_key(a) not in keys:
+            keys.add(space.function_key(a))
+            out.append(a)
+    return out
 
 
 SEARCHERS = {"evolution": evolutionary_search, "random": random_search}

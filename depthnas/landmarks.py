@@ -37,24 +37,26 @@ def sample_landmarks(space: SearchSpace, num: int, tau: int, rng: random.Random,
     problem = landmark_problem(space, num, tau)
     if problem:
         raise ValueError(problem)
-    seen = set(exclude)
+    key = space.function_key  # one landmark per model: two strings may build one
+    seen = {key(a) for a in exclude}
     root = space.sample(rng)
-    while root in seen:
+    while key(root) in seen:
         root = space.sample(rng)
     out = [root]
-    seen.add(root)
+    seen.add(key(root))
     walk, tries = root, 0
     while len(out) < num:
         tries += 1
         if tries > max_tries:
             raise ValueError(f"landmarks.num={num}: found only {len(out)} landmarks further than "
                              f"landmarks.tau={tau} from the root in {max_tries:,} tries (some "
-                             "excluded as already stored); lower either")
+                             "excluded as already stored or as another landmark's model "
+                             "under another string); lower either")
         walk = space.mutate(walk, rng)
         if space.hamming(walk, root) > tau:
-            if walk not in seen:
+            if key(walk) not in seen:
                 out.append(walk)
-                seen.add(walk)
+                seen.add(key(walk))
             walk = root  # restart, so landmarks spread around the root, not along one path
     return out
 

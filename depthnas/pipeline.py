@@ -34,7 +34,7 @@ from .config import Config
 from .data import check_recorded_splits, load_splits
 from .evaluation import (PathEvaluator, collapsed, constant_score, learned_nothing, search_order,
                          unlearned_note)
-from .evolution import run_search
+from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
 from .models import PathParameters, model_kwargs, model_metadata
@@ -373,7 +373,7 @@ class SearchRun:
                 "super-net again from the start (stand-alone results are kept)")
 
     def _search(self, t: int, evaluator: PathEvaluator) -> list[str]:
-        """Iteration t's search of the super-net (rank 0): its top-K not yet trained."""
+        """Iteration t's search of the super-net (rank 0): its top-K models not yet trained."""
         cfg, space, level = self.cfg, self.space, self.search_constant
         evaluator.refresh()
         ranked = run_search(cfg.search.method, space, evaluator.score, cfg.search,
@@ -382,8 +382,8 @@ class SearchRun:
                             progress=self.progress,
                             order=search_order(space, level, self.model_kw))
         # the last search scored the super-net as the run ends: finish() reads these
-        self.final_scores = dict(ranked)
-        picked = [(a, score) for a, score in ranked if a not in self.trained][:cfg.search.top_k]
+        self.final_scores = scores = dict(ranked)  # in rank order
+        picked = [(a, scores[a]) for a in new_models(space, scores, self.trained, cfg.search.top_k)]
         flat_paths = {a for a, score in ranked if collapsed(space, a, score, level, self.model_kw)}
         flat = len(flat_paths)
         # judged when picked: the super-net keeps training, and a path live then may
@@ -407,15 +407,10 @@ class SearchRun:
 
     def _rank_samples(self) -> list[Arch]:
         """The random sample that measures the ranking: not landmarks, not picks."""
-        rank_rng = seeded_rng(self.cfg.seed, "rank sample")
-        samples: list[Arch] = []
-        # (never more than the space has left: a small space could run out)
-        for _ in range(min(self.cfg.search.rank_samples, self.space.size() - len(self.trained))):
-            a = self.space.sample(rank_rng)
-            while a in self.trained or a in samples:
-                a = self.space.sample(rank_rng)
-            samples.append(a)
-        return samples
+        rank_rng, n = seeded_rng(self.cfg.seed, "rank sample"), self.cfg.search.rank_samples
+        # (bounded: a small space may have no untrained model left)
+        draws = (self.space.sample(rank_rng) for _ in range(RANDOM_TRIES * n))
+        return new_models(self.space, draws, self.trained, n)
 
     def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> dict[str, Any]:
         space, cfg = self.space, self.cfg

@@ -14,7 +14,7 @@ import math
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Hashable, Sequence
 
 from torch import nn
 
@@ -131,6 +131,13 @@ class SearchSpace(ABC):
         self.check(b)
         return Arch(self.name, tuple(x if rng.random() < 0.5 else y
                                      for x, y in zip(a.genes, b.genes)))
+
+    def function_key(self, arch: Arch) -> Hashable:
+        """Architectures with equal keys build the same model (the same ops, holding
+        the same parameters, on the same inputs), so one super-net score or
+        stand-alone training stands for all of them and a search keeps one of each.
+        The default claims no equivalence: the architecture is its own key."""
+        return self.check(arch)
 
     @staticmethod
     def hamming(a: Arch, b: Arch) -> int:

@@ -1255,6 +1255,29 @@ def test_a_search_killed_mid_run_resumes_to_the_uninterrupted_result(run_dir, tm
         assert got[1][arch][1:] == pytest.approx((val, score), rel=1e-5), arch
 
 
+def test_a_search_trains_one_string_of_each_model(tmp_path, monkeypatch):
+    """Two strings of one model score alike on the super-net. Here both top the
+    ranking of every iteration: the first is trained, the other never (the next
+    model takes its place), and no two trained architectures share a model."""
+    from depthnas import pipeline
+    from depthnas.spaces import get_space
+    space = get_space("v1-sync")
+    first, same, other = (space.from_string(f"v1-sync:{s}") for s in
+                          ("c3,c3,ap,c1,none", "skip,c1,ap,c1,none", "c1,c3,skip,ap,c3"))
+    assert space.function_key(first) == space.function_key(same)  # 3<-2 none: node 2 idle
+    real = pipeline.run_search
+
+    def ranked_with_twins_on_top(*a, **k):
+        ours = [(first, 0.1), (same, 0.1), (other, 0.2)]
+        return ours + [(x, s + 1.0) for x, s in real(*a, **k) if x not in dict(ours)]
+    monkeypatch.setattr(pipeline, "run_search", ranked_with_twins_on_top)
+    out = tmp_path / "run"
+    assert main(["search", *TINY, "--out", str(out)]) == 0
+    trained = {a["arch"]: a["role"] for a in json.loads((out / "results.json").read_text())["architectures"]}
+    assert space.to_string(first) in trained and space.to_string(same) not in trained
+    assert len({space.function_key(space.from_string(a)) for a in trained}) == len(trained)
+
+
 def test_a_super_net_trained_again_from_the_start_is_searched_again(tmp_path, monkeypatch, capsys):
     """An unreadable checkpoint's error says to delete the checkpoints folder; the
     super-net then trained from the start, and the search resumed the gone super-net's

@@ -77,6 +77,15 @@ def test_landmarks_avoid_excluded_architectures():
     assert not set(new) & set(exclude)
 
 
+def test_landmarks_are_distinct_models():
+    """Two strings that build one model would be one stand-alone training twice and a
+    pair with nothing to rank (2 of these 20 draws held such a pair before)."""
+    space = get_space("v1-sync")
+    for seed in range(20):
+        landmarks = sample_landmarks(space, 10, 3, random.Random(seed))
+        assert len({space.function_key(a) for a in landmarks}) == 10, seed
+
+
 def test_store_keeps_provenance_and_matches_recipes(tmp_path):
     store = LandmarkStore(tmp_path / "lm.json")
     recipe = {"data": "synthetic", "image_size": [64, 64], "epochs": 2}

@@ -1,4 +1,5 @@
 """The MiDaS-style model: one path per forward, fixed models share weights by name."""
+import itertools
 import random
 
 import pytest
@@ -356,6 +357,54 @@ def test_a_block_after_a_dead_one_adds_nothing_from_it():
     without = space.from_string(body.format("none,c1,none,c1,c1"))
     x = torch.randn(2, 3, 64, 64)
     torch.testing.assert_close(net(x, with_edge), net(x, without), rtol=0, atol=0)
+
+
+def test_strings_with_one_function_key_build_one_model():
+    """3,125 V1-sync strings build 2,425 models: strings that differ only in edges that
+    do not run share a key, and give the same super-net output and the same fixed
+    model, so a search scores and trains one of them."""
+    space = get_space("v1-sync")
+    groups: dict = {}
+    for genes in itertools.product(*map(range, space.gene_choices())):
+        arch = space.make(genes)
+        groups.setdefault(space.function_key(arch), []).append(arch)
+    assert space.size() == 3125 and len(groups) == 2425
+    torch.manual_seed(0)
+    net = space.build_supernet(backbone="resnet18", features=8).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # trained shifts: an idle conv would show
+            m.bias.data.uniform_(-1, 1)
+    with torch.no_grad():
+        features = net.encode(torch.randn(1, 3, 64, 64))
+        shared = [g for g in groups.values() if len(g) > 1]
+        assert sum(map(len, shared)) - len(shared) == 700
+        for group in shared:
+            first = net.decode(features, group[0])
+            for arch in group[1:]:
+                assert torch.equal(net.decode(features, arch), first), space.to_string(arch)
+    a, b = space.from_string("v1-sync:c3,c3,ap,c1,none"), space.from_string("v1-sync:skip,c1,ap,c1,none")
+    assert space.function_key(a) == space.function_key(b)  # 3<-2 none: node 2's edges idle
+    shapes = [{k: v.shape for k, v in space.build_fixed(x, **KW).state_dict().items()}
+              for x in (a, b)]
+    assert shapes[0] == shapes[1]
+    # a live edge changes the model
+    assert space.function_key(a) != space.function_key(space.from_string("v1-sync:c3,c3,ap,c1,skip"))
+
+
+def test_a_block_that_outputs_nothing_upsamples_nothing():
+    """V2: the upsampling op of a block without output is not part of the model."""
+    torch.manual_seed(0)
+    space = get_space("v2-nonsync")
+    body = "v2-nonsync:c3,c1,skip,ap,c3+ps/none,none,none,none,c3+{}/c1,c3,skip,ap,c1+bil/c1,none,c3,skip,ap+bic"
+    archs = [space.from_string(body.format(up)) for up in ("bil", "bic", "tconv", "ps")]
+    assert len({space.function_key(a) for a in archs}) == 1
+    net = space.build_supernet(**KW).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        outputs = [net(x, a) for a in archs]
+    assert all(torch.equal(o, outputs[0]) for o in outputs[1:])
+    live = body.replace("none,none,none,none,c3", "none,c1,none,c1,c3")
+    assert len({space.function_key(space.from_string(live.format(up))) for up in ("bil", "bic")}) == 2
 
 
 @pytest.mark.parametrize("name", ["v2-nonsync", "v1-sync"])

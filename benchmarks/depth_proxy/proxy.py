@@ -329,19 +329,20 @@ def train_proxy(cfg: Config, space: SearchSpace, arch: Arch, splits: TensorSplit
 
 # ---- architectures and statistics ---------------------------------------------------------
 def random_archs(space: SearchSpace, n: int, rng: random.Random) -> list[Arch]:
-    """n distinct random architectures without dead cells."""
+    """n random architectures without dead cells, each building a model of its own
+    (two strings that build one would be one training twice)."""
     out: list[Arch] = []
-    seen: set[Arch] = set()
+    seen: set = set()
     for _ in range(1000 * max(n, 1)):
         if len(out) >= n:
             break
         a = space.sample(rng)
-        if a in seen or space.has_dead_cell(a):
+        if space.function_key(a) in seen or space.has_dead_cell(a):
             continue
-        seen.add(a)
+        seen.add(space.function_key(a))
         out.append(a)
     if len(out) < n:
-        raise RuntimeError(f"only {len(out)} distinct live architectures found in {space.name}")
+        raise RuntimeError(f"only {len(out)} distinct live models found in {space.name}")
     return out
 
 
