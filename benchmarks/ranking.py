@@ -8,7 +8,9 @@ number of epochs on the same data and configuration as the table
 Algorithm 1 inside it: a random table architecture as the root, and M - 1 drawn
 uniformly from the table architectures further than tau from it (`choose_landmarks`),
 so their stand-alone losses are the table's means, not new trainings. They are left
-out of the evaluation set of both runs of that seed. Every other table architecture of the space is then scored by the trained
+out of the evaluation set of both runs of that seed, and so is any table entry that
+builds a landmark's model under another string (`function_key`: the super-net trains
+that very path against the landmarks). Every other table architecture of the space is then scored by the trained
 super-net (`PathEvaluator`: BN recalibration, cached encoder features) and ranked
 against the table: Kendall tau, sparse Kendall tau (threshold = the table's median
 |seed0 - seed1| in that space: differences below the seed noise count as ties),
@@ -19,6 +21,8 @@ difference landmarks - SPOS.
 
     python benchmarks/ranking.py --table benchmarks/depth_proxy/table.json \
         --spaces v1-sync --seeds 0 1 2 --time-budget 150 --json ranking.json
+    # Table 4 again from a finished run's saved path scores (no training):
+    python benchmarks/ranking.py --table TABLE --resummarize ranking.json --json again.json
 
 The runs go concurrently, one process each. With --time-budget, every run first
 trains a few seconds at once to measure the contended step time; the parent then
@@ -42,7 +46,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -96,6 +100,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field after the table's (e.g. supernet.lr=2e-3)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--resummarize", metavar="RANKING_JSON", default=None,
+                   help="train nothing: recompute Table 4 from the path scores a finished run "
+                        "saved in its ranking.json (after a change in how runs are summarised); "
+                        "needs --table (the one it ran on) and --json")
     return p.parse_args(argv)
 
 
@@ -106,7 +114,11 @@ def choose_landmarks(space: SearchSpace, table_archs: list[str], num: int, tau: 
     uniformly from the table entries further than `tau` from it (the sampler's own
     draws mapped to their nearest entries came out no more spread than random ones).
     With too few that far, the farthest entries make up the rest."""
-    pool = [space.from_string(s) for s in table_archs]
+    pool, keys = [], set()  # one string per model: two landmarks of one model rank nothing
+    for a in map(space.from_string, table_archs):
+        if space.function_key(a) not in keys:
+            keys.add(space.function_key(a))
+            pool.append(a)
     root = rng.choice(pool)
     others = [a for a in pool if a != root]
     far = [a for a in others if space.hamming(a, root) > tau]
@@ -296,13 +308,14 @@ def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
     per_run = []
     for r in sorted(runs, key=lambda r: (r["space"], METHODS.index(r["method"]), r["seed"])):
         space = r["space"]
-        held = {m["arch"] for m in r["landmarks"]}
-        ev = [a for a in truth[space] if a not in held]
+        key, parse = get_space(space).function_key, get_space(space).parse
+        held = {key(parse(m["arch"])) for m in r["landmarks"]}  # and their twins (see top)
+        ev = [a for a in truth[space] if key(parse(a)) not in held]
         t = [truth[space][a] for a in ev]
         p = [r["scores"][a] for a in ev]
         rep = ranking_report(t, p, thresholds[space])
         # what `depthnas search` would pick: paths whose output ignores the input rank last
-        order, parse = search_order(get_space(space), r.get("constant_score")), get_space(space).parse
+        order = search_order(get_space(space), r.get("constant_score"))
         best = min(ev, key=lambda a: order(parse(a), r["scores"][a]))
         full_rank = sorted(truth[space], key=truth[space].get)
         lm_order = [m["arch"] for m in r["landmarks"]]
@@ -329,7 +342,8 @@ def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
                    for key in (*PAIRED, "best_found_eval_rank", "best_found_loss",
                                "top_percentile", "landmark_kendall_tau", "beat_constant")}
             summary.setdefault(space, {})[method] = {"n_runs": len(rows), **agg,
-                                                     "n_eval": rows[0]["n"],
+                                                     # per seed: its landmarks' twins left out
+                                                     "n_eval": _span(r["n"] for r in rows),
                                                      "table_size": rows[0]["table_size"]}
         # Each seed's arms share landmarks and evaluation set: the per-seed difference
         # is the statistic that compares the methods.
@@ -340,6 +354,12 @@ def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
             key: mean_std([by_seed["landmarks", seed][key] - by_seed["spos", seed][key]
                            for seed in seeds]) for key in PAIRED}
     return {"per_run": per_run, "summary": summary}
+
+
+def _span(values) -> int | str:
+    """One number, or "lo-hi" where they differ."""
+    values = sorted(set(values))
+    return values[0] if len(values) == 1 else f"{values[0]}-{values[-1]}"
 
 
 def table4(summary: dict[str, Any], rules: dict[str, str], thresholds: dict[str, float],
@@ -389,6 +409,8 @@ def markdown(out: dict[str, Any], table: dict[str, Any]) -> str:
     plan = out["plan"]
     lines = [out["table4"], "",
              f"Device {out['device']}; {out['date']}; torch {out['torch']}; command `{out['command']}`.",
+             *([f"Re-summarised {out['resummarized']['date']} by `{out['resummarized']['command']}` "
+                "from the runs' saved path scores (no training)."] if out.get("resummarized") else []),
              f"Table: {out['table']} ({table.get('device')}, {table.get('date')}; counts {table.get('counts')}; "
              f"seed-to-seed Kendall tau {table.get('seed_kendall_tau')}).",
              f"Super-nets: {plan['epochs']} epochs x {plan['steps_per_epoch']} steps each (requested "
@@ -463,7 +485,11 @@ def main(argv: list[str] | None = None) -> int:
     for flag, path in (("--json", args.json), ("--md", args.md)):
         if path and Path(path).is_dir():
             raise SystemExit(f"{flag} {path} is a folder; name the file to write")
+    if args.resummarize and not args.json:
+        raise SystemExit("--resummarize needs --json: the file to write")
     table = load_table(args.table)
+    if args.resummarize:
+        return resummarize(args, argv, table, say)
     base = table["config"]["depthnas_config"]
     base_cfg = config_mod.from_dict(base)
     work = Path(args.work)
@@ -610,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
         "table": str(args.table), "table_date": table.get("date"), "table_device": table.get("device"),
         "device": results[0]["device"] if results else None,
         "date": _dt.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
-        "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
+        "command": _command(argv),
         "settings": {"spaces": args.spaces, "seeds": args.seeds, "num_landmarks": args.num_landmarks,
                      "tau": {s["space"]: s["tau"] for s in specs}, "lambda_max": args.lambda_max,
                      "schedule": args.schedule, "pairs": args.pairs, "calib_batches": args.calib_batches,
@@ -622,6 +648,21 @@ def main(argv: list[str] | None = None) -> int:
         "plan": plan, "wall_s": round(time.time() - start, 1),
         "missing_runs": sorted({s["name"] for s in specs} - {r["name"] for r in results}),
     }
+    landmarks = {f"{s['space']}_s{s['seed']}": s["landmarks"] for s in specs
+                 if s["method"] == "landmarks"}
+    complete = report(out, results, landmarks, truth, thresholds, threshold_rules, table, args, say)
+    json_path = Path(args.json) if args.json else work / "ranking.json"
+    atomic_write_json(json_path, finite_json(out))
+    proxy.restore_sigterm(old_term)
+    say(f"wrote {json_path} in {time.time() - start:.0f}s")
+    return 0 if complete else 1  # no paired seed: no comparison, no Table 4
+
+
+def report(out: dict[str, Any], results: list[dict[str, Any]], landmarks: dict[str, Any],
+           truth: dict[str, dict[str, float]], thresholds: dict[str, float], rules: dict[str, str],
+           table: dict[str, Any], args: argparse.Namespace, say: Callable[[str], None]) -> bool:
+    """Summarise the runs into `out` (Table 4, per-run figures), print it and write --md;
+    whether any seed finished both arms."""
     # Both arms of a seed share its landmarks and evaluation set: only paired seeds
     # are compared (a run the budget cut or that diverged takes its pair out).
     complete = [r for r in results
@@ -631,29 +672,64 @@ def main(argv: list[str] | None = None) -> int:
     if unpaired:
         say(f"left out, their other arm did not finish: {', '.join(unpaired)}")
     out["unpaired_runs"] = unpaired
-    if complete:
-        out.update(summarize(complete, truth, thresholds))
-        out["paired_runs"] = len(complete) // 2
-        out["landmarks"] = {f"{s['space']}_s{s['seed']}": s["landmarks"] for s in specs
-                            if s["method"] == "landmarks"}
-        out["runs"] = [{k: v for k, v in r.items() if k != "landmarks"} for r in results]
-        text = table4(out["summary"], threshold_rules, thresholds, out["per_run"])
-        out["table4"] = text
-        say("\n" + text)
-        for r in out["per_run"]:
-            say(f"  {r['space']} {LABEL[r['method']]:15s} seed {r['seed']}: S-KdT {shown(r['sparse_kendall_tau'])} "
-                f"KdT {shown(r['kendall_tau'])} best-found rank {r['best_found_table_rank']}/{r['table_size']}"
-                f" ({r['epochs']} epochs, {r['steps']} steps)")
-        if args.md:
-            atomic_write_text(args.md, markdown(out, table) + "\n")
-    else:
+    if not complete:
         say("no seed finished both runs")
-    json_path = Path(args.json) if args.json else work / "ranking.json"
-    atomic_write_json(json_path, finite_json(out))
-    proxy.restore_sigterm(old_term)
-    say(f"wrote {json_path} in {time.time() - start:.0f}s")
-    return 0 if complete else 1  # no paired seed: no comparison, no Table 4
+        return False
+    out.update(summarize(complete, truth, thresholds))
+    out["paired_runs"] = len(complete) // 2
+    out["landmarks"] = landmarks
+    out["runs"] = [{k: v for k, v in r.items() if k != "landmarks"} for r in results]
+    text = table4(out["summary"], rules, thresholds, out["per_run"])
+    out["table4"] = text
+    say("\n" + text)
+    for r in out["per_run"]:
+        say(f"  {r['space']} {LABEL[r['method']]:15s} seed {r['seed']}: S-KdT {shown(r['sparse_kendall_tau'])} "
+            f"KdT {shown(r['kendall_tau'])} best-found rank {r['best_found_table_rank']}/{r['table_size']}"
+            f" ({r['epochs']} epochs, {r['steps']} steps)")
+    if args.md:
+        atomic_write_text(args.md, markdown(out, table) + "\n")
+    return True
 
+
+def resummarize(args: argparse.Namespace, argv: list[str] | None, table: dict[str, Any],
+                say: Callable[[str], None]) -> int:
+    """Table 4 again from a finished ranking.json's saved path scores, with today's
+    summary (no training): for a change in how runs are summarised."""
+    path = args.resummarize
+    try:
+        old = read_json(path, expect=dict)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--resummarize: {err}") from None
+    if not {"runs", "landmarks", "settings"} <= set(old):
+        raise SystemExit(f"{path}: no runs to summarise (a ranking.json of a paired run holds "
+                         "'runs', 'landmarks' and 'settings')")
+    settings = old["settings"]
+    truth = {space: {a: e["mean"] for a, e in table["architectures"].items()
+                     if e["space"] == space and e["mean"] is not None} for space in settings["spaces"]}
+    for r in old["runs"]:  # the table's losses may have been updated since; its entries not
+        if set(r["scores"]) != set(truth[r["space"]]):
+            raise SystemExit(f"{path}: run {r['name']} scored other {r['space']} architectures "
+                             f"than --table {args.table} holds: pass the table it ran on")
+    runs = [{**r, "landmarks": old["landmarks"][f"{r['space']}_s{r['seed']}"]} for r in old["runs"]]
+    out = {k: v for k, v in old.items() if k not in SUMMARY_KEYS}
+    out["resummarized"] = {"date": _dt.datetime.now().isoformat(timespec="seconds"),
+                           "command": _command(argv), "from": str(path)}
+    # files of the first runs hold one threshold (and rule) for every space
+    thresholds, rules = settings["sparse_threshold"], settings.get("sparse_threshold_rule")
+    thresholds = thresholds if isinstance(thresholds, dict) else dict.fromkeys(truth, thresholds)
+    rules = rules if isinstance(rules, dict) else dict.fromkeys(truth, rules or "as the run set it")
+    complete = report(out, runs, old["landmarks"], truth, thresholds, rules, table, args, say)
+    atomic_write_json(args.json, finite_json(out))
+    say(f"wrote {args.json}")
+    return 0 if complete else 1
+
+
+# what `report` writes: left out of a re-summarised file's copy of the old one
+SUMMARY_KEYS = ("unpaired_runs", "per_run", "summary", "paired_runs", "landmarks", "runs", "table4")
+
+
+def _command(argv: list[str] | None) -> str:
+    return " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
 
 if __name__ == "__main__":
     sys.exit(main())

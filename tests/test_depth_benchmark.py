@@ -130,6 +130,27 @@ def test_ranking_experiment_writes_table4(ranking_result, table_path):
     assert not res["missing_runs"] and not res["unpaired_runs"] and res["paired_runs"] == 1
 
 
+def test_a_finished_run_is_summarised_again_without_training(ranking_result, work, table_path,
+                                                             tmp_path, capsys):
+    """--resummarize recomputes Table 4 from the path scores a run saved: the same
+    figures under the same code, the run's provenance kept and the re-summary's added."""
+    out, md = tmp_path / "again.json", tmp_path / "again.md"
+    assert ranking_bench.main(["--table", str(table_path), "--resummarize", str(work / "ranking.json"),
+                               "--json", str(out), "--md", str(md)]) == 0
+    again = json.loads(out.read_text())
+    assert again["per_run"] == ranking_result["per_run"] and again["table4"] == ranking_result["table4"]
+    assert again["command"] == ranking_result["command"] and "--resummarize" in again["resummarized"]["command"]
+    assert "from the runs' saved path scores (no training)" in md.read_text()
+    with pytest.raises(SystemExit, match="--resummarize needs --json"):
+        ranking_bench.main(["--table", str(table_path), "--resummarize", str(work / "ranking.json")])
+    other = json.loads(table_path.read_text())
+    del other["architectures"][next(a for a in other["architectures"] if a.startswith("v1-sync"))]
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="scored other v1-sync architectures than --table"):
+        ranking_bench.main(["--table", str(tmp_path / "other.json"), "--resummarize",
+                            str(work / "ranking.json"), "--json", str(out)])
+
+
 def test_depthnas_rank_accepts_the_table(ranking_result, work, table_path, capsys, caplog):
     run = work / "w" / "ranking" / "v1-sync_landmarks_s0"
     for name in ("config.yaml", "initial_landmarks.json", "run.json"):
@@ -433,6 +454,35 @@ def test_the_methods_are_compared_seed_by_seed():
     text = ranking_bench.table4(one["summary"], {"v1-sync": "x"}, {"v1-sync": 0.001}, one["per_run"])
     assert "± 0.000" not in text and "(n = 1)" in text
     assert "landmarks - SPOS per seed: S-KdT +2.000 (n = 1)" in text
+
+
+# two strings of one model: 3<-2 is none, so node 2's edges never run
+TWINS = ("v1-sync:c3,c3,ap,c1,none", "v1-sync:skip,c1,ap,c1,none")
+
+
+def test_a_landmark_s_twin_is_left_out_of_the_evaluation_set():
+    """A table entry that builds a landmark's model under another string is that
+    landmark's very path in the super-net: ranking it would score the regularizer on
+    its own training pairs (each committed V1-sync run had 1 to 3 of them)."""
+    space = get_space("v1-sync")
+    assert space.function_key(space.parse(TWINS[0])) == space.function_key(space.parse(TWINS[1]))
+    archs = [*LIVE[:6], *TWINS]
+    truth = {"v1-sync": {a: 0.1 + 0.01 * i for i, a in enumerate(archs)}}
+    scores = {a: 0.5 * v for a, v in truth["v1-sync"].items()}
+    scores[TWINS[1]] = 0.01  # the super-net's best: the landmark's twin
+    run = {"space": "v1-sync", "method": "landmarks", "seed": 0, "epochs": 1, "steps": 1,
+           "constant_score": None, "scores": scores,
+           "landmarks": [{"arch": TWINS[0]}, {"arch": LIVE[0]}]}
+    (row,) = ranking_bench.summarize([run], truth, {"v1-sync": 0.001})["per_run"]
+    assert row["n"] == len(archs) - 3 and row["best_found"] == LIVE[1]
+
+
+def test_the_table_s_landmarks_are_distinct_models():
+    space = get_space("v1-sync")
+    table = [*LIVE, *TWINS]
+    for seed in range(10):  # all but one of the ten entries: both twins were often drawn
+        marks = ranking_bench.choose_landmarks(space, table, len(table) - 1, 0, random.Random(seed))
+        assert len({space.function_key(space.parse(m["arch"])) for m in marks}) == len(marks) == 9
 
 
 def test_the_best_found_is_what_the_search_would_pick_not_a_dead_path():
