@@ -124,15 +124,20 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     if foreign:
         log.info("%s: %d row(s) of other spaces left out (this run searched %s)", truth_path,
                  foreign, space.name)
-    landmarks, picks = run_left_out(run)
+    # by model: an entry that builds a landmark's model under another string is the
+    # landmark's own path in the super-net
+    landmarks, picks = ({space.function_key(space.from_string(t)) for t in group}
+                        for group in run_left_out(run))
     archs, values, skipped, picked = [], [], 0, 0
     for text, value in table.values.items():
-        if text in landmarks or text in picks:
-            skipped += text in landmarks
-            picked += text in picks
-            continue
-        archs.append(space.from_string(text))
-        values.append(value)
+        arch = space.from_string(text)
+        if space.function_key(arch) in landmarks:
+            skipped += 1
+        elif space.function_key(arch) in picks:
+            picked += 1
+        else:
+            archs.append(arch)
+            values.append(value)
     usable = len(archs)
     if limit is not None and limit < len(archs):
         # a seeded random sample, as Kendall tau asks; the table's first rows may be

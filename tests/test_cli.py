@@ -489,6 +489,20 @@ def test_rank_says_what_it_left_out(run_dir, tmp_path, capsys):
             "1 could not be read") in err
 
 
+def test_rank_leaves_out_a_landmark_s_twin(run_copy, tmp_path, capsys):
+    """A table entry that builds a landmark's model under another string is that
+    landmark's own path in the super-net: left out with it."""
+    path = run_copy / "results.json"
+    results = json.loads(path.read_text())
+    next(a for a in results["architectures"] if a["landmark"])["arch"] = "v1-sync:c3,c3,ap,c1,none"
+    path.write_text(json.dumps(results))
+    truth = {"v1-sync:skip,c1,ap,c1,none": 0.1, "v1-sync:c3,skip,ap,c1,c3": 0.2}  # 3<-2 none: a twin
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    assert main(["rank", "--run", str(run_copy), "--truth", str(tmp_path / "truth.json"),
+                 "--no-progress"]) == 2
+    assert "(1 usable; 1 are the run's landmarks, 0 its search's picks" in capsys.readouterr().err
+
+
 def test_train_one_architecture(tmp_path, capsys):
     out = tmp_path / "one"
     assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 0
