@@ -99,6 +99,7 @@ class SearchConfig:
     rank_samples: int = 0                    # extra random archs trained stand-alone to report Kendall tau
     sparse_threshold: float | None = None    # S-KdT bin width; None: 1% of the truth range
     truth_table: str | None = None           # stand-alone results to look up instead of training
+                                             # (a row serves every string of its model)
 
 
 @dataclass

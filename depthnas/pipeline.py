@@ -22,7 +22,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 from depthnas.spaces import Arch, get_space
 
@@ -69,8 +69,11 @@ class SearchRun:
         self.trained: dict[Arch, dict[str, Any]] = {}
         self.splits: Any = None  # loaded by _prepare
         self.truth: dict[str, float] = {}
-        if cfg.search.truth_table:  # keyed by canonical strings, as lookups are
+        if cfg.search.truth_table:  # keyed by canonical strings
             self.truth = self._truth_table(cfg.search.truth_table)
+        # a row stands in for every string of its model
+        self.truth_rows: dict[Hashable, str] = {
+            self.space.function_key(self.space.from_string(s)): s for s in self.truth}
 
     def _truth_table(self, path: str) -> dict[str, float]:
         """The table's rows of this space. Rows left out are said: a table with none
@@ -99,12 +102,14 @@ class SearchRun:
         strings = [self.space.to_string(a) for a in archs]
         # A benchmark table stands in for training. Its values stay in this run: in the
         # store they would pass, for a later run of this recipe, as trained under it.
-        from_table = [s for s in strings if s in self.truth and self.store.find(s, rec) is None]
+        rows = {s: self.truth_rows.get(self.space.function_key(a)) for a, s in zip(archs, strings)}
+        from_table = [s for s in strings if rows[s] and self.store.find(s, rec) is None]
         params = PathParameters(self.space, self.cfg.model) if from_table else None
-        looked_up = {s: {"val_loss": self.truth[s], "params": params(self.space.from_string(s))}
+        looked_up = {s: {"val_loss": self.truth[rows[s]], "params": params(self.space.from_string(s))}
                      for s in from_table}
         for s in from_table:
-            self.say(f"  from the truth table [{role}] {s}: {self.truth[s]:.5f}")
+            self.say(f"  from the truth table [{role}] {s}: {self.truth[rows[s]]:.5f}" +
+                     (f" (row {rows[s]}: the same model)" if rows[s] != s else ""))
         todo = [s for s in strings if s not in looked_up and self.store.find(s, rec) is None]
         owner = {s: r for r in range(world) for s in dist.shard(todo, r, world)}
         mine: dict[str, dict[str, Any]] = {}

@@ -355,6 +355,24 @@ def test_a_search_with_a_truth_table_keeps_its_values_out_of_the_landmark_store(
     assert not store.exists() or json.loads(store.read_text())["entries"] == []
 
 
+def test_a_truth_table_row_stands_in_for_every_string_of_its_model(tmp_path):
+    """A row written under another string of the same model (3<-2 none: node 2's
+    edges never run) is looked up, not trained again."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline
+    table = tmp_path / "truth.json"
+    table.write_text(json.dumps({"v1-sync:c3,c3,ap,c1,none": 0.123}))
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        f"out={tmp_path / 'r'}", f"search.truth_table={table}", "data.synthetic_samples=40"])
+    said: list[str] = []
+    run = pipeline.SearchRun(validate(cfg), progress=False, say=said.append)
+    run._prepare()
+    twin = run.space.from_string("v1-sync:skip,c1,ap,c1,none")
+    assert run.standalone([twin], "landmark") == [0.123]
+    assert said[-1] == ("  from the truth table [landmark] v1-sync:skip,c1,ap,c1,none: 0.12300 "
+                        "(row v1-sync:c3,c3,ap,c1,none: the same model)")
+
+
 def test_a_truth_table_s_rows_of_other_spaces_or_none_readable_are_said(tmp_path, caplog):
     """A table with no row of the run's space stood in for nothing: every architecture
     was trained, for hours, without a word about the table."""
