@@ -706,11 +706,16 @@ def resummarize(args: argparse.Namespace, argv: list[str] | None, table: dict[st
     settings = old["settings"]
     truth = {space: {a: e["mean"] for a, e in table["architectures"].items()
                      if e["space"] == space and e["mean"] is not None} for space in settings["spaces"]}
-    for r in old["runs"]:  # the table's losses may have been updated since; its entries not
-        if set(r["scores"]) != set(truth[r["space"]]):
+    runs = []
+    for r in old["runs"]:
+        marks = old["landmarks"].get(f"{r.get('space')}_s{r.get('seed')}")
+        if r.get("space") not in truth or marks is None or not isinstance(r.get("scores"), dict):
+            raise SystemExit(f"{path}: run {r.get('name')!r} lacks its space's settings, its "
+                             "landmarks or its scores: not a file this script wrote")
+        if set(r["scores"]) != set(truth[r["space"]]):  # the losses may have been updated since
             raise SystemExit(f"{path}: run {r['name']} scored other {r['space']} architectures "
                              f"than --table {args.table} holds: pass the table it ran on")
-    runs = [{**r, "landmarks": old["landmarks"][f"{r['space']}_s{r['seed']}"]} for r in old["runs"]]
+        runs.append({**r, "landmarks": marks})
     out = {k: v for k, v in old.items() if k not in SUMMARY_KEYS}
     out["resummarized"] = {"date": _dt.datetime.now().isoformat(timespec="seconds"),
                            "command": _command(argv), "from": str(path)}
@@ -719,6 +724,8 @@ def resummarize(args: argparse.Namespace, argv: list[str] | None, table: dict[st
     thresholds = thresholds if isinstance(thresholds, dict) else dict.fromkeys(truth, thresholds)
     rules = rules if isinstance(rules, dict) else dict.fromkeys(truth, rules or "as the run set it")
     complete = report(out, runs, old["landmarks"], truth, thresholds, rules, table, args, say)
+    out.setdefault("runs", old["runs"])  # no pair to summarise: the scores are kept all the same
+    out.setdefault("landmarks", old["landmarks"])
     atomic_write_json(args.json, finite_json(out))
     say(f"wrote {args.json}")
     return 0 if complete else 1

@@ -183,16 +183,20 @@ def random_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng: rand
     return s.ranked()
 
 
-def new_models(space: SearchSpace, archs: Iterable[Arch], taken: Iterable[Arch], n: int) -> list[Arch]:
+def new_models(space: SearchSpace, archs: Iterable[Arch], taken: Iterable[Arch], n: int,
+               keep: Callable[[Arch], bool] = lambda arch: False) -> list[Arch]:
     """The first `n` of `archs` that build a model none of `taken` builds, one per
-    model: a search's picks, or a random sample, to train stand-alone."""
+    model: a search's picks, or a random sample, to train stand-alone. `keep(a)`:
+    take `a` (not one of `taken`) although its model is taken."""
+    taken = set(taken)
     keys = {space.function_key(a) for a in taken}
     out: list[Arch] = []
     for a in archs:
         if len(out) >= n:
             break
-        if space.function_key(a) not in keys:
+        if a not in taken and (space.function_key(a) not in keys or keep(a)):
             keys.add(space.function_key(a))
+            taken.add(a)
             out.append(a)
     return out
 

@@ -71,7 +71,7 @@ class SearchRun:
         self.truth: dict[str, float] = {}
         if cfg.search.truth_table:  # keyed by canonical strings
             self.truth = self._truth_table(cfg.search.truth_table)
-        # a row stands in for every string of its model
+        # a row stands in for the other strings of its model (a string's own row first)
         self.truth_rows: dict[Hashable, str] = {
             self.space.function_key(self.space.from_string(s)): s for s in self.truth}
 
@@ -102,7 +102,8 @@ class SearchRun:
         strings = [self.space.to_string(a) for a in archs]
         # A benchmark table stands in for training. Its values stay in this run: in the
         # store they would pass, for a later run of this recipe, as trained under it.
-        rows = {s: self.truth_rows.get(self.space.function_key(a)) for a, s in zip(archs, strings)}
+        rows = {s: s if s in self.truth else self.truth_rows.get(self.space.function_key(a))
+                for a, s in zip(archs, strings)}
         from_table = [s for s in strings if rows[s] and self.store.find(s, rec) is None]
         params = PathParameters(self.space, self.cfg.model) if from_table else None
         looked_up = {s: {"val_loss": self.truth[rows[s]], "params": params(self.space.from_string(s))}
@@ -178,8 +179,9 @@ class SearchRun:
         lm = self.cfg.landmarks
         rec = recipe(self.cfg, self.splits)
         stored = self.store.matching(self.space.name, rec)
-        # at most M: a store grown by earlier runs may hold more than this run asks for
-        reused = [self.space.from_string(e["arch"]) for e in stored][:lm.num]
+        # at most M (a store grown by earlier runs may hold more than this run asks
+        # for), one per model (older runs may have trained two strings of one)
+        reused = new_models(self.space, [self.space.from_string(e["arch"]) for e in stored], (), lm.num)
         tau = lm.tau if lm.tau is not None else default_tau(self.space)
         new = sample_landmarks(self.space, lm.num - len(reused), tau,
                                seeded_rng(self.cfg.seed, "landmarks"), exclude=reused) \
@@ -388,7 +390,8 @@ class SearchRun:
                             order=search_order(space, level, self.model_kw))
         # the last search scored the super-net as the run ends: finish() reads these
         self.final_scores = scores = dict(ranked)  # in rank order
-        picked = [(a, scores[a]) for a in new_models(space, scores, self.trained, cfg.search.top_k)]
+        picked = [(a, scores[a]) for a in new_models(space, scores, self.trained, cfg.search.top_k,
+                                                     keep=self._trained_here)]
         flat_paths = {a for a, score in ranked if collapsed(space, a, score, level, self.model_kw)}
         flat = len(flat_paths)
         # judged when picked: the super-net keeps training, and a path live then may
@@ -415,7 +418,15 @@ class SearchRun:
         rank_rng, n = seeded_rng(self.cfg.seed, "rank sample"), self.cfg.search.rank_samples
         # (bounded: a small space may have no untrained model left)
         draws = (self.space.sample(rank_rng) for _ in range(RANDOM_TRIES * n))
-        return new_models(self.space, draws, self.trained, n)
+        return new_models(self.space, draws, self.trained, n, keep=self._trained_here)
+
+    def _trained_here(self, arch: Arch) -> bool:
+        """Whether this run trained `arch` stand-alone already. Depthnas before one
+        string per model could pick two strings of one model; a run it started keeps
+        such picks when resumed, as its super-net trained with them as landmarks."""
+        s = self.space.to_string(arch)
+        return finished_training(self.out / "standalone" / arch_slug(s), s,
+                                 recipe(self.cfg, self.splits)) is not None
 
     def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> dict[str, Any]:
         space, cfg = self.space, self.cfg

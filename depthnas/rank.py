@@ -151,7 +151,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     if len(archs) < 2:
         raise ValueError(f"{truth_path}: fewer than two architectures of space {space.name} to "
                          f"rank ({usable} usable; {skipped} are the run's landmarks, {picked} "
-                         "its search's picks, "
+                         "its search's picks (or build one of their models), "
                          f"{foreign} belong to other spaces, {len(invalid)} could not be read)")
     _check_order(values, truth_path)
     if usable != len(archs):

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from depthnas.config import SearchConfig
-from depthnas.evolution import evolutionary_search, random_search
+from depthnas.evolution import evolutionary_search, new_models, random_search
 from depthnas.spaces import get_space
 
 SPACE = get_space("v1-sync")
@@ -249,3 +249,15 @@ def test_each_purpose_draws_its_own_random_stream():
         streams += [first(seeded_rng(seed, "rank sample")), first(seeded_rng(seed, "landmarks"))]
         assert len({tuple(s) for s in streams}) == len(streams)
         assert first(seeded_rng(seed, "search", 1)) == first(seeded_rng(seed, "search", 1))  # resumable
+
+
+def test_new_models_takes_one_string_per_model_unless_told_to_keep_one():
+    """Picks and ranking samples: one string per model, none of a model trained; `keep`
+    takes a twin all the same (a run of an older depthnas trained both, and resumes)."""
+    twin_a, twin_b, twin_c = (SPACE.from_string(f"v1-sync:{s}") for s in
+                              ("c3,c3,ap,c1,none", "skip,c1,ap,c1,none", "none,none,ap,c1,none"))
+    other = SPACE.from_string("v1-sync:c1,c3,skip,ap,c3")
+    assert new_models(SPACE, [twin_b, twin_c, other], [twin_a], 2) == [other]
+    assert new_models(SPACE, [twin_a, twin_b, other, twin_c], [], 2) == [twin_a, other]
+    assert new_models(SPACE, [twin_a, twin_b, other], [twin_a], 3,
+                      keep=lambda a: a == twin_b) == [twin_b, other]

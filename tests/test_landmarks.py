@@ -316,6 +316,24 @@ def test_a_search_reuses_stored_landmarks_only_of_its_own_seed(tmp_path, capsys)
             assert "seed: stored 0, this run 1" in printed
 
 
+def test_stored_landmarks_are_reused_one_per_model(tmp_path):
+    """A store filled by an older depthnas may hold two strings of one model (it could
+    pick both): a new run reuses one of them, and draws the rest anew."""
+    from depthnas.config import Config
+    from depthnas.pipeline import SearchRun
+    from depthnas.recipe import recipe
+    space, store_path = get_space("v1-sync"), tmp_path / "store.json"
+    cfg = Config(space="v1-sync", seed=0, out=str(tmp_path / "run"))
+    store = LandmarkStore(store_path)
+    stored = ["v1-sync:c3,c3,ap,c1,none", "v1-sync:skip,c1,ap,c1,none", "v1-sync:c3,c3,c3,c3,c3"]
+    for loss, arch in enumerate(stored):  # the first two: 3<-2 none, node 2 idle
+        store.add(arch, "v1-sync", 0.1 + loss, recipe(cfg))
+    cfg.landmarks.store, cfg.landmarks.num = str(store_path), 4
+    landmarks = SearchRun(cfg, say=lambda _: None)._initial_landmarks()
+    assert landmarks[:2] == [stored[0], stored[2]] and len(landmarks) == 4
+    assert len({space.function_key(space.parse(a)) for a in landmarks}) == 4
+
+
 def test_a_hand_written_store_is_read_in_the_space_s_spelling_and_checked_whole(tmp_path):
     """Full op names were announced as reused and trained again (the lookup compared
     raw strings), one landmark could be drawn twice; a bad optional field failed at
