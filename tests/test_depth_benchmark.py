@@ -149,6 +149,17 @@ def test_a_finished_run_is_summarised_again_without_training(ranking_result, wor
     with pytest.raises(SystemExit, match="scored other v1-sync architectures than --table"):
         ranking_bench.main(["--table", str(tmp_path / "other.json"), "--resummarize",
                             str(work / "ranking.json"), "--json", str(out)])
+    # a file without a run's landmarks: named, not a KeyError
+    (tmp_path / "nolm.json").write_text(json.dumps({**ranking_result, "landmarks": {}}))
+    with pytest.raises(SystemExit, match="lacks its space's settings, its landmarks or its scores"):
+        ranking_bench.main(["--table", str(table_path), "--resummarize", str(tmp_path / "nolm.json"),
+                            "--json", str(out)])
+    # one arm only: nothing to compare, but its scores are not dropped from the file
+    one = {**ranking_result, "runs": ranking_result["runs"][:1]}
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    assert ranking_bench.main(["--table", str(table_path), "--resummarize", str(tmp_path / "one.json"),
+                               "--json", str(tmp_path / "one.json")]) == 1
+    assert json.loads((tmp_path / "one.json").read_text())["runs"] == one["runs"]
 
 
 def test_depthnas_rank_accepts_the_table(ranking_result, work, table_path, capsys, caplog):
