@@ -10,6 +10,7 @@ architecture (`evaluation.search_order`).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -55,6 +56,7 @@ class Search:
         self.progress = progress
         self.scores: dict[Arch, float] = {}
         self.seen: set[Hashable] = set()  # the function keys of the scored architectures
+        self.key = functools.cache(space.function_key)  # each candidate's is asked twice
         self.rejected = 0
 
     def allowed(self, arch: Arch) -> bool:
@@ -67,7 +69,7 @@ class Search:
         todo = [a for a in archs if a not in self.scores]
         for a in tqdm(todo, desc=desc, leave=False, disable=not self.progress):
             self.scores[a] = float(self._score(a))
-            self.seen.add(self.space.function_key(a))
+            self.seen.add(self.key(a))
             if not math.isfinite(self.scores[a]):
                 log.warning("%s scores %s in the super-net (its path diverged); it ranks last",
                             self.space.to_string(a), self.scores[a])
@@ -107,7 +109,7 @@ class Search:
         try:
             _set_rng_state(self.rng, data["rng"])
             self.scores = {self.space.from_string(a): s for a, s in data["scores"]}
-            self.seen = {self.space.function_key(a) for a in self.scores}
+            self.seen = {self.key(a) for a in self.scores}
             self.rejected = int(data.get("rejected", 0))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"search checkpoint {self.checkpoint} is damaged ({type(err).__name__}: "
@@ -122,7 +124,7 @@ class Search:
         evaluation and a place in the generation."""
         for _ in range(tries):
             a = make()
-            key = self.space.function_key(a)
+            key = self.key(a)
             if key not in taken and key not in self.seen and self.allowed(a):
                 taken.add(key)
                 return a
