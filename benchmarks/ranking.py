@@ -60,6 +60,7 @@ from depthnas import config as config_mod  # noqa: E402
 from depthnas.evaluation import (PathEvaluator, at_constant_level,  # noqa: E402
                                  search_order)
 from depthnas.io import atomic_write_json, atomic_write_text, finite_json, read_json  # noqa: E402
+from depthnas.evolution import new_models  # noqa: E402
 from depthnas.landmarks import default_tau  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
 from depthnas.ranking import default_threshold, kendall_tau, ranking_report  # noqa: E402
@@ -114,11 +115,8 @@ def choose_landmarks(space: SearchSpace, table_archs: list[str], num: int, tau: 
     uniformly from the table entries further than `tau` from it (the sampler's own
     draws mapped to their nearest entries came out no more spread than random ones).
     With too few that far, the farthest entries make up the rest."""
-    pool, keys = [], set()  # one string per model: two landmarks of one model rank nothing
-    for a in map(space.from_string, table_archs):
-        if space.function_key(a) not in keys:
-            keys.add(space.function_key(a))
-            pool.append(a)
+    # one string per model: two landmarks of one model rank nothing
+    pool = new_models(space, map(space.from_string, table_archs), (), len(table_archs))
     root = rng.choice(pool)
     others = [a for a in pool if a != root]
     far = [a for a in others if space.hamming(a, root) > tau]
@@ -737,6 +735,7 @@ SUMMARY_KEYS = ("unpaired_runs", "per_run", "summary", "paired_runs", "landmarks
 
 def _command(argv: list[str] | None) -> str:
     return " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
+
 
 if __name__ == "__main__":
     sys.exit(main())

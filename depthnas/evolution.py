@@ -196,8 +196,9 @@ def new_models(space: SearchSpace, archs: Iterable[Arch], taken: Iterable[Arch],
     for a in archs:
         if len(out) >= n:
             break
-        if a not in taken and (space.function_key(a) not in keys or keep(a)):
-            keys.add(space.function_key(a))
+        key = space.function_key(a)
+        if a not in taken and (key not in keys or keep(a)):
+            keys.add(key)
             taken.add(a)
             out.append(a)
     return out

@@ -131,9 +131,10 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     archs, values, skipped, picked = [], [], 0, 0
     for text, value in table.values.items():
         arch = space.from_string(text)
-        if space.function_key(arch) in landmarks:
+        key = space.function_key(arch)
+        if key in landmarks:
             skipped += 1
-        elif space.function_key(arch) in picks:
+        elif key in picks:
             picked += 1
         else:
             archs.append(arch)

@@ -42,6 +42,7 @@ from depthnas import config as config_mod
 from depthnas.cli import fixed_shape_kernels
 from depthnas.config import Config
 from depthnas.evaluation import evaluate_fixed
+from depthnas.evolution import new_models
 from depthnas.io import append_jsonl
 from depthnas.landmarks import LandmarkRegularizer, step_indices
 from depthnas.models import count_parameters, model_kwargs
@@ -331,16 +332,8 @@ def train_proxy(cfg: Config, space: SearchSpace, arch: Arch, splits: TensorSplit
 def random_archs(space: SearchSpace, n: int, rng: random.Random) -> list[Arch]:
     """n random architectures without dead cells, each building a model of its own
     (two strings that build one would be one training twice)."""
-    out: list[Arch] = []
-    seen: set = set()
-    for _ in range(1000 * max(n, 1)):
-        if len(out) >= n:
-            break
-        a = space.sample(rng)
-        if space.function_key(a) in seen or space.has_dead_cell(a):
-            continue
-        seen.add(space.function_key(a))
-        out.append(a)
+    draws = (space.sample(rng) for _ in range(1000 * max(n, 1)))
+    out = new_models(space, (a for a in draws if not space.has_dead_cell(a)), (), n)
     if len(out) < n:
         raise RuntimeError(f"only {len(out)} distinct live models found in {space.name}")
     return out
