@@ -1226,6 +1226,36 @@ def test_a_rank_that_loses_its_peers_says_so_in_one_line(monkeypatch, capsys, tm
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+def test_paths_are_calibrated_on_training_batches_and_scored_on_validation_ones(
+        run_dir, tmp_path, monkeypatch):
+    """BN statistics come from the training split (SPOS), the score from the validation
+    split, in the search and in `rank` alike: calibrating on validation batches would
+    let the score see its own data."""
+    from depthnas.evaluation import PathEvaluator
+    seen = []
+
+    class Stop(Exception):
+        pass
+    init = PathEvaluator.__init__
+
+    def spy(self, model, task, calib_set, val_set, *a, **k):
+        seen.append((list(calib_set.ids()), list(val_set.ids())))
+        init(self, model, task, calib_set, val_set, *a, **k)
+        if len(seen) == 1:
+            raise Stop  # the search's evaluator is built: no need to train on
+    monkeypatch.setattr(PathEvaluator, "__init__", spy)
+    out = tmp_path / "run"
+    with pytest.raises(Stop):
+        main(["search", *TINY, "--out", str(out)])
+    truth = _truth_of(run_dir, tmp_path / "truth.json")
+    assert main(["rank", "--run", str(run_dir), "--truth", str(truth),
+                 "--out", str(tmp_path / "rank.json"), "--no-progress"]) == 0
+    for (calib, val), run in zip(seen, (out, run_dir), strict=True):
+        splits = json.loads((run / "splits.json").read_text())
+        assert calib == splits["train"] and val == splits["val"]
+        assert not set(calib) & set(val)
+
+
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "typo"), "--resume"]) == 2
     assert "nothing to resume in" in capsys.readouterr().err

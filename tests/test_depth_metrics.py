@@ -147,7 +147,8 @@ def test_a_prediction_with_near_and_far_swapped_scores_alike_but_is_counted_inve
     loss and metrics of one the right way round. Only the fit's sign tells them apart,
     and predict shows the raw output."""
     from depthnas.depth_metrics import inverted
-    target = 0.1 + torch.rand(4, 1, 16, 16)
+    gen = torch.Generator().manual_seed(0)  # the test's own draws, whatever ran before
+    target = 0.1 + torch.rand(4, 1, 16, 16, generator=gen)
     mask = torch.ones(4, 1, 16, 16, dtype=torch.bool)
     right, swapped = 2.0 * target + 1.0, -3.0 * target + 5.0
     a, b = depth_metrics(right, target, mask), depth_metrics(swapped, target, mask)
@@ -160,8 +161,8 @@ def test_a_prediction_with_near_and_far_swapped_scores_alike_but_is_counted_inve
     assert inverted(torch.ones_like(target), target, mask) == (0, 4)
     # nor has a model that learned nothing: noise fits with a sign that is a coin toss
     # (it was counted whenever the toss came out negative)
-    noise = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    assert inverted(noise, 0.1 + torch.rand(64, 1, 16, 16), torch.ones(64, 1, 16, 16, dtype=torch.bool)) == (0, 64)
+    noise, far = torch.rand(2, 64, 1, 16, 16, generator=gen)
+    assert inverted(noise, 0.1 + far, torch.ones(64, 1, 16, 16, dtype=torch.bool)) == (0, 64)
     # a constant target whose variance is float rounding: no sign either, whatever the constant
     for level in (0.3, 0.7):
         flat = torch.full_like(target, level)

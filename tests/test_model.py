@@ -140,6 +140,9 @@ def test_missing_backbone_weights_and_unknown_backbone():
 
 
 def test_bn_recalibration_estimates_statistics_of_the_path():
+    """SPOS's recalibration: each of the path's BN layers ends with the exact mean of
+    its per-batch means and (unbiased) variances over the calibration batches, not a
+    momentum average that still remembers the reset (or the super-net's training)."""
     torch.manual_seed(0)
     space = get_space("v1-sync")
     arch = space.from_string("v1-sync:c3,c3,c3,c3,c3")
@@ -147,11 +150,24 @@ def test_bn_recalibration_estimates_statistics_of_the_path():
     batches = [torch.randn(2, 3, 64, 64) * 3 + 1 for _ in range(3)]
     feats = [net.encode(b) for b in batches]
     bns = batchnorms(net.decoder_modules())
+    inputs: dict[torch.nn.Module, list[torch.Tensor]] = {}
+    hooks = [bn.register_forward_pre_hook(lambda m, x: inputs.setdefault(m, []).append(
+        x[0].detach().double())) for bn in bns]
     n = recalibrate(net.decoder_modules(), lambda f: net.decode(f, arch), feats)
+    for h in hooks:
+        h.remove()
     assert n == 3 and not any(bn.training for bn in bns)
     used = [bn for bn in bns if bn.num_batches_tracked > 0]
     unused = [bn for bn in bns if bn.num_batches_tracked == 0]
     assert used and unused  # only the path's layers saw data
+    assert set(inputs) == set(used) and len(used) == 4 * 5  # a 3x3 conv on each edge, 4 blocks
+    for bn in used:
+        per_batch = inputs[bn]
+        assert len(per_batch) == 3
+        mean = torch.stack([x.mean((0, 2, 3)) for x in per_batch]).mean(0)
+        var = torch.stack([x.var((0, 2, 3)) for x in per_batch]).mean(0)
+        torch.testing.assert_close(bn.running_mean.double(), mean, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(bn.running_var.double(), var, rtol=1e-4, atol=1e-5)
     for bn in unused:
         assert torch.all(bn.running_mean == 0) and torch.all(bn.running_var == 1)
     assert all(bn.momentum == 0.1 for bn in bns)  # restored

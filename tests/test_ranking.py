@@ -19,6 +19,13 @@ def test_kendall_tau_by_hand():
     assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
 
 
+def test_kendall_tau_is_tau_b_with_ties():
+    """Tied losses (two architectures trained to one value) count as neither
+    concordant nor discordant, and tau-b's denominator corrects for them:
+    5 / sqrt(5 * 6), where tau-a would give 5/6 and tau-c 0.9375."""
+    assert kendall_tau([0.1, 0.1, 0.2, 0.3], [1, 2, 3, 4]) == pytest.approx(5 / 30 ** 0.5)  # 0.913
+
+
 def test_sparse_kendall_tau_treats_close_truth_values_as_ties():
     truth = [0.100, 0.101, 0.200, 0.201]
     predicted = [2, 1, 4, 3]  # swaps only within noise-level pairs

@@ -65,6 +65,19 @@ def test_linear_ramp_for_constant_and_decreasing():
     assert step[100] == LAMBDA_MAX and step[549] == LAMBDA_MAX and step[551] == LAMBDA_MAX / 10
 
 
+def test_a_ramp_after_a_warm_up_spans_its_fraction_of_the_whole_run():
+    """ramp, like warmup, is a fraction of all of training (the paper's 10 epochs of
+    the run), not of what the warm-up leaves: 0.2 of warm-up and 0.1 of ramp put
+    lambda at half way at 0.25 and at lambda_max from 0.30."""
+    const = curve("constant", warmup=0.2, ramp=0.1)
+    assert const[200] == 0.0 and const[250] == pytest.approx(LAMBDA_MAX / 2)
+    assert const[300] == pytest.approx(LAMBDA_MAX) and const[-1] == LAMBDA_MAX
+    dec = curve("cosine-decreasing", warmup=0.2, ramp=0.1)
+    assert dec[250] == pytest.approx(LAMBDA_MAX / 2) and dec[300] == pytest.approx(LAMBDA_MAX)
+    # the cosine then runs over the 0.7 left: half way at 0.65, zero at the end
+    assert dec[650] == pytest.approx(LAMBDA_MAX / 2) and dec[-1] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_unknown_schedule():
     with pytest.raises(ValueError, match="unknown lambda schedule 'linear'"):
         landmark_lambda(0.5, 10, "linear")

@@ -329,6 +329,15 @@ def test_ssitrim_drops_exactly_the_largest_fraction(trim: float, expected: float
     assert got.item() == pytest.approx(expected, abs=1e-6)
 
 
+def test_ssitrim_drops_the_largest_20_percent_unless_told_otherwise():
+    """REFERENCE section 2: the trimmed MAE drops the largest 20% of residuals. The
+    config name `ssitrim` builds the loss with its defaults, so they are the recipe."""
+    default = build_loss("ssitrim")
+    assert default.trim == 0.2 and default.alpha == 0.5
+    pred, target, mask = _trim_case()
+    assert build_loss("ssitrim", alpha=0.0)(pred, target, mask).item() == pytest.approx(4 / 20)
+
+
 def test_ssitrim_ignores_huge_outliers_within_the_trim():
     # Values -50 and 50 swap places: two residuals of 100 (20% of 10 valid pixels),
     # every other residual is exactly 0, and both maps keep median 0 and mean |x| = 10.

@@ -169,7 +169,8 @@ def test_no_readable_checkpoint_is_a_clear_error(tmp_path):
 
 def test_the_landmark_penalty_trains_the_super_net(tmp_path):
     """The hinge of a violated pair reaches the optimizer: an op that only a landmark
-    uses (off the sampled path) is trained through the penalty, and by nothing else."""
+    uses (off the sampled path) is trained through the penalty, and by nothing else.
+    The step minimises L = L_s + lambda * R (paper Eq. 6): added, at lambda's weight."""
     path = SPACE.from_string("v2-sync:c1,c1,c1,c1,c1+bic")  # no 3x3 conv, no pixel shuffle
     batch = {k: torch.stack([b[k] for b in BlobDepth(4).items]) for k in BlobDepth(4).items[0]}
     after = {}
@@ -177,9 +178,16 @@ def test_the_landmark_penalty_trains_the_super_net(tmp_path):
         t = make_trainer(tmp_path / str(regularized), regularized=regularized)
         if regularized:
             t.regularizer.cfg = LandmarkConfig(schedule="constant")  # lambda_max at step 0
+        seen = []
+        forward = t.step_loss.forward
+        t.step_loss.forward = lambda *a, **k: seen.append(forward(*a, **k)) or seen[-1]
         logs = t.train_step(batch, path)
+        (total, task_loss, _), = seen
         if regularized:
-            assert logs["reg_violated"] == 1.0 and logs["lambda"] == 10.0
+            assert logs["reg_violated"] == 1.0 and logs["lambda"] == 10.0 and logs["reg"] > 0
+            assert total.item() == pytest.approx(task_loss.item() + 10.0 * logs["reg"], rel=1e-6)
+        else:
+            assert total is task_loss
         after[regularized] = dict(t.model.named_parameters())
     fresh = dict(make_trainer(tmp_path / "fresh", regularized=False).model.named_parameters())
     # (the second landmark ignores node 0, the coarser block: only the last block's
