@@ -109,6 +109,20 @@ def test_cifar10_batches(tmp_path, protocol):
     assert splits.manifest()["classes"][0] == "airplane"
 
 
+def test_cifar10_rows_are_red_green_blue_planes(tmp_path):
+    """The official batches store each image as 1024 red, 1024 green, then 1024 blue
+    bytes; read as pixels of three bytes, the colours mix."""
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    row = np.concatenate([np.full(1024, 255), np.zeros(1024), np.full(1024, 7)]).astype(np.uint8)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(root / name, "wb") as fh:
+            pickle.dump({b"data": np.tile(row, (2, 1)), b"labels": [0, 1]}, fh, protocol=2)
+    x = load_cifar10(root)[0]
+    assert x.shape == (10, 3, 32, 32)
+    assert (x[:, 0] == 255).all() and (x[:, 1] == 0).all() and (x[:, 2] == 7).all()
+
+
 def test_cifar10_missing_files_are_named(tmp_path):
     root = _write_cifar(tmp_path / "c")
     (root / "data_batch_3").unlink()

@@ -316,6 +316,18 @@ def test_nyu_sync_layout_scene_grouped_splits(tmp_path):
     np.testing.assert_allclose(disp[:, 4:], 1.0 / (np.round(_depth_m(0) * 1000) / 1000)[:, 4:], rtol=1e-5)
 
 
+def test_nyu_sync_sessions_of_one_room_are_one_split_group(tmp_path):
+    """kitchen_0028a and kitchen_0028b film one kitchen: split apart, near-duplicate
+    frames of it would sit in train and val at once."""
+    for scene in ("kitchen_0028a", "kitchen_0028b", "office_0001"):
+        d = tmp_path / "sync" / scene
+        _save_rgb(d / "rgb_00001.jpg", _rgb(0))
+        _save_png(d / "sync_depth_00001.png", np.round(_depth_m(0) * 1000).astype(np.uint16))
+    refs, problems = NYUv2SyncReader(tmp_path).index()
+    assert not problems
+    assert sorted(r.group for r in refs) == ["sync/kitchen_0028", "sync/kitchen_0028", "sync/office_0001"]
+
+
 def test_scene_folders_that_are_symlinks_are_read(tmp_path):
     """A dataset assembled from links (a shared copy linked into a project) read as empty."""
     def link_children(real, linked):

@@ -161,6 +161,35 @@ def test_nyuv2_is_capped_at_10_m_by_default(tmp_path, model, capsys):
     assert json.loads(uncapped.read_text())["depth_cap"] is None
 
 
+def test_the_depth_cap_leaves_farther_ground_truth_out_of_the_metrics(tmp_path, model,
+                                                                      monkeypatch):
+    """The cap reaches the metrics, not only the report: on a map whose right half lies
+    beyond 10 m, the capped AbsRel, delta1 and RMSE are those of the nearer half."""
+    import torch
+    from depthnas import models
+    from depthnas.depth_metrics import depth_metrics
+    rng = np.random.default_rng(0)
+    depth_mm = rng.integers(500, 9000, size=(48, 64)).astype(np.uint16)
+    depth_mm[:, 32:] = rng.integers(12000, 30000, size=(48, 32))
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "depth").mkdir()
+    cv2.imwrite(str(root / "images" / "a.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    cv2.imwrite(str(root / "depth" / "a.png"), depth_mm)
+    disparity = torch.from_numpy(1000.0 / depth_mm.astype(np.float32))[None]
+    pred = disparity * (1 + 0.3 * torch.from_numpy(rng.standard_normal((48, 64)).astype(np.float32)))
+    # a model whose prediction the test knows, at the image's own size
+    monkeypatch.setattr(models, "load_depth_model",
+                        lambda path, device: (lambda x: pred[None], {"image_size": [64, 64]}))
+    report = evaluate(model, f"folder:{root}", depth_kind="depth", depth_cap=10.0, progress=False)
+    everywhere = torch.ones(1, 48, 64, dtype=torch.bool)
+    capped = depth_metrics(pred, disparity, everywhere, depth_cap=10.0)
+    uncapped = depth_metrics(pred, disparity, everywhere)
+    assert capped["rmse"] < 0.5 * uncapped["rmse"]  # 1.5 m against 4.6: the cap matters here
+    for k in ("absrel", "delta1", "rmse"):
+        assert report[k] == pytest.approx(capped[k], rel=1e-4), k
+
+
 def test_redweb_farthest_level_is_evaluated_as_in_training(tmp_path):
     """RD 254 is ReDWeb's farthest valid level (disparity 0): training keeps it, so the
     evaluation's SSI must too (the depth metrics skip it: it has no finite depth)."""

@@ -105,6 +105,23 @@ def test_unknown_space():
     assert {"v1-sync", "v1-nonsync", "v2-sync", "v2-nonsync"} <= set(list_spaces())
 
 
+def test_edge_ops_compute_what_nas_bench_201_s_do():
+    """nor_conv = ReLU -> Conv(no bias, stride 1) -> BN, and the 3x3 average pool leaves
+    its zero padding out of the mean; a parameter count cannot see either."""
+    import torch
+    from depthnas.spaces.ops import make_edge_op
+    x = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(0))
+    for name, k in (("nor_conv_1x1", 1), ("nor_conv_3x3", 3)):
+        relu, conv, bn = op = make_edge_op(name, 4).eval()
+        assert conv.kernel_size == (k, k) and conv.stride == (1, 1) and conv.bias is None
+        torch.nn.init.normal_(bn.running_mean)  # so the order of the three shows
+        torch.testing.assert_close(op(x), bn(conv(torch.relu(x))))
+    ones = torch.ones(1, 4, 5, 5)
+    torch.testing.assert_close(make_edge_op("avg_pool_3x3", 4)(ones), ones)  # corners 1, not 4/9
+    torch.testing.assert_close(make_edge_op("skip_connect", 4)(x), x)
+    assert not make_edge_op("none", 4)(x).any()
+
+
 def test_uniform_sampling_covers_every_op():
     space = get_space("v1-sync")
     rng = random.Random(1)

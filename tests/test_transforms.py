@@ -1,6 +1,7 @@
 """MiDaS-style transforms: resize rule, crops, target/mask handling, randomness, inference input."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -199,6 +200,20 @@ def test_prepare_image_normalises_with_imagenet_stats():
     assert grey.shape == (1, 3, 64, 64)
     with pytest.raises(ValueError, match="uint8"):
         prepare_image(rgb.astype(np.float32), 64)
+
+
+def test_images_are_resized_bicubically_in_training_and_at_inference():
+    """REFERENCE section 6: image cubic (target nearest). A ramp cannot tell cubic from
+    linear, noise can: they differ by up to 57 grey levels here."""
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    cubic = cv2.resize(rgb, (96, 64), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    mean, std = np.array(IMAGENET_MEAN, np.float32) * 255, np.array(IMAGENET_STD, np.float32) * 255
+    # (64, 96) is this image's MiDaS size: resized, not cropped
+    trained = DepthTransform((64, 96))(rgb, np.ones((48, 80), np.float32), np.ones((48, 80), bool))
+    served = prepare_image(rgb, 96)[0]
+    for x in (trained["image"], served):
+        assert x.shape == (3, 64, 96)
+        np.testing.assert_allclose(x.numpy().transpose(1, 2, 0) * std + mean, cubic, atol=0.01)
 
 
 def test_the_target_is_resized_onto_the_same_pixel_centres_as_the_image():
