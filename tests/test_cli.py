@@ -107,6 +107,59 @@ def test_search_writes_the_promised_files(run_dir, capsys):
     assert lam["steps"][-1] == max(steps)
 
 
+def test_best_arch_json_holds_the_best_s_own_scores(run_dir):
+    best = json.loads((run_dir / "best_arch.json").read_text())
+    results = json.loads((run_dir / "results.json").read_text())
+    [entry] = [a for a in results["architectures"] if a["arch"] == best["string"]]
+    assert best["val_loss"] == entry["val_loss"] and best["params"] == entry["params"]
+    assert best["supernet_score"] == entry["supernet_score"] == results["best"]["supernet_score"]
+
+
+def test_the_landmark_warm_up_counts_the_epochs_of_every_iteration(tmp_path, monkeypatch):
+    """landmarks.warmup_epochs is in epochs of the whole super-net training (iterations
+    x epochs): 1 of TINY's 2 here, so lambda is 0 over the first half of the steps and
+    reaches lambda_max at the last. Counted in one iteration's epochs, the warm-up
+    would stretch T-fold, or fill the run."""
+    from depthnas import pipeline
+    built = []
+
+    class Stop(Exception):
+        pass
+    init = pipeline.Trainer.__init__
+
+    def spy(self, *a, **k):
+        init(self, *a, **k)
+        if k.get("name") == "supernet":  # built, with its regularizer: enough
+            built.append(self)
+            raise Stop
+    monkeypatch.setattr(pipeline.Trainer, "__init__", spy)
+    with pytest.raises(Stop):
+        main(["search", *TINY, "--set", "landmarks.warmup_epochs=1", "--out", str(tmp_path / "run")])
+    [trainer] = built
+    n = trainer.total_steps
+    lam = [trainer.regularizer.lam(step, n) for step in range(n)]
+    assert n == 2 * 2 and lam[:2] == [0.0, 0.0] and 0 < lam[2] < lam[3] == 10.0
+
+
+def test_ranking_samples_are_never_models_trained_already():
+    """A ranking sample that builds a landmark's or a pick's model would be relabelled
+    `rank` and put into the Kendall tau set, which the paper keeps them out of."""
+    from depthnas.config import Config
+    from depthnas.pipeline import SearchRun
+    from depthnas.runtime import seeded_rng
+    from depthnas.spaces import get_space
+    run = SearchRun.__new__(SearchRun)  # only what _rank_samples reads
+    run.cfg, run.space = Config(), get_space("v1-sync")
+    run.cfg.search.rank_samples = 3
+    rng = seeded_rng(run.cfg.seed, "rank sample")
+    first = [run.space.sample(rng) for _ in range(6)]  # the draws the sample starts with
+    run.trained = {a: {"role": "landmark"} for a in first}
+    run._trained_here = lambda arch: False
+    picked = run._rank_samples()
+    taken = {run.space.function_key(a) for a in first}
+    assert len(picked) == 3 and not taken & {run.space.function_key(a) for a in picked}
+
+
 def test_existing_run_needs_resume(run_dir, capsys):
     assert main(["search", *TINY, "--out", str(run_dir)]) == 2
     assert "already holds a run; pass --resume" in capsys.readouterr().err

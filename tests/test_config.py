@@ -288,3 +288,15 @@ def test_the_library_draws_as_many_synthetic_scenes_as_a_run_by_default():
     assert DataConfig().synthetic_samples == SYNTHETIC_SAMPLES == 512
     for f in (build_splits, raw_samples):
         assert inspect.signature(f).parameters["synthetic_samples"].default == SYNTHETIC_SAMPLES
+
+
+def test_a_resume_may_change_where_and_how_fast_a_run_goes_not_what_it_computes():
+    """Another machine (loader workers, device, compile, memory layout) may continue a
+    run; another batch size would compute another run, and is named."""
+    cfg = C.Config()
+    recorded = C.run_record(cfg)
+    cfg.data.num_workers, cfg.device, cfg.supernet.compile = 8, "cpu", True
+    cfg.standalone.channels_last = True
+    assert C.record_changes(recorded, cfg) == []
+    cfg.data.batch_size = 4
+    assert C.record_changes(recorded, cfg) == ["data.batch_size: 8 then, 4 now"]

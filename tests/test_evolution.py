@@ -32,6 +32,26 @@ def test_evolution_finds_the_optimum_and_never_scores_one_model_twice():
     assert len(seen) == 20 * 50                   # 50 new candidates in each of 20 generations
 
 
+def test_each_generation_makes_as_many_mutants_and_crossovers_as_configured(monkeypatch):
+    """mutations and crossovers are two counts (SPOS: 25 and 25); equal by default, so a
+    loop over the wrong one would pass every search above."""
+    space = get_space("v1-nonsync")  # 9.5e13 architectures: no duplicate to draw again
+    fresh, calls = iter(range(1, 10**6)), {"mutate": 0, "crossover": 0}
+
+    def mutate(self, arch, rng, prob=None):
+        calls["mutate"] += 1
+        return self.sample(random.Random(next(fresh)))
+
+    def crossover(self, a, b, rng):
+        calls["crossover"] += 1
+        return self.sample(random.Random(-next(fresh)))
+    monkeypatch.setattr(type(space), "mutate", mutate)
+    monkeypatch.setattr(type(space), "crossover", crossover)
+    cfg = SearchConfig(population=12, generations=3, parents=4, mutations=5, crossovers=2)
+    evolutionary_search(space, lambda a: float(hash(a) % 1000), cfg, random.Random(0), progress=False)
+    assert calls == {"mutate": 2 * 5, "crossover": 2 * 2}  # generations 2 and 3; 1 is random
+
+
 def test_mutants_resample_genes_with_the_configured_probability(monkeypatch):
     """SPOS evolution: each gene of a mutant is resampled with probability 0.1
     (mutation_prob), not the landmark sampler's one-gene change."""

@@ -431,3 +431,24 @@ def test_the_samples_digest_is_of_ids_not_of_the_messages_of_skipped_files():
     one = samples_digest(Splits(["x.png: cannot read (libpng 1.6)"], ["d"]))
     assert samples_digest(Splits(["x.png: cannot read (libpng 1.7)"], ["d"])) == one
     assert samples_digest(Splits([], ["d", "e"])) != one
+
+
+def test_every_landmark_but_the_root_lies_exactly_tau_plus_one_genes_away():
+    """Algorithm 1's walk restarts at the root after every architecture beyond tau,
+    kept or not (a duplicate too): so landmark_problem's count of those tau + 1 away
+    is what the sampler can reach."""
+    v1 = get_space("v1-sync")
+    for seed in range(5):
+        root, *rest = sample_landmarks(v1, 12, 0, random.Random(seed))
+        assert [v1.hamming(a, root) for a in rest] == [1] * 11, seed
+        root, *rest = sample_landmarks(v1, 60, 2, random.Random(seed))
+        assert {v1.hamming(a, root) for a in rest} == {3}, seed
+
+
+def test_a_result_added_again_replaces_the_one_before(tmp_path):
+    store = LandmarkStore(tmp_path / "landmarks.json")
+    recipe = {"space": "v1-sync", "epochs": 1}
+    store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.5, recipe)
+    store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.2, recipe)
+    assert len(store.entries) == 1 and store.find("v1-sync:c3,c3,c3,c3,c3", recipe)["val_loss"] == 0.2
+    assert len(json.loads((tmp_path / "landmarks.json").read_text())["entries"]) == 1

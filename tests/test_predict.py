@@ -437,3 +437,37 @@ def test_a_photo_over_pils_warning_level_is_read_and_one_over_its_error_level_na
     assert read_photo(big).shape == (10, 15, 3)
     with pytest.raises(ImageReadError, match="huge.png: too many pixels to read"):
         read_photo(huge)
+
+
+def _estimator(image_size, forward):
+    """A DepthEstimator whose network output the test writes."""
+    from depthnas.export.inference import DepthEstimator, ModelInfo
+
+    class Known(DepthEstimator):
+        def _forward(self, x):
+            return forward(x)
+    estimator = Known()
+    estimator.info = ModelInfo(source=Path("known"), backend="test", arch="", space="",
+                               backbone="", image_size=image_size, parameters=0)
+    return estimator
+
+
+def test_the_map_is_resized_back_to_the_photo_without_overshoot():
+    """Bilinear: a cubic resize (MiDaS' choice) rings at edges, inventing depth outside
+    the range the network gave."""
+    def step_edge(x):
+        out = np.zeros(x.shape[-2:], np.float32)
+        out[:, x.shape[-1] // 2:] = 1.0
+        return out
+    depth = _estimator((64, 64), step_edge).predict(np.zeros((100, 150, 3), np.uint8))
+    assert depth.shape == (100, 150) and depth.min() >= 0.0 and depth.max() <= 1.0
+
+
+def test_a_model_trained_on_a_non_square_size_sees_photos_at_its_longer_side():
+    seen = []
+
+    def forward(x):
+        seen.append(tuple(x.shape[-2:]))
+        return np.zeros(x.shape[-2:], np.float32)
+    _estimator((64, 96), forward).predict(np.zeros((64, 96, 3), np.uint8))
+    assert seen == [(64, 96)]

@@ -174,3 +174,17 @@ def test_a_ranking_of_super_net_scores_at_the_constant_level_is_called_noise(tmp
     text = write_report(tmp_path, summary(live, perfect, constant_prediction_loss=0.20036,
                                           search_constant_loss=0.20036)).read_text()
     assert "in the final super-net: its order" not in text
+
+
+def test_the_best_searched_pick_named_beside_a_landmark_winner_is_the_lowest_loss_pick(tmp_path):
+    archs = [arch("c3,c3,c3,c3,c3", "landmark", 0.10, 0.3), arch("c1,c1,c1,c1,c1", "top-1", 0.25, 0.3),
+             arch("ap,c1,c1,c1,c1", "top-2", 0.15, 0.3), arch("skip,c1,c1,c1,c1", "top-2", 0.35, 0.3)]
+    text = write_report(tmp_path, summary(archs, rank_samples=0)).read_text()
+    assert "- best searched pick: `v1-sync:ap,c1,c1,c1,c1` (top-2, stand-alone SSI loss 0.15000)" in text
+
+
+def test_training_curves_mark_the_boundaries_between_iterations_not_the_end():
+    from depthnas.report import _iteration_ends
+    log = [{"phase": "supernet", "step": s} for s in (1, 2)] + [{"phase": "search"}] + \
+          [{"phase": "supernet", "step": s} for s in (3, 4)] + [{"phase": "search"}]
+    assert _iteration_ends(log) == [2]
