@@ -28,23 +28,26 @@ class PredictReport:
 
 
 def collect_inputs(path: str | Path, out_dir: str | Path | None = None
-                   ) -> tuple[list[Path], list[Path]]:
-    """(images to predict, images left out). A file is taken as given (a bad one is
-    reported later); a folder gives its images, except, when it is also the output
-    folder, those named as predict's outputs: the depth maps it wrote there, and the
-    ones it did not (a sensor's `a-depth.png` beside `a.png`), which are left out
-    too but returned, to be reported."""
+                   ) -> tuple[list[Path], list[Path], list[Path]]:
+    """(images to predict, images left out to report, depth maps left out). A file is
+    taken as given (a bad one is reported later). A folder gives its images but the
+    depth maps an earlier predict wrote (their PNGs carry its mark), whatever --out is:
+    predicted again they gave depth maps of depth maps. When the folder is also the
+    output folder, files named as predict's outputs that it did not write (a sensor's
+    `a-depth.png` beside `a.png`) are left out too, and reported."""
     path = Path(path)
     if path.is_file():
-        return [path], []
+        return [path], [], []
     if path.is_dir():
         found = sorted(p for p in path.iterdir()
                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        ours = [p for p in found if p.name.endswith(OUTPUT_SUFFIXES)
+                and written_by_depthnas(p, {"png16": p})]
+        found = [p for p in found if p not in ours]
         if out_dir is None or Path(out_dir).resolve() != path.resolve():
-            return found, []
+            return found, [], ours
         named = [p for p in found if p.name.endswith(OUTPUT_SUFFIXES)]
-        return ([p for p in found if p not in named],
-                [p for p in named if not written_by_depthnas(p, {"png16": p})])
+        return [p for p in found if p not in named], named, ours
     raise FileNotFoundError(f"input not found: {path}")
 
 
@@ -114,8 +117,12 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
         raise ValueError(f"--out {out_dir} is a file; it must name a folder for the predictions")
     check_parent_folders(out_dir)
     check_colormap(colormap)
-    paths, left_out = collect_inputs(inputs, out_dir)
+    paths, left_out, earlier = collect_inputs(inputs, out_dir)
     report = PredictReport()
+    if earlier and Path(out_dir).resolve() != Path(inputs).resolve():
+        tqdm.write(f"note: left out {len(earlier)} depth map(s) an earlier predict wrote in "
+                   f"{inputs} ({', '.join(p.name for p in earlier[:3])}"
+                   f"{', ...' if len(earlier) > 3 else ''})", file=sys.stderr)
     for path in left_out:
         report.skipped.append((path, f"{path}: named as predict's outputs "
                                      f"({', '.join(OUTPUT_SUFFIXES)}) in the --out folder (a "
@@ -123,7 +130,8 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
         tqdm.write(f"skipped {report.skipped[-1][1]}", file=sys.stderr)
     if not paths:
         raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})" +
-                                (f"; {len(left_out)} named as predict's outputs" if left_out else "") +
+                                (f"; {len(left_out) + len(earlier)} named as predict's outputs"
+                                 if left_out or earlier else "") +
                                 _subfolders_with_images(inputs))
     stems = unique_stems(paths)
     for note in _shared_name_notes(stems, out_dir):

@@ -410,6 +410,27 @@ def test_a_file_predict_did_not_write_is_never_overwritten(onnx_file: Path, phot
     assert "2 image(s)" in capsys.readouterr().out
 
 
+def test_depth_maps_predict_wrote_are_no_photos_for_a_later_predict(onnx_file: Path, photos: Path,
+                                                                   tmp_path: Path, capsys) -> None:
+    """Predicted into the photos' folder, then from it into another: the earlier depth
+    maps were read as 6 more photos, and depth maps of depth maps written."""
+    import shutil
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    assert main(["predict", "--model", str(onnx_file), "--input", str(folder), "--out", str(folder),
+                 "--no-progress"]) == 0
+    assert "3 image(s)" in capsys.readouterr().out  # coffee, astro, ramp16 (corrupt.jpg skipped)
+    out = tmp_path / "depth"
+    assert main(["predict", "--model", str(onnx_file), "--input", str(folder), "--out", str(out),
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "3 image(s)" in captured.out
+    assert f"note: left out 6 depth map(s) an earlier predict wrote in {folder} (" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{stem}{suffix}" for stem in ("astro", "coffee", "ramp16")
+        for suffix in ("-depth.png", "-depth16.png", "-depth.npy"))
+
+
 def test_a_prediction_cut_short_leaves_no_torn_file(onnx_file: Path, photos: Path, tmp_path: Path,
                                                     monkeypatch, capsys) -> None:
     """A full disk (or Ctrl-C) half-way through a file leaves no file under its name:
