@@ -194,6 +194,29 @@ def trained_arch(out_dir: str | Path) -> str | None:
     return None
 
 
+def running_holder(out: Path) -> int | None:
+    """The pid of another depthnas process that seems to be working in `out` now: the
+    one its run lock names, if alive and (where /proc tells) a depthnas. Read, not
+    locked: closing a probe of a POSIX lock would drop this process's own locks."""
+    try:
+        pid = int((out / ".depthnas.lock").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # no /proc: alive is all there is to know
+        return pid
+    return pid if b"depthnas" in command else None  # a pid reused since the run ended
+
+
 def resolve_model_file(path: str | Path) -> Path:
     """Accept a model file, a stand-alone training folder or a search run folder."""
     path = Path(path)
@@ -205,6 +228,11 @@ def resolve_model_file(path: str | Path) -> Path:
         finished = (path / ("results.json" if kind == "search" else "result.json")).is_file()
         if kind is not None and holds_run(path) and not finished:
             what = "training" if kind == "train" else kind
+            running = running_holder(path)
+            if running is not None:
+                raise FileNotFoundError(f"{path} holds no model yet: its {what} is still running "
+                                        f"(depthnas process {running}), and writes its model "
+                                        "when it ends")
             raise FileNotFoundError(f"{path} holds no model yet: its {what} stopped before the "
                                     f"end; finish it with `depthnas {kind} --out {path} --resume`")
         raise FileNotFoundError(f"{path} holds no model.safetensors (nor best/model.safetensors)")

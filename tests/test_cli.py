@@ -1128,6 +1128,23 @@ def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkey
         assert main(command) == 2
         assert f"its training stopped before the end; finish it with `depthnas train --out {out} " \
                "--resume`" in capsys.readouterr().err
+    # a training still running in another process is not told to resume (its folder is
+    # held: the advice failed with "in use by another depthnas process")
+    import subprocess
+    import sys
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "depthnas"])
+    try:
+        (out / ".depthnas.lock").write_text(f"{other.pid}\n")
+        for command in (["export", "--run", str(out), "--out", str(tmp_path / "m.onnx")],
+                        ["evaluate", "--checkpoint", str(out), "--split", "val"]):
+            assert main(command) == 2
+            assert (f"{out} holds no model yet: its training is still running (depthnas process "
+                    f"{other.pid}), and writes its model when it ends") in capsys.readouterr().err
+    finally:
+        other.kill()
+        other.wait()
+    assert main(["evaluate", "--checkpoint", str(out)]) == 2  # ended: stopped, as before
+    assert "its training stopped before the end" in capsys.readouterr().err
 
 
 def _stop_signals_as_from_a_terminal() -> None:
