@@ -29,7 +29,7 @@ from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
 
 from .config import canonical_spec, split_spec
 from .depth_metrics import METRIC_NAMES, MetricAccumulator
-from .evaluation import inverted_note
+from .evaluation import inverted_note, learned_nothing
 from .io import atomic_write_json, check_out_file, path_arg
 
 SPLITS = ("all", "train", "reg", "val")
@@ -113,16 +113,22 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
     trained_at = tuple(meta.get("image_size") or (384, 384))
     size = net_size if net_size is not None else max(trained_at)
     acc = MetricAccumulator(depth_cap=depth_cap)
+    # the level of a model that learned nothing (one value everywhere), on the same
+    # pixels: a score means something only against it
+    constant = MetricAccumulator(depth_cap=depth_cap)
     samples = raw_samples(spec, split, image_size=trained_at, **data_kw)
     for _, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
         x = prepare_image(rgb, size).to(device)
         pred = F.interpolate(model(x), size=disparity.shape, mode="bilinear", align_corners=False)
-        acc.update(pred[:, 0].float().cpu(), torch.from_numpy(disparity).float()[None],
-                   torch.from_numpy(valid)[None])
+        target, mask = torch.from_numpy(disparity).float()[None], torch.from_numpy(valid)[None]
+        acc.update(pred[:, 0].float().cpu(), target, mask)
+        constant.update(torch.ones_like(target), target, mask)
     if acc.count == 0:
         raise ValueError(f"{spec}: no sample with valid depth to evaluate")
+    level = {k: v for k, v in constant.compute().items() if k != "inverted"}  # it has no sign
     return {"model": str(model_path), "arch": meta.get("arch"), "data": spec, "split": split,
-            "samples": acc.count, "depth_cap": depth_cap, "net_size": size, **acc.compute()}
+            "samples": acc.count, "depth_cap": depth_cap, "net_size": size, **acc.compute(),
+            "constant_prediction": level}
 
 
 def run_folder(model_path: str | Path) -> Path | None:
@@ -196,10 +202,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       net_size=args.net_size, device=args.device, progress=show_progress(args.no_progress), **kw)
     notes = {"delta1": "  (% of pixels off by > 1.25x)",
              "inverted": "  (% of images with near and far swapped, before alignment)"}
+    level = report["constant_prediction"]
+    print(f"{'':8s} {'model':>8s}  {'constant':>8s}")
     for k in METRIC_NAMES:
-        print(f"{k:8s} {report[k]:.5f}{notes.get(k, '')}")
+        at_constant = f"{level[k]:8.5f}" if k in level else " " * 8
+        print(f"{k:8s} {report[k]:8.5f}  {at_constant}{notes.get(k, '')}")
     print(f"on {report['samples']} sample(s) of {data} "
-          f"[{'all: scenes no run trains on' if unseen_scenes(data, args.split) else args.split}]")
+          f"[{'all: scenes no run trains on' if unseen_scenes(data, args.split) else args.split}]; "
+          "constant: one value everywhere, a model that learned nothing")
+    if learned_nothing(report["ssi"], level["ssi"]):
+        print(f"warning: the model's SSI {report['ssi']:.5f} is no better than a constant "
+              f"prediction's {level['ssi']:.5f} (or within 1% of it): it learned nothing of this data",
+              file=sys.stderr)
     note = inverted_note(report["inverted"], "images")
     if note:
         print(f"warning: {note}", file=sys.stderr)

@@ -99,8 +99,39 @@ def test_a_model_with_near_and_far_swapped_scores_well_and_is_called_inverted(
     report = json.loads(out.read_text())
     assert report["absrel"] == pytest.approx(0.0, abs=1e-4) and report["inverted"] == 100.0
     captured = capsys.readouterr()
-    assert "inverted 100.00000  (% of images with near and far swapped" in captured.out
+    [line] = [row for row in captured.out.splitlines() if row.startswith("inverted")]
+    assert line.startswith("inverted 100.00000 ") and line.endswith("(% of images with near and far "
+                                                                      "swapped, before alignment)")
     assert "warning: on 100% of the images the model's output has near and far swapped" in captured.err
+
+
+def test_scores_are_shown_beside_a_constant_prediction_s_on_the_same_pixels(
+        motorcycle, model, monkeypatch, capsys, tmp_path):
+    """A loss means something only against that of a model that learned nothing: one
+    value everywhere, scored on the same samples, pixels and cap."""
+    import torch
+    root, disp = motorcycle
+    truth = torch.from_numpy(np.where(np.isfinite(disp), disp, 0).astype(np.float32))[None, None]
+    reports = {}
+    for name, output in (("right", lambda x: 2 * truth + 1), ("flat", lambda x: torch.ones_like(truth))):
+        monkeypatch.setattr("depthnas.models.load_model",
+                            lambda path, device, output=output: (output, {"image_size": [384, 384]}))
+        out = tmp_path / f"{name}.json"
+        assert main(["evaluate", "--checkpoint", str(model), "--data", f"folder:{root}",
+                     "--depth-kind", "disparity", "--out", str(out), "--no-progress"]) == 0
+        reports[name] = json.loads(out.read_text()), capsys.readouterr()
+    (right, said), (flat, flat_said) = reports["right"], reports["flat"]
+    assert right["constant_prediction"] == flat["constant_prediction"]  # the data's, not the model's
+    level = right["constant_prediction"]
+    assert set(level) == {"ssi", "absrel", "delta1", "rmse"}
+    assert right["ssi"] == pytest.approx(0.0, abs=1e-6) and level["ssi"] > 0.01
+    for k in level:  # the flat model is that constant
+        assert flat[k] == pytest.approx(level[k], rel=1e-5), k
+    assert said.out.splitlines()[:2] == ["            model  constant",
+                                         f"ssi       0.00000  {level['ssi']:8.5f}"]
+    assert "learned nothing of this data" not in said.err
+    assert (f"warning: the model's SSI {flat['ssi']:.5f} is no better than a constant prediction's "
+            f"{level['ssi']:.5f} (or within 1% of it): it learned nothing of this data") in flat_said.err
 
 
 def test_depth_folder_is_evaluated_in_disparity(tmp_path, model, monkeypatch):
