@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "(default: the newest run under --runs)")
     d.add_argument("--runs", default="runs", type=path_arg, help="where to look for runs without --model")
     d.add_argument("--host", default="127.0.0.1",
-                   help="address to serve on (0.0.0.0 exposes the demo to the network)")
+                   help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 "
+                        "exposes the demo to the network)")
     d.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     d.add_argument("--device", default="cpu",
                    help="cpu | cuda | auto (ONNX models: onnxruntime's CPU or CUDA provider)")
