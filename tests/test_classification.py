@@ -258,6 +258,13 @@ def test_truth_accuracy_is_read_as_error_rate(tmp_path):
         load_truth(js)
 
 
+def test_a_classification_error_rate_of_one_is_an_error_rate():
+    from depthnas.truth import for_space
+    space = get_space("nb201")
+    arch = space.to_string(space.sample(random.Random(0)))
+    assert list(for_space({arch: 1.0}, space, "t.json").values.values()) == [1.0]
+
+
 # ---- benchmark adapter -----------------------------------------------------------------
 class _StubAPI:
     """Stands in for nats_bench's topology API: same query methods, our numbers."""

@@ -983,3 +983,21 @@ def test_file_names_that_are_not_utf8_are_read_and_reported(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert b"3 readable sample(s)" in proc.stdout and b"orph\xe9.jpg has no depth map" in proc.stdout
+
+
+def test_a_scene_split_that_starves_train_falls_back_to_a_per_sample_split():
+    """Whole scenes can overshoot val and reg and leave train a sample or two: below half
+    its intended size the split goes per sample."""
+    from depthnas.datasets.base import SampleRef
+    from depthnas.datasets.splits import assign_groups, split_counts
+    sizes = {"a": 5, "b": 4, "c": 1}
+    refs = [SampleRef(id=f"{g}/{i}", image="", depth="", group=g)
+            for g, k in sizes.items() for i in range(k)]
+    n_train = split_counts(len(refs), 0.3, 0.3)[0]
+    per_sample = 0
+    for seed in range(30):
+        train, reg, val, whole = assign_groups(refs, seed, 0.3, 0.3, warn=False)
+        per_sample += whole is False
+        assert len(train) >= n_train // 2, (seed, len(train))
+        assert len(train) + len(reg) + len(val) == len(refs)
+    assert per_sample  # some seeds drew scenes that starved train

@@ -444,6 +444,16 @@ def test_a_super_net_whose_live_paths_all_score_worse_than_a_constant_is_flagged
     assert "Near collapse" in text and "SPOS+landmarks seed 0 (0%)" in text
 
 
+def test_table4_gives_the_mean_and_sample_std_of_the_finite_values():
+    """mean +- std over seeds: the sample std (ddof = 1), and a seed whose tau is
+    undefined (NaN: one side all ties) counted out, not averaged in as NaN."""
+    import math
+    s = ranking_bench.mean_std([0.1, 0.3, 0.5])
+    assert s["mean"] == pytest.approx(0.3) and s["std"] == pytest.approx(0.2)  # population: 0.163
+    s = ranking_bench.mean_std([0.2, math.nan, 0.4, None])
+    assert s["n"] == 2 and s["mean"] == pytest.approx(0.3) and s["std"] == pytest.approx(math.sqrt(0.02))
+
+
 def test_the_methods_are_compared_seed_by_seed():
     """Both arms of a seed share its landmarks and evaluation set: the summary holds the
     per-seed difference, and one value has no standard deviation (it printed +- 0.000)."""

@@ -452,3 +452,30 @@ def test_a_result_added_again_replaces_the_one_before(tmp_path):
     store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.2, recipe)
     assert len(store.entries) == 1 and store.find("v1-sync:c3,c3,c3,c3,c3", recipe)["val_loss"] == 0.2
     assert len(json.loads((tmp_path / "landmarks.json").read_text())["entries"]) == 1
+
+
+def test_the_stochastic_pairs_are_drawn_again_every_step(monkeypatch):
+    """Eq. 6 with m = 1 pair a step: drawn from one fixed seed, every step penalised the
+    same pair, and the other landmarks' order was never trained."""
+    space = get_space("v1-sync")
+    landmarks = [(space.sample(random.Random(i)), float(i)) for i in range(5)]
+    reg = LandmarkRegularizer(landmarks, BlobDepth(4, seed=1), DepthTask(), LandmarkConfig(pairs=1),
+                              batch_size=4, device="cpu")
+    seen = []
+
+    def penalty(model, batch, pairs):
+        seen.append(tuple(pairs[0]))
+        return torch.tensor(0.0), 0
+    monkeypatch.setattr(reg, "penalty", penalty)
+    monkeypatch.setattr(reg, "batch", lambda step: {})
+    for step in range(50, 80):
+        reg(None, step, 100)
+    assert len(seen) == 30 and len(set(seen)) >= 5  # of the 10 pairs
+
+
+def test_the_regularizer_split_is_shuffled_again_every_pass():
+    from depthnas.landmarks import step_indices
+    first = [step_indices(8, 4, 0, step) for step in (0, 1)]  # batch 4 of 8: two steps a pass
+    second = [step_indices(8, 4, 0, step) for step in (2, 3)]
+    assert sorted(sum(first, [])) == sorted(sum(second, [])) == list(range(8))
+    assert first != second

@@ -245,6 +245,17 @@ def test_v1_upsamples_bilinearly_with_aligned_corners():
     assert not torch.allclose(y, bilinear(False))
 
 
+def test_v2_interpolating_upsamplings_are_what_they_are_named():
+    """bilinear and bicubic are two of V2's four choices (align_corners=True, as V1's
+    bilinear): built alike, the space would hold one choice twice."""
+    import torch.nn.functional as F
+    x = torch.randn(1, 3, 5, 7, generator=torch.Generator().manual_seed(0))
+    for mode in ("bilinear", "bicubic"):
+        torch.testing.assert_close(make_upsample(mode, 3)(x),
+                                   F.interpolate(x, scale_factor=2, mode=mode, align_corners=True))
+    assert not torch.allclose(make_upsample("bicubic", 3)(x), make_upsample("bilinear", 3)(x))
+
+
 def test_decoder_parameters_counted_by_hand_from_the_reference():
     """Laterals: 3x3, no bias; edges: nor_conv = ReLU -> Conv(no bias) -> BN; head:
     conv f->f/2 3x3, x2, conv f/2->32 3x3, ReLU, conv 32->1 1x1, ReLU. With f = 16

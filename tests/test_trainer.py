@@ -254,6 +254,36 @@ def test_clipping_caps_each_step_and_the_logged_norm_is_the_unclipped_one(tmp_pa
     assert all(n > 1e-3 for n in logged[1e-3] + logged[0.0])
 
 
+def test_the_update_itself_is_clipped_not_only_the_gradients_left_after_it(tmp_path):
+    """Clipped after optimizer.step(), grad_clip would cap only the leftover .grad and
+    change no update. With a cap far below the gradient norm, AdamW's first step
+    (about g / (|g| + eps)) all but vanishes."""
+    from torch.utils.data import default_collate
+    batch = default_collate([BlobDepth(8)[i] for i in range(4)])
+    path = SPACE.from_string("v2-sync:c3,c3,c3,c3,c3+bil")
+    moved = {}
+    for grad_clip in (0.0, 1e-9):
+        t = make_trainer(tmp_path / str(grad_clip), regularized=False,
+                         cfg=dataclasses.replace(CFG, grad_clip=grad_clip, weight_decay=0.0))
+        before = {k: v.detach().clone() for k, v in t.model.named_parameters()}
+        t.train_step(batch, path)
+        moved[grad_clip] = sum(float((v.detach() - before[k]).abs().sum())
+                               for k, v in t.model.named_parameters())
+    assert moved[0.0] > 0 and moved[1e-9] < 0.1 * moved[0.0]
+
+
+def test_each_epoch_samples_its_own_paths(tmp_path, monkeypatch):
+    """SPOS trains a fresh uniform path each step: a path stream seeded once per run,
+    not per epoch, repeats every epoch (here the super-net would train 2 paths in all)."""
+    monkeypatch.setattr(Trainer, "train_step", lambda self, batch, arch: {"loss": 0.0})
+    drawn = []
+    t = make_trainer(tmp_path, regularized=False)
+    t.sample_arch = lambda rng: drawn.append(SPACE.sample(rng)) or drawn[-1]
+    t.fit(until_epoch=2)
+    assert len(drawn) == 4  # 8 samples, batch 4: 2 steps an epoch
+    assert drawn[:2] != drawn[2:] and len(set(drawn)) > 2
+
+
 def test_logs_and_checkpoints(tmp_path):
     t = make_trainer(tmp_path)
     t.fit(until_epoch=1)
