@@ -1001,3 +1001,19 @@ def test_a_scene_split_that_starves_train_falls_back_to_a_per_sample_split():
         assert len(train) >= n_train // 2, (seed, len(train))
         assert len(train) + len(reg) + len(val) == len(refs)
     assert per_sample  # some seeds drew scenes that starved train
+
+
+def test_depthnas_data_reports_the_share_of_valid_pixels(tmp_path):
+    from depthnas.datasets.check import check_data
+    root = make_redweb(tmp_path / "ReDWeb_V1", n=3)  # rows 0..19 of 48 are sky (255)
+    check = check_data(f"redweb:{root}")
+    assert check.valid == pytest.approx([28 / 48] * 3)
+    assert "valid pixels per image: mean 58%, least 58%" in check.lines()
+
+
+def test_a_16_bit_image_whose_maximum_is_a_power_of_two_is_read_at_the_next_bit_depth():
+    """256 needs 9 bits: 10-bit data, scaled by 255/1023, not clipped as 8-bit."""
+    from depthnas.datasets.io import to_uint8
+    np.testing.assert_array_equal(to_uint8(np.array([[0, 128, 256]], np.uint16)),
+                                  np.round(np.array([[0, 128, 256]]) * 255 / 1023))
+    np.testing.assert_array_equal(to_uint8(np.array([[0, 1024]], np.uint16)), [[0, 64]])

@@ -181,14 +181,30 @@ def test_constant_prediction_is_finite_and_aligned_to_mean_target():
 
 
 def test_negative_aligned_disparity_is_clamped_not_nan():
-    # Far pixels with a prediction ordered the wrong way go negative after alignment.
-    target = torch.tensor([[[0.01, 0.5], [0.9, 1.0]]])
-    pred = torch.tensor([[[1.0, 0.4], [0.9, 1.0]]])
-    mask = torch.ones(1, 2, 2, dtype=torch.bool)
-    out = depth_metrics(pred, target, mask)
-    assert all(math.isfinite(v) for v in out.values())
+    """A far pixel's aligned disparity can go below 0 (here the first, fitted at -0.063):
+    uncapped, it is clamped to a thousandth of the image's largest target disparity,
+    so its depth is large and finite, not infinite or negative."""
+    p, d = [0.0, 1.0, 2.0, 3.0], [0.01, 0.02, 1.0, 1.5]
+    s, t = np.polyfit(p, d, 1)
+    aligned = [s * x + t for x in p]
+    assert aligned[0] < 0  # the case under test
+    out = depth_metrics(*_image(p, d))
+    exp = _expected([max(a, 1e-3 * max(d)) for a in aligned], d)
+    for name in ("absrel", "delta1", "rmse"):
+        assert math.isfinite(out[name]) and out[name] == pytest.approx(exp[name], rel=1e-6), name
     for cap in (10.0, 200.0):
-        assert all(math.isfinite(v) for v in depth_metrics(pred, target, mask, depth_cap=cap).values())
+        assert all(math.isfinite(v) for v in depth_metrics(*_image(p, d), depth_cap=cap).values())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ground_truth_exactly_at_the_depth_cap_is_evaluated(dtype):
+    """Depth <= cap counts: NYUv2 stores 10000 mm, exactly the 10 m cap."""
+    p, d = [0.13, 0.13, 1.0, 1.0], [0.1, 0.16, 1.03, 0.97]  # s = 1, t = 0 (see _P, _D)
+    pred, target, mask = (x.to(dtype) if x.is_floating_point() else x for x in _image(p, d))
+    capped = depth_metrics(pred, target, mask, depth_cap=10.0)
+    exp = _expected(p, d)  # all four pixels, the first at 1 / 0.1 = 10 m
+    for name in ("absrel", "rmse"):
+        assert capped[name] == pytest.approx(exp[name], rel=1e-4), name
 
 
 def test_align_prediction_matches_lstsq_and_keeps_shape():

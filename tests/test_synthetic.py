@@ -136,3 +136,19 @@ def test_synthetic_splits_disjoint_deterministic_and_stable_val():
     # A bigger training set keeps the same validation scenes (comparable runs).
     bigger = build_splits("synthetic", (32, 32), seed=0, synthetic_samples=80, val_fraction=0.075)
     assert bigger.manifest()["val"] == ma["val"]
+
+
+def test_validation_scenes_are_other_scenes_than_training_ones():
+    """The splits' ids differ by construction; the pixels must too: each split renders
+    from its own offset (validation from VAL_INDEX_OFFSET, reg after train)."""
+    from depthnas.datasets.synthetic import VAL_INDEX_OFFSET
+    s = build_splits("synthetic", (32, 32), seed=0, synthetic_samples=20)
+    val, train, reg = (split.rendered(0)[1] for split in (s.val, s.train, s.reg))
+    np.testing.assert_array_equal(val, _render(0, VAL_INDEX_OFFSET, 32, 32)[1])
+    np.testing.assert_array_equal(reg, _render(0, len(s.train), 32, 32)[1])
+    assert not np.array_equal(val, train) and not np.array_equal(reg, train)
+
+
+def test_a_negative_index_counts_from_the_end():
+    ds = SyntheticDepth(3, (32, 32), seed=2)
+    np.testing.assert_array_equal(ds[-1]["target"].numpy(), ds[2]["target"].numpy())
