@@ -603,3 +603,57 @@ def test_a_classification_recipe_holds_only_what_its_training_reads(space):
              "first_block_input": "duplicate", "backbone_weights": None}
     assert same_recipe(older, rec)
     assert not same_recipe({**older, "lr": 1.0}, rec)
+
+
+class _OldAPI:
+    """nas_201_api 1.x: a 12-epoch flag, no hp."""
+
+    def __init__(self):
+        self.flags = []
+
+    def query_index_by_arch(self, arch):
+        return 3
+
+    def get_more_info(self, index, dataset, iepoch=None, use_12epochs_result=False, is_random=True):
+        self.flags.append((use_12epochs_result, is_random))
+        return {"valid-accuracy": 90.0}
+
+
+def test_an_old_nas_201_api_is_asked_for_the_schedule_given():
+    from depthnas.nasbench import query_accuracy
+    api = _OldAPI()
+    query_accuracy(api, ARCH_A, hp="200")
+    query_accuracy(api, ARCH_A, hp="12")
+    assert api.flags == [(False, False), (True, False)]  # 200 epochs, then 12; seed-averaged
+
+
+def _tiny_nb201():
+    from depthnas.config import Config
+    cfg = Config(space="nb201")
+    cfg.model.cells_per_stage, cfg.model.channels = 1, 4
+    return cfg
+
+
+def test_latency_is_the_median_of_the_timed_passes_after_the_warm_up(monkeypatch):
+    """A budget judged on the slowest pass, or on warm-up passes (allocation, caches),
+    would refuse models by noise."""
+    import types
+    import depthnas.latency as latency
+    passes = [1.0, 1.0] + [0.001 * k for k in (3, 1, 2, 100, 4, 5, 8, 6, 7)]  # seconds: 2 warm-up, 9 timed
+    clock = [t for i, d in enumerate(passes) for t in (10.0 * i, 10.0 * i + d)]  # before and after each
+    ticks = iter(clock)
+    monkeypatch.setattr(latency, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    ms = latency.measure_latency(NB201, NB201.sample(random.Random(0)), _tiny_nb201(), torch.device("cpu"))
+    assert ms == pytest.approx(5.0)
+
+
+def test_a_parameter_budget_the_smallest_architecture_meets_exactly_is_reachable():
+    """The start-up check and the search agree at the boundary: params <= max_params."""
+    from depthnas.budget import Budget
+    from depthnas.models import smallest_architecture
+    cfg = _tiny_nb201()
+    arch, params = smallest_architecture(NB201, cfg.model)
+    cfg.search.max_params = params
+    budget = Budget(NB201, cfg, torch.device("cpu"))
+    assert budget(arch)
+    budget.check_reachable(lambda said: None)  # no error

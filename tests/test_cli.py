@@ -1147,6 +1147,29 @@ def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkey
     assert "its training stopped before the end" in capsys.readouterr().err
 
 
+def test_a_lock_naming_a_pid_another_program_took_since_is_no_running_run(tmp_path):
+    import subprocess
+    import sys
+    from depthnas.runs import running_holder
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".depthnas.lock").write_text(f"{other.pid}\n")
+        assert running_holder(tmp_path) is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_the_signal_handlers_are_restored_when_a_run_ends():
+    """`main` called from a script or notebook: its Ctrl-C is its own again afterwards."""
+    import signal
+    from depthnas.stopping import stop_on_signals
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with stop_on_signals([]):
+        assert {s: signal.getsignal(s) for s in before} != before
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
 def _stop_signals_as_from_a_terminal() -> None:
     """A test session started by a script's background job inherits SIGINT ignored,
     and a run keeps an ignored Ctrl-C ignored (by design): stop signals as a terminal

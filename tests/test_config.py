@@ -300,3 +300,20 @@ def test_a_resume_may_change_where_and_how_fast_a_run_goes_not_what_it_computes(
     assert C.record_changes(recorded, cfg) == []
     cfg.data.batch_size = 4
     assert C.record_changes(recorded, cfg) == ["data.batch_size: 8 then, 4 now"]
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"data.val_fraction": 0.5, "data.reg_fraction": 0.5}, "leave nothing to train on"),
+    ({"landmarks.schedule": "constant", "landmarks.warmup_epochs": 60.0,
+      "landmarks.ramp_epochs": 30.0}, r"leave none of the super-net's 90 epochs"),
+    ({"seed": 2**32}, r"seed=4294967296 \(expected 0 to 2\*\*32 - 1\)"),
+    ({"search.parents": 51}, "search.parents=51 exceeds search.population=50"),
+    ({"search.max_params": 0}, r"search.max_params=0 \(expected a finite number > 0"),
+])
+def test_each_check_holds_at_its_boundary(changes, says):
+    cfg = C.Config()
+    for dotted, value in changes.items():
+        section, _, field = dotted.rpartition(".")
+        setattr(getattr(cfg, section) if section else cfg, field, value)
+    with pytest.raises(C.ConfigError, match=says):
+        validate(cfg)

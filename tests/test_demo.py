@@ -205,3 +205,21 @@ def test_a_float_colour_tiff_is_checked_by_its_decoded_size(tmp_path: Path) -> N
     (tmp_path / "junk.tif").write_bytes(b"II*\0 not a tiff")
     with pytest.raises(gr.Error, match="junk.tif is not an image this demo can read"):
         check_upload(tmp_path / "junk.tif", "junk.tif", Limits())
+
+
+def test_an_upload_is_held_to_the_side_limit_on_both_sides(tmp_path):
+    from depthnas.app.demo import Limits, check_upload
+    tall = tmp_path / "tall.png"
+    Image.fromarray(np.zeros((5000, 8), np.uint8)).save(tall)
+    with pytest.raises(gr.Error, match="8×5000 px; the limit is 4096"):
+        check_upload(tall, "tall.png", Limits())
+
+
+def test_an_upload_one_byte_over_the_size_limit_is_refused(tmp_path):
+    from depthnas.app.demo import Limits, check_upload
+    path = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    size = path.stat().st_size
+    check_upload(path, "noise.png", Limits(max_bytes=size))  # at the limit: fine
+    with pytest.raises(gr.Error, match="the limit is"):
+        check_upload(path, "noise.png", Limits(max_bytes=size - 1))

@@ -290,3 +290,41 @@ def test_out_must_name_an_onnx_file_and_is_checked_before_exporting(run_dir: Pat
     assert main(["export", "--run", str(run_dir), "--out", str(tmp_path / "m.bin")]) == 2
     assert "must end in .onnx" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"] and not any(folder.iterdir())
+
+
+def _perturbed_copy(model_file: Path, out: Path, eps: float) -> Path:
+    """The model with every weight off by about `eps` (relative)."""
+    from safetensors.torch import load_file, save_file
+    from depthnas.checkpoint import read_metadata
+    g = torch.Generator().manual_seed(1)
+    weights = {k: v * (1 + eps * torch.randn(v.shape, generator=g))
+               if v.is_floating_point() and "running" not in k else v
+               for k, v in load_file(str(model_file)).items()}
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in read_metadata(model_file).items()}
+    save_file(weights, str(out), metadata=meta)
+    return out
+
+
+def test_parity_flags_an_export_off_by_a_tenth_of_a_percent(onnx_file, model_file, tmp_path):
+    """Weights 0.1% off move the outputs by about 8e-4 of their scale (an fp16 path, a
+    stale file): --check must not call that a match; a true export is off by ~6e-7."""
+    assert all(p.ok for p in check_parity(onnx_file, model_file))
+    off = check_parity(onnx_file, _perturbed_copy(model_file, tmp_path / "off.safetensors", 1e-3))
+    assert not any(p.ok for p in off), [p.max_rel for p in off]
+    for p in off:  # relative to the output's scale, as its name says
+        assert p.max_rel == pytest.approx(p.max_abs / p.ref_max)
+
+
+def test_the_output_s_dynamic_dims_are_named_as_the_input_s():
+    """The dynamo exporter names dims after its symbols (`16*TruncToInt(...)`); a user's
+    runtime reads batch/height/width on both sides."""
+    from onnx import TensorProto, helper
+    from depthnas.export.onnx_export import _name_dynamic_dims
+    inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["s0", 3, "32*h32", "32*w32"])
+    out = helper.make_tensor_value_info("inverse_depth", TensorProto.FLOAT,
+                                        ["s0", 1, "16*TruncToInt(2.0*ToFloat(s39))", "32*w32"])
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["inverse_depth"])], "g", [inp], [out])
+    proto = helper.make_model(graph)
+    _name_dynamic_dims(proto)
+    dims = [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 1, "height", "width"]

@@ -492,3 +492,10 @@ def test_a_model_trained_on_a_non_square_size_sees_photos_at_its_longer_side():
         return np.zeros(x.shape[-2:], np.float32)
     _estimator((64, 96), forward).predict(np.zeros((64, 96, 3), np.uint8))
     assert seen == [(64, 96)]
+
+
+def test_nan_pixels_are_drawn_as_the_far_end_not_the_near_one():
+    from depthnas.export.images import _lut
+    depth = np.array([[0.0, 1.0, np.nan]], np.float32)
+    assert to_uint16(depth).tolist() == [[0, 65535, 0]]
+    assert (colorize(depth)[0, 2] == _lut("inferno")[0]).all()

@@ -37,11 +37,19 @@ def epochs_trained(out) -> list[int]:
     return [r["epoch"] for r in records if "epoch_time_s" in r]
 
 
-def test_a_resumed_run_trained_in_stages_keeps_every_step_in_tensorboard(tmp_path):
+def test_a_resumed_run_trained_in_stages_keeps_every_step_in_tensorboard(tmp_path, monkeypatch):
     """A resume tells TensorBoard to drop the steps after the checkpoint (purge_step).
     The writer is reopened by each fit() (a search fits once per iteration) and passed
     that purge step again, so TensorBoard dropped the steps this session had logged."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.summary.writer import event_file_writer
+    # TensorBoard reads a folder's event files in name order: second, host, pid, then a
+    # per-process writer count, unpadded. A real resume is another process, later; here
+    # all three writers open in one process, often in one second, and a count going
+    # from 9 to 10 put the first session's file ("...9") after the resumed one's
+    # ("...10"), whose purge then dropped steps 3 and 4. Counts of one width keep
+    # name order the order of opening, as the seconds and pids of real runs do.
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(1000))
     make_trainer(tmp_path / "run", regularized=False).fit(until_epoch=1)
     resumed = make_trainer(tmp_path / "run", regularized=False)
     resumed.fit(until_epoch=2)
@@ -525,3 +533,37 @@ def test_batches_copy_asynchronously_only_onto_the_gpu(monkeypatch):
     move(batch, torch.device("cpu"))
     move(batch, torch.device("cuda", 0))
     assert calls == [("cpu", False)] * 2 + [("cuda", True)] * 2
+
+
+def _epochs_saved(folder, n, keep=2):
+    from depthnas.checkpoint import Checkpointer
+    checkpoints = Checkpointer(folder, keep=keep)
+    for epoch in range(1, n + 1):
+        checkpoints.save(epoch, torch.nn.Linear(2, 2), {"epoch": epoch}, {"arch": f"a{epoch}"})
+    return checkpoints
+
+
+def test_keep_n_keeps_exactly_the_newest_n_epochs(tmp_path):
+    """Each checkpoint holds the optimizer state too (~1 GB at the paper's size)."""
+    _epochs_saved(tmp_path, 4, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("epoch_*")) == ["epoch_0003", "epoch_0004"]
+
+
+def test_a_damaged_newest_epoch_falls_back_to_the_one_before(tmp_path):
+    """For its metadata too (the architecture a training folder holds), and a pointer to
+    an epoch missing a file is not followed."""
+    checkpoints = _epochs_saved(tmp_path / "cut", 2)
+    (tmp_path / "cut" / "epoch_0002" / "model.safetensors").write_bytes(b"cut short")
+    assert checkpoints.latest_metadata()["arch"] == "a1"
+    checkpoints = _epochs_saved(tmp_path / "half", 2)
+    (tmp_path / "half" / "epoch_0002" / "state.pt").unlink()
+    assert checkpoints.latest().name == "epoch_0001"
+
+
+def test_dropping_log_records_keeps_lines_that_are_no_records(tmp_path):
+    """A torn line (a killed write) is no record of the steps being dropped: kept."""
+    from depthnas.io import drop_jsonl_records
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"k": "a"}\n{"k": "tor\n{"k": "b"}\n')
+    assert drop_jsonl_records(log, lambda r: r.get("k") == "a") == 1
+    assert log.read_text() == '{"k": "tor\n{"k": "b"}\n'
