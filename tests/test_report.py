@@ -188,3 +188,31 @@ def test_training_curves_mark_the_boundaries_between_iterations_not_the_end():
     log = [{"phase": "supernet", "step": s} for s in (1, 2)] + [{"phase": "search"}] + \
           [{"phase": "supernet", "step": s} for s in (3, 4)] + [{"phase": "search"}]
     assert _iteration_ends(log) == [2]
+
+
+def test_flat_ranking_samples_are_judged_by_the_search_batches_level_and_half_counts():
+    """Stand-alone level 0.3, the search batches' 0.2: a super-net score of 0.199 is flat."""
+    from depthnas.report import warnings_of
+    archs = [arch("c3,c3,c3,c3,c3", "rank", 0.1, 0.199), arch("c1,c1,c1,c1,c1", "rank", 0.11, 0.1)]
+    ranking = {"n": 12, "kendall_tau": 0.5, "non_finite": 0}
+    notes = warnings_of(summary(archs, ranking, constant_prediction_loss=0.3, search_constant_loss=0.2))
+    assert any("1 of the 2 ranking samples score no better" in n for n in notes), notes
+
+
+def test_a_ranking_of_10_is_not_called_rough():
+    from depthnas.report import warnings_of
+    archs = [arch("c3,c3,c3,c3,c3", "rank", 0.1, 0.1), arch("c1,c1,c1,c1,c1", "rank", 0.11, 0.12)]
+    notes = warnings_of(summary(archs, {"n": 10, "kendall_tau": 0.5, "non_finite": 0},
+                                constant_prediction_loss=1.0))
+    assert not any("rough figure" in n for n in notes), notes
+
+
+def test_only_diverged_ranking_samples_are_named_as_diverged():
+    from depthnas.report import warnings_of
+    nan = float("nan")
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.1, nan), arch("c1,c1,c1,c1,c1", "rank", 0.11, nan),
+             arch("ap,ap,ap,ap,ap", "rank", 0.12, 0.1)]
+    notes = warnings_of(summary(archs, {"n": 12, "kendall_tau": 0.5, "non_finite": 1},
+                                constant_prediction_loss=1.0))
+    note = next(n for n in notes if "non-finite" in n)
+    assert "c1,c1,c1,c1,c1" in note and "c3,c3,c3,c3,c3" not in note

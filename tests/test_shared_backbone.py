@@ -287,3 +287,38 @@ def test_supernet_path_equals_standalone_model(text):
     sup.eval(), fixed.eval()  # running statistics were updated identically above
     with torch.no_grad():
         torch.testing.assert_close(sup(x, arch), fixed(x), rtol=1e-5, atol=1e-6)
+
+
+def test_the_evaluator_takes_exactly_the_batches_it_is_told():
+    from depthnas.evaluation import fixed_batches
+    assert len(fixed_batches(BlobDepth(12, size=16, seed=1), 2, 3, 0, shuffle=False)) == 3
+
+
+def test_a_constant_level_is_0_1_percent_and_learning_nothing_1_percent_both_inclusive():
+    from depthnas.evaluation import learned_nothing
+    assert at_constant_level(1.001, 1.0) and not at_constant_level(1.005, 1.0)
+    assert learned_nothing(0.99, 1.0) and not learned_nothing(0.989, 1.0)
+
+
+def test_an_empty_validation_split_is_named_not_a_division_by_zero():
+    class Net(torch.nn.Module):
+        def forward(self, x, arch=None):
+            return x[:, :1]
+    evaluator = PathEvaluator(Net(), TASK, BlobDepth(4, size=16, seed=1), BlobDepth(0, size=16, seed=2),
+                              batch_size=2, calib_batches=1, cache_features=False)
+    with pytest.raises(ValueError, match="nothing to score"):
+        evaluator.score(None)
+
+
+def test_a_run_s_evaluator_takes_its_batch_counts_and_seed():
+    """`rank` must score as the search did: the same calibration and validation batches."""
+    from depthnas.config import Config
+    cfg = Config()
+    cfg.data.batch_size, cfg.search.calib_batches, cfg.search.val_batches, cfg.seed = 2, 1, 1, 5
+    seen = {}
+
+    class Spy(PathEvaluator):
+        def __init__(self, *a, **k):
+            seen.update(k)
+    Spy.for_run(torch.nn.Identity(), TASK, None, None, cfg, "cpu")
+    assert (seen["batch_size"], seen["calib_batches"], seen["val_batches"], seen["seed"]) == (2, 1, 1, 5)
