@@ -1844,6 +1844,20 @@ def test_rank_warns_when_no_path_beat_a_constant_prediction(run_dir, tmp_path, m
     assert json.loads(out.read_text())["supernet_learned"] is not warned
 
 
+def test_rank_calls_a_super_net_learned_when_its_best_path_beats_a_constant(run_dir, tmp_path,
+                                                                           monkeypatch):
+    """One path below the constant's level is enough: the best decides, not the worst."""
+    import itertools
+    from depthnas.evaluation import PathEvaluator
+    scores = itertools.chain([0.3, 0.1], itertools.repeat(0.3))  # in the order rank scores rows
+    monkeypatch.setattr(PathEvaluator, "score", lambda self, arch: next(scores))
+    monkeypatch.setattr(PathEvaluator, "constant_level", lambda self: 0.2)
+    out = tmp_path / "rank.json"
+    assert main(["rank", "--run", str(run_dir), "--truth", str(_truth_of(run_dir, tmp_path / "t.json")),
+                 "--out", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["supernet_learned"] is True
+
+
 def test_rank_refuses_a_table_without_order_and_writes_no_nan(run_dir, tmp_path, monkeypatch, capsys,
                                                               caplog):
     results = json.loads((run_dir / "results.json").read_text())["architectures"]
