@@ -306,14 +306,15 @@ def summarize(runs: list[dict[str, Any]], truth: dict[str, dict[str, float]],
     per_run = []
     for r in sorted(runs, key=lambda r: (r["space"], METHODS.index(r["method"]), r["seed"])):
         space = r["space"]
-        key, parse = get_space(space).function_key, get_space(space).parse
+        searched = get_space(space)
+        key, parse = searched.function_key, searched.parse
         held = {key(parse(m["arch"])) for m in r["landmarks"]}  # and their twins (see top)
         ev = [a for a in truth[space] if key(parse(a)) not in held]
         t = [truth[space][a] for a in ev]
         p = [r["scores"][a] for a in ev]
         rep = ranking_report(t, p, thresholds[space])
         # what `depthnas search` would pick: paths whose output ignores the input rank last
-        order = search_order(get_space(space), r.get("constant_score"))
+        order = search_order(searched, r.get("constant_score"))
         best = min(ev, key=lambda a: order(parse(a), r["scores"][a]))
         full_rank = sorted(truth[space], key=truth[space].get)
         lm_order = [m["arch"] for m in r["landmarks"]]

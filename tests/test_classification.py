@@ -415,9 +415,16 @@ def test_skip_bad_is_said_to_do_nothing_where_there_is_no_file_to_skip(data, say
     assert skip_bad_unused(cfg) is None
 
 
+def _tiny_nb201():
+    """A one-cell, four-channel NB201 configuration: milliseconds to build and time."""
+    from depthnas.config import Config
+    cfg = Config(space="nb201")
+    cfg.model.cells_per_stage, cfg.model.channels = 1, 4
+    return cfg
+
+
 def test_latency_budget_is_measured_at_the_models_own_input_size(monkeypatch):
     """NB201 models see 32x32 whatever data.image_size says."""
-    from depthnas.config import Config
     from depthnas.latency import measure_latency
     seen = []
     build = NB201.build_fixed
@@ -427,8 +434,7 @@ def test_latency_budget_is_measured_at_the_models_own_input_size(monkeypatch):
         model.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
         return model
     monkeypatch.setattr(NB201, "build_fixed", recording)
-    cfg = Config(space="nb201")
-    cfg.model.cells_per_stage, cfg.model.channels = 1, 4
+    cfg = _tiny_nb201()
     cfg.data.image_size = (256, 256)
     measure_latency(NB201, NB201.sample(random.Random(0)), cfg, torch.device("cpu"),
                     repeats=1, warmup=0)
@@ -438,7 +444,6 @@ def test_latency_budget_is_measured_at_the_models_own_input_size(monkeypatch):
 def test_latency_is_measured_in_the_stand_alone_models_precision_and_layout(monkeypatch):
     """The search hands over the stand-alone model: it was timed in fp32 and the default
     layout whatever standalone.precision / channels_last said."""
-    from depthnas.config import Config
     from depthnas.latency import measure_latency
     seen = []
     build = NB201.build_fixed
@@ -450,8 +455,7 @@ def test_latency_is_measured_in_the_stand_alone_models_precision_and_layout(monk
              torch.is_autocast_enabled("cpu"))))
         return model
     monkeypatch.setattr(NB201, "build_fixed", recording)
-    cfg = Config(space="nb201")
-    cfg.model.cells_per_stage, cfg.model.channels = 1, 4
+    cfg = _tiny_nb201()
     arch = NB201.sample(random.Random(0))
     measure_latency(NB201, arch, cfg, torch.device("cpu"), repeats=1, warmup=0)
     cfg.standalone.precision, cfg.standalone.channels_last = "bf16", True
@@ -625,13 +629,6 @@ def test_an_old_nas_201_api_is_asked_for_the_schedule_given():
     query_accuracy(api, ARCH_A, hp="200")
     query_accuracy(api, ARCH_A, hp="12")
     assert api.flags == [(False, False), (True, False)]  # 200 epochs, then 12; seed-averaged
-
-
-def _tiny_nb201():
-    from depthnas.config import Config
-    cfg = Config(space="nb201")
-    cfg.model.cells_per_stage, cfg.model.channels = 1, 4
-    return cfg
 
 
 def test_latency_is_the_median_of_the_timed_passes_after_the_warm_up(monkeypatch):
