@@ -141,12 +141,13 @@ def run_lock(out: Path, made: bool | None = None) -> Iterator[None]:
             fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except (BlockingIOError, PermissionError):  # EAGAIN or EACCES, by platform
             fh.seek(0)
-            holder = fh.read().strip() or "?"
+            holder = (fh.read().split() or ["?"])[0]
             raise ConfigError(f"{out} is in use by another depthnas process (pid {holder}); "
                               "wait for it to end, or choose another --out") from None
         fh.seek(0)
         fh.truncate()
-        fh.write(f"{os.getpid()}\n")
+        # the start time beside the pid tells this run from a later process given its pid
+        fh.write(f"{os.getpid()} {_process_start(os.getpid()) or ''}".rstrip() + "\n")
         fh.flush()
         _sweep_temporaries(out)  # held: no other process is writing them
         try:
@@ -194,12 +195,25 @@ def trained_arch(out_dir: str | Path) -> str | None:
     return None
 
 
+def _process_start(pid: int) -> str | None:
+    """When `pid` started, in clock ticks since boot (/proc/<pid>/stat's 22nd field),
+    where /proc tells: with the pid, it names one process for the machine's uptime."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # the name in (...) may hold spaces
+    return fields[19] if len(fields) > 19 else None
+
+
 def running_holder(out: Path) -> int | None:
     """The pid of another depthnas process that seems to be working in `out` now: the
-    one its run lock names, if alive and (where /proc tells) a depthnas. Read, not
-    locked: closing a probe of a POSIX lock would drop this process's own locks."""
+    one its run lock names, if alive, started when the lock says, and (where /proc
+    tells) a depthnas. Read, not locked: closing a probe of a POSIX lock would drop
+    this process's own locks."""
     try:
-        pid = int((out / ".depthnas.lock").read_text().split()[0])
+        recorded = (out / ".depthnas.lock").read_text().split()
+        pid = int(recorded[0])
     except (OSError, ValueError, IndexError):
         return None
     if pid == os.getpid():
@@ -214,6 +228,8 @@ def running_holder(out: Path) -> int | None:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:  # no /proc: alive is all there is to know
         return pid
+    if len(recorded) > 1 and recorded[1] != _process_start(pid):
+        return None  # the pid was given to another process (a depthnas one, even) since
     return pid if b"depthnas" in command else None  # a pid reused since the run ended
 
 

@@ -1150,14 +1150,36 @@ def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkey
 def test_a_lock_naming_a_pid_another_program_took_since_is_no_running_run(tmp_path):
     import subprocess
     import sys
-    from depthnas.runs import running_holder
+    from depthnas.runs import _process_start, running_holder
+    lock = tmp_path / ".depthnas.lock"
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (tmp_path / ".depthnas.lock").write_text(f"{other.pid}\n")
+        lock.write_text(f"{other.pid}\n")
         assert running_holder(tmp_path) is None
     finally:
         other.kill()
         other.wait()
+    # another depthnas given the pid since: told apart by its start time, which the lock
+    # records beside the pid
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "depthnas"])
+    try:
+        started = _process_start(other.pid)
+        assert started is not None
+        lock.write_text(f"{other.pid} {started}\n")
+        assert running_holder(tmp_path) == other.pid
+        lock.write_text(f"{other.pid} {int(started) - 1}\n")
+        assert running_holder(tmp_path) is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_run_lock_records_its_process_start_beside_its_pid(tmp_path):
+    import os
+    from depthnas.runs import _process_start, run_lock
+    with run_lock(tmp_path / "run"):
+        recorded = (tmp_path / "run" / ".depthnas.lock").read_text().split()
+    assert recorded == [str(os.getpid()), _process_start(os.getpid())]
 
 
 def test_the_signal_handlers_are_restored_when_a_run_ends():
@@ -1682,7 +1704,7 @@ def test_a_run_folder_in_use_by_another_process_is_refused(run_dir, tmp_path, ca
         holder.communicate("")
     assert f"{copy} is in use by another depthnas process (pid 4242)" in capsys.readouterr().err
     assert main(["search", "--out", str(copy), "--resume", "--no-progress"]) == 0  # released
-    assert (copy / ".depthnas.lock").read_text().strip() == str(os.getpid())
+    assert (copy / ".depthnas.lock").read_text().split()[0] == str(os.getpid())
 
 
 def test_temporary_files_a_kill_left_are_removed_when_the_folder_is_next_locked(tmp_path):
