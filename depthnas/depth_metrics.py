@@ -163,6 +163,7 @@ class MetricAccumulator:
     def reset(self) -> None:
         self._sums = dict.fromkeys(_PIXEL_METRICS, 0.0)
         self._images = 0
+        self._left_out = 0
         self._ssi_sum = 0.0
         self._ssi_weight = 0
 
@@ -171,11 +172,21 @@ class MetricAccumulator:
         """Images that had evaluated pixels so far."""
         return self._images
 
+    @property
+    def left_out(self) -> int:
+        """Images with valid pixels, none of them evaluated: all beyond the depth cap (or
+        at disparity 0, infinitely far)."""
+        return self._left_out
+
     def update(self, prediction: Tensor, target: Tensor, mask: Tensor) -> None:
         per, valid = _per_image(prediction, target, mask, self.depth_cap)
         for name in _PIXEL_METRICS:
             self._sums[name] += float(torch.where(valid, per[name], 0.0).sum())
         self._images += int(valid.sum())
+        self._left_out += int(((mask.reshape(mask.shape[0], -1) != 0).any(1) & ~valid).sum())
+        if self.depth_cap is not None:
+            # the SSI over the pixels (and so the images) the others are taken on
+            mask = (mask != 0) & (target.reshape(mask.shape) >= 1.0 / self.depth_cap)
         m = mask.reshape(mask.shape[0], -1) != 0
         weight = int(m.any(dim=1).sum())
         if weight:

@@ -127,7 +127,7 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
         raise ValueError(f"{spec}: no sample with valid depth to evaluate")
     level = {k: v for k, v in constant.compute().items() if k != "inverted"}  # it has no sign
     return {"model": str(model_path), "arch": meta.get("arch"), "data": spec, "split": split,
-            "samples": acc.count, "depth_cap": depth_cap, "net_size": size, **acc.compute(),
+            "samples": acc.count, "left_out": acc.left_out, "depth_cap": depth_cap, "net_size": size, **acc.compute(),
             "constant_prediction": level}
 
 
@@ -210,6 +210,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"on {report['samples']} sample(s) of {data} "
           f"[{'all: scenes no run trains on' if unseen_scenes(data, args.split) else args.split}]; "
           "constant: one value everywhere, a model that learned nothing")
+    if report["left_out"]:
+        beyond = f"within the {report['depth_cap']:g} m cap" if report["depth_cap"] else "nearer than infinity"
+        print(f"note: {report['left_out']} more image(s) have no ground truth {beyond}: left out")
     if learned_nothing(report["ssi"], level["ssi"]):
         print(f"warning: the model's SSI {report['ssi']:.5f} is no better than a constant "
               f"prediction's {level['ssi']:.5f} (or within 1% of it): it learned nothing of this data",

@@ -235,8 +235,31 @@ def test_accumulator_matches_one_big_batch():
     got = acc.compute()
     for name in ("absrel", "delta1", "rmse"):
         assert got[name] == pytest.approx(whole[name], rel=1e-5), name
-    ssi_a = depth_metrics(pred[:2], target[:2], mask[:2])["ssi"]
-    ssi_b = depth_metrics(pred[2:], target[2:], mask[2:])["ssi"]
+    ssi_a = depth_metrics(pred[:2], target[:2], mask[:2], depth_cap=15.0)["ssi"]
+    ssi_b = depth_metrics(pred[2:], target[2:], mask[2:], depth_cap=15.0)["ssi"]
     assert got["ssi"] == pytest.approx((2 * ssi_a + 2 * ssi_b) / 4, rel=1e-6)
     acc.reset()
     assert acc.count == 0 and acc.compute()["absrel"] == 0.0
+
+
+def test_under_a_depth_cap_every_metric_covers_the_same_pixels_and_images():
+    """The SSI took every valid pixel while the others dropped those beyond the cap: a
+    report 'on 7 samples' held an SSI over 10. An image with nothing within the cap is
+    left out of all of them, and counted."""
+    from depthnas.ssi_loss import SSILoss
+    from depthnas.depth_metrics import _min_max
+    g = torch.Generator().manual_seed(4)
+    target = 0.02 + torch.rand(3, 1, 16, 16, generator=g)  # depths from 1 to 50 m
+    pred = target + 0.3 * torch.rand(3, 1, 16, 16, generator=g)
+    target[2] = 0.05  # all of it 20 m away
+    mask = torch.ones_like(target, dtype=torch.bool)
+    acc = MetricAccumulator(depth_cap=10.0)
+    acc.update(pred, target, mask)
+    within = mask & (target >= 0.1)
+    norm, m = _min_max(target[:2], within[:2])
+    expected = float(SSILoss()(pred[:2].reshape(norm.shape), norm, m))
+    assert acc.count == 2 and acc.left_out == 1
+    assert acc.compute()["ssi"] == pytest.approx(expected, rel=1e-6)
+    uncapped = MetricAccumulator()
+    uncapped.update(pred, target, mask)
+    assert uncapped.count == 3 and uncapped.left_out == 0

@@ -217,8 +217,32 @@ def test_the_depth_cap_leaves_farther_ground_truth_out_of_the_metrics(tmp_path, 
     capped = depth_metrics(pred, disparity, everywhere, depth_cap=10.0)
     uncapped = depth_metrics(pred, disparity, everywhere)
     assert capped["rmse"] < 0.5 * uncapped["rmse"]  # 1.5 m against 4.6: the cap matters here
-    for k in ("absrel", "delta1", "rmse"):
+    for k in ("ssi", "absrel", "delta1", "rmse"):
         assert report[k] == pytest.approx(capped[k], rel=1e-4), k
+    assert capped["ssi"] != pytest.approx(uncapped["ssi"], rel=1e-3)
+
+
+def test_images_with_nothing_within_the_cap_are_counted_as_left_out(tmp_path, model, capsys):
+    """'on 1 sample(s)' of 2 said nothing of the other, all of it beyond the cap."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "depth").mkdir()
+    for name, (lo, hi) in {"near": (500, 9000), "far": (12000, 30000)}.items():
+        cv2.imwrite(str(root / "images" / f"{name}.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        cv2.imwrite(str(root / "depth" / f"{name}.png"), rng.integers(lo, hi, (48, 64)).astype(np.uint16))
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(model), "--data", f"folder:{root}", "--depth-cap", "10",
+                 "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "on 1 sample(s)" in printed
+    assert "note: 1 more image(s) have no ground truth within the 10 m cap: left out" in printed
+    report = json.loads(out.read_text())
+    assert report["samples"] == 1 and report["left_out"] == 1
+    assert main(["evaluate", "--checkpoint", str(model), "--data", f"folder:{root}",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "left out" not in capsys.readouterr().out
+    assert json.loads(out.read_text())["left_out"] == 0
 
 
 def test_redweb_farthest_level_is_evaluated_as_in_training(tmp_path):
