@@ -120,6 +120,12 @@ class NYUv2MatReader(Reader):
         if len(n_img) != 4 or n_img[1] != 3 or len(n_dep) != 3 or n_img[0] != n_dep[0] or n_img[2:] != n_dep[1:]:
             raise DatasetError(f"{self.root}: 'images' {n_img} and 'depths' {n_dep} do not match "
                                "([N,3,W,H] and [N,W,H] expected)")
+        if f["images"].dtype != np.uint8:  # a cast to uint8 made float RGB in [0, 1] black
+            raise DatasetError(f"{self.root}: 'images' holds {f['images'].dtype}, not uint8 RGB "
+                               "(0-255) as the NYUv2 labeled .mat does; save them as uint8")
+        if f["depths"].dtype.kind != "f":
+            raise DatasetError(f"{self.root}: 'depths' holds {f['depths'].dtype}, not depth in "
+                               "metres as floats as the NYUv2 labeled .mat does")
         name = self.root.name
         scenes = _scene_names(f, n_img[0])
         # Frames of one room are near-duplicates: split by scene when the file says

@@ -723,6 +723,15 @@ def test_nyu_mat_bad_files(tmp_path):
     not_hdf5 = tmp_path / "old.mat"
     not_hdf5.write_bytes(b"MATLAB 5.0 MAT-file")
     _expect_build_error(f"nyuv2:{not_hdf5}", "old.mat")
+    # float RGB in [0, 1] became black images through a cast to uint8, without a word
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=np.full((2, 3, W, H), 0.5))
+        f.create_dataset("depths", data=np.ones((2, W, H)))
+    _expect_build_error(f"nyuv2:{path}", r"bad.mat: 'images' holds float64, not uint8 RGB")
+    with h5py.File(path, "w") as f:  # millimetres as integers, read as metres
+        f.create_dataset("images", data=np.zeros((2, 3, W, H), np.uint8))
+        f.create_dataset("depths", data=np.full((2, W, H), 1500, np.uint16))
+    _expect_build_error(f"nyuv2:{path}", r"bad.mat: 'depths' holds uint16, not depth in metres")
 
 
 def test_diode_missing_mask(tmp_path, caplog):
