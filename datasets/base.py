@@ -132,7 +132,9 @@ class Reader(ABC):
         if self.value_kind == "depth":
             valid &= values > 0
         if not valid.any():
-            raise DatasetError(f"depth map {ref.depth} has no valid pixel")
+            why = ("valid pixels hold a finite depth > 0; 0 or below, inf and NaN mark unknown ones"
+                   if self.value_kind == "depth" else "valid pixels hold a finite disparity > 0")
+            raise DatasetError(f"depth map {ref.depth} has no valid pixel ({why})")
         lo, hi = float(values[valid].min()), float(values[valid].max())
         if lo == hi:  # a placeholder export: a loss of 0 and perfect scores, whatever is predicted
             raise DatasetError(f"depth map {ref.depth} is constant ({lo:g} at every valid pixel): "

@@ -50,6 +50,7 @@ class DIODEReader(Reader):
         rgb = read_rgb(ref.image)
         depth = read_npy(ref.depth)
         mask = read_npy(str(ref.mask), allow_bool=True)
-        if mask.shape != depth.shape:
+        # a depth map of another size than its image is named by load(), not its mask
+        if depth.shape == rgb.shape[:2] and mask.shape != depth.shape:
             raise DatasetError(f"mask {ref.mask} is {mask.shape}, its depth map {ref.depth} is {depth.shape}")
         return rgb, depth.astype(np.float32), mask > 0

@@ -624,7 +624,8 @@ def test_depth_size_differs_from_image(tmp_path, caplog):
 def test_all_invalid_depth(tmp_path, caplog):
     root = make_folder(tmp_path / "f", n=8, fmt="png")
     _save_png(root / "depth" / "s001.png", np.zeros((H, W), np.uint16))
-    _expect_load_error(f"folder:{root}", "s001.png has no valid pixel")
+    _expect_load_error(f"folder:{root}", r"s001.png has no valid pixel \(valid pixels hold a finite "
+                                         r"depth > 0; 0 or below, inf and NaN mark unknown ones\)")
     _expect_skipped(f"folder:{root}", caplog, 7, 1, "s001.png")
     assert "8-bit" not in caplog.text  # all zeros is no measurement, not an 8-bit picture
 
@@ -741,6 +742,14 @@ def test_diode_missing_mask(tmp_path, caplog):
     name = victim.name.replace("_depth_mask.npy", ".png")
     _expect_build_error(f"diode:{root}", f"{name} has no .*_depth_mask.npy")
     _expect_skipped(f"diode:{root}", caplog, 7, 1, name)
+
+
+def test_a_diode_depth_map_of_another_size_is_named_not_its_mask(tmp_path):
+    """The mask, right for the image, was blamed for the depth map's size."""
+    root = make_diode(tmp_path / "diode")
+    victim = next(root.rglob("*_depth.npy"))
+    np.save(victim, np.ones((H // 2, W // 2, 1), np.float32))
+    _expect_load_error(f"diode:{root}", rf"depth map .*{victim.name} is {W // 2}x{H // 2} .*but its image")
 
 
 def test_diode_image_with_an_upper_case_suffix_and_an_orphan_mask(tmp_path, caplog):
