@@ -21,7 +21,7 @@ from .io import DatasetError, exif_orientation
 from .transforms import SampleTransform
 
 __all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "DEPTH_KINDS", "logger", "pair_by_stem",
-           "files_with_suffix", "walk_folders"]
+           "files_with_suffix", "hidden", "unread_beside", "walk_folders"]
 
 logger = logging.getLogger("depthnas.datasets")
 
@@ -190,11 +190,18 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
+def hidden(name: str) -> bool:
+    """A name starting with '.': no data set's sample, but a copy's metadata (macOS
+    writes `._NAME.jpg` beside each file on a foreign drive) or a tool's folder
+    (`.ipynb_checkpoints`, whose copies of images would be read twice)."""
+    return name.startswith(".")
+
+
 def files_with_suffix(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     """Files in ``folder`` (not recursive) with one of ``suffixes`` (case-insensitive),
-    sorted. A link to nothing (a drive not mounted) is listed, and named when it is
-    read: left out, it would shrink the data set without a word."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes
+    sorted, hidden ones left out. A link to nothing (a drive not mounted) is listed, and
+    named when it is read: left out, it would shrink the data set without a word."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and not hidden(p.name)
                   and (p.is_file() or (p.is_symlink() and not p.exists())))
 
 
@@ -202,17 +209,23 @@ def walk_folders(root: Path) -> list[tuple[Path, list[str]]]:
     """(folder, file names) of every folder under ``root``, sorted, following linked-in
     folders (data sets are often put together from links) but reading each real
     folder once: a second name for a folder, or a link back up the tree, would list
-    its frames again, in train and val at once."""
+    its frames again, in train and val at once. Hidden files and folders are left out,
+    and counted in a note."""
     seen: set[tuple[int, int]] = set()
-    out, again, nowhere = [], [], []
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    out, again, nowhere, unreadable = [], [], [], []
+    n_hidden = 0
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable.append):
         st = os.stat(folder)
         if (st.st_dev, st.st_ino) in seen:
             again.append(folder)
             dirs[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirs.sort()  # which of two names is read, and which skipped, does not vary
+        shown = [f for f in files if not hidden(f)]
+        n_hidden += len(files) - len(shown) + sum(map(hidden, dirs))
+        # sorted: which of two names is read, and which skipped, does not vary
+        dirs[:] = sorted(d for d in dirs if not hidden(d))
+        files = shown
         out.append((Path(folder), files))
         # a link to nothing is listed as a file; one without a suffix is most likely a
         # linked-in folder (a scene on a drive that is not mounted)
@@ -225,11 +238,28 @@ def walk_folders(root: Path) -> list[tuple[Path, list[str]]]:
     if nowhere:
         logger.warning("%s: %d link(s) lead nowhere (a drive not mounted?) and are not read: %s%s",
                        root, len(nowhere), ", ".join(nowhere[:3]), " ..." if len(nowhere) > 3 else "")
+    if unreadable:
+        logger.warning("%s: %d folder(s) cannot be listed and are not read: %s%s", root, len(unreadable),
+                       "; ".join(f"{e.filename} ({e.strerror or e})" for e in unreadable[:3]),
+                       " ..." if len(unreadable) > 3 else "")
+    if n_hidden:
+        logger.info("%s: %d hidden file(s) or folder(s) (names starting with '.', such as macOS "
+                    "'._' copies) are not read", root, n_hidden)
     return sorted(out)
 
 
-def pair_by_stem(images: list[Path], depths: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Pair files whose names match up to the suffix.
+def unread_beside(folder: Path, suffixes: tuple[str, ...]) -> dict[str, str]:
+    """stem -> why, for the files in a depth folder of a format not read as depth: an
+    image's "no depth map" error then names its `NAME.exr`, and the formats read."""
+    return {p.stem: f"{p} is not read: depth maps here are {' / '.join(suffixes)}"
+            for p in sorted(folder.iterdir(), reverse=True)  # the first name kept per stem
+            if p.suffix.lower() not in suffixes and not hidden(p.name) and p.is_file()}
+
+
+def pair_by_stem(images: list[Path], depths: list[Path], unread: dict[str, str] | None = None
+                 ) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Pair files whose names match up to the suffix. ``unread``: why an image's depth
+    map by name was not read (`unread_beside`).
 
     Returns (pairs sorted by stem, problems). A stem with two candidate files (say
     ``a.png`` and ``a.npy``) is a problem too: guessing which one is meant would hide
@@ -249,7 +279,9 @@ def pair_by_stem(images: list[Path], depths: list[Path]) -> tuple[list[tuple[Pat
         return out
 
     img, dep = by_stem(images, "image"), by_stem(depths, "depth")
-    problems += [f"image {img[s]} has no depth map" for s in sorted(img.keys() - dep.keys())]
+    unread = unread or {}
+    problems += [f"image {img[s]} has no depth map" + (f" ({unread[s]})" if s in unread else "")
+                 for s in sorted(img.keys() - dep.keys())]
     problems += [f"depth map {dep[s]} has no image" for s in sorted(dep.keys() - img.keys())]
     pairs = [(img[s], dep[s]) for s in sorted(img.keys() & dep.keys()) if s not in ambiguous]
     return pairs, problems

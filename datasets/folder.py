@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DEPTH_KINDS, Reader, SampleRef, files_with_suffix, pair_by_stem, walk_folders
+from .base import (DEPTH_KINDS, Reader, SampleRef, files_with_suffix, pair_by_stem, unread_beside,
+                   walk_folders)
 from .io import DEPTH_SUFFIXES, IMAGE_SUFFIXES, DatasetError, read_depth_file, read_png, read_rgb
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ class FolderReader(Reader):
             depths = files_with_suffix(depth_dir, DEPTH_SUFFIXES) if depth_dir.is_dir() else []
             if not images and not depths:
                 continue  # a folder of other files (notes)
-            pairs, problems_here = pair_by_stem(images, depths)
+            unread = unread_beside(depth_dir, DEPTH_SUFFIXES) if depth_dir.is_dir() else {}
+            pairs, problems_here = pair_by_stem(images, depths, unread)
             problems += problems_here
             # the first-level subfolder is the scene: walk_01/left and walk_01/right too;
             # files directly in images/ are each their own

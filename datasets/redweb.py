@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Reader, SampleRef, files_with_suffix, pair_by_stem
+from .base import Reader, SampleRef, files_with_suffix, pair_by_stem, unread_beside
 from .io import IMAGE_SUFFIXES, DatasetError, read_png, read_rgb
 
 __all__ = ["ReDWebReader", "REDWEB_INVALID"]
@@ -31,7 +31,8 @@ class ReDWebReader(Reader):
     def index(self) -> tuple[list[SampleRef], list[str]]:
         imgs = self.require_dir(self.root / "Imgs", "Imgs")
         rds = self.require_dir(self.root / "RDs", "RDs")
-        pairs, problems = pair_by_stem(files_with_suffix(imgs, IMAGE_SUFFIXES), files_with_suffix(rds, (".png",)))
+        pairs, problems = pair_by_stem(files_with_suffix(imgs, IMAGE_SUFFIXES), files_with_suffix(rds, (".png",)),
+                                       unread_beside(rds, (".png",)))
         # Each ReDWeb image is its own web photo: every sample is its own group.
         refs = [SampleRef(id=self.rel(i), image=str(i), depth=str(d), group=self.rel(i)) for i, d in pairs]
         return refs, problems

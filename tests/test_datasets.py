@@ -1035,3 +1035,56 @@ def test_a_16_bit_image_whose_maximum_is_a_power_of_two_is_read_at_the_next_bit_
     np.testing.assert_array_equal(to_uint8(np.array([[0, 128, 256]], np.uint16)),
                                   np.round(np.array([[0, 128, 256]]) * 255 / 1023))
     np.testing.assert_array_equal(to_uint8(np.array([[0, 1024]], np.uint16)), [[0, 64]])
+
+
+def _total(spec: str) -> int:
+    m = build_splits(spec, SIZE, seed=0).manifest()
+    return sum(len(m[k]) for k in ("train", "reg", "val"))
+
+
+def test_hidden_files_and_folders_are_no_samples(tmp_path, caplog):
+    """A data set copied from a Mac has a `._NAME` beside every file: it read as half
+    corrupt ("cannot read image ._s000.jpg"), and a notebook's .ipynb_checkpoints folder
+    would be read as a scene of copies."""
+    folder = make_folder(tmp_path / "f")
+    diode = make_diode(tmp_path / "diode")
+    for f in [*folder.rglob("*.*"), *diode.rglob("*.*")]:
+        (f.parent / f"._{f.name}").write_bytes(b"\0\5\26\7 AppleDouble")
+    checkpoints = folder / "images" / ".ipynb_checkpoints"
+    checkpoints.mkdir()
+    _save_rgb(checkpoints / "s000-checkpoint.jpg", _rgb(0))
+    (folder / "depth" / ".ipynb_checkpoints").mkdir()
+    with caplog.at_level(logging.INFO, logger="depthnas.datasets"):
+        assert _total(f"folder:{folder}") == 8 and _total(f"diode:{diode}") == 8
+    assert "hidden file(s) or folder(s) (names starting with '.', such as macOS '._' copies) are not read" \
+        in caplog.text
+
+
+def test_a_depth_map_in_a_format_not_read_is_named_beside_its_image(tmp_path):
+    """`depth/s003.exr` was passed over without a word: "image s003.jpg has no depth map"
+    pointed away from the file that was there."""
+    root = make_folder(tmp_path / "f")
+    (root / "depth" / "s003.png").rename(root / "depth" / "s003.exr")
+    _expect_build_error(f"folder:{root}", r"image .*s003.jpg has no depth map \(.*s003.exr is not read: "
+                                          r"depth maps here are .png / .npy / .pfm\)")
+    redweb = make_redweb(tmp_path / "r")
+    (redweb / "RDs" / "r2.png").rename(redweb / "RDs" / "r2.jpg")
+    _expect_build_error(f"redweb:{redweb}", r"r2.jpg has no depth map \(.*RDs/r2.jpg is not read: "
+                                            r"depth maps here are .png\)")
+
+
+def test_a_scene_folder_that_cannot_be_listed_is_warned_of(tmp_path, caplog, monkeypatch):
+    """os.walk passed over it without a word: its frames were gone from the data set."""
+    import os
+    root = make_nyu_sync(tmp_path / "nyu", scenes=3, frames=2)
+    locked = sorted(p for p in root.rglob("*") if p.is_dir())[-1]
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+    monkeypatch.setattr(os, "scandir", scandir)
+    with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
+        assert _total(f"nyuv2:{root}") == 4
+    assert f"1 folder(s) cannot be listed and are not read: {locked} (Permission denied)" in caplog.text
