@@ -40,16 +40,18 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if data[:2] == _JPEG_SOI and _jpeg_truncated(data):
         # OpenCV decodes a cut JPEG without error, filling the missing rows with grey
         raise DatasetError(f"truncated JPEG {path}: the file ends inside the image data")
+    _check_png_whole(data, f"image {path}")
     return cv2.cvtColor(decode_bgr8(data, path), cv2.COLOR_BGR2RGB)
 
 
 @contextlib.contextmanager
 def quiet_opencv():
-    """OpenCV logs its own warning for a damaged file ("PNG input buffer is incomplete")
-    to stderr, ahead of the error that names the file; its errors still show."""
+    """OpenCV logs its own errors for a damaged file ("imdecode_ ... Unexpected end of
+    input stream", libtiff's TIFF_Error) to stderr, ahead of the error here that names
+    the file: silenced while decoding."""
     from cv2.utils import logging as cv_logging
     level = cv_logging.getLogLevel()
-    cv_logging.setLogLevel(min(level, cv_logging.LOG_LEVEL_ERROR))
+    cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
     try:
         yield
     finally:
@@ -122,6 +124,26 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 _JPEG_SOI = b"\xff\xd8"
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_whole(data: bytes, what: str) -> None:
+    """A PNG must run to its IEND chunk: libpng prints "libpng error: PNG input buffer is
+    incomplete" on a cut one itself, straight to stderr, before OpenCV says anything.
+    Walks the chunks by their lengths; what follows IEND is never looked at."""
+    if data[:8] != _PNG_SIGNATURE:
+        return
+    i, n = 8, len(data)
+    while i + 8 <= n:
+        length, kind = int.from_bytes(data[i:i + 4], "big"), data[i + 4:i + 8]
+        i += 12 + length  # length, type, data, CRC
+        if kind == b"IEND":
+            if i <= n:
+                return
+            break
+    raise DatasetError(f"truncated PNG {what}: the file ends before its last chunk (IEND)")
+
+
 def _jpeg_truncated(data: bytes) -> bool:
     """True when the file ends before the image's end-of-image marker.
 
@@ -166,6 +188,7 @@ def read_png(path: str | Path) -> np.ndarray:
         data = Path(path).read_bytes()
     except OSError as e:
         raise DatasetError(f"cannot read depth map {path}: {e.strerror or e}") from e
+    _check_png_whole(data, f"depth map {path}")
     with quiet_opencv():
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if arr is None:

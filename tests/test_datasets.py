@@ -257,11 +257,24 @@ def test_a_truncated_png_is_named_without_opencv_s_own_warning(tmp_path, capfd):
     path = tmp_path / "cut.png"
     _save_png(path, np.round(_depth_m(0) * 1000).astype(np.uint16))
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(DatasetError, match="cut.png"):
+    with pytest.raises(DatasetError, match="truncated PNG depth map .*cut.png"):
         read_png(path)
-    with pytest.raises(DatasetError, match="cut.png"):
+    with pytest.raises(DatasetError, match="truncated PNG image .*cut.png"):
         read_rgb(path)
-    assert "WARN" not in capfd.readouterr().err
+    # nor libpng's or OpenCV's own lines ("libpng error: PNG input buffer is incomplete",
+    # "[ERROR:0@1.3] global loadsave.cpp ...", TIFF_Error), for any format
+    for suffix in (".bmp", ".tif"):
+        other = tmp_path / f"cut{suffix}"
+        cv2.imwrite(str(other), _rgb(0))
+        other.write_bytes(other.read_bytes()[:300])
+        with pytest.raises(DatasetError, match=f"cut{suffix}"):
+            read_rgb(other)
+    assert capfd.readouterr().err == ""
+    # what follows IEND is no part of the image
+    whole = tmp_path / "whole.png"
+    _save_png(whole, np.round(_depth_m(0) * 1000).astype(np.uint16))
+    whole.write_bytes(whole.read_bytes() + b"appended by a tool")
+    assert read_png(whole).shape == (H, W)
 
 
 def test_a_depth_kind_for_a_data_set_of_known_kind_is_refused(tmp_path):
