@@ -48,9 +48,9 @@ def load_splits(cfg: Config):
     if is_classification_spec(d.spec):
         splits = build_classification_splits(d.spec, seed=cfg.seed, val_fraction=d.val_fraction,
                                              reg_fraction=d.reg_fraction, augment=d.augment)
-        if splits.num_classes > cfg.model.num_classes:
+        if splits.num_classes != cfg.model.num_classes:  # more logits than classes: some never right
             raise ValueError(f"{d.spec} has {splits.num_classes} classes but model.num_classes is "
-                             f"{cfg.model.num_classes}")
+                             f"{cfg.model.num_classes}; they must be equal")
         return splits
     from depthnas.datasets import build_splits
     return build_splits(d.spec, tuple(d.image_size), seed=cfg.seed,

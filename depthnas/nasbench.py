@@ -109,6 +109,21 @@ def all_architectures() -> list[str]:
     return architectures(range(get_space("nb201").size()))
 
 
+def _read_archs(path: Path) -> list[str]:
+    """One NB201 string per line (blank lines skipped); a bad one named by its line,
+    which a 15,625-line file needs."""
+    space = get_space("nb201")
+    archs = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                space.from_string(line.strip())
+            except ValueError as err:
+                raise ValueError(f"{path}, line {number}: {err}") from None
+            archs.append(line.strip())
+    return archs
+
+
 def export_truth(benchmark: str | Path | Any, archs: Iterable[str], out: str | Path, *,
                  dataset: str = "cifar10-valid", hp: str = "200", setname: str = "valid") -> dict[str, Any]:
     """Write a truth table JSON for `archs` and return it. `benchmark` is a path, or
@@ -148,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--random {args.random}: sample at least 1 architecture")
     try:
         if args.archs:
-            archs = [line.strip() for line in Path(args.archs).read_text().splitlines() if line.strip()]
+            archs = _read_archs(Path(args.archs))
         elif args.all:
             archs = all_architectures()
         else:

@@ -178,7 +178,8 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     live = [s for s in scores if math.isfinite(s)]
     learned = None if level is None or not live else not learned_nothing(min(live), level)
     if learned is False:
-        log.warning("no scored path beat a constant prediction (%.5f; best %.5f): this super-net "
+        log.warning("no scored path beat a constant prediction (%.5f; best %.5f, within 1%% of it or "
+                    "worse): this super-net "
                     "had not learned yet, so its side of the ranking is noise", level, min(live))
     diverged = [space.to_string(a) for a, s in zip(archs, scores) if not math.isfinite(s)]
     if diverged:

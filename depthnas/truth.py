@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from .io import read_json, read_text
 
 LOSS_KEYS = ("mean", "val_loss", "loss", "score")
 ACCURACY_KEYS = ("accuracy",)
+
+log = logging.getLogger(__name__)
 
 
 def _finite(arch: str, v: Any, path: Path) -> float:
@@ -201,6 +204,13 @@ def for_space(truth: dict[str, float], space: Any, source: str | Path) -> SpaceT
                              f"above 1 (e.g. {above[0]!r}: {out.values[above[0]]}), but a classification "
                              "table holds error rates in [0, 1]; put accuracies in percent under "
                              "'accuracy'")
+        if len(out.values) >= 2 and min(out.values.values()) > 0.5:
+            # accuracy fractions read as error rates rank upside down; high error rates
+            # alone (ImageNet16-120's) are possible, so a warning, not a refusal
+            log.warning(
+                "%s: every %s entry is an error rate above 0.5 (the lowest %.4g); if these are "
+                "accuracies, give 1 - accuracy, or accuracies in percent under 'accuracy'",
+                source, space.name, min(out.values.values()))
     return out
 
 

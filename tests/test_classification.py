@@ -194,6 +194,13 @@ def test_load_splits_dispatch_and_mismatch():
     cfg.data.spec = "digits"
     with pytest.raises(ValueError, match="classification dataset"):
         load_splits(cfg)
+    # 20 logits for 10 classes trained without a word, at error 1.0
+    for classes in (5, 20):
+        cfg = config_mod.Config(space="nb201")
+        cfg.data.spec, cfg.model.num_classes = "digits", classes
+        with pytest.raises(ValueError, match=f"digits has 10 classes but model.num_classes is {classes}; "
+                                             "they must be equal"):
+            load_splits(cfg)
 
 
 # ---- task ------------------------------------------------------------------------------
@@ -573,6 +580,17 @@ def test_a_latency_budget_few_classifiers_meet_is_a_warning_and_none_an_error(
     timed.clear()
     Budget(get_space("darts"), cfg, torch.device("cpu"), measure=fake_latency).check_reachable(say=print)
     assert len(timed) == 11 and all(params(a) <= cfg.search.max_params for a in timed)
+
+
+def test_a_bad_line_of_an_architecture_list_is_named_by_its_line(tmp_path, capsys):
+    """Only the token was named, to be found among 15,625 lines; before the benchmark,
+    whose opening takes minutes."""
+    from depthnas.nasbench import main as nasbench_main
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"{ARCH_A}\n\n|bogus~0|+|none~0|none~1|+|none~0|none~1|none~2|\n")
+    assert nasbench_main([str(tmp_path / "missing.pth"), "--archs", str(archs),
+                          "--out", str(tmp_path / "t.json")]) == 2
+    assert f"error: {archs}, line 3: " in capsys.readouterr().err
 
 
 def test_the_benchmark_export_refuses_a_schedule_and_a_sample_size_it_cannot_serve(tmp_path, capsys):

@@ -1863,6 +1863,8 @@ def test_rank_warns_when_no_path_beat_a_constant_prediction(run_dir, tmp_path, m
                      "--no-progress"]) == 0
     assert ("this super-net had not learned yet, so its side of the ranking is noise"
             in caplog.text) == warned
+    # a best path lower than the level, within 1% of it, read as a contradiction
+    assert ("within 1% of it or worse)" in caplog.text) == warned
     assert json.loads(out.read_text())["supernet_learned"] is not warned
 
 

@@ -1,5 +1,6 @@
 """Ranking metrics on hand-made inputs."""
 import json
+import logging
 
 import pytest
 
@@ -131,6 +132,7 @@ def test_truth_table_mistakes_are_explained(tmp_path):
 
 NB201_ARCH = "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
 NB201_SWAPPED = "|skip_connect~0|+|none~1|avg_pool_3x3~0|+|nor_conv_3x3~2|none~1|nor_conv_1x1~0|"
+NB201_OTHER = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
 
 def test_a_table_row_counts_under_its_space_s_canonical_spelling():
@@ -151,6 +153,21 @@ def test_percent_accuracies_without_the_accuracy_key_are_refused_for_classificat
     from depthnas.truth import for_space
     with pytest.raises(ValueError, match=r"t.json: 1 nb201 entry above 1 .* put accuracies in percent under 'accuracy'"):
         for_space({NB201_ARCH: 78.8}, get_space("nb201"), "t.json")
+
+
+def test_a_classification_table_of_error_rates_all_above_one_half_is_warned_of(caplog):
+    """Accuracies as fractions (0.87, 0.93) read as error rates rank upside down; it
+    passed without a word."""
+    from depthnas.spaces import get_space
+    from depthnas.truth import for_space
+    with caplog.at_level(logging.WARNING, logger="depthnas.truth"):
+        for_space({NB201_ARCH: 0.87, NB201_OTHER: 0.93}, get_space("nb201"), "t.json")
+    assert ("t.json: every nb201 entry is an error rate above 0.5 (the lowest 0.87); if these are "
+            "accuracies, give 1 - accuracy") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="depthnas.truth"):
+        for_space({NB201_ARCH: 0.13, NB201_OTHER: 0.93}, get_space("nb201"), "t.json")
+    assert "above 0.5" not in caplog.text
 
 
 def test_sparse_kendall_tau_bins_values_on_a_bin_edge_where_they_belong():
