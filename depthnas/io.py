@@ -122,18 +122,31 @@ class WriteError(OSError):
         return f"cannot write {self.path} ({self.strerror})"
 
 
+# The OS errors of a write that ran out of room, as a writer's own error quotes them
+# (safetensors: "... Os { code: 122, ..., message: \"Disk quota exceeded\" }")
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def _write_failure(path: Path, err: Exception) -> WriteError | None:
-    """`err` of a writer as a WriteError naming the file, if it is one: an OSError, or
-    any error while the disk holds under 1 MiB (torch.save on a full disk says only
-    "unexpected pos"). None for other errors, which are the writer's own."""
+    """`err` of a writer as a WriteError naming the file, if it is one: an OSError, an
+    error quoting one of running out of room (a full disk, a cluster's quota, a
+    `ulimit -f`), or torch.save's "unexpected pos", a write that stopped short, which
+    says nothing more. None for other errors, which are the writer's own."""
     if isinstance(err, OSError) and err.strerror:
         return WriteError(path, err.strerror, err.errno)
+    text = str(err)
+    for code in _NO_ROOM:
+        if os.strerror(code) in text:
+            return WriteError(path, os.strerror(code), code)
     try:
         free = shutil.disk_usage(path.parent).free
     except OSError:
-        return None
-    if free < 2**20:
+        free = None
+    if free is not None and free < 2**20:
         return WriteError(path, f"no space left on the device: {free} bytes free", errno.ENOSPC)
+    if "unexpected pos" in text:
+        return WriteError(path, "the write stopped short: a quota or a file-size limit reached?",
+                          errno.EIO)
     return None
 
 

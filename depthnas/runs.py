@@ -85,9 +85,20 @@ def holds_run(out: str | Path) -> bool:
 
 
 def guard_out(out: Path, resume: bool) -> None:
+    """Before the run lock: a fresh start must not take a run's folder, nor any folder
+    of other files. A start writes config.yaml, splits.json, report.md, ... over files
+    of those names, and removes a failed start's leftovers and killed writes'
+    temporaries: in a folder no depthnas start has locked, those are the user's."""
     if not resume and holds_run(out):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue "
                           "it, or choose another --out")
+    if out.is_dir() and not (out / ".depthnas.lock").exists() and not holds_run(out):
+        found = sorted(p.name for p in out.iterdir())
+        if found:
+            raise ConfigError(f"{out} holds files of its own ({', '.join(found[:3])}"
+                              f"{', ...' if len(found) > 3 else ''}) and no depthnas run; a run "
+                              "writes config.yaml, splits.json, report.md and more there, over "
+                              "files of those names: choose a new or empty --out")
 
 
 def clear_failed_start(out: Path, resume: bool) -> None:

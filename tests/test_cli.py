@@ -165,6 +165,30 @@ def test_existing_run_needs_resume(run_dir, capsys):
     assert "already holds a run; pass --resume" in capsys.readouterr().err
 
 
+def test_a_folder_of_other_files_is_no_place_for_a_new_run(tmp_path, monkeypatch, capsys):
+    """A start in a folder of the user's own deleted its splits.json and a temporary-like
+    file anywhere below, and wrote over its commented config.yaml and report.md."""
+    import depthnas.pipeline
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    files = {"config.yaml": "# my notes\nseed: 0\n", "splits.json": "{}", "report.md": "k",
+             "sub/.draft.abcd1234.tmp": "x"}
+    for name, text in files.items():
+        (mine / name).write_text(text)
+    for argv in (["search", *TINY, "--config", str(mine / "config.yaml")],
+                 ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY]):
+        assert main([*argv, "--out", str(mine)]) == 2
+        assert (f"{mine} holds files of its own (config.yaml, report.md, splits.json, ...) and no "
+                "depthnas run") in capsys.readouterr().err
+        assert {n: (mine / n).read_text() for n in files} == files
+        assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "report.md", "splits.json", "sub"]
+    started = []
+    monkeypatch.setattr(depthnas.pipeline, "run", lambda cfg, **k: started.append(cfg.out))
+    (tmp_path / "empty").mkdir()  # made beforehand, as a job script does
+    assert main(["search", *TINY, "--out", str(tmp_path / "empty")]) == 0
+    assert started == [str(tmp_path / "empty")]
+
+
 def test_a_search_whose_first_landmark_failed_to_start_can_start_again(tmp_path, monkeypatch):
     """A bad sample stops the first landmark before its first step, leaving only its
     config.yaml in standalone/: the rerun the error advises (--skip-bad, same --out)
@@ -175,6 +199,7 @@ def test_a_search_whose_first_landmark_failed_to_start_can_start_again(tmp_path,
     landmark = out / "standalone" / "v1_sync_c3_c3_none_c1_ap"
     landmark.mkdir(parents=True)
     (landmark / "config.yaml").write_text("seed: 0\n")
+    (out / ".depthnas.lock").write_text("1\n")  # the start's, as every start leaves it
     assert not holds_run(out)
     started = []
     monkeypatch.setattr(depthnas.pipeline, "run", lambda cfg, **k: started.append(cfg.out))

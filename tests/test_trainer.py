@@ -468,9 +468,22 @@ def test_a_write_that_fails_on_a_full_disk_names_the_file_and_leaves_nothing(tmp
     monkeypatch.setattr(io.shutil, "disk_usage", lambda p: usage._replace(free=4096))
     with pytest.raises(io.WriteError, match=r"state\.pt \(no space left on the device: 4096 bytes"):
         io.atomic_write(target, torch_on_a_full_disk)
+    # room on the disk, none in a quota or under `ulimit -f`: a traceback, no resume hint
     monkeypatch.setattr(io.shutil, "disk_usage", lambda p: usage._replace(free=2**30))
-    with pytest.raises(RuntimeError, match="unexpected pos"):  # room left: the writer's own error
+    with pytest.raises(io.WriteError, match=r"state\.pt \(the write stopped short: a quota or a "
+                                            r"file-size limit reached\?\)"):
         io.atomic_write(target, torch_on_a_full_disk)
+
+    def safetensors_over_a_limit(tmp):
+        raise RuntimeError('Error while serializing: IoError(Os { code: 27, kind: FileTooLarge, '
+                           'message: "File too large" })')
+    with pytest.raises(io.WriteError, match=r"state\.pt \(File too large\)"):
+        io.atomic_write(target, safetensors_over_a_limit)
+
+    def another_fault(tmp):
+        raise RuntimeError("a writer's own fault")
+    with pytest.raises(RuntimeError, match="a writer's own fault"):
+        io.atomic_write(target, another_fault)
     assert not any(tmp_path.iterdir())  # no temporary file left behind
 
 
