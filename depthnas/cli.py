@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -367,7 +368,7 @@ def _resume_hint(args: argparse.Namespace) -> str:
     if not (Path(out) / "config.yaml").is_file():  # stopped before it kept anything
         return "nothing was kept yet: run the same command again, without --resume"
     from . import distributed
-    command = f"depthnas {args.command} --out {out} --resume"
+    command = f"depthnas {args.command} --out {shlex.quote(str(out))} --resume"
     if distributed.launched():  # by torchrun: relaunch so
         per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ["WORLD_SIZE"]
         return (f"continue with: torchrun --nproc_per_node {per_node} -m {command} (any "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -175,6 +176,12 @@ class SearchRun:
                     raise ValueError(f"{path}: {s!r} is no {self.space.name} architecture ({err}); "
                                      "restore the file, or delete it to draw the landmarks "
                                      "again") from None
+            if len(strings) != self.cfg.landmarks.num:  # config.yaml edited since the draw
+                raise config_mod.ConfigError(
+                    f"{path} holds the {len(strings)} landmark(s) this run drew as it started, but "
+                    f"{self.out / 'config.yaml'} now asks for landmarks.num {self.cfg.landmarks.num}; "
+                    "--resume continues a run as it started: restore it, or start a new run in "
+                    "another --out")
             return strings
         lm = self.cfg.landmarks
         rec = recipe(self.cfg, self.splits)
@@ -478,8 +485,8 @@ class SearchRun:
             source = best.get("model") or "a looked-up result"
             self.say(f"warning: no model file for the best architecture ({source}), so no "
                      "best/model.safetensors to export; train it with `depthnas train --arch "
-                     f"'{best_json['string']}' --config {self.out / 'config.yaml'} --out "
-                     f"{self.out / 'best'}`")
+                     f"'{best_json['string']}' --config {shlex.quote(str(self.out / 'config.yaml'))} "
+                     f"--out {shlex.quote(str(self.out / 'best'))}`")
         constant = self.constant
         summary = {"space": space.name, "landmarks": cfg.landmarks.enabled,
                    "score_name": evaluator.task.score_name,

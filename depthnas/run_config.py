@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
         # supernet.grad_clip did): the first command repeated then names them.
         preset_only = args.preset and not args.config and not any(k in flagged for k in changed)
         hint = (f" (--preset {args.preset}'s values may differ from those of the depthnas that "
-                f"started this run: `depthnas {args.config_command} --out {args.out} --resume` "
+                f"started this run: `depthnas {args.config_command} --out {shlex.quote(args.out)} --resume` "
                 "continues it as saved)") if preset_only else ""
         raise config_mod.ConfigError(
             f"--resume continues the run with its own {saved}, which holds every setting, and "
@@ -217,7 +218,7 @@ def build_config(args: argparse.Namespace) -> Config:
         if not args.out and cfg.out and holds_run(cfg.out):
             source = ("--set out=" if "out" in config_mod.assigned_fields(list(args.set))
                       else f"out: in {args.config}" if args.config else f"--preset {args.preset}")
-            resume = (f" (or --out {cfg.out} --resume to continue that run)"
+            resume = (f" (or --out {shlex.quote(cfg.out)} --resume to continue that run)"
                       if run_kind(cfg.out) == command else "")
             raise config_mod.ConfigError(f"{cfg.out} ({source}) holds a run already; pass "
                                          f"--out NEW_FOLDER for this one{resume}")

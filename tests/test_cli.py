@@ -1335,6 +1335,25 @@ def test_a_stopped_torchrun_job_says_once_how_to_relaunch_it(monkeypatch, tmp_pa
         "--out runs/x --resume (any number of processes resumes it)")
 
 
+def test_a_resume_command_for_a_folder_with_a_space_in_its_name_pastes_whole(monkeypatch, tmp_path):
+    """`--out sp ace/run 1 --resume`, pasted, named three folders."""
+    import shlex
+    from depthnas.cli import _stopped_message, build_parser
+    from depthnas.runs import check_kind
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "sp ace" / "run 1"
+    out.mkdir(parents=True)
+    (out / "config.yaml").write_text("seed: 0\n")
+    args = build_parser().parse_args(["search", "--out", str(out)])
+    command = _stopped_message(args, KeyboardInterrupt()).split("continue with: ", 1)[1]
+    assert shlex.split(command) == ["depthnas", "search", "--out", str(out), "--resume"]
+    (out / "results.json").write_text("{}")
+    with pytest.raises(Exception, match="continue it with `depthnas search --out (.*)`") as refused:
+        check_kind(out, "train", resume=True)
+    said = str(refused.value).split("continue it with `", 1)[1].split("`")[0]
+    assert shlex.split(said) == ["depthnas", "search", "--out", str(out), "--resume"]
+
+
 def test_a_rank_that_loses_its_peers_says_so_in_one_line(monkeypatch, capsys, tmp_path):
     """When one rank fails, the others' collectives break: each printed a 35-line gloo
     traceback after the failing rank's clear error. Rank 0 then says how to go on,
@@ -1625,6 +1644,21 @@ def test_a_run_file_of_the_wrong_shape_is_named(run_copy, capsys, name, content,
     assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and said in err and "Traceback" not in err, err
+
+
+def test_a_landmark_count_edited_before_the_super_net_trained_is_refused(run_copy, capsys):
+    """Stopped among the landmarks (no super-net checkpoint to compare with), a resume
+    under `landmarks.num` edited ran on with the landmarks drawn at the start."""
+    import shutil
+    drawn = json.loads((run_copy / "initial_landmarks.json").read_text())
+    shutil.rmtree(run_copy / "checkpoints")
+    config = run_copy / "config.yaml"
+    text = config.read_text()
+    assert f"  num: {len(drawn)}\n" in text
+    config.write_text(text.replace(f"  num: {len(drawn)}\n", f"  num: {len(drawn) + 1}\n", 1))
+    assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 2
+    assert (f"initial_landmarks.json holds the {len(drawn)} landmark(s) this run drew as it started, "
+            f"but {config} now asks for landmarks.num {len(drawn) + 1}") in capsys.readouterr().err
 
 
 def test_a_line_of_the_wrong_shape_in_metrics_jsonl_is_skipped(run_copy, capsys):
