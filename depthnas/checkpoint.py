@@ -96,6 +96,14 @@ def load_weights(path: str | Path, model: nn.Module,
     return dropped
 
 
+def in_checkpoint(path: str | Path) -> bool:
+    """Whether `path` lies in a training's `checkpoints/epoch_NNNN/`, which the training
+    removes as it goes on (it keeps the newest two) or starts over: an export or a
+    report written there beside its model goes with it."""
+    return any(a.name.startswith("epoch_") and a.parent.name == "checkpoints"
+               for a in Path(path).absolute().parents)
+
+
 class Checkpointer:
     def __init__(self, folder: str | Path, keep: int = 2):
         self.folder = Path(folder)

@@ -27,10 +27,11 @@ from tqdm.auto import tqdm
 
 from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
 
+from .checkpoint import in_checkpoint
 from .config import canonical_spec, split_spec
 from .depth_metrics import METRIC_NAMES, MetricAccumulator
 from .evaluation import inverted_note, learned_nothing
-from .io import atomic_write_json, check_out_file, path_arg
+from .io import atomic_write_json, check_out_file, check_parent_folders, path_arg
 
 SPLITS = ("all", "train", "reg", "val")
 
@@ -194,6 +195,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         elif args.split != "all":
             kw["recorded"] = folder / "splits.json"
             print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
+    if out is None:  # beside the model; said before the work, when it cannot be written there
+        name = report_name(args.split, None if same else data)
+        out = (Path(args.checkpoint) / f"{name}.json" if Path(args.checkpoint).is_dir() else
+               Path(args.checkpoint).with_suffix(f".{name}.json"))
+        try:
+            check_parent_folders(out, "the report")
+        except ValueError as err:
+            raise ValueError(f"{err}; pass --out FILE to write it elsewhere") from None
+    if in_checkpoint(out):
+        print(f"note: {out} lies in a checkpoint folder, which its training removes as it goes "
+              "on; copy it elsewhere, or pass --out")
     if args.depth_cap is None and split_spec(data)[0] == "nyuv2":
         depth_cap = NYU_DEPTH_CAP
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
@@ -220,10 +232,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     note = inverted_note(report["inverted"], "images")
     if note:
         print(f"warning: {note}", file=sys.stderr)
-    if out is None:  # beside the model
-        name = report_name(args.split, None if same else data)
-        out = (Path(args.checkpoint) / f"{name}.json" if Path(args.checkpoint).is_dir() else
-               Path(args.checkpoint).with_suffix(f".{name}.json"))
     atomic_write_json(out, report)
     print(f"wrote {out}")
     return 0

@@ -105,9 +105,13 @@ def load_depth_model(path: str | Path, device: str | torch.device = "cpu"
 
 
 def check_depth_model(path: str | Path) -> None:
-    """ValueError for a model file (or run) of another task, read from its metadata
-    alone: before a command prints what it will do with it."""
-    _refuse_other_task(path, read_metadata(resolve_model_file(path)))
+    """ValueError for a model file (or run) of another task, or a super-net, read from
+    its metadata alone: before a command prints what it will do with it, or asks for
+    what it needs (evaluate's --data)."""
+    meta = read_metadata(resolve_model_file(path))
+    _refuse_other_task(path, meta)
+    if meta.get("format") == FORMAT and not meta.get("arch"):
+        raise ValueError(f"{resolve_model_file(path)} holds a super-net, not one architecture")
 
 
 def _refuse_other_task(path: str | Path, meta: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from depthnas.arch_arg import naming_arch_file, read_arch_arg
+    from depthnas.checkpoint import in_checkpoint
     from depthnas.io import check_parent_folders
     from depthnas.runs import resolve_model_file
 
@@ -56,10 +57,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: an ONNX file must end in .onnx (predict and the demo "
                          "choose onnxruntime by that suffix)")
     check_parent_folders(out)
+    if in_checkpoint(out):
+        print(f"note: {out} lies in a checkpoint folder, which its training removes as it goes "
+              "on; copy it elsewhere, or pass --out")
     arch, source = read_arch_arg(args.arch) if args.arch else (None, None)
     with naming_arch_file(source):
         result = export_onnx(model_file, out, arch=arch, exporter=args.exporter,
-                             opset=args.opset or DEFAULT_OPSET)
+                             opset=DEFAULT_OPSET if args.opset is None else args.opset)
     size_mb = result.path.stat().st_size / 2**20
     print(f"{result.metadata['arch']} -> {result.path} ({size_mb:.1f} MB, "
           f"{result.exporter} exporter, opset {result.metadata['opset']})")

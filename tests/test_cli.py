@@ -2483,3 +2483,52 @@ def test_a_loader_worker_forked_with_the_stop_handler_ends_quietly():
         os.kill(pid, signal.SIGKILL)  # as the run's shutdown would end it
         os.waitpid(pid, 0)
     assert alive and signalled == []  # the run itself was not stopped
+
+
+def test_evaluating_a_super_net_checkpoint_names_it_before_asking_for_data(run_dir, capsys):
+    """It said "--data is needed" (the checkpoint's folder has no config.yaml), and named
+    the super-net only once --data was given."""
+    supernet = sorted((run_dir / "checkpoints").glob("epoch_*"))[-1] / "model.safetensors"
+    assert main(["evaluate", "--checkpoint", str(supernet), "--no-progress"]) == 2
+    assert f"{supernet} holds a super-net, not one architecture" in capsys.readouterr().err
+
+
+def test_outputs_written_into_a_checkpoint_folder_are_said_to_go_with_it(tmp_path, capsys,
+                                                                          monkeypatch):
+    """An export beside a checkpoint's model (the default) was removed with the
+    checkpoint by the training's next epochs, without a word."""
+    from fixtures_models import make_model_file
+    import depthnas.export.onnx_export as onnx_export
+    out = tmp_path / "t"
+    epoch = out / "checkpoints" / "epoch_0001"  # as a training mid-way holds it
+    epoch.mkdir(parents=True)
+    make_model_file(epoch / "model.safetensors")
+
+    def exported(*args, **kw):  # said before the export: its 20 s are not needed here
+        raise ValueError("export reached")
+    monkeypatch.setattr(onnx_export, "export_onnx", exported)
+    assert main(["export", "--checkpoint", str(epoch / "model.safetensors")]) == 2
+    said = capsys.readouterr()
+    assert "export reached" in said.err
+    assert (f"note: {epoch / 'model.onnx'} lies in a checkpoint folder, which its training removes "
+            "as it goes on") in said.out
+    from depthnas.checkpoint import in_checkpoint
+    assert not in_checkpoint(tmp_path / "kept.onnx") and not in_checkpoint(out / "model.onnx")
+    assert not in_checkpoint(tmp_path / "epoch_0001" / "model.onnx")  # a folder of one's own
+
+
+def test_a_report_that_cannot_be_written_beside_the_model_is_said_before_the_work(
+        tmp_path, capsys, monkeypatch):
+    """In a read-only run folder evaluate printed every metric, then failed to write."""
+    import os
+    from pathlib import Path
+    import depthnas.evaluate
+    out = tmp_path / "t"
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 0
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == out else real(p, mode))
+    monkeypatch.setattr(depthnas.evaluate, "evaluate", lambda *a, **k: pytest.fail("evaluated"))
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(out), "--no-progress"]) == 2
+    assert (f"the report {out / 'eval.json'}: no permission to write in {out}; pass --out FILE to "
+            "write it elsewhere") in capsys.readouterr().err
