@@ -2532,3 +2532,174 @@ def test_a_report_that_cannot_be_written_beside_the_model_is_said_before_the_wor
     assert main(["evaluate", "--checkpoint", str(out), "--no-progress"]) == 2
     assert (f"the report {out / 'eval.json'}: no permission to write in {out}; pass --out FILE to "
             "write it elsewhere") in capsys.readouterr().err
+
+
+# ---- pipeline, run config, run folders and hints: each test here caught a one-line mutation
+# that the rest of the suite let through
+def _bare_run(tmp_path, monkeypatch):
+    """A SearchRun holding only what standalone(), _check_config_kept() and
+    _rank_samples() read: no data, no super-net."""
+    from depthnas import pipeline
+    from depthnas.config import Config
+    from depthnas.landmarks import LandmarkStore
+    from depthnas.spaces import get_space
+    run = pipeline.SearchRun.__new__(pipeline.SearchRun)
+    run.cfg, run.space = Config(), get_space("v1-sync")
+    run.out = tmp_path / "run"
+    run.out.mkdir()
+    run.cfg.out = str(run.out)
+    run.splits, run.truth, run.truth_rows, run.trained = None, {}, {}, {}
+    run.progress, run.device = False, "cpu"
+    run.store = LandmarkStore(run.out / "landmarks.json")
+    run.said = []
+    run.say = run.said.append
+    run._keep_time = lambda: None
+    return run
+
+
+@pytest.mark.parametrize("edited", [0, 1])
+def test_a_resume_stopped_among_the_landmarks_checks_every_finished_one(tmp_path, monkeypatch, edited):
+    """Before the super-net's first checkpoint, any finished landmark whose recipe
+    config.yaml no longer gives is a refusal, whichever of them it is (only the first
+    in file order, or all but it, went unseen)."""
+    from depthnas.config import ConfigError
+    from depthnas.recipe import recipe
+    run = _bare_run(tmp_path, monkeypatch)
+    rec = recipe(run.cfg)
+    for i, name in enumerate(("a_first", "b_second")):
+        folder = run.out / "standalone" / name
+        folder.mkdir(parents=True)
+        theirs = {**rec, "lr": rec["lr"] * 2} if i == edited else rec
+        (folder / "result.json").write_text(json.dumps({"arch": "v1-sync:c3,c3,c3,c3,c3",
+                                                        "recipe": theirs}))
+    with pytest.raises(ConfigError, match="the run's stand-alone trainings trained with .*lr: "):
+        run._check_config_kept()
+
+
+def test_a_resumed_search_says_which_stand_alone_trainings_it_reuses(tmp_path, monkeypatch):
+    """A landmark that finished before the stop is read back, and said so; not
+    announced as "training stand-alone" (which it is not)."""
+    from depthnas import pipeline
+    run = _bare_run(tmp_path, monkeypatch)
+    a, b = (run.space.from_string(f"v1-sync:{s}") for s in ("c3,c3,c3,c3,c3", "c1,c1,c1,c1,c1"))
+    done = {run.space.to_string(a)}
+    monkeypatch.setattr(pipeline, "finished_training",
+                        lambda folder, s, rec: {"arch": s} if s in done else None)
+    monkeypatch.setattr(pipeline, "train_standalone", lambda cfg, space, arch, *x, **k: {
+        "val_loss": 0.5, "params": 10, "train_time_s": 1.0, "device": "cpu"})
+    assert run.standalone([a, b], "landmark") == [0.5, 0.5]
+    assert f"  reusing finished stand-alone [landmark] {run.space.to_string(a)}" in run.said
+    assert f"  training stand-alone [landmark] {run.space.to_string(b)}" in run.said
+    assert not any("training stand-alone [landmark] " + run.space.to_string(a) in m for m in run.said)
+
+
+def test_a_stored_result_is_not_trained_again_and_only_another_run_s_is_marked_as_such(
+        tmp_path, monkeypatch):
+    """An architecture the store holds under this recipe is read, not trained; its
+    source is "landmark store" only when its model lies outside this run's folder."""
+    from depthnas import pipeline
+    from depthnas.recipe import recipe
+    run = _bare_run(tmp_path, monkeypatch)
+    rec = recipe(run.cfg)
+    own, other = (run.space.from_string(f"v1-sync:{s}") for s in ("c3,c3,c3,c3,c3", "c1,c1,c1,c1,c1"))
+    for arch, folder, loss in ((own, run.out / "standalone" / "x", 0.25),
+                               (other, tmp_path / "elsewhere", 0.5)):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"x")
+        run.store.add(run.space.to_string(arch), "v1-sync", loss, rec,
+                      model=folder / "model.safetensors")
+
+    def no_training(*a, **k):
+        raise AssertionError("a stored result was trained again")
+    monkeypatch.setattr(pipeline, "train_standalone", no_training)
+    assert run.standalone([own, other], "top-1") == [0.25, 0.5]
+    assert "source" not in run.trained[own]
+    assert run.trained[other]["source"] == "landmark store"
+    assert not any(run.space.to_string(own) in m for m in run.said)
+
+
+def test_the_ranking_sample_keeps_a_twin_this_run_trained_already(tmp_path, monkeypatch):
+    """A model whose twin string this run trained (older depthnas picked both) is still
+    drawn into the ranking sample when the run trained that very string: as for picks."""
+    run = _bare_run(tmp_path, monkeypatch)
+    first, twin = (run.space.from_string(f"v1-sync:{s}") for s in ("c3,c3,ap,c1,none", "skip,c1,ap,c1,none"))
+    assert run.space.function_key(first) == run.space.function_key(twin)
+    run.cfg.search.rank_samples = 1
+    run.trained = {first: {"role": "landmark"}}
+    run._trained_here = lambda arch: arch == twin
+    monkeypatch.setattr(run.space, "sample", lambda rng: twin)
+    assert run._rank_samples() == [twin]
+
+
+# ---- depthnas.run_config ----------------------------------------------------------
+def _parse(argv):
+    from depthnas.cli import build_parser
+    return build_parser().parse_args(argv)
+
+
+def test_channels_last_reaches_both_trainings():
+    from depthnas.run_config import build_config
+    cfg = build_config(_parse(["search", "--channels-last"]))
+    assert cfg.supernet.channels_last and cfg.standalone.channels_last
+
+
+def test_the_preset_hint_is_given_only_when_the_preset_alone_differs(tmp_path):
+    """A typed flag that changes the run is the user's doing: the hint that the preset's
+    values may have changed between versions would mislead there."""
+    from depthnas import config as config_mod
+    from depthnas.config import ConfigError
+    from depthnas.run_config import build_config
+    out = tmp_path / "run"
+    out.mkdir()
+    cfg = config_mod.load(None, "quick")
+    cfg.out, cfg.supernet.grad_clip = str(out), 1.0 - (cfg.supernet.grad_clip or 0.0)
+    config_mod.dump(cfg, out / "config.yaml")
+    with pytest.raises(ConfigError) as refused:
+        build_config(_parse(["search", "--preset", "quick", "--out", str(out), "--resume"]))
+    assert "--preset quick's values may differ" in str(refused.value)
+    with pytest.raises(ConfigError) as refused:
+        build_config(_parse(["search", "--preset", "quick", "--seed", "7", "--out", str(out), "--resume"]))
+    assert "seed: saved 0, given 7" in str(refused.value)
+    assert "values may differ" not in str(refused.value)
+
+
+# ---- depthnas.runs ----------------------------------------------------------------
+def test_a_finished_search_without_its_model_is_not_called_stopped(tmp_path):
+    """A finished search (results.json) whose best/model.safetensors is gone (a truth
+    table's best, or deleted) did not stop half-way: --resume would not make the model."""
+    from depthnas.runs import resolve_model_file
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text("{}")
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_model_file(run)
+    assert "holds no model.safetensors (nor best/model.safetensors)" in str(err.value)
+    assert "--resume" not in str(err.value)
+
+
+# ---- depthnas.cli -----------------------------------------------------------------
+def test_the_work_kept_hint_needs_work_in_the_folder(tmp_path):
+    """A bad sample met before anything trained (config.yaml written, no run marker):
+    no "the work done so far is kept"; once work is there, it is said."""
+    import argparse
+    from depthnas.cli import _fixed_then
+    from depthnas.datasets.io import DatasetError
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("seed: 0\n")
+    args = argparse.Namespace(command="search", out=str(out), resolved_out=str(out))
+    assert _fixed_then(args, DatasetError("bad.png: truncated")) == ""
+    (out / "metrics.jsonl").write_text("{}\n")
+    assert "the work done so far is kept" in _fixed_then(args, DatasetError("bad.png: truncated"))
+
+
+@pytest.mark.parametrize("learned, warned", [(True, True), (False, False)])
+def test_train_says_upside_down_only_of_a_model_that_learned_something(tmp_path, monkeypatch, capsys,
+                                                                      learned, warned):
+    import depthnas.standalone as standalone
+    monkeypatch.setattr(standalone, "train_standalone", lambda cfg, space, arch, splits, out, **k: {
+        "arch": space.to_string(arch), "val_loss": 0.1 if learned else 0.2, "params": 1000,
+        "constant_prediction_loss": 0.2, "inverted": 90.0})
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY,
+                 "--out", str(tmp_path / "t")]) == 0
+    assert ("near and far swapped" in capsys.readouterr().err) == warned

@@ -328,3 +328,64 @@ def test_the_output_s_dynamic_dims_are_named_as_the_input_s():
     _name_dynamic_dims(proto)
     dims = [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 1, "height", "width"]
+
+
+@pytest.fixture
+def fake_export(tmp_path, monkeypatch):
+    """export_onnx / check_parity stood in for: what cmd_export does with their answers."""
+    import depthnas.export.onnx_export as ox
+    calls, parity = {}, []
+
+    def export(model_file, out, *, arch, exporter, opset):
+        calls.update(arch=arch, opset=opset, out=out)
+        Path(out).write_bytes(b"onnx")
+        return ox.ExportResult(Path(out), "legacy", {"arch": "v1-sync:c3,c3,c3,c3,c3", "opset": str(opset)})
+    monkeypatch.setattr(ox, "export_onnx", export)
+    monkeypatch.setattr(ox, "check_parity", lambda onnx_file, model_file: list(parity))
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"weights")
+    return model, calls, parity
+
+
+@pytest.mark.parametrize("results, code", [
+    ([(1e-6, 1.0), (1e-6, 1.0)], 0),
+    ([(1e-2, 1.0), (1e-6, 1.0)], 1),   # the first size failed, the second passed
+    ([(1e-6, 1.0), (1e-2, 1.0)], 1),
+])
+def test_export_check_fails_when_any_size_differs(fake_export, tmp_path, capsys, results, code):
+    from depthnas.export.onnx_export import Parity
+    model, _, parity = fake_export
+    parity += [Parity((1, 3, 64, 64), rel, rel, ref) for rel, ref in results]
+    assert main(["export", "--checkpoint", str(model), "--out", str(tmp_path / "m.onnx"), "--check"]) == code
+    captured = capsys.readouterr()
+    assert ("FAIL" in captured.out) == bool(code)
+    assert (f"differs from {model} by more than" in captured.err) == bool(code)
+
+
+def test_export_check_warns_of_an_all_zero_reference(fake_export, tmp_path, capsys):
+    from depthnas.export.onnx_export import Parity
+    model, _, parity = fake_export
+    parity += [Parity((1, 3, 64, 64), 0.0, 0.0, 0.0), Parity((2, 3, 96, 128), 0.0, 0.0, 0.5)]
+    assert main(["export", "--checkpoint", str(model), "--out", str(tmp_path / "m.onnx"), "--check"]) == 0
+    warned = [l for l in capsys.readouterr().out.splitlines() if l.startswith("warning:")]
+    assert len(warned) == 1 and "1x3x64x64 input" in warned[0]
+
+
+def test_export_passes_the_opset_and_arch_asked_for_and_takes_an_upper_case_suffix(
+        fake_export, tmp_path, capsys):
+    model, calls, _ = fake_export
+    out = tmp_path / "M.ONNX"  # predict and the demo read the suffix case-blind too
+    assert main(["export", "--checkpoint", str(model), "--out", str(out), "--opset", "17",
+                 "--arch", "v1-sync:c3,c3,c3,c3,c3"]) == 0
+    assert calls == {"arch": "v1-sync:c3,c3,c3,c3,c3", "opset": 17, "out": out}
+    assert "opset 17" in capsys.readouterr().out
+
+
+def test_export_refuses_opset_0_as_it_does_16(tmp_path, capsys):
+    """`--opset 0` was read as "not given": the default opset was written, exit 0."""
+    from fixtures_models import make_model_file
+    model = make_model_file(tmp_path / "m.safetensors")
+    for opset in (0, 16):
+        assert main(["export", "--checkpoint", str(model), "--out", str(tmp_path / "m.onnx"),
+                     "--opset", str(opset)]) == 2
+        assert f"opset {opset} is too old; use 17 or newer" in capsys.readouterr().err

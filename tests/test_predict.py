@@ -499,3 +499,11 @@ def test_nan_pixels_are_drawn_as_the_far_end_not_the_near_one():
     depth = np.array([[0.0, 1.0, np.nan]], np.float32)
     assert to_uint16(depth).tolist() == [[0, 65535, 0]]
     assert (colorize(depth)[0, 2] == _lut("inferno")[0]).all()
+
+
+def test_predict_refuses_an_unknown_colormap_before_reading_the_model(tmp_path, capsys):
+    """Said before the model loads (minutes for a large one, or its own error first)."""
+    out = tmp_path / "o"
+    assert main(["predict", "--model", str(tmp_path / "missing.onnx"), "--input", str(tmp_path),
+                 "--out", str(out), "--colormap", "nope", "--no-progress"]) == 2
+    assert "unknown colormap 'nope'" in capsys.readouterr().err and not out.exists()
