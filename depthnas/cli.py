@@ -481,5 +481,15 @@ def main(argv: list[str] | None = None) -> int:
             joined.cleanup(finished)  # leave torchrun's process group, if joined
 
 
+def console() -> None:
+    """The `depthnas` command. After a stop the process is ending: a second Ctrl-C
+    while Python shuts down (in torch's exit hooks) printed a traceback under the
+    resume hint, so it is ignored from then on."""
+    code = main()
+    if code in (130, 143):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -1217,6 +1217,23 @@ def test_the_signal_handlers_are_restored_when_a_run_ends():
     assert {s: signal.getsignal(s) for s in before} == before
 
 
+@pytest.mark.parametrize("code, ignored", [(130, True), (143, True), (0, False), (2, False)])
+def test_the_command_ignores_a_second_ctrl_c_once_a_stopped_run_is_ending(monkeypatch, code, ignored):
+    """A second Ctrl-C after "interrupted; continue with ..." landed in torch's exit hooks
+    as "Exception ignored in atexit callback ... KeyboardInterrupt"."""
+    import signal
+    import depthnas.cli
+    monkeypatch.setattr(depthnas.cli, "main", lambda: code)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            depthnas.cli.console()
+        assert ended.value.code == code
+        assert (signal.getsignal(signal.SIGINT) == signal.SIG_IGN) == ignored
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def _stop_signals_as_from_a_terminal() -> None:
     """A test session started by a script's background job inherits SIGINT ignored,
     and a run keeps an ignored Ctrl-C ignored (by design): stop signals as a terminal
