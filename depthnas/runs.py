@@ -103,11 +103,13 @@ def guard_out(out: Path, resume: bool) -> None:
 
 
 def clear_failed_start(out: Path, resume: bool) -> None:
-    """A fresh start in a folder a failed start left: its drawn landmarks go. Called
-    holding the run lock, so a run still starting there keeps its own."""
+    """A fresh start in a folder a failed start left: its drawn landmarks go, and its
+    config.yaml, which a stop of this start before writing its own would otherwise
+    offer to --resume (with the failed start's settings). Called holding the run
+    lock, so a run still starting there keeps its own."""
     from . import distributed
     if not resume and distributed.is_main():
-        for leftover in FAILED_START_LEFTOVERS:
+        for leftover in (*FAILED_START_LEFTOVERS, "config.yaml"):
             (out / leftover).unlink(missing_ok=True)
 
 

@@ -189,6 +189,25 @@ def test_a_folder_of_other_files_is_no_place_for_a_new_run(tmp_path, monkeypatch
     assert started == [str(tmp_path / "empty")]
 
 
+def test_a_start_stopped_before_its_config_is_not_resumed_with_a_failed_start_s(tmp_path,
+                                                                               monkeypatch, capsys):
+    """A start killed after writing config.yaml, then a new start there stopped early:
+    "continue with: ... --resume" would have resumed with the first start's seed."""
+    import depthnas.pipeline
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / ".depthnas.lock").write_text("1\n")
+    (out / "config.yaml").write_text("seed: 0\n")  # the killed start's
+
+    def stopped(cfg, **kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(depthnas.pipeline, "run", stopped)
+    assert main(["search", *TINY, "--seed", "7", "--out", str(out)]) == 130
+    assert ("interrupted; nothing was kept yet: run the same command again, without --resume"
+            in capsys.readouterr().err)
+    assert not (out / "config.yaml").exists()
+
+
 def test_a_search_whose_first_landmark_failed_to_start_can_start_again(tmp_path, monkeypatch):
     """A bad sample stops the first landmark before its first step, leaving only its
     config.yaml in standalone/: the rerun the error advises (--skip-bad, same --out)
