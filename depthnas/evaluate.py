@@ -46,11 +46,12 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
                 skip_bad: bool = False, depth_kind: str = "depth",
                 image_size: tuple[int, int] = (384, 384),
                 val_fraction: float = 0.15, reg_fraction: float = 0.15,
-                recorded: str | Path | None = None
+                recorded: str | Path | None = None, skipped: list[str] | None = None
                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(id, rgb uint8, target disparity, valid mask) per sample of `split`.
     `image_size` is the rendering size of synthetic scenes; files keep their own.
-    `recorded`: a run's splits.json, which the split must still match."""
+    `recorded`: a run's splits.json, which the split must still match. `skipped`
+    receives the data set's bad samples that skip_bad left out (before any split)."""
     from depthnas.datasets import SyntheticDepth, build_splits
     from depthnas.datasets.synthetic import VAL_INDEX_OFFSET
     from .data import check_recorded_splits
@@ -65,6 +66,8 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
                      {"val_fraction": val_fraction, "reg_fraction": reg_fraction})
         splits = build_splits(spec, image_size, seed=seed, synthetic_samples=synthetic_samples,
                               augment=False, skip_bad=skip_bad, depth_kind=depth_kind, **fractions)
+        if skipped is not None:
+            skipped.extend(splits.skipped)
         if recorded is not None and split != "all":
             check_recorded_splits(splits, recorded, only=split, advice=(
                 "restore the data as it was, or score every sample (--split all)"))
@@ -117,7 +120,8 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
     # the level of a model that learned nothing (one value everywhere), on the same
     # pixels: a score means something only against it
     constant = MetricAccumulator(depth_cap=depth_cap)
-    samples = raw_samples(spec, split, image_size=trained_at, **data_kw)
+    skipped: list[str] = []
+    samples = raw_samples(spec, split, image_size=trained_at, skipped=skipped, **data_kw)
     for _, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
         x = prepare_image(rgb, size).to(device)
         pred = F.interpolate(model(x), size=disparity.shape, mode="bilinear", align_corners=False)
@@ -128,7 +132,7 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
         raise ValueError(f"{spec}: no sample with valid depth to evaluate")
     level = {k: v for k, v in constant.compute().items() if k != "inverted"}  # it has no sign
     return {"model": str(model_path), "arch": meta.get("arch"), "data": spec, "split": split,
-            "samples": acc.count, "left_out": acc.left_out, "depth_cap": depth_cap, "net_size": size, **acc.compute(),
+            "samples": acc.count, "left_out": acc.left_out, "skipped": skipped, "depth_cap": depth_cap, "net_size": size, **acc.compute(),
             "constant_prediction": level}
 
 

@@ -385,3 +385,21 @@ def test_inverted_share_counts_validation_images_with_near_and_far_swapped():
     with torch.no_grad():
         right.weight.fill_(-1.0)
     assert share(right) == 100.0
+
+
+def test_the_samples_skip_bad_left_out_are_recorded_in_the_report(tmp_path, model, capsys):
+    """evaluate --skip-bad said how many it skipped, but eval.json held only the samples
+    scored: a report read later could not tell a 3-image set from 4 with one bad."""
+    rng = np.random.default_rng(2)
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "depth").mkdir()
+    for name in ("a", "b", "c"):
+        cv2.imwrite(str(root / "images" / f"{name}.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        cv2.imwrite(str(root / "depth" / f"{name}.png"), rng.integers(500, 9000, (48, 64)).astype(np.uint16))
+    (root / "images" / "c.png").write_bytes(b"not an image")
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(model), "--data", f"folder:{root}", "--skip-bad",
+                 "--out", str(out), "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["samples"] == 2 and len(report["skipped"]) == 1 and "c.png" in report["skipped"][0]
