@@ -98,7 +98,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     fresh = _claim_fresh_out(cfg, args)
     guard_out(Path(cfg.out), args.resume)
     with run_lock(Path(cfg.out), made=fresh or None):
-        clear_failed_start(Path(cfg.out), args.resume)
+        clear_failed_start(Path(cfg.out), args.resume, args.config)
         distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
         run(cfg, progress=show_progress(args.no_progress))
     return 0
@@ -145,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(cfg.out)
     guard_out(out, args.resume)
     with run_lock(out, made=fresh or None):
-        clear_failed_start(out, args.resume)
+        clear_failed_start(out, args.resume, args.config)
         distributed.barrier()
         if distributed.is_main():
             atomic_write_json(out / ARCH_FILE, space.to_json(arch))

@@ -87,14 +87,19 @@ def holds_run(out: str | Path) -> bool:
 
 def guard_out(out: Path, resume: bool) -> None:
     """Before the run lock: a fresh start must not take a run's folder, nor any folder
-    of other files. A start writes config.yaml, splits.json, report.md, ... over files
-    of those names, and removes a failed start's leftovers and killed writes'
-    temporaries: in a folder no depthnas start has locked, those are the user's."""
-    if not resume and holds_run(out):
+    of other files. It writes config.yaml, splits.json, report.md, ... over files of
+    those names, and removes a failed start's leftovers and killed writes'
+    temporaries: in a folder no depthnas start has locked, those are the user's.
+    (A resume needs the folder's config.yaml, and a run copied without its lock file
+    still resumes.)"""
+    if resume:
+        return
+    if holds_run(out):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue "
                           "it, or choose another --out")
-    if out.is_dir() and not (out / ".depthnas.lock").exists() and not holds_run(out):
-        found = sorted(p.name for p in out.iterdir())
+    if out.is_dir() and not (out / ".depthnas.lock").exists():
+        # hidden files (.DS_Store, .gitkeep) are no one's work a start could write over
+        found = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
         if found:
             raise ConfigError(f"{out} holds files of its own ({', '.join(found[:3])}"
                               f"{', ...' if len(found) > 3 else ''}) and no depthnas run; a run "
@@ -102,15 +107,20 @@ def guard_out(out: Path, resume: bool) -> None:
                               "files of those names: choose a new or empty --out")
 
 
-def clear_failed_start(out: Path, resume: bool) -> None:
+def clear_failed_start(out: Path, resume: bool, config: str | None = None) -> None:
     """A fresh start in a folder a failed start left: its drawn landmarks go, and its
     config.yaml, which a stop of this start before writing its own would otherwise
-    offer to --resume (with the failed start's settings). Called holding the run
-    lock, so a run still starting there keeps its own."""
+    offer to --resume (with the failed start's settings) -- unless it is the
+    `--config` this start reads, the user's. Called holding the run lock, so a run
+    still starting there keeps its own."""
     from . import distributed
     if not resume and distributed.is_main():
         for leftover in (*FAILED_START_LEFTOVERS, "config.yaml"):
-            (out / leftover).unlink(missing_ok=True)
+            path = out / leftover
+            with contextlib.suppress(OSError):
+                if config and path.samefile(config):
+                    continue
+            path.unlink(missing_ok=True)
 
 
 def _sweep_temporaries(out: Path) -> None:
