@@ -80,8 +80,9 @@ class SearchRun:
         """The table's rows of this space. Rows left out are said: a table with none
         (another space's, a typo'd column of strings) stood in for nothing, and every
         architecture trained, for hours, without a word."""
-        from .truth import for_space, load_truth
-        table = for_space(load_truth(path), self.space, path)
+        from .truth import for_space, read_table
+        read = read_table(path)
+        table = for_space(read.values, self.space, path, from_accuracy=read.from_accuracy)
         left = ", ".join(part for part in (
             f"{table.foreign} of other spaces" if table.foreign else "",
             f"{len(table.invalid)} no space reads (e.g. {table.invalid[0]})" if table.invalid else "")

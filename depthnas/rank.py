@@ -112,7 +112,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     torch_device = resolve_device(device)
     space = get_space(cfg.space)
     read = read_table(truth_path)
-    table = for_space(read.values, space, truth_path)
+    table = for_space(read.values, space, truth_path, from_accuracy=read.from_accuracy)
     foreign, invalid = table.foreign, table.invalid
     ours = config_mod.flat(cfg)
     differ = {k: v for k, v in read.setup.items() if ours.get(k) != v}

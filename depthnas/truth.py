@@ -77,6 +77,9 @@ class TruthTable:
     # difference below which the table's own order is noise (the sparse Kendall tau's
     # natural bin width)
     seed_noise: dict[str, float] = field(default_factory=dict)
+    # values given as accuracy in percent (turned into error rates here): no sign of
+    # accuracy fractions read as losses
+    from_accuracy: bool = False
 
 
 def load_truth(path: str | Path) -> dict[str, float]:
@@ -116,7 +119,8 @@ def read_table(path: str | Path) -> TruthTable:
                 raise ValueError(f"{path} line {line}: {r['arch']!r} is listed a second time")
             values[r["arch"]] = _value(r["arch"], numbers, path, accuracies)
         _check_percent(accuracies, path)
-        return TruthTable({k: v for k, v in values.items() if v is not None})
+        return TruthTable({k: v for k, v in values.items() if v is not None},
+                          from_accuracy=bool(accuracies))
     whole = data = read_json(path, unique_keys=True)
     if isinstance(data, dict) and "architectures" in data:
         data = data["architectures"]
@@ -139,7 +143,7 @@ def read_table(path: str | Path) -> TruthTable:
         raise ValueError(f"{path}: unrecognised truth table layout")
     _check_percent(accuracies, path)
     return TruthTable({k: v for k, v in values.items() if v is not None},
-                      _recorded_setup(whole), _seed_noise(whole))
+                      _recorded_setup(whole), _seed_noise(whole), from_accuracy=bool(accuracies))
 
 
 def _recorded_setup(data: Any) -> dict[str, Any]:
@@ -174,7 +178,8 @@ class SpaceTruth:
     invalid: list[str] = field(default_factory=list)   # rows no space reads, with why
 
 
-def for_space(truth: dict[str, float], space: Any, source: str | Path) -> SpaceTruth:
+def for_space(truth: dict[str, float], space: Any, source: str | Path, *,
+              from_accuracy: bool = False) -> SpaceTruth:
     """The rows of `truth` that are architectures of `space`, under its canonical
     string: a table may spell an architecture otherwise (NB201 tokens of a node in
     another order, a DARTS genotype as published) and may hold other spaces' rows.
@@ -204,7 +209,7 @@ def for_space(truth: dict[str, float], space: Any, source: str | Path) -> SpaceT
                              f"above 1 (e.g. {above[0]!r}: {out.values[above[0]]}), but a classification "
                              "table holds error rates in [0, 1]; put accuracies in percent under "
                              "'accuracy'")
-        if len(out.values) >= 2 and min(out.values.values()) > 0.5:
+        if not from_accuracy and len(out.values) >= 2 and min(out.values.values()) > 0.5:
             # accuracy fractions read as error rates rank upside down; high error rates
             # alone (ImageNet16-120's) are possible, so a warning, not a refusal
             log.warning(

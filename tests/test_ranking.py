@@ -170,6 +170,21 @@ def test_a_classification_table_of_error_rates_all_above_one_half_is_warned_of(c
     assert "above 0.5" not in caplog.text
 
 
+def test_accuracies_in_percent_as_asked_are_not_warned_of_however_low(tmp_path, caplog):
+    """ImageNet16-120's best accuracies are about 47%: its error rates all lie above 0.5,
+    and a table `nasbench` wrote of them was warned of as if fractions."""
+    from depthnas.spaces import get_space
+    from depthnas.truth import for_space, read_table
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"architectures": {NB201_ARCH: {"accuracy": 38.2},
+                                                  NB201_OTHER: {"accuracy": 46.9}}}))
+    read = read_table(path)
+    assert read.from_accuracy
+    with caplog.at_level(logging.WARNING, logger="depthnas.truth"):
+        table = for_space(read.values, get_space("nb201"), path, from_accuracy=read.from_accuracy)
+    assert table.values[NB201_OTHER] == pytest.approx(0.531) and "above 0.5" not in caplog.text
+
+
 def test_sparse_kendall_tau_bins_values_on_a_bin_edge_where_they_belong():
     """floor(0.3 / 0.1) is 2 in floating point: 0.3 shared 0.2's bin, and 93% and 94%
     accuracy (error 0.07 and 0.06) one bin at threshold 0.01."""
