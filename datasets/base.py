@@ -59,6 +59,9 @@ class Reader(ABC):
     value_kind: str = "depth"
     value_label: str = ""  # what `depthnas data` calls the values read, when not value_kind
     layout: str = ""  # the files it pairs, for "no usable samples" (README's words)
+    # which pixels count as measured, for "has no valid pixel" (where the format's rule
+    # is not plain "a finite value > 0")
+    validity: str = ""
     path_is: str = "a folder"  # what KIND:PATH may name
 
     def __init__(self, root: str | Path) -> None:
@@ -132,8 +135,8 @@ class Reader(ABC):
         if self.value_kind == "depth":
             valid &= values > 0
         if not valid.any():
-            why = ("valid pixels hold a finite depth > 0; 0 or below, inf and NaN mark unknown ones"
-                   if self.value_kind == "depth" else "valid pixels hold a finite disparity > 0")
+            why = self.validity or (f"valid pixels hold a finite {self.value_kind} > 0; 0 or below, "
+                                    "inf and NaN mark unknown ones")
             raise DatasetError(f"depth map {ref.depth} has no valid pixel ({why})")
         lo, hi = float(values[valid].min()), float(values[valid].max())
         if lo == hi:  # a placeholder export: a loss of 0 and perfect scores, whatever is predicted

@@ -19,6 +19,7 @@ _DEPTH, _MASK = "_depth.npy", "_depth_mask.npy"
 class DIODEReader(Reader):
     kind = "diode"
     layout = "NAME.png with NAME_depth.npy and NAME_depth_mask.npy, in any folder below PATH"
+    validity = "valid pixels are 1 in its _depth_mask.npy and hold a finite depth > 0"
 
     def index(self) -> tuple[list[SampleRef], list[str]]:
         self.require_dir(self.root, "dataset")

@@ -60,8 +60,11 @@ class FolderReader(Reader):
                         " ..." if len(one_sided) > 3 else "")
         for scene in sorted((found[imgs] | found[deps]) - set(one_sided)):
             image_dir, depth_dir = imgs / scene, deps / scene
-            images = files_with_suffix(image_dir, IMAGE_SUFFIXES) if image_dir.is_dir() else []
-            depths = files_with_suffix(depth_dir, DEPTH_SUFFIXES) if depth_dir.is_dir() else []
+            try:
+                images = files_with_suffix(image_dir, IMAGE_SUFFIXES) if image_dir.is_dir() else []
+                depths = files_with_suffix(depth_dir, DEPTH_SUFFIXES) if depth_dir.is_dir() else []
+            except PermissionError:
+                continue  # one side cannot be listed: walk_folders has warned of it by name
             if not images and not depths:
                 continue  # a folder of other files (notes)
             unread = unread_beside(depth_dir, DEPTH_SUFFIXES) if depth_dir.is_dir() else {}

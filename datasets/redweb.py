@@ -27,6 +27,7 @@ class ReDWebReader(Reader):
     value_kind = "disparity"
     value_label = "disparity (254 - RD)"  # not the RD values the files hold
     layout = "Imgs/NAME.jpg with RDs/NAME.png"
+    validity = f"RD {REDWEB_INVALID} marks an unknown pixel, every other value a measured one"
 
     def index(self) -> tuple[list[SampleRef], list[str]]:
         imgs = self.require_dir(self.root / "Imgs", "Imgs")

@@ -39,8 +39,8 @@ def collect_inputs(path: str | Path, out_dir: str | Path | None = None
     if path.is_file():
         return [path], [], []
     if path.is_dir():
-        found = sorted(p for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        found = sorted(p for p in path.iterdir()  # hidden: macOS '._' copies, no photos
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
         ours = [p for p in found if p.name.endswith(OUTPUT_SUFFIXES)
                 and written_by_depthnas(p, {"png16": p})]
         found = [p for p in found if p not in ours]

@@ -713,7 +713,8 @@ def test_error_surfaces_through_dataset_getitem(tmp_path):
 def test_redweb_unpaired_and_all_sky(tmp_path, caplog):
     root = make_redweb(tmp_path / "rw")
     _save_png(root / "RDs" / "r3.png", np.full((H, W), 255, np.uint8))
-    _expect_load_error(f"redweb:{root}", "r3.png has no valid pixel")
+    _expect_load_error(f"redweb:{root}", r"r3.png has no valid pixel \(RD 255 marks an unknown pixel, "
+                                         r"every other value a measured one\)")
     (root / "RDs" / "r5.png").unlink()
     _expect_build_error(f"redweb:{root}", "r5.jpg has no depth")
     _expect_skipped(f"redweb:{root}", caplog, 6, 2, "r3.png")
@@ -755,6 +756,15 @@ def test_diode_missing_mask(tmp_path, caplog):
     name = victim.name.replace("_depth_mask.npy", ".png")
     _expect_build_error(f"diode:{root}", f"{name} has no .*_depth_mask.npy")
     _expect_skipped(f"diode:{root}", caplog, 7, 1, name)
+
+
+def test_a_diode_mask_of_no_valid_pixel_is_named_with_its_rule(tmp_path):
+    """Good depths with an all-zero mask were blamed as 'depth > 0' failures."""
+    root = make_diode(tmp_path / "diode")
+    victim = next(root.rglob("*_depth_mask.npy"))
+    np.save(victim, np.zeros((H, W), np.float32))
+    _expect_load_error(f"diode:{root}", r"has no valid pixel \(valid pixels are 1 in its "
+                                        r"_depth_mask.npy and hold a finite depth > 0\)")
 
 
 def test_a_diode_depth_map_of_another_size_is_named_not_its_mask(tmp_path):
@@ -1101,3 +1111,26 @@ def test_a_scene_folder_that_cannot_be_listed_is_warned_of(tmp_path, caplog, mon
     with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
         assert _total(f"nyuv2:{root}") == 4
     assert f"1 folder(s) cannot be listed and are not read: {locked} (Permission denied)" in caplog.text
+    # a folder: data set's scene whose images/ side cannot be listed, its depth/ side can
+    folder = tmp_path / "f"
+    for side, name in (("images", "a.jpg"), ("depth", "a.png")):
+        for scene in ("s1", "s2"):
+            (folder / side / scene).mkdir(parents=True, exist_ok=True)
+            if side == "images":
+                _save_rgb(folder / side / scene / name, _rgb(0))
+            else:
+                _save_png(folder / side / scene / name, np.round(_depth_m(0) * 1000).astype(np.uint16))
+    locked = folder / "images" / "s2"  # os.scandir above now refuses this one (os.walk's)
+    real_iterdir = Path.iterdir  # and so does Path.iterdir (the scene's own listing)
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    caplog.clear()
+    from depthnas.datasets.folder import FolderReader
+    with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
+        refs, problems = FolderReader(folder).index()
+    assert [r.id for r in refs] == ["images/s1/a.jpg"] and not problems
+    assert f"cannot be listed and are not read: {locked} (Permission denied)" in caplog.text

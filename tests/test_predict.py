@@ -507,3 +507,13 @@ def test_predict_refuses_an_unknown_colormap_before_reading_the_model(tmp_path, 
     assert main(["predict", "--model", str(tmp_path / "missing.onnx"), "--input", str(tmp_path),
                  "--out", str(out), "--colormap", "nope", "--no-progress"]) == 2
     assert "unknown colormap 'nope'" in capsys.readouterr().err and not out.exists()
+
+
+def test_hidden_files_in_an_input_folder_are_no_photos(tmp_path: Path) -> None:
+    """macOS leaves `._a.png` beside `a.png` on a foreign drive: it was read as a
+    corrupt photo and counted as skipped."""
+    from depthnas.export.predict import collect_inputs
+    for name in ("a.png", "._a.png", ".hidden.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    photos, _, _ = collect_inputs(tmp_path)
+    assert photos == [tmp_path / "a.png"]
