@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -100,8 +101,8 @@ def in_checkpoint(path: str | Path) -> bool:
     """Whether `path` lies in a training's `checkpoints/epoch_NNNN/`, which the training
     removes as it goes on (it keeps the newest two) or starts over: an export or a
     report written there beside its model goes with it."""
-    return any(a.name.startswith("epoch_") and a.parent.name == "checkpoints"
-               for a in Path(path).absolute().parents)
+    return any(re.fullmatch(r"epoch_\d+", a.name) and a.parent.name == "checkpoints"
+               for a in Path(path).resolve().parents)  # resolved: `..` leads out of one
 
 
 class Checkpointer:

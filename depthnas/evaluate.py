@@ -209,7 +209,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ValueError(f"{err}; pass --out FILE to write it elsewhere") from None
     if in_checkpoint(out):
         print(f"note: {out} lies in a checkpoint folder, which its training removes as it goes "
-              "on; copy it elsewhere, or pass --out")
+              f"on; copy it elsewhere{'' if args.out else ', or pass --out'}")
     if args.depth_cap is None and split_spec(data)[0] == "nyuv2":
         depth_cap = NYU_DEPTH_CAP
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "

@@ -59,7 +59,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_parent_folders(out)
     if in_checkpoint(out):
         print(f"note: {out} lies in a checkpoint folder, which its training removes as it goes "
-              "on; copy it elsewhere, or pass --out")
+              f"on; copy it elsewhere{'' if args.out else ', or pass --out'}")
     arch, source = read_arch_arg(args.arch) if args.arch else (None, None)
     with naming_arch_file(source):
         result = export_onnx(model_file, out, arch=arch, exporter=args.exporter,

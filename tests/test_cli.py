@@ -185,8 +185,30 @@ def test_a_folder_of_other_files_is_no_place_for_a_new_run(tmp_path, monkeypatch
     started = []
     monkeypatch.setattr(depthnas.pipeline, "run", lambda cfg, **k: started.append(cfg.out))
     (tmp_path / "empty").mkdir()  # made beforehand, as a job script does
+    (tmp_path / "empty" / ".DS_Store").write_bytes(b"")  # looked at in Finder: still empty
     assert main(["search", *TINY, "--out", str(tmp_path / "empty")]) == 0
     assert started == [str(tmp_path / "empty")]
+    # a run copied without its lock file (`cp run/*`) still resumes
+    from depthnas.runs import guard_out
+    guard_out(mine, resume=True)
+
+
+def test_a_fresh_start_keeps_the_config_file_it_reads_from_its_folder(tmp_path, monkeypatch):
+    """A failed start's config.yaml is removed by the next start, but not when that is
+    the --config this start reads: the user's edited file was deleted with it."""
+    import depthnas.pipeline
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / ".depthnas.lock").write_text("1\n")
+    (out / "config.yaml").write_text("# mine\nseed: 3\n")
+    (out / "splits.json").write_text("{}")
+
+    def stopped(cfg, **kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(depthnas.pipeline, "run", stopped)
+    assert main(["search", *TINY, "--config", str(out / "config.yaml"), "--out", str(out)]) == 130
+    assert (out / "config.yaml").read_text() == "# mine\nseed: 3\n"
+    assert not (out / "splits.json").exists()
 
 
 def test_a_start_stopped_before_its_config_is_not_resumed_with_a_failed_start_s(tmp_path,
@@ -2551,6 +2573,8 @@ def test_outputs_written_into_a_checkpoint_folder_are_said_to_go_with_it(tmp_pat
     from depthnas.checkpoint import in_checkpoint
     assert not in_checkpoint(tmp_path / "kept.onnx") and not in_checkpoint(out / "model.onnx")
     assert not in_checkpoint(tmp_path / "epoch_0001" / "model.onnx")  # a folder of one's own
+    assert not in_checkpoint(tmp_path / "checkpoints" / "epoch_best" / "model.onnx")
+    assert not in_checkpoint(epoch / ".." / ".." / "eval.json")  # the run folder, by `..`
 
 
 def test_a_report_that_cannot_be_written_beside_the_model_is_said_before_the_work(
