@@ -1267,6 +1267,9 @@ def test_the_command_ignores_a_second_ctrl_c_once_a_stopped_run_is_ending(monkey
     monkeypatch.setattr(depthnas.cli, "main", lambda: code)
     before = signal.getsignal(signal.SIGINT)
     try:
+        # as from a terminal (a background job, such as a script's test run, starts with
+        # Ctrl-C ignored already)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         with pytest.raises(SystemExit) as ended:
             depthnas.cli.console()
         assert ended.value.code == code
