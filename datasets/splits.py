@@ -143,6 +143,8 @@ def assign_groups(refs: list[SampleRef], seed: int, val_fraction: float, reg_fra
         logger.warning("too few scene groups (%d) for a scene-level split; splitting per sample, "
                        "so frames of one scene may sit in two splits (near-duplicates in train "
                        "and val)", len(names))
+    # the shuffled scenes, each one's frames in order: cut in three, a scene's
+    # near-duplicate frames sit in two splits only where a cut falls
     flat = [r for k in order for r in groups[names[k]]]
     return flat[n_val + n_reg:], flat[n_val:n_val + n_reg], flat[:n_val], False
 

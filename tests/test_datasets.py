@@ -1134,3 +1134,171 @@ def test_a_scene_folder_that_cannot_be_listed_is_warned_of(tmp_path, caplog, mon
         refs, problems = FolderReader(folder).index()
     assert [r.id for r in refs] == ["images/s1/a.jpg"] and not problems
     assert f"cannot be listed and are not read: {locked} (Permission denied)" in caplog.text
+
+
+# ---- loaders: each test below fails under a one-line mutation the suite let through
+# (a truncation walk off by a marker, a scale's denominator, a dropped check)
+def test_a_jpeg_with_restart_markers_cut_after_rst7_is_truncated(tmp_path):
+    """Restart markers RST0..RST7 sit inside the scan data; RST7 (0xFFD7) taken for a
+    segment marker ended the walk early and called a cut file whole."""
+    from depthnas.datasets.io import read_rgb
+    ok, buf = cv2.imencode(".jpg", _rgb(0), [cv2.IMWRITE_JPEG_RST_INTERVAL, 1])
+    data = buf.tobytes()
+    rst7 = data.index(b"\xff\xd7")
+    path = tmp_path / "rst.jpg"
+    path.write_bytes(data)
+    assert read_rgb(path).shape == (H, W, 3)  # whole: fine
+    path.write_bytes(data[: rst7 + 40])  # cut in the scan data after RST7
+    with pytest.raises(DatasetError, match=r"truncated JPEG .*rst.jpg"):
+        read_rgb(path)
+
+
+def test_a_jpeg_cut_inside_a_segment_length_is_truncated(tmp_path):
+    from depthnas.datasets.io import read_rgb
+    path = tmp_path / "cut.jpg"
+    cv2.imwrite(str(path), _rgb(0))
+    path.write_bytes(path.read_bytes()[:5])  # SOI, APP0 marker, half its length field
+    with pytest.raises(DatasetError, match=r"truncated JPEG .*cut.jpg"):
+        read_rgb(path)
+
+
+def test_a_png_cut_inside_its_iend_chunk_is_truncated(tmp_path):
+    from depthnas.datasets.io import read_png
+    path = tmp_path / "cut.png"
+    _save_png(path, np.round(_depth_m(0) * 1000).astype(np.uint16))
+    path.write_bytes(path.read_bytes()[:-2])  # IEND's CRC half gone
+    with pytest.raises(DatasetError, match=r"truncated PNG depth map .*cut.png"):
+        read_png(path)
+
+
+# ----------------------------------------------------------------- io: values
+def test_8_bit_content_in_a_16_bit_file_keeps_full_white():
+    from depthnas.datasets.io import to_uint8
+    np.testing.assert_array_equal(to_uint8(np.array([[0, 128, 255]], np.uint16)), [[0, 128, 255]])
+    np.testing.assert_array_equal(to_uint8(np.array([[0, 4095]], np.uint16)), [[0, 255]])
+
+
+def test_a_grey_depth_png_with_an_alpha_channel_is_read(tmp_path):
+    """Grey copies in three channels are read; an alpha channel (here opaque) is not depth."""
+    from depthnas.datasets.io import read_png
+    mm = np.round(_depth_m(0) * 1000).astype(np.uint16)
+    path = tmp_path / "rgba.png"
+    _save_png(path, np.dstack([mm, mm, mm, np.full_like(mm, 65535)]))
+    np.testing.assert_array_equal(read_png(path), mm)
+
+
+def test_a_colour_pfm_with_nan_in_every_channel_is_grey_depth(tmp_path):
+    """NaN != NaN: identical NaN channels must not read as 'channels that differ'."""
+    from depthnas.datasets.io import read_depth_file
+    d = _depth_m(0)
+    d[2, 3] = np.nan
+    path = tmp_path / "grey3.pfm"
+    write_pfm(path, np.dstack([d, d, d]))
+    out = read_depth_file(path)
+    assert out.shape == (H, W) and np.isnan(out[2, 3]) and np.isfinite(np.delete(out.ravel(), 2 * W + 3)).all()
+
+
+# ----------------------------------------------------------------- base / folder
+def test_raw_disparity_is_zero_where_invalid(tmp_path):
+    root = make_folder(tmp_path / "f", n=1, fmt="npy")
+    disp = 1.0 / _depth_m(0)
+    disp[0, :8] = -1.0
+    disp[1, :8] = np.inf
+    np.save(root / "depth" / "s000.npy", disp)
+    reader = FolderReader(root, "disparity")
+    _, values, valid = reader.load(reader.index()[0][0])
+    assert not valid[:2, :8].any() and (values[~valid] == 0).all()
+
+
+def test_dataset_items_are_augmented_per_sample_index(tmp_path):
+    """PairedDepthDataset passes the index: an item's augmentation depends on (seed,
+    sample), not on what was drawn before it."""
+    root = make_folder(tmp_path / "f", n=8)
+    train = build_splits(f"folder:{root}", SIZE, seed=0).train
+    torch.manual_seed(5)
+    first = train[0]["image"]
+    torch.manual_seed(5)
+    for i in range(1, len(train)):
+        train[i]
+    assert torch.equal(train[0]["image"], first)
+
+
+def test_upper_case_suffixes_are_read_in_a_folder_data_set(tmp_path):
+    root = make_folder(tmp_path / "f", n=4)
+    (root / "images" / "s001.jpg").rename(root / "images" / "s001.JPG")
+    (root / "depth" / "s001.png").rename(root / "depth" / "s001.PNG")
+    refs, problems = FolderReader(root).index()
+    assert not problems and len(refs) == 4
+
+
+def test_an_ambiguous_sample_is_left_out_by_skip_bad(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=8)
+    np.save(root / "depth" / "s000.npy", _depth_m(0))
+    with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
+        m = build_splits(f"folder:{root}", SIZE, seed=0, skip_bad=True).manifest()
+    ids = m["train"] + m["reg"] + m["val"]
+    assert len(ids) == 7 and not any("s000" in i for i in ids)
+    assert any("ambiguous depth files for 's000'" in s for s in m["skipped"])
+
+
+def test_a_16_bit_png_with_values_up_to_255_is_flagged_as_8_bit(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=1)
+    _save_png(root / "depth" / "s000.png", np.tile(np.linspace(1, 255, W).astype(np.uint16), (H, 1)))
+    reader = FolderReader(root, "depth")
+    with caplog.at_level("WARNING"):
+        reader.load(reader.index()[0][0])
+    assert "looks like an 8-bit PNG" in caplog.text
+
+
+def test_an_8_bit_png_read_as_disparity_is_not_called_millimetres(tmp_path, caplog):
+    root = make_folder(tmp_path / "f", n=1)
+    _save_png(root / "depth" / "s000.png", np.tile(np.linspace(1, 255, W).astype(np.uint8), (H, 1)))
+    reader = FolderReader(root, "disparity")
+    with caplog.at_level("WARNING"):
+        reader.load(reader.index()[0][0])
+    assert "8-bit" not in caplog.text
+
+
+# ----------------------------------------------------------------- nyuv2
+def test_an_upper_case_mat_file_is_read_as_the_labeled_set(tmp_path):
+    path = tmp_path / "NYU_DEPTH_V2_LABELED.MAT"
+    make_nyu_mat(path)
+    m = build_splits(f"nyuv2:{path}", SIZE, seed=0).manifest()
+    assert sum(len(m[k]) for k in ("train", "reg", "val")) == 6
+
+
+def test_the_mat_handle_is_reopened_in_another_process(tmp_path, monkeypatch):
+    import os
+    path = tmp_path / "nyu_depth_v2_labeled.mat"
+    make_nyu_mat(path)
+    reader = NYUv2MatReader(path)
+    first = reader._file()
+    assert reader._file() is first  # once per process
+    pid = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: pid + 1)  # as in a forked DataLoader worker
+    assert reader._file() is not first
+
+
+def test_a_scenes_list_of_the_wrong_length_falls_back_to_per_frame_groups(tmp_path):
+    path = tmp_path / "nyu_depth_v2_labeled.mat"
+    make_nyu_mat(path, n=6, scenes=["kitchen_0001a"] * 5)  # one name short
+    refs, problems = NYUv2MatReader(path).index()
+    assert not problems and [r.group for r in refs] == [f"{path.name}#{i:05d}" for i in range(6)]
+
+
+# ----------------------------------------------------------------- diode
+def test_a_diode_mask_of_another_size_is_named(tmp_path):
+    root = make_diode(tmp_path / "diode", scenes=1, scans=1)
+    mask = next(root.rglob("*_depth_mask.npy"))
+    np.save(mask, np.ones((H // 2, W // 2), np.float32))
+    reader = DIODEReader(root)
+    with pytest.raises(DatasetError, match=rf"mask .*{mask.name} is \({H // 2}, {W // 2}\), its depth map"):
+        reader.load(reader.index()[0][0])
+
+
+def test_a_diode_depth_map_without_an_image_is_named(tmp_path):
+    root = make_diode(tmp_path / "diode")
+    scan = next(root.rglob("scan_*"))
+    np.save(scan / "orphan_depth.npy", _depth_m(0)[:, :, None])
+    with pytest.raises(DatasetError, match=r"depth map .*orphan_depth.npy has no image"):
+        build_splits(f"diode:{root}", SIZE, seed=0)

@@ -239,3 +239,35 @@ def test_a_custom_transform_receives_the_sample_index():
         return {"shape": rgb.shape}
     data = SyntheticDepth(3, (32, 32), index_offset=10, transform=transform)
     assert data[2]["shape"] == (32, 32, 3) and seen == [12]
+
+
+# ---- caught one-line mutations the tests above let through: flips told apart by the
+# target, not the jittered image; a downscale, where nearest and pixel-centre sampling differ
+def test_training_flips_are_horizontal_by_the_target():
+    """Told apart by the target (colour jitter cannot blur it): near left half, far right.
+    The old check read flips off the jittered image brightness."""
+    from depthnas.datasets import DepthTransform
+    h, w = 64, 128
+    rgb = np.full((h, w, 3), 128, np.uint8)
+    disp = np.where(np.arange(w)[None, :] < w // 2, 2.0, 1.0).repeat(h, axis=0).astype(np.float32)
+    disp[: h // 2] += 0.5  # top nearer: a vertical flip would move it down
+    t = DepthTransform((64, 96), augment=True)
+    flipped = set()
+    for i in range(16):
+        tgt = t(rgb, disp, np.ones((h, w), bool), index=i)["target"][0]
+        assert float(tgt[: h // 2].mean()) > float(tgt[h // 2:].mean())  # never upside down
+        flipped.add(bool(tgt[:, 0].mean() < tgt[:, -1].mean()))
+    assert flipped == {True, False}
+
+
+def test_a_downscaled_target_is_sampled_at_pixel_centres_in_the_transform():
+    """DepthTransform's own resize (not only MidasResize's default) samples the
+    target at the pixel centres the bicubic image uses."""
+    from depthnas.datasets import DepthTransform
+    from depthnas.datasets.transforms import normalize_target
+    rng = np.random.default_rng(0)
+    disp = rng.uniform(1.0, 2.0, (128, 192)).astype(np.float32)
+    valid = np.ones(disp.shape, bool)
+    item = DepthTransform((64, 96), augment=False)(np.zeros((128, 192, 3), np.uint8), disp, valid)
+    expected = normalize_target(disp[1::2, 1::2], valid[1::2, 1::2])  # centres of 2x2 blocks
+    np.testing.assert_allclose(item["target"][0].numpy(), expected, atol=1e-6)
