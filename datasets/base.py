@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .io import DatasetError, exif_orientation
+from .io import DatasetError, exif_orientation, hidden
 from .transforms import SampleTransform
 
 __all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "DEPTH_KINDS", "logger", "pair_by_stem",
@@ -191,13 +191,6 @@ def _is_dir(path: Path) -> bool:
         return path.is_dir()
     except OSError:
         return False
-
-
-def hidden(name: str) -> bool:
-    """A name starting with '.': no data set's sample, but a copy's metadata (macOS
-    writes `._NAME.jpg` beside each file on a foreign drive) or a tool's folder
-    (`.ipynb_checkpoints`, whose copies of images would be read twice)."""
-    return name.startswith(".")
 
 
 def files_with_suffix(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:

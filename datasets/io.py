@@ -13,12 +13,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["DatasetError", "read_rgb", "to_uint8", "read_png", "read_npy", "read_pfm", "write_pfm", "read_depth_file",
+__all__ = ["DatasetError", "hidden", "read_rgb", "to_uint8", "read_png", "read_npy", "read_pfm", "write_pfm", "read_depth_file",
            "IMAGE_SUFFIXES", "PHOTO_SUFFIXES", "DEPTH_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # training images (OpenCV)
 PHOTO_SUFFIXES = IMAGE_SUFFIXES + (".gif",)  # photos to predict on (PIL reads GIF too)
 DEPTH_SUFFIXES = (".png", ".npy", ".pfm")
+
+
+def hidden(name: str) -> bool:
+    """A name starting with '.': no data set's sample or photo, but a copy's metadata
+    (macOS writes `._NAME.jpg` beside each file on a foreign drive) or a tool's folder
+    (`.ipynb_checkpoints`, whose copies of images would be read twice)."""
+    return name.startswith(".")
 
 
 class DatasetError(ValueError):

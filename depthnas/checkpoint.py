@@ -105,6 +105,14 @@ def in_checkpoint(path: str | Path) -> bool:
                for a in Path(path).resolve().parents)  # resolved: `..` leads out of one
 
 
+def checkpoint_note(out: Path, out_given: bool) -> str | None:
+    """What export and evaluate say of an output they write into a checkpoint folder."""
+    if not in_checkpoint(out):
+        return None
+    return (f"note: {out} lies in a checkpoint folder, which its training removes as it goes "
+            f"on; copy it elsewhere{'' if out_given else ', or pass --out'}")
+
+
 class Checkpointer:
     def __init__(self, folder: str | Path, keep: int = 2):
         self.folder = Path(folder)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
 
-from .checkpoint import in_checkpoint
+from .checkpoint import checkpoint_note
 from .config import canonical_spec, split_spec
 from .depth_metrics import METRIC_NAMES, MetricAccumulator
 from .evaluation import inverted_note, learned_nothing
@@ -132,7 +132,8 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
         raise ValueError(f"{spec}: no sample with valid depth to evaluate")
     level = {k: v for k, v in constant.compute().items() if k != "inverted"}  # it has no sign
     return {"model": str(model_path), "arch": meta.get("arch"), "data": spec, "split": split,
-            "samples": acc.count, "left_out": acc.left_out, "skipped": skipped, "depth_cap": depth_cap, "net_size": size, **acc.compute(),
+            "samples": acc.count, "left_out": acc.left_out, "skipped": skipped,
+            "depth_cap": depth_cap, "net_size": size, **acc.compute(),
             "constant_prediction": level}
 
 
@@ -207,9 +208,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             check_parent_folders(out, "the report")
         except ValueError as err:
             raise ValueError(f"{err}; pass --out FILE to write it elsewhere") from None
-    if in_checkpoint(out):
-        print(f"note: {out} lies in a checkpoint folder, which its training removes as it goes "
-              f"on; copy it elsewhere{'' if args.out else ', or pass --out'}")
+    note = checkpoint_note(out, bool(args.out))
+    if note:
+        print(note)
     if args.depth_cap is None and split_spec(data)[0] == "nyuv2":
         depth_cap = NYU_DEPTH_CAP
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "

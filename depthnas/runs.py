@@ -69,7 +69,8 @@ def check_kind(out: Path, command: str, resume: bool) -> None:
     the wrong command's errors would advise deleting a folder that holds a model."""
     kind = run_kind(out)
     if kind is not None and kind != command:
-        hint = f" (or continue it with `depthnas {kind} --out {shlex.quote(str(out))} --resume`)" if resume else ""
+        hint = (f" (or continue it with `depthnas {kind} --out {shlex.quote(str(out))} --resume`)"
+                if resume else "")
         raise ConfigError(f"{out} is a `depthnas {kind}` run, not a {command} run; "
                           f"choose another --out{hint}")
 
@@ -274,7 +275,8 @@ def resolve_model_file(path: str | Path) -> Path:
                                         f"(depthnas process {running}), and writes its model "
                                         "when it ends")
             raise FileNotFoundError(f"{path} holds no model yet: its {what} stopped before the "
-                                    f"end; finish it with `depthnas {kind} --out {shlex.quote(str(path))} --resume`")
+                                    f"end; finish it with `depthnas {kind} --out "
+                                    f"{shlex.quote(str(path))} --resume`")
         raise FileNotFoundError(f"{path} holds no model.safetensors (nor best/model.safetensors)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file or folder (give a model.safetensors, or "

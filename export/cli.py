@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from depthnas.arch_arg import naming_arch_file, read_arch_arg
-    from depthnas.checkpoint import in_checkpoint
+    from depthnas.checkpoint import checkpoint_note
     from depthnas.io import check_parent_folders
     from depthnas.runs import resolve_model_file
 
@@ -57,9 +57,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: an ONNX file must end in .onnx (predict and the demo "
                          "choose onnxruntime by that suffix)")
     check_parent_folders(out)
-    if in_checkpoint(out):
-        print(f"note: {out} lies in a checkpoint folder, which its training removes as it goes "
-              f"on; copy it elsewhere{'' if args.out else ', or pass --out'}")
+    note = checkpoint_note(out, bool(args.out))
+    if note:
+        print(note)
     arch, source = read_arch_arg(args.arch) if args.arch else (None, None)
     with naming_arch_file(source):
         result = export_onnx(model_file, out, arch=arch, exporter=args.exporter,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from depthnas.datasets.io import hidden
 from depthnas.io import check_parent_folders
 
 from .images import (DEFAULT_COLORMAP, IMAGE_SUFFIXES, OUTPUT_SUFFIXES, ImageReadError,
@@ -39,8 +40,8 @@ def collect_inputs(path: str | Path, out_dir: str | Path | None = None
     if path.is_file():
         return [path], [], []
     if path.is_dir():
-        found = sorted(p for p in path.iterdir()  # hidden: macOS '._' copies, no photos
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        found = sorted(p for p in path.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not hidden(p.name))
         ours = [p for p in found if p.name.endswith(OUTPUT_SUFFIXES)
                 and written_by_depthnas(p, {"png16": p})]
         found = [p for p in found if p not in ours]
