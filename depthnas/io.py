@@ -234,9 +234,11 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def drop_jsonl_records(path: str | Path, stale: Callable[[dict[str, Any]], bool]) -> int:
+def drop_jsonl_records(path: str | Path, stale: Callable[[dict[str, Any]], bool],
+                       replacement: dict[str, Any] | None = None) -> int:
     """Rewrite a JSON-lines log (atomically) without the records `stale` picks; lines
-    that are not JSON records stay. Returns how many records were dropped."""
+    that are not JSON records stay. With `replacement`, it takes the first dropped
+    record's place. Returns how many records were dropped."""
     path = Path(path)
     if not path.is_file():
         return 0
@@ -247,6 +249,8 @@ def drop_jsonl_records(path: str | Path, stale: Callable[[dict[str, Any]], bool]
         except json.JSONDecodeError:
             record = None
         if isinstance(record, dict) and stale(record):
+            if not dropped and replacement is not None:
+                kept.append(json.dumps(replacement))
             dropped += 1
         else:
             kept.append(line)

@@ -219,12 +219,14 @@ class SearchRun:
             atomic_write_json(self.out / "elapsed.json", {"elapsed_s": round(self._elapsed(), 1)})
 
     def _log(self, record: dict[str, Any], *key: str) -> None:
-        """Append `record` to metrics.jsonl in place of an earlier one agreeing on `key`:
+        """Log `record` to metrics.jsonl, in place of an earlier one agreeing on `key`:
         a resumed run repeats the stages its checkpoints hold (a finished search is
-        read back, a finished run summarised again), and logs them again."""
+        read back, a finished run summarised again), and logs them again where they
+        were, among the epochs they followed."""
         path = self.out / "metrics.jsonl"
-        drop_jsonl_records(path, lambda r: all(r.get(k) == record[k] for k in key))
-        append_jsonl(path, record)
+        if not drop_jsonl_records(path, lambda r: all(r.get(k) == record[k] for k in key),
+                                  replacement=record):
+            append_jsonl(path, record)
 
     # ---- the pipeline ------------------------------------------------------------
     def run(self) -> dict[str, Any]:

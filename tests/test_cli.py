@@ -426,6 +426,8 @@ def test_interrupt_says_how_to_resume(monkeypatch, tmp_path, capsys):
 
 def test_resuming_a_finished_run_retrains_nothing(run_copy, capsys):
     before = json.loads((run_copy / "results.json").read_text())["elapsed_s"]
+    logged = [(r["phase"], r.get("iteration"), r.get("step"))
+              for r in map(json.loads, (run_copy / "metrics.jsonl").read_text().splitlines())]
     assert main(["search", *TINY, "--out", str(run_copy), "--resume"]) == 0
     out = capsys.readouterr().out
     assert "training stand-alone" not in out and "best architecture" in out
@@ -435,6 +437,8 @@ def test_resuming_a_finished_run_retrains_nothing(run_copy, capsys):
     records = [json.loads(line) for line in (run_copy / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records if r["phase"] == "search"] == [1, 2]
     assert sum(r["phase"] == "result" for r in records) == 1
+    # each where it was: iteration 1's search among the epochs it followed, not moved last
+    assert [(r["phase"], r.get("iteration"), r.get("step")) for r in records] == logged
 
 
 def test_a_batch_too_large_for_the_ranks_is_refused_before_the_landmarks_train(
