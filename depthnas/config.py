@@ -135,7 +135,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                    "parents": 4, "mutations": 4, "crossovers": 4, "calib_batches": 4,
                    "random_candidates": 30, "rank_samples": 3},
     },
-    # The paper's depth experiment (section 5.3), sized for a GPU.
+    # The paper's depth experiment (section 5.3), sized for a GPU: the paper states T,
+    # top-K, M, m, lambda_max and the 20 ranked samples; it gives no training recipe,
+    # so the backbone, sizes, epochs and optimizer are depthnas's choice (README).
     "paper": {
         "model": {"backbone": "resnext101_32x8d", "features": 256},
         "data": {"image_size": [384, 384], "batch_size": 8},

@@ -490,10 +490,19 @@ class SearchRun:
                      "best/model.safetensors to export; train it with `depthnas train --arch "
                      f"'{best_json['string']}' --config {shlex.quote(str(self.out / 'config.yaml'))} "
                      f"--out {shlex.quote(str(self.out / 'best'))}`")
+        # Algorithm 1's output is the best of the searched picks alone; a landmark run's
+        # best may be a landmark, a candidate a plain SPOS run does not have. Runs
+        # compared for the method are compared on this one.
+        picks = [(a, r) for a, r in found if r["role"].startswith("top")]
+        searched = min(picks, key=lambda kv: (kv[1].get("ignores_input", False),
+                                              kv[1]["val_loss"]))[1] if picks else None
+        best_searched = ({"string": searched["arch"], "val_loss": searched["val_loss"],
+                          "role": searched["role"]} if searched else None)
         constant = self.constant
         summary = {"space": space.name, "landmarks": cfg.landmarks.enabled,
                    "score_name": evaluator.task.score_name,
-                   "elapsed_s": round(elapsed, 1), "best": best_json, "ranking": ranking,
+                   "elapsed_s": round(elapsed, 1), "best": best_json,
+                   "best_searched": best_searched, "ranking": ranking,
                    "rank_samples": cfg.search.rank_samples,
                    "constant_prediction_loss": constant,
                    "search_constant_loss": self.search_constant,
@@ -510,6 +519,11 @@ class SearchRun:
         write_report(self.out, summary)
         self.say(f"best architecture: {best_json['string']}  stand-alone validation "
                  f"{summary['score_name']} {best['val_loss']:.5f}  ({self.out / 'best_arch.json'})")
+        if best_searched and best_searched["string"] != best_json["string"]:
+            self.say(f"best searched pick: {best_searched['string']}  stand-alone validation "
+                     f"{summary['score_name']} {best_searched['val_loss']:.5f} "
+                     f"({best_searched['role']}; the search's own result, to compare with a "
+                     "--no-landmarks run: the best above is a landmark)")
         if ranking is not None:
             self.say(f"super-net ranking on {ranking['n']} random architectures, against their "
                      f"stand-alone losses: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "

@@ -240,9 +240,13 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
              "random ranking samples are not candidates)"]
     picks = [a for a in archs if a["role"].startswith("top")]
     if picks and not best["found_in"].startswith("top"):
-        pick = min(picks, key=lambda a: a["val_loss"])
-        lines.append(f"- best searched pick: `{pick['arch']}` ({pick['role']}, stand-alone "
-                     f"{score} {pick['val_loss']:.5f})")
+        # results.json of older runs lack best_searched: their lowest-loss pick
+        pick = summary.get("best_searched") or min(
+            ({"string": a["arch"], "val_loss": a["val_loss"], "role": a["role"]} for a in picks),
+            key=lambda a: a["val_loss"])
+        lines.append(f"- best searched pick: `{pick['string']}` ({pick['role']}, stand-alone "
+                     f"{score} {pick['val_loss']:.5f}): the search's own result (Algorithm 1's "
+                     "output), the one to compare with a plain SPOS run's best")
     if constant is not None:
         lines.append(f"- a constant prediction's validation {score}: {constant:.5f} (a model "
                      "that learned nothing scores about this)")

@@ -555,6 +555,33 @@ def test_a_model_that_ignores_its_input_is_not_the_best_found(tmp_path, monkeypa
     assert picks and not any(space.ignores_input(space.parse(a["arch"])) for a in picks)
 
 
+def test_a_landmark_run_names_its_best_searched_pick_beside_a_landmark_winner(
+        run_dir, tmp_path, capsys):
+    """Algorithm 1 outputs the best of the searched picks; a landmark run's best may be
+    a landmark, a candidate plain SPOS never has. The pick is what compares with SPOS."""
+    import itertools
+
+    from depthnas.spaces import get_space
+    space = get_space("v1-sync")
+    table = {space.to_string(space.make(g)): 0.2 + sum(g) / 1000
+             for g in itertools.product(range(5), repeat=5)}
+    landmarks = json.loads((run_dir / "initial_landmarks.json").read_text())  # seed 0's draw
+    table.update({s: 0.05 for s in landmarks})
+    (tmp_path / "truth.json").write_text(json.dumps(table))
+    assert main(["search", *TINY, "--out", str(tmp_path / "run"),
+                 "--set", f"search.truth_table={tmp_path / 'truth.json'}"]) == 0
+    out = capsys.readouterr().out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["best"]["found_in"] == "landmark" and results["best"]["val_loss"] == 0.05
+    picks = [a for a in results["architectures"] if a["role"].startswith("top")]
+    pick = min(picks, key=lambda a: (a.get("ignores_input", False), a["val_loss"]))
+    assert results["best_searched"] == {"string": pick["arch"], "val_loss": pick["val_loss"],
+                                        "role": pick["role"]}
+    assert f"best searched pick: {pick['arch']}  stand-alone validation SSI loss" in out
+    assert f"- best searched pick: `{pick['arch']}` ({pick['role']}" in \
+        (tmp_path / "run" / "report.md").read_text()
+
+
 def test_rank_against_a_truth_table(run_dir, tmp_path, capsys):
     results = json.loads((run_dir / "results.json").read_text())["architectures"]
     truth = {a["arch"]: a["val_loss"] for a in results}
