@@ -526,7 +526,7 @@ class SearchRun:
                      "--no-landmarks run: the best above is a landmark)")
         if ranking is not None:
             self.say(f"super-net ranking on {ranking['n']} random architectures, against their "
-                     f"stand-alone losses: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "
+                     f"stand-alone {summary['score_name']}: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "
                      f"{ranking['sparse_kendall_tau']:+.3f} (threshold {ranking['sparse_threshold']:.2g})")
         for note in warnings_of(summary):
             self.say(f"warning: {note}")

@@ -236,7 +236,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
              f"- wall time: {summary['elapsed_s'] / 60:.1f} min",
              f"- best architecture: `{best['string']}` (stand-alone validation {score} "
              f"{best['val_loss']:.5f}, {_count(best['params'])} parameters, role {best['found_in']}): "
-             "the lowest stand-alone loss among the landmarks and the searched top-K (the "
+             f"the lowest stand-alone {score} among the landmarks and the searched top-K (the "
              "random ranking samples are not candidates)"]
     picks = [a for a in archs if a["role"].startswith("top")]
     if picks and not best["found_in"].startswith("top"):

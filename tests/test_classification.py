@@ -340,11 +340,11 @@ def one_thread():
 # Three steps per training leave every tiny model at the same error, so the rank
 # correlation of the two held-out architectures is undefined (nan), as reported.
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
-def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread):
+def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread, capsys):
     out = tmp_path / "run"
     argv = ["search", "--space", "nb201", "--data", "digits", "--out", str(out), "--device", "cpu",
             "--no-progress"]
-    assert main(argv + [a for kv in TINY for a in ("--set", kv)]) == 0
+    assert main(argv + [a for kv in TINY for a in ("--set", kv)] + ["--set", "search.rank_samples=2"]) == 0
     best = json.loads((out / "best_arch.json").read_text())
     results = json.loads((out / "results.json").read_text())
     assert NB201.from_string(best["string"]) == NB201.from_json(best)
@@ -356,6 +356,8 @@ def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread):
     # not thereby collapsed (live paths land there by chance), so none is put last
     assert results["search_constant_loss"] is None
     assert "stand-alone validation error rate" in (out / "report.md").read_text()
+    assert "random architectures, against their stand-alone error rate: Kendall tau" in \
+        capsys.readouterr().out
     assert sum(a["landmark"] for a in results["architectures"]) >= 3
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("train_reg" in r for r in records if r.get("phase") == "supernet")

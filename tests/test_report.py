@@ -167,7 +167,7 @@ def test_a_ranking_of_super_net_scores_at_the_constant_level_is_called_noise(tmp
     assert ("- 3 of the 3 ranking samples score no better than a constant prediction (0.20036) in "
             "the final super-net: its order of them, and the Kendall tau, are mostly noise") in text
     # the winner is a landmark: the report says what it was chosen among, and the best pick
-    assert "role landmark): the lowest stand-alone loss among the landmarks and the searched top-K" in text
+    assert "role landmark): the lowest stand-alone SSI loss among the landmarks and the searched top-K" in text
     assert "- best searched pick: `v1-sync:c3,skip,c3,c3,c3` (top-1, stand-alone SSI loss 0.18000)" in text
     live = [dict(a, supernet_score=0.15 + i / 100) if a["role"] == "rank" else a
             for i, a in enumerate(archs)]
