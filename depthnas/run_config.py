@@ -119,6 +119,18 @@ def _moved_hint(changed: list[str], before: dict[str, Any], after: dict[str, Any
     return ""
 
 
+def _skip_bad_hint(changed: list[str], saved: Path) -> str:
+    """--skip-bad, the advice of a bad sample's error, redraws the splits without it:
+    no run can take it up part-way, but a start that trained nothing can start over."""
+    if "data.skip_bad" not in changed:
+        return ""
+    return (". --skip-bad changes which samples the splits hold, so it is set when a run "
+            "starts: " + (f"nothing has trained in {saved.parent} yet, so run the first "
+                          "command again there with --skip-bad and without --resume"
+                          if not holds_run(saved.parent) else
+                          "start a new run with it in another --out"))
+
+
 def _check_paths_remain(cfg: Config, saved: Path) -> None:
     """A resumed run reads its data and weights where it first found them; gone from
     there, say so before anything starts, with the way to resume (not only the
@@ -176,7 +188,7 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
         raise config_mod.ConfigError(
             f"--resume continues the run with its own {saved}, which holds every setting, and "
             f"these differ from it: {diff}. Drop them to continue{hint}, or start a new run in "
-            f"another --out{_moved_hint(changed, before, after)}")
+            f"another --out{_moved_hint(changed, before, after)}{_skip_bad_hint(changed, saved)}")
     allowed = {k: after[k] for k in named & config_mod.RESUME_MAY_CHANGE}  # device, workers, ...
     return config_mod.apply(cfg, config_mod.unflatten(allowed))
 

@@ -259,6 +259,21 @@ def test_resume_refuses_settings_that_differ_from_the_saved_config(run_copy, cap
     assert main(["search", "--out", str(run_copy), "--resume", "--device", "cpu", "--no-progress"]) == 0
 
 
+def test_resume_with_skip_bad_says_how_to_start_over_with_it(run_copy, tmp_path, capsys):
+    """A bad sample's error advises --skip-bad, which redraws the splits: a resume
+    cannot take it, but a start that trained nothing can simply start over."""
+    assert main(["search", "--out", str(run_copy), "--resume", "--skip-bad"]) == 2
+    err = capsys.readouterr().err
+    assert "data.skip_bad: saved False, given True" in err
+    assert "so it is set when a run starts: start a new run with it in another --out" in err
+    failed = tmp_path / "failed"  # a start that stopped at its first bad sample
+    failed.mkdir()
+    (failed / "config.yaml").write_text((run_copy / "config.yaml").read_text())
+    assert main(["search", "--out", str(failed), "--resume", "--skip-bad"]) == 2
+    assert (f"nothing has trained in {failed} yet, so run the first command again there with "
+            "--skip-bad and without --resume") in capsys.readouterr().err
+
+
 def test_resume_refuses_an_out_that_names_another_folder(run_copy, tmp_path, capsys):
     """`--set out=OTHER` after --out started a whole new run in OTHER, and said nothing."""
     other = tmp_path / "other"
