@@ -169,6 +169,7 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
         proto, used = _export_legacy(model, example, opset), "legacy"
 
     _name_dynamic_dims(proto)
+    _lowest_ir_version(proto)
     props = onnx_metadata(meta, model, used, _opset_of(proto))
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, props)
@@ -190,6 +191,17 @@ def _first_line(err: Exception) -> str:
     with terminal colour codes)."""
     lines = [line for line in re.sub(r"\x1b\[[0-9;]*m", "", str(err)).splitlines() if line.strip()]
     return f"{type(err).__name__}: {lines[0].strip()}" if lines else type(err).__name__
+
+
+def _lowest_ir_version(proto) -> None:
+    """torch's dynamo exporter marks its files with the newest IR version it knows
+    (10), which onnxruntime before 1.18 refuses, though an opset-18 graph needs only
+    IR 8. The file is marked with the lowest version its opsets allow (a graph with
+    local functions keeps its own: an IR 10 function may use overloads)."""
+    import onnx
+    if not proto.functions:
+        lowest = onnx.helper.find_min_ir_version_for(list(proto.opset_import), ignore_unknown=True)
+        proto.ir_version = min(proto.ir_version, lowest)
 
 
 def _opset_of(proto) -> int:
