@@ -22,6 +22,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from depthnas.datasets import net_input_size
 from depthnas.export.images import ImageReadError, colorize, fit_stem, read_photo, save_prediction
 from depthnas.export.inference import DepthEstimator, predict_latency
 
@@ -113,13 +114,15 @@ def check_upload(path: Path, name: str, limits: Limits) -> None:
 def model_card(estimator: DepthEstimator, latency_ms: float, runs: int) -> str:
     i = estimator.info
     h, w = i.image_size
+    nh, nw = net_input_size(h, w, i.net_size)  # --net-size runs the network larger
+    at = f"{w}×{h}" + (f", the network at {nw}×{nh}" if (nh, nw) != (h, w) else "")
     params = f"{i.parameters / 1e6:.2f} M" if i.parameters else "unknown"
     return "\n".join([
         "### Model",
         f"**Architecture** `{i.arch}`  ",
         f"**Space** {i.space} · **Backbone** {i.backbone} · **Parameters** {params}  ",
         f"**Backend** {i.backend} · **File** `{i.source.name}`  ",
-        f"**Latency** {latency_ms:.1f} ms (median of {runs} runs at {w}×{h}, "
+        f"**Latency** {latency_ms:.1f} ms (median of {runs} runs on a photo of {at}, "
         "pre- and post-processing included)  ",
         "Output: relative inverse depth — bright is near, dark is far; "
         "the scale and offset are unknown.",

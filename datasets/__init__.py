@@ -9,7 +9,7 @@ from .base import PairedDepthDataset, SampleRef
 from .io import DatasetError, read_pfm, write_pfm
 from .splits import KINDS, Splits, build_splits
 from .synthetic import SyntheticDepth, render_scene
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, DepthTransform, prepare_image
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, DepthTransform, net_input_size, prepare_image
 
 __all__ = [
     "build_splits",
@@ -18,6 +18,7 @@ __all__ = [
     "DatasetError",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "net_input_size",
     "prepare_image",
     "DepthTransform",
     "SyntheticDepth",

@@ -233,6 +233,13 @@ class DepthTransform:
         }
 
 
+def net_input_size(h: int, w: int, net_size: int) -> tuple[int, int]:
+    """(H, W) the network sees an h x w photo at: aspect kept, longer side ~``net_size``,
+    sides multiples of 32."""
+    scale = net_size / max(h, w)
+    return (max(32, int(round(h * scale / 32)) * 32), max(32, int(round(w * scale / 32)) * 32))
+
+
 def prepare_image(rgb_uint8_hwc: np.ndarray, net_size: int) -> torch.Tensor:
     """Inference input: [1,3,h,w] float32, aspect kept, longer side ~``net_size``, sides multiples of 32.
 
@@ -250,9 +257,7 @@ def prepare_image(rgb_uint8_hwc: np.ndarray, net_size: int) -> torch.Tensor:
     if net_size < 32:
         raise ValueError(f"net_size must be >= 32, got {net_size}")
     h, w = rgb.shape[:2]
-    scale = net_size / max(h, w)
-    nh = max(32, int(round(h * scale / 32)) * 32)
-    nw = max(32, int(round(w * scale / 32)) * 32)
+    nh, nw = net_input_size(h, w, net_size)
     if (nh, nw) != (h, w):
         rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_CUBIC)
     return torch.from_numpy(normalize_image(rgb))[None]

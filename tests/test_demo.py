@@ -87,6 +87,16 @@ def test_page_shows_model_card_and_examples(demo_server) -> None:
         f"{n}.png" for n in EXAMPLES)
 
 
+def test_the_model_card_names_the_size_the_network_ran_at(model_file: Path) -> None:
+    """--net-size runs the network larger than the training size; the card said its
+    latency was taken at the training size (a 64 px model's 3 ms, at 320 px 27 ms)."""
+    from depthnas.app.demo import model_card
+    from depthnas.export.inference import load_estimator
+    assert "median of 3 runs on a photo of 64×64, pre-" in model_card(load_estimator(model_file), 3.0, 3)
+    card = model_card(load_estimator(model_file, net_size=320), 27.0, 3)
+    assert "median of 3 runs on a photo of 64×64, the network at 320×320, pre-" in card
+
+
 def test_newest_run_is_found(tmp_path: Path, make_model) -> None:
     assert find_latest_run(tmp_path / "runs") is None
     old = make_model(tmp_path / "runs" / "a" / "best" / "model.safetensors")
