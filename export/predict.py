@@ -80,7 +80,13 @@ def _shared_name_notes(stems: dict[Path, str], out_dir: str | Path) -> list[str]
         if stem != fit_stem(p.stem):
             groups.setdefault(p.stem, []).append(p)
     notes = []
+    owner = {stem: p for p, stem in stems.items()}
     for name, paths in groups.items():
+        if len(paths) == 1 and sum(q.stem == name for q in stems) == 1:
+            # its name is its own, but another input's renamed output took it
+            notes.append(f"{paths[0].name}'s outputs are {stems[paths[0]]}-depth.*: "
+                         f"{fit_stem(name)}-depth.* are {owner[fit_stem(name)].name}'s")
+            continue
         earlier = [q for q in output_paths(out_dir, fit_stem(name)).values() if q.is_file()]
         notes.append(f"{', '.join(p.name for p in paths)} share the name {name!r}: their outputs "
                      f"are {', '.join(stems[p] + '-depth.*' for p in paths)}" +

@@ -283,6 +283,18 @@ def test_photos_of_one_name_are_told_apart_and_say_so(onnx_file: Path, photos: P
     assert (out / "a_jpg-depth.npy").is_file() and (out / "a_webp-depth.npy").is_file()
 
 
+def test_an_input_whose_own_name_another_renamed_output_took_is_not_said_to_share_it(tmp_path):
+    """a_jpg.png shares its name with nothing; a.jpg's renamed output took its stem."""
+    from depthnas.export.predict import _shared_name_notes, unique_stems
+    paths = [tmp_path / n for n in ("a.jpg", "a.JPG", "a.png", "a_jpg.png")]
+    stems = unique_stems(paths)
+    assert stems[paths[3]] == "a_jpg_3"
+    assert _shared_name_notes(stems, tmp_path) == [
+        "a.jpg, a.JPG, a.png share the name 'a': their outputs are a_jpg-depth.*, "
+        "a_jpg_2-depth.*, a_png-depth.*",
+        "a_jpg.png's outputs are a_jpg_3-depth.*: a_jpg-depth.* are a.jpg's"]
+
+
 def test_out_naming_a_file_is_an_error(onnx_file: Path, photos: Path, tmp_path: Path, capsys) -> None:
     taken = tmp_path / "results.json"
     taken.write_text("{}")
