@@ -64,6 +64,8 @@ def read_photo(path: str | Path) -> np.ndarray:
     except (OSError, ValueError, SyntaxError) as err:
         # PIL raises UnidentifiedImageError (an OSError) for non-images, OSError or
         # SyntaxError for truncated/corrupt files.
+        if path.is_file() and path.stat().st_size == 0:  # a copy that failed, say
+            raise ImageReadError(f"{path}: the file is empty (0 bytes)") from None
         try:
             rgb = _float_tiff(path)
         except (OSError, ValueError) as why:

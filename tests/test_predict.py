@@ -141,6 +141,13 @@ def test_a_float_image_is_scaled_over_its_finite_pixels_and_an_all_nan_one_named
             read_photo(tmp_path / "nan.tif")
 
 
+def test_an_empty_file_is_named_as_empty(tmp_path: Path) -> None:
+    """A copy that failed leaves 0 bytes, which PIL calls "cannot identify image file"."""
+    (tmp_path / "a.jpg").write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"a.jpg: the file is empty \(0 bytes\)"):
+        read_photo(tmp_path / "a.jpg")
+
+
 def test_a_float_colour_tiff_pil_cannot_open_is_read(tmp_path: Path) -> None:
     """OpenCV writes float32 colour TIFFs that PIL cannot identify: such a photo was
     skipped as "not a readable image"."""
