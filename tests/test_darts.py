@@ -7,6 +7,7 @@ import torch
 from depthnas.cli import main
 from depthnas.spaces import ArchitectureError, get_space
 from depthnas.spaces.darts import Genotype
+from depthnas.spaces.darts.ops import FactorizedReduce, make_darts_op
 from toys import assert_paths_equal_fixed_models
 
 SPACE = get_space("darts")
@@ -147,3 +148,25 @@ def test_a_json_genotype_with_another_concat_is_refused_as_its_string_is():
     assert SPACE.parse({**data, "normal_concat": [2, 3, 4, 5]}) == arch
     with pytest.raises(ArchitectureError, match=r"normal_concat = \[4, 5\]; this space always"):
         SPACE.parse({**data, "normal_concat": [4, 5]})
+
+
+def test_darts_ops_compute_what_the_darts_paper_s_do():
+    """DARTS' operations.py: avg_pool_3x3 leaves its padding out of the mean, the
+    dilated convs have dilation 2 (3x3: padding 2, 5x5: padding 4), and
+    FactorizedReduce's second conv sees the input shifted by one pixel. Parameter
+    counts and super-net/fixed equivalence see none of these."""
+    ones = torch.ones(1, 4, 6, 6)
+    torch.testing.assert_close(make_darts_op("avg_pool_3x3", 4, 1)(ones), ones)
+    torch.testing.assert_close(make_darts_op("avg_pool_3x3", 4, 2)(ones), torch.ones(1, 4, 3, 3))
+    for name, k, pad in (("dil_conv_3x3", 3, 2), ("dil_conv_5x5", 5, 4)):
+        for stride in (1, 2):
+            depthwise = make_darts_op(name, 4, stride)[1]
+            assert depthwise.kernel_size == (k, k) and depthwise.dilation == (2, 2)
+            assert depthwise.padding == (pad, pad) and depthwise.stride == (stride, stride)
+    torch.manual_seed(0)
+    fr = FactorizedReduce(4, 6).eval()
+    x = torch.randn(2, 4, 8, 10)
+    r = torch.relu(x)
+    with torch.no_grad():
+        expected = fr.bn(torch.cat([fr.conv_1(r), fr.conv_2(r[:, :, 1:, 1:])], dim=1))
+        torch.testing.assert_close(fr(x), expected)

@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from depthnas.bn_calibration import batchnorms, recalibrate
@@ -568,3 +569,29 @@ def test_a_model_file_from_before_pruning_loads_without_its_idle_ops(tmp_path, c
     with pytest.raises(ValueError, match=r"other.safetensors: weights do not match the model its "
                                          r"metadata describes \(missing \d+: blocks\.0\.edges\.e31"):
         load_model(path)
+
+
+def test_input_width_must_be_multiple_of_32_too():
+    space = get_space("v1-sync")
+    net = space.build_supernet(**KW)
+    with pytest.raises(ValueError, match=r"multiples of 32, got \[1, 3, 64, 70\]"):
+        net(torch.randn(1, 3, 64, 70), space.sample(random.Random(0)))
+
+
+def test_head_computes_conv_upsample_conv_relu_conv_relu():
+    """REFERENCE: head = conv f->f/2 3x3, x2 bilinear upsample, conv f/2->32 3x3, ReLU,
+    conv 32->1 1x1, ReLU. Convolving before or after the upsampling holds the same
+    parameters but computes another function (at 4x the cost)."""
+    torch.manual_seed(0)
+    space = get_space("v1-sync")
+    net = space.build_fixed(space.from_string("v1-sync:c3,c1,skip,ap,c3"), **KW).eval()
+    convs = [m for m in net.head if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (16, 8, (3, 3)), (8, 32, (3, 3)), (32, 1, (1, 1))]
+    x = torch.randn(2, 16, 5, 6)
+    y = F.conv2d(x, convs[0].weight, convs[0].bias, padding=1)
+    y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=True)
+    y = F.relu(F.conv2d(y, convs[1].weight, convs[1].bias, padding=1))
+    y = F.relu(F.conv2d(y, convs[2].weight, convs[2].bias))
+    with torch.no_grad():
+        torch.testing.assert_close(net.head(x), y)

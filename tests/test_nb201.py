@@ -3,6 +3,7 @@ import random
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from depthnas.checkpoint import save_model
 from depthnas.config import ModelConfig
@@ -148,3 +149,28 @@ def test_a_cell_with_no_path_from_input_to_output_makes_a_network_that_ignores_i
         first, second = (model(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(s)))
                          for s in (0, 1))
     assert torch.equal(first, second) == cut_off
+
+
+def test_macro_network_computes_what_the_benchmark_s_does():
+    """Parameter counts cannot see the forward pass: the reduction block is
+    conv_b(conv_a(x)) + conv1x1(avgpool2x2(x)), and the network ends in BN -> ReLU ->
+    global average pool -> linear (NAS-Bench-201's ResNetBasicblock and lastact)."""
+    torch.manual_seed(0)
+    net = SPACE.build_fixed(SPACE.sample(random.Random(0)), channels=4, cells_per_stage=1).eval()
+    with torch.no_grad():
+        for m in net.modules():  # non-trivial statistics, so a missing ReLU shows
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+    x = torch.randn(2, 3, 32, 32)
+    ops = SPACE.edge_ops(net.arch)
+    h = net.stem(x)
+    with torch.no_grad():
+        for layer in net.cells:
+            if hasattr(layer, "conv_a"):  # reduction block
+                shortcut = F.conv2d(F.avg_pool2d(h, 2, 2), layer.downsample[-1].weight)
+                h = layer.conv_b(layer.conv_a(h)) + shortcut
+            else:
+                h = layer(h, ops)
+        bn = next(m for m in net.lastact if isinstance(m, torch.nn.BatchNorm2d))
+        logits = net.classifier(F.relu(bn(h)).mean((2, 3)))
+        torch.testing.assert_close(net(x), logits)

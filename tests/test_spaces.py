@@ -308,3 +308,48 @@ def test_strings_name_space_says_whether_a_spaces_strings_carry_its_name(name):
     text = space.to_string(space.sample(random.Random(0)))
     assert text.startswith(f"{name}:") == space.strings_name_space
     assert space.parse(f"{name}:{text}" if not space.strings_name_space else text) == space.from_string(text)
+
+
+@pytest.mark.parametrize("name", ["v1-sync", "v2-nonsync", "nb201", "darts"])
+def test_genes_outside_the_space_are_refused_at_the_boundary(name):
+    """make/check are the guard every Arch from a file passes: a gene equal to its
+    number of choices, or a gene list one short or one long, is not an architecture
+    of the space (it failed later as an IndexError/KeyError, or was read in part)."""
+    space = get_space(name)
+    choices = space.gene_choices()
+    genes = list(space.sample(random.Random(0)).genes)
+    too_big = genes.copy()
+    too_big[-1] = choices[-1]
+    with pytest.raises(ArchitectureError, match=rf"gene {len(genes) - 1} = {choices[-1]} is outside"):
+        space.make(too_big)
+    with pytest.raises(ArchitectureError, match=rf"gene {len(genes) - 1} = {choices[-1]} is outside"):
+        space.check(Arch(name, tuple(too_big)))
+    for wrong in (genes[:-1], genes + [0]):
+        with pytest.raises(ArchitectureError, match=rf"expected {len(choices)} genes, got {len(wrong)}"):
+            space.make(wrong)
+        with pytest.raises(ArchitectureError, match="expected"):
+            space.to_string(Arch(name, tuple(wrong)))
+
+
+def test_sync_ties_the_upsampling_of_all_four_blocks_too():
+    """V2-sync shares the upsampling choice as well: a JSON whose block 2 upsamples
+    otherwise is refused, not read as block 0's choice."""
+    space = get_space("v2-sync")
+    arch = space.from_string("v2-sync:c3,skip,none,c1,ap+ps")
+    data = space.to_json(arch)
+    del data["string"]
+    assert space.from_json(data) == arch
+    data["blocks"][2]["upsample"] = "bicubic"
+    with pytest.raises(ArchitectureError, match="block 2 differs"):
+        space.from_json(data)
+
+
+@pytest.mark.parametrize("space, text", [
+    ("v1-sync", "v1-sync:c3,skip,none,c1,ap,c3"),
+    ("v2-sync", "v2-sync:c3,skip,none,c1,ap,c3+bil"),
+    ("v1-nonsync", "v1-nonsync:c3,skip,none,c1,ap/c3,skip,none,c1,ap/c3,skip,none,c1,ap,skip/"
+                   "c3,skip,none,c1,ap"),
+])
+def test_an_extra_edge_op_is_refused_not_dropped(space, text):
+    with pytest.raises(ArchitectureError, match="expected 5 edge ops .*got 6"):
+        get_space(space).from_string(text)
