@@ -2812,3 +2812,43 @@ def test_train_says_upside_down_only_of_a_model_that_learned_something(tmp_path,
     assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY,
                  "--out", str(tmp_path / "t")]) == 0
     assert ("near and far swapped" in capsys.readouterr().err) == warned
+
+
+def test_rank_keeps_each_sampled_row_with_its_own_loss(run_dir, tmp_path, monkeypatch):
+    """--limit samples rows of the table: each must keep its own stand-alone loss. A
+    super-net that scores every path at its table loss ranks any sample perfectly."""
+    from depthnas.evaluation import PathEvaluator
+    from depthnas.spaces import get_space
+    space = get_space("v1-sync")
+    truth = json.loads(_truth_of(run_dir, tmp_path / "truth.json").read_text())
+    for seed, value in zip(range(20, 28), (0.5, 0.1, 0.45, 0.15, 0.4, 0.2, 0.35, 0.25)):
+        truth[space.to_string(space.sample(random.Random(seed)))] = value
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    monkeypatch.setattr(PathEvaluator, "score", lambda self, arch: truth[space.to_string(arch)])
+    out = tmp_path / "rank.json"
+    assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "truth.json"),
+                 "--limit", "4", "--out", str(out), "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["n"] == 4 and report["kendall_tau"] == pytest.approx(1.0)
+
+
+def test_rank_refuses_data_that_no_longer_splits_as_the_run_recorded(run_copy, tmp_path, capsys):
+    """README: `rank` refuses data that no longer splits this way (it would recalibrate
+    and score on another validation split than the super-net's)."""
+    truth = _truth_of(run_copy, tmp_path / "truth.json")
+    splits = json.loads((run_copy / "splits.json").read_text())
+    splits["train"].append(splits["val"].pop())
+    (run_copy / "splits.json").write_text(json.dumps(splits))
+    assert main(["rank", "--run", str(run_copy), "--truth", str(truth), "--no-progress"]) == 2
+    assert "no longer splits as" in capsys.readouterr().err
+
+
+def test_rank_names_paths_that_score_inf_as_diverged(run_dir, tmp_path, monkeypatch, caplog):
+    from depthnas.evaluation import PathEvaluator
+    scores = iter([float("inf"), 0.2, 0.3, 0.4])
+    monkeypatch.setattr(PathEvaluator, "score", lambda self, arch: next(scores))
+    truth = _truth_of(run_dir, tmp_path / "truth.json")
+    with caplog.at_level("WARNING", logger="depthnas.rank"):
+        assert main(["rank", "--run", str(run_dir), "--truth", str(truth), "--out", str(tmp_path / "r.json"),
+                     "--no-progress"]) == 0
+    assert "1 path(s) score non-finite in the super-net (diverged)" in caplog.text

@@ -403,3 +403,66 @@ def test_the_samples_skip_bad_left_out_are_recorded_in_the_report(tmp_path, mode
                  "--out", str(out), "--no-progress"]) == 0
     report = json.loads(out.read_text())
     assert report["samples"] == 2 and len(report["skipped"]) == 1 and "c.png" in report["skipped"][0]
+
+
+def test_net_size_32_is_the_smallest_accepted():
+    from depthnas.evaluate import check_net_size
+    check_net_size(32)  # "--net-size must be >= 32": 32 itself is usable
+    with pytest.raises(ValueError, match="--net-size must be >= 32"):
+        check_net_size(31)
+
+
+def test_a_model_trained_on_non_square_images_is_run_at_its_longer_side(model, monkeypatch):
+    """The default inference size is the training size, whose longer side prepare_image
+    takes (--net-size: 'pixels of the longer side')."""
+    from depthnas import models
+    seen = []
+
+    def net(x):
+        seen.append(tuple(x.shape[-2:]))
+        return x[:, :1]
+    monkeypatch.setattr(models, "load_depth_model", lambda path, device: (net, {"image_size": [32, 64]}))
+    report = evaluate(model, "synthetic", synthetic_samples=1, progress=False)
+    assert report["net_size"] == 64 and max(seen[0]) == 64
+
+
+def _bad_folder(root, names=("a", "b", "c"), bad="c"):
+    rng = np.random.default_rng(3)
+    (root / "images").mkdir(parents=True)
+    (root / "depth").mkdir()
+    for name in names:
+        cv2.imwrite(str(root / "images" / f"{name}.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        cv2.imwrite(str(root / "depth" / f"{name}.png"), rng.integers(500, 9000, (48, 64)).astype(np.uint16))
+    if bad:
+        (root / "images" / f"{bad}.png").write_bytes(b"not an image")
+    return root
+
+
+def test_a_search_s_best_model_is_evaluated_on_its_run_s_own_data_and_settings(tmp_path, model, capsys):
+    """RUN/best/model.safetensors: the run's config.yaml is two folders up; its data,
+    and its --skip-bad, are the defaults, and the report is the run's own MODEL.eval.json."""
+    root = _bad_folder(tmp_path / "data")
+    run = tmp_path / "run"
+    (run / "best").mkdir(parents=True)
+    (run / "config.yaml").write_text(f"data:\n  spec: folder:{root}\n  skip_bad: true\n")
+    best = run / "best" / "model.safetensors"
+    best.write_bytes(model.read_bytes())
+    assert main(["evaluate", "--checkpoint", str(best), "--no-progress"]) == 0
+    capsys.readouterr()
+    report = json.loads((run / "best" / "model.eval.json").read_text())
+    assert report["data"] == f"folder:{root}" and report["samples"] == 2 and len(report["skipped"]) == 1
+
+
+def test_split_val_is_the_run_s_own_with_its_own_fractions(tmp_path, model, capsys):
+    from depthnas.datasets import build_splits
+    root = _bad_folder(tmp_path / "data", names=("a", "b", "c", "d", "e", "f"), bad=None)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"data:\n  spec: folder:{root}\n  val_fraction: 0.5\n"
+                                     "  reg_fraction: 0.0\n")
+    splits = build_splits(f"folder:{root}", (64, 64), seed=0, val_fraction=0.5, reg_fraction=0.0)
+    (run / "splits.json").write_text(json.dumps(splits.manifest()))
+    (run / "model.safetensors").write_bytes(model.read_bytes())
+    assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress"]) == 0
+    assert "split val as the run made it" in capsys.readouterr().out
+    assert json.loads((run / "eval-val.json").read_text())["samples"] == len(splits.val) == 3

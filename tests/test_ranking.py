@@ -220,3 +220,67 @@ def test_hand_written_truth_tables_read_as_their_author_meant(tmp_path):
     twice.write_text('{"v1-sync:c3,c3,c3,c3,c3": 0.1, "v1-sync:c3,c3,c3,c3,c3": 0.9}')
     with pytest.raises(ValueError, match=r"twice.json: key 'v1-sync:c3,c3,c3,c3,c3' is listed a second time"):
         load_truth(twice)
+
+
+def test_a_given_threshold_wins_over_the_run_s_and_the_table_s():
+    """--threshold is the user's explicit choice: it beats search.sparse_threshold (which
+    every benchmarks/ranking.py run records) and the table's seed noise."""
+    from depthnas.rank import sparse_threshold
+    assert sparse_threshold(0.05, 0.01, 0.002) == (0.05, "given (--threshold)")
+
+
+def test_a_loss_of_zero_is_not_called_below_zero(caplog):
+    """An error rate of 0 (100% accuracy) is a loss; only negative ones are warned of."""
+    from depthnas.rank import _check_order
+    with caplog.at_level(logging.WARNING, logger="depthnas.rank"):
+        _check_order([0.0, 0.1, 0.2], "t.json")
+    assert "below 0" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="depthnas.rank"):
+        _check_order([-0.1, 0.1, 0.2], "t.json")
+    assert "t.json: 1 loss(es) below 0 (lowest -0.1)" in caplog.text
+
+
+def test_accuracies_are_percent_in_0_to_100_both_ends_included(tmp_path):
+    """0% is an accuracy (a diverged training): the error says [0, 100], so 0 is read."""
+    from depthnas.truth import load_truth
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"architectures": {"a": {"accuracy": 0.0}, "b": {"accuracy": 100.0}}}))
+    assert load_truth(path) == {"a": 1.0, "b": 0.0}
+
+
+def test_only_a_table_whose_every_accuracy_is_at_most_1_looks_like_fractions(tmp_path):
+    """One architecture below 1% (a diverged training) among 90% ones is percent."""
+    from depthnas.truth import load_truth
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"architectures": {"a": {"accuracy": 0.5}, "b": {"accuracy": 93.0}}}))
+    assert load_truth(path) == pytest.approx({"a": 0.995, "b": 0.07})
+    refused(path, json.dumps({"architectures": {"a": {"accuracy": 0.5}, "b": {"accuracy": 0.93}}}),
+            "every accuracy is <= 1, which looks like fractions")
+
+
+def test_a_csv_with_a_loss_and_an_accuracy_column_may_leave_either_cell_empty(tmp_path):
+    from depthnas.truth import load_truth
+    path = tmp_path / "t.csv"
+    path.write_text('arch,val_loss,accuracy\n"v1-sync:c3",0.2,\n"v1-sync:c1",,93.0\n')
+    assert load_truth(path) == pytest.approx({"v1-sync:c3": 0.2, "v1-sync:c1": 0.07})
+
+
+def test_a_list_table_with_one_entry_lacking_its_arch_is_explained_not_a_key_error(tmp_path):
+    refused(tmp_path / "t.json", json.dumps([{"arch": "a", "loss": 0.1}, {"architecture": "b", "loss": 0.2}]),
+            "needs objects with an 'arch' key")
+
+
+def test_a_benchmark_table_s_nested_image_size_and_seed_noise_are_read(tmp_path):
+    """build_table.py nests the data settings under recipe.data; a seed noise of 0 (two
+    seeds that agree) is no bin width: 0 made `rank` fail after scoring every path."""
+    from depthnas.truth import read_table
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps({
+        "config": {"recipe": {"backbone": "b", "features": 16,
+                              "data": {"spec": "synthetic", "image_size": [64, 64], "synthetic_samples": 1024}}},
+        "seed_median_abs_diff": {"v1-sync": 0.0, "v2-sync": 0.003},
+        "architectures": {"v1-sync:c3,c3,c3,c3,c3": {"mean": 0.2}}}))
+    table = read_table(path)
+    assert table.setup == {"model.backbone": "b", "model.features": 16, "data.image_size": [64, 64],
+                           "data.spec": "synthetic", "data.synthetic_samples": 1024}
+    assert table.seed_noise == {"v2-sync": 0.003}

@@ -216,3 +216,20 @@ def test_only_diverged_ranking_samples_are_named_as_diverged():
                                 constant_prediction_loss=1.0))
     note = next(n for n in notes if "non-finite" in n)
     assert "c1,c1,c1,c1,c1" in note and "c3,c3,c3,c3,c3" not in note
+
+
+def test_the_ranking_table_shows_each_metric_in_its_own_column(tmp_path):
+    archs = [arch("c3,c3,c3,c3,c3", "rank", 0.1, 0.2), arch("c1,c1,c1,c1,c1", "rank", 0.11, 0.21)]
+    ranking = {"n": 12, "kendall_tau": 0.25, "sparse_kendall_tau": 0.75, "sparse_threshold": 0.002,
+               "spearman_rho": 0.5, "top_percentile": 37.5}
+    text = write_report(tmp_path, summary(archs, ranking)).read_text()
+    assert "| 12 | +0.250 | +0.750 (0.002) | +0.500 | 38% |" in text
+
+
+def test_the_table_of_architectures_is_ordered_by_stand_alone_loss(tmp_path):
+    archs = [arch("c3,c3,c3,c3,c3", "landmark", 0.30, 0.1), arch("c1,c1,c1,c1,c1", "top-1", 0.10, 0.3),
+             arch("ap,ap,ap,ap,ap", "rank", 0.20, 0.2)]
+    text = write_report(tmp_path, summary(archs)).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `v1-sync:")]
+    assert [r.split("`")[1] for r in rows] == ["v1-sync:c1,c1,c1,c1,c1", "v1-sync:ap,ap,ap,ap,ap",
+                                               "v1-sync:c3,c3,c3,c3,c3"]

@@ -322,3 +322,10 @@ def test_a_run_s_evaluator_takes_its_batch_counts_and_seed():
             seen.update(k)
     Spy.for_run(torch.nn.Identity(), TASK, None, None, cfg, "cpu")
     assert (seen["batch_size"], seen["calib_batches"], seen["val_batches"], seen["seed"]) == (2, 1, 1, 5)
+
+
+def test_a_score_exactly_0_1_percent_from_the_constant_is_at_its_level():
+    """Inclusive, as the name of the test above says (1.001 against 1.0 is not exactly
+    0.1% in floating point; 8008 against 8000 is)."""
+    assert at_constant_level(8008.0, 8000.0) and at_constant_level(7992.0, 8000.0)
+    assert not at_constant_level(8008.5, 8000.0)
