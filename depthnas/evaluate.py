@@ -103,10 +103,37 @@ def check_depth_cap(depth_cap: float | None) -> float | None:
     return depth_cap if depth_cap > 0 else None
 
 
+# The settings that decide which samples fall in which split.
+SPLIT_SETTINGS = ("seed", "synthetic_samples", "depth_kind", "skip_bad", "val_fraction",
+                  "reg_fraction")
+
+
+def own_split(model_path: str | Path, spec: str) -> dict[str, Any] | None:
+    """The split settings of the run `model_path` comes from (`SPLIT_SETTINGS`, and its
+    splits.json as `recorded`), when `spec` names that run's data; else None."""
+    from . import config as config_mod
+    folder = run_folder(model_path)
+    if folder is None:
+        return None
+    run = config_mod.load(folder / "config.yaml")
+    if canonical_spec(run.data.spec) != canonical_spec(spec):
+        return None
+    d = run.data
+    return dict(seed=run.seed, synthetic_samples=d.synthetic_samples, depth_kind=d.depth_kind,
+                skip_bad=d.skip_bad, val_fraction=d.val_fraction, reg_fraction=d.reg_fraction,
+                recorded=folder / "splits.json")
+
+
 @torch.no_grad()
 def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap: float | None = None,
              net_size: int | None = None, device: str | torch.device = "cpu", progress: bool = True,
              **data_kw: Any) -> dict[str, Any]:
+    """Depth metrics (aligned SSI, AbsRel, delta1, RMSE, inverted) of the model at
+    `model_path` (a model file, or a training or search run folder) on `split` of the
+    data `spec`, beside a constant prediction's on the same pixels; `data_kw` goes to
+    `raw_samples`. A train, reg or val split of the model's own run's data is that
+    run's, as its config.yaml and splits.json record it, unless `data_kw` sets one of
+    `SPLIT_SETTINGS`; other data is split with seed 0 and 0.15 fractions by default."""
     from depthnas.datasets import prepare_image
     from .models import load_depth_model
     from .runtime import resolve_device
@@ -121,6 +148,9 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
     # pixels: a score means something only against it
     constant = MetricAccumulator(depth_cap=depth_cap)
     skipped: list[str] = []
+    if split != "all" and not set(data_kw) & {*SPLIT_SETTINGS, "recorded"}:
+        # re-split with defaults, the run's training samples would be scored as val
+        data_kw = {**(own_split(model_path, spec) or {}), **data_kw}
     samples = raw_samples(spec, split, image_size=trained_at, skipped=skipped, **data_kw)
     for _, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
         x = prepare_image(rgb, size).to(device)
@@ -177,28 +207,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # a missing model, or a classifier, is named before --data is asked for
     check_depth_model(args.checkpoint)
     folder = run_folder(args.checkpoint)
-    run = config_mod.load(folder / "config.yaml") if folder else None
-    data = args.data or (run.data.spec if run else None)
+    data = args.data or (config_mod.load(folder / "config.yaml").data.spec if folder else None)
     if data is None:
         raise ValueError(f"--data is needed: {args.checkpoint} has no run config.yaml to take it from")
-    same = run is not None and config_mod.canonical_spec(run.data.spec) == config_mod.canonical_spec(data)
-    pick = (lambda flag, field, default: flag if flag is not None else
-            (getattr(run.data, field) if same else default))
-    kw = dict(seed=args.seed if args.seed is not None else (run.seed if same else 0),
+    own = own_split(args.checkpoint, data)
+    same = own is not None
+    pick = (lambda flag, field, default: flag if flag is not None else (own[field] if same else default))
+    kw = dict(seed=pick(args.seed, "seed", 0),
               synthetic_samples=pick(args.synthetic_samples, "synthetic_samples", 64),
               depth_kind=pick(args.depth_kind, "depth_kind", "depth"),
-              skip_bad=args.skip_bad or (same and run.data.skip_bad))
+              skip_bad=args.skip_bad or (same and own["skip_bad"]))
     if same:
-        kw.update(val_fraction=run.data.val_fraction, reg_fraction=run.data.reg_fraction)
+        kw.update(val_fraction=own["val_fraction"], reg_fraction=own["reg_fraction"])
         # --seed, --synthetic-samples, --depth-kind or --skip-bad re-split the data on purpose
         resplit = [f for f, v in (("--seed", args.seed), ("--synthetic-samples", args.synthetic_samples),
                                   ("--depth-kind", args.depth_kind)) if v is not None]
-        resplit += ["--skip-bad"] if args.skip_bad and not run.data.skip_bad else []
+        resplit += ["--skip-bad"] if args.skip_bad and not own["skip_bad"] else []
         if args.split != "all" and resplit:
             print(f"split {args.split} drawn again with {', '.join(resplit)} (seed {kw['seed']}): "
                   "not the run's own, which may overlap the run's training data")
         elif args.split != "all":
-            kw["recorded"] = folder / "splits.json"
+            kw["recorded"] = own["recorded"]
             print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
     if out is None:  # beside the model; said before the work, when it cannot be written there
         name = report_name(args.split, None if same else data)

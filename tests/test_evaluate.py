@@ -466,3 +466,20 @@ def test_split_val_is_the_run_s_own_with_its_own_fractions(tmp_path, model, caps
     assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress"]) == 0
     assert "split val as the run made it" in capsys.readouterr().out
     assert json.loads((run / "eval-val.json").read_text())["samples"] == len(splits.val) == 3
+
+
+def test_evaluate_from_python_scores_the_run_s_own_val_split(tmp_path, model):
+    """The CLI took the run's seed and fractions; evaluate() called from Python
+    re-split with seed 0 and 0.15, and scored training samples as "val" unsaid."""
+    from depthnas.datasets import build_splits
+    root = _bad_folder(tmp_path / "data", names=("a", "b", "c", "d", "e", "f"), bad=None)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"seed: 3\ndata:\n  spec: folder:{root}\n  val_fraction: 0.5\n"
+                                     "  reg_fraction: 0.0\n")
+    splits = build_splits(f"folder:{root}", (64, 64), seed=3, val_fraction=0.5, reg_fraction=0.0)
+    (run / "splits.json").write_text(json.dumps(splits.manifest()))
+    (run / "model.safetensors").write_bytes(model.read_bytes())
+    assert evaluate(run, f"folder:{root}", split="val", progress=False)["samples"] == 3
+    # a setting given re-splits as asked
+    assert evaluate(run, f"folder:{root}", split="val", progress=False, seed=0)["samples"] == 1
