@@ -26,10 +26,12 @@ over images that have evaluated pixels; ``ssi`` is :class:`SSILoss` (batch
 reduction) against the target min-max normalised per image, as training targets
 are, so it is the search's validation score whatever the data's units (on raw
 ReDWeb values 0-254 it would be ~10^3 times larger). With nothing to
-evaluate every value is 0.0 (never NaN); :class:`MetricAccumulator` exposes the image
-count so callers can tell "perfect" from "empty".
+evaluate every value is NaN, not a 0.0 that reads as perfect; :class:`MetricAccumulator`
+also exposes the image count.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -111,7 +113,7 @@ def depth_metrics(
     prediction: Tensor, target: Tensor, mask: Tensor, depth_cap: float | None = None
 ) -> dict[str, float]:
     """:data:`METRIC_NAMES` for one batch of disparity maps (``[B,1,H,W]`` or
-    ``[B,H,W]``), averaged over images with evaluated pixels."""
+    ``[B,H,W]``), averaged over images with evaluated pixels (NaN if none has one)."""
     acc = MetricAccumulator(depth_cap)
     acc.update(prediction, target, mask)
     return acc.compute()
@@ -194,7 +196,8 @@ class MetricAccumulator:
             self._ssi_weight += weight
 
     def compute(self) -> dict[str, float]:
-        out = {"ssi": self._ssi_sum / max(self._ssi_weight, 1)}
+        """The means; NaN where no image had a pixel to score (0 would read as perfect)."""
+        out = {"ssi": self._ssi_sum / self._ssi_weight if self._ssi_weight else math.nan}
         for name in _PIXEL_METRICS:
-            out[name] = self._sums[name] / max(self._images, 1)
+            out[name] = self._sums[name] / self._images if self._images else math.nan
         return out

@@ -132,14 +132,18 @@ def test_metrics_average_over_images_with_valid_pixels():
     assert out["delta1"] == pytest.approx(25.0)
 
 
-def test_empty_mask_is_nan_free():
+def test_an_empty_mask_scores_nan_not_a_perfect_zero():
+    """With no pixel to score, 0.0 read as a perfect model to a library caller."""
     pred = torch.rand(2, 1, 8, 8)
-    target = torch.rand(2, 1, 8, 8)
+    target = torch.rand(2, 1, 8, 8) + 0.1
     out = depth_metrics(pred, target, torch.zeros(2, 1, 8, 8, dtype=torch.bool))
-    assert out == {"ssi": 0.0, "absrel": 0.0, "delta1": 0.0, "rmse": 0.0, "inverted": 0.0}
+    assert set(out) == {"ssi", "absrel", "delta1", "rmse", "inverted"}
+    assert all(math.isnan(v) for v in out.values())
+    beyond = depth_metrics(pred, target, torch.ones(2, 1, 8, 8, dtype=torch.bool), depth_cap=0.5)
+    assert all(math.isnan(v) for v in beyond.values())  # every pixel beyond 0.5 m (disparity < 2)
     acc = MetricAccumulator()
     acc.update(pred, target, torch.zeros(2, 1, 8, 8, dtype=torch.bool))
-    assert acc.count == 0 and all(math.isfinite(v) for v in acc.compute().values())
+    assert acc.count == 0 and all(math.isnan(v) for v in acc.compute().values())
 
 
 def test_a_prediction_with_near_and_far_swapped_scores_alike_but_is_counted_inverted():
@@ -239,7 +243,7 @@ def test_accumulator_matches_one_big_batch():
     ssi_b = depth_metrics(pred[2:], target[2:], mask[2:], depth_cap=15.0)["ssi"]
     assert got["ssi"] == pytest.approx((2 * ssi_a + 2 * ssi_b) / 4, rel=1e-6)
     acc.reset()
-    assert acc.count == 0 and acc.compute()["absrel"] == 0.0
+    assert acc.count == 0 and math.isnan(acc.compute()["absrel"])
 
 
 def test_under_a_depth_cap_every_metric_covers_the_same_pixels_and_images():
