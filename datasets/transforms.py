@@ -257,6 +257,8 @@ def prepare_image(rgb_uint8_hwc: np.ndarray, net_size: int) -> torch.Tensor:
     if net_size < 32:
         raise ValueError(f"net_size must be >= 32, got {net_size}")
     h, w = rgb.shape[:2]
+    if not (h and w):
+        raise ValueError(f"the image is empty ({h}x{w} pixels)")
     nh, nw = net_input_size(h, w, net_size)
     if (nh, nw) != (h, w):
         rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_CUBIC)

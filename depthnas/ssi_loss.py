@@ -49,7 +49,19 @@ _DEGENERATE_ULPS = 4.0
 MIN_FIT_PIXELS = 2
 
 
+def _tensor(x: Tensor, name: str) -> Tensor:
+    if not isinstance(x, Tensor):  # a numpy array failed as "'str' has no attribute 'type'"
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def _full_precision(prediction: Tensor) -> torch.autocast:
+    """Autocast off on the prediction's device: the losses run in float32 or float64."""
+    return torch.autocast(_tensor(prediction, "prediction").device.type, enabled=False)
+
+
 def _as_bhw(x: Tensor, name: str) -> Tensor:
+    _tensor(x, name)
     if x.dim() == 4 and x.shape[1] == 1:
         return x[:, 0]
     if x.dim() == 3:
@@ -199,7 +211,7 @@ class SSILoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-        with torch.autocast(prediction.device.type, enabled=False):
+        with _full_precision(prediction):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)
             scale, mean_p, mean_d = _fit(p, d, mf)
@@ -234,7 +246,7 @@ class SSITrimLoss(nn.Module):
         self.scales = scales
 
     def forward(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-        with torch.autocast(prediction.device.type, enabled=False):
+        with _full_precision(prediction):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)
             residual = mf * (_robust_normalise(p, m) - _robust_normalise(d, m))

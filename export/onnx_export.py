@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import re
+import typing
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,8 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
                 exporter: Exporter = "auto", opset: int = DEFAULT_OPSET) -> ExportResult:
     """Write one self-contained ONNX file; returns where, and which exporter made it."""
     import onnx
+    if exporter not in typing.get_args(Exporter):
+        raise ValueError(f"unknown exporter {exporter!r}; use one of {', '.join(typing.get_args(Exporter))}")
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} is too old; use {MIN_OPSET} or newer")
     newest = onnx.defs.onnx_opset_version()

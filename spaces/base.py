@@ -11,6 +11,7 @@ paper's landmark tau.
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -85,6 +86,10 @@ class SearchSpace(ABC):
         return math.prod(self.gene_choices())
 
     def make(self, genes: Sequence[int]) -> Arch:
+        """The architecture of these genes (one option index per gene), checked."""
+        if not all(isinstance(g, numbers.Integral) and not isinstance(g, bool) for g in genes):
+            # int(1.5) and int("2") would pass as another architecture
+            raise ArchitectureError(f"{self.name}: genes must be whole numbers, got {list(genes)}")
         genes = tuple(int(g) for g in genes)
         choices = self.gene_choices()
         if len(genes) != len(choices):

@@ -392,3 +392,9 @@ def test_export_refuses_opset_0_as_it_does_16(tmp_path, capsys):
         assert main(["export", "--checkpoint", str(model), "--out", str(tmp_path / "m.onnx"),
                      "--opset", str(opset)]) == 2
         assert f"opset {opset} is too old; use 17 or newer" in capsys.readouterr().err
+
+
+def test_an_unknown_exporter_is_refused_not_read_as_legacy(model_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown exporter 'Dynamo'; use one of auto, dynamo, legacy"):
+        export_onnx(model_file, tmp_path / "m.onnx", exporter="Dynamo")
+    assert not (tmp_path / "m.onnx").exists()

@@ -536,3 +536,10 @@ def test_hidden_files_in_an_input_folder_are_no_photos(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"x")
     photos, _, _ = collect_inputs(tmp_path)
     assert photos == [tmp_path / "a.png"]
+
+
+def test_an_image_of_no_pixels_is_named_empty() -> None:
+    from depthnas.datasets import prepare_image
+    for shape in ((0, 0, 3), (0, 10, 3)):
+        with pytest.raises(ValueError, match=r"the image is empty \(0x"):
+            prepare_image(np.zeros(shape, np.uint8), 64)

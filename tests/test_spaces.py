@@ -353,3 +353,13 @@ def test_sync_ties_the_upsampling_of_all_four_blocks_too():
 def test_an_extra_edge_op_is_refused_not_dropped(space, text):
     with pytest.raises(ArchitectureError, match="expected 5 edge ops .*got 6"):
         get_space(space).from_string(text)
+
+
+def test_genes_that_are_not_whole_numbers_are_refused_not_truncated():
+    """make([1.5, ...]) built the architecture of genes (1, ...): another one."""
+    space = get_space("v1-sync")
+    for genes in ([1.5, 2, 0, 0, 0], ["1", 2, 0, 0, 0], [True, 2, 0, 0, 0]):
+        with pytest.raises(ArchitectureError, match="genes must be whole numbers"):
+            space.make(genes)
+    import numpy as np
+    assert space.make(np.array([1, 2, 0, 0, 0])) == space.make([1, 2, 0, 0, 0])

@@ -503,3 +503,13 @@ def test_the_default_loss_matches_gradients_at_four_scales_with_weight_one_half(
     got = float(loss(torch.from_numpy(pred), torch.from_numpy(target), torch.from_numpy(mask)))
     assert got == pytest.approx(reference(4), rel=1e-9)
     assert abs(reference(4) - reference(2)) > 1e-3  # the coarse scales matter here
+
+
+@pytest.mark.parametrize("loss", [SSILoss(), SSITrimLoss()])
+def test_an_array_instead_of_a_tensor_is_named(loss):
+    """A numpy prediction failed as "'str' object has no attribute 'type'"."""
+    t = torch.rand(1, 1, 8, 8)
+    with pytest.raises(TypeError, match="prediction must be a torch.Tensor, got ndarray"):
+        loss(t.numpy(), t, t > 0)
+    with pytest.raises(TypeError, match="mask must be a torch.Tensor, got ndarray"):
+        loss(t, t, (t > 0).numpy())
