@@ -104,6 +104,10 @@ class SearchConfig:
 
 @dataclass
 class Config:
+    """Every setting of a run: `load(path, preset)` reads one (YAML over a preset over
+    these defaults), `apply_dotted(cfg, ["search.iterations=2"])` changes fields, and
+    `config_checks.validate` checks it; a run's config.yaml is `dump`'s output."""
+
     space: str = "v1-sync"
     seed: int = 0
     device: str = "auto"

@@ -46,6 +46,7 @@ def model_metadata(space: SearchSpace, arch: Arch | None, cfg: ModelConfig,
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Parameters a model holds (a super-net: every candidate op's)."""
     return sum(p.numel() for p in model.parameters())
 
 

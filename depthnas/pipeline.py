@@ -51,6 +51,10 @@ log = logging.getLogger("depthnas.pipeline")
 
 
 class SearchRun:
+    """One search (Algorithm 1) in the folder `cfg.out`: `run()` trains the landmarks,
+    the super-net with their ranking penalty, searches it, trains the picks and writes
+    best_arch.json, results.json and report.md; a folder it stopped in is resumed."""
+
     def __init__(self, cfg: Config, *, progress: bool = True,
                  say: Callable[[str], None] = lambda msg: print(msg, flush=True)):
         self.cfg, self.progress = cfg, progress
@@ -555,4 +559,6 @@ def _recorded_seconds(clock: Path) -> float:
 
 
 def run(cfg: Config, **kw) -> dict[str, Any]:
+    """A search of a validated `cfg` (`config_checks.validate`); returns what
+    results.json holds. `kw`: progress (bars) and say (where messages go)."""
     return SearchRun(cfg, **kw).run()

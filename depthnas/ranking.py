@@ -27,7 +27,7 @@ def _no_order(*sides: np.ndarray) -> bool:
 
 
 def kendall_tau(truth: Sequence[float], predicted: Sequence[float]) -> float:
-    """Kendall tau-b (handles ties on either side)."""
+    """Kendall tau-b (handles ties on either side); NaN where either side has no order."""
     t, p = _pair(truth, predicted)
     return math.nan if _no_order(t, p) else float(stats.kendalltau(t, p, variant="b").statistic)
 
@@ -46,6 +46,7 @@ def sparse_kendall_tau(truth: Sequence[float], predicted: Sequence[float], thres
 
 
 def spearman_rho(truth: Sequence[float], predicted: Sequence[float]) -> float:
+    """Spearman's rank correlation; NaN where either side has no order (all equal)."""
     t, p = _pair(truth, predicted)
     return math.nan if _no_order(t, p) else float(stats.spearmanr(t, p).statistic)
 

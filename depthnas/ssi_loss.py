@@ -211,6 +211,9 @@ class SSILoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        """Scalar loss of a prediction against target disparity over `mask` (valid
+        pixels), each ``[B,1,H,W]`` or ``[B,H,W]``; invariant to the prediction's
+        scale and shift."""
         with _full_precision(prediction):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)
@@ -246,6 +249,9 @@ class SSITrimLoss(nn.Module):
         self.scales = scales
 
     def forward(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        """Scalar loss of a prediction against target disparity over `mask` (valid
+        pixels), each ``[B,1,H,W]`` or ``[B,H,W]``; invariant to the prediction's
+        scale and shift."""
         with _full_precision(prediction):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)

@@ -92,6 +92,11 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
                      out_dir: str | Path, *, progress: bool = True,
                      device: torch.device | None = None,
                      distributed: bool = False) -> dict[str, Any]:
+    """Train `arch` on its own with the run's `cfg.standalone` recipe on `splits`
+    (`depthnas.data.load_splits`), in `out_dir`, resuming from its checkpoints there;
+    a finished training of the same recipe is read back, not repeated. Returns what
+    `out_dir/result.json` holds: val_loss (the validation split's score), params, the
+    recipe, the constant prediction's loss, train time, device and date."""
     out_dir = Path(out_dir)
     arch_string = space.to_string(arch)
     rec = recipe(cfg, splits)

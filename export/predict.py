@@ -24,6 +24,8 @@ from .inference import DepthEstimator
 
 @dataclass
 class PredictReport:
+    """What `predict_paths` did with each input."""
+
     written: dict[Path, dict[str, Path]] = field(default_factory=dict)  # input -> outputs
     skipped: list[tuple[Path, str]] = field(default_factory=list)       # input, reason
 
@@ -120,6 +122,8 @@ def _subfolders_with_images(inputs: str | Path) -> str:
 
 def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | Path, *,
                   colormap: str = DEFAULT_COLORMAP, progress: bool = True) -> PredictReport:
+    """Depth maps of an image, or of a folder's images, written to `out_dir` as
+    NAME-depth.png (colour), NAME-depth16.png and NAME-depth.npy (raw values)."""
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ValueError(f"--out {out_dir} is a file; it must name a folder for the predictions")
     check_parent_folders(out_dir)

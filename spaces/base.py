@@ -33,6 +33,10 @@ class Arch:
 
 
 class SearchSpace(ABC):
+    """A set of architectures, each a tuple of integer genes (`Arch`). Get one from
+    `depthnas.spaces.get_space(name)`; `parse`, `sample`, `mutate`, `crossover` give
+    architectures, `build_fixed` and `build_supernet` their models."""
+
     name: str
     task_kind: str = "depth"                      # or "classification": what the models output
     input_size: tuple[int, int] | None = None     # a fixed input (CIFAR's 32x32); None: the data's
@@ -45,16 +49,20 @@ class SearchSpace(ABC):
         """Number of options of every gene, in encoding order."""
 
     @abstractmethod
-    def to_string(self, arch: Arch) -> str: ...
+    def to_string(self, arch: Arch) -> str:
+        """The one-line form, e.g. "v1-sync:c3,skip,none,c1,ap"."""
 
     @abstractmethod
-    def from_string(self, text: str) -> Arch: ...
+    def from_string(self, text: str) -> Arch:
+        """The architecture of a one-line form; ArchitectureError if it is none."""
 
     @abstractmethod
-    def to_json(self, arch: Arch) -> dict[str, Any]: ...
+    def to_json(self, arch: Arch) -> dict[str, Any]:
+        """The JSON form (op names spelled out), with the one-line form as "string"."""
 
     @abstractmethod
-    def from_json(self, data: dict[str, Any]) -> Arch: ...
+    def from_json(self, data: dict[str, Any]) -> Arch:
+        """The architecture of a JSON form; ArchitectureError if it is none."""
 
     @abstractmethod
     def model_kwargs(self, cfg: Any) -> dict[str, Any]:
@@ -83,6 +91,7 @@ class SearchSpace(ABC):
 
     # ---- generic machinery ---------------------------------------------------------
     def size(self) -> int:
+        """How many architectures (gene tuples) the space holds: V1-sync 3,125."""
         return math.prod(self.gene_choices())
 
     def make(self, genes: Sequence[int]) -> Arch:
@@ -101,12 +110,14 @@ class SearchSpace(ABC):
         return Arch(self.name, genes)
 
     def check(self, arch: Arch) -> Arch:
+        """`arch` itself if it is one of this space's, else ArchitectureError."""
         if arch.space != self.name:
             raise ArchitectureError(
                 f"architecture belongs to space {arch.space!r}, not {self.name!r}")
         return self.make(arch.genes)
 
     def sample(self, rng: random.Random) -> Arch:
+        """One architecture drawn uniformly (every gene uniformly), as SPOS samples paths."""
         return Arch(self.name, tuple(rng.randrange(n) for n in self.gene_choices()))
 
     def mutate(self, arch: Arch, rng: random.Random, prob: float | None = None) -> Arch:
@@ -146,6 +157,7 @@ class SearchSpace(ABC):
 
     @staticmethod
     def hamming(a: Arch, b: Arch) -> int:
+        """How many genes differ: the landmark sampler's distance (Algorithm 1's tau)."""
         if a.space != b.space or len(a.genes) != len(b.genes):
             raise ArchitectureError(f"Hamming distance needs architectures of one space, "
                                     f"got {a.space!r} and {b.space!r}")

@@ -595,3 +595,15 @@ def test_head_computes_conv_upsample_conv_relu_conv_relu():
     y = F.relu(F.conv2d(y, convs[2].weight, convs[2].bias))
     with torch.no_grad():
         torch.testing.assert_close(net.head(x), y)
+
+
+def test_the_readme_s_python_api_example_runs():
+    """The README's first Python API example, as printed: spaces, models, loss, metrics."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    api = readme[readme.index("## Python API"):]
+    code = re.search(r"```python\n(.*?)```", api, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["depth"].shape == (2, 1, 256, 320) and scope["path"].shape == (2, 1, 256, 256)

@@ -73,6 +73,10 @@ def _literal(node: ast.expr, field: str) -> Any:
 
 
 class DartsSpace(SearchSpace):
+    """The DARTS space: a normal and a reduction cell, each of 4 nodes summing two ops
+    on distinct earlier nodes (encoding in the module's docstring), in the DARTS
+    CIFAR network."""
+
     name = "darts"
     task_kind = "classification"
     input_size = (32, 32)

@@ -256,6 +256,13 @@ def _check_loaded(backbone: nn.Module, name: str, levels: tuple[int, ...], weigh
 
 
 class DepthNet(nn.Module):
+    """A MiDaS-style depth network: a timm backbone's features at strides 4 to 32,
+    3x3 lateral convs to `features` channels, four fusion blocks (coarse to fine) and
+    the MiDaS head. With `arch` it is a fixed model holding that architecture's ops;
+    without, the super-net, whose forward(x, arch) runs one path. Input [B, 3, H, W]
+    ImageNet-normalised, H and W multiples of 32; output [B, 1, H, W] relative inverse
+    depth (larger = nearer)."""
+
     def __init__(self, space: DepthSpace, arch: Arch | None = None, *,
                  backbone: str | nn.Module = "resnet18", features: int = 64,
                  backbone_weights: str | Path | None = None,

@@ -107,6 +107,10 @@ def has_output(block: BlockChoice) -> bool:
 
 
 class DepthSpace(SearchSpace):
+    """The paper's MiDaS fusion-block spaces: V1 searches each block's five edge ops,
+    V2 also its upsampling; sync blocks share one choice, non-sync choose their own.
+    `get_space("v1-sync")` and so on; models are `DepthNet`s."""
+
     strings_name_space = True
 
     def __init__(self, version: int, sync: bool):

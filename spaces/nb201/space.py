@@ -25,6 +25,9 @@ EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_
 
 
 class NB201Space(SearchSpace):
+    """The NAS-Bench-201 cell space: 6 edges of a 4-node cell, 5 ops each (15,625
+    cells), in the benchmark's CIFAR macro network; strings in the benchmark's form."""
+
     name = "nb201"
     task_kind = "classification"
     # The paper's NAS-Bench-201 setting, tau = 5: as a landmark must differ from the
