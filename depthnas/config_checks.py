@@ -81,9 +81,10 @@ def _check_landmarks(problems: _Problems, cfg: Config, space: Any) -> None:
             problems.append(f"landmarks.num={lm.num}: the ranking penalty needs pairs, so >= 2 "
                             "landmarks, counting the top-K that join after each iteration "
                             "(--no-landmarks runs plain SPOS)")
-        if min(lm.warmup_epochs, lm.ramp_epochs) < 0:
+        # not (x >= 0): NaN fails every comparison, and passed as "not negative"
+        if not all(math.isfinite(v) and v >= 0 for v in (lm.warmup_epochs, lm.ramp_epochs)):
             problems.append(f"landmarks.warmup_epochs={lm.warmup_epochs}, landmarks.ramp_epochs="
-                            f"{lm.ramp_epochs} (expected >= 0)")
+                            f"{lm.ramp_epochs} (expected finite numbers >= 0)")
         elif total >= 1 and lm.warmup_epochs + ramp >= total:  # (total < 1 is named elsewhere)
             problems.append(f"landmarks.warmup_epochs + landmarks.ramp_epochs = "
                             f"{lm.warmup_epochs + ramp:g} leave none of the super-net's "
@@ -112,7 +113,10 @@ def _check_search(problems: _Problems, cfg: Config) -> None:
                          ("search.sparse_threshold", s.sparse_threshold)):
         if value is not None and not (math.isfinite(value) and value > 0):
             problems.append(f"{where}={value} (expected a finite number > 0, or none)")
-    if s.top_k < 0 or (s.top_k == 0 and not cfg.landmarks.enabled):
+    if s.top_k < 0:
+        problems.append(f"search.top_k={s.top_k} (expected >= 0; 0 with landmarks: the best "
+                        "landmark is the result)")
+    elif s.top_k == 0 and not cfg.landmarks.enabled:
         problems.append(f"search.top_k={s.top_k}: without landmarks a search needs top_k >= 1 "
                         "(the architectures it trains stand-alone and returns)")
     budget = [f"search.{k}" for k in ("max_params", "max_latency_ms") if getattr(s, k) is not None]

@@ -8,11 +8,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from depthnas import config as config_mod
 from depthnas.cli import main
-from depthnas.datasets.classification import (build_classification_splits, is_classification_spec,
-                                              load_cifar10)
+from depthnas.datasets.classification import (ImageClassificationDataset, build_classification_splits,
+                                              is_classification_spec, load_cifar10)
 from depthnas.spaces import get_space
 from depthnas.task import ClassificationTask, make_task
 from depthnas.trainer import _seed_worker
@@ -674,3 +675,59 @@ def test_a_parameter_budget_the_smallest_architecture_meets_exactly_is_reachable
     budget = Budget(NB201, cfg, torch.device("cpu"))
     assert budget(arch)
     budget.check_reachable(lambda said: None)  # no error
+
+
+def test_load_splits_passes_the_runs_seed_fractions_and_augment_to_classification_data(digits):
+    from depthnas.data import load_splits
+    cfg = config_mod.Config(space="nb201", seed=1)
+    cfg.data.spec, cfg.data.augment = "digits", False
+    cfg.data.val_fraction, cfg.data.reg_fraction = 0.1, 0.3
+    splits = load_splits(cfg)
+    direct = build_classification_splits("digits", seed=1, val_fraction=0.1, reg_fraction=0.3)
+    assert splits.val.ids() == direct.val.ids() and splits.reg.ids() == direct.reg.ids()
+    assert splits.val.ids() != digits.val.ids()  # seed 0's
+    assert not splits.train.augment
+
+
+def test_each_split_takes_its_own_fraction():
+    s = build_classification_splits("digits", seed=0, val_fraction=0.1, reg_fraction=0.3, augment=False)
+    assert abs(len(s.val) - 0.1 * 1797) < 10 and abs(len(s.reg) - 0.3 * 1797) < 10
+
+
+def test_a_classification_spec_is_known_in_any_case():
+    assert is_classification_spec("Digits") and is_classification_spec(" CIFAR10:/x")
+    from depthnas.data import check_data_fits_space
+    cfg = config_mod.Config(space="nb201")
+    cfg.data.spec = "Digits"
+    check_data_fits_space(cfg)  # build_classification_splits reads it in any case too
+
+
+def test_a_cifar10_label_outside_0_to_9_is_named(tmp_path):
+    root = _write_cifar(tmp_path / "c")
+    with open(root / "data_batch_3", "wb") as fh:  # 11 logits' worth of labels for 10 classes
+        pickle.dump({b"data": np.zeros((30, 3072), np.uint8), b"labels": [10] * 30}, fh)
+    with pytest.raises(ValueError, match=r"data_batch_3: 'labels' must be 30 integers in 0\.\.9"):
+        load_cifar10(root)
+
+
+def _crops(flip: bool) -> list[list[tuple[int, int, bool]]]:
+    """Per sample of an augmented split, every (dy, dx, mirrored) that reproduces it."""
+    torch.manual_seed(5)  # the epoch's seed, as the trainer sets it
+    images = torch.rand(24, 1, 32, 32)
+    ds = ImageClassificationDataset(images, torch.zeros(24, dtype=torch.int64), np.arange(24), [0.0], [1.0],
+                                    augment=True, pad=2, flip=flip)
+    found = []
+    for i in range(len(ds)):
+        x, p = ds[i]["image"][:1], F.pad(images[i], (2,) * 4)
+        found.append([(dy, dx, m) for dy in range(5) for dx in range(5) for m in (False, True)
+                      if torch.equal(p[:, dy:dy + 32, dx:dx + 32].flip(-1) if m else
+                                     p[:, dy:dy + 32, dx:dx + 32], x)])
+    return found
+
+
+def test_each_sample_gets_its_own_crop_and_digits_are_never_mirrored():
+    plain = _crops(flip=False)
+    assert all(len(hits) == 1 and not hits[0][2] for hits in plain)  # a crop, never mirrored
+    assert len({hits[0] for hits in plain}) > 1  # samples of one epoch cropped differently
+    mirrored = [hits[0][2] for hits in _crops(flip=True)]
+    assert any(mirrored) and not all(mirrored)  # CIFAR-10: flipped half the time

@@ -317,3 +317,55 @@ def test_each_check_holds_at_its_boundary(changes, says):
         setattr(getattr(cfg, section) if section else cfg, field, value)
     with pytest.raises(C.ConfigError, match=says):
         validate(cfg)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["standalone.lr=inf"], "standalone.lr=inf (expected a finite number >= 0)"),
+    (["landmarks.schedule=constant", "landmarks.ramp_epochs=-2"],
+     "landmarks.ramp_epochs=-2.0 (expected finite numbers >= 0)"),
+    (["search.top_k=-1"], "search.top_k=-1"),
+    (["search.top_k=0", "landmarks.enabled=false"], "search.top_k=0: without landmarks"),
+    (["data.reg_fraction=-0.1"], "data.reg_fraction=-0.1 (expected a fraction in [0, 1))"),
+    (["data.image_size=100"], "data.image_size: image_size must be (H, W) with positive multiples of 32"),
+])
+def test_more_values_that_cannot_train_are_refused_before_any_work(overrides, message):
+    with pytest.raises(C.ConfigError, match=re.escape(message)):
+        validate(C.apply_dotted(C.Config(), overrides))
+
+
+@pytest.mark.parametrize("overrides", [
+    ["landmarks.lambda_max=0"],          # no penalty: the messages say ">= 0"
+    ["landmarks.pairs=0"],               # 0 = all pairs (Eq. 4)
+    ["search.mutation_prob=1"],          # a probability may be 1
+    ["search.parents=50"],               # every candidate a parent
+    ["search.top_k=0"],                  # with landmarks: the best landmark is the result
+])
+def test_settings_at_the_edge_of_their_range_are_accepted(overrides):
+    validate(C.apply_dotted(C.Config(), overrides))
+
+
+def test_a_section_set_to_a_single_value_is_named_not_taken():
+    with pytest.raises(C.ConfigError, match=re.escape("data: expected a mapping, got 3")):
+        C.apply_dotted(C.Config(), ["data=3"])
+
+
+def test_a_record_from_an_older_depthnas_is_compared_on_the_fields_it_has():
+    cfg = C.Config()
+    recorded = C.run_record(cfg)
+    del recorded["search.sparse_threshold"]  # a field a later depthnas added
+    assert C.record_changes(recorded, cfg) == []
+    cfg.seed = 3
+    assert C.record_changes(recorded, cfg) == ["seed: 0 then, 3 now"]
+
+
+def test_a_data_spec_is_recorded_one_way_however_its_kind_is_spelled():
+    spelled = C.Config()
+    spelled.data.spec = " Synthetic "
+    assert C.record_changes(C.run_record(C.Config()), spelled) == []
+
+
+@pytest.mark.parametrize("overrides", [["landmarks.warmup_epochs=nan"],
+                                       ["landmarks.schedule=constant", "landmarks.ramp_epochs=nan"]])
+def test_a_landmark_warmup_or_ramp_of_nan_is_refused_before_any_work(overrides):
+    with pytest.raises(C.ConfigError, match=re.escape(f"{overrides[-1].split('=')[0]}=nan")):
+        validate(C.apply_dotted(C.Config(), overrides))

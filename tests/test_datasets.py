@@ -1294,3 +1294,24 @@ def test_a_diode_depth_map_without_an_image_is_named(tmp_path):
     np.save(scan / "orphan_depth.npy", _depth_m(0)[:, :, None])
     with pytest.raises(DatasetError, match=r"depth map .*orphan_depth.npy has no image"):
         build_splits(f"diode:{root}", SIZE, seed=0)
+
+
+def test_load_splits_leaves_out_bad_samples_when_the_config_says_so(tmp_path):
+    from depthnas.config import Config
+    from depthnas.data import load_splits
+    root = make_folder(tmp_path / "f", n=8)
+    np.save(root / "depth" / "s000.npy", _depth_m(0))  # ambiguous: s000.png and s000.npy
+    cfg = Config()
+    cfg.data.spec, cfg.data.image_size, cfg.data.skip_bad = f"folder:{root}", SIZE, True
+    m = load_splits(cfg).manifest()
+    assert len(m["train"] + m["reg"] + m["val"]) == 7
+
+
+def test_load_splits_passes_the_split_fractions_to_synthetic_data():
+    from depthnas.config import Config
+    from depthnas.data import load_splits
+    cfg = Config()
+    cfg.data.image_size, cfg.data.synthetic_samples = (32, 32), 40
+    cfg.data.val_fraction, cfg.data.reg_fraction = 0.1, 0.3
+    s = load_splits(cfg)
+    assert (len(s.train), len(s.reg), len(s.val)) == (24, 12, 4)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from depthnas.datasets import render as R
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD, SyntheticDepth, build_splits, render_scene
 
 
@@ -152,3 +153,55 @@ def test_validation_scenes_are_other_scenes_than_training_ones():
 def test_a_negative_index_counts_from_the_end():
     ds = SyntheticDepth(3, (32, 32), seed=2)
     np.testing.assert_array_equal(ds[-1]["target"].numpy(), ds[2]["target"].numpy())
+
+
+def test_a_size_of_zero_is_refused():
+    with pytest.raises(ValueError, match="image size must be positive"):
+        render_scene(np.random.default_rng(0), 0, 64)
+
+
+def test_the_zbuffer_keeps_the_nearest_surface_on_every_ray():
+    """Objects are tested only inside their projected rectangle: that shortcut must
+    agree with testing every surface on every ray."""
+    h, w = 48, 64
+    for seed in range(41):
+        sc, cam, ypr = R._build_scene(np.random.default_rng([seed, 0]))
+        if seed == 40:  # an object reaching behind the image plane, beside the camera
+            sc.surfaces.append(R._Sphere(cam + np.array([0.8, 0.0, 0.6], np.float32), 0.8,
+                                         sc.surfaces[-1].material))
+            ypr = np.zeros(3, np.float32)
+        f = float(0.5 * w / np.tan(np.radians(30.0)))
+        rot = R._rotation(*ypr)
+        xs = (np.arange(w, dtype=np.float32) + 0.5 - 0.5 * w) / f
+        ys = (0.5 * h - np.arange(h, dtype=np.float32) - 0.5) / f
+        dx, dy = np.meshgrid(xs, ys)
+        D = np.einsum("ij,kj->ik", np.stack([dx, dy, np.ones_like(dx)], -1).reshape(-1, 3), rot)
+        O = cam[None, :]
+        t, sid = R._zbuffer(sc, O, D, rot, cam, f, h, w)
+        every = np.stack([s.intersect(O, D) for s in sc.surfaces])
+        np.testing.assert_array_equal(t, every.min(axis=0), err_msg=f"seed {seed}")
+        np.testing.assert_array_equal(sid, every.argmin(axis=0), err_msg=f"seed {seed}")
+    assert (sid == len(sc.surfaces) - 1).sum() > 100  # the close sphere is seen
+
+
+def _render_fixed(monkeypatch, objects):
+    grey = R._Material("plain", 1.0, np.full(3, 0.6, np.float32), np.full(3, 0.6, np.float32), grain=0.0)
+    e = np.eye(3, dtype=np.float32)
+    sc = R._Scene(surfaces=[R._Plane(np.zeros(3, np.float32), e[1], (0, 2), grey),
+                            R._Plane(np.array([0, 0, 30], np.float32), -e[2], (0, 1), grey), *objects],
+                  n_planes=2, fill_strength=0.0)
+    sc.light = np.array([0.0, 1.0, 0.0], np.float32)  # from straight above
+    scene = (sc, np.array([0.0, 1.5, 0.0], np.float32), np.array([0.0, -0.2, 0.0], np.float32))
+    monkeypatch.setattr(R, "_build_scene", lambda rng: scene)
+    rgb, depth = render_scene(np.random.default_rng(0), 64, 64)
+    return rgb.astype(np.float32).mean(axis=2), depth
+
+
+def test_an_object_shades_only_the_floor_beneath_it(monkeypatch):
+    ball = R._Sphere(np.array([0.0, 1.0, 5.0], np.float32), 0.4,
+                     R._Material("plain", 1.0, np.ones(3, np.float32), np.ones(3, np.float32), grain=0.0))
+    empty, d0 = _render_fixed(monkeypatch, [])
+    shaded, d1 = _render_fixed(monkeypatch, [ball])
+    beside = d0 == d1  # pixels that do not see the ball itself
+    darker, brighter = beside & (shaded < empty - 10), beside & (shaded > empty + 10)
+    assert darker.sum() > 10 and darker.mean() < 0.1 and not brighter.any()
