@@ -131,9 +131,11 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
     """Depth metrics (aligned SSI, AbsRel, delta1, RMSE, inverted) of the model at
     `model_path` (a model file, or a training or search run folder) on `split` of the
     data `spec`, beside a constant prediction's on the same pixels; `data_kw` goes to
-    `raw_samples`. A train, reg or val split of the model's own run's data is that
-    run's, as its config.yaml and splits.json record it, unless `data_kw` sets one of
-    `SPLIT_SETTINGS`; other data is split with seed 0 and 0.15 fractions by default."""
+    `raw_samples`. The model's own run's data is read with that run's settings
+    (`SPLIT_SETTINGS`), and its train, reg or val split is the run's, as its
+    splits.json records it, unless `data_kw` sets one of them; other data is split
+    with seed 0 and 0.15 fractions by default. `depth_cap` is the caller's: the CLI's
+    10 m for NYUv2 is its own default."""
     from depthnas.datasets import prepare_image
     from .models import load_depth_model
     from .runtime import resolve_device
@@ -148,9 +150,13 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
     # pixels: a score means something only against it
     constant = MetricAccumulator(depth_cap=depth_cap)
     skipped: list[str] = []
-    if split != "all" and not set(data_kw) & {*SPLIT_SETTINGS, "recorded"}:
-        # re-split with defaults, the run's training samples would be scored as val
-        data_kw = {**(own_split(model_path, spec) or {}), **data_kw}
+    if not set(data_kw) & {*SPLIT_SETTINGS, "recorded"}:
+        # the run's data as it read it (re-split with defaults, its training samples
+        # would be scored as val); "all" has no split to hold to
+        own = own_split(model_path, spec) or {}
+        if split == "all":
+            own.pop("recorded", None)
+        data_kw = {**own, **data_kw}
     samples = raw_samples(spec, split, image_size=trained_at, skipped=skipped, **data_kw)
     for _, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
         x = prepare_image(rgb, size).to(device)

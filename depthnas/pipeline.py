@@ -377,6 +377,10 @@ class SearchRun:
         stale = sorted(self.out.glob("search_*.json"))
         for path in stale:
             path.unlink()
+        # and their log records, which would otherwise be replaced in place, before the
+        # epochs of the new super-net they follow
+        drop_jsonl_records(self.out / "metrics.jsonl",
+                           lambda r: r.get("phase") in ("search", "result"))
         if stale:
             self.say(f"the super-net trains from the start, so the searches of the earlier one "
                      f"({', '.join(p.name for p in stale)}) were removed")

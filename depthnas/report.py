@@ -242,8 +242,9 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     if picks and not best["found_in"].startswith("top"):
         # results.json of older runs lack best_searched: their lowest-loss pick
         pick = summary.get("best_searched") or min(
-            ({"string": a["arch"], "val_loss": a["val_loss"], "role": a["role"]} for a in picks),
-            key=lambda a: a["val_loss"])
+            ({"string": a["arch"], "val_loss": a["val_loss"], "role": a["role"],
+              "dead": a.get("ignores_input", False)} for a in picks),
+            key=lambda a: (a["dead"], a["val_loss"]))
         lines.append(f"- best searched pick: `{pick['string']}` ({pick['role']}, stand-alone "
                      f"{score} {pick['val_loss']:.5f}): the search's own result (Algorithm 1's "
                      "output), the one to compare with a plain SPOS run's best")

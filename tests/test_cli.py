@@ -1673,6 +1673,10 @@ def test_a_super_net_trained_again_from_the_start_is_searched_again(tmp_path, mo
     assert ("the super-net trains from the start, so the searches of the earlier one "
             "(search_1.json) were removed") in capsys.readouterr().out
     assert resumed_from == [False, False]
+    # each search logged after the epochs of the super-net it searched, not where the
+    # removed super-net's search was (the report's iteration marks read this order)
+    phases = [json.loads(line)["phase"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert phases.count("search") == 2 and phases.index("search") > phases.index("supernet")
 
 
 def test_a_finished_search_deleted_from_a_later_iteration_s_run_is_refused(run_dir, tmp_path,

@@ -369,3 +369,11 @@ def test_a_data_spec_is_recorded_one_way_however_its_kind_is_spelled():
 def test_a_landmark_warmup_or_ramp_of_nan_is_refused_before_any_work(overrides):
     with pytest.raises(C.ConfigError, match=re.escape(f"{overrides[-1].split('=')[0]}=nan")):
         validate(C.apply_dotted(C.Config(), overrides))
+
+
+def test_a_negative_top_k_is_named_alone():
+    """It also counted as -2 landmarks joining, and blamed a landmarks.num of 2."""
+    with pytest.raises(C.ConfigError) as refused:
+        validate(C.apply_dotted(C.Config(), ["search.top_k=-1", "search.iterations=3", "landmarks.num=2"]))
+    assert "search.top_k=-1 (expected >= 0" in str(refused.value)
+    assert "landmarks.num" not in str(refused.value)

@@ -481,5 +481,8 @@ def test_evaluate_from_python_scores_the_run_s_own_val_split(tmp_path, model):
     (run / "splits.json").write_text(json.dumps(splits.manifest()))
     (run / "model.safetensors").write_bytes(model.read_bytes())
     assert evaluate(run, f"folder:{root}", split="val", progress=False)["samples"] == 3
+    # "all" reads the data with the run's settings too: 5 synthetic scenes, not 512
+    (run / "config.yaml").write_text("seed: 3\ndata:\n  synthetic_samples: 5\n")
+    assert evaluate(run, "synthetic", progress=False)["samples"] == 5
     # a setting given re-splits as asked
     assert evaluate(run, f"folder:{root}", split="val", progress=False, seed=0)["samples"] == 1

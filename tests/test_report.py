@@ -181,6 +181,11 @@ def test_the_best_searched_pick_named_beside_a_landmark_winner_is_the_lowest_los
              arch("ap,c1,c1,c1,c1", "top-2", 0.15, 0.3), arch("skip,c1,c1,c1,c1", "top-2", 0.35, 0.3)]
     text = write_report(tmp_path, summary(archs, rank_samples=0)).read_text()
     assert "- best searched pick: `v1-sync:ap,c1,c1,c1,c1` (top-2, stand-alone SSI loss 0.15000)" in text
+    # results.json of an older run (no best_searched): a pick that ignores its input
+    # comes last, as the search's own choice of its best does
+    archs[2]["ignores_input"] = True
+    text = write_report(tmp_path, summary(archs, rank_samples=0)).read_text()
+    assert "- best searched pick: `v1-sync:c1,c1,c1,c1,c1` (top-1, stand-alone SSI loss 0.25000)" in text
 
 
 def test_training_curves_mark_the_boundaries_between_iterations_not_the_end():
