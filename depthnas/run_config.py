@@ -58,19 +58,29 @@ def config_flags(command: str) -> dict[str, tuple[str, Any, str]]:
 
 def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
     p.set_defaults(config_command=command)
-    p.add_argument("--config", type=path_arg, help="YAML config file (overrides the preset)")
-    p.add_argument("--preset", choices=sorted(config_mod.PRESETS), help="starting configuration")
-    for flag, (_, typ, help_) in config_flags(command).items():
-        p.add_argument(flag, type=typ, default=None, help=help_)
+    # --help lists the flags by the config section they set
+    groups = {title: p.add_argument_group(title) for title in
+              ("configuration", "run", "data", "model", "training", "search", "landmarks")}
+    section = {"data": "data", "model": "model", "supernet": "training", "standalone": "training",
+               "search": "search", "landmarks": "landmarks"}
+    config = groups["configuration"]
+    config.add_argument("--config", type=path_arg, help="YAML config file (overrides the preset)")
+    config.add_argument("--preset", choices=sorted(config_mod.PRESETS), help="starting configuration")
+    config.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any config field, e.g. --set data.num_workers=4" +
+                             (" --set search.generations=10" if command == "search" else ""))
+    for flag, (path, typ, help_) in config_flags(command).items():
+        title = "training" if flag == "--precision" else section.get(path.split(".")[0], "run")
+        groups[title].add_argument(flag, type=typ, default=None, help=help_)
     if command == "search":
-        p.add_argument("--no-landmarks", action="store_true", help="plain SPOS (same total epochs)")
-    p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the backbone (first steps are slower while it compiles)")
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted in the log)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any config field, e.g. --set data.num_workers=4" +
-                        (" --set search.generations=10" if command == "search" else ""))
+        groups["landmarks"].add_argument("--no-landmarks", action="store_true",
+                                         help="plain SPOS (same total epochs)")
+    groups["training"].add_argument("--channels-last", action="store_true",
+                                    help="channels-last memory format")
+    groups["training"].add_argument("--compile", action="store_true",
+                                    help="torch.compile the backbone (first steps are slower while it compiles)")
+    groups["data"].add_argument("--skip-bad", action="store_true",
+                                help="skip unreadable samples (counted in the log)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

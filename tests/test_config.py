@@ -377,3 +377,17 @@ def test_a_negative_top_k_is_named_alone():
         validate(C.apply_dotted(C.Config(), ["search.top_k=-1", "search.iterations=3", "landmarks.num=2"]))
     assert "search.top_k=-1 (expected >= 0" in str(refused.value)
     assert "landmarks.num" not in str(refused.value)
+
+
+def test_search_help_lists_the_flags_by_the_section_they_set(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "--help"])
+    text = capsys.readouterr().out
+    heads = [text.index(f"\n{title}:\n") for title in
+             ("configuration", "run", "data", "model", "training", "search", "landmarks")]
+    assert heads == sorted(heads)
+    for flag, title in (("--preset", "configuration"), ("--seed", "run"), ("--skip-bad", "data"),
+                        ("--features", "model"), ("--precision", "training"),
+                        ("--top-k", "search"), ("--lambda-max", "landmarks")):
+        section = text[text.index(f"\n{title}:\n"):]
+        assert f"\n  {flag}" in section.split("\n\n")[0], (flag, title)
