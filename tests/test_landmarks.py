@@ -479,3 +479,14 @@ def test_the_regularizer_split_is_shuffled_again_every_pass():
     second = [step_indices(8, 4, 0, step) for step in (2, 3)]
     assert sorted(sum(first, [])) == sorted(sum(second, [])) == list(range(8))
     assert first != second
+
+
+def test_more_pairs_asked_for_than_there_are_means_all_pairs(toy):
+    """landmarks.pairs = m >= #pairs takes every pair (the docstring's rule), for any
+    m past the count: random.sample of more than the population raises."""
+    space, _, archs = toy
+    reg = make_regularizer([(a, float(i)) for i, a in enumerate(archs)], pairs=4)  # 3 pairs
+    assert len(reg.pairs) == 3
+    for m in (3, 4, 100):
+        reg.cfg.pairs = m
+        assert sorted(reg.draw_pairs(random.Random(0))) == sorted(reg.pairs)

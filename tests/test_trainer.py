@@ -1,6 +1,8 @@
 """SPOS training: a killed run resumes to the same final weights; checkpoints are atomic."""
 import dataclasses
+import itertools
 import json
+import types
 
 import pytest
 import torch
@@ -431,23 +433,6 @@ def test_resume_with_the_regularizer_replays_the_training_augmentations(tmp_path
     _resume_matches(make, tmp_path)
 
 
-def test_written_files_get_the_umask_permissions_not_owner_only(tmp_path):
-    """Atomic writes go through mkstemp/mkdtemp (mode 0600/0700); a model another
-    user serves must still be readable."""
-    import os
-    import stat
-    from depthnas.io import _UMASK, atomic_write_json
-    if _UMASK & 0o044:
-        pytest.skip(f"this process's umask {_UMASK:03o} hides group/other read anyway")
-    f = atomic_write_json(tmp_path / "a.json", {"x": 1})
-    t = make_trainer(tmp_path / "run", regularized=False)
-    t.fit(until_epoch=1)
-    ckpt = t.checkpoints.latest()
-    for path in (f, ckpt, ckpt / "model.safetensors"):
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        assert mode & 0o044 == 0o044, (path, oct(mode))
-
-
 def test_a_write_that_fails_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path,
                                                                            monkeypatch):
     """safetensors said "No space left on device (os error 28)" and torch.save
@@ -580,3 +565,102 @@ def test_dropping_log_records_keeps_lines_that_are_no_records(tmp_path):
     log.write_text('{"k": "a"}\n{"k": "tor\n{"k": "b"}\n')
     assert drop_jsonl_records(log, lambda r: r.get("k") == "a") == 1
     assert log.read_text() == '{"k": "tor\n{"k": "b"}\n'
+
+
+def _step_rows(out):
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if "loss" in r]
+
+
+def test_steps_per_epoch_above_the_batches_there_are_keeps_the_schedules_to_the_run(tmp_path):
+    """train.steps_per_epoch caps an epoch. Set above the batches the split holds, the
+    epoch still has only those: the schedules must be laid out over the steps that are
+    taken, so the learning rate reaches its floor and lambda its maximum at the end."""
+    t = make_trainer(tmp_path, cfg=dataclasses.replace(CFG, steps_per_epoch=100))
+    assert t.steps_per_epoch == 2 and t.total_steps == 6  # 8 samples, batches of 4
+    t.fit()
+    assert t.state.step == 6 and t.scheduler.last_epoch == t.total_steps
+    assert _step_rows(tmp_path)[-1]["lambda"] == pytest.approx(LandmarkConfig().lambda_max)
+
+
+def test_a_resume_with_more_steps_per_epoch_takes_lambda_from_its_epoch_s_place(tmp_path):
+    """The reverse of 1 process -> 2 ranks: a checkpoint of 1 step an epoch resumed at
+    2. Epoch 1 ends at step 2 of this run's 6: lambda (and the regularizer's batches)
+    go on from there, not from the 1 step taken."""
+    make_trainer(tmp_path / "run", cfg=dataclasses.replace(CFG, steps_per_epoch=1)).fit(until_epoch=1)
+    resumed = make_trainer(tmp_path / "run")
+    resumed.fit()
+    steps = _step_rows(tmp_path / "run")
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5]  # 1 taken before, 4 after
+    expected = [resumed.regularizer.lam(p, resumed.total_steps) for p in range(2, 6)]
+    assert [r["lambda"] for r in steps[1:]] == pytest.approx(expected)
+    assert steps[-1]["lambda"] == pytest.approx(LandmarkConfig().lambda_max)
+
+
+def test_a_fresh_start_over_a_longer_training_keeps_and_resumes_its_own_epochs(tmp_path):
+    """fit(resume=False) in a folder holding another training's epochs 2 and 3: pruning
+    to the newest two by name removed the new epoch 1 as soon as it was saved, and a
+    resume then continued the other training from its epoch 3."""
+    make_trainer(tmp_path / "run", regularized=False).fit()
+    again = make_trainer(tmp_path / "run", regularized=False)
+    again.fit(until_epoch=1, resume=False)
+    assert sorted(p.name for p in again.checkpoints.folder.glob("epoch_*")) == ["epoch_0001"]
+    resumed = make_trainer(tmp_path / "run", regularized=False)
+    assert resumed.try_resume() and resumed.state.epoch == 1 and resumed.state.step == 2
+
+
+def test_the_training_time_of_a_resumed_run_counts_every_session(tmp_path, monkeypatch):
+    """train_s sums the epochs of every session (a fake clock: each epoch takes 1 s)."""
+    import depthnas.trainer as trainer
+    clock = itertools.count()
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(time=lambda: float(next(clock))))
+    first = make_trainer(tmp_path / "run", regularized=False)
+    first.fit(until_epoch=2)
+    assert first.state.train_s == 2.0
+    resumed = make_trainer(tmp_path / "run", regularized=False)
+    assert resumed.fit().train_s == 3.0
+
+
+def test_bf16_precision_runs_the_training_step_under_autocast(tmp_path):
+    """train.precision=bf16 must reach the step's forward pass: ignored, a bf16 run
+    trained in float32 and said nothing."""
+    seen = []
+    for precision in ("bf16", "fp32"):
+        t = make_trainer(tmp_path / precision, regularized=False,
+                         cfg=dataclasses.replace(CFG, precision=precision))
+        hook = t.model.register_forward_hook(
+            lambda m, i, o: seen.append((precision, torch.is_autocast_enabled("cpu"))))
+        batch = {k: torch.stack([b[k] for b in BlobDepth(4).items]) for k in BlobDepth(4).items[0]}
+        t.train_step(batch, SPACE.from_string("v2-sync:c1,c1,c1,c1,c1+bic"))
+        hook.remove()
+    assert ("bf16", True) in seen and ("bf16", False) not in seen
+    assert ("fp32", True) not in seen
+
+
+def test_written_files_and_folders_get_exactly_the_umask_permissions(tmp_path):
+    """Atomic writes go through mkstemp/mkdtemp (mode 0600/0700): a model another
+    user serves must still be readable, and not writable by all either. Files and
+    folders get the modes open() and mkdir() would give, the umask taken off 0666/0777."""
+    import os
+    import stat
+    from depthnas.checkpoint import Checkpointer
+    from depthnas.io import _UMASK, atomic_write_json
+    if not _UMASK:
+        pytest.skip("umask 000: every mode is the full one anyway")
+    f = atomic_write_json(tmp_path / "a.json", {"x": 1})
+    ckpt = Checkpointer(tmp_path / "checkpoints").save(1, torch.nn.Linear(2, 2), {"epoch": 1})
+    for path, full in ((f, 0o666), (ckpt, 0o777), (ckpt / "model.safetensors", 0o666),
+                       (ckpt / "state.pt", 0o666)):
+        assert stat.S_IMODE(os.stat(path).st_mode) == full & ~_UMASK, (path, oct(os.stat(path).st_mode))
+
+
+def test_a_run_killed_in_its_first_epoch_keeps_one_record_per_step(tmp_path):
+    """Killed before its first checkpoint, a run has logged steps no checkpoint holds:
+    the resume trains them again from step 0 and must not log them a second time."""
+    import shutil
+    killed = make_trainer(tmp_path / "run", regularized=False)
+    killed.fit(until_epoch=1)
+    shutil.rmtree(killed.checkpoints.folder)  # the kill came before the epoch's save
+    resumed = make_trainer(tmp_path / "run", regularized=False)
+    resumed.fit()
+    assert [r["step"] for r in _step_rows(tmp_path / "run")] == list(range(1, resumed.state.step + 1))
