@@ -453,16 +453,23 @@ def test_a_search_s_best_model_is_evaluated_on_its_run_s_own_data_and_settings(t
     assert report["data"] == f"folder:{root}" and report["samples"] == 2 and len(report["skipped"]) == 1
 
 
-def test_split_val_is_the_run_s_own_with_its_own_fractions(tmp_path, model, capsys):
+def _half_val_run(tmp_path, model, seed=0):
+    """A training folder on a 6-image folder data set, half of it val (its splits.json
+    as the run recorded it), and those splits."""
     from depthnas.datasets import build_splits
     root = _bad_folder(tmp_path / "data", names=("a", "b", "c", "d", "e", "f"), bad=None)
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.yaml").write_text(f"data:\n  spec: folder:{root}\n  val_fraction: 0.5\n"
-                                     "  reg_fraction: 0.0\n")
-    splits = build_splits(f"folder:{root}", (64, 64), seed=0, val_fraction=0.5, reg_fraction=0.0)
+    (run / "config.yaml").write_text(f"seed: {seed}\ndata:\n  spec: folder:{root}\n"
+                                     "  val_fraction: 0.5\n  reg_fraction: 0.0\n")
+    splits = build_splits(f"folder:{root}", (64, 64), seed=seed, val_fraction=0.5, reg_fraction=0.0)
     (run / "splits.json").write_text(json.dumps(splits.manifest()))
     (run / "model.safetensors").write_bytes(model.read_bytes())
+    return run, root, splits
+
+
+def test_split_val_is_the_run_s_own_with_its_own_fractions(tmp_path, model, capsys):
+    run, _, splits = _half_val_run(tmp_path, model)
     assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress"]) == 0
     assert "split val as the run made it" in capsys.readouterr().out
     assert json.loads((run / "eval-val.json").read_text())["samples"] == len(splits.val) == 3
@@ -471,15 +478,7 @@ def test_split_val_is_the_run_s_own_with_its_own_fractions(tmp_path, model, caps
 def test_evaluate_from_python_scores_the_run_s_own_val_split(tmp_path, model):
     """The CLI took the run's seed and fractions; evaluate() called from Python
     re-split with seed 0 and 0.15, and scored training samples as "val" unsaid."""
-    from depthnas.datasets import build_splits
-    root = _bad_folder(tmp_path / "data", names=("a", "b", "c", "d", "e", "f"), bad=None)
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.yaml").write_text(f"seed: 3\ndata:\n  spec: folder:{root}\n  val_fraction: 0.5\n"
-                                     "  reg_fraction: 0.0\n")
-    splits = build_splits(f"folder:{root}", (64, 64), seed=3, val_fraction=0.5, reg_fraction=0.0)
-    (run / "splits.json").write_text(json.dumps(splits.manifest()))
-    (run / "model.safetensors").write_bytes(model.read_bytes())
+    run, root, _ = _half_val_run(tmp_path, model, seed=3)
     assert evaluate(run, f"folder:{root}", split="val", progress=False)["samples"] == 3
     # "all" reads the data with the run's settings too: 5 synthetic scenes, not 512
     (run / "config.yaml").write_text("seed: 3\ndata:\n  synthetic_samples: 5\n")
