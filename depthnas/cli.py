@@ -239,9 +239,6 @@ def build_parser() -> argparse.ArgumentParser:
                     "train the super-net with their ranking penalty, search it, train the "
                     "top-K stand-alone; T times. Example: depthnas search --preset quick")
     add_config_args(s, "search")
-    s.add_argument("--resume", action="store_true",
-                   help="continue the run in --out with its saved config.yaml (flags that "
-                        "would change it are refused)")
     s.set_defaults(func=cmd_search)
 
     t = sub.add_parser(
@@ -251,8 +248,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--arch", help="architecture string, JSON, or a JSON file "
                                   "(with --resume: the folder's own, if left out)")
     add_config_args(t, "train")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the training in --out with its saved config.yaml")
     t.set_defaults(func=cmd_train)
 
     d = sub.add_parser(

@@ -78,8 +78,8 @@ class Search:
         """A search that found nothing to score is an error that says why."""
         if self.scores:
             return
-        why = (f"the search constraint rejected all {self.rejected} candidates drawn; raise "
-               "search.max_params / search.max_latency_ms" if self.rejected else
+        why = (f"the search constraint rejected all {self.rejected} candidates drawn (in a "
+               "depthnas search: raise search.max_params / search.max_latency_ms)" if self.rejected else
                "no new candidate could be drawn (every one drawn builds a model scored before)")
         raise ValueError(f"no {self.space.name} architecture to score: {why}")
 

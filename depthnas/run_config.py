@@ -72,6 +72,10 @@ def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
     for flag, (path, typ, help_) in config_flags(command).items():
         title = "training" if flag == "--precision" else section.get(path.split(".")[0], "run")
         groups[title].add_argument(flag, type=typ, default=None, help=help_)
+    groups["run"].add_argument("--resume", action="store_true", help=(
+        "continue the run in --out with its saved config.yaml (flags that would change it "
+        "are refused)" if command == "search" else
+        "continue the training in --out with its saved config.yaml"))
     if command == "search":
         groups["landmarks"].add_argument("--no-landmarks", action="store_true",
                                          help="plain SPOS (same total epochs)")

@@ -100,7 +100,7 @@ def load_for_export(model_path: str | Path, arch: str | None = None
         given = space.to_string(space.parse(arch))
         if given != meta["arch"]:
             raise ValueError(f"{path}: holds {meta['arch']}, but --arch says {given}; not "
-                             "exported (a model file exports its own architecture: drop --arch)")
+                             "exported (a model file exports its own architecture: drop --arch, or arch=)")
     return NormalizedDepthModel(net).eval(), meta, path
 
 

@@ -386,7 +386,8 @@ def test_search_help_lists_the_flags_by_the_section_they_set(capsys):
     heads = [text.index(f"\n{title}:\n") for title in
              ("configuration", "run", "data", "model", "training", "search", "landmarks")]
     assert heads == sorted(heads)
-    for flag, title in (("--preset", "configuration"), ("--seed", "run"), ("--skip-bad", "data"),
+    for flag, title in (("--preset", "configuration"), ("--seed", "run"), ("--resume", "run"),
+                        ("--skip-bad", "data"),
                         ("--features", "model"), ("--precision", "training"),
                         ("--top-k", "search"), ("--lambda-max", "landmarks")):
         section = text[text.index(f"\n{title}:\n"):]
