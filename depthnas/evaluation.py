@@ -277,6 +277,14 @@ def unlearned_note(searches: list[int], level: float, best: float | None = None)
             "(--epochs, super-net epochs per iteration)")
 
 
+def candidate_order(record: dict[str, Any]) -> tuple[bool, float]:
+    """How trained candidates (results.json records) rank for "the best": by stand-alone
+    loss, except that one whose output ignores its input comes after every other. It
+    is no depth estimator, whatever its loss (when every model learned nothing it may
+    score best): the best only for want of others."""
+    return record.get("ignores_input", False), record["val_loss"]
+
+
 def at_constant_level(score: float, constant: float | None) -> bool:
     """A score within 0.1% of a constant prediction's: the output ignores the input
     (depth: one value everywhere, from a head whose final ReLU died), and its order

@@ -33,8 +33,8 @@ from .budget import Budget
 from .checkpoint import Checkpointer
 from .config import Config
 from .data import check_recorded_splits, load_splits
-from .evaluation import (PathEvaluator, collapsed, constant_score, learned_nothing, search_order,
-                         unlearned_note)
+from .evaluation import (PathEvaluator, candidate_order, collapsed, constant_score, learned_nothing,
+                         search_order, unlearned_note)
 from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, read_json
 from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
@@ -472,10 +472,7 @@ class SearchRun:
             r.update(self.budget.record(a))
         found = [(a, r) for a, r in self.trained.items()
                  if r["role"].startswith("top") or (r["role"] == "landmark" and not r.get("over_budget"))]
-        # One whose output ignores its input is no depth estimator, whatever its loss
-        # (when every model learned nothing it may score best): only for want of others.
-        best_arch, best = min(found, key=lambda kv: (kv[1].get("ignores_input", False),
-                                                     kv[1]["val_loss"]))
+        best_arch, best = min(found, key=lambda kv: candidate_order(kv[1]))
         # The ranking is measured on the random sample alone, as in the paper: the
         # searched top-K are the super-net's own picks (and SPOS, with no landmarks,
         # would rank a different, larger set than SPOS + landmarks).
@@ -501,9 +498,8 @@ class SearchRun:
         # Algorithm 1's output is the best of the searched picks alone; a landmark run's
         # best may be a landmark, a candidate a plain SPOS run does not have. Runs
         # compared for the method are compared on this one.
-        picks = [(a, r) for a, r in found if r["role"].startswith("top")]
-        searched = min(picks, key=lambda kv: (kv[1].get("ignores_input", False),
-                                              kv[1]["val_loss"]))[1] if picks else None
+        picks = [r for _, r in found if r["role"].startswith("top")]
+        searched = min(picks, key=candidate_order) if picks else None
         best_searched = ({"string": searched["arch"], "val_loss": searched["val_loss"],
                           "role": searched["role"]} if searched else None)
         constant = self.constant

@@ -9,7 +9,7 @@ from typing import Any
 # that imports this keeps its own), no figure left open in a global registry.
 from matplotlib.figure import Figure
 
-from .evaluation import inverted_note, learned_nothing, unlearned_note
+from .evaluation import candidate_order, inverted_note, learned_nothing, unlearned_note
 from .io import atomic_write, atomic_write_text, read_jsonl
 
 
@@ -240,11 +240,10 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
              "random ranking samples are not candidates)"]
     picks = [a for a in archs if a["role"].startswith("top")]
     if picks and not best["found_in"].startswith("top"):
-        # results.json of older runs lack best_searched: their lowest-loss pick
-        pick = summary.get("best_searched") or min(
-            ({"string": a["arch"], "val_loss": a["val_loss"], "role": a["role"],
-              "dead": a.get("ignores_input", False)} for a in picks),
-            key=lambda a: (a["dead"], a["val_loss"]))
+        pick = summary.get("best_searched")
+        if pick is None:  # results.json of older runs lack it: chosen as the search chooses
+            a = min(picks, key=candidate_order)
+            pick = {"string": a["arch"], "val_loss": a["val_loss"], "role": a["role"]}
         lines.append(f"- best searched pick: `{pick['string']}` ({pick['role']}, stand-alone "
                      f"{score} {pick['val_loss']:.5f}): the search's own result (Algorithm 1's "
                      "output), the one to compare with a plain SPOS run's best")
