@@ -87,10 +87,10 @@ def _space_chosen_by(args: argparse.Namespace, space: str) -> str | None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
+    from .data import check_data_fits_space
+    cfg = build_config(args)  # a mistake in the config is said before torch loads (seconds)
     from . import distributed
     from .pipeline import run
-    from .data import check_data_fits_space
-    cfg = build_config(args)
     check_data_fits_space(cfg)
     check_model_builds(cfg, get_space(cfg.space))
     _join_ranks(cfg)
@@ -106,13 +106,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
-    from . import distributed
     from .data import check_data_fits_space, check_recorded_splits, load_splits
-    from .models import is_classification
-    from .recipe import recipe
     from .runs import ARCH_FILE, trained_arch
-    from .standalone import finished_training, other_training, train_standalone
-    from .task import make_task
     cfg = build_config(args)
     arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
     if not arch_arg:
@@ -126,6 +121,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         space = get_space(cfg.space)
         arch = space.parse(text)
     validate(cfg)  # again: checked above for the preset's space, not --arch's
+    # torch loads (seconds) once the config and the architecture are known to be good
+    from . import distributed
+    from .models import is_classification
+    from .recipe import recipe
+    from .standalone import finished_training, other_training, train_standalone
+    from .task import make_task
     check_data_fits_space(cfg)
     check_model_builds(cfg, space)
     out = Path(cfg.out)
@@ -287,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[Any], None]]:
     """Commands that live beside their packages (evaluate, export, predict, demo)."""
     found = []
-    for module, name in (("depthnas.evaluate", "register"), ("depthnas.export.cli", "register"),
+    for module, name in (("depthnas.evaluate_cli", "register"), ("depthnas.export.cli", "register"),
                          ("depthnas.app.cli", "register")):
         try:
             mod = __import__(module, fromlist=[name])

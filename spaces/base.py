@@ -10,14 +10,20 @@ paper's landmark tau.
 """
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Sequence
 
-from torch import nn
+if TYPE_CHECKING:  # only models need torch: parsing or counting architectures does not wait for it
+    from torch import nn
+
+# The op names the cell spaces share (depth fusion blocks, NAS-Bench-201); their
+# modules are in ops.py.
+EDGE_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
 class ArchitectureError(ValueError):
@@ -230,3 +236,15 @@ def inherit_weights(fixed: nn.Module, supernet: nn.Module) -> nn.Module:
                          f"(e.g. {missing[0]}): built from different spaces or settings?")
     fixed.load_state_dict({k: source[k] for k in fixed.state_dict()})
     return fixed
+
+
+def models_on_first_use(package: str, names: Sequence[str]) -> Any:
+    """A space package's module `__getattr__` that imports `names` from its `model`
+    module when first asked for. The models import torch (and timm), seconds of
+    start-up that naming, counting and parsing architectures do not need: a command
+    that refuses a bad config or architecture string says so at once."""
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(f"{package}.model"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return __getattr__

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-EDGE_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+from .base import EDGE_OPS
 
 
 class ReLUConvBN(nn.Sequential):

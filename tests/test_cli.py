@@ -2463,6 +2463,42 @@ def test_every_command_s_help_says_what_it_does():
             assert action.help, f"{name} {action.option_strings}"
 
 
+def test_help_the_spaces_listing_and_architecture_strings_do_not_wait_for_torch():
+    """`depthnas --help` took 5.5 s on a loaded machine: every command builds one
+    parser, and evaluate's imported torch, albumentations and OpenCV with it. Help,
+    `spaces` and parsing or counting architectures need none of them."""
+    import subprocess
+    import sys
+    code = """
+import contextlib, io, random, sys
+from depthnas.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    assert main(["spaces"]) == 0
+    for argv in (["--help"], ["evaluate", "--help"], ["export", "--help"], ["demo", "--help"]):
+        try:
+            main(argv)
+        except SystemExit as done:
+            assert done.code == 0, argv
+from depthnas.spaces import depth, get_space, list_spaces
+for name in list_spaces():
+    space = get_space(name)
+    assert space.parse(space.to_string(space.sample(random.Random(0)))).space == name
+print(sorted(m for m in ("torch", "timm", "albumentations", "cv2", "gradio") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_space_package_s_models_load_when_asked_for():
+    from depthnas.spaces import darts, depth, nb201
+    from depthnas.spaces.depth import DepthNet
+    assert DepthNet is depth.DepthNet and DepthNet.__module__ == "depthnas.spaces.depth.model"
+    assert nb201.NB201Net.__name__ == "NB201Net" and darts.DartsNet.__name__ == "DartsNet"
+    with pytest.raises(AttributeError, match="'depthnas.spaces.depth' has no attribute 'Depthnet'"):
+        depth.Depthnet
+
+
 def test_a_refused_start_removes_the_folder_it_made_and_a_stopped_one_keeps_it(tmp_path):
     """A start stopped by Ctrl-C or SIGTERM before its first checkpoint printed its resume
     command, and the folder it names had been removed with the refused starts'."""

@@ -21,8 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from ..base import Arch, ArchitectureError, SearchSpace
-from ..ops import EDGE_OPS
+from ..base import EDGE_OPS, Arch, ArchitectureError, SearchSpace
 
 EDGES = ("2<-0", "2<-1", "3<-0", "3<-1", "3<-2")
 UPSAMPLE_OPS = ("bilinear", "bicubic", "transposed_conv", "pixel_shuffle")

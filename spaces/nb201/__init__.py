@@ -1,5 +1,7 @@
 """NAS-Bench-201 cell search space: `from depthnas.spaces import nb201`."""
-from .model import NB201Cell, NB201Net, ResNetBasicBlock
+from ..base import models_on_first_use
 from .space import EDGE_NAMES, EDGES, NB201Space
+
+__getattr__ = models_on_first_use(__name__, ("NB201Cell", "NB201Net", "ResNetBasicBlock"))
 
 __all__ = ["EDGES", "EDGE_NAMES", "NB201Cell", "NB201Net", "NB201Space", "ResNetBasicBlock"]

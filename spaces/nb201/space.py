@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import Arch, ArchitectureError, SearchSpace
-from ..ops import EDGE_OPS
+from ..base import EDGE_OPS, Arch, ArchitectureError, SearchSpace
 
 NUM_NODES = 4
 # (target, source) in the benchmark's string order.

@@ -1,0 +1,138 @@
+"""`depthnas evaluate` (registered by depthnas.cli): its flags, the run's own settings
+as defaults, and the printout. The work is `depthnas.evaluate`'s, imported when the
+command runs: torch and the data stack take seconds to import, and every `depthnas`
+command, `--help` included, builds this parser."""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import canonical_spec, split_spec
+from .data import SPLIT_NAMES
+from .io import atomic_write_json, check_out_file, check_parent_folders, path_arg
+
+
+def report_name(split: str, other_data: str | None) -> str:
+    """`eval`, `eval-val`, ...; with the data set's kind and folder name when it is not
+    the run's own (`eval-val-nyuv2-nyu`): scoring a model on a second data set wrote
+    over the first one's report."""
+    name = "eval" if split == "all" else f"eval-{split}"
+    if other_data:
+        kind, path = split_spec(canonical_spec(other_data))  # folder:. -> its name
+        slug = re.sub(r"[^\w-]+", "_", "-".join(p for p in (kind, Path(path).name) if p))
+        name += f"-{slug.strip('_')}"
+    return name
+
+
+NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import config as config_mod
+    from . import evaluate as ev
+    from .checkpoint import checkpoint_note
+    from .depth_metrics import METRIC_NAMES
+    from .evaluation import inverted_note, learned_nothing
+    from .models import check_depth_model
+    from .terminal import show_progress
+    # Options evaluate() does not see first (it checks --net-size and --device itself,
+    # before the model loads): a mistake is reported before the data is read.
+    out = check_out_file(args.out, "eval.json")
+    depth_cap = ev.check_depth_cap(args.depth_cap)
+    if args.synthetic_samples is not None and args.synthetic_samples < 1:
+        raise ValueError(f"--synthetic-samples must be >= 1, got {args.synthetic_samples}")
+    # The run's own data, seed and split fractions by default: re-splitting with other
+    # ones would score samples the model trained on as "val".
+    # a missing model, or a classifier, is named before --data is asked for
+    check_depth_model(args.checkpoint)
+    folder = ev.run_folder(args.checkpoint)
+    data = args.data or (config_mod.load(folder / "config.yaml").data.spec if folder else None)
+    if data is None:
+        raise ValueError(f"--data is needed: {args.checkpoint} has no run config.yaml to take it from")
+    own = ev.own_split(args.checkpoint, data)
+    same = own is not None
+    pick = (lambda flag, field, default: flag if flag is not None else (own[field] if same else default))
+    kw = dict(seed=pick(args.seed, "seed", 0),
+              synthetic_samples=pick(args.synthetic_samples, "synthetic_samples", 64),
+              depth_kind=pick(args.depth_kind, "depth_kind", "depth"),
+              skip_bad=args.skip_bad or (same and own["skip_bad"]))
+    if same:
+        kw.update(val_fraction=own["val_fraction"], reg_fraction=own["reg_fraction"])
+        # --seed, --synthetic-samples, --depth-kind or --skip-bad re-split the data on purpose
+        resplit = [f for f, v in (("--seed", args.seed), ("--synthetic-samples", args.synthetic_samples),
+                                  ("--depth-kind", args.depth_kind)) if v is not None]
+        resplit += ["--skip-bad"] if args.skip_bad and not own["skip_bad"] else []
+        if args.split != "all" and resplit:
+            print(f"split {args.split} drawn again with {', '.join(resplit)} (seed {kw['seed']}): "
+                  "not the run's own, which may overlap the run's training data")
+        elif args.split != "all":
+            kw["recorded"] = own["recorded"]
+            print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
+    if out is None:  # beside the model; said before the work, when it cannot be written there
+        name = report_name(args.split, None if same else data)
+        out = (Path(args.checkpoint) / f"{name}.json" if Path(args.checkpoint).is_dir() else
+               Path(args.checkpoint).with_suffix(f".{name}.json"))
+        try:
+            check_parent_folders(out, "the report")
+        except ValueError as err:
+            raise ValueError(f"{err}; pass --out FILE to write it elsewhere") from None
+    note = checkpoint_note(out, bool(args.out))
+    if note:
+        print(note)
+    if args.depth_cap is None and split_spec(data)[0] == "nyuv2":
+        depth_cap = NYU_DEPTH_CAP
+        print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
+              "(--depth-cap 0 for none)")
+    report = ev.evaluate(args.checkpoint, data, split=args.split, depth_cap=depth_cap,
+                      net_size=args.net_size, device=args.device, progress=show_progress(args.no_progress), **kw)
+    notes = {"delta1": "  (% of pixels off by > 1.25x)",
+             "inverted": "  (% of images with near and far swapped, before alignment)"}
+    level = report["constant_prediction"]
+    print(f"{'':8s} {'model':>8s}  {'constant':>8s}")
+    for k in METRIC_NAMES:
+        at_constant = f"{level[k]:8.5f}" if k in level else " " * 8
+        print(f"{k:8s} {report[k]:8.5f}  {at_constant}{notes.get(k, '')}")
+    print(f"on {report['samples']} sample(s) of {data} "
+          f"[{'all: scenes no run trains on' if ev.unseen_scenes(data, args.split) else args.split}]; "
+          "constant: one value everywhere, a model that learned nothing")
+    if report["left_out"]:
+        beyond = f"within the {report['depth_cap']:g} m cap" if report["depth_cap"] else "nearer than infinity"
+        print(f"note: {report['left_out']} more image(s) have no ground truth {beyond}: left out")
+    if learned_nothing(report["ssi"], level["ssi"]):
+        print(f"warning: the model's SSI {report['ssi']:.5f} is no better than a constant "
+              f"prediction's {level['ssi']:.5f} (or within 1% of it): it learned nothing of this data",
+              file=sys.stderr)
+    note = inverted_note(report["inverted"], "images")
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    atomic_write_json(out, report)
+    print(f"wrote {out}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="depth metrics of a trained model on a data set")
+    p.add_argument("--checkpoint", required=True, type=path_arg, help="model.safetensors, training or search run folder")
+    p.add_argument("--data", default=None,
+                   help="synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH "
+                        "(default: the run's own data)")
+    p.add_argument("--split", choices=("all", *SPLIT_NAMES), default="all",
+                   help="which part of the data (default all; for synthetic: held-out scenes)")
+    p.add_argument("--depth-cap", type=float, default=None,
+                   help=f"ignore ground truth beyond this depth in metres (default: {NYU_DEPTH_CAP:g} for "
+                        "nyuv2:, none otherwise; 0 = none)")
+    p.add_argument("--net-size", type=int, default=None, help="inference size (default: the training size)")
+    p.add_argument("--depth-kind", choices=("depth", "disparity"), default=None,
+                   help="what folder: depth files hold (default: the run's, else depth)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="split seed for --split train/reg/val (default: the run's, else 0)")
+    p.add_argument("--synthetic-samples", type=int, default=None,
+                   help="synthetic scenes (default: the run's, else 64)")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    p.add_argument("--out", default=None, type=path_arg, help="JSON file (default: beside the model)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_evaluate)
