@@ -138,7 +138,7 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
         raise ValueError(f"opset {opset} is newer than this onnx package knows ({newest})")
     if exporter == "legacy" and opset > LEGACY_MAX_OPSET:
         raise ValueError(f"opset {opset}: the legacy exporter writes opsets up to "
-                         f"{LEGACY_MAX_OPSET}; choose one of those, or --exporter dynamo")
+                         f"{LEGACY_MAX_OPSET}; choose one of those, or --exporter dynamo (exporter='dynamo')")
     model, meta, path = load_for_export(model_path, arch)
     h, w = (int(v) for v in meta["image_size"])
     # Batch 2, and 2 x 32 px a side at least: torch.export specialises a dimension
@@ -153,7 +153,7 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
         except Exception as err:  # any failure of torch.export / the ONNX translation
             if exporter == "dynamo" or opset > LEGACY_MAX_OPSET:
                 raise ExportError(f"{path}: the dynamo ONNX exporter failed ({_first_line(err)})" + (
-                    "; --exporter legacy may work" if opset <= LEGACY_MAX_OPSET else
+                    "; --exporter legacy (exporter='legacy') may work" if opset <= LEGACY_MAX_OPSET else
                     f" and the legacy exporter, tried next otherwise, writes opsets up to "
                     f"{LEGACY_MAX_OPSET}") + " (`depthnas -v export ...` shows torch's whole error)") from err
             log.warning("dynamo ONNX exporter failed (%s); using the legacy exporter",
@@ -164,8 +164,8 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
         wrote = _opset_of(proto)
         if exporter == "dynamo" or opset > LEGACY_MAX_OPSET:
             raise ValueError(f"opset {opset}: the dynamo exporter could not convert this model to "
-                             f"it (it wrote opset {wrote}); use --opset {wrote}" +
-                             (", or --exporter legacy" if opset <= LEGACY_MAX_OPSET else ""))
+                             f"it (it wrote opset {wrote}); use --opset {wrote} (opset={wrote})" +
+                             (", or --exporter legacy (exporter='legacy')" if opset <= LEGACY_MAX_OPSET else ""))
         log.info("the dynamo exporter wrote opset %d, not %d; using the legacy exporter", wrote, opset)
         proto = None
     if proto is None:

@@ -196,8 +196,8 @@ def test_the_file_holds_the_opset_asked_for(model_file: Path, tmp_path: Path, mo
     assert [op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] == [17]
     assert result.metadata["opset"] == "17"
     with pytest.raises(ValueError, match="opset 17: the dynamo exporter could not convert this "
-                                         "model to it .it wrote opset 18.; use --opset 18, or "
-                                         "--exporter legacy"):
+                                         "model to it .it wrote opset 18.; use --opset 18 .opset=18., "
+                                         "or --exporter legacy .exporter='legacy'."):
         export_onnx(model_file, tmp_path / "d.onnx", exporter="dynamo", opset=17)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
@@ -209,7 +209,7 @@ def test_an_opset_the_legacy_exporter_cannot_write_is_named(model_file: Path, tm
     import depthnas.export.onnx_export as ox
     assert ox.LEGACY_MAX_OPSET == 20
     with pytest.raises(ValueError, match="opset 24: the legacy exporter writes opsets up to 20; "
-                                         "choose one of those, or --exporter dynamo"):
+                                         "choose one of those, or --exporter dynamo .exporter='dynamo'."):
         export_onnx(model_file, tmp_path / "m.onnx", exporter="legacy", opset=24)
 
     def dynamo_fails(*a, **k):
@@ -236,8 +236,8 @@ def test_a_dynamo_failure_is_one_error_line(model_file: Path, tmp_path: Path, ca
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
         f"error: {model_file}: the dynamo ONNX exporter failed (RuntimeError: Constraints "
-        "violated (32*h32)!); --exporter legacy may work (`depthnas -v export ...` shows torch's "
-        "whole error)"]
+        "violated (32*h32)!); --exporter legacy (exporter='legacy') may work (`depthnas -v "
+        "export ...` shows torch's whole error)"]
     assert not out.exists()
 
 
