@@ -425,8 +425,8 @@ def _stopped(args: argparse.Namespace, stop: KeyboardInterrupt) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    # A file name that is not UTF-8 reaches Python with surrogate escapes; a strict
-    # UTF-8 stdout raised UnicodeEncodeError on it mid-report. Its bytes go out as stored.
+    # A file name that is not UTF-8 reaches Python with surrogate escapes, on which a
+    # strict UTF-8 stdout would raise UnicodeEncodeError mid-report. Its bytes go out as stored.
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")
     args = build_parser().parse_args(argv)
@@ -478,9 +478,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console() -> None:
-    """The `depthnas` command. After a stop the process is ending: a second Ctrl-C
-    while Python shuts down (in torch's exit hooks) printed a traceback under the
-    resume hint, so it is ignored from then on."""
+    """The `depthnas` command. After a stop the process is ending, and a second
+    Ctrl-C is ignored from then on: while Python shuts down (in torch's exit hooks)
+    it would print a traceback under the resume hint."""
     code = main()
     if code in (130, 143):
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -147,7 +147,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"image_size": [384, 384], "batch_size": 8},
         "supernet": {"epochs": 100, "precision": "bf16", "channels_last": True},
         "standalone": {"epochs": 60, "precision": "bf16", "channels_last": True},
-        # ramp_epochs acts only when another schedule than the increasing cosine is chosen
+        # ramp_epochs acts only under a schedule that does not increase (constant, decreasing, step)
         "landmarks": {"num": 10, "pairs": 1, "lambda_max": 10.0, "ramp_epochs": 10.0},
         # "We run T=2 iterations ... pick the three top models" (section 5.3); T = 3 is
         # the classification experiments' setting and the default.

@@ -193,7 +193,7 @@ class LandmarkStore:
 
 def _entry_problem(e: Any) -> str | None:
     """What is wrong with a store entry, or None. Optional fields are checked too: a
-    bad one failed late (the report of a finished search) or with a traceback."""
+    bad one would fail late (the report of a finished search) or with a traceback."""
     if not isinstance(e, dict):
         return "is not an object"
     bad = [k for k, kind in (("arch", str), ("space", str), ("val_loss", (int, float)))

@@ -2,7 +2,7 @@
 
     landmarks (diverse, trained stand-alone)
       -> T x [ train super-net with R -> search it -> train top-K stand-alone
-               -> add them to the landmarks ]
+               -> add them to the landmarks (but the last search's) ]
       -> best stand-alone architecture found
 
 `landmarks.enabled = False` is plain SPOS with the same total epochs. Every
@@ -81,9 +81,10 @@ class SearchRun:
             self.space.function_key(self.space.from_string(s)): s for s in self.truth}
 
     def _truth_table(self, path: str) -> dict[str, float]:
-        """The table's rows of this space. Rows left out are said: a table with none
-        (another space's, a typo'd column of strings) stood in for nothing, and every
-        architecture trained, for hours, without a word."""
+        """The table's rows of this space, with a warning naming the rows left out.
+        Without it a table of none (another space's, a typo'd column of strings)
+        would stand in for nothing, and every architecture train, for hours, without
+        a word."""
         from .truth import for_space, read_table
         read = read_table(path)
         table = for_space(read.values, self.space, path, from_accuracy=read.from_accuracy)
@@ -236,7 +237,8 @@ class SearchRun:
     def run(self) -> dict[str, Any]:
         """Algorithm 1: landmarks stand-alone; then T times, train the super-net with
         their ranking penalty, search it, train its top-K stand-alone (they join the
-        landmarks); last, the random sample that measures the ranking."""
+        landmarks, but for the last search's: no super-net trains after it); last,
+        the random sample that measures the ranking."""
         task = self._prepare()
         try:
             return self._run(task)
@@ -305,9 +307,10 @@ class SearchRun:
         return make_task(space, cfg.supernet.loss)
 
     def _check_config_kept(self) -> None:
-        """A resume under a config.yaml edited since the super-net's checkpoints: the
-        run went on with the new settings, the searches already done were of the old
-        ones, and the schedules changed part-way through."""
+        """Refuse a resume under a config.yaml edited since the super-net's (or, before
+        it, the landmarks') trainings. Resumed, the run would go on with the new
+        settings after searches done with the old ones, its schedules changed
+        part-way through."""
         recorded = Checkpointer(self.out / "checkpoints").latest_metadata() or {}
         changes = config_mod.record_changes(recorded.get("run_config") or {}, self.cfg)
         what = "super-net"
@@ -322,7 +325,7 @@ class SearchRun:
     def _standalone_changes(self) -> list[str]:
         """How the recipe now differs from that of a stand-alone result this run holds
         (`other_training`, as `depthnas train --resume` checks it): a resume would train
-        it again over its result (a landmark finished before the stop was overwritten)."""
+        it again over its result (a landmark finished before the stop would be lost)."""
         rec = recipe(self.cfg)
         for path in sorted((self.out / "standalone").glob("*/result.json")):
             arch = read_json(path, expect=dict).get("arch")
@@ -386,9 +389,10 @@ class SearchRun:
                      f"({', '.join(p.name for p in stale)}) were removed")
 
     def _check_search_kept(self, t: int, epoch: int) -> None:
-        """Iteration t's search, finished and since deleted, cannot be redone: the
-        super-net it ranked trained on. Redone regardless, it picked another top-K,
-        and results.json lost the architecture the later iterations had trained with."""
+        """Refuse to go on when iteration t's search, finished, has since been deleted:
+        it cannot be redone, the super-net it ranked has trained on. Redone, it would
+        pick another top-K, and results.json would lose the architectures the later
+        iterations trained with."""
         path = self.out / f"search_{t + 1}.json"
         if epoch > (t + 1) * self.cfg.supernet.epochs and not path.is_file():
             raise FileNotFoundError(

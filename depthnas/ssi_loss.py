@@ -50,7 +50,7 @@ MIN_FIT_PIXELS = 2
 
 
 def _tensor(x: Tensor, name: str) -> Tensor:
-    if not isinstance(x, Tensor):  # a numpy array failed as "'str' has no attribute 'type'"
+    if not isinstance(x, Tensor):  # a numpy array would fail as "'str' has no attribute 'type'"
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     return x
 

@@ -115,7 +115,7 @@ def cosine_factor(step: int, total: int, floor: float = 0.01) -> float:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW with its own (lower) learning rate for the backbone.
+    """AdamW with its own learning rate for the backbone (`backbone_lr`).
 
     The fused implementation updates all parameters in one kernel per group
     instead of ~12 ops per tensor: on a CPU it is 6x faster than the default
@@ -186,7 +186,7 @@ class Trainer:
         # Ops off the sampled path get no gradient: DDP needs find_unused_parameters
         # (every rank samples the same path, so the unused sets agree). A stand-alone
         # model needs it only when it leaves some unused (a dead cell's ops); set for
-        # one that has none, DDP warned on every rank, and traversed the graph every
+        # one that has none, DDP would warn on every rank and traverse the graph every
         # step for nothing. Probed before compiling: the probe's pass, in eval mode at
         # batch 1, would otherwise be the compiled model's first.
         unused = self.distributed and (

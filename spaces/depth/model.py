@@ -335,5 +335,7 @@ class DepthNet(nn.Module):
         return running_blocks(self.space.blocks(resolve_arch(self.space, self.arch, arch)))
 
     def decoder_modules(self) -> list[nn.Module]:
-        """Modules whose statistics depend on the path (used by BN recalibration)."""
+        """The decoder, whose BatchNorm statistics depend on the path: what BN
+        recalibration re-estimates. The head holds no BatchNorm today; it is listed
+        so that one given it would be recalibrated too."""
         return [self.blocks, self.head]

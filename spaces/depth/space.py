@@ -11,9 +11,11 @@ upsampling op; sync spaces encode one block, non-sync spaces four, coarse to fin
 
 Dead cells: when no path joins node 3 to an input the block outputs nothing (zeros
 where the head needs a tensor). They stay in the space so the counts match the paper
-(3,125 ... 2.4e16); they simply train and score badly. `is_dead_cell` lets benchmarks
-exclude them. `running_blocks` says which ops a path runs: none on nodes that are
-empty, none whose result nothing reads.
+(3,125 ... 2.4e16). Strings that differ only in what a dead block would upsample
+build one model (`function_key`); the search ranks a path cut off from the image
+last (`ignores_input`); benchmarks that need every block to compute draw with
+`sample_live` or test `has_dead_cell`. `running_blocks` says which ops a path runs:
+none on nodes that are empty, none whose result nothing reads.
 """
 from __future__ import annotations
 
