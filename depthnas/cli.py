@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
@@ -85,21 +85,30 @@ def _space_chosen_by(args: argparse.Namespace, space: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _run_folder(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
+    """Search's and train's start, once every check has passed: join the ranks, claim
+    the run folder and hold its lock while the work runs in it."""
+    from . import distributed
+    _join_ranks(cfg)
+    fixed_shape_kernels()
+    fresh = _claim_fresh_out(cfg, args)
+    out = Path(cfg.out)
+    guard_out(out, args.resume)
+    with run_lock(out, made=fresh or None):
+        clear_failed_start(out, args.resume, args.config)
+        distributed.barrier()  # every rank has checked before rank 0 writes in the folder
+        yield out
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from .data import check_data_fits_space
     cfg = build_config(args)  # a mistake in the config is said before torch loads (seconds)
-    from . import distributed
     from .pipeline import run
     check_data_fits_space(cfg)
     check_model_builds(cfg, get_space(cfg.space))
-    _join_ranks(cfg)
-    fixed_shape_kernels()
-    fresh = _claim_fresh_out(cfg, args)
-    guard_out(Path(cfg.out), args.resume)
-    with run_lock(Path(cfg.out), made=fresh or None):
-        clear_failed_start(Path(cfg.out), args.resume, args.config)
-        distributed.barrier()  # every rank has checked before rank 0 writes config.yaml
+    with _run_folder(cfg, args):
         run(cfg, progress=show_progress(args.no_progress))
     return 0
 
@@ -140,14 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{out}'s training was made with other settings than its config.yaml now holds "
             f"({'; '.join(stale)}): --resume would train from scratch over it. Restore "
             "config.yaml, or start a new run in another --out")
-    _join_ranks(cfg)
-    fixed_shape_kernels()
-    fresh = _claim_fresh_out(cfg, args)
-    out = Path(cfg.out)
-    guard_out(out, args.resume)
-    with run_lock(out, made=fresh or None):
-        clear_failed_start(out, args.resume, args.config)
-        distributed.barrier()
+    with _run_folder(cfg, args) as out:
         if distributed.is_main():
             atomic_write_json(out / ARCH_FILE, space.to_json(arch))
         splits = load_splits(cfg)

@@ -73,6 +73,13 @@ class SearchRun:
         self.store.entries = dist.broadcast_object(self.store.entries)
         self.trained: dict[Arch, dict[str, Any]] = {}
         self.splits: Any = None  # loaded by _prepare
+        # what makes stand-alone results comparable; with the samples' digest once
+        # _prepare has loaded the splits
+        self.recipe: dict[str, Any] = recipe(cfg)
+        # what the searches found, for results.json (see _search)
+        self.picks = self.flat_picks = 0
+        self.unlearned: list[int] = []  # searches whose super-net beat no constant prediction
+        self.final_scores: dict[Arch, float] = {}  # the last search's, reused by finish
         self.truth: dict[str, float] = {}
         if cfg.search.truth_table:  # keyed by canonical strings
             self.truth = self._truth_table(cfg.search.truth_table)
@@ -105,7 +112,7 @@ class SearchRun:
         """Stand-alone losses of `archs`: from the store or the truth table, or
         trained. Trainings are shared out across the ranks (each an ordinary
         single-process training in its own folder); every rank gets every result."""
-        rec, world = recipe(self.cfg, self.splits), dist.world_size()
+        rec, world = self.recipe, dist.world_size()
         strings = [self.space.to_string(a) for a in archs]
         # A benchmark table stands in for training. Its values stay in this run: in the
         # store they would pass, for a later run of this recipe, as trained under it.
@@ -124,14 +131,14 @@ class SearchRun:
         # a resumed run reads what finished before the stop (decided before any rank
         # trains: a result another rank writes meanwhile was trained now)
         finished = {s for s in todo
-                    if finished_training(self.out / "standalone" / arch_slug(s), s, rec)}
+                    if finished_training(self._standalone_dir(s), s, rec)}
         for s in todo:
             self.say(f"  reusing finished stand-alone [{role}] {s}" if s in finished else
                      f"  training stand-alone [{role}] {s}" +
                      (f" on rank {owner[s]}" if world > 1 else ""))
             if owner[s] == dist.rank():
                 mine[s] = train_standalone(self.cfg, self.space, self.space.from_string(s),
-                                           self.splits, self.out / "standalone" / arch_slug(s),
+                                           self.splits, self._standalone_dir(s),
                                            progress=self.progress and dist.is_main(),
                                            device=self.device)
                 self._keep_time()
@@ -142,7 +149,7 @@ class SearchRun:
             self.store.add(s, self.space.name, result["val_loss"], rec,
                            params=result["params"], train_time_s=result["train_time_s"],
                            device=result["device"], seed=self.cfg.seed,
-                           model=str(self.out / "standalone" / arch_slug(s) / TRAIN_MODEL),
+                           model=str(self._standalone_dir(s) / TRAIN_MODEL),
                            **({"inverted": result["inverted"]} if "inverted" in result else {}))
         losses = []
         for a, s in zip(archs, strings):
@@ -164,6 +171,10 @@ class SearchRun:
                 self.trained[a]["trained_on_rank"] = results[s][0]
             losses.append(entry["val_loss"])
         return losses
+
+    def _standalone_dir(self, s: str) -> Path:
+        """Where architecture string `s` trains stand-alone in this run."""
+        return self.out / "standalone" / arch_slug(s)
 
     def initial_landmarks(self) -> list[Arch]:
         """Fixed once per run directory, so a resumed run uses the same set (chosen
@@ -190,7 +201,7 @@ class SearchRun:
                     "another --out")
             return strings
         lm = self.cfg.landmarks
-        rec = recipe(self.cfg, self.splits)
+        rec = self.recipe
         stored = self.store.matching(self.space.name, rec)
         # at most M (a store grown by earlier runs may hold more than this run asks
         # for), one per model (older runs may have trained two strings of one)
@@ -223,7 +234,7 @@ class SearchRun:
         if dist.is_main():
             atomic_write_json(self.out / "elapsed.json", {"elapsed_s": round(self._elapsed(), 1)})
 
-    def _log(self, record: dict[str, Any], *key: str) -> None:
+    def _record_metrics(self, record: dict[str, Any], *key: str) -> None:
         """Log `record` to metrics.jsonl, in place of an earlier one agreeing on `key`:
         a resumed run repeats the stages its checkpoints hold (a finished search is
         read back, a finished run summarised again), and logs them again where they
@@ -289,6 +300,7 @@ class SearchRun:
             config_mod.dump(cfg, self.out / "config.yaml")
         seed_everything(cfg.seed)
         self.splits = load_splits(cfg)
+        self.recipe = recipe(cfg, self.splits)
         check_recorded_splits(self.splits, self.out / "splits.json")  # a resume: the same samples
         # before any training (the super-net's data-parallel batches come after the landmarks)
         check_batch_fits(len(self.splits.train), cfg.data.batch_size, dist.world_size())
@@ -337,7 +349,9 @@ class SearchRun:
     def _supernet(self, task: Task, landmarks: list[tuple[Arch, float]]
                   ) -> tuple[Trainer, LandmarkRegularizer | None, PathEvaluator | None]:
         """The super-net's trainer (with the landmark penalty) and, on rank 0, which
-        alone searches, the evaluator that scores its paths."""
+        alone searches, the evaluator that scores its paths; also the levels of a model
+        that learned nothing, which the searches and the report compare with, and the
+        lambda schedule for the report."""
         cfg, space = self.cfg, self.space
         total = cfg.search.iterations * cfg.supernet.epochs
         seed_everything(cfg.seed)  # the super-net's initial weights follow the seed alone
@@ -364,9 +378,6 @@ class SearchRun:
         # models are scored) and on the search's validation batches (maybe fewer).
         self.constant = constant_score(task, self.splits.val, batch_size=cfg.data.batch_size)
         self.search_constant = evaluator.constant_level() if evaluator is not None else None
-        self.picks = self.flat_picks = 0
-        self.unlearned: list[int] = []  # searches whose super-net beat no constant prediction
-        self.final_scores: dict[Arch, float] = {}
         self.lambda_schedule = None if regularizer is None else {
             "schedule": cfg.landmarks.schedule, "lambda_max": cfg.landmarks.lambda_max,
             # the weight of every step (1-based, as logged), thinned to 400 points for the plot
@@ -420,7 +431,7 @@ class SearchRun:
         # output a constant by the end
         self.flat_picks += sum(a in flat_paths for a, _ in picked)
         self.picks += len(picked)
-        self._log({"phase": "search", "iteration": t + 1, "evaluated": len(ranked),
+        self._record_metrics({"phase": "search", "iteration": t + 1, "evaluated": len(ranked),
                    "at_constant_level": flat, "best_supernet_score": ranked[0][1],
                    "best": space.to_string(ranked[0][0])}, "phase", "iteration")
         self.say(f"  searched {len(ranked)} architectures; taking the top {len(picked)}" +
@@ -447,35 +458,15 @@ class SearchRun:
         string per model could pick two strings of one model; a run it started keeps
         such picks when resumed, as its super-net trained with them as landmarks."""
         s = self.space.to_string(arch)
-        return finished_training(self.out / "standalone" / arch_slug(s), s,
-                                 recipe(self.cfg, self.splits)) is not None
+        return finished_training(self._standalone_dir(s), s, self.recipe) is not None
 
     def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> dict[str, Any]:
+        """Score every architecture trained on the last super-net, pick the best, and
+        write best_arch.json, best/model.safetensors, results.json and the report."""
         space, cfg = self.space, self.cfg
-        for a, rec in self.trained.items():
-            # scored by the last search already, on the same weights and batches, unless
-            # it never met `a` (a landmark, a ranking sample): minutes per path at the
-            # paper's size
-            rec["supernet_score"] = (self.final_scores[a] if a in self.final_scores
-                                     else evaluator.score(a))
-            rec["landmark"] = a in landmark_set
-            if space.ignores_input(a, **self.model_kw):  # in the report: such a loss ranks nothing
-                rec["ignores_input"] = True
-        elapsed = self._elapsed()  # the scoring above included: minutes at the paper's size
-        # The best stand-alone architecture the search produced: a searched top-K or a
-        # landmark (trained for the search too). Ranking samples are left out: they
-        # are there to measure the super-net, and are no product of the search.
-        # Landmarks are drawn without the budget (--max-params, latency): they count
-        # only when they keep it.
-        for a, r in self.trained.items():
-            if self.budget is None or r["role"] == "rank":  # the ranking samples are no candidates
-                continue
-            # the searched top-K were picked within it (a resumed run may time them anew)
-            if r["role"] == "landmark" and not self.budget(a):
-                r["over_budget"] = True  # said in the report: why it is not the best
-            r.update(self.budget.record(a))
-        found = [(a, r) for a, r in self.trained.items()
-                 if r["role"].startswith("top") or (r["role"] == "landmark" and not r.get("over_budget"))]
+        self._score_trained(evaluator, landmark_set)
+        elapsed = self._elapsed()  # the scoring included: minutes at the paper's size
+        found = self._candidates()
         best_arch, best = min(found, key=lambda kv: candidate_order(kv[1]))
         # The ranking is measured on the random sample alone, as in the paper: the
         # searched top-K are the super-net's own picks (and SPOS, with no landmarks,
@@ -486,7 +477,68 @@ class SearchRun:
             ranking = ranking_report([r["val_loss"] for r in held_out],
                                      [r["supernet_score"] for r in held_out],
                                      cfg.search.sparse_threshold)
-        best_json = {**space.to_json(best_arch), "val_loss": best["val_loss"],
+        best_json = self._keep_best(best_arch, best)
+        # Algorithm 1's output is the best of the searched picks alone; a landmark run's
+        # best may be a landmark, a candidate a plain SPOS run does not have. Runs
+        # compared for the method are compared on this one.
+        picks = [r for _, r in found if r["role"].startswith("top")]
+        searched = min(picks, key=candidate_order) if picks else None
+        best_searched = ({"string": searched["arch"], "val_loss": searched["val_loss"],
+                          "role": searched["role"]} if searched else None)
+        summary = {"space": space.name, "landmarks": cfg.landmarks.enabled,
+                   "score_name": evaluator.task.score_name,
+                   "elapsed_s": round(elapsed, 1), "best": best_json,
+                   "best_searched": best_searched, "ranking": ranking,
+                   "rank_samples": cfg.search.rank_samples,
+                   "constant_prediction_loss": self.constant,
+                   "search_constant_loss": self.search_constant,
+                   "picks": self.picks, "flat_picks": self.flat_picks,
+                   "unlearned_searches": self.unlearned,
+                   "lambda_schedule": self.lambda_schedule,
+                   # --skip-bad: said once at the start; the report keeps it for its reader
+                   "skipped_samples": list(getattr(self.splits, "skipped", [])),
+                   "architectures": list(self.trained.values())}
+        atomic_write_json(self.out / "results.json", summary)
+        self._record_metrics({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},
+                             "phase")
+        from .report import write_report
+        write_report(self.out, summary)
+        self._say_result(summary, elapsed)
+        return summary
+
+    def _score_trained(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> None:
+        """Each trained architecture's super-net score, and whether it is a landmark or
+        a path that ignores its input."""
+        for a, rec in self.trained.items():
+            # scored by the last search already, on the same weights and batches, unless
+            # it never met `a` (a landmark, a ranking sample): minutes per path at the
+            # paper's size
+            rec["supernet_score"] = (self.final_scores[a] if a in self.final_scores
+                                     else evaluator.score(a))
+            rec["landmark"] = a in landmark_set
+            if self.space.ignores_input(a, **self.model_kw):  # in the report: such a loss ranks nothing
+                rec["ignores_input"] = True
+
+    def _candidates(self) -> list[tuple[Arch, dict[str, Any]]]:
+        """The stand-alone architectures the search produced: the searched top-K and the
+        landmarks (trained for the search too). Ranking samples are left out: they are
+        there to measure the super-net, and are no product of the search. Landmarks are
+        drawn without the budget (--max-params, latency): they count only when they
+        keep it."""
+        for a, r in self.trained.items():
+            if self.budget is None or r["role"] == "rank":  # the ranking samples are no candidates
+                continue
+            # the searched top-K were picked within it (a resumed run may time them anew)
+            if r["role"] == "landmark" and not self.budget(a):
+                r["over_budget"] = True  # said in the report: why it is not the best
+            r.update(self.budget.record(a))
+        return [(a, r) for a, r in self.trained.items()
+                if r["role"].startswith("top") or (r["role"] == "landmark" and not r.get("over_budget"))]
+
+    def _keep_best(self, arch: Arch, best: dict[str, Any]) -> dict[str, Any]:
+        """Write best_arch.json and copy the best model to best/model.safetensors (or
+        say how to train it, when its model file is gone); returns best_arch.json's data."""
+        best_json = {**self.space.to_json(arch), "val_loss": best["val_loss"],
                      "supernet_score": best["supernet_score"], "params": best["params"],
                      "found_in": best["role"],
                      **({"latency_ms": best["latency_ms"]} if "latency_ms" in best else {})}
@@ -499,47 +551,26 @@ class SearchRun:
                      "best/model.safetensors to export; train it with `depthnas train --arch "
                      f"'{best_json['string']}' --config {shlex.quote(str(self.out / 'config.yaml'))} "
                      f"--out {shlex.quote(str(self.out / 'best'))}`")
-        # Algorithm 1's output is the best of the searched picks alone; a landmark run's
-        # best may be a landmark, a candidate a plain SPOS run does not have. Runs
-        # compared for the method are compared on this one.
-        picks = [r for _, r in found if r["role"].startswith("top")]
-        searched = min(picks, key=candidate_order) if picks else None
-        best_searched = ({"string": searched["arch"], "val_loss": searched["val_loss"],
-                          "role": searched["role"]} if searched else None)
-        constant = self.constant
-        summary = {"space": space.name, "landmarks": cfg.landmarks.enabled,
-                   "score_name": evaluator.task.score_name,
-                   "elapsed_s": round(elapsed, 1), "best": best_json,
-                   "best_searched": best_searched, "ranking": ranking,
-                   "rank_samples": cfg.search.rank_samples,
-                   "constant_prediction_loss": constant,
-                   "search_constant_loss": self.search_constant,
-                   "picks": self.picks, "flat_picks": self.flat_picks,
-                   "unlearned_searches": self.unlearned,
-                   "lambda_schedule": self.lambda_schedule,
-                   # --skip-bad: said once at the start; the report keeps it for its reader
-                   "skipped_samples": list(getattr(self.splits, "skipped", [])),
-                   "architectures": list(self.trained.values())}
-        atomic_write_json(self.out / "results.json", summary)
-        self._log({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},
-                  "phase")
-        from .report import warnings_of, write_report
-        write_report(self.out, summary)
-        self.say(f"best architecture: {best_json['string']}  stand-alone validation "
-                 f"{summary['score_name']} {best['val_loss']:.5f}  ({self.out / 'best_arch.json'})")
-        if best_searched and best_searched["string"] != best_json["string"]:
-            self.say(f"best searched pick: {best_searched['string']}  stand-alone validation "
-                     f"{summary['score_name']} {best_searched['val_loss']:.5f} "
-                     f"({best_searched['role']}; the search's own result, to compare with a "
+        return best_json
+
+    def _say_result(self, summary: dict[str, Any], elapsed: float) -> None:
+        from .report import warnings_of
+        best, searched, ranking = summary["best"], summary["best_searched"], summary["ranking"]
+        score = summary["score_name"]
+        self.say(f"best architecture: {best['string']}  stand-alone validation "
+                 f"{score} {best['val_loss']:.5f}  ({self.out / 'best_arch.json'})")
+        if searched and searched["string"] != best["string"]:
+            self.say(f"best searched pick: {searched['string']}  stand-alone validation "
+                     f"{score} {searched['val_loss']:.5f} "
+                     f"({searched['role']}; the search's own result, to compare with a "
                      "--no-landmarks run: the best above is a landmark)")
         if ranking is not None:
             self.say(f"super-net ranking on {ranking['n']} random architectures, against their "
-                     f"stand-alone {summary['score_name']}: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "
+                     f"stand-alone {score}: Kendall tau {ranking['kendall_tau']:+.3f}, sparse Kendall tau "
                      f"{ranking['sparse_kendall_tau']:+.3f} (threshold {ranking['sparse_threshold']:.2g})")
         for note in warnings_of(summary):
             self.say(f"warning: {note}")
         self.say(f"done in {elapsed / 60:.1f} min; report: {self.out / 'report.md'}")
-        return summary
 
 
 def _inside(path: Path | None, folder: Path) -> bool:

@@ -310,7 +310,8 @@ class Trainer:
                      "logged again", self.name, dropped,
                      f"after the checkpoint (step {step})" if step else "not in any checkpoint")
 
-    def log(self, record: dict[str, Any]) -> None:
+    def record_metrics(self, record: dict[str, Any]) -> None:
+        """One line of metrics.jsonl, and its numbers to TensorBoard (`log` is the logger's)."""
         if not self.writes:
             return
         record = {"phase": self.name, **record}
@@ -418,7 +419,7 @@ class Trainer:
                 n += 1
                 bar.set_postfix(loss=f"{logs['loss']:.4f}")
                 if self.state.step % self.cfg.log_every == 0:
-                    self.log({"step": self.state.step, "epoch": epoch + n / self.steps_per_epoch,
+                    self.record_metrics({"step": self.state.step, "epoch": epoch + n / self.steps_per_epoch,
                               "lr": self.scheduler.get_last_lr()[0], **logs})
             self.state.epoch += 1
             took = time.time() - start
@@ -430,7 +431,7 @@ class Trainer:
                 # does); then every replica must hold the same weights, or it raises.
                 dist.sync_buffers(self.model)
                 record["replica_checksums"] = dist.check_replicas(self.model, self.name)
-            self.log(record)
+            self.record_metrics(record)
             self.save()
         self.close()
         return self.state

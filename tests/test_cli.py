@@ -2691,6 +2691,7 @@ def _bare_run(tmp_path, monkeypatch):
     from depthnas import pipeline
     from depthnas.config import Config
     from depthnas.landmarks import LandmarkStore
+    from depthnas.recipe import recipe
     from depthnas.spaces import get_space
     run = pipeline.SearchRun.__new__(pipeline.SearchRun)
     run.cfg, run.space = Config(), get_space("v1-sync")
@@ -2698,6 +2699,7 @@ def _bare_run(tmp_path, monkeypatch):
     run.out.mkdir()
     run.cfg.out = str(run.out)
     run.splits, run.truth, run.truth_rows, run.trained = None, {}, {}, {}
+    run.recipe = recipe(run.cfg)  # _prepare's, without splits
     run.progress, run.device = False, "cpu"
     run.store = LandmarkStore(run.out / "landmarks.json")
     run.said = []
