@@ -1,6 +1,7 @@
 """The Gradio demo, called over HTTP with gradio_client as any API user would."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -233,3 +234,21 @@ def test_an_upload_one_byte_over_the_size_limit_is_refused(tmp_path):
     check_upload(path, "noise.png", Limits(max_bytes=size))  # at the limit: fine
     with pytest.raises(gr.Error, match="the limit is"):
         check_upload(path, "noise.png", Limits(max_bytes=size - 1))
+
+
+def test_an_upload_exactly_at_the_side_limit_is_taken(tmp_path):
+    """"the limit is 4096 px a side": 4096 itself is within it."""
+    from depthnas.app.demo import MAX_SIDE, Limits, check_upload
+    edge = tmp_path / "edge.png"
+    Image.fromarray(np.zeros((MAX_SIDE, 8), np.uint8)).save(edge)
+    check_upload(edge, "edge.png", Limits())
+
+
+def test_the_model_card_says_unknown_for_a_file_without_a_parameter_count(model_file: Path) -> None:
+    """An ONNX file lacking the `parameters` property reads 0: not "0.00 M"."""
+    from depthnas.app.demo import model_card
+    from depthnas.export.inference import load_estimator
+    estimator = load_estimator(model_file)
+    estimator.info = dataclasses.replace(estimator.info, parameters=0)
+    card = model_card(estimator, 3.0, 3)
+    assert "**Parameters** unknown" in card and "0.00 M" not in card

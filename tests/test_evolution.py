@@ -1,4 +1,5 @@
 """SPOS evolutionary search and random search on a known fitness landscape."""
+import hashlib
 import json
 import random
 
@@ -281,3 +282,77 @@ def test_new_models_takes_one_string_per_model_unless_told_to_keep_one():
     assert new_models(SPACE, [twin_a, twin_b, other, twin_c], [], 2) == [twin_a, other]
     assert new_models(SPACE, [twin_a, twin_b, other], [twin_a], 3,
                       keep=lambda a: a == twin_b) == [twin_b, other]
+
+
+def _unique_score(a):
+    """A score no two architectures share, so "the best k" is one set."""
+    return int(hashlib.sha256(SPACE.to_string(a).encode()).hexdigest(), 16) % 10**12 / 1e12
+
+
+def test_parents_are_exactly_the_best_so_far(monkeypatch):
+    """Mutants and crossovers come from the best `parents` scored before their
+    generation, no more."""
+    scored = {}
+    used = []
+    mutate, crossover = type(SPACE).mutate, type(SPACE).crossover
+
+    def score(a):
+        scored[a] = _unique_score(a)
+        return scored[a]
+
+    def best():
+        return set(sorted(scored, key=scored.get)[:2])
+
+    def spy_mutate(self, arch, rng, prob=None):
+        used.append(arch in best())
+        return mutate(self, arch, rng, prob)
+
+    def spy_crossover(self, a, b, rng):
+        used.extend([a in best(), b in best()])
+        return crossover(self, a, b, rng)
+    monkeypatch.setattr(type(SPACE), "mutate", spy_mutate)
+    monkeypatch.setattr(type(SPACE), "crossover", spy_crossover)
+    cfg = SearchConfig(population=12, generations=4, parents=2, mutations=6, crossovers=6)
+    evolutionary_search(SPACE, score, cfg, random.Random(0), progress=False)
+    assert len(used) > 30 and all(used)
+
+
+def test_crossovers_draw_both_parents_at_random(monkeypatch):
+    """Uniform crossover of two parents drawn from the best `parents`: the first is not
+    always the best one."""
+    firsts = []
+    crossover = type(SPACE).crossover
+
+    def spy(self, a, b, rng):
+        firsts.append(a)
+        return crossover(self, a, b, rng)
+    monkeypatch.setattr(type(SPACE), "crossover", spy)
+    cfg = SearchConfig(population=12, generations=2, parents=4, mutations=4, crossovers=8)
+    evolutionary_search(SPACE, _unique_score, cfg, random.Random(0), progress=False)
+    assert len(set(firsts)) > 1
+
+
+def test_new_models_takes_exactly_n():
+    archs = [SPACE.from_string(f"v1-sync:{s}") for s in
+             ("c1,c3,skip,ap,c3", "c3,c3,c3,c3,c3", "c1,c1,c1,c1,c1", "ap,c3,c1,skip,c3")]
+    assert len({SPACE.function_key(a) for a in archs}) == 4
+    assert new_models(SPACE, archs, [], 2) == archs[:2]
+    assert new_models(SPACE, archs, [], 0) == []
+
+
+def test_keep_never_takes_an_architecture_already_taken():
+    """`keep` admits a twin of a taken model, not the taken string itself (it would be
+    trained a second time)."""
+    a = SPACE.from_string("v1-sync:c3,c3,ap,c1,none")
+    twin = SPACE.from_string("v1-sync:skip,c1,ap,c1,none")
+    assert new_models(SPACE, [a, twin], [a], 2, keep=lambda x: True) == [twin]
+
+
+def test_a_checkpoint_of_another_space_is_named_as_such(tmp_path):
+    """Not called "damaged": it is whole, and for another space."""
+    ckpt = tmp_path / "search.json"
+    cfg = SearchConfig(population=6, generations=1, random_candidates=6)
+    random_search(SPACE, distance, cfg, random.Random(0), checkpoint=ckpt, progress=False)
+    other = get_space("v1-nonsync")
+    with pytest.raises(ValueError, match=f"search checkpoint {ckpt} is for space 'v1-sync'"):
+        random_search(other, lambda a: 0.0, cfg, random.Random(0), checkpoint=ckpt, progress=False)

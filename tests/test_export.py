@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from depthnas.cli import main
-from depthnas.export.onnx_export import check_parity, export_onnx, load_for_export
+from depthnas.export.onnx_export import Parity, check_parity, export_onnx, load_for_export
 
 pytest_plugins = ["fixtures_models"]
 
@@ -398,3 +398,108 @@ def test_an_unknown_exporter_is_refused_not_read_as_legacy(model_file: Path, tmp
     with pytest.raises(ValueError, match="unknown exporter 'Dynamo'; use one of auto, dynamo, legacy"):
         export_onnx(model_file, tmp_path / "m.onnx", exporter="Dynamo")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_opset_one_past_what_onnx_knows_is_named(model_file: Path, tmp_path: Path, monkeypatch) -> None:
+    """The refusal is at the first opset onnx lacks, not only at a far one (99): one
+    past it reached the exporters and came back as an export failure."""
+    import depthnas.export.onnx_export as ox
+
+    def dynamo_fails(*a, **k):
+        raise RuntimeError("unsupported opset")
+    monkeypatch.setattr(ox, "_export_dynamo", dynamo_fails)  # a real one costs ~30 s
+    newest = onnx.defs.onnx_opset_version()
+    with pytest.raises(ValueError, match=f"opset {newest + 1} is newer than this onnx package knows"):
+        export_onnx(model_file, tmp_path / "m.onnx", opset=newest + 1)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_legacy_exporter_writes_its_newest_opset(model_file: Path, tmp_path: Path) -> None:
+    """`--exporter legacy` takes opsets up to LEGACY_MAX_OPSET (20) inclusive."""
+    import depthnas.export.onnx_export as ox
+    result = export_onnx(model_file, tmp_path / "m.onnx", exporter="legacy", opset=ox.LEGACY_MAX_OPSET)
+    assert result.exporter == "legacy" and result.metadata["opset"] == str(ox.LEGACY_MAX_OPSET)
+    proto = onnx.load(str(result.path))
+    assert [op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] == [ox.LEGACY_MAX_OPSET]
+
+
+def test_a_dynamo_failure_at_the_legacy_exporter_s_newest_opset_suggests_it(
+        model_file: Path, tmp_path: Path, monkeypatch) -> None:
+    """At opset 20 the legacy exporter is an option: the message says so, and does not
+    claim it writes opsets only below the one asked for."""
+    import depthnas.export.onnx_export as ox
+
+    def dynamo_fails(*a, **k):
+        raise RuntimeError("unsupported op")
+    monkeypatch.setattr(ox, "_export_dynamo", dynamo_fails)
+    with pytest.raises(ox.ExportError, match=r"failed \(RuntimeError: unsupported op\); "
+                                             r"--exporter legacy \(exporter='legacy'\) may work"):
+        export_onnx(model_file, tmp_path / "m.onnx", exporter="dynamo", opset=ox.LEGACY_MAX_OPSET)
+
+
+def test_auto_above_the_legacy_opsets_does_not_fall_back_when_dynamo_wrote_another_opset(
+        model_file: Path, tmp_path: Path, monkeypatch) -> None:
+    """`auto` at an opset only the dynamo exporter writes (21): a conversion that failed
+    is named (use --opset 18), not handed to the legacy exporter, which cannot write 21."""
+    import depthnas.export.onnx_export as ox
+    legacy = []
+    real_legacy = ox._export_legacy
+
+    def spy_legacy(model, example, opset):
+        legacy.append(opset)
+        return real_legacy(model, example, opset)
+    monkeypatch.setattr(ox, "_export_dynamo", lambda model, example, opset: real_legacy(model, example, 18))
+    monkeypatch.setattr(ox, "_export_legacy", spy_legacy)
+    opset = ox.LEGACY_MAX_OPSET + 1
+    with pytest.raises(ValueError, match=rf"opset {opset}: the dynamo exporter could not convert this "
+                                         r"model to it \(it wrote opset 18\); use --opset 18 \(opset=18\)$"):
+        export_onnx(model_file, tmp_path / "m.onnx", exporter="auto", opset=opset)
+    assert legacy == [] and not list(tmp_path.iterdir())
+
+
+def test_a_dynamo_file_is_marked_with_the_lowest_ir_version_its_opset_needs(
+        model_file: Path, tmp_path: Path, monkeypatch) -> None:
+    """torch's dynamo exporter marks IR 10; an opset-18 graph needs IR 8, what
+    onnxruntime 1.14-1.17 reads (the fast stand-in for test_dynamo_exporter's check)."""
+    import depthnas.export.onnx_export as ox
+
+    def dynamo_marks_ir_10(model, example, opset):
+        proto = ox._export_legacy(model, example, opset)
+        proto.ir_version = 10
+        return proto
+    monkeypatch.setattr(ox, "_export_dynamo", dynamo_marks_ir_10)
+    result = export_onnx(model_file, tmp_path / "m.onnx", exporter="dynamo")
+    proto = onnx.load(str(result.path))
+    assert result.exporter == "dynamo" and not proto.functions
+    assert proto.ir_version == 8
+
+
+def test_parity_checks_another_batch_and_size_by_default(onnx_file: Path, model_file: Path) -> None:
+    """--check's second input has another batch and aspect ratio than the first: two
+    alike would pass a file whose axes are fixed at the training size."""
+    shapes = [r.shape for r in check_parity(onnx_file, model_file)]
+    assert len(shapes) == 2
+    (b1, _, h1, w1), (b2, _, h2, w2) = shapes
+    assert b1 != b2 and (h1, w1) != (h2, w2) and h2 * w1 != h1 * w2
+
+
+def test_an_all_zero_reference_does_not_match_a_non_zero_export(onnx_file: Path, model_file: Path,
+                                                                monkeypatch) -> None:
+    """PyTorch all zeros (a head ending in a ReLU) and ONNX not: that is no match."""
+    import depthnas.export.onnx_export as ox
+    real = ox.load_for_export
+
+    def zero_model(path, arch=None):
+        _, meta, p = real(path, arch)
+        return (lambda x: torch.zeros(x.shape[0], 1, *x.shape[2:])), meta, p
+    monkeypatch.setattr(ox, "load_for_export", zero_model)
+    results = check_parity(onnx_file, model_file)
+    assert all(r.ref_max == 0 and r.max_abs > 0 for r in results)
+    assert not any(r.ok for r in results), results
+
+
+def test_parity_is_judged_relative_to_the_output_s_scale() -> None:
+    """An output of scale 1000 off by 1e-3 is a match (6e-7 is float32 rounding there);
+    one of scale 0.01 off by 1e-5 is not."""
+    assert Parity((1, 3, 64, 64), max_abs=1e-3, max_rel=1e-6, ref_max=1000.0).ok
+    assert not Parity((1, 3, 64, 64), max_abs=1e-5, max_rel=1e-3, ref_max=0.01).ok

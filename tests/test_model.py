@@ -601,3 +601,23 @@ def test_the_readme_s_python_api_example_runs():
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["depth"].shape == (2, 1, 256, 320) and scope["path"].shape == (2, 1, 256, 256)
+
+
+def test_a_batchnorm_run_twice_per_forward_is_stopped_after_its_last_run():
+    """stop_after_last_bn counts how often the last BN layer runs in one forward: a
+    layer applied twice stopped after its first run gave other statistics."""
+    torch.manual_seed(0)
+    conv, bn = torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3)
+    net = torch.nn.ModuleList([conv, bn])
+
+    def forward(x):
+        return bn(conv(bn(x)) * 2 + 1)
+    batches = [torch.randn(2, 3, 8, 8) * (i + 1) for i in range(3)]
+    stats = {}
+    for stop in (False, True):
+        n = recalibrate([net], forward, batches, stop_after_last_bn=stop)
+        stats[stop] = (n, bn.running_mean.clone(), bn.running_var.clone())
+    assert stats[True][0] == stats[False][0] == 3
+    torch.testing.assert_close(stats[True][1], stats[False][1], rtol=0, atol=0)
+    torch.testing.assert_close(stats[True][2], stats[False][2], rtol=0, atol=0)
+    assert batchnorms([net]) == [bn] and not bn.training

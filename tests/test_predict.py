@@ -543,3 +543,111 @@ def test_an_image_of_no_pixels_is_named_empty() -> None:
     for shape in ((0, 0, 3), (0, 10, 3)):
         with pytest.raises(ValueError, match=r"the image is empty \(0x"):
             prepare_image(np.zeros(shape, np.uint8), 64)
+
+
+def _with_props(onnx_file: Path, out: Path, drop=(), **values) -> Path:
+    import onnx
+    proto = onnx.load(str(onnx_file))
+    props = {p.key: p.value for p in proto.metadata_props if p.key not in drop}
+    props.update(values)
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    onnx.save(proto, str(out))
+    return out
+
+
+def test_a_missing_onnx_file_is_not_found_not_unloadable(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="ONNX model not found: .*nope.onnx"):
+        OnnxEstimator(tmp_path / "nope.onnx")
+
+
+def test_onnx_metadata_lacking_the_architecture_alone_is_rejected(onnx_file: Path, tmp_path: Path) -> None:
+    """image_size without arch (a file another tool re-labelled) was a KeyError."""
+    bad = _with_props(onnx_file, tmp_path / "no-arch.onnx", drop=("arch",))
+    with pytest.raises(ValueError, match="no-arch.onnx: no depthnas metadata"):
+        OnnxEstimator(bad)
+
+
+@pytest.mark.parametrize("value", ["64", "null"])
+def test_size_metadata_that_is_no_list_names_the_file(onnx_file: Path, tmp_path: Path, value) -> None:
+    """Valid JSON of the wrong type (a number, null) was a TypeError traceback."""
+    bad = _with_props(onnx_file, tmp_path / "bad-size.onnx", image_size=value)
+    with pytest.raises(ValueError, match=r"bad-size.onnx: metadata image_size .* is not \[H, W\]"):
+        OnnxEstimator(bad)
+
+
+def test_an_upper_case_onnx_suffix_runs_in_onnxruntime(onnx_file: Path, tmp_path: Path) -> None:
+    """export takes M.ONNX (its test says predict and the demo read the suffix case-blind)."""
+    import shutil
+    upper = tmp_path / "M.ONNX"
+    shutil.copy(onnx_file, upper)
+    estimator = load_estimator(upper)
+    assert isinstance(estimator, OnnxEstimator) and estimator.info.backend.startswith("onnxruntime")
+
+
+def test_auto_asks_onnxruntime_only_for_providers_it_has(monkeypatch) -> None:
+    """--device auto on a CPU-only onnxruntime must not ask for CUDA (onnxruntime
+    warns about every provider it lacks)."""
+    import onnxruntime as ort
+    from depthnas.export.inference import onnx_providers
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert onnx_providers("auto") == ["CPUExecutionProvider"]
+
+
+def test_latency_is_timed_on_a_photo_of_the_model_s_size() -> None:
+    """The demo's card says "median of N runs on a photo of WxH", the training size."""
+    from depthnas.export.inference import predict_latency
+    seen = []
+
+    def forward(x):
+        seen.append(tuple(x.shape[-2:]))
+        return np.zeros(x.shape[-2:], np.float32)
+    estimator = _estimator((64, 96), forward)
+    real_predict = estimator.predict
+    photos = []
+    estimator.predict = lambda rgb: (photos.append(rgb.shape), real_predict(rgb))[1]
+    assert predict_latency(estimator, runs=2, warmup=1) >= 0
+    assert photos == [(64, 96, 3)] * 3 and seen == [(64, 96)] * 3
+
+
+def test_predicting_into_the_input_folder_gives_no_left_out_note(onnx_file: Path, photos: Path,
+                                                                  tmp_path: Path, capsys) -> None:
+    """The note on depth maps left out is for an --input folder other than --out; in
+    the --out folder itself they are predict's own outputs, expected there."""
+    import shutil
+    same = tmp_path / "same"
+    shutil.copytree(photos, same)
+    args = ["predict", "--model", str(onnx_file), "--input", str(same), "--out", str(same), "--no-progress"]
+    assert main(args) == 0 and main(args) == 0
+    assert "left out" not in capsys.readouterr().err
+
+
+def test_a_subfolder_of_upper_case_photos_is_named(onnx_file: Path, tmp_path: Path, capsys) -> None:
+    """Suffixes are read case-blind (a camera's IMG_1.JPG) in the hint as in the folder;
+    and the message says which suffixes count as images."""
+    root = tmp_path / "card"
+    (root / "DCIM").mkdir(parents=True)
+    cv2.imwrite(str(root / "DCIM" / "IMG_1.JPG"), np.zeros((8, 8, 3), np.uint8))
+    assert main(["predict", "--model", str(onnx_file), "--input", str(root),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert f"its subfolder {root / 'DCIM'} holds some" in err
+    assert ".jpg" in err and ".png" in err
+
+
+def test_a_constant_map_scales_to_zero_without_a_division_by_zero() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0/0 gave NaN, cast to 0 only by luck of the platform
+        assert to_uint16(np.full((2, 2), 7.0)).tolist() == [[0, 0], [0, 0]]
+        assert colorize(np.full((2, 2), 7.0)).shape == (2, 2, 3)
+
+
+def test_a_12_bit_colour_image_with_alpha_uses_the_8_bit_range(tmp_path: Path) -> None:
+    """As 16-bit RGB: PIL keeps each channel's high byte of 16-bit RGBA too (0..15)."""
+    bgra16 = np.zeros((30, 40, 4), np.uint16)
+    bgra16[..., 2] = np.linspace(0, 4095, 40).astype(np.uint16)  # red ramp
+    bgra16[..., 3] = 4095
+    path = tmp_path / "sensor12a.png"
+    assert cv2.imwrite(str(path), bgra16)
+    rgb = read_photo(path)
+    assert rgb.shape == (30, 40, 3) and rgb[0, 0, 0] == 0 and rgb[0, -1, 0] == 255
