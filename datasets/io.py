@@ -73,7 +73,7 @@ def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     with quiet_opencv():
         img = cv2.imdecode(buf, flags | cv2.IMREAD_ANYDEPTH)
-        if img is not None and img.dtype not in (np.uint8, np.uint16):  # float TIFF: as before
+        if img is not None and img.dtype not in (np.uint8, np.uint16):  # float TIFF: 8-bit colour decode
             img = cv2.imdecode(buf, flags)
     if img is None:
         raise DatasetError(f"cannot read image {path} (corrupt or unsupported format)")
@@ -191,7 +191,7 @@ def _jpeg_truncated(data: bytes) -> bool:
 
 def read_png(path: str | Path) -> np.ndarray:
     """Read a single-channel PNG keeping its bit depth (uint8 or uint16)."""
-    try:  # read here, not by cv2.imread: a file name that is not UTF-8 crashed it
+    try:  # read here, not by cv2.imread, which fails on a file name that is not UTF-8
         data = Path(path).read_bytes()
     except OSError as e:
         raise DatasetError(f"cannot read depth map {path}: {e.strerror or e}") from e

@@ -39,6 +39,13 @@ def save_model(path: str | Path, model: nn.Module, metadata: dict[str, Any] | No
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
+def _unreadable(path: Path, err: Exception) -> ValueError:
+    """The error for a file that is no safetensors model file (truncated, empty, or of
+    another format), with a hint for the most common one, a torch.save file."""
+    return ValueError(f"{path}: not a readable safetensors model file ({err})"
+                      f"{_torch_save_hint(path)}")
+
+
 def _torch_save_hint(path: Path) -> str:
     """What a torch.save file (a zip, or a pickle before torch 1.6) is told: its
     header read as a safetensors length gives "header too large"."""
@@ -61,8 +68,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as fh:
             raw = fh.metadata() or {}
     except Exception as err:  # SafetensorError, OSError: truncated, empty, not safetensors
-        raise ValueError(f"{path}: not a readable safetensors model file ({err})"
-                         f"{_torch_save_hint(path)}") from err
+        raise _unreadable(path, err) from err
     out: dict[str, Any] = {}
     for k, v in raw.items():
         try:
@@ -79,7 +85,7 @@ def load_weights(path: str | Path, model: nn.Module,
     try:
         state = load_file(str(path))
     except Exception as err:  # SafetensorError, OSError
-        raise ValueError(f"{path}: not a readable safetensors model file ({err})") from err
+        raise _unreadable(Path(path), err) from err
     model_keys = set(model.state_dict())
     dropped = sorted(k for k in state if k not in model_keys and unused is not None and unused(k))
     for k in dropped:
@@ -151,12 +157,10 @@ class Checkpointer:
         epochs = self._epochs()
         return epochs[-1] if epochs else None
 
-    def load(self, model: nn.Module, path: Path | None = None) -> dict[str, Any]:
-        """Load `path`, or the newest epoch that can be read: one damaged on disk
-        after it was written (a full disk, a copy cut short) is named and skipped for
-        the one before, so resuming costs an epoch, not the run."""
-        if path is not None:
-            return self._load(model, path)
+    def load(self, model: nn.Module) -> dict[str, Any]:
+        """Load the newest epoch that can be read: one damaged on disk after it was
+        written (a full disk, a copy cut short) is named and skipped for the one
+        before, so resuming costs an epoch, not the run."""
         candidates = self._newest_first()
         if not candidates:
             raise FileNotFoundError(f"no checkpoint under {self.folder}")

@@ -134,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
     from .models import is_classification
     from .recipe import recipe
-    from .standalone import finished_training, other_training, train_standalone
+    from .standalone import finished_training, training_changes, train_standalone
     from .task import make_task
     check_data_fits_space(cfg)
     check_model_builds(cfg, space)
@@ -143,7 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and trained is not None and trained != space.to_string(arch):
         raise config_mod.ConfigError(f"{out} holds a training of {trained}; --resume continues "
                                      "it, so --arch must name it (or choose another --out)")
-    stale = other_training(out, space.to_string(arch), recipe(cfg)) if args.resume else []
+    stale = training_changes(out, space.to_string(arch), recipe(cfg)) if args.resume else []
     if stale:  # config.yaml edited since: the training would start over, its epochs lost
         raise config_mod.ConfigError(
             f"{out}'s training was made with other settings than its config.yaml now holds "

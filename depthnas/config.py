@@ -455,7 +455,8 @@ def load(path: str | Path | None = None, preset: str | None = None, *,
 
 
 def default_out(command: str) -> str:
-    """A fresh run folder per command and start time, so runs never collide."""
+    """A run folder named by the command and the start time (`runs.claim_folder`
+    keeps runs started in the same second apart)."""
     import datetime as _dt
     return f"runs/{command}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
 

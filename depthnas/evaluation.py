@@ -13,6 +13,12 @@ reset and re-estimated for the path.
 The cache lives on the GPU while it fits in half of the memory free when it is
 built, else in pinned host memory, copied in batch by batch (at the paper's size
 one batch holds 50 MB of features; SPOS-style recalibration uses a few hundred).
+
+The rest of the module is what a score is read against: a constant prediction's
+level (`constant_score`), when a model learned nothing (`learned_nothing`,
+`unlearned_note`, `at_constant_level`), and the orders that put a model whose
+output ignores its input last (`candidate_order` for trained models, `search_order`
+for super-net paths).
 """
 from __future__ import annotations
 
@@ -137,7 +143,7 @@ class PathEvaluator:
         collapsed classifier need not: it may name another class)."""
         if getattr(self.task, "name", None) != "depth":
             return None
-        return constant_level(self.task, self.val)
+        return _constant_level_on(self.task, self.val)
 
     @torch.no_grad()
     def score(self, arch: Any) -> float:
@@ -245,10 +251,10 @@ def constant_score(task: Task, val_set: Dataset, *, batch_size: int = 8) -> floa
     final ReLU died outputs); under the scale-and-shift-invariant loss every constant
     scores the same. Classification: the same logits for every image, which at best
     name the most frequent class. None for other tasks."""
-    return constant_level(task, DataLoader(val_set, batch_size=batch_size))
+    return _constant_level_on(task, DataLoader(val_set, batch_size=batch_size))
 
 
-def constant_level(task: Task, batches: Iterable[dict[str, Any]]) -> float | None:
+def _constant_level_on(task: Task, batches: Iterable[dict[str, Any]]) -> float | None:
     """`constant_score` over these batches."""
     kind = getattr(task, "name", None)
     if kind == "depth":
@@ -306,5 +312,5 @@ def search_order(space: Any, constant: float | None, model_kw: dict[str, Any] | 
     """The order in which a search picks super-net paths: by score, except that
     collapsed paths come after every other. Their score (for depth, about the target
     variance) beats live paths that a short super-net training left slightly worse
-    than a constant: `make search` used to pick them, and report one as its best."""
+    than a constant: a short search would pick them, and report one as its best."""
     return lambda arch, score: (collapsed(space, arch, score, constant, model_kw), score)

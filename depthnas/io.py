@@ -1,4 +1,6 @@
-"""Atomic file writes: a crash mid-write never leaves a truncated file behind."""
+"""The file helpers every command uses: atomic writes (a crash mid-write never leaves
+a truncated file behind), text, JSON and JSON-lines reads that name the file in every
+error, and checks of the paths options name."""
 from __future__ import annotations
 
 import argparse
@@ -25,8 +27,8 @@ _UMASK = _read_umask()
 
 def path_arg(text: str) -> str:
     """argparse type of a file or folder option. An empty one is refused: it is
-    usually a script's unset variable, and read as "." it predicted the whole
-    current folder, or wrote into it."""
+    usually a script's unset variable, and read as "." it would predict the whole
+    current folder, or write into it."""
     if not text.strip():
         raise argparse.ArgumentTypeError("empty path (an unset variable in a script?)")
     return text
@@ -48,8 +50,8 @@ def read_json(path: str | Path, unique_keys: bool = False, expect: type | None =
     """A JSON file's content; a damaged or non-JSON file is named in the error.
     unique_keys: an object that repeats a key is an error (JSON itself keeps the
     last one silently), for files people write by hand. expect: dict or list, the
-    top level a file must have (a run file of the wrong shape raised a TypeError
-    or KeyError that named no file)."""
+    top level a file must have (a run file of the wrong shape would otherwise raise
+    a TypeError or KeyError that names no file)."""
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in items:

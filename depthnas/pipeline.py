@@ -42,7 +42,7 @@ from .models import PathParameters, model_kwargs, model_metadata
 from .ranking import ranking_report
 from .recipe import recipe, recipe_diff, same_recipe
 from .runs import SEARCH_MODEL, TRAIN_MODEL
-from .standalone import arch_slug, finished_training, other_training, train_standalone
+from .standalone import arch_slug, finished_training, training_changes, train_standalone
 from .task import Task, make_task
 from .runtime import resolve_device, seed_everything, seeded_rng
 from .trainer import Trainer, check_batch_fits
@@ -336,12 +336,12 @@ class SearchRun:
 
     def _standalone_changes(self) -> list[str]:
         """How the recipe now differs from that of a stand-alone result this run holds
-        (`other_training`, as `depthnas train --resume` checks it): a resume would train
+        (`training_changes`, as `depthnas train --resume` checks it): a resume would train
         it again over its result (a landmark finished before the stop would be lost)."""
         rec = recipe(self.cfg)
         for path in sorted((self.out / "standalone").glob("*/result.json")):
             arch = read_json(path, expect=dict).get("arch")
-            changes = other_training(path.parent, arch, rec) if arch else []
+            changes = training_changes(path.parent, arch, rec) if arch else []
             if changes:
                 return changes
         return []

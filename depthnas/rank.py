@@ -101,7 +101,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     writes `out` (default RUN/rank.json) and returns the report."""
     from .truth import for_space, read_table
     check_options(threshold, limit)
-    check_out_file(out, "rank.json")  # a folder was found only after every path was scored
+    check_out_file(out, "rank.json")  # now: a folder given as --out would fail after the scoring
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a search run (no config.yaml)")
@@ -158,7 +158,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     if usable != len(archs):
         log.info("scoring a random sample of %d of %d usable architectures (--limit)",
                  len(archs), usable)
-    # Seeded as the search seeds itself (pipeline.SearchRun.run): the calibration
+    # Seeded as the search seeds itself (SearchRun._prepare, _supernet): the calibration
     # batches' augmentation follows torch's seed, so an unseeded process would
     # recalibrate BatchNorm on other crops and score differently on every call.
     seed_everything(cfg.seed)

@@ -17,7 +17,7 @@ from .io import path_arg
 from .runs import check_kind, holds_run, run_kind
 from .schedule import SCHEDULES
 
-# flag -> (config path, type, help); "--precision" sets both trainings
+# flag -> (config path, type, help); "--precision" sets every training the command runs
 COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--space": ("space", str, "search space (see `depthnas spaces`)"),
     "--data": ("data.spec", str, "depth: synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | "

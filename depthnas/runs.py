@@ -53,7 +53,7 @@ def run_of_model(model: str | Path) -> Path | None:
 def run_kind(out: str | Path) -> str | None:
     """'search' or 'train' for a folder one of them has worked in, else None. A training
     stopped before its first result is known by its checkpoints, which name the
-    architecture (a super-net's name none)."""
+    architecture (a super-net's name none), or by the arch.json it starts with."""
     out = Path(out)
     for kind, markers in KIND_MARKERS.items():
         if any((out / m).exists() for m in markers):
@@ -134,8 +134,8 @@ def _sweep_temporaries(out: Path) -> None:
 
 def claim_folder(out: Path) -> Path:
     """`out`, or else `out-2`, `out-3`, ...: the first that did not exist, made here.
-    Two runs started in the same second (a script's seeds, launched together) were
-    given one folder by the clock, and all but one were refused."""
+    Runs started in the same second (a script's seeds, launched together) get one
+    folder name from the clock (`config.default_out`); here each gets its own."""
     folder, k = out, 1
     while True:
         try:

@@ -70,7 +70,7 @@ def finished_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]
     return done if done is not None and _model_reads(Path(out_dir)) else None
 
 
-def other_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -> list[str]:
+def training_changes(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -> list[str]:
     """How the training a folder holds (its newest checkpoint, else its result) differs
     from `arch_string` under `rec`, as "field: saved X, now Y"; [] if it does not, or
     if the folder holds none. The checkpoint first: a retrain under new settings that
@@ -112,7 +112,7 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
                     "saving it again from the last checkpoint" if resave else "training it again")
         if not resave:
             earlier = {}  # trained again: this session's time and date are the training's
-    stale = other_training(out_dir, arch_string, rec)
+    stale = training_changes(out_dir, arch_string, rec)
     if stale:  # a folder reused under other settings: continuing would mix the two
         log.warning("%s holds a training of other settings (%s): training %s from scratch "
                     "there", out_dir, "; ".join(stale[:4]) + (" ..." if len(stale) > 4 else ""),

@@ -21,10 +21,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from depthnas.datasets.io import PHOTO_SUFFIXES, decode_bgr8, quiet_opencv, to_uint8
+from depthnas.datasets.io import decode_bgr8, quiet_opencv, to_uint8
 from depthnas.io import atomic_write
 
-IMAGE_SUFFIXES = frozenset(PHOTO_SUFFIXES)
 DEFAULT_COLORMAP = "inferno"
 
 

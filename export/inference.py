@@ -105,9 +105,7 @@ class OnnxEstimator(DepthEstimator):
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {self.path}")
         if providers is None:
-            # CUDA when this onnxruntime build has it, else the CPU.
-            preferred = ("CUDAExecutionProvider", "CPUExecutionProvider")
-            providers = [p for p in preferred if p in ort.get_available_providers()]
+            providers = onnx_providers("auto")
         try:
             self.session = ort.InferenceSession(str(self.path), providers=providers)
         except Exception as err:  # onnxruntime raises its own untyped Fail/InvalidGraph
@@ -135,10 +133,11 @@ class OnnxEstimator(DepthEstimator):
 def _image_size(meta: dict[str, Any], path: Path) -> tuple[int, int]:
     raw = meta.get("image_size")
     try:
+        size = raw
         if isinstance(raw, str):
             import json
-            raw = json.loads(raw)
-        h, w = (int(v) for v in raw)
+            size = json.loads(raw)
+        h, w = (int(v) for v in size)
     except (TypeError, ValueError):  # json's decode error is a ValueError
         raise ValueError(f"{path}: metadata image_size {raw!r} is not [H, W]") from None
     return h, w

@@ -143,7 +143,7 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
     h, w = (int(v) for v in meta["image_size"])
     # Batch 2, and 2 x 32 px a side at least: torch.export specialises a dimension
     # whose example size is 0 or 1 (here: the batch, and H / 32 of a model trained
-    # at 32 px, which then failed with "Constraints violated (32*h32)!").
+    # at 32 px, which then fails with "Constraints violated (32*h32)!").
     example = torch.rand(2, 3, max(h, 64), max(w, 64), generator=torch.Generator().manual_seed(0))
 
     proto, used = None, exporter

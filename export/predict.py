@@ -13,10 +13,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from depthnas.datasets.io import hidden
+from depthnas.datasets.io import PHOTO_SUFFIXES, hidden
 from depthnas.io import check_parent_folders
 
-from .images import (DEFAULT_COLORMAP, IMAGE_SUFFIXES, OUTPUT_SUFFIXES, ImageReadError,
+from .images import (DEFAULT_COLORMAP, OUTPUT_SUFFIXES, ImageReadError,
                      OutputExistsError, check_colormap, check_outputs_free, fit_stem,
                      output_paths, read_photo, save_prediction, written_by_depthnas)
 from .inference import DepthEstimator
@@ -43,7 +43,7 @@ def collect_inputs(path: str | Path, out_dir: str | Path | None = None
         return [path], [], []
     if path.is_dir():
         found = sorted(p for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not hidden(p.name))
+                       if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not hidden(p.name))
         ours = [p for p in found if p.name.endswith(OUTPUT_SUFFIXES)
                 and written_by_depthnas(p, {"png16": p})]
         found = [p for p in found if p not in ours]
@@ -106,7 +106,7 @@ def _subfolders_with_images(inputs: str | Path) -> str:
 
     def has_images(d: Path) -> bool:
         try:
-            return d.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES
+            return d.is_dir() and any(f.suffix.lower() in PHOTO_SUFFIXES
                                       for f in d.iterdir() if f.is_file())
         except OSError:  # a folder it may not read: no hint from it
             return False
@@ -140,7 +140,7 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
                                      "depth map; a photo so named is predicted once renamed)"))
         tqdm.write(f"skipped {report.skipped[-1][1]}", file=sys.stderr)
     if not paths:
-        raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})" +
+        raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(PHOTO_SUFFIXES))})" +
                                 (f"; {len(left_out) + len(earlier)} named as predict's outputs"
                                  if left_out or earlier else "") +
                                 _subfolders_with_images(inputs))

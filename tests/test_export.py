@@ -100,6 +100,9 @@ def test_unreadable_model_files_are_named(tmp_path: Path, capsys) -> None:
     assert main(["export", "--checkpoint", str(pickled)]) == 2
     assert "model.pt: not a readable safetensors model file" in (err := capsys.readouterr().err)
     assert "it looks like a torch.save file" in err
+    from depthnas.checkpoint import load_weights  # the weights' reader says it too
+    with pytest.raises(ValueError, match="model.pt: not a readable .* it looks like a torch.save file"):
+        load_weights(pickled, torch.nn.Linear(2, 2))
     # a photo given as the model says what a model is; a missing run folder is not
     # called a "model file"
     photo = tmp_path / "photo.jpg"
