@@ -80,6 +80,10 @@ def test_table_is_complete_and_loads_as_truth(table_path):
     # each training says when it ran: the recipe key does not cover code changes
     lines = read_jsonl(table_path.parent / "w" / "trainings.jsonl")
     assert lines and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", r["trained"]) for r in lines)
+    # the proxy trainer keeps its metrics in memory: each line has its training loss,
+    # and no training wrote TensorBoard files (the stock Trainer's record_metrics does)
+    assert all(r["train_loss_last_epoch"] > 0 for r in lines), lines
+    assert not list((table_path.parent / "w").rglob("tb"))
 
 
 @pytest.mark.parametrize("folder", ["depth_proxy", "depth_proxy/small"])
@@ -121,6 +125,7 @@ def test_ranking_experiment_writes_table4(ranking_result, table_path):
         assert 1 <= r["best_found_table_rank"] <= V1
         assert r["sparse_threshold"] == pytest.approx(table["seed_median_abs_diff"]["v1-sync"])
         assert 0.0 <= r["at_constant"] <= 1.0
+    assert all(run["final_train_loss"] > 0 for run in res["runs"])  # the super-net's, kept in memory
     constants = {run["constant_score"] for run in res["runs"]}  # one validation split, one level
     assert len(constants) == 1 and constants.pop() > 0
     s = res["summary"]["v1-sync"]

@@ -292,7 +292,7 @@ class TensorTrainer(Trainer):
             return super().save()
         return None
 
-    def log(self, record: dict[str, Any]) -> None:
+    def record_metrics(self, record: dict[str, Any]) -> None:
         record = {"phase": self.name, **record}
         self.history.append(record)
         if self.metrics_file:
