@@ -50,6 +50,7 @@ def test_an_upload_s_name_gives_visible_downloads_of_a_length_a_file_may_have(
     """An API call's long original name raised "File name too long"; one named ".png"
     gave hidden downloads (.png-depth16.png)."""
     _, files, _ = demo_server.demo.run({"path": str(photos / "coffee.jpg"), "orig_name": name})
+    assert len(files) == 2  # the 16-bit PNG and the .npy
     for f in files:
         assert Path(f).is_file() and not Path(f).name.startswith(".")
         assert len(Path(f).name.encode()) <= 255

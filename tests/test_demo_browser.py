@@ -60,7 +60,7 @@ class DevTools:
         self._next_id = 0
 
     def call(self, method: str, params: dict[str, Any] | None = None,
-             session: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+             session: str | None = None, timeout: float = 120.0) -> dict[str, Any]:
         self._next_id += 1
         msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -117,7 +117,7 @@ class Page:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, what: str, timeout: float = 30.0) -> Any:
+    def wait_for(self, expression: str, what: str, timeout: float = 120.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = self.js(expression)
