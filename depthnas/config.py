@@ -165,7 +165,7 @@ RESUME_MAY_CHANGE = {"out", "device", "data.num_workers", "supernet.compile", "s
 def run_record(cfg: Config) -> dict[str, Any]:
     """What a run computes, as `section.field`s: every setting but those a resume may
     change, paths absolute. Two starts of one run must agree on it."""
-    fields = flat(absolute_paths(copy.deepcopy(cfg)))
+    fields = dotted_fields(absolute_paths(copy.deepcopy(cfg)))
     return {k: v for k, v in fields.items() if k not in RESUME_MAY_CHANGE}
 
 
@@ -441,7 +441,7 @@ def load(path: str | Path | None = None, preset: str | None = None, *,
         apply(cfg, PRESETS[preset])
     if path is not None:
         data = read_yaml(path)
-        missing = sorted(set(flat(cfg)) - set(flatten(data))) if complete else []
+        missing = sorted(set(dotted_fields(cfg)) - set(flatten(data))) if complete else []
         if missing:
             raise ConfigError(
                 f"{path} lacks {len(missing)} field(s) every run writes ({', '.join(missing[:6])}"
@@ -472,7 +472,7 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def flat(cfg: Config) -> dict[str, Any]:
+def dotted_fields(cfg: Config) -> dict[str, Any]:
     """`{"section.field": value}` of every field (what --set addresses)."""
     return flatten(to_dict(cfg))
 

@@ -114,7 +114,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     read = read_table(truth_path)
     table = for_space(read.values, space, truth_path, from_accuracy=read.from_accuracy)
     foreign, invalid = table.foreign, table.invalid
-    ours = config_mod.flat(cfg)
+    ours = config_mod.dotted_fields(cfg)
     differ = {k: v for k, v in read.setup.items() if ours.get(k) != v}
     if differ:
         log.warning("%s was trained with %s; this run has %s: its stand-alone ranking may not be "

@@ -179,9 +179,9 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
     # paths compared as absolute ones: the first command repeated (--data data/x) names
     # the same data as the run's record of it; the record itself is left as it is (an
     # older run's relative path is in its stand-alone results' recipes)
-    before = config_mod.flat(config_mod.absolute_paths(copy.deepcopy(cfg)))
+    before = config_mod.dotted_fields(config_mod.absolute_paths(copy.deepcopy(cfg)))
     given = config_mod.load(args.config, args.preset)  # what the command asks for, checked
-    after = config_mod.flat(config_mod.absolute_paths(config_mod.apply_dotted(given, updates)))
+    after = config_mod.dotted_fields(config_mod.absolute_paths(config_mod.apply_dotted(given, updates)))
     flagged = config_mod.assigned_fields(updates)
     named = (config_mod.named_fields(args.config, args.preset) | flagged) & set(after)
     changed = [k for k in sorted(named) if after[k] != before[k] and k not in config_mod.RESUME_MAY_CHANGE]

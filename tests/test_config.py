@@ -171,7 +171,7 @@ def test_yaml_merge_keys_still_work_and_a_complex_key_is_a_config_error(tmp_path
 def test_a_flag_value_is_taken_as_typed_not_read_as_yaml(flag, value, field):
     cfg = build_config(build_parser().parse_args(["search", flag, value]))
     # a store's path is recorded absolute: a resume from elsewhere found no store
-    assert C.flat(cfg)[field] == (C.absolute_path(value) if field == "landmarks.store" else value)
+    assert C.dotted_fields(cfg)[field] == (C.absolute_path(value) if field == "landmarks.store" else value)
     for form in ("64", "64x96", "[64, 96]"):  # the forms --image-size documents
         cfg = build_config(build_parser().parse_args(["search", "--image-size", form]))
         assert cfg.data.image_size == ((64, 64) if form == "64" else (64, 96))
