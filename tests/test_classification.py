@@ -4,6 +4,7 @@ import json
 import pickle
 import random
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -731,3 +732,35 @@ def test_each_sample_gets_its_own_crop_and_digits_are_never_mirrored():
     assert len({hits[0] for hits in plain}) > 1  # samples of one epoch cropped differently
     mirrored = [hits[0][2] for hits in _crops(flip=True)]
     assert any(mirrored) and not all(mirrored)  # CIFAR-10: flipped half the time
+
+
+def _darts_budget(tmp_path):
+    from depthnas.budget import Budget
+
+    def fake_latency(space, arch, cfg, device):  # 1 to 2 ms, by a hash of the architecture
+        return 1 + zlib.crc32(space.to_string(arch).encode()) % 1000 / 1000
+    cfg = config_mod.Config(space="darts", out=str(tmp_path / "run"))
+    cfg.model.channels, cfg.model.darts_layers = 4, 3
+    cfg.search.max_latency_ms = 10.0
+    budget = Budget(get_space("darts"), cfg, torch.device("cpu"), measure=fake_latency)
+    budget.check_reachable(say=lambda said: None, samples=3)  # all fit: times them, says nothing
+    return budget
+
+
+def test_a_latency_budget_a_quarter_of_the_timed_classifiers_meet_is_not_warned_of(tmp_path):  # B9
+    budget = _darts_budget(tmp_path)
+    latencies = sorted(budget.latency_ms.values())
+    assert len(latencies) == 4 and latencies[0] < latencies[1]  # smallest + 3 random ones
+    budget.max_latency_ms = latencies[0]  # exactly one of four fits: a quarter is enough
+    said = []
+    budget.check_reachable(say=said.append, samples=3)
+    assert not [s for s in said if s.startswith("warning")]
+
+
+def test_a_latency_budget_one_timed_classifier_meets_is_a_warning_not_an_error(tmp_path):  # B10
+    budget = _darts_budget(tmp_path)
+    latencies = sorted(budget.latency_ms.values())
+    budget.max_latency_ms = latencies[0]  # one of four fits; with 5 timed, one of five
+    said = []
+    budget.check_reachable(say=said.append, samples=4)  # times one more: 1 of 5 fit
+    assert any(s.startswith("warning: search.max_latency_ms=") and ": 1 of 5 darts" in s for s in said)

@@ -1,6 +1,8 @@
 """End to end through the command line, at a tiny size."""
+import datetime
 import json
 import random
+import types
 
 import pytest
 import torch
@@ -2903,3 +2905,90 @@ def test_rank_names_paths_that_score_inf_as_diverged(run_dir, tmp_path, monkeypa
         assert main(["rank", "--run", str(run_dir), "--truth", str(truth), "--out", str(tmp_path / "r.json"),
                      "--no-progress"]) == 0
     assert "1 path(s) score non-finite in the super-net (diverged)" in caplog.text
+
+
+# ---- train_standalone's own checks: each test caught a one-line mutation
+STANDALONE_ARCH = "v1-sync:c3,skip,none,c1,ap"
+
+
+def _train_standalone(out, arch=STANDALONE_ARCH, *extra):
+    from depthnas.cli import build_parser
+    from depthnas.data import load_splits
+    from depthnas.run_config import build_config
+    from depthnas.spaces import get_space
+    from depthnas.standalone import train_standalone
+    space = get_space("v1-sync")
+    cfg = build_config(build_parser().parse_args(
+        ["train", "--arch", "x", *TRAIN_TINY, *extra, "--out", str(out)]))
+    return train_standalone(cfg, space, space.from_string(arch), load_splits(cfg), out, progress=False)
+
+
+def test_a_folder_holding_another_architecture_s_result_trains_this_one(tmp_path):  # ST2
+    other = "v1-sync:c1,c1,c1,c1,c1"
+    _train_standalone(tmp_path / "t", other)
+    got = _train_standalone(tmp_path / "t")
+    assert got["arch"] == STANDALONE_ARCH
+    assert got["val_loss"] == pytest.approx(_train_standalone(tmp_path / "fresh")["val_loss"], rel=1e-6)
+
+
+def test_a_result_without_its_model_file_is_not_a_finished_training(tmp_path):  # ST3
+    from depthnas.standalone import finished_training
+    rec = {"epochs": 1}
+    (tmp_path / "result.json").write_text(json.dumps({"arch": STANDALONE_ARCH, "recipe": rec, "val_loss": 0.1}))
+    assert finished_training(tmp_path, STANDALONE_ARCH, rec) is None  # no model.safetensors
+
+
+def test_a_result_from_before_recipes_were_recorded_differs_only_by_architecture(tmp_path):  # ST5
+    from depthnas.standalone import training_changes
+    (tmp_path / "result.json").write_text(json.dumps({"arch": STANDALONE_ARCH, "val_loss": 0.1}))
+    assert training_changes(tmp_path, STANDALONE_ARCH, {"epochs": 1, "lr": 0.1}) == []
+    other = training_changes(tmp_path, "v1-sync:c1,c1,c1,c1,c1", {"epochs": 1})
+    assert other == [f"arch: saved {STANDALONE_ARCH!r}, now 'v1-sync:c1,c1,c1,c1,c1'"]
+
+
+def test_a_model_trained_again_records_this_session_s_date(tmp_path):  # ST7
+    out = tmp_path / "t"
+    _train_standalone(out)
+    result = json.loads((out / "result.json").read_text())
+    result["date"] = "2000-01-01T00:00:00"
+    (out / "result.json").write_text(json.dumps(result))
+    (out / "model.safetensors").unlink()  # no checkpoint left: trained again
+    assert _train_standalone(out)["date"] != "2000-01-01T00:00:00"
+
+
+def test_a_stopped_training_of_other_settings_is_not_resumed(tmp_path, caplog):  # ST8
+    from depthnas.trainer import Trainer
+    save = Trainer.save
+
+    def stopped_after_epoch_1(self):
+        path = save(self)
+        if self.state.epoch == 1:
+            raise KeyboardInterrupt
+        return path
+    out = tmp_path / "t"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "save", stopped_after_epoch_1)
+        with pytest.raises(KeyboardInterrupt):
+            _train_standalone(out, STANDALONE_ARCH, "--epochs", "2")
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        got = _train_standalone(out, STANDALONE_ARCH, "--epochs", "2", "--set", "standalone.lr=0.05")
+    assert "from scratch" in caplog.text and "resuming after epoch" not in caplog.text
+    fresh = _train_standalone(tmp_path / "fresh", STANDALONE_ARCH, "--epochs", "2", "--set", "standalone.lr=0.05")
+    assert got["val_loss"] == pytest.approx(fresh["val_loss"], rel=1e-6)
+
+
+def test_a_model_saved_again_from_its_checkpoint_keeps_its_training_s_date(tmp_path, monkeypatch):  # ST10
+    import depthnas.standalone as standalone
+    out = tmp_path / "t"
+    monkeypatch.setattr("depthnas.checkpoint.Checkpointer.clear", lambda self: None)
+    first = _train_standalone(out)
+    (out / "model.safetensors").unlink()  # its last checkpoint is still there
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2099, 1, 1)
+    monkeypatch.setattr(standalone, "_dt", types.SimpleNamespace(datetime=Later))
+    again = _train_standalone(out)
+    assert (again["date"], again["train_time_s"]) == (first["date"], first["train_time_s"])

@@ -17,6 +17,7 @@ import torch
 
 from depthnas.datasets import DatasetError, Splits, build_splits, read_pfm, write_pfm
 from depthnas.datasets.diode import DIODEReader
+from depthnas.datasets.splits import split_counts
 from depthnas.datasets.folder import FolderReader
 from depthnas.datasets.nyuv2 import NYUv2MatReader, NYUv2SyncReader
 from depthnas.datasets.redweb import ReDWebReader
@@ -1315,3 +1316,19 @@ def test_load_splits_passes_the_split_fractions_to_synthetic_data():
     cfg.data.val_fraction, cfg.data.reg_fraction = 0.1, 0.3
     s = load_splits(cfg)
     assert (len(s.train), len(s.reg), len(s.val)) == (24, 12, 4)
+
+
+def test_a_fraction_of_one_is_named_not_called_too_few_samples():  # SP1
+    for kw in ({"val_fraction": 1.0, "reg_fraction": 0.0}, {"val_fraction": 0.0, "reg_fraction": 1.0}):
+        with pytest.raises(ValueError, match=r"_fraction must be in \[0, 1\), got 1.0"):
+            split_counts(100, **kw)
+
+
+def test_a_path_after_synthetic_is_refused_not_ignored():  # SP5
+    with pytest.raises(ValueError, match="'synthetic' takes no path"):
+        build_splits("synthetic:/data/nyu", (32, 32))
+
+
+def test_a_negative_seed_is_refused_by_name():  # SP11
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        build_splits("synthetic", (32, 32), seed=-1)

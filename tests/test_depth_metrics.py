@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from depthnas.depth_metrics import METRIC_NAMES, MetricAccumulator, align_prediction, depth_metrics
+from depthnas.depth_metrics import METRIC_NAMES, MetricAccumulator, align_prediction, depth_metrics, inverted
 
 # Prediction [a, a, b, b] and target [a-e, a+e, b+e, b-e]: the residual is orthogonal
 # to both the prediction and the constant, so least squares gives s = 1, t = 0 and
@@ -267,3 +267,53 @@ def test_under_a_depth_cap_every_metric_covers_the_same_pixels_and_images():
     uncapped = MetricAccumulator()
     uncapped.update(pred, target, mask)
     assert uncapped.count == 3 and uncapped.left_out == 0
+
+
+def test_a_depth_cap_of_zero_is_refused_by_name():  # D1
+    pred, target, mask = _image([1.0, 1.0, 4.0, 4.0], [0.7, 1.3, 4.3, 3.7])
+    with pytest.raises(ValueError, match="depth_cap must be > 0, got 0"):
+        depth_metrics(pred, target, mask, depth_cap=0.0)
+
+
+def test_a_ratio_of_exactly_1_25_is_not_a_bad_pixel():  # D6
+    """REFERENCE: delta1 counts max(p/t, t/p) > 1.25. A constant prediction aligns to
+    the mean target 1.25: the pixel at disparity 1.0 has ratio exactly 1.25, the one at
+    1.5 has 1.2, so neither is bad."""
+    pred, target, mask = _image([0.5, 0.5, 0.5, 0.5], [1.0, 1.5, 1.0, 1.5])
+    assert depth_metrics(pred, target, mask)["delta1"] == 0.0
+
+
+def test_inverted_counts_only_images_with_two_valid_pixels():  # D13
+    g = torch.Generator().manual_seed(0)
+    target = 0.1 + torch.rand(2, 1, 8, 8, generator=g)
+    mask = torch.ones(2, 1, 8, 8, dtype=torch.bool)
+    mask[1] = False
+    mask[1, 0, 0, 0] = True  # one valid pixel: nothing to fit
+    assert inverted(-target, target, mask) == (1, 1)
+
+
+def test_under_a_depth_cap_the_ssi_keeps_pixels_exactly_at_the_cap():  # D15
+    """Depth <= cap counts for every metric, the SSI too: with every pixel within the
+    10 m cap (some exactly at it), the capped SSI is the uncapped one."""
+    g = torch.Generator().manual_seed(5)
+    target = 0.1 + torch.rand(2, 1, 8, 8, generator=g, dtype=torch.float64)
+    target[:, :, :3] = 0.1  # exactly 10 m
+    pred = target + 0.2 * torch.rand(2, 1, 8, 8, generator=g, dtype=torch.float64)
+    mask = torch.ones_like(target, dtype=torch.bool)
+    capped = depth_metrics(pred, target, mask, depth_cap=10.0)
+    assert capped["ssi"] == pytest.approx(depth_metrics(pred, target, mask)["ssi"], rel=1e-12)
+
+
+def test_an_image_left_out_by_the_depth_cap_adds_nothing_to_inverted():  # D21
+    """All of image 1 lies beyond the cap: it is left out of every metric, its
+    near-far swapped prediction too."""
+    g = torch.Generator().manual_seed(6)
+    target = 0.2 + torch.rand(2, 1, 8, 8, generator=g)
+    target[1] = 0.01 + 0.05 * torch.rand(1, 8, 8, generator=g)  # 15 to 100 m
+    pred = target.clone()
+    pred[1] = -target[1]  # swapped, but not evaluated
+    mask = torch.ones_like(target, dtype=torch.bool)
+    acc = MetricAccumulator(depth_cap=10.0)
+    acc.update(pred, target, mask)
+    assert acc.count == 1 and acc.left_out == 1
+    assert acc.compute()["inverted"] == 0.0

@@ -1,6 +1,7 @@
 """Ranking metrics on hand-made inputs."""
 import json
 import logging
+import math
 
 import pytest
 
@@ -284,3 +285,26 @@ def test_a_benchmark_table_s_nested_image_size_and_seed_noise_are_read(tmp_path)
     assert table.setup == {"model.backbone": "b", "model.features": 16, "data.image_size": [64, 64],
                            "data.spec": "synthetic", "data.synthetic_samples": 1024}
     assert table.seed_noise == {"v2-sync": 0.003}
+
+
+def test_the_predicted_best_tied_for_the_true_best_is_the_best():  # R6b
+    """Ranks by ground truth are 'min' ranks: an architecture tied for the best loss
+    is the best (100/n), not half a place behind."""
+    assert top_percentile([0.1, 0.1, 0.3, 0.4], [1, 2, 3, 4]) == 25.0
+
+
+def test_one_finite_pair_left_reports_nan_not_an_exception():  # R8
+    report = ranking_report([1.0, 2.0, 3.0], [1.0, float("nan"), float("inf")])
+    assert report["n"] == 1 and report["non_finite"] == 2
+    assert all(math.isnan(report[k]) for k in ("kendall_tau", "sparse_kendall_tau",
+                                               "spearman_rho", "top_percentile"))
+
+
+def test_the_default_threshold_is_of_the_pairs_that_are_ranked():  # R11
+    """A diverged path is left out of every metric, its threshold too: 1% of the
+    finite truth's range (3 - 1), not of a range its infinite loss made infinite."""
+    report = ranking_report([1.0, 2.0, 3.0, float("inf")], [1.0, 2.0, 3.0, 4.0])
+    assert report["n"] == 3 and report["sparse_threshold"] == pytest.approx(0.02)
+    assert report["sparse_kendall_tau"] == pytest.approx(1.0)
+    far = ranking_report([1.0, 2.0, 3.0, 100.0], [1.0, 2.0, 3.0, float("nan")])
+    assert far["sparse_threshold"] == pytest.approx(0.02)

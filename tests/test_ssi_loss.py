@@ -513,3 +513,46 @@ def test_an_array_instead_of_a_tensor_is_named(loss):
         loss(t.numpy(), t, t > 0)
     with pytest.raises(TypeError, match="mask must be a torch.Tensor, got ndarray"):
         loss(t, t, (t > 0).numpy())
+
+
+def test_a_mask_of_another_shape_is_refused_not_broadcast():  # S1
+    pred, target, mask = _batch(b=3)
+    with pytest.raises(ValueError, match=r"mask \(1, 16, 16\) must match"):
+        SSILoss()(pred, target, mask[:1])  # one mask for three images would broadcast
+
+
+def test_a_float64_target_keeps_the_loss_in_float64_whichever_side_carries_it():  # S2
+    pred, target, mask = _batch(dtype=torch.float64)
+    assert SSILoss()(pred.float(), target, mask).dtype == torch.float64
+    assert SSILoss()(pred, target.float(), mask).dtype == torch.float64
+
+
+def test_a_float_mask_counts_every_non_zero_value_as_valid():  # S3
+    pred, target, mask = _batch()
+    soft = mask.float() * 0.3  # e.g. a confidence map: non-zero = valid
+    for loss in (SSILoss(), SSITrimLoss()):
+        torch.testing.assert_close(loss(pred, target, soft), loss(pred, target, mask))
+
+
+def test_a_constant_prediction_whose_mean_rounds_off_is_still_degenerate():  # S6
+    """18.897 over 12345 pixels: float32's mean is off by more than the spread tolerance
+    allows, but the map is constant: scale 0 and the mean target, not a tiny fit."""
+    pred = torch.full((1, 1, 12345), 18.89696502685547)
+    target = torch.rand(1, 1, 12345, generator=torch.Generator().manual_seed(0))
+    scale, shift = compute_scale_and_shift(pred, target, torch.ones_like(target, dtype=torch.bool))
+    assert scale.item() == 0.0 and shift.item() == pytest.approx(target.mean().item(), rel=1e-6)
+
+
+def test_ssitrim_keeps_a_fraction_that_float_rounding_puts_just_below_a_whole_pixel():  # S21
+    """10 * (1 - 0.8) is 1.9999999999999996 in floats: ten pixels at trim=0.8 keep two
+    residuals (floor(n * (1 - trim)), as the docstring says), not one."""
+    from depthnas.ssi_loss import robust_normalise
+    g = torch.Generator().manual_seed(3)
+    pred, target = torch.rand(2, 1, 1, 10, generator=g, dtype=torch.float64)
+    mask = torch.ones(1, 1, 10, dtype=torch.bool)
+    residual = (robust_normalise(pred, mask) - robust_normalise(target, mask)).abs().flatten()
+    smallest = residual.sort().values
+    assert smallest[1] > 0  # keeping one or two differs
+    for trim, keep in ((0.8, 2), (0.9, 1)):
+        got = SSITrimLoss(trim=trim, alpha=0.0)(pred, target, mask).item()
+        assert got == pytest.approx(smallest[:keep].sum().item() / 20, rel=1e-9), trim

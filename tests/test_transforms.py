@@ -271,3 +271,14 @@ def test_a_downscaled_target_is_sampled_at_pixel_centres_in_the_transform():
     item = DepthTransform((64, 96), augment=False)(np.zeros((128, 192, 3), np.uint8), disp, valid)
     expected = normalize_target(disp[1::2, 1::2], valid[1::2, 1::2])  # centres of 2x2 blocks
     np.testing.assert_allclose(item["target"][0].numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [(128, 100), (64, 70)])
+def test_check_image_size_rejects_a_width_that_is_no_multiple_of_32(bad):  # T1
+    with pytest.raises(ValueError, match="multiples of 32"):
+        check_image_size(bad)
+
+
+def test_prepare_image_refuses_a_network_size_below_32():  # T9
+    with pytest.raises(ValueError, match="net_size must be >= 32, got 16"):
+        prepare_image(np.zeros((48, 64, 3), np.uint8), 16)
