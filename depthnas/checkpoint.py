@@ -51,10 +51,12 @@ def _torch_save_hint(path: Path) -> str:
     header read as a safetensors length gives "header too large"."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(2)
+            head = fh.read(9)
     except OSError:
         return ""
-    if head == b"PK" or head[:1] == b"\x80":
+    if head[8:9] == b"{":  # a safetensors header (a damaged file of the right kind)
+        return ""
+    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
         return ("; it looks like a torch.save file: depthnas reads the model.safetensors "
                 "its runs write (with the architecture in its metadata), or their .onnx export")
     return ""

@@ -104,8 +104,8 @@ def _run_folder(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
 def cmd_search(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from .data import check_data_fits_space
-    cfg = build_config(args)  # a mistake in the config is said before torch loads (seconds)
     from .pipeline import run
+    cfg = build_config(args)
     check_data_fits_space(cfg)
     check_model_builds(cfg, get_space(cfg.space))
     with _run_folder(cfg, args):
@@ -115,8 +115,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
+    from . import distributed
     from .data import check_data_fits_space, check_recorded_splits, load_splits
+    from .models import is_classification
+    from .recipe import recipe
     from .runs import ARCH_FILE, trained_arch
+    from .standalone import finished_training, train_standalone, training_changes
+    from .task import make_task
     cfg = build_config(args)
     arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
     if not arch_arg:
@@ -130,12 +135,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         space = get_space(cfg.space)
         arch = space.parse(text)
     validate(cfg)  # again: checked above for the preset's space, not --arch's
-    # torch loads (seconds) once the config and the architecture are known to be good
-    from . import distributed
-    from .models import is_classification
-    from .recipe import recipe
-    from .standalone import finished_training, training_changes, train_standalone
-    from .task import make_task
     check_data_fits_space(cfg)
     check_model_builds(cfg, space)
     out = Path(cfg.out)

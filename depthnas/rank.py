@@ -101,7 +101,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     writes `out` (default RUN/rank.json) and returns the report."""
     from .truth import for_space, read_table
     check_options(threshold, limit)
-    check_out_file(out, "rank.json")  # now: a folder given as --out would fail after the scoring
+    check_out_file(out, "rank.json")  # before the scoring: a folder as --out would fail after it
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a search run (no config.yaml)")

@@ -210,6 +210,7 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
 def build_config(args: argparse.Namespace) -> Config:
     """Preset < --config < flags, validated; with --resume, the run's saved config
     (flags may then only repeat it, or change the device and speed options)."""
+    from . import distributed
     command = getattr(args, "config_command", "search")
     updates = _updates(args, command)
     resume = getattr(args, "resume", False)
@@ -247,13 +248,11 @@ def build_config(args: argparse.Namespace) -> Config:
                       if run_kind(cfg.out) == command else "")
             raise config_mod.ConfigError(f"{cfg.out} ({source}) holds a run already; pass "
                                          f"--out NEW_FOLDER for this one{resume}")
-    cfg = validate(cfg)  # before torch loads (seconds), below and in the commands
     if not cfg.out:
-        from . import distributed
         if distributed.launched():
             raise config_mod.ConfigError("under torchrun pass --out: every rank must name the "
                                          "same run folder")
         cfg.out = config_mod.default_out(command)
         args.fresh_out = True  # claimed by the command (runs.claim_folder)
     args.resolved_out = cfg.out  # for the Ctrl-C hint
-    return cfg
+    return validate(cfg)

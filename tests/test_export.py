@@ -105,6 +105,18 @@ def test_unreadable_model_files_are_named(tmp_path: Path, capsys) -> None:
     from depthnas.checkpoint import load_weights  # the weights' reader says it too
     with pytest.raises(ValueError, match="model.pt: not a readable .* it looks like a torch.save file"):
         load_weights(pickled, torch.nn.Linear(2, 2))
+    legacy = tmp_path / "legacy.pt"  # torch < 1.6: a plain pickle
+    torch.save({"w": torch.zeros(2)}, legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(ValueError, match="it looks like a torch.save file"):
+        load_weights(legacy, torch.nn.Linear(2, 2))
+    # a damaged safetensors file whose header length starts with the pickle's byte 0x80
+    # is what it seems, and told nothing of torch.save
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes((0x0280).to_bytes(8, "little") + b'{"w": {"dtype": "F32"')
+    with pytest.raises(ValueError) as refused:
+        load_weights(cut, torch.nn.Linear(2, 2))
+    assert "not a readable safetensors model file" in str(refused.value)
+    assert "torch.save" not in str(refused.value)
     # a photo given as the model says what a model is; a missing run folder is not
     # called a "model file"
     photo = tmp_path / "photo.jpg"

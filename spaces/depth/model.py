@@ -336,6 +336,7 @@ class DepthNet(nn.Module):
 
     def decoder_modules(self) -> list[nn.Module]:
         """The decoder, whose BatchNorm statistics depend on the path: what BN
-        recalibration re-estimates. The head holds no BatchNorm today; it is listed
-        so that one given it would be recalibrated too."""
+        recalibration resets and re-estimates. The head holds no BatchNorm, and
+        `decode_for_calibration` skips it: a head given one would have to run there
+        too, or its statistics would be reset and never estimated."""
         return [self.blocks, self.head]
