@@ -14,6 +14,7 @@ import importlib
 import math
 import numbers
 import random
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Hashable, Sequence
@@ -238,13 +239,16 @@ def inherit_weights(fixed: nn.Module, supernet: nn.Module) -> nn.Module:
     return fixed
 
 
-def models_on_first_use(package: str, names: Sequence[str]) -> Any:
-    """A space package's module `__getattr__` that imports `names` from its `model`
-    module when first asked for. The models import torch (and timm), seconds of
-    start-up that naming, counting and parsing architectures do not need: a command
-    that refuses a bad config or architecture string says so at once."""
+def models_on_first_use(package: str, names: Sequence[str]) -> tuple[Any, Any]:
+    """A space package's module `__getattr__` and `__dir__`: `names` are imported from
+    its `model` module when first asked for. The models import torch (and timm),
+    seconds of start-up that `depthnas --help`, `depthnas spaces` and naming, counting
+    or parsing architectures do not need."""
     def __getattr__(name: str) -> Any:
         if name in names:
             return getattr(importlib.import_module(f"{package}.model"), name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    return __getattr__
+
+    def __dir__() -> list[str]:  # tab completion lists the models before they load
+        return sorted(set(vars(sys.modules[package])) | set(names))
+    return __getattr__, __dir__

@@ -2497,6 +2497,7 @@ def test_a_space_package_s_models_load_when_asked_for():
     from depthnas.spaces.depth import DepthNet
     assert DepthNet is depth.DepthNet and DepthNet.__module__ == "depthnas.spaces.depth.model"
     assert nb201.NB201Net.__name__ == "NB201Net" and darts.DartsNet.__name__ == "DartsNet"
+    assert {"DepthNet", "create_backbone", "DepthSpace"} <= set(dir(depth))  # tab completion
     with pytest.raises(AttributeError, match="'depthnas.spaces.depth' has no attribute 'Depthnet'"):
         depth.Depthnet
 

@@ -2,6 +2,6 @@
 from ..base import models_on_first_use
 from .space import CONCAT, DARTS_OPS, PAIRS, DartsSpace, Genotype
 
-__getattr__ = models_on_first_use(__name__, ("DartsCell", "DartsNet"))
+__getattr__, __dir__ = models_on_first_use(__name__, ("DartsCell", "DartsNet"))
 
 __all__ = ["CONCAT", "DARTS_OPS", "PAIRS", "DartsCell", "DartsNet", "DartsSpace", "Genotype"]

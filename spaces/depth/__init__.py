@@ -2,7 +2,7 @@
 from ..base import models_on_first_use
 from .space import EDGES, UPSAMPLE_OPS, BlockChoice, DepthSpace, is_dead_cell
 
-__getattr__ = models_on_first_use(__name__, ("DepthNet", "create_backbone"))
+__getattr__, __dir__ = models_on_first_use(__name__, ("DepthNet", "create_backbone"))
 
 __all__ = ["DepthNet", "DepthSpace", "BlockChoice", "EDGES", "UPSAMPLE_OPS",
            "create_backbone", "is_dead_cell"]

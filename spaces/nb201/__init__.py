@@ -2,6 +2,6 @@
 from ..base import models_on_first_use
 from .space import EDGE_NAMES, EDGES, NB201Space
 
-__getattr__ = models_on_first_use(__name__, ("NB201Cell", "NB201Net", "ResNetBasicBlock"))
+__getattr__, __dir__ = models_on_first_use(__name__, ("NB201Cell", "NB201Net", "ResNetBasicBlock"))
 
 __all__ = ["EDGES", "EDGE_NAMES", "NB201Cell", "NB201Net", "NB201Space", "ResNetBasicBlock"]
