@@ -432,8 +432,8 @@ class SearchRun:
         self.flat_picks += sum(a in flat_paths for a, _ in picked)
         self.picks += len(picked)
         self._record_metrics({"phase": "search", "iteration": t + 1, "evaluated": len(ranked),
-                   "at_constant_level": flat, "best_supernet_score": ranked[0][1],
-                   "best": space.to_string(ranked[0][0])}, "phase", "iteration")
+                              "at_constant_level": flat, "best_supernet_score": ranked[0][1],
+                              "best": space.to_string(ranked[0][0])}, "phase", "iteration")
         self.say(f"  searched {len(ranked)} architectures; taking the top {len(picked)}" +
                  (f" ({flat} super-net path(s) ignoring their input rank last: at a "
                   "constant prediction's level, or cut off by a dead cell)" if flat else ""))

@@ -420,7 +420,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{logs['loss']:.4f}")
                 if self.state.step % self.cfg.log_every == 0:
                     self.record_metrics({"step": self.state.step, "epoch": epoch + n / self.steps_per_epoch,
-                              "lr": self.scheduler.get_last_lr()[0], **logs})
+                                         "lr": self.scheduler.get_last_lr()[0], **logs})
             self.state.epoch += 1
             took = time.time() - start
             self.state.train_s += took
