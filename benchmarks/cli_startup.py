@@ -25,22 +25,13 @@ import subprocess
 import sys
 import time
 
+from depthnas.runtime import cpu_model  # torch loads here; the timed commands are fresh processes
+
 COMMANDS = {
     "help": ["-m", "depthnas", "--help"],
     "spaces": ["-m", "depthnas", "spaces"],
     "old_cost": ["-c", "import depthnas.evaluate"],
 }
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_once(args: list[str]) -> float:
@@ -64,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, cmd in COMMANDS.items():
             times[name].append(time_once(cmd))
     median = {name: statistics.median(t) for name, t in times.items()}
-    result = {"machine": f"{cpu_name()}, {os.cpu_count()} cpus", "python": platform.python_version(),
+    result = {"machine": f"{cpu_model()}, {os.cpu_count()} cpus", "python": platform.python_version(),
               "rounds": args.rounds, "median_s": median,
               "old_cost_over_help": median["old_cost"] / median["help"],
               "old_cost_over_spaces": median["old_cost"] / median["spaces"]}
