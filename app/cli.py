@@ -49,8 +49,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     model = args.model
     if model is None:
-        from .demo import find_latest_run
-        run = find_latest_run(args.runs)
+        from depthnas.runs import newest_depth_run
+        run = newest_depth_run(args.runs)
         if run is None:
             print(f"error: no --model given and no run under {args.runs}/ holds a depth model "
                   "(a search's best/model.safetensors, a training's model.safetensors); make "
@@ -59,6 +59,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 2
         print(f"using the newest run: {run}")
         model = run
+    from depthnas.runs import check_model_path
+    check_model_path(model)  # before torch, onnxruntime and gradio load
     try:  # before the model loads and "starting the demo" is printed
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
@@ -66,10 +68,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except OSError as err:
         return _cannot_serve(args, err)
     from depthnas.export.inference import load_estimator
+    estimator = load_estimator(model, device=args.device, net_size=args.net_size)
 
-    from .demo import DepthDemo, launch
-    demo = DepthDemo(load_estimator(model, device=args.device, net_size=args.net_size),
-                     examples_dir=default_examples_dir())
+    from .demo import DepthDemo, launch  # gradio: seconds a missing or bad model need not wait
+    demo = DepthDemo(estimator, examples_dir=default_examples_dir())
     print(f"starting the demo of {demo.estimator.info.arch} on http://{args.host}:{args.port} "
           "(Ctrl-C stops)")
     # `kill` (SIGTERM) must clean up as Ctrl-C does: the work folder holds every result.

@@ -40,28 +40,6 @@ class Limits:
     max_bytes: int = MAX_BYTES
 
 
-def find_latest_run(root: str | Path = "runs") -> Path | None:
-    """The run folder under `root` with the newest model, if any: a search's
-    best/model.safetensors or a `depthnas train` run's model.safetensors (not the
-    stand-alone trainings inside a search). Classification models are passed over."""
-    from depthnas.checkpoint import read_metadata
-    from depthnas.runs import TRAIN_MODEL, run_of_model
-    root = Path(root)
-    if not root.is_dir():
-        return None
-
-    def depth_model(p: Path) -> bool:
-        try:
-            return read_metadata(p).get("task", "depth") == "depth"
-        except Exception:  # unreadable: the loader will name it if it is chosen
-            return True
-    models = [p for p in root.rglob(TRAIN_MODEL)
-              if p.is_file() and run_of_model(p) is not None and depth_model(p)]
-    if not models:
-        return None
-    return run_of_model(max(models, key=lambda p: p.stat().st_mtime))
-
-
 def example_images(folder: str | Path) -> list[Path]:
     """scikit-image's bundled photos as PNGs (written once; gr.Examples wants files)."""
     from skimage import data

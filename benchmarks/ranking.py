@@ -61,7 +61,7 @@ from depthnas.evaluation import (PathEvaluator, at_constant_level,  # noqa: E402
                                  search_order)
 from depthnas.io import atomic_write_json, atomic_write_text, finite_json, read_json  # noqa: E402
 from depthnas.evolution import new_models  # noqa: E402
-from depthnas.landmarks import default_tau  # noqa: E402
+from depthnas.landmark_sampler import default_tau  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
 from depthnas.ranking import default_threshold, kendall_tau, ranking_report  # noqa: E402
 from depthnas.schedule import SCHEDULES  # noqa: E402

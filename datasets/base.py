@@ -20,12 +20,10 @@ from torch.utils.data import Dataset
 from .io import DatasetError, exif_orientation, hidden
 from .transforms import SampleTransform
 
-__all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "DEPTH_KINDS", "logger", "pair_by_stem",
+__all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "logger", "pair_by_stem",
            "files_with_suffix", "hidden", "unread_beside", "walk_folders"]
 
 logger = logging.getLogger("depthnas.datasets")
-
-DEPTH_KINDS = ("depth", "disparity")
 
 RawSample = tuple[np.ndarray, np.ndarray, np.ndarray]
 

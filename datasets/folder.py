@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import (DEPTH_KINDS, Reader, SampleRef, files_with_suffix, pair_by_stem, unread_beside,
+from .base import (Reader, SampleRef, files_with_suffix, pair_by_stem, unread_beside,
                    walk_folders)
 from .io import DEPTH_SUFFIXES, IMAGE_SUFFIXES, DatasetError, read_depth_file, read_png, read_rgb
+from .settings import check_depth_kind
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,7 @@ class FolderReader(Reader):
 
     def __init__(self, root: str | Path, depth_kind: str = "depth") -> None:
         super().__init__(root)
-        if depth_kind not in DEPTH_KINDS:
-            raise ValueError(f"depth_kind must be one of {DEPTH_KINDS}, got {depth_kind!r}")
-        self.value_kind = depth_kind
+        self.value_kind = check_depth_kind(depth_kind)
         self._warned_8bit = self._warned_negative = False
 
     def index(self) -> tuple[list[SampleRef], list[str]]:

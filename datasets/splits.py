@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from .base import DEPTH_KINDS, PairedDepthDataset, Reader, SampleRef, logger
+from .base import PairedDepthDataset, Reader, SampleRef, logger
 from .diode import DIODEReader
 from .folder import FolderReader
 from .io import DatasetError
 from .nyuv2 import nyuv2_reader
 from .redweb import ReDWebReader
+from .settings import check_depth_kind, check_image_size
 from .synthetic import SYNTHETIC_SAMPLES, VAL_INDEX_OFFSET, SyntheticDepth
-from .transforms import DepthTransform, check_image_size
+from .transforms import DepthTransform
 
 __all__ = ["Splits", "build_splits", "KINDS", "open_reader", "split_counts"]
 
@@ -184,8 +185,7 @@ def build_splits(
     checked here so broken ones are skipped (and counted in a warning) up front.
     """
     image_size = check_image_size(image_size)
-    if depth_kind not in DEPTH_KINDS:
-        raise ValueError(f"depth_kind must be one of {DEPTH_KINDS}, got {depth_kind!r}")
+    check_depth_kind(depth_kind)
     seed = int(seed)
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")

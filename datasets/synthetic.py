@@ -6,7 +6,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from .render import render_scene
-from .transforms import DepthTransform, SampleTransform, check_image_size
+from .settings import check_image_size
+from .transforms import DepthTransform, SampleTransform
 
 __all__ = ["render_scene", "SyntheticDepth", "SYNTHETIC_SAMPLES", "VAL_INDEX_OFFSET"]
 

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 import torch
 
+from .settings import check_image_size
+
 try:  # needed only to build a DepthTransform; rendering and normalisation work without it
     import albumentations as A
     from albumentations.augmentations.geometric import functional as fgeometric
@@ -46,7 +48,6 @@ __all__ = [
     "normalize_image",
     "normalize_target",
     "prepare_image",
-    "check_image_size",
     "midas_resize_shape",
 ]
 
@@ -71,20 +72,6 @@ def loader_base_seed() -> int:
     seeded from it and the sample's index does not depend on data.num_workers."""
     worker = torch.utils.data.get_worker_info()
     return (torch.initial_seed() - (worker.id if worker is not None else 0)) % (2**63)
-
-
-def check_image_size(image_size: tuple[int, int] | list[int] | int) -> tuple[int, int]:
-    """Validate a network input size (H, W): positive multiples of 32 (the encoder stride)."""
-    if isinstance(image_size, (int, np.integer)):
-        image_size = (int(image_size), int(image_size))
-    try:
-        h, w = (int(v) for v in image_size)
-        ok = (h, w) == tuple(image_size) and h > 0 and w > 0 and h % 32 == 0 and w % 32 == 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"image_size must be (H, W) with positive multiples of 32, got {image_size!r}")
-    return h, w
 
 
 def _constrain_to_multiple(x: float, multiple: int, min_val: int) -> int:

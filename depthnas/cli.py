@@ -90,6 +90,9 @@ def _run_folder(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
     """Search's and train's start, once every check has passed: join the ranks, claim
     the run folder and hold its lock while the work runs in it."""
     from . import distributed
+    if getattr(args, "fresh_out", False) and distributed.launched():
+        raise config_mod.ConfigError("under torchrun pass --out: every rank must name the same "
+                                     "run folder (each would claim its own by the clock)")
     _join_ranks(cfg)
     fixed_shape_kernels()
     fresh = _claim_fresh_out(cfg, args)
@@ -102,10 +105,10 @@ def _run_folder(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    cfg = build_config(args)  # checked before torch loads: a refused config is said at once
     from depthnas.spaces import get_space
     from .data import check_data_fits_space
     from .pipeline import run
-    cfg = build_config(args)
     check_data_fits_space(cfg)
     check_model_builds(cfg, get_space(cfg.space))
     with _run_folder(cfg, args):
@@ -115,13 +118,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
-    from . import distributed
-    from .data import check_data_fits_space, check_recorded_splits, load_splits
-    from .models import is_classification
-    from .recipe import recipe
     from .runs import ARCH_FILE, trained_arch
-    from .standalone import finished_training, train_standalone, training_changes
-    from .task import make_task
     cfg = build_config(args)
     arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
     if not arch_arg:
@@ -135,6 +132,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         space = get_space(cfg.space)
         arch = space.parse(text)
     validate(cfg)  # again: checked above for the preset's space, not --arch's
+    # checked before torch loads: a refused config or --arch is said at once
+    from . import distributed
+    from .data import check_data_fits_space, check_recorded_splits, load_splits
+    from .models import is_classification
+    from .recipe import recipe
+    from .standalone import finished_training, train_standalone, training_changes
+    from .task import make_task
     check_data_fits_space(cfg)
     check_model_builds(cfg, space)
     out = Path(cfg.out)
@@ -378,10 +382,12 @@ def _fixed_then(args: argparse.Namespace, err: BaseException) -> str:
     landmark has trained), or a file that could not be written (a full disk): the
     work done is kept, so say how to go on once that is fixed. Only for those, in a
     folder that holds work."""
-    from depthnas.datasets.io import DatasetError
     hint = _resume_hint(args)
     out = getattr(args, "resolved_out", None)
-    if not (isinstance(err, (DatasetError, WriteError)) and hint and out and holds_run(out)):
+    if not (hint and out and holds_run(out)):
+        return ""
+    from depthnas.datasets.io import DatasetError  # OpenCV: not for a refused config
+    if not isinstance(err, (DatasetError, WriteError)):
         return ""
     fixed = "the data is fixed" if isinstance(err, DatasetError) else "the file can be written"
     return f"\nthe work done so far is kept; once {fixed}, {hint}"

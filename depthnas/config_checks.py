@@ -1,14 +1,23 @@
 """Checks of a whole configuration, before any work starts: a typo in a schedule name
 must not surface after hours of landmark training. Every problem is collected, not
 only the first, and each names its field and what it expects. The allowed values
-are taken from the modules that act on them, so the two cannot drift apart."""
+are the ones the modules that act on them use, so the two cannot drift apart; all
+are importable without torch, OpenCV or albumentations, so a refused configuration
+is said in a fraction of a second, not after the seconds those take to load."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 from typing import Any
 
+from depthnas.datasets.settings import DEPTH_KINDS, check_image_size
+from depthnas.spaces import get_space
+from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
+
+from .choices import CLASSIFICATION_LOSSES, DEPTH_LOSSES, PRECISIONS
 from .config import Config, ConfigError, TrainConfig
+from .landmark_sampler import default_tau, landmark_problem
+from .schedule import INCREASING, SCHEDULES
 
 
 class _Problems(list):
@@ -24,7 +33,6 @@ class _Problems(list):
 
 def validate(cfg: Config) -> Config:
     """`cfg` if every field holds, else one ConfigError naming every problem."""
-    from depthnas.spaces import get_space
     problems = _Problems()
     try:
         space = get_space(cfg.space)
@@ -46,13 +54,10 @@ def validate(cfg: Config) -> Config:
 
 
 def _check_training(problems: _Problems, name: str, t: TrainConfig, classification: bool) -> None:
-    from .runtime import PRECISIONS
-    from .ssi_loss import LOSS_NAMES
-    from .task import ClassificationTask
     problems.choose(f"{name}.precision", t.precision, PRECISIONS)
     if not classification:
-        problems.choose(f"{name}.loss", t.loss, LOSS_NAMES)
-    elif t.loss not in ClassificationTask.LOSS_NAMES:  # the default, "ssi", means "the task's own"
+        problems.choose(f"{name}.loss", t.loss, DEPTH_LOSSES)
+    elif t.loss not in CLASSIFICATION_LOSSES:  # the default, "ssi", means "the task's own"
         problems.append(f"{name}.loss={t.loss!r}: classification spaces train with "
                         "cross-entropy (ce); leave the loss unset")
     problems.at_least(1, (f"{name}.epochs", t.epochs), (f"{name}.log_every", t.log_every),
@@ -64,8 +69,6 @@ def _check_training(problems: _Problems, name: str, t: TrainConfig, classificati
 
 
 def _check_landmarks(problems: _Problems, cfg: Config, space: Any) -> None:
-    from .landmarks import default_tau, landmark_problem
-    from .schedule import INCREASING, SCHEDULES
     lm = cfg.landmarks
     problems.choose("landmarks.schedule", lm.schedule, SCHEDULES)
     if lm.enabled and space is not None and lm.num >= 1:
@@ -97,7 +100,7 @@ def _check_landmarks(problems: _Problems, cfg: Config, space: Any) -> None:
 
 
 def _check_search(problems: _Problems, cfg: Config) -> None:
-    from .evolution import SEARCHERS
+    from .evolution import SEARCHERS  # and tqdm, which `depthnas --help` need not wait for
     s = cfg.search
     problems.choose("search.method", s.method, tuple(SEARCHERS))
     problems.at_least(1, ("search.generations", s.generations),
@@ -132,7 +135,6 @@ def _check_search(problems: _Problems, cfg: Config) -> None:
 
 
 def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None:
-    from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
     m = cfg.model
     problems.choose("model.first_block_input", m.first_block_input, FIRST_BLOCK_INPUTS)
     problems.at_least(1, ("model.features", m.features), ("model.channels", m.channels))
@@ -149,7 +151,6 @@ def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None
 
 
 def _check_data(problems: _Problems, cfg: Config, classification: bool) -> None:
-    from depthnas.datasets.base import DEPTH_KINDS
     d = cfg.data
     problems.choose("data.depth_kind", d.depth_kind, DEPTH_KINDS)
     if not d.spec.strip():
@@ -167,7 +168,6 @@ def _check_data(problems: _Problems, cfg: Config, classification: bool) -> None:
     if d.synthetic_samples < 3:
         problems.append(f"data.synthetic_samples={d.synthetic_samples} (expected >= 3: one sample per split)")
     if not classification:
-        from depthnas.datasets.transforms import check_image_size
         try:
             check_image_size(d.image_size)
         except ValueError as err:

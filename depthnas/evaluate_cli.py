@@ -31,6 +31,9 @@ NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .runs import resolve_model_file
+    resolve_model_file(args.checkpoint)  # a missing model is said before torch loads
+
     from . import config as config_mod
     from . import evaluate as ev
     from .checkpoint import checkpoint_note

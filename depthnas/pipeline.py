@@ -37,7 +37,8 @@ from .evaluation import (PathEvaluator, candidate_order, collapsed, constant_sco
                          search_order, unlearned_note)
 from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, read_json
-from .landmarks import LandmarkRegularizer, LandmarkStore, default_tau, sample_landmarks
+from .landmark_sampler import default_tau, sample_landmarks
+from .landmarks import LandmarkRegularizer, LandmarkStore
 from .models import PathParameters, model_kwargs, model_metadata
 from .ranking import ranking_report
 from .recipe import recipe, recipe_diff, same_recipe

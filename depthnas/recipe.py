@@ -7,9 +7,9 @@ from typing import Any
 
 from depthnas.spaces import get_space
 
+from .choices import CLASSIFICATION_LOSSES
 from .config import Config, absolute_path, canonical_spec
 from .models import is_classification, model_kwargs
-from .task import ClassificationTask
 
 
 def recipe(cfg: Config, splits: Any = None) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def recipe_diff(theirs: Any, ours: dict[str, Any], their_name: str = "stored",
     if "model" in ours and "model" in theirs:  # classification: records from before they
         # left out what their training does not read (a resumed run must still match)
         theirs = {k: v for k, v in theirs.items() if k not in DEPTH_ONLY}
-        if theirs.get("loss") in ClassificationTask.LOSS_NAMES:
+        if theirs.get("loss") in CLASSIFICATION_LOSSES:
             theirs["loss"] = "ce"
     # the samples' digest is compared where both hold one: records from before it, and
     # checks made before the data is read (a resume's), go by the settings alone

@@ -210,7 +210,6 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
 def build_config(args: argparse.Namespace) -> Config:
     """Preset < --config < flags, validated; with --resume, the run's saved config
     (flags may then only repeat it, or change the device and speed options)."""
-    from . import distributed
     command = getattr(args, "config_command", "search")
     updates = _updates(args, command)
     resume = getattr(args, "resume", False)
@@ -249,9 +248,6 @@ def build_config(args: argparse.Namespace) -> Config:
             raise config_mod.ConfigError(f"{cfg.out} ({source}) holds a run already; pass "
                                          f"--out NEW_FOLDER for this one{resume}")
     if not cfg.out:
-        if distributed.launched():
-            raise config_mod.ConfigError("under torchrun pass --out: every rank must name the "
-                                         "same run folder")
         cfg.out = config_mod.default_out(command)
         args.fresh_out = True  # claimed by the command (runs.claim_folder)
     args.resolved_out = cfg.out  # for the Ctrl-C hint

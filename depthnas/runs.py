@@ -50,6 +50,27 @@ def run_of_model(model: str | Path) -> Path | None:
     return model.parent if trained else None
 
 
+def newest_depth_run(root: str | Path = "runs") -> Path | None:
+    """The run folder under `root` with the newest model, if any: a search's
+    best/model.safetensors or a `depthnas train` run's model.safetensors (not the
+    stand-alone trainings inside a search). Classification models are passed over."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+
+    def depth_model(p: Path) -> bool:
+        from .checkpoint import read_metadata  # torch: only where there are models to read
+        try:
+            return read_metadata(p).get("task", "depth") == "depth"
+        except Exception:  # unreadable: the loader will name it if it is chosen
+            return True
+    models = [p for p in root.rglob(TRAIN_MODEL)
+              if p.is_file() and run_of_model(p) is not None and depth_model(p)]
+    if not models:
+        return None
+    return run_of_model(max(models, key=lambda p: p.stat().st_mtime))
+
+
 def run_kind(out: str | Path) -> str | None:
     """'search' or 'train' for a folder one of them has worked in, else None. A training
     stopped before its first result is known by its checkpoints, which name the
@@ -207,13 +228,14 @@ def _remove_failed_start(out: Path) -> None:
 def trained_arch(out_dir: str | Path) -> str | None:
     """The architecture a training folder holds (finished, checkpointed, or named by
     the arch.json `depthnas train` writes as it starts), if any."""
-    from .checkpoint import Checkpointer  # torch: not for `depthnas --help`
     out_dir = Path(out_dir)
     if (out_dir / "result.json").is_file():
         return read_json(out_dir / "result.json", expect=dict).get("arch")
-    meta = Checkpointer(out_dir / "checkpoints").latest_metadata()
-    if meta is not None:
-        return meta.get("arch")
+    if (out_dir / "checkpoints").is_dir():  # the reader imports torch: only when there is one
+        from .checkpoint import Checkpointer
+        meta = Checkpointer(out_dir / "checkpoints").latest_metadata()
+        if meta is not None:
+            return meta.get("arch")
     if (out_dir / ARCH_FILE).is_file():
         found = read_json(out_dir / ARCH_FILE)
         return found.get("string") if isinstance(found, dict) else None
@@ -284,8 +306,25 @@ def resolve_model_file(path: str | Path) -> Path:
     if path.suffix.lower() == ".onnx":
         raise ValueError(f"{path} is an ONNX export; this needs the model.safetensors it was "
                          "exported from (or its run folder)")
-    from depthnas.datasets.io import PHOTO_SUFFIXES  # deferred: the package imports torch
+    from depthnas.datasets.io import PHOTO_SUFFIXES  # deferred: OpenCV
     if path.suffix.lower() in PHOTO_SUFFIXES:
         raise ValueError(f"{path} is an image, not a model: give a model.safetensors written by "
                          "depthnas, or its run folder")
     return path
+
+
+def onnx_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    return path
+
+
+def check_model_path(path: str | Path) -> None:
+    """What `depthnas predict` and `demo` run: an ONNX export, or a model file or run
+    folder (`resolve_model_file`). A wrong one is said before the seconds torch and
+    onnxruntime take to load."""
+    if Path(path).suffix.lower() == ".onnx":
+        onnx_file(path)
+    else:
+        resolve_model_file(path)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import distributed as dist
+from .choices import PRECISIONS
 
 
 def seed_everything(seed: int) -> None:
@@ -62,9 +63,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-PRECISIONS = ("fp32", "bf16")  # bf16: autocast, with fp32 weights and optimizer state
 
 
 def autocast(device: torch.device, precision: str):

@@ -28,6 +28,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .choices import DEPTH_LOSSES as LOSS_NAMES  # its name here, in __all__
+
 __all__ = [
     "prepare_inputs",
     "compute_scale_and_shift",
@@ -270,9 +272,6 @@ class SSITrimLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"trim={self.trim}, alpha={self.alpha}, scales={self.scales}"
-
-
-LOSS_NAMES: tuple[str, ...] = ("ssi", "ssi-image", "ssitrim")
 
 
 def build_loss(name: str, **kw: float | int | str) -> nn.Module:

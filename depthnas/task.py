@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from .choices import CLASSIFICATION_LOSSES
 from .ssi_loss import MIN_FIT_PIXELS
 
 
@@ -62,8 +63,7 @@ class ClassificationTask:
 
     name = "classification"
     score_name = "error rate"
-    # TrainConfig.loss defaults to the depth loss; it means "the task's own loss" here.
-    LOSS_NAMES = ("ce", "cross_entropy", "ssi")
+    LOSS_NAMES = CLASSIFICATION_LOSSES
 
     def __init__(self, loss: str = "ce"):
         if loss not in self.LOSS_NAMES:

@@ -44,11 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from depthnas.arch_arg import naming_arch_file, read_arch_arg
-    from depthnas.checkpoint import checkpoint_note
     from depthnas.io import check_parent_folders
     from depthnas.runs import resolve_model_file
-
-    from .onnx_export import DEFAULT_OPSET, PARITY_RTOL, check_parity, export_onnx
     model_file = resolve_model_file(args.run or args.checkpoint)
     out = Path(args.out) if args.out else model_file.with_suffix(".onnx")
     if out.is_dir():
@@ -57,6 +54,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: an ONNX file must end in .onnx (predict and the demo "
                          "choose onnxruntime by that suffix)")
     check_parent_folders(out)
+
+    from depthnas.checkpoint import checkpoint_note  # torch: after the checks above
+
+    from .onnx_export import DEFAULT_OPSET, PARITY_RTOL, check_parity, export_onnx
     note = checkpoint_note(out, bool(args.out))
     if note:
         print(note)
@@ -86,10 +87,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from depthnas.runs import check_model_path
+
     from .images import check_colormap
-    from .inference import load_estimator
-    from .predict import predict_paths
     check_colormap(args.colormap)  # before a model loads or a folder is made
+    check_model_path(args.model)
+
+    from .inference import load_estimator  # torch and onnxruntime: after the checks
+    from .predict import predict_paths
     estimator = load_estimator(args.model, device=args.device, net_size=args.net_size)
     report = predict_paths(estimator, args.input, args.out, colormap=args.colormap,
                            progress=show_progress(args.no_progress))

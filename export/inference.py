@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD, prepare_image
+from depthnas.runs import onnx_file
 
 _MEAN = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
 _STD = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
@@ -101,9 +102,7 @@ class OnnxEstimator(DepthEstimator):
 
     def __init__(self, path: str | Path, providers: list[Any] | None = None):
         import onnxruntime as ort
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"ONNX model not found: {self.path}")
+        self.path = onnx_file(path)
         if providers is None:
             providers = onnx_providers("auto")
         try:

@@ -10,11 +10,9 @@ paper's landmark tau.
 """
 from __future__ import annotations
 
-import importlib
 import math
 import numbers
 import random
-import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Hashable, Sequence
@@ -237,18 +235,3 @@ def inherit_weights(fixed: nn.Module, supernet: nn.Module) -> nn.Module:
                          f"(e.g. {missing[0]}): built from different spaces or settings?")
     fixed.load_state_dict({k: source[k] for k in fixed.state_dict()})
     return fixed
-
-
-def models_on_first_use(package: str, names: Sequence[str]) -> tuple[Any, Any]:
-    """A space package's module `__getattr__` and `__dir__`: `names` are imported from
-    its `model` module when first asked for. The models import torch (and timm),
-    seconds of start-up that `depthnas --help`, `depthnas spaces` and naming, counting
-    or parsing architectures do not need."""
-    def __getattr__(name: str) -> Any:
-        if name in names:
-            return getattr(importlib.import_module(f"{package}.model"), name)
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
-
-    def __dir__() -> list[str]:  # tab completion lists the models before they load
-        return sorted(set(vars(sys.modules[package])) | set(names))
-    return __getattr__, __dir__

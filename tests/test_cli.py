@@ -1494,6 +1494,19 @@ def test_a_rank_that_loses_its_peers_says_so_in_one_line(monkeypatch, capsys, tm
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+def test_under_torchrun_a_run_needs_out_before_any_rank_claims_a_folder(tmp_path, monkeypatch,
+                                                                          capsys):
+    """Without --out every rank would name its own folder by the clock."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["search", "--preset", "quick"],
+                 ["train", "--preset", "quick", "--arch", "v1-sync:c1,c3,skip,skip,ap"]):
+        assert main(argv) == 2
+        assert "under torchrun pass --out" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_paths_are_calibrated_on_training_batches_and_scored_on_validation_ones(
         run_dir, tmp_path, monkeypatch):
     """BN statistics come from the training split (SPOS), the score from the validation
@@ -2490,6 +2503,65 @@ print(sorted(m for m in ("torch", "timm", "albumentations", "cv2", "gradio") if 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
+    """A typo in a config, or in --arch, waited 4 s for torch, OpenCV and albumentations
+    before it was named (the check's allowed values lived beside their torch code), and
+    `predict`, `evaluate`, `export` and the demo 3-5 s for torch (and gradio) before
+    they said there was no model."""
+    import subprocess
+    import sys
+    code = """
+import contextlib, io, sys
+from depthnas.cli import main
+out, empty = sys.argv[1], sys.argv[2]
+for argv in (["search", "--set", "supernet.precision=bf17"],
+             ["search", "--set", "standalone.loss=l1", "--set", "data.depth_kind=depht"],
+             ["search", "--set", "data.image_size=[100,96]", "--set", "landmarks.num=99999"],
+             ["train", "--arch", "v1-sync:c1,c3,skip,skip,ap", "--set", "supernet.precision=bf17"],
+             ["train", "--arch", "v1-sync:c1,c3,skip,skip,ap", "--resume"],
+             ["train", "--arch", "v1-sync:c1,c3"]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(argv + ["--out", out]) == 2, argv
+    print(err.getvalue().strip().splitlines()[-1])
+for argv in (["demo", "--runs", empty, "--port", "1"], ["demo", "--model", out + ".onnx", "--port", "1"],
+             ["predict", "--model", out, "--input", empty, "--out", out + "-depth"],
+             ["evaluate", "--checkpoint", out, "--data", "synthetic"], ["export", "--run", out]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 2, argv
+    print(err.getvalue().strip().splitlines()[-1])
+# (OpenCV, a tenth of a second, names the colormaps predict checks first)
+print(sorted(m for m in ("torch", "timm", "albumentations", "gradio", "onnxruntime") if m in sys.modules))
+"""
+    (tmp_path / "runs").mkdir()
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run"), str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert "supernet.precision='bf17' (expected one of fp32, bf16)" in lines[0]
+    assert "standalone.loss='l1'" in lines[1] and "data.depth_kind='depht'" in lines[1]
+    assert "data.image_size" in lines[2] and "landmarks.num=99999" in lines[2]
+    assert "supernet.precision='bf17'" in lines[3]
+    assert "--resume" in lines[4]
+    assert "v1-sync block 0: expected 5 edge ops" in lines[5]
+    assert "no --model given and no run under" in lines[6]
+    assert "ONNX model not found" in lines[7]
+    assert all("run: no such file or folder (give a model.safetensors" in line for line in lines[8:11])
+    assert lines[-1] == "[]"
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_data_package_loads_its_loaders_when_asked_for():
+    import depthnas.datasets as data
+    from depthnas.datasets import build_splits
+    from depthnas.datasets.splits import build_splits as at_home
+    assert build_splits is at_home and data.DepthTransform.__module__ == "depthnas.datasets.transforms"
+    assert set(data.__all__) <= set(dir(data))
+    with pytest.raises(AttributeError, match="'depthnas.datasets' has no attribute 'build_split'"):
+        data.build_split
 
 
 def test_a_space_package_s_models_load_when_asked_for():

@@ -275,7 +275,7 @@ def test_the_defaults_are_the_papers_hyper_parameters():
     assert (s.population, s.generations, s.parents, s.mutations, s.crossovers, s.mutation_prob) == \
         (50, 20, 10, 25, 25, 0.1)
     assert s.calib_batches == 200
-    from depthnas.landmarks import default_tau
+    from depthnas.landmark_sampler import default_tau
     from depthnas.spaces import get_space
     assert default_tau(get_space("nb201")) == 5  # the paper's tau for NAS-Bench-201
     assert default_tau(get_space("v1-sync")) == 3  # most of the 5 genes differ from the root

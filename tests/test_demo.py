@@ -13,8 +13,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from depthnas.app.demo import EXAMPLES, find_latest_run
+from depthnas.app.demo import EXAMPLES
 from depthnas.cli import main
+from depthnas.runs import newest_depth_run
 
 pytest_plugins = ["fixtures_models"]
 # Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
@@ -100,11 +101,11 @@ def test_the_model_card_names_the_size_the_network_ran_at(model_file: Path) -> N
 
 
 def test_newest_run_is_found(tmp_path: Path, make_model) -> None:
-    assert find_latest_run(tmp_path / "runs") is None
+    assert newest_depth_run(tmp_path / "runs") is None
     old = make_model(tmp_path / "runs" / "a" / "best" / "model.safetensors")
     new = make_model(tmp_path / "runs" / "b" / "best" / "model.safetensors")
     os.utime(old, (1_000_000, 1_000_000))
-    assert find_latest_run(tmp_path / "runs") == new.parent.parent
+    assert newest_depth_run(tmp_path / "runs") == new.parent.parent
 
 
 def test_a_train_run_is_found_but_not_a_searchs_stand_alone_models(tmp_path: Path, make_model) -> None:
@@ -114,11 +115,11 @@ def test_a_train_run_is_found_but_not_a_searchs_stand_alone_models(tmp_path: Pat
     os.utime(search, (1_000_000, 1_000_000))
     inner = make_model(tmp_path / "runs" / "s" / "standalone" / "v1" / "model.safetensors")
     (inner.parent / "result.json").write_text("{}")
-    assert find_latest_run(tmp_path / "runs") == search.parent.parent
+    assert newest_depth_run(tmp_path / "runs") == search.parent.parent
     trained = make_model(tmp_path / "runs" / "t" / "model.safetensors")
     (trained.parent / "result.json").write_text("{}")
     os.utime(inner, (1_000, 1_000))
-    assert find_latest_run(tmp_path / "runs") == trained.parent
+    assert newest_depth_run(tmp_path / "runs") == trained.parent
 
 
 def test_newest_depth_run_is_found_past_a_classification_one(tmp_path: Path, make_model) -> None:
@@ -127,7 +128,7 @@ def test_newest_depth_run_is_found_past_a_classification_one(tmp_path: Path, mak
     os.utime(depth, (1_000_000, 1_000_000))
     (tmp_path / "runs" / "nb201" / "best").mkdir(parents=True)
     make_classification_model_file(tmp_path / "runs" / "nb201" / "best" / "model.safetensors")
-    assert find_latest_run(tmp_path / "runs") == depth.parent.parent
+    assert newest_depth_run(tmp_path / "runs") == depth.parent.parent
 
 
 def test_bad_device_and_busy_port_are_messages(run_dir: Path, capsys) -> None:

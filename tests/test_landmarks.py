@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from depthnas.config import LandmarkConfig
-from depthnas.landmarks import LandmarkRegularizer, LandmarkStore, all_pairs, sample_landmarks
+from depthnas.landmark_sampler import sample_landmarks
+from depthnas.landmarks import LandmarkRegularizer, LandmarkStore, all_pairs
 from depthnas.spaces import get_space
 from depthnas.task import DepthTask
 from toys import TINY_MODEL, BlobDepth
@@ -46,7 +47,7 @@ def test_more_landmarks_than_the_walk_can_reach_are_refused_before_any_work():
     tau let 25 landmarks at tau = 0 through, where only 20 lie one gene away)."""
     from depthnas.config import Config
     from depthnas.config_checks import validate
-    from depthnas.landmarks import landmark_problem
+    from depthnas.landmark_sampler import landmark_problem
     v1 = get_space("v1-sync")
     assert landmark_problem(v1, 1281, 3) is None
     assert landmark_problem(v1, 1282, 3) == (

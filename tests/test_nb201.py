@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from depthnas.checkpoint import save_model
 from depthnas.config import ModelConfig
-from depthnas.landmarks import default_tau, sample_landmarks
+from depthnas.landmark_sampler import default_tau, sample_landmarks
 from depthnas.models import load_model, model_kwargs, model_metadata, path_parameters
 from depthnas.spaces import ArchitectureError, get_space
 from toys import assert_paths_equal_fixed_models

@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD, DepthTransform, prepare_image
-from depthnas.datasets.transforms import check_image_size, midas_resize_shape, normalize_target
+from depthnas.datasets.settings import check_image_size
+from depthnas.datasets.transforms import midas_resize_shape, normalize_target
 
 
 def _sample(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
