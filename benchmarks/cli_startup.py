@@ -3,14 +3,18 @@
 Every command builds one argument parser. Until the evaluate command's flags moved to
 depthnas/evaluate_cli.py, building it imported depthnas.evaluate, and with it torch,
 albumentations and OpenCV: `depthnas --help` and `depthnas spaces` waited seconds for
-libraries they do not use. This script times, in one run and in alternating rounds (so
-a machine's load falls on all three alike), fresh processes of
+libraries they do not use. A refused configuration, and `predict` given a model file
+that does not exist, waited as long again before they were said. This script times, in
+one run and in alternating rounds (so a machine's load falls on all alike), fresh
+processes of
 
   help      python -m depthnas --help
   spaces    python -m depthnas spaces
+  refused   python -m depthnas search --set supernet.precision=bf17   (exits 2)
+  no model  python -m depthnas predict --model missing.onnx ...      (exits 2)
   old cost  python -c "import depthnas.evaluate"   (the import each command paid)
 
-and prints the medians and the ratios old cost / help and old cost / spaces.
+and prints the medians and the ratios of the old cost to each.
 
   python benchmarks/cli_startup.py [--rounds 7] [--json out.json]
 """
@@ -23,22 +27,32 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from depthnas.runtime import cpu_model  # torch loads here; the timed commands are fresh processes
 
-COMMANDS = {
-    "help": ["-m", "depthnas", "--help"],
-    "spaces": ["-m", "depthnas", "spaces"],
-    "old_cost": ["-c", "import depthnas.evaluate"],
+_MISSING = os.path.join(tempfile.gettempdir(), "depthnas-cli-startup-missing")  # never made
+COMMANDS = {  # name: (arguments, the exit status expected)
+    "help": (["-m", "depthnas", "--help"], 0),
+    "spaces": (["-m", "depthnas", "spaces"], 0),
+    "refused": (["-m", "depthnas", "search", "--set", "supernet.precision=bf17", "--out", _MISSING], 2),
+    "no_model": (["-m", "depthnas", "predict", "--model", _MISSING + ".onnx", "--input", _MISSING,
+                  "--out", _MISSING], 2),
+    "old_cost": (["-c", "import depthnas.evaluate"], 0),
 }
 
 
-def time_once(args: list[str]) -> float:
+def time_once(args: list[str], expect: int) -> float:
     env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1")
     start = time.perf_counter()
-    subprocess.run([sys.executable, *args], check=True, stdout=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - start
+    done = subprocess.run([sys.executable, *args], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env=env)
+    took = time.perf_counter() - start
+    if done.returncode != expect:  # timing a command that failed otherwise measures nothing
+        raise SystemExit(f"python {' '.join(args)} exited {done.returncode}, not {expect}: "
+                         f"{done.stderr.strip()[-500:]}")
+    return took
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,22 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
-    for cmd in COMMANDS.values():  # warm-up: the file cache, .pyc files
-        time_once(cmd)
+    for cmd, expect in COMMANDS.values():  # warm-up: the file cache, .pyc files
+        time_once(cmd, expect)
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
     for _ in range(args.rounds):
-        for name, cmd in COMMANDS.items():
-            times[name].append(time_once(cmd))
+        for name, (cmd, expect) in COMMANDS.items():
+            times[name].append(time_once(cmd, expect))
     median = {name: statistics.median(t) for name, t in times.items()}
     result = {"machine": f"{cpu_model()}, {os.cpu_count()} cpus", "python": platform.python_version(),
-              "rounds": args.rounds, "median_s": median,
-              "old_cost_over_help": median["old_cost"] / median["help"],
-              "old_cost_over_spaces": median["old_cost"] / median["spaces"]}
+              "rounds": args.rounds, "median_s": median}
+    result.update({f"old_cost_over_{name}": median["old_cost"] / median[name]
+                   for name in COMMANDS if name != "old_cost"})
     print(f"{result['machine']}; Python {result['python']}; median of {args.rounds} rounds")
-    for name, cmd in COMMANDS.items():
+    for name, (cmd, _) in COMMANDS.items():
         print(f"  {name:9s} {median[name]:7.3f} s   python {' '.join(cmd)}")
-    print(f"old cost / help:   {result['old_cost_over_help']:.1f}x")
-    print(f"old cost / spaces: {result['old_cost_over_spaces']:.1f}x")
+    for name in COMMANDS:
+        if name != "old_cost":
+            print(f"old cost / {name + ':':9s} {result[f'old_cost_over_{name}']:.1f}x")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
