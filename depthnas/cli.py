@@ -63,6 +63,15 @@ def check_model_builds(cfg: Config, space: Any) -> None:
         create_backbone(cfg.model.backbone, cfg.model.backbone_weights)
 
 
+def _check_out_under_torchrun(args: argparse.Namespace) -> None:
+    """Said before the data and model checks: without --out every rank would claim a
+    folder of its own, named by the clock."""
+    from . import distributed
+    if getattr(args, "fresh_out", False) and distributed.launched():
+        raise config_mod.ConfigError("under torchrun pass --out: every rank must name the same "
+                                     "run folder")
+
+
 def _claim_fresh_out(cfg: Config, args: argparse.Namespace) -> bool:
     """A run folder named by the clock (no --out) is made now, under the first free
     name: runs started in the same second each get their own."""
@@ -90,9 +99,6 @@ def _run_folder(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
     """Search's and train's start, once every check has passed: join the ranks, claim
     the run folder and hold its lock while the work runs in it."""
     from . import distributed
-    if getattr(args, "fresh_out", False) and distributed.launched():
-        raise config_mod.ConfigError("under torchrun pass --out: every rank must name the same "
-                                     "run folder (each would claim its own by the clock)")
     _join_ranks(cfg)
     fixed_shape_kernels()
     fresh = _claim_fresh_out(cfg, args)
@@ -109,6 +115,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from .data import check_data_fits_space
     from .pipeline import run
+    _check_out_under_torchrun(args)
     check_data_fits_space(cfg)
     check_model_builds(cfg, get_space(cfg.space))
     with _run_folder(cfg, args):
@@ -139,6 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .recipe import recipe
     from .standalone import finished_training, train_standalone, training_changes
     from .task import make_task
+    _check_out_under_torchrun(args)
     check_data_fits_space(cfg)
     check_model_builds(cfg, space)
     out = Path(cfg.out)
@@ -382,12 +390,12 @@ def _fixed_then(args: argparse.Namespace, err: BaseException) -> str:
     landmark has trained), or a file that could not be written (a full disk): the
     work done is kept, so say how to go on once that is fixed. Only for those, in a
     folder that holds work."""
-    hint = _resume_hint(args)
     out = getattr(args, "resolved_out", None)
-    if not (hint and out and holds_run(out)):
+    if not (out and holds_run(out)):  # first: the rest loads OpenCV and torch
         return ""
-    from depthnas.datasets.io import DatasetError  # OpenCV: not for a refused config
-    if not isinstance(err, (DatasetError, WriteError)):
+    from depthnas.datasets.io import DatasetError
+    hint = _resume_hint(args) if isinstance(err, (DatasetError, WriteError)) else ""
+    if not hint:
         return ""
     fixed = "the data is fixed" if isinstance(err, DatasetError) else "the file can be written"
     return f"\nthe work done so far is kept; once {fixed}, {hint}"

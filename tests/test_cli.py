@@ -2512,10 +2512,12 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     they said there was no model."""
     import subprocess
     import sys
+
+    from depthnas import config as config_mod
     code = """
 import contextlib, io, sys
 from depthnas.cli import main
-out, empty = sys.argv[1], sys.argv[2]
+out, empty, held = sys.argv[1:4]
 for argv in (["search", "--set", "supernet.precision=bf17"],
              ["search", "--set", "standalone.loss=l1", "--set", "data.depth_kind=depht"],
              ["search", "--set", "data.image_size=[100,96]", "--set", "landmarks.num=99999"],
@@ -2528,7 +2530,8 @@ for argv in (["search", "--set", "supernet.precision=bf17"],
     print(err.getvalue().strip().splitlines()[-1])
 for argv in (["demo", "--runs", empty, "--port", "1"], ["demo", "--model", out + ".onnx", "--port", "1"],
              ["predict", "--model", out, "--input", empty, "--out", out + "-depth"],
-             ["evaluate", "--checkpoint", out, "--data", "synthetic"], ["export", "--run", out]):
+             ["evaluate", "--checkpoint", out, "--data", "synthetic"], ["export", "--run", out],
+             ["search", "--out", held, "--resume", "--set", "supernet.precision=bf17"]):
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         assert main(argv) == 2, argv
@@ -2537,8 +2540,12 @@ for argv in (["demo", "--runs", empty, "--port", "1"], ["demo", "--model", out +
 print(sorted(m for m in ("torch", "timm", "albumentations", "gradio", "onnxruntime") if m in sys.modules))
 """
     (tmp_path / "runs").mkdir()
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run"), str(tmp_path / "runs")],
-                          capture_output=True, text=True, timeout=300)
+    held = tmp_path / "held"
+    held.mkdir()
+    config_mod.dump(config_mod.load(None, "quick"), held / "config.yaml")
+    (held / "metrics.jsonl").write_text("")  # a run under way
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run"), str(tmp_path / "runs"),
+                           str(held)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert "supernet.precision='bf17' (expected one of fp32, bf16)" in lines[0]
@@ -2550,6 +2557,7 @@ print(sorted(m for m in ("torch", "timm", "albumentations", "gradio", "onnxrunti
     assert "no --model given and no run under" in lines[6]
     assert "ONNX model not found" in lines[7]
     assert all("run: no such file or folder (give a model.safetensors" in line for line in lines[8:11])
+    assert "bf17" in lines[11]  # in a folder that holds a run: the resume hint loads torch
     assert lines[-1] == "[]"
     assert not (tmp_path / "run").exists()
 
@@ -2560,6 +2568,8 @@ def test_the_data_package_loads_its_loaders_when_asked_for():
     from depthnas.datasets.splits import build_splits as at_home
     assert build_splits is at_home and data.DepthTransform.__module__ == "depthnas.datasets.transforms"
     assert set(data.__all__) <= set(dir(data))
+    for name in data.__all__:  # each maps to the module that holds it
+        assert getattr(data, name) is not None
     with pytest.raises(AttributeError, match="'depthnas.datasets' has no attribute 'build_split'"):
         data.build_split
 
