@@ -32,6 +32,9 @@ MAX_SIDE = 4096                # px, either side of an upload
 MAX_BYTES = 20 * 2**20         # 20 MB per upload
 EXAMPLES = ("motorcycle", "astronaut", "coffee")
 _KEEP_RESULTS = 32             # result folders kept on disk (older ones are deleted)
+# Gradio copies every upload and result (a full-size .npy each) into its own cache, which
+# outlived the demo: swept every 10 min of what is over an hour old, and all at shutdown.
+_GRADIO_CACHE = (600, 3600)    # gr.Blocks(delete_cache=(every_s, older_than_s))
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ class DepthDemo:
 
     def build(self) -> gr.Blocks:
         info = self.estimator.info
-        with gr.Blocks(title="depthnas depth demo") as blocks:
+        with gr.Blocks(title="depthnas depth demo", delete_cache=_GRADIO_CACHE) as blocks:
             gr.Markdown("# depthnas: monocular depth\nUpload a photo; the searched "
                         "decoder estimates its relative inverse depth.")
             with gr.Row():
@@ -201,6 +204,11 @@ def launch(demo: DepthDemo, host: str = "127.0.0.1", port: int | None = None, *,
     """Queue on (one prediction at a time per event; requests wait their turn)."""
     blocks = demo.build()
     blocks.queue(default_concurrency_limit=1, max_size=32)
-    blocks.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
+    blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True,
                   max_file_size=demo.limits.max_bytes, quiet=not block, show_error=False)
+    if block:
+        try:
+            blocks.block_thread()
+        finally:  # Ctrl-C or `kill`: the server's shutdown deletes this demo's cached files
+            blocks.close(verbose=False)
     return blocks

@@ -159,8 +159,10 @@ def test_demo_without_a_run_says_how_to_make_one(tmp_path: Path, capsys) -> None
     assert "make search" in capsys.readouterr().err
 
 
-def test_sigterm_cleans_up_the_work_folder_as_ctrl_c_does(onnx_file: Path, tmp_path: Path) -> None:
-    """`kill` of a demo left /tmp/depthnas-demo-* behind, full of result .npy files."""
+def test_sigterm_cleans_up_the_work_folder_as_ctrl_c_does(onnx_file: Path, tmp_path: Path,
+                                                         photos: Path) -> None:
+    """`kill` of a demo left /tmp/depthnas-demo-* behind, full of result .npy files, and
+    any stop left gradio's copies of every upload and result in /tmp/gradio."""
     import signal
     import socket
     import subprocess
@@ -184,6 +186,12 @@ def test_sigterm_cleans_up_the_work_folder_as_ctrl_c_does(onnx_file: Path, tmp_p
                     break
             time.sleep(0.5)
         assert list(tmp_path.glob("depthnas-demo-*"))  # the work folder exists while serving
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False,
+                        download_files=str(tmp_path / "downloads"))
+        client.predict(handle_file(str(photos / "coffee.jpg")), api_name="/predict")
+        cached = sorted(p.name for p in (tmp_path / "gradio").rglob("*") if p.is_file())
+        ours = {"coffee.jpg", "coffee-depth.npy", "coffee-depth16.png"}  # the upload, the results
+        assert ours <= set(cached), cached
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     finally:
@@ -191,6 +199,8 @@ def test_sigterm_cleans_up_the_work_folder_as_ctrl_c_does(onnx_file: Path, tmp_p
             proc.kill()
             proc.wait()
     assert not list(tmp_path.glob("depthnas-demo-*"))
+    left = sorted(p.name for p in (tmp_path / "gradio").rglob("*") if p.is_file())
+    assert not ours & set(left), left  # the examples' copies may stay: the next start reuses them
 
 
 def test_a_decompression_bomb_gets_the_size_message(tmp_path: Path) -> None:
