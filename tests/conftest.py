@@ -1,5 +1,6 @@
-"""Test-wide environment: no hub calls, no update checks, no analytics."""
+"""Test-wide environment: no hub calls, no update checks, no analytics, no litter."""
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -10,9 +11,25 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 for _name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
     os.environ.pop(_name, None)
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 # One intra-op thread: the models under test are tiny, and OpenMP threads that
 # spin-wait for a busy second core made a training step 50x slower (3 s vs 40 ms)
 # whenever anything else ran on the 2-core machines this suite targets.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_in_pytest_s_folder(tmp_path_factory):
+    """What the code under test puts in the system's temporary folder (the demo's and
+    Gradio's files, torchrun's error notes, gradio_client's copies) goes in a folder of
+    pytest's, in this process and in the ones it starts: each run left some in /tmp."""
+    folder = str(tmp_path_factory.mktemp("tmp"))
+    before, os.environ["TMPDIR"], tempfile.tempdir = os.environ.get("TMPDIR"), folder, folder
+    yield
+    tempfile.tempdir = None
+    if before is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before
