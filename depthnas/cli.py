@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from . import __version__
 from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
@@ -245,6 +246,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="depthnas", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"depthnas {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser(

@@ -2478,6 +2478,17 @@ def test_every_command_s_help_says_what_it_does():
             assert action.help, f"{name} {action.option_strings}"
 
 
+def test_version_is_the_installed_package_s(capsys):
+    import importlib.metadata
+
+    import depthnas
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    installed = importlib.metadata.version("depthnas")  # pyproject reads depthnas.__version__
+    assert capsys.readouterr().out.strip() == f"depthnas {installed}" == f"depthnas {depthnas.__version__}"
+
+
 def test_help_the_spaces_listing_and_architecture_strings_do_not_wait_for_torch():
     """`depthnas --help` took 5.5 s on a loaded machine: every command builds one
     parser, and evaluate's imported torch, albumentations and OpenCV with it. Help,
