@@ -764,3 +764,14 @@ def test_a_latency_budget_one_timed_classifier_meets_is_a_warning_not_an_error(t
     said = []
     budget.check_reachable(say=said.append, samples=4)  # times one more: 1 of 5 fit
     assert any(s.startswith("warning: search.max_latency_ms=") and ": 1 of 5 darts" in s for s in said)
+
+
+def test_a_record_that_named_cross_entropy_in_full_matches_a_ce_one():
+    """Records from before recipe() wrote "ce" held the loss as configured."""
+    from depthnas.config import Config
+    from depthnas.recipe import recipe, same_recipe
+    rec = recipe(Config(space="nb201"))
+    assert rec["loss"] == "ce"
+    for older in ("ce", "cross_entropy", "ssi"):
+        assert same_recipe({**rec, "loss": older}, rec), older
+    assert not same_recipe({**rec, "loss": "ssitrim"}, rec)

@@ -2,6 +2,8 @@
 import datetime
 import json
 import random
+import subprocess
+import sys
 import types
 
 import pytest
@@ -1494,19 +1496,6 @@ def test_a_rank_that_loses_its_peers_says_so_in_one_line(monkeypatch, capsys, tm
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-def test_under_torchrun_a_run_needs_out_before_any_rank_claims_a_folder(tmp_path, monkeypatch,
-                                                                          capsys):
-    """Without --out every rank would name its own folder by the clock."""
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "0")
-    monkeypatch.chdir(tmp_path)
-    for argv in (["search", "--preset", "quick"],
-                 ["train", "--preset", "quick", "--arch", "v1-sync:c1,c3,skip,skip,ap"]):
-        assert main(argv) == 2
-        assert "under torchrun pass --out" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_paths_are_calibrated_on_training_batches_and_scored_on_validation_ones(
         run_dir, tmp_path, monkeypatch):
     """BN statistics come from the training split (SPOS), the score from the validation
@@ -2516,60 +2505,66 @@ print(sorted(m for m in ("torch", "timm", "albumentations", "cv2", "gradio") if 
     assert done.stdout.strip() == "[]"
 
 
+def _refused_without(modules, tmp_path, *argvs):
+    """Each argv exits 2, all in one fresh process: the last error line of each, and
+    which of `modules` they loaded (as the text of a sorted list)."""
+    code = f"""
+import contextlib, io, json, sys
+from depthnas.cli import main
+lines = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 2, argv
+    lines.append(err.getvalue().strip().splitlines()[-1])
+print(json.dumps(lines))
+print(sorted(m for m in {list(modules)!r} if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([list(a) for a in argvs])],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    said, loaded = done.stdout.strip().splitlines()[-2:]
+    return json.loads(said), loaded
+
+
 def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     """A typo in a config, or in --arch, waited 4 s for torch, OpenCV and albumentations
     before it was named (the check's allowed values lived beside their torch code), and
     `predict`, `evaluate`, `export` and the demo 3-5 s for torch (and gradio) before
     they said there was no model."""
-    import subprocess
-    import sys
-
     from depthnas import config as config_mod
-    code = """
-import contextlib, io, sys
-from depthnas.cli import main
-out, empty, held = sys.argv[1:4]
-for argv in (["search", "--set", "supernet.precision=bf17"],
-             ["search", "--set", "standalone.loss=l1", "--set", "data.depth_kind=depht"],
-             ["search", "--set", "data.image_size=[100,96]", "--set", "landmarks.num=99999"],
-             ["train", "--arch", "v1-sync:c1,c3,skip,skip,ap", "--set", "supernet.precision=bf17"],
-             ["train", "--arch", "v1-sync:c1,c3,skip,skip,ap", "--resume"],
-             ["train", "--arch", "v1-sync:c1,c3"]):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        assert main(argv + ["--out", out]) == 2, argv
-    print(err.getvalue().strip().splitlines()[-1])
-for argv in (["demo", "--runs", empty, "--port", "1"], ["demo", "--model", out + ".onnx", "--port", "1"],
-             ["predict", "--model", out, "--input", empty, "--out", out + "-depth"],
-             ["evaluate", "--checkpoint", out, "--data", "synthetic"], ["export", "--run", out],
-             ["search", "--out", held, "--resume", "--set", "supernet.precision=bf17"]):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        assert main(argv) == 2, argv
-    print(err.getvalue().strip().splitlines()[-1])
-# (OpenCV, a tenth of a second, names the colormaps predict checks first)
-print(sorted(m for m in ("torch", "timm", "albumentations", "gradio", "onnxruntime") if m in sys.modules))
-"""
+    out, arch = str(tmp_path / "run"), "v1-sync:c1,c3,skip,skip,ap"
     (tmp_path / "runs").mkdir()
-    held = tmp_path / "held"
+    held = tmp_path / "held"  # a run under way
     held.mkdir()
     config_mod.dump(config_mod.load(None, "quick"), held / "config.yaml")
-    (held / "metrics.jsonl").write_text("")  # a run under way
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run"), str(tmp_path / "runs"),
-                           str(held)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    assert "supernet.precision='bf17' (expected one of fp32, bf16)" in lines[0]
-    assert "standalone.loss='l1'" in lines[1] and "data.depth_kind='depht'" in lines[1]
-    assert "data.image_size" in lines[2] and "landmarks.num=99999" in lines[2]
-    assert "supernet.precision='bf17'" in lines[3]
-    assert "--resume" in lines[4]
-    assert "v1-sync block 0: expected 5 edge ops" in lines[5]
-    assert "no --model given and no run under" in lines[6]
-    assert "ONNX model not found" in lines[7]
-    assert all("run: no such file or folder (give a model.safetensors" in line for line in lines[8:11])
-    assert "bf17" in lines[11]  # in a folder that holds a run: the resume hint loads torch
-    assert lines[-1] == "[]"
+    (held / "metrics.jsonl").write_text("")
+    said, loaded = _refused_without(
+        ("torch", "timm", "albumentations", "gradio", "onnxruntime"), tmp_path,
+        ["search", "--set", "supernet.precision=bf17", "--out", out],
+        ["search", "--set", "standalone.loss=l1", "--set", "data.depth_kind=depht", "--out", out],
+        ["search", "--set", "data.image_size=[100,96]", "--set", "landmarks.num=99999", "--out", out],
+        ["train", "--arch", arch, "--set", "supernet.precision=bf17", "--out", out],
+        ["train", "--arch", arch, "--resume", "--out", out],
+        ["train", "--arch", "v1-sync:c1,c3", "--out", out],
+        ["demo", "--runs", str(tmp_path / "runs"), "--port", "1"],
+        ["demo", "--model", out + ".onnx", "--port", "1"],
+        ["predict", "--model", out, "--input", str(tmp_path / "runs"), "--out", out + "-depth"],
+        ["evaluate", "--checkpoint", out, "--data", "synthetic"],
+        ["export", "--run", out],
+        # in a folder that holds a run: the resume hint (torchrun's or not) loaded torch
+        ["search", "--out", str(held), "--resume", "--set", "supernet.precision=bf17"])
+    assert "supernet.precision='bf17' (expected one of fp32, bf16)" in said[0]
+    assert "standalone.loss='l1'" in said[1] and "data.depth_kind='depht'" in said[1]
+    assert "data.image_size" in said[2] and "landmarks.num=99999" in said[2]
+    assert "supernet.precision='bf17'" in said[3]
+    assert "--resume" in said[4]
+    assert "v1-sync block 0: expected 5 edge ops" in said[5]
+    assert "no --model given and no run under" in said[6]
+    assert "ONNX model not found" in said[7]
+    assert all("run: no such file or folder (give a model.safetensors" in line for line in said[8:11])
+    assert "bf17" in said[11]
+    assert loaded == "[]"  # (OpenCV, a tenth of a second, names the colormaps predict checks first)
     assert not (tmp_path / "run").exists()
 
 
@@ -3086,3 +3081,111 @@ def test_a_model_saved_again_from_its_checkpoint_keeps_its_training_s_date(tmp_p
     monkeypatch.setattr(standalone, "_dt", types.SimpleNamespace(datetime=Later))
     again = _train_standalone(out)
     assert (again["date"], again["train_time_s"]) == (first["date"], first["train_time_s"])
+
+
+@pytest.mark.parametrize("name", ["depth", "nb201", "darts"])
+def test_every_name_a_space_package_exports_loads(name):
+    """As test_the_data_package_loads_its_loaders_when_asked_for does for the data:
+    a name left out of exports_on_first_use broke `from depthnas.spaces.nb201 import *`."""
+    import importlib
+    package = importlib.import_module(f"depthnas.spaces.{name}")
+    assert set(package.__all__) <= set(dir(package))
+    for export in package.__all__:
+        assert getattr(package, export) is not None, export
+
+
+def test_the_work_kept_hint_is_only_for_bad_data_or_a_failed_write(tmp_path):
+    """Any other error in a folder that holds work (a refused --resume, a bug) is not
+    one that "once the file can be written" goes away."""
+    import argparse
+    from depthnas.cli import _fixed_then
+    from depthnas.config import ConfigError
+    from depthnas.datasets.io import DatasetError
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("seed: 0\n")
+    (out / "metrics.jsonl").write_text("{}\n")
+    args = argparse.Namespace(command="search", out=str(out), resolved_out=str(out))
+    assert "the work done so far is kept" in _fixed_then(args, DatasetError("bad.png: truncated"))
+    for err in (ValueError("x"), ConfigError("--arch must name it"), RuntimeError("y")):
+        assert _fixed_then(args, err) == "", err
+
+
+def test_under_torchrun_out_is_asked_for_first_and_a_given_out_is_taken(tmp_path, monkeypatch, capsys):
+    """The --out refusal comes before the data and model checks (each rank would
+    otherwise report those first, then claim a folder of its own); with --out the run
+    goes on to them."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["search", "--preset", "quick", "--data", "digits"],
+                 ["train", "--preset", "quick", "--data", "digits", "--arch", "v1-sync:c1,c3,skip,skip,ap"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "under torchrun pass --out" in err and "classification dataset" not in err
+        assert main(argv + ["--out", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert "'digits' is a classification dataset" in err and "under torchrun" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_config_loads_no_opencv_either(tmp_path):
+    """_fixed_then asks whether the folder holds work before it imports DatasetError
+    (OpenCV): a config refused before any run folder is named needs neither."""
+    said, loaded = _refused_without(("cv2", "torch"), tmp_path,
+                                    ["search", "--set", "supernet.precision=bf17", "--out", str(tmp_path / "r")])
+    assert "supernet.precision='bf17'" in said[0]
+    assert loaded == "[]"
+
+
+def test_settings_refused_for_the_space_arch_names_are_said_before_torch_loads(tmp_path):
+    """train's second check (the space --arch names, not the preset's) comes before the
+    imports of the training."""
+    nb201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    said, loaded = _refused_without(("torch",), tmp_path,
+                                    ["train", "--arch", nb201, "--data", "digits", "--set",
+                                     "standalone.loss=ssitrim", "--out", str(tmp_path / "r")])
+    assert "classification spaces train with cross-entropy" in said[0]
+    assert loaded == "[]"
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_export_s_bad_out_is_said_before_torch_loads(tmp_path):
+    """cmd_export checks --out (a folder, no .onnx suffix, below a file) before the
+    exporter loads."""
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(b"not read before --out is checked")
+    (tmp_path / "folder").mkdir()
+    said, loaded = _refused_without(("torch", "onnxruntime"), tmp_path,
+                                    ["export", "--checkpoint", str(model), "--out", str(tmp_path / "folder")],
+                                    ["export", "--checkpoint", str(model), "--out", str(tmp_path / "m.txt")],
+                                    ["export", "--checkpoint", str(model), "--out", str(model / "m.onnx")])
+    assert "is a folder; name the ONNX file to write" in said[0]
+    assert "an ONNX file must end in .onnx" in said[1]
+    assert f"{model} is a file, not a folder" in said[2]
+    assert loaded == "[]"
+
+
+def test_a_bad_model_file_is_said_by_the_demo_before_gradio_loads(tmp_path):
+    """The model loads (and a damaged one is named) before gradio's seconds of import."""
+    import socket
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\0" * 64)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    said, loaded = _refused_without(("gradio",), tmp_path, ["demo", "--model", str(bad), "--port", str(port)])
+    assert "model.safetensors" in said[0]
+    assert loaded == "[]"
+
+
+def test_a_training_s_architecture_is_read_from_its_checkpoint(tmp_path):
+    """trained_arch: a training checkpointed but without arch.json (a folder from before
+    it was written, or one it was lost from) still names its architecture."""
+    from torch import nn
+    from depthnas.checkpoint import Checkpointer
+    from depthnas.runs import trained_arch
+    arch = "v1-sync:c3,skip,none,c1,ap"
+    Checkpointer(tmp_path / "t" / "checkpoints").save(1, nn.Linear(1, 1), {}, metadata={"arch": arch})
+    assert trained_arch(tmp_path / "t") == arch
+    assert trained_arch(tmp_path / "nothing") is None

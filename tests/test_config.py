@@ -384,3 +384,37 @@ def test_search_help_lists_the_flags_by_the_section_they_set(capsys):
                         ("--top-k", "search"), ("--lambda-max", "landmarks")):
         section = text[text.index(f"\n{title}:\n"):]
         assert f"\n  {flag}" in section.split("\n\n")[0], (flag, title)
+
+
+@pytest.mark.parametrize("loss", ["ssi", "ssi-image", "ssitrim"])
+def test_each_depth_loss_the_trainer_builds_is_accepted(loss):
+    """README: `--set standalone.loss=ssitrim`; the check and build_loss share one list."""
+    from depthnas.ssi_loss import build_loss
+    cfg = C.Config()
+    cfg.supernet.loss = cfg.standalone.loss = loss
+    assert validate(cfg) is cfg
+    build_loss(loss)
+
+
+def test_a_classification_loss_is_refused_for_a_depth_space():
+    cfg = C.Config()
+    cfg.standalone.loss = "ce"
+    with pytest.raises(C.ConfigError, match=r"standalone.loss='ce' \(expected one of ssi, ssi-image, ssitrim\)"):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("loss", ["ce", "cross_entropy", "ssi"])
+def test_a_classifier_takes_cross_entropy_by_either_name_or_the_default(loss):
+    from depthnas.task import ClassificationTask
+    cfg = C.Config(space="nb201")
+    cfg.data.spec = "digits"
+    cfg.supernet.loss = cfg.standalone.loss = loss
+    assert validate(cfg) is cfg
+    ClassificationTask(loss)
+
+
+def test_the_default_tau_is_three_fifths_of_the_genes_as_the_readme_says():
+    from depthnas.landmark_sampler import default_tau
+    from depthnas.spaces import get_space
+    assert [default_tau(get_space(s)) for s in ("v1-sync", "v2-sync", "v1-nonsync", "v2-nonsync", "nb201")] \
+        == [3, 3, 12, 14, 5]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from depthnas.datasets import DatasetError, Splits, build_splits, read_pfm, write_pfm
+from depthnas.datasets import DatasetError, Splits, SyntheticDepth, build_splits, read_pfm, write_pfm
 from depthnas.datasets.diode import DIODEReader
 from depthnas.datasets.splits import split_counts
 from depthnas.datasets.folder import FolderReader
@@ -1332,3 +1332,25 @@ def test_a_path_after_synthetic_is_refused_not_ignored():  # SP5
 def test_a_negative_seed_is_refused_by_name():  # SP11
     with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
         build_splits("synthetic", (32, 32), seed=-1)
+
+
+def test_a_folder_s_depth_kind_must_be_depth_or_disparity(tmp_path):
+    """A typo in depth_kind was taken as depth (metres) for a folder: by build_splits,
+    and by `data check`'s reader, which opens the folder without build_splits."""
+    from depthnas.datasets.check import check_data
+    root = make_folder(tmp_path / "f", n=4)
+    says = r"depth_kind must be one of \('depth', 'disparity'\), got 'metres'"
+    with pytest.raises(ValueError, match=says):
+        build_splits(f"folder:{root}", SIZE, depth_kind="metres")
+    with pytest.raises(ValueError, match=says):
+        check_data(f"folder:{root}", depth_kind="metres")
+
+
+@pytest.mark.parametrize("size", [(100, 96), 48, (32, 64, 3)])
+def test_a_network_size_that_is_no_multiple_of_32_is_refused_for_any_data(tmp_path, size):
+    """Checked by build_splits for every kind, and by SyntheticDepth when built on its own."""
+    root = make_folder(tmp_path / "f", n=4)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        build_splits(f"folder:{root}", size)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        SyntheticDepth(4, size)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from pathlib import Path
 
 import cv2
@@ -264,3 +265,27 @@ def test_the_model_card_says_unknown_for_a_file_without_a_parameter_count(model_
     estimator.info = dataclasses.replace(estimator.info, parameters=0)
     card = model_card(estimator, 3.0, 3)
     assert "**Parameters** unknown" in card and "0.00 M" not in card
+
+
+def test_a_newest_model_that_cannot_be_read_is_chosen_for_the_loader_to_name(tmp_path: Path,
+                                                                            make_model) -> None:
+    """Passed over, the demo would silently show an older model than the user's newest."""
+    old = make_model(tmp_path / "runs" / "a" / "best" / "model.safetensors")
+    os.utime(old, (1_000_000, 1_000_000))
+    bad = tmp_path / "runs" / "b" / "best" / "model.safetensors"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"\0" * 64)
+    assert newest_depth_run(tmp_path / "runs") == bad.parent.parent
+
+
+def test_the_newest_run_is_the_model_the_demo_goes_on_with(tmp_path: Path, make_model, capsys) -> None:
+    """Without --model the run found is checked and served (here: up to the busy port)."""
+    make_model(tmp_path / "runs" / "a" / "best" / "model.safetensors")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["demo", "--runs", str(tmp_path / "runs"), "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert f"using the newest run: {tmp_path / 'runs' / 'a'}" in captured.out
+    assert f"cannot serve on 127.0.0.1:{port}" in captured.err

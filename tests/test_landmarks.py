@@ -491,3 +491,13 @@ def test_more_pairs_asked_for_than_there_are_means_all_pairs(toy):
     for m in (3, 4, 100):
         reg.cfg.pairs = m
         assert sorted(reg.draw_pairs(random.Random(0))) == sorted(reg.pairs)
+
+
+def test_the_root_is_drawn_again_until_it_is_not_excluded():
+    space = get_space("v1-sync")
+    key = space.function_key
+    rng = random.Random(3)
+    first, second = space.sample(rng), space.sample(rng)
+    assert key(first) != key(second)
+    root = sample_landmarks(space, 2, 3, random.Random(3), exclude=[first, second])[0]
+    assert key(root) not in {key(first), key(second)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -649,3 +650,20 @@ def test_a_12_bit_colour_image_with_alpha_uses_the_8_bit_range(tmp_path: Path) -
     assert cv2.imwrite(str(path), bgra16)
     rgb = read_photo(path)
     assert rgb.shape == (30, 40, 3) and rgb[0, 0, 0] == 0 and rgb[0, -1, 0] == 255
+
+
+def test_an_onnx_file_is_known_by_its_suffix_in_any_case(onnx_file: Path, photos: Path,
+                                                         tmp_path: Path, capsys) -> None:
+    """load_estimator picks onnxruntime for .ONNX too; the check before it must agree."""
+    upper = shutil.copy(onnx_file, tmp_path / "MODEL.ONNX")
+    assert main(["predict", "--model", str(upper), "--input", str(photos / "coffee.jpg"),
+                 "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "coffee-depth.npy").is_file()
+
+
+def test_a_folder_named_like_an_onnx_file_is_no_onnx_model(tmp_path: Path, photos: Path, capsys) -> None:
+    (tmp_path / "m.onnx").mkdir()
+    assert main(["predict", "--model", str(tmp_path / "m.onnx"), "--input", str(photos),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "ONNX model not found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -664,3 +664,9 @@ def test_a_run_killed_in_its_first_epoch_keeps_one_record_per_step(tmp_path):
     resumed = make_trainer(tmp_path / "run", regularized=False)
     resumed.fit()
     assert [r["step"] for r in _step_rows(tmp_path / "run")] == list(range(1, resumed.state.step + 1))
+
+
+def test_autocast_refuses_a_precision_it_does_not_know():
+    from depthnas.runtime import autocast
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'fp16'"):
+        autocast(torch.device("cpu"), "fp16")

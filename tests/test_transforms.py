@@ -283,3 +283,9 @@ def test_check_image_size_rejects_a_width_that_is_no_multiple_of_32(bad):  # T1
 def test_prepare_image_refuses_a_network_size_below_32():  # T9
     with pytest.raises(ValueError, match="net_size must be >= 32, got 16"):
         prepare_image(np.zeros((48, 64, 3), np.uint8), 16)
+
+
+def test_check_image_size_takes_one_side_as_a_python_or_numpy_integer():
+    assert check_image_size(64) == (64, 64)
+    assert check_image_size(np.int64(64)) == (64, 64)  # e.g. a size read from an array
+    assert check_image_size((np.int32(64), 96)) == (64, 96)
