@@ -10,8 +10,8 @@ import logging
 import math
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,7 +70,7 @@ def read_json(path: str | Path, unique_keys: bool = False, expect: type | None =
 
 
 def default_permissions(path: str | Path) -> None:
-    """Give a file or folder made by mkstemp/mkdtemp (owner-only) the permissions
+    """Give an owner-only file or folder (atomic_write's, mkdtemp's) the permissions
     open()/mkdir() would have given it, before it is renamed into place."""
     os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_UMASK)
 
@@ -153,8 +153,8 @@ def _write_failure(path: Path, err: Exception) -> WriteError | None:
 
 
 # The temporary files a write killed mid-way (kill -9, power loss) leaves: atomic_write's
-# own (mkstemp below: ".model.safetensors.k3j_x9a1.tmp") and the one safetensors writes
-# before it renames (".tmpAb12Cd").
+# own (".model.safetensors.3f9a01c2.tmp"; mkstemp's, before: ".model.safetensors.k3j_x9a1.tmp")
+# and the one safetensors writes before it renames (".tmpAb12Cd").
 _KILLED_WRITE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$|^\.tmp[A-Za-z0-9]{6}$")
 
 
@@ -162,19 +162,33 @@ def is_left_by_a_killed_write(name: str) -> bool:
     return _KILLED_WRITE.match(name) is not None
 
 
+def _temporary_beside(path: Path) -> Path:
+    """A new empty owner-only file beside `path`. Named before it is made: a Ctrl-C or
+    SIGTERM that arrived while mkstemp made one was raised inside mkstemp, before its
+    name reached the caller, and the file stayed behind."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as err:  # it named the hidden temporary file, not the one asked for
+            raise type(err)(f"cannot write {path} ({err.strerror})") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None], *, fsync: bool = True) -> Path:
     """Call write(tmp_path) on a temporary file in the target folder, fsync it,
     then rename it over `path` (rename is atomic on one filesystem). The file gets
-    the permissions open() would give it (mkstemp makes it owner-only, 0600).
+    the permissions open() would give it (the temporary one is owner-only, 0600).
     fsync=False for outputs that can be made again: a kill still leaves no torn
     file under the name, only a power loss can."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:  # it named the hidden temporary file, not the one asked for
-        raise type(err)(f"cannot write {path} ({err.strerror})") from None
-    os.close(fd)
+    tmp = str(_temporary_beside(path))
     try:
         write(tmp)
         default_permissions(tmp)  # after: a writer may replace the file it was given

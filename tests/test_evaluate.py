@@ -337,16 +337,36 @@ def test_an_out_in_a_folder_one_may_not_write_in_is_refused_before_the_work(
 
 
 def test_a_file_that_cannot_be_written_is_named_not_its_temporary(tmp_path, monkeypatch):
-    import tempfile
+    import os
 
     from depthnas.io import atomic_write_text
 
-    def denied(*a, **k):
-        raise PermissionError(13, "Permission denied", str(tmp_path / ".x.json.abc123.tmp"))
-    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    def denied(path, *a, **k):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(PermissionError) as caught:
         atomic_write_text(tmp_path / "x.json", "{}")
+    monkeypatch.undo()
     assert str(caught.value) == f"cannot write {tmp_path / 'x.json'} (Permission denied)"
+
+
+def test_a_signal_while_the_temporary_file_is_made_leaves_none_behind(tmp_path, monkeypatch):
+    """A Ctrl-C or SIGTERM that arrived while mkstemp made the temporary file was raised
+    before its name reached atomic_write: a stopped training kept
+    checkpoints/.latest.u2iw244z.tmp."""
+    import os
+
+    from depthnas.io import atomic_write_text
+    close = os.close
+
+    def interrupted(fd):
+        close(fd)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "close", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(tmp_path / "latest", "epoch_0001\n")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", ["evaluate", "export", "predict"])

@@ -638,7 +638,7 @@ def test_bf16_precision_runs_the_training_step_under_autocast(tmp_path):
 
 
 def test_written_files_and_folders_get_exactly_the_umask_permissions(tmp_path):
-    """Atomic writes go through mkstemp/mkdtemp (mode 0600/0700): a model another
+    """Atomic writes go through owner-only temporaries (mode 0600/0700): a model another
     user serves must still be readable, and not writable by all either. Files and
     folders get the modes open() and mkdir() would give, the umask taken off 0666/0777."""
     import os
