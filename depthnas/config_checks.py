@@ -15,7 +15,7 @@ from depthnas.spaces import get_space
 from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
 
 from .choices import CLASSIFICATION_LOSSES, DEPTH_LOSSES, PRECISIONS
-from .config import Config, ConfigError, TrainConfig
+from .config import Config, ConfigError, TrainConfig, split_spec
 from .landmark_sampler import default_tau, landmark_problem
 from .schedule import INCREASING, SCHEDULES
 
@@ -153,8 +153,12 @@ def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None
 def _check_data(problems: _Problems, cfg: Config, classification: bool) -> None:
     d = cfg.data
     problems.choose("data.depth_kind", d.depth_kind, DEPTH_KINDS)
+    kind, path = split_spec(d.spec)
     if not d.spec.strip():
         problems.append("data.spec is empty (synthetic, or KIND:PATH)")
+    elif path and kind != "synthetic" and not Path(path).expanduser().exists():
+        # a typo in the path, said here rather than by the loader once the run has begun
+        problems.append(f"data.spec={d.spec!r}: no such file or folder {path}")
     for where, value in (("data.val_fraction", d.val_fraction), ("data.reg_fraction", d.reg_fraction)):
         if not 0.0 <= value < 1.0:
             problems.append(f"{where}={value} (expected a fraction in [0, 1))")

@@ -905,14 +905,16 @@ def test_a_parameter_budget_no_architecture_meets_is_refused_before_training(tmp
 
 
 def test_resuming_a_start_that_failed_on_missing_data_says_to_start_again(tmp_path, capsys):
-    """A start refused for data that is not there leaves config.yaml; --resume then
-    said the data was "not there any more" and to link its old path: it never was."""
-    out = tmp_path / "r"
-    assert main(["search", *TINY, "--data", f"folder:{tmp_path / 'nowhere'}", "--out", str(out)]) == 2
+    """A start refused for its data leaves config.yaml; with the data gone since, --resume
+    said the data was "not there any more" and to link its old path: it never was read."""
+    out, data = tmp_path / "r", tmp_path / "nowhere"
+    data.mkdir()  # there, but without images/: refused by the loader, once the run has begun
+    assert main(["search", *TINY, "--data", f"folder:{data}", "--out", str(out)]) == 2
     assert not out.exists()  # a folder it made for a start that wrote nothing of value: gone
     out.mkdir()  # a folder of the user's stays, with what the start wrote
-    assert main(["search", *TINY, "--data", f"folder:{tmp_path / 'nowhere'}", "--out", str(out)]) == 2
+    assert main(["search", *TINY, "--data", f"folder:{data}", "--out", str(out)]) == 2
     assert (out / "config.yaml").is_file()
+    data.rmdir()
     capsys.readouterr()
     assert main(["search", "--out", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
@@ -2553,7 +2555,8 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
         ["evaluate", "--checkpoint", out, "--data", "synthetic"],
         ["export", "--run", out],
         # in a folder that holds a run: the resume hint (torchrun's or not) loaded torch
-        ["search", "--out", str(held), "--resume", "--set", "supernet.precision=bf17"])
+        ["search", "--out", str(held), "--resume", "--set", "supernet.precision=bf17"],
+        ["search", "--data", f"folder:{tmp_path / 'photos'}", "--out", out])
     assert "supernet.precision='bf17' (expected one of fp32, bf16)" in said[0]
     assert "standalone.loss='l1'" in said[1] and "data.depth_kind='depht'" in said[1]
     assert "data.image_size" in said[2] and "landmarks.num=99999" in said[2]
@@ -2564,6 +2567,7 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     assert "ONNX model not found" in said[7]
     assert all("run: no such file or folder (give a model.safetensors" in line for line in said[8:11])
     assert "bf17" in said[11]
+    assert f"data.spec='folder:{tmp_path / 'photos'}': no such file or folder" in said[12]
     assert loaded == "[]"  # (OpenCV, a tenth of a second, names the colormaps predict checks first)
     assert not (tmp_path / "run").exists()
 

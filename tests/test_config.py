@@ -1,5 +1,6 @@
 """Config: dataclass defaults < preset < YAML < CLI flags."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -165,10 +166,13 @@ def test_yaml_merge_keys_still_work_and_a_complex_key_is_a_config_error(tmp_path
     ("--out", "1:30", "out"),                 # sexagesimal: 90
     ("--out", "null", "out"),                 # None: a default folder
     ("--out", "@x", "out"),                   # a YAML scanner traceback
-    ("--data", "folder:/data/scans #3", "data.spec"),
+    ("--data", "folder:{tmp}/scans #3", "data.spec"),  # (a folder that is there)
     ("--landmarks", "stores/a: b #1.json", "landmarks.store"),
 ])
-def test_a_flag_value_is_taken_as_typed_not_read_as_yaml(flag, value, field):
+def test_a_flag_value_is_taken_as_typed_not_read_as_yaml(flag, value, field, tmp_path):
+    if flag == "--data":
+        value = value.format(tmp=tmp_path)
+        Path(value.partition(":")[2]).mkdir()
     cfg = build_config(build_parser().parse_args(["search", flag, value]))
     # a store's path is recorded absolute: a resume from elsewhere found no store
     assert C.dotted_fields(cfg)[field] == (C.absolute_path(value) if field == "landmarks.store" else value)
@@ -418,3 +422,16 @@ def test_the_default_tau_is_three_fifths_of_the_genes_as_the_readme_says():
     from depthnas.spaces import get_space
     assert [default_tau(get_space(s)) for s in ("v1-sync", "v2-sync", "v1-nonsync", "v2-nonsync", "nb201")] \
         == [3, 3, 12, 14, 5]
+
+
+def test_a_data_path_that_does_not_exist_is_refused_with_the_config(tmp_path):
+    """A typo in --data folder:PATH was found by the loader, after the model was built
+    and the run folder made."""
+    cfg = C.Config()
+    for spec in (f"folder:{tmp_path / 'nope'}", f"cifar10:{tmp_path / 'nope'}"):
+        cfg.data.spec = spec
+        with pytest.raises(C.ConfigError, match=f"data.spec='{spec}': no such file or folder"):
+            validate(cfg)
+    cfg.data.spec = f"folder:{tmp_path}"
+    assert validate(cfg) is cfg
+
