@@ -16,7 +16,6 @@ import os
 import pickle
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +24,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .io import atomic_write, atomic_write_text, default_permissions
+from .io import atomic_write, atomic_write_text, default_permissions, temporary_beside
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,7 @@ class Checkpointer:
         for stale in self.folder.glob(".epoch_*"):  # a save killed mid-way: a full model copy
             shutil.rmtree(stale, ignore_errors=True)
         final = self.folder / f"epoch_{epoch:04d}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".epoch_{epoch:04d}.", dir=self.folder))
+        tmp = temporary_beside(final, folder=True, suffix="")  # .epoch_NNNN.xxxxxxxx
         try:
             default_permissions(tmp)
             save_model(tmp / MODEL_FILE, model, metadata)

@@ -162,21 +162,28 @@ def is_left_by_a_killed_write(name: str) -> bool:
     return _KILLED_WRITE.match(name) is not None
 
 
-def _temporary_beside(path: Path) -> Path:
-    """A new empty owner-only file beside `path`. Named before it is made: a Ctrl-C or
-    SIGTERM that arrived while mkstemp made one was raised inside mkstemp, before its
-    name reached the caller, and the file stayed behind."""
+def temporary_beside(path: Path, folder: bool = False, suffix: str = ".tmp") -> Path:
+    """A new empty owner-only file (or folder) beside `path`, to be renamed over it.
+    Named before it is made: a Ctrl-C or SIGTERM that arrived while mkstemp (mkdtemp)
+    made one was raised inside it, before its name reached the caller's cleanup, and
+    a stopped training kept it."""
     while True:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            if folder:
+                os.mkdir(tmp, 0o700)
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             return tmp
         except FileExistsError:
             continue
         except OSError as err:  # it named the hidden temporary file, not the one asked for
             raise type(err)(f"cannot write {path} ({err.strerror})") from None
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            if folder:
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
             raise
 
 
@@ -188,7 +195,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None], *, fsync: bool 
     file under the name, only a power loss can."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(_temporary_beside(path))
+    tmp = str(temporary_beside(path))
     try:
         write(tmp)
         default_permissions(tmp)  # after: a writer may replace the file it was given

@@ -369,6 +369,26 @@ def test_a_signal_while_the_temporary_file_is_made_leaves_none_behind(tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_signal_while_a_checkpoint_s_folder_is_made_leaves_none_behind(tmp_path, monkeypatch):
+    """The same for the folder an epoch is written in before it is renamed (mkdtemp's)."""
+    import os
+
+    import torch
+
+    from depthnas.checkpoint import Checkpointer
+    mkdir = os.mkdir
+
+    def interrupted(path, *args, **kwargs):
+        mkdir(path, *args, **kwargs)
+        if ".epoch_" in str(path):
+            raise KeyboardInterrupt
+    monkeypatch.setattr(os, "mkdir", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Checkpointer(tmp_path / "checkpoints").save(1, torch.nn.Linear(2, 2), {"epoch": 1})
+    monkeypatch.undo()
+    assert list((tmp_path / "checkpoints").iterdir()) == []
+
+
 @pytest.mark.parametrize("command", ["evaluate", "export", "predict"])
 def test_an_out_below_a_file_is_refused_before_the_work(model, tmp_path, capsys, command):
     """Found only when writing, the evaluation or export was lost, with "File exists"."""
