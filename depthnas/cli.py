@@ -361,6 +361,10 @@ def _say_once(message: str, wait_s: float = 3.0) -> None:
         print(message, file=sys.stderr)
         with contextlib.suppress(OSError):
             atomic_write_text(note, message)  # whole, for a rank reading it meanwhile
+        for old in note.parent.glob("depthnas-error-*"):  # earlier jobs': read long since
+            with contextlib.suppress(OSError):
+                if time.time() - old.stat().st_mtime > 3600:
+                    old.unlink()
         return
     deadline = time.time() + wait_s
     while time.time() < deadline:

@@ -286,3 +286,19 @@ def test_an_error_rank_0_did_not_meet_is_said_by_its_rank(monkeypatch, capsys):
     monkeypatch.setenv("RANK", "1")
     cli._say_once("error: the same for all", wait_s=0.2)
     assert capsys.readouterr().err == "error: the same for all\n"
+
+
+def test_rank_0_s_notes_of_jobs_long_over_are_removed(monkeypatch, tmp_path, capsys):
+    """Each refused torchrun job left its note in the temporary folder for good."""
+    import tempfile
+    from depthnas import cli
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    old, recent = tmp_path / "depthnas-error-a_b_1", tmp_path / "depthnas-error-a_b_2"
+    for note in (old, recent):
+        note.write_text("error: x")
+    os.utime(old, (1_000_000, 1_000_000))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_PORT", "3")
+    cli._say_once("error: y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["depthnas-error-__3", recent.name]
