@@ -128,6 +128,9 @@ class DepthDemo:
         path, name = _payload_path(payload)
         if path is None:
             raise _upload_error("Upload an image first (or click an example).")
+        if not path.is_file():  # swept from Gradio's cache while its tab stayed open
+            raise _upload_error(f"{name} is no longer on the server (uploads are kept an "
+                                "hour); upload it again.")
         check_upload(path, name, self.limits)
         try:
             rgb = read_photo(path)

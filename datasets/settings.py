@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["DEPTH_KINDS", "check_depth_kind", "check_image_size"]
+__all__ = ["DEPTH_KINDS", "KINDS_READ_FROM_A_PATH", "check_depth_kind", "check_image_size"]
 
 DEPTH_KINDS = ("depth", "disparity")  # what a folder's depth files hold
+# The data sets a spec names as KIND:PATH: splits.py's readers, and CIFAR-10's batches.
+KINDS_READ_FROM_A_PATH = ("redweb", "nyuv2", "diode", "folder", "cifar10")
 
 
 def check_depth_kind(depth_kind: str) -> str:

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from depthnas.datasets.settings import DEPTH_KINDS, check_image_size
+from depthnas.datasets.settings import DEPTH_KINDS, KINDS_READ_FROM_A_PATH, check_image_size
 from depthnas.spaces import get_space
 from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
 
@@ -156,8 +156,9 @@ def _check_data(problems: _Problems, cfg: Config, classification: bool) -> None:
     kind, path = split_spec(d.spec)
     if not d.spec.strip():
         problems.append("data.spec is empty (synthetic, or KIND:PATH)")
-    elif path and kind != "synthetic" and not Path(path).expanduser().exists():
+    elif kind in KINDS_READ_FROM_A_PATH and path and not Path(path).expanduser().exists():
         # a typo in the path, said here rather than by the loader once the run has begun
+        # (an unknown kind, or a path given to one that takes none, is the loader's to name)
         problems.append(f"data.spec={d.spec!r}: no such file or folder {path}")
     for where, value in (("data.val_fraction", d.val_fraction), ("data.reg_fraction", d.reg_fraction)):
         if not 0.0 <= value < 1.0:

@@ -434,4 +434,15 @@ def test_a_data_path_that_does_not_exist_is_refused_with_the_config(tmp_path):
             validate(cfg)
     cfg.data.spec = f"folder:{tmp_path}"
     assert validate(cfg) is cfg
+    for spec in ("bogus:/nope", "digits:/nope", "synthetic:/nope"):  # the loader names these
+        cfg.data.spec = spec
+        assert validate(cfg) is cfg
+
+
+def test_the_kinds_read_from_a_path_are_the_loaders_own():
+    from depthnas.datasets.classification import CLASSIFICATION_KINDS
+    from depthnas.datasets.settings import KINDS_READ_FROM_A_PATH
+    from depthnas.datasets.splits import KINDS
+    assert set(KINDS_READ_FROM_A_PATH) == (set(KINDS) - {"synthetic"}) | {"cifar10"}
+    assert "cifar10" in CLASSIFICATION_KINDS
 

@@ -60,6 +60,14 @@ def test_an_upload_s_name_gives_visible_downloads_of_a_length_a_file_may_have(
             assert Path(f).name.startswith(f"{stem}-depth")
 
 
+def test_an_upload_swept_from_the_cache_gets_a_message(demo_server) -> None:
+    """An hour after the upload, Gradio's sweep has deleted its copy while the page still
+    shows it: "Error" and a traceback on the server."""
+    with pytest.raises(gr.Error, match=r"coffee.jpg is no longer on the server \(uploads are kept "
+                                       r"an hour\); upload it again"):
+        demo_server.demo.run({"path": "/nonexistent/gradio/9f5f/coffee.jpg", "orig_name": "coffee.jpg"})
+
+
 def test_non_image_gets_a_message(client: Client, tmp_path: Path, capfd) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
