@@ -10,12 +10,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from depthnas.datasets.settings import DEPTH_KINDS, KINDS_READ_FROM_A_PATH, check_image_size
+from depthnas.datasets.settings import DEPTH_KINDS, check_image_size, missing_data_path
 from depthnas.spaces import get_space
 from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
 
 from .choices import CLASSIFICATION_LOSSES, DEPTH_LOSSES, PRECISIONS
-from .config import Config, ConfigError, TrainConfig, split_spec
+from .config import Config, ConfigError, TrainConfig
 from .landmark_sampler import default_tau, landmark_problem
 from .schedule import INCREASING, SCHEDULES
 
@@ -153,13 +153,10 @@ def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None
 def _check_data(problems: _Problems, cfg: Config, classification: bool) -> None:
     d = cfg.data
     problems.choose("data.depth_kind", d.depth_kind, DEPTH_KINDS)
-    kind, path = split_spec(d.spec)
     if not d.spec.strip():
         problems.append("data.spec is empty (synthetic, or KIND:PATH)")
-    elif kind in KINDS_READ_FROM_A_PATH and path and not Path(path).expanduser().exists():
-        # a typo in the path, said here rather than by the loader once the run has begun
-        # (an unknown kind, or a path given to one that takes none, is the loader's to name)
-        problems.append(f"data.spec={d.spec!r}: no such file or folder {path}")
+    elif missing_data_path(d.spec):  # said here, not by the loader once the run has begun
+        problems.append(f"data.spec={d.spec!r}: no such file or folder {missing_data_path(d.spec)}")
     for where, value in (("data.val_fraction", d.val_fraction), ("data.reg_fraction", d.reg_fraction)):
         if not 0.0 <= value < 1.0:
             problems.append(f"{where}={value} (expected a fraction in [0, 1))")

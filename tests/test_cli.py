@@ -2533,7 +2533,7 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     """A typo in a config, or in --arch, waited 4 s for torch, OpenCV and albumentations
     before it was named (the check's allowed values lived beside their torch code), and
     `predict`, `evaluate`, `export` and the demo 3-5 s for torch (and gradio) before
-    they said there was no model."""
+    they said there was no model, and `search` and `data` before a data path's typo."""
     from depthnas import config as config_mod
     out, arch = str(tmp_path / "run"), "v1-sync:c1,c3,skip,skip,ap"
     (tmp_path / "runs").mkdir()
@@ -2556,7 +2556,8 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
         ["export", "--run", out],
         # in a folder that holds a run: the resume hint (torchrun's or not) loaded torch
         ["search", "--out", str(held), "--resume", "--set", "supernet.precision=bf17"],
-        ["search", "--data", f"folder:{tmp_path / 'photos'}", "--out", out])
+        ["search", "--data", f"folder:{tmp_path / 'photos'}", "--out", out],
+        ["data", "--data", f"folder:{tmp_path / 'photos'}"])
     assert "supernet.precision='bf17' (expected one of fp32, bf16)" in said[0]
     assert "standalone.loss='l1'" in said[1] and "data.depth_kind='depht'" in said[1]
     assert "data.image_size" in said[2] and "landmarks.num=99999" in said[2]
@@ -2568,6 +2569,7 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     assert all("run: no such file or folder (give a model.safetensors" in line for line in said[8:11])
     assert "bf17" in said[11]
     assert f"data.spec='folder:{tmp_path / 'photos'}': no such file or folder" in said[12]
+    assert f"--data folder:{tmp_path / 'photos'}: no such file or folder" in said[13]
     assert loaded == "[]"  # (OpenCV, a tenth of a second, names the colormaps predict checks first)
     assert not (tmp_path / "run").exists()
 
