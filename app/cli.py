@@ -47,9 +47,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     # Gradio polls its own server through httpx; at INFO that is a line per request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    from depthnas.runs import check_model_path, newest_depth_run
     model = args.model
     if model is None:
-        from depthnas.runs import newest_depth_run
         run = newest_depth_run(args.runs)
         if run is None:
             print(f"error: no --model given and no run under {args.runs}/ holds a depth model "
@@ -59,7 +59,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 2
         print(f"using the newest run: {run}")
         model = run
-    from depthnas.runs import check_model_path
     check_model_path(model)  # before torch, onnxruntime and gradio load
     try:  # before the model loads and "starting the demo" is printed
         with socket.socket(family, socket.SOCK_STREAM) as probe:

@@ -209,9 +209,8 @@ def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
 
 def cmd_data(args: argparse.Namespace) -> int:
     from depthnas.datasets.settings import missing_data_path
-    if missing_data_path(args.data):  # before the loaders' seconds of imports
-        raise FileNotFoundError(f"--data {args.data}: no such file or folder "
-                                f"{missing_data_path(args.data)}")
+    if missing := missing_data_path(args.data):  # before the loaders' seconds of imports
+        raise FileNotFoundError(f"--data {args.data}: no such file or folder {missing}")
     from depthnas.datasets.check import check_data
     from depthnas.datasets.classification import is_classification_spec
     if is_classification_spec(args.data):

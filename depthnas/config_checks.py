@@ -155,8 +155,8 @@ def _check_data(problems: _Problems, cfg: Config, classification: bool) -> None:
     problems.choose("data.depth_kind", d.depth_kind, DEPTH_KINDS)
     if not d.spec.strip():
         problems.append("data.spec is empty (synthetic, or KIND:PATH)")
-    elif missing_data_path(d.spec):  # said here, not by the loader once the run has begun
-        problems.append(f"data.spec={d.spec!r}: no such file or folder {missing_data_path(d.spec)}")
+    elif missing := missing_data_path(d.spec):  # said here, not by the loader once the run has begun
+        problems.append(f"data.spec={d.spec!r}: no such file or folder {missing}")
     for where, value in (("data.val_fraction", d.val_fraction), ("data.reg_fraction", d.reg_fraction)):
         if not 0.0 <= value < 1.0:
             problems.append(f"{where}={value} (expected a fraction in [0, 1))")

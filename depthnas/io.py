@@ -70,7 +70,7 @@ def read_json(path: str | Path, unique_keys: bool = False, expect: type | None =
 
 
 def default_permissions(path: str | Path) -> None:
-    """Give an owner-only file or folder (atomic_write's, mkdtemp's) the permissions
+    """Give an owner-only file or folder (`temporary_beside`'s) the permissions
     open()/mkdir() would have given it, before it is renamed into place."""
     os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_UMASK)
 

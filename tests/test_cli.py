@@ -64,8 +64,6 @@ def train_killed_after(epochs, argv, monkeypatch):
 def run_with_closed_stdout(args):
     """`python -m depthnas args` writing into a pipe whose reader is already gone."""
     import os
-    import subprocess
-    import sys
     read, write = os.pipe()
     os.close(read)
     try:
@@ -1248,8 +1246,6 @@ def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkey
                "--resume`" in capsys.readouterr().err
     # a training still running in another process is not told to resume (its folder is
     # held: the advice failed with "in use by another depthnas process")
-    import subprocess
-    import sys
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "depthnas"])
     try:
         (out / ".depthnas.lock").write_text(f"{other.pid}\n")
@@ -1266,8 +1262,6 @@ def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkey
 
 
 def test_a_lock_naming_a_pid_another_program_took_since_is_no_running_run(tmp_path):
-    import subprocess
-    import sys
     from depthnas.runs import _process_start, running_holder
     lock = tmp_path / ".depthnas.lock"
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -1348,8 +1342,6 @@ def test_a_terminated_training_says_how_to_resume(tmp_path, signame):
     terminal's Ctrl-C signals the group too (SIGINT), with the same tracebacks."""
     import os
     import signal
-    import subprocess
-    import sys
     import time
     sig = getattr(signal, signame)
     proc = subprocess.Popen(
@@ -1862,8 +1854,6 @@ def test_binary_or_damaged_files_are_named(run_dir, tmp_path, capsys):
 def test_a_run_folder_in_use_by_another_process_is_refused(run_dir, tmp_path, capsys):
     import os
     import shutil
-    import subprocess
-    import sys
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
     holder = subprocess.Popen(  # as a running search holds it (POSIX locks are per process)
@@ -2484,8 +2474,6 @@ def test_help_the_spaces_listing_and_architecture_strings_do_not_wait_for_torch(
     """`depthnas --help` took 5.5 s on a loaded machine: every command builds one
     parser, and evaluate's imported torch, albumentations and OpenCV with it. Help,
     `spaces` and parsing or counting architectures need none of them."""
-    import subprocess
-    import sys
     code = """
 import contextlib, io, random, sys
 from depthnas.cli import main
@@ -2628,7 +2616,6 @@ def test_a_child_exiting_as_the_stop_lands_is_not_reported(monkeypatch):
     SIGCHLD to SIG_DFL, and Python then reported "OSError: Signal 17 ignored due to
     race condition" under the resume hint (1 run in 40 of a stress test)."""
     import signal
-    import sys
     import threading
 
     from depthnas.stopping import Terminated, stop_on_signals
@@ -2655,7 +2642,6 @@ def test_after_a_stop_logging_s_fork_hook_failing_is_not_reported(monkeypatch):
     after-fork hook then failed to release it, printed as "Exception ignored in
     _releaseLock ... cannot release un-acquired lock" under the resume hint."""
     import logging
-    import sys
     from types import SimpleNamespace
 
     from depthnas.stopping import stop_on_signals
