@@ -234,9 +234,10 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from .rank import rank_run
-    report = rank_run(args.run, args.truth, threshold=args.threshold, limit=args.limit,
-                      progress=show_progress(args.no_progress), device=args.device, out=args.out)
+    from .rank_plan import plan_rank
+    plan = plan_rank(args.run, args.truth, threshold=args.threshold, limit=args.limit, out=args.out)
+    from .rank import score_plan  # torch: after the run and the table are checked
+    report = score_plan(plan, progress=show_progress(args.no_progress), device=args.device)
     written = report.pop("written_to")
     for k, v in report.items():
         # the threshold is a loss difference, often below 1e-4: .4f printed 0.0000

@@ -2228,7 +2228,7 @@ def test_rank_states_a_small_threshold_and_warns_about_an_unfinished_run(run_cop
     assert "sparse_threshold     5e-05" in out  # was 0.0000
     assert "sparse_threshold_rule given (--threshold)" in out
     # without one: the run's own, else the table's seed noise, else 1% of the range
-    from depthnas.rank import sparse_threshold
+    from depthnas.rank_plan import sparse_threshold
     from depthnas.truth import read_table
     assert read_table(truth).seed_noise == {}
     assert sparse_threshold(None, None, None) == (None, "1% of the truth range")
@@ -2521,7 +2521,8 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     """A typo in a config, or in --arch, waited 4 s for torch, OpenCV and albumentations
     before it was named (the check's allowed values lived beside their torch code), and
     `predict`, `evaluate`, `export` and the demo 3-5 s for torch (and gradio) before
-    they said there was no model, and `search` and `data` before a data path's typo."""
+    they said there was no model, `search` and `data` before a data path's typo, and
+    `rank` before a missing run or table."""
     from depthnas import config as config_mod
     out, arch = str(tmp_path / "run"), "v1-sync:c1,c3,skip,skip,ap"
     (tmp_path / "runs").mkdir()
@@ -2529,6 +2530,9 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     held.mkdir()
     config_mod.dump(config_mod.load(None, "quick"), held / "config.yaml")
     (held / "metrics.jsonl").write_text("")
+    nb201_table = tmp_path / "nb201.json"
+    nb201_table.write_text(json.dumps({"|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|"
+                                       "nor_conv_3x3~1|skip_connect~2|": 0.2}))
     said, loaded = _refused_without(
         ("torch", "timm", "albumentations", "gradio", "onnxruntime"), tmp_path,
         ["search", "--set", "supernet.precision=bf17", "--out", out],
@@ -2545,7 +2549,11 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
         # in a folder that holds a run: the resume hint (torchrun's or not) loaded torch
         ["search", "--out", str(held), "--resume", "--set", "supernet.precision=bf17"],
         ["search", "--data", f"folder:{tmp_path / 'photos'}", "--out", out],
-        ["data", "--data", f"folder:{tmp_path / 'photos'}"])
+        ["data", "--data", f"folder:{tmp_path / 'photos'}"],
+        # rank: a typo in --run or --truth, and a table with nothing of the run's space
+        ["rank", "--run", out, "--truth", str(tmp_path / "truth.json")],
+        ["rank", "--run", str(held), "--truth", str(tmp_path / "truth.json")],
+        ["rank", "--run", str(held), "--truth", str(nb201_table)])
     assert "supernet.precision='bf17' (expected one of fp32, bf16)" in said[0]
     assert "standalone.loss='l1'" in said[1] and "data.depth_kind='depht'" in said[1]
     assert "data.image_size" in said[2] and "landmarks.num=99999" in said[2]
@@ -2558,6 +2566,9 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     assert "bf17" in said[11]
     assert f"data.spec='folder:{tmp_path / 'photos'}': no such file or folder" in said[12]
     assert f"--data folder:{tmp_path / 'photos'}: no such file or folder" in said[13]
+    assert f"{out} is not a search run (no config.yaml)" in said[14]
+    assert "truth.json" in said[15] and "not found" in said[15]
+    assert "fewer than two architectures of space v1-sync" in said[16] and "1 belong to other" in said[16]
     assert loaded == "[]"  # (OpenCV, a tenth of a second, names the colormaps predict checks first)
     assert not (tmp_path / "run").exists()
 

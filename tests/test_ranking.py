@@ -226,13 +226,13 @@ def test_hand_written_truth_tables_read_as_their_author_meant(tmp_path):
 def test_a_given_threshold_wins_over_the_run_s_and_the_table_s():
     """--threshold is the user's explicit choice: it beats search.sparse_threshold (which
     every benchmarks/ranking.py run records) and the table's seed noise."""
-    from depthnas.rank import sparse_threshold
+    from depthnas.rank_plan import sparse_threshold
     assert sparse_threshold(0.05, 0.01, 0.002) == (0.05, "given (--threshold)")
 
 
 def test_a_loss_of_zero_is_not_called_below_zero(caplog):
     """An error rate of 0 (100% accuracy) is a loss; only negative ones are warned of."""
-    from depthnas.rank import _check_order
+    from depthnas.rank_plan import _check_order
     with caplog.at_level(logging.WARNING, logger="depthnas.rank"):
         _check_order([0.0, 0.1, 0.2], "t.json")
     assert "below 0" not in caplog.text
