@@ -6,7 +6,7 @@ ReDWeb, NYUv2, DIODE and generic folders, all yielding MiDaS-style items.
     item = splits.train[0]  # {"image": [3,H,W], "target": [1,H,W] in [0,1], "mask": [1,H,W] bool}
 
 The loaders import torch, OpenCV and albumentations when first used: checking a
-configuration (`settings`) needs none of them.
+configuration (`settings`, and the data spec: `spec`) needs none of them.
 """
 from depthnas.lazy import exports_on_first_use
 

@@ -33,33 +33,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .spec import parse_spec
 from .transforms import loader_base_seed
 
-__all__ = ["CLASSIFICATION_KINDS", "ClassificationSplits", "ImageClassificationDataset",
-           "build_classification_splits", "is_classification_spec", "load_cifar10", "load_digits"]
+__all__ = ["ClassificationSplits", "ImageClassificationDataset",
+           "build_classification_splits", "load_cifar10", "load_digits"]
 
-CLASSIFICATION_KINDS = ("digits", "cifar10")
 IMAGE_SIZE = 32
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck")
-
-
-def _parse_spec(spec: str) -> tuple[str, str]:
-    kind, sep, path = spec.partition(":")
-    kind = kind.strip().lower()
-    if kind not in CLASSIFICATION_KINDS:
-        raise ValueError(f"unknown classification dataset {spec!r}; expected 'digits' or 'cifar10:PATH'")
-    if kind == "digits" and path.strip():
-        raise ValueError(f"'digits' is embedded and takes no path, got {spec!r}")
-    if kind == "cifar10" and not path.strip():
-        raise ValueError(f"{spec!r} needs the folder of the CIFAR-10 python batches: 'cifar10:PATH'")
-    return kind, path.strip()
-
-
-def is_classification_spec(spec: str) -> bool:
-    return spec.partition(":")[0].strip().lower() in CLASSIFICATION_KINDS
 
 
 # ---- sources: (images [N, C, 32, 32] uint8 or float in [0, 1], labels int64 [N]) ------
@@ -236,7 +220,7 @@ class ClassificationSplits:
 
 def build_classification_splits(spec: str, seed: int = 0, val_fraction: float = 0.15,
                                 reg_fraction: float = 0.15, augment: bool = True) -> ClassificationSplits:
-    kind, path = _parse_spec(spec)
+    kind, path = parse_spec(spec, classification=True)
     seed = int(seed)
     x_test = y_test = None
     if kind == "digits":

@@ -3,14 +3,10 @@ depthnas checks a configuration with these before the seconds those take to load
 from __future__ import annotations
 
 import numbers
-from pathlib import Path
 
-__all__ = ["DEPTH_KINDS", "KINDS_READ_FROM_A_PATH", "check_depth_kind", "check_image_size",
-           "missing_data_path"]
+__all__ = ["DEPTH_KINDS", "check_depth_kind", "check_image_size"]
 
 DEPTH_KINDS = ("depth", "disparity")  # what a folder's depth files hold
-# The data sets a spec names as KIND:PATH: splits.py's readers, and CIFAR-10's batches.
-KINDS_READ_FROM_A_PATH = ("redweb", "nyuv2", "diode", "folder", "cifar10")
 
 
 def check_depth_kind(depth_kind: str) -> str:
@@ -31,14 +27,3 @@ def check_image_size(image_size: tuple[int, int] | list[int] | int) -> tuple[int
     if not ok:
         raise ValueError(f"image_size must be (H, W) with positive multiples of 32, got {image_size!r}")
     return h, w
-
-
-def missing_data_path(spec: str) -> str | None:
-    """The path a KIND:PATH spec names, if nothing is there (a typo, said before the
-    loaders and their imports); else None. An unknown kind, or a path given to a kind
-    that takes none, is the loaders' to name."""
-    kind, _, path = spec.partition(":")
-    path = path.strip()
-    if kind.strip().lower() in KINDS_READ_FROM_A_PATH and path and not Path(path).expanduser().exists():
-        return path
-    return None

@@ -21,6 +21,7 @@ from .io import DatasetError
 from .nyuv2 import nyuv2_reader
 from .redweb import ReDWebReader
 from .settings import check_depth_kind, check_image_size
+from .spec import parse_spec
 from .synthetic import SYNTHETIC_SAMPLES, VAL_INDEX_OFFSET, SyntheticDepth
 from .transforms import DepthTransform
 
@@ -75,29 +76,10 @@ def split_counts(n: int, val_fraction: float, reg_fraction: float) -> tuple[int,
 
 def open_reader(spec: str, depth_kind: str = "depth") -> tuple[Reader, str]:
     """The reader of an on-disk spec (KIND:PATH) and the spec as messages name it."""
-    kind, path = _parse_spec(spec, depth_kind)
+    kind, path = parse_spec(spec, depth_kind)
     if kind == "synthetic":
         raise ValueError("synthetic data is rendered, not read: there is no file to check")
     return _READERS[kind](path, depth_kind), f"{kind}:{Path(path).expanduser()}"
-
-
-def _parse_spec(spec: str, depth_kind: str = "depth") -> tuple[str, str]:
-    kind, sep, path = spec.partition(":")
-    kind = kind.strip().lower()
-    if kind not in KINDS:
-        raise ValueError(f"unknown dataset kind {kind!r} in spec {spec!r}; known kinds: {', '.join(KINDS)} "
-                         "(use 'synthetic' or 'KIND:PATH')")
-    if depth_kind != "depth" and kind != "folder":  # it would be ignored, silently
-        held = "synthetic scenes hold" if kind == "synthetic" else f"{kind}: files hold"
-        raise ValueError(f"depth kind {depth_kind!r} applies to folder: data; {held} a known "
-                         "kind (leave --depth-kind / data.depth_kind unset)")
-    if kind == "synthetic":
-        if path.strip():
-            raise ValueError(f"'synthetic' takes no path, got spec {spec!r}")
-        return kind, ""
-    if not sep or not path.strip():
-        raise ValueError(f"spec {spec!r} needs a path: '{kind}:PATH'")
-    return kind, path.strip()
 
 
 def _report(problems: list[str], skip_bad: bool, total: int, where: str) -> None:
@@ -189,7 +171,7 @@ def build_splits(
     seed = int(seed)
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    kind, _ = _parse_spec(spec, depth_kind)
+    kind, _ = parse_spec(spec, depth_kind)
     if kind == "synthetic":
         return _synthetic_splits(image_size, seed, synthetic_samples, val_fraction, reg_fraction, augment)
 

@@ -114,10 +114,8 @@ def _run_folder(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
 def cmd_search(args: argparse.Namespace) -> int:
     cfg = build_config(args)  # checked before torch loads: a refused config is said at once
     from depthnas.spaces import get_space
-    from .data import check_data_fits_space
     from .pipeline import run
     _check_out_under_torchrun(args)
-    check_data_fits_space(cfg)
     check_model_builds(cfg, get_space(cfg.space))
     with _run_folder(cfg, args):
         run(cfg, progress=show_progress(args.no_progress))
@@ -127,7 +125,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from depthnas.spaces import get_space
     from .runs import ARCH_FILE, trained_arch
-    cfg = build_config(args)
+    # checked once --arch has named the space: the preset's refused an nb201 training's
+    # own loss or data
+    cfg = build_config(args, check=False)
     arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
     if not arch_arg:
         raise config_mod.ConfigError("--arch is needed" + (
@@ -139,16 +139,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                              named_by=named_by)
         space = get_space(cfg.space)
         arch = space.parse(text)
-    validate(cfg)  # again: checked above for the preset's space, not --arch's
-    # checked before torch loads: a refused config or --arch is said at once
+    validate(cfg)  # before torch loads: a refused config or --arch is said at once
     from . import distributed
-    from .data import check_data_fits_space, check_recorded_splits, load_splits
+    from .data import check_recorded_splits, load_splits
     from .models import is_classification
     from .recipe import recipe
     from .standalone import finished_training, train_standalone, training_changes
     from .task import make_task
     _check_out_under_torchrun(args)
-    check_data_fits_space(cfg)
     check_model_builds(cfg, space)
     out = Path(cfg.out)
     trained = trained_arch(out)
@@ -208,14 +206,14 @@ def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from depthnas.datasets.settings import missing_data_path
-    if missing := missing_data_path(args.data):  # before the loaders' seconds of imports
-        raise FileNotFoundError(f"--data {args.data}: no such file or folder {missing}")
-    from depthnas.datasets.check import check_data
-    from depthnas.datasets.classification import is_classification_spec
+    from depthnas.datasets.spec import is_classification_spec, missing_data_path, parse_spec
     if is_classification_spec(args.data):
         raise ValueError(f"{args.data} is classification data (labelled images), read as it "
                          "loads; `depthnas data` checks depth data sets (KIND:PATH)")
+    parse_spec(args.data, args.depth_kind)  # before the loaders' seconds of imports
+    if missing := missing_data_path(args.data):
+        raise FileNotFoundError(f"--data {args.data}: no such file or folder {missing}")
+    from depthnas.datasets.check import check_data
     defaults = config_mod.DataConfig()  # the split a run would make, at its default fractions
     check = check_data(args.data, args.depth_kind, progress=show_progress(args.no_progress),
                        val_fraction=defaults.val_fraction, reg_fraction=defaults.reg_fraction)

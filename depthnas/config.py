@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from depthnas.datasets.spec import split_spec
+
 from .io import read_text
 
 
@@ -376,13 +378,6 @@ def absolute_path(path: str) -> str:
     """`path` absolute, `~` expanded, without resolving links (a link is how a moved
     data folder keeps its recorded path)."""
     return os.path.abspath(os.path.expanduser(path))
-
-
-def split_spec(spec: str) -> tuple[str, str]:
-    """A data spec's kind (lower case) and path ("" for none): `Folder: x/` -> ("folder", "x/").
-    Checking them is the data loaders' work."""
-    kind, _, path = spec.partition(":")
-    return kind.strip().lower(), path.strip()
 
 
 def canonical_spec(spec: str) -> str:

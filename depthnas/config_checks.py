@@ -10,12 +10,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from depthnas.datasets.settings import DEPTH_KINDS, check_image_size, missing_data_path
+from depthnas.datasets.settings import DEPTH_KINDS, check_image_size
+from depthnas.datasets.spec import missing_data_path, parse_spec
 from depthnas.spaces import get_space
 from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
 
 from .choices import CLASSIFICATION_LOSSES, DEPTH_LOSSES, PRECISIONS
 from .config import Config, ConfigError, TrainConfig
+from .data import check_data_fits_space
 from .landmark_sampler import default_tau, landmark_problem
 from .schedule import INCREASING, SCHEDULES
 
@@ -155,8 +157,16 @@ def _check_data(problems: _Problems, cfg: Config, classification: bool) -> None:
     problems.choose("data.depth_kind", d.depth_kind, DEPTH_KINDS)
     if not d.spec.strip():
         problems.append("data.spec is empty (synthetic, or KIND:PATH)")
-    elif missing := missing_data_path(d.spec):  # said here, not by the loader once the run has begun
-        problems.append(f"data.spec={d.spec!r}: no such file or folder {missing}")
+    else:  # said here, not by the loader once the run has begun
+        try:
+            check_data_fits_space(cfg)
+            parse_spec(d.spec, d.depth_kind if d.depth_kind in DEPTH_KINDS else "depth",
+                       classification=classification)
+        except ValueError as err:
+            problems.append(f"data.spec: {err}")
+        else:
+            if missing := missing_data_path(d.spec):
+                problems.append(f"data.spec={d.spec!r}: no such file or folder {missing}")
     for where, value in (("data.val_fraction", d.val_fraction), ("data.reg_fraction", d.reg_fraction)):
         if not 0.0 <= value < 1.0:
             problems.append(f"{where}={value} (expected a fraction in [0, 1))")

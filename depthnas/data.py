@@ -4,16 +4,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from depthnas.datasets.spec import is_classification_spec, split_spec
+from depthnas.spaces import get_space
+
 from .config import Config
 from .io import read_json
 
 
 def check_data_fits_space(cfg: Config) -> None:
     """Depth data for a depth space, images with labels for a classification one:
-    checked by the commands before a run folder is written (a mismatch would fail
-    deep in the first training step, with no 'label' or 'target')."""
-    from depthnas.datasets.classification import is_classification_spec
-    from depthnas.spaces import get_space
+    checked with the configuration (a mismatch would fail deep in the first training
+    step, with no 'label' or 'target')."""
     d = cfg.data
     classifies = get_space(cfg.space).task_kind == "classification"
     if classifies and not is_classification_spec(d.spec):
@@ -27,8 +28,6 @@ def check_data_fits_space(cfg: Config) -> None:
 def skip_bad_unused(cfg: Config) -> str | None:
     """Why data.skip_bad does nothing for this data, or None. Said, not refused: runs
     saved with it (a script that always passes --skip-bad) must still resume."""
-    from depthnas.config import split_spec
-    from depthnas.datasets.classification import is_classification_spec
     d = cfg.data
     if d.skip_bad and (is_classification_spec(d.spec) or split_spec(d.spec)[0] == "synthetic"):
         # a CIFAR-10 batch file is read whole, scenes are rendered: no sample to leave out
@@ -39,7 +38,7 @@ def skip_bad_unused(cfg: Config) -> str | None:
 
 
 def load_splits(cfg: Config):
-    from depthnas.datasets.classification import build_classification_splits, is_classification_spec
+    from depthnas.datasets.classification import build_classification_splits
     d = cfg.data
     check_data_fits_space(cfg)
     note = skip_bad_unused(cfg)

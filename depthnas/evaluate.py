@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from depthnas.datasets.spec import split_spec
 from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
 
-from .config import canonical_spec, split_spec
+from .config import canonical_spec
 from .data import SPLIT_NAMES
 from .depth_metrics import MetricAccumulator
 

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import canonical_spec, split_spec
+from depthnas.datasets.spec import split_spec
+
+from .config import canonical_spec
 from .data import SPLIT_NAMES
 from .io import atomic_write_json, check_out_file, check_parent_folders, path_arg
 

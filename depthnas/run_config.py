@@ -10,8 +10,10 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from depthnas.datasets.spec import split_spec
+
 from . import config as config_mod
-from .config import Config, split_spec
+from .config import Config
 from .config_checks import validate
 from .io import path_arg
 from .runs import check_kind, holds_run, run_kind
@@ -207,9 +209,10 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
     return config_mod.apply(cfg, config_mod.unflatten(allowed))
 
 
-def build_config(args: argparse.Namespace) -> Config:
-    """Preset < --config < flags, validated; with --resume, the run's saved config
-    (flags may then only repeat it, or change the device and speed options)."""
+def build_config(args: argparse.Namespace, check: bool = True) -> Config:
+    """Preset < --config < flags, validated unless `check` is False (train validates once
+    --arch has named the space); with --resume, the run's saved config (flags may then
+    only repeat it, or change the device and speed options)."""
     command = getattr(args, "config_command", "search")
     updates = _updates(args, command)
     resume = getattr(args, "resume", False)
@@ -251,4 +254,4 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.out = config_mod.default_out(command)
         args.fresh_out = True  # claimed by the command (runs.claim_folder)
     args.resolved_out = cfg.out  # for the Ctrl-C hint
-    return validate(cfg)
+    return validate(cfg) if check else cfg

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from depthnas import config as config_mod
 from depthnas.cli import main
 from depthnas.datasets.classification import (ImageClassificationDataset, build_classification_splits,
-                                              is_classification_spec, load_cifar10)
+                                              load_cifar10)
+from depthnas.datasets.spec import is_classification_spec
 from depthnas.spaces import get_space
 from depthnas.task import ClassificationTask, make_task
 from depthnas.trainer import _seed_worker

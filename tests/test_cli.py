@@ -2521,7 +2521,7 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     """A typo in a config, or in --arch, waited 4 s for torch, OpenCV and albumentations
     before it was named (the check's allowed values lived beside their torch code), and
     `predict`, `evaluate`, `export` and the demo 3-5 s for torch (and gradio) before
-    they said there was no model, `search` and `data` before a data path's typo, and
+    they said there was no model, `search` and `data` before a typo in a data spec, and
     `rank` before a missing run or table."""
     from depthnas import config as config_mod
     out, arch = str(tmp_path / "run"), "v1-sync:c1,c3,skip,skip,ap"
@@ -2553,7 +2553,11 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
         # rank: a typo in --run or --truth, and a table with nothing of the run's space
         ["rank", "--run", out, "--truth", str(tmp_path / "truth.json")],
         ["rank", "--run", str(held), "--truth", str(tmp_path / "truth.json")],
-        ["rank", "--run", str(held), "--truth", str(nb201_table)])
+        ["rank", "--run", str(held), "--truth", str(nb201_table)],
+        # a data kind that does not exist, or data of the other task
+        ["search", "--data", "bogus:/x", "--out", out],
+        ["data", "--data", "bogus:/x"],
+        ["search", "--data", "digits", "--out", out])
     assert "supernet.precision='bf17' (expected one of fp32, bf16)" in said[0]
     assert "standalone.loss='l1'" in said[1] and "data.depth_kind='depht'" in said[1]
     assert "data.image_size" in said[2] and "landmarks.num=99999" in said[2]
@@ -2569,6 +2573,8 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     assert f"{out} is not a search run (no config.yaml)" in said[14]
     assert "truth.json" in said[15] and "not found" in said[15]
     assert "fewer than two architectures of space v1-sync" in said[16] and "1 belong to other" in said[16]
+    assert all("unknown dataset kind 'bogus' in spec 'bogus:/x'" in line for line in said[17:19])
+    assert "'digits' is a classification dataset; use it with a classification space" in said[19]
     assert loaded == "[]"  # (OpenCV, a tenth of a second, names the colormaps predict checks first)
     assert not (tmp_path / "run").exists()
 
@@ -3115,25 +3121,41 @@ def test_the_work_kept_hint_is_only_for_bad_data_or_a_failed_write(tmp_path):
 
 
 def test_under_torchrun_out_is_asked_for_first_and_a_given_out_is_taken(tmp_path, monkeypatch, capsys):
-    """The --out refusal comes before the data and model checks (each rank would
-    otherwise report those first, then claim a folder of its own); with --out the run
-    goes on to them."""
+    """The --out refusal comes before the model checks (each rank would otherwise
+    report those first, then claim a folder of its own); with --out the run goes on
+    to them."""
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     monkeypatch.chdir(tmp_path)
-    for argv in (["search", "--preset", "quick", "--data", "digits"],
-                 ["train", "--preset", "quick", "--data", "digits", "--arch", "v1-sync:c1,c3,skip,skip,ap"]):
+    unknown = ["--set", "model.backbone=resnet_nope"]
+    for argv in (["search", "--preset", "quick", *unknown],
+                 ["train", "--preset", "quick", *unknown, "--arch", "v1-sync:c1,c3,skip,skip,ap"]):
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert "under torchrun pass --out" in err and "classification dataset" not in err
+        assert "under torchrun pass --out" in err and "resnet_nope" not in err
         assert main(argv + ["--out", str(tmp_path / "run")]) == 2
         err = capsys.readouterr().err
-        assert "'digits' is a classification dataset" in err and "under torchrun" not in err
+        assert "unknown timm backbone 'resnet_nope'" in err and "under torchrun" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_checks_its_settings_for_the_space_arch_names(tmp_path, monkeypatch, capsys):
+    """An nb201 training's own loss (ce) and data (digits) were refused, checked first
+    against the preset's depth space. Under torchrun without --out the command stops at
+    the next check, after the configuration's."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.chdir(tmp_path)
+    nb201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    assert main(["train", "--arch", nb201, "--data", "digits", "--set", "standalone.loss=ce"]) == 2
+    err = capsys.readouterr().err
+    assert "under torchrun pass --out" in err and "invalid configuration" not in err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_refused_config_loads_no_opencv_either(tmp_path):
     """_fixed_then asks whether the folder holds work before it imports DatasetError
+    """fixed_then asks whether the folder holds work before it imports DatasetError
     (OpenCV): a config refused before any run folder is named needs neither."""
     said, loaded = _refused_without(("cv2", "torch"), tmp_path,
                                     ["search", "--set", "supernet.precision=bf17", "--out", str(tmp_path / "r")])

@@ -427,22 +427,41 @@ def test_the_default_tau_is_three_fifths_of_the_genes_as_the_readme_says():
 def test_a_data_path_that_does_not_exist_is_refused_with_the_config(tmp_path):
     """A typo in --data folder:PATH was found by the loader, after the model was built
     and the run folder made."""
-    cfg = C.Config()
-    for spec in (f"folder:{tmp_path / 'nope'}", f"cifar10:{tmp_path / 'nope'}"):
+    for space, spec in (("v1-sync", f"folder:{tmp_path / 'nope'}"), ("nb201", f"cifar10:{tmp_path / 'nope'}")):
+        cfg = C.Config(space=space)
         cfg.data.spec = spec
         with pytest.raises(C.ConfigError, match=f"data.spec='{spec}': no such file or folder"):
             validate(cfg)
+    cfg = C.Config()
     cfg.data.spec = f"folder:{tmp_path}"
     assert validate(cfg) is cfg
-    for spec in ("bogus:/nope", "digits:/nope", "synthetic:/nope"):  # the loader names these
+
+
+def test_a_data_spec_the_loaders_would_refuse_is_refused_with_the_config():
+    """An unknown kind, a path given to embedded data, or data of the other task were
+    named by the loaders, after their seconds of imports (and the model's build)."""
+    for space, spec, says in (
+            ("v1-sync", "bogus:/nope", "unknown dataset kind 'bogus' in spec 'bogus:/nope'"),
+            ("v1-sync", "synthetic:/nope", "'synthetic' is embedded and takes no path"),
+            ("v1-sync", "folder:", "spec 'folder:' needs a path: 'folder:PATH'"),
+            ("v1-sync", "digits", "'digits' is a classification dataset; use it with a classification space"),
+            ("nb201", "digits:/nope", "'digits' is embedded and takes no path"),
+            ("nb201", "cifar10", "spec 'cifar10' needs the folder of the CIFAR-10 python batches"),
+            ("nb201", "synthetic", "space nb201 classifies images: use --data digits")):
+        cfg = C.Config(space=space)
         cfg.data.spec = spec
-        assert validate(cfg) is cfg
+        with pytest.raises(C.ConfigError, match=re.escape(f"data.spec: {says}")):
+            validate(cfg)
+    cfg = C.Config()
+    cfg.data.spec, cfg.data.depth_kind = "nyuv2:/x", "disparity"
+    with pytest.raises(C.ConfigError, match="depth kind 'disparity' applies to folder: data"):
+        validate(cfg)
 
 
-def test_the_kinds_read_from_a_path_are_the_loaders_own():
-    from depthnas.datasets.classification import CLASSIFICATION_KINDS
-    from depthnas.datasets.settings import KINDS_READ_FROM_A_PATH
+def test_the_spec_reader_s_kinds_are_the_loaders_own():
+    from depthnas.datasets.spec import CLASSIFICATION_KINDS, DEPTH_DATA_KINDS, KINDS_READ_FROM_A_PATH
     from depthnas.datasets.splits import KINDS
+    assert KINDS == DEPTH_DATA_KINDS  # splits.py's readers, and the rendered scenes
     assert set(KINDS_READ_FROM_A_PATH) == (set(KINDS) - {"synthetic"}) | {"cifar10"}
-    assert "cifar10" in CLASSIFICATION_KINDS
+    assert set(CLASSIFICATION_KINDS) == {"digits", "cifar10"}
 

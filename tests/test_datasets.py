@@ -1325,7 +1325,7 @@ def test_a_fraction_of_one_is_named_not_called_too_few_samples():  # SP1
 
 
 def test_a_path_after_synthetic_is_refused_not_ignored():  # SP5
-    with pytest.raises(ValueError, match="'synthetic' takes no path"):
+    with pytest.raises(ValueError, match="'synthetic' is embedded and takes no path"):
         build_splits("synthetic:/data/nyu", (32, 32))
 
 

@@ -1,0 +1,61 @@
+"""A data spec, `KIND` or `KIND:PATH`, read without torch or OpenCV. The loaders and
+the configuration check share this one reader, so a typo in a kind or a path is said
+before the seconds those imports take, and in the loaders' own words."""
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["CLASSIFICATION_KINDS", "DEPTH_DATA_KINDS", "KINDS_READ_FROM_A_PATH",
+           "is_classification_spec", "missing_data_path", "parse_spec", "split_spec"]
+
+DEPTH_DATA_KINDS = ("synthetic", "redweb", "nyuv2", "diode", "folder")
+CLASSIFICATION_KINDS = ("digits", "cifar10")
+_EMBEDDED = ("synthetic", "digits")  # rendered or shipped with depthnas: no path
+KINDS_READ_FROM_A_PATH = tuple(k for k in DEPTH_DATA_KINDS + CLASSIFICATION_KINDS
+                               if k not in _EMBEDDED)
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """A spec's kind (lower case) and path ("" for none), unchecked:
+    `Folder: x/` -> ("folder", "x/")."""
+    kind, _, path = spec.partition(":")
+    return kind.strip().lower(), path.strip()
+
+
+def is_classification_spec(spec: str) -> bool:
+    return split_spec(spec)[0] in CLASSIFICATION_KINDS
+
+
+def parse_spec(spec: str, depth_kind: str = "depth", *,
+               classification: bool = False) -> tuple[str, str]:
+    """(kind, path) of depth data or, with `classification`, of labelled images; a
+    ValueError names what is wrong with the spec."""
+    kind, path = split_spec(spec)
+    if classification:
+        if kind not in CLASSIFICATION_KINDS:
+            raise ValueError(f"unknown classification dataset {spec!r}; expected 'digits' or "
+                             "'cifar10:PATH'")
+    elif kind not in DEPTH_DATA_KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r} in spec {spec!r}; known kinds: "
+                         f"{', '.join(DEPTH_DATA_KINDS)} (use 'synthetic' or 'KIND:PATH')")
+    elif depth_kind != "depth" and kind != "folder":  # it would be ignored, silently
+        held = "synthetic scenes hold" if kind == "synthetic" else f"{kind}: files hold"
+        raise ValueError(f"depth kind {depth_kind!r} applies to folder: data; {held} a known "
+                         "kind (leave --depth-kind / data.depth_kind unset)")
+    if kind in _EMBEDDED and path:
+        raise ValueError(f"{kind!r} is embedded and takes no path, got spec {spec!r}")
+    if kind not in _EMBEDDED and not path:
+        needs = ("the folder of the CIFAR-10 python batches" if kind == "cifar10"
+                 else "a path")
+        raise ValueError(f"spec {spec!r} needs {needs}: '{kind}:PATH'")
+    return kind, path
+
+
+def missing_data_path(spec: str) -> str | None:
+    """The path a KIND:PATH spec names, if nothing is there (a typo, said before the
+    loaders and their imports); else None. An unknown kind, or a path given to a kind
+    that takes none, is parse_spec's to name."""
+    kind, path = split_spec(spec)
+    if kind in KINDS_READ_FROM_A_PATH and path and not Path(path).expanduser().exists():
+        return path
+    return None
