@@ -60,13 +60,13 @@ def check_model_builds(cfg: Config, space: Any) -> None:
     with torch.device("meta"):
         space.build_supernet(**dict(model_kwargs(cfg.model, space), backbone_weights=None))
     if cfg.model.backbone_weights:  # a file of another model: said before "run folder ..."
-        from depthnas.spaces.depth.model import create_backbone
+        from depthnas.spaces.depth import create_backbone
         create_backbone(cfg.model.backbone, cfg.model.backbone_weights)
 
 
 def _check_out_under_torchrun(args: argparse.Namespace) -> None:
-    """Said before the data and model checks: without --out every rank would claim a
-    folder of its own, named by the clock."""
+    """Said before the model checks: without --out every rank would claim a folder of
+    its own, named by the clock."""
     from . import distributed
     if getattr(args, "fresh_out", False) and distributed.launched():
         raise config_mod.ConfigError("under torchrun pass --out: every rank must name the same "

@@ -10,26 +10,21 @@ super-net's weights for its path with a plain state-dict subset.
 """
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 from functools import partial
 from pathlib import Path
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..base import Arch, resolve_arch
 from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN, make_edge_op
-from .space import (EDGES, FIRST_BLOCK_INPUTS, NUM_BLOCKS, WEIGHT_SUFFIXES, BlockChoice, DepthSpace,
+from .backbone import check_strides, create_backbone
+from .space import (EDGES, FIRST_BLOCK_INPUTS, NUM_BLOCKS, BlockChoice, DepthSpace,
                     has_output, running_blocks)
 
-log = logging.getLogger(__name__)
-
 EDGE_KEYS = {e: "e" + e.replace("<-", "") for e in EDGES}  # "2<-0" -> "e20"
-BACKBONE_STRIDES = (4, 8, 16, 32)
 
 
 class Interpolate(nn.Module):
@@ -129,132 +124,6 @@ class Head(nn.Sequential):
         nn.init.constant_(self[4].bias, 1.0)
 
 
-def _stride_levels(name: str) -> tuple[int, ...]:
-    """timm's feature levels of `name` at strides 4, 8, 16, 32: (1, 2, 3, 4) for
-    ResNets and MobileNets, which also expose stride 2, but (0, 1, 2, 3) for
-    ConvNeXt-like models. Read from a weightless copy on the meta device."""
-    try:
-        with torch.device("meta"):
-            probe = timm.create_model(name, features_only=True)
-    except RuntimeError as err:
-        if "Unknown model" in str(err):
-            raise ValueError(f"unknown timm backbone {name!r} (see timm.list_models())") from err
-        raise
-    if "NHWC" in str(getattr(probe, "output_fmt", "NCHW")):
-        raise ValueError(f"backbone {name!r} returns channels-last (NHWC) feature maps; "
-                         "the depth decoder takes NCHW ones (CNN backbones: resnet*, "
-                         "resnext*, convnext*, efficientnet*, mobilenetv3*, regnet*)")
-    reductions = list(probe.feature_info.reduction())
-    missing = [s for s in BACKBONE_STRIDES if s not in reductions]
-    if missing:
-        raise ValueError(f"backbone {name!r} gives feature strides {tuple(reductions)}; "
-                         f"the depth decoder needs {BACKBONE_STRIDES}")
-    # the deepest level of each stride (a stage may end with the same reduction twice)
-    return tuple(len(reductions) - 1 - reductions[::-1].index(s) for s in BACKBONE_STRIDES)
-
-
-def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
-    """A timm feature extractor at strides 4..32; random init unless a local file
-    is given (.safetensors, or .pth read with weights_only so no pickle runs)."""
-    kw: dict = {}
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"backbone weights file not found: {path}")
-        if path.suffix not in WEIGHT_SUFFIXES:
-            raise ValueError(f"backbone weights {path}: expected a {' / '.join(WEIGHT_SUFFIXES)} file")
-        kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
-    levels = _stride_levels(name)
-    rng = torch.get_rng_state()
-    try:
-        # timm's own line lists every missing key; _check_loaded says it briefly
-        with _timm_errors_only() if weights is not None else contextlib.nullcontext():
-            backbone = timm.create_model(name, features_only=True, out_indices=levels, **kw)
-    except Exception as err:  # safetensors/torch.load/timm errors alike: name the file
-        if weights is None:
-            raise
-        if "weights_only" in str(err):  # torch's advice, weights_only=False, would run the pickle
-            raise ValueError(f"backbone weights {weights}: not a file of plain tensors (a pickled "
-                             "whole model, or not a PyTorch file at all): save the backbone's "
-                             "state_dict(), with torch.save or safetensors") from err
-        lines = str(err).strip().splitlines()  # a size mismatch is listed per tensor
-        detail = "; ".join(line.strip() for line in lines[:3]) + (" ..." if len(lines) > 3 else "")
-        raise ValueError(f"backbone weights {weights}: cannot load them into {name!r} "
-                         f"({type(err).__name__}: {detail})") from err
-    if weights is not None:
-        _check_loaded(backbone, name, levels, weights, rng)
-        _warn_unused(name, weights)
-    _check_strides(backbone, name)
-    return backbone
-
-
-def _check_strides(backbone: nn.Module, name: str) -> None:
-    info = getattr(backbone, "feature_info", None)
-    if not hasattr(info, "reduction"):
-        raise ValueError(f"backbone {name!r} has no feature_info: build it with "
-                         "timm.create_model(..., features_only=True)")
-    strides = tuple(info.reduction())
-    if strides != BACKBONE_STRIDES:
-        raise ValueError(f"backbone {name!r} gives feature strides {strides}; "
-                         f"the depth decoder needs {BACKBONE_STRIDES}")
-
-
-@contextlib.contextmanager
-def _timm_errors_only():
-    """timm's info lines while it reads a weights file ("Loaded  from checkpoint ...",
-    once per model built: dozens in a search) say nothing the checks here do not."""
-    timm_log = logging.getLogger("timm")
-    level = timm_log.level
-    timm_log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        timm_log.setLevel(level)
-
-
-def _warn_unused(name: str, weights: str | Path) -> None:
-    """timm loads the tensors whose names match: resnet34's file fills a resnet18, every
-    name of which it holds, without a word. Tensors the whole model has no place for,
-    in its own naming (its top-level modules; the classifier aside), say the file is
-    another network's. Read as timm reads it: wrappers (EMA first), DDP and compile
-    prefixes removed; names in another scheme (a paper's original checkpoint, which
-    timm renames) are left to `_check_loaded`."""
-    from timm.models import load_state_dict
-    with torch.device("meta"):
-        full = timm.create_model(name)
-    names = set(full.state_dict())
-    head = str(full.pretrained_cfg.get("classifier") or "").split(".")[0]
-    ours = {k.split(".")[0] for k in names} - {head}
-    with _timm_errors_only():
-        stored = load_state_dict(str(weights))
-    unused = sorted(k for k in stored if k not in names and k.split(".")[0] in ours)
-    if unused:
-        log.warning("backbone weights %s: %d tensor(s) have no place in %r (%s%s): weights of "
-                    "another model? Only the tensors named as in %r were loaded", weights,
-                    len(unused), name, ", ".join(unused[:3]), " ..." if len(unused) > 3 else "",
-                    name)
-
-
-def _check_loaded(backbone: nn.Module, name: str, levels: tuple[int, ...], weights: str | Path,
-                  rng: torch.Tensor) -> None:
-    """timm loads a feature extractor's weights non-strictly: a file of another model
-    would leave the backbone at random init with only a log line. Compare against
-    the same random init (same RNG state): a weight equal to it was not loaded."""
-    after = torch.get_rng_state()
-    torch.set_rng_state(rng)
-    fresh = dict(timm.create_model(name, features_only=True, out_indices=levels).named_parameters())
-    torch.set_rng_state(after)
-    kernels = [(k, p) for k, p in backbone.named_parameters() if p.dim() > 1]
-    untouched = [k for k, p in kernels if k in fresh and torch.equal(p, fresh[k])]
-    if len(untouched) == len(kernels):
-        raise ValueError(f"backbone weights {weights}: none of the {len(kernels)} weight tensors "
-                         f"of {name!r} are in it (a checkpoint of another model?)")
-    if untouched:
-        log.warning("backbone weights %s: %d of %d weight tensors of %r are not in it and stay "
-                    "randomly initialised: %s", weights, len(untouched), len(kernels), name,
-                    ", ".join(untouched[:5]) + (" ..." if len(untouched) > 5 else ""))
-
-
 class DepthNet(nn.Module):
     """A MiDaS-style depth network: a timm backbone's features at strides 4 to 32,
     3x3 lateral convs to `features` channels, four fusion blocks (coarse to fine) and
@@ -279,7 +148,7 @@ class DepthNet(nn.Module):
             if backbone_weights is not None:
                 raise ValueError("backbone_weights applies to a backbone given by name; "
                                  "this backbone was given as a module")
-            _check_strides(backbone, type(backbone).__name__)
+            check_strides(backbone, type(backbone).__name__)
             self.backbone = backbone
         else:
             self.backbone = create_backbone(backbone, backbone_weights)
