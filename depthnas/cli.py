@@ -5,8 +5,6 @@ import argparse
 import contextlib
 import logging
 import os
-import re
-import shlex
 import signal
 import sys
 import threading
@@ -18,9 +16,11 @@ from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .config_checks import validate
-from .io import WriteError, atomic_write_json, atomic_write_text, path_arg
+from .io import atomic_write_json, path_arg
 from .run_config import add_config_args, build_config
-from .runs import claim_folder, clear_failed_start, guard_out, holds_run, run_lock
+from .runs import claim_folder, clear_failed_start, guard_out, run_lock
+from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_hint, say_once,
+                    stopped)
 from .stopping import Terminated, stop_on_signals
 from .terminal import show_progress
 
@@ -317,134 +317,6 @@ def _extensions() -> list[Callable[[Any], None]]:
     return found
 
 
-class _PlainFormatter(logging.Formatter):
-    """Log lines in the voice of the CLI's own output: information as plain text,
-    anything else prefixed with its level, as in 'warning: ...'."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        return text if record.levelno == logging.INFO else f"{record.levelname.lower()}: {text}"
-
-
-def _log_handler(verbose: bool) -> logging.Handler:
-    """--verbose (debug) lines also name their logger."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s") if verbose
-                         else _PlainFormatter("%(message)s"))
-    return handler
-
-
-def _plain_message(err: BaseException) -> str:
-    """An error raised in a DataLoader worker arrives as "Caught DatasetError in
-    DataLoader worker process 1. Original Traceback ...": 30 lines of the worker's
-    stack around the one that names the bad file. Keep that one."""
-    text = str(err)
-    if not text.startswith("Caught ") or "Original Traceback" not in text:
-        return text
-    ends = list(re.finditer(rf"^(?:[\w.]+\.)?{re.escape(type(err).__name__)}: ", text, re.M))
-    return text[ends[-1].end():].strip() if ends else text
-
-
-def _say_once(message: str, wait_s: float = 3.0) -> None:
-    """Print an error once, not once per rank. Under torchrun every rank meets the same
-    refusal (one config, one data set, the same checks): rank 0 says it and leaves a
-    note in the temporary folder; another rank says only what rank 0 did not say
-    within `wait_s` (its own fault, such as a bad sample in its share of the work)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        print(message, file=sys.stderr)
-        return
-    import tempfile
-    import time
-    job = re.sub(r"\W", "_", f"{os.environ.get('TORCHELASTIC_RUN_ID', '')}-"
-                              f"{os.environ.get('MASTER_ADDR', '')}-{os.environ.get('MASTER_PORT', '')}")
-    note = Path(tempfile.gettempdir()) / f"depthnas-error-{job}"
-    rank = int(os.environ.get("RANK", "0"))
-    if rank == 0:
-        print(message, file=sys.stderr)
-        with contextlib.suppress(OSError):
-            atomic_write_text(note, message)  # whole, for a rank reading it meanwhile
-        for old in note.parent.glob("depthnas-error-*"):  # earlier jobs': read long since
-            with contextlib.suppress(OSError):
-                if time.time() - old.stat().st_mtime > 3600:
-                    old.unlink()
-        return
-    deadline = time.time() + wait_s
-    while time.time() < deadline:
-        with contextlib.suppress(OSError):
-            if time.time() - note.stat().st_mtime < 60 and note.read_text() == message:
-                return  # rank 0 said it
-        time.sleep(0.1)
-    print(f"rank {rank}: {message}", file=sys.stderr)
-
-
-def _resume_hint(args: argparse.Namespace) -> str:
-    """How to continue a search or training stopped half-way ('' for other commands)."""
-    out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
-    if args.command not in ("search", "train") or not out:
-        return ""
-    if not (Path(out) / "config.yaml").is_file():  # stopped before it kept anything
-        return "nothing was kept yet: run the same command again, without --resume"
-    from . import distributed
-    command = f"depthnas {args.command} --out {shlex.quote(str(out))} --resume"
-    if distributed.launched():  # by torchrun: relaunch so
-        per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ["WORLD_SIZE"]
-        return (f"continue with: torchrun --nproc_per_node {per_node} -m {command} (any "
-                "number of processes resumes it)")
-    return f"continue with: {command}"
-
-
-def _fixed_then(args: argparse.Namespace, err: BaseException) -> str:
-    """A bad sample met mid-run (the regularizer's split is first read after every
-    landmark has trained), or a file that could not be written (a full disk): the
-    work done is kept, so say how to go on once that is fixed. Only for those, in a
-    folder that holds work."""
-    out = getattr(args, "resolved_out", None)
-    if not (out and holds_run(out)):  # first: the rest loads OpenCV and torch
-        return ""
-    from depthnas.datasets.io import DatasetError
-    hint = _resume_hint(args) if isinstance(err, (DatasetError, WriteError)) else ""
-    if not hint:
-        return ""
-    fixed = "the data is fixed" if isinstance(err, DatasetError) else "the file can be written"
-    return f"\nthe work done so far is kept; once {fixed}, {hint}"
-
-
-def _lost_peers(err: RuntimeError) -> str | None:
-    """Under torchrun, a rank whose collective broke because another rank failed gets
-    gloo's or NCCL's error ("Connection closed by peer"), a traceback of 35 lines
-    after the other rank's own clear message. One line saying so, or None for an
-    error that is not a lost peer."""
-    import torch.distributed as tdist
-
-    from . import distributed
-    text = str(err)
-    if not distributed.launched() or not (
-            isinstance(err, getattr(tdist, "DistError", ())) or
-            any(k in text for k in ("gloo", "NCCL", "Connection closed by peer"))):
-        return None
-    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
-    waited = " (DEPTHNAS_DIST_TIMEOUT_S sets how long ranks wait)" if "imed out" in text else ""
-    return (f"rank {os.environ.get('RANK', '?')}: the ranks lost contact ({first[:200]}){waited}; "
-            "an error another rank printed above, if any, is the cause")
-
-
-def _stopped_message(args: argparse.Namespace, stop: KeyboardInterrupt) -> str | None:
-    """What a stopped search or training prints: once, by rank 0 under torchrun."""
-    if int(os.environ.get("RANK", "0")) != 0:
-        return None
-    hint = _resume_hint(args)
-    said = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
-    return f"\n{said}{'; ' + hint if hint else ''}"
-
-
-def _stopped(args: argparse.Namespace, stop: KeyboardInterrupt) -> int:
-    """Say that the run stopped, and how to go on; the exit code a shell reports."""
-    message = _stopped_message(args, stop)
-    if message is not None:
-        print(message, file=sys.stderr)
-    return 143 if isinstance(stop, Terminated) else 130
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -454,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="surrogateescape")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        handlers=[_log_handler(args.verbose)])
+                        handlers=[log_handler(args.verbose)])
     finished = False
     signalled: list[int] = []
     stoppable = args.command in ("search", "train") and threading.current_thread() is threading.main_thread()
@@ -465,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:  # `depthnas spaces | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes at exit
-        hint = _resume_hint(args)
+        hint = resume_hint(args)
         if not hint:
             return 0  # a listing cut short is what `| head` asked for
         try:  # work stopped half-way: say how to go on
@@ -477,23 +349,23 @@ def main(argv: list[str] | None = None) -> int:
         # OSError: a path's fault; FloatingPointError: a training diverged
         if args.verbose:
             raise
-        _say_once(f"error: {_plain_message(err)}{_fixed_then(args, err)}")
+        say_once(f"error: {plain_message(err)}{fixed_then(args, err)}")
         return 2
     except RuntimeError as err:
         if signalled and not args.verbose:  # a loader worker's death, of the same stop
-            return _stopped(args, Terminated() if signalled[0] == signal.SIGTERM else KeyboardInterrupt())
-        lost = _lost_peers(err)
+            return stopped(args, Terminated() if signalled[0] == signal.SIGTERM else KeyboardInterrupt())
+        lost = lost_peers(err)
         if lost is None or args.verbose:
             raise
         print(f"error: {lost}", file=sys.stderr)
-        hint = _resume_hint(args) if int(os.environ.get("RANK", "0")) == 0 else ""
+        hint = resume_hint(args) if int(os.environ.get("RANK", "0")) == 0 else ""
         if hint:  # the work kept is the same as after a Ctrl-C
             print(hint, file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
         if args.verbose:
             raise
-        return _stopped(args, stop)
+        return stopped(args, stop)
     finally:
         joined = sys.modules.get("depthnas.distributed")
         if joined is not None:

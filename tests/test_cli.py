@@ -1422,20 +1422,21 @@ def test_a_diverged_training_is_an_error_line_not_a_traceback(tmp_path, capsys):
 def test_a_stopped_torchrun_job_says_once_how_to_relaunch_it(monkeypatch, tmp_path):
     """Every rank printed the hint, and it left out torchrun: followed to the letter,
     an 8-GPU search resumed in one process."""
-    from depthnas.cli import _stopped_message, build_parser
+    from depthnas.cli import build_parser
+    from depthnas.exits import stopped_message
     from depthnas.stopping import Terminated
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "x").mkdir(parents=True)
     (tmp_path / "runs" / "x" / "config.yaml").write_text("seed: 0\n")  # a run that kept its start
     args = build_parser().parse_args(["search", "--out", "runs/x"])
-    assert _stopped_message(args, KeyboardInterrupt()) == \
+    assert stopped_message(args, KeyboardInterrupt()) == \
         "\ninterrupted; continue with: depthnas search --out runs/x --resume"
     monkeypatch.setenv("WORLD_SIZE", "8")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     monkeypatch.setenv("RANK", "3")
-    assert _stopped_message(args, Terminated()) is None
+    assert stopped_message(args, Terminated()) is None
     monkeypatch.setenv("RANK", "0")
-    assert _stopped_message(args, Terminated()) == (
+    assert stopped_message(args, Terminated()) == (
         "\nterminated (SIGTERM); continue with: torchrun --nproc_per_node 4 -m depthnas search "
         "--out runs/x --resume (any number of processes resumes it)")
 
@@ -1443,14 +1444,15 @@ def test_a_stopped_torchrun_job_says_once_how_to_relaunch_it(monkeypatch, tmp_pa
 def test_a_resume_command_for_a_folder_with_a_space_in_its_name_pastes_whole(monkeypatch, tmp_path):
     """`--out sp ace/run 1 --resume`, pasted, named three folders."""
     import shlex
-    from depthnas.cli import _stopped_message, build_parser
+    from depthnas.cli import build_parser
+    from depthnas.exits import stopped_message
     from depthnas.runs import check_kind
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "sp ace" / "run 1"
     out.mkdir(parents=True)
     (out / "config.yaml").write_text("seed: 0\n")
     args = build_parser().parse_args(["search", "--out", str(out)])
-    command = _stopped_message(args, KeyboardInterrupt()).split("continue with: ", 1)[1]
+    command = stopped_message(args, KeyboardInterrupt()).split("continue with: ", 1)[1]
     assert shlex.split(command) == ["depthnas", "search", "--out", str(out), "--resume"]
     (out / "results.json").write_text("{}")
     with pytest.raises(Exception, match="continue it with `depthnas search --out (.*)`") as refused:
@@ -2172,15 +2174,15 @@ def test_log_lines_speak_like_the_rest_of_the_output():
     own warnings do. --verbose keeps the logger names for debugging."""
     import logging
 
-    from depthnas.cli import _log_handler
+    from depthnas.exits import log_handler
     def line(handler, level, msg):
         record = logging.LogRecord("depthnas.evolution", level, __file__, 1, msg, None, None)
         return handler.format(record)
-    plain = _log_handler(verbose=False)
+    plain = log_handler(verbose=False)
     assert line(plain, logging.INFO, "  generation 1/3: best 0.2") == "  generation 1/3: best 0.2"
     assert line(plain, logging.WARNING, "skipping a checkpoint") == "warning: skipping a checkpoint"
     assert line(plain, logging.ERROR, "x") == "error: x"
-    verbose = _log_handler(verbose=True)
+    verbose = log_handler(verbose=True)
     assert line(verbose, logging.DEBUG, "x") == "DEBUG depthnas.evolution: x"
 
 
@@ -2697,11 +2699,11 @@ def test_a_run_stopped_before_it_kept_anything_is_not_told_to_resume(tmp_path):
     failed with "nothing to resume"."""
     import argparse
 
-    from depthnas.cli import _resume_hint
+    from depthnas.exits import resume_hint
     args = argparse.Namespace(command="train", resolved_out=str(tmp_path))
-    assert _resume_hint(args) == "nothing was kept yet: run the same command again, without --resume"
+    assert resume_hint(args) == "nothing was kept yet: run the same command again, without --resume"
     (tmp_path / "config.yaml").write_text("seed: 0\n")
-    assert _resume_hint(args) == f"continue with: depthnas train --out {tmp_path} --resume"
+    assert resume_hint(args) == f"continue with: depthnas train --out {tmp_path} --resume"
 
 
 def test_a_loader_worker_forked_with_the_stop_handler_ends_quietly():
@@ -2942,15 +2944,15 @@ def test_the_work_kept_hint_needs_work_in_the_folder(tmp_path):
     """A bad sample met before anything trained (config.yaml written, no run marker):
     no "the work done so far is kept"; once work is there, it is said."""
     import argparse
-    from depthnas.cli import _fixed_then
+    from depthnas.exits import fixed_then
     from depthnas.datasets.io import DatasetError
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.yaml").write_text("seed: 0\n")
     args = argparse.Namespace(command="search", out=str(out), resolved_out=str(out))
-    assert _fixed_then(args, DatasetError("bad.png: truncated")) == ""
+    assert fixed_then(args, DatasetError("bad.png: truncated")) == ""
     (out / "metrics.jsonl").write_text("{}\n")
-    assert "the work done so far is kept" in _fixed_then(args, DatasetError("bad.png: truncated"))
+    assert "the work done so far is kept" in fixed_then(args, DatasetError("bad.png: truncated"))
 
 
 @pytest.mark.parametrize("learned, warned", [(True, True), (False, False)])
@@ -3107,7 +3109,7 @@ def test_the_work_kept_hint_is_only_for_bad_data_or_a_failed_write(tmp_path):
     """Any other error in a folder that holds work (a refused --resume, a bug) is not
     one that "once the file can be written" goes away."""
     import argparse
-    from depthnas.cli import _fixed_then
+    from depthnas.exits import fixed_then
     from depthnas.config import ConfigError
     from depthnas.datasets.io import DatasetError
     out = tmp_path / "run"
@@ -3115,9 +3117,9 @@ def test_the_work_kept_hint_is_only_for_bad_data_or_a_failed_write(tmp_path):
     (out / "config.yaml").write_text("seed: 0\n")
     (out / "metrics.jsonl").write_text("{}\n")
     args = argparse.Namespace(command="search", out=str(out), resolved_out=str(out))
-    assert "the work done so far is kept" in _fixed_then(args, DatasetError("bad.png: truncated"))
+    assert "the work done so far is kept" in fixed_then(args, DatasetError("bad.png: truncated"))
     for err in (ValueError("x"), ConfigError("--arch must name it"), RuntimeError("y")):
-        assert _fixed_then(args, err) == "", err
+        assert fixed_then(args, err) == "", err
 
 
 def test_under_torchrun_out_is_asked_for_first_and_a_given_out_is_taken(tmp_path, monkeypatch, capsys):
@@ -3154,7 +3156,6 @@ def test_train_checks_its_settings_for_the_space_arch_names(tmp_path, monkeypatc
 
 
 def test_a_refused_config_loads_no_opencv_either(tmp_path):
-    """_fixed_then asks whether the folder holds work before it imports DatasetError
     """fixed_then asks whether the folder holds work before it imports DatasetError
     (OpenCV): a config refused before any run folder is named needs neither."""
     said, loaded = _refused_without(("cv2", "torch"), tmp_path,

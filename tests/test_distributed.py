@@ -275,23 +275,23 @@ def test_results_read_back_on_a_resume_record_no_rank(ddp_run, tmp_path):
 
 
 def test_an_error_rank_0_did_not_meet_is_said_by_its_rank(monkeypatch, capsys):
-    from depthnas import cli
+    from depthnas import exits
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("MASTER_PORT", f"test-{os.getpid()}")
-    cli._say_once("error: a bad sample in rank 1's share", wait_s=0.2)
+    exits.say_once("error: a bad sample in rank 1's share", wait_s=0.2)
     assert capsys.readouterr().err == "rank 1: error: a bad sample in rank 1's share\n"
     monkeypatch.setenv("RANK", "0")
-    cli._say_once("error: the same for all")
+    exits.say_once("error: the same for all")
     monkeypatch.setenv("RANK", "1")
-    cli._say_once("error: the same for all", wait_s=0.2)
+    exits.say_once("error: the same for all", wait_s=0.2)
     assert capsys.readouterr().err == "error: the same for all\n"
 
 
 def test_rank_0_s_notes_of_jobs_long_over_are_removed(monkeypatch, tmp_path, capsys):
     """Each refused torchrun job left its note in the temporary folder for good."""
     import tempfile
-    from depthnas import cli
+    from depthnas import exits
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     old, recent = tmp_path / "depthnas-error-a_b_1", tmp_path / "depthnas-error-a_b_2"
     for note in (old, recent):
@@ -300,5 +300,5 @@ def test_rank_0_s_notes_of_jobs_long_over_are_removed(monkeypatch, tmp_path, cap
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("MASTER_PORT", "3")
-    cli._say_once("error: y")
+    exits.say_once("error: y")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["depthnas-error-__3", recent.name]
