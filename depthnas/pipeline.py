@@ -113,20 +113,33 @@ class SearchRun:
         """Stand-alone losses of `archs`: from the store or the truth table, or
         trained. Trainings are shared out across the ranks (each an ordinary
         single-process training in its own folder); every rank gets every result."""
-        rec, world = self.recipe, dist.world_size()
         strings = [self.space.to_string(a) for a in archs]
-        # A benchmark table stands in for training. Its values stay in this run: in the
-        # store they would pass, for a later run of this recipe, as trained under it.
+        looked_up = self._from_truth_table(archs, strings, role)
+        todo = [s for s in strings if s not in looked_up and self.store.find(s, self.recipe) is None]
+        trained_on = self._train_shared(todo, role)
+        return [self._record_trained(a, s, role, looked_up.get(s), s in todo, trained_on.get(s))
+                for a, s in zip(archs, strings)]
+
+    def _from_truth_table(self, archs: list[Arch], strings: list[str],
+                          role: str) -> dict[str, dict[str, Any]]:
+        """The results a benchmark table gives for `archs` the store does not hold. Its
+        values stay in this run: in the store they would pass, for a later run of this
+        recipe, as trained under it."""
         rows = {s: s if s in self.truth else self.truth_rows.get(self.space.function_key(a))
                 for a, s in zip(archs, strings)}
-        from_table = [s for s in strings if rows[s] and self.store.find(s, rec) is None]
+        from_table = [s for s in strings if rows[s] and self.store.find(s, self.recipe) is None]
         params = PathParameters(self.space, self.cfg.model) if from_table else None
-        looked_up = {s: {"val_loss": self.truth[rows[s]], "params": params(self.space.from_string(s))}
-                     for s in from_table}
         for s in from_table:
             self.say(f"  from the truth table [{role}] {s}: {self.truth[rows[s]]:.5f}" +
                      (f" (row {rows[s]}: the same model)" if rows[s] != s else ""))
-        todo = [s for s in strings if s not in looked_up and self.store.find(s, rec) is None]
+        return {s: {"val_loss": self.truth[rows[s]], "params": params(self.space.from_string(s))}
+                for s in from_table}
+
+    def _train_shared(self, todo: list[str], role: str) -> dict[str, int]:
+        """Train `todo` stand-alone, shared out across the ranks, and add every result to
+        the store on every rank; returns the rank that trained each one (under torchrun,
+        for those not finished before a resume)."""
+        rec, world = self.recipe, dist.world_size()
         owner = {s: r for r in range(world) for s in dist.shard(todo, r, world)}
         mine: dict[str, dict[str, Any]] = {}
         # a resumed run reads what finished before the stop (decided before any rank
@@ -152,26 +165,29 @@ class SearchRun:
                            device=result["device"], seed=self.cfg.seed,
                            model=str(self._standalone_dir(s) / TRAIN_MODEL),
                            **({"inverted": result["inverted"]} if "inverted" in result else {}))
-        losses = []
-        for a, s in zip(archs, strings):
-            stored = self.store.find(s, rec) if s not in looked_up else None
-            entry = looked_up.get(s) or stored
-            model = self.store.model_file(stored) if stored else None
-            self.trained[a] = {"arch": s, "val_loss": entry["val_loss"], "role": role,
-                               "params": entry.get("params"),
-                               "model": str(model) if model else None}
-            if entry.get("inverted") is not None:  # the report warns of a best upside down
-                self.trained[a]["inverted"] = entry["inverted"]
-            if s in looked_up:  # not trained in this run: say where the loss is from
-                self.trained[a]["source"] = "truth table"
-            elif s not in todo and not _inside(model, self.out):  # another run's, from --landmarks
-                self.trained[a]["source"] = "landmark store"
-                if role != "landmark":  # those were counted when drawn
-                    self.say(f"  from the landmark store [{role}] {s}: {entry['val_loss']:.5f}")
-            if world > 1 and s in results and s not in finished:  # read back: trained before
-                self.trained[a]["trained_on_rank"] = results[s][0]
-            losses.append(entry["val_loss"])
-        return losses
+        return {s: results[s][0] for s in todo if world > 1 and s not in finished}
+
+    def _record_trained(self, arch: Arch, s: str, role: str, looked_up: dict[str, Any] | None,
+                        trained_now: bool, trained_on: int | None) -> float:
+        """Enter `arch` in the run's record of stand-alone results (results.json), saying
+        where its loss is from; returns the loss."""
+        stored = self.store.find(s, self.recipe) if looked_up is None else None
+        entry = looked_up or stored
+        model = self.store.model_file(stored) if stored else None
+        record = {"arch": s, "val_loss": entry["val_loss"], "role": role,
+                  "params": entry.get("params"), "model": str(model) if model else None}
+        if entry.get("inverted") is not None:  # the report warns of a best upside down
+            record["inverted"] = entry["inverted"]
+        if looked_up is not None:  # not trained in this run: say where the loss is from
+            record["source"] = "truth table"
+        elif not trained_now and not _inside(model, self.out):  # another run's, from --landmarks
+            record["source"] = "landmark store"
+            if role != "landmark":  # those were counted when drawn
+                self.say(f"  from the landmark store [{role}] {s}: {entry['val_loss']:.5f}")
+        if trained_on is not None:
+            record["trained_on_rank"] = trained_on
+        self.trained[arch] = record
+        return entry["val_loss"]
 
     def _standalone_dir(self, s: str) -> Path:
         """Where architecture string `s` trains stand-alone in this run."""
