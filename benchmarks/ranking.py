@@ -57,8 +57,8 @@ import torch  # noqa: E402
 
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
-from depthnas.evaluation import (PathEvaluator, at_constant_level,  # noqa: E402
-                                 search_order)
+from depthnas.degenerate import at_constant_level, search_order  # noqa: E402
+from depthnas.evaluation import PathEvaluator  # noqa: E402
 from depthnas.io import atomic_write_json, atomic_write_text, finite_json, read_json  # noqa: E402
 from depthnas.evolution import new_models  # noqa: E402
 from depthnas.landmark_sampler import default_tau  # noqa: E402

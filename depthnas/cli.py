@@ -180,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
         _warn_if_no_better_than_constant(result, classifies=is_classification(space),
                                          pretrained=cfg.model.backbone_weights is not None)
-        from .evaluation import inverted_note, learned_nothing
+        from .degenerate import inverted_note, learned_nothing
         note = inverted_note(result.get("inverted"))
         if note and not learned_nothing(result["val_loss"], result.get("constant_prediction_loss")):
             print(f"warning: {note}", file=sys.stderr)
@@ -190,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
                                      pretrained: bool = False) -> None:
     base = result.get("constant_prediction_loss")
-    from .evaluation import learned_nothing
+    from .degenerate import learned_nothing
     if not learned_nothing(result["val_loss"], base):
         return
     if classifies:

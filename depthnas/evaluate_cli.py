@@ -40,7 +40,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import evaluate as ev
     from .checkpoint import checkpoint_note
     from .depth_metrics import METRIC_NAMES
-    from .evaluation import inverted_note, learned_nothing
+    from .degenerate import inverted_note, learned_nothing
     from .models import check_depth_model
     from .terminal import show_progress
     # Options evaluate() does not see first (it checks --net-size and --device itself,

@@ -6,7 +6,7 @@ recalibration). Every generation is checkpointed, so a long search resumes.
 An `order` (a sort key of an architecture and its score; default: the score) decides the ranking, for
 parents and for the result alike; the recorded scores stay the true values. The
 search pipeline uses it to rank last the paths whose score says nothing about the
-architecture (`evaluation.search_order`).
+architecture (`degenerate.search_order`).
 """
 from __future__ import annotations
 

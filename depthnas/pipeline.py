@@ -33,8 +33,8 @@ from .budget import Budget
 from .checkpoint import Checkpointer
 from .config import Config
 from .data import check_recorded_splits, load_splits
-from .evaluation import (PathEvaluator, candidate_order, collapsed, constant_score, learned_nothing,
-                         search_order, unlearned_note)
+from .degenerate import candidate_order, collapsed, learned_nothing, search_order, unlearned_note
+from .evaluation import PathEvaluator, constant_score
 from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, read_json
 from .landmark_sampler import default_tau, sample_landmarks

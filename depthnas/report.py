@@ -9,7 +9,7 @@ from typing import Any
 # that imports this keeps its own), no figure left open in a global registry.
 from matplotlib.figure import Figure
 
-from .evaluation import candidate_order, inverted_note, learned_nothing, unlearned_note
+from .degenerate import candidate_order, inverted_note, learned_nothing, unlearned_note
 from .io import atomic_write, atomic_write_text, read_jsonl
 
 

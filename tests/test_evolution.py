@@ -199,7 +199,7 @@ def test_paths_at_a_constant_prediction_s_level_rank_after_every_live_path(searc
     target variance, 0.20036 on the quick preset's scenes) beat live paths that a
     short training left at 0.2026-0.2215. With the search order they rank last, as
     parents and as results, and keep their true scores."""
-    from depthnas.evaluation import search_order
+    from depthnas.degenerate import search_order
     constant = 0.20036
     dead = lambda a: SPACE.to_string(a).split(":")[1].startswith("ap")  # noqa: E731
 
@@ -224,7 +224,7 @@ def test_a_dead_cell_ranks_after_every_live_path_whatever_its_score():
     """A dead cell cuts the input off (v1-sync:none,none,none,none,c3): the path's
     score, near a constant prediction's but outside the 0.1% that marks one, beat the
     live paths of a short super-net training, and a search reported it as its best."""
-    from depthnas.evaluation import search_order
+    from depthnas.degenerate import search_order
     constant = 0.17758
 
     def score(a):

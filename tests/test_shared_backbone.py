@@ -16,7 +16,8 @@ from torch.utils.data import default_collate
 
 from depthnas.bn_calibration import batchnorms, recalibrate
 from depthnas.config import LandmarkConfig
-from depthnas.evaluation import PathEvaluator, at_constant_level, cache_on_device, constant_score
+from depthnas.degenerate import at_constant_level
+from depthnas.evaluation import PathEvaluator, cache_on_device, constant_score
 from depthnas.landmarks import LandmarkRegularizer, step_indices
 from depthnas.spaces.base import inherit_weights
 from depthnas.spaces import get_space
@@ -295,7 +296,7 @@ def test_the_evaluator_takes_exactly_the_batches_it_is_told():
 
 
 def test_a_constant_level_is_0_1_percent_and_learning_nothing_1_percent_both_inclusive():
-    from depthnas.evaluation import learned_nothing
+    from depthnas.degenerate import learned_nothing
     assert at_constant_level(1.001, 1.0) and not at_constant_level(1.005, 1.0)
     assert learned_nothing(0.99, 1.0) and not learned_nothing(0.989, 1.0)
 
