@@ -30,7 +30,6 @@ from depthnas.spaces import Arch, get_space
 from . import config as config_mod
 from . import distributed as dist
 from .budget import Budget
-from .checkpoint import Checkpointer
 from .config import Config
 from .data import check_recorded_splits, load_splits
 from .degenerate import candidate_order, collapsed, learned_nothing, search_order, unlearned_note
@@ -43,7 +42,8 @@ from .models import PathParameters, model_kwargs, model_metadata
 from .ranking import ranking_report
 from .recipe import recipe, recipe_diff, same_recipe
 from .runs import SEARCH_MODEL, TRAIN_MODEL
-from .standalone import arch_slug, finished_training, training_changes, train_standalone
+from .search_resume import check_config_kept, check_search_kept, drawn_landmarks, drop_stale_searches
+from .standalone import arch_slug, finished_training, train_standalone
 from .task import Task, make_task
 from .runtime import resolve_device, seed_everything, seeded_rng
 from .trainer import Trainer, check_batch_fits
@@ -202,21 +202,7 @@ class SearchRun:
     def _initial_landmarks(self) -> list[str]:
         path = self.out / "initial_landmarks.json"
         if path.is_file():
-            strings = read_json(path, expect=list)
-            for s in strings:  # named here: parsed later, an error named no file
-                try:
-                    self.space.from_string(s)
-                except (ValueError, TypeError, AttributeError) as err:
-                    raise ValueError(f"{path}: {s!r} is no {self.space.name} architecture ({err}); "
-                                     "restore the file, or delete it to draw the landmarks "
-                                     "again") from None
-            if len(strings) != self.cfg.landmarks.num:  # config.yaml edited since the draw
-                raise config_mod.ConfigError(
-                    f"{path} holds the {len(strings)} landmark(s) this run drew as it started, but "
-                    f"{self.out / 'config.yaml'} now asks for landmarks.num {self.cfg.landmarks.num}; "
-                    "--resume continues a run as it started: restore it, or start a new run in "
-                    "another --out")
-            return strings
+            return drawn_landmarks(path, self.space, self.cfg)
         lm = self.cfg.landmarks
         rec = self.recipe
         stored = self.store.matching(self.space.name, rec)
@@ -283,13 +269,13 @@ class SearchRun:
         landmark_set = {a for a, _ in landmarks}
         trainer, regularizer, evaluator = self._supernet(task, landmarks)
         if dist.is_main() and trainer.checkpoints.latest() is None:
-            self._drop_stale_searches()
+            drop_stale_searches(self.out, self.say)
         T, E = cfg.search.iterations, cfg.supernet.epochs
         for t in range(T):
             self.say(f"iteration {t + 1}/{T}: super-net epochs {t * E + 1}-{(t + 1) * E}")
             trainer.fit(until_epoch=(t + 1) * E)
             self._keep_time()
-            self._check_search_kept(t, trainer.state.epoch)  # every rank: all raise, none waits
+            check_search_kept(self.out, t, trainer.state.epoch, cfg.supernet.epochs)  # every rank: all raise
             top = self._search(t, evaluator) if dist.is_main() else None
             top = [space.from_string(s) for s in dist.broadcast_object(top)]
             for a, loss in zip(top, self.standalone(top, f"top-{t + 1}")):
@@ -309,7 +295,7 @@ class SearchRun:
         self._earlier_s = _recorded_seconds(clock) if clock.is_file() else 0.0
         self._session_start = time.time()
         main = dist.is_main()
-        self._check_config_kept()  # every rank: all raise, none waits
+        check_config_kept(self.out, cfg)  # every rank: all raise, none waits
         if self.budget is not None:
             self.budget.check_reachable(self.say)
         if main:
@@ -334,34 +320,6 @@ class SearchRun:
                  f"device {self.device}" + (f" x {world} ranks" if world > 1 else "") +
                  f", landmarks {'on' if cfg.landmarks.enabled else 'off'}; run folder {self.out}")
         return make_task(space, cfg.supernet.loss)
-
-    def _check_config_kept(self) -> None:
-        """Refuse a resume under a config.yaml edited since the super-net's (or, before
-        it, the landmarks') trainings. Resumed, the run would go on with the new
-        settings after searches done with the old ones, its schedules changed
-        part-way through."""
-        recorded = Checkpointer(self.out / "checkpoints").latest_metadata() or {}
-        changes = config_mod.record_changes(recorded.get("run_config") or {}, self.cfg)
-        what = "super-net"
-        if not recorded:  # stopped among the landmarks: their results record the recipe
-            what, changes = "stand-alone trainings", self._standalone_changes()
-        if changes:
-            raise config_mod.ConfigError(
-                f"{self.out / 'config.yaml'} differs from the settings the run's {what} "
-                f"trained with ({'; '.join(changes)}); --resume continues a run as it started: "
-                "restore those settings, or start a new run in another --out")
-
-    def _standalone_changes(self) -> list[str]:
-        """How the recipe now differs from that of a stand-alone result this run holds
-        (`training_changes`, as `depthnas train --resume` checks it): a resume would train
-        it again over its result (a landmark finished before the stop would be lost)."""
-        rec = recipe(self.cfg)
-        for path in sorted((self.out / "standalone").glob("*/result.json")):
-            arch = read_json(path, expect=dict).get("arch")
-            changes = training_changes(path.parent, arch, rec) if arch else []
-            if changes:
-                return changes
-        return []
 
     def _supernet(self, task: Task, landmarks: list[tuple[Arch, float]]
                   ) -> tuple[Trainer, LandmarkRegularizer | None, PathEvaluator | None]:
@@ -400,34 +358,6 @@ class SearchRun:
             # the weight of every step (1-based, as logged), thinned to 400 points for the plot
             **_thinned(lambda i: regularizer.lam(i - 1, trainer.total_steps), trainer.total_steps)}
         return trainer, regularizer, evaluator
-
-    def _drop_stale_searches(self) -> None:
-        """A super-net that starts from scratch in a folder with searches (its
-        checkpoints deleted, as an unreadable checkpoint's error advises) must not
-        resume them: they ranked the super-net that is gone."""
-        stale = sorted(self.out.glob("search_*.json"))
-        for path in stale:
-            path.unlink()
-        # and their log records, which would otherwise be replaced in place, before the
-        # epochs of the new super-net they follow
-        drop_jsonl_records(self.out / "metrics.jsonl",
-                           lambda r: r.get("phase") in ("search", "result"))
-        if stale:
-            self.say(f"the super-net trains from the start, so the searches of the earlier one "
-                     f"({', '.join(p.name for p in stale)}) were removed")
-
-    def _check_search_kept(self, t: int, epoch: int) -> None:
-        """Refuse to go on when iteration t's search, finished, has since been deleted:
-        it cannot be redone, the super-net it ranked has trained on. Redone, it would
-        pick another top-K, and results.json would lose the architectures the later
-        iterations trained with."""
-        path = self.out / f"search_{t + 1}.json"
-        if epoch > (t + 1) * self.cfg.supernet.epochs and not path.is_file():
-            raise FileNotFoundError(
-                f"{path} is missing, but the super-net has trained past iteration {t + 1} "
-                f"(epoch {epoch}), so that search cannot be redone on the super-net it "
-                f"ranked; restore the file, or delete {self.out / 'checkpoints'} to train the "
-                "super-net again from the start (stand-alone results are kept)")
 
     def _search(self, t: int, evaluator: PathEvaluator) -> list[str]:
         """Iteration t's search of the super-net (rank 0): its top-K models not yet trained."""

@@ -2797,8 +2797,8 @@ def test_a_report_that_cannot_be_written_beside_the_model_is_said_before_the_wor
 # ---- pipeline, run config, run folders and hints: each test here caught a one-line mutation
 # that the rest of the suite let through
 def _bare_run(tmp_path, monkeypatch):
-    """A SearchRun holding only what standalone(), _check_config_kept() and
-    _rank_samples() read: no data, no super-net."""
+    """A SearchRun holding only what standalone() and _rank_samples() read: no data,
+    no super-net."""
     from depthnas import pipeline
     from depthnas.config import Config
     from depthnas.landmarks import LandmarkStore
@@ -2834,8 +2834,9 @@ def test_a_resume_stopped_among_the_landmarks_checks_every_finished_one(tmp_path
         theirs = {**rec, "lr": rec["lr"] * 2} if i == edited else rec
         (folder / "result.json").write_text(json.dumps({"arch": "v1-sync:c3,c3,c3,c3,c3",
                                                         "recipe": theirs}))
+    from depthnas.search_resume import check_config_kept
     with pytest.raises(ConfigError, match="the run's stand-alone trainings trained with .*lr: "):
-        run._check_config_kept()
+        check_config_kept(run.out, run.cfg)
 
 
 def test_a_resumed_search_says_which_stand_alone_trainings_it_reuses(tmp_path, monkeypatch):
