@@ -311,7 +311,7 @@ class Trainer:
                      f"after the checkpoint (step {step})" if step else "not in any checkpoint")
 
     def record_metrics(self, record: dict[str, Any]) -> None:
-        """One line of metrics.jsonl, and its numbers to TensorBoard (`log` is the logger's)."""
+        """One line of metrics.jsonl, and its numbers to TensorBoard."""
         if not self.writes:
             return
         record = {"phase": self.name, **record}
@@ -394,6 +394,16 @@ class Trainer:
         checkpoint when one exists (`resume=False`: start over, removing checkpoints
         found in the folder); checkpoint after every epoch."""
         until = self.total_epochs if until_epoch is None else min(until_epoch, self.total_epochs)
+        self._start(resume)
+        while self.state.epoch < until:
+            self._train_epoch()
+            self.save()
+        self.close()
+        return self.state
+
+    def _start(self, resume: bool) -> None:
+        """Resume from the last checkpoint, or (resume=False) clear an earlier training's
+        checkpoints and records from the folder."""
         if resume:
             if self.state.epoch == 0:  # later calls continue from memory
                 self.try_resume()
@@ -404,34 +414,34 @@ class Trainer:
             if self.checkpoints.latest() is not None:
                 self.checkpoints.clear()
             self._drop_records_after(0)
-        while self.state.epoch < until:
-            epoch = self.state.epoch
-            rng = random.Random(epoch_seed(self.seed, epoch) + 1)
-            start, sums, n = time.time(), {}, 0
-            bar = tqdm(self._batches(epoch), total=self.steps_per_epoch, leave=False,
-                       desc=f"{self.name} {epoch + 1}/{self.total_epochs}",
-                       disable=not self.show_progress)
-            for batch in bar:
-                arch = self.sample_arch(rng) if self.sample_arch is not None else None
-                logs = self.train_step(batch, arch)
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n += 1
-                bar.set_postfix(loss=f"{logs['loss']:.4f}")
-                if self.state.step % self.cfg.log_every == 0:
-                    self.record_metrics({"step": self.state.step, "epoch": epoch + n / self.steps_per_epoch,
-                                         "lr": self.scheduler.get_last_lr()[0], **logs})
-            self.state.epoch += 1
-            took = time.time() - start
-            self.state.train_s += took
-            record = {"step": self.state.step, "epoch": self.state.epoch, "epoch_time_s": took,
-                      **{f"train_{k}": v / max(n, 1) for k, v in sums.items()}}
-            if self.distributed:
-                # BatchNorm statistics follow rank 0 (as DDP's per-forward broadcast
-                # does); then every replica must hold the same weights, or it raises.
-                dist.sync_buffers(self.model)
-                record["replica_checksums"] = dist.check_replicas(self.model, self.name)
-            self.record_metrics(record)
-            self.save()
-        self.close()
-        return self.state
+
+    def _train_epoch(self) -> None:
+        """One epoch of steps (a path sampled per step for a super-net), logged every
+        log_every steps and summarised in one record at its end."""
+        epoch = self.state.epoch
+        rng = random.Random(epoch_seed(self.seed, epoch) + 1)
+        start, sums, n = time.time(), {}, 0
+        bar = tqdm(self._batches(epoch), total=self.steps_per_epoch, leave=False,
+                   desc=f"{self.name} {epoch + 1}/{self.total_epochs}",
+                   disable=not self.show_progress)
+        for batch in bar:
+            arch = self.sample_arch(rng) if self.sample_arch is not None else None
+            logs = self.train_step(batch, arch)
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += 1
+            bar.set_postfix(loss=f"{logs['loss']:.4f}")
+            if self.state.step % self.cfg.log_every == 0:
+                self.record_metrics({"step": self.state.step, "epoch": epoch + n / self.steps_per_epoch,
+                                     "lr": self.scheduler.get_last_lr()[0], **logs})
+        self.state.epoch += 1
+        took = time.time() - start
+        self.state.train_s += took
+        record = {"step": self.state.step, "epoch": self.state.epoch, "epoch_time_s": took,
+                  **{f"train_{k}": v / max(n, 1) for k, v in sums.items()}}
+        if self.distributed:
+            # BatchNorm statistics follow rank 0 (as DDP's per-forward broadcast
+            # does); then every replica must hold the same weights, or it raises.
+            dist.sync_buffers(self.model)
+            record["replica_checksums"] = dist.check_replicas(self.model, self.name)
+        self.record_metrics(record)
