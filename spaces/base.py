@@ -176,6 +176,13 @@ class SearchSpace(ABC):
             text = text[len(prefix):].strip()
         return self.from_string(text)
 
+    def check_json_space(self, data: dict[str, Any]) -> None:
+        """JSON of another space is refused; JSON that names none is read as this
+        space's, the one the caller chose (--space, the run's config)."""
+        named = data.get("space")
+        if named is not None and named != self.name:
+            raise ArchitectureError(f"architecture JSON is for space {named!r}, not {self.name!r}")
+
     def parse(self, text_or_json: str | dict[str, Any]) -> Arch:
         """Accept either form: a dict/JSON text, or the compact string. Anything
         malformed raises ArchitectureError quoting the input."""
@@ -193,9 +200,7 @@ class SearchSpace(ABC):
             if isinstance(data, str):
                 return self._from_prefixed(data.strip())
             if "string" in data and set(data) <= {"space", "string"}:  # JSON with the string only
-                if data.get("space", self.name) != self.name:
-                    raise ArchitectureError(f"architecture JSON is for space {data['space']!r}, "
-                                            f"not {self.name!r}")
+                self.check_json_space(data)
                 return self.from_string(str(data["string"]).strip())
             arch = self.from_json(data)
             # best_arch.json carries both forms; one edited by hand must not be

@@ -40,6 +40,19 @@ def test_string_and_json_round_trip(name):
         assert space.parse(space.to_string(a)) == a
 
 
+@pytest.mark.parametrize("name", list_spaces())
+def test_json_without_its_space_is_read_as_the_chosen_space_s_and_another_s_is_refused(name):
+    """{"edges": {...}} given with --space nb201 was refused as "for space None": a JSON
+    with the string alone was read, the spelled-out form not."""
+    space = get_space(name)
+    arch = space.sample(random.Random(1))
+    spelled = {k: v for k, v in space.to_json(arch).items() if k not in ("space", "string")}
+    assert space.parse(spelled) == arch and space.from_json(spelled) == arch
+    other = next(n for n in list_spaces() if n != name)
+    with pytest.raises(ArchitectureError, match=f"architecture JSON is for space '{other}', not '{name}'"):
+        space.parse({**spelled, "space": other})
+
+
 def test_string_form_is_readable():
     space = get_space("v2-sync")
     a = space.from_string("v2-sync:c3,skip,none,c1,ap+ps")

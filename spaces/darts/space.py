@@ -180,9 +180,7 @@ class DartsSpace(SearchSpace):
                 "normal": [list(e) for e in g.normal], "reduce": [list(e) for e in g.reduce]}
 
     def from_json(self, data: dict[str, Any]) -> Arch:
-        if data.get("space") != self.name:
-            raise ArchitectureError(
-                f"architecture JSON is for space {data.get('space')!r}, not {self.name!r}")
+        self.check_json_space(data)
         if "normal" in data and "reduce" in data:
             _check_concat(data)  # where given: a JSON of another cell output must not pass
             return self.from_genotype(data["normal"], data["reduce"])

@@ -218,9 +218,7 @@ class DepthSpace(SearchSpace):
         return {"space": self.name, "string": self.to_string(arch), "blocks": blocks}
 
     def from_json(self, data: dict[str, Any]) -> Arch:
-        if data.get("space") != self.name:
-            raise ArchitectureError(
-                f"architecture JSON is for space {data.get('space')!r}, not {self.name!r}")
+        self.check_json_space(data)
         raw = data.get("blocks")
         if raw is None and isinstance(data.get("string"), str):  # best_arch.json, blocks deleted
             return self.from_string(data["string"])

@@ -108,9 +108,7 @@ class NB201Space(SearchSpace):
                 "edges": {f"{i}<-{j}": ops[(i, j)] for i, j in EDGES}}
 
     def from_json(self, data: dict[str, Any]) -> Arch:
-        if data.get("space") != self.name:
-            raise ArchitectureError(
-                f"architecture JSON is for space {data.get('space')!r}, not {self.name!r}")
+        self.check_json_space(data)
         edges = data.get("edges")
         if isinstance(edges, dict):
             unknown = sorted(set(edges) - set(EDGE_NAMES))
