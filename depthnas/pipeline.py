@@ -95,7 +95,7 @@ class SearchRun:
         a word."""
         from .truth import for_space, read_table
         read = read_table(path)
-        table = for_space(read.values, self.space, path, from_accuracy=read.from_accuracy)
+        table = for_space(read.values, self.space, path, known_losses=read.known_losses)
         left = ", ".join(part for part in (
             f"{table.foreign} of other spaces" if table.foreign else "",
             f"{len(table.invalid)} no space reads (e.g. {table.invalid[0]})" if table.invalid else "")
@@ -217,6 +217,10 @@ class SearchRun:
         if reused:
             self.say(f"reusing {len(reused)} of {len(stored)} stored landmark(s) from "
                      f"{self.store.path}")
+        foreign = {e["space"] for e in self.store.entries if e["space"] != self.space.name}
+        if foreign and not any(e["space"] == self.space.name for e in self.store.entries):
+            self.say(f"{self.store.path} holds results of {', '.join(sorted(foreign))} only, none of "
+                     f"{self.space.name}: every landmark is trained (a store of another search?)")
         other = [e for e in self.store.entries
                  if e["space"] == self.space.name and not same_recipe(e.get("recipe"), rec)]
         if other:

@@ -107,7 +107,7 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
     cfg = config_mod.load(run / "config.yaml", complete=True)
     space = get_space(cfg.space)
     read = read_table(truth_path)
-    table = for_space(read.values, space, truth_path, from_accuracy=read.from_accuracy)
+    table = for_space(read.values, space, truth_path, known_losses=read.known_losses)
     foreign, invalid = table.foreign, table.invalid
     ours = config_mod.dotted_fields(cfg)
     differ = {k: v for k, v in read.setup.items() if ours.get(k) != v}

@@ -77,9 +77,10 @@ class TruthTable:
     # difference below which the table's own order is noise (the sparse Kendall tau's
     # natural bin width)
     seed_noise: dict[str, float] = field(default_factory=dict)
-    # values given as accuracy in percent (turned into error rates here): no sign of
-    # accuracy fractions read as losses
-    from_accuracy: bool = False
+    # values known to be losses or error rates: given as accuracy in percent (turned into
+    # error rates here), or a record depthnas wrote (a run's results.json, a landmark
+    # store): no sign of accuracy fractions read as losses
+    known_losses: bool = False
 
 
 def load_truth(path: str | Path) -> dict[str, float]:
@@ -120,8 +121,14 @@ def read_table(path: str | Path) -> TruthTable:
             values[r["arch"]] = _value(r["arch"], numbers, path, accuracies)
         _check_percent(accuracies, path)
         return TruthTable({k: v for k, v in values.items() if v is not None},
-                          from_accuracy=bool(accuracies))
+                          known_losses=bool(accuracies))
     whole = data = read_json(path, unique_keys=True)
+    if isinstance(data, dict) and isinstance(data.get("arch"), str):
+        raise ValueError(f"{path} is one training's result (its 'arch' {data['arch']!r}), not a "
+                         "table of architectures and their losses: give a run's results.json, a "
+                         "landmark store, or a table of several")
+    # a run's results.json, a landmark store: lists of the losses depthnas wrote
+    ours = isinstance(data, dict) and any(isinstance(data.get(k), list) for k in ("architectures", "entries"))
     if isinstance(data, dict) and "architectures" in data:
         data = data["architectures"]
     if isinstance(data, dict) and "entries" in data:
@@ -143,7 +150,8 @@ def read_table(path: str | Path) -> TruthTable:
         raise ValueError(f"{path}: unrecognised truth table layout")
     _check_percent(accuracies, path)
     return TruthTable({k: v for k, v in values.items() if v is not None},
-                      _recorded_setup(whole), _seed_noise(whole), from_accuracy=bool(accuracies))
+                      _recorded_setup(whole), _seed_noise(whole),
+                      known_losses=ours or bool(accuracies))
 
 
 def _recorded_setup(data: Any) -> dict[str, Any]:
@@ -179,7 +187,7 @@ class SpaceTruth:
 
 
 def for_space(truth: dict[str, float], space: Any, source: str | Path, *,
-              from_accuracy: bool = False) -> SpaceTruth:
+              known_losses: bool = False) -> SpaceTruth:
     """The rows of `truth` that are architectures of `space`, under its canonical
     string: a table may spell an architecture otherwise (NB201 tokens of a node in
     another order, a DARTS genotype as published) and may hold other spaces' rows.
@@ -209,7 +217,7 @@ def for_space(truth: dict[str, float], space: Any, source: str | Path, *,
                              f"above 1 (e.g. {above[0]!r}: {out.values[above[0]]}), but a classification "
                              "table holds error rates in [0, 1]; put accuracies in percent under "
                              "'accuracy'")
-        if not from_accuracy and len(out.values) >= 2 and min(out.values.values()) > 0.5:
+        if not known_losses and len(out.values) >= 2 and min(out.values.values()) > 0.5:
             # accuracy fractions read as error rates rank upside down; high error rates
             # alone (ImageNet16-120's) are possible, so a warning, not a refusal
             log.warning(

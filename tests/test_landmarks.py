@@ -317,6 +317,24 @@ def test_a_search_reuses_stored_landmarks_only_of_its_own_seed(tmp_path, capsys)
             assert "seed: stored 0, this run 1" in printed
 
 
+def test_a_store_of_other_spaces_only_is_said_not_ignored(tmp_path, capsys):
+    """A darts search given an nb201 run's store drew and trained every landmark
+    without a word; a store of the same space and another recipe was said."""
+    from depthnas.config import Config
+    from depthnas.pipeline import SearchRun
+    from depthnas.recipe import recipe
+    store_path = tmp_path / "store.json"
+    nb201 = Config(space="nb201", seed=0)
+    LandmarkStore(store_path).add(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "nb201", 0.1, recipe(nb201))
+    cfg = Config(space="v1-sync", seed=0, out=str(tmp_path / "run"))
+    cfg.landmarks.store, cfg.landmarks.num = str(store_path), 2
+    assert len(SearchRun(cfg, say=print)._initial_landmarks()) == 2
+    assert (f"{store_path} holds results of nb201 only, none of v1-sync: every landmark is "
+            "trained") in capsys.readouterr().out
+
+
 def test_stored_landmarks_are_reused_one_per_model(tmp_path):
     """A store filled by an older depthnas may hold two strings of one model (it could
     pick both): a new run reuses one of them, and draws the rest anew."""

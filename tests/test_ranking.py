@@ -171,6 +171,37 @@ def test_a_classification_table_of_error_rates_all_above_one_half_is_warned_of(c
     assert "above 0.5" not in caplog.text
 
 
+def test_error_rates_depthnas_wrote_are_not_taken_for_accuracies(tmp_path, caplog):
+    """A short nb201 run's own results.json (error rates above 0.5: it had barely
+    trained) was warned of as if it held accuracy fractions."""
+    from depthnas.spaces import get_space
+    from depthnas.truth import for_space, read_table
+    for layout in ({"architectures": [{"arch": NB201_ARCH, "val_loss": 0.8, "role": "landmark"},
+                                      {"arch": NB201_OTHER, "val_loss": 0.7, "role": "rank"}]},
+                   {"entries": [{"arch": NB201_ARCH, "space": "nb201", "val_loss": 0.8},
+                                {"arch": NB201_OTHER, "space": "nb201", "val_loss": 0.7}]}):
+        path = tmp_path / "t.json"
+        path.write_text(json.dumps(layout))
+        read = read_table(path)
+        with caplog.at_level(logging.WARNING, logger="depthnas.truth"):
+            for_space(read.values, get_space("nb201"), path, known_losses=read.known_losses)
+        assert read.known_losses and "above 0.5" not in caplog.text
+    path.write_text(json.dumps({NB201_ARCH: 0.8, NB201_OTHER: 0.7}))  # a table of anyone's
+    assert not read_table(path).known_losses
+
+
+def test_one_training_s_result_is_not_read_as_a_table(tmp_path):
+    """`--arch` takes a training's result.json, so users give it as --truth too: its keys
+    (arch, space, val_loss, ...) were read as architectures, and 'arch' named as an
+    entry whose loss is no number."""
+    from depthnas.truth import read_table
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"arch": NB201_ARCH, "space": "nb201", "val_loss": 0.1, "params": 10}))
+    with pytest.raises(ValueError, match=r"result.json is one training's result .*not a table of "
+                                         r"architectures and their losses"):
+        read_table(path)
+
+
 def test_accuracies_in_percent_as_asked_are_not_warned_of_however_low(tmp_path, caplog):
     """ImageNet16-120's best accuracies are about 47%: its error rates all lie above 0.5,
     and a table `nasbench` wrote of them was warned of as if fractions."""
@@ -180,9 +211,9 @@ def test_accuracies_in_percent_as_asked_are_not_warned_of_however_low(tmp_path, 
     path.write_text(json.dumps({"architectures": {NB201_ARCH: {"accuracy": 38.2},
                                                   NB201_OTHER: {"accuracy": 46.9}}}))
     read = read_table(path)
-    assert read.from_accuracy
+    assert read.known_losses
     with caplog.at_level(logging.WARNING, logger="depthnas.truth"):
-        table = for_space(read.values, get_space("nb201"), path, from_accuracy=read.from_accuracy)
+        table = for_space(read.values, get_space("nb201"), path, known_losses=read.known_losses)
     assert table.values[NB201_OTHER] == pytest.approx(0.531) and "above 0.5" not in caplog.text
 
 
