@@ -117,7 +117,10 @@ def space_of(text: str, explicit: str | None, default: str, named_by: str | None
             data = json.loads(stripped)
             if "space" in data:
                 return str(data["space"])
-            stripped = str(data.get("string", ""))  # {"string": "v2-sync:..."} names it there
+            if "string" not in data:  # spelled out, unnamed: the space whose parser reads it
+                accepted = _readers(stripped)
+                return accepted[0] if len(accepted) == 1 else default
+            stripped = str(data["string"])  # {"string": "v2-sync:..."} names it there
         except (ValueError, AttributeError):
             return default  # parse() says what is wrong with it
     head = stripped.split(":", 1)[0].strip()

@@ -123,17 +123,20 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from depthnas.spaces import get_space
+    from depthnas.spaces import get_space, list_spaces
     from .runs import ARCH_FILE, trained_arch
     # checked once --arch has named the space: the preset's refused an nb201 training's
     # own loss or data
     cfg = build_config(args, check=False)
     arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
     if not arch_arg:
+        validate(cfg)  # a broken config is said with it, not after the --arch is given
         raise config_mod.ConfigError("--arch is needed" + (
             f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
     text, source = read_arch_arg(arch_arg)
     named_by = _space_chosen_by(args, cfg.space)
+    if named_by and cfg.space not in list_spaces():
+        validate(cfg)  # a typo in --space, named with every other problem, not as "not of --space"
     with naming_arch_file(source):
         cfg.space = space_of(text, explicit=cfg.space if named_by else None, default=cfg.space,
                              named_by=named_by)

@@ -49,7 +49,7 @@ def validate(cfg: Config) -> Config:
     _check_landmarks(problems, cfg, space)
     _check_search(problems, cfg)
     _check_model(problems, cfg, classification)
-    _check_data(problems, cfg, classification)
+    _check_data(problems, cfg, space is not None, classification)
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
     return cfg
@@ -152,14 +152,15 @@ def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None
                             f"{' / '.join(WEIGHT_SUFFIXES)} file")
 
 
-def _check_data(problems: _Problems, cfg: Config, classification: bool) -> None:
+def _check_data(problems: _Problems, cfg: Config, space_known: bool, classification: bool) -> None:
     d = cfg.data
     problems.choose("data.depth_kind", d.depth_kind, DEPTH_KINDS)
     if not d.spec.strip():
         problems.append("data.spec is empty (synthetic, or KIND:PATH)")
     else:  # said here, not by the loader once the run has begun
         try:
-            check_data_fits_space(cfg)
+            if space_known:  # an unknown one is said once, as `space`
+                check_data_fits_space(cfg)
             parse_spec(d.spec, d.depth_kind if d.depth_kind in DEPTH_KINDS else "depth",
                        classification=classification)
         except ValueError as err:

@@ -220,7 +220,7 @@ class SearchRun:
         foreign = {e["space"] for e in self.store.entries if e["space"] != self.space.name}
         if foreign and not any(e["space"] == self.space.name for e in self.store.entries):
             self.say(f"{self.store.path} holds results of {', '.join(sorted(foreign))} only, none of "
-                     f"{self.space.name}: every landmark is trained (a store of another search?)")
+                     f"{self.space.name}: no landmark is reused from it (a store of another search?)")
         other = [e for e in self.store.entries
                  if e["space"] == self.space.name and not same_recipe(e.get("recipe"), rec)]
         if other:

@@ -153,16 +153,17 @@ def test_ranking_names_a_bad_option_before_any_run(flags, says):
 
 def test_cli_startup_prints_its_ratios(tmp_path):
     """benchmarks/cli_startup.py times fresh processes and prints the old cost over help,
-    spaces, a refused config and a missing model (no timing asserted: the figures are
-    the benchmark's to print)."""
+    spaces, a refused config, a missing model, a missing run for rank and an unknown data
+    kind (no timing asserted: the figures are the benchmark's to print)."""
     out = tmp_path / "startup.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cli_startup.py"), "--rounds", "1",
                            "--json", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for name in ("help", "spaces", "refused", "no_model"):
+    for name in ("help", "spaces", "refused", "no_model", "no_run", "bad_kind"):
         assert re.search(rf"old cost / {name}:\s+[\d.]+x", proc.stdout), name
     result = json.loads(out.read_text())
-    assert set(result["median_s"]) == {"help", "spaces", "refused", "no_model", "old_cost"}
+    assert set(result["median_s"]) == {"help", "spaces", "refused", "no_model", "no_run", "bad_kind",
+                                       "old_cost"}
     assert result["rounds"] == 1
     assert result["old_cost_over_help"] == pytest.approx(
         result["median_s"]["old_cost"] / result["median_s"]["help"])

@@ -3156,6 +3156,18 @@ def test_train_checks_its_settings_for_the_space_arch_names(tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_train_names_a_typo_in_space_as_such(tmp_path, capsys):
+    """With the config checked after --arch named the space, `--space v1sync` was said
+    as "is one of space v1-sync, not of --space v1sync"; and a broken config waited
+    for an --arch to be named."""
+    out = str(tmp_path / "r")
+    assert main(["train", "--arch", "v1-sync:c1,c3,skip,skip,ap", "--space", "v1sync", "--out", out]) == 2
+    assert "invalid configuration: space: unknown search space 'v1sync'" in capsys.readouterr().err
+    assert main(["train", "--set", "supernet.precision=bf17", "--out", out]) == 2
+    assert "supernet.precision='bf17'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_refused_config_loads_no_opencv_either(tmp_path):
     """fixed_then asks whether the folder holds work before it imports DatasetError
     (OpenCV): a config refused before any run folder is named needs neither."""

@@ -437,6 +437,14 @@ def test_a_data_path_that_does_not_exist_is_refused_with_the_config(tmp_path):
     assert validate(cfg) is cfg
 
 
+def test_an_unknown_space_is_named_once():
+    """Its data check asked for the space too, and named it a second time as data.spec's."""
+    cfg = C.Config(space="foo")
+    with pytest.raises(C.ConfigError) as refused:
+        validate(cfg)
+    assert str(refused.value).count("unknown search space 'foo'") == 1
+
+
 def test_a_data_spec_the_loaders_would_refuse_is_refused_with_the_config():
     """An unknown kind, a path given to embedded data, or data of the other task were
     named by the loaders, after their seconds of imports (and the model's build)."""

@@ -234,6 +234,13 @@ def test_train_finds_the_space_of_an_unprefixed_architecture():
     assert space_of(genotype, None, "v1-sync") == "darts"
     assert space_of("v2-sync:c3,skip,none,c1,ap+ps", None, "v1-sync") == "v2-sync"
     assert space_of(nb, "nb201", "v1-sync") == "nb201"
+    # spelled out, naming no space: the one space that reads it (it was read as the
+    # preset's, and said to lack a 'blocks' list)
+    for name in ("nb201", "darts"):  # (a depth one is read by the sync and non-sync spaces alike)
+        space = get_space(name)
+        spelled = {k: v for k, v in space.to_json(space.sample(random.Random(2))).items()
+                   if k not in ("space", "string")}
+        assert space_of(json.dumps(spelled), None, "v1-sync") == name
 
 
 def test_an_architecture_of_another_space_is_named_as_such():
