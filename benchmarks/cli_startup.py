@@ -4,7 +4,9 @@ Every command builds one argument parser. Until the evaluate command's flags mov
 depthnas/evaluate_cli.py, building it imported depthnas.evaluate, and with it torch,
 albumentations and OpenCV: `depthnas --help` and `depthnas spaces` waited seconds for
 libraries they do not use. A refused configuration, and `predict` given a model file
-that does not exist, waited as long again before they were said. This script times, in
+that does not exist, waited as long again before they were said, as did `rank` given
+a run folder that is not there and `search` given a data kind that does not exist
+(both said after torch, and the loaders, had loaded). This script times, in
 one run and in alternating rounds (so a machine's load falls on all alike), fresh
 processes of
 
@@ -12,6 +14,8 @@ processes of
   spaces    python -m depthnas spaces
   refused   python -m depthnas search --set supernet.precision=bf17   (exits 2)
   no model  python -m depthnas predict --model missing.onnx ...      (exits 2)
+  no run    python -m depthnas rank --run missing --truth missing     (exits 2)
+  bad kind  python -m depthnas search --data bogus:/x                 (exits 2)
   old cost  python -c "import depthnas.evaluate"   (the import each command paid)
 
 and prints the medians and the ratios of the old cost to each.
@@ -39,6 +43,8 @@ COMMANDS = {  # name: (arguments, the exit status expected)
     "refused": (["-m", "depthnas", "search", "--set", "supernet.precision=bf17", "--out", _MISSING], 2),
     "no_model": (["-m", "depthnas", "predict", "--model", _MISSING + ".onnx", "--input", _MISSING,
                   "--out", _MISSING], 2),
+    "no_run": (["-m", "depthnas", "rank", "--run", _MISSING, "--truth", _MISSING + ".json"], 2),
+    "bad_kind": (["-m", "depthnas", "search", "--data", "bogus:/x", "--out", _MISSING], 2),
     "old_cost": (["-c", "import depthnas.evaluate"], 0),
 }
 
