@@ -777,3 +777,13 @@ def test_a_record_that_named_cross_entropy_in_full_matches_a_ce_one():
     for older in ("ce", "cross_entropy", "ssi"):
         assert same_recipe({**rec, "loss": older}, rec), older
     assert not same_recipe({**rec, "loss": "ssitrim"}, rec)
+
+
+def test_depth_data_given_to_the_classification_loader_is_named_as_such():
+    """`synthetic` (depth scenes) reached the CIFAR-10 reader, which then named a
+    missing batch file under '' instead of the spec's fault."""
+    from depthnas.datasets.classification import build_classification_splits
+    for spec in ("synthetic", "folder:/x", "Synthetic"):
+        with pytest.raises(ValueError, match=f"unknown classification dataset '{spec}'; expected "
+                                             "'digits' or 'cifar10:PATH'"):
+            build_classification_splits(spec)

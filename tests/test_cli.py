@@ -3228,3 +3228,51 @@ def test_a_training_s_architecture_is_read_from_its_checkpoint(tmp_path):
     Checkpointer(tmp_path / "t" / "checkpoints").save(1, nn.Linear(1, 1), {}, metadata={"arch": arch})
     assert trained_arch(tmp_path / "t") == arch
     assert trained_arch(tmp_path / "nothing") is None
+
+
+def test_a_landmark_count_lowered_since_the_draw_is_refused_too(tmp_path):
+    """initial_landmarks.json holds the 3 landmarks a run drew; config.yaml edited to
+    landmarks.num 2 resumed with all 3 (the penalty's pairs and the report's counts
+    then disagree with the config the run records), where a raised count was refused."""
+    from depthnas import config as config_mod
+    from depthnas.search_resume import drawn_landmarks
+    from depthnas.spaces import get_space
+    drawn = ["v1-sync:c3,c3,c3,c3,c3", "v1-sync:c1,c1,c1,c1,c1", "v1-sync:skip,ap,none,c1,none"]
+    path = tmp_path / "initial_landmarks.json"
+    path.write_text(json.dumps(drawn))
+    cfg = config_mod.Config()
+    for num in (2, 4):
+        cfg.landmarks.num = num
+        with pytest.raises(config_mod.ConfigError, match=f"holds the 3 landmark.s. this run drew as it "
+                                                         f"started, but .* landmarks.num {num}"):
+            drawn_landmarks(path, get_space("v1-sync"), cfg)
+    cfg.landmarks.num = 3
+    assert drawn_landmarks(path, get_space("v1-sync"), cfg) == drawn
+
+
+def test_a_super_net_trained_again_drops_the_old_searches_result_records_too(tmp_path):
+    """The searches of a super-net whose checkpoints were deleted are removed, with
+    their log records: a 'result' record left in metrics.jsonl (the old run's best and
+    its Kendall tau) would be read as the new super-net's."""
+    from depthnas.search_resume import drop_stale_searches
+    (tmp_path / "search_1.json").write_text("{}")
+    records = [{"phase": "supernet", "epoch": 1}, {"phase": "search", "iteration": 1},
+               {"phase": "result", "kendall_tau": 0.5}, {"phase": "standalone", "arch": "a"}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    said = []
+    drop_stale_searches(tmp_path, said.append)
+    assert not (tmp_path / "search_1.json").exists()
+    kept = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert kept == [records[0], records[3]]
+    assert said == ["the super-net trains from the start, so the searches of the earlier one "
+                    "(search_1.json) were removed"]
+
+
+def test_a_depth_kind_data_cannot_use_is_refused_before_the_loaders_load(tmp_path):
+    """`depthnas data --data redweb:DIR --depth-kind disparity`: the kind is ignored by
+    redweb's files, a fault of the command line, said before OpenCV's and torch's
+    seconds of import, as `search` says it."""
+    said, loaded = _refused_without(("cv2", "torch"), tmp_path,
+                                    ["data", "--data", f"redweb:{tmp_path}", "--depth-kind", "disparity"])
+    assert "depth kind 'disparity' applies to folder: data; redweb: files hold a known kind" in said[0]
+    assert loaded == "[]"

@@ -473,3 +473,37 @@ def test_the_spec_reader_s_kinds_are_the_loaders_own():
     assert set(KINDS_READ_FROM_A_PATH) == (set(KINDS) - {"synthetic"}) | {"cifar10"}
     assert set(CLASSIFICATION_KINDS) == {"digits", "cifar10"}
 
+
+def test_a_spec_with_spaces_around_its_path_names_the_folder_the_loaders_read(tmp_path):
+    """`--data "folder: photos/"` (a space after the colon, as the spec reader's own
+    example writes it): the loaders strip the path, so the configuration check must
+    too, or it calls an existing folder missing and refuses the run."""
+    from depthnas.datasets.spec import missing_data_path, split_spec
+    assert split_spec(f" Folder: {tmp_path} ") == ("folder", str(tmp_path))
+    assert missing_data_path(f"folder: {tmp_path} ") is None
+    assert missing_data_path(f"folder: {tmp_path / 'nope'}") == str(tmp_path / "nope")
+
+
+def test_a_data_path_under_the_home_folder_is_found_where_the_loaders_look(tmp_path, monkeypatch):
+    """The loaders expand `~` (folder:~/photos); the check before them must too, or it
+    refuses a data set that is there as "no such file or folder"."""
+    from depthnas.datasets.spec import missing_data_path
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "photos").mkdir()
+    assert missing_data_path("folder:~/photos") is None
+    assert missing_data_path("folder:~/nope") == "~/nope"
+    cfg = C.Config()
+    cfg.data.spec = "folder:~/photos"
+    validate(cfg)  # no "data.spec=...: no such file or folder"
+
+
+def test_a_mistyped_depth_kind_is_said_once_not_also_as_a_spec_fault():
+    """data.depth_kind=depht with synthetic data is a typo in the kind: said as such,
+    not also as "depth kind 'depht' applies to folder: data ... leave it unset", which
+    tells the user to drop a setting a folder: data set needs."""
+    cfg = C.Config()
+    cfg.data.depth_kind = "depht"
+    with pytest.raises(C.ConfigError) as refused:
+        validate(cfg)
+    assert "data.depth_kind='depht'" in str(refused.value)
+    assert "applies to folder: data" not in str(refused.value)

@@ -356,3 +356,18 @@ def test_a_checkpoint_of_another_space_is_named_as_such(tmp_path):
     other = get_space("v1-nonsync")
     with pytest.raises(ValueError, match=f"search checkpoint {ckpt} is for space 'v1-sync'"):
         random_search(other, lambda a: 0.0, cfg, random.Random(0), checkpoint=ckpt, progress=False)
+
+
+def test_a_path_cut_off_only_by_zeros_as_the_first_block_s_input_is_ranked_last():
+    """With model.first_block_input=zeros the coarsest block's node 0 carries nothing:
+    v1-sync:ap,skip,c1,none,none then ignores its input (it would not under the
+    default 'duplicate'). The search must judge it with the models' own settings, or
+    it picks a model that is no depth estimator whenever its score is lowest."""
+    from depthnas.degenerate import collapsed, search_order
+    from depthnas.spaces import get_space
+    space = get_space("v1-sync")
+    cut, live = space.parse("v1-sync:ap,skip,c1,none,none"), space.parse("v1-sync:c3,c3,c3,c3,c3")
+    zeros = {"first_block_input": "zeros"}
+    assert collapsed(space, cut, 0.1, 0.2, zeros) and not collapsed(space, cut, 0.1, 0.2)
+    order = search_order(space, 0.2, zeros)
+    assert min([(cut, 0.1), (live, 0.15)], key=lambda p: order(*p))[0] == live

@@ -519,3 +519,23 @@ def test_the_root_is_drawn_again_until_it_is_not_excluded():
     assert key(first) != key(second)
     root = sample_landmarks(space, 2, 3, random.Random(3), exclude=[first, second])[0]
     assert key(root) not in {key(first), key(second)}
+
+
+def test_a_store_that_holds_this_space_too_is_not_called_another_space_s(tmp_path, capsys):
+    """A store shared by an nb201 and a v1-sync search: its v1-sync results are this
+    search's to reuse, so "holds results of nb201 only, none of v1-sync" would be false."""
+    from depthnas.config import Config
+    from depthnas.landmarks import LandmarkStore
+    from depthnas.pipeline import SearchRun
+    from depthnas.recipe import recipe
+    store_path = tmp_path / "store.json"
+    store = LandmarkStore(store_path)
+    store.add("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+              "nb201", 0.1, recipe(Config(space="nb201", seed=0)))
+    cfg = Config(space="v1-sync", seed=0, out=str(tmp_path / "run"))
+    cfg.landmarks.store, cfg.landmarks.num = str(store_path), 2
+    store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.2, recipe(cfg))
+    SearchRun(cfg, say=print)._initial_landmarks()
+    printed = capsys.readouterr().out
+    assert "reusing 1 of 1 stored landmark(s)" in printed
+    assert "holds results of" not in printed

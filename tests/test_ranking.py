@@ -339,3 +339,53 @@ def test_the_default_threshold_is_of_the_pairs_that_are_ranked():  # R11
     assert report["sparse_kendall_tau"] == pytest.approx(1.0)
     far = ranking_report([1.0, 2.0, 3.0, 100.0], [1.0, 2.0, 3.0, float("nan")])
     assert far["sparse_threshold"] == pytest.approx(0.02)
+
+
+def test_an_unfinished_search_still_leaves_its_drawn_landmarks_out_of_the_ranking(tmp_path, caplog):
+    """A search stopped before results.json: its initial landmarks trained the
+    super-net with the ranking penalty, so `rank` must leave them out (as the search's
+    own report does), or its Kendall tau counts the very paths the penalty ordered."""
+    from depthnas.rank_plan import run_left_out
+    drawn = ["v1-sync:c3,c3,c3,c3,c3", "v1-sync:c1,c1,c1,c1,c1"]
+    (tmp_path / "initial_landmarks.json").write_text(json.dumps(drawn))
+    with caplog.at_level(logging.WARNING, logger="depthnas.rank"):
+        assert run_left_out(tmp_path) == (set(drawn), set())
+    assert "has no results.json (the search has not finished)" in caplog.text
+    (tmp_path / "initial_landmarks.json").unlink()  # stopped before the draw: nothing to leave out
+    assert run_left_out(tmp_path) == (set(), set())
+
+
+def test_rank_takes_a_run_s_results_json_of_high_error_rates_as_losses(tmp_path, caplog):
+    """`rank --truth` another nb201 run's results.json (error rates above 0.5: a short
+    run) warned that they looked like accuracy fractions: plan_rank must hand the
+    table's known_losses on to for_space, as the search does."""
+    from depthnas import config as config_mod
+    from depthnas.rank_plan import plan_rank
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = config_mod.Config(space="nb201")
+    cfg.data.spec = "digits"
+    config_mod.dump(cfg, run / "config.yaml")
+    other = tmp_path / "results.json"
+    other.write_text(json.dumps({"architectures": [
+        {"arch": NB201_ARCH, "val_loss": 0.8, "role": "landmark", "landmark": False},
+        {"arch": NB201_OTHER, "val_loss": 0.7, "role": "rank", "landmark": False}]}))
+    with caplog.at_level(logging.WARNING):
+        plan = plan_rank(run, other)
+    assert plan.values == [0.8, 0.7]
+    assert "above 0.5" not in caplog.text
+
+
+def test_a_csv_table_s_losses_are_not_taken_as_known_error_rates(tmp_path, caplog):
+    """Only a record depthnas wrote (results.json, a landmark store) or accuracies in
+    percent are known losses: a CSV of anyone's, every value above 0.5, may be accuracy
+    fractions in a val_loss column, which rank upside down; it must still be warned of."""
+    from depthnas.spaces import get_space
+    from depthnas.truth import for_space, read_table
+    path = tmp_path / "t.csv"
+    path.write_text(f'arch,val_loss\n"{NB201_ARCH}",0.87\n"{NB201_OTHER}",0.93\n')
+    read = read_table(path)
+    assert not read.known_losses
+    with caplog.at_level(logging.WARNING, logger="depthnas.truth"):
+        for_space(read.values, get_space("nb201"), path, known_losses=read.known_losses)
+    assert "every nb201 entry is an error rate above 0.5" in caplog.text

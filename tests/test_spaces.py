@@ -383,3 +383,17 @@ def test_genes_that_are_not_whole_numbers_are_refused_not_truncated():
             space.make(genes)
     import numpy as np
     assert space.make(np.array([1, 2, 0, 0, 0])) == space.make([1, 2, 0, 0, 0])
+
+
+@pytest.mark.parametrize("other", ["darts", "v1-sync"])
+def test_json_with_only_a_string_of_another_space_is_refused(other):
+    """An NB-201 string carries no space prefix: {"space": "darts", "string": "|...|"}
+    (a best_arch.json edited by hand, or another run's) is refused by its space name,
+    the only thing that says which space it is for, not read as an nb201 cell."""
+    from depthnas.spaces import ArchitectureError, get_space
+    nb201 = get_space("nb201")
+    cell = "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
+    assert nb201.parse({"space": "nb201", "string": cell}) == nb201.from_string(cell)
+    assert nb201.parse({"string": cell}) == nb201.from_string(cell)
+    with pytest.raises(ArchitectureError, match=f"architecture JSON is for space '{other}', not 'nb201'"):
+        nb201.parse({"space": other, "string": cell})
