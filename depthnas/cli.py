@@ -16,11 +16,11 @@ from . import config as config_mod
 from .arch_arg import naming_arch_file, read_arch_arg, space_of
 from .config import Config
 from .config_checks import validate
+from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_hint, say_once,
+                    stopped)
 from .io import atomic_write_json, path_arg
 from .run_config import add_config_args, build_config
 from .runs import claim_folder, clear_failed_start, guard_out, run_lock
-from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_hint, say_once,
-                    stopped)
 from .stopping import Terminated, stop_on_signals
 from .terminal import show_progress
 
