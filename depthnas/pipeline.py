@@ -21,7 +21,6 @@ import functools
 import logging
 import shlex
 import shutil
-import time
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
@@ -35,12 +34,13 @@ from .data import check_recorded_splits, load_splits
 from .degenerate import candidate_order, collapsed, learned_nothing, search_order, unlearned_note
 from .evaluation import PathEvaluator, constant_score
 from .evolution import RANDOM_TRIES, new_models, run_search
-from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, read_json
+from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records
 from .landmark_sampler import default_tau, sample_landmarks
 from .landmarks import LandmarkRegularizer, LandmarkStore
 from .models import PathParameters, model_kwargs, model_metadata
 from .ranking import ranking_report
 from .recipe import recipe, recipe_diff, same_recipe
+from .run_clock import RunClock
 from .runs import SEARCH_MODEL, TRAIN_MODEL
 from .search_resume import check_config_kept, check_search_kept, drawn_landmarks, drop_stale_searches
 from .standalone import arch_slug, finished_training, train_standalone
@@ -231,15 +231,10 @@ class SearchRun:
         atomic_write_json(path, strings)
         return strings
 
-    # ---- wall time over sessions ------------------------------------------------
-    def _elapsed(self) -> float:
-        """Seconds this run has worked, over every session that resumed it."""
-        return self._earlier_s + time.time() - self._session_start
-
     def _keep_time(self) -> None:
         """Record the wall time so far: a resumed run continues it, not from zero."""
         if dist.is_main():
-            atomic_write_json(self.out / "elapsed.json", {"elapsed_s": round(self._elapsed(), 1)})
+            self.clock.save()
 
     def _record_metrics(self, record: dict[str, Any], *key: str) -> None:
         """Log `record` to metrics.jsonl, in place of an earlier one agreeing on `key`:
@@ -295,9 +290,7 @@ class SearchRun:
     def _prepare(self) -> Task:
         """Checks, the run's record (config.yaml, splits.json), its data and task."""
         cfg, space = self.cfg, self.space
-        clock = self.out / "elapsed.json"
-        self._earlier_s = _recorded_seconds(clock) if clock.is_file() else 0.0
-        self._session_start = time.time()
+        self.clock = RunClock(self.out / "elapsed.json")
         main = dist.is_main()
         check_config_kept(self.out, cfg)  # every rank: all raise, none waits
         if self.budget is not None:
@@ -416,7 +409,7 @@ class SearchRun:
         write best_arch.json, best/model.safetensors, results.json and the report."""
         space, cfg = self.space, self.cfg
         self._score_trained(evaluator, landmark_set)
-        elapsed = self._elapsed()  # the scoring included: minutes at the paper's size
+        elapsed = self.clock.elapsed()  # the scoring included: minutes at the paper's size
         found = self._candidates()
         best_arch, best = min(found, key=lambda kv: candidate_order(kv[1]))
         # The ranking is measured on the random sample alone, as in the paper: the
@@ -534,14 +527,6 @@ def _thinned(f: Callable[[int], float], n: int, points: int = 400) -> dict[str, 
     m = min(n, points)
     steps = sorted({1 + round(k * (n - 1) / max(m - 1, 1)) for k in range(m)})
     return {"steps": steps, "lambda": [round(f(i), 6) for i in steps]}
-
-
-def _recorded_seconds(clock: Path) -> float:
-    value = read_json(clock, expect=dict).get("elapsed_s")
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-        raise ValueError(f"{clock}: 'elapsed_s' should be a number of seconds, found {value!r} "
-                         "(delete the file to count from zero)")
-    return float(value)
 
 
 def run(cfg: Config, **kw) -> dict[str, Any]:

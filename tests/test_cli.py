@@ -1060,10 +1060,10 @@ def test_a_stopped_search_keeps_the_time_it_spent(tmp_path, monkeypatch):
     import time
     from types import SimpleNamespace
 
-    import depthnas.pipeline as pipeline
+    import depthnas.run_clock as run_clock
     from depthnas.trainer import Trainer
     skipped = [0.0]
-    monkeypatch.setattr(pipeline, "time", SimpleNamespace(time=lambda: time.time() + skipped[0]))
+    monkeypatch.setattr(run_clock, "time", SimpleNamespace(time=lambda: time.time() + skipped[0]))
     step = Trainer.train_step
 
     def long_then_stopped(self, batch, arch):
@@ -2428,8 +2428,9 @@ def test_the_wall_time_includes_the_final_scoring(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     import depthnas.pipeline as pipeline
+    import depthnas.run_clock as run_clock
     skipped = [0.0]
-    monkeypatch.setattr(pipeline, "time", SimpleNamespace(time=lambda: time.time() + skipped[0]))
+    monkeypatch.setattr(run_clock, "time", SimpleNamespace(time=lambda: time.time() + skipped[0]))
     finish = pipeline.SearchRun.finish
 
     def slow_finish(self, evaluator, *a, **k):
