@@ -410,6 +410,7 @@ class SearchRun:
         space, cfg = self.space, self.cfg
         self._score_trained(evaluator, landmark_set)
         elapsed = self.clock.elapsed()  # the scoring included: minutes at the paper's size
+        self._mark_budget()
         found = self._candidates()
         best_arch, best = min(found, key=lambda kv: candidate_order(kv[1]))
         # The ranking is measured on the random sample alone, as in the paper: the
@@ -463,19 +464,24 @@ class SearchRun:
             if self.space.ignores_input(a, **self.model_kw):  # in the report: such a loss ranks nothing
                 rec["ignores_input"] = True
 
-    def _candidates(self) -> list[tuple[Arch, dict[str, Any]]]:
-        """The stand-alone architectures the search produced: the searched top-K and the
-        landmarks (trained for the search too). Ranking samples are left out: they are
-        there to measure the super-net, and are no product of the search. Landmarks are
-        drawn without the budget (--max-params, latency): they count only when they
-        keep it."""
+    def _mark_budget(self) -> None:
+        """Record each candidate's size (and latency) under the budget (--max-params,
+        latency), and mark the landmarks that break it: they were drawn without it. The
+        searched top-K were picked within it (a resumed run may time them anew)."""
+        if self.budget is None:
+            return
         for a, r in self.trained.items():
-            if self.budget is None or r["role"] == "rank":  # the ranking samples are no candidates
+            if r["role"] == "rank":  # the ranking samples are no candidates
                 continue
-            # the searched top-K were picked within it (a resumed run may time them anew)
             if r["role"] == "landmark" and not self.budget(a):
                 r["over_budget"] = True  # said in the report: why it is not the best
             r.update(self.budget.record(a))
+
+    def _candidates(self) -> list[tuple[Arch, dict[str, Any]]]:
+        """The stand-alone architectures the search produced: the searched top-K and the
+        landmarks (trained for the search too) that keep the budget. Ranking samples are
+        left out: they are there to measure the super-net, and are no product of the
+        search."""
         return [(a, r) for a, r in self.trained.items()
                 if r["role"].startswith("top") or (r["role"] == "landmark" and not r.get("over_budget"))]
 
