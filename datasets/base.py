@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,7 +173,7 @@ class PairedDepthDataset(Dataset):
             return self.reader.load(self.refs[i])
         except DatasetError as err:
             # Content is checked when a sample is first read, mid-run: say the way out.
-            spec = f"{self.reader.kind}:{self.reader.root}" + (
+            spec = shlex.quote(f"{self.reader.kind}:{self.reader.root}") + (
                 " --depth-kind disparity" if self.reader.kind == "folder"
                 and self.reader.value_kind == "disparity" else "")
             raise DatasetError(f"{err} (`depthnas data --data {spec}` lists every bad sample at "

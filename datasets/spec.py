@@ -6,13 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["CLASSIFICATION_KINDS", "DEPTH_DATA_KINDS", "KINDS_READ_FROM_A_PATH",
-           "is_classification_spec", "missing_data_path", "parse_spec", "split_spec"]
+           "data_path_problem", "is_classification_spec", "parse_spec", "split_spec"]
 
 DEPTH_DATA_KINDS = ("synthetic", "redweb", "nyuv2", "diode", "folder")
 CLASSIFICATION_KINDS = ("digits", "cifar10")
 _EMBEDDED = ("synthetic", "digits")  # rendered or shipped with depthnas: no path
 KINDS_READ_FROM_A_PATH = tuple(k for k in DEPTH_DATA_KINDS + CLASSIFICATION_KINDS
                                if k not in _EMBEDDED)
+# read from a folder (NYUv2's path may be its labelled .mat file)
+_FOLDER_KINDS = ("redweb", "diode", "folder", "cifar10")
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -51,11 +53,17 @@ def parse_spec(spec: str, depth_kind: str = "depth", *,
     return kind, path
 
 
-def missing_data_path(spec: str) -> str | None:
-    """The path a KIND:PATH spec names, if nothing is there (a typo, said before the
-    loaders and their imports); else None. An unknown kind, or a path given to a kind
+def data_path_problem(spec: str) -> str | None:
+    """What is wrong with the path a KIND:PATH spec names: nothing there (a typo), or a
+    file where the kind reads a folder; else None. Said before the loaders and their
+    imports, and before a run folder is made. An unknown kind, or a path given to a kind
     that takes none, is parse_spec's to name."""
     kind, path = split_spec(spec)
-    if kind in KINDS_READ_FROM_A_PATH and path and not Path(path).expanduser().exists():
-        return path
+    if kind not in KINDS_READ_FROM_A_PATH or not path:
+        return None
+    found = Path(path).expanduser()
+    if not found.exists():
+        return f"no such file or folder {path}"
+    if kind in _FOLDER_KINDS and not found.is_dir():
+        return f"{path} is a file; {kind} data is read from a folder"
     return None

@@ -209,13 +209,13 @@ def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from depthnas.datasets.spec import is_classification_spec, missing_data_path, parse_spec
+    from depthnas.datasets.spec import data_path_problem, is_classification_spec, parse_spec
     if is_classification_spec(args.data):
         raise ValueError(f"{args.data} is classification data (labelled images), read as it "
                          "loads; `depthnas data` checks depth data sets (KIND:PATH)")
     parse_spec(args.data, args.depth_kind)  # before the loaders' seconds of imports
-    if missing := missing_data_path(args.data):
-        raise FileNotFoundError(f"--data {args.data}: no such file or folder {missing}")
+    if problem := data_path_problem(args.data):
+        raise FileNotFoundError(f"--data {args.data}: {problem}")
     from depthnas.datasets.check import check_data
     defaults = config_mod.DataConfig()  # the split a run would make, at its default fractions
     check = check_data(args.data, args.depth_kind, progress=show_progress(args.no_progress),

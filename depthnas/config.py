@@ -237,6 +237,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected text, got {value!r} (YAML reads yes/no/"
                               f"on/off as true/false: quote it, '{'yes' if value else 'no'}')")
     if hint in (int, float, str):
+        if hint is str and isinstance(value, dict) and len(value) == 1:  # `folder: x/`, unquoted
+            text = "{}: {}".format(*next(iter(value.items())))
+            raise ConfigError(f"{where}: expected text, got {value!r} (YAML reads {text!r} as a "
+                              f"mapping: quote it, as '{text}', or drop the space after the colon)")
         if isinstance(value, (list, tuple, dict)) or (value is None and hint is not str) or \
                 (isinstance(value, bool) and hint is not str):  # `seed: true` is no number
             raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from depthnas.datasets.settings import DEPTH_KINDS, check_image_size
-from depthnas.datasets.spec import missing_data_path, parse_spec
+from depthnas.datasets.spec import data_path_problem, parse_spec
 from depthnas.spaces import get_space
 from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
 
@@ -166,8 +166,8 @@ def _check_data(problems: _Problems, cfg: Config, space_known: bool, classificat
         except ValueError as err:
             problems.append(f"data.spec: {err}")
         else:
-            if missing := missing_data_path(d.spec):
-                problems.append(f"data.spec={d.spec!r}: no such file or folder {missing}")
+            if problem := data_path_problem(d.spec):
+                problems.append(f"data.spec={d.spec!r}: {problem}")
     for where, value in (("data.val_fraction", d.val_fraction), ("data.reg_fraction", d.reg_fraction)):
         if not 0.0 <= value < 1.0:
             problems.append(f"{where}={value} (expected a fraction in [0, 1))")

@@ -165,7 +165,8 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
         raise ValueError(f"{spec}: no sample with valid depth to evaluate")
     level = {k: v for k, v in constant.compute().items() if k != "inverted"}  # it has no sign
     return {"model": str(model_path), "arch": meta.get("arch"), "data": spec, "split": split,
-            "samples": acc.count, "left_out": acc.left_out, "skipped": skipped,
+            "depth_kind": data_kw.get("depth_kind", "depth"), "samples": acc.count,
+            "left_out": acc.left_out, "skipped": skipped,
             "depth_cap": depth_cap, "net_size": size, **acc.compute(),
             "constant_prediction": level}
 

@@ -17,11 +17,12 @@ from .data import SPLIT_NAMES
 from .io import atomic_write_json, check_out_file, check_parent_folders, path_arg
 
 
-def report_name(split: str, other_data: str | None) -> str:
+def report_name(split: str, other_data: str | None, variant: tuple[str, ...] = ()) -> str:
     """`eval`, `eval-val`, ...; with the data set's kind and folder name when it is not
     the run's own (`eval-val-nyuv2-nyu`): scoring a model on a second data set wrote
-    over the first one's report."""
-    name = "eval" if split == "all" else f"eval-{split}"
+    over the first one's report. `variant`: how the run's own data was read otherwise
+    (`eval-val-seed7`, `eval-depth`), which wrote over the run's own reading."""
+    name = "-".join(("eval" if split == "all" else f"eval-{split}", *variant))
     if other_data:
         kind, path = split_spec(canonical_spec(other_data))  # folder:. -> its name
         slug = re.sub(r"[^\w-]+", "_", "-".join(p for p in (kind, Path(path).name) if p))
@@ -77,7 +78,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             kw["recorded"] = own["recorded"]
             print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
     if out is None:  # beside the model; said before the work, when it cannot be written there
-        name = report_name(args.split, None if same else data)
+        variant = () if not same else tuple(
+            f"{prefix}{value}" for prefix, value, theirs in (
+                ("seed", args.seed, own["seed"] if args.split != "all" else args.seed),
+                ("", args.depth_kind, own["depth_kind"])) if value is not None and value != theirs)
+        name = report_name(args.split, None if same else data, variant)
         out = (Path(args.checkpoint) / f"{name}.json" if Path(args.checkpoint).is_dir() else
                Path(args.checkpoint).with_suffix(f".{name}.json"))
         try:

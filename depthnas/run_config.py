@@ -130,7 +130,8 @@ def _moved_hint(changed: list[str], before: dict[str, Any], after: dict[str, Any
         old, new = path(k, before[k]), path(k, after[k])
         if old and new and not Path(old).exists() and Path(new).exists():
             return (f". If {old} moved to {new}, link the old path to it (ln -s "
-                    f"{Path(new).resolve()} {old}) and resume without the flag: the run's "
+                    f"{shlex.quote(str(Path(new).resolve()))} {shlex.quote(str(old))}) and resume "
+                    "without the flag: the run's "
                     "results are recorded under the old path")
     return ""
 

@@ -177,7 +177,10 @@ def run_lock(out: Path, made: bool | None = None) -> Iterator[None]:
         yield
         return
     import fcntl
-    made = not out.exists() if made is None else made
+    # what a refused start takes away again: the folders it makes (parents too), or in
+    # an empty folder the user made, its own files
+    made_from = _first_missing(out) if made is None else (out if made else None)
+    was_empty = out.is_dir() and not any(out.iterdir())
     out.mkdir(parents=True, exist_ok=True)
     lock = out / ".depthnas.lock"
     with open(lock, "a+") as fh:
@@ -203,8 +206,8 @@ def run_lock(out: Path, made: bool | None = None) -> Iterator[None]:
             # found) left a folder of its own making with nothing of value in it:
             # removed while held. Not a stopped one (Ctrl-C, SIGTERM, KeyboardInterrupt's
             # kin): its resume command names this folder.
-            if made:
-                _remove_failed_start(out)
+            if made_from is not None or was_empty:
+                _remove_failed_start(out, made_from)
             raise
 
 
@@ -212,7 +215,20 @@ def run_lock(out: Path, made: bool | None = None) -> Iterator[None]:
 STARTING_FILES = {".depthnas.lock", "config.yaml", ARCH_FILE, *FAILED_START_LEFTOVERS}
 
 
-def _remove_failed_start(out: Path) -> None:
+def _first_missing(out: Path) -> Path | None:
+    """The outermost of `out` and its parents that does not exist: where
+    mkdir(parents=True) starts making folders."""
+    missing = None
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _remove_failed_start(out: Path, made_from: Path | None) -> None:
+    """Remove what a refused start wrote in `out`, and the folders it made from
+    `made_from` down (None: `out` is the user's, and stays)."""
     files = [p for p in out.rglob("*") if not p.is_dir()]
     if holds_run(out) or any(p.name not in STARTING_FILES for p in files):
         return
@@ -221,8 +237,13 @@ def _remove_failed_start(out: Path) -> None:
     for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         with contextlib.suppress(OSError):
             d.rmdir()
-    with contextlib.suppress(OSError):  # something arrived meanwhile: keep it
-        out.rmdir()
+    if made_from is None:
+        return
+    for folder in (out, *out.parents):
+        with contextlib.suppress(OSError):  # something arrived meanwhile: keep it
+            folder.rmdir()
+        if folder == made_from:
+            break
 
 
 def trained_arch(out_dir: str | Path) -> str | None:

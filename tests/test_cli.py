@@ -1107,11 +1107,12 @@ def test_a_resume_after_the_data_moved_says_to_link_the_old_path(tmp_path, capsy
     argv = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--batch-size", "4",
             "--out", str(out)]
     assert main([*argv, "--data", f"folder:{old}"]) == 0
-    new = old.rename(tmp_path / "moved")
+    new = old.rename(tmp_path / "moved here")  # the command, pasted, must run as it reads
     capsys.readouterr()
     assert main(["train", "--out", str(out), "--resume", "--data", f"folder:{new}"]) == 2
     err = capsys.readouterr().err
-    assert f"If {old} moved to {new}, link the old path to it (ln -s {new.resolve()} {old})" in err
+    assert (f"If {old} moved to {new}, link the old path to it (ln -s '{new.resolve()}' {old})"
+            in err)
     # without the flag: said before the run starts, not as the loader's "folder not found"
     assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 2
     captured = capsys.readouterr()
@@ -2606,7 +2607,9 @@ def test_a_space_package_s_models_load_when_asked_for():
 
 def test_a_refused_start_removes_the_folder_it_made_and_a_stopped_one_keeps_it(tmp_path):
     """A start stopped by Ctrl-C or SIGTERM before its first checkpoint printed its resume
-    command, and the folder it names had been removed with the refused starts'."""
+    command, and the folder it names had been removed with the refused starts'. A
+    refused start takes away what it made: its folder and the parents it made, or in an
+    empty folder of the user's, its files."""
     from depthnas.stopping import Terminated
     from depthnas.runs import run_lock
     for stop in (KeyboardInterrupt, Terminated):
@@ -2622,13 +2625,26 @@ def test_a_refused_start_removes_the_folder_it_made_and_a_stopped_one_keeps_it(t
             (refused / "config.yaml").write_text("seed: 0\n")
             raise ValueError("data not found")
     assert not refused.exists()
-    kept = tmp_path / "user"  # a folder the start did not make: kept, with what it wrote
+    # an empty folder the user made stays, without what the start wrote (left, a later
+    # --resume there retried the refused settings); one holding a file of theirs, whole
+    kept = tmp_path / "user"
     kept.mkdir()
     with pytest.raises(ValueError):
         with run_lock(kept):
             (kept / "config.yaml").write_text("seed: 0\n")
             raise ValueError("data not found")
-    assert (kept / "config.yaml").is_file()
+    assert kept.is_dir() and list(kept.iterdir()) == []
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError):
+        with run_lock(kept):
+            (kept / "config.yaml").write_text("seed: 0\n")
+            raise ValueError("data not found")
+    assert (kept / "config.yaml").is_file() and (kept / "notes.txt").is_file()
+    nested = tmp_path / "out" / "one"  # the parents it made go too
+    with pytest.raises(ValueError):
+        with run_lock(nested):
+            raise ValueError("data not found")
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_child_exiting_as_the_stop_lands_is_not_reported(monkeypatch):

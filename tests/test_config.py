@@ -437,6 +437,23 @@ def test_a_data_path_that_does_not_exist_is_refused_with_the_config(tmp_path):
     assert validate(cfg) is cfg
 
 
+def test_a_file_where_the_kind_reads_a_folder_is_refused_with_the_config(tmp_path):
+    """folder:, redweb:, diode: and cifar10: given a file were found by the loader, once
+    the run folder had been made (and, in a folder the user made, left files in it)."""
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"png")
+    for space, kind in (("v1-sync", "folder"), ("v1-sync", "redweb"), ("v1-sync", "diode"),
+                        ("nb201", "cifar10")):
+        cfg = C.Config(space=space)
+        cfg.data.spec = f"{kind}:{photo}"
+        with pytest.raises(C.ConfigError, match=re.escape(f"data.spec='{kind}:{photo}': {photo} is "
+                                                          f"a file; {kind} data is read from a folder")):
+            validate(cfg)
+    cfg = C.Config()
+    cfg.data.spec = f"nyuv2:{photo}"  # NYUv2's labelled .mat is a file
+    assert validate(cfg) is cfg
+
+
 def test_an_unknown_space_is_named_once():
     """Its data check asked for the space too, and named it a second time as data.spec's."""
     cfg = C.Config(space="foo")
@@ -478,20 +495,20 @@ def test_a_spec_with_spaces_around_its_path_names_the_folder_the_loaders_read(tm
     """`--data "folder: photos/"` (a space after the colon, as the spec reader's own
     example writes it): the loaders strip the path, so the configuration check must
     too, or it calls an existing folder missing and refuses the run."""
-    from depthnas.datasets.spec import missing_data_path, split_spec
+    from depthnas.datasets.spec import data_path_problem, split_spec
     assert split_spec(f" Folder: {tmp_path} ") == ("folder", str(tmp_path))
-    assert missing_data_path(f"folder: {tmp_path} ") is None
-    assert missing_data_path(f"folder: {tmp_path / 'nope'}") == str(tmp_path / "nope")
+    assert data_path_problem(f"folder: {tmp_path} ") is None
+    assert data_path_problem(f"folder: {tmp_path / 'nope'}") == f"no such file or folder {tmp_path / 'nope'}"
 
 
 def test_a_data_path_under_the_home_folder_is_found_where_the_loaders_look(tmp_path, monkeypatch):
     """The loaders expand `~` (folder:~/photos); the check before them must too, or it
     refuses a data set that is there as "no such file or folder"."""
-    from depthnas.datasets.spec import missing_data_path
+    from depthnas.datasets.spec import data_path_problem
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "photos").mkdir()
-    assert missing_data_path("folder:~/photos") is None
-    assert missing_data_path("folder:~/nope") == "~/nope"
+    assert data_path_problem("folder:~/photos") is None
+    assert data_path_problem("folder:~/nope") == "no such file or folder ~/nope"
     cfg = C.Config()
     cfg.data.spec = "folder:~/photos"
     validate(cfg)  # no "data.spec=...: no such file or folder"
@@ -507,3 +524,13 @@ def test_a_mistyped_depth_kind_is_said_once_not_also_as_a_spec_fault():
         validate(cfg)
     assert "data.depth_kind='depht'" in str(refused.value)
     assert "applies to folder: data" not in str(refused.value)
+
+
+def test_a_spec_yaml_reads_as_a_mapping_is_said_with_the_fix():
+    """`--set 'data.spec=folder: my data'` (as `--data "folder: my data"` is written) was
+    refused as "expected str, got {'folder': 'my data'}", with no word of why."""
+    args = build_parser().parse_args(["search", "--set", "data.spec=folder: my data"])
+    with pytest.raises(C.ConfigError, match=re.escape(
+            "data.spec: expected text, got {'folder': 'my data'} (YAML reads 'folder: my data' as "
+            "a mapping: quote it, as 'folder: my data', or drop the space after the colon)")):
+        build_config(args)

@@ -1354,3 +1354,15 @@ def test_a_network_size_that_is_no_multiple_of_32_is_refused_for_any_data(tmp_pa
         build_splits(f"folder:{root}", size)
     with pytest.raises(ValueError, match="multiples of 32"):
         SyntheticDepth(4, size)
+
+
+def test_the_data_check_a_bad_sample_points_to_runs_as_pasted_from_a_folder_with_spaces(tmp_path):
+    """The hint's command was unquoted: pasted, `depthnas data --data folder:/x/my data`
+    checked /x/my, with a stray argument."""
+    root = make_folder(tmp_path / "my data", n=8)
+    jpg = root / "images" / "s003.jpg"
+    jpg.write_bytes(jpg.read_bytes()[:40])  # cut short
+    splits = build_splits(f"folder:{root}", SIZE, seed=0)
+    with pytest.raises(DatasetError, match=re.escape(f"`depthnas data --data 'folder:{root}'` lists "
+                                                     "every bad sample at once")):
+        load_all(splits)

@@ -515,6 +515,20 @@ def test_split_val_is_the_run_s_own_with_its_own_fractions(tmp_path, model, caps
     assert json.loads((run / "eval-val.json").read_text())["samples"] == len(splits.val) == 3
 
 
+def test_a_reading_of_the_run_s_data_other_than_its_own_gets_a_report_of_its_own(tmp_path, model, capsys):
+    """`--depth-kind` or `--seed` re-read the run's own data otherwise, and wrote over its
+    own eval-val.json, under the same name and with nothing in it to tell them apart."""
+    run, _, splits = _half_val_run(tmp_path, model, seed=3)
+    assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress"]) == 0
+    own = json.loads((run / "eval-val.json").read_text())
+    for flags, name in ((["--seed", "0"], "eval-val-seed0"), (["--depth-kind", "disparity"], "eval-val-disparity"),
+                        (["--seed", "3"], "eval-val")):  # the run's own seed: its own reading
+        assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress", *flags]) == 0
+        assert (run / f"{name}.json").is_file(), flags
+    assert json.loads((run / "eval-val-disparity.json").read_text())["depth_kind"] == "disparity"
+    assert own["depth_kind"] == "depth" and json.loads((run / "eval-val.json").read_text()) == own
+
+
 def test_evaluate_from_python_scores_the_run_s_own_val_split(tmp_path, model):
     """The CLI took the run's seed and fractions; evaluate() called from Python
     re-split with seed 0 and 0.15, and scored training samples as "val" unsaid."""
