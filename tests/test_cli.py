@@ -902,15 +902,21 @@ def test_a_parameter_budget_no_architecture_meets_is_refused_before_training(tmp
     assert not out.exists()  # nothing written, not even the lock's folder: a retry starts clean
 
 
-def test_resuming_a_start_that_failed_on_missing_data_says_to_start_again(tmp_path, capsys):
-    """A start refused for its data leaves config.yaml; with the data gone since, --resume
-    said the data was "not there any more" and to link its old path: it never was read."""
+def test_resuming_a_start_that_failed_on_missing_data_says_to_start_again(tmp_path, capsys, monkeypatch):
+    """A start refused for its data, killed before it removed its config.yaml; with the
+    data gone since, --resume said the data was "not there any more" and to link its old
+    path: it never was read."""
+    from depthnas import runs
     out, data = tmp_path / "r", tmp_path / "nowhere"
     data.mkdir()  # there, but without images/: refused by the loader, once the run has begun
     assert main(["search", *TINY, "--data", f"folder:{data}", "--out", str(out)]) == 2
     assert not out.exists()  # a folder it made for a start that wrote nothing of value: gone
-    out.mkdir()  # a folder of the user's stays, with what the start wrote
+    out.mkdir()  # an empty folder of the user's stays, without what the start wrote
     assert main(["search", *TINY, "--data", f"folder:{data}", "--out", str(out)]) == 2
+    assert out.is_dir() and list(out.iterdir()) == []
+    with monkeypatch.context() as killed:  # before its clean-up ran
+        killed.setattr(runs, "_remove_failed_start", lambda *a: None)
+        assert main(["search", *TINY, "--data", f"folder:{data}", "--out", str(out)]) == 2
     assert (out / "config.yaml").is_file()
     data.rmdir()
     capsys.readouterr()
