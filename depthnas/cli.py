@@ -123,26 +123,27 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from depthnas.spaces import get_space, list_spaces
+    from depthnas.spaces import get_space
     from .runs import ARCH_FILE, trained_arch
-    # checked once --arch has named the space: the preset's refused an nb201 training's
-    # own loss or data
+    # The config is checked for the space the training uses, before torch loads: the
+    # one the user set (--space, --set, --config), else the one --arch names (checked
+    # for the preset's, an nb201 training's own loss or data was refused).
     cfg = build_config(args, check=False)
     arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
+    named_by = _space_chosen_by(args, cfg.space)
+    if named_by or not arch_arg:
+        validate(cfg)
     if not arch_arg:
-        validate(cfg)  # a broken config is said with it, not after the --arch is given
         raise config_mod.ConfigError("--arch is needed" + (
             f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
     text, source = read_arch_arg(arch_arg)
-    named_by = _space_chosen_by(args, cfg.space)
-    if named_by and cfg.space not in list_spaces():
-        validate(cfg)  # a typo in --space, named with every other problem, not as "not of --space"
     with naming_arch_file(source):
         cfg.space = space_of(text, explicit=cfg.space if named_by else None, default=cfg.space,
                              named_by=named_by)
         space = get_space(cfg.space)
         arch = space.parse(text)
-    validate(cfg)  # before torch loads: a refused config or --arch is said at once
+    if not named_by:
+        validate(cfg)
     from . import distributed
     from .data import check_recorded_splits, load_splits
     from .models import is_classification
