@@ -78,11 +78,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             kw["recorded"] = own["recorded"]
             print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
     if out is None:  # beside the model; said before the work, when it cannot be written there
-        variant = () if not same else tuple(
-            f"{prefix}{value}" for prefix, value, theirs in (
-                ("seed", args.seed, own["seed"] if args.split != "all" else args.seed),
-                ("", args.depth_kind, own["depth_kind"])) if value is not None and value != theirs)
-        name = report_name(args.split, None if same else data, variant)
+        variant = []  # the run's own data read otherwise than the run read it
+        if same and args.split != "all" and kw["seed"] != own["seed"]:  # another split of it
+            variant.append(f"seed{kw['seed']}")
+        if same and kw["depth_kind"] != own["depth_kind"]:
+            variant.append(kw["depth_kind"])
+        name = report_name(args.split, None if same else data, tuple(variant))
         out = (Path(args.checkpoint) / f"{name}.json" if Path(args.checkpoint).is_dir() else
                Path(args.checkpoint).with_suffix(f".{name}.json"))
         try:
