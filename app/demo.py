@@ -210,8 +210,9 @@ def launch(demo: DepthDemo, host: str = "127.0.0.1", port: int | None = None, *,
     blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True,
                   max_file_size=demo.limits.max_bytes, quiet=not block, show_error=False)
     if block:
-        try:
-            blocks.block_thread()
+        try:  # not blocks.block_thread(): it swallows Ctrl-C, and a shell should see 130
+            while blocks.is_running:
+                time.sleep(0.1)
         finally:  # Ctrl-C or `kill`: the server's shutdown deletes this demo's cached files
             blocks.close(verbose=False)
     return blocks

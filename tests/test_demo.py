@@ -168,10 +168,12 @@ def test_demo_without_a_run_says_how_to_make_one(tmp_path: Path, capsys) -> None
     assert "make search" in capsys.readouterr().err
 
 
-def test_sigterm_cleans_up_the_work_folder_as_ctrl_c_does(onnx_file: Path, tmp_path: Path,
-                                                         photos: Path) -> None:
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_and_kill_clean_up_the_work_folder_and_exit_as_a_shell_reports(
+        stop: str, onnx_file: Path, tmp_path: Path, photos: Path) -> None:
     """`kill` of a demo left /tmp/depthnas-demo-* behind, full of result .npy files, and
-    any stop left gradio's copies of every upload and result in /tmp/gradio."""
+    any stop left gradio's copies of every upload and result in /tmp/gradio. Ctrl-C
+    exited 0, as if the demo had ended of itself (search and train exit 130)."""
     import signal
     import socket
     import subprocess
@@ -201,8 +203,8 @@ def test_sigterm_cleans_up_the_work_folder_as_ctrl_c_does(onnx_file: Path, tmp_p
         cached = sorted(p.name for p in (tmp_path / "gradio").rglob("*") if p.is_file())
         ours = {"coffee.jpg", "coffee-depth.npy", "coffee-depth16.png"}  # the upload, the results
         assert ours <= set(cached), cached
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        proc.send_signal(getattr(signal, stop))
+        assert proc.wait(timeout=60) == 128 + getattr(signal, stop)
     finally:
         if proc.poll() is None:
             proc.kill()
