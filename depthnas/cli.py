@@ -73,13 +73,15 @@ def _check_out_under_torchrun(args: argparse.Namespace) -> None:
                                      "run folder")
 
 
-def _claim_fresh_out(cfg: Config, args: argparse.Namespace) -> bool:
+def _claim_fresh_out(cfg: Config, args: argparse.Namespace) -> Path | None:
     """A run folder named by the clock (no --out) is made now, under the first free
-    name: runs started in the same second each get their own."""
+    name: runs started in the same second each get their own. Returns the outermost
+    folder made for it (None: the user named the folder)."""
     if not getattr(args, "fresh_out", False):
-        return False
-    cfg.out = args.resolved_out = str(claim_folder(Path(cfg.out)))
-    return True
+        return None
+    folder, made_from = claim_folder(Path(cfg.out))
+    cfg.out = args.resolved_out = str(folder)
+    return made_from
 
 
 def _space_chosen_by(args: argparse.Namespace, space: str) -> str | None:
@@ -102,10 +104,10 @@ def _run_folder(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
     from . import distributed
     _join_ranks(cfg)
     fixed_shape_kernels()
-    fresh = _claim_fresh_out(cfg, args)
+    made_from = _claim_fresh_out(cfg, args)
     out = Path(cfg.out)
     guard_out(out, args.resume)
-    with run_lock(out, made=fresh or None):
+    with run_lock(out, made_from):
         clear_failed_start(out, args.resume, args.config)
         distributed.barrier()  # every rank has checked before rank 0 writes in the folder
         yield out

@@ -153,25 +153,29 @@ def _sweep_temporaries(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def claim_folder(out: Path) -> Path:
-    """`out`, or else `out-2`, `out-3`, ...: the first that did not exist, made here.
-    Runs started in the same second (a script's seeds, launched together) get one
-    folder name from the clock (`config.default_out`); here each gets its own."""
+def claim_folder(out: Path) -> tuple[Path, Path]:
+    """`out`, or else `out-2`, `out-3`, ...: the first that did not exist, made here;
+    and the outermost folder made for it (a parent, where `runs/` was missing), which
+    a refused start takes away again. Runs started in the same second (a script's
+    seeds, launched together) get one folder name from the clock
+    (`config.default_out`); here each gets its own."""
+    parent_made = _first_missing(out.parent)
     folder, k = out, 1
     while True:
         try:
             folder.mkdir(parents=True)
-            return folder
+            return folder, parent_made or folder
         except FileExistsError:
             k += 1
             folder = out.with_name(f"{out.name}-{k}")
 
 
 @contextlib.contextmanager
-def run_lock(out: Path, made: bool | None = None) -> Iterator[None]:
+def run_lock(out: Path, made_from: Path | None = None) -> Iterator[None]:
     """One process (or one torchrun job, through its rank 0) per run folder: two
     writing the same checkpoints, store and results leave them inconsistent.
-    `made`: the folder is this command's own (default: it did not exist yet)."""
+    `made_from`: the outermost folder this command made for `out` (default: those
+    made here, where `out` or its parents do not exist yet)."""
     from . import distributed
     if not distributed.is_main():
         yield
@@ -179,7 +183,7 @@ def run_lock(out: Path, made: bool | None = None) -> Iterator[None]:
     import fcntl
     # what a refused start takes away again: the folders it makes (parents too), or in
     # an empty folder the user made, its own files
-    made_from = _first_missing(out) if made is None else (out if made else None)
+    made_from = made_from or _first_missing(out)
     was_empty = out.is_dir() and not any(out.iterdir())
     out.mkdir(parents=True, exist_ok=True)
     lock = out / ".depthnas.lock"

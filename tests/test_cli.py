@@ -383,17 +383,31 @@ def test_runs_started_in_the_same_second_get_a_folder_each(monkeypatch, tmp_path
     from depthnas import config as config_mod
     from depthnas.runs import claim_folder
     monkeypatch.chdir(tmp_path)
-    first = claim_folder(tmp_path / "runs" / "train-20261129-184750")
-    assert claim_folder(first) == first.with_name(first.name + "-2")
-    assert claim_folder(first) == first.with_name(first.name + "-3")
+    first, made = claim_folder(tmp_path / "runs" / "train-20261129-184750")
+    assert made == tmp_path / "runs"  # a refused start takes away the runs/ it made too
+    assert claim_folder(first) == (first.with_name(first.name + "-2"),) * 2
+    assert claim_folder(first) == (first.with_name(first.name + "-3"),) * 2
     monkeypatch.setattr(config_mod, "default_out", lambda command: "runs/train-20261129-184750")
     arch = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY]
     assert main(arch) == 0
     assert (tmp_path / "runs" / "train-20261129-184750-4" / "model.safetensors").is_file()
-    # a start refused inside the lock removes the folder it claimed
-    assert main([*arch, "--data", "folder:nowhere"]) == 2
-    assert not (tmp_path / "runs" / "train-20261129-184750-5").exists()
+    # a start refused inside the lock (the loader finds no images) removes the folder it claimed
+    (tmp_path / "empty").mkdir()
+    capsys.readouterr()
+    assert main([*arch, "--data", "folder:empty"]) == 2
     assert "folder" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "train-20261129-184750-5").exists()
+
+
+def test_a_refused_start_without_out_leaves_no_runs_folder(monkeypatch, tmp_path, capsys):
+    """A start refused inside the lock took away the clock-named folder it had
+    claimed but left the `runs/` it had made for it, empty."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY,
+                 "--data", "folder:empty"]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
 def test_train_epochs_flag_sets_the_stand_alone_epochs(capsys):
