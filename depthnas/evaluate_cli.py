@@ -55,7 +55,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # a missing model, or a classifier, is named before --data is asked for
     check_depth_model(args.checkpoint)
     folder = ev.run_folder(args.checkpoint)
-    data = args.data or (config_mod.load(folder / "config.yaml").data.spec if folder else None)
+    # named as runs record theirs (a relative path means nothing from another folder)
+    data = (config_mod.canonical_spec(args.data) if args.data else
+            config_mod.load(folder / "config.yaml").data.spec if folder else None)
     if data is None:
         raise ValueError(f"--data is needed: {args.checkpoint} has no run config.yaml to take it from")
     own = ev.own_split(args.checkpoint, data)

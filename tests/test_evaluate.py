@@ -30,13 +30,17 @@ def model(tmp_path_factory):
     return make_model_file(tmp_path_factory.mktemp("model") / "model.safetensors")
 
 
-def test_motorcycle_evaluated_end_to_end(motorcycle, model, tmp_path, capsys):
+def test_motorcycle_evaluated_end_to_end(motorcycle, model, tmp_path, capsys, monkeypatch):
+    """The report names its data as runs record theirs: the kind in lower case, the
+    path absolute (one typed relative meant nothing from another folder)."""
     root, disp = motorcycle
     out = tmp_path / "eval.json"
-    assert main(["evaluate", "--checkpoint", str(model), "--data", f"folder:{root}",
+    monkeypatch.chdir(root.parent)
+    assert main(["evaluate", "--checkpoint", str(model), "--data", f"Folder:./{root.name}/",
                  "--depth-kind", "disparity", "--out", str(out), "--no-progress"]) == 0
     report = json.loads(out.read_text())
     assert report["samples"] == 1 and report["split"] == "all"
+    assert report["data"] == f"folder:{root}"
     for k in ("ssi", "absrel", "delta1", "rmse"):
         assert np.isfinite(report[k]) and report[k] >= 0, k
     assert 0 <= report["delta1"] <= 100
