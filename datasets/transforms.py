@@ -220,6 +220,12 @@ class DepthTransform:
         }
 
 
+MIN_NET_SIZE = 32  # the smallest input side: the encoder's stride
+# The largest side an exported graph takes (export.onnx_export); beyond it, a photo
+# scaled up alone needs gigabytes before the network runs.
+MAX_NET_SIZE = 16384
+
+
 def net_input_size(h: int, w: int, net_size: int) -> tuple[int, int]:
     """(H, W) the network sees an h x w photo at: aspect kept, longer side ~``net_size``,
     sides multiples of 32."""

@@ -351,8 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 141  # as a shell reports a process ended by SIGPIPE
-    except (ValueError, OSError, FloatingPointError, config_mod.ConfigError) as err:
-        # OSError: a path's fault; FloatingPointError: a training diverged
+    except (ValueError, OSError, FloatingPointError, MemoryError, config_mod.ConfigError) as err:
+        # OSError: a path's fault; FloatingPointError: a training diverged; MemoryError:
+        # what a message can say (predict's --net-size)
         if args.verbose:
             raise
         say_once(f"error: {plain_message(err)}{fixed_then(args, err)}")

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from depthnas.datasets.spec import split_spec
 from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
+from depthnas.datasets.transforms import MAX_NET_SIZE, MIN_NET_SIZE
 
 from .config import canonical_spec
 from .data import SPLIT_NAMES
@@ -81,14 +82,13 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
             yield ids[i], rgb, disparity, valid
 
 
-MIN_NET_SIZE = 32  # prepare_image's smallest input side
-
-
 def check_net_size(net_size: int | None) -> None:
     """None is the training size; anything else must be a usable inference size."""
-    if net_size is not None and net_size < MIN_NET_SIZE:
-        raise ValueError(f"--net-size must be >= {MIN_NET_SIZE} (pixels of the longer side), "
-                         f"got {net_size}; leave it out for the training size")
+    if net_size is None or MIN_NET_SIZE <= net_size <= MAX_NET_SIZE:
+        return
+    bound = f">= {MIN_NET_SIZE}" if net_size < MIN_NET_SIZE else f"<= {MAX_NET_SIZE}"
+    raise ValueError(f"--net-size must be {bound} (pixels of the longer side), got {net_size}; "
+                     "leave it out for the training size")
 
 
 def check_depth_cap(depth_cap: float | None) -> float | None:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD
+from depthnas.datasets.transforms import MAX_NET_SIZE
 from depthnas.io import atomic_write
 from depthnas.models import count_parameters
 
@@ -215,8 +216,8 @@ def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int):
     from torch.export import Dim
     batch = Dim("batch", min=1, max=1024)
     # H = 32 * h32: the encoder needs multiples of 32, and torch.export must be told so
-    # or it refuses the shape check in DepthNet.encode. Up to 16384 px a side.
-    h32, w32 = Dim("h32", min=1, max=512), Dim("w32", min=1, max=512)
+    # or it refuses the shape check in DepthNet.encode. Up to MAX_NET_SIZE px a side.
+    h32, w32 = Dim("h32", min=1, max=MAX_NET_SIZE // 32), Dim("w32", min=1, max=MAX_NET_SIZE // 32)
     # dozens of INFO lines per pass; and below opset 18 a notice, and a traceback if
     # the conversion down fails, which export_onnx sees in the opset written
     with _quiet_loggers("onnx_ir", "onnxscript"), \

@@ -449,11 +449,16 @@ def test_the_samples_skip_bad_left_out_are_recorded_in_the_report(tmp_path, mode
     assert report["samples"] == 2 and len(report["skipped"]) == 1 and "c.png" in report["skipped"][0]
 
 
-def test_net_size_32_is_the_smallest_accepted():
+def test_net_size_32_is_the_smallest_accepted_and_16384_the_largest():
+    """--net-size 100000 went on to a traceback: an 18 GB allocation for the photo
+    alone, which the out-of-memory killer may answer by ending other work."""
     from depthnas.evaluate import check_net_size
     check_net_size(32)  # "--net-size must be >= 32": 32 itself is usable
     with pytest.raises(ValueError, match="--net-size must be >= 32"):
         check_net_size(31)
+    check_net_size(16384)  # the largest side an exported graph takes
+    with pytest.raises(ValueError, match="--net-size must be <= 16384 .*got 16385"):
+        check_net_size(16385)
 
 
 def test_a_model_trained_on_non_square_images_is_run_at_its_longer_side(model, monkeypatch):

@@ -96,6 +96,41 @@ def test_net_size_runs_the_network_larger_with_either_backend(onnx_file: Path, r
     assert "--net-size must be >= 32" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_running_out_of_memory_is_said_with_what_to_change(backend, onnx_file, model_file, photos,
+                                                           tmp_path, monkeypatch, capsys):
+    """A --net-size too large for the machine ended in a traceback, in each library's own
+    words (numpy, OpenCV, torch and onnxruntime each raise another type)."""
+    import onnxruntime
+    failure = {  # what each raised at --net-size 4096-8192 under a 5 GB limit
+        "onnx": onnxruntime.capi.onnxruntime_pybind11_state.Fail(
+            "[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running Conv "
+            "node. Status Message: bfc_arena.cc:360 Failed to allocate memory for requested buffer"),
+        "torch": RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                              "can't allocate memory: you tried to allocate 322961408 bytes."),
+    }[backend]
+    estimator = OnnxEstimator if backend == "onnx" else TorchEstimator
+
+    def run_out(self, x):
+        raise failure
+    monkeypatch.setattr(estimator, "_forward", run_out)
+    model = onnx_file if backend == "onnx" else model_file
+    assert main(["predict", "--model", str(model), "--input", str(photos / "coffee.jpg"),
+                 "--out", str(tmp_path), "--net-size", "4096"]) == 2
+    err = capsys.readouterr().err
+    assert "not enough memory to run the network at" in err and "(net size 4096)" in err
+    assert "pass a smaller --net-size" in err and "Traceback" not in err
+    monkeypatch.setattr(estimator, "_forward", lambda self, x: (_ for _ in ()).throw(
+        RuntimeError("a shape mismatch")))  # any other failure stays what it is
+    with pytest.raises(RuntimeError, match="a shape mismatch"):
+        load_estimator(model).predict(read_photo(photos / "coffee.jpg"))
+    monkeypatch.setattr("depthnas.export.predict.predict_paths", lambda *a, **k: (_ for _ in ()).throw(
+        MemoryError()))  # Python's own says nothing: "error: " alone named nothing
+    assert main(["predict", "--model", str(model), "--input", str(photos / "coffee.jpg"),
+                 "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: MemoryError"
+
+
 def test_predict_with_a_model_file_and_one_image(model_file: Path, photos: Path,
                                                  tmp_path: Path) -> None:
     rc = main(["predict", "--model", str(model_file), "--input", str(photos / "astro.png"),
