@@ -3313,3 +3313,56 @@ def test_a_depth_kind_data_cannot_use_is_refused_before_the_loaders_load(tmp_pat
                                     ["data", "--data", f"redweb:{tmp_path}", "--depth-kind", "disparity"])
     assert "depth kind 'disparity' applies to folder: data; redweb: files hold a known kind" in said[0]
     assert loaded == "[]"
+
+
+def test_a_super_net_trained_again_drops_every_earlier_search(tmp_path):
+    """A super-net restarted after two finished searches: search_2.json left behind
+    would be 'resumed' by the new super-net's second iteration, its picks those of
+    the super-net that is gone."""
+    from depthnas.search_resume import drop_stale_searches
+    for t in (1, 2):
+        (tmp_path / f"search_{t}.json").write_text("{}")
+    said = []
+    drop_stale_searches(tmp_path, said.append)
+    assert not list(tmp_path.glob("search_*.json"))
+    assert said == ["the super-net trains from the start, so the searches of the earlier one "
+                    "(search_1.json, search_2.json) were removed"]
+
+
+def test_a_fresh_super_net_without_earlier_searches_says_nothing_of_them(tmp_path):
+    """Every new search starts its super-net from scratch: no 'searches ... were
+    removed' line when there were none."""
+    from depthnas.search_resume import drop_stale_searches
+    said = []
+    drop_stale_searches(tmp_path, said.append)
+    assert said == []
+
+
+@pytest.mark.parametrize("value, accepted", [
+    (0, True), (12.5, True), (-1, False), (True, False), (float("nan"), False)])
+def test_elapsed_json_holds_a_number_of_seconds_at_least_zero(tmp_path, value, accepted):
+    """elapsed.json (a run's wall time over its sessions): 0 s is a time; a negative
+    count, NaN or a boolean is a damaged file, named, not added to the report's time."""
+    from depthnas.run_clock import RunClock
+    path = tmp_path / "elapsed.json"
+    path.write_text(json.dumps({"elapsed_s": value}))  # NaN as JSON's NaN, which json reads
+    if accepted:
+        assert RunClock(path).elapsed() >= value
+    else:
+        with pytest.raises(ValueError, match="'elapsed_s' should be a number of seconds"):
+            RunClock(path)
+
+
+def test_a_timeout_between_ranks_names_the_setting_that_sets_it(monkeypatch):
+    """gloo says "Timed out waiting ...", NCCL "... timed out": either is a wait the
+    user can lengthen, and the line says with what."""
+    from depthnas.exits import lost_peers
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    for text in ("[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:81] Timed out "
+                 "waiting 1800000ms for recv operation to complete",
+                 "[Rank 1] Watchdog caught collective operation timeout: NCCL op timed out"):
+        said = lost_peers(RuntimeError(text))
+        assert said is not None and "DEPTHNAS_DIST_TIMEOUT_S sets how long ranks wait" in said, text
+    said = lost_peers(RuntimeError("[../third_party/gloo] Connection closed by peer"))
+    assert said is not None and "DEPTHNAS_DIST_TIMEOUT_S" not in said

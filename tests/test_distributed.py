@@ -302,3 +302,19 @@ def test_rank_0_s_notes_of_jobs_long_over_are_removed(monkeypatch, tmp_path, cap
     monkeypatch.setenv("MASTER_PORT", "3")
     exits.say_once("error: y")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["depthnas-error-__3", recent.name]
+
+
+def test_an_error_of_one_process_leaves_no_note_for_other_ranks(monkeypatch, tmp_path, capsys):
+    """Without torchrun there are no other ranks to tell: the error is printed, and no
+    depthnas-error-* note is left in the temporary folder."""
+    import tempfile
+    from depthnas import exits
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for name in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    exits.say_once("error: x")
+    assert capsys.readouterr().err == "error: x\n"
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    exits.say_once("error: y")
+    assert list(tmp_path.iterdir()) == []

@@ -621,3 +621,16 @@ def test_a_batchnorm_run_twice_per_forward_is_stopped_after_its_last_run():
     torch.testing.assert_close(stats[True][1], stats[False][1], rtol=0, atol=0)
     torch.testing.assert_close(stats[True][2], stats[False][2], rtol=0, atol=0)
     assert batchnorms([net]) == [bn] and not bn.training
+
+
+def test_a_backbone_module_with_a_stride_2_level_is_refused():
+    """timm.create_model(name, features_only=True) without out_indices gives five levels
+    (strides 2..32): the decoder needs exactly 4..32, or it fuses the wrong maps."""
+    import timm
+    space = get_space("v1-sync")
+    arch = space.from_string("v1-sync:c3,skip,ap,c1,c3")
+    five = timm.create_model("resnet18", features_only=True)
+    assert tuple(five.feature_info.reduction()) == (2, 4, 8, 16, 32)
+    with pytest.raises(ValueError, match=r"gives feature strides \(2, 4, 8, 16, 32\); the depth "
+                                         r"decoder needs \(4, 8, 16, 32\)"):
+        space.build_fixed(arch, backbone=five, features=16)

@@ -389,3 +389,33 @@ def test_a_csv_table_s_losses_are_not_taken_as_known_error_rates(tmp_path, caplo
     with caplog.at_level(logging.WARNING, logger="depthnas.truth"):
         for_space(read.values, get_space("nb201"), path, known_losses=read.known_losses)
     assert "every nb201 entry is an error rate above 0.5" in caplog.text
+
+
+def test_rank_bins_by_the_table_s_seed_noise_when_the_run_records_no_threshold(tmp_path):
+    """A benchmark table's seed noise is the bin width `rank` uses when neither
+    --threshold nor the run's search.sparse_threshold gives one: plan_rank must hand
+    it to sparse_threshold, not fall through to 1% of the range."""
+    from depthnas import config as config_mod
+    from depthnas.rank_plan import plan_rank
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = config_mod.Config(space="v1-sync")
+    assert cfg.search.sparse_threshold is None
+    config_mod.dump(cfg, run / "config.yaml")
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({
+        "seed_median_abs_diff": {"v1-sync": 0.003, "v2-sync": 0.5},
+        "architectures": {"v1-sync:c3,c3,c3,c3,c3": {"mean": 0.2},
+                          "v1-sync:c1,c1,c1,c1,c1": {"mean": 0.3}}}))
+    plan = plan_rank(run, table)
+    assert (plan.threshold, plan.threshold_rule) == (0.003, "the table's median |seed 0 - seed 1|")
+
+
+def test_rank_calls_a_folder_without_config_yaml_no_search_run(tmp_path):
+    """A mistyped --run (an empty or unrelated folder) is named as no search run."""
+    from depthnas.rank_plan import plan_rank
+    truth = tmp_path / "t.json"
+    truth.write_text(json.dumps({"v1-sync:c3,c3,c3,c3,c3": 0.1, "v1-sync:c1,c1,c1,c1,c1": 0.2}))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty is not a search run \(no config.yaml\)"):
+        plan_rank(tmp_path / "empty", truth)
