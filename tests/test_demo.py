@@ -184,9 +184,12 @@ def test_ctrl_c_and_kill_clean_up_the_work_folder_and_exit_as_a_shell_reports(
         port = s.getsockname()[1]
     env = dict(os.environ, TMPDIR=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    # A shell starts background jobs with Ctrl-C ignored (CI may run this suite so), and
+    # Python keeps it ignored: give the demo the terminal's default, as a user's has.
     proc = subprocess.Popen([sys.executable, "-m", "depthnas", "demo", "--model", str(onnx_file),
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 180  # a readiness wait on a busy CI machine, not a timing
         while True:
