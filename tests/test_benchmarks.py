@@ -34,7 +34,7 @@ def test_step_time_cpu_preset_prints_the_three_ratios(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "step_time.py"), "--preset", "cpu",
            "--backbone", TINY_MODEL["backbone"], "--features", "16", "--image-size", "64",
            "--batch-size", "2", "--warmup", "0", "--iters", "1", "--calib-batches", "1",
-           "--val-batches", "1", "--candidates", "1", "--threads", "1", "--json", str(out)]
+           "--val-batches", "1", "--candidates", "2", "--threads", "1", "--json", str(out)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -49,6 +49,7 @@ def test_step_time_cpu_preset_prints_the_three_ratios(tmp_path):
         assert ratios[key] is not None and ratios[key] > 0, key
     assert result["meta"]["device"] and result["meta"]["torch"] == torch.__version__
     assert result["score_rel_diff_max"] < 1e-4  # cached and full scoring agree
+    assert result["candidates_timed"] == [0, 1]  # every candidate, not those the warm-up skips
     # the regularized variants really ran the landmark passes: more FLOPs than plain
     gflop = {k: v["gflop"] for k, v in result["variants"].items()}
     assert gflop["spos_plain"] < gflop["landmark_shared_satisfied"] < gflop["landmark_shared_violated"]
@@ -118,6 +119,7 @@ def test_step_time_records_the_driver_nvidia_smi_reports(tmp_path, monkeypatch):
     (["--iters", "0"], "--iters must be >= 1"),
     (["--score-rounds", "0"], "--score-rounds must be >= 1"),  # silently ran --iters rounds
     (["--candidates", "0"], "--candidates must be >= 1"),      # ZeroDivisionError
+    (["--candidates", "5", "--score-rounds", "3"], "would time 3 of the 5 --candidates"),
     (["--space", "nb201"], "--space nb201: one of v1-sync"),   # AttributeError
     (["--device", "tpu"], "--device tpu: cpu, cuda or cuda:N"),
 ])
@@ -125,6 +127,17 @@ def test_step_time_names_a_bad_option_before_any_work(flags, says, capsys):
     with pytest.raises(SystemExit):
         _bench_module("step_time").parse(["--preset", "cpu", *flags])
     assert says in capsys.readouterr().err
+
+
+def test_step_time_paper_preset_times_every_candidate_and_warms_up_compiled_scoring():
+    """At the paper preset one warm-up and 3 rounds over 5 candidates timed candidates
+    1-3 only (the ones FLOPs rank 11.5x, 27.5x, 8.0x; the cheapest, 5.9x, never ran);
+    and with --compile the compilation fell into (c)'s first timed round."""
+    step_time = _bench_module("step_time")
+    args = step_time.parse(["--preset", "paper"])
+    assert args.score_rounds >= args.candidates == 5
+    compiled = step_time.parse(["--preset", "paper", "--compile"])
+    assert compiled.warmup >= 2 and compiled.score_warmup >= 2
 
 
 def test_step_time_refuses_a_folder_as_json_before_the_run(tmp_path, capsys):
