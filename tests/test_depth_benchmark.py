@@ -109,6 +109,59 @@ def test_table_build_resumes_without_retraining(work, table_path, capsys):
                              "--work", str(work / "w"), "--out", str(again)]) == 0
     assert "0 to run" in capsys.readouterr().out
     assert json.loads(again.read_text())["architectures"] == before
+    # the device, from the trainings' own lines: a table rebuilt with nothing left to
+    # train (a GPU session's fresh --out once the table is whole) said "device": null
+    device = json.loads(again.read_text())["device"]
+    assert device == json.loads(table_path.read_text())["device"] and "cpu" in device
+
+
+def test_a_table_names_every_device_its_trainings_ran_on():
+    lines = {("a", 0): {"device": "NVIDIA H200"}, ("a", 1): {"device": "cpu (x86_64, 2 cores)"},
+             ("b", 0): {}}  # a line from before lines named their device
+    assert build_table.table_device(lines, "NVIDIA H200") == "NVIDIA H200 + cpu (x86_64, 2 cores)"
+    assert build_table.table_device({("b", 0): {}}, None) == "unrecorded"
+
+
+def test_lines_of_another_recipe_are_said_not_silently_passed_over(tmp_path):
+    """A resume from a work folder of another recipe said '0 already in', and why not."""
+    log = tmp_path / "trainings.jsonl"
+    log.write_text("".join(json.dumps({"arch": f"a{i}", "seed": 0, "val_loss": 0.1, "recipe_key": k}) + "\n"
+                           for i, k in enumerate(["aaaa", "bbbb", "bbbb"])))
+    said = []
+    assert list(build_table.read_done(log, "aaaa", said.append)) == [("a0", 0)]
+    assert said == [f"note: 2 line(s) of {log} are of another recipe (bbbb: 2; this one aaaa): not used"]
+
+
+def test_a_worker_killed_from_outside_is_named_and_fails_the_build(tmp_path, capsys):
+    """The out-of-memory killer ending a worker went unsaid: the build wrote an empty
+    table and exited 0, which gpu_run.sh logged as success."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+    import time
+    work = tmp_path / "w"
+
+    def kill_the_worker():
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            workers = multiprocessing.active_children()
+            if workers:
+                os.kill(workers[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+    killer = threading.Thread(target=kill_the_worker, daemon=True)
+    killer.start()
+    assert build_table.main(["--preset", "cpu", "--v1", "1", "--v2", "0", "--workers", "1",
+                             "--render-processes", "1", "--threads", "1", "--work", str(work),
+                             "--set", "standalone.epochs=100"]) == 1
+    killer.join()
+    out = capsys.readouterr().out
+    assert "worker 0 died (signal 9)" in out and "error: no training of this run finished" in out
+    # killed in a training (the main process knows which from the worker's word):
+    job = {"arch": "v1-sync:c3,c3,none,c1,ap", "seed": 1}
+    assert build_table.death_note(3, -9, job) == ("worker 3 died (signal 9); v1-sync:c3,c3,none,c1,ap "
+                                                  "seed 1 was lost and runs on the next build")
 
 
 def test_ranking_experiment_writes_table4(ranking_result, table_path):
@@ -325,6 +378,9 @@ def test_the_table_is_written_where_asked_never_over_another_recipe_s(tmp_path, 
     with pytest.raises(SystemExit):
         build_table.parse_args(["--seeds", "0", "0"])
     assert "--seeds 0 0: each seed once" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # wrote an empty table and exited 0
+        build_table.parse_args(["--v1", "0", "--v2", "0"])
+    assert "--v1 0 --v2 0: no architecture to train" in capsys.readouterr().err
 
 
 def test_a_build_in_which_no_training_finished_exits_non_zero(tmp_path, capsys):

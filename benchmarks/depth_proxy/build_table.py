@@ -78,6 +78,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("v1", "v2"):
         if getattr(args, name) < 0:
             p.error(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if args.v1 == args.v2 == 0:  # wrote an empty table and exited 0
+        p.error("--v1 0 --v2 0: no architecture to train")
     args.out = args.out or str(Path(args.work) / "table.json")
     return args
 
@@ -115,18 +117,32 @@ def planned_jobs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[s
     return jobs, archs
 
 
-def read_done(path: Path, key: str) -> dict[tuple[str, int], dict[str, Any]]:
+def read_done(path: Path, key: str, say=print) -> dict[tuple[str, int], dict[str, Any]]:
     """Finished trainings of this recipe; a diverged one counts as finished (it would
-    diverge again), other errors are retried."""
+    diverge again), other errors are retried. Lines of other recipes are counted."""
     done: dict[tuple[str, int], dict[str, Any]] = {}
     if not path.is_file():
         return done
+    others: dict[str, int] = {}
     for rec in read_jsonl(path):  # a line cut by a kill is skipped
         if rec.get("recipe_key") != key:
+            others[str(rec.get("recipe_key"))] = others.get(str(rec.get("recipe_key")), 0) + 1
             continue
         if rec.get("val_loss") is not None or rec.get("error_kind") == "diverged":
             done[(rec["arch"], rec["seed"])] = rec
+    if others:  # a resume that starts from nothing must say why
+        say(f"note: {sum(others.values())} line(s) of {path} are of another recipe "
+            f"({', '.join(f'{k}: {n}' for k, n in sorted(others.items()))}; this one {key}): "
+            "not used")
     return done
+
+
+def table_device(done: dict[tuple[str, int], dict[str, Any]], previous: str | None) -> str | None:
+    """The devices the table's trainings ran on, from their own lines: a table resumed
+    over several sessions may hold more than one card (a line from before lines named
+    theirs ran on the one the previous table names)."""
+    names = {r.get("device") or previous or "unrecorded" for r in done.values()}
+    return " + ".join(sorted(names)) or None
 
 
 def finished(result: dict[str, Any], key: str) -> dict[str, Any]:
@@ -141,8 +157,9 @@ def run_job(cfg, job: dict[str, Any], splits, device, work: Path) -> dict[str, A
     space = get_space(job["space"])
     arch = space.from_string(job["arch"])
     try:
-        return proxy.train_proxy(cfg, space, arch, splits, job["seed"], device,
-                                 work / "scratch" / f"job{job['id']}")
+        return {**proxy.train_proxy(cfg, space, arch, splits, job["seed"], device,
+                                    work / "scratch" / f"job{job['id']}"),
+                "device": proxy.device_name(device)}
     except FloatingPointError as err:
         return {"arch": job["arch"], "space": job["space"], "seed": job["seed"], "val_loss": None,
                 "error_kind": "diverged", "error": str(err)}
@@ -172,6 +189,7 @@ def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str
                 break
             if job is None:
                 break
+            results.put({"type": "start", "worker": rank, "job": job})  # named if this dies
             t0 = time.time()
             try:
                 rec = run_job(cfg, job, splits, dev, Path(work))
@@ -191,6 +209,13 @@ def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str
         results.put({"type": "fatal", "worker": rank, "error": traceback.format_exc()})
     finally:
         results.put({"type": "exit", "worker": rank, "out_of_time": out_of_time})
+
+
+def death_note(rank: int, exitcode: int, job: dict[str, Any] | None) -> str:
+    """What is said of a worker killed from outside (the out-of-memory killer, a crash)."""
+    how = f"signal {-exitcode}" if exitcode < 0 else f"exit code {exitcode}"
+    lost = f"; {job['arch']} seed {job['seed']} was lost and runs on the next build" if job else ""
+    return f"worker {rank} died ({how}){lost}"
 
 
 def grace_over(now: float, stop_at: float, budget: float, grace: float) -> bool:
@@ -279,9 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     check_out(Path(args.out), key)
     log_path = work / "trainings.jsonl"
     jobs, archs = planned_jobs(args)
-    done = read_done(log_path, key)
-    pending = [j for j in jobs if (j["arch"], j["seed"]) not in done]
     say = lambda msg: print(msg, flush=True)  # noqa: E731
+    done = read_done(log_path, key, say)
+    pending = [j for j in jobs if (j["arch"], j["seed"]) not in done]
     say(f"proxy recipe {key}: {cfg.model.backbone} features {cfg.model.features}, "
         f"{cfg.data.image_size[0]}x{cfg.data.image_size[1]}, batch {cfg.data.batch_size}, "
         f"{cfg.standalone.epochs} epochs, {cfg.standalone.precision}; "
@@ -333,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                     procs.append(p)
                 say(f"started {k} worker processes ({threads} CPU thread(s) each)")
                 exited: set[int] = set()
+                in_flight: dict[int, dict[str, Any]] = {}  # worker -> its job
                 stop_at = None
                 while len(exited) < k:
                     try:
@@ -343,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
                         kind = msg.pop("type")
                         if kind == "ready":
                             meta["device"] = meta["device"] or msg["device"]
+                        elif kind == "start":
+                            in_flight[msg["worker"]] = msg["job"]
                         elif kind == "result":
+                            in_flight.pop(msg["worker"], None)
                             rec = finished(msg, key)
                             append_jsonl(log_path, rec)
                             if rec.get("val_loss") is not None or rec.get("error_kind") == "diverged":
@@ -359,7 +388,11 @@ def main(argv: list[str] | None = None) -> int:
                             # (all workers may leave by their own clocks before the
                             # median says stop: the budget still stopped the table)
                             stopped_by_budget |= bool(msg.get("out_of_time"))
-                    exited |= {r for r, p in enumerate(procs) if not p.is_alive() and p.exitcode not in (None, 0)}
+                    for r, p in enumerate(procs):  # killed from outside: the OOM killer, a crash
+                        if r not in exited and not p.is_alive() and p.exitcode not in (None, 0):
+                            exited.add(r)
+                            fatal += 1
+                            say(death_note(r, p.exitcode, in_flight.pop(r, None)))
                     now = time.time() - start
                     if args.time_budget is not None and not stop.is_set():
                         m = progress.median_wall()
@@ -383,13 +416,12 @@ def main(argv: list[str] | None = None) -> int:
                           "trainings_per_min": round(60.0 * ran / max(wall, 1e-6), 2),
                           "workers": args.workers, "time_budget_s": args.time_budget,
                           "stopped_by_budget": stopped_by_budget}
-        if meta["device"] is None:
-            prev = Path(args.out)
-            try:
-                meta["device"] = read_json(prev).get("device") if prev.is_file() else None
-            except (ValueError, AttributeError):  # damaged: rebuilt from trainings.jsonl
-                say(f"{prev} is damaged: writing it again from {log_path}")
-        table = build_table(cfg, args, archs, done, meta)
+        prev, previous_device = Path(args.out), None
+        try:
+            previous_device = read_json(prev).get("device") if prev.is_file() else None
+        except (ValueError, AttributeError):  # damaged: rebuilt from trainings.jsonl
+            say(f"{prev} is damaged: writing it again from {log_path}")
+        table = build_table(cfg, args, archs, done, {**meta, "device": table_device(done, previous_device)})
         atomic_write_json(args.out, finite_json(table))
         proxy.restore_sigterm(old_term)
         tau = table["seed_kendall_tau"]
@@ -399,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{fmt(tau.get('v2-sync'))}, overall {fmt(tau.get('overall'))} "
             f"(pairs {table['seed_pairs']}); median |seed0 - seed1| "
             f"{ {k: (None if v is None else round(v, 6)) for k, v in table['seed_median_abs_diff'].items()} }")
-        say(f"{ran} trainings in {wall:.0f}s ({meta['timing']['trainings_per_min']} per minute) "
-            f"on {meta['device']}")
+        say(f"{ran} trainings in {wall:.0f}s ({meta['timing']['trainings_per_min']} per minute)"
+            + (f" on {meta['device']}" if meta["device"] else ""))
     # gpu_run.sh reads the exit status: a table of failures is one; a budget that
     # stopped the build before its first training ended is not
     if (ran or fatal) and not finished_ok:
