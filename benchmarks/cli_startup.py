@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from depthnas.runtime import cpu_model  # torch loads here; the timed commands are fresh processes
 
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
+    if args.json and Path(args.json).is_dir():  # said after the timings, as a traceback
+        p.error(f"--json {args.json} is a folder; name the file to write")
     for cmd, expect in COMMANDS.values():  # warm-up: the file cache, .pyc files
         time_once(cmd, expect)
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if name != "old_cost":
             print(f"old cost / {name + ':':9s} {result[f'old_cost_over_{name}']:.1f}x")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
     return 0

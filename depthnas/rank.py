@@ -16,7 +16,7 @@ from .degenerate import learned_nothing
 from .evaluation import PathEvaluator, constant_score
 from .io import atomic_write_json, finite_json
 from .models import model_kwargs
-from .rank_plan import RankPlan, plan_rank
+from .rank_plan import RankPlan, plan_rank, run_finished
 from .ranking import ranking_report
 from .task import make_task
 from .runtime import resolve_device, seed_everything, seeded_rng
@@ -96,7 +96,7 @@ def score_plan(plan: RankPlan, *, progress: bool = True, device: str = "auto") -
     # search's later picks are not yet known to be left out
     report["supernet_epoch"] = epoch
     report["supernet_epochs"] = cfg.search.iterations * cfg.supernet.epochs
-    report["run_finished"] = (run / "results.json").is_file()
+    report["run_finished"] = run_finished(run)
     report["constant_level"], report["supernet_learned"] = level, learned
     out = plan.out
     # NaN (no ranking: too few finite scores, or every path scored alike) as JSON null

@@ -37,6 +37,12 @@ class RankPlan:
     out: Path
 
 
+def run_finished(run: Path) -> bool:
+    """A search's results.json, or the run.json of a benchmarks/ranking.py super-net
+    (no search follows its training)."""
+    return (run / "results.json").is_file() or (run / "run.json").is_file()
+
+
 def run_left_out(run: Path) -> tuple[set[str], set[str]]:
     """The run's landmarks (trained with the ranking penalty) and the search's own
     picks (the super-net's top, a biased sample): left out of the ranking, as the

@@ -167,8 +167,11 @@ def test_ranking_names_a_bad_option_before_any_run(flags, says):
 def test_cli_startup_prints_its_ratios(tmp_path):
     """benchmarks/cli_startup.py times fresh processes and prints the old cost over help,
     spaces, a refused config, a missing model, a missing run for rank and an unknown data
-    kind (no timing asserted: the figures are the benchmark's to print)."""
-    out = tmp_path / "startup.json"
+    kind (no timing asserted: the figures are the benchmark's to print). --json's folder
+    is made (a missing one was a traceback after all the timings), a folder refused."""
+    with pytest.raises(SystemExit):
+        _bench_module("cli_startup").main(["--rounds", "1", "--json", str(tmp_path)])
+    out = tmp_path / "new" / "startup.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cli_startup.py"), "--rounds", "1",
                            "--json", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr

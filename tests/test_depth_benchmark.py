@@ -231,6 +231,7 @@ def test_depthnas_rank_accepts_the_table(ranking_result, work, table_path, capsy
     assert "kendall_tau" in out and f"landmarks_excluded   {LANDMARKS}" in out
     rank = json.loads((run / "rank.json").read_text())
     assert rank["n"] == V1 - LANDMARKS
+    assert rank["run_finished"] is True  # its run.json; said False, read for a search's results.json
     # the sparse Kendall tau as the experiment computed it: its threshold (the table's seed
     # noise, recorded in the run's config), not 1% of the range, which tied nothing
     own = next(r for r in ranking_result["per_run"] if r["method"] == "landmarks" and r["seed"] == 0)
