@@ -136,6 +136,8 @@ def test_step_time_paper_preset_times_every_candidate_and_warms_up_compiled_scor
     step_time = _bench_module("step_time")
     args = step_time.parse(["--preset", "paper"])
     assert args.score_rounds >= args.candidates == 5
+    assert step_time.parse(["--preset", "paper", "--candidates", "8"]).score_rounds == 8
+    step_time.parse(["--preset", "paper", "--parts", "ab", "--score-rounds", "1"])  # no (c)
     compiled = step_time.parse(["--preset", "paper", "--compile"])
     assert compiled.warmup >= 2 and compiled.score_warmup >= 2
 

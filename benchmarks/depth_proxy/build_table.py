@@ -156,13 +156,13 @@ def finished(result: dict[str, Any], key: str) -> dict[str, Any]:
 def run_job(cfg, job: dict[str, Any], splits, device, work: Path) -> dict[str, Any]:
     space = get_space(job["space"])
     arch = space.from_string(job["arch"])
+    on = {"device": proxy.device_name(device)}  # a diverged training counts as done too
     try:
         return {**proxy.train_proxy(cfg, space, arch, splits, job["seed"], device,
-                                    work / "scratch" / f"job{job['id']}"),
-                "device": proxy.device_name(device)}
+                                    work / "scratch" / f"job{job['id']}"), **on}
     except FloatingPointError as err:
         return {"arch": job["arch"], "space": job["space"], "seed": job["seed"], "val_loss": None,
-                "error_kind": "diverged", "error": str(err)}
+                "error_kind": "diverged", "error": str(err), **on}
 
 
 def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str, threads: int,
@@ -388,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
                             # (all workers may leave by their own clocks before the
                             # median says stop: the budget still stopped the table)
                             stopped_by_budget |= bool(msg.get("out_of_time"))
-                    for r, p in enumerate(procs):  # killed from outside: the OOM killer, a crash
+                    # killed from outside (the OOM killer, a crash); looked for once the queue
+                    # is read, so a result it sent before it died is not named as lost
+                    for r, p in enumerate(procs if msg is None else ()):
                         if r not in exited and not p.is_alive() and p.exitcode not in (None, 0):
                             exited.add(r)
                             fatal += 1
