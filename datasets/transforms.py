@@ -230,7 +230,8 @@ def net_input_size(h: int, w: int, net_size: int) -> tuple[int, int]:
     """(H, W) the network sees an h x w photo at: aspect kept, longer side ~``net_size``,
     sides multiples of 32."""
     scale = net_size / max(h, w)
-    return (max(32, int(round(h * scale / 32)) * 32), max(32, int(round(w * scale / 32)) * 32))
+    return (max(MIN_NET_SIZE, int(round(h * scale / 32)) * 32),
+            max(MIN_NET_SIZE, int(round(w * scale / 32)) * 32))
 
 
 def prepare_image(rgb_uint8_hwc: np.ndarray, net_size: int) -> torch.Tensor:
@@ -247,8 +248,8 @@ def prepare_image(rgb_uint8_hwc: np.ndarray, net_size: int) -> torch.Tensor:
     rgb = rgb[:, :, :3]
     if rgb.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {rgb.dtype}")
-    if net_size < 32:
-        raise ValueError(f"net_size must be >= 32, got {net_size}")
+    if net_size < MIN_NET_SIZE:
+        raise ValueError(f"net_size must be >= {MIN_NET_SIZE}, got {net_size}")
     h, w = rgb.shape[:2]
     if not (h and w):
         raise ValueError(f"the image is empty ({h}x{w} pixels)")

@@ -19,6 +19,7 @@ from .config_checks import validate
 from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_hint, say_once,
                     stopped)
 from .io import atomic_write_json, path_arg
+from .out_of_memory import OutOfMemory
 from .run_config import add_config_args, build_config
 from .runs import claim_folder, clear_failed_start, guard_out, run_lock
 from .stopping import Terminated, stop_on_signals
@@ -351,9 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 141  # as a shell reports a process ended by SIGPIPE
-    except (ValueError, OSError, FloatingPointError, MemoryError, config_mod.ConfigError) as err:
-        # OSError: a path's fault; FloatingPointError: a training diverged; MemoryError:
-        # what a message can say (predict's --net-size)
+    except (ValueError, OSError, FloatingPointError, OutOfMemory, config_mod.ConfigError) as err:
+        # OSError: a path's fault; FloatingPointError: a training diverged; OutOfMemory:
+        # a size to ask smaller (predict's --net-size)
         if args.verbose:
             raise
         say_once(f"error: {plain_message(err)}{fixed_then(args, err)}")

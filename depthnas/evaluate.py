@@ -30,6 +30,7 @@ from depthnas.datasets.transforms import MAX_NET_SIZE, MIN_NET_SIZE
 from .config import canonical_spec
 from .data import SPLIT_NAMES
 from .depth_metrics import MetricAccumulator
+from .out_of_memory import said_as_out_of_memory
 
 SPLITS = ("all", *SPLIT_NAMES)
 
@@ -156,8 +157,11 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
         data_kw = {**own, **data_kw}
     samples = raw_samples(spec, split, image_size=trained_at, skipped=skipped, **data_kw)
     for _, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
-        x = prepare_image(rgb, size).to(device)
-        pred = F.interpolate(model(x), size=disparity.shape, mode="bilinear", align_corners=False)
+        with said_as_out_of_memory(f"not enough memory to run the network at net size {size} on "
+                                   f"{device} ({rgb.shape[1]}x{rgb.shape[0]} image): pass a "
+                                   "smaller --net-size"):
+            x = prepare_image(rgb, size).to(device)
+            pred = F.interpolate(model(x), size=disparity.shape, mode="bilinear", align_corners=False)
         target, mask = torch.from_numpy(disparity).float()[None], torch.from_numpy(valid)[None]
         acc.update(pred[:, 0].float().cpu(), target, mask)
         constant.update(torch.ones_like(target), target, mask)

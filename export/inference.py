@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD, net_input_size, prepare_image
+from depthnas.out_of_memory import said_as_out_of_memory
 from depthnas.runs import onnx_file
 
 _MEAN = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
@@ -59,31 +60,19 @@ class DepthEstimator(ABC):
         """uint8 HxWx3 RGB (HxW grey and RGBA accepted) -> float32 HxW at the same size."""
         rgb = np.asarray(rgb)
         h, w = rgb.shape[:2]
-        try:
+        size = "x".join(map(str, net_input_size(h, w, self.info.net_size))) if h and w else "?"
+        with said_as_out_of_memory(f"not enough memory to run the network at {size} px (net size "
+                                   f"{self.info.net_size}) for a {w}x{h} photo on "
+                                   f"{self.info.backend}: pass a smaller --net-size"):
             x = prepare_image(rgb, self.info.net_size)      # [1,3,h',w'] normalised
             out = self._forward(x)                           # [h', w'] float32
             if out.shape != (h, w):
                 out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
-        except Exception as err:  # each library says it in its own type and words
-            if not _out_of_memory(err):
-                raise
-            size = "x".join(map(str, net_input_size(h, w, self.info.net_size)))
-            raise MemoryError(f"not enough memory to run the network at {size} px (net size "
-                              f"{self.info.net_size}) for a {w}x{h} photo on {self.info.backend}: "
-                              "pass a smaller --net-size") from err
         return np.ascontiguousarray(out, dtype=np.float32)
 
     @abstractmethod
     def _forward(self, x: torch.Tensor) -> np.ndarray:
         """ImageNet-normalised [1,3,H,W] -> raw network output [H,W]."""
-
-
-def _out_of_memory(err: Exception) -> bool:
-    """An allocation that failed: numpy's MemoryError, torch's (CPU or CUDA),
-    OpenCV's and onnxruntime's, which only their messages tell apart."""
-    text = str(err)
-    return isinstance(err, MemoryError) or any(s in text for s in (
-        "out of memory", "can't allocate memory", "Failed to allocate", "Insufficient memory"))
 
 
 def load_torch_model(path: str | Path, device: str | torch.device = "cpu"

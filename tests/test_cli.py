@@ -3366,3 +3366,10 @@ def test_a_timeout_between_ranks_names_the_setting_that_sets_it(monkeypatch):
         assert said is not None and "DEPTHNAS_DIST_TIMEOUT_S sets how long ranks wait" in said, text
     said = lost_peers(RuntimeError("[../third_party/gloo] Connection closed by peer"))
     assert said is not None and "DEPTHNAS_DIST_TIMEOUT_S" not in said
+
+
+def test_an_error_without_words_is_named_by_its_type():
+    """`error: ` alone named nothing."""
+    from depthnas.exits import plain_message
+    assert plain_message(OSError()) == "OSError"
+    assert plain_message(ValueError("x.json: not JSON")) == "x.json: not JSON"

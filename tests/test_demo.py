@@ -185,11 +185,12 @@ def test_ctrl_c_and_kill_clean_up_the_work_folder_and_exit_as_a_shell_reports(
     env = dict(os.environ, TMPDIR=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
     # A shell starts background jobs with Ctrl-C ignored (CI may run this suite so), and
-    # Python keeps it ignored: give the demo the terminal's default, as a user's has.
-    proc = subprocess.Popen([sys.executable, "-m", "depthnas", "demo", "--model", str(onnx_file),
+    # Python keeps it ignored: give the demo Ctrl-C as a terminal's user has it.
+    start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "sys.argv[0] = 'depthnas'; runpy.run_module('depthnas', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", start, "demo", "--model", str(onnx_file),
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 180  # a readiness wait on a busy CI machine, not a timing
         while True:

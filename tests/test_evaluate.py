@@ -1,5 +1,6 @@
 """`depthnas evaluate` on real files: the Middlebury motorcycle pair (scikit-image)."""
 import json
+import os
 
 import cv2
 import numpy as np
@@ -40,7 +41,7 @@ def test_motorcycle_evaluated_end_to_end(motorcycle, model, tmp_path, capsys, mo
                  "--depth-kind", "disparity", "--out", str(out), "--no-progress"]) == 0
     report = json.loads(out.read_text())
     assert report["samples"] == 1 and report["split"] == "all"
-    assert report["data"] == f"folder:{root}"
+    assert report["data"] == f"folder:{os.path.abspath(root.name)}"
     for k in ("ssi", "absrel", "delta1", "rmse"):
         assert np.isfinite(report[k]) and report[k] >= 0, k
     assert 0 <= report["delta1"] <= 100
@@ -459,6 +460,19 @@ def test_net_size_32_is_the_smallest_accepted_and_16384_the_largest():
     check_net_size(16384)  # the largest side an exported graph takes
     with pytest.raises(ValueError, match="--net-size must be <= 16384 .*got 16385"):
         check_net_size(16385)
+
+
+def test_running_out_of_memory_is_said_with_what_to_change(model, tmp_path, monkeypatch, capsys):
+    """evaluate --net-size 16384 on a CPU ended in torch's DefaultCPUAllocator traceback."""
+    def run_out(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 322961408 bytes.")
+    monkeypatch.setattr("depthnas.datasets.prepare_image", run_out)
+    assert main(["evaluate", "--checkpoint", str(model), "--data", "synthetic", "--synthetic-samples",
+                 "1", "--net-size", "8192", "--out", str(tmp_path / "e.json"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not enough memory to run the network at net size 8192 on cpu" in err
+    assert "pass a smaller --net-size" in err and "Traceback" not in err
 
 
 def test_a_model_trained_on_non_square_images_is_run_at_its_longer_side(model, monkeypatch):
