@@ -25,6 +25,7 @@ from PIL import Image
 from depthnas.datasets import net_input_size
 from depthnas.export.images import ImageReadError, colorize, fit_stem, read_photo, save_prediction
 from depthnas.export.inference import DepthEstimator, predict_latency
+from depthnas.out_of_memory import OutOfMemory
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,12 @@ class DepthDemo:
         except ImageReadError:
             raise _upload_error(f"{name} is not an image this demo can read.") from None
         t0 = time.perf_counter()
-        depth = self.estimator.predict(rgb)
+        try:
+            depth = self.estimator.predict(rgb)
+        except OutOfMemory as err:  # the demo's --net-size: its operator's to change
+            log.error("%s", err)
+            raise gr.Error(f"The server has too little memory for this photo at net size "
+                           f"{self.estimator.info.net_size}.", print_exception=False) from None
         ms = (time.perf_counter() - t0) * 1000.0
         # (an upload named ".png" must not give hidden downloads; a long name is cut)
         files = save_prediction(depth, self._result_dir(), fit_stem(Path(name).stem.lstrip(".") or "image"))

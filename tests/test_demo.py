@@ -77,6 +77,17 @@ def test_non_image_gets_a_message(client: Client, tmp_path: Path, capfd) -> None
     assert "Traceback" not in capfd.readouterr().err  # a user's mistake, not the server's
 
 
+def test_a_net_size_the_server_has_no_memory_for_gets_a_message(client: Client, demo_server,
+                                                                photos: Path, monkeypatch) -> None:
+    """An allocation that failed came to the browser as a bare "Error"."""
+    def run_out(x):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : bfc_arena.cc:360 Failed to allocate "
+                           "memory for requested buffer of size 322961")
+    monkeypatch.setattr(demo_server.demo.estimator, "_forward", run_out)
+    with pytest.raises(AppError, match="The server has too little memory for this photo at net size"):
+        client.predict(handle_file(str(photos / "coffee.jpg")), api_name="/predict")
+
+
 def test_oversized_image_gets_a_message(client: Client, tmp_path: Path) -> None:
     wide = tmp_path / "wide.png"
     Image.new("RGB", (4100, 8)).save(wide)           # few bytes, too many pixels a side
