@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train", help="train one architecture stand-alone",
         description="Train one architecture on its own. Example: depthnas train --arch "
-                    "runs/quick-x/best_arch.json --preset quick --epochs 20")
+                    "runs/search-20261130-101500/best_arch.json --preset quick --epochs 20")
     t.add_argument("--arch", help="architecture string, JSON, or a JSON file "
                                   "(with --resume: the folder's own, if left out)")
     add_config_args(t, "train")
