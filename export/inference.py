@@ -60,7 +60,8 @@ class DepthEstimator(ABC):
         """uint8 HxWx3 RGB (HxW grey and RGBA accepted) -> float32 HxW at the same size."""
         rgb = np.asarray(rgb)
         h, w = rgb.shape[:2]
-        size = "x".join(map(str, net_input_size(h, w, self.info.net_size))) if h and w else "?"
+        # W x H, as the photo's size is said
+        size = "x".join(map(str, net_input_size(h, w, self.info.net_size)[::-1])) if h and w else "?"
         with said_as_out_of_memory(f"not enough memory to run the network at {size} px (net size "
                                    f"{self.info.net_size}) for a {w}x{h} photo on "
                                    f"{self.info.backend}: pass a smaller --net-size"):

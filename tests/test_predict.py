@@ -118,7 +118,8 @@ def test_running_out_of_memory_is_said_with_what_to_change(backend, onnx_file, m
     assert main(["predict", "--model", str(model), "--input", str(photos / "coffee.jpg"),
                  "--out", str(tmp_path), "--net-size", "4096"]) == 2
     err = capsys.readouterr().err
-    assert "not enough memory to run the network at" in err and "(net size 4096)" in err
+    # widths first, for the network as for the photo (it said 2752x4096 of a 200x134 photo)
+    assert "not enough memory to run the network at 4096x2752 px (net size 4096) for a 200x134 photo" in err
     assert "pass a smaller --net-size" in err and "Traceback" not in err
     monkeypatch.setattr(estimator, "_forward", lambda self, x: (_ for _ in ()).throw(
         RuntimeError("a shape mismatch")))  # any other failure stays what it is
@@ -697,3 +698,124 @@ def test_a_folder_named_like_an_onnx_file_is_no_onnx_model(tmp_path: Path, photo
                  "--out", str(tmp_path / "out")]) == 2
     assert "ONNX model not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_of_upper_case_photos_is_predicted(onnx_file: Path, photos: Path, tmp_path: Path) -> None:
+    """Cameras name photos IMG_0001.JPG: a folder of them is a folder of photos."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(photos / "coffee.jpg", folder / "IMG_0001.JPG")
+    assert main(["predict", "--model", str(onnx_file), "--input", str(folder),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert (tmp_path / "out" / "IMG_0001-depth.npy").is_file()
+
+
+def test_a_relative_out_naming_the_input_folder_is_known_as_it(onnx_file: Path, photos: Path,
+                                                               tmp_path: Path, monkeypatch, capsys) -> None:
+    """--out . inside the folder given by its full path: a sensor's a-depth.png there is
+    reported, not predicted as a photo (a-depth-depth.*)."""
+    folder = tmp_path / "rgbd"
+    folder.mkdir()
+    shutil.copy(photos / "astro.png", folder / "a.png")
+    cv2.imwrite(str(folder / "a-depth.png"), np.full((20, 30), 1000, np.uint16))
+    monkeypatch.chdir(folder)
+    main(["predict", "--model", str(onnx_file), "--input", str(folder), "--out", ".",
+          "--no-progress"])
+    assert "named as predict's outputs" in capsys.readouterr().err
+    assert not (folder / "a-depth-depth.npy").exists()
+
+
+def test_a_folder_of_earlier_depth_maps_only_says_so(onnx_file: Path, photos: Path,
+                                                     tmp_path: Path, capsys) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["predict", "--model", str(onnx_file), "--input", str(photos / "coffee.jpg"),
+                 "--out", str(first), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(onnx_file), "--input", str(first),
+                 "--out", str(second), "--no-progress"]) == 2
+    assert "no images" in (err := capsys.readouterr().err) and "2 named as predict's outputs" in err
+
+
+def test_an_8_bit_photo_shot_rotated_is_turned_upright(tmp_path: Path) -> None:
+    """The common case: a phone's JPEG stores the sensor grid and an Orientation tag."""
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    path = tmp_path / "phone.png"
+    Image.fromarray(rgb).save(path, exif=exif)
+    out = read_photo(path)
+    assert out.shape == (30, 20, 3)
+    np.testing.assert_array_equal(out, np.rot90(rgb, k=-1))
+
+
+def test_a_big_endian_float_colour_tiff_is_read(tmp_path: Path) -> None:
+    import tifffile
+    rgb = np.random.default_rng(0).random((12, 16, 3)).astype(">f4")
+    tif = tmp_path / "mm.tif"
+    tifffile.imwrite(tif, rgb, byteorder=">", photometric="rgb")
+    np.testing.assert_array_equal(read_photo(tif), np.round(rgb.astype(np.float64) * 255).astype(np.uint8))
+
+
+def test_a_float_image_of_8_bit_levels_up_to_255_keeps_its_levels(tmp_path: Path) -> None:
+    grey = np.array([[10.0, 100.0], [200.0, 255.0]], np.float32)
+    path = tmp_path / "levels.tif"
+    Image.fromarray(grey, mode="F").save(path)
+    assert read_photo(path)[..., 0].tolist() == [[10, 100], [200, 255]]
+
+
+def test_half_way_values_round_to_the_nearer_level(tmp_path: Path) -> None:
+    from depthnas.export.images import _lut
+    path = tmp_path / "half.tif"
+    Image.fromarray(np.array([[0.0, 0.5], [1.0, 0.25]], np.float32), mode="F").save(path)
+    assert read_photo(path)[..., 0].tolist() == [[0, 128], [255, 64]]
+    np.testing.assert_array_equal(colorize(np.array([[0.0, 0.5, 1.0]]))[0, 1], _lut("inferno")[128])
+
+
+def test_a_big_endian_16_bit_grey_tiff_uses_its_bit_depth(tmp_path: Path) -> None:
+    import tifffile
+    grey = np.array([[0, 1000], [2000, 4095]], ">u2")  # 12-bit values, big-endian file
+    tif = tmp_path / "mm16.tif"
+    tifffile.imwrite(tif, grey, byteorder=">")
+    assert Image.open(tif).mode == "I;16B"
+    out = read_photo(tif)
+    assert out[1, 1].tolist() == [255, 255, 255] and 0 < out[0, 1, 0] < 255
+
+
+def test_a_photo_over_pils_warning_level_is_read_without_a_warning(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (15, 10), (10, 20, 30)).save(big)  # 150 pixels: PIL warns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_photo(big).shape == (10, 15, 3)
+
+
+def test_the_backend_names_the_provider_that_runs_and_cuda_is_device_0(onnx_file: Path, monkeypatch) -> None:
+    import onnxruntime as ort
+    from depthnas.export.inference import onnx_providers
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert onnx_providers("cuda") == [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+    real = ort.InferenceSession
+
+    class OnGpu(real):  # a session that got its first choice, CUDA
+        def __init__(self, path, providers=None):
+            super().__init__(path, providers=["CPUExecutionProvider"])
+
+        def get_providers(self):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "InferenceSession", OnGpu)
+    assert OnnxEstimator(onnx_file).info.backend == "onnxruntime (CUDAExecutionProvider)"
+
+
+def test_a_photo_of_no_pixels_is_named_empty_by_the_estimator() -> None:
+    estimator = _estimator((64, 64), lambda x: np.zeros(x.shape[-2:], np.float32))
+    for shape in ((0, 0, 3), (0, 10, 3)):
+        with pytest.raises(ValueError, match="empty"):
+            estimator.predict(np.zeros(shape, np.uint8))
+
+
+def test_device_auto_runs_a_pytorch_model(model_file: Path, photos: Path, tmp_path: Path) -> None:
+    assert main(["predict", "--model", str(model_file), "--input", str(photos / "astro.png"),
+                 "--out", str(tmp_path), "--device", "auto", "--no-progress"]) == 0
+    assert load_estimator(model_file, device="auto").info.backend.startswith("pytorch (")
