@@ -39,7 +39,7 @@ def plain_message(err: BaseException) -> str:
     """An error raised in a DataLoader worker arrives as "Caught DatasetError in
     DataLoader worker process 1. Original Traceback ...": 30 lines of the worker's
     stack around the one that names the bad file. Keep that one. An error without
-    words (Python's own MemoryError) is named by its type."""
+    words (an OSError raised bare) is named by its type."""
     text = str(err) or type(err).__name__
     if not text.startswith("Caught ") or "Original Traceback" not in text:
         return text

@@ -20,6 +20,7 @@ median training time so far); the table is then written from what finished.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as _dt
 import math
 import os
@@ -123,10 +124,10 @@ def read_done(path: Path, key: str, say=print) -> dict[tuple[str, int], dict[str
     done: dict[tuple[str, int], dict[str, Any]] = {}
     if not path.is_file():
         return done
-    others: dict[str, int] = {}
+    others: collections.Counter[str] = collections.Counter()
     for rec in read_jsonl(path):  # a line cut by a kill is skipped
         if rec.get("recipe_key") != key:
-            others[str(rec.get("recipe_key"))] = others.get(str(rec.get("recipe_key")), 0) + 1
+            others[str(rec.get("recipe_key"))] += 1
             continue
         if rec.get("val_loss") is not None or rec.get("error_kind") == "diverged":
             done[(rec["arch"], rec["seed"])] = rec
