@@ -87,7 +87,7 @@ timeout 90 $PY - >> "$LOG" 2>&1 <<'EOF'
 import random, tempfile, torch
 from torch.utils.data import default_collate
 from depthnas.config import LandmarkConfig, TrainConfig
-from depthnas.evaluation import PathEvaluator
+from depthnas.scoring import PathEvaluator
 from depthnas.landmarks import LandmarkRegularizer
 from depthnas.spaces import get_space
 from depthnas.task import DepthTask

@@ -58,12 +58,12 @@ import torch  # noqa: E402
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
 from depthnas.degenerate import at_constant_level, search_order  # noqa: E402
-from depthnas.evaluation import PathEvaluator  # noqa: E402
+from depthnas.scoring import PathEvaluator  # noqa: E402
 from depthnas.io import atomic_write_json, atomic_write_text, finite_json, read_json  # noqa: E402
 from depthnas.evolution import new_models  # noqa: E402
 from depthnas.landmark_sampler import default_tau  # noqa: E402
 from depthnas.models import model_kwargs, model_metadata  # noqa: E402
-from depthnas.ranking import default_threshold, kendall_tau, ranking_report  # noqa: E402
+from depthnas.rank_correlation import default_threshold, kendall_tau, ranking_report  # noqa: E402
 from depthnas.schedule import SCHEDULES  # noqa: E402
 from depthnas.spaces import SearchSpace, get_space  # noqa: E402
 from depthnas.task import make_task  # noqa: E402

@@ -49,7 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from depthnas.cli import fixed_shape_kernels  # noqa: E402
 from depthnas.config import LandmarkConfig, TrainConfig  # noqa: E402
-from depthnas.evaluation import PathEvaluator  # noqa: E402
+from depthnas.scoring import PathEvaluator  # noqa: E402
 from depthnas.landmarks import LandmarkRegularizer  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
 from depthnas.task import DepthTask  # noqa: E402

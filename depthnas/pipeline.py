@@ -32,13 +32,13 @@ from .budget import Budget
 from .config import Config
 from .data import check_recorded_splits, load_splits
 from .degenerate import candidate_order, collapsed, learned_nothing, search_order, unlearned_note
-from .evaluation import PathEvaluator, constant_score
+from .scoring import PathEvaluator, constant_score
 from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records
 from .landmark_sampler import default_tau, sample_landmarks
 from .landmarks import LandmarkRegularizer, LandmarkStore
 from .models import PathParameters, model_kwargs, model_metadata
-from .ranking import ranking_report
+from .rank_correlation import ranking_report
 from .recipe import recipe, recipe_diff, same_recipe
 from .run_clock import RunClock
 from .runs import SEARCH_MODEL, TRAIN_MODEL

@@ -13,11 +13,11 @@ from . import config as config_mod
 from .checkpoint import Checkpointer
 from .data import check_recorded_splits, load_splits
 from .degenerate import learned_nothing
-from .evaluation import PathEvaluator, constant_score
+from .scoring import PathEvaluator, constant_score
 from .io import atomic_write_json, finite_json
 from .models import model_kwargs
 from .rank_plan import RankPlan, plan_rank, run_finished
-from .ranking import ranking_report
+from .rank_correlation import ranking_report
 from .task import make_task
 from .runtime import resolve_device, seed_everything, seeded_rng
 

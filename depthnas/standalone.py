@@ -27,7 +27,7 @@ from . import config as config_mod
 from . import distributed as dist
 from .checkpoint import Checkpointer, read_metadata, save_model
 from .config import Config
-from .evaluation import InvertedShare, constant_score, evaluate_fixed
+from .scoring import InvertedShare, constant_score, evaluate_fixed
 from .io import atomic_write_json, read_json
 from .models import count_parameters, model_kwargs, model_metadata
 from .recipe import recipe, recipe_diff, same_recipe

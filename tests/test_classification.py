@@ -226,7 +226,7 @@ def test_a_classifier_that_ignores_its_input_is_at_the_constant_level(digits, ca
     constant map is for depth (a chance-level classifier used to pass unremarked)."""
     from depthnas.cli import _warn_if_no_better_than_constant
     from depthnas.degenerate import at_constant_level, learned_nothing
-    from depthnas.evaluation import constant_score, evaluate_fixed
+    from depthnas.scoring import constant_score, evaluate_fixed
     labels = torch.stack([digits.val[i]["label"] for i in range(len(digits.val))])
     counts = torch.bincount(labels, minlength=10)
     base = constant_score(ClassificationTask(), digits.val, batch_size=16)

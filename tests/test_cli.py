@@ -628,7 +628,7 @@ def test_rank_against_a_truth_table(run_copy, tmp_path, capsys):
     assert report["n"] == ranked["n"] == 2
     assert report["kendall_tau"] == pytest.approx(ranked["kendall_tau"], nan_ok=True)
     # truth first, super-net scores second: S-KdT bins the truth, with 1% of its range
-    from depthnas.ranking import ranking_report
+    from depthnas.rank_correlation import ranking_report
     used = [truth[a] for a in report["scores"]]
     expected = ranking_report(used, list(report["scores"].values()))
     for k in ("kendall_tau", "sparse_kendall_tau", "spearman_rho", "top_percentile", "sparse_threshold"):
@@ -846,7 +846,7 @@ def test_retraining_a_folder_with_another_recipe_starts_over(tmp_path, caplog):
 def test_the_summary_takes_the_last_search_s_scores_and_scores_only_the_rest(run_copy, monkeypatch):
     """Every trained architecture was scored again at the end, the last search's picks
     included: the same value (same weights, same batches) at minutes per path on a GPU."""
-    from depthnas.evaluation import PathEvaluator
+    from depthnas.scoring import PathEvaluator
     from depthnas.spaces import get_space
     scored = []
     real = PathEvaluator.score
@@ -1518,7 +1518,7 @@ def test_paths_are_calibrated_on_training_batches_and_scored_on_validation_ones(
     """BN statistics come from the training split (SPOS), the score from the validation
     split, in the search and in `rank` alike: calibrating on validation batches would
     let the score see its own data."""
-    from depthnas.evaluation import PathEvaluator
+    from depthnas.scoring import PathEvaluator
     seen = []
 
     class Stop(Exception):
@@ -2043,7 +2043,7 @@ def test_rank_warns_when_no_path_beat_a_constant_prediction(run_dir, tmp_path, m
                                                            level, warned):
     """The search warned that its super-net had learned nothing; `rank` then printed a
     Kendall tau of that noise as plainly as any other."""
-    from depthnas.evaluation import PathEvaluator
+    from depthnas.scoring import PathEvaluator
     monkeypatch.setattr(PathEvaluator, "constant_level", lambda self: level)
     truth = _truth_of(run_dir, tmp_path / "truth.json")
     out = tmp_path / "rank.json"
@@ -2061,7 +2061,7 @@ def test_rank_calls_a_super_net_learned_when_its_best_path_beats_a_constant(run_
                                                                            monkeypatch):
     """One path below the constant's level is enough: the best decides, not the worst."""
     import itertools
-    from depthnas.evaluation import PathEvaluator
+    from depthnas.scoring import PathEvaluator
     scores = itertools.chain([0.3, 0.1], itertools.repeat(0.3))  # in the order rank scores rows
     monkeypatch.setattr(PathEvaluator, "score", lambda self, arch: next(scores))
     monkeypatch.setattr(PathEvaluator, "constant_level", lambda self: 0.2)
@@ -2080,7 +2080,7 @@ def test_rank_refuses_a_table_without_order_and_writes_no_nan(run_dir, tmp_path,
                  "--no-progress"]) == 2
     assert "have the same loss (0.2): there is no order to measure" in capsys.readouterr().err
     # a super-net that scores every path alike: no tau, written as null (NaN is no JSON)
-    from depthnas.evaluation import PathEvaluator
+    from depthnas.scoring import PathEvaluator
     monkeypatch.setattr(PathEvaluator, "score", lambda self, arch: 0.25)
     truth = _truth_of(run_dir, tmp_path / "truth.json")
     out = tmp_path / "rank.json"
@@ -2216,7 +2216,7 @@ def test_landmarks_without_a_regularizer_split_are_refused_before_any_training(t
 
 
 def test_an_empty_validation_split_is_an_error_not_a_perfect_score():
-    from depthnas.evaluation import evaluate_fixed
+    from depthnas.scoring import evaluate_fixed
     from depthnas.task import DepthTask
     with pytest.raises(ValueError, match="validation split is empty"):
         evaluate_fixed(torch.nn.Identity(), DepthTask(), [])
@@ -2225,7 +2225,7 @@ def test_an_empty_validation_split_is_an_error_not_a_perfect_score():
 def test_images_without_valid_depth_in_the_scored_crop_do_not_score_zero():
     """Valid depth only outside the validation crop: each such image added a perfect 0,
     so a split of them scored 0.0 ('learned nothing' blamed on a dead ReLU)."""
-    from depthnas.evaluation import evaluate_fixed
+    from depthnas.scoring import evaluate_fixed
     from depthnas.task import DepthTask
     torch.manual_seed(0)
     model = torch.nn.Conv2d(3, 1, 1)
@@ -3008,7 +3008,7 @@ def test_train_says_upside_down_only_of_a_model_that_learned_something(tmp_path,
 def test_rank_keeps_each_sampled_row_with_its_own_loss(run_dir, tmp_path, monkeypatch):
     """--limit samples rows of the table: each must keep its own stand-alone loss. A
     super-net that scores every path at its table loss ranks any sample perfectly."""
-    from depthnas.evaluation import PathEvaluator
+    from depthnas.scoring import PathEvaluator
     from depthnas.spaces import get_space
     space = get_space("v1-sync")
     truth = json.loads(_truth_of(run_dir, tmp_path / "truth.json").read_text())
@@ -3035,7 +3035,7 @@ def test_rank_refuses_data_that_no_longer_splits_as_the_run_recorded(run_copy, t
 
 
 def test_rank_names_paths_that_score_inf_as_diverged(run_dir, tmp_path, monkeypatch, caplog):
-    from depthnas.evaluation import PathEvaluator
+    from depthnas.scoring import PathEvaluator
     scores = iter([float("inf"), 0.2, 0.3, 0.4])
     monkeypatch.setattr(PathEvaluator, "score", lambda self, arch: next(scores))
     truth = _truth_of(run_dir, tmp_path / "truth.json")

@@ -413,7 +413,7 @@ def test_inverted_share_counts_validation_images_with_near_and_far_swapped():
     """What a stand-alone training records in result.json (a model is upside down on a
     share of its validation images); here models that read the target off the image."""
     import torch
-    from depthnas.evaluation import InvertedShare, evaluate_fixed
+    from depthnas.scoring import InvertedShare, evaluate_fixed
     from depthnas.task import DepthTask
     target = 0.1 + torch.rand(6, 1, 8, 8)
     data = [{"image": t.expand(3, -1, -1), "target": t[0], "mask": torch.ones(8, 8, dtype=torch.bool)}

@@ -17,7 +17,7 @@ from torch.utils.data import default_collate
 from depthnas.bn_calibration import batchnorms, recalibrate
 from depthnas.config import LandmarkConfig
 from depthnas.degenerate import at_constant_level
-from depthnas.evaluation import PathEvaluator, cache_on_device, constant_score
+from depthnas.scoring import PathEvaluator, cache_on_device, constant_score
 from depthnas.landmarks import LandmarkRegularizer, step_indices
 from depthnas.spaces.base import inherit_weights
 from depthnas.spaces import get_space
@@ -291,7 +291,7 @@ def test_supernet_path_equals_standalone_model(text):
 
 
 def test_the_evaluator_takes_exactly_the_batches_it_is_told():
-    from depthnas.evaluation import fixed_batches
+    from depthnas.scoring import fixed_batches
     assert len(fixed_batches(BlobDepth(12, size=16, seed=1), 2, 3, 0, shuffle=False)) == 3
 
 

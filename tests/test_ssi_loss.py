@@ -438,7 +438,7 @@ def test_shape_mismatch_raises():
 def test_constant_prediction_score_is_any_constants_score():
     """`depthnas train` compares a model with this level: every constant prediction
     scores it (scale and shift invariance), and it is not zero."""
-    from depthnas.evaluation import constant_score
+    from depthnas.scoring import constant_score
     from depthnas.task import DepthTask
     from toys import BlobDepth
     data, task = BlobDepth(n=6, size=32), DepthTask("ssi")

@@ -83,7 +83,7 @@ say "environment"
   nproc
   $PY - <<'EOF'
 import platform, torch, timm
-import depthnas, depthnas.datasets.synthetic, depthnas.trainer, depthnas.landmarks, depthnas.evaluation
+import depthnas, depthnas.datasets.synthetic, depthnas.trainer, depthnas.landmarks, depthnas.scoring
 print("python", platform.python_version(), "| torch", torch.__version__, "| timm", timm.__version__,
       "| cuda", torch.cuda.is_available() and torch.cuda.get_device_name(0), "| depthnas", depthnas.__file__)
 EOF

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from depthnas import config as config_mod
 from depthnas.cli import fixed_shape_kernels
 from depthnas.config import Config
-from depthnas.evaluation import evaluate_fixed
+from depthnas.scoring import evaluate_fixed
 from depthnas.evolution import new_models
 from depthnas.io import append_jsonl
 from depthnas.landmarks import LandmarkRegularizer, step_indices

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from depthnas.ranking import (kendall_tau, ranking_report, sparse_kendall_tau, spearman_rho,
-                              top_percentile)
+from depthnas.rank_correlation import (kendall_tau, ranking_report, sparse_kendall_tau,
+                                       spearman_rho, top_percentile)
 
 
 def test_identical_and_reversed_orders():
