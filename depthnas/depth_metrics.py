@@ -36,7 +36,7 @@ import math
 import torch
 from torch import Tensor
 
-from depthnas.ssi_loss import SSILoss, compute_scale_and_shift, prepare_inputs
+from depthnas.ssi_loss import MIN_FIT_PIXELS, SSILoss, compute_scale_and_shift, prepare_inputs
 
 __all__ = ["align_prediction", "depth_metrics", "inverted", "MetricAccumulator", "METRIC_NAMES"]
 
@@ -60,7 +60,8 @@ def _per_image(
     prediction: Tensor, target: Tensor, mask: Tensor, depth_cap: float | None
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Per-image ``absrel/delta1/rmse/inverted`` ``[B]`` and the bool ``[B]`` of evaluated
-    images."""
+    images: those with a pixel to evaluate, and enough to fit (one pixel is fitted
+    exactly, a perfect 0 that says nothing of the model; the search drops it too)."""
     p, d, m = prepare_inputs(prediction, target, mask)
     scale, shift = compute_scale_and_shift(p, d, m)
     aligned = scale[:, None, None] * p + shift[:, None, None]
@@ -87,7 +88,8 @@ def _per_image(
         "rmse": torch.sqrt((ev * err * err).sum((1, 2)) / n_safe),
         "inverted": 100.0 * _swapped(p, d, m).to(p.dtype),
     }
-    return per, n > 0
+    fitted = m.flatten(1).sum(1) >= MIN_FIT_PIXELS
+    return per, (n > 0) & fitted
 
 
 def _min_max(target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -146,7 +148,7 @@ def inverted(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[int, int
     """(images whose prediction has near and far swapped, images with two or more valid
     pixels) of one batch."""
     p, d, m = prepare_inputs(prediction, target, mask)
-    fitted = m.flatten(1).sum(1) >= 2
+    fitted = m.flatten(1).sum(1) >= MIN_FIT_PIXELS
     return int((fitted & _swapped(p, d, m)).sum()), int(fitted.sum())
 
 
@@ -177,7 +179,7 @@ class MetricAccumulator:
     @property
     def left_out(self) -> int:
         """Images with valid pixels, none of them evaluated: all beyond the depth cap (or
-        at disparity 0, infinitely far)."""
+        at disparity 0, infinitely far), or a single one, which any prediction fits."""
         return self._left_out
 
     def update(self, prediction: Tensor, target: Tensor, mask: Tensor) -> None:
@@ -190,7 +192,7 @@ class MetricAccumulator:
             # the SSI over the pixels (and so the images) the others are taken on
             mask = (mask != 0) & (target.reshape(mask.shape) >= 1.0 / self.depth_cap)
         m = mask.reshape(mask.shape[0], -1) != 0
-        weight = int(m.any(dim=1).sum())
+        weight = int((m.sum(dim=1) >= MIN_FIT_PIXELS).sum())  # the images SSILoss counts
         if weight:
             self._ssi_sum += weight * _ssi(prediction, target, mask)
             self._ssi_weight += weight

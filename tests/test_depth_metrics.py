@@ -317,3 +317,19 @@ def test_an_image_left_out_by_the_depth_cap_adds_nothing_to_inverted():  # D21
     acc.update(pred, target, mask)
     assert acc.count == 1 and acc.left_out == 1
     assert acc.compute()["inverted"] == 0.0
+
+
+def test_an_image_with_one_valid_pixel_counts_in_no_metric():
+    """One pixel is fitted exactly by any scale and shift: counted, it added a perfect 0
+    and halved absrel and delta1 next to one real image, and weighed in the SSI mean.
+    The search's score drops such an image (MIN_FIT_PIXELS = 2)."""
+    pred, target, mask = _image(_P, _D)
+    one = mask.clone()
+    one.view(-1)[1:] = False
+    alone, with_one = MetricAccumulator(), MetricAccumulator()
+    alone.update(pred, target, mask)
+    with_one.update(pred, target, mask)
+    with_one.update(pred, target, one)  # its own batch: the SSI is weighted per batch
+    assert with_one.count == 1 and with_one.left_out == 1
+    for name, value in alone.compute().items():
+        assert with_one.compute()[name] == pytest.approx(value), name
