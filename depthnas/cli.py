@@ -19,6 +19,7 @@ from .config_checks import validate
 from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_hint, say_once,
                     stopped)
 from .io import atomic_write_json, path_arg
+from .launch_env import env_rank, launched
 from .out_of_memory import OutOfMemory
 from .run_config import add_config_args, build_config
 from .runs import claim_folder, clear_failed_start, guard_out, run_lock
@@ -68,8 +69,7 @@ def check_model_builds(cfg: Config, space: Any) -> None:
 def _check_out_under_torchrun(args: argparse.Namespace) -> None:
     """Said before the model checks: without --out every rank would claim a folder of
     its own, named by the clock."""
-    from . import distributed
-    if getattr(args, "fresh_out", False) and distributed.launched():
+    if getattr(args, "fresh_out", False) and launched():
         raise config_mod.ConfigError("under torchrun pass --out: every rank must name the same "
                                      "run folder")
 
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         if lost is None or args.verbose:
             raise
         print(f"error: {lost}", file=sys.stderr)
-        hint = resume_hint(args) if int(os.environ.get("RANK", "0")) == 0 else ""
+        hint = resume_hint(args) if env_rank() == 0 else ""
         if hint:  # the work kept is the same as after a Ctrl-C
             print(hint, file=sys.stderr)
         return 2

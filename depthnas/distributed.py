@@ -23,12 +23,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .launch_env import launched
+
 T = TypeVar("T")
-
-
-def launched() -> bool:
-    """True when torchrun started this process as one of several ranks."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def active() -> bool:

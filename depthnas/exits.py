@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .io import WriteError, atomic_write_text
+from .launch_env import env_rank, launched
 from .runs import holds_run
 from .stopping import Terminated
 
@@ -52,7 +53,7 @@ def say_once(message: str, wait_s: float = 3.0) -> None:
     refusal (one config, one data set, the same checks): rank 0 says it and leaves a
     note in the temporary folder; another rank says only what rank 0 did not say
     within `wait_s` (its own fault, such as a bad sample in its share of the work)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if not launched():
         print(message, file=sys.stderr)
         return
     import tempfile
@@ -60,7 +61,7 @@ def say_once(message: str, wait_s: float = 3.0) -> None:
     job = re.sub(r"\W", "_", f"{os.environ.get('TORCHELASTIC_RUN_ID', '')}-"
                               f"{os.environ.get('MASTER_ADDR', '')}-{os.environ.get('MASTER_PORT', '')}")
     note = Path(tempfile.gettempdir()) / f"depthnas-error-{job}"
-    rank = int(os.environ.get("RANK", "0"))
+    rank = env_rank()
     if rank == 0:
         print(message, file=sys.stderr)
         with contextlib.suppress(OSError):
@@ -86,9 +87,8 @@ def resume_hint(args: argparse.Namespace) -> str:
         return ""
     if not (Path(out) / "config.yaml").is_file():  # stopped before it kept anything
         return "nothing was kept yet: run the same command again, without --resume"
-    from . import distributed
     command = f"depthnas {args.command} --out {shlex.quote(str(out))} --resume"
-    if distributed.launched():  # by torchrun: relaunch so
+    if launched():  # by torchrun: relaunch so
         per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ["WORLD_SIZE"]
         return (f"continue with: torchrun --nproc_per_node {per_node} -m {command} (any "
                 "number of processes resumes it)")
@@ -117,22 +117,20 @@ def lost_peers(err: RuntimeError) -> str | None:
     after the other rank's own clear message. One line saying so, or None for an
     error that is not a lost peer."""
     import torch.distributed as tdist
-
-    from . import distributed
     text = str(err)
-    if not distributed.launched() or not (
+    if not launched() or not (
             isinstance(err, getattr(tdist, "DistError", ())) or
             any(k in text for k in ("gloo", "NCCL", "Connection closed by peer"))):
         return None
     first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
     waited = " (DEPTHNAS_DIST_TIMEOUT_S sets how long ranks wait)" if "imed out" in text else ""
-    return (f"rank {os.environ.get('RANK', '?')}: the ranks lost contact ({first[:200]}){waited}; "
+    return (f"rank {env_rank()}: the ranks lost contact ({first[:200]}){waited}; "
             "an error another rank printed above, if any, is the cause")
 
 
 def stopped_message(args: argparse.Namespace, stop: KeyboardInterrupt) -> str | None:
     """What a stopped search or training prints: once, by rank 0 under torchrun."""
-    if int(os.environ.get("RANK", "0")) != 0:
+    if env_rank() != 0:
         return None
     hint = resume_hint(args)
     said = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
