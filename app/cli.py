@@ -35,16 +35,13 @@ def default_examples_dir() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
-        print(f"error: --port {args.port} is not a port number (1-65535)", file=sys.stderr)
-        return 2
+        raise ValueError(f"--port {args.port} is not a port number (1-65535)")
     import socket
     try:
         family = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0][0]
     except (socket.gaierror, UnicodeError) as err:
-        print(f"error: --host {args.host!r} is not an address this machine can resolve ({err})",
-              file=sys.stderr)
-        return 2
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+        raise ValueError(f"--host {args.host!r} is not an address this machine can resolve "
+                         f"({err})") from None
     # Gradio polls its own server through httpx; at INFO that is a line per request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from depthnas.runs import check_model_path, newest_depth_run
@@ -52,11 +49,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if model is None:
         run = newest_depth_run(args.runs)
         if run is None:
-            print(f"error: no --model given and no run under {args.runs}/ holds a depth model "
-                  "(a search's best/model.safetensors, a training's model.safetensors); make "
-                  "one with `make search` (or `depthnas search --preset quick`), or pass --model",
-                  file=sys.stderr)
-            return 2
+            raise FileNotFoundError(
+                f"no --model given and no run under {args.runs}/ holds a depth model (a "
+                "search's best/model.safetensors, a training's model.safetensors); make one "
+                "with `make search` (or `depthnas search --preset quick`), or pass --model")
         print(f"using the newest run: {run}")
         model = run
     check_model_path(model)  # before torch, onnxruntime and gradio load
@@ -65,7 +61,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
             probe.bind((args.host, args.port))
     except OSError as err:
-        return _cannot_serve(args, err)
+        raise _cannot_serve(args, err) from None
     from depthnas.export.inference import load_estimator
     estimator = load_estimator(model, device=args.device, net_size=args.net_size)
 
@@ -80,7 +76,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         launch(demo, args.host, args.port, block=True)
     except OSError as err:  # taken since the probe above
-        return _cannot_serve(args, err)
+        raise _cannot_serve(args, err) from None
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
@@ -88,7 +84,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cannot_serve(args: argparse.Namespace, err: OSError) -> int:
-    print(f"error: cannot serve on {args.host}:{args.port} ({err}): the port is taken (pass "
-          "another --port) or the host is not an address of this machine", file=sys.stderr)
-    return 2
+def _cannot_serve(args: argparse.Namespace, err: OSError) -> OSError:
+    return OSError(f"cannot serve on {args.host}:{args.port} ({err}): the port is taken (pass "
+                   "another --port) or the host is not an address of this machine")
