@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from depthnas.terminal import listed
+
 from .io import DatasetError, exif_orientation, hidden
 from .transforms import SampleTransform
 
@@ -83,8 +85,7 @@ class Reader(ABC):
         else:
             below = sorted(d for d in self.root.iterdir() if _is_dir(d / path.name))
             if below:
-                said += (f" (found in {', '.join(str(d) for d in below[:3])}"
-                         f"{' ...' if len(below) > 3 else ''}: pass one of those)")
+                said += f" (found in {listed(below)}: pass one of those)"
         layout = self.nothing_found()
         raise DatasetError(said + (f"; {layout}" if layout else ""))
 
@@ -228,15 +229,14 @@ def walk_folders(root: Path) -> list[tuple[Path, list[str]]]:
                     if not Path(f).suffix and os.path.islink(os.path.join(folder, f))
                     and not os.path.exists(os.path.join(folder, f))]
     if again:
-        logger.warning("%s: %d folder(s) reached again through links are read once: %s%s", root,
-                       len(again), ", ".join(again[:3]), " ..." if len(again) > 3 else "")
+        logger.warning("%s: %d folder(s) reached again through links are read once: %s", root,
+                       len(again), listed(again))
     if nowhere:
-        logger.warning("%s: %d link(s) lead nowhere (a drive not mounted?) and are not read: %s%s",
-                       root, len(nowhere), ", ".join(nowhere[:3]), " ..." if len(nowhere) > 3 else "")
+        logger.warning("%s: %d link(s) lead nowhere (a drive not mounted?) and are not read: %s",
+                       root, len(nowhere), listed(nowhere))
     if unreadable:
-        logger.warning("%s: %d folder(s) cannot be listed and are not read: %s%s", root, len(unreadable),
-                       "; ".join(f"{e.filename} ({e.strerror or e})" for e in unreadable[:3]),
-                       " ..." if len(unreadable) > 3 else "")
+        logger.warning("%s: %d folder(s) cannot be listed and are not read: %s", root, len(unreadable),
+                       listed([f"{e.filename} ({e.strerror or e})" for e in unreadable], sep="; "))
     if n_hidden:
         logger.info("%s: %d hidden file(s) or folder(s) (names starting with '.', such as macOS "
                     "'._' copies) are not read", root, n_hidden)

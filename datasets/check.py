@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .io import DatasetError
+from .settings import REG_FRACTION, VAL_FRACTION
 from .splits import assign_groups, open_reader
 
 __all__ = ["DataCheck", "check_data"]
@@ -51,7 +52,7 @@ class DataCheck:
 
 
 def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
-               val_fraction: float = 0.15, reg_fraction: float = 0.15) -> DataCheck:
+               val_fraction: float = VAL_FRACTION, reg_fraction: float = REG_FRACTION) -> DataCheck:
     """Index and read every sample of `spec` (KIND:PATH). A data set that cannot be
     indexed at all (a wrong path) raises DatasetError, as a run would. The fractions
     are the run's (data.val_fraction, data.reg_fraction), for whether its split can

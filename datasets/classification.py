@@ -24,7 +24,7 @@ and only from files the user points to.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .settings import REG_FRACTION, VAL_FRACTION
 from .spec import parse_spec
 from .transforms import loader_base_seed
 
@@ -204,6 +205,7 @@ class ClassificationSplits:
     seed: int
     num_classes: int
     classes: tuple[str, ...]
+    skipped: list[str] = field(default_factory=list)  # a batch file is read whole: none
 
     def manifest(self) -> dict[str, Any]:
         """JSON-able record: the indices of each split into the source's training
@@ -218,8 +220,9 @@ class ClassificationSplits:
                 if self.test is not None else None}
 
 
-def build_classification_splits(spec: str, seed: int = 0, val_fraction: float = 0.15,
-                                reg_fraction: float = 0.15, augment: bool = True) -> ClassificationSplits:
+def build_classification_splits(spec: str, seed: int = 0, val_fraction: float = VAL_FRACTION,
+                                reg_fraction: float = REG_FRACTION,
+                                augment: bool = True) -> ClassificationSplits:
     kind, path = parse_spec(spec, classification=True)
     seed = int(seed)
     x_test = y_test = None

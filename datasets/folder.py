@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from depthnas.terminal import listed
+
 from .base import (Reader, SampleRef, files_with_suffix, pair_by_stem, unread_beside,
                    walk_folders)
 from .io import DEPTH_SUFFIXES, IMAGE_SUFFIXES, DatasetError, read_depth_file, read_png, read_rgb
@@ -53,10 +55,9 @@ class FolderReader(Reader):
         one_sided = sorted(p for p in found[imgs] ^ found[deps] if p.parts
                            and not ((imgs if p in found[deps] else deps) / p).is_dir())
         if one_sided:  # previews, thumbnails: a scene has both folders
-            names = ", ".join(p.as_posix() for p in one_sided[:3])
-            log.warning("%s: %d subfolder(s) on only one side of images/ and depth/ are not "
-                        "read: %s%s", self.root, len(one_sided), names,
-                        " ..." if len(one_sided) > 3 else "")
+                        log.warning("%s: %d subfolder(s) on only one side of images/ and depth/ are not "
+                        "read: %s", self.root, len(one_sided),
+                        listed([p.as_posix() for p in one_sided]))
         for scene in sorted((found[imgs] | found[deps]) - set(one_sided)):
             image_dir, depth_dir = imgs / scene, deps / scene
             try:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["DEPTH_KINDS", "check_depth_kind", "check_image_size"]
+__all__ = ["DEPTH_KINDS", "REG_FRACTION", "SYNTHETIC_SAMPLES", "VAL_FRACTION", "check_depth_kind",
+           "check_image_size"]
 
 DEPTH_KINDS = ("depth", "disparity")  # what a folder's depth files hold
+# A data set's default split: 15% validation, and 15% for the landmark regularizer's
+# batches, which must not be the batches that train the super-net (the paper splits
+# the training set in two).
+VAL_FRACTION = 0.15
+REG_FRACTION = 0.15
+SYNTHETIC_SAMPLES = 512  # scenes a run draws by default
 
 
 def check_depth_kind(depth_kind: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -20,12 +20,12 @@ from .folder import FolderReader
 from .io import DatasetError
 from .nyuv2 import nyuv2_reader
 from .redweb import ReDWebReader
-from .settings import check_depth_kind, check_image_size
+from .settings import REG_FRACTION, VAL_FRACTION, check_depth_kind, check_image_size
 from .spec import parse_spec
 from .synthetic import SYNTHETIC_SAMPLES, VAL_INDEX_OFFSET, SyntheticDepth
 from .transforms import DepthTransform
 
-__all__ = ["Splits", "build_splits", "KINDS", "open_reader", "split_counts"]
+__all__ = ["Splits", "SplitSet", "build_splits", "KINDS", "open_reader", "split_counts"]
 
 _READERS: dict[str, Callable[[str, str], Reader]] = {
     "redweb": lambda path, depth_kind: ReDWebReader(path),
@@ -36,6 +36,20 @@ _READERS: dict[str, Callable[[str, str], Reader]] = {
 KINDS: tuple[str, ...] = ("synthetic", *_READERS)
 
 _MAX_LISTED = 5  # problems quoted in one message; the rest are counted
+
+
+class SplitSet(Protocol):
+    """What a run reads of its data, depth (`Splits`) or classification
+    (`depthnas.datasets.classification.ClassificationSplits`) alike."""
+    train: Dataset
+    reg: Dataset
+    val: Dataset
+    seed: int
+    spec: str
+    skipped: list[str]  # sample ids left out as unreadable (--skip-bad)
+
+    def manifest(self) -> dict[str, Any]:
+        """JSON-able record of which samples each split holds (a run's splits.json)."""
 
 
 @dataclass
@@ -152,8 +166,8 @@ def build_splits(
     seed: int = 0,
     *,
     synthetic_samples: int = SYNTHETIC_SAMPLES,
-    val_fraction: float = 0.15,
-    reg_fraction: float = 0.15,
+    val_fraction: float = VAL_FRACTION,
+    reg_fraction: float = REG_FRACTION,
     augment: bool = True,
     skip_bad: bool = False,
     depth_kind: str = "depth",

@@ -7,6 +7,7 @@ from torch.utils.data import Dataset
 
 from .render import render_scene
 from .settings import check_image_size
+from .settings import SYNTHETIC_SAMPLES
 from .transforms import DepthTransform, SampleTransform
 
 __all__ = ["render_scene", "SyntheticDepth", "SYNTHETIC_SAMPLES", "VAL_INDEX_OFFSET"]
@@ -14,8 +15,6 @@ __all__ = ["render_scene", "SyntheticDepth", "SYNTHETIC_SAMPLES", "VAL_INDEX_OFF
 # Validation samples are drawn from indices starting here, so the validation set of
 # a seed does not change when the number of training samples does.
 VAL_INDEX_OFFSET = 1 << 30
-# Scenes a run draws by default (data.synthetic_samples holds the same number).
-SYNTHETIC_SAMPLES = 512
 
 
 class SyntheticDepth(Dataset):

@@ -48,6 +48,7 @@ __all__ = [
     "normalize_image",
     "normalize_target",
     "prepare_image",
+    "check_net_size",
     "midas_resize_shape",
 ]
 
@@ -224,6 +225,15 @@ MIN_NET_SIZE = 32  # the smallest input side: the encoder's stride
 # The largest side an exported graph takes (export.onnx_export); beyond it, a photo
 # scaled up alone needs gigabytes before the network runs.
 MAX_NET_SIZE = 16384
+
+
+def check_net_size(net_size: int | None) -> None:
+    """None is the training size; anything else must be a usable inference size."""
+    if net_size is None or MIN_NET_SIZE <= net_size <= MAX_NET_SIZE:
+        return
+    bound = f">= {MIN_NET_SIZE}" if net_size < MIN_NET_SIZE else f"<= {MAX_NET_SIZE}"
+    raise ValueError(f"--net-size must be {bound} (pixels of the longer side), got {net_size}; "
+                     "leave it out for the training size")
 
 
 def net_input_size(h: int, w: int, net_size: int) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .io import atomic_write, atomic_write_text, default_permissions, temporary_beside
+from .terminal import listed
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def load_weights(path: str | Path, model: nn.Module,
         raise ValueError(f"{path}: weights do not fit the model its metadata describes "
                          f"({str(err).splitlines()[-1].strip()})") from err
     if missing or unexpected:
-        parts = [f"{what} {len(keys)}: {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
+        parts = [f"{what} {len(keys)}: {listed(keys)}"
                  for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
         raise ValueError(f"{path}: weights do not match the model its metadata describes "
                          f"({'; '.join(parts)})")

@@ -18,9 +18,11 @@ from typing import Any
 
 import yaml
 
+from depthnas.datasets.settings import REG_FRACTION, SYNTHETIC_SAMPLES, VAL_FRACTION
 from depthnas.datasets.spec import split_spec
 
 from .io import read_text
+from .terminal import listed
 
 
 @dataclass
@@ -41,9 +43,9 @@ class DataConfig:
     spec: str = "synthetic"                  # synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH
                                              # classification spaces: digits | cifar10:PATH
     image_size: tuple[int, int] = (256, 256)
-    synthetic_samples: int = 512
-    val_fraction: float = 0.15
-    reg_fraction: float = 0.15               # the split the landmark regularizer evaluates on
+    synthetic_samples: int = SYNTHETIC_SAMPLES
+    val_fraction: float = VAL_FRACTION
+    reg_fraction: float = REG_FRACTION       # the split the landmark regularizer evaluates on
     batch_size: int = 8
     num_workers: int = 0
     augment: bool = True
@@ -443,9 +445,8 @@ def load(path: str | Path | None = None, preset: str | None = None, *,
         missing = sorted(set(dotted_fields(cfg)) - set(flatten(data))) if complete else []
         if missing:
             raise ConfigError(
-                f"{path} lacks {len(missing)} field(s) every run writes ({', '.join(missing[:6])}"
-                f"{' ...' if len(missing) > 6 else ''}): damaged? Restore it, or start a new run "
-                "in another --out")
+                f"{path} lacks {len(missing)} field(s) every run writes ({listed(missing, 6)}): "
+                "damaged? Restore it, or start a new run in another --out")
         try:
             apply(cfg, data)
         except ConfigError as err:

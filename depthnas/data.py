@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from depthnas.datasets.spec import is_classification_spec, split_spec
 from depthnas.spaces import get_space
 
 from .config import Config
 from .io import read_json
+from .terminal import listed
+
+if TYPE_CHECKING:
+    from depthnas.datasets.splits import SplitSet
 
 
 def check_data_fits_space(cfg: Config) -> None:
@@ -37,7 +42,7 @@ def skip_bad_unused(cfg: Config) -> str | None:
     return None
 
 
-def load_splits(cfg: Config):
+def load_splits(cfg: Config) -> SplitSet:
     from depthnas.datasets.classification import build_classification_splits
     d = cfg.data
     check_data_fits_space(cfg)
@@ -61,7 +66,7 @@ def load_splits(cfg: Config):
 SPLIT_NAMES = ("train", "reg", "val")
 
 
-def check_recorded_splits(splits, path: str | Path, *, only: str | None = None,
+def check_recorded_splits(splits: SplitSet, path: str | Path, *, only: str | None = None,
                           advice: str = "restore the data as it was, or start a new run "
                                         "(another --out)") -> None:
     """Refuse when the data no longer splits as `path` (a run's splits.json) recorded
@@ -89,11 +94,11 @@ def check_recorded_splits(splits, path: str | Path, *, only: str | None = None,
     gone = sorted(i for i in was if i not in is_)
     moved = sorted(f"{i}: {was[i]} -> {is_[i]}" for i in is_ if i in was and was[i] != is_[i])
 
-    def listed(items: list[str], what: str) -> str:
-        shown = f" ({', '.join(items[:3])}{', ...' if len(items) > 3 else ''})" if items else ""
+    def counted(items: list[str], what: str) -> str:
+        shown = f" ({listed(items)})" if items else ""
         return f"{len(items)} {what}{shown}"
     raise DatasetError(
         f"{now.get('spec') or 'the data'} no longer splits as {path} recorded when the run "
-        f"started: {listed(added, 'sample(s) added')}, {listed(gone, 'gone')}, "
-        f"{listed(moved, 'moved between splits')}. Using it would mix the run's training "
+        f"started: {counted(added, 'sample(s) added')}, {counted(gone, 'gone')}, "
+        f"{counted(moved, 'moved between splits')}. Using it would mix the run's training "
         f"and validation samples; {advice}.")

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from depthnas.datasets.spec import split_spec
-from depthnas.datasets.synthetic import SYNTHETIC_SAMPLES
-from depthnas.datasets.transforms import MAX_NET_SIZE, MIN_NET_SIZE
+from depthnas.datasets.settings import REG_FRACTION, SYNTHETIC_SAMPLES, VAL_FRACTION
+from depthnas.datasets.transforms import check_net_size
 
 from .config import canonical_spec
 from .data import SPLIT_NAMES
@@ -44,7 +44,7 @@ def unseen_scenes(spec: str, split: str) -> bool:
 def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = SYNTHETIC_SAMPLES,
                 skip_bad: bool = False, depth_kind: str = "depth",
                 image_size: tuple[int, int] = (384, 384),
-                val_fraction: float = 0.15, reg_fraction: float = 0.15,
+                val_fraction: float = VAL_FRACTION, reg_fraction: float = REG_FRACTION,
                 recorded: str | Path | None = None, skipped: list[str] | None = None
                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(id, rgb uint8, target disparity, valid mask) per sample of `split`.
@@ -83,15 +83,6 @@ def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int 
             yield ids[i], rgb, disparity, valid
 
 
-def check_net_size(net_size: int | None) -> None:
-    """None is the training size; anything else must be a usable inference size."""
-    if net_size is None or MIN_NET_SIZE <= net_size <= MAX_NET_SIZE:
-        return
-    bound = f">= {MIN_NET_SIZE}" if net_size < MIN_NET_SIZE else f"<= {MAX_NET_SIZE}"
-    raise ValueError(f"--net-size must be {bound} (pixels of the longer side), got {net_size}; "
-                     "leave it out for the training size")
-
-
 def check_depth_cap(depth_cap: float | None) -> float | None:
     """A depth in the data's unit, or None; 0 means none, as --depth-cap documents."""
     if depth_cap is None:
@@ -116,10 +107,8 @@ def own_split(model_path: str | Path, spec: str) -> dict[str, Any] | None:
     run = config_mod.load(folder / "config.yaml")
     if canonical_spec(run.data.spec) != canonical_spec(spec):
         return None
-    d = run.data
-    return dict(seed=run.seed, synthetic_samples=d.synthetic_samples, depth_kind=d.depth_kind,
-                skip_bad=d.skip_bad, val_fraction=d.val_fraction, reg_fraction=d.reg_fraction,
-                recorded=folder / "splits.json")
+    settings = {k: run.seed if k == "seed" else getattr(run.data, k) for k in SPLIT_SETTINGS}
+    return {**settings, "recorded": folder / "splits.json"}
 
 
 @torch.no_grad()

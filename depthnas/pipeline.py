@@ -22,7 +22,7 @@ import logging
 import shlex
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Callable, Hashable
 
 from depthnas.spaces import Arch, get_space
 
@@ -32,7 +32,6 @@ from .budget import Budget
 from .config import Config
 from .data import check_recorded_splits, load_splits
 from .degenerate import candidate_order, collapsed, learned_nothing, search_order, unlearned_note
-from .scoring import PathEvaluator, constant_score
 from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records
 from .landmark_sampler import default_tau, sample_landmarks
@@ -42,11 +41,16 @@ from .rank_correlation import ranking_report
 from .recipe import recipe, recipe_diff, same_recipe
 from .run_clock import RunClock
 from .runs import SEARCH_MODEL, TRAIN_MODEL
+from .scoring import PathEvaluator, constant_score
 from .search_resume import check_config_kept, check_search_kept, drawn_landmarks, drop_stale_searches
 from .standalone import arch_slug, finished_training, train_standalone
 from .task import Task, make_task
 from .runtime import resolve_device, seed_everything, seeded_rng
+from .terminal import listed
 from .trainer import Trainer, check_batch_fits
+
+if TYPE_CHECKING:
+    from depthnas.datasets.splits import SplitSet
 
 log = logging.getLogger("depthnas.pipeline")
 
@@ -73,7 +77,7 @@ class SearchRun:
                                    persist=dist.is_main())
         self.store.entries = dist.broadcast_object(self.store.entries)
         self.trained: dict[Arch, dict[str, Any]] = {}
-        self.splits: Any = None  # loaded by _prepare
+        self.splits: SplitSet | None = None  # loaded by _prepare
         # what makes stand-alone results comparable; with the samples' digest once
         # _prepare has loaded the splits
         self.recipe: dict[str, Any] = recipe(cfg)
@@ -226,8 +230,7 @@ class SearchRun:
         if other:
             diff = recipe_diff(other[0].get("recipe"), rec)
             self.say(f"{self.store.path} holds {len(other)} {self.space.name} result(s) of another "
-                     f"recipe, not comparable, not reused ({'; '.join(diff[:4])}"
-                     f"{' ...' if len(diff) > 4 else ''})")
+                     f"recipe, not comparable, not reused ({listed(diff, 4, '; ')})")
         atomic_write_json(path, strings)
         return strings
 
@@ -441,7 +444,7 @@ class SearchRun:
                    "unlearned_searches": self.unlearned,
                    "lambda_schedule": self.lambda_schedule,
                    # --skip-bad: said once at the start; the report keeps it for its reader
-                   "skipped_samples": list(getattr(self.splits, "skipped", [])),
+                   "skipped_samples": list(self.splits.skipped),
                    "architectures": list(self.trained.values())}
         atomic_write_json(self.out / "results.json", summary)
         self._record_metrics({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},

@@ -13,13 +13,14 @@ from . import config as config_mod
 from .checkpoint import Checkpointer
 from .data import check_recorded_splits, load_splits
 from .degenerate import learned_nothing
-from .scoring import PathEvaluator, constant_score
 from .io import atomic_write_json, finite_json
 from .models import model_kwargs
-from .rank_plan import RankPlan, plan_rank, run_finished
 from .rank_correlation import ranking_report
-from .task import make_task
+from .rank_plan import RankPlan, plan_rank, run_finished
 from .runtime import resolve_device, seed_everything, seeded_rng
+from .scoring import PathEvaluator, constant_score
+from .task import make_task
+from .terminal import listed
 
 
 log = logging.getLogger("depthnas.rank")
@@ -86,8 +87,7 @@ def score_plan(plan: RankPlan, *, progress: bool = True, device: str = "auto") -
     diverged = [space.to_string(a) for a, s in zip(archs, scores) if not math.isfinite(s)]
     if diverged:
         log.warning("%d path(s) score non-finite in the super-net (diverged), left out of the "
-                    "ranking: %s", len(diverged), "; ".join(diverged[:3]) +
-                    (" ..." if len(diverged) > 3 else ""))
+                    "ranking: %s", len(diverged), listed(diverged, sep="; "))
     report = ranking_report(values, scores, plan.threshold)
     report["sparse_threshold_rule"] = plan.threshold_rule
     report["landmarks_excluded"] = plan.landmarks_excluded

@@ -16,6 +16,7 @@ from . import config as config_mod
 from .io import check_out_file, read_json
 from .runs import run_kind
 from .truth import for_space, read_table
+from .terminal import listed
 
 log = logging.getLogger("depthnas.rank")
 
@@ -128,7 +129,7 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
     if invalid:
         log.warning("%s: %d entr%s of space %s could not be read, left out: %s", truth_path,
                     len(invalid), "y" if len(invalid) == 1 else "ies", space.name,
-                    "; ".join(invalid[:3]) + (" ..." if len(invalid) > 3 else ""))
+                    listed(invalid, sep="; "))
     # by model: an entry that builds a landmark's model under another string is the
     # landmark's own path in the super-net
     landmarks, picks = ({space.function_key(space.from_string(t)) for t in group}

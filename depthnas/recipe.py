@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from depthnas.spaces import get_space
 
@@ -11,8 +11,11 @@ from .choices import CLASSIFICATION_LOSSES
 from .config import Config, absolute_path, canonical_spec
 from .models import is_classification, model_kwargs
 
+if TYPE_CHECKING:
+    from depthnas.datasets.splits import SplitSet
 
-def recipe(cfg: Config, splits: Any = None) -> dict[str, Any]:
+
+def recipe(cfg: Config, splits: SplitSet | None = None) -> dict[str, Any]:
     """What makes two stand-alone losses comparable: everything that changes the
     model, its training data and schedule, or the validation split that scores it.
     The seed is in it because it draws the split (and the synthetic scenes): a loss
@@ -46,7 +49,7 @@ def recipe(cfg: Config, splits: Any = None) -> dict[str, Any]:
 SAMPLES = "samples"  # the recipe field of the splits' digest
 
 
-def samples_digest(splits: Any) -> str:
+def samples_digest(splits: SplitSet) -> str:
     """A short digest of the sample ids in train, reg and val. (Not of the samples
     skipped as bad: those are recorded as messages, whose wording a library update
     may change; a skipped sample is missing from the ids anyway.)"""

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from .degenerate import candidate_order, inverted_note, learned_nothing, unlearned_note
 from .io import atomic_write, atomic_write_text, read_jsonl
+from .terminal import listed
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -166,7 +167,7 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
     skipped = summary.get("skipped_samples") or []
     if skipped:
         notes.append(f"{len(skipped)} sample(s) with bad input were skipped (--skip-bad; listed in "
-                     f"splits.json): {'; '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
+                     f"splits.json): {listed(skipped, sep='; ')}")
     dead = [a for a in archs if learned_nothing(a["val_loss"], constant)]
     if dead:
         notes.append(f"{len(dead)} of {len(archs)} architectures trained stand-alone scored no "
@@ -198,7 +199,7 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
         if ranking.get("non_finite"):
             diverged = [a["arch"] for a in summary["architectures"]
                         if a["role"] == "rank" and not math.isfinite(a["supernet_score"])]
-            named = f": {'; '.join(diverged[:3])}{' ...' if len(diverged) > 3 else ''}" if diverged else ""
+            named = f": {listed(diverged, sep='; ')}" if diverged else ""
             notes.append(f"{ranking['non_finite']} ranking sample(s) scored non-finite in the "
                          f"super-net (diverged) and are left out of the ranking{named}")
         if not math.isfinite(ranking["kendall_tau"]):

@@ -10,6 +10,7 @@ from typing import Iterator
 
 from .config import ConfigError
 from .io import is_left_by_a_killed_write, read_json
+from .terminal import listed
 
 # Once work has started a folder holds one of these. config.yaml, splits.json and the
 # drawn initial_landmarks.json alone are a start that failed before any training:
@@ -123,10 +124,10 @@ def guard_out(out: Path, resume: bool) -> None:
         # hidden files (.DS_Store, .gitkeep) are no one's work a start could write over
         found = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
         if found:
-            raise ConfigError(f"{out} holds files of its own ({', '.join(found[:3])}"
-                              f"{', ...' if len(found) > 3 else ''}) and no depthnas run; a run "
-                              "writes config.yaml, splits.json, report.md and more there, over "
-                              "files of those names: choose a new or empty --out")
+            raise ConfigError(f"{out} holds files of its own ({listed(found)}) "
+                              "and no depthnas run; a run writes config.yaml, splits.json, "
+                              "report.md and more there, over files of those names: choose a "
+                              "new or empty --out")
 
 
 def clear_failed_start(out: Path, resume: bool, config: str | None = None) -> None:

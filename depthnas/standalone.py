@@ -17,7 +17,7 @@ import logging
 import re
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,14 +27,18 @@ from . import config as config_mod
 from . import distributed as dist
 from .checkpoint import Checkpointer, read_metadata, save_model
 from .config import Config
-from .scoring import InvertedShare, constant_score, evaluate_fixed
 from .io import atomic_write_json, read_json
 from .models import count_parameters, model_kwargs, model_metadata
 from .recipe import recipe, recipe_diff, same_recipe
 from .runs import TRAIN_MODEL
-from .task import make_task
+from .scoring import InvertedShare, constant_score, evaluate_fixed
 from .runtime import resolve_device, seed_everything
+from .task import make_task
+from .terminal import listed
 from .trainer import Trainer
+
+if TYPE_CHECKING:
+    from depthnas.datasets.splits import SplitSet
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +92,7 @@ def training_changes(out_dir: str | Path, arch_string: str, rec: dict[str, Any])
     return diff + recipe_diff(theirs, rec, "saved", "now")
 
 
-def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
+def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: SplitSet,
                      out_dir: str | Path, *, progress: bool = True,
                      device: torch.device | None = None,
                      distributed: bool = False) -> dict[str, Any]:
@@ -115,7 +119,7 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: Any,
     stale = training_changes(out_dir, arch_string, rec)
     if stale:  # a folder reused under other settings: continuing would mix the two
         log.warning("%s holds a training of other settings (%s): training %s from scratch "
-                    "there", out_dir, "; ".join(stale[:4]) + (" ..." if len(stale) > 4 else ""),
+                    "there", out_dir, listed(stale, 4, "; "),
                     arch_string)
     device = device or resolve_device(cfg.device)
     # A stand-alone result depends on the architecture and the seed alone: not on

@@ -1,9 +1,18 @@
-"""What a command shows on the terminal it runs in (no torch: `--help` stays fast)."""
+"""What a command shows on the terminal it runs in: progress bars, and lists cut short
+in messages (no torch: `--help` stays fast)."""
 from __future__ import annotations
 
 import sys
+from typing import Iterable
 
 
 def show_progress(no_progress: bool = False) -> bool:
     """Progress bars on a terminal only: in a log file tqdm's redraws become noise."""
     return not no_progress and sys.stderr.isatty()
+
+
+def listed(items: Iterable[object], n: int = 3, sep: str = ", ") -> str:
+    """The first `n` items for a message, and " ..." when there are more: a message
+    names a few examples of what is at fault, not every one of thousands."""
+    items = [str(i) for i in items]
+    return sep.join(items[:n]) + (" ..." if len(items) > n else "")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD, net_input_size, prepare_image
+from depthnas.datasets.transforms import check_net_size
 from depthnas.out_of_memory import said_as_out_of_memory
 from depthnas.runs import onnx_file
 
@@ -155,7 +156,6 @@ def load_estimator(path: str | Path, device: str = "cpu", net_size: int | None =
     ValueError that says what there is. `net_size`: the longer side the network sees
     (None: the training size's). The decoder is fully convolutional, so a model trained
     on small crops can be run larger on a large photo, for a finer map."""
-    from depthnas.evaluate import check_net_size
     check_net_size(net_size)  # before a model loads
     path = Path(path)
     if path.suffix.lower() == ".onnx":

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from depthnas.datasets.io import PHOTO_SUFFIXES, hidden
 from depthnas.io import check_parent_folders
+from depthnas.terminal import listed
 
 from .images import (DEFAULT_COLORMAP, OUTPUT_SUFFIXES, ImageReadError,
                      OutputExistsError, check_colormap, check_outputs_free, fit_stem,
@@ -116,7 +117,7 @@ def _subfolders_with_images(inputs: str | Path) -> str:
     if not holding:
         return ""
     return (f"; its subfolder{'s' if len(holding) > 1 else ''} "
-            f"{', '.join(str(d) for d in holding[:3])}{' ...' if len(holding) > 3 else ''} "
+            f"{listed(holding)} "
             f"hold{'' if len(holding) > 1 else 's'} some (predict reads one folder, not its subfolders)")
 
 
@@ -132,8 +133,7 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
     report = PredictReport()
     if earlier and Path(out_dir).resolve() != Path(inputs).resolve():
         tqdm.write(f"note: left out {len(earlier)} depth map(s) an earlier predict wrote in "
-                   f"{inputs} ({', '.join(p.name for p in earlier[:3])}"
-                   f"{', ...' if len(earlier) > 3 else ''})", file=sys.stderr)
+                   f"{inputs} ({listed([p.name for p in earlier])})", file=sys.stderr)
     for path in left_out:
         report.skipped.append((path, f"{path}: named as predict's outputs "
                                      f"({', '.join(OUTPUT_SUFFIXES)}) in the --out folder (a "

@@ -180,7 +180,7 @@ def test_a_folder_of_other_files_is_no_place_for_a_new_run(tmp_path, monkeypatch
     for argv in (["search", *TINY, "--config", str(mine / "config.yaml")],
                  ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY]):
         assert main([*argv, "--out", str(mine)]) == 2
-        assert (f"{mine} holds files of its own (config.yaml, report.md, splits.json, ...) and no "
+        assert (f"{mine} holds files of its own (config.yaml, report.md, splits.json ...) and no "
                 "depthnas run") in capsys.readouterr().err
         assert {n: (mine / n).read_text() for n in files} == files
         assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "report.md", "splits.json", "sub"]
@@ -2327,7 +2327,7 @@ def test_a_run_refuses_data_that_no_longer_splits_as_it_recorded(tmp_path, capsy
         assert main(command) == 2, command[0]
         err = capsys.readouterr().err
         assert f"no longer splits as {out / 'splits.json'} recorded" in err, err
-        assert ("4 sample(s) added (images/s010.jpg, images/s011.jpg, images/s012.jpg, ...), "
+        assert ("4 sample(s) added (images/s010.jpg, images/s011.jpg, images/s012.jpg ...), "
                 "0 gone, 4 moved between splits (images/s") in err
         assert ("score every sample (--split all)" in err) == (command[0] == "evaluate")
     assert (out / "splits.json").read_text() == recorded
@@ -3373,3 +3373,12 @@ def test_an_error_without_words_is_named_by_its_type():
     from depthnas.exits import plain_message
     assert plain_message(OSError()) == "OSError"
     assert plain_message(ValueError("x.json: not JSON")) == "x.json: not JSON"
+
+
+def test_messages_name_a_few_of_many():
+    """A message lists the first few things at fault and says there are more."""
+    from depthnas.terminal import listed
+    assert listed(["a", "b", "c"]) == "a, b, c"
+    assert listed(["a", "b", "c", "d"]) == "a, b, c ..."
+    assert listed(range(10), 5, "; ") == "0; 1; 2; 3; 4 ..."
+    assert listed([]) == ""

@@ -300,6 +300,21 @@ def test_the_library_draws_as_many_synthetic_scenes_as_a_run_by_default():
         assert inspect.signature(f).parameters["synthetic_samples"].default == SYNTHETIC_SAMPLES
 
 
+def test_every_way_in_splits_a_data_set_as_a_run_does_by_default():
+    """A run holds out 15% for validation and 15% for the regularizer; the library's
+    and `depthnas data`'s defaults must split the same data the same way."""
+    import inspect
+    from depthnas.config import DataConfig
+    from depthnas.datasets import build_splits
+    from depthnas.datasets.check import check_data
+    from depthnas.datasets.classification import build_classification_splits
+    from depthnas.evaluate import raw_samples
+    assert (DataConfig().val_fraction, DataConfig().reg_fraction) == (0.15, 0.15)
+    for f in (build_splits, raw_samples, check_data, build_classification_splits):
+        params = inspect.signature(f).parameters
+        assert (params["val_fraction"].default, params["reg_fraction"].default) == (0.15, 0.15), f
+
+
 def test_a_resume_may_change_where_and_how_fast_a_run_goes_not_what_it_computes():
     """Another machine (loader workers, device, compile, memory layout) may continue a
     run; another batch size would compute another run, and is named."""

@@ -11,6 +11,8 @@ import timm
 import torch
 from torch import nn
 
+from depthnas.terminal import listed
+
 from .space import WEIGHT_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
                              "whole model, or not a PyTorch file at all): save the backbone's "
                              "state_dict(), with torch.save or safetensors") from err
         lines = str(err).strip().splitlines()  # a size mismatch is listed per tensor
-        detail = "; ".join(line.strip() for line in lines[:3]) + (" ..." if len(lines) > 3 else "")
+        detail = listed([line.strip() for line in lines], sep="; ")
         raise ValueError(f"backbone weights {weights}: cannot load them into {name!r} "
                          f"({type(err).__name__}: {detail})") from err
     if weights is not None:
@@ -120,10 +122,9 @@ def _warn_unused(name: str, weights: str | Path) -> None:
         stored = load_state_dict(str(weights))
     unused = sorted(k for k in stored if k not in names and k.split(".")[0] in ours)
     if unused:
-        log.warning("backbone weights %s: %d tensor(s) have no place in %r (%s%s): weights of "
+        log.warning("backbone weights %s: %d tensor(s) have no place in %r (%s): weights of "
                     "another model? Only the tensors named as in %r were loaded", weights,
-                    len(unused), name, ", ".join(unused[:3]), " ..." if len(unused) > 3 else "",
-                    name)
+                    len(unused), name, listed(unused), name)
 
 
 def _check_loaded(backbone: nn.Module, name: str, levels: tuple[int, ...], weights: str | Path,
@@ -143,4 +144,4 @@ def _check_loaded(backbone: nn.Module, name: str, levels: tuple[int, ...], weigh
     if untouched:
         log.warning("backbone weights %s: %d of %d weight tensors of %r are not in it and stay "
                     "randomly initialised: %s", weights, len(untouched), len(kernels), name,
-                    ", ".join(untouched[:5]) + (" ..." if len(untouched) > 5 else ""))
+                    listed(untouched, 5))
