@@ -23,11 +23,13 @@ benchmark numbers do not rank together with a different training recipe's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
+import pickle
 import random
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from depthnas.spaces import get_space
 
@@ -58,10 +60,28 @@ def open_benchmark(path: str | Path) -> Any:
                                 "folder, or a NAS-Bench-201 .pth file; nothing is downloaded)")
     if path.suffix == ".pth":
         api_mod = _import("nas_201_api", f"the NAS-Bench-201 file {path}")
-        return api_mod.NASBench201API(str(path), verbose=False)
+        import torch
+        # nas_201_api's own torch.load predates torch 2.6, whose weights-only default
+        # refuses the file's pickled objects; the API takes the loaded dict as well
+        with _not_a_benchmark(path):
+            return api_mod.NASBench201API(torch.load(path, map_location="cpu", weights_only=False),
+                                          verbose=False)
     nats = _import("nats_bench", f"the NATS-Bench benchmark {path}")
-    # A folder is the fast-mode archive (one small file per architecture).
-    return nats.create(str(path), "tss", fast_mode=path.is_dir(), verbose=False)
+    with _not_a_benchmark(path):
+        # A folder is the fast-mode archive (one small file per architecture).
+        return nats.create(str(path), "tss", fast_mode=path.is_dir(), verbose=False)
+
+
+@contextlib.contextmanager
+def _not_a_benchmark(path: Path) -> Iterator[None]:
+    """A damaged download or another file fails deep in the readers' unpickling, in
+    their words; say which file is at fault."""
+    try:
+        yield
+    except (pickle.UnpicklingError, EOFError, OSError, RuntimeError, KeyError, TypeError,
+            AttributeError) as err:
+        raise ValueError(f"{path} is not a readable NAS-Bench-201 / NATS-Bench file (a damaged "
+                         f"or unfinished download?): {type(err).__name__}: {err}") from None
 
 
 def _more_info(api: Any, index: int, dataset: str, hp: str) -> dict[str, Any]:

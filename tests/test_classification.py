@@ -323,6 +323,34 @@ def test_nasbench_missing_file_or_package(tmp_path, monkeypatch):
         open_benchmark(tmp_path / "NAS-Bench-201-v1_1-096897.pth")
 
 
+class _BenchmarkRecord:
+    """An object a benchmark file pickles, which torch's weights-only loading refuses."""
+
+
+def test_a_nas_bench_201_file_opens_under_torch_2_6_and_a_damaged_one_is_named(tmp_path, monkeypatch):
+    """nas_201_api reads its .pth with a bare torch.load, which torch >= 2.6 turns into
+    a weights-only load that refuses the file's pickled objects; a damaged file came
+    out as an UnpicklingError traceback."""
+    import types
+
+    import torch
+
+    from depthnas.nasbench import main as nasbench_main, open_benchmark
+    given = []
+    fake = types.SimpleNamespace(NASBench201API=lambda data, verbose: given.append(data) or "api")
+    monkeypatch.setitem(sys.modules, "nas_201_api", fake)
+    bench = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
+    torch.save({"meta_archs": ["|skip_connect~0|"], "record": _BenchmarkRecord()}, bench)
+    assert open_benchmark(bench) == "api"
+    assert given[0]["meta_archs"] == ["|skip_connect~0|"]
+    bench.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="NAS-Bench-201-v1_1-096897.pth is not a readable"):
+        open_benchmark(bench)
+    archs = tmp_path / "archs.txt"
+    archs.write_text(ARCH_A + "\n")
+    assert nasbench_main([str(bench), "--archs", str(archs), "--out", str(tmp_path / "t.json")]) == 2
+
+
 # ---- end to end ------------------------------------------------------------------------------
 TINY = ["model.cells_per_stage=1", "model.channels=8", "data.batch_size=16",
         "supernet.epochs=1", "standalone.epochs=1", "supernet.steps_per_epoch=3",
