@@ -158,6 +158,16 @@ def _search_level(summary: dict[str, Any]) -> float | None:
     return summary.get("constant_prediction_loss") if level is None else level
 
 
+# Architectures the paper ranks against stand-alone training: 20 depth decoders,
+# 200 CIFAR-10 cells (REFERENCE section 5).
+_PAPER_RANK_SAMPLES = {"depth": 20, "classification": 200}
+
+
+def _task_of(summary: dict[str, Any]) -> str:
+    from depthnas.spaces import get_space
+    return get_space(summary["space"]).task_kind
+
+
 def warnings_of(summary: dict[str, Any]) -> list[str]:
     """What is wrong with a search's results: printed at its end, and listed in
     report.md for its reader."""
@@ -194,7 +204,7 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
     if ranking is None:
         notes.append(f"no ranking measured: it needs at least 2 random architectures trained "
                      f"stand-alone, and `search.rank_samples` is {summary.get('rank_samples', 0)} "
-                     "(the paper ranks 20)")
+                     f"(the paper ranks {_PAPER_RANK_SAMPLES[_task_of(summary)]})")
     else:
         if ranking.get("non_finite"):
             diverged = [a["arch"] for a in summary["architectures"]

@@ -238,3 +238,14 @@ def test_the_table_of_architectures_is_ordered_by_stand_alone_loss(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| `v1-sync:")]
     assert [r.split("`")[1] for r in rows] == ["v1-sync:c1,c1,c1,c1,c1", "v1-sync:ap,ap,ap,ap,ap",
                                                "v1-sync:c3,c3,c3,c3,c3"]
+
+
+def test_no_ranking_is_held_against_the_papers_sample_of_the_same_task():
+    """The paper ranks 20 depth decoders and 200 CIFAR-10 cells; a NAS-Bench-201 run was
+    told 20."""
+    from depthnas.report import warnings_of
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.1, 0.1)]
+    depth = warnings_of(summary(archs, rank_samples=0))
+    cells = warnings_of({**summary(archs, rank_samples=0), "space": "nb201"})
+    assert any("(the paper ranks 20)" in n for n in depth), depth
+    assert any("(the paper ranks 200)" in n for n in cells), cells
