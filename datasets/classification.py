@@ -232,6 +232,10 @@ def build_classification_splits(spec: str, seed: int = 0, val_fraction: float = 
     else:
         images, labels, x_test, y_test = load_cifar10(path)
         pad, flip, classes = 4, True, CIFAR10_CLASSES
+        present = torch.unique(labels).tolist()
+        if len(present) < 2:  # trains to 100% error, or a trivial 0%, and ranks nothing
+            raise ValueError(f"{spec}: every training image has label {present[0]} "
+                             f"({classes[present[0]]}); a classifier needs two classes or more")
     train, reg, val = stratified_split(labels.numpy(), seed, val_fraction, reg_fraction)
     mean, std = channel_stats(images, train)
 

@@ -112,6 +112,18 @@ def test_cifar10_batches(tmp_path, protocol):
     assert splits.manifest()["classes"][0] == "airplane"
 
 
+def test_cifar10_batches_of_one_class_are_refused(tmp_path):
+    """All labels 3: the run trained to a 100% error rate and said only that the model
+    learned nothing."""
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(root / name, "wb") as fh:
+            pickle.dump({b"data": np.zeros((4, 3072), np.uint8), b"labels": [3] * 4}, fh, protocol=2)
+    with pytest.raises(ValueError, match=r"every training image has label 3 \(cat\)"):
+        build_classification_splits(f"cifar10:{root}")
+
+
 def test_cifar10_rows_are_red_green_blue_planes(tmp_path):
     """The official batches store each image as 1024 red, 1024 green, then 1024 blue
     bytes; read as pixels of three bytes, the colours mix."""
