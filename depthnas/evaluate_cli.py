@@ -12,7 +12,7 @@ from typing import Any
 
 from depthnas.datasets.spec import split_spec
 
-from .config import canonical_spec
+from .config import canonical_spec, load as load_config
 from .data import SPLIT_NAMES
 from .io import atomic_write_json, check_out_file, check_parent_folders, path_arg
 
@@ -34,14 +34,11 @@ NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .runs import resolve_model_file
+    from .model_files import resolve_model_file
     resolve_model_file(args.checkpoint)  # a missing model is said before torch loads
 
-    from . import config as config_mod
     from . import evaluate as ev
     from .checkpoint import checkpoint_note
-    from .depth_metrics import METRIC_NAMES
-    from .degenerate import inverted_note, learned_nothing
     from .models import check_depth_model
     from .terminal import show_progress
     # Options evaluate() does not see first (it checks --net-size and --device itself,
@@ -50,48 +47,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     depth_cap = ev.check_depth_cap(args.depth_cap)
     if args.synthetic_samples is not None and args.synthetic_samples < 1:
         raise ValueError(f"--synthetic-samples must be >= 1, got {args.synthetic_samples}")
+    check_depth_model(args.checkpoint)  # a classifier is named before --data is asked for
+    data = _data_spec(args)
     # The run's own data, seed and split fractions by default: re-splitting with other
     # ones would score samples the model trained on as "val".
-    # a missing model, or a classifier, is named before --data is asked for
-    check_depth_model(args.checkpoint)
-    folder = ev.run_folder(args.checkpoint)
-    # named as runs record theirs (a relative path means nothing from another folder)
-    data = (config_mod.canonical_spec(args.data) if args.data else
-            config_mod.load(folder / "config.yaml").data.spec if folder else None)
-    if data is None:
-        raise ValueError(f"--data is needed: {args.checkpoint} has no run config.yaml to take it from")
     own = ev.own_split(args.checkpoint, data)
-    same = own is not None
-    pick = (lambda flag, field, default: flag if flag is not None else (own[field] if same else default))
-    kw = dict(seed=pick(args.seed, "seed", 0),
-              synthetic_samples=pick(args.synthetic_samples, "synthetic_samples", 64),
-              depth_kind=pick(args.depth_kind, "depth_kind", "depth"),
-              skip_bad=args.skip_bad or (same and own["skip_bad"]))
-    if same:
-        kw.update(val_fraction=own["val_fraction"], reg_fraction=own["reg_fraction"])
-        # --seed, --synthetic-samples, --depth-kind or --skip-bad re-split the data on purpose
-        resplit = [f for f, v in (("--seed", args.seed), ("--synthetic-samples", args.synthetic_samples),
-                                  ("--depth-kind", args.depth_kind)) if v is not None]
-        resplit += ["--skip-bad"] if args.skip_bad and not own["skip_bad"] else []
-        if args.split != "all" and resplit:
-            print(f"split {args.split} drawn again with {', '.join(resplit)} (seed {kw['seed']}): "
-                  "not the run's own, which may overlap the run's training data")
-        elif args.split != "all":
-            kw["recorded"] = own["recorded"]
-            print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
+    kw = _split_settings(args, own)
     if out is None:  # beside the model; said before the work, when it cannot be written there
-        variant = []  # the run's own data read otherwise than the run read it
-        if same and args.split != "all" and kw["seed"] != own["seed"]:  # another split of it
-            variant.append(f"seed{kw['seed']}")
-        if same and kw["depth_kind"] != own["depth_kind"]:
-            variant.append(kw["depth_kind"])
-        name = report_name(args.split, None if same else data, tuple(variant))
-        out = (Path(args.checkpoint) / f"{name}.json" if Path(args.checkpoint).is_dir() else
-               Path(args.checkpoint).with_suffix(f".{name}.json"))
-        try:
-            check_parent_folders(out, "the report")
-        except ValueError as err:
-            raise ValueError(f"{err}; pass --out FILE to write it elsewhere") from None
+        out = _default_out(args, data, kw, own)
     note = checkpoint_note(out, bool(args.out))
     if note:
         print(note)
@@ -100,7 +63,75 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
               "(--depth-cap 0 for none)")
     report = ev.evaluate(args.checkpoint, data, split=args.split, depth_cap=depth_cap,
-                      net_size=args.net_size, device=args.device, progress=show_progress(args.no_progress), **kw)
+                         net_size=args.net_size, device=args.device,
+                         progress=show_progress(args.no_progress), **kw)
+    _print_report(report, data, args.split)
+    atomic_write_json(out, report)
+    print(f"wrote {out}")
+    return 0
+
+
+def _data_spec(args: argparse.Namespace) -> str:
+    """--data, named as runs record theirs (a relative path means nothing from another
+    folder), else the data of the run the model comes from."""
+    from .evaluate import run_folder
+    if args.data:
+        return canonical_spec(args.data)
+    folder = run_folder(args.checkpoint)
+    if folder is None:
+        raise ValueError(f"--data is needed: {args.checkpoint} has no run config.yaml to take it from")
+    return load_config(folder / "config.yaml").data.spec
+
+
+def _split_settings(args: argparse.Namespace, own: dict[str, Any] | None) -> dict[str, Any]:
+    """evaluate()'s split settings: the flags given, else the run's own when the data is
+    the run's (`own`), else the defaults. Says which split that draws."""
+    same = own is not None
+    pick = (lambda flag, field, default: flag if flag is not None else (own[field] if same else default))
+    kw = dict(seed=pick(args.seed, "seed", 0),
+              synthetic_samples=pick(args.synthetic_samples, "synthetic_samples", 64),
+              depth_kind=pick(args.depth_kind, "depth_kind", "depth"),
+              skip_bad=args.skip_bad or (same and own["skip_bad"]))
+    if not same:
+        return kw
+    kw.update(val_fraction=own["val_fraction"], reg_fraction=own["reg_fraction"])
+    # --seed, --synthetic-samples, --depth-kind or --skip-bad re-split the data on purpose
+    resplit = [f for f, v in (("--seed", args.seed), ("--synthetic-samples", args.synthetic_samples),
+                              ("--depth-kind", args.depth_kind)) if v is not None]
+    resplit += ["--skip-bad"] if args.skip_bad and not own["skip_bad"] else []
+    if args.split != "all" and resplit:
+        print(f"split {args.split} drawn again with {', '.join(resplit)} (seed {kw['seed']}): "
+              "not the run's own, which may overlap the run's training data")
+    elif args.split != "all":
+        kw["recorded"] = own["recorded"]
+        print(f"split {args.split} as the run made it (seed {kw['seed']}, from its config.yaml)")
+    return kw
+
+
+def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
+                 own: dict[str, Any] | None) -> Path:
+    """The report's file beside the model, named for the data and split it scores."""
+    same = own is not None
+    variant = []  # the run's own data read otherwise than the run read it
+    if same and args.split != "all" and kw["seed"] != own["seed"]:  # another split of it
+        variant.append(f"seed{kw['seed']}")
+    if same and kw["depth_kind"] != own["depth_kind"]:
+        variant.append(kw["depth_kind"])
+    name = report_name(args.split, None if same else data, tuple(variant))
+    checkpoint = Path(args.checkpoint)
+    out = (checkpoint / f"{name}.json" if checkpoint.is_dir() else
+           checkpoint.with_suffix(f".{name}.json"))
+    try:
+        check_parent_folders(out, "the report")
+    except ValueError as err:
+        raise ValueError(f"{err}; pass --out FILE to write it elsewhere") from None
+    return out
+
+
+def _print_report(report: dict[str, Any], data: str, split: str) -> None:
+    from .degenerate import inverted_note, learned_nothing
+    from .depth_metrics import METRIC_NAMES
+    from .evaluate import unseen_scenes
     notes = {"delta1": "  (% of pixels off by > 1.25x)",
              "inverted": "  (% of images with near and far swapped, before alignment)"}
     level = report["constant_prediction"]
@@ -109,7 +140,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         at_constant = f"{level[k]:8.5f}" if k in level else " " * 8
         print(f"{k:8s} {report[k]:8.5f}  {at_constant}{notes.get(k, '')}")
     print(f"on {report['samples']} sample(s) of {data} "
-          f"[{'all: scenes no run trains on' if ev.unseen_scenes(data, args.split) else args.split}]; "
+          f"[{'all: scenes no run trains on' if unseen_scenes(data, split) else split}]; "
           "constant: one value everywhere, a model that learned nothing")
     if report["left_out"]:
         beyond = f"within the {report['depth_cap']:g} m cap" if report["depth_cap"] else "nearer than infinity"
@@ -122,9 +153,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     note = inverted_note(report["inverted"], "images")
     if note:
         print(f"warning: {note}", file=sys.stderr)
-    atomic_write_json(out, report)
-    print(f"wrote {out}")
-    return 0
 
 
 def register(sub: Any) -> None:
