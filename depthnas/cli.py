@@ -126,46 +126,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from depthnas.spaces import get_space
-    from .runs import ARCH_FILE, trained_arch
-    # The config is checked for the space the training uses, before torch loads: the
-    # one the user set (--space, --set, --config), else the one --arch names (checked
-    # for the preset's, an nb201 training's own loss or data was refused).
-    cfg = build_config(args, check=False)
-    arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
-    named_by = _space_chosen_by(args, cfg.space)
-    if named_by or not arch_arg:
-        validate(cfg)
-    if not arch_arg:
-        raise config_mod.ConfigError("--arch is needed" + (
-            f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
-    text, source = read_arch_arg(arch_arg)
-    with naming_arch_file(source):
-        cfg.space = space_of(text, explicit=cfg.space if named_by else None, default=cfg.space,
-                             named_by=named_by)
-        space = get_space(cfg.space)
-        arch = space.parse(text)
-    if not named_by:
-        validate(cfg)
+    from .runs import ARCH_FILE
+    cfg, space, arch = _training_config(args)
     from . import distributed
     from .data import check_recorded_splits, load_splits
-    from .models import is_classification
     from .recipe import recipe
-    from .standalone import finished_training, train_standalone, training_changes
-    from .task import make_task
+    from .standalone import finished_training, train_standalone
     _check_out_under_torchrun(args)
     check_model_builds(cfg, space)
-    out = Path(cfg.out)
-    trained = trained_arch(out)
-    if args.resume and trained is not None and trained != space.to_string(arch):
-        raise config_mod.ConfigError(f"{out} holds a training of {trained}; --resume continues "
-                                     "it, so --arch must name it (or choose another --out)")
-    stale = training_changes(out, space.to_string(arch), recipe(cfg)) if args.resume else []
-    if stale:  # config.yaml edited since: the training would start over, its epochs lost
-        raise config_mod.ConfigError(
-            f"{out}'s training was made with other settings than its config.yaml now holds "
-            f"({'; '.join(stale)}): --resume would train from scratch over it. Restore "
-            "config.yaml, or start a new run in another --out")
+    _refuse_another_training(args, cfg, space.to_string(arch))
     with _run_folder(cfg, args) as out:
         if distributed.is_main():
             atomic_write_json(out / ARCH_FILE, space.to_json(arch))
@@ -182,16 +151,68 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train_standalone(cfg, space, arch, splits, out,
                                   progress=show_progress(args.no_progress), distributed=True)
     if distributed.is_main():
-        score = make_task(space, cfg.standalone.loss).score_name
-        print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
-              f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
-        _warn_if_no_better_than_constant(result, classifies=is_classification(space),
-                                         pretrained=cfg.model.backbone_weights is not None)
-        from .degenerate import inverted_note, learned_nothing
-        note = inverted_note(result.get("inverted"))
-        if note and not learned_nothing(result["val_loss"], result.get("constant_prediction_loss")):
-            print(f"warning: {note}", file=sys.stderr)
+        _say_trained(result, cfg, space, out)
     return 0
+
+
+def _training_config(args: argparse.Namespace) -> tuple[Config, Any, Any]:
+    """The config, space and architecture of a `depthnas train`. The config is checked
+    for the space the training uses, before torch loads: the one the user set (--space,
+    --set, --config), else the one --arch names (checked for the preset's, an nb201
+    training's own loss or data was refused)."""
+    from depthnas.spaces import get_space
+    from .runs import trained_arch
+    cfg = build_config(args, check=False)
+    arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
+    named_by = _space_chosen_by(args, cfg.space)
+    if named_by or not arch_arg:
+        validate(cfg)
+    if not arch_arg:
+        raise config_mod.ConfigError("--arch is needed" + (
+            f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
+    text, source = read_arch_arg(arch_arg)
+    with naming_arch_file(source):
+        cfg.space = space_of(text, explicit=cfg.space if named_by else None, default=cfg.space,
+                             named_by=named_by)
+        space = get_space(cfg.space)
+        arch = space.parse(text)
+    if not named_by:
+        validate(cfg)
+    return cfg, space, arch
+
+
+def _refuse_another_training(args: argparse.Namespace, cfg: Config, arch: str) -> None:
+    """A --resume continues the training its folder holds, under the settings it began
+    with: another architecture, or a config.yaml edited since, would train from scratch
+    over it, its epochs lost."""
+    from .recipe import recipe
+    from .runs import trained_arch
+    from .standalone import training_changes
+    out = Path(cfg.out)
+    trained = trained_arch(out)
+    if args.resume and trained is not None and trained != arch:
+        raise config_mod.ConfigError(f"{out} holds a training of {trained}; --resume continues "
+                                     "it, so --arch must name it (or choose another --out)")
+    stale = training_changes(out, arch, recipe(cfg)) if args.resume else []
+    if stale:
+        raise config_mod.ConfigError(
+            f"{out}'s training was made with other settings than its config.yaml now holds "
+            f"({'; '.join(stale)}): --resume would train from scratch over it. Restore "
+            "config.yaml, or start a new run in another --out")
+
+
+def _say_trained(result: dict[str, Any], cfg: Config, space: Any, out: Path) -> None:
+    from .degenerate import inverted_note, learned_nothing
+    from .models import is_classification
+    from .task import make_task
+    score = make_task(space, cfg.standalone.loss).score_name
+    print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
+          f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
+    _warn_if_no_better_than_constant(result, classifies=is_classification(space),
+                                     pretrained=cfg.model.backbone_weights is not None)
+    note = inverted_note(result.get("inverted"))
+    if note and not learned_nothing(result["val_loss"], result.get("constant_prediction_loss")):
+        print(f"warning: {note}", file=sys.stderr)
 
 
 def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
@@ -311,17 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[Any], None]]:
     """Commands that live beside their packages (evaluate, export, predict, demo)."""
-    found = []
-    for module, name in (("depthnas.evaluate_cli", "register"), ("depthnas.export.cli", "register"),
-                         ("depthnas.app.cli", "register")):
-        try:
-            mod = __import__(module, fromlist=[name])
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-            continue
-        found.append(getattr(mod, name))
-    return found
+    from depthnas.app import cli as demo_cli
+    from depthnas.export import cli as export_cli
+
+    from . import evaluate_cli
+    return [evaluate_cli.register, export_cli.register, demo_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:
