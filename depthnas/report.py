@@ -1,140 +1,15 @@
-"""`report.md` with plots for a search run: ranking scatter, lambda, training curves."""
+"""A search's report.md: what the run found, what is wrong with it (the warnings it
+also prints), its ranking and every architecture trained; figures by report_plots."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 from typing import Any
 
-# Figures drawn without pyplot: no backend to choose for the whole process (a notebook
-# that imports this keeps its own), no figure left open in a global registry.
-from matplotlib.figure import Figure
-
 from .degenerate import candidate_order, inverted_note, learned_nothing, unlearned_note
-from .io import atomic_write, atomic_write_text, read_jsonl
+from .io import atomic_write_text
+from .report_plots import ranking_scatter, training_curves
 from .terminal import listed
-
-
-def _save(fig: Figure, path: Path) -> None:
-    """Whole or not at all, as every file a run writes."""
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-
-
-def _log(out: Path) -> list[dict[str, Any]]:
-    """The run's metrics.jsonl, read once for all its plots ([] without one)."""
-    path = out / "metrics.jsonl"
-    return read_jsonl(path) if path.is_file() else []
-
-
-def _epoch_means(log: list[dict[str, Any]], phase: str) -> list[dict[str, Any]]:
-    """Per-epoch means of `phase` (train_loss, train_reg, ...) under their step names."""
-    return [{"step": r["step"], **{k[len("train_"):]: v for k, v in r.items() if k.startswith("train_")}}
-            for r in log if r.get("phase") == phase and "train_loss" in r]
-
-
-def _records(log: list[dict[str, Any]], phase: str) -> tuple[list[dict[str, Any]], bool]:
-    """Step logs of `phase`, and False; a run too short to log a step falls back to
-    its per-epoch means (train_loss, train_reg, train_lambda), and True."""
-    steps = [r for r in log if r.get("phase") == phase and "loss" in r]
-    return (steps, False) if steps else (_epoch_means(log, phase), True)
-
-
-def _scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None, score: str,
-             levels: tuple[float | None, float | None] = (None, None)) -> str:
-    fig = Figure(figsize=(5, 4))
-    ax = fig.subplots()
-    # by role, as the table lists them (a pick that joined the landmarks is a pick);
-    # the ranked sample filled, as the Kendall tau is measured on it alone
-    groups = (("landmark", "tab:orange", False, lambda a: a["role"] == "landmark"),
-              ("random sample (ranked)", "tab:blue", True, lambda a: a["role"] == "rank"),
-              ("searched top-K", "tab:green", False, lambda a: a["role"].startswith("top")))
-    for label, colour, filled, member in groups:
-        pts = [a for a in archs if member(a)]
-        if pts:
-            ax.scatter([a["val_loss"] for a in pts], [a["supernet_score"] for a in pts],
-                       label=label, s=25, edgecolors=colour, facecolors=colour if filled else "none")
-    standalone, supernet = levels
-    if standalone is not None:
-        ax.axvline(standalone, color="grey", lw=0.8, ls="--", label="constant prediction")
-    if supernet is not None:
-        ax.axhline(supernet, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(f"stand-alone validation {score} (lower is better)")
-    ax.set_ylabel(f"final super-net {score} (lower is better)")
-    title = "super-net vs stand-alone"
-    if ranking:
-        title += f"\nKendall tau {ranking['kendall_tau']:+.3f} on the {ranking['n']} random samples (filled)"
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, out / "ranking.png")
-    return "ranking.png"
-
-
-def _iteration_ends(log: list[dict[str, Any]]) -> list[int]:
-    """The super-net steps at which a search iteration ended and the next began: the
-    last step logged before each search record but the final one."""
-    ends, last = [], None
-    for r in log:
-        if r.get("phase") == "supernet" and "step" in r:
-            last = r["step"]
-        elif r.get("phase") == "search" and last is not None and last not in ends:
-            ends.append(last)
-    return ends[:-1]
-
-
-def _curves(out: Path, schedule: dict[str, Any] | None = None) -> tuple[str | None, str | None]:
-    log = _log(out)
-    rows, per_epoch = _records(log, "supernet")
-    if not rows:
-        return None, None
-    steps = [r["step"] for r in rows]
-    style = {"marker": "o", "markersize": 3} if len(rows) < 20 else {}
-    xlabel = "step (epoch means)" if per_epoch else "step"
-    reg = [(r["step"], r["reg"]) for r in rows if "reg" in r]
-    # L_s on a linear axis of its own (a loss within one decade gets no ticks on a log
-    # one); the hinge below it on symlog, as it is 0 on steps whose pair is in order
-    fig = Figure(figsize=(5, 4.4 if reg else 3.2))
-    axes = fig.subplots(2 if reg else 1, 1, sharex=True, squeeze=False)
-    axes[0][0].plot(steps, [r["loss"] for r in rows], lw=0.8, label="logged steps (one path each)"
-                    if not per_epoch else None, **style)
-    if not per_epoch:  # a step's loss is one random path's: the epoch means show the trend
-        means = _epoch_means(log, "supernet")
-        if means:
-            axes[0][0].plot([r["step"] for r in means], [r["loss"] for r in means],
-                            color="black", lw=1.4, label="epoch means")
-    axes[0][0].set_ylabel("super-net loss L_s")
-    if reg:
-        axes[1][0].plot(*zip(*reg), color="tab:orange", **style)
-        axes[1][0].set_yscale("symlog", linthresh=1e-3)
-        axes[1][0].set_ylabel("landmark hinge R")
-    ends = _iteration_ends(log)
-    for row in axes:
-        for i, step in enumerate(ends):
-            row[0].axvline(step, color="grey", lw=0.8, ls="--",
-                           label="a search iteration ends" if i == 0 else None)
-    if ends or not per_epoch:
-        axes[0][0].legend(fontsize=7)
-    axes[0][0].set_title(f"super-net training, {len(ends) + 1} iteration(s)", fontsize=9)
-    axes[-1][0].set_xlabel(xlabel)
-    fig.tight_layout()
-    _save(fig, out / "training.png")
-    lam_png = None
-    if schedule or any("lambda" in r for r in rows):
-        fig = Figure(figsize=(5, 2.6))
-        ax = fig.subplots()
-        if schedule:  # every step's weight, as the regularizer computes it
-            ax.plot(schedule["steps"], schedule["lambda"], label="schedule")
-            ax.set_title(f"{schedule['schedule']}, lambda_max {schedule['lambda_max']:g}", fontsize=9)
-        logged = [(r["step"], r["lambda"]) for r in rows if "lambda" in r]
-        if logged:
-            ax.plot(*zip(*logged), "o", markersize=3, label="logged (epoch means)" if per_epoch
-                    else "logged")
-        ax.set_xlabel("step")
-        ax.set_ylabel("lambda")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        _save(fig, out / "lambda.png")
-        lam_png = "lambda.png"
-    return "training.png", lam_png
 
 
 def _roles(archs: list[dict[str, Any]]) -> str:
@@ -171,7 +46,14 @@ def _task_of(summary: dict[str, Any]) -> str:
 def warnings_of(summary: dict[str, Any]) -> list[str]:
     """What is wrong with a search's results: printed at its end, and listed in
     report.md for its reader."""
-    archs, ranking = summary["architectures"], summary.get("ranking")
+    ranking = summary.get("ranking")
+    return _run_warnings(summary) + (_no_ranking(summary) if ranking is None else
+                                     _ranking_warnings(summary, ranking))
+
+
+def _run_warnings(summary: dict[str, Any]) -> list[str]:
+    """Of the data, the stand-alone trainings and the search's picks."""
+    archs = summary["architectures"]
     constant = summary.get("constant_prediction_loss")
     notes = []
     skipped = summary.get("skipped_samples") or []
@@ -201,46 +83,73 @@ def warnings_of(summary: dict[str, Any]) -> list[str]:
                      f"picked ignored their input in the super-net ({at}cut off by a dead cell): "
                      "picked for want of live ones; train the super-net longer (--epochs) or "
                      "search more candidates")
-    if ranking is None:
-        notes.append(f"no ranking measured: it needs at least 2 random architectures trained "
-                     f"stand-alone, and `search.rank_samples` is {summary.get('rank_samples', 0)} "
-                     f"(the paper ranks {_PAPER_RANK_SAMPLES[_task_of(summary)]})")
-    else:
-        if ranking.get("non_finite"):
-            diverged = [a["arch"] for a in summary["architectures"]
-                        if a["role"] == "rank" and not math.isfinite(a["supernet_score"])]
-            named = f": {listed(diverged, sep='; ')}" if diverged else ""
-            notes.append(f"{ranking['non_finite']} ranking sample(s) scored non-finite in the "
-                         f"super-net (diverged) and are left out of the ranking{named}")
-        if not math.isfinite(ranking["kendall_tau"]):
-            notes.append("the ranking is undefined: fewer than 2 samples are left, or every "
-                         "super-net score (or every stand-alone loss) among them is tied, as "
-                         "for paths that all predict a constant")
-        elif ranking["n"] < 10:
-            n = ranking["n"]
-            notes.append(f"with n = {n}, Kendall tau moves in steps of {4 / (n * (n - 1)):.2f}: "
-                         "a rough figure")
-        samples = [a for a in archs if a["role"] == "rank"]
-        noise = [a for a in samples if learned_nothing(a["val_loss"], constant)]
-        if samples and 2 * len(noise) >= len(samples):
-            notes.append(f"{len(noise)} of the {len(samples)} ranking samples learned nothing "
-                         "stand-alone: the order the ranking is measured against is mostly "
-                         "noise; more --standalone-epochs make it mean something")
-        flat = [a for a in samples if learned_nothing(a["supernet_score"], level)]
-        if samples and 2 * len(flat) >= len(samples):
-            notes.append(f"{len(flat)} of the {len(samples)} ranking samples score no better than "
-                         f"a constant prediction ({level:.5f}) in the final super-net: its order "
-                         "of them, and the Kendall tau, are mostly noise; train the super-net "
-                         "longer (--epochs)")
+    return notes
+
+
+def _no_ranking(summary: dict[str, Any]) -> list[str]:
+    return [f"no ranking measured: it needs at least 2 random architectures trained "
+            f"stand-alone, and `search.rank_samples` is {summary.get('rank_samples', 0)} "
+            f"(the paper ranks {_PAPER_RANK_SAMPLES[_task_of(summary)]})"]
+
+
+def _ranking_warnings(summary: dict[str, Any], ranking: dict[str, Any]) -> list[str]:
+    """Why the measured ranking may say little: diverged, undefined or small, or
+    measured against models (or super-net paths) that learned nothing."""
+    notes = []
+    samples = [a for a in summary["architectures"] if a["role"] == "rank"]
+    if ranking.get("non_finite"):
+        diverged = [a["arch"] for a in samples if not math.isfinite(a["supernet_score"])]
+        named = f": {listed(diverged, sep='; ')}" if diverged else ""
+        notes.append(f"{ranking['non_finite']} ranking sample(s) scored non-finite in the "
+                     f"super-net (diverged) and are left out of the ranking{named}")
+    if not math.isfinite(ranking["kendall_tau"]):
+        notes.append("the ranking is undefined: fewer than 2 samples are left, or every "
+                     "super-net score (or every stand-alone loss) among them is tied, as "
+                     "for paths that all predict a constant")
+    elif ranking["n"] < 10:
+        n = ranking["n"]
+        notes.append(f"with n = {n}, Kendall tau moves in steps of {4 / (n * (n - 1)):.2f}: "
+                     "a rough figure")
+    noise = [a for a in samples if learned_nothing(a["val_loss"], summary.get("constant_prediction_loss"))]
+    if samples and 2 * len(noise) >= len(samples):
+        notes.append(f"{len(noise)} of the {len(samples)} ranking samples learned nothing "
+                     "stand-alone: the order the ranking is measured against is mostly "
+                     "noise; more --standalone-epochs make it mean something")
+    level = _search_level(summary)
+    flat = [a for a in samples if learned_nothing(a["supernet_score"], level)]
+    if samples and 2 * len(flat) >= len(samples):
+        notes.append(f"{len(flat)} of the {len(samples)} ranking samples score no better than "
+                     f"a constant prediction ({level:.5f}) in the final super-net: its order "
+                     "of them, and the Kendall tau, are mostly noise; train the super-net "
+                     "longer (--epochs)")
     return notes
 
 
 def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     out = Path(out)
-    archs = summary["architectures"]
-    ranking = summary.get("ranking")
-    best = summary["best"]
+    archs, ranking = summary["architectures"], summary.get("ranking")
     score = summary.get("score_name", "loss")  # results.json of older runs lack it
+    levels = (summary.get("constant_prediction_loss"), _search_level(summary))
+    lines = _header(summary, score)
+    notes = warnings_of(summary)
+    if notes:
+        lines += ["## Warnings", "", *(f"- {n}" for n in notes), ""]
+    if ranking:
+        lines += _ranking_table(ranking)
+    lines += [f"![ranking]({ranking_scatter(out, archs, ranking, score, levels)})", ""]
+    training, lam = training_curves(out, summary.get("lambda_schedule"))
+    if training:
+        lines += ["## Super-net training", "", f"![training]({training})", ""]
+    if lam:
+        lines += [f"![lambda]({lam})", ""]
+    lines += _architecture_table(archs, score, *levels) + _footnotes(archs, levels[0])
+    return atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+def _header(summary: dict[str, Any], score: str) -> list[str]:
+    """The run in a few lines: its best architecture, the search's own pick, and the
+    level of a model that learned nothing."""
+    archs, best = summary["architectures"], summary["best"]
     constant = summary.get("constant_prediction_loss")
     lines = [f"# depthnas search report: {summary['space']}", "",
              f"- landmark regularization: {'on' if summary['landmarks'] else 'off (plain SPOS)'}",
@@ -267,30 +176,26 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         # level its scores are marked against
         lines.append(f"- on the validation batches the search scores super-net paths on: "
                      f"{searched:.5f} (`search.val_batches`); super-net scores are judged by this")
-    lines.append("")
-    notes = warnings_of(summary)
-    if notes:
-        lines += ["## Warnings", "", *(f"- {n}" for n in notes), ""]
-    if ranking:
-        lines += ["## Ranking of the random sample (`search.rank_samples`; no landmark, no searched top-K)", "",
-                  "| n | Kendall tau | sparse Kendall tau (threshold) | Spearman rho | "
-                  "super-net's favourite: stand-alone percentile (lower is better; 100/n = the best) |",
-                  "|---|---|---|---|---|",
-                  f"| {ranking['n']} | {ranking['kendall_tau']:+.3f} | "
-                  f"{ranking['sparse_kendall_tau']:+.3f} ({ranking['sparse_threshold']:.2g}) | "
-                  f"{ranking['spearman_rho']:+.3f} | {ranking['top_percentile']:.0f}% |", ""]
-    search_constant = _search_level(summary)
-    lines += [f"![ranking]({_scatter(out, archs, ranking, score, (constant, search_constant))})", ""]
-    training, lam = _curves(out, summary.get("lambda_schedule"))
-    if training:
-        lines += ["## Super-net training", "", f"![training]({training})", ""]
-    if lam:
-        lines += [f"![lambda]({lam})", ""]
+    return lines + [""]
+
+
+def _ranking_table(ranking: dict[str, Any]) -> list[str]:
+    return ["## Ranking of the random sample (`search.rank_samples`; no landmark, no searched top-K)", "",
+            "| n | Kendall tau | sparse Kendall tau (threshold) | Spearman rho | "
+            "super-net's favourite: stand-alone percentile (lower is better; 100/n = the best) |",
+            "|---|---|---|---|---|",
+            f"| {ranking['n']} | {ranking['kendall_tau']:+.3f} | "
+            f"{ranking['sparse_kendall_tau']:+.3f} ({ranking['sparse_threshold']:.2g}) | "
+            f"{ranking['spearman_rho']:+.3f} | {ranking['top_percentile']:.0f}% |", ""]
+
+
+def _architecture_table(archs: list[dict[str, Any]], score: str, constant: float | None,
+                        search_constant: float | None) -> list[str]:
     timed = any("latency_ms" in a for a in archs)  # under search.max_latency_ms (batch 1)
-    lines += ["## Architectures trained stand-alone", "",
-              _roles(archs), "",
-              f"| architecture | role | stand-alone {score} | final super-net {score} |"
-              + (" latency (ms) |" if timed else ""), "|---|---|---|---|" + ("---|" if timed else "")]
+    lines = ["## Architectures trained stand-alone", "",
+             _roles(archs), "",
+             f"| architecture | role | stand-alone {score} | final super-net {score} |"
+             + (" latency (ms) |" if timed else ""), "|---|---|---|---|" + ("---|" if timed else "")]
     for a in sorted(archs, key=lambda r: r["val_loss"]):
         arch = a["arch"].replace("|", "\\|")  # NB201 strings: a bare | splits the table cell
         dead = " *" if learned_nothing(a["val_loss"], constant) else ""
@@ -302,9 +207,14 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         latency = f" {a['latency_ms']:.1f} |" if "latency_ms" in a else (" |" if timed else "")
         lines.append(f"| `{arch}`{cut} | {a['role']} | {a['val_loss']:.5f}{dead}{table} | "
                      f"{a['supernet_score']:.5f}{flat} |{latency}")
-    lines += ["", f"final super-net {score}: the path's score with the super-net's weights after "
-                  "its last iteration; `top-N` were picked on iteration N's weights (metrics.jsonl, "
-                  "`\"phase\": \"search\"`)"]
+    return lines + ["", f"final super-net {score}: the path's score with the super-net's weights "
+                        "after its last iteration; `top-N` were picked on iteration N's weights "
+                        "(metrics.jsonl, `\"phase\": \"search\"`)"]
+
+
+def _footnotes(archs: list[dict[str, Any]], constant: float | None) -> list[str]:
+    """What the table's marks mean, for the marks it uses."""
+    lines = []
     if constant is not None or any(a.get("ignores_input") for a in archs):
         lines += ["", "\\* no better than a constant prediction (within 1%, or worse), or a dead "
                       "cell (the output ignores the input): the model (or super-net path) "
@@ -317,5 +227,4 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     if any(a.get("source") == "landmark store" for a in archs):
         lines += ["", "(stored): read from the landmark store (`--landmarks`), trained by an "
                       "earlier run under the same recipe"]
-    path = atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
-    return path
+    return lines

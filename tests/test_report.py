@@ -189,7 +189,7 @@ def test_the_best_searched_pick_named_beside_a_landmark_winner_is_the_lowest_los
 
 
 def test_training_curves_mark_the_boundaries_between_iterations_not_the_end():
-    from depthnas.report import _iteration_ends
+    from depthnas.report_plots import _iteration_ends
     log = [{"phase": "supernet", "step": s} for s in (1, 2)] + [{"phase": "search"}] + \
           [{"phase": "supernet", "step": s} for s in (3, 4)] + [{"phase": "search"}]
     assert _iteration_ends(log) == [2]

@@ -474,7 +474,7 @@ def test_a_write_that_fails_on_a_full_disk_names_the_file_and_leaves_nothing(tmp
 
 def test_a_log_line_torn_by_a_kill_is_skipped_and_the_next_record_starts_its_own_line(tmp_path, caplog):
     from depthnas.io import append_jsonl, read_jsonl
-    from depthnas.report import _log, _records
+    from depthnas.report_plots import _log, _records
     log = tmp_path / "metrics.jsonl"
     append_jsonl(log, {"phase": "supernet", "step": 1, "loss": 0.5})
     with open(log, "a") as fh:
