@@ -44,7 +44,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                          f"({err})") from None
     # Gradio polls its own server through httpx; at INFO that is a line per request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from depthnas.runs import check_model_path, newest_depth_run
+    from depthnas.model_files import check_model_path, newest_depth_run
     model = args.model
     if model is None:
         run = newest_depth_run(args.runs)

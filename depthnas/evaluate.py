@@ -166,7 +166,9 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
 
 def run_folder(model_path: str | Path) -> Path | None:
     """The folder (with its config.yaml) of the search run or training a model comes
-    from, if any."""
+    from, if any. Unlike `model_files.run_of_model`, a search's own stand-alone
+    trainings (standalone/<arch>/) count: their config.yaml names the data and split
+    they trained on, which is what evaluate asks."""
     p = Path(model_path)
     for folder in ([p] if p.is_dir() else []) + [p.parent, p.parent.parent]:
         if (folder / "config.yaml").is_file():

@@ -17,7 +17,7 @@ from depthnas.spaces import Arch, SearchSpace, get_space
 
 from .checkpoint import load_weights, read_metadata
 from .config import ModelConfig
-from .runs import resolve_model_file
+from .model_files import resolve_model_file
 
 FORMAT = "depthnas-model/1"
 log = logging.getLogger(__name__)

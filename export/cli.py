@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from depthnas.arch_arg import naming_arch_file, read_arch_arg
     from depthnas.io import check_parent_folders
-    from depthnas.runs import resolve_model_file
+    from depthnas.model_files import resolve_model_file
     model_file = resolve_model_file(args.run or args.checkpoint)
     out = Path(args.out) if args.out else model_file.with_suffix(".onnx")
     if out.is_dir():
@@ -87,7 +87,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from depthnas.runs import check_model_path
+    from depthnas.model_files import check_model_path
 
     from .images import check_colormap
     check_colormap(args.colormap)  # before a model loads or a folder is made

@@ -29,7 +29,7 @@ import torch
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD, net_input_size, prepare_image
 from depthnas.datasets.transforms import check_net_size
 from depthnas.out_of_memory import said_as_out_of_memory
-from depthnas.runs import onnx_file
+from depthnas.model_files import onnx_file
 
 _MEAN = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
 _STD = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
@@ -82,7 +82,7 @@ def load_torch_model(path: str | Path, device: str | torch.device = "cpu"
     """`depthnas.models.load_depth_model`, also giving the model file it read (a run
     folder resolves to its model). A damaged file is a ValueError naming it."""
     from depthnas.models import load_depth_model
-    from depthnas.runs import resolve_model_file
+    from depthnas.model_files import resolve_model_file
     path = resolve_model_file(path)
     model, meta = load_depth_model(path, device)
     return model, meta, path

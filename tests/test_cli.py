@@ -2967,7 +2967,7 @@ def test_the_preset_hint_is_given_only_when_the_preset_alone_differs(tmp_path):
 def test_a_finished_search_without_its_model_is_not_called_stopped(tmp_path):
     """A finished search (results.json) whose best/model.safetensors is gone (a truth
     table's best, or deleted) did not stop half-way: --resume would not make the model."""
-    from depthnas.runs import resolve_model_file
+    from depthnas.model_files import resolve_model_file
     run = tmp_path / "run"
     run.mkdir()
     (run / "results.json").write_text("{}")

@@ -16,7 +16,7 @@ from PIL import Image
 
 from depthnas.app.demo import EXAMPLES
 from depthnas.cli import main
-from depthnas.runs import newest_depth_run
+from depthnas.model_files import newest_depth_run
 
 pytest_plugins = ["fixtures_models"]
 # Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
