@@ -88,40 +88,49 @@ def load_truth(path: str | Path) -> dict[str, float]:
 
 
 def read_table(path: str | Path) -> TruthTable:
+    """A CSV (an `arch` column and a loss or accuracy column) or a JSON table: a run's
+    results.json, a landmark store, a benchmark's table, or arch -> value."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"truth table {path} is a folder; name its JSON or CSV file")
     if not path.is_file():
         raise FileNotFoundError(f"truth table not found: {path}")
+    return _read_csv(path) if path.suffix.lower() == ".csv" else _read_json(path)
+
+
+def _read_csv(path: Path) -> TruthTable:
     accuracies: list[float] = []
-    if path.suffix.lower() == ".csv":
-        # Excel's "CSV UTF-8" starts with a byte-order mark; "arch, val_loss" has spaces
-        reader = csv.DictReader(io.StringIO(read_text(path).removeprefix("\ufeff"), newline=""))
-        reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
-        # each row with the line it ends on: blank lines are skipped and a quoted
-        # field may span lines, so counting rows named the wrong line
-        rows = [(r, reader.line_num) for r in reader]
-        if "arch" not in reader.fieldnames:
-            raise ValueError(f"{path}: CSV needs a header with an 'arch' column (its header: "
-                             f"{', '.join(reader.fieldnames) or 'none'})")
-        if not rows:
-            raise ValueError(f"{path}: the CSV has a header and no rows")
-        keys = LOSS_KEYS + ACCURACY_KEYS
-        values = {}
-        for r, line in rows:
-            if None in r:  # more fields than the header: commas of an unquoted string
-                raise ValueError(f"{path} line {line}: more fields than the header; quote "
-                                 'architecture strings that hold commas ("v1-sync:c3,skip,...")')
-            try:
-                numbers = {k: float(v) for k, v in r.items() if k in keys and v}
-            except ValueError as err:
-                raise ValueError(f"{path} line {line}: {err}") from None
-            if r["arch"] in values:
-                raise ValueError(f"{path} line {line}: {r['arch']!r} is listed a second time")
-            values[r["arch"]] = _value(r["arch"], numbers, path, accuracies)
-        _check_percent(accuracies, path)
-        return TruthTable({k: v for k, v in values.items() if v is not None},
-                          known_losses=bool(accuracies))
+    # Excel's "CSV UTF-8" starts with a byte-order mark; "arch, val_loss" has spaces
+    reader = csv.DictReader(io.StringIO(read_text(path).removeprefix("\ufeff"), newline=""))
+    reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
+    # each row with the line it ends on: blank lines are skipped and a quoted
+    # field may span lines, so counting rows named the wrong line
+    rows = [(r, reader.line_num) for r in reader]
+    if "arch" not in reader.fieldnames:
+        raise ValueError(f"{path}: CSV needs a header with an 'arch' column (its header: "
+                         f"{', '.join(reader.fieldnames) or 'none'})")
+    if not rows:
+        raise ValueError(f"{path}: the CSV has a header and no rows")
+    keys = LOSS_KEYS + ACCURACY_KEYS
+    values = {}
+    for r, line in rows:
+        if None in r:  # more fields than the header: commas of an unquoted string
+            raise ValueError(f"{path} line {line}: more fields than the header; quote "
+                             'architecture strings that hold commas ("v1-sync:c3,skip,...")')
+        try:
+            numbers = {k: float(v) for k, v in r.items() if k in keys and v}
+        except ValueError as err:
+            raise ValueError(f"{path} line {line}: {err}") from None
+        if r["arch"] in values:
+            raise ValueError(f"{path} line {line}: {r['arch']!r} is listed a second time")
+        values[r["arch"]] = _value(r["arch"], numbers, path, accuracies)
+    _check_percent(accuracies, path)
+    return TruthTable({k: v for k, v in values.items() if v is not None},
+                      known_losses=bool(accuracies))
+
+
+def _read_json(path: Path) -> TruthTable:
+    accuracies: list[float] = []
     whole = data = read_json(path, unique_keys=True)
     if isinstance(data, dict) and isinstance(data.get("arch"), str):
         raise ValueError(f"{path} is one training's result (its 'arch' {data['arch']!r}), not a "

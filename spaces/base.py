@@ -229,6 +229,13 @@ def resolve_arch(space: SearchSpace, fixed: Arch | None, given: Arch | None) -> 
     return given
 
 
+def refuse_backbone_weights(space: SearchSpace, weights: str | None) -> None:
+    """Networks without a pretrained part take `backbone_weights` only so generic
+    callers (parameter counting, latency) can pass None."""
+    if weights is not None:
+        raise ValueError(f"space {space.name} has no backbone; backbone_weights must be unset")
+
+
 def inherit_weights(fixed: nn.Module, supernet: nn.Module) -> nn.Module:
     """Load a fixed model with the super-net's weights for its path. Works because
     a fixed model's parameter names are a subset of the super-net's (one

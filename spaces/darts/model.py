@@ -16,7 +16,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..base import Arch, resolve_arch
+from ..base import Arch, refuse_backbone_weights, resolve_arch
 from ..ops import ChoiceEdge, ReLUConvBN
 from .ops import FactorizedReduce, make_darts_op
 from .space import DARTS_OPS, NODES, DartsSpace
@@ -63,10 +63,7 @@ class DartsNet(nn.Module):
     def __init__(self, space: DartsSpace, arch: Arch | None = None, *, channels: int = 16,
                  layers: int = 5, num_classes: int = 10, backbone_weights: str | None = None):
         super().__init__()
-        # Accepted only so generic callers can pass backbone_weights=None (parameter
-        # counting, latency); this network has no pretrained part.
-        if backbone_weights is not None:
-            raise ValueError(f"space {space.name} has no backbone; backbone_weights must be unset")
+        refuse_backbone_weights(space, backbone_weights)
         if layers < 3 or channels < 2 or channels % 2 or num_classes < 2:
             raise ValueError(f"{space.name}: need layers >= 3 (two reduction cells and a normal "
                              f"one), an even channels >= 2 and num_classes >= 2; got layers={layers}, "

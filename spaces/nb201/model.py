@@ -15,7 +15,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..base import Arch, resolve_arch
+from ..base import Arch, refuse_backbone_weights, resolve_arch
 from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN, make_edge_op
 from .space import EDGES, NUM_NODES, NB201Space
 
@@ -68,10 +68,7 @@ class NB201Net(nn.Module):
                  cells_per_stage: int = 5, num_classes: int = 10,
                  backbone_weights: str | None = None):
         super().__init__()
-        # Accepted only so generic callers can pass backbone_weights=None (parameter
-        # counting, latency); this network has no pretrained part.
-        if backbone_weights is not None:
-            raise ValueError(f"space {space.name} has no backbone; backbone_weights must be unset")
+        refuse_backbone_weights(space, backbone_weights)
         if channels < 1 or cells_per_stage < 1 or num_classes < 2:
             raise ValueError(f"{space.name}: need channels >= 1, cells_per_stage >= 1 and "
                              f"num_classes >= 2, got {channels}, {cells_per_stage}, {num_classes}")
