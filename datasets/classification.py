@@ -234,8 +234,9 @@ def build_classification_splits(spec: str, seed: int = 0, val_fraction: float = 
         pad, flip, classes = 4, True, CIFAR10_CLASSES
         present = torch.unique(labels).tolist()
         if len(present) < 2:  # trains to 100% error, or a trivial 0%, and ranks nothing
-            raise ValueError(f"{spec}: every training image has label {present[0]} "
-                             f"({classes[present[0]]}); a classifier needs two classes or more")
+            held = (f"every training image has label {present[0]} ({classes[present[0]]})"
+                    if present else "the batches hold no training image")
+            raise ValueError(f"{spec}: {held}; a classifier needs two classes or more")
     train, reg, val = stratified_split(labels.numpy(), seed, val_fraction, reg_fraction)
     mean, std = channel_stats(images, train)
 

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import inspect
 import pickle
 import random
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+from unittest import mock
 
 from depthnas.spaces import get_space
 
@@ -61,11 +63,13 @@ def open_benchmark(path: str | Path) -> Any:
     if path.suffix == ".pth":
         api_mod = _import("nas_201_api", f"the NAS-Bench-201 file {path}")
         import torch
-        # nas_201_api's own torch.load predates torch 2.6, whose weights-only default
-        # refuses the file's pickled objects; the API takes the loaded dict as well
-        with _not_a_benchmark(path):
-            return api_mod.NASBench201API(torch.load(path, map_location="cpu", weights_only=False),
-                                          verbose=False)
+        # nas_201_api's bare torch.load predates torch 2.6, whose weights-only default
+        # refuses the file's pickled objects. Handed the loaded dict instead, the API
+        # deep-copies it: twice the memory of a multi-GB benchmark. So its load is
+        # given weights_only=False for this call.
+        whole_load = functools.partial(torch.load, weights_only=False)
+        with _not_a_benchmark(path), mock.patch.object(torch, "load", whole_load):
+            return api_mod.NASBench201API(str(path), verbose=False)
     nats = _import("nats_bench", f"the NATS-Bench benchmark {path}")
     with _not_a_benchmark(path):
         # A folder is the fast-mode archive (one small file per architecture).
@@ -78,8 +82,10 @@ def _not_a_benchmark(path: Path) -> Iterator[None]:
     their words; say which file is at fault."""
     try:
         yield
-    except (pickle.UnpicklingError, EOFError, OSError, RuntimeError, KeyError, TypeError,
-            AttributeError) as err:
+    except OSError as err:
+        raise OSError(f"cannot read the benchmark {path}: {err.strerror or err}") from None
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError, AttributeError,
+            AssertionError) as err:  # the readers check a file's layout with assert
         raise ValueError(f"{path} is not a readable NAS-Bench-201 / NATS-Bench file (a damaged "
                          f"or unfinished download?): {type(err).__name__}: {err}") from None
 

@@ -122,6 +122,12 @@ def test_cifar10_batches_of_one_class_are_refused(tmp_path):
             pickle.dump({b"data": np.zeros((4, 3072), np.uint8), b"labels": [3] * 4}, fh, protocol=2)
     with pytest.raises(ValueError, match=r"every training image has label 3 \(cat\)"):
         build_classification_splits(f"cifar10:{root}")
+    for name in [f"data_batch_{i}" for i in range(1, 6)]:
+        with open(root / name, "wb") as fh:
+            pickle.dump({b"data": np.zeros((0, 3072), np.uint8), b"labels": np.zeros(0, np.int64)},
+                        fh, protocol=4)
+    with pytest.raises(ValueError, match="the batches hold no training image"):
+        build_classification_splits(f"cifar10:{root}")
 
 
 def test_cifar10_rows_are_red_green_blue_planes(tmp_path):
@@ -342,19 +348,26 @@ class _BenchmarkRecord:
 def test_a_nas_bench_201_file_opens_under_torch_2_6_and_a_damaged_one_is_named(tmp_path, monkeypatch):
     """nas_201_api reads its .pth with a bare torch.load, which torch >= 2.6 turns into
     a weights-only load that refuses the file's pickled objects; a damaged file came
-    out as an UnpicklingError traceback."""
+    out as an UnpicklingError traceback, another model's .pth as an AssertionError."""
     import types
 
     import torch
 
     from depthnas.nasbench import main as nasbench_main, open_benchmark
-    given = []
-    fake = types.SimpleNamespace(NASBench201API=lambda data, verbose: given.append(data) or "api")
-    monkeypatch.setitem(sys.modules, "nas_201_api", fake)
+
+    class API:  # as nas_201_api's: it loads the path itself, and asserts the layout
+        def __init__(self, path, verbose):
+            data = torch.load(path, map_location="cpu")
+            assert isinstance(data, dict) and "meta_archs" in data, "Can not find key[meta_archs]"
+            self.data = data
+    monkeypatch.setitem(sys.modules, "nas_201_api", types.SimpleNamespace(NASBench201API=API))
     bench = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
     torch.save({"meta_archs": ["|skip_connect~0|"], "record": _BenchmarkRecord()}, bench)
-    assert open_benchmark(bench) == "api"
-    assert given[0]["meta_archs"] == ["|skip_connect~0|"]
+    assert open_benchmark(bench).data["meta_archs"] == ["|skip_connect~0|"]
+    assert torch.load.__module__ == "torch.serialization"  # not left patched
+    torch.save(torch.nn.Linear(2, 2).state_dict(), bench)  # another model's weights
+    with pytest.raises(ValueError, match="NAS-Bench-201-v1_1-096897.pth is not a readable"):
+        open_benchmark(bench)
     bench.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="NAS-Bench-201-v1_1-096897.pth is not a readable"):
         open_benchmark(bench)
