@@ -55,7 +55,7 @@ class FolderReader(Reader):
         one_sided = sorted(p for p in found[imgs] ^ found[deps] if p.parts
                            and not ((imgs if p in found[deps] else deps) / p).is_dir())
         if one_sided:  # previews, thumbnails: a scene has both folders
-                        log.warning("%s: %d subfolder(s) on only one side of images/ and depth/ are not "
+            log.warning("%s: %d subfolder(s) on only one side of images/ and depth/ are not "
                         "read: %s", self.root, len(one_sided),
                         listed([p.as_posix() for p in one_sided]))
         for scene in sorted((found[imgs] | found[deps]) - set(one_sided)):

@@ -6,7 +6,7 @@ What is the same as `depthnas train` / `depthnas search`, and what is not:
   training step are depthnas' own: `space.build_fixed` / `build_supernet`,
   `make_task`, and `Trainer.train_step` / `Trainer.fit` (AdamW with the backbone's
   own learning rate, cosine schedule, bf16 autocast). Validation is
-  `evaluation.evaluate_fixed` (stand-alone) and `PathEvaluator` (super-net paths,
+  `scoring.evaluate_fixed` (stand-alone) and `PathEvaluator` (super-net paths,
   BN recalibration, cached encoder features); the landmark term is
   `LandmarkRegularizer`.
 * Data: the synthetic splits of `build_splits("synthetic", ...)` with
