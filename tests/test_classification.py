@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from depthnas import config as config_mod
 from depthnas.cli import main
 from depthnas.datasets.classification import (ImageClassificationDataset, build_classification_splits,
-                                              load_cifar10)
+                                              load_cifar10, stratified_split)
 from depthnas.datasets.spec import is_classification_spec
 from depthnas.spaces import get_space
 from depthnas.task import ClassificationTask, make_task
@@ -840,3 +840,68 @@ def test_depth_data_given_to_the_classification_loader_is_named_as_such():
         with pytest.raises(ValueError, match=f"unknown classification dataset '{spec}'; expected "
                                              "'digits' or 'cifar10:PATH'"):
             build_classification_splits(spec)
+
+
+# D2
+def test_cifar10_batches_pickled_with_text_keys_are_read(tmp_path):
+    """A batch re-pickled under Python 3 has str keys ('data', 'labels'), not bytes."""
+    root = tmp_path / "c"
+    root.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(root / name, "wb") as fh:
+            pickle.dump({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1]}, fh, protocol=2)
+    x, y, xt, yt = load_cifar10(root)
+    assert x.shape == (10, 3, 32, 32) and y.tolist() == [0, 1] * 5 and yt.shape == (2,)
+
+
+# D4, D6, D7
+@pytest.mark.parametrize(("data", "labels", "says"), [
+    (np.zeros((30, 3072), np.float64), [0] * 30, r"'data' is float64 \(30, 3072\), expected uint8 \[N, 3072\]"),
+    (np.zeros((30, 3072), np.uint8), [-1] * 30, r"'labels' must be 30 integers in 0\.\.9"),
+    (np.zeros((30, 3072), np.uint8), [0] * 29, r"'labels' must be 30 integers in 0\.\.9"),
+])
+def test_a_cifar10_batch_of_the_wrong_kind_is_named(tmp_path, data, labels, says):
+    root = _write_cifar(tmp_path / "c")
+    with open(root / "data_batch_4", "wb") as fh:
+        pickle.dump({b"data": data, b"labels": labels}, fh)
+    with pytest.raises(ValueError, match=r"data_batch_4: " + says):
+        load_cifar10(root)
+
+
+# D11
+def test_cifar10_training_batches_are_concatenated_1_to_5_as_the_manifest_says(tmp_path):
+    """splits.json indexes data_batch_1..5 concatenated in order."""
+    root = tmp_path / "c"
+    root.mkdir()
+    for i, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], start=1):
+        with open(root / name, "wb") as fh:
+            pickle.dump({b"data": np.full((2, 3072), i, np.uint8), b"labels": [0, 1]}, fh, protocol=2)
+    x, _, xt, _ = load_cifar10(root)
+    assert x[:, 0, 0, 0].tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5] and (xt == 6).all()
+
+
+# D12
+@pytest.mark.parametrize("fractions", [(-0.1, 0.15), (0.15, -0.1)])
+def test_a_negative_split_fraction_is_refused(fractions):
+    labels = np.repeat(np.arange(3), 20)
+    with pytest.raises(ValueError, match=r"_fraction must be in \[0, 1\), got -0.1"):
+        stratified_split(labels, 0, *fractions)
+
+
+# D20
+def test_digits_training_images_are_cropped_but_never_mirrored():
+    """A mirrored digit is another symbol: build_classification_splits must not flip digits."""
+    torch.manual_seed(5)  # the epoch's seed, as the trainer sets it
+    train = build_classification_splits("digits", seed=0).train
+    mean, std = train.mean, train.std
+    mirrored_only = 0
+    for i in range(24):
+        x = train[i]["image"]
+        p = F.pad(train.images[int(train.index[i])].float(), (2,) * 4)
+        crops = [((p[:, dy:dy + 32, dx:dx + 32] - mean) / std).expand(3, -1, -1)
+                 for dy in range(5) for dx in range(5)]
+        plain = any(torch.allclose(c, x, atol=1e-5) for c in crops)
+        flipped = any(torch.allclose(c.flip(-1), x, atol=1e-5) for c in crops)
+        assert plain or flipped, i  # some crop of the padded image
+        mirrored_only += flipped and not plain
+    assert mirrored_only == 0

@@ -549,3 +549,53 @@ def test_a_spec_yaml_reads_as_a_mapping_is_said_with_the_fix():
             "data.spec: expected text, got {'folder': 'my data'} (YAML reads 'folder: my data' as "
             "a mapping: quote it, as 'folder: my data', or drop the space after the colon)")):
         build_config(args)
+
+
+# C3
+def test_a_depth_loss_is_refused_for_a_classification_space():
+    """README: classification spaces 'train with cross-entropy, and a depth loss named
+    for them is refused'."""
+    cfg = C.Config(space="nb201")
+    cfg.data.spec = "digits"
+    cfg.supernet.loss = "ssitrim"
+    with pytest.raises(C.ConfigError, match=re.escape(
+            "supernet.loss='ssitrim': classification spaces train with cross-entropy (ce)")):
+        validate(cfg)
+
+
+# C5
+def test_landmark_settings_are_not_held_against_a_run_without_landmarks():
+    """--no-landmarks runs plain SPOS: a landmarks.tau or landmarks.num it never uses
+    must not refuse it."""
+    validate(C.apply_dotted(C.Config(), ["landmarks.enabled=false", "landmarks.tau=99"]))
+    validate(C.apply_dotted(C.Config(), ["landmarks.enabled=false", "landmarks.num=100000000"]))
+
+
+# C7, C8
+@pytest.mark.parametrize(("overrides", "ok"), [
+    # one iteration: no top-K ever joins, so one landmark makes no pair
+    (["landmarks.num=1", "search.iterations=1", "search.top_k=3"], False),
+    # two iterations: the first's top-1 joins the one landmark, a pair
+    (["landmarks.num=1", "search.iterations=2", "search.top_k=1"], True),
+])
+def test_the_landmark_pairs_count_the_top_k_that_join_after_every_iteration_but_the_last(overrides, ok):
+    cfg = C.apply_dotted(C.Config(), overrides)
+    if ok:
+        validate(cfg)
+    else:
+        with pytest.raises(C.ConfigError, match=re.escape("landmarks.num=1: the ranking penalty needs pairs")):
+            validate(cfg)
+
+
+# C12 (in the style of test_settings_at_the_edge_of_their_range_are_accepted)
+def test_a_mutation_probability_of_0_is_accepted():
+    """Space.mutate takes prob 0 as 'change exactly one gene'."""
+    validate(C.apply_dotted(C.Config(), ["search.mutation_prob=0"]))
+
+
+# C22
+def test_a_classification_space_leaves_the_image_size_alone():
+    """README: classification models read images at the data set's size, so
+    `--image-size` leaves them untouched; a depth-only size rule must not refuse it."""
+    cfg = C.apply_dotted(C.Config(space="nb201"), ["data.spec=digits", "data.image_size=100"])
+    validate(cfg)

@@ -419,3 +419,50 @@ def test_rank_calls_a_folder_without_config_yaml_no_search_run(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"empty is not a search run \(no config.yaml\)"):
         plan_rank(tmp_path / "empty", truth)
+
+
+# T2
+def test_an_infinite_loss_is_refused_as_a_nan_is(tmp_path):
+    """Infinity (JSON's, or 'inf' in a CSV cell) is no loss either: it would rank as
+    the worst architecture of all without a word."""
+    refused(tmp_path / "t.json", '{"v1-sync:c3,c3,c3,c3,c3": Infinity, "v1-sync:c1,c1,c1,c1,c1": 0.3}',
+            r"'v1-sync:c3,c3,c3,c3,c3' has loss inf; a table holds finite losses")
+    refused(tmp_path / "t.csv", 'arch,val_loss\n"v1-sync:c3",0.2\n"v1-sync:c1",-inf\n',
+            r"'v1-sync:c1' has loss -inf; a table holds finite losses")
+
+
+# T8
+def test_accuracy_fractions_that_include_a_perfect_1_are_still_fractions(tmp_path):
+    """1.0 is 100% as a fraction: a table of 0.93 and 1.0 is fractions, not 0.93% and 1%."""
+    refused(tmp_path / "t.json",
+            json.dumps({"architectures": {"a": {"accuracy": 0.93}, "b": {"accuracy": 1.0}}}),
+            "every accuracy is <= 1, which looks like fractions")
+
+
+# T9
+def test_a_csv_with_a_header_and_no_rows_is_refused(tmp_path):
+    refused(tmp_path / "t.csv", "arch,val_loss\n", "t.csv: the CSV has a header and no rows")
+
+
+# T20
+def test_an_accuracy_of_0_percent_reaches_a_classification_space_as_error_rate_1(tmp_path):
+    """0% (a diverged training) is an accuracy the table takes; its error rate, 1.0, is
+    in [0, 1] and must not be refused as 'above 1' like a percent without the key."""
+    from depthnas.spaces import get_space
+    from depthnas.truth import for_space, read_table
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"architectures": {NB201_ARCH: {"accuracy": 0.0},
+                                                  NB201_OTHER: {"accuracy": 93.0}}}))
+    read = read_table(path)
+    table = for_space(read.values, get_space("nb201"), path, known_losses=read.known_losses)
+    assert table.values == pytest.approx({NB201_ARCH: 1.0, NB201_OTHER: 0.07})
+
+
+# T21
+def test_a_single_high_error_rate_is_not_taken_for_accuracy_fractions(caplog):
+    """One entry says nothing about the table's unit: the warning needs two or more."""
+    from depthnas.spaces import get_space
+    from depthnas.truth import for_space
+    with caplog.at_level(logging.WARNING, logger="depthnas.truth"):
+        for_space({NB201_ARCH: 0.9}, get_space("nb201"), "t.json")
+    assert "above 0.5" not in caplog.text

@@ -1,6 +1,6 @@
 """report.md says what the console said: a reader of the report alone must learn that
 models learned nothing, or that no ranking was measured."""
-from depthnas.report import write_report
+from depthnas.report import warnings_of, write_report
 
 
 def summary(archs, ranking=None, **extra):
@@ -197,7 +197,6 @@ def test_training_curves_mark_the_boundaries_between_iterations_not_the_end():
 
 def test_flat_ranking_samples_are_judged_by_the_search_batches_level_and_half_counts():
     """Stand-alone level 0.3, the search batches' 0.2: a super-net score of 0.199 is flat."""
-    from depthnas.report import warnings_of
     archs = [arch("c3,c3,c3,c3,c3", "rank", 0.1, 0.199), arch("c1,c1,c1,c1,c1", "rank", 0.11, 0.1)]
     ranking = {"n": 12, "kendall_tau": 0.5, "non_finite": 0}
     notes = warnings_of(summary(archs, ranking, constant_prediction_loss=0.3, search_constant_loss=0.2))
@@ -205,7 +204,6 @@ def test_flat_ranking_samples_are_judged_by_the_search_batches_level_and_half_co
 
 
 def test_a_ranking_of_10_is_not_called_rough():
-    from depthnas.report import warnings_of
     archs = [arch("c3,c3,c3,c3,c3", "rank", 0.1, 0.1), arch("c1,c1,c1,c1,c1", "rank", 0.11, 0.12)]
     notes = warnings_of(summary(archs, {"n": 10, "kendall_tau": 0.5, "non_finite": 0},
                                 constant_prediction_loss=1.0))
@@ -213,7 +211,6 @@ def test_a_ranking_of_10_is_not_called_rough():
 
 
 def test_only_diverged_ranking_samples_are_named_as_diverged():
-    from depthnas.report import warnings_of
     nan = float("nan")
     archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.1, nan), arch("c1,c1,c1,c1,c1", "rank", 0.11, nan),
              arch("ap,ap,ap,ap,ap", "rank", 0.12, 0.1)]
@@ -243,9 +240,66 @@ def test_the_table_of_architectures_is_ordered_by_stand_alone_loss(tmp_path):
 def test_no_ranking_is_held_against_the_papers_sample_of_the_same_task():
     """The paper ranks 20 depth decoders and 200 CIFAR-10 cells; a NAS-Bench-201 run was
     told 20."""
-    from depthnas.report import warnings_of
     archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.1, 0.1)]
     depth = warnings_of(summary(archs, rank_samples=0))
     cells = warnings_of({**summary(archs, rank_samples=0), "space": "nb201"})
     assert any("(the paper ranks 20)" in n for n in depth), depth
     assert any("(the paper ranks 200)" in n for n in cells), cells
+
+
+NB201_ARCH = "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
+
+
+def rows_of(text):
+    return {line.split("`")[1]: line for line in text.splitlines() if line.startswith("| `")}
+
+
+# R1
+def test_a_single_skipped_sample_is_warned_of_too(tmp_path):
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.15, 0.16)]
+    text = write_report(tmp_path, summary(archs, skipped_samples=["images/a.jpg: cannot read"])).read_text()
+    assert "- 1 sample(s) with bad input were skipped (--skip-bad; listed in splits.json): " \
+           "images/a.jpg: cannot read" in text
+
+
+# R2
+def test_learned_nothing_is_judged_by_the_stand_alone_loss_not_the_super_net_score():
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.10, 0.10),
+             arch("c1,c1,c1,c1,c1", "landmark", 0.199, 0.10)]  # learned nothing stand-alone
+    notes = warnings_of(summary(archs, rank_samples=0, constant_prediction_loss=0.2))
+    assert any(n.startswith("1 of 2 architectures trained stand-alone scored no better") for n in notes), notes
+
+
+# R15
+def test_an_nb201_string_does_not_split_the_table_s_cells(tmp_path):
+    archs = [{**arch("x", "top-1", 0.1, 0.2), "arch": NB201_ARCH}]
+    text = write_report(tmp_path, {**summary(archs, rank_samples=0), "space": "nb201"}).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| `") and "skip_connect~0" in line)
+    assert row.startswith("| `\\|skip_connect~0\\|+\\|avg_pool_3x3~0\\|none~1\\|+")
+    assert row.replace("\\|", "").count("|") == 5  # 4 columns
+
+
+# R16
+def test_the_stand_alone_column_is_marked_by_the_split_s_level_not_the_search_batches(tmp_path):
+    """Stand-alone level 0.3, the search batches' 0.2: a stand-alone loss of 0.25 learned
+    something; a super-net score of 0.25 did not."""
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.25, 0.25)]
+    text = write_report(tmp_path, summary(archs, constant_prediction_loss=0.3,
+                                          search_constant_loss=0.2, rank_samples=0)).read_text()
+    assert rows_of(text)["v1-sync:c3,c3,c3,c3,c3"].endswith("| 0.25000 | 0.25000 * |")
+
+
+# R17
+def test_the_wall_time_is_in_minutes(tmp_path):
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.15, 0.16)]
+    text = write_report(tmp_path, {**summary(archs), "elapsed_s": 5400.0}).read_text()
+    assert "- wall time: 90.0 min" in text
+
+
+# R18
+def test_table_and_store_entries_are_marked_by_their_source(tmp_path):
+    archs = [{**arch("c3,c3,c3,c3,c3", "landmark", 0.15, 0.16), "source": "truth table"},
+             {**arch("c1,c1,c1,c1,c1", "landmark", 0.17, 0.18), "source": "landmark store"}]
+    rows = rows_of(write_report(tmp_path, summary(archs)).read_text())
+    assert "| 0.15000 (table) |" in rows["v1-sync:c3,c3,c3,c3,c3"]
+    assert "| 0.17000 (stored) |" in rows["v1-sync:c1,c1,c1,c1,c1"]
