@@ -281,9 +281,9 @@ class LandmarkRegularizer:
         total = torch.stack(hinge).sum()
         # The count is read back here, a device sync before backward is queued (which
         # the trainer otherwise avoids): it decides whether backward runs through the
-        # landmarks' passes at all (benchmarks/step_time.py, CPU: a satisfied pair's
-        # step costs 1.38x a plain one, a violated pair's 1.89x); a sync costs the GPU
-        # the launch of backward's first kernels.
+        # landmarks' passes at all, which a satisfied pair's step saves (both costs:
+        # benchmarks/RESULTS.md, part (b)); a sync costs the GPU the launch of
+        # backward's first kernels.
         return total, sum(int(h.detach() > 0) for h in hinge)
 
     def __call__(self, model: nn.Module, step: int, total_steps: int):

@@ -121,7 +121,7 @@ class SearchRun:
         looked_up = self._from_truth_table(archs, strings, role)
         todo = [s for s in strings if s not in looked_up and self.store.find(s, self.recipe) is None]
         trained_on = self._train_shared(todo, role)
-        return [self._record_trained(a, s, role, looked_up.get(s), s in todo, trained_on.get(s))
+        return [self._record_trained(a, s, role, looked_up.get(s), trained_on.get(s))
                 for a, s in zip(archs, strings)]
 
     def _from_truth_table(self, archs: list[Arch], strings: list[str],
@@ -172,7 +172,7 @@ class SearchRun:
         return {s: results[s][0] for s in todo if world > 1 and s not in finished}
 
     def _record_trained(self, arch: Arch, s: str, role: str, looked_up: dict[str, Any] | None,
-                        trained_now: bool, trained_on: int | None) -> float:
+                        trained_on: int | None) -> float:
         """Enter `arch` in the run's record of stand-alone results (results.json), saying
         where its loss is from; returns the loss."""
         stored = self.store.find(s, self.recipe) if looked_up is None else None
@@ -184,7 +184,8 @@ class SearchRun:
             record["inverted"] = entry["inverted"]
         if looked_up is not None:  # not trained in this run: say where the loss is from
             record["source"] = "truth table"
-        elif not trained_now and not _inside(model, self.out):  # another run's, from --landmarks
+        elif not _inside(model, self.out):  # another run's, from --landmarks (this run's
+            # trainings are stored with their model under its standalone/)
             record["source"] = "landmark store"
             if role != "landmark":  # those were counted when drawn
                 self.say(f"  from the landmark store [{role}] {s}: {entry['val_loss']:.5f}")

@@ -246,15 +246,13 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict()}
 
-    def save(self) -> Path:
+    def save(self) -> None:
         """Checkpoint the epoch (rank 0 writes; the others wait until it has)."""
         meta = dict(self.metadata, epoch=self.state.epoch, step=self.state.step)
-        path = self.checkpoints.folder / f"epoch_{self.state.epoch:04d}"
         if self.writes:
-            path = self.checkpoints.save(self.state.epoch, self.model, self._state_dict(), meta)
+            self.checkpoints.save(self.state.epoch, self.model, self._state_dict(), meta)
         if self.distributed:
             dist.barrier()
-        return path
 
     def try_resume(self) -> bool:
         """Load the latest checkpoint (every rank the same one) if there is one."""

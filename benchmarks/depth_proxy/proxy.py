@@ -287,10 +287,9 @@ class TensorTrainer(Trainer):
                 break
             yield self.train_set.batch(idx)
 
-    def save(self):
+    def save(self) -> None:
         if self.final_checkpoint and self.state.epoch >= self.total_epochs:
-            return super().save()
-        return None
+            super().save()
 
     def record_metrics(self, record: dict[str, Any]) -> None:
         record = {"phase": self.name, **record}
