@@ -22,7 +22,7 @@ import logging
 import shlex
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Callable
 
 from depthnas.spaces import Arch, get_space
 
@@ -35,15 +35,15 @@ from .degenerate import candidate_order, collapsed, learned_nothing, search_orde
 from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records
 from .landmark_sampler import default_tau, sample_landmarks
-from .landmarks import LandmarkRegularizer, LandmarkStore
-from .models import PathParameters, model_kwargs, model_metadata
+from .landmarks import LandmarkRegularizer
+from .models import model_kwargs, model_metadata
 from .rank_correlation import ranking_report
-from .recipe import recipe, recipe_diff, same_recipe
+from .recipe import recipe_diff, same_recipe
 from .run_clock import RunClock
-from .runs import SEARCH_MODEL, TRAIN_MODEL
+from .runs import SEARCH_MODEL
 from .scoring import PathEvaluator, constant_score
 from .search_resume import check_config_kept, check_search_kept, drawn_landmarks, drop_stale_searches
-from .standalone import arch_slug, finished_training, train_standalone
+from .standalone_results import StandaloneResults
 from .task import Task, make_task
 from .runtime import resolve_device, seed_everything, seeded_rng
 from .terminal import listed
@@ -71,132 +71,14 @@ class SearchRun:
         self.model_kw = model_kwargs(cfg.model, self.space)  # what the models are built with
         self.device = resolve_device(cfg.device)
         self.budget = Budget.of(self.space, cfg, self.device)  # judges candidates and landmarks
-        # Every rank keeps the same store in memory (rank 0's file, then the same
-        # additions in the same order); rank 0 alone writes it.
-        self.store = LandmarkStore(cfg.landmarks.store or self.out / "landmarks.json",
-                                   persist=dist.is_main())
-        self.store.entries = dist.broadcast_object(self.store.entries)
-        self.trained: dict[Arch, dict[str, Any]] = {}
         self.splits: SplitSet | None = None  # loaded by _prepare
-        # what makes stand-alone results comparable; with the samples' digest once
-        # _prepare has loaded the splits
-        self.recipe: dict[str, Any] = recipe(cfg)
+        self.results = StandaloneResults(cfg, self.space, self.out, device=self.device,
+                                         progress=progress, say=self.say,
+                                         after_training=self._keep_time)
         # what the searches found, for results.json (see _search)
         self.picks = self.flat_picks = 0
         self.unlearned: list[int] = []  # searches whose super-net beat no constant prediction
         self.final_scores: dict[Arch, float] = {}  # the last search's, reused by finish
-        self.truth: dict[str, float] = {}
-        if cfg.search.truth_table:  # keyed by canonical strings
-            self.truth = self._truth_table(cfg.search.truth_table)
-        # a row stands in for the other strings of its model (a string's own row first)
-        self.truth_rows: dict[Hashable, str] = {
-            self.space.function_key(self.space.from_string(s)): s for s in self.truth}
-
-    def _truth_table(self, path: str) -> dict[str, float]:
-        """The table's rows of this space, with a warning naming the rows left out.
-        Without it a table of none (another space's, a typo'd column of strings)
-        would stand in for nothing, and every architecture train, for hours, without
-        a word."""
-        from .truth import for_space, read_table
-        read = read_table(path)
-        table = for_space(read.values, self.space, path, known_losses=read.known_losses)
-        left = ", ".join(part for part in (
-            f"{table.foreign} of other spaces" if table.foreign else "",
-            f"{len(table.invalid)} no space reads (e.g. {table.invalid[0]})" if table.invalid else "")
-            if part)
-        if not table.values and not left:
-            left = "nothing: the table is empty"
-        if left and dist.is_main():  # warned, not refused: a run saved so must still resume
-            log.warning("search.truth_table %s: %d row(s) of space %s stand in for training%s; "
-                        "left out: %s", path, len(table.values), self.space.name,
-                        "" if table.values else ": none, so every architecture is trained", left)
-        return table.values
-
-    # ---- stand-alone results -----------------------------------------------------
-    def standalone(self, archs: list[Arch], role: str) -> list[float]:
-        """Stand-alone losses of `archs`: from the store or the truth table, or
-        trained. Trainings are shared out across the ranks (each an ordinary
-        single-process training in its own folder); every rank gets every result."""
-        strings = [self.space.to_string(a) for a in archs]
-        looked_up = self._from_truth_table(archs, strings, role)
-        todo = [s for s in strings if s not in looked_up and self.store.find(s, self.recipe) is None]
-        trained_on = self._train_shared(todo, role)
-        return [self._record_trained(a, s, role, looked_up.get(s), trained_on.get(s))
-                for a, s in zip(archs, strings)]
-
-    def _from_truth_table(self, archs: list[Arch], strings: list[str],
-                          role: str) -> dict[str, dict[str, Any]]:
-        """The results a benchmark table gives for `archs` the store does not hold. Its
-        values stay in this run: in the store they would pass, for a later run of this
-        recipe, as trained under it."""
-        rows = {s: s if s in self.truth else self.truth_rows.get(self.space.function_key(a))
-                for a, s in zip(archs, strings)}
-        from_table = [s for s in strings if rows[s] and self.store.find(s, self.recipe) is None]
-        params = PathParameters(self.space, self.cfg.model) if from_table else None
-        for s in from_table:
-            self.say(f"  from the truth table [{role}] {s}: {self.truth[rows[s]]:.5f}" +
-                     (f" (row {rows[s]}: the same model)" if rows[s] != s else ""))
-        return {s: {"val_loss": self.truth[rows[s]], "params": params(self.space.from_string(s))}
-                for s in from_table}
-
-    def _train_shared(self, todo: list[str], role: str) -> dict[str, int]:
-        """Train `todo` stand-alone, shared out across the ranks, and add every result to
-        the store on every rank; returns the rank that trained each one (under torchrun,
-        for those not finished before a resume)."""
-        rec, world = self.recipe, dist.world_size()
-        owner = {s: r for r in range(world) for s in dist.shard(todo, r, world)}
-        mine: dict[str, dict[str, Any]] = {}
-        # a resumed run reads what finished before the stop (decided before any rank
-        # trains: a result another rank writes meanwhile was trained now)
-        finished = {s for s in todo
-                    if finished_training(self._standalone_dir(s), s, rec)}
-        for s in todo:
-            self.say(f"  reusing finished stand-alone [{role}] {s}" if s in finished else
-                     f"  training stand-alone [{role}] {s}" +
-                     (f" on rank {owner[s]}" if world > 1 else ""))
-            if owner[s] == dist.rank():
-                mine[s] = train_standalone(self.cfg, self.space, self.space.from_string(s),
-                                           self.splits, self._standalone_dir(s),
-                                           progress=self.progress and dist.is_main(),
-                                           device=self.device)
-                self._keep_time()
-        results = {s: (r, res) for r, part in enumerate(dist.gather_objects(mine))
-                   for s, res in part.items()}
-        for s in todo:  # the same additions, in the same order, on every rank
-            result = results[s][1]
-            self.store.add(s, self.space.name, result["val_loss"], rec,
-                           params=result["params"], train_time_s=result["train_time_s"],
-                           device=result["device"], seed=self.cfg.seed,
-                           model=str(self._standalone_dir(s) / TRAIN_MODEL),
-                           **({"inverted": result["inverted"]} if "inverted" in result else {}))
-        return {s: results[s][0] for s in todo if world > 1 and s not in finished}
-
-    def _record_trained(self, arch: Arch, s: str, role: str, looked_up: dict[str, Any] | None,
-                        trained_on: int | None) -> float:
-        """Enter `arch` in the run's record of stand-alone results (results.json), saying
-        where its loss is from; returns the loss."""
-        stored = self.store.find(s, self.recipe) if looked_up is None else None
-        entry = looked_up or stored
-        model = self.store.model_file(stored) if stored else None
-        record = {"arch": s, "val_loss": entry["val_loss"], "role": role,
-                  "params": entry.get("params"), "model": str(model) if model else None}
-        if entry.get("inverted") is not None:  # the report warns of a best upside down
-            record["inverted"] = entry["inverted"]
-        if looked_up is not None:  # not trained in this run: say where the loss is from
-            record["source"] = "truth table"
-        elif not _inside(model, self.out):  # another run's, from --landmarks (this run's
-            # trainings are stored with their model under its standalone/)
-            record["source"] = "landmark store"
-            if role != "landmark":  # those were counted when drawn
-                self.say(f"  from the landmark store [{role}] {s}: {entry['val_loss']:.5f}")
-        if trained_on is not None:
-            record["trained_on_rank"] = trained_on
-        self.trained[arch] = record
-        return entry["val_loss"]
-
-    def _standalone_dir(self, s: str) -> Path:
-        """Where architecture string `s` trains stand-alone in this run."""
-        return self.out / "standalone" / arch_slug(s)
 
     def initial_landmarks(self) -> list[Arch]:
         """Fixed once per run directory, so a resumed run uses the same set (chosen
@@ -208,9 +90,8 @@ class SearchRun:
         path = self.out / "initial_landmarks.json"
         if path.is_file():
             return drawn_landmarks(path, self.space, self.cfg)
-        lm = self.cfg.landmarks
-        rec = self.recipe
-        stored = self.store.matching(self.space.name, rec)
+        lm, store, rec = self.cfg.landmarks, self.results.store, self.results.recipe
+        stored = store.matching(self.space.name, rec)
         # at most M (a store grown by earlier runs may hold more than this run asks
         # for), one per model (older runs may have trained two strings of one)
         reused = new_models(self.space, [self.space.from_string(e["arch"]) for e in stored], (), lm.num)
@@ -220,17 +101,16 @@ class SearchRun:
             if lm.num > len(reused) else []
         strings = [self.space.to_string(a) for a in reused + new]
         if reused:
-            self.say(f"reusing {len(reused)} of {len(stored)} stored landmark(s) from "
-                     f"{self.store.path}")
-        foreign = {e["space"] for e in self.store.entries if e["space"] != self.space.name}
-        if foreign and not any(e["space"] == self.space.name for e in self.store.entries):
-            self.say(f"{self.store.path} holds results of {', '.join(sorted(foreign))} only, none of "
+            self.say(f"reusing {len(reused)} of {len(stored)} stored landmark(s) from {store.path}")
+        foreign = {e["space"] for e in store.entries if e["space"] != self.space.name}
+        if foreign and not any(e["space"] == self.space.name for e in store.entries):
+            self.say(f"{store.path} holds results of {', '.join(sorted(foreign))} only, none of "
                      f"{self.space.name}: no landmark is reused from it (a store of another search?)")
-        other = [e for e in self.store.entries
+        other = [e for e in store.entries
                  if e["space"] == self.space.name and not same_recipe(e.get("recipe"), rec)]
         if other:
             diff = recipe_diff(other[0].get("recipe"), rec)
-            self.say(f"{self.store.path} holds {len(other)} {self.space.name} result(s) of another "
+            self.say(f"{store.path} holds {len(other)} {self.space.name} result(s) of another "
                      f"recipe, not comparable, not reused ({listed(diff, 4, '; ')})")
         atomic_write_json(path, strings)
         return strings
@@ -268,7 +148,7 @@ class SearchRun:
         if cfg.landmarks.enabled:
             archs = self.initial_landmarks()
             self.say(f"stage 1: {len(archs)} landmark(s) stand-alone")
-            landmarks = list(zip(archs, self.standalone(archs, "landmark")))
+            landmarks = list(zip(archs, self.results(archs, "landmark")))
         landmark_set = {a for a, _ in landmarks}
         trainer, regularizer, evaluator = self._supernet(task, landmarks)
         if dist.is_main() and trainer.checkpoints.latest() is None:
@@ -281,13 +161,13 @@ class SearchRun:
             check_search_kept(self.out, t, trainer.state.epoch, cfg.supernet.epochs)  # every rank: all raise
             top = self._search(t, evaluator) if dist.is_main() else None
             top = [space.from_string(s) for s in dist.broadcast_object(top)]
-            for a, loss in zip(top, self.standalone(top, f"top-{t + 1}")):
+            for a, loss in zip(top, self.results(top, f"top-{t + 1}")):
                 if cfg.landmarks.enabled and t < T - 1:
                     landmarks.append((a, loss))
                     landmark_set.add(a)
             if regularizer is not None:
                 regularizer.set_landmarks(landmarks)
-        self.standalone(self._rank_samples(), "rank")
+        self.results(self._rank_samples(), "rank")
         summary = self.finish(evaluator, landmark_set) if dist.is_main() else None
         return dist.broadcast_object(summary)
 
@@ -304,7 +184,7 @@ class SearchRun:
             config_mod.dump(cfg, self.out / "config.yaml")
         seed_everything(cfg.seed)
         self.splits = load_splits(cfg)
-        self.recipe = recipe(cfg, self.splits)
+        self.results.use_splits(self.splits)
         check_recorded_splits(self.splits, self.out / "splits.json")  # a resume: the same samples
         # before any training (the super-net's data-parallel batches come after the landmarks)
         check_batch_fits(len(self.splits.train), cfg.data.batch_size, dist.world_size())
@@ -314,8 +194,9 @@ class SearchRun:
         if main:
             atomic_write_json(self.out / "splits.json", self.splits.manifest())
         world = dist.world_size()
-        if cfg.landmarks.store and not self.store.path.is_file() and cfg.landmarks.enabled:
-            self.say(f"landmark store {self.store.path} does not exist yet: starting a new one "
+        store = self.results.store
+        if cfg.landmarks.store and not store.path.is_file() and cfg.landmarks.enabled:
+            self.say(f"landmark store {store.path} does not exist yet: starting a new one "
                      "(a typo in --landmarks would retrain every landmark)")
         self.say(f"space {space.name} ({space.size():,} architectures), data {cfg.data.spec}, "
                  f"device {self.device}" + (f" x {world} ranks" if world > 1 else "") +
@@ -371,8 +252,8 @@ class SearchRun:
                             order=search_order(space, level, self.model_kw))
         # the last search scored the super-net as the run ends: finish() reads these
         self.final_scores = scores = dict(ranked)  # in rank order
-        picked = [(a, scores[a]) for a in new_models(space, scores, self.trained, cfg.search.top_k,
-                                                     keep=self._trained_here)]
+        picked = [(a, scores[a]) for a in new_models(space, scores, self.results.records,
+                                                     cfg.search.top_k, keep=self.results.trained_here)]
         flat_paths = {a for a, score in ranked if collapsed(space, a, score, level, self.model_kw)}
         flat = len(flat_paths)
         # judged when picked: the super-net keeps training, and a path live then may
@@ -399,14 +280,7 @@ class SearchRun:
         rank_rng, n = seeded_rng(self.cfg.seed, "rank sample"), self.cfg.search.rank_samples
         # (bounded: a small space may have no untrained model left)
         draws = (self.space.sample(rank_rng) for _ in range(RANDOM_TRIES * n))
-        return new_models(self.space, draws, self.trained, n, keep=self._trained_here)
-
-    def _trained_here(self, arch: Arch) -> bool:
-        """Whether this run trained `arch` stand-alone already. Depthnas before one
-        string per model could pick two strings of one model; a run it started keeps
-        such picks when resumed, as its super-net trained with them as landmarks."""
-        s = self.space.to_string(arch)
-        return finished_training(self._standalone_dir(s), s, self.recipe) is not None
+        return new_models(self.space, draws, self.results.records, n, keep=self.results.trained_here)
 
     def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> dict[str, Any]:
         """Score every architecture trained on the last super-net, pick the best, and
@@ -420,7 +294,7 @@ class SearchRun:
         # The ranking is measured on the random sample alone, as in the paper: the
         # searched top-K are the super-net's own picks (and SPOS, with no landmarks,
         # would rank a different, larger set than SPOS + landmarks).
-        held_out = [r for r in self.trained.values() if r["role"] == "rank"]
+        held_out = [r for r in self.results.records.values() if r["role"] == "rank"]
         ranking = None
         if len(held_out) >= 2:
             ranking = ranking_report([r["val_loss"] for r in held_out],
@@ -446,7 +320,7 @@ class SearchRun:
                    "lambda_schedule": self.lambda_schedule,
                    # --skip-bad: said once at the start; the report keeps it for its reader
                    "skipped_samples": list(self.splits.skipped),
-                   "architectures": list(self.trained.values())}
+                   "architectures": list(self.results.records.values())}
         atomic_write_json(self.out / "results.json", summary)
         self._record_metrics({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},
                              "phase")
@@ -458,7 +332,7 @@ class SearchRun:
     def _score_trained(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> None:
         """Each trained architecture's super-net score, and whether it is a landmark or
         a path that ignores its input."""
-        for a, rec in self.trained.items():
+        for a, rec in self.results.records.items():
             # scored by the last search already, on the same weights and batches, unless
             # it never met `a` (a landmark, a ranking sample): minutes per path at the
             # paper's size
@@ -474,7 +348,7 @@ class SearchRun:
         searched top-K were picked within it (a resumed run may time them anew)."""
         if self.budget is None:
             return
-        for a, r in self.trained.items():
+        for a, r in self.results.records.items():
             if r["role"] == "rank":  # the ranking samples are no candidates
                 continue
             if r["role"] == "landmark" and not self.budget(a):
@@ -486,7 +360,7 @@ class SearchRun:
         landmarks (trained for the search too) that keep the budget. Ranking samples are
         left out: they are there to measure the super-net, and are no product of the
         search."""
-        return [(a, r) for a, r in self.trained.items()
+        return [(a, r) for a, r in self.results.records.items()
                 if r["role"].startswith("top") or (r["role"] == "landmark" and not r.get("over_budget"))]
 
     def _keep_best(self, arch: Arch, best: dict[str, Any]) -> dict[str, Any]:
@@ -525,11 +399,6 @@ class SearchRun:
         for note in warnings_of(summary):
             self.say(f"warning: {note}")
         self.say(f"done in {elapsed / 60:.1f} min; report: {self.out / 'report.md'}")
-
-
-def _inside(path: Path | None, folder: Path) -> bool:
-    """Whether a stored model file lies in `folder` (a result of this run's own)."""
-    return path is not None and Path(path).resolve().is_relative_to(folder.resolve())
 
 
 def _thinned(f: Callable[[int], float], n: int, points: int = 400) -> dict[str, list]:

@@ -155,8 +155,8 @@ def test_ranking_samples_are_never_models_trained_already():
     run.cfg.search.rank_samples = 3
     rng = seeded_rng(run.cfg.seed, "rank sample")
     first = [run.space.sample(rng) for _ in range(6)]  # the draws the sample starts with
-    run.trained = {a: {"role": "landmark"} for a in first}
-    run._trained_here = lambda arch: False
+    run.results = types.SimpleNamespace(records={a: {"role": "landmark"} for a in first},
+                                        trained_here=lambda arch: False)
     picked = run._rank_samples()
     taken = {run.space.function_key(a) for a in first}
     assert len(picked) == 3 and not taken & {run.space.function_key(a) for a in picked}
@@ -342,11 +342,11 @@ def test_a_retry_draws_its_own_landmarks_not_the_failed_starts(tmp_path, capsys,
     """A start that failed after drawing its landmarks (here: as the first landmark's
     training starts) left initial_landmarks.json, and a corrected fresh start trained
     those."""
-    from depthnas import pipeline
+    from depthnas import standalone_results
 
     def fails(*args, **kwargs):
         raise ValueError("the first landmark's training failed")
-    monkeypatch.setattr(pipeline, "train_standalone", fails)
+    monkeypatch.setattr(standalone_results, "train_standalone", fails)
     out, typo = tmp_path / "run", tmp_path / "landmark.json"
     out.mkdir()  # the user's folder: kept with the failed start's files (one it made goes)
     assert main(["search", *TINY, "--landmarks", str(typo), "--out", str(out)]) != 0
@@ -522,7 +522,7 @@ def test_a_truth_table_row_stands_in_for_every_string_of_its_model(tmp_path):
     run = pipeline.SearchRun(validate(cfg), progress=False, say=said.append)
     run._prepare()
     twin = run.space.from_string("v1-sync:skip,c1,ap,c1,none")
-    assert run.standalone([twin], "landmark") == [0.123]
+    assert run.results([twin], "landmark") == [0.123]
     assert said[-1] == ("  from the truth table [landmark] v1-sync:skip,c1,ap,c1,none: 0.12300 "
                         "(row v1-sync:c3,c3,ap,c1,none: the same model)")
     # a string with a row of its own gets its own (the committed small table has twin
@@ -530,7 +530,7 @@ def test_a_truth_table_row_stands_in_for_every_string_of_its_model(tmp_path):
     table.write_text(json.dumps({"v1-sync:c3,c3,ap,c1,none": 0.123, "v1-sync:skip,c1,ap,c1,none": 0.2}))
     run = pipeline.SearchRun(validate(cfg), progress=False, say=said.append)
     run._prepare()
-    assert run.standalone([twin, run.space.from_string("v1-sync:c3,c3,ap,c1,none")], "x") == [0.2, 0.123]
+    assert run.results([twin, run.space.from_string("v1-sync:c3,c3,ap,c1,none")], "x") == [0.2, 0.123]
 
 
 def test_a_truth_table_s_rows_of_other_spaces_or_none_readable_are_said(tmp_path, caplog):
@@ -544,7 +544,7 @@ def test_a_truth_table_s_rows_of_other_spaces_or_none_readable_are_said(tmp_path
     cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
         f"out={tmp_path / 'r'}", f"search.truth_table={table}"])
     with caplog.at_level("WARNING"):
-        assert pipeline.SearchRun(validate(cfg), progress=False).truth == {}
+        assert pipeline.SearchRun(validate(cfg), progress=False).results.truth == {}
     assert ("0 row(s) of space v1-sync stand in for training: none, so every architecture is "
             "trained; left out: 1 of other spaces") in caplog.text
     caplog.clear()
@@ -552,7 +552,7 @@ def test_a_truth_table_s_rows_of_other_spaces_or_none_readable_are_said(tmp_path
                                  "v1-sync:c3,c3,c3,c3,c1": 0.3}))
     with caplog.at_level("WARNING"):
         run = pipeline.SearchRun(validate(cfg), progress=False)
-    assert run.truth == {"v1-sync:c3,c3,c3,c3,c1": 0.3}
+    assert run.results.truth == {"v1-sync:c3,c3,c3,c3,c1": 0.3}
     assert ("1 row(s) of space v1-sync stand in for training; left out: 1 of other spaces, "
             "1 no space reads (e.g. 'v1-sync:c3,c3,c3,c3,c9'") in caplog.text
 
@@ -2833,27 +2833,20 @@ def test_a_report_that_cannot_be_written_beside_the_model_is_said_before_the_wor
 
 # ---- pipeline, run config, run folders and hints: each test here caught a one-line mutation
 # that the rest of the suite let through
-def _bare_run(tmp_path, monkeypatch):
-    """A SearchRun holding only what standalone() and _rank_samples() read: no data,
-    no super-net."""
-    from depthnas import pipeline
+def _bare_results(tmp_path):
+    """A search's stand-alone results with no data and no super-net: what is stored or
+    looked up, and the trainings (monkeypatched) it would start."""
     from depthnas.config import Config
-    from depthnas.landmarks import LandmarkStore
-    from depthnas.recipe import recipe
     from depthnas.spaces import get_space
-    run = pipeline.SearchRun.__new__(pipeline.SearchRun)
-    run.cfg, run.space = Config(), get_space("v1-sync")
-    run.out = tmp_path / "run"
-    run.out.mkdir()
-    run.cfg.out = str(run.out)
-    run.splits, run.truth, run.truth_rows, run.trained = None, {}, {}, {}
-    run.recipe = recipe(run.cfg)  # _prepare's, without splits
-    run.progress, run.device = False, "cpu"
-    run.store = LandmarkStore(run.out / "landmarks.json")
-    run.said = []
-    run.say = run.said.append
-    run._keep_time = lambda: None
-    return run
+    from depthnas.standalone_results import StandaloneResults
+    cfg, out = Config(), tmp_path / "run"
+    out.mkdir()
+    cfg.out = str(out)
+    said: list[str] = []
+    results = StandaloneResults(cfg, get_space("v1-sync"), out, device="cpu", progress=False,
+                                say=said.append)
+    results.said = said
+    return results
 
 
 @pytest.mark.parametrize("edited", [0, 1])
@@ -2863,7 +2856,7 @@ def test_a_resume_stopped_among_the_landmarks_checks_every_finished_one(tmp_path
     in file order, or all but it, went unseen)."""
     from depthnas.config import ConfigError
     from depthnas.recipe import recipe
-    run = _bare_run(tmp_path, monkeypatch)
+    run = _bare_results(tmp_path)
     rec = recipe(run.cfg)
     for i, name in enumerate(("a_first", "b_second")):
         folder = run.out / "standalone" / name
@@ -2879,15 +2872,15 @@ def test_a_resume_stopped_among_the_landmarks_checks_every_finished_one(tmp_path
 def test_a_resumed_search_says_which_stand_alone_trainings_it_reuses(tmp_path, monkeypatch):
     """A landmark that finished before the stop is read back, and said so; not
     announced as "training stand-alone" (which it is not)."""
-    from depthnas import pipeline
-    run = _bare_run(tmp_path, monkeypatch)
+    from depthnas import standalone_results
+    run = _bare_results(tmp_path)
     a, b = (run.space.from_string(f"v1-sync:{s}") for s in ("c3,c3,c3,c3,c3", "c1,c1,c1,c1,c1"))
     done = {run.space.to_string(a)}
-    monkeypatch.setattr(pipeline, "finished_training",
+    monkeypatch.setattr(standalone_results, "finished_training",
                         lambda folder, s, rec: {"arch": s} if s in done else None)
-    monkeypatch.setattr(pipeline, "train_standalone", lambda cfg, space, arch, *x, **k: {
+    monkeypatch.setattr(standalone_results, "train_standalone", lambda cfg, space, arch, *x, **k: {
         "val_loss": 0.5, "params": 10, "train_time_s": 1.0, "device": "cpu"})
-    assert run.standalone([a, b], "landmark") == [0.5, 0.5]
+    assert run([a, b], "landmark") == [0.5, 0.5]
     assert f"  reusing finished stand-alone [landmark] {run.space.to_string(a)}" in run.said
     assert f"  training stand-alone [landmark] {run.space.to_string(b)}" in run.said
     assert not any("training stand-alone [landmark] " + run.space.to_string(a) in m for m in run.said)
@@ -2897,9 +2890,9 @@ def test_a_stored_result_is_not_trained_again_and_only_another_run_s_is_marked_a
         tmp_path, monkeypatch):
     """An architecture the store holds under this recipe is read, not trained; its
     source is "landmark store" only when its model lies outside this run's folder."""
-    from depthnas import pipeline
+    from depthnas import standalone_results
     from depthnas.recipe import recipe
-    run = _bare_run(tmp_path, monkeypatch)
+    run = _bare_results(tmp_path)
     rec = recipe(run.cfg)
     own, other = (run.space.from_string(f"v1-sync:{s}") for s in ("c3,c3,c3,c3,c3", "c1,c1,c1,c1,c1"))
     for arch, folder, loss in ((own, run.out / "standalone" / "x", 0.25),
@@ -2911,22 +2904,26 @@ def test_a_stored_result_is_not_trained_again_and_only_another_run_s_is_marked_a
 
     def no_training(*a, **k):
         raise AssertionError("a stored result was trained again")
-    monkeypatch.setattr(pipeline, "train_standalone", no_training)
-    assert run.standalone([own, other], "top-1") == [0.25, 0.5]
-    assert "source" not in run.trained[own]
-    assert run.trained[other]["source"] == "landmark store"
+    monkeypatch.setattr(standalone_results, "train_standalone", no_training)
+    assert run([own, other], "top-1") == [0.25, 0.5]
+    assert "source" not in run.records[own]
+    assert run.records[other]["source"] == "landmark store"
     assert not any(run.space.to_string(own) in m for m in run.said)
 
 
 def test_the_ranking_sample_keeps_a_twin_this_run_trained_already(tmp_path, monkeypatch):
     """A model whose twin string this run trained (older depthnas picked both) is still
     drawn into the ranking sample when the run trained that very string: as for picks."""
-    run = _bare_run(tmp_path, monkeypatch)
+    from depthnas.config import Config
+    from depthnas.pipeline import SearchRun
+    from depthnas.spaces import get_space
+    run = SearchRun.__new__(SearchRun)  # only what _rank_samples reads
+    run.cfg, run.space = Config(), get_space("v1-sync")
     first, twin = (run.space.from_string(f"v1-sync:{s}") for s in ("c3,c3,ap,c1,none", "skip,c1,ap,c1,none"))
     assert run.space.function_key(first) == run.space.function_key(twin)
     run.cfg.search.rank_samples = 1
-    run.trained = {first: {"role": "landmark"}}
-    run._trained_here = lambda arch: arch == twin
+    run.results = types.SimpleNamespace(records={first: {"role": "landmark"}},
+                                        trained_here=lambda arch: arch == twin)
     monkeypatch.setattr(run.space, "sample", lambda rng: twin)
     assert run._rank_samples() == [twin]
 
