@@ -170,7 +170,8 @@ def test_damaged_cifar10_batches_and_an_archive_given_as_the_folder_are_named(tm
         load_cifar10(other)
 
 
-def test_a_broken_nb201_string_gets_the_nb201_parser_s_message(capsys):
+def test_a_broken_nb201_string_gets_the_nb201_parser_s_message(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no --out: were the refusal lost, runs/ would go here
     assert main(["train", "--arch", "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|",
                  "--data", "digits"]) == 2
     err = capsys.readouterr().err

@@ -191,12 +191,13 @@ def test_set_with_a_yaml_comment_in_its_value_is_refused_not_cut_short():
     assert cfg.out == "runs/a #2"
 
 
-def test_whole_number_flags_take_the_forms_set_takes():
+def test_whole_number_flags_take_the_forms_set_takes(capsys):
     """--max-params took 3e7, --epochs refused 3e1 with argparse's 'invalid int value'."""
     cfg = build_config(build_parser().parse_args(["search", "--epochs", "3e1", "--batch-size", "1e1"]))
     assert (cfg.supernet.epochs, cfg.data.batch_size) == (30, 10)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["search", "--epochs", "2.5"])
+    assert "--epochs" in capsys.readouterr().err
 
 
 def test_whole_numbers_are_decimal_in_flags_set_and_yaml_alike(tmp_path):
@@ -249,12 +250,13 @@ def test_an_empty_optional_value_is_unset():
     assert cfg.model.backbone_weights is None
 
 
-def test_a_budget_flag_takes_a_whole_number_in_exponent_form():
+def test_a_budget_flag_takes_a_whole_number_in_exponent_form(capsys):
     """--set search.max_params=3.8e5 was read, --max-params 3.8e5 refused as no int."""
     args = build_parser().parse_args(["search", "--max-params", "3.8e5"])
     assert build_config(args).search.max_params == 380_000
     with pytest.raises(SystemExit):
         build_parser().parse_args(["search", "--max-params", "2.5"])
+    assert "--max-params" in capsys.readouterr().err
 
 
 def test_train_precision_names_only_the_training_it_sets(capsys):

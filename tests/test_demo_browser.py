@@ -48,12 +48,16 @@ class DevTools:
         script = (f'exec "$@" 3<&{to_chrome_r} 4>&{from_chrome_w} '
                   f'{to_chrome_r}<&- {from_chrome_w}>&-')
         self.log = log
+        # Its crash reporter writes under ~/.config whatever --user-data-dir says: a home
+        # of its own keeps the tester's untouched
+        home = user_data_dir.parent / "chromium-home"
+        env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
         with log.open("wb") as err:
             self.proc = subprocess.Popen(
                 ["/bin/bash", "-c", script, "bash", CHROMIUM, *FLAGS,
                  f"--user-data-dir={user_data_dir}", "about:blank"],
                 pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=err)
+                stdout=subprocess.DEVNULL, stderr=err, env=env)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._buf = b""

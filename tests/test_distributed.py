@@ -88,7 +88,7 @@ def test_shards_cover_every_item_once():
             assert sorted(sum(shares, [])) == sorted(items)          # nothing lost, no repeats
             assert max(map(len, shares)) - min(map(len, shares)) <= 1  # balanced
     assert shard(["a", "b", "c"]) == ["a", "b", "c"]  # a single process trains everything
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="rank 2 outside a world of 2"):
         shard([1, 2], 2, 2)
 
 

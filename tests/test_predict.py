@@ -58,7 +58,7 @@ def test_a_folder_above_the_images_names_the_subfolder_that_holds_them(
     shutil.copytree(photos, root / "images")
     shutil.copytree(photos, root / "depth")  # depth maps are PNGs too: not named
     assert main(["predict", "--model", str(onnx_file), "--input", str(root),
-                 "--out", str(tmp_path / "out"), "--no-progress"]) != 0
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     assert (f"; its subfolder {root / 'images'} holds some (predict reads one folder, not its "
             "subfolders)") in capsys.readouterr().err
 
@@ -659,7 +659,7 @@ def test_a_subfolder_of_upper_case_photos_is_named(onnx_file: Path, tmp_path: Pa
     (root / "DCIM").mkdir(parents=True)
     cv2.imwrite(str(root / "DCIM" / "IMG_1.JPG"), np.zeros((8, 8, 3), np.uint8))
     assert main(["predict", "--model", str(onnx_file), "--input", str(root),
-                 "--out", str(tmp_path / "out"), "--no-progress"]) != 0
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"its subfolder {root / 'DCIM'} holds some" in err
     assert ".jpg" in err and ".png" in err

@@ -106,3 +106,10 @@ def test_config_refuses_landmark_settings_that_cannot_act():
     cfg.search.iterations = 1
     with pytest.raises(ConfigError, match=r"landmarks.num=1: the ranking penalty needs pairs"):
         validate(cfg)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine-decreasing", "step", "step-increasing"])
+def test_lambda_is_zero_at_the_last_moment_of_the_warm_up(schedule):
+    """Every schedule, not only the increasing cosine, which is 0 there anyway."""
+    assert landmark_lambda(0.25, 2.0, schedule, warmup=0.25) == 0.0
+    assert landmark_lambda(0.2500001, 2.0, schedule, warmup=0.25) > 0.0
