@@ -7,8 +7,6 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable
 
-import torch
-
 from depthnas.spaces import Arch, SearchSpace
 
 from . import distributed as dist
@@ -20,6 +18,8 @@ from .runs import TRAIN_MODEL
 from .standalone import arch_slug, finished_training, train_standalone
 
 if TYPE_CHECKING:
+    import torch
+
     from depthnas.datasets.splits import SplitSet
 
 log = logging.getLogger("depthnas.pipeline")
@@ -27,9 +27,10 @@ log = logging.getLogger("depthnas.pipeline")
 
 class StandaloneResults:
     """The stand-alone losses a search needs (landmarks, picks, ranking samples), each
-    from the first of: the truth table, the landmark store (this run's results, or an
-    earlier run's of the same recipe), a training. `records` is what results.json
-    lists of them. `use_splits` gives it the run's data before anything trains."""
+    from the first of: the landmark store (this run's results, or an earlier run's of
+    the same recipe), the truth table, a training. `records` is what results.json
+    lists of them. `use_splits` gives it the run's data before anything trains;
+    `after_training` is called after each training this rank ran."""
 
     def __init__(self, cfg: Config, space: SearchSpace, out: Path, *, device: torch.device,
                  progress: bool, say: Callable[[str], None],
@@ -136,7 +137,7 @@ class StandaloneResults:
         return {s: results[s][0] for s in todo if world > 1 and s not in finished}
 
     def _record(self, arch: Arch, s: str, role: str, looked_up: dict[str, Any] | None,
-                        trained_on: int | None) -> float:
+                trained_on: int | None) -> float:
         """Enter `arch` in the run's record of stand-alone results (results.json), saying
         where its loss is from; returns the loss."""
         stored = self.store.find(s, self.recipe) if looked_up is None else None

@@ -2859,7 +2859,7 @@ def _bare_results(tmp_path):
 
 
 @pytest.mark.parametrize("edited", [0, 1])
-def test_a_resume_stopped_among_the_landmarks_checks_every_finished_one(tmp_path, monkeypatch, edited):
+def test_a_resume_stopped_among_the_landmarks_checks_every_finished_one(tmp_path, edited):
     """Before the super-net's first checkpoint, any finished landmark whose recipe
     config.yaml no longer gives is a refusal, whichever of them it is (only the first
     in file order, or all but it, went unseen)."""
@@ -2893,6 +2893,26 @@ def test_a_resumed_search_says_which_stand_alone_trainings_it_reuses(tmp_path, m
     assert f"  reusing finished stand-alone [landmark] {run.space.to_string(a)}" in run.said
     assert f"  training stand-alone [landmark] {run.space.to_string(b)}" in run.said
     assert not any("training stand-alone [landmark] " + run.space.to_string(a) in m for m in run.said)
+
+
+def test_the_run_s_time_is_kept_after_each_stand_alone_training(tmp_path, monkeypatch):
+    """A run killed among its trainings resumes its clock from the last one finished,
+    not from the stage's start: each training this rank runs is followed by the save."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline, standalone_results
+    run = pipeline.SearchRun(validate(config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        f"out={tmp_path / 'r'}"])), progress=False)
+    assert run.results.after_training == run._keep_time
+    results = _bare_results(tmp_path)
+    saved: list[int] = []
+    results.after_training = lambda: saved.append(len(saved))
+    monkeypatch.setattr(standalone_results, "train_standalone", lambda cfg, space, arch, *x, **k: {
+        "val_loss": 0.5, "params": 10, "train_time_s": 1.0, "device": "cpu"})
+    a, b = (results.space.from_string(f"v1-sync:{s}") for s in ("c3,c3,c3,c3,c3", "c1,c1,c1,c1,c1"))
+    results([a, b], "landmark")
+    assert saved == [0, 1]
+    results([a, b], "top-1")  # stored now: nothing trains, nothing to save
+    assert saved == [0, 1]
 
 
 def test_a_stored_result_is_not_trained_again_and_only_another_run_s_is_marked_as_such(
