@@ -906,3 +906,28 @@ def test_digits_training_images_are_cropped_but_never_mirrored():
         assert plain or flipped, i  # some crop of the padded image
         mirrored_only += flipped and not plain
     assert mirrored_only == 0
+
+
+def test_a_nats_bench_folder_opens_in_fast_mode_and_a_damaged_file_is_named(tmp_path, monkeypatch):
+    """A NATS-tss folder is the fast-mode archive, a file the whole benchmark; a file
+    nats_bench cannot unpickle is named, not a traceback from deep in its reader."""
+    import types
+
+    from depthnas.nasbench import open_benchmark
+    calls = []
+
+    def create(path, space, fast_mode, verbose):
+        calls.append((path, space, fast_mode))
+        if path.endswith(".pickle.pbz2"):
+            raise pickle.UnpicklingError("invalid load key, 'x'.")
+        return "api"
+    monkeypatch.setitem(sys.modules, "nats_bench", types.SimpleNamespace(create=create))
+    folder = tmp_path / "NATS-tss-v1_0-3ffb9-simple"
+    folder.mkdir()
+    whole = tmp_path / "NATS-tss-v1_0-3ffb9-full.pickle.pbz2"
+    whole.write_bytes(b"x")
+    assert open_benchmark(folder) == "api"
+    assert calls[-1] == (str(folder), "tss", True)
+    with pytest.raises(ValueError, match="NATS-tss-v1_0-3ffb9-full.pickle.pbz2 is not a readable"):
+        open_benchmark(whole)
+    assert calls[-1] == (str(whole), "tss", False)

@@ -1,6 +1,7 @@
 """End to end through the command line, at a tiny size."""
 import datetime
 import json
+import pathlib
 import random
 import subprocess
 import sys
@@ -3408,3 +3409,83 @@ def test_messages_name_a_few_of_many():
     assert listed(["a", "b", "c", "d"]) == "a, b, c ..."
     assert listed(range(10), 5, "; ") == "0; 1; 2; 3; 4 ..."
     assert listed([]) == ""
+
+
+def test_a_stand_alone_result_in_the_store_comes_before_the_truth_table(tmp_path):
+    """StandaloneResults takes a loss from the first of the landmark store, the truth
+    table, a training: an architecture this recipe trained already keeps its trained
+    loss (and its model), not the table's number."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline
+    arch = "v1-sync:c3,c3,ap,c1,none"
+    table = tmp_path / "truth.json"
+    table.write_text(json.dumps({arch: 0.123}))
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        f"out={tmp_path / 'r'}", f"search.truth_table={table}", "data.synthetic_samples=40"])
+    said: list[str] = []
+    run = pipeline.SearchRun(validate(cfg), progress=False, say=said.append)
+    run._prepare()
+    model = tmp_path / "earlier" / "model.safetensors"  # an earlier run's training
+    model.parent.mkdir()
+    model.write_bytes(b"x")
+    run.results.store.add(arch, run.space.name, 0.5, run.results.recipe, model=model)
+    assert run.results([run.space.from_string(arch)], "landmark") == [0.5]
+    [record] = run.results.records.values()
+    assert record["source"] == "landmark store"
+    assert pathlib.Path(record["model"]).resolve() == model.resolve()
+    assert not any("from the truth table" in line for line in said)
+
+
+def test_a_single_process_search_records_no_rank_for_its_trainings(tmp_path, monkeypatch):
+    """README: `trained_on_rank` is what a torchrun search records, for each training
+    of its last session; a search of one process names no rank."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline, standalone_results
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        f"out={tmp_path / 'r'}", "data.synthetic_samples=40"])
+    run = pipeline.SearchRun(validate(cfg), progress=False, say=lambda line: None)
+    run._prepare()
+    monkeypatch.setattr(standalone_results, "train_standalone", lambda *a, **k: {
+        "val_loss": 0.25, "params": 10, "train_time_s": 1.0, "device": "cpu"})
+    arch = run.space.from_string("v1-sync:c3,c3,ap,c1,none")
+    assert run.results([arch], "landmark") == [0.25]
+    assert "trained_on_rank" not in run.results.records[arch]
+    assert "source" not in run.results.records[arch]  # trained in this run
+
+
+def test_a_training_s_inverted_share_reaches_the_record_and_the_store(tmp_path, monkeypatch):
+    """The report warns of a best model upside down from results.json's `inverted`; it
+    comes to the record through the landmark store, so the store must keep it."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline, standalone_results
+    from depthnas.landmarks import LandmarkStore
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        f"out={tmp_path / 'r'}", "data.synthetic_samples=40"])
+    run = pipeline.SearchRun(validate(cfg), progress=False, say=lambda line: None)
+    run._prepare()
+    monkeypatch.setattr(standalone_results, "train_standalone", lambda *a, **k: {
+        "val_loss": 0.25, "params": 10, "train_time_s": 1.0, "device": "cpu", "inverted": 80.0})
+    arch = run.space.from_string("v1-sync:c3,c3,ap,c1,none")
+    run.results([arch], "landmark")
+    assert run.results.records[arch]["inverted"] == 80.0
+    [entry] = LandmarkStore(tmp_path / "r" / "landmarks.json").entries
+    assert entry["inverted"] == 80.0
+
+
+def test_a_stored_result_of_other_samples_is_trained_again(tmp_path, monkeypatch):
+    """Stand-alone results are comparable only on the same samples: once the run's
+    splits are known, the recipe holds their digest, and a store entry of other data
+    (the same settings) is not reused, while this run's own training is stored with it."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline, standalone_results
+    from depthnas.recipe import SAMPLES, samples_digest
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        f"out={tmp_path / 'r'}", "data.synthetic_samples=40"])
+    run = pipeline.SearchRun(validate(cfg), progress=False, say=lambda line: None)
+    run._prepare()
+    arch = "v1-sync:c3,c3,ap,c1,none"
+    run.results.store.add(arch, run.space.name, 0.5, {**run.results.recipe, SAMPLES: "0" * 16})
+    monkeypatch.setattr(standalone_results, "train_standalone", lambda *a, **k: {
+        "val_loss": 0.25, "params": 10, "train_time_s": 1.0, "device": "cpu"})
+    assert run.results([run.space.from_string(arch)], "landmark") == [0.25]
+    assert run.results.store.entries[-1]["recipe"][SAMPLES] == samples_digest(run.splits)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from depthnas.depth_metrics import METRIC_NAMES, MetricAccumulator, align_prediction, depth_metrics, inverted
+from depthnas.ssi_loss import MIN_FIT_PIXELS
 
 # Prediction [a, a, b, b] and target [a-e, a+e, b+e, b-e]: the residual is orthogonal
 # to both the prediction and the constant, so least squares gives s = 1, t = 0 and
@@ -333,3 +334,17 @@ def test_an_image_with_one_valid_pixel_counts_in_no_metric():
     assert with_one.count == 1 and with_one.left_out == 1
     for name, value in alone.compute().items():
         assert with_one.compute()[name] == pytest.approx(value), name
+
+
+def test_an_image_with_exactly_the_pixels_to_fit_is_evaluated():
+    """MIN_FIT_PIXELS valid pixels are enough for the fit: such an image counts in
+    every metric (and in `inverted`'s images), not left out as a one-pixel image is."""
+    pred = torch.tensor([[[[1.0, 3.0], [0.0, 0.0]]]])
+    target = torch.tensor([[[[0.5, 0.2], [0.0, 0.0]]]])
+    mask = torch.zeros_like(target, dtype=torch.bool)
+    mask.view(-1)[:MIN_FIT_PIXELS] = True
+    acc = MetricAccumulator()
+    acc.update(pred, target, mask)
+    assert acc.count == 1 and acc.left_out == 0
+    assert acc.compute()["inverted"] == 100.0  # two pixels, near and far swapped
+    assert inverted(pred, target, mask) == (1, 1)
