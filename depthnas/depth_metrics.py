@@ -36,7 +36,7 @@ import math
 import torch
 from torch import Tensor
 
-from depthnas.ssi_loss import MIN_FIT_PIXELS, SSILoss, compute_scale_and_shift, prepare_inputs
+from depthnas.ssi_loss import SSILoss, compute_scale_and_shift, enough_to_fit, prepare_inputs
 
 __all__ = ["align_prediction", "depth_metrics", "inverted", "MetricAccumulator", "METRIC_NAMES"]
 
@@ -88,8 +88,7 @@ def _per_image(
         "rmse": torch.sqrt((ev * err * err).sum((1, 2)) / n_safe),
         "inverted": 100.0 * _swapped(p, d, m).to(p.dtype),
     }
-    fitted = m.flatten(1).sum(1) >= MIN_FIT_PIXELS
-    return per, (n > 0) & fitted
+    return per, (n > 0) & enough_to_fit(m)
 
 
 def _min_max(target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -148,7 +147,7 @@ def inverted(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[int, int
     """(images whose prediction has near and far swapped, images with two or more valid
     pixels) of one batch."""
     p, d, m = prepare_inputs(prediction, target, mask)
-    fitted = m.flatten(1).sum(1) >= MIN_FIT_PIXELS
+    fitted = enough_to_fit(m)
     return int((fitted & _swapped(p, d, m)).sum()), int(fitted.sum())
 
 
@@ -191,8 +190,7 @@ class MetricAccumulator:
         if self.depth_cap is not None:
             # the SSI over the pixels (and so the images) the others are taken on
             mask = (mask != 0) & (target.reshape(mask.shape) >= 1.0 / self.depth_cap)
-        m = mask.reshape(mask.shape[0], -1) != 0
-        weight = int((m.sum(dim=1) >= MIN_FIT_PIXELS).sum())  # the images SSILoss counts
+        weight = int(enough_to_fit(mask != 0).sum())  # the images SSILoss counts
         if weight:
             self._ssi_sum += weight * _ssi(prediction, target, mask)
             self._ssi_weight += weight

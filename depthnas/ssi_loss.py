@@ -37,6 +37,7 @@ __all__ = [
     "SSILoss",
     "SSITrimLoss",
     "build_loss",
+    "enough_to_fit",
     "LOSS_NAMES",
 ]
 
@@ -49,6 +50,12 @@ _DEGENERATE_ULPS = 4.0
 # A scale and a shift need two points: an image with fewer valid pixels has nothing to
 # align and drops out (the validation score counts the images it keeps: DepthTask.score).
 MIN_FIT_PIXELS = 2
+
+
+def enough_to_fit(mask: Tensor) -> Tensor:
+    """Per image of a [B, ...] mask: whether it holds the valid pixels a scale and a
+    shift need (MIN_FIT_PIXELS)."""
+    return mask.flatten(1).sum(1) >= MIN_FIT_PIXELS
 
 
 def _tensor(x: Tensor, name: str) -> Tensor:
@@ -220,7 +227,7 @@ class SSILoss(nn.Module):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)
             scale, mean_p, mean_d = _fit(p, d, mf)
-            mf = mf * (mf.sum((1, 2)) >= MIN_FIT_PIXELS)[:, None, None].to(p.dtype)
+            mf = mf * enough_to_fit(m)[:, None, None].to(p.dtype)
             aligned = scale[:, None, None] * (p - mean_p[:, None, None]) + mean_d[:, None, None]
             residual = mf * (aligned - d)
             loss = _reduce((residual * residual).sum((1, 2)), 2.0 * mf.sum((1, 2)), self.reduction)

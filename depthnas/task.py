@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .choices import CLASSIFICATION_LOSSES
-from .ssi_loss import MIN_FIT_PIXELS
+from .ssi_loss import enough_to_fit
 
 
 class Task(Protocol):
@@ -52,7 +52,7 @@ class DepthTask:
         # An image with too few valid pixels (sparse ground truth, or valid pixels only
         # outside the validation crop) drops out of the loss: counted, it would add a
         # perfect 0 and pull the mean down, to 0.0 for a split of them.
-        n = (batch["mask"].flatten(1).sum(1) >= MIN_FIT_PIXELS).sum().double()
+        n = enough_to_fit(batch["mask"]).sum().double()
         return self.loss(output, batch).detach().double() * n, n
 
 
