@@ -118,9 +118,14 @@ def planned_jobs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[s
     return jobs, archs
 
 
+def is_done(rec: dict[str, Any]) -> bool:
+    """A training's line that needs no retry: a result, or a divergence (it would
+    diverge again); other errors are retried."""
+    return rec.get("val_loss") is not None or rec.get("error_kind") == "diverged"
+
+
 def read_done(path: Path, key: str, say=print) -> dict[tuple[str, int], dict[str, Any]]:
-    """Finished trainings of this recipe; a diverged one counts as finished (it would
-    diverge again), other errors are retried. Lines of other recipes are counted."""
+    """Finished trainings of this recipe (`is_done`). Lines of other recipes are counted."""
     done: dict[tuple[str, int], dict[str, Any]] = {}
     if not path.is_file():
         return done
@@ -129,7 +134,7 @@ def read_done(path: Path, key: str, say=print) -> dict[tuple[str, int], dict[str
         if rec.get("recipe_key") != key:
             others[str(rec.get("recipe_key"))] += 1
             continue
-        if rec.get("val_loss") is not None or rec.get("error_kind") == "diverged":
+        if is_done(rec):
             done[(rec["arch"], rec["seed"])] = rec
     if others:  # a resume that starts from nothing must say why
         say(f"note: {sum(others.values())} line(s) of {path} are of another recipe "
@@ -376,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                             in_flight.pop(msg["worker"], None)
                             rec = finished(msg, key)
                             append_jsonl(log_path, rec)
-                            if rec.get("val_loss") is not None or rec.get("error_kind") == "diverged":
+                            if is_done(rec):
                                 done[(rec["arch"], rec["seed"])] = rec
                                 finished_ok += 1
                             ran += 1
