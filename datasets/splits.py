@@ -20,9 +20,10 @@ from .folder import FolderReader
 from .io import DatasetError
 from .nyuv2 import nyuv2_reader
 from .redweb import ReDWebReader
-from .settings import REG_FRACTION, VAL_FRACTION, check_depth_kind, check_image_size
+from .settings import (REG_FRACTION, SYNTHETIC_SAMPLES, VAL_FRACTION, check_depth_kind,
+                       check_image_size)
 from .spec import parse_spec
-from .synthetic import SYNTHETIC_SAMPLES, VAL_INDEX_OFFSET, SyntheticDepth
+from .synthetic import VAL_INDEX_OFFSET, SyntheticDepth
 from .transforms import DepthTransform
 
 __all__ = ["Splits", "SplitSet", "build_splits", "KINDS", "open_reader", "split_counts"]

@@ -6,8 +6,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from .render import render_scene
-from .settings import check_image_size
-from .settings import SYNTHETIC_SAMPLES
+from .settings import SYNTHETIC_SAMPLES, check_image_size
 from .transforms import DepthTransform, SampleTransform
 
 __all__ = ["render_scene", "SyntheticDepth", "SYNTHETIC_SAMPLES", "VAL_INDEX_OFFSET"]
