@@ -132,9 +132,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import check_recorded_splits, load_splits
     from .recipe import recipe
     from .standalone import finished_training, train_standalone
+    arch_string = space.to_string(arch)
     _check_out_under_torchrun(args)
     check_model_builds(cfg, space)
-    _refuse_another_training(args, cfg, space.to_string(arch))
+    _refuse_another_training(args, cfg, arch_string)
     with _run_folder(cfg, args) as out:
         if distributed.is_main():
             atomic_write_json(out / ARCH_FILE, space.to_json(arch))
@@ -143,11 +144,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if distributed.is_main():  # as a search records them: which samples, what was skipped
             atomic_write_json(out / "splits.json", splits.manifest())
             # said once the data is there: a refused start's folder is removed
-            if args.resume and finished_training(out, space.to_string(arch), recipe(cfg)):
-                print(f"{space.to_string(arch)} finished its training in {out} already: "
+            if args.resume and finished_training(out, arch_string, recipe(cfg)):
+                print(f"{arch_string} finished its training in {out} already: "
                       "its result, not trained again", flush=True)
             else:
-                print(f"training {space.to_string(arch)} stand-alone; run folder {out}", flush=True)
+                print(f"training {arch_string} stand-alone; run folder {out}", flush=True)
         result = train_standalone(cfg, space, arch, splits, out,
                                   progress=show_progress(args.no_progress), distributed=True)
     if distributed.is_main():
