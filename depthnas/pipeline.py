@@ -36,11 +36,12 @@ from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records
 from .landmark_sampler import default_tau, sample_landmarks
 from .landmarks import LandmarkRegularizer
+from .launch_env import launched
 from .models import model_kwargs, model_metadata
 from .rank_correlation import ranking_report
 from .recipe import recipe_diff, same_recipe
 from .run_clock import RunClock
-from .runs import SEARCH_MODEL
+from .runs import SEARCH_MODEL, claim_folder
 from .scoring import PathEvaluator, constant_score
 from .search_resume import check_config_kept, check_search_kept, drawn_landmarks, drop_stale_searches
 from .standalone_results import StandaloneResults
@@ -52,7 +53,7 @@ from .trainer import Trainer, check_batch_fits
 if TYPE_CHECKING:
     from depthnas.datasets.splits import SplitSet
 
-log = logging.getLogger("depthnas.pipeline")
+log = logging.getLogger(__name__)
 
 
 class SearchRun:
@@ -65,7 +66,7 @@ class SearchRun:
         self.cfg, self.progress = cfg, progress
         self.say = say if dist.is_main() else (lambda msg: None)  # rank 0 reports
         if not cfg.out:
-            cfg.out = config_mod.default_out("search")
+            cfg.out = str(fresh_run_folder())
         self.out = Path(cfg.out)
         self.space = get_space(cfg.space)
         self.model_kw = model_kwargs(cfg.model, self.space)  # what the models are built with
@@ -406,6 +407,17 @@ def _thinned(f: Callable[[int], float], n: int, points: int = 400) -> dict[str, 
     m = min(n, points)
     steps = sorted({1 + round(k * (n - 1) / max(m - 1, 1)) for k in range(m)})
     return {"steps": steps, "lambda": [round(f(i), 6) for i in steps]}
+
+
+def fresh_run_folder() -> Path:
+    """A folder for a search given no `out`, named by the clock and made now. Made,
+    not only named: two searches a script starts in the same second would otherwise
+    share one folder, and the second would resume the first. Under torchrun every
+    rank would name a folder of its own, so there `out` must be given."""
+    if launched():
+        raise config_mod.ConfigError("under torchrun set cfg.out: every rank must name "
+                                     "the same run folder")
+    return claim_folder(Path(config_mod.default_out("search")))[0]
 
 
 def run(cfg: Config, **kw) -> dict[str, Any]:

@@ -489,6 +489,24 @@ def test_a_batch_too_large_for_the_ranks_is_refused_before_the_landmarks_train(
     assert not any("training stand-alone" in m for m in said)
 
 
+def test_library_searches_given_no_folder_each_get_their_own(tmp_path, monkeypatch):
+    """A search given no `out` is named by the clock. Two that a script starts in the
+    same second shared that folder, and the second resumed the first; under torchrun
+    each rank named a folder of its own."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config_mod, "default_out", lambda command: f"runs/{command}-20261201-010203")
+    cfg = lambda: validate(config_mod.load(preset="quick"))
+    first, second = pipeline.SearchRun(cfg(), progress=False), pipeline.SearchRun(cfg(), progress=False)
+    assert (str(first.out), str(second.out)) == ("runs/search-20261201-010203",
+                                                 "runs/search-20261201-010203-2")
+    assert first.out.is_dir() and second.out.is_dir()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(config_mod.ConfigError, match="under torchrun set cfg.out"):
+        pipeline.SearchRun(cfg(), progress=False)
+
+
 def test_a_search_with_a_truth_table_keeps_its_values_out_of_the_landmark_store(
         run_dir, tmp_path, capsys):
     """search.truth_table stands in for stand-alone training. Its values were written to
