@@ -26,7 +26,7 @@ from .transforms import SampleTransform
 __all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "logger", "pair_by_stem",
            "files_with_suffix", "hidden", "unread_beside", "walk_folders"]
 
-logger = logging.getLogger("depthnas.datasets")
+logger = logging.getLogger(__name__)
 
 RawSample = tuple[np.ndarray, np.ndarray, np.ndarray]
 

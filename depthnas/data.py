@@ -48,7 +48,7 @@ def load_splits(cfg: Config) -> SplitSet:
     check_data_fits_space(cfg)
     note = skip_bad_unused(cfg)
     if note:
-        logging.getLogger("depthnas.data").warning(note)
+        logging.getLogger(__name__).warning(note)
     if is_classification_spec(d.spec):
         splits = build_classification_splits(d.spec, seed=cfg.seed, val_fraction=d.val_fraction,
                                              reg_fraction=d.reg_fraction, augment=d.augment)

@@ -24,7 +24,7 @@ from depthnas.spaces import Arch, SearchSpace
 from .config import SearchConfig
 from .io import atomic_write_json, read_json
 
-log = logging.getLogger("depthnas.evolution")
+log = logging.getLogger(__name__)
 Score = Callable[[Arch], float]
 Constraint = Callable[[Arch], bool]
 Order = Callable[[Arch, float], Any]

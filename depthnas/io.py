@@ -252,7 +252,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 records.append(record)
                 continue
             why = "not an object"
-        logging.getLogger("depthnas.io").warning("%s line %d: skipped, not a JSON record (%s)",
+        logging.getLogger(__name__).warning("%s line %d: skipped, not a JSON record (%s)",
                                                  path, number, why)
     return records
 

@@ -23,7 +23,7 @@ from .schedule import landmark_lambda
 from .task import Task, move
 from .runtime import quiet_on_sigterm, seeded_rng
 
-log = logging.getLogger("depthnas.landmarks")
+log = logging.getLogger(__name__)
 
 
 # ---- the store ---------------------------------------------------------------------

@@ -23,7 +23,7 @@ from .task import make_task
 from .terminal import listed
 
 
-log = logging.getLogger("depthnas.rank")
+log = logging.getLogger(__name__)
 
 
 def check_trained_config(run: Path, cfg: config_mod.Config) -> None:

@@ -18,7 +18,7 @@ from .runs import run_kind
 from .truth import for_space, read_table
 from .terminal import listed
 
-log = logging.getLogger("depthnas.rank")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from depthnas.datasets.splits import SplitSet
 
-log = logging.getLogger("depthnas.pipeline")
+log = logging.getLogger(__name__)
 
 
 class StandaloneResults:

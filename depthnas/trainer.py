@@ -37,7 +37,7 @@ from .runtime import autocast, quiet_on_sigterm, seed_everything
 from .task import Task, move
 
 ArchSampler = Callable[[random.Random], Any]
-log = logging.getLogger("depthnas.trainer")
+log = logging.getLogger(__name__)
 
 
 class Regularizer(Protocol):
