@@ -314,18 +314,28 @@ def _build_scene(rng: np.random.Generator) -> tuple[_Scene, np.ndarray, np.ndarr
         half_w, depth, ceil = rng.uniform(0.9, 1.8), rng.uniform(15.0, 45.0), rng.uniform(2.4, 3.2)
     else:
         half_w, depth, ceil = 0.0, rng.uniform(30.0, 80.0), 0.0
-    cam_x = rng.uniform(-0.4, 0.4) * half_w
-    cam_z = 0.0
-    back_z = cam_z + depth
+    cam_x = rng.uniform(-0.4, 0.4) * half_w  # the camera stands at z = 0
 
+    xmin, xmax = _add_enclosure(rng, sc, layout, floor, wall, wall2, cam_x, half_w, depth, ceil)
+    _add_objects(rng, sc, layout, cam_x, depth, ceil, xmin, xmax)
+    _add_lights(rng, sc, layout)
+    cam = np.array([cam_x, cam_h, 0.0], np.float32)
+    ypr = np.array([rng.uniform(-0.25, 0.25), rng.uniform(-0.30, 0.05), rng.uniform(-0.04, 0.04)], np.float32)
+    return sc, cam, ypr
+
+
+def _add_enclosure(rng: np.random.Generator, sc: _Scene, layout: str, floor: _Material,
+                   wall: _Material, back: _Material, cam_x: float, half_w: float, depth: float,
+                   ceil: float) -> tuple[float, float]:
+    """Floor, back wall (a hazy skyline outdoors), side walls and maybe a ceiling.
+    Returns the x range objects may stand in."""
     e = np.eye(3, dtype=np.float32)
     sc.surfaces.append(_Plane(np.zeros(3, np.float32), e[1], (0, 2), floor))
-    back = wall2
     if layout == "open":
         # Far backdrop: a hazy skyline, bright at the top like a sky.
         back = _Material("noise", rng.uniform(3.0, 10.0), _random_colour(rng, (0.05, 0.3), (0.75, 0.95)),
                          _random_colour(rng, (0.1, 0.4), (0.4, 0.7)), grain=0.02, gradient=True)
-    sc.surfaces.append(_Plane(np.array([0, 0, back_z], np.float32), -e[2], (0, 1), back))
+    sc.surfaces.append(_Plane(np.array([0, 0, depth], np.float32), -e[2], (0, 1), back))
     if layout != "open":
         left_x, right_x = cam_x - half_w * rng.uniform(1.0, 1.5), cam_x + half_w * rng.uniform(1.0, 1.5)
         sc.surfaces.append(_Plane(np.array([left_x, 0, 0], np.float32), e[0], (2, 1), wall))
@@ -341,15 +351,18 @@ def _build_scene(rng: np.random.Generator) -> tuple[_Scene, np.ndarray, np.ndarr
     else:
         xmin, xmax = cam_x - 0.6 * depth, cam_x + 0.6 * depth
     sc.n_planes = len(sc.surfaces)
+    return xmin, xmax
 
-    # Occluders: spread in depth (log-uniform, so near objects are common) and laterally
-    # inside the visible wedge; sizes grow with distance only mildly.
-    n_obj = int(rng.integers(3, 9))
-    for _ in range(n_obj):
-        z = cam_z + float(np.exp(rng.uniform(np.log(1.5), np.log(max(2.0, 0.85 * depth)))))
-        half_view = 0.6 * (z - cam_z)
+
+def _add_objects(rng: np.random.Generator, sc: _Scene, layout: str, cam_x: float, depth: float,
+                 ceil: float, xmin: float, xmax: float) -> None:
+    """Occluders: spread in depth (log-uniform, so near objects are common) and laterally
+    inside the visible wedge; sizes grow with distance only mildly."""
+    for _ in range(int(rng.integers(3, 9))):
+        z = float(np.exp(rng.uniform(np.log(1.5), np.log(max(2.0, 0.85 * depth)))))
+        half_view = 0.6 * z
         x = float(np.clip(cam_x + rng.uniform(-half_view, half_view), xmin + 0.4, xmax - 0.4))
-        size = rng.uniform(0.25, 0.9) * (1.0 + 0.03 * (z - cam_z))
+        size = rng.uniform(0.25, 0.9) * (1.0 + 0.03 * z)
         mat = _random_material(rng, _OBJECT_KINDS, (0.08, 0.5))
         kind = _pick(rng, ("box", "sphere", "cylinder"), (0.45, 0.3, 0.25))
         if kind == "box":
@@ -370,7 +383,10 @@ def _build_scene(rng: np.random.Generator) -> tuple[_Scene, np.ndarray, np.ndarr
                 h = min(h, ceil)
             sc.surfaces.append(_Cylinder(x, z, float(r), float(h), mat))
 
-    # Light comes from above and somewhat from the front/side; ambient keeps shadows readable.
+
+def _add_lights(rng: np.random.Generator, sc: _Scene, layout: str) -> None:
+    """Light comes from above and somewhat from the front/side; ambient keeps shadows
+    readable. Indoors a lamp near the camera darkens far surfaces; outdoors, haze."""
     az, el = rng.uniform(0, 2 * np.pi), rng.uniform(np.radians(25), np.radians(70))
     sc.light = np.array([np.cos(el) * np.cos(az), np.sin(el), np.cos(el) * np.sin(az) - 0.3], np.float32)
     sc.light /= np.linalg.norm(sc.light)
@@ -388,10 +404,6 @@ def _build_scene(rng: np.random.Generator) -> tuple[_Scene, np.ndarray, np.ndarr
         sc.falloff = True
         sc.fog_distance = float(rng.uniform(12.0, 40.0))
         sc.fog_colour = np.zeros(3, np.float32)
-
-    cam = np.array([cam_x, cam_h, cam_z], np.float32)
-    ypr = np.array([rng.uniform(-0.25, 0.25), rng.uniform(-0.30, 0.05), rng.uniform(-0.04, 0.04)], np.float32)
-    return sc, cam, ypr
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -445,6 +457,62 @@ def _zbuffer(sc: _Scene, O: np.ndarray, D: np.ndarray, R: np.ndarray, cam: np.nd
     return t, sid
 
 
+def _surface_colours(sc: _Scene, P: np.ndarray, Dn: np.ndarray, dist: np.ndarray,
+                     sid: np.ndarray, pixel_angle: float,
+                     noise: _Noise) -> tuple[np.ndarray, np.ndarray]:
+    """Albedo and normal at each ray's hit point `P` on surface `sid`, seen along unit
+    ray `Dn` from `dist` away. `pixel_angle`: radians per pixel at the image centre,
+    close enough everywhere for the texture's footprint."""
+    albedo = np.empty((len(P), 3), np.float32)
+    normal = np.empty((len(P), 3), np.float32)
+    for k, surf in enumerate(sc.surfaces):
+        idx = np.nonzero(sid == k)[0]
+        if idx.size == 0:
+            continue
+        n, u, v = surf.surface(P[idx])
+        mat = surf.material
+        # Pixel footprint on the surface in metres; grazing angles stretch it.
+        cos = np.maximum(np.abs(np.einsum("ij,ij->i", n, Dn[idx])), 0.08)
+        footprint = dist[idx] * pixel_angle / cos
+        pat = _pattern(mat, u, v, noise)
+        fade = np.clip(footprint / mat.scale * 2.0 - 0.5, 0.0, 1.0)  # blur once period < 2 px
+        pat = pat + (0.5 - pat) * fade
+        col = mat.c0[None, :] * (1 - pat[:, None]) + mat.c1[None, :] * pat[:, None]
+        g_scale = 0.05
+        g_fade = np.clip(footprint / g_scale - 0.5, 0.0, 1.0)
+        grain = (noise(u / g_scale + 31.7 * k, v / g_scale) - 0.5) * 2 * mat.grain * (1 - g_fade)
+        col = col * (1 + grain[:, None])
+        if mat.gradient:  # backdrop: brighten towards the top like a sky
+            h = np.clip(P[idx, 1] / 25.0, 0, 1)[:, None]
+            col = col * (1 - h) + np.array([0.75, 0.85, 0.98], np.float32) * h
+        albedo[idx] = col
+        normal[idx] = n
+    return albedo, normal
+
+
+def _shade(sc: _Scene, P: np.ndarray, albedo: np.ndarray, normal: np.ndarray,
+           dist: np.ndarray) -> np.ndarray:
+    """Lambertian shading with cast shadows from the objects (walls do not cast: the
+    light is a sun/lamp "inside" the scene), then the lamp's falloff or the haze."""
+    ndotl = np.clip(_dot(normal, sc.light), 0.0, 1.0)
+    lit = ndotl > 0
+    if lit.any() and len(sc.surfaces) > sc.n_planes:
+        li = np.nonzero(lit)[0]
+        Ps = P[li] + normal[li] * 1e-3
+        Ls = np.broadcast_to(sc.light, Ps.shape)
+        ts = np.stack([s.intersect(Ps, Ls) for s in sc.surfaces[sc.n_planes:]], axis=0).min(axis=0)
+        ndotl[li[np.isfinite(ts)]] = 0.0
+    shade = sc.ambient + (1 - sc.ambient) * ndotl + sc.fill_strength * np.clip(_dot(normal, sc.fill), 0.0, 1.0)
+    rgb = albedo * shade[:, None]
+
+    if sc.falloff:  # indoor lamp near the camera: far surfaces get darker
+        rgb = rgb / (1.0 + (dist / sc.fog_distance) ** 2)[:, None]
+    else:  # outdoor haze
+        a = np.exp(-dist / sc.fog_distance)[:, None]
+        rgb = rgb * a + sc.fog_colour[None, :] * (1 - a)
+    return rgb
+
+
 def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Render one random scene.
 
@@ -471,52 +539,9 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
     ray_len = np.sqrt(np.einsum("ij,ij->i", D, D))
     dist = t * ray_len  # Euclidean distance, for fog and texture footprint
     Dn = D / ray_len[:, None]
-    pixel_angle = 1.0 / f  # radians per pixel at the centre; close enough everywhere
 
-    noise = _Noise(rng)
-    albedo = np.empty((len(t), 3), np.float32)
-    normal = np.empty((len(t), 3), np.float32)
-    for k, surf in enumerate(sc.surfaces):
-        idx = np.nonzero(sid == k)[0]
-        if idx.size == 0:
-            continue
-        n, u, v = surf.surface(P[idx])
-        mat = surf.material
-        # Pixel footprint on the surface in metres; grazing angles stretch it.
-        cos = np.maximum(np.abs(np.einsum("ij,ij->i", n, Dn[idx])), 0.08)
-        footprint = dist[idx] * pixel_angle / cos
-        pat = _pattern(mat, u, v, noise)
-        fade = np.clip(footprint / mat.scale * 2.0 - 0.5, 0.0, 1.0)  # blur once period < 2 px
-        pat = pat + (0.5 - pat) * fade
-        col = mat.c0[None, :] * (1 - pat[:, None]) + mat.c1[None, :] * pat[:, None]
-        g_scale = 0.05
-        g_fade = np.clip(footprint / g_scale - 0.5, 0.0, 1.0)
-        grain = (noise(u / g_scale + 31.7 * k, v / g_scale) - 0.5) * 2 * mat.grain * (1 - g_fade)
-        col = col * (1 + grain[:, None])
-        if mat.gradient:  # backdrop: brighten towards the top like a sky
-            h = np.clip(P[idx, 1] / 25.0, 0, 1)[:, None]
-            col = col * (1 - h) + np.array([0.75, 0.85, 0.98], np.float32) * h
-        albedo[idx] = col
-        normal[idx] = n
-
-    # Lambertian shading with cast shadows from the objects (walls do not cast: the
-    # light is a sun/lamp "inside" the scene).
-    ndotl = np.clip(_dot(normal, sc.light), 0.0, 1.0)
-    lit = ndotl > 0
-    if lit.any() and len(sc.surfaces) > sc.n_planes:
-        li = np.nonzero(lit)[0]
-        Ps = P[li] + normal[li] * 1e-3
-        Ls = np.broadcast_to(sc.light, Ps.shape)
-        ts = np.stack([s.intersect(Ps, Ls) for s in sc.surfaces[sc.n_planes:]], axis=0).min(axis=0)
-        ndotl[li[np.isfinite(ts)]] = 0.0
-    shade = sc.ambient + (1 - sc.ambient) * ndotl + sc.fill_strength * np.clip(_dot(normal, sc.fill), 0.0, 1.0)
-    rgb = albedo * shade[:, None]
-
-    if sc.falloff:  # indoor lamp near the camera: far surfaces get darker
-        rgb = rgb / (1.0 + (dist / sc.fog_distance) ** 2)[:, None]
-    else:  # outdoor haze
-        a = np.exp(-dist / sc.fog_distance)[:, None]
-        rgb = rgb * a + sc.fog_colour[None, :] * (1 - a)
+    albedo, normal = _surface_colours(sc, P, Dn, dist, sid, 1.0 / f, _Noise(rng))
+    rgb = _shade(sc, P, albedo, normal, dist)
 
     # Exposure variation and a little sensor noise.
     exposure = np.float32(rng.uniform(0.85, 1.15))
