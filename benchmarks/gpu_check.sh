@@ -155,10 +155,17 @@ run_bench() {  # name, time limit, extra args...
     local remaining; remaining=$(left)
     if [ "$remaining" -lt "$limit" ]; then say "SKIP $name: ${remaining}s left, it may need ${limit}s"; return; fi
     say "step_time $name (limit ${limit}s): $*"
-    timeout "$limit" $PY benchmarks/step_time.py --preset paper --json "$OUT/$name.json" \
+    rm -f "$OUT/$name.json"  # an earlier run's must not pass for this one's
+    # SIGTERM at the limit: step_time.py writes the rounds it measured and exits (3);
+    # SIGKILL 20 s later, should it not
+    timeout -k 20 "$limit" $PY benchmarks/step_time.py --preset paper --json "$OUT/$name.json" \
         "$@" "${SMALL[@]}" 2>&1 | tee -a "$LOG"
     local code=${PIPESTATUS[0]}
-    say "$name exit $code$([ "$code" = 124 ] && echo ' (timed out: no JSON)')"
+    local note=""
+    if [ "$code" = 124 ] || [ "$code" = 137 ]; then
+        note=" (timed out: $([ -f "$OUT/$name.json" ] && echo "$name.json holds the rounds measured" || echo "no JSON"))"
+    fi
+    say "$name exit $code$note"
     [ "$code" -eq 0 ] || FAILED="$FAILED $name"
 }
 # Most important first: (c) at the default 200 + 40 batch mix has never been timed on

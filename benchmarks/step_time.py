@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -52,6 +53,7 @@ from depthnas.config import LandmarkConfig, TrainConfig  # noqa: E402
 from depthnas.scoring import PathEvaluator  # noqa: E402
 from depthnas.landmarks import LandmarkRegularizer  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
+from depthnas.stopping import stop_on_signals  # noqa: E402
 from depthnas.task import DepthTask  # noqa: E402
 from depthnas.runtime import autocast, cpu_model  # noqa: E402
 from depthnas.trainer import Trainer, compile_model  # noqa: E402
@@ -111,6 +113,11 @@ def device_name(device: torch.device) -> str:
 
 
 def spec_peak(name: str, precision: str) -> float | None:
+    """The data sheet's peak of the card torch names, or None for a card not in
+    SPEC_PEAKS. NVL cards (H100 NVL, H200 NVL) run at a lower power and clock than
+    the SXM parts whose names they contain: not guessed, the matmul peak stands."""
+    if "NVL" in name:
+        return None
     for key, peaks in SPEC_PEAKS.items():
         if key in name:
             return peaks[precision]
@@ -222,174 +229,185 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 
 # ---- the benchmark ----------------------------------------------------------------
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda, but torch sees no GPU (use --preset cpu)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.cudnn_benchmark:
-        fixed_shape_kernels()  # what `depthnas search` / `train` do
-    if args.image_size % 32:
-        raise SystemExit("error: --image-size must be a multiple of 32")
-    parts = [p for p in "abc" if p in args.parts]
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
-    space = get_space(args.space)
-    rng = random.Random(args.seed)
+class Bench:
+    """One run's models, batches and timings. Each part adds its rounds to `times` as
+    they end, so a run stopped part-way (the GPU script's stages have a time limit)
+    still reports, and writes, the rounds it finished."""
 
-    path = space.sample_live(rng)
-    landmark_pair = [space.sample_live(rng), space.sample_live(rng)]
-    candidates = [space.sample_live(rng) for _ in range(args.candidates)]
-    model_kw = dict(backbone=args.backbone, features=args.features)
-    task = DepthTask("ssi")
-    cfg = TrainConfig(lr=0.0, backbone_lr=0.0, precision=args.precision,
-                      channels_last=args.channels_last, compile=False, log_every=10**9)
-    B, S = args.batch_size, args.image_size
-    train_batch = to_device(random_batch(B, S, gen), device)
-    reg_batch = to_device(random_batch(B, S, gen), device)
-    tmp = tempfile.TemporaryDirectory(prefix="step_time_")
-    dummy = ListSet(random_batch(B, 32, gen))
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.device = device = torch.device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise SystemExit("error: --device cuda, but torch sees no GPU (use --preset cpu)")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        if args.cudnn_benchmark:
+            fixed_shape_kernels()  # what `depthnas search` / `train` do
+        if args.image_size % 32:
+            raise SystemExit("error: --image-size must be a multiple of 32")
+        torch.manual_seed(args.seed)
+        self.gen = gen = torch.Generator().manual_seed(args.seed)
+        self.space = space = get_space(args.space)
+        rng = random.Random(args.seed)
+        self.path = space.sample_live(rng)
+        self.landmark_pair = [space.sample_live(rng), space.sample_live(rng)]
+        self.candidates = [space.sample_live(rng) for _ in range(args.candidates)]
+        self.model_kw = dict(backbone=args.backbone, features=args.features)
+        self.task = DepthTask("ssi")
+        self.cfg = TrainConfig(lr=0.0, backbone_lr=0.0, precision=args.precision,
+                               channels_last=args.channels_last, compile=False, log_every=10**9)
+        B, S = args.batch_size, args.image_size
+        self.train_batch = to_device(random_batch(B, S, gen), device)
+        self.reg_batch = to_device(random_batch(B, S, gen), device)
+        self.tmp = tempfile.TemporaryDirectory(prefix="step_time_")
+        self.dummy = ListSet(random_batch(B, 32, gen))
+        self.sup_t = self.trainer(space.build_supernet(**self.model_kw), "supernet")
+        self.results: dict[str, Any] = {"variants": {}, "ratios": {}}
+        self.times: dict[str, list[float]] = {}
+        self.flops: dict[str, int] = {}
+        self.scores: dict[tuple[str, int], float] = {}  # (c): both modes must score alike
+        self.compiled_models, self.compiled = [self.sup_t.model], set()
 
-    def trainer(model, name):
-        return Trainer(model, task, cfg, dummy, out_dir=Path(tmp.name) / name, total_epochs=1,
-                       device=device, progress=False, batch_size=B, name=name)
+    def trainer(self, model: torch.nn.Module, name: str) -> Trainer:
+        return Trainer(model, self.task, self.cfg, self.dummy, out_dir=Path(self.tmp.name) / name,
+                       total_epochs=1, device=self.device, progress=False,
+                       batch_size=self.args.batch_size, name=name)
 
-    sup_t = trainer(space.build_supernet(**model_kw), "supernet")
-    results: dict[str, Any] = {"variants": {}, "ratios": {}}
-    times: dict[str, list[float]] = {}
-    flops: dict[str, int] = {}
-
-    def measure(variants: dict[str, Callable[[], Any]], rounds_hook=None, iters=None,
+    def measure(self, variants: dict[str, Callable[[], Any]], rounds_hook=None, iters=None,
                 warmup=None, say_rounds: bool = False) -> None:
         """`say_rounds`: print each round's times as it ends, so a run cut short by a
         time limit (the GPU script's stages have one) still leaves them in its log."""
+        args = self.args
         if not args.no_flops:  # eager, before any compilation
             for name, fn in variants.items():
-                flops[name] = count_flops(fn)
+                self.flops[name] = count_flops(fn)
         if args.compile:
-            for m in compiled_models:
-                if id(m) not in compiled:
+            for m in self.compiled_models:
+                if id(m) not in self.compiled:
                     compile_model(m)
-                    compiled.add(id(m))
+                    self.compiled.add(id(m))
         warmup = args.warmup if warmup is None else warmup
         for i in range(warmup + (iters or args.iters)):
             if rounds_hook is not None:
                 rounds_hook(i)
-            t = interleaved(variants, 0, 1, device)
+            t = interleaved(variants, 0, 1, self.device)
             if i >= warmup:
                 for k, v in t.items():
-                    times.setdefault(k, []).extend(v)
+                    self.times.setdefault(k, []).extend(v)
             if say_rounds:
                 kind = "warm-up" if i < warmup else "round"
                 print(f"  {kind} {i + 1}/{warmup + (iters or args.iters)}: " +
                       ", ".join(f"{k} {v[0] * 1e3:.1f} ms" for k, v in t.items()), flush=True)
         # each part's medians as soon as it ends: a run its time limit cuts short (the GPU
         # script's stages have one) still leaves the parts it finished in the log
-        print("  medians: " + ", ".join(f"{k} {statistics.median(times[k]) * 1e3:.1f} ms"
-                                         for k in variants if k in times), flush=True)
+        print("  medians: " + ", ".join(f"{k} {statistics.median(self.times[k]) * 1e3:.1f} ms"
+                                         for k in variants if k in self.times), flush=True)
 
-    def free() -> None:
-        if device.type == "cuda":
+    def free(self) -> None:
+        if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    compiled_models, compiled = [sup_t.model], set()
-
     # ---- (a) super-net path vs stand-alone model, same weights and batch --------------
-    if "a" in parts:
-        fixed = space.build_fixed(path, **model_kw)
+    def part_a(self) -> None:
+        sup_t, path = self.sup_t, self.path
+        fixed = self.space.build_fixed(path, **self.model_kw)
         sup_sd = sup_t.model.state_dict()
         fixed.load_state_dict({k: sup_sd[k].cpu() for k in fixed.state_dict()})
         del sup_sd
-        fix_t = trainer(fixed, "standalone")
-        compiled_models.append(fix_t.model)
-        measure({"supernet_path": lambda: sup_t.train_step(train_batch, path),
-                 "standalone": lambda: fix_t.train_step(train_batch, None)},
-                iters=2 * args.iters)  # the cheapest part and the tightest target
-        compiled_models.pop()
-        del fix_t, fixed
-        free()
+        fix_t = self.trainer(fixed, "standalone")
+        self.compiled_models.append(fix_t.model)
+        self.measure({"supernet_path": lambda: sup_t.train_step(self.train_batch, path),
+                      "standalone": lambda: fix_t.train_step(self.train_batch, None)},
+                     iters=2 * self.args.iters)  # the cheapest part and the tightest target
+        self.compiled_models.pop()
+        fix_t = fixed = None  # the model's memory goes back to the card before the next part
+        self.free()
 
     # ---- (b) landmark-regularized step vs plain SPOS step ------------------------------
-    if "b" in parts:
+    def part_b(self) -> None:
+        args, sup_t, task, pair = self.args, self.sup_t, self.task, self.landmark_pair
+
         def regularizer(share: bool) -> StagedRegularizer:
             lcfg = LandmarkConfig(pairs=1, lambda_max=10.0, schedule="constant")
-            reg = StagedRegularizer([(a, float(i)) for i, a in enumerate(landmark_pair)],
-                                    ListSet(random_batch(1, 32, gen)), task, lcfg, batch_size=B,
-                                    device=device, share_encoder=share)
-            reg.staged = reg_batch
+            reg = StagedRegularizer([(a, float(i)) for i, a in enumerate(pair)],
+                                    ListSet(random_batch(1, 32, self.gen)), task, lcfg,
+                                    batch_size=args.batch_size, device=self.device,
+                                    share_encoder=share)
+            reg.staged = self.reg_batch
             reg.channels_last = args.channels_last
             return reg
 
         # the super-net's loss of each landmark on the regularizer batch (fixed: lr = 0)
         sup_t.model.train()
-        with torch.no_grad(), autocast(device, args.precision):
-            x = reg_batch["image"]
+        with torch.no_grad(), autocast(self.device, args.precision):
+            x = self.reg_batch["image"]
             if args.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             feats = sup_t.model.encode(x)
-            pair_losses = [float(task.loss(sup_t.model.decode(feats, a), reg_batch))
-                           for a in landmark_pair]
+            pair_losses = [float(task.loss(sup_t.model.decode(feats, a), self.reg_batch))
+                           for a in pair]
             del feats, x
         # landmark 0 is the "better" one (stand-alone loss 0.0 < 1.0): the pair is
         # violated when its super-net loss is the higher
         if pair_losses[0] <= pair_losses[1]:
-            landmark_pair.reverse()
+            pair.reverse()
             pair_losses.reverse()
-        results["pair_losses"] = pair_losses
+        self.results["pair_losses"] = pair_losses
         regs = {"shared_violated": regularizer(True), "naive_violated": regularizer(False),
                 "shared_satisfied": regularizer(True)}
-        regs["shared_satisfied"].set_landmarks([(landmark_pair[0], 1.0), (landmark_pair[1], 0.0)])
+        regs["shared_satisfied"].set_landmarks([(pair[0], 1.0), (pair[1], 0.0)])
 
         # The pair's two losses can lie within bf16 noise of each other (8e-6 apart on
         # an H200): each timed step's own verdict is kept, so a flip that would move
         # (b) shows in the results instead of passing unseen.
         verdicts: dict[str, set[float]] = {}
+        self.results["reg_violated_seen"] = verdicts  # sorted lists once the part ends
 
         def step_with(name, reg):
             def fn():
                 sup_t.regularizer = reg
-                logs = sup_t.train_step(train_batch, path)
+                logs = sup_t.train_step(self.train_batch, self.path)
                 if reg is not None:
                     verdicts.setdefault(name, set()).add(logs.get("reg_violated", 0.0))
             return fn
 
-        measure({"spos_plain": step_with("spos_plain", None)} |
-                {f"landmark_{k}": step_with(f"landmark_{k}", reg) for k, reg in regs.items()})
-        results["reg_violated_seen"] = {k: sorted(v) for k, v in verdicts.items()}
+        self.measure({"spos_plain": step_with("spos_plain", None)} |
+                     {f"landmark_{k}": step_with(f"landmark_{k}", reg) for k, reg in regs.items()})
+        seen = self.results["reg_violated_seen"] = {k: sorted(v) for k, v in verdicts.items()}
         flipped = [k for k, v in verdicts.items() if v != {0.0 if k.endswith("satisfied") else 1.0}]
         if flipped:
             print(f"  WARNING: the pair's verdict flipped during timing in {', '.join(flipped)} "
-                  f"(seen: {results['reg_violated_seen']}): (b) mixes violated and satisfied "
-                  "steps", flush=True)
+                  f"(seen: {seen}): (b) mixes violated and satisfied steps", flush=True)
         sup_t.regularizer = None
         del regs
-        free()
+        self.free()
 
     # ---- (c) candidate scoring: cached encoder features vs a full forward --------------
-    if "c" in parts:
-        calib = ListSet(random_batch(args.calib_batches * B, S, gen))
-        val = ListSet(random_batch(args.val_batches * B, S, gen))
+    def part_c(self) -> None:
+        args, device, candidates = self.args, self.device, self.candidates
+        B, S = args.batch_size, args.image_size
+        calib = ListSet(random_batch(args.calib_batches * B, S, self.gen))
+        val = ListSet(random_batch(args.val_batches * B, S, self.gen))
         ev_kw = dict(batch_size=B, calib_batches=args.calib_batches, val_batches=args.val_batches,
                      device=device, precision=args.precision, seed=args.seed)
-        cached = PathEvaluator(sup_t.model, task, calib, val, cache_features=True, **ev_kw)
-        full = PathEvaluator(sup_t.model, task, calib, val, cache_features=False, **ev_kw)
+        model = self.sup_t.model
+        cached = PathEvaluator(model, self.task, calib, val, cache_features=True, **ev_kw)
+        full = PathEvaluator(model, self.task, calib, val, cache_features=False, **ev_kw)
         # cuDNN tunes a conv shape the first time it runs (fixed_shape_kernels): one
         # forward of every candidate pays that here, not inside whichever timed call
         # meets a shape first (the cached side, which runs first in each round). In a
         # search, super-net training has tuned them all before the first score.
-        tune_kernels(sup_t.model, train_batch["image"], candidates, device, args.precision)
+        tune_kernels(model, self.train_batch["image"], candidates, device, args.precision)
         if not args.no_flops:
-            flops["refresh_cache"] = count_flops(cached.refresh)
+            self.flops["refresh_cache"] = count_flops(cached.refresh)
         sync(device)
         t0 = time.perf_counter()
         cached.refresh()
         sync(device)
-        times["refresh_cache"] = [time.perf_counter() - t0]
+        self.times["refresh_cache"] = [time.perf_counter() - t0]
         cand = {"i": 0}  # the candidate of a round, the same for both variants
-        scores: dict[tuple[str, int], float] = {}  # both modes must score alike
-
         timed: set[int] = set()
+        self.results["candidates_timed"] = timed  # indices into archs.candidates
 
         def set_round(i):  # timed rounds start at candidate 0, so each is timed in turn
             cand["i"] = max(0, i - args.score_warmup) % len(candidates)
@@ -398,60 +416,88 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         def scorer(evaluator: PathEvaluator, mode: str) -> Callable[[], None]:
             def fn():
-                scores[mode, cand["i"]] = evaluator.score(candidates[cand["i"]])
+                self.scores[mode, cand["i"]] = evaluator.score(candidates[cand["i"]])
             return fn
 
-        measure({"score_cached": scorer(cached, "cached"),
-                 "score_full_forward": scorer(full, "full")},
-                rounds_hook=set_round, iters=args.score_rounds, warmup=args.score_warmup,
-                say_rounds=True)
+        self.measure({"score_cached": scorer(cached, "cached"),
+                      "score_full_forward": scorer(full, "full")},
+                     rounds_hook=set_round, iters=args.score_rounds, warmup=args.score_warmup,
+                     say_rounds=True)
+        del cached, full
+        self.free()
+
+    def summary(self) -> dict[str, Any]:
+        """What `report` prints and --json writes, of the rounds measured so far."""
+        results, times, space = self.results, self.times, self.space
+        for key in ("reg_violated_seen", "candidates_timed"):  # sets, of a part cut short too
+            if isinstance(results.get(key), dict):
+                results[key] = {k: sorted(v) for k, v in results[key].items()}
+            elif key in results:
+                results[key] = sorted(results[key])
         # compared on the rounds' own scores: at the paper's size another score of each
         # mode would take as long as a round
-        results["candidates_timed"] = sorted(timed)  # indices into archs.candidates
-        results["score_rel_diff_max"] = max(
-            abs(scores["cached", i] - v) / max(abs(v), 1e-12)
-            for (mode, i), v in scores.items() if mode == "full")
-        del cached, full
-        free()
+        both = [(v, self.scores["cached", i]) for (mode, i), v in self.scores.items()
+                if mode == "full" and ("cached", i) in self.scores]
+        if both:
+            results["score_rel_diff_max"] = max(abs(c - f) / max(abs(f), 1e-12) for f, c in both)
+        if self.device.type == "cuda":
+            results["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+        for name, ts in times.items():
+            med = statistics.median(ts)
+            rec = {"median_ms": med * 1e3, "min_ms": min(ts) * 1e3, "n": len(ts)}
+            if name in self.flops:
+                rec["gflop"] = self.flops[name] / 1e9
+                rec["tflops"] = self.flops[name] / med / 1e12
+            results["variants"][name] = rec
 
-    if device.type == "cuda":
-        results["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        rec = {"median_ms": med * 1e3, "min_ms": min(ts) * 1e3, "n": len(ts)}
-        if name in flops:
-            rec["gflop"] = flops[name] / 1e9
-            rec["tflops"] = flops[name] / med / 1e12
-        results["variants"][name] = rec
+        def ratio(num: str, den: str) -> tuple[float | None, float | None]:
+            """(median of per-round ratios, ratio of medians); the first pairs calls made
+            back to back, so load that drifts over the run cancels."""
+            if num not in times or den not in times:
+                return None, None
+            paired = statistics.median(a / b for a, b in zip(times[num], times[den]))
+            return paired, statistics.median(times[num]) / statistics.median(times[den])
 
-    def ratio(num: str, den: str) -> tuple[float | None, float | None]:
-        """(median of per-round ratios, ratio of medians); the first pairs calls made
-        back to back, so load that drifts over the run cancels."""
-        if num not in times or den not in times:
-            return None, None
-        paired = statistics.median(a / b for a, b in zip(times[num], times[den]))
-        return paired, statistics.median(times[num]) / statistics.median(times[den])
+        results["ratios_of_medians"] = {}
+        for key, num, den in (("a_supernet_over_standalone", "supernet_path", "standalone"),
+                              ("b_landmark_shared_over_plain", "landmark_shared_violated", "spos_plain"),
+                              ("b_landmark_shared_satisfied_over_plain", "landmark_shared_satisfied",
+                               "spos_plain"),
+                              ("b_naive_over_plain", "landmark_naive_violated", "spos_plain"),
+                              ("c_full_over_cached", "score_full_forward", "score_cached")):
+            results["ratios"][key], results["ratios_of_medians"][key] = ratio(num, den)
+        results["archs"] = {"path": space.to_string(self.path),
+                            "landmarks": [space.to_string(a) for a in self.landmark_pair],
+                            "candidates": [space.to_string(a) for a in self.candidates]}
+        return results
 
-    results["ratios_of_medians"] = {}
-    for key, num, den in (("a_supernet_over_standalone", "supernet_path", "standalone"),
-                          ("b_landmark_shared_over_plain", "landmark_shared_violated", "spos_plain"),
-                          ("b_landmark_shared_satisfied_over_plain", "landmark_shared_satisfied",
-                           "spos_plain"),
-                          ("b_naive_over_plain", "landmark_naive_violated", "spos_plain"),
-                          ("c_full_over_cached", "score_full_forward", "score_cached")):
-        results["ratios"][key], results["ratios_of_medians"][key] = ratio(num, den)
-    results["archs"] = {"path": space.to_string(path),
-                        "landmarks": [space.to_string(a) for a in landmark_pair],
-                        "candidates": [space.to_string(a) for a in candidates]}
-    tmp.cleanup()
-    return results
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The parts `args.parts` asks for, in order. Stopped by SIGTERM (`timeout`, as the
+    GPU script's stages are) or Ctrl-C, it returns the rounds measured so far, with
+    the part it stopped in as `stopped_in_part`."""
+    bench = Bench(args)
+    part, signalled = None, []
+    try:
+        with stop_on_signals(signalled):
+            for part in (p for p in "abc" if p in args.parts):
+                getattr(bench, f"part_{part}")()
+    except KeyboardInterrupt:
+        bench.results["stopped_in_part"] = part
+        print(f"  STOPPED in part ({part}) by {signal.Signals(signalled[-1]).name if signalled else 'Ctrl-C'}:"
+              " what follows holds only the rounds measured until then", flush=True)
+    finally:
+        bench.tmp.cleanup()
+    return bench.summary()
 
 
 def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
     device = torch.device(args.device)
     name = device_name(device)
     spec = spec_peak(name, args.precision) if device.type == "cuda" else None
-    measured = measured_matmul_peak(device, args.precision) if args.peak else None
+    # a stopped run is short of time: its rounds are written first, not a matmul timed
+    measured = measured_matmul_peak(device, args.precision) \
+        if args.peak and "stopped_in_part" not in results else None
     try:
         import timm
         timm_version = timm.__version__
@@ -510,6 +556,9 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
         head += f" {'%spec':>6s}"
     if measured:
         head += f" {'%mm':>6s}"
+    if "stopped_in_part" in out:  # the header's round counts were the plan
+        print(f"  STOPPED in part ({out['stopped_in_part']}): medians of the rounds measured, " +
+              ", ".join(f"{k} {rec['n']}" for k, rec in out["variants"].items()))
     print(head)
     for key, rec in out["variants"].items():
         line = f"  {labels.get(key, key):50s} {rec['median_ms']:10.2f}"
@@ -639,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2))
         print(f"  wrote {args.json}")
-    return 0
+    return 3 if "stopped_in_part" in out else 0  # 3: stopped; what it measured is written
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ performance options reach the trainer."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,59 @@ def test_step_time_cpu_preset_prints_the_three_ratios(tmp_path):
     assert result["reg_violated_seen"] == {"landmark_shared_violated": [1.0],
                                            "landmark_naive_violated": [1.0],
                                            "landmark_shared_satisfied": [0.0]}
+
+
+def test_step_time_stopped_by_sigterm_writes_the_rounds_it_measured(tmp_path, monkeypatch):
+    """gpu_check.sh runs each stage under `timeout`, whose SIGTERM killed the script
+    before its JSON was written: a stage cut short lost every figure it had measured."""
+    step_time = _bench_module("step_time")
+    real, plain_rounds = step_time.interleaved, []
+
+    def interleaved(variants, *args):
+        if "spos_plain" in variants:  # part (b): stopped as its third round starts
+            plain_rounds.append(1)
+            if len(plain_rounds) == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return real(variants, *args)
+
+    class Unhandled(Exception):
+        """SIGTERM reaching the test's own handler: the benchmark set none (by default
+        the signal would end pytest itself)."""
+
+    def unhandled(signum, frame):
+        raise Unhandled
+
+    monkeypatch.setattr(step_time, "interleaved", interleaved)
+    before = signal.signal(signal.SIGTERM, unhandled)
+    out = tmp_path / "stage.json"
+    try:
+        code = step_time.main([
+            "--preset", "cpu", "--backbone", TINY_MODEL["backbone"], "--features", "16",
+            "--image-size", "64", "--batch-size", "2", "--warmup", "0", "--iters", "4",
+            "--calib-batches", "1", "--val-batches", "1", "--candidates", "1", "--no-flops",
+            "--json", str(out)])
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the benchmark's is taken away
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert code == 3
+    result = json.loads(out.read_text())
+    assert result["stopped_in_part"] == "b"
+    assert result["ratios"]["a_supernet_over_standalone"] > 0  # part (a) whole
+    assert result["variants"]["spos_plain"]["n"] == 2  # (b)'s two rounds before the stop
+    assert result["ratios"]["b_landmark_shared_over_plain"] > 0
+    assert result["ratios"]["c_full_over_cached"] is None and "score_cached" not in result["variants"]
+
+
+def test_step_time_takes_a_card_s_peak_from_its_data_sheet_or_none():
+    """The fraction of peak is only as good as the peak: an NVL card (lower clocks)
+    matched "H100"/"H200" and got the SXM part's figure."""
+    spec_peak = _bench_module("step_time").spec_peak
+    assert spec_peak("NVIDIA H200", "bf16") == 989.4 and spec_peak("NVIDIA H200", "fp32") == 494.7
+    assert spec_peak("NVIDIA H100 80GB HBM3", "bf16") == 989.4
+    assert spec_peak("NVIDIA H100 PCIe", "bf16") == 756.0
+    assert spec_peak("NVIDIA A100-SXM4-80GB", "bf16") == 312.0
+    assert spec_peak("NVIDIA H100 NVL", "bf16") is None and spec_peak("NVIDIA H200 NVL", "bf16") is None
+    assert spec_peak("Tesla T4", "bf16") is None
 
 
 def test_compile_flag_reaches_both_trainings():

@@ -99,12 +99,12 @@ if [ "$PRESET" = gpu ] && [ ! -f "$WORK/trainings.jsonl" ] && [ -f "$COMMITTED" 
     say "resuming the committed table: $(wc -l < "$COMMITTED") trainings from $COMMITTED"
 fi
 say "build_table.py: V1 $V1, V2 $V2, $WORKERS workers, budget ${TABLE_BUDGET}s + ${TABLE_GRACE}s"
-# The trainings so far reach $OUT every 15 s: if the device's own time limit ends this
+# The trainings so far reach $OUT every 5 s: if the device's own time limit ends this
 # call before build_table.py does, the next call still resumes from them.
 # (Its sleep is killed with it: an orphaned sleep would hold the call's output open.)
 ( trap 'kill $NAP 2>/dev/null; exit 0' TERM
   while :; do
-      sleep 15 & NAP=$!; wait $NAP
+      sleep 5 & NAP=$!; wait $NAP
       [ -f "$WORK/trainings.jsonl" ] && cp "$WORK/trainings.jsonl" "$OUT/trainings.jsonl.part" \
           && mv "$OUT/trainings.jsonl.part" "$OUT/trainings.jsonl"
   done ) &
