@@ -457,10 +457,9 @@ def shown(v: Any, fmt: str = "+.3f") -> str:
 
 
 # ---- main -----------------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    start = time.time()
-    args = parse_args(argv)
-    say = lambda msg: print(msg, flush=True)  # noqa: E731
+def check_args(args: argparse.Namespace) -> None:
+    """Before the table is read and any run starts: these ran to a "landmarks" arm
+    without a penalty, untrained super-nets, or a traceback after the runs."""
     if args.num_landmarks < 2:
         raise SystemExit(f"--num-landmarks {args.num_landmarks}: the penalty needs at least 2 "
                          "landmarks (a pair)")
@@ -468,8 +467,6 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--threshold {args.threshold}: the S-KdT bin width must be > 0")
     if len(set(args.seeds)) != len(args.seeds):  # one run counted twice, one folder written twice
         raise SystemExit(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice")
-    # before the table is read and any run starts: these ran to a "landmarks" arm
-    # without a penalty, untrained super-nets, or a traceback after the runs
     for name, least in (("pairs", 1), ("epochs", 1), ("min_epochs", 1), ("calib_batches", 0)):
         if getattr(args, name) < least:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= {least}, got {getattr(args, name)}")
@@ -486,18 +483,18 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{flag} {path} is a folder; name the file to write")
     if args.resummarize and not args.json:
         raise SystemExit("--resummarize needs --json: the file to write")
-    table = load_table(args.table)
-    if args.resummarize:
-        return resummarize(args, argv, table, say)
-    base = table["config"]["depthnas_config"]
-    base_cfg = config_mod.from_dict(base)
-    work = Path(args.work)
+
+
+def truth_and_thresholds(table: dict[str, Any], args: argparse.Namespace,
+                         say: Callable[[str], None]) -> tuple[dict, dict, dict]:
+    """Per space: the table's mean losses (architectures every seed of which diverged
+    left out), the S-KdT threshold, and the rule that set it."""
     truth: dict[str, dict[str, float]] = {}
     thresholds: dict[str, float] = {}
-    threshold_rules: dict[str, str] = {}
+    rules: dict[str, str] = {}
     for space_name in args.spaces:
         entries = {a: e["mean"] for a, e in table["architectures"].items()
-                   if e["space"] == space_name and e["mean"] is not None}  # None: every seed diverged
+                   if e["space"] == space_name and e["mean"] is not None}
         if len(entries) < args.num_landmarks + 2:
             raise SystemExit(f"{args.table}: {len(entries)} {space_name} architectures; need at least "
                              f"{args.num_landmarks + 2} ({args.num_landmarks} landmarks + 2 to rank)")
@@ -510,8 +507,13 @@ def main(argv: list[str] | None = None) -> int:
         if not thr:
             thr, rule = default_threshold(list(entries.values())), "1% of the range (no seed noise in the table)"
             say(f"{space_name}: no seed noise in the table; S-KdT threshold = 1% of the range")
-        thresholds[space_name], threshold_rules[space_name] = float(thr), rule
+        thresholds[space_name], rules[space_name] = float(thr), rule
+    return truth, thresholds, rules
 
+
+def run_specs(args: argparse.Namespace, truth: dict[str, dict[str, float]],
+              thresholds: dict[str, float], work: Path) -> list[dict[str, Any]]:
+    """One run per space, seed and method; both methods of a seed share its landmarks."""
     specs = []
     for space_name in args.spaces:
         space = get_space(space_name)
@@ -527,6 +529,144 @@ def main(argv: list[str] | None = None) -> int:
                               "tau": tau, "landmarks": marks, "threshold": thresholds[space_name],
                               "run_dir": str(work / "ranking" / name),
                               "score_archs": sorted(truth[space_name])})
+    return specs
+
+
+def plan_epochs(args: argparse.Namespace, specs: list[dict[str, Any]], rates: dict[str, dict],
+                deadline: float, steps_per_epoch: int) -> dict[str, Any]:
+    """One epoch count for every run, from their contended step and scoring times:
+    the requested count, or fewer if it would not fit in the time left."""
+    step_s = 1.1 * max(r["step_s"] for r in rates.values())
+    n_score = max(len(s["score_archs"]) for s in specs)
+    score_s = 1.2 * max(r["refresh_s"] + n_score * r["score_s"] for r in rates.values())
+    left = deadline - time.time() - score_s - 10.0
+    fit = int(left // (step_s * steps_per_epoch))
+    return dict(epochs=max(args.min_epochs, min(args.epochs, fit)), step_s=step_s,
+                score_s_estimate=score_s, seconds_left_for_training=round(left, 1),
+                epochs_that_fit=fit)
+
+
+class Runs:
+    """The runs, one process each, and what they report: `results` grows as they end,
+    so a stop (Ctrl-C, SIGTERM, the budget) keeps those that finished."""
+
+    def __init__(self, specs: list[dict[str, Any]], base: dict[str, Any], args: argparse.Namespace,
+                 data_path: Path, steps_per_epoch: int, start: float, say: Callable[[str], None]):
+        self.specs, self.base, self.args, self.data_path = specs, base, args, data_path
+        self.steps_per_epoch, self.start, self.say = steps_per_epoch, start, say
+        self.results: list[dict[str, Any]] = []
+        self.plan: dict[str, Any] = {"requested_epochs": args.epochs, "epochs": args.epochs,
+                                     "steps_per_epoch": steps_per_epoch}
+        self.procs: list[Any] = []
+
+    def clock(self) -> str:
+        return f"[{time.time() - self.start:6.1f}s]"
+
+    def in_process(self) -> None:
+        args = self.args
+        torch.set_num_threads(proxy.worker_threads(args.threads, 1))
+        dev = proxy.resolve(args.device)
+        splits = proxy.TensorSplits(self.data_path, dev)
+        for spec in self.specs:
+            r = train_and_score(self.base, spec, args, splits, dev, args.epochs)
+            self.results.append(r)
+            self.say(f"{self.clock()} {spec['name']}: {r['steps']} steps, "
+                     f"train {r['train_time_s']}s, scoring {r['score_time_s']}s")
+
+    def concurrent(self) -> None:
+        """Every run in a process of its own. With a time budget, each first times its
+        steps while all train; then the epoch count that fits is sent to all."""
+        import multiprocessing as mp
+        args, specs, say = self.args, self.specs, self.say
+        ctx = mp.get_context("spawn")
+        msgs, go, plan_event = ctx.Queue(), ctx.Event(), ctx.Event()
+        plan_value = ctx.Value("i", 0)
+        threads = proxy.worker_threads(args.threads, len(specs))
+        for spec in specs:
+            p = ctx.Process(target=worker_main, daemon=True,
+                            args=(spec, self.base, args, str(self.data_path), args.device, threads,
+                                  msgs, go, plan_event, plan_value))
+            p.start()
+            self.procs.append(p)
+        say(f"started {len(self.procs)} processes ({threads} CPU thread(s) each)")
+        self.ready: set[str] = set()
+        self.rates: dict[str, dict] = {}
+        self.fatal: set[str] = set()
+        planned = False
+        deadline = (self.start + args.time_budget) if args.time_budget else None
+        while len(self.results) + len(self.fatal) < len(specs):
+            try:
+                self.take(msgs.get(timeout=1.0))
+            except queue.Empty:
+                self.note_silent_deaths(msgs)
+            alive = len(specs) - len(self.fatal)
+            if args.time_budget is None and not planned:
+                plan_value.value = args.epochs
+                plan_event.set()
+                planned = True
+            elif not planned and not go.is_set() and len(self.ready) >= alive:
+                say(f"{self.clock()} all {alive} runs ready; timing {args.warmup_s:.0f}s "
+                    "of concurrent training")
+                go.set()
+            elif not planned and go.is_set() and len(self.rates) >= alive:
+                self.plan.update(plan_epochs(args, specs, self.rates, deadline, self.steps_per_epoch))
+                epochs, steps = self.plan["epochs"], self.plan["epochs"] * self.steps_per_epoch
+                say(f"{self.clock()} plan: {epochs} epochs ({steps} steps) per run; "
+                    f"{self.plan['step_s'] * 1000:.1f} ms/step contended, "
+                    f"{self.plan['seconds_left_for_training']:.0f}s left for training, scoring "
+                    f"~{self.plan['score_s_estimate']:.0f}s"
+                    + ("" if epochs == args.epochs else f" (requested {args.epochs}: cut to fit)"))
+                plan_value.value = epochs
+                plan_event.set()
+                planned = True
+            if deadline is not None and time.time() > deadline + 10:
+                say("time budget exceeded by 10s: stopping the remaining runs")
+                break
+
+    def take(self, msg: dict[str, Any]) -> None:
+        """One message of a run: ready, its contended rates, its result, or its error."""
+        kind, say = msg["type"], self.say
+        if kind == "ready":
+            self.ready.add(msg["run"])
+        elif kind == "rate":
+            self.rates[msg["run"]] = msg
+            say(f"{self.clock()} {msg['run']}: {1000 * msg['step_s']:.1f} ms/step "
+                f"contended ({msg['steps_timed']} steps), {msg['score_s']:.2f} s/arch scoring")
+        elif kind == "result":
+            r = msg["result"]
+            self.results.append(r)
+            say(f"{self.clock()} {r['name']}: {r['steps']} steps in "
+                f"{r['train_time_s']}s, scored {len(r['scores'])} archs in {r['score_time_s']}s")
+        elif kind == "fatal":
+            self.fatal.add(msg["run"])
+            say(f"{msg['run']} failed:\n{msg['error']}")
+
+    def note_silent_deaths(self, msgs: Any) -> None:
+        """Runs whose process ended without a message (killed, out of memory): no
+        result will come, so none is waited for."""
+        dead = {s["name"] for s, p in zip(self.specs, self.procs) if not p.is_alive()}
+        silent = dead - {r["name"] for r in self.results} - self.fatal
+        if silent and msgs.empty():
+            time.sleep(1.0)  # a result sent just before the process ended may still be on its way
+            if msgs.empty():
+                for name in sorted(silent):
+                    self.say(f"{name}: process ended without a result")
+                    self.fatal.add(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    start = time.time()
+    args = parse_args(argv)
+    say = lambda msg: print(msg, flush=True)  # noqa: E731
+    check_args(args)
+    table = load_table(args.table)
+    if args.resummarize:
+        return resummarize(args, argv, table, say)
+    base = table["config"]["depthnas_config"]
+    base_cfg = config_mod.from_dict(base)
+    work = Path(args.work)
+    truth, thresholds, threshold_rules = truth_and_thresholds(table, args, say)
+    specs = run_specs(args, truth, thresholds, work)
     data_path = proxy.render_data(base_cfg, work, processes=min(16, os.cpu_count() or 1), say=say)
     steps_per_epoch = len(proxy.split_indices(base_cfg)["train"]) // base_cfg.data.batch_size
     if base_cfg.supernet.steps_per_epoch:
@@ -535,100 +675,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.num_landmarks} landmarks from the table); requested {args.epochs} epochs x "
         f"{steps_per_epoch} steps")
 
-    results: list[dict[str, Any]] = []
-    plan: dict[str, Any] = {"requested_epochs": args.epochs, "epochs": args.epochs,
-                            "steps_per_epoch": steps_per_epoch}
-
+    runs = Runs(specs, base, args, data_path, steps_per_epoch, start, say)
     old_term = proxy.interrupt_on_sigterm()
-    procs = []
     try:
         if args.in_process:
-            torch.set_num_threads(proxy.worker_threads(args.threads, 1))
-            dev = proxy.resolve(args.device)
-            splits = proxy.TensorSplits(data_path, dev)
-            for spec in specs:
-                r = train_and_score(base, spec, args, splits, dev, args.epochs)
-                results.append(r)
-                say(f"[{time.time() - start:6.1f}s] {spec['name']}: {r['steps']} steps, "
-                    f"train {r['train_time_s']}s, scoring {r['score_time_s']}s")
+            runs.in_process()
         else:
-            import multiprocessing as mp
-            ctx = mp.get_context("spawn")
-            msgs, go, plan_event = ctx.Queue(), ctx.Event(), ctx.Event()
-            plan_value = ctx.Value("i", 0)
-            threads = proxy.worker_threads(args.threads, len(specs))
-            for spec in specs:
-                p = ctx.Process(target=worker_main, daemon=True,
-                                args=(spec, base, args, str(data_path), args.device, threads, msgs,
-                                      go, plan_event, plan_value))
-                p.start()
-                procs.append(p)
-            say(f"started {len(procs)} processes ({threads} CPU thread(s) each)")
-            ready, rates, fatal = set(), {}, set()
-            planned = False
-            deadline = (start + args.time_budget) if args.time_budget else None
-            while len(results) + len(fatal) < len(specs):
-                try:
-                    msg = msgs.get(timeout=1.0)
-                except queue.Empty:
-                    msg = None
-                    dead = {s["name"] for s, p in zip(specs, procs) if not p.is_alive()}
-                    done_names = {r["name"] for r in results} | fatal
-                    if dead - done_names and msgs.empty():
-                        time.sleep(1.0)
-                        if msgs.empty():
-                            for name in dead - done_names:
-                                say(f"{name}: process ended without a result")
-                                fatal.add(name)
-                if msg is not None:
-                    kind = msg["type"]
-                    if kind == "ready":
-                        ready.add(msg["run"])
-                    elif kind == "rate":
-                        rates[msg["run"]] = msg
-                        say(f"[{time.time() - start:6.1f}s] {msg['run']}: {1000 * msg['step_s']:.1f} ms/step "
-                            f"contended ({msg['steps_timed']} steps), {msg['score_s']:.2f} s/arch scoring")
-                    elif kind == "result":
-                        results.append(msg["result"])
-                        r = msg["result"]
-                        say(f"[{time.time() - start:6.1f}s] {r['name']}: {r['steps']} steps in "
-                            f"{r['train_time_s']}s, scored {len(r['scores'])} archs in {r['score_time_s']}s")
-                    elif kind == "fatal":
-                        fatal.add(msg["run"])
-                        say(f"{msg['run']} failed:\n{msg['error']}")
-                alive = len(specs) - len(fatal)
-                if args.time_budget is None and not planned:
-                    plan_value.value = args.epochs
-                    plan_event.set()
-                    planned = True
-                elif not planned and not go.is_set() and len(ready) >= alive:
-                    say(f"[{time.time() - start:6.1f}s] all {alive} runs ready; timing {args.warmup_s:.0f}s "
-                        "of concurrent training")
-                    go.set()
-                elif not planned and go.is_set() and len(rates) >= alive:
-                    step_s = 1.1 * max(r["step_s"] for r in rates.values())
-                    n_score = max(len(s["score_archs"]) for s in specs)
-                    score_s = 1.2 * max(r["refresh_s"] + n_score * r["score_s"] for r in rates.values())
-                    left = deadline - time.time() - score_s - 10.0
-                    fit = int(left // (step_s * steps_per_epoch))
-                    epochs = max(args.min_epochs, min(args.epochs, fit))
-                    plan.update(epochs=epochs, step_s=step_s, score_s_estimate=score_s,
-                                seconds_left_for_training=round(left, 1),
-                                epochs_that_fit=fit)
-                    say(f"[{time.time() - start:6.1f}s] plan: {epochs} epochs ({epochs * steps_per_epoch} "
-                        f"steps) per run; {step_s * 1000:.1f} ms/step contended, {left:.0f}s left for "
-                        f"training, scoring ~{score_s:.0f}s"
-                        + ("" if epochs == args.epochs else f" (requested {args.epochs}: cut to fit)"))
-                    plan_value.value = epochs
-                    plan_event.set()
-                    planned = True
-                if deadline is not None and time.time() > deadline + 10:
-                    say("time budget exceeded by 10s: stopping the remaining runs")
-                    break
+            runs.concurrent()
     except KeyboardInterrupt as err:
         say(f"interrupted ({err}); writing what finished")
     finally:
-        proxy.stop_workers(procs)  # SIGTERM ignored until the results are written
+        proxy.stop_workers(runs.procs)  # SIGTERM ignored until the results are written
+    results = runs.results
 
     out: dict[str, Any] = {
         "description": "SPOS vs SPOS + landmarks on the depth proxy table (benchmarks/ranking.py)",
@@ -644,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "entries drawn uniformly from those further than tau "
                                         "from it",
                      "sparse_threshold": thresholds, "sparse_threshold_rule": threshold_rules},
-        "plan": plan, "wall_s": round(time.time() - start, 1),
+        "plan": runs.plan, "wall_s": round(time.time() - start, 1),
         "missing_runs": sorted({s["name"] for s in specs} - {r["name"] for r in results}),
     }
     landmarks = {f"{s['space']}_s{s['seed']}": s["landmarks"] for s in specs

@@ -189,6 +189,23 @@ def test_ranking_experiment_writes_table4(ranking_result, table_path):
     assert not res["missing_runs"] and not res["unpaired_runs"] and res["paired_runs"] == 1
 
 
+def test_ranking_runs_the_arms_concurrently_with_one_epoch_count_that_fits(work, table_path):
+    """The GPU run's path (gpu_run.sh): one process per run; each times its contended
+    steps, then the parent sends every run one epoch count, cut to fit the budget."""
+    out = work / "concurrent.json"
+    assert ranking_bench.main(["--table", str(table_path), "--spaces", "v1-sync", "--seeds", "0",
+                               "--num-landmarks", str(LANDMARKS), "--epochs", "2",
+                               "--calib-batches", "1", "--threads", "1", "--time-budget", "300",
+                               "--warmup-s", "1", "--work", str(work / "concurrent"),
+                               "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    plan = res["plan"]
+    assert plan["requested_epochs"] == 2 and plan["step_s"] > 0 and plan["epochs_that_fit"] >= 2
+    assert plan["epochs"] == 2 and {r["epochs"] for r in res["runs"]} == {2}  # equal for both arms
+    assert res["paired_runs"] == 1 and not res["missing_runs"]
+    assert {r["method"] for r in res["runs"]} == {"spos", "landmarks"}
+
+
 def test_a_finished_run_is_summarised_again_without_training(ranking_result, work, table_path,
                                                              tmp_path, capsys):
     """--resummarize recomputes Table 4 from the path scores a run saved: the same
