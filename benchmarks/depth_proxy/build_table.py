@@ -31,7 +31,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -300,6 +300,144 @@ def build_table(cfg, args, archs: dict[str, list[str]], done: dict[tuple[str, in
     }
 
 
+class Build:
+    """The pending trainings, in this process or in worker processes, and what they
+    report. Every result is appended to trainings.jsonl as it arrives, so a stop
+    (Ctrl-C, SIGTERM, the budget) keeps each training that finished."""
+
+    def __init__(self, cfg, args: argparse.Namespace, key: str, log_path: Path,
+                 done: dict[tuple[str, int], dict[str, Any]], progress: Progress, start: float,
+                 say: Callable[[str], None]):
+        self.cfg, self.args, self.key, self.log_path = cfg, args, key, log_path
+        self.done, self.progress, self.start, self.say = done, progress, start, say
+        self.device: str | None = None
+        self.stopped_by_budget = False
+        self.ran = self.finished_ok = self.fatal = 0  # trainings run, those with a result; workers lost
+        self.procs: list[Any] = []
+
+    def record(self, rec: dict[str, Any]) -> None:
+        append_jsonl(self.log_path, rec)
+        if is_done(rec):
+            self.done[(rec["arch"], rec["seed"])] = rec
+            self.finished_ok += 1
+        self.ran += 1
+        self.say(self.progress.add(rec))
+
+    def in_process(self, pending: list[dict[str, Any]], data_path: Path, work: Path) -> None:
+        args = self.args
+        torch.set_num_threads(proxy.worker_threads(args.threads, 1))
+        dev = proxy.resolve(args.device)
+        self.device = proxy.device_name(dev)
+        splits = proxy.TensorSplits(data_path, dev)
+        for job in pending:
+            if args.time_budget and time.time() - self.start > args.time_budget:
+                self.stopped_by_budget = True
+                break
+            self.record(finished({**run_job(self.cfg, job, splits, dev, work), "worker": 0}, self.key))
+
+    def concurrent(self, pending: list[dict[str, Any]], data_path: Path, work: Path) -> None:
+        """`args.workers` processes take jobs from one queue. With a time budget, no
+        job starts once the median training would not end by it, and those in flight
+        get `args.grace` seconds past it."""
+        import multiprocessing as mp
+        args = self.args
+        ctx = mp.get_context("spawn")  # CUDA cannot be forked
+        job_q, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+        for j in pending:
+            job_q.put(j)
+        k = min(args.workers, len(pending))
+        for _ in range(k):
+            job_q.put(None)
+        job_q.cancel_join_thread()  # jobs left unread at a stop must not block our exit
+        threads = proxy.worker_threads(args.threads, k)
+        deadline = None if args.time_budget is None else self.start + args.time_budget
+        for rank in range(k):
+            p = ctx.Process(target=worker_main, daemon=True,
+                            args=(rank, config_mod.to_dict(self.cfg), str(data_path), args.device,
+                                  threads, str(work), job_q, results, stop, deadline))
+            p.start()
+            self.procs.append(p)
+        self.say(f"started {k} worker processes ({threads} CPU thread(s) each)")
+        self.exited: set[int] = set()
+        self.in_flight: dict[int, dict[str, Any]] = {}  # worker -> its job
+        stop_at = None
+        while len(self.exited) < k:
+            try:
+                self.take(results.get(timeout=1.0))
+            except queue.Empty:
+                # killed from outside (the OOM killer, a crash); looked for once the queue
+                # is read, so a result it sent before it died is not named as lost
+                self.note_deaths()
+            now = time.time() - self.start
+            if args.time_budget is not None and not stop.is_set():
+                m = self.progress.median_wall()
+                if now > args.time_budget or (m is not None and now + 1.05 * m > args.time_budget):
+                    stop.set()
+                    stop_at = now
+                    self.stopped_by_budget = True
+                    self.say(f"[{now:6.1f}s] time budget: no new trainings (median training "
+                             f"{m or 0:.1f}s); waiting up to {args.grace:.0f}s for those in flight")
+            if stop_at is not None and grace_over(now, stop_at, args.time_budget, args.grace):
+                self.say(f"[{now:6.1f}s] grace period over: stopping the workers")
+                break
+
+    def take(self, msg: dict[str, Any]) -> None:
+        """One message of a worker: ready, a job started, its result, its error, or its exit."""
+        kind = msg.pop("type")
+        if kind == "ready":
+            self.device = self.device or msg["device"]
+        elif kind == "start":
+            self.in_flight[msg["worker"]] = msg["job"]
+        elif kind == "result":
+            self.in_flight.pop(msg["worker"], None)
+            self.record(finished(msg, self.key))
+        elif kind == "fatal":
+            self.fatal += 1
+            self.say(f"worker {msg['worker']} failed:\n{msg['error']}")
+        elif kind == "exit":
+            self.exited.add(msg["worker"])
+            # (all workers may leave by their own clocks before the median says stop:
+            # the budget still stopped the table)
+            self.stopped_by_budget |= bool(msg.get("out_of_time"))
+
+    def note_deaths(self) -> None:
+        for r, p in enumerate(self.procs):
+            if r not in self.exited and not p.is_alive() and p.exitcode not in (None, 0):
+                self.exited.add(r)
+                self.fatal += 1
+                self.say(death_note(r, p.exitcode, self.in_flight.pop(r, None)))
+
+
+def write_table(cfg, args: argparse.Namespace, archs: dict[str, list[str]], jobs: list[dict[str, Any]],
+                build: Build, log_path: Path, say: Callable[[str], None]) -> None:
+    """The table of every finished training (this run's and earlier ones'), and what
+    this run did: its wall time, its rate, and whether the budget stopped it."""
+    wall = time.time() - build.start
+    done = build.done
+    stopped_by_budget = build.stopped_by_budget and any((j["arch"], j["seed"]) not in done for j in jobs)
+    timing = {"wall_s": round(wall, 1), "trainings_this_run": build.ran,
+              "trainings_per_min": round(60.0 * build.ran / max(wall, 1e-6), 2),
+              "workers": args.workers, "time_budget_s": args.time_budget,
+              "stopped_by_budget": stopped_by_budget}
+    prev, previous_device = Path(args.out), None
+    try:
+        previous_device = read_json(prev).get("device") if prev.is_file() else None
+    except (ValueError, AttributeError):  # damaged: rebuilt from trainings.jsonl
+        say(f"{prev} is damaged: writing it again from {log_path}")
+    table = build_table(cfg, args, archs, done,
+                        {"device": table_device(done, previous_device), "timing": timing})
+    atomic_write_json(args.out, finite_json(table))
+    tau = table["seed_kendall_tau"]
+    fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
+    say(f"table: {table['counts']} architectures -> {args.out}")
+    say(f"seed-to-seed Kendall tau: v1-sync {fmt(tau.get('v1-sync'))}, v2-sync "
+        f"{fmt(tau.get('v2-sync'))}, overall {fmt(tau.get('overall'))} "
+        f"(pairs {table['seed_pairs']}); median |seed0 - seed1| "
+        f"{ {k: (None if v is None else round(v, 6)) for k, v in table['seed_median_abs_diff'].items()} }")
+    say(f"{build.ran} trainings in {wall:.0f}s ({timing['trainings_per_min']} per minute)"
+        + (f" on {build.device}" if build.device else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     start = time.time()
     args = parse_args(argv)
@@ -317,134 +455,26 @@ def main(argv: list[str] | None = None) -> int:
         f"{cfg.data.image_size[0]}x{cfg.data.image_size[1]}, batch {cfg.data.batch_size}, "
         f"{cfg.standalone.epochs} epochs, {cfg.standalone.precision}; "
         f"{len(jobs)} trainings planned, {len(done)} already in {log_path}, {len(pending)} to run")
-    meta: dict[str, Any] = {"device": None}
-    stopped_by_budget = False
-    ran = finished_ok = fatal = 0  # trainings this run, those that gave a result; workers lost
-
+    build = Build(cfg, args, key, log_path, done, Progress(len(jobs), len(done), start), start, say)
     old_term = proxy.interrupt_on_sigterm()  # `timeout` sends SIGTERM: still write the table
-    procs = []
     try:
         if pending:
             data_path = proxy.render_data(cfg, work, processes=args.render_processes, say=say)
-            progress = Progress(len(jobs), len(done), start)
-            cfg_dict = config_mod.to_dict(cfg)
             if args.workers <= 0:
-                torch.set_num_threads(proxy.worker_threads(args.threads, 1))
-                dev = proxy.resolve(args.device)
-                meta["device"] = proxy.device_name(dev)
-                splits = proxy.TensorSplits(data_path, dev)
-                for job in pending:
-                    if args.time_budget and time.time() - start > args.time_budget:
-                        stopped_by_budget = True
-                        break
-                    rec = finished({**run_job(cfg, job, splits, dev, work), "worker": 0}, key)
-                    append_jsonl(log_path, rec)
-                    done[(rec["arch"], rec["seed"])] = rec
-                    ran += 1
-                    finished_ok += 1
-                    say(progress.add(rec))
+                build.in_process(pending, data_path, work)
             else:
-                import multiprocessing as mp
-                ctx = mp.get_context("spawn")  # CUDA cannot be forked
-                job_q, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
-                for j in pending:
-                    job_q.put(j)
-                k = min(args.workers, len(pending))
-                for _ in range(k):
-                    job_q.put(None)
-                job_q.cancel_join_thread()  # jobs left unread at a stop must not block our exit
-                threads = proxy.worker_threads(args.threads, k)
-                for rank in range(k):
-                    p = ctx.Process(target=worker_main, daemon=True,
-                                    args=(rank, cfg_dict, str(data_path), args.device, threads,
-                                          str(work), job_q, results, stop,
-                                          None if args.time_budget is None
-                                          else start + args.time_budget))
-                    p.start()
-                    procs.append(p)
-                say(f"started {k} worker processes ({threads} CPU thread(s) each)")
-                exited: set[int] = set()
-                in_flight: dict[int, dict[str, Any]] = {}  # worker -> its job
-                stop_at = None
-                while len(exited) < k:
-                    try:
-                        msg = results.get(timeout=1.0)
-                    except queue.Empty:
-                        msg = None
-                    if msg is not None:
-                        kind = msg.pop("type")
-                        if kind == "ready":
-                            meta["device"] = meta["device"] or msg["device"]
-                        elif kind == "start":
-                            in_flight[msg["worker"]] = msg["job"]
-                        elif kind == "result":
-                            in_flight.pop(msg["worker"], None)
-                            rec = finished(msg, key)
-                            append_jsonl(log_path, rec)
-                            if is_done(rec):
-                                done[(rec["arch"], rec["seed"])] = rec
-                                finished_ok += 1
-                            ran += 1
-                            say(progress.add(rec))
-                        elif kind == "fatal":
-                            fatal += 1
-                            say(f"worker {msg['worker']} failed:\n{msg['error']}")
-                        elif kind == "exit":
-                            exited.add(msg["worker"])
-                            # (all workers may leave by their own clocks before the
-                            # median says stop: the budget still stopped the table)
-                            stopped_by_budget |= bool(msg.get("out_of_time"))
-                    # killed from outside (the OOM killer, a crash); looked for once the queue
-                    # is read, so a result it sent before it died is not named as lost
-                    for r, p in enumerate(procs if msg is None else ()):
-                        if r not in exited and not p.is_alive() and p.exitcode not in (None, 0):
-                            exited.add(r)
-                            fatal += 1
-                            say(death_note(r, p.exitcode, in_flight.pop(r, None)))
-                    now = time.time() - start
-                    if args.time_budget is not None and not stop.is_set():
-                        m = progress.median_wall()
-                        if now > args.time_budget or (m is not None and now + 1.05 * m > args.time_budget):
-                            stop.set()
-                            stop_at = now
-                            stopped_by_budget = True
-                            say(f"[{now:6.1f}s] time budget: no new trainings (median training "
-                                f"{m or 0:.1f}s); waiting up to {args.grace:.0f}s for those in flight")
-                    if stop_at is not None and grace_over(now, stop_at, args.time_budget, args.grace):
-                        say(f"[{now:6.1f}s] grace period over: stopping the workers")
-                        break
+                build.concurrent(pending, data_path, work)
     except KeyboardInterrupt as err:
         say(f"interrupted ({err}); writing the table from what finished")
-        stopped_by_budget = True
+        build.stopped_by_budget = True
     finally:
-        proxy.stop_workers(procs)  # SIGTERM ignored until the table is written
-        wall = time.time() - start
-        stopped_by_budget = stopped_by_budget and any((j["arch"], j["seed"]) not in done for j in jobs)
-        meta["timing"] = {"wall_s": round(wall, 1), "trainings_this_run": ran,
-                          "trainings_per_min": round(60.0 * ran / max(wall, 1e-6), 2),
-                          "workers": args.workers, "time_budget_s": args.time_budget,
-                          "stopped_by_budget": stopped_by_budget}
-        prev, previous_device = Path(args.out), None
-        try:
-            previous_device = read_json(prev).get("device") if prev.is_file() else None
-        except (ValueError, AttributeError):  # damaged: rebuilt from trainings.jsonl
-            say(f"{prev} is damaged: writing it again from {log_path}")
-        table = build_table(cfg, args, archs, done, {**meta, "device": table_device(done, previous_device)})
-        atomic_write_json(args.out, finite_json(table))
+        proxy.stop_workers(build.procs)  # SIGTERM ignored until the table is written
+        write_table(cfg, args, archs, jobs, build, log_path, say)
         proxy.restore_sigterm(old_term)
-        tau = table["seed_kendall_tau"]
-        fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
-        say(f"table: {table['counts']} architectures -> {args.out}")
-        say(f"seed-to-seed Kendall tau: v1-sync {fmt(tau.get('v1-sync'))}, v2-sync "
-            f"{fmt(tau.get('v2-sync'))}, overall {fmt(tau.get('overall'))} "
-            f"(pairs {table['seed_pairs']}); median |seed0 - seed1| "
-            f"{ {k: (None if v is None else round(v, 6)) for k, v in table['seed_median_abs_diff'].items()} }")
-        say(f"{ran} trainings in {wall:.0f}s ({meta['timing']['trainings_per_min']} per minute)"
-            + (f" on {meta['device']}" if meta["device"] else ""))
     # gpu_run.sh reads the exit status: a table of failures is one; a budget that
     # stopped the build before its first training ended is not
-    if (ran or fatal) and not finished_ok:
-        say(f"error: no training of this run finished ({ran} failed; their errors are in "
+    if (build.ran or build.fatal) and not build.finished_ok:
+        say(f"error: no training of this run finished ({build.ran} failed; their errors are in "
             f"{log_path}, a worker's own above)")
         return 1
     return 0
