@@ -46,6 +46,10 @@ def read_arch_arg(value: str) -> tuple[str, str | None]:
     except ValueError as err:
         if text.startswith("{"):
             raise ArchitectureError(f"--arch {value}: not valid JSON ({err})") from None
+        if len(text.splitlines()) > 1:  # a config.yaml, a log: never an architecture
+            raise ArchitectureError(f"--arch {value} holds {len(text.splitlines())} lines: an "
+                                    "architecture file is a best_arch.json or holds the one-line "
+                                    "string") from None
         return text, value  # the one-line string
     if isinstance(data, str):
         return data, value

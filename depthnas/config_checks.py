@@ -145,7 +145,10 @@ def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None
         problems.append(f"model.backbone_weights: space {cfg.space} has no backbone (its cells "
                         "train from scratch); leave it unset")
     elif weights:  # found missing only when the first model is built, after work has begun
-        if not Path(weights).is_file():
+        if Path(weights).is_dir():
+            problems.append(f"model.backbone_weights={weights} is a folder; name the "
+                            f"{' / '.join(WEIGHT_SUFFIXES)} file in it")
+        elif not Path(weights).is_file():
             problems.append(f"model.backbone_weights={weights}: no such file")
         elif Path(weights).suffix not in WEIGHT_SUFFIXES:
             problems.append(f"model.backbone_weights={weights}: expected a "

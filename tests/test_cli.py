@@ -779,6 +779,8 @@ def test_bad_architecture_is_a_clear_error(tmp_path, capsys):
     ('{"space": "v1-sync", "string": "v1-sync:c3,c3,c3,c3,c3",}', "bad.json: not valid JSON"),
     ('[1, 2]', "bad.json holds a JSON list; an architecture file holds a JSON object"),
     ('{"space": "v1-sync", "blocks": [{"edges": {}}]}', "bad.json: v1-sync"),
+    # a run's config.yaml: its "space: v1-sync" line was read as a string of space 'space'
+    ('space: v1-sync\nseed: 0\n', "bad.json holds 2 lines: an architecture file is a best_arch.json"),
 ])
 def test_a_bad_architecture_file_is_named(tmp_path, capsys, content, message):
     """The errors quoted the JSON parser or the space, not the file; a list was read

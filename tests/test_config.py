@@ -128,6 +128,14 @@ def test_backbone_weights_name_every_kind_of_file_accepted(tmp_path):
         validate(C.apply_dotted(C.Config(), [f"model.backbone_weights={weights}"]))
 
 
+def test_backbone_weights_given_a_folder_ask_for_the_file_in_it(tmp_path):
+    """A folder that exists was said to be "no such file"."""
+    with pytest.raises(C.ConfigError, match=re.escape(
+            f"model.backbone_weights={tmp_path} is a folder; name the .safetensors / .pth / .pt "
+            "/ .bin file in it")):
+        validate(C.apply_dotted(C.Config(), [f"model.backbone_weights={tmp_path}"]))
+
+
 def test_an_empty_text_value_is_unset_not_the_string_none(tmp_path):
     cfg = C.apply_dotted(C.Config(), ["out="])
     assert cfg.out == ""  # the default run folder, not ./None
