@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -159,13 +160,26 @@ def _read_json(path: Path) -> TruthTable:
         raise ValueError(f"{path}: unrecognised truth table layout")
     _check_percent(accuracies, path)
     return TruthTable({k: v for k, v in values.items() if v is not None},
-                      _recorded_setup(whole), _seed_noise(whole),
+                      _recorded_setup(whole, path), _seed_noise(whole),
                       known_losses=ours or bool(accuracies))
 
 
-def _recorded_setup(data: Any) -> dict[str, Any]:
+def _recorded_setup(data: Any, path: Path) -> dict[str, Any]:
+    """The model and data the table's trainings used, as config fields, where the file
+    records them: a benchmark table's recipe, a landmark store's entries' recipes (a
+    field on which they differ is given as "A / B"), or a run's results.json's
+    config.yaml beside it."""
+    if isinstance(data, dict) and isinstance(data.get("entries"), list):
+        data = data["entries"]
+    if isinstance(data, list):  # a landmark store: each entry names its own recipe
+        return _merged([_setup_of_recipe(e.get("recipe")) for e in data if isinstance(e, dict)])
+    if isinstance(data, dict) and isinstance(data.get("architectures"), list):
+        return _setup_of_run(path.parent / "config.yaml")
     config = data.get("config") if isinstance(data, dict) else None
-    recipe = config.get("recipe") if isinstance(config, dict) else None
+    return _setup_of_recipe(config.get("recipe") if isinstance(config, dict) else None)
+
+
+def _setup_of_recipe(recipe: Any) -> dict[str, Any]:
     if not isinstance(recipe, dict):
         return {}
     # build_table.py nests the data settings; a stand-alone recipe (result.json) does not
@@ -177,6 +191,28 @@ def _recorded_setup(data: Any) -> dict[str, Any]:
         found["data.synthetic_samples"] = nested.get("synthetic_samples",
                                                      recipe.get("synthetic_samples"))
     return {k: v for k, v in found.items() if v is not None}
+
+
+def _setup_of_run(config_yaml: Path) -> dict[str, Any]:
+    """A run's results were trained with its config.yaml's model and data."""
+    from . import config as config_mod
+    from .recipe import recipe
+    try:
+        cfg = config_mod.load(config_yaml, complete=True)
+    except (OSError, ValueError, KeyError):  # none beside it, or not one depthnas reads
+        return {}
+    rec = recipe(cfg)
+    # a classification recipe sizes its models by `model` (no backbone, features or images)
+    return _setup_of_recipe(rec) if "backbone" in rec else {}
+
+
+def _merged(setups: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for s in setups for k in s):
+        values = list(dict.fromkeys(json.dumps(s[key]) for s in setups if key in s))
+        out[key] = json.loads(values[0]) if len(values) == 1 else \
+            " / ".join(str(json.loads(v)) for v in values)
+    return out
 
 
 def _seed_noise(data: Any) -> dict[str, float]:
