@@ -174,6 +174,16 @@ def _check_paths_remain(cfg: Config, saved: Path) -> None:
             "results are recorded under the old path")
 
 
+def _run_holding(config: str | None) -> str | None:
+    """The run folder a --config file is the record of: a config.yaml that sets `out`
+    and sits in a run. Its `out` may be relative to where that run was started, and
+    from another folder it named a new, empty one there."""
+    if config is None or "out" not in config_mod.named_fields(config, None):
+        return None
+    folder = Path(config).parent
+    return str(folder) if holds_run(folder) else None
+
+
 def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.Namespace) -> Config:
     """A resumed run's own config.yaml. Flags, --preset and --config may repeat it
     (the first command rerun with --resume), not change it; only where and how fast
@@ -244,12 +254,15 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
             config_mod.load(args.config, args.preset), updates))
         # a run's config.yaml names that run's folder: rerunning it (the SPOS comparison,
         # a longer training of the winner) needs a folder of its own
-        if not args.out and cfg.out and holds_run(cfg.out):
-            source = ("--set out=" if "out" in config_mod.assigned_fields(list(args.set))
+        out_set = "out" in config_mod.assigned_fields(list(args.set))
+        taken = cfg.out if cfg.out and holds_run(cfg.out) else \
+            None if out_set else _run_holding(args.config)
+        if not args.out and taken:
+            source = ("--set out=" if out_set
                       else f"out: in {args.config}" if args.config else f"--preset {args.preset}")
-            resume = (f" (or --out {shlex.quote(cfg.out)} --resume to continue that run)"
-                      if run_kind(cfg.out) == command else "")
-            raise config_mod.ConfigError(f"{cfg.out} ({source}) holds a run already; pass "
+            resume = (f" (or --out {shlex.quote(taken)} --resume to continue that run)"
+                      if run_kind(taken) == command else "")
+            raise config_mod.ConfigError(f"{taken} ({source}) holds a run already; pass "
                                          f"--out NEW_FOLDER for this one{resume}")
     if not cfg.out:
         cfg.out = config_mod.default_out(command)

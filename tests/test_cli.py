@@ -2499,6 +2499,24 @@ def test_a_config_yaml_naming_its_own_run_asks_for_an_out(run_dir, capsys, tmp_p
     assert capsys.readouterr().err.endswith("pass --out NEW_FOLDER for this one\n")
 
 
+def test_a_run_s_config_yaml_with_a_relative_out_is_its_run_from_any_folder(
+        run_copy, capsys, tmp_path, monkeypatch):
+    """A run started with a relative --out records it so. Reused from another folder,
+    its config.yaml's `out` named a new folder there: a look-alike run was started
+    (a train run under the search's name) instead of the refusal given from the first."""
+    config = run_copy / "config.yaml"
+    saved = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**saved, "out": run_copy.name}, sort_keys=False))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relative = f"../{run_copy.name}/config.yaml"
+    assert main(["train", "--config", relative, "--arch", str(run_copy / "best_arch.json")]) == 2
+    assert (f"../{run_copy.name} (out: in {relative}) holds a run already; pass --out NEW_FOLDER "
+            "for this one") in capsys.readouterr().err
+    assert not (elsewhere / run_copy.name).exists()
+
+
 def test_a_latency_budget_no_architecture_meets_is_refused_before_training(tmp_path, capsys):
     """It was found only when the search started; then each candidate cost a build and
     seven timed passes, up to a thousand misses in a row, without output."""
