@@ -8,7 +8,8 @@ instead, which makes a score depend on the evaluation batch.)
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import contextlib
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -17,6 +18,22 @@ from torch import nn
 def batchnorms(modules: Iterable[nn.Module]) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for mod in modules for m in mod.modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@contextlib.contextmanager
+def statistics_kept(modules: Iterable[nn.Module]) -> Iterator[None]:
+    """The BN layers under `modules` end the block with the running statistics they
+    began it with. Scoring a path leaves them calibrated for that path; kept, the
+    super-net trains on from what training left, whether a search scored it in this
+    process or a resumed run read that search back."""
+    saved = [(buf, buf.clone()) for bn in batchnorms(modules)
+             for buf in bn.buffers(recurse=False)]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, value in saved:
+                buf.copy_(value)
 
 
 class _Done(Exception):

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .bn_calibration import recalibrate
+from .bn_calibration import recalibrate, statistics_kept
 from .task import Task, move
 from .runtime import autocast
 
@@ -144,12 +144,13 @@ class PathEvaluator:
 
     @torch.no_grad()
     def score(self, arch: Any) -> float:
-        """Validation score of `arch` (lower is better) after BN recalibration."""
+        """Validation score of `arch` (lower is better) after BN recalibration. The
+        model's BN statistics are left as they were (`statistics_kept`)."""
         if self.split and self._cache is None:
             self.refresh()
         model = self.model
         model.eval()  # recalibrate() switches the decoder's BN layers alone to train mode
-        with autocast(self.device, self.precision):
+        with statistics_kept(self._modules()), autocast(self.device, self.precision):
             if self.split:
                 calib_feats, val_feats, val_batches = self._cache
                 calib_decode = getattr(model, "decode_for_calibration", model.decode)

@@ -1678,6 +1678,32 @@ def test_a_search_killed_mid_run_resumes_to_the_uninterrupted_result(run_dir, tm
         assert got[1][arch][1:] == pytest.approx((val, score), rel=1e-5), arch
 
 
+def test_a_search_resumed_after_its_first_search_trains_on_to_the_same_super_net(
+        run_dir, tmp_path, monkeypatch):
+    """Stopped in iteration 1's top-1 training, the run resumes from the checkpoint saved
+    before search 1 and reads that search back. Scoring had left the decoder's BN
+    statistics calibrated for the last scored path in the uninterrupted run only, so
+    the two super-nets' checkpoints differed in every decoder BN layer."""
+    from safetensors.torch import load_file
+    from depthnas.standalone_results import StandaloneResults
+    real = StandaloneResults.__call__
+
+    def stopped_at_top_1(self, archs, role):
+        if role == "top-1":
+            raise KeyboardInterrupt
+        return real(self, archs, role)
+    monkeypatch.setattr(StandaloneResults, "__call__", stopped_at_top_1)
+    out = tmp_path / "stopped"
+    assert main(["search", *TINY, "--out", str(out)]) == 130
+    assert (out / "search_1.json").is_file() and not (out / "checkpoints" / "epoch_0002").exists()
+    monkeypatch.undo()
+    assert main(["search", *TINY, "--out", str(out), "--resume"]) == 0
+    got = load_file(out / "checkpoints" / "epoch_0002" / "model.safetensors")
+    want = load_file(run_dir / "checkpoints" / "epoch_0002" / "model.safetensors")
+    assert got.keys() == want.keys()
+    assert [k for k in want if not torch.equal(got[k], want[k])] == []
+
+
 def test_a_search_trains_one_string_of_each_model(tmp_path, monkeypatch):
     """Two strings of one model score alike on the super-net. Here both top the
     ranking of every iteration: the first is trained, the other never (the next

@@ -151,6 +151,29 @@ def test_a_score_starts_from_recalibrated_decoder_statistics(cache_features):
 
 
 @pytest.mark.parametrize("cache_features", [True, False])
+def test_scoring_leaves_the_super_net_as_training_left_it(cache_features):
+    """A score left the decoder's BN layers calibrated for the scored path. The super-net
+    then trained on from the last path a search scored, but a run resumed after that
+    search (read back, nothing scored) from training's own statistics: the two runs'
+    checkpoints differed in every decoder BN layer."""
+    space = get_space("v1-sync")
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL)
+    with torch.no_grad():  # training's statistics, unlike the reset ones a score starts from
+        for bn in batchnorms([net.blocks]):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.num_batches_tracked.fill_(40)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    ev = PathEvaluator(net, TASK, BlobDepth(12, size=32, seed=5), BlobDepth(8, size=32, seed=6),
+                       batch_size=4, calib_batches=3, device="cpu", cache_features=cache_features)
+    first = ev.score(space.from_string("v1-sync:c3,c1,skip,c3,ap"))
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert ev.score(space.from_string("v1-sync:c3,c1,skip,c3,ap")) == first
+
+
+@pytest.mark.parametrize("cache_features", [True, False])
 def test_validation_passes_use_the_recalibrated_statistics_not_batch_statistics(cache_features):
     """The authors' code forced BN into train mode at evaluation, so a score depended
     on which images shared a batch. Here BN runs in train mode only to re-estimate
