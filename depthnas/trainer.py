@@ -2,7 +2,9 @@
 
 Everything random in an epoch (batch order, augmentation, sampled paths) is
 seeded from (seed, epoch), so resuming from an epoch checkpoint replays the rest
-of a run exactly and reaches the same final weights.
+of a run and reaches the same final weights: bit for bit on the CPU; on a GPU up to
+the run-to-run noise of the cuDNN kernels `cudnn.benchmark` picks (the CLI's
+`fixed_shape_kernels`), which no run of the same settings escapes either.
 
 With `distributed=True` under torchrun the loop runs data-parallel with
 DistributedDataParallel: every rank samples the same path each step (the path
