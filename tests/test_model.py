@@ -436,6 +436,19 @@ def test_a_block_that_outputs_nothing_upsamples_nothing():
     assert len({space.function_key(space.from_string(live.format(up))) for up in ("bil", "bic")}) == 2
 
 
+def test_a_backbone_s_levels_are_probed_once_per_name(monkeypatch):
+    """Each build probed timm's feature levels on a meta-device copy first: 35-65 ms of
+    every stand-alone training's model, a dozen per quick search."""
+    import timm
+    from depthnas.spaces.depth.backbone import _stride_levels
+    space, built, real = get_space("v1-sync"), [], timm.create_model
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: built.append(k) or real(*a, **k))
+    _stride_levels.cache_clear()
+    for s in ("v1-sync:c3,c1,skip,c3,ap", "v1-sync:c1,c1,c1,c1,c1"):
+        space.build_fixed(space.from_string(s), backbone="resnet18", features=16)
+    assert ["out_indices" in k for k in built] == [False, True, True]  # one probe, two models
+
+
 @pytest.mark.parametrize("name", ["v2-nonsync", "v1-sync"])
 def test_a_fixed_model_holds_exactly_the_fusion_ops_its_path_trains(name):
     """The super-net's gradients name the ops a path runs; the fixed model of that
@@ -458,6 +471,7 @@ def test_a_fixed_model_holds_exactly_the_fusion_ops_its_path_trains(name):
 def test_path_parameters_match_the_built_models_and_build_the_backbone_once(monkeypatch):
     from depthnas.config import ModelConfig
     from depthnas.models import PathParameters
+    from depthnas.spaces.depth.backbone import _stride_levels
     import timm
     space, cfg = get_space("v2-nonsync"), ModelConfig(backbone="resnet18", features=16)
     archs = [space.sample(random.Random(seed)) for seed in range(3)]
@@ -467,6 +481,7 @@ def test_path_parameters_match_the_built_models_and_build_the_backbone_once(monk
     built = []
     real = timm.create_model
     monkeypatch.setattr(timm, "create_model", lambda *a, **k: built.append(a) or real(*a, **k))
+    _stride_levels.cache_clear()  # probed once per backbone name and process
     count = PathParameters(space, cfg)
     counts = [count(a) for a in archs]
     # one backbone (a probe of its levels, then the model) for every count: the
