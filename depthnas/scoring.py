@@ -19,6 +19,7 @@ level `degenerate` reads every score against.
 """
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
@@ -38,12 +39,7 @@ def fixed_batches(dataset: Dataset, batch_size: int, limit: int | None, seed: in
     """The same batches every call: a candidate's score never depends on luck."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=False,
                         generator=torch.Generator().manual_seed(seed))
-    out = []
-    for i, batch in enumerate(loader):
-        if limit is not None and i >= limit:
-            break
-        out.append(batch)
-    return out
+    return list(itertools.islice(loader, limit))  # (a loop breaking at the limit loads one more)
 
 
 def cache_on_device(batch_bytes: int, batches: int, device: torch.device,

@@ -17,6 +17,7 @@ dict, so a checkpoint resumes under DDP or in a single process alike).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import random
@@ -349,9 +350,8 @@ class Trainer:
                             generator=torch.Generator().manual_seed(s + self.rank),
                             worker_init_fn=functools.partial(_seed_worker, s + self.rank),
                             pin_memory=self.device.type == "cuda")
-        for i, batch in enumerate(loader):
-            if i >= self.steps_per_epoch:
-                break
+        # (islice: a loop that breaks at the cap has loaded one batch past it)
+        for batch in itertools.islice(loader, self.steps_per_epoch):
             yield move(batch, self.device)
 
     def train_step(self, batch: dict[str, Any], arch: Any) -> dict[str, float]:
