@@ -174,11 +174,12 @@ def _check_paths_remain(cfg: Config, saved: Path) -> None:
             "results are recorded under the old path")
 
 
-def _run_holding(config: str | None) -> str | None:
-    """The run folder a --config file is the record of: a config.yaml that sets `out`
-    and sits in a run. Its `out` may be relative to where that run was started, and
-    from another folder it named a new, empty one there."""
-    if config is None or "out" not in config_mod.named_fields(config, None):
+def _run_holding(config: str | None, out: str) -> str | None:
+    """The run folder a --config file is the record of: a config.yaml in a run whose
+    `out` still names that run (by its last part: it may be relative to where the run
+    was started, and from another folder it named a new, empty one there). An `out`
+    edited to name another folder is the user's choice."""
+    if config is None or not out or Path(out).name != Path(config).parent.name:
         return None
     folder = Path(config).parent
     return str(folder) if holds_run(folder) else None
@@ -255,8 +256,12 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
         # a run's config.yaml names that run's folder: rerunning it (the SPOS comparison,
         # a longer training of the winner) needs a folder of its own
         out_set = "out" in config_mod.assigned_fields(list(args.set))
-        taken = cfg.out if cfg.out and holds_run(cfg.out) else \
-            None if out_set else _run_holding(args.config)
+        if cfg.out and holds_run(cfg.out):
+            taken = cfg.out
+        elif not out_set:
+            taken = _run_holding(args.config, cfg.out)
+        else:
+            taken = None
         if not args.out and taken:
             source = ("--set out=" if out_set
                       else f"out: in {args.config}" if args.config else f"--preset {args.preset}")

@@ -2541,6 +2541,13 @@ def test_a_run_s_config_yaml_with_a_relative_out_is_its_run_from_any_folder(
     assert (f"../{run_copy.name} (out: in {relative}) holds a run already; pass --out NEW_FOLDER "
             "for this one") in capsys.readouterr().err
     assert not (elsewhere / run_copy.name).exists()
+    # an out: edited to name another folder is where the user wants the new run
+    from depthnas.cli import build_parser
+    from depthnas.run_config import build_config
+    config.write_text(yaml.safe_dump({**saved, "out": "winner-longer"}, sort_keys=False))
+    args = build_parser().parse_args(["train", "--config", relative, "--arch",
+                                      str(run_copy / "best_arch.json")])
+    assert build_config(args).out == "winner-longer"
 
 
 def test_a_latency_budget_no_architecture_meets_is_refused_before_training(tmp_path, capsys):
