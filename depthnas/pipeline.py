@@ -65,13 +65,13 @@ class SearchRun:
                  say: Callable[[str], None] = lambda msg: print(msg, flush=True)):
         self.cfg, self.progress = cfg, progress
         self.say = say if dist.is_main() else (lambda msg: None)  # rank 0 reports
-        if not cfg.out:
-            cfg.out = str(fresh_run_folder())
-        self.out = Path(cfg.out)
         self.space = get_space(cfg.space)
         self.model_kw = model_kwargs(cfg.model, self.space)  # what the models are built with
         self.device = resolve_device(cfg.device)
         self.budget = Budget.of(self.space, cfg, self.device)  # judges candidates and landmarks
+        if not cfg.out:  # made once the settings above are known to work
+            cfg.out = str(fresh_run_folder())
+        self.out = Path(cfg.out)
         self.splits: SplitSet | None = None  # loaded by _prepare
         self.results = StandaloneResults(cfg, self.space, self.out, device=self.device,
                                          progress=progress, say=self.say,

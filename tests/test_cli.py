@@ -502,6 +502,10 @@ def test_library_searches_given_no_folder_each_get_their_own(tmp_path, monkeypat
     assert (str(first.out), str(second.out)) == ("runs/search-20261201-010203",
                                                  "runs/search-20261201-010203-2")
     assert first.out.is_dir() and second.out.is_dir()
+    bad = config_mod.Config(space="v9")  # refused before a folder is made for it
+    with pytest.raises(ValueError, match="v9"):
+        pipeline.SearchRun(bad, progress=False)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [first.out.name, second.out.name]
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(config_mod.ConfigError, match="under torchrun set cfg.out"):
         pipeline.SearchRun(cfg(), progress=False)
