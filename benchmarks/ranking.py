@@ -533,17 +533,17 @@ def run_specs(args: argparse.Namespace, truth: dict[str, dict[str, float]],
 
 
 def plan_epochs(args: argparse.Namespace, specs: list[dict[str, Any]], rates: dict[str, dict],
-                deadline: float, steps_per_epoch: int) -> dict[str, Any]:
-    """One epoch count for every run, from their contended step and scoring times:
-    the requested count, or fewer if it would not fit in the time left."""
+                seconds_left: float, steps_per_epoch: int) -> dict[str, Any]:
+    """One epoch count for every run, from their contended step and scoring times (with
+    10-20% to spare) and the seconds left in the budget: the requested count, fewer
+    if it would not fit, and never fewer than --min-epochs."""
     step_s = 1.1 * max(r["step_s"] for r in rates.values())
     n_score = max(len(s["score_archs"]) for s in specs)
     score_s = 1.2 * max(r["refresh_s"] + n_score * r["score_s"] for r in rates.values())
-    left = deadline - time.time() - score_s - 10.0
+    left = seconds_left - score_s - 10.0
     fit = int(left // (step_s * steps_per_epoch))
     return dict(epochs=max(args.min_epochs, min(args.epochs, fit)), step_s=step_s,
-                score_s_estimate=score_s, seconds_left_for_training=round(left, 1),
-                epochs_that_fit=fit)
+                score_s_estimate=score_s, seconds_left_for_training=left, epochs_that_fit=fit)
 
 
 class Runs:
@@ -558,6 +558,10 @@ class Runs:
         self.plan: dict[str, Any] = {"requested_epochs": args.epochs, "epochs": args.epochs,
                                      "steps_per_epoch": steps_per_epoch}
         self.procs: list[Any] = []
+        # what the runs have said (concurrent): ready to time, their rates, failed
+        self.ready: set[str] = set()
+        self.rates: dict[str, dict] = {}
+        self.failed: set[str] = set()
 
     def clock(self) -> str:
         return f"[{time.time() - self.start:6.1f}s]"
@@ -589,17 +593,14 @@ class Runs:
             p.start()
             self.procs.append(p)
         say(f"started {len(self.procs)} processes ({threads} CPU thread(s) each)")
-        self.ready: set[str] = set()
-        self.rates: dict[str, dict] = {}
-        self.fatal: set[str] = set()
         planned = False
         deadline = (self.start + args.time_budget) if args.time_budget else None
-        while len(self.results) + len(self.fatal) < len(specs):
+        while len(self.results) + len(self.failed) < len(specs):
             try:
                 self.take(msgs.get(timeout=1.0))
             except queue.Empty:
                 self.note_silent_deaths(msgs)
-            alive = len(specs) - len(self.fatal)
+            alive = len(specs) - len(self.failed)
             if args.time_budget is None and not planned:
                 plan_value.value = args.epochs
                 plan_event.set()
@@ -609,7 +610,8 @@ class Runs:
                     "of concurrent training")
                 go.set()
             elif not planned and go.is_set() and len(self.rates) >= alive:
-                self.plan.update(plan_epochs(args, specs, self.rates, deadline, self.steps_per_epoch))
+                self.plan.update(plan_epochs(args, specs, self.rates, deadline - time.time(),
+                                             self.steps_per_epoch))
                 epochs, steps = self.plan["epochs"], self.plan["epochs"] * self.steps_per_epoch
                 say(f"{self.clock()} plan: {epochs} epochs ({steps} steps) per run; "
                     f"{self.plan['step_s'] * 1000:.1f} ms/step contended, "
@@ -638,20 +640,20 @@ class Runs:
             say(f"{self.clock()} {r['name']}: {r['steps']} steps in "
                 f"{r['train_time_s']}s, scored {len(r['scores'])} archs in {r['score_time_s']}s")
         elif kind == "fatal":
-            self.fatal.add(msg["run"])
+            self.failed.add(msg["run"])
             say(f"{msg['run']} failed:\n{msg['error']}")
 
     def note_silent_deaths(self, msgs: Any) -> None:
         """Runs whose process ended without a message (killed, out of memory): no
         result will come, so none is waited for."""
         dead = {s["name"] for s, p in zip(self.specs, self.procs) if not p.is_alive()}
-        silent = dead - {r["name"] for r in self.results} - self.fatal
+        silent = dead - {r["name"] for r in self.results} - self.failed
         if silent and msgs.empty():
             time.sleep(1.0)  # a result sent just before the process ended may still be on its way
             if msgs.empty():
                 for name in sorted(silent):
                     self.say(f"{name}: process ended without a result")
-                    self.fatal.add(name)
+                    self.failed.add(name)
 
 
 def main(argv: list[str] | None = None) -> int:

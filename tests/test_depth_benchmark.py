@@ -206,6 +206,23 @@ def test_ranking_runs_the_arms_concurrently_with_one_epoch_count_that_fits(work,
     assert {r["method"] for r in res["runs"]} == {"spos", "landmarks"}
 
 
+def test_the_epoch_plan_cuts_to_what_fits_and_keeps_the_floor():
+    """Every run gets one epoch count: the requested one while it fits in the seconds
+    left (after the scoring, 10-20% to spare), fewer when not, never below --min-epochs."""
+    args = ranking_bench.parse_args(["--epochs", "30", "--min-epochs", "2"])
+    specs = [{"score_archs": ["a"] * 10}, {"score_archs": ["a"] * 8}]
+    rates = {"spos": {"step_s": 0.1, "refresh_s": 1.0, "score_s": 0.5},
+             "landmarks": {"step_s": 0.2, "refresh_s": 2.0, "score_s": 0.25}}
+    # contended step 1.1 x 0.2 s; scoring 1.2 x (1 + 10 x 0.5) = 7.2 s; 10 s kept back
+    plan = ranking_bench.plan_epochs(args, specs, rates, seconds_left=1000.0, steps_per_epoch=10)
+    assert plan["step_s"] == pytest.approx(0.22) and plan["score_s_estimate"] == pytest.approx(7.2)
+    assert plan["epochs_that_fit"] == int((1000 - 7.2 - 10) // 2.2) == 446 and plan["epochs"] == 30
+    cut = ranking_bench.plan_epochs(args, specs, rates, seconds_left=17.2 + 22.5, steps_per_epoch=10)
+    assert cut["epochs_that_fit"] == 10 and cut["epochs"] == 10
+    floor = ranking_bench.plan_epochs(args, specs, rates, seconds_left=20.0, steps_per_epoch=10)
+    assert floor["epochs_that_fit"] == 1 and floor["epochs"] == 2
+
+
 def test_a_finished_run_is_summarised_again_without_training(ranking_result, work, table_path,
                                                              tmp_path, capsys):
     """--resummarize recomputes Table 4 from the path scores a run saved: the same

@@ -300,7 +300,7 @@ def build_table(cfg, args, archs: dict[str, list[str]], done: dict[tuple[str, in
     }
 
 
-class Build:
+class TableBuild:
     """The pending trainings, in this process or in worker processes, and what they
     report. Every result is appended to trainings.jsonl as it arrives, so a stop
     (Ctrl-C, SIGTERM, the budget) keeps each training that finished."""
@@ -312,8 +312,11 @@ class Build:
         self.done, self.progress, self.start, self.say = done, progress, start, say
         self.device: str | None = None
         self.stopped_by_budget = False
-        self.ran = self.finished_ok = self.fatal = 0  # trainings run, those with a result; workers lost
+        self.ran = self.finished_ok = 0  # trainings run, and those that gave a result
+        self.workers_lost = 0  # (concurrent) by an error, or killed from outside
         self.procs: list[Any] = []
+        self.exited: set[int] = set()  # (concurrent) workers gone
+        self.in_flight: dict[int, dict[str, Any]] = {}  # (concurrent) worker -> its job
 
     def record(self, rec: dict[str, Any]) -> None:
         append_jsonl(self.log_path, rec)
@@ -358,8 +361,6 @@ class Build:
             p.start()
             self.procs.append(p)
         self.say(f"started {k} worker processes ({threads} CPU thread(s) each)")
-        self.exited: set[int] = set()
-        self.in_flight: dict[int, dict[str, Any]] = {}  # worker -> its job
         stop_at = None
         while len(self.exited) < k:
             try:
@@ -392,7 +393,7 @@ class Build:
             self.in_flight.pop(msg["worker"], None)
             self.record(finished(msg, self.key))
         elif kind == "fatal":
-            self.fatal += 1
+            self.workers_lost += 1
             self.say(f"worker {msg['worker']} failed:\n{msg['error']}")
         elif kind == "exit":
             self.exited.add(msg["worker"])
@@ -404,39 +405,38 @@ class Build:
         for r, p in enumerate(self.procs):
             if r not in self.exited and not p.is_alive() and p.exitcode not in (None, 0):
                 self.exited.add(r)
-                self.fatal += 1
+                self.workers_lost += 1
                 self.say(death_note(r, p.exitcode, self.in_flight.pop(r, None)))
 
 
-def write_table(cfg, args: argparse.Namespace, archs: dict[str, list[str]], jobs: list[dict[str, Any]],
-                build: Build, log_path: Path, say: Callable[[str], None]) -> None:
-    """The table of every finished training (this run's and earlier ones'), and what
-    this run did: its wall time, its rate, and whether the budget stopped it."""
-    wall = time.time() - build.start
-    done = build.done
-    stopped_by_budget = build.stopped_by_budget and any((j["arch"], j["seed"]) not in done for j in jobs)
-    timing = {"wall_s": round(wall, 1), "trainings_this_run": build.ran,
-              "trainings_per_min": round(60.0 * build.ran / max(wall, 1e-6), 2),
-              "workers": args.workers, "time_budget_s": args.time_budget,
-              "stopped_by_budget": stopped_by_budget}
-    prev, previous_device = Path(args.out), None
-    try:
-        previous_device = read_json(prev).get("device") if prev.is_file() else None
-    except (ValueError, AttributeError):  # damaged: rebuilt from trainings.jsonl
-        say(f"{prev} is damaged: writing it again from {log_path}")
-    table = build_table(cfg, args, archs, done,
-                        {"device": table_device(done, previous_device), "timing": timing})
-    atomic_write_json(args.out, finite_json(table))
-    tau = table["seed_kendall_tau"]
-    fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
-    say(f"table: {table['counts']} architectures -> {args.out}")
-    say(f"seed-to-seed Kendall tau: v1-sync {fmt(tau.get('v1-sync'))}, v2-sync "
-        f"{fmt(tau.get('v2-sync'))}, overall {fmt(tau.get('overall'))} "
-        f"(pairs {table['seed_pairs']}); median |seed0 - seed1| "
-        f"{ {k: (None if v is None else round(v, 6)) for k, v in table['seed_median_abs_diff'].items()} }")
-    say(f"{build.ran} trainings in {wall:.0f}s ({timing['trainings_per_min']} per minute)"
-        + (f" on {build.device}" if build.device else ""))
-
+    def write_table(self, archs: dict[str, list[str]], jobs: list[dict[str, Any]]) -> None:
+        """The table of every finished training (this run's and earlier ones'), and what
+        this run did: its wall time, its rate, and whether the budget stopped it."""
+        args, done, say = self.args, self.done, self.say
+        wall = time.time() - self.start
+        stopped_by_budget = self.stopped_by_budget and any((j["arch"], j["seed"]) not in done
+                                                           for j in jobs)
+        timing = {"wall_s": round(wall, 1), "trainings_this_run": self.ran,
+                  "trainings_per_min": round(60.0 * self.ran / max(wall, 1e-6), 2),
+                  "workers": args.workers, "time_budget_s": args.time_budget,
+                  "stopped_by_budget": stopped_by_budget}
+        prev, previous_device = Path(args.out), None
+        try:
+            previous_device = read_json(prev).get("device") if prev.is_file() else None
+        except (ValueError, AttributeError):  # damaged: rebuilt from trainings.jsonl
+            say(f"{prev} is damaged: writing it again from {self.log_path}")
+        table = build_table(self.cfg, args, archs, done,
+                            {"device": table_device(done, previous_device), "timing": timing})
+        atomic_write_json(args.out, finite_json(table))
+        tau = table["seed_kendall_tau"]
+        fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
+        say(f"table: {table['counts']} architectures -> {args.out}")
+        say(f"seed-to-seed Kendall tau: v1-sync {fmt(tau.get('v1-sync'))}, v2-sync "
+            f"{fmt(tau.get('v2-sync'))}, overall {fmt(tau.get('overall'))} "
+            f"(pairs {table['seed_pairs']}); median |seed0 - seed1| "
+            f"{ {k: (None if v is None else round(v, 6)) for k, v in table['seed_median_abs_diff'].items()} }")
+        say(f"{self.ran} trainings in {wall:.0f}s ({timing['trainings_per_min']} per minute)"
+            + (f" on {self.device}" if self.device else ""))
 
 def main(argv: list[str] | None = None) -> int:
     start = time.time()
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{cfg.data.image_size[0]}x{cfg.data.image_size[1]}, batch {cfg.data.batch_size}, "
         f"{cfg.standalone.epochs} epochs, {cfg.standalone.precision}; "
         f"{len(jobs)} trainings planned, {len(done)} already in {log_path}, {len(pending)} to run")
-    build = Build(cfg, args, key, log_path, done, Progress(len(jobs), len(done), start), start, say)
+    build = TableBuild(cfg, args, key, log_path, done, Progress(len(jobs), len(done), start), start, say)
     old_term = proxy.interrupt_on_sigterm()  # `timeout` sends SIGTERM: still write the table
     try:
         if pending:
@@ -469,11 +469,11 @@ def main(argv: list[str] | None = None) -> int:
         build.stopped_by_budget = True
     finally:
         proxy.stop_workers(build.procs)  # SIGTERM ignored until the table is written
-        write_table(cfg, args, archs, jobs, build, log_path, say)
+        build.write_table(archs, jobs)
         proxy.restore_sigterm(old_term)
     # gpu_run.sh reads the exit status: a table of failures is one; a budget that
     # stopped the build before its first training ended is not
-    if (build.ran or build.fatal) and not build.finished_ok:
+    if (build.ran or build.workers_lost) and not build.finished_ok:
         say(f"error: no training of this run finished ({build.ran} failed; their errors are in "
             f"{log_path}, a worker's own above)")
         return 1
