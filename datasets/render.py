@@ -299,45 +299,55 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...], p: tuple[float, ..
     return options[min(int(np.searchsorted(np.cumsum(p), rng.random() * sum(p))), len(options) - 1)]
 
 
+@dataclass
+class _Layout:
+    """A scene's kind and size; the camera stands at x = cam_x, z = 0, looking down +z."""
+    kind: str      # room, corridor or open
+    half_w: float  # half the width between the side walls (0 outdoors)
+    depth: float   # distance to the back wall
+    ceil: float    # ceiling height (0 outdoors)
+    cam_x: float
+
+
 def _build_scene(rng: np.random.Generator) -> tuple[_Scene, np.ndarray, np.ndarray]:
     """Random layout. Returns the scene, the camera position and the camera yaw/pitch/roll."""
-    layout = _pick(rng, ("room", "corridor", "open"), (0.45, 0.3, 0.25))
+    kind = _pick(rng, ("room", "corridor", "open"), (0.45, 0.3, 0.25))
     sc = _Scene()
     floor = _random_material(rng, _FLOOR_KINDS, (0.25, 1.2))
     wall = _random_material(rng, _WALL_KINDS, (0.2, 1.0))
     wall2 = wall if rng.random() < 0.6 else _random_material(rng, _WALL_KINDS, (0.2, 1.0))
     cam_h = rng.uniform(1.0, 1.8)
 
-    if layout == "room":
+    if kind == "room":
         half_w, depth, ceil = rng.uniform(2.0, 5.0), rng.uniform(4.0, 12.0), rng.uniform(2.5, 3.8)
-    elif layout == "corridor":
+    elif kind == "corridor":
         half_w, depth, ceil = rng.uniform(0.9, 1.8), rng.uniform(15.0, 45.0), rng.uniform(2.4, 3.2)
     else:
         half_w, depth, ceil = 0.0, rng.uniform(30.0, 80.0), 0.0
-    cam_x = rng.uniform(-0.4, 0.4) * half_w  # the camera stands at z = 0
+    lay = _Layout(kind, half_w, depth, ceil, cam_x=rng.uniform(-0.4, 0.4) * half_w)
 
-    xmin, xmax = _add_enclosure(rng, sc, layout, floor, wall, wall2, cam_x, half_w, depth, ceil)
-    _add_objects(rng, sc, layout, cam_x, depth, ceil, xmin, xmax)
-    _add_lights(rng, sc, layout)
-    cam = np.array([cam_x, cam_h, 0.0], np.float32)
+    xmin, xmax = _add_enclosure(rng, sc, lay, floor, wall, wall2)
+    _add_objects(rng, sc, lay, xmin, xmax)
+    _add_lights(rng, sc, lay.kind)
+    cam = np.array([lay.cam_x, cam_h, 0.0], np.float32)
     ypr = np.array([rng.uniform(-0.25, 0.25), rng.uniform(-0.30, 0.05), rng.uniform(-0.04, 0.04)], np.float32)
     return sc, cam, ypr
 
 
-def _add_enclosure(rng: np.random.Generator, sc: _Scene, layout: str, floor: _Material,
-                   wall: _Material, back: _Material, cam_x: float, half_w: float, depth: float,
-                   ceil: float) -> tuple[float, float]:
+def _add_enclosure(rng: np.random.Generator, sc: _Scene, lay: _Layout, floor: _Material,
+                   wall: _Material, back: _Material) -> tuple[float, float]:
     """Floor, back wall (a hazy skyline outdoors), side walls and maybe a ceiling.
     Returns the x range objects may stand in."""
     e = np.eye(3, dtype=np.float32)
     sc.surfaces.append(_Plane(np.zeros(3, np.float32), e[1], (0, 2), floor))
-    if layout == "open":
+    if lay.kind == "open":
         # Far backdrop: a hazy skyline, bright at the top like a sky.
         back = _Material("noise", rng.uniform(3.0, 10.0), _random_colour(rng, (0.05, 0.3), (0.75, 0.95)),
                          _random_colour(rng, (0.1, 0.4), (0.4, 0.7)), grain=0.02, gradient=True)
-    sc.surfaces.append(_Plane(np.array([0, 0, depth], np.float32), -e[2], (0, 1), back))
-    if layout != "open":
-        left_x, right_x = cam_x - half_w * rng.uniform(1.0, 1.5), cam_x + half_w * rng.uniform(1.0, 1.5)
+    sc.surfaces.append(_Plane(np.array([0, 0, lay.depth], np.float32), -e[2], (0, 1), back))
+    if lay.kind != "open":
+        left_x = lay.cam_x - lay.half_w * rng.uniform(1.0, 1.5)
+        right_x = lay.cam_x + lay.half_w * rng.uniform(1.0, 1.5)
         sc.surfaces.append(_Plane(np.array([left_x, 0, 0], np.float32), e[0], (2, 1), wall))
         sc.surfaces.append(_Plane(np.array([right_x, 0, 0], np.float32), -e[0], (2, 1), wall))
         ceiling = _Material("plain", 1.0, _random_colour(rng, (0.0, 0.15), (0.7, 0.95)),
@@ -345,30 +355,30 @@ def _add_enclosure(rng: np.random.Generator, sc: _Scene, layout: str, floor: _Ma
         if rng.random() < 0.5:
             ceiling = _random_material(rng, ("tiles", "plain", "stripes"), (0.5, 1.2))
         # Halls and courtyards: some rooms show no ceiling, only tall walls above.
-        if layout == "corridor" or rng.random() < 0.6:
-            sc.surfaces.append(_Plane(np.array([0, ceil, 0], np.float32), -e[1], (0, 2), ceiling))
+        if lay.kind == "corridor" or rng.random() < 0.6:
+            sc.surfaces.append(_Plane(np.array([0, lay.ceil, 0], np.float32), -e[1], (0, 2), ceiling))
         xmin, xmax = left_x, right_x
     else:
-        xmin, xmax = cam_x - 0.6 * depth, cam_x + 0.6 * depth
+        xmin, xmax = lay.cam_x - 0.6 * lay.depth, lay.cam_x + 0.6 * lay.depth
     sc.n_planes = len(sc.surfaces)
     return xmin, xmax
 
 
-def _add_objects(rng: np.random.Generator, sc: _Scene, layout: str, cam_x: float, depth: float,
-                 ceil: float, xmin: float, xmax: float) -> None:
+def _add_objects(rng: np.random.Generator, sc: _Scene, lay: _Layout, xmin: float,
+                 xmax: float) -> None:
     """Occluders: spread in depth (log-uniform, so near objects are common) and laterally
     inside the visible wedge; sizes grow with distance only mildly."""
     for _ in range(int(rng.integers(3, 9))):
-        z = float(np.exp(rng.uniform(np.log(1.5), np.log(max(2.0, 0.85 * depth)))))
+        z = float(np.exp(rng.uniform(np.log(1.5), np.log(max(2.0, 0.85 * lay.depth)))))
         half_view = 0.6 * z
-        x = float(np.clip(cam_x + rng.uniform(-half_view, half_view), xmin + 0.4, xmax - 0.4))
+        x = float(np.clip(lay.cam_x + rng.uniform(-half_view, half_view), xmin + 0.4, xmax - 0.4))
         size = rng.uniform(0.25, 0.9) * (1.0 + 0.03 * z)
         mat = _random_material(rng, _OBJECT_KINDS, (0.08, 0.5))
         kind = _pick(rng, ("box", "sphere", "cylinder"), (0.45, 0.3, 0.25))
         if kind == "box":
             w, d, h = size * rng.uniform(0.5, 1.6), size * rng.uniform(0.5, 1.6), size * rng.uniform(0.5, 2.5)
-            if layout != "open":
-                h = min(h, ceil - 0.1)
+            if lay.kind != "open":
+                h = min(h, lay.ceil - 0.1)
             y0 = 0.0 if rng.random() < 0.85 else rng.uniform(0.3, 1.0)  # a few floating shelves
             sc.surfaces.append(_Box(np.array([x - w / 2, y0, z - d / 2], np.float32),
                                     np.array([x + w / 2, y0 + h, z + d / 2], np.float32), mat))
@@ -379,8 +389,8 @@ def _add_objects(rng: np.random.Generator, sc: _Scene, layout: str, cam_x: float
         else:
             r = size * rng.uniform(0.2, 0.5)
             h = size * rng.uniform(1.0, 4.0)
-            if layout != "open":
-                h = min(h, ceil)
+            if lay.kind != "open":
+                h = min(h, lay.ceil)
             sc.surfaces.append(_Cylinder(x, z, float(r), float(h), mat))
 
 
