@@ -273,8 +273,9 @@ class Bench:
                        total_epochs=1, device=self.device, progress=False,
                        batch_size=self.args.batch_size, name=name)
 
-    def measure(self, variants: dict[str, Callable[[], Any]], rounds_hook=None, iters=None,
-                warmup=None, say_rounds: bool = False) -> None:
+    def measure(self, variants: dict[str, Callable[[], Any]],
+                rounds_hook: Callable[[int], None] | None = None, iters: int | None = None,
+                warmup: int | None = None, say_rounds: bool = False) -> None:
         """`say_rounds`: print each round's times as it ends, so a run cut short by a
         time limit (the GPU script's stages have one) still leaves them in its log."""
         args = self.args
@@ -557,7 +558,7 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
     if measured:
         head += f" {'%mm':>6s}"
     if "stopped_in_part" in out:  # the header's round counts were the plan
-        print(f"  STOPPED in part ({out['stopped_in_part']}): medians of the rounds measured, " +
+        print(f"  part ({out['stopped_in_part']}) cut short: medians of the rounds measured, " +
               ", ".join(f"{k} {rec['n']}" for k, rec in out["variants"].items()))
     print(head)
     for key, rec in out["variants"].items():

@@ -704,43 +704,53 @@ def test_rank_warns_when_the_table_was_trained_with_another_model(run_copy, tmp_
         assert main(["rank", "--run", str(run_copy), "--truth", str(path), "--no-progress"]) == 0
 
 
-def test_rank_warns_when_a_store_or_a_run_s_results_were_trained_with_another_model(
-        run_copy, tmp_path, caplog):
-    """A landmark store records each entry's recipe, and a run's results.json has its
-    config.yaml beside it; only a benchmark table's recipe was compared, so ranking
-    against a store of another model or image size said nothing."""
+def _rank_warnings(run, truth_path, caplog):
+    """`depthnas rank`'s warnings that the table was trained with another set-up."""
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["rank", "--run", str(run), "--truth", str(truth_path), "--no-progress"]) == 0
+    return [r.getMessage() for r in caplog.records if "was trained with" in r.getMessage()]
+
+
+def _unranked_archs():
     from depthnas.spaces import get_space
-    space = get_space("v1-sync")
+    space = get_space("v1-sync")  # not the run's landmarks or picks: rankable rows
+    return [space.to_string(space.sample(random.Random(seed))) for seed in (21, 22, 23)]
+
+
+@pytest.mark.parametrize(("features", "said"), [
+    ((32, 32, 32), None),
+    ((16, 16, 16), "model.features=16; this run has model.features=32"),
+    ((8, 16, 16), "model.features=8 / 16; this run has model.features=32"),
+])
+def test_rank_warns_when_a_landmark_store_was_trained_with_another_model(
+        run_copy, tmp_path, caplog, features, said):
+    """A landmark store records each entry's recipe; only a benchmark table's recipe was
+    compared, so ranking against a store of another model said nothing."""
     own = json.loads((run_copy / "landmarks.json").read_text())["entries"][0]["recipe"]
-    archs = [space.to_string(space.sample(random.Random(seed))) for seed in (21, 22, 23)]
-
-    def rank_warning(truth_path):
-        caplog.clear()
-        with caplog.at_level("WARNING"):
-            assert main(["rank", "--run", str(run_copy), "--truth", str(truth_path),
-                         "--no-progress"]) == 0
-        return [r.getMessage() for r in caplog.records if "was trained with" in r.getMessage()]
-
+    assert own["features"] == 32
     store = tmp_path / "store.json"
-    for features, said in ((own["features"], None), (16, "model.features=16; this run has model.features=32"),
-                           ((8, 16), "model.features=8 / 16; this run has model.features=32")):
-        per_entry = features if isinstance(features, tuple) else (features,) * len(archs)
-        store.write_text(json.dumps({"entries": [
-            {"arch": a, "space": "v1-sync", "val_loss": 0.1 * (i + 1), "recipe": {**own, "features": f}}
-            for i, (a, f) in enumerate(zip(archs, per_entry + per_entry[-1:]))]}))
-        warned = rank_warning(store)
-        assert (said is None and not warned) or (said is not None and said in warned[0]), warned
-    other = tmp_path / "other"  # another run's results.json, its config.yaml beside it
+    store.write_text(json.dumps({"entries": [
+        {"arch": a, "space": "v1-sync", "val_loss": 0.1 * (i + 1), "recipe": {**own, "features": f}}
+        for i, (a, f) in enumerate(zip(_unranked_archs(), features))]}))
+    warned = _rank_warnings(run_copy, store, caplog)
+    assert (warned == []) if said is None else (len(warned) == 1 and said in warned[0]), warned
+
+
+def test_rank_warns_when_another_run_s_results_were_trained_with_another_model(
+        run_copy, tmp_path, caplog):
+    """A run's results.json has its config.yaml beside it, which says the model."""
+    other = tmp_path / "other"
     other.mkdir()
     (other / "results.json").write_text(json.dumps({"architectures": [
-        {"arch": a, "val_loss": 0.1 * (i + 1)} for i, a in enumerate(archs)]}))
+        {"arch": a, "val_loss": 0.1 * (i + 1)} for i, a in enumerate(_unranked_archs())]}))
     cfg = yaml.safe_load((run_copy / "config.yaml").read_text())
     for features, warned in ((cfg["model"]["features"], False), (16, True)):
         cfg["model"]["features"] = features
         (other / "config.yaml").write_text(yaml.safe_dump(cfg))
-        assert bool(rank_warning(other / "results.json")) == warned
+        assert bool(_rank_warnings(run_copy, other / "results.json", caplog)) == warned
     (other / "config.yaml").unlink()  # none beside it: nothing to compare, no error
-    assert rank_warning(other / "results.json") == []
+    assert _rank_warnings(run_copy, other / "results.json", caplog) == []
 
 
 def test_rank_says_what_it_left_out(run_dir, tmp_path, capsys):

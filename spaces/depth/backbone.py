@@ -27,7 +27,9 @@ def _stride_levels(name: str) -> tuple[int, ...]:
     ResNets and MobileNets, which also expose stride 2, but (0, 1, 2, 3) for
     ConvNeXt-like models. Read from a weightless copy on the meta device, once per
     name: a search builds a model for every stand-alone training, and the probe
-    costs 35-65 ms of a tiny one's build. (An error is not kept: it is raised again.)"""
+    costs 35-65 ms of a tiny one's build. (An error is not kept: it is raised again. A
+    model registered with timm later in the process under a name already probed keeps
+    the first one's levels; `create_backbone` still checks the strides it gets.)"""
     try:
         with torch.device("meta"):
             probe = timm.create_model(name, features_only=True)
