@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from depthnas.cli import main
+from depthnas.cli import build_parser, main
+from depthnas.run_config import build_config
 from depthnas.config_checks import validate
 
 TINY = ["--preset", "quick", "--image-size", "64", "--no-progress",
@@ -3613,3 +3614,56 @@ def test_a_stored_result_of_other_samples_is_trained_again(tmp_path, monkeypatch
         "val_loss": 0.25, "params": 10, "train_time_s": 1.0, "device": "cpu"})
     assert run.results([run.space.from_string(arch)], "landmark") == [0.25]
     assert run.results.store.entries[-1]["recipe"][SAMPLES] == samples_digest(run.splits)
+
+
+def test_a_run_s_config_yaml_reused_with_a_new_out_is_no_refusal(run_copy, tmp_path, monkeypatch):
+    """The README's SPOS comparison (--config RUN/config.yaml --out NEW) and `--set out=`
+    name a folder of their own: only a run's config.yaml given no other folder is refused.
+    A config.yaml beside a run that does not set `out`, or one setting it outside any run,
+    names no run."""
+    config = run_copy / "config.yaml"
+    saved = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**saved, "out": run_copy.name}, sort_keys=False))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relative = f"../{run_copy.name}/config.yaml"
+
+    def out_of(*argv):
+        return build_config(build_parser().parse_args(["search", "--config", *argv]), check=False).out
+    # new folders, one of the run's own name
+    for new in (tmp_path / "spos", tmp_path / "other" / run_copy.name):
+        assert out_of(relative, "--out", str(new)) == str(new)
+        assert out_of(relative, "--set", f"out={new}") == str(new)
+    beside = run_copy / "tweak.yaml"  # the user's own file, kept in the run folder, no `out`
+    beside.write_text("seed: 3\n")
+    assert out_of(str(beside)) != str(run_copy)
+    mine = tmp_path / "exp1" / "config.yaml"  # `out` names its folder, where no run is
+    mine.parent.mkdir()
+    mine.write_text("out: exp1\n")
+    assert out_of(str(mine)).endswith("exp1")
+
+
+def test_a_search_s_config_yaml_with_a_relative_out_offers_its_resume_from_any_folder(
+        run_copy, capsys, tmp_path, monkeypatch):
+    """From another folder, the hint names the run where it is (../RUN), as given."""
+    config = run_copy / "config.yaml"
+    saved = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**saved, "out": run_copy.name}, sort_keys=False))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relative = f"../{run_copy.name}/config.yaml"
+    assert main(["search", "--config", relative, "--no-landmarks"]) == 2
+    assert (f"../{run_copy.name} (out: in {relative}) holds a run already; pass --out NEW_FOLDER "
+            f"for this one (or --out ../{run_copy.name} --resume to continue that run)"
+            ) in capsys.readouterr().err
+    assert not (elsewhere / run_copy.name).exists()
+
+
+def test_a_file_holding_the_one_line_string_is_an_architecture(tmp_path):
+    """Only a file of several lines is refused; one line (with its newline) is the string."""
+    from depthnas.arch_arg import read_arch_arg
+    arch = tmp_path / "arch.txt"
+    arch.write_text("v1-sync:c3,skip,none,c1,ap\n")
+    assert read_arch_arg(str(arch)) == ("v1-sync:c3,skip,none,c1,ap", str(arch))

@@ -6,6 +6,8 @@ import json
 import random
 import re
 import sys
+import time
+import types
 from pathlib import Path
 
 import pytest
@@ -187,23 +189,6 @@ def test_ranking_experiment_writes_table4(ranking_result, table_path):
     assert s["landmarks_minus_spos"]["sparse_kendall_tau"]["n"] <= 1  # one seed: one difference
     assert "SPOS+landmarks" in res["table4"] and res["plan"]["epochs"] == 1
     assert not res["missing_runs"] and not res["unpaired_runs"] and res["paired_runs"] == 1
-
-
-def test_ranking_runs_the_arms_concurrently_with_one_epoch_count_that_fits(work, table_path):
-    """The GPU run's path (gpu_run.sh): one process per run; each times its contended
-    steps, then the parent sends every run one epoch count, cut to fit the budget."""
-    out = work / "concurrent.json"
-    assert ranking_bench.main(["--table", str(table_path), "--spaces", "v1-sync", "--seeds", "0",
-                               "--num-landmarks", str(LANDMARKS), "--epochs", "2",
-                               "--calib-batches", "1", "--threads", "1", "--time-budget", "300",
-                               "--warmup-s", "1", "--work", str(work / "concurrent"),
-                               "--json", str(out)]) == 0
-    res = json.loads(out.read_text())
-    plan = res["plan"]
-    assert plan["requested_epochs"] == 2 and plan["step_s"] > 0 and plan["epochs_that_fit"] >= 2
-    assert plan["epochs"] == 2 and {r["epochs"] for r in res["runs"]} == {2}  # equal for both arms
-    assert res["paired_runs"] == 1 and not res["missing_runs"]
-    assert {r["method"] for r in res["runs"]} == {"spos", "landmarks"}
 
 
 def test_the_epoch_plan_cuts_to_what_fits_and_keeps_the_floor():
@@ -633,3 +618,152 @@ def test_a_worker_leaves_when_its_parent_is_gone(monkeypatch):
     build_table.worker_main(0, cfg, "unused", "cpu", 1, "unused", jobs, results, threading.Event())
     messages = [results.get_nowait() for _ in range(results.qsize())]
     assert [m["arch"] for m in messages if m["type"] == "result"] == ["a0"] and jobs.qsize() == 2
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--num-landmarks", "1"], "needs at least 2 landmarks"),  # one landmark: no pair
+    (["--calib-batches", "-1"], "--calib-batches must be >= 0"),
+])
+def test_ranking_refuses_the_first_value_that_cannot_work(flags, message):
+    with pytest.raises(SystemExit, match=message):
+        ranking_bench.check_args(ranking_bench.parse_args([*flags, "--table", "unused.json"]))
+
+
+def test_ranking_takes_the_least_values_that_work():
+    ranking_bench.check_args(ranking_bench.parse_args(
+        ["--num-landmarks", "2", "--calib-batches", "0", "--table", "unused.json"]))
+
+
+def test_ranking_s_truth_leaves_out_diverged_architectures_and_needs_two_to_rank():
+    args = ranking_bench.parse_args(["--num-landmarks", "2", "--spaces", "v1-sync",
+                                     "--table", "t.json"])
+    archs = {f"v1-sync:a{i}": {"space": "v1-sync", "mean": 0.1 * (i + 1)} for i in range(4)}
+    archs["v1-sync:dead"] = {"space": "v1-sync", "mean": None}  # every seed diverged
+    archs["v2-sync:b"] = {"space": "v2-sync", "mean": 0.5}
+    table = {"architectures": archs, "seed_median_abs_diff": {"v1-sync": 0.01}}
+    truth, thresholds, rules = ranking_bench.truth_and_thresholds(table, args, print)
+    assert sorted(truth["v1-sync"]) == [f"v1-sync:a{i}" for i in range(4)]
+    assert thresholds == {"v1-sync": 0.01} and rules == {"v1-sync": "median |seed0 - seed1| of the table"}
+    del archs["v1-sync:a3"]  # 3 = 2 landmarks + 1 to rank
+    with pytest.raises(SystemExit, match="3 v1-sync architectures; need at least 4"):
+        ranking_bench.truth_and_thresholds(table, args, print)
+
+
+def test_ranking_takes_a_run_s_failure_and_notes_a_silent_death():
+    said = []
+    args = ranking_bench.parse_args(["--table", "unused.json"])
+    specs = [{"name": n} for n in ("r0", "r1", "r2")]
+    runs = ranking_bench.Runs(specs, {}, args, None, 10, time.time(), said.append)
+    runs.take({"type": "fatal", "run": "r0", "error": "Traceback ..."})
+    assert runs.failed == {"r0"} and said == ["r0 failed:\nTraceback ..."]
+    alive = lambda up: types.SimpleNamespace(is_alive=lambda: up)  # noqa: E731
+    runs.procs = [alive(False), alive(False), alive(True)]  # r1 ended without a word
+    runs.note_silent_deaths(types.SimpleNamespace(empty=lambda: True))
+    assert runs.failed == {"r0", "r1"} and said[-1] == "r1: process ended without a result"
+
+
+def test_ranking_sends_every_run_the_epoch_count_planned_from_all_their_rates(
+        work, table_path, monkeypatch):
+    """The GPU run's path (gpu_run.sh): one process per run; each times its contended
+    steps, then the parent plans once from every run's rates and sends all of them the
+    count it gives (here cut to 1 of the 2 requested): equal epochs for both arms."""
+    real, seen = ranking_bench.plan_epochs, []
+
+    def cut_to_one(args, specs, rates, deadline, steps_per_epoch):
+        seen.append(sorted(rates))
+        return {**real(args, specs, rates, deadline, steps_per_epoch), "epochs": 1}
+    monkeypatch.setattr(ranking_bench, "plan_epochs", cut_to_one)
+    out = work / "cut.json"
+    assert ranking_bench.main(["--table", str(table_path), "--spaces", "v1-sync", "--seeds", "0",
+                               "--num-landmarks", str(LANDMARKS), "--epochs", "2",
+                               "--calib-batches", "1", "--threads", "1", "--time-budget", "300",
+                               "--warmup-s", "1", "--work", str(work / "cut"),
+                               "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert len(seen) == 1 and len(seen[0]) == 2  # both runs' rates
+    assert res["plan"]["epochs"] == 1 and {r["epochs"] for r in res["runs"]} == {1}
+    assert res["plan"]["requested_epochs"] == 2 and res["plan"]["step_s"] > 0
+    assert res["paired_runs"] == 1 and not res["missing_runs"]
+    assert {r["method"] for r in res["runs"]} == {"spos", "landmarks"}
+
+
+def _build(tmp_path, said):
+    args = build_table.parse_args(["--work", str(tmp_path / "w")])
+    b = build_table.TableBuild(None, args, "k", tmp_path / "trainings.jsonl", {},
+                          build_table.Progress(4, 0, time.time()), time.time(), said.append)
+    return b
+
+
+def test_a_build_s_messages_keep_what_finished_and_name_only_what_was_lost(tmp_path):
+    said = []
+    b = _build(tmp_path, said)
+    job = {"id": 0, "arch": "v1-sync:c3,c3,none,c1,ap", "space": "v1-sync", "seed": 1}
+    b.take({"type": "start", "worker": 0, "job": job})
+    b.take({"type": "result", "worker": 0, "job": 0, "arch": job["arch"], "space": "v1-sync",
+            "seed": 1, "val_loss": 0.1, "train_time_s": 1.0})
+    assert b.ran == b.finished_ok == 1 and (job["arch"], 1) in b.done
+    gone = lambda code: types.SimpleNamespace(is_alive=lambda: False, exitcode=code)  # noqa: E731
+    b.procs = [gone(-9), gone(0)]  # worker 0 killed after its result; worker 1 left cleanly
+    b.note_deaths()
+    assert b.workers_lost == 1 and b.exited == {0}
+    assert said[-1] == "worker 0 died (signal 9)"  # its training was not lost
+    b.take({"type": "exit", "worker": 1, "out_of_time": True})  # left by its own clock
+    assert b.stopped_by_budget
+
+
+def test_a_build_stops_starting_trainings_a_median_training_before_its_budget(
+        tmp_path, monkeypatch):
+    """With a median training longer than the time left, no training starts, though
+    the budget itself is far off: the table says the budget stopped it."""
+    monkeypatch.setattr(build_table.Progress, "median_wall", lambda self: 1e6)
+    out = tmp_path / "table.json"
+    assert build_table.main(["--preset", "cpu", "--v1", "2", "--v2", "0", "--workers", "1",
+                             "--render-processes", "1", "--threads", "1", "--work", str(tmp_path / "w"),
+                             "--out", str(out), "--time-budget", "600", "--grace", "0"]) == 0
+    timing = json.loads(out.read_text())["timing"]
+    assert timing["stopped_by_budget"] and timing["trainings_this_run"] < 4
+
+
+def test_an_in_process_build_its_budget_stopped_says_so(tmp_path):
+    out = tmp_path / "table.json"
+    assert build_table.main(["--preset", "cpu", "--v1", "2", "--v2", "0", "--workers", "0",
+                             "--render-processes", "1", "--threads", "1", "--work", str(tmp_path / "w"),
+                             "--out", str(out), "--time-budget", "0.01"]) == 0
+    timing = json.loads(out.read_text())["timing"]
+    assert timing["stopped_by_budget"] and timing["trainings_this_run"] == 0
+
+
+@pytest.mark.parametrize("workers", [1, 0])
+def test_a_build_of_failures_counts_them_as_trainings_run(tmp_path, workers):
+    """timing.trainings_this_run counts every training run, failed ones too; a budget
+    stop that left nothing undone is no stop. In this process (--workers 0) a failed
+    training was a traceback out of the build, where a worker records it and goes on."""
+    out = tmp_path / "table.json"
+    assert build_table.main(["--preset", "cpu", "--v1", "1", "--v2", "0", "--workers", str(workers),
+                             "--render-processes", "1", "--threads", "1", "--work", str(tmp_path / "w"),
+                             "--out", str(out), "--set", "model.backbone=nosuchnet"]) == 1
+    timing = json.loads(out.read_text())["timing"]
+    assert timing["trainings_this_run"] == 2 and timing["stopped_by_budget"] is False
+    lines = list(read_jsonl(tmp_path / "w" / "trainings.jsonl"))
+    assert [r["error_kind"] for r in lines] == ["ValueError", "ValueError"]
+
+
+def test_a_budget_stop_that_left_no_training_undone_is_no_stop(tmp_path):
+    """The stop came, and the trainings in flight all ended in the grace period: the
+    table is whole, and gpu_run.sh must not read it as cut short."""
+    out = tmp_path / "table.json"
+    args = build_table.parse_args(["--preset", "cpu", "--v1", "1", "--v2", "0",
+                                   "--work", str(tmp_path / "w"), "--out", str(out)])
+    cfg = build_table.proxy.make_config(args.preset, args.set)
+    jobs, archs = build_table.planned_jobs(args)
+    done = {(j["arch"], j["seed"]): {"arch": j["arch"], "space": j["space"], "seed": j["seed"],
+                                     "val_loss": 0.1 + 0.01 * j["seed"], "device": "cpu",
+                                     "params": 1000, "train_time_s": 1.0}
+            for j in jobs}
+    for whole in (True, False):
+        kept = done if whole else dict(list(done.items())[:-1])
+        b = build_table.TableBuild(cfg, args, "k", tmp_path / "t.jsonl", kept,
+                              build_table.Progress(len(jobs), 0, time.time()), time.time(), print)
+        b.stopped_by_budget = True
+        b.write_table(archs, jobs)
+        assert json.loads(out.read_text())["timing"]["stopped_by_budget"] is (not whole)

@@ -353,3 +353,23 @@ def test_a_score_exactly_0_1_percent_from_the_constant_is_at_its_level():
     0.1% in floating point; 8008 against 8000 is)."""
     assert at_constant_level(8008.0, 8000.0) and at_constant_level(7992.0, 8000.0)
     assert not at_constant_level(8008.5, 8000.0)
+
+
+class _Failing(DepthTask):
+    def score(self, out, batch):  # after the recalibration, as an OOM in validation would
+        raise RuntimeError("validation failed")
+
+
+def test_a_score_that_fails_still_leaves_the_super_net_s_statistics():
+    space = get_space("v1-sync")
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL)
+    with torch.no_grad():
+        for bn in batchnorms([net.blocks]):
+            bn.running_mean.uniform_(-0.5, 0.5)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    ev = PathEvaluator(net, _Failing(), BlobDepth(12, size=32, seed=5), BlobDepth(8, size=32, seed=6),
+                       batch_size=4, calib_batches=3, device="cpu", cache_features=True)
+    with pytest.raises(RuntimeError, match="validation failed"):
+        ev.score(space.from_string("v1-sync:c3,c1,skip,c3,ap"))
+    assert [k for k, v in net.state_dict().items() if not torch.equal(v, before[k])] == []
