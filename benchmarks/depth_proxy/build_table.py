@@ -171,6 +171,21 @@ def run_job(cfg, job: dict[str, Any], splits, device, work: Path) -> dict[str, A
                 "error_kind": "diverged", "error": str(err), **on}
 
 
+MAX_FAILURES = 3  # in a row: a set-up every training fails under is not tried to the end
+
+
+def attempt(cfg, job: dict[str, Any], splits, device, work: Path) -> dict[str, Any]:
+    """A job's line: its result with `job_wall_s` (build + train + evaluate), or the
+    error it raised (recorded, and retried on the next run)."""
+    t0 = time.time()
+    try:
+        rec = run_job(cfg, job, splits, device, work)
+    except Exception as err:  # noqa: BLE001
+        return {"arch": job["arch"], "space": job["space"], "seed": job["seed"], "val_loss": None,
+                "error_kind": type(err).__name__, "error": traceback.format_exc(limit=3)}
+    return {**rec, "job_wall_s": round(time.time() - t0, 2)}
+
+
 def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str, threads: int,
                 work: str, jobs, results, stop, deadline: float | None = None) -> None:
     """Train jobs until none are left, `stop` is set, or (`deadline`, a time.time()) the
@@ -196,20 +211,13 @@ def worker_main(rank: int, cfg_dict: dict[str, Any], data_path: str, device: str
             if job is None:
                 break
             results.put({"type": "start", "worker": rank, "job": job})  # named if this dies
-            t0 = time.time()
-            try:
-                rec = run_job(cfg, job, splits, dev, Path(work))
-                last_wall = time.time() - t0
-                rec["job_wall_s"] = round(last_wall, 2)  # build + train + evaluate
-                failures = 0
-            except Exception as err:  # noqa: BLE001 - recorded, retried on the next run
-                failures += 1
-                rec = {"arch": job["arch"], "space": job["space"], "seed": job["seed"],
-                       "val_loss": None, "error_kind": type(err).__name__,
-                       "error": traceback.format_exc(limit=3)}
+            rec = attempt(cfg, job, splits, dev, Path(work))
+            failures = 0 if "job_wall_s" in rec else failures + 1
+            last_wall = rec.get("job_wall_s", last_wall)
             results.put({"type": "result", "worker": rank, "job": job["id"], **rec})
-            if failures >= 3:
-                results.put({"type": "fatal", "worker": rank, "error": "3 failures in a row; stopping"})
+            if failures >= MAX_FAILURES:
+                results.put({"type": "fatal", "worker": rank,
+                             "error": f"{MAX_FAILURES} failures in a row; stopping"})
                 break
     except BaseException:  # noqa: BLE001
         results.put({"type": "fatal", "worker": rank, "error": traceback.format_exc()})
@@ -332,11 +340,17 @@ class TableBuild:
         dev = proxy.resolve(args.device)
         self.device = proxy.device_name(dev)
         splits = proxy.TensorSplits(data_path, dev)
+        failures = 0
         for job in pending:
             if args.time_budget and time.time() - self.start > args.time_budget:
                 self.stopped_by_budget = True
                 break
-            self.record(finished({**run_job(self.cfg, job, splits, dev, work), "worker": 0}, self.key))
+            rec = attempt(self.cfg, job, splits, dev, work)
+            failures = 0 if "job_wall_s" in rec else failures + 1
+            self.record(finished({**rec, "worker": 0}, self.key))
+            if failures >= MAX_FAILURES:
+                self.say(f"{MAX_FAILURES} failures in a row; stopping")
+                break
 
     def concurrent(self, pending: list[dict[str, Any]], data_path: Path, work: Path) -> None:
         """`args.workers` processes take jobs from one queue. With a time budget, no
