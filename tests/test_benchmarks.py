@@ -61,11 +61,13 @@ def test_step_time_cpu_preset_prints_the_three_ratios(tmp_path):
                                            "landmark_shared_satisfied": [0.0]}
 
 
-def test_step_time_stopped_by_sigterm_writes_the_rounds_it_measured(tmp_path, monkeypatch):
+def test_step_time_stopped_by_sigterm_writes_the_rounds_it_measured(tmp_path, monkeypatch, capsys):
     """gpu_check.sh runs each stage under `timeout`, whose SIGTERM killed the script
-    before its JSON was written: a stage cut short lost every figure it had measured."""
+    before its JSON was written: a stage cut short lost every figure it had measured.
+    Short of time, it writes them before any matmul is timed, says its medians are of
+    the rounds measured, and keeps the verdicts of (b)'s rounds with them."""
     step_time = _bench_module("step_time")
-    real, plain_rounds = step_time.interleaved, []
+    real, plain_rounds, matmuls = step_time.interleaved, [], []
 
     def interleaved(variants, *args):
         if "spos_plain" in variants:  # part (b): stopped as its third round starts
@@ -82,6 +84,7 @@ def test_step_time_stopped_by_sigterm_writes_the_rounds_it_measured(tmp_path, mo
         raise Unhandled
 
     monkeypatch.setattr(step_time, "interleaved", interleaved)
+    monkeypatch.setattr(step_time, "measured_matmul_peak", lambda *a: matmuls.append(a) or 1.0)
     before = signal.signal(signal.SIGTERM, unhandled)
     out = tmp_path / "stage.json"
     try:
@@ -93,13 +96,22 @@ def test_step_time_stopped_by_sigterm_writes_the_rounds_it_measured(tmp_path, mo
         assert signal.getsignal(signal.SIGTERM) is unhandled  # the benchmark's is taken away
     finally:
         signal.signal(signal.SIGTERM, before)
-    assert code == 3
+    assert code == 3 and matmuls == []
     result = json.loads(out.read_text())
     assert result["stopped_in_part"] == "b"
     assert result["ratios"]["a_supernet_over_standalone"] > 0  # part (a) whole
     assert result["variants"]["spos_plain"]["n"] == 2  # (b)'s two rounds before the stop
     assert result["ratios"]["b_landmark_shared_over_plain"] > 0
     assert result["ratios"]["c_full_over_cached"] is None and "score_cached" not in result["variants"]
+    assert result["meta"]["peak_measured_matmul_tflops"] is None
+    seen = result["reg_violated_seen"]
+    assert set(seen) == {"landmark_shared_violated", "landmark_naive_violated",
+                         "landmark_shared_satisfied"}
+    assert all(isinstance(v, list) and v for v in seen.values())
+    text = capsys.readouterr().out
+    assert "STOPPED in part (b) by SIGTERM" in text
+    assert ("part (b) cut short: medians of the rounds measured, supernet_path 8, standalone 8, "
+            "spos_plain 2") in text
 
 
 def test_step_time_takes_a_card_s_peak_from_its_data_sheet_or_none():
@@ -239,43 +251,3 @@ def test_cli_startup_prints_its_ratios(tmp_path):
     assert result["rounds"] == 1
     assert result["old_cost_over_help"] == pytest.approx(
         result["median_s"]["old_cost"] / result["median_s"]["help"])
-
-
-def test_step_time_stopped_writes_part_b_s_verdicts_says_so_and_times_no_matmul(
-        tmp_path, monkeypatch, capsys):
-    """A stage its `timeout` stops is short of time: its rounds are written before any
-    matmul is timed, the table says its medians are of the rounds measured, and the
-    verdicts of (b)'s rounds are kept with them."""
-    step_time = _bench_module("step_time")
-    real, plain_rounds, matmuls = step_time.interleaved, [], []
-
-    def interleaved(variants, *args):
-        if "spos_plain" in variants:
-            plain_rounds.append(1)
-            if len(plain_rounds) == 3:
-                os.kill(os.getpid(), signal.SIGTERM)
-        return real(variants, *args)
-
-    monkeypatch.setattr(step_time, "interleaved", interleaved)
-    monkeypatch.setattr(step_time, "measured_matmul_peak", lambda *a: matmuls.append(a) or 1.0)
-    before = signal.getsignal(signal.SIGTERM)
-    out = tmp_path / "stage.json"
-    try:
-        code = step_time.main([
-            "--preset", "cpu", "--backbone", TINY_MODEL["backbone"], "--features", "16",
-            "--image-size", "64", "--batch-size", "2", "--warmup", "0", "--iters", "4",
-            "--calib-batches", "1", "--val-batches", "1", "--candidates", "1", "--no-flops",
-            "--json", str(out)])
-    finally:
-        signal.signal(signal.SIGTERM, before)
-    assert code == 3 and matmuls == []
-    result = json.loads(out.read_text())
-    assert result["meta"]["peak_measured_matmul_tflops"] is None
-    seen = result["reg_violated_seen"]
-    assert set(seen) == {"landmark_shared_violated", "landmark_naive_violated",
-                         "landmark_shared_satisfied"}
-    assert all(isinstance(v, list) and v for v in seen.values())
-    text = capsys.readouterr().out
-    assert "STOPPED in part (b) by SIGTERM" in text
-    assert ("part (b) cut short: medians of the rounds measured, supernet_path 8, standalone 8, "
-            "spos_plain 2") in text

@@ -2540,26 +2540,31 @@ def test_a_config_yaml_naming_its_own_run_asks_for_an_out(run_dir, capsys, tmp_p
     assert capsys.readouterr().err.endswith("pass --out NEW_FOLDER for this one\n")
 
 
+def _seen_from_a_sibling_folder(run, tmp_path, monkeypatch):
+    """`run`'s config.yaml as a run started with `--out NAME` from its parent folder
+    records it (a relative out:), seen from a folder beside the run: the path to it."""
+    config = run / "config.yaml"
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "out": run.name},
+                                     sort_keys=False))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return f"../{run.name}/config.yaml"
+
+
 def test_a_run_s_config_yaml_with_a_relative_out_is_its_run_from_any_folder(
         run_copy, capsys, tmp_path, monkeypatch):
     """A run started with a relative --out records it so. Reused from another folder,
     its config.yaml's `out` named a new folder there: a look-alike run was started
     (a train run under the search's name) instead of the refusal given from the first."""
-    config = run_copy / "config.yaml"
-    saved = yaml.safe_load(config.read_text())
-    config.write_text(yaml.safe_dump({**saved, "out": run_copy.name}, sort_keys=False))
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    relative = f"../{run_copy.name}/config.yaml"
+    relative = _seen_from_a_sibling_folder(run_copy, tmp_path, monkeypatch)
     assert main(["train", "--config", relative, "--arch", str(run_copy / "best_arch.json")]) == 2
     assert (f"../{run_copy.name} (out: in {relative}) holds a run already; pass --out NEW_FOLDER "
             "for this one") in capsys.readouterr().err
-    assert not (elsewhere / run_copy.name).exists()
+    assert not (tmp_path / "elsewhere" / run_copy.name).exists()
     # an out: edited to name another folder is where the user wants the new run
-    from depthnas.cli import build_parser
-    from depthnas.run_config import build_config
-    config.write_text(yaml.safe_dump({**saved, "out": "winner-longer"}, sort_keys=False))
+    config = run_copy / "config.yaml"
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "out": "winner-longer"},
+                                     sort_keys=False))
     args = build_parser().parse_args(["train", "--config", relative, "--arch",
                                       str(run_copy / "best_arch.json")])
     assert build_config(args).out == "winner-longer"
@@ -3621,13 +3626,7 @@ def test_a_run_s_config_yaml_reused_with_a_new_out_is_no_refusal(run_copy, tmp_p
     name a folder of their own: only a run's config.yaml given no other folder is refused.
     A config.yaml beside a run that does not set `out`, or one setting it outside any run,
     names no run."""
-    config = run_copy / "config.yaml"
-    saved = yaml.safe_load(config.read_text())
-    config.write_text(yaml.safe_dump({**saved, "out": run_copy.name}, sort_keys=False))
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    relative = f"../{run_copy.name}/config.yaml"
+    relative = _seen_from_a_sibling_folder(run_copy, tmp_path, monkeypatch)
 
     def out_of(*argv):
         return build_config(build_parser().parse_args(["search", "--config", *argv]), check=False).out
@@ -3647,18 +3646,12 @@ def test_a_run_s_config_yaml_reused_with_a_new_out_is_no_refusal(run_copy, tmp_p
 def test_a_search_s_config_yaml_with_a_relative_out_offers_its_resume_from_any_folder(
         run_copy, capsys, tmp_path, monkeypatch):
     """From another folder, the hint names the run where it is (../RUN), as given."""
-    config = run_copy / "config.yaml"
-    saved = yaml.safe_load(config.read_text())
-    config.write_text(yaml.safe_dump({**saved, "out": run_copy.name}, sort_keys=False))
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    relative = f"../{run_copy.name}/config.yaml"
+    relative = _seen_from_a_sibling_folder(run_copy, tmp_path, monkeypatch)
     assert main(["search", "--config", relative, "--no-landmarks"]) == 2
     assert (f"../{run_copy.name} (out: in {relative}) holds a run already; pass --out NEW_FOLDER "
             f"for this one (or --out ../{run_copy.name} --resume to continue that run)"
             ) in capsys.readouterr().err
-    assert not (elsewhere / run_copy.name).exists()
+    assert not (tmp_path / "elsewhere" / run_copy.name).exists()
 
 
 def test_a_file_holding_the_one_line_string_is_an_architecture(tmp_path):

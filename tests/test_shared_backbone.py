@@ -150,27 +150,53 @@ def test_a_score_starts_from_recalibrated_decoder_statistics(cache_features):
     assert ev.score(arch) == first
 
 
+def _trained_supernet():
+    """A v1-sync super-net whose decoder BN layers hold statistics as training leaves
+    them, unlike the reset ones a score starts from."""
+    space = get_space("v1-sync")
+    torch.manual_seed(0)
+    net = space.build_supernet(**TINY_MODEL)
+    with torch.no_grad():
+        for bn in batchnorms([net.blocks]):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.num_batches_tracked.fill_(40)
+    return space, net
+
+
+def _scoring(net, task, cache_features):
+    return PathEvaluator(net, task, BlobDepth(12, size=32, seed=5), BlobDepth(8, size=32, seed=6),
+                         batch_size=4, calib_batches=3, device="cpu", cache_features=cache_features)
+
+
 @pytest.mark.parametrize("cache_features", [True, False])
 def test_scoring_leaves_the_super_net_as_training_left_it(cache_features):
     """A score left the decoder's BN layers calibrated for the scored path. The super-net
     then trained on from the last path a search scored, but a run resumed after that
     search (read back, nothing scored) from training's own statistics: the two runs'
     checkpoints differed in every decoder BN layer."""
-    space = get_space("v1-sync")
-    torch.manual_seed(0)
-    net = space.build_supernet(**TINY_MODEL)
-    with torch.no_grad():  # training's statistics, unlike the reset ones a score starts from
-        for bn in batchnorms([net.blocks]):
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.num_batches_tracked.fill_(40)
+    space, net = _trained_supernet()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    ev = PathEvaluator(net, TASK, BlobDepth(12, size=32, seed=5), BlobDepth(8, size=32, seed=6),
-                       batch_size=4, calib_batches=3, device="cpu", cache_features=cache_features)
+    ev = _scoring(net, TASK, cache_features)
     first = ev.score(space.from_string("v1-sync:c3,c1,skip,c3,ap"))
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert ev.score(space.from_string("v1-sync:c3,c1,skip,c3,ap")) == first
+
+
+class _Failing(DepthTask):
+    def score(self, out, batch):  # after the recalibration, as an OOM in validation would
+        raise RuntimeError("validation failed")
+
+
+def test_a_score_that_fails_still_leaves_the_super_net_s_statistics():
+    """Put back on every exit, an error's too (`statistics_kept`)."""
+    space, net = _trained_supernet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    ev = _scoring(net, _Failing(), cache_features=True)
+    with pytest.raises(RuntimeError, match="validation failed"):
+        ev.score(space.from_string("v1-sync:c3,c1,skip,c3,ap"))
+    assert [k for k, v in net.state_dict().items() if not torch.equal(v, before[k])] == []
 
 
 @pytest.mark.parametrize("cache_features", [True, False])
@@ -353,23 +379,3 @@ def test_a_score_exactly_0_1_percent_from_the_constant_is_at_its_level():
     0.1% in floating point; 8008 against 8000 is)."""
     assert at_constant_level(8008.0, 8000.0) and at_constant_level(7992.0, 8000.0)
     assert not at_constant_level(8008.5, 8000.0)
-
-
-class _Failing(DepthTask):
-    def score(self, out, batch):  # after the recalibration, as an OOM in validation would
-        raise RuntimeError("validation failed")
-
-
-def test_a_score_that_fails_still_leaves_the_super_net_s_statistics():
-    space = get_space("v1-sync")
-    torch.manual_seed(0)
-    net = space.build_supernet(**TINY_MODEL)
-    with torch.no_grad():
-        for bn in batchnorms([net.blocks]):
-            bn.running_mean.uniform_(-0.5, 0.5)
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    ev = PathEvaluator(net, _Failing(), BlobDepth(12, size=32, seed=5), BlobDepth(8, size=32, seed=6),
-                       batch_size=4, calib_batches=3, device="cpu", cache_features=True)
-    with pytest.raises(RuntimeError, match="validation failed"):
-        ev.score(space.from_string("v1-sync:c3,c1,skip,c3,ap"))
-    assert [k for k, v in net.state_dict().items() if not torch.equal(v, before[k])] == []
