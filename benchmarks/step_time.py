@@ -362,7 +362,7 @@ class Bench:
         # an H200): each timed step's own verdict is kept, so a flip that would move
         # (b) shows in the results instead of passing unseen.
         verdicts: dict[str, set[float]] = {}
-        self.results["reg_violated_seen"] = verdicts  # sorted lists once the part ends
+        self.results["reg_violated_seen"] = verdicts  # sorted lists in `summary`
 
         def step_with(name, reg):
             def fn():
@@ -374,11 +374,11 @@ class Bench:
 
         self.measure({"spos_plain": step_with("spos_plain", None)} |
                      {f"landmark_{k}": step_with(f"landmark_{k}", reg) for k, reg in regs.items()})
-        seen = self.results["reg_violated_seen"] = {k: sorted(v) for k, v in verdicts.items()}
         flipped = [k for k, v in verdicts.items() if v != {0.0 if k.endswith("satisfied") else 1.0}]
         if flipped:
             print(f"  WARNING: the pair's verdict flipped during timing in {', '.join(flipped)} "
-                  f"(seen: {seen}): (b) mixes violated and satisfied steps", flush=True)
+                  f"(seen: { {k: sorted(v) for k, v in verdicts.items()} }): (b) mixes "
+                  "violated and satisfied steps", flush=True)
         sup_t.regularizer = None
         del regs
         self.free()
@@ -430,7 +430,7 @@ class Bench:
     def summary(self) -> dict[str, Any]:
         """What `report` prints and --json writes, of the rounds measured so far."""
         results, times, space = self.results, self.times, self.space
-        for key in ("reg_violated_seen", "candidates_timed"):  # sets, of a part cut short too
+        for key in ("reg_violated_seen", "candidates_timed"):  # sets, as parts leave them
             if isinstance(results.get(key), dict):
                 results[key] = {k: sorted(v) for k, v in results[key].items()}
             elif key in results:
