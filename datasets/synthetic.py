@@ -21,8 +21,8 @@ class SyntheticDepth(Dataset):
 
     Sample ``i`` is rendered from ``np.random.default_rng([seed, index_offset + i])`` at
     ``image_size`` (H, W) and cached in memory on first access: training revisits
-    samples every epoch and rendering dominates the cost on CPU.  With DataLoader
-    workers each worker fills its own cache.
+    samples every epoch and rendering dominates the cost on CPU.  A loader's workers
+    fill their own caches, lost with them: see :meth:`warm_cache`.
 
     ``transform(rgb, disparity, valid, index=i) -> item dict`` (a
     :class:`~.transforms.SampleTransform`) is applied on every access (so random
@@ -67,6 +67,13 @@ class SyntheticDepth(Dataset):
             rng = np.random.default_rng([self.seed, self.index_offset + i])
             self._cache[i] = render_scene(rng, *self.image_size)
         return self._cache[i]
+
+    def warm_cache(self) -> None:
+        """Render every sample now. DataLoader workers are forked afresh for each epoch
+        and what they render dies with them: rendered in this process first, the
+        scenes are in every worker's cache (inherited, or pickled with the dataset)."""
+        for i in range(self.num_samples):
+            self.rendered(i)
 
     def raw(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rgb, disparity, valid) of sample ``i``, the form every reader gives."""

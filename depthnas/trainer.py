@@ -345,6 +345,8 @@ class Trainer:
             sampler = DistributedSampler(self.train_set, num_replicas=self.world, rank=self.rank,
                                          shuffle=True, seed=s, drop_last=True)
             sampler.set_epoch(epoch)
+        if self.num_workers and hasattr(self.train_set, "warm_cache"):
+            self.train_set.warm_cache()  # else re-rendered in every epoch's new workers
         loader = DataLoader(self.train_set, batch_size=self.batch_size, shuffle=sampler is None,
                             sampler=sampler, drop_last=True, num_workers=self.num_workers,
                             generator=torch.Generator().manual_seed(s + self.rank),
