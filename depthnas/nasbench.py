@@ -85,7 +85,7 @@ def _not_a_benchmark(path: Path) -> Iterator[None]:
     except OSError as err:
         raise OSError(f"cannot read the benchmark {path}: {err.strerror or err}") from None
     except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError, AttributeError,
-            AssertionError) as err:  # the readers check a file's layout with assert
+            AssertionError, ValueError) as err:  # the readers check a file's layout with assert
         raise ValueError(f"{path} is not a readable NAS-Bench-201 / NATS-Bench file (a damaged "
                          f"or unfinished download?): {type(err).__name__}: {err}") from None
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             archs = architectures(random.Random(args.seed).sample(range(size), min(args.random, size)))
         data = export_truth(args.benchmark, archs, args.out, dataset=args.dataset, hp=args.hp,
                             setname=args.setname)
-    except (ImportError, FileNotFoundError, ValueError) as err:
+    except (ImportError, OSError, ValueError) as err:  # OSError: a file the reader cannot read
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{len(data['architectures'])} architectures -> {args.out}")

@@ -342,6 +342,27 @@ def test_nasbench_missing_file_or_package(tmp_path, monkeypatch):
         open_benchmark(tmp_path / "NAS-Bench-201-v1_1-096897.pth")
 
 
+@pytest.mark.parametrize("raised, said", [
+    (OSError(22, "Invalid data stream"), "NATS-tss-v1_0-3ffb9-simple: Invalid data stream"),
+    (ValueError("invalid literal for int() with base 10: 'arbage'"), "NATS-tss-v1_0-3ffb9-simple is not a readable")])
+def test_a_nats_bench_file_its_reader_cannot_read_is_one_line_naming_it(tmp_path, monkeypatch, capsys,
+                                                                       raised, said):
+    """A damaged download came out of `python -m depthnas.nasbench` as a traceback (an
+    OSError), or as the reader's words without the file's name (a ValueError)."""
+    import types
+
+    from depthnas.nasbench import main as nasbench_main
+
+    def create(path, space, fast_mode, verbose):
+        raise raised
+    monkeypatch.setitem(sys.modules, "nats_bench", types.SimpleNamespace(create=create))
+    bench = tmp_path / "NATS-tss-v1_0-3ffb9-simple"
+    bench.write_bytes(b"x\n")
+    assert nasbench_main([str(bench), "--random", "3", "--out", str(tmp_path / "t.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err and "Traceback" not in err
+
+
 class _BenchmarkRecord:
     """An object a benchmark file pickles, which torch's weights-only loading refuses."""
 
