@@ -15,7 +15,7 @@ from depthnas.spaces import get_space
 from . import config as config_mod
 from .io import check_out_file, read_json
 from .runs import run_kind
-from .truth import for_space, read_table
+from .truth import for_space, other_setup, read_table, said_setup
 from .terminal import listed
 
 log = logging.getLogger(__name__)
@@ -116,13 +116,10 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
     read = read_table(truth_path)
     table = for_space(read.values, space, truth_path, known_losses=read.known_losses)
     foreign, invalid = table.foreign, table.invalid
-    ours = config_mod.dotted_fields(cfg)
-    differ = {k: v for k, v in read.setup.items() if ours.get(k) != v}
+    differ = other_setup(read.setup, cfg)
     if differ:
-        log.warning("%s was trained with %s; this run has %s: its stand-alone ranking may not be "
-                    "the one this super-net can reproduce", truth_path,
-                    ", ".join(f"{k}={v}" for k, v in differ.items()),
-                    ", ".join(f"{k}={ours.get(k)}" for k in differ))
+        log.warning("%s %s: its stand-alone ranking may not be the one this super-net can "
+                    "reproduce", truth_path, said_setup(differ))
     if foreign:
         log.info("%s: %d row(s) of other spaces left out (this run searched %s)", truth_path,
                  foreign, space.name)

@@ -63,9 +63,13 @@ class StandaloneResults:
         Without it a table of none (another space's, a typo'd column of strings)
         would stand in for nothing, and every architecture train, for hours, without
         a word."""
-        from .truth import for_space, read_table
+        from .truth import for_space, other_setup, read_table, said_setup
         read = read_table(path)
         table = for_space(read.values, self.space, path, known_losses=read.known_losses)
+        differ = other_setup(read.setup, self.cfg)
+        if differ and dist.is_main():  # its rows would rank beside this run's own trainings
+            log.warning("search.truth_table %s %s: its rows stand in for trainings of another "
+                        "setup, ranked beside those this run trains", path, said_setup(differ))
         left = ", ".join(part for part in (
             f"{table.foreign} of other spaces" if table.foreign else "",
             f"{len(table.invalid)} no space reads (e.g. {table.invalid[0]})" if table.invalid else "")

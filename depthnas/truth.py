@@ -175,8 +175,15 @@ def _recorded_setup(data: Any, path: Path) -> dict[str, Any]:
         return _merged([_setup_of_recipe(e.get("recipe")) for e in data if isinstance(e, dict)])
     if isinstance(data, dict) and isinstance(data.get("architectures"), list):
         return _setup_of_run(path.parent / "config.yaml")
+    if isinstance(data, dict) and data.get("space") == "nb201" and "dataset" in data:
+        return _setup_of_nb201(data["dataset"])
     config = data.get("config") if isinstance(data, dict) else None
     return _setup_of_recipe(config.get("recipe") if isinstance(config, dict) else None)
+
+
+# A classification recipe's model settings (the space's constructor arguments) as
+# config fields: DARTS takes model.darts_layers as `layers`.
+_MODEL_FIELD = {"layers": "darts_layers"}
 
 
 def _setup_of_recipe(recipe: Any) -> dict[str, Any]:
@@ -190,7 +197,17 @@ def _setup_of_recipe(recipe: Any) -> dict[str, Any]:
     if found["data.spec"] == "synthetic":  # how many scenes were drawn matters there alone
         found["data.synthetic_samples"] = nested.get("synthetic_samples",
                                                      recipe.get("synthetic_samples"))
+    if isinstance(recipe.get("model"), dict):  # classification: sized by its own settings
+        found.update({f"model.{_MODEL_FIELD.get(k, k)}": v for k, v in recipe["model"].items()
+                      if k != "num_classes"})  # the data set says that
     return {k: v for k, v in found.items() if v is not None}
+
+
+def _setup_of_nb201(dataset: Any) -> dict[str, Any]:
+    """NAS-Bench-201's networks (C = 16, N = 5) trained on `dataset`, as the run's
+    settings that would match them: its cifar10-valid is CIFAR-10's training set."""
+    kind = "cifar10" if dataset in ("cifar10-valid", "cifar10") else str(dataset)
+    return {"model.channels": 16, "model.cells_per_stage": 5, "data.spec": kind}
 
 
 def _setup_of_run(config_yaml: Path) -> dict[str, Any]:
@@ -201,9 +218,29 @@ def _setup_of_run(config_yaml: Path) -> dict[str, Any]:
         cfg = config_mod.load(config_yaml, complete=True)
     except (OSError, ValueError, KeyError):  # none beside it, or not one depthnas reads
         return {}
-    rec = recipe(cfg)
-    # a classification recipe sizes its models by `model` (no backbone, features or images)
-    return _setup_of_recipe(rec) if "backbone" in rec else {}
+    return _setup_of_recipe(recipe(cfg))
+
+
+def other_setup(setup: dict[str, Any], cfg: Any) -> dict[str, tuple[Any, Any]]:
+    """The fields of a table's recorded `setup` on which run config `cfg` differs:
+    {field: (table's, run's)}. A data set recorded by kind alone (a benchmark's
+    "cifar10") matches any path of that kind."""
+    from .config import dotted_fields
+    ours = dotted_fields(cfg)
+
+    def same(key: str, theirs: Any) -> bool:
+        mine = ours.get(key)
+        if key == "data.spec" and isinstance(theirs, str) and ":" not in theirs \
+                and isinstance(mine, str):
+            return mine.split(":")[0] == theirs
+        return mine == theirs
+    return {k: (v, ours.get(k)) for k, v in setup.items() if not same(k, v)}
+
+
+def said_setup(differ: dict[str, tuple[Any, Any]]) -> str:
+    """`other_setup`'s fields as "was trained with F=X; this run has F=Y"."""
+    return ("was trained with " + ", ".join(f"{k}={t}" for k, (t, _) in differ.items()) +
+            "; this run has " + ", ".join(f"{k}={o}" for k, (_, o) in differ.items()))
 
 
 def _merged(setups: list[dict[str, Any]]) -> dict[str, Any]:
