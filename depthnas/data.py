@@ -42,11 +42,13 @@ def skip_bad_unused(cfg: Config) -> str | None:
     return None
 
 
-def load_splits(cfg: Config) -> SplitSet:
+def load_splits(cfg: Config, *, settings_given: bool = True) -> SplitSet:
+    """The splits `cfg` names. `settings_given`: `cfg` is this command's (a search's,
+    a training's), not a run's read back, so what it sets to no effect is said."""
     from depthnas.datasets.classification import build_classification_splits
     d = cfg.data
     check_data_fits_space(cfg)
-    note = skip_bad_unused(cfg)
+    note = skip_bad_unused(cfg) if settings_given else None
     if note:
         logging.getLogger(__name__).warning(note)
     if is_classification_spec(d.spec):

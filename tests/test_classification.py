@@ -419,11 +419,12 @@ def one_thread():
 # Three steps per training leave every tiny model at the same error, so the rank
 # correlation of the two held-out architectures is undefined (nan), as reported.
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
-def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread, capsys):
+def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread, capsys, caplog):
     out = tmp_path / "run"
     argv = ["search", "--space", "nb201", "--data", "digits", "--out", str(out), "--device", "cpu",
-            "--no-progress"]
+            "--no-progress", "--skip-bad"]  # a script's habit: said to do nothing here
     assert main(argv + [a for kv in TINY for a in ("--set", kv)] + ["--set", "search.rank_samples=2"]) == 0
+    assert "--skip-bad (data.skip_bad) leaves out bad files" in caplog.text
     best = json.loads((out / "best_arch.json").read_text())
     results = json.loads((out / "results.json").read_text())
     assert NB201.from_string(best["string"]) == NB201.from_json(best)
@@ -451,7 +452,9 @@ def test_tiny_nb201_search_with_landmarks(tmp_path, one_thread, capsys):
     for seed in range(4):  # a user's table holds architectures the run did not train
         table[NB201.to_string(NB201.sample(random.Random(100 + seed)))] = 0.5 + seed / 10
     truth.write_text(json.dumps(table))
+    caplog.clear()
     assert main(["rank", "--run", str(out), "--truth", str(truth), "--no-progress"]) == 0
+    assert "--skip-bad" not in caplog.text  # rank was given no such flag
     ranked = json.loads((out / "rank.json").read_text())
     # judged against naming the majority class, not taken as learned for want of a level
     level = results["constant_prediction_loss"]
