@@ -67,6 +67,9 @@ class Reader(ABC):
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
+        # what `index` left out on purpose and warned of (not bad samples): shown by
+        # `depthnas data` beside the samples it read
+        self.not_read: list[str] = []
 
     def require_dir(self, path: Path, what: str) -> Path:
         """`path` if it is a folder, else a DatasetError that says where the data may be:
@@ -243,18 +246,24 @@ def walk_folders(root: Path) -> list[tuple[Path, list[str]]]:
     return sorted(out)
 
 
-def unread_beside(folder: Path, suffixes: tuple[str, ...]) -> dict[str, str]:
-    """stem -> why, for the files in a depth folder of a format not read as depth: an
-    image's "no depth map" error then names its `NAME.exr`, and the formats read."""
-    return {p.stem: f"{p} is not read: depth maps here are {' / '.join(suffixes)}"
+def unread_beside(folder: Path, suffixes: tuple[str, ...], what: str = "depth maps"
+                  ) -> dict[str, str]:
+    """stem -> why, for the files in a folder of `what` of a format not read as such:
+    an image's "no depth map" error then names its `NAME.exr`, a depth map's "no
+    image" its `NAME.heic`, and the formats read."""
+    if not folder.is_dir():
+        return {}
+    return {p.stem: f"{p} is not read: {what} here are {' / '.join(suffixes)}"
             for p in sorted(folder.iterdir(), reverse=True)  # the first name kept per stem
             if p.suffix.lower() not in suffixes and not hidden(p.name) and p.is_file()}
 
 
-def pair_by_stem(images: list[Path], depths: list[Path], unread: dict[str, str] | None = None
+def pair_by_stem(images: list[Path], depths: list[Path], unread: dict[str, str] | None = None,
+                 unread_images: dict[str, str] | None = None
                  ) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Pair files whose names match up to the suffix. ``unread``: why an image's depth
-    map by name was not read (`unread_beside`).
+    map by name was not read (`unread_beside`); ``unread_images``: why a depth map's
+    image was not.
 
     Returns (pairs sorted by stem, problems). A stem with two candidate files (say
     ``a.png`` and ``a.npy``) is a problem too: guessing which one is meant would hide
@@ -274,10 +283,12 @@ def pair_by_stem(images: list[Path], depths: list[Path], unread: dict[str, str] 
         return out
 
     img, dep = by_stem(images, "image"), by_stem(depths, "depth")
-    unread = unread or {}
+    unread, unread_images = unread or {}, unread_images or {}
     problems += [f"image {img[s]} has no depth map" + (f" ({unread[s]})" if s in unread else "")
                  for s in sorted(img.keys() - dep.keys())]
-    problems += [f"depth map {dep[s]} has no image" for s in sorted(dep.keys() - img.keys())]
+    problems += [f"depth map {dep[s]} has no image" +
+                 (f" ({unread_images[s]})" if s in unread_images else "")
+                 for s in sorted(dep.keys() - img.keys())]
     pairs = [(img[s], dep[s]) for s in sorted(img.keys() & dep.keys()) if s not in ambiguous]
     return pairs, problems
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .io import DatasetError
 from .settings import REG_FRACTION, VAL_FRACTION
-from .splits import assign_groups, open_reader
+from .splits import assign_groups, open_reader, split_counts
 
 __all__ = ["DataCheck", "check_data"]
 
@@ -26,7 +26,9 @@ class DataCheck:
     samples: int = 0                 # readable samples
     groups: int = 0                  # scenes kept in one split
     scenes_whole: bool = True        # the split keeps each scene whole (enough of them)
+    too_few: str = ""                # why the readable samples cannot be split, if they cannot
     problems: list[str] = field(default_factory=list)
+    not_read: list[str] = field(default_factory=list)  # left out on purpose (Reader.not_read)
     sizes: Counter = field(default_factory=Counter)   # (W, H) -> images
     valid: list[float] = field(default_factory=list)  # fraction of valid pixels, per image
     low: float = float("inf")        # smallest and largest valid value, in the files' kind
@@ -36,8 +38,10 @@ class DataCheck:
         kept = ("scenes stay in one split" if self.scenes_whole else
                 "too few to keep each in one split: the split will be per sample, so frames "
                 "of one scene may sit in train and validation")
-        out = [f"{self.where}: {self.samples} readable sample(s) in {self.groups} group(s) "
-               f"({kept}), {len(self.problems)} bad"]
+        grouped = f" in {self.groups} group(s) ({kept})" if self.samples and not self.too_few else ""
+        out = [f"{self.where}: {self.samples} readable sample(s){grouped}, {len(self.problems)} bad"]
+        if self.too_few:
+            out.append(f"too few for a run: {self.too_few}")
         if self.samples:
             common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(3))
             more = f", {len(self.sizes) - 3} other sizes" if len(self.sizes) > 3 else ""
@@ -47,8 +51,14 @@ class DataCheck:
             unit = " m" if self.value_kind == "depth" else ""
             out.append(f"{self.value_label or self.value_kind} over valid pixels: "
                        f"{self.low:.4g}{unit} to {self.high:.4g}{unit}")
+        out += [f"not read: {p}" for p in self.not_read]
         out += [f"bad: {p}" for p in self.problems]
         return out
+
+    @property
+    def usable(self) -> bool:
+        """A run can train on it as it is: no bad sample, and enough to split."""
+        return not self.problems and not self.too_few
 
 
 def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
@@ -61,7 +71,7 @@ def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
     reader, where = open_reader(spec, depth_kind)
     refs, problems = reader.index()
     check = DataCheck(where=where, value_kind=reader.value_kind, value_label=reader.value_label,
-                      problems=list(problems))
+                      problems=list(problems), not_read=list(reader.not_read))
     groups, good = set(), []
     for ref in tqdm(refs, desc="reading", disable=not progress):
         try:
@@ -78,7 +88,12 @@ def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
         values = 1.0 / disparity[valid] if reader.value_kind == "depth" else disparity[valid]
         check.low, check.high = min(check.low, float(values.min())), max(check.high, float(values.max()))
     check.groups = len(groups)
-    if len(good) >= 3:  # fewer cannot be split at all; a run says so
+    try:
+        if good:  # none at all: every sample is bad, and said so
+            split_counts(len(good), val_fraction, reg_fraction)
+    except DatasetError as err:
+        check.too_few = str(err)
+    else:
         with contextlib.suppress(DatasetError):
             check.scenes_whole = assign_groups(good, 0, val_fraction, reg_fraction, warn=False)[3]
     if not refs and not check.problems:

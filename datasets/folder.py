@@ -55,9 +55,14 @@ class FolderReader(Reader):
         one_sided = sorted(p for p in found[imgs] ^ found[deps] if p.parts
                            and not ((imgs if p in found[deps] else deps) / p).is_dir())
         if one_sided:  # previews, thumbnails: a scene has both folders
+            self.not_read = [f"images/{p.as_posix()}/ (no depth/{p.as_posix()}/)" if p in found[imgs]
+                             else f"depth/{p.as_posix()}/ (no images/{p.as_posix()}/)"
+                             for p in one_sided]
+            both = len({p in found[imgs] for p in one_sided}) == 2
             log.warning("%s: %d subfolder(s) on only one side of images/ and depth/ are not "
-                        "read: %s", self.root, len(one_sided),
-                        listed([p.as_posix() for p in one_sided]))
+                        "read%s: %s", self.root, len(one_sided),
+                        " (a scene folder named differently on each side?)" if both else "",
+                        listed(self.not_read))
         for scene in sorted((found[imgs] | found[deps]) - set(one_sided)):
             image_dir, depth_dir = imgs / scene, deps / scene
             try:
@@ -67,8 +72,9 @@ class FolderReader(Reader):
                 continue  # one side cannot be listed: walk_folders has warned of it by name
             if not images and not depths:
                 continue  # a folder of other files (notes)
-            unread = unread_beside(depth_dir, DEPTH_SUFFIXES) if depth_dir.is_dir() else {}
-            pairs, problems_here = pair_by_stem(images, depths, unread)
+            pairs, problems_here = pair_by_stem(
+                images, depths, unread_beside(depth_dir, DEPTH_SUFFIXES),
+                unread_beside(image_dir, IMAGE_SUFFIXES, "images"))
             problems += problems_here
             # the first-level subfolder is the scene: walk_01/left and walk_01/right too;
             # files directly in images/ are each their own

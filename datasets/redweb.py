@@ -33,7 +33,8 @@ class ReDWebReader(Reader):
         imgs = self.require_dir(self.root / "Imgs", "Imgs")
         rds = self.require_dir(self.root / "RDs", "RDs")
         pairs, problems = pair_by_stem(files_with_suffix(imgs, IMAGE_SUFFIXES), files_with_suffix(rds, (".png",)),
-                                       unread_beside(rds, (".png",)))
+                                       unread_beside(rds, (".png",)),
+                                       unread_beside(imgs, IMAGE_SUFFIXES, "images"))
         # Each ReDWeb image is its own web photo: every sample is its own group.
         refs = [SampleRef(id=self.rel(i), image=str(i), depth=str(d), group=self.rel(i)) for i, d in pairs]
         return refs, problems

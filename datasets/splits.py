@@ -81,11 +81,16 @@ def split_counts(n: int, val_fraction: float, reg_fraction: float) -> tuple[int,
     for name, frac in (("val_fraction", val_fraction), ("reg_fraction", reg_fraction)):
         if not 0.0 <= frac < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {frac}")
-    n_val = max(1, round(n * val_fraction)) if val_fraction > 0 else 0
-    n_reg = max(1, round(n * reg_fraction)) if reg_fraction > 0 else 0
+    def held_out(n: int) -> tuple[int, int]:
+        return (max(1, round(n * val_fraction)) if val_fraction > 0 else 0,
+                max(1, round(n * reg_fraction)) if reg_fraction > 0 else 0)
+    n_val, n_reg = held_out(n)
     n_train = n - n_val - n_reg
     if n_train < 1:
-        raise DatasetError(f"{n} samples are too few for val_fraction={val_fraction}, reg_fraction={reg_fraction}")
+        least = next((m for m in range(n + 1, 100 * n + 1000) if m - sum(held_out(m)) >= 1), None)
+        raise DatasetError(f"{n} samples are too few for val_fraction={val_fraction}, "
+                           f"reg_fraction={reg_fraction}" +
+                           (f": the splits need at least {least}" if least else ""))
     return n_train, n_reg, n_val
 
 

@@ -250,7 +250,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     if check.problems:
         print(f"{len(check.problems)} bad sample(s): fix them, or leave them out of a run with "
               "--skip-bad (search, train, evaluate)", file=sys.stderr)
-    return 1 if check.problems else 0
+    return 0 if check.usable else 1
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:

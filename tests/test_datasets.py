@@ -203,7 +203,8 @@ def test_folder_subfolders_on_one_side_are_left_out_and_nested_ones_join_their_s
     (root / "tmp" / "vis" / "depth").rename(root / "depth" / "vis")
     with caplog.at_level(logging.WARNING, logger="depthnas.datasets"):
         splits = build_splits(f"folder:{root}", SIZE, seed=0)
-    assert "1 subfolder(s) on only one side of images/ and depth/ are not read: vis" in caplog.text
+    assert ("1 subfolder(s) on only one side of images/ and depth/ are not read: depth/vis/ "
+            "(no images/vis/)") in caplog.text
     check_disjoint(splits, 32)
     m = splits.manifest()
     scenes = {k: {Path(i).parts[1] for i in m[k]} for k in ("train", "reg", "val")}
@@ -995,6 +996,43 @@ def test_depthnas_data_names_every_bad_sample_at_once(tmp_path, capsys):
     assert ", 0 bad" in capsys.readouterr().out
     assert main(["data", "--data", "digits"]) == 2  # valid for nb201, not a depth data set
     assert "digits is classification data" in capsys.readouterr().err
+
+
+def test_depthnas_data_lists_the_folders_it_left_out_and_fails_data_too_few_to_split(tmp_path, capsys,
+                                                                                     caplog):
+    """A scene folder named differently on each side was left out with a log line and
+    `data` passed (exit 0); two good pairs passed, and every run then refused them."""
+    from depthnas.cli import main
+    root = make_folder(tmp_path / "f", n=6)
+    for side, scene in (("images", "walk2"), ("depth", "walk_2")):
+        (root / side / scene).mkdir()
+        (root / side / "s000.jpg" if side == "images" else root / side / "s000.png").rename(
+            root / side / scene / ("0.jpg" if side == "images" else "0.png"))
+    assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "5 readable sample(s) in 5 group(s)" in out
+    assert "not read: depth/walk_2/ (no images/walk_2/)" in out
+    assert "not read: images/walk2/ (no depth/walk2/)" in out
+    assert "(a scene folder named differently on each side?)" in caplog.text
+    for i in range(1, 4):
+        (root / "images" / f"s{i:03d}.jpg").unlink()
+        (root / "depth" / f"s{i:03d}.png").unlink()
+    assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert f"folder:{root}: 2 readable sample(s), 0 bad" in out  # no groups said of a set no run splits
+    assert ("too few for a run: 2 samples are too few for val_fraction=0.15, reg_fraction=0.15: "
+            "the splits need at least 3") in out
+
+
+def test_a_depth_map_whose_image_has_a_suffix_not_read_names_that_image(tmp_path):
+    """"depth map s005.png has no image" beside images/s005.gif: an image of the name
+    was there, of a format training does not read; the other way round said so."""
+    from depthnas.datasets.check import check_data
+    root = make_folder(tmp_path / "f", n=6)
+    (root / "images" / "s005.jpg").rename(root / "images" / "s005.gif")
+    assert [p for p in check_data(f"folder:{root}").problems if "s005" in p] == [
+        f"depth map {root / 'depth' / 's005.png'} has no image ({root / 'images' / 's005.gif'} is "
+        "not read: images here are .jpg / .jpeg / .png / .bmp / .tif / .tiff / .webp)"]
 
 
 def test_depthnas_data_says_when_too_few_scenes_split_per_sample(tmp_path, capsys):
