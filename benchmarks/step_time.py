@@ -411,9 +411,9 @@ class Bench:
         self.results["candidates_timed"] = timed  # indices into archs.candidates
 
         def set_round(i):  # timed rounds start at candidate 0, so each is timed in turn
-            cand["i"] = max(0, i - args.score_warmup) % len(candidates)
-            if i >= args.score_warmup:
+            if i > args.score_warmup:  # the round before was timed, to its end
                 timed.add(cand["i"])
+            cand["i"] = max(0, i - args.score_warmup) % len(candidates)
 
         def scorer(evaluator: PathEvaluator, mode: str) -> Callable[[], None]:
             def fn():
@@ -424,6 +424,7 @@ class Bench:
                       "score_full_forward": scorer(full, "full")},
                      rounds_hook=set_round, iters=args.score_rounds, warmup=args.score_warmup,
                      say_rounds=True)
+        timed.add(cand["i"])  # the last round's (a stop ends measure before this line)
         del cached, full
         self.free()
 
