@@ -24,8 +24,10 @@ predict and the demo show, is upside down; a model that learned nothing has r ne
 0 and is not counted). Each is averaged
 over images that have evaluated pixels; ``ssi`` is :class:`SSILoss` (batch
 reduction) against the target min-max normalised per image, as training targets
-are, so it is the search's validation score whatever the data's units (on raw
-ReDWeb values 0-254 it would be ~10^3 times larger). With nothing to
+are, so it is computed as the search's validation score is, whatever the data's
+units (on raw ReDWeb values 0-254 it would be ~10^3 times larger). Both weight a
+batch's loss by its images, and within a batch its pixels count alike: where masks
+differ in size (depth with holes), the figure moves a little with the batching. With nothing to
 evaluate every value is NaN, not a 0.0 that reads as perfect; :class:`MetricAccumulator`
 also exposes the image count.
 """
