@@ -33,3 +33,25 @@ def _temporary_files_in_pytest_s_folder(tmp_path_factory):
         os.environ.pop("TMPDIR", None)
     else:
         os.environ["TMPDIR"] = before
+
+
+# ---- the command-line tests' search run (test_search.py, test_resume.py, test_rank.py ...)
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    """A tiny search's run folder, searched once per session and only read after: a test
+    that writes in a run takes `run_copy`."""
+    from cli_helpers import TINY
+    from depthnas.cli import main
+    out = tmp_path_factory.mktemp("search") / "run"
+    assert main(["search", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def run_copy(run_dir, tmp_path):
+    """A copy of the search run for a test that resumes it: the run stays as its search
+    left it, whichever tests ran before."""
+    import shutil
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    return copy

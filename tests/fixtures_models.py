@@ -73,16 +73,17 @@ def make_model():
 
 
 @pytest.fixture(scope="session")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A search run folder holding best/model.safetensors."""
+def model_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder holding best/model.safetensors, as a search leaves its best model
+    (not a search: conftest's `run_dir` is one)."""
     run = tmp_path_factory.mktemp("run")
     make_model_file(run / "best" / "model.safetensors")
     return run
 
 
 @pytest.fixture(scope="session")
-def model_file(run_dir: Path) -> Path:
-    return run_dir / "best" / "model.safetensors"
+def model_file(model_run: Path) -> Path:
+    return model_run / "best" / "model.safetensors"
 
 
 @pytest.fixture(scope="session")

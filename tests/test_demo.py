@@ -151,26 +151,26 @@ def test_newest_depth_run_is_found_past_a_classification_one(tmp_path: Path, mak
     assert newest_depth_run(tmp_path / "runs") == depth.parent.parent
 
 
-def test_bad_device_and_busy_port_are_messages(run_dir: Path, capsys) -> None:
+def test_bad_device_and_busy_port_are_messages(model_run: Path, capsys) -> None:
     import socket
     with socket.socket() as free:  # not 7860: the demo_server fixture may hold it
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
-    assert main(["demo", "--model", str(run_dir), "--device", "gpu", "--port", str(port)]) == 2
+    assert main(["demo", "--model", str(model_run), "--device", "gpu", "--port", str(port)]) == 2
     assert "unknown device 'gpu'" in capsys.readouterr().err
-    assert main(["demo", "--model", str(run_dir), "--net-size", "8", "--port", str(port)]) == 2
+    assert main(["demo", "--model", str(model_run), "--net-size", "8", "--port", str(port)]) == 2
     assert "--net-size must be >= 32" in capsys.readouterr().err  # reaches the model's loading
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert main(["demo", "--model", str(run_dir), "--port", str(port)]) == 2
+        assert main(["demo", "--model", str(model_run), "--port", str(port)]) == 2
     captured = capsys.readouterr()
     assert f"cannot serve on 127.0.0.1:{port}" in captured.err
     assert "starting the demo" not in captured.out  # said before the model loads
-    assert main(["demo", "--model", str(run_dir), "--port", "99999"]) == 2
+    assert main(["demo", "--model", str(model_run), "--port", "99999"]) == 2
     assert "--port 99999 is not a port number" in capsys.readouterr().err
-    assert main(["demo", "--model", str(run_dir), "--host", "999.1.1.1"]) == 2
+    assert main(["demo", "--model", str(model_run), "--host", "999.1.1.1"]) == 2
     assert "--host '999.1.1.1' is not an address" in capsys.readouterr().err
 
 

@@ -19,7 +19,7 @@ from depthnas.models import model_kwargs
 from depthnas.spaces import get_space
 from depthnas.task import make_task
 from depthnas.trainer import Trainer
-from test_cli import TINY, TRAIN_TINY
+from cli_helpers import TINY, TRAIN_TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 # Batch 4: two steps per rank and epoch; all landmark pairs, logged every step.

@@ -19,9 +19,9 @@ def _dims(value) -> list:
     return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
 
 
-def test_cli_export_with_check(run_dir: Path, arch: str, tmp_path: Path, capsys) -> None:
+def test_cli_export_with_check(model_run: Path, arch: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "model.onnx"
-    rc = main(["export", "--run", str(run_dir), "--out", str(out), "--check",
+    rc = main(["export", "--run", str(model_run), "--out", str(out), "--check",
                "--exporter", "legacy"])
     text = capsys.readouterr().out
     assert rc == 0, text
@@ -301,13 +301,13 @@ def test_the_readme_s_onnxruntime_example_runs(onnx_file: Path, photos: Path, mo
     assert scope["depth"].std() > 0
 
 
-def test_out_must_name_an_onnx_file_and_is_checked_before_exporting(run_dir: Path, tmp_path: Path,
+def test_out_must_name_an_onnx_file_and_is_checked_before_exporting(model_run: Path, tmp_path: Path,
                                                                      capsys) -> None:
     folder = tmp_path / "exports"
     folder.mkdir()
-    assert main(["export", "--run", str(run_dir), "--out", str(folder), "--exporter", "legacy"]) == 2
+    assert main(["export", "--run", str(model_run), "--out", str(folder), "--exporter", "legacy"]) == 2
     assert f"--out {folder} is a folder; name the ONNX file" in capsys.readouterr().err
-    assert main(["export", "--run", str(run_dir), "--out", str(tmp_path / "m.bin")]) == 2
+    assert main(["export", "--run", str(model_run), "--out", str(tmp_path / "m.bin")]) == 2
     assert "must end in .onnx" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"] and not any(folder.iterdir())
 

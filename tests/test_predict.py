@@ -63,8 +63,8 @@ def test_a_folder_above_the_images_names_the_subfolder_that_holds_them(
             "subfolders)") in capsys.readouterr().err
 
 
-def test_backends_agree(onnx_file: Path, run_dir: Path, photos: Path) -> None:
-    onnx_est, torch_est = load_estimator(onnx_file), load_estimator(run_dir)
+def test_backends_agree(onnx_file: Path, model_run: Path, photos: Path) -> None:
+    onnx_est, torch_est = load_estimator(onnx_file), load_estimator(model_run)
     assert isinstance(onnx_est, OnnxEstimator) and isinstance(torch_est, TorchEstimator)
     assert onnx_est.info.arch == torch_est.info.arch
     assert onnx_est.info.parameters == torch_est.info.parameters
@@ -74,14 +74,14 @@ def test_backends_agree(onnx_file: Path, run_dir: Path, photos: Path) -> None:
     assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
 
 
-def test_net_size_runs_the_network_larger_with_either_backend(onnx_file: Path, run_dir: Path,
+def test_net_size_runs_the_network_larger_with_either_backend(onnx_file: Path, model_run: Path,
                                                               photos: Path, tmp_path: Path,
                                                               capsys) -> None:
     """A model trained on small crops runs at any multiple of 32: --net-size lets a
     large photo get a finer map than the training size gives."""
     trained = max(load_estimator(onnx_file).info.image_size)
     seen: list[tuple[int, ...]] = []
-    for model in (onnx_file, run_dir):
+    for model in (onnx_file, model_run):
         est = load_estimator(model, net_size=trained * 2)
         forward = est._forward
         est._forward = lambda x, f=forward: seen.append(tuple(x.shape[-2:])) or f(x)
