@@ -114,15 +114,18 @@ def test_step_time_stopped_by_sigterm_writes_the_rounds_it_measured(tmp_path, mo
             "spos_plain 2") in text
 
 
-def test_step_time_stopped_in_part_c_lists_only_the_candidates_it_timed(tmp_path, monkeypatch):
-    """The candidate of the round a stop cut short was listed as timed."""
+@pytest.mark.parametrize("score_warmup, timed", [(0, [0]), (1, [])])
+def test_step_time_stopped_in_part_c_lists_only_the_candidates_it_timed(tmp_path, monkeypatch,
+                                                                        score_warmup, timed):
+    """The candidate of the round a stop cut short was listed as timed; after a warm-up
+    round, so was the warm-up's."""
     step_time = _bench_module("step_time")
     real, rounds = step_time.interleaved, []
 
     def interleaved(variants, *args):
         rounds.append(1)
         if len(rounds) == 2:
-            raise KeyboardInterrupt  # Ctrl-C inside the second round
+            raise KeyboardInterrupt  # Ctrl-C inside the second round (timed or not)
         return real(variants, *args)
     monkeypatch.setattr(step_time, "interleaved", interleaved)
     out = tmp_path / "stage.json"
@@ -130,10 +133,11 @@ def test_step_time_stopped_in_part_c_lists_only_the_candidates_it_timed(tmp_path
         "--preset", "cpu", "--backbone", TINY_MODEL["backbone"], "--features", "16",
         "--image-size", "64", "--batch-size", "2", "--warmup", "0", "--iters", "2",
         "--calib-batches", "1", "--val-batches", "1", "--candidates", "2", "--no-flops",
-        "--parts", "c", "--json", str(out)]) == 3
+        "--score-warmup", str(score_warmup), "--parts", "c", "--json", str(out)]) == 3
     result = json.loads(out.read_text())
-    assert result["stopped_in_part"] == "c" and result["variants"]["score_cached"]["n"] == 1
-    assert result["candidates_timed"] == [0]
+    assert result["stopped_in_part"] == "c"
+    assert result["variants"].get("score_cached", {}).get("n", 0) == 1 - score_warmup
+    assert result["candidates_timed"] == timed
 
 
 def test_step_time_takes_a_card_s_peak_from_its_data_sheet_or_none():

@@ -1026,13 +1026,53 @@ def test_depthnas_data_lists_the_folders_it_left_out_and_fails_data_too_few_to_s
 
 def test_a_depth_map_whose_image_has_a_suffix_not_read_names_that_image(tmp_path):
     """"depth map s005.png has no image" beside images/s005.gif: an image of the name
-    was there, of a format training does not read; the other way round said so."""
-    from depthnas.datasets.check import check_data
-    root = make_folder(tmp_path / "f", n=6)
+    was there, of a format training does not read; the other way round said so. Each
+    depth map without an image is named, the note going with its own alone."""
+    root = make_folder(tmp_path / "f", n=8)
     (root / "images" / "s005.jpg").rename(root / "images" / "s005.gif")
-    assert [p for p in check_data(f"folder:{root}").problems if "s005" in p] == [
+    (root / "images" / "s006.jpg").unlink()
+    refs, problems = FolderReader(root).index()
+    assert len(refs) == 6
+    assert sorted(p for p in problems if p.startswith("depth map ")) == [
         f"depth map {root / 'depth' / 's005.png'} has no image ({root / 'images' / 's005.gif'} is "
-        "not read: images here are .jpg / .jpeg / .png / .bmp / .tif / .tiff / .webp)"]
+        "not read: images here are .jpg / .jpeg / .png / .bmp / .tif / .tiff / .webp)",
+        f"depth map {root / 'depth' / 's006.png'} has no image"]
+
+
+def test_a_redweb_rd_whose_image_has_a_suffix_not_read_names_that_image(tmp_path):
+    """As for folder: data, "depth map RDs/r2.png has no image" beside Imgs/r2.gif named
+    the image of the name that was there, of a format not read."""
+    root = make_redweb(tmp_path / "rw", n=4)
+    (root / "Imgs" / "r2.jpg").rename(root / "Imgs" / "r2.gif")
+    refs, problems = ReDWebReader(root).index()
+    assert len(refs) == 3
+    assert [p for p in problems if "r2" in p] == [
+        f"depth map {root / 'RDs' / 'r2.png'} has no image ({root / 'Imgs' / 'r2.gif'} is not "
+        "read: images here are .jpg / .jpeg / .png / .bmp / .tif / .tiff / .webp)"]
+
+
+def test_depthnas_data_of_only_bad_samples_says_they_are_bad_not_too_few(tmp_path):
+    """Every sample bad: each is named; "0 samples are too few" would only repeat it."""
+    from depthnas.datasets.check import check_data
+    root = make_folder(tmp_path / "f", n=3)
+    for i in range(3):
+        (root / "images" / f"s{i:03d}.jpg").write_bytes(b"\xff\xd8 cut off")
+    check = check_data(f"folder:{root}")
+    assert check.samples == 0 and len(check.problems) == 3 and not check.usable
+    assert check.too_few == ""
+    assert not any("too few" in line for line in check.lines())
+
+
+@pytest.mark.parametrize("val, reg", [(0.15, 0.15), (0.3, 0.3), (0.5, 0.45), (0.6, 0.39)])
+def test_too_few_samples_names_the_least_number_the_splits_need(val, reg):
+    """"the splits need at least N": N splits, N - 1 does not, however far N is above
+    the samples there are."""
+    with pytest.raises(DatasetError, match=r"the splits need at least (\d+)$") as err:
+        split_counts(2, val, reg)
+    least = int(re.search(r"at least (\d+)$", str(err.value)).group(1))
+    assert split_counts(least, val, reg)[0] >= 1
+    with pytest.raises(DatasetError, match="too few"):
+        split_counts(least - 1, val, reg)
 
 
 def test_depthnas_data_says_when_too_few_scenes_split_per_sample(tmp_path, capsys):
