@@ -9,7 +9,6 @@ import argparse
 import copy
 import dataclasses
 import os
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import yaml
 from depthnas.datasets.settings import REG_FRACTION, SYNTHETIC_SAMPLES, VAL_FRACTION
 from depthnas.datasets.spec import split_spec
 
+from .config_yaml import load_yaml
 from .io import read_text
 from .terminal import listed
 
@@ -306,7 +306,7 @@ def _nested(item: Assignment) -> dict[str, Any]:
     if not sep:
         raise ConfigError(f"--set expects key=value, got {item!r}")
     try:
-        value = yaml.load(raw, Loader=_UniqueKeyLoader)  # as a config file reads it
+        value = load_yaml(raw)  # as a config file reads it
     except yaml.YAMLError as err:
         reason = str(err).splitlines()[0]
         raise ConfigError(f"--set {item}: the value is not valid YAML ({reason}; quote it: "
@@ -329,55 +329,6 @@ def assigned_fields(assignments: list[Assignment]) -> set[str]:
     """The `section.field`s `section.field=value` strings set (`data={batch_size: 2}`
     sets data.batch_size)."""
     return {k for item in assignments for k in flatten(_nested(item))}
-
-
-_INT_TAG = "tag:yaml.org,2002:int"
-_FLOAT_TAG = "tag:yaml.org,2002:float"
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, but a key given twice in one mapping is an error: YAML keeps the last
-    silently, and a config edited by hand often holds a stale line above a new one.
-    Numbers are decimal, as flags read them: YAML 1.1 reads `seed: 010` as octal 8,
-    0x64 as 100 and 1:30 as 90 (base 60). Here those stay text, which a number field
-    reads as flags do (010 as 10, the others refused) and a text field keeps as
-    typed (an `out: 0812` keeps its zero, as config.yaml writes it)."""
-
-    yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        text = str(self.construct_scalar(node)).replace("_", "")
-        try:
-            return int(text, 10)
-        except ValueError:  # an explicit `!!int 0x10`: YAML's own reading
-            return super().construct_yaml_int(node)
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                twice = key in seen
-            except TypeError:  # a list or mapping as a key: the base class says so
-                break
-            if twice:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_implicit_resolver(_INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"),
-                                       list("-+0123456789"))
-# YAML 1.1's floats without the base-60 form (1:30.5)
-_UniqueKeyLoader.add_implicit_resolver(_FLOAT_TAG, re.compile(
-    r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
-_UniqueKeyLoader.add_constructor(_INT_TAG, _UniqueKeyLoader.construct_yaml_int)
 
 
 def absolute_path(path: str) -> str:
@@ -416,7 +367,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.load(read_text(path), Loader=_UniqueKeyLoader) or {}
+        data = load_yaml(read_text(path)) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(data, dict):
