@@ -142,7 +142,7 @@ def run_config(base: dict[str, Any], spec: dict[str, Any], args: argparse.Namesp
     cfg.search.calib_batches, cfg.search.val_batches = args.calib_batches, args.val_batches
     cfg.search.sparse_threshold = spec["threshold"]
     cfg.out = spec["run_dir"]
-    config_mod.apply_dotted(cfg, list(args.set))
+    cfg = config_mod.apply_dotted(cfg, list(args.set))
     return cfg
 
 

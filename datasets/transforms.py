@@ -232,7 +232,7 @@ def check_net_size(net_size: int | None) -> None:
     if net_size is None or MIN_NET_SIZE <= net_size <= MAX_NET_SIZE:
         return
     bound = f">= {MIN_NET_SIZE}" if net_size < MIN_NET_SIZE else f"<= {MAX_NET_SIZE}"
-    raise ValueError(f"--net-size must be {bound} (pixels of the longer side), got {net_size}; "
+    raise ValueError(f"--net-size (net_size) must be {bound} (pixels of the longer side), got {net_size}; "
                      "leave it out for the training size")
 
 

@@ -117,11 +117,11 @@ def _run_folder(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
 def cmd_search(args: argparse.Namespace) -> int:
     cfg = build_config(args)  # checked before torch loads: a refused config is said at once
     from depthnas.spaces import get_space
-    from .pipeline import run
+    from .pipeline import SearchRun
     _check_out_under_torchrun(args)
     check_model_builds(cfg, get_space(cfg.space))
-    with _run_folder(cfg, args):
-        run(cfg, progress=show_progress(args.no_progress))
+    with _run_folder(cfg, args):  # what pipeline.run does for a library call, and more
+        SearchRun(cfg, progress=show_progress(args.no_progress)).run()
     return 0
 
 
@@ -301,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
         "data", help="read every sample of a data set: every bad one at once, and what training sees",
         description="Read every sample of a data set once: list every bad file at once (a run "
                     "stops at the first it meets), and show image sizes, valid pixels and the "
-                    "depth range. Exit status 1 if any sample is bad. Example: depthnas data "
+                    "depth range. Exit status 1 if any sample is bad, or too few to split for a "
+                    "run. Example: depthnas data "
                     "--data folder:/data/mine")
     d.add_argument("--data", required=True, help="redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH")
     d.add_argument("--depth-kind", choices=("depth", "disparity"), default="depth",

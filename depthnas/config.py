@@ -109,7 +109,7 @@ class SearchConfig:
 @dataclass
 class Config:
     """Every setting of a run: `load(path, preset)` reads one (YAML over a preset over
-    these defaults), `apply_dotted(cfg, ["search.iterations=2"])` changes fields, and
+    these defaults), `apply_dotted(cfg, ["search.iterations=2"])` a copy with fields changed, and
     `config_checks.validate` checks it; a run's config.yaml is `dump`'s output."""
 
     space: str = "v1-sync"
@@ -319,7 +319,12 @@ def _nested(item: Assignment) -> dict[str, Any]:
 
 
 def apply_dotted(cfg: Config, assignments: list[Assignment]) -> Config:
-    """Apply `section.field=value` assignments, in order."""
+    """A copy of `cfg` with `section.field=value` assignments applied, in order
+    (`cfg` itself is left as it was: variants made from one base stay apart)."""
+    if isinstance(assignments, str):  # its characters would be read as assignments
+        raise ConfigError(f"assignments are a list of 'section.field=value' strings, not one "
+                          f"string: [{assignments!r}]")
+    cfg = copy.deepcopy(cfg)
     for item in assignments:
         _merge(cfg, _nested(item))
     return cfg

@@ -139,7 +139,8 @@ def _check_search(problems: _Problems, cfg: Config) -> None:
 def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None:
     m = cfg.model
     problems.choose("model.first_block_input", m.first_block_input, FIRST_BLOCK_INPUTS)
-    problems.at_least(1, ("model.features", m.features), ("model.channels", m.channels))
+    problems.at_least(1, ("model.channels", m.channels))
+    problems.at_least(2, ("model.features", m.features))  # the depth head halves them
     weights = m.backbone_weights
     if weights and classification:
         problems.append(f"model.backbone_weights: space {cfg.space} has no backbone (its cells "

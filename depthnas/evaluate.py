@@ -88,7 +88,8 @@ def check_depth_cap(depth_cap: float | None) -> float | None:
     if depth_cap is None:
         return None
     if not math.isfinite(depth_cap) or depth_cap < 0:
-        raise ValueError(f"--depth-cap must be a finite depth >= 0 (0 = no cap), got {depth_cap}")
+        raise ValueError(f"--depth-cap (depth_cap) must be a finite depth >= 0 (0 = no cap), "
+                         f"got {depth_cap}")
     return depth_cap if depth_cap > 0 else None
 
 

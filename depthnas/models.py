@@ -122,7 +122,11 @@ def _refuse_other_task(path: str | Path, meta: dict[str, Any]) -> None:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a stand-alone model from its file; returns (model in eval mode, metadata)."""
+    """Rebuild a stand-alone model from its file; returns (model in eval mode, metadata).
+    `device`: a torch.device, or a name as --device takes it (auto, cpu, cuda, cuda:N)."""
+    if isinstance(device, str):  # one not here is said as such, before the file is read
+        from .runtime import resolve_device
+        device = resolve_device(device)
     path = resolve_model_file(path)
     meta = read_metadata(path)
     if meta.get("format") != FORMAT:

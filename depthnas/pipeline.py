@@ -17,6 +17,7 @@ every rank holds the same landmark list. Rank 0 alone searches the super-net
 """
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import shlex
@@ -46,7 +47,7 @@ from .scoring import PathEvaluator, constant_score
 from .search_resume import check_config_kept, check_search_kept, drawn_landmarks, drop_stale_searches
 from .standalone_results import StandaloneResults
 from .task import Task, make_task
-from .runtime import resolve_device, seed_everything, seeded_rng
+from .runtime import generators_kept, resolve_device, seed_everything, seeded_rng
 from .terminal import listed
 from .trainer import Trainer, check_batch_fits
 
@@ -69,8 +70,10 @@ class SearchRun:
         self.model_kw = model_kwargs(cfg.model, self.space)  # what the models are built with
         self.device = resolve_device(cfg.device)
         self.budget = Budget.of(self.space, cfg, self.device)  # judges candidates and landmarks
+        self.made_from: Path | None = None  # the outermost folder made for it, if any
         if not cfg.out:  # made once the settings above are known to work
-            cfg.out = str(fresh_run_folder())
+            folder, self.made_from = fresh_run_folder()
+            cfg.out = str(folder)
         self.out = Path(cfg.out)
         self.splits: SplitSet | None = None  # loaded by _prepare
         self.results = StandaloneResults(cfg, self.space, self.out, device=self.device,
@@ -409,18 +412,41 @@ def _thinned(f: Callable[[int], float], n: int, points: int = 400) -> dict[str, 
     return {"steps": steps, "lambda": [round(f(i), 6) for i in steps]}
 
 
-def fresh_run_folder() -> Path:
-    """A folder for a search given no `out`, named by the clock and made now. Made,
-    not only named: two searches a script starts in the same second would otherwise
-    share one folder, and the second would resume the first. Under torchrun every
-    rank would name a folder of its own, so there `out` must be given."""
+def fresh_run_folder() -> tuple[Path, Path]:
+    """A folder for a search given no `out`, named by the clock and made now, and the
+    outermost folder made for it (`runs.claim_folder`). Made, not only named: two
+    searches a script starts in the same second would otherwise share one folder, and
+    the second would resume the first. Under torchrun every rank would name a folder
+    of its own, so there `out` must be given."""
     if launched():
         raise config_mod.ConfigError("under torchrun set cfg.out: every rank must name "
                                      "the same run folder")
-    return claim_folder(Path(config_mod.default_out("search")))[0]
+    return claim_folder(Path(config_mod.default_out("search")))
 
 
-def run(cfg: Config, **kw) -> dict[str, Any]:
-    """A search of a validated `cfg` (`config_checks.validate`); returns what
-    results.json holds. `kw`: progress (bars) and say (where messages go)."""
-    return SearchRun(cfg, **kw).run()
+def run(cfg: Config, *, resume: bool = False, **kw) -> dict[str, Any]:
+    """A search of `cfg`, as `depthnas search` runs one; returns what results.json holds.
+
+    `cfg` is checked (`config_checks.validate`: one ConfigError naming every bad
+    setting) and left as it is: the search works on a copy, its paths made absolute,
+    which the run records as its config.yaml. Without `cfg.out` the search gets a
+    new folder of its own. A fresh start refuses a folder that holds a run or files
+    of its own; `resume=True` continues the run in `cfg.out`. The folder is locked
+    while the search runs. Python's, NumPy's and torch's generators, which the
+    search seeds from `cfg.seed`, are as they were when it returns. `kw`: progress
+    (bars) and say (where messages go)."""
+    from .config_checks import validate
+    from .runs import check_kind, clear_failed_start, guard_out, run_lock
+    cfg = validate(config_mod.absolute_paths(copy.deepcopy(cfg)))
+    if resume and not (cfg.out and (Path(cfg.out) / "config.yaml").is_file()):
+        raise config_mod.ConfigError(f"resume=True: no run to continue in cfg.out={cfg.out!r} "
+                                     "(no config.yaml there)")
+    if cfg.out:
+        check_kind(Path(cfg.out), "search", resume)
+        guard_out(Path(cfg.out), resume, resume_as="resume=True", out_as="cfg.out")
+    with generators_kept():
+        search = SearchRun(cfg, **kw)
+        with run_lock(search.out, search.made_from):
+            clear_failed_start(search.out, resume)
+            dist.barrier()  # every rank has checked the folder before rank 0 writes in it
+            return search.run()

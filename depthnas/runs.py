@@ -66,18 +66,19 @@ def holds_run(out: str | Path) -> bool:
     return any((out / m).exists() for m in RUN_MARKERS)
 
 
-def guard_out(out: Path, resume: bool) -> None:
+def guard_out(out: Path, resume: bool, *, resume_as: str = "--resume", out_as: str = "--out") -> None:
     """Before the run lock: a fresh start must not take a run's folder, nor any folder
     of other files. It writes config.yaml, splits.json, report.md, ... over files of
     those names, and removes a failed start's leftovers and killed writes'
     temporaries: in a folder no depthnas start has locked, those are the user's.
     (A resume needs the folder's config.yaml, and a run copied without its lock file
-    still resumes.)"""
+    still resumes.) `resume_as`, `out_as`: the option and setting as the caller names
+    them (the library's `resume=True` and `cfg.out`)."""
     if resume:
         return
     if holds_run(out):
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue "
-                          "it, or choose another --out")
+        raise ConfigError(f"{out} already holds a run; pass {resume_as} to continue "
+                          f"it, or choose another {out_as}")
     if out.is_dir() and not (out / ".depthnas.lock").exists():
         # hidden files (.DS_Store, .gitkeep) are no one's work a start could write over
         found = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
@@ -85,7 +86,7 @@ def guard_out(out: Path, resume: bool) -> None:
             raise ConfigError(f"{out} holds files of its own ({listed(found)}) "
                               "and no depthnas run; a run writes config.yaml, splits.json, "
                               "report.md and more there, over files of those names: choose a "
-                              "new or empty --out")
+                              f"new or empty {out_as}")
 
 
 def clear_failed_start(out: Path, resume: bool, config: str | None = None) -> None:

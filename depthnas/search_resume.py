@@ -48,8 +48,8 @@ def check_config_kept(out: Path, cfg: Config) -> None:
     if changes:
         raise config_mod.ConfigError(
             f"{out / 'config.yaml'} differs from the settings the run's {what} "
-            f"trained with ({'; '.join(changes)}); --resume continues a run as it started: "
-            "restore those settings, or start a new run in another --out")
+            f"trained with ({'; '.join(changes)}); a resumed run goes on as it started: "
+            "restore those settings, or start a new run in another folder (--out)")
 
 
 def _standalone_changes(out: Path, cfg: Config) -> list[str]:

@@ -260,7 +260,8 @@ class SSITrimLoss(nn.Module):
     def forward(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         """Scalar loss of a prediction against target disparity over `mask` (valid
         pixels), each ``[B,1,H,W]`` or ``[B,H,W]``; invariant to the prediction's
-        scale and shift."""
+        shift and positive scale (a negative one turns near into far, which this
+        loss, unlike ``ssi``, tells apart)."""
         with _full_precision(prediction):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)

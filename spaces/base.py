@@ -116,6 +116,10 @@ class SearchSpace(ABC):
 
     def check(self, arch: Arch) -> Arch:
         """`arch` itself if it is one of this space's, else ArchitectureError."""
+        if not isinstance(arch, Arch):
+            raise ArchitectureError(
+                f"expected an architecture of space {self.name}, got {type(arch).__name__} "
+                f"{_quoted(arch)} (space.parse reads one from its string or JSON)")
         if arch.space != self.name:
             raise ArchitectureError(
                 f"architecture belongs to space {arch.space!r}, not {self.name!r}")
@@ -123,6 +127,7 @@ class SearchSpace(ABC):
 
     def sample(self, rng: random.Random) -> Arch:
         """One architecture drawn uniformly (every gene uniformly), as SPOS samples paths."""
+        _check_rng(rng)
         return Arch(self.name, tuple(rng.randrange(n) for n in self.gene_choices()))
 
     def mutate(self, arch: Arch, rng: random.Random, prob: float | None = None) -> Arch:
@@ -132,6 +137,10 @@ class SearchSpace(ABC):
         is the parent, as SPOS does. (Forcing one change instead made two-gene
         mutants 3x rarer.)"""
         self.check(arch)  # another space's genes would be relabelled as this one's
+        _check_rng(rng)
+        if prob is not None and not 0.0 <= prob <= 1.0:
+            raise ValueError(f"mutate: prob={prob} is no probability of resampling a gene "
+                             "(expected 0 <= prob <= 1, or None for one gene)")
         genes = list(arch.genes)
         choices = self.gene_choices()
         mutable = [i for i, n in enumerate(choices) if n > 1]
@@ -150,6 +159,7 @@ class SearchSpace(ABC):
         """Uniform crossover: each gene from either parent with equal probability."""
         self.check(a)
         self.check(b)
+        _check_rng(rng)
         return Arch(self.name, tuple(x if rng.random() < 0.5 else y
                                      for x, y in zip(a.genes, b.genes)))
 
@@ -179,6 +189,9 @@ class SearchSpace(ABC):
     def check_json_space(self, data: dict[str, Any]) -> None:
         """JSON of another space is refused; JSON that names none is read as this
         space's, the one the caller chose (--space, the run's config)."""
+        if not isinstance(data, dict):
+            raise ArchitectureError(f"{self.name}: architecture JSON is an object, got "
+                                    f"{type(data).__name__} {_quoted(data)}")
         named = data.get("space")
         if named is not None and named != self.name:
             raise ArchitectureError(f"architecture JSON is for space {named!r}, not {self.name!r}")
@@ -247,3 +260,15 @@ def inherit_weights(fixed: nn.Module, supernet: nn.Module) -> nn.Module:
                          f"(e.g. {missing[0]}): built from different spaces or settings?")
     fixed.load_state_dict({k: source[k] for k in fixed.state_dict()})
     return fixed
+
+
+def _check_rng(rng: Any) -> None:
+    """The draws take a random.Random: a seed given in its place failed inside them."""
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random (e.g. random.Random(0)), got "
+                        f"{type(rng).__name__} {_quoted(rng)}")
+
+
+def _quoted(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

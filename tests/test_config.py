@@ -73,7 +73,7 @@ def test_values_of_the_wrong_shape_name_their_key(override, message):
 @pytest.mark.parametrize(("overrides", "message"), [
     (["standalone.log_every=0"], "standalone.log_every=0 (expected >= 1)"),
     (["supernet.steps_per_epoch=0"], "supernet.steps_per_epoch=0"),
-    (["model.features=0"], "model.features=0 (expected >= 1)"),
+    (["model.features=1"], "model.features=1 (expected >= 2)"),  # the depth head halves it
     (["standalone.lr=-1"], "standalone.lr=-1.0 (expected a finite number >= 0)"),
     (["supernet.grad_clip=nan"], "supernet.grad_clip=nan"),
     (["data.spec=''"], "data.spec is empty"),
@@ -609,3 +609,15 @@ def test_a_classification_space_leaves_the_image_size_alone():
     `--image-size` leaves them untouched; a depth-only size rule must not refuse it."""
     cfg = C.apply_dotted(C.Config(space="nb201"), ["data.spec=digits", "data.image_size=100"])
     validate(cfg)
+
+
+def test_apply_dotted_gives_a_copy_and_refuses_one_string_for_a_list():
+    """It changed and returned its input: two variants made from one base were one
+    object. A bare string was walked by its characters ("--set expects key=value,
+    got 's'")."""
+    base = C.load(preset="quick")
+    a, b = C.apply_dotted(base, ["seed=7"]), C.apply_dotted(base, ["seed=8"])
+    assert (base.seed, a.seed, b.seed) == (0, 7, 8)
+    with pytest.raises(C.ConfigError, match=r"a list of 'section.field=value' strings, not one "
+                                            r"string: \['seed=3'\]"):
+        C.apply_dotted(base, "seed=3")

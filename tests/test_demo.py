@@ -159,7 +159,7 @@ def test_bad_device_and_busy_port_are_messages(model_run: Path, capsys) -> None:
     assert main(["demo", "--model", str(model_run), "--device", "gpu", "--port", str(port)]) == 2
     assert "unknown device 'gpu'" in capsys.readouterr().err
     assert main(["demo", "--model", str(model_run), "--net-size", "8", "--port", str(port)]) == 2
-    assert "--net-size must be >= 32" in capsys.readouterr().err  # reaches the model's loading
+    assert "--net-size (net_size) must be >= 32" in capsys.readouterr().err  # reaches the model's loading
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -277,11 +277,11 @@ def test_a_gpu_that_is_not_there_is_a_clear_error(model, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("option, value, says", [
-    ("--net-size", "0", "--net-size must be >= 32 (pixels of the longer side), got 0"),
-    ("--net-size", "10", "--net-size must be >= 32 (pixels of the longer side), got 10"),
-    ("--depth-cap", "nan", "--depth-cap must be a finite depth >= 0 (0 = no cap), got nan"),
-    ("--depth-cap", "inf", "--depth-cap must be a finite depth >= 0 (0 = no cap), got inf"),
-    ("--depth-cap", "-1", "--depth-cap must be a finite depth >= 0 (0 = no cap), got -1"),
+    ("--net-size", "0", "--net-size (net_size) must be >= 32 (pixels of the longer side), got 0"),
+    ("--net-size", "10", "--net-size (net_size) must be >= 32 (pixels of the longer side), got 10"),
+    ("--depth-cap", "nan", "--depth-cap (depth_cap) must be a finite depth >= 0 (0 = no cap), got nan"),
+    ("--depth-cap", "inf", "--depth-cap (depth_cap) must be a finite depth >= 0 (0 = no cap), got inf"),
+    ("--depth-cap", "-1", "--depth-cap (depth_cap) must be a finite depth >= 0 (0 = no cap), got -1"),
     ("--synthetic-samples", "0", "--synthetic-samples must be >= 1, got 0"),
 ])
 def test_bad_options_are_named_before_the_model_is_loaded(model, monkeypatch, capsys,
@@ -296,7 +296,7 @@ def test_bad_options_are_named_before_the_model_is_loaded(model, monkeypatch, ca
 
 
 def test_net_size_zero_is_refused_not_read_as_the_training_size(model):
-    with pytest.raises(ValueError, match="--net-size must be >= 32"):
+    with pytest.raises(ValueError, match=r"--net-size \(net_size\) must be >= 32"):
         evaluate(model, "synthetic", net_size=0, synthetic_samples=1, progress=False)
 
 
@@ -455,11 +455,11 @@ def test_net_size_32_is_the_smallest_accepted_and_16384_the_largest():
     """--net-size 100000 went on to a traceback: an 18 GB allocation for the photo
     alone, which the out-of-memory killer may answer by ending other work."""
     from depthnas.datasets.transforms import check_net_size
-    check_net_size(32)  # "--net-size must be >= 32": 32 itself is usable
-    with pytest.raises(ValueError, match="--net-size must be >= 32"):
+    check_net_size(32)  # "--net-size (net_size) must be >= 32": 32 itself is usable
+    with pytest.raises(ValueError, match=r"--net-size \(net_size\) must be >= 32"):
         check_net_size(31)
     check_net_size(16384)  # the largest side an exported graph takes
-    with pytest.raises(ValueError, match="--net-size must be <= 16384 .*got 16385"):
+    with pytest.raises(ValueError, match=r"--net-size \(net_size\) must be <= 16384 .*got 16385"):
         check_net_size(16385)
 
 

@@ -649,3 +649,23 @@ def test_a_backbone_module_with_a_stride_2_level_is_refused():
     with pytest.raises(ValueError, match=r"gives feature strides \(2, 4, 8, 16, 32\); the depth "
                                          r"decoder needs \(4, 8, 16, 32\)"):
         space.build_fixed(arch, backbone=five, features=16)
+
+
+def test_a_model_s_width_and_device_are_checked_by_name(tmp_path):
+    """features=1 built a head of 0 channels that failed in torch's convolution at the
+    first forward; load_model's device="tpu" failed in torch's device parsing."""
+    from depthnas.checkpoint import save_model
+    from depthnas.config import ModelConfig
+    from depthnas.models import load_model, model_metadata
+    space = get_space("v1-sync")
+    arch = space.from_string("v1-sync:c3,c1,skip,ap,c3")
+    for features in (1, 0, 2.5):
+        with pytest.raises(ValueError, match=rf"features={features}: the decoder's width is a "
+                                             r"whole number >= 2 \(its head halves it\)"):
+            space.build_fixed(arch, **{**KW, "features": features})
+    path = save_model(tmp_path / "m.safetensors", space.build_fixed(arch, **KW), model_metadata(
+        space, arch, ModelConfig(**KW), (64, 64)))
+    with pytest.raises(ValueError, match="unknown device 'tpu'; use auto, cpu, cuda or cuda:N"):
+        load_model(path, device="tpu")
+    model, _ = load_model(path, device="cpu")
+    assert next(model.parameters()).device.type == "cpu"

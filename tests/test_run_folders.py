@@ -34,7 +34,7 @@ def test_a_folder_of_other_files_is_no_place_for_a_new_run(tmp_path, monkeypatch
         assert {n: (mine / n).read_text() for n in files} == files
         assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "report.md", "splits.json", "sub"]
     started = []
-    monkeypatch.setattr(depthnas.pipeline, "run", lambda cfg, **k: started.append(cfg.out))
+    monkeypatch.setattr(depthnas.pipeline.SearchRun, "run", lambda self: started.append(self.cfg.out))
     (tmp_path / "empty").mkdir()  # made beforehand, as a job script does
     (tmp_path / "empty" / ".DS_Store").write_bytes(b"")  # looked at in Finder: still empty
     assert main(["search", *TINY, "--out", str(tmp_path / "empty")]) == 0
@@ -54,9 +54,9 @@ def test_a_fresh_start_keeps_the_config_file_it_reads_from_its_folder(tmp_path, 
     (out / "config.yaml").write_text("# mine\nseed: 3\n")
     (out / "splits.json").write_text("{}")
 
-    def stopped(cfg, **kw):
+    def stopped(self):
         raise KeyboardInterrupt
-    monkeypatch.setattr(depthnas.pipeline, "run", stopped)
+    monkeypatch.setattr(depthnas.pipeline.SearchRun, "run", stopped)
     assert main(["search", *TINY, "--config", str(out / "config.yaml"), "--out", str(out)]) == 130
     assert (out / "config.yaml").read_text() == "# mine\nseed: 3\n"
     assert not (out / "splits.json").exists()
@@ -75,7 +75,7 @@ def test_a_search_whose_first_landmark_failed_to_start_can_start_again(tmp_path,
     (out / ".depthnas.lock").write_text("1\n")  # the start's, as every start leaves it
     assert not holds_run(out)
     started = []
-    monkeypatch.setattr(depthnas.pipeline, "run", lambda cfg, **k: started.append(cfg.out))
+    monkeypatch.setattr(depthnas.pipeline.SearchRun, "run", lambda self: started.append(self.cfg.out))
     assert main(["search", *TINY, "--out", str(out)]) == 0 and started == [str(out)]
     (landmark / "metrics.jsonl").write_text("{}\n")  # once it has trained, it is a run
     assert holds_run(out)

@@ -2,6 +2,7 @@
 scores its landmarks, picks and ranking samples, truth tables and the landmark store,
 budgets, and the warnings about paths at a constant prediction's level."""
 
+import copy
 import json
 import pathlib
 import types
@@ -740,3 +741,53 @@ def test_a_stored_result_of_other_samples_is_trained_again(tmp_path, monkeypatch
         "val_loss": 0.25, "params": 10, "train_time_s": 1.0, "device": "cpu"})
     assert run.results([run.space.from_string(arch)], "landmark") == [0.25]
     assert run.results.store.entries[-1]["recipe"][SAMPLES] == samples_digest(run.splits)
+
+
+# pipeline.run's settings at TINY's size
+LIBRARY_TINY = ["data.synthetic_samples=40", "supernet.epochs=1", "supernet.steps_per_epoch=2",
+                "standalone.epochs=1", "standalone.steps_per_epoch=2", "landmarks.num=2",
+                "search.iterations=1", "search.top_k=1", "search.rank_samples=2",
+                "search.population=4", "search.generations=1", "search.parents=2",
+                "search.mutations=1", "search.crossovers=1", "search.calib_batches=1",
+                "search.val_batches=1"]
+
+
+def test_a_library_search_guards_its_folder_checks_its_settings_and_leaves_the_caller_s_state(tmp_path):
+    """pipeline.run wrote over a folder of the user's own files, continued a run's folder
+    without being asked, ran settings `validate` refuses, set the caller's cfg.out
+    (a second call resumed the first run) and left the caller's generators reseeded."""
+    import random
+
+    import numpy as np
+
+    from depthnas import config as config_mod
+    from depthnas import pipeline
+    from depthnas.config import ConfigError
+
+    def cfg(*more):
+        return config_mod.apply_dotted(config_mod.load(preset="quick"), LIBRARY_TINY + list(more))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="holds files of its own .* choose a new or empty cfg.out"):
+        pipeline.run(cfg(f"out={mine}"), progress=False)
+    assert (mine / "notes.txt").read_text() == "keep" and len(list(mine.iterdir())) == 1
+    with pytest.raises(ConfigError, match="supernet.epochs=0 \\(expected >= 1\\)"):
+        pipeline.run(cfg("supernet.epochs=0", f"out={tmp_path / 'bad'}"), progress=False)
+    with pytest.raises(ConfigError, match="resume=True: no run to continue"):
+        pipeline.run(cfg(f"out={tmp_path / 'bad'}"), resume=True, progress=False)
+    assert not (tmp_path / "bad").exists()
+
+    given = cfg(f"out={tmp_path / 'run'}")
+    as_given = copy.deepcopy(given)
+    random.seed(11), np.random.seed(12), torch.manual_seed(13)
+    states = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    summary = pipeline.run(given, progress=False, say=lambda line: None)
+    assert given == as_given  # its copy is the run's config.yaml
+    assert random.getstate() == states[0] and (np.random.get_state()[1] == states[1]).all()
+    assert torch.equal(torch.get_rng_state(), states[2])
+    with pytest.raises(ConfigError, match="already holds a run; pass resume=True to continue it, "
+                                          "or choose another cfg.out"):
+        pipeline.run(given, progress=False)
+    resumed = pipeline.run(given, resume=True, progress=False, say=lambda line: None)
+    assert resumed["best"] == summary["best"]

@@ -397,3 +397,29 @@ def test_json_with_only_a_string_of_another_space_is_refused(other):
     assert nb201.parse({"string": cell}) == nb201.from_string(cell)
     with pytest.raises(ArchitectureError, match=f"architecture JSON is for space '{other}', not 'nb201'"):
         nb201.parse({"space": other, "string": cell})
+
+
+def test_the_space_api_names_what_it_got_in_place_of_an_architecture_or_a_generator():
+    """A string where an architecture belongs, a seed where a random.Random does, a
+    list as JSON: each failed as an AttributeError deep inside ('str' object has no
+    attribute 'space'); a probability of 1.5 and a task kind of a typo passed."""
+    space = get_space("v1-sync")
+    arch = space.sample(random.Random(0))
+    with pytest.raises(ArchitectureError, match="expected an architecture of space v1-sync, got str "
+                                                "'v1-sync:c3,c3,c3,c3,c3' \\(space.parse reads one"):
+        space.check("v1-sync:c3,c3,c3,c3,c3")
+    with pytest.raises(ArchitectureError, match="got str"):
+        space.crossover(arch, "v1-sync:c3,c3,c3,c3,c3", random.Random(0))
+    for draw in (lambda: space.sample(0), lambda: space.mutate(arch, 0),
+                 lambda: space.crossover(arch, arch, 0)):
+        with pytest.raises(TypeError, match=r"rng must be a random.Random \(e.g. random.Random\(0\)\), got int 0"):
+            draw()
+    with pytest.raises(ArchitectureError, match="v1-sync: architecture JSON is an object, got list"):
+        space.from_json([1, 2])
+    for prob in (1.5, -0.1):
+        with pytest.raises(ValueError, match=f"mutate: prob={prob} is no probability"):
+            space.mutate(arch, random.Random(0), prob=prob)
+    assert space.mutate(arch, random.Random(0), prob=1.0) != arch
+    with pytest.raises(ValueError, match="unknown task kind 'detph'; spaces are of classification, depth"):
+        list_spaces("detph")
+    assert list_spaces("classification") == ["nb201", "darts"]

@@ -35,9 +35,9 @@ def test_a_start_stopped_before_its_config_is_not_resumed_with_a_failed_start_s(
     (out / ".depthnas.lock").write_text("1\n")
     (out / "config.yaml").write_text("seed: 0\n")  # the killed start's
 
-    def stopped(cfg, **kw):
+    def stopped(self):
         raise KeyboardInterrupt
-    monkeypatch.setattr(depthnas.pipeline, "run", stopped)
+    monkeypatch.setattr(depthnas.pipeline.SearchRun, "run", stopped)
     assert main(["search", *TINY, "--seed", "7", "--out", str(out)]) == 130
     assert ("interrupted; nothing was kept yet: run the same command again, without --resume"
             in capsys.readouterr().err)
@@ -54,7 +54,7 @@ def test_interrupt_says_how_to_resume(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(depthnas.pipeline.SearchRun, "_run", interrupted)  # after its start
     assert main(["search", *TINY, "--out", str(tmp_path / "r")]) == 130
     assert f"continue with: depthnas search --out {tmp_path / 'r'} --resume" in capsys.readouterr().err
-    monkeypatch.setattr(depthnas.pipeline, "run", interrupted)  # before
+    monkeypatch.setattr(depthnas.pipeline.SearchRun, "run", interrupted)  # before
     assert main(["search", *TINY, "--out", str(tmp_path / "s")]) == 130
     assert capsys.readouterr().err.endswith(
         "interrupted; nothing was kept yet: run the same command again, without --resume\n")

@@ -96,7 +96,7 @@ def make_config(preset: str, overrides: Sequence[str] = ()) -> Config:
     if preset not in PRESETS:
         raise SystemExit(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     cfg = config_mod.apply(Config(), json.loads(json.dumps(PRESETS[preset])))
-    config_mod.apply_dotted(cfg, list(overrides))
+    cfg = config_mod.apply_dotted(cfg, list(overrides))
     cfg.seed = DATA_SEED
     cfg.data.spec = "synthetic"
     cfg.data.augment = False  # the tensors are the un-augmented splits

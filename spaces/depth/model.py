@@ -140,6 +140,9 @@ class DepthNet(nn.Module):
         if first_block_input not in FIRST_BLOCK_INPUTS:
             raise ValueError(f"first_block_input must be 'duplicate' or 'zeros', "
                              f"got {first_block_input!r}")
+        if isinstance(features, bool) or not isinstance(features, int) or features < 2:
+            raise ValueError(f"features={features!r}: the decoder's width is a whole number "
+                             ">= 2 (its head halves it)")
         self.space = space
         self.arch = arch
         self.first_block_input = first_block_input
