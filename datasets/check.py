@@ -26,7 +26,7 @@ class DataCheck:
     samples: int = 0                 # readable samples
     groups: int = 0                  # scenes kept in one split
     scenes_whole: bool = True        # the split keeps each scene whole (enough of them)
-    too_few: str = ""                # why the readable samples cannot be split, if they cannot
+    unsplittable: str = ""           # why the readable samples cannot be split, if they cannot
     problems: list[str] = field(default_factory=list)
     not_read: list[str] = field(default_factory=list)  # left out on purpose (Reader.not_read)
     sizes: Counter = field(default_factory=Counter)   # (W, H) -> images
@@ -38,10 +38,10 @@ class DataCheck:
         kept = ("scenes stay in one split" if self.scenes_whole else
                 "too few to keep each in one split: the split will be per sample, so frames "
                 "of one scene may sit in train and validation")
-        grouped = f" in {self.groups} group(s) ({kept})" if self.samples and not self.too_few else ""
+        grouped = f" in {self.groups} group(s) ({kept})" if self.samples and not self.unsplittable else ""
         out = [f"{self.where}: {self.samples} readable sample(s){grouped}, {len(self.problems)} bad"]
-        if self.too_few:
-            out.append(f"too few for a run: {self.too_few}")
+        if self.unsplittable:
+            out.append(f"too few for a run: {self.unsplittable}")
         if self.samples:
             common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(3))
             more = f", {len(self.sizes) - 3} other sizes" if len(self.sizes) > 3 else ""
@@ -58,7 +58,7 @@ class DataCheck:
     @property
     def usable(self) -> bool:
         """A run can train on it as it is: no bad sample, and enough to split."""
-        return not self.problems and not self.too_few
+        return not self.problems and not self.unsplittable
 
 
 def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
@@ -92,7 +92,7 @@ def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
         if good:  # none at all: every sample is bad, and said so
             split_counts(len(good), val_fraction, reg_fraction)
     except DatasetError as err:
-        check.too_few = str(err)
+        check.unsplittable = str(err)
     else:
         with contextlib.suppress(DatasetError):
             check.scenes_whole = assign_groups(good, 0, val_fraction, reg_fraction, warn=False)[3]

@@ -50,6 +50,7 @@ class FolderReader(Reader):
         deps = self.require_dir(self.root / "depth", "depth")
         refs: list[SampleRef] = []
         problems: list[str] = []
+        self.not_read = []  # this listing's, not an earlier one's
         found = {top: {d.relative_to(top) for d, files in walk_folders(top) if files}
                  for top in (imgs, deps)}
         one_sided = sorted(p for p in found[imgs] ^ found[deps] if p.parts

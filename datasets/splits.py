@@ -76,18 +76,29 @@ class Splits:
         }
 
 
+def _held_out(n: int, val_fraction: float, reg_fraction: float) -> tuple[int, int]:
+    """(val, reg) sizes of n samples; a positive fraction always yields at least one."""
+    return (max(1, round(n * val_fraction)) if val_fraction > 0 else 0,
+            max(1, round(n * reg_fraction)) if reg_fraction > 0 else 0)
+
+
+def least_samples(val_fraction: float, reg_fraction: float, more_than: int = 0) -> int | None:
+    """The fewest samples above `more_than` that leave one to train on (None: none
+    below 10,000 do, the fractions summing to about 1). Rounding makes the count no
+    closed form, nor monotone: with 0.5 and 0.45, 5 samples split and 6 do not."""
+    return next((n for n in range(more_than + 1, more_than + 10_000)
+                 if n - sum(_held_out(n, val_fraction, reg_fraction)) >= 1), None)
+
+
 def split_counts(n: int, val_fraction: float, reg_fraction: float) -> tuple[int, int, int]:
     """(train, reg, val) sizes; a positive fraction always yields at least one sample."""
     for name, frac in (("val_fraction", val_fraction), ("reg_fraction", reg_fraction)):
         if not 0.0 <= frac < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {frac}")
-    def held_out(n: int) -> tuple[int, int]:
-        return (max(1, round(n * val_fraction)) if val_fraction > 0 else 0,
-                max(1, round(n * reg_fraction)) if reg_fraction > 0 else 0)
-    n_val, n_reg = held_out(n)
+    n_val, n_reg = _held_out(n, val_fraction, reg_fraction)
     n_train = n - n_val - n_reg
     if n_train < 1:
-        least = next((m for m in range(n + 1, 100 * n + 1000) if m - sum(held_out(m)) >= 1), None)
+        least = least_samples(val_fraction, reg_fraction, more_than=n)
         raise DatasetError(f"{n} samples are too few for val_fraction={val_fraction}, "
                            f"reg_fraction={reg_fraction}" +
                            (f": the splits need at least {least}" if least else ""))

@@ -22,7 +22,7 @@ from .io import atomic_write_json, path_arg
 from .launch_env import env_rank, launched
 from .out_of_memory import OutOfMemory
 from .run_config import add_config_args, build_config
-from .runs import claim_folder, clear_failed_start, guard_out, run_lock
+from .runs import claim_folder, run_folder
 from .stopping import Terminated, stop_on_signals
 from .terminal import show_progress
 
@@ -102,15 +102,10 @@ def _space_chosen_by(args: argparse.Namespace, space: str) -> str | None:
 def _run_folder(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
     """Search's and train's start, once every check has passed: join the ranks, claim
     the run folder and hold its lock while the work runs in it."""
-    from . import distributed
     _join_ranks(cfg)
     fixed_shape_kernels()
     made_from = _claim_fresh_out(cfg, args)
-    out = Path(cfg.out)
-    guard_out(out, args.resume)
-    with run_lock(out, made_from):
-        clear_failed_start(out, args.resume, args.config)
-        distributed.barrier()  # every rank has checked before rank 0 writes in the folder
+    with run_folder(Path(cfg.out), args.resume, made_from=made_from, config=args.config) as out:
         yield out
 
 
@@ -120,7 +115,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .pipeline import SearchRun
     _check_out_under_torchrun(args)
     check_model_builds(cfg, get_space(cfg.space))
-    with _run_folder(cfg, args):  # what pipeline.run does for a library call, and more
+    with _run_folder(cfg, args):  # pipeline.run's folder handling, after the CLI's checks
         SearchRun(cfg, progress=show_progress(args.no_progress)).run()
     return 0
 
@@ -129,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .runs import ARCH_FILE
     cfg, space, arch = _training_config(args)
     from . import distributed
-    from .data import check_recorded_splits, load_splits
+    from .data import check_recorded_splits, load_splits, warn_unused_settings
     from .recipe import recipe
     from .standalone import finished_training, train_standalone
     arch_string = space.to_string(arch)
@@ -139,6 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with _run_folder(cfg, args) as out:
         if distributed.is_main():
             atomic_write_json(out / ARCH_FILE, space.to_json(arch))
+        warn_unused_settings(cfg)
         splits = load_splits(cfg)
         check_recorded_splits(splits, out / "splits.json")  # a resume: the same samples
         if distributed.is_main():  # as a search records them: which samples, what was skipped

@@ -277,6 +277,9 @@ def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
 
 
 def apply(cfg: Config, updates: dict[str, Any]) -> Config:
+    """A copy of `cfg` with the nested mapping `updates` (a YAML file's, a preset's)
+    applied; `cfg` is left as it was, as `apply_dotted` leaves it."""
+    cfg = copy.deepcopy(cfg)
     _merge(cfg, updates)
     return cfg
 
@@ -324,7 +327,7 @@ def apply_dotted(cfg: Config, assignments: list[Assignment]) -> Config:
     if isinstance(assignments, str):  # its characters would be read as assignments
         raise ConfigError(f"assignments are a list of 'section.field=value' strings, not one "
                           f"string: [{assignments!r}]")
-    cfg = copy.deepcopy(cfg)
+    cfg = copy.deepcopy(cfg)  # also with no assignment at all
     for item in assignments:
         _merge(cfg, _nested(item))
     return cfg
@@ -395,7 +398,7 @@ def load(path: str | Path | None = None, preset: str | None = None, *,
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
-        apply(cfg, PRESETS[preset])
+        cfg = apply(cfg, PRESETS[preset])
     if path is not None:
         data = read_yaml(path)
         missing = sorted(set(dotted_fields(cfg)) - set(flatten(data))) if complete else []
@@ -404,7 +407,7 @@ def load(path: str | Path | None = None, preset: str | None = None, *,
                 f"{path} lacks {len(missing)} field(s) every run writes ({listed(missing, 6)}): "
                 "damaged? Restore it, or start a new run in another --out")
         try:
-            apply(cfg, data)
+            cfg = apply(cfg, data)
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from None
     return cfg

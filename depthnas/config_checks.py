@@ -13,7 +13,7 @@ from typing import Any
 from depthnas.datasets.settings import DEPTH_KINDS, check_image_size
 from depthnas.datasets.spec import data_path_problem, parse_spec
 from depthnas.spaces import get_space
-from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, WEIGHT_SUFFIXES
+from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, MIN_FEATURES, WEIGHT_SUFFIXES
 
 from .choices import CLASSIFICATION_LOSSES, DEPTH_LOSSES, PRECISIONS
 from .config import Config, ConfigError, TrainConfig
@@ -140,7 +140,8 @@ def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None
     m = cfg.model
     problems.choose("model.first_block_input", m.first_block_input, FIRST_BLOCK_INPUTS)
     problems.at_least(1, ("model.channels", m.channels))
-    problems.at_least(2, ("model.features", m.features))  # the depth head halves them
+    if not classification:  # classification models take no `features`
+        problems.at_least(MIN_FEATURES, ("model.features", m.features))
     weights = m.backbone_weights
     if weights and classification:
         problems.append(f"model.backbone_weights: space {cfg.space} has no backbone (its cells "

@@ -42,15 +42,19 @@ def skip_bad_unused(cfg: Config) -> str | None:
     return None
 
 
-def load_splits(cfg: Config, *, settings_given: bool = True) -> SplitSet:
-    """The splits `cfg` names. `settings_given`: `cfg` is this command's (a search's,
-    a training's), not a run's read back, so what it sets to no effect is said."""
+def warn_unused_settings(cfg: Config) -> None:
+    """Said where a run starts (a search, a training) and is given its settings, not
+    where one is read back (rank): those were given to the run."""
+    note = skip_bad_unused(cfg)
+    if note:
+        logging.getLogger(__name__).warning(note)
+
+
+def load_splits(cfg: Config) -> SplitSet:
+    """The splits `cfg` names."""
     from depthnas.datasets.classification import build_classification_splits
     d = cfg.data
     check_data_fits_space(cfg)
-    note = skip_bad_unused(cfg) if settings_given else None
-    if note:
-        logging.getLogger(__name__).warning(note)
     if is_classification_spec(d.spec):
         splits = build_classification_splits(d.spec, seed=cfg.seed, val_fraction=d.val_fraction,
                                              reg_fraction=d.reg_fraction, augment=d.augment)

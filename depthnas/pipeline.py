@@ -31,7 +31,7 @@ from . import config as config_mod
 from . import distributed as dist
 from .budget import Budget
 from .config import Config
-from .data import check_recorded_splits, load_splits
+from .data import check_recorded_splits, load_splits, warn_unused_settings
 from .degenerate import candidate_order, collapsed, learned_nothing, search_order, unlearned_note
 from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records
@@ -70,10 +70,8 @@ class SearchRun:
         self.model_kw = model_kwargs(cfg.model, self.space)  # what the models are built with
         self.device = resolve_device(cfg.device)
         self.budget = Budget.of(self.space, cfg, self.device)  # judges candidates and landmarks
-        self.made_from: Path | None = None  # the outermost folder made for it, if any
         if not cfg.out:  # made once the settings above are known to work
-            folder, self.made_from = fresh_run_folder()
-            cfg.out = str(folder)
+            cfg.out = str(fresh_run_folder()[0])
         self.out = Path(cfg.out)
         self.splits: SplitSet | None = None  # loaded by _prepare
         self.results = StandaloneResults(cfg, self.space, self.out, device=self.device,
@@ -187,6 +185,7 @@ class SearchRun:
             self.out.mkdir(parents=True, exist_ok=True)
             config_mod.dump(cfg, self.out / "config.yaml")
         seed_everything(cfg.seed)
+        warn_unused_settings(cfg)
         self.splits = load_splits(cfg)
         self.results.use_splits(self.splits)
         check_recorded_splits(self.splits, self.out / "splits.json")  # a resume: the same samples
@@ -425,28 +424,30 @@ def fresh_run_folder() -> tuple[Path, Path]:
 
 
 def run(cfg: Config, *, resume: bool = False, **kw) -> dict[str, Any]:
-    """A search of `cfg`, as `depthnas search` runs one; returns what results.json holds.
+    """A search of `cfg`, as `depthnas search` runs one; returns what results.json
+    holds, and `out`: the run's folder.
 
     `cfg` is checked (`config_checks.validate`: one ConfigError naming every bad
     setting) and left as it is: the search works on a copy, its paths made absolute,
     which the run records as its config.yaml. Without `cfg.out` the search gets a
-    new folder of its own. A fresh start refuses a folder that holds a run or files
-    of its own; `resume=True` continues the run in `cfg.out`. The folder is locked
-    while the search runs. Python's, NumPy's and torch's generators, which the
-    search seeds from `cfg.seed`, are as they were when it returns. `kw`: progress
-    (bars) and say (where messages go)."""
+    new folder of its own. The folder is handled as the command handles it
+    (`runs.run_folder`: a fresh start refuses a run's folder or one of other files;
+    `resume=True` continues the run in `cfg.out`). Python's and NumPy's generators
+    and torch's CPU one (and CUDA's where in use already), which the search seeds
+    from `cfg.seed`, are as they were when it returns. `kw`: progress (bars) and say
+    (where messages go)."""
     from .config_checks import validate
-    from .runs import check_kind, clear_failed_start, guard_out, run_lock
+    from .runs import check_kind, check_resumable, run_folder
     cfg = validate(config_mod.absolute_paths(copy.deepcopy(cfg)))
-    if resume and not (cfg.out and (Path(cfg.out) / "config.yaml").is_file()):
-        raise config_mod.ConfigError(f"resume=True: no run to continue in cfg.out={cfg.out!r} "
-                                     "(no config.yaml there)")
+    made_from = None
+    if resume:
+        if not cfg.out:
+            raise config_mod.ConfigError("resume=True needs cfg.out: the folder of the run to continue")
+        check_resumable(Path(cfg.out))
     if cfg.out:
         check_kind(Path(cfg.out), "search", resume)
-        guard_out(Path(cfg.out), resume, resume_as="resume=True", out_as="cfg.out")
-    with generators_kept():
-        search = SearchRun(cfg, **kw)
-        with run_lock(search.out, search.made_from):
-            clear_failed_start(search.out, resume)
-            dist.barrier()  # every rank has checked the folder before rank 0 writes in it
-            return search.run()
+    else:  # made now, and taken away again by a start refused inside the lock
+        folder, made_from = fresh_run_folder()
+        cfg.out = str(folder)
+    with generators_kept(), run_folder(Path(cfg.out), resume, made_from=made_from):
+        return {**SearchRun(cfg, **kw).run(), "out": cfg.out}

@@ -65,7 +65,7 @@ def score_plan(plan: RankPlan, *, progress: bool = True, device: str = "auto") -
     # batches' augmentation follows torch's seed, so an unseeded process would
     # recalibrate BatchNorm on other crops and score differently on every call.
     seed_everything(cfg.seed)
-    splits = load_splits(cfg, settings_given=False)  # the run's: its start said them
+    splits = load_splits(cfg)
     check_recorded_splits(splits, run / "splits.json")  # the super-net's own validation split
     seed_everything(cfg.seed)  # as before the search builds its super-net
     supernet = space.build_supernet(**model_kwargs(cfg.model, space)).to(torch_device)

@@ -16,7 +16,7 @@ from . import config as config_mod
 from .config import Config
 from .config_checks import validate
 from .io import path_arg
-from .runs import check_kind, holds_run, run_kind
+from .runs import check_kind, check_resumable, holds_run, run_kind
 from .schedule import SCHEDULES
 
 # flag -> (config path, type, help); "--precision" sets every training the command runs
@@ -235,15 +235,8 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
             raise config_mod.ConfigError(f"--out {args.out} is a file; it must name the run's folder")
         check_kind(Path(args.out), command, resume)
     saved = Path(args.out) / "config.yaml" if args.out else None
-    if resume and not saved.is_file():
-        if holds_run(args.out):
-            raise config_mod.ConfigError(
-                f"the run in {args.out} has lost its config.yaml, which holds every setting it "
-                "resumes with: put it back (from a copy of the run) to resume, or start a new "
-                "run in another --out")
-        raise config_mod.ConfigError(f"nothing to resume in {args.out} (no config.yaml): check "
-                                     "the folder name, or drop --resume to start a run there")
     if resume:
+        check_resumable(Path(args.out))
         cfg = _resumed(saved, updates, args)
         if Path(cfg.out).resolve() != Path(args.out).resolve():  # `--set out=` after --out
             raise config_mod.ConfigError(

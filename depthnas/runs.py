@@ -52,7 +52,7 @@ def check_kind(out: Path, command: str, resume: bool) -> None:
         hint = (f" (or continue it with `depthnas {kind} --out {shlex.quote(str(out))} --resume`)"
                 if resume else "")
         raise ConfigError(f"{out} is a `depthnas {kind}` run, not a {command} run; "
-                          f"choose another --out{hint}")
+                          f"choose another --out (cfg.out){hint}")
 
 
 def holds_run(out: str | Path) -> bool:
@@ -66,19 +66,30 @@ def holds_run(out: str | Path) -> bool:
     return any((out / m).exists() for m in RUN_MARKERS)
 
 
-def guard_out(out: Path, resume: bool, *, resume_as: str = "--resume", out_as: str = "--out") -> None:
+def check_resumable(out: Path) -> None:
+    """A resume needs the run's config.yaml, which holds every setting it goes on with."""
+    if (out / "config.yaml").is_file():
+        return
+    if holds_run(out):
+        raise ConfigError(f"the run in {out} has lost its config.yaml, which holds every setting "
+                          "it resumes with: put it back (from a copy of the run) to resume, or "
+                          "start a new run in another --out (cfg.out)")
+    raise ConfigError(f"nothing to resume in {out} (no config.yaml): check the folder name, or "
+                      "drop --resume (resume=True) to start a run there")
+
+
+def guard_out(out: Path, resume: bool) -> None:
     """Before the run lock: a fresh start must not take a run's folder, nor any folder
     of other files. It writes config.yaml, splits.json, report.md, ... over files of
     those names, and removes a failed start's leftovers and killed writes'
     temporaries: in a folder no depthnas start has locked, those are the user's.
     (A resume needs the folder's config.yaml, and a run copied without its lock file
-    still resumes.) `resume_as`, `out_as`: the option and setting as the caller names
-    them (the library's `resume=True` and `cfg.out`)."""
+    still resumes.)"""
     if resume:
         return
     if holds_run(out):
-        raise ConfigError(f"{out} already holds a run; pass {resume_as} to continue "
-                          f"it, or choose another {out_as}")
+        raise ConfigError(f"{out} already holds a run; pass --resume (resume=True) to continue "
+                          "it, or choose another --out (cfg.out)")
     if out.is_dir() and not (out / ".depthnas.lock").exists():
         # hidden files (.DS_Store, .gitkeep) are no one's work a start could write over
         found = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
@@ -86,7 +97,7 @@ def guard_out(out: Path, resume: bool, *, resume_as: str = "--resume", out_as: s
             raise ConfigError(f"{out} holds files of its own ({listed(found)}) "
                               "and no depthnas run; a run writes config.yaml, splits.json, "
                               "report.md and more there, over files of those names: choose a "
-                              f"new or empty {out_as}")
+                              "new or empty --out (cfg.out)")
 
 
 def clear_failed_start(out: Path, resume: bool, config: str | None = None) -> None:
@@ -131,6 +142,22 @@ def claim_folder(out: Path) -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
+def run_folder(out: Path, resume: bool, *, made_from: Path | None = None,
+               config: str | None = None) -> Iterator[Path]:
+    """Where a search or a training runs, once every check has passed: a fresh start
+    refused a run's folder or one of other files (`guard_out`), the folder locked
+    while the work runs in it, a failed start's leftovers cleared (`config`: the
+    --config file the start reads, kept), and every rank past these before rank 0
+    writes there. `made_from`: the outermost folder made for `out` (see run_lock)."""
+    from . import distributed
+    guard_out(out, resume)
+    with run_lock(out, made_from):
+        clear_failed_start(out, resume, config)
+        distributed.barrier()
+        yield out
+
+
+@contextlib.contextmanager
 def run_lock(out: Path, made_from: Path | None = None) -> Iterator[None]:
     """One process (or one torchrun job, through its rank 0) per run folder: two
     writing the same checkpoints, store and results leave them inconsistent.
@@ -156,7 +183,7 @@ def run_lock(out: Path, made_from: Path | None = None) -> Iterator[None]:
             fh.seek(0)
             holder = (fh.read().split() or ["?"])[0]
             raise ConfigError(f"{out} is in use by another depthnas process (pid {holder}); "
-                              "wait for it to end, or choose another --out") from None
+                              "wait for it to end, or choose another --out (cfg.out)") from None
         fh.seek(0)
         fh.truncate()
         # the start time beside the pid tells this run from a later process given its pid

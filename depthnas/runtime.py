@@ -4,12 +4,11 @@ Shared by training, evaluation, export and the landmark workers, none of which s
 need the training loop to ask which device they are on."""
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import signal
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator
 
 import numpy as np
@@ -25,10 +24,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@contextlib.contextmanager
+@contextmanager
 def generators_kept() -> Iterator[None]:
-    """Python's, NumPy's and torch's (CPU and CUDA) generators as they were, after
-    work that seeds them: a library call leaves a script's own random streams alone."""
+    """Python's, NumPy's and torch's CPU generator as they were after work that seeds
+    them, and CUDA's where CUDA was in use already (else taking their states would
+    start it): a library call leaves a script's own random streams alone."""
     python, numpy = random.getstate(), np.random.get_state()
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=devices):
@@ -59,8 +59,8 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r}: torch sees no CUDA GPU here; use device cpu "
-                             "(or auto)")
+            raise ValueError(f"device {name!r}: torch sees no CUDA GPU here; use --device cpu "
+                             "(device=\"cpu\") or auto")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} GPU(s) visible")
     return dist.local_device(device)

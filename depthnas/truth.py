@@ -22,9 +22,12 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .io import read_json, read_text
+
+if TYPE_CHECKING:
+    from .config import Config
 
 LOSS_KEYS = ("mean", "val_loss", "loss", "score")
 ACCURACY_KEYS = ("accuracy",)
@@ -181,11 +184,6 @@ def _recorded_setup(data: Any, path: Path) -> dict[str, Any]:
     return _setup_of_recipe(config.get("recipe") if isinstance(config, dict) else None)
 
 
-# A classification recipe's model settings (the space's constructor arguments) as
-# config fields: DARTS takes model.darts_layers as `layers`.
-_MODEL_FIELD = {"layers": "darts_layers"}
-
-
 def _setup_of_recipe(recipe: Any) -> dict[str, Any]:
     if not isinstance(recipe, dict):
         return {}
@@ -197,8 +195,8 @@ def _setup_of_recipe(recipe: Any) -> dict[str, Any]:
     if found["data.spec"] == "synthetic":  # how many scenes were drawn matters there alone
         found["data.synthetic_samples"] = nested.get("synthetic_samples",
                                                      recipe.get("synthetic_samples"))
-    if isinstance(recipe.get("model"), dict):  # classification: sized by its own settings
-        found.update({f"model.{_MODEL_FIELD.get(k, k)}": v for k, v in recipe["model"].items()
+    if isinstance(recipe.get("model"), dict):  # classification: its space's model arguments
+        found.update({f"model.{k}": v for k, v in recipe["model"].items()
                       if k != "num_classes"})  # the data set says that
     return {k: v for k, v in found.items() if v is not None}
 
@@ -221,12 +219,16 @@ def _setup_of_run(config_yaml: Path) -> dict[str, Any]:
     return _setup_of_recipe(recipe(cfg))
 
 
-def other_setup(setup: dict[str, Any], cfg: Any) -> dict[str, tuple[Any, Any]]:
+def other_setup(setup: dict[str, Any], cfg: Config) -> dict[str, tuple[Any, Any]]:
     """The fields of a table's recorded `setup` on which run config `cfg` differs:
-    {field: (table's, run's)}. A data set recorded by kind alone (a benchmark's
-    "cifar10") matches any path of that kind."""
+    {field: (table's, run's)}. Model settings are compared as the run's space takes
+    them (`model.layers`: DARTS's model.darts_layers), as recipes record them. A data
+    set recorded by kind alone (a benchmark's "cifar10") matches any path of that kind."""
+    from depthnas.spaces import get_space
+
     from .config import dotted_fields
     ours = dotted_fields(cfg)
+    ours.update({f"model.{k}": v for k, v in get_space(cfg.space).model_kwargs(cfg.model).items()})
 
     def same(key: str, theirs: Any) -> bool:
         mine = ours.get(key)

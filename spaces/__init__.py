@@ -21,7 +21,7 @@ def list_spaces(task_kind: str | None = None) -> list[str]:
         return list(_REGISTRY)
     kinds = {get_space(name).task_kind for name in _REGISTRY}
     if task_kind not in kinds:  # a typo would list no space, as if none were registered
-        raise ValueError(f"unknown task kind {task_kind!r}; spaces are of {', '.join(sorted(kinds))}")
+        raise ValueError(f"unknown task kind {task_kind!r}; available: {', '.join(sorted(kinds))}")
     return [name for name in _REGISTRY if get_space(name).task_kind == task_kind]
 
 

@@ -584,7 +584,7 @@ def test_a_classification_table_s_model_and_data_are_compared_with_the_run_s(tmp
     store.write_text(json.dumps({"entries": [{"arch": get_space("darts").to_string(
         get_space("darts").sample(random.Random(0))), "val_loss": 0.1, "recipe": recipe(darts)}]}))
     darts.model.darts_layers = 8
-    assert other_setup(read_table(store).setup, darts) == {"model.darts_layers": (3, 8)}
+    assert other_setup(read_table(store).setup, darts) == {"model.layers": (3, 8)}  # as DARTS takes it
     # NAS-Bench-201's own networks (C=16, N=5), on the data set the export names
     export = tmp_path / "nb201.json"
     for dataset, spec, differ in (

@@ -17,7 +17,7 @@ import torch
 
 from depthnas.datasets import DatasetError, Splits, SyntheticDepth, build_splits, read_pfm, write_pfm
 from depthnas.datasets.diode import DIODEReader
-from depthnas.datasets.splits import split_counts
+from depthnas.datasets.splits import least_samples, split_counts
 from depthnas.datasets.folder import FolderReader
 from depthnas.datasets.nyuv2 import NYUv2MatReader, NYUv2SyncReader
 from depthnas.datasets.redweb import ReDWebReader
@@ -1059,20 +1059,22 @@ def test_depthnas_data_of_only_bad_samples_says_they_are_bad_not_too_few(tmp_pat
         (root / "images" / f"s{i:03d}.jpg").write_bytes(b"\xff\xd8 cut off")
     check = check_data(f"folder:{root}")
     assert check.samples == 0 and len(check.problems) == 3 and not check.usable
-    assert check.too_few == ""
+    assert check.unsplittable == ""
     assert not any("too few" in line for line in check.lines())
 
 
-@pytest.mark.parametrize("val, reg", [(0.15, 0.15), (0.3, 0.3), (0.5, 0.45), (0.6, 0.39)])
-def test_too_few_samples_names_the_least_number_the_splits_need(val, reg):
-    """"the splits need at least N": N splits, N - 1 does not, however far N is above
-    the samples there are."""
-    with pytest.raises(DatasetError, match=r"the splits need at least (\d+)$") as err:
+@pytest.mark.parametrize("val, reg, least", [(0.15, 0.15, 3), (0.3, 0.3, 3), (0.5, 0.45, 5),
+                                             (0.6, 0.39, 14)])
+def test_too_few_samples_names_the_least_number_the_splits_need(val, reg, least):
+    """"the splits need at least N": N splits, and no count between the samples there
+    are and N does, however far N is above them."""
+    with pytest.raises(DatasetError, match=rf"2 samples are too few .*: the splits need at least {least}$"):
         split_counts(2, val, reg)
-    least = int(re.search(r"at least (\d+)$", str(err.value)).group(1))
     assert split_counts(least, val, reg)[0] >= 1
-    with pytest.raises(DatasetError, match="too few"):
-        split_counts(least - 1, val, reg)
+    for fewer in range(3, least):
+        with pytest.raises(DatasetError, match="too few"):
+            split_counts(fewer, val, reg)
+    assert least_samples(0.5, 0.45, more_than=6) == 9  # 5 splits, 6 to 8 do not: not monotone
 
 
 def test_depthnas_data_says_when_too_few_scenes_split_per_sample(tmp_path, capsys):

@@ -660,8 +660,8 @@ def test_a_model_s_width_and_device_are_checked_by_name(tmp_path):
     space = get_space("v1-sync")
     arch = space.from_string("v1-sync:c3,c1,skip,ap,c3")
     for features in (1, 0, 2.5):
-        with pytest.raises(ValueError, match=rf"features={features}: the decoder's width is a "
-                                             r"whole number >= 2 \(its head halves it\)"):
+        with pytest.raises(ValueError, match=rf"features must be a whole number >= 2 \(the head "
+                                             rf"halves it\), got {features}"):
             space.build_fixed(arch, **{**KW, "features": features})
     path = save_model(tmp_path / "m.safetensors", space.build_fixed(arch, **KW), model_metadata(
         space, arch, ModelConfig(**KW), (64, 64)))

@@ -752,42 +752,57 @@ LIBRARY_TINY = ["data.synthetic_samples=40", "supernet.epochs=1", "supernet.step
                 "search.val_batches=1"]
 
 
-def test_a_library_search_guards_its_folder_checks_its_settings_and_leaves_the_caller_s_state(tmp_path):
-    """pipeline.run wrote over a folder of the user's own files, continued a run's folder
-    without being asked, ran settings `validate` refuses, set the caller's cfg.out
-    (a second call resumed the first run) and left the caller's generators reseeded."""
+def _library_cfg(*more):
+    from depthnas import config as config_mod
+    return config_mod.apply_dotted(config_mod.load(preset="quick"), LIBRARY_TINY + list(more))
+
+
+def test_a_library_search_refuses_what_the_command_refuses_and_leaves_no_folder(tmp_path, monkeypatch):
+    """pipeline.run wrote over a folder of the user's own files, ran settings
+    `validate` refuses, and a start refused with no cfg.out left its new folder."""
+    from depthnas import pipeline
+    from depthnas.config import ConfigError
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match=r"holds files of its own .* choose a new or empty --out \(cfg.out\)"):
+        pipeline.run(_library_cfg(f"out={mine}"), progress=False)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    with pytest.raises(ConfigError, match=r"supernet.epochs=0 \(expected >= 1\)"):
+        pipeline.run(_library_cfg("supernet.epochs=0", f"out={tmp_path / 'bad'}"), progress=False)
+    with pytest.raises(ConfigError, match=r"nothing to resume in .*bad \(no config.yaml\)"):
+        pipeline.run(_library_cfg(f"out={tmp_path / 'bad'}"), resume=True, progress=False)
+    with pytest.raises(ConfigError, match="resume=True needs cfg.out"):
+        pipeline.run(_library_cfg(), resume=True, progress=False)
+    assert not (tmp_path / "bad").exists()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "table.json").write_text("[1, 2]")  # read once the folder is made
+    with pytest.raises(ValueError, match="table.json"):
+        pipeline.run(_library_cfg(f"search.truth_table={tmp_path / 'table.json'}"), progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_library_search_leaves_the_caller_s_config_and_generators_and_resumes_when_asked(tmp_path):
+    """pipeline.run set the caller's cfg.out (a second call resumed the first run, and
+    continued a run's folder without being asked) and left the caller's generators
+    reseeded."""
     import random
 
     import numpy as np
 
-    from depthnas import config as config_mod
     from depthnas import pipeline
     from depthnas.config import ConfigError
-
-    def cfg(*more):
-        return config_mod.apply_dotted(config_mod.load(preset="quick"), LIBRARY_TINY + list(more))
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "notes.txt").write_text("keep")
-    with pytest.raises(ConfigError, match="holds files of its own .* choose a new or empty cfg.out"):
-        pipeline.run(cfg(f"out={mine}"), progress=False)
-    assert (mine / "notes.txt").read_text() == "keep" and len(list(mine.iterdir())) == 1
-    with pytest.raises(ConfigError, match="supernet.epochs=0 \\(expected >= 1\\)"):
-        pipeline.run(cfg("supernet.epochs=0", f"out={tmp_path / 'bad'}"), progress=False)
-    with pytest.raises(ConfigError, match="resume=True: no run to continue"):
-        pipeline.run(cfg(f"out={tmp_path / 'bad'}"), resume=True, progress=False)
-    assert not (tmp_path / "bad").exists()
-
-    given = cfg(f"out={tmp_path / 'run'}")
+    given = _library_cfg(f"out={tmp_path / 'run'}")
     as_given = copy.deepcopy(given)
     random.seed(11), np.random.seed(12), torch.manual_seed(13)
     states = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
     summary = pipeline.run(given, progress=False, say=lambda line: None)
+    assert summary["out"] == str(tmp_path / "run") and (tmp_path / "run" / "results.json").is_file()
     assert given == as_given  # its copy is the run's config.yaml
     assert random.getstate() == states[0] and (np.random.get_state()[1] == states[1]).all()
     assert torch.equal(torch.get_rng_state(), states[2])
-    with pytest.raises(ConfigError, match="already holds a run; pass resume=True to continue it, "
-                                          "or choose another cfg.out"):
+    with pytest.raises(ConfigError, match=r"already holds a run; pass --resume \(resume=True\) to "
+                                          r"continue it, or choose another --out \(cfg.out\)"):
         pipeline.run(given, progress=False)
     resumed = pipeline.run(given, resume=True, progress=False, say=lambda line: None)
     assert resumed["best"] == summary["best"]

@@ -420,6 +420,6 @@ def test_the_space_api_names_what_it_got_in_place_of_an_architecture_or_a_genera
         with pytest.raises(ValueError, match=f"mutate: prob={prob} is no probability"):
             space.mutate(arch, random.Random(0), prob=prob)
     assert space.mutate(arch, random.Random(0), prob=1.0) != arch
-    with pytest.raises(ValueError, match="unknown task kind 'detph'; spaces are of classification, depth"):
+    with pytest.raises(ValueError, match="unknown task kind 'detph'; available: classification, depth"):
         list_spaces("detph")
     assert list_spaces("classification") == ["nb201", "darts"]

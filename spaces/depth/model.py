@@ -21,7 +21,7 @@ from torch import nn
 from ..base import Arch, resolve_arch
 from ..ops import EDGE_OPS, ChoiceEdge, ReLUConvBN, make_edge_op
 from .backbone import check_strides, create_backbone
-from .space import (EDGES, FIRST_BLOCK_INPUTS, NUM_BLOCKS, BlockChoice, DepthSpace,
+from .space import (EDGES, FIRST_BLOCK_INPUTS, MIN_FEATURES, NUM_BLOCKS, BlockChoice, DepthSpace,
                     has_output, running_blocks)
 
 EDGE_KEYS = {e: "e" + e.replace("<-", "") for e in EDGES}  # "2<-0" -> "e20"
@@ -140,9 +140,9 @@ class DepthNet(nn.Module):
         if first_block_input not in FIRST_BLOCK_INPUTS:
             raise ValueError(f"first_block_input must be 'duplicate' or 'zeros', "
                              f"got {first_block_input!r}")
-        if isinstance(features, bool) or not isinstance(features, int) or features < 2:
-            raise ValueError(f"features={features!r}: the decoder's width is a whole number "
-                             ">= 2 (its head halves it)")
+        if isinstance(features, bool) or not isinstance(features, int) or features < MIN_FEATURES:
+            raise ValueError(f"features must be a whole number >= {MIN_FEATURES} (the head "
+                             f"halves it), got {features!r}")
         self.space = space
         self.arch = arch
         self.first_block_input = first_block_input

@@ -29,6 +29,7 @@ EDGES = ("2<-0", "2<-1", "3<-0", "3<-1", "3<-2")
 UPSAMPLE_OPS = ("bilinear", "bicubic", "transposed_conv", "pixel_shuffle")
 NUM_BLOCKS = 4
 FIRST_BLOCK_INPUTS = ("duplicate", "zeros")  # what the coarsest block fuses with (REFERENCE)
+MIN_FEATURES = 2  # the decoder's least width: the head halves it
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # local backbone weight files
 
 # Compact one-line form: short codes; full names are accepted when parsing.
