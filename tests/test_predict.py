@@ -93,7 +93,7 @@ def test_net_size_runs_the_network_larger_with_either_backend(onnx_file: Path, m
     assert np.load(tmp_path / "coffee-depth.npy").shape == SIZES["coffee"]
     assert main(["predict", "--model", str(onnx_file), "--input", photo, "--out", str(tmp_path),
                  "--net-size", "16"]) == 2
-    assert "--net-size must be >= 32" in capsys.readouterr().err
+    assert "--net-size (net_size) must be >= 32" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
