@@ -663,6 +663,9 @@ def test_a_model_s_width_and_device_are_checked_by_name(tmp_path):
         with pytest.raises(ValueError, match=rf"features must be a whole number >= 2 \(the head "
                                              rf"halves it\), got {features}"):
             space.build_fixed(arch, **{**KW, "features": features})
+    from depthnas.spaces import ArchitectureError
+    with pytest.raises(ArchitectureError, match="got str 'v1-sync:c3"):  # before any backbone is built
+        space.build_fixed("v1-sync:c3,c1,skip,ap,c3", backbone="no_such_backbone", features=16)
     path = save_model(tmp_path / "m.safetensors", space.build_fixed(arch, **KW), model_metadata(
         space, arch, ModelConfig(**KW), (64, 64)))
     with pytest.raises(ValueError, match="unknown device 'tpu'; use auto, cpu, cuda or cuda:N"):
