@@ -17,7 +17,7 @@ from .io import atomic_write_json, finite_json
 from .models import model_kwargs
 from .rank_correlation import ranking_report
 from .rank_plan import RankPlan, plan_rank, run_finished
-from .runtime import resolve_device, seed_everything, seeded_rng
+from .runtime import generators_kept, resolve_device, seed_everything, seeded_rng
 from .scoring import PathEvaluator, constant_score
 from .task import make_task
 from .terminal import listed
@@ -47,6 +47,7 @@ def rank_run(run_dir: str | Path, truth_path: str | Path, *, threshold: float | 
     return score_plan(plan, progress=progress, device=device)
 
 
+@generators_kept()  # a library call leaves the caller's random streams as they were
 def score_plan(plan: RankPlan, *, progress: bool = True, device: str = "auto") -> dict[str, Any]:
     """Score the plan's architectures in the run's super-net, as the search scored them,
     and write the ranking report to plan.out."""

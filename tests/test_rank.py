@@ -427,3 +427,20 @@ def test_rank_names_paths_that_score_inf_as_diverged(run_dir, tmp_path, monkeypa
         assert main(["rank", "--run", str(run_dir), "--truth", str(truth), "--out", str(tmp_path / "r.json"),
                      "--no-progress"]) == 0
     assert "1 path(s) score non-finite in the super-net (diverged)" in caplog.text
+
+
+def test_rank_from_python_leaves_the_caller_s_generators_as_they_were(run_dir, tmp_path):
+    """score_plan seeds Python's, NumPy's and torch's generators from the run's seed, as
+    the search did: a script ranking several runs drew other numbers after each."""
+    import numpy as np
+    import torch
+
+    from depthnas.rank import score_plan
+    from depthnas.rank_plan import plan_rank
+    plan = plan_rank(run_dir, truth_of(run_dir, tmp_path / "truth.json"), out=tmp_path / "rank.json")
+    random.seed(21), np.random.seed(22), torch.manual_seed(23)
+    states = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    assert score_plan(plan, progress=False, device="cpu")["n"] >= 2
+    assert random.getstate() == states[0] and (np.random.get_state()[1] == states[1]).all()
+    assert torch.equal(torch.get_rng_state(), states[2])
+
