@@ -1018,3 +1018,16 @@ def test_a_nats_bench_folder_opens_in_fast_mode_and_a_damaged_file_is_named(tmp_
     with pytest.raises(ValueError, match="NATS-tss-v1_0-3ffb9-full.pickle.pbz2 is not a readable"):
         open_benchmark(whole)
     assert calls[-1] == (str(whole), "tss", False)
+
+
+def test_a_training_given_skip_bad_for_digits_says_it_does_nothing(tmp_path, one_thread, caplog):
+    """A search said so; `depthnas train --skip-bad` with classification data said nothing."""
+    from depthnas.cli import main
+    argv = ["train", "--arch", ARCH_A, "--data", "digits", "--out", str(tmp_path / "r"),
+            "--device", "cpu", "--no-progress", "--skip-bad"]
+    for kv in ("model.cells_per_stage=1", "model.channels=8", "data.batch_size=16",
+               "standalone.epochs=1", "standalone.steps_per_epoch=2"):
+        argv += ["--set", kv]
+    assert main(argv) == 0
+    assert "--skip-bad (data.skip_bad) leaves out bad files" in caplog.text
+

@@ -621,3 +621,24 @@ def test_apply_dotted_gives_a_copy_and_refuses_one_string_for_a_list():
     with pytest.raises(C.ConfigError, match=r"a list of 'section.field=value' strings, not one "
                                             r"string: \['seed=3'\]"):
         C.apply_dotted(base, "seed=3")
+
+
+def test_apply_and_apply_dotted_leave_every_section_of_their_input_alone():
+    """`apply` changed and returned its input as apply_dotted once did; a shallow copy
+    would still share the sections (search, model, ...) between the variants."""
+    base = C.load(preset="quick")
+    iterations, channels = base.search.iterations, base.model.channels
+    a = C.apply(base, {"search": {"iterations": iterations + 5}})
+    b = C.apply_dotted(base, [f"model.channels={channels + 3}"])
+    assert (base.search.iterations, base.model.channels) == (iterations, channels)
+    assert (a.search.iterations, b.model.channels) == (iterations + 5, channels + 3)
+    assert a.model is not base.model and b.search is not base.search
+
+
+def test_model_channels_below_one_are_refused_and_classification_ignores_features():
+    """The depth head's least width is not asked of a classification space, which has
+    no head; its own width, channels, must be 1 or more."""
+    with pytest.raises(C.ConfigError, match=re.escape("model.channels=0 (expected >= 1)")):
+        validate(C.apply_dotted(C.Config(), ["model.channels=0"]))
+    validate(C.apply_dotted(C.Config(space="nb201"), ["data.spec=digits", "model.features=1"]))
+

@@ -1024,6 +1024,21 @@ def test_depthnas_data_lists_the_folders_it_left_out_and_fails_data_too_few_to_s
             "the splits need at least 3") in out
 
 
+def test_a_folder_listed_again_after_its_one_sided_scene_got_its_other_side_reads_all(tmp_path):
+    """not_read kept the first listing's one-sided folders: once depth/walk/ was added
+    a second index() still said images/walk/ was not read."""
+    root = make_folder(tmp_path / "f", n=6)
+    (root / "images" / "walk").mkdir()
+    (root / "images" / "s000.jpg").rename(root / "images" / "walk" / "0.jpg")
+    reader = FolderReader(root)
+    reader.index()
+    assert reader.not_read == ["images/walk/ (no depth/walk/)"]
+    (root / "depth" / "walk").mkdir()
+    (root / "depth" / "s000.png").rename(root / "depth" / "walk" / "0.png")
+    refs, problems = reader.index()
+    assert reader.not_read == [] and len(refs) == 6 and not problems
+
+
 def test_a_depth_map_whose_image_has_a_suffix_not_read_names_that_image(tmp_path):
     """"depth map s005.png has no image" beside images/s005.gif: an image of the name
     was there, of a format training does not read; the other way round said so. Each
@@ -1075,6 +1090,7 @@ def test_too_few_samples_names_the_least_number_the_splits_need(val, reg, least)
         with pytest.raises(DatasetError, match="too few"):
             split_counts(fewer, val, reg)
     assert least_samples(0.5, 0.45, more_than=6) == 9  # 5 splits, 6 to 8 do not: not monotone
+    assert least_samples(0.5, 0.45, more_than=5) == 9  # above more_than, not it
 
 
 def test_depthnas_data_says_when_too_few_scenes_split_per_sample(tmp_path, capsys):

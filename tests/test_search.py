@@ -759,7 +759,8 @@ def _library_cfg(*more):
 
 def test_a_library_search_refuses_what_the_command_refuses_and_leaves_no_folder(tmp_path, monkeypatch):
     """pipeline.run wrote over a folder of the user's own files, ran settings
-    `validate` refuses, and a start refused with no cfg.out left its new folder."""
+    `validate` refuses, could resume in a training's folder, and a start refused with
+    no cfg.out left its new folder."""
     from depthnas import pipeline
     from depthnas.config import ConfigError
     mine = tmp_path / "mine"
@@ -775,11 +776,22 @@ def test_a_library_search_refuses_what_the_command_refuses_and_leaves_no_folder(
     with pytest.raises(ConfigError, match="resume=True needs cfg.out"):
         pipeline.run(_library_cfg(), resume=True, progress=False)
     assert not (tmp_path / "bad").exists()
+    trained = tmp_path / "trained"  # `depthnas train`'s folder: a trained model
+    trained.mkdir()
+    (trained / "config.yaml").write_text("seed: 0\n")
+    (trained / "result.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"is a `depthnas train` run, not a search run; choose "
+                                          r"another --out \(cfg.out\) \(or continue it with"):
+        pipeline.run(_library_cfg(f"out={trained}"), resume=True, progress=False)
+    assert sorted(p.name for p in trained.iterdir()) == ["config.yaml", "result.json"]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "table.json").write_text("[1, 2]")  # read once the folder is made
+    given = _library_cfg("search.truth_table=table.json")
+    as_given = copy.deepcopy(given)
     with pytest.raises(ValueError, match="table.json"):
-        pipeline.run(_library_cfg(f"search.truth_table={tmp_path / 'table.json'}"), progress=False)
+        pipeline.run(given, progress=False)
     assert not (tmp_path / "runs").exists()
+    assert given == as_given  # not given the folder taken away again, nor absolute paths
 
 
 def test_a_library_search_leaves_the_caller_s_config_and_generators_and_resumes_when_asked(tmp_path):

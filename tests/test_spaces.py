@@ -410,6 +410,8 @@ def test_the_space_api_names_what_it_got_in_place_of_an_architecture_or_a_genera
         space.check("v1-sync:c3,c3,c3,c3,c3")
     with pytest.raises(ArchitectureError, match="got str"):
         space.crossover(arch, "v1-sync:c3,c3,c3,c3,c3", random.Random(0))
+    with pytest.raises(TypeError, match="rng must be a random.Random .*got Generator"):
+        space.sample(__import__("numpy").random.default_rng(0))  # a NumPy generator's draws differ
     for draw in (lambda: space.sample(0), lambda: space.mutate(arch, 0),
                  lambda: space.crossover(arch, arch, 0)):
         with pytest.raises(TypeError, match=r"rng must be a random.Random \(e.g. random.Random\(0\)\), got int 0"):
