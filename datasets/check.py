@@ -88,14 +88,14 @@ def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
         values = 1.0 / disparity[valid] if reader.value_kind == "depth" else disparity[valid]
         check.low, check.high = min(check.low, float(values.min())), max(check.high, float(values.max()))
     check.groups = len(groups)
-    try:
-        if good:  # none at all: every sample is bad, and said so
+    if good:  # none at all: every sample is bad, and said so
+        try:
             split_counts(len(good), val_fraction, reg_fraction)
-    except DatasetError as err:
-        check.unsplittable = str(err)
-    else:
-        with contextlib.suppress(DatasetError):
-            check.scenes_whole = assign_groups(good, 0, val_fraction, reg_fraction, warn=False)[3]
+        except DatasetError as err:
+            check.unsplittable = str(err)
+        else:
+            with contextlib.suppress(DatasetError):
+                check.scenes_whole = assign_groups(good, 0, val_fraction, reg_fraction, warn=False)[3]
     if not refs and not check.problems:
         raise reader.no_samples(where, "samples")
     return check

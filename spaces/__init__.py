@@ -19,10 +19,11 @@ def list_spaces(task_kind: str | None = None) -> list[str]:
     """The registered spaces; with `task_kind` ("depth", "classification") those of it."""
     if task_kind is None:
         return list(_REGISTRY)
-    kinds = {get_space(name).task_kind for name in _REGISTRY}
-    if task_kind not in kinds:  # a typo would list no space, as if none were registered
-        raise ValueError(f"unknown task kind {task_kind!r}; available: {', '.join(sorted(kinds))}")
-    return [name for name in _REGISTRY if get_space(name).task_kind == task_kind]
+    kinds = {name: get_space(name).task_kind for name in _REGISTRY}
+    if task_kind not in kinds.values():  # a typo would list no space, as if none were registered
+        raise ValueError(f"unknown task kind {task_kind!r}; available: "
+                         f"{', '.join(sorted(set(kinds.values())))}")
+    return [name for name, kind in kinds.items() if kind == task_kind]
 
 
 def get_space(name: str) -> SearchSpace:
