@@ -60,7 +60,9 @@ log = logging.getLogger(__name__)
 class SearchRun:
     """One search (Algorithm 1) in the folder `cfg.out`: `run()` trains the landmarks,
     the super-net with their ranking penalty, searches it, trains the picks and writes
-    best_arch.json, results.json and report.md; a folder it stopped in is resumed."""
+    best_arch.json, results.json and report.md; a folder it stopped in is resumed.
+    It takes `cfg` as checked and the folder as claimed: `pipeline.run` and
+    `depthnas search` do both (checks, lock, a folder of its own) and then run this."""
 
     def __init__(self, cfg: Config, *, progress: bool = True,
                  say: Callable[[str], None] = lambda msg: print(msg, flush=True)):
@@ -70,8 +72,9 @@ class SearchRun:
         self.model_kw = model_kwargs(cfg.model, self.space)  # what the models are built with
         self.device = resolve_device(cfg.device)
         self.budget = Budget.of(self.space, cfg, self.device)  # judges candidates and landmarks
-        if not cfg.out:  # made once the settings above are known to work
-            cfg.out = str(fresh_run_folder()[0])
+        if not cfg.out:  # a folder made here would be left behind by a refused start
+            raise config_mod.ConfigError("SearchRun needs cfg.out, the run's folder; "
+                                         "pipeline.run(cfg) makes one for a search given none")
         self.out = Path(cfg.out)
         self.splits: SplitSet | None = None  # loaded by _prepare
         self.results = StandaloneResults(cfg, self.space, self.out, device=self.device,

@@ -151,23 +151,27 @@ def test_a_refused_start_without_out_leaves_no_runs_folder(monkeypatch, tmp_path
 def test_library_searches_given_no_folder_each_get_their_own(tmp_path, monkeypatch):
     """A search given no `out` is named by the clock. Two that a script starts in the
     same second shared that folder, and the second resumed the first; under torchrun
-    each rank named a folder of its own."""
+    each rank named a folder of its own. SearchRun itself made the folder before its
+    checks were done, and so left it behind when refused: it now needs `out`."""
     from depthnas import config as config_mod
     from depthnas import pipeline
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(config_mod, "default_out", lambda command: f"runs/{command}-20261201-010203")
-    cfg = lambda: validate(config_mod.load(preset="quick"))
-    first, second = pipeline.SearchRun(cfg(), progress=False), pipeline.SearchRun(cfg(), progress=False)
-    assert (str(first.out), str(second.out)) == ("runs/search-20261201-010203",
-                                                 "runs/search-20261201-010203-2")
-    assert first.out.is_dir() and second.out.is_dir()
+    monkeypatch.setattr(pipeline.SearchRun, "run", lambda self: {})
+    cfg = lambda: config_mod.load(preset="quick")
+    first, second = pipeline.run(cfg())["out"], pipeline.run(cfg())["out"]
+    assert (first, second) == ("runs/search-20261201-010203", "runs/search-20261201-010203-2")
+    runs = tmp_path / "runs"
     bad = config_mod.Config(space="v9")  # refused before a folder is made for it
-    with pytest.raises(ValueError, match="v9"):
-        pipeline.SearchRun(bad, progress=False)
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [first.out.name, second.out.name]
+    with pytest.raises(config_mod.ConfigError, match="v9"):
+        pipeline.run(bad)
+    with pytest.raises(config_mod.ConfigError, match="SearchRun needs cfg.out"):
+        pipeline.SearchRun(validate(cfg()), progress=False)
+    assert sorted(p.name for p in runs.iterdir()) == ["search-20261201-010203", "search-20261201-010203-2"]
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(config_mod.ConfigError, match="under torchrun set cfg.out"):
-        pipeline.SearchRun(cfg(), progress=False)
+        pipeline.run(cfg())
+    assert len(list(runs.iterdir())) == 2
 
 
 def test_a_training_refused_for_its_data_leaves_no_folder(tmp_path, capsys):
