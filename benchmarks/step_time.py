@@ -48,7 +48,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from depthnas.cli import fixed_shape_kernels  # noqa: E402
+from depthnas.run_start import fixed_shape_kernels  # noqa: E402
 from depthnas.config import LandmarkConfig, TrainConfig  # noqa: E402
 from depthnas.scoring import PathEvaluator  # noqa: E402
 from depthnas.landmarks import LandmarkRegularizer  # noqa: E402

@@ -8,226 +8,31 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from . import __version__
+from . import __version__, train_cli
 from . import config as config_mod
-from .arch_arg import naming_arch_file, read_arch_arg, space_of
-from .config import Config
-from .config_checks import validate
 from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_hint, say_once,
                     stopped)
-from .io import atomic_write_json, path_arg
-from .launch_env import env_rank, launched
+from .io import path_arg
+from .launch_env import env_rank
 from .out_of_memory import OutOfMemory
 from .run_config import add_config_args, build_config
-from .runs import claim_folder, run_folder
+from .run_start import check_model_builds, check_out_under_torchrun, start_run
 from .stopping import Terminated, stop_on_signals
 from .terminal import show_progress
 
 
-def _join_ranks(cfg: Config) -> None:
-    """Under torchrun: join the process group (see depthnas.distributed)."""
-    from . import distributed
-    from .runtime import resolve_device
-    distributed.init(resolve_device(cfg.device))
-    if not distributed.is_main():
-        # rank 0 reports. Every rank reads the same data under the same settings, so
-        # the others' warnings are rank 0's again (one per rank, for each); they say
-        # only what stops them, and what a rank reads on its own: the checkpoint it
-        # resumes from (one it found damaged makes its weights differ from rank 0's)
-        logging.getLogger().setLevel(logging.ERROR)
-        logging.getLogger("depthnas.checkpoint").setLevel(logging.WARNING)
-
-
-def fixed_shape_kernels() -> None:
-    """Search and training run at one input size, so let cuDNN time its convolution
-    algorithms once per shape and keep the fastest, as timm's and MiDaS' training
-    scripts do. Only for these commands: evaluate/predict see images of many sizes,
-    and each new size would pay the timing again."""
-    import torch
-    torch.backends.cudnn.benchmark = True
-
-
 # ---- commands ---------------------------------------------------------------------
-def check_model_builds(cfg: Config, space: Any) -> None:
-    """Build the super-net on the meta device (no memory): an unknown backbone or one
-    without the strides the decoder needs fails here, before the run folder is
-    written, not when the first landmark starts training. A backbone weights file is
-    read once here, for the same reason."""
-    import torch
-
-    from .models import model_kwargs
-    with torch.device("meta"):
-        space.build_supernet(**dict(model_kwargs(cfg.model, space), backbone_weights=None))
-    if cfg.model.backbone_weights:  # a file of another model: said before "run folder ..."
-        from depthnas.spaces.depth import create_backbone
-        create_backbone(cfg.model.backbone, cfg.model.backbone_weights)
-
-
-def _check_out_under_torchrun(args: argparse.Namespace) -> None:
-    """Said before the model checks: without --out every rank would claim a folder of
-    its own, named by the clock."""
-    if getattr(args, "fresh_out", False) and launched():
-        raise config_mod.ConfigError("under torchrun pass --out: every rank must name the same "
-                                     "run folder")
-
-
-def _claim_fresh_out(cfg: Config, args: argparse.Namespace) -> Path | None:
-    """A run folder named by the clock (no --out) is made now, under the first free
-    name: runs started in the same second each get their own. Returns the outermost
-    folder made for it (None: the user named the folder)."""
-    if not getattr(args, "fresh_out", False):
-        return None
-    folder, made_from = claim_folder(Path(cfg.out))
-    cfg.out = args.resolved_out = str(folder)
-    return made_from
-
-
-def _space_chosen_by(args: argparse.Namespace, space: str) -> str | None:
-    """The option that set the space, as a message names it, or None. A space set by
-    --space, --set or --config (a run's config.yaml reused) is one the user chose: an
-    --arch of another space is refused, not followed."""
-    if args.space:
-        return f"--space {space}"
-    if "space" in config_mod.assigned_fields(args.set or []):
-        return f"--set space={space}"
-    if args.config and "space" in config_mod.named_fields(args.config, None):
-        return f"--config {args.config}: space {space}"
-    return None
-
-
-@contextlib.contextmanager
-def _run_folder(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
-    """Search's and train's start, once every check has passed: join the ranks, claim
-    the run folder and hold its lock while the work runs in it."""
-    _join_ranks(cfg)
-    fixed_shape_kernels()
-    made_from = _claim_fresh_out(cfg, args)
-    with run_folder(Path(cfg.out), args.resume, made_from=made_from, config=args.config) as out:
-        yield out
-
-
 def cmd_search(args: argparse.Namespace) -> int:
     cfg = build_config(args)  # checked before torch loads: a refused config is said at once
     from depthnas.spaces import get_space
     from .pipeline import SearchRun
-    _check_out_under_torchrun(args)
+    check_out_under_torchrun(args)
     check_model_builds(cfg, get_space(cfg.space))
-    with _run_folder(cfg, args):  # pipeline.run's folder handling, after the CLI's checks
+    with start_run(cfg, args):  # pipeline.run's folder handling, after the CLI's checks
         SearchRun(cfg, progress=show_progress(args.no_progress)).run()
     return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from .runs import ARCH_FILE
-    cfg, space, arch = _training_config(args)
-    from . import distributed
-    from .data import check_recorded_splits, load_splits, warn_unused_settings
-    from .recipe import recipe
-    from .standalone import finished_training, train_standalone
-    arch_string = space.to_string(arch)
-    _check_out_under_torchrun(args)
-    check_model_builds(cfg, space)
-    _refuse_another_training(args, cfg, arch_string)
-    with _run_folder(cfg, args) as out:
-        if distributed.is_main():
-            atomic_write_json(out / ARCH_FILE, space.to_json(arch))
-        warn_unused_settings(cfg)
-        splits = load_splits(cfg)
-        check_recorded_splits(splits, out / "splits.json")  # a resume: the same samples
-        if distributed.is_main():  # as a search records them: which samples, what was skipped
-            atomic_write_json(out / "splits.json", splits.manifest())
-            # said once the data is there: a refused start's folder is removed
-            if args.resume and finished_training(out, arch_string, recipe(cfg)):
-                print(f"{arch_string} finished its training in {out} already: "
-                      "its result, not trained again", flush=True)
-            else:
-                print(f"training {arch_string} stand-alone; run folder {out}", flush=True)
-        result = train_standalone(cfg, space, arch, splits, out,
-                                  progress=show_progress(args.no_progress), distributed=True)
-    if distributed.is_main():
-        _say_trained(result, cfg, space, out)
-    return 0
-
-
-def _training_config(args: argparse.Namespace) -> tuple[Config, Any, Any]:
-    """The config, space and architecture of a `depthnas train`. The config is checked
-    for the space the training uses, before torch loads: the one the user set (--space,
-    --set, --config), else the one --arch names (checked for the preset's, an nb201
-    training's own loss or data was refused)."""
-    from depthnas.spaces import get_space
-    from .runs import trained_arch
-    cfg = build_config(args, check=False)
-    arch_arg = args.arch or (trained_arch(cfg.out) if args.resume else None)
-    named_by = _space_chosen_by(args, cfg.space)
-    if named_by or not arch_arg:
-        validate(cfg)
-    if not arch_arg:
-        raise config_mod.ConfigError("--arch is needed" + (
-            f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))
-    text, source = read_arch_arg(arch_arg)
-    with naming_arch_file(source):
-        cfg.space = space_of(text, explicit=cfg.space if named_by else None, default=cfg.space,
-                             named_by=named_by)
-        space = get_space(cfg.space)
-        arch = space.parse(text)
-    if not named_by:
-        validate(cfg)
-    return cfg, space, arch
-
-
-def _refuse_another_training(args: argparse.Namespace, cfg: Config, arch: str) -> None:
-    """A --resume continues the training its folder holds, under the settings it began
-    with: another architecture, or a config.yaml edited since, would train from scratch
-    over it, its epochs lost."""
-    from .recipe import recipe
-    from .runs import trained_arch
-    from .standalone import training_changes
-    out = Path(cfg.out)
-    trained = trained_arch(out)
-    if args.resume and trained is not None and trained != arch:
-        raise config_mod.ConfigError(f"{out} holds a training of {trained}; --resume continues "
-                                     "it, so --arch must name it (or choose another --out)")
-    stale = training_changes(out, arch, recipe(cfg)) if args.resume else []
-    if stale:
-        raise config_mod.ConfigError(
-            f"{out}'s training was made with other settings than its config.yaml now holds "
-            f"({'; '.join(stale)}): --resume would train from scratch over it. Restore "
-            "config.yaml, or start a new run in another --out")
-
-
-def _say_trained(result: dict[str, Any], cfg: Config, space: Any, out: Path) -> None:
-    from .degenerate import inverted_note, learned_nothing
-    from .models import is_classification
-    from .task import make_task
-    score = make_task(space, cfg.standalone.loss).score_name
-    print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
-          f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
-    _warn_if_no_better_than_constant(result, classifies=is_classification(space),
-                                     pretrained=cfg.model.backbone_weights is not None)
-    note = inverted_note(result.get("inverted"))
-    if note and not learned_nothing(result["val_loss"], result.get("constant_prediction_loss")):
-        print(f"warning: {note}", file=sys.stderr)
-
-
-def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
-                                     pretrained: bool = False) -> None:
-    base = result.get("constant_prediction_loss")
-    from .degenerate import learned_nothing
-    if not learned_nothing(result["val_loss"], base):
-        return
-    if classifies:
-        print(f"warning: naming the most frequent class for every image scores {base:.5f}: this "
-              "model learned (almost) nothing; try a lower --set standalone.lr=... or more "
-              "--epochs", file=sys.stderr)
-        return
-    print(f"warning: a constant prediction scores {base:.5f}: this model learned (almost) "
-          "nothing. An output of zeros everywhere means the head's final ReLU died; try a "
-          "lower --set standalone.lr=... or more --epochs" +
-          ("" if pretrained else ", or a pretrained backbone (--backbone-weights FILE)"),
-          file=sys.stderr)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -284,14 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(s, "search")
     s.set_defaults(func=cmd_search)
 
-    t = sub.add_parser(
-        "train", help="train one architecture stand-alone",
-        description="Train one architecture on its own. Example: depthnas train --arch "
-                    "runs/search-20261130-101500/best_arch.json --preset quick --epochs 20")
-    t.add_argument("--arch", help="architecture string, JSON, or a JSON file "
-                                  "(with --resume: the folder's own, if left out)")
-    add_config_args(t, "train")
-    t.set_defaults(func=cmd_train)
+    train_cli.register(sub)
 
     d = sub.add_parser(
         "data", help="read every sample of a data set: every bad one at once, and what training sees",

@@ -30,7 +30,7 @@ from depthnas.spaces import Arch, get_space
 from . import config as config_mod
 from . import distributed as dist
 from .budget import Budget
-from .config import Config
+from .config import Config, LandmarkConfig
 from .data import check_recorded_splits, load_splits, warn_unused_settings
 from .degenerate import candidate_order, collapsed, learned_nothing, search_order, unlearned_note
 from .evolution import RANDOM_TRIES, new_models, run_search
@@ -84,6 +84,14 @@ class SearchRun:
         self.picks = self.flat_picks = 0
         self.unlearned: list[int] = []  # searches whose super-net beat no constant prediction
         self.final_scores: dict[Arch, float] = {}  # the last search's, reused by finish
+        # set as the run goes: its clock, started by _prepare (a resume adds to the
+        # recorded time); the losses of a model that learned nothing, on the whole
+        # validation split and on the search's batches (_baselines); and the lambda
+        # schedule the report plots
+        self.clock: RunClock | None = None
+        self.constant_loss: float | None = None
+        self.search_constant_loss: float | None = None
+        self.lambda_schedule: dict[str, Any] | None = None
 
     def initial_landmarks(self) -> list[Arch]:
         """Fixed once per run directory, so a resumed run uses the same set (chosen
@@ -154,8 +162,10 @@ class SearchRun:
             archs = self.initial_landmarks()
             self.say(f"stage 1: {len(archs)} landmark(s) stand-alone")
             landmarks = list(zip(archs, self.results(archs, "landmark")))
-        landmark_set = {a for a, _ in landmarks}
         trainer, regularizer, evaluator = self._supernet(task, landmarks)
+        self._baselines(task, evaluator)
+        if regularizer is not None:
+            self.lambda_schedule = _lambda_schedule(cfg.landmarks, regularizer, trainer.total_steps)
         if dist.is_main() and trainer.checkpoints.latest() is None:
             drop_stale_searches(self.out, self.say)
         T, E = cfg.search.iterations, cfg.supernet.epochs
@@ -166,14 +176,13 @@ class SearchRun:
             check_search_kept(self.out, t, trainer.state.epoch, cfg.supernet.epochs)  # every rank: all raise
             top = self._search(t, evaluator) if dist.is_main() else None
             top = [space.from_string(s) for s in dist.broadcast_object(top)]
-            for a, loss in zip(top, self.results(top, f"top-{t + 1}")):
-                if cfg.landmarks.enabled and t < T - 1:
-                    landmarks.append((a, loss))
-                    landmark_set.add(a)
+            losses = self.results(top, f"top-{t + 1}")
+            if cfg.landmarks.enabled and t < T - 1:  # no super-net trains after the last search
+                landmarks += zip(top, losses)
             if regularizer is not None:
                 regularizer.set_landmarks(landmarks)
         self.results(self._rank_samples(), "rank")
-        summary = self.finish(evaluator, landmark_set) if dist.is_main() else None
+        summary = self.finish(evaluator, {a for a, _ in landmarks}) if dist.is_main() else None
         return dist.broadcast_object(summary)
 
     def _prepare(self) -> Task:
@@ -212,9 +221,7 @@ class SearchRun:
     def _supernet(self, task: Task, landmarks: list[tuple[Arch, float]]
                   ) -> tuple[Trainer, LandmarkRegularizer | None, PathEvaluator | None]:
         """The super-net's trainer (with the landmark penalty) and, on rank 0, which
-        alone searches, the evaluator that scores its paths; also the levels of a model
-        that learned nothing, which the searches and the report compare with, and the
-        lambda schedule for the report."""
+        alone searches, the evaluator that scores its paths."""
         cfg, space = self.cfg, self.space
         total = cfg.search.iterations * cfg.supernet.epochs
         seed_everything(cfg.seed)  # the super-net's initial weights follow the seed alone
@@ -237,19 +244,18 @@ class SearchRun:
         if dist.is_main():
             evaluator = PathEvaluator.for_run(trainer.model, task, self.splits.train,
                                               self.splits.val, cfg, self.device)
-        # The level of a model that learned nothing, on the whole split (where stand-alone
-        # models are scored) and on the search's validation batches (maybe fewer).
-        self.constant = constant_score(task, self.splits.val, batch_size=cfg.data.batch_size)
-        self.search_constant = evaluator.constant_level() if evaluator is not None else None
-        self.lambda_schedule = None if regularizer is None else {
-            "schedule": cfg.landmarks.schedule, "lambda_max": cfg.landmarks.lambda_max,
-            # the weight of every step (1-based, as logged), thinned to 400 points for the plot
-            **_thinned(lambda i: regularizer.lam(i - 1, trainer.total_steps), trainer.total_steps)}
         return trainer, regularizer, evaluator
+
+    def _baselines(self, task: Task, evaluator: PathEvaluator | None) -> None:
+        """The loss of a model that learned nothing, which the searches and the report
+        compare with: on the whole split (where stand-alone models are scored) and on the
+        search's validation batches (maybe fewer)."""
+        self.constant_loss = constant_score(task, self.splits.val, batch_size=self.cfg.data.batch_size)
+        self.search_constant_loss = evaluator.constant_level() if evaluator is not None else None
 
     def _search(self, t: int, evaluator: PathEvaluator) -> list[str]:
         """Iteration t's search of the super-net (rank 0): its top-K models not yet trained."""
-        cfg, space, level = self.cfg, self.space, self.search_constant
+        cfg, space, level = self.cfg, self.space, self.search_constant_loss
         evaluator.refresh()
         ranked = run_search(cfg.search.method, space, evaluator.score, cfg.search,
                             seeded_rng(cfg.seed, "search", t), constraint=self.budget,
@@ -275,7 +281,7 @@ class SearchRun:
         live = [score for a, score in ranked if a not in flat_paths]
         # classification keeps no level of the scored batches (see constant_level): the
         # split's majority-class error judges whether anything was learned
-        floor = level if level is not None else self.constant
+        floor = level if level is not None else self.constant_loss
         if live and learned_nothing(min(live), floor):
             self.unlearned.append(t + 1)
             self.say(f"  warning: {unlearned_note([t + 1], floor, min(live))}")
@@ -319,8 +325,8 @@ class SearchRun:
                    "elapsed_s": round(elapsed, 1), "best": best_json,
                    "best_searched": best_searched, "ranking": ranking,
                    "rank_samples": cfg.search.rank_samples,
-                   "constant_prediction_loss": self.constant,
-                   "search_constant_loss": self.search_constant,
+                   "constant_prediction_loss": self.constant_loss,
+                   "search_constant_loss": self.search_constant_loss,
                    "picks": self.picks, "flat_picks": self.flat_picks,
                    "unlearned_searches": self.unlearned,
                    "lambda_schedule": self.lambda_schedule,
@@ -405,6 +411,12 @@ class SearchRun:
         for note in warnings_of(summary):
             self.say(f"warning: {note}")
         self.say(f"done in {elapsed / 60:.1f} min; report: {self.out / 'report.md'}")
+
+
+def _lambda_schedule(lm: LandmarkConfig, regularizer: LandmarkRegularizer, total_steps: int) -> dict[str, Any]:
+    """The penalty's weight at every step (1-based, as logged), thinned for the report's plot."""
+    return {"schedule": lm.schedule, "lambda_max": lm.lambda_max,
+            **_thinned(lambda i: regularizer.lam(i - 1, total_steps), total_steps)}
 
 
 def _thinned(f: Callable[[int], float], n: int, points: int = 400) -> dict[str, list]:

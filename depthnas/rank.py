@@ -19,6 +19,7 @@ from .rank_correlation import ranking_report
 from .rank_plan import RankPlan, plan_rank, run_finished
 from .runtime import generators_kept, resolve_device, seed_everything, seeded_rng
 from .scoring import PathEvaluator, constant_score
+from .search_resume import supernet_config_changes
 from .task import make_task
 from .terminal import listed
 
@@ -30,8 +31,7 @@ def check_trained_config(run: Path, cfg: config_mod.Config) -> None:
     """The run's config.yaml as its super-net trained with it: a cut file would fill
     in defaults (200 calibration batches for the quick preset's 4), an edited one
     other settings, and either scores every path otherwise than the run did."""
-    recorded = Checkpointer(run / "checkpoints").latest_metadata() or {}
-    changes = config_mod.record_changes(recorded.get("run_config") or {}, cfg)
+    changes = supernet_config_changes(run, cfg)
     if changes:
         raise config_mod.ConfigError(
             f"{run / 'config.yaml'} differs from the settings the run's super-net trained with "

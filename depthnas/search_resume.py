@@ -40,16 +40,23 @@ def check_config_kept(out: Path, cfg: Config) -> None:
     it, the landmarks') trainings. Resumed, the run would go on with the new
     settings after searches done with the old ones, its schedules changed
     part-way through."""
-    recorded = Checkpointer(out / "checkpoints").latest_metadata() or {}
-    changes = config_mod.record_changes(recorded.get("run_config") or {}, cfg)
-    what = "super-net"
-    if not recorded:  # stopped among the landmarks: their results record the recipe
+    changes, what = supernet_config_changes(out, cfg), "super-net"
+    if changes is None:  # stopped among the landmarks: their results record the recipe
         what, changes = "stand-alone trainings", _standalone_changes(out, cfg)
     if changes:
         raise config_mod.ConfigError(
             f"{out / 'config.yaml'} differs from the settings the run's {what} "
             f"trained with ({'; '.join(changes)}); a resumed run goes on as it started: "
             "restore those settings, or start a new run in another folder (--out)")
+
+
+def supernet_config_changes(out: Path, cfg: Config) -> list[str] | None:
+    """How `cfg` differs from the settings the run's super-net trained with, as its
+    latest checkpoint records them; None before a checkpoint was written."""
+    recorded = Checkpointer(out / "checkpoints").latest_metadata()
+    if not recorded:
+        return None
+    return config_mod.record_changes(recorded.get("run_config") or {}, cfg)
 
 
 def _standalone_changes(out: Path, cfg: Config) -> list[str]:

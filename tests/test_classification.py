@@ -243,7 +243,7 @@ def test_a_classifier_that_ignores_its_input_is_at_the_constant_level(digits, ca
     """Same logits for every image name one class; at best the most frequent one. That
     error rate is the level `depthnas train` and the search compare with, as the
     constant map is for depth (a chance-level classifier used to pass unremarked)."""
-    from depthnas.cli import _warn_if_no_better_than_constant
+    from depthnas.train_cli import _warn_if_no_better_than_constant
     from depthnas.degenerate import at_constant_level, learned_nothing
     from depthnas.scoring import constant_score, evaluate_fixed
     labels = torch.stack([digits.val[i]["label"] for i in range(len(digits.val))])

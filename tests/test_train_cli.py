@@ -67,7 +67,7 @@ def test_train_warns_when_the_model_is_no_better_than_a_constant(tmp_path, capsy
     err = capsys.readouterr().err
     assert "learned (almost) nothing" in err and "(--backbone-weights FILE)" in err
     # a training that had pretrained weights is not told to use some
-    from depthnas.cli import _warn_if_no_better_than_constant
+    from depthnas.train_cli import _warn_if_no_better_than_constant
     _warn_if_no_better_than_constant(result, pretrained=True)
     err = capsys.readouterr().err
     assert "learned (almost) nothing" in err and "--backbone-weights" not in err

@@ -39,7 +39,7 @@ from scipy import stats
 from torch.utils.data import DataLoader, Dataset
 
 from depthnas import config as config_mod
-from depthnas.cli import fixed_shape_kernels
+from depthnas.run_start import fixed_shape_kernels
 from depthnas.config import Config
 from depthnas.scoring import evaluate_fixed
 from depthnas.evolution import new_models

@@ -1,0 +1,83 @@
+"""How `depthnas search` and `depthnas train` start, once their settings are read: the
+checks said before a folder is made (a model that cannot build, no --out under
+torchrun), then joining the ranks, claiming the run folder and holding its lock."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import config as config_mod
+from .config import Config
+from .launch_env import launched
+from .runs import claim_folder, run_folder
+
+
+def join_ranks(cfg: Config) -> None:
+    """Under torchrun: join the process group (see depthnas.distributed)."""
+    from . import distributed
+    from .runtime import resolve_device
+    distributed.init(resolve_device(cfg.device))
+    if not distributed.is_main():
+        # rank 0 reports. Every rank reads the same data under the same settings, so
+        # the others' warnings are rank 0's again (one per rank, for each); they say
+        # only what stops them, and what a rank reads on its own: the checkpoint it
+        # resumes from (one it found damaged makes its weights differ from rank 0's)
+        logging.getLogger().setLevel(logging.ERROR)
+        logging.getLogger("depthnas.checkpoint").setLevel(logging.WARNING)
+
+
+def fixed_shape_kernels() -> None:
+    """Search and training run at one input size, so let cuDNN time its convolution
+    algorithms once per shape and keep the fastest, as timm's and MiDaS' training
+    scripts do. Only for these commands: evaluate/predict see images of many sizes,
+    and each new size would pay the timing again."""
+    import torch
+    torch.backends.cudnn.benchmark = True
+
+
+def check_model_builds(cfg: Config, space: Any) -> None:
+    """Build the super-net on the meta device (no memory): an unknown backbone or one
+    without the strides the decoder needs fails here, before the run folder is
+    written, not when the first landmark starts training. A backbone weights file is
+    read once here, for the same reason."""
+    import torch
+
+    from .models import model_kwargs
+    with torch.device("meta"):
+        space.build_supernet(**dict(model_kwargs(cfg.model, space), backbone_weights=None))
+    if cfg.model.backbone_weights:  # a file of another model: said before "run folder ..."
+        from depthnas.spaces.depth import create_backbone
+        create_backbone(cfg.model.backbone, cfg.model.backbone_weights)
+
+
+def check_out_under_torchrun(args: argparse.Namespace) -> None:
+    """Said before the model checks: without --out every rank would claim a folder of
+    its own, named by the clock."""
+    if getattr(args, "fresh_out", False) and launched():
+        raise config_mod.ConfigError("under torchrun pass --out: every rank must name the same "
+                                     "run folder")
+
+
+def claim_fresh_out(cfg: Config, args: argparse.Namespace) -> Path | None:
+    """A run folder named by the clock (no --out) is made now, under the first free
+    name: runs started in the same second each get their own. Returns the outermost
+    folder made for it (None: the user named the folder)."""
+    if not getattr(args, "fresh_out", False):
+        return None
+    folder, made_from = claim_folder(Path(cfg.out))
+    cfg.out = args.resolved_out = str(folder)
+    return made_from
+
+
+@contextlib.contextmanager
+def start_run(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
+    """Search's and train's start, once every check has passed: join the ranks, claim
+    the run folder and hold its lock while the work runs in it."""
+    join_ranks(cfg)
+    fixed_shape_kernels()
+    made_from = claim_fresh_out(cfg, args)
+    with run_folder(Path(cfg.out), args.resume, made_from=made_from, config=args.config) as out:
+        yield out
