@@ -57,6 +57,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _printed(msg: str) -> None:
+    print(msg, flush=True)  # flushed: a log file behind a pipe shows the stage now
+
+
 class SearchRun:
     """One search (Algorithm 1) in the folder `cfg.out`: `run()` trains the landmarks,
     the super-net with their ranking penalty, searches it, trains the picks and writes
@@ -65,7 +69,7 @@ class SearchRun:
     `depthnas search` do both (checks, lock, a folder of its own) and then run this."""
 
     def __init__(self, cfg: Config, *, progress: bool = True,
-                 say: Callable[[str], None] = lambda msg: print(msg, flush=True)):
+                 say: Callable[[str], None] = _printed):
         self.cfg, self.progress = cfg, progress
         self.say = say if dist.is_main() else (lambda msg: None)  # rank 0 reports
         self.space = get_space(cfg.space)
@@ -438,7 +442,8 @@ def fresh_run_folder() -> tuple[Path, Path]:
     return claim_folder(Path(config_mod.default_out("search")))
 
 
-def run(cfg: Config, *, resume: bool = False, **kw) -> dict[str, Any]:
+def run(cfg: Config, *, resume: bool = False, progress: bool = True,
+        say: Callable[[str], None] = _printed) -> dict[str, Any]:
     """A search of `cfg`, as `depthnas search` runs one; returns what results.json
     holds, and `out`: the run's folder.
 
@@ -449,8 +454,8 @@ def run(cfg: Config, *, resume: bool = False, **kw) -> dict[str, Any]:
     (`runs.run_folder`: a fresh start refuses a run's folder or one of other files;
     `resume=True` continues the run in `cfg.out`). Python's and NumPy's generators
     and torch's CPU one (and CUDA's where in use already), which the search seeds
-    from `cfg.seed`, are as they were when it returns. `kw`: progress (bars) and say
-    (where messages go)."""
+    from `cfg.seed`, are as they were when it returns. `progress`: bars; `say`: where
+    messages go."""
     from .config_checks import validate
     from .runs import check_kind, check_resumable, run_folder
     cfg = validate(config_mod.absolute_paths(copy.deepcopy(cfg)))
@@ -465,4 +470,4 @@ def run(cfg: Config, *, resume: bool = False, **kw) -> dict[str, Any]:
         folder, made_from = fresh_run_folder()
         cfg.out = str(folder)
     with generators_kept(), run_folder(Path(cfg.out), resume, made_from=made_from):
-        return {**SearchRun(cfg, **kw).run(), "out": cfg.out}
+        return {**SearchRun(cfg, progress=progress, say=say).run(), "out": cfg.out}

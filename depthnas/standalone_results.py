@@ -118,7 +118,7 @@ class StandaloneResults:
         # a resumed run reads what finished before the stop (decided before any rank
         # trains: a result another rank writes meanwhile was trained now)
         finished = {s for s in todo
-                    if finished_training(self.folder(s), s, rec)}
+                    if finished_training(self.folder(s), s, rec) is not None}
         for s in todo:
             self.say(f"  reusing finished stand-alone [{role}] {s}" if s in finished else
                      f"  training stand-alone [{role}] {s}" +

@@ -222,7 +222,7 @@ class Trainer:
         self._writer = None
         self._purge_step: int | None = None
         self._loss = StepLoss(self.model, task, None, cfg.channels_last)
-        self.regularizer = regularizer
+        self.regularizer = regularizer  # through the setter: it matches the layout
         self.step_loss: nn.Module = self._loss
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
