@@ -209,14 +209,14 @@ def test_ranks_other_than_0_keep_their_warnings_to_themselves(monkeypatch):
     with too few scenes, say) was printed once per rank."""
     import logging
 
-    from depthnas import cli, distributed
+    from depthnas import distributed, run_start
     monkeypatch.setattr(distributed, "init", lambda device: None)
     root, checkpoints = logging.getLogger(), logging.getLogger("depthnas.checkpoint")
     monkeypatch.setattr(root, "level", logging.INFO)
     monkeypatch.setattr(checkpoints, "level", logging.NOTSET)
     for main_rank, level in ((True, logging.INFO), (False, logging.ERROR)):
         monkeypatch.setattr(distributed, "is_main", lambda: main_rank)
-        cli._join_ranks(config_mod.Config(device="cpu"))
+        run_start.join_ranks(config_mod.Config(device="cpu"))
         assert root.level == level
     # but a checkpoint it found damaged, which it alone read, is said
     assert checkpoints.isEnabledFor(logging.WARNING)
