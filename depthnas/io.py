@@ -76,8 +76,13 @@ def default_permissions(path: str | Path) -> None:
 
 
 def check_parent_folders(path: str | Path, flag: str = "--out") -> None:
-    """A path below a file, or in a folder this user may not write in, can only fail
-    when it is written, after the work is done: say so before it starts."""
+    """A path below a file, or a link to nowhere, or in a folder this user may not
+    write in, can only fail when it is written, after the work is done: say so
+    before it starts."""
+    for place in (Path(path), *Path(path).parents):
+        if place.is_symlink() and not place.exists():  # mkdir would say "File exists"
+            raise ValueError(f"{flag} {path}: {place} is a symbolic link to "
+                             f"{os.readlink(place)}, which does not exist")
     for parent in Path(path).parents:
         if parent.exists():
             if not parent.is_dir():

@@ -43,8 +43,10 @@ def collect_inputs(path: str | Path, out_dir: str | Path | None = None
     if path.is_file():
         return [path], [], []
     if path.is_dir():
+        # a link to a missing photo is taken too, to be reported as unread, not passed over
         found = sorted(p for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not hidden(p.name))
+                       if (p.is_file() or p.is_symlink() and not p.exists())
+                       and p.suffix.lower() in PHOTO_SUFFIXES and not hidden(p.name))
         ours = [p for p in found if p.name.endswith(OUTPUT_SUFFIXES)
                 and written_by_depthnas(p, {"png16": p})]
         found = [p for p in found if p not in ours]

@@ -343,6 +343,24 @@ def test_out_naming_a_file_is_an_error(onnx_file: Path, photos: Path, tmp_path: 
     assert taken.read_text() == "{}"
 
 
+def test_links_to_nowhere_are_said_not_passed_over(onnx_file: Path, photos: Path, tmp_path: Path,
+                                                  capsys) -> None:
+    """A link to a missing photo in the folder was left out without a word, and an --out
+    linked to an unmounted drive failed after the work with "File exists"."""
+    photos = Path(shutil.copytree(photos, tmp_path / "photos"))  # the fixture's is shared
+    (photos / "dead.jpg").symlink_to(tmp_path / "gone.jpg")
+    unmounted = tmp_path / "drive"
+    unmounted.symlink_to(tmp_path / "not-mounted")
+    assert main(["predict", "--model", str(onnx_file), "--input", str(photos),
+                 "--out", str(unmounted), "--no-progress"]) == 2
+    assert (f"--out {unmounted}: {unmounted} is a symbolic link to {tmp_path / 'not-mounted'}, "
+            "which does not exist") in capsys.readouterr().err
+    assert main(["predict", "--model", str(onnx_file), "--input", str(photos),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "2 skipped" in captured.out and "dead.jpg" in captured.err
+
+
 def test_predicting_into_the_input_folder_twice_skips_its_own_outputs(onnx_file: Path, photos: Path,
                                                                       tmp_path: Path, capsys) -> None:
     """...and says nothing of them: the note on depth maps left out is for an --input
