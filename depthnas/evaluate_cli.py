@@ -21,7 +21,8 @@ def report_name(split: str, other_data: str | None, variant: tuple[str, ...] = (
     """`eval`, `eval-val`, ...; with the data set's kind and folder name when it is not
     the run's own (`eval-val-nyuv2-nyu`): scoring a model on a second data set wrote
     over the first one's report. `variant`: how the run's own data was read otherwise
-    (`eval-val-seed7`, `eval-depth`), which wrote over the run's own reading."""
+    (`eval-val-seed7`, `eval-depth`) or at another size or cap (`eval-val-net512`,
+    `eval-cap3`), which wrote over the run's own reading."""
     name = "-".join(("eval" if split == "all" else f"eval-{split}", *variant))
     if other_data:
         kind, path = split_spec(canonical_spec(other_data))  # folder:. -> its name
@@ -31,6 +32,11 @@ def report_name(split: str, other_data: str | None, variant: tuple[str, ...] = (
 
 
 NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
+
+
+def default_depth_cap(data: str) -> float | None:
+    """The command's cap where --depth-cap is not given: NYUv2's 10 m, else none."""
+    return NYU_DEPTH_CAP if split_spec(data)[0] == "nyuv2" else None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -58,8 +64,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     note = checkpoint_note(out, bool(args.out))
     if note:
         print(note)
-    if args.depth_cap is None and split_spec(data)[0] == "nyuv2":
-        depth_cap = NYU_DEPTH_CAP
+    if args.depth_cap is None and default_depth_cap(data) is not None:
+        depth_cap = default_depth_cap(data)
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
               "(--depth-cap 0 for none)")
     report = ev.evaluate(args.checkpoint, data, split=args.split, depth_cap=depth_cap,
@@ -117,6 +123,16 @@ def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
         variant.append(f"seed{kw['seed']}")
     if same and kw["depth_kind"] != own["depth_kind"]:
         variant.append(kw["depth_kind"])
+    # read at another size, cap or number of scenes than by default: scores of their own
+    samples = args.synthetic_samples
+    if samples is not None and split_spec(data)[0] == "synthetic" and \
+            not (same and samples == own["synthetic_samples"]):
+        variant.append(f"samples{samples}")
+    if args.net_size is not None:
+        variant.append(f"net{args.net_size}")
+    from .evaluate import check_depth_cap  # imported already: the command has loaded torch
+    if args.depth_cap is not None and check_depth_cap(args.depth_cap) != default_depth_cap(data):
+        variant.append(f"cap{args.depth_cap:g}")
     name = report_name(args.split, None if same else data, tuple(variant))
     checkpoint = Path(args.checkpoint)
     out = (checkpoint / f"{name}.json" if checkpoint.is_dir() else

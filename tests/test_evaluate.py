@@ -63,7 +63,7 @@ def test_reports_on_two_data_sets_are_two_files_beside_the_model(motorcycle, mod
                  "--synthetic-samples", "2", "--no-progress"]) == 0
     assert "on 2 sample(s) of synthetic [all: scenes no run trains on]" in capsys.readouterr().out
     folder = json.loads((tmp_path / f"model.eval-folder-{root.name}.json").read_text())
-    synthetic = json.loads((tmp_path / "model.eval-synthetic.json").read_text())
+    synthetic = json.loads((tmp_path / "model.eval-samples2-synthetic.json").read_text())
     assert folder["samples"] == 1 and synthetic["samples"] == 2
 
 
@@ -546,11 +546,20 @@ def test_a_reading_of_the_run_s_data_other_than_its_own_gets_a_report_of_its_own
     assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress"]) == 0
     own = json.loads((run / "eval-val.json").read_text())
     for flags, name in ((["--seed", "0"], "eval-val-seed0"), (["--depth-kind", "disparity"], "eval-val-disparity"),
-                        (["--seed", "3"], "eval-val")):  # the run's own seed: its own reading
+                        (["--net-size", "64"], "eval-val-net64"), (["--depth-cap", "0.5"], "eval-val-cap0.5"),
+                        (["--seed", "3"], "eval-val"),  # the run's own seed: its own reading
+                        (["--depth-cap", "0"], "eval-val"),  # no cap: the default for this data
+                        (["--synthetic-samples", "9"], "eval-val")):  # folder data draws no scenes
         assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress", *flags]) == 0
         assert (run / f"{name}.json").is_file(), flags
     assert json.loads((run / "eval-val-disparity.json").read_text())["depth_kind"] == "disparity"
+    assert json.loads((run / "eval-val-cap0.5.json").read_text())["depth_cap"] == 0.5
     assert own["depth_kind"] == "depth" and json.loads((run / "eval-val.json").read_text()) == own
+    (run / "config.yaml").write_text("seed: 3\ndata:\n  synthetic_samples: 5\n")  # a synthetic run
+    for samples, name in (("6", "eval-val-samples6"), ("5", "eval-val")):  # 5: the run's own
+        assert main(["evaluate", "--checkpoint", str(run), "--data", "synthetic", "--split", "val",
+                     "--no-progress", "--synthetic-samples", samples]) == 0
+        assert json.loads((run / f"{name}.json").read_text())["data"] == "synthetic", samples
 
 
 def test_evaluate_from_python_scores_the_run_s_own_val_split(tmp_path, model):
