@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from depthnas.datasets.settings import DEPTH_KINDS, check_image_size
-from depthnas.datasets.spec import data_path_problem, parse_spec
+from depthnas.datasets.spec import data_path_problem, is_classification_spec, parse_spec
 from depthnas.spaces import get_space
 from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, MIN_FEATURES, WEIGHT_SUFFIXES
 
@@ -41,7 +41,9 @@ def validate(cfg: Config) -> Config:
     except ValueError as err:
         problems.append(f"space: {err}")
         space = None
-    classification = space is not None and space.task_kind == "classification"
+    # an unknown space is said once, as `space`; its data is read as the spec's kind
+    classification = space.task_kind == "classification" if space is not None \
+        else is_classification_spec(cfg.data.spec)
     if not 0 <= cfg.seed < 2**32:  # numpy's bound, said in its words otherwise
         problems.append(f"seed={cfg.seed} (expected 0 to 2**32 - 1)")
     for name in ("supernet", "standalone"):

@@ -8,7 +8,7 @@ import torch
 from depthnas.spaces import Arch, SearchSpace
 
 from .config import Config
-from .models import model_kwargs
+from .models import model_kwargs, without_weights_file
 from .runtime import autocast
 
 
@@ -21,7 +21,7 @@ def measure_latency(space: SearchSpace, arch: Arch, cfg: Config, device: torch.d
     the model the search hands over. The median of nine, not the mean of few, because
     one slow pass (a page fault, another process) would otherwise decide near the
     budget."""
-    kw = dict(model_kwargs(cfg.model, space), backbone_weights=None)
+    kw = without_weights_file(model_kwargs(cfg.model, space))
     model = space.build_fixed(arch, **kw).to(device).eval()
     size = space.input_size or cfg.data.image_size
     x = torch.randn(1, 3, *size, device=device)

@@ -32,16 +32,26 @@ def model_kwargs(cfg: ModelConfig, space: SearchSpace) -> dict[str, Any]:
     return space.model_kwargs(cfg)
 
 
+def without_weights_file(kw: dict[str, Any]) -> dict[str, Any]:
+    """`kw` with no backbone weights file to read, where the space takes one: a model
+    built only to be counted, timed or checked, or filled from a model file."""
+    return dict(kw, backbone_weights=None) if "backbone_weights" in kw else dict(kw)
+
+
 def model_metadata(space: SearchSpace, arch: Arch | None, cfg: ModelConfig,
                    image_size: tuple[int, int] | list[int], task: str = "depth") -> dict[str, Any]:
+    # `model`: the constructor's arguments, which load_model rebuilds it from (a space
+    # of the user's may take settings other than the MiDaS decoder's); the top-level
+    # fields say what the model is to a reader, and rebuild files written before
+    kw = dict(space.model_kwargs(cfg))
+    kw.pop("backbone_weights", None)  # a local path; the weights are in the file
     meta = {"format": FORMAT, "task": task, "space": space.name,
             "arch": space.to_string(arch) if arch is not None else "",
             "backbone": cfg.backbone, "features": cfg.features,
-            "first_block_input": cfg.first_block_input, "image_size": list(image_size)}
-    if is_classification(space):
-        # These models see fixed-size images whatever data.image_size says, and are
-        # rebuilt from their own settings, not the decoder's.
-        meta.update(image_size=list(space.input_size or image_size), model=space.model_kwargs(cfg))
+            "first_block_input": cfg.first_block_input, "image_size": list(image_size),
+            "model": kw}
+    if is_classification(space):  # fixed-size images, whatever data.image_size says
+        meta.update(image_size=list(space.input_size or image_size))
     return meta
 
 
@@ -60,8 +70,8 @@ class PathParameters:
 
     def __init__(self, space: SearchSpace, cfg: ModelConfig):
         self.space = space
-        self.kw = dict(model_kwargs(cfg, space), backbone_weights=None)
-        if not is_classification(space):
+        self.kw = without_weights_file(model_kwargs(cfg, space))
+        if "backbone" in self.kw:  # a timm backbone by name (the MiDaS decoder's spaces)
             from depthnas.spaces.depth import create_backbone
             with torch.device("meta"):
                 self.kw["backbone"] = create_backbone(cfg.backbone)
@@ -143,11 +153,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(f"{path}: metadata does not describe a model ({type(err).__name__}: "
                          f"{err})") from err
-    # Classification models record their constructor arguments as they were built.
-    if is_classification(space) and not isinstance(meta.get("model"), dict):
+    # Rebuilt from its constructor's arguments as recorded; a depth model file written
+    # before they were recorded, from its decoder's settings
+    if isinstance(meta.get("model"), dict):
+        kw = dict(meta["model"])
+    elif is_classification(space):
         raise ValueError(f"{path}: a {space.name} model file needs its 'model' settings in the metadata")
-    kw = dict(meta["model"]) if is_classification(space) else model_kwargs(cfg, space)
-    model = space.build_fixed(arch, **kw)
+    else:
+        kw = without_weights_file(model_kwargs(cfg, space))
+    try:
+        model = space.build_fixed(arch, **kw)
+    except (ValueError, TypeError) as err:  # settings of no model this space builds
+        raise ValueError(f"{path}: its model settings {kw} build no {space.name} model "
+                         f"({type(err).__name__}: {err})") from err
     dropped = load_weights(path, model, None if is_classification(space) else _fusion_op_weight)
     if dropped:  # written before fixed models left out the ops their path never runs
         log.info("%s: left out %d tensor(s) of fusion ops this architecture never runs "

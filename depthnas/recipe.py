@@ -37,10 +37,13 @@ def recipe(cfg: Config, splits: SplitSet | None = None) -> dict[str, Any]:
     # fixed-size images and train with cross-entropy whatever `loss` says: the depth
     # fields would only stop a store from matching a run that differs in them alone.
     space = get_space(cfg.space)
+    kw = model_kwargs(cfg.model, space)
     if is_classification(space):
         for field in DEPTH_ONLY:
             del rec[field]
-        rec.update(loss="ce", model=model_kwargs(cfg.model, space))
+        rec.update(loss="ce", model=kw)
+    elif extra := {k: v for k, v in kw.items() if k not in rec}:
+        rec["model"] = extra  # a depth space of the user's, sized by other settings
     if splits is not None:
         rec[SAMPLES] = samples_digest(splits)
     return rec
@@ -77,7 +80,8 @@ def recipe_diff(theirs: Any, ours: dict[str, Any], their_name: str = "stored",
                 our_name: str = "this run") -> list[str]:
     """How recipe `theirs` differs from `ours`, as "field: stored X, this run Y"."""
     theirs = theirs if isinstance(theirs, dict) else {}
-    if "model" in ours and "model" in theirs:  # classification: records from before they
+    classification = "model" in ours and not any(f in ours for f in DEPTH_ONLY)
+    if classification and "model" in theirs:  # records from before classification ones
         # left out what their training does not read (a resumed run must still match)
         theirs = {k: v for k, v in theirs.items() if k not in DEPTH_ONLY}
         if theirs.get("loss") in CLASSIFICATION_LOSSES:

@@ -1,25 +1,47 @@
 """Search spaces, one registry: `get_space("v1-sync")`, `list_spaces()`.
 
 A space knows nothing of training; the trainer sees only the SearchSpace interface.
+Spaces of other packages join the registry through the `depthnas.spaces` entry
+point group (README: "A search space of your own"), or `register_space` in a script.
 """
 from __future__ import annotations
 
+import functools
+from importlib import metadata
 from typing import Callable
 
 from .base import Arch, ArchitectureError, SearchSpace
+
+ENTRY_POINTS = "depthnas.spaces"  # [project.entry-points."depthnas.spaces"] name = "module:Space"
 
 _REGISTRY: dict[str, Callable[[], SearchSpace]] = {}
 
 
 def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
+    """Make `factory()` (a SearchSpace subclass, or a function returning a space) the
+    space `name` for this process: `get_space`, the CLI run from this script
+    (`depthnas.cli.main([...])`) and `depthnas.pipeline.run` see it. A space installed
+    with its package is declared as an entry point instead, so `depthnas` itself,
+    torchrun and a later --resume, export or demo find it too."""
     _REGISTRY[name] = factory
+
+
+@functools.cache
+def _installed() -> dict[str, metadata.EntryPoint]:
+    """The spaces installed packages declare, read once, when first asked for (a
+    scan of the installed packages at every import would slow every command)."""
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINTS)}
+
+
+def _names() -> list[str]:
+    return [*_REGISTRY, *(name for name in _installed() if name not in _REGISTRY)]
 
 
 def list_spaces(task_kind: str | None = None) -> list[str]:
     """The registered spaces; with `task_kind` ("depth", "classification") those of it."""
     if task_kind is None:
-        return list(_REGISTRY)
-    kinds = {name: get_space(name).task_kind for name in _REGISTRY}
+        return _names()
+    kinds = {name: get_space(name).task_kind for name in _names()}
     if task_kind not in kinds.values():  # a typo would list no space, as if none were registered
         raise ValueError(f"unknown task kind {task_kind!r}; available: "
                          f"{', '.join(sorted(set(kinds.values())))}")
@@ -27,11 +49,22 @@ def list_spaces(task_kind: str | None = None) -> list[str]:
 
 
 def get_space(name: str) -> SearchSpace:
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]()
-    except KeyError:
-        raise ValueError(f"unknown search space {name!r}; available: "
-                         f"{', '.join(_REGISTRY)}") from None
+    if name not in _installed():
+        raise ValueError(f"unknown search space {name!r}; available: {', '.join(_names())}")
+    ep = _installed()[name]
+    try:
+        space = ep.load()()
+    except Exception as err:  # the package's own fault, named as such, not a traceback of ours
+        where = f"package {ep.dist.name}" if ep.dist is not None else "an installed package"
+        raise ValueError(f"search space {name!r}, declared by {where} as {ep.value!r}, does "
+                         f"not load: {type(err).__name__}: {err}") from err
+    if not isinstance(space, SearchSpace) or space.name != name:
+        raise ValueError(f"search space {name!r} ({ep.value!r}) gives "
+                         f"{type(space).__name__} {getattr(space, 'name', None)!r}: a SearchSpace "
+                         f"named {name!r} was expected (its runs record the name)")
+    return space
 
 
 def _register_builtin() -> None:

@@ -76,12 +76,17 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def build_supernet(self, **model_kw: Any) -> nn.Module:
-        """A model holding every candidate op; forward(x, arch) runs one path."""
+        """A model holding every candidate op; forward(x, arch) runs one path.
+        `model_kw` is what `model_kwargs` gives, nothing more. Optional, for speed:
+        `encode(x)` and `decode(features, arch)` (the encoder is then run once for
+        several paths), `backbone` (its own learning rate, what --compile compiles)
+        and `decoder_modules()` (whose BatchNorm statistics depend on the path)."""
 
     @abstractmethod
     def build_fixed(self, arch: Arch, **model_kw: Any) -> nn.Module:
         """A stand-alone model holding only `arch`'s parameters, whose state-dict
-        keys are a subset of the super-net's so weights copy across by name."""
+        keys are a subset of the super-net's so weights copy across by name. A
+        model file records `model_kw` and rebuilds the model from it."""
 
     def ignores_input(self, arch: Arch, **model_kw: Any) -> bool:
         """Whether `arch`'s models (built with `model_kw`) give the same output whatever
@@ -91,8 +96,8 @@ class SearchSpace(ABC):
         return False
 
     def describe(self) -> str:
-        """Human summary for `depthnas spaces`."""
-        return f"{self.name}: {self.size():,} architectures"
+        """Human summary for `depthnas spaces` (in the built-in spaces' columns)."""
+        return f"{self.name:12s} {self.size():>20,d} architectures"
 
     # ---- generic machinery ---------------------------------------------------------
     def size(self) -> int:
@@ -243,8 +248,8 @@ def resolve_arch(space: SearchSpace, fixed: Arch | None, given: Arch | None) -> 
 
 
 def refuse_backbone_weights(space: SearchSpace, weights: str | None) -> None:
-    """Networks without a pretrained part take `backbone_weights` only so generic
-    callers (parameter counting, latency) can pass None."""
+    """Networks without a pretrained part take `backbone_weights` only to refuse a
+    file by name: passed by a caller used to the depth spaces, it is not dropped unread."""
     if weights is not None:
         raise ValueError(f"space {space.name} has no backbone; backbone_weights must be unset")
 

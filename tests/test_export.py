@@ -135,11 +135,22 @@ def test_model_files_whose_metadata_lies_are_named(model_file: Path, tmp_path: P
         meta = fh.metadata()
     tensors = load_file(str(model_file))
     bad = tmp_path / "bad.safetensors"
-    for key, value, says in (("features", "16", "do not fit"), ("features", "abc", "invalid literal"),
+    model = json.loads(meta["model"])  # what the model is rebuilt from
+    for key, value, says in (("model", json.dumps({**model, "features": 16}), "do not fit"),
+                             ("model", json.dumps({**model, "features": "abc"}), "build no v2-nonsync model"),
+                             ("model", json.dumps({**model, "colour": 1}), "unexpected keyword"),
                              ("space", "nope", "unknown search space")):
         save_file(tensors, str(bad), metadata={**meta, key: value})
         with pytest.raises(ValueError, match=f"{bad}.*{says}"):
             load_model(bad)
+    # a file written before the settings were recorded is rebuilt from the decoder's
+    old = {k: v for k, v in meta.items() if k != "model"}
+    for key, value, says in (("features", "16", "do not fit"), ("features", "abc", "invalid literal")):
+        save_file(tensors, str(bad), metadata={**old, key: value})
+        with pytest.raises(ValueError, match=f"{bad}.*{says}"):
+            load_model(bad)
+    save_file(tensors, str(bad), metadata=old)
+    load_model(bad)
 
 
 def test_an_onnx_file_where_weights_are_needed_is_explained(onnx_file: Path, capsys) -> None:

@@ -37,3 +37,67 @@ def assert_paths_equal_fixed_models(space, supernet, archs, x, model_kw, train: 
         inherit_weights(fixed, supernet)
         with torch.no_grad():
             torch.testing.assert_close(supernet(x, arch), fixed(x), rtol=0, atol=0)
+
+
+def own_depth_space():
+    """A depth space of a user's own, as README's "A search space of your own"
+    describes one: no timm backbone, no MiDaS decoder, but a stem and three layers,
+    each a 3x3 convolution or a skip, `width` channels wide (read from model.channels,
+    a setting the depth spaces do not take). Its builders take exactly what its
+    model_kwargs gives: nothing else may be passed to them."""
+    from torch import nn
+
+    from depthnas.spaces.base import ArchitectureError, SearchSpace, resolve_arch
+    ops = ("conv3", "skip")
+
+    class Net(nn.Module):
+        def __init__(self, space, arch, width):
+            super().__init__()
+            self.space, self.fixed = space, arch
+            self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU())
+            chosen = [ops] * 3 if arch is None else [(ops[g],) for g in arch.genes]
+            self.layers = nn.ModuleList(nn.ModuleDict(
+                {op: nn.Conv2d(width, width, 3, padding=1) if op == "conv3" else nn.Identity()
+                 for op in names}) for names in chosen)
+            self.head = nn.Conv2d(width, 1, 1)
+
+        def forward(self, x, arch=None):
+            arch = resolve_arch(self.space, self.fixed, arch)
+            x = self.stem(x)
+            for layer, g in zip(self.layers, arch.genes):
+                x = layer[ops[g]](x)
+            return torch.relu(self.head(x))
+
+    class Own(SearchSpace):
+        name = "own"
+        strings_name_space = True
+
+        def gene_choices(self):
+            return (2, 2, 2)
+
+        def to_string(self, arch):
+            return "own:" + ",".join(ops[g] for g in self.check(arch).genes)
+
+        def from_string(self, text):
+            names = text.removeprefix("own:").split(",")
+            if not text.startswith("own:") or len(names) != 3 or not set(names) <= set(ops):
+                raise ArchitectureError(f"not an own-space string: {text!r}")
+            return self.make([ops.index(n) for n in names])
+
+        def to_json(self, arch):
+            return {"space": self.name, "string": self.to_string(arch)}
+
+        def from_json(self, data):
+            self.check_json_space(data)
+            return self.from_string(data["string"])
+
+        def model_kwargs(self, cfg):
+            return {"width": cfg.channels}
+
+        def build_supernet(self, *, width):
+            return Net(self, None, width)
+
+        def build_fixed(self, arch, *, width):
+            return Net(self, self.check(arch), width)
+
+    return Own()

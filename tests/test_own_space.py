@@ -1,0 +1,140 @@
+"""A search space of the user's own: depthnas reaches it only through the SearchSpace
+interface (its model_kwargs and builders), not through the MiDaS decoder's settings.
+The space here (toys.own_depth_space) has no timm backbone and is sized by
+model.channels, which the depth spaces do not read."""
+import json
+
+import pytest
+import torch
+
+import depthnas.spaces
+from depthnas import config as config_mod
+from depthnas.config_checks import validate
+from depthnas.models import PathParameters, count_parameters, load_model, model_kwargs, model_metadata
+from depthnas.checkpoint import save_model
+from depthnas.recipe import recipe, recipe_diff
+
+from toys import own_depth_space
+
+
+@pytest.fixture
+def own(monkeypatch):
+    monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", own_depth_space)
+    return own_depth_space()
+
+
+def _cfg(*updates):
+    return config_mod.apply_dotted(config_mod.load(preset="quick"), ["space=own", *updates])
+
+
+def test_a_model_file_of_ones_own_space_is_rebuilt_from_its_own_settings(own, tmp_path):
+    """It was rebuilt from the decoder's settings (backbone, features), which this
+    space does not take: export, predict and the demo failed on it."""
+    arch, cfg = own.parse("own:conv3,skip,conv3"), _cfg("model.channels=4").model
+    model = own.build_fixed(arch, **model_kwargs(cfg, own))
+    path = save_model(tmp_path / "model.safetensors", model, model_metadata(own, arch, cfg, (64, 64)))
+    loaded, meta = load_model(path)
+    assert meta["model"] == {"width": 4}
+    assert {k: v.shape for k, v in loaded.state_dict().items()} == \
+        {k: v.shape for k, v in model.state_dict().items()}
+    x = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+
+
+def test_a_depth_model_file_records_no_local_weights_path(tmp_path):
+    """The decoder's settings are recorded too, but not the backbone file it started
+    from: the model's weights are in the file, and the path is the user's."""
+    from depthnas.spaces import get_space
+    cfg = config_mod.ModelConfig(backbone="resnet18", features=32, backbone_weights="/home/me/r18.pth")
+    meta = model_metadata(get_space("v1-sync"), None, cfg, (64, 64))
+    assert meta["model"] == {"backbone": "resnet18", "features": 32, "first_block_input": "duplicate"}
+
+
+def test_the_recipe_holds_the_settings_ones_own_space_is_sized_by(own):
+    """Landmarks trained at model.channels=4 were reused for a run at 32: the recipe
+    held the decoder's settings only."""
+    narrow, wide = recipe(_cfg("model.channels=4")), recipe(_cfg("model.channels=32"))
+    assert recipe_diff(narrow, wide) == ["model: stored {'width': 4}, this run {'width': 32}"]
+    assert "model" not in recipe(config_mod.load(preset="quick"))  # the depth spaces' as before
+
+
+def test_parameters_latency_and_the_start_check_build_only_what_the_space_takes(own):
+    """Each passed the space a timm backbone or backbone_weights=None, which its
+    builders do not take: a --max-params run, a latency budget and every start failed
+    with a TypeError."""
+    from depthnas.latency import measure_latency
+    from depthnas.run_start import check_model_builds
+    cfg = validate(_cfg("model.channels=4"))
+    arch = own.parse("own:conv3,conv3,skip")
+    assert PathParameters(own, cfg.model)(arch) == count_parameters(own.build_fixed(arch, width=4))
+    assert measure_latency(own, arch, cfg, torch.device("cpu"), repeats=1, warmup=0) > 0
+    check_model_builds(cfg, own)
+
+
+def test_a_search_trains_and_exports_ones_own_space(own, tmp_path):
+    from depthnas import pipeline
+    from depthnas.export.onnx_export import check_parity, export_onnx
+    cfg = _cfg(f"out={tmp_path / 'run'}", "model.channels=4", "data.image_size=[64, 64]",
+               "data.synthetic_samples=24", "supernet.epochs=1", "standalone.epochs=1",
+               "supernet.steps_per_epoch=2", "standalone.steps_per_epoch=2", "landmarks.num=3",
+               "search.iterations=1", "search.top_k=1", "search.rank_samples=1",
+               "search.population=4", "search.generations=1", "search.parents=2",
+               "search.mutations=1", "search.crossovers=1", "search.calib_batches=1",
+               "search.val_batches=1", "search.max_params=1000000")
+    summary = pipeline.run(cfg, progress=False, say=lambda msg: None)
+    best = json.loads((tmp_path / "run" / "best_arch.json").read_text())["string"]
+    assert best == summary["best"]["string"] and best.startswith("own:")
+    exported = export_onnx(tmp_path / "run", tmp_path / "own.onnx", exporter="legacy")
+    assert all(p.ok for p in check_parity(exported.path, tmp_path / "run"))
+
+
+def test_an_unknown_space_is_said_once_not_with_its_data_read_as_depth_data():
+    with pytest.raises(config_mod.ConfigError) as err:
+        validate(config_mod.apply_dotted(config_mod.load(preset="quick"),
+                                         ["space=v9", "data.spec=digits"]))
+    assert "unknown search space 'v9'" in str(err.value) and "data.spec" not in str(err.value)
+
+
+@pytest.fixture
+def installed(monkeypatch):
+    """Entry points as an installed package declaring spaces would give them."""
+    from importlib import metadata
+
+    def declare(**spaces):
+        eps = [metadata.EntryPoint(name, value, depthnas.spaces.ENTRY_POINTS)
+               for name, value in spaces.items()]
+        real = metadata.entry_points  # torch's own plugins (triton's) still read theirs
+        monkeypatch.setattr(metadata, "entry_points", lambda **kw: eps if kw.get("group") ==
+                            depthnas.spaces.ENTRY_POINTS else real(**kw))
+        depthnas.spaces._installed.cache_clear()
+    yield declare
+    depthnas.spaces._installed.cache_clear()
+
+
+def test_a_space_installed_as_an_entry_point_is_found_by_its_name(installed, tmp_path, capsys):
+    """`depthnas` itself (and torchrun, a --resume, export, the demo) finds a space
+    installed with its package; register_space reached only the script calling it."""
+    from depthnas.cli import main
+    from depthnas.spaces import get_space, list_spaces
+
+    from cli_helpers import TRAIN_TINY
+    installed(own="toys:own_depth_space")
+    assert get_space("own").name == "own" and list_spaces()[-1] == "own"
+    assert "own" in list_spaces("depth")
+    assert main(["spaces"]) == 0 and "\nown                             8 architectures" in capsys.readouterr().out
+    out = tmp_path / "trained"
+    assert main(["train", "--arch", "own:conv3,skip,conv3", *TRAIN_TINY, "--set", "model.channels=4",
+                 "--out", str(out)]) == 0
+    assert main(["export", "--run", str(out), "--exporter", "legacy", "--check"]) == 0
+
+
+def test_an_entry_point_that_does_not_load_is_named_with_its_package(installed):
+    from depthnas.spaces import get_space
+    installed(gone="toys:no_such_space", misnamed="toys:own_depth_space")
+    with pytest.raises(ValueError, match=r"search space 'gone', declared by an installed package "
+                                         r"as 'toys:no_such_space', does not load: AttributeError"):
+        get_space("gone")
+    with pytest.raises(ValueError, match="gives Own 'own': a SearchSpace named 'misnamed' was expected"):
+        get_space("misnamed")
+    with pytest.raises(ValueError, match="unknown search space 'nope'; available: v1-sync, .*, gone, misnamed"):
+        get_space("nope")
