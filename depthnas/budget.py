@@ -14,7 +14,7 @@ from depthnas.spaces import Arch, SearchSpace
 
 from . import distributed as dist
 from .config import Config
-from .models import PathParameters, is_classification, model_kwargs, smallest_architecture
+from .models import PathParameters, has_timm_backbone, is_classification, model_kwargs, smallest_architecture
 from .runtime import seeded_rng
 
 
@@ -72,15 +72,19 @@ class Budget:
         arch, params = self._smallest
         if params <= self.max_params:
             return
-        if is_classification(self.space):  # sized by their own settings, no backbone
-            field = {"layers": "darts_layers"}  # the model's argument -> its config field
-            sizes = {f"model.{field.get(k, k)}": v
-                     for k, v in model_kwargs(self.cfg.model, self.space).items() if k != "num_classes"}
-            given = ", ".join(f"{k}={v}" for k, v in sizes.items())
-            advice = f"a smaller {' or '.join(sizes)}"
-        else:
+        if has_timm_backbone(self.space):
             given = f"backbone {self.cfg.model.backbone}"
             advice = "a smaller backbone or model.features"
+        else:  # sized by its own settings
+            sizes = {k: v for k, v in model_kwargs(self.cfg.model, self.space).items()
+                     if k != "num_classes"}
+            if is_classification(self.space):  # the built-in cells: named as settings
+                field = {"layers": "darts_layers"}  # the model's argument -> its config field
+                sizes = {f"model.{field.get(k, k)}": v for k, v in sizes.items()}
+                advice = f"a smaller {' or '.join(sizes)}"
+            else:  # a space of the user's: which setting feeds which argument is its own
+                advice = "smaller model settings"
+            given = ", ".join(f"{k}={v}" for k, v in sizes.items())
         raise ValueError(f"search.max_params={self.max_params:,}: no {self.space.name} architecture "
                          f"fits; the smallest found, {self.space.to_string(arch)}, has {params:,} "
                          f"parameters with {given} (raise the budget, or choose {advice})")

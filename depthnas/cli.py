@@ -55,10 +55,15 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from depthnas.spaces import get_space, list_spaces
+    from depthnas.spaces import SpaceLoadError, get_space, list_spaces
+    broken = 0
     for name in list_spaces():
-        print(get_space(name).describe())
-    return 0
+        try:
+            print(get_space(name).describe())
+        except SpaceLoadError as err:  # the others are still listed
+            print(f"{name:12s} does not load: {err}", file=sys.stderr)
+            broken += 1
+    return 1 if broken else 0
 
 
 def cmd_rank(args: argparse.Namespace) -> int:

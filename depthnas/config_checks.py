@@ -13,7 +13,7 @@ from typing import Any
 from depthnas.datasets.settings import DEPTH_KINDS, check_image_size
 from depthnas.datasets.spec import data_path_problem, is_classification_spec, parse_spec
 from depthnas.spaces import get_space
-from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, MIN_FEATURES, WEIGHT_SUFFIXES
+from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, MIN_FEATURES, WEIGHT_SUFFIXES, DepthSpace
 
 from .choices import CLASSIFICATION_LOSSES, DEPTH_LOSSES, PRECISIONS
 from .config import Config, ConfigError, TrainConfig
@@ -50,7 +50,7 @@ def validate(cfg: Config) -> Config:
         _check_training(problems, name, getattr(cfg, name), classification)
     _check_landmarks(problems, cfg, space)
     _check_search(problems, cfg)
-    _check_model(problems, cfg, classification)
+    _check_model(problems, cfg, space, classification)
     _check_data(problems, cfg, space is not None, classification)
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
@@ -138,7 +138,7 @@ def _check_search(problems: _Problems, cfg: Config) -> None:
                         f"exceed search.population={s.population} (new candidates per generation)")
 
 
-def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None:
+def _check_model(problems: _Problems, cfg: Config, space: Any, classification: bool) -> None:
     m = cfg.model
     problems.choose("model.first_block_input", m.first_block_input, FIRST_BLOCK_INPUTS)
     problems.at_least(1, ("model.channels", m.channels))
@@ -148,6 +148,10 @@ def _check_model(problems: _Problems, cfg: Config, classification: bool) -> None
     if weights and classification:
         problems.append(f"model.backbone_weights: space {cfg.space} has no backbone (its cells "
                         "train from scratch); leave it unset")
+    elif weights and space is not None and not isinstance(space, DepthSpace):
+        # a space of the user's: no timm backbone to read the file into
+        problems.append(f"model.backbone_weights: space {cfg.space} has no timm backbone to "
+                        "load it into; leave it unset")
     elif weights:  # found missing only when the first model is built, after work has begun
         if Path(weights).is_dir():
             problems.append(f"model.backbone_weights={weights} is a folder; name the "

@@ -32,6 +32,7 @@ def report_name(split: str, other_data: str | None, variant: tuple[str, ...] = (
 
 
 NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
+DEFAULT_SYNTHETIC_SAMPLES = 64  # scenes drawn for a model of no run (or of other data)
 
 
 def default_depth_cap(data: str) -> float | None:
@@ -95,7 +96,7 @@ def _split_settings(args: argparse.Namespace, own: dict[str, Any] | None) -> dic
     same = own is not None
     pick = (lambda flag, field, default: flag if flag is not None else (own[field] if same else default))
     kw = dict(seed=pick(args.seed, "seed", 0),
-              synthetic_samples=pick(args.synthetic_samples, "synthetic_samples", 64),
+              synthetic_samples=pick(args.synthetic_samples, "synthetic_samples", DEFAULT_SYNTHETIC_SAMPLES),
               depth_kind=pick(args.depth_kind, "depth_kind", "depth"),
               skip_bad=args.skip_bad or (same and own["skip_bad"]))
     if not same:
@@ -114,6 +115,14 @@ def _split_settings(args: argparse.Namespace, own: dict[str, Any] | None) -> dic
     return kw
 
 
+def _trained_size(checkpoint: str | Path) -> int | None:
+    """The longer side the model trained at: where evaluate runs it by default."""
+    from .checkpoint import read_metadata
+    from .model_files import resolve_model_file
+    size = read_metadata(resolve_model_file(checkpoint)).get("image_size")
+    return max(size) if isinstance(size, list) and size else None
+
+
 def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
                  own: dict[str, Any] | None) -> Path:
     """The report's file beside the model, named for the data and split it scores."""
@@ -124,11 +133,10 @@ def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
     if same and kw["depth_kind"] != own["depth_kind"]:
         variant.append(kw["depth_kind"])
     # read at another size, cap or number of scenes than by default: scores of their own
-    samples = args.synthetic_samples
-    if samples is not None and split_spec(data)[0] == "synthetic" and \
-            not (same and samples == own["synthetic_samples"]):
-        variant.append(f"samples{samples}")
-    if args.net_size is not None:
+    if split_spec(data)[0] == "synthetic" and kw["synthetic_samples"] != (
+            own["synthetic_samples"] if same else DEFAULT_SYNTHETIC_SAMPLES):
+        variant.append(f"samples{kw['synthetic_samples']}")
+    if args.net_size is not None and args.net_size != _trained_size(args.checkpoint):
         variant.append(f"net{args.net_size}")
     from .evaluate import check_depth_cap  # imported already: the command has loaded torch
     if args.depth_cap is not None and check_depth_cap(args.depth_cap) != default_depth_cap(data):
@@ -188,7 +196,7 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None,
                    help="split seed for --split train/reg/val (default: the run's, else 0)")
     p.add_argument("--synthetic-samples", type=int, default=None,
-                   help="synthetic scenes (default: the run's, else 64)")
+                   help=f"synthetic scenes (default: the run's, else {DEFAULT_SYNTHETIC_SAMPLES})")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--out", default=None, type=path_arg, help="JSON file (default: beside the model)")

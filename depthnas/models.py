@@ -23,8 +23,20 @@ FORMAT = "depthnas-model/1"
 log = logging.getLogger(__name__)
 
 
+# The MiDaS decoder's settings a depth model file names at its top level.
+DECODER_FIELDS = ("backbone", "features", "first_block_input")
+
+
 def is_classification(space: SearchSpace | None) -> bool:
     return space is not None and space.task_kind == "classification"
+
+
+def has_timm_backbone(space: SearchSpace) -> bool:
+    """A space whose models take a timm backbone by name (the MiDaS decoder's): what
+    is built once for counting, and what --backbone-weights is read into. A space of
+    the user's gets its own `backbone` argument, whatever it names."""
+    from depthnas.spaces.depth.space import DepthSpace
+    return isinstance(space, DepthSpace)
 
 
 def model_kwargs(cfg: ModelConfig, space: SearchSpace) -> dict[str, Any]:
@@ -41,15 +53,15 @@ def without_weights_file(kw: dict[str, Any]) -> dict[str, Any]:
 def model_metadata(space: SearchSpace, arch: Arch | None, cfg: ModelConfig,
                    image_size: tuple[int, int] | list[int], task: str = "depth") -> dict[str, Any]:
     # `model`: the constructor's arguments, which load_model rebuilds it from (a space
-    # of the user's may take settings other than the MiDaS decoder's); the top-level
-    # fields say what the model is to a reader, and rebuild files written before
+    # of the user's may take settings other than the MiDaS decoder's). The decoder's
+    # fields, where the space takes them, say what the model is to a reader (predict,
+    # the demo, ONNX metadata) and rebuilt files written before `model` was recorded.
     kw = dict(space.model_kwargs(cfg))
     kw.pop("backbone_weights", None)  # a local path; the weights are in the file
     meta = {"format": FORMAT, "task": task, "space": space.name,
             "arch": space.to_string(arch) if arch is not None else "",
-            "backbone": cfg.backbone, "features": cfg.features,
-            "first_block_input": cfg.first_block_input, "image_size": list(image_size),
-            "model": kw}
+            **{k: kw[k] for k in DECODER_FIELDS if k in kw},
+            "image_size": list(image_size), "model": kw}
     if is_classification(space):  # fixed-size images, whatever data.image_size says
         meta.update(image_size=list(space.input_size or image_size))
     return meta
@@ -71,7 +83,7 @@ class PathParameters:
     def __init__(self, space: SearchSpace, cfg: ModelConfig):
         self.space = space
         self.kw = without_weights_file(model_kwargs(cfg, space))
-        if "backbone" in self.kw:  # a timm backbone by name (the MiDaS decoder's spaces)
+        if has_timm_backbone(space):
             from depthnas.spaces.depth import create_backbone
             with torch.device("meta"):
                 self.kw["backbone"] = create_backbone(cfg.backbone)
@@ -145,22 +157,22 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
                          "depthnas search or train")
     if not meta.get("arch"):
         raise ValueError(f"{path} holds a super-net, not one architecture")
+    # Rebuilt from its constructor's arguments as recorded; a depth model file written
+    # before they were recorded, from its decoder's settings
     try:
         space = get_space(meta["space"])
         arch = space.parse(meta["arch"])
-        cfg = ModelConfig(backbone=meta["backbone"], features=int(meta["features"]),
-                          first_block_input=meta.get("first_block_input", "duplicate"))
+        if isinstance(meta.get("model"), dict):
+            kw = dict(meta["model"])
+        elif not is_classification(space):
+            cfg = ModelConfig(backbone=meta["backbone"], features=int(meta["features"]),
+                              first_block_input=meta.get("first_block_input", "duplicate"))
+            kw = without_weights_file(model_kwargs(cfg, space))
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(f"{path}: metadata does not describe a model ({type(err).__name__}: "
                          f"{err})") from err
-    # Rebuilt from its constructor's arguments as recorded; a depth model file written
-    # before they were recorded, from its decoder's settings
-    if isinstance(meta.get("model"), dict):
-        kw = dict(meta["model"])
-    elif is_classification(space):
+    if is_classification(space) and not isinstance(meta.get("model"), dict):
         raise ValueError(f"{path}: a {space.name} model file needs its 'model' settings in the metadata")
-    else:
-        kw = without_weights_file(model_kwargs(cfg, space))
     try:
         model = space.build_fixed(arch, **kw)
     except (ValueError, TypeError) as err:  # settings of no model this space builds

@@ -45,11 +45,10 @@ def check_model_builds(cfg: Config, space: Any) -> None:
     read once here, for the same reason."""
     import torch
 
-    from .models import model_kwargs, without_weights_file
-    kw = model_kwargs(cfg.model, space)
+    from .models import has_timm_backbone, model_kwargs, without_weights_file
     with torch.device("meta"):
-        space.build_supernet(**without_weights_file(kw))
-    if kw.get("backbone_weights"):  # a file of another model: said before "run folder ..."
+        space.build_supernet(**without_weights_file(model_kwargs(cfg.model, space)))
+    if cfg.model.backbone_weights and has_timm_backbone(space):  # said before "run folder ..."
         from depthnas.spaces.depth import create_backbone
         create_backbone(cfg.model.backbone, cfg.model.backbone_weights)
 

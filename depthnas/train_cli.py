@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if distributed.is_main():  # as a search records them: which samples, what was skipped
             atomic_write_json(out / "splits.json", splits.manifest())
             # said once the data is there: a refused start's folder is removed
-            if args.resume and finished_training(out, arch_string, recipe(cfg)):
+            if args.resume and finished_training(out, arch_string, recipe(cfg)) is not None:
                 print(f"{arch_string} finished its training in {out} already: "
                       "its result, not trained again", flush=True)
             else:

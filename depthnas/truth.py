@@ -278,8 +278,15 @@ def for_space(truth: dict[str, float], space: Any, source: str | Path, *,
     Two spellings of one architecture with different losses are an error; a
     classification table with a value above 1 is one too (error rates are
     fractions: that looks like accuracy in percent without the `accuracy` key)."""
-    from depthnas.spaces import ArchitectureError, get_space, list_spaces
-    others = [get_space(n) for n in list_spaces() if n != space.name]
+    from depthnas.spaces import ArchitectureError, SpaceLoadError, get_space, list_spaces
+    others = []
+    for name in list_spaces():
+        if name == space.name:
+            continue
+        try:
+            others.append(get_space(name))
+        except SpaceLoadError:  # another package's broken space: its rows count as unread
+            pass
     out, spelled = SpaceTruth(), {}
     for text, value in truth.items():
         try:

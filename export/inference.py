@@ -95,7 +95,7 @@ class TorchEstimator(DepthEstimator):
         self.model, meta, self.path = load_torch_model(path, self.device)
         self.info = ModelInfo(
             source=self.path, backend=f"pytorch ({self.device})", arch=str(meta["arch"]),
-            space=str(meta["space"]), backbone=str(meta["backbone"]),
+            space=str(meta["space"]), backbone=str(meta.get("backbone", "none")),
             image_size=_image_size(meta, self.path), parameters=count_parameters(self.model))
 
     @torch.inference_mode()

@@ -112,8 +112,8 @@ def onnx_metadata(meta: dict[str, Any], model: nn.Module, exporter: str,
         "format": "depthnas-onnx/1",
         "arch": str(meta["arch"]),
         "space": str(meta["space"]),
-        "backbone": str(meta["backbone"]),
-        "features": str(meta["features"]),
+        "backbone": str(meta.get("backbone", "none")),  # a space of the user's may have none
+        "features": str(meta.get("features", "")),
         "image_size": json.dumps([h, w]),
         "input": INPUT_MEANING,
         # Named so that nobody normalises twice: the graph already applies these.

@@ -7,10 +7,12 @@ point group (README: "A search space of your own"), or `register_space` in a scr
 from __future__ import annotations
 
 import functools
-from importlib import metadata
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .base import Arch, ArchitectureError, SearchSpace
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 ENTRY_POINTS = "depthnas.spaces"  # [project.entry-points."depthnas.spaces"] name = "module:Space"
 
@@ -26,10 +28,16 @@ def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
     _REGISTRY[name] = factory
 
 
+class SpaceLoadError(ValueError):
+    """An installed package's space that does not load: its package's fault. Whatever
+    lists every space (`depthnas spaces`, a table's rows of other spaces) goes on."""
+
+
 @functools.cache
-def _installed() -> dict[str, metadata.EntryPoint]:
+def _installed() -> dict[str, EntryPoint]:
     """The spaces installed packages declare, read once, when first asked for (a
     scan of the installed packages at every import would slow every command)."""
+    from importlib import metadata  # 20 ms of imports, which `depthnas --help` need not wait for
     return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINTS)}
 
 
@@ -41,7 +49,12 @@ def list_spaces(task_kind: str | None = None) -> list[str]:
     """The registered spaces; with `task_kind` ("depth", "classification") those of it."""
     if task_kind is None:
         return _names()
-    kinds = {name: get_space(name).task_kind for name in _names()}
+    kinds = {}
+    for name in _names():
+        try:
+            kinds[name] = get_space(name).task_kind
+        except SpaceLoadError:  # of no kind: said where it is asked for by name
+            pass
     if task_kind not in kinds.values():  # a typo would list no space, as if none were registered
         raise ValueError(f"unknown task kind {task_kind!r}; available: "
                          f"{', '.join(sorted(set(kinds.values())))}")
@@ -58,10 +71,10 @@ def get_space(name: str) -> SearchSpace:
         space = ep.load()()
     except Exception as err:  # the package's own fault, named as such, not a traceback of ours
         where = f"package {ep.dist.name}" if ep.dist is not None else "an installed package"
-        raise ValueError(f"search space {name!r}, declared by {where} as {ep.value!r}, does "
-                         f"not load: {type(err).__name__}: {err}") from err
+        raise SpaceLoadError(f"search space {name!r}, declared by {where} as {ep.value!r}, does "
+                             f"not load: {type(err).__name__}: {err}") from err
     if not isinstance(space, SearchSpace) or space.name != name:
-        raise ValueError(f"search space {name!r} ({ep.value!r}) gives "
+        raise SpaceLoadError(f"search space {name!r} ({ep.value!r}) gives "
                          f"{type(space).__name__} {getattr(space, 'name', None)!r}: a SearchSpace "
                          f"named {name!r} was expected (its runs record the name)")
     return space
@@ -82,5 +95,5 @@ def _register_builtin() -> None:
 
 _register_builtin()
 
-__all__ = ["Arch", "ArchitectureError", "SearchSpace", "get_space", "list_spaces",
-           "register_space"]
+__all__ = ["Arch", "ArchitectureError", "SearchSpace", "SpaceLoadError", "get_space",
+           "list_spaces", "register_space"]

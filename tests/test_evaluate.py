@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from depthnas.checkpoint import read_metadata
 from depthnas.cli import main
 from depthnas.evaluate import evaluate, raw_samples
 from fixtures_models import make_model_file
@@ -545,15 +546,21 @@ def test_a_reading_of_the_run_s_data_other_than_its_own_gets_a_report_of_its_own
     run, _, splits = _half_val_run(tmp_path, model, seed=3)
     assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress"]) == 0
     own = json.loads((run / "eval-val.json").read_text())
+    trained = read_metadata(run / "model.safetensors")["image_size"]
     for flags, name in ((["--seed", "0"], "eval-val-seed0"), (["--depth-kind", "disparity"], "eval-val-disparity"),
-                        (["--net-size", "64"], "eval-val-net64"), (["--depth-cap", "0.5"], "eval-val-cap0.5"),
+                        (["--net-size", "96"], "eval-val-net96"), (["--depth-cap", "0.5"], "eval-val-cap0.5"),
                         (["--seed", "3"], "eval-val"),  # the run's own seed: its own reading
+                        (["--net-size", str(max(trained))], "eval-val"),  # the size it trained at
                         (["--depth-cap", "0"], "eval-val"),  # no cap: the default for this data
                         (["--synthetic-samples", "9"], "eval-val")):  # folder data draws no scenes
         assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress", *flags]) == 0
         assert (run / f"{name}.json").is_file(), flags
     assert json.loads((run / "eval-val-disparity.json").read_text())["depth_kind"] == "disparity"
     assert json.loads((run / "eval-val-cap0.5.json").read_text())["depth_cap"] == 0.5
+    # the run's own readings, under other flags, went to the run's own file
+    assert sorted(p.name for p in run.glob("eval*.json")) == [
+        "eval-val-cap0.5.json", "eval-val-disparity.json", "eval-val-net96.json",
+        "eval-val-seed0.json", "eval-val.json"]
     assert own["depth_kind"] == "depth" and json.loads((run / "eval-val.json").read_text()) == own
     (run / "config.yaml").write_text("seed: 3\ndata:\n  synthetic_samples: 5\n")  # a synthetic run
     for samples, name in (("6", "eval-val-samples6"), ("5", "eval-val")):  # 5: the run's own

@@ -35,6 +35,7 @@ def test_a_model_file_of_ones_own_space_is_rebuilt_from_its_own_settings(own, tm
     path = save_model(tmp_path / "model.safetensors", model, model_metadata(own, arch, cfg, (64, 64)))
     loaded, meta = load_model(path)
     assert meta["model"] == {"width": 4}
+    assert not {"backbone", "features"} & set(meta)  # the decoder's, which this space lacks
     assert {k: v.shape for k, v in loaded.state_dict().items()} == \
         {k: v.shape for k, v in model.state_dict().items()}
     x = torch.rand(1, 3, 64, 64)
@@ -69,6 +70,29 @@ def test_parameters_latency_and_the_start_check_build_only_what_the_space_takes(
     assert PathParameters(own, cfg.model)(arch) == count_parameters(own.build_fixed(arch, width=4))
     assert measure_latency(own, arch, cfg, torch.device("cpu"), repeats=1, warmup=0) > 0
     check_model_builds(cfg, own)
+
+    class Named(type(own)):  # an argument of its own that happens to be called `backbone`
+        def model_kwargs(self, cfg):
+            return {"width": cfg.channels, "backbone": cfg.backbone}
+
+        def build_fixed(self, arch, *, width, backbone):
+            assert isinstance(backbone, str), backbone  # was given a timm network
+            return super().build_fixed(arch, width=width)
+    assert PathParameters(Named(), cfg.model)(arch) == count_parameters(own.build_fixed(arch, width=4))
+
+
+def test_settings_a_space_of_ones_own_does_not_read_are_refused_or_not_advised(own, tmp_path):
+    """--backbone-weights trained on without a word (no timm backbone to read it into),
+    and a parameter budget's error advised "a smaller backbone or model.features"."""
+    from depthnas.budget import Budget
+    weights = tmp_path / "r18.safetensors"
+    weights.write_bytes(b"x")
+    with pytest.raises(config_mod.ConfigError, match="space own has no timm backbone to load it into"):
+        validate(_cfg(f"model.backbone_weights={weights}"))
+    cfg = validate(_cfg("model.channels=4", "search.max_params=10"))
+    with pytest.raises(ValueError, match=r"has \d+ parameters with width=4 \(raise the budget, or "
+                                         r"choose smaller model settings\)"):
+        Budget.of(own, cfg, torch.device("cpu")).check_reachable(print)
 
 
 def test_a_search_trains_and_exports_ones_own_space(own, tmp_path):
@@ -126,6 +150,24 @@ def test_a_space_installed_as_an_entry_point_is_found_by_its_name(installed, tmp
     assert main(["train", "--arch", "own:conv3,skip,conv3", *TRAIN_TINY, "--set", "model.channels=4",
                  "--out", str(out)]) == 0
     assert main(["export", "--run", str(out), "--exporter", "legacy", "--check"]) == 0
+    import onnx
+    props = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
+    assert (props["space"], props["backbone"]) == ("own", "none")
+
+
+def test_a_broken_installed_space_leaves_the_others_working(installed, capsys):
+    """One package's space that fails to import stopped `depthnas spaces` and every
+    truth table's reading (its rows of other spaces are told apart by parsing)."""
+    from depthnas.cli import main
+    from depthnas.spaces import get_space, list_spaces
+    from depthnas.truth import for_space
+    installed(broken="toys:no_such_space")
+    assert main(["spaces"]) == 1
+    captured = capsys.readouterr()
+    assert "v1-sync" in captured.out and "darts" in captured.out
+    assert "broken       does not load: search space 'broken'" in captured.err
+    assert "broken" not in list_spaces("depth")
+    assert for_space({"v1-sync:c3,skip,none,c1,ap": 0.2}, get_space("v1-sync"), "t.json").values
 
 
 def test_an_entry_point_that_does_not_load_is_named_with_its_package(installed):

@@ -356,6 +356,9 @@ def test_links_to_nowhere_are_said_not_passed_over(onnx_file: Path, photos: Path
     assert (f"--out {unmounted}: {unmounted} is a symbolic link to {tmp_path / 'not-mounted'}, "
             "which does not exist") in capsys.readouterr().err
     assert main(["predict", "--model", str(onnx_file), "--input", str(photos),
+                 "--out", str(unmounted / "maps"), "--no-progress"]) == 2  # below it too
+    assert f"{unmounted} is a symbolic link to" in capsys.readouterr().err
+    assert main(["predict", "--model", str(onnx_file), "--input", str(photos),
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     captured = capsys.readouterr()
     assert "2 skipped" in captured.out and "dead.jpg" in captured.err
