@@ -579,3 +579,22 @@ def test_evaluate_from_python_scores_the_run_s_own_val_split(tmp_path, model):
     assert evaluate(run, "synthetic", progress=False)["samples"] == 5
     # a setting given re-splits as asked
     assert evaluate(run, f"folder:{root}", split="val", progress=False, seed=0)["samples"] == 1
+
+
+def test_a_reading_as_the_default_writes_the_default_report_and_no_other(tmp_path, model, capsys):
+    """--depth-cap 0 on data capped at nothing by default, --synthetic-samples on folder
+    data (which draws no scenes) and NYUv2's own 10 m given as --depth-cap read the data
+    as the default does: the default report, not a second file beside it."""
+    run, _, _ = _half_val_run(tmp_path, model, seed=3)
+    for flags in ([], ["--depth-cap", "0"], ["--synthetic-samples", "9"]):
+        assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress", *flags]) == 0
+        assert sorted(p.name for p in run.glob("eval*.json")) == ["eval-val.json"], flags
+    from test_datasets import make_nyu_sync
+    nyu = make_nyu_sync(tmp_path / "nyu", scenes=2, frames=1)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "model.safetensors").write_bytes(model.read_bytes())
+    for flags in ([], ["--depth-cap", "10"]):
+        assert main(["evaluate", "--checkpoint", str(alone), "--data", f"nyuv2:{nyu}",
+                     "--no-progress", *flags]) == 0
+        assert len(list(alone.glob("eval*.json"))) == 1, flags

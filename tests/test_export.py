@@ -531,3 +531,26 @@ def test_parity_is_judged_relative_to_the_output_s_scale() -> None:
     one of scale 0.01 off by 1e-5 is not."""
     assert Parity((1, 3, 64, 64), max_abs=1e-3, max_rel=1e-6, ref_max=1000.0).ok
     assert not Parity((1, 3, 64, 64), max_abs=1e-5, max_rel=1e-3, ref_max=0.01).ok
+
+
+def test_a_classification_model_file_without_its_model_settings_is_refused_not_rebuilt_from_defaults(
+        tmp_path: Path) -> None:
+    """Its cells' settings are not the decoder's fields: rebuilt from ModelConfig's
+    defaults, a model trained at them would load as if nothing were missing."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    from depthnas.checkpoint import save_model
+    from depthnas.config import ModelConfig
+    from depthnas.models import load_model, model_metadata
+    from depthnas.spaces import get_space
+    space = get_space("nb201")
+    arch = space.make([0] * len(space.gene_choices()))
+    meta = model_metadata(space, arch, ModelConfig(), (32, 32), task="classification")
+    path = save_model(tmp_path / "cls.safetensors", space.build_fixed(arch, **meta["model"]), meta)
+    load_model(path)  # as written: fine
+    with safe_open(str(path), "pt") as fh:
+        stored = fh.metadata()
+    bad = tmp_path / "bad.safetensors"
+    save_file(load_file(str(path)), str(bad), metadata={k: v for k, v in stored.items() if k != "model"})
+    with pytest.raises(ValueError, match=r"bad.safetensors: a nb201 model file needs its 'model' settings"):
+        load_model(bad)

@@ -180,3 +180,29 @@ def test_an_entry_point_that_does_not_load_is_named_with_its_package(installed):
         get_space("misnamed")
     with pytest.raises(ValueError, match="unknown search space 'nope'; available: v1-sync, .*, gone, misnamed"):
         get_space("nope")
+
+
+def test_an_installed_space_of_a_registered_name_is_listed_once_and_the_registered_one_is_got(installed):
+    """A name both registered (built in, or by register_space) and declared by an
+    installed package is one space: listed once, and the process's own registration
+    is the one get_space gives."""
+    from depthnas.spaces import get_space, list_spaces
+    installed(**{"v1-sync": "toys:own_depth_space"})
+    assert list_spaces().count("v1-sync") == 1
+    assert list_spaces("depth").count("v1-sync") == 1
+    assert type(get_space("v1-sync")).__name__ == "DepthSpace"
+
+
+def test_an_entry_point_that_gives_no_search_space_is_named_not_a_traceback(installed):
+    installed(plain="builtins:dict")
+    from depthnas.spaces import get_space
+    with pytest.raises(ValueError, match=r"search space 'plain' \('builtins:dict'\) gives dict None: "
+                                         r"a SearchSpace named 'plain' was expected"):
+        get_space("plain")
+
+
+def test_the_entry_point_group_is_the_one_readme_tells_packages_to_declare():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f'[project.entry-points."{depthnas.spaces.ENTRY_POINTS}"]' in readme
+    assert depthnas.spaces.ENTRY_POINTS == "depthnas.spaces"

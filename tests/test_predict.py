@@ -840,3 +840,26 @@ def test_device_auto_runs_a_pytorch_model(model_file: Path, photos: Path, tmp_pa
     assert main(["predict", "--model", str(model_file), "--input", str(photos / "astro.png"),
                  "--out", str(tmp_path), "--device", "auto", "--no-progress"]) == 0
     assert load_estimator(model_file, device="auto").info.backend.startswith("pytorch (")
+
+
+def test_an_out_through_a_link_to_a_folder_is_taken(onnx_file: Path, photos: Path,
+                                                     tmp_path: Path, capsys) -> None:
+    """Only a link to nowhere is refused: a link to a folder (a data disk, macOS's
+    /tmp) is a folder like any other."""
+    (tmp_path / "disk").mkdir()
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "disk")
+    assert main(["predict", "--model", str(onnx_file), "--input", str(photos / "coffee.jpg"),
+                 "--out", str(linked / "depth"), "--no-progress"]) == 0
+    assert (tmp_path / "disk" / "depth" / "coffee-depth.npy").is_file()
+
+
+def test_a_link_to_a_folder_named_like_a_photo_is_no_input(photos: Path, tmp_path: Path) -> None:
+    """A link to nowhere is taken, to be said as unread; a link to a folder is a folder."""
+    from depthnas.export.predict import collect_inputs
+    folder = Path(shutil.copytree(photos, tmp_path / "photos"))
+    (tmp_path / "album").mkdir()
+    (folder / "album.jpg").symlink_to(tmp_path / "album", target_is_directory=True)
+    (folder / "dead.jpg").symlink_to(tmp_path / "gone.jpg")
+    found, _, _ = collect_inputs(folder)
+    assert folder / "dead.jpg" in found and folder / "album.jpg" not in found

@@ -818,3 +818,27 @@ def test_a_library_search_leaves_the_caller_s_config_and_generators_and_resumes_
         pipeline.run(given, progress=False)
     resumed = pipeline.run(given, resume=True, progress=False, say=lambda line: None)
     assert resumed["best"] == summary["best"]
+
+
+# test_library_searches_given_no_folder_each_get_their_own) ---
+
+def test_the_first_landmarks_stay_landmarks_when_a_search_s_pick_joins_them(run_dir):
+    """An iteration's top-K joins the landmarks the next super-net trains with: the
+    landmarks drawn at the start stay among them (and are marked so in results.json)."""
+    results = json.loads((run_dir / "results.json").read_text())["architectures"]
+    drawn = [a for a in results if a["role"] == "landmark"]
+    assert len(drawn) == 3 and all(a["landmark"] for a in drawn)
+
+
+def test_a_library_search_passes_on_its_progress_and_say(tmp_path, monkeypatch, capsys):
+    """pipeline.run's `progress` and `say` reach the search: its messages go where the
+    caller sends them, not to stdout, and no bars are drawn when asked for none."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline
+    monkeypatch.setattr(pipeline.SearchRun, "run",
+                        lambda self: {"progress": self.progress, "said": self.say("hello")})
+    said = []
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [f"out={tmp_path / 'run'}"])
+    got = pipeline.run(cfg, progress=False, say=said.append)
+    assert got["progress"] is False and said == ["hello"]
+    assert "hello" not in capsys.readouterr().out
