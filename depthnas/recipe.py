@@ -9,7 +9,7 @@ from depthnas.spaces import get_space
 
 from .choices import CLASSIFICATION_LOSSES
 from .config import Config, absolute_path, canonical_spec
-from .models import is_classification, model_kwargs
+from .models import has_timm_backbone, is_classification, model_kwargs
 
 if TYPE_CHECKING:
     from depthnas.datasets.splits import SplitSet
@@ -42,8 +42,10 @@ def recipe(cfg: Config, splits: SplitSet | None = None) -> dict[str, Any]:
         for field in DEPTH_ONLY:
             del rec[field]
         rec.update(loss="ce", model=kw)
-    elif extra := {k: v for k, v in kw.items() if k not in rec}:
-        rec["model"] = extra  # a depth space of the user's, sized by other settings
+    elif not has_timm_backbone(space):  # a depth space of the user's: sized by its own
+        for field in DECODER_ONLY:       # settings, and the decoder's, which it does not
+            del rec[field]               # read, would keep its results from matching
+        rec["model"] = {k: v for k, v in kw.items() if k != "backbone_weights"}
     if splits is not None:
         rec[SAMPLES] = samples_digest(splits)
     return rec
@@ -61,9 +63,10 @@ def samples_digest(splits: SplitSet) -> str:
     return hashlib.sha256(json.dumps(held).encode()).hexdigest()[:16]
 
 
+# Recipe fields only the MiDaS decoder's spaces read.
+DECODER_ONLY = ("backbone", "backbone_weights", "features", "first_block_input")
 # Recipe fields a classification training does not read.
-DEPTH_ONLY = ("image_size", "synthetic_samples", "depth_kind", "backbone", "backbone_weights",
-              "features", "first_block_input", "backbone_lr")
+DEPTH_ONLY = ("image_size", "synthetic_samples", "depth_kind", *DECODER_ONLY, "backbone_lr")
 
 
 def _canonical(key: str, value: Any) -> Any:

@@ -57,6 +57,8 @@ def test_the_recipe_holds_the_settings_ones_own_space_is_sized_by(own):
     narrow, wide = recipe(_cfg("model.channels=4")), recipe(_cfg("model.channels=32"))
     assert recipe_diff(narrow, wide) == ["model: stored {'width': 4}, this run {'width': 32}"]
     assert "model" not in recipe(config_mod.load(preset="quick"))  # the depth spaces' as before
+    # nor do the decoder's settings, which it does not read, keep its results from matching
+    assert recipe(_cfg("model.features=64", "model.backbone=resnet50")) == recipe(_cfg())
 
 
 def test_parameters_latency_and_the_start_check_build_only_what_the_space_takes(own):
