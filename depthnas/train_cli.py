@@ -119,20 +119,22 @@ def _refuse_another_training(args: argparse.Namespace, cfg: Config, arch: str) -
 
 
 def _say_trained(result: dict[str, Any], cfg: Config, space: Any, out: Path) -> None:
-    from .models import is_classification
+    from .models import has_timm_backbone, is_classification
     from .task import make_task
     score = make_task(space, cfg.standalone.loss).score_name
     print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
           f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
+    # pretrained weights are advised where there is a timm backbone without them
     _warn_if_no_better_than_constant(result, classifies=is_classification(space),
-                                     pretrained=cfg.model.backbone_weights is not None)
+                                     advise_weights=has_timm_backbone(space)
+                                     and cfg.model.backbone_weights is None)
     note = inverted_note(result.get("inverted"))
     if note and not learned_nothing(result["val_loss"], result.get("constant_prediction_loss")):
         print(f"warning: {note}", file=sys.stderr)
 
 
 def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
-                                     pretrained: bool = False) -> None:
+                                     advise_weights: bool = True) -> None:
     base = result.get("constant_prediction_loss")
     if not learned_nothing(result["val_loss"], base):
         return
@@ -144,5 +146,5 @@ def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
     print(f"warning: a constant prediction scores {base:.5f}: this model learned (almost) "
           "nothing. An output of zeros everywhere means the head's final ReLU died; try a "
           "lower --set standalone.lr=... or more --epochs" +
-          ("" if pretrained else ", or a pretrained backbone (--backbone-weights FILE)"),
+          (", or a pretrained backbone (--backbone-weights FILE)" if advise_weights else ""),
           file=sys.stderr)

@@ -208,3 +208,15 @@ def test_the_entry_point_group_is_the_one_readme_tells_packages_to_declare():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert f'[project.entry-points."{depthnas.spaces.ENTRY_POINTS}"]' in readme
     assert depthnas.spaces.ENTRY_POINTS == "depthnas.spaces"
+
+
+def test_a_training_of_ones_own_space_that_learned_nothing_is_not_told_to_load_backbone_weights(
+        own, tmp_path, capsys):
+    """The advice named --backbone-weights, which such a space refuses."""
+    from depthnas.cli import main
+
+    from cli_helpers import TRAIN_TINY
+    assert main(["train", "--arch", "own:conv3,skip,conv3", *TRAIN_TINY, "--set", "model.channels=4",
+                 "--set", "standalone.lr=0", "--out", str(tmp_path / "frozen")]) == 0
+    err = capsys.readouterr().err
+    assert "learned (almost) nothing" in err and "--backbone-weights" not in err

@@ -66,9 +66,9 @@ def test_train_warns_when_the_model_is_no_better_than_a_constant(tmp_path, capsy
     assert result["val_loss"] >= 0.99 * result["constant_prediction_loss"] > 0
     err = capsys.readouterr().err
     assert "learned (almost) nothing" in err and "(--backbone-weights FILE)" in err
-    # a training that had pretrained weights is not told to use some
+    # a training that had pretrained weights, or has no timm backbone, is not told to use some
     from depthnas.train_cli import _warn_if_no_better_than_constant
-    _warn_if_no_better_than_constant(result, pretrained=True)
+    _warn_if_no_better_than_constant(result, advise_weights=False)
     err = capsys.readouterr().err
     assert "learned (almost) nothing" in err and "--backbone-weights" not in err
 
