@@ -63,20 +63,27 @@ def list_spaces(task_kind: str | None = None) -> list[str]:
 
 def get_space(name: str) -> SearchSpace:
     if name in _REGISTRY:
-        return _REGISTRY[name]()
+        return _built(name, _REGISTRY[name], "registered by register_space")
     if name not in _installed():
         raise ValueError(f"unknown search space {name!r}; available: {', '.join(_names())}")
     ep = _installed()[name]
+    where = f"package {ep.dist.name}" if ep.dist is not None else "an installed package"
+    return _built(name, lambda: ep.load()(), f"declared by {where} as {ep.value!r}")
+
+
+def _built(name: str, factory: Callable[[], SearchSpace], source: str) -> SearchSpace:
+    """`factory()`, or a SpaceLoadError naming the space and where it comes from: a
+    space of the user's built wrong (an abstract method left out) is its fault, said
+    as such, not a traceback from deep inside the command that first lists spaces."""
     try:
-        space = ep.load()()
-    except Exception as err:  # the package's own fault, named as such, not a traceback of ours
-        where = f"package {ep.dist.name}" if ep.dist is not None else "an installed package"
-        raise SpaceLoadError(f"search space {name!r}, declared by {where} as {ep.value!r}, does "
-                             f"not load: {type(err).__name__}: {err}") from err
+        space = factory()
+    except Exception as err:
+        raise SpaceLoadError(f"search space {name!r}, {source}, does not load: "
+                             f"{type(err).__name__}: {err}") from err
     if not isinstance(space, SearchSpace) or space.name != name:
-        raise SpaceLoadError(f"search space {name!r} ({ep.value!r}) gives "
-                         f"{type(space).__name__} {getattr(space, 'name', None)!r}: a SearchSpace "
-                         f"named {name!r} was expected (its runs record the name)")
+        raise SpaceLoadError(f"search space {name!r}, {source}, gives {type(space).__name__} "
+                             f"{getattr(space, 'name', None)!r}: a SearchSpace named {name!r} "
+                             "was expected (its runs record the name)")
     return space
 
 

@@ -198,9 +198,31 @@ def test_an_installed_space_of_a_registered_name_is_listed_once_and_the_register
 def test_an_entry_point_that_gives_no_search_space_is_named_not_a_traceback(installed):
     installed(plain="builtins:dict")
     from depthnas.spaces import get_space
-    with pytest.raises(ValueError, match=r"search space 'plain' \('builtins:dict'\) gives dict None: "
-                                         r"a SearchSpace named 'plain' was expected"):
+    with pytest.raises(ValueError, match=r"search space 'plain', declared by an installed package as "
+                                         r"'builtins:dict', gives dict None: a SearchSpace named 'plain' "
+                                         r"was expected"):
         get_space("plain")
+
+
+def test_a_space_registered_by_a_script_and_built_wrong_is_named_with_what_it_lacks(monkeypatch):
+    """An abstract method left out failed with a TypeError from deep inside the first
+    command that tried every space (--arch detection), naming no space."""
+    from depthnas.cli import main
+    from depthnas.spaces import SearchSpace, SpaceLoadError, get_space
+
+    class Half(SearchSpace):
+        name = "half"
+
+        def gene_choices(self):
+            return (2,)
+    monkeypatch.setitem(depthnas.spaces._REGISTRY, "half", Half)
+    with pytest.raises(SpaceLoadError, match=r"search space 'half', registered by register_space, "
+                                             r"does not load: TypeError: .*abstract.*model_kwargs"):
+        get_space("half")
+    monkeypatch.setitem(depthnas.spaces._REGISTRY, "renamed", own_depth_space)
+    with pytest.raises(SpaceLoadError, match="gives Own 'own': a SearchSpace named 'renamed'"):
+        get_space("renamed")
+    assert main(["spaces"]) == 1  # the others listed, these two named
 
 
 def test_the_entry_point_group_is_the_one_readme_tells_packages_to_declare():
