@@ -29,8 +29,9 @@ def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
 
 
 class SpaceLoadError(ValueError):
-    """An installed package's space that does not load: its package's fault. Whatever
-    lists every space (`depthnas spaces`, a table's rows of other spaces) goes on."""
+    """A space of the user's (installed, or registered by a script) that does not load:
+    its own fault. Whatever lists every space (`depthnas spaces`, a table's rows of
+    other spaces, `--arch` detection) goes on."""
 
 
 @functools.cache
