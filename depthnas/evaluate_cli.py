@@ -61,12 +61,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     own = ev.own_split(args.checkpoint, data)
     kw = _split_settings(args, own)
     if out is None:  # beside the model; said before the work, when it cannot be written there
-        out = _default_out(args, data, kw, own)
+        out = _default_out(args, data, kw, own, depth_cap)
     note = checkpoint_note(out, bool(args.out))
     if note:
         print(note)
-    if args.depth_cap is None and default_depth_cap(data) is not None:
-        depth_cap = default_depth_cap(data)
+    if args.depth_cap is None and (default := default_depth_cap(data)) is not None:
+        depth_cap = default
         print(f"NYUv2: ground truth capped at {NYU_DEPTH_CAP:g} m, as in the MiDaS evaluation "
               "(--depth-cap 0 for none)")
     report = ev.evaluate(args.checkpoint, data, split=args.split, depth_cap=depth_cap,
@@ -124,7 +124,7 @@ def _trained_size(checkpoint: str | Path) -> int | None:
 
 
 def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
-                 own: dict[str, Any] | None) -> Path:
+                 own: dict[str, Any] | None, depth_cap: float | None) -> Path:
     """The report's file beside the model, named for the data and split it scores."""
     same = own is not None
     variant = []  # the run's own data read otherwise than the run read it
@@ -138,8 +138,7 @@ def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
         variant.append(f"samples{kw['synthetic_samples']}")
     if args.net_size is not None and args.net_size != _trained_size(args.checkpoint):
         variant.append(f"net{args.net_size}")
-    from .evaluate import check_depth_cap  # imported already: the command has loaded torch
-    if args.depth_cap is not None and check_depth_cap(args.depth_cap) != default_depth_cap(data):
+    if args.depth_cap is not None and depth_cap != default_depth_cap(data):  # checked: 0 -> None
         variant.append(f"cap{args.depth_cap:g}")
     name = report_name(args.split, None if same else data, tuple(variant))
     checkpoint = Path(args.checkpoint)

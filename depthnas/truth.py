@@ -278,15 +278,9 @@ def for_space(truth: dict[str, float], space: Any, source: str | Path, *,
     Two spellings of one architecture with different losses are an error; a
     classification table with a value above 1 is one too (error rates are
     fractions: that looks like accuracy in percent without the `accuracy` key)."""
-    from depthnas.spaces import ArchitectureError, SpaceLoadError, get_space, list_spaces
-    others = []
-    for name in list_spaces():
-        if name == space.name:
-            continue
-        try:
-            others.append(get_space(name))
-        except SpaceLoadError:  # another package's broken space: its rows count as unread
-            pass
+    from depthnas.spaces import ArchitectureError, loaded_spaces
+    # (another package's broken space is left out: its rows count as unread)
+    others = [o for o in loaded_spaces() if o.name != space.name]
     out, spelled = SpaceTruth(), {}
     for text, value in truth.items():
         try:

@@ -50,16 +50,23 @@ def list_spaces(task_kind: str | None = None) -> list[str]:
     """The registered spaces; with `task_kind` ("depth", "classification") those of it."""
     if task_kind is None:
         return _names()
-    kinds = {}
-    for name in _names():
-        try:
-            kinds[name] = get_space(name).task_kind
-        except SpaceLoadError:  # of no kind: said where it is asked for by name
-            pass
+    kinds = {space.name: space.task_kind for space in loaded_spaces()}
     if task_kind not in kinds.values():  # a typo would list no space, as if none were registered
         raise ValueError(f"unknown task kind {task_kind!r}; available: "
                          f"{', '.join(sorted(set(kinds.values())))}")
     return [name for name, kind in kinds.items() if kind == task_kind]
+
+
+def loaded_spaces() -> list[SearchSpace]:
+    """Every space that loads; one that does not (a SpaceLoadError) is left out here
+    and said where it is asked for by name."""
+    spaces = []
+    for name in _names():
+        try:
+            spaces.append(get_space(name))
+        except SpaceLoadError:
+            pass
+    return spaces
 
 
 def get_space(name: str) -> SearchSpace:
@@ -104,4 +111,4 @@ def _register_builtin() -> None:
 _register_builtin()
 
 __all__ = ["Arch", "ArchitectureError", "SearchSpace", "SpaceLoadError", "get_space",
-           "list_spaces", "register_space"]
+           "list_spaces", "loaded_spaces", "register_space"]
