@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,9 +254,16 @@ def unread_beside(folder: Path, suffixes: tuple[str, ...], what: str = "depth ma
     image" its `NAME.heic`, and the formats read."""
     if not folder.is_dir():
         return {}
-    return {p.stem: f"{p} is not read: {what} here are {' / '.join(suffixes)}"
+    return {name_key(p.stem): f"{p} is not read: {what} here are {' / '.join(suffixes)}"
             for p in sorted(folder.iterdir(), reverse=True)  # the first name kept per stem
             if p.suffix.lower() not in suffixes and not hidden(p.name) and p.is_file()}
+
+
+def name_key(stem: str) -> str:
+    """A file name as pairing compares it: Unicode-composed (NFC). macOS writes names
+    decomposed (NFD), Linux tools composed, so images copied from a Mac and depth
+    written on Linux show one name, "café", that two byte strings spell."""
+    return unicodedata.normalize("NFC", stem)
 
 
 def pair_by_stem(images: list[Path], depths: list[Path], unread: dict[str, str] | None = None,
@@ -275,11 +283,12 @@ def pair_by_stem(images: list[Path], depths: list[Path], unread: dict[str, str] 
     def by_stem(files: list[Path], what: str) -> dict[str, Path]:
         out: dict[str, Path] = {}
         for p in files:
-            if p.stem in out:
-                problems.append(f"ambiguous {what} files for '{p.stem}': {out[p.stem]} and {p}")
-                ambiguous.add(p.stem)
+            key = name_key(p.stem)
+            if key in out:
+                problems.append(f"ambiguous {what} files for '{key}': {out[key]} and {p}")
+                ambiguous.add(key)
             else:
-                out[p.stem] = p
+                out[key] = p
         return out
 
     img, dep = by_stem(images, "image"), by_stem(depths, "depth")

@@ -73,13 +73,27 @@ def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     with quiet_opencv():
         img = cv2.imdecode(buf, flags | cv2.IMREAD_ANYDEPTH)
-        if img is not None and img.dtype not in (np.uint8, np.uint16):  # float TIFF: 8-bit colour decode
-            img = cv2.imdecode(buf, flags)
     if img is None:
         raise DatasetError(f"cannot read image {path} (corrupt or unsupported format)")
     if data[:4] in _TIFF_MAGIC:
         img = _tiff_stored_grid(img, data)
+    if np.issubdtype(img.dtype, np.floating):  # a float TIFF
+        return _float_to_uint8(img, path)
     return to_uint8(img) if img.dtype == np.uint16 else img
+
+
+def _float_to_uint8(img: np.ndarray, path: str | Path) -> np.ndarray:
+    """A float image as 8 bits, read as floats mean colour: 0 black, 1 white. Values
+    outside [0, 1] (HDR radiance, 0-255 stored as floats) have no one reading, so
+    they are refused rather than clipped into a washed-out picture."""
+    finite = np.isfinite(img)
+    shown = img[finite]
+    if not finite.all() or shown.min() < 0 or shown.max() > 1:
+        span = f"from {shown.min():g} to {shown.max():g}" if shown.size else "no finite value"
+        bad = "" if finite.all() else f" and {int((~finite).sum())} NaN or infinite"
+        raise DatasetError(f"image {path} holds floats {span}{bad}: a float image is read as "
+                           "colour in [0, 1]; save it as 8- or 16-bit, or scale it to [0, 1]")
+    return np.round(img * 255).astype(np.uint8)
 
 
 _TIFF_MAGIC = (b"II*\0", b"MM\0*")
@@ -189,8 +203,9 @@ def _jpeg_truncated(data: bytes) -> bool:
                 break
 
 
-def read_png(path: str | Path) -> np.ndarray:
-    """Read a single-channel PNG keeping its bit depth (uint8 or uint16)."""
+def read_png(path: str | Path, *, unknown: int = 0) -> np.ndarray:
+    """Read a single-channel PNG keeping its bit depth (uint8 or uint16); a transparent
+    pixel of one with alpha reads as `unknown`, the format's mark for no measurement."""
     try:  # read here, not by cv2.imread, which fails on a file name that is not UTF-8
         data = Path(path).read_bytes()
     except OSError as e:
@@ -200,12 +215,13 @@ def read_png(path: str | Path) -> np.ndarray:
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if arr is None:
         raise DatasetError(f"cannot read depth map {path} (missing, corrupt or unsupported format)")
-    return _single_channel(arr, path)
+    return _single_channel(arr, path, unknown)
 
 
-def _single_channel(arr: np.ndarray, path: str | Path) -> np.ndarray:
-    """HxW from a map some tools save as 3 identical channels (+ alpha). Channels that
-    differ are a colour picture of depth (a colour map), not depth: an error."""
+def _single_channel(arr: np.ndarray, path: str | Path, unknown: float = 0) -> np.ndarray:
+    """HxW from a map some tools save as 3 identical channels (+ alpha: a transparent
+    pixel holds `unknown`). Channels that differ are a colour picture of depth (a
+    colour map), not depth: an error."""
     if arr.ndim == 2:
         return arr
     colour = arr[:, :, :3]
@@ -216,7 +232,10 @@ def _single_channel(arr: np.ndarray, path: str | Path) -> np.ndarray:
         raise DatasetError(f"depth map {path} has {arr.shape[2]} channels that differ: a colour "
                            "image, not a depth map (a colour-mapped visualisation cannot be read "
                            "back as depth); store depth as a single-channel PNG, npy or PFM")
-    return np.ascontiguousarray(arr[:, :, 0])
+    values = arr[:, :, 0].copy()
+    if arr.shape[2] == 4:  # renderers and capture tools mark unknown pixels transparent
+        values[arr[:, :, 3] == 0] = unknown
+    return values
 
 
 def read_npy(path: str | Path, *, allow_bool: bool = False) -> np.ndarray:

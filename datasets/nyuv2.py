@@ -120,6 +120,11 @@ class NYUv2MatReader(Reader):
         if len(n_img) != 4 or n_img[1] != 3 or len(n_dep) != 3 or n_img[0] != n_dep[0] or n_img[2:] != n_dep[1:]:
             raise DatasetError(f"{self.root}: 'images' {n_img} and 'depths' {n_dep} do not match "
                                "([N,3,W,H] and [N,W,H] expected)")
+        if n_img[2] < n_img[3]:  # C-ordered arrays pass the shape check, every frame turned
+            raise DatasetError(f"{self.root}: frames would come out portrait, {n_img[2]}x{n_img[3]} "
+                               "(WxH); NYUv2's are landscape, 640x480. The arrays look written "
+                               "in C order ([N,3,H,W]): store them as MATLAB does, [N,3,W,H] and "
+                               "[N,W,H] as h5py reads them")
         if f["images"].dtype != np.uint8:  # a cast to uint8 made float RGB in [0, 1] black
             raise DatasetError(f"{self.root}: 'images' holds {f['images'].dtype}, not uint8 RGB "
                                "(0-255) as the NYUv2 labeled .mat does; save them as uint8")

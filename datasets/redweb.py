@@ -41,7 +41,7 @@ class ReDWebReader(Reader):
 
     def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rgb = read_rgb(ref.image)
-        rd = read_png(ref.depth)
+        rd = read_png(ref.depth, unknown=REDWEB_INVALID)
         if rd.dtype != np.uint8:  # 255 marks invalid pixels only in the 8-bit maps
             raise DatasetError(f"{ref.depth}: a {rd.dtype} RD map; ReDWeb's RDs are 8-bit")
         valid = rd != REDWEB_INVALID

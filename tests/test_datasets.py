@@ -1285,6 +1285,70 @@ def test_a_grey_depth_png_with_an_alpha_channel_is_read(tmp_path):
     np.testing.assert_array_equal(read_png(path), mm)
 
 
+def test_a_transparent_pixel_of_a_depth_png_is_unknown_not_depth(tmp_path):
+    """Renderers mark background transparent; its stored value (here 65.535 m) was
+    trained on as a wall. Unknown is 0 in depth PNGs and 255 in ReDWeb's RDs."""
+    from depthnas.datasets.io import read_png
+    mm = np.round(_depth_m(0) * 1000).astype(np.uint16)
+    alpha = np.full_like(mm, 65535)
+    alpha[:10] = 0
+    grey = mm.copy()
+    grey[:10] = 65535
+    root = make_folder(tmp_path / "f", n=2)
+    _save_png(root / "depth" / "s000.png", np.dstack([grey, grey, grey, alpha]))
+    reader = FolderReader(root)
+    _, disparity, valid = reader.load(reader.index()[0][0])
+    assert not valid[:10].any() and valid[10:].all()
+    np.testing.assert_allclose(disparity[10:], 1000.0 / mm[10:], rtol=1e-5)
+    rd = np.full((H, W), 7, np.uint8)
+    a8 = np.full_like(rd, 255)
+    a8[:, :5] = 0
+    _save_png(tmp_path / "rd.png", np.dstack([rd, rd, rd, a8]))
+    assert (read_png(tmp_path / "rd.png", unknown=255)[:, :5] == 255).all()
+    redweb = make_redweb(tmp_path / "redweb", n=2)
+    rd = np.tile(np.linspace(0, 254, W).astype(np.uint8), (H, 1))
+    _save_png(redweb / "RDs" / "r0.png", np.dstack([rd, rd, rd, a8]))
+    reader = ReDWebReader(redweb)
+    valid = reader.load(reader.index()[0][0])[2]
+    assert not valid[:, :5].any() and valid[:, 5:].all()
+
+
+def test_image_and_depth_names_spelled_apart_by_unicode_normalisation_pair(tmp_path):
+    """macOS writes 'café' decomposed, Linux composed: the two names look the same, and
+    'has no depth map' / 'has no image' named both."""
+    import unicodedata
+    root = make_folder(tmp_path / "f", n=4)
+    os.rename(root / "images" / "s000.jpg", root / "images" / (unicodedata.normalize("NFD", "café") + ".jpg"))
+    os.rename(root / "depth" / "s000.png", root / "depth" / (unicodedata.normalize("NFC", "café") + ".png"))
+    refs, problems = FolderReader(root).index()
+    assert not problems and len(refs) == 4
+
+
+def test_a_float_tiff_image_is_read_as_colour_in_0_1_and_other_floats_are_named(tmp_path):
+    """OpenCV decodes a float TIFF, but not as 8 bits: it was called corrupt."""
+    root = make_folder(tmp_path / "f", n=2)
+    (root / "images" / "s000.jpg").unlink()
+    rgb = _rgb(0)
+    path = root / "images" / "s000.tiff"
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).astype(np.float32) / 255)
+    reader = FolderReader(root)
+    np.testing.assert_array_equal(reader.load(reader.index()[0][0])[0], rgb)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).astype(np.float32))
+    with pytest.raises(DatasetError, match=r"s000.tiff holds floats from \d+ to 2\d\d: a float image "
+                                           r"is read as colour in \[0, 1\]"):
+        reader.load(reader.index()[0][0])
+
+
+def test_a_nyu_mat_written_in_c_order_is_refused_not_read_turned(tmp_path):
+    """[N,3,H,W] passes the shape check, and every frame came out transposed: portrait
+    scenes, image and depth turned together."""
+    path = tmp_path / "c_order.mat"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=np.stack([_rgb(i) for i in range(3)]).transpose(0, 3, 1, 2))
+        f.create_dataset("depths", data=np.stack([_depth_m(i) for i in range(3)]).astype(np.float64))
+    _expect_build_error(f"nyuv2:{path}", rf"c_order.mat: frames would come out portrait, {H}x{W} .*C order")
+
+
 def test_a_colour_pfm_with_nan_in_every_channel_is_grey_depth(tmp_path):
     """NaN != NaN: identical NaN channels must not read as 'channels that differ'."""
     from depthnas.datasets.io import read_depth_file
