@@ -210,11 +210,13 @@ def read_png(path: str | Path, *, unknown: int = 0) -> np.ndarray:
         data = Path(path).read_bytes()
     except OSError as e:
         raise DatasetError(f"cannot read depth map {path}: {e.strerror or e}") from e
+    if not data:  # said as an empty image is: an export that stopped before writing
+        raise DatasetError(f"cannot read depth map {path}: the file is empty")
     _check_png_whole(data, f"depth map {path}")
     with quiet_opencv():
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
-        raise DatasetError(f"cannot read depth map {path} (missing, corrupt or unsupported format)")
+        raise DatasetError(f"cannot read depth map {path} (corrupt or unsupported format)")
     return _single_channel(arr, path, unknown)
 
 

@@ -1349,6 +1349,16 @@ def test_a_nyu_mat_written_in_c_order_is_refused_not_read_turned(tmp_path):
     _expect_build_error(f"nyuv2:{path}", rf"c_order.mat: frames would come out portrait, {H}x{W} .*C order")
 
 
+def test_an_empty_image_and_an_empty_depth_png_are_both_called_empty(tmp_path):
+    root = make_folder(tmp_path / "f", n=4)
+    (root / "depth" / "s000.png").write_bytes(b"")
+    _expect_load_error(f"folder:{root}", r"depth map .*s000.png: the file is empty")
+    (root / "depth" / "s000.png").unlink()
+    make_folder(root, n=1)
+    (root / "images" / "s000.jpg").write_bytes(b"")
+    _expect_load_error(f"folder:{root}", r"image .*s000.jpg: the file is empty")
+
+
 def test_a_colour_pfm_with_nan_in_every_channel_is_grey_depth(tmp_path):
     """NaN != NaN: identical NaN channels must not read as 'channels that differ'."""
     from depthnas.datasets.io import read_depth_file
