@@ -78,22 +78,31 @@ def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
     if data[:4] in _TIFF_MAGIC:
         img = _tiff_stored_grid(img, data)
     if np.issubdtype(img.dtype, np.floating):  # a float TIFF
-        return _float_to_uint8(img, path)
+        try:
+            return float_to_uint8(img)
+        except ValueError as err:
+            raise DatasetError(f"cannot read image {path}: {err}") from None
     return to_uint8(img) if img.dtype == np.uint16 else img
 
 
-def _float_to_uint8(img: np.ndarray, path: str | Path) -> np.ndarray:
-    """A float image as 8 bits, read as floats mean colour: 0 black, 1 white. Values
-    outside [0, 1] (HDR radiance, 0-255 stored as floats) have no one reading, so
-    they are refused rather than clipped into a washed-out picture."""
+def float_to_uint8(img: np.ndarray) -> np.ndarray:
+    """Float pixels to 8 bits: values in [0, 1] as they are (a linear image), whole
+    numbers in [0, 255] as 8-bit levels (an 8-bit photo saved as floats: stretching it
+    min-max changed its contrast), others min-max over the finite ones (radiance, data
+    of any range); NaN and inf become 0."""
     finite = np.isfinite(img)
-    shown = img[finite]
-    if not finite.all() or shown.min() < 0 or shown.max() > 1:
-        span = f"from {shown.min():g} to {shown.max():g}" if shown.size else "no finite value"
-        bad = "" if finite.all() else f" and {int((~finite).sum())} NaN or infinite"
-        raise DatasetError(f"image {path} holds floats {span}{bad}: a float image is read as "
-                           "colour in [0, 1]; save it as 8- or 16-bit, or scale it to [0, 1]")
-    return np.round(img * 255).astype(np.uint8)
+    if not finite.any():  # NaN or inf everywhere: no picture
+        raise ValueError("no finite pixel value in this float image")
+    values = img[finite]  # copied once, not per test below
+    lo, hi = float(values.min()), float(values.max())
+    if lo >= 0.0 and hi <= 1.0:
+        lo, scale = 0.0, 1.0
+    elif lo >= 0.0 and hi <= 255.0 and np.array_equal(values, np.round(values)):
+        lo, scale = 0.0, 255.0
+    else:
+        scale = hi - lo if hi > lo else np.inf  # a constant image: black
+    unit = np.where(finite, (img.astype(np.float64) - lo) / scale, 0.0)
+    return np.round(unit * 255.0).astype(np.uint8)
 
 
 _TIFF_MAGIC = (b"II*\0", b"MM\0*")

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from depthnas.datasets.io import decode_bgr8, quiet_opencv, to_uint8
+from depthnas.datasets.io import decode_bgr8, float_to_uint8, quiet_opencv, to_uint8
 from depthnas.io import atomic_write
 
 DEFAULT_COLORMAP = "inferno"
@@ -76,7 +76,7 @@ def read_photo(path: str | Path) -> np.ndarray:
 
 def _float_tiff(path: Path) -> np.ndarray | None:
     """A float colour TIFF (what OpenCV and HDR tools write), which PIL cannot open, as
-    uint8 RGB (`_float_to_uint8`); None for any other file. OpenCV's TIFF decoder
+    uint8 RGB (`float_to_uint8`); None for any other file. OpenCV's TIFF decoder
     applies its Orientation tag, as `read_photo` does for every photo."""
     data = path.read_bytes()
     if data[:4] not in (b"II*\0", b"MM\0*"):
@@ -86,26 +86,7 @@ def _float_tiff(path: Path) -> np.ndarray | None:
     if img is None or img.dtype.kind != "f":
         return None
     img = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img[:, :, 2::-1]
-    return np.ascontiguousarray(_float_to_uint8(img))
-
-
-def _float_to_uint8(img: np.ndarray) -> np.ndarray:
-    """Float pixels to 8 bits: values in [0, 1] as they are (a linear image), whole
-    numbers in [0, 255] as 8-bit levels (an 8-bit photo saved as floats: stretching it
-    min-max changed its contrast), others min-max over the finite ones (radiance, data
-    of any range); NaN and inf become 0."""
-    finite = np.isfinite(img)
-    if not finite.any():  # NaN or inf everywhere: no picture to predict on
-        raise ValueError("no finite pixel value in this float image")
-    values = img[finite]  # copied once, not per test below
-    lo, hi = float(values.min()), float(values.max())
-    if lo >= 0.0 and hi <= 1.0:
-        unit = np.where(finite, img, 0.0)
-    elif lo >= 0.0 and hi <= 255.0 and np.array_equal(values, np.round(values)):
-        unit = np.where(finite, img, 0.0) / 255.0
-    else:
-        unit = _normalise01(img)
-    return np.round(unit * 255.0).astype(np.uint8)
+    return np.ascontiguousarray(float_to_uint8(img))
 
 
 def _is_16_bit_colour(im: Image.Image) -> bool:
@@ -121,7 +102,7 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
         arr = np.asarray(im)
         if im.mode == "F":
-            grey = _float_to_uint8(arr)
+            grey = float_to_uint8(arr)
         else:
             grey = to_uint8(arr)
         return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))

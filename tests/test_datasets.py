@@ -1324,18 +1324,19 @@ def test_image_and_depth_names_spelled_apart_by_unicode_normalisation_pair(tmp_p
     assert not problems and len(refs) == 4
 
 
-def test_a_float_tiff_image_is_read_as_colour_in_0_1_and_other_floats_are_named(tmp_path):
-    """OpenCV decodes a float TIFF, but not as 8 bits: it was called corrupt."""
+def test_a_float_tiff_image_is_read_as_predict_reads_one(tmp_path):
+    """OpenCV decodes a float TIFF, but not as 8 bits: it was called corrupt. Floats in
+    [0, 1] are colour as they are, whole numbers in [0, 255] 8-bit levels."""
     root = make_folder(tmp_path / "f", n=2)
     (root / "images" / "s000.jpg").unlink()
     rgb = _rgb(0)
     path = root / "images" / "s000.tiff"
-    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).astype(np.float32) / 255)
     reader = FolderReader(root)
-    np.testing.assert_array_equal(reader.load(reader.index()[0][0])[0], rgb)
-    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).astype(np.float32))
-    with pytest.raises(DatasetError, match=r"s000.tiff holds floats from \d+ to 2\d\d: a float image "
-                                           r"is read as colour in \[0, 1\]"):
+    for stored in (rgb.astype(np.float32) / 255, rgb.astype(np.float32)):
+        assert cv2.imwrite(str(path), cv2.cvtColor(stored, cv2.COLOR_RGB2BGR))
+        np.testing.assert_array_equal(reader.load(reader.index()[0][0])[0], rgb)
+    assert cv2.imwrite(str(path), np.full((H, W, 3), np.nan, np.float32))
+    with pytest.raises(DatasetError, match=r"s000.tiff: no finite pixel value"):
         reader.load(reader.index()[0][0])
 
 
