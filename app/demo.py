@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from depthnas.datasets import net_input_size
-from depthnas.export.images import ImageReadError, colorize, fit_stem, read_photo, save_prediction
+from depthnas.export.images import (ImageReadError, colorize, fit_stem, one_value, read_photo,
+                                    save_prediction)
 from depthnas.export.inference import DepthEstimator, predict_latency
 from depthnas.out_of_memory import OutOfMemory
 
@@ -150,6 +151,10 @@ class DepthDemo:
         h, w = rgb.shape[:2]
         status = (f"{name}: {w}×{h} px, inference {ms:.0f} ms. "
                   "Drag the slider to compare; downloads are at full size.")
+        if one_value(depth):  # else a flat colour, said as nothing amiss
+            status += ("\n\n**The model output one value everywhere: it saw no depth in this "
+                       "photo.** A briefly trained model does this, or one trained on other "
+                       "images (the quick preset's synthetic rooms).")
         return (rgb, colorize(depth)), [str(files["png16"]), str(files["npy"])], status
 
     def _result_dir(self) -> Path:

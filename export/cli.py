@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from depthnas.io import path_arg
-from depthnas.terminal import show_progress
+from depthnas.terminal import listed, show_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -99,5 +99,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     report = predict_paths(estimator, args.input, args.out, colormap=args.colormap,
                            progress=show_progress(args.no_progress))
     print(f"{len(report.written)} image(s) -> {args.out}; {len(report.skipped)} skipped")
+    if report.flat:
+        print(f"warning: {len(report.flat)} of {len(report.written)} depth map(s) hold one value "
+              f"everywhere ({listed([p.name for p in report.flat])}): the model saw no depth in "
+              "these photos. A briefly trained model does this, or one trained on other "
+              "images (the quick preset's synthetic rooms); a longer search or training, on "
+              "data like these photos, gives it something to see", file=sys.stderr)
     return 0 if report.written else 1
 

@@ -142,6 +142,18 @@ def colorize(depth: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
     return _lut(colormap)[idx]
 
 
+def one_value(depth: np.ndarray) -> bool:
+    """A map of one value everywhere (or of none finite): the model saw no depth in the
+    photo. A briefly trained model does this, or one shown photos unlike its training
+    images (a dead final ReLU outputs 0): its PNGs are one flat colour."""
+    d = np.asarray(depth, dtype=np.float64)
+    finite = d[np.isfinite(d)]
+    if finite.size == 0:
+        return True
+    lo, hi = float(finite.min()), float(finite.max())
+    return hi - lo <= 1e-6 * max(abs(lo), abs(hi), 1e-12)
+
+
 def to_uint16(depth: np.ndarray) -> np.ndarray:
     """Min-max scaled to the full 0..65535 range (not truncated)."""
     return np.round(_normalise01(depth) * 65535.0).astype(np.uint16)

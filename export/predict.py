@@ -19,7 +19,7 @@ from depthnas.terminal import listed
 
 from .images import (DEFAULT_COLORMAP, OUTPUT_SUFFIXES, ImageReadError,
                      OutputExistsError, check_colormap, check_outputs_free, fit_stem,
-                     output_paths, read_photo, save_prediction, written_by_depthnas)
+                     one_value, output_paths, read_photo, save_prediction, written_by_depthnas)
 from .inference import DepthEstimator
 
 
@@ -29,6 +29,7 @@ class PredictReport:
 
     written: dict[Path, dict[str, Path]] = field(default_factory=dict)  # input -> outputs
     skipped: list[tuple[Path, str]] = field(default_factory=list)       # input, reason
+    flat: list[Path] = field(default_factory=list)  # written, but one value everywhere (`one_value`)
 
 
 def collect_inputs(path: str | Path, out_dir: str | Path | None = None
@@ -161,6 +162,8 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
             check_outputs_free(out_dir, stems[path])  # before the inference it would waste
             depth = estimator.predict(rgb)
             report.written[path] = save_prediction(depth, out_dir, stems[path], colormap)
+            if one_value(depth):
+                report.flat.append(path)
         except OutputExistsError as err:
             report.skipped.append((path, str(err)))
             tqdm.write(f"skipped {path}: {err}", file=sys.stderr)

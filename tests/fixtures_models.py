@@ -27,8 +27,10 @@ FEATURES = 32
 IMAGE_SIZE = (64, 64)
 
 
-def make_model_file(path: Path, seed: int = 0, arch: str = ARCH) -> Path:
-    """A stand-alone model file as `depthnas search`/`train` write it."""
+def make_model_file(path: Path, seed: int = 0, arch: str = ARCH, *, dead_head: bool = False) -> Path:
+    """A stand-alone model file as `depthnas search`/`train` write it. `dead_head`: its
+    final ReLU never fires, so it outputs 0 everywhere, as a model that learned nothing
+    can for photos unlike its training images."""
     from depthnas.checkpoint import save_model
     from depthnas.config import ModelConfig
     from depthnas.models import model_metadata
@@ -43,6 +45,8 @@ def make_model_file(path: Path, seed: int = 0, arch: str = ARCH) -> Path:
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
+        if dead_head:
+            [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1].bias.fill_(-1e4)
     save_model(path, model, model_metadata(space, parsed, cfg, IMAGE_SIZE))
     return path
 

@@ -110,6 +110,21 @@ def test_page_shows_model_card_and_examples(demo_server) -> None:
         f"{n}.png" for n in EXAMPLES)
 
 
+def test_a_map_of_one_value_everywhere_is_said_in_the_status(tmp_path: Path, photos: Path) -> None:
+    """A flat colour came back with the usual 'Drag the slider to compare'."""
+    from fixtures_models import make_model_file
+    from depthnas.app.demo import DepthDemo
+    from depthnas.export.inference import load_estimator
+    for dead, said in ((True, True), (False, False)):
+        demo = DepthDemo(load_estimator(make_model_file(tmp_path / f"{dead}.safetensors", dead_head=dead)),
+                         latency_runs=1)
+        try:
+            status = demo.run(str(photos / "coffee.jpg"))[2]
+        finally:
+            demo.close()
+        assert ("model output one value everywhere" in status) == said, status
+
+
 def test_the_model_card_names_the_size_the_network_ran_at(model_file: Path) -> None:
     """--net-size runs the network larger than the training size; the card said its
     latency was taken at the training size (a 64 px model's 3 ms, at 320 px 27 ms)."""

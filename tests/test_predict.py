@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -40,6 +41,22 @@ def test_predict_folder_skips_the_corrupt_file(onnx_file: Path, photos: Path,
         # Full range, min-max scaled: the 16-bit file is a monotone map of the raw output.
         assert png16.min() == 0 and png16.max() == 65535
         assert png16.flat[np.argmax(raw)] == 65535 and png16.flat[np.argmin(raw)] == 0
+
+
+def test_maps_of_one_value_everywhere_are_said_not_passed_as_depth(photos: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    """A quick-preset model gave 0 everywhere for every real photo: black PNGs, and
+    predict said only '3 image(s)'."""
+    from fixtures_models import make_model_file
+    dead = make_model_file(tmp_path / "dead.safetensors", dead_head=True)
+    assert main(["predict", "--model", str(dead), "--input", str(photos), "--out", str(tmp_path / "o")]) == 0
+    captured = capsys.readouterr()
+    assert "3 image(s)" in captured.out
+    assert re.search(r"warning: 3 of 3 depth map\(s\) hold one value everywhere \(\S+\.(jpg|png), "
+                     r"\S+, \S+\): the model saw no depth", captured.err), captured.err
+    assert main(["predict", "--model", str(make_model_file(tmp_path / "live.safetensors")),
+                 "--input", str(photos), "--out", str(tmp_path / "o2")]) == 0
+    assert "one value" not in capsys.readouterr().err
 
 
 def test_all_unreadable_is_an_error(onnx_file: Path, tmp_path: Path, capsys) -> None:
