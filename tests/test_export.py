@@ -393,13 +393,32 @@ def test_export_check_fails_when_any_size_differs(fake_export, tmp_path, capsys,
     assert (f"differs from {model} by more than" in captured.err) == bool(code)
 
 
-def test_export_check_warns_of_an_all_zero_reference(fake_export, tmp_path, capsys):
+def test_export_check_with_zeros_everywhere_is_unproven_not_ok(fake_export, tmp_path, capsys):
+    """Equal zeros prove nothing of the graph: `--check` said 'ok' and exited 0 for a
+    quick-preset model whose output on the random check input was 0 everywhere."""
     from depthnas.export.onnx_export import Parity
     model, _, parity = fake_export
-    parity += [Parity((1, 3, 64, 64), 0.0, 0.0, 0.0), Parity((2, 3, 96, 128), 0.0, 0.0, 0.5)]
+    parity += [Parity((1, 3, 64, 64), 0.0, 0.0, 0.0), Parity((2, 3, 96, 128), 0.0, 0.0, 0.0)]
+    assert main(["export", "--checkpoint", str(model), "--out", str(tmp_path / "m.onnx"), "--check"]) == 1
+    assert "error: parity unproven: " in capsys.readouterr().err
+    parity[1] = Parity((2, 3, 96, 128), 0.0, 0.0, 0.5)  # one input with output compares the graph
     assert main(["export", "--checkpoint", str(model), "--out", str(tmp_path / "m.onnx"), "--check"]) == 0
-    warned = [l for l in capsys.readouterr().out.splitlines() if l.startswith("warning:")]
-    assert len(warned) == 1 and "1x3x64x64 input" in warned[0]
+
+
+def test_export_check_feeds_scenes_a_model_gives_depth_for(tmp_path, capsys):
+    """On noise alone the model of a brief training outputs 0 everywhere; a rendered
+    scene is what it saw in training. A model dead for every input is unproven."""
+    import numpy as np
+    from depthnas.export.onnx_export import _check_inputs
+    x = _check_inputs((2, 3, 64, 96), np.random.default_rng(0))
+    assert x.shape == (2, 3, 64, 96) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert not torch.equal(x[0], x[1])
+    from fixtures_models import make_model_file
+    dead = make_model_file(tmp_path / "dead.safetensors", dead_head=True)
+    assert main(["export", "--checkpoint", str(dead), "--out", str(tmp_path / "d.onnx"), "--check",
+                 "--exporter", "legacy"]) == 1
+    err = capsys.readouterr().err
+    assert f"{dead} outputs 0 everywhere for every check input" in err and "d.onnx is written" in err
 
 
 def test_export_passes_the_opset_and_arch_asked_for_and_takes_an_upper_case_suffix(
