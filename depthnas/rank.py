@@ -81,10 +81,12 @@ def score_plan(plan: RankPlan, *, progress: bool = True, device: str = "auto") -
         level = constant_score(evaluator.task, splits.val, batch_size=cfg.data.batch_size)
     live = [s for s in scores if math.isfinite(s)]
     learned = None if level is None or not live else not learned_nothing(min(live), level)
-    if learned is False:
-        log.warning("no scored path beat a constant prediction (%.5f; best %.5f, within 1%% of it or "
-                    "worse): this super-net "
-                    "had not learned yet, so its side of the ranking is noise", level, min(live))
+    if learned is False:  # said of the paths scored: --limit's sample may miss those that did
+        sampled = (f" (--limit: {len(archs)} of {len(plan.archs)} scored; others may beat it)"
+                   if len(archs) < len(plan.archs) else "")
+        log.warning("none of the %d scored path(s) beat a constant prediction (%.5f; best %.5f, "
+                    "within 1%% of it or worse): their super-net scores are noise, and so is this "
+                    "ranking%s", len(live), level, min(live), sampled)
     diverged = [space.to_string(a) for a, s in zip(archs, scores) if not math.isfinite(s)]
     if diverged:
         log.warning("%d path(s) score non-finite in the super-net (diverged), left out of the "

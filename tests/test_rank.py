@@ -3,6 +3,7 @@ about, checks and writes) and `depthnas evaluate` of a run or a checkpoint."""
 
 import json
 import random
+import re
 
 import pytest
 import yaml
@@ -267,11 +268,30 @@ def test_rank_warns_when_no_path_beat_a_constant_prediction(run_dir, tmp_path, m
     with caplog.at_level("WARNING"):
         assert main(["rank", "--run", str(run_dir), "--truth", str(truth), "--out", str(out),
                      "--no-progress"]) == 0
-    assert ("this super-net had not learned yet, so its side of the ranking is noise"
-            in caplog.text) == warned
+    assert ("their super-net scores are noise, and so is this ranking" in caplog.text) == warned
     # a best path lower than the level, within 1% of it, read as a contradiction
     assert ("within 1% of it or worse)" in caplog.text) == warned
     assert json.loads(out.read_text())["supernet_learned"] is not warned
+
+
+def test_a_limited_sample_of_paths_none_beating_a_constant_says_it_is_a_sample(run_dir, tmp_path,
+                                                                               monkeypatch, caplog):
+    """With --limit, rank said 'this super-net had not learned yet' where the full table
+    said it had: a sample speaks for its paths, not the super-net."""
+    from depthnas.scoring import PathEvaluator
+    from depthnas.spaces import get_space
+    monkeypatch.setattr(PathEvaluator, "constant_level", lambda self: 1e-6)
+    space = get_space("v1-sync")
+    truth = json.loads(truth_of(run_dir, tmp_path / "truth.json").read_text())
+    for seed in range(20, 24):
+        truth[space.to_string(space.sample(random.Random(seed)))] = 0.1 + seed / 100
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    with caplog.at_level("WARNING"):
+        assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "truth.json"),
+                     "--limit", "2", "--out", str(tmp_path / "r.json"), "--no-progress"]) == 0
+    assert re.search(r"none of the 2 scored path\(s\) beat a constant .* \(--limit: 2 of \d+ "
+                     r"scored; others may beat it\)", caplog.text), caplog.text
+    assert "had not learned" not in caplog.text
 
 
 def test_rank_calls_a_super_net_learned_when_its_best_path_beats_a_constant(run_dir, tmp_path,
