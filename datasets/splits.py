@@ -6,6 +6,7 @@ paper splits the training set in two), ``val`` ranks architectures.
 """
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,14 +114,20 @@ def open_reader(spec: str, depth_kind: str = "depth") -> tuple[Reader, str]:
     return _READERS[kind](path, depth_kind), f"{kind}:{Path(path).expanduser()}"
 
 
-def _report(problems: list[str], skip_bad: bool, total: int, where: str) -> None:
+def _report(problems: list[str], skip_bad: bool, total: int, where: str, depth_kind: str) -> None:
     """Raise on bad samples, or (skip_bad) warn how many were skipped -- never silently."""
     if not problems:
         return
     listed = "; ".join(problems[:_MAX_LISTED]) + (f"; ... ({len(problems) - _MAX_LISTED} more)"
                                                   if len(problems) > _MAX_LISTED else "")
     if not skip_bad:
-        raise DatasetError(f"{where}: {len(problems)} bad sample(s): {listed} (--skip-bad, or data.skip_bad: true, leaves them out)")
+        # only files that do not pair are known here: each file's content is read when a
+        # batch first needs it, so a corrupt one would stop the run after these are fixed
+        kind = " --depth-kind disparity" if depth_kind == "disparity" else ""
+        raise DatasetError(f"{where}: {len(problems)} bad sample(s): {listed} (found without "
+                           f"reading the files; `depthnas data --data {shlex.quote(where)}{kind}` reads every "
+                           "file too and lists every bad one; --skip-bad, or data.skip_bad: "
+                           "true, leaves them out)")
     logger.warning("%s: skipped %d of %d samples with bad input: %s", where, len(problems), total, listed)
 
 
@@ -219,7 +226,7 @@ def build_splits(
             else:
                 good.append(ref)
         refs = good
-    _report(problems, skip_bad, total, where)
+    _report(problems, skip_bad, total, where, depth_kind)
     if not refs:
         raise reader.no_samples(where)
 

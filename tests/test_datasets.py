@@ -1360,6 +1360,18 @@ def test_an_empty_image_and_an_empty_depth_png_are_both_called_empty(tmp_path):
     _expect_load_error(f"folder:{root}", r"image .*s000.jpg: the file is empty")
 
 
+def test_a_pairing_error_points_to_the_command_that_finds_every_bad_file(tmp_path):
+    """evaluate named the unpaired file; a corrupt one, only read when a batch needs it,
+    stopped the next try: fix one, meet the next."""
+    root = make_folder(tmp_path / "my data", n=4)
+    (root / "depth" / "s001.png").unlink()
+    for kind, flag in (("depth", ""), ("disparity", " --depth-kind disparity")):
+        with pytest.raises(DatasetError) as err:
+            build_splits(f"folder:{root}", SIZE, seed=0, depth_kind=kind)
+        assert f"found without reading the files; `depthnas data --data 'folder:{root}'{flag}` reads every file too" \
+            in str(err.value)
+
+
 def test_a_colour_pfm_with_nan_in_every_channel_is_grey_depth(tmp_path):
     """NaN != NaN: identical NaN channels must not read as 'channels that differ'."""
     from depthnas.datasets.io import read_depth_file
