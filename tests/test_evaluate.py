@@ -598,3 +598,19 @@ def test_a_reading_as_the_default_writes_the_default_report_and_no_other(tmp_pat
         assert main(["evaluate", "--checkpoint", str(alone), "--data", f"nyuv2:{nyu}",
                      "--no-progress", *flags]) == 0
         assert len(list(alone.glob("eval*.json"))) == 1, flags
+
+
+def test_a_model_better_in_ssi_but_worse_in_depth_metrics_is_told_which(capsys):
+    """RMSE 9.35 against a constant's 6.26 went unremarked, the SSI being better."""
+    from depthnas.evaluate_cli import _print_report
+    level = {"ssi": 0.2, "absrel": 0.3, "delta1": 40.0, "rmse": 6.26}
+    report = {"ssi": 0.178, "absrel": 0.25, "delta1": 35.0, "rmse": 9.35, "inverted": 0.0,
+              "constant_prediction": level, "samples": 8, "left_out": 0, "depth_cap": None}
+    _print_report(report, "synthetic", "val")
+    err = capsys.readouterr().err
+    assert "warning: worse than a constant prediction in rmse 9.35000 vs 6.26000: better in SSI" in err
+    _print_report({**report, "rmse": 6.0}, "synthetic", "val")
+    assert "worse than a constant" not in capsys.readouterr().err
+    _print_report({**report, "ssi": 0.2}, "synthetic", "val")  # SSI's own warning says it all
+    err = capsys.readouterr().err
+    assert "learned nothing of this data" in err and "worse than a constant" not in err
