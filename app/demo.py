@@ -10,6 +10,7 @@ instead of a generic component failure.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -225,5 +226,9 @@ def launch(demo: DepthDemo, host: str = "127.0.0.1", port: int | None = None, *,
             while blocks.is_running:
                 time.sleep(0.1)
         finally:  # Ctrl-C or `kill`: the server's shutdown deletes this demo's cached files
+            folders = {Path(f).parent for files in blocks.temp_file_sets for f in files}
             blocks.close(verbose=False)
+            for folder in folders:  # ... but not the folder it made for each
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # if empty: an example's copy stays for the next start
     return blocks

@@ -242,6 +242,9 @@ def test_ctrl_c_and_kill_clean_up_the_work_folder_and_exit_as_a_shell_reports(
     assert not list(tmp_path.glob("depthnas-demo-*"))
     left = sorted(p.name for p in (tmp_path / "gradio").rglob("*") if p.is_file())
     assert not ours & set(left), left  # the examples' copies may stay: the next start reuses them
+    empty = [d for d in (tmp_path / "gradio").rglob("*") if d.is_dir() and not any(d.iterdir())
+             and len(d.name) >= 32 and not d.name.strip("0123456789abcdef")]
+    assert not empty, empty  # nor the folder, named by a hash, made for each file
 
 
 def test_a_decompression_bomb_gets_the_size_message(tmp_path: Path) -> None:
