@@ -68,7 +68,8 @@ def quiet_opencv():
 def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
     """uint8 HxWx3 BGR from encoded image bytes, in the stored pixel grid; a 16-bit
     image (PNG, TIFF) is scaled by the bit depth it uses (`to_uint8`), where OpenCV's
-    plain colour decode keeps the high byte and turns 12-bit sensor data black."""
+    plain colour decode keeps the high byte and turns 12-bit sensor data black, and a
+    float TIFF by `float_to_uint8`."""
     buf = np.frombuffer(data, np.uint8)
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     with quiet_opencv():

@@ -292,9 +292,9 @@ def check_parity(onnx_path: str | Path, model_path: str | Path,
                  shapes: list[tuple[int, int, int, int]] | None = None,
                  seed: int = 0) -> list[Parity]:
     """Run onnxruntime and PyTorch on the same inputs and compare: rendered scenes,
-    which a model trained on anything gives some depth for (on noise alone a briefly
-    trained one outputs 0 everywhere, and a comparison of zeros proves nothing), and
-    in a batch's odd places uniform noise, the input furthest from training."""
+    images of the kind depth models are trained on (on noise alone a briefly trained
+    one can output 0 everywhere, and equal zeros prove nothing), and in a batch's odd
+    places uniform noise, the input furthest from training."""
     import onnxruntime as ort
     model, meta, _ = load_for_export(model_path)
     if shapes is None:
