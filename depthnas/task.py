@@ -35,8 +35,9 @@ class DepthTask:
 
     name = "depth"
 
-    def __init__(self, loss: str = "ssi"):
+    def __init__(self, loss: str = "ssi", *, models_of: str = "the space"):
         from .ssi_loss import build_loss
+        self.models_of = models_of  # whose models these are, for an error: "space own"
         self.criterion: nn.Module = build_loss(loss)
         self.loss_name = loss
         self.score_name = {"ssi": "SSI loss", "ssi-image": "SSI loss (image mean)",
@@ -46,6 +47,14 @@ class DepthTask:
         return batch["image"]
 
     def loss(self, output: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        target = batch["target"]  # [B, H, W] or [B, 1, H, W]; the image may not be at hand
+        if not (torch.is_tensor(output) and output.shape == (target.shape[0], 1, *target.shape[-2:])):
+            # a space of the user's broke the contract: say so, not where the loss trips
+            got = tuple(output.shape) if torch.is_tensor(output) else f"a {type(output).__name__}"
+            raise ValueError(f"{self.models_of}'s model returned {got} for a batch of "
+                             f"{target.shape[0]} at {target.shape[-2]}x{target.shape[-1]}: a depth "
+                             "model returns one tensor [B, 1, H, W], inverse depth at its "
+                             "input's height and width")
         return self.criterion(output.float(), batch["target"], batch["mask"])
 
     def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +104,7 @@ def make_task(space, loss: str = "ssi") -> Task:
     classification spaces (`task_kind = "classification"`) class logits."""
     kind = space.task_kind
     if kind == "depth":
-        return DepthTask(loss)
+        return DepthTask(loss, models_of=f"space {space.name}")
     if kind == "classification":
         return ClassificationTask(loss)
     raise ValueError(f"space {space.name!r} has unsupported task kind {kind!r}")

@@ -242,3 +242,17 @@ def test_a_training_of_ones_own_space_that_learned_nothing_is_not_told_to_load_b
                  "--set", "standalone.lr=0", "--out", str(tmp_path / "frozen")]) == 0
     err = capsys.readouterr().err
     assert "learned (almost) nothing" in err and "--backbone-weights" not in err
+
+
+@pytest.mark.parametrize("output, got", [(torch.zeros(2, 1, 16, 16), r"\(2, 1, 16, 16\)"),
+                                         (torch.zeros(2, 32, 32), r"\(2, 32, 32\)"),
+                                         ((torch.zeros(2, 1, 32, 32),), "a tuple")])
+def test_a_model_breaking_the_depth_contract_is_named_by_its_space(own, output, got):
+    """A half-size map failed in the loss as 'prediction, target and mask must match',
+    and a tuple crashed with an AttributeError: neither named the space's model."""
+    from depthnas.task import make_task
+    batch = {"target": torch.rand(2, 32, 32) + 0.1, "mask": torch.ones(2, 32, 32, dtype=torch.bool)}
+    with pytest.raises(ValueError, match=rf"space own's model returned {got} for a batch of 2 at "
+                                         r"32x32: a depth model returns one tensor \[B, 1, H, W\]"):
+        make_task(own).loss(output, batch)
+    assert make_task(own).loss(torch.rand(2, 1, 32, 32), batch) > 0
