@@ -296,7 +296,11 @@ class SearchRun:
         rank_rng, n = seeded_rng(self.cfg.seed, "rank sample"), self.cfg.search.rank_samples
         # (bounded: a small space may have no untrained model left)
         draws = (self.space.sample(rank_rng) for _ in range(RANDOM_TRIES * n))
-        return new_models(self.space, draws, self.results.records, n, keep=self.results.trained_here)
+        sample = new_models(self.space, draws, self.results.records, n, keep=self.results.trained_here)
+        if len(sample) < n:
+            self.say(f"ranking sample: {len(sample)} of the {n} asked for (search.rank_samples); "
+                     "the landmarks and searched picks had trained the rest of the space")
+        return sample
 
     def finish(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> dict[str, Any]:
         """Score every architecture trained on the last super-net, pick the best, and

@@ -87,8 +87,14 @@ def _run_warnings(summary: dict[str, Any]) -> list[str]:
 
 
 def _no_ranking(summary: dict[str, Any]) -> list[str]:
+    asked = summary.get("rank_samples", 0)
+    drawn = sum(a["role"] == "rank" for a in summary["architectures"])
+    if asked >= 2 and drawn < 2:  # a small space: landmarks and picks took the rest
+        return [f"no ranking measured: `search.rank_samples` asked for {asked} random "
+                f"architectures trained stand-alone, and the space had {drawn} left that the "
+                "landmarks and the searched picks had not taken; a ranking needs at least 2"]
     return [f"no ranking measured: it needs at least 2 random architectures trained "
-            f"stand-alone, and `search.rank_samples` is {summary.get('rank_samples', 0)} "
+            f"stand-alone, and `search.rank_samples` is {asked} "
             f"(the paper ranks {_PAPER_RANK_SAMPLES[_task_of(summary)]})"]
 
 

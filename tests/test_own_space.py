@@ -103,11 +103,15 @@ def test_a_search_trains_and_exports_ones_own_space(own, tmp_path):
     cfg = _cfg(f"out={tmp_path / 'run'}", "model.channels=4", "data.image_size=[64, 64]",
                "data.synthetic_samples=24", "supernet.epochs=1", "standalone.epochs=1",
                "supernet.steps_per_epoch=2", "standalone.steps_per_epoch=2", "landmarks.num=3",
-               "search.iterations=1", "search.top_k=1", "search.rank_samples=1",
+               "search.iterations=1", "search.top_k=1", "search.rank_samples=6",
                "search.population=4", "search.generations=1", "search.parents=2",
                "search.mutations=1", "search.crossovers=1", "search.calib_batches=1",
                "search.val_batches=1", "search.max_params=1000000")
-    summary = pipeline.run(cfg, progress=False, say=lambda msg: None)
+    said = []
+    summary = pipeline.run(cfg, progress=False, say=said.append)
+    # 8 models: 3 landmarks and a pick leave 4 for the ranking
+    assert "ranking sample: 4 of the 6 asked for (search.rank_samples); the landmarks and searched " \
+        "picks had trained the rest of the space" in said
     best = json.loads((tmp_path / "run" / "best_arch.json").read_text())["string"]
     assert best == summary["best"]["string"] and best.startswith("own:")
     exported = export_onnx(tmp_path / "run", tmp_path / "own.onnx", exporter="legacy")

@@ -36,6 +36,16 @@ def test_models_at_a_constant_predictions_level_are_flagged(tmp_path):
     assert rows["v1-sync:ap,ap,ap,ap,ap"].endswith("| 0.21000 * | 0.20010 * |")
 
 
+def test_a_space_too_small_for_the_ranking_sample_is_said_so_not_blamed_on_the_setting(tmp_path):
+    """With rank_samples 3 and one model left, the report said the ranking needs 2 'and
+    search.rank_samples is 3'."""
+    archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.150, 0.16), arch("c1,c1,c1,c1,c1", "rank", 0.19, 0.2)]
+    text = write_report(tmp_path, summary(archs, rank_samples=3)).read_text()
+    assert ("- no ranking measured: `search.rank_samples` asked for 3 random architectures trained "
+            "stand-alone, and the space had 1 left that the landmarks and the searched picks had "
+            "not taken; a ranking needs at least 2") in text
+
+
 def test_a_super_net_that_beat_no_constant_prediction_is_said_so(tmp_path):
     """make search's super-net once scored every path 0.2018-0.2185 against a constant
     prediction's 0.20036: none was marked, and nothing said the picks were noise."""
