@@ -141,13 +141,22 @@ def _extensions() -> list[Callable[[Any], None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line's exit status for `argv` (None: sys.argv[1:]); a script's
+    `main(["search", ...])` gets a status for a usage error or --help too, as for
+    any other end, where argparse would end the script."""
+    if isinstance(argv, str):  # its characters would be read as arguments
+        raise TypeError(f"main takes the arguments as a list, not one string: "
+                        f"main({argv.split()!r}) (shlex.split(line) splits a command line)")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     # A file name that is not UTF-8 reaches Python with surrogate escapes, on which a
     # strict UTF-8 stdout would raise UnicodeEncodeError mid-report. Its bytes go out as stored.
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error argparse has said
+        return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         handlers=[log_handler(args.verbose)])
     finished = False

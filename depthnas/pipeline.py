@@ -462,6 +462,9 @@ def run(cfg: Config, *, resume: bool = False, progress: bool = True,
     messages go."""
     from .config_checks import validate
     from .runs import check_kind, check_resumable, run_folder
+    if not isinstance(cfg, Config):  # a YAML file's mapping, say
+        raise TypeError(f"pipeline.run takes a depthnas.config.Config, not a {type(cfg).__name__}: "
+                        "config.load(path, preset) reads one, config.from_dict(mapping) makes one")
     cfg = validate(config_mod.absolute_paths(copy.deepcopy(cfg)))
     made_from = None
     if resume:

@@ -15,6 +15,7 @@ depth next to edges).
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import time
 from abc import ABC, abstractmethod
@@ -59,7 +60,12 @@ class DepthEstimator(ABC):
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 HxWx3 RGB (HxW grey and RGBA accepted) -> float32 HxW at the same size."""
+        if isinstance(rgb, (str, os.PathLike)):  # the first thing one tries
+            raise TypeError(f"predict takes an image array, not the path {str(rgb)!r}: "
+                            "depthnas.export.images.read_photo(path) reads one")
         rgb = np.asarray(rgb)
+        if rgb.ndim not in (2, 3):
+            raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
         # W x H, as the photo's size is said
         size = "x".join(map(str, net_input_size(h, w, self.info.net_size)[::-1])) if h and w else "?"

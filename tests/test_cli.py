@@ -132,13 +132,21 @@ def test_every_command_s_help_says_what_it_does():
             assert action.help, f"{name} {action.option_strings}"
 
 
+def test_main_returns_a_status_for_usage_errors_and_refuses_one_string(capsys):
+    """A script's main(["search", "--bogus"]) ended the script with SystemExit, where a
+    bad setting returned 2; main("spaces") read 's' as the command."""
+    assert main(["search", "--bogus"]) == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(TypeError, match=r"main takes the arguments as a list, not one string: "
+                                        r"main\(\['spaces'\]\)"):
+        main("spaces")
+
+
 def test_version_is_the_installed_package_s(capsys):
     import importlib.metadata
 
     import depthnas
-    with pytest.raises(SystemExit) as done:
-        main(["--version"])
-    assert done.value.code == 0
+    assert main(["--version"]) == 0
     installed = importlib.metadata.version("depthnas")  # pyproject reads depthnas.__version__
     assert capsys.readouterr().out.strip() == f"depthnas {installed}" == f"depthnas {depthnas.__version__}"
 
@@ -153,10 +161,7 @@ from depthnas.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     assert main(["spaces"]) == 0
     for argv in (["--help"], ["evaluate", "--help"], ["export", "--help"], ["demo", "--help"]):
-        try:
-            main(argv)
-        except SystemExit as done:
-            assert done.code == 0, argv
+        assert main(argv) == 0, argv
 from depthnas.spaces import depth, get_space, list_spaces
 for name in list_spaces():
     space = get_space(name)

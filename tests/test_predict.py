@@ -880,3 +880,15 @@ def test_a_link_to_a_folder_named_like_a_photo_is_no_input(photos: Path, tmp_pat
     (folder / "dead.jpg").symlink_to(tmp_path / "gone.jpg")
     found, _, _ = collect_inputs(folder)
     assert folder / "dead.jpg" in found and folder / "album.jpg" not in found
+
+
+def test_predict_given_a_path_or_a_flat_array_says_what_it_takes(model_file: Path, photos: Path) -> None:
+    """Both failed with 'not enough values to unpack' from the line reading the size."""
+    from depthnas.export.inference import load_estimator
+    estimator = load_estimator(model_file)
+    for path in (str(photos / "coffee.jpg"), photos / "coffee.jpg"):
+        with pytest.raises(TypeError, match=r"predict takes an image array, not the path .*coffee.jpg'"
+                                            r": depthnas.export.images.read_photo\(path\) reads one"):
+            estimator.predict(path)
+    with pytest.raises(ValueError, match=r"expected an HxWx3 RGB image, got shape \(10,\)"):
+        estimator.predict(np.zeros(10, np.uint8))

@@ -775,6 +775,10 @@ def test_a_library_search_refuses_what_the_command_refuses_and_leaves_no_folder(
         pipeline.run(_library_cfg(f"out={tmp_path / 'bad'}"), resume=True, progress=False)
     with pytest.raises(ConfigError, match="resume=True needs cfg.out"):
         pipeline.run(_library_cfg(), resume=True, progress=False)
+    from depthnas.config import to_dict
+    with pytest.raises(TypeError, match=r"pipeline.run takes a depthnas.config.Config, not a dict: "
+                                        r"config.load\(path, preset\) reads one"):
+        pipeline.run(to_dict(_library_cfg(f"out={tmp_path / 'bad'}")), progress=False)
     assert not (tmp_path / "bad").exists()
     trained = tmp_path / "trained"  # `depthnas train`'s folder: a trained model
     trained.mkdir()
