@@ -672,3 +672,57 @@ def test_a_model_s_width_and_device_are_checked_by_name(tmp_path):
         load_model(path, device="tpu")
     model, _ = load_model(path, device="cpu")
     assert next(model.parameters()).device.type == "cpu"
+
+
+def _older_model_file(tmp_path, **fields):
+    """A depth model file as written before `model` (and first_block_input) were
+    recorded: the decoder's settings at the top level only."""
+    from depthnas.checkpoint import save_model
+    from depthnas.models import FORMAT
+    space = get_space("v1-sync")
+    arch = space.parse("v1-sync:c3,c3,c3,c3,c3")  # every edge runs: node 0's input counts
+    model = space.build_fixed(arch, backbone="resnet18", features=16).eval()
+    meta = {"format": FORMAT, "task": "depth", "space": "v1-sync", "arch": space.to_string(arch),
+            "image_size": [64, 64], **fields}
+    return save_model(tmp_path / "older.safetensors", model, meta), model
+
+
+def test_a_safetensors_file_not_written_by_depthnas_is_named_as_such(tmp_path):
+    """A timm checkpoint given to predict/export was said to hold "a super-net".
+    [models.py:154]"""
+    from safetensors.torch import save_file
+
+    from depthnas.models import load_model
+    path = tmp_path / "resnet18.safetensors"
+    save_file({"conv1.weight": torch.zeros(1)}, str(path), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="is not a depthnas model file"):
+        load_model(path)
+
+
+def test_load_model_names_a_super_net_file_as_such(tmp_path):
+    """A search's supernet.safetensors given to load_model. [models.py:158]"""
+    from safetensors.torch import save_file
+
+    from depthnas.models import FORMAT, load_model
+    path = tmp_path / "supernet.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path),
+              metadata={"format": FORMAT, "task": "depth", "space": "v1-sync", "arch": ""})
+    with pytest.raises(ValueError, match="holds a super-net, not one architecture"):
+        load_model(path)
+
+
+def test_an_older_model_file_is_rebuilt_with_the_paper_s_first_block_input(tmp_path):
+    """[models.py:169]"""
+    from depthnas.models import load_model
+    path, model = _older_model_file(tmp_path, backbone="resnet18", features=16)
+    loaded, _ = load_model(path)
+    x = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_an_older_model_file_without_its_decoder_settings_is_a_value_error(tmp_path):
+    """A KeyError traceback, not the CLI's one error line. [models.py:171]"""
+    from depthnas.models import load_model
+    path, _ = _older_model_file(tmp_path, features=16)  # no backbone
+    with pytest.raises(ValueError, match=r"metadata does not describe a model \(KeyError"):
+        load_model(path)

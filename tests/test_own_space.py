@@ -260,3 +260,25 @@ def test_a_model_breaking_the_depth_contract_is_named_by_its_space(own, output, 
                                          r"32x32: a depth model returns one tensor \[B, 1, H, W\]"):
         make_task(own).loss(output, batch)
     assert make_task(own).loss(torch.rand(2, 1, 32, 32), batch) > 0
+
+
+def test_registering_a_name_again_replaces_its_space(monkeypatch):
+    """[spaces/__init__.py:28]"""
+    from toys import own_depth_space
+    monkeypatch.setattr(depthnas.spaces, "_REGISTRY", dict(depthnas.spaces._REGISTRY))
+    depthnas.spaces.register_space("own", lambda: None)
+    depthnas.spaces.register_space("own", own_depth_space)
+    assert depthnas.spaces.get_space("own").name == "own"
+
+
+def test_an_entry_point_that_does_not_load_names_its_package(monkeypatch):
+    """The tests' entry points have no distribution; a real one names its package.
+    [spaces/__init__.py:78]"""
+    import types
+    from importlib import metadata
+    ep = metadata.EntryPoint("gone", "toys:no_such_space", depthnas.spaces.ENTRY_POINTS)
+    ep = ep._for(types.SimpleNamespace(name="acme-spaces"))
+    monkeypatch.setattr(depthnas.spaces, "_installed", lambda: {"gone": ep})
+    with pytest.raises(ValueError, match=r"search space 'gone', declared by package acme-spaces as "
+                                         r"'toys:no_such_space', does not load"):
+        depthnas.spaces.get_space("gone")

@@ -9,9 +9,12 @@ import sys
 import types
 
 import pytest
+import torch
 import yaml
 
+from depthnas import config as config_mod
 from depthnas.cli import main
+from depthnas.spaces import get_space
 
 from cli_helpers import TINY, TRAIN_TINY
 
@@ -619,3 +622,82 @@ def test_a_file_holding_the_one_line_string_is_an_architecture(tmp_path):
     arch = tmp_path / "arch.txt"
     arch.write_text("v1-sync:c3,skip,none,c1,ap\n")
     assert read_arch_arg(str(arch)) == ("v1-sync:c3,skip,none,c1,ap", str(arch))
+
+
+MUTANT_ARCH = "v1-sync:c3,skip,none,c1,ap"
+
+def test_a_training_resumed_on_data_that_now_splits_differently_is_refused(tmp_path, capsys):
+    """train --resume must refuse data that gained samples (its validation samples
+    would be trained on), as a search's resume does. [train_cli.py:48]"""
+    from test_datasets import make_folder
+    data = make_folder(tmp_path / "data", n=12)
+    out = tmp_path / "t"
+    assert main(["train", "--arch", MUTANT_ARCH, *TRAIN_TINY, "--batch-size", "4",
+                 "--data", f"folder:{data}", "--out", str(out)]) == 0
+    make_folder(data, n=16)  # four samples more: the split is drawn again
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert "no longer splits as" in capsys.readouterr().err
+
+
+def test_train_without_arch_says_why_only_under_resume(tmp_path, capsys):
+    """[train_cli.py:76-77]"""
+    empty = tmp_path / "empty"  # a training stopped before it named its architecture
+    empty.mkdir()
+    config_mod.dump(config_mod.load(preset="quick"), empty / "config.yaml")
+    assert main(["train", "--out", str(empty), "--resume"]) == 2
+    assert f"--arch is needed: {empty} holds no checkpoint" in capsys.readouterr().err
+    assert main(["train", *TRAIN_TINY, "--out", str(tmp_path / "new")]) == 2
+    err = capsys.readouterr().err
+    assert "--arch is needed" in err and "holds no checkpoint" not in err
+
+
+def test_a_config_file_that_names_no_space_lets_arch_choose_it(tmp_path, capsys):
+    """Only a --config that sets `space` pins the space. [train_cli.py:97]"""
+    config = tmp_path / "mine.yaml"
+    config.write_text("seed: 3\n")
+    out = tmp_path / "t"
+    assert main(["train", "--arch", "v2-sync:c3,skip,none,c1,ap+ps", "--config", str(config),
+                 *TRAIN_TINY, "--out", str(out)]) == 0
+    assert json.loads((out / "arch.json").read_text())["space"] == "v2-sync"
+
+
+def test_a_classifier_that_learned_nothing_is_told_so_in_its_own_terms(tmp_path, capsys):
+    """[train_cli.py:128]"""
+    from depthnas.train_cli import _say_trained
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"),
+                                  ["space=nb201", "standalone.loss=ce", "data.spec=digits"])
+    result = {"arch": "nb201", "val_loss": 2.3, "constant_prediction_loss": 2.3, "params": 10}
+    _say_trained(result, cfg, get_space("nb201"), tmp_path)
+    err = capsys.readouterr().err
+    assert "naming the most frequent class" in err and "ReLU" not in err
+
+
+def test_train_and_search_let_cudnn_pick_kernels_per_shape(tmp_path, monkeypatch):
+    """[run_start.py:38]"""
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    assert main(["train", "--arch", MUTANT_ARCH, *TRAIN_TINY, "--out", str(tmp_path / "t")]) == 0
+    assert torch.backends.cudnn.benchmark is True
+
+
+def test_a_stop_in_a_clock_named_folder_taken_already_names_the_folder_used(
+        tmp_path, monkeypatch, capsys):
+    """Two runs started in the same second: the second's Ctrl-C hint named the first's
+    folder. [run_start.py:71]"""
+    from depthnas import standalone
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config_mod, "default_out", lambda command: "runs/train-20261129-184750")
+    (tmp_path / "runs" / "train-20261129-184750").mkdir(parents=True)  # the other run's
+
+    def stop(self, *a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(standalone.Trainer, "fit", stop)
+    main(["train", "--arch", MUTANT_ARCH, *TRAIN_TINY])
+    assert "--out runs/train-20261129-184750-2 --resume" in capsys.readouterr().err
+
+
+def test_train_names_the_model_file_it_wrote(tmp_path, capsys):
+    """[train_cli.py:126]"""
+    out = tmp_path / "t"
+    assert main(["train", "--arch", MUTANT_ARCH, *TRAIN_TINY, "--out", str(out)]) == 0
+    assert f"-> {out / 'model.safetensors'}" in capsys.readouterr().out
