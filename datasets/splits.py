@@ -121,8 +121,8 @@ def _report(problems: list[str], skip_bad: bool, total: int, where: str, depth_k
     listed = "; ".join(problems[:_MAX_LISTED]) + (f"; ... ({len(problems) - _MAX_LISTED} more)"
                                                   if len(problems) > _MAX_LISTED else "")
     if not skip_bad:
-        # only files that do not pair are known here: each file's content is read when a
-        # batch first needs it, so a corrupt one would stop the run after these are fixed
+        # only what the file listing shows is known here: each file's content is read when
+        # a batch first needs it, so a corrupt one would stop the run after these are fixed
         kind = " --depth-kind disparity" if depth_kind == "disparity" else ""
         raise DatasetError(f"{where}: {len(problems)} bad sample(s): {listed} (found without "
                            f"reading the files; `depthnas data --data {shlex.quote(where)}{kind}` reads every "
