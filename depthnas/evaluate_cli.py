@@ -173,9 +173,9 @@ def _print_report(report: dict[str, Any], data: str, split: str) -> None:
         print(f"warning: the model's SSI {report['ssi']:.5f} is no better than a constant "
               f"prediction's {level['ssi']:.5f} (or within 1% of it): it learned nothing of this data",
               file=sys.stderr)
-    else:  # each of these is an error (lower is better), as SSI is
-        worse = [f"{k} {report[k]:.5f} vs {level[k]:.5f}" for k in ("absrel", "delta1", "rmse")
-                 if report[k] > level[k]]
+    else:  # each metric a constant has is an error (lower is better), as SSI is
+        worse = [f"{k} {report[k]:.5f} vs {level[k]:.5f}" for k in METRIC_NAMES
+                 if k in level and k != "ssi" and report[k] > level[k]]
         if worse:
             print(f"warning: worse than a constant prediction in {', '.join(worse)}: better "
                   "in SSI, the loss it trained on (disparity aligned per image), but not in "

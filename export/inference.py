@@ -64,9 +64,7 @@ class DepthEstimator(ABC):
             raise TypeError(f"predict takes an image array, not the path {str(rgb)!r}: "
                             "depthnas.export.images.read_photo(path) reads one")
         rgb = np.asarray(rgb)
-        if rgb.ndim not in (2, 3):
-            raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
-        h, w = rgb.shape[:2]
+        h, w = (*rgb.shape, 0, 0)[:2]  # a flat array's shape is prepare_image's to refuse
         # W x H, as the photo's size is said
         size = "x".join(map(str, net_input_size(h, w, self.info.net_size)[::-1])) if h and w else "?"
         with said_as_out_of_memory(f"not enough memory to run the network at {size} px (net size "
