@@ -131,7 +131,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"image_size": [64, 64], "synthetic_samples": 160, "batch_size": 8},
         # About the least training that beats a constant prediction (0.18-0.21 on
         # these splits, by seed) at this size on a CPU: 112 super-net steps per
-        # iteration (8 epochs x 14 steps), 168 per stand-alone training.
+        # iteration (8 epochs x 14 steps), 168 per stand-alone training. Three times
+        # the super-net's epochs, or of samples, gained little (README, "Measured").
         # No gradient clipping for the super-net: its paths' gradient norms differ
         # ~100x (the head's input scale does), and clipping at 1.0 cut the steps of
         # the near-dead paths most. At seed 0 no path beat a constant prediction
