@@ -15,6 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--run", type=path_arg, help="search run (uses best/model.safetensors) or training folder "
                                    "(its model.safetensors)")
     src.add_argument("--checkpoint", type=path_arg, help="a model.safetensors written by search or train")
+    # `depthnas export runs/x` as other tools' export commands take it; --run and
+    # --checkpoint resolve the same way, so the positional stands for either
+    src.add_argument("model", nargs="?", type=path_arg, default=None,
+                     help="a run or training folder or a model.safetensors (as --run or --checkpoint)")
     e.add_argument("--arch", help="architecture string or JSON file; optional, the model "
                                   "file holds it (given, it must match)")
     e.add_argument("--out", type=path_arg, help="ONNX file to write (default: model.onnx beside the model)")
@@ -47,7 +51,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from depthnas.arch_arg import naming_arch_file, read_arch_arg
     from depthnas.io import check_parent_folders
     from depthnas.model_files import resolve_model_file
-    model_file = resolve_model_file(args.run or args.checkpoint)
+    model_file = resolve_model_file(args.run or args.checkpoint or args.model)
     out = Path(args.out) if args.out else model_file.with_suffix(".onnx")
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; name the ONNX file to write (e.g. {out / 'model.onnx'})")

@@ -431,6 +431,20 @@ def test_export_passes_the_opset_and_arch_asked_for_and_takes_an_upper_case_suff
     assert "opset 17" in capsys.readouterr().out
 
 
+def test_export_takes_the_model_as_a_positional_as_well(fake_export, tmp_path, capsys):
+    """`depthnas export runs/x` stood for nothing: argparse asked for --run or
+    --checkpoint. One source still: with either flag as well it is refused."""
+    model, calls, _ = fake_export
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(model), "--out", str(out)]) == 0
+    assert calls["out"] == out and out.read_bytes() == b"onnx"
+    for argv in (["export", str(model), "--checkpoint", str(model)], ["export", str(model), "--run", str(model)],
+                 ["export"]):
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("not allowed with argument") == 2 and "one of the arguments" in err
+
+
 def test_export_refuses_opset_0_as_it_does_16(tmp_path, capsys):
     """`--opset 0` was read as "not given": the default opset was written, exit 0."""
     from fixtures_models import make_model_file
