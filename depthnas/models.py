@@ -162,17 +162,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     try:
         space = get_space(meta["space"])
         arch = space.parse(meta["arch"])
-        if isinstance(meta.get("model"), dict):
-            kw = dict(meta["model"])
-        elif not is_classification(space):
+        settings = meta.get("model")
+        if not isinstance(settings, dict) and not is_classification(space):
             cfg = ModelConfig(backbone=meta["backbone"], features=int(meta["features"]),
                               first_block_input=meta.get("first_block_input", "duplicate"))
-            kw = without_weights_file(model_kwargs(cfg, space))
+            settings = without_weights_file(model_kwargs(cfg, space))
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(f"{path}: metadata does not describe a model ({type(err).__name__}: "
                          f"{err})") from err
-    if is_classification(space) and not isinstance(meta.get("model"), dict):
+    if not isinstance(settings, dict):  # a classification model has no older form to fall back on
         raise ValueError(f"{path}: a {space.name} model file needs its 'model' settings in the metadata")
+    kw = dict(settings)
     try:
         model = space.build_fixed(arch, **kw)
     except (ValueError, TypeError) as err:  # settings of no model this space builds
