@@ -101,27 +101,40 @@ def _shared_name_notes(stems: dict[Path, str], out_dir: str | Path) -> list[str]
     return notes
 
 
-def _subfolders_with_images(inputs: str | Path) -> str:
-    """Where the images are when --input names a folder above them (a data set's root,
-    its images in images/): predict reads one folder, not its subfolders."""
+def _subfolders_with_images(inputs: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """The subfolders of an --input folder that hold images of their own, which predict
+    does not read (it reads one folder): a data set's root names only its images/ (its
+    depth/ holds PNGs too); predict's own outputs (an earlier --out) count as none."""
     folder = Path(inputs)
     if not folder.is_dir():
-        return ""
+        return []
+    out = Path(out_dir).resolve() if out_dir is not None else None
 
     def has_images(d: Path) -> bool:
         try:
-            return d.is_dir() and any(f.suffix.lower() in PHOTO_SUFFIXES
-                                      for f in d.iterdir() if f.is_file())
+            return d.is_dir() and not hidden(d.name) and d.resolve() != out and \
+                any(f.suffix.lower() in PHOTO_SUFFIXES and not f.name.endswith(OUTPUT_SUFFIXES)
+                    for f in d.iterdir() if f.is_file())
         except OSError:  # a folder it may not read: no hint from it
             return False
     holding = sorted(d for d in folder.iterdir() if has_images(d))
-    if any(d.name == "images" for d in holding):  # a data set's root: depth/ holds PNGs too
+    if any(d.name == "images" for d in holding):
         holding = [d for d in holding if d.name == "images"]
-    if not holding:
-        return ""
-    return (f"; its subfolder{'s' if len(holding) > 1 else ''} "
-            f"{listed(holding)} "
-            f"hold{'' if len(holding) > 1 else 's'} some (predict reads one folder, not its subfolders)")
+    return holding
+
+
+def _subfolder_hint(inputs: str | Path, holding: list[Path]) -> str:
+    """The end of "no images": where they are, or that subfolders are not looked in."""
+    if holding:
+        return (f"; its subfolder{'s' if len(holding) > 1 else ''} {listed(holding)} "
+                f"hold{'' if len(holding) > 1 else 's'} some (predict reads one folder, not its "
+                "subfolders)")
+    folder = Path(inputs)
+    try:
+        nested = folder.is_dir() and any(d.is_dir() and not hidden(d.name) for d in folder.iterdir())
+    except OSError:
+        nested = False
+    return " (predict reads one folder, not its subfolders)" if nested else ""
 
 
 def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | Path, *,
@@ -142,11 +155,15 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
                                      f"({', '.join(OUTPUT_SUFFIXES)}) in the --out folder (a "
                                      "depth map; a photo so named is predicted once renamed)"))
         tqdm.write(f"skipped {report.skipped[-1][1]}", file=sys.stderr)
+    holding = _subfolders_with_images(inputs, out_dir)
     if not paths:
         raise FileNotFoundError(f"{inputs}: no images ({', '.join(sorted(PHOTO_SUFFIXES))})" +
                                 (f"; {len(left_out) + len(earlier)} named as predict's outputs"
                                  if left_out or earlier else "") +
-                                _subfolders_with_images(inputs))
+                                _subfolder_hint(inputs, holding))
+    if holding:  # images beside subfolders of images: those are not read, and said so
+        tqdm.write(f"note: not read: the images in {listed(holding)} (predict reads one folder, "
+                   "not its subfolders)", file=sys.stderr)
     stems = unique_stems(paths)
     for note in _shared_name_notes(stems, out_dir):
         tqdm.write(f"note: {note}", file=sys.stderr)

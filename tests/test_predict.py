@@ -80,6 +80,42 @@ def test_a_folder_above_the_images_names_the_subfolder_that_holds_them(
             "subfolders)") in capsys.readouterr().err
 
 
+def test_images_deeper_down_are_said_to_be_out_of_reach(onnx_file: Path, photos: Path,
+                                                       tmp_path: Path, capsys) -> None:
+    """Images two folders down got a bare "no images": no subfolder of --input holds
+    one itself, so none is named, but the user learns where predict looks."""
+    import shutil
+    root = tmp_path / "shoot"
+    shutil.copytree(photos, root / "day1" / "raw")
+    assert main(["predict", "--model", str(onnx_file), "--input", str(root),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert re.search(r"shoot: no images \(.*\) \(predict reads one folder, not its subfolders\)",
+                     capsys.readouterr().err)
+
+
+def test_a_subfolder_of_images_beside_images_is_named_as_not_read(
+        onnx_file: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    """It was passed over without a word. The --out folder inside the input, where the
+    predictions go, is not named: its PNGs are predict's own."""
+    import shutil
+    root = tmp_path / "mixed"
+    shutil.copytree(photos, root)
+    shutil.copytree(photos, root / "more")
+    readable = ["astro", "coffee", "ramp16"]  # the fixture's other two files are not photos
+    assert main(["predict", "--model", str(onnx_file), "--input", str(root),
+                 "--out", str(root / "depth"), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert (f"note: not read: the images in {root / 'more'} (predict reads one folder, not its "
+            "subfolders)") in err
+    assert sorted(p.name for p in (root / "depth").glob("*-depth.npy")) == \
+        [f"{name}-depth.npy" for name in readable]
+    # again, into another folder: the earlier predictions' folder is not named either
+    assert main(["predict", "--model", str(onnx_file), "--input", str(root),
+                 "--out", str(tmp_path / "elsewhere"), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert str(root / "more") in err and str(root / "depth") not in err
+
+
 def test_backends_agree(onnx_file: Path, model_run: Path, photos: Path) -> None:
     onnx_est, torch_est = load_estimator(onnx_file), load_estimator(model_run)
     assert isinstance(onnx_est, OnnxEstimator) and isinstance(torch_est, TorchEstimator)
