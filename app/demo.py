@@ -70,6 +70,12 @@ def _upload_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+def _why(err: ImageReadError, name: str) -> str:
+    """Why an upload did not read, in the words `depthnas predict` uses, with the
+    server's path to its copy (PIL quotes it) shown as the name the user knows."""
+    return err.why.replace(str(err.path), name)
+
+
 def check_upload(path: Path, name: str, limits: Limits) -> None:
     """Reject before decoding: too many bytes, or a header that says too many pixels."""
     size = path.stat().st_size
@@ -87,9 +93,9 @@ def check_upload(path: Path, name: str, limits: Limits) -> None:
         # decoded whole to learn its size (its bytes are within the limit above)
         try:
             h, w = read_photo(path).shape[:2]
-        except ImageReadError:
-            raise _upload_error(f"{name} is not an image this demo can read "
-                                "(PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
+        except ImageReadError as err:
+            raise _upload_error(f"{name} is not an image this demo can read: {_why(err, name)}. "
+                                "It reads PNG, JPEG, WebP, BMP, TIFF and GIF.") from None
     if max(w, h) > limits.max_side:
         raise _upload_error(f"{name} is {w}×{h} px; the limit is {limits.max_side} px a side. "
                             "Downscale it, or use `depthnas predict` for large photos.")
@@ -137,8 +143,9 @@ class DepthDemo:
         check_upload(path, name, self.limits)
         try:
             rgb = read_photo(path)
-        except ImageReadError:
-            raise _upload_error(f"{name} is not an image this demo can read.") from None
+        except ImageReadError as err:  # a header that reads, pixels that do not (cut short)
+            raise _upload_error(f"{name} is not an image this demo can read: "
+                                f"{_why(err, name)}.") from None
         t0 = time.perf_counter()
         try:
             depth = self.estimator.predict(rgb)

@@ -28,7 +28,13 @@ DEFAULT_COLORMAP = "inferno"
 
 
 class ImageReadError(ValueError):
-    """A file that is not a readable image; the message names the file."""
+    """A file that is not a readable image. The message names the file; `why` is the
+    rest of it, which the demo shows under the upload's own name (the server's copy of
+    it lies in a temporary folder)."""
+
+    def __init__(self, path: str | Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path, self.why = Path(path), why
 
 
 def read_photo(path: str | Path) -> np.ndarray:
@@ -57,20 +63,20 @@ def read_photo(path: str | Path) -> np.ndarray:
                     return np.asarray(ImageOps.exif_transpose(out))
                 return _to_rgb8(ImageOps.exif_transpose(im))
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
+        raise ImageReadError(path, "no such file") from None
     except Image.DecompressionBombError as err:
-        raise ImageReadError(f"{path}: too many pixels to read ({err})") from err
+        raise ImageReadError(path, f"too many pixels to read ({err})") from err
     except (OSError, ValueError, SyntaxError) as err:
         # PIL raises UnidentifiedImageError (an OSError) for non-images, OSError or
         # SyntaxError for truncated/corrupt files.
         if path.is_file() and path.stat().st_size == 0:  # a copy that failed, say
-            raise ImageReadError(f"{path}: the file is empty (0 bytes)") from None
+            raise ImageReadError(path, "the file is empty (0 bytes)") from None
         try:
             rgb = _float_tiff(path)
         except (OSError, ValueError) as why:
-            raise ImageReadError(f"{path}: not a readable image ({why})") from err
+            raise ImageReadError(path, f"not a readable image ({why})") from err
         if rgb is None:
-            raise ImageReadError(f"{path}: not a readable image ({err})") from err
+            raise ImageReadError(path, f"not a readable image ({err})") from err
         return rgb
 
 

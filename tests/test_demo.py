@@ -125,6 +125,30 @@ def test_a_map_of_one_value_everywhere_is_said_in_the_status(tmp_path: Path, pho
         assert ("model output one value everywhere" in status) == said, status
 
 
+def test_an_unreadable_upload_is_told_why_under_its_own_name(tmp_path: Path, photos: Path) -> None:
+    """The demo said only "not an image this demo can read", where predict says why;
+    and the why that PIL gives quotes the server's copy of the file, not the user's name."""
+    from fixtures_models import make_model_file
+    from depthnas.app.demo import DepthDemo, Limits, check_upload
+    from depthnas.export.inference import load_estimator
+    whole = (photos / "coffee.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])  # its header reads, its pixels not
+    (tmp_path / "notes.jpg").write_text("hello")
+    demo = DepthDemo(load_estimator(make_model_file(tmp_path / "m.safetensors")), latency_runs=1)
+    try:
+        with pytest.raises(gr.Error) as cut:
+            demo.run(str(tmp_path / "cut.jpg"))
+    finally:
+        demo.close()
+    assert "cut.jpg is not an image this demo can read: not a readable image (image file is " \
+        "truncated" in cut.value.message
+    with pytest.raises(gr.Error) as notes:
+        check_upload(tmp_path / "notes.jpg", "notes.jpg", Limits())
+    assert "notes.jpg is not an image this demo can read: not a readable image (cannot identify " \
+        "image file 'notes.jpg')" in notes.value.message
+    assert str(tmp_path) not in cut.value.message + notes.value.message
+
+
 def test_the_model_card_names_the_size_the_network_ran_at(model_file: Path) -> None:
     """--net-size runs the network larger than the training size; the card said its
     latency was taken at the training size (a 64 px model's 3 ms, at 320 px 27 ms)."""
