@@ -161,6 +161,10 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
                                 (f"; {len(left_out) + len(earlier)} named as predict's outputs"
                                  if left_out or earlier else "") +
                                 _subfolder_hint(inputs, holding))
+    try:  # made now, not at the first write: a place no folder can be made fails before the work
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {out_dir}: the folder cannot be made ({err.strerror or err})") from None
     if holding:  # images beside subfolders of images: those are not read, and said so
         tqdm.write(f"note: not read: the images in {listed(holding)} (predict reads one folder, "
                    "not its subfolders)", file=sys.stderr)

@@ -116,6 +116,25 @@ def test_a_subfolder_of_images_beside_images_is_named_as_not_read(
     assert str(root / "more") in err and str(root / "depth") not in err
 
 
+def test_an_out_folder_that_cannot_be_made_is_said_before_any_image_is_predicted(
+        onnx_file: Path, photos: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """As root, in /proc, the write check passes and mkdir fails: the error named the
+    first output file, after that image's inference."""
+    out = tmp_path / "nowhere" / "depth"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args, **kwargs) -> None:
+        if self == out:
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        real_mkdir(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setattr(OnnxEstimator, "predict", lambda *a: pytest.fail("predicted before the check"))
+    assert main(["predict", "--model", str(onnx_file), "--input", str(photos),
+                 "--out", str(out), "--no-progress"]) == 2
+    assert f"error: --out {out}: the folder cannot be made (No such file or directory)" in \
+        capsys.readouterr().err
+
+
 def test_backends_agree(onnx_file: Path, model_run: Path, photos: Path) -> None:
     onnx_est, torch_est = load_estimator(onnx_file), load_estimator(model_run)
     assert isinstance(onnx_est, OnnxEstimator) and isinstance(torch_est, TorchEstimator)
