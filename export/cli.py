@@ -70,6 +70,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     with naming_arch_file(source):
         result = export_onnx(model_file, out, arch=arch, exporter=args.exporter,
                              opset=DEFAULT_OPSET if args.opset is None else args.opset)
+    if result.replaced:
+        print(f"note: replaced {result.path}, an earlier export ({result.replaced})")
     size_mb = result.path.stat().st_size / 2**20
     print(f"{result.metadata['arch']} -> {result.path} ({size_mb:.1f} MB, "
           f"{result.exporter} exporter, opset {result.metadata['opset']})")

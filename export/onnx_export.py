@@ -76,6 +76,7 @@ class ExportResult:
     path: Path
     exporter: str          # the exporter that produced the file: "dynamo" | "legacy"
     metadata: dict[str, str]
+    replaced: str | None = None  # the architecture of the earlier export written over
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
     if exporter == "legacy" and opset > LEGACY_MAX_OPSET:
         raise ValueError(f"opset {opset}: the legacy exporter writes opsets up to "
                          f"{LEGACY_MAX_OPSET}; choose one of those, or --exporter dynamo (exporter='dynamo')")
+    replaced = earlier_export(Path(out))  # before the work: a file of the user's is refused
     model, meta, path = load_for_export(model_path, arch)
     h, w = (int(v) for v in meta["image_size"])
     # Batch 2, and 2 x 32 px a side at least: torch.export specialises a dimension
@@ -183,7 +185,24 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
                          "ONNX file")
     onnx.checker.check_model(proto)
     out = atomic_write(out, lambda tmp: onnx.save_model(proto, tmp, save_as_external_data=False))
-    return ExportResult(Path(out), used, props)
+    return ExportResult(Path(out), used, props, replaced)
+
+
+def earlier_export(out: Path) -> str | None:
+    """The architecture of the depthnas export at `out`, which exporting again replaces
+    (None: no file there). Any other file is refused, as predict refuses to write over
+    a depth map it did not write: a model of the user's may bear the name."""
+    if not out.exists():
+        return None
+    import onnx
+    try:
+        props = {p.key: p.value for p in onnx.load(str(out), load_external_data=False).metadata_props}
+    except Exception:  # protobuf's DecodeError and kin: not an ONNX model at all
+        props = {}
+    if props.get("format", "").startswith("depthnas-onnx/"):
+        return props.get("arch", "?")
+    raise FileExistsError(f"--out {out} exists and is not a depthnas export: not overwritten; "
+                          "delete it, or export to another --out")
 
 
 class ExportError(ValueError):

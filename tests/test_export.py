@@ -445,6 +445,31 @@ def test_export_takes_the_model_as_a_positional_as_well(fake_export, tmp_path, c
     assert err.count("not allowed with argument") == 2 and "one of the arguments" in err
 
 
+def test_export_writes_over_its_own_earlier_file_but_not_over_another(
+        model_file: Path, onnx_file: Path, tmp_path: Path, capsys) -> None:
+    """A file of the user's named as --out was replaced without a word, as predict
+    never replaces a depth map it did not write. Exporting again over an export is
+    the usual loop, and is said."""
+    import shutil
+    mine = tmp_path / "precious.onnx"
+    mine.write_text("my precious")
+    other = tmp_path / "other.onnx"  # a valid ONNX model, not made by depthnas
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    onnx.save_model(onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])), str(other))
+    kept = other.read_bytes()
+    for path in (mine, other):
+        assert main(["export", str(model_file), "--out", str(path), "--exporter", "legacy"]) == 2
+        assert (f"error: --out {path} exists and is not a depthnas export: not overwritten; "
+                "delete it, or export to another --out") in capsys.readouterr().err
+    assert mine.read_text() == "my precious" and other.read_bytes() == kept
+    earlier = Path(shutil.copy(onnx_file, tmp_path / "model.onnx"))
+    arch = {p.key: p.value for p in onnx.load(str(earlier)).metadata_props}["arch"]
+    assert main(["export", str(model_file), "--out", str(earlier), "--exporter", "legacy"]) == 0
+    assert f"note: replaced {earlier}, an earlier export ({arch})" in capsys.readouterr().out
+
+
 def test_export_refuses_opset_0_as_it_does_16(tmp_path, capsys):
     """`--opset 0` was read as "not given": the default opset was written, exit 0."""
     from fixtures_models import make_model_file
