@@ -39,7 +39,8 @@ def parse_spec(spec: str, depth_kind: str = "depth", *,
                              "'cifar10:PATH'")
     elif kind not in DEPTH_DATA_KINDS:
         raise ValueError(f"unknown dataset kind {kind!r} in spec {spec!r}; known kinds: "
-                         f"{', '.join(DEPTH_DATA_KINDS)} (use 'synthetic' or 'KIND:PATH')")
+                         f"{', '.join(DEPTH_DATA_KINDS)} (use 'synthetic' or 'KIND:PATH'"
+                         + (f"; a folder of your own is 'folder:{spec}')" if _a_bare_path(spec) else ")"))
     elif depth_kind != "depth" and kind != "folder":  # it would be ignored, silently
         held = "synthetic scenes hold" if kind == "synthetic" else f"{kind}: files hold"
         raise ValueError(f"depth kind {depth_kind!r} applies to folder: data; {held} a known "
@@ -51,6 +52,12 @@ def parse_spec(spec: str, depth_kind: str = "depth", *,
                  else "a path")
         raise ValueError(f"spec {spec!r} needs {needs}: '{kind}:PATH'")
     return kind, path
+
+
+def _a_bare_path(spec: str) -> bool:
+    """A spec that is a path given without its kind (`data/mine`, `~/mine`, or `mine`
+    where a folder of that name is): no colon, and a slash or a folder there."""
+    return ":" not in spec.strip() and ("/" in spec or "\\" in spec or Path(spec).expanduser().is_dir())
 
 
 def data_path_problem(spec: str) -> str | None:

@@ -227,6 +227,9 @@ def build_splits(
                 good.append(ref)
         refs = good
     _report(problems, skip_bad, total, where, depth_kind)
+    if not refs and total:  # the layout was right: every sample it found was bad
+        raise DatasetError(f"{where}: no usable samples: all {total} found have bad input "
+                           f"(the first: {problems[0]})")
     if not refs:
         raise reader.no_samples(where)
 

@@ -545,6 +545,32 @@ def test_unknown_kind_and_malformed_specs():
         build_splits("synthetic", SIZE, depth_kind="metres")
 
 
+def test_a_path_given_without_its_kind_is_told_the_folder_spec(tmp_path, monkeypatch):
+    """`--data data/mine` said only "unknown dataset kind 'data/mine'"."""
+    with pytest.raises(ValueError, match=r"unknown dataset kind 'data/mine'.*a folder of your own "
+                                         r"is 'folder:data/mine'\)$"):
+        build_splits("data/mine", SIZE)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ValueError, match=r"is 'folder:mine'\)$"):
+        build_splits("mine", SIZE)
+    with pytest.raises(ValueError, match=r"\(use 'synthetic' or 'KIND:PATH'\)$"):
+        build_splits("kitti", SIZE)  # a name, not a path: no folder hint
+
+
+def test_a_folder_of_only_bad_samples_is_not_said_to_have_the_wrong_layout(tmp_path, caplog):
+    """With --skip-bad and every sample bad, the error said "no usable samples found
+    (folder looks for images/NAME...)", as if the files had not been found."""
+    root = make_folder(tmp_path / "f", n=4, fmt="npy")
+    for p in (root / "depth").iterdir():
+        np.save(p, np.full((H, W), np.nan, np.float32))
+    with caplog.at_level(logging.WARNING, logger="depthnas.datasets"), \
+            pytest.raises(DatasetError, match=r"no usable samples: all 4 found have bad input "
+                                              r"\(the first: depth map .*s000.npy has \d+ NaN") as err:
+        build_splits(f"folder:{root}", SIZE, seed=0, skip_bad=True)
+    assert "looks for" not in str(err.value)
+
+
 @pytest.mark.parametrize("kind", ["folder", "redweb", "nyuv2", "diode"])
 def test_missing_folder_names_path(tmp_path, kind):
     missing = tmp_path / "nope"
