@@ -48,7 +48,7 @@ from .search_resume import check_config_kept, check_search_kept, drawn_landmarks
 from .standalone_results import StandaloneResults
 from .task import Task, make_task
 from .runtime import generators_kept, resolve_device, seed_everything, seeded_rng
-from .terminal import listed
+from .terminal import listed, took
 from .trainer import Trainer, check_batch_fits
 
 if TYPE_CHECKING:
@@ -418,7 +418,7 @@ class SearchRun:
                      f"{ranking['sparse_kendall_tau']:+.3f} (threshold {ranking['sparse_threshold']:.2g})")
         for note in warnings_of(summary):
             self.say(f"warning: {note}")
-        self.say(f"done in {elapsed / 60:.1f} min; report: {self.out / 'report.md'}")
+        self.say(f"done in {took(elapsed)}; report: {self.out / 'report.md'}")
 
 
 def _lambda_schedule(lm: LandmarkConfig, regularizer: LandmarkRegularizer, total_steps: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 from .degenerate import candidate_order, inverted_note, learned_nothing, unlearned_note
 from .io import atomic_write_text
 from .report_plots import ranking_scatter, training_curves
-from .terminal import listed
+from .terminal import listed, took
 
 
 def _roles(archs: list[dict[str, Any]]) -> str:
@@ -159,7 +159,7 @@ def _header(summary: dict[str, Any], score: str) -> list[str]:
     constant = summary.get("constant_prediction_loss")
     lines = [f"# depthnas search report: {summary['space']}", "",
              f"- landmark regularization: {'on' if summary['landmarks'] else 'off (plain SPOS)'}",
-             f"- wall time: {summary['elapsed_s'] / 60:.1f} min",
+             f"- wall time: {took(summary['elapsed_s'])}",
              f"- best architecture: `{best['string']}` (stand-alone validation {score} "
              f"{best['val_loss']:.5f}, {_count(best['params'])} parameters, role {best['found_in']}): "
              f"the lowest stand-alone {score} among the landmarks and the searched top-K (the "

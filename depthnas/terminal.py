@@ -16,3 +16,9 @@ def listed(items: Iterable[object], n: int = 3, sep: str = ", ") -> str:
     names a few examples of what is at fault, not every one of thousands."""
     items = [str(i) for i in items]
     return sep.join(items[:n]) + (" ..." if len(items) > n else "")
+
+
+def took(seconds: float) -> str:
+    """A run's length for a person: seconds under a minute (a short search said
+    "done in 0.0 min"), minutes to one decimal above."""
+    return f"{seconds:.0f} s" if seconds < 59.5 else f"{seconds / 60:.1f} min"

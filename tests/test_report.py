@@ -300,10 +300,13 @@ def test_the_stand_alone_column_is_marked_by_the_split_s_level_not_the_search_ba
 
 
 # R17
-def test_the_wall_time_is_in_minutes(tmp_path):
+def test_the_wall_time_is_in_minutes_or_in_seconds_under_one(tmp_path):
     archs = [arch("c3,c3,c3,c3,c3", "top-1", 0.15, 0.16)]
     text = write_report(tmp_path, {**summary(archs), "elapsed_s": 5400.0}).read_text()
     assert "- wall time: 90.0 min" in text
+    # a short run's was "0.0 min"
+    text = write_report(tmp_path, {**summary(archs), "elapsed_s": 2.4}).read_text()
+    assert "- wall time: 2 s" in text
 
 
 # R18
