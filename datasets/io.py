@@ -46,7 +46,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise DatasetError(f"cannot read image {path}: the file is empty")
     if data[:2] == _JPEG_SOI and _jpeg_truncated(data):
         # OpenCV decodes a cut JPEG without error, filling the missing rows with grey
-        raise DatasetError(f"truncated JPEG {path}: the file ends inside the image data")
+        raise DatasetError(f"truncated JPEG {path}: the file ends before the image data its "
+                           "headers announce (cut short, or corrupt)")
     _check_png_whole(data, f"image {path}")
     return cv2.cvtColor(decode_bgr8(data, path), cv2.COLOR_BGR2RGB)
 

@@ -1286,6 +1286,17 @@ def test_a_jpeg_cut_inside_a_segment_length_is_truncated(tmp_path):
         read_rgb(path)
 
 
+def test_junk_after_a_jpeg_start_marker_is_said_to_be_cut_short_or_corrupt(tmp_path):
+    """Its first segment announces more bytes than the file has: the walk cannot tell a
+    cut file from junk, so the message (which said only "ends inside the image data")
+    names both."""
+    from depthnas.datasets.io import read_rgb
+    path = tmp_path / "junk.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    with pytest.raises(DatasetError, match=r"truncated JPEG .*junk.jpg: .*\(cut short, or corrupt\)"):
+        read_rgb(path)
+
+
 def test_a_png_cut_inside_its_iend_chunk_is_truncated(tmp_path):
     from depthnas.datasets.io import read_png
     path = tmp_path / "cut.png"
