@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 ENTRY_POINTS = "depthnas.spaces"  # [project.entry-points."depthnas.spaces"] name = "module:Space"
 
 _REGISTRY: dict[str, Callable[[], SearchSpace]] = {}
+_BUILTIN: set[str] = set()  # filled below, by _register_builtin
 
 
 def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
@@ -24,7 +25,12 @@ def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
     space `name` for this process: `get_space`, the CLI run from this script
     (`depthnas.cli.main([...])`) and `depthnas.pipeline.run` see it. A space installed
     with its package is declared as an entry point instead, so `depthnas` itself,
-    torchrun and a later --resume, export or demo find it too."""
+    torchrun and a later --resume, export or demo find it too. A built-in space's name
+    is refused: every run, model file and table that records it would be read with
+    another space."""
+    if name in _BUILTIN:
+        raise ValueError(f"search space {name!r} is built into depthnas; register yours under "
+                         "another name")
     _REGISTRY[name] = factory
 
 
@@ -100,12 +106,13 @@ def _register_builtin() -> None:
     for version in (1, 2):
         for sync in (True, False):
             space_name = f"v{version}-{'sync' if sync else 'nonsync'}"
-            register_space(space_name, lambda v=version, s=sync: DepthSpace(v, s))
+            _REGISTRY[space_name] = lambda v=version, s=sync: DepthSpace(v, s)
     # Classification cell spaces (paper section 5.1-5.2) on the same machinery.
     from .darts.space import DartsSpace
     from .nb201.space import NB201Space
-    register_space("nb201", NB201Space)
-    register_space("darts", DartsSpace)
+    _REGISTRY["nb201"] = NB201Space
+    _REGISTRY["darts"] = DartsSpace
+    _BUILTIN.update(_REGISTRY)
 
 
 _register_builtin()

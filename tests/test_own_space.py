@@ -271,6 +271,18 @@ def test_registering_a_name_again_replaces_its_space(monkeypatch):
     assert depthnas.spaces.get_space("own").name == "own"
 
 
+def test_a_built_in_space_s_name_is_not_taken_over(monkeypatch):
+    """register_space("v1-sync", ...) replaced the built-in space without a word; every
+    run and model file naming v1-sync would then be read with the user's space."""
+    from toys import own_depth_space
+    monkeypatch.setattr(depthnas.spaces, "_REGISTRY", dict(depthnas.spaces._REGISTRY))
+    for name in ("v1-sync", "v2-nonsync", "nb201", "darts"):
+        with pytest.raises(ValueError, match=rf"search space '{name}' is built into depthnas; "
+                                             "register yours under another name"):
+            depthnas.spaces.register_space(name, own_depth_space)
+    assert depthnas.spaces.get_space("v1-sync").size() == 3125
+
+
 def test_an_entry_point_that_does_not_load_names_its_package(monkeypatch):
     """The tests' entry points have no distribution; a real one names its package.
     [spaces/__init__.py:78]"""
