@@ -5,6 +5,7 @@ All inputs are losses or errors: lower is better on both sides.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import numpy as np
@@ -36,8 +37,8 @@ def sparse_kendall_tau(truth: Sequence[float], predicted: Sequence[float], thres
     """S-KdT: ground-truth values in the same bin of width `threshold` count as
     ties (bin = floor(value / threshold)), so noise-level differences do not
     count as ranking errors."""
-    if not (math.isfinite(threshold) and threshold > 0):
-        raise ValueError(f"sparse Kendall tau threshold must be a finite number > 0, got {threshold}")
+    if not (isinstance(threshold, numbers.Real) and math.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"sparse Kendall tau threshold must be a finite number > 0, got {threshold!r}")
     t, p = _pair(truth, predicted)
     # rounded before the floor: 0.3 / 0.1 is 2.9999999999999996, which put 0.3 in
     # 0.2's bin (and 93% and 94% accuracy in one bin at threshold 0.01)

@@ -24,6 +24,7 @@ bf16 sums over ~10^5 pixels lose the small residuals the loss is made of.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor, nn
@@ -195,9 +196,19 @@ def _gradient_matching(residual: Tensor, m: Tensor, scales: int, reduction: str)
     return total
 
 
+def _number(value: object, name: str, whole: bool = False) -> None:
+    """A NaN alpha passed `alpha < 0` and then `alpha > 0` failed too, dropping the
+    gradient term without a word; a string or 2.5 scales failed in forward, unnamed."""
+    kind = numbers.Integral if whole else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite {'whole ' if whole else ''}number, got {value!r}")
+
+
 def _check_common(alpha: float, scales: int) -> None:
+    _number(alpha, "alpha")
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
+    _number(scales, "scales", whole=True)
     if scales < 1:
         raise ValueError(f"scales must be >= 1, got {scales}")
 
@@ -251,6 +262,7 @@ class SSITrimLoss(nn.Module):
     def __init__(self, trim: float = 0.2, alpha: float = 0.5, scales: int = 4) -> None:
         super().__init__()
         _check_common(alpha, scales)
+        _number(trim, "trim")
         if not 0.0 <= trim < 1.0:
             raise ValueError(f"trim must be in [0, 1), got {trim}")
         self.trim = trim

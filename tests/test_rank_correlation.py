@@ -39,7 +39,7 @@ def test_sparse_kendall_tau_treats_close_truth_values_as_ties():
     # floor, not round: 0.104 and 0.106 share the bin [0.10, 0.11) although 0.106 is
     # nearer 0.11; one tie in the truth leaves tau-b = 2 / sqrt(2 * 3)
     assert sparse_kendall_tau([0.104, 0.106, 0.3], [2, 1, 3], 0.01) == pytest.approx(2 / 6 ** 0.5)
-    for bad in (0, float("nan")):
+    for bad in (0, float("nan"), None):  # None failed in math.isfinite, unnamed
         with pytest.raises(ValueError, match="threshold must be a finite number > 0"):
             sparse_kendall_tau(truth, predicted, bad)
 

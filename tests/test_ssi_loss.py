@@ -421,6 +421,12 @@ def test_build_loss_unknown_name_lists_valid_names():
         (lambda: SSILoss(alpha=-1.0), "alpha must be >= 0, got -1.0"),
         (lambda: SSILoss(scales=0), "scales must be >= 1, got 0"),
         (lambda: SSITrimLoss(trim=1.0), r"trim must be in \[0, 1\), got 1.0"),
+        # NaN was taken, then read as 0 (no gradient term); the rest failed unnamed
+        (lambda: SSILoss(alpha=float("nan")), "alpha must be a finite number, got nan"),
+        (lambda: SSILoss(alpha=float("inf")), "alpha must be a finite number, got inf"),
+        (lambda: SSILoss(alpha="0.5"), "alpha must be a finite number, got '0.5'"),
+        (lambda: SSILoss(scales=2.5), "scales must be a finite whole number, got 2.5"),
+        (lambda: SSITrimLoss(trim=None), "trim must be a finite number, got None"),
     ],
 )
 def test_invalid_arguments_raise(factory, message):
