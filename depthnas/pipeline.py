@@ -34,7 +34,7 @@ from .config import Config, LandmarkConfig
 from .data import check_recorded_splits, load_splits, warn_unused_settings
 from .degenerate import candidate_order, collapsed, learned_nothing, search_order, unlearned_note
 from .evolution import RANDOM_TRIES, new_models, run_search
-from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records
+from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, finite_json
 from .landmark_sampler import default_tau, sample_landmarks
 from .landmarks import LandmarkRegularizer
 from .launch_env import launched
@@ -341,7 +341,8 @@ class SearchRun:
                    # --skip-bad: said once at the start; the report keeps it for its reader
                    "skipped_samples": list(self.splits.skipped),
                    "architectures": list(self.results.records.values())}
-        atomic_write_json(self.out / "results.json", summary)
+        # a ranking of equal scores has no tau (NaN): null, which strict parsers read
+        atomic_write_json(self.out / "results.json", finite_json(summary))
         self._record_metrics({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},
                              "phase")
         from .report import write_report

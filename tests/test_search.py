@@ -221,6 +221,25 @@ def test_a_model_that_ignores_its_input_is_not_the_best_found(tmp_path, monkeypa
     assert picks and not any(space.ignores_input(space.parse(a["arch"])) for a in picks)
 
 
+def test_a_ranking_of_equal_scores_is_written_as_null_not_as_a_bare_nan(tmp_path, monkeypatch):
+    """Kendall tau of all-equal losses is undefined (NaN), and results.json held a bare
+    NaN, which strict JSON parsers (and `rank.json`, which writes null) refuse."""
+    from depthnas import pipeline
+    from depthnas.spaces import get_space
+    monkeypatch.setattr(pipeline.PathEvaluator, "score", lambda self, a: 0.25)
+    space = get_space("v1-sync")
+    import itertools
+    table = {space.to_string(space.make(g)): 0.2 for g in itertools.product(range(5), repeat=5)}
+    (tmp_path / "truth.json").write_text(json.dumps(table))
+    assert main(["search", *TINY, "--out", str(tmp_path / "run"),
+                 "--set", f"search.truth_table={tmp_path / 'truth.json'}"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"bare {constant} in results.json")
+    results = json.loads((tmp_path / "run" / "results.json").read_text(), parse_constant=refuse)
+    assert results["ranking"]["kendall_tau"] is None
+
+
 def test_a_landmark_run_names_its_best_searched_pick_beside_a_landmark_winner(
         run_dir, tmp_path, capsys):
     """Algorithm 1 outputs the best of the searched picks; a landmark run's best may be
