@@ -47,11 +47,18 @@ class LandmarkStore:
         may be written by hand, and "c3" and "nor_conv_3x3" name one landmark."""
         if not self.path.is_file():
             return []
+        shape = "a landmark store is {'version': 1, 'entries': [...]}"
         try:
-            entries = list(read_json(self.path)["entries"])
-        except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"landmark store {self.path} is not valid "
-                             f"(expected {{'entries': [...]}}): {err}") from err
+            data = read_json(self.path, expect=dict)
+        except ValueError as err:
+            raise ValueError(f"landmark store {err} ({shape})") from None
+        if "entries" not in data:  # a search's results.json is the likeliest such file
+            hint = ("; this is a search's results.json: its landmarks.json, beside it, is the "
+                    "store" if "architectures" in data else "")
+            raise ValueError(f"landmark store {self.path} holds no 'entries' ({shape}){hint}")
+        entries = data["entries"]
+        if not isinstance(entries, list):
+            raise ValueError(f"landmark store {self.path}: 'entries' must be a list ({shape})")
         kept: dict[tuple[str, str], dict[str, Any]] = {}  # the last of one arch and recipe
         spaces: dict[str, SearchSpace] = {}
         for i, e in enumerate(entries):

@@ -95,9 +95,24 @@ def test_store_keeps_provenance_and_matches_recipes(tmp_path):
     entry = reloaded.find("v1-sync:c3,c3,c3,c3,c3", recipe)
     assert entry["val_loss"] == 0.25 and entry["recipe"] == recipe and "date" in entry
     assert reloaded.find("v1-sync:c3,c3,c3,c3,c3", {**recipe, "epochs": 3}) is None
-    (tmp_path / "bad.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match="bad.json is not valid"):
-        LandmarkStore(tmp_path / "bad.json")
+
+def test_a_file_that_is_no_landmark_store_is_said_to_be_none_in_words(tmp_path):
+    """An array said "list indices must be integers or slices, not str", a run's
+    results.json only "'entries'", and {"entries": {}} was taken as an empty store
+    (and written over at the first landmark)."""
+    shape = r"\(a landmark store is \{'version': 1, 'entries': \[...\]\}\)"
+    cases = {"array.json": ("[1, 2]", rf"array.json: expected a JSON object, found array {shape}"),
+             "text.json": ("not json", rf"text.json: not valid JSON \(.*\) {shape}"),
+             "results.json": ('{"architectures": [], "best": {}}',
+                              rf"results.json holds no 'entries' {shape}; this is a search's "
+                              "results.json: its landmarks.json, beside it, is the store"),
+             "other.json": ('{"a": 1}', rf"other.json holds no 'entries' {shape}$"),
+             "mapping.json": ('{"entries": {}}', rf"mapping.json: 'entries' must be a list {shape}")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=rf"^landmark store .*{message}"):
+            LandmarkStore(tmp_path / name)
+        assert (tmp_path / name).read_text() == text
 
 
 def make_regularizer(landmarks, pairs=0):
