@@ -229,7 +229,10 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
     updates = _updates(args, command)
     resume = getattr(args, "resume", False)
     if resume and not args.out:
-        raise config_mod.ConfigError("--resume needs --out: the folder of the run to continue")
+        raise config_mod.ConfigError(
+            "--resume needs --out: the folder of the run to continue" +
+            (" (`--out RUN --resume` reads the run's config.yaml from there: no --config)"
+             if getattr(args, "config", None) else ""))
     if args.out:
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise config_mod.ConfigError(f"--out {args.out} is a file; it must name the run's folder")

@@ -125,6 +125,10 @@ def test_resume_finds_the_run_however_out_is_spelled(run_copy, monkeypatch, caps
     assert main(["search", "--out", f"{run_copy.name}/", "--resume", "--no-progress"]) == 0
     assert main(["search", "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
+    # the run's own config.yaml, whose out: names it, is not how a run is resumed: said
+    assert main(["search", "--config", str(run_copy / "config.yaml"), "--resume"]) == 2
+    assert ("--resume needs --out: the folder of the run to continue (`--out RUN --resume` "
+            "reads the run's config.yaml from there: no --config)") in capsys.readouterr().err
 
 
 def test_resuming_a_start_that_failed_on_missing_data_says_to_start_again(tmp_path, capsys, monkeypatch):
