@@ -178,6 +178,10 @@ def test_a_ranking_of_super_net_scores_at_the_constant_level_is_called_noise(tmp
             "the final super-net: its order of them, and the Kendall tau, are mostly noise") in text
     # the winner is a landmark: the report says what it was chosen among, and the best pick
     assert "role landmark): the lowest stand-alone SSI loss among the landmarks and the searched top-K" in text
+    # a plain SPOS run has no landmarks to choose among (it said it had)
+    spos = [a for a in archs if a["role"] != "landmark"]
+    text = write_report(tmp_path, summary(spos, perfect, landmarks=False)).read_text()
+    assert "): the lowest stand-alone SSI loss among the searched top-K (the random" in text
     assert "- best searched pick: `v1-sync:c3,skip,c3,c3,c3` (top-1, stand-alone SSI loss 0.18000)" in text
     live = [dict(a, supernet_score=0.15 + i / 100) if a["role"] == "rank" else a
             for i, a in enumerate(archs)]
