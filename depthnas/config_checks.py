@@ -83,7 +83,8 @@ def _check_landmarks(problems: _Problems, cfg: Config, space: Any) -> None:
         total = cfg.search.iterations * cfg.supernet.epochs  # lambda's clock: T * E epochs
         ramp = lm.ramp_epochs if lm.schedule not in INCREASING else 0.0
         # the searched top-K join the landmarks after every iteration but the last
-        joining = (cfg.search.iterations - 1) * max(0, cfg.search.top_k)
+        # (a bad iteration count is said on its own, not as too few landmarks as well)
+        joining = max(0, cfg.search.iterations - 1) * max(0, cfg.search.top_k)
         if lm.num < 0 or lm.num + joining < 2:
             problems.append(f"landmarks.num={lm.num}: the ranking penalty needs pairs, so >= 2 "
                             "landmarks, counting the top-K that join after each iteration "

@@ -112,6 +112,9 @@ def test_values_that_cannot_train_are_refused_before_any_work(overrides, message
     (["data.synthetic_samples=2"], "data.synthetic_samples=2", "num_workers"),
     # the landmark schedule's complaint about 0 epochs came first, a side effect
     (["search.iterations=0"], "search.iterations=0 (expected >= 1)", "warmup_epochs"),
+    # a negative count of iterations took top-K away from the landmarks: 2 were "too few"
+    (["search.iterations=-1", "landmarks.num=2"], "search.iterations=-1 (expected >= 1)",
+     "landmarks.num"),
 ])
 def test_an_error_names_the_field_at_fault_alone(overrides, named, not_named):
     with pytest.raises(C.ConfigError) as err:
