@@ -36,6 +36,9 @@ class ImageReadError(ValueError):
         super().__init__(f"{path}: {why}")
         self.path, self.why = Path(path), why
 
+    def __reduce__(self):  # rebuilt from both fields, as a worker process sends it back
+        return type(self), (self.path, self.why)
+
 
 def read_photo(path: str | Path) -> np.ndarray:
     """Decode any image PIL reads into uint8 HxWx3 RGB, EXIF rotation applied.

@@ -947,3 +947,12 @@ def test_predict_given_a_path_or_a_flat_array_says_what_it_takes(model_file: Pat
             estimator.predict(path)
     with pytest.raises(ValueError, match=r"expected an HxWx3 RGB image, got shape \(10,\)"):
         estimator.predict(np.zeros(10, np.uint8))
+
+
+def test_an_image_read_error_survives_a_trip_between_processes(tmp_path: Path) -> None:
+    """It takes the path and the why apart; pickled by its message alone (how an
+    exception comes back from a worker) it could not be rebuilt."""
+    import pickle
+    err = pickle.loads(pickle.dumps(ImageReadError(tmp_path / "a.png", "the file is empty (0 bytes)")))
+    assert (err.path, err.why, str(err)) == (tmp_path / "a.png", "the file is empty (0 bytes)",
+                                             f"{tmp_path / 'a.png'}: the file is empty (0 bytes)")
