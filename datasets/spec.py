@@ -38,7 +38,8 @@ def parse_spec(spec: str, depth_kind: str = "depth", *,
             raise ValueError(f"unknown classification dataset {spec!r}; expected 'digits' or "
                              "'cifar10:PATH'")
     elif kind not in DEPTH_DATA_KINDS:
-        raise ValueError(f"unknown dataset kind {kind!r} in spec {spec!r}; known kinds: "
+        raise ValueError(f"unknown dataset kind {spec.partition(':')[0].strip()!r} in spec "
+                         f"{spec!r}; known kinds: "
                          f"{', '.join(DEPTH_DATA_KINDS)} (use 'synthetic' or 'KIND:PATH'"
                          + (f"; a folder of your own is 'folder:{spec}')" if _a_bare_path(spec) else ")"))
     elif depth_kind != "depth" and kind != "folder":  # it would be ignored, silently

@@ -556,6 +556,8 @@ def test_a_path_given_without_its_kind_is_told_the_folder_spec(tmp_path, monkeyp
         build_splits("mine", SIZE)
     with pytest.raises(ValueError, match=r"\(use 'synthetic' or 'KIND:PATH'\)$"):
         build_splits("kitti", SIZE)  # a name, not a path: no folder hint
+    with pytest.raises(ValueError, match=r"unknown dataset kind '/Data/Mine' in spec '/Data/Mine'"):
+        build_splits("/Data/Mine", SIZE)  # shown as typed: it was lower-cased
 
 
 def test_a_folder_of_only_bad_samples_is_not_said_to_have_the_wrong_layout(tmp_path, caplog):
