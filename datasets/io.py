@@ -75,6 +75,10 @@ def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     with quiet_opencv():
         img = cv2.imdecode(buf, flags | cv2.IMREAD_ANYDEPTH)
+        if img is None:  # OpenCV's colour decode refuses a one-channel float TIFF: read as grey
+            grey = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH |
+                                cv2.IMREAD_IGNORE_ORIENTATION)
+            img = None if grey is None else np.repeat(grey[:, :, None], 3, axis=2)
     if img is None:
         raise DatasetError(f"cannot read image {path} (corrupt or unsupported format)")
     if data[:4] in _TIFF_MAGIC:

@@ -1379,6 +1379,25 @@ def test_a_float_tiff_image_is_read_as_predict_reads_one(tmp_path):
         reader.load(reader.index()[0][0])
 
 
+def test_a_one_channel_float_tiff_image_is_read_as_grey(tmp_path):
+    """OpenCV's colour decode refuses one float channel, and such an image was called
+    "corrupt or unsupported format" (RGB float TIFFs and 16-bit grey ones read)."""
+    from PIL import Image
+    root = make_folder(tmp_path / "f", n=2)
+    (root / "images" / "s000.jpg").unlink()
+    grey = np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W)
+    reader = FolderReader(root)
+    for name, write in (("pil.tif", lambda p: Image.fromarray(grey, "F").save(p)),
+                        ("cv.tiff", lambda p: cv2.imwrite(str(p), grey))):
+        for old in (root / "images").glob("s000.*"):
+            old.unlink()
+        write(root / "images" / f"s000.{name.split('.')[1]}")
+        rgb = reader.load(reader.index()[0][0])[0]
+        assert rgb.shape == (H, W, 3), name
+        np.testing.assert_array_equal(rgb[..., 0], np.round(grey * 255).astype(np.uint8))
+        assert (rgb == rgb[..., :1]).all(), name
+
+
 def test_a_nyu_mat_written_in_c_order_is_refused_not_read_turned(tmp_path):
     """[N,3,H,W] passes the shape check, and every frame came out transposed: portrait
     scenes, image and depth turned together."""
