@@ -84,8 +84,10 @@ class Reader(ABC):
         if not self.root.is_dir():
             raise DatasetError(f"{self.kind}: data folder not found: {self.root}")
         said = f"{self.kind}: {what} folder not found: {path}"
-        if self.root.name == path.name and (self.root.parent / path.name).is_dir():
-            said += f" ({self.root} is the {what} folder itself: pass {self.root.parent})"
+        if (self.root.parent / path.name).is_dir():  # --data named images/, or depth/ beside it
+            inside = (f"the {what} folder itself" if self.root.name == path.name else
+                      f"a folder beside the {what} folder")
+            said += f" ({self.root} is {inside}: pass {self.root.parent})"
         else:
             below = sorted(d for d in self.root.iterdir() if _is_dir(d / path.name))
             if below:

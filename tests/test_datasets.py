@@ -602,6 +602,9 @@ def test_a_data_path_one_level_off_says_where_the_data_is(tmp_path):
     images = tmp_path / "data" / "mine" / "images"
     _expect_build_error(f"folder:{images}", re.escape(
         f"({images} is the images folder itself: pass {images.parent})"))
+    depth = images.parent / "depth"  # was told only "images folder not found"
+    _expect_build_error(f"folder:{depth}", re.escape(
+        f"({depth} is a folder beside the images folder: pass {depth.parent})"))
     _expect_build_error(f"folder:{tmp_path / 'nope'}", re.escape(f"folder: data folder not found: {tmp_path / 'nope'}"))
     note = tmp_path / "notes.txt"
     note.write_text("x")
