@@ -101,6 +101,9 @@ def _shared_name_notes(stems: dict[Path, str], out_dir: str | Path) -> list[str]
     return notes
 
 
+_ONE_FOLDER = "(predict reads one folder, not its subfolders)"  # said wherever that matters
+
+
 def _subfolders_with_images(inputs: str | Path, out_dir: str | Path | None = None) -> list[Path]:
     """The subfolders of an --input folder that hold images of their own, which predict
     does not read (it reads one folder): a data set's root names only its images/ (its
@@ -127,14 +130,13 @@ def _subfolder_hint(inputs: str | Path, holding: list[Path]) -> str:
     """The end of "no images": where they are, or that subfolders are not looked in."""
     if holding:
         return (f"; its subfolder{'s' if len(holding) > 1 else ''} {listed(holding)} "
-                f"hold{'' if len(holding) > 1 else 's'} some (predict reads one folder, not its "
-                "subfolders)")
+                f"hold{'' if len(holding) > 1 else 's'} some {_ONE_FOLDER}")
     folder = Path(inputs)
     try:
         nested = folder.is_dir() and any(d.is_dir() and not hidden(d.name) for d in folder.iterdir())
     except OSError:
         nested = False
-    return " (predict reads one folder, not its subfolders)" if nested else ""
+    return f" {_ONE_FOLDER}" if nested else ""
 
 
 def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | Path, *,
@@ -166,8 +168,7 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
     except OSError as err:
         raise ValueError(f"--out {out_dir}: the folder cannot be made ({err.strerror or err})") from None
     if holding:  # images beside subfolders of images: those are not read, and said so
-        tqdm.write(f"note: not read: the images in {listed(holding)} (predict reads one folder, "
-                   "not its subfolders)", file=sys.stderr)
+        tqdm.write(f"note: not read: the images in {listed(holding)} {_ONE_FOLDER}", file=sys.stderr)
     stems = unique_stems(paths)
     for note in _shared_name_notes(stems, out_dir):
         tqdm.write(f"note: {note}", file=sys.stderr)
