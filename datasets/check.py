@@ -27,6 +27,8 @@ class DataCheck:
     groups: int = 0                  # scenes kept in one split
     scenes_whole: bool = True        # the split keeps each scene whole (enough of them)
     unsplittable: str = ""           # why the readable samples cannot be split, if they cannot
+    train_samples: int = 0           # the training split's share of the readable samples
+    batch_size: int = 0              # the batch a run would train with
     problems: list[str] = field(default_factory=list)
     not_read: list[str] = field(default_factory=list)  # left out on purpose (Reader.not_read)
     sizes: Counter = field(default_factory=Counter)   # (W, H) -> images
@@ -42,6 +44,10 @@ class DataCheck:
         out = [f"{self.where}: {self.samples} readable sample(s){grouped}, {len(self.problems)} bad"]
         if self.unsplittable:
             out.append(f"too few for a run: {self.unsplittable}")
+        elif self.batch_starved:
+            out.append(f"too few for a run: the training split holds {self.train_samples} "
+                       f"sample(s), fewer than the batch size {self.batch_size} (pass "
+                       f"--batch-size {self.train_samples} or lower, or add data)")
         if self.samples:
             common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(3))
             more = f", {len(self.sizes) - 3} other sizes" if len(self.sizes) > 3 else ""
@@ -58,20 +64,28 @@ class DataCheck:
     @property
     def usable(self) -> bool:
         """A run can train on it as it is: no bad sample, and enough to split."""
-        return not self.problems and not self.unsplittable
+        return not self.problems and not self.unsplittable and not self.batch_starved
+
+    @property
+    def batch_starved(self) -> bool:
+        """Split, but the training split holds no whole batch: a run refuses it."""
+        return bool(self.samples) and not self.unsplittable and self.train_samples < self.batch_size
 
 
 def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
-               val_fraction: float = VAL_FRACTION, reg_fraction: float = REG_FRACTION) -> DataCheck:
+               val_fraction: float = VAL_FRACTION, reg_fraction: float = REG_FRACTION,
+               batch_size: int = 1) -> DataCheck:
     """Index and read every sample of `spec` (KIND:PATH). A data set that cannot be
     indexed at all (a wrong path) raises DatasetError, as a run would. The fractions
-    are the run's (data.val_fraction, data.reg_fraction), for whether its split can
-    keep each scene whole."""
+    and batch size are the run's (data.val_fraction, data.reg_fraction,
+    data.batch_size), for whether its split can keep each scene whole and leaves
+    training a batch."""
     from tqdm.auto import tqdm
     reader, where = open_reader(spec, depth_kind)
     refs, problems = reader.index()
     check = DataCheck(where=where, value_kind=reader.value_kind, value_label=reader.value_label,
-                      problems=list(problems), not_read=list(reader.not_read))
+                      problems=list(problems), not_read=list(reader.not_read),
+                      batch_size=batch_size)
     groups, good = set(), []
     for ref in tqdm(refs, desc="reading", disable=not progress):
         try:
@@ -95,7 +109,9 @@ def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
             check.unsplittable = str(err)
         else:
             with contextlib.suppress(DatasetError):
-                check.scenes_whole = assign_groups(good, 0, val_fraction, reg_fraction, warn=False)[3]
+                train, _, _, check.scenes_whole = assign_groups(good, 0, val_fraction,
+                                                                reg_fraction, warn=False)
+                check.train_samples = len(train)
     if not refs and not check.problems:
         raise reader.no_samples(where, "samples")
     return check

@@ -41,12 +41,15 @@ def cmd_data(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.data} is classification data (labelled images), read as it "
                          "loads; `depthnas data` checks depth data sets (KIND:PATH)")
     parse_spec(args.data, args.depth_kind)  # before the loaders' seconds of imports
+    if args.batch_size < 1:
+        raise config_mod.ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if problem := data_path_problem(args.data):
         raise FileNotFoundError(f"--data {args.data}: {problem}")
     from depthnas.datasets.check import check_data
     defaults = config_mod.DataConfig()  # the split a run would make, at its default fractions
     check = check_data(args.data, args.depth_kind, progress=show_progress(args.no_progress),
-                       val_fraction=defaults.val_fraction, reg_fraction=defaults.reg_fraction)
+                       val_fraction=defaults.val_fraction, reg_fraction=defaults.reg_fraction,
+                       batch_size=args.batch_size)
     print("\n".join(check.lines()))
     if check.problems:
         print(f"{len(check.problems)} bad sample(s): fix them, or leave them out of a run with "
@@ -101,11 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read every sample of a data set once: list every bad file at once (a run "
                     "stops at the first it meets), and show image sizes, valid pixels and the "
                     "depth range. Exit status 1 if any sample is bad, or too few to split for a "
-                    "run. Example: depthnas data "
+                    "run and leave training a batch. Example: depthnas data "
                     "--data folder:/data/mine")
     d.add_argument("--data", required=True, help="redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH")
     d.add_argument("--depth-kind", choices=("depth", "disparity"), default="depth",
                    help="what folder: depth files hold (default depth)")
+    d.add_argument("--batch-size", type=config_mod.whole_number,
+                   default=config_mod.DataConfig().batch_size,
+                   help="the batch size the run will use, for whether its training split holds "
+                        "one (default %(default)s, a run's)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.set_defaults(func=cmd_data)
 

@@ -1023,7 +1023,8 @@ def test_depthnas_data_names_every_bad_sample_at_once(tmp_path, capsys):
     for i in (1, 2, 3):
         (root / "images" / f"s00{i}.jpg").unlink()
         (root / "depth" / f"s00{i}.npy").unlink()
-    assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 0
+    # 5 samples leave training 3: a batch of 2 fits
+    assert main(["data", "--data", f"folder:{root}", "--no-progress", "--batch-size", "2"]) == 0
     assert ", 0 bad" in capsys.readouterr().out
     assert main(["data", "--data", "digits"]) == 2  # valid for nb201, not a depth data set
     assert "digits is classification data" in capsys.readouterr().err
@@ -1039,7 +1040,7 @@ def test_depthnas_data_lists_the_folders_it_left_out_and_fails_data_too_few_to_s
         (root / side / scene).mkdir()
         (root / side / "s000.jpg" if side == "images" else root / side / "s000.png").rename(
             root / side / scene / ("0.jpg" if side == "images" else "0.png"))
-    assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 0
+    assert main(["data", "--data", f"folder:{root}", "--no-progress", "--batch-size", "2"]) == 0
     out = capsys.readouterr().out
     assert "5 readable sample(s) in 5 group(s)" in out
     assert "not read: depth/walk_2/ (no images/walk_2/)" in out
@@ -1610,3 +1611,14 @@ def test_the_data_check_a_bad_sample_points_to_runs_as_pasted_from_a_folder_with
     with pytest.raises(DatasetError, match=re.escape(f"`depthnas data --data 'folder:{root}'` lists "
                                                      "every bad sample at once")):
         load_all(splits)
+
+
+def test_depthnas_data_says_when_the_training_split_holds_no_whole_batch(tmp_path, capsys):
+    """It exited 0 on 8 samples, whose training split (6) a run at batch size 8 refuses."""
+    from depthnas.cli import main
+    root = make_folder(tmp_path / "f", n=8)
+    assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 1
+    assert ("too few for a run: the training split holds 6 sample(s), fewer than the batch "
+            "size 8 (pass --batch-size 6 or lower, or add data)") in capsys.readouterr().out
+    assert main(["data", "--data", f"folder:{root}", "--no-progress", "--batch-size", "6"]) == 0
+    assert "too few" not in capsys.readouterr().out
