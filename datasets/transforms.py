@@ -49,6 +49,7 @@ __all__ = [
     "normalize_target",
     "prepare_image",
     "check_net_size",
+    "net_side",
     "midas_resize_shape",
 ]
 
@@ -234,6 +235,12 @@ def check_net_size(net_size: int | None) -> None:
     bound = f">= {MIN_NET_SIZE}" if net_size < MIN_NET_SIZE else f"<= {MAX_NET_SIZE}"
     raise ValueError(f"--net-size (net_size) must be {bound} (pixels of the longer side), got {net_size}; "
                      "leave it out for the training size")
+
+
+def net_side(net_size: int) -> int:
+    """The longer side the network runs at for `net_size`: rounded to a multiple of 32,
+    as net_input_size rounds it."""
+    return max(MIN_NET_SIZE, int(round(net_size / 32)) * 32)
 
 
 def net_input_size(h: int, w: int, net_size: int) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from depthnas.datasets.spec import split_spec
 from depthnas.datasets.settings import REG_FRACTION, SYNTHETIC_SAMPLES, VAL_FRACTION
-from depthnas.datasets.transforms import check_net_size
+from depthnas.datasets.transforms import check_net_size, net_side
 
 from .config import canonical_spec
 from .data import SPLIT_NAMES
@@ -132,7 +132,8 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
     device = resolve_device(str(device))  # a GPU that is not there: a clear error, not torch's
     model, meta = load_depth_model(model_path, device)
     trained_at = tuple(meta.get("image_size") or (384, 384))
-    size = net_size if net_size is not None else max(trained_at)
+    # the side it runs at: --net-size 50 runs it at 64, and the report says so
+    size = net_side(net_size) if net_size is not None else max(trained_at)
     acc = MetricAccumulator(depth_cap=depth_cap)
     # the level of a model that learned nothing (one value everywhere), on the same
     # pixels: a score means something only against it

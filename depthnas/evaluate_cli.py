@@ -126,6 +126,7 @@ def _trained_size(checkpoint: str | Path) -> int | None:
 def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
                  own: dict[str, Any] | None, depth_cap: float | None) -> Path:
     """The report's file beside the model, named for the data and split it scores."""
+    from depthnas.datasets.transforms import net_side
     same = own is not None
     variant = []  # the run's own data read otherwise than the run read it
     if same and args.split != "all" and kw["seed"] != own["seed"]:  # another split of it
@@ -136,8 +137,8 @@ def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
     if split_spec(data)[0] == "synthetic" and kw["synthetic_samples"] != (
             own["synthetic_samples"] if same else DEFAULT_SYNTHETIC_SAMPLES):
         variant.append(f"samples{kw['synthetic_samples']}")
-    if args.net_size is not None and args.net_size != _trained_size(args.checkpoint):
-        variant.append(f"net{args.net_size}")
+    if args.net_size is not None and net_side(args.net_size) != _trained_size(args.checkpoint):
+        variant.append(f"net{net_side(args.net_size)}")  # named for the side it runs at
     if args.depth_cap is not None and depth_cap != default_depth_cap(data):  # checked: 0 -> None
         variant.append(f"cap{args.depth_cap:g}")
     name = report_name(args.split, None if same else data, tuple(variant))

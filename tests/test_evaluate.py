@@ -1,6 +1,7 @@
 """`depthnas evaluate` on real files: the Middlebury motorcycle pair (scikit-image)."""
 import json
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -489,6 +490,31 @@ def test_a_model_trained_on_non_square_images_is_run_at_its_longer_side(model, m
     monkeypatch.setattr(models, "load_depth_model", lambda path, device: (net, {"image_size": [32, 64]}))
     report = evaluate(model, "synthetic", synthetic_samples=1, progress=False)
     assert report["net_size"] == 64 and max(seen[0]) == 64
+
+
+def test_net_size_is_reported_and_named_as_the_side_the_network_ran_at(tmp_path, model, monkeypatch):
+    """Sides are multiples of 32: --net-size 50 ran the network at 64, and the report
+    said 50 under the name eval-...-net50 beside the default reading at 64."""
+    from depthnas import models
+    from depthnas.datasets.transforms import net_side
+    assert [net_side(n) for n in (32, 50, 64, 70, 100, 16384)] == [32, 64, 64, 64, 96, 16384]
+    seen = []
+
+    def net(x):
+        seen.append(max(x.shape[-2:]))
+        return x[:, :1]
+    monkeypatch.setattr(models, "load_depth_model", lambda path, device: (net, {"image_size": [64, 64]}))
+    assert evaluate(model, "synthetic", net_size=50, synthetic_samples=1, progress=False)["net_size"] == 64
+    assert seen == [64]
+    trained = max(read_metadata(model)["image_size"])
+    for flags, name in ((["--net-size", str(trained + 6)], "eval-samples1-synthetic"),
+                        (["--net-size", str(trained + 26)], f"eval-samples1-net{trained + 32}-synthetic")):
+        out = tmp_path / "m" / "model.safetensors"
+        out.parent.mkdir(exist_ok=True)
+        shutil.copy(model, out)
+        assert main(["evaluate", "--checkpoint", str(out), "--data", "synthetic", "--synthetic-samples",
+                     "1", "--no-progress", *flags]) == 0
+        assert (out.parent / f"model.{name}.json").is_file(), sorted(p.name for p in out.parent.iterdir())
 
 
 def _bad_folder(root, names=("a", "b", "c"), bad="c"):
