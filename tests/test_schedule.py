@@ -56,9 +56,11 @@ def test_linear_ramp_for_constant_and_decreasing():
     ramped = curve("constant", ramp=0.1)
     assert ramped[0] == 0.0 and ramped[50] == pytest.approx(LAMBDA_MAX / 2)
     assert ramped[100] == pytest.approx(LAMBDA_MAX) and ramped[-1] == LAMBDA_MAX
-    # the ramp comes before the schedule: the decreasing cosine starts from lambda_max
+    # the decreasing cosine is Eq. 7 itself; the ramp rises to Eq. 7's value at its end
     dec = curve("cosine-decreasing", ramp=0.1)
-    assert dec[0] == 0.0 and dec[100] == pytest.approx(LAMBDA_MAX) and max(dec) == dec[100]
+    eq7_at_ramp_end = LAMBDA_MAX * (1 + math.cos(math.pi * 0.1)) / 2  # 9.755
+    assert dec[0] == 0.0 and dec[50] == pytest.approx(eq7_at_ramp_end / 2)
+    assert dec[100] == pytest.approx(eq7_at_ramp_end) and max(dec) == dec[100]
     assert dec[-1] == pytest.approx(0.0, abs=1e-12)
     assert all(a >= b for a, b in zip(dec[100:], dec[101:]))
     step = curve("step", ramp=0.1)
@@ -73,9 +75,21 @@ def test_a_ramp_after_a_warm_up_spans_its_fraction_of_the_whole_run():
     assert const[200] == 0.0 and const[250] == pytest.approx(LAMBDA_MAX / 2)
     assert const[300] == pytest.approx(LAMBDA_MAX) and const[-1] == LAMBDA_MAX
     dec = curve("cosine-decreasing", warmup=0.2, ramp=0.1)
-    assert dec[250] == pytest.approx(LAMBDA_MAX / 2) and dec[300] == pytest.approx(LAMBDA_MAX)
-    # the cosine then runs over the 0.7 left: half way at 0.65, zero at the end
-    assert dec[650] == pytest.approx(LAMBDA_MAX / 2) and dec[-1] == pytest.approx(0.0, abs=1e-12)
+    eq7_at_ramp_end = LAMBDA_MAX * (1 + math.cos(math.pi * 0.1)) / 2
+    assert dec[250] == pytest.approx(eq7_at_ramp_end / 2) and dec[300] == pytest.approx(eq7_at_ramp_end)
+
+
+def test_cosine_decreasing_after_a_warm_up_is_eq_7_as_written():
+    """lambda_t = 1[t > t_w] 0.5 (1 + cos(pi (t - t_w) / t_total)) lambda_max: the
+    cosine's clock starts at the warm-up's end and is divided by all of training, so a
+    warm-up of 10 of 100 epochs leaves 0.245 at the end (it was rescaled to reach 0,
+    and 5.0 at epoch 55 where Eq. 7 has 5.78)."""
+    values = curve("cosine-decreasing", warmup=0.1)
+    assert all(v == 0.0 for v in values[:101]) and values[101] == pytest.approx(LAMBDA_MAX, rel=1e-4)
+    for t in (55, 80, 100):
+        eq7 = 0.5 * (1 + math.cos(math.pi * (t - 10) / 100)) * LAMBDA_MAX
+        assert values[t * 10] == pytest.approx(eq7)
+    assert values[550] == pytest.approx(5.7822, abs=1e-4) and values[-1] == pytest.approx(0.2447, abs=1e-4)
 
 
 def test_unknown_schedule():
