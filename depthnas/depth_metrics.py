@@ -22,7 +22,8 @@ the model predicts near as far; the alignment's negative scale turns it round, s
 neither the SSI loss nor the other metrics can tell, but its raw output, which
 predict and the demo show, is upside down; a model that learned nothing has r near
 0 and is not counted). Each is averaged
-over images that have evaluated pixels; ``ssi`` is :class:`SSILoss` (batch
+over the images with three or more evaluated pixels (a scale and a shift fit two
+exactly, whatever the prediction; the others are counted as left out); ``ssi`` is :class:`SSILoss` (batch
 reduction) against the target min-max normalised per image, as training targets
 are, so it is computed as the search's validation score is, whatever the data's
 units (on raw ReDWeb values 0-254 it would be ~10^3 times larger). Both weight a
@@ -46,6 +47,10 @@ METRIC_NAMES: tuple[str, ...] = ("ssi", "absrel", "delta1", "rmse", "inverted")
 _PIXEL_METRICS: tuple[str, ...] = ("absrel", "delta1", "rmse", "inverted")  # per image
 _DELTA_THRESHOLD = 1.25
 _REL_DISPARITY_FLOOR = 1e-3
+# A scale and a shift fit two pixels exactly: an image scored on two (sparse lidar
+# points, a mask nearly empty, one pixel within the cap) adds a perfect 0 whatever the
+# model predicts. Scored images have three or more, the same images in every metric.
+MIN_SCORED_PIXELS = 3
 
 
 def align_prediction(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -61,9 +66,9 @@ def align_prediction(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor
 def _per_image(
     prediction: Tensor, target: Tensor, mask: Tensor, depth_cap: float | None
 ) -> tuple[dict[str, Tensor], Tensor]:
-    """Per-image ``absrel/delta1/rmse/inverted`` ``[B]`` and the bool ``[B]`` of evaluated
-    images: those with a pixel to evaluate, and enough to fit (one pixel is fitted
-    exactly, a perfect 0 that says nothing of the model; the search drops it too)."""
+    """Per-image ``absrel/delta1/rmse/inverted`` ``[B]`` and the bool ``[B]`` of scored
+    images: those with MIN_SCORED_PIXELS pixels to evaluate (valid, and within the cap
+    where one is set), more than a scale and a shift fit exactly."""
     p, d, m = prepare_inputs(prediction, target, mask)
     scale, shift = compute_scale_and_shift(p, d, m)
     aligned = scale[:, None, None] * p + shift[:, None, None]
@@ -90,7 +95,7 @@ def _per_image(
         "rmse": torch.sqrt((ev * err * err).sum((1, 2)) / n_safe),
         "inverted": 100.0 * _swapped(p, d, m).to(p.dtype),
     }
-    return per, (n > 0) & enough_to_fit(m)
+    return per, n >= MIN_SCORED_PIXELS
 
 
 def _min_max(target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -179,8 +184,9 @@ class MetricAccumulator:
 
     @property
     def left_out(self) -> int:
-        """Images with valid pixels, none of them evaluated: all beyond the depth cap (or
-        at disparity 0, infinitely far), or a single one, which any prediction fits."""
+        """Images with valid pixels, fewer than MIN_SCORED_PIXELS of them evaluated:
+        the rest beyond the depth cap (or at disparity 0, infinitely far), or too few
+        for a fit that any prediction does not meet exactly."""
         return self._left_out
 
     def update(self, prediction: Tensor, target: Tensor, mask: Tensor) -> None:
@@ -189,10 +195,11 @@ class MetricAccumulator:
             self._sums[name] += float(torch.where(valid, per[name], 0.0).sum())
         self._images += int(valid.sum())
         self._left_out += int(((mask.reshape(mask.shape[0], -1) != 0).any(1) & ~valid).sum())
+        # the SSI over the pixels within the cap of the images the others score
+        mask = (mask != 0) & valid.reshape(-1, *[1] * (mask.dim() - 1))
         if self.depth_cap is not None:
-            # the SSI over the pixels (and so the images) the others are taken on
-            mask = (mask != 0) & (target.reshape(mask.shape) >= 1.0 / self.depth_cap)
-        weight = int(enough_to_fit(mask != 0).sum())  # the images SSILoss counts
+            mask &= target.reshape(mask.shape) >= 1.0 / self.depth_cap
+        weight = int(valid.sum())
         if weight:
             self._ssi_sum += weight * _ssi(prediction, target, mask)
             self._ssi_weight += weight

@@ -157,7 +157,7 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
         acc.update(pred[:, 0].float().cpu(), target, mask)
         constant.update(torch.ones_like(target), target, mask)
     if acc.count == 0:
-        raise ValueError(f"{spec}: no sample with valid depth to evaluate (two valid pixels or "
+        raise ValueError(f"{spec}: no sample with valid depth to evaluate (three valid pixels or "
                          "more; within --depth-cap, where one is set)")
     level = {k: v for k, v in constant.compute().items() if k != "inverted"}  # it has no sign
     return {"model": str(model_path), "arch": meta.get("arch"), "data": spec, "split": split,

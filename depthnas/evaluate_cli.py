@@ -168,8 +168,9 @@ def _print_report(report: dict[str, Any], data: str, split: str) -> None:
           "constant: one value everywhere, a model that learned nothing")
     if report["left_out"]:
         beyond = f"within the {report['depth_cap']:g} m cap" if report["depth_cap"] else "nearer than infinity"
-        print(f"note: {report['left_out']} more image(s) have no ground truth {beyond}, or a "
-              "single valid pixel (which any prediction fits): left out")
+        print(f"note: {report['left_out']} more image(s) have fewer than three pixels of ground "
+              f"truth {beyond} (a scale and a shift fit two exactly, whatever the model "
+              "predicts): left out")
     if learned_nothing(report["ssi"], level["ssi"]):
         print(f"warning: the model's SSI {report['ssi']:.5f} is no better than a constant "
               f"prediction's {level['ssi']:.5f} (or within 1% of it): it learned nothing of this data",

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from depthnas.depth_metrics import METRIC_NAMES, MetricAccumulator, align_prediction, depth_metrics, inverted
-from depthnas.ssi_loss import MIN_FIT_PIXELS
 
 # Prediction [a, a, b, b] and target [a-e, a+e, b+e, b-e]: the residual is orthogonal
 # to both the prediction and the constant, so least squares gives s = 1, t = 0 and
@@ -197,7 +196,7 @@ def test_negative_aligned_disparity_is_clamped_not_nan():
     exp = _expected([max(a, 1e-3 * max(d)) for a in aligned], d)
     for name in ("absrel", "delta1", "rmse"):
         assert math.isfinite(out[name]) and out[name] == pytest.approx(exp[name], rel=1e-6), name
-    for cap in (10.0, 200.0):
+    for cap in (60.0, 200.0):  # at 10 m only two pixels are within the cap: none scored
         assert all(math.isfinite(v) for v in depth_metrics(*_image(p, d), depth_cap=cap).values())
 
 
@@ -336,15 +335,34 @@ def test_an_image_with_one_valid_pixel_counts_in_no_metric():
         assert with_one.compute()[name] == pytest.approx(value), name
 
 
-def test_an_image_with_exactly_the_pixels_to_fit_is_evaluated():
-    """MIN_FIT_PIXELS valid pixels are enough for the fit: such an image counts in
-    every metric (and in `inverted`'s images), not left out as a one-pixel image is."""
-    pred = torch.tensor([[[[1.0, 3.0], [0.0, 0.0]]]])
-    target = torch.tensor([[[[0.5, 0.2], [0.0, 0.0]]]])
-    mask = torch.zeros_like(target, dtype=torch.bool)
-    mask.view(-1)[:MIN_FIT_PIXELS] = True
+def test_an_image_with_two_pixels_to_score_is_left_out_and_three_are_scored():
+    """A scale and a shift fit two pixels exactly: such an image scored a perfect 0 in
+    absrel, delta1 and rmse whatever the prediction, and halved them beside a real one;
+    under a cap, one pixel within it and one beyond did too, while the SSI left it out.
+    An image needs MIN_SCORED_PIXELS = 3, the same images in every metric."""
+    from depthnas.depth_metrics import MIN_SCORED_PIXELS
+    assert MIN_SCORED_PIXELS == 3
+    pred, target, mask = _image(_P, _D)
+    g = torch.Generator().manual_seed(1)
+    sparse_pred = torch.rand(1, 1, 8, 8, generator=g)
+    sparse_target = torch.zeros(1, 1, 8, 8)
+    sparse_target[0, 0, 1, 1], sparse_target[0, 0, 5, 5], sparse_target[0, 0, 2, 6] = 0.5, 0.1, 0.3
+    two = torch.zeros_like(sparse_target, dtype=torch.bool)
+    two[0, 0, 1, 1] = two[0, 0, 5, 5] = True
+    alone = MetricAccumulator()
+    alone.update(pred, target, mask)
+    for cap, sparse_mask in ((None, two), (5.0, two)):  # 3 m and 10 m: one within a 5 m cap
+        acc = MetricAccumulator(depth_cap=cap)
+        acc.update(pred, target, mask)
+        acc.update(sparse_pred, sparse_target, sparse_mask)
+        assert acc.count == 1 and acc.left_out == 1
+        if cap is None:
+            for name, value in alone.compute().items():
+                assert acc.compute()[name] == pytest.approx(value), name
+    three = two.clone()
+    three[0, 0, 2, 6] = True
     acc = MetricAccumulator()
-    acc.update(pred, target, mask)
+    acc.update(sparse_pred, sparse_target, three)
     assert acc.count == 1 and acc.left_out == 0
-    assert acc.compute()["inverted"] == 100.0  # two pixels, near and far swapped
-    assert inverted(pred, target, mask) == (1, 1)
+    assert acc.compute()["absrel"] > 0.01  # three pixels: a fit the prediction can miss
+    assert math.isfinite(acc.compute()["ssi"])

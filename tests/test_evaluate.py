@@ -243,8 +243,8 @@ def test_images_with_nothing_within_the_cap_are_counted_as_left_out(tmp_path, mo
                  "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "on 1 sample(s)" in printed
-    assert ("note: 1 more image(s) have no ground truth within the 10 m cap, or a single valid "
-            "pixel (which any prediction fits): left out") in printed
+    assert ("note: 1 more image(s) have fewer than three pixels of ground truth within the 10 m "
+            "cap (a scale and a shift fit two exactly, whatever the model predicts): left out") in printed
     report = json.loads(out.read_text())
     assert report["samples"] == 1 and report["left_out"] == 1
     assert main(["evaluate", "--checkpoint", str(model), "--data", f"folder:{root}",
@@ -574,7 +574,7 @@ def test_a_reading_of_the_run_s_data_other_than_its_own_gets_a_report_of_its_own
     own = json.loads((run / "eval-val.json").read_text())
     trained = read_metadata(run / "model.safetensors")["image_size"]
     for flags, name in ((["--seed", "0"], "eval-val-seed0"), (["--depth-kind", "disparity"], "eval-val-disparity"),
-                        (["--net-size", "96"], "eval-val-net96"), (["--depth-cap", "0.5"], "eval-val-cap0.5"),
+                        (["--net-size", "96"], "eval-val-net96"), (["--depth-cap", "0.6"], "eval-val-cap0.6"),
                         (["--seed", "3"], "eval-val"),  # the run's own seed: its own reading
                         (["--net-size", str(max(trained))], "eval-val"),  # the size it trained at
                         (["--depth-cap", "0"], "eval-val"),  # no cap: the default for this data
@@ -582,10 +582,10 @@ def test_a_reading_of_the_run_s_data_other_than_its_own_gets_a_report_of_its_own
         assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress", *flags]) == 0
         assert (run / f"{name}.json").is_file(), flags
     assert json.loads((run / "eval-val-disparity.json").read_text())["depth_kind"] == "disparity"
-    assert json.loads((run / "eval-val-cap0.5.json").read_text())["depth_cap"] == 0.5
+    assert json.loads((run / "eval-val-cap0.6.json").read_text())["depth_cap"] == 0.6
     # the run's own readings, under other flags, went to the run's own file
     assert sorted(p.name for p in run.glob("eval*.json")) == [
-        "eval-val-cap0.5.json", "eval-val-disparity.json", "eval-val-net96.json",
+        "eval-val-cap0.6.json", "eval-val-disparity.json", "eval-val-net96.json",
         "eval-val-seed0.json", "eval-val.json"]
     assert own["depth_kind"] == "depth" and json.loads((run / "eval-val.json").read_text()) == own
     (run / "config.yaml").write_text("seed: 3\ndata:\n  synthetic_samples: 5\n")  # a synthetic run
