@@ -17,7 +17,7 @@ from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_h
 from .io import path_arg
 from .launch_env import env_rank
 from .out_of_memory import OutOfMemory
-from .run_config import add_config_args, build_config
+from .run_config import add_config_args, build_config, print_config
 from .run_start import check_model_builds, check_out_under_torchrun, start_run
 from .stopping import Terminated, stop_on_signals
 from .terminal import show_progress
@@ -26,6 +26,9 @@ from .terminal import show_progress
 # ---- commands ---------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     cfg = build_config(args)  # checked before torch loads: a refused config is said at once
+    if args.print_config:
+        print_config(cfg, args)
+        return 0
     from depthnas.spaces import get_space
     from .pipeline import SearchRun
     check_out_under_torchrun(args)

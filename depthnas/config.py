@@ -447,9 +447,14 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return plain(dataclasses.asdict(cfg))
 
 
+def as_yaml(cfg: Config) -> str:
+    """Every field, in the classes' order: what a run's config.yaml holds."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
 def dump(cfg: Config, path: str | Path) -> None:
     from .io import atomic_write_text
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    atomic_write_text(path, as_yaml(cfg))
 
 
 def from_dict(data: dict[str, Any]) -> Config:

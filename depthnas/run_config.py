@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import os
 import shlex
 from pathlib import Path
@@ -33,6 +34,8 @@ COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--image-size": ("data.image_size", str, "H,W (multiples of 32) or one number"),
     "--batch-size": ("data.batch_size", config_mod.whole_number, "batch size"),
     "--precision": ("", str, "fp32 | bf16 (autocast)"),
+    "--depth-kind": ("data.depth_kind", str, "what folder: depth files hold: depth (metres, "
+                                             "default) | disparity"),
 }
 SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--epochs": ("supernet.epochs", config_mod.whole_number, "super-net epochs per iteration"),
@@ -71,6 +74,9 @@ def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
     config.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any config field, e.g. --set data.num_workers=4" +
                              (" --set search.generations=10" if command == "search" else ""))
+    config.add_argument("--print-config", action="store_true",
+                        help="print the settings this command would run with (YAML, every "
+                             "field: a --config file to edit) and exit")
     for flag, (path, typ, help_) in config_flags(command).items():
         title = "training" if flag == "--precision" else section.get(path.split(".")[0], "run")
         groups[title].add_argument(flag, type=typ, default=None, help=help_)
@@ -270,3 +276,12 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
         args.fresh_out = True  # claimed by the command (runs.claim_folder)
     args.resolved_out = cfg.out  # for the Ctrl-C hint
     return validate(cfg) if check else cfg
+
+
+def print_config(cfg: Config, args: argparse.Namespace) -> None:
+    """--print-config: the settings as the run's config.yaml will hold them. A folder
+    named by the clock is left unset: it is named when a run starts, and a file of
+    these settings should start a run of its own each time it is used."""
+    if getattr(args, "fresh_out", False):
+        cfg = dataclasses.replace(cfg, out="")
+    print(config_mod.as_yaml(cfg), end="")

@@ -13,7 +13,7 @@ from .config import Config
 from .config_checks import validate
 from .degenerate import inverted_note, learned_nothing
 from .io import atomic_write_json
-from .run_config import add_config_args, build_config
+from .run_config import add_config_args, build_config, print_config
 from .run_start import check_model_builds, check_out_under_torchrun, start_run
 from .runs import ARCH_FILE, trained_arch
 from .terminal import show_progress
@@ -32,6 +32,9 @@ def register(sub: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg, space, arch = _training_config(args)
+    if args.print_config:
+        print_config(cfg, args)
+        return 0
     from . import distributed  # torch: once the settings are checked
     from .data import check_recorded_splits, load_splits, warn_unused_settings
     from .recipe import recipe

@@ -278,6 +278,26 @@ def test_train_precision_names_only_the_training_it_sets(capsys):
     assert "supernet.precision" not in str(refused.value)  # train has no super-net
 
 
+def test_print_config_shows_every_setting_a_run_would_use_and_starts_nothing(tmp_path, monkeypatch,
+                                                                              capsys):
+    """Without a preset a search runs the built-in defaults, which nothing listed: the
+    printed YAML is the run's config.yaml, and read back as --config it is the same."""
+    from depthnas.cli import main
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "--preset", "quick", "--depth-kind", "disparity", "--data",
+                 f"folder:{tmp_path}", "--epochs", "3", "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    (tmp_path / "c.yaml").write_text(printed)
+    cfg = C.load(tmp_path / "c.yaml")
+    assert cfg.data.depth_kind == "disparity" and cfg.supernet.epochs == 3
+    assert cfg.out == ""  # named by the clock when a run starts: the file starts a new run each time
+    assert main(["search", "--config", str(tmp_path / "c.yaml"), "--print-config"]) == 0
+    assert capsys.readouterr().out == printed
+    assert main(["train", "--arch", "v1-sync:c3,skip,c3,c1,c3", "--out", "runs/t", "--print-config"]) == 0
+    assert "out: runs/t\n" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]  # no run folder made
+
+
 def test_the_defaults_are_the_papers_hyper_parameters():
     """Section 5 and the SPOS search it uses: M = 10 landmarks, T = 3 iterations, m = 1
     pair per step, lambda_max = 10 on the increasing cosine (Table 5), the top-3 trained
