@@ -46,8 +46,8 @@ class DataCheck:
             out.append(f"too few for a run: {self.unsplittable}")
         elif self.batch_starved:
             out.append(f"too few for a run: the training split holds {self.train_samples} "
-                       f"sample(s), fewer than the batch size {self.batch_size} (pass "
-                       f"--batch-size {self.train_samples} or lower, or add data)")
+                       f"sample(s), fewer than the batch size {self.batch_size} (search or "
+                       f"train with --batch-size {self.train_samples} or lower, or add data)")
         if self.samples:
             common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(3))
             more = f", {len(self.sizes) - 3} other sizes" if len(self.sizes) > 3 else ""

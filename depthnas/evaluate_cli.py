@@ -168,7 +168,7 @@ def _print_report(report: dict[str, Any], data: str, split: str) -> None:
           "constant: one value everywhere, a model that learned nothing")
     if report["left_out"]:
         beyond = f"within the {report['depth_cap']:g} m cap" if report["depth_cap"] else "nearer than infinity"
-        print(f"note: {report['left_out']} more image(s) have fewer than three pixels of ground "
+        print(f"note: {report['left_out']} other image(s) have fewer than three pixels of ground "
               f"truth {beyond} (a scale and a shift fit two exactly, whatever the model "
               "predicts): left out")
     if learned_nothing(report["ssi"], level["ssi"]):

@@ -1619,6 +1619,6 @@ def test_depthnas_data_says_when_the_training_split_holds_no_whole_batch(tmp_pat
     root = make_folder(tmp_path / "f", n=8)
     assert main(["data", "--data", f"folder:{root}", "--no-progress"]) == 1
     assert ("too few for a run: the training split holds 6 sample(s), fewer than the batch "
-            "size 8 (pass --batch-size 6 or lower, or add data)") in capsys.readouterr().out
+            "size 8 (search or train with --batch-size 6 or lower, or add data)") in capsys.readouterr().out
     assert main(["data", "--data", f"folder:{root}", "--no-progress", "--batch-size", "6"]) == 0
     assert "too few" not in capsys.readouterr().out

@@ -243,7 +243,7 @@ def test_images_with_nothing_within_the_cap_are_counted_as_left_out(tmp_path, mo
                  "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "on 1 sample(s)" in printed
-    assert ("note: 1 more image(s) have fewer than three pixels of ground truth within the 10 m "
+    assert ("note: 1 other image(s) have fewer than three pixels of ground truth within the 10 m "
             "cap (a scale and a shift fit two exactly, whatever the model predicts): left out") in printed
     report = json.loads(out.read_text())
     assert report["samples"] == 1 and report["left_out"] == 1
