@@ -189,7 +189,9 @@ def _print_report(report: dict[str, Any], data: str, split: str) -> None:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="depth metrics of a trained model on a data set")
-    p.add_argument("--checkpoint", required=True, type=path_arg, help="model.safetensors, training or search run folder")
+    p.add_argument("--checkpoint", "--model", required=True, type=path_arg,
+                   help="model.safetensors, training or search run folder (--model, as predict "
+                        "and demo name it, is the same)")
     p.add_argument("--data", default=None,
                    help="synthetic | redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH "
                         "(default: the run's own data)")

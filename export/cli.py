@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=path_arg, help="search run (uses best/model.safetensors) or training folder "
                                    "(its model.safetensors)")
-    src.add_argument("--checkpoint", type=path_arg, help="a model.safetensors written by search or train")
+    src.add_argument("--checkpoint", "--model", type=path_arg,
+                     help="a model.safetensors written by search or train (--model, as predict "
+                          "and demo name it, is the same)")
     # `depthnas export runs/x` as other tools' export commands take it; --run and
     # --checkpoint resolve the same way, so the positional stands for either
     src.add_argument("model", nargs="?", type=path_arg, default=None,

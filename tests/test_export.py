@@ -445,6 +445,19 @@ def test_export_takes_the_model_as_a_positional_as_well(fake_export, tmp_path, c
     assert err.count("not allowed with argument") == 2 and "one of the arguments" in err
 
 
+def test_export_and_evaluate_take_the_model_as_model_as_predict_and_the_demo_do(fake_export,
+                                                                               tmp_path, capsys):
+    """predict and demo take --model; export and evaluate refused it (unrecognized
+    arguments), wanting --checkpoint."""
+    from depthnas.cli import build_parser
+    model, calls, _ = fake_export
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(model), "--out", str(out)]) == 0
+    assert calls["out"] == out
+    args = build_parser().parse_args(["evaluate", "--model", str(model)])
+    assert args.checkpoint == str(model)
+
+
 def test_export_writes_over_its_own_earlier_file_but_not_over_another(
         model_file: Path, onnx_file: Path, tmp_path: Path, capsys) -> None:
     """A file of the user's named as --out was replaced without a word, as predict
