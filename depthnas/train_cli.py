@@ -13,6 +13,7 @@ from .config import Config
 from .config_checks import validate
 from .degenerate import inverted_note, learned_nothing
 from .io import atomic_write_json
+from .launch_env import env_rank
 from .run_config import add_config_args, build_config, print_config
 from .run_start import check_model_builds, check_out_under_torchrun, start_run
 from .runs import ARCH_FILE, trained_arch
@@ -43,6 +44,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_out_under_torchrun(args)
     check_model_builds(cfg, space)
     _refuse_another_training(args, cfg, arch_string)
+    dead = _ignores_input(cfg, space, arch)
     with start_run(cfg, args) as out:
         if distributed.is_main():
             atomic_write_json(out / ARCH_FILE, space.to_json(arch))
@@ -60,8 +62,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train_standalone(cfg, space, arch, splits, out,
                                   progress=show_progress(args.no_progress), distributed=True)
     if distributed.is_main():
-        _say_trained(result, cfg, space, out)
+        _say_trained(result, cfg, space, out, dead)
     return 0
+
+
+def _ignores_input(cfg: Config, space: Any, arch: Any) -> bool:
+    """Said before the training: no learning rate or epoch count helps such a model."""
+    from .models import model_kwargs
+    dead = space.ignores_input(arch, **model_kwargs(cfg.model, space))
+    if dead and env_rank() == 0:
+        print(f"warning: {space.to_string(arch)} gives one output whatever the image (its "
+              "none ops cut every path from the image to the output): it can learn only the same "
+              "prediction for every image; training it all the same", file=sys.stderr)
+    return dead
 
 
 def _training_config(args: argparse.Namespace) -> tuple[Config, Any, Any]:
@@ -121,12 +134,14 @@ def _refuse_another_training(args: argparse.Namespace, cfg: Config, arch: str) -
             "config.yaml, or start a new run in another --out")
 
 
-def _say_trained(result: dict[str, Any], cfg: Config, space: Any, out: Path) -> None:
+def _say_trained(result: dict[str, Any], cfg: Config, space: Any, out: Path, dead: bool) -> None:
     from .models import has_timm_backbone, is_classification
     from .task import make_task
     score = make_task(space, cfg.standalone.loss).score_name
     print(f"{result['arch']}: validation {score} {result['val_loss']:.5f} "
           f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
+    if dead:  # said before it trained; advice on the learning rate would mislead
+        return
     # pretrained weights are advised where there is a timm backbone without them
     _warn_if_no_better_than_constant(result, classifies=is_classification(space),
                                      advise_weights=has_timm_backbone(space)

@@ -668,9 +668,21 @@ def test_a_classifier_that_learned_nothing_is_told_so_in_its_own_terms(tmp_path,
     cfg = config_mod.apply_dotted(config_mod.load(preset="quick"),
                                   ["space=nb201", "standalone.loss=ce", "data.spec=digits"])
     result = {"arch": "nb201", "val_loss": 2.3, "constant_prediction_loss": 2.3, "params": 10}
-    _say_trained(result, cfg, get_space("nb201"), tmp_path)
+    _say_trained(result, cfg, get_space("nb201"), tmp_path, dead=False)
     err = capsys.readouterr().err
     assert "naming the most frequent class" in err and "ReLU" not in err
+
+
+def test_an_architecture_that_ignores_its_input_is_said_to_before_it_trains(tmp_path, capsys):
+    """A dead cell's model was trained and then told to try a lower learning rate or
+    more epochs, neither of which can help a model that never sees the image."""
+    dead = "v1-sync:none,none,none,none,none"
+    assert get_space("v1-sync").ignores_input(get_space("v1-sync").parse(dead))
+    assert main(["train", "--arch", dead, *TRAIN_TINY, "--out", str(tmp_path / "t")]) == 0
+    err = capsys.readouterr().err
+    assert (f"warning: {dead} gives one output whatever the image (its none ops cut every path "
+            "from the image to the output)") in err
+    assert "--set standalone.lr" not in err
 
 
 def test_train_and_search_let_cudnn_pick_kernels_per_shape(tmp_path, monkeypatch):
