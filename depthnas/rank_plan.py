@@ -116,7 +116,8 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
     read = read_table(truth_path)
     table = for_space(read.values, space, truth_path, known_losses=read.known_losses)
     foreign, invalid = table.foreign, table.invalid
-    differ = other_setup(read.setup, cfg)
+    # a table of another space's trainings has nothing to compare: refused below as such
+    differ = other_setup(read.setup, cfg) if table.values else []
     if differ:
         log.warning("%s %s: its stand-alone ranking may not be the one this super-net can "
                     "reproduce", truth_path, said_setup(differ))

@@ -293,7 +293,7 @@ def for_space(truth: dict[str, float], space: Any, source: str | Path, *,
             continue
         if key in out.values and out.values[key] != value:
             raise ValueError(f"{source}: {spelled[key]!r} and {text!r} are the same {space.name} "
-                             f"architecture with losses {out.values[key]} and {value}")
+                             f"architecture with losses {out.values[key]:.6g} and {value:.6g}")
         out.values[key], spelled[key] = value, text
     if space.task_kind == "classification":
         above = [k for k, v in out.values.items() if v > 1.0]

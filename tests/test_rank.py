@@ -81,6 +81,21 @@ def test_rank_warns_when_the_table_was_trained_with_another_model(run_copy, tmp_
         assert main(["rank", "--run", str(run_copy), "--truth", str(path), "--no-progress"]) == 0
 
 
+def test_a_table_of_another_space_is_refused_without_comparing_its_set_up(run_copy, tmp_path, caplog,
+                                                                          capsys):
+    """Its recipe was compared first ("trained with model.features=16; this run has
+    ...", or a setting the run's space has not: "model.layers=None"), then the refusal."""
+    table = {"config": {"recipe": {"features": 16, "data": {"spec": "digits"}}},
+             "architectures": {"|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|":
+                               {"mean": 0.2}, "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|": {"mean": 0.9}}}
+    path = tmp_path / "nb201.json"
+    path.write_text(json.dumps(table))
+    with caplog.at_level("WARNING"):
+        assert main(["rank", "--run", str(run_copy), "--truth", str(path), "--no-progress"]) == 2
+    assert "was trained with" not in caplog.text
+    assert "2 belong to other spaces" in capsys.readouterr().err
+
+
 def _rank_warnings(run, truth_path, caplog):
     """`depthnas rank`'s warnings that the table was trained with another set-up."""
     caplog.clear()
