@@ -47,7 +47,13 @@ def check_model_builds(cfg: Config, space: Any) -> None:
 
     from .models import has_timm_backbone, model_kwargs, without_weights_file
     with torch.device("meta"):
-        space.build_supernet(**without_weights_file(model_kwargs(cfg.model, space)))
+        supernet = space.build_supernet(**without_weights_file(model_kwargs(cfg.model, space)))
+    if (cfg.supernet.compile or cfg.standalone.compile) and not isinstance(
+            getattr(supernet, "backbone", None), torch.nn.Module):
+        # compile_model compiles the backbone alone (the decoder's paths would recompile)
+        logging.getLogger(__name__).warning(
+            "--compile compiles a model's backbone, and %s's models have none: they run "
+            "eager, as without it", space.name)
     if cfg.model.backbone_weights and has_timm_backbone(space):  # said before "run folder ..."
         from depthnas.spaces.depth import create_backbone
         create_backbone(cfg.model.backbone, cfg.model.backbone_weights)

@@ -1031,3 +1031,20 @@ def test_a_training_given_skip_bad_for_digits_says_it_does_nothing(tmp_path, one
     assert main(argv) == 0
     assert "--skip-bad (data.skip_bad) leaves out bad files" in caplog.text
 
+
+
+def test_compile_on_a_space_without_a_backbone_is_said_to_do_nothing(caplog):
+    """--compile compiles a model's backbone alone: on nb201 it ran eager without a word."""
+    from depthnas.config_checks import validate
+    from depthnas.run_start import check_model_builds
+    cfg = validate(config_mod.apply_dotted(config_mod.load(preset="quick"),
+                                       ["space=nb201", "standalone.loss=ce", "supernet.loss=ce",
+                                        "data.spec=digits", "model.channels=4", "standalone.compile=true"]))
+    with caplog.at_level("WARNING"):
+        check_model_builds(cfg, NB201)
+    assert "--compile compiles a model's backbone, and nb201's models have none" in caplog.text
+    caplog.clear()
+    depth = validate(config_mod.apply_dotted(config_mod.load(preset="quick"), ["standalone.compile=true"]))
+    with caplog.at_level("WARNING"):
+        check_model_builds(depth, get_space(depth.space))
+    assert "--compile" not in caplog.text
