@@ -24,7 +24,9 @@ def check_data_fits_space(cfg: Config) -> None:
     classifies = get_space(cfg.space).task_kind == "classification"
     if classifies and not is_classification_spec(d.spec):
         raise ValueError(f"space {cfg.space} classifies images: use --data digits (embedded) "
-                         f"or --data cifar10:PATH, not {d.spec!r}")
+                         "or --data cifar10:PATH, not " +
+                         ("the default, synthetic depth scenes" if d.spec == "synthetic"
+                          else repr(d.spec)))
     if not classifies and is_classification_spec(d.spec):
         raise ValueError(f"{d.spec!r} is a classification dataset; use it with a classification "
                          f"space (nb201, darts), not {cfg.space}")

@@ -663,7 +663,9 @@ def test_data_of_the_other_task_is_refused_before_the_run_folder_is_written(tmp_
     from depthnas.cli import main
     nb201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     for argv, says in ((["train", "--arch", nb201], "space nb201 classifies images: use --data digits"),
-                       (["search", "--space", "nb201"], "space nb201 classifies images"),
+                       (["search", "--space", "nb201"], "space nb201 classifies images: use --data "
+                        "digits (embedded) or --data cifar10:PATH, not the default, synthetic depth scenes"),
+                       (["search", "--space", "nb201", "--data", "folder:x"], "/x'\n"),
                        (["search", "--data", "digits"], "'digits' is a classification dataset; use it "
                                                         "with a classification space")):
         out = tmp_path / "run"
