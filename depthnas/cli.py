@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("rank", help="ranking metrics of a run's super-net against a truth table")
     r.add_argument("--run", required=True, type=path_arg, help="search run directory")
-    r.add_argument("--truth", required=True, type=path_arg, help="JSON/CSV table: architecture -> stand-alone loss")
+    r.add_argument("--truth", required=True, type=path_arg, help="JSON/CSV table: architecture -> stand-alone loss (or "
+                        "'accuracy' in percent)")
     r.add_argument("--threshold", type=float, default=None, help="sparse Kendall tau bin width (default: the run's search.sparse_threshold, "
                         "else the table's seed noise, else 1%% of its range)")
     r.add_argument("--limit", type=int, default=None, help="score a random sample of at most this many architectures (seeded by the run's seed)")

@@ -116,6 +116,10 @@ def _read_csv(path: Path) -> TruthTable:
     if not rows:
         raise ValueError(f"{path}: the CSV has a header and no rows")
     keys = LOSS_KEYS + ACCURACY_KEYS
+    if not set(keys) & set(reader.fieldnames):
+        raise ValueError(f"{path}: the CSV header has no loss or accuracy column (its header: "
+                         f"{', '.join(reader.fieldnames)}); name one {', '.join(LOSS_KEYS)}, or "
+                         f"{', '.join(ACCURACY_KEYS)} for a top-1 accuracy in percent")
     values = {}
     for r, line in rows:
         if None in r:  # more fields than the header: commas of an unquoted string

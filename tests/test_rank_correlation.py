@@ -247,6 +247,11 @@ def test_hand_written_truth_tables_read_as_their_author_meant(tmp_path):
     wrong.write_text("architecture,val_loss\nx,0.1\n")
     with pytest.raises(ValueError, match=r"'arch' column \(its header: architecture, val_loss\)"):
         load_truth(wrong)
+    # a column named as the author would: said of the header, not of the first row
+    wrong.write_text("arch,acc\nx,91.2\n")
+    with pytest.raises(ValueError, match=r"the CSV header has no loss or accuracy column \(its "
+                                         r"header: arch, acc\); name one mean, val_loss, loss, score, or accuracy"):
+        load_truth(wrong)
     # a JSON object keeps the last of two equal keys silently; the list and CSV forms refuse
     twice = tmp_path / "twice.json"
     twice.write_text('{"v1-sync:c3,c3,c3,c3,c3": 0.1, "v1-sync:c3,c3,c3,c3,c3": 0.9}')
