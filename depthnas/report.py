@@ -9,7 +9,7 @@ from typing import Any
 from .degenerate import candidate_order, inverted_note, learned_nothing, unlearned_note
 from .io import atomic_write_text
 from .report_plots import ranking_scatter, training_curves
-from .terminal import listed, took
+from .terminal import listed, signed, took
 
 
 def _roles(archs: list[dict[str, Any]]) -> str:
@@ -191,9 +191,9 @@ def _ranking_table(ranking: dict[str, Any]) -> list[str]:
             "| n | Kendall tau | sparse Kendall tau (threshold) | Spearman rho | "
             "super-net's favourite: stand-alone percentile (lower is better; 100/n = the best) |",
             "|---|---|---|---|---|",
-            f"| {ranking['n']} | {ranking['kendall_tau']:+.3f} | "
-            f"{ranking['sparse_kendall_tau']:+.3f} ({ranking['sparse_threshold']:.2g}) | "
-            f"{ranking['spearman_rho']:+.3f} | {ranking['top_percentile']:.0f}% |", ""]
+            f"| {ranking['n']} | {signed(ranking['kendall_tau'])} | "
+            f"{signed(ranking['sparse_kendall_tau'])} ({ranking['sparse_threshold']:.2g}) | "
+            f"{signed(ranking['spearman_rho'])} | {ranking['top_percentile']:.0f}% |", ""]
 
 
 def _architecture_table(archs: list[dict[str, Any]], score: str, constant: float | None,

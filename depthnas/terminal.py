@@ -2,6 +2,7 @@
 in messages (no torch: `--help` stays fast)."""
 from __future__ import annotations
 
+import math
 import sys
 from typing import Iterable
 
@@ -22,3 +23,9 @@ def took(seconds: float) -> str:
     """A run's length for a person: seconds under a minute (a short search said
     "done in 0.0 min"), minutes to one decimal above."""
     return f"{seconds:.0f} s" if seconds < 59.5 else f"{seconds / 60:.1f} min"
+
+
+def signed(x: float | None) -> str:
+    """A correlation for a person: +0.816, or "undefined" where there is none (every
+    score alike, or too few), which "+nan" only hinted at."""
+    return "undefined" if x is None or not math.isfinite(x) else f"{x:+.3f}"

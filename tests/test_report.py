@@ -74,6 +74,7 @@ def test_an_undefined_or_rough_ranking_is_explained(tmp_path):
     assert "- 1 ranking sample(s) scored non-finite in the super-net (diverged) and are left out " \
            "of the ranking: v1-sync:ap,ap,ap,ap,ap" in text
     assert "- the ranking is undefined: fewer than 2 samples are left, or every super-net score" in text
+    assert "| 3 | undefined | undefined (0.0002) | undefined | 50% |" in text  # not "+nan"
     rough = {"n": 3, "kendall_tau": 1 / 3, "sparse_kendall_tau": 1 / 3, "sparse_threshold": 2e-4,
              "spearman_rho": 0.5, "top_percentile": 33.0}
     archs = archs[:2]
