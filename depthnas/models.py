@@ -139,7 +139,8 @@ def check_depth_model(path: str | Path) -> None:
 
 def _refuse_other_task(path: str | Path, meta: dict[str, Any]) -> None:
     if meta.get("task", "depth") != "depth":
-        raise ValueError(f"{resolve_model_file(path)} holds a {meta['space']} {meta['task']} model; "
+        raise ValueError(f"{resolve_model_file(path)} holds a {meta['task']} model (space "
+                         f"{meta['space']}); "
                          "evaluate, export, predict and the demo work on depth models")
 
 

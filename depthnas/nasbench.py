@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, OSError, ValueError) as err:  # OSError: a file the reader cannot read
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{len(data['architectures'])} architectures -> {args.out}")
+    print(f"{len(data['architectures'])} architecture(s) -> {args.out}")
     return 0
 
 

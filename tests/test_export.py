@@ -168,7 +168,7 @@ def test_classification_models_are_refused_by_name(tmp_path: Path, capsys) -> No
                  ["evaluate", "--checkpoint", str(path), "--data", "synthetic"]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert f"{path} holds a nb201 classification model" in err, (argv, err)
+        assert f"{path} holds a classification model (space nb201)" in err, (argv, err)
     assert not (tmp_path / "nb.onnx").exists()
     # in its run folder, before evaluate says which split of the run's data it scores
     from depthnas import config as config_mod
@@ -179,7 +179,7 @@ def test_classification_models_are_refused_by_name(tmp_path: Path, capsys) -> No
     config_mod.dump(cfg, run / "config.yaml")
     assert main(["evaluate", "--checkpoint", str(run), "--split", "val"]) == 2
     captured = capsys.readouterr()
-    assert "holds a nb201 classification model" in captured.err and "split val" not in captured.out
+    assert "holds a classification model (space nb201)" in captured.err and "split val" not in captured.out
 
 
 def test_dynamo_exporter(model_file: Path, tmp_path: Path) -> None:
