@@ -37,6 +37,9 @@ def parse_spec(spec: str, depth_kind: str = "depth", *,
         if kind not in CLASSIFICATION_KINDS:
             raise ValueError(f"unknown classification dataset {spec!r}; expected 'digits' or "
                              "'cifar10:PATH'")
+    elif kind in CLASSIFICATION_KINDS:  # build_splits("digits") from Python, say
+        raise ValueError(f"{spec!r} is classification data (labelled images), not depth data: "
+                         "depthnas.datasets.classification.build_classification_splits reads it")
     elif kind not in DEPTH_DATA_KINDS:
         raise ValueError(f"unknown dataset kind {spec.partition(':')[0].strip()!r} in spec "
                          f"{spec!r}; known kinds: "

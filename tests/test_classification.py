@@ -1050,3 +1050,11 @@ def test_compile_on_a_space_without_a_backbone_is_said_to_do_nothing(caplog):
     with caplog.at_level("WARNING"):
         check_model_builds(depth, get_space(depth.space))
     assert "--compile" not in caplog.text
+
+
+def test_build_splits_given_classification_data_points_to_its_reader():
+    """build_splits("digits") listed the depth kinds, as if digits were a typo."""
+    from depthnas.datasets import build_splits
+    with pytest.raises(ValueError, match=r"'digits' is classification data \(labelled images\), not "
+                                         r"depth data: depthnas.datasets.classification.build_classification_splits"):
+        build_splits("digits", (32, 32))
