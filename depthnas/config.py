@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import difflib
+import logging
 import os
 import types
 import typing
@@ -20,7 +22,7 @@ import yaml
 from depthnas.datasets.settings import REG_FRACTION, SYNTHETIC_SAMPLES, VAL_FRACTION
 from depthnas.datasets.spec import split_spec
 
-from .config_yaml import load_yaml
+from .config_yaml import load_yaml, typed_text
 from .io import read_text
 from .terminal import listed
 
@@ -236,6 +238,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is str:
         if value is None:  # `out:` left empty in YAML, `--set out=`: the field's "unset"
             return ""
+        if typed_text(value) is not None:  # a number written into a text field: as typed
+            return typed_text(value)
         if isinstance(value, bool):  # YAML reads yes/no/on/off as booleans
             raise ConfigError(f"{where}: expected text, got {value!r} (YAML reads yes/no/"
                               f"on/off as true/false: quote it, '{'yes' if value else 'no'}')")
@@ -261,18 +265,38 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
+def _unknown_key(key: Any, where: str, hints: dict[str, Any], root: Any) -> ConfigError:
+    """What a mistyped key was likely meant to be: a close name here, the same name in
+    another section (`supernet.batch_size` is data.batch_size), or a dotted key that
+    YAML wants nested."""
+    valid = ", ".join(hints)
+    close = difflib.get_close_matches(str(key), list(hints), n=1)
+    elsewhere = [f"{name}.{key}" for name, section in vars(root).items()
+                 if dataclasses.is_dataclass(section) and key in vars(section)
+                 and f"{name}.{key}" != where]
+    if close:
+        hint = f" (did you mean {where.rpartition('.')[0] + '.' if '.' in where else ''}{close[0]}?)"
+    elif elsewhere:
+        hint = f" ({key!r} is {' and '.join(elsewhere)})"
+    elif isinstance(key, str) and "." in key:
+        section, _, field = key.partition(".")
+        hint = f" (in a YAML file a section's field is nested: '{section}:' then '  {field}: ...')"
+    else:
+        hint = ""
+    return ConfigError(f"unknown config key {where!r}{hint}; valid keys here: {valid}")
+
+
+def _merge(obj: Any, updates: dict[str, Any], prefix: str = "", root: Any = None) -> None:
     hints = typing.get_type_hints(type(obj))
     for key, value in updates.items():
         where = f"{prefix}{key}"
         if key not in hints:
-            valid = ", ".join(hints)
-            raise ConfigError(f"unknown config key {where!r}; valid keys here: {valid}")
+            raise _unknown_key(key, where, hints, root if root is not None else obj)
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-            _merge(current, value, where + ".")
+            _merge(current, value, where + ".", root if root is not None else obj)
         else:
             setattr(obj, key, _coerce(value, hints[key], where))
 
@@ -376,9 +400,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = load_yaml(read_text(path)) or {}
+        data = load_yaml(read_text(path))
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        where = str(err).replace('"<unicode string>"', str(path))  # its marks name the text read
+        raise ConfigError(f"{path}: not valid YAML ({where})") from err
+    if data is None:  # a file cut to nothing reads as no settings at all: said
+        logging.getLogger(__name__).warning("config file %s holds no settings (empty, or "
+                                            "comments only)", path)
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a YAML mapping at the top level")
     return data
@@ -449,7 +478,7 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 def as_yaml(cfg: Config) -> str:
     """Every field, in the classes' order: what a run's config.yaml holds."""
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
 
 
 def dump(cfg: Config, path: str | Path) -> None:

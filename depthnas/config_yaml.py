@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["load_yaml"]
+__all__ = ["load_yaml", "typed_text"]
 
 
 def load_yaml(text: str) -> Any:
@@ -17,6 +17,29 @@ def load_yaml(text: str) -> Any:
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+class _Int(int):
+    """An int that keeps the characters it was read from (`yaml_text`)."""
+
+
+class _Float(float):
+    """A float that keeps the characters it was read from (`yaml_text`)."""
+
+
+def typed_text(value: Any) -> str | None:
+    """The characters a YAML number was written with, or None: a text field keeps
+    them, where the number would rewrite them (`out: 2024.10` named runs 2024.1,
+    `1_000` 1000)."""
+    return getattr(value, "yaml_text", None)
+
+
+def _keeping_text(number: Any, node: yaml.ScalarNode, kind: type) -> Any:
+    if type(number) not in (int, float):  # an explicit tag's reading: left as it is
+        return number
+    kept = kind(number)
+    kept.yaml_text = str(node.value)
+    return kept
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -34,9 +57,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         text = str(self.construct_scalar(node)).replace("_", "")
         try:
-            return int(text, 10)
+            return _keeping_text(int(text, 10), node, _Int)
         except ValueError:  # an explicit `!!int 0x10`: YAML's own reading
             return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        return _keeping_text(super().construct_yaml_float(node), node, _Float)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
@@ -62,3 +88,4 @@ _UniqueKeyLoader.add_implicit_resolver(_FLOAT_TAG, re.compile(
     r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
 _UniqueKeyLoader.add_constructor(_INT_TAG, _UniqueKeyLoader.construct_yaml_int)
+_UniqueKeyLoader.add_constructor(_FLOAT_TAG, _UniqueKeyLoader.construct_yaml_float)

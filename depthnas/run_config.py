@@ -61,6 +61,20 @@ def config_flags(command: str) -> dict[str, tuple[str, Any, str]]:
     return {**COMMON_FLAGS, **(SEARCH_FLAGS if command == "search" else TRAIN_FLAGS)}
 
 
+class _Once(argparse.Action):
+    """A flag naming the one thing a run reads or writes (its config file, preset, run
+    folder): given twice, argparse kept the last and dropped the first unsaid."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        earlier = getattr(namespace, self.dest, None)
+        if earlier is not None:
+            more = ("; settings of a second file go in the first, or as --set"
+                    if option_string == "--config" else "")
+            parser.error(f"{option_string} given twice ({earlier}, {values}): a run takes one{more}")
+        setattr(namespace, self.dest, values)
+
+
 def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
     p.set_defaults(config_command=command)
     # --help lists the flags by the config section they set
@@ -69,8 +83,10 @@ def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
     section = {"data": "data", "model": "model", "supernet": "training", "standalone": "training",
                "search": "search", "landmarks": "landmarks"}
     config = groups["configuration"]
-    config.add_argument("--config", type=path_arg, help="YAML config file (overrides the preset)")
-    config.add_argument("--preset", choices=sorted(config_mod.PRESETS), help="starting configuration")
+    config.add_argument("--config", type=path_arg, action=_Once,
+                        help="YAML config file (overrides the preset)")
+    config.add_argument("--preset", choices=sorted(config_mod.PRESETS), action=_Once,
+                        help="starting configuration")
     config.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any config field, e.g. --set data.num_workers=4" +
                              (" --set search.generations=10" if command == "search" else ""))
@@ -79,7 +95,8 @@ def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
                              "field: a --config file to edit) and exit")
     for flag, (path, typ, help_) in config_flags(command).items():
         title = "training" if flag == "--precision" else section.get(path.split(".")[0], "run")
-        groups[title].add_argument(flag, type=typ, default=None, help=help_)
+        groups[title].add_argument(flag, type=typ, default=None, help=help_,
+                                   action=_Once if flag == "--out" else None)
     groups["run"].add_argument("--resume", action="store_true", help=(
         "continue the run in --out with its saved config.yaml (flags that would change it "
         "are refused)" if command == "search" else

@@ -665,3 +665,63 @@ def test_model_channels_below_one_are_refused_and_classification_ignores_feature
         validate(C.apply_dotted(C.Config(), ["model.channels=0"]))
     validate(C.apply_dotted(C.Config(space="nb201"), ["data.spec=digits", "model.features=1"]))
 
+
+
+@pytest.mark.parametrize("typed", ["2024.10", "1_000", "0.50", "+5", "1.0e+3"])
+def test_a_number_written_into_a_text_field_keeps_its_characters(typed, tmp_path):
+    """`--set out=2024.10` named the run folder 2024.1 (YAML read a float); in a config
+    file too. Number fields still read it as the number."""
+    args = build_parser().parse_args(["search", "--set", f"out={typed}", "--set", f"model.backbone={typed}"])
+    cfg = build_config(args, check=False)
+    assert cfg.out == typed and cfg.model.backbone == typed
+    (tmp_path / "c.yaml").write_text(f"out: {typed}\nsupernet:\n  lr: 0.50\n")
+    cfg = C.load(tmp_path / "c.yaml")
+    assert cfg.out == typed and cfg.supernet.lr == 0.5 and type(cfg.supernet.lr) is float
+    assert C.apply_dotted(C.Config(), ["seed=1_0"]).seed == 10
+
+
+@pytest.mark.parametrize("text, says", [
+    ("search:\n  generatons: 3\n", "'search.generatons' (did you mean search.generations?)"),
+    ("search.generations: 3\n", "(in a YAML file a section's field is nested: 'search:' then '  generations: ...')"),
+    ("supernet:\n  batch_size: 3\n", "'supernet.batch_size' ('batch_size' is data.batch_size)"),
+    ("search:\n  a: [1\n", "in c.yaml, line 2, column 6"),  # not "<unicode string>"
+])
+def test_a_mistyped_key_is_told_what_it_likely_meant(text, says, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("c.yaml").write_text(text)
+    with pytest.raises(C.ConfigError) as refused:
+        C.load("c.yaml")
+    assert says in str(refused.value)
+
+
+def test_an_empty_config_file_is_said_to_hold_no_settings(tmp_path, caplog):
+    """A file cut to nothing started a run of the defaults without a word."""
+    (tmp_path / "c.yaml").write_text("# experiment 4\n")
+    with caplog.at_level("WARNING"):
+        assert C.load(tmp_path / "c.yaml") == C.Config()
+    assert "holds no settings (empty, or comments only)" in caplog.text
+
+
+@pytest.mark.parametrize("argv", [["--config", "a.yaml", "--config", "b.yaml"],
+                                  ["--preset", "quick", "--preset", "paper"], ["--out", "a", "--out", "b"]])
+def test_a_flag_naming_the_run_s_one_file_preset_or_folder_is_refused_twice(argv, capsys):
+    """argparse kept the last: a base config and an experiment's, given in turn, ran the
+    experiment's alone."""
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["search", *argv])
+    assert exit_.value.code == 2
+    assert f"{argv[0]} given twice ({argv[1]}, {argv[3]}): a run takes one" in capsys.readouterr().err
+
+
+def test_a_landmark_store_that_is_no_json_file_is_refused():
+    """`--landmarks 5`, meant as a number of landmarks, made a store file named 5."""
+    with pytest.raises(C.ConfigError, match=r"landmarks.store='.*5' \(--landmarks\): a store is a "
+                                            r"\.json file; the number of landmarks is --num-landmarks"):
+        build_config(build_parser().parse_args(["search", "--landmarks", "5"]))
+
+
+def test_config_yaml_writes_unicode_as_it_reads(tmp_path):
+    cfg = C.apply_dotted(C.Config(), ["out=ünï rün"])
+    assert "out: ünï rün\n" in C.as_yaml(cfg)
+    C.dump(cfg, tmp_path / "c.yaml")
+    assert C.load(tmp_path / "c.yaml").out == "ünï rün"
