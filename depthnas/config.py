@@ -213,8 +213,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return None
         return _coerce(value, args[0], where)
     if origin is tuple:
+        given = value
         if isinstance(value, str):  # "64", "64x96", "64,96", "[64, 96]"
-            parts = [v.strip() for v in value.strip("[]() ").replace("x", ",").split(",")]
+            parts = [v.strip() for v in value.strip("[]() ").lower().replace("x", ",").split(",")]
             if any(not v for v in parts):  # "64x", "x64", "64,,96": a side left out
                 raise ConfigError(f"{where}: expected H,W or one number, got {value!r}")
             value = parts * 2 if len(parts) == 1 else parts
@@ -223,7 +224,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)) or not value:
             raise ConfigError(f"{where}: expected H,W or one number, got {value!r}")
         args = typing.get_args(hint)
-        return tuple(_coerce(v, args[0], where) for v in value)
+        try:
+            return tuple(_coerce(v, args[0], where) for v in value)
+        except ConfigError:  # "abc": said as the whole field's form, not one side's type
+            raise ConfigError(f"{where}: expected H,W or one number, got {given!r}") from None
     if hint is bool:
         if isinstance(value, str):
             if value.lower() in ("true", "1", "yes", "on"):

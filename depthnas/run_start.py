@@ -46,8 +46,13 @@ def check_model_builds(cfg: Config, space: Any) -> None:
     import torch
 
     from .models import has_timm_backbone, model_kwargs, without_weights_file
-    with torch.device("meta"):
-        supernet = space.build_supernet(**without_weights_file(model_kwargs(cfg.model, space)))
+    try:
+        with torch.device("meta"):
+            supernet = space.build_supernet(**without_weights_file(model_kwargs(cfg.model, space)))
+    except ValueError as err:  # the space names the backbone; the user set it by a flag
+        if has_timm_backbone(space) and repr(cfg.model.backbone) in str(err):
+            raise ValueError(f"--backbone (model.backbone): {err}") from None
+        raise
     if (cfg.supernet.compile or cfg.standalone.compile) and not isinstance(
             getattr(supernet, "backbone", None), torch.nn.Module):
         # compile_model compiles the backbone alone (the decoder's paths would recompile)

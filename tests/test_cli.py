@@ -16,7 +16,7 @@ from cli_helpers import TINY
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--backbone", "resnet9000"], "unknown timm backbone 'resnet9000'"),
+    (["--backbone", "resnet9000"], "error: --backbone (model.backbone): unknown timm backbone 'resnet9000'"),
     (["--backbone-weights", "nope.safetensors"], "/nope.safetensors: no such file"),
 ])
 def test_a_bad_backbone_is_refused_before_the_run_folder_is_written(tmp_path, capsys, flags, message):

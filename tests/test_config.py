@@ -725,3 +725,11 @@ def test_config_yaml_writes_unicode_as_it_reads(tmp_path):
     assert "out: ünï rün\n" in C.as_yaml(cfg)
     C.dump(cfg, tmp_path / "c.yaml")
     assert C.load(tmp_path / "c.yaml").out == "ünï rün"
+
+
+@pytest.mark.parametrize("typed, says", [("abc", "got 'abc'"), ("[64, a]", "got [64, 'a']")])
+def test_an_image_size_that_is_no_size_is_said_as_the_form_it_needs(typed, says):
+    """"abc" read "expected int, got 'abc'", as if one side were at fault."""
+    with pytest.raises(C.ConfigError, match=re.escape(f"data.image_size: expected H,W or one number, {says}")):
+        C.apply_dotted(C.Config(), [f"data.image_size={typed}"])
+    assert C.apply_dotted(C.Config(), ["data.image_size=64X96"]).data.image_size == (64, 96)
