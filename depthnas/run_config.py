@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import logging
 import os
 import shlex
 from pathlib import Path
@@ -19,6 +20,8 @@ from .config_checks import validate
 from .io import path_arg
 from .runs import check_kind, check_resumable, holds_run, run_kind
 from .schedule import SCHEDULES
+
+log = logging.getLogger(__name__)
 
 # flag -> (config path, type, help); "--precision" sets every training the command runs
 COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
@@ -244,12 +247,33 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
     return config_mod.apply(cfg, config_mod.unflatten(allowed))
 
 
+# what a command never reads: a stand-alone training has no super-net, search or landmarks
+_UNREAD = {"train": ("supernet.", "search.", "landmarks.")}
+_LANDMARK_FLAGS = ("--num-landmarks", "--schedule", "--lambda-max", "--pairs", "--landmarks")
+
+
+def _warn_unread(args: argparse.Namespace, command: str) -> None:
+    """Settings the command line gives that this command does nothing with: said, as
+    a run takes them (and records them) without a word otherwise."""
+    unread = sorted(k for k in config_mod.assigned_fields(list(args.set))
+                    if k.startswith(_UNREAD.get(command, ())))
+    if unread:
+        log.warning("--set %s: `depthnas %s` does nothing with %s", ", ".join(unread), command,
+                    "them" if len(unread) > 1 else "it")
+    if getattr(args, "no_landmarks", False):
+        given = [f for f in _LANDMARK_FLAGS if getattr(args, f.lstrip("-").replace("-", "_")) is not None]
+        if given:
+            log.warning("--no-landmarks runs plain SPOS: %s do%s nothing", ", ".join(given),
+                        "es" if len(given) == 1 else "")
+
+
 def build_config(args: argparse.Namespace, check: bool = True) -> Config:
     """Preset < --config < flags, validated unless `check` is False (train validates once
     --arch has named the space); with --resume, the run's saved config (flags may then
     only repeat it, or change the device and speed options)."""
     command = getattr(args, "config_command", "search")
     updates = _updates(args, command)
+    _warn_unread(args, command)
     resume = getattr(args, "resume", False)
     if resume and not args.out:
         raise config_mod.ConfigError(

@@ -733,3 +733,21 @@ def test_an_image_size_that_is_no_size_is_said_as_the_form_it_needs(typed, says)
     with pytest.raises(C.ConfigError, match=re.escape(f"data.image_size: expected H,W or one number, {says}")):
         C.apply_dotted(C.Config(), [f"data.image_size={typed}"])
     assert C.apply_dotted(C.Config(), ["data.image_size=64X96"]).data.image_size == (64, 96)
+
+
+def test_settings_the_command_does_nothing_with_are_said(caplog):
+    """Taken and recorded in config.yaml without a word: a training's super-net epochs,
+    plain SPOS's landmark count."""
+    with caplog.at_level("WARNING"):
+        build_config(build_parser().parse_args(
+            ["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--set", "supernet.epochs=5",
+             "--set", "search.generations=7", "--set", "standalone.epochs=2"]), check=False)
+        build_config(build_parser().parse_args(["search", "--no-landmarks", "--num-landmarks", "5"]))
+    assert ("--set search.generations, supernet.epochs: `depthnas train` does nothing with them"
+            in caplog.text)
+    assert "--no-landmarks runs plain SPOS: --num-landmarks does nothing" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        build_config(build_parser().parse_args(["search", "--num-landmarks", "5",
+                                                "--set", "supernet.epochs=5"]))
+    assert "does nothing" not in caplog.text
