@@ -462,6 +462,7 @@ def run(cfg: Config, *, resume: bool = False, progress: bool = True,
     from `cfg.seed`, are as they were when it returns. `progress`: bars; `say`: where
     messages go."""
     from .config_checks import validate
+    from .run_start import join_ranks
     from .runs import check_kind, check_resumable, run_folder
     if not isinstance(cfg, Config):  # a YAML file's mapping, say
         raise TypeError(f"pipeline.run takes a depthnas.config.Config, not a {type(cfg).__name__}: "
@@ -477,5 +478,6 @@ def run(cfg: Config, *, resume: bool = False, progress: bool = True,
     else:  # made now, and taken away again by a start refused inside the lock
         folder, made_from = fresh_run_folder()
         cfg.out = str(folder)
+    join_ranks(cfg)  # under torchrun: every rank took itself for rank 0 and locked the folder
     with generators_kept(), run_folder(Path(cfg.out), resume, made_from=made_from):
         return {**SearchRun(cfg, progress=progress, say=say).run(), "out": cfg.out}

@@ -132,6 +132,36 @@ def test_ddp_search_is_complete_and_ranks_agree(ddp_run):
     assert len([r for r in rows if r.get("phase") == "result"]) == 1
 
 
+API_SCRIPT = """
+import json, sys
+from depthnas import pipeline
+from depthnas.cli import build_parser
+from depthnas.run_config import build_config
+cfg = build_config(build_parser().parse_args(json.loads(sys.argv[1])))
+print("best:", pipeline.run(cfg, progress=False)["best"]["string"])
+"""
+
+
+def test_pipeline_run_under_torchrun_is_the_command_s_search(ddp_run, tmp_path):
+    """pipeline.run joined no process group: every rank took itself for rank 0, and the
+    second was refused the folder the first had locked."""
+    out, _ = ddp_run
+    script = tmp_path / "api_search.py"
+    script.write_text(API_SCRIPT)
+    api_out = tmp_path / "api"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", str(script),
+                           json.dumps(["search", *DDP, "--out", str(api_out)])],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "x 2 ranks" in proc.stdout
+    ran = [[{k: v for k, v in a.items() if k != "model"}  # a path in each run's folder
+            for a in json.loads((o / "results.json").read_text())["architectures"]]
+           for o in (out, api_out)]
+    assert ran[0] == ran[1]
+
+
 def test_standalone_trainings_are_shared_out_without_overlap(ddp_run):
     out, _ = ddp_run
     archs = json.loads((out / "results.json").read_text())["architectures"]
