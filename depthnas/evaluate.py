@@ -102,7 +102,7 @@ def own_split(model_path: str | Path, spec: str) -> dict[str, Any] | None:
     """The split settings of the run `model_path` comes from (`SPLIT_SETTINGS`, and its
     splits.json as `recorded`), when `spec` names that run's data; else None."""
     from . import config as config_mod
-    folder = run_folder(model_path)
+    folder = config_folder_of(model_path)
     if folder is None:
         return None
     run = config_mod.load(folder / "config.yaml")
@@ -167,7 +167,7 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
             "constant_prediction": level}
 
 
-def run_folder(model_path: str | Path) -> Path | None:
+def config_folder_of(model_path: str | Path) -> Path | None:
     """The folder (with its config.yaml) of the search run or training a model comes
     from, if any. Unlike `model_files.run_of_model`, a search's own stand-alone
     trainings (standalone/<arch>/) count: their config.yaml names the data and split

@@ -81,10 +81,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _data_spec(args: argparse.Namespace) -> str:
     """--data, named as runs record theirs (a relative path means nothing from another
     folder), else the data of the run the model comes from."""
-    from .evaluate import run_folder
+    from .evaluate import config_folder_of
     if args.data:
         return canonical_spec(args.data)
-    folder = run_folder(args.checkpoint)
+    folder = config_folder_of(args.checkpoint)
     if folder is None:
         raise ValueError(f"--data is needed: {args.checkpoint} has no run config.yaml to take it from")
     return load_config(folder / "config.yaml").data.spec

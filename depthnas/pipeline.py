@@ -81,9 +81,10 @@ class SearchRun:
                                          "pipeline.run(cfg) makes one for a search given none")
         self.out = Path(cfg.out)
         self.splits: SplitSet | None = None  # loaded by _prepare
-        self.results = StandaloneResults(cfg, self.space, self.out, device=self.device,
-                                         progress=progress, say=self.say,
-                                         after_training=self._keep_time)
+        # trains architectures stand-alone (or reads their results back), and keeps them
+        self.standalone = StandaloneResults(cfg, self.space, self.out, device=self.device,
+                                            progress=progress, say=self.say,
+                                            after_training=self._keep_time)
         # what the searches found, for results.json (see _search)
         self.picks = self.flat_picks = 0
         self.unlearned: list[int] = []  # searches whose super-net beat no constant prediction
@@ -107,7 +108,7 @@ class SearchRun:
         path = self.out / "initial_landmarks.json"
         if path.is_file():
             return drawn_landmarks(path, self.space, self.cfg)
-        lm, store, rec = self.cfg.landmarks, self.results.store, self.results.recipe
+        lm, store, rec = self.cfg.landmarks, self.standalone.store, self.standalone.recipe
         stored = store.matching(self.space.name, rec)
         # at most M (a store grown by earlier runs may hold more than this run asks
         # for), one per model (older runs may have trained two strings of one)
@@ -165,7 +166,7 @@ class SearchRun:
         if cfg.landmarks.enabled:
             archs = self.initial_landmarks()
             self.say(f"stage 1: {len(archs)} landmark(s) stand-alone")
-            landmarks = list(zip(archs, self.results(archs, "landmark")))
+            landmarks = list(zip(archs, self.standalone(archs, "landmark")))
         trainer, regularizer, evaluator = self._supernet(task, landmarks)
         self._baselines(task, evaluator)
         if regularizer is not None:
@@ -180,12 +181,12 @@ class SearchRun:
             check_search_kept(self.out, t, trainer.state.epoch, cfg.supernet.epochs)  # every rank: all raise
             top = self._search(t, evaluator) if dist.is_main() else None
             top = [space.from_string(s) for s in dist.broadcast_object(top)]
-            losses = self.results(top, f"top-{t + 1}")
+            losses = self.standalone(top, f"top-{t + 1}")
             if cfg.landmarks.enabled and t < T - 1:  # no super-net trains after the last search
                 landmarks += zip(top, losses)
             if regularizer is not None:
                 regularizer.set_landmarks(landmarks)
-        self.results(self._rank_samples(), "rank")
+        self.standalone(self._rank_samples(), "rank")
         summary = self.finish(evaluator, {a for a, _ in landmarks}) if dist.is_main() else None
         return dist.broadcast_object(summary)
 
@@ -203,7 +204,7 @@ class SearchRun:
         seed_everything(cfg.seed)
         warn_unused_settings(cfg)
         self.splits = load_splits(cfg)
-        self.results.use_splits(self.splits)
+        self.standalone.use_splits(self.splits)
         check_recorded_splits(self.splits, self.out / "splits.json")  # a resume: the same samples
         # before any training (the super-net's data-parallel batches come after the landmarks)
         check_batch_fits(len(self.splits.train), cfg.data.batch_size, dist.world_size())
@@ -213,7 +214,7 @@ class SearchRun:
         if main:
             atomic_write_json(self.out / "splits.json", self.splits.manifest())
         world = dist.world_size()
-        store = self.results.store
+        store = self.standalone.store
         if cfg.landmarks.store and not store.path.is_file() and cfg.landmarks.enabled:
             self.say(f"landmark store {store.path} does not exist yet: starting a new one "
                      "(a typo in --landmarks would retrain every landmark)")
@@ -268,8 +269,8 @@ class SearchRun:
                             order=search_order(space, level, self.model_kw))
         # the last search scored the super-net as the run ends: finish() reads these
         self.final_scores = scores = dict(ranked)  # in rank order
-        picked = [(a, scores[a]) for a in new_models(space, scores, self.results.records,
-                                                     cfg.search.top_k, keep=self.results.trained_here)]
+        picked = [(a, scores[a]) for a in new_models(space, scores, self.standalone.records,
+                                                     cfg.search.top_k, keep=self.standalone.trained_here)]
         flat_paths = {a for a, score in ranked if collapsed(space, a, score, level, self.model_kw)}
         flat = len(flat_paths)
         # judged when picked: the super-net keeps training, and a path live then may
@@ -296,7 +297,7 @@ class SearchRun:
         rank_rng, n = seeded_rng(self.cfg.seed, "rank sample"), self.cfg.search.rank_samples
         # (bounded: a small space may have no untrained model left)
         draws = (self.space.sample(rank_rng) for _ in range(RANDOM_TRIES * n))
-        sample = new_models(self.space, draws, self.results.records, n, keep=self.results.trained_here)
+        sample = new_models(self.space, draws, self.standalone.records, n, keep=self.standalone.trained_here)
         if len(sample) < n:
             self.say(f"ranking sample: {len(sample)} of the {n} asked for (search.rank_samples); "
                      "the landmarks and searched picks had trained the rest of the space")
@@ -314,7 +315,7 @@ class SearchRun:
         # The ranking is measured on the random sample alone, as in the paper: the
         # searched top-K are the super-net's own picks (and SPOS, with no landmarks,
         # would rank a different, larger set than SPOS + landmarks).
-        held_out = [r for r in self.results.records.values() if r["role"] == "rank"]
+        held_out = [r for r in self.standalone.records.values() if r["role"] == "rank"]
         ranking = None
         if len(held_out) >= 2:
             ranking = ranking_report([r["val_loss"] for r in held_out],
@@ -340,7 +341,7 @@ class SearchRun:
                    "lambda_schedule": self.lambda_schedule,
                    # --skip-bad: said once at the start; the report keeps it for its reader
                    "skipped_samples": list(self.splits.skipped),
-                   "architectures": list(self.results.records.values())}
+                   "architectures": list(self.standalone.records.values())}
         # a ranking of equal scores has no tau (NaN): null, which strict parsers read
         atomic_write_json(self.out / "results.json", finite_json(summary))
         self._record_metrics({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},
@@ -353,7 +354,7 @@ class SearchRun:
     def _score_trained(self, evaluator: PathEvaluator, landmark_set: set[Arch]) -> None:
         """Each trained architecture's super-net score, and whether it is a landmark or
         a path that ignores its input."""
-        for a, rec in self.results.records.items():
+        for a, rec in self.standalone.records.items():
             # scored by the last search already, on the same weights and batches, unless
             # it never met `a` (a landmark, a ranking sample): minutes per path at the
             # paper's size
@@ -369,7 +370,7 @@ class SearchRun:
         searched top-K were picked within it (a resumed run may time them anew)."""
         if self.budget is None:
             return
-        for a, r in self.results.records.items():
+        for a, r in self.standalone.records.items():
             if r["role"] == "rank":  # the ranking samples are no candidates
                 continue
             if r["role"] == "landmark" and not self.budget(a):
@@ -381,7 +382,7 @@ class SearchRun:
         landmarks (trained for the search too) that keep the budget. Ranking samples are
         left out: they are there to measure the super-net, and are no product of the
         search."""
-        return [(a, r) for a, r in self.results.records.items()
+        return [(a, r) for a, r in self.standalone.records.items()
                 if r["role"].startswith("top") or (r["role"] == "landmark" and not r.get("over_budget"))]
 
     def _keep_best(self, arch: Arch, best: dict[str, Any]) -> dict[str, Any]:

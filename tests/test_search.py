@@ -100,7 +100,7 @@ def test_ranking_samples_are_never_models_trained_already():
     run.cfg.search.rank_samples = 3
     rng = seeded_rng(run.cfg.seed, "rank sample")
     first = [run.space.sample(rng) for _ in range(6)]  # the draws the sample starts with
-    run.results = types.SimpleNamespace(records={a: {"role": "landmark"} for a in first},
+    run.standalone = types.SimpleNamespace(records={a: {"role": "landmark"} for a in first},
                                         trained_here=lambda arch: False)
     picked = run._rank_samples()
     taken = {run.space.function_key(a) for a in first}
@@ -157,7 +157,7 @@ def test_a_truth_table_row_stands_in_for_every_string_of_its_model(tmp_path):
     run = pipeline.SearchRun(validate(cfg), progress=False, say=said.append)
     run._prepare()
     twin = run.space.from_string("v1-sync:skip,c1,ap,c1,none")
-    assert run.results([twin], "landmark") == [0.123]
+    assert run.standalone([twin], "landmark") == [0.123]
     assert said[-1] == ("  from the truth table [landmark] v1-sync:skip,c1,ap,c1,none: 0.12300 "
                         "(row v1-sync:c3,c3,ap,c1,none: the same model)")
     # a string with a row of its own gets its own (the committed small table has twin
@@ -165,7 +165,7 @@ def test_a_truth_table_row_stands_in_for_every_string_of_its_model(tmp_path):
     table.write_text(json.dumps({"v1-sync:c3,c3,ap,c1,none": 0.123, "v1-sync:skip,c1,ap,c1,none": 0.2}))
     run = pipeline.SearchRun(validate(cfg), progress=False, say=said.append)
     run._prepare()
-    assert run.results([twin, run.space.from_string("v1-sync:c3,c3,ap,c1,none")], "x") == [0.2, 0.123]
+    assert run.standalone([twin, run.space.from_string("v1-sync:c3,c3,ap,c1,none")], "x") == [0.2, 0.123]
 
 
 def test_a_truth_table_s_rows_of_other_spaces_or_none_readable_are_said(tmp_path, caplog):
@@ -179,7 +179,7 @@ def test_a_truth_table_s_rows_of_other_spaces_or_none_readable_are_said(tmp_path
     cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
         f"out={tmp_path / 'r'}", f"search.truth_table={table}"])
     with caplog.at_level("WARNING"):
-        assert pipeline.SearchRun(validate(cfg), progress=False).results.truth == {}
+        assert pipeline.SearchRun(validate(cfg), progress=False).standalone.truth == {}
     assert ("0 row(s) of space v1-sync stand in for training: none, so every architecture is "
             "trained; left out: 1 of other spaces") in caplog.text
     caplog.clear()
@@ -187,7 +187,7 @@ def test_a_truth_table_s_rows_of_other_spaces_or_none_readable_are_said(tmp_path
                                  "v1-sync:c3,c3,c3,c3,c1": 0.3}))
     with caplog.at_level("WARNING"):
         run = pipeline.SearchRun(validate(cfg), progress=False)
-    assert run.results.truth == {"v1-sync:c3,c3,c3,c3,c1": 0.3}
+    assert run.standalone.truth == {"v1-sync:c3,c3,c3,c3,c1": 0.3}
     assert ("1 row(s) of space v1-sync stand in for training; left out: 1 of other spaces, "
             "1 no space reads (e.g. 'v1-sync:c3,c3,c3,c3,c9'") in caplog.text
 
@@ -627,7 +627,7 @@ def test_the_run_s_time_is_kept_after_each_stand_alone_training(tmp_path, monkey
     from depthnas import pipeline, standalone_results
     run = pipeline.SearchRun(validate(config_mod.apply_dotted(config_mod.load(preset="quick"), [
         f"out={tmp_path / 'r'}"])), progress=False)
-    assert run.results.after_training == run._keep_time
+    assert run.standalone.after_training == run._keep_time
     results = _bare_results(tmp_path)
     saved: list[int] = []
     results.after_training = lambda: saved.append(len(saved))
@@ -676,7 +676,7 @@ def test_the_ranking_sample_keeps_a_twin_this_run_trained_already(tmp_path, monk
     first, twin = (run.space.from_string(f"v1-sync:{s}") for s in ("c3,c3,ap,c1,none", "skip,c1,ap,c1,none"))
     assert run.space.function_key(first) == run.space.function_key(twin)
     run.cfg.search.rank_samples = 1
-    run.results = types.SimpleNamespace(records={first: {"role": "landmark"}},
+    run.standalone = types.SimpleNamespace(records={first: {"role": "landmark"}},
                                         trained_here=lambda arch: arch == twin)
     monkeypatch.setattr(run.space, "sample", lambda rng: twin)
     assert run._rank_samples() == [twin]
@@ -699,9 +699,9 @@ def test_a_stand_alone_result_in_the_store_comes_before_the_truth_table(tmp_path
     model = tmp_path / "earlier" / "model.safetensors"  # an earlier run's training
     model.parent.mkdir()
     model.write_bytes(b"x")
-    run.results.store.add(arch, run.space.name, 0.5, run.results.recipe, model=model)
-    assert run.results([run.space.from_string(arch)], "landmark") == [0.5]
-    [record] = run.results.records.values()
+    run.standalone.store.add(arch, run.space.name, 0.5, run.standalone.recipe, model=model)
+    assert run.standalone([run.space.from_string(arch)], "landmark") == [0.5]
+    [record] = run.standalone.records.values()
     assert record["source"] == "landmark store"
     assert pathlib.Path(record["model"]).resolve() == model.resolve()
     assert not any("from the truth table" in line for line in said)
@@ -719,9 +719,9 @@ def test_a_single_process_search_records_no_rank_for_its_trainings(tmp_path, mon
     monkeypatch.setattr(standalone_results, "train_standalone", lambda *a, **k: {
         "val_loss": 0.25, "params": 10, "train_time_s": 1.0, "device": "cpu"})
     arch = run.space.from_string("v1-sync:c3,c3,ap,c1,none")
-    assert run.results([arch], "landmark") == [0.25]
-    assert "trained_on_rank" not in run.results.records[arch]
-    assert "source" not in run.results.records[arch]  # trained in this run
+    assert run.standalone([arch], "landmark") == [0.25]
+    assert "trained_on_rank" not in run.standalone.records[arch]
+    assert "source" not in run.standalone.records[arch]  # trained in this run
 
 
 def test_a_training_s_inverted_share_reaches_the_record_and_the_store(tmp_path, monkeypatch):
@@ -737,8 +737,8 @@ def test_a_training_s_inverted_share_reaches_the_record_and_the_store(tmp_path, 
     monkeypatch.setattr(standalone_results, "train_standalone", lambda *a, **k: {
         "val_loss": 0.25, "params": 10, "train_time_s": 1.0, "device": "cpu", "inverted": 80.0})
     arch = run.space.from_string("v1-sync:c3,c3,ap,c1,none")
-    run.results([arch], "landmark")
-    assert run.results.records[arch]["inverted"] == 80.0
+    run.standalone([arch], "landmark")
+    assert run.standalone.records[arch]["inverted"] == 80.0
     [entry] = LandmarkStore(tmp_path / "r" / "landmarks.json").entries
     assert entry["inverted"] == 80.0
 
@@ -755,11 +755,11 @@ def test_a_stored_result_of_other_samples_is_trained_again(tmp_path, monkeypatch
     run = pipeline.SearchRun(validate(cfg), progress=False, say=lambda line: None)
     run._prepare()
     arch = "v1-sync:c3,c3,ap,c1,none"
-    run.results.store.add(arch, run.space.name, 0.5, {**run.results.recipe, SAMPLES: "0" * 16})
+    run.standalone.store.add(arch, run.space.name, 0.5, {**run.standalone.recipe, SAMPLES: "0" * 16})
     monkeypatch.setattr(standalone_results, "train_standalone", lambda *a, **k: {
         "val_loss": 0.25, "params": 10, "train_time_s": 1.0, "device": "cpu"})
-    assert run.results([run.space.from_string(arch)], "landmark") == [0.25]
-    assert run.results.store.entries[-1]["recipe"][SAMPLES] == samples_digest(run.splits)
+    assert run.standalone([run.space.from_string(arch)], "landmark") == [0.25]
+    assert run.standalone.store.entries[-1]["recipe"][SAMPLES] == samples_digest(run.splits)
 
 
 # pipeline.run's settings at TINY's size
