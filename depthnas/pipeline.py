@@ -209,8 +209,11 @@ class SearchRun:
         # before any training (the super-net's data-parallel batches come after the landmarks)
         check_batch_fits(len(self.splits.train), cfg.data.batch_size, dist.world_size())
         if cfg.landmarks.enabled and len(self.splits.reg) == 0:
-            raise ValueError("data.reg_fraction=0 leaves the landmark regularizer no data to "
-                             "evaluate landmarks on; set it > 0, or search with --no-landmarks")
+            # a positive fraction: a classification split rounds each class's share, to 0
+            rounded = " (each class's share of it rounds to no sample)" if cfg.data.reg_fraction else ""
+            raise ValueError(f"data.reg_fraction={cfg.data.reg_fraction:g}{rounded} leaves the "
+                             "landmark regularizer no data to evaluate landmarks on; raise it, "
+                             "or search with --no-landmarks")
         if main:
             atomic_write_json(self.out / "splits.json", self.splits.manifest())
         world = dist.world_size()

@@ -1058,3 +1058,14 @@ def test_build_splits_given_classification_data_points_to_its_reader():
     with pytest.raises(ValueError, match=r"'digits' is classification data \(labelled images\), not "
                                          r"depth data: depthnas.datasets.classification.build_classification_splits"):
         build_splits("digits", (32, 32))
+
+
+def test_a_regularizer_split_rounded_to_nothing_is_said_as_set(tmp_path, capsys):
+    """reg_fraction=0.002 gives each digit class 0.36 samples, rounded to none: refused as
+    "data.reg_fraction=0", a value nobody set."""
+    from depthnas.cli import main
+    assert main(["search", "--preset", "quick", "--space", "nb201", "--data", "digits",
+                 "--set", "model.channels=4", "--set", "data.reg_fraction=0.002",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert ("data.reg_fraction=0.002 (each class's share of it rounds to no sample) leaves the "
+            "landmark regularizer no data") in capsys.readouterr().err
