@@ -14,6 +14,13 @@ def learned_nothing(loss: float, constant: float | None) -> bool:
     return constant is not None and loss >= 0.99 * constant
 
 
+def supernet_level(search_level: float | None, split_level: float | None) -> float | None:
+    """The constant-prediction level super-net scores are judged by: that of the
+    batches the search scores on, else (classification keeps none of its own) the
+    split's majority-class error."""
+    return split_level if search_level is None else search_level
+
+
 def unlearned_note(searches: list[int], level: float, best: float | None = None) -> str:
     """What a search whose super-net beat no constant prediction means, and the fix."""
     which = f"search{'es' if len(searches) > 1 else ''} {', '.join(map(str, searches))}"

@@ -32,7 +32,8 @@ from . import distributed as dist
 from .budget import Budget
 from .config import Config, LandmarkConfig
 from .data import check_recorded_splits, load_splits, warn_unused_settings
-from .degenerate import candidate_order, collapsed, learned_nothing, search_order, unlearned_note
+from .degenerate import (candidate_order, collapsed, learned_nothing, search_order, supernet_level,
+                         unlearned_note)
 from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, finite_json
 from .landmark_sampler import default_tau, sample_landmarks
@@ -289,7 +290,7 @@ class SearchRun:
         live = [score for a, score in ranked if a not in flat_paths]
         # classification keeps no level of the scored batches (see constant_level): the
         # split's majority-class error judges whether anything was learned
-        floor = level if level is not None else self.constant_loss
+        floor = supernet_level(level, self.constant_loss)
         if live and learned_nothing(min(live), floor):
             self.unlearned.append(t + 1)
             self.say(f"  warning: {unlearned_note([t + 1], floor, min(live))}")

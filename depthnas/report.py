@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .degenerate import candidate_order, inverted_note, learned_nothing, unlearned_note
+from .degenerate import (candidate_order, inverted_note, learned_nothing, supernet_level,
+                         unlearned_note)
 from .io import atomic_write_text
 from .report_plots import ranking_scatter, training_curves
 from .terminal import listed, signed, took
@@ -27,10 +28,7 @@ def _count(n: int | None) -> str:
 
 
 def _search_level(summary: dict[str, Any]) -> float | None:
-    """The constant-prediction level super-net scores are judged by: that of the batches
-    the search scored on, else (classification) the split's majority-class error."""
-    level = summary.get("search_constant_loss")
-    return summary.get("constant_prediction_loss") if level is None else level
+    return supernet_level(summary.get("search_constant_loss"), summary.get("constant_prediction_loss"))
 
 
 # Architectures the paper ranks against stand-alone training: 20 depth decoders,
