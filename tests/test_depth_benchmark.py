@@ -160,7 +160,7 @@ def test_a_worker_killed_from_outside_is_named_and_fails_the_build(tmp_path, cap
                              "--set", "standalone.epochs=100"]) == 1
     killer.join()
     out = capsys.readouterr().out
-    assert "worker 0 died (signal 9)" in out and "error: no training of this run finished" in out
+    assert "worker 0 died (signal 9)" in out and "error: no training ran: the training processes failed" in out
     # killed in a training (the main process knows which from the worker's word):
     job = {"arch": "v1-sync:c3,c3,none,c1,ap", "seed": 1}
     assert build_table.death_note(3, -9, job) == ("worker 3 died (signal 9); v1-sync:c3,c3,none,c1,ap "
@@ -388,7 +388,7 @@ def test_the_table_is_written_where_asked_never_over_another_recipe_s(tmp_path, 
     args = build_table.parse_args(["--work", str(tmp_path / "w")])
     assert args.out == str(tmp_path / "w" / "table.json")
     other = tmp_path / "table.json"
-    other.write_text(json.dumps({"config": {"recipe_key": "aaaa"}}))
+    other.write_text(json.dumps({"config": {"recipe_key": "aaaa"}, "architectures": {}}))
     with pytest.raises(SystemExit, match="holds a table of another recipe .aaaa, this build bbbb."):
         build_table.check_out(other, "bbbb")
     build_table.check_out(other, "aaaa")  # its own: resumed
@@ -396,6 +396,16 @@ def test_the_table_is_written_where_asked_never_over_another_recipe_s(tmp_path, 
     build_table.check_out(other, "bbbb")  # written again from trainings.jsonl
     with pytest.raises(SystemExit, match="is a folder"):
         build_table.check_out(tmp_path, "bbbb")
+    # a file of the user's named as --out was replaced by the table
+    for name, text in (("README.md", "# notes\n"), ("other.json", '{"a": 1}')):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(SystemExit, match=f"{name} is no table this script wrote; choose another --out"):
+            build_table.check_out(tmp_path / name, "bbbb")
+    for flags, says in ((["--time-budget", "-5"], "--time-budget must be >= 0, got -5.0"),
+                        (["--render-processes", "0"], "--render-processes must be >= 1, got 0")):
+        with pytest.raises(SystemExit):
+            build_table.parse_args(flags)
+        assert says in capsys.readouterr().err
     with pytest.raises(SystemExit):
         build_table.parse_args(["--seeds", "0", "0"])
     assert "--seeds 0 0: each seed once" in capsys.readouterr().err

@@ -42,6 +42,7 @@ import torch  # noqa: E402
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
 from depthnas.io import append_jsonl, atomic_write_json, finite_json, read_json, read_jsonl  # noqa: E402
+from depthnas.runtime import resolve_device  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
 
 SPACES = ("v1-sync", "v2-sync")
@@ -81,6 +82,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             p.error(f"--{name} must be >= 0, got {getattr(args, name)}")
     if args.v1 == args.v2 == 0:  # wrote an empty table and exited 0
         p.error("--v1 0 --v2 0: no architecture to train")
+    # (a time budget of 0 starts no training: the table rebuilt from trainings.jsonl)
+    for flag, value, least in (("--time-budget", args.time_budget, 0), ("--grace", args.grace, 0),
+                               ("--workers", args.workers, 0), ("--threads", args.threads, 1),
+                               ("--render-processes", args.render_processes, 1)):
+        if value is not None and not value >= least:  # NaN too
+            p.error(f"{flag} must be >= {least}, got {value}")
     args.out = args.out or str(Path(args.work) / "table.json")
     return args
 
@@ -92,9 +99,14 @@ def check_out(out: Path, key: str) -> None:
         raise SystemExit(f"error: --out {out} is a folder; name the table's JSON file")
     if out.is_file():
         try:
-            theirs = (read_json(out).get("config") or {}).get("recipe_key")
-        except (ValueError, AttributeError):
-            return  # damaged: rebuilt from trainings.jsonl
+            table = read_json(out)
+        except ValueError:  # a damaged table is written again from trainings.jsonl
+            table = {"architectures": {}} if out.suffix == ".json" else None
+        if not (isinstance(table, dict) and "architectures" in table):
+            # a README named as --out was replaced by the table, and its text lost
+            raise SystemExit(f"error: {out} is no table this script wrote; choose another "
+                             "--out, or move it away")
+        theirs = (table.get("config") or {}).get("recipe_key")
         if theirs is not None and theirs != key:
             raise SystemExit(f"error: {out} holds a table of another recipe ({theirs}, this build "
                              f"{key}); choose another --out, or move it away")
@@ -455,6 +467,10 @@ class TableBuild:
 def main(argv: list[str] | None = None) -> int:
     start = time.time()
     args = parse_args(argv)
+    try:  # in this process, before workers that would each fail on it
+        resolve_device(args.device)
+    except ValueError as err:
+        raise SystemExit(f"error: --device {args.device}: {err}") from None
     cfg = proxy.make_config(args.preset, args.set)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -489,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     # stopped the build before its first training ended is not
     if (build.ran or build.workers_lost) and not build.finished_ok:
         say(f"error: no training of this run finished ({build.ran} failed; their errors are in "
-            f"{log_path}, a worker's own above)")
+            f"{log_path}, a worker's own above)" if build.ran else
+            "error: no training ran: the training processes failed (their errors above)")
         return 1
     return 0
 
