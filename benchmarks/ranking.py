@@ -67,7 +67,7 @@ from depthnas.rank_correlation import default_threshold, kendall_tau, ranking_re
 from depthnas.schedule import SCHEDULES  # noqa: E402
 from depthnas.spaces import SearchSpace, get_space  # noqa: E402
 from depthnas.task import make_task  # noqa: E402
-from depthnas.runtime import seed_everything  # noqa: E402
+from depthnas.runtime import resolve_device, seed_everything  # noqa: E402
 
 METHODS = ("spos", "landmarks")
 LABEL = {"spos": "SPOS", "landmarks": "SPOS+landmarks"}
@@ -467,9 +467,18 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"--threshold {args.threshold}: the S-KdT bin width must be > 0")
     if len(set(args.seeds)) != len(args.seeds):  # one run counted twice, one folder written twice
         raise SystemExit(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice")
-    for name, least in (("pairs", 1), ("epochs", 1), ("min_epochs", 1), ("calib_batches", 0)):
-        if getattr(args, name) < least:
-            raise SystemExit(f"--{name.replace('_', '-')} must be >= {least}, got {getattr(args, name)}")
+    for name, least in (("pairs", 1), ("epochs", 1), ("min_epochs", 1), ("calib_batches", 0),
+                        ("lambda_max", 0), ("tau", 0), ("threads", 1), ("time_budget", 0),
+                        ("warmup_s", 0)):
+        value = getattr(args, name)
+        if value is not None and not value >= least:  # NaN too; None: the default
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= {least}, got {value}")
+    if any(not 0 <= s < 2**32 for s in args.seeds):  # numpy's bound, said in each run otherwise
+        raise SystemExit(f"--seeds {' '.join(map(str, args.seeds))}: each from 0 to 2**32 - 1")
+    try:  # in this process: each run's process failed on it, after the runs had started
+        resolve_device(args.device)
+    except ValueError as err:
+        raise SystemExit(f"--device {args.device}: {err}") from None
     if args.val_batches is not None and args.val_batches < 1:
         raise SystemExit(f"--val-batches must be >= 1 (or left out: the whole split), got {args.val_batches}")
     if args.schedule not in SCHEDULES:
@@ -594,7 +603,7 @@ class Runs:
             self.procs.append(p)
         say(f"started {len(self.procs)} processes ({threads} CPU thread(s) each)")
         planned = False
-        deadline = (self.start + args.time_budget) if args.time_budget else None
+        deadline = (self.start + args.time_budget) if args.time_budget is not None else None
         while len(self.results) + len(self.failed) < len(specs):
             try:
                 self.take(msgs.get(timeout=1.0))
@@ -676,6 +685,11 @@ def main(argv: list[str] | None = None) -> int:
     say(f"{len(specs)} super-net runs ({', '.join(args.spaces)}; seeds {args.seeds}; "
         f"{args.num_landmarks} landmarks from the table); requested {args.epochs} epochs x "
         f"{steps_per_epoch} steps")
+    if resolve_device(args.device).type == "cpu" and args.time_budget is None:
+        # run without arguments, the GPU experiment started on a laptop for hours, unsaid
+        say("note: on the CPU without --time-budget every run trains all its epochs (hours at "
+            "the defaults); a short try: --table benchmarks/depth_proxy/small/table.json "
+            "--seeds 0 --epochs 1, or --time-budget SECONDS")
 
     runs = Runs(specs, base, args, data_path, steps_per_epoch, start, say)
     old_term = proxy.interrupt_on_sigterm()

@@ -633,6 +633,11 @@ def test_a_worker_leaves_when_its_parent_is_gone(monkeypatch):
 @pytest.mark.parametrize(("flags", "message"), [
     (["--num-landmarks", "1"], "needs at least 2 landmarks"),  # one landmark: no pair
     (["--calib-batches", "-1"], "--calib-batches must be >= 0"),
+    # each started every run's process, to fail there (or after it: a traceback at 0)
+    (["--time-budget", "-5"], "--time-budget must be >= 0, got -5.0"),
+    (["--threads", "0"], "--threads must be >= 1"), (["--lambda-max", "-1"], "--lambda-max must be >= 0"),
+    (["--seeds", "-1"], "--seeds -1: each from 0 to 2\\*\\*32 - 1"),
+    (["--device", "gpu"], "--device gpu: unknown device 'gpu'"),
 ])
 def test_ranking_refuses_the_first_value_that_cannot_work(flags, message):
     with pytest.raises(SystemExit, match=message):
