@@ -243,8 +243,6 @@ class Bench:
             torch.set_num_threads(args.threads)
         if args.cudnn_benchmark:
             fixed_shape_kernels()  # what `depthnas search` / `train` do
-        if args.image_size % 32:
-            raise SystemExit("error: --image-size must be a multiple of 32")
         torch.manual_seed(args.seed)
         self.gen = gen = torch.Generator().manual_seed(args.seed)
         self.space = space = get_space(args.space)
@@ -662,12 +660,20 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--space {args.space}: one of {', '.join(depth)} (the decoder search spaces)")
     if not args.parts or set(args.parts) - set("abc"):
         p.error(f"--parts {args.parts!r}: letters of 'abc', e.g. 'ab'")
-    for name in ("iters", "score_rounds", "candidates", "batch_size", "features", "val_batches"):
-        if getattr(args, name) < 1:
+    # (--calib-batches 0 passed, then part (c) failed on an empty calibration set;
+    # --threads 0 was skipped, -1 a traceback)
+    for name in ("iters", "score_rounds", "candidates", "batch_size", "features", "val_batches",
+                 "calib_batches", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("warmup", "score_warmup", "calib_batches"):
+    for name in ("warmup", "score_warmup"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.image_size < 32 or args.image_size % 32:  # 0 and -32 were tracebacks
+        p.error(f"--image-size must be a positive multiple of 32, got {args.image_size}")
+    import timm
+    if not timm.is_model(args.backbone):
+        p.error(f"--backbone {args.backbone}: no timm model of that name (see timm.list_models())")
     try:
         torch.device(args.device)
     except RuntimeError:

@@ -214,6 +214,10 @@ def test_step_time_records_the_driver_nvidia_smi_reports(tmp_path, monkeypatch):
     (["--candidates", "5", "--score-rounds", "3"], "would time 3 of the 5 --candidates"),
     (["--space", "nb201"], "--space nb201: one of v1-sync"),   # AttributeError
     (["--device", "tpu"], "--device tpu: cpu, cuda or cuda:N"),
+    (["--calib-batches", "0"], "--calib-batches must be >= 1"),  # part (c) failed on it
+    (["--threads", "-1"], "--threads must be >= 1"),              # a traceback
+    (["--image-size", "0"], "--image-size must be a positive multiple of 32, got 0"),
+    (["--backbone", "nosuchnet"], "--backbone nosuchnet: no timm model of that name"),
 ])
 def test_step_time_names_a_bad_option_before_any_work(flags, says, capsys):
     with pytest.raises(SystemExit):
