@@ -178,7 +178,11 @@ run_bench bf16_c 180 --precision bf16 --channels-last --parts c --no-peak --no-f
 run_bench bf16_ab 90 --precision bf16 --channels-last --parts ab
 run_bench fp32_ab 120 --precision fp32 --no-channels-last --parts ab --no-peak
 # compile only the backbone (see trainer.compile_model); parts (a) and (b)
-run_bench compile_ab 200 --precision bf16 --channels-last --compile --parts ab --iters 8 --no-peak
+if [ "$DRY_RUN" = 1 ]; then  # inductor compiling for a busy CPU outran the stage's limit
+    say "SKIP compile_ab in a dry run: compiling on the CPU takes minutes; the GPU run times it"
+else
+    run_bench compile_ab 200 --precision bf16 --channels-last --compile --parts ab --iters 8 --no-peak
+fi
 say "done in $(( $(date +%s) - START ))s; files in $OUT${FAILED:+; FAILED:$FAILED}"
 ls -la "$OUT" | tee -a "$LOG"
 [ -z "$FAILED" ]

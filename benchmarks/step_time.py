@@ -557,8 +557,9 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
     if measured:
         head += f" {'%mm':>6s}"
     if "stopped_in_part" in out:  # the header's round counts were the plan
-        print(f"  part ({out['stopped_in_part']}) cut short: medians of the rounds measured, " +
-              ", ".join(f"{k} {rec['n']}" for k, rec in out["variants"].items()))
+        rounds = ", ".join(f"{k} {rec['n']}" for k, rec in out["variants"].items())
+        print(f"  part ({out['stopped_in_part']}) cut short: " +
+              (f"medians of the rounds measured, {rounds}" if rounds else "no round finished"))
     print(head)
     for key, rec in out["variants"].items():
         line = f"  {labels.get(key, key):50s} {rec['median_ms']:10.2f}"
