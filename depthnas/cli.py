@@ -20,7 +20,7 @@ from .out_of_memory import OutOfMemory
 from .run_config import add_config_args, build_config, print_config
 from .run_start import check_model_builds, check_out_under_torchrun, start_run
 from .stopping import Terminated, stop_on_signals
-from .terminal import show_progress
+from .terminal import figure, show_progress
 
 
 # ---- commands ---------------------------------------------------------------------
@@ -81,7 +81,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     for k, v in report.items():
         # the threshold is a loss difference, often below 1e-4: .4f printed 0.0000
         fmt = ".4g" if k == "sparse_threshold" else ".4f"
-        print(f"{k:20s} {v:{fmt}}" if isinstance(v, float) else f"{k:20s} {v}")
+        print(f"{k:20s} {figure(v, fmt)}" if isinstance(v, float) else f"{k:20s} {v}")
     print(f"wrote {written}")
     return 0
 
@@ -168,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, --version, or a usage error argparse has said
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # under torchrun rank 0 reports, from the start: the checks before the ranks join
+    # (unused settings, --compile without a backbone) were said once per rank
+    logging.basicConfig(level=logging.DEBUG if args.verbose else
+                        logging.INFO if env_rank() == 0 else logging.ERROR,
                         handlers=[log_handler(args.verbose)])
     finished = False
     signalled: list[int] = []

@@ -278,10 +278,10 @@ def _unknown_key(key: Any, where: str, hints: dict[str, Any], root: Any) -> Conf
     elsewhere = [f"{name}.{key}" for name, section in vars(root).items()
                  if dataclasses.is_dataclass(section) and key in vars(section)
                  and f"{name}.{key}" != where]
-    if close:
-        hint = f" (did you mean {where.rpartition('.')[0] + '.' if '.' in where else ''}{close[0]}?)"
-    elif elsewhere:
+    if elsewhere:  # the exact name in another section beats a near one here
         hint = f" ({key!r} is {' and '.join(elsewhere)})"
+    elif close:
+        hint = f" (did you mean {where.rpartition('.')[0] + '.' if '.' in where else ''}{close[0]}?)"
     elif isinstance(key, str) and "." in key:
         section, _, field = key.partition(".")
         hint = f" (in a YAML file a section's field is nested: '{section}:' then '  {field}: ...')"
@@ -408,9 +408,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         where = str(err).replace('"<unicode string>"', str(path))  # its marks name the text read
         raise ConfigError(f"{path}: not valid YAML ({where})") from err
-    if data is None:  # a file cut to nothing reads as no settings at all: said
-        logging.getLogger(__name__).warning("config file %s holds no settings (empty, or "
-                                            "comments only)", path)
+    if data is None:  # a file cut to nothing: no settings (load says so)
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a YAML mapping at the top level")
@@ -435,6 +433,9 @@ def load(path: str | Path | None = None, preset: str | None = None, *,
         cfg = apply(cfg, PRESETS[preset])
     if path is not None:
         data = read_yaml(path)
+        if not data:  # a file cut to nothing reads as no settings at all: said
+            logging.getLogger(__name__).warning("config file %s holds no settings (empty, or "
+                                                "comments only)", path)
         missing = sorted(set(dotted_fields(cfg)) - set(flatten(data))) if complete else []
         if missing:
             raise ConfigError(

@@ -102,10 +102,6 @@ def _check_landmarks(problems: _Problems, cfg: Config, space: Any) -> None:
         problems.append(f"landmarks.lambda_max={lm.lambda_max} (expected a finite number >= 0)")
     if lm.pairs < 0:
         problems.append(f"landmarks.pairs={lm.pairs} (expected >= 0; 0 = all pairs)")
-    if lm.store and not lm.store.lower().endswith(".json"):
-        # `--landmarks 5` (meant: --num-landmarks) made a store file named 5
-        problems.append(f"landmarks.store={lm.store!r} (--landmarks): a store is a .json file; "
-                        "the number of landmarks is --num-landmarks (landmarks.num)")
 
 
 def _check_search(problems: _Problems, cfg: Config) -> None:

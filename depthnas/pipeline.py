@@ -49,7 +49,7 @@ from .search_resume import check_config_kept, check_search_kept, drawn_landmarks
 from .standalone_results import StandaloneResults
 from .task import Task, make_task
 from .runtime import generators_kept, resolve_device, seed_everything, seeded_rng
-from .terminal import listed, signed, took
+from .terminal import figure, listed, took
 from .trainer import Trainer, check_batch_fits
 
 if TYPE_CHECKING:
@@ -420,8 +420,8 @@ class SearchRun:
                      "--no-landmarks run: the best above is a landmark)")
         if ranking is not None:
             self.say(f"super-net ranking on {ranking['n']} random architectures, against their "
-                     f"stand-alone {score}: Kendall tau {signed(ranking['kendall_tau'])}, sparse Kendall tau "
-                     f"{signed(ranking['sparse_kendall_tau'])} (threshold {ranking['sparse_threshold']:.2g})")
+                     f"stand-alone {score}: Kendall tau {figure(ranking['kendall_tau'])}, sparse Kendall tau "
+                     f"{figure(ranking['sparse_kendall_tau'])} (threshold {figure(ranking['sparse_threshold'], '.2g')})")
         for note in warnings_of(summary):
             self.say(f"warning: {note}")
         self.say(f"done in {took(elapsed)}; report: {self.out / 'report.md'}")

@@ -10,7 +10,7 @@ from .degenerate import (candidate_order, inverted_note, learned_nothing, supern
                          unlearned_note)
 from .io import atomic_write_text
 from .report_plots import ranking_scatter, training_curves
-from .terminal import listed, signed, took
+from .terminal import figure, listed, took
 
 
 def _roles(archs: list[dict[str, Any]]) -> str:
@@ -189,9 +189,9 @@ def _ranking_table(ranking: dict[str, Any]) -> list[str]:
             "| n | Kendall tau | sparse Kendall tau (threshold) | Spearman rho | "
             "super-net's favourite: stand-alone percentile (lower is better; 100/n = the best) |",
             "|---|---|---|---|---|",
-            f"| {ranking['n']} | {signed(ranking['kendall_tau'])} | "
-            f"{signed(ranking['sparse_kendall_tau'])} ({ranking['sparse_threshold']:.2g}) | "
-            f"{signed(ranking['spearman_rho'])} | {ranking['top_percentile']:.0f}% |", ""]
+            f"| {ranking['n']} | {figure(ranking['kendall_tau'])} | "
+            f"{figure(ranking['sparse_kendall_tau'])} ({figure(ranking['sparse_threshold'], '.2g')}) | "
+            f"{figure(ranking['spearman_rho'])} | {figure(ranking['top_percentile'], '.0f', '%')} |", ""]
 
 
 def _architecture_table(archs: list[dict[str, Any]], score: str, constant: float | None,

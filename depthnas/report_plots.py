@@ -10,7 +10,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from .io import atomic_write, read_jsonl
-from .terminal import signed
+from .terminal import figure
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -62,7 +62,7 @@ def ranking_scatter(out: Path, archs: list[dict[str, Any]], ranking: dict | None
     ax.set_ylabel(f"final super-net {score} (lower is better)")
     title = "super-net vs stand-alone"
     if ranking:
-        title += f"\nKendall tau {signed(ranking['kendall_tau'])} on the {ranking['n']} random samples (filled)"
+        title += f"\nKendall tau {figure(ranking['kendall_tau'])} on the {ranking['n']} random samples (filled)"
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()

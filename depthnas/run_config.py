@@ -249,7 +249,8 @@ def _resumed(saved: Path, updates: list[config_mod.Assignment], args: argparse.N
 
 # what a command never reads: a stand-alone training has no super-net, search or landmarks
 _UNREAD = {"train": ("supernet.", "search.", "landmarks.")}
-_LANDMARK_FLAGS = ("--num-landmarks", "--schedule", "--lambda-max", "--pairs", "--landmarks")
+# (not --landmarks: a SPOS run keeps its stand-alone results in that store too)
+_LANDMARK_FLAGS = ("--num-landmarks", "--schedule", "--lambda-max", "--pairs")
 
 
 def _warn_unread(args: argparse.Namespace, command: str) -> None:
@@ -258,8 +259,8 @@ def _warn_unread(args: argparse.Namespace, command: str) -> None:
     unread = sorted(k for k in config_mod.assigned_fields(list(args.set))
                     if k.startswith(_UNREAD.get(command, ())))
     if unread:
-        log.warning("--set %s: `depthnas %s` does nothing with %s", ", ".join(unread), command,
-                    "them" if len(unread) > 1 else "it")
+        log.warning("--set %s: `depthnas %s` does nothing with %s (recorded and checked all "
+                    "the same)", ", ".join(unread), command, "them" if len(unread) > 1 else "it")
     if getattr(args, "no_landmarks", False):
         given = [f for f in _LANDMARK_FLAGS if getattr(args, f.lstrip("-").replace("-", "_")) is not None]
         if given:
@@ -312,6 +313,14 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
                       if run_kind(taken) == command else "")
             raise config_mod.ConfigError(f"{taken} ({source}) holds a run already; pass "
                                          f"--out NEW_FOLDER for this one{resume}")
+    store = cfg.landmarks.store
+    if command == "search" and not resume and store and not store.lower().endswith(".json") \
+            and not Path(store).exists():
+        # `--landmarks 5` (meant: --num-landmarks) made a store file named 5. A new
+        # store only: a run that already keeps one under another name resumes
+        raise config_mod.ConfigError(
+            f"landmarks.store={store!r} (--landmarks): a new store is a .json file; the "
+            "number of landmarks is --num-landmarks (landmarks.num)")
     if not cfg.out:
         cfg.out = config_mod.default_out(command)
         args.fresh_out = True  # claimed by the command (runs.claim_folder)

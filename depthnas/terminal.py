@@ -25,7 +25,7 @@ def took(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 59.5 else f"{seconds / 60:.1f} min"
 
 
-def signed(x: float | None) -> str:
-    """A correlation for a person: +0.816, or "undefined" where there is none (every
-    score alike, or too few), which "+nan" only hinted at."""
-    return "undefined" if x is None or not math.isfinite(x) else f"{x:+.3f}"
+def figure(x: float | None, spec: str = "+.3f", unit: str = "") -> str:
+    """A ranking figure for a person: a correlation as +0.816, or "undefined" where
+    there is none (every score alike, or too few), which "+nan" only hinted at."""
+    return "undefined" if x is None or not math.isfinite(x) else format(x, spec) + unit

@@ -295,9 +295,12 @@ def for_space(truth: dict[str, float], space: Any, source: str | Path, *,
             else:
                 out.invalid.append(f"{text!r} ({err})")
             continue
-        if key in out.values and out.values[key] != value:
+        if key in out.values and not math.isclose(out.values[key], value, rel_tol=1e-9):
+            a, b = f"{out.values[key]:.6g}", f"{value:.6g}"
+            if a == b:  # apart below six digits: shown in full, or they read alike
+                a, b = repr(out.values[key]), repr(value)
             raise ValueError(f"{source}: {spelled[key]!r} and {text!r} are the same {space.name} "
-                             f"architecture with losses {out.values[key]:.6g} and {value:.6g}")
+                             f"architecture with losses {a} and {b}")
         out.values[key], spelled[key] = value, text
     if space.task_kind == "classification":
         above = [k for k, v in out.values.items() if v > 1.0]

@@ -684,6 +684,8 @@ def test_a_number_written_into_a_text_field_keeps_its_characters(typed, tmp_path
     ("search:\n  generatons: 3\n", "'search.generatons' (did you mean search.generations?)"),
     ("search.generations: 3\n", "(in a YAML file a section's field is nested: 'search:' then '  generations: ...')"),
     ("supernet:\n  batch_size: 3\n", "'supernet.batch_size' ('batch_size' is data.batch_size)"),
+    # the exact name elsewhere beats a near one here (supernet.epochs)
+    ("supernet:\n  warmup_epochs: 3\n", "('warmup_epochs' is landmarks.warmup_epochs)"),
     ("search:\n  a: [1\n", "in c.yaml, line 2, column 6"),  # not "<unicode string>"
 ])
 def test_a_mistyped_key_is_told_what_it_likely_meant(text, says, tmp_path, monkeypatch):
@@ -702,6 +704,16 @@ def test_an_empty_config_file_is_said_to_hold_no_settings(tmp_path, caplog):
     assert "holds no settings (empty, or comments only)" in caplog.text
 
 
+def test_an_empty_config_file_is_said_once(tmp_path, caplog):
+    """train reads the file again (which space it names): the warning came twice."""
+    from depthnas.cli import main
+    (tmp_path / "c.yaml").write_text("")
+    with caplog.at_level("WARNING"):
+        assert main(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--config", str(tmp_path / "c.yaml"),
+                     "--print-config"]) == 0
+    assert caplog.text.count("holds no settings") == 1
+
+
 @pytest.mark.parametrize("argv", [["--config", "a.yaml", "--config", "b.yaml"],
                                   ["--preset", "quick", "--preset", "paper"], ["--out", "a", "--out", "b"]])
 def test_a_flag_naming_the_run_s_one_file_preset_or_folder_is_refused_twice(argv, capsys):
@@ -715,9 +727,20 @@ def test_a_flag_naming_the_run_s_one_file_preset_or_folder_is_refused_twice(argv
 
 def test_a_landmark_store_that_is_no_json_file_is_refused():
     """`--landmarks 5`, meant as a number of landmarks, made a store file named 5."""
-    with pytest.raises(C.ConfigError, match=r"landmarks.store='.*5' \(--landmarks\): a store is a "
+    with pytest.raises(C.ConfigError, match=r"landmarks.store='.*5' \(--landmarks\): a new store is a "
                                             r"\.json file; the number of landmarks is --num-landmarks"):
         build_config(build_parser().parse_args(["search", "--landmarks", "5"]))
+
+
+def test_a_store_an_earlier_run_keeps_under_another_name_is_still_taken(tmp_path, monkeypatch):
+    """The .json rule is for new stores: a run the earlier code started with one named
+    otherwise still resumes, and a training's config naming it still trains."""
+    monkeypatch.chdir(tmp_path)
+    Path("5").write_text('{"version": 1, "entries": []}')
+    assert build_config(build_parser().parse_args(["search", "--landmarks", "5"])).landmarks.store.endswith("5")
+    Path("c.yaml").write_text("landmarks:\n  store: other\n")
+    build_config(build_parser().parse_args(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3",
+                                            "--config", "c.yaml"]), check=False)
 
 
 def test_config_yaml_writes_unicode_as_it_reads(tmp_path):

@@ -147,6 +147,11 @@ def test_a_table_row_counts_under_its_space_s_canonical_spelling():
     assert for_space({NB201_ARCH: 0.2, NB201_SWAPPED: 0.2}, nb201, "t.json").values == {NB201_ARCH: 0.2}
     with pytest.raises(ValueError, match="are the same nb201 architecture with losses 0.2 and 0.9"):
         for_space({NB201_ARCH: 0.2, NB201_SWAPPED: 0.9}, nb201, "t.json")
+    # one loss written twice, in arithmetic's last bits (1 - 0.91 beside 0.09): the same
+    assert for_space({NB201_ARCH: 1 - 0.91, NB201_SWAPPED: 0.09}, nb201, "t.json").values == {NB201_ARCH: pytest.approx(0.09)}
+    # losses apart below six digits read in full, not as "0.123456 and 0.123456"
+    with pytest.raises(ValueError, match="with losses 0.1234561 and 0.1234564"):
+        for_space({NB201_ARCH: 0.1234561, NB201_SWAPPED: 0.1234564}, nb201, "t.json")
 
 
 def test_percent_accuracies_without_the_accuracy_key_are_refused_for_classification():

@@ -75,6 +75,10 @@ def test_an_undefined_or_rough_ranking_is_explained(tmp_path):
            "of the ranking: v1-sync:ap,ap,ap,ap,ap" in text
     assert "- the ranking is undefined: fewer than 2 samples are left, or every super-net score" in text
     assert "| 3 | undefined | undefined (0.0002) | undefined | 50% |" in text  # not "+nan"
+    from depthnas.rank_correlation import ranking_report
+    few = {**ranking_report([0.1, 0.2], [0.5, nan]), "non_finite": 1}  # n < 2: no threshold either
+    text = write_report(tmp_path, summary(archs[:2], few)).read_text()
+    assert "| 1 | undefined | undefined (undefined) | undefined | undefined |" in text
     rough = {"n": 3, "kendall_tau": 1 / 3, "sparse_kendall_tau": 1 / 3, "sparse_threshold": 2e-4,
              "spearman_rho": 0.5, "top_percentile": 33.0}
     archs = archs[:2]
