@@ -464,8 +464,9 @@ def run(cfg: Config, *, resume: bool = False, progress: bool = True,
     (`runs.run_folder`: a fresh start refuses a run's folder or one of other files;
     `resume=True` continues the run in `cfg.out`). Python's and NumPy's generators
     and torch's CPU one (and CUDA's where in use already), which the search seeds
-    from `cfg.seed`, are as they were when it returns. `progress`: bars; `say`: where
-    messages go."""
+    from `cfg.seed`, are as they were when it returns. Under torchrun (`cfg.out` set)
+    the ranks search together, as the command's do, joining torchrun's process group
+    for the call if not joined already. `progress`: bars; `say`: where messages go."""
     from .config_checks import validate
     from .run_start import join_ranks
     from .runs import check_kind, check_resumable, run_folder
@@ -483,6 +484,17 @@ def run(cfg: Config, *, resume: bool = False, progress: bool = True,
     else:  # made now, and taken away again by a start refused inside the lock
         folder, made_from = fresh_run_folder()
         cfg.out = str(folder)
-    join_ranks(cfg)  # under torchrun: every rank took itself for rank 0 and locked the folder
-    with generators_kept(), run_folder(Path(cfg.out), resume, made_from=made_from):
-        return {**SearchRun(cfg, progress=progress, say=say).run(), "out": cfg.out}
+    # under torchrun every rank took itself for rank 0 and locked the folder: the ranks
+    # join (and leave again, with the caller's log level, if this call joined them)
+    joined_here, level = launched() and not dist.active(), logging.getLogger().level
+    join_ranks(cfg)
+    finished = False
+    try:
+        with generators_kept(), run_folder(Path(cfg.out), resume, made_from=made_from):
+            summary = {**SearchRun(cfg, progress=progress, say=say).run(), "out": cfg.out}
+        finished = True
+        return summary
+    finally:
+        logging.getLogger().setLevel(level)
+        if joined_here:
+            dist.cleanup(finished)

@@ -137,8 +137,11 @@ import json, sys
 from depthnas import pipeline
 from depthnas.cli import build_parser
 from depthnas.run_config import build_config
+import logging
+import torch.distributed
 cfg = build_config(build_parser().parse_args(json.loads(sys.argv[1])))
 print("best:", pipeline.run(cfg, progress=False)["best"]["string"])
+print("after: level", logging.getLogger().level, "joined", torch.distributed.is_initialized())
 """
 
 
@@ -156,6 +159,9 @@ def test_pipeline_run_under_torchrun_is_the_command_s_search(ddp_run, tmp_path):
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "x 2 ranks" in proc.stdout
+    # each rank left the process group it joined, and the caller's log level as it was
+    # (rank 1's was ERROR, its warnings gone)
+    assert proc.stdout.count("after: level 30 joined False") == 2, proc.stdout
     ran = [[{k: v for k, v in a.items() if k != "model"}  # a path in each run's folder
             for a in json.loads((o / "results.json").read_text())["architectures"]]
            for o in (out, api_out)]
