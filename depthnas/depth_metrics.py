@@ -26,7 +26,8 @@ over the images with three or more evaluated pixels (a scale and a shift fit two
 exactly, whatever the prediction; the others are counted as left out); ``ssi`` is :class:`SSILoss` (batch
 reduction) against the target min-max normalised per image, as training targets
 are, so it is computed as the search's validation score is, whatever the data's
-units (on raw ReDWeb values 0-254 it would be ~10^3 times larger). Both weight a
+units (on raw ReDWeb values 0-254 it would be ~10^3 times larger; the search's own
+score also counts images of two valid pixels, a 0 for every architecture alike). Both weight a
 batch's loss by its images, and within a batch its pixels count alike: where masks
 differ in size (depth with holes), the figure moves a little with the batching. With nothing to
 evaluate every value is NaN, not a 0.0 that reads as perfect; :class:`MetricAccumulator`
@@ -39,7 +40,7 @@ import math
 import torch
 from torch import Tensor
 
-from depthnas.ssi_loss import SSILoss, compute_scale_and_shift, enough_to_fit, prepare_inputs
+from depthnas.ssi_loss import SSILoss, compute_scale_and_shift, prepare_inputs
 
 __all__ = ["align_prediction", "depth_metrics", "inverted", "MetricAccumulator", "METRIC_NAMES"]
 
@@ -121,7 +122,7 @@ def depth_metrics(
     prediction: Tensor, target: Tensor, mask: Tensor, depth_cap: float | None = None
 ) -> dict[str, float]:
     """:data:`METRIC_NAMES` for one batch of disparity maps (``[B,1,H,W]`` or
-    ``[B,H,W]``), averaged over images with evaluated pixels (NaN if none has one)."""
+    ``[B,H,W]``), averaged over the images scored (NaN if none is)."""
     acc = MetricAccumulator(depth_cap)
     acc.update(prediction, target, mask)
     return acc.compute()
@@ -151,10 +152,11 @@ def _swapped(p: Tensor, d: Tensor, m: Tensor) -> Tensor:
 
 @torch.no_grad()
 def inverted(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[int, int]:
-    """(images whose prediction has near and far swapped, images with two or more valid
-    pixels) of one batch."""
+    """(images whose prediction has near and far swapped, images with MIN_SCORED_PIXELS
+    or more valid pixels) of one batch: with two, r is +-1 whatever the model, a coin
+    toss counted as a swap half the time."""
     p, d, m = prepare_inputs(prediction, target, mask)
-    fitted = enough_to_fit(m)
+    fitted = m.flatten(1).sum(1) >= MIN_SCORED_PIXELS
     return int((fitted & _swapped(p, d, m)).sum()), int(fitted.sum())
 
 
@@ -179,7 +181,7 @@ class MetricAccumulator:
 
     @property
     def count(self) -> int:
-        """Images that had evaluated pixels so far."""
+        """Images scored so far (MIN_SCORED_PIXELS evaluated pixels or more)."""
         return self._images
 
     @property

@@ -283,13 +283,17 @@ def test_a_ratio_of_exactly_1_25_is_not_a_bad_pixel():  # D6
     assert depth_metrics(pred, target, mask)["delta1"] == 0.0
 
 
-def test_inverted_counts_only_images_with_two_valid_pixels():  # D13
+def test_inverted_counts_only_images_with_three_valid_pixels():  # D13
+    """Two pixels correlate +-1 whatever the model: a coin toss counted as a swap."""
     g = torch.Generator().manual_seed(0)
-    target = 0.1 + torch.rand(2, 1, 8, 8, generator=g)
-    mask = torch.ones(2, 1, 8, 8, dtype=torch.bool)
-    mask[1] = False
+    target = 0.1 + torch.rand(3, 1, 8, 8, generator=g)
+    mask = torch.ones(3, 1, 8, 8, dtype=torch.bool)
+    mask[1:] = False
     mask[1, 0, 0, 0] = True  # one valid pixel: nothing to fit
+    mask[2, 0, 0, :2] = True  # two: r = -1 for any prediction that orders them otherwise
     assert inverted(-target, target, mask) == (1, 1)
+    mask[2, 0, 0, 2] = True
+    assert inverted(-target, target, mask) == (2, 2)
 
 
 def test_under_a_depth_cap_the_ssi_keeps_pixels_exactly_at_the_cap():  # D15
