@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD, net_input_size, prepare_image
-from depthnas.datasets.transforms import check_net_size
+from depthnas.datasets.transforms import check_net_size, net_side
 from depthnas.out_of_memory import said_as_out_of_memory
 from depthnas.model_files import onnx_file
 
@@ -49,8 +49,8 @@ class ModelInfo:
 
     @property
     def net_size(self) -> int:
-        """Longer side of the network input."""
-        return self.inference_size or max(self.image_size)
+        """Longer side of the network input: --net-size 50 runs, and is said as, 64."""
+        return net_side(self.inference_size) if self.inference_size else max(self.image_size)
 
 
 class DepthEstimator(ABC):

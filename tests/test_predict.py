@@ -159,6 +159,8 @@ def test_net_size_runs_the_network_larger_with_either_backend(onnx_file: Path, m
         est._forward = lambda x, f=forward: seen.append(tuple(x.shape[-2:])) or f(x)
         assert est.predict(read_photo(photos / "coffee.jpg")).shape == SIZES["coffee"]
     assert seen and all(max(s) == trained * 2 for s in seen)
+    # the side it runs at, in what predict and the demo say of it (50 ran at 64)
+    assert load_estimator(onnx_file, net_size=trained * 2 - 14).info.net_size == trained * 2
     photo = str(photos / "coffee.jpg")
     assert main(["predict", "--model", str(onnx_file), "--input", photo, "--out", str(tmp_path),
                  "--net-size", str(trained * 2)]) == 0
