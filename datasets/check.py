@@ -74,12 +74,12 @@ class DataCheck:
 
 def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
                val_fraction: float = VAL_FRACTION, reg_fraction: float = REG_FRACTION,
-               batch_size: int = 1) -> DataCheck:
+               batch_size: int = 1, seed: int = 0) -> DataCheck:
     """Index and read every sample of `spec` (KIND:PATH). A data set that cannot be
     indexed at all (a wrong path) raises DatasetError, as a run would. The fractions
-    and batch size are the run's (data.val_fraction, data.reg_fraction,
-    data.batch_size), for whether its split can keep each scene whole and leaves
-    training a batch."""
+    batch size and seed are the run's (data.val_fraction, data.reg_fraction,
+    data.batch_size, seed), for whether its split can keep each scene whole and leaves
+    training a batch (scenes of unequal sizes split otherwise under another seed)."""
     from tqdm.auto import tqdm
     reader, where = open_reader(spec, depth_kind)
     refs, problems = reader.index()
@@ -109,7 +109,7 @@ def check_data(spec: str, depth_kind: str = "depth", progress: bool = False, *,
             check.unsplittable = str(err)
         else:
             with contextlib.suppress(DatasetError):
-                train, _, _, check.scenes_whole = assign_groups(good, 0, val_fraction,
+                train, _, _, check.scenes_whole = assign_groups(good, seed, val_fraction,
                                                                 reg_fraction, warn=False)
                 check.train_samples = len(train)
     if not refs and not check.problems:

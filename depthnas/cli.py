@@ -52,7 +52,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     defaults = config_mod.DataConfig()  # the split a run would make, at its default fractions
     check = check_data(args.data, args.depth_kind, progress=show_progress(args.no_progress),
                        val_fraction=defaults.val_fraction, reg_fraction=defaults.reg_fraction,
-                       batch_size=args.batch_size)
+                       batch_size=args.batch_size, seed=args.seed)
     print("\n".join(check.lines()))
     if check.problems:
         print(f"{len(check.problems)} bad sample(s): fix them, or leave them out of a run with "
@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    default=config_mod.DataConfig().batch_size,
                    help="the batch size the run will use, for whether its training split holds "
                         "one (default %(default)s, a run's)")
+    d.add_argument("--seed", type=config_mod.whole_number, default=config_mod.Config().seed,
+                   help="the run's seed, which shuffles the scenes into the splits (default "
+                        "%(default)s, a run's)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.set_defaults(func=cmd_data)
 

@@ -1622,3 +1622,20 @@ def test_depthnas_data_says_when_the_training_split_holds_no_whole_batch(tmp_pat
             "size 8 (search or train with --batch-size 6 or lower, or add data)") in capsys.readouterr().out
     assert main(["data", "--data", f"folder:{root}", "--no-progress", "--batch-size", "6"]) == 0
     assert "too few" not in capsys.readouterr().out
+
+
+def test_depthnas_data_splits_at_the_run_s_seed(tmp_path):
+    """Scenes of unequal sizes fall into the splits otherwise under another seed: the
+    check split at seed 0 whatever seed the run would use."""
+    from depthnas.datasets.check import check_data
+    root = tmp_path / "f"
+    sizes = [10] + [3] * 11
+    for k, n in enumerate(sizes):
+        for i in range(n):
+            _save_rgb(root / "images" / f"walk_{k}" / f"{i:03d}.jpg", _rgb(k * 10 + i))
+            (root / "depth" / f"walk_{k}").mkdir(parents=True, exist_ok=True)
+            np.save(root / "depth" / f"walk_{k}" / f"{i:03d}.npy", _depth_m(k * 10 + i))
+    trains = {seed: check_data(f"folder:{root}", seed=seed).train_samples for seed in range(8)}
+    assert len(set(trains.values())) > 1, trains  # the seed moves the big scene
+    splits = {seed: build_splits(f"folder:{root}", SIZE, seed=seed) for seed in (0, 5)}
+    assert all(trains[s] == len(splits[s].train) for s in splits)
