@@ -1,6 +1,6 @@
 """Rendering speed of the embedded synthetic RGB-D scenes (ms per scene).
 
-    python benchmarks/synthetic_render.py [--sizes 128 256 384] [--scenes 10]
+    python benchmarks/synthetic_render.py [--sizes 128 256] [--scenes 10]
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from depthnas.runtime import cpu_model
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
-    p.add_argument("--scenes", type=int, default=10)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])  # the usage is argparse's
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="square sides (default 128 256)")
+    p.add_argument("--scenes", type=int, default=10, help="scenes timed per size (default 10)")
     args = p.parse_args()
     if args.scenes < 1 or min(args.sizes) < 8:
         p.error("--scenes must be >= 1 and every --sizes value >= 8 pixels")
