@@ -11,7 +11,7 @@ from depthnas.spaces import Arch, SearchSpace
 
 from . import distributed as dist
 from .config import Config
-from .landmarks import LandmarkStore
+from .landmark_store import LandmarkStore
 from .models import PathParameters
 from .recipe import recipe
 from .runs import TRAIN_MODEL

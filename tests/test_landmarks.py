@@ -10,7 +10,8 @@ import torch
 
 from depthnas.config import LandmarkConfig
 from depthnas.landmark_sampler import sample_landmarks
-from depthnas.landmarks import LandmarkRegularizer, LandmarkStore, all_pairs
+from depthnas.landmark_store import LandmarkStore
+from depthnas.landmarks import LandmarkRegularizer, all_pairs
 from depthnas.spaces import get_space
 from depthnas.task import DepthTask
 from toys import TINY_MODEL, BlobDepth
@@ -540,7 +541,7 @@ def test_a_store_that_holds_this_space_too_is_not_called_another_space_s(tmp_pat
     """A store shared by an nb201 and a v1-sync search: its v1-sync results are this
     search's to reuse, so "holds results of nb201 only, none of v1-sync" would be false."""
     from depthnas.config import Config
-    from depthnas.landmarks import LandmarkStore
+    from depthnas.landmark_store import LandmarkStore
     from depthnas.pipeline import SearchRun
     from depthnas.recipe import recipe
     store_path = tmp_path / "store.json"

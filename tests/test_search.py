@@ -729,7 +729,7 @@ def test_a_training_s_inverted_share_reaches_the_record_and_the_store(tmp_path, 
     comes to the record through the landmark store, so the store must keep it."""
     from depthnas import config as config_mod
     from depthnas import pipeline, standalone_results
-    from depthnas.landmarks import LandmarkStore
+    from depthnas.landmark_store import LandmarkStore
     cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
         f"out={tmp_path / 'r'}", "data.synthetic_samples=40"])
     run = pipeline.SearchRun(validate(cfg), progress=False, say=lambda line: None)
