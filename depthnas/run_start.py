@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import random
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -45,7 +46,10 @@ def check_model_builds(cfg: Config, space: Any) -> None:
     read once here, for the same reason."""
     import torch
 
+    from depthnas.spaces import is_builtin
+
     from .models import has_timm_backbone, model_kwargs, without_weights_file
+    own = not is_builtin(space.name)
     try:
         with torch.device("meta"):
             supernet = space.build_supernet(**without_weights_file(model_kwargs(cfg.model, space)))
@@ -53,6 +57,19 @@ def check_model_builds(cfg: Config, space: Any) -> None:
         if has_timm_backbone(space) and repr(cfg.model.backbone) in str(err):
             raise ValueError(f"--backbone (model.backbone): {err}") from None
         raise
+    except (TypeError, AttributeError) as err:
+        if not own:
+            raise
+        # "build_supernet() got an unexpected keyword argument 'depth'", unnamed
+        raise ValueError(f"space {space.name}: its super-net does not build from its "
+                         f"model_kwargs ({type(err).__name__}: {err}); model_kwargs(cfg) reads "
+                         "the run's ModelConfig fields and gives what build_supernet takes") from None
+    if own:  # said now, not as wrong results after the search (the built-ins are tested)
+        from depthnas.spaces.base import contract_problems
+        problems = contract_problems(space, random.Random(0))
+        if problems:
+            raise ValueError(f"space {space.name} breaks the SearchSpace interface: "
+                             + "; ".join(problems))
     if (cfg.supernet.compile or cfg.standalone.compile) and not isinstance(
             getattr(supernet, "backbone", None), torch.nn.Module):
         # compile_model compiles the backbone alone (the decoder's paths would recompile)

@@ -34,6 +34,11 @@ def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
     _REGISTRY[name] = factory
 
 
+def is_builtin(name: str) -> bool:
+    """One of depthnas's own spaces (v1-sync, nb201, ...), which its tests cover."""
+    return name in _BUILTIN
+
+
 class SpaceLoadError(ValueError):
     """A space of the user's (installed, or registered by a script) that does not load:
     its own fault. Whatever lists every space (`depthnas spaces`, a table's rows of
@@ -118,4 +123,4 @@ def _register_builtin() -> None:
 _register_builtin()
 
 __all__ = ["Arch", "ArchitectureError", "SearchSpace", "SpaceLoadError", "get_space",
-           "list_spaces", "loaded_spaces", "register_space"]
+           "is_builtin", "list_spaces", "loaded_spaces", "register_space"]

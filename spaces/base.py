@@ -230,8 +230,11 @@ class SearchSpace(ABC):
                     f"{self.name}: architecture JSON's 'string' {data['string']!r} disagrees with "
                     f"the rest of it ({self.to_string(arch)!r}); make them match or delete one")
             return arch
-        except (TypeError, AttributeError, KeyError, IndexError) as err:
-            # a value of the wrong type deep inside: say which input, not which line
+        except ArchitectureError:
+            raise
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as err:
+            # a value of the wrong type deep inside (a space's own from_string raising
+            # "tuple.index(x): x not in tuple"): say which input, not which line
             raise ArchitectureError(f"{self.name}: cannot read architecture {text_or_json!r} "
                                     f"({type(err).__name__}: {err})") from err
 
@@ -279,3 +282,27 @@ def _check_rng(rng: Any) -> None:
 def _quoted(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def contract_problems(space: SearchSpace, rng: random.Random, samples: int = 5) -> list[str]:
+    """What a space of one's own gets wrong that a search would only show late, or
+    never: strings or JSON that do not read back as the architecture (results and
+    run folders would name other models) and a mutate that returns its input
+    (evolution silently becomes random search). Checked on a few samples."""
+    problems = []
+    for _ in range(samples):
+        arch = space.sample(rng)
+        for form, written in (("to_string", space.to_string(arch)), ("to_json", space.to_json(arch))):
+            try:
+                back = space.parse(written)
+            except ArchitectureError as err:
+                back = err
+            if back != arch:
+                problems.append(f"parse({form}(a)) is not a for a = {arch!r}: {form} gave "
+                                f"{written!r}, which reads as {back!r}")
+        if problems:
+            break
+    arch = space.sample(rng)
+    if all(space.mutate(arch, rng) == arch for _ in range(10)):
+        problems.append(f"mutate returned its input 10 times in a row (for {arch!r})")
+    return problems

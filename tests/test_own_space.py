@@ -3,6 +3,7 @@ interface (its model_kwargs and builders), not through the MiDaS decoder's setti
 The space here (toys.own_depth_space) has no timm backbone and is sized by
 model.channels, which the depth spaces do not read."""
 import json
+import re
 
 import pytest
 import torch
@@ -294,3 +295,42 @@ def test_an_entry_point_that_does_not_load_names_its_package(monkeypatch):
     with pytest.raises(ValueError, match=r"search space 'gone', declared by package acme-spaces as "
                                          r"'toys:no_such_space', does not load"):
         depthnas.spaces.get_space("gone")
+
+
+def _broken(**methods):
+    """The toy space with some of its methods replaced, registered as "own"."""
+    space = own_depth_space()
+    cls = type("Broken", (type(space),), methods)
+    return cls
+
+
+@pytest.mark.parametrize("methods, says", [
+    # a string that drops a gene: results.json and run folders named other models
+    ({"to_string": lambda self, a: "own:" + ",".join(("conv3", "skip")[g] for g in a.genes[:2]) + ",conv3"},
+     "breaks the SearchSpace interface: parse(to_string(a)) is not a"),
+    ({"mutate": lambda self, a, rng, prob=None: a},  # evolution silently random search
+     "mutate returned its input 10 times in a row"),
+    ({"model_kwargs": lambda self, cfg: {"width": cfg.channels, "depth": 3}},
+     "space own: its super-net does not build from its model_kwargs (TypeError: "),
+])
+def test_a_space_of_ones_own_that_breaks_the_interface_is_refused_before_any_work(methods, says,
+                                                                                  monkeypatch):
+    """Each showed late (a traceback after the landmarks trained) or never (a search
+    exiting 0 with results naming other models)."""
+    from depthnas.run_start import check_model_builds
+    monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", _broken(**methods))
+    cfg = validate(_cfg("model.channels=4"))
+    with pytest.raises(ValueError, match=re.escape(says)):
+        check_model_builds(cfg, depthnas.spaces.get_space("own"))
+    monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", own_depth_space)
+    check_model_builds(cfg, depthnas.spaces.get_space("own"))  # the toy as it is
+
+
+def test_a_space_s_own_value_error_in_reading_a_string_names_the_space_and_the_input(monkeypatch):
+    """from_string raising ValueError ("tuple.index(x): x not in tuple") printed that alone."""
+    def from_string(self, text):
+        return self.make([("conv3", "skip").index(n) for n in text.removeprefix("own:").split(",")])
+    space = _broken(from_string=from_string)()
+    with pytest.raises(depthnas.spaces.ArchitectureError,
+                       match=r"own: cannot read architecture 'own:conv3,conv9,skip' \(ValueError: "):
+        space.parse("own:conv3,conv9,skip")
