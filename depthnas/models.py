@@ -162,6 +162,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     # before they were recorded, from its decoder's settings
     try:
         space = get_space(meta["space"])
+    except KeyError as err:
+        raise ValueError(f"{path}: metadata does not describe a model (no {err})") from err
+    except ValueError as err:  # the file is fine: its space is not known to this process
+        raise ValueError(f"{path} holds a model of space {meta['space']!r}, which this process "
+                         f"does not know ({err}); a space registered by a script is known to "
+                         "that script alone: install it with an entry point (README: \"A search "
+                         "space of your own\"), or export from that script") from None
+    try:
         arch = space.parse(meta["arch"])
         settings = meta.get("model")
         if not isinstance(settings, dict) and not is_classification(space):

@@ -79,7 +79,8 @@ class SearchSpace(ABC):
         """A model holding every candidate op; forward(x, arch) runs one path.
         `model_kw` is what `model_kwargs` gives, nothing more. Optional, for speed:
         `encode(x)` and `decode(features, arch)` (the encoder is then run once for
-        several paths), `decode_for_calibration(features, arch)` (decode only as far
+        several paths; encode returns a list of feature tensors),
+        `decode_for_calibration(features, arch)` (decode only as far
         as BatchNorm recalibration needs, skipping a head without BatchNorm),
         `backbone` (its own learning rate, what --compile compiles) and
         `decoder_modules()` (whose BatchNorm statistics depend on the path)."""

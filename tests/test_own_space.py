@@ -43,6 +43,19 @@ def test_a_model_file_of_ones_own_space_is_rebuilt_from_its_own_settings(own, tm
     torch.testing.assert_close(loaded(x), model.eval()(x))
 
 
+def test_a_model_of_a_space_this_process_does_not_know_is_said_so_not_blamed_on_the_file(
+        own, tmp_path, monkeypatch):
+    """A run of a space registered by a script, exported from a shell: "metadata does
+    not describe a model", as if the file were damaged."""
+    arch, cfg = own.parse("own:conv3,skip,conv3"), _cfg("model.channels=4").model
+    path = save_model(tmp_path / "model.safetensors", own.build_fixed(arch, **model_kwargs(cfg, own)),
+                      model_metadata(own, arch, cfg, (64, 64)))
+    monkeypatch.delitem(depthnas.spaces._REGISTRY, "own")
+    with pytest.raises(ValueError, match=r"holds a model of space 'own', which this process does not "
+                                         r"know .*install it with an entry point"):
+        load_model(path)
+
+
 def test_a_depth_model_file_records_no_local_weights_path(tmp_path):
     """The decoder's settings are recorded too, but not the backbone file it started
     from: the model's weights are in the file, and the path is the user's."""
