@@ -252,7 +252,8 @@ def test_the_entry_point_group_is_the_one_readme_tells_packages_to_declare():
 
 def test_a_training_of_ones_own_space_that_learned_nothing_is_not_told_to_load_backbone_weights(
         own, tmp_path, capsys):
-    """The advice named --backbone-weights, which such a space refuses."""
+    """The advice named --backbone-weights, which such a space refuses, and the MiDaS
+    head's final ReLU, which it may not have."""
     from depthnas.cli import main
 
     from cli_helpers import TRAIN_TINY
@@ -260,6 +261,7 @@ def test_a_training_of_ones_own_space_that_learned_nothing_is_not_told_to_load_b
                  "--set", "standalone.lr=0", "--out", str(tmp_path / "frozen")]) == 0
     err = capsys.readouterr().err
     assert "learned (almost) nothing" in err and "--backbone-weights" not in err
+    assert "ReLU" not in err and "Try a lower --set standalone.lr" in err
 
 
 @pytest.mark.parametrize("output, got", [(torch.zeros(2, 1, 16, 16), r"\(2, 1, 16, 16\)"),
