@@ -74,19 +74,34 @@ class ClassificationTask:
     score_name = "error rate"
     LOSS_NAMES = CLASSIFICATION_LOSSES
 
-    def __init__(self, loss: str = "ce"):
+    def __init__(self, loss: str = "ce", *, models_of: str = "the space"):
         if loss not in self.LOSS_NAMES:
             raise ValueError(f"classification spaces train with cross-entropy; loss {loss!r} is a "
                              "depth loss (leave supernet.loss / standalone.loss unset, or 'ce')")
+        self.models_of = models_of
+        self._classes_checked = False  # once: reading the labels' maximum waits for the GPU
 
     def inputs(self, batch: dict[str, Any]) -> torch.Tensor:
         return batch["image"]
 
+    def _checked(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """A space of the user's broke the contract: said so, not as torch's "Target 8 is
+        out of bounds" where the loss trips."""
+        shaped = torch.is_tensor(output) and output.dim() == 2 and output.shape[0] == labels.shape[0]
+        if shaped and not self._classes_checked:
+            shaped = self._classes_checked = output.shape[1] > int(labels.max())
+        if not shaped:
+            got = tuple(output.shape) if torch.is_tensor(output) else f"a {type(output).__name__}"
+            raise ValueError(f"{self.models_of}'s model returned {got} for a batch of "
+                             f"{labels.shape[0]} with labels up to {int(labels.max())}: a "
+                             "classification model returns logits [B, classes]")
+        return output
+
     def loss(self, output: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-        return nn.functional.cross_entropy(output.float(), batch["label"])
+        return nn.functional.cross_entropy(self._checked(output, batch["label"]).float(), batch["label"])
 
     def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        wrong = (output.argmax(dim=1) != batch["label"]).sum()
+        wrong = (self._checked(output, batch["label"]).argmax(dim=1) != batch["label"]).sum()
         return wrong.double(), output.shape[0]
 
 
@@ -106,5 +121,5 @@ def make_task(space, loss: str = "ssi") -> Task:
     if kind == "depth":
         return DepthTask(loss, models_of=f"space {space.name}")
     if kind == "classification":
-        return ClassificationTask(loss)
+        return ClassificationTask(loss, models_of=f"space {space.name}")
     raise ValueError(f"space {space.name!r} has unsupported task kind {kind!r}")

@@ -1069,3 +1069,15 @@ def test_a_regularizer_split_rounded_to_nothing_is_said_as_set(tmp_path, capsys)
                  "--out", str(tmp_path / "run")]) == 2
     assert ("data.reg_fraction=0.002 (each class's share of it rounds to no sample) leaves the "
             "landmark regularizer no data") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("output, got", [(torch.zeros(4, 5), r"\(4, 5\)"), (torch.zeros(4, 1, 8, 8), r"\(4, 1, 8, 8\)")])
+def test_a_classifier_breaking_the_logits_contract_is_named_by_its_space(output, got):
+    """Five logits for ten classes failed as torch's "Target 8 is out of bounds", an
+    image-shaped output as "only batches of spatial targets supported"."""
+    from depthnas.task import make_task
+    batch = {"label": torch.tensor([0, 8, 2, 3])}
+    with pytest.raises(ValueError, match=rf"space nb201's model returned {got} for a batch of 4 with "
+                                         r"labels up to 8: a classification model returns logits \[B, classes\]"):
+        make_task(NB201, "ce").loss(output, batch)
+    assert make_task(NB201, "ce").loss(torch.zeros(4, 10), batch) > 0
