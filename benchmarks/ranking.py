@@ -475,10 +475,7 @@ def check_args(args: argparse.Namespace) -> None:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= {least}, got {value}")
     if any(not 0 <= s < 2**32 for s in args.seeds):  # numpy's bound, said in each run otherwise
         raise SystemExit(f"--seeds {' '.join(map(str, args.seeds))}: each from 0 to 2**32 - 1")
-    try:  # in this process: each run's process failed on it, after the runs had started
-        resolve_device(args.device)
-    except ValueError as err:
-        raise SystemExit(f"--device {args.device}: {err}") from None
+    proxy.check_device(args.device)  # each run's process failed on it, after the runs started
     if args.val_batches is not None and args.val_batches < 1:
         raise SystemExit(f"--val-batches must be >= 1 (or left out: the whole split), got {args.val_batches}")
     if args.schedule not in SCHEDULES:

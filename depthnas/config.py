@@ -291,16 +291,18 @@ def _unknown_key(key: Any, where: str, hints: dict[str, Any], root: Any) -> Conf
 
 
 def _merge(obj: Any, updates: dict[str, Any], prefix: str = "", root: Any = None) -> None:
+    """`updates` into `obj`, a section of `root` (the whole Config; None: obj is it)."""
+    root = obj if root is None else root
     hints = typing.get_type_hints(type(obj))
     for key, value in updates.items():
         where = f"{prefix}{key}"
         if key not in hints:
-            raise _unknown_key(key, where, hints, root if root is not None else obj)
+            raise _unknown_key(key, where, hints, root)
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-            _merge(current, value, where + ".", root if root is not None else obj)
+            _merge(current, value, where + ".", root)
         else:
             setattr(obj, key, _coerce(value, hints[key], where))
 

@@ -137,8 +137,9 @@ def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
     if split_spec(data)[0] == "synthetic" and kw["synthetic_samples"] != (
             own["synthetic_samples"] if same else DEFAULT_SYNTHETIC_SAMPLES):
         variant.append(f"samples{kw['synthetic_samples']}")
-    if args.net_size is not None and net_side(args.net_size) != _trained_size(args.checkpoint):
-        variant.append(f"net{net_side(args.net_size)}")  # named for the side it runs at
+    side = net_side(args.net_size) if args.net_size is not None else None  # what it runs at
+    if side is not None and side != _trained_size(args.checkpoint):
+        variant.append(f"net{side}")
     if args.depth_cap is not None and depth_cap != default_depth_cap(data):  # checked: 0 -> None
         variant.append(f"cap{args.depth_cap:g}")
     name = report_name(args.split, None if same else data, tuple(variant))

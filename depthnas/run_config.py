@@ -116,12 +116,17 @@ def add_config_args(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _given(args: argparse.Namespace, flag: str) -> Any:
+    """The value a config flag was given on the command line (None: not given)."""
+    return getattr(args, flag.lstrip("-").replace("-", "_"))
+
+
 def _updates(args: argparse.Namespace, command: str) -> list[config_mod.Assignment]:
     """The assignments the command line asks for: flags' values as typed, then --set's
     `section.field=value` (read as YAML), which may override them."""
     updates: list[config_mod.Assignment] = []
     for flag, (path, _, _) in config_flags(command).items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        value = _given(args, flag)
         if value is None:
             continue
         if flag == "--precision":  # a training has no super-net to set (nor to name)
@@ -262,7 +267,7 @@ def _warn_unread(args: argparse.Namespace, command: str) -> None:
         log.warning("--set %s: `depthnas %s` does nothing with %s (recorded and checked all "
                     "the same)", ", ".join(unread), command, "them" if len(unread) > 1 else "it")
     if getattr(args, "no_landmarks", False):
-        given = [f for f in _LANDMARK_FLAGS if getattr(args, f.lstrip("-").replace("-", "_")) is not None]
+        given = [f for f in _LANDMARK_FLAGS if _given(args, f) is not None]
         if given:
             log.warning("--no-landmarks runs plain SPOS: %s do%s nothing", ", ".join(given),
                         "es" if len(given) == 1 else "")

@@ -43,7 +43,9 @@ def check_model_builds(cfg: Config, space: Any) -> None:
     """Build the super-net on the meta device (no memory): an unknown backbone or one
     without the strides the decoder needs fails here, before the run folder is
     written, not when the first landmark starts training. A backbone weights file is
-    read once here, for the same reason."""
+    read once here, for the same reason; a space not built in is checked against the
+    SearchSpace interface (`contract_problems`), and --compile on models without a
+    backbone is said to do nothing."""
     import torch
 
     from depthnas.spaces import is_builtin

@@ -142,18 +142,17 @@ def _say_trained(result: dict[str, Any], cfg: Config, space: Any, out: Path, dea
           f"({result['params']:,} parameters) -> {out / 'model.safetensors'}")
     if dead:  # said before it trained; advice on the learning rate would mislead
         return
-    # pretrained weights are advised where there is a timm backbone without them
-    # advise_weights: None for a space without the MiDaS decoder and its timm backbone
+    # the MiDaS decoder's timm backbone: its head's ReLU, and weights advised where none
     midas = has_timm_backbone(space)
-    _warn_if_no_better_than_constant(result, classifies=is_classification(space),
-                                     advise_weights=(cfg.model.backbone_weights is None) if midas else None)
+    _warn_if_no_better_than_constant(result, classifies=is_classification(space), midas_head=midas,
+                                     advise_weights=midas and cfg.model.backbone_weights is None)
     note = inverted_note(result.get("inverted"))
     if note and not learned_nothing(result["val_loss"], result.get("constant_prediction_loss")):
         print(f"warning: {note}", file=sys.stderr)
 
 
 def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
-                                     advise_weights: bool | None = True) -> None:
+                                     midas_head: bool = True, advise_weights: bool = True) -> None:
     base = result.get("constant_prediction_loss")
     if not learned_nothing(result["val_loss"], base):
         return
@@ -162,10 +161,8 @@ def _warn_if_no_better_than_constant(result: dict, classifies: bool = False,
               "model learned (almost) nothing; try a lower --set standalone.lr=... or more "
               "--epochs", file=sys.stderr)
         return
-    # the MiDaS head ends in a ReLU (the depth spaces with a timm backbone); a space of
-    # one's own may have none
-    relu = (" An output of zeros everywhere means the head's final ReLU died."
-            if advise_weights is not None else "")
+    # the MiDaS head ends in a ReLU; a space of one's own may have none
+    relu = " An output of zeros everywhere means the head's final ReLU died." if midas_head else ""
     print(f"warning: a constant prediction scores {base:.5f}: this model learned (almost) "
           f"nothing.{relu} Try a lower --set standalone.lr=... or more --epochs" +
           (", or a pretrained backbone (--backbone-weights FILE)" if advise_weights else ""),

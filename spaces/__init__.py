@@ -28,7 +28,7 @@ def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
     torchrun and a later --resume, export or demo find it too. A built-in space's name
     is refused: every run, model file and table that records it would be read with
     another space."""
-    if name in _BUILTIN:
+    if is_builtin(name):
         raise ValueError(f"search space {name!r} is built into depthnas; register yours under "
                          "another name")
     _REGISTRY[name] = factory

@@ -42,7 +42,6 @@ import torch  # noqa: E402
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
 from depthnas.io import append_jsonl, atomic_write_json, finite_json, read_json, read_jsonl  # noqa: E402
-from depthnas.runtime import resolve_device  # noqa: E402
 from depthnas.spaces import get_space  # noqa: E402
 
 SPACES = ("v1-sync", "v2-sync")
@@ -467,10 +466,7 @@ class TableBuild:
 def main(argv: list[str] | None = None) -> int:
     start = time.time()
     args = parse_args(argv)
-    try:  # in this process, before workers that would each fail on it
-        resolve_device(args.device)
-    except ValueError as err:
-        raise SystemExit(f"error: --device {args.device}: {err}") from None
+    proxy.check_device(args.device)
     cfg = proxy.make_config(args.preset, args.set)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ from depthnas.landmarks import LandmarkRegularizer, step_indices
 from depthnas.models import count_parameters, model_kwargs
 from depthnas.spaces import Arch, SearchSpace
 from depthnas.task import make_task
-from depthnas.runtime import seed_everything
+from depthnas.runtime import resolve_device, seed_everything
 from depthnas.trainer import Trainer, epoch_seed
 
 HERE = Path(__file__).resolve().parent
@@ -364,6 +364,15 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     import platform
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def check_device(device: str) -> None:
+    """In the parent, before the worker processes that would each fail on it: --device
+    names a device this machine has (SystemExit naming it, else)."""
+    try:
+        resolve_device(device)
+    except ValueError as err:
+        raise SystemExit(f"error: --device {device}: {err}") from None
 
 
 def resolve(device: str) -> torch.device:
