@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 "
                         "exposes the demo to the network)")
     d.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    d.add_argument("--device", default="cpu",
-                   help="cpu | cuda | auto (ONNX models: onnxruntime's CPU or CUDA provider)")
+    d.add_argument("--device", default="auto",
+                   help="auto (default: CUDA when there is one) | cpu | cuda | cuda:N (ONNX models: "
+                        "onnxruntime's CUDA provider, when its build has one)")
     d.add_argument("--net-size", type=int, default=None,
                    help="longer side the network sees (default: the training size's)")
     d.set_defaults(func=cmd_demo)

@@ -114,7 +114,7 @@ def own_split(model_path: str | Path, spec: str) -> dict[str, Any] | None:
 
 @torch.no_grad()
 def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap: float | None = None,
-             net_size: int | None = None, device: str | torch.device = "cpu", progress: bool = True,
+             net_size: int | None = None, device: str | torch.device = "auto", progress: bool = True,
              **data_kw: Any) -> dict[str, Any]:
     """Depth metrics (aligned SSI, AbsRel, delta1, RMSE, inverted) of the model at
     `model_path` (a model file, or a training or search run folder) on `split` of the

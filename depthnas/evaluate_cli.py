@@ -209,7 +209,8 @@ def register(sub: Any) -> None:
     p.add_argument("--synthetic-samples", type=int, default=None,
                    help=f"synthetic scenes (default: the run's, else {DEFAULT_SYNTHETIC_SAMPLES})")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    p.add_argument("--device", default="auto",
+                   help="auto (default: CUDA when there is a GPU), cpu, cuda or cuda:N")
     p.add_argument("--out", default=None, type=path_arg, help="JSON file (default: beside the model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)

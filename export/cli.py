@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model.onnx, a model.safetensors, or a run folder")
     p.add_argument("--input", required=True, type=path_arg, help="an image or a folder of images")
     p.add_argument("--out", required=True, type=path_arg, help="output folder")
-    p.add_argument("--device", default="cpu",
-                   help="cpu | cuda | auto (ONNX models: onnxruntime's CPU or CUDA provider)")
+    p.add_argument("--device", default="auto",
+                   help="auto (default: CUDA when there is one) | cpu | cuda | cuda:N (ONNX models: "
+                        "onnxruntime's CUDA provider, when its build has one)")
     p.add_argument("--colormap", default="inferno", help="matplotlib colormap of the preview")
     p.add_argument("--net-size", type=int, default=None,
                    help="longer side the network sees, rounded to a multiple of 32 (default: "

@@ -153,7 +153,7 @@ def _image_size(meta: dict[str, Any], path: Path) -> tuple[int, int]:
     return h, w
 
 
-def load_estimator(path: str | Path, device: str = "cpu", net_size: int | None = None
+def load_estimator(path: str | Path, device: str = "auto", net_size: int | None = None
                    ) -> DepthEstimator:
     """An ONNX file (.onnx) runs in onnxruntime; a model file or run folder in PyTorch.
     `device`: cpu, cuda[:N] or auto; one this machine (or onnxruntime build) lacks is a

@@ -133,6 +133,26 @@ def test_every_command_s_help_says_what_it_does():
             assert action.help, f"{name} {action.option_strings}"
 
 
+def test_every_command_with_a_device_uses_the_gpu_when_there_is_one():
+    """search, train and rank defaulted to auto, while evaluate, predict and demo ran
+    on the CPU of a GPU machine unless told (and the API's evaluate/load_estimator too)."""
+    import argparse
+    import inspect
+
+    from depthnas.cli import build_parser
+    from depthnas.config import Config
+    from depthnas.evaluate import evaluate
+    from depthnas.export.inference import load_estimator
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    defaults = {name: action.default for name, command in sub.choices.items()
+                for action in command._actions if "--device" in action.option_strings}
+    assert {"search", "train", "rank", "evaluate", "predict", "demo"} <= set(defaults)
+    # search's and train's None leaves the device to the run's configuration
+    assert {d if d is not None else Config().device for d in defaults.values()} == {"auto"}, defaults
+    for api in (evaluate, load_estimator):
+        assert inspect.signature(api).parameters["device"].default == "auto", api.__name__
+
+
 def test_main_returns_a_status_for_usage_errors_and_refuses_one_string(capsys):
     """A script's main(["search", "--bogus"]) ended the script with SystemExit, where a
     bad setting returned 2; main("spaces") read 's' as the command."""
