@@ -249,6 +249,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                               f"on/off as true/false: quote it, '{'yes' if value else 'no'}')")
     if hint in (int, float, str):
         if hint is str and isinstance(value, dict) and len(value) == 1:  # `folder: x/`, unquoted
+            key, inner = next(iter(value.items()))
+            if inner is None and isinstance(key, str):  # `--set data.spec=folder:`: as typed
+                return f"{key}:"
             text = "{}: {}".format(*next(iter(value.items())))
             raise ConfigError(f"{where}: expected text, got {value!r} (YAML reads {text!r} as a "
                               f"mapping: quote it, as '{text}', or drop the space after the colon)")

@@ -584,6 +584,14 @@ def test_a_spec_yaml_reads_as_a_mapping_is_said_with_the_fix():
         build_config(args)
 
 
+def test_a_spec_with_nothing_after_the_colon_is_refused_as_typed():
+    """`--set data.spec=folder:` (YAML: {'folder': None}) was told to drop a space it
+    did not have before a None it did not type; --data folder: says what is missing."""
+    args = build_parser().parse_args(["search", "--set", "data.spec=folder:"])
+    with pytest.raises(C.ConfigError, match=re.escape("'folder:' needs a path: 'folder:PATH'")):
+        build_config(args)
+
+
 # C3
 def test_a_depth_loss_is_refused_for_a_classification_space():
     """README: classification spaces 'train with cross-entropy, and a depth loss named
