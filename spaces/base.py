@@ -152,6 +152,9 @@ class SearchSpace(ABC):
         genes = list(arch.genes)
         choices = self.gene_choices()
         mutable = [i for i, n in enumerate(choices) if n > 1]
+        if not mutable:
+            raise ValueError(f"mutate: space {self.name!r} has one architecture (gene choices "
+                             f"{tuple(choices)}): there is no other to mutate to, nor to search")
         for _ in range(1000 if prob else 0):  # prob 0 (or None): the one-gene change below
             genes = list(arch.genes)
             for i in mutable:
@@ -303,6 +306,8 @@ def contract_problems(space: SearchSpace, rng: random.Random, samples: int = 5) 
                                 f"{written!r}, which reads as {back!r}")
         if problems:
             break
+    if space.size() < 2:
+        return problems + ["it has one architecture: nothing to search"]
     arch = space.sample(rng)
     if all(space.mutate(arch, rng) == arch for _ in range(10)):
         problems.append(f"mutate returned its input 10 times in a row (for {arch!r})")

@@ -341,6 +341,23 @@ def test_a_space_of_ones_own_that_breaks_the_interface_is_refused_before_any_wor
     check_model_builds(cfg, depthnas.spaces.get_space("own"))  # the toy as it is
 
 
+def test_a_space_of_one_architecture_is_refused_before_any_work(monkeypatch):
+    """Its landmarks were refused as "expected 0 to -1", and without landmarks the start
+    check's mutate died of an IndexError (rng.choice of no gene)."""
+    import random
+
+    from depthnas.run_start import check_model_builds
+    monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", _broken(gene_choices=lambda self: (1, 1, 1)))
+    space = depthnas.spaces.get_space("own")
+    with pytest.raises(config_mod.ConfigError, match="space own has one architecture: nothing to search"):
+        validate(_cfg("model.channels=4"))
+    cfg = validate(_cfg("model.channels=4", "landmarks.enabled=false"))
+    with pytest.raises(ValueError, match="it has one architecture: nothing to search"):
+        check_model_builds(cfg, space)
+    with pytest.raises(ValueError, match=r"mutate: space 'own' has one architecture \(gene choices"):
+        space.mutate(space.sample(random.Random(0)), random.Random(0))
+
+
 def test_a_space_s_own_value_error_in_reading_a_string_names_the_space_and_the_input(monkeypatch):
     """from_string raising ValueError ("tuple.index(x): x not in tuple") printed that alone."""
     def from_string(self, text):
