@@ -14,6 +14,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ _KEEP_RESULTS = 32             # result folders kept on disk (older ones are del
 # Gradio copies every upload and result (a full-size .npy each) into its own cache, which
 # outlived the demo: swept every 10 min of what is over an hour old, and all at shutdown.
 _GRADIO_CACHE = (600, 3600)    # gr.Blocks(delete_cache=(every_s, older_than_s))
+_DRAIN_S = 60                  # at shutdown, how long a prediction in progress may finish
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,34 @@ class DepthDemo:
         self._results: collections.deque[Path] = collections.deque()
         self.latency_runs = latency_runs
         self.latency_ms = predict_latency(estimator, runs=latency_runs)
+        self._idle = threading.Condition()
+        self._running = 0
+        self._stopping = False
 
     def run(self, payload: Any) -> tuple[tuple[np.ndarray, np.ndarray], list[str], str]:
         """One prediction. `payload` is gr.Image's raw value (preprocess=False)."""
+        with self._idle:
+            if self._stopping:
+                raise gr.Error("The demo is stopping.", print_exception=False)
+            self._running += 1
+        try:
+            return self._run(payload)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float = _DRAIN_S) -> bool:
+        """Refuse new predictions and wait for the one in progress: the server must
+        not stop under it (the native thread it runs in aborted the process at exit,
+        and its upload outlived the cache's clean-up). True: none is left running."""
+        with self._idle:
+            self._stopping = True
+            if self._running:
+                log.warning("waiting up to %d s for the prediction in progress", timeout)
+            return self._idle.wait_for(lambda: self._running == 0, timeout)
+
+    def _run(self, payload: Any) -> tuple[tuple[np.ndarray, np.ndarray], list[str], str]:
         path, name = _payload_path(payload)
         if path is None:
             raise _upload_error("Upload an image first (or click an example).")
@@ -233,8 +260,14 @@ def launch(demo: DepthDemo, host: str = "127.0.0.1", port: int | None = None, *,
             while blocks.is_running:
                 time.sleep(0.1)
         finally:  # Ctrl-C or `kill`: the server's shutdown deletes this demo's cached files
+            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
+                demo.drain()
             folders = {Path(f).parent for files in blocks.temp_file_sets for f in files}
             blocks.close(verbose=False)
+            # the server's own clean-up at shutdown, which a client's connection left
+            # open (one waiting on a prediction) kept from running before we exit
+            from gradio.route_utils import delete_files_created_by_app
+            delete_files_created_by_app(blocks, age=None)
             for folder in folders:  # ... but not the folder it made for each
                 with contextlib.suppress(OSError):
                     folder.rmdir()  # if empty: an example's copy stays for the next start

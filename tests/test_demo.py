@@ -125,6 +125,42 @@ def test_a_map_of_one_value_everywhere_is_said_in_the_status(tmp_path: Path, pho
         assert ("model output one value everywhere" in status) == said, status
 
 
+def test_a_stopping_demo_lets_the_prediction_in_progress_finish_and_takes_no_new_one(
+        tmp_path: Path, photos: Path) -> None:
+    """Ctrl-C during a prediction closed the server under it: the process died of
+    "terminate called without an active exception" (SIGABRT) and the upload stayed in
+    Gradio's cache."""
+    import threading
+
+    from fixtures_models import make_model_file
+    from depthnas.app.demo import DepthDemo
+    from depthnas.export.inference import load_estimator
+    estimator = load_estimator(make_model_file(tmp_path / "m.safetensors"))
+    demo = DepthDemo(estimator, latency_runs=1)
+    entered, release = threading.Event(), threading.Event()
+    predict = estimator.predict
+
+    def held(rgb):  # a prediction that lasts until the test lets it end
+        entered.set()
+        release.wait()
+        return predict(rgb)
+    estimator.predict = held
+    results = []
+    worker = threading.Thread(target=lambda: results.append(demo.run(str(photos / "coffee.jpg"))))
+    worker.start()
+    try:
+        assert entered.wait(60)
+        assert not demo.drain(timeout=0.2)  # still running: not drained
+        with pytest.raises(gr.Error, match="The demo is stopping"):
+            demo.run(str(photos / "coffee.jpg"))
+    finally:
+        release.set()
+    assert demo.drain(timeout=60)
+    worker.join()
+    demo.close()
+    assert "inference" in results[0][2]  # it finished, with its answer
+
+
 def test_an_unreadable_upload_is_told_why_under_its_own_name(tmp_path: Path, photos: Path) -> None:
     """The demo said only "not an image this demo can read", where predict says why;
     and the why that PIL gives quotes the server's copy of the file, not the user's name."""
