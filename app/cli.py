@@ -43,6 +43,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except (socket.gaierror, UnicodeError) as err:
         raise ValueError(f"--host {args.host!r} is not an address this machine can resolve "
                          f"({err})") from None
+    if ":" in args.host:  # an IPv6 address: Gradio writes its URL unbracketed, http://::1:7860
+        raise ValueError(f"--host {args.host}: the demo serves on IPv4 addresses only; use "
+                         "127.0.0.1 (this machine) or 0.0.0.0 (the network)")
     # Gradio polls its own server through httpx; at INFO that is a line per request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from depthnas.model_files import check_model_path, newest_depth_run
@@ -68,8 +71,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from .demo import DepthDemo, launch  # gradio: seconds a missing or bad model need not wait
     demo = DepthDemo(estimator, examples_dir=default_examples_dir())
-    print(f"starting the demo of {demo.estimator.info.arch} on http://{args.host}:{args.port} "
-          "(Ctrl-C stops)")
+    print(f"starting the demo of {demo.estimator.info.arch} on http://{args.host}:{args.port}")
     # `kill` (SIGTERM) must clean up as Ctrl-C does: the work folder holds every result.
     main_thread = threading.current_thread() is threading.main_thread()
     previous = (signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

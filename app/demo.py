@@ -203,6 +203,16 @@ class DepthDemo:
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def _examples(self) -> list[Path]:
+        """The example photos; a cache folder that cannot be written (a read-only home)
+        costs the examples, not the demo."""
+        try:
+            return example_images(self.examples_dir)
+        except OSError as err:
+            log.warning("the demo starts without example photos: %s cannot hold them (%s)",
+                        self.examples_dir, err.strerror or err)
+            return []
+
     def build(self) -> gr.Blocks:
         info = self.estimator.info
         with gr.Blocks(title="depthnas depth demo", delete_cache=_GRADIO_CACHE) as blocks:
@@ -214,8 +224,10 @@ class DepthDemo:
                                      sources=["upload", "clipboard"], elem_id="input-image")
                     button = gr.Button("Estimate depth", variant="primary",
                                        elem_id="predict-btn")
-                    gr.Examples(examples=[[str(p)] for p in example_images(self.examples_dir)],
-                                inputs=[image], label="Examples (scikit-image)")
+                    examples = self._examples()
+                    if examples:
+                        gr.Examples(examples=[[str(p)] for p in examples], inputs=[image],
+                                    label="Examples (scikit-image)")
                 with gr.Column():
                     slider = gr.ImageSlider(label="Photo | depth (inferno: bright = near)",
                                             type="numpy", format="png", interactive=False,
@@ -253,8 +265,11 @@ def launch(demo: DepthDemo, host: str = "127.0.0.1", port: int | None = None, *,
     """Queue on (one prediction at a time per event; requests wait their turn)."""
     blocks = demo.build()
     blocks.queue(default_concurrency_limit=1, max_size=32)
+    # quiet: Gradio's banner tells to "set share=True in launch()", no flag of ours
     blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True,
-                  max_file_size=demo.limits.max_bytes, quiet=not block, show_error=False)
+                  max_file_size=demo.limits.max_bytes, quiet=True, show_error=False)
+    if block:
+        print(f"serving on {blocks.local_url} (Ctrl-C stops)", flush=True)
     if block:
         try:  # not blocks.block_thread(): it swallows Ctrl-C, and a shell should see 130
             while blocks.is_running:

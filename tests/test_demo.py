@@ -247,6 +247,25 @@ def test_bad_device_and_busy_port_are_messages(model_run: Path, capsys) -> None:
     assert "--port 99999 is not a port number" in capsys.readouterr().err
     assert main(["demo", "--model", str(model_run), "--host", "999.1.1.1"]) == 2
     assert "--host '999.1.1.1' is not an address" in capsys.readouterr().err
+    # passed the checks, then Gradio's unbracketed http://::1:PORT was a traceback
+    assert main(["demo", "--model", str(model_run), "--host", "::1", "--port", str(port)]) == 2
+    assert "--host ::1: the demo serves on IPv4 addresses only" in capsys.readouterr().err
+
+
+def test_a_cache_folder_that_cannot_hold_the_examples_costs_the_examples_not_the_demo(
+        model_file: Path, tmp_path: Path, caplog) -> None:
+    """A read-only home failed the start as "cannot serve on ...: the port is taken"."""
+    from depthnas.app.demo import DepthDemo
+    from depthnas.export.inference import load_estimator
+    (tmp_path / "a-file").write_text("")
+    demo = DepthDemo(load_estimator(model_file), examples_dir=tmp_path / "a-file" / "examples",
+                     latency_runs=1)
+    try:
+        demo.build()
+    finally:
+        demo.close()
+    assert "the demo starts without example photos" in caplog.text
+    assert "a-file/examples cannot hold them" in caplog.text
 
 
 def test_demo_without_a_run_says_how_to_make_one(tmp_path: Path, capsys) -> None:
