@@ -159,6 +159,8 @@ def one_value(depth: np.ndarray) -> bool:
     finite = d[np.isfinite(d)]
     if finite.size == 0:
         return True
+    if d.size == 1:  # a one-pixel photo's map has one value, whatever the model
+        return False
     lo, hi = float(finite.min()), float(finite.max())
     return hi - lo <= 1e-6 * max(abs(lo), abs(hi), 1e-12)
 

@@ -59,6 +59,19 @@ def test_maps_of_one_value_everywhere_are_said_not_passed_as_depth(photos: Path,
     assert "one value" not in capsys.readouterr().err
 
 
+def test_a_one_pixel_photo_is_not_blamed_on_the_model(onnx_file: Path, tmp_path: Path, capsys) -> None:
+    """Its map was said to "hold one value everywhere: the model saw no depth", with
+    advice to train longer: one pixel has one value by nature."""
+    from PIL import Image
+
+    from depthnas.export.images import one_value
+    Image.new("RGB", (1, 1), (120, 80, 40)).save(tmp_path / "dot.png")
+    assert main(["predict", "--model", str(onnx_file), "--input", str(tmp_path / "dot.png"),
+                 "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert "one value" not in capsys.readouterr().err
+    assert one_value(np.zeros((2, 1))) and one_value(np.full((1, 1), np.nan))
+
+
 def test_all_unreadable_is_an_error(onnx_file: Path, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
