@@ -11,6 +11,7 @@ Per prediction three files are written, all at the input's original size:
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import warnings
 import zlib
@@ -64,6 +65,11 @@ def read_photo(path: str | Path) -> np.ndarray:
                     out = Image.fromarray(rgb)
                     out.info["exif"] = im.getexif().tobytes()  # for exif_transpose below
                     return np.asarray(ImageOps.exif_transpose(out))
+                if im.format == "TIFF":
+                    # Pillow memory-maps an uncompressed one-band TIFF from a file name
+                    # and then drops its Orientation tag unapplied; from bytes it turns it
+                    with Image.open(io.BytesIO(path.read_bytes())) as tiff:
+                        return _to_rgb8(ImageOps.exif_transpose(tiff))
                 return _to_rgb8(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise ImageReadError(path, "no such file") from None

@@ -294,6 +294,23 @@ def test_a_float_colour_tiff_shot_rotated_is_turned_upright(tmp_path: Path) -> N
     assert tuple(upright[0, -1]) == (255, 0, 0)  # the stored top-left, now top-right
 
 
+@pytest.mark.parametrize("mode", ["L", "I;16"])
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_a_grey_tiff_shot_rotated_is_turned_upright(mode: str, compression: str | None,
+                                                    tmp_path: Path) -> None:
+    """An uncompressed grey TIFF (8 or 16 bits: IR and scientific cameras) came out on
+    its side: PIL memory-maps it, and drops its Orientation tag without turning it."""
+    grey = np.zeros((4, 6), np.uint16 if mode == "I;16" else np.uint8)
+    grey[0, 0] = np.iinfo(grey.dtype).max
+    image = Image.fromarray(grey)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "g.tif", exif=exif, compression=compression)
+    upright = read_photo(tmp_path / "g.tif")
+    assert upright.shape == (6, 4, 3)  # orientation 6: turned 90 degrees clockwise
+    assert upright[0, -1, 0] == 255 and upright.sum() == 3 * 255  # the stored top-left, top-right
+
+
 def test_a_32_bit_integer_grey_image_is_scaled_by_its_bit_length(tmp_path: Path) -> None:
     """PIL's mode I holds up to 32 bits: a 20-bit ramp must not saturate at 255."""
     path = tmp_path / "ramp20.tif"
