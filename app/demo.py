@@ -27,7 +27,7 @@ from PIL import Image
 from depthnas.datasets import net_input_size
 from depthnas.export.images import (ImageReadError, colorize, fit_stem, one_value, read_photo,
                                     save_prediction)
-from depthnas.export.inference import DepthEstimator, predict_latency
+from depthnas.export.inference import DepthEstimator, ignores_input_warning, predict_latency
 from depthnas.out_of_memory import OutOfMemory
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ def model_card(estimator: DepthEstimator, latency_ms: float, runs: int) -> str:
         "pre- and post-processing included)  ",
         "Output: relative inverse depth — bright is near, dark is far; "
         "the scale and offset are unknown.",
+        *([f"  \n**Warning:** {ignores_input_warning(i)}."] if i.ignores_input else []),
     ])
 
 
@@ -190,6 +191,8 @@ class DepthDemo:
             status += ("\n\n**The model output one value everywhere: it saw no depth in this "
                        "photo.** A briefly trained model does this, or one trained on other "
                        "images (the quick preset's synthetic rooms).")
+        elif self.estimator.info.ignores_input:  # a map that looks like depth, of no photo
+            status += f"\n\n**{ignores_input_warning(self.estimator.info)}.**"
         return (rgb, colorize(depth)), [str(files["png16"]), str(files["npy"])], status
 
     def _result_dir(self) -> Path:

@@ -127,6 +127,16 @@ def load_depth_model(path: str | Path, device: str | torch.device = "cpu"
     return model, meta
 
 
+def meta_ignores_input(meta: dict[str, Any]) -> bool:
+    """Whether the model a file's metadata describes gives one output whatever the
+    image (`SearchSpace.ignores_input` of its architecture, built as recorded): its
+    maps look like depth and are the same for every photo."""
+    from depthnas.spaces import get_space
+    space = get_space(str(meta["space"]))
+    model_kw = meta.get("model") or {k: meta[k] for k in DECODER_FIELDS if k in meta}
+    return bool(meta.get("arch")) and space.ignores_input(space.parse(str(meta["arch"])), **model_kw)
+
+
 def check_depth_model(path: str | Path) -> None:
     """ValueError for a model file (or run) of another task, or a super-net, read from
     its metadata alone: before a command prints what it will do with it, or asks for

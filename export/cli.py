@@ -78,6 +78,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     size_mb = result.path.stat().st_size / 2**20
     print(f"{result.metadata['arch']} -> {result.path} ({size_mb:.1f} MB, "
           f"{result.exporter} exporter, opset {result.metadata['opset']})")
+    if result.metadata.get("ignores_input") == "true":
+        from .inference import OnnxEstimator, ignores_input_warning
+        print(f"warning: {ignores_input_warning(OnnxEstimator(result.path).info)}", file=sys.stderr)
     if not args.check:
         return 0
     results = check_parity(result.path, model_file)
@@ -105,9 +108,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     check_colormap(args.colormap)  # before a model loads or a folder is made
     check_model_path(args.model)
 
-    from .inference import load_estimator  # torch and onnxruntime: after the checks
+    from .inference import ignores_input_warning, load_estimator  # torch, onnxruntime: after the checks
     from .predict import predict_paths
     estimator = load_estimator(args.model, device=args.device, net_size=args.net_size)
+    if estimator.info.ignores_input:
+        print(f"warning: {ignores_input_warning(estimator.info)}", file=sys.stderr)
     report = predict_paths(estimator, args.input, args.out, colormap=args.colormap,
                            progress=show_progress(args.no_progress))
     print(f"{len(report.written)} image(s) -> {args.out}; {len(report.skipped)} skipped")

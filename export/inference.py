@@ -46,11 +46,19 @@ class ModelInfo:
     image_size: tuple[int, int]  # (H, W) the model was trained at
     parameters: int
     inference_size: int | None = None  # longer side to run at; None: the training size's
+    ignores_input: bool = False  # its architecture cuts the image off: one map for every photo
 
     @property
     def net_size(self) -> int:
         """Longer side of the network input: --net-size 50 runs, and is said as, 64."""
         return net_side(self.inference_size) if self.inference_size else max(self.image_size)
+
+
+def ignores_input_warning(info: ModelInfo) -> str:
+    """What predict, export and the demo say of a model whose output ignores the image."""
+    return (f"{info.arch} gives one output whatever the image (its none ops cut every path "
+            "from the image to the output): its maps are the same for every photo, whatever "
+            "they look like")
 
 
 class DepthEstimator(ABC):
@@ -94,13 +102,14 @@ def load_torch_model(path: str | Path, device: str | torch.device = "cpu"
 
 class TorchEstimator(DepthEstimator):
     def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
-        from depthnas.models import count_parameters
+        from depthnas.models import count_parameters, meta_ignores_input
         self.device = torch.device(device)
         self.model, meta, self.path = load_torch_model(path, self.device)
         self.info = ModelInfo(
             source=self.path, backend=f"pytorch ({self.device})", arch=str(meta["arch"]),
             space=str(meta["space"]), backbone=str(meta.get("backbone", "none")),
-            image_size=_image_size(meta, self.path), parameters=count_parameters(self.model))
+            image_size=_image_size(meta, self.path), parameters=count_parameters(self.model),
+            ignores_input=meta_ignores_input(meta))
 
     @torch.inference_mode()
     def _forward(self, x: torch.Tensor) -> np.ndarray:
@@ -129,7 +138,8 @@ class OnnxEstimator(DepthEstimator):
             source=self.path,
             backend=f"onnxruntime ({self.session.get_providers()[0]})",
             arch=meta["arch"], space=meta.get("space", ""), backbone=meta.get("backbone", ""),
-            image_size=_image_size(meta, self.path), parameters=int(meta.get("parameters", 0)))
+            image_size=_image_size(meta, self.path), parameters=int(meta.get("parameters", 0)),
+            ignores_input=meta.get("ignores_input") == "true")  # absent from older exports
 
     def _forward(self, x: torch.Tensor) -> np.ndarray:
         # prepare_image is the one definition of the inference resize; undoing its

@@ -108,6 +108,7 @@ def load_for_export(model_path: str | Path, arch: str | None = None
 
 def onnx_metadata(meta: dict[str, Any], model: nn.Module, exporter: str,
                   opset: int) -> dict[str, str]:
+    from depthnas.models import meta_ignores_input
     h, w = (int(v) for v in meta["image_size"])
     return {
         "format": "depthnas-onnx/1",
@@ -122,6 +123,7 @@ def onnx_metadata(meta: dict[str, Any], model: nn.Module, exporter: str,
         "applied_in_graph_std": json.dumps(list(IMAGENET_STD)),
         "output": OUTPUT_MEANING,
         "parameters": str(count_parameters(model)),
+        "ignores_input": json.dumps(meta_ignores_input(meta)),  # predict and the demo say it
         "exporter": exporter,
         "opset": str(opset),
     }

@@ -59,6 +59,31 @@ def test_maps_of_one_value_everywhere_are_said_not_passed_as_depth(photos: Path,
     assert "one value" not in capsys.readouterr().err
 
 
+def test_a_model_whose_architecture_ignores_the_image_is_said_by_export_predict_and_the_demo(
+        photos: Path, tmp_path: Path, capsys) -> None:
+    """train warned of it; export, predict and the demo did not, and its maps, the same
+    for every photo but not one value, looked like depth once min-max scaled."""
+    from fixtures_models import make_model_file
+    from depthnas.app.demo import model_card
+    from depthnas.export.inference import load_estimator
+    dead = make_model_file(tmp_path / "dead.safetensors", arch="v1-sync:c3,skip,none,none,none")
+    said = "v1-sync:c3,skip,none,none,none gives one output whatever the image"
+    assert main(["predict", "--model", str(dead), "--input", str(photos), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 0
+    assert said in capsys.readouterr().err
+    maps = [np.load(f) for f in sorted((tmp_path / "o").glob("*-depth.npy"))]
+    assert len(maps) == 3 and maps[0].std() > 0  # the case: not flat, yet of no photo
+    assert main(["export", str(dead), "--out", str(tmp_path / "dead.onnx"), "--exporter", "legacy"]) == 0
+    assert said in capsys.readouterr().err
+    for model in (dead, tmp_path / "dead.onnx"):  # the ONNX file records it
+        assert said in model_card(load_estimator(model), 1.0, 1)
+    live = make_model_file(tmp_path / "live.safetensors")
+    assert main(["predict", "--model", str(live), "--input", str(photos), "--out", str(tmp_path / "o2"),
+                 "--no-progress"]) == 0
+    assert "whatever the image" not in capsys.readouterr().err
+    assert "Warning" not in model_card(load_estimator(live), 1.0, 1)
+
+
 def test_a_one_pixel_photo_is_not_blamed_on_the_model(onnx_file: Path, tmp_path: Path, capsys) -> None:
     """Its map was said to "hold one value everywhere: the model saw no depth", with
     advice to train longer: one pixel has one value by nature."""
