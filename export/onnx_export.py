@@ -99,7 +99,12 @@ def load_for_export(model_path: str | Path, arch: str | None = None
     if arch:
         from depthnas.spaces import get_space
         space = get_space(meta["space"])
-        given = space.to_string(space.parse(arch))
+        try:
+            given = space.to_string(space.parse(arch))
+        except ValueError as err:  # another space's string: said with the file and the flag
+            raise ValueError(f"{path}: holds {meta['arch']}, but --arch {arch} ({err}); not "
+                             "exported (a model file exports its own architecture: drop --arch, "
+                             "or arch=)") from None
         if given != meta["arch"]:
             raise ValueError(f"{path}: holds {meta['arch']}, but --arch says {given}; not "
                              "exported (a model file exports its own architecture: drop --arch, or arch=)")

@@ -88,6 +88,17 @@ def test_export_takes_an_architecture_file_as_train_does(model_file: Path, arch:
     assert f"--arch {arch_file}: not valid JSON" in capsys.readouterr().err
 
 
+def test_an_arch_of_another_space_names_the_model_file_and_the_flag(model_file: Path, arch: str,
+                                                                    tmp_path: Path, capsys) -> None:
+    """It said only "architecture string is for space 'v1-sync', not 'v2-nonsync'"."""
+    other = "v1-sync:c3,skip,c3,c1,c3"
+    assert main(["export", "--checkpoint", str(model_file), "--arch", other,
+                 "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert f"{model_file}: holds {arch}, but --arch {other} (" in err and "not exported" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_unreadable_model_files_are_named(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "missing.safetensors"
     assert main(["export", "--checkpoint", str(missing)]) == 2
