@@ -468,12 +468,15 @@ def run(cfg: Config, *, resume: bool = False, progress: bool = True,
     the ranks search together, as the command's do, joining torchrun's process group
     for the call if not joined already. `progress`: bars; `say`: where messages go."""
     from .config_checks import validate
-    from .run_start import join_ranks
+    from .run_start import check_model_builds, join_ranks
     from .runs import check_kind, check_resumable, run_folder
     if not isinstance(cfg, Config):  # a YAML file's mapping, say
         raise TypeError(f"pipeline.run takes a depthnas.config.Config, not a {type(cfg).__name__}: "
                         "config.load(path, preset) reads one, config.from_dict(mapping) makes one")
     cfg = validate(config_mod.absolute_paths(copy.deepcopy(cfg)))
+    # as the command: a backbone that does not build, or a space of one's own that breaks
+    # the interface, is refused before a folder is made, not after the landmarks trained
+    check_model_builds(cfg, get_space(cfg.space))
     made_from = None
     if resume:
         if not cfg.out:

@@ -174,6 +174,19 @@ def test_library_searches_given_no_folder_each_get_their_own(tmp_path, monkeypat
     assert len(list(runs.iterdir())) == 2
 
 
+def test_a_library_search_whose_model_does_not_build_is_refused_before_its_folder(tmp_path):
+    """pipeline.run skipped the command's start checks: an unknown backbone failed after
+    the run folder was made, and left it (a space of one's own that breaks the interface
+    ran to the end, recording another model than it trained)."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"),
+                                  ["model.backbone=resnet9000", f"out={tmp_path / 'run'}"])
+    with pytest.raises(ValueError, match="resnet9000"):
+        pipeline.run(cfg)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_training_refused_for_its_data_leaves_no_folder(tmp_path, capsys):
     """It left arch.json and the lock file behind (a search: config.yaml)."""
     out = tmp_path / "wrong"
