@@ -11,7 +11,7 @@ from typing import Any
 
 from depthnas.spaces import SearchSpace, get_space
 
-from .io import atomic_write_json, read_json
+from .io import WriteError, atomic_write_json, read_json
 from .recipe import same_recipe
 
 class LandmarkStore:
@@ -108,8 +108,14 @@ class LandmarkStore:
         own (under DDP every rank must hold the same ones)."""
         if not self.persist:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(f".{self.path.name}.lock"), "a") as lock:
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(lock_path, "a")
+        except OSError as err:  # made read-only since the start's check, say: named, kept
+            raise WriteError(lock_path, f"the landmark store's lock: {err.strerror or err}",
+                             err.errno) from err
+        with lock:
             try:
                 import fcntl
                 fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes

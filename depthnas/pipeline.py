@@ -35,7 +35,8 @@ from .data import check_recorded_splits, load_splits, warn_unused_settings
 from .degenerate import (candidate_order, collapsed, learned_nothing, search_order, supernet_level,
                          unlearned_note)
 from .evolution import RANDOM_TRIES, new_models, run_search
-from .io import append_jsonl, atomic_write, atomic_write_json, drop_jsonl_records, finite_json
+from .io import (append_jsonl, atomic_write, atomic_write_json, check_parent_folders,
+                 drop_jsonl_records, finite_json)
 from .landmark_sampler import default_tau, sample_landmarks
 from .landmarks import LandmarkRegularizer
 from .launch_env import launched
@@ -197,6 +198,8 @@ class SearchRun:
         self.clock = RunClock(self.out / "elapsed.json")
         main = dist.is_main()
         check_config_kept(self.out, cfg)  # every rank: all raise, none waits
+        if cfg.landmarks.store:  # written after each training: said now, not hours on
+            check_parent_folders(cfg.landmarks.store, "--landmarks (landmarks.store)")
         if self.budget is not None:
             self.budget.check_reachable(self.say)
         if main:

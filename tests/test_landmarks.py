@@ -275,6 +275,16 @@ def test_runs_sharing_a_store_keep_each_others_entries(tmp_path):
                                                                 "v1-sync:c1,c1,c1,c1,c1"}
 
 
+def test_a_store_that_cannot_be_written_mid_run_is_a_write_error_naming_it(tmp_path):
+    """A bare "[Errno 30] Read-only file system: '.landmarks.json.lock'" ended the run
+    without the resume hint other write errors get (the CLI adds it to a WriteError)."""
+    from depthnas.io import WriteError
+    path = tmp_path / "store.json"
+    (tmp_path / ".store.json.lock").mkdir()  # what open() cannot append to
+    with pytest.raises(WriteError, match=r"cannot write .*\.store\.json\.lock \(the landmark store's lock: "):
+        LandmarkStore(path).add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", 0.25, {"epochs": 2})
+
+
 def test_merging_keeps_every_ranks_entries_identical(tmp_path):
     """Under DDP rank 0 writes the store and the others keep it in memory: an entry
     another run wrote meanwhile goes to the file, not into one rank's memory only."""

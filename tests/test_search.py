@@ -496,7 +496,7 @@ def test_landmarks_without_a_regularizer_split_are_refused_before_any_training(t
     assert main(["search", *TINY, "--set", "data.reg_fraction=0", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "data.reg_fraction=0 leaves the landmark regularizer no data" in err
-    assert not (out / "standalone").exists()
+    assert not out.exists()  # a start refused before any work takes its folder away
 
 
 def test_an_empty_validation_split_is_an_error_not_a_perfect_score():
@@ -865,3 +865,17 @@ def test_a_library_search_passes_on_its_progress_and_say(tmp_path, monkeypatch, 
     got = pipeline.run(cfg, progress=False, say=said.append)
     assert got["progress"] is False and said == ["hello"]
     assert "hello" not in capsys.readouterr().out
+
+
+def test_a_landmark_store_that_cannot_be_written_is_said_before_any_training(tmp_path, capsys):
+    """It failed after every landmark (and at the paper's size, hours) had trained,
+    with "[Errno 17] File exists" naming neither the store nor --landmarks."""
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "run"
+    assert main(["search", *TINY, "--landmarks", str(tmp_path / "a-file" / "store.json"),
+                 "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert f"--landmarks (landmarks.store) {tmp_path / 'a-file' / 'store.json'}: " \
+           f"{tmp_path / 'a-file'} is a file, not a folder" in captured.err
+    assert "stage 1" not in captured.out + captured.err
+    assert not out.exists()  # a start refused before any work takes its folder away
