@@ -16,7 +16,7 @@ from depthnas.spaces import get_space
 from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, MIN_FEATURES, WEIGHT_SUFFIXES, DepthSpace
 
 from .choices import CLASSIFICATION_LOSSES, DEPTH_LOSSES, PRECISIONS
-from .config import Config, ConfigError, TrainConfig
+from .config import Config, ConfigError, TrainConfig, retyped
 from .data import check_data_fits_space
 from .landmark_sampler import default_tau, landmark_problem
 from .schedule import INCREASING, SCHEDULES
@@ -34,7 +34,9 @@ class _Problems(list):
 
 
 def validate(cfg: Config) -> Config:
-    """`cfg` if every field holds, else one ConfigError naming every problem."""
+    """`cfg` if every field holds, else one ConfigError naming every problem. Fields
+    a script set by attribute are brought to their declared types first (`retyped`)."""
+    retyped(cfg)
     problems = _Problems()
     try:
         space = get_space(cfg.space)

@@ -476,7 +476,7 @@ def run(cfg: Config, *, resume: bool = False, progress: bool = True,
     if not isinstance(cfg, Config):  # a YAML file's mapping, say
         raise TypeError(f"pipeline.run takes a depthnas.config.Config, not a {type(cfg).__name__}: "
                         "config.load(path, preset) reads one, config.from_dict(mapping) makes one")
-    cfg = validate(config_mod.absolute_paths(copy.deepcopy(cfg)))
+    cfg = validate(config_mod.absolute_paths(config_mod.retyped(copy.deepcopy(cfg))))
     # as the command: a backbone that does not build, or a space of one's own that breaks
     # the interface, is refused before a folder is made, not after the landmarks trained
     check_model_builds(cfg, get_space(cfg.space))

@@ -782,3 +782,25 @@ def test_settings_the_command_does_nothing_with_are_said(caplog):
         build_config(build_parser().parse_args(["search", "--num-landmarks", "5",
                                                 "--set", "supernet.epochs=5"]))
     assert "does nothing" not in caplog.text
+
+
+def test_fields_a_script_sets_by_attribute_are_brought_to_their_types_or_named():
+    """A Path for out failed as a YAML RepresenterError when config.yaml was written;
+    1.5 iterations as a TypeError after the landmarks had trained; "1" as a seed as a
+    comparison of int and str."""
+    from pathlib import Path
+
+    import torch
+    cfg = C.load(preset="quick")
+    cfg.out, cfg.data.spec, cfg.device, cfg.seed = Path("runs/x"), Path("folder:data"), torch.device("cpu"), "1"
+    cfg.data.image_size = [64, 96]
+    C.retyped(cfg)
+    assert (cfg.out, cfg.data.spec, cfg.device, cfg.seed) == ("runs/x", "folder:data", "cpu", 1)
+    assert cfg.data.image_size == (64, 96)
+    cfg.search.iterations = 1.5
+    with pytest.raises(C.ConfigError, match=r"search.iterations: expected a whole number, got 1.5"):
+        validate(cfg)
+    cfg.search.iterations = 1
+    cfg.landmarks.enabled = "maybe"
+    with pytest.raises(C.ConfigError, match=r"landmarks.enabled: expected true/false, got 'maybe'"):
+        validate(cfg)
