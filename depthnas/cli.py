@@ -173,9 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
     # under torchrun rank 0 reports, from the start: the checks before the ranks join
     # (unused settings, --compile without a backbone) were said once per rank
-    logging.basicConfig(level=logging.DEBUG if args.verbose else
-                        logging.INFO if env_rank() == 0 else logging.ERROR,
-                        handlers=[log_handler(args.verbose)])
+    # as logging.basicConfig would (nothing, where the caller has set logging up), and
+    # undone on return: a script calling main() kept INFO logging of everything after
+    root, level = logging.getLogger(), logging.getLogger().level
+    ours = None if root.handlers else log_handler(args.verbose)
+    if ours is not None:
+        root.addHandler(ours)
+        root.setLevel(logging.DEBUG if args.verbose else
+                      logging.INFO if env_rank() == 0 else logging.ERROR)
     finished = False
     signalled: list[int] = []
     stoppable = args.command in ("search", "train") and threading.current_thread() is threading.main_thread()
@@ -220,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         joined = sys.modules.get("depthnas.distributed")
         if joined is not None:
             joined.cleanup(finished)  # leave torchrun's process group, if joined
+        if ours is not None:
+            root.removeHandler(ours)
+            root.setLevel(level)
 
 
 def console() -> None:

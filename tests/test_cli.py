@@ -4,6 +4,7 @@ torch, OpenCV or gradio load; packages load their parts on first use), and how
 messages and log lines read."""
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -151,6 +152,18 @@ def test_every_command_with_a_device_uses_the_gpu_when_there_is_one():
     assert {d if d is not None else Config().device for d in defaults.values()} == {"auto"}, defaults
     for api in (evaluate, load_estimator):
         assert inspect.signature(api).parameters["device"].default == "auto", api.__name__
+
+
+def test_main_called_from_a_script_leaves_its_logging_as_it_found_it():
+    """main() set the root logger to INFO with a handler of its own, for good: the
+    script's own INFO messages (and every library's) were printed from then on."""
+    import subprocess
+    import sys
+    script = ("import logging; from depthnas.cli import main; main(['spaces']); "
+              "r = logging.getLogger(); print(r.level, len(r.handlers))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"{logging.WARNING} 0"
 
 
 def test_main_returns_a_status_for_usage_errors_and_refuses_one_string(capsys):
