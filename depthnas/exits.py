@@ -90,8 +90,8 @@ def resume_hint(args: argparse.Namespace) -> str:
     command = f"depthnas {args.command} --out {shlex.quote(str(out))} --resume"
     if launched():  # by torchrun: relaunch so
         per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ["WORLD_SIZE"]
-        return (f"continue with: torchrun --nproc_per_node {per_node} -m {command} (any "
-                "number of processes resumes it)")
+        return (f"continue with: torchrun --nproc_per_node {per_node} -m {command} (another "
+                "number of processes resumes it too)")
     return f"continue with: {command}"
 
 

@@ -55,9 +55,11 @@ class Regularizer(Protocol):
 def check_batch_fits(samples: int, batch_size: int, world: int = 1) -> None:
     """ValueError unless the training split holds one batch for each rank."""
     if samples < batch_size * world:
+        # a resume keeps its batch size: fewer processes is then the way on
+        fewer = f"run on at most {samples // batch_size} process(es), " if world > 1 and samples >= batch_size else ""
         raise ValueError(f"training split has {samples} samples, fewer than the batch size "
                          f"{batch_size}" + (f" times {world} ranks" if world > 1 else "") +
-                         " (lower --batch-size, or add data)")
+                         f" ({fewer}lower --batch-size, or add data)")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -220,7 +220,7 @@ def test_a_stopped_torchrun_job_says_once_how_to_relaunch_it(monkeypatch, tmp_pa
     monkeypatch.setenv("RANK", "0")
     assert stopped_message(args, Terminated()) == (
         "\nterminated (SIGTERM); continue with: torchrun --nproc_per_node 4 -m depthnas search "
-        "--out runs/x --resume (any number of processes resumes it)")
+        "--out runs/x --resume (another number of processes resumes it too)")
 
 
 def test_a_resume_command_for_a_folder_with_a_space_in_its_name_pastes_whole(monkeypatch, tmp_path):
@@ -268,7 +268,7 @@ def test_a_rank_that_loses_its_peers_says_so_in_one_line(monkeypatch, capsys, tm
     assert main(["search", "--out", "x"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[1] == (
         "continue with: torchrun --nproc_per_node 2 -m depthnas search --out x --resume "
-        "(any number of processes resumes it)")
+        "(another number of processes resumes it too)")
     monkeypatch.setenv("RANK", "1")  # one hint, from rank 0
     assert main(["search", "--out", "x"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
