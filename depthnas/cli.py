@@ -15,7 +15,7 @@ from . import config as config_mod
 from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_hint, say_once,
                     stopped)
 from .io import path_arg
-from .launch_env import env_rank
+from .launch_env import env_rank, launched
 from .out_of_memory import OutOfMemory
 from .run_config import add_config_args, build_config, print_config
 from .run_start import check_model_builds, check_out_under_torchrun, start_run
@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     signalled: list[int] = []
     stoppable = args.command in ("search", "train") and threading.current_thread() is threading.main_thread()
     try:
+        if launched() and args.command not in ("search", "train"):  # each rank did all of it
+            raise ValueError(f"depthnas {args.command} runs in one process (search and train run "
+                             "on several): start it without torchrun")
         with stop_on_signals(signalled) if stoppable else contextlib.nullcontext():
             code = args.func(args)
         finished = True

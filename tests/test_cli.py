@@ -166,6 +166,16 @@ def test_main_called_from_a_script_leaves_its_logging_as_it_found_it():
     assert done.stdout.splitlines()[-1] == f"{logging.WARNING} 0"
 
 
+def test_commands_of_one_process_are_refused_under_torchrun(monkeypatch, capsys):
+    """`torchrun ... depthnas rank` scored every architecture on every rank, each
+    printing the table and writing the same --out."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["rank", "--run", "r", "--truth", "t.json"]) == 2
+    assert "depthnas rank runs in one process (search and train run on several): start it " \
+           "without torchrun" in capsys.readouterr().err
+
+
 def test_main_returns_a_status_for_usage_errors_and_refuses_one_string(capsys):
     """A script's main(["search", "--bogus"]) ended the script with SystemExit, where a
     bad setting returned 2; main("spaces") read 's' as the command."""
