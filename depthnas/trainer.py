@@ -248,6 +248,7 @@ class Trainer:
     # ---- persistence -------------------------------------------------------------
     def _state_dict(self) -> dict[str, Any]:
         return {"epoch": self.state.epoch, "step": self.state.step, "train_s": self.state.train_s,
+                "steps_per_epoch": self.steps_per_epoch,  # this session's: a resume compares
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict()}
 
@@ -270,31 +271,34 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.state = TrainState(epoch=int(state["epoch"]), step=int(state["step"]),
                                 train_s=float(state.get("train_s", 0.0)))  # (older: none)
-        self._align_schedules()
+        self._align_schedules(state.get("steps_per_epoch"))  # (older checkpoints: none)
         if self.writes:
             self._drop_records_after(self.state.step)
             log.info("%s: resuming after epoch %d of %d (step %d) from %s", self.name,
                      self.state.epoch, self.total_epochs, self.state.step, self.checkpoints.loaded)
         return True
 
-    def _align_schedules(self) -> None:
+    def _align_schedules(self, saved_steps_per_epoch: int | None = None) -> None:
         """A checkpoint holds whole epochs. Resumed on another number of ranks, an epoch
         has another number of steps, and the steps taken so far sit elsewhere in this
         run's schedules (past their end from 1 process to 2 ranks: the learning rate
         at its floor for the rest of the run). The schedules (learning rate, landmark
         lambda and batches) go on from the epoch instead; the step count, which the
-        logs use, goes on counting the optimizer steps taken."""
+        logs use, goes on counting the optimizer steps taken. Said when the session
+        that saved the checkpoint took other steps per epoch than this one."""
         epoch, taken = self.state.epoch, self.state.step
         position = epoch * self.steps_per_epoch
         if not epoch or taken == position:
             return
         self._schedule_offset = taken - position
-        schedules = ("the learning rate and the landmark schedule go" if self.regularizer
-                     is not None else "the learning rate goes")  # a stand-alone has no lambda
-        log.warning("%s: the checkpoint trained %d steps per epoch, this run takes %d "
-                    "(another number of ranks?): %s on from epoch %d's place in this "
-                    "run's, step %d of %d", self.name, taken // epoch, self.steps_per_epoch,
-                    schedules, epoch, position, self.total_steps)
+        saved = saved_steps_per_epoch or taken // epoch
+        if saved != self.steps_per_epoch:  # not again on each resume after one such change
+            schedules = ("the learning rate and the landmark schedule go" if self.regularizer
+                         is not None else "the learning rate goes")  # a stand-alone has no lambda
+            log.warning("%s: the checkpoint trained %d steps per epoch, this run takes %d "
+                        "(another number of ranks?): %s on from epoch %d's place in this "
+                        "run's, step %d of %d", self.name, saved, self.steps_per_epoch,
+                        schedules, epoch, position, self.total_steps)
         self.scheduler.last_epoch = position - 1
         self.scheduler.step()  # sets each group's learning rate for `position`
 

@@ -90,6 +90,23 @@ def test_a_resume_with_other_steps_per_epoch_continues_the_schedules_from_its_ep
     assert [r["step"] for r in steps] == [1, 2, 3, 4, 5]  # 4 taken before, 1 after
     assert steps[-1]["lambda"] == pytest.approx(LandmarkConfig().lambda_max)  # its last step
 
+
+def test_a_resume_after_a_change_of_steps_per_epoch_warns_only_of_a_change(tmp_path, caplog):
+    """After one resume on another number of ranks, every later resume on that same
+    number warned "trained 2 steps per epoch, this run takes 2 (another number of
+    ranks?)": the steps taken no longer fit epochs x steps of either session."""
+    import dataclasses
+    one_step = dataclasses.replace(CFG, steps_per_epoch=1)
+    make_trainer(tmp_path / "run", regularized=False).fit(until_epoch=1)  # 2 steps an epoch
+    make_trainer(tmp_path / "run", regularized=False, cfg=one_step).fit(until_epoch=2)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        third = make_trainer(tmp_path / "run", regularized=False, cfg=one_step)
+        assert third.try_resume()
+    assert "steps per epoch" not in caplog.text
+    assert third.state.step == 3 and third._schedule_offset == 1  # aligned all the same
+
+
 def test_resume_reaches_the_same_final_weights(tmp_path):
     full = make_trainer(tmp_path / "full")
     full.fit()
