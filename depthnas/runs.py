@@ -242,7 +242,10 @@ def trained_arch(out_dir: str | Path) -> str | None:
     the arch.json `depthnas train` writes as it starts), if any."""
     out_dir = Path(out_dir)
     if (out_dir / "result.json").is_file():
-        return read_json(out_dir / "result.json", expect=dict).get("arch")
+        try:
+            return read_json(out_dir / "result.json", expect=dict).get("arch")
+        except ValueError:  # damaged: the training sets it aside and says so
+            pass
     if (out_dir / "checkpoints").is_dir():  # the reader imports torch: only when there is one
         from .checkpoint import Checkpointer
         meta = Checkpointer(out_dir / "checkpoints").latest_metadata()

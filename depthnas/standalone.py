@@ -52,10 +52,27 @@ def arch_slug(text: str) -> str:
     return slug
 
 
+def _saved_result(out_dir: Path) -> dict[str, Any]:
+    """The folder's result.json, {} if none. A damaged one (cut short by a full disk,
+    edited) is set aside as result.json.damaged and said: its training is done again
+    where it stopped the run, with no word of what to do."""
+    path = out_dir / "result.json"
+    if not path.is_file():
+        return {}
+    try:
+        return read_json(path, expect=dict)
+    except ValueError as err:
+        try:
+            path.replace(path.with_name("result.json.damaged"))
+        except FileNotFoundError:  # another rank set it aside first
+            return {}
+        log.warning("%s; kept as result.json.damaged, and its training is done again", err)
+        return {}
+
+
 def _own_result(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> dict | None:
     """The folder's result.json if it is of this architecture and recipe."""
-    path = out_dir / "result.json"
-    done = read_json(path, expect=dict) if path.is_file() else {}
+    done = _saved_result(out_dir)
     return done if done.get("arch") == arch_string and same_recipe(done.get("recipe"), rec) else None
 
 
@@ -83,9 +100,9 @@ def training_changes(out_dir: str | Path, arch_string: str, rec: dict[str, Any])
     out_dir = Path(out_dir)
     saved = Checkpointer(out_dir / "checkpoints").latest_metadata()
     if saved is None:
-        if not (out_dir / "result.json").is_file():
+        saved = _saved_result(out_dir)
+        if not saved:
             return []
-        saved = read_json(out_dir / "result.json", expect=dict)
     theirs = saved.get("recipe", rec)
     diff = [f"arch: saved {saved.get('arch')!r}, now {arch_string!r}"] \
         if saved.get("arch") != arch_string else []

@@ -52,6 +52,21 @@ def test_train_one_architecture(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == before
 
 
+def test_a_damaged_result_is_set_aside_and_its_training_done_again(tmp_path, capsys, caplog):
+    """A result.json cut short (a full disk) stopped every resume with "not valid JSON"
+    and no word of what to do; the search's stand-alone results met the same."""
+    out = tmp_path / "t"
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 0
+    loss = json.loads((out / "result.json").read_text())["val_loss"]
+    text = (out / "result.json").read_text()
+    (out / "result.json").write_text(text[:40])
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert "result.json: not valid JSON" in caplog.text and "its training is done again" in caplog.text
+    assert (out / "result.json.damaged").read_text() == text[:40]  # kept, not lost
+    assert json.loads((out / "result.json").read_text())["val_loss"] == pytest.approx(loss)
+
+
 def test_train_refuses_a_search_folder(run_dir, capsys):
     assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(run_dir),
                  "--resume"]) == 2
