@@ -103,7 +103,15 @@ class Search:
     def load(self) -> dict | None:
         if self.checkpoint is None or not self.checkpoint.is_file():
             return None
-        data = read_json(self.checkpoint, expect=dict)
+        # a search the super-net has trained past cannot be redone on the super-net it
+        # ranked (`search_resume.check_search_kept`): deleting it alone is refused then
+        remedy = (f"restore it, or delete it to search again (and, if the super-net has "
+                  f"trained past this search, {self.checkpoint.parent / 'checkpoints'} too: "
+                  "the super-net trains again from the start, stand-alone results are kept)")
+        try:
+            data = read_json(self.checkpoint, expect=dict)
+        except ValueError as err:  # cut short: "not valid JSON"
+            raise ValueError(f"{err}; {remedy}") from None
         if data.get("space") != self.space.name:
             raise ValueError(f"search checkpoint {self.checkpoint} is for space {data.get('space')!r}")
         try:
@@ -113,7 +121,7 @@ class Search:
             self.rejected = int(data.get("rejected", 0))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"search checkpoint {self.checkpoint} is damaged ({type(err).__name__}: "
-                             f"{err}); restore it, or delete it to search again") from None
+                             f"{err}); {remedy}") from None
         return data
 
     def fresh(self, make: Callable[[], Arch], taken: set[Hashable], tries: int = 50) -> Arch | None:

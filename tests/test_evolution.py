@@ -397,3 +397,16 @@ def test_every_one_of_the_best_parents_is_drawn_from(monkeypatch):
     cfg = SearchConfig(population=12, generations=3, parents=3, mutations=12, crossovers=0)
     evolutionary_search(SPACE, score, cfg, random.Random(0), progress=False)
     assert len(drawn) == 2 and drawn == best
+
+
+@pytest.mark.parametrize("content", ['{"space": "v1-sync", "rng"', '{"space": "v1-sync"}'])
+def test_a_damaged_checkpoint_is_named_with_every_way_on(tmp_path, content):
+    """Cut short it said "not valid JSON" and nothing more; missing a key it said
+    "delete it to search again", which a resume then refused for a search the
+    super-net had trained past (that needs its checkpoints deleted too)."""
+    ckpt = tmp_path / "search_1.json"
+    ckpt.write_text(content)
+    with pytest.raises(ValueError, match=rf"search_1.json.*restore it, or delete it to search again \(and, "
+                                         rf"if the super-net has trained past this search, "
+                                         rf"{tmp_path / 'checkpoints'} too"):
+        random_search(SPACE, distance, SearchConfig(), random.Random(0), checkpoint=ckpt, progress=False)
