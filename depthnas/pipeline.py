@@ -30,6 +30,7 @@ from depthnas.spaces import Arch, get_space
 from . import config as config_mod
 from . import distributed as dist
 from .budget import Budget
+from .checkpoint import read_metadata
 from .config import Config, LandmarkConfig
 from .data import check_recorded_splits, load_splits, warn_unused_settings
 from .degenerate import (candidate_order, collapsed, learned_nothing, search_order, supernet_level,
@@ -402,6 +403,8 @@ class SearchRun:
         atomic_write_json(self.out / "best_arch.json", best_json)
         if best.get("model") and Path(best["model"]).is_file():
             atomic_write(self.out / SEARCH_MODEL, functools.partial(shutil.copyfile, best["model"]))
+        elif _holds(self.out / SEARCH_MODEL, best_json["string"]):
+            pass  # copied by an earlier finish of this run: its source has gone since
         else:  # a stored result whose model file was moved or deleted, or a truth table
             source = best.get("model") or "a looked-up result"
             self.say(f"warning: no model file for the best architecture ({source}), so no "
@@ -428,6 +431,14 @@ class SearchRun:
         for note in warnings_of(summary):
             self.say(f"warning: {note}")
         self.say(f"done in {took(elapsed)}; report: {self.out / 'report.md'}")
+
+
+def _holds(model_file: Path, arch_string: str) -> bool:
+    """Whether `model_file` is there, readable, and of `arch_string`."""
+    try:
+        return read_metadata(model_file).get("arch") == arch_string
+    except (OSError, ValueError):
+        return False
 
 
 def _lambda_schedule(lm: LandmarkConfig, regularizer: LandmarkRegularizer, total_steps: int) -> dict[str, Any]:

@@ -881,3 +881,21 @@ def test_a_landmark_store_that_cannot_be_written_is_said_before_any_training(tmp
            f"{tmp_path / 'a-file'} is a file, not a folder" in captured.err
     assert "stage 1" not in captured.out + captured.err
     assert not out.exists()  # a start refused before any work takes its folder away
+
+
+def test_a_best_model_whose_source_has_gone_is_kept_from_the_earlier_finish(tmp_path, capsys):
+    """The resume of a finished run whose best stand-alone model file was deleted said
+    "no model file ... so no best/model.safetensors" (it was there) and told to train
+    it into best/, which train then refused for the file already there."""
+    run = tmp_path / "run"  # its own: run_copy's records name run_dir's model files
+    assert main(["search", *TINY, "--iterations", "1", "--num-landmarks", "2", "--out", str(run)]) == 0
+    best = json.loads((run / "best_arch.json").read_text())
+    kept = (run / "best" / "model.safetensors").read_bytes()
+    [record] = [a for a in json.loads((run / "results.json").read_text())["architectures"]
+                if a["arch"] == best["string"]]
+    pathlib.Path(record["model"]).unlink()
+    capsys.readouterr()
+    assert main(["search", "--out", str(run), "--resume", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "no model file for the best architecture" not in captured.out + captured.err
+    assert (run / "best" / "model.safetensors").read_bytes() == kept
