@@ -144,9 +144,12 @@ class StandaloneResults:
                 trained_on: int | None) -> float:
         """Enter `arch` in the run's record of stand-alone results (results.json), saying
         where its loss is from; returns the loss."""
-        stored = self.store.find(s, self.recipe) if looked_up is None else None
-        entry = looked_up or stored
-        model = self.store.model_file(stored) if stored else None
+        # this run's own training first: a run sharing the store, training the same
+        # model meanwhile, replaced the store's entry with its own (and model file)
+        own = finished_training(self.folder(s), s, self.recipe) if looked_up is None else None
+        stored = self.store.find(s, self.recipe) if looked_up is None and own is None else None
+        entry = looked_up or own or stored
+        model = self.folder(s) / TRAIN_MODEL if own else self.store.model_file(stored) if stored else None
         record = {"arch": s, "val_loss": entry["val_loss"], "role": role,
                   "params": entry.get("params"), "model": str(model) if model else None}
         if entry.get("inverted") is not None:  # the report warns of a best upside down

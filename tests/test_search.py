@@ -899,3 +899,28 @@ def test_a_best_model_whose_source_has_gone_is_kept_from_the_earlier_finish(tmp_
     captured = capsys.readouterr()
     assert "no model file for the best architecture" not in captured.out + captured.err
     assert (run / "best" / "model.safetensors").read_bytes() == kept
+
+
+def test_a_run_s_own_trainings_stay_its_own_when_another_run_sharing_the_store_trained_them_too(
+        tmp_path, capsys):
+    """Two runs of one seed sharing a store at once each train the same landmarks; the
+    last to write replaced the other's entries. Resumed, the first then recorded its own
+    trainings as the other's ("source": "landmark store", their model files), and with
+    the other run deleted, said its best model was lost."""
+    import shutil
+    store, run, other = tmp_path / "store.json", tmp_path / "a", tmp_path / "b"
+    assert main(["search", *TINY, "--iterations", "1", "--num-landmarks", "2",
+                 "--landmarks", str(store), "--out", str(run)]) == 0
+    shutil.copytree(run / "standalone", other / "standalone")
+    data = json.loads(store.read_text())
+    for e in data["entries"]:  # as the other run wrote them: its own model files
+        e["model_abs"] = str(other / "standalone" / pathlib.Path(e["model_abs"]).parent.name / "model.safetensors")
+        e["model"] = str(pathlib.Path(e["model_abs"]).relative_to(tmp_path))
+    store.write_text(json.dumps(data))
+    shutil.rmtree(other)  # the user removes the duplicate
+    capsys.readouterr()
+    assert main(["search", "--out", str(run), "--resume", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "no model file" not in captured.out + captured.err
+    for a in json.loads((run / "results.json").read_text())["architectures"]:
+        assert "source" not in a and pathlib.Path(a["model"]).is_relative_to(run), a
