@@ -613,7 +613,8 @@ def test_a_resumed_search_says_which_stand_alone_trainings_it_reuses(tmp_path, m
     a, b = (run.space.from_string(f"v1-sync:{s}") for s in ("c3,c3,c3,c3,c3", "c1,c1,c1,c1,c1"))
     done = {run.space.to_string(a)}
     monkeypatch.setattr(standalone_results, "finished_training",
-                        lambda folder, s, rec: {"arch": s} if s in done else None)
+                        lambda folder, s, rec: {"arch": s, "val_loss": 0.5, "params": 10}
+                        if s in done else None)  # a result.json as train_standalone writes it
     monkeypatch.setattr(standalone_results, "train_standalone", lambda cfg, space, arch, *x, **k: {
         "val_loss": 0.5, "params": 10, "train_time_s": 1.0, "device": "cpu"})
     assert run([a, b], "landmark") == [0.5, 0.5]
