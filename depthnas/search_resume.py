@@ -12,7 +12,7 @@ from .checkpoint import Checkpointer
 from .config import Config
 from .io import drop_jsonl_records, read_json
 from .recipe import recipe
-from .standalone import training_changes
+from .standalone import saved_result, training_changes
 
 
 def drawn_landmarks(path: Path, space: Any, cfg: Config) -> list[str]:
@@ -65,7 +65,7 @@ def _standalone_changes(out: Path, cfg: Config) -> list[str]:
     it again over its result (a landmark finished before the stop would be lost)."""
     rec = recipe(cfg)
     for path in sorted((out / "standalone").glob("*/result.json")):
-        arch = read_json(path, expect=dict).get("arch")
+        arch = saved_result(path.parent).get("arch")  # a damaged one: set aside, trained again
         changes = training_changes(path.parent, arch, rec) if arch else []
         if changes:
             return changes

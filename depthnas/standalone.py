@@ -52,7 +52,7 @@ def arch_slug(text: str) -> str:
     return slug
 
 
-def _saved_result(out_dir: Path) -> dict[str, Any]:
+def saved_result(out_dir: Path) -> dict[str, Any]:
     """The folder's result.json, {} if none. A damaged one (cut short by a full disk,
     edited) is set aside as result.json.damaged and said: its training is done again
     where it stopped the run, with no word of what to do."""
@@ -72,7 +72,7 @@ def _saved_result(out_dir: Path) -> dict[str, Any]:
 
 def _own_result(out_dir: Path, arch_string: str, rec: dict[str, Any]) -> dict | None:
     """The folder's result.json if it is of this architecture and recipe."""
-    done = _saved_result(out_dir)
+    done = saved_result(out_dir)
     return done if done.get("arch") == arch_string and same_recipe(done.get("recipe"), rec) else None
 
 
@@ -100,7 +100,7 @@ def training_changes(out_dir: str | Path, arch_string: str, rec: dict[str, Any])
     out_dir = Path(out_dir)
     saved = Checkpointer(out_dir / "checkpoints").latest_metadata()
     if saved is None:
-        saved = _saved_result(out_dir)
+        saved = saved_result(out_dir)
         if not saved:
             return []
     theirs = saved.get("recipe", rec)

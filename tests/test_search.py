@@ -925,3 +925,18 @@ def test_a_run_s_own_trainings_stay_its_own_when_another_run_sharing_the_store_t
     assert "no model file" not in captured.out + captured.err
     for a in json.loads((run / "results.json").read_text())["architectures"]:
         assert "source" not in a and pathlib.Path(a["model"]).is_relative_to(run), a
+
+
+def test_a_search_stopped_among_its_landmarks_sets_a_damaged_result_aside(tmp_path, caplog):
+    """Resumed before the super-net's first checkpoint, the config check read every
+    landmark's result.json first, and stopped at a damaged one ("not valid JSON")."""
+    import shutil
+    run = tmp_path / "run"
+    assert main(["search", *TINY, "--iterations", "1", "--num-landmarks", "2", "--out", str(run)]) == 0
+    for stage in ("checkpoints", "results.json", "search_1.json"):  # as if stopped after the landmarks
+        shutil.rmtree(run / stage) if (run / stage).is_dir() else (run / stage).unlink()
+    damaged = sorted((run / "standalone").glob("*/result.json"))[0]
+    damaged.write_text(damaged.read_text()[:40])
+    assert main(["search", "--out", str(run), "--resume", "--no-progress"]) == 0
+    assert "result.json: not valid JSON" in caplog.text and "its training is done again" in caplog.text
+    assert (damaged.parent / "result.json.damaged").is_file() and (run / "results.json").is_file()
