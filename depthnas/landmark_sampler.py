@@ -51,8 +51,8 @@ def landmark_problem(space: SearchSpace, num: int, tau: int) -> str | None:
     walk keeps the first architecture it reaches beyond `tau`, so only those exactly
     tau + 1 genes from the root can be drawn."""
     choices = [c for c in space.gene_choices() if c > 1]  # a one-choice gene never differs
-    if not choices:
-        return f"space {space.name} has one architecture: nothing to search"
+    if not choices:  # one architecture: trained (train), or refused as nothing to search
+        return None
     if not 0 <= tau < len(choices):
         return (f"landmarks.tau={tau}: expected 0 to {len(choices) - 1} for {space.name} (no "
                 f"architecture differs from another in more than its {len(choices)} genes)")

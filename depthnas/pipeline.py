@@ -199,6 +199,9 @@ class SearchRun:
         self.clock = RunClock(self.out / "elapsed.json")
         main = dist.is_main()
         check_config_kept(self.out, cfg)  # every rank: all raise, none waits
+        if space.size() < 2:
+            raise ValueError(f"space {space.name} has one architecture: nothing to search "
+                             "(depthnas train trains it)")
         if cfg.landmarks.store:  # written after each training: said now, not hours on
             check_parent_folders(cfg.landmarks.store, "--landmarks (landmarks.store)")
         if self.budget is not None:

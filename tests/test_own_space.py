@@ -341,19 +341,24 @@ def test_a_space_of_ones_own_that_breaks_the_interface_is_refused_before_any_wor
     check_model_builds(cfg, depthnas.spaces.get_space("own"))  # the toy as it is
 
 
-def test_a_space_of_one_architecture_is_refused_before_any_work(monkeypatch):
+def test_a_space_of_one_architecture_trains_and_is_refused_as_nothing_to_search(monkeypatch, tmp_path,
+                                                                               capsys):
     """Its landmarks were refused as "expected 0 to -1", and without landmarks the start
-    check's mutate died of an IndexError (rng.choice of no gene)."""
+    check's mutate died of an IndexError (rng.choice of no gene); train, which has a
+    use for it, was refused the same way."""
     import random
 
-    from depthnas.run_start import check_model_builds
+    from depthnas.cli import main
     monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", _broken(gene_choices=lambda self: (1, 1, 1)))
     space = depthnas.spaces.get_space("own")
-    with pytest.raises(config_mod.ConfigError, match="space own has one architecture: nothing to search"):
-        validate(_cfg("model.channels=4"))
-    cfg = validate(_cfg("model.channels=4", "landmarks.enabled=false"))
-    with pytest.raises(ValueError, match="it has one architecture: nothing to search"):
-        check_model_builds(cfg, space)
+    tiny = ["--preset", "quick", "--image-size", "32", "--no-progress", "--set", "space=own",
+            "--set", "model.channels=4", "--set", "data.synthetic_samples=40",
+            "--set", "standalone.steps_per_epoch=1", "--epochs", "1"]
+    assert main(["train", "--arch", "own:conv3,conv3,conv3", *tiny, "--out", str(tmp_path / "t")]) == 0
+    assert main(["search", *tiny, "--out", str(tmp_path / "s")]) == 2
+    assert "space own has one architecture: nothing to search (depthnas train trains it)" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
     with pytest.raises(ValueError, match=r"mutate: space 'own' has one architecture \(gene choices"):
         space.mutate(space.sample(random.Random(0)), random.Random(0))
 
