@@ -108,7 +108,7 @@ class LandmarkStore:
         own (under DDP every rank must hold the same ones)."""
         if not self.persist:
             return
-        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        lock_path = lock_file(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             lock = open(lock_path, "a")
@@ -124,6 +124,11 @@ class LandmarkStore:
             mine = {_key(e) for e in self.entries}
             theirs = [e for e in self._read() if _key(e) not in mine]
             atomic_write_json(self.path, {"version": 1, "entries": theirs + self.entries})
+
+
+def lock_file(store: Path) -> Path:
+    """The file runs sharing `store` take turns on (it must be writable too)."""
+    return store.with_name(f".{store.name}.lock")
 
 
 def _entry_problem(e: Any) -> str | None:

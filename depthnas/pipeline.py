@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -39,6 +40,7 @@ from .evolution import RANDOM_TRIES, new_models, run_search
 from .io import (append_jsonl, atomic_write, atomic_write_json, check_parent_folders,
                  drop_jsonl_records, finite_json)
 from .landmark_sampler import default_tau, sample_landmarks
+from .landmark_store import lock_file
 from .landmarks import LandmarkRegularizer
 from .launch_env import launched
 from .models import model_kwargs, model_metadata
@@ -204,6 +206,10 @@ class SearchRun:
                              "(depthnas train trains it)")
         if cfg.landmarks.store:  # written after each training: said now, not hours on
             check_parent_folders(cfg.landmarks.store, "--landmarks (landmarks.store)")
+            lock = lock_file(Path(cfg.landmarks.store))
+            if lock.exists() and not os.access(lock, os.W_OK):  # another user's, say
+                raise ValueError(f"--landmarks (landmarks.store) {cfg.landmarks.store}: no "
+                                 f"permission to write its lock file {lock}")
         if self.budget is not None:
             self.budget.check_reachable(self.say)
         if main:

@@ -870,6 +870,22 @@ def test_a_library_search_passes_on_its_progress_and_say(tmp_path, monkeypatch, 
     assert "hello" not in capsys.readouterr().out
 
 
+def test_a_shared_store_s_lock_file_another_user_owns_is_said_before_any_training(
+        tmp_path, capsys, monkeypatch):
+    """The folder was checked, not the lock file runs sharing the store take turns on:
+    another user's read-only one failed the run after its first landmark trained."""
+    import os
+    (tmp_path / ".store.json.lock").write_text("")
+    real = os.access  # the tests may run as root, whom a file's mode does not stop
+    monkeypatch.setattr(os, "access", lambda path, mode: real(path, mode) and
+                        not (pathlib.Path(path).name == ".store.json.lock" and mode & os.W_OK))
+    assert main(["search", *TINY, "--landmarks", str(tmp_path / "store.json"),
+                 "--out", str(tmp_path / "run")]) == 2
+    assert f"no permission to write its lock file {tmp_path / '.store.json.lock'}" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_landmark_store_that_cannot_be_written_is_said_before_any_training(tmp_path, capsys):
     """It failed after every landmark (and at the paper's size, hours) had trained,
     with "[Errno 17] File exists" naming neither the store nor --landmarks."""
