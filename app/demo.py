@@ -39,7 +39,9 @@ _KEEP_RESULTS = 32             # result folders kept on disk (older ones are del
 # Gradio copies every upload and result (a full-size .npy each) into its own cache, which
 # outlived the demo: swept every 10 min of what is over an hour old, and all at shutdown.
 _GRADIO_CACHE = (600, 3600)    # gr.Blocks(delete_cache=(every_s, older_than_s))
-_DRAIN_S = 60                  # at shutdown, how long a prediction in progress may finish
+# at shutdown, how long a prediction in progress may finish: within `docker stop`'s
+# 10 s grace, so that the clean-up after it runs before a SIGKILL
+_DRAIN_S = 8
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,8 @@ def launch(demo: DepthDemo, host: str = "127.0.0.1", port: int | None = None, *,
             while blocks.is_running:
                 time.sleep(0.1)
         finally:  # Ctrl-C or `kill`: the server's shutdown deletes this demo's cached files
-            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
+            # a second Ctrl-C, or `kill` (SystemExit): stop waiting, still clean up
+            with contextlib.suppress(KeyboardInterrupt, SystemExit):
                 demo.drain()
             folders = {Path(f).parent for files in blocks.temp_file_sets for f in files}
             blocks.close(verbose=False)
