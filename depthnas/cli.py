@@ -185,9 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     signalled: list[int] = []
     stoppable = args.command in ("search", "train") and threading.current_thread() is threading.main_thread()
     try:
-        if launched() and args.command not in ("search", "train"):  # each rank did all of it
+        if launched() and args.command not in ("search", "train", "spaces"):  # each rank did all
             raise ValueError(f"depthnas {args.command} runs in one process (search and train run "
-                             "on several): start it without torchrun")
+                             f"on several), and WORLD_SIZE={os.environ['WORLD_SIZE']} is set, as "
+                             "torchrun sets it: start it without torchrun, or unset WORLD_SIZE")
         with stop_on_signals(signalled) if stoppable else contextlib.nullcontext():
             code = args.func(args)
         finished = True

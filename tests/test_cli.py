@@ -172,8 +172,10 @@ def test_commands_of_one_process_are_refused_under_torchrun(monkeypatch, capsys)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     assert main(["rank", "--run", "r", "--truth", "t.json"]) == 2
-    assert "depthnas rank runs in one process (search and train run on several): start it " \
-           "without torchrun" in capsys.readouterr().err
+    assert "depthnas rank runs in one process (search and train run on several), and " \
+           "WORLD_SIZE=2 is set, as torchrun sets it: start it without torchrun, or unset " \
+           "WORLD_SIZE" in capsys.readouterr().err
+    assert main(["spaces"]) == 0  # a listing, the same on every rank
 
 
 def test_main_returns_a_status_for_usage_errors_and_refuses_one_string(capsys):
