@@ -386,21 +386,26 @@ def canonical_spec(spec: str) -> str:
     return f"{kind}:{absolute_path(path)}" if path else spec.strip().lower()
 
 
-def retyped(cfg: Any, prefix: str = "") -> Any:
+def retyped(cfg: Any, problems: list[str] | None = None, prefix: str = "") -> Any:
     """`cfg` with every field of the type its dataclass declares, as a YAML file or
     --set would give it (a Path as text, "3" as 3), in place; a value that is no such
-    thing is a ConfigError naming the field. Fields a script sets by attribute skip
-    `apply_dotted`'s conversion, and failed late: a Path in config.yaml's writing, 1.5
-    iterations after the landmarks had trained."""
+    thing is a ConfigError naming the field (or, given `problems`, a line added to it).
+    Fields a script sets by attribute skip `apply_dotted`'s conversion, and failed
+    late: a Path in config.yaml's writing, 1.5 iterations after the landmarks trained."""
     hints = typing.get_type_hints(type(cfg))
     for field in dataclasses.fields(cfg):
         value, where = getattr(cfg, field.name), f"{prefix}{field.name}"
         if dataclasses.is_dataclass(value):
-            retyped(value, where + ".")
+            retyped(value, problems, where + ".")
             continue
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
-        setattr(cfg, field.name, _coerce(value, hints[field.name], where))
+        try:
+            setattr(cfg, field.name, _coerce(value, hints[field.name], where))
+        except ConfigError as err:
+            if problems is None:
+                raise
+            problems.append(str(err))
     return cfg
 
 

@@ -35,9 +35,12 @@ class _Problems(list):
 
 def validate(cfg: Config) -> Config:
     """`cfg` if every field holds, else one ConfigError naming every problem. Fields
-    a script set by attribute are brought to their declared types first (`retyped`)."""
-    retyped(cfg)
+    a script set by attribute are brought to their declared types first, in `cfg`
+    itself (`retyped`); one of no such type is a problem named with the others."""
     problems = _Problems()
+    retyped(cfg, problems)
+    if problems:  # the checks below compare values of the declared types
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
     try:
         space = get_space(cfg.space)
     except ValueError as err:
