@@ -37,15 +37,15 @@ def default_examples_dir() -> Path:
 def cmd_demo(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port} is not a port number (1-65535)")
+    if ":" in args.host:  # an IPv6 address: Gradio writes its URL unbracketed, http://::1:7860
+        raise ValueError(f"--host {args.host}: the demo serves on IPv4 addresses only; use "
+                         "127.0.0.1 (this machine) or 0.0.0.0 (the network)")
     import socket
     try:
         family = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0][0]
     except (socket.gaierror, UnicodeError) as err:
         raise ValueError(f"--host {args.host!r} is not an address this machine can resolve "
                          f"({err})") from None
-    if ":" in args.host:  # an IPv6 address: Gradio writes its URL unbracketed, http://::1:7860
-        raise ValueError(f"--host {args.host}: the demo serves on IPv4 addresses only; use "
-                         "127.0.0.1 (this machine) or 0.0.0.0 (the network)")
     # Gradio polls its own server through httpx; at INFO that is a line per request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from depthnas.model_files import check_model_path, newest_depth_run

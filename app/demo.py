@@ -120,7 +120,7 @@ def model_card(estimator: DepthEstimator, latency_ms: float, runs: int) -> str:
         "pre- and post-processing included)  ",
         "Output: relative inverse depth — bright is near, dark is far; "
         "the scale and offset are unknown.",
-        *([f"  \n**Warning:** {ignores_input_warning(i)}."] if i.ignores_input else []),
+        *([f"  \n**Warning:** {ignores_input_warning(i.arch)}."] if i.ignores_input else []),
     ])
 
 
@@ -194,7 +194,7 @@ class DepthDemo:
                        "photo.** A briefly trained model does this, or one trained on other "
                        "images (the quick preset's synthetic rooms).")
         elif self.estimator.info.ignores_input:  # a map that looks like depth, of no photo
-            status += f"\n\n**{ignores_input_warning(self.estimator.info)}.**"
+            status += f"\n\n**{ignores_input_warning(self.estimator.info.arch)}.**"
         return (rgb, colorize(depth)), [str(files["png16"]), str(files["npy"])], status
 
     def _result_dir(self) -> Path:

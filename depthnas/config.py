@@ -393,15 +393,15 @@ def retyped(cfg: Any, problems: list[str] | None = None, prefix: str = "") -> An
     Fields a script sets by attribute skip `apply_dotted`'s conversion, and failed
     late: a Path in config.yaml's writing, 1.5 iterations after the landmarks trained."""
     hints = typing.get_type_hints(type(cfg))
-    for field in dataclasses.fields(cfg):
-        value, where = getattr(cfg, field.name), f"{prefix}{field.name}"
+    for f in dataclasses.fields(cfg):
+        value, where = getattr(cfg, f.name), f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
             retyped(value, problems, where + ".")
             continue
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
         try:
-            setattr(cfg, field.name, _coerce(value, hints[field.name], where))
+            setattr(cfg, f.name, _coerce(value, hints[f.name], where))
         except ConfigError as err:
             if problems is None:
                 raise

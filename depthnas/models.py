@@ -127,6 +127,12 @@ def load_depth_model(path: str | Path, device: str | torch.device = "cpu"
     return model, meta
 
 
+def ignores_input_note(arch_string: str) -> str:
+    """What train, export, predict and the demo say of a model that ignores the image."""
+    return (f"{arch_string} gives one output whatever the image (its none ops cut every "
+            "path from the image to the output)")
+
+
 def meta_ignores_input(meta: dict[str, Any]) -> bool:
     """Whether the model a file's metadata describes gives one output whatever the
     image (`SearchSpace.ignores_input` of its architecture, built as recorded): its

@@ -68,12 +68,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _ignores_input(cfg: Config, space: Any, arch: Any) -> bool:
     """Said before the training: no learning rate or epoch count helps such a model."""
-    from .models import model_kwargs
+    from .models import ignores_input_note, model_kwargs
     dead = space.ignores_input(arch, **model_kwargs(cfg.model, space))
     if dead and env_rank() == 0:
-        print(f"warning: {space.to_string(arch)} gives one output whatever the image (its "
-              "none ops cut every path from the image to the output): it can learn only the same "
-              "prediction for every image; training it all the same", file=sys.stderr)
+        print(f"warning: {ignores_input_note(space.to_string(arch))}: it can learn only the "
+              "same prediction for every image; training it all the same", file=sys.stderr)
     return dead
 
 

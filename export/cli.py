@@ -79,8 +79,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"{result.metadata['arch']} -> {result.path} ({size_mb:.1f} MB, "
           f"{result.exporter} exporter, opset {result.metadata['opset']})")
     if result.metadata.get("ignores_input") == "true":
-        from .inference import OnnxEstimator, ignores_input_warning
-        print(f"warning: {ignores_input_warning(OnnxEstimator(result.path).info)}", file=sys.stderr)
+        from .inference import ignores_input_warning
+        print(f"warning: {ignores_input_warning(result.metadata['arch'])}", file=sys.stderr)
     if not args.check:
         return 0
     results = check_parity(result.path, model_file)
@@ -112,7 +112,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict_paths
     estimator = load_estimator(args.model, device=args.device, net_size=args.net_size)
     if estimator.info.ignores_input:
-        print(f"warning: {ignores_input_warning(estimator.info)}", file=sys.stderr)
+        print(f"warning: {ignores_input_warning(estimator.info.arch)}", file=sys.stderr)
     report = predict_paths(estimator, args.input, args.out, colormap=args.colormap,
                            progress=show_progress(args.no_progress))
     print(f"{len(report.written)} image(s) -> {args.out}; {len(report.skipped)} skipped")

@@ -65,7 +65,7 @@ def read_photo(path: str | Path) -> np.ndarray:
                     out = Image.fromarray(rgb)
                     out.info["exif"] = im.getexif().tobytes()  # for exif_transpose below
                     return np.asarray(ImageOps.exif_transpose(out))
-                if im.format == "TIFF":
+                if im.format == "TIFF" and im.getexif().get(0x0112, 1) != 1:
                     # Pillow memory-maps an uncompressed one-band TIFF from a file name
                     # and then drops its Orientation tag unapplied; from bytes it turns it
                     with Image.open(io.BytesIO(path.read_bytes())) as tiff:

@@ -54,11 +54,10 @@ class ModelInfo:
         return net_side(self.inference_size) if self.inference_size else max(self.image_size)
 
 
-def ignores_input_warning(info: ModelInfo) -> str:
+def ignores_input_warning(arch_string: str) -> str:
     """What predict, export and the demo say of a model whose output ignores the image."""
-    return (f"{info.arch} gives one output whatever the image (its none ops cut every path "
-            "from the image to the output): its maps are the same for every photo, whatever "
-            "they look like")
+    from depthnas.models import ignores_input_note
+    return f"{ignores_input_note(arch_string)}: its maps are the same for every photo, whatever they look like"
 
 
 class DepthEstimator(ABC):
