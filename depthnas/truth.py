@@ -196,6 +196,8 @@ def _setup_of_recipe(recipe: Any) -> dict[str, Any]:
     found = {"model.backbone": recipe.get("backbone"), "model.features": recipe.get("features"),
              "data.image_size": nested.get("image_size", recipe.get("image_size")),
              "data.spec": nested.get("spec", recipe.get("data") if not nested else None)}
+    if not nested:  # a stand-alone recipe's seed drew its split (synthetic: its scenes too)
+        found["seed"] = recipe.get("seed")
     if found["data.spec"] == "synthetic":  # how many scenes were drawn matters there alone
         found["data.synthetic_samples"] = nested.get("synthetic_samples",
                                                      recipe.get("synthetic_samples"))

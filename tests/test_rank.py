@@ -141,6 +141,11 @@ def test_rank_warns_when_another_run_s_results_were_trained_with_another_model(
         cfg["model"]["features"] = features
         (other / "config.yaml").write_text(yaml.safe_dump(cfg))
         assert bool(_rank_warnings(run_copy, other / "results.json", caplog)) == warned
+    cfg["model"]["features"] = 32
+    cfg["seed"] = 1  # its split (and synthetic scenes) drawn by another seed: other images
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    [warned] = _rank_warnings(run_copy, other / "results.json", caplog)
+    assert "was trained with seed=1; this run has seed=0" in warned
     (other / "config.yaml").unlink()  # none beside it: nothing to compare, no error
     assert _rank_warnings(run_copy, other / "results.json", caplog) == []
 
