@@ -25,10 +25,12 @@ def unlearned_note(searches: list[int], level: float, best: float | None = None)
     """What a search whose super-net beat no constant prediction means, and the fix."""
     which = f"search{'es' if len(searches) > 1 else ''} {', '.join(map(str, searches))}"
     best_s = f"; the best path scored {best:.5f}" if best is not None else ""
-    return (f"in {which} no super-net path scored better than a constant prediction "
-            f"({level:.5f}{best_s}): the super-net had not learned yet, so the search's order "
-            "and picks are noise, as is the super-net side of any ranking; train it longer "
-            "(--epochs, super-net epochs per iteration)")
+    # "no path": a path the search did not draw may beat it on the same weights (the
+    # report's table holds such), so the claim is of the paths scored
+    return (f"in {which} no path the search scored on the super-net did better than a "
+            f"constant prediction ({level:.5f}{best_s}): the super-net had not learned yet, "
+            "so the search's order and picks are noise, as is the super-net side of any "
+            "ranking; train it longer (--epochs, super-net epochs per iteration)")
 
 
 def candidate_order(record: dict[str, Any]) -> tuple[bool, float]:

@@ -55,8 +55,8 @@ def test_a_super_net_that_beat_no_constant_prediction_is_said_so(tmp_path):
     text = write_report(tmp_path, summary(archs, constant_prediction_loss=0.2,
                                           search_constant_loss=0.2, picks=2, flat_picks=0,
                                           unlearned_searches=[1, 2], rank_samples=3)).read_text()
-    assert ("- in searches 1, 2 no super-net path scored better than a constant prediction "
-            "(0.20000): the super-net had not learned yet") in text
+    assert ("- in searches 1, 2 no path the search scored on the super-net did better than a "
+            "constant prediction (0.20000): the super-net had not learned yet") in text
     rows = {line.split("`")[1]: line for line in text.splitlines() if line.startswith("| `")}
     assert rows["v1-sync:c3,c3,c3,c3,c3"].endswith("| 0.17700 | 0.20440 * |")
     assert rows["v1-sync:c1,c1,c1,c1,c1"].endswith("| 0.17500 | 0.19850 * |")

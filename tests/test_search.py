@@ -477,8 +477,8 @@ def test_the_search_picks_live_paths_before_paths_at_the_constant_level(tmp_path
     # super-net learned nothing, and the picks are noise
     assert results["unlearned_searches"] == [1, 2]
     for which in ("search 1", "search 2", "searches 1, 2"):  # as each ends, then in the summary
-        assert f"warning: in {which} no super-net path scored better than a constant" in log
-    assert "in searches 1, 2 no super-net path" in (out / "report.md").read_text()
+        assert f"warning: in {which} no path the search scored on the super-net did better than a constant" in log
+    assert "in searches 1, 2 no path the search scored" in (out / "report.md").read_text()
 
 
 def test_a_super_net_that_beats_a_constant_prediction_is_not_warned_about(tmp_path, monkeypatch,
@@ -490,7 +490,7 @@ def test_a_super_net_that_beats_a_constant_prediction_is_not_warned_about(tmp_pa
     out = tmp_path / "run"
     assert main(["search", *TINY, "--no-landmarks", "--out", str(out)]) == 0
     assert json.loads((out / "results.json").read_text())["unlearned_searches"] == []
-    assert "no super-net path scored better" not in capsys.readouterr().out
+    assert "no path the search scored on the super-net" not in capsys.readouterr().out
 
 
 def test_landmarks_without_a_regularizer_split_are_refused_before_any_training(tmp_path, capsys):
