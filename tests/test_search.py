@@ -956,3 +956,19 @@ def test_a_search_stopped_among_its_landmarks_sets_a_damaged_result_aside(tmp_pa
     assert main(["search", "--out", str(run), "--resume", "--no-progress"]) == 0
     assert "result.json: not valid JSON" in caplog.text and "its training is done again" in caplog.text
     assert (damaged.parent / "result.json.damaged").is_file() and (run / "results.json").is_file()
+
+
+def test_every_key_of_results_json_is_documented_in_the_readme(run_dir):
+    """README described "every architecture ..., its role, stand-alone and super-net
+    loss"; a dozen keys (inverted, picks, lambda_schedule, ...) were nowhere."""
+    import re
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("`results.json`, key by key")[1].split("\n\n")[1]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| `")]
+    documented = {k for first, _ in rows for k in re.findall(r"`(\w+)`", first)}
+    said = {re.findall(r"`(\w+)`", first)[0]: set(re.findall(r"`(\w+)`", text)) for first, text in rows}
+    results = json.loads((run_dir / "results.json").read_text())
+    assert set(results) <= documented, set(results) - documented
+    for record in results["architectures"]:
+        assert set(record) <= said["architectures"], set(record) - said["architectures"]
+    assert set(results["ranking"]) <= said["ranking"], set(results["ranking"]) - said["ranking"]
