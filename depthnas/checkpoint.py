@@ -126,6 +126,7 @@ class Checkpointer:
         self.folder = Path(folder)
         self.keep = keep
         self.loaded: Path | None = None  # the epoch the last load() read
+        self.saved: Path | None = None   # the epoch the last save() wrote
 
     def save(self, epoch: int, model: nn.Module, state: dict[str, Any],
              metadata: dict[str, Any] | None = None) -> Path:
@@ -146,6 +147,7 @@ class Checkpointer:
             raise
         atomic_write_text(self.folder / "latest", final.name + "\n")
         self._prune()
+        self.saved = final
         return final
 
     def latest(self) -> Path | None:
@@ -224,7 +226,15 @@ class Checkpointer:
         if self.folder.is_dir():
             shutil.rmtree(self.folder)
 
-    def _prune(self) -> None:
+    def _prune(self, keep: int | None = None) -> None:
         epochs = sorted(p for p in self.folder.glob("epoch_*") if p.is_dir())
-        for old in epochs[:-self.keep]:
+        for old in epochs[:-(keep or self.keep)]:
             shutil.rmtree(old, ignore_errors=True)
+
+    def keep_latest_only(self) -> None:
+        """Once training has finished: the epoch before the last was kept in case the
+        last was damaged mid-write; now it is only disk (about 1 GB at the paper's size,
+        with its optimizer state). Kept unless this process wrote or read the latest."""
+        latest = self.latest()
+        if latest is not None and latest in (self.loaded, self.saved):
+            self._prune(keep=1)

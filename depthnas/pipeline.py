@@ -193,6 +193,8 @@ class SearchRun:
                 regularizer.set_landmarks(landmarks)
         self.standalone(self._rank_samples(), "rank")
         summary = self.finish(evaluator, {a for a, _ in landmarks}) if dist.is_main() else None
+        if dist.is_main():  # rank and a resume read the last epoch alone
+            trainer.checkpoints.keep_latest_only()
         return dist.broadcast_object(summary)
 
     def _prepare(self) -> Task:

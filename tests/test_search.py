@@ -972,3 +972,9 @@ def test_every_key_of_results_json_is_documented_in_the_readme(run_dir):
     for record in results["architectures"]:
         assert set(record) <= said["architectures"], set(record) - said["architectures"]
     assert set(results["ranking"]) <= said["ranking"], set(results["ranking"]) - said["ranking"]
+
+
+def test_a_finished_search_keeps_the_super_net_s_last_checkpoint_alone(run_dir):
+    """The epoch before the last (kept in case the last was damaged mid-write) stayed,
+    with its optimizer state: about 1 GB at the paper's size that nothing reads."""
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("epoch_*")) == ["epoch_0002"]
