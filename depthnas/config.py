@@ -337,8 +337,12 @@ Assignment = str | tuple[str, Any]
 
 def _nested(item: Assignment) -> dict[str, Any]:
     """`a.b=value` as {"a": {"b": value}}."""
-    if isinstance(item, tuple):
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
         return unflatten({item[0]: item[1]})
+    if not isinstance(item, str):  # a mapping is apply()'s: said, not an AttributeError
+        raise ConfigError(f"an assignment is 'section.field=value' or (\"section.field\", value), "
+                          f"not {item!r}" + (" (config.apply(cfg, mapping) takes a mapping)"
+                                             if isinstance(item, dict) else ""))
     path, sep, raw = item.partition("=")
     if not sep:
         raise ConfigError(f"--set expects key=value, got {item!r}")

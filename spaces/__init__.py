@@ -81,6 +81,10 @@ def loaded_spaces() -> list[SearchSpace]:
 
 
 def get_space(name: str) -> SearchSpace:
+    """The search space called `name`: a built-in (`depthnas spaces` lists them), one
+    `register_space` registered in this process, or one a package declares under the
+    entry-point group `depthnas.spaces`. An unknown name is a ValueError naming those
+    there are."""
     if name in _REGISTRY:
         return _built(name, _REGISTRY[name], "registered by register_space")
     if name not in _installed():

@@ -802,3 +802,11 @@ def test_fields_a_script_sets_by_attribute_are_brought_to_their_types_or_named()
         validate(cfg)
     assert "search.iterations: expected a whole number, got 1.5" in str(refused.value)
     assert "landmarks.enabled: expected true/false, got 'maybe'" in str(refused.value)
+
+
+def test_an_assignment_that_is_no_string_or_pair_is_named():
+    """apply_dotted(cfg, [{"search": {...}}]) raised AttributeError: 'dict' object has no
+    attribute 'partition'."""
+    with pytest.raises(C.ConfigError, match=r"not \{'search': \{'iterations': 2\}\} \(config.apply"):
+        C.apply_dotted(C.Config(), [{"search": {"iterations": 2}}])
+    assert C.apply_dotted(C.Config(), [("search.iterations", 2)]).search.iterations == 2
