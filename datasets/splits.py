@@ -56,7 +56,13 @@ class SplitSet(Protocol):
 
 @dataclass
 class Splits:
-    """The three Datasets plus what is needed to reproduce them."""
+    """The three Datasets plus what is needed to reproduce them.
+
+    A Dataset of one's own (to train on with `depthnas.standalone.train_standalone`)
+    gives what depthnas's loaders give: `ids()`, one string per sample (a run records
+    them in splits.json), and items {"image": float [3, H, W] ImageNet-normalised,
+    "target": float [1, H, W] normalised disparity, "mask": bool [1, H, W]}, as
+    `depthnas.datasets.DepthTransform` makes them from an image and its depth."""
 
     train: Dataset
     reg: Dataset
@@ -64,6 +70,13 @@ class Splits:
     seed: int
     spec: str = ""
     skipped: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("train", "reg", "val"):  # else an AttributeError when splits.json is written
+            if not callable(getattr(getattr(self, name), "ids", None)):
+                raise TypeError(f"Splits.{name}: a {type(getattr(self, name)).__name__} has no "
+                                "ids() (one string per sample, recorded in a run's splits.json), "
+                                "as depthnas's datasets have")
 
     def manifest(self) -> dict[str, Any]:
         """JSON-able record for a run directory: sample ids per split, seed, spec, skipped files."""

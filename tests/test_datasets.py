@@ -1639,3 +1639,20 @@ def test_depthnas_data_splits_at_the_run_s_seed(tmp_path):
     assert len(set(trains.values())) > 1, trains  # the seed moves the big scene
     splits = {seed: build_splits(f"folder:{root}", SIZE, seed=seed) for seed in (0, 5)}
     assert all(trains[s] == len(splits[s].train) for s in splits)
+
+
+def test_a_dataset_of_one_s_own_without_ids_is_named_when_the_splits_are_made():
+    """Splits took any Dataset, and training failed at its splits.json with
+    "AttributeError: 'Mine' object has no attribute 'ids'", from deep inside."""
+    from torch.utils.data import Dataset
+
+    from depthnas.datasets import Splits
+
+    class Mine(Dataset):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return {}
+    with pytest.raises(TypeError, match=r"Splits.train: a Mine has no ids\(\) \(one string per sample"):
+        Splits(train=Mine(), reg=Mine(), val=Mine(), seed=0)
