@@ -103,6 +103,7 @@ def test_all_unreadable_is_an_error(onnx_file: Path, tmp_path: Path, capsys) -> 
     assert main(["predict", "--model", str(onnx_file), "--input", str(bad),
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 1
     assert "bad.png" in capsys.readouterr().err  # the file at fault is named
+    assert not (tmp_path / "out").exists()  # nor an empty folder made for nothing
 
 
 def test_a_folder_above_the_images_names_the_subfolder_that_holds_them(
