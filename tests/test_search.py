@@ -916,6 +916,7 @@ def test_a_best_model_whose_source_has_gone_is_kept_from_the_earlier_finish(tmp_
     captured = capsys.readouterr()
     assert "no model file for the best architecture" not in captured.out + captured.err
     assert (run / "best" / "model.safetensors").read_bytes() == kept
+    assert "this run had finished: what it kept is read back" in captured.out  # not re-run
 
 
 def test_a_run_s_own_trainings_stay_its_own_when_another_run_sharing_the_store_trained_them_too(
