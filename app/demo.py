@@ -275,7 +275,6 @@ def launch(demo: DepthDemo, host: str = "127.0.0.1", port: int | None = None, *,
                   max_file_size=demo.limits.max_bytes, quiet=True, show_error=False)
     if block:
         print(f"serving on {blocks.local_url} (Ctrl-C stops)", flush=True)
-    if block:
         try:  # not blocks.block_thread(): it swallows Ctrl-C, and a shell should see 130
             while blocks.is_running:
                 time.sleep(0.1)
