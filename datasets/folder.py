@@ -114,6 +114,5 @@ class FolderReader(Reader):
         if not self._warned_8bit and raw.any() and (raw.dtype == np.uint8 or raw.max() <= 255):
             self._warned_8bit = True
             log.warning("%s looks like an 8-bit PNG, read as depth in millimetres (larger = "
-                        "farther); if brighter means nearer, pass --depth-kind disparity (data, "
-                        "evaluate) or --set data.depth_kind=disparity (search, train)",
+                        "farther); if brighter means nearer, pass --depth-kind disparity",
                         path)

@@ -161,7 +161,8 @@ def _header(summary: dict[str, Any], score: str) -> list[str]:
              f"- best architecture: `{best['string']}` (stand-alone validation {score} "
              f"{best['val_loss']:.5f}, {_count(best['params'])} parameters, role {best['found_in']}): "
              f"the lowest stand-alone {score} among "
-             f"{'the landmarks and ' if summary['landmarks'] else ''}the searched top-K (the "
+             f"{'the landmarks and ' if summary['landmarks'] else ''}the searched top-K"
+             f"{' within the budget' if any(a.get('over_budget') for a in archs) else ''} (the "
              "random ranking samples are not candidates)"]
     picks = [a for a in archs if a["role"].startswith("top")]
     if picks and not best["found_in"].startswith("top"):

@@ -37,8 +37,8 @@ COMMON_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--image-size": ("data.image_size", str, "H,W (multiples of 32) or one number"),
     "--batch-size": ("data.batch_size", config_mod.whole_number, "batch size"),
     "--precision": ("", str, "fp32 | bf16 (autocast)"),
-    "--depth-kind": ("data.depth_kind", str, "what folder: depth files hold: depth (metres, "
-                                             "default) | disparity"),
+    "--depth-kind": ("data.depth_kind", str, "what folder: depth files hold: depth (default; "
+                                             "PNG in mm, npy/pfm in m) | disparity"),
 }
 SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--epochs": ("supernet.epochs", config_mod.whole_number, "super-net epochs per iteration"),

@@ -124,6 +124,8 @@ def test_a_landmark_over_the_budget_is_marked(tmp_path):
         "string": archs[1]["arch"], "val_loss": 0.17, "params": 1000, "found_in": "top-1"}}).read_text()
     assert "| `v1-sync:c3,c3,c3,c3,c3` (over budget) | landmark |" in text
     assert "(over budget): a landmark that breaks `search.max_params`" in text
+    # the headline said "the lowest ... among the landmarks", above a lower landmark's row
+    assert "among the landmarks and the searched top-K within the budget (the random" in text
 
 
 def test_a_best_architecture_mostly_upside_down_is_warned_about(tmp_path):
