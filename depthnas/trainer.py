@@ -62,6 +62,17 @@ def check_batch_fits(samples: int, batch_size: int, world: int = 1) -> None:
                          f" ({fewer}lower --batch-size, or add data)")
 
 
+def _moments_in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Optimizer state loaded from a checkpoint keeps the memory layout it was saved
+    in; a resume under another --channels-last puts it beside parameters of the other
+    layout, and the fused Adam update then reads them element by element wrongly."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    optimizer.state[p][key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**31 - 1)
 
@@ -268,6 +279,7 @@ class Trainer:
             return False
         state = self.checkpoints.load(self.model)
         self.optimizer.load_state_dict(state["optimizer"])
+        _moments_in_parameter_layout(self.optimizer)
         self.scheduler.load_state_dict(state["scheduler"])
         self.state = TrainState(epoch=int(state["epoch"]), step=int(state["step"]),
                                 train_s=float(state.get("train_s", 0.0)))  # (older: none)
