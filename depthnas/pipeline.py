@@ -212,14 +212,16 @@ class SearchRun:
             if lock.exists() and not os.access(lock, os.W_OK):  # another user's, say
                 raise ValueError(f"--landmarks (landmarks.store) {cfg.landmarks.store}: no "
                                  f"permission to write its lock file {lock}")
-        if main and (self.out / "results.json").is_file():  # its log is replayed below
+        finished = (self.out / "results.json").is_file()
+        if main and finished:  # its log is replayed below
             self.say("this run had finished: what it kept is read back, not trained again, "
                      "and its results, report and best model are written anew")
         if self.budget is not None:
             self.budget.check_reachable(self.say)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-            config_mod.dump(cfg, self.out / "config.yaml")
+            if not finished:  # a finished run's record stays as it trained (--device, say)
+                config_mod.dump(cfg, self.out / "config.yaml")
         seed_everything(cfg.seed)
         warn_unused_settings(cfg)
         self.splits = load_splits(cfg)

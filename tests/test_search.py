@@ -912,7 +912,9 @@ def test_a_best_model_whose_source_has_gone_is_kept_from_the_earlier_finish(tmp_
                 if a["arch"] == best["string"]]
     pathlib.Path(record["model"]).unlink()
     capsys.readouterr()
-    assert main(["search", "--out", str(run), "--resume", "--no-progress"]) == 0
+    recorded = (run / "config.yaml").read_text()
+    assert main(["search", "--out", str(run), "--resume", "--no-progress", "--device", "cpu"]) == 0
+    assert (run / "config.yaml").read_text() == recorded  # not rewritten with what trained nothing
     captured = capsys.readouterr()
     assert "no model file for the best architecture" not in captured.out + captured.err
     assert (run / "best" / "model.safetensors").read_bytes() == kept
