@@ -528,11 +528,14 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
         ("" if args.cudnn_benchmark or device.type != "cuda" else ", cudnn heuristics")
     stack = "".join(f" | {k} {meta[k]}" for k in ("cuda", "cudnn", "driver") if meta.get(k))
     print(f"\nstep_time: {name} | torch {torch.__version__}{stack} | {prec}")
+    rounds = ", ".join(r for r, part in ((f"{2 * args.iters} for (a)", "a"),
+                                           (f"{args.score_rounds} after {args.score_warmup} for (c)", "c"))
+                       if part in args.parts)
     print(f"  {args.backbone} {args.image_size}x{args.image_size}, features {args.features}, "
-          f"batch {args.batch_size}, space {args.space}; median of {args.iters} rounds "
-          f"({2 * args.iters} for (a), {args.score_rounds} after {args.score_warmup} for (c)) "
-          f"after {args.warmup} warm-up; (c) scores with {args.calib_batches} calibration + "
-          f"{args.val_batches} validation batches")
+          f"batch {args.batch_size}, space {args.space}; median of {args.iters} rounds"
+          + (f" ({rounds})" if rounds else "") + f" after {args.warmup} warm-up" +
+          (f"; (c) scores with {args.calib_batches} calibration + {args.val_batches} validation "
+           "batches" if "c" in args.parts else ""))
     if spec or measured:
         parts = []
         if spec:
