@@ -226,9 +226,9 @@ class Checkpointer:
         if self.folder.is_dir():
             shutil.rmtree(self.folder)
 
-    def _prune(self, keep: int | None = None) -> None:
+    def _prune(self) -> None:
         epochs = sorted(p for p in self.folder.glob("epoch_*") if p.is_dir())
-        for old in epochs[:-(keep or self.keep)]:
+        for old in epochs[:-self.keep]:
             shutil.rmtree(old, ignore_errors=True)
 
     def keep_latest_only(self) -> None:
@@ -237,4 +237,6 @@ class Checkpointer:
         with its optimizer state). Kept unless this process wrote or read the latest."""
         latest = self.latest()
         if latest is not None and latest in (self.loaded, self.saved):
-            self._prune(keep=1)
+            for other in self.folder.glob("epoch_*"):  # by name, not by number: a higher
+                if other.is_dir() and other != latest:  # one may be incomplete
+                    shutil.rmtree(other, ignore_errors=True)

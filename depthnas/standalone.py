@@ -61,12 +61,15 @@ def saved_result(out_dir: Path) -> dict[str, Any]:
         return {}
     try:
         return read_json(path, expect=dict)
+    except FileNotFoundError:  # another rank set it aside since is_file()
+        return {}
     except ValueError as err:
         try:
             path.replace(path.with_name("result.json.damaged"))
         except FileNotFoundError:  # another rank set it aside first
             return {}
-        log.warning("%s; kept as result.json.damaged, and its training is done again", err)
+        log.warning("%s; kept as result.json.damaged, and its result taken from the landmark "
+                    "store where it holds one, else its training done again", err)
         return {}
 
 

@@ -719,3 +719,19 @@ def test_autocast_refuses_a_precision_it_does_not_know():
     from depthnas.runtime import autocast
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'fp16'"):
         autocast(torch.device("cpu"), "fp16")
+
+
+def test_keeping_the_latest_checkpoint_alone_keeps_the_one_that_reads(tmp_path):
+    """A finished search prunes its super-net's checkpoints to the latest: by position in
+    the sorted folders it kept an incomplete higher epoch and deleted the only whole one."""
+    import shutil
+
+    from depthnas.checkpoint import Checkpointer
+    checkpoints = Checkpointer(tmp_path / "checkpoints")
+    for epoch in (1, 2):
+        checkpoints.save(epoch, torch.nn.Linear(2, 2), {"epoch": epoch})
+    broken = tmp_path / "checkpoints" / "epoch_0003"  # a model file, no training state
+    broken.mkdir()
+    shutil.copy(tmp_path / "checkpoints" / "epoch_0002" / "model.safetensors", broken)
+    checkpoints.keep_latest_only()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("epoch_*")) == ["epoch_0002"]
