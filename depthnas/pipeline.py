@@ -31,7 +31,7 @@ from depthnas.spaces import Arch, get_space
 from . import config as config_mod
 from . import distributed as dist
 from .budget import Budget
-from .checkpoint import read_metadata
+from .checkpoint import Checkpointer, read_metadata
 from .config import Config, LandmarkConfig
 from .data import check_recorded_splits, load_splits, warn_unused_settings
 from .degenerate import (candidate_order, collapsed, learned_nothing, search_order, supernet_level,
@@ -212,7 +212,9 @@ class SearchRun:
             if lock.exists() and not os.access(lock, os.W_OK):  # another user's, say
                 raise ValueError(f"--landmarks (landmarks.store) {cfg.landmarks.store}: no "
                                  f"permission to write its lock file {lock}")
-        finished = (self.out / "results.json").is_file()
+        # finished, and its super-net kept (else it trains again, as the log will say)
+        finished = ((self.out / "results.json").is_file()
+                    and Checkpointer(self.out / "checkpoints").latest() is not None)
         if main and finished:  # its log is replayed below
             self.say("this run had finished: what it kept is read back, not trained again, "
                      "and its results, report and best model are written anew")
@@ -220,8 +222,12 @@ class SearchRun:
             self.budget.check_reachable(self.say)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-            if not finished:  # a finished run's record stays as it trained (--device, say)
-                config_mod.dump(cfg, self.out / "config.yaml")
+            # a finished run's record stays as it trained (not this resume's --device, say),
+            # but names the folder it is in now (train --config writes beside it)
+            record = config_mod.load(self.out / "config.yaml", complete=True) if finished else cfg
+            if record is not cfg:
+                record.out = cfg.out
+            config_mod.dump(record, self.out / "config.yaml")
         seed_everything(cfg.seed)
         warn_unused_settings(cfg)
         self.splits = load_splits(cfg)

@@ -919,6 +919,15 @@ def test_a_best_model_whose_source_has_gone_is_kept_from_the_earlier_finish(tmp_
     assert "no model file for the best architecture" not in captured.out + captured.err
     assert (run / "best" / "model.safetensors").read_bytes() == kept
     assert "this run had finished: what it kept is read back" in captured.out  # not re-run
+    moved = tmp_path / "moved"  # its record names the folder it is in now
+    run.rename(moved)
+    assert main(["search", "--out", str(moved), "--resume", "--no-progress", "--device", "cpu"]) == 0
+    assert (moved / "config.yaml").read_text() == recorded.replace(str(run), str(moved))
+    import shutil
+    shutil.rmtree(moved / "checkpoints")  # the super-net trains again: not said to be read back
+    capsys.readouterr()
+    assert main(["search", "--out", str(moved), "--resume", "--no-progress"]) == 0
+    assert "this run had finished" not in capsys.readouterr().out
 
 
 def test_a_run_s_own_trainings_stay_its_own_when_another_run_sharing_the_store_trained_them_too(
