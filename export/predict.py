@@ -164,7 +164,7 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
                                 (f"; {len(left_out) + len(earlier)} named as predict's outputs"
                                  if left_out or earlier else "") +
                                 _subfolder_hint(inputs, holding))
-    made = not Path(out_dir).exists()
+    made = [f for f in (Path(out_dir), *Path(out_dir).parents) if not f.exists()]  # innermost first
     try:  # made now, not at the first write: a place no folder can be made fails before the work
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -191,7 +191,8 @@ def predict_paths(estimator: DepthEstimator, inputs: str | Path, out_dir: str | 
         except OutputExistsError as err:
             report.skipped.append((path, str(err)))
             tqdm.write(f"skipped {path}: {err}", file=sys.stderr)
-    if made and not report.written:  # every image skipped: no empty folder left behind
-        with contextlib.suppress(OSError):
-            Path(out_dir).rmdir()
+    if not report.written:  # every image skipped: no empty folders left behind
+        with contextlib.suppress(OSError):  # one that holds something else stays
+            for folder in made:
+                folder.rmdir()
     return report

@@ -101,9 +101,9 @@ def test_all_unreadable_is_an_error(onnx_file: Path, tmp_path: Path, capsys) -> 
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     assert main(["predict", "--model", str(onnx_file), "--input", str(bad),
-                 "--out", str(tmp_path / "out"), "--no-progress"]) == 1
+                 "--out", str(tmp_path / "out" / "deeper"), "--no-progress"]) == 1
     assert "bad.png" in capsys.readouterr().err  # the file at fault is named
-    assert not (tmp_path / "out").exists()  # nor an empty folder made for nothing
+    assert not (tmp_path / "out").exists()  # nor empty folders made for nothing
 
 
 def test_a_folder_above_the_images_names_the_subfolder_that_holds_them(
