@@ -51,6 +51,8 @@ def validate(cfg: Config) -> Config:
         else is_classification_spec(cfg.data.spec)
     if not 0 <= cfg.seed < 2**32:  # numpy's bound, said in its words otherwise
         problems.append(f"seed={cfg.seed} (expected 0 to 2**32 - 1)")
+    if not cfg.device.strip():  # `device:` left empty: said here, not by the run's start
+        problems.append("device is empty (expected auto, cpu, cuda or cuda:N)")
     for name in ("supernet", "standalone"):
         _check_training(problems, name, getattr(cfg, name), classification)
     _check_landmarks(problems, cfg, space)
@@ -147,6 +149,8 @@ def _check_search(problems: _Problems, cfg: Config) -> None:
 def _check_model(problems: _Problems, cfg: Config, space: Any, classification: bool) -> None:
     m = cfg.model
     problems.choose("model.first_block_input", m.first_block_input, FIRST_BLOCK_INPUTS)
+    if isinstance(space, DepthSpace) and not m.backbone.strip():
+        problems.append("model.backbone is empty (a timm model name, e.g. resnet18)")
     problems.at_least(1, ("model.channels", m.channels))
     if not classification:  # classification models take no `features`
         problems.at_least(MIN_FEATURES, ("model.features", m.features))

@@ -810,3 +810,12 @@ def test_an_assignment_that_is_no_string_or_pair_is_named():
     with pytest.raises(C.ConfigError, match=r"not \{'search': \{'iterations': 2\}\} \(config.apply"):
         C.apply_dotted(C.Config(), [{"search": {"iterations": 2}}])
     assert C.apply_dotted(C.Config(), [("search.iterations", 2)]).search.iterations == 2
+
+
+@pytest.mark.parametrize("setting, said", [("device=", "device is empty (expected auto, cpu, cuda"),
+                                           ("model.backbone=", "model.backbone is empty (a timm model")])
+def test_an_empty_device_or_backbone_is_refused_with_the_settings(setting, said):
+    """`device:` left empty in a YAML file passed --print-config (as device: '') and was
+    refused only as the run started, as "unknown device ''"."""
+    with pytest.raises(C.ConfigError, match=re.escape(said)):
+        validate(C.apply_dotted(C.load(preset="quick"), [setting]))
