@@ -171,12 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, --version, or a usage error argparse has said
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
-    # under torchrun rank 0 reports, from the start: the checks before the ranks join
-    # (unused settings, --compile without a backbone) were said once per rank
-    # as logging.basicConfig would (nothing, where the caller has set logging up), and
-    # undone on return: a script calling main() kept INFO logging of everything after
-    root, level = logging.getLogger(), logging.getLogger().level
-    ours = None if root.handlers else log_handler(args.verbose)
+    # As logging.basicConfig would (nothing, where the caller has set logging up), and
+    # undone on return: a script calling main() kept INFO logging of everything after.
+    # Under torchrun rank 0 reports from the start: the checks before the ranks join
+    # (unused settings, --compile without a backbone) were said once per rank.
+    root = logging.getLogger()
+    level, ours = root.level, None if root.handlers else log_handler(args.verbose)
     if ours is not None:
         root.addHandler(ours)
         root.setLevel(logging.DEBUG if args.verbose else

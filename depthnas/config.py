@@ -252,7 +252,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             key, inner = next(iter(value.items()))
             if inner is None and isinstance(key, str):  # `--set data.spec=folder:`: as typed
                 return f"{key}:"
-            text = "{}: {}".format(*next(iter(value.items())))
+            text = f"{key}: {inner}"
             raise ConfigError(f"{where}: expected text, got {value!r} (YAML reads {text!r} as a "
                               f"mapping: quote it, as '{text}', or drop the space after the colon)")
         if isinstance(value, (list, tuple, dict)) or (value is None and hint is not str) or \

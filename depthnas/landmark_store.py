@@ -14,6 +14,7 @@ from depthnas.spaces import SearchSpace, get_space
 from .io import WriteError, atomic_write_json, read_json
 from .recipe import same_recipe
 
+
 class LandmarkStore:
     """A JSON file of architecture -> stand-alone validation loss with provenance.
 

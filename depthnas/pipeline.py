@@ -222,10 +222,10 @@ class SearchRun:
             self.budget.check_reachable(self.say)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-            # a finished run's record stays as it trained (not this resume's --device, say),
-            # but names the folder it is in now (train --config writes beside it)
-            record = config_mod.load(self.out / "config.yaml", complete=True) if finished else cfg
-            if record is not cfg:
+            record = cfg
+            if finished:  # its record stays as it trained (not this resume's --device, say),
+                # but names the folder it is in now (train --config writes beside it)
+                record = config_mod.load(self.out / "config.yaml", complete=True)
                 record.out = cfg.out
             config_mod.dump(record, self.out / "config.yaml")
         seed_everything(cfg.seed)

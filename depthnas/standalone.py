@@ -54,8 +54,8 @@ def arch_slug(text: str) -> str:
 
 def saved_result(out_dir: Path) -> dict[str, Any]:
     """The folder's result.json, {} if none. A damaged one (cut short by a full disk,
-    edited) is set aside as result.json.damaged and said: its training is done again
-    where it stopped the run, with no word of what to do."""
+    edited) is set aside as result.json.damaged and said, and its model is trained
+    again (or its result read from the landmark store): it stopped every resume."""
     path = out_dir / "result.json"
     if not path.is_file():
         return {}
