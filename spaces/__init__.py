@@ -25,9 +25,10 @@ def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
     space `name` for this process: `get_space`, the CLI run from this script
     (`depthnas.cli.main([...])`) and `depthnas.pipeline.run` see it. A space installed
     with its package is declared as an entry point instead, so `depthnas` itself,
-    torchrun and a later --resume, export or demo find it too. A built-in space's name
-    is refused: every run, model file and table that records it would be read with
-    another space."""
+    torchrun and a later --resume, export or demo find it too. Registering a name again
+    replaces it, as re-running a notebook cell that edits the space expects. A built-in
+    space's name is refused: every run, model file and table that records it would be
+    read with another space."""
     if is_builtin(name):
         raise ValueError(f"search space {name!r} is built into depthnas; register yours under "
                          "another name")
