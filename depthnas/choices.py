@@ -7,7 +7,11 @@ two cannot drift apart."""
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")  # bf16: autocast, fp32 weights and optimizer state
 
-DEPTH_LOSSES: tuple[str, ...] = ("ssi", "ssi-image", "ssitrim")  # ssi_loss.build_loss
+# Each depth loss (ssi_loss.build_loss) with what its validation score is called for
+# people (DepthTask.score_name, the report's column).
+DEPTH_LOSS_SCORES: dict[str, str] = {"ssi": "SSI loss", "ssi-image": "SSI loss (image mean)",
+                                     "ssitrim": "trimmed SSI loss"}
+DEPTH_LOSSES: tuple[str, ...] = tuple(DEPTH_LOSS_SCORES)
 
 # TrainConfig.loss defaults to the depth loss "ssi"; for a classifier it means "the
 # task's own loss", so a classification config need not change it.

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from .choices import CLASSIFICATION_LOSSES
+from .choices import CLASSIFICATION_LOSSES, DEPTH_LOSS_SCORES
 from .ssi_loss import enough_to_fit
 
 
@@ -39,9 +39,7 @@ class DepthTask:
         from .ssi_loss import build_loss
         self.models_of = models_of  # whose models these are, for an error: "space own"
         self.criterion: nn.Module = build_loss(loss)
-        self.loss_name = loss
-        self.score_name = {"ssi": "SSI loss", "ssi-image": "SSI loss (image mean)",
-                           "ssitrim": "trimmed SSI loss"}[loss]
+        self.score_name = DEPTH_LOSS_SCORES[loss]
 
     def inputs(self, batch: dict[str, Any]) -> torch.Tensor:
         return batch["image"]

@@ -562,3 +562,14 @@ def test_ssitrim_keeps_a_fraction_that_float_rounding_puts_just_below_a_whole_pi
     for trim, keep in ((0.8, 2), (0.9, 1)):
         got = SSITrimLoss(trim=trim, alpha=0.0)(pred, target, mask).item()
         assert got == pytest.approx(smallest[:keep].sum().item() / 20, rel=1e-9), trim
+
+
+def test_every_configurable_depth_loss_builds_and_has_a_score_name():
+    """config_checks accepts the names in choices; each must build and be named in the
+    report (a name added to one list but not the other failed only as training began)."""
+    from depthnas.choices import DEPTH_LOSSES
+    from depthnas.task import DepthTask
+    assert set(DEPTH_LOSSES) == set(LOSS_NAMES)
+    for name in DEPTH_LOSSES:
+        assert isinstance(build_loss(name), torch.nn.Module)
+        assert DepthTask(name).score_name
