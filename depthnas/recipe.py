@@ -23,6 +23,8 @@ def recipe(cfg: Config, splits: SplitSet | None = None) -> dict[str, Any]:
     `splits`, it also holds a digest of which samples each split holds: a folder: data
     set with files added or removed is named by the same spec, and its losses were
     reused as comparable."""
+    # A setting added to the config goes in here or in the test's NOT_IN_DEPTH_RECIPE,
+    # which says why a loss does not depend on it (the test fails until it is either).
     t, d = cfg.standalone, cfg.data
     rec = {"space": cfg.space, "data": d.spec, "image_size": list(d.image_size),
            "synthetic_samples": d.synthetic_samples, "val_fraction": d.val_fraction,

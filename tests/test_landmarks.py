@@ -565,3 +565,40 @@ def test_a_store_that_holds_this_space_too_is_not_called_another_space_s(tmp_pat
     printed = capsys.readouterr().out
     assert "reusing 1 of 1 stored landmark(s)" in printed
     assert "holds results of" not in printed
+
+
+# Settings a depth stand-alone loss does not depend on, and why. A field added to the
+# config must be put in the recipe or here: left out silently, stored losses trained
+# with another value of it would be reused as comparable.
+NOT_IN_DEPTH_RECIPE = {
+    "data.num_workers": "loader processes: the same batches either way",
+    "data.skip_bad": "which samples were kept is in the recipe's samples digest",
+    "model.channels": "classification spaces only", "model.cells_per_stage": "classification",
+    "model.darts_layers": "classification", "model.num_classes": "classification",
+    "standalone.channels_last": "memory layout: the same arithmetic",
+    "standalone.compile": "the same model, compiled", "standalone.log_every": "logging",
+}
+
+
+def _another(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value * 2 + 1
+    if isinstance(value, (list, tuple)):
+        return type(value)(_another(v) for v in value)
+    return f"{value}-other" if value else "other"
+
+
+def test_every_setting_is_in_the_stand_alone_recipe_or_said_why_not():
+    import dataclasses
+    from depthnas.config import Config
+    from depthnas.recipe import recipe
+    base = recipe(Config())
+    for section in ("data", "model", "standalone"):
+        for f in dataclasses.fields(getattr(Config(), section)):
+            name = f"{section}.{f.name}"
+            cfg = Config()
+            part = getattr(cfg, section)
+            setattr(part, f.name, _another(getattr(part, f.name)))
+            assert (recipe(cfg) == base) == (name in NOT_IN_DEPTH_RECIPE), name
