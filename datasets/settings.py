@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["DEPTH_KINDS", "REG_FRACTION", "SYNTHETIC_SAMPLES", "VAL_FRACTION", "check_depth_kind",
-           "check_image_size"]
+__all__ = ["DEPTH_KINDS", "EVAL_SYNTHETIC_SAMPLES", "REG_FRACTION", "SYNTHETIC_SAMPLES",
+           "VAL_FRACTION", "check_depth_kind", "check_image_size"]
 
 DEPTH_KINDS = ("depth", "disparity")  # what a folder's depth files hold
 # A data set's default split: 15% validation, and 15% for the landmark regularizer's
@@ -14,6 +14,7 @@ DEPTH_KINDS = ("depth", "disparity")  # what a folder's depth files hold
 VAL_FRACTION = 0.15
 REG_FRACTION = 0.15
 SYNTHETIC_SAMPLES = 512  # scenes a run draws by default
+EVAL_SYNTHETIC_SAMPLES = 64  # scenes evaluate draws for a model of no run (or of other data)
 
 
 def check_depth_kind(depth_kind: str) -> str:

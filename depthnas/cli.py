@@ -10,6 +10,8 @@ import sys
 import threading
 from typing import Any, Callable
 
+from depthnas.datasets.settings import DEPTH_KINDS
+
 from . import __version__, train_cli
 from . import config as config_mod
 from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_hint, say_once,
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "run and leave training a batch. Example: depthnas data "
                     "--data folder:/data/mine")
     d.add_argument("--data", required=True, help="redweb:PATH | nyuv2:PATH | diode:PATH | folder:PATH")
-    d.add_argument("--depth-kind", choices=("depth", "disparity"), default="depth",
+    d.add_argument("--depth-kind", choices=DEPTH_KINDS, default="depth",
                    help="what folder: depth files hold (default depth)")
     d.add_argument("--batch-size", type=config_mod.whole_number,
                    default=config_mod.DataConfig().batch_size,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from depthnas.datasets.spec import split_spec
-from depthnas.datasets.settings import REG_FRACTION, SYNTHETIC_SAMPLES, VAL_FRACTION
+from depthnas.datasets.settings import EVAL_SYNTHETIC_SAMPLES, REG_FRACTION, VAL_FRACTION
 from depthnas.datasets.transforms import check_net_size, net_side
 
 from .config import canonical_spec
@@ -41,7 +41,7 @@ def unseen_scenes(spec: str, split: str) -> bool:
     return split_spec(spec) == ("synthetic", "") and split == "all"
 
 
-def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = SYNTHETIC_SAMPLES,
+def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = EVAL_SYNTHETIC_SAMPLES,
                 skip_bad: bool = False, depth_kind: str = "depth",
                 image_size: tuple[int, int] = (384, 384),
                 val_fraction: float = VAL_FRACTION, reg_fraction: float = REG_FRACTION,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from depthnas.datasets.settings import DEPTH_KINDS, EVAL_SYNTHETIC_SAMPLES
 from depthnas.datasets.spec import split_spec
 
 from .config import canonical_spec, load as load_config
@@ -32,7 +33,6 @@ def report_name(split: str, other_data: str | None, variant: tuple[str, ...] = (
 
 
 NYU_DEPTH_CAP = 10.0  # metres: the standard NYUv2 evaluation range (MiDaS, BTS)
-DEFAULT_SYNTHETIC_SAMPLES = 64  # scenes drawn for a model of no run (or of other data)
 
 
 def default_depth_cap(data: str) -> float | None:
@@ -96,7 +96,7 @@ def _split_settings(args: argparse.Namespace, own: dict[str, Any] | None) -> dic
     same = own is not None
     pick = (lambda flag, field, default: flag if flag is not None else (own[field] if same else default))
     kw = dict(seed=pick(args.seed, "seed", 0),
-              synthetic_samples=pick(args.synthetic_samples, "synthetic_samples", DEFAULT_SYNTHETIC_SAMPLES),
+              synthetic_samples=pick(args.synthetic_samples, "synthetic_samples", EVAL_SYNTHETIC_SAMPLES),
               depth_kind=pick(args.depth_kind, "depth_kind", "depth"),
               skip_bad=args.skip_bad or (same and own["skip_bad"]))
     if not same:
@@ -135,7 +135,7 @@ def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
         variant.append(kw["depth_kind"])
     # read at another size, cap or number of scenes than by default: scores of their own
     if split_spec(data)[0] == "synthetic" and kw["synthetic_samples"] != (
-            own["synthetic_samples"] if same else DEFAULT_SYNTHETIC_SAMPLES):
+            own["synthetic_samples"] if same else EVAL_SYNTHETIC_SAMPLES):
         variant.append(f"samples{kw['synthetic_samples']}")
     side = net_side(args.net_size) if args.net_size is not None else None  # what it runs at
     if side is not None and side != _trained_size(args.checkpoint):
@@ -202,12 +202,12 @@ def register(sub: Any) -> None:
                    help=f"ignore ground truth beyond this depth in metres (default: {NYU_DEPTH_CAP:g} for "
                         "nyuv2:, none otherwise; 0 = none)")
     p.add_argument("--net-size", type=int, default=None, help="inference size (default: the training size)")
-    p.add_argument("--depth-kind", choices=("depth", "disparity"), default=None,
+    p.add_argument("--depth-kind", choices=DEPTH_KINDS, default=None,
                    help="what folder: depth files hold (default: the run's, else depth)")
     p.add_argument("--seed", type=int, default=None,
                    help="split seed for --split train/reg/val (default: the run's, else 0)")
     p.add_argument("--synthetic-samples", type=int, default=None,
-                   help=f"synthetic scenes (default: the run's, else {DEFAULT_SYNTHETIC_SAMPLES})")
+                   help=f"synthetic scenes (default: the run's, else {EVAL_SYNTHETIC_SAMPLES})")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted)")
     p.add_argument("--device", default="auto",
                    help="auto (default: CUDA when there is a GPU), cpu, cuda or cuda:N")

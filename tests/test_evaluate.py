@@ -640,3 +640,17 @@ def test_a_model_better_in_ssi_but_worse_in_depth_metrics_is_told_which(capsys):
     _print_report({**report, "ssi": 0.2}, "synthetic", "val")  # SSI's own warning says it all
     err = capsys.readouterr().err
     assert "learned nothing of this data" in err and "worse than a constant" not in err
+
+
+def test_a_model_of_no_run_is_scored_on_as_many_synthetic_scenes_by_the_api_as_by_the_cli(
+        model, tmp_path, capsys):
+    """The CLI drew 64 scenes for a model without a run, evaluate() 512: one model, two
+    reports of the same command in two spellings, and the API's eight times slower."""
+    from depthnas.datasets.settings import EVAL_SYNTHETIC_SAMPLES
+    lone = tmp_path / "model.safetensors"
+    lone.write_bytes(model.read_bytes())
+    assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic", "--no-progress"]) == 0
+    cli = json.loads((tmp_path / "model.eval-synthetic.json").read_text())
+    api = evaluate(lone, "synthetic", progress=False)
+    assert api["samples"] == cli["samples"] == EVAL_SYNTHETIC_SAMPLES == 64
+    assert api["ssi"] == pytest.approx(cli["ssi"])
