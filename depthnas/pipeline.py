@@ -504,7 +504,7 @@ def run(cfg: Config, *, resume: bool = False, progress: bool = True,
     the ranks search together, as the command's do, joining torchrun's process group
     for the call if not joined already. `progress`: bars; `say`: where messages go."""
     from .config_checks import validate
-    from .run_start import check_model_builds, join_ranks
+    from .run_start import check_model_builds, join_ranks, shape_tuned_kernels
     from .runs import check_kind, check_resumable, run_folder
     if not isinstance(cfg, Config):  # a YAML file's mapping, say
         raise TypeError(f"pipeline.run takes a depthnas.config.Config, not a {type(cfg).__name__}: "
@@ -529,7 +529,8 @@ def run(cfg: Config, *, resume: bool = False, progress: bool = True,
     join_ranks(cfg)
     finished = False
     try:
-        with generators_kept(), run_folder(Path(cfg.out), resume, made_from=made_from):
+        with generators_kept(), shape_tuned_kernels(), run_folder(Path(cfg.out), resume,
+                                                                  made_from=made_from):
             summary = {**SearchRun(cfg, progress=progress, say=say).run(), "out": cfg.out}
         finished = True
         return summary

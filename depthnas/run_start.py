@@ -39,6 +39,20 @@ def fixed_shape_kernels() -> None:
     torch.backends.cudnn.benchmark = True
 
 
+@contextlib.contextmanager
+def shape_tuned_kernels() -> Iterator[None]:
+    """`fixed_shape_kernels` for the work inside, then cuDNN's setting as the caller had
+    it: cli.main and pipeline.run are called from scripts and notebooks too, whose
+    later evaluations see images of many sizes."""
+    import torch
+    before = torch.backends.cudnn.benchmark
+    fixed_shape_kernels()
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def check_model_builds(cfg: Config, space: Any) -> None:
     """Build the super-net on the meta device (no memory): an unknown backbone or one
     without the strides the decoder needs fails here, before the run folder is
@@ -107,7 +121,7 @@ def start_run(cfg: Config, args: argparse.Namespace) -> Iterator[Path]:
     """Search's and train's start, once every check has passed: join the ranks, claim
     the run folder and hold its lock while the work runs in it."""
     join_ranks(cfg)
-    fixed_shape_kernels()
     made_from = claim_fresh_out(cfg, args)
-    with run_folder(Path(cfg.out), args.resume, made_from=made_from, config=args.config) as out:
+    with shape_tuned_kernels(), run_folder(Path(cfg.out), args.resume, made_from=made_from,
+                                           config=args.config) as out:
         yield out

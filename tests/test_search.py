@@ -990,3 +990,28 @@ def test_a_finished_search_keeps_the_super_net_s_last_checkpoint_alone(run_dir):
     """The epoch before the last (kept in case the last was damaged mid-write) stayed,
     with its optimizer state: about 1 GB at the paper's size that nothing reads."""
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("epoch_*")) == ["epoch_0002"]
+
+
+def test_a_library_search_tunes_cudnn_per_shape_as_the_command_does_then_restores_it(
+        tmp_path, monkeypatch):
+    """pipeline.run skipped the command's per-shape kernel timing (`depthnas search` set
+    it and left it on for the rest of the process)."""
+    import contextlib
+
+    import torch
+
+    import depthnas.runs
+    from depthnas import pipeline
+    seen = []
+    real = depthnas.runs.run_folder
+
+    @contextlib.contextmanager
+    def run_folder(*args, **kwargs):
+        seen.append(torch.backends.cudnn.benchmark)
+        with real(*args, **kwargs) as out:
+            yield out
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(depthnas.runs, "run_folder", run_folder)
+    pipeline.run(_library_cfg(f"out={tmp_path / 's'}"), progress=False, say=lambda _: None)
+    assert seen == [True] and torch.backends.cudnn.benchmark is False

@@ -700,11 +700,28 @@ def test_an_architecture_that_ignores_its_input_is_said_to_before_it_trains(tmp_
     assert "--set standalone.lr" not in err
 
 
-def test_train_and_search_let_cudnn_pick_kernels_per_shape(tmp_path, monkeypatch):
-    """[run_start.py:38]"""
+def test_train_lets_cudnn_pick_kernels_per_shape_and_then_leaves_it_as_it_was(
+        tmp_path, monkeypatch):
+    """cuDNN times its kernels per shape while a run works (one input size), and the
+    caller's setting is back afterwards: cli.main left it on for a script's or
+    notebook's later work on images of many sizes."""
+    import contextlib
+
+    import depthnas.run_start
+    seen = []
+
+    def watched(folder_of):
+        @contextlib.contextmanager
+        def run_folder(*args, **kwargs):
+            seen.append(torch.backends.cudnn.benchmark)
+            with folder_of(*args, **kwargs) as out:
+                yield out
+        return run_folder
+
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(depthnas.run_start, "run_folder", watched(depthnas.run_start.run_folder))
     assert main(["train", "--arch", MUTANT_ARCH, *TRAIN_TINY, "--out", str(tmp_path / "t")]) == 0
-    assert torch.backends.cudnn.benchmark is True
+    assert seen == [True] and torch.backends.cudnn.benchmark is False
 
 
 def test_a_stop_in_a_clock_named_folder_taken_already_names_the_folder_used(
