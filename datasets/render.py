@@ -286,7 +286,6 @@ class _Scene:
     fog_colour: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
     fog_distance: float = 50.0
     falloff: bool = False  # indoor: darkening with distance instead of haze
-    sky: bool = False
 
 
 _WALL_KINDS = ("plain", "noise", "stripes", "tiles", "checker")
@@ -409,7 +408,6 @@ def _add_lights(rng: np.random.Generator, sc: _Scene, layout: str) -> None:
     if layout == "open":
         sc.fog_colour = _random_colour(rng, (0.0, 0.2), (0.75, 0.95))
         sc.fog_distance = float(rng.uniform(40.0, 120.0))
-        sc.sky = True
     else:
         sc.falloff = True
         sc.fog_distance = float(rng.uniform(12.0, 40.0))
