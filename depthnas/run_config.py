@@ -50,7 +50,8 @@ SEARCH_FLAGS: dict[str, tuple[str, Any, str]] = {
     "--num-landmarks": ("landmarks.num", config_mod.whole_number, "M: landmarks in the first iteration"),
     "--lambda-max": ("landmarks.lambda_max", float, "peak landmark weight (the final one of the increasing schedules)"),
     "--schedule": ("landmarks.schedule", str, "lambda schedule (default cosine-increasing): "
-                   + ", ".join(SCHEDULES)),
+                   + ", ".join(SCHEDULES) + "; the non-increasing ones start at --lambda-max "
+                   "unless landmarks.ramp_epochs ramps them (--preset paper: 10)"),
     "--pairs": ("landmarks.pairs", config_mod.whole_number, "m: landmark pairs per step (0 = all)"),
     "--max-params": ("search.max_params", config_mod.whole_number,
                      "parameter budget for searched models (e.g. 3e7)"),
