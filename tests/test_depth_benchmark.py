@@ -782,3 +782,42 @@ def test_a_budget_stop_that_left_no_training_undone_is_no_stop(tmp_path):
         b.stopped_by_budget = True
         b.write_table(archs, jobs)
         assert json.loads(out.read_text())["timing"]["stopped_by_budget"] is (not whole)
+
+
+COMPUTING_ALIKE = (("v1-sync:ap,skip,c1,none,none", "v1-sync:c1,none,none,none,skip"),  # node 3 = c1(n0)
+         ("v1-sync:c3,none,none,skip,skip", "v1-sync:c1,c1,c3,skip,none"))    # n1 + c3(n0)
+
+
+@pytest.mark.parametrize("twins", COMPUTING_ALIKE)
+def test_strings_that_compute_alike_are_one_architecture_of_the_table(twins):
+    """The space keeps these apart (they build different edges), yet seeded alike their
+    models give the same depth: the 60-architecture draw held two such pairs, two of
+    its trainings repeating others."""
+    space = get_space("v1-sync")
+    a, b = (space.parse(s) for s in twins)
+    assert space.function_key(a) != space.function_key(b)
+    assert proxy.computation_key(space, a) == proxy.computation_key(space, b)
+    x = torch.rand(1, 3, 64, 64)
+    outputs = []
+    for arch in (a, b):
+        torch.manual_seed(0)
+        outputs.append(space.build_fixed(arch, backbone="mobilenetv3_small_050",
+                                         features=16).eval()(x))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    # a conv is not a skip, nor the 3x3 conv the 1x1: these stay apart
+    assert (proxy.computation_key(space, space.parse("v1-sync:c3,c3,c3,c3,c3"))
+            != proxy.computation_key(space, space.parse("v1-sync:c1,c3,c3,c3,c3")))
+
+
+def test_the_tables_draw_computes_each_architecture_once_and_keeps_what_was_trained():
+    """The GPU table's 60 + 30 are distinct computations; the draw is the one the
+    committed trainings came from (only its 31st architecture on changed)."""
+    for k, (name, n) in enumerate((("v1-sync", 60), ("v2-sync", 30))):
+        space = get_space(name)
+        archs = proxy.random_archs(space, n, random.Random(k))
+        assert len(archs) == n
+        assert len({proxy.computation_key(space, a) for a in archs}) == n
+        drawn = {space.to_string(a) for a in archs}
+        trained = {r["arch"] for r in read_jsonl(ROOT / "benchmarks" / "depth_proxy" / "trainings.jsonl")
+                   if r["space"] == name}
+        assert trained <= drawn

@@ -30,6 +30,7 @@ import math
 import os
 import random
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -328,11 +329,58 @@ def train_proxy(cfg: Config, space: SearchSpace, arch: Arch, splits: TensorSplit
 
 
 # ---- architectures and statistics ---------------------------------------------------------
+def computation_key(space: SearchSpace, arch: Arch) -> tuple:
+    """What a depth model computes, up to its weights: stronger than the space's
+    function_key (one key per built model), which keeps apart strings whose models
+    differ only in which edge holds an op. A skip edge passes its node's terms on and
+    the 3x3 average pool is linear, so `c1,none,none,none,skip` (node 3 = skip of
+    node 2 = c1 of node 0) computes what `ap,skip,c1,none,none` (node 3 = c1 of node
+    0; node 2 unread) does: trained stand-alone, the same model twice. Each node is
+    a multiset of terms; a conv edge (ReLU-conv-BN) makes one term of its input."""
+    from depthnas.spaces.depth import DepthSpace
+    from depthnas.spaces.depth.space import EDGES, has_output, running_blocks
+    if not isinstance(space, DepthSpace):
+        return space.function_key(arch)
+
+    def frozen(terms: Counter) -> tuple:
+        return tuple(sorted(terms.items(), key=repr))
+
+    def through(op: str, terms: Counter) -> Counter:
+        if op == "none":
+            return Counter()
+        if op == "skip_connect":
+            return Counter(terms)
+        if op == "avg_pool_3x3":
+            return Counter({("ap", t): c for t, c in terms.items()})
+        return Counter({(op, frozen(terms)): 1})
+
+    blocks = []
+    for block in running_blocks(space.blocks(arch)):
+        edges = dict(zip(EDGES, block.edges))
+        nodes = {"0": Counter({"n0": 1}), "1": Counter({"n1": 1})}
+        for target in "23":
+            nodes[target] = sum((through(edges[e], nodes[e[-1]]) for e in EDGES if e[0] == target),
+                                Counter())
+        blocks.append((frozen(nodes["3"]), block.upsample if has_output(block) else "bilinear"))
+    return (space.name, tuple(blocks))
+
+
 def random_archs(space: SearchSpace, n: int, rng: random.Random) -> list[Arch]:
-    """n random architectures without dead cells, each building a model of its own
-    (two strings that build one would be one training twice)."""
+    """n random architectures without dead cells, each computing what no other one
+    does (`computation_key`: two that compute alike would be one training twice).
+    Prefix-stable: a longer draw begins with a shorter one's architectures."""
     draws = (space.sample(rng) for _ in range(1000 * max(n, 1)))
-    out = new_models(space, (a for a in draws if not space.has_dead_cell(a)), (), n)
+    seen: set[tuple] = set()
+
+    def first_of_its_kind(arch: Arch) -> bool:
+        key = computation_key(space, arch)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    live = (a for a in draws if not space.has_dead_cell(a) and first_of_its_kind(a))
+    out = new_models(space, live, (), n)
     if len(out) < n:
         raise RuntimeError(f"only {len(out)} distinct live models found in {space.name}")
     return out
