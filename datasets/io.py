@@ -49,7 +49,10 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise DatasetError(f"truncated JPEG {path}: the file ends before the image data its "
                            "headers announce (cut short, or corrupt)")
     _check_png_whole(data, f"image {path}")
-    return cv2.cvtColor(decode_bgr8(data, path), cv2.COLOR_BGR2RGB)
+    try:
+        return cv2.cvtColor(decode_bgr8(data, path), cv2.COLOR_BGR2RGB)
+    except cv2.error as err:  # decoded to a layout no conversion takes: name the file
+        raise DatasetError(f"cannot read image {path}: {getattr(err, 'err', None) or err}") from None
 
 
 @contextlib.contextmanager
@@ -88,7 +91,7 @@ def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
             return float_to_uint8(img)
         except ValueError as err:
             raise DatasetError(f"cannot read image {path}: {err}") from None
-    return to_uint8(img) if img.dtype == np.uint16 else img
+    return img if img.dtype == np.uint8 else to_uint8(img)  # 16-bit, or a signed or 32-bit TIFF
 
 
 def float_to_uint8(img: np.ndarray) -> np.ndarray:

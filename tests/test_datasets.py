@@ -1656,3 +1656,33 @@ def test_a_dataset_of_one_s_own_without_ids_is_named_when_the_splits_are_made():
             return {}
     with pytest.raises(TypeError, match=r"Splits.train: a Mine has no ids\(\) \(one string per sample"):
         Splits(train=Mine(), reg=Mine(), val=Mine(), seed=0)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.uint32])
+def test_a_signed_or_32_bit_integer_tiff_image_is_read_as_predict_reads_one(tmp_path, dtype):
+    """OpenCV decodes these TIFFs but its colour conversion refuses them: every command
+    on the folder died in an OpenCV traceback naming no file, --skip-bad or not."""
+    import tifffile
+    from depthnas.datasets.io import read_rgb
+    from depthnas.export.images import read_photo
+    root = make_folder(tmp_path / "f", n=2)
+    (root / "images" / "s000.jpg").unlink()
+    grey = np.linspace(0, 120, H * W).reshape(H, W).astype(dtype)
+    path = root / "images" / "s000.tif"
+    tifffile.imwrite(path, grey)
+    reader = FolderReader(root)
+    rgb = reader.load(reader.index()[0][0])[0]
+    assert rgb.shape == (H, W, 3) and rgb.dtype == np.uint8
+    # values within 8 bits as they are: the grey ramp, in all three channels
+    np.testing.assert_array_equal(rgb[..., 1], grey.astype(np.uint8))
+    np.testing.assert_array_equal(rgb, read_photo(path))
+    np.testing.assert_array_equal(rgb, read_rgb(path))
+
+
+def test_an_image_opencv_decodes_but_cannot_convert_is_named(tmp_path, monkeypatch):
+    import depthnas.datasets.io as io
+    path = tmp_path / "odd.png"
+    cv2.imwrite(str(path), np.zeros((4, 4, 3), np.uint8))
+    monkeypatch.setattr(io, "decode_bgr8", lambda data, p: np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(DatasetError, match=r"cannot read image .*odd.png: "):
+        io.read_rgb(path)
