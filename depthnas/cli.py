@@ -48,6 +48,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     parse_spec(args.data, args.depth_kind)  # before the loaders' seconds of imports
     if args.batch_size < 1:
         raise config_mod.ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0 <= args.seed < 2**32:  # said before every file is read, as a run's config check says it
+        raise config_mod.ConfigError(f"--seed must be 0 to 2**32 - 1, got {args.seed}")
     if problem := data_path_problem(args.data):
         raise FileNotFoundError(f"--data {args.data}: {problem}")
     from depthnas.datasets.check import check_data

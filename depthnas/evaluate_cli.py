@@ -54,6 +54,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     depth_cap = ev.check_depth_cap(args.depth_cap)
     if args.synthetic_samples is not None and args.synthetic_samples < 1:
         raise ValueError(f"--synthetic-samples must be >= 1, got {args.synthetic_samples}")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed must be 0 to 2**32 - 1, got {args.seed}")
     check_depth_model(args.checkpoint)  # a classifier is named before --data is asked for
     data = _data_spec(args)
     # The run's own data, seed and split fractions by default: re-splitting with other

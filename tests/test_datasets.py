@@ -1686,3 +1686,16 @@ def test_an_image_opencv_decodes_but_cannot_convert_is_named(tmp_path, monkeypat
     monkeypatch.setattr(io, "decode_bgr8", lambda data, p: np.zeros((4, 4, 2), np.uint8))
     with pytest.raises(DatasetError, match=r"cannot read image .*odd.png: "):
         io.read_rgb(path)
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_data_names_a_seed_out_of_range_before_reading_any_file(tmp_path, monkeypatch, capsys, seed):
+    """numpy's "expected non-negative integer" came after every file was read (minutes
+    on a large set) and named no flag."""
+    import depthnas.datasets.check
+    from depthnas.cli import main
+    root = make_folder(tmp_path / "f", n=4)
+    monkeypatch.setattr(depthnas.datasets.check, "check_data",
+                        lambda *a, **k: pytest.fail("the data was read before --seed was checked"))
+    assert main(["data", "--data", f"folder:{root}", "--seed", seed, "--no-progress"]) == 2
+    assert capsys.readouterr().err == f"error: --seed must be 0 to 2**32 - 1, got {seed}\n"

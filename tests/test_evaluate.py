@@ -285,6 +285,7 @@ def test_a_gpu_that_is_not_there_is_a_clear_error(model, monkeypatch, capsys):
     ("--depth-cap", "inf", "--depth-cap (depth_cap) must be a finite depth >= 0 (0 = no cap), got inf"),
     ("--depth-cap", "-1", "--depth-cap (depth_cap) must be a finite depth >= 0 (0 = no cap), got -1"),
     ("--synthetic-samples", "0", "--synthetic-samples must be >= 1, got 0"),
+    ("--seed", "-1", "--seed must be 0 to 2**32 - 1, got -1"),
 ])
 def test_bad_options_are_named_before_the_model_is_loaded(model, monkeypatch, capsys,
                                                           option, value, says):
