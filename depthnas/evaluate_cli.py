@@ -5,6 +5,8 @@ command, `--help` included, builds this parser."""
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -146,13 +148,28 @@ def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
         variant.append(f"cap{args.depth_cap:g}")
     name = report_name(args.split, None if same else data, tuple(variant))
     checkpoint = Path(args.checkpoint)
-    out = (checkpoint / f"{name}.json" if checkpoint.is_dir() else
-           checkpoint.with_suffix(f".{name}.json"))
+
+    def beside(name: str) -> Path:
+        return checkpoint / f"{name}.json" if checkpoint.is_dir() else checkpoint.with_suffix(f".{name}.json")
+
+    out = beside(name)
+    if not same and _scores_other_data(out, data):  # setA/val and setB/val: both "folder-val"
+        out = beside(f"{name}-{hashlib.sha256(data.encode()).hexdigest()[:6]}")
     try:
         check_parent_folders(out, "the report")
     except ValueError as err:
         raise ValueError(f"{err}; pass --out FILE to write it elsewhere") from None
     return out
+
+
+def _scores_other_data(report: Path, data: str) -> bool:
+    """Whether `report` is one of another data set that the name alone did not tell
+    apart (a folder's last part is all it holds): overwritten, that one was lost."""
+    try:
+        recorded = json.loads(report.read_text()).get("data")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(recorded, str) and canonical_spec(recorded) != canonical_spec(data)
 
 
 def _print_report(report: dict[str, Any], data: str, split: str) -> None:

@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -655,3 +656,24 @@ def test_a_model_of_no_run_is_scored_on_as_many_synthetic_scenes_by_the_api_as_b
     api = evaluate(lone, "synthetic", progress=False)
     assert api["samples"] == cli["samples"] == EVAL_SYNTHETIC_SAMPLES == 64
     assert api["ssi"] == pytest.approx(cli["ssi"])
+
+
+def test_two_data_sets_in_folders_of_one_name_keep_a_report_each(motorcycle, model, tmp_path,
+                                                                  capsys):
+    """setA/val and setB/val both reported to MODEL.eval-folder-val.json: the second
+    evaluation silently replaced the first's scores."""
+    root, _ = motorcycle
+    lone = tmp_path / "model.safetensors"
+    lone.write_bytes(model.read_bytes())
+    sets = [tmp_path / name / "val" for name in ("setA", "setB")]
+    for s in sets:
+        shutil.copytree(root, s)
+    reports = []
+    for s in (*sets, sets[1]):  # setB twice: its report is found again, not a third made
+        assert main(["evaluate", "--checkpoint", str(lone), "--data", f"folder:{s}",
+                     "--depth-kind", "disparity", "--no-progress"]) == 0
+        reports.append(capsys.readouterr().out.splitlines()[-1].removeprefix("wrote "))
+    assert reports[0] == str(tmp_path / "model.eval-folder-val.json")
+    assert reports[1] != reports[0] and reports[2] == reports[1]
+    for s, report in zip(sets, reports):
+        assert json.loads(Path(report).read_text())["data"] == f"folder:{s}"
