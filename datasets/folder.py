@@ -25,7 +25,7 @@ import numpy as np
 
 from depthnas.terminal import listed
 
-from .base import (Reader, SampleRef, files_with_suffix, pair_by_stem, unread_beside,
+from .base import (Reader, SampleRef, files_with_suffix, name_key, pair_by_stem, unread_beside,
                    walk_folders)
 from .io import DEPTH_SUFFIXES, IMAGE_SUFFIXES, DatasetError, read_depth_file, read_png, read_rgb
 from .settings import check_depth_kind
@@ -51,9 +51,12 @@ class FolderReader(Reader):
         refs: list[SampleRef] = []
         problems: list[str] = []
         self.not_read = []  # this listing's, not an earlier one's
-        found = {top: {d.relative_to(top) for d, files in walk_folders(top) if files}
+        # subfolders by their names as Unicode composes them (as files are paired), each
+        # to its spelling on that side: images/ copied from a Mac, depth/ made on Linux
+        found = {top: {_composed(d.relative_to(top)): d.relative_to(top)
+                       for d, files in walk_folders(top) if files}
                  for top in (imgs, deps)}
-        one_sided = sorted(p for p in found[imgs] ^ found[deps] if p.parts
+        one_sided = sorted(p for p in found[imgs].keys() ^ found[deps].keys() if p.parts
                            and not ((imgs if p in found[deps] else deps) / p).is_dir())
         if one_sided:  # previews, thumbnails: a scene has both folders
             self.not_read = [f"images/{p.as_posix()}/ (no depth/{p.as_posix()}/)" if p in found[imgs]
@@ -64,8 +67,9 @@ class FolderReader(Reader):
                         "read%s: %s", self.root, len(one_sided),
                         " (a scene folder named differently on each side?)" if both else "",
                         listed(self.not_read))
-        for scene in sorted((found[imgs] | found[deps]) - set(one_sided)):
-            image_dir, depth_dir = imgs / scene, deps / scene
+        for key in sorted((found[imgs].keys() | found[deps].keys()) - set(one_sided)):
+            scene = found[imgs].get(key, key)
+            image_dir, depth_dir = imgs / scene, deps / found[deps].get(key, key)
             try:
                 images = files_with_suffix(image_dir, IMAGE_SUFFIXES) if image_dir.is_dir() else []
                 depths = files_with_suffix(depth_dir, DEPTH_SUFFIXES) if depth_dir.is_dir() else []
@@ -116,3 +120,7 @@ class FolderReader(Reader):
             log.warning("%s looks like an 8-bit PNG, read as depth in millimetres (larger = "
                         "farther); if brighter means nearer, pass --depth-kind disparity",
                         path)
+
+
+def _composed(folder: Path) -> Path:
+    return Path(*(name_key(part) for part in folder.parts))

@@ -1367,6 +1367,25 @@ def test_image_and_depth_names_spelled_apart_by_unicode_normalisation_pair(tmp_p
     assert not problems and len(refs) == 4
 
 
+def test_scene_folders_spelled_apart_by_unicode_normalisation_are_one_scene(tmp_path):
+    """Files were paired as Unicode composes their names, scene folders were not:
+    images/scène0/ from a Mac and depth/scène0/ from Linux were each 'on one side only',
+    and the data set had no sample."""
+    import unicodedata
+    flat = make_folder(tmp_path / "flat", n=4)
+    root = tmp_path / "f"
+    for side, form in (("images", "NFD"), ("depth", "NFC")):
+        scene = root / side / unicodedata.normalize(form, "scène0")
+        scene.mkdir(parents=True)
+        for f in (flat / side).iterdir():
+            os.rename(f, scene / f.name)
+    reader = FolderReader(root)
+    refs, problems = reader.index()
+    assert not problems and not reader.not_read and len(refs) == 4
+    assert len({r.group for r in refs}) == 1  # one scene, kept in one split
+    assert all(Path(r.image).is_file() and Path(r.depth).is_file() for r in refs)
+
+
 def test_a_float_tiff_image_is_read_as_predict_reads_one(tmp_path):
     """OpenCV decodes a float TIFF, but not as 8 bits: it was called corrupt. Floats in
     [0, 1] are colour as they are, whole numbers in [0, 255] 8-bit levels."""
