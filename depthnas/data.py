@@ -63,6 +63,9 @@ def load_splits(cfg: Config) -> SplitSet:
         if splits.num_classes != cfg.model.num_classes:  # more logits than classes: some never right
             raise ValueError(f"{d.spec} has {splits.num_classes} classes but model.num_classes is "
                              f"{cfg.model.num_classes}; they must be equal")
+        if len(splits.val) == 0:  # said before training, not after it as "nothing to score"
+            raise ValueError(f"data.val_fraction={d.val_fraction:g} (each class's share of it rounds "
+                             "to no sample) leaves nothing to score models on; raise it")
         return splits
     from depthnas.datasets import build_splits
     return build_splits(d.spec, tuple(d.image_size), seed=cfg.seed,

@@ -1071,6 +1071,23 @@ def test_a_regularizer_split_rounded_to_nothing_is_said_as_set(tmp_path, capsys)
             "landmark regularizer no data") in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["search", "train"])
+def test_a_validation_split_rounded_to_nothing_is_refused_before_training(tmp_path, capsys, command,
+                                                                          monkeypatch):
+    """train trained its epochs and search its first landmark, then said "nothing to
+    score the model on: the validation split is empty"."""
+    import depthnas.trainer
+    from depthnas.cli import main
+    monkeypatch.setattr(depthnas.trainer.Trainer, "fit",
+                        lambda *a, **k: pytest.fail("trained before the empty split was said"))
+    arch = ["--arch", "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"]
+    assert main([command, *(arch if command == "train" else ["--space", "nb201"]),
+                 "--preset", "quick", "--data", "digits", "--set", "model.channels=4",
+                 "--set", "data.val_fraction=0.001", "--out", str(tmp_path / "run")]) == 2
+    assert ("data.val_fraction=0.001 (each class's share of it rounds to no sample) leaves "
+            "nothing to score models on; raise it") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("output, got", [(torch.zeros(4, 5), r"\(4, 5\)"), (torch.zeros(4, 1, 8, 8), r"\(4, 1, 8, 8\)")])
 def test_a_classifier_breaking_the_logits_contract_is_named_by_its_space(output, got):
     """Five logits for ten classes failed as torch's "Target 8 is out of bounds", an
