@@ -93,6 +93,12 @@ def test_mutation_never_touches_the_single_choice_gene():
     (DARTS_V2.replace("('dil_conv_3x3', 2)", "('skip_connect', 0)", 1), "takes input 0 twice"),
     (DARTS_V2.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)"), "input 5 is out of range"),
     (DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[4, 5]"), "concat is not searched"),
+    # [2.0, ...] == [2, ...] in Python, but a float names no node
+    (DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2.0, 3, 4, 5]"), "concat is not searched"),
+    # refused as the range it is: listed, range(10**12) filled the memory (MemoryError)
+    (DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=range(10**12)"), "not a literal"),
+    (DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=range(1000000000000)"),
+     "concat is not searched"),
     (DARTS_V2.replace("('max_pool_3x3', 1)], reduce_concat", "], reduce_concat"), "must list 8"),
     ("Genotype(normal=__import__('os').system('false'), normal_concat=[2], reduce=[], reduce_concat=[2])",
      "not a literal"),
@@ -170,3 +176,17 @@ def test_darts_ops_compute_what_the_darts_paper_s_do():
     with torch.no_grad():
         expected = fr.bn(torch.cat([fr.conv_1(r), fr.conv_2(r[:, :, 1:, 1:])], dim=1))
         torch.testing.assert_close(fr(x), expected)
+
+
+@pytest.mark.parametrize("channels, layers", [(5, 3), (3, 5), (7, 8)])
+def test_odd_channels_build_and_run(channels, layers):
+    """Odd model.channels were refused after --print-config passed them; the factorized
+    reductions that halve channels run at 2x and 4x the base width, always even."""
+    import random
+    x = torch.rand(2, 3, 16, 16)
+    supernet = SPACE.build_supernet(channels=channels, layers=layers, num_classes=10)
+    arch = SPACE.parse(DARTS_V2)  # skip_connect in the reduction cell: a factorized reduce
+    assert supernet(x, arch).shape == (2, 10)
+    fixed = SPACE.build_fixed(SPACE.sample(random.Random(0)), channels=channels, layers=layers,
+                              num_classes=10)
+    assert fixed(x).shape == (2, 10)

@@ -64,9 +64,10 @@ class DartsNet(nn.Module):
                  layers: int = 5, num_classes: int = 10, backbone_weights: str | None = None):
         super().__init__()
         refuse_backbone_weights(space, backbone_weights)
-        if layers < 3 or channels < 2 or channels % 2 or num_classes < 2:
+        # (any channels: the factorized reductions run at 2x and 4x it, always even)
+        if layers < 3 or channels < 2 or num_classes < 2:
             raise ValueError(f"{space.name}: need layers >= 3 (two reduction cells and a normal "
-                             f"one), an even channels >= 2 and num_classes >= 2; got layers={layers}, "
+                             f"one), channels >= 2 and num_classes >= 2; got layers={layers}, "
                              f"channels={channels}, num_classes={num_classes}")
         self.space, self.arch = space, arch
         self.channels, self.layers, self.num_classes = channels, layers, num_classes

@@ -61,8 +61,8 @@ def _literal(node: ast.expr, field: str) -> Any:
     """A Python literal, or range(a, b) as DARTS's own genotypes write concat; no eval."""
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
             and not node.keywords and 1 <= len(node.args) <= 2):
-        try:
-            return list(range(*(ast.literal_eval(a) for a in node.args)))
+        try:  # kept a range: range(10**10) listed would fill the memory before the check
+            return range(*(ast.literal_eval(a) for a in node.args))
         except (ValueError, TypeError):
             pass
     try:
@@ -209,9 +209,17 @@ class DartsSpace(SearchSpace):
                 f"inputs; ops {', '.join(DARTS_OPS)})")
 
 
+def _is_concat(value: Any) -> bool:
+    """CONCAT as a range (compared without listing it) or a list of integers: [2.0, 3,
+    4, 5] equals CONCAT in Python, but names no node."""
+    if isinstance(value, range):
+        return value == range(CONCAT[0], CONCAT[-1] + 1)
+    return (isinstance(value, (list, tuple)) and len(value) == len(CONCAT)
+            and all(type(v) is int for v in value) and list(value) == CONCAT)
+
+
 def _check_concat(fields: dict[str, Any]) -> None:
     for name in ("normal_concat", "reduce_concat"):
-        if name in fields and (not isinstance(fields[name], (list, tuple, range))
-                               or list(fields[name]) != CONCAT):
+        if name in fields and not _is_concat(fields[name]):
             raise ArchitectureError(f"darts: {name} = {fields[name]!r}; this space always "
                                     f"concatenates nodes {CONCAT} (concat is not searched)")
