@@ -57,7 +57,7 @@ import torch  # noqa: E402
 
 import proxy  # noqa: E402
 from depthnas import config as config_mod  # noqa: E402
-from depthnas.degenerate import at_constant_level, search_order  # noqa: E402
+from depthnas.degenerate import at_constant_level, learned_nothing, search_order  # noqa: E402
 from depthnas.scoring import PathEvaluator  # noqa: E402
 from depthnas.io import atomic_write_json, atomic_write_text, finite_json, read_json  # noqa: E402
 from depthnas.evolution import new_models  # noqa: E402
@@ -281,12 +281,13 @@ def at_constant(scores: list[float], constant: float | None) -> float | None:
 
 
 def beat_constant(scores: list[float], constant: float | None) -> float | None:
-    """The fraction of paths the super-net scores better than a constant prediction
-    (and not at its level): the paths it has learned anything about. A run whose
-    paths are live but nearly all worse than a constant is close to collapse."""
+    """The fraction of paths the super-net scores better than a constant prediction,
+    by more than 1% (`learned_nothing`, as `depthnas rank` and the search judge a
+    super-net): the paths it has learned anything about. A run whose paths are live
+    but nearly all no better than a constant is close to collapse."""
     if constant is None or not scores:
         return None
-    return sum(x < constant and not at_constant_level(x, constant) for x in scores) / len(scores)
+    return sum(not learned_nothing(x, constant) for x in scores) / len(scores)
 
 
 def mean_std(values: list[Any]) -> dict[str, Any]:
@@ -398,8 +399,8 @@ def table4(summary: dict[str, Any], rules: dict[str, str], thresholds: dict[str,
     weak = [f"{r['space']} {LABEL[r['method']]} seed {r['seed']} ({r['beat_constant']:.0%})"
             for r in per_run if r.get("beat_constant") is not None and r["beat_constant"] < 0.25]
     if weak:
-        lines.append("Near collapse (fewer than a quarter of the paths score better than a "
-                     "constant prediction): " + ", ".join(weak))
+        lines.append("Near collapse (fewer than a quarter of the paths score more than 1% "
+                     "better than a constant prediction): " + ", ".join(weak))
     return "\n".join(lines)
 
 
@@ -467,6 +468,13 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"--threshold {args.threshold}: the S-KdT bin width must be > 0")
     if len(set(args.seeds)) != len(args.seeds):  # one run counted twice, one folder written twice
         raise SystemExit(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice")
+    if len(set(args.spaces)) != len(args.spaces):  # likewise, each run trained twice at once
+        raise SystemExit(f"--spaces {' '.join(args.spaces)}: a space given twice")
+    if args.in_process and args.time_budget is not None:
+        # the budget plans the epochs from the concurrent runs' timed warm-up
+        raise SystemExit("--time-budget plans the epochs of concurrent runs; with --in-process "
+                         "give --epochs instead")
+    proxy.check_work(Path(args.work))
     for name, least in (("pairs", 1), ("epochs", 1), ("min_epochs", 1), ("calib_batches", 0),
                         ("lambda_max", 0), ("tau", 0), ("threads", 1), ("time_budget", 0),
                         ("warmup_s", 0)):

@@ -353,8 +353,13 @@ class TableBuild:
         splits = proxy.TensorSplits(data_path, dev)
         failures = 0
         for job in pending:
-            if args.time_budget and time.time() - self.start > args.time_budget:
+            # the concurrent rule: no training that the median one says would end past it
+            # (a budget of 0 starts none)
+            m, now = self.progress.median_wall(), time.time() - self.start
+            if args.time_budget is not None and (
+                    now >= args.time_budget or (m is not None and now + 1.05 * m > args.time_budget)):
                 self.stopped_by_budget = True
+                self.say(f"[{now:6.1f}s] time budget: no new trainings (median training {m or 0:.1f}s)")
                 break
             rec = attempt(self.cfg, job, splits, dev, work)
             failures = 0 if "job_wall_s" in rec else failures + 1
@@ -467,8 +472,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     args = parse_args(argv)
     proxy.check_device(args.device)
-    cfg = proxy.make_config(args.preset, args.set)
+    try:
+        cfg = proxy.make_config(args.preset, args.set)
+    except config_mod.ConfigError as err:  # as ranking.py says it: one line, no traceback
+        raise SystemExit(f"--set: {err}") from None
     work = Path(args.work)
+    proxy.check_work(work)
     work.mkdir(parents=True, exist_ok=True)
     key = proxy.digest(proxy.standalone_recipe(cfg))
     check_out(Path(args.out), key)

@@ -414,6 +414,13 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def check_work(work: Path) -> None:
+    """--work names a folder (made if missing): a file there failed with a traceback
+    once the data was rendered into it."""
+    if work.exists() and not work.is_dir():
+        raise SystemExit(f"--work {work} is a file; name a folder for the work files")
+
+
 def check_device(device: str) -> None:
     """In the parent, before the worker processes that would each fail on it: --device
     names a device this machine has (SystemExit naming it, else)."""
