@@ -863,3 +863,9 @@ def test_one_process_table_build_keeps_to_its_time_budget(tmp_path, monkeypatch)
     # one 10 s training done, 1 s into a 5 s budget: the median says the next would overrun
     build_table.main([*common, "--time-budget", "5", "--out", str(tmp_path / "t5.json")])
     assert len(started) == 1
+
+
+def test_a_cpu_table_names_the_cpu_model_as_step_time_does():
+    """Tables and rankings built on a CPU recorded "cpu (x86_64, 2 cores)"."""
+    from depthnas.runtime import cpu_model
+    assert proxy.device_name(torch.device("cpu")).startswith(f"cpu ({cpu_model()}, ")

@@ -410,8 +410,8 @@ def seed_agreement(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    from depthnas.runtime import cpu_model
+    return f"cpu ({cpu_model()}, {os.cpu_count()} cores)"
 
 
 def check_work(work: Path) -> None:
