@@ -584,7 +584,9 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
         op, goal = TARGETS[part]
         ok = value <= goal if op == "<=" else value >= goal
         verdicts[part] = ok
-        return f"target {op} {goal}x: {'met' if ok else 'NOT met'}"
+        # the part a stop cut short: a median of the few rounds it measured, said as such
+        short = " on the rounds measured before the stop" if part == out.get("stopped_in_part") else ""
+        return f"target {op} {goal}x: {'met' if ok else 'NOT met'}{short}"
 
     if "max_memory_allocated_gib" in out:
         print(f"  peak GPU memory allocated {out['max_memory_allocated_gib']:.1f} GiB")

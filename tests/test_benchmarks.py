@@ -112,6 +112,9 @@ def test_step_time_stopped_by_sigterm_writes_the_rounds_it_measured(tmp_path, mo
     assert "STOPPED in part (b) by SIGTERM" in text
     assert ("part (b) cut short: medians of the rounds measured, supernet_path 8, standalone 8, "
             "spos_plain 2") in text
+    # (a)'s verdict is whole; (b)'s is said to rest on the two rounds before the stop
+    assert "met on the rounds measured before the stop" not in text.split("RATIO (a)")[1].split("\n")[0]
+    assert "met on the rounds measured before the stop)" in text.split("RATIO (b)")[1].split("\n")[0]
 
 
 @pytest.mark.parametrize("score_warmup, timed", [(0, [0]), (1, [])])
