@@ -153,9 +153,9 @@ tail -n 12 "$LOG"
 run_bench() {  # name, time limit, extra args...
     local name=$1 limit=$2; shift 2
     local remaining; remaining=$(left)
+    rm -f "$OUT/$name.json"  # an earlier run's must not pass for this one's, run or skipped
     if [ "$remaining" -lt "$limit" ]; then say "SKIP $name: ${remaining}s left, it may need ${limit}s"; return; fi
     say "step_time $name (limit ${limit}s): $*"
-    rm -f "$OUT/$name.json"  # an earlier run's must not pass for this one's
     # SIGTERM at the limit: step_time.py writes the rounds it measured and exits (3);
     # SIGKILL 20 s later, should it not
     timeout -k 20 "$limit" $PY benchmarks/step_time.py --preset paper --json "$OUT/$name.json" \

@@ -284,3 +284,18 @@ def test_cli_startup_prints_its_ratios(tmp_path):
     assert result["rounds"] == 1
     assert result["old_cost_over_help"] == pytest.approx(
         result["median_s"]["old_cost"] / result["median_s"]["help"])
+
+
+def test_gpu_run_never_ranks_an_earlier_run_s_table(tmp_path):
+    """A build_table.py that failed before writing left the last run's table.json in
+    $OUT, which passed the script's "no table" check and was ranked as this run's."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "table.json").write_text('{"stale": true}')
+    env = {**os.environ, "OUT": str(out), "WORK": str(tmp_path / "work"), "PYTHON": sys.executable,
+           "PRESET": "cpu", "SKIP_INSTALL": "1", "RANK_BUDGET": "0",
+           "TABLE_ARGS": "--set standalone.bogus=1"}  # refused before any training
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "depth_proxy" / "gpu_run.sh")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "no table: stopping" in proc.stdout and not (out / "table.json").exists()

@@ -44,6 +44,9 @@ for name in V1 V2 WORKERS TOTAL_BUDGET TABLE_BUDGET TABLE_GRACE RANK_BUDGET RANK
 done
 RANK_ARGS=${RANK_ARGS:-}
 mkdir -p "$OUT" "$WORK"
+# an earlier run's outputs must not pass for this one's (the table is rebuilt from
+# $WORK/trainings.jsonl; a build that failed before writing left the old table to rank)
+rm -f "$OUT/table.json" "$OUT/ranking.json" "$OUT/ranking.md" "$OUT/ranking.log"
 LOG="$OUT/gpu_run.log"
 : > "$LOG"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 GRADIO_ANALYTICS_ENABLED=False MPLBACKEND=Agg
