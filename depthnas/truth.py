@@ -91,15 +91,17 @@ def load_truth(path: str | Path) -> dict[str, float]:
     return read_table(path).values
 
 
-def read_table(path: str | Path) -> TruthTable:
+def read_table(path: str | Path, recipe: dict[str, Any] | None = None) -> TruthTable:
     """A CSV (an `arch` column and a loss or accuracy column) or a JSON table: a run's
-    results.json, a landmark store, a benchmark's table, or arch -> value."""
+    results.json, a landmark store, a benchmark's table, or arch -> value. `recipe`:
+    the stand-alone recipe of the run the table is for; a landmark store shared by
+    runs of several recipes gives the entries of that one, where it holds any."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"truth table {path} is a folder; name its JSON or CSV file")
     if not path.is_file():
         raise FileNotFoundError(f"truth table not found: {path}")
-    return _read_csv(path) if path.suffix.lower() == ".csv" else _read_json(path)
+    return _read_csv(path) if path.suffix.lower() == ".csv" else _read_json(path, recipe)
 
 
 def _read_csv(path: Path) -> TruthTable:
@@ -137,9 +139,9 @@ def _read_csv(path: Path) -> TruthTable:
                       known_losses=bool(accuracies))
 
 
-def _read_json(path: Path) -> TruthTable:
+def _read_json(path: Path, recipe: dict[str, Any] | None = None) -> TruthTable:
     accuracies: list[float] = []
-    whole = data = read_json(path, unique_keys=True)
+    whole = data = _of_recipe(read_json(path, unique_keys=True), recipe, path)
     if isinstance(data, dict) and isinstance(data.get("arch"), str):
         raise ValueError(f"{path} is one training's result (its 'arch' {data['arch']!r}), not a "
                          "table of architectures and their losses: give a run's results.json, a "
@@ -169,6 +171,22 @@ def _read_json(path: Path) -> TruthTable:
     return TruthTable({k: v for k, v in values.items() if v is not None},
                       _recorded_setup(whole, path), _seed_noise(whole),
                       known_losses=ours or bool(accuracies))
+
+
+def _of_recipe(data: Any, recipe: dict[str, Any] | None, path: Path) -> Any:
+    """A landmark store's entries trained under `recipe`, where it holds some and others
+    too (later runs of other settings add theirs: one architecture may then be listed
+    under two recipes); else the store as it is."""
+    entries = data.get("entries") if isinstance(data, dict) else None
+    if recipe is None or not isinstance(entries, list):
+        return data
+    from .recipe import same_recipe
+    mine = [e for e in entries if isinstance(e, dict) and same_recipe(e.get("recipe"), recipe)]
+    if not mine or len(mine) == len(entries):
+        return data
+    log.info("%s: the %d entries trained as this run trains its models kept, %d of other "
+             "recipes left out", path, len(mine), len(entries) - len(mine))
+    return {**data, "entries": mine}
 
 
 def _recorded_setup(data: Any, path: Path) -> dict[str, Any]:

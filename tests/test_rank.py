@@ -484,3 +484,20 @@ def test_rank_from_python_leaves_the_caller_s_generators_as_they_were(run_dir, t
     assert random.getstate() == states[0] and (np.random.get_state()[1] == states[1]).all()
     assert torch.equal(torch.get_rng_state(), states[2])
 
+
+
+def test_a_landmark_store_shared_by_runs_of_two_recipes_ranks_the_run_on_its_own(
+        run_copy, tmp_path, caplog):
+    """A later run of other settings adds its entries to the store, one architecture
+    then listed under two recipes: rank refused the store ("listed a second time") and
+    the user had to split the JSON by hand."""
+    from depthnas.rank_plan import plan_rank
+    own = json.loads((run_copy / "landmarks.json").read_text())["entries"][0]["recipe"]
+    archs = _unranked_archs()
+    store = tmp_path / "store.json"
+    store.write_text(json.dumps({"entries": [
+        {"arch": a, "space": "v1-sync", "val_loss": loss, "recipe": {**own, "features": f}}
+        for f, base in ((32, 0.1), (16, 0.5)) for a, loss in zip(archs, (base, base + 0.1, base + 0.2))]}))
+    plan = plan_rank(run_copy, store)
+    assert plan.values == pytest.approx([0.1, 0.2, 0.3])  # the run's recipe (features 32)
+    assert _rank_warnings(run_copy, store, caplog) == []  # nothing of another set-up ranked
