@@ -100,9 +100,10 @@ class FolderReader(Reader):
         if self.value_kind == "depth":
             # the base class drops values <= 0 and inf, and names a file with NaN
             return rgb, values, np.ones(values.shape, bool)
-        if np.isnan(values).any():
-            raise DatasetError(f"disparity map {ref.depth} contains {int(np.isnan(values).sum())} NaN "
-                               "values (write 0 or inf for unknown pixels)")
+        n = int(np.isnan(values).sum())
+        if n:
+            raise DatasetError(f"disparity map {ref.depth} contains {n} NaN value{'s' if n > 1 else ''} "
+                               "(write 0 or inf for unknown pixels)")
         negative = values < 0
         if negative.any() and not self._warned_negative:
             self._warned_negative = True
