@@ -52,7 +52,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .terminal import show_progress
     # Options evaluate() does not see first (it checks --net-size and --device itself,
     # before the model loads): a mistake is reported before the data is read.
-    out = check_out_file(args.out, "eval.json")
+    out = check_out_file(args.out, "eval.json", ("model", "data", "split", "ssi"))
     depth_cap = ev.check_depth_cap(args.depth_cap)
     if args.synthetic_samples is not None and args.synthetic_samples < 1:
         raise ValueError(f"--synthetic-samples must be >= 1, got {args.synthetic_samples}")

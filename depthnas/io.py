@@ -104,17 +104,32 @@ def finite_json(obj: Any) -> Any:
     return obj
 
 
-def check_out_file(out: str | None, example: str) -> Path | None:
+def check_out_file(out: str | None, example: str, report_keys: tuple[str, ...] = ()) -> Path | None:
     """--out names a JSON file to write (`example`: its usual name); a folder would fail
-    only after the work, when the file is written."""
+    only after the work, when the file is written. A file there already is replaced
+    only when it is an earlier report of the command (a JSON object with all of
+    `report_keys`): --out model.safetensors or config.yaml wrote over the run's own."""
     if out is None:
         return None
     path = Path(out)
     if path.is_dir() or str(out).endswith(("/", os.sep)):
         raise ValueError(f"--out {out} is a folder; name the JSON file to write "
                          f"(e.g. {path / example})")
+    if path.exists() and not _holds_keys(path, report_keys):
+        raise ValueError(f"--out {out} exists and is not an earlier {example} report: not "
+                         "overwritten (name a new file, or remove it first)")
     check_parent_folders(path)
     return path
+
+
+def _holds_keys(path: Path, keys: tuple[str, ...]) -> bool:
+    try:
+        if path.stat().st_size > 64 * 2**20:  # a model, a video: no report is this large
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
+        return False
+    return isinstance(data, dict) and all(k in data for k in keys)
 
 
 class WriteError(OSError):

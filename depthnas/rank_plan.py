@@ -105,7 +105,8 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
     """Read the run's configuration and the table, and keep the table's architectures
     that the run's super-net can be compared on; refuse what cannot be ranked."""
     check_options(threshold, limit)
-    check_out_file(out, "rank.json")  # before the scoring: a folder as --out would fail after it
+    # before the scoring: a folder as --out would fail after it, another file be lost
+    check_out_file(out, "rank.json", ("kendall_tau", "sparse_kendall_tau"))
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a search run (no config.yaml)")

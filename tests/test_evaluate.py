@@ -677,3 +677,23 @@ def test_two_data_sets_in_folders_of_one_name_keep_a_report_each(motorcycle, mod
     assert reports[1] != reports[0] and reports[2] == reports[1]
     for s, report in zip(sets, reports):
         assert json.loads(Path(report).read_text())["data"] == f"folder:{s}"
+
+
+def test_out_naming_a_file_that_is_no_report_is_refused_and_kept(model, tmp_path, capsys):
+    """--out model.safetensors (or config.yaml, a photo) replaced the file with the JSON
+    report: the model was gone. An earlier report of evaluate's is written over."""
+    lone = tmp_path / "model.safetensors"
+    lone.write_bytes(model.read_bytes())
+    for victim in (lone, tmp_path / "config.yaml", tmp_path / "notes.json"):
+        if victim != lone:
+            victim.write_text("seed: 3\n" if victim.suffix == ".yaml" else '{"mine": 1}')
+        before = victim.read_bytes()
+        assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
+                     "--synthetic-samples", "2", "--out", str(victim), "--no-progress"]) == 2
+        assert f"--out {victim} exists and is not an earlier eval.json report" in capsys.readouterr().err
+        assert victim.read_bytes() == before
+    report = tmp_path / "mine.json"
+    for _ in range(2):  # written, then written again over its own report
+        assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
+                     "--synthetic-samples", "2", "--out", str(report), "--no-progress"]) == 0
+    assert json.loads(report.read_text())["samples"] == 2

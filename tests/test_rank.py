@@ -501,3 +501,15 @@ def test_a_landmark_store_shared_by_runs_of_two_recipes_ranks_the_run_on_its_own
     plan = plan_rank(run_copy, store)
     assert plan.values == pytest.approx([0.1, 0.2, 0.3])  # the run's recipe (features 32)
     assert _rank_warnings(run_copy, store, caplog) == []  # nothing of another set-up ranked
+
+
+def test_rank_out_naming_a_file_that_is_no_ranking_is_refused_before_scoring(run_dir, tmp_path,
+                                                                              capsys):
+    keep = tmp_path / "keep.png"
+    keep.write_bytes(b"\x89PNG\r\n\x1a\n")
+    results = json.loads((run_dir / "results.json").read_text())["architectures"]
+    (tmp_path / "truth.json").write_text(json.dumps({a["arch"]: a["val_loss"] for a in results}))
+    assert main(["rank", "--run", str(run_dir), "--truth", str(tmp_path / "truth.json"),
+                 "--out", str(keep), "--no-progress"]) == 2
+    assert "exists and is not an earlier rank.json report" in capsys.readouterr().err
+    assert keep.read_bytes() == b"\x89PNG\r\n\x1a\n"
