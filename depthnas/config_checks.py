@@ -7,6 +7,7 @@ is said in a fraction of a second, not after the seconds those take to load."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,10 @@ def validate(cfg: Config) -> Config:
         else is_classification_spec(cfg.data.spec)
     if not 0 <= cfg.seed < 2**32:  # numpy's bound, said in its words otherwise
         problems.append(f"seed={cfg.seed} (expected 0 to 2**32 - 1)")
-    if not cfg.device.strip():  # `device:` left empty: said here, not by the run's start
-        problems.append("device is empty (expected auto, cpu, cuda or cuda:N)")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device.strip()):
+        # empty, or a device torch knows and depthnas does not run on (mps, xpu, meta):
+        # said here, not as torch's traceback as the run starts
+        problems.append(f"device={cfg.device!r} (expected auto, cpu, cuda or cuda:N)")
     for name in ("supernet", "standalone"):
         _check_training(problems, name, getattr(cfg, name), classification)
     _check_landmarks(problems, cfg, space)

@@ -812,10 +812,15 @@ def test_an_assignment_that_is_no_string_or_pair_is_named():
     assert C.apply_dotted(C.Config(), [("search.iterations", 2)]).search.iterations == 2
 
 
-@pytest.mark.parametrize("setting, said", [("device=", "device is empty (expected auto, cpu, cuda"),
-                                           ("model.backbone=", "model.backbone is empty (a timm model")])
-def test_an_empty_device_or_backbone_is_refused_with_the_settings(setting, said):
+@pytest.mark.parametrize("setting, said", [
+    ("device=", "device='' (expected auto, cpu, cuda or cuda:N)"),
+    # torch knows these, depthnas does not run on them: torch's traceback as the run started
+    ("device=mps", "device='mps' (expected auto, cpu, cuda or cuda:N)"),
+    ("device=meta", "device='meta' (expected"),
+    ("model.backbone=", "model.backbone is empty (a timm model")])
+def test_an_empty_or_unsupported_device_or_empty_backbone_is_refused_with_the_settings(setting, said):
     """`device:` left empty in a YAML file passed --print-config (as device: '') and was
-    refused only as the run started, as "unknown device ''"."""
+    refused only as the run started, as "unknown device ''"; --device mps was a
+    RuntimeError traceback (and left a search's folder)."""
     with pytest.raises(C.ConfigError, match=re.escape(said)):
         validate(C.apply_dotted(C.load(preset="quick"), [setting]))

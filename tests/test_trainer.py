@@ -735,3 +735,13 @@ def test_keeping_the_latest_checkpoint_alone_keeps_the_one_that_reads(tmp_path):
     shutil.copy(tmp_path / "checkpoints" / "epoch_0002" / "model.safetensors", broken)
     checkpoints.keep_latest_only()
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("epoch_*")) == ["epoch_0002"]
+
+
+@pytest.mark.parametrize("name", ["mps", "xpu", "meta"])
+def test_a_device_torch_knows_and_depthnas_does_not_run_on_is_named(name):
+    """predict, evaluate, rank and the demo take --device without the config check:
+    mps was torch's RuntimeError traceback, xpu an AssertionError, meta a
+    NotImplementedError, deep in the first model call."""
+    from depthnas.runtime import resolve_device
+    with pytest.raises(ValueError, match=f"device '{name}': depthnas runs on auto, cpu, cuda or cuda:N"):
+        resolve_device(name)
