@@ -418,6 +418,8 @@ def absolute_paths(cfg: Config) -> Config:
     other files (or none) when the run was resumed, evaluated or ranked from another
     folder, and the same files named two ways did not compare as the same."""
     cfg.data.spec = canonical_spec(cfg.data.spec)
+    if cfg.out:  # `out: ~/runs/x` made a folder named "~" in the working folder
+        cfg.out = os.path.expanduser(cfg.out)
     if cfg.model.backbone_weights:
         cfg.model.backbone_weights = absolute_path(cfg.model.backbone_weights)
     # a resume from elsewhere started a second landmark store beside the first

@@ -479,3 +479,18 @@ def test_a_search_s_config_yaml_with_a_relative_out_offers_its_resume_from_any_f
             f"for this one (or --out ../{run_copy.name} --resume to continue that run)"
             ) in capsys.readouterr().err
     assert not (tmp_path / "elsewhere" / run_copy.name).exists()
+
+
+def test_an_out_of_the_home_folder_written_with_a_tilde_is_made_there(tmp_path, monkeypatch, capsys):
+    """`out: ~/runs/t` in a YAML file (or --out='~/x', which the shell leaves as typed)
+    made a folder named "~" in the working folder, while every other path setting's ~
+    was expanded; `rm -rf ~` is one slip from it."""
+    from depthnas.cli import main
+    from cli_helpers import TRAIN_TINY
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    (work / "t.yaml").write_text("out: ~/runs/t\n")
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", "--config", "t.yaml", *TRAIN_TINY]) == 0
+    assert (home / "runs" / "t" / "model.safetensors").is_file() and not (work / "~").exists()
