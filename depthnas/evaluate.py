@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from depthnas.datasets.spec import split_spec
-from depthnas.datasets.settings import EVAL_SYNTHETIC_SAMPLES, REG_FRACTION, VAL_FRACTION
+from depthnas.datasets.settings import EVAL_SYNTHETIC_SAMPLES, REG_FRACTION, SYNTHETIC_SAMPLES, VAL_FRACTION
 from depthnas.datasets.transforms import check_net_size, net_side
 
 from .config import canonical_spec
@@ -41,7 +41,7 @@ def unseen_scenes(spec: str, split: str) -> bool:
     return split_spec(spec) == ("synthetic", "") and split == "all"
 
 
-def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = EVAL_SYNTHETIC_SAMPLES,
+def raw_samples(spec: str, split: str, *, seed: int = 0, synthetic_samples: int = SYNTHETIC_SAMPLES,
                 skip_bad: bool = False, depth_kind: str = "depth",
                 image_size: tuple[int, int] = (384, 384),
                 val_fraction: float = VAL_FRACTION, reg_fraction: float = REG_FRACTION,
@@ -146,6 +146,8 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
         if split == "all":
             own.pop("recorded", None)
         data_kw = {**own, **data_kw}
+    # a model of no run (or on other data) is scored on as many scenes as the CLI draws
+    data_kw.setdefault("synthetic_samples", EVAL_SYNTHETIC_SAMPLES)
     samples = raw_samples(spec, split, image_size=trained_at, skipped=skipped, **data_kw)
     for _, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
         with said_as_out_of_memory(f"not enough memory to run the network at net size {size} on "

@@ -14,7 +14,6 @@ from depthnas.spaces import get_space
 
 from . import config as config_mod
 from .io import check_out_file, read_json
-from .recipe import recipe
 from .runs import run_kind
 from .truth import for_space, other_setup, read_table, said_setup
 from .terminal import listed
@@ -115,7 +114,11 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
                          "model, no super-net); pass the folder of a `depthnas search`")
     cfg = config_mod.load(run / "config.yaml", complete=True)
     space = get_space(cfg.space)
-    read = read_table(truth_path, recipe(cfg))  # a shared landmark store: this run's recipe
+
+    def run_recipe() -> dict[str, Any]:  # a landmark store shared by runs: this run's entries
+        from .recipe import recipe  # with torch: only for a store of several recipes
+        return recipe(cfg)
+    read = read_table(truth_path, run_recipe)
     table = for_space(read.values, space, truth_path, known_losses=read.known_losses)
     foreign, invalid = table.foreign, table.invalid
     # a table of another space's trainings has nothing to compare: refused below as such

@@ -17,7 +17,7 @@ from depthnas.datasets.spec import split_spec
 from . import config as config_mod
 from .config import Config
 from .config_checks import validate
-from .io import path_arg
+from .io import check_parent_folders, path_arg
 from .runs import check_kind, check_resumable, holds_run, run_kind
 from .schedule import SCHEDULES
 
@@ -274,6 +274,22 @@ def _warn_unread(args: argparse.Namespace, command: str) -> None:
                         "es" if len(given) == 1 else "")
 
 
+def _check_out_path(out: str, flag: str) -> None:
+    """The run folder's path, checked before anything is made: a file there (or above
+    it) was a bare "[Errno 17] File exists" for `--set out=`, and a name longer than
+    file systems allow a chain of tracebacks that left the folders above it."""
+    for part in Path(out).parts:
+        if len(os.fsencode(part)) > 255:
+            raise config_mod.ConfigError(f"{flag} {out}: a folder name of {len(os.fsencode(part))} "
+                                         "bytes; file systems allow at most 255")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise config_mod.ConfigError(f"{flag} {out} is a file; it must name the run's folder")
+    try:
+        check_parent_folders(out, flag)
+    except ValueError as err:
+        raise config_mod.ConfigError(str(err)) from None
+
+
 def build_config(args: argparse.Namespace, check: bool = True) -> Config:
     """Preset < --config < flags, validated unless `check` is False (train validates once
     --arch has named the space); with --resume, the run's saved config (flags may then
@@ -288,8 +304,7 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
             (" (`--out RUN --resume` reads the run's config.yaml from there: no --config)"
              if getattr(args, "config", None) else ""))
     if args.out:
-        if Path(args.out).exists() and not Path(args.out).is_dir():
-            raise config_mod.ConfigError(f"--out {args.out} is a file; it must name the run's folder")
+        _check_out_path(args.out, "--out")
         check_kind(Path(args.out), command, resume)
     saved = Path(args.out) / "config.yaml" if args.out else None
     if resume:
@@ -303,6 +318,8 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
     else:
         cfg = config_mod.absolute_paths(config_mod.apply_dotted(
             config_mod.load(args.config, args.preset), updates))
+        if cfg.out and not args.out:  # out: in a YAML file, or --set out=
+            _check_out_path(cfg.out, "out")
         # a run's config.yaml names that run's folder: rerunning it (the SPOS comparison,
         # a longer training of the winner) needs a folder of its own
         out_set = "out" in config_mod.assigned_fields(list(args.set))

@@ -22,7 +22,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .io import read_json, read_text
 
@@ -91,11 +91,12 @@ def load_truth(path: str | Path) -> dict[str, float]:
     return read_table(path).values
 
 
-def read_table(path: str | Path, recipe: dict[str, Any] | None = None) -> TruthTable:
+def read_table(path: str | Path, recipe: Callable[[], dict[str, Any]] | None = None) -> TruthTable:
     """A CSV (an `arch` column and a loss or accuracy column) or a JSON table: a run's
     results.json, a landmark store, a benchmark's table, or arch -> value. `recipe`:
-    the stand-alone recipe of the run the table is for; a landmark store shared by
-    runs of several recipes gives the entries of that one, where it holds any."""
+    gives the stand-alone recipe of the run the table is for (called only for a
+    landmark store shared by runs of several recipes, which gives the entries of that
+    one, where it holds any)."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"truth table {path} is a folder; name its JSON or CSV file")
@@ -139,7 +140,7 @@ def _read_csv(path: Path) -> TruthTable:
                       known_losses=bool(accuracies))
 
 
-def _read_json(path: Path, recipe: dict[str, Any] | None = None) -> TruthTable:
+def _read_json(path: Path, recipe: Callable[[], dict[str, Any]] | None = None) -> TruthTable:
     accuracies: list[float] = []
     whole = data = _of_recipe(read_json(path, unique_keys=True), recipe, path)
     if isinstance(data, dict) and isinstance(data.get("arch"), str):
@@ -173,15 +174,17 @@ def _read_json(path: Path, recipe: dict[str, Any] | None = None) -> TruthTable:
                       known_losses=ours or bool(accuracies))
 
 
-def _of_recipe(data: Any, recipe: dict[str, Any] | None, path: Path) -> Any:
-    """A landmark store's entries trained under `recipe`, where it holds some and others
-    too (later runs of other settings add theirs: one architecture may then be listed
-    under two recipes); else the store as it is."""
+def _of_recipe(data: Any, recipe: Callable[[], dict[str, Any]] | None, path: Path) -> Any:
+    """A landmark store's entries trained under `recipe()`, where it holds some and
+    others too (later runs of other settings add theirs: one architecture may then be
+    listed under two recipes); else the store as it is."""
     entries = data.get("entries") if isinstance(data, dict) else None
-    if recipe is None or not isinstance(entries, list):
-        return data
+    if recipe is None or not isinstance(entries, list) or len(
+            {json.dumps(e.get("recipe"), sort_keys=True) for e in entries if isinstance(e, dict)}) < 2:
+        return data  # (a recipe is worked out with torch loaded: only where it is needed)
     from .recipe import same_recipe
-    mine = [e for e in entries if isinstance(e, dict) and same_recipe(e.get("recipe"), recipe)]
+    ours = recipe()
+    mine = [e for e in entries if isinstance(e, dict) and same_recipe(e.get("recipe"), ours)]
     if not mine or len(mine) == len(entries):
         return data
     log.info("%s: the %d entries trained as this run trains its models kept, %d of other "

@@ -40,7 +40,7 @@ def test_bad_choices_fail_before_any_training(tmp_path, capsys):
     assert "search.top_k=0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
     assert main(["search", *TINY, "--device", "gpu", "--out", str(tmp_path / "r2")]) == 2
-    assert "unknown device 'gpu'" in capsys.readouterr().err
+    assert "device='gpu' (expected auto, cpu, cuda or cuda:N)" in capsys.readouterr().err
 
 
 def test_train_epochs_flag_sets_the_stand_alone_epochs(capsys):

@@ -494,3 +494,24 @@ def test_an_out_of_the_home_folder_written_with_a_tilde_is_made_there(tmp_path, 
     (work / "t.yaml").write_text("out: ~/runs/t\n")
     assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", "--config", "t.yaml", *TRAIN_TINY]) == 0
     assert (home / "runs" / "t" / "model.safetensors").is_file() and not (work / "~").exists()
+
+
+@pytest.mark.parametrize("how", ["--out", "--set"])
+def test_a_run_folder_path_that_cannot_be_made_is_one_line_and_makes_nothing(tmp_path, monkeypatch,
+                                                                            capsys, how):
+    """`--set out=FILE` said "[Errno 17] File exists", a path below a file "[Errno 20]
+    Not a directory", and a folder name over 255 bytes four chained tracebacks that
+    left the folders above it."""
+    from depthnas.cli import main
+    from cli_helpers import TRAIN_TINY
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    long = "a" * 300
+    for out, said in (("afile", "afile is a file; it must name the run's folder"),
+                      ("afile/sub", "afile/sub: afile is a file, not a folder"),
+                      (f"runs/{long}", "a folder name of 300 bytes; file systems allow at most 255")):
+        given = ["--out", out] if how == "--out" else ["--set", f"out={out}"]
+        assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, *given]) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
