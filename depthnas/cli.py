@@ -179,12 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     # undone on return: a script calling main() kept INFO logging of everything after.
     # Under torchrun rank 0 reports from the start: the checks before the ranks join
     # (unused settings, --compile without a backbone) were said once per rank.
+    try:
+        rank = env_rank()
+    except ValueError as err:  # RANK='' or RANK=x: said before anything is set up
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     root = logging.getLogger()
     level, ours = root.level, None if root.handlers else log_handler(args.verbose)
     if ours is not None:
         root.addHandler(ours)
         root.setLevel(logging.DEBUG if args.verbose else
-                      logging.INFO if env_rank() == 0 else logging.ERROR)
+                      logging.INFO if rank == 0 else logging.ERROR)
     finished = False
     signalled: list[int] = []
     stoppable = args.command in ("search", "train") and threading.current_thread() is threading.main_thread()
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         if lost is None or args.verbose:
             raise
         print(f"error: {lost}", file=sys.stderr)
-        hint = resume_hint(args) if env_rank() == 0 else ""
+        hint = resume_hint(args) if rank == 0 else ""
         if hint:  # the work kept is the same as after a Ctrl-C
             print(hint, file=sys.stderr)
         return 2

@@ -81,9 +81,13 @@ def say_once(message: str, wait_s: float = 3.0) -> None:
 
 
 def resume_hint(args: argparse.Namespace) -> str:
-    """How to continue a search or training stopped half-way ('' for other commands)."""
+    """How to continue a search or training stopped half-way ('' for other commands,
+    for --print-config, and for work that had finished: a reader that left as the last
+    lines were printed stopped nothing)."""
     out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
-    if args.command not in ("search", "train") or not out:
+    if args.command not in ("search", "train") or not out or getattr(args, "print_config", False):
+        return ""
+    if (Path(out) / ("results.json" if args.command == "search" else "result.json")).is_file():
         return ""
     if not (Path(out) / "config.yaml").is_file():  # stopped before it kept anything
         return "nothing was kept yet: run the same command again, without --resume"

@@ -450,3 +450,33 @@ def test_a_timeout_between_ranks_names_the_setting_that_sets_it(monkeypatch):
         assert said is not None and "DEPTHNAS_DIST_TIMEOUT_S sets how long ranks wait" in said, text
     said = lost_peers(RuntimeError("[../third_party/gloo] Connection closed by peer"))
     assert said is not None and "DEPTHNAS_DIST_TIMEOUT_S" not in said
+
+
+def test_a_finished_training_or_a_printed_config_whose_reader_left_is_not_a_stop(tmp_path):
+    """`depthnas train ... | head -1` ended 141 with "continue with: ... --resume" for a
+    training that had finished (its result and model written), and `search
+    --print-config | true` 141 with "nothing was kept yet" for a command that starts
+    nothing. (The reader leaves as the last lines are printed.)"""
+    program = ("import sys, depthnas.cli as cli, depthnas.train_cli as train\n"
+               "def reader_left(*args, **kwargs):\n    raise BrokenPipeError\n"
+               "train._say_trained = cli.print_config = reader_left\n"
+               "sys.exit(cli.main(sys.argv[1:]))\n")
+    out = tmp_path / "t"
+    for argv in (["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)],
+                 ["search", *TINY, "--print-config", "--out", str(tmp_path / "s")]):
+        done = subprocess.run([sys.executable, "-c", program, *argv], capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0 and "output pipe closed" not in done.stderr, done.stderr[-500:]
+    assert (out / "result.json").is_file()
+
+
+@pytest.mark.parametrize("value, code", [("", 0), ("x", 2)])
+def test_an_empty_or_unreadable_rank_variable(monkeypatch, capsys, value, code):
+    """RANK= (a scheduler script's unset $SLURM_PROCID) was a traceback in every command."""
+    monkeypatch.setenv("RANK", value)
+    assert main(["spaces"]) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if code:
+        assert err == ("error: environment variable RANK='x' is not a whole number (torchrun "
+                       "sets it; unset it to run as a single process)\n")
