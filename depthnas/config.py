@@ -435,8 +435,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"--config {path} is a folder; name its YAML file (a run's config.yaml)")
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"config file not found: {path}")
+    if not path.is_file():  # read more than once (the run's record, the resume check)
+        raise ConfigError(f"--config {path} is not a regular file (a pipe, <(...), /dev/stdin?): "
+                          "write the YAML to a file and pass that")
     try:
         data = load_yaml(read_text(path))
     except yaml.YAMLError as err:

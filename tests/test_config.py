@@ -824,3 +824,14 @@ def test_an_empty_or_unsupported_device_or_empty_backbone_is_refused_with_the_se
     RuntimeError traceback (and left a search's folder)."""
     with pytest.raises(C.ConfigError, match=re.escape(said)):
         validate(C.apply_dotted(C.load(preset="quick"), [setting]))
+
+
+def test_a_config_given_as_a_pipe_is_said_to_be_one_not_missing(tmp_path):
+    """`--config <(printf ...)` and /dev/stdin were "config file not found: /dev/fd/63",
+    for a path that exists; a run reads its config file more than once, which a pipe
+    allows only once."""
+    import os
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(C.ConfigError, match=r"--config .*pipe.yaml is not a regular file \(a pipe"):
+        C.load(fifo)
