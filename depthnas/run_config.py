@@ -274,6 +274,33 @@ def _warn_unread(args: argparse.Namespace, command: str) -> None:
                         "es" if len(given) == 1 else "")
 
 
+def warn_unread_by_space(args: argparse.Namespace, command: str, cfg: Config) -> None:
+    """Model and data settings given on the command line that the space's models or
+    the data never read: --backbone, --features or --image-size for a classification
+    space trained as if they were not there, unsaid (--backbone-weights is refused)."""
+    from depthnas.spaces import get_space
+    given = set(config_mod.assigned_fields(list(args.set)))
+    given |= {path for flag, (path, _, _) in config_flags(command).items()
+              if path and _given(args, flag) is not None}
+    space, sentinel = get_space(cfg.space), object()
+    unread = []
+    for name in sorted(f for f in given if f.startswith("model.") and f != "model.backbone_weights"):
+        probe = dataclasses.replace(cfg.model, **{name.split(".")[1]: sentinel})
+        try:
+            taken = any(v is sentinel for v in space.model_kwargs(probe).values())
+        except Exception:  # noqa: BLE001 - a space that computes with the value reads it
+            taken = True
+        if not taken:
+            unread.append(name)
+    if space.task_kind == "classification":  # images of the data's own size, no depth
+        unread += sorted(given & {"data.image_size", "data.synthetic_samples", "data.depth_kind"})
+    elif "data.synthetic_samples" in given and split_spec(cfg.data.spec)[0] != "synthetic":
+        unread.append("data.synthetic_samples")
+    if unread:
+        log.warning("%s: space %s with data %s does not read %s (recorded all the same)",
+                    ", ".join(unread), cfg.space, cfg.data.spec, "them" if len(unread) > 1 else "it")
+
+
 def _check_out_path(out: str, flag: str) -> None:
     """The run folder's path, checked before anything is made: a file there (or above
     it) was a bare "[Errno 17] File exists" for `--set out=`, and a name longer than
@@ -348,7 +375,12 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
         cfg.out = config_mod.default_out(command)
         args.fresh_out = True  # claimed by the command (runs.claim_folder)
     args.resolved_out = cfg.out  # for the Ctrl-C hint
-    return validate(cfg) if check else cfg
+    if not check:
+        return cfg
+    validate(cfg)
+    if not resume:  # a resume repeats what the run was given: said when it started
+        warn_unread_by_space(args, command, cfg)
+    return cfg
 
 
 def print_config(cfg: Config, args: argparse.Namespace) -> None:

@@ -14,7 +14,7 @@ from .config_checks import validate
 from .degenerate import inverted_note, learned_nothing
 from .io import atomic_write_json
 from .launch_env import env_rank
-from .run_config import add_config_args, build_config, print_config
+from .run_config import add_config_args, build_config, print_config, warn_unread_by_space
 from .run_start import check_model_builds, check_out_under_torchrun, start_run
 from .runs import ARCH_FILE, trained_arch
 from .terminal import show_progress
@@ -98,6 +98,8 @@ def _training_config(args: argparse.Namespace) -> tuple[Config, Any, Any]:
         arch = space.parse(text)
     if not named_by:
         validate(cfg)
+    if not args.resume:  # the space is known only now (--arch may name it)
+        warn_unread_by_space(args, "train", cfg)
     return cfg, space, arch
 
 

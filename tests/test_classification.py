@@ -1098,3 +1098,24 @@ def test_a_classifier_breaking_the_logits_contract_is_named_by_its_space(output,
                                          r"labels up to 8: a classification model returns logits \[B, classes\]"):
         make_task(NB201, "ce").loss(output, batch)
     assert make_task(NB201, "ce").loss(torch.zeros(4, 10), batch) > 0
+
+
+def test_model_and_data_flags_a_classification_space_never_reads_are_said(caplog):
+    """--backbone, --features and --image-size trained an nb201 model as if not given,
+    unsaid, and config.yaml recorded them (--backbone-weights is refused)."""
+    from depthnas.cli import main
+    arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
+    with caplog.at_level("WARNING"):
+        assert main(["train", "--arch", arch, "--preset", "quick", "--data", "digits",
+                     "--backbone", "resnet50", "--features", "128", "--image-size", "128",
+                     "--set", "model.channels=4", "--print-config"]) == 0
+    said = [r.getMessage() for r in caplog.records if "does not read" in r.getMessage()]
+    assert said == ["model.backbone, model.features, data.image_size: space nb201 with data "
+                    "digits does not read them (recorded all the same)"]
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # the depth space reads them all
+        assert main(["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--preset", "quick",
+                     "--backbone", "resnet34", "--features", "64", "--print-config"]) == 0
+        assert main(["search", "--preset", "quick", "--space", "darts", "--data", "digits",
+                     "--set", "model.channels=4", "--set", "model.darts_layers=5", "--print-config"]) == 0
+    assert not [r for r in caplog.records if "does not read" in r.getMessage()]
