@@ -132,10 +132,12 @@ def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
     """The report's file beside the model, named for the data and split it scores."""
     from depthnas.datasets.transforms import net_side
     same = own is not None
-    variant = []  # the run's own data read otherwise than the run read it
-    if same and args.split != "all" and kw["seed"] != own["seed"]:  # another split of it
+    # the data read otherwise than the run read it (its own), or than by default (other
+    # data): each reading a report of its own
+    variant = []
+    if args.split != "all" and kw["seed"] != (own["seed"] if same else 0):  # another split of it
         variant.append(f"seed{kw['seed']}")
-    if same and kw["depth_kind"] != own["depth_kind"]:
+    if kw["depth_kind"] != (own["depth_kind"] if same else "depth"):
         variant.append(kw["depth_kind"])
     # read at another size, cap or number of scenes than by default: scores of their own
     if split_spec(data)[0] == "synthetic" and kw["synthetic_samples"] != (

@@ -65,7 +65,7 @@ def test_reports_on_two_data_sets_are_two_files_beside_the_model(motorcycle, mod
     assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
                  "--synthetic-samples", "2", "--no-progress"]) == 0
     assert "on 2 sample(s) of synthetic [all: scenes no run trains on]" in capsys.readouterr().out
-    folder = json.loads((tmp_path / f"model.eval-folder-{root.name}.json").read_text())
+    folder = json.loads((tmp_path / f"model.eval-disparity-folder-{root.name}.json").read_text())
     synthetic = json.loads((tmp_path / "model.eval-samples2-synthetic.json").read_text())
     assert folder["samples"] == 1 and synthetic["samples"] == 2
 
@@ -673,7 +673,7 @@ def test_two_data_sets_in_folders_of_one_name_keep_a_report_each(motorcycle, mod
         assert main(["evaluate", "--checkpoint", str(lone), "--data", f"folder:{s}",
                      "--depth-kind", "disparity", "--no-progress"]) == 0
         reports.append(capsys.readouterr().out.splitlines()[-1].removeprefix("wrote "))
-    assert reports[0] == str(tmp_path / "model.eval-folder-val.json")
+    assert reports[0] == str(tmp_path / "model.eval-disparity-folder-val.json")
     assert reports[1] != reports[0] and reports[2] == reports[1]
     for s, report in zip(sets, reports):
         assert json.loads(Path(report).read_text())["data"] == f"folder:{s}"
@@ -697,3 +697,18 @@ def test_out_naming_a_file_that_is_no_report_is_refused_and_kept(model, tmp_path
         assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
                      "--synthetic-samples", "2", "--out", str(report), "--no-progress"]) == 0
     assert json.loads(report.read_text())["samples"] == 2
+
+
+def test_other_data_read_otherwise_gets_a_report_of_its_own(motorcycle, model, tmp_path, capsys):
+    """--depth-kind or --seed re-read the run's own data into a report of their own, but
+    other data's readings all went to one eval-val-folder-NAME.json."""
+    root, _ = motorcycle
+    lone = tmp_path / "model.safetensors"
+    lone.write_bytes(model.read_bytes())
+    written = []
+    for flags in ([], ["--depth-kind", "disparity"], ["--seed", "3"]):
+        assert main(["evaluate", "--checkpoint", str(lone), "--data", f"folder:{root}",
+                     "--split", "all", "--no-progress", *flags]) == 0
+        written.append(capsys.readouterr().out.splitlines()[-1])
+    assert len(set(written)) == 3 - 1  # "all" is no split: another seed reads the same
+    assert written[1].endswith(f"model.eval-disparity-folder-{root.name}.json")
