@@ -3,11 +3,12 @@ or the truth table, or trained in the run's standalone/ folder (shared out acros
 torchrun's ranks); and the run's record of them, results.json's "architectures"."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable
 
-from depthnas.spaces import Arch, SearchSpace
+from depthnas.spaces import Arch, SearchSpace, is_builtin
 
 from . import distributed as dist
 from .config import Config
@@ -167,8 +168,15 @@ class StandaloneResults:
         return entry["val_loss"]
 
     def folder(self, s: str) -> Path:
-        """Where architecture string `s` trains stand-alone in this run."""
-        return self.out / "standalone" / arch_slug(s)
+        """Where architecture string `s` trains stand-alone in this run. A built-in
+        space's strings differ in letters and digits, never in punctuation alone, so
+        their slugs are distinct; a space of the user's may have ops `conv` and
+        `conv+`, whose strings shared one folder (one training lost, and the other's
+        model exported as the winner): its slugs carry a digest of the whole string."""
+        slug = arch_slug(s)
+        if not is_builtin(self.space.name):
+            slug = f"{slug}_{hashlib.sha256(s.encode()).hexdigest()[:8]}"
+        return self.out / "standalone" / slug
 
     def trained_here(self, arch: Arch) -> bool:
         """Whether this run trained `arch` stand-alone already. Depthnas before one

@@ -371,3 +371,22 @@ def test_a_space_s_own_value_error_in_reading_a_string_names_the_space_and_the_i
     with pytest.raises(depthnas.spaces.ArchitectureError,
                        match=r"own: cannot read architecture 'own:conv3,conv9,skip' \(ValueError: "):
         space.parse("own:conv3,conv9,skip")
+
+
+def test_strings_of_ones_own_space_differing_in_punctuation_train_in_folders_of_their_own(
+        own, tmp_path):
+    """A space with ops `conv` and `conv+`: `coll:conv,skip` and `coll:conv+,skip` both
+    trained in standalone/coll_conv_skip, the second over the first, and the winner's
+    name was exported with the other's model. A built-in space's folders keep their
+    names (existing runs resume from them)."""
+    from depthnas.spaces import get_space
+    from depthnas.standalone_results import StandaloneResults
+    cfg = _cfg(f"out={tmp_path / 'run'}")
+    (tmp_path / "run").mkdir()
+    mine = StandaloneResults(cfg, own, tmp_path / "run", device="cpu", progress=False, say=print)
+    a, b = mine.folder("own:conv+,skip"), mine.folder("own:conv,skip")
+    assert a != b and a.parent == b.parent == tmp_path / "run" / "standalone"
+    assert a.name.startswith("own_conv_skip_") and mine.folder("own:conv+,skip") == a
+    builtin = StandaloneResults(_cfg("space=v1-sync", f"out={tmp_path / 'run'}"), get_space("v1-sync"),
+                                tmp_path / "run", device="cpu", progress=False, say=print)
+    assert builtin.folder("v1-sync:c3,skip,none,c1,ap").name == "v1_sync_c3_skip_none_c1_ap"
