@@ -43,14 +43,21 @@ def recipe(cfg: Config, splits: SplitSet | None = None) -> dict[str, Any]:
     if is_classification(space):
         for field in DEPTH_ONLY:
             del rec[field]
-        rec.update(loss="ce", model=kw)
+        rec.update(loss="ce", model=as_recorded(kw))
     elif not has_timm_backbone(space):  # a depth space of the user's: sized by its own
         for field in DECODER_ONLY:       # settings, and the decoder's, which it does not
             del rec[field]               # read, would keep its results from matching
-        rec["model"] = {k: v for k, v in kw.items() if k != "backbone_weights"}
+        rec["model"] = as_recorded({k: v for k, v in kw.items() if k != "backbone_weights"})
     if splits is not None:
         rec[SAMPLES] = samples_digest(splits)
     return rec
+
+
+def as_recorded(kw: dict[str, Any]) -> dict[str, Any]:
+    """`kw` as a JSON record reads back (a tuple as a list): compared with a saved
+    recipe, a tuple never equalled its own list, and every finished training of an own
+    space with one was redone on resume."""
+    return json.loads(json.dumps(kw))
 
 
 SAMPLES = "samples"  # the recipe field of the splits' digest

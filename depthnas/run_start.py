@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import random
 from pathlib import Path
@@ -83,6 +84,11 @@ def check_model_builds(cfg: Config, space: Any) -> None:
     if own:  # said now, not as wrong results after the search (the built-ins are tested)
         from depthnas.spaces.base import contract_problems
         problems = contract_problems(space, random.Random(0))
+        try:  # recorded in every model file and stand-alone recipe
+            json.dumps(model_kwargs(cfg.model, space))
+        except (TypeError, ValueError) as err:
+            problems.append(f"its model_kwargs must be JSON values (numbers, strings, lists), "
+                            f"which model files record: {err}")
         if problems:
             raise ValueError(f"space {space.name} breaks the SearchSpace interface: "
                              + "; ".join(problems))

@@ -390,3 +390,21 @@ def test_strings_of_ones_own_space_differing_in_punctuation_train_in_folders_of_
     builtin = StandaloneResults(_cfg("space=v1-sync", f"out={tmp_path / 'run'}"), get_space("v1-sync"),
                                 tmp_path / "run", device="cpu", progress=False, say=print)
     assert builtin.folder("v1-sync:c3,skip,none,c1,ap").name == "v1_sync_c3_skip_none_c1_ap"
+
+
+def test_own_model_settings_are_compared_as_their_record_reads_back(own, monkeypatch):
+    """model_kwargs with a tuple: saved as a JSON list, it never equalled the tuple
+    again, so every finished training was redone on resume and the store never reused;
+    a value JSON cannot hold (a dtype) failed after the first landmark's first epoch."""
+    from depthnas.recipe import same_recipe
+    from depthnas.run_start import check_model_builds
+    monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", lambda: own)  # this very instance
+    monkeypatch.setattr(own, "model_kwargs", lambda cfg: {"width": cfg.channels, "stages": (1, 2)})
+    cfg = _cfg("model.channels=4")
+    saved = json.loads(json.dumps(recipe(cfg)))  # as a store or result.json holds it
+    assert saved["model"] == {"width": 4, "stages": [1, 2]} and same_recipe(saved, recipe(cfg))
+    monkeypatch.setattr(own, "model_kwargs", lambda cfg: {"width": cfg.channels, "stages": torch.float32})
+    monkeypatch.setattr(own, "build_supernet", lambda **kw: own_depth_space().build_supernet(width=4))
+    with pytest.raises(ValueError, match=r"space own breaks the SearchSpace interface: its "
+                                         r"model_kwargs must be JSON values"):
+        check_model_builds(cfg, own)
