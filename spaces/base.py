@@ -236,9 +236,11 @@ class SearchSpace(ABC):
             return arch
         except ArchitectureError:
             raise
-        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001
             # a value of the wrong type deep inside (a space's own from_string raising
-            # "tuple.index(x): x not in tuple"): say which input, not which line
+            # "tuple.index(x): x not in tuple", or an `assert`): say which input, not
+            # which line. Other spaces try the string too (which space reads --arch?):
+            # one installed space's AssertionError stopped every command of the others'.
             raise ArchitectureError(f"{self.name}: cannot read architecture {text_or_json!r} "
                                     f"({type(err).__name__}: {err})") from err
 

@@ -408,3 +408,21 @@ def test_own_model_settings_are_compared_as_their_record_reads_back(own, monkeyp
     with pytest.raises(ValueError, match=r"space own breaks the SearchSpace interface: its "
                                          r"model_kwargs must be JSON values"):
         check_model_builds(cfg, own)
+
+
+def test_a_space_whose_parser_asserts_stops_no_command_of_another_space(own, monkeypatch, capsys):
+    """An installed space whose from_string used `assert` raised AssertionError out of
+    --arch detection: `depthnas train --arch <nb201 string>` died in another package."""
+    from depthnas.cli import main
+    from depthnas.spaces import ArchitectureError
+
+    def asserts(text):
+        assert text.startswith("own:"), "not mine"
+        return (0, 0, 0)
+    monkeypatch.setattr(own, "from_string", asserts)
+    monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", lambda: own)
+    with pytest.raises(ArchitectureError, match=r"own: cannot read architecture .*AssertionError: not mine"):
+        own.parse("v1-sync:c3,c3,c3,c3,c3")
+    nb201 = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
+    assert main(["train", "--arch", nb201, "--preset", "quick", "--data", "digits",
+                 "--set", "model.channels=4", "--print-config"]) == 0
