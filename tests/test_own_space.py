@@ -426,3 +426,17 @@ def test_a_space_whose_parser_asserts_stops_no_command_of_another_space(own, mon
     nb201 = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
     assert main(["train", "--arch", nb201, "--preset", "quick", "--data", "digits",
                  "--set", "model.channels=4", "--print-config"]) == 0
+
+
+def test_rank_against_a_run_of_a_space_this_process_does_not_know(tmp_path):
+    """Another run's results.json, of a space registered by a script: 'unknown search
+    space' (naming no table), where the README says rows of other spaces are left out."""
+    from depthnas.truth import read_table
+    other = tmp_path / "mine1"
+    other.mkdir()
+    config_mod.dump(config_mod.apply_dotted(config_mod.load(preset="quick"), ["space=mine"]),
+                    other / "config.yaml")
+    (other / "results.json").write_text(json.dumps({"architectures": [
+        {"arch": "mine:a", "val_loss": 0.1}, {"arch": "mine:b", "val_loss": 0.2}]}))
+    read = read_table(other / "results.json")
+    assert read.values == {"mine:a": 0.1, "mine:b": 0.2} and read.setup == {}
