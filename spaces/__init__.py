@@ -47,11 +47,25 @@ class SpaceLoadError(ValueError):
 
 
 @functools.cache
-def _installed() -> dict[str, EntryPoint]:
+def _declared() -> dict[str, list[EntryPoint]]:
     """The spaces installed packages declare, read once, when first asked for (a
-    scan of the installed packages at every import would slow every command)."""
+    scan of the installed packages at every import would slow every command); each
+    name with every distinct declaration of it."""
     from importlib import metadata  # 20 ms of imports, which `depthnas --help` need not wait for
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINTS)}
+    found: dict[str, list[EntryPoint]] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINTS):
+        same = [e for e in found.get(ep.name, []) if e.value == ep.value and _package(e) == _package(ep)]
+        if not same:  # (one package found twice on the path declares it once)
+            found.setdefault(ep.name, []).append(ep)
+    return found
+
+
+def _installed() -> dict[str, EntryPoint]:
+    return {name: eps[0] for name, eps in _declared().items()}
+
+
+def _package(ep: EntryPoint) -> str:
+    return f"package {ep.dist.name}" if ep.dist is not None else "an installed package"
 
 
 def _names() -> list[str]:
@@ -90,9 +104,13 @@ def get_space(name: str) -> SearchSpace:
         return _built(name, _REGISTRY[name], "registered by register_space")
     if name not in _installed():
         raise ValueError(f"unknown search space {name!r}; available: {', '.join(_names())}")
-    ep = _installed()[name]
-    where = f"package {ep.dist.name}" if ep.dist is not None else "an installed package"
-    return _built(name, lambda: ep.load()(), f"declared by {where} as {ep.value!r}")
+    declared = _declared()[name]
+    if len(declared) > 1:  # which one loads would depend on the order of the path
+        raise SpaceLoadError(f"search space {name!r} is declared by " + " and by ".join(
+            f"{_package(ep)} as {ep.value!r}" for ep in declared) + ": uninstall one (runs "
+            "record the name alone, so either would be read as the other)")
+    ep = declared[0]
+    return _built(name, lambda: ep.load()(), f"declared by {_package(ep)} as {ep.value!r}")
 
 
 def _built(name: str, factory: Callable[[], SearchSpace], source: str) -> SearchSpace:

@@ -150,9 +150,9 @@ def installed(monkeypatch):
         real = metadata.entry_points  # torch's own plugins (triton's) still read theirs
         monkeypatch.setattr(metadata, "entry_points", lambda **kw: eps if kw.get("group") ==
                             depthnas.spaces.ENTRY_POINTS else real(**kw))
-        depthnas.spaces._installed.cache_clear()
+        depthnas.spaces._declared.cache_clear()
     yield declare
-    depthnas.spaces._installed.cache_clear()
+    depthnas.spaces._declared.cache_clear()
 
 
 def test_a_space_installed_as_an_entry_point_is_found_by_its_name(installed, tmp_path, capsys):
@@ -306,7 +306,7 @@ def test_an_entry_point_that_does_not_load_names_its_package(monkeypatch):
     from importlib import metadata
     ep = metadata.EntryPoint("gone", "toys:no_such_space", depthnas.spaces.ENTRY_POINTS)
     ep = ep._for(types.SimpleNamespace(name="acme-spaces"))
-    monkeypatch.setattr(depthnas.spaces, "_installed", lambda: {"gone": ep})
+    monkeypatch.setattr(depthnas.spaces, "_declared", lambda: {"gone": [ep]})
     with pytest.raises(ValueError, match=r"search space 'gone', declared by package acme-spaces as "
                                          r"'toys:no_such_space', does not load"):
         depthnas.spaces.get_space("gone")
@@ -440,3 +440,26 @@ def test_rank_against_a_run_of_a_space_this_process_does_not_know(tmp_path):
         {"arch": "mine:a", "val_loss": 0.1}, {"arch": "mine:b", "val_loss": 0.2}]}))
     read = read_table(other / "results.json")
     assert read.values == {"mine:a": 0.1, "mine:b": 0.2} and read.setup == {}
+
+
+def test_a_space_name_two_installed_packages_declare_is_refused_naming_both(monkeypatch):
+    """Which one loaded depended on the order of sys.path, unsaid: a resume, an export
+    or a rank of a run read it with the other package's space."""
+    import types
+    from importlib import metadata
+    eps = [metadata.EntryPoint("hdepth", value, depthnas.spaces.ENTRY_POINTS)._for(
+        types.SimpleNamespace(name=package))
+        for value, package in (("toys:own_depth_space", "acme"), ("toys:own_depth_space", "acme"),
+                               ("other:space", "rival"))]
+    real = metadata.entry_points
+    monkeypatch.setattr(metadata, "entry_points", lambda **kw: eps if kw.get("group") ==
+                        depthnas.spaces.ENTRY_POINTS else real(**kw))
+    depthnas.spaces._declared.cache_clear()
+    try:
+        assert depthnas.spaces.list_spaces().count("hdepth") == 1
+        with pytest.raises(depthnas.spaces.SpaceLoadError,
+                           match=r"'hdepth' is declared by package acme as 'toys:own_depth_space' "
+                                 r"and by package rival as 'other:space': uninstall one"):
+            depthnas.spaces.get_space("hdepth")
+    finally:
+        depthnas.spaces._declared.cache_clear()
