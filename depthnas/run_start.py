@@ -89,6 +89,8 @@ def check_model_builds(cfg: Config, space: Any) -> None:
         except (TypeError, ValueError) as err:
             problems.append(f"its model_kwargs must be JSON values (numbers, strings, lists), "
                             f"which model files record: {err}")
+        if not problems and space.task_kind == "depth":
+            problems += _depth_forward_problems(cfg, space)
         if problems:
             raise ValueError(f"space {space.name} breaks the SearchSpace interface: "
                              + "; ".join(problems))
@@ -101,6 +103,45 @@ def check_model_builds(cfg: Config, space: Any) -> None:
     if cfg.model.backbone_weights and has_timm_backbone(space):  # said before "run folder ..."
         from depthnas.spaces.depth import create_backbone
         create_backbone(cfg.model.backbone, cfg.model.backbone_weights)
+
+
+def _depth_forward_problems(cfg: Config, space: Any) -> list[str]:
+    """One small forward of a depth space of the user's, as the run will make them:
+    super-net paths (whole, and split into encode/decode where the model has them),
+    a fixed model, and `ignores_input` with the model's settings. Each fault here
+    showed as a traceback after the landmarks or the super-net had trained."""
+    import torch
+
+    from .models import model_kwargs, without_weights_file
+    kw = without_weights_file(model_kwargs(cfg.model, space))
+    arch = space.sample(random.Random(0))
+    h, w = cfg.data.image_size
+    x = torch.rand(2, 3, h, w)
+    want = (2, 1, h, w)
+
+    def shape(out: Any) -> Any:
+        return tuple(out.shape) if torch.is_tensor(out) else f"a {type(out).__name__}"
+    problems = []
+    try:
+        space.ignores_input(arch, **model_kwargs(cfg.model, space))
+    except TypeError as err:
+        problems.append(f"ignores_input(arch, **model_kwargs) fails: {err} (take **model_kw)")
+    with torch.no_grad():
+        supernet = space.build_supernet(**kw).eval()
+        forms = [("the super-net's path", lambda: supernet(x, arch)),
+                 ("the fixed model", lambda: space.build_fixed(arch, **kw).eval()(x))]
+        if hasattr(supernet, "encode") and hasattr(supernet, "decode"):  # the shared-encoder path
+            forms.insert(1, ("the super-net's decode(encode(x), arch)",
+                             lambda: supernet.decode(supernet.encode(x), arch)))
+        for what, run in forms:
+            try:
+                got = shape(run())
+            except Exception as err:  # noqa: BLE001 - the user's model, any fault
+                got = f"an error ({type(err).__name__}: {err})"
+            if got != want:
+                problems.append(f"{what} for a batch of 2 at {h}x{w} gave {got}; a depth model "
+                                f"returns {want}, inverse depth at its input's size")
+    return problems
 
 
 def check_out_under_torchrun(args: argparse.Namespace) -> None:

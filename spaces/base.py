@@ -294,10 +294,20 @@ def contract_problems(space: SearchSpace, rng: random.Random, samples: int = 5) 
     """What a space of one's own gets wrong that a search would only show late, or
     never: strings or JSON that do not read back as the architecture (results and
     run folders would name other models) and a mutate that returns its input
-    (evolution silently becomes random search). Checked on a few samples."""
+    (evolution silently becomes random search), a gene of no choice, a function_key
+    that is not hashable, mutants and offspring outside the space. Checked on a few
+    samples."""
+    choices = tuple(space.gene_choices())
+    if any(not isinstance(n, int) or n < 1 for n in choices):
+        return [f"gene_choices() = {choices}: every gene needs at least one choice "
+                "(sample draws from range(n))"]
     problems = []
     for _ in range(samples):
         arch = space.sample(rng)
+        try:
+            hash(space.function_key(arch))
+        except TypeError as err:  # a list: its stand-alone trainings are kept in a dict
+            return [f"function_key(a) must be hashable (a tuple, not a list): {err}"]
         for form, written in (("to_string", space.to_string(arch)), ("to_json", space.to_json(arch))):
             try:
                 back = space.parse(written)
@@ -308,9 +318,25 @@ def contract_problems(space: SearchSpace, rng: random.Random, samples: int = 5) 
                                 f"{written!r}, which reads as {back!r}")
         if problems:
             break
+        written = space.to_string(arch)
+        try:  # a run folder's records are read back by from_string itself, not parse
+            strict = space.from_string(written)
+        except Exception as err:  # noqa: BLE001 - the space's own parser, any fault
+            strict = err
+        if strict != arch:  # (parse strips what from_string may not: trailing spaces)
+            problems.append(f"from_string(to_string(a)) is not a for a = {arch!r}: to_string "
+                            f"gave {written!r}, which from_string reads as {strict!r}")
+            break
     if space.size() < 2:  # nothing to mutate to (a search refuses it; train takes it)
         return problems
     arch = space.sample(rng)
     if all(space.mutate(arch, rng) == arch for _ in range(10)):
         problems.append(f"mutate returned its input 10 times in a row (for {arch!r})")
+    for method, child in (("mutate", lambda: space.mutate(arch, rng)),
+                          ("mutate(prob=0.5)", lambda: space.mutate(arch, rng, 0.5)),
+                          ("crossover", lambda: space.crossover(arch, space.sample(rng), rng))):
+        try:
+            space.check(child())
+        except ArchitectureError as err:  # found only as a search's generations run
+            problems.append(f"{method} gives an architecture outside the space: {err}")
     return problems

@@ -14,6 +14,7 @@ from depthnas.config_checks import validate
 from depthnas.models import PathParameters, count_parameters, load_model, model_kwargs, model_metadata
 from depthnas.checkpoint import save_model
 from depthnas.recipe import recipe, recipe_diff
+from depthnas.spaces import Arch
 
 from toys import own_depth_space
 
@@ -312,6 +313,17 @@ def test_an_entry_point_that_does_not_load_names_its_package(monkeypatch):
         depthnas.spaces.get_space("gone")
 
 
+class _Halved(torch.nn.Module):
+    """A super-net whose output is at half the input's size."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, arch=None):
+        return torch.nn.functional.avg_pool2d(self.net(x, arch), 2)
+
+
 def _broken(**methods):
     """The toy space with some of its methods replaced, registered as "own"."""
     space = own_depth_space()
@@ -327,6 +339,16 @@ def _broken(**methods):
      "mutate returned its input 10 times in a row"),
     ({"model_kwargs": lambda self, cfg: {"width": cfg.channels, "depth": 3}},
      "space own: its super-net does not build from its model_kwargs (TypeError: "),
+    # each of these was a traceback after the landmarks or the super-net had trained
+    ({"function_key": lambda self, a: list(a.genes)}, "function_key(a) must be hashable"),
+    ({"crossover": lambda self, a, b, rng: Arch("own", a.genes[:2])},
+     "crossover gives an architecture outside the space"),
+    ({"to_string": lambda self, a: "own:" + ",".join(("conv3", "skip")[g] for g in a.genes) + " "},
+     "from_string(to_string(a)) is not a"),  # parse strips the space, a run folder does not
+    ({"ignores_input": lambda self, a: False}, "ignores_input(arch, **model_kwargs) fails"),
+    ({"build_supernet": lambda self, *, width: _Halved(own_depth_space().build_supernet(width=width))},
+     "the super-net's path for a batch of 2 at 64x64 gave (2, 1, 32, 32); a depth model returns "
+     "(2, 1, 64, 64)"),
 ])
 def test_a_space_of_ones_own_that_breaks_the_interface_is_refused_before_any_work(methods, says,
                                                                                   monkeypatch):
@@ -463,3 +485,12 @@ def test_a_space_name_two_installed_packages_declare_is_refused_naming_both(monk
             depthnas.spaces.get_space("hdepth")
     finally:
         depthnas.spaces._declared.cache_clear()
+
+
+def test_a_gene_of_no_choice_is_named_not_randrange_s_empty_range():
+    """"error: empty range for randrange()" named neither the space nor the gene."""
+    import random
+    from depthnas.spaces.base import contract_problems
+    broken = _broken(gene_choices=lambda self: (2, 0, 2))()
+    assert contract_problems(broken, random.Random(0)) == [
+        "gene_choices() = (2, 0, 2): every gene needs at least one choice (sample draws from range(n))"]
