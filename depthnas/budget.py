@@ -90,16 +90,18 @@ class Budget:
                          f"parameters with {given} (raise the budget, or choose {advice})")
 
     def _check_latency(self, say: Callable[[str], None], samples: int) -> None:
-        """A depth space's smallest architecture runs no fusion-block op at all, a true
-        lower bound, so missing it is an error. A classification space's smallest need
-        not be its fastest (DARTS: max-pool cells against skip ones), so there `samples`
-        random architectures within the parameter budget are timed too, as the search
-        draws its first candidates (at random; it then keeps their figures): none
-        fitting is an error, few a warning. Rank 0 times for all: ranks timing apart
-        could decide apart."""
+        """The MiDaS decoder's smallest architecture runs no fusion-block op at all, a
+        true lower bound, so missing it is an error. Any other space's smallest need
+        not be its fastest (DARTS: max-pool cells against skip ones; a space of the
+        user's may have a slow parameter-free op), so there `samples` random
+        architectures within the parameter budget are timed too, as the search draws
+        its first candidates (at random; it then keeps their figures): none fitting is
+        an error, few a warning. Rank 0 times for all: ranks timing apart could decide
+        apart."""
         budget, (arch, _) = self.max_latency_ms, self._smallest
         timed = [arch]
-        if is_classification(self.space):
+        bound = has_timm_backbone(self.space)  # the smallest is the fastest
+        if not bound:
             rng = seeded_rng(self.cfg.seed, "search", 0)  # the first search's own draws
             for _ in range(samples * 20):  # a tight parameter budget rejects most draws
                 if len(timed) > samples:
@@ -115,13 +117,14 @@ class Budget:
         if len(fits) * 4 >= len(timed):
             return
         smallest = f"{self.space.to_string(arch)}, takes {ms:.1f} ms"
-        if not is_classification(self.space):
+        if bound:
             raise ValueError(f"search.max_latency_ms={budget:g}: the smallest {self.space.name} "
                              f"architecture, {smallest} on {self.device}, and none is faster "
                              "(raise the budget, or choose a smaller backbone or image size)")
         said = (f"search.max_latency_ms={budget:g}: {len(fits)} of {len(timed)} {self.space.name} "
                 f"architectures timed on {self.device} fit (the smallest by parameters, {smallest})")
-        advice = "raise the budget, or choose a smaller model.channels"
+        advice = ("raise the budget, or choose a smaller model.channels" if is_classification(self.space)
+                  else "raise the budget, or choose smaller model settings or image size")
         if not fits:
             raise ValueError(f"{said}, so the search would find few, if any, after the "
                              f"super-net has trained ({advice})")

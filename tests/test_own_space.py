@@ -494,3 +494,19 @@ def test_a_gene_of_no_choice_is_named_not_randrange_s_empty_range():
     broken = _broken(gene_choices=lambda self: (2, 0, 2))()
     assert contract_problems(broken, random.Random(0)) == [
         "gene_choices() = (2, 0, 2): every gene needs at least one choice (sample draws from range(n))"]
+
+
+def test_a_latency_budget_of_an_own_depth_space_times_random_architectures_too(own, tmp_path):
+    """An own space whose parameter-free op is slow: the smallest architecture (all
+    skips) was taken for the fastest, as in the MiDaS spaces, and the budget refused
+    with "none is faster" and advice about a backbone the space does not have."""
+    from depthnas.budget import Budget
+    cfg = validate(_cfg("model.channels=4", f"out={tmp_path / 'run'}", "search.max_latency_ms=3"))
+    slow_skips = lambda space, arch, cfg, device: 1.0 + 7.0 * sum(g == 1 for g in arch.genes) / 3  # noqa: E731
+    budget = Budget(own, cfg, torch.device("cpu"), measure=slow_skips)
+    said = []
+    budget.check_reachable(say=said.append)  # conv-heavy ones fit: no refusal
+    assert said and "timing" in said[0] and len(budget.latency_ms) > 1
+    budget.max_latency_ms = 0.5  # none fits: refused, with advice this space can follow
+    with pytest.raises(ValueError, match=r"choose smaller model settings or image size"):
+        budget.check_reachable(say=said.append)
