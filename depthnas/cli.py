@@ -57,11 +57,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     check = check_data(args.data, args.depth_kind, progress=show_progress(args.no_progress),
                        val_fraction=defaults.val_fraction, reg_fraction=defaults.reg_fraction,
                        batch_size=args.batch_size, seed=args.seed)
+    # the status is the check's, decided now: a reader leaving the listing early
+    # (`| head`) must not turn a data set with bad samples into a success
+    args.exit_status = 0 if check.usable else 1
     print("\n".join(check.lines()))
     if check.problems:
         print(f"{len(check.problems)} bad sample(s): fix them, or leave them out of a run with "
               "--skip-bad (search, train, evaluate)", file=sys.stderr)
-    return 0 if check.usable else 1
+    return args.exit_status
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
@@ -205,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `depthnas spaces | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes at exit
         hint = resume_hint(args)
-        if not hint:
-            return 0  # a listing cut short is what `| head` asked for
+        if not hint:  # a listing cut short is what `| head` asked for
+            return getattr(args, "exit_status", 0)
         try:  # work stopped half-way: say how to go on
             print(f"output pipe closed; {hint}", file=sys.stderr)
         except OSError:

@@ -480,3 +480,20 @@ def test_an_empty_or_unreadable_rank_variable(monkeypatch, capsys, value, code):
     if code:
         assert err == ("error: environment variable RANK='x' is not a whole number (torchrun "
                        "sets it; unset it to run as a single process)\n")
+
+
+def test_a_data_check_with_bad_samples_keeps_its_status_when_the_reader_leaves(tmp_path):
+    """`depthnas data ... | head -2` exited 0 for a data set with bad samples: the
+    documented status 1 was lost to the closed pipe."""
+    import numpy as np
+    root = tmp_path / "d"
+    (root / "images").mkdir(parents=True)
+    (root / "depth").mkdir()
+    import cv2
+    for i in range(6):
+        cv2.imwrite(str(root / "images" / f"s{i}.png"), np.full((32, 32, 3), 60 * (i % 4), np.uint8))
+        np.save(root / "depth" / f"s{i}.npy", np.full((32, 32), 2.0 + i, np.float32))
+    (root / "images" / "s0.png").write_bytes(b"not an image")
+    done = run_with_closed_stdout(["data", "--data", f"folder:{root}", "--no-progress"])
+    assert done.returncode == 1, done.stderr[-500:]
+    assert "Traceback" not in done.stderr
