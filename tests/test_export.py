@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -636,3 +637,23 @@ def test_a_classification_model_file_without_its_model_settings_is_refused_not_r
     save_file(load_file(str(path)), str(bad), metadata={k: v for k, v in stored.items() if k != "model"})
     with pytest.raises(ValueError, match=r"bad.safetensors: a nb201 model file needs its 'model' settings"):
         load_model(bad)
+
+
+@pytest.mark.parametrize("size, says", [(None, r"metadata image_size None is not \[H, W\]"),
+                                        ("[70, 70]", r"metadata image_size \[70, 70\] is not a size "
+                                                     r"the network takes")])
+def test_a_model_file_without_a_usable_image_size_is_named_by_export(model_file: Path, tmp_path: Path,
+                                                                     capsys, size, says) -> None:
+    """A file re-saved without image_size: export died in a KeyError traceback (predict
+    named it); at 70 x 70 in a torch error about the input's shape."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    with safe_open(str(model_file), "pt") as fh:
+        meta = {k: v for k, v in fh.metadata().items() if k != "image_size"}
+    if size is not None:
+        meta["image_size"] = size
+    bad = tmp_path / "nosize.safetensors"
+    save_file(load_file(str(model_file)), str(bad), metadata=meta)
+    assert main(["export", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(says, err) and str(bad) in err and "Traceback" not in err
