@@ -346,6 +346,9 @@ def check_parity(onnx_path: str | Path, model_path: str | Path,
         if got.shape != ref.shape:
             raise ValueError(f"{onnx_path}: output shape {got.shape} for input {shape}, "
                              f"PyTorch gives {ref.shape}")
+        if not np.isfinite(ref).all():  # not the two backends' disagreement: the model's own
+            raise ValueError(f"{model_path}: the model itself outputs NaN or inf (input {shape}; "
+                             "a damaged model file?), so there is no parity to check")
         diff = float(np.abs(got.astype(np.float64) - ref).max())
         scale = float(np.abs(ref).max())
         rel = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))

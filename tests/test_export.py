@@ -657,3 +657,19 @@ def test_a_model_file_without_a_usable_image_size_is_named_by_export(model_file:
     assert main(["export", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
     assert re.search(says, err) and str(bad) in err and "Traceback" not in err
+
+
+def test_parity_names_a_model_that_outputs_nan_itself(onnx_file, model_file, tmp_path):
+    """A NaN weight: both backends output NaN, and --check said the ONNX file "differs
+    from" the model (max abs nan, relative inf), blaming the export."""
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    with safe_open(str(model_file), "pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(str(model_file))
+    head = next(k for k in tensors if k.startswith("head") and k.endswith("weight"))
+    tensors[head].view(-1)[0] = float("nan")
+    bad = tmp_path / "nan.safetensors"
+    save_file(tensors, str(bad), metadata=meta)
+    with pytest.raises(ValueError, match=r"nan.safetensors: the model itself outputs NaN or inf"):
+        check_parity(onnx_file, bad)
