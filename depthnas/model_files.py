@@ -60,7 +60,11 @@ def resolve_model_file(path: str | Path) -> Path:
             return model
         kind = run_kind(path)
         finished = (path / ("results.json" if kind == "search" else "result.json")).is_file()
-        if kind is not None and holds_run(path) and not finished:
+        # started: work kept (checkpoints, metrics), or only its start (its config.yaml
+        # and arch.json or first landmarks), which a run stopped or still in its first
+        # epoch holds; such a folder was "no model.safetensors (nor best/...)"
+        started = holds_run(path) or (path / "config.yaml").is_file()
+        if kind is not None and started and not finished:
             what = "training" if kind == "train" else kind
             running = running_holder(path)
             if running is not None:

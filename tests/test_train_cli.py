@@ -4,6 +4,7 @@ model, a bad sample, backbone weights of another model); train_standalone's own 
 
 import datetime
 import json
+import shutil
 import subprocess
 import sys
 import types
@@ -745,3 +746,19 @@ def test_train_names_the_model_file_it_wrote(tmp_path, capsys):
     out = tmp_path / "t"
     assert main(["train", "--arch", MUTANT_ARCH, *TRAIN_TINY, "--out", str(out)]) == 0
     assert f"-> {out / 'model.safetensors'}" in capsys.readouterr().out
+
+
+def test_exporting_a_training_stopped_before_its_first_checkpoint_says_to_finish_it(tmp_path, capsys):
+    """A training stopped (or still running) before its first log line or checkpoint
+    holds only its start: config.yaml, arch.json, splits.json. Export and predict said
+    "holds no model.safetensors (nor best/model.safetensors)", no hint."""
+    out = tmp_path / "t"
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 0
+    for later in ("model.safetensors", "result.json", "metrics.jsonl", "checkpoints", "tb"):
+        if (out / later).is_dir():
+            shutil.rmtree(out / later)
+        else:
+            (out / later).unlink(missing_ok=True)
+    assert main(["export", "--run", str(out), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert f"its training stopped before the end; finish it with `depthnas train --out {out} " \
+           "--resume`" in capsys.readouterr().err
