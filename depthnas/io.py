@@ -83,6 +83,10 @@ def check_parent_folders(path: str | Path, flag: str = "--out") -> None:
         if place.is_symlink() and not place.exists():  # mkdir would say "File exists"
             raise ValueError(f"{flag} {path}: {place} is a symbolic link to "
                              f"{os.readlink(place)}, which does not exist")
+    if Path(path).is_dir():  # written in, not made: its own parent may be read-only
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{flag} {path}: no permission to write in {path}")
+        return
     for parent in Path(path).parents:
         if parent.exists():
             if not parent.is_dir():
@@ -115,7 +119,8 @@ def check_out_file(out: str | None, example: str, report_keys: tuple[str, ...] =
     if path.is_dir() or str(out).endswith(("/", os.sep)):
         raise ValueError(f"--out {out} is a folder; name the JSON file to write "
                          f"(e.g. {path / example})")
-    if path.exists() and not _holds_keys(path, report_keys):
+    # an empty file holds nothing to lose: `--out "$(mktemp)"` names one
+    if path.exists() and path.stat().st_size and not _holds_keys(path, report_keys):
         raise ValueError(f"--out {out} exists and is not an earlier {example} report: not "
                          "overwritten (name a new file, or remove it first)")
     check_parent_folders(path)

@@ -325,6 +325,8 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
     updates = _updates(args, command)
     _warn_unread(args, command)
     resume = getattr(args, "resume", False)
+    if args.out:  # --out='~/x' is left as typed by the shell; out: ~/x in YAML is expanded too
+        args.out = os.path.expanduser(args.out)
     if resume and not args.out:
         raise config_mod.ConfigError(
             "--resume needs --out: the folder of the run to continue" +

@@ -515,3 +515,20 @@ def test_a_run_folder_path_that_cannot_be_made_is_one_line_and_makes_nothing(tmp
         err = capsys.readouterr().err
         assert said in err and err.count("\n") == 1 and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_run_in_a_folder_one_may_not_write_in_resumes_and_a_tilde_out_is_home(
+        run_copy, tmp_path, monkeypatch):
+    """Write permission was asked of the run folder's parent even when the folder was
+    there already, so a run kept in a read-only parent could not resume; and
+    --out='~/x' --resume (quoted: the shell leaves the ~) looked for a folder named "~".
+    (Simulated: root, who runs the tests here, may write anywhere.)"""
+    import os
+    from pathlib import Path
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: Path(p) != tmp_path and real_access(p, mode, **k))
+    args = build_parser().parse_args(["search", "--out", str(run_copy), "--resume"])
+    assert Path(build_config(args).out) == run_copy
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = build_parser().parse_args(["search", "--out", "~/run", "--resume"])
+    assert Path(build_config(args).out) == run_copy
