@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     # (unused settings, --compile without a backbone) were said once per rank.
     try:
         rank = env_rank()
-    except ValueError as err:  # RANK='' or RANK=x: said before anything is set up
+        launched()
+    except ValueError as err:  # RANK=x or WORLD_SIZE=x: said before anything is set up
         print(f"error: {err}", file=sys.stderr)
         return 2
     root = logging.getLogger()

@@ -470,15 +470,17 @@ def test_a_finished_training_or_a_printed_config_whose_reader_left_is_not_a_stop
     assert (out / "result.json").is_file()
 
 
+@pytest.mark.parametrize("name", ["RANK", "WORLD_SIZE"])
 @pytest.mark.parametrize("value, code", [("", 0), ("x", 2)])
-def test_an_empty_or_unreadable_rank_variable(monkeypatch, capsys, value, code):
-    """RANK= (a scheduler script's unset $SLURM_PROCID) was a traceback in every command."""
-    monkeypatch.setenv("RANK", value)
+def test_an_empty_or_unreadable_rank_variable(monkeypatch, capsys, name, value, code):
+    """RANK= (a scheduler script's unset $SLURM_PROCID) was a traceback in every command,
+    and WORLD_SIZE=x one raised again by the error handler's own check."""
+    monkeypatch.setenv(name, value)
     assert main(["spaces"]) == code
     err = capsys.readouterr().err
     assert "Traceback" not in err
     if code:
-        assert err == ("error: environment variable RANK='x' is not a whole number (torchrun "
+        assert err == (f"error: environment variable {name}='x' is not a whole number (torchrun "
                        "sets it; unset it to run as a single process)\n")
 
 
