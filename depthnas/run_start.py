@@ -90,7 +90,8 @@ def check_model_builds(cfg: Config, space: Any) -> None:
             problems.append(f"its model_kwargs must be JSON values (numbers, strings, lists), "
                             f"which model files record: {err}")
         if not problems and space.task_kind == "depth":
-            problems += _depth_forward_problems(cfg, space)
+            with torch.random.fork_rng(devices=[]):  # a library caller's seeded draws stay theirs
+                problems += _depth_forward_problems(cfg, space)
         if problems:
             raise ValueError(f"space {space.name} breaks the SearchSpace interface: "
                              + "; ".join(problems))

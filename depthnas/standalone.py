@@ -94,6 +94,14 @@ def finished_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]
     return done if done is not None and _model_reads(Path(out_dir)) else None
 
 
+def trains_arch(out_dir: str | Path, arch_string: str) -> bool:
+    """Whether a folder holds a training (finished, or checkpointed on the way) of
+    `arch_string`, under any recipe."""
+    out_dir = Path(out_dir)
+    saved = Checkpointer(out_dir / "checkpoints").latest_metadata() or saved_result(out_dir)
+    return saved.get("arch") == arch_string
+
+
 def training_changes(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -> list[str]:
     """How the training a folder holds (its newest checkpoint, else its result) differs
     from `arch_string` under `rec`, as "field: saved X, now Y"; [] if it does not, or

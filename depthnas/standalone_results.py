@@ -16,7 +16,7 @@ from .landmark_store import LandmarkStore
 from .models import PathParameters
 from .recipe import recipe
 from .runs import TRAIN_MODEL
-from .standalone import arch_slug, finished_training, train_standalone
+from .standalone import arch_slug, finished_training, train_standalone, trains_arch
 
 if TYPE_CHECKING:
     import torch
@@ -172,11 +172,14 @@ class StandaloneResults:
         space's strings differ in letters and digits, never in punctuation alone, so
         their slugs are distinct; a space of the user's may have ops `conv` and
         `conv+`, whose strings shared one folder (one training lost, and the other's
-        model exported as the winner): its slugs carry a digest of the whole string."""
-        slug = arch_slug(s)
-        if not is_builtin(self.space.name):
-            slug = f"{slug}_{hashlib.sha256(s.encode()).hexdigest()[:8]}"
-        return self.out / "standalone" / slug
+        model exported as the winner): its slugs carry a digest of the whole string.
+        A run begun before that keeps the digest-less folder of each string it holds,
+        so a resume goes on with its trainings in progress."""
+        folder = self.out / "standalone" / arch_slug(s)
+        if is_builtin(self.space.name):
+            return folder
+        digested = folder.with_name(f"{folder.name}_{hashlib.sha256(s.encode()).hexdigest()[:8]}")
+        return folder if not digested.exists() and trains_arch(folder, s) else digested
 
     def trained_here(self, arch: Arch) -> bool:
         """Whether this run trained `arch` stand-alone already. Depthnas before one

@@ -298,7 +298,7 @@ def contract_problems(space: SearchSpace, rng: random.Random, samples: int = 5) 
     that is not hashable, mutants and offspring outside the space. Checked on a few
     samples."""
     choices = tuple(space.gene_choices())
-    if any(not isinstance(n, int) or n < 1 for n in choices):
+    if any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1 for n in choices):
         return [f"gene_choices() = {choices}: every gene needs at least one choice "
                 "(sample draws from range(n))"]
     problems = []

@@ -98,6 +98,17 @@ def test_parameters_latency_and_the_start_check_build_only_what_the_space_takes(
     assert PathParameters(Named(), cfg.model)(arch) == count_parameters(own.build_fixed(arch, width=4))
 
 
+def test_the_start_check_of_ones_own_space_leaves_the_callers_random_draws_alone(own):
+    """Its test forward drew a batch and built two models from torch's generator, so a
+    notebook's seeded draws after pipeline.run's check differed from a built-in space's."""
+    from depthnas.run_start import check_model_builds
+    torch.manual_seed(3)
+    check_model_builds(validate(_cfg("model.channels=4")), own)
+    after = torch.rand(4)
+    torch.manual_seed(3)
+    assert torch.equal(after, torch.rand(4))
+
+
 def test_settings_a_space_of_ones_own_does_not_read_are_refused_or_not_advised(own, tmp_path):
     """--backbone-weights trained on without a word (no timm backbone to read it into),
     and a parameter budget's error advised "a smaller backbone or model.features"."""
@@ -409,6 +420,11 @@ def test_strings_of_ones_own_space_differing_in_punctuation_train_in_folders_of_
     a, b = mine.folder("own:conv+,skip"), mine.folder("own:conv,skip")
     assert a != b and a.parent == b.parent == tmp_path / "run" / "standalone"
     assert a.name.startswith("own_conv_skip_") and mine.folder("own:conv+,skip") == a
+    # a run begun before the digest resumes its training of the string in the old folder
+    old = tmp_path / "run" / "standalone" / "own_conv_skip"
+    old.mkdir(parents=True)
+    (old / "result.json").write_text(json.dumps({"arch": "own:conv,skip", "val_loss": 0.1}))
+    assert mine.folder("own:conv,skip") == old and mine.folder("own:conv+,skip") == a
     builtin = StandaloneResults(_cfg("space=v1-sync", f"out={tmp_path / 'run'}"), get_space("v1-sync"),
                                 tmp_path / "run", device="cpu", progress=False, say=print)
     assert builtin.folder("v1-sync:c3,skip,none,c1,ap").name == "v1_sync_c3_skip_none_c1_ap"
@@ -494,6 +510,18 @@ def test_a_gene_of_no_choice_is_named_not_randrange_s_empty_range():
     broken = _broken(gene_choices=lambda self: (2, 0, 2))()
     assert contract_problems(broken, random.Random(0)) == [
         "gene_choices() = (2, 0, 2): every gene needs at least one choice (sample draws from range(n))"]
+
+
+def test_numpy_gene_choices_are_whole_numbers_too():
+    """A space whose gene_choices() come from a numpy array was refused as having a gene
+    of no choice."""
+    import random
+    import numpy as np
+    from depthnas.spaces.base import contract_problems
+    real = own_depth_space().gene_choices()
+    space = _broken(gene_choices=lambda self: tuple(np.array(real)))()
+    assert isinstance(space.gene_choices()[0], np.integer)
+    assert contract_problems(space, random.Random(0)) == []
 
 
 def test_a_latency_budget_of_an_own_depth_space_times_random_architectures_too(own, tmp_path):
