@@ -693,6 +693,7 @@ def test_out_naming_a_file_that_is_no_report_is_refused_and_kept(model, tmp_path
         assert f"--out {victim} exists and is not an earlier eval.json report" in capsys.readouterr().err
         assert victim.read_bytes() == before
     report = tmp_path / "mine.json"
+    report.touch()  # `--out "$(mktemp)"`: empty, so nothing is lost
     for _ in range(2):  # written, then written again over its own report
         assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
                      "--synthetic-samples", "2", "--out", str(report), "--no-progress"]) == 0
