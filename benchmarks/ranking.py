@@ -287,7 +287,8 @@ def beat_constant(scores: list[float], constant: float | None) -> float | None:
     but nearly all no better than a constant is close to collapse."""
     if constant is None or not scores:
         return None
-    return sum(not learned_nothing(x, constant) for x in scores) / len(scores)
+    # a NaN score (a path that diverged) is no path learned: NaN >= level is False
+    return sum(math.isfinite(x) and not learned_nothing(x, constant) for x in scores) / len(scores)
 
 
 def mean_std(values: list[Any]) -> dict[str, Any]:
@@ -694,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         # run without arguments, the GPU experiment started on a laptop for hours, unsaid
         say("note: on the CPU without --time-budget every run trains all its epochs (hours at "
             "the defaults); a short try: --table benchmarks/depth_proxy/small/table.json "
-            "--seeds 0 --epochs 1, or --time-budget SECONDS")
+            "--seeds 0 --epochs 1" + ("" if args.in_process else ", or --time-budget SECONDS"))
 
     runs = Runs(specs, base, args, data_path, steps_per_epoch, start, say)
     old_term = proxy.interrupt_on_sigterm()

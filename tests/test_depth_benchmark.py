@@ -543,6 +543,10 @@ def test_a_super_net_whose_live_paths_all_score_worse_than_a_constant_is_flagged
     (row,) = ranking_bench.summarize([{**runs[0], "scores": barely}], truth,
                                      {"v1-sync": 0.001})["per_run"]
     assert row["beat_constant"] == 0.0
+    diverged = {a: float("nan") for a in truth["v1-sync"]}  # NaN >= level is False
+    (row,) = ranking_bench.summarize([{**runs[0], "scores": diverged}], truth,
+                                     {"v1-sync": 0.001})["per_run"]
+    assert row["beat_constant"] == 0.0
 
 
 def test_table4_gives_the_mean_and_sample_std_of_the_finite_values():
