@@ -153,9 +153,11 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     almost black. The depth is the smallest of 8, 10, 12, 14 and 16 bits that holds
     the image's maximum (a dark 12-bit frame whose maximum fits 10 bits is read as
     10-bit: brighter, never clipped), or the maximum's own bit length beyond 16.
-    Negative values read as 0."""
+    Negative values read as 0; a signed type's full scale (32767 of int16) as 255."""
     top = max(int(img.max()), 0) if img.size else 0
     bits = next((b for b in _SENSOR_BITS if top < 2**b), top.bit_length())
+    if np.issubdtype(img.dtype, np.signedinteger):  # its sign bit holds no level
+        bits = min(bits, np.iinfo(img.dtype).bits - 1)
     scaled = img.astype(np.float64) * (255.0 / (2**bits - 1))
     return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 

@@ -54,6 +54,9 @@ def read_photo(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
+        rgb = _opencv_tiff(path)  # pixel types PIL wraps around or cannot open
+        if rgb is not None:
+            return rgb
         with warnings.catch_warnings():
             # These are the user's own files (the demo checks uploads first): a photo
             # over PIL's warning level, 89 M pixels (a 100 MP camera, a panorama), is
@@ -71,6 +74,8 @@ def read_photo(path: str | Path) -> np.ndarray:
                     with Image.open(io.BytesIO(path.read_bytes())) as tiff:
                         return _to_rgb8(ImageOps.exif_transpose(tiff))
                 return _to_rgb8(ImageOps.exif_transpose(im))
+    except ImageReadError:
+        raise
     except FileNotFoundError:
         raise ImageReadError(path, "no such file") from None
     except Image.DecompressionBombError as err:
@@ -80,28 +85,28 @@ def read_photo(path: str | Path) -> np.ndarray:
         # SyntaxError for truncated/corrupt files.
         if path.is_file() and path.stat().st_size == 0:  # a copy that failed, say
             raise ImageReadError(path, "the file is empty (0 bytes)") from None
-        try:
-            rgb = _float_tiff(path)
-        except (OSError, ValueError) as why:
-            raise ImageReadError(path, f"not a readable image ({why})") from err
-        if rgb is None:
-            raise ImageReadError(path, f"not a readable image ({err})") from err
-        return rgb
+        raise ImageReadError(path, f"not a readable image ({err})") from err
 
 
-def _float_tiff(path: Path) -> np.ndarray | None:
-    """A float colour TIFF (what OpenCV and HDR tools write), which PIL cannot open, as
-    uint8 RGB (`float_to_uint8`); None for any other file. OpenCV's TIFF decoder
-    applies its Orientation tag, as `read_photo` does for every photo."""
-    data = path.read_bytes()
-    if data[:4] not in (b"II*\0", b"MM\0*"):
-        return None
+def _opencv_tiff(path: Path) -> np.ndarray | None:
+    """A TIFF of float, signed or 32-bit pixels as uint8 RGB, converted as a training
+    image is (`depthnas.datasets.io.decode_bgr8`); None for any other file. PIL cannot
+    open such colour TIFFs and wraps grey int8 and uint32 values around. OpenCV's TIFF
+    decoder applies its Orientation tag, as `read_photo` does for every photo."""
+    with open(path, "rb") as f:
+        if f.read(4) not in (b"II*\0", b"MM\0*"):
+            return None
     with quiet_opencv():
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None or img.dtype.kind != "f":
+        img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.dtype in (np.uint8, np.uint16):  # PIL reads these as training does
         return None
+    if img.ndim == 3 and img.shape[2] not in (3, 4):
+        return None  # two bands, say: PIL says what it makes of them
     img = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img[:, :, 2::-1]
-    return np.ascontiguousarray(float_to_uint8(img))
+    try:
+        return np.ascontiguousarray(float_to_uint8(img) if img.dtype.kind == "f" else to_uint8(img))
+    except ValueError as why:  # float_to_uint8: no finite value
+        raise ImageReadError(path, f"not a readable image ({why})") from None
 
 
 def _is_16_bit_colour(im: Image.Image) -> bool:

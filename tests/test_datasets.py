@@ -1692,10 +1692,22 @@ def test_a_signed_or_32_bit_integer_tiff_image_is_read_as_predict_reads_one(tmp_
     reader = FolderReader(root)
     rgb = reader.load(reader.index()[0][0])[0]
     assert rgb.shape == (H, W, 3) and rgb.dtype == np.uint8
-    # values within 8 bits as they are: the grey ramp, in all three channels
-    np.testing.assert_array_equal(rgb[..., 1], grey.astype(np.uint8))
+    # values within 8 bits as they are: the grey ramp, in all three channels (int8's
+    # levels end at 127, which is white)
+    scale = 255 / 127 if dtype == np.int8 else 1
+    np.testing.assert_array_equal(rgb[..., 1], np.round(grey * scale).astype(np.uint8))
     np.testing.assert_array_equal(rgb, read_photo(path))
     np.testing.assert_array_equal(rgb, read_rgb(path))
+    # negative values, values over 2**31 (PIL wrapped both around) and colour (PIL could
+    # not open it) read alike for training and predict; a signed full scale is white
+    info = np.iinfo(dtype)
+    ends = np.array([[max(info.min, -100), 0, info.max // 2 + 1, info.max]], dtype)
+    colour = np.repeat(np.repeat(ends, 4, axis=0)[:, :, None], 3, axis=2)
+    for name, pixels in (("ends.tif", ends), ("colour.tif", colour)):
+        tifffile.imwrite(tmp_path / name, pixels, photometric="rgb" if pixels.ndim == 3 else None)
+        photo = read_photo(tmp_path / name)
+        np.testing.assert_array_equal(photo, read_rgb(tmp_path / name))
+        assert photo[0, :, 0].tolist() in ([0, 0, 128, 255], [0, 0, 129, 255])  # 64/127 rounds up
 
 
 def test_an_image_opencv_decodes_but_cannot_convert_is_named(tmp_path, monkeypatch):
