@@ -53,9 +53,21 @@ class FolderReader(Reader):
         self.not_read = []  # this listing's, not an earlier one's
         # subfolders by their names as Unicode composes them (as files are paired), each
         # to its spelling on that side: images/ copied from a Mac, depth/ made on Linux
-        found = {top: {_composed(d.relative_to(top)): d.relative_to(top)
-                       for d, files in walk_folders(top) if files}
-                 for top in (imgs, deps)}
+        found: dict[Path, dict[Path, Path]] = {imgs: {}, deps: {}}
+        ambiguous: set[Path] = set()
+        for top, side in ((imgs, "images"), (deps, "depth")):
+            for d, files in walk_folders(top):
+                if not files:
+                    continue
+                rel = d.relative_to(top)
+                key = _composed(rel)
+                if key in found[top]:  # one name in two Unicode forms: which is the scene?
+                    problems.append(f"ambiguous scene folders {side}/{found[top][key].as_posix()}/ "
+                                    f"and {side}/{rel.as_posix()}/: their names differ only in "
+                                    "Unicode form (NFC, NFD); not read (rename one)")
+                    ambiguous.add(key)
+                else:
+                    found[top][key] = rel
         one_sided = sorted(p for p in found[imgs].keys() ^ found[deps].keys() if p.parts
                            and not ((imgs if p in found[deps] else deps) / p).is_dir())
         if one_sided:  # previews, thumbnails: a scene has both folders
@@ -67,7 +79,7 @@ class FolderReader(Reader):
                         "read%s: %s", self.root, len(one_sided),
                         " (a scene folder named differently on each side?)" if both else "",
                         listed(self.not_read))
-        for key in sorted((found[imgs].keys() | found[deps].keys()) - set(one_sided)):
+        for key in sorted((found[imgs].keys() | found[deps].keys()) - set(one_sided) - ambiguous):
             scene = found[imgs].get(key, key)
             image_dir, depth_dir = imgs / scene, deps / found[deps].get(key, key)
             try:

@@ -1384,6 +1384,17 @@ def test_scene_folders_spelled_apart_by_unicode_normalisation_are_one_scene(tmp_
     assert not problems and not reader.not_read and len(refs) == 4
     assert len({r.group for r in refs}) == 1  # one scene, kept in one split
     assert all(Path(r.image).is_file() and Path(r.depth).is_file() for r in refs)
+    # both spellings on one side (Linux keeps them apart): which is the scene? Said, not
+    # one of them dropped without a word
+    other = root / "images" / unicodedata.normalize("NFC", "scène0")
+    other.mkdir()
+    os.rename(next((root / "images" / unicodedata.normalize("NFD", "scène0")).iterdir()),
+              other / "s000.jpg")
+    refs, problems = FolderReader(root).index()
+    assert not refs and len(problems) == 1
+    assert unicodedata.normalize("NFC", problems[0]).startswith(
+        "ambiguous scene folders images/scène0/ and images/scène0/: their names differ only "
+        "in Unicode form")
 
 
 def test_a_float_tiff_image_is_read_as_predict_reads_one(tmp_path):
