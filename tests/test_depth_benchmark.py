@@ -844,6 +844,12 @@ def test_a_work_path_naming_a_file_or_a_bad_set_is_one_line_not_a_traceback(tmp_
                           "--work", str(afile), "--out", str(tmp_path / "t.json")])
     with pytest.raises(SystemExit, match=f"--work {afile} is a file"):
         ranking_bench.main(["--table", "unused.json", "--work", str(afile)])
+    below = afile / "sub"  # NotADirectoryError at the first write, as a traceback
+    with pytest.raises(SystemExit, match=f"--work {below}: {afile} is a file, not a folder"):
+        build_table.main(["--preset", "cpu", "--v1", "2", "--v2", "0", "--workers", "0",
+                          "--work", str(below), "--out", str(tmp_path / "t.json")])
+    with pytest.raises(SystemExit, match=f"--work {below}: {afile} is a file, not a folder"):
+        ranking_bench.main(["--table", "unused.json", "--work", str(below)])
     with pytest.raises(SystemExit, match="--set: .*standalone.bogus"):
         build_table.main(["--preset", "cpu", "--set", "standalone.bogus=1",
                           "--work", str(tmp_path / "w")])

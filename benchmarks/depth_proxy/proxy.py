@@ -44,7 +44,7 @@ from depthnas.run_start import fixed_shape_kernels
 from depthnas.config import Config
 from depthnas.scoring import evaluate_fixed
 from depthnas.evolution import new_models
-from depthnas.io import append_jsonl
+from depthnas.io import append_jsonl, check_parent_folders
 from depthnas.landmarks import LandmarkRegularizer, step_indices
 from depthnas.models import count_parameters, model_kwargs
 from depthnas.spaces import Arch, SearchSpace
@@ -419,6 +419,10 @@ def check_work(work: Path) -> None:
     once the data was rendered into it."""
     if work.exists() and not work.is_dir():
         raise SystemExit(f"--work {work} is a file; name a folder for the work files")
+    try:  # below a file, or where this user may not write: a traceback at the first write
+        check_parent_folders(work, "--work")
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def check_device(device: str) -> None:
