@@ -180,6 +180,7 @@ run_bench fp32_ab 120 --precision fp32 --no-channels-last --parts ab --no-peak
 # compile only the backbone (see trainer.compile_model); parts (a) and (b)
 if [ "$DRY_RUN" = 1 ]; then  # inductor compiling for a busy CPU outran the stage's limit
     say "SKIP compile_ab in a dry run: compiling on the CPU takes minutes; the GPU run times it"
+    rm -f "$OUT/compile_ab.json"  # an earlier GPU run's is not this run's
 else
     run_bench compile_ab 200 --precision bf16 --channels-last --compile --parts ab --iters 8 --no-peak
 fi

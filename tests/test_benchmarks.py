@@ -197,6 +197,23 @@ def test_gpu_run_reports_a_step_its_timeout_stopped_as_3_not_as_the_tools_timeou
     assert "build_table.py overran its own time budget" in (tmp_path / "log").read_text()
 
 
+def test_gpu_check_leaves_no_earlier_run_s_figures_beside_its_own(tmp_path):
+    """Each stage removes its JSON before it runs or is skipped; the dry run's compile
+    skip did not, so a CPU check after a GPU run kept the GPU's compile_ab.json."""
+    script = (ROOT / "benchmarks" / "gpu_check.sh").read_text()
+    stages = script[script.index("run_bench() {"):]
+    out = tmp_path / "out"
+    out.mkdir()
+    names = ("bf16_c", "bf16_ab", "fp32_ab", "compile_ab")
+    for name in names:
+        (out / f"{name}.json").write_text("{}")
+    program = (f"START=$(date +%s); BUDGET=0; DRY_RUN=1; OUT={out}; LOG={tmp_path}/log; FAILED=\n"
+               'say() { echo "$*"; }\nleft() { echo 0; }\n' + stages)
+    proc = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=60)
+    assert all(f"SKIP {name}" in proc.stdout for name in names), proc.stdout + proc.stderr
+    assert not list(out.glob("*.json"))
+
+
 def test_step_time_records_the_driver_nvidia_smi_reports(tmp_path, monkeypatch):
     step_time = _bench_module("step_time")
     monkeypatch.setenv("PATH", str(tmp_path))
