@@ -80,14 +80,27 @@ def say_once(message: str, wait_s: float = 3.0) -> None:
     print(f"rank {rank}: {message}", file=sys.stderr)
 
 
+def result_stamp(command: str, out: str | Path) -> tuple[int, int] | None:
+    """When and how large the result file of a search or training in `out` is (None:
+    there is none), taken as the command starts: the result a resume finds there may
+    be the one it is now redoing (its checkpoints or model removed)."""
+    name = {"search": "results.json", "train": "result.json"}.get(command)
+    try:
+        stat = (Path(out) / name).stat() if name else None
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size) if stat else None
+
+
 def resume_hint(args: argparse.Namespace) -> str:
     """How to continue a search or training stopped half-way ('' for other commands,
-    for --print-config, and for work that had finished: a reader that left as the last
-    lines were printed stopped nothing)."""
+    for --print-config, and for work finished by this command: a reader that left as
+    the last lines were printed stopped nothing)."""
     out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
     if args.command not in ("search", "train") or not out or getattr(args, "print_config", False):
         return ""
-    if (Path(out) / ("results.json" if args.command == "search" else "result.json")).is_file():
+    written = result_stamp(args.command, out)
+    if written is not None and written != getattr(args, "result_at_start", None):
         return ""
     if not (Path(out) / "config.yaml").is_file():  # stopped before it kept anything
         return "nothing was kept yet: run the same command again, without --resume"

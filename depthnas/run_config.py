@@ -17,6 +17,7 @@ from depthnas.datasets.spec import split_spec
 from . import config as config_mod
 from .config import Config
 from .config_checks import validate
+from .exits import result_stamp
 from .io import check_parent_folders, path_arg
 from .runs import check_kind, check_resumable, holds_run, run_kind
 from .schedule import SCHEDULES
@@ -377,6 +378,7 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
         cfg.out = config_mod.default_out(command)
         args.fresh_out = True  # claimed by the command (runs.claim_folder)
     args.resolved_out = cfg.out  # for the Ctrl-C hint
+    args.result_at_start = result_stamp(command, cfg.out)  # a result this run writes ends it
     if not check:
         return cfg
     validate(cfg)

@@ -368,6 +368,24 @@ def test_a_run_stopped_before_it_kept_anything_is_not_told_to_resume(tmp_path):
     assert resume_hint(args) == f"continue with: depthnas train --out {tmp_path} --resume"
 
 
+def test_a_resume_redoing_a_finished_run_is_told_to_resume_when_stopped(tmp_path):
+    """A resume of a finished search whose checkpoints were removed trains again with
+    the old results.json beside it: stopped, it printed no hint, and with its reader
+    gone (`| head`) it exited 0 as if done. Its own new results.json ends the work."""
+    import argparse
+    import os
+
+    from depthnas.exits import result_stamp, resume_hint
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    (tmp_path / "results.json").write_text("{}")
+    args = argparse.Namespace(command="search", resolved_out=str(tmp_path),
+                              result_at_start=result_stamp("search", tmp_path))
+    assert resume_hint(args) == f"continue with: depthnas search --out {tmp_path} --resume"
+    (tmp_path / "results.json").write_text('{"best": 1}')
+    os.utime(tmp_path / "results.json", ns=(1, 1))  # written by this run: any other stamp
+    assert resume_hint(args) == ""
+
+
 def test_a_loader_worker_forked_with_the_stop_handler_ends_quietly():
     """A worker forked while the run's SIGTERM handler was set, and signalled before
     torch set its own, raised the stop inside its start-up: a traceback under the
