@@ -826,6 +826,12 @@ def test_an_empty_or_unsupported_device_or_empty_backbone_is_refused_with_the_se
         validate(C.apply_dotted(C.load(preset="quick"), [setting]))
 
 
+def test_a_device_torch_names_with_an_index_is_taken():
+    """cpu:0, which torch and evaluate take, was refused by search and train."""
+    for device in ("cpu:0", "cuda:1", "auto", " cpu"):
+        validate(C.apply_dotted(C.load(preset="quick"), [f"device={device}"]))
+
+
 def test_a_config_given_as_a_pipe_is_said_to_be_one_not_missing(tmp_path):
     """`--config <(printf ...)` and /dev/stdin were "config file not found: /dev/fd/63",
     for a path that exists; a run reads its config file more than once, which a pipe
