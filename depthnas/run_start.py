@@ -114,10 +114,12 @@ def _depth_forward_problems(cfg: Config, space: Any) -> list[str]:
     import torch
 
     from .models import model_kwargs, without_weights_file
+    from .runtime import resolve_device
     kw = without_weights_file(model_kwargs(cfg.model, space))
     arch = space.sample(random.Random(0))
     h, w = cfg.data.image_size
-    x = torch.rand(2, 3, h, w)
+    device = resolve_device(cfg.device)  # a model of CUDA-only kernels runs where the run does
+    x = torch.rand(2, 3, h, w).to(device)  # drawn on the CPU, whose generator the caller forks
     want = (2, 1, h, w)
 
     def shape(out: Any) -> Any:
@@ -128,9 +130,9 @@ def _depth_forward_problems(cfg: Config, space: Any) -> list[str]:
     except TypeError as err:
         problems.append(f"ignores_input(arch, **model_kwargs) fails: {err} (take **model_kw)")
     with torch.no_grad():
-        supernet = space.build_supernet(**kw).eval()
+        supernet = space.build_supernet(**kw).eval().to(device)
         forms = [("the super-net's path", lambda: supernet(x, arch)),
-                 ("the fixed model", lambda: space.build_fixed(arch, **kw).eval()(x))]
+                 ("the fixed model", lambda: space.build_fixed(arch, **kw).eval().to(device)(x))]
         if hasattr(supernet, "encode") and hasattr(supernet, "decode"):  # the shared-encoder path
             forms.insert(1, ("the super-net's decode(encode(x), arch)",
                              lambda: supernet.decode(supernet.encode(x), arch)))

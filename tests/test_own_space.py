@@ -109,6 +109,19 @@ def test_the_start_check_of_ones_own_space_leaves_the_callers_random_draws_alone
     assert torch.equal(after, torch.rand(4))
 
 
+def test_the_start_check_runs_ones_own_depth_model_on_the_run_s_device(own, monkeypatch):
+    """It ran on the CPU whatever --device said: a model of CUDA-only kernels was
+    refused as breaking the interface, with --device cuda. (No GPU here: the device
+    the check asks for is what is tested.)"""
+    import depthnas.runtime
+    from depthnas.run_start import check_model_builds
+    asked = []
+    monkeypatch.setattr(depthnas.runtime, "resolve_device",
+                        lambda name: asked.append(name) or torch.device("cpu"))
+    check_model_builds(validate(_cfg("model.channels=4", "device=cuda:1")), own)
+    assert asked == ["cuda:1"]
+
+
 def test_settings_a_space_of_ones_own_does_not_read_are_refused_or_not_advised(own, tmp_path):
     """--backbone-weights trained on without a word (no timm backbone to read it into),
     and a parameter budget's error advised "a smaller backbone or model.features"."""
