@@ -287,8 +287,8 @@ def warn_unread_by_space(args: argparse.Namespace, command: str, cfg: Config) ->
     unread = []
     for name in sorted(f for f in given if f.startswith("model.") and f != "model.backbone_weights"):
         probe = dataclasses.replace(cfg.model, **{name.split(".")[1]: sentinel})
-        try:
-            taken = any(v is sentinel for v in space.model_kwargs(probe).values())
+        try:  # read if it shows in what the space builds from, however nested or converted
+            taken = bool(space.model_kwargs(probe) != space.model_kwargs(cfg.model))
         except Exception:  # noqa: BLE001 - a space that computes with the value reads it
             taken = True
         if not taken:

@@ -136,6 +136,20 @@ def test_settings_a_space_of_ones_own_does_not_read_are_refused_or_not_advised(o
         Budget.of(own, cfg, torch.device("cpu")).check_reachable(print)
 
 
+def test_a_setting_ones_own_space_reads_inside_a_list_is_not_said_unread(own, monkeypatch, caplog):
+    """A space giving {"widths": (channels,) * 3} to its builders was warned that it did
+    not read model.channels: only a value passed as it is counted as read."""
+    from depthnas.cli import build_parser
+    from depthnas.run_config import warn_unread_by_space
+    monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", _broken(
+        model_kwargs=lambda self, cfg: {"widths": (cfg.channels,) * 3}))
+    args = build_parser().parse_args(["search", "--set", "model.channels=8", "--features", "64"])
+    with caplog.at_level("WARNING"):
+        warn_unread_by_space(args, "search", _cfg("model.channels=8", "model.features=64"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "model.features: space own with data synthetic does not read it (recorded all the same)"]
+
+
 def test_a_search_trains_and_exports_ones_own_space(own, tmp_path):
     from depthnas import pipeline
     from depthnas.export.onnx_export import check_parity, export_onnx
