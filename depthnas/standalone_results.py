@@ -175,7 +175,7 @@ class StandaloneResults:
         model exported as the winner): its slugs carry a digest of the whole string.
         A run begun before that keeps the digest-less folder of each string it holds,
         so a resume goes on with its trainings in progress."""
-        folder = self.out / "standalone" / arch_slug(s)
+        folder = self.out / "standalone" / (arch_slug(s) or "arch")  # "+|-": no letter to keep
         if is_builtin(self.space.name):
             return folder
         digested = folder.with_name(f"{folder.name}_{hashlib.sha256(s.encode()).hexdigest()[:8]}")

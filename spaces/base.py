@@ -298,7 +298,10 @@ def contract_problems(space: SearchSpace, rng: random.Random, samples: int = 5) 
     that is not hashable, mutants and offspring outside the space. Checked on a few
     samples."""
     choices = tuple(space.gene_choices())
-    if any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1 for n in choices):
+    if any(isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in choices):
+        return [f"gene_choices() = {choices}: each gene's number of choices is a whole number "
+                "(sample draws from range(n))"]
+    if any(n < 1 for n in choices):
         return [f"gene_choices() = {choices}: every gene needs at least one choice "
                 "(sample draws from range(n))"]
     problems = []

@@ -452,6 +452,8 @@ def test_strings_of_ones_own_space_differing_in_punctuation_train_in_folders_of_
     old.mkdir(parents=True)
     (old / "result.json").write_text(json.dumps({"arch": "own:conv,skip", "val_loss": 0.1}))
     assert mine.folder("own:conv,skip") == old and mine.folder("own:conv+,skip") == a
+    # a string of punctuation alone trained in standalone_<digest>, beside standalone/
+    assert mine.folder("+|-|+").parent == tmp_path / "run" / "standalone"
     builtin = StandaloneResults(_cfg("space=v1-sync", f"out={tmp_path / 'run'}"), get_space("v1-sync"),
                                 tmp_path / "run", device="cpu", progress=False, say=print)
     assert builtin.folder("v1-sync:c3,skip,none,c1,ap").name == "v1_sync_c3_skip_none_c1_ap"
@@ -537,6 +539,10 @@ def test_a_gene_of_no_choice_is_named_not_randrange_s_empty_range():
     broken = _broken(gene_choices=lambda self: (2, 0, 2))()
     assert contract_problems(broken, random.Random(0)) == [
         "gene_choices() = (2, 0, 2): every gene needs at least one choice (sample draws from range(n))"]
+    broken = _broken(gene_choices=lambda self: (2.0, 2, 2))()  # was said to have no choice
+    assert contract_problems(broken, random.Random(0)) == [
+        "gene_choices() = (2.0, 2, 2): each gene's number of choices is a whole number "
+        "(sample draws from range(n))"]
 
 
 def test_numpy_gene_choices_are_whole_numbers_too():
