@@ -125,13 +125,13 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
     with seed 0 and 0.15 fractions by default. `depth_cap` is the caller's: the CLI's
     10 m for NYUv2 is its own default."""
     from depthnas.datasets import prepare_image
-    from .models import load_depth_model
+    from .models import load_depth_model, trained_image_size
     from .runtime import resolve_device
     check_net_size(net_size)
     depth_cap = check_depth_cap(depth_cap)
     device = resolve_device(str(device))  # a GPU that is not there: a clear error, not torch's
     model, meta = load_depth_model(model_path, device)
-    trained_at = tuple(meta.get("image_size") or (384, 384))
+    trained_at = trained_image_size(meta, model_path)
     # the side it runs at: --net-size 50 runs it at 64, and the report says so
     size = net_side(net_size) if net_size is not None else max(trained_at)
     acc = MetricAccumulator(depth_cap=depth_cap)

@@ -5,6 +5,7 @@ export, predict and the demo need nothing but the file.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -125,6 +126,18 @@ def load_depth_model(path: str | Path, device: str | torch.device = "cpu"
     model, meta = load_model(path, device)
     _refuse_other_task(path, meta)
     return model, meta
+
+
+def trained_image_size(meta: dict[str, Any], path: str | Path) -> tuple[int, int]:
+    """(H, W) a model file's metadata says its model trained at (a list, or the JSON
+    text an ONNX file keeps); a ValueError naming the file if it says none."""
+    raw = meta.get("image_size")
+    try:
+        size = json.loads(raw) if isinstance(raw, str) else raw
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):  # json's decode error is a ValueError
+        raise ValueError(f"{path}: metadata image_size {raw!r} is not [H, W]") from None
+    return h, w
 
 
 def ignores_input_note(arch_string: str) -> str:

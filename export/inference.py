@@ -101,13 +101,13 @@ def load_torch_model(path: str | Path, device: str | torch.device = "cpu"
 
 class TorchEstimator(DepthEstimator):
     def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
-        from depthnas.models import count_parameters, meta_ignores_input
+        from depthnas.models import count_parameters, meta_ignores_input, trained_image_size
         self.device = torch.device(device)
         self.model, meta, self.path = load_torch_model(path, self.device)
         self.info = ModelInfo(
             source=self.path, backend=f"pytorch ({self.device})", arch=str(meta["arch"]),
             space=str(meta["space"]), backbone=str(meta.get("backbone", "none")),
-            image_size=_image_size(meta, self.path), parameters=count_parameters(self.model),
+            image_size=trained_image_size(meta, self.path), parameters=count_parameters(self.model),
             ignores_input=meta_ignores_input(meta))
 
     @torch.inference_mode()
@@ -121,6 +121,8 @@ class OnnxEstimator(DepthEstimator):
 
     def __init__(self, path: str | Path, providers: list[Any] | None = None):
         import onnxruntime as ort
+
+        from depthnas.models import trained_image_size
         self.path = onnx_file(path)
         if providers is None:
             providers = onnx_providers("auto")
@@ -137,7 +139,7 @@ class OnnxEstimator(DepthEstimator):
             source=self.path,
             backend=f"onnxruntime ({self.session.get_providers()[0]})",
             arch=meta["arch"], space=meta.get("space", ""), backbone=meta.get("backbone", ""),
-            image_size=_image_size(meta, self.path), parameters=int(meta.get("parameters", 0)),
+            image_size=trained_image_size(meta, self.path), parameters=int(meta.get("parameters", 0)),
             ignores_input=meta.get("ignores_input") == "true")  # absent from older exports
 
     def _forward(self, x: torch.Tensor) -> np.ndarray:
@@ -147,19 +149,6 @@ class OnnxEstimator(DepthEstimator):
         x01 = (x * _STD + _MEAN).numpy()
         y = self.session.run(None, {self.input_name: x01})[0]
         return np.asarray(y[0, 0], dtype=np.float32)
-
-
-def _image_size(meta: dict[str, Any], path: Path) -> tuple[int, int]:
-    raw = meta.get("image_size")
-    try:
-        size = raw
-        if isinstance(raw, str):
-            import json
-            size = json.loads(raw)
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):  # json's decode error is a ValueError
-        raise ValueError(f"{path}: metadata image_size {raw!r} is not [H, W]") from None
-    return h, w
 
 
 def load_estimator(path: str | Path, device: str = "auto", net_size: int | None = None

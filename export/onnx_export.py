@@ -36,7 +36,7 @@ from torch import nn
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD
 from depthnas.datasets.transforms import MAX_NET_SIZE
 from depthnas.io import atomic_write
-from depthnas.models import count_parameters
+from depthnas.models import count_parameters, trained_image_size
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,11 @@ class Parity:
 def load_for_export(model_path: str | Path, arch: str | None = None
                     ) -> tuple[NormalizedDepthModel, dict[str, Any], Path]:
     """The model file's network wrapped for export; `arch`, if given, must match it."""
-    from .inference import _image_size, load_torch_model
+    from .inference import load_torch_model
     net, meta, path = load_torch_model(model_path, "cpu")
     # where the graph is traced and checked: a file without it (re-saved by hand) was
     # a KeyError traceback, one at a size the network cannot take a torch error
-    h, w = _image_size(meta, path)
+    h, w = trained_image_size(meta, path)
     if h % 32 or w % 32 or h < 32 or w < 32:
         raise ValueError(f"{path}: metadata image_size [{h}, {w}] is not a size the network "
                          "takes (multiples of 32)")

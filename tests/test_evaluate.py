@@ -1,6 +1,7 @@
 """`depthnas evaluate` on real files: the Middlebury motorcycle pair (scikit-image)."""
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -86,6 +87,15 @@ def test_a_perfect_model_scores_zero(motorcycle, model, monkeypatch):
     report = ev.evaluate(model, f"folder:{root}", depth_kind="disparity", progress=False)
     for k in ("ssi", "absrel", "delta1", "rmse"):
         assert report[k] == pytest.approx(0.0, abs=1e-4), k
+
+
+def test_a_model_file_without_its_training_size_is_named_not_run_at_a_guessed_one(
+        model, monkeypatch):
+    """evaluate ran such a file at 384x384, unsaid, where export and predict refuse it."""
+    import depthnas.evaluate as ev
+    monkeypatch.setattr("depthnas.models.load_model", lambda path, device: (None, {"task": "depth"}))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(model))}: metadata image_size None is not \[H, W\]"):
+        ev.evaluate(model, "synthetic", progress=False)
 
 
 def test_a_model_with_near_and_far_swapped_scores_well_and_is_called_inverted(
