@@ -702,6 +702,11 @@ def test_out_naming_a_file_that_is_no_report_is_refused_and_kept(model, tmp_path
                      "--synthetic-samples", "2", "--out", str(victim), "--no-progress"]) == 2
         assert f"--out {victim} exists and is not an earlier eval.json report" in capsys.readouterr().err
         assert victim.read_bytes() == before
+    null = tmp_path / "null"  # size 0 as an empty file is: not replaced by a report
+    os.symlink(os.devnull, null)
+    assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
+                 "--synthetic-samples", "2", "--out", str(null), "--no-progress"]) == 2
+    assert null.is_symlink() and capsys.readouterr().err.count("not an earlier eval.json report") == 1
     report = tmp_path / "mine.json"
     report.touch()  # `--out "$(mktemp)"`: empty, so nothing is lost
     for _ in range(2):  # written, then written again over its own report
