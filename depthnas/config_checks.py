@@ -52,7 +52,7 @@ def validate(cfg: Config) -> Config:
         else is_classification_spec(cfg.data.spec)
     if not 0 <= cfg.seed < 2**32:  # numpy's bound, said in its words otherwise
         problems.append(f"seed={cfg.seed} (expected 0 to 2**32 - 1)")
-    if not re.fullmatch(r"auto|(cpu|cuda)(:\d+)?", cfg.device.strip()):  # torch takes cpu:0 too
+    if not re.fullmatch(r"auto|(cpu|cuda)(:\d+)?", cfg.device):  # torch takes cpu:0 too
         # empty, or a device torch knows and depthnas does not run on (mps, xpu, meta):
         # said here, not as torch's traceback as the run starts
         problems.append(f"device={cfg.device!r} (expected auto, cpu, cuda or cuda:N)")

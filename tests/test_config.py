@@ -828,8 +828,10 @@ def test_an_empty_or_unsupported_device_or_empty_backbone_is_refused_with_the_se
 
 def test_a_device_torch_names_with_an_index_is_taken():
     """cpu:0, which torch and evaluate take, was refused by search and train."""
-    for device in ("cpu:0", "cuda:1", "auto", " cpu"):
+    for device in ("cpu:0", "cuda:1", "auto"):
         validate(C.apply_dotted(C.load(preset="quick"), [f"device={device}"]))
+    with pytest.raises(C.ConfigError, match=re.escape("device=' cpu' (expected")):  # torch refuses it
+        validate(C.apply_dotted(C.load(preset="quick"), [("device", " cpu")]))
 
 
 def test_a_config_given_as_a_pipe_is_said_to_be_one_not_missing(tmp_path):
