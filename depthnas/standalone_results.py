@@ -175,11 +175,12 @@ class StandaloneResults:
         model exported as the winner): its slugs carry a digest of the whole string.
         A run begun before that keeps the digest-less folder of each string it holds,
         so a resume goes on with its trainings in progress."""
-        folder = self.out / "standalone" / (arch_slug(s) or "arch")  # "+|-": no letter to keep
+        slug = arch_slug(s)  # "" for "+|-" (no letter or digit): its folder is "_<digest>"
         if is_builtin(self.space.name):
-            return folder
-        digested = folder.with_name(f"{folder.name}_{hashlib.sha256(s.encode()).hexdigest()[:8]}")
-        return folder if not digested.exists() and trains_arch(folder, s) else digested
+            return self.out / "standalone" / slug
+        digested = self.out / "standalone" / f"{slug}_{hashlib.sha256(s.encode()).hexdigest()[:8]}"
+        before = self.out / "standalone" / slug
+        return before if slug and not digested.exists() and trains_arch(before, s) else digested
 
     def trained_here(self, arch: Arch) -> bool:
         """Whether this run trained `arch` stand-alone already. Depthnas before one

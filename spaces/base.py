@@ -105,7 +105,7 @@ class SearchSpace(ABC):
     # ---- generic machinery ---------------------------------------------------------
     def size(self) -> int:
         """How many architectures (gene tuples) the space holds: V1-sync 3,125."""
-        return math.prod(self.gene_choices())
+        return math.prod(int(n) for n in self.gene_choices())  # numpy counts would wrap at 2**63
 
     def make(self, genes: Sequence[int]) -> Arch:
         """The architecture of these genes (one option index per gene), checked."""

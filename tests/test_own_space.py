@@ -2,6 +2,7 @@
 interface (its model_kwargs and builders), not through the MiDaS decoder's settings.
 The space here (toys.own_depth_space) has no timm backbone and is sized by
 model.channels, which the depth spaces do not read."""
+import hashlib
 import json
 import re
 
@@ -453,7 +454,9 @@ def test_strings_of_ones_own_space_differing_in_punctuation_train_in_folders_of_
     (old / "result.json").write_text(json.dumps({"arch": "own:conv,skip", "val_loss": 0.1}))
     assert mine.folder("own:conv,skip") == old and mine.folder("own:conv+,skip") == a
     # a string of punctuation alone trained in standalone_<digest>, beside standalone/
+    # (named "_<digest>" since the digest came in: a resume finds its training there)
     assert mine.folder("+|-|+").parent == tmp_path / "run" / "standalone"
+    assert mine.folder("+|-|+").name == "_" + hashlib.sha256(b"+|-|+").hexdigest()[:8]
     builtin = StandaloneResults(_cfg("space=v1-sync", f"out={tmp_path / 'run'}"), get_space("v1-sync"),
                                 tmp_path / "run", device="cpu", progress=False, say=print)
     assert builtin.folder("v1-sync:c3,skip,none,c1,ap").name == "v1_sync_c3_skip_none_c1_ap"
@@ -555,6 +558,8 @@ def test_numpy_gene_choices_are_whole_numbers_too():
     space = _broken(gene_choices=lambda self: tuple(np.array(real)))()
     assert isinstance(space.gene_choices()[0], np.integer)
     assert contract_problems(space, random.Random(0)) == []
+    wide = _broken(gene_choices=lambda self: tuple(np.array([2] * 64)))()
+    assert wide.size() == 2**64  # numpy's product wrapped to 0: "one architecture"
 
 
 def test_a_latency_budget_of_an_own_depth_space_times_random_architectures_too(own, tmp_path):
