@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from depthnas.datasets.settings import DEPTH_KINDS
@@ -32,9 +33,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         print_config(cfg, args)
         return 0
     from depthnas.spaces import get_space
-    from .pipeline import SearchRun
+    from .pipeline import SearchRun, search_finished
     check_out_under_torchrun(args)
     check_model_builds(cfg, get_space(cfg.space))
+    # a finished search resumed replays its log: a reader leaving then stops nothing
+    args.work_finished = args.resume and search_finished(Path(cfg.out))
     with start_run(cfg, args):  # pipeline.run's folder handling, after the CLI's checks
         SearchRun(cfg, progress=show_progress(args.no_progress)).run()
     return 0

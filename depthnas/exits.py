@@ -94,10 +94,11 @@ def result_stamp(command: str, out: str | Path) -> tuple[int, int] | None:
 
 def resume_hint(args: argparse.Namespace) -> str:
     """How to continue a search or training stopped half-way ('' for other commands,
-    for --print-config, and for work finished by this command: a reader that left as
-    the last lines were printed stopped nothing)."""
+    for --print-config, and for work finished, by this command or before it: a reader
+    that left as the last lines were printed stopped nothing)."""
     out = getattr(args, "resolved_out", None) or getattr(args, "out", None)
-    if args.command not in ("search", "train") or not out or getattr(args, "print_config", False):
+    if args.command not in ("search", "train") or not out or getattr(args, "print_config", False) \
+            or getattr(args, "work_finished", False):
         return ""
     written = result_stamp(args.command, out)
     if written is not None and written != getattr(args, "result_at_start", None):

@@ -212,9 +212,7 @@ class SearchRun:
             if lock.exists() and not os.access(lock, os.W_OK):  # another user's, say
                 raise ValueError(f"--landmarks (landmarks.store) {cfg.landmarks.store}: no "
                                  f"permission to write its lock file {lock}")
-        # finished, and its super-net kept (else it trains again, as the log will say)
-        finished = ((self.out / "results.json").is_file()
-                    and Checkpointer(self.out / "checkpoints").latest() is not None)
+        finished = search_finished(self.out)
         if main and finished:  # its log is replayed below
             self.say("this run had finished: what it kept is read back, not trained again, "
                      "and its results, report and best model are written anew")
@@ -486,6 +484,12 @@ def fresh_run_folder() -> tuple[Path, Path]:
         raise config_mod.ConfigError("under torchrun set cfg.out: every rank must name "
                                      "the same run folder")
     return claim_folder(Path(config_mod.default_out("search")))
+
+
+def search_finished(out: Path) -> bool:
+    """Whether the search in `out` finished and kept its super-net (else a resume
+    trains it again, as its log says)."""
+    return (out / "results.json").is_file() and Checkpointer(out / "checkpoints").latest() is not None
 
 
 def run(cfg: Config, *, resume: bool = False, progress: bool = True,

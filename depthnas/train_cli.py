@@ -55,6 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             atomic_write_json(out / "splits.json", splits.manifest())
             # said once the data is there: a refused start's folder is removed
             if args.resume and finished_training(out, arch_string, recipe(cfg)) is not None:
+                args.work_finished = True  # a reader leaving now stops nothing
                 print(f"{arch_string} finished its training in {out} already: "
                       "its result, not trained again", flush=True)
             else:

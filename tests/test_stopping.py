@@ -384,6 +384,9 @@ def test_a_resume_redoing_a_finished_run_is_told_to_resume_when_stopped(tmp_path
     (tmp_path / "results.json").write_text('{"best": 1}')
     os.utime(tmp_path / "results.json", ns=(1, 1))  # written by this run: any other stamp
     assert resume_hint(args) == ""
+    args.result_at_start = result_stamp("search", tmp_path)  # found finished, and kept
+    args.work_finished = True
+    assert resume_hint(args) == ""
 
 
 def test_a_loader_worker_forked_with_the_stop_handler_ends_quietly():
@@ -480,8 +483,9 @@ def test_a_finished_training_or_a_printed_config_whose_reader_left_is_not_a_stop
                "train._say_trained = cli.print_config = reader_left\n"
                "sys.exit(cli.main(sys.argv[1:]))\n")
     out = tmp_path / "t"
-    for argv in (["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)],
-                 ["search", *TINY, "--print-config", "--out", str(tmp_path / "s")]):
+    train = ["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]
+    for argv in (train, ["search", *TINY, "--print-config", "--out", str(tmp_path / "s")],
+                 [*train, "--resume"]):  # finished before: its result is read back
         done = subprocess.run([sys.executable, "-c", program, *argv], capture_output=True, text=True,
                               timeout=300)
         assert done.returncode == 0 and "output pipe closed" not in done.stderr, done.stderr[-500:]
