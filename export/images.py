@@ -54,15 +54,16 @@ def read_photo(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        rgb = _opencv_tiff(path)  # pixel types PIL wraps around or cannot open
-        if rgb is not None:
-            return rgb
         with warnings.catch_warnings():
             # These are the user's own files (the demo checks uploads first): a photo
             # over PIL's warning level, 89 M pixels (a 100 MP camera, a panorama), is
             # read; only PIL's error level, twice that, stops it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(path) as im:  # the header alone: a pixel bomb stops here
+                if _pil_misreads(im):  # a signed or 32-bit integer TIFF: PIL wraps its values
+                    rgb = _opencv_tiff(path)
+                    if rgb is not None:
+                        return rgb
                 if _is_16_bit_colour(im):  # PIL keeps only the high byte of each channel
                     rgb = cv2.cvtColor(decode_bgr8(path.read_bytes(), path), cv2.COLOR_BGR2RGB)
                     out = Image.fromarray(rgb)
@@ -85,7 +86,25 @@ def read_photo(path: str | Path) -> np.ndarray:
         # SyntaxError for truncated/corrupt files.
         if path.is_file() and path.stat().st_size == 0:  # a copy that failed, say
             raise ImageReadError(path, "the file is empty (0 bytes)") from None
-        raise ImageReadError(path, f"not a readable image ({err})") from err
+        try:  # a float or signed colour TIFF, which PIL cannot open
+            rgb = _opencv_tiff(path) if path.is_file() else None
+        except OSError as why:
+            raise ImageReadError(path, f"not a readable image ({why})") from err
+        if rgb is None:
+            raise ImageReadError(path, f"not a readable image ({err})") from err
+        return rgb
+
+
+def _pil_misreads(im: Image.Image) -> bool:
+    """A TIFF of signed integers, or of 32-bit unsigned ones: PIL opens it, but reads
+    -1 as 255 and 2**31 as negative (SampleFormat 2 is signed, 3 float)."""
+    if im.format != "TIFF":
+        return False
+    tags = getattr(im, "tag_v2", {})
+    formats, bits = tags.get(339, 1), tags.get(258, 8)
+    formats = formats if isinstance(formats, tuple) else (formats,)
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    return 2 in formats or (max(bits) >= 32 and 3 not in formats)
 
 
 def _opencv_tiff(path: Path) -> np.ndarray | None:

@@ -1721,6 +1721,18 @@ def test_a_signed_or_32_bit_integer_tiff_image_is_read_as_predict_reads_one(tmp_
         assert photo[0, :, 0].tolist() in ([0, 0, 128, 255], [0, 0, 129, 255])  # 64/127 rounds up
 
 
+def test_a_signed_tiff_of_too_many_pixels_is_refused_from_its_header(tmp_path, monkeypatch):
+    """Signed TIFFs went to OpenCV first, which decoded a pixel bomb whole before PIL's
+    check of the header refused it."""
+    import tifffile
+    from PIL import Image
+    from depthnas.export.images import ImageReadError, read_photo
+    tifffile.imwrite(tmp_path / "big.tif", np.zeros((20, 20), np.int16))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 400 pixels: over twice the limit
+    with pytest.raises(ImageReadError, match="too many pixels to read"):
+        read_photo(tmp_path / "big.tif")
+
+
 def test_an_image_opencv_decodes_but_cannot_convert_is_named(tmp_path, monkeypatch):
     import depthnas.datasets.io as io
     path = tmp_path / "odd.png"
