@@ -275,6 +275,28 @@ def _warn_unread(args: argparse.Namespace, command: str) -> None:
                         "es" if len(given) == 1 else "")
 
 
+class _Reads:
+    """A ModelConfig that notes the fields asked of it."""
+
+    def __init__(self, model: Any) -> None:
+        self._model, self.fields = model, set()
+
+    def __getattr__(self, name: str) -> Any:
+        self.fields.add(name)
+        return getattr(self._model, name)
+
+
+def _fields_read(space: Any, model: Any) -> set[str] | None:
+    """The ModelConfig fields `space.model_kwargs` reads, however it uses them (nested,
+    compared, converted); None if it needs the dataclass itself (asdict, replace)."""
+    reads = _Reads(model)
+    try:
+        space.model_kwargs(reads)
+    except Exception:  # noqa: BLE001 - any way of reading it: say nothing
+        return None
+    return reads.fields
+
+
 def warn_unread_by_space(args: argparse.Namespace, command: str, cfg: Config) -> None:
     """Model and data settings given on the command line that the space's models or
     the data never read: --backbone, --features or --image-size for a classification
@@ -283,16 +305,11 @@ def warn_unread_by_space(args: argparse.Namespace, command: str, cfg: Config) ->
     given = set(config_mod.assigned_fields(list(args.set)))
     given |= {path for flag, (path, _, _) in config_flags(command).items()
               if path and _given(args, flag) is not None}
-    space, sentinel = get_space(cfg.space), object()
-    unread = []
-    for name in sorted(f for f in given if f.startswith("model.") and f != "model.backbone_weights"):
-        probe = dataclasses.replace(cfg.model, **{name.split(".")[1]: sentinel})
-        try:  # read if it shows in what the space builds from, however nested or converted
-            taken = bool(space.model_kwargs(probe) != space.model_kwargs(cfg.model))
-        except Exception:  # noqa: BLE001 - a space that computes with the value reads it
-            taken = True
-        if not taken:
-            unread.append(name)
+    space = get_space(cfg.space)
+    read = _fields_read(space, cfg.model)
+    unread = [] if read is None else sorted(
+        f for f in given if f.startswith("model.") and f != "model.backbone_weights"
+        and f.split(".")[1] not in read)
     if space.task_kind == "classification":  # images of the data's own size, no depth
         unread += sorted(given & {"data.image_size", "data.synthetic_samples", "data.depth_kind"})
     elif "data.synthetic_samples" in given and split_spec(cfg.data.spec)[0] != "synthetic":

@@ -142,11 +142,13 @@ def test_a_setting_ones_own_space_reads_inside_a_list_is_not_said_unread(own, mo
     not read model.channels: only a value passed as it is counted as read."""
     from depthnas.cli import build_parser
     from depthnas.run_config import warn_unread_by_space
-    monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", _broken(
-        model_kwargs=lambda self, cfg: {"widths": (cfg.channels,) * 3}))
-    args = build_parser().parse_args(["search", "--set", "model.channels=8", "--features", "64"])
+    monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", _broken(  # read nested, and compared
+        model_kwargs=lambda self, cfg: {"widths": (cfg.channels,) * 3, "deep": cfg.backbone == "resnet50"}))
+    args = build_parser().parse_args(["search", "--set", "model.channels=8", "--features", "64",
+                                      "--backbone", "resnet18"])
     with caplog.at_level("WARNING"):
-        warn_unread_by_space(args, "search", _cfg("model.channels=8", "model.features=64"))
+        warn_unread_by_space(args, "search", _cfg("model.channels=8", "model.features=64",
+                                                  "model.backbone=resnet18"))
     assert [r.getMessage() for r in caplog.records] == [
         "model.features: space own with data synthetic does not read it (recorded all the same)"]
 
