@@ -370,12 +370,13 @@ class SearchRun:
                    # --skip-bad: said once at the start; the report keeps it for its reader
                    "skipped_samples": list(self.splits.skipped),
                    "architectures": list(self.standalone.records.values())}
-        # a ranking of equal scores has no tau (NaN): null, which strict parsers read
-        atomic_write_json(self.out / "results.json", finite_json(summary))
         self._record_metrics({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},
                              "phase")
         from .report import write_report
         write_report(self.out, summary)
+        # last: results.json says the search finished (a run stopped before it is resumed);
+        # a ranking of equal scores has no tau (NaN): null, which strict parsers read
+        atomic_write_json(self.out / "results.json", finite_json(summary))
         self._say_result(summary, elapsed)
         return summary
 

@@ -368,6 +368,20 @@ def test_a_run_stopped_before_it_kept_anything_is_not_told_to_resume(tmp_path):
     assert resume_hint(args) == f"continue with: depthnas train --out {tmp_path} --resume"
 
 
+def test_a_search_stopped_as_it_writes_its_report_is_told_to_resume(tmp_path, monkeypatch, capsys):
+    """results.json came before report.md and its plots: a stop between them left a
+    run without its report, and (results.json being new) no hint how to finish it."""
+    import depthnas.report
+
+    def stopped_writing(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(depthnas.report, "write_report", stopped_writing)
+    out = tmp_path / "run"
+    assert main(["search", *TINY, "--out", str(out)]) == 130
+    assert f"continue with: depthnas search --out {out} --resume" in capsys.readouterr().err
+    assert not (out / "results.json").exists()
+
+
 def test_a_resume_redoing_a_finished_run_is_told_to_resume_when_stopped(tmp_path):
     """A resume of a finished search whose checkpoints were removed trains again with
     the old results.json beside it: stopped, it printed no hint, and with its reader
