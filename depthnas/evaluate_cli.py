@@ -63,7 +63,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # The run's own data, seed and split fractions by default: re-splitting with other
     # ones would score samples the model trained on as "val".
     own = ev.own_split(args.checkpoint, data)
-    kw = _split_settings(args, own)
+    kw = _split_settings(args, own, split_spec(data)[0] == "synthetic")
     if out is None:  # beside the model; said before the work, when it cannot be written there
         out = _default_out(args, data, kw, own, depth_cap)
     note = checkpoint_note(out, bool(args.out))
@@ -76,7 +76,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = ev.evaluate(args.checkpoint, data, split=args.split, depth_cap=depth_cap,
                          net_size=args.net_size, device=args.device,
                          progress=show_progress(args.no_progress), **kw)
-    _print_report(report, data, args.split)
+    _print_report(report, data, args.split, own_data=own is not None)
     atomic_write_json(out, report)
     print(f"wrote {out}")
     return 0
@@ -94,9 +94,11 @@ def _data_spec(args: argparse.Namespace) -> str:
     return load_config(folder / "config.yaml").data.spec
 
 
-def _split_settings(args: argparse.Namespace, own: dict[str, Any] | None) -> dict[str, Any]:
+def _split_settings(args: argparse.Namespace, own: dict[str, Any] | None,
+                    synthetic: bool) -> dict[str, Any]:
     """evaluate()'s split settings: the flags given, else the run's own when the data is
-    the run's (`own`), else the defaults. Says which split that draws."""
+    the run's (`own`), else the defaults. Says which split that draws (`synthetic`: the
+    data is drawn, so its number of scenes splits it too)."""
     same = own is not None
     pick = (lambda flag, field, default: flag if flag is not None else (own[field] if same else default))
     kw = dict(seed=pick(args.seed, "seed", 0),
@@ -107,8 +109,10 @@ def _split_settings(args: argparse.Namespace, own: dict[str, Any] | None) -> dic
         return kw
     kw.update(val_fraction=own["val_fraction"], reg_fraction=own["reg_fraction"])
     # --seed, --synthetic-samples, --depth-kind or --skip-bad re-split the data on purpose
-    resplit = [f for f, v in (("--seed", args.seed), ("--synthetic-samples", args.synthetic_samples),
-                              ("--depth-kind", args.depth_kind)) if v is not None]
+    # (one repeating the run's own value does not: its split is then checked as recorded)
+    fields = ("seed", "depth_kind") + (("synthetic_samples",) if synthetic else ())
+    resplit = [f"--{field.replace('_', '-')}" for field in fields
+               if getattr(args, field) is not None and getattr(args, field) != own[field]]
     resplit += ["--skip-bad"] if args.skip_bad and not own["skip_bad"] else []
     if args.split != "all" and resplit:
         print(f"split {args.split} drawn again with {', '.join(resplit)} (seed {kw['seed']}): "
@@ -139,6 +143,8 @@ def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
         variant.append(f"seed{kw['seed']}")
     if kw["depth_kind"] != (own["depth_kind"] if same else "depth"):
         variant.append(kw["depth_kind"])
+    if same and args.split != "all" and kw["skip_bad"] and not own["skip_bad"]:
+        variant.append("skipbad")  # a split drawn again without the bad samples
     # read at another size, cap or number of scenes than by default: scores of their own
     if split_spec(data)[0] == "synthetic" and kw["synthetic_samples"] != (
             own["synthetic_samples"] if same else EVAL_SYNTHETIC_SAMPLES):
@@ -174,7 +180,7 @@ def _scores_other_data(report: Path, data: str) -> bool:
     return isinstance(recorded, str) and canonical_spec(recorded) != canonical_spec(data)
 
 
-def _print_report(report: dict[str, Any], data: str, split: str) -> None:
+def _print_report(report: dict[str, Any], data: str, split: str, own_data: bool = False) -> None:
     from .degenerate import inverted_note, learned_nothing
     from .depth_metrics import METRIC_NAMES
     from .evaluate import unseen_scenes
@@ -185,9 +191,13 @@ def _print_report(report: dict[str, Any], data: str, split: str) -> None:
     for k in METRIC_NAMES:
         at_constant = f"{level[k]:8.5f}" if k in level else " " * 8
         print(f"{k:8s} {report[k]:8.5f}  {at_constant}{notes.get(k, '')}")
+    unseen = unseen_scenes(data, split)
     print(f"on {report['samples']} sample(s) of {data} "
-          f"[{'all: scenes no run trains on' if unseen_scenes(data, split) else split}]; "
-          "constant: one value everywhere, a model that learned nothing")
+          f"[{'all: scenes no run trains on' if unseen else split}] at net size "
+          f"{report['net_size']}; constant: one value everywhere, a model that learned nothing")
+    if own_data and split == "all" and not unseen:  # read as held-out by a newcomer
+        print("note: all of the run's data, the samples it trained on included; --split val "
+              "scores the held-out ones alone")
     if report["left_out"]:
         beyond = f"within the {report['depth_cap']:g} m cap" if report["depth_cap"] else "nearer than infinity"
         print(f"note: {report['left_out']} other image(s) have fewer than three pixels of ground "

@@ -576,6 +576,11 @@ def test_split_val_is_the_run_s_own_with_its_own_fractions(tmp_path, model, caps
     assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress"]) == 0
     assert "split val as the run made it" in capsys.readouterr().out
     assert json.loads((run / "eval-val.json").read_text())["samples"] == len(splits.val) == 3
+    # all of it, by default: said to hold what the run trained on, and at which size it ran
+    assert main(["evaluate", "--checkpoint", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "sample(s) of folder:" in out and "[all] at net size 64;" in out
+    assert "note: all of the run's data, the samples it trained on included" in out
 
 
 def test_a_reading_of_the_run_s_data_other_than_its_own_gets_a_report_of_its_own(tmp_path, model, capsys):
@@ -584,23 +589,29 @@ def test_a_reading_of_the_run_s_data_other_than_its_own_gets_a_report_of_its_own
     run, _, splits = _half_val_run(tmp_path, model, seed=3)
     assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress"]) == 0
     own = json.loads((run / "eval-val.json").read_text())
+    capsys.readouterr()
     trained = read_metadata(run / "model.safetensors")["image_size"]
     for flags, name in ((["--seed", "0"], "eval-val-seed0"), (["--depth-kind", "disparity"], "eval-val-disparity"),
                         (["--net-size", "96"], "eval-val-net96"), (["--depth-cap", "0.6"], "eval-val-cap0.6"),
                         (["--seed", "3"], "eval-val"),  # the run's own seed: its own reading
                         (["--net-size", str(max(trained))], "eval-val"),  # the size it trained at
                         (["--depth-cap", "0"], "eval-val"),  # no cap: the default for this data
-                        (["--synthetic-samples", "9"], "eval-val")):  # folder data draws no scenes
+                        (["--synthetic-samples", "9"], "eval-val"),  # folder data draws no scenes
+                        (["--skip-bad"], "eval-val-skipbad")):  # drawn again without bad samples
         assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--no-progress", *flags]) == 0
         assert (run / f"{name}.json").is_file(), flags
+        # a flag repeating the run's own reading keeps its split, checked as recorded
+        resplit = name in ("eval-val-seed0", "eval-val-disparity", "eval-val-skipbad")
+        assert ("split val as the run made it" in capsys.readouterr().out) != resplit, flags
     assert json.loads((run / "eval-val-disparity.json").read_text())["depth_kind"] == "disparity"
     assert json.loads((run / "eval-val-cap0.6.json").read_text())["depth_cap"] == 0.6
     # the run's own readings, under other flags, went to the run's own file
     assert sorted(p.name for p in run.glob("eval*.json")) == [
         "eval-val-cap0.6.json", "eval-val-disparity.json", "eval-val-net96.json",
-        "eval-val-seed0.json", "eval-val.json"]
+        "eval-val-seed0.json", "eval-val-skipbad.json", "eval-val.json"]
     assert own["depth_kind"] == "depth" and json.loads((run / "eval-val.json").read_text()) == own
     (run / "config.yaml").write_text("seed: 3\ndata:\n  synthetic_samples: 5\n")  # a synthetic run
+    (run / "splits.json").unlink()  # (of the folder data: not this run's)
     for samples, name in (("6", "eval-val-samples6"), ("5", "eval-val")):  # 5: the run's own
         assert main(["evaluate", "--checkpoint", str(run), "--data", "synthetic", "--split", "val",
                      "--no-progress", "--synthetic-samples", samples]) == 0
@@ -643,7 +654,8 @@ def test_a_model_better_in_ssi_but_worse_in_depth_metrics_is_told_which(capsys):
     from depthnas.evaluate_cli import _print_report
     level = {"ssi": 0.2, "absrel": 0.3, "delta1": 40.0, "rmse": 6.26}
     report = {"ssi": 0.178, "absrel": 0.25, "delta1": 35.0, "rmse": 9.35, "inverted": 0.0,
-              "constant_prediction": level, "samples": 8, "left_out": 0, "depth_cap": None}
+              "constant_prediction": level, "samples": 8, "left_out": 0, "depth_cap": None,
+              "net_size": 64}
     _print_report(report, "synthetic", "val")
     err = capsys.readouterr().err
     assert "warning: worse than a constant prediction in rmse 9.35000 vs 6.26000: better in SSI" in err
