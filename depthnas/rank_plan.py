@@ -107,6 +107,8 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
     # before the scoring: a folder as --out would fail after it, another file be lost
     check_out_file(out, "rank.json", ("kendall_tau", "sparse_kendall_tau"))
     run = Path(run_dir)
+    if not run.exists():  # a typo: not "no config.yaml", which sends one looking inside it
+        raise FileNotFoundError(f"--run {run}: no such folder (pass the folder of a `depthnas search`)")
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a search run (no config.yaml)")
     if run_kind(run) == "train":

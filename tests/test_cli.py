@@ -294,7 +294,7 @@ def test_a_refused_config_or_model_is_said_before_torch_loads(tmp_path):
     assert "bf17" in said[11]
     assert f"data.spec='folder:{tmp_path / 'photos'}': no such file or folder" in said[12]
     assert f"--data folder:{tmp_path / 'photos'}: no such file or folder" in said[13]
-    assert f"{out} is not a search run (no config.yaml)" in said[14]
+    assert f"--run {out}: no such folder" in said[14]
     assert "truth.json" in said[15] and "not found" in said[15]
     assert "fewer than two architectures of space v1-sync" in said[16] and "1 belong to other" in said[16]
     assert all("unknown dataset kind 'bogus' in spec 'bogus:/x'" in line for line in said[17:19])

@@ -429,6 +429,9 @@ def test_rank_calls_a_folder_without_config_yaml_no_search_run(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"empty is not a search run \(no config.yaml\)"):
         plan_rank(tmp_path / "empty", truth)
+    # no folder at all: said so, not sent looking for a config.yaml in it
+    with pytest.raises(FileNotFoundError, match=r"--run .*nope: no such folder"):
+        plan_rank(tmp_path / "nope", truth)
 
 
 # T2
