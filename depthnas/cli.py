@@ -19,6 +19,7 @@ from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_h
                     stopped)
 from .io import path_arg
 from .launch_env import env_rank, launched
+from .unknown_options import check_unknown_options
 from .out_of_memory import OutOfMemory
 from .run_config import add_config_args, build_config, print_config
 from .run_start import check_model_builds, check_out_under_torchrun, start_run
@@ -178,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        check_unknown_options(parser, sys.argv[1:] if argv is None else list(argv))
+        args = parser.parse_args(argv)
     except SystemExit as done:  # --help, --version, or a usage error argparse has said
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
     # As logging.basicConfig would (nothing, where the caller has set logging up), and

@@ -441,3 +441,23 @@ def test_messages_name_a_few_of_many():
     assert listed(["a", "b", "c", "d"]) == "a, b, c ..."
     assert listed(range(10), 5, "; ") == "0; 1; 2; 3; 4 ..."
     assert listed([]) == ""
+
+
+@pytest.mark.parametrize("argv, said", [
+    # took x.onnx as the model file: "argument model: not allowed with argument --run"
+    (["export", "--run", "r", "--output", "x.onnx"],
+     "depthnas export: error: unrecognized arguments: --output (did you mean --out?)"),
+    # the top-level usage, naming no command
+    (["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--standalone-epochs", "3"],
+     "depthnas train: error: unrecognized arguments: --standalone-epochs\n"),
+    (["predict", "--colour=jet"], "depthnas predict: error: unrecognized arguments: --colour (did you mean --colormap?)"),
+])
+def test_an_option_the_command_lacks_is_said_with_its_usage_and_the_nearest_it_has(argv, said, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: depthnas {argv[0]} ") and said in err, err
+
+
+def test_abbreviated_options_and_values_after_a_double_dash_are_left_to_argparse(capsys):
+    assert main(["search", "--prin", "--preset", "quick"]) == 0  # --print-config, abbreviated
+    assert "supernet:" in capsys.readouterr().out

@@ -1,0 +1,33 @@
+"""An option the chosen command does not have, said in that command's words.
+
+argparse reports it with the top-level usage (`depthnas train ... --standalone-epochs 3`
+showed `usage: depthnas [-h] ... {search,...}`), or after an error it caused
+(`export --run R --output x.onnx` took x.onnx as the model file: "argument model: not
+allowed with argument --run"). Checked before parsing, against the command's own
+options, with the nearest one it has."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+
+
+def check_unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """SystemExit (2), through the command's own parser, for the first `--name` in
+    `argv` the command has no option for, nor one it abbreviates (argparse takes a
+    unique prefix). Nothing for a command it does not know: argparse says that."""
+    commands = next((a.choices for a in parser._actions  # argparse keeps them nowhere public
+                     if isinstance(a, argparse._SubParsersAction)), {})
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    command = commands.get(argv[at]) if at is not None else None
+    if command is None:
+        return
+    known = [s for action in command._actions for s in action.option_strings]
+    for token in argv[at + 1:]:
+        if token == "--":  # what follows is positional
+            return
+        name = token.split("=", 1)[0]
+        if not name.startswith("--") or any(k.startswith(name) for k in known):
+            continue
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+        command.error(f"unrecognized arguments: {name}" + (f" (did you mean {near[0]}?)" if near else ""))
