@@ -718,9 +718,18 @@ def test_out_naming_a_file_that_is_no_report_is_refused_and_kept(model, tmp_path
     os.symlink(os.devnull, null)
     assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
                  "--synthetic-samples", "2", "--out", str(null), "--no-progress"]) == 2
-    assert null.is_symlink() and capsys.readouterr().err.count("not an earlier eval.json report") == 1
+    assert null.is_symlink() and capsys.readouterr().err.count("is not a regular file") == 1
+    pipe = tmp_path / "fifo"  # read to see whether it is a report, it blocked for ever
+    os.mkfifo(pipe)
+    assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
+                 "--synthetic-samples", "2", "--out", str(pipe), "--no-progress"]) == 2
+    assert "is not a regular file (a device or a pipe)" in capsys.readouterr().err
     report = tmp_path / "mine.json"
-    report.touch()  # `--out "$(mktemp)"`: empty, so nothing is lost
+    report.touch()  # `--out "$(mktemp)"`: empty, so nothing is lost (and a link to it)
+    os.symlink(report, tmp_path / "link.json")
+    assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
+                 "--synthetic-samples", "2", "--out", str(tmp_path / "link.json"), "--no-progress"]) == 0
+    report.write_text("")
     for _ in range(2):  # written, then written again over its own report
         assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic",
                      "--synthetic-samples", "2", "--out", str(report), "--no-progress"]) == 0
