@@ -50,7 +50,7 @@ def landmark_problem(space: SearchSpace, num: int, tau: int) -> str | None:
     or None: said before any work, not as a failure after the data has loaded. The
     walk keeps the first architecture it reaches beyond `tau`, so only those exactly
     tau + 1 genes from the root can be drawn."""
-    choices = [c for c in space.gene_choices() if c > 1]  # a one-choice gene never differs
+    choices = [int(c) for c in space.gene_choices() if c > 1]  # a one-choice gene never differs
     if not choices:  # one architecture: trained (train), or refused as nothing to search
         return None
     if not 0 <= tau < len(choices):

@@ -286,15 +286,25 @@ class _Reads:
         return getattr(self._model, name)
 
 
-def _fields_read(space: Any, model: Any) -> set[str] | None:
-    """The ModelConfig fields `space.model_kwargs` reads, however it uses them (nested,
-    compared, converted); None if it needs the dataclass itself (asdict, replace)."""
+def _fields_read(space: Any, model: Any) -> set[str]:
+    """The ModelConfig fields `space.model_kwargs` asks for by name, however it uses
+    them (nested, compared, converted); none if it needs the dataclass itself (asdict,
+    replace, vars), which `_changes_kwargs` sees instead."""
     reads = _Reads(model)
     try:
         space.model_kwargs(reads)
-    except Exception:  # noqa: BLE001 - any way of reading it: say nothing
-        return None
+    except Exception:  # noqa: BLE001 - the dataclass itself was needed
+        return set()
     return reads.fields
+
+
+def _changes_kwargs(space: Any, model: Any, field: str) -> bool:
+    """Whether another value of `field` changes what `model_kwargs` gives."""
+    probe = dataclasses.replace(model, **{field.split(".")[1]: object()})
+    try:
+        return bool(space.model_kwargs(probe) != space.model_kwargs(model))
+    except Exception:  # noqa: BLE001 - a space that computes with the value reads it
+        return True
 
 
 def warn_unread_by_space(args: argparse.Namespace, command: str, cfg: Config) -> None:
@@ -307,9 +317,8 @@ def warn_unread_by_space(args: argparse.Namespace, command: str, cfg: Config) ->
               if path and _given(args, flag) is not None}
     space = get_space(cfg.space)
     read = _fields_read(space, cfg.model)
-    unread = [] if read is None else sorted(
-        f for f in given if f.startswith("model.") and f != "model.backbone_weights"
-        and f.split(".")[1] not in read)
+    unread = sorted(f for f in given if f.startswith("model.") and f != "model.backbone_weights"
+                    and f.split(".")[1] not in read and not _changes_kwargs(space, cfg.model, f))
     if space.task_kind == "classification":  # images of the data's own size, no depth
         unread += sorted(given & {"data.image_size", "data.synthetic_samples", "data.depth_kind"})
     elif "data.synthetic_samples" in given and split_spec(cfg.data.spec)[0] != "synthetic":

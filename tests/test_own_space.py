@@ -142,6 +142,17 @@ def test_a_setting_ones_own_space_reads_inside_a_list_is_not_said_unread(own, mo
     not read model.channels: only a value passed as it is counted as read."""
     from depthnas.cli import build_parser
     from depthnas.run_config import warn_unread_by_space
+    import dataclasses
+    for style in (lambda self, cfg: {"width": vars(cfg)["channels"]},
+                  lambda self, cfg: {"width": dataclasses.asdict(cfg)["channels"]}):
+        monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", _broken(model_kwargs=style))
+        args = build_parser().parse_args(["search", "--set", "model.channels=8", "--features", "64"])
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            warn_unread_by_space(args, "search", _cfg("model.channels=8", "model.features=64"))
+        assert [r.getMessage() for r in caplog.records] == [
+            "model.features: space own with data synthetic does not read it (recorded all the same)"]
+    caplog.clear()
     monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", _broken(  # read nested, and compared
         model_kwargs=lambda self, cfg: {"widths": (cfg.channels,) * 3, "deep": cfg.backbone == "resnet50"}))
     args = build_parser().parse_args(["search", "--set", "model.channels=8", "--features", "64",
@@ -562,6 +573,9 @@ def test_numpy_gene_choices_are_whole_numbers_too():
     assert contract_problems(space, random.Random(0)) == []
     wide = _broken(gene_choices=lambda self: tuple(np.array([2] * 64)))()
     assert wide.size() == 2**64  # numpy's product wrapped to 0: "one architecture"
+    from depthnas.landmark_sampler import landmark_problem
+    many = _broken(gene_choices=lambda self: tuple(np.array([2] * 70)))()
+    assert landmark_problem(many, 4, 42) is None  # was "only -238,185,... architectures lie"
 
 
 def test_a_latency_budget_of_an_own_depth_space_times_random_architectures_too(own, tmp_path):
