@@ -27,6 +27,8 @@ def check_unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> N
         if token == "--":  # what follows is positional
             return
         name = token.split("=", 1)[0]
+        if " " in name:  # `--out "--my run"`: argparse reads it as a value
+            continue
         if not name.startswith("--") or any(k.startswith(name) for k in known):
             continue
         near = difflib.get_close_matches(name, known, n=1, cutoff=0.7)

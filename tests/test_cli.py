@@ -461,3 +461,6 @@ def test_an_option_the_command_lacks_is_said_with_its_usage_and_the_nearest_it_h
 def test_abbreviated_options_and_values_after_a_double_dash_are_left_to_argparse(capsys):
     assert main(["search", "--prin", "--preset", "quick"]) == 0  # --print-config, abbreviated
     assert "supernet:" in capsys.readouterr().out
+    # a value with a space is a value to argparse, whatever it starts with
+    assert main(["search", "--preset", "quick", "--out", "--my run", "--print-config"]) == 0
+    assert "out: --my run" in capsys.readouterr().out
