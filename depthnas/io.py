@@ -120,22 +120,17 @@ def check_out_file(out: str | None, example: str, report_keys: tuple[str, ...] =
     if path.is_dir() or str(out).endswith(("/", os.sep)):
         raise ValueError(f"--out {out} is a folder; name the JSON file to write "
                          f"(e.g. {path / example})")
-    if path.exists() and not stat.S_ISREG(os.stat(path).st_mode):  # a pipe would block the read
-        raise ValueError(f"--out {out} is not a regular file (a device or a pipe): name a "
-                         f"JSON file to write (e.g. {example})")
-    if path.exists() and not _empty_file(path) and not _holds_keys(path, report_keys):
-        raise ValueError(f"--out {out} exists and is not an earlier {example} report: not "
-                         "overwritten (name a new file, or remove it first)")
+    if path.exists():
+        st = os.stat(path)  # through a link: a link to an empty file is one
+        if not stat.S_ISREG(st.st_mode):  # /dev/null, a pipe: reading it would block
+            raise ValueError(f"--out {out} is not a regular file (a device or a pipe): name a "
+                             f"JSON file to write (e.g. {example})")
+        # an empty file holds nothing to lose (`--out "$(mktemp)"` names one)
+        if st.st_size and not _holds_keys(path, report_keys):
+            raise ValueError(f"--out {out} exists and is not an earlier {example} report: not "
+                             "overwritten (name a new file, or remove it first)")
     check_parent_folders(path)
     return path
-
-
-def _empty_file(path: Path) -> bool:
-    """An empty regular file holds nothing to lose (`--out "$(mktemp)"` names one);
-    /dev/null, a pipe or a link to a terminal are of size 0 too, and are no place to
-    put a report file in."""
-    st = os.stat(path)  # a link to an empty file is one
-    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def _holds_keys(path: Path, keys: tuple[str, ...]) -> bool:

@@ -94,26 +94,28 @@ def finished_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]
     return done if done is not None and _model_reads(Path(out_dir)) else None
 
 
+def _latest_record(out_dir: Path) -> dict[str, Any]:
+    """What the folder's training recorded last: its newest checkpoint's metadata (a
+    retrain under new settings that was stopped has its own checkpoints beside the old
+    result.json), else its result; {} if it holds none."""
+    saved = Checkpointer(out_dir / "checkpoints").latest_metadata()
+    return saved_result(out_dir) if saved is None else saved
+
+
 def trains_arch(out_dir: str | Path, arch_string: str) -> bool:
     """Whether a folder holds a training (finished, or checkpointed on the way) of
     `arch_string`, under any recipe."""
-    out_dir = Path(out_dir)
-    saved = Checkpointer(out_dir / "checkpoints").latest_metadata() or saved_result(out_dir)
-    return saved.get("arch") == arch_string
+    return _latest_record(Path(out_dir)).get("arch") == arch_string
 
 
 def training_changes(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -> list[str]:
     """How the training a folder holds (its newest checkpoint, else its result) differs
     from `arch_string` under `rec`, as "field: saved X, now Y"; [] if it does not, or
-    if the folder holds none. The checkpoint first: a retrain under new settings that
-    was stopped has its own checkpoints beside the old result.json. Checkpoints from
-    before recipes were recorded differ only by architecture."""
-    out_dir = Path(out_dir)
-    saved = Checkpointer(out_dir / "checkpoints").latest_metadata()
-    if saved is None:
-        saved = saved_result(out_dir)
-        if not saved:
-            return []
+    if the folder holds none (`_latest_record`). Checkpoints from before recipes were
+    recorded differ only by architecture."""
+    saved = _latest_record(Path(out_dir))
+    if not saved:
+        return []
     theirs = saved.get("recipe", rec)
     diff = [f"arch: saved {saved.get('arch')!r}, now {arch_string!r}"] \
         if saved.get("arch") != arch_string else []
