@@ -32,7 +32,7 @@ from .models import count_parameters, model_kwargs, model_metadata
 from .recipe import recipe, recipe_diff, same_recipe
 from .runs import TRAIN_MODEL
 from .scoring import InvertedShare, constant_score, evaluate_fixed
-from .runtime import resolve_device, seed_everything
+from .runtime import generators_kept, resolve_device, seed_everything
 from .task import make_task
 from .terminal import listed
 from .trainer import Trainer
@@ -122,6 +122,7 @@ def training_changes(out_dir: str | Path, arch_string: str, rec: dict[str, Any])
     return diff + recipe_diff(theirs, rec, "saved", "now")
 
 
+@generators_kept()  # it seeds per architecture; a library caller's streams stay theirs
 def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: SplitSet,
                      out_dir: str | Path, *, progress: bool = True,
                      device: torch.device | None = None,

@@ -531,6 +531,17 @@ def test_a_folder_holding_another_architecture_s_result_trains_this_one(tmp_path
     assert got["val_loss"] == pytest.approx(_train_standalone(tmp_path / "fresh")["val_loss"], rel=1e-6)
 
 
+def test_train_standalone_leaves_the_caller_s_random_streams_as_they_were(tmp_path):
+    import random
+    import numpy as np
+    import torch
+    random.seed(5); np.random.seed(5); torch.manual_seed(5)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(5); np.random.seed(5); torch.manual_seed(5)
+    _train_standalone(tmp_path / "t")
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
 def test_a_result_without_its_model_file_is_not_a_finished_training(tmp_path):  # ST3
     from depthnas.standalone import finished_training
     rec = {"epochs": 1}
