@@ -138,8 +138,29 @@ def exif_orientation(source: bytes | str | Path) -> int:
 def _tiff_stored_grid(img: np.ndarray, data: bytes) -> np.ndarray:
     """OpenCV's TIFF decoder applies the Orientation tag even when told to ignore it
     (OpenCV 5.0): undo it, so a TIFF pairs with its depth map as every other format does."""
-    undo = _UNDO_ORIENTATION.get(exif_orientation(data))
+    undo = _UNDO_ORIENTATION.get(tiff_orientation(data))
     return np.ascontiguousarray(undo(img)) if undo is not None else img
+
+
+def tiff_orientation(data: bytes) -> int:
+    """The Orientation tag (274) of a TIFF's first image, read from its first IFD;
+    1 when it has none. Read here, not through PIL, which cannot open a float, int16
+    or uint32 colour TIFF and so saw no tag on exactly the files OpenCV turns."""
+    order = {b"II": "little", b"MM": "big"}.get(data[:2])
+    if order is None:
+        return 1
+    big = int.from_bytes(data[2:4], order) == 43  # BigTIFF: 8-byte counts and offsets
+    word, count_size, entry = (8, 8, 20) if big else (4, 2, 12)
+    start = 8 if big else 4
+    ifd = int.from_bytes(data[start:start + word], order)
+    n = int.from_bytes(data[ifd:ifd + count_size], order)
+    for i in range(ifd + count_size, min(ifd + count_size + n * entry, len(data) - entry + 1), entry):
+        if int.from_bytes(data[i:i + 2], order) == 274:
+            kind = int.from_bytes(data[i + 2:i + 4], order)
+            value = data[i + 4 + word:i + 4 + 2 * word]  # inline: one value fits the field
+            size = {3: 2, 4: 4}.get(kind)  # SHORT as the format says, LONG from some writers
+            return int.from_bytes(value[:size], order) if size else 1
+    return 1
 
 
 # Bit depths sensors store in 16-bit files; values are read against the smallest

@@ -857,15 +857,18 @@ def test_a_12_bit_colour_image_is_scaled_by_its_bit_depth_not_cut_to_its_high_by
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
-@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("bits", [8, 16, "float32", "int16", "uint32"])
 def test_a_tiff_with_an_orientation_tag_is_read_in_its_stored_grid(tmp_path, orientation, bits):
     """OpenCV's TIFF decoder turns the image by its Orientation tag even when told to
     ignore it; the depth map beside it is stored unturned, so a 180-degree tag paired
-    every pixel with the wrong depth (and 90 degrees failed on the shape)."""
+    every pixel with the wrong depth (and 90 degrees failed on the shape). Float, int16
+    and uint32 colour TIFFs, which PIL cannot open, were turned too."""
     import tifffile
     root = make_folder(tmp_path / "f", n=2)
     rgb = _rgb(0)
-    stored = rgb.astype(np.uint16) * 16 if bits == 16 else rgb  # 16: 8-bit content as 12-bit
+    stored = {8: rgb, 16: rgb.astype(np.uint16) * 16,  # 16: 8-bit content as 12-bit
+              "float32": rgb.astype(np.float32) / 255, "int16": rgb.astype(np.int16) * 128,
+              "uint32": rgb.astype(np.uint32) << 24}[bits]
     (root / "images" / "s000.jpg").unlink()
     tifffile.imwrite(root / "images" / "s000.tif", stored, photometric="rgb",
                      extratags=[(274, "H", 1, orientation, True)])
