@@ -7,6 +7,7 @@ which of thousands of files is broken.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from pathlib import Path
 
@@ -304,9 +305,11 @@ def read_npy(path: str | Path, *, allow_bool: bool = False) -> np.ndarray:
     return arr
 
 
-# Each header field ends at one whitespace character, or CRLF from a Windows writer.
+# Each header field ends at one whitespace character, or CRLF from a Windows writer;
+# the scale's line may carry spaces before its line end ("-1.0 \n"), which taken as
+# data would shift every value by a few bytes, unseen within the slack below.
 _PFM_SLACK = 16  # bytes tolerated after the data
-_PFM_HEADER = re.compile(rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)(?:\r\n|\s)")
+_PFM_HEADER = re.compile(rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)(?:[ \t]*(?:\r\n|\n|\r)|\s)")
 
 
 def read_pfm(path: str | Path) -> np.ndarray:
@@ -322,7 +325,14 @@ def read_pfm(path: str | Path) -> np.ndarray:
     if m is None:
         raise DatasetError(f"not a PFM file (bad header): {path}")
     channels = 3 if m.group(1) == b"PF" else 1
-    width, height, scale = int(m.group(2)), int(m.group(3)), float(m.group(4))
+    width, height = int(m.group(2)), int(m.group(3))
+    try:
+        scale = float(m.group(4))
+    except ValueError:
+        scale = 0.0
+    if scale == 0.0 or not math.isfinite(scale):  # its sign says the byte order: none here
+        raise DatasetError(f"not a PFM file (bad header): {path}: scale "
+                           f"{m.group(4).decode('ascii')!r} is not a non-zero number")
     dtype = np.dtype("<f4") if scale < 0 else np.dtype(">f4")
     count = width * height * channels
     body = data[m.end():]

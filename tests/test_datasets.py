@@ -501,7 +501,8 @@ def test_pfm_roundtrip_and_bottom_to_top_storage(tmp_path):
     np.testing.assert_array_equal(read_pfm(path), arr)
 
 
-@pytest.mark.parametrize("content", [b"P6\n4 3\n255\n", b"Pf\n4 3\n-1.0\n" + b"\0" * 10])
+@pytest.mark.parametrize("content", [b"P6\n4 3\n255\n", b"Pf\n4 3\n-1.0\n" + b"\0" * 10,
+                                     b"Pf\n4 3\n-1.0.0\n" + b"\0" * 48, b"Pf\n4 3\n0\n" + b"\0" * 48])
 def test_pfm_bad_files_name_the_file(tmp_path, content):
     path = tmp_path / "bad.pfm"
     path.write_bytes(content)
@@ -930,6 +931,8 @@ def test_pfm_with_windows_line_ends_and_pfm_with_extra_bytes(tmp_path):
     np.testing.assert_array_equal(read_pfm(path), arr)
     path.write_bytes(b"Pf\n60 40\n-1.0\n" + np.flipud(arr).astype("<f4").tobytes() + b"\n")
     np.testing.assert_array_equal(read_pfm(path), arr)  # a newline after the data is padding
+    path.write_bytes(b"Pf \n60 40 \n-1.0 \n" + np.flipud(arr).astype("<f4").tobytes())
+    np.testing.assert_array_equal(read_pfm(path), arr)  # spaces before the line ends
     path.write_bytes(b"Pf\n30 40\n-1.0\n" + np.flipud(arr).astype("<f4").tobytes())  # width halved
     with pytest.raises(DatasetError, match=r"crlf.pfm: 30x40x1 needs 4800 data bytes, found 9600"):
         read_pfm(path)
