@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 from pathlib import Path
 
@@ -255,8 +256,11 @@ def read_png(path: str | Path, *, unknown: int = 0) -> np.ndarray:
     if not data:  # said as an empty image is: an export that stopped before writing
         raise DatasetError(f"cannot read depth map {path}: the file is empty")
     _check_png_whole(data, f"depth map {path}")
-    with quiet_opencv():
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        with quiet_opencv():
+            arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:  # a header of too many pixels, say: name the file
+        raise DatasetError(f"cannot read depth map {path}: {getattr(err, 'err', None) or err}") from None
     if arr is None:
         raise DatasetError(f"cannot read depth map {path} (corrupt or unsupported format)")
     return _single_channel(arr, path, unknown)
@@ -288,6 +292,8 @@ def read_npy(path: str | Path, *, allow_bool: bool = False) -> np.ndarray:
     try:
         with open(path, "rb") as fh:
             magic = fh.read(6)
+            if magic == b"\x93NUMPY":
+                _check_npy_size(fh, path)
         if magic == b"\x93NUMPY":
             arr = np.load(str(path), allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
@@ -303,6 +309,25 @@ def read_npy(path: str | Path, *, allow_bool: bool = False) -> np.ndarray:
         raise DatasetError(f"expected a 2-D real-valued map in {path}, got shape {arr.shape} "
                            f"dtype {arr.dtype}")
     return arr
+
+
+def _check_npy_size(fh, path: str | Path) -> None:
+    """An npy file must hold the data its header announces: numpy allocates the
+    header's shape before reading, so a cut or corrupt file declaring 200000x200000
+    floats failed with MemoryError (149 GiB), naming no file."""
+    fmt = np.lib.format
+    fh.seek(0)
+    read_header = {(1, 0): fmt.read_array_header_1_0,
+                   (2, 0): fmt.read_array_header_2_0}.get(fmt.read_magic(fh))
+    if read_header is None:  # a later version: np.load says what it makes of it
+        return
+    shape, _, dtype = read_header(fh)
+    needed = math.prod(shape) * dtype.itemsize
+    found = os.fstat(fh.fileno()).st_size - fh.tell()
+    if found < needed:
+        raise DatasetError(f"cannot read array {path}: its header announces shape {shape} "
+                           f"{dtype} ({needed} bytes of data), the file holds {found} "
+                           "(cut short, or corrupt)")
 
 
 # Each header field ends at one whitespace character, or CRLF from a Windows writer;

@@ -1,6 +1,7 @@
 """On-disk loaders (ReDWeb, NYUv2 sync + labeled .mat, DIODE, folder), build_splits and bad input."""
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -1307,6 +1308,34 @@ def test_junk_after_a_jpeg_start_marker_is_said_to_be_cut_short_or_corrupt(tmp_p
     path.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
     with pytest.raises(DatasetError, match=r"truncated JPEG .*junk.jpg: .*\(cut short, or corrupt\)"):
         read_rgb(path)
+
+
+def test_depth_files_whose_headers_announce_too_much_are_named(tmp_path):
+    """A PNG of 70000x70000 pixels (over OpenCV's limit) ended the run with cv2.error,
+    and an npy header announcing 200000x200000 floats with MemoryError: neither named
+    the file, and --skip-bad, which skips DatasetError, stopped on them."""
+    import struct
+    import zlib
+
+    from depthnas.datasets.io import read_npy, read_png
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    png = tmp_path / "huge.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 70000, 70000, 16, 0, 0, 0, 0))
+                    + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    with pytest.raises(DatasetError, match=r"cannot read depth map .*huge.png"):
+        read_png(png)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (200000, 200000)})
+    npy = tmp_path / "huge.npy"
+    npy.write_bytes(header.getvalue() + b"\0" * 64)
+    with pytest.raises(DatasetError, match=r"huge.npy: its header announces shape \(200000, 200000\) "
+                                           r"float32 \(160000000000 bytes of data\), the file holds 64"):
+        read_npy(npy)
+    np.save(npy, np.ones((3, 4), np.float32))  # whole: read
+    assert read_npy(npy).shape == (3, 4)
 
 
 def test_a_png_cut_inside_its_iend_chunk_is_truncated(tmp_path):
