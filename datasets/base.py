@@ -14,6 +14,7 @@ import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from depthnas.terminal import listed
 from .io import DatasetError, exif_orientation, hidden
 from .transforms import SampleTransform
 
-__all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "logger", "pair_by_stem",
+__all__ = ["SampleRef", "Reader", "RawSample", "PairedDepthDataset", "logger", "by_key", "pair_by_stem",
            "files_with_suffix", "hidden", "unread_beside", "walk_folders"]
 
 logger = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def walk_folders(root: Path) -> list[tuple[Path, list[str]]]:
         n_hidden += len(files) - len(shown) + sum(map(hidden, dirs))
         # sorted: which of two names is read, and which skipped, does not vary
         dirs[:] = sorted(d for d in dirs if not hidden(d))
-        files = shown
+        files = sorted(shown)
         out.append((Path(folder), files))
         # a link to nothing is listed as a file; one without a suffix is most likely a
         # linked-in folder (a scene on a drive that is not mounted)
@@ -268,6 +269,22 @@ def name_key(stem: str) -> str:
     return unicodedata.normalize("NFC", stem)
 
 
+def by_key(files: Iterable[tuple[str, Path]], what: str, problems: list[str],
+           ambiguous: set[str]) -> dict[str, Path]:
+    """Files by the key that pairs them. A key two files share (``a.png`` and
+    ``a.PNG``) is a problem, added to ``ambiguous``: which one is meant cannot be
+    told, and the one kept would depend on the order the disk lists them in. The
+    first stays in the result, so its partner is not also called unpaired."""
+    out: dict[str, Path] = {}
+    for key, p in files:
+        if key in out:
+            problems.append(f"ambiguous {what} files for '{key}': {out[key]} and {p}")
+            ambiguous.add(key)
+        else:
+            out[key] = p
+    return out
+
+
 def pair_by_stem(images: list[Path], depths: list[Path], unread: dict[str, str] | None = None,
                  unread_images: dict[str, str] | None = None
                  ) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -281,19 +298,8 @@ def pair_by_stem(images: list[Path], depths: list[Path], unread: dict[str, str] 
     """
     problems: list[str] = []
     ambiguous: set[str] = set()
-
-    def by_stem(files: list[Path], what: str) -> dict[str, Path]:
-        out: dict[str, Path] = {}
-        for p in files:
-            key = name_key(p.stem)
-            if key in out:
-                problems.append(f"ambiguous {what} files for '{key}': {out[key]} and {p}")
-                ambiguous.add(key)
-            else:
-                out[key] = p
-        return out
-
-    img, dep = by_stem(images, "image"), by_stem(depths, "depth")
+    img = by_key(((name_key(p.stem), p) for p in images), "image", problems, ambiguous)
+    dep = by_key(((name_key(p.stem), p) for p in depths), "depth", problems, ambiguous)
     unread, unread_images = unread or {}, unread_images or {}
     problems += [f"image {img[s]} has no depth map" + (f" ({unread[s]})" if s in unread else "")
                  for s in sorted(img.keys() - dep.keys())]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Reader, SampleRef, walk_folders
+from .base import Reader, SampleRef, by_key, walk_folders
 from .io import DatasetError, read_npy, read_rgb
 
 __all__ = ["DIODEReader"]
@@ -27,13 +27,21 @@ class DIODEReader(Reader):
         problems: list[str] = []
         for d, names in walk_folders(self.root):
             present = set(names)
-            images = {n[:-4]: n for n in names if n.lower().endswith(".png")}  # a.PNG stays a.PNG
+            by_case = {n.lower(): n for n in names}
+            ambiguous: set[str] = set()
+            images = by_key(((n[:-4], d / n) for n in names if n.lower().endswith(".png")),  # a.PNG stays a.PNG
+                            "image", problems, ambiguous)
             stems = sorted(images)
             for stem in stems:
-                img, dep, msk = d / images[stem], d / f"{stem}{_DEPTH}", d / f"{stem}{_MASK}"
+                if stem in ambiguous:
+                    continue
+                img, dep, msk = images[stem], d / f"{stem}{_DEPTH}", d / f"{stem}{_MASK}"
                 missing = [p.name for p in (dep, msk) if p.name not in present]
                 if missing:
-                    problems.append(f"image {img} has no {' / '.join(missing)}")
+                    other_case = [by_case[m.lower()] for m in missing if m.lower() in by_case]
+                    problems.append(f"image {img} has no {' / '.join(missing)}" +
+                                    (f" ({' / '.join(other_case)} here: DIODE's names are in lower case "
+                                     "after the image's name)" if other_case else ""))
                     continue
                 # scene_x/scan_y: the scene is the scan folder's parent.
                 group = self.rel(d.parent) if d.name.startswith("scan_") else self.rel(d)

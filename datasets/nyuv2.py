@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Reader, SampleRef, walk_folders
+from .base import Reader, SampleRef, by_key, walk_folders
 from .io import DatasetError, read_png, read_rgb
 
 __all__ = ["NYUv2SyncReader", "NYUv2MatReader", "nyuv2_reader"]
@@ -49,15 +49,18 @@ class NYUv2SyncReader(Reader):
         refs: list[SampleRef] = []
         problems: list[str] = []
         for d, names in walk_folders(self.root):
-            rgbs = {m.group(1): n for n in names if (m := _RGB.match(n))}
-            depths = {m.group(1): n for n in names if (m := _DEPTH.match(n))}
-            problems += [f"image {d / rgbs[k]} has no depth map (sync_depth_{k}.png)"
+            ambiguous: set[str] = set()  # rgb_00000.jpg beside RGB_00000.JPG, say
+            rgbs = by_key(((m.group(1), d / n) for n in names if (m := _RGB.match(n))),
+                          "image", problems, ambiguous)
+            depths = by_key(((m.group(1), d / n) for n in names if (m := _DEPTH.match(n))),
+                            "depth", problems, ambiguous)
+            problems += [f"image {rgbs[k]} has no depth map (sync_depth_{k}.png)"
                          for k in sorted(rgbs.keys() - depths.keys())]
-            problems += [f"depth map {d / depths[k]} has no image (rgb_{k}.jpg)"
+            problems += [f"depth map {depths[k]} has no image (rgb_{k}.jpg)"
                          for k in sorted(depths.keys() - rgbs.keys())]
             group = room(self.rel(d))
-            refs += [SampleRef(id=self.rel(d / rgbs[k]), image=str(d / rgbs[k]), depth=str(d / depths[k]), group=group)
-                     for k in sorted(rgbs.keys() & depths.keys())]
+            refs += [SampleRef(id=self.rel(rgbs[k]), image=str(rgbs[k]), depth=str(depths[k]), group=group)
+                     for k in sorted((rgbs.keys() & depths.keys()) - ambiguous)]
         return refs, problems
 
     def read(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -755,6 +755,23 @@ def test_redweb_unpaired_and_all_sky(tmp_path, caplog):
     _expect_skipped(f"redweb:{root}", caplog, 6, 2, "r3.png")
 
 
+def test_diode_and_nyu_names_differing_in_case_alone_are_ambiguous(tmp_path):
+    """X.png beside X.PNG (DIODE), rgb_00000.jpg beside RGB_00000.JPG (NYUv2): one of
+    each was dropped without a word, which one depending on the disk's listing order."""
+    diode = make_diode(tmp_path / "diode", scenes=1, scans=1)
+    image = next(diode.rglob("*.png"))
+    _save_rgb(image.with_suffix(".PNG"), _rgb(7))
+    _expect_build_error(f"diode:{diode}", rf"ambiguous image files for '{image.stem}': .*{image.stem}.PNG")
+    image.with_suffix(".PNG").unlink()
+    depth = image.with_name(image.stem + "_depth.npy")
+    depth.rename(depth.with_suffix(".NPY"))
+    _expect_build_error(f"diode:{diode}", rf"has no {image.stem}_depth.npy \({image.stem}_depth.NPY here: "
+                                          "DIODE's names are in lower case")
+    nyu = make_nyu_sync(tmp_path / "nyu", scenes=2)
+    _save_rgb(nyu / "sync" / "scene_00" / "RGB_00000.JPG", _rgb(9))
+    _expect_build_error(f"nyuv2:{nyu}", r"ambiguous image files for '00000': .*RGB_00000.JPG")
+
+
 def test_nyu_sync_missing_depth_and_8bit_depth(tmp_path, caplog):
     root = make_nyu_sync(tmp_path / "nyu")
     (root / "sync" / "scene_01" / "sync_depth_00011.png").unlink()
