@@ -147,7 +147,8 @@ class Reader(ABC):
             raise DatasetError(f"depth map {ref.depth} has no valid pixel ({why})")
         lo, hi = float(values[valid].min()), float(values[valid].max())
         if lo == hi:  # a placeholder export: a loss of 0 and perfect scores, whatever is predicted
-            raise DatasetError(f"depth map {ref.depth} is constant ({lo:g} at every valid pixel): "
+            label = f"{self.value_label} " if self.value_label else ""  # ReDWeb: not the file's RD
+            raise DatasetError(f"depth map {ref.depth} is constant ({label}{lo:g} at every valid pixel): "
                                "it holds no relative depth to train on or to score")
         if self.value_kind == "depth":
             disparity = np.zeros_like(values)
