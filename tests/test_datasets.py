@@ -667,9 +667,6 @@ def test_depth_size_differs_from_image(tmp_path, caplog):
     np.save(root / "depth" / "s005.npy", _depth_m(5, H // 2, W))
     _expect_load_error(f"folder:{root}", r"s005.npy is 64x24 .*s005.jpg is 64x48")
     _expect_skipped(f"folder:{root}", caplog, 7, 1, "s005.npy")
-    redweb = make_redweb(tmp_path / "rw")  # RD 7 everywhere: said as the disparity read, 247
-    _save_png(redweb / "RDs" / "r3.png", np.full((H, W), 7, np.uint8))
-    _expect_load_error(f"redweb:{redweb}", r"r3.png is constant \(disparity \(254 - RD\) 247 at every")
 
 
 def test_all_invalid_depth(tmp_path, caplog):
@@ -688,6 +685,9 @@ def test_a_constant_depth_map_is_a_bad_sample(tmp_path, caplog):
     np.save(root / "depth" / "s005.npy", np.full_like(_depth_m(5), 2.5))
     _expect_load_error(f"folder:{root}", r"s005.npy is constant \(2.5 at every valid pixel\)")
     _expect_skipped(f"folder:{root}", caplog, 7, 1, "s005.npy")
+    redweb = make_redweb(tmp_path / "rw")  # RD 7 everywhere: said as the disparity read, 247
+    _save_png(redweb / "RDs" / "r3.png", np.full((H, W), 7, np.uint8))
+    _expect_load_error(f"redweb:{redweb}", r"r3.png is constant \(disparity \(254 - RD\) 247 at every")
 
 
 def test_a_file_that_is_not_npy_is_called_so(tmp_path):
