@@ -2,8 +2,10 @@
 
 The file is self-contained (no `.onnx.data` beside it) and takes what any image
 library gives after a divide by 255: float32 RGB in [0, 1], NCHW, with dynamic
-batch, height and width (H and W multiples of 32, the encoder's stride). ImageNet
-normalisation is part of the graph, so a user cannot forget it. `metadata_props`
+batch, height and width. The encoder needs multiples of 32 (its stride): the graph
+pads other sizes up with the edge pixels and crops the map back, so every input
+gets a map of its own size. ImageNet normalisation is part of the graph, so a user
+cannot forget it. `metadata_props`
 say what the model is and how to feed it.
 
 Exporter choice (measured on torch 2.14.1, 2-core CPU, mobilenetv3_small_050):
@@ -32,6 +34,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from depthnas.datasets import IMAGENET_MEAN, IMAGENET_STD
 from depthnas.datasets.transforms import MAX_NET_SIZE
@@ -50,14 +53,18 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "inverse_depth"
 OUTPUT_MEANING = ("relative inverse depth (disparity up to an unknown scale and shift; "
                   "larger = nearer), float32 [batch, 1, height, width]")
-INPUT_MEANING = ("float32 RGB in [0, 1], NCHW [batch, 3, height, width], height and width "
-                 "multiples of 32; ImageNet mean/std normalisation is inside the graph")
+INPUT_MEANING = ("float32 RGB in [0, 1], NCHW [batch, 3, height, width], any height and width "
+                 "(the network runs at the next multiples of 32, edge pixels repeated, and the "
+                 "map is cropped back); ImageNet mean/std normalisation is inside the graph")
 PARITY_RTOL = 1e-4
 _MAX_PROTO_BYTES = 2**31 - 1  # protobuf's limit for one self-contained file
 
 
 class NormalizedDepthModel(nn.Module):
-    """[0,1] RGB in, the model's output out: normalisation baked into the graph."""
+    """[0,1] RGB in, the model's output out: normalisation baked into the graph, and
+    any height and width taken. A file run on its own is fed whatever size a user has;
+    without the pad a shape check traced once was gone from the graph, and 63x63 came
+    back as a 64x64 map, 65x65 as an onnxruntime broadcast error."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
@@ -68,7 +75,11 @@ class NormalizedDepthModel(nn.Module):
         self.register_buffer("imagenet_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net((image - self.imagenet_mean) / self.imagenet_std)
+        h, w = image.shape[-2], image.shape[-1]
+        x = (image - self.imagenet_mean) / self.imagenet_std
+        # bottom and right, so the crop below is the input's own pixels; 0 at multiples of 32
+        x = F.pad(x, (0, (-w) % 32, 0, (-h) % 32), mode="replicate")
+        return self.net(x)[..., :h, :w]
 
 
 @dataclass(frozen=True)
@@ -158,9 +169,8 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
     replaced = earlier_export(Path(out))  # before the work: a file of the user's is refused
     model, meta, path = load_for_export(model_path, arch)
     h, w = (int(v) for v in meta["image_size"])
-    # Batch 2, and 2 x 32 px a side at least: torch.export specialises a dimension
-    # whose example size is 0 or 1 (here: the batch, and H / 32 of a model trained
-    # at 32 px, which then fails with "Constraints violated (32*h32)!").
+    # Batch 2: torch.export specialises a dimension whose example size is 0 or 1.
+    # 64 px a side at least, so that no side of the example is a special size either.
     example = torch.rand(2, 3, max(h, 64), max(w, 64), generator=torch.Generator().manual_seed(0))
 
     proto, used = None, exporter
@@ -248,9 +258,8 @@ def _opset_of(proto) -> int:
 def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int):
     from torch.export import Dim
     batch = Dim("batch", min=1, max=1024)
-    # H = 32 * h32: the encoder needs multiples of 32, and torch.export must be told so
-    # or it refuses the shape check in DepthNet.encode. Up to MAX_NET_SIZE px a side.
-    h32, w32 = Dim("h32", min=1, max=MAX_NET_SIZE // 32), Dim("w32", min=1, max=MAX_NET_SIZE // 32)
+    # any size up to MAX_NET_SIZE px a side: NormalizedDepthModel pads to multiples of 32
+    height, width = Dim("height", min=1, max=MAX_NET_SIZE), Dim("width", min=1, max=MAX_NET_SIZE)
     # dozens of INFO lines per pass; and below opset 18 a notice, and a traceback if
     # the conversion down fails, which export_onnx sees in the opset written
     with _quiet_loggers("onnx_ir", "onnxscript"), \
@@ -259,7 +268,7 @@ def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int):
         program = torch.onnx.export(
             model, (example,), dynamo=True, opset_version=opset, external_data=False,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes={"image": {0: batch, 2: 32 * h32, 3: 32 * w32}},
+            dynamic_shapes={"image": {0: batch, 2: height, 3: width}},
             # Keep the ONNX optimizer on (the default): it constant-folds and drops the
             # hundreds of nodes the decompositions leave unused.
             optimize=True, verbose=False, report=False)
@@ -284,7 +293,8 @@ def _export_legacy(model: nn.Module, example: torch.Tensor, opset: int):
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         # Deprecation notice of this exporter, and TracerWarnings from the shape check
-        # in DepthNet.encode (evaluated once at trace time, which is what we want).
+        # in DepthNet.encode, evaluated once at trace time: it holds for any input,
+        # which the graph pads to multiples of 32 first.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(model, (example,), buf, dynamo=False, opset_version=opset,
@@ -298,7 +308,7 @@ def _export_legacy(model: nn.Module, example: torch.Tensor, opset: int):
 def _name_dynamic_dims(proto) -> None:
     """Call the dynamic dims batch/height/width on the input and output.
 
-    The dynamo exporter names them after its symbols ('32*h32', or
+    The dynamo exporter names them after its symbols ('s0', or
     '16*TruncToInt(2.0*ToFloat(s39))' for the output); people reading the model (and
     onnxruntime's shape checks) are better served by saying input and output share
     them. Intermediate value_info is dropped: it still uses the old symbols and is
