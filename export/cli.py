@@ -64,15 +64,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_parent_folders(out)
 
     from depthnas.checkpoint import checkpoint_note  # torch: after the checks above
+    from depthnas.models import check_depth_model
+    check_depth_model(model_file)  # a super-net's checkpoint: refused before the note on --out
 
-    from .onnx_export import DEFAULT_OPSET, PARITY_RTOL, check_parity, export_onnx
+    from .onnx_export import DEFAULT_OPSET, ParityError, export_onnx
     note = checkpoint_note(out, bool(args.out))
     if note:
         print(note)
     arch, source = read_arch_arg(args.arch) if args.arch else (None, None)
-    with naming_arch_file(source):
-        result = export_onnx(model_file, out, arch=arch, exporter=args.exporter,
-                             opset=DEFAULT_OPSET if args.opset is None else args.opset)
+    try:
+        with naming_arch_file(source):
+            result = export_onnx(model_file, out, arch=arch, exporter=args.exporter,
+                                 opset=DEFAULT_OPSET if args.opset is None else args.opset,
+                                 check=args.check)
+    except ParityError as err:
+        _print_parity(err.results)
+        kept = "the earlier export there is kept" if out.exists() else "nothing is written"
+        print(f"error: {err} ({kept})", file=sys.stderr)
+        return 1
     if result.replaced:
         print(f"note: replaced {result.path}, an earlier export ({result.replaced})")
     size_mb = result.path.stat().st_size / 2**20
@@ -83,22 +92,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"warning: {ignores_input_warning(result.metadata['arch'])}", file=sys.stderr)
     if not args.check:
         return 0
-    results = check_parity(result.path, model_file)
-    for r in results:
-        shape = "x".join(map(str, r.shape))
-        print(f"parity {shape:>14}: max abs {r.max_abs:.3e}  relative {r.max_rel:.3e}  "
-              f"{'ok' if r.ok else 'FAIL'}")
-    if not all(r.ok for r in results):
-        print(f"error: {result.path} differs from {model_file} by more than "
-              f"{PARITY_RTOL:g} relative", file=sys.stderr)
-        return 1
-    if all(r.ref_max == 0 for r in results):  # equal zeros prove nothing of the graph
+    _print_parity(result.parity)
+    if all(r.ref_max == 0 for r in result.parity):  # equal zeros prove nothing of the graph
         print(f"error: parity unproven: {model_file} outputs 0 everywhere for every check "
               f"input (rendered scenes and noise), so there is nothing to compare; "
               f"{result.path} is written. The model learned nothing its final ReLU lets "
               "through: train it longer", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_parity(results) -> None:
+    for r in results:
+        shape = "x".join(map(str, r.shape))
+        print(f"parity {shape:>14}: max abs {r.max_abs:.3e}  relative {r.max_rel:.3e}  "
+              f"{'ok' if r.ok else 'FAIL'}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -88,6 +88,7 @@ class ExportResult:
     exporter: str          # the exporter that produced the file: "dynamo" | "legacy"
     metadata: dict[str, str]
     replaced: str | None = None  # the architecture of the earlier export written over
+    parity: tuple["Parity", ...] = ()  # check=True: the checks the file passed before it was written
 
 
 @dataclass(frozen=True)
@@ -152,9 +153,28 @@ def onnx_metadata(meta: dict[str, Any], model: nn.Module, exporter: str,
     }
 
 
+class ParityError(ValueError):
+    """check=True: the new file disagreed with PyTorch, and was not written."""
+
+    def __init__(self, message: str, results: list["Parity"]):
+        super().__init__(message)
+        self.results = results
+
+
+def parity_failure(results: list["Parity"], out: str | Path,
+                   model_path: str | Path) -> ParityError | None:
+    if all(r.ok for r in results):
+        return None
+    return ParityError(f"{out} would differ from {model_path} by more than {PARITY_RTOL:g} "
+                       "relative: not written", results)
+
+
 def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = None,
-                exporter: Exporter = "auto", opset: int = DEFAULT_OPSET) -> ExportResult:
-    """Write one self-contained ONNX file; returns where, and which exporter made it."""
+                exporter: Exporter = "auto", opset: int = DEFAULT_OPSET,
+                check: bool = False) -> ExportResult:
+    """Write one self-contained ONNX file; returns where, and which exporter made it.
+    check=True runs `check_parity` on the new file before it takes `out`'s name: one
+    that fails raises ParityError and leaves an earlier export there as it was."""
     import onnx
     if exporter not in typing.get_args(Exporter):
         raise ValueError(f"unknown exporter {exporter!r}; use one of {', '.join(typing.get_args(Exporter))}")
@@ -208,8 +228,17 @@ def export_onnx(model_path: str | Path, out: str | Path, *, arch: str | None = N
         raise ValueError(f"{path}: the model is over 2 GB and cannot be one self-contained "
                          "ONNX file")
     onnx.checker.check_model(proto)
-    out = atomic_write(out, lambda tmp: onnx.save_model(proto, tmp, save_as_external_data=False))
-    return ExportResult(Path(out), used, props, replaced)
+    parity: list[Parity] = []
+
+    def write(tmp: str) -> None:
+        onnx.save_model(proto, tmp, save_as_external_data=False)
+        if check:
+            parity.extend(check_parity(tmp, path, shown=out))
+            failed = parity_failure(parity, out, path)
+            if failed:
+                raise failed
+    out = atomic_write(out, write)
+    return ExportResult(Path(out), used, props, replaced, tuple(parity))
 
 
 def earlier_export(out: Path) -> str | None:
@@ -333,11 +362,12 @@ def _check_inputs(shape: tuple[int, int, int, int], rng: np.random.Generator) ->
 
 def check_parity(onnx_path: str | Path, model_path: str | Path,
                  shapes: list[tuple[int, int, int, int]] | None = None,
-                 seed: int = 0) -> list[Parity]:
+                 seed: int = 0, *, shown: str | Path | None = None) -> list[Parity]:
     """Run onnxruntime and PyTorch on the same inputs and compare: rendered scenes,
     images of the kind depth models are trained on (on noise alone a briefly trained
     one can output 0 everywhere, and equal zeros prove nothing), and in a batch's odd
-    places uniform noise, the input furthest from training."""
+    places uniform noise, the input furthest from training. `shown`: the name errors
+    give the file (export checks it under a temporary one)."""
     import onnxruntime as ort
     model, meta, _ = load_for_export(model_path)
     if shapes is None:
@@ -354,7 +384,7 @@ def check_parity(onnx_path: str | Path, model_path: str | Path,
             ref = model(x).numpy()
         got = session.run(None, {name: x.numpy()})[0]
         if got.shape != ref.shape:
-            raise ValueError(f"{onnx_path}: output shape {got.shape} for input {shape}, "
+            raise ValueError(f"{shown or onnx_path}: output shape {got.shape} for input {shape}, "
                              f"PyTorch gives {ref.shape}")
         if not np.isfinite(ref).all():  # not the two backends' disagreement: the model's own
             raise ValueError(f"{model_path}: the model itself outputs NaN or inf (input {shape}; "

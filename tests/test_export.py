@@ -383,12 +383,15 @@ def fake_export(tmp_path, monkeypatch):
     import depthnas.export.onnx_export as ox
     calls, parity = {}, []
 
-    def export(model_file, out, *, arch, exporter, opset):
+    def export(model_file, out, *, arch, exporter, opset, check):
         calls.update(arch=arch, opset=opset, out=out)
+        failed = ox.parity_failure(parity, out, model_file) if check else None
+        if failed:  # as export_onnx: the file is checked before it is written
+            raise failed
         Path(out).write_bytes(b"onnx")
-        return ox.ExportResult(Path(out), "legacy", {"arch": "v1-sync:c3,c3,c3,c3,c3", "opset": str(opset)})
+        return ox.ExportResult(Path(out), "legacy", {"arch": "v1-sync:c3,c3,c3,c3,c3", "opset": str(opset)},
+                               parity=tuple(parity) if check else ())
     monkeypatch.setattr(ox, "export_onnx", export)
-    monkeypatch.setattr(ox, "check_parity", lambda onnx_file, model_file: list(parity))
     model = tmp_path / "m.safetensors"
     model.write_bytes(b"weights")
     return model, calls, parity
@@ -406,7 +409,27 @@ def test_export_check_fails_when_any_size_differs(fake_export, tmp_path, capsys,
     assert main(["export", "--checkpoint", str(model), "--out", str(tmp_path / "m.onnx"), "--check"]) == code
     captured = capsys.readouterr()
     assert ("FAIL" in captured.out) == bool(code)
-    assert (f"differs from {model} by more than" in captured.err) == bool(code)
+    assert (f"differ from {model} by more than 0.0001 relative: not written (nothing is "
+            "written)" in captured.err) == bool(code)
+
+
+def test_an_export_failing_its_check_leaves_the_earlier_export_in_place(
+        model_file: Path, onnx_file: Path, tmp_path: Path, monkeypatch) -> None:
+    """The new file took --out's name before --check ran: a failed check exited 1
+    with the good export already gone."""
+    import shutil
+
+    import depthnas.export.onnx_export as ox
+    out = tmp_path / "good.onnx"
+    shutil.copy(onnx_file, out)
+    good = out.read_bytes()
+    monkeypatch.setattr(ox, "check_parity", lambda *a, **k: [ox.Parity((1, 3, 64, 64), 0.5, 0.5, 1.0)])
+    with pytest.raises(ox.ParityError, match=r"good.onnx would differ from .* not written"):
+        ox.export_onnx(model_file, out, exporter="legacy", check=True)
+    assert out.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["good.onnx"]
+    monkeypatch.undo()
+    result = ox.export_onnx(model_file, out, exporter="legacy", check=True)
+    assert len(result.parity) == 2 and all(r.ok for r in result.parity)
 
 
 def test_export_check_with_zeros_everywhere_is_unproven_not_ok(fake_export, tmp_path, capsys):

@@ -410,6 +410,10 @@ def test_evaluating_a_super_net_checkpoint_names_it_before_asking_for_data(run_d
     supernet = sorted((run_dir / "checkpoints").glob("epoch_*"))[-1] / "model.safetensors"
     assert main(["evaluate", "--checkpoint", str(supernet), "--no-progress"]) == 2
     assert f"{supernet} holds a super-net, not one architecture" in capsys.readouterr().err
+    # export said where its file would go (a checkpoint folder) first, then refused
+    assert main(["export", "--checkpoint", str(supernet)]) == 2
+    said = capsys.readouterr()
+    assert f"{supernet} holds a super-net, not one architecture" in said.err and said.out == ""
 
 
 def test_a_report_that_cannot_be_written_beside_the_model_is_said_before_the_work(
