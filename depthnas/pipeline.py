@@ -430,7 +430,9 @@ class SearchRun:
             source = best.get("model") or "a looked-up result"
             self.say(f"warning: no model file for the best architecture ({source}), so no "
                      "best/model.safetensors to export; train it with `depthnas train --arch "
-                     f"'{best_json['string']}' --config {shlex.quote(str(self.out / 'config.yaml'))} "
+                     # the file, not the string: a DARTS genotype's quotes broke a quoted one
+                     f"{shlex.quote(str(self.out / 'best_arch.json'))} "
+                     f"--config {shlex.quote(str(self.out / 'config.yaml'))} "
                      f"--out {shlex.quote(str(self.out / 'best'))}`")
         return best_json
 

@@ -5,6 +5,8 @@ budgets, and the warnings about paths at a constant prediction's level."""
 import copy
 import json
 import pathlib
+import re
+import shlex
 import types
 
 import pytest
@@ -928,6 +930,18 @@ def test_a_best_model_whose_source_has_gone_is_kept_from_the_earlier_finish(tmp_
     capsys.readouterr()
     assert main(["search", "--out", str(moved), "--resume", "--no-progress"]) == 0
     assert "this run had finished" not in capsys.readouterr().out
+    # both copies gone: the command said trains it (a DARTS string in hand-made quotes did not parse)
+    for record in json.loads((moved / "results.json").read_text())["architectures"]:
+        if record["arch"] == best["string"]:
+            pathlib.Path(record["model"]).unlink(missing_ok=True)
+    (moved / "best" / "model.safetensors").unlink()
+    assert main(["search", "--out", str(moved), "--resume", "--no-progress", "--device", "cpu"]) == 0
+    said = capsys.readouterr()
+    [command] = re.findall(r"train it with `depthnas (train [^`]*)`", said.out + said.err)
+    argv = shlex.split(command)
+    assert argv[argv.index("--arch") + 1] == str(moved / "best_arch.json")
+    assert main([*argv, "--no-progress"]) == 0
+    assert json.loads((moved / "best" / "result.json").read_text())["arch"] == best["string"]
 
 
 def test_a_run_s_own_trainings_stay_its_own_when_another_run_sharing_the_store_trained_them_too(
