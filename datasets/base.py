@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -122,7 +123,16 @@ class Reader(ABC):
 
     def load(self, ref: SampleRef) -> RawSample:
         """Read one sample and check its content; raises DatasetError naming the file."""
-        rgb, values, valid = self.read(ref)
+        try:
+            rgb, values, valid = self.read(ref)
+        except DatasetError:
+            raise
+        except (OSError, ValueError, EOFError, MemoryError, cv2.error) as err:
+            # what a decoder raises on a file no check here foresaw: said with the
+            # sample's files, and skipped by --skip-bad as any other bad sample
+            files = ", ".join(dict.fromkeys(p for p in (ref.image, ref.depth, ref.mask) if p))
+            raise DatasetError(f"cannot read sample {ref.id} ({files}): "
+                               f"{type(err).__name__}: {err}") from err
         if values.shape != rgb.shape[:2]:
             raise DatasetError(
                 f"depth map {ref.depth} is {values.shape[1]}x{values.shape[0]} (WxH) but its image "

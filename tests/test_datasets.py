@@ -678,6 +678,24 @@ def test_all_invalid_depth(tmp_path, caplog):
     assert "8-bit" not in caplog.text  # all zeros is no measurement, not an 8-bit picture
 
 
+def test_a_decoder_error_no_check_foresaw_is_a_bad_sample_naming_its_files(tmp_path, caplog, monkeypatch):
+    """A cv2.error or ValueError from a reader (a PNG over OpenCV's pixel limit was
+    one) ended `depthnas data` and --skip-bad runs with a traceback naming no file."""
+    from depthnas.datasets import folder
+
+    root = make_folder(tmp_path / "f", n=8, fmt="npy")
+    real = folder.read_rgb
+
+    def read_rgb(path):
+        if str(path).endswith("s002.jpg"):
+            raise cv2.error("OpenCV: something no check foresaw")
+        return real(path)
+    monkeypatch.setattr(folder, "read_rgb", read_rgb)
+    _expect_load_error(f"folder:{root}", r"cannot read sample \S*s002\S* \(.*s002.jpg, .*s002.npy\): error: "
+                                         "OpenCV: something no check foresaw")
+    _expect_skipped(f"folder:{root}", caplog, 7, 1, "s002.jpg")
+
+
 def test_a_constant_depth_map_is_a_bad_sample(tmp_path, caplog):
     """It trained at a loss of 0 and scored perfectly: evaluate's metrics were the
     other samples' times 12/13."""
