@@ -65,12 +65,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from depthnas.checkpoint import checkpoint_note  # torch: after the checks above
     from depthnas.models import check_depth_model
-    check_depth_model(model_file)  # a super-net's checkpoint: refused before the note on --out
+    check_depth_model(model_file)  # a super-net's checkpoint: before the export's work
 
     from .onnx_export import DEFAULT_OPSET, ParityError, export_onnx
-    note = checkpoint_note(out, bool(args.out))
-    if note:
-        print(note)
     arch, source = read_arch_arg(args.arch) if args.arch else (None, None)
     try:
         with naming_arch_file(source):
@@ -87,6 +84,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     size_mb = result.path.stat().st_size / 2**20
     print(f"{result.metadata['arch']} -> {result.path} ({size_mb:.1f} MB, "
           f"{result.exporter} exporter, opset {result.metadata['opset']})")
+    note = checkpoint_note(out, bool(args.out))  # of a file written: not before a refusal
+    if note:
+        print(note)
     if result.metadata.get("ignores_input") == "true":
         from .inference import ignores_input_warning
         print(f"warning: {ignores_input_warning(result.metadata['arch'])}", file=sys.stderr)

@@ -390,23 +390,21 @@ def test_a_refused_start_removes_the_folder_it_made_and_a_stopped_one_keeps_it(t
     assert not (tmp_path / "out").exists()
 
 
-def test_outputs_written_into_a_checkpoint_folder_are_said_to_go_with_it(tmp_path, capsys,
-                                                                          monkeypatch):
+def test_outputs_written_into_a_checkpoint_folder_are_said_to_go_with_it(tmp_path, capsys):
     """An export beside a checkpoint's model (the default) was removed with the
     checkpoint by the training's next epochs, without a word."""
     from fixtures_models import make_model_file
-    import depthnas.export.onnx_export as onnx_export
     out = tmp_path / "t"
     epoch = out / "checkpoints" / "epoch_0001"  # as a training mid-way holds it
     epoch.mkdir(parents=True)
     make_model_file(epoch / "model.safetensors")
-
-    def exported(*args, **kw):  # said before the export: its 20 s are not needed here
-        raise ValueError("export reached")
-    monkeypatch.setattr(onnx_export, "export_onnx", exported)
-    assert main(["export", "--checkpoint", str(epoch / "model.safetensors")]) == 2
+    (epoch / "model.onnx").write_text("a file of the user's")
+    assert main(["export", "--checkpoint", str(epoch / "model.safetensors"), "--exporter", "legacy"]) == 2
+    said = capsys.readouterr()  # refused: no note on where a file that is not written would go
+    assert "exists and is not a depthnas export" in said.err and "note:" not in said.out
+    (epoch / "model.onnx").unlink()
+    assert main(["export", "--checkpoint", str(epoch / "model.safetensors"), "--exporter", "legacy"]) == 0
     said = capsys.readouterr()
-    assert "export reached" in said.err
     assert (f"note: {epoch / 'model.onnx'} lies in a checkpoint folder, which its training removes "
             "as it goes on") in said.out
     from depthnas.checkpoint import in_checkpoint
