@@ -86,7 +86,7 @@ def decode_bgr8(data: bytes, path: str | Path) -> np.ndarray:
             img = None if grey is None else np.repeat(grey[:, :, None], 3, axis=2)
     if img is None:
         raise DatasetError(f"cannot read image {path} (corrupt or unsupported format)")
-    if data[:4] in _TIFF_MAGIC:
+    if data[:4] in TIFF_MAGIC:
         img = _tiff_stored_grid(img, data)
     if np.issubdtype(img.dtype, np.floating):  # a float TIFF
         try:
@@ -116,7 +116,7 @@ def float_to_uint8(img: np.ndarray) -> np.ndarray:
     return np.round(unit * 255.0).astype(np.uint8)
 
 
-_TIFF_MAGIC = (b"II*\0", b"MM\0*")
+TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic, then BigTIFF
 # EXIF orientation -> what turns the displayed image back into the stored one
 _UNDO_ORIENTATION = {
     2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1],
@@ -131,7 +131,13 @@ def exif_orientation(source: bytes | str | Path) -> int:
 
     from PIL import Image
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    except OSError:
+        return 1
+    if data[:4] in TIFF_MAGIC:  # PIL cannot open every TIFF OpenCV reads (float colour ones)
+        return tiff_orientation(data)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
             return int(im.getexif().get(0x0112, 1))
     except Exception:  # noqa: BLE001 - an unreadable tag means none
         return 1
@@ -144,10 +150,17 @@ def _tiff_stored_grid(img: np.ndarray, data: bytes) -> np.ndarray:
     return np.ascontiguousarray(undo(img)) if undo is not None else img
 
 
+# TIFF field types libtiff takes for Orientation: (bytes, signed) of BYTE, SHORT,
+# LONG, SBYTE, SSHORT, SLONG, LONG8, SLONG8
+_TIFF_INTEGER_TYPES = {1: (1, False), 3: (2, False), 4: (4, False), 6: (1, True),
+                       8: (2, True), 9: (4, True), 16: (8, False), 17: (8, True)}
+
+
 def tiff_orientation(data: bytes) -> int:
-    """The Orientation tag (274) of a TIFF's first image, read from its first IFD;
-    1 when it has none. Read here, not through PIL, which cannot open a float, int16
-    or uint32 colour TIFF and so saw no tag on exactly the files OpenCV turns."""
+    """The Orientation tag (274) of a TIFF's first image, read from its first IFD as
+    libtiff (OpenCV's TIFF decoder) reads it: one integer of any integer type, else
+    ignored; 1 when it has none. Read here, not through PIL, which cannot open a float,
+    int16 or uint32 colour TIFF and so saw no tag on exactly the files OpenCV turns."""
     order = {b"II": "little", b"MM": "big"}.get(data[:2])
     if order is None:
         return 1
@@ -157,11 +170,16 @@ def tiff_orientation(data: bytes) -> int:
     ifd = int.from_bytes(data[start:start + word], order)
     n = int.from_bytes(data[ifd:ifd + count_size], order)
     for i in range(ifd + count_size, min(ifd + count_size + n * entry, len(data) - entry + 1), entry):
-        if int.from_bytes(data[i:i + 2], order) == 274:
-            kind = int.from_bytes(data[i + 2:i + 4], order)
-            value = data[i + 4 + word:i + 4 + 2 * word]  # inline: one value fits the field
-            size = {3: 2, 4: 4}.get(kind)  # SHORT as the format says, LONG from some writers
-            return int.from_bytes(value[:size], order) if size else 1
+        if int.from_bytes(data[i:i + 2], order) != 274:
+            continue
+        size, signed = _TIFF_INTEGER_TYPES.get(int.from_bytes(data[i + 2:i + 4], order), (0, False))
+        if not size or int.from_bytes(data[i + 4:i + 4 + word], order) != 1:
+            return 1  # a type or count libtiff refuses: it leaves the image unturned
+        field = data[i + 4 + word:i + 4 + 2 * word]
+        if size > word:  # LONG8 in a classic TIFF: the field holds the value's offset
+            at = int.from_bytes(field, order)
+            field = data[at:at + size]
+        return int.from_bytes(field[:size], order, signed=signed)
     return 1
 
 

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from depthnas.datasets.io import decode_bgr8, float_to_uint8, quiet_opencv, to_uint8
+from depthnas.datasets.io import TIFF_MAGIC, decode_bgr8, float_to_uint8, quiet_opencv, to_uint8
 from depthnas.io import atomic_write
 
 DEFAULT_COLORMAP = "inferno"
@@ -113,7 +113,7 @@ def _opencv_tiff(path: Path) -> np.ndarray | None:
     open such colour TIFFs and wraps grey int8 and uint32 values around. OpenCV's TIFF
     decoder applies its Orientation tag, as `read_photo` does for every photo."""
     with open(path, "rb") as f:
-        if f.read(4) not in (b"II*\0", b"MM\0*"):
+        if f.read(4) not in TIFF_MAGIC:
             return None
     with quiet_opencv():
         img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)

@@ -917,6 +917,40 @@ def test_a_tiff_with_an_orientation_tag_is_read_in_its_stored_grid(tmp_path, ori
     np.testing.assert_allclose(loaded.astype(int), rgb.astype(int), atol=1)
 
 
+@pytest.mark.parametrize("kind, bigtiff", [("B", False), ("h", False), ("i", False), ("Q", False),
+                                           ("I", True), ("h", True), ("H", True)])
+def test_a_tiff_orientation_tag_of_any_integer_type_is_read_as_opencv_applies_it(tmp_path, kind, bigtiff):
+    """libtiff, and so OpenCV, turns a TIFF by an Orientation tag stored as BYTE,
+    SSHORT, SLONG or LONG8 as well as SHORT; the hand-read tag knew SHORT and LONG only,
+    and BigTIFF files were not looked at. A tag of two values libtiff ignores."""
+    import tifffile
+    root = make_folder(tmp_path / "f", n=2)
+    rgb = _rgb(0)
+    (root / "images" / "s000.jpg").unlink()
+    path = root / "images" / "s000.tif"
+    tifffile.imwrite(path, rgb.astype(np.float32) / 255, photometric="rgb", bigtiff=bigtiff,
+                     extratags=[(274, kind, 1, 6, True)])
+    reader = FolderReader(root)
+    loaded = reader.load(reader.index()[0][0])[0]
+    np.testing.assert_allclose(loaded.astype(int), rgb.astype(int), atol=1)
+    if kind == "H" and bigtiff:
+        tifffile.imwrite(path, rgb.astype(np.float32) / 255, photometric="rgb",
+                         extratags=[(274, "H", 2, (6, 6), True)])  # libtiff: "Incorrect count"
+        loaded = reader.load(reader.index()[0][0])[0]
+        np.testing.assert_allclose(loaded.astype(int), rgb.astype(int), atol=1)
+
+
+def test_a_float_tiff_turned_on_screen_gets_the_as_stored_hint(tmp_path):
+    import tifffile
+    root = make_folder(tmp_path / "f", n=2, fmt="npy")
+    (root / "images" / "s000.jpg").unlink()
+    tifffile.imwrite(root / "images" / "s000.tif", np.zeros((W, H, 3), np.float32),
+                     photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    reader = FolderReader(root)
+    with pytest.raises(DatasetError, match=r"as stored: its EXIF orientation tag \(6\) turns it"):
+        reader.load(reader.index()[0][0])
+
+
 def test_a_colour_mapped_depth_png_is_refused_and_grey_copies_are_read(tmp_path):
     root = make_folder(tmp_path / "f", n=2)
     mm = np.round(_depth_m(1) * 1000).astype(np.uint16)
