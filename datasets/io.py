@@ -6,6 +6,7 @@ which of thousands of files is broken.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import math
 import os
@@ -314,6 +315,8 @@ def read_npy(path: str | Path, *, allow_bool: bool = False) -> np.ndarray:
                 _check_npy_size(fh, path)
         if magic == b"\x93NUMPY":
             arr = np.load(str(path), allow_pickle=False)
+    except DatasetError:
+        raise
     except (OSError, ValueError, EOFError) as e:
         raise DatasetError(f"cannot read array {path}: {e}") from e
     if magic != b"\x93NUMPY":  # numpy would call any other file "pickled data"
@@ -335,11 +338,19 @@ def _check_npy_size(fh, path: str | Path) -> None:
     floats failed with MemoryError (149 GiB), naming no file."""
     fmt = np.lib.format
     fh.seek(0)
-    read_header = {(1, 0): fmt.read_array_header_1_0,
-                   (2, 0): fmt.read_array_header_2_0}.get(fmt.read_magic(fh))
-    if read_header is None:  # a later version: np.load says what it makes of it
+    version = fmt.read_magic(fh)
+    if version in ((1, 0), (2, 0)):
+        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else
+                           fmt.read_array_header_2_0)(fh)
+    elif version == (3, 0):  # 2.0's layout with a UTF-8 header, which numpy reads privately
+        length = int.from_bytes(fh.read(4), "little")
+        try:
+            header = ast.literal_eval(fh.read(length).decode("utf-8"))
+            shape, dtype = tuple(header["shape"]), fmt.descr_to_dtype(header["descr"])
+        except (SyntaxError, ValueError, KeyError, TypeError):  # np.load names what is wrong
+            return
+    else:  # a later version: np.load says what it makes of it
         return
-    shape, _, dtype = read_header(fh)
     needed = math.prod(shape) * dtype.itemsize
     found = os.fstat(fh.fileno()).st_size - fh.tell()
     if found < needed:
