@@ -363,7 +363,26 @@ def _check_npy_size(fh, path: str | Path) -> None:
 # the scale's line may carry spaces before its line end ("-1.0 \n"), which taken as
 # data would shift every value by a few bytes, unseen within the slack below.
 _PFM_SLACK = 16  # bytes tolerated after the data
-_PFM_HEADER = re.compile(rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)(?:[ \t]*(?:\r\n|\n|\r)|\s)")
+_PFM_HEADER = re.compile(rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)")
+_PFM_LINE_END = re.compile(rb"[ \t]*(?:\r\n|\n|\r)")
+
+
+def _pfm_data_start(data: bytes, scale_end: int, needed: int) -> int | None:
+    """Where the data starts: after the scale's line end with any spaces before it,
+    or after the one whitespace character of a header on one line ("Pf 2 2 -1.0 "),
+    whose first data byte may be 10 or 13. Of two readings the one the file's size
+    fits exactly wins, then one it fits within the slack. None: no whitespace ends
+    the scale (a bad header)."""
+    ends = [scale_end + 1] if scale_end < len(data) and data[scale_end:scale_end + 1].isspace() else []
+    line = _PFM_LINE_END.match(data, scale_end)
+    if line:
+        ends.insert(0, line.end())
+    sizes = [len(data) - e for e in ends]
+    for fits in (lambda n: n == needed, lambda n: needed <= n <= needed + _PFM_SLACK):
+        fitting = [e for e, n in zip(ends, sizes) if fits(n)]
+        if fitting:
+            return fitting[0]
+    return ends[0] if ends else None
 
 
 def read_pfm(path: str | Path) -> np.ndarray:
@@ -389,7 +408,10 @@ def read_pfm(path: str | Path) -> np.ndarray:
                            f"{m.group(4).decode('ascii')!r} is not a non-zero number")
     dtype = np.dtype("<f4") if scale < 0 else np.dtype(">f4")
     count = width * height * channels
-    body = data[m.end():]
+    start = _pfm_data_start(data, m.end(), count * 4)
+    if start is None:
+        raise DatasetError(f"not a PFM file (bad header): {path}: no line end after the scale")
+    body = data[start:]
     # A few bytes after the data are padding or a newline; more is a header whose size
     # does not describe the data (reading it would pair the values with wrong pixels).
     if not count * 4 <= len(body) <= count * 4 + _PFM_SLACK:

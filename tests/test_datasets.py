@@ -1006,6 +1006,9 @@ def test_pfm_with_windows_line_ends_and_pfm_with_extra_bytes(tmp_path):
     np.testing.assert_array_equal(read_pfm(path), arr)  # a newline after the data is padding
     path.write_bytes(b"Pf \n60 40 \n-1.0 \n" + np.flipud(arr).astype("<f4").tobytes())
     np.testing.assert_array_equal(read_pfm(path), arr)  # spaces before the line ends
+    newline_first = np.full((2, 2), np.frombuffer(b"\n\0\0\x3f", "<f4")[0], np.float32)
+    path.write_bytes(b"Pf 2 2 -1.0 " + newline_first.astype("<f4").tobytes())  # one line: a byte 10 is data
+    np.testing.assert_array_equal(read_pfm(path), newline_first)
     path.write_bytes(b"Pf\n30 40\n-1.0\n" + np.flipud(arr).astype("<f4").tobytes())  # width halved
     with pytest.raises(DatasetError, match=r"crlf.pfm: 30x40x1 needs 4800 data bytes, found 9600"):
         read_pfm(path)
