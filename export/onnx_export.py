@@ -372,8 +372,9 @@ def check_parity(onnx_path: str | Path, model_path: str | Path,
     model, meta, _ = load_for_export(model_path)
     if shapes is None:
         h, w = (int(v) for v in meta["image_size"])
-        # Two sizes, the second with another batch and aspect ratio: the dynamic axes.
-        shapes = [(1, 3, h, w), (2, 3, h + 64, w + 32)]
+        # Two sizes, the second with another batch and aspect ratio (the dynamic axes),
+        # and off the multiples of 32: the graph's own pad and crop
+        shapes = [(1, 3, h, w), (2, 3, h + 63, w + 33)]
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     rng = np.random.default_rng(seed)

@@ -620,6 +620,7 @@ def test_parity_checks_another_batch_and_size_by_default(onnx_file: Path, model_
     assert len(shapes) == 2
     (b1, _, h1, w1), (b2, _, h2, w2) = shapes
     assert b1 != b2 and (h1, w1) != (h2, w2) and h2 * w1 != h1 * w2
+    assert h2 % 32 and w2 % 32  # the graph's pad to multiples of 32, and its crop back
 
 
 def test_an_all_zero_reference_does_not_match_a_non_zero_export(onnx_file: Path, model_file: Path,
