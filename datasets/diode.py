@@ -32,16 +32,19 @@ class DIODEReader(Reader):
             images = by_key(((n[:-4], d / n) for n in names if n.lower().endswith(".png")),  # a.PNG stays a.PNG
                             "image", problems, ambiguous)
             stems = sorted(images)
+            expected = {f"{stem}{end}" for stem in stems for end in (_DEPTH, _MASK)}
             for stem in stems:
                 if stem in ambiguous:
                     continue
                 img, dep, msk = images[stem], d / f"{stem}{_DEPTH}", d / f"{stem}{_MASK}"
                 missing = [p.name for p in (dep, msk) if p.name not in present]
                 if missing:
-                    other_case = [by_case[m.lower()] for m in missing if m.lower() in by_case]
+                    other_case = [by_case[m.lower()] for m in missing  # not another image's own
+                                  if m.lower() in by_case and by_case[m.lower()] not in expected]
                     problems.append(f"image {img} has no {' / '.join(missing)}" +
-                                    (f" ({' / '.join(other_case)} here: DIODE's names are in lower case "
-                                     "after the image's name)" if other_case else ""))
+                                    (f" ({' / '.join(other_case)} here: the name must be the "
+                                     f"image's, {stem}, then {_DEPTH} / {_MASK} as written)"
+                                     if other_case else ""))
                     continue
                 # scene_x/scan_y: the scene is the scan folder's parent.
                 group = self.rel(d.parent) if d.name.startswith("scan_") else self.rel(d)

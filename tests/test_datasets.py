@@ -787,7 +787,15 @@ def test_diode_and_nyu_names_differing_in_case_alone_are_ambiguous(tmp_path):
     depth = image.with_name(image.stem + "_depth.npy")
     depth.rename(depth.with_suffix(".NPY"))
     _expect_build_error(f"diode:{diode}", rf"has no {image.stem}_depth.npy \({image.stem}_depth.NPY here: "
-                                          "DIODE's names are in lower case")
+                                          rf"the name must be the image's, {image.stem}, then _depth.npy")
+    depth.with_suffix(".NPY").rename(depth)
+    upper = image.with_name(image.stem.upper() + ".png")  # another image: c.png's files are not its
+    _save_rgb(upper, _rgb(8))
+    with pytest.raises(DatasetError) as err:
+        build_splits(f"diode:{diode}", SIZE, seed=0)
+    said = str(err.value)
+    assert f"{upper} has no {upper.stem}_depth.npy / {upper.stem}_depth_mask.npy" in said
+    assert "here: the name must be" not in said
     nyu = make_nyu_sync(tmp_path / "nyu", scenes=2)
     _save_rgb(nyu / "sync" / "scene_00" / "RGB_00000.JPG", _rgb(9))
     _expect_build_error(f"nyuv2:{nyu}", r"ambiguous image files for '00000': .*RGB_00000.JPG")
