@@ -76,6 +76,9 @@ print("python", platform.python_version(), "| torch", torch.__version__, "| cuda
       "| torchvision", torchvision.__version__)
 print("gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "NONE")
 import depthnas.spaces, depthnas.trainer; print("depthnas imports from", depthnas.__file__)
+import os, sys
+if os.environ.get("CHECK_DEVICE", "cuda") == "cuda" and not torch.cuda.is_available():
+    sys.exit("torch sees no CUDA GPU: every stage would fail in turn (DRY_RUN=1 runs on the CPU)")
 EOF
 } >> "$LOG" 2>&1 || { say "environment check FAILED"; exit 1; }
 tail -n 4 "$LOG"

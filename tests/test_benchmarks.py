@@ -184,6 +184,22 @@ def test_gpu_scripts_refuse_a_fractional_budget_before_spending_any_device_time(
         assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the scripts' GPU path would run in full")
+def test_gpu_scripts_stop_at_once_where_torch_sees_no_gpu(tmp_path):
+    """gpu_check.sh went on to fail its five stages one by one; gpu_run.sh trained the
+    GPU recipe on the CPU (--device auto) into the GPU table's records, and exited 0."""
+    for script, expect in (("gpu_check.sh", "torch sees no CUDA GPU: every stage would fail"),
+                           ("depth_proxy/gpu_run.sh", "preset gpu: torch sees no CUDA GPU")):
+        env = dict(os.environ, OUT=str(tmp_path / "out"), WORK=str(tmp_path / "work"),
+                   PYTHON=sys.executable, SKIP_INSTALL="1", PRESET="gpu")
+        proc = subprocess.run(["bash", str(ROOT / "benchmarks" / script)], capture_output=True,
+                              text=True, timeout=120, env=env, cwd=ROOT)
+        said = proc.stdout + proc.stderr + "".join(p.read_text() for p in (tmp_path / "out").glob("*.log"))
+        assert proc.returncode == 1 and expect in said, said
+        assert "environment check FAILED" in said and "build_table.py:" not in said
+        assert not list((tmp_path / "out").glob("*.json")) and not (tmp_path / "work" / "trainings.jsonl").exists()
+
+
 def test_gpu_run_reports_a_step_its_timeout_stopped_as_3_not_as_the_tools_timeout(tmp_path):
     """The device tool reads exit 124/137 as "the whole call ran out of time", though
     a step stopped by its own `timeout` leaves its files and the script goes on."""

@@ -84,11 +84,14 @@ fi
 say "environment"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
   nproc
-  $PY - <<'EOF'
-import platform, torch, timm
+  PRESET=$PRESET $PY - <<'EOF'
+import os, platform, sys, torch, timm
 import depthnas, depthnas.datasets.synthetic, depthnas.trainer, depthnas.landmarks, depthnas.scoring
 print("python", platform.python_version(), "| torch", torch.__version__, "| timm", timm.__version__,
       "| cuda", torch.cuda.is_available() and torch.cuda.get_device_name(0), "| depthnas", depthnas.__file__)
+if os.environ["PRESET"] == "gpu" and not torch.cuda.is_available():
+    # --device auto would train the GPU recipe on the CPU, into the GPU table's records
+    sys.exit("preset gpu: torch sees no CUDA GPU (PRESET=cpu runs on the CPU)")
 EOF
 } 2>&1 | tee -a "$LOG"
 if [ "${PIPESTATUS[0]}" -ne 0 ]; then say "environment check FAILED"; exit 1; fi
