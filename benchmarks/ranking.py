@@ -476,7 +476,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit("--time-budget plans the epochs of concurrent runs; with --in-process "
                          "give --epochs instead")
     proxy.check_work(Path(args.work))
-    for name, least in (("pairs", 1), ("epochs", 1), ("min_epochs", 1), ("calib_batches", 0),
+    # (--calib-batches 0 reset the decoder's BatchNorm statistics and estimated none:
+    # every path scored with mean 0, variance 1; `depthnas search` refuses it)
+    for name, least in (("pairs", 1), ("epochs", 1), ("min_epochs", 1), ("calib_batches", 1),
                         ("lambda_max", 0), ("tau", 0), ("threads", 1), ("time_budget", 0),
                         ("warmup_s", 0)):
         value = getattr(args, name)
@@ -484,6 +486,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= {least}, got {value}")
     if any(not 0 <= s < 2**32 for s in args.seeds):  # numpy's bound, said in each run otherwise
         raise SystemExit(f"--seeds {' '.join(map(str, args.seeds))}: each from 0 to 2**32 - 1")
+    if args.min_epochs > args.epochs:  # the budget's plan would then train more than asked
+        raise SystemExit(f"--min-epochs {args.min_epochs} is more than --epochs {args.epochs}")
     proxy.check_device(args.device)  # each run's process failed on it, after the runs started
     if args.val_batches is not None and args.val_batches < 1:
         raise SystemExit(f"--val-batches must be >= 1 (or left out: the whole split), got {args.val_batches}")
@@ -494,8 +498,8 @@ def check_args(args: argparse.Namespace) -> None:
     except config_mod.ConfigError as err:
         raise SystemExit(f"--set: {err}") from None
     for flag, path in (("--json", args.json), ("--md", args.md)):
-        if path and Path(path).is_dir():
-            raise SystemExit(f"{flag} {path} is a folder; name the file to write")
+        if path:
+            proxy.check_out_file(Path(path), flag)
     if args.resummarize and not args.json:
         raise SystemExit("--resummarize needs --json: the file to write")
 

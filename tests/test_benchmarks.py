@@ -242,6 +242,21 @@ def test_step_time_records_the_driver_nvidia_smi_reports(tmp_path, monkeypatch):
     assert step_time.driver_version() is None
 
 
+def test_step_time_writes_its_rounds_before_the_report_it_may_be_stopped_in(tmp_path, monkeypatch):
+    """A stop (the stage's `timeout`) landing in report()'s nvidia-smi call or matmul
+    timing killed the process with every measured round unwritten."""
+    step_time = _bench_module("step_time")
+    monkeypatch.setattr(step_time, "run", lambda args: {"a": {"median_s": 0.5}})
+
+    def stopped(args, results):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(step_time, "report", stopped)
+    out = tmp_path / "st.json"
+    with pytest.raises(KeyboardInterrupt):
+        step_time.main(["--preset", "cpu", "--json", str(out)])
+    assert json.loads(out.read_text()) == {"rounds_only": "report() did not finish", "a": {"median_s": 0.5}}
+
+
 @pytest.mark.parametrize("flags, says", [
     (["--parts", "xyz"], "--parts 'xyz': letters of 'abc'"),   # ran to an empty table, exit 0
     (["--iters", "0"], "--iters must be >= 1"),
@@ -254,8 +269,11 @@ def test_step_time_records_the_driver_nvidia_smi_reports(tmp_path, monkeypatch):
     (["--threads", "-1"], "--threads must be >= 1"),              # a traceback
     (["--image-size", "0"], "--image-size must be a positive multiple of 32, got 0"),
     (["--backbone", "nosuchnet"], "--backbone nosuchnet: no timm model of that name"),
+    (["--json", "a-file/x.json"], "--json a-file/x.json: a-file is a file"),  # after the run
 ])
-def test_step_time_names_a_bad_option_before_any_work(flags, says, capsys):
+def test_step_time_names_a_bad_option_before_any_work(flags, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
     with pytest.raises(SystemExit):
         _bench_module("step_time").parse(["--preset", "cpu", *flags])
     assert says in capsys.readouterr().err

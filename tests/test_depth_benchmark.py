@@ -396,6 +396,8 @@ def test_the_table_is_written_where_asked_never_over_another_recipe_s(tmp_path, 
     build_table.check_out(other, "bbbb")  # written again from trainings.jsonl
     with pytest.raises(SystemExit, match="is a folder"):
         build_table.check_out(tmp_path, "bbbb")
+    with pytest.raises(SystemExit, match=r"--out .*/t.json: .*table.json is a file, not a folder"):
+        build_table.check_out(other / "t.json", "bbbb")  # a traceback after the trainings
     # a file of the user's named as --out was replaced by the table
     for name, text in (("README.md", "# notes\n"), ("other.json", '{"a": 1}')):
         (tmp_path / name).write_text(text)
@@ -645,21 +647,26 @@ def test_a_worker_leaves_when_its_parent_is_gone(monkeypatch):
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--num-landmarks", "1"], "needs at least 2 landmarks"),  # one landmark: no pair
-    (["--calib-batches", "-1"], "--calib-batches must be >= 0"),
+    # 0 reset the decoder's BatchNorm statistics and estimated none
+    (["--calib-batches", "0"], "--calib-batches must be >= 1"),
+    (["--epochs", "2", "--min-epochs", "5"], "--min-epochs 5 is more than --epochs 2"),
+    (["--json", "a-file/r.json"], "--json a-file/r.json: a-file is a file"),
     # each started every run's process, to fail there (or after it: a traceback at 0)
     (["--time-budget", "-5"], "--time-budget must be >= 0, got -5.0"),
     (["--threads", "0"], "--threads must be >= 1"), (["--lambda-max", "-1"], "--lambda-max must be >= 0"),
     (["--seeds", "-1"], "--seeds -1: each from 0 to 2\\*\\*32 - 1"),
     (["--device", "gpu"], "--device gpu: unknown device 'gpu'"),
 ])
-def test_ranking_refuses_the_first_value_that_cannot_work(flags, message):
+def test_ranking_refuses_the_first_value_that_cannot_work(flags, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")  # an output path below it failed after all the work
     with pytest.raises(SystemExit, match=message):
         ranking_bench.check_args(ranking_bench.parse_args([*flags, "--table", "unused.json"]))
 
 
 def test_ranking_takes_the_least_values_that_work():
     ranking_bench.check_args(ranking_bench.parse_args(
-        ["--num-landmarks", "2", "--calib-batches", "0", "--table", "unused.json"]))
+        ["--num-landmarks", "2", "--calib-batches", "1", "--table", "unused.json"]))
 
 
 def test_ranking_s_truth_leaves_out_diverged_architectures_and_needs_two_to_rank():

@@ -94,8 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def check_out(out: Path, key: str) -> None:
     """Before any training: `out` must not be a folder, nor a table of another recipe
     (another preset, other --set), which it would replace. (Its folder is made.)"""
-    if out.is_dir():
-        raise SystemExit(f"error: --out {out} is a folder; name the table's JSON file")
+    proxy.check_out_file(out, "--out")
     if out.is_file():
         try:
             table = read_json(out)

@@ -425,6 +425,17 @@ def check_work(work: Path) -> None:
         raise SystemExit(str(err)) from None
 
 
+def check_out_file(path: Path, flag: str) -> None:
+    """A file to write at the end: a folder there, or a path below a file or where
+    this user may not write, failed with a traceback after all the work."""
+    if path.is_dir():
+        raise SystemExit(f"{flag} {path} is a folder; name the file to write")
+    try:
+        check_parent_folders(path, flag)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+
+
 def check_device(device: str) -> None:
     """In the parent, before the worker processes that would each fail on it: --device
     names a device this machine has (SystemExit naming it, else)."""
