@@ -72,17 +72,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DepthDemo, launch  # gradio: seconds a missing or bad model need not wait
     demo = DepthDemo(estimator, examples_dir=default_examples_dir())
     print(f"starting the demo of {demo.estimator.info.arch} on http://{args.host}:{args.port}")
-    # `kill` (SIGTERM) must clean up as Ctrl-C does: the work folder holds every result.
+    # `kill` (SIGTERM) and a closed terminal or SSH session (SIGHUP) must clean up as
+    # Ctrl-C does: the work folder holds every result, Gradio's cache every upload.
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = (signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-                if main_thread else None)
+    stops = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = ({s: signal.signal(s, lambda signum, frame: sys.exit(128 + signum)) for s in stops}
+                if main_thread else {})
     try:
         launch(demo, args.host, args.port, block=True)
     except OSError as err:  # taken since the probe above
         raise _cannot_serve(args, err) from None
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
         demo.close()
     return 0
 

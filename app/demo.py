@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import html
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -20,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import gradio as gr
-import numpy as np
 from PIL import Image
 
 from depthnas.datasets import net_input_size
-from depthnas.export.images import (ImageReadError, colorize, fit_stem, one_value, read_photo,
-                                    save_prediction)
+from depthnas.datasets.io import TIFF_MAGIC, tiff_size
+from depthnas.export.images import ImageReadError, fit_stem, one_value, read_photo, save_prediction
 from depthnas.export.inference import DepthEstimator, ignores_input_warning, predict_latency
 from depthnas.out_of_memory import OutOfMemory
 
@@ -70,8 +72,14 @@ def example_images(folder: str | Path) -> list[Path]:
 
 def _upload_error(message: str) -> gr.Error:
     """A user's upload mistake: a message in their browser, not a traceback on the
-    server's console for every bad file."""
-    return gr.Error(message, print_exception=False)
+    server's console for every bad file. Escaped: the toast is HTML, and an upload
+    named `holiday <b>2024.jpg` turned the rest of the message bold."""
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
+def _markdown_text(text: str) -> str:
+    """`text` shown as written in Markdown: `room *draft* _v2_.jpg` came out in italics."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~&])", r"\\\1", text)
 
 
 def _why(err: ImageReadError, name: str) -> str:
@@ -94,9 +102,12 @@ def check_upload(path: Path, name: str, limits: Limits) -> None:
                             f"{limits.max_side} px a side.") from None
     except Exception:
         # a float colour TIFF (OpenCV's, an HDR tool's) PIL cannot open, predict reads:
-        # decoded whole to learn its size (its bytes are within the limit above)
+        # its size from its own header (a 600 KB deflated one of 6000x6000 floats took
+        # 4 GB and 15 s to decode), else decoded whole (its bytes are within the limit)
+        data = path.read_bytes()
+        size = tiff_size(data) if data[:4] in TIFF_MAGIC else None
         try:
-            h, w = read_photo(path).shape[:2]
+            w, h = size or read_photo(path).shape[1::-1]
         except ImageReadError as err:
             raise _upload_error(f"{name} is not an image this demo can read: {_why(err, name)}. "
                                 "It reads PNG, JPEG, WebP, BMP, TIFF and GIF.") from None
@@ -140,7 +151,7 @@ class DepthDemo:
         self._running = 0
         self._stopping = False
 
-    def run(self, payload: Any) -> tuple[tuple[np.ndarray, np.ndarray], list[str], str]:
+    def run(self, payload: Any) -> tuple[tuple[str, str], list[str], str]:
         """One prediction. `payload` is gr.Image's raw value (preprocess=False)."""
         with self._idle:
             if self._stopping:
@@ -163,7 +174,7 @@ class DepthDemo:
                 log.warning("waiting up to %d s for the prediction in progress", timeout)
             return self._idle.wait_for(lambda: self._running == 0, timeout)
 
-    def _run(self, payload: Any) -> tuple[tuple[np.ndarray, np.ndarray], list[str], str]:
+    def _run(self, payload: Any) -> tuple[tuple[str, str], list[str], str]:
         path, name = _payload_path(payload)
         if path is None:
             raise _upload_error("Upload an image first (or click an example).")
@@ -185,9 +196,15 @@ class DepthDemo:
                            f"{self.estimator.info.net_size}.", print_exception=False) from None
         ms = (time.perf_counter() - t0) * 1000.0
         # (an upload named ".png" must not give hidden downloads; a long name is cut)
-        files = save_prediction(depth, self._result_dir(), fit_stem(Path(name).stem.lstrip(".") or "image"))
+        folder, stem = self._result_dir(), fit_stem(Path(name).stem.lstrip(".") or "image")
+        files = save_prediction(depth, folder, stem)
+        # The slider gets files, not arrays: Gradio wrote an array to a cache path named
+        # by its hash, in place, so a browser fetching one result while an identical
+        # one was written got a short or empty image.
+        photo = folder / f"{stem}-photo.png"  # a fresh folder: read only once this returns
+        photo.write_bytes(cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes())
         h, w = rgb.shape[:2]
-        status = (f"{name}: {w}×{h} px, inference {ms:.0f} ms. "
+        status = (f"{_markdown_text(name)}: {w}×{h} px, inference {ms:.0f} ms. "
                   "Drag the slider to compare; downloads are at full size.")
         if one_value(depth):  # else a flat colour, said as nothing amiss
             status += ("\n\n**The model output one value everywhere: it saw no depth in this "
@@ -195,7 +212,7 @@ class DepthDemo:
                        "images (the quick preset's synthetic rooms).")
         elif self.estimator.info.ignores_input:  # a map that looks like depth, of no photo
             status += f"\n\n**{ignores_input_warning(self.estimator.info.arch)}.**"
-        return (rgb, colorize(depth)), [str(files["png16"]), str(files["npy"])], status
+        return (str(photo), str(files["color"])), [str(files["png16"]), str(files["npy"])], status
 
     def _result_dir(self) -> Path:
         folder = Path(tempfile.mkdtemp(dir=self.workdir, prefix="result-"))
@@ -235,7 +252,7 @@ class DepthDemo:
                                     label="Examples (scikit-image)")
                 with gr.Column():
                     slider = gr.ImageSlider(label="Photo | depth (inferno: bright = near)",
-                                            type="numpy", format="png", interactive=False,
+                                            type="filepath", format="png", interactive=False,
                                             elem_id="depth-slider")
                     files = gr.File(label="Downloads: 16-bit PNG (min-max scaled), raw .npy",
                                     file_count="multiple", interactive=False,

@@ -151,37 +151,50 @@ def _tiff_stored_grid(img: np.ndarray, data: bytes) -> np.ndarray:
     return np.ascontiguousarray(undo(img)) if undo is not None else img
 
 
-# TIFF field types libtiff takes for Orientation: (bytes, signed) of BYTE, SHORT,
+# TIFF field types libtiff takes for an integer tag: (bytes, signed) of BYTE, SHORT,
 # LONG, SBYTE, SSHORT, SLONG, LONG8, SLONG8
 _TIFF_INTEGER_TYPES = {1: (1, False), 3: (2, False), 4: (4, False), 6: (1, True),
                        8: (2, True), 9: (4, True), 16: (8, False), 17: (8, True)}
 
 
-def tiff_orientation(data: bytes) -> int:
-    """The Orientation tag (274) of a TIFF's first image, read from its first IFD as
-    libtiff (OpenCV's TIFF decoder) reads it: one integer of any integer type, else
-    ignored; 1 when it has none. Read here, not through PIL, which cannot open a float,
-    int16 or uint32 colour TIFF and so saw no tag on exactly the files OpenCV turns."""
+def tiff_tag(data: bytes, tag: int) -> int | None:
+    """One integer tag of a TIFF's first image, read from its first IFD as libtiff
+    (OpenCV's TIFF decoder) reads it: one value of any integer type; None when the
+    file has none, or one of a type or count libtiff ignores. Read here, not through
+    PIL, which cannot open a float, int16 or uint32 colour TIFF."""
     order = {b"II": "little", b"MM": "big"}.get(data[:2])
     if order is None:
-        return 1
+        return None
     big = int.from_bytes(data[2:4], order) == 43  # BigTIFF: 8-byte counts and offsets
     word, count_size, entry = (8, 8, 20) if big else (4, 2, 12)
     start = 8 if big else 4
     ifd = int.from_bytes(data[start:start + word], order)
     n = int.from_bytes(data[ifd:ifd + count_size], order)
     for i in range(ifd + count_size, min(ifd + count_size + n * entry, len(data) - entry + 1), entry):
-        if int.from_bytes(data[i:i + 2], order) != 274:
+        if int.from_bytes(data[i:i + 2], order) != tag:
             continue
         size, signed = _TIFF_INTEGER_TYPES.get(int.from_bytes(data[i + 2:i + 4], order), (0, False))
         if not size or int.from_bytes(data[i + 4:i + 4 + word], order) != 1:
-            return 1  # a type or count libtiff refuses: it leaves the image unturned
+            return None
         field = data[i + 4 + word:i + 4 + 2 * word]
         if size > word:  # LONG8 in a classic TIFF: the field holds the value's offset
             at = int.from_bytes(field, order)
             field = data[at:at + size]
         return int.from_bytes(field[:size], order, signed=signed)
-    return 1
+    return None
+
+
+def tiff_orientation(data: bytes) -> int:
+    """The Orientation tag (274), 1 (as stored) when there is none libtiff applies:
+    the turn OpenCV gives a TIFF, even told to ignore it."""
+    return tiff_tag(data, 274) or 1
+
+
+def tiff_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a TIFF's first IFD (tags 256 and 257), without decoding a
+    pixel; None when they cannot be read."""
+    w, h = tiff_tag(data, 256), tiff_tag(data, 257)
+    return (w, h) if w and h else None
 
 
 # Bit depths sensors store in 16-bit files; values are read against the smallest

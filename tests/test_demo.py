@@ -60,6 +60,46 @@ def test_an_upload_s_name_gives_visible_downloads_of_a_length_a_file_may_have(
             assert Path(f).name.startswith(f"{stem}-depth")
 
 
+def test_the_slider_gets_the_photo_and_its_depth_as_files_of_their_own(demo_server, photos: Path) -> None:
+    """As arrays, Gradio wrote each to a cache path named by its hash, in place: a
+    browser fetching one result while an identical one was written got a short or
+    empty image."""
+    from depthnas.export.images import colorize, read_photo
+    (photo, depth), files, _ = demo_server.demo.run(str(photos / "coffee.jpg"))
+    rgb = read_photo(photos / "coffee.jpg")
+    np.testing.assert_array_equal(np.asarray(Image.open(photo)), rgb)
+    np.testing.assert_array_equal(np.asarray(Image.open(depth).convert("RGB")),
+                                  colorize(np.load(next(f for f in files if f.endswith(".npy")))))
+
+
+def test_an_upload_s_name_is_shown_as_written_in_messages_and_status(demo_server, photos: Path,
+                                                                    tmp_path: Path) -> None:
+    """The toast is HTML and the status Markdown: `holiday <b>2024.jpg` made the rest of
+    the message bold, `room *draft* _v2_.jpg` came out in italics."""
+    bad = tmp_path / "x.jpg"
+    bad.write_text("not a photo")
+    with pytest.raises(gr.Error) as err:
+        demo_server.demo.run({"path": str(bad), "orig_name": "holiday <b>2024 & more.jpg"})
+    assert err.value.message.startswith("holiday &lt;b&gt;2024 &amp; more.jpg is not an image")
+    status = demo_server.demo.run({"path": str(photos / "coffee.jpg"), "orig_name": "room *draft* _v2_.jpg"})[2]
+    assert status.startswith(r"room \*draft\* \_v2\_\.jpg: ")
+
+
+def test_a_float_tiff_s_size_is_read_from_its_header_not_by_decoding_it(tmp_path: Path, monkeypatch) -> None:
+    """PIL cannot open a float colour TIFF, so it was decoded whole to learn its size:
+    a 600 KB deflated one of 6000x6000 pixels took 4 GB and 15 s."""
+    import tifffile
+    from depthnas.app import demo as demo_module
+    path = tmp_path / "wide.tif"
+    tifffile.imwrite(path, np.zeros((2, 5000, 3), np.float32), photometric="rgb", compression="zlib")
+
+    def decoded(path):
+        raise AssertionError("decoded to learn its size")
+    monkeypatch.setattr(demo_module, "read_photo", decoded)
+    with pytest.raises(gr.Error, match=r"wide.tif is 5000×2 px; the limit is 4096 px a side"):
+        demo_module.check_upload(path, "wide.tif", demo_module.Limits())
+
+
 def test_an_upload_swept_from_the_cache_gets_a_message(demo_server) -> None:
     """An hour after the upload, Gradio's sweep has deleted its copy while the page still
     shows it: "Error" and a traceback on the server."""
@@ -273,7 +313,7 @@ def test_demo_without_a_run_says_how_to_make_one(tmp_path: Path, capsys) -> None
     assert "make search" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP"])  # HUP: a closed terminal
 def test_ctrl_c_and_kill_clean_up_the_work_folder_and_exit_as_a_shell_reports(
         stop: str, onnx_file: Path, tmp_path: Path, photos: Path) -> None:
     """`kill` of a demo left /tmp/depthnas-demo-* behind, full of result .npy files, and
