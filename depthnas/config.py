@@ -166,7 +166,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Settings a resumed run may change: where and how fast it runs, not what it computes.
 # (`out` too: the same folder may be named another way, or have moved.)
 RESUME_MAY_CHANGE = {"out", "device", "data.num_workers", "supernet.compile", "standalone.compile",
-                     "supernet.channels_last", "standalone.channels_last"}
+                     "supernet.channels_last", "standalone.channels_last",
+                     "supernet.log_every", "standalone.log_every"}
 
 
 def run_record(cfg: Config) -> dict[str, Any]:
@@ -281,16 +282,24 @@ def _unknown_key(key: Any, where: str, hints: dict[str, Any], root: Any) -> Conf
     elsewhere = [f"{name}.{key}" for name, section in vars(root).items()
                  if dataclasses.is_dataclass(section) and key in vars(section)
                  and f"{name}.{key}" != where]
-    if elsewhere:  # the exact name in another section beats a near one here
-        hint = f" ({key!r} is {' and '.join(elsewhere)})"
-    elif close:
-        hint = f" (did you mean {where.rpartition('.')[0] + '.' if '.' in where else ''}{close[0]}?)"
-    elif isinstance(key, str) and "." in key:
+    prefix = where[:len(where) - len(str(key))]  # the section it is in: "" at the top
+    if isinstance(key, str) and "." in key and not close_to_dotted(key, close):
+        # `supernet.epochs: 3` at the top of a file: not "did you mean supernet.supernet?"
         section, _, field = key.partition(".")
         hint = f" (in a YAML file a section's field is nested: '{section}:' then '  {field}: ...')"
+    elif elsewhere:  # the exact name in another section beats a near one here
+        hint = f" ({key!r} is {' and '.join(elsewhere)})"
+    elif close:
+        hint = f" (did you mean {prefix}{close[0]}?)"
     else:
         hint = ""
     return ConfigError(f"unknown config key {where!r}{hint}; valid keys here: {valid}")
+
+
+def close_to_dotted(key: str, close: list[str]) -> bool:
+    """A dotted key whose near match is a real field of that name (`batch.size` for
+    batch_size), not its own section's name (`supernet.epochs` for supernet)."""
+    return bool(close) and close[0] != key.partition(".")[0]
 
 
 def _merge(obj: Any, updates: dict[str, Any], prefix: str = "", root: Any = None) -> None:
@@ -367,8 +376,25 @@ def apply_dotted(cfg: Config, assignments: list[Assignment]) -> Config:
                           f"string: [{assignments!r}]")
     cfg = copy.deepcopy(cfg)  # also with no assignment at all
     for item in assignments:
+        _check_path(cfg, item)
         _merge(cfg, _nested(item))
     return cfg
+
+
+def _check_path(obj: Any, item: Assignment) -> None:
+    """A dotted path goes through sections only: `--set out.myrun=` made `out` the
+    text 'myrun:' (read as YAML's `myrun:`), and named a folder so. (The value may
+    still be a mapping: `--set data.spec=folder: x` is said as YAML's reading.)"""
+    path = item[0] if isinstance(item, tuple) else str(item).partition("=")[0]
+    keys = path.strip().split(".")
+    for i, key in enumerate(keys[:-1]):
+        if not hasattr(obj, key):  # an unknown key: _merge says what it likely meant
+            return
+        obj = getattr(obj, key)
+        if not dataclasses.is_dataclass(obj):
+            setting = ".".join(keys[:i + 1])
+            raise ConfigError(f"{path.strip()}: {setting} is a setting, not a section "
+                              f"(set it as {setting}=VALUE)")
 
 
 def assigned_fields(assignments: list[Assignment]) -> set[str]:
@@ -399,6 +425,21 @@ def retyped(cfg: Any, problems: list[str] | None = None, prefix: str = "") -> An
     hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         value, where = getattr(cfg, f.name), f"{prefix}{f.name}"
+        section = hints[f.name] if dataclasses.is_dataclass(hints[f.name]) else None
+        if section is not None and not isinstance(value, section):
+            # `cfg.supernet = {"epochs": 1}` in a script: an AttributeError much later
+            try:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}: expected a {section.__name__} or a mapping of "
+                                      f"its fields, got {value!r}")
+                value = section()
+                _merge(value, getattr(cfg, f.name), where + ".")
+            except ConfigError as err:
+                if problems is None:
+                    raise
+                problems.append(str(err))
+                continue
+            setattr(cfg, f.name, value)
         if dataclasses.is_dataclass(value):
             retyped(value, problems, where + ".")
             continue

@@ -374,6 +374,10 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
     else:
         cfg = config_mod.absolute_paths(config_mod.apply_dotted(
             config_mod.load(args.config, args.preset), updates))
+        if args.out and Path(cfg.out).resolve() != Path(args.out).resolve():
+            # `--set out=` after --out: --out was checked, the other folder used
+            raise config_mod.ConfigError(f"--out {args.out} and out={cfg.out} (--set) name two "
+                                         "folders: give one")
         if cfg.out and not args.out:  # out: in a YAML file, or --set out=
             _check_out_path(cfg.out, "out")
         # a run's config.yaml names that run's folder: rerunning it (the SPOS comparison,
@@ -408,6 +412,11 @@ def build_config(args: argparse.Namespace, check: bool = True) -> Config:
     if not check:
         return cfg
     validate(cfg)
+    if command == "search" and cfg.landmarks.enabled and cfg.data.reg_fraction == 0:
+        # the search says so too, once its data is read: here before torch loads (train
+        # takes it: a training has no use for the regularizer's split)
+        raise config_mod.ConfigError("data.reg_fraction=0 leaves the landmark regularizer no data "
+                                     "to evaluate landmarks on; raise it, or search with --no-landmarks")
     if not resume:  # a resume repeats what the run was given: said when it started
         warn_unread_by_space(args, command, cfg)
     return cfg

@@ -1,4 +1,5 @@
 """Config: dataclass defaults < preset < YAML < CLI flags."""
+import dataclasses
 import re
 from pathlib import Path
 
@@ -355,6 +356,7 @@ def test_a_resume_may_change_where_and_how_fast_a_run_goes_not_what_it_computes(
     recorded = C.run_record(cfg)
     cfg.data.num_workers, cfg.device, cfg.supernet.compile = 8, "cpu", True
     cfg.standalone.channels_last = True
+    cfg.supernet.log_every = 5  # how often it logs: refused as another recipe
     assert C.record_changes(recorded, cfg) == []
     cfg.data.batch_size = 4
     assert C.record_changes(recorded, cfg) == ["data.batch_size: 8 then, 4 now"]
@@ -691,6 +693,9 @@ def test_a_number_written_into_a_text_field_keeps_its_characters(typed, tmp_path
 @pytest.mark.parametrize("text, says", [
     ("search:\n  generatons: 3\n", "'search.generatons' (did you mean search.generations?)"),
     ("search.generations: 3\n", "(in a YAML file a section's field is nested: 'search:' then '  generations: ...')"),
+    # not "did you mean supernet.supernet?": the key's own dot is no section
+    ("supernet.epochs: 3\n", "(in a YAML file a section's field is nested: 'supernet:' then '  epochs: ...')"),
+    ("data:\n  batch.size: 3\n", "'data.batch.size' (did you mean data.batch_size?)"),
     ("supernet:\n  batch_size: 3\n", "'supernet.batch_size' ('batch_size' is data.batch_size)"),
     # the exact name elsewhere beats a near one here (supernet.epochs)
     ("supernet:\n  warmup_epochs: 3\n", "('warmup_epochs' is landmarks.warmup_epochs)"),
@@ -802,6 +807,43 @@ def test_fields_a_script_sets_by_attribute_are_brought_to_their_types_or_named()
         validate(cfg)
     assert "search.iterations: expected a whole number, got 1.5" in str(refused.value)
     assert "landmarks.enabled: expected true/false, got 'maybe'" in str(refused.value)
+    # a whole section replaced: a mapping of its fields, or named (an AttributeError later)
+    cfg = C.Config()
+    cfg.supernet = {"epochs": "3"}
+    assert C.retyped(cfg).supernet == dataclasses.replace(C.Config().supernet, epochs=3)
+    cfg.data, cfg.search = None, {"generatons": 3}
+    with pytest.raises(C.ConfigError) as refused:
+        validate(cfg)
+    assert "data: expected a DataConfig or a mapping of its fields, got None" in str(refused.value)
+    assert "unknown config key 'search.generatons' (did you mean search.generations?)" in str(refused.value)
+
+
+def test_a_set_path_through_a_setting_is_refused_not_read_as_text(tmp_path):
+    """`--set out.myrun=` made out the text 'myrun:' (YAML's `myrun:`) and named a run
+    folder so; `--set data.spec.x=1` was told to quote a mapping."""
+    for assignment, says in (("out.myrun=", "out.myrun: out is a setting, not a section (set it as out=VALUE)"),
+                             ("data.spec.x=1", "data.spec.x: data.spec is a setting, not a section")):
+        with pytest.raises(C.ConfigError, match=re.escape(says)):
+            C.apply_dotted(C.Config(), [assignment])
+    assert C.apply_dotted(C.Config(), ["data.spec=folder:"]).data.spec == "folder:"  # YAML's {folder: None}
+
+
+def test_out_and_a_set_out_naming_another_folder_are_refused(tmp_path):
+    """--out was checked (a folder, free), and --set out= was the folder used."""
+    args = build_parser().parse_args(["search", "--out", str(tmp_path / "a"), "--set", f"out={tmp_path / 'b'}"])
+    with pytest.raises(C.ConfigError, match=r"--out .*a and out=.*b \(--set\) name two folders"):
+        build_config(args, check=False)
+    args = build_parser().parse_args(["search", "--out", str(tmp_path / "a"), "--set", f"out={tmp_path / 'a'}"])
+    assert build_config(args, check=False).out == str(tmp_path / "a")
+
+
+def test_a_search_without_a_regularizer_split_is_refused_before_the_data_is_read(tmp_path):
+    args = build_parser().parse_args(["search", "--set", "data.reg_fraction=0", "--out", str(tmp_path / "s")])
+    with pytest.raises(C.ConfigError, match="data.reg_fraction=0 leaves the landmark regularizer no data"):
+        build_config(args)
+    for argv in (["search", "--no-landmarks"], ["train", "--arch", "v1-sync:c3,c3,c3,c3,c3"]):
+        build_config(build_parser().parse_args([*argv, "--set", "data.reg_fraction=0",
+                                                "--out", str(tmp_path / argv[0])]))
 
 
 def test_an_assignment_that_is_no_string_or_pair_is_named():
