@@ -75,7 +75,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # `kill` (SIGTERM) and a closed terminal or SSH session (SIGHUP) must clean up as
     # Ctrl-C does: the work folder holds every result, Gradio's cache every upload.
     main_thread = threading.current_thread() is threading.main_thread()
-    stops = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    # (not a SIGHUP `nohup` ignores: the demo is to outlive its terminal then)
+    stops = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None))
+             if s is not None and signal.getsignal(s) is not signal.SIG_IGN]
     previous = ({s: signal.signal(s, lambda signum, frame: sys.exit(128 + signum)) for s in stops}
                 if main_thread else {})
     try:

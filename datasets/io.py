@@ -362,6 +362,8 @@ def _check_npy_size(fh, path: str | Path) -> None:
             shape, dtype = tuple(header["shape"]), fmt.descr_to_dtype(header["descr"])
         except (SyntaxError, ValueError, KeyError, TypeError):  # np.load names what is wrong
             return
+        if not all(isinstance(n, int) and n >= 0 for n in shape):  # ('a',): np.load's to say
+            return
     else:  # a later version: np.load says what it makes of it
         return
     needed = math.prod(shape) * dtype.itemsize

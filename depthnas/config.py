@@ -283,10 +283,9 @@ def _unknown_key(key: Any, where: str, hints: dict[str, Any], root: Any) -> Conf
                  if dataclasses.is_dataclass(section) and key in vars(section)
                  and f"{name}.{key}" != where]
     prefix = where[:len(where) - len(str(key))]  # the section it is in: "" at the top
-    if isinstance(key, str) and "." in key and not close_to_dotted(key, close):
-        # `supernet.epochs: 3` at the top of a file: not "did you mean supernet.supernet?"
-        section, _, field = key.partition(".")
-        hint = f" (in a YAML file a section's field is nested: '{section}:' then '  {field}: ...')"
+    dotted = _dotted_hint(key, prefix, hints, root) if isinstance(key, str) and "." in key else ""
+    if dotted:
+        hint = dotted
     elif elsewhere:  # the exact name in another section beats a near one here
         hint = f" ({key!r} is {' and '.join(elsewhere)})"
     elif close:
@@ -296,10 +295,20 @@ def _unknown_key(key: Any, where: str, hints: dict[str, Any], root: Any) -> Conf
     return ConfigError(f"unknown config key {where!r}{hint}; valid keys here: {valid}")
 
 
-def close_to_dotted(key: str, close: list[str]) -> bool:
-    """A dotted key whose near match is a real field of that name (`batch.size` for
-    batch_size), not its own section's name (`supernet.epochs` for supernet)."""
-    return bool(close) and close[0] != key.partition(".")[0]
+def _dotted_hint(key: str, prefix: str, hints: dict[str, Any], root: Any) -> str:
+    """A dotted key's likely meaning: a field of this section written with its
+    section's name (`supernet.epochs` inside supernet:), or a section and its field
+    that YAML wants nested (`supernet.epochs: 3` at the top; `landmark.enabled`),
+    never "did you mean supernet.supernet?"."""
+    last = key.rpartition(".")[2]
+    if last in hints:
+        return f" (did you mean {prefix}{last}?)"
+    head, _, rest = key.partition(".")
+    sections = [n for n, v in vars(root).items() if dataclasses.is_dataclass(v)]
+    section = head if head in sections else next(iter(difflib.get_close_matches(head, sections, n=1)), "")
+    if section and (rest.partition(".")[0] in vars(getattr(root, section))):
+        return f" (in a YAML file a section's field is nested: '{section}:' then '  {rest}: ...')"
+    return ""
 
 
 def _merge(obj: Any, updates: dict[str, Any], prefix: str = "", root: Any = None) -> None:
@@ -432,7 +441,8 @@ def retyped(cfg: Any, problems: list[str] | None = None, prefix: str = "") -> An
                 if not isinstance(value, dict):
                     raise ConfigError(f"{where}: expected a {section.__name__} or a mapping of "
                                       f"its fields, got {value!r}")
-                value = section()
+                # the field's own default (standalone trains 20 epochs, a TrainConfig 30)
+                value = f.default_factory() if f.default_factory is not dataclasses.MISSING else section()
                 _merge(value, getattr(cfg, f.name), where + ".")
             except ConfigError as err:
                 if problems is None:

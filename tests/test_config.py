@@ -696,6 +696,8 @@ def test_a_number_written_into_a_text_field_keeps_its_characters(typed, tmp_path
     # not "did you mean supernet.supernet?": the key's own dot is no section
     ("supernet.epochs: 3\n", "(in a YAML file a section's field is nested: 'supernet:' then '  epochs: ...')"),
     ("data:\n  batch.size: 3\n", "'data.batch.size' (did you mean data.batch_size?)"),
+    ("supernet:\n  supernet.epochs: 3\n", "'supernet.supernet.epochs' (did you mean supernet.epochs?)"),
+    ("landmark.enabled: false\n", "nested: 'landmarks:' then '  enabled: ...'"),
     ("supernet:\n  batch_size: 3\n", "'supernet.batch_size' ('batch_size' is data.batch_size)"),
     # the exact name elsewhere beats a near one here (supernet.epochs)
     ("supernet:\n  warmup_epochs: 3\n", "('warmup_epochs' is landmarks.warmup_epochs)"),
@@ -809,8 +811,10 @@ def test_fields_a_script_sets_by_attribute_are_brought_to_their_types_or_named()
     assert "landmarks.enabled: expected true/false, got 'maybe'" in str(refused.value)
     # a whole section replaced: a mapping of its fields, or named (an AttributeError later)
     cfg = C.Config()
-    cfg.supernet = {"epochs": "3"}
+    cfg.supernet, cfg.standalone = {"epochs": "3"}, {"lr": 2e-3}
     assert C.retyped(cfg).supernet == dataclasses.replace(C.Config().supernet, epochs=3)
+    # the field's own default: a stand-alone training's 20 epochs, not a TrainConfig's 30
+    assert cfg.standalone == dataclasses.replace(C.Config().standalone, lr=2e-3)
     cfg.data, cfg.search = None, {"generatons": 3}
     with pytest.raises(C.ConfigError) as refused:
         validate(cfg)

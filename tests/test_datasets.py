@@ -1423,6 +1423,11 @@ def test_depth_files_whose_headers_announce_too_much_are_named(tmp_path):
     npy.write_bytes(b"\x93NUMPY\x03\x00" + len(text).to_bytes(4, "little") + text.encode() + b"\0" * 64)
     with pytest.raises(DatasetError, match=r"huge.npy: its header announces shape \(200000, 200000\)"):
         read_npy(npy)
+    text = "{'descr': '<f4', 'fortran_order': False, 'shape': ('a',), }"  # np.load's to name
+    text += " " * (-(len(text) + 13) % 64) + "\n"
+    npy.write_bytes(b"\x93NUMPY\x03\x00" + len(text).to_bytes(4, "little") + text.encode() + b"\0" * 64)
+    with pytest.raises(DatasetError, match=r"cannot read array \S*huge.npy: "):
+        read_npy(npy)
     np.save(npy, np.ones((3, 4), np.float32))  # whole: read
     assert read_npy(npy).shape == (3, 4)
 

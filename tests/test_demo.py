@@ -313,7 +313,7 @@ def test_demo_without_a_run_says_how_to_make_one(tmp_path: Path, capsys) -> None
     assert "make search" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP"])  # HUP: a closed terminal
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP", "nohup"])  # HUP: a closed terminal
 def test_ctrl_c_and_kill_clean_up_the_work_folder_and_exit_as_a_shell_reports(
         stop: str, onnx_file: Path, tmp_path: Path, photos: Path) -> None:
     """`kill` of a demo left /tmp/depthnas-demo-* behind, full of result .npy files, and
@@ -332,6 +332,7 @@ def test_ctrl_c_and_kill_clean_up_the_work_folder_and_exit_as_a_shell_reports(
     # A shell starts background jobs with Ctrl-C ignored (CI may run this suite so), and
     # Python keeps it ignored: give the demo Ctrl-C as a terminal's user has it.
     start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             + ("signal.signal(signal.SIGHUP, signal.SIG_IGN); " if stop == "nohup" else "") +
              "sys.argv[0] = 'depthnas'; runpy.run_module('depthnas', run_name='__main__')")
     proc = subprocess.Popen([sys.executable, "-c", start, "demo", "--model", str(onnx_file),
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
@@ -352,6 +353,11 @@ def test_ctrl_c_and_kill_clean_up_the_work_folder_and_exit_as_a_shell_reports(
         cached = sorted(p.name for p in (tmp_path / "gradio").rglob("*") if p.is_file())
         ours = {"coffee.jpg", "coffee-depth.npy", "coffee-depth16.png"}  # the upload, the results
         assert ours <= set(cached), cached
+        if stop == "nohup":  # started so, the demo outlives its terminal
+            proc.send_signal(signal.SIGHUP)
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=3)
+            stop = "SIGTERM"
         proc.send_signal(getattr(signal, stop))
         assert proc.wait(timeout=60) == 128 + getattr(signal, stop)
     finally:
