@@ -664,6 +664,20 @@ def test_ranking_refuses_the_first_value_that_cannot_work(flags, message, tmp_pa
         ranking_bench.check_args(ranking_bench.parse_args([*flags, "--table", "unused.json"]))
 
 
+def test_seed_agreement_by_hand():
+    """The table's seed-to-seed tau and noise level (the sparse tau's threshold), on
+    hand values: only a range was checked, which any tau meets."""
+    entries = {"v1-sync:a": {"seeds": [0.10, 0.40]}, "v1-sync:b": {"seeds": [0.20, 0.30]},
+               "v1-sync:c": {"seeds": [0.30, 0.20]},
+               "v1-sync:d": {"seeds": [0.40, None]},  # one seed diverged: no pair
+               "v2-sync:e": {"seeds": [0.5, 0.5]}}
+    got = proxy.seed_agreement(entries)
+    assert got["kendall_tau"]["v1-sync"] == pytest.approx(-1.0)  # seed 1 reverses seed 0
+    assert got["median_abs_diff"]["v1-sync"] == pytest.approx(0.1)  # of 0.3, 0.1, 0.1
+    assert got["n_pairs"] == {"v1-sync": 3, "v2-sync": 1, "overall": 4}
+    assert got["kendall_tau"]["v2-sync"] is None and got["median_abs_diff"]["overall"] == pytest.approx(0.1)
+
+
 def test_ranking_takes_the_least_values_that_work():
     ranking_bench.check_args(ranking_bench.parse_args(
         ["--num-landmarks", "2", "--calib-batches", "1", "--table", "unused.json"]))

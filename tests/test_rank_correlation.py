@@ -14,11 +14,25 @@ def test_identical_and_reversed_orders():
     assert kendall_tau(truth, [1, 2, 3, 4, 5]) == pytest.approx(1.0)
     assert kendall_tau(truth, [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman_rho(truth, [10, 20, 30, 40, 50]) == pytest.approx(1.0)
+    assert spearman_rho(truth, [50, 40, 30, 20, 10]) == pytest.approx(-1.0)
+
+
+def test_spearman_rho_by_hand():
+    # rank differences 0, 1, 1, 1, 1: 1 - 6 * 4 / (5 * 24) = 0.8 (Pearson of the raw
+    # values, or Kendall's tau (0.6), would give another number)
+    assert spearman_rho([1, 2, 3, 4, 5], [1, 3, 2, 5, 4]) == pytest.approx(0.8)
+    # ranks 1, 4, 2, 5, 3: differences 0, 2, 1, 1, 2, so 1 - 6 * 10 / 120
+    assert spearman_rho([1, 2, 3, 4, 5], [1, 30, 2, 500, 4]) == pytest.approx(0.5)
 
 
 def test_kendall_tau_by_hand():
     # pairs: (1,2)+ (1,3)+ (1,4)+ (2,3)- (2,4)+ (3,4)+ -> (5 - 1) / 6
     assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+    # the truth in no order of its own: the pairs are those of the two lists together
+    # (truth 0.3, 0.1, 0.4, 0.2 against 2, 3, 4, 1: 4 concordant, 2 discordant; the
+    # truth sorted first would give 3 and 3)
+    assert kendall_tau([0.3, 0.1, 0.4, 0.2], [2, 3, 4, 1]) == pytest.approx(1 / 3)
+    assert kendall_tau([0.3, 0.1, 0.4, 0.2], [3, 1, 4, 2]) == pytest.approx(1.0)
 
 
 def test_kendall_tau_is_tau_b_with_ties():
@@ -39,6 +53,9 @@ def test_sparse_kendall_tau_treats_close_truth_values_as_ties():
     # floor, not round: 0.104 and 0.106 share the bin [0.10, 0.11) although 0.106 is
     # nearer 0.11; one tie in the truth leaves tau-b = 2 / sqrt(2 * 3)
     assert sparse_kendall_tau([0.104, 0.106, 0.3], [2, 1, 3], 0.01) == pytest.approx(2 / 6 ** 0.5)
+    # bins from 0, not from the smallest value: 0.105 and 0.112 lie in [0.10, 0.11)
+    # and [0.11, 0.12), no tie (bins counted from 0.105 would put both in one)
+    assert sparse_kendall_tau([0.105, 0.112, 0.2], [2, 1, 3], 0.01) == pytest.approx(1 / 3)
     for bad in (0, float("nan"), None):  # None failed in math.isfinite, unnamed
         with pytest.raises(ValueError, match="threshold must be a finite number > 0"):
             sparse_kendall_tau(truth, predicted, bad)
@@ -65,6 +82,9 @@ def test_a_side_without_order_gives_no_correlation_and_no_warning():
         assert math.isnan(r["sparse_kendall_tau"])
         # every truth value in one bin: the sparse tau has no order to meet either
         assert math.isnan(sparse_kendall_tau([0.100, 0.101, 0.102], [1, 2, 3], threshold=0.01))
+        # the truth's side alike (a coarse table's ties): NaN too, not a threshold of 0
+        r = ranking_report([0.2, 0.2, 0.2], [1, 2, 3])
+        assert math.isnan(r["kendall_tau"]) and math.isnan(r["sparse_kendall_tau"])
     assert kendall_tau([0.1, 0.2, 0.3], [1, 2, 3]) == pytest.approx(1.0)
 
 

@@ -52,21 +52,32 @@ def test_shared_encoder_penalty_equals_separate_passes_loss_and_gradients():
     # stand-alone order opposite to the super-net's: every pair is violated
     landmarks = list(zip(archs, [-v for v in losses]))
 
+    def grads():
+        return {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
     results = {}
     for share in (True, False):
         net.zero_grad(set_to_none=True)
         reg = regularizer(landmarks, data, share=share)
         r, violated = reg.penalty(net, batch, reg.pairs)
         r.backward()
-        grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
-        results[share] = (r.detach(), violated, grads)
-    (r_s, v_s, g_s), (r_f, v_f, g_f) = results[True], results[False]
-    assert v_s == v_f == 3 and float(r_s) > 0
-    torch.testing.assert_close(r_s, r_f, rtol=1e-10, atol=1e-12)
-    assert g_s.keys() == g_f.keys()
-    assert any(n.startswith("backbone.") for n in g_s)  # the penalty reaches the backbone
-    for n in g_s:
-        torch.testing.assert_close(g_s[n], g_f[n], rtol=1e-7, atol=1e-10, msg=n)
+        results[share] = (r.detach(), violated, grads())
+    # The reference, written out here (not the regularizer with its flag off, which a
+    # flag that stopped working would turn into the shared path compared with itself):
+    # one whole forward pass of the super-net per landmark, the hinge sum of the paper.
+    net.zero_grad(set_to_none=True)
+    losses = {k: TASK.loss(net(batch["image"], reg.landmarks[k][0]), batch)
+              for k in {k for pair in reg.pairs for k in pair}}
+    r = torch.stack([torch.relu(losses[i] - losses[j]) for i, j in reg.pairs]).sum()
+    r.backward()
+    reference = (r.detach(), grads())
+    for r_x, v_x, g_x in results.values():
+        assert v_x == 3 and float(r_x) > 0
+        torch.testing.assert_close(r_x, reference[0], rtol=1e-10, atol=1e-12)
+        assert g_x.keys() == reference[1].keys()
+        assert any(n.startswith("backbone.") for n in g_x)  # the penalty reaches the backbone
+        for n in g_x:
+            torch.testing.assert_close(g_x[n], reference[1][n], rtol=1e-7, atol=1e-10, msg=n)
 
 
 def test_satisfied_pairs_are_cut_from_the_graph():
@@ -123,9 +134,18 @@ def test_cached_and_full_forward_scores_agree():
     archs = [space.from_string(s) for s in (
         "v2-nonsync:c3,c1,skip,c3,ap+ps/c1,c3,ap,skip,c3+tconv/c3,c3,c3,c3,c3+bic/skip,c1,ap,c3,none+bil",
         "v2-nonsync:c1,c1,c1,c1,c1+ps/c1,c1,c1,c1,c1+ps/c1,c1,c1,c1,c1+ps/c1,c1,c1,c1,c1+ps")]
-    for arch in archs:
-        s_cached, s_full = cached.score(arch), full.score(arch)
+    runs = []  # backbone passes: the reference must be a full forward, not the cache again
+    hook = net.backbone.register_forward_hook(lambda *a: runs.append(1))
+    for i, arch in enumerate(archs):
+        before = len(runs)
+        s_cached = cached.score(arch)
+        between = len(runs)
+        s_full = full.score(arch)
         assert s_cached == pytest.approx(s_full, rel=1e-5, abs=1e-7), space.to_string(arch)
+        assert len(runs) - between == 3 + 2  # 3 calibration and 2 validation batches, again
+        if i:
+            assert between == before  # the cache, filled once, serves every later score
+    hook.remove()
     # scoring recalibrates the decoder only: the backbone's statistics are untouched
     for k, v in net.backbone.state_dict().items():
         assert torch.equal(v, backbone_before[k]), k
