@@ -359,6 +359,8 @@ def test_one_finite_pair_left_reports_nan_not_an_exception():  # R8
     assert report["n"] == 1 and report["non_finite"] == 2
     assert all(math.isnan(report[k]) for k in ("kendall_tau", "sparse_kendall_tau",
                                                "spearman_rho", "top_percentile"))
+    two = ranking_report([1.0, 2.0, 3.0], [1.0, 2.0, float("nan")])  # two pairs: ranked
+    assert two["n"] == 2 and two["kendall_tau"] == pytest.approx(1.0)
 
 
 def test_the_default_threshold_is_of_the_pairs_that_are_ranked():  # R11

@@ -20,6 +20,10 @@ def test_cosine_increasing_reaches_lambda_max_exactly_at_the_end():
     # a cosine, not a straight line: 0.5 * (1 - cos(pi * t)) * lambda_max
     assert values[250] == pytest.approx(LAMBDA_MAX * (1 - math.cos(math.pi / 4)) / 2)  # 1.464
     assert values[500] == pytest.approx(LAMBDA_MAX / 2)
+    # past the end (a resumed run's extra step, rounding): held at lambda_max, not past it
+    for schedule in SCHEDULES:
+        assert landmark_lambda(1.2, LAMBDA_MAX, schedule) == landmark_lambda(1.0, LAMBDA_MAX, schedule)
+        assert landmark_lambda(-0.1, LAMBDA_MAX, schedule) == landmark_lambda(0.0, LAMBDA_MAX, schedule)
 
 
 def test_cosine_decreasing_starts_at_max_and_decays_to_zero():
