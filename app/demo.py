@@ -78,8 +78,11 @@ def _upload_error(message: str) -> gr.Error:
 
 
 def _markdown_text(text: str) -> str:
-    """`text` shown as written in Markdown: `room *draft* _v2_.jpg` came out in italics."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~&])", r"\\\1", text)
+    """`text` shown as written in Markdown: `room *draft* _v2_.jpg` came out in italics.
+    Only what marks up text inline is escaped, and what would start a heading or a list
+    at the line's start: an API client reads the same text, `coffee.jpg` as it is."""
+    text = re.sub(r"([\\`*_\[\]<>&|~])", r"\\\1", text)
+    return re.sub(r"^(\d+)([.)])", r"\1\\\2", re.sub(r"^([#+\-])", r"\\\1", text))
 
 
 def _why(err: ImageReadError, name: str) -> str:

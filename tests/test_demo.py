@@ -82,7 +82,9 @@ def test_an_upload_s_name_is_shown_as_written_in_messages_and_status(demo_server
         demo_server.demo.run({"path": str(bad), "orig_name": "holiday <b>2024 & more.jpg"})
     assert err.value.message.startswith("holiday &lt;b&gt;2024 &amp; more.jpg is not an image")
     status = demo_server.demo.run({"path": str(photos / "coffee.jpg"), "orig_name": "room *draft* _v2_.jpg"})[2]
-    assert status.startswith(r"room \*draft\* \_v2\_\.jpg: ")
+    assert status.startswith(r"room \*draft\* \_v2\_.jpg: ")
+    assert demo_server.demo.run({"path": str(photos / "coffee.jpg"), "orig_name": "# 1.jpg"})[2] \
+        .startswith(r"\# 1.jpg: ")  # not a heading
 
 
 def test_a_float_tiff_s_size_is_read_from_its_header_not_by_decoding_it(tmp_path: Path, monkeypatch) -> None:
