@@ -691,12 +691,10 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if "c" in args.parts and args.score_rounds < args.candidates:  # 3 of 5 timed an unfair 3
         p.error(f"--score-rounds {args.score_rounds} would time {args.score_rounds} of the "
                 f"{args.candidates} --candidates; give at least {args.candidates}")
-    if args.json and Path(args.json).is_dir():
-        p.error(f"--json {args.json} is a folder; name the file to write")
-    if args.json:  # below a file, or unwritable: a traceback after the whole run
-        from depthnas.io import check_parent_folders
+    if args.json:  # a folder, below a file, unwritable: a traceback after the whole run
+        from depthnas.io import check_file_to_write
         try:
-            check_parent_folders(args.json, "--json")
+            check_file_to_write(args.json, "--json")
         except ValueError as err:
             p.error(str(err))
 

@@ -97,6 +97,14 @@ def check_parent_folders(path: str | Path, flag: str = "--out") -> None:
             return
 
 
+def check_file_to_write(path: str | Path, flag: str) -> None:
+    """A file a command writes at the end of its work: a folder there, or a path
+    below a file or where this user may not write, fails only then; said before."""
+    if Path(path).is_dir():
+        raise ValueError(f"{flag} {path} is a folder; name the file to write")
+    check_parent_folders(path, flag)
+
+
 def finite_json(obj: Any) -> Any:
     """NaN/inf -> None throughout (dicts, lists), so the JSON written is valid for
     strict parsers too: json.dumps writes a bare NaN."""

@@ -5,8 +5,7 @@ library gives after a divide by 255: float32 RGB in [0, 1], NCHW, with dynamic
 batch, height and width. The encoder needs multiples of 32 (its stride): the graph
 pads other sizes up with the edge pixels and crops the map back, so every input
 gets a map of its own size. ImageNet normalisation is part of the graph, so a user
-cannot forget it. `metadata_props`
-say what the model is and how to feed it.
+cannot forget it. `metadata_props` say what the model is and how to feed it.
 
 Exporter choice (measured on torch 2.14.1, 2-core CPU, mobilenetv3_small_050):
 both exporters give a graph that matches PyTorch to ~6e-7 at several sizes,

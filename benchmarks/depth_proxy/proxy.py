@@ -44,7 +44,7 @@ from depthnas.run_start import fixed_shape_kernels
 from depthnas.config import Config
 from depthnas.scoring import evaluate_fixed
 from depthnas.evolution import new_models
-from depthnas.io import append_jsonl, check_parent_folders
+from depthnas.io import append_jsonl, check_file_to_write, check_parent_folders
 from depthnas.landmarks import LandmarkRegularizer, step_indices
 from depthnas.models import count_parameters, model_kwargs
 from depthnas.spaces import Arch, SearchSpace
@@ -426,12 +426,10 @@ def check_work(work: Path) -> None:
 
 
 def check_out_file(path: Path, flag: str) -> None:
-    """A file to write at the end: a folder there, or a path below a file or where
-    this user may not write, failed with a traceback after all the work."""
-    if path.is_dir():
-        raise SystemExit(f"{flag} {path} is a folder; name the file to write")
+    """`depthnas.io.check_file_to_write` as a script's exit: a traceback after all
+    the work, otherwise."""
     try:
-        check_parent_folders(path, flag)
+        check_file_to_write(path, flag)
     except ValueError as err:
         raise SystemExit(str(err)) from None
 
