@@ -1418,14 +1418,14 @@ def test_depth_files_whose_headers_announce_too_much_are_named(tmp_path):
                                            r"\(200000, 200000\) float32 \(160000000000 bytes of data\), "
                                            r"the file holds 64"):
         read_npy(npy)
-    text = "{'descr': '<f4', 'fortran_order': False, 'shape': (200000, 200000), }"
-    text += " " * (-(len(text) + 13) % 64) + "\n"  # version 3.0: 2.0's layout, a UTF-8 header
-    npy.write_bytes(b"\x93NUMPY\x03\x00" + len(text).to_bytes(4, "little") + text.encode() + b"\0" * 64)
+    def version_3(shape: str) -> bytes:  # 2.0's layout, a UTF-8 header
+        text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}"
+        text += " " * (-(len(text) + 13) % 64) + "\n"
+        return b"\x93NUMPY\x03\x00" + len(text).to_bytes(4, "little") + text.encode() + b"\0" * 64
+    npy.write_bytes(version_3("(200000, 200000)"))
     with pytest.raises(DatasetError, match=r"huge.npy: its header announces shape \(200000, 200000\)"):
         read_npy(npy)
-    text = "{'descr': '<f4', 'fortran_order': False, 'shape': ('a',), }"  # np.load's to name
-    text += " " * (-(len(text) + 13) % 64) + "\n"
-    npy.write_bytes(b"\x93NUMPY\x03\x00" + len(text).to_bytes(4, "little") + text.encode() + b"\0" * 64)
+    npy.write_bytes(version_3("('a',)"))  # np.load's to name
     with pytest.raises(DatasetError, match=r"cannot read array \S*huge.npy: "):
         read_npy(npy)
     np.save(npy, np.ones((3, 4), np.float32))  # whole: read
