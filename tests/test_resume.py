@@ -100,6 +100,21 @@ def test_resuming_a_finished_run_retrains_nothing(run_copy, capsys):
     assert [(r["phase"], r.get("iteration"), r.get("step")) for r in records] == logged
 
 
+def test_a_report_that_fails_still_leaves_the_results_written(run_copy, monkeypatch):
+    """results.json marks the search finished; without it a resume re-ran the end only to
+    meet the same failing report again, and the results of the run were never written."""
+    import depthnas.report
+    (run_copy / "results.json").unlink()
+
+    def broken(out, summary):
+        raise RuntimeError("plotting broke")
+    monkeypatch.setattr(depthnas.report, "write_report", broken)
+    with pytest.raises(RuntimeError, match="plotting broke"):
+        main(["search", "--out", str(run_copy), "--resume", "--no-progress"])
+    results = json.loads((run_copy / "results.json").read_text())
+    assert results["best"]["string"] and results["architectures"]
+
+
 def test_the_summary_takes_the_last_search_s_scores_and_scores_only_the_rest(run_copy, monkeypatch):
     """Every trained architecture was scored again at the end, the last search's picks
     included: the same value (same weights, same batches) at minutes per path on a GPU."""
