@@ -172,6 +172,26 @@ def test_the_penalty_is_lambda_times_the_sum_of_hinges_over_ordered_pairs(toy):
     assert float(term.detach()) == pytest.approx(logs["lambda"] * expected, rel=1e-5)
 
 
+def test_the_logged_violated_share_counts_each_pair_of_several(toy):
+    """reg_violated is the share of the step's pairs the super-net orders against the
+    truth: with 3 pairs and the two best swapped, 1 of 3, and the term keeps its
+    gradient; a count of hinges clipped at the wrong side would log 0 or 1."""
+    space, net, archs = toy
+    step, total = 99, 100  # lambda_max: the term is on
+    probe = make_regularizer([(a, 0.0) for a in archs])
+    batch = probe.batch(step)
+    with torch.no_grad():
+        losses = [float(probe.task.loss(net(batch["image"], a), batch)) for a in archs]
+    best, middle, worst = sorted(range(3), key=lambda k: losses[k])
+    truth = {best: 0.2, middle: 0.1, worst: 0.3}  # only the best two in the other order
+    reg = make_regularizer([(archs[k], truth[k]) for k in range(3)], pairs=0)
+    term, logs = reg(net, step, total)
+    assert logs["reg_violated"] == pytest.approx(1 / 3)
+    # the one hinge: the truth's better (middle) scores above the super-net's best
+    assert logs["reg"] == pytest.approx(losses[middle] - losses[best], rel=1e-5)
+    assert term.requires_grad
+
+
 def test_one_step_reduces_a_violated_pairs_hinge(toy):
     space, _, archs = toy
     torch.manual_seed(0)
