@@ -76,8 +76,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                                  check=args.check)
     except ParityError as err:
         _print_parity(err.results)
-        kept = "the earlier export there is kept" if out.exists() else "nothing is written"
-        print(f"error: {err} ({kept})", file=sys.stderr)
+        kept = " (the earlier export there is kept)" if out.exists() else ""
+        print(f"error: {err}{kept}", file=sys.stderr)
         return 1
     if result.replaced:
         print(f"note: replaced {result.path}, an earlier export ({result.replaced})")

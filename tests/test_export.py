@@ -410,8 +410,12 @@ def test_export_check_fails_when_any_size_differs(fake_export, tmp_path, capsys,
     assert main(["export", "--checkpoint", str(model), "--out", str(tmp_path / "m.onnx"), "--check"]) == code
     captured = capsys.readouterr()
     assert ("FAIL" in captured.out) == bool(code)
-    assert (f"differ from {model} by more than 0.0001 relative: not written (nothing is "
-            "written)" in captured.err) == bool(code)
+    said = f"differ from {model} by more than 0.0001 relative: not written\n"
+    assert (said in captured.err) == bool(code)
+    (tmp_path / "m.onnx").write_bytes(b"earlier")  # an earlier export: said kept, and kept
+    assert main(["export", "--checkpoint", str(model), "--out", str(tmp_path / "m.onnx"), "--check"]) == code
+    kept = "relative: not written (the earlier export there is kept)\n"
+    assert (kept in capsys.readouterr().err) == bool(code)
 
 
 def test_an_export_failing_its_check_leaves_the_earlier_export_in_place(
