@@ -65,7 +65,9 @@ class StandaloneResults:
         would stand in for nothing, and every architecture train, for hours, without
         a word."""
         from .truth import for_space, other_setup, read_table, said_setup
-        read = read_table(path)
+        # a landmark store shared by runs of several recipes: this run's entries alone, as
+        # `depthnas rank` takes them (another recipe's losses are not this run's to rank)
+        read = read_table(path, lambda: self.recipe)
         table = for_space(read.values, self.space, path, known_losses=read.known_losses)
         differ = other_setup(read.setup, self.cfg)
         if differ and dist.is_main():  # its rows would rank beside this run's own trainings

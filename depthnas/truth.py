@@ -217,8 +217,13 @@ def _setup_of_recipe(recipe: Any) -> dict[str, Any]:
     found = {"model.backbone": recipe.get("backbone"), "model.features": recipe.get("features"),
              "data.image_size": nested.get("image_size", recipe.get("image_size")),
              "data.spec": nested.get("spec", recipe.get("data") if not nested else None)}
-    if not nested:  # a stand-alone recipe's seed drew its split (synthetic: its scenes too)
-        found["seed"] = recipe.get("seed")
+    # The seed drew the split (synthetic data: its scenes too), and the fractions set
+    # which samples validate: losses on other images rank otherwise. A benchmark table
+    # nests them under data, a stand-alone recipe does not.
+    found["seed"] = nested.get("seed", recipe.get("seed"))
+    for key in ("val_fraction", "reg_fraction"):
+        found[f"data.{key}"] = nested.get(key, recipe.get(key))
+    found["model.first_block_input"] = recipe.get("first_block_input")
     if found["data.spec"] == "synthetic":  # how many scenes were drawn matters there alone
         found["data.synthetic_samples"] = nested.get("synthetic_samples",
                                                      recipe.get("synthetic_samples"))

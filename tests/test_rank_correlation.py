@@ -338,14 +338,37 @@ def test_a_benchmark_table_s_nested_image_size_and_seed_noise_are_read(tmp_path)
     from depthnas.truth import read_table
     path = tmp_path / "table.json"
     path.write_text(json.dumps({
-        "config": {"recipe": {"backbone": "b", "features": 16,
-                              "data": {"spec": "synthetic", "image_size": [64, 64], "synthetic_samples": 1024}}},
+        "config": {"recipe": {"backbone": "b", "features": 16, "first_block_input": "duplicate",
+                              "data": {"spec": "synthetic", "image_size": [64, 64], "synthetic_samples": 1024,
+                                       "seed": 0, "val_fraction": 0.15, "reg_fraction": 0.15}}},
         "seed_median_abs_diff": {"v1-sync": 0.0, "v2-sync": 0.003},
         "architectures": {"v1-sync:c3,c3,c3,c3,c3": {"mean": 0.2}}}))
     table = read_table(path)
     assert table.setup == {"model.backbone": "b", "model.features": 16, "data.image_size": [64, 64],
-                           "data.spec": "synthetic", "data.synthetic_samples": 1024}
+                           "data.spec": "synthetic", "data.synthetic_samples": 1024, "seed": 0,
+                           "data.val_fraction": 0.15, "data.reg_fraction": 0.15,
+                           "model.first_block_input": "duplicate"}
     assert table.seed_noise == {"v2-sync": 0.003}
+
+
+def test_a_table_s_data_seed_and_split_fractions_are_compared_with_the_run_s(tmp_path):
+    """They choose the scenes and which of them validate: a run of another seed ranked
+    against losses measured on other images without a word."""
+    from depthnas import config as config_mod
+    from depthnas.truth import other_setup, read_table
+    cfg = config_mod.Config()
+    cfg.model.backbone, cfg.model.features = "b", 16
+    data = {"spec": cfg.data.spec, "seed": cfg.seed, "val_fraction": cfg.data.val_fraction,
+            "reg_fraction": cfg.data.reg_fraction}
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps({
+        "config": {"recipe": {"backbone": "b", "features": 16, "data": data,
+                              "first_block_input": cfg.model.first_block_input}},
+        "architectures": {"v1-sync:c3,c3,c3,c3,c3": {"mean": 0.2}}}))
+    setup = read_table(path).setup
+    assert other_setup(setup, cfg) == {}
+    cfg.seed, cfg.data.val_fraction, cfg.model.first_block_input = 5, 0.3, "zeros"
+    assert set(other_setup(setup, cfg)) == {"seed", "data.val_fraction", "model.first_block_input"}
 
 
 def test_the_predicted_best_tied_for_the_true_best_is_the_best():  # R6b

@@ -172,6 +172,23 @@ def test_a_truth_table_row_stands_in_for_every_string_of_its_model(tmp_path):
     assert run.standalone([twin, run.space.from_string("v1-sync:c3,c3,ap,c1,none")], "x") == [0.2, 0.123]
 
 
+def test_a_shared_store_as_truth_table_stands_in_with_this_recipe_s_entries_alone(tmp_path):
+    """A store that runs of other settings share holds their losses too: `rank` kept
+    this run's recipe's alone, the search took every entry as a stand-alone result."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline
+    from depthnas.recipe import recipe
+    cfg = validate(config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        f"out={tmp_path / 'r'}", f"search.truth_table={tmp_path / 'store.json'}"]))
+    ours = recipe(cfg)
+    (tmp_path / "store.json").write_text(json.dumps({"version": 1, "entries": [
+        {"arch": "v1-sync:c3,c3,c3,c3,c1", "space": "v1-sync", "val_loss": 0.1, "recipe": ours},
+        {"arch": "v1-sync:c1,c1,c1,c1,c3", "space": "v1-sync", "val_loss": 0.5,
+         "recipe": {**ours, "epochs": 50, "lr": 1e-4}}]}))
+    run = pipeline.SearchRun(cfg, progress=False)
+    assert run.standalone.truth == {"v1-sync:c3,c3,c3,c3,c1": 0.1}
+
+
 def test_a_truth_table_s_rows_of_other_spaces_or_none_readable_are_said(tmp_path, caplog):
     """A table with no row of the run's space stood in for nothing: every architecture
     was trained, for hours, without a word about the table."""
