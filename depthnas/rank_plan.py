@@ -139,7 +139,10 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
     # landmark's own path in the super-net
     landmarks, picks = ({space.function_key(space.from_string(t)) for t in group}
                         for group in run_left_out(run))
-    archs, values, skipped, picked = [], [], 0, 0
+    # by model too: rows of one model (twins, strings apart only in idle operations)
+    # are one super-net path, whose one score counted once per row paired with itself
+    rows: dict[Any, tuple[Any, list[float]]] = {}
+    skipped, picked = 0, 0
     for text, value in table.values.items():
         arch = space.from_string(text)
         key = space.function_key(arch)
@@ -148,8 +151,13 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
         elif key in picks:
             picked += 1
         else:
-            archs.append(arch)
-            values.append(value)
+            rows.setdefault(key, (arch, []))[1].append(value)
+    archs = [arch for arch, _ in rows.values()]
+    values = [sum(v) / len(v) for _, v in rows.values()]
+    twins = sum(len(v) - 1 for _, v in rows.values())
+    if twins:
+        log.info("%s: %d row(s) build the model of an earlier row (twins): each model is "
+                 "ranked once, at the mean of its rows' values", truth_path, twins)
     if len(archs) < 2:
         raise ValueError(f"{truth_path}: fewer than two architectures of space {space.name} to "
                          f"rank ({len(archs)} usable; {skipped} are the run's landmarks, {picked} "

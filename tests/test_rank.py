@@ -50,6 +50,24 @@ def test_rank_against_a_truth_table(run_copy, tmp_path, capsys):
     assert sample["sparse_threshold"] == 0.05
 
 
+def test_rows_of_one_model_are_ranked_once_at_their_mean(run_dir, tmp_path, caplog):
+    """Strings apart only in idle operations build one model, one super-net path: the
+    committed small table's twin rows were each ranked, one score paired with two
+    values, and n counted the model twice."""
+    from depthnas.rank_plan import plan_rank
+    from depthnas.spaces import get_space
+    space = get_space("v1-sync")
+    twin, other = "v1-sync:c3,c3,ap,c1,none", "v1-sync:skip,c1,ap,c1,none"
+    assert space.function_key(space.from_string(twin)) == space.function_key(space.from_string(other))
+    table = {twin: 0.1, other: 0.3, **dict(zip(_unranked_archs(), (0.4, 0.5, 0.6)))}
+    (tmp_path / "truth.json").write_text(json.dumps(table))
+    with caplog.at_level("INFO", logger="depthnas"):
+        plan = plan_rank(run_dir, tmp_path / "truth.json")
+    rows = dict(zip(map(space.to_string, plan.archs), plan.values))
+    assert len(rows) == 4 and other not in rows and rows[twin] == pytest.approx(0.2)
+    assert "1 row(s) build the model of an earlier row (twins)" in caplog.text
+
+
 def test_rank_warns_when_the_table_was_trained_with_another_model(run_copy, tmp_path, caplog):
     """A benchmark table records its recipe; ranking a run of another model or image
     size against it compared different things without a word."""
