@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--truth", required=True, type=path_arg, help="JSON/CSV table: architecture -> stand-alone loss (or "
                         "'accuracy' in percent)")
     r.add_argument("--threshold", type=float, default=None, help="sparse Kendall tau bin width (default: the run's search.sparse_threshold, "
-                        "else the table's seed noise, else 1%% of its range)")
+                        "else the table's seed noise, else 1%% of the range of its usable rows)")
     r.add_argument("--limit", type=int, default=None, help="score a random sample of at most this many architectures (seeded by the run's seed)")
     r.add_argument("--device", default="auto", help="where to score: auto (default), cpu, cuda or cuda:N")
     r.add_argument("--out", type=path_arg, default=None, help="report file (default RUN/rank.json)")

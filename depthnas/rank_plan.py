@@ -13,7 +13,7 @@ from typing import Any
 from depthnas.spaces import get_space
 
 from . import config as config_mod
-from .io import check_out_file, read_json
+from .io import check_file_to_write, check_out_file, read_json
 from .runs import run_kind
 from .truth import for_space, other_setup, read_table, said_setup
 from .terminal import listed
@@ -75,7 +75,7 @@ def sparse_threshold(given: float | None, configured: float | None,
         return configured, "the run's search.sparse_threshold"
     if noise is not None:
         return noise, "the table's median |seed 0 - seed 1|"
-    return None, "1% of the truth range"
+    return None, "1% of the truth range of the table's usable rows"
 
 
 def check_options(threshold: float | None, limit: int | None) -> None:
@@ -111,6 +111,8 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
         raise FileNotFoundError(f"--run {run}: no such folder (pass the folder of a `depthnas search`)")
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a search run (no config.yaml)")
+    if out is None:  # the run's own rank.json, checked as --out is: before the scoring
+        check_file_to_write(run / "rank.json", "--out's default")
     if run_kind(run) == "train":
         raise ValueError(f"{run} is a `depthnas train` run, not a search run (a stand-alone "
                          "model, no super-net); pass the folder of a `depthnas search`")
@@ -166,6 +168,9 @@ def plan_rank(run_dir: str | Path, truth_path: str | Path, *, threshold: float |
     _check_order(values, truth_path)
     threshold, rule = sparse_threshold(threshold, cfg.search.sparse_threshold,
                                        read.seed_noise.get(space.name))
+    if threshold is None:  # of every usable row: a --limit sample's range would move it
+        from .rank_correlation import default_threshold  # scipy: after the checks
+        threshold = default_threshold(values)
     return RankPlan(run, cfg, space, Path(truth_path), archs, values, skipped, picked,
                     threshold, rule, limit,
                     Path(out) if out is not None else run / "rank.json")

@@ -68,6 +68,29 @@ def test_rows_of_one_model_are_ranked_once_at_their_mean(run_dir, tmp_path, capl
     assert "1 row(s) build the model of an earlier row (twins)" in caplog.text
 
 
+def test_the_default_threshold_is_of_every_usable_row_whatever_limit_samples(run_dir, tmp_path):
+    """1% of the range of the rows a --limit sample scored: two samples of one table
+    were binned differently, and their sparse taus could not be compared."""
+    from depthnas.rank_plan import plan_rank
+    values = (0.18, 0.19, 0.2, 0.207)
+    (tmp_path / "truth.json").write_text(json.dumps(dict(zip(_unranked_archs() + [
+        "v1-sync:c3,c3,ap,c1,none"], values))))
+    for limit in (None, 2):
+        plan = plan_rank(run_dir, tmp_path / "truth.json", limit=limit)
+        assert plan.threshold == pytest.approx((0.207 - 0.18) / 100)
+
+
+def test_a_folder_where_rank_json_goes_is_refused_before_the_scoring(run_copy, tmp_path, capsys,
+                                                                     monkeypatch):
+    import depthnas.rank
+    truth = truth_of(run_copy, tmp_path / "truth.json")
+    (run_copy / "rank.json").unlink(missing_ok=True)
+    (run_copy / "rank.json").mkdir()
+    monkeypatch.setattr(depthnas.rank, "score_plan", lambda *a, **k: pytest.fail("scored"))
+    assert main(["rank", "--run", str(run_copy), "--truth", str(truth), "--no-progress"]) == 2
+    assert f"--out's default {run_copy / 'rank.json'} is a folder" in capsys.readouterr().err
+
+
 def test_rank_warns_when_the_table_was_trained_with_another_model(run_copy, tmp_path, caplog):
     """A benchmark table records its recipe; ranking a run of another model or image
     size against it compared different things without a word."""
@@ -402,7 +425,7 @@ def test_rank_states_a_small_threshold_and_warns_about_an_unfinished_run(run_cop
     from depthnas.rank_plan import sparse_threshold
     from depthnas.truth import read_table
     assert read_table(truth).seed_noise == {}
-    assert sparse_threshold(None, None, None) == (None, "1% of the truth range")
+    assert sparse_threshold(None, None, None) == (None, "1% of the truth range of the table's usable rows")
     noisy = tmp_path / "noisy.json"
     noisy.write_text(json.dumps({"architectures": {}, "seed_median_abs_diff": {"v1-sync": 0.002}}))
     noise = read_table(noisy).seed_noise.get("v1-sync")
