@@ -149,6 +149,7 @@ class SearchRun:
         read back, a finished run summarised again), and logs them again where they
         were, among the epochs they followed."""
         path = self.out / "metrics.jsonl"
+        record = finite_json(record)  # a ranking of equal scores has no tau: null, as in results.json
         if not drop_jsonl_records(path, lambda r: all(r.get(k) == record[k] for k in key),
                                   replacement=record):
             append_jsonl(path, record)

@@ -56,6 +56,23 @@ def test_search_writes_the_promised_files(run_dir, capsys):
     assert lam["steps"][-1] == max(steps)
 
 
+def test_metrics_jsonl_holds_strict_json_where_a_tau_is_undefined(tmp_path):
+    """A ranking of equal scores has no tau: results.json wrote null, metrics.jsonl a
+    bare NaN, which strict JSON parsers (jq, JavaScript) refuse."""
+    from types import SimpleNamespace
+
+    from depthnas.pipeline import SearchRun
+
+    def strict(token):
+        raise ValueError(f"not JSON: {token}")
+    run = SimpleNamespace(out=tmp_path)
+    for tau in (float("nan"), float("nan")):  # the second replaces the first, as a resume's
+        SearchRun._record_metrics(run, {"phase": "result", "kendall_tau": tau}, "phase")
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line, parse_constant=strict) for line in lines] == [
+        {"phase": "result", "kendall_tau": None}]
+
+
 def test_best_arch_json_holds_the_best_s_own_scores(run_dir):
     best = json.loads((run_dir / "best_arch.json").read_text())
     results = json.loads((run_dir / "results.json").read_text())
