@@ -158,7 +158,8 @@ class Reader(ABC):
         lo, hi = float(values[valid].min()), float(values[valid].max())
         if lo == hi:  # a placeholder export: a loss of 0 and perfect scores, whatever is predicted
             label = f"{self.value_label} " if self.value_label else ""  # ReDWeb: not the file's RD
-            raise DatasetError(f"depth map {ref.depth} is constant ({label}{lo:g} at every valid pixel): "
+            unit = " m" if self.value_kind == "depth" else ""  # read as metres (a PNG's mm too)
+            raise DatasetError(f"depth map {ref.depth} is constant ({label}{lo:g}{unit} at every valid pixel): "
                                "it holds no relative depth to train on or to score")
         if self.value_kind == "depth":
             disparity = np.zeros_like(values)

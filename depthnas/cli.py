@@ -90,9 +90,11 @@ def cmd_rank(args: argparse.Namespace) -> int:
     report = score_plan(plan, progress=show_progress(args.no_progress), device=args.device)
     written = report.pop("written_to")
     for k, v in report.items():
-        # the threshold is a loss difference, often below 1e-4: .4f printed 0.0000
-        fmt = ".4g" if k == "sparse_threshold" else ".4f"
-        print(f"{k:20s} {figure(v, fmt)}" if isinstance(v, float) else f"{k:20s} {v}")
+        # the threshold is a loss difference, often below 1e-4: .4f printed 0.0000;
+        # the percentile as the report gives it, and a level as the warnings do
+        fmt, unit = {"sparse_threshold": (".4g", ""), "top_percentile": (".0f", "%"),
+                     "constant_level": (".5f", "")}.get(k, (".4f", ""))
+        print(f"{k:20s} {figure(v, fmt, unit)}" if isinstance(v, float) else f"{k:20s} {v}")
     print(f"wrote {written}")
     return 0
 

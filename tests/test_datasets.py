@@ -701,7 +701,7 @@ def test_a_constant_depth_map_is_a_bad_sample(tmp_path, caplog):
     other samples' times 12/13."""
     root = make_folder(tmp_path / "f", n=8, fmt="npy")
     np.save(root / "depth" / "s005.npy", np.full_like(_depth_m(5), 2.5))
-    _expect_load_error(f"folder:{root}", r"s005.npy is constant \(2.5 at every valid pixel\)")
+    _expect_load_error(f"folder:{root}", r"s005.npy is constant \(2.5 m at every valid pixel\)")
     _expect_skipped(f"folder:{root}", caplog, 7, 1, "s005.npy")
     redweb = make_redweb(tmp_path / "rw")  # RD 7 everywhere: said as the disparity read, 247
     _save_png(redweb / "RDs" / "r3.png", np.full((H, W), 7, np.uint8))

@@ -421,6 +421,7 @@ def test_rank_states_a_small_threshold_and_warns_about_an_unfinished_run(run_cop
     out = capsys.readouterr().out
     assert "sparse_threshold     5e-05" in out  # was 0.0000
     assert "sparse_threshold_rule given (--threshold)" in out
+    assert re.search(r"\ntop_percentile +\d+%\n", out) and re.search(r"\nconstant_level +\d\.\d{5}\n", out)
     # without one: the run's own, else the table's seed noise, else 1% of the range
     from depthnas.rank_plan import sparse_threshold
     from depthnas.truth import read_table
