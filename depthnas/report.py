@@ -112,7 +112,8 @@ def _ranking_warnings(summary: dict[str, Any], ranking: dict[str, Any]) -> list[
                      "for paths that all predict a constant")
     elif ranking["n"] < 10:
         n = ranking["n"]
-        notes.append(f"with n = {n}, Kendall tau moves in steps of {4 / (n * (n - 1)):.2f}: "
+        # (tau-b: ties take values between the steps)
+        notes.append(f"with n = {n}, Kendall tau moves in steps of about {4 / (n * (n - 1)):.2f}: "
                      "a rough figure")
     noise = [a for a in samples if learned_nothing(a["val_loss"], summary.get("constant_prediction_loss"))]
     if samples and 2 * len(noise) >= len(samples):
