@@ -110,13 +110,19 @@ def gather_objects(obj: Any) -> list[Any]:
     return out
 
 
-def any_true(flag: bool, device: torch.device) -> bool:
-    """True on every rank when `flag` is true on any rank."""
-    if world_size() == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+def mean_and_failed(value: float, failed: bool, device: torch.device) -> tuple[float, list[int]]:
+    """The mean of `value` over the ranks, and the ranks where `failed` is true: one
+    all_reduce, as a training step can afford (each rank's value alone is its own
+    shard's; a failure on any rank must stop every rank)."""
+    world = world_size()
+    if world == 1:
+        return value, [0] if failed else []
+    t = torch.zeros(world + 1, dtype=torch.float64, device=device)
+    t[0] = value
+    t[1 + rank()] = 1.0 if failed else 0.0
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    flags = t[1:].tolist()
+    return float(t[0].item()) / world, [r for r, f in enumerate(flags) if f > 0]
 
 
 def shard(items: Sequence[T], rank_: int | None = None, world: int | None = None) -> list[T]:

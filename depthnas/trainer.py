@@ -391,15 +391,21 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.grad is not None]
         grad_norm = (nn.utils.get_total_norm([p.grad for p in params]) if params
                      else total.new_zeros(()))
-        # one read-back for both (the norm is logged, clipped or not)
-        total_value, norm_value = torch.stack([total.detach().float(), grad_norm.float()]).tolist()
+        # one read-back for all three (the norm is logged, clipped or not)
+        total_value, loss_value, norm_value = torch.stack(
+            [total.detach().float(), loss.detach().float(), grad_norm.float()]).tolist()
         bad_loss, bad_grad = not math.isfinite(total_value), not math.isfinite(norm_value)
+        where = ""
         if self.distributed:  # gradients are averaged, so every rank sees the same norm
-            bad_loss = dist.any_true(bad_loss, self.device)
+            # the loss logged is the mean of the ranks' shards, not rank 0's half alone
+            loss_value, failed = dist.mean_and_failed(loss_value, bad_loss, self.device)
+            if failed and not bad_loss:  # this rank's own loss is finite: say whose is not
+                where = f" on rank {', '.join(map(str, failed))} of {self.world}"
+            bad_loss = bool(failed)
         if bad_loss or bad_grad:
-            logs = {"loss": float(loss.detach()), **logs}
+            logs = {"loss": loss_value, **logs}
             what = "loss" if bad_loss else "gradient"
-            raise FloatingPointError(f"{self.name}: non-finite {what} at step {self.state.step} "
+            raise FloatingPointError(f"{self.name}: non-finite {what}{where} at step {self.state.step} "
                                      f"({logs}); lower the learning rate or check the data, in a new --out "
                                      "(--resume keeps the run's settings)")
         if self.cfg.grad_clip:
@@ -407,7 +413,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.state.step += 1
-        return {"loss": float(loss.detach()), **logs, "grad_norm": norm_value}
+        return {"loss": loss_value, **logs, "grad_norm": norm_value}
 
     def fit(self, until_epoch: int | None = None, resume: bool = True) -> TrainState:
         """Train until `until_epoch` (default: all epochs), resuming from the last

@@ -114,6 +114,30 @@ def test_a_ddp_step_with_the_landmark_penalty_equals_a_single_process_step(tmp_p
         torch.testing.assert_close(ddp["weights"][name], value, rtol=1e-5, atol=1e-7, msg=name)
 
 
+def test_the_logged_loss_is_the_mean_over_the_ranks_and_a_nan_on_one_rank_is_named():
+    """Each rank trains on its own shard: rank 0 logged its half's loss alone, for
+    metrics.jsonl and the report's training plot. And a rank whose loss was finite said
+    "non-finite loss" beside its own finite value, naming no rank."""
+    import tempfile
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "tests")}
+    saved = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("plain", "nan"):
+            out = Path(tmp) / mode
+            out.mkdir()
+            proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                   "--nproc_per_node", "2", str(ROOT / "tests" / "ddp_loss.py"),
+                                   str(out), mode], env=env, cwd=ROOT, capture_output=True,
+                                  text=True, timeout=300)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            saved[mode] = torch.load(out / "step.pt")
+    plain = saved["plain"]
+    assert plain["losses"][0] != pytest.approx(plain["losses"][1])  # two shards, two losses
+    assert plain["logs"]["loss"] == pytest.approx(sum(plain["losses"]) / 2, rel=1e-5)
+    error = saved["nan"]["error"]
+    assert error.startswith("train: non-finite loss on rank 1 of 2 at step 0 ({'loss': nan"), error
+
+
 def test_ddp_search_is_complete_and_ranks_agree(ddp_run):
     out, stdout = ddp_run
     for name in ("best_arch.json", "results.json", "report.md", "metrics.jsonl", "landmarks.json",
