@@ -202,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         root.addHandler(ours)
         root.setLevel(logging.DEBUG if args.verbose else
                       logging.INFO if rank == 0 else logging.ERROR)
+    # a process group the caller joined is the caller's to leave (a script under
+    # torchrun that calls main() and then goes on with its own collectives)
+    group = sys.modules.get("torch.distributed")
+    callers_group = group is not None and group.is_available() and group.is_initialized()
     finished = False
     signalled: list[int] = []
     stoppable = args.command in ("search", "train") and threading.current_thread() is threading.main_thread()
@@ -248,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         return stopped(args, stop)
     finally:
         joined = sys.modules.get("depthnas.distributed")
-        if joined is not None:
-            joined.cleanup(finished)  # leave torchrun's process group, if joined
+        if joined is not None and not callers_group:
+            joined.cleanup(finished)  # leave torchrun's process group, if this call joined it
         if ours is not None:
             root.removeHandler(ours)
             root.setLevel(level)

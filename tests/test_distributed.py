@@ -114,6 +114,22 @@ def test_a_ddp_step_with_the_landmark_penalty_equals_a_single_process_step(tmp_p
         torch.testing.assert_close(ddp["weights"][name], value, rtol=1e-5, atol=1e-7, msg=name)
 
 
+def test_main_leaves_a_process_group_the_caller_joined_in_place(tmp_path):
+    """A script that joined the group itself and called main() found the group gone,
+    and its next collective failed ("Default process group has not been initialized")."""
+    import torch.distributed as tdist
+
+    import depthnas.distributed  # noqa: F401  (imported: main's clean-up looks for it)
+    tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert main(["spaces"]) == 0
+        assert tdist.is_initialized()
+        tdist.barrier()
+    finally:
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
+
+
 def test_the_logged_loss_is_the_mean_over_the_ranks_and_a_nan_on_one_rank_is_named():
     """Each rank trains on its own shard: rank 0 logged its half's loss alone, for
     metrics.jsonl and the report's training plot. And a rank whose loss was finite said
