@@ -330,6 +330,9 @@ def contract_problems(space: SearchSpace, rng: random.Random, samples: int = 5) 
             problems.append(f"from_string(to_string(a)) is not a for a = {arch!r}: to_string "
                             f"gave {written!r}, which from_string reads as {strict!r}")
             break
+    elsewhere = _draws_elsewhere(space)
+    if elsewhere:
+        return problems + [elsewhere]
     if space.size() < 2:  # nothing to mutate to (a search refuses it; train takes it)
         return problems
     arch = space.sample(rng)
@@ -343,3 +346,39 @@ def contract_problems(space: SearchSpace, rng: random.Random, samples: int = 5) 
         except ArchitectureError as err:  # found only as a search's generations run
             problems.append(f"{method} gives an architecture outside the space: {err}")
     return problems
+
+
+def _draws_elsewhere(space: SearchSpace) -> str | None:
+    """What a sample or mutate drawing from the global generators (Python's, NumPy's,
+    torch's) instead of its `rng` breaks: torchrun's ranks, each seeded apart for its
+    data, train different paths without a word (DDP averages them into equal weights),
+    and a resumed search draws other candidates. Each is drawn twice from equal rngs,
+    the global generators seeded apart in between and restored after."""
+    import sys
+
+    import numpy as np
+    torch = sys.modules.get("torch")  # seeded only where a space may use it: loaded
+    saved = random.getstate(), np.random.get_state(), torch.random.get_rng_state() if torch else None
+    try:
+        draws = []
+        for seed in (1, 2):
+            random.seed(seed)
+            np.random.seed(seed)
+            if torch:
+                torch.manual_seed(seed)
+            arch = space.sample(random.Random(0))
+            draws.append((arch, space.mutate(arch, random.Random(1)) if space.size() > 1 else None))
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        if torch:
+            torch.random.set_rng_state(saved[2])
+    if draws[0][0] != draws[1][0]:
+        return ("sample(rng) draws from a global generator, not from rng alone (two equal rngs "
+                f"gave {draws[0][0]!r} and {draws[1][0]!r}): torchrun's ranks would train "
+                "different paths, and a resumed search draw other ones")
+    if draws[0][1] != draws[1][1]:
+        return ("mutate(a, rng) draws from a global generator, not from rng alone (two equal "
+                f"rngs gave {draws[0][1]!r} and {draws[1][1]!r}): a resumed search would "
+                "draw other candidates")
+    return None

@@ -4,8 +4,10 @@ The space here (toys.own_depth_space) has no timm backbone and is sized by
 model.channels, which the depth spaces do not read."""
 import hashlib
 import json
+import random
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -398,6 +400,12 @@ def _broken(**methods):
     ({"to_string": lambda self, a: "own:" + ",".join(("conv3", "skip")[g] for g in a.genes) + " "},
      "from_string(to_string(a)) is not a"),  # parse strips the space, a run folder does not
     ({"ignores_input": lambda self, a: False}, "ignores_input(arch, **model_kwargs) fails"),
+    # torchrun's ranks, seeded apart, trained different paths without a word
+    ({"sample": lambda self, rng: own_depth_space().sample(random.Random(random.random()))},
+     "sample(rng) draws from a global generator, not from rng alone"),
+    ({"mutate": lambda self, a, rng, prob=None: own_depth_space().mutate(
+        a, random.Random(int(np.random.randint(1 << 30))), prob)},
+     "mutate(a, rng) draws from a global generator, not from rng alone"),
     ({"build_supernet": lambda self, *, width: _Halved(own_depth_space().build_supernet(width=width))},
      "the super-net's path for a batch of 2 at 64x64 gave (2, 1, 32, 32); a depth model returns "
      "(2, 1, 64, 64)"),
@@ -420,8 +428,6 @@ def test_a_space_of_one_architecture_trains_and_is_refused_as_nothing_to_search(
     """Its landmarks were refused as "expected 0 to -1", and without landmarks the start
     check's mutate died of an IndexError (rng.choice of no gene); train, which has a
     use for it, was refused the same way."""
-    import random
-
     from depthnas.cli import main
     monkeypatch.setitem(depthnas.spaces._REGISTRY, "own", _broken(gene_choices=lambda self: (1, 1, 1)))
     space = depthnas.spaces.get_space("own")
@@ -550,7 +556,6 @@ def test_a_space_name_two_installed_packages_declare_is_refused_naming_both(monk
 
 def test_a_gene_of_no_choice_is_named_not_randrange_s_empty_range():
     """"error: empty range for randrange()" named neither the space nor the gene."""
-    import random
     from depthnas.spaces.base import contract_problems
     broken = _broken(gene_choices=lambda self: (2, 0, 2))()
     assert contract_problems(broken, random.Random(0)) == [
@@ -564,8 +569,6 @@ def test_a_gene_of_no_choice_is_named_not_randrange_s_empty_range():
 def test_numpy_gene_choices_are_whole_numbers_too():
     """A space whose gene_choices() come from a numpy array was refused as having a gene
     of no choice."""
-    import random
-    import numpy as np
     from depthnas.spaces.base import contract_problems
     real = own_depth_space().gene_choices()
     space = _broken(gene_choices=lambda self: tuple(np.array(real)))()
