@@ -49,10 +49,13 @@ def plain_message(err: BaseException) -> str:
 
 
 def say_once(message: str, wait_s: float = 3.0) -> None:
-    """Print an error once, not once per rank. Under torchrun every rank meets the same
-    refusal (one config, one data set, the same checks): rank 0 says it and leaves a
-    note in the temporary folder; another rank says only what rank 0 did not say
-    within `wait_s` (its own fault, such as a bad sample in its share of the work)."""
+    """Print an error once per machine, not once per rank. Under torchrun every rank
+    meets the same refusal (one config, one data set, the same checks): each machine's
+    first rank (LOCAL_RANK 0; rank 0 on the first machine) says it and leaves a note in
+    the machine's temporary folder; another rank says only what its machine's first
+    did not say within `wait_s` (its own fault, such as a bad sample in its share of
+    the work). Ranks of other machines cannot read the note: their first ones say it
+    too, under their rank."""
     if not launched():
         print(message, file=sys.stderr)
         return
@@ -62,8 +65,8 @@ def say_once(message: str, wait_s: float = 3.0) -> None:
                               f"{os.environ.get('MASTER_ADDR', '')}-{os.environ.get('MASTER_PORT', '')}")
     note = Path(tempfile.gettempdir()) / f"depthnas-error-{job}"
     rank = env_rank()
-    if rank == 0:
-        print(message, file=sys.stderr)
+    if os.environ.get("LOCAL_RANK", str(rank)) == "0":
+        print(message if rank == 0 else f"rank {rank}: {message}", file=sys.stderr)
         with contextlib.suppress(OSError):
             atomic_write_text(note, message)  # whole, for a rank reading it meanwhile
         for old in note.parent.glob("depthnas-error-*"):  # earlier jobs': read long since

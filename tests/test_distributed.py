@@ -364,6 +364,22 @@ def test_an_error_rank_0_did_not_meet_is_said_by_its_rank(monkeypatch, capsys):
     assert capsys.readouterr().err == "error: the same for all\n"
 
 
+def test_an_error_every_rank_meets_is_said_once_on_each_machine(monkeypatch, tmp_path, capsys):
+    """The note that rank 0 said it lies in its machine's temporary folder: the ranks of
+    a second machine never read it and each said the error, after waiting for it. Now
+    the second machine's first rank says it, once, for the ranks there."""
+    import tempfile
+    from depthnas import exits
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the second machine's folder
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("MASTER_PORT", f"multi-{os.getpid()}")
+    for rank, local in (("2", "0"), ("3", "1")):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("LOCAL_RANK", local)
+        exits.say_once("error: refused", wait_s=0.5)
+    assert capsys.readouterr().err == "rank 2: error: refused\n"
+
+
 def test_rank_0_s_notes_of_jobs_long_over_are_removed(monkeypatch, tmp_path, capsys):
     """Each refused torchrun job left its note in the temporary folder for good."""
     import tempfile
