@@ -242,6 +242,7 @@ def register(sub: Any) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted)")
     p.add_argument("--device", default="auto",
                    help="auto (default: CUDA when there is a GPU), cpu, cuda or cuda:N")
-    p.add_argument("--out", default=None, type=path_arg, help="JSON file (default: beside the model)")
+    p.add_argument("--out", default=None, type=path_arg, help="JSON file (default: in the run or training folder given, "
+                   "or MODEL.eval.json beside a model file)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)

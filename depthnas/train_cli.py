@@ -88,6 +88,8 @@ def _training_config(args: argparse.Namespace) -> tuple[Config, Any, Any]:
     named_by = _space_chosen_by(args, cfg.space)
     if named_by or not arch_arg:
         validate(cfg)
+    if not arch_arg and args.print_config:  # the settings hold no architecture to print
+        return cfg, None, None
     if not arch_arg:
         raise config_mod.ConfigError("--arch is needed" + (
             f": {cfg.out} holds no checkpoint that names its architecture" if args.resume else ""))

@@ -296,6 +296,9 @@ def test_print_config_shows_every_setting_a_run_would_use_and_starts_nothing(tmp
     assert capsys.readouterr().out == printed
     assert main(["train", "--arch", "v1-sync:c3,skip,c3,c1,c3", "--out", "runs/t", "--print-config"]) == 0
     assert "out: runs/t\n" in capsys.readouterr().out
+    # the settings name no architecture: train printed them only once given an --arch
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--print-config"]) == 0
+    assert capsys.readouterr().out == printed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]  # no run folder made
 
 
