@@ -37,7 +37,7 @@ class LandmarkStore:
             return []
         shape = "a landmark store is {'version': 1, 'entries': [...]}"
         try:
-            data = read_json(self.path, expect=dict)
+            data = read_json(self.path, expect=dict, unique_keys=True)
         except ValueError as err:
             raise ValueError(f"landmark store {err} ({shape})") from None
         if "entries" not in data:  # a search's results.json is the likeliest such file
@@ -47,7 +47,8 @@ class LandmarkStore:
         entries = data["entries"]
         if not isinstance(entries, list):
             raise ValueError(f"landmark store {self.path}: 'entries' must be a list ({shape})")
-        kept: dict[tuple[str, str], dict[str, Any]] = {}  # the last of one arch and recipe
+        kept: dict[tuple[str, str], dict[str, Any]] = {}  # one per arch and recipe
+        first: dict[tuple[str, str], int] = {}
         spaces: dict[str, SearchSpace] = {}
         for i, e in enumerate(entries):
             where = f"landmark store {self.path}: entry {i}"
@@ -61,7 +62,14 @@ class LandmarkStore:
                 e = dict(e, arch=space.to_string(space.parse(e["arch"])))
             except ValueError as err:
                 raise ValueError(f"{where} ({e['arch']!r}, space {e['space']!r}): {err}") from None
-            kept[_key(e)] = e
+            key = _key(e)
+            if key in kept and kept[key]["val_loss"] != e["val_loss"]:
+                # one would be taken and the other dropped at the next write, unsaid
+                raise ValueError(f"{where} ({entries[i]['arch']!r}, val_loss {e['val_loss']}) is entry "
+                                 f"{first[key]}'s architecture under the same recipe, with "
+                                 f"val_loss {kept[key]['val_loss']}: keep the one that is right")
+            kept[key] = e
+            first.setdefault(key, i)
         return list(kept.values())
 
     def find(self, arch_string: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
@@ -96,6 +104,10 @@ class LandmarkStore:
         entry = {"arch": arch_string, "space": space, "val_loss": float(val_loss),
                  "recipe": recipe, "date": _dt.datetime.now().isoformat(timespec="seconds"),
                  **extra}
+        problem = _entry_problem(entry)
+        if problem:  # written, every later read of the store (any run's) would refuse it
+            raise ValueError(f"landmark store {self.path}: the result of {arch_string} {problem}; "
+                             "not stored")
         self.entries = [e for e in self.entries
                         if not (e["arch"] == arch_string and same_recipe(e.get("recipe"), recipe))]
         self.entries.append(entry)

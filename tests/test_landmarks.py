@@ -327,6 +327,38 @@ def test_a_hand_written_store_entry_without_its_space_is_named(tmp_path):
         LandmarkStore(path)
 
 
+def test_two_losses_of_one_landmark_under_one_recipe_are_refused_not_one_dropped(tmp_path):
+    """The last entry was taken without a word, and the next write of the store lost the
+    other; written in another spelling, the same architecture hid from read_table's
+    duplicate check too."""
+    path = tmp_path / "store.json"
+    entry = {"space": "v1-sync", "recipe": {"epochs": 2}}
+    entries = [{**entry, "arch": "v1-sync:c3,skip,none,c1,ap", "val_loss": 0.1},
+               {**entry, "arch": "v1-sync:c1,c1,c1,c1,c1", "val_loss": 0.3},
+               {**entry, "arch": "v1-sync:nor_conv_3x3,skip_connect,none,nor_conv_1x1,avg_pool_3x3",
+                "val_loss": 0.9}]
+    path.write_text(json.dumps({"version": 1, "entries": entries}))
+    with pytest.raises(ValueError, match=r"store.json: entry 2 \('v1-sync:nor_conv_3x3,.*', val_loss 0.9\) "
+                                         r"is entry 0's architecture under the same recipe, with val_loss 0.1"):
+        LandmarkStore(path)
+    entries[2]["val_loss"] = 0.1  # the same result twice: nothing to choose between
+    path.write_text(json.dumps({"version": 1, "entries": entries}))
+    assert len(LandmarkStore(path).entries) == 2
+    path.write_text('{"version": 1, "entries": [], "entries": []}')  # a key written twice by hand
+    with pytest.raises(ValueError, match="entries"):
+        LandmarkStore(path)
+
+
+def test_a_non_finite_result_is_not_stored_where_every_later_read_would_refuse_it(tmp_path):
+    path = tmp_path / "store.json"
+    store = LandmarkStore(path)
+    store.add("v1-sync:c1,c1,c1,c1,c1", "v1-sync", 0.3, {"epochs": 2})
+    with pytest.raises(ValueError, match=r"store.json: the result of v1-sync:c3,c3,c3,c3,c3 has val_loss "
+                                         r"nan; a stand-alone loss is finite and >= 0; not stored"):
+        store.add("v1-sync:c3,c3,c3,c3,c3", "v1-sync", float("nan"), {"epochs": 2})
+    assert [e["arch"] for e in LandmarkStore(path).entries] == ["v1-sync:c1,c1,c1,c1,c1"]
+
+
 def test_truth_table_values_in_an_older_store_are_not_taken_for_trained_results(tmp_path):
     """Before 2026-11-29 a search copied its truth table's values into the store, marked
     with their source; a later run of the same recipe reused them as trained."""
@@ -409,10 +441,10 @@ def test_a_hand_written_store_is_read_in_the_space_s_spelling_and_checked_whole(
     entry = {"space": "v1-sync", "val_loss": 0.2, "recipe": recipe}
     path.write_text(json.dumps({"entries": [
         {**entry, "arch": "v1-sync:nor_conv_3x3,skip_connect,none,nor_conv_1x1,avg_pool_3x3"},
-        {**entry, "arch": "v1-sync:c3, skip, none, c1, ap", "val_loss": 0.3}]}))
+        {**entry, "arch": "v1-sync:c3, skip, none, c1, ap"}]}))
     store = LandmarkStore(path)
-    assert [(e["arch"], e["val_loss"]) for e in store.entries] == [("v1-sync:c3,skip,none,c1,ap", 0.3)]
-    assert store.find("v1-sync:c3,skip,none,c1,ap", recipe)["val_loss"] == 0.3
+    assert [(e["arch"], e["val_loss"]) for e in store.entries] == [("v1-sync:c3,skip,none,c1,ap", 0.2)]
+    assert store.find("v1-sync:c3,skip,none,c1,ap", recipe)["val_loss"] == 0.2
     for bad, says in (({"val_loss": float("nan")}, "has val_loss nan; a stand-alone loss is finite"),
                       ({"val_loss": -0.1}, "has val_loss -0.1"),
                       ({"params": "428k"}, "has params '428k'; expected a whole number"),
