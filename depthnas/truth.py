@@ -45,14 +45,19 @@ def _finite(arch: str, v: Any, path: Path) -> float:
     return x
 
 
-def _value(arch: str, v: Any, path: Path, accuracies: list[float]) -> float | None:
-    """The entry's loss; None for a benchmark entry whose every seed failed."""
+def _value(arch: str, v: Any, path: Path, accuracies: list[float],
+           nulls: bool = False) -> float | None:
+    """The entry's loss; None (`nulls`: in a file depthnas wrote) for a training that
+    failed: a benchmark table's `mean` where every seed diverged, a run's NaN loss
+    written as null. A null in a table of the user's is refused, not left out unsaid."""
     if isinstance(v, (int, float, str)):  # bool is an int: _finite refuses it by name
         return _finite(arch, v, path)
     if isinstance(v, dict):
         for k in LOSS_KEYS:
             if k in v:
-                return None if v[k] is None else _finite(arch, v[k], path)
+                if v[k] is None and nulls:
+                    return None
+                return _finite(arch, v[k], path)
         for k in ACCURACY_KEYS:
             if k in v:
                 acc = _finite(arch, v[k], path)
@@ -149,6 +154,8 @@ def _read_json(path: Path, recipe: Callable[[], dict[str, Any]] | None = None) -
                          "landmark store, or a table of several")
     # a run's results.json, a landmark store: lists of the losses depthnas wrote
     ours = isinstance(data, dict) and any(isinstance(data.get(k), list) for k in ("architectures", "entries"))
+    # a benchmark table (benchmarks/depth_proxy): entries by name, null where no seed finished
+    benchmark = isinstance(data, dict) and isinstance(data.get("architectures"), dict)
     if isinstance(data, dict) and "architectures" in data:
         data = data["architectures"]
     if isinstance(data, dict) and "entries" in data:
@@ -163,11 +170,16 @@ def _read_json(path: Path, recipe: Callable[[], dict[str, Any]] | None = None) -
             if e["arch"] in values:  # the last would silently win, as a dict keeps one
                 raise ValueError(f"{path}: entry {i}: {e['arch']!r} is listed a second time "
                                  "(a landmark store holding two recipes' results? keep one)")
-            values[e["arch"]] = _value(e["arch"], e, path, accuracies)
+            values[e["arch"]] = _value(e["arch"], e, path, accuracies, ours)
     elif isinstance(data, dict):
-        values = {k: _value(k, v, path, accuracies) for k, v in data.items()}
+        values = {k: _value(k, v, path, accuracies, benchmark) for k, v in data.items()}
     else:
         raise ValueError(f"{path}: unrecognised truth table layout")
+    failed = [k for k, v in values.items() if v is None]
+    if failed:
+        log.warning("%s: %d entr%s without a loss (null: the training diverged) left out: %s",
+                    path, len(failed), "y" if len(failed) == 1 else "ies", ", ".join(failed[:3])
+                    + (", ..." if len(failed) > 3 else ""))
     _check_percent(accuracies, path)
     return TruthTable({k: v for k, v in values.items() if v is not None},
                       _recorded_setup(whole, path), _seed_noise(whole),

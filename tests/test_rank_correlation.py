@@ -120,7 +120,7 @@ def refused(path, text: str, match: str) -> None:
         load_truth(path)
 
 
-def test_truth_tables_hold_finite_losses(tmp_path):
+def test_truth_tables_hold_finite_losses(tmp_path, caplog):
     from depthnas.truth import load_truth
     refused(tmp_path / "bad.json", '{"v1-sync:c3,c3,c3,c3,c3": NaN, "v1-sync:c1,c1,c1,c1,c1": 0.3}',
             r"'v1-sync:c3,c3,c3,c3,c3' has loss nan")
@@ -129,6 +129,16 @@ def test_truth_tables_hold_finite_losses(tmp_path):
     table.write_text(json.dumps({"architectures": {"a": {"mean": None, "seeds": [None, None]},
                                                    "b": {"mean": 0.2, "seeds": [0.2, 0.2]}}}))
     assert load_truth(table) == {"b": 0.2}
+    # so may a run's results.json hold one (NaN is written as null); said, and left out
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"architectures": [{"arch": "a", "val_loss": None},
+                                                     {"arch": "b", "val_loss": 0.2}]}))
+    with caplog.at_level("WARNING", logger="depthnas.truth"):
+        assert load_truth(results) == {"b": 0.2}
+    assert "results.json: 1 entry without a loss (null: the training diverged) left out: a" in caplog.text
+    # in a table of one's own a null is no loss: its row was left out without a word
+    for text in ('{"a": {"val_loss": null}, "b": 0.2}', '[{"arch": "a", "val_loss": null}]'):
+        refused(tmp_path / "null.json", text, "null.json: entry 'a' has loss None; expected a number")
 
 
 def test_truth_table_mistakes_are_explained(tmp_path):
