@@ -41,8 +41,11 @@ class LandmarkStore:
         except ValueError as err:
             raise ValueError(f"landmark store {err} ({shape})") from None
         if "entries" not in data:  # a search's results.json is the likeliest such file
+            runs = data.get("architectures")
             hint = ("; this is a search's results.json: its landmarks.json, beside it, is the "
-                    "store" if "architectures" in data else "")
+                    "store" if isinstance(runs, list) else
+                    "; this is a benchmark's table: give it as --set search.truth_table=FILE, "
+                    "whose rows stand in for trainings" if isinstance(runs, dict) else "")
             raise ValueError(f"landmark store {self.path} holds no 'entries' ({shape}){hint}")
         entries = data["entries"]
         if not isinstance(entries, list):

@@ -161,9 +161,10 @@ def _read_json(path: Path, recipe: Callable[[], dict[str, Any]] | None = None) -
     if isinstance(data, dict) and "entries" in data:
         data = data["entries"]
     if isinstance(data, list):
-        if not all(isinstance(e, dict) and "arch" in e for e in data):
-            raise ValueError(f"{path}: a list table needs objects with an 'arch' key (the "
-                             "architecture string) and a loss under one of "
+        bad = next((i for i, e in enumerate(data) if not (isinstance(e, dict) and "arch" in e)), None)
+        if bad is not None:
+            raise ValueError(f"{path}: entry {bad}: a list table needs objects with an 'arch' key "
+                             "(the architecture string) and a loss under one of "
                              f"{LOSS_KEYS} or an accuracy")
         values = {}
         for i, e in enumerate(data):

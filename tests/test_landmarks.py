@@ -108,6 +108,8 @@ def test_a_file_that_is_no_landmark_store_is_said_to_be_none_in_words(tmp_path):
                               rf"results.json holds no 'entries' {shape}; this is a search's "
                               "results.json: its landmarks.json, beside it, is the store"),
              "other.json": ('{"a": 1}', rf"other.json holds no 'entries' {shape}$"),
+             "table.json": ('{"architectures": {}}', rf"table.json holds no 'entries' {shape}; this is "
+                            r"a benchmark's table: give it as --set search.truth_table=FILE"),
              "mapping.json": ('{"entries": {}}', rf"mapping.json: 'entries' must be a list {shape}")}
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)

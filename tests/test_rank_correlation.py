@@ -339,7 +339,7 @@ def test_a_csv_with_a_loss_and_an_accuracy_column_may_leave_either_cell_empty(tm
 
 def test_a_list_table_with_one_entry_lacking_its_arch_is_explained_not_a_key_error(tmp_path):
     refused(tmp_path / "t.json", json.dumps([{"arch": "a", "loss": 0.1}, {"architecture": "b", "loss": 0.2}]),
-            "needs objects with an 'arch' key")
+            "t.json: entry 1: a list table needs objects with an 'arch' key")
 
 
 def test_a_benchmark_table_s_nested_image_size_and_seed_noise_are_read(tmp_path):
