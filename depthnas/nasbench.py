@@ -14,7 +14,8 @@ load their files with pickle / torch.load, so only open files you trust.
 The exported table maps each canonical NB201 string to {"accuracy": percent},
 the benchmark's mean over seeds (is_random=False) after the last epoch; by default
 the validation accuracy of the `cifar10-valid` protocol with the 200-epoch
-schedule, the setting NAS-Bench-201 searches with. `depthnas.truth` reads
+schedule, the final result and the usual ground truth for ranking (the searches
+in the benchmark's own papers query the 12-epoch one, --hp 12). `depthnas.truth` reads
 `accuracy` as the error rate 1 - accuracy/100, the unit of the space's own
 stand-alone results. Export every architecture the run may train (e.g. --all):
 the search uses the table where it has an entry and trains otherwise, and
@@ -39,6 +40,9 @@ from .io import atomic_write_json, path_arg
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 SETS = ("valid", "test", "valtest", "train")
+# The splits each protocol evaluates on: cifar10 trains on train + valid, and
+# cifar10-valid has no separate valtest. Known before a benchmark opens (minutes).
+SETS_OF = {"cifar10": ("test", "train"), "cifar10-valid": ("valid", "test", "train")}
 
 
 PIP_NAMES = {"nats_bench": "nats_bench", "nas_201_api": "nas-bench-201"}
@@ -82,12 +86,32 @@ def _not_a_benchmark(path: Path) -> Iterator[None]:
     their words; say which file is at fault."""
     try:
         yield
-    except OSError as err:
-        raise OSError(f"cannot read the benchmark {path}: {err.strerror or err}") from None
+    except BenchmarkQueryError:  # said in our words already
+        raise
+    except OSError as err:  # the file at fault may be one inside a fast-mode folder
+        inside = f" ({err.filename})" if err.filename and Path(err.filename) != path else ""
+        raise OSError(f"cannot read the benchmark {path}{inside}: {err.strerror or err}") from None
     except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError, AttributeError,
             AssertionError, ValueError) as err:  # the readers check a file's layout with assert
         raise ValueError(f"{path} is not a readable NAS-Bench-201 / NATS-Bench file (a damaged "
                          f"or unfinished download?): {type(err).__name__}: {err}") from None
+
+
+class BenchmarkQueryError(ValueError):
+    """A query the benchmark, read whole, cannot answer (an architecture or metric it
+    lacks): not a damaged file."""
+
+
+def check_query(dataset: str, setname: str) -> None:
+    """A dataset and split no benchmark holds together, refused before one opens."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown benchmark dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    sets = SETS_OF.get(dataset, SETS)
+    if setname not in sets:
+        raise ValueError(f"--set {setname}: the {dataset} protocol has no {setname}-accuracy "
+                         f"(it has {', '.join(sets)})" + (
+                             "; the validation accuracy is cifar10-valid's (--dataset cifar10-valid)"
+                             if dataset == "cifar10" and setname == "valid" else ""))
 
 
 def _more_info(api: Any, index: int, dataset: str, hp: str) -> dict[str, Any]:
@@ -103,16 +127,16 @@ def _more_info(api: Any, index: int, dataset: str, hp: str) -> dict[str, Any]:
 def query_accuracy(api: Any, arch: str, *, dataset: str = "cifar10-valid", hp: str = "200",
                    setname: str = "valid") -> float:
     """Top-1 accuracy in percent of `arch` (an NB201 string) on `setname`."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown benchmark dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    check_query(dataset, setname)
     index = api.query_index_by_arch(arch)
     if index is None or index < 0:
-        raise ValueError(f"architecture {arch} is not in the benchmark")
+        raise BenchmarkQueryError(f"architecture {arch} is not in the benchmark (a NATS-Bench "
+                                  "size-space file? nb201 needs the topology one, NATS-tss)")
     info = _more_info(api, int(index), dataset, str(hp))
     key = f"{setname}-accuracy"
     if info.get(key) is None:
         have = sorted(k for k in info if k.endswith("-accuracy"))
-        raise ValueError(f"the benchmark has no {key} for {dataset} (it has {', '.join(have)})")
+        raise BenchmarkQueryError(f"the benchmark has no {key} for {dataset} (it has {', '.join(have)})")
     return float(info[key])
 
 
@@ -158,10 +182,17 @@ def export_truth(benchmark: str | Path | Any, archs: Iterable[str], out: str | P
     # canonical, as the search looks them up; read before the benchmark, whose opening
     # takes minutes, so that a typo is named at once
     canonical = [space.to_string(space.from_string(text)) for text in archs]
-    api = open_benchmark(benchmark) if isinstance(benchmark, (str, Path)) else benchmark
+    if not canonical:
+        raise ValueError("no architectures to export (an empty --archs file?)")
+    check_query(dataset, setname)
+    path = Path(benchmark).expanduser() if isinstance(benchmark, (str, Path)) else None
+    api = open_benchmark(path) if path is not None else benchmark
     table: dict[str, dict[str, float]] = {}
-    for arch in canonical:
-        table[arch] = {"accuracy": query_accuracy(api, arch, dataset=dataset, hp=hp, setname=setname)}
+    # a fast-mode folder reads each architecture's file at its first query: a damaged
+    # one fails here, minutes in, and is named as a damaged file is at the opening
+    with _not_a_benchmark(path) if path is not None else contextlib.nullcontext():
+        for arch in canonical:
+            table[arch] = {"accuracy": query_accuracy(api, arch, dataset=dataset, hp=hp, setname=setname)}
     data = {"source": str(benchmark) if isinstance(benchmark, (str, Path)) else type(api).__name__,
             "space": space.name, "dataset": dataset, "hp": str(hp), "metric": f"{setname}-accuracy",
             "unit": "accuracy in percent; read as error = 1 - accuracy / 100",

@@ -176,6 +176,11 @@ def _read_json(path: Path, recipe: Callable[[], dict[str, Any]] | None = None) -
         values = {k: _value(k, v, path, accuracies, benchmark) for k, v in data.items()}
     else:
         raise ValueError(f"{path}: unrecognised truth table layout")
+    metric = whole.get("metric") if isinstance(whole, dict) else None
+    if metric in ("test-accuracy", "valtest-accuracy"):  # python -m depthnas.nasbench --set
+        log.warning("%s holds the benchmark's %s: a search that picks by it selects on the "
+                    "test set, and its result is no unbiased estimate (export --set valid "
+                    "for searching)", path, metric)
     failed = [k for k, v in values.items() if v is None]
     if failed:
         log.warning("%s: %d entr%s without a loss (null: the training diverged) left out: %s",

@@ -310,7 +310,7 @@ class _StubAPI:
         return {"train-accuracy": 99.0, "valid-accuracy": {7: 91.25, 11: 85.0}[index]}
 
 
-def test_nasbench_export_round_trips_through_truth(tmp_path, monkeypatch):
+def test_nasbench_export_round_trips_through_truth(tmp_path, monkeypatch, caplog):
     from depthnas.nasbench import export_truth
     api = _StubAPI()
     shuffled_a = "|nor_conv_3x3~0|+|avg_pool_3x3~1|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -319,6 +319,13 @@ def test_nasbench_export_round_trips_through_truth(tmp_path, monkeypatch):
     assert load_truth(tmp_path / "truth.json") == pytest.approx({ARCH_A: 0.0875, ARCH_B: 0.15})
     with pytest.raises(ValueError, match="no test-accuracy"):
         export_truth(api, [ARCH_A], tmp_path / "t2.json", setname="test")
+    # a table of test accuracies is said to be one where it is read: a search picks by it
+    api.get_more_info = lambda *a, **k: {"test-accuracy": 90.0}
+    export_truth(api, [ARCH_A], tmp_path / "t2.json", setname="test")
+    with caplog.at_level("WARNING", logger="depthnas.truth"):
+        assert load_truth(tmp_path / "t2.json") == pytest.approx({ARCH_A: 0.1})
+    assert "t2.json holds the benchmark's test-accuracy: a search that picks by it selects on the test set" \
+        in caplog.text
     # a typo is named before the benchmark opens (minutes for a full NATS file)
     opened = []
     monkeypatch.setattr("depthnas.nasbench.open_benchmark", lambda path: opened.append(path) or api)
@@ -344,6 +351,9 @@ def test_nasbench_missing_file_or_package(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("raised, said", [
     (OSError(22, "Invalid data stream"), "NATS-tss-v1_0-3ffb9-simple: Invalid data stream"),
+    # a file inside a fast-mode folder: "No such file" named the folder, which exists
+    (OSError(2, "No such file or directory", "NATS-tss-v1_0-3ffb9-simple/meta.pickle.pbz2"),
+     "NATS-tss-v1_0-3ffb9-simple (NATS-tss-v1_0-3ffb9-simple/meta.pickle.pbz2): No such file"),
     (ValueError("invalid literal for int() with base 10: 'arbage'"), "NATS-tss-v1_0-3ffb9-simple is not a readable")])
 def test_a_nats_bench_file_its_reader_cannot_read_is_one_line_naming_it(tmp_path, monkeypatch, capsys,
                                                                        raised, said):
@@ -361,6 +371,52 @@ def test_a_nats_bench_file_its_reader_cannot_read_is_one_line_naming_it(tmp_path
     assert nasbench_main([str(bench), "--random", "3", "--out", str(tmp_path / "t.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and said in err and "Traceback" not in err
+
+
+def test_a_fast_mode_file_damaged_past_the_opening_is_named_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """NATS-Bench's fast mode reads each architecture's file at its first query: a
+    missing or cut one failed minutes into --all, as the reader's AssertionError."""
+    import types
+
+    from depthnas.nasbench import main as nasbench_main
+
+    class API(_StubAPI):
+        def get_more_info(self, index, dataset, iepoch=None, hp="12", is_random=True):
+            if index == 11:
+                raise AssertionError(f"invalid data path : {bench}/11.pickle.pbz2")
+            return super().get_more_info(index, dataset, iepoch, hp, is_random)
+    monkeypatch.setitem(sys.modules, "nats_bench", types.SimpleNamespace(create=lambda *a, **k: API()))
+    bench = tmp_path / "NATS-tss-v1_0-3ffb9-simple"
+    bench.mkdir()
+    (tmp_path / "archs.txt").write_text(f"{ARCH_A}\n{ARCH_B}\n")
+    assert nasbench_main([str(bench), "--archs", str(tmp_path / "archs.txt"), "--out", str(tmp_path / "t.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bench} is not a readable NAS-Bench-201 / NATS-Bench file") and \
+        "11.pickle.pbz2" in err and "Traceback" not in err
+    # an architecture the benchmark lacks is said so, not taken for a damaged file
+    with pytest.raises(ValueError, match=r"^architecture \|nor_conv_3x3.* is not in the benchmark \(a NATS"):
+        from depthnas.nasbench import export_truth
+        export_truth(_StubAPI(), [ARCH_A.replace("skip_connect~2", "none~2")], tmp_path / "t.json")
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--dataset", "cifar10"], "--set valid: the cifar10 protocol has no valid-accuracy (it has test, train); "
+                               "the validation accuracy is cifar10-valid's"),
+    (["--set", "valtest"], "--set valtest: the cifar10-valid protocol has no valtest-accuracy"),
+])
+def test_a_split_the_protocol_lacks_is_refused_before_the_benchmark_opens(tmp_path, monkeypatch, capsys,
+                                                                          argv, said):
+    from depthnas.nasbench import main as nasbench_main
+    opened = []
+    monkeypatch.setattr("depthnas.nasbench.open_benchmark", lambda path: opened.append(path))
+    (tmp_path / "archs.txt").write_text(ARCH_A + "\n")
+    assert nasbench_main([str(tmp_path / "b.pth"), "--archs", str(tmp_path / "archs.txt"),
+                          "--out", str(tmp_path / "t.json"), *argv]) == 2
+    assert said in capsys.readouterr().err and opened == []
+    (tmp_path / "archs.txt").write_text("\n\n")  # nothing to export: said, not an empty table
+    assert nasbench_main([str(tmp_path / "b.pth"), "--archs", str(tmp_path / "archs.txt"),
+                          "--out", str(tmp_path / "t.json")]) == 2
+    assert "no architectures to export" in capsys.readouterr().err and opened == []
 
 
 class _BenchmarkRecord:
