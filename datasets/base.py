@@ -163,7 +163,13 @@ class Reader(ABC):
                                "it holds no relative depth to train on or to score")
         if self.value_kind == "depth":
             disparity = np.zeros_like(values)
-            np.divide(1.0, values, out=disparity, where=valid)
+            with np.errstate(over="ignore"):
+                np.divide(1.0, values, out=disparity, where=valid)
+            # a depth below float32's range (1e-39 m: a broken export) is an infinite
+            # disparity, which the target's normalisation turned into NaN: not measured
+            over = ~np.isfinite(disparity)
+            valid &= ~over
+            disparity[over] = 0.0
         else:
             disparity = np.where(valid, values, 0.0).astype(np.float32)
         return rgb, disparity, valid

@@ -208,7 +208,10 @@ class DepthTransform:
                  index: int | None = None) -> dict[str, torch.Tensor]:
         if self.augment:
             self._seed(index)
-        valid = np.asarray(valid, bool)
+        if np.asarray(rgb).dtype != np.uint8:  # a float image in [0, 1] normalised as 0-255: near constant
+            raise ValueError(f"DepthTransform: expected a uint8 RGB image, got {np.asarray(rgb).dtype}")
+        # a non-finite value marked valid (an API caller's) would make the target NaN
+        valid = np.asarray(valid, bool) & np.isfinite(disparity)
         disp = np.where(valid, disparity, 0.0).astype(np.float32)  # no NaN/inf reaches the resize
         out = self.pipeline(image=np.ascontiguousarray(rgb), mask=valid.astype(np.uint8), disparity=disp)
         img, mask, disp = out["image"], out["mask"].astype(bool), out["disparity"]

@@ -696,6 +696,31 @@ def test_a_decoder_error_no_check_foresaw_is_a_bad_sample_naming_its_files(tmp_p
     _expect_skipped(f"folder:{root}", caplog, 7, 1, "s002.jpg")
 
 
+def test_a_depth_below_float32_s_range_is_no_measured_pixel_and_no_nan_target(tmp_path):
+    """1 / 1e-39 m overflows to an infinite disparity, left valid: the target's
+    normalisation made it NaN, and training stopped at "non-finite loss ... lower the
+    learning rate", pointing away from the data."""
+    root = make_folder(tmp_path / "f", n=8, fmt="npy")
+    for path in (root / "depth").iterdir():
+        depth = np.load(path)
+        depth[10, 10] = 1e-39
+        np.save(path, depth)
+    splits = build_splits(f"folder:{root}", SIZE, seed=0)
+    _, disp, valid = splits.val.raw(0)
+    assert not valid[10, 10] and np.isfinite(disp).all()
+    check_items(splits)  # every target finite, in [0, 1]
+    # and an API caller's transform drops a non-finite value marked valid, and refuses
+    # a float image it would normalise as 0-255
+    from depthnas.datasets.transforms import DepthTransform
+    rgb, disp, valid = splits.val.raw(0)
+    disp = disp.copy()
+    disp[5, 5] = np.inf
+    item = DepthTransform(SIZE)(rgb, disp, np.ones_like(valid))
+    assert torch.isfinite(item["target"]).all()
+    with pytest.raises(ValueError, match="DepthTransform: expected a uint8 RGB image, got float32"):
+        DepthTransform(SIZE)(rgb.astype(np.float32) / 255, disp, valid)
+
+
 def test_a_constant_depth_map_is_a_bad_sample(tmp_path, caplog):
     """It trained at a loss of 0 and scored perfectly: evaluate's metrics were the
     other samples' times 12/13."""
