@@ -103,7 +103,25 @@ def check_model_builds(cfg: Config, space: Any) -> None:
             "eager, as without it", space.name)
     if cfg.model.backbone_weights and has_timm_backbone(space):  # said before "run folder ..."
         from depthnas.spaces.depth import create_backbone
-        create_backbone(cfg.model.backbone, cfg.model.backbone_weights)
+        backbone = create_backbone(cfg.model.backbone, cfg.model.backbone_weights)
+        _warn_other_normalisation(cfg.model.backbone, backbone)
+
+
+def _warn_other_normalisation(name: str, backbone: Any) -> None:
+    """Images are normalised with ImageNet's mean and std (training, predict and the
+    ONNX graph alike); weights trained on inputs normalised otherwise (timm's tf_*
+    ports: 0.5 / 0.5; in21k ones: none) see inputs they never saw."""
+    from depthnas.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
+    cfg = getattr(backbone, "pretrained_cfg", None) or {}
+    mean, std = cfg.get("mean"), cfg.get("std")
+    if mean is None or std is None:
+        return
+    ours = (*IMAGENET_MEAN, *IMAGENET_STD)
+    if any(abs(a - b) > 1e-3 for a, b in zip((*mean, *std), ours)):
+        logging.getLogger(__name__).warning(
+            "backbone %s's weights expect inputs normalised with mean %s and std %s; depthnas "
+            "normalises with ImageNet's (%s, %s), so the pretrained features see other inputs "
+            "than they were trained on", name, tuple(mean), tuple(std), IMAGENET_MEAN, IMAGENET_STD)
 
 
 def _depth_forward_problems(cfg: Config, space: Any) -> list[str]:

@@ -117,6 +117,22 @@ def test_local_backbone_weights(tmp_path, caplog):
     assert not caplog.text  # timm's "Loaded  from checkpoint" came once per model a search built
 
 
+def test_weights_of_a_backbone_normalised_otherwise_are_warned_of(caplog):
+    """Inputs are normalised with ImageNet's mean and std everywhere; timm's tf_* ports
+    expect 0.5 / 0.5, and their pretrained features saw other inputs, without a word."""
+    import timm
+
+    from depthnas.run_start import _warn_other_normalisation
+    for name, warned in (("tf_mobilenetv3_large_100", True), ("resnet18", False)):
+        with torch.device("meta"):
+            backbone = timm.create_model(name, features_only=True)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            _warn_other_normalisation(name, backbone)
+        assert ("expect inputs normalised with mean (0.5, 0.5, 0.5) and std (0.5, 0.5, 0.5); "
+                "depthnas normalises with ImageNet's" in caplog.text) == warned, name
+
+
 def test_backbone_weights_of_another_model_are_refused(tmp_path, caplog):
     """timm loads features_only weights non-strictly: a depthnas model file (or any
     other network's) would silently leave the backbone at random init."""
