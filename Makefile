@@ -35,5 +35,5 @@ test: install
 bench: install
 	$(PY) benchmarks/step_time.py --preset cpu
 
-clean:
-	rm -rf runs build *.egg-info .pytest_cache
+clean:  # build products only: runs/ holds searches, hours of work each
+	rm -rf build *.egg-info .pytest_cache

@@ -1,7 +1,13 @@
 """The wheel holds every package: an editable install finds missing subpackages in the
 source tree, so only a check of the package list catches them before users do."""
-import tomllib
 from pathlib import Path
+
+import pytest
+
+try:  # Python 3.11+; 3.10 (which depthnas supports) has the tomli package, if any
+    import tomllib
+except ModuleNotFoundError:
+    tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
 
