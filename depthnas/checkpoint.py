@@ -2,7 +2,8 @@
 
 Training checkpoints: `checkpoints/epoch_0003/{model.safetensors,state.pt}` is
 built under a temporary name and renamed into place, then `checkpoints/latest`
-is replaced atomically; a killed run resumes from the newest complete epoch.
+(its name, for people and tools) is replaced atomically; a killed run resumes from
+the newest complete epoch folder.
 `state.pt` (optimizer, schedule, counters) is read with weights_only=True.
 
 Model files: one `.safetensors` whose metadata holds everything needed to
@@ -151,13 +152,10 @@ class Checkpointer:
         return final
 
     def latest(self) -> Path | None:
-        """The newest complete epoch: the one `latest` names, else (pointer lost or
-        naming a removed epoch) the newest epoch folder holding both files."""
-        pointer = self.folder / "latest"
-        if pointer.is_file():
-            path = self.folder / pointer.read_text().strip()
-            if self._complete(path):
-                return path
+        """The newest complete epoch folder. An epoch folder appears whole (renamed into
+        place), so it is the truth; the `latest` file, written after the rename for
+        people and tools, lags one epoch behind after a stop between the two (and a
+        resume that trusted it lost that epoch), or may be damaged."""
         epochs = self._epochs()
         return epochs[-1] if epochs else None
 

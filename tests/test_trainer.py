@@ -176,11 +176,17 @@ def test_fitting_in_stages_continues_from_memory_without_announcing_a_resume(tmp
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
-@pytest.mark.parametrize("damage", ["truncated state", "empty weights", "lost pointer"])
+POINTER_DAMAGE = {"lost pointer": None, "damaged pointer": b"\xff\xfe\x00junk",
+                  # a stop between the epoch's rename and the pointer's write: an epoch lost
+                  "lagging pointer": b"epoch_0001\n"}
+
+
+@pytest.mark.parametrize("damage", ["truncated state", "empty weights", *POINTER_DAMAGE])
 def test_resume_survives_a_damaged_checkpoint(tmp_path, damage, caplog):
     """A checkpoint damaged after it was written (a full disk, a copy cut short) is
     named and skipped: the run resumes from the epoch before and ends as an
-    uninterrupted one would; a lost `latest` pointer finds the newest epoch."""
+    uninterrupted one would; a `latest` pointer lost, damaged or one epoch behind
+    finds the newest epoch."""
     full = make_trainer(tmp_path / "full")
     full.fit()
     make_trainer(tmp_path / "killed").fit(until_epoch=2)
@@ -190,14 +196,16 @@ def test_resume_survives_a_damaged_checkpoint(tmp_path, damage, caplog):
         state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
     elif damage == "empty weights":
         (ckpt / "epoch_0002" / "model.safetensors").write_bytes(b"")
-    else:
+    elif POINTER_DAMAGE[damage] is None:
         (ckpt / "latest").unlink()
+    else:
+        (ckpt / "latest").write_bytes(POINTER_DAMAGE[damage])
     resumed = make_trainer(tmp_path / "killed")
     with caplog.at_level("WARNING"):
         resumed.fit()
-    expected_from = "epoch_0002" if damage == "lost pointer" else "epoch_0001"
+    expected_from = "epoch_0002" if damage in POINTER_DAMAGE else "epoch_0001"
     assert resumed.checkpoints.loaded.name == expected_from
-    if damage != "lost pointer":
+    if damage not in POINTER_DAMAGE:
         assert "epoch_0002" in caplog.text and "unreadable" in caplog.text
     a, b = full.model.state_dict(), resumed.model.state_dict()
     for k in a:
