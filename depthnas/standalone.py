@@ -139,6 +139,11 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: SplitS
     earlier = _own_result(out_dir, arch_string, rec) or {}
     if earlier:
         if _model_reads(out_dir):
+            leftover = Checkpointer(out_dir / "checkpoints")
+            if leftover.latest() is not None and (not distributed or dist.is_main()):
+                # a stop after result.json, before its checkpoints went: gone now, or
+                # every resume reads the result and keeps them (about 1 GB an epoch)
+                leftover.clear()
             return earlier
         # finished, but its model file is gone or cut: a checkpoint left (a training
         # from before they were removed at the end, or one stopped as it saved) holds it

@@ -413,6 +413,20 @@ def test_resuming_a_finished_training_restores_its_lost_model_file(tmp_path, cap
     assert (again["train_time_s"], again["date"]) == (before["train_time_s"], before["date"])
 
 
+def test_checkpoints_a_stop_left_beside_a_finished_training_go_at_its_resume(tmp_path, monkeypatch):
+    """A stop after result.json, before the checkpoints were removed: every resume read
+    the result and kept them, optimizer state and all (about 1 GB an epoch at the
+    paper's size, dozens of trainings a search)."""
+    out = tmp_path / "t"
+    monkeypatch.setattr("depthnas.checkpoint.Checkpointer.clear", lambda self: None)
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 0
+    monkeypatch.undo()
+    assert (out / "checkpoints").is_dir()
+    model = (out / "model.safetensors").read_bytes()
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert not (out / "checkpoints").exists() and (out / "model.safetensors").read_bytes() == model
+
+
 def test_a_bad_sample_read_in_a_loader_worker_is_named_in_one_line(tmp_path, capsys):
     """With data.num_workers > 0 the worker's error came wrapped in its traceback."""
     from test_datasets import make_folder
