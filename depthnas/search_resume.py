@@ -12,7 +12,7 @@ from .checkpoint import Checkpointer
 from .config import Config
 from .io import drop_jsonl_records, read_json
 from .recipe import recipe
-from .standalone import saved_result, training_changes
+from .standalone import latest_record, training_changes
 
 
 def drawn_landmarks(path: Path, space: Any, cfg: Config) -> list[str]:
@@ -60,13 +60,15 @@ def supernet_config_changes(out: Path, cfg: Config) -> list[str] | None:
 
 
 def _standalone_changes(out: Path, cfg: Config) -> list[str]:
-    """How the recipe now differs from that of a stand-alone result this run holds
-    (`training_changes`, as `depthnas train --resume` checks it): a resume would train
-    it again over its result (a landmark finished before the stop would be lost)."""
+    """How the recipe now differs from that of a stand-alone training this run holds,
+    finished or checkpointed on the way (`training_changes`, as `depthnas train
+    --resume` checks it): a resume would train it again from scratch over its result
+    or its epochs (a landmark finished before the stop would be lost)."""
     rec = recipe(cfg)
-    for path in sorted((out / "standalone").glob("*/result.json")):
-        arch = saved_result(path.parent).get("arch")  # a damaged one: set aside, trained again
-        changes = training_changes(path.parent, arch, rec) if arch else []
+    folders = (out / "standalone").iterdir() if (out / "standalone").is_dir() else []
+    for folder in sorted(f for f in folders if f.is_dir()):
+        arch = latest_record(folder).get("arch")  # a damaged one: set aside, trained again
+        changes = training_changes(folder, arch, rec) if arch else []
         if changes:
             return changes
     return []

@@ -94,7 +94,7 @@ def finished_training(out_dir: str | Path, arch_string: str, rec: dict[str, Any]
     return done if done is not None and _model_reads(Path(out_dir)) else None
 
 
-def _latest_record(out_dir: Path) -> dict[str, Any]:
+def latest_record(out_dir: Path) -> dict[str, Any]:
     """What the folder's training recorded last: its newest checkpoint's metadata (a
     retrain under new settings that was stopped has its own checkpoints beside the old
     result.json), else its result; {} if it holds none."""
@@ -105,15 +105,15 @@ def _latest_record(out_dir: Path) -> dict[str, Any]:
 def trains_arch(out_dir: str | Path, arch_string: str) -> bool:
     """Whether a folder holds a training (finished, or checkpointed on the way) of
     `arch_string`, under any recipe."""
-    return _latest_record(Path(out_dir)).get("arch") == arch_string
+    return latest_record(Path(out_dir)).get("arch") == arch_string
 
 
 def training_changes(out_dir: str | Path, arch_string: str, rec: dict[str, Any]) -> list[str]:
     """How the training a folder holds (its newest checkpoint, else its result) differs
     from `arch_string` under `rec`, as "field: saved X, now Y"; [] if it does not, or
-    if the folder holds none (`_latest_record`). Checkpoints from before recipes were
+    if the folder holds none (`latest_record`). Checkpoints from before recipes were
     recorded differ only by architecture."""
-    saved = _latest_record(Path(out_dir))
+    saved = latest_record(Path(out_dir))
     if not saved:
         return []
     theirs = saved.get("recipe", rec)

@@ -389,6 +389,33 @@ def test_a_search_stopped_among_its_landmarks_refuses_an_edited_config_yaml(run_
     assert [p.read_text() for p in results] == before  # nothing trained over
 
 
+def test_a_search_stopped_inside_a_landmark_s_training_refuses_an_edited_config_yaml(run_copy, capsys):
+    """Only finished trainings (result.json) were compared: a landmark stopped after
+    some epochs was trained from scratch under the edited settings, its epochs lost."""
+    import shutil
+
+    import yaml
+
+    from depthnas.checkpoint import Checkpointer, read_metadata
+    from depthnas.models import load_model
+    shutil.rmtree(run_copy / "checkpoints")  # stopped among the landmarks
+    (run_copy / "results.json").unlink()
+    for result in (run_copy / "standalone").glob("*/result.json"):
+        result.unlink()
+    folder = sorted((run_copy / "standalone").iterdir())[0]  # its first epoch checkpointed
+    model_file = folder / "model.safetensors"
+    Checkpointer(folder / "checkpoints").save(1, load_model(model_file)[0], {}, read_metadata(model_file))
+    model_file.unlink()
+    epoch = (folder / "checkpoints" / "epoch_0001" / "model.safetensors").read_bytes()
+    path = run_copy / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["standalone"]["lr"] = 0.004
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 2
+    assert "(lr: saved 0.003, now 0.004)" in capsys.readouterr().err
+    assert (folder / "checkpoints" / "epoch_0001" / "model.safetensors").read_bytes() == epoch
+
+
 @pytest.mark.parametrize("name, content, said", [
     ("search_1.json", '{"space": "v1-sync"}', "is damaged (KeyError: 'rng'); restore it, or delete it"),
     ("search_1.json", "[1, 2]", "search_1.json: expected a JSON object, found array"),
