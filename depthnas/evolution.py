@@ -43,6 +43,13 @@ def _set_rng_state(rng: random.Random, state: list) -> None:
     rng.setstate((state[0], tuple(state[1]), state[2]))
 
 
+def _score(value: Any) -> float:
+    """A saved score: a number (NaN, a diverged path's, is written as NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"a score is {value!r}, not a number")
+    return float(value)
+
+
 class Search:
     """Shared bookkeeping: memoised scores, constraints, checkpoints."""
 
@@ -100,7 +107,9 @@ class Search:
             "scores": [[self.space.to_string(a), s] for a, s in self.scores.items()],
             "rejected": self.rejected, **state})
 
-    def load(self) -> dict | None:
+    def load(self, needs: tuple[str, ...] = ()) -> dict | None:
+        """The saved search, its state restored; `needs`: the whole-number fields the
+        caller goes on from (evolution's generation)."""
         if self.checkpoint is None or not self.checkpoint.is_file():
             return None
         # a search the super-net has trained past cannot be redone on the super-net it
@@ -116,9 +125,12 @@ class Search:
             raise ValueError(f"search checkpoint {self.checkpoint} is for space {data.get('space')!r}")
         try:
             _set_rng_state(self.rng, data["rng"])
-            self.scores = {self.space.from_string(a): s for a, s in data["scores"]}
+            self.scores = {self.space.from_string(a): _score(s) for a, s in data["scores"]}
             self.seen = {self.key(a) for a in self.scores}
             self.rejected = int(data.get("rejected", 0))
+            for field in needs:
+                if isinstance(data[field], bool) or not isinstance(data[field], int):
+                    raise TypeError(f"{field} is {data[field]!r}, not a whole number")
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"search checkpoint {self.checkpoint} is damaged ({type(err).__name__}: "
                              f"{err}); {remedy}") from None
@@ -147,7 +159,7 @@ def evolutionary_search(space: SearchSpace, score: Score, cfg: SearchConfig, rng
     samples to fill up (also for mutants and crossovers that came out duplicates or
     broke the constraint). Parents are not re-scored: their scores are kept."""
     s = Search(space, score, rng, **kw)
-    state = s.load() or {"generation": 0}
+    state = s.load(needs=("generation",)) or {"generation": 0}
     for gen in range(state["generation"], cfg.generations):
         population: list[Arch] = []
         taken: set[Hashable] = set()

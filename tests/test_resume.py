@@ -433,6 +433,26 @@ def test_a_run_file_of_the_wrong_shape_is_named(run_copy, capsys, name, content,
     assert err.startswith("error: ") and said in err and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("edit, said", [
+    (lambda d: d.pop("generation"), "(KeyError: 'generation')"),
+    (lambda d: d.update(generation="3"), "(TypeError: generation is '3', not a whole number)"),
+    (lambda d: d["scores"][0].__setitem__(1, "low"), "(TypeError: a score is 'low', not a number)"),
+])
+def test_a_search_checkpoint_without_its_generation_or_with_a_score_of_text_is_named(
+        run_copy, capsys, edit, said):
+    """Checked as its other fields are: a KeyError traceback, or a TypeError in the
+    ranking of the scores."""
+    path = run_copy / "search_1.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    (run_copy / "search_2.json").unlink()  # iteration 1's search is read back on the resume
+    (run_copy / "results.json").unlink()
+    assert main(["search", "--out", str(run_copy), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"search checkpoint {path} is damaged {said}" in err and "Traceback" not in err, err
+
+
 def test_a_landmark_count_edited_before_the_super_net_trained_is_refused(run_copy, capsys):
     """Stopped among the landmarks (no super-net checkpoint to compare with), a resume
     under `landmarks.num` edited ran on with the landmarks drawn at the start."""
