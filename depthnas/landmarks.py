@@ -138,13 +138,21 @@ class LandmarkRegularizer:
             out = model.decode(feats, arch) if split else model(x, arch)
             losses[k] = self.task.loss(out, batch)
         hinge = [torch.relu(losses[i] - losses[j]) for i, j in pairs]
-        total = torch.stack(hinge).sum()
-        # The count is read back here, a device sync before backward is queued (which
-        # the trainer otherwise avoids): it decides whether backward runs through the
-        # landmarks' passes at all, which a satisfied pair's step saves (both costs:
-        # benchmarks/RESULTS.md, part (b)); a sync costs the GPU the launch of
-        # backward's first kernels.
-        return total, sum(int(h.detach() > 0) for h in hinge)
+        # Which pairs are violated is read back here, a device sync before backward is
+        # queued (which the trainer otherwise avoids): it decides whether backward runs
+        # through the landmarks' passes at all, which a satisfied pair's step saves
+        # (both costs: benchmarks/RESULTS.md, part (b)); a sync costs the GPU the launch
+        # of backward's first kernels.
+        violated = (torch.stack(hinge).detach() > 0).tolist()
+        if not any(violated):
+            return torch.stack(hinge).sum(), 0
+        # The sum of the violated hinges alone, the same value: a satisfied pair's
+        # hinge has a zero gradient, and ops only its landmarks use would get zeros
+        # instead of none, which AdamW's weight decay and momentum move as if on the
+        # path (off-path ops keep no gradient, and AdamW leaves those alone).
+        # (each hinge on its own: one stacked tensor's backward reaches every term)
+        total = torch.stack([h for h, v in zip(hinge, violated) if v]).sum()
+        return total, sum(violated)
 
     def __call__(self, model: nn.Module, step: int, total_steps: int):
         lam = self.lam(step, total_steps)

@@ -194,6 +194,29 @@ def test_the_logged_violated_share_counts_each_pair_of_several(toy):
     assert term.requires_grad
 
 
+def test_ops_only_satisfied_pairs_use_get_no_gradient_not_a_zero_one(toy):
+    """A satisfied pair's hinge adds 0, and its gradient is 0: summed in, the ops only
+    its landmarks use got zero gradients, which AdamW's weight decay and momentum move
+    as if they were on the path (without a gradient, AdamW leaves an op alone)."""
+    space, net, archs = toy
+    probe = make_regularizer([(a, 0.0) for a in archs])
+    batch = probe.batch(0)
+    losses = supernet_losses(net, probe, archs)
+    best, middle, worst = sorted(range(3), key=lambda k: losses[k])
+    truth = {best: 0.2, middle: 0.1, worst: 0.3}  # only (middle, best) violated
+    reg = make_regularizer([(archs[k], truth[k]) for k in range(3)])
+    params = [p for p in net.parameters() if p.requires_grad]
+
+    def reached(pairs):
+        r, _ = reg.penalty(net, batch, pairs)
+        grads = torch.autograd.grad(r, params, allow_unused=True)
+        return {i for i, g in enumerate(grads) if g is not None}
+    at = [a for a, _ in reg.landmarks].index  # the regularizer's own order of them
+    violated = [(i, j) for i, j in reg.pairs if {i, j} == {at(archs[best]), at(archs[middle])}]
+    assert len(reg.pairs) == 3 and len(violated) == 1
+    assert reached(reg.pairs) == reached(violated)
+
+
 def test_one_step_reduces_a_violated_pairs_hinge(toy):
     space, _, archs = toy
     torch.manual_seed(0)
