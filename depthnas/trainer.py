@@ -228,6 +228,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: cosine_factor(s, self.total_steps))
         self.state = TrainState()
+        self.step_lr = 0.0  # the learning rate of the last step taken (its log's "lr")
         # steps taken minus the schedules' position (not 0 after a resume on another
         # number of ranks: see _align_schedules)
         self._schedule_offset = 0
@@ -411,6 +412,8 @@ class Trainer:
         if self.cfg.grad_clip:
             nn.utils.clip_grads_with_norm_(params, self.cfg.grad_clip, grad_norm)
         self.optimizer.step()
+        # the rate this step took: after scheduler.step(), get_last_lr() is the next one's
+        self.step_lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         self.state.step += 1
         return {"loss": loss_value, **logs, "grad_norm": norm_value}
@@ -459,7 +462,7 @@ class Trainer:
             bar.set_postfix(loss=f"{logs['loss']:.4f}")
             if self.state.step % self.cfg.log_every == 0:
                 self.record_metrics({"step": self.state.step, "epoch": epoch + n / self.steps_per_epoch,
-                                     "lr": self.scheduler.get_last_lr()[0], **logs})
+                                     "lr": self.step_lr, **logs})
         self.state.epoch += 1
         took = time.time() - start
         self.state.train_s += took

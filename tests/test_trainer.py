@@ -344,6 +344,8 @@ def test_logs_and_checkpoints(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
     assert steps and all({"lambda", "lr", "grad_norm"} <= set(r) for r in steps)
+    # each step's own rate: the first takes the schedule's start, not the next step's
+    assert steps[0]["lr"] == pytest.approx(t.cfg.lr)
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "epoch_0001"
     assert (tmp_path / "checkpoints" / "epoch_0001" / "model.safetensors").is_file()
     assert not list((tmp_path / "checkpoints").glob(".*"))  # no temporaries left behind
