@@ -27,9 +27,9 @@ exactly, whatever the prediction; the others are counted as left out); ``ssi`` i
 reduction) against the target min-max normalised per image, as training targets
 are, so it is computed as the search's validation score is, whatever the data's
 units (on raw ReDWeb values 0-254 it would be ~10^3 times larger; the search's own
-score also counts images of two valid pixels, a 0 for every architecture alike). Both weight a
-batch's loss by its images, and within a batch its pixels count alike: where masks
-differ in size (depth with holes), the figure moves a little with the batching. With nothing to
+score also counts images of two valid pixels, a 0 for every architecture alike). Both pool
+the loss over the whole split, its pixels counting alike, so the figure is the same
+whatever the batching. With nothing to
 evaluate every value is NaN, not a 0.0 that reads as perfect; :class:`MetricAccumulator`
 also exposes the image count.
 """
@@ -40,7 +40,7 @@ import math
 import torch
 from torch import Tensor
 
-from depthnas.ssi_loss import SSILoss, compute_scale_and_shift, prepare_inputs
+from depthnas.ssi_loss import SSILoss, compute_scale_and_shift, pooled_loss, prepare_inputs
 
 __all__ = ["align_prediction", "depth_metrics", "inverted", "MetricAccumulator", "METRIC_NAMES"]
 
@@ -113,9 +113,10 @@ def _min_max(target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def _ssi(prediction: Tensor, target: Tensor, mask: Tensor) -> float:
+def _ssi_terms(prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     d, m = _min_max(target, mask)
-    return float(SSILoss()(prediction.reshape(d.shape), d, m))
+    num, den = SSILoss().terms(prediction.reshape(d.shape), d, m)
+    return num.double().cpu(), den.double().cpu()
 
 
 def depth_metrics(
@@ -164,8 +165,8 @@ class MetricAccumulator:
     """Dataset-level metrics from per-batch updates over a validation loop.
 
     Pixel metrics are averaged per image over the whole run (not per batch), so a
-    small last batch does not skew them. ``ssi`` is a batch-reduced loss, so each
-    batch's value is weighted by its number of images with valid pixels.
+    small last batch does not skew them. ``ssi`` is a batch-reduced loss, pooled over
+    the whole run (`SSILoss.terms`): the same whatever the batching.
     """
 
     def __init__(self, depth_cap: float | None = None) -> None:
@@ -176,8 +177,7 @@ class MetricAccumulator:
         self._sums = dict.fromkeys(_PIXEL_METRICS, 0.0)
         self._images = 0
         self._left_out = 0
-        self._ssi_sum = 0.0
-        self._ssi_weight = 0
+        self._ssi_terms: tuple[Tensor, Tensor] | None = None
 
     @property
     def count(self) -> int:
@@ -201,14 +201,15 @@ class MetricAccumulator:
         mask = (mask != 0) & valid.reshape(-1, *[1] * (mask.dim() - 1))
         if self.depth_cap is not None:
             mask &= target.reshape(mask.shape) >= 1.0 / self.depth_cap
-        weight = int(valid.sum())
-        if weight:
-            self._ssi_sum += weight * _ssi(prediction, target, mask)
-            self._ssi_weight += weight
+        if int(valid.sum()):
+            num, den = _ssi_terms(prediction, target, mask)
+            if self._ssi_terms is not None:
+                num, den = num + self._ssi_terms[0], den + self._ssi_terms[1]
+            self._ssi_terms = num, den
 
     def compute(self) -> dict[str, float]:
         """The means; NaN where no image had a pixel to score (0 would read as perfect)."""
-        out = {"ssi": self._ssi_sum / self._ssi_weight if self._ssi_weight else math.nan}
+        out = {"ssi": math.nan if self._ssi_terms is None else float(pooled_loss(*self._ssi_terms))}
         for name in _PIXEL_METRICS:
             out[name] = self._sums[name] / self._images if self._images else math.nan
         return out

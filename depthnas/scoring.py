@@ -215,13 +215,16 @@ def _mean_score(model: nn.Module, task: Task, batches: Iterable[dict[str, Any]],
 
 
 def _mean(total: torch.Tensor | float, count: torch.Tensor | int, what: str, task: Task) -> float:
-    """The split's mean score, read back once."""
-    if not float(count):
+    """The split's score from the sums of `task.score` over it, read back once: each
+    term's numerator over its denominator, summed (one term: a mean)."""
+    total = torch.as_tensor(total, dtype=torch.float64).cpu()
+    count = torch.as_tensor(count, dtype=torch.float64).cpu()
+    if not bool((count > 0).any()):
         why = ("" if task.name != "depth" else ", or no image in it has two valid depth pixels "
                "inside the area scored (validation images are resized and centre-cropped to "
                "data.image_size)")
         raise ValueError(f"nothing to score {what} on: the validation split is empty{why}")
-    return float(total) / float(count)
+    return float((total / count.clamp(min=1.0)).sum())
 
 
 class _Constant(nn.Module):

@@ -39,6 +39,7 @@ __all__ = [
     "SSITrimLoss",
     "build_loss",
     "enough_to_fit",
+    "pooled_loss",
     "LOSS_NAMES",
 ]
 
@@ -166,34 +167,48 @@ def _robust_normalise(x: Tensor, m: Tensor) -> Tensor:
     return centred / scale[:, None, None]
 
 
-def _reduce(num: Tensor, den: Tensor, reduction: str) -> Tensor:
-    """Batch: sum(num)/sum(den). Image: mean of num/den over images with den > 0.
-
-    Denominators are pixel counts, so clamping at 1 only matters when the numerator
-    is 0 too; the result then stays 0 and keeps its autograd graph.
-    """
+def _pooled(num: Tensor, den: Tensor, reduction: str) -> tuple[Tensor, Tensor]:
+    """A term's per-image numerators and denominators as the two sums it is the ratio
+    of: batch, sum(num) and sum(den); image, the sum of num/den over the images with
+    den > 0, and their count. Sums of several batches give the term over them all."""
     if reduction == "batch":
-        return num.sum() / den.sum().clamp(min=1.0)
+        return num.sum(), den.sum()
     has = den > 0
     per_image = num / torch.where(has, den, 1.0)
-    return torch.where(has, per_image, 0.0).sum() / has.sum().clamp(min=1)
+    return torch.where(has, per_image, 0.0).sum(), has.sum().to(num.dtype)
 
 
-def _gradient_matching(residual: Tensor, m: Tensor, scales: int, reduction: str) -> Tensor:
-    """Multi-scale L1 on finite differences of the masked residual ``R = M * (p - d)``.
+def _gradient_terms(residual: Tensor, m: Tensor, scales: int,
+                    reduction: str) -> list[tuple[Tensor, Tensor]]:
+    """Multi-scale L1 on finite differences of the masked residual ``R = M * (p - d)``,
+    one pooled term per scale.
 
     A difference counts only when both neighbours are valid, so mask borders add no
     spurious edges; each scale is normalised by its own (subsampled) valid count.
     """
-    total = residual.new_zeros(())
+    terms = []
     for k in range(scales):
         step = 2**k
         r = residual[:, ::step, ::step]
         mk = m[:, ::step, ::step]
         gx = (r[:, :, 1:] - r[:, :, :-1]).abs() * (mk[:, :, 1:] * mk[:, :, :-1])
         gy = (r[:, 1:, :] - r[:, :-1, :]).abs() * (mk[:, 1:, :] * mk[:, :-1, :])
-        total = total + _reduce(gx.sum((1, 2)) + gy.sum((1, 2)), mk.sum((1, 2)), reduction)
-    return total
+        terms.append(_pooled(gx.sum((1, 2)) + gy.sum((1, 2)), mk.sum((1, 2)), reduction))
+    return terms
+
+
+def _stacked(data: tuple[Tensor, Tensor], gradients: list[tuple[Tensor, Tensor]],
+             alpha: float) -> tuple[Tensor, Tensor]:
+    """(numerators, denominators), the data term first, the gradient terms weighted."""
+    terms = [data] + [(alpha * n, d) for n, d in gradients]
+    return torch.stack([n for n, _ in terms]), torch.stack([d for _, d in terms])
+
+
+def pooled_loss(numerators: Tensor, denominators: Tensor) -> Tensor:
+    """The loss of `terms` (summed over any number of batches). Denominators are pixel
+    or image counts, so clamping at 1 only matters when the numerator is 0 too; the
+    result then stays 0 and keeps its autograd graph."""
+    return (numerators / denominators.clamp(min=1.0)).sum()
 
 
 def _number(value: object, name: str, whole: bool = False) -> None:
@@ -234,6 +249,12 @@ class SSILoss(nn.Module):
         """Scalar loss of a prediction against target disparity over `mask` (valid
         pixels), each ``[B,1,H,W]`` or ``[B,H,W]``; invariant to the prediction's
         scale and shift."""
+        return pooled_loss(*self.terms(prediction, target, mask))
+
+    def terms(self, prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The loss as sums to pool, (numerators, denominators) of its terms: the loss
+        is `pooled_loss` of them, and of their sums over several batches the loss of
+        all those batches at once (a validation split's score, whatever its batching)."""
         with _full_precision(prediction):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)
@@ -241,10 +262,10 @@ class SSILoss(nn.Module):
             mf = mf * enough_to_fit(m)[:, None, None].to(p.dtype)
             aligned = scale[:, None, None] * (p - mean_p[:, None, None]) + mean_d[:, None, None]
             residual = mf * (aligned - d)
-            loss = _reduce((residual * residual).sum((1, 2)), 2.0 * mf.sum((1, 2)), self.reduction)
-            if self.alpha > 0:
-                loss = loss + self.alpha * _gradient_matching(residual, mf, self.scales, self.reduction)
-            return loss
+            data = _pooled((residual * residual).sum((1, 2)), 2.0 * mf.sum((1, 2)), self.reduction)
+            gradients = (_gradient_terms(residual, mf, self.scales, self.reduction)
+                         if self.alpha > 0 else [])
+            return _stacked(data, gradients, self.alpha)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, scales={self.scales}, reduction={self.reduction!r}"
@@ -274,6 +295,10 @@ class SSITrimLoss(nn.Module):
         pixels), each ``[B,1,H,W]`` or ``[B,H,W]``; invariant to the prediction's
         shift and positive scale (a negative one turns near into far, which this
         loss, unlike ``ssi``, tells apart)."""
+        return pooled_loss(*self.terms(prediction, target, mask))
+
+    def terms(self, prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The loss as sums to pool (`SSILoss.terms`)."""
         with _full_precision(prediction):
             p, d, m = prepare_inputs(prediction, target, mask)
             mf = m.to(p.dtype)
@@ -285,10 +310,8 @@ class SSITrimLoss(nn.Module):
             keep = torch.floor(n.double() * (1.0 - self.trim) + 1e-9).long()
             rank = torch.arange(ordered.shape[1], device=ordered.device)
             kept = torch.where(rank[None, :] < keep[:, None], ordered, 0.0).sum()
-            loss = kept / (2.0 * mf.sum()).clamp(min=1.0)
-            if self.alpha > 0:
-                loss = loss + self.alpha * _gradient_matching(residual, mf, self.scales, "batch")
-            return loss
+            gradients = _gradient_terms(residual, mf, self.scales, "batch") if self.alpha > 0 else []
+            return _stacked((kept, 2.0 * mf.sum()), gradients, self.alpha)
 
     def extra_repr(self) -> str:
         return f"trim={self.trim}, alpha={self.alpha}, scales={self.scales}"

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from .choices import CLASSIFICATION_LOSSES, DEPTH_LOSS_SCORES
-from .ssi_loss import enough_to_fit
 
 
 class Task(Protocol):
@@ -24,10 +23,11 @@ class Task(Protocol):
         """Differentiable training loss (mean over the batch)."""
 
     def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | int]:
-        """(sum, count) of the validation score over the examples of the batch that
-        can be scored: lower is better. Both may stay device tensors: callers add up
-        a whole split and read it back once, since a read-back per batch would stall
-        the GPU's queue."""
+        """(numerators, denominators) of the validation score over the batch, summed
+        over the split by callers; the split's score is each numerator sum over its
+        denominator sum, added up: lower is better. A scalar each (errors and examples), or one per term of a pooled loss.
+        Both may stay device tensors: callers add up a whole split and read it back
+        once, since a read-back per batch would stall the GPU's queue."""
 
 
 class DepthTask:
@@ -45,6 +45,20 @@ class DepthTask:
         return batch["image"]
 
     def loss(self, output: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        return self.criterion(self._checked(output, batch), batch["target"], batch["mask"])
+
+    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        # The loss's pooled sums (one per term), not the batch's loss times its images:
+        # summed over the split they give the loss of the split at once, the same
+        # whatever the batch size (batch losses weighted by image count moved with it
+        # where masks differ in size). An image with too few valid pixels to fit
+        # (sparse ground truth, or valid pixels only outside the validation crop) adds
+        # nothing to either sum: counted, it would add a perfect 0.
+        numerators, denominators = self.criterion.terms(self._checked(output, batch),
+                                                        batch["target"], batch["mask"])
+        return numerators.detach().double(), denominators.detach().double()
+
+    def _checked(self, output: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         target = batch["target"]  # [B, H, W] or [B, 1, H, W]; the image may not be at hand
         if not (torch.is_tensor(output) and output.shape == (target.shape[0], 1, *target.shape[-2:])):
             # a space of the user's broke the contract: say so, not where the loss trips
@@ -53,14 +67,7 @@ class DepthTask:
                              f"{target.shape[0]} at {target.shape[-2]}x{target.shape[-1]}: a depth "
                              "model returns one tensor [B, 1, H, W], inverse depth at its "
                              "input's height and width")
-        return self.criterion(output.float(), batch["target"], batch["mask"])
-
-    def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        # An image with too few valid pixels (sparse ground truth, or valid pixels only
-        # outside the validation crop) drops out of the loss: counted, it would add a
-        # perfect 0 and pull the mean down, to 0.0 for a split of them.
-        n = enough_to_fit(batch["mask"]).sum().double()
-        return self.loss(output, batch).detach().double() * n, n
+        return output.float()
 
 
 class ClassificationTask:
