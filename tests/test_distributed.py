@@ -117,9 +117,10 @@ def test_a_ddp_step_with_the_landmark_penalty_equals_a_single_process_step(tmp_p
 def test_main_leaves_a_process_group_the_caller_joined_in_place(tmp_path):
     """A script that joined the group itself and called main() found the group gone,
     and its next collective failed ("Default process group has not been initialized")."""
-    import torch.distributed as tdist
+    import importlib
 
-    import depthnas.distributed  # noqa: F401  (imported: main's clean-up looks for it)
+    import torch.distributed as tdist
+    importlib.import_module("depthnas.distributed")  # loaded: main's clean-up looks for it
     tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
         assert main(["spaces"]) == 0
