@@ -69,8 +69,11 @@ def _per_image(
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Per-image ``absrel/delta1/rmse/inverted`` ``[B]`` and the bool ``[B]`` of scored
     images: those with MIN_SCORED_PIXELS pixels to evaluate (valid, and within the cap
-    where one is set), more than a scale and a shift fit exactly."""
-    p, d, m = prepare_inputs(prediction, target, mask)
+    where one is set), more than a scale and a shift fit exactly, whose depth there is
+    not one value (the cap can leave a patch of a map: any prediction then scores the
+    SSI's perfect 0). In float64: ``s * p + t`` in float32 lost most digits of a
+    prediction with a large offset (1e4 + d gave 5 times the AbsRel of d)."""
+    p, d, m = prepare_inputs(prediction.double(), target.double(), mask)
     scale, shift = compute_scale_and_shift(p, d, m)
     aligned = scale[:, None, None] * p + shift[:, None, None]
     evaluate = m & (d > 0)
@@ -92,11 +95,14 @@ def _per_image(
     ratio = torch.maximum(pred_depth / gt_depth, gt_depth / pred_depth)
     per = {
         "absrel": (ev * err.abs() / gt_depth).sum((1, 2)) / n_safe,
-        "delta1": 100.0 * (ev * (ratio > _DELTA_THRESHOLD).to(p.dtype)).sum((1, 2)) / n_safe,
+        # a NaN ratio (a prediction of NaN) compares false: a bad pixel, not a good one
+        "delta1": 100.0 * (ev * ~(ratio <= _DELTA_THRESHOLD)).sum((1, 2)) / n_safe,
         "rmse": torch.sqrt((ev * err * err).sum((1, 2)) / n_safe),
         "inverted": 100.0 * _swapped(p, d, m).to(p.dtype),
     }
-    return per, n >= MIN_SCORED_PIXELS
+    big = torch.finfo(d.dtype).max
+    varies = torch.where(evaluate, d, -big).amax((1, 2)) > torch.where(evaluate, d, big).amin((1, 2))
+    return per, (n >= MIN_SCORED_PIXELS) & varies
 
 
 def _min_max(target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -186,9 +192,9 @@ class MetricAccumulator:
 
     @property
     def left_out(self) -> int:
-        """Images with valid pixels, fewer than MIN_SCORED_PIXELS of them evaluated:
-        the rest beyond the depth cap (or at disparity 0, infinitely far), or too few
-        for a fit that any prediction does not meet exactly."""
+        """Images with valid pixels, fewer than MIN_SCORED_PIXELS of them evaluated
+        (the rest beyond the depth cap, or at disparity 0, infinitely far: too few for
+        a fit that any prediction does not meet exactly), or all at one depth."""
         return self._left_out
 
     def update(self, prediction: Tensor, target: Tensor, mask: Tensor) -> None:

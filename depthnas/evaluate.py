@@ -149,12 +149,15 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
     # a model of no run (or on other data) is scored on as many scenes as the CLI draws
     data_kw.setdefault("synthetic_samples", EVAL_SYNTHETIC_SAMPLES)
     samples = raw_samples(spec, split, image_size=trained_at, skipped=skipped, **data_kw)
-    for _, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
+    for name, rgb, disparity, valid in tqdm(samples, desc="evaluating", disable=not progress):
         with said_as_out_of_memory(f"not enough memory to run the network at net size {size} on "
                                    f"{device} ({rgb.shape[1]}x{rgb.shape[0]} image): pass a "
                                    "smaller --net-size"):
             x = prepare_image(rgb, size).to(device)
             pred = F.interpolate(model(x), size=disparity.shape, mode="bilinear", align_corners=False)
+        if not bool(torch.isfinite(pred).all()):  # NaN compares false: delta1 read it as 0%
+            raise ValueError(f"{model_path}: the model outputs NaN or inf on sample {name} (a "
+                             "damaged model file, or a training that diverged): nothing to score")
         target, mask = torch.from_numpy(disparity).float()[None], torch.from_numpy(valid)[None]
         acc.update(pred[:, 0].float().cpu(), target, mask)
         constant.update(torch.ones_like(target), target, mask)
@@ -162,8 +165,11 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
         raise ValueError(f"{spec}: no sample with valid depth to evaluate (three valid pixels or "
                          "more; within --depth-cap, where one is set)")
     level = {k: v for k, v in constant.compute().items() if k != "inverted"}  # it has no sign
-    return {"model": str(model_path), "arch": meta.get("arch"), "data": spec, "split": split,
-            "depth_kind": data_kw.get("depth_kind", "depth"), "samples": acc.count,
+    # the model as a path that means something from anywhere (the report lies in its run)
+    return {"model": str(Path(model_path).resolve()), "arch": meta.get("arch"), "data": spec,
+            "split": split, "depth_kind": data_kw.get("depth_kind", "depth"),
+            # what drew the samples (synthetic scenes, a split): another seed, others
+            "seed": data_kw.get("seed", 0), "samples": acc.count,
             "left_out": acc.left_out, "skipped": skipped,
             "depth_cap": depth_cap, "net_size": size, **acc.compute(),
             "constant_prediction": level}

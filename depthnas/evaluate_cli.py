@@ -17,7 +17,7 @@ from depthnas.datasets.spec import split_spec
 
 from .config import canonical_spec, load as load_config
 from .data import SPLIT_NAMES
-from .io import atomic_write_json, check_out_file, check_parent_folders, path_arg
+from .io import atomic_write_json, check_out_file, check_parent_folders, finite_json, path_arg
 
 
 def report_name(split: str, other_data: str | None, variant: tuple[str, ...] = ()) -> str:
@@ -77,7 +77,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          net_size=args.net_size, device=args.device,
                          progress=show_progress(args.no_progress), **kw)
     _print_report(report, data, args.split, own_data=own is not None)
-    atomic_write_json(out, report)
+    atomic_write_json(out, finite_json(report))  # NaN (nothing scored) as null: strict JSON
     print(f"wrote {out}")
     return 0
 
@@ -139,7 +139,10 @@ def _default_out(args: argparse.Namespace, data: str, kw: dict[str, Any],
     # the data read otherwise than the run read it (its own), or than by default (other
     # data): each reading a report of its own
     variant = []
-    if args.split != "all" and kw["seed"] != (own["seed"] if same else 0):  # another split of it
+    # another split of it, or (synthetic "all") other scenes: the seed draws them
+    from .evaluate import unseen_scenes
+    drawn = args.split != "all" or unseen_scenes(data, args.split)
+    if drawn and kw["seed"] != (own["seed"] if same else 0):
         variant.append(f"seed{kw['seed']}")
     if kw["depth_kind"] != (own["depth_kind"] if same else "depth"):
         variant.append(kw["depth_kind"])
@@ -236,7 +239,8 @@ def register(sub: Any) -> None:
     p.add_argument("--depth-kind", choices=DEPTH_KINDS, default=None,
                    help="what folder: depth files hold (default: the run's, else depth)")
     p.add_argument("--seed", type=int, default=None,
-                   help="split seed for --split train/reg/val (default: the run's, else 0)")
+                   help="split seed for --split train/reg/val, and the scenes drawn for synthetic "
+                        "--split all (default: the run's, else 0)")
     p.add_argument("--synthetic-samples", type=int, default=None,
                    help=f"synthetic scenes (default: the run's, else {EVAL_SYNTHETIC_SAMPLES})")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted)")

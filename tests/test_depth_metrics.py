@@ -170,7 +170,9 @@ def test_a_prediction_with_near_and_far_swapped_scores_alike_but_is_counted_inve
     # a constant target whose variance is float rounding: no sign either, whatever the constant
     for level in (0.3, 0.7):
         flat = torch.full_like(target, level)
-        assert inverted(right, flat, mask) == (0, 4) and depth_metrics(right, flat, mask)["inverted"] == 0.0
+        assert inverted(right, flat, mask) == (0, 4)
+        # (and a map of one depth is no image to score: any prediction fits it)
+        assert math.isnan(depth_metrics(right, flat, mask)["inverted"])
 
 
 def test_constant_prediction_is_finite_and_aligned_to_mean_target():
@@ -249,6 +251,34 @@ def test_accumulator_matches_one_big_batch():
     assert acc.count == 0 and math.isnan(acc.compute()["absrel"])
 
 
+def test_an_image_whose_depth_within_the_cap_is_one_value_is_left_out():
+    """A 4 m patch in a map of 12 to 20 m, capped at 10 m: min-max normalised, its target
+    is one value, which any prediction (random, right, upside down) fits with an SSI
+    of 0; the readers refuse a constant map for that reason, and the cap made one."""
+    g = torch.Generator().manual_seed(0)
+    depth = 12 + 8 * torch.rand(1, 1, 16, 16, generator=g)
+    depth[..., 4:8, 4:8] = 4.0
+    varied = 2 + 6 * torch.rand(1, 1, 16, 16, generator=g)  # a second image, within the cap
+    target, mask = 1 / torch.cat([depth, varied]), torch.ones(2, 1, 16, 16, dtype=torch.bool)
+    acc = MetricAccumulator(depth_cap=10.0)
+    acc.update(torch.rand(2, 1, 16, 16, generator=g), target, mask)
+    assert (acc.count, acc.left_out) == (1, 1)
+    alone = depth_metrics(torch.rand(1, 1, 16, 16, generator=g), target[:1], mask[:1], depth_cap=10.0)
+    assert math.isnan(alone["ssi"]) and math.isnan(alone["absrel"])
+
+
+def test_the_aligned_metrics_keep_their_digits_for_a_prediction_with_a_large_offset():
+    """s * p + t in float32 lost most digits of 1e4 + d: a perfect prediction scored
+    an AbsRel of 0.006 instead of ~0."""
+    g = torch.Generator().manual_seed(0)
+    d = 0.1 + torch.rand(1, 1, 32, 32, generator=g)
+    mask = torch.ones_like(d, dtype=torch.bool)
+    near_perfect = depth_metrics(1e4 + d / d.max(), d, mask)
+    assert near_perfect["absrel"] < 1e-3 and near_perfect["delta1"] == 0.0
+    # and a NaN prediction's pixels are bad ones, not good ones
+    assert depth_metrics(torch.full_like(d, float("nan")), d, mask)["delta1"] != 0.0
+
+
 def test_under_a_depth_cap_every_metric_covers_the_same_pixels_and_images():
     """The SSI took every valid pixel while the others dropped those beyond the cap: a
     report 'on 7 samples' held an SSI over 10. An image with nothing within the cap is
@@ -268,6 +298,10 @@ def test_under_a_depth_cap_every_metric_covers_the_same_pixels_and_images():
     assert acc.count == 2 and acc.left_out == 1
     assert acc.compute()["ssi"] == pytest.approx(expected, rel=1e-6)
     uncapped = MetricAccumulator()
+    uncapped.update(pred, target, mask)
+    assert uncapped.count == 3 - 1 and uncapped.left_out == 1  # the image all at 20 m: one depth
+    target[2, ..., 0] = 0.04  # 25 m at its left edge: an image to score
+    uncapped.reset()
     uncapped.update(pred, target, mask)
     assert uncapped.count == 3 and uncapped.left_out == 0
 

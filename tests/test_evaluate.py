@@ -89,6 +89,37 @@ def test_a_perfect_model_scores_zero(motorcycle, model, monkeypatch):
         assert report[k] == pytest.approx(0.0, abs=1e-4), k
 
 
+def test_a_model_that_outputs_nan_is_refused_not_scored_a_perfect_delta1(motorcycle, model, monkeypatch):
+    """NaN compares false, so every NaN pixel passed delta1's test: 0% bad, exit 0."""
+    root, _ = motorcycle
+    import torch
+
+    import depthnas.evaluate as ev
+
+    class Broken:
+        def __call__(self, x):
+            return torch.full((1, 1, *x.shape[-2:]), float("nan"))
+    monkeypatch.setattr("depthnas.models.load_model", lambda path, device: (Broken(), {"image_size": [64, 64]}))
+    with pytest.raises(ValueError, match=r"model.safetensors: the model outputs NaN or inf on sample "
+                                         r"\S*motorcycle\S* \(a damaged model file"):
+        ev.evaluate(model, f"folder:{root}", depth_kind="disparity", progress=False)
+
+
+def test_synthetic_scenes_of_another_seed_get_a_report_of_their_own(model, tmp_path, capsys):
+    """Synthetic "all" draws its scenes from the seed: --seed 5 scored other scenes and
+    wrote over eval.json, whose fields did not say which."""
+    lone = tmp_path / "model.safetensors"
+    lone.write_bytes(model.read_bytes())
+    written = []
+    for flags in ([], ["--seed", "5"]):
+        assert main(["evaluate", "--checkpoint", str(lone), "--data", "synthetic", "--synthetic-samples",
+                     "2", "--no-progress", *flags]) == 0
+        written.append(Path(capsys.readouterr().out.splitlines()[-1].removeprefix("wrote ")))
+    assert "-seed5-" in written[1].name and "seed" not in written[0].name
+    assert [json.loads(p.read_text())["seed"] for p in written] == [0, 5]
+    assert json.loads(written[0].read_text())["model"] == str(lone.resolve())
+
+
 def test_a_model_file_without_its_training_size_is_named_not_run_at_a_guessed_one(
         model, monkeypatch):
     """evaluate ran such a file at 384x384, unsaid, where export and predict refuse it."""
