@@ -204,6 +204,19 @@ def _stacked(data: tuple[Tensor, Tensor], gradients: list[tuple[Tensor, Tensor]]
     return torch.stack([n for n, _ in terms]), torch.stack([d for _, d in terms])
 
 
+def _combined(data: tuple[Tensor, Tensor], gradients: list[tuple[Tensor, Tensor]],
+              alpha: float) -> Tensor:
+    """One batch's loss from its terms, added in MiDaS's order (data + alpha * the
+    scales' sum): the training loss and its gradients stay bit for bit as they were."""
+    loss = data[0] / data[1].clamp(min=1.0)
+    if gradients:
+        total = loss.new_zeros(())
+        for n, d in gradients:
+            total = total + n / d.clamp(min=1.0)
+        loss = loss + alpha * total
+    return loss
+
+
 def pooled_loss(numerators: Tensor, denominators: Tensor) -> Tensor:
     """The loss of `terms` (summed over any number of batches). Denominators are pixel
     or image counts, so clamping at 1 only matters when the numerator is 0 too; the
@@ -249,23 +262,29 @@ class SSILoss(nn.Module):
         """Scalar loss of a prediction against target disparity over `mask` (valid
         pixels), each ``[B,1,H,W]`` or ``[B,H,W]``; invariant to the prediction's
         scale and shift."""
-        return pooled_loss(*self.terms(prediction, target, mask))
+        with _full_precision(prediction):
+            return _combined(*self._parts(prediction, target, mask), self.alpha)
 
     def terms(self, prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """The loss as sums to pool, (numerators, denominators) of its terms: the loss
         is `pooled_loss` of them, and of their sums over several batches the loss of
         all those batches at once (a validation split's score, whatever its batching)."""
         with _full_precision(prediction):
-            p, d, m = prepare_inputs(prediction, target, mask)
-            mf = m.to(p.dtype)
-            scale, mean_p, mean_d = _fit(p, d, mf)
-            mf = mf * enough_to_fit(m)[:, None, None].to(p.dtype)
-            aligned = scale[:, None, None] * (p - mean_p[:, None, None]) + mean_d[:, None, None]
-            residual = mf * (aligned - d)
-            data = _pooled((residual * residual).sum((1, 2)), 2.0 * mf.sum((1, 2)), self.reduction)
-            gradients = (_gradient_terms(residual, mf, self.scales, self.reduction)
-                         if self.alpha > 0 else [])
-            return _stacked(data, gradients, self.alpha)
+            return _stacked(*self._parts(prediction, target, mask), self.alpha)
+
+    def _parts(self, prediction: Tensor, target: Tensor,
+               mask: Tensor) -> tuple[tuple[Tensor, Tensor], list[tuple[Tensor, Tensor]]]:
+        """The data term and the gradient terms, unweighted (in full precision)."""
+        p, d, m = prepare_inputs(prediction, target, mask)
+        mf = m.to(p.dtype)
+        scale, mean_p, mean_d = _fit(p, d, mf)
+        mf = mf * enough_to_fit(m)[:, None, None].to(p.dtype)
+        aligned = scale[:, None, None] * (p - mean_p[:, None, None]) + mean_d[:, None, None]
+        residual = mf * (aligned - d)
+        data = _pooled((residual * residual).sum((1, 2)), 2.0 * mf.sum((1, 2)), self.reduction)
+        gradients = (_gradient_terms(residual, mf, self.scales, self.reduction)
+                     if self.alpha > 0 else [])
+        return data, gradients
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, scales={self.scales}, reduction={self.reduction!r}"
@@ -295,23 +314,29 @@ class SSITrimLoss(nn.Module):
         pixels), each ``[B,1,H,W]`` or ``[B,H,W]``; invariant to the prediction's
         shift and positive scale (a negative one turns near into far, which this
         loss, unlike ``ssi``, tells apart)."""
-        return pooled_loss(*self.terms(prediction, target, mask))
+        with _full_precision(prediction):
+            return _combined(*self._parts(prediction, target, mask), self.alpha)
 
     def terms(self, prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """The loss as sums to pool (`SSILoss.terms`)."""
         with _full_precision(prediction):
-            p, d, m = prepare_inputs(prediction, target, mask)
-            mf = m.to(p.dtype)
-            residual = mf * (_robust_normalise(p, m) - _robust_normalise(d, m))
-            valid = m.flatten(1)
-            n = valid.sum(1)
-            ordered = torch.where(valid, residual.flatten(1).abs(), math.inf).sort(dim=1).values
-            # float64 and a tiny nudge so that e.g. 10 * 0.8 keeps 8, not 7.
-            keep = torch.floor(n.double() * (1.0 - self.trim) + 1e-9).long()
-            rank = torch.arange(ordered.shape[1], device=ordered.device)
-            kept = torch.where(rank[None, :] < keep[:, None], ordered, 0.0).sum()
-            gradients = _gradient_terms(residual, mf, self.scales, "batch") if self.alpha > 0 else []
-            return _stacked((kept, 2.0 * mf.sum()), gradients, self.alpha)
+            return _stacked(*self._parts(prediction, target, mask), self.alpha)
+
+    def _parts(self, prediction: Tensor, target: Tensor,
+               mask: Tensor) -> tuple[tuple[Tensor, Tensor], list[tuple[Tensor, Tensor]]]:
+        """The data term and the gradient terms, unweighted (in full precision)."""
+        p, d, m = prepare_inputs(prediction, target, mask)
+        mf = m.to(p.dtype)
+        residual = mf * (_robust_normalise(p, m) - _robust_normalise(d, m))
+        valid = m.flatten(1)
+        n = valid.sum(1)
+        ordered = torch.where(valid, residual.flatten(1).abs(), math.inf).sort(dim=1).values
+        # float64 and a tiny nudge so that e.g. 10 * 0.8 keeps 8, not 7.
+        keep = torch.floor(n.double() * (1.0 - self.trim) + 1e-9).long()
+        rank = torch.arange(ordered.shape[1], device=ordered.device)
+        kept = torch.where(rank[None, :] < keep[:, None], ordered, 0.0).sum()
+        gradients = _gradient_terms(residual, mf, self.scales, "batch") if self.alpha > 0 else []
+        return (kept, 2.0 * mf.sum()), gradients
 
     def extra_repr(self) -> str:
         return f"trim={self.trim}, alpha={self.alpha}, scales={self.scales}"
