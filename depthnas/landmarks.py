@@ -143,7 +143,8 @@ class LandmarkRegularizer:
         # through the landmarks' passes at all, which a satisfied pair's step saves
         # (both costs: benchmarks/RESULTS.md, part (b)); a sync costs the GPU the launch
         # of backward's first kernels.
-        violated = (torch.stack(hinge).detach() > 0).tolist()
+        # (not "> 0": a NaN hinge, a landmark's loss gone NaN, must reach the trainer's check)
+        violated = (~(torch.stack(hinge).detach() <= 0)).tolist()
         if not any(violated):
             return torch.stack(hinge).sum(), 0
         # The sum of the violated hinges alone, the same value: a satisfied pair's

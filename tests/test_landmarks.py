@@ -217,6 +217,26 @@ def test_ops_only_satisfied_pairs_use_get_no_gradient_not_a_zero_one(toy):
     assert reached(reg.pairs) == reached(violated)
 
 
+def test_a_landmark_loss_gone_nan_reaches_the_trainer_s_check(toy, monkeypatch):
+    """Summing the violated hinges alone left a NaN one out ("NaN > 0" is false): the
+    step's term was finite, and the trainer's non-finite check never fired."""
+    space, net, archs = toy
+    probe = make_regularizer([(a, 0.0) for a in archs])
+    batch = probe.batch(99)
+    with torch.no_grad():
+        losses = [float(probe.task.loss(net(batch["image"], a), batch)) for a in archs]
+    reg = make_regularizer(list(zip(archs, [-v for v in losses])), pairs=0)  # all 3 violated
+    real = reg.task.loss
+    calls = iter(range(99))
+
+    def loss(out, batch):  # the first landmark's loss is NaN
+        return real(out, batch) * (float("nan") if next(calls) == 0 else 1.0)
+    monkeypatch.setattr(reg.task, "loss", loss)
+    term, logs = reg(net, 99, 100)
+    assert logs["reg_violated"] == 1.0  # the NaN pairs count as violated, beside the third
+    assert term.isnan() and logs["reg"] != logs["reg"]
+
+
 def test_one_step_reduces_a_violated_pairs_hinge(toy):
     space, _, archs = toy
     torch.manual_seed(0)
