@@ -150,7 +150,9 @@ class Reader(ABC):
                                "outside its invalid-pixel mask (write 0 or inf for unknown pixels)")
         valid = valid & np.isfinite(values)
         if self.value_kind == "depth":
-            valid &= values > 0
+            # > 0, and above float32's range's reciprocal: 1 / 1e-39 m (a broken export)
+            # is an infinite disparity, which the target's normalisation made NaN
+            valid &= values > 1.0 / np.finfo(np.float32).max
         if not valid.any():
             why = self.validity or (f"valid pixels hold a finite {self.value_kind} > 0; 0 or below, "
                                     "inf and NaN mark unknown ones")
@@ -163,13 +165,7 @@ class Reader(ABC):
                                "it holds no relative depth to train on or to score")
         if self.value_kind == "depth":
             disparity = np.zeros_like(values)
-            with np.errstate(over="ignore"):
-                np.divide(1.0, values, out=disparity, where=valid)
-            # a depth below float32's range (1e-39 m: a broken export) is an infinite
-            # disparity, which the target's normalisation turned into NaN: not measured
-            over = ~np.isfinite(disparity)
-            valid &= ~over
-            disparity[over] = 0.0
+            np.divide(1.0, values, out=disparity, where=valid)
         else:
             disparity = np.where(valid, values, 0.0).astype(np.float32)
         return rgb, disparity, valid

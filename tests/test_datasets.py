@@ -709,6 +709,11 @@ def test_a_depth_below_float32_s_range_is_no_measured_pixel_and_no_nan_target(tm
     _, disp, valid = splits.val.raw(0)
     assert not valid[10, 10] and np.isfinite(disp).all()
     check_items(splits)  # every target finite, in [0, 1]
+    # not measured, it is not counted by the checks either: a constant map with one
+    # such pixel was no "constant map", and trained at a loss of 0
+    np.save(root / "depth" / "s002.npy", np.where(np.arange(W)[None] == 3, 1e-39, 2.5).repeat(H, 0)
+            .astype(np.float32))
+    _expect_load_error(f"folder:{root}", r"s002.npy is constant \(2.5 m at every valid pixel\)")
     # and an API caller's transform drops a non-finite value marked valid, and refuses
     # a float image it would normalise as 0-255
     from depthnas.datasets.transforms import DepthTransform
