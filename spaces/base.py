@@ -364,8 +364,8 @@ def _draws_elsewhere(space: SearchSpace) -> str | None:
         for seed in (1, 2):
             random.seed(seed)
             np.random.seed(seed)
-            if torch:
-                torch.manual_seed(seed)
+            if torch:  # the CPU generator alone: manual_seed would reseed every GPU's too
+                torch.default_generator.manual_seed(seed)
             arch = space.sample(random.Random(0))
             draws.append((arch, space.mutate(arch, random.Random(1)) if space.size() > 1 else None))
     finally:

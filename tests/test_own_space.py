@@ -566,6 +566,19 @@ def test_a_gene_of_no_choice_is_named_not_randrange_s_empty_range():
         "(sample draws from range(n))"]
 
 
+def test_the_start_check_of_a_space_leaves_every_random_generator_as_it_was(monkeypatch):
+    """It draws twice under other global seeds: torch.manual_seed reseeded every GPU's
+    generator too, which pipeline.run promises its caller to leave alone."""
+    from depthnas.spaces.base import contract_problems
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)
+    states = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    assert contract_problems(own_depth_space(), random.Random(0)) == []
+    assert reseeded == []
+    assert random.getstate() == states[0] and np.array_equal(np.random.get_state()[1], states[1])
+    assert torch.equal(torch.get_rng_state(), states[2])
+
+
 def test_numpy_gene_choices_are_whole_numbers_too():
     """A space whose gene_choices() come from a numpy array was refused as having a gene
     of no choice."""
