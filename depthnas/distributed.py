@@ -117,12 +117,12 @@ def mean_and_failed(value: float, failed: bool, device: torch.device) -> tuple[f
     world = world_size()
     if world == 1:
         return value, [0] if failed else []
-    t = torch.zeros(world + 1, dtype=torch.float64, device=device)
-    t[0] = value
-    t[1 + rank()] = 1.0 if failed else 0.0
+    flags = [0.0] * world
+    flags[rank()] = 1.0 if failed else 0.0
+    t = torch.tensor([value, *flags], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    flags = t[1:].tolist()
-    return float(t[0].item()) / world, [r for r, f in enumerate(flags) if f > 0]
+    total, *flags = t.tolist()  # one read-back
+    return total / world, [r for r, f in enumerate(flags) if f > 0]
 
 
 def shard(items: Sequence[T], rank_: int | None = None, world: int | None = None) -> list[T]:
