@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import math
 import re
 import zlib
 from pathlib import Path
@@ -180,6 +181,11 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits: SplitS
         flipped = InvertedShare() if task.name == "depth" else None
         val = evaluate_fixed(trainer.model, task, splits.val, batch_size=cfg.data.batch_size,
                              device=device, precision=cfg.standalone.precision, observe=flipped)
+        if not math.isfinite(val):  # recorded, every resume would read it back as a result
+            raise FloatingPointError(
+                f"{arch_string}: stand-alone validation {task.score_name} {val} (the model outputs "
+                f"NaN or inf on the validation split): not recorded; its checkpoints in "
+                f"{out_dir / 'checkpoints'} are kept. Lower the learning rate, in a new --out")
         save_model(out_dir / TRAIN_MODEL, trainer.model, meta)
         result = {"arch": arch_string, "space": space.name, "val_loss": val,
                   "constant_prediction_loss": constant_score(task, splits.val,

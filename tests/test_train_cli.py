@@ -427,6 +427,16 @@ def test_checkpoints_a_stop_left_beside_a_finished_training_go_at_its_resume(tmp
     assert not (out / "checkpoints").exists() and (out / "model.safetensors").read_bytes() == model
 
 
+def test_a_validation_loss_that_is_not_a_number_is_not_recorded(tmp_path, capsys, monkeypatch):
+    """A NaN result.json was reused by every resume, and the landmark store refused to
+    hold it: a search stopped there for good."""
+    out = tmp_path / "t"
+    monkeypatch.setattr("depthnas.standalone.evaluate_fixed", lambda *a, **k: float("nan"))
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 2
+    assert "v1-sync:c3,skip,none,c1,ap: stand-alone validation SSI loss nan" in capsys.readouterr().err
+    assert not (out / "result.json").exists() and (out / "checkpoints").is_dir()
+
+
 def test_a_bad_sample_read_in_a_loader_worker_is_named_in_one_line(tmp_path, capsys):
     """With data.num_workers > 0 the worker's error came wrapped in its traceback."""
     from test_datasets import make_folder
