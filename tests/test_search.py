@@ -574,6 +574,21 @@ def test_a_latency_budget_no_architecture_meets_is_refused_before_training(tmp_p
     assert not (out / "standalone").exists()  # no landmark trained
 
 
+def test_a_resume_warns_of_a_latency_budget_its_start_met_and_one_timing_now_misses(tmp_path, caplog):
+    """One timing of the smallest architecture moves by 20% between processes: 2 of 5
+    resumes of a finished run, budget unchanged, were refused."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline
+    cfg = validate(config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        f"out={tmp_path / 'r'}", "search.max_latency_ms=0.001", "data.synthetic_samples=40"]))
+    (tmp_path / "r").mkdir()
+    config_mod.dump(cfg, tmp_path / "r" / "config.yaml")  # as the run's start wrote it
+    with caplog.at_level("WARNING"):
+        pipeline.SearchRun(cfg, progress=False)._prepare()
+    assert "search.max_latency_ms=0.001: the smallest v1-sync architecture" in caplog.text
+    assert "when the run started it did not; the run goes on" in caplog.text
+
+
 def test_the_wall_time_includes_the_final_scoring(tmp_path, monkeypatch):
     """The report's wall time was taken before every trained architecture was scored in
     the super-net: minutes at the paper's size. Here each scoring moves the run's clock
