@@ -6,6 +6,8 @@ and fail the next time; it is timed once and its figure goes into results.json."
 from __future__ import annotations
 
 import functools
+import logging
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -18,27 +20,60 @@ from .models import PathParameters, has_timm_backbone, is_classification, model_
 from .runtime import seeded_rng
 
 
+log = logging.getLogger(__name__)
+
+
 class Budget:
+    """`timings`: a file that keeps the figures across a run's sessions (the run's
+    latency.json): a resumed run re-timed its finished searches' picks, and reported
+    figures they were never judged by, over the budget and unflagged."""
+
     def __init__(self, space: SearchSpace, cfg: Config, device: torch.device,
-                 measure: Callable[..., float] | None = None):
+                 measure: Callable[..., float] | None = None, timings: Path | None = None):
         from .latency import measure_latency
         self.space, self.cfg, self.device = space, cfg, device
         self.max_params, self.max_latency_ms = cfg.search.max_params, cfg.search.max_latency_ms
         self._params = PathParameters(space, cfg.model)
         self._measure = measure or measure_latency
-        self.latency_ms: dict[Arch, float] = {}
+        self.timings = timings
+        self.latency_ms: dict[Arch, float] = self._read_timings()
 
     @classmethod
-    def of(cls, space: SearchSpace, cfg: Config, device: torch.device) -> "Budget | None":
+    def of(cls, space: SearchSpace, cfg: Config, device: torch.device,
+           timings: Path | None = None) -> "Budget | None":
         """The run's budget, or None when it sets neither limit."""
         if cfg.search.max_params is None and cfg.search.max_latency_ms is None:
             return None
-        return cls(space, cfg, device)
+        return cls(space, cfg, device, timings=timings)
 
     def latency(self, arch: Arch) -> float:
         if arch not in self.latency_ms:
             self.latency_ms[arch] = self._measure(self.space, arch, self.cfg, self.device)
+            self._write_timings()
         return self.latency_ms[arch]
+
+    def _read_timings(self) -> dict[Arch, float]:
+        """The figures an earlier session measured on this device (on another, they
+        would judge by another machine's speed: timed again)."""
+        from .io import read_json
+        if self.timings is None or not self.timings.is_file():
+            return {}
+        try:
+            data = read_json(self.timings, expect=dict)
+            if data.get("device") != str(self.device):
+                return {}
+            return {self.space.from_string(a): float(ms) for a, ms in data["ms"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as err:  # timed again
+            log.warning("%s is unreadable (%s): its architectures are timed again", self.timings, err)
+            return {}
+
+    def _write_timings(self) -> None:
+        from .io import atomic_write_json
+        # (before the run folder exists, the start-up check's figures stay in memory
+        # and go with the next write)
+        if self.timings is not None and self.timings.parent.is_dir() and dist.is_main():
+            atomic_write_json(self.timings, {"device": str(self.device), "ms": {
+                self.space.to_string(a): ms for a, ms in self.latency_ms.items()}})
 
     def __call__(self, arch: Arch) -> bool:
         # parameters first: counting is cheap, timing builds and runs the model

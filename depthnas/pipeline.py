@@ -80,11 +80,12 @@ class SearchRun:
         self.space = get_space(cfg.space)
         self.model_kw = model_kwargs(cfg.model, self.space)  # what the models are built with
         self.device = resolve_device(cfg.device)
-        self.budget = Budget.of(self.space, cfg, self.device)  # judges candidates and landmarks
         if not cfg.out:  # a folder made here would be left behind by a refused start
             raise config_mod.ConfigError("SearchRun needs cfg.out, the run's folder; "
                                          "pipeline.run(cfg) makes one for a search given none")
         self.out = Path(cfg.out)
+        # judges candidates and landmarks, by figures each architecture is timed for once
+        self.budget = Budget.of(self.space, cfg, self.device, timings=self.out / "latency.json")
         self.splits: SplitSet | None = None  # loaded by _prepare
         # trains architectures stand-alone (or reads their results back), and keeps them
         self.standalone = StandaloneResults(cfg, self.space, self.out, device=self.device,

@@ -333,6 +333,12 @@ def test_the_best_architecture_keeps_the_parameter_budget(run_dir, tmp_path, mon
     assert "(over budget) | landmark |" in report and "| latency (ms) |" in report
     # timed: every candidate (the landmarks too); the ranking samples are none
     assert all((a["role"] == "rank") == ("latency_ms" not in a) for a in archs)
+    # a resume reports the figures the search judged by, not new timings of its picks
+    # (each timing moves: a pick within the budget came out over it, unflagged)
+    monkeypatch.setattr(latency, "measure_latency", lambda *a: 2e6)
+    assert main(["search", "--out", str(out), "--resume", "--no-progress"]) == 0
+    again = json.loads((out / "results.json").read_text())["architectures"]
+    assert [a.get("latency_ms") for a in again] == [a.get("latency_ms") for a in archs]
     # each training's share of validation images upside down reaches results.json, where
     # the report reads it (it stayed in standalone/*/result.json)
     assert all(0 <= a["inverted"] <= 100 for a in archs)
