@@ -91,7 +91,7 @@ class StandaloneResults:
         single-process training in its own folder); every rank gets every result."""
         strings = [self.space.to_string(a) for a in archs]
         looked_up = self._from_truth_table(archs, strings, role)
-        todo = [s for s in strings if s not in looked_up and self.store.find(s, self.recipe) is None]
+        todo = [s for a, s in zip(archs, strings) if s not in looked_up and self._stored(a, s) is None]
         trained_on = self._train_shared(todo, role)
         return [self._record(a, s, role, looked_up.get(s), trained_on.get(s))
                 for a, s in zip(archs, strings)]
@@ -103,13 +103,24 @@ class StandaloneResults:
         recipe, as trained under it."""
         rows = {s: s if s in self.truth else self.truth_rows.get(self.space.function_key(a))
                 for a, s in zip(archs, strings)}
-        from_table = [s for s in strings if rows[s] and self.store.find(s, self.recipe) is None]
+        from_table = [s for a, s in zip(archs, strings) if rows[s] and self._stored(a, s) is None]
         params = PathParameters(self.space, self.cfg.model) if from_table else None
         for s in from_table:
             self.say(f"  from the truth table [{role}] {s}: {self.truth[rows[s]]:.5f}" +
                      (f" (row {rows[s]}: the same model)" if rows[s] != s else ""))
         return {s: {"val_loss": self.truth[rows[s]], "params": params(self.space.from_string(s))}
                 for s in from_table}
+
+    def _stored(self, arch: Arch, s: str) -> dict[str, Any] | None:
+        """The store's entry of `arch` under this recipe: its own string's, else one of
+        another string that builds the same model (a twin, as truth table rows stand
+        in for theirs): looked up by string alone, a twin was trained again."""
+        entry = self.store.find(s, self.recipe)
+        if entry is not None:
+            return entry
+        key = self.space.function_key(arch)
+        return next((e for e in self.store.matching(self.space.name, self.recipe)
+                     if self.space.function_key(self.space.from_string(e["arch"])) == key), None)
 
     def _train_shared(self, todo: list[str], role: str) -> dict[str, int]:
         """Train `todo` stand-alone, shared out across the ranks, and add every result to
@@ -150,7 +161,7 @@ class StandaloneResults:
         # this run's own training first: a run sharing the store, training the same
         # model meanwhile, replaced the store's entry with its own (and model file)
         own = finished_training(self.folder(s), s, self.recipe) if looked_up is None else None
-        stored = self.store.find(s, self.recipe) if looked_up is None and own is None else None
+        stored = self._stored(arch, s) if looked_up is None and own is None else None
         entry = looked_up or own or stored
         model = self.folder(s) / TRAIN_MODEL if own else self.store.model_file(stored) if stored else None
         record = {"arch": s, "val_loss": entry["val_loss"], "role": role,
@@ -163,7 +174,8 @@ class StandaloneResults:
             # trainings are stored with their model under its standalone/)
             record["source"] = "landmark store"
             if role != "landmark":  # those were counted when drawn
-                self.say(f"  from the landmark store [{role}] {s}: {entry['val_loss']:.5f}")
+                twin = f" (entry {entry['arch']}: the same model)" if entry["arch"] != s else ""
+                self.say(f"  from the landmark store [{role}] {s}: {entry['val_loss']:.5f}{twin}")
         if trained_on is not None:
             record["trained_on_rank"] = trained_on
         self.records[arch] = record

@@ -767,6 +767,29 @@ def test_a_stand_alone_result_in_the_store_comes_before_the_truth_table(tmp_path
     assert not any("from the truth table" in line for line in said)
 
 
+def test_a_stored_result_stands_in_for_every_string_of_its_model(tmp_path):
+    """The store was searched by string alone: a pick that builds a stored model under
+    another string (node 2's edges never run) was trained again, as truth table rows
+    were not."""
+    from depthnas import config as config_mod
+    from depthnas import pipeline
+    cfg = config_mod.apply_dotted(config_mod.load(preset="quick"), [
+        f"out={tmp_path / 'r'}", "data.synthetic_samples=40"])
+    said: list[str] = []
+    run = pipeline.SearchRun(validate(cfg), progress=False, say=said.append)
+    run._prepare()
+    model = tmp_path / "earlier" / "model.safetensors"
+    model.parent.mkdir()
+    model.write_bytes(b"x")
+    run.standalone.store.add("v1-sync:c3,c3,ap,c1,none", run.space.name, 0.5, run.standalone.recipe,
+                             model=model)
+    twin = run.space.from_string("v1-sync:skip,c1,ap,c1,none")
+    assert run.standalone([twin], "top-1") == [0.5]
+    assert said[-1] == ("  from the landmark store [top-1] v1-sync:skip,c1,ap,c1,none: 0.50000 "
+                        "(entry v1-sync:c3,c3,ap,c1,none: the same model)")
+    assert not (tmp_path / "r" / "standalone").exists()  # nothing trained
+
+
 def test_a_single_process_search_records_no_rank_for_its_trainings(tmp_path, monkeypatch):
     """README: `trained_on_rank` is what a torchrun search records, for each training
     of its last session; a search of one process names no rank."""
