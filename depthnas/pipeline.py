@@ -383,14 +383,18 @@ class SearchRun:
         self._record_metrics({"phase": "result", **(ranking or {}), "best_val_loss": best["val_loss"]},
                              "phase")
         from .report import write_report
+        results = self.out / "results.json"
         try:
             write_report(self.out, summary)
-        finally:
-            # last: results.json says the search finished (a run stopped before it is
-            # resumed). Written even when the report fails: the results are whole, and a
-            # resume would only meet the same failure again. A ranking of equal scores
-            # has no tau (NaN): null, which strict parsers read.
-            atomic_write_json(self.out / "results.json", finite_json(summary))
+        except Exception:
+            # a report that fails: the results are whole, and a resume would only meet
+            # the same failure again (a stop, Ctrl-C, leaves them for the resume to finish)
+            atomic_write_json(results, finite_json(summary))
+            raise
+        # last: results.json says the search finished (a run stopped before it is
+        # resumed); a ranking of equal scores has no tau (NaN): null, which strict
+        # parsers read
+        atomic_write_json(results, finite_json(summary))
         self._say_result(summary, elapsed)
         return summary
 
