@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from depthnas.spaces import Arch, get_space
+from depthnas.spaces import Arch, SearchSpace, get_space
 
 from . import config as config_mod
 from . import distributed as dist
@@ -442,7 +442,7 @@ class SearchRun:
         atomic_write_json(self.out / "best_arch.json", best_json)
         if best.get("model") and Path(best["model"]).is_file():
             atomic_write(self.out / SEARCH_MODEL, functools.partial(shutil.copyfile, best["model"]))
-        elif _holds(self.out / SEARCH_MODEL, best_json["string"]):
+        elif _holds(self.out / SEARCH_MODEL, arch, self.space):
             pass  # copied by an earlier finish of this run: its source has gone since
         else:  # a stored result whose model file was moved or deleted, or a truth table
             source = best.get("model") or "a looked-up result"
@@ -474,10 +474,12 @@ class SearchRun:
         self.say(f"done in {took(elapsed)}; report: {self.out / 'report.md'}")
 
 
-def _holds(model_file: Path, arch_string: str) -> bool:
-    """Whether `model_file` is there, readable, and of `arch_string`."""
+def _holds(model_file: Path, arch: Arch, space: SearchSpace) -> bool:
+    """Whether `model_file` is there, readable, and a model of `arch` (under its own
+    string, or a twin's: a stored result stands in for every string of its model)."""
     try:
-        return read_metadata(model_file).get("arch") == arch_string
+        held = read_metadata(model_file).get("arch")
+        return held is not None and space.function_key(space.from_string(held)) == space.function_key(arch)
     except (OSError, ValueError):
         return False
 

@@ -123,7 +123,10 @@ def load_for_export(model_path: str | Path, arch: str | None = None
             raise ValueError(f"{path}: holds {meta['arch']}, but --arch {arch} ({err}); not "
                              "exported (a model file exports its own architecture: drop --arch, "
                              "or arch=)") from None
-        if given != meta["arch"]:
+        # a twin (another string of the same model: a search's best read from the store
+        # under its twin's string) is the model the file holds
+        if given != meta["arch"] and space.function_key(space.parse(given)) != \
+                space.function_key(space.from_string(meta["arch"])):
             raise ValueError(f"{path}: holds {meta['arch']}, but --arch says {given}; not "
                              "exported (a model file exports its own architecture: drop --arch, or arch=)")
     return NormalizedDepthModel(net).eval(), meta, path

@@ -76,6 +76,18 @@ def test_arch_flag_must_match_the_model_file(model_file: Path, arch: str) -> Non
         load_for_export(model_file, arch=wrong)
 
 
+def test_arch_flag_takes_a_twin_of_the_model_file_s_architecture(tmp_path: Path) -> None:
+    """A search's best read from the landmark store under its twin's string: the copied
+    model file says the twin, best_arch.json the search's string, and export --arch
+    best_arch.json refused the very model it names."""
+    from fixtures_models import make_model_file
+    model = make_model_file(tmp_path / "m.safetensors", arch="v1-sync:c3,c3,ap,c1,none")
+    _, meta, _ = load_for_export(model, arch="v1-sync:skip,c1,ap,c1,none")  # node 2 idle in both
+    assert meta["arch"] == "v1-sync:c3,c3,ap,c1,none"
+    with pytest.raises(ValueError, match="but --arch says v1-sync:skip,c1,ap,c1,c3; not exported"):
+        load_for_export(model, arch="v1-sync:skip,c1,ap,c1,c3")
+
+
 def test_export_takes_an_architecture_file_as_train_does(model_file: Path, arch: str, tmp_path: Path,
                                                         capsys) -> None:
     """README: both forms are accepted everywhere; export read the path as a string."""

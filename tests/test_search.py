@@ -790,6 +790,19 @@ def test_a_stored_result_stands_in_for_every_string_of_its_model(tmp_path):
     assert not (tmp_path / "r" / "standalone").exists()  # nothing trained
 
 
+def test_a_best_model_copied_from_a_twin_s_file_counts_as_kept(tmp_path):
+    """The file a stored twin gave the best names the twin's string: a resume whose
+    source file had moved said "no model file for the best architecture" over it."""
+    from depthnas.pipeline import _holds
+    from depthnas.spaces import get_space
+    from fixtures_models import make_model_file
+    space = get_space("v1-sync")
+    model = make_model_file(tmp_path / "m.safetensors", arch="v1-sync:c3,c3,ap,c1,none")
+    assert _holds(model, space.from_string("v1-sync:skip,c1,ap,c1,none"), space)
+    assert not _holds(model, space.from_string("v1-sync:skip,c1,ap,c1,c3"), space)
+    assert not _holds(tmp_path / "missing.safetensors", space.from_string("v1-sync:skip,c1,ap,c1,none"), space)
+
+
 def test_a_single_process_search_records_no_rank_for_its_trainings(tmp_path, monkeypatch):
     """README: `trained_on_rank` is what a torchrun search records, for each training
     of its last session; a search of one process names no rank."""
