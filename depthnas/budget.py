@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -21,6 +22,7 @@ from .runtime import seeded_rng
 
 
 log = logging.getLogger(__name__)
+SAVE_EVERY_S = 30.0  # latency.json is rewritten whole: at most this often while timing
 
 
 class Budget:
@@ -36,6 +38,7 @@ class Budget:
         self._params = PathParameters(space, cfg.model)
         self._measure = measure or measure_latency
         self.timings = timings
+        self._written = 0.0  # when latency.json was last written (time.monotonic)
         self.latency_ms: dict[Arch, float] = self._read_timings()
 
     @classmethod
@@ -49,31 +52,50 @@ class Budget:
     def latency(self, arch: Arch) -> float:
         if arch not in self.latency_ms:
             self.latency_ms[arch] = self._measure(self.space, arch, self.cfg, self.device)
-            self._write_timings()
+            if time.monotonic() - self._written > SAVE_EVERY_S:  # a search times thousands
+                self.save()
         return self.latency_ms[arch]
 
+    def _setup(self) -> dict[str, Any]:
+        """What a timing depends on: the machine, the model's settings, its input and
+        how it runs (`latency.measure_latency`)."""
+        from .recipe import as_recorded
+        from .runtime import cpu_model
+        device = torch.device(self.device)
+        if device.type == "cuda":  # "cuda" and torchrun's "cuda:0" are one device
+            device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
+        hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+        return as_recorded({"device": str(device), "hardware": hardware,
+                            "model": model_kwargs(self.cfg.model, self.space),
+                            "image_size": self.space.input_size or self.cfg.data.image_size,
+                            "precision": self.cfg.standalone.precision,
+                            "channels_last": self.cfg.standalone.channels_last})
+
     def _read_timings(self) -> dict[Arch, float]:
-        """The figures an earlier session measured on this device (on another, they
-        would judge by another machine's speed: timed again)."""
+        """The figures an earlier session measured under this setup (on another machine,
+        or for another model size or image size, they would judge by other speeds:
+        timed again)."""
         from .io import read_json
         if self.timings is None or not self.timings.is_file():
             return {}
         try:
             data = read_json(self.timings, expect=dict)
-            if data.get("device") != str(self.device):
+            if data.get("setup") != self._setup():
                 return {}
             return {self.space.from_string(a): float(ms) for a, ms in data["ms"].items()}
         except (ValueError, KeyError, TypeError, AttributeError) as err:  # timed again
             log.warning("%s is unreadable (%s): its architectures are timed again", self.timings, err)
             return {}
 
-    def _write_timings(self) -> None:
+    def save(self) -> None:
+        """Keep the figures for a resume (rank 0; before the run folder exists, they
+        stay in memory and go with the next save)."""
         from .io import atomic_write_json
-        # (before the run folder exists, the start-up check's figures stay in memory
-        # and go with the next write)
-        if self.timings is not None and self.timings.parent.is_dir() and dist.is_main():
-            atomic_write_json(self.timings, {"device": str(self.device), "ms": {
+        if self.timings is not None and self.timings.parent.is_dir() and dist.is_main() \
+                and self.latency_ms:
+            atomic_write_json(self.timings, {"setup": self._setup(), "ms": {
                 self.space.to_string(a): ms for a, ms in self.latency_ms.items()}})
+            self._written = time.monotonic()
 
     def __call__(self, arch: Arch) -> bool:
         # parameters first: counting is cheap, timing builds and runs the model

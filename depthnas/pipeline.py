@@ -221,6 +221,7 @@ class SearchRun:
         if self.budget is not None:
             try:
                 self.budget.check_reachable(self.say)
+                self.budget.save()
             except ValueError as err:
                 if not (self.out / "config.yaml").is_file():
                     raise
@@ -305,6 +306,8 @@ class SearchRun:
                             checkpoint=self.out / f"search_{t + 1}.json",
                             progress=self.progress,
                             order=search_order(space, level, self.model_kw))
+        if self.budget is not None:  # the figures its picks were judged by, for a resume
+            self.budget.save()
         # the last search scored the super-net as the run ends: finish() reads these
         self.final_scores = scores = dict(ranked)  # in rank order
         picked = [(a, scores[a]) for a in new_models(space, scores, self.standalone.records,
@@ -414,7 +417,7 @@ class SearchRun:
     def _mark_budget(self) -> None:
         """Record each candidate's size (and latency) under the budget (--max-params,
         latency), and mark the landmarks that break it: they were drawn without it. The
-        searched top-K were picked within it (a resumed run may time them anew)."""
+        searched top-K were picked within it, by the figures latency.json keeps."""
         if self.budget is None:
             return
         for a, r in self.standalone.records.items():
@@ -423,6 +426,7 @@ class SearchRun:
             if r["role"] == "landmark" and not self.budget(a):
                 r["over_budget"] = True  # said in the report: why it is not the best
             r.update(self.budget.record(a))
+        self.budget.save()
 
     def _candidates(self) -> list[tuple[Arch, dict[str, Any]]]:
         """The stand-alone architectures the search produced: the searched top-K and the

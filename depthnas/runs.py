@@ -18,7 +18,7 @@ from .terminal import listed
 # be held to its split (the data may have been fixed since, as its error advised).
 # (A search's standalone/ counts once one of its trainings holds a marker: see holds_run.)
 RUN_MARKERS = ("checkpoints", "metrics.jsonl", "result.json", "results.json")
-FAILED_START_LEFTOVERS = ("initial_landmarks.json", "splits.json")
+FAILED_START_LEFTOVERS = ("initial_landmarks.json", "splits.json", "latency.json")
 # The model a run produces: a search's best architecture, trained; a training's own.
 SEARCH_MODEL = "best/model.safetensors"
 TRAIN_MODEL = "model.safetensors"

@@ -193,6 +193,32 @@ def test_search_budgets_on_parameters_and_latency_reject_what_breaks_them():
     assert ok.record(small) == {} and len(measured) == 2  # parameters alone: nothing timed
 
 
+def test_latency_figures_are_kept_for_a_resume_of_the_same_setup_alone(tmp_path, monkeypatch):
+    """A resume re-timed its picks and reported figures they were never judged by; kept
+    by device name alone, figures of another image size judged a later run, and a file
+    rewritten after each of a search's thousand timings cost seconds to minutes."""
+    import depthnas.io
+    from depthnas.budget import Budget
+    from depthnas.config import Config
+    cfg = Config()
+    cfg.search.max_latency_ms = 2.0
+    path = tmp_path / "latency.json"
+    archs = [SPACE.sample(random.Random(i)) for i in range(40)]
+    writes = []
+    real = depthnas.io.atomic_write_json
+    monkeypatch.setattr(depthnas.io, "atomic_write_json", lambda *a: writes.append(a) or real(*a))
+    first = Budget(SPACE, cfg, "cpu", measure=lambda *a: 1.5, timings=path)
+    for a in archs:
+        first.latency(a)
+    assert len(writes) == 1  # the first timing; then at most every SAVE_EVERY_S, and on save()
+    first.save()
+    again = Budget(SPACE, cfg, "cpu", measure=lambda *a: 9.0, timings=path)
+    assert [again.latency(a) for a in archs] == [1.5] * 40  # the figures judged by
+    cfg.data.image_size = (128, 128)  # another setup: timed again
+    other = Budget(SPACE, cfg, "cpu", measure=lambda *a: 9.0, timings=path)
+    assert other.latency(archs[0]) == 9.0
+
+
 @pytest.mark.parametrize("search", [evolutionary_search, random_search])
 def test_paths_at_a_constant_prediction_s_level_rank_after_every_live_path(search):
     """make search used to pick super-net paths whose head died: their loss (the
