@@ -61,7 +61,11 @@ def saved_result(out_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return read_json(path, expect=dict)
+        done = read_json(path, expect=dict)
+        loss = done.get("val_loss", 0.0)  # NaN, written before such a result was refused
+        if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
+            raise ValueError(f"{path}: val_loss {loss!r} is no finite loss")
+        return done
     except FileNotFoundError:  # another rank set it aside since is_file()
         return {}
     except ValueError as err:

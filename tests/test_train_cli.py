@@ -435,6 +435,16 @@ def test_a_validation_loss_that_is_not_a_number_is_not_recorded(tmp_path, capsys
     assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out)]) == 2
     assert "v1-sync:c3,skip,none,c1,ap: stand-alone validation SSI loss nan" in capsys.readouterr().err
     assert not (out / "result.json").exists() and (out / "checkpoints").is_dir()
+    # one an older depthnas recorded is set aside, not read back as the finished result
+    monkeypatch.undo()
+    assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, "--out", str(out / "t2")]) == 0
+    result = json.loads((out / "t2" / "result.json").read_text())
+    (out / "t2" / "result.json").write_text(json.dumps({**result, "val_loss": float("nan")}))
+    capsys.readouterr()
+    assert main(["train", "--out", str(out / "t2"), "--resume", "--no-progress"]) == 0
+    assert "already" not in capsys.readouterr().out
+    assert (out / "t2" / "result.json.damaged").is_file()
+    assert json.loads((out / "t2" / "result.json").read_text())["val_loss"] == pytest.approx(result["val_loss"])
 
 
 def test_a_bad_sample_read_in_a_loader_worker_is_named_in_one_line(tmp_path, capsys):
