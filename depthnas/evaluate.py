@@ -163,7 +163,7 @@ def evaluate(model_path: str | Path, spec: str, *, split: str = "all", depth_cap
         constant.update(torch.ones_like(target), target, mask)
     if acc.count == 0:
         raise ValueError(f"{spec}: no sample with valid depth to evaluate (three valid pixels or "
-                         "more; within --depth-cap, where one is set)")
+                         "more, not all at one depth; within --depth-cap, where one is set)")
     level = {k: v for k, v in constant.compute().items() if k != "inverted"}  # it has no sign
     # the model as a path that means something from anywhere (the report lies in its run)
     return {"model": str(Path(model_path).resolve()), "arch": meta.get("arch"), "data": spec,

@@ -204,8 +204,8 @@ def _print_report(report: dict[str, Any], data: str, split: str, own_data: bool 
     if report["left_out"]:
         beyond = f"within the {report['depth_cap']:g} m cap" if report["depth_cap"] else "nearer than infinity"
         print(f"note: {report['left_out']} other image(s) have fewer than three pixels of ground "
-              f"truth {beyond} (a scale and a shift fit two exactly, whatever the model "
-              "predicts): left out")
+              f"truth {beyond}, or all at one depth (a scale and a shift fit those exactly, "
+              "whatever the model predicts): left out")
     if learned_nothing(report["ssi"], level["ssi"]):
         print(f"warning: the model's SSI {report['ssi']:.5f} is no better than a constant "
               f"prediction's {level['ssi']:.5f} (or within 1% of it): it learned nothing of this data",

@@ -286,13 +286,22 @@ def test_images_with_nothing_within_the_cap_are_counted_as_left_out(tmp_path, mo
     printed = capsys.readouterr().out
     assert "on 1 sample(s)" in printed
     assert ("note: 1 other image(s) have fewer than three pixels of ground truth within the 10 m "
-            "cap (a scale and a shift fit two exactly, whatever the model predicts): left out") in printed
+            "cap, or all at one depth (a scale and a shift fit those exactly, whatever the model "
+            "predicts): left out") in printed
     report = json.loads(out.read_text())
     assert report["samples"] == 1 and report["left_out"] == 1
     assert main(["evaluate", "--checkpoint", str(model), "--data", f"folder:{root}",
                  "--out", str(out), "--no-progress"]) == 0
     assert "left out" not in capsys.readouterr().out
     assert json.loads(out.read_text())["left_out"] == 0
+    # every image at one depth within the cap: nothing to score, and said so
+    half = np.full((48, 64), 20000, np.uint16)
+    half[:24] = 5000
+    for name in ("near", "far"):
+        cv2.imwrite(str(root / "depth" / f"{name}.png"), half)
+    assert main(["evaluate", "--checkpoint", str(model), "--data", f"folder:{root}", "--depth-cap", "10",
+                 "--out", str(out), "--no-progress"]) == 2
+    assert "three valid pixels or more, not all at one depth" in capsys.readouterr().err
 
 
 def test_redweb_farthest_level_is_evaluated_as_in_training(tmp_path):
