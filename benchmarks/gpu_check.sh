@@ -60,8 +60,10 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 # depthnas without pip: the wheel maps spaces/ -> depthnas.spaces (and datasets,
 # export, app), so lay the same tree out in /tmp and put it first on the path.
-PKG=/tmp/depthnas_pkg
-rm -rf "$PKG" && mkdir -p "$PKG" && cp -r depthnas "$PKG/"
+# (a folder of its own: a fixed name was shared by every checkout and test run at once)
+PKG=$(mktemp -d "${TMPDIR:-/tmp}/depthnas_pkg.XXXXXX")
+trap 'rm -rf "$PKG"' EXIT
+cp -r depthnas "$PKG/"
 for d in spaces datasets export app; do
     [ -d "$d" ] && ln -s "$PWD/$d" "$PKG/depthnas/$d"
 done

@@ -73,8 +73,9 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
     say "pip install --no-deps --no-build-isolation --no-index -e ."
     if ! $PY -m pip install -q --no-deps --no-build-isolation --no-index -e . >> "$LOG" 2>&1; then
         say "pip install failed (see log); using a PYTHONPATH tree instead"
-        PKG=/tmp/depthnas_pkg
-        rm -rf "$PKG" && mkdir -p "$PKG" && cp -r depthnas "$PKG/"
+        PKG=$(mktemp -d "${TMPDIR:-/tmp}/depthnas_pkg.XXXXXX")  # its own: not another run's
+        trap 'rm -rf "$PKG"' EXIT
+        cp -r depthnas "$PKG/"
         for d in spaces datasets export app; do
             [ -d "$d" ] && ln -s "$PWD/$d" "$PKG/depthnas/$d"
         done
