@@ -241,8 +241,35 @@ def _check_common(alpha: float, scales: int) -> None:
         raise ValueError(f"scales must be >= 1, got {scales}")
 
 
-class SSILoss(nn.Module):
-    """ssi-MSE + ``alpha`` * multi-scale gradient matching (MiDaS eq. 4 and 11).
+class _TermLoss(nn.Module):
+    """A loss made of a data term and ``alpha``-weighted gradient terms (`_parts`),
+    each a ratio of sums: as one batch's loss (`forward`), or as the sums to pool over
+    several (`terms`)."""
+
+    alpha: float
+
+    def forward(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        """Scalar loss of a prediction against target disparity over `mask` (valid
+        pixels), each ``[B,1,H,W]`` or ``[B,H,W]``."""
+        with _full_precision(prediction):
+            return _combined(*self._parts(prediction, target, mask), self.alpha)
+
+    def terms(self, prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The loss as sums to pool, (numerators, denominators) of its terms: the loss
+        is `pooled_loss` of them, and of their sums over several batches the loss of
+        all those batches at once (a validation split's score, whatever its batching)."""
+        with _full_precision(prediction):
+            return _stacked(*self._parts(prediction, target, mask), self.alpha)
+
+    def _parts(self, prediction: Tensor, target: Tensor,
+               mask: Tensor) -> tuple[tuple[Tensor, Tensor], list[tuple[Tensor, Tensor]]]:
+        """The data term and the gradient terms, unweighted (in full precision)."""
+        raise NotImplementedError
+
+
+class SSILoss(_TermLoss):
+    """ssi-MSE + ``alpha`` * multi-scale gradient matching (MiDaS eq. 4 and 11),
+    invariant to the prediction's scale and shift.
 
     ``reduction="batch"`` pools numerators and denominators over the batch (images
     with more valid pixels weigh more); ``"image"`` averages per-image values over
@@ -258,23 +285,8 @@ class SSILoss(nn.Module):
         self.scales = scales
         self.reduction = reduction
 
-    def forward(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-        """Scalar loss of a prediction against target disparity over `mask` (valid
-        pixels), each ``[B,1,H,W]`` or ``[B,H,W]``; invariant to the prediction's
-        scale and shift."""
-        with _full_precision(prediction):
-            return _combined(*self._parts(prediction, target, mask), self.alpha)
-
-    def terms(self, prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """The loss as sums to pool, (numerators, denominators) of its terms: the loss
-        is `pooled_loss` of them, and of their sums over several batches the loss of
-        all those batches at once (a validation split's score, whatever its batching)."""
-        with _full_precision(prediction):
-            return _stacked(*self._parts(prediction, target, mask), self.alpha)
-
     def _parts(self, prediction: Tensor, target: Tensor,
                mask: Tensor) -> tuple[tuple[Tensor, Tensor], list[tuple[Tensor, Tensor]]]:
-        """The data term and the gradient terms, unweighted (in full precision)."""
         p, d, m = prepare_inputs(prediction, target, mask)
         mf = m.to(p.dtype)
         scale, mean_p, mean_d = _fit(p, d, mf)
@@ -290,8 +302,10 @@ class SSILoss(nn.Module):
         return f"alpha={self.alpha}, scales={self.scales}, reduction={self.reduction!r}"
 
 
-class SSITrimLoss(nn.Module):
-    """Robust ssi loss of MiDaS v3: trimmed MAE on robustly normalised maps.
+class SSITrimLoss(_TermLoss):
+    """Robust ssi loss of MiDaS v3: trimmed MAE on robustly normalised maps, invariant
+    to the prediction's shift and positive scale (a negative one turns near into far,
+    which this loss, unlike ``ssi``, tells apart).
 
     Prediction and target are normalised separately (:func:`robust_normalise`), the
     largest ``trim`` fraction of each image's valid residuals is dropped (keeping
@@ -309,22 +323,8 @@ class SSITrimLoss(nn.Module):
         self.alpha = alpha
         self.scales = scales
 
-    def forward(self, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-        """Scalar loss of a prediction against target disparity over `mask` (valid
-        pixels), each ``[B,1,H,W]`` or ``[B,H,W]``; invariant to the prediction's
-        shift and positive scale (a negative one turns near into far, which this
-        loss, unlike ``ssi``, tells apart)."""
-        with _full_precision(prediction):
-            return _combined(*self._parts(prediction, target, mask), self.alpha)
-
-    def terms(self, prediction: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """The loss as sums to pool (`SSILoss.terms`)."""
-        with _full_precision(prediction):
-            return _stacked(*self._parts(prediction, target, mask), self.alpha)
-
     def _parts(self, prediction: Tensor, target: Tensor,
                mask: Tensor) -> tuple[tuple[Tensor, Tensor], list[tuple[Tensor, Tensor]]]:
-        """The data term and the gradient terms, unweighted (in full precision)."""
         p, d, m = prepare_inputs(prediction, target, mask)
         mf = m.to(p.dtype)
         residual = mf * (_robust_normalise(p, m) - _robust_normalise(d, m))
