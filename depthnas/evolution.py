@@ -11,6 +11,7 @@ architecture (`degenerate.search_order`).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 import random
@@ -65,6 +66,9 @@ class Search:
         self.seen: set[Hashable] = set()  # the function keys of the scored architectures
         self.key = functools.cache(space.function_key)  # each candidate's is asked twice
         self.rejected = 0
+        # which search this is: the generator it starts from (the run's seed and the
+        # iteration draw it), recorded so a checkpoint of another is not taken for it
+        self.origin = hashlib.sha256(repr(rng.getstate()).encode()).hexdigest()[:16]
 
     def allowed(self, arch: Arch) -> bool:
         if self.constraint is not None and not self.constraint(arch):
@@ -103,7 +107,7 @@ class Search:
         if self.checkpoint is None:
             return
         atomic_write_json(self.checkpoint, {
-            "space": self.space.name, "rng": _rng_state(self.rng),
+            "space": self.space.name, "origin": self.origin, "rng": _rng_state(self.rng),
             "scores": [[self.space.to_string(a), s] for a, s in self.scores.items()],
             "rejected": self.rejected, **state})
 
@@ -123,6 +127,9 @@ class Search:
             raise ValueError(f"{err}; {remedy}") from None
         if data.get("space") != self.space.name:
             raise ValueError(f"search checkpoint {self.checkpoint} is for space {data.get('space')!r}")
+        if data.get("origin", self.origin) != self.origin:  # (files from before it: taken as they are)
+            raise ValueError(f"search checkpoint {self.checkpoint} was saved by another search (another "
+                             f"seed, or another iteration's), not this one; {remedy}")
         try:
             _set_rng_state(self.rng, data["rng"])
             self.scores = {self.space.from_string(a): _score(s) for a, s in data["scores"]}

@@ -113,9 +113,21 @@ def test_checkpoint_resume_gives_the_uninterrupted_result(tmp_path):
     ckpt = tmp_path / "search.json"
     half = SearchConfig(**{**cfg.__dict__, "generations": 3})
     evolutionary_search(SPACE, distance, half, random.Random(2), checkpoint=ckpt, progress=False)
-    resumed = evolutionary_search(SPACE, distance, cfg, random.Random(999), checkpoint=ckpt,
+    resumed = evolutionary_search(SPACE, distance, cfg, random.Random(2), checkpoint=ckpt,
                                   progress=False)
     assert resumed == full
+
+
+def test_a_checkpoint_of_another_search_is_refused(tmp_path):
+    """A resumed search starts from its own generator (the run's seed, the iteration):
+    its checkpoint's state is restored, so a fresh generator of the same seed resumes
+    it (above). One of another seed, copied in, went on as if it were this one."""
+    cfg = SearchConfig(population=16, generations=6, parents=4, mutations=6, crossovers=6)
+    ckpt = tmp_path / "search.json"
+    half = SearchConfig(**{**cfg.__dict__, "generations": 3})
+    evolutionary_search(SPACE, distance, half, random.Random(2), checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match=r"search.json was saved by another search \(another seed"):
+        evolutionary_search(SPACE, distance, cfg, random.Random(7), checkpoint=ckpt, progress=False)
 
 
 def test_an_interrupted_search_keeps_every_finished_generation(tmp_path):
@@ -136,7 +148,7 @@ def test_an_interrupted_search_keeps_every_finished_generation(tmp_path):
                             progress=False)
     saved = json.loads(ckpt.read_text())
     assert saved["generation"] == 3 and len(saved["scores"]) == 3 * 16
-    resumed = evolutionary_search(SPACE, distance, cfg, random.Random(999), checkpoint=ckpt,
+    resumed = evolutionary_search(SPACE, distance, cfg, random.Random(2), checkpoint=ckpt,
                                   progress=False)
     assert resumed == full
 
