@@ -354,25 +354,19 @@ def _draws_elsewhere(space: SearchSpace) -> str | None:
     data, train different paths without a word (DDP averages them into equal weights),
     and a resumed search draws other candidates. Each is drawn twice from equal rngs,
     the global generators seeded apart in between and restored after."""
-    import sys
-
     import numpy as np
-    torch = sys.modules.get("torch")  # seeded only where a space may use it: loaded
-    saved = random.getstate(), np.random.get_state(), torch.random.get_rng_state() if torch else None
-    try:
-        draws = []
+    import torch
+
+    from depthnas.runtime import generators_kept
+    draws = []
+    with generators_kept():
         for seed in (1, 2):
             random.seed(seed)
             np.random.seed(seed)
-            if torch:  # the CPU generator alone: manual_seed would reseed every GPU's too
-                torch.default_generator.manual_seed(seed)
+            # the CPU generator alone: manual_seed would reseed every GPU's too
+            torch.default_generator.manual_seed(seed)
             arch = space.sample(random.Random(0))
             draws.append((arch, space.mutate(arch, random.Random(1)) if space.size() > 1 else None))
-    finally:
-        random.setstate(saved[0])
-        np.random.set_state(saved[1])
-        if torch:
-            torch.random.set_rng_state(saved[2])
     if draws[0][0] != draws[1][0]:
         return ("sample(rng) draws from a global generator, not from rng alone (two equal rngs "
                 f"gave {draws[0][0]!r} and {draws[1][0]!r}): torchrun's ranks would train "
