@@ -56,9 +56,10 @@ class Budget:
                 self.save()
         return self.latency_ms[arch]
 
+    @functools.cached_property
     def _setup(self) -> dict[str, Any]:
         """What a timing depends on: the machine, the model's settings, its input and
-        how it runs (`latency.measure_latency`)."""
+        how it runs (`latency.measure_latency`); fixed for the run."""
         from .recipe import as_recorded
         from .runtime import cpu_model
         device = torch.device(self.device)
@@ -80,7 +81,7 @@ class Budget:
             return {}
         try:
             data = read_json(self.timings, expect=dict)
-            if data.get("setup") != self._setup():
+            if data.get("setup") != self._setup:
                 return {}
             return {self.space.from_string(a): float(ms) for a, ms in data["ms"].items()}
         except (ValueError, KeyError, TypeError, AttributeError) as err:  # timed again
@@ -93,7 +94,7 @@ class Budget:
         from .io import atomic_write_json
         if self.timings is not None and self.timings.parent.is_dir() and dist.is_main() \
                 and self.latency_ms:
-            atomic_write_json(self.timings, {"setup": self._setup(), "ms": {
+            atomic_write_json(self.timings, {"setup": self._setup, "ms": {
                 self.space.to_string(a): ms for a, ms in self.latency_ms.items()}})
             self._written = time.monotonic()
 
