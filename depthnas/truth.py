@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .io import read_json, read_text
+from .terminal import listed
 
 if TYPE_CHECKING:
     from .config import Config
@@ -184,8 +185,7 @@ def _read_json(path: Path, recipe: Callable[[], dict[str, Any]] | None = None) -
     failed = [k for k, v in values.items() if v is None]
     if failed:
         log.warning("%s: %d entr%s without a loss (null: the training diverged) left out: %s",
-                    path, len(failed), "y" if len(failed) == 1 else "ies", ", ".join(failed[:3])
-                    + (", ..." if len(failed) > 3 else ""))
+                    path, len(failed), "y" if len(failed) == 1 else "ies", listed(failed))
     _check_percent(accuracies, path)
     return TruthTable({k: v for k, v in values.items() if v is not None},
                       _recorded_setup(whole, path), _seed_noise(whole),
