@@ -100,9 +100,14 @@ def _per_image(
         "rmse": torch.sqrt((ev * err * err).sum((1, 2)) / n_safe),
         "inverted": 100.0 * _swapped(p, d, m).to(p.dtype),
     }
+    lo, hi = _masked_range(d, evaluate)
+    return per, (n >= MIN_SCORED_PIXELS) & (hi > lo)
+
+
+def _masked_range(d: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
+    """Per image ``[B]``: the smallest and largest of ``d`` over mask ``m``."""
     big = torch.finfo(d.dtype).max
-    varies = torch.where(evaluate, d, -big).amax((1, 2)) > torch.where(evaluate, d, big).amin((1, 2))
-    return per, (n >= MIN_SCORED_PIXELS) & varies
+    return torch.where(m, d, big).amin((1, 2)), torch.where(m, d, -big).amax((1, 2))
 
 
 def _min_max(target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -110,9 +115,7 @@ def _min_max(target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     target, `datasets.transforms.normalize_target`); a constant image maps to 0.
     Returns ``[B,H,W]`` target and mask."""
     _, d, m = prepare_inputs(target, target, mask)
-    big = torch.finfo(d.dtype).max
-    lo = torch.where(m, d, big).amin((1, 2))[:, None, None]
-    hi = torch.where(m, d, -big).amax((1, 2))[:, None, None]
+    lo, hi = (v[:, None, None] for v in _masked_range(d, m))
     span = hi - lo
     ok = m & (span > 0)
     return torch.where(ok, (d - lo) / torch.where(span > 0, span, 1.0), 0.0), m
