@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from .bn_calibration import recalibrate, statistics_kept
 from .task import Task, move
 from .runtime import autocast
+from .ssi_loss import pooled_loss
 
 if TYPE_CHECKING:
     from .config import Config
@@ -224,7 +225,7 @@ def _mean(total: torch.Tensor | float, count: torch.Tensor | int, what: str, tas
                "inside the area scored (validation images are resized and centre-cropped to "
                "data.image_size)")
         raise ValueError(f"nothing to score {what} on: the validation split is empty{why}")
-    return float((total / count.clamp(min=1.0)).sum())
+    return float(pooled_loss(total, count))
 
 
 class _Constant(nn.Module):
