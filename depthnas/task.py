@@ -25,9 +25,10 @@ class Task(Protocol):
     def score(self, output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | int]:
         """(numerators, denominators) of the validation score over the batch, summed
         over the split by callers; the split's score is each numerator sum over its
-        denominator sum, added up: lower is better. A scalar each (errors and examples), or one per term of a pooled loss.
-        Both may stay device tensors: callers add up a whole split and read it back
-        once, since a read-back per batch would stall the GPU's queue."""
+        denominator sum, added up: lower is better. A scalar each (errors and
+        examples), or one per term of a pooled loss. Both may stay device tensors:
+        callers add up a whole split and read it back once, since a read-back per
+        batch would stall the GPU's queue."""
 
 
 class DepthTask:
