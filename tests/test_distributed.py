@@ -178,11 +178,14 @@ import json, sys
 from depthnas import pipeline
 from depthnas.cli import build_parser
 from depthnas.run_config import build_config
-import logging
+import logging, os
+from pathlib import Path
 import torch.distributed
 cfg = build_config(build_parser().parse_args(json.loads(sys.argv[1])))
-print("best:", pipeline.run(cfg, progress=False)["best"]["string"])
-print("after: level", logging.getLogger().level, "joined", torch.distributed.is_initialized())
+best = pipeline.run(cfg, progress=False)["best"]["string"]
+# one file per rank: the ranks share one stdout, where their lines can interleave
+Path(sys.argv[2], "after-" + os.environ["RANK"]).write_text(
+    f"best {best} level {logging.getLogger().level} joined {torch.distributed.is_initialized()}")
 """
 
 
@@ -196,13 +199,15 @@ def test_pipeline_run_under_torchrun_is_the_command_s_search(ddp_run, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node", "2", str(script),
-                           json.dumps(["search", *DDP, "--out", str(api_out)])],
+                           json.dumps(["search", *DDP, "--out", str(api_out)]), str(tmp_path)],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "x 2 ranks" in proc.stdout
     # each rank left the process group it joined, and the caller's log level as it was
     # (rank 1's was ERROR, its warnings gone)
-    assert proc.stdout.count("after: level 30 joined False") == 2, proc.stdout
+    after = [(tmp_path / f"after-{rank}").read_text() for rank in (0, 1)]
+    best = json.loads((api_out / "best_arch.json").read_text())["string"]
+    assert after == [f"best {best} level 30 joined False"] * 2
     ran = [[{k: v for k, v in a.items() if k != "model"}  # a path in each run's folder
             for a in json.loads((o / "results.json").read_text())["architectures"]]
            for o in (out, api_out)]
