@@ -15,7 +15,10 @@ The exported table maps each canonical NB201 string to {"accuracy": percent},
 the benchmark's mean over seeds (is_random=False) after the last epoch; by default
 the validation accuracy of the `cifar10-valid` protocol with the 200-epoch
 schedule, the final result and the usual ground truth for ranking (the searches
-in the benchmark's own papers query the 12-epoch one, --hp 12). `depthnas.truth` reads
+in the benchmark's own papers query the 12-epoch one, --hp 12). The landmark paper's
+NAS-Bench-201 table, and its authors' code, rank by `cifar10`'s test accuracy after 200
+epochs (--dataset cifar10 --set test): export that to compare with its figures, knowing a
+search that picks by it selects on the test set. `depthnas.truth` reads
 `accuracy` as the error rate 1 - accuracy/100, the unit of the space's own
 stand-alone results. Export every architecture the run may train (e.g. --all):
 the search uses the table where it has an entry and trains otherwise, and
