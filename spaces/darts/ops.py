@@ -2,7 +2,9 @@
 
 Every op maps C to C channels; on the edges from a reduction cell's inputs it
 runs at stride 2. BN is affine in the super-net as in stand-alone models, so the
-two hold the same parameters under the same names.
+two hold the same parameters under the same names. The pools have no BN after them:
+DARTS's search added one (non-affine) to keep the weighted sum of all ops on one
+scale, and a single-path super-net runs one op per edge, as its stand-alone models do.
 """
 from __future__ import annotations
 
