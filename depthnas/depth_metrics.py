@@ -26,7 +26,7 @@ over the images with three or more evaluated pixels (a scale and a shift fit two
 exactly, whatever the prediction; the others are counted as left out); ``ssi`` is :class:`SSILoss` (batch
 reduction) against the target min-max normalised per image, as training targets
 are, so it is computed as the search's validation score is, whatever the data's
-units (on raw ReDWeb values 0-254 it would be ~10^3 times larger; the search's own
+units (on raw ReDWeb values 1-255 it would be ~10^3 times larger; the search's own
 score also counts images of two valid pixels, a 0 for every architecture alike). Both pool
 the loss over the whole split, its pixels counting alike, so the figure is the same
 whatever the batching. With nothing to

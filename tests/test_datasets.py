@@ -303,9 +303,9 @@ def test_redweb_rd_is_negative_disparity_and_255_invalid(tmp_path):
     assert not valid[:20].any() and valid[20:].all()
     assert disp[20, 0] > disp[20, -1]  # RD 0 (left) is the nearest: the largest disparity
     np.testing.assert_allclose(disp[20, 0] - disp[20, -1], 254.0)  # linear in RD, no inversion
-    # `depthnas data` says these are 254 - RD, not the RD values a user sees in the files
+    # `depthnas data` says these are 255 - RD, not the RD values a user sees in the files
     from depthnas.datasets.check import check_data
-    assert "disparity (254 - RD) over valid pixels: 0 to 254" in check_data(f"redweb:{root}").lines()
+    assert "disparity (255 - RD) over valid pixels: 1 to 255" in check_data(f"redweb:{root}").lines()
     item = splits.val[0]
     # 255 rows stay invalid in the item: 48x64 is resized to 64x64 (MiDaS rounds to multiples
     # of 32), so sky rows 0..19 become 0..26, and the centre crop keeps rows 16..47.
@@ -733,9 +733,9 @@ def test_a_constant_depth_map_is_a_bad_sample(tmp_path, caplog):
     np.save(root / "depth" / "s005.npy", np.full_like(_depth_m(5), 2.5))
     _expect_load_error(f"folder:{root}", r"s005.npy is constant \(2.5 m at every valid pixel\)")
     _expect_skipped(f"folder:{root}", caplog, 7, 1, "s005.npy")
-    redweb = make_redweb(tmp_path / "rw")  # RD 7 everywhere: said as the disparity read, 247
+    redweb = make_redweb(tmp_path / "rw")  # RD 7 everywhere: said as the disparity read, 248
     _save_png(redweb / "RDs" / "r3.png", np.full((H, W), 7, np.uint8))
-    _expect_load_error(f"redweb:{redweb}", r"r3.png is constant \(disparity \(254 - RD\) 247 at every")
+    _expect_load_error(f"redweb:{redweb}", r"r3.png is constant \(disparity \(255 - RD\) 248 at every")
 
 
 def test_a_file_that_is_not_npy_is_called_so(tmp_path):

@@ -305,16 +305,28 @@ def test_images_with_nothing_within_the_cap_are_counted_as_left_out(tmp_path, mo
 
 
 def test_redweb_farthest_level_is_evaluated_as_in_training(tmp_path):
-    """RD 254 is ReDWeb's farthest valid level (disparity 0): training keeps it, so the
-    evaluation's SSI must too (the depth metrics skip it: it has no finite depth)."""
-    from test_datasets import make_redweb
+    """RD 254 is ReDWeb's farthest valid level: training keeps it, so the evaluation
+    must too. It was a disparity of 0, which has no depth: an object in front of that
+    level left its image with one depth, and the image out of every metric."""
+    import torch
     from depthnas.datasets import build_splits
-    root = make_redweb(tmp_path / "ReDWeb_V1", n=2)
-    (_, _, disparity, valid), _ = list(raw_samples(f"redweb:{root}", "all", image_size=(32, 64)))
+    from depthnas.depth_metrics import MetricAccumulator
+    from test_datasets import _save_png, make_redweb
+    root = make_redweb(tmp_path / "ReDWeb_V1", n=1)
+    rd = np.full((48, 64), 254, np.uint8)  # the farthest level, an object at RD 10, sky
+    rd[20:30, 20:40] = 10
+    rd[:4] = 255
+    _save_png(root / "RDs" / "r0.png", rd)
+    [(_, _, disparity, valid)] = list(raw_samples(f"redweb:{root}", "all", image_size=(32, 64)))
     _, _, trained_valid = build_splits(f"redweb:{root}", (32, 64), val_fraction=0.0,
                                        reg_fraction=0.0).train.raw(0)
-    assert (disparity[valid] == 0).any()
     np.testing.assert_array_equal(valid, trained_valid)
+    assert (disparity[valid] > 0).all()
+    target = torch.from_numpy(disparity)[None, None]
+    scored = MetricAccumulator()
+    scored.update(target, target, torch.from_numpy(valid)[None, None])
+    assert (scored.count, scored.left_out) == (1, 0)
+    assert scored.compute()["absrel"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_a_gpu_that_is_not_there_is_a_clear_error(model, monkeypatch, capsys):
