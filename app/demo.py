@@ -154,14 +154,17 @@ class DepthDemo:
         self._running = 0
         self._stopping = False
 
-    def run(self, payload: Any) -> tuple[tuple[str, str], list[str], str]:
-        """One prediction. `payload` is gr.Image's raw value (preprocess=False)."""
+    def run(self, payload: Any, uploads: Path | None = None) -> tuple[tuple[str, str], list[str], str]:
+        """One prediction. `payload` is gr.Image's raw value (preprocess=False).
+        `uploads`: the folder every file a client sent lies in; a path elsewhere is
+        refused (the server passes Gradio's cache: with preprocess off, an API call
+        naming any path on the server had that image read and served back)."""
         with self._idle:
             if self._stopping:
                 raise gr.Error("The demo is stopping.", print_exception=False)
             self._running += 1
         try:
-            return self._run(payload)
+            return self._run(payload, uploads)
         finally:
             with self._idle:
                 self._running -= 1
@@ -177,9 +180,10 @@ class DepthDemo:
                 log.warning("waiting up to %d s for the prediction in progress", timeout)
             return self._idle.wait_for(lambda: self._running == 0, timeout)
 
-    def _run(self, payload: Any) -> tuple[tuple[str, str], list[str], str]:
+    def _run(self, payload: Any, uploads: Path | None) -> tuple[tuple[str, str], list[str], str]:
         path, name = _payload_path(payload)
-        if path is None:
+        # Outside the uploads: said as no upload at all, which tells nothing of the file
+        if path is None or (uploads is not None and not _inside(path, uploads)):
             raise _upload_error("Upload an image first (or click an example).")
         if not path.is_file():  # swept from Gradio's cache while its tab stayed open
             raise _upload_error(f"{name} is no longer on the server (uploads are kept an "
@@ -252,7 +256,7 @@ class DepthDemo:
                     examples = self._examples()
                     if examples:
                         gr.Examples(examples=[[str(p)] for p in examples], inputs=[image],
-                                    label="Examples (scikit-image)")
+                                    label="Examples (scikit-image)", elem_id="examples")
                 with gr.Column():
                     slider = gr.ImageSlider(label="Photo | depth (inferno: bright = near)",
                                             type="filepath", format="png", interactive=False,
@@ -263,9 +267,13 @@ class DepthDemo:
                     status = gr.Markdown(elem_id="status")
             gr.Markdown(model_card(self.estimator, self.latency_ms, self.latency_runs),
                         elem_id="model-card")
+            uploads = Path(blocks.GRADIO_CACHE)  # uploads and the examples' copies
+
+            def predict(payload: Any) -> tuple[tuple[str, str], list[str], str]:
+                return self.run(payload, uploads)
             # preprocess=False: run() decodes the upload itself, so bad files get a
             # message naming the problem (gr.Image would fail inside PIL first).
-            button.click(self.run, inputs=image, outputs=[slider, files, status],
+            button.click(predict, inputs=image, outputs=[slider, files, status],
                          preprocess=False, api_name="predict")
         log.info("demo for %s (%s)", info.arch, info.backend)
         return blocks
@@ -283,6 +291,11 @@ def _payload_path(payload: Any) -> tuple[Path | None, str]:
     if not raw:
         return None, ""
     return Path(raw), name
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` lies in `folder`, links and `..` resolved."""
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def launch(demo: DepthDemo, host: str = "127.0.0.1", port: int | None = None, *,

@@ -105,9 +105,27 @@ def test_a_float_tiff_s_size_is_read_from_its_header_not_by_decoding_it(tmp_path
 def test_an_upload_swept_from_the_cache_gets_a_message(demo_server) -> None:
     """An hour after the upload, Gradio's sweep has deleted its copy while the page still
     shows it: "Error" and a traceback on the server."""
+    cache = Path(demo_server.blocks.GRADIO_CACHE)
     with pytest.raises(gr.Error, match=r"coffee.jpg is no longer on the server \(uploads are kept "
                                        r"an hour\); upload it again"):
-        demo_server.demo.run({"path": "/nonexistent/gradio/9f5f/coffee.jpg", "orig_name": "coffee.jpg"})
+        demo_server.demo.run({"path": str(cache / "9f5f" / "coffee.jpg"), "orig_name": "coffee.jpg"},
+                             cache)
+
+
+def test_an_api_call_naming_a_file_it_did_not_upload_is_refused(demo_server, photos: Path) -> None:
+    """With preprocess off, a FileData without its "meta" passed Gradio's upload check:
+    any image the server could read came back as the result's photo, and the messages
+    told which other files existed."""
+    import httpx
+    answers = []
+    for path in (photos / "coffee.jpg", Path("/nonexistent/secret.jpg"), Path("/etc/hostname")):
+        call = httpx.post(f"{demo_server.url}gradio_api/call/predict",
+                          json={"data": [{"path": str(path)}]}, timeout=30)
+        event = call.json()["event_id"]
+        answers.append(httpx.get(f"{demo_server.url}gradio_api/call/predict/{event}", timeout=60).text)
+    for answer in answers:  # alike, whether the file is there, an image or not
+        assert "event: error" in answer and "Upload an image first" in answer, answer
+        assert "photo.png" not in answer
 
 
 def test_non_image_gets_a_message(client: Client, tmp_path: Path, capfd) -> None:

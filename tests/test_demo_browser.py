@@ -206,3 +206,18 @@ def _fraction_on_colormap(rgb: np.ndarray, name: str = "inferno", tol: int = 12)
     lut = _lut(name).astype(np.int32)
     dist = np.abs(rgb[:, None, :] - lut[None, :, :]).max(axis=2).min(axis=1)
     return float((dist <= tol).mean())
+
+
+def test_an_example_clicked_is_predicted(demo_server, page: Page) -> None:
+    """The examples' copies in Gradio's cache are among the files the demo reads
+    (it refuses a path an API call names outside the cache)."""
+    page.call("Page.navigate", {"url": demo_server.url})
+    first = "#examples button.gallery-item"
+    page.wait_for(f"!!document.querySelector('{first}')", "the examples")
+    name = page.js(f"document.querySelector('{first} img').src.split('/').pop()")
+    page.js(f"document.querySelector('{first}').click()")
+    page.wait_for("!!document.querySelector('#input-image img')", "the example in the upload widget")
+    page.js("document.querySelector('#predict-btn').click()")
+    status = page.wait_for("(t => t.includes('inference') && t)(document.querySelector('#status')"
+                           ".innerText)", "the status line", timeout=60)
+    assert status.startswith(name), status
