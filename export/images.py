@@ -81,9 +81,9 @@ def read_photo(path: str | Path) -> np.ndarray:
         raise ImageReadError(path, "no such file") from None
     except Image.DecompressionBombError as err:
         raise ImageReadError(path, f"too many pixels to read ({err})") from err
-    except (OSError, ValueError, SyntaxError) as err:
+    except (OSError, ValueError, SyntaxError, cv2.error) as err:
         # PIL raises UnidentifiedImageError (an OSError) for non-images, OSError or
-        # SyntaxError for truncated/corrupt files.
+        # SyntaxError for truncated/corrupt files; OpenCV (16-bit colour) cv2.error.
         if path.is_file() and path.stat().st_size == 0:  # a copy that failed, say
             raise ImageReadError(path, "the file is empty (0 bytes)") from None
         try:  # a float or signed colour TIFF, which PIL cannot open
@@ -115,8 +115,11 @@ def _opencv_tiff(path: Path) -> np.ndarray | None:
     with open(path, "rb") as f:
         if f.read(4) not in TIFF_MAGIC:
             return None
-    with quiet_opencv():
-        img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        with quiet_opencv():
+            img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as why:  # a header OpenCV refuses (a width of millions, say)
+        raise ImageReadError(path, f"not a readable image ({why.err or why})") from None
     if img is None or img.dtype in (np.uint8, np.uint16):  # PIL reads these as training does
         return None
     if img.ndim == 3 and img.shape[2] not in (3, 4):

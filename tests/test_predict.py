@@ -293,6 +293,24 @@ def test_an_empty_file_is_named_as_empty(tmp_path: Path) -> None:
         read_photo(tmp_path / "a.jpg")
 
 
+def test_a_tiff_whose_header_opencv_refuses_is_a_read_error_naming_it(tmp_path: Path) -> None:
+    """OpenCV's cv2.error escaped read_photo, and `predict` on a folder stopped at the
+    file with a traceback instead of skipping it."""
+    import io
+    import struct
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buf, "TIFF")
+    data = bytearray(buf.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        if struct.unpack_from("<H", data, ifd + 2 + 12 * i)[0] == 256:  # ImageWidth
+            struct.pack_into("<HHII", data, ifd + 2 + 12 * i, 256, 4, 1, 6422544)
+    path = tmp_path / "damaged.tif"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=r"damaged.tif.*not a readable image"):
+        read_photo(path)
+
+
 def test_a_float_colour_tiff_pil_cannot_open_is_read(tmp_path: Path) -> None:
     """OpenCV writes float32 colour TIFFs that PIL cannot identify: such a photo was
     skipped as "not a readable image"."""
