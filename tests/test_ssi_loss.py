@@ -609,3 +609,63 @@ def test_every_configurable_depth_loss_builds_and_has_a_score_name():
     for name in DEPTH_LOSSES:
         assert isinstance(build_loss(name), torch.nn.Module)
         assert DepthTask(name).score_name
+
+
+@pytest.mark.parametrize("loss", [SSILoss(), SSILoss(alpha=0.0), SSILoss(reduction="image"),
+                                  SSITrimLoss(), SSITrimLoss(alpha=0.0)], ids=repr)
+def test_every_depth_loss_s_gradient_is_its_finite_difference(loss):
+    """What trains the network is the gradient, and a detached term (the trimmed data
+    term, the alignment's scale, the median) leaves every loss value as it was."""
+    pred, target, mask = _batch(b=2, h=8, w=8, seed=40, dtype=torch.float64)
+    pred.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: loss(p, target, mask), (pred,), eps=1e-6, atol=1e-7)
+
+
+def test_an_image_of_exactly_two_valid_pixels_is_fitted_and_counted():
+    """Two pixels are what a scale and a shift need: such an image is in the loss (at 0,
+    fitted exactly) and its pixels in the denominator, as the validation score counts."""
+    pred, target, mask = _batch(b=2, seed=41, dtype=torch.float64)
+    mask[1] = False
+    mask[1, 2, 3] = mask[1, 5, 7] = True
+    _, den = SSILoss(alpha=0.0).terms(pred, target, mask)
+    assert den.tolist() == [2.0 * (mask[0].sum().item() + 2)]  # the split's pixels, twice (pooled)
+    scale, shift = compute_scale_and_shift(pred, target, mask)
+    fitted = scale[1] * pred[1][mask[1]] + shift[1]
+    torch.testing.assert_close(fitted, target[1][mask[1]])
+
+
+def test_the_trimmed_loss_holds_for_an_output_of_any_small_scale():
+    """REFERENCE clamps the mean absolute deviation at 1e-6 only so that a constant map
+    divides by no zero: a raw output at 1e-4 of its size is still normalised alike."""
+    pred, target, mask = _batch(seed=42, dtype=torch.float64)
+    torch.testing.assert_close(robust_normalise(pred * 1e-4, mask), robust_normalise(pred, mask))
+    torch.testing.assert_close(SSITrimLoss()(pred * 1e-4, target, mask), SSITrimLoss()(pred, target, mask))
+
+
+@pytest.mark.parametrize("loss", [SSILoss(), SSITrimLoss()], ids=repr)
+def test_a_non_finite_output_at_an_invalid_pixel_is_ignored(loss):
+    """The network's output under a mask hole (sky, no return) is not the loss's to
+    read: a NaN or inf there must not reach the loss or its gradient."""
+    pred, target, mask = _batch(seed=43)
+    poisoned = pred.clone()
+    poisoned[~mask] = float("nan")
+    poisoned[~mask & (target > 0.5)] = float("inf")
+    _finite_loss_and_grad(loss, poisoned, target, mask)
+    torch.testing.assert_close(loss(poisoned, target, mask), loss(pred, target, mask))
+
+
+def test_a_map_that_varies_by_rounding_alone_on_a_sparse_mask_is_degenerate():
+    """A hundred valid pixels of ten thousand, each 100 plus or minus three float32
+    steps: noise of the format (its tolerance grows with the pixel count, as the sum
+    of squares does, and with the largest valid value), not a prediction to scale up
+    to the target."""
+    pred = torch.full((1, 100, 100), 100.0)
+    mask = torch.zeros(1, 100, 100, dtype=torch.bool)
+    mask[0, 0] = True
+    step = (torch.nextafter(torch.tensor(100.0), torch.tensor(200.0)) - 100.0).item()
+    pred[0, 0, 0::2] += 3 * step
+    pred[0, 0, 1::2] -= 3 * step
+    scale, shift = compute_scale_and_shift(pred, _rand((1, 100, 100), 44), mask)
+    assert scale.item() == 0.0
+    pred[0, 0, 0::2] += 100 * step  # a real, if small, signal is fitted
+    assert compute_scale_and_shift(pred, _rand((1, 100, 100), 44), mask)[0].item() != 0.0
