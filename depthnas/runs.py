@@ -270,9 +270,10 @@ def _process_start(pid: int) -> str | None:
 
 def running_holder(out: Path) -> int | None:
     """The pid of another depthnas process that seems to be working in `out` now: the
-    one its run lock names, if alive, started when the lock says, and (where /proc
-    tells) a depthnas. Read, not locked: closing a probe of a POSIX lock would drop
-    this process's own locks."""
+    one its run lock names, if alive and started when the lock says (a lock an older
+    version wrote holds the pid alone: then, where /proc tells, a depthnas command).
+    Read, not locked: closing a probe of a POSIX lock would drop this process's own
+    locks."""
     try:
         recorded = (out / ".depthnas.lock").read_text().split()
         pid = int(recorded[0])
@@ -286,10 +287,15 @@ def running_holder(out: Path) -> int | None:
         return None
     except PermissionError:  # alive, another user's
         pass
+    started = _process_start(pid)
+    if started is None:  # no /proc: alive is all there is to know
+        return pid
+    if len(recorded) > 1:  # pid and start name one process: the lock's, or one given the pid since
+        return pid if recorded[1] == started else None
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:  # no /proc: alive is all there is to know
-        return pid
-    if len(recorded) > 1 and recorded[1] != _process_start(pid):
-        return None  # the pid was given to another process (a depthnas one, even) since
-    return pid if b"depthnas" in command else None  # a pid reused since the run ended
+    except OSError:  # ended since
+        return None
+    # `depthnas ...` or `python -m depthnas ...`; a pid reused since the run ended is
+    # (mostly) another program. Whole arguments: a python in ~/depthnas/.venv is none.
+    return pid if any(Path(os.fsdecode(arg)).name == "depthnas" for arg in command.split(b"\0")) else None

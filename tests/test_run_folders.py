@@ -5,6 +5,7 @@ and a run's config.yaml reused from any folder."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -197,19 +198,39 @@ def test_a_training_refused_for_its_data_leaves_no_folder(tmp_path, capsys):
     assert not out.exists() and "run folder" not in captured.out  # it named a folder then removed
 
 
+def _sleeper(tmp_path: Path, *args: str) -> subprocess.Popen:
+    """A python asleep, `args` on its command line, started (its /proc/PID/cmdline
+    is empty or the parent's until the exec: read too soon, it was no depthnas)."""
+    # run from a folder named depthnas, as a checkout is: its path names no program
+    python = tmp_path / "depthnas" / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.symlink_to(sys.executable)
+    proc = subprocess.Popen([str(python), "-c", "import time; print(flush=True); time.sleep(60)",
+                             *args], stdout=subprocess.PIPE)
+    proc.stdout.readline()
+    return proc
+
+
 def test_a_lock_naming_a_pid_another_program_took_since_is_no_running_run(tmp_path):
     from depthnas.runs import _process_start, running_holder
     lock = tmp_path / ".depthnas.lock"
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = _sleeper(tmp_path / "a")
     try:
-        lock.write_text(f"{other.pid}\n")
+        lock.write_text(f"{other.pid}\n")  # an older version's lock: the pid alone
         assert running_holder(tmp_path) is None
     finally:
         other.kill()
         other.wait()
-    # another depthnas given the pid since: told apart by its start time, which the lock
-    # records beside the pid
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "depthnas"])
+    other = _sleeper(tmp_path / "b", "-m", "depthnas")  # a depthnas, as it reads
+    try:
+        lock.write_text(f"{other.pid}\n")
+        assert running_holder(tmp_path) == other.pid
+    finally:
+        other.kill()
+        other.wait()
+    # a process given the pid since is told apart by its start time, which the lock
+    # records beside the pid (whatever its command line)
+    other = _sleeper(tmp_path / "c")
     try:
         started = _process_start(other.pid)
         assert started is not None

@@ -475,7 +475,9 @@ def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkey
                "--resume`" in capsys.readouterr().err
     # a training still running in another process is not told to resume (its folder is
     # held: the advice failed with "in use by another depthnas process")
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "depthnas"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(60)",
+                              "depthnas"], stdout=subprocess.PIPE)
+    other.stdout.readline()  # started: its command line reads as its own
     try:
         (out / ".depthnas.lock").write_text(f"{other.pid}\n")
         for command in (["export", "--run", str(out), "--out", str(tmp_path / "m.onnx")],
