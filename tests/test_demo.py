@@ -350,9 +350,12 @@ def test_ctrl_c_and_kill_clean_up_the_work_folder_and_exit_as_a_shell_reports(
     env = dict(os.environ, TMPDIR=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
     # A shell starts background jobs with Ctrl-C ignored (CI may run this suite so), and
-    # Python keeps it ignored: give the demo Ctrl-C as a terminal's user has it.
+    # Python keeps it ignored, as it keeps the hang-up of a suite run under nohup: give
+    # the demo the signals a terminal's user has.
     start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-             + ("signal.signal(signal.SIGHUP, signal.SIG_IGN); " if stop == "nohup" else "") +
+             "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+             + ("signal.signal(signal.SIGHUP, signal.SIG_IGN); " if stop == "nohup"
+                else "signal.signal(signal.SIGHUP, signal.SIG_DFL); ") +
              "sys.argv[0] = 'depthnas'; runpy.run_module('depthnas', run_name='__main__')")
     proc = subprocess.Popen([sys.executable, "-c", start, "demo", "--model", str(onnx_file),
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
