@@ -8,7 +8,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # The tests run depthnas as one process: launched under torchrun (or in a CI job that
 # sets these), every in-process search would take itself for one rank of several.
-for _name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+for _name in [*("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                "MASTER_ADDR", "MASTER_PORT"), *(v for v in os.environ if v.startswith("TORCHELASTIC_"))]:
     os.environ.pop(_name, None)
 
 import pytest  # noqa: E402
