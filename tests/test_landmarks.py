@@ -267,6 +267,33 @@ def test_pairs_are_drawn_uniformly(toy):
     assert max(counts.values()) / min(counts.values()) < 1.25  # ~1000 each
 
 
+def test_several_pairs_a_step_are_distinct_and_each_as_likely(toy):
+    """m = 3 of 5 landmarks' 10 pairs, without replacement: a pair drawn twice would
+    count its hinge twice."""
+    space, _, _ = toy
+    landmarks = [(space.sample(random.Random(i)), float(i)) for i in range(5)]
+    reg = make_regularizer(landmarks, pairs=3)
+    rng = random.Random(0)
+    counts: Counter = Counter()
+    for _ in range(5_000):
+        drawn = [tuple(p) for p in reg.draw_pairs(rng)]
+        assert len(set(drawn)) == 3
+        counts.update(drawn)
+    assert len(counts) == 10 and all(abs(c / 5_000 - 3 / 10) < 0.03 for c in counts.values())
+
+
+def test_the_violated_share_is_of_the_step_s_pairs_not_of_all(toy):
+    """pairs = 1 and that pair violated: 1.0, not 1 of the 3 pairs there are."""
+    space, net, archs = toy
+    probe = make_regularizer([(a, 0.0) for a in archs])
+    with torch.no_grad():
+        batch = probe.batch(99)
+        losses = [float(probe.task.loss(net(batch["image"], a), batch)) for a in archs]
+    reg = make_regularizer(list(zip(archs, [-v for v in losses])), pairs=1)  # all reversed
+    _, logs = reg(net, 99, 100)
+    assert logs["reg_violated"] == 1.0
+
+
 def test_landmarks_of_equal_loss_form_no_pair(toy):
     """R sums over pairs where i is better than j: a tie has no order to enforce."""
     space, net, archs = toy

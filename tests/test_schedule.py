@@ -46,6 +46,8 @@ def test_step_increasing_mirrors_step_and_takes_no_ramp():
     values = curve("step-increasing", ramp=0.1)  # a ramp is for the other schedules
     assert values[0] == pytest.approx(LAMBDA_MAX / 10) and values[499] == values[0]
     assert values[501] == values[-1] == LAMBDA_MAX
+    assert landmark_lambda(0.5, LAMBDA_MAX, "step-increasing") == LAMBDA_MAX  # as "step" turns at 0.5
+    assert landmark_lambda(0.5, LAMBDA_MAX, "step") == LAMBDA_MAX / 10
     assert all(a <= b for a, b in zip(values, values[1:]))
 
 
