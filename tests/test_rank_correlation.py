@@ -258,6 +258,9 @@ def test_sparse_kendall_tau_bins_values_on_a_bin_edge_where_they_belong():
     assert sparse_kendall_tau([0.2, 0.3], [1.0, 2.0], 0.1) == pytest.approx(1.0)
     errors = [1 - a / 100 for a in range(90, 98)]  # eight evenly spaced accuracies
     assert sparse_kendall_tau(errors, errors, 0.01) == pytest.approx(1.0)
+    # the rounding mends float error only: 0.29996 is below 0.3's edge, in 0.2's bin
+    assert sparse_kendall_tau([0.29996, 0.2001, 0.41, 0.5], [1, 2, 3, 4], 0.1) == \
+        pytest.approx(kendall_tau([2, 2, 4, 5], [1, 2, 3, 4]))
 
 
 def test_a_diverged_path_is_left_out_of_every_metric_not_spread_into_all_of_them():
