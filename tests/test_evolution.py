@@ -153,6 +153,25 @@ def test_an_interrupted_search_keeps_every_finished_generation(tmp_path):
     assert resumed == full
 
 
+def test_an_interrupted_random_search_keeps_its_scores_ten_at_a_time(tmp_path):
+    """Ctrl-C at the 15th architecture loses 5 scores, not 14; the resumed search ends
+    where an uninterrupted one does."""
+    cfg = SearchConfig(random_candidates=30)
+    full = random_search(SPACE, distance, cfg, random.Random(3), progress=False)
+    ckpt = tmp_path / "search.json"
+    scored = []
+
+    def interrupted(a):
+        if len(scored) == 14:
+            raise KeyboardInterrupt
+        scored.append(a)
+        return distance(a)
+    with pytest.raises(KeyboardInterrupt):
+        random_search(SPACE, interrupted, cfg, random.Random(3), checkpoint=ckpt, progress=False)
+    assert len(json.loads(ckpt.read_text())["scores"]) == 10
+    assert random_search(SPACE, distance, cfg, random.Random(3), checkpoint=ckpt, progress=False) == full
+
+
 def test_random_search_scores_distinct_architectures():
     ranked = random_search(SPACE, distance, SearchConfig(random_candidates=40), random.Random(0),
                            progress=False)

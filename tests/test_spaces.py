@@ -165,6 +165,7 @@ def test_evolution_mutation_resamples_genes_as_spos_does():
     mean = sum(space.hamming(a, space.mutate(a, rng, prob=1.0)) for a in parents) / len(parents)
     assert abs(mean - expected) < 0.3, (mean, expected)
     assert all(space.mutate(a, rng, prob=0.0) != a for a in parents[:100])  # never the parent
+    assert all(space.mutate(a, rng, prob=0.02) != a for a in parents)  # drawn again till it differs
     # A mutant equal to its parent is drawn again, not forced to one change: at p = 0.1
     # (v1-sync: 5 genes of 5 values, q = 0.08 per gene) two-gene mutants are
     # C(5,2)/C(5,1) * q/(1-q) = 0.174 as many as one-gene ones (forcing gave 0.05).
