@@ -399,3 +399,23 @@ def test_a_score_exactly_0_1_percent_from_the_constant_is_at_its_level():
     0.1% in floating point; 8008 against 8000 is)."""
     assert at_constant_level(8008.0, 8000.0) and at_constant_level(7992.0, 8000.0)
     assert not at_constant_level(8008.5, 8000.0)
+
+
+def test_calibration_draws_its_batches_from_the_whole_split_and_validation_keeps_order():
+    """calib_batches * batch_size items of a split ordered by scene: the first ones
+    would recalibrate BN on a few scenes. Drawn with the run's seed, the same every
+    call (a path's score never depends on luck); validation takes its order as is."""
+    class Indexed(torch.utils.data.Dataset):
+        def __len__(self):
+            return 40
+
+        def __getitem__(self, i):
+            return {"index": i}
+    kw = dict(batch_size=4, calib_batches=2, val_batches=2, seed=3)
+    def indices(batches):
+        return [int(i) for b in batches for i in b["index"]]
+    ev = PathEvaluator(torch.nn.Identity(), TASK, Indexed(), Indexed(), **kw)
+    calib = indices(ev.calib)
+    assert len(set(calib)) == 8 and calib != list(range(8)) and max(calib) >= 8
+    assert calib == indices(PathEvaluator(torch.nn.Identity(), TASK, Indexed(), Indexed(), **kw).calib)
+    assert indices(ev.val) == list(range(8))
