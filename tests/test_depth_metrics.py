@@ -407,3 +407,20 @@ def test_an_image_with_two_pixels_to_score_is_left_out_and_three_are_scored():
     assert acc.count == 1 and acc.left_out == 0
     assert acc.compute()["absrel"] > 0.01  # three pixels: a fit the prediction can miss
     assert math.isfinite(acc.compute()["ssi"])
+
+
+def test_an_image_the_metrics_leave_out_adds_nothing_to_the_ssi_of_its_batch():
+    """Two valid pixels, or a target of one depth, beside a scored image in one batch:
+    every metric covers the same images, the SSI as well."""
+    g = torch.Generator().manual_seed(2)
+    pred = torch.rand(3, 1, 6, 6, generator=g, dtype=torch.float64)
+    target = torch.rand(3, 1, 6, 6, generator=g, dtype=torch.float64) + 0.1
+    mask = torch.ones(3, 1, 6, 6, dtype=torch.bool)
+    mask[1] = False
+    mask[1, 0, 0, :2] = True  # two pixels
+    target[2] = 0.4  # one depth
+    alone, beside = MetricAccumulator(), MetricAccumulator()
+    alone.update(pred[:1], target[:1], mask[:1])
+    beside.update(pred, target, mask)
+    assert (beside.count, beside.left_out) == (1, 2)
+    assert beside.compute()["ssi"] == pytest.approx(alone.compute()["ssi"])
