@@ -17,6 +17,7 @@ def load_yaml(text: str) -> Any:
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
 class _Int(int):
@@ -48,10 +49,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     Numbers are decimal, as flags read them: YAML 1.1 reads `seed: 010` as octal 8,
     0x64 as 100 and 1:30 as 90 (base 60). Here those stay text, which a number field
     reads as flags do (010 as 10, the others refused) and a text field keeps as
-    typed (an `out: 0812` keeps its zero, as config.yaml writes it)."""
+    typed (an `out: 0812` keeps its zero, as config.yaml writes it). No field holds a
+    date: `out: 2024-01-01T10:00:00` is text, not a datetime printed back with a space."""
 
     yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:

@@ -203,6 +203,25 @@ def test_set_with_a_yaml_comment_in_its_value_is_refused_not_cut_short():
     assert cfg.out == "runs/a #2"
 
 
+@pytest.mark.parametrize("assignment", ["search.max_params=#3e7", "out=#2", "out=&x", "out=|",
+                                        "landmarks.store= #lm.json"])
+def test_set_with_yaml_syntax_for_its_whole_value_is_refused_not_read_as_unset(assignment):
+    """`--set search.max_params=#3e7` is a YAML comment: the budget was dropped (null),
+    and the run went on without it."""
+    with pytest.raises(C.ConfigError, match="YAML reads .* as no value at all"):
+        build_config(build_parser().parse_args(["search", "--set", assignment]))
+    for meant_empty in ("out=", "out=''", 'out=""', "search.max_params=null", "search.max_params=~"):
+        build_config(build_parser().parse_args(["search", "--set", meant_empty]))
+
+
+def test_set_text_that_yaml_takes_for_a_date_stays_as_typed():
+    """`--set out=2024-01-01T10:00:00` named the folder '2024-01-01 10:00:00'."""
+    for text in ("2024-01-01T10:00:00", "2024-01-01", "2024-01-01t10:00:00.50-05:00"):
+        cfg = build_config(build_parser().parse_args(["search", "--set", f"out={text}"]))
+        assert cfg.out == text
+        assert C.load_yaml(f"out: {text}") == {"out": text}
+
+
 def test_whole_number_flags_take_the_forms_set_takes(capsys):
     """--max-params took 3e7, --epochs refused 3e1 with argparse's 'invalid int value'."""
     cfg = build_config(build_parser().parse_args(["search", "--epochs", "3e1", "--batch-size", "1e1"]))
