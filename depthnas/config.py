@@ -364,6 +364,11 @@ def _nested(item: Assignment) -> dict[str, Any]:
     path, sep, raw = item.partition("=")
     if not sep:
         raise ConfigError(f"--set expects key=value, got {item!r}")
+    try:  # argv's bytes of another encoding (Latin-1, say) arrive as surrogates
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"--set {item!r}: a value that is not UTF-8 text (bytes from another "
+                          "encoding)") from None
     try:
         value = load_yaml(raw)  # as a config file reads it
     except yaml.YAMLError as err:

@@ -332,6 +332,11 @@ def _check_out_path(out: str, flag: str) -> None:
     """The run folder's path, checked before anything is made: a file there (or above
     it) was a bare "[Errno 17] File exists" for `--set out=`, and a name longer than
     file systems allow a chain of tracebacks that left the folders above it."""
+    try:  # TensorBoard's writer and config.yaml take text: it failed at the first step
+        out.encode("utf-8")
+    except UnicodeEncodeError:
+        raise config_mod.ConfigError(f"{flag} {out!r}: a path that is not UTF-8 text (bytes "
+                                     "from another encoding); name the run's folder in UTF-8") from None
     for part in Path(out).parts:
         if len(os.fsencode(part)) > 255:
             raise config_mod.ConfigError(f"{flag} {out}: a folder name of {len(os.fsencode(part))} "

@@ -3,6 +3,7 @@ folder, nor one of other files), the run lock, a refused or failed start's lefto
 and a run's config.yaml reused from any folder."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -528,7 +529,9 @@ def test_a_run_folder_path_that_cannot_be_made_is_one_line_and_makes_nothing(tmp
     long = "a" * 300
     for out, said in (("afile", "afile is a file; it must name the run's folder"),
                       ("afile/sub", "afile/sub: afile is a file, not a folder"),
-                      (f"runs/{long}", "a folder name of 300 bytes; file systems allow at most 255")):
+                      (f"runs/{long}", "a folder name of 300 bytes; file systems allow at most 255"),
+                      # a Latin-1 name (argv's bytes as Python reads them): its first step failed
+                      (os.fsdecode(b"runs/caf\xe9"), "not UTF-8 text")):
         given = ["--out", out] if how == "--out" else ["--set", f"out={out}"]
         assert main(["train", "--arch", "v1-sync:c3,skip,none,c1,ap", *TRAIN_TINY, *given]) == 2
         err = capsys.readouterr().err
