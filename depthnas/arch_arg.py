@@ -119,8 +119,15 @@ def space_of(text: str, explicit: str | None, default: str, named_by: str | None
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
-            if "space" in data:
-                return str(data["space"])
+            named = str(data["space"]) if "space" in data else None
+        except (ValueError, AttributeError, TypeError):
+            return default  # parse() says what is wrong with it
+        if named is not None:
+            if named not in list_spaces():  # said as a string's unknown prefix is
+                raise ArchitectureError(f"architecture JSON {_shown(text)}: its \"space\" {named!r} "
+                                        f"does not exist (spaces: {', '.join(list_spaces())})")
+            return named
+        try:
             if "string" not in data:  # spelled out, unnamed: the space whose parser reads it
                 accepted = _readers(stripped)
                 return accepted[0] if len(accepted) == 1 else default

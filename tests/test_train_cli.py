@@ -120,6 +120,12 @@ def test_an_unknown_space_in_an_architecture_string_is_named(tmp_path, capsys):
     assert main(["train", "--arch", "v9:c3,skip,none,c1,ap", *TRAIN_TINY,
                  "--out", str(tmp_path / "x")]) == 2
     assert "names space 'v9', which does not exist (spaces: v1-sync" in capsys.readouterr().err
+    # the same in a JSON file's "space": it was the bare "unknown search space 'v9'"
+    typo = tmp_path / "typo.json"
+    typo.write_text('{"space": "v9", "string": "v1-sync:c3,skip,none,c1,ap"}')
+    assert main(["train", "--arch", str(typo), *TRAIN_TINY, "--out", str(tmp_path / "x")]) == 2
+    assert (f"--arch {typo}: architecture JSON 'v1-sync:c3,skip,none,c1,ap': its \"space\" 'v9' "
+            "does not exist (spaces: v1-sync") in capsys.readouterr().err
 
 
 def test_train_reproduces_a_landmarks_standalone_loss(run_dir, tmp_path, capsys):
