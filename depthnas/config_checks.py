@@ -157,6 +157,12 @@ def _check_model(problems: _Problems, cfg: Config, space: Any, classification: b
     problems.at_least(1, ("model.channels", m.channels))
     if not classification:  # classification models take no `features`
         problems.at_least(MIN_FEATURES, ("model.features", m.features))
+    elif cfg.space == "darts":  # two reduction cells and a normal one; even reductions
+        problems.at_least(3, ("model.darts_layers", m.darts_layers))
+        problems.at_least(2, ("model.channels", m.channels), ("model.num_classes", m.num_classes))
+    elif cfg.space == "nb201":
+        problems.at_least(1, ("model.cells_per_stage", m.cells_per_stage))
+        problems.at_least(2, ("model.num_classes", m.num_classes))
     weights = m.backbone_weights
     if weights and classification:
         problems.append(f"model.backbone_weights: space {cfg.space} has no backbone (its cells "

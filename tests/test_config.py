@@ -698,6 +698,20 @@ def test_model_channels_below_one_are_refused_and_classification_ignores_feature
     validate(C.apply_dotted(C.Config(space="nb201"), ["data.spec=digits", "model.features=1"]))
 
 
+@pytest.mark.parametrize("space, setting, said", [
+    ("darts", "model.darts_layers=2", "model.darts_layers=2 (expected >= 3)"),
+    ("darts", "model.channels=1", "model.channels=1 (expected >= 2)"),
+    ("darts", "model.num_classes=1", "model.num_classes=1 (expected >= 2)"),
+    ("nb201", "model.cells_per_stage=0", "model.cells_per_stage=0 (expected >= 1)"),
+    ("nb201", "model.num_classes=1", "model.num_classes=1 (expected >= 2)")])
+def test_a_classification_model_s_size_is_checked_with_its_settings(space, setting, said):
+    """--print-config printed them and the run then failed as the model's constructor
+    said it: 'need layers >= 3 ... got layers=2', a name no setting has."""
+    with pytest.raises(C.ConfigError, match=re.escape(said)):
+        validate(C.apply_dotted(C.Config(space=space), ["data.spec=digits", setting]))
+    validate(C.apply_dotted(C.Config(space="v1-sync"), [setting]))  # the depth spaces ignore them
+
+
 
 @pytest.mark.parametrize("typed", ["2024.10", "1_000", "0.50", "+5", "1.0e+3"])
 def test_a_number_written_into_a_text_field_keeps_its_characters(typed, tmp_path):
