@@ -269,18 +269,23 @@ def _process_start(pid: int) -> str | None:
 
 
 def running_holder(out: Path) -> int | None:
-    """The pid of another depthnas process that seems to be working in `out` now: the
-    one its run lock names, if alive and started when the lock says (a lock an older
-    version wrote holds the pid alone: then, where /proc tells, a depthnas command).
-    Read, not locked: closing a probe of a POSIX lock would drop this process's own
-    locks."""
+    """The pid of another process working in `out` now: the one its run lock names,
+    if it holds the lock (/proc/locks tells: the file stays when a run ends, and a
+    notebook that ran one lives on). Where that is unknown, the pid if alive and
+    started when the lock says, or (a lock of an older version: the pid alone) if its
+    command is a depthnas. Read, not locked: closing a probe of a POSIX lock would
+    drop this process's own locks."""
+    lock = out / ".depthnas.lock"
     try:
-        recorded = (out / ".depthnas.lock").read_text().split()
+        recorded = lock.read_text().split()
         pid = int(recorded[0])
     except (OSError, ValueError, IndexError):
         return None
     if pid == os.getpid():
         return None
+    held = _holds_lock(pid, lock)
+    if held is not None:
+        return pid if held else None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -299,3 +304,20 @@ def running_holder(out: Path) -> int | None:
     # `depthnas ...` or `python -m depthnas ...`; a pid reused since the run ended is
     # (mostly) another program. Whole arguments: a python in ~/depthnas/.venv is none.
     return pid if any(Path(os.fsdecode(arg)).name == "depthnas" for arg in command.split(b"\0")) else None
+
+
+def _holds_lock(pid: int, lock: Path) -> bool | None:
+    """Whether `pid` holds a POSIX lock on the file `lock`, from /proc/locks (Linux);
+    None where that cannot be read."""
+    try:
+        inode = str(lock.stat().st_ino)
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in table.splitlines():
+        # "1: POSIX  ADVISORY  WRITE 1234 fe:00:2146875 0 EOF" (a waiter's has "->")
+        fields = line.split()
+        if (len(fields) > 5 and fields[1] == "POSIX" and fields[4] == str(pid)
+                and fields[5].rsplit(":", 1)[-1] == inode):
+            return True
+    return False

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -199,49 +198,43 @@ def test_a_training_refused_for_its_data_leaves_no_folder(tmp_path, capsys):
     assert not out.exists() and "run folder" not in captured.out  # it named a folder then removed
 
 
-def _sleeper(tmp_path: Path, *args: str) -> subprocess.Popen:
-    """A python asleep, `args` on its command line, started (its /proc/PID/cmdline
-    is empty or the parent's until the exec: read too soon, it was no depthnas)."""
-    # run from a folder named depthnas, as a checkout is: its path names no program
-    python = tmp_path / "depthnas" / ".venv" / "bin" / "python"
-    python.parent.mkdir(parents=True)
-    python.symlink_to(sys.executable)
-    proc = subprocess.Popen([str(python), "-c", "import time; print(flush=True); time.sleep(60)",
-                             *args], stdout=subprocess.PIPE)
-    proc.stdout.readline()
-    return proc
-
-
-def test_a_lock_naming_a_pid_another_program_took_since_is_no_running_run(tmp_path):
+def test_a_run_folder_is_held_while_its_lock_is_and_not_after(tmp_path):
+    """What a lock file names is a guess: the file stays when a run ends, a script's or
+    notebook's process lives on after pipeline.run (taken for a running run, it was
+    told to wait, not to resume), and its pid may go to another process."""
     from depthnas.runs import _process_start, running_holder
+    from cli_helpers import LockHolder
     lock = tmp_path / ".depthnas.lock"
-    other = _sleeper(tmp_path / "a")
-    try:
-        lock.write_text(f"{other.pid}\n")  # an older version's lock: the pid alone
+    with LockHolder(tmp_path, tmp_path / "w") as run:  # no depthnas on its command line
+        lock.write_text(f"{run.pid} {_process_start(run.pid)}\n")
+        assert running_holder(tmp_path) == run.pid
+        lock.write_text(f"{run.pid}\n")  # an older version's lock: the pid alone
+        assert running_holder(tmp_path) == run.pid
+        run.release()  # ended, in a process that lives on
         assert running_holder(tmp_path) is None
-    finally:
-        other.kill()
-        other.wait()
-    other = _sleeper(tmp_path / "b", "-m", "depthnas")  # a depthnas, as it reads
-    try:
-        lock.write_text(f"{other.pid}\n")
-        assert running_holder(tmp_path) == other.pid
-    finally:
-        other.kill()
-        other.wait()
-    # a process given the pid since is told apart by its start time, which the lock
-    # records beside the pid (whatever its command line)
-    other = _sleeper(tmp_path / "c")
-    try:
+    with LockHolder(tmp_path, tmp_path / "w", lock=False) as other:  # given the pid since
+        lock.write_text(f"{other.pid} {_process_start(other.pid)}\n")
+        assert running_holder(tmp_path) is None
+
+
+def test_without_the_kernel_s_lock_table_the_lock_file_s_pid_start_and_command_tell(
+        tmp_path, monkeypatch):
+    from depthnas import runs
+    from depthnas.runs import _process_start, running_holder
+    from cli_helpers import LockHolder
+    monkeypatch.setattr(runs, "_holds_lock", lambda pid, lock: None)  # no /proc/locks
+    lock = tmp_path / ".depthnas.lock"
+    with LockHolder(tmp_path, tmp_path / "w", lock=False) as other:
+        lock.write_text(f"{other.pid}\n")  # pid alone: a python of ~/depthnas/.venv is no depthnas
+        assert running_holder(tmp_path) is None
         started = _process_start(other.pid)
-        assert started is not None
-        lock.write_text(f"{other.pid} {started}\n")
+        lock.write_text(f"{other.pid} {started}\n")  # the start time names the process
         assert running_holder(tmp_path) == other.pid
         lock.write_text(f"{other.pid} {int(started) - 1}\n")
         assert running_holder(tmp_path) is None
-    finally:
-        other.kill()
-        other.wait()
+    with LockHolder(tmp_path, tmp_path / "w", "-m", "depthnas", lock=False) as run:
+        lock.write_text(f"{run.pid}\n")
+        assert running_holder(tmp_path) == run.pid
 
 
 def test_a_run_lock_records_its_process_start_beside_its_pid(tmp_path):

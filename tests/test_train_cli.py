@@ -5,8 +5,6 @@ model, a bad sample, backbone weights of another model); train_standalone's own 
 import datetime
 import json
 import shutil
-import subprocess
-import sys
 import types
 
 import pytest
@@ -481,19 +479,14 @@ def test_exporting_a_stopped_training_says_to_finish_it(tmp_path, capsys, monkey
                "--resume`" in capsys.readouterr().err
     # a training still running in another process is not told to resume (its folder is
     # held: the advice failed with "in use by another depthnas process")
-    other = subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(60)",
-                              "depthnas"], stdout=subprocess.PIPE)
-    other.stdout.readline()  # started: its command line reads as its own
-    try:
+    from cli_helpers import LockHolder
+    with LockHolder(out, tmp_path) as other:
         (out / ".depthnas.lock").write_text(f"{other.pid}\n")
         for command in (["export", "--run", str(out), "--out", str(tmp_path / "m.onnx")],
                         ["evaluate", "--checkpoint", str(out), "--split", "val"]):
             assert main(command) == 2
             assert (f"{out} holds no model yet: its training is still running (depthnas process "
                     f"{other.pid}), and writes its model when it ends") in capsys.readouterr().err
-    finally:
-        other.kill()
-        other.wait()
     assert main(["evaluate", "--checkpoint", str(out)]) == 2  # ended: stopped, as before
     assert "its training stopped before the end" in capsys.readouterr().err
 
