@@ -294,8 +294,12 @@ def _payload_path(payload: Any) -> tuple[Path | None, str]:
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    """Whether `path` lies in `folder`, links and `..` resolved."""
-    return path.resolve().is_relative_to(folder.resolve())
+    """Whether `path` lies in `folder`, links and `..` resolved (a path no file can
+    have, with a NUL byte say, lies nowhere)."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError):
+        return False
 
 
 def launch(demo: DepthDemo, host: str = "127.0.0.1", port: int | None = None, *,

@@ -213,8 +213,9 @@ def test_an_example_clicked_is_predicted(demo_server, page: Page) -> None:
     (it refuses a path an API call names outside the cache)."""
     page.call("Page.navigate", {"url": demo_server.url})
     first = "#examples button.gallery-item"
-    page.wait_for(f"!!document.querySelector('{first}')", "the examples")
-    name = page.js(f"document.querySelector('{first} img').src.split('/').pop()")
+    # (the button is drawn before the picture in it)
+    name = page.wait_for(f"document.querySelector('{first} img')?.src.split('/').pop()",
+                         "the first example's picture")
     page.js(f"document.querySelector('{first}').click()")
     page.wait_for("!!document.querySelector('#input-image img')", "the example in the upload widget")
     page.js("document.querySelector('#predict-btn').click()")
