@@ -119,7 +119,8 @@ def space_of(text: str, explicit: str | None, default: str, named_by: str | None
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
-            named = str(data["space"]) if "space" in data else None
+            named = data.get("space")  # null names no space, as the spaces read it
+            named = None if named is None else str(named)
         except (ValueError, AttributeError, TypeError):
             return default  # parse() says what is wrong with it
         if named is not None:

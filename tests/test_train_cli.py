@@ -124,6 +124,9 @@ def test_an_unknown_space_in_an_architecture_string_is_named(tmp_path, capsys):
     assert main(["train", "--arch", str(typo), *TRAIN_TINY, "--out", str(tmp_path / "x")]) == 2
     assert (f"--arch {typo}: architecture JSON 'v1-sync:c3,skip,none,c1,ap': its \"space\" 'v9' "
             "does not exist (spaces: v1-sync") in capsys.readouterr().err
+    # a "space" of null names none, as the spaces read it: the string's prefix does
+    from depthnas.arch_arg import space_of
+    assert space_of('{"space": null, "string": "v2-sync:c3,skip,none,c1,ap+bil"}', None, "v1-sync") == "v2-sync"
 
 
 def test_train_reproduces_a_landmarks_standalone_loss(run_dir, tmp_path, capsys):
