@@ -375,11 +375,12 @@ def _nested(item: Assignment) -> dict[str, Any]:
         reason = str(err).splitlines()[0]
         raise ConfigError(f"--set {item}: the value is not valid YAML ({reason}; quote it: "
                           f"--set '{path}=\"...\"')") from None
-    if value in (None, "") and raw.strip() not in ("", "~", "null", "Null", "NULL", "''", '""'):
+    if (value in (None, "") and raw.strip() not in ("", "~", "null", "Null", "NULL", "''", '""')
+            and not raw.strip().startswith("!!")):
         # YAML's syntax, not a value: `#3e7` is a comment, `&x` an anchor, `|` a block
-        raise ConfigError(f"--set {item}: YAML reads {raw.strip()!r} as no value at all ('#' "
-                          f"starts a comment); a text value keeps it quoted: "
-                          f"--set '{path}=\"{raw.strip()}\"'")
+        why = " ('#' starts a comment)" if "#" in raw else ""
+        raise ConfigError(f"--set {item}: YAML reads {raw.strip()!r} as no value at all{why}; "
+                          f"a text value keeps it quoted: --set '{path}=\"{raw.strip()}\"'")
     if " #" in raw and not (isinstance(value, str) and "#" in value):
         # YAML drops " #..." as a comment: `--set out=runs/a #2` named runs/a
         raise ConfigError(f"--set {item}: YAML reads ' #' and what follows as a comment; quote "

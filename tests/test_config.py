@@ -210,7 +210,8 @@ def test_set_with_yaml_syntax_for_its_whole_value_is_refused_not_read_as_unset(a
     and the run went on without it."""
     with pytest.raises(C.ConfigError, match="YAML reads .* as no value at all"):
         build_config(build_parser().parse_args(["search", "--set", assignment]))
-    for meant_empty in ("out=", "out=''", 'out=""', "search.max_params=null", "search.max_params=~"):
+    for meant_empty in ("out=", "out=''", 'out=""', "search.max_params=null", "search.max_params=~",
+                        "search.max_params=!!null"):
         build_config(build_parser().parse_args(["search", "--set", meant_empty]))
 
 
