@@ -14,7 +14,9 @@ from typing import Any
 from depthnas.datasets.settings import DEPTH_KINDS, check_image_size
 from depthnas.datasets.spec import data_path_problem, is_classification_spec, parse_spec
 from depthnas.spaces import get_space
+from depthnas.spaces.darts.space import DartsSpace
 from depthnas.spaces.depth.space import FIRST_BLOCK_INPUTS, MIN_FEATURES, WEIGHT_SUFFIXES, DepthSpace
+from depthnas.spaces.nb201.space import NB201Space
 
 from .choices import CLASSIFICATION_LOSSES, DEPTH_LOSSES, PRECISIONS
 from .config import Config, ConfigError, TrainConfig, retyped
@@ -154,14 +156,15 @@ def _check_model(problems: _Problems, cfg: Config, space: Any, classification: b
     problems.choose("model.first_block_input", m.first_block_input, FIRST_BLOCK_INPUTS)
     if isinstance(space, DepthSpace) and not m.backbone.strip():
         problems.append("model.backbone is empty (a timm model name, e.g. resnet18)")
-    problems.at_least(1, ("model.channels", m.channels))
+    darts, nb201 = (space is not None and isinstance(space, kind) for kind in (DartsSpace, NB201Space))
+    problems.at_least(2 if darts else 1, ("model.channels", m.channels))
     if not classification:  # classification models take no `features`
         problems.at_least(MIN_FEATURES, ("model.features", m.features))
-    elif cfg.space == "darts":  # two reduction cells and a normal one; even reductions
+    if darts:  # two reduction cells and a normal one
         problems.at_least(3, ("model.darts_layers", m.darts_layers))
-        problems.at_least(2, ("model.channels", m.channels), ("model.num_classes", m.num_classes))
-    elif cfg.space == "nb201":
+    if nb201:
         problems.at_least(1, ("model.cells_per_stage", m.cells_per_stage))
+    if darts or nb201:
         problems.at_least(2, ("model.num_classes", m.num_classes))
     weights = m.backbone_weights
     if weights and classification:
