@@ -19,7 +19,7 @@ from .exits import (fixed_then, log_handler, lost_peers, plain_message, resume_h
                     stopped)
 from .io import path_arg
 from .launch_env import env_rank, launched
-from .unknown_options import check_unknown_options
+from .unknown_options import check_unknown_options, stray_arguments
 from .out_of_memory import OutOfMemory
 from .run_config import add_config_args, build_config, print_config
 from .run_start import check_model_builds, check_out_under_torchrun, start_run
@@ -182,8 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="surrogateescape")
     try:
         parser = build_parser()
-        check_unknown_options(parser, sys.argv[1:] if argv is None else list(argv))
-        args = parser.parse_args(argv)
+        given = sys.argv[1:] if argv is None else list(argv)
+        check_unknown_options(parser, given)
+        args, extra = parser.parse_known_args(given)
+        if extra:  # a stray word: said with the command's usage, not the top-level one
+            stray_arguments(parser, args.command, given, extra)
     except SystemExit as done:  # --help, --version, or a usage error argparse has said
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
     # As logging.basicConfig would (nothing, where the caller has set logging up), and

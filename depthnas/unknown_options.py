@@ -33,3 +33,15 @@ def check_unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> N
             continue
         near = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
         command.error(f"unrecognized arguments: {name}" + (f" (did you mean {near[0]}?)" if near else ""))
+
+
+def stray_arguments(parser: argparse.ArgumentParser, command: str, argv: list[str],
+                    extra: list[str]) -> None:
+    """SystemExit (2), through `command`'s parser, for words no option or argument of
+    it takes (`--set a=1 b=2`: each --set takes one KEY=VALUE)."""
+    sub = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    hint = ""
+    first = argv.index(extra[0]) if extra[0] in argv else -1
+    if "=" in extra[0] and first >= 2 and argv[first - 2] == "--set":
+        hint = f" (each --set takes one KEY=VALUE: --set {argv[first - 1]} --set {extra[0]})"
+    sub[command].error(f"unrecognized arguments: {' '.join(extra)}{hint}")

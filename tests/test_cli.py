@@ -451,6 +451,11 @@ def test_messages_name_a_few_of_many():
     (["train", "--arch", "v1-sync:c3,c3,c3,c3,c3", "--standalone-epochs", "3"],
      "depthnas train: error: unrecognized arguments: --standalone-epochs\n"),
     (["predict", "--colour=jet"], "depthnas predict: error: unrecognized arguments: --colour (did you mean --colormap?)"),
+    # a stray word, or a single dash: the top-level usage too
+    (["search", "--set", "search.population=8", "search.generations=3"],
+     "depthnas search: error: unrecognized arguments: search.generations=3 (each --set takes one "
+     "KEY=VALUE: --set search.population=8 --set search.generations=3)"),
+    (["search", "--preset", "quick", "-epochs", "3"], "depthnas search: error: unrecognized arguments: -epochs 3"),
 ])
 def test_an_option_the_command_lacks_is_said_with_its_usage_and_the_nearest_it_has(argv, said, capsys):
     assert main(argv) == 2
