@@ -121,7 +121,7 @@ def space_of(text: str, explicit: str | None, default: str, named_by: str | None
             data = json.loads(stripped)
             named = data.get("space")  # null names no space, as the spaces read it
             named = None if named is None else str(named)
-        except (ValueError, AttributeError, TypeError):
+        except ValueError:  # text from "{" is a JSON object, or no JSON at all
             return default  # parse() says what is wrong with it
         if named is not None:
             if named not in list_spaces():  # said as a string's unknown prefix is

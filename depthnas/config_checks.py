@@ -156,7 +156,7 @@ def _check_model(problems: _Problems, cfg: Config, space: Any, classification: b
     problems.choose("model.first_block_input", m.first_block_input, FIRST_BLOCK_INPUTS)
     if isinstance(space, DepthSpace) and not m.backbone.strip():
         problems.append("model.backbone is empty (a timm model name, e.g. resnet18)")
-    darts, nb201 = (space is not None and isinstance(space, kind) for kind in (DartsSpace, NB201Space))
+    darts, nb201 = (isinstance(space, kind) for kind in (DartsSpace, NB201Space))
     problems.at_least(2 if darts else 1, ("model.channels", m.channels))
     if not classification:  # classification models take no `features`
         problems.at_least(MIN_FEATURES, ("model.features", m.features))

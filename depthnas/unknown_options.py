@@ -16,8 +16,7 @@ def check_unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> N
     """SystemExit (2), through the command's own parser, for the first `--name` in
     `argv` the command has no option for, nor one it abbreviates (argparse takes a
     unique prefix). Nothing for a command it does not know: argparse says that."""
-    commands = next((a.choices for a in parser._actions  # argparse keeps them nowhere public
-                     if isinstance(a, argparse._SubParsersAction)), {})
+    commands = _commands(parser)
     at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
     command = commands.get(argv[at]) if at is not None else None
     if command is None:
@@ -39,9 +38,14 @@ def stray_arguments(parser: argparse.ArgumentParser, command: str, argv: list[st
                     extra: list[str]) -> None:
     """SystemExit (2), through `command`'s parser, for words no option or argument of
     it takes (`--set a=1 b=2`: each --set takes one KEY=VALUE)."""
-    sub = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     hint = ""
     first = argv.index(extra[0]) if extra[0] in argv else -1
     if "=" in extra[0] and first >= 2 and argv[first - 2] == "--set":
         hint = f" (each --set takes one KEY=VALUE: --set {argv[first - 1]} --set {extra[0]})"
-    sub[command].error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    _commands(parser)[command].error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands' parsers by name (argparse keeps them nowhere public)."""
+    return next((a.choices for a in parser._actions
+                 if isinstance(a, argparse._SubParsersAction)), {})
